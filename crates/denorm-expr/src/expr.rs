@@ -1,0 +1,246 @@
+//! Scalar expressions over one row's columns.
+
+use std::fmt;
+
+use denorm_types::{ScalarType, Value};
+
+/// A scalar expression. Column references are positions in the input row of
+/// the plan node that evaluates the expression. The planner has already
+/// type-checked it and lowered sugar (`BETWEEN`, `CASE x WHEN`, `NOT IN`, …)
+/// into these forms.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    Column(usize),
+    Literal(Value),
+    /// Three-valued NOT: NULL stays NULL.
+    Not(Box<Expr>),
+    /// Arithmetic negation.
+    Negate(Box<Expr>),
+    /// `expr IS NULL` (never NULL itself). `IS NOT NULL` is `Not(IsNull)`.
+    IsNull(Box<Expr>),
+    Binary {
+        op: BinaryOp,
+        left: Box<Expr>,
+        right: Box<Expr>,
+    },
+    /// `expr LIKE pattern` with `%` and `_` wildcards. `case_insensitive` is
+    /// SQLite's default (ASCII letters only); PostgreSQL's LIKE is
+    /// case-sensitive.
+    Like {
+        expr: Box<Expr>,
+        pattern: Box<Expr>,
+        case_insensitive: bool,
+        escape: Option<char>,
+    },
+    /// `expr IN (list)` with SQL's three-valued result: TRUE if some element
+    /// equals, else NULL if `expr` or some element is NULL, else FALSE.
+    InList { expr: Box<Expr>, list: Vec<Expr> },
+    /// Searched CASE: the first branch whose condition is TRUE; else `otherwise`.
+    Case {
+        branches: Vec<(Expr, Expr)>,
+        otherwise: Box<Expr>,
+    },
+    /// The first non-NULL argument.
+    Coalesce(Vec<Expr>),
+    /// NULL when both sides are equal, else the first.
+    NullIf(Box<Expr>, Box<Expr>),
+    Call { func: Func, args: Vec<Expr> },
+    Cast { expr: Box<Expr>, to: ScalarType },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    Concat,
+    Eq,
+    NotEq,
+    Lt,
+    LtEq,
+    Gt,
+    GtEq,
+    And,
+    Or,
+}
+
+impl BinaryOp {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "+",
+            BinaryOp::Sub => "-",
+            BinaryOp::Mul => "*",
+            BinaryOp::Div => "/",
+            BinaryOp::Mod => "%",
+            BinaryOp::Concat => "||",
+            BinaryOp::Eq => "=",
+            BinaryOp::NotEq => "<>",
+            BinaryOp::Lt => "<",
+            BinaryOp::LtEq => "<=",
+            BinaryOp::Gt => ">",
+            BinaryOp::GtEq => ">=",
+            BinaryOp::And => "AND",
+            BinaryOp::Or => "OR",
+        }
+    }
+}
+
+/// Scalar functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Func {
+    Abs,
+    /// `ascii_only` is SQLite's LOWER/UPPER without ICU; PostgreSQL folds
+    /// all of Unicode.
+    Lower { ascii_only: bool },
+    Upper { ascii_only: bool },
+    /// Length of text in characters.
+    Length,
+}
+
+impl Func {
+    pub fn name(self) -> &'static str {
+        match self {
+            Func::Abs => "abs",
+            Func::Lower { .. } => "lower",
+            Func::Upper { .. } => "upper",
+            Func::Length => "length",
+        }
+    }
+}
+
+impl Expr {
+    pub fn binary(op: BinaryOp, left: Expr, right: Expr) -> Expr {
+        Expr::Binary { op, left: Box::new(left), right: Box::new(right) }
+    }
+
+    /// Calls `f` on every column this expression reads.
+    pub fn visit_columns(&self, f: &mut impl FnMut(usize)) {
+        self.visit(&mut |e| {
+            if let Expr::Column(c) = e {
+                f(*c)
+            }
+        });
+    }
+
+    /// The columns this expression reads, sorted and deduplicated.
+    pub fn columns(&self) -> Vec<usize> {
+        let mut out = Vec::new();
+        self.visit_columns(&mut |c| out.push(c));
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Renumbers column references (`map[old] = new`).
+    pub fn remap_columns(&mut self, map: &impl Fn(usize) -> usize) {
+        self.visit_mut(&mut |e| {
+            if let Expr::Column(c) = e {
+                *c = map(*c)
+            }
+        });
+    }
+
+    fn children(&self) -> Vec<&Expr> {
+        match self {
+            Expr::Column(_) | Expr::Literal(_) => vec![],
+            Expr::Not(e) | Expr::Negate(e) | Expr::IsNull(e) | Expr::Cast { expr: e, .. } => vec![e],
+            Expr::Binary { left, right, .. } | Expr::NullIf(left, right) => vec![left, right],
+            Expr::Like { expr, pattern, .. } => vec![expr, pattern],
+            Expr::InList { expr, list } => std::iter::once(&**expr).chain(list).collect(),
+            Expr::Case { branches, otherwise } => {
+                branches.iter().flat_map(|(c, v)| [c, v]).chain(std::iter::once(&**otherwise)).collect()
+            }
+            Expr::Coalesce(args) | Expr::Call { args, .. } => args.iter().collect(),
+        }
+    }
+
+    fn visit(&self, f: &mut impl FnMut(&Expr)) {
+        f(self);
+        for c in self.children() {
+            c.visit(f);
+        }
+    }
+
+    fn visit_mut(&mut self, f: &mut impl FnMut(&mut Expr)) {
+        f(self);
+        match self {
+            Expr::Column(_) | Expr::Literal(_) => {}
+            Expr::Not(e) | Expr::Negate(e) | Expr::IsNull(e) | Expr::Cast { expr: e, .. } => e.visit_mut(f),
+            Expr::Binary { left, right, .. } | Expr::NullIf(left, right) => {
+                left.visit_mut(f);
+                right.visit_mut(f);
+            }
+            Expr::Like { expr, pattern, .. } => {
+                expr.visit_mut(f);
+                pattern.visit_mut(f);
+            }
+            Expr::InList { expr, list } => {
+                expr.visit_mut(f);
+                list.iter_mut().for_each(|e| e.visit_mut(f));
+            }
+            Expr::Case { branches, otherwise } => {
+                for (c, v) in branches {
+                    c.visit_mut(f);
+                    v.visit_mut(f);
+                }
+                otherwise.visit_mut(f);
+            }
+            Expr::Coalesce(args) | Expr::Call { args, .. } => args.iter_mut().for_each(|e| e.visit_mut(f)),
+        }
+    }
+}
+
+fn list(f: &mut fmt::Formatter<'_>, items: &[Expr]) -> fmt::Result {
+    for (i, e) in items.iter().enumerate() {
+        if i > 0 {
+            f.write_str(", ")?;
+        }
+        write!(f, "{e}")?;
+    }
+    Ok(())
+}
+
+/// Renders the expression in SQL-like syntax with `#n` for column n, as shown
+/// by `denorm check`.
+impl fmt::Display for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expr::Column(c) => write!(f, "#{c}"),
+            Expr::Literal(v) => write!(f, "{v}"),
+            Expr::Not(e) => write!(f, "NOT ({e})"),
+            Expr::Negate(e) => write!(f, "-({e})"),
+            Expr::IsNull(e) => write!(f, "({e}) IS NULL"),
+            Expr::Binary { op, left, right } => write!(f, "({left} {} {right})", op.symbol()),
+            Expr::Like { expr, pattern, case_insensitive, .. } => {
+                let op = if *case_insensitive { "ILIKE" } else { "LIKE" };
+                write!(f, "({expr} {op} {pattern})")
+            }
+            Expr::InList { expr, list: items } => {
+                write!(f, "({expr} IN (")?;
+                list(f, items)?;
+                f.write_str("))")
+            }
+            Expr::Case { branches, otherwise } => {
+                f.write_str("CASE")?;
+                for (c, v) in branches {
+                    write!(f, " WHEN {c} THEN {v}")?;
+                }
+                write!(f, " ELSE {otherwise} END")
+            }
+            Expr::Coalesce(args) => {
+                f.write_str("coalesce(")?;
+                list(f, args)?;
+                f.write_str(")")
+            }
+            Expr::NullIf(a, b) => write!(f, "nullif({a}, {b})"),
+            Expr::Call { func, args } => {
+                write!(f, "{}(", func.name())?;
+                list(f, args)?;
+                f.write_str(")")
+            }
+            Expr::Cast { expr, to } => write!(f, "CAST({expr} AS {to})"),
+        }
+    }
+}

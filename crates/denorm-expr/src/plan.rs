@@ -1,0 +1,127 @@
+//! The logical plan: relational operators the core maintains incrementally.
+
+use std::fmt;
+
+use crate::aggregate::Aggregate;
+use crate::expr::Expr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JoinKind {
+    Inner,
+    /// Left outer: left rows without a match appear once, right columns NULL.
+    Left,
+}
+
+/// A relational plan. Each node's output is a multiset of rows with a fixed
+/// number of columns ([`Plan::arity`]); expressions refer to the columns of
+/// their node's input by position.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    /// All rows of a source table, columns in schema order.
+    Get { table: String, arity: usize },
+    /// Rows whose predicate is TRUE (not FALSE, not NULL).
+    Filter { input: Box<Plan>, predicate: Expr },
+    /// One output row per input row: the expressions' values.
+    Map { input: Box<Plan>, exprs: Vec<Expr> },
+    /// Equi-join: output is the left row's columns then the right row's.
+    /// Rows match when every `left_key[i]` equals `right_key[i]` (NULL matches
+    /// nothing) and `residual`, evaluated over the concatenated row, is TRUE.
+    Join {
+        left: Box<Plan>,
+        right: Box<Plan>,
+        kind: JoinKind,
+        left_key: Vec<usize>,
+        right_key: Vec<usize>,
+        residual: Option<Expr>,
+    },
+    /// GROUP BY: output is the group key columns then one column per
+    /// aggregate. With an empty `group_key` the output is exactly one row, even
+    /// over empty input (`SELECT COUNT(*) FROM t` is 0, not no row).
+    Reduce { input: Box<Plan>, group_key: Vec<usize>, aggregates: Vec<Aggregate> },
+    /// Each distinct row once.
+    Distinct { input: Box<Plan> },
+}
+
+impl Plan {
+    pub fn arity(&self) -> usize {
+        match self {
+            Plan::Get { arity, .. } => *arity,
+            Plan::Filter { input, .. } | Plan::Distinct { input } => input.arity(),
+            Plan::Map { exprs, .. } => exprs.len(),
+            Plan::Join { left, right, .. } => left.arity() + right.arity(),
+            Plan::Reduce { group_key, aggregates, .. } => group_key.len() + aggregates.len(),
+        }
+    }
+
+    /// The source tables this plan reads, in first-use order, without repeats.
+    pub fn tables(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        self.collect_tables(&mut out);
+        out
+    }
+
+    fn collect_tables<'a>(&'a self, out: &mut Vec<&'a str>) {
+        match self {
+            Plan::Get { table, .. } => {
+                if !out.contains(&table.as_str()) {
+                    out.push(table)
+                }
+            }
+            Plan::Filter { input, .. } | Plan::Map { input, .. } | Plan::Reduce { input, .. } | Plan::Distinct { input } => {
+                input.collect_tables(out)
+            }
+            Plan::Join { left, right, .. } => {
+                left.collect_tables(out);
+                right.collect_tables(out);
+            }
+        }
+    }
+
+    fn fmt_indented(&self, f: &mut fmt::Formatter<'_>, depth: usize) -> fmt::Result {
+        let pad = "  ".repeat(depth);
+        match self {
+            Plan::Get { table, .. } => writeln!(f, "{pad}Get {table}"),
+            Plan::Filter { input, predicate } => {
+                writeln!(f, "{pad}Filter {predicate}")?;
+                input.fmt_indented(f, depth + 1)
+            }
+            Plan::Map { input, exprs } => {
+                let cols: Vec<String> = exprs.iter().map(ToString::to_string).collect();
+                writeln!(f, "{pad}Map {}", cols.join(", "))?;
+                input.fmt_indented(f, depth + 1)
+            }
+            Plan::Join { left, right, kind, left_key, right_key, residual } => {
+                let kind = match kind {
+                    JoinKind::Inner => "Join",
+                    JoinKind::Left => "LeftJoin",
+                };
+                let on: Vec<String> =
+                    left_key.iter().zip(right_key).map(|(l, r)| format!("left.#{l} = right.#{r}")).collect();
+                write!(f, "{pad}{kind} on {}", on.join(" AND "))?;
+                if let Some(r) = residual {
+                    write!(f, " AND {r}")?;
+                }
+                writeln!(f)?;
+                left.fmt_indented(f, depth + 1)?;
+                right.fmt_indented(f, depth + 1)
+            }
+            Plan::Reduce { input, group_key, aggregates } => {
+                let keys: Vec<String> = group_key.iter().map(|k| format!("#{k}")).collect();
+                let aggs: Vec<String> = aggregates.iter().map(ToString::to_string).collect();
+                writeln!(f, "{pad}Reduce group by [{}] compute [{}]", keys.join(", "), aggs.join(", "))?;
+                input.fmt_indented(f, depth + 1)
+            }
+            Plan::Distinct { input } => {
+                writeln!(f, "{pad}Distinct")?;
+                input.fmt_indented(f, depth + 1)
+            }
+        }
+    }
+}
+
+/// An indented operator tree, one node per line.
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fmt_indented(f, 0)
+    }
+}

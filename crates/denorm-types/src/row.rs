@@ -1,0 +1,327 @@
+//! Packed rows.
+//!
+//! A [`Row`] is a sequence of datums encoded into one byte buffer: a tag byte
+//! per datum, then its payload. Integers take the smallest of 1/2/4/8 bytes that
+//! holds them, so equal rows always have equal bytes and rows hash, compare for
+//! identity and consolidate as plain byte strings. Reading a datum borrows text
+//! straight from the buffer.
+//!
+//! ```text
+//!  tag  payload
+//!  0    -            NULL
+//!  1/2  -            false / true
+//!  3    i8           4  i16 LE     5  i32 LE     6  i64 LE
+//!  7    f64 LE bits
+//!  8    u8 len, bytes                9  u32 LE len, bytes      (UTF-8 text)
+//! ```
+//!
+//! Identity is bytewise: `Int(1)` and `Float(1.0)` are different rows. Keys
+//! used for SQL equality (join and group keys) are packed with
+//! [`RowPacker::push_key`], which folds integral doubles to integers and -0.0
+//! to 0 so that SQL-equal keys get equal bytes.
+
+use std::borrow::{Borrow, Cow};
+use std::fmt;
+
+use crate::datum::Datum;
+
+const NULL: u8 = 0;
+const FALSE: u8 = 1;
+const TRUE: u8 = 2;
+const INT8: u8 = 3;
+const INT16: u8 = 4;
+const INT32: u8 = 5;
+const INT64: u8 = 6;
+const FLOAT: u8 = 7;
+const TEXT8: u8 = 8;
+const TEXT32: u8 = 9;
+
+/// A packed row: see the module documentation for its encoding.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Row {
+    data: Box<[u8]>,
+}
+
+impl Row {
+    /// The row with no columns.
+    pub fn empty() -> Row {
+        Row::default()
+    }
+
+    pub fn pack<'a, I>(datums: I) -> Row
+    where
+        I: IntoIterator,
+        I::Item: Borrow<Datum<'a>>,
+    {
+        let mut packer = RowPacker::new();
+        for d in datums {
+            packer.push(d.borrow());
+        }
+        packer.finish()
+    }
+
+    pub fn iter(&self) -> DatumIter<'_> {
+        DatumIter { data: &self.data }
+    }
+
+    /// All datums, borrowed.
+    pub fn unpack(&self) -> Vec<Datum<'_>> {
+        self.iter().collect()
+    }
+
+    /// The datum at column `index`. Panics when the row is shorter, which is a
+    /// planner bug: column indexes are resolved at plan time.
+    pub fn get(&self, index: usize) -> Datum<'_> {
+        self.iter().nth(index).expect("column index out of range (planner bug)")
+    }
+
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// The encoded bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// Byte ranges of every datum's encoding, for copying columns without
+    /// decoding them.
+    pub fn spans(&self, out: &mut Vec<(u32, u32)>) {
+        out.clear();
+        let mut at = 0usize;
+        while at < self.data.len() {
+            let len = encoded_len(&self.data[at..]);
+            out.push((at as u32, (at + len) as u32));
+            at += len;
+        }
+    }
+
+    /// Bytes this row owns on the heap (its buffer), not counting the 16-byte
+    /// handle itself.
+    pub fn heap_size(&self) -> usize {
+        self.data.len()
+    }
+
+    pub fn has_null(&self) -> bool {
+        self.iter().any(|d| d.is_null())
+    }
+}
+
+impl fmt::Debug for Row {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("(")?;
+        for (i, d) in self.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{d}")?;
+        }
+        f.write_str(")")
+    }
+}
+
+/// Iterates over a row's datums.
+#[derive(Debug, Clone)]
+pub struct DatumIter<'a> {
+    data: &'a [u8],
+}
+
+impl<'a> Iterator for DatumIter<'a> {
+    type Item = Datum<'a>;
+
+    fn next(&mut self) -> Option<Datum<'a>> {
+        if self.data.is_empty() {
+            return None;
+        }
+        let (datum, len) = decode(self.data);
+        self.data = &self.data[len..];
+        Some(datum)
+    }
+}
+
+fn encoded_len(data: &[u8]) -> usize {
+    match data[0] {
+        NULL | FALSE | TRUE => 1,
+        INT8 => 2,
+        INT16 => 3,
+        INT32 => 5,
+        INT64 | FLOAT => 9,
+        TEXT8 => 2 + data[1] as usize,
+        TEXT32 => 5 + u32::from_le_bytes(data[1..5].try_into().unwrap()) as usize,
+        tag => unreachable!("corrupt row: tag {tag}"),
+    }
+}
+
+fn decode(data: &[u8]) -> (Datum<'_>, usize) {
+    match data[0] {
+        NULL => (Datum::Null, 1),
+        FALSE => (Datum::Bool(false), 1),
+        TRUE => (Datum::Bool(true), 1),
+        INT8 => (Datum::Int(i64::from(data[1] as i8)), 2),
+        INT16 => (Datum::Int(i64::from(i16::from_le_bytes([data[1], data[2]]))), 3),
+        INT32 => (Datum::Int(i64::from(i32::from_le_bytes(data[1..5].try_into().unwrap()))), 5),
+        INT64 => (Datum::Int(i64::from_le_bytes(data[1..9].try_into().unwrap())), 9),
+        FLOAT => (Datum::Float(f64::from_le_bytes(data[1..9].try_into().unwrap())), 9),
+        TEXT8 => {
+            let len = data[1] as usize;
+            (Datum::Text(Cow::Borrowed(text(&data[2..2 + len]))), 2 + len)
+        }
+        TEXT32 => {
+            let len = u32::from_le_bytes(data[1..5].try_into().unwrap()) as usize;
+            (Datum::Text(Cow::Borrowed(text(&data[5..5 + len]))), 5 + len)
+        }
+        tag => unreachable!("corrupt row: tag {tag}"),
+    }
+}
+
+fn text(bytes: &[u8]) -> &str {
+    // Rows are only built by RowPacker from &str, so the bytes are UTF-8.
+    std::str::from_utf8(bytes).expect("row text is UTF-8")
+}
+
+/// Builds a [`Row`]; reuse one packer across rows to avoid reallocating.
+#[derive(Debug, Default)]
+pub struct RowPacker {
+    buf: Vec<u8>,
+}
+
+impl RowPacker {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn push(&mut self, datum: &Datum<'_>) {
+        match datum {
+            Datum::Null => self.buf.push(NULL),
+            Datum::Bool(false) => self.buf.push(FALSE),
+            Datum::Bool(true) => self.buf.push(TRUE),
+            Datum::Int(i) => self.push_int(*i),
+            Datum::Float(x) => {
+                self.buf.push(FLOAT);
+                self.buf.extend_from_slice(&x.to_le_bytes());
+            }
+            Datum::Text(t) => self.push_text(t),
+        }
+    }
+
+    /// Pushes a datum as part of an equality key: doubles that hold an exact
+    /// integer are stored as that integer and -0.0 as 0, so that values SQL
+    /// considers equal have equal bytes.
+    pub fn push_key(&mut self, datum: &Datum<'_>) {
+        match datum {
+            Datum::Float(x) if x.fract() == 0.0 && *x >= -9.223372036854776e18 && *x < 9.223372036854776e18 => {
+                self.push_int(*x as i64)
+            }
+            d => self.push(d),
+        }
+    }
+
+    fn push_int(&mut self, i: i64) {
+        if let Ok(v) = i8::try_from(i) {
+            self.buf.push(INT8);
+            self.buf.push(v as u8);
+        } else if let Ok(v) = i16::try_from(i) {
+            self.buf.push(INT16);
+            self.buf.extend_from_slice(&v.to_le_bytes());
+        } else if let Ok(v) = i32::try_from(i) {
+            self.buf.push(INT32);
+            self.buf.extend_from_slice(&v.to_le_bytes());
+        } else {
+            self.buf.push(INT64);
+            self.buf.extend_from_slice(&i.to_le_bytes());
+        }
+    }
+
+    fn push_text(&mut self, t: &str) {
+        let bytes = t.as_bytes();
+        if let Ok(len) = u8::try_from(bytes.len()) {
+            self.buf.push(TEXT8);
+            self.buf.push(len);
+        } else {
+            self.buf.push(TEXT32);
+            let len = u32::try_from(bytes.len()).expect("text longer than 4 GiB");
+            self.buf.extend_from_slice(&len.to_le_bytes());
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Copies column `span` (from [`Row::spans`]) of `row` without decoding it.
+    pub fn push_encoded(&mut self, row: &Row, span: (u32, u32)) {
+        self.buf.extend_from_slice(&row.data[span.0 as usize..span.1 as usize]);
+    }
+
+    /// Copies a whole row's columns.
+    pub fn extend_from_row(&mut self, row: &Row) {
+        self.buf.extend_from_slice(&row.data);
+    }
+
+    pub fn finish(&mut self) -> Row {
+        let row = Row { data: self.buf.as_slice().into() };
+        self.buf.clear();
+        row
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datum::Value;
+    use proptest::prelude::*;
+
+    fn any_value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Datum::Null),
+            any::<bool>().prop_map(Datum::Bool),
+            any::<i64>().prop_map(Datum::Int),
+            (-1000i64..1000).prop_map(Datum::Int),
+            any::<f64>().prop_map(Datum::Float),
+            ".{0,300}".prop_map(Value::from),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn pack_then_unpack_round_trips(values in proptest::collection::vec(any_value(), 0..8)) {
+            let row = Row::pack(&values);
+            let back: Vec<Value> = row.iter().map(Datum::into_owned).collect();
+            prop_assert_eq!(back.len(), values.len());
+            for (a, b) in back.iter().zip(&values) {
+                match (a, b) {
+                    (Datum::Float(x), Datum::Float(y)) => prop_assert_eq!(x.to_bits(), y.to_bits()),
+                    _ => prop_assert_eq!(a, b),
+                }
+            }
+            let mut spans = Vec::new();
+            row.spans(&mut spans);
+            let mut packer = RowPacker::new();
+            for s in &spans {
+                packer.push_encoded(&row, *s);
+            }
+            prop_assert_eq!(packer.finish(), row);
+        }
+    }
+
+    #[test]
+    fn key_packing_folds_sql_equal_numbers() {
+        let mut p = RowPacker::new();
+        p.push_key(&Datum::Float(3.0));
+        let a = p.finish();
+        p.push_key(&Datum::Int(3));
+        assert_eq!(a, p.finish());
+        p.push_key(&Datum::Float(-0.0));
+        let z = p.finish();
+        p.push_key(&Datum::Int(0));
+        assert_eq!(z, p.finish());
+    }
+
+    #[test]
+    fn small_integers_are_small() {
+        assert_eq!(Row::pack([Datum::Int(5)]).heap_size(), 2);
+        assert_eq!(Row::pack([Datum::Int(1 << 40)]).heap_size(), 9);
+        assert_eq!(Row::pack([Datum::text("abc")]).heap_size(), 5);
+    }
+}
