@@ -1,16 +1,486 @@
-//! Expression evaluation (in progress).
-use denorm_types::{Datum, Dialect, Value};
-use crate::expr::Expr;
+//! Expression evaluation with the source dialect's semantics.
+//!
+//! Where SQLite and PostgreSQL differ at runtime the dialect decides:
+//!
+//! | case                          | SQLite                         | PostgreSQL        |
+//! |-------------------------------|--------------------------------|-------------------|
+//! | integer `+ - *` overflow      | result becomes a double        | error             |
+//! | division or `%` by zero       | NULL                           | error             |
+//! | `CAST(3.7 AS INTEGER)`        | 3 (truncates; clamps at range) | 4 (rounds; error out of range) |
+//! | `CAST('12abc' AS INTEGER)`    | 12 (longest numeric prefix)    | error             |
+//! | `ABS(i64::MIN)`               | error                          | error             |
+//!
+//! Integer results never wrap silently.
 
+use std::borrow::Cow;
+use std::cmp::Ordering;
+
+use denorm_types::{Datum, Dialect, ScalarType};
+
+use crate::expr::{BinaryOp, Expr, Func};
+
+/// A runtime evaluation failure: it stops the view whose row caused it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EvalError {
     #[error("integer out of range")]
     IntegerOverflow,
+    #[error("division by zero")]
+    DivisionByZero,
+    #[error("invalid input for type {to}: {value}")]
+    InvalidCast { value: String, to: ScalarType },
 }
 
+type Result<T> = std::result::Result<T, EvalError>;
+
 impl Expr {
-    pub fn eval(&self, row: &[Datum<'_>], dialect: Dialect) -> Result<Value, EvalError> {
-        let _ = (row, dialect);
-        unimplemented!()
+    /// Evaluates over one row's datums.
+    pub fn eval<'r>(&self, row: &[Datum<'r>], dialect: Dialect) -> Result<Datum<'r>> {
+        Ok(match self {
+            Expr::Column(c) => row[*c].clone(),
+            Expr::Literal(v) => v.clone(),
+            Expr::Not(e) => match truth(&e.eval(row, dialect)?) {
+                Some(b) => Datum::Bool(!b),
+                None => Datum::Null,
+            },
+            Expr::Negate(e) => negate(e.eval(row, dialect)?, dialect)?,
+            Expr::IsNull(e) => Datum::Bool(e.eval(row, dialect)?.is_null()),
+            Expr::Binary { op: BinaryOp::And, left, right } => and(left, right, row, dialect)?,
+            Expr::Binary { op: BinaryOp::Or, left, right } => or(left, right, row, dialect)?,
+            Expr::Binary { op, left, right } => {
+                binary(*op, left.eval(row, dialect)?, right.eval(row, dialect)?, dialect)?
+            }
+            Expr::Like { expr, pattern, case_insensitive, escape } => {
+                match (expr.eval(row, dialect)?, pattern.eval(row, dialect)?) {
+                    (Datum::Text(t), Datum::Text(p)) => Datum::Bool(like(&t, &p, *case_insensitive, *escape)),
+                    _ => Datum::Null,
+                }
+            }
+            Expr::InList { expr, list } => in_list(expr, list, row, dialect)?,
+            Expr::Case { branches, otherwise } => {
+                for (cond, value) in branches {
+                    if truth(&cond.eval(row, dialect)?) == Some(true) {
+                        return value.eval(row, dialect);
+                    }
+                }
+                otherwise.eval(row, dialect)?
+            }
+            Expr::Coalesce(args) => {
+                for a in args {
+                    let v = a.eval(row, dialect)?;
+                    if !v.is_null() {
+                        return Ok(v);
+                    }
+                }
+                Datum::Null
+            }
+            Expr::NullIf(a, b) => {
+                let a = a.eval(row, dialect)?;
+                let b = b.eval(row, dialect)?;
+                if a.sql_eq(&b) == Some(true) {
+                    Datum::Null
+                } else {
+                    a
+                }
+            }
+            Expr::Call { func, args } => call(*func, args, row, dialect)?,
+            Expr::Cast { expr, to } => cast(expr.eval(row, dialect)?, *to, dialect)?,
+        })
+    }
+
+    /// True when the predicate holds (FALSE and NULL both reject).
+    pub fn holds(&self, row: &[Datum<'_>], dialect: Dialect) -> Result<bool> {
+        Ok(truth(&self.eval(row, dialect)?) == Some(true))
+    }
+}
+
+/// SQL truth value: booleans as they are, numbers true when non-zero
+/// (SQLite), NULL unknown.
+fn truth(d: &Datum<'_>) -> Option<bool> {
+    match d {
+        Datum::Null => None,
+        Datum::Bool(b) => Some(*b),
+        Datum::Int(i) => Some(*i != 0),
+        Datum::Float(f) => Some(*f != 0.0),
+        Datum::Text(_) => Some(false),
+    }
+}
+
+fn and<'r>(left: &Expr, right: &Expr, row: &[Datum<'r>], dialect: Dialect) -> Result<Datum<'r>> {
+    let l = truth(&left.eval(row, dialect)?);
+    if l == Some(false) {
+        return Ok(Datum::Bool(false));
+    }
+    Ok(match (l, truth(&right.eval(row, dialect)?)) {
+        (_, Some(false)) => Datum::Bool(false),
+        (Some(true), Some(true)) => Datum::Bool(true),
+        _ => Datum::Null,
+    })
+}
+
+fn or<'r>(left: &Expr, right: &Expr, row: &[Datum<'r>], dialect: Dialect) -> Result<Datum<'r>> {
+    let l = truth(&left.eval(row, dialect)?);
+    if l == Some(true) {
+        return Ok(Datum::Bool(true));
+    }
+    Ok(match (l, truth(&right.eval(row, dialect)?)) {
+        (_, Some(true)) => Datum::Bool(true),
+        (Some(false), Some(false)) => Datum::Bool(false),
+        _ => Datum::Null,
+    })
+}
+
+fn in_list<'r>(expr: &Expr, list: &[Expr], row: &[Datum<'r>], dialect: Dialect) -> Result<Datum<'r>> {
+    let v = expr.eval(row, dialect)?;
+    if v.is_null() {
+        return Ok(Datum::Null);
+    }
+    let mut saw_null = false;
+    for item in list {
+        match v.sql_eq(&item.eval(row, dialect)?) {
+            Some(true) => return Ok(Datum::Bool(true)),
+            Some(false) => {}
+            None => saw_null = true,
+        }
+    }
+    Ok(if saw_null { Datum::Null } else { Datum::Bool(false) })
+}
+
+fn overflow<'r>(as_float: f64, dialect: Dialect) -> Result<Datum<'r>> {
+    match dialect {
+        Dialect::Sqlite => Ok(Datum::Float(as_float)),
+        Dialect::Postgres => Err(EvalError::IntegerOverflow),
+    }
+}
+
+fn negate<'r>(v: Datum<'r>, dialect: Dialect) -> Result<Datum<'r>> {
+    match v {
+        Datum::Int(i) => match i.checked_neg() {
+            Some(n) => Ok(Datum::Int(n)),
+            None => overflow(-(i as f64), dialect),
+        },
+        Datum::Float(f) => Ok(Datum::Float(-f)),
+        other => Ok(other),
+    }
+}
+
+fn binary<'r>(op: BinaryOp, l: Datum<'r>, r: Datum<'r>, dialect: Dialect) -> Result<Datum<'r>> {
+    if l.is_null() || r.is_null() {
+        return Ok(Datum::Null);
+    }
+    let ordering = |want: fn(Ordering) -> bool| Ok(Datum::Bool(want(l.total_cmp(&r))));
+    match op {
+        BinaryOp::Eq => ordering(|o| o == Ordering::Equal),
+        BinaryOp::NotEq => ordering(|o| o != Ordering::Equal),
+        BinaryOp::Lt => ordering(|o| o == Ordering::Less),
+        BinaryOp::LtEq => ordering(|o| o != Ordering::Greater),
+        BinaryOp::Gt => ordering(|o| o == Ordering::Greater),
+        BinaryOp::GtEq => ordering(|o| o != Ordering::Less),
+        BinaryOp::Concat => match (l, r) {
+            (Datum::Text(a), Datum::Text(b)) => Ok(Datum::Text(Cow::Owned(format!("{a}{b}")))),
+            (a, b) => Ok(Datum::owned_text(format!("{}{}", plain_text(&a), plain_text(&b)))),
+        },
+        BinaryOp::And | BinaryOp::Or => unreachable!("handled with short-circuit"),
+        _ => arithmetic(op, l, r, dialect),
+    }
+}
+
+fn plain_text(d: &Datum<'_>) -> String {
+    match d {
+        Datum::Text(t) => t.to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn arithmetic<'r>(op: BinaryOp, l: Datum<'r>, r: Datum<'r>, dialect: Dialect) -> Result<Datum<'r>> {
+    if let (Datum::Int(a), Datum::Int(b)) = (&l, &r) {
+        return int_arithmetic(op, *a, *b, dialect);
+    }
+    let (Some(a), Some(b)) = (l.as_f64(), r.as_f64()) else {
+        return Ok(Datum::Null);
+    };
+    let result = match op {
+        BinaryOp::Add => a + b,
+        BinaryOp::Sub => a - b,
+        BinaryOp::Mul => a * b,
+        BinaryOp::Div | BinaryOp::Mod if b == 0.0 => return zero_divisor(dialect),
+        BinaryOp::Div => a / b,
+        BinaryOp::Mod => a % b,
+        _ => unreachable!("not arithmetic: {op:?}"),
+    };
+    // SQLite turns NaN into NULL; PostgreSQL keeps it.
+    if result.is_nan() && dialect == Dialect::Sqlite {
+        return Ok(Datum::Null);
+    }
+    Ok(Datum::Float(result))
+}
+
+fn zero_divisor<'r>(dialect: Dialect) -> Result<Datum<'r>> {
+    match dialect {
+        Dialect::Sqlite => Ok(Datum::Null),
+        Dialect::Postgres => Err(EvalError::DivisionByZero),
+    }
+}
+
+fn int_arithmetic<'r>(op: BinaryOp, a: i64, b: i64, dialect: Dialect) -> Result<Datum<'r>> {
+    let (checked, as_float) = match op {
+        BinaryOp::Add => (a.checked_add(b), a as f64 + b as f64),
+        BinaryOp::Sub => (a.checked_sub(b), a as f64 - b as f64),
+        BinaryOp::Mul => (a.checked_mul(b), a as f64 * b as f64),
+        BinaryOp::Div if b == 0 => return zero_divisor(dialect),
+        BinaryOp::Div => (a.checked_div(b), a as f64 / b as f64),
+        BinaryOp::Mod if b == 0 => return zero_divisor(dialect),
+        // i64::MIN % -1 is 0 mathematically; only the machine instruction traps.
+        BinaryOp::Mod => (Some(a.checked_rem(b).unwrap_or(0)), 0.0),
+        _ => unreachable!("not arithmetic: {op:?}"),
+    };
+    match checked {
+        Some(v) => Ok(Datum::Int(v)),
+        None => overflow(as_float, dialect),
+    }
+}
+
+fn call<'r>(func: Func, args: &[Expr], row: &[Datum<'r>], dialect: Dialect) -> Result<Datum<'r>> {
+    let v = args[0].eval(row, dialect)?;
+    Ok(match (func, v) {
+        (_, Datum::Null) => Datum::Null,
+        (Func::Abs, Datum::Int(i)) => Datum::Int(i.checked_abs().ok_or(EvalError::IntegerOverflow)?),
+        (Func::Abs, Datum::Float(f)) => Datum::Float(f.abs()),
+        (Func::Lower { ascii_only }, Datum::Text(t)) => {
+            Datum::Text(Cow::Owned(if ascii_only { t.to_ascii_lowercase() } else { t.to_lowercase() }))
+        }
+        (Func::Upper { ascii_only }, Datum::Text(t)) => {
+            Datum::Text(Cow::Owned(if ascii_only { t.to_ascii_uppercase() } else { t.to_uppercase() }))
+        }
+        (Func::Length, Datum::Text(t)) => Datum::Int(t.chars().count() as i64),
+        (_, other) => other,
+    })
+}
+
+fn invalid(value: &Datum<'_>, to: ScalarType) -> EvalError {
+    EvalError::InvalidCast { value: value.to_string(), to }
+}
+
+fn cast<'r>(v: Datum<'r>, to: ScalarType, dialect: Dialect) -> Result<Datum<'r>> {
+    Ok(match (to, v) {
+        (_, Datum::Null) | (ScalarType::Null, _) => Datum::Null,
+        (ScalarType::Int, Datum::Int(i)) => Datum::Int(i),
+        (ScalarType::Int, Datum::Bool(b)) => Datum::Int(i64::from(b)),
+        (ScalarType::Int, Datum::Float(f)) => float_to_int(f, dialect)?,
+        (ScalarType::Int, Datum::Text(t)) => text_to_int(&t, dialect)?,
+        (ScalarType::Float, Datum::Float(f)) => Datum::Float(f),
+        (ScalarType::Float, Datum::Int(i)) => Datum::Float(i as f64),
+        (ScalarType::Float, Datum::Bool(b)) => Datum::Float(f64::from(u8::from(b))),
+        (ScalarType::Float, Datum::Text(t)) => text_to_float(&t, dialect)?,
+        (ScalarType::Text, Datum::Text(t)) => Datum::Text(t),
+        (ScalarType::Text, Datum::Int(i)) => Datum::owned_text(i.to_string()),
+        (ScalarType::Text, Datum::Float(f)) => Datum::owned_text(format!("{f:?}")),
+        (ScalarType::Text, Datum::Bool(b)) => Datum::owned_text(if b { "true" } else { "false" }),
+        (ScalarType::Bool, Datum::Bool(b)) => Datum::Bool(b),
+        (ScalarType::Bool, Datum::Int(i)) => Datum::Bool(i != 0),
+        (ScalarType::Bool, Datum::Float(f)) => Datum::Bool(f != 0.0),
+        (ScalarType::Bool, Datum::Text(t)) => text_to_bool(&t).ok_or_else(|| invalid(&Datum::Text(t), to))?,
+    })
+}
+
+fn float_to_int<'r>(f: f64, dialect: Dialect) -> Result<Datum<'r>> {
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    match dialect {
+        // SQLite truncates toward zero and saturates at the integer range.
+        Dialect::Sqlite if f.is_nan() => Ok(Datum::Int(0)),
+        Dialect::Sqlite => Ok(Datum::Int(f as i64)),
+        Dialect::Postgres => {
+            let r = f.round();
+            if r.is_nan() || r >= LIMIT || r < -LIMIT {
+                Err(EvalError::IntegerOverflow)
+            } else {
+                Ok(Datum::Int(r as i64))
+            }
+        }
+    }
+}
+
+/// The longest prefix of `s` (after leading spaces) that parses as an integer
+/// (SQLite), or the whole trimmed text (PostgreSQL).
+fn text_to_int<'r>(s: &str, dialect: Dialect) -> Result<Datum<'r>> {
+    match dialect {
+        Dialect::Postgres => s.trim().parse::<i64>().map(Datum::Int).map_err(|_| invalid(&Datum::text(s), ScalarType::Int)),
+        Dialect::Sqlite => {
+            let t = s.trim_start();
+            let bytes = t.as_bytes();
+            let mut end = usize::from(matches!(bytes.first(), Some(b'+' | b'-')));
+            while end < bytes.len() && bytes[end].is_ascii_digit() {
+                end += 1;
+            }
+            match t[..end].parse::<i64>() {
+                Ok(i) => Ok(Datum::Int(i)),
+                Err(_) if end > 1 || (end == 1 && bytes[0].is_ascii_digit()) => {
+                    // Too many digits: SQLite saturates.
+                    Ok(Datum::Int(if bytes[0] == b'-' { i64::MIN } else { i64::MAX }))
+                }
+                Err(_) => Ok(Datum::Int(0)),
+            }
+        }
+    }
+}
+
+fn text_to_float<'r>(s: &str, dialect: Dialect) -> Result<Datum<'r>> {
+    match dialect {
+        Dialect::Postgres => {
+            s.trim().parse::<f64>().map(Datum::Float).map_err(|_| invalid(&Datum::text(s), ScalarType::Float))
+        }
+        Dialect::Sqlite => {
+            let t = s.trim_start();
+            let longest = (1..=t.len())
+                .rev()
+                .filter(|&i| t.is_char_boundary(i))
+                .find_map(|i| t[..i].parse::<f64>().ok().filter(|_| !t[..i].ends_with(['n', 'N', 'f', 'F', 'y'])));
+            Ok(Datum::Float(longest.unwrap_or(0.0)))
+        }
+    }
+}
+
+fn text_to_bool<'r>(s: &str) -> Option<Datum<'r>> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "t" | "true" | "y" | "yes" | "on" | "1" => Some(Datum::Bool(true)),
+        "f" | "false" | "n" | "no" | "off" | "0" => Some(Datum::Bool(false)),
+        _ => None,
+    }
+}
+
+/// SQL LIKE: `%` matches any run of characters, `_` exactly one, `escape`
+/// makes the next pattern character literal. Case folding, when asked, is
+/// ASCII-only as in SQLite.
+pub(crate) fn like(text: &str, pattern: &str, case_insensitive: bool, escape: Option<char>) -> bool {
+    let t: Vec<char> = text.chars().collect();
+    let p: Vec<char> = pattern.chars().collect();
+    let eq = |a: char, b: char| if case_insensitive { a.eq_ignore_ascii_case(&b) } else { a == b };
+    // Iterative matcher with one backtrack point (the last `%`), linear in
+    // practice and never exponential.
+    let (mut ti, mut pi) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() {
+            let c = p[pi];
+            if Some(c) == escape && pi + 1 < p.len() {
+                if eq(p[pi + 1], t[ti]) {
+                    ti += 1;
+                    pi += 2;
+                    continue;
+                }
+            } else if c == '%' {
+                star = Some((pi, ti));
+                pi += 1;
+                continue;
+            } else if c == '_' || eq(c, t[ti]) {
+                ti += 1;
+                pi += 1;
+                continue;
+            }
+        }
+        match star {
+            Some((sp, st)) => {
+                pi = sp + 1;
+                ti = st + 1;
+                star = Some((sp, st + 1));
+            }
+            None => return false,
+        }
+    }
+    while pi < p.len() && p[pi] == '%' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use denorm_types::Value;
+
+    fn lit(v: impl Into<Value>) -> Expr {
+        Expr::Literal(v.into())
+    }
+
+    fn eval(e: &Expr, dialect: Dialect) -> Result<Value> {
+        e.eval(&[], dialect).map(Datum::into_owned)
+    }
+
+    #[test]
+    fn arithmetic_follows_the_dialect() {
+        use BinaryOp::*;
+        let cases: Vec<(BinaryOp, Value, Value, Result<Value>, Result<Value>)> = vec![
+            (Add, 1.into(), 2.into(), Ok(3.into()), Ok(3.into())),
+            (Div, 7.into(), 2.into(), Ok(3.into()), Ok(3.into())),
+            (Div, (-7).into(), 2.into(), Ok((-3).into()), Ok((-3).into())),
+            (Div, 7.into(), 0.into(), Ok(Datum::Null), Err(EvalError::DivisionByZero)),
+            (Mod, 7.into(), 0.into(), Ok(Datum::Null), Err(EvalError::DivisionByZero)),
+            (Mod, (-7).into(), 3.into(), Ok((-1).into()), Ok((-1).into())),
+            (Add, i64::MAX.into(), 1.into(), Ok(9.223372036854775807e18.into()), Err(EvalError::IntegerOverflow)),
+            (Mul, 2.5.into(), 2.into(), Ok(5.0.into()), Ok(5.0.into())),
+            (Add, Datum::Null, 1.into(), Ok(Datum::Null), Ok(Datum::Null)),
+            (Concat, "a".into(), "b".into(), Ok("ab".into()), Ok("ab".into())),
+            (Lt, 1.into(), 1.5.into(), Ok(true.into()), Ok(true.into())),
+            (Eq, Datum::Null, Datum::Null, Ok(Datum::Null), Ok(Datum::Null)),
+        ];
+        for (op, a, b, sqlite, pg) in cases {
+            let e = Expr::binary(op, lit(a.clone()), lit(b.clone()));
+            assert_eq!(eval(&e, Dialect::Sqlite), sqlite, "sqlite {a} {op:?} {b}");
+            assert_eq!(eval(&e, Dialect::Postgres), pg, "postgres {a} {op:?} {b}");
+        }
+    }
+
+    #[test]
+    fn three_valued_logic() {
+        use BinaryOp::*;
+        let t = || lit(true);
+        let f = || lit(false);
+        let n = || Expr::Literal(Datum::Null);
+        let cases = [
+            (Expr::binary(And, n(), f()), Datum::Bool(false)),
+            (Expr::binary(And, n(), t()), Datum::Null),
+            (Expr::binary(Or, n(), t()), Datum::Bool(true)),
+            (Expr::binary(Or, n(), f()), Datum::Null),
+            (Expr::Not(Box::new(n())), Datum::Null),
+            (Expr::InList { expr: Box::new(lit(1)), list: vec![lit(2), n()] }, Datum::Null),
+            (Expr::InList { expr: Box::new(lit(1)), list: vec![lit(2), lit(1.0)] }, Datum::Bool(true)),
+            (Expr::InList { expr: Box::new(lit(1)), list: vec![lit(2)] }, Datum::Bool(false)),
+            (Expr::NullIf(Box::new(lit(1)), Box::new(lit(1))), Datum::Null),
+            (Expr::Coalesce(vec![n(), lit(2), lit(3)]), Datum::Int(2)),
+        ];
+        for (e, want) in cases {
+            assert_eq!(eval(&e, Dialect::Sqlite).unwrap(), want, "{e}");
+        }
+    }
+
+    #[test]
+    fn casts_follow_the_dialect() {
+        let cast = |v: Value, to| Expr::Cast { expr: Box::new(lit(v)), to };
+        assert_eq!(eval(&cast(3.7.into(), ScalarType::Int), Dialect::Sqlite), Ok(3.into()));
+        assert_eq!(eval(&cast(3.5.into(), ScalarType::Int), Dialect::Postgres), Ok(4.into()));
+        assert_eq!(eval(&cast("12abc".into(), ScalarType::Int), Dialect::Sqlite), Ok(12.into()));
+        assert!(eval(&cast("12abc".into(), ScalarType::Int), Dialect::Postgres).is_err());
+        assert_eq!(eval(&cast(" 2.5x".into(), ScalarType::Float), Dialect::Sqlite), Ok(2.5.into()));
+        assert_eq!(eval(&cast("x".into(), ScalarType::Float), Dialect::Sqlite), Ok(0.0.into()));
+        assert_eq!(eval(&cast(42.into(), ScalarType::Text), Dialect::Sqlite), Ok("42".into()));
+    }
+
+    #[test]
+    fn like_patterns() {
+        let cases = [
+            ("hello", "h%o", false, true),
+            ("hello", "H%", true, true),
+            ("hello", "H%", false, false),
+            ("hello", "h_llo", false, true),
+            ("hello", "h_lo", false, false),
+            ("", "%", false, true),
+            ("abc", "%%c", false, true),
+            ("a%c", "a\\%c", false, true),
+            ("abc", "a\\%c", false, false),
+            ("ÄB", "äb", true, false),
+            ("mississippi", "%iss%ppi", false, true),
+        ];
+        for (t, p, ci, want) in cases {
+            assert_eq!(like(t, p, ci, Some('\\')), want, "{t} LIKE {p}");
+        }
     }
 }
