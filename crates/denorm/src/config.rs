@@ -1,0 +1,305 @@
+//! The configuration file (TOML). Paths in it are relative to the file.
+//!
+//! ```toml
+//! views = ["views.sql"]                # files of CREATE MATERIALIZED VIEW statements
+//! [source]
+//! url = "sqlite://app.db"              # or sqlite:///abs/app.db; postgres:// later
+//! init = "schema.sql"                  # optional: SQL that creates the database when the file does not exist
+//! [server]
+//! listen = "127.0.0.1:7878"            # optional
+//! ```
+//!
+//! Every error names the file and the line:column of the offending key or
+//! value, so a typo never turns into a silently ignored setting.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// Where the HTTP server listens when `[server] listen` is absent.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
+
+/// A validated configuration with every path resolved against the config
+/// file's directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The configuration file, as given.
+    pub file: PathBuf,
+    pub views: Vec<ViewsFile>,
+    pub source: SourceConfig,
+    pub server: ServerConfig,
+}
+
+/// A file of `CREATE MATERIALIZED VIEW` statements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewsFile {
+    pub path: PathBuf,
+    /// Where the config file lists it.
+    pub listed_at: Location,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceConfig {
+    Sqlite(SqliteSource),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteSource {
+    /// The database file.
+    pub path: PathBuf,
+    /// SQL run once to create the database when `path` does not exist (for
+    /// examples and tests; a real deployment points at an existing database).
+    pub init: Option<PathBuf>,
+    /// Where the config file sets `[source] url`.
+    pub url_at: Location,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+}
+
+/// A 1-based line:column position in the config file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Location {
+    pub line: usize,
+    pub column: usize,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.column)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {}: {error}", path.display())]
+    Read { path: PathBuf, error: std::io::Error },
+
+    /// Malformed TOML, an unknown key, a wrong type, a missing key or a value
+    /// denorm cannot use.
+    #[error("{}:{at}: {message}{}", path.display(), hint_suffix(hint))]
+    Invalid { path: PathBuf, at: Location, message: String, hint: Option<String> },
+}
+
+fn hint_suffix(hint: &Option<String>) -> String {
+    hint.as_ref().map(|h| format!("\n  hint: {h}")).unwrap_or_default()
+}
+
+/// Reads and validates the configuration file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|error| ConfigError::Read { path: path.to_path_buf(), error })?;
+    parse(&text, path)
+}
+
+/// Validates configuration `text` read from `path` (which only serves to
+/// resolve relative paths and to name the file in errors).
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let invalid = |span: Option<Range<usize>>, message: String, hint: Option<String>| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        at: span.map(|s| location(text, s.start)).unwrap_or(Location { line: 1, column: 1 }),
+        message,
+        hint,
+    };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let hint = e.message().contains("unknown field").then(|| {
+            "denorm refuses keys it does not know rather than ignore them; check the spelling".to_string()
+        });
+        invalid(e.span(), e.message().trim_end().to_string(), hint)
+    })?;
+    let base = path.parent().unwrap_or(Path::new(""));
+
+    if raw.views.get_ref().is_empty() {
+        return Err(invalid(
+            Some(raw.views.span()),
+            "views is empty".to_string(),
+            Some("list at least one file of CREATE MATERIALIZED VIEW statements, e.g. views = [\"views.sql\"]".into()),
+        ));
+    }
+    let views = raw
+        .views
+        .get_ref()
+        .iter()
+        .map(|v| ViewsFile { path: base.join(v.get_ref()), listed_at: location(text, v.span().start) })
+        .collect();
+
+    let url_at = location(text, raw.source.url.span().start);
+    let db = sqlite_path(raw.source.url.get_ref(), base)
+        .map_err(|(message, hint)| invalid(Some(raw.source.url.span()), message, Some(hint)))?;
+    let init = raw.source.init.map(|i| base.join(i.get_ref()));
+    let source = SourceConfig::Sqlite(SqliteSource { path: db, init, url_at });
+
+    let listen = match raw.server.and_then(|s| s.listen) {
+        Some(listen) => listen,
+        None => DEFAULT_LISTEN.parse().expect("the default listen address parses"),
+    };
+    Ok(Config { file: path.to_path_buf(), views, source, server: ServerConfig { listen } })
+}
+
+/// The database path of a `sqlite://` url, or a message and a hint.
+fn sqlite_path(url: &str, base: &Path) -> Result<PathBuf, (String, String)> {
+    if let Some(rest) = url.strip_prefix("sqlite://") {
+        if rest.is_empty() {
+            return Err((
+                "the sqlite url names no database file".to_string(),
+                "write sqlite://app.db (relative to this file) or sqlite:///abs/path/app.db".to_string(),
+            ));
+        }
+        // `sqlite:///abs` leaves `/abs`, which `join` keeps as is.
+        return Ok(base.join(rest));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Err((
+            "the PostgreSQL source is not available yet".to_string(),
+            "use a SQLite source for now: url = \"sqlite://app.db\"".to_string(),
+        ));
+    }
+    Err((
+        format!("unsupported source url {url:?}"),
+        "expected sqlite://PATH (relative to this file), sqlite:///ABSOLUTE/PATH or postgres://…".to_string(),
+    ))
+}
+
+/// The 1-based line and column (in characters) of byte `offset` in `text`.
+fn location(text: &str, offset: usize) -> Location {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    Location { line, column: before[line_start..].chars().count() + 1 }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    views: Spanned<Vec<Spanned<String>>>,
+    source: RawSource,
+    server: Option<RawServer>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    url: Spanned<String>,
+    init: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<SocketAddr>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_at(text: &str) -> Result<Config, ConfigError> {
+        parse(text, Path::new("conf/denorm.toml"))
+    }
+
+    /// The `file:line:col: message` of an invalid config.
+    fn error_of(text: &str) -> (String, String) {
+        match parse_at(text) {
+            Err(ConfigError::Invalid { path, at, message, .. }) => (format!("{}:{at}", path.display()), message),
+            other => panic!("expected an invalid config, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn full_config_resolves_paths_against_the_config_directory() {
+        let config = parse_at(
+            "views = [\"views.sql\", \"/abs/more.sql\"]\n\
+             [source]\n\
+             url = \"sqlite://data/app.db\"\n\
+             init = \"schema.sql\"\n\
+             [server]\n\
+             listen = \"0.0.0.0:9000\"\n",
+        )
+        .unwrap();
+        let paths: Vec<&Path> = config.views.iter().map(|v| v.path.as_path()).collect();
+        assert_eq!(paths, vec![Path::new("conf/views.sql"), Path::new("/abs/more.sql")]);
+        assert_eq!(config.views[0].listed_at, Location { line: 1, column: 10 });
+        let SourceConfig::Sqlite(sqlite) = &config.source;
+        assert_eq!(sqlite.path, Path::new("conf/data/app.db"));
+        assert_eq!(sqlite.init.as_deref(), Some(Path::new("conf/schema.sql")));
+        assert_eq!(sqlite.url_at, Location { line: 3, column: 7 });
+        assert_eq!(config.server.listen, "0.0.0.0:9000".parse().unwrap());
+    }
+
+    #[test]
+    fn absolute_sqlite_url_and_default_server() {
+        let config = parse_at("views = [\"v.sql\"]\n[source]\nurl = \"sqlite:///var/lib/app.db\"\n").unwrap();
+        let SourceConfig::Sqlite(sqlite) = &config.source;
+        assert_eq!(sqlite.path, Path::new("/var/lib/app.db"));
+        assert_eq!(sqlite.init, None);
+        assert_eq!(config.server.listen.to_string(), DEFAULT_LISTEN);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_column() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "views = [\"v.sql\"]\n[source]\nurl = \"sqlite://a.db\"\nurll = \"x\"\n",
+                "conf/denorm.toml:4:1",
+                "unknown field `urll`",
+            ),
+            ("views = [\"v.sql\"]\nport = 1\n[source]\nurl = \"sqlite://a.db\"\n", "conf/denorm.toml:2:1", "unknown field `port`"),
+            ("views = \"v.sql\"\n[source]\nurl = \"sqlite://a.db\"\n", "conf/denorm.toml:1:9", "invalid type"),
+            ("views = [\"v.sql\"]\n[source]\nurl = 5\n", "conf/denorm.toml:3:7", "invalid type"),
+            (
+                "views = [\"v.sql\"]\n[source]\nurl = \"sqlite://a.db\"\n[server]\nlisten = \"localhost\"\n",
+                "conf/denorm.toml:5:10",
+                "socket address",
+            ),
+            ("views = [\"v.sql\"]\n", "conf/denorm.toml:1:1", "missing field `source`"),
+            ("[source]\nurl = \"sqlite://a.db\"\n", "conf/denorm.toml:1:1", "missing field `views`"),
+            ("views = []\n[source]\nurl = \"sqlite://a.db\"\n", "conf/denorm.toml:1:9", "views is empty"),
+            ("views = [\"v.sql\"\n", "conf/denorm.toml:1", ""),
+            (
+                "views = [\"v.sql\"]\n[source]\nurl = \"postgres://u@h/db\"\n",
+                "conf/denorm.toml:3:7",
+                "the PostgreSQL source is not available yet",
+            ),
+            ("views = [\"v.sql\"]\n[source]\nurl = \"mysql://h/db\"\n", "conf/denorm.toml:3:7", "unsupported source url"),
+            ("views = [\"v.sql\"]\n[source]\nurl = \"sqlite://\"\n", "conf/denorm.toml:3:7", "names no database file"),
+        ];
+        for (text, at, message) in cases {
+            let (got_at, got_message) = error_of(text);
+            assert!(got_at.starts_with(at), "{text:?}: position {got_at}, expected {at}");
+            assert!(got_message.contains(message), "{text:?}: message {got_message:?}, expected {message:?}");
+        }
+    }
+
+    #[test]
+    fn display_has_position_and_hint() {
+        let err = parse_at("views = [\"v.sql\"]\n[source]\nurl = \"postgresql://h/db\"\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "conf/denorm.toml:3:7: the PostgreSQL source is not available yet\n  \
+             hint: use a SQLite source for now: url = \"sqlite://app.db\""
+        );
+    }
+
+    #[test]
+    fn unreadable_file_is_named() {
+        let err = load(Path::new("/nonexistent/denorm.toml")).unwrap_err();
+        assert!(err.to_string().starts_with("cannot read config file /nonexistent/denorm.toml: "), "{err}");
+    }
+
+    #[test]
+    fn location_counts_characters_from_one() {
+        let text = "ab\ncé\nx";
+        assert_eq!(location(text, 0), Location { line: 1, column: 1 });
+        assert_eq!(location(text, 3), Location { line: 2, column: 1 });
+        assert_eq!(location(text, text.find('x').unwrap()), Location { line: 3, column: 1 });
+        assert_eq!(location(text, 6), Location { line: 2, column: 3 });
+        assert_eq!(location(text, 99), Location { line: 3, column: 2 });
+    }
+}

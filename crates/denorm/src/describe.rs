@@ -1,0 +1,266 @@
+//! What `denorm check` prints about a planned view: its key, columns, the
+//! source changes that trigger it, how a change propagates, and the operator
+//! graph. This is the seed's rule made mechanical: "write down what triggers
+//! the update, how it propagates, and the acceptable staleness".
+//!
+//! Everything here is a pure function of a [`ViewDef`] and the [`Catalog`].
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use denorm_expr::{AggregateFunc, Expr, JoinKind, Plan};
+use denorm_sql::{KeyOrigin, ViewDef};
+use denorm_types::Catalog;
+
+/// The full multi-line report of one view, ending in a newline.
+pub fn render_view(view: &ViewDef, file: &Path, catalog: &Catalog) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "view {} ({}:{})", view.name, file.display(), view.location);
+    let _ = writeln!(out, "  key: {}", describe_key(view));
+    out.push_str("  columns:\n");
+    let width = view.columns.iter().map(|c| c.name.chars().count()).max().unwrap_or(0);
+    for (i, c) in view.columns.iter().enumerate() {
+        let nullability = if c.nullable { "null" } else { "not null" };
+        let key = if view.key.columns.contains(&i) { "  key" } else { "" };
+        let line = format!("    {:width$}  {:8} {nullability}{key}", c.name, c.ty.to_string());
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    let staleness = view.max_staleness.map_or_else(|| "none".to_string(), format_duration);
+    let _ = writeln!(out, "  max_staleness: {staleness}");
+    if view.dependencies.is_empty() {
+        out.push_str("  triggers: none\n");
+    } else {
+        out.push_str("  triggers:\n");
+        for d in &view.dependencies {
+            let _ = writeln!(out, "    {}: {}", d.table, d.columns.join(", "));
+        }
+    }
+    let _ = writeln!(out, "  propagates: {}", propagation(&view.plan, catalog));
+    out.push_str("  plan:\n");
+    for line in view.plan.to_string().lines() {
+        let _ = writeln!(out, "    {line}");
+    }
+    out
+}
+
+fn describe_key(view: &ViewDef) -> String {
+    let names: Vec<&str> =
+        view.key.columns.iter().map(|&i| view.columns.get(i).map_or("?", |c| c.name.as_str())).collect();
+    let origin = match view.key.origin {
+        KeyOrigin::Declared => "declared in WITH (key = …)",
+        KeyOrigin::GroupBy => "the GROUP BY columns",
+        KeyOrigin::PrimaryKey => "the source primary key",
+        KeyOrigin::AllColumns => "all columns: no key could be derived, rows form a multiset",
+    };
+    let uniqueness = if view.key.proven_unique { "proven unique" } else { "uniqueness checked at runtime" };
+    format!("({}) from {origin}; {uniqueness}", names.join(", "))
+}
+
+/// `1s`, `250ms`, `5m`, `1h`: the largest unit that divides the duration.
+pub fn format_duration(d: Duration) -> String {
+    if d.subsec_nanos() != 0 {
+        return if d.subsec_nanos() % 1_000_000 == 0 { format!("{}ms", d.as_millis()) } else { format!("{d:?}") };
+    }
+    let s = d.as_secs();
+    match s {
+        0 => "0s".to_string(),
+        _ if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        _ if s % 3_600 == 0 => format!("{}h", s / 3_600),
+        _ if s % 60 == 0 => format!("{}m", s / 60),
+        _ => format!("{s}s"),
+    }
+}
+
+/// One line on how a source change reaches the view, derived from the plan
+/// bottom-up (the direction data flows).
+pub fn propagation(plan: &Plan, catalog: &Catalog) -> String {
+    let mut clauses = Vec::new();
+    collect_clauses(plan, catalog, &mut clauses);
+    if clauses.is_empty() {
+        let tables = plan.tables().join(", ");
+        return format!("each change to {tables} updates at most one view row, in O(1)");
+    }
+    clauses.join("; then ")
+}
+
+fn collect_clauses(plan: &Plan, catalog: &Catalog, out: &mut Vec<String>) {
+    match plan {
+        Plan::Get { .. } => {}
+        Plan::Filter { input, .. } | Plan::Map { input, .. } => collect_clauses(input, catalog, out),
+        Plan::Distinct { input } => {
+            collect_clauses(input, catalog, out);
+            out.push("keeps a count per distinct row; a row appears or disappears when its count crosses zero".into());
+        }
+        Plan::Join { left, right, kind, left_key, right_key, .. } => {
+            collect_clauses(left, catalog, out);
+            collect_clauses(right, catalog, out);
+            out.push(describe_join(left, right, *kind, left_key, right_key, catalog));
+        }
+        Plan::Reduce { input, group_key, aggregates } => {
+            collect_clauses(input, catalog, out);
+            let origins = column_origins(input, catalog);
+            let funcs: Vec<AggregateFunc> = aggregates.iter().map(|a| a.func).collect();
+            out.push(describe_reduce(group_key, &origins, &funcs));
+        }
+    }
+}
+
+fn describe_join(
+    left: &Plan,
+    right: &Plan,
+    kind: JoinKind,
+    left_key: &[usize],
+    right_key: &[usize],
+    catalog: &Catalog,
+) -> String {
+    let left_side = JoinSide::new(left, left_key, catalog);
+    let right_side = JoinSide::new(right, right_key, catalog);
+    // Lead with the side whose key is unique in its table (the "one" of a
+    // one-to-many join): a change there fans out to many rows of the other.
+    let (one, many) = if !right_side.unique && left_side.unique {
+        (&left_side, &right_side)
+    } else {
+        (&right_side, &left_side)
+    };
+    let condition: Vec<String> =
+        one.key_names.iter().zip(&many.key_names).map(|(a, b)| format!("{a} = {b}")).collect();
+    let lookup = if one.unique { format!("its {} row", one.tables) } else { format!("matching {} rows", one.tables) };
+    let mut text = format!(
+        "a change to {} re-joins matching rows of {} by {} (and a change to {} looks up {lookup})",
+        one.tables,
+        many.tables,
+        condition.join(" AND "),
+        many.tables,
+    );
+    if kind == JoinKind::Left {
+        let _ = write!(text, ", keeping {} rows without a match with NULLs", left_side.tables);
+    }
+    text
+}
+
+/// One input of a join, described by where its key columns come from.
+struct JoinSide {
+    /// The table(s) the key columns come from, or all the side reads.
+    tables: String,
+    /// `table.column` (or `#n` when computed) per key column.
+    key_names: Vec<String>,
+    /// Whether the key columns cover a primary or unique key of one table.
+    unique: bool,
+}
+
+impl JoinSide {
+    fn new(plan: &Plan, key: &[usize], catalog: &Catalog) -> Self {
+        let origins = column_origins(plan, catalog);
+        let key_origins: Vec<Option<&ColumnOrigin>> = key.iter().map(|&k| origins.get(k).and_then(Option::as_ref)).collect();
+        let key_names = key
+            .iter()
+            .zip(&key_origins)
+            .map(|(k, o)| o.map_or_else(|| format!("#{k}"), |o| format!("{}.{}", o.table, o.column)))
+            .collect();
+        let mut tables: Vec<&str> = key_origins.iter().flatten().map(|o| o.table.as_str()).collect();
+        tables.dedup();
+        let single_table = tables.len() == 1 && key_origins.iter().all(Option::is_some);
+        let unique = single_table && covers_unique_key(tables[0], &key_origins, catalog);
+        let tables = if single_table { tables[0].to_string() } else { plan.tables().join(", ") };
+        JoinSide { tables, key_names, unique }
+    }
+}
+
+fn covers_unique_key(table: &str, key: &[Option<&ColumnOrigin>], catalog: &Catalog) -> bool {
+    let Some(schema) = catalog.get(table) else { return false };
+    let columns: Vec<usize> = key.iter().flatten().filter_map(|o| schema.column_index(&o.column)).collect();
+    let covers = |k: &Vec<usize>| !k.is_empty() && k.iter().all(|c| columns.contains(c));
+    covers(&schema.primary_key) || schema.unique_keys.iter().any(covers)
+}
+
+fn describe_reduce(group_key: &[usize], origins: &[Option<ColumnOrigin>], funcs: &[AggregateFunc]) -> String {
+    let groups: Vec<String> = group_key
+        .iter()
+        .map(|&k| origins.get(k).and_then(Option::as_ref).map_or_else(|| format!("#{k}"), ToString::to_string))
+        .collect();
+    let (subject, prefix) = if groups.is_empty() {
+        ("the single total row's", "aggregates everything: updates".to_string())
+    } else {
+        ("the group's", format!("groups by {}: updates", groups.join(", ")))
+    };
+    let pick = |wanted: &[AggregateFunc]| -> Vec<&'static str> {
+        let mut names: Vec<&'static str> =
+            wanted.iter().filter(|w| funcs.contains(w)).map(|w| aggregate_label(*w)).collect();
+        names.dedup();
+        names
+    };
+    let constant = pick(&[AggregateFunc::Count, AggregateFunc::Sum, AggregateFunc::Avg]);
+    let ordered = pick(&[AggregateFunc::Min, AggregateFunc::Max, AggregateFunc::CountDistinct]);
+    match (constant.is_empty(), ordered.is_empty()) {
+        (true, true) => format!("{prefix} a row count per group; a group appears or disappears when it crosses zero"),
+        (false, true) => format!("{prefix} {subject} {} accumulators in O(1)", constant.join("/")),
+        (true, false) => format!("{prefix} {subject} {} ordered multisets in O(log n)", ordered.join("/")),
+        (false, false) => format!(
+            "{prefix} {subject} {} accumulators in O(1) and {} ordered multisets in O(log n)",
+            constant.join("/"),
+            ordered.join("/")
+        ),
+    }
+}
+
+fn aggregate_label(func: AggregateFunc) -> &'static str {
+    match func {
+        AggregateFunc::Count => "COUNT",
+        AggregateFunc::CountDistinct => "COUNT DISTINCT",
+        AggregateFunc::Sum => "SUM",
+        AggregateFunc::Avg => "AVG",
+        AggregateFunc::Min => "MIN",
+        AggregateFunc::Max => "MAX",
+    }
+}
+
+/// The source column a plan output column copies unchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ColumnOrigin {
+    table: String,
+    column: String,
+}
+
+impl std::fmt::Display for ColumnOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.table, self.column)
+    }
+}
+
+/// Per output column of `plan`: the source column it is a plain copy of, or
+/// `None` when it is computed.
+fn column_origins(plan: &Plan, catalog: &Catalog) -> Vec<Option<ColumnOrigin>> {
+    match plan {
+        Plan::Get { table, arity } => (0..*arity)
+            .map(|i| {
+                let column = catalog.get(table)?.columns.get(i)?.name.clone();
+                Some(ColumnOrigin { table: table.clone(), column })
+            })
+            .collect(),
+        Plan::Filter { input, .. } | Plan::Distinct { input } => column_origins(input, catalog),
+        Plan::Map { input, exprs } => {
+            let input = column_origins(input, catalog);
+            exprs
+                .iter()
+                .map(|e| match e {
+                    Expr::Column(c) => input.get(*c).cloned().flatten(),
+                    _ => None,
+                })
+                .collect()
+        }
+        Plan::Join { left, right, .. } => {
+            let mut out = column_origins(left, catalog);
+            out.extend(column_origins(right, catalog));
+            out
+        }
+        Plan::Reduce { input, group_key, aggregates } => {
+            let input = column_origins(input, catalog);
+            let keys = group_key.iter().map(|&k| input.get(k).cloned().flatten());
+            keys.chain(aggregates.iter().map(|_| None)).collect()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {}

@@ -1,0 +1,9 @@
+//! The denorm binary's library half: the command line ([`cli`]), the
+//! configuration file ([`config`]) and the commands that wire sources, the
+//! planner and (soon) the engine together. `main.rs` only calls [`cli::main`].
+
+mod check;
+pub mod cli;
+pub mod config;
+mod describe;
+mod source;
