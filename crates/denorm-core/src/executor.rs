@@ -1,11 +1,20 @@
-//! API skeleton (implementation in progress).
+//! The single-threaded executor.
+//!
+//! [`Runtime`] is the seam a parallel (timely-dataflow) runtime will replace:
+//! it takes one [`SourceBatch`] and returns every view's changes. The
+//! operators below it never learn which runtime drives them.
 
-use denorm_types::{Catalog, Dialect, Diff, Position, Row};
-use denorm_expr::Plan;
+use std::collections::HashMap;
+
+use denorm_expr::{optimize, Plan};
+use denorm_types::{consolidate, Catalog, Dialect, Diff, Position, Row};
+
+use crate::graph::{Graph, NodeId, Operator};
+use crate::view::{ViewError, ViewState};
 
 /// One atomic step of the source: every change of one or more committed
-/// transactions, grouped by table, and the position the source is at after
-/// them. Updates are a retraction of the old row and an insertion of the new.
+/// transactions, grouped by table, and the source position after them. An
+/// update is the retraction of the old row plus the insertion of the new one.
 #[derive(Debug, Clone, Default)]
 pub struct SourceBatch {
     pub position: Position,
@@ -16,68 +25,215 @@ pub struct SourceBatch {
 pub struct ViewId(pub usize);
 
 /// A view's consolidated changes for one batch.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ViewOutput {
     pub view: ViewId,
     pub changes: Vec<(Row, Diff)>,
 }
 
-/// A runtime failure that stops one view (others go on).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ViewError {
-    #[error("key violation: two rows share key {key}")]
-    KeyViolation { key: String },
-    #[error("{0}")]
-    Eval(String),
-}
-
-#[derive(Debug, Clone)]
+/// What one batch did.
+#[derive(Debug, Clone, Default)]
 pub struct BatchOutput {
     pub position: Position,
+    /// Changes of every view that changed.
     pub views: Vec<ViewOutput>,
-    /// Views that failed during this batch.
+    /// Views that failed during this batch; they stay failed.
     pub errors: Vec<(ViewId, ViewError)>,
+    /// Source changes refused as malformed, with the reason. They changed no view.
+    pub rejected: Vec<(String, Row, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BuildError {
     #[error("unknown source table {0}")]
     UnknownTable(String),
+    #[error("plan reads {plan} columns of {table} but its schema has {schema} (bug)")]
+    ArityMismatch { table: String, plan: usize, schema: usize },
+    #[error("views must be added before the first batch")]
+    AfterFirstBatch,
 }
 
-/// The seam a parallel runtime replaces: apply one batch, get every view's changes.
+/// The seam a parallel runtime replaces: apply one batch, get every view's
+/// changes.
 pub trait Runtime {
     fn apply(&mut self, batch: &SourceBatch) -> BatchOutput;
 }
 
-/// The single-threaded runtime: one operator DAG shared by all views.
+#[derive(Debug)]
+struct View {
+    name: String,
+    node: NodeId,
+    state: ViewState,
+    error: Option<ViewError>,
+}
+
+/// The single-threaded runtime: one operator graph shared by all views.
 #[derive(Debug)]
 pub struct Dataflow {
-    _catalog: Catalog,
-    _dialect: Dialect,
+    catalog: Catalog,
+    dialect: Dialect,
+    graph: Graph,
+    views: Vec<View>,
+    position: Option<Position>,
+    /// Each node's output for the batch in flight.
+    outputs: Vec<Vec<(Row, Diff)>>,
 }
 
 impl Dataflow {
     pub fn new(catalog: Catalog, dialect: Dialect) -> Self {
-        Dataflow { _catalog: catalog, _dialect: dialect }
+        Dataflow { catalog, dialect, graph: Graph::default(), views: Vec::new(), position: None, outputs: Vec::new() }
     }
 
-    /// Adds a view before the first batch. `key` is the view's key columns;
-    /// when `check_key` is set, two live rows with one key fail the view.
+    /// Adds a view before the first batch. `key` holds the view's key
+    /// columns; two live rows with one key fail the view. `check_key` is kept
+    /// for callers that know the key is proven; the check is cheap and always on.
     pub fn add_view(&mut self, name: &str, plan: &Plan, key: Vec<usize>, check_key: bool) -> Result<ViewId, BuildError> {
-        let _ = (name, plan, key, check_key);
-        unimplemented!()
+        let _ = check_key;
+        if self.position.is_some() {
+            return Err(BuildError::AfterFirstBatch);
+        }
+        let arity = plan.arity();
+        let plan = optimize(plan.clone());
+        let node = self.graph.build(&plan, &self.catalog, self.dialect)?;
+        self.views.push(View { name: name.to_string(), node, state: ViewState::new(key, arity), error: None });
+        Ok(ViewId(self.views.len() - 1))
     }
 
-    /// The current contents of a view, with multiplicities.
+    pub fn view_name(&self, view: ViewId) -> &str {
+        &self.views[view.0].name
+    }
+
+    /// The current contents of a view with multiplicities (in no order).
     pub fn view_rows(&self, view: ViewId) -> Vec<(Row, Diff)> {
-        let _ = view;
-        unimplemented!()
+        self.views[view.0].state.rows().map(|(r, d)| (r.clone(), d)).collect()
+    }
+
+    pub fn view_len(&self, view: ViewId) -> usize {
+        self.views[view.0].state.len()
     }
 
     /// The error that stopped a view, if any.
     pub fn view_error(&self, view: ViewId) -> Option<&ViewError> {
-        let _ = view;
-        unimplemented!()
+        self.views[view.0].error.as_ref()
+    }
+
+    /// The source position the views reflect (`None` before the first batch).
+    pub fn position(&self) -> Option<Position> {
+        self.position
+    }
+
+    /// Operator nodes in the shared graph (views reuse equal sub-plans).
+    pub fn node_count(&self) -> usize {
+        self.graph.nodes.len()
+    }
+
+    fn input_changes(&self, batch: &SourceBatch, rejected: &mut Vec<(String, Row, String)>) -> HashMap<String, Vec<(Row, Diff)>> {
+        let mut by_table: HashMap<String, Vec<(Row, Diff)>> = HashMap::new();
+        for (table, changes) in &batch.tables {
+            let Some(schema) = self.catalog.get(table) else { continue };
+            let arity = schema.columns.len();
+            let slot = by_table.entry(schema.name.clone()).or_default();
+            for (row, diff) in changes {
+                if row.len() == arity {
+                    slot.push((row.clone(), *diff));
+                } else {
+                    let reason = format!("row has {} columns, table {} has {arity}", row.len(), schema.name);
+                    rejected.push((table.clone(), row.clone(), reason));
+                }
+            }
+        }
+        for changes in by_table.values_mut() {
+            consolidate(changes);
+        }
+        by_table
+    }
+
+    /// Runs one node over its inputs' outputs for this batch.
+    fn step(&mut self, id: NodeId, mut inputs: HashMap<String, Vec<(Row, Diff)>>, first: bool) -> HashMap<String, Vec<(Row, Diff)>> {
+        let node_inputs = self.graph.nodes[id].inputs.clone();
+        if node_inputs.iter().any(|&i| self.graph.nodes[i].failed.is_some()) {
+            self.graph.nodes[id].failed = node_inputs.iter().find_map(|&i| self.graph.nodes[i].failed.clone());
+            return inputs;
+        }
+        let quiet = node_inputs.iter().all(|&i| self.outputs[i].is_empty());
+        if quiet && !first && !node_inputs.is_empty() {
+            return inputs;
+        }
+        let (nodes, outputs) = (&mut self.graph.nodes, &self.outputs);
+        let input = |k: usize| &outputs[node_inputs[k]];
+        if let Operator::Join(join) = &nodes[id].operator {
+            let (l, r) = (node_inputs[0], node_inputs[1]);
+            let (Operator::Arrange(left), Operator::Arrange(right)) = (&nodes[l].operator, &nodes[r].operator) else {
+                unreachable!("join inputs are arrangements")
+            };
+            match join.step(left, right, input(0), input(1)) {
+                Ok(mut out) => {
+                    consolidate(&mut out);
+                    self.outputs[id] = out;
+                }
+                Err(e) => self.graph.nodes[id].failed = Some(e),
+            }
+            return inputs;
+        }
+        let result = match &mut nodes[id].operator {
+            Operator::Input { table } => Ok(inputs.remove(table.as_str()).unwrap_or_default()),
+            Operator::Filter(f) => f.step(input(0)),
+            Operator::Map(m) => m.step(input(0)).map(|mut out| {
+                consolidate(&mut out);
+                out
+            }),
+            Operator::Arrange(index) => {
+                for (row, diff) in input(0) {
+                    let (key, _) = index.key_of(row);
+                    index.update(key, row, *diff);
+                }
+                Ok(input(0).clone())
+            }
+            Operator::Join(_) => unreachable!("handled above"),
+            Operator::Reduce(r) => r.step(input(0)),
+            Operator::Distinct(d) => Ok(d.step(input(0))),
+        };
+        match result {
+            Ok(out) => self.outputs[id] = out,
+            Err(e) => self.graph.nodes[id].failed = Some(e),
+        }
+        inputs
+    }
+}
+
+impl Runtime for Dataflow {
+    fn apply(&mut self, batch: &SourceBatch) -> BatchOutput {
+        let mut output = BatchOutput { position: batch.position, ..BatchOutput::default() };
+        let first = self.position.is_none();
+        let mut inputs = self.input_changes(batch, &mut output.rejected);
+        self.outputs.resize_with(self.graph.nodes.len(), Vec::new);
+        for id in 0..self.graph.nodes.len() {
+            inputs = self.step(id, inputs, first);
+        }
+        for (i, view) in self.views.iter_mut().enumerate() {
+            if view.error.is_some() {
+                continue;
+            }
+            if let Some(e) = &self.graph.nodes[view.node].failed {
+                view.error = Some(ViewError::Eval(e.clone()));
+            } else {
+                let changes = &self.outputs[view.node];
+                if changes.is_empty() {
+                    continue;
+                }
+                match view.state.apply(changes) {
+                    Ok(()) => output.views.push(ViewOutput { view: ViewId(i), changes: changes.clone() }),
+                    Err(e) => view.error = Some(e),
+                }
+            }
+            if let Some(e) = &view.error {
+                output.errors.push((ViewId(i), e.clone()));
+            }
+        }
+        for out in &mut self.outputs {
+            out.clear();
+        }
+        self.position = Some(batch.position);
+        output
     }
 }

@@ -21,9 +21,11 @@
 mod aggregate;
 mod eval;
 mod expr;
+mod optimize;
 mod plan;
 
 pub use aggregate::{Aggregate, AggregateFunc};
 pub use eval::EvalError;
 pub use expr::{BinaryOp, Expr, Func};
+pub use optimize::optimize;
 pub use plan::{JoinKind, Plan};

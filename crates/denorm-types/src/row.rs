@@ -111,6 +111,14 @@ impl Row {
     }
 }
 
+/// Lets hash maps keyed by rows insert from a borrowed row without cloning on
+/// lookups that find an existing entry (`entry_ref`).
+impl From<&Row> for Row {
+    fn from(row: &Row) -> Row {
+        row.clone()
+    }
+}
+
 impl fmt::Debug for Row {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("(")?;

@@ -1,0 +1,113 @@
+//! The operator DAG shared by all views, built from plans.
+//!
+//! Nodes are stored in topological order (inputs before the nodes that read
+//! them). A node is identified by its definition and its inputs; building a
+//! plan whose sub-plan already exists reuses that node and its state, so two
+//! views over the same table share its input, and two joins needing the same
+//! arrangement share the index.
+
+use std::collections::HashMap;
+
+use denorm_expr::{EvalError, Plan};
+use denorm_types::{Catalog, Dialect};
+
+use crate::executor::BuildError;
+use crate::index::Index;
+use crate::operator::{Distinct, Filter, Join, Map, Reduce};
+
+pub(crate) type NodeId = usize;
+
+#[derive(Debug)]
+pub(crate) enum Operator {
+    Input { table: String },
+    Filter(Filter),
+    Map(Map),
+    Arrange(Index),
+    Join(Join),
+    Reduce(Reduce),
+    Distinct(Distinct),
+}
+
+#[derive(Debug)]
+pub(crate) struct Node {
+    pub(crate) operator: Operator,
+    pub(crate) inputs: Vec<NodeId>,
+    /// Set when the node failed; it and everything downstream stop.
+    pub(crate) failed: Option<EvalError>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Graph {
+    pub(crate) nodes: Vec<Node>,
+    by_signature: HashMap<String, NodeId>,
+}
+
+impl Graph {
+    fn node(&mut self, signature: String, inputs: Vec<NodeId>, make: impl FnOnce() -> Operator) -> NodeId {
+        let signature = format!("{signature} <- {inputs:?}");
+        if let Some(&id) = self.by_signature.get(&signature) {
+            return id;
+        }
+        let id = self.nodes.len();
+        self.nodes.push(Node { operator: make(), inputs, failed: None });
+        self.by_signature.insert(signature, id);
+        id
+    }
+
+    /// Adds the nodes of `plan` (reusing equal ones) and returns its root.
+    pub(crate) fn build(&mut self, plan: &Plan, catalog: &Catalog, dialect: Dialect) -> Result<NodeId, BuildError> {
+        Ok(match plan {
+            Plan::Get { table, arity } => {
+                let schema = catalog.get(table).ok_or_else(|| BuildError::UnknownTable(table.clone()))?;
+                if schema.columns.len() != *arity {
+                    return Err(BuildError::ArityMismatch { table: table.clone(), plan: *arity, schema: schema.columns.len() });
+                }
+                let table = schema.name.clone();
+                self.node(format!("Input {table}"), vec![], || Operator::Input { table })
+            }
+            Plan::Filter { input, predicate } => {
+                let input = self.build(input, catalog, dialect)?;
+                let predicate = predicate.clone();
+                self.node(format!("Filter {predicate:?}"), vec![input], || Operator::Filter(Filter { predicate, dialect }))
+            }
+            Plan::Map { input, exprs } => {
+                let input = self.build(input, catalog, dialect)?;
+                let exprs = exprs.clone();
+                self.node(format!("Map {exprs:?}"), vec![input], || Operator::Map(Map::new(exprs, dialect)))
+            }
+            Plan::Join { left, right, kind, left_key, right_key, residual } => {
+                let right_arity = right.arity();
+                let left = self.build(left, catalog, dialect)?;
+                let right = self.build(right, catalog, dialect)?;
+                let arrange_left = self.arrange(left, left_key);
+                let arrange_right = self.arrange(right, right_key);
+                let join = Join {
+                    kind: *kind,
+                    left_key: left_key.clone(),
+                    right_key: right_key.clone(),
+                    residual: residual.clone(),
+                    right_arity,
+                    dialect,
+                };
+                self.node(format!("Join {kind:?} {left_key:?} {right_key:?} {residual:?}"), vec![arrange_left, arrange_right], || {
+                    Operator::Join(join)
+                })
+            }
+            Plan::Reduce { input, group_key, aggregates } => {
+                let input = self.build(input, catalog, dialect)?;
+                let (group_key, aggregates) = (group_key.clone(), aggregates.clone());
+                self.node(format!("Reduce {group_key:?} {aggregates:?}"), vec![input], || {
+                    Operator::Reduce(Reduce::new(group_key, aggregates, dialect))
+                })
+            }
+            Plan::Distinct { input } => {
+                let input = self.build(input, catalog, dialect)?;
+                self.node("Distinct".into(), vec![input], || Operator::Distinct(Distinct::default()))
+            }
+        })
+    }
+
+    fn arrange(&mut self, input: NodeId, key: &[usize]) -> NodeId {
+        self.node(format!("Arrange {key:?}"), vec![input], || Operator::Arrange(Index::new(key.to_vec())))
+    }
+}

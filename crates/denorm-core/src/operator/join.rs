@@ -1,0 +1,222 @@
+//! Symmetric hash join, inner and left outer.
+//!
+//! Both inputs are arrangements ([`Index`]) keyed by the join columns, already
+//! updated with this batch's deltas when the join runs (they may be shared with
+//! other joins). By bilinearity of the join over Z-sets,
+//!
+//! ```text
+//! Δ(L ⋈ R) = ΔL ⋈ R' + L' ⋈ ΔR − ΔL ⋈ ΔR        (L' = L + ΔL, R' = R + ΔR)
+//! ```
+//!
+//! so every change costs work proportional to the rows it matches, never to
+//! the size of either input. A left join adds the NULL-padded left rows that
+//! have no match: for each key the batch touched, the padded output before and
+//! after the batch is derived from the new state and the deltas, and only the
+//! difference is emitted (a left row's padded copy is retracted when its first
+//! match arrives and re-inserted when its last match leaves).
+
+use hashbrown::HashMap;
+
+use denorm_expr::{EvalError, Expr, JoinKind};
+use denorm_types::{Datum, Dialect, Diff, Row, RowPacker};
+
+use crate::index::{key_of, Group, Index};
+use crate::Hasher;
+
+/// The join's parameters; its state lives in the two arrangements.
+#[derive(Debug, Clone)]
+pub(crate) struct Join {
+    pub(crate) kind: JoinKind,
+    pub(crate) left_key: Vec<usize>,
+    pub(crate) right_key: Vec<usize>,
+    pub(crate) residual: Option<Expr>,
+    pub(crate) right_arity: usize,
+    pub(crate) dialect: Dialect,
+}
+
+/// A batch's delta of one side, grouped by join key.
+type Grouped<'a> = HashMap<Row, (Vec<(&'a Row, Diff)>, bool), Hasher>;
+
+fn group<'a>(key: &[usize], delta: &'a [(Row, Diff)], packer: &mut RowPacker) -> Grouped<'a> {
+    let mut out: Grouped<'a> = HashMap::default();
+    for (row, diff) in delta {
+        let (k, has_null) = key_of(key, row, packer);
+        let slot = out.entry(k).or_insert_with(|| (Vec::new(), has_null));
+        slot.0.push((row, *diff));
+    }
+    out
+}
+
+struct Output<'j> {
+    join: &'j Join,
+    packer: RowPacker,
+    changes: Vec<(Row, Diff)>,
+}
+
+impl Output<'_> {
+    /// Emits `left ++ right` with weight `diff` if the residual holds.
+    fn pair(&mut self, left: &Row, right: &Row, diff: Diff) -> Result<(), EvalError> {
+        if diff == 0 || !self.residual_holds(left, right)? {
+            return Ok(());
+        }
+        self.packer.extend_from_row(left);
+        self.packer.extend_from_row(right);
+        self.changes.push((self.packer.finish(), diff));
+        Ok(())
+    }
+
+    fn residual_holds(&self, left: &Row, right: &Row) -> Result<bool, EvalError> {
+        match &self.join.residual {
+            None => Ok(true),
+            Some(p) => {
+                let datums: Vec<Datum<'_>> = left.iter().chain(right.iter()).collect();
+                p.holds(&datums, self.join.dialect)
+            }
+        }
+    }
+
+    /// Emits `left ++ NULL…` with weight `diff`.
+    fn padded(&mut self, left: &Row, diff: Diff) {
+        if diff == 0 {
+            return;
+        }
+        self.packer.extend_from_row(left);
+        for _ in 0..self.join.right_arity {
+            self.packer.push(&Datum::Null);
+        }
+        self.changes.push((self.packer.finish(), diff));
+    }
+
+    /// Σ over `rows` of their weight where `left ++ row` passes the residual.
+    fn matches<'r>(&self, left: &Row, rows: impl Iterator<Item = (&'r Row, Diff)>) -> Result<Diff, EvalError> {
+        let mut total = 0;
+        for (r, d) in rows {
+            if self.residual_holds(left, r)? {
+                total += d;
+            }
+        }
+        Ok(total)
+    }
+}
+
+impl Join {
+    /// The join's output delta for one batch. `left` and `right` already
+    /// include `left_delta` and `right_delta` (both consolidated).
+    pub(crate) fn step(
+        &self,
+        left: &Index,
+        right: &Index,
+        left_delta: &[(Row, Diff)],
+        right_delta: &[(Row, Diff)],
+    ) -> Result<Vec<(Row, Diff)>, EvalError> {
+        let mut packer = RowPacker::new();
+        let dl = group(&self.left_key, left_delta, &mut packer);
+        let dr = group(&self.right_key, right_delta, &mut packer);
+        let mut out = Output { join: self, packer, changes: Vec::new() };
+        for (key, (rows, has_null)) in &dl {
+            if *has_null {
+                continue;
+            }
+            if let Some((group, _)) = right.get(key) {
+                for (l, d) in rows {
+                    for (r, c) in group.iter() {
+                        out.pair(l, r, d * c)?;
+                    }
+                }
+            }
+            if let Some((rrows, _)) = dr.get(key) {
+                for (l, d) in rows {
+                    for (r, c) in rrows {
+                        out.pair(l, r, -d * c)?;
+                    }
+                }
+            }
+        }
+        for (key, (rows, has_null)) in &dr {
+            if *has_null {
+                continue;
+            }
+            if let Some((group, _)) = left.get(key) {
+                for (r, d) in rows {
+                    for (l, c) in group.iter() {
+                        out.pair(l, r, c * d)?;
+                    }
+                }
+            }
+        }
+        if self.kind == JoinKind::Left {
+            self.pad(left, right, &dl, &dr, &mut out)?;
+        }
+        Ok(out.changes)
+    }
+
+    /// The change in NULL-padded rows for every key the batch touched.
+    fn pad(&self, left: &Index, right: &Index, dl: &Grouped<'_>, dr: &Grouped<'_>, out: &mut Output<'_>) -> Result<(), EvalError> {
+        let empty: Vec<(&Row, Diff)> = Vec::new();
+        for (key, (rows, has_null)) in dl {
+            if *has_null || !dr.contains_key(key) {
+                // The right side did not change under this key: only the
+                // changed left rows change their padded copies.
+                let group = if *has_null { None } else { right.get(key) };
+                for (l, d) in rows {
+                    let m = match group {
+                        Some((g, total)) => self.matches_in(out, l, g, *total)?,
+                        None => 0,
+                    };
+                    if m == 0 {
+                        out.padded(l, *d);
+                    }
+                }
+            }
+        }
+        for (key, (rrows, has_null)) in dr {
+            if *has_null {
+                continue;
+            }
+            let left_rows = dl.get(key).map_or(&empty, |(rows, _)| rows);
+            self.repad_key(left.get(key).map(|(g, _)| g), left_rows, right.get(key), rrows, out)?;
+        }
+        Ok(())
+    }
+
+    fn matches_in(&self, out: &Output<'_>, l: &Row, group: &Group, total: Diff) -> Result<Diff, EvalError> {
+        if self.residual.is_none() {
+            Ok(total)
+        } else {
+            out.matches(l, group.iter())
+        }
+    }
+
+    /// Recomputes the padded rows of one key whose right side changed.
+    fn repad_key(
+        &self,
+        left_now: Option<&Group>,
+        left_delta: &[(&Row, Diff)],
+        right_now: Option<&(Group, Diff)>,
+        right_delta: &[(&Row, Diff)],
+        out: &mut Output<'_>,
+    ) -> Result<(), EvalError> {
+        // Left rows now present, plus rows the batch removed entirely.
+        let mut candidates: Vec<(&Row, Diff)> = left_now.map(|g| g.iter().collect()).unwrap_or_default();
+        for (l, d) in left_delta {
+            if left_now.is_none_or(|g| g.count(l) == 0) && *d < 0 {
+                candidates.push((l, 0));
+            }
+        }
+        for (l, count_now) in candidates {
+            let delta = left_delta.iter().filter(|(r, _)| *r == l).map(|(_, d)| d).sum::<Diff>();
+            let count_before = count_now - delta;
+            let (m_now, m_delta) = match &self.residual {
+                None => (right_now.map_or(0, |(_, t)| *t), right_delta.iter().map(|(_, d)| d).sum()),
+                Some(_) => (
+                    right_now.map_or(Ok(0), |(g, _)| out.matches(l, g.iter()))?,
+                    out.matches(l, right_delta.iter().map(|(r, d)| (*r, *d)))?,
+                ),
+            };
+            let padded_now = if m_now == 0 { count_now } else { 0 };
+            let padded_before = if m_now - m_delta == 0 { count_before } else { 0 };
+            out.padded(l, padded_now - padded_before);
+        }
+        Ok(())
+    }
+}

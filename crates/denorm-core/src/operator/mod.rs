@@ -1,0 +1,13 @@
+//! The incremental operators. Each is a pure state machine: a consolidated
+//! batch of `(row, diff)` changes in, its output changes out, state updated in
+//! place. None of them knows about threads, I/O, clocks or sources.
+
+mod distinct;
+mod join;
+mod map;
+mod reduce;
+
+pub(crate) use distinct::Distinct;
+pub(crate) use join::Join;
+pub(crate) use map::{Filter, Map};
+pub(crate) use reduce::Reduce;

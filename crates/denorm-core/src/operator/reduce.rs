@@ -1,0 +1,231 @@
+//! GROUP BY with aggregates whose per-change cost does not depend on group
+//! size: COUNT/SUM/AVG keep running totals (O(1)); MIN/MAX keep an ordered
+//! multiset of values and COUNT(DISTINCT) a hashed one (O(log n) / O(1)).
+//!
+//! For every group a batch touches, the operator remembers the group's output
+//! row before its first change, applies all changes, and emits the retraction
+//! of the old row and the insertion of the new one when they differ.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+use hashbrown::HashMap;
+
+use denorm_expr::{Aggregate, AggregateFunc, EvalError};
+use denorm_types::{Datum, Dialect, Diff, Row, RowPacker, Value};
+
+use crate::Hasher;
+
+/// A value ordered by SQL's total order, for MIN/MAX multisets.
+#[derive(Debug, Clone)]
+struct Ordered(Value);
+
+impl PartialEq for Ordered {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Ordered {}
+impl PartialOrd for Ordered {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Ordered {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+/// One aggregate's running state for one group. NULL arguments are ignored
+/// by every aggregate but COUNT(*).
+#[derive(Debug, Clone)]
+enum Accumulator {
+    Count(Diff),
+    /// Integers summed exactly in 128 bits (so a transient overflow that later
+    /// retractions undo is harmless); doubles summed apart.
+    Sum { non_null: Diff, ints: i128, floats: f64, float_count: Diff },
+    Extreme(BTreeMap<Ordered, Diff>),
+    Distinct(HashMap<Row, Diff, Hasher>),
+}
+
+impl Accumulator {
+    fn new(func: AggregateFunc) -> Self {
+        match func {
+            AggregateFunc::Count => Accumulator::Count(0),
+            AggregateFunc::Sum | AggregateFunc::Avg => {
+                Accumulator::Sum { non_null: 0, ints: 0, floats: 0.0, float_count: 0 }
+            }
+            AggregateFunc::Min | AggregateFunc::Max => Accumulator::Extreme(BTreeMap::new()),
+            AggregateFunc::CountDistinct => Accumulator::Distinct(HashMap::default()),
+        }
+    }
+
+    fn update(&mut self, value: &Datum<'_>, diff: Diff, packer: &mut RowPacker) {
+        if value.is_null() {
+            return;
+        }
+        match self {
+            Accumulator::Count(n) => *n += diff,
+            Accumulator::Sum { non_null, ints, floats, float_count } => {
+                *non_null += diff;
+                match value {
+                    Datum::Int(i) => *ints += i128::from(*i) * i128::from(diff),
+                    Datum::Bool(b) => *ints += i128::from(*b) * i128::from(diff),
+                    other => {
+                        *floats += other.as_f64().unwrap_or(0.0) * diff as f64;
+                        *float_count += diff;
+                        if *float_count == 0 {
+                            // No double left: drop rounding residue.
+                            *floats = 0.0;
+                        }
+                    }
+                }
+            }
+            Accumulator::Extreme(values) => {
+                let key = Ordered(value.clone().into_owned());
+                let count = values.entry(key.clone()).or_insert(0);
+                *count += diff;
+                if *count == 0 {
+                    values.remove(&key);
+                }
+            }
+            Accumulator::Distinct(values) => {
+                packer.push_key(value);
+                let key = packer.finish();
+                let count = values.entry(key.clone()).or_insert(0);
+                *count += diff;
+                if *count == 0 {
+                    values.remove(&key);
+                }
+            }
+        }
+    }
+
+    fn value(&self, func: AggregateFunc, rows: Diff) -> Result<Value, EvalError> {
+        Ok(match self {
+            Accumulator::Count(n) => Datum::Int(*n),
+            Accumulator::Sum { non_null: 0, .. } => Datum::Null,
+            Accumulator::Sum { non_null, ints, floats, float_count } => {
+                let total = *ints as f64 + floats;
+                match func {
+                    AggregateFunc::Avg => Datum::Float(total / *non_null as f64),
+                    _ if *float_count > 0 => Datum::Float(total),
+                    _ => Datum::Int(i64::try_from(*ints).map_err(|_| EvalError::IntegerOverflow)?),
+                }
+            }
+            Accumulator::Extreme(values) => {
+                let v = if func == AggregateFunc::Min { values.keys().next() } else { values.keys().next_back() };
+                v.map_or(Datum::Null, |o| o.0.clone())
+            }
+            Accumulator::Distinct(values) => Datum::Int(values.len() as i64),
+        })
+        .map(|v| if func == AggregateFunc::Count && rows == 0 { Datum::Int(0) } else { v })
+    }
+}
+
+#[derive(Debug, Clone)]
+struct GroupState {
+    rows: Diff,
+    accumulators: Vec<Accumulator>,
+}
+
+/// The GROUP BY operator. Output rows are the group key columns followed by
+/// one column per aggregate.
+#[derive(Debug)]
+pub(crate) struct Reduce {
+    group_key: Vec<usize>,
+    aggregates: Vec<Aggregate>,
+    dialect: Dialect,
+    groups: HashMap<Row, GroupState, Hasher>,
+    /// Whether the first batch has run (a global aggregate emits its row then).
+    started: bool,
+}
+
+impl Reduce {
+    pub(crate) fn new(group_key: Vec<usize>, aggregates: Vec<Aggregate>, dialect: Dialect) -> Self {
+        Reduce { group_key, aggregates, dialect, groups: HashMap::default(), started: false }
+    }
+
+    fn fresh(&self) -> GroupState {
+        GroupState { rows: 0, accumulators: self.aggregates.iter().map(|a| Accumulator::new(a.func)).collect() }
+    }
+
+    /// The output row of a group, or `None` when the group is absent (no
+    /// rows, unless it is the single group of a global aggregate).
+    fn output(&self, key: &Row, state: Option<&GroupState>) -> Result<Option<Row>, EvalError> {
+        let global = self.group_key.is_empty();
+        let fresh;
+        let state = match state {
+            Some(s) if s.rows > 0 => s,
+            _ if global => {
+                fresh = self.fresh();
+                &fresh
+            }
+            _ => return Ok(None),
+        };
+        let mut packer = RowPacker::new();
+        packer.extend_from_row(key);
+        for (acc, agg) in state.accumulators.iter().zip(&self.aggregates) {
+            packer.push(&acc.value(agg.func, state.rows)?);
+        }
+        Ok(Some(packer.finish()))
+    }
+
+    /// The group key exactly as the rows carry it (not SQL-normalized: GROUP
+    /// BY outputs the key values themselves).
+    fn key_of(&self, datums: &[Datum<'_>], packer: &mut RowPacker) -> Row {
+        for &c in &self.group_key {
+            packer.push(&datums[c]);
+        }
+        packer.finish()
+    }
+
+    pub(crate) fn step(&mut self, input: &[(Row, Diff)]) -> Result<Vec<(Row, Diff)>, EvalError> {
+        let mut before: HashMap<Row, Option<Row>, Hasher> = HashMap::default();
+        if !self.started {
+            self.started = true;
+            if self.group_key.is_empty() {
+                before.insert(Row::empty(), None);
+            }
+        }
+        let mut packer = RowPacker::new();
+        let mut datums: Vec<Datum<'_>> = Vec::new();
+        let mut args: Vec<Datum<'_>> = Vec::new();
+        for (row, diff) in input {
+            datums.clear();
+            datums.extend(row.iter());
+            let key = self.key_of(&datums, &mut packer);
+            if !before.contains_key(&key) {
+                let old = self.output(&key, self.groups.get(&key))?;
+                before.insert(key.clone(), old);
+            }
+            args.clear();
+            for agg in &self.aggregates {
+                args.push(match &agg.arg {
+                    Some(e) => e.eval(&datums, self.dialect)?,
+                    None => Datum::Int(1),
+                });
+            }
+            let fresh = self.fresh();
+            let state = self.groups.entry(key).or_insert(fresh);
+            state.rows += diff;
+            for (acc, arg) in state.accumulators.iter_mut().zip(&args) {
+                acc.update(arg, *diff, &mut packer);
+            }
+        }
+        let mut out = Vec::with_capacity(before.len() * 2);
+        for (key, old) in before {
+            let state = self.groups.get(&key);
+            let new = self.output(&key, state)?;
+            if state.is_some_and(|s| s.rows == 0) {
+                self.groups.remove(&key);
+            }
+            if old != new {
+                out.extend(old.map(|r| (r, -1)));
+                out.extend(new.map(|r| (r, 1)));
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,79 @@
+//! A view's current contents, indexed by its key.
+
+use hashbrown::HashMap;
+
+use denorm_expr::EvalError;
+use denorm_types::{Diff, Row, RowPacker};
+
+use crate::index::key_of;
+use crate::Hasher;
+
+/// A runtime failure that stops one view; the other views go on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ViewError {
+    #[error("key violation: two rows have key {key}")]
+    KeyViolation { key: String },
+    #[error("{0}")]
+    Eval(#[from] EvalError),
+}
+
+/// The rows of one view by key. A keyed view holds at most one live row per
+/// key (a second one is a [`ViewError::KeyViolation`], never an overwrite);
+/// a multiset view (keyed by all columns) holds rows with multiplicities.
+#[derive(Debug)]
+pub(crate) struct ViewState {
+    key: Vec<usize>,
+    multiset: bool,
+    rows: HashMap<Row, (Row, Diff), Hasher>,
+    packer: RowPacker,
+}
+
+impl ViewState {
+    pub(crate) fn new(key: Vec<usize>, arity: usize) -> Self {
+        let multiset = key.len() == arity && key.iter().enumerate().all(|(i, &k)| i == k);
+        ViewState { key, multiset, rows: HashMap::default(), packer: RowPacker::new() }
+    }
+
+    /// Applies consolidated changes: retractions first, so that a row moving
+    /// within one batch (delete + insert under the same key) is no conflict.
+    pub(crate) fn apply(&mut self, changes: &[(Row, Diff)]) -> Result<(), ViewError> {
+        for (row, diff) in changes.iter().filter(|(_, d)| *d < 0) {
+            let key = self.key_of(row);
+            if let Some(slot) = self.rows.get_mut(&key) {
+                if &slot.0 == row {
+                    slot.1 += diff;
+                    if slot.1 <= 0 {
+                        self.rows.remove(&key);
+                    }
+                }
+            }
+        }
+        for (row, diff) in changes.iter().filter(|(_, d)| *d > 0) {
+            let key = self.key_of(row);
+            match self.rows.get_mut(&key) {
+                None if self.multiset || *diff == 1 => {
+                    self.rows.insert(key, (row.clone(), *diff));
+                }
+                Some(slot) if self.multiset => slot.1 += diff,
+                _ => return Err(ViewError::KeyViolation { key: format!("{key:?}") }),
+            }
+        }
+        Ok(())
+    }
+
+    fn key_of(&mut self, row: &Row) -> Row {
+        if self.multiset {
+            row.clone()
+        } else {
+            key_of(&self.key, row, &mut self.packer).0
+        }
+    }
+
+    pub(crate) fn rows(&self) -> impl Iterator<Item = (&Row, Diff)> {
+        self.rows.values().map(|(r, d)| (r, *d))
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.rows.len()
+    }
+}

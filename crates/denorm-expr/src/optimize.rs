@@ -1,0 +1,310 @@
+//! Plan rewrites that shrink operator state without changing results:
+//!
+//! 1. **Predicate pushdown**: WHERE conjuncts over a join move to the side they
+//!    read (the right side only for inner joins), so arrangements hold only
+//!    rows that can contribute.
+//! 2. **Column pruning**: every node keeps only the columns something above it
+//!    reads; source tables are projected right at the input.
+//! 3. **Projection fusion**: a projection of a projection becomes one.
+
+use std::collections::BTreeSet;
+
+use crate::expr::{BinaryOp, Expr};
+use crate::plan::{JoinKind, Plan};
+
+/// Applies all rewrites; the result has the same output columns as `plan`.
+pub fn optimize(plan: Plan) -> Plan {
+    let plan = push_down_filters(plan);
+    let arity = plan.arity();
+    let (pruned, remap) = prune(plan, &(0..arity).collect());
+    let plan = if (0..arity).all(|c| remap[c] == Some(c)) && pruned.arity() == arity {
+        pruned
+    } else {
+        Plan::Map { input: Box::new(pruned), exprs: (0..arity).map(|c| Expr::Column(remap[c].unwrap())).collect() }
+    };
+    fuse_maps(plan)
+}
+
+fn conjuncts(e: Expr, out: &mut Vec<Expr>) {
+    match e {
+        Expr::Binary { op: BinaryOp::And, left, right } => {
+            conjuncts(*left, out);
+            conjuncts(*right, out);
+        }
+        e => out.push(e),
+    }
+}
+
+fn conjoin(mut parts: Vec<Expr>) -> Option<Expr> {
+    let first = parts.pop()?;
+    Some(parts.into_iter().rev().fold(first, |acc, e| Expr::binary(BinaryOp::And, e, acc)))
+}
+
+fn filter(input: Plan, predicates: Vec<Expr>) -> Plan {
+    match conjoin(predicates) {
+        Some(predicate) => Plan::Filter { input: Box::new(input), predicate },
+        None => input,
+    }
+}
+
+fn push_down_filters(plan: Plan) -> Plan {
+    match plan {
+        Plan::Filter { input, predicate } => match *input {
+            Plan::Join { left, right, kind, left_key, right_key, residual } => {
+                let left_arity = left.arity();
+                let mut parts = Vec::new();
+                conjuncts(predicate, &mut parts);
+                let (mut to_left, mut to_right, mut stay) = (Vec::new(), Vec::new(), Vec::new());
+                for p in parts {
+                    let cols = p.columns();
+                    if cols.iter().all(|&c| c < left_arity) {
+                        to_left.push(p);
+                    } else if kind == JoinKind::Inner && cols.iter().all(|&c| c >= left_arity) {
+                        let mut p = p;
+                        p.remap_columns(&|c| c - left_arity);
+                        to_right.push(p);
+                    } else {
+                        stay.push(p);
+                    }
+                }
+                let join = Plan::Join {
+                    left: Box::new(push_down_filters(filter(*left, to_left))),
+                    right: Box::new(push_down_filters(filter(*right, to_right))),
+                    kind,
+                    left_key,
+                    right_key,
+                    residual,
+                };
+                filter(join, stay)
+            }
+            other => Plan::Filter { input: Box::new(push_down_filters(other)), predicate },
+        },
+        Plan::Get { .. } => plan,
+        Plan::Map { input, exprs } => Plan::Map { input: Box::new(push_down_filters(*input)), exprs },
+        Plan::Join { left, right, kind, left_key, right_key, residual } => Plan::Join {
+            left: Box::new(push_down_filters(*left)),
+            right: Box::new(push_down_filters(*right)),
+            kind,
+            left_key,
+            right_key,
+            residual,
+        },
+        Plan::Reduce { input, group_key, aggregates } => {
+            Plan::Reduce { input: Box::new(push_down_filters(*input)), group_key, aggregates }
+        }
+        Plan::Distinct { input } => Plan::Distinct { input: Box::new(push_down_filters(*input)) },
+    }
+}
+
+/// Column `c` of the old output is column `remap[c]` of the new one (`None`
+/// when it was not needed and dropped).
+type Remap = Vec<Option<usize>>;
+
+fn positions(columns: &BTreeSet<usize>, arity: usize) -> Remap {
+    let mut remap = vec![None; arity];
+    for (new, &old) in columns.iter().enumerate() {
+        remap[old] = Some(new);
+    }
+    remap
+}
+
+fn apply(remap: &Remap) -> impl Fn(usize) -> usize + '_ {
+    move |c| remap[c].expect("pruned a column that is still read (bug)")
+}
+
+/// Rewrites `plan` to produce at least the `needed` columns (and as few
+/// others as it can), returning where each old column went.
+fn prune(plan: Plan, needed: &BTreeSet<usize>) -> (Plan, Remap) {
+    match plan {
+        Plan::Get { table, arity } => {
+            if needed.len() == arity {
+                return (Plan::Get { table, arity }, (0..arity).map(Some).collect());
+            }
+            let exprs = needed.iter().map(|&c| Expr::Column(c)).collect();
+            (Plan::Map { input: Box::new(Plan::Get { table, arity }), exprs }, positions(needed, arity))
+        }
+        Plan::Filter { input, mut predicate } => {
+            let mut want = needed.clone();
+            predicate.visit_columns(&mut |c| {
+                want.insert(c);
+            });
+            let (input, remap) = prune(*input, &want);
+            predicate.remap_columns(&apply(&remap));
+            let filtered = Plan::Filter { input: Box::new(input), predicate };
+            if want.len() == needed.len() {
+                return (filtered, remap);
+            }
+            // Drop the columns only the predicate read, so state above holds less.
+            let exprs = needed.iter().map(|&c| Expr::Column(apply(&remap)(c))).collect();
+            (Plan::Map { input: Box::new(filtered), exprs }, positions(needed, remap.len()))
+        }
+        Plan::Map { input, exprs } => {
+            let arity = exprs.len();
+            let mut kept: Vec<Expr> = needed.iter().map(|&c| exprs[c].clone()).collect();
+            let mut want = BTreeSet::new();
+            for e in &kept {
+                e.visit_columns(&mut |c| {
+                    want.insert(c);
+                });
+            }
+            let (input, remap) = prune(*input, &want);
+            for e in &mut kept {
+                e.remap_columns(&apply(&remap));
+            }
+            (Plan::Map { input: Box::new(input), exprs: kept }, positions(needed, arity))
+        }
+        Plan::Join { left, right, kind, left_key, right_key, residual } => {
+            prune_join(*left, *right, kind, left_key, right_key, residual, needed)
+        }
+        Plan::Reduce { input, group_key, mut aggregates } => {
+            let mut want: BTreeSet<usize> = group_key.iter().copied().collect();
+            for a in &aggregates {
+                if let Some(arg) = &a.arg {
+                    arg.visit_columns(&mut |c| {
+                        want.insert(c);
+                    });
+                }
+            }
+            let (input, remap) = prune(*input, &want);
+            let group_key = group_key.iter().map(|&c| apply(&remap)(c)).collect();
+            for a in &mut aggregates {
+                if let Some(arg) = &mut a.arg {
+                    arg.remap_columns(&apply(&remap));
+                }
+            }
+            let plan = Plan::Reduce { input: Box::new(input), group_key, aggregates };
+            let arity = plan.arity();
+            (plan, (0..arity).map(Some).collect())
+        }
+        Plan::Distinct { input } => {
+            let arity = input.arity();
+            let (input, remap) = prune(*input, &(0..arity).collect());
+            let exact: Vec<Expr> = (0..arity).map(|c| Expr::Column(apply(&remap)(c))).collect();
+            let input = Plan::Map { input: Box::new(input), exprs: exact };
+            (Plan::Distinct { input: Box::new(input) }, (0..arity).map(Some).collect())
+        }
+    }
+}
+
+fn prune_join(
+    left: Plan,
+    right: Plan,
+    kind: JoinKind,
+    left_key: Vec<usize>,
+    right_key: Vec<usize>,
+    mut residual: Option<Expr>,
+    needed: &BTreeSet<usize>,
+) -> (Plan, Remap) {
+    let left_arity = left.arity();
+    let arity = left_arity + right.arity();
+    let mut want_left: BTreeSet<usize> = left_key.iter().copied().collect();
+    let mut want_right: BTreeSet<usize> = right_key.iter().copied().collect();
+    let mut want = |c: usize| {
+        if c < left_arity {
+            want_left.insert(c);
+        } else {
+            want_right.insert(c - left_arity);
+        }
+    };
+    needed.iter().for_each(|&c| want(c));
+    if let Some(r) = &residual {
+        r.visit_columns(&mut want);
+    }
+    let (left, lmap) = prune(left, &want_left);
+    let (right, rmap) = prune(right, &want_right);
+    let new_left_arity = left.arity();
+    let mut remap = vec![None; arity];
+    for c in 0..arity {
+        remap[c] = if c < left_arity { lmap[c] } else { rmap[c - left_arity].map(|r| r + new_left_arity) };
+    }
+    if let Some(r) = &mut residual {
+        r.remap_columns(&apply(&remap));
+    }
+    let plan = Plan::Join {
+        left: Box::new(left),
+        right: Box::new(right),
+        kind,
+        left_key: left_key.iter().map(|&c| apply(&lmap)(c)).collect(),
+        right_key: right_key.iter().map(|&c| apply(&rmap)(c)).collect(),
+        residual,
+    };
+    (plan, remap)
+}
+
+/// `Map(Map(x, inner), outer)` → `Map(x, outer ∘ inner)` when the inner map
+/// only moves columns (so nothing is computed twice); identity maps vanish.
+fn fuse_maps(plan: Plan) -> Plan {
+    match plan {
+        Plan::Map { input, mut exprs } => {
+            let input = fuse_maps(*input);
+            let input = match input {
+                Plan::Map { input: inner_input, exprs: inner }
+                    if inner.iter().all(|e| matches!(e, Expr::Column(_))) =>
+                {
+                    let cols: Vec<usize> =
+                        inner.iter().map(|e| if let Expr::Column(c) = e { *c } else { unreachable!() }).collect();
+                    for e in &mut exprs {
+                        e.remap_columns(&|c| cols[c]);
+                    }
+                    *inner_input
+                }
+                other => other,
+            };
+            let identity = exprs.len() == input.arity()
+                && exprs.iter().enumerate().all(|(i, e)| *e == Expr::Column(i));
+            if identity {
+                input
+            } else {
+                Plan::Map { input: Box::new(input), exprs }
+            }
+        }
+        Plan::Get { .. } => plan,
+        Plan::Filter { input, predicate } => Plan::Filter { input: Box::new(fuse_maps(*input)), predicate },
+        Plan::Join { left, right, kind, left_key, right_key, residual } => Plan::Join {
+            left: Box::new(fuse_maps(*left)),
+            right: Box::new(fuse_maps(*right)),
+            kind,
+            left_key,
+            right_key,
+            residual,
+        },
+        Plan::Reduce { input, group_key, aggregates } => {
+            Plan::Reduce { input: Box::new(fuse_maps(*input)), group_key, aggregates }
+        }
+        Plan::Distinct { input } => Plan::Distinct { input: Box::new(fuse_maps(*input)) },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use denorm_types::Datum;
+
+    fn get(table: &str, arity: usize) -> Box<Plan> {
+        Box::new(Plan::Get { table: table.into(), arity })
+    }
+
+    #[test]
+    fn join_keeps_only_read_columns_and_pushes_filters() {
+        // SELECT p.id, u.name FROM posts p JOIN users u ON p.author = u.id WHERE u.active = 1
+        // posts(id, author, title, body), users(id, name, avatar, active)
+        let join = Plan::Join {
+            left: get("posts", 4),
+            right: get("users", 4),
+            kind: JoinKind::Inner,
+            left_key: vec![1],
+            right_key: vec![0],
+            residual: None,
+        };
+        let filtered = Plan::Filter {
+            input: Box::new(join),
+            predicate: Expr::binary(BinaryOp::Eq, Expr::Column(7), Expr::Literal(Datum::Int(1))),
+        };
+        let plan = Plan::Map { input: Box::new(filtered), exprs: vec![Expr::Column(0), Expr::Column(5)] };
+        let text = optimize(plan).to_string();
+        assert_eq!(
+            text,
+            "Map #0, #3\n  Join on left.#1 = right.#0\n    Map #0, #1\n      Get posts\n    Map #0, #1\n      Filter (#2 = 1)\n        Map #0, #1, #3\n          Get users\n"
+        );
+    }
+}
