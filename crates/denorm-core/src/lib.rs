@@ -45,6 +45,7 @@ mod executor;
 mod graph;
 mod index;
 mod operator;
+pub mod reference;
 mod view;
 
 pub use executor::{BatchOutput, BuildError, Dataflow, Runtime, SourceBatch, ViewId, ViewOutput};
