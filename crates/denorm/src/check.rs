@@ -69,15 +69,21 @@ fn plural(n: usize) -> &'static str {
 /// Plans every views file; returns the views with their files, and every
 /// error already rendered.
 fn plan_all(config: &Config, catalog: &Catalog) -> anyhow::Result<(Vec<(ViewDef, PathBuf)>, Vec<String>)> {
-    let mut views = Vec::new();
-    let mut errors = Vec::new();
+    // Read every file before planning any, so that a missing file is
+    // reported before (and not drowned by) plan errors in the others.
+    let mut texts = Vec::with_capacity(config.views.len());
     for file in &config.views {
         let sql = std::fs::read_to_string(&file.path).with_context(|| {
             format!("{}:{}: cannot read views file {}", config.file.display(), file.listed_at, file.path.display())
         })?;
+        texts.push((sql, &file.path));
+    }
+    let mut views = Vec::new();
+    let mut errors = Vec::new();
+    for (sql, path) in texts {
         match plan_views(&sql, catalog, Dialect::Sqlite) {
-            Ok(planned) => views.extend(planned.into_iter().map(|v| (v, file.path.clone()))),
-            Err(found) => errors.extend(found.iter().map(|e| e.render(&file.path.display().to_string()))),
+            Ok(planned) => views.extend(planned.into_iter().map(|v| (v, path.clone()))),
+            Err(found) => errors.extend(found.iter().map(|e| e.render(&path.display().to_string()))),
         }
     }
     errors.extend(duplicate_names(&views));

@@ -48,13 +48,13 @@ fn describe_key(view: &ViewDef) -> String {
     let names: Vec<&str> =
         view.key.columns.iter().map(|&i| view.columns.get(i).map_or("?", |c| c.name.as_str())).collect();
     let origin = match view.key.origin {
-        KeyOrigin::Declared => "declared in WITH (key = …)",
-        KeyOrigin::GroupBy => "the GROUP BY columns",
-        KeyOrigin::PrimaryKey => "the source primary key",
+        KeyOrigin::Declared => "from WITH (key = …)",
+        KeyOrigin::GroupBy => "from GROUP BY",
+        KeyOrigin::PrimaryKey => "from the source primary key",
         KeyOrigin::AllColumns => "all columns: no key could be derived, rows form a multiset",
     };
     let uniqueness = if view.key.proven_unique { "proven unique" } else { "uniqueness checked at runtime" };
-    format!("({}) from {origin}; {uniqueness}", names.join(", "))
+    format!("({}) {origin}; {uniqueness}", names.join(", "))
 }
 
 /// `1s`, `250ms`, `5m`, `1h`: the largest unit that divides the duration.
@@ -263,4 +263,194 @@ fn column_origins(plan: &Plan, catalog: &Catalog) -> Vec<Option<ColumnOrigin>> {
 }
 
 #[cfg(test)]
-mod tests {}
+mod tests {
+    use super::*;
+    use denorm_expr::Aggregate;
+    use denorm_sql::{Location, OutputColumn, TableDependency, ViewKey};
+    use denorm_types::{ColumnSchema, ScalarType, TableSchema};
+
+    fn table(name: &str, columns: &[&str], primary_key: Vec<usize>) -> TableSchema {
+        TableSchema {
+            name: name.into(),
+            columns: columns
+                .iter()
+                .map(|c| ColumnSchema { name: c.to_string(), ty: ScalarType::Int, nullable: false })
+                .collect(),
+            primary_key,
+            unique_keys: vec![],
+        }
+    }
+
+    fn catalog() -> Catalog {
+        let mut c = Catalog::new();
+        c.add(table("users", &["id", "name", "avatar"], vec![0]));
+        c.add(table("posts", &["id", "author_id", "body"], vec![0]));
+        c.add(table("products", &["id", "name"], vec![0]));
+        c.add(table("reviews", &["id", "product_id", "rating"], vec![0]));
+        c.add(table("trips", &["id", "driver_id", "city", "fare"], vec![0]));
+        c
+    }
+
+    fn get(table: &str, arity: usize) -> Box<Plan> {
+        Box::new(Plan::Get { table: table.into(), arity })
+    }
+
+    fn agg(func: AggregateFunc, column: usize) -> Aggregate {
+        Aggregate { func, arg: Some(Expr::Column(column)) }
+    }
+
+    /// SELECT p.id, p.name, COUNT(r.id), AVG(r.rating)
+    /// FROM products p LEFT JOIN reviews r ON r.product_id = p.id GROUP BY p.id, p.name
+    fn product_stats_plan() -> Plan {
+        Plan::Reduce {
+            input: Box::new(Plan::Join {
+                left: get("products", 2),
+                right: get("reviews", 3),
+                kind: JoinKind::Left,
+                left_key: vec![0],
+                right_key: vec![1],
+                residual: None,
+            }),
+            group_key: vec![0, 1],
+            aggregates: vec![agg(AggregateFunc::Count, 2), agg(AggregateFunc::Avg, 4)],
+        }
+    }
+
+    #[test]
+    fn join_leads_with_the_side_whose_key_is_unique() {
+        // posts JOIN users ON users.id = posts.author_id: users is the "one" side.
+        let plan = Plan::Map {
+            input: Box::new(Plan::Join {
+                left: get("posts", 3),
+                right: get("users", 3),
+                kind: JoinKind::Inner,
+                left_key: vec![1],
+                right_key: vec![0],
+                residual: None,
+            }),
+            exprs: vec![Expr::Column(0), Expr::Column(2), Expr::Column(4)],
+        };
+        assert_eq!(
+            propagation(&plan, &catalog()),
+            "a change to users re-joins matching rows of posts by users.id = posts.author_id \
+             (and a change to posts looks up its users row)"
+        );
+    }
+
+    #[test]
+    fn left_join_then_constant_time_aggregates() {
+        assert_eq!(
+            propagation(&product_stats_plan(), &catalog()),
+            "a change to products re-joins matching rows of reviews by products.id = reviews.product_id \
+             (and a change to reviews looks up its products row), keeping products rows without a match with NULLs; \
+             then groups by products.id, products.name: updates the group's COUNT/AVG accumulators in O(1)"
+        );
+    }
+
+    #[test]
+    fn reduce_variants() {
+        let reduce = |group_key: Vec<usize>, aggregates: Vec<Aggregate>| Plan::Reduce {
+            input: get("reviews", 3),
+            group_key,
+            aggregates,
+        };
+        let cases = [
+            (
+                reduce(vec![1, 2], vec![Aggregate { func: AggregateFunc::Count, arg: None }]),
+                "groups by reviews.product_id, reviews.rating: updates the group's COUNT accumulators in O(1)",
+            ),
+            (
+                reduce(vec![1], vec![agg(AggregateFunc::Max, 2), agg(AggregateFunc::Min, 2), agg(AggregateFunc::Sum, 2)]),
+                "groups by reviews.product_id: updates the group's SUM accumulators in O(1) \
+                 and MIN/MAX ordered multisets in O(log n)",
+            ),
+            (
+                reduce(vec![], vec![agg(AggregateFunc::CountDistinct, 1)]),
+                "aggregates everything: updates the single total row's COUNT DISTINCT ordered multisets in O(log n)",
+            ),
+            (
+                reduce(vec![1], vec![]),
+                "groups by reviews.product_id: updates a row count per group; \
+                 a group appears or disappears when it crosses zero",
+            ),
+        ];
+        for (plan, expected) in cases {
+            assert_eq!(propagation(&plan, &catalog()), expected);
+        }
+    }
+
+    #[test]
+    fn single_table_views_update_one_row() {
+        let plan = Plan::Filter {
+            input: get("trips", 4),
+            predicate: Expr::IsNull(Box::new(Expr::Column(3))),
+        };
+        assert_eq!(propagation(&plan, &catalog()), "each change to trips updates at most one view row, in O(1)");
+    }
+
+    #[test]
+    fn durations_use_the_largest_whole_unit() {
+        let cases = [
+            (Duration::from_secs(1), "1s"),
+            (Duration::from_secs(90), "90s"),
+            (Duration::from_secs(300), "5m"),
+            (Duration::from_secs(3600), "1h"),
+            (Duration::from_secs(86_400 * 2), "2d"),
+            (Duration::from_millis(250), "250ms"),
+            (Duration::from_millis(1500), "1500ms"),
+            (Duration::ZERO, "0s"),
+        ];
+        for (d, expected) in cases {
+            assert_eq!(format_duration(d), expected);
+        }
+    }
+
+    #[test]
+    fn full_report() {
+        let column = |name: &str, ty, nullable| OutputColumn { name: name.into(), ty, nullable };
+        let view = ViewDef {
+            name: "product_stats".into(),
+            columns: vec![
+                column("product_id", ScalarType::Int, false),
+                column("name", ScalarType::Text, false),
+                column("review_count", ScalarType::Int, false),
+                column("avg_rating", ScalarType::Float, true),
+            ],
+            key: ViewKey { columns: vec![0], origin: KeyOrigin::Declared, proven_unique: true },
+            max_staleness: Some(Duration::from_secs(1)),
+            plan: product_stats_plan(),
+            dependencies: vec![
+                TableDependency { table: "products".into(), columns: vec!["id".into(), "name".into()] },
+                TableDependency {
+                    table: "reviews".into(),
+                    columns: vec!["id".into(), "product_id".into(), "rating".into()],
+                },
+            ],
+            select_sql: String::new(),
+            location: Location { line: 12, column: 1 },
+        };
+        let report = render_view(&view, Path::new("examples/marketplace/views.sql"), &catalog());
+        let expected = "\
+view product_stats (examples/marketplace/views.sql:12:1)
+  key: (product_id) from WITH (key = …); proven unique
+  columns:
+    product_id    integer  not null  key
+    name          text     not null
+    review_count  integer  not null
+    avg_rating    double   null
+  max_staleness: 1s
+  triggers:
+    products: id, name
+    reviews: id, product_id, rating
+  propagates: a change to products re-joins matching rows of reviews by products.id = reviews.product_id \
+(and a change to reviews looks up its products row), keeping products rows without a match with NULLs; \
+then groups by products.id, products.name: updates the group's COUNT/AVG accumulators in O(1)
+  plan:
+    Reduce group by [#0, #1] compute [count(#2), avg(#4)]
+      LeftJoin on left.#0 = right.#1
+        Get products
+        Get reviews
+";
+        assert_eq!(report, expected, "got:\n{report}");
+    }
+}
