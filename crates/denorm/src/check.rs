@@ -66,9 +66,12 @@ fn plural(n: usize) -> &'static str {
     }
 }
 
+/// A planned view and the file that defines it.
+type Planned = (ViewDef, PathBuf);
+
 /// Plans every views file; returns the views with their files, and every
 /// error already rendered.
-fn plan_all(config: &Config, catalog: &Catalog) -> anyhow::Result<(Vec<(ViewDef, PathBuf)>, Vec<String>)> {
+fn plan_all(config: &Config, catalog: &Catalog) -> anyhow::Result<(Vec<Planned>, Vec<String>)> {
     // Read every file before planning any, so that a missing file is
     // reported before (and not drowned by) plan errors in the others.
     let mut texts = Vec::with_capacity(config.views.len());
@@ -92,7 +95,7 @@ fn plan_all(config: &Config, catalog: &Catalog) -> anyhow::Result<(Vec<(ViewDef,
 
 /// View names are unique across all views files (case-insensitively, as SQL
 /// identifiers are).
-fn duplicate_names(views: &[(ViewDef, PathBuf)]) -> Vec<String> {
+fn duplicate_names(views: &[Planned]) -> Vec<String> {
     let mut first: HashMap<String, (&ViewDef, &Path)> = HashMap::new();
     let mut errors = Vec::new();
     for (view, file) in views {
