@@ -1,0 +1,17 @@
+//! The differential-testing harness: run the same workload on a real
+//! reference database and on the engine, and compare every view with the
+//! database's own answer to the view's SELECT.
+//!
+//! ```text
+//!  Workload (proptest) ──► SqliteReference (rusqlite, real SQL) ──► SELECT results ─┐
+//!            │                  │ old/new rows of every change                      ├─► same_rows()
+//!            └──────────────────┴──► SourceBatch ──► Dataflow ──► view rows ────────┘
+//! ```
+
+mod compare;
+mod sqlite;
+mod workload;
+
+pub use compare::{same_rows, Mismatch};
+pub use sqlite::SqliteReference;
+pub use workload::{apply_workload, Op, TableSpec, WorkloadError};

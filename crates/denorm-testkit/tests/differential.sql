@@ -1,0 +1,101 @@
+-- Views covering every supported construct, checked against SQLite itself by
+-- tests/differential_sqlite.rs. Column names are unaliased on purpose in a
+-- few places: the engine must name them as SQLite does.
+
+CREATE MATERIALIZED VIEW post_cards AS
+SELECT p.id AS post_id, p.title, u.name AS author_name, u.avatar AS author_avatar
+FROM posts p JOIN users u ON u.id = p.author_id;
+
+CREATE MATERIALIZED VIEW posts_with_author AS
+SELECT p.*, u.name AS author_name
+FROM posts p LEFT JOIN users u ON u.id = p.author_id;
+
+CREATE MATERIALIZED VIEW product_stats WITH (key = 'product_id', max_staleness = '1s') AS
+SELECT p.id AS product_id, p.name, COUNT(r.id) AS review_count, AVG(r.rating) AS avg_rating,
+       SUM(r.rating) AS rating_sum, MIN(r.rating) AS min_rating, MAX(r.helpful) AS max_helpful,
+       SUM(r.helpful) AS helpful_sum
+FROM products p LEFT OUTER JOIN reviews r ON r.product_id = p.id
+GROUP BY p.id, p.name;
+
+CREATE MATERIALIZED VIEW rating_histogram AS
+SELECT product_id, rating, COUNT(*) AS n FROM reviews GROUP BY product_id, rating;
+
+CREATE MATERIALIZED VIEW reviewers_per_product AS
+SELECT product_id, COUNT(DISTINCT user_id) AS reviewers, COUNT(user_id) AS reviews_with_user
+FROM reviews GROUP BY product_id;
+
+CREATE MATERIALIZED VIEW prolific_authors AS
+SELECT author_id, COUNT(*) AS posts, SUM(score) AS total
+FROM posts GROUP BY author_id HAVING COUNT(*) > 1;
+
+CREATE MATERIALIZED VIEW categories AS
+SELECT DISTINCT category FROM products;
+
+CREATE MATERIALIZED VIEW catalog_totals AS
+SELECT COUNT(*) AS n, SUM(price) AS total, AVG(price) AS mean, MIN(name) AS first_name, MAX(price)
+FROM products;
+
+CREATE MATERIALIZED VIEW post_expressions AS
+SELECT id, score + 1 AS s1, score - created_at AS d, score * 2 AS dbl, score / 3 AS third,
+       score % 4 AS m, -score AS neg, title || '!' AS shout, score > 2 AS hot,
+       score IS NULL AS unknown, score IS NOT NULL AS known, score IN (1, 2, NULL) AS in_list,
+       score NOT IN (0, 5) AS not_in_list, score BETWEEN 0 AND 3 AS mid,
+       score NOT BETWEEN 0 AND 3 AS outside, title LIKE 'a%' AS starts_a, title NOT LIKE '%A' AS no_a_end,
+       CASE WHEN score > 3 THEN 'high' WHEN score > 0 THEN 'mid' ELSE 'low' END AS band,
+       CASE score WHEN 1 THEN 'one' WHEN 2 THEN 'two' END AS word,
+       COALESCE(score, created_at, -1) AS score_or, NULLIF(score, 0) AS nz, ABS(score) AS mag,
+       LOWER(title) AS lt, UPPER(title) AS ut, LENGTH(title) AS len,
+       CAST(score AS REAL) / 2 AS half, CAST(created_at AS TEXT) AS created_text,
+       score * 1.5 + created_at AS mixed, score / 0 AS by_zero, score <> created_at AND score >= 0 OR title IS NULL AS logic,
+       created_at + 1
+FROM posts
+WHERE NOT (score = 5) OR score IS NULL;
+
+CREATE MATERIALIZED VIEW review_details AS
+SELECT r.id AS review_id, p.name AS product, u.name AS reviewer, r.rating
+FROM reviews r
+JOIN products p ON p.id = r.product_id
+JOIN users u ON u.id = r.user_id AND u.karma > r.rating;
+
+CREATE MATERIALIZED VIEW user_follows AS
+SELECT u.id, u.name, f.followee_id
+FROM users u LEFT JOIN follows f ON f.follower_id = u.id AND f.followee_id <> u.id;
+
+CREATE MATERIALIZED VIEW home_feed AS
+SELECT f.follower_id AS owner_id, p.id AS post_id, p.title, u.name AS author_name
+FROM follows f
+JOIN posts p ON p.author_id = f.followee_id
+JOIN users u ON u.id = p.author_id;
+
+CREATE MATERIALIZED VIEW score_buckets AS
+SELECT score % 3 AS bucket, COUNT(*) AS n, SUM(score) * 2 AS double_sum, MAX(title) AS last_title
+FROM posts GROUP BY score % 3;
+
+CREATE MATERIALIZED VIEW user_activity AS
+SELECT u.id AS user_id, COUNT(p.id) AS posts, COALESCE(SUM(p.score), 0) AS score
+FROM users u LEFT JOIN posts p ON p.author_id = u.id
+WHERE u.karma IS NOT NULL
+GROUP BY u.id;
+
+CREATE MATERIALIZED VIEW daily_scores AS
+SELECT created_at / 10 AS day, COUNT(*) AS n, AVG(score) AS avg_score, MIN(title) AS first_title
+FROM posts WHERE score >= 0 GROUP BY created_at / 10;
+
+CREATE MATERIALIZED VIEW posts_by_author WITH (key = 'author_id, id') AS
+SELECT author_id, id, title FROM posts;
+
+CREATE MATERIALIZED VIEW mutual_follows AS
+SELECT a.follower_id AS a, a.followee_id AS b
+FROM follows a JOIN follows b ON a.followee_id = b.follower_id AND b.followee_id = a.follower_id;
+
+CREATE MATERIALIZED VIEW pricey_categories AS
+SELECT category FROM products GROUP BY category HAVING AVG(price) > 1.0;
+
+CREATE MATERIALIZED VIEW review_grid AS
+SELECT r.rating, p.category, COUNT(*) AS n, COUNT(DISTINCT r.user_id) AS users, MAX(p.price) AS top_price
+FROM reviews r LEFT JOIN products p ON p.id = r.product_id
+WHERE r.rating IS NOT NULL
+GROUP BY r.rating, p.category;
+
+CREATE MATERIALIZED VIEW post_count AS
+SELECT COUNT(*) AS posts, COUNT(score) AS scored, SUM(score) AS total_score FROM posts WHERE score > 100;
