@@ -77,11 +77,13 @@ pub struct Dataflow {
     position: Option<Position>,
     /// Each node's output for the batch in flight.
     outputs: Vec<Vec<(Row, Diff)>>,
+    /// For each node, the last view whose root it is.
+    views_reading: Vec<usize>,
 }
 
 impl Dataflow {
     pub fn new(catalog: Catalog, dialect: Dialect) -> Self {
-        Dataflow { catalog, dialect, graph: Graph::default(), views: Vec::new(), position: None, outputs: Vec::new() }
+        Dataflow { catalog, dialect, graph: Graph::default(), views: Vec::new(), position: None, outputs: Vec::new(), views_reading: Vec::new() }
     }
 
     /// Adds a view before the first batch. `key` holds the view's key
@@ -96,6 +98,8 @@ impl Dataflow {
         let plan = optimize(plan.clone());
         let node = self.graph.build(&plan, &self.catalog, self.dialect)?;
         self.views.push(View { name: name.to_string(), node, state: ViewState::new(key, arity), error: None });
+        self.views_reading.resize(self.graph.nodes.len(), usize::MAX);
+        self.views_reading[node] = self.views.len() - 1;
         Ok(ViewId(self.views.len() - 1))
     }
 
@@ -148,6 +152,15 @@ impl Dataflow {
         by_table
     }
 
+    /// The changes node `id` passed on in this batch: an arrangement passes
+    /// on its input's changes.
+    fn delta_of(&self, id: NodeId) -> &[(Row, Diff)] {
+        match self.graph.nodes[id].operator {
+            Operator::Arrange(_) => &self.outputs[self.graph.nodes[id].inputs[0]],
+            _ => &self.outputs[id],
+        }
+    }
+
     /// Runs one node over its inputs' outputs for this batch.
     fn step(&mut self, id: NodeId, mut inputs: HashMap<String, Vec<(Row, Diff)>>, first: bool) -> HashMap<String, Vec<(Row, Diff)>> {
         let node_inputs = self.graph.nodes[id].inputs.clone();
@@ -155,7 +168,7 @@ impl Dataflow {
             self.graph.nodes[id].failed = node_inputs.iter().find_map(|&i| self.graph.nodes[i].failed.clone());
             return inputs;
         }
-        let quiet = node_inputs.iter().all(|&i| self.outputs[i].is_empty());
+        let quiet = node_inputs.iter().all(|&i| self.delta_of(i).is_empty());
         if quiet && !first && !node_inputs.is_empty() {
             return inputs;
         }
@@ -166,7 +179,8 @@ impl Dataflow {
             let (Operator::Arrange(left), Operator::Arrange(right)) = (&nodes[l].operator, &nodes[r].operator) else {
                 unreachable!("join inputs are arrangements")
             };
-            match join.step(left, right, input(0), input(1)) {
+            let delta = |n: NodeId| &outputs[nodes[n].inputs[0]];
+            match join.step(left, right, delta(l), delta(r)) {
                 Ok(mut out) => {
                     consolidate(&mut out);
                     self.outputs[id] = out;
@@ -183,11 +197,13 @@ impl Dataflow {
                 out
             }),
             Operator::Arrange(index) => {
+                // An arrangement only indexes; its readers take the delta
+                // from its input (see `delta_of`), so nothing is copied.
                 for (row, diff) in input(0) {
                     let (key, _) = index.key_of(row);
                     index.update(key, row, *diff);
                 }
-                Ok(input(0).clone())
+                Ok(Vec::new())
             }
             Operator::Join(_) => unreachable!("handled above"),
             Operator::Reduce(r) => r.step(input(0)),
@@ -217,12 +233,17 @@ impl Runtime for Dataflow {
             if let Some(e) = &self.graph.nodes[view.node].failed {
                 view.error = Some(ViewError::Eval(e.clone()));
             } else {
-                let changes = &self.outputs[view.node];
-                if changes.is_empty() {
+                if self.outputs[view.node].is_empty() {
                     continue;
                 }
-                match view.state.apply(changes) {
-                    Ok(()) => output.views.push(ViewOutput { view: ViewId(i), changes: changes.clone() }),
+                // The last view reading a node takes its changes; others copy.
+                let changes = if self.views_reading[view.node] == i {
+                    std::mem::take(&mut self.outputs[view.node])
+                } else {
+                    self.outputs[view.node].clone()
+                };
+                match view.state.apply(&changes) {
+                    Ok(()) => output.views.push(ViewOutput { view: ViewId(i), changes }),
                     Err(e) => view.error = Some(e),
                 }
             }
@@ -231,7 +252,9 @@ impl Runtime for Dataflow {
             }
         }
         for out in &mut self.outputs {
-            out.clear();
+            // Free, not just clear: a snapshot-sized batch must not stay
+            // allocated for the life of the dataflow.
+            *out = Vec::new();
         }
         self.position = Some(batch.position);
         output

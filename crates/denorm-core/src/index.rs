@@ -124,3 +124,4 @@ pub(crate) fn key_of(key_columns: &[usize], row: &Row, packer: &mut RowPacker) -
     }
     (packer.finish(), has_null)
 }
+

@@ -130,6 +130,12 @@ struct GroupState {
     accumulators: Vec<Accumulator>,
 }
 
+impl GroupState {
+    fn new(aggregates: &[Aggregate]) -> Self {
+        GroupState { rows: 0, accumulators: aggregates.iter().map(|a| Accumulator::new(a.func)).collect() }
+    }
+}
+
 /// The GROUP BY operator. Output rows are the group key columns followed by
 /// one column per aggregate.
 #[derive(Debug)]
@@ -148,7 +154,7 @@ impl Reduce {
     }
 
     fn fresh(&self) -> GroupState {
-        GroupState { rows: 0, accumulators: self.aggregates.iter().map(|a| Accumulator::new(a.func)).collect() }
+        GroupState::new(&self.aggregates)
     }
 
     /// The output row of a group, or `None` when the group is absent (no
@@ -207,8 +213,8 @@ impl Reduce {
                     None => Datum::Int(1),
                 });
             }
-            let fresh = self.fresh();
-            let state = self.groups.entry(key).or_insert(fresh);
+            let aggregates = &self.aggregates;
+            let state = self.groups.entry(key).or_insert_with(|| GroupState::new(aggregates));
             state.rows += diff;
             for (acc, arg) in state.accumulators.iter_mut().zip(&args) {
                 acc.update(arg, *diff, &mut packer);
