@@ -8,6 +8,18 @@
 //! Everything the core cannot maintain exactly is refused here, never at
 //! runtime.
 
+mod expr;
+mod from;
+mod func;
+mod key;
+mod names;
+mod scope;
+mod select;
+mod source;
+mod statement;
+mod types;
+
+use std::collections::HashSet;
 use std::fmt;
 use std::time::Duration;
 
@@ -60,6 +72,23 @@ impl PlanError {
             out.push_str(&format!("\n  hint: {h}"));
         }
         out
+    }
+}
+
+impl PlanError {
+    /// A user error at `location`, to be completed with the builders below.
+    pub(crate) fn new(message: impl Into<String>, location: Option<Location>) -> Self {
+        PlanError { message: message.into(), detail: None, hint: None, location, view: None }
+    }
+
+    pub(crate) fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub(crate) fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
     }
 }
 
@@ -122,6 +151,33 @@ pub struct ViewDef {
 /// source tables in `catalog`, with `dialect`'s semantics. Returns all views,
 /// or every error found (planning goes on past a bad view to report the rest).
 pub fn plan_views(sql: &str, catalog: &Catalog, dialect: Dialect) -> Result<Vec<ViewDef>, Vec<PlanError>> {
-    let _ = (sql, catalog, dialect);
-    unimplemented!("planner under construction")
+    let source = source::Source::new(sql);
+    let statements = statement::split(&source).map_err(|e| vec![e])?;
+    let mut views = Vec::new();
+    let mut errors = Vec::new();
+    let mut names = HashSet::new();
+    for st in statements {
+        let view = match statement::parse(st, &source) {
+            Ok(view) => view,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        if !names.insert(view.name.to_lowercase()) {
+            let e = PlanError::new(format!("view \"{}\" is defined more than once", view.name), view.name_location)
+                .hint("give each view its own name");
+            errors.push(PlanError { view: Some(view.name.clone()), ..e });
+            continue;
+        }
+        match select::plan_view(&view, catalog, dialect, &source) {
+            Ok(def) => views.push(def),
+            Err(e) => errors.push(PlanError { view: Some(view.name.clone()), ..e }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(views)
+    } else {
+        Err(errors)
+    }
 }

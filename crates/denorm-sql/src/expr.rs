@@ -1,0 +1,517 @@
+//! sqlparser expressions → typed [`denorm_expr::Expr`] over the joined row
+//! (or, after GROUP BY, over the `Reduce` output).
+//!
+//! ```text
+//!  scalar mode   (WHERE, ON, GROUP BY, aggregate arguments, ungrouped SELECT)
+//!     column refs → Column(position in the joined row); aggregates refused
+//!  grouped mode  (SELECT list and HAVING of a grouped query)
+//!     a sub-expression equal to a GROUP BY expression i → Column(i)
+//!     an aggregate → registered in Grouping → Column(groups + j)
+//!     any other column ref → "must appear in the GROUP BY clause"
+//! ```
+//!
+//! Lowering recurses once per AST level and refuses expressions deeper than
+//! [`MAX_DEPTH`], so no input can exhaust the stack.
+
+use std::cell::RefCell;
+
+use denorm_expr::{AggregateFunc, BinaryOp, Expr};
+use denorm_types::{Datum, Dialect, ScalarType};
+use sqlparser::ast::{self, BinaryOperator, UnaryOperator};
+
+use crate::scope::Scope;
+use crate::source::{location, Statement};
+use crate::types::{self, bool_as_int, comparison_operands, condition, Typed};
+use crate::{Location, PlanError};
+
+/// Deepest expression accepted (`a AND b AND …` counts one level per operator).
+pub(crate) const MAX_DEPTH: usize = 200;
+
+/// Where a scalar-mode expression appears, for the aggregate refusal message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Clause {
+    Where,
+    JoinOn,
+    GroupBy,
+    Select,
+    AggregateArgument,
+}
+
+impl Clause {
+    pub(crate) fn aggregate_error(self) -> &'static str {
+        match self {
+            Clause::Where => "aggregate functions are not allowed in WHERE",
+            Clause::JoinOn => "aggregate functions are not allowed in JOIN conditions",
+            Clause::GroupBy => "aggregate functions are not allowed in GROUP BY",
+            Clause::Select => "aggregate functions are not allowed here",
+            Clause::AggregateArgument => "aggregate function calls cannot be nested",
+        }
+    }
+}
+
+/// The GROUP BY expressions and aggregates of a grouped query, filled while
+/// its SELECT list and HAVING are lowered.
+#[derive(Debug, Default)]
+pub(crate) struct Grouping {
+    /// Group expressions over the joined row; `Reduce` output columns 0..g.
+    pub groups: Vec<Typed>,
+    /// Distinct aggregate arguments over the joined row.
+    pub args: Vec<Expr>,
+    /// `Reduce` output columns g.., deduplicated.
+    pub aggregates: Vec<AggregateColumn>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct AggregateColumn {
+    pub func: AggregateFunc,
+    /// Index into [`Grouping::args`]; `None` for `COUNT(*)`.
+    pub arg: Option<usize>,
+    pub ty: ScalarType,
+    pub nullable: bool,
+}
+
+impl Grouping {
+    /// The `Reduce` output column computing `aggregate`, added if new.
+    pub fn register(&mut self, func: AggregateFunc, arg: Option<Expr>, ty: ScalarType, nullable: bool) -> usize {
+        let arg = arg.map(|a| match self.args.iter().position(|x| *x == a) {
+            Some(i) => i,
+            None => {
+                self.args.push(a);
+                self.args.len() - 1
+            }
+        });
+        let column = AggregateColumn { func, arg, ty, nullable };
+        let j = match self.aggregates.iter().position(|a| *a == column) {
+            Some(j) => j,
+            None => {
+                self.aggregates.push(column);
+                self.aggregates.len() - 1
+            }
+        };
+        self.groups.len() + j
+    }
+}
+
+/// Lowers expressions in one clause of one query.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Lowerer<'a, 'c> {
+    pub scope: &'a Scope<'c>,
+    pub statement: &'a Statement,
+    pub dialect: Dialect,
+    pub clause: Clause,
+    /// Set in grouped mode.
+    pub grouping: Option<&'a RefCell<Grouping>>,
+    /// Where to report errors whose own position is unknown.
+    pub fallback: Option<Location>,
+}
+
+type Lowered = Result<Typed, PlanError>;
+
+impl<'a, 'c> Lowerer<'a, 'c> {
+    pub fn scalar(&self, clause: Clause) -> Self {
+        Lowerer { clause, grouping: None, ..*self }
+    }
+
+    pub fn at(&self, e: &ast::Expr) -> Option<Location> {
+        self.statement.start_of(e).and_then(location).or(self.fallback)
+    }
+
+    pub fn lower(&self, e: &ast::Expr, depth: usize) -> Lowered {
+        if depth > MAX_DEPTH {
+            return Err(PlanError::new(format!("expression is nested too deeply (more than {MAX_DEPTH} levels)"), self.at(e)));
+        }
+        match self.grouping {
+            Some(grouping) => self.lower_grouped(e, grouping, depth),
+            None => self.lower_node(e, depth),
+        }
+    }
+
+    /// A condition: lowered, then checked (or, in SQLite, coerced) to boolean.
+    pub fn lower_condition(&self, e: &ast::Expr, context: &str, depth: usize) -> Lowered {
+        let t = self.lower(e, depth)?;
+        condition(t, context, self.dialect, self.at(e))
+    }
+
+    fn lower_grouped(&self, e: &ast::Expr, grouping: &RefCell<Grouping>, depth: usize) -> Lowered {
+        let whole = self.scalar(Clause::Select).lower(e, depth);
+        if let Ok(t) = whole {
+            let g = grouping.borrow();
+            if let Some(i) = g.groups.iter().position(|group| group.expr == t.expr) {
+                return Ok(Typed::new(Expr::Column(i), g.groups[i].ty, g.groups[i].nullable));
+            }
+        }
+        match e {
+            ast::Expr::Function(f) if is_aggregate(f) && f.over.is_none() => self.lower_aggregate(f, e, grouping, depth),
+            ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_) => {
+                self.lower_node(e, depth)?;
+                Err(PlanError::new(
+                    format!("column \"{e}\" must appear in the GROUP BY clause or be used in an aggregate function"),
+                    self.at(e),
+                ))
+            }
+            _ => self.lower_node(e, depth),
+        }
+    }
+
+    /// A column of the joined row (wildcard expansion) in the current mode.
+    pub fn lower_position(&self, relation: usize, column: usize) -> Lowered {
+        let c = self.scope.column(relation, column);
+        let t = Typed::new(Expr::Column(c.position), c.ty, c.nullable);
+        let Some(grouping) = self.grouping else { return Ok(t) };
+        let g = grouping.borrow();
+        match g.groups.iter().position(|group| group.expr == t.expr) {
+            Some(i) => Ok(Typed::new(Expr::Column(i), t.ty, t.nullable)),
+            None => Err(PlanError::new(
+                format!(
+                    "column \"{}.{}\" must appear in the GROUP BY clause or be used in an aggregate function",
+                    self.scope.relations[relation].name, c.name
+                ),
+                self.fallback,
+            )),
+        }
+    }
+
+    fn lower_node(&self, e: &ast::Expr, depth: usize) -> Lowered {
+        use ast::Expr as E;
+        let at = self.at(e);
+        let d = depth + 1;
+        match e {
+            E::Identifier(i) => self.column(std::slice::from_ref(i)),
+            E::CompoundIdentifier(idents) => self.column(idents),
+            E::Nested(inner) => self.lower(inner, d),
+            E::Value(v) => self.literal(&v.value, false, at),
+            E::UnaryOp { op, expr } => self.unary(*op, expr, at, d),
+            E::BinaryOp { left, op, right } => self.binary(left, op, right, at, d),
+            E::IsNull(x) => Ok(is_null(self.lower(x, d)?)),
+            E::IsNotNull(x) => Ok(not(is_null(self.lower(x, d)?))),
+            E::InList { expr, list, negated } => self.in_list(expr, list, *negated, at, d),
+            E::Between { expr, negated, low, high } => self.between(expr, *negated, low, high, at, d),
+            E::Like { negated, any, expr, pattern, escape_char } => {
+                self.like(LikeParts { negated: *negated, any: *any, expr, pattern, escape_char, ilike: false }, at, d)
+            }
+            E::ILike { negated, any, expr, pattern, escape_char } => {
+                self.like(LikeParts { negated: *negated, any: *any, expr, pattern, escape_char, ilike: true }, at, d)
+            }
+            E::Case { operand, conditions, else_result, .. } => {
+                self.case(operand.as_deref(), conditions, else_result.as_deref(), at, d)
+            }
+            E::Function(f) => self.function(f, e, d),
+            E::Cast { kind, expr, data_type, format } => self.cast(kind, expr, data_type, format.is_some(), at, d),
+            _ => Err(refusal(e, at)),
+        }
+    }
+
+    fn column(&self, idents: &[ast::Ident]) -> Lowered {
+        let c = self.scope.resolve(idents)?;
+        Ok(Typed::new(Expr::Column(c.position), c.ty, c.nullable))
+    }
+
+    pub fn literal(&self, v: &ast::Value, negative: bool, at: Option<Location>) -> Lowered {
+        let sign = if negative { "-" } else { "" };
+        match v {
+            ast::Value::Number(n, _) => number(&format!("{sign}{n}"), at),
+            ast::Value::SingleQuotedString(s) => {
+                Ok(Typed::new(Expr::Literal(Datum::Text(s.clone().into())), ScalarType::Text, false))
+            }
+            ast::Value::Boolean(b) => Ok(match self.dialect {
+                Dialect::Sqlite => Typed::new(Expr::Literal(Datum::Int(i64::from(*b))), ScalarType::Int, false),
+                Dialect::Postgres => Typed::new(Expr::Literal(Datum::Bool(*b)), ScalarType::Bool, false),
+            }),
+            ast::Value::Null => Ok(Typed::null()),
+            ast::Value::Placeholder(p) => Err(PlanError::new(format!("parameter {p} is not supported in a view"), at)
+                .hint("a view's query cannot take parameters; filter at read time with ?col=eq.value")),
+            other => Err(PlanError::new(format!("literal {other} is not supported"), at)
+                .hint("use a number, a 'single-quoted' string, TRUE, FALSE or NULL")),
+        }
+    }
+
+    fn unary(&self, op: UnaryOperator, x: &ast::Expr, at: Option<Location>, d: usize) -> Lowered {
+        match op {
+            UnaryOperator::Minus => {
+                if let ast::Expr::Value(v) = x {
+                    if let ast::Value::Number(..) = v.value {
+                        return self.literal(&v.value, true, at);
+                    }
+                }
+                let t = self.numeric(self.lower(x, d)?, "-", at)?;
+                Ok(Typed::new(Expr::Negate(Box::new(t.expr)), t.ty, t.nullable))
+            }
+            UnaryOperator::Plus => self.numeric(self.lower(x, d)?, "+", at),
+            UnaryOperator::Not => Ok(not(self.lower_condition(x, "NOT", d)?)),
+            other => Err(PlanError::new(format!("operator {other} is not supported"), at)),
+        }
+    }
+
+    fn numeric(&self, t: Typed, symbol: &str, at: Option<Location>) -> Lowered {
+        let t = bool_as_int(t, self.dialect);
+        if t.ty.is_numeric() || t.ty == ScalarType::Null {
+            return Ok(t);
+        }
+        Err(PlanError::new(format!("operator does not exist: {symbol} {}", t.ty), at)
+            .hint("CAST the operand explicitly, e.g. CAST(x AS INTEGER)"))
+    }
+
+    fn binary(&self, l: &ast::Expr, op: &BinaryOperator, r: &ast::Expr, at: Option<Location>, d: usize) -> Lowered {
+        use BinaryOperator as B;
+        let bop = match op {
+            B::Plus => BinaryOp::Add,
+            B::Minus => BinaryOp::Sub,
+            B::Multiply => BinaryOp::Mul,
+            B::Divide => BinaryOp::Div,
+            B::Modulo => BinaryOp::Mod,
+            B::StringConcat => BinaryOp::Concat,
+            B::Eq => BinaryOp::Eq,
+            B::NotEq => BinaryOp::NotEq,
+            B::Lt => BinaryOp::Lt,
+            B::LtEq => BinaryOp::LtEq,
+            B::Gt => BinaryOp::Gt,
+            B::GtEq => BinaryOp::GtEq,
+            B::And => BinaryOp::And,
+            B::Or => BinaryOp::Or,
+            other => return Err(PlanError::new(format!("operator {other} is not supported"), at)),
+        };
+        match bop {
+            BinaryOp::And | BinaryOp::Or => {
+                let left = self.lower_condition(l, bop.symbol(), d)?;
+                let right = self.lower_condition(r, bop.symbol(), d)?;
+                let nullable = left.nullable || right.nullable;
+                Ok(Typed::new(Expr::binary(bop, left.expr, right.expr), ScalarType::Bool, nullable))
+            }
+            _ => {
+                let (left, right) = (self.lower(l, d)?, self.lower(r, d)?);
+                self.apply_binary(bop, left, right, at)
+            }
+        }
+    }
+
+    /// Types a non-logical binary operator over lowered operands.
+    pub fn apply_binary(&self, op: BinaryOp, left: Typed, right: Typed, at: Option<Location>) -> Lowered {
+        let nullable = left.nullable || right.nullable;
+        match op {
+            BinaryOp::Concat => concat(left, right, at),
+            BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Mod => {
+                self.arithmetic(op, left, right, at)
+            }
+            _ => {
+                let (left, right) = comparison_operands(left, right, op.symbol(), self.dialect, at)?;
+                Ok(Typed::new(Expr::binary(op, left.expr, right.expr), ScalarType::Bool, nullable))
+            }
+        }
+    }
+
+    fn arithmetic(&self, op: BinaryOp, left: Typed, right: Typed, at: Option<Location>) -> Lowered {
+        let (left, right) = (bool_as_int(left, self.dialect), bool_as_int(right, self.dialect));
+        let numeric = |t: ScalarType| t.is_numeric() || t == ScalarType::Null;
+        if !numeric(left.ty) || !numeric(right.ty) {
+            return Err(types::operator_error(op.symbol(), left.ty, right.ty, at));
+        }
+        if op == BinaryOp::Mod && (left.ty == ScalarType::Float || right.ty == ScalarType::Float) {
+            return Err(PlanError::new("operator % is not supported for double: SQLite and PostgreSQL disagree", at)
+                .hint("CAST the operands to integer"));
+        }
+        let ty = types::unify(left.ty, right.ty).unwrap_or(ScalarType::Null);
+        // SQLite yields NULL for a division by zero (PostgreSQL raises an error).
+        let by_zero = self.dialect == Dialect::Sqlite && matches!(op, BinaryOp::Div | BinaryOp::Mod);
+        let nullable = left.nullable || right.nullable || by_zero;
+        Ok(Typed::new(Expr::binary(op, left.expr, right.expr), ty, nullable))
+    }
+
+    fn in_list(&self, x: &ast::Expr, list: &[ast::Expr], negated: bool, at: Option<Location>, d: usize) -> Lowered {
+        let mut needle = self.lower(x, d)?;
+        let mut items = Vec::with_capacity(list.len());
+        let mut nullable = needle.nullable;
+        for item in list {
+            let (n, t) = comparison_operands(needle, self.lower(item, d)?, "=", self.dialect, self.at(item).or(at))?;
+            needle = n;
+            nullable |= t.nullable;
+            items.push(t.expr);
+        }
+        let e = Typed::new(Expr::InList { expr: Box::new(needle.expr), list: items }, ScalarType::Bool, nullable);
+        Ok(if negated { not(e) } else { e })
+    }
+
+    fn between(&self, x: &ast::Expr, negated: bool, low: &ast::Expr, high: &ast::Expr, at: Option<Location>, d: usize) -> Lowered {
+        let x = self.lower(x, d)?;
+        let ge = self.apply_binary(BinaryOp::GtEq, x.clone(), self.lower(low, d)?, at)?;
+        let le = self.apply_binary(BinaryOp::LtEq, x, self.lower(high, d)?, at)?;
+        let nullable = ge.nullable || le.nullable;
+        let e = Typed::new(Expr::binary(BinaryOp::And, ge.expr, le.expr), ScalarType::Bool, nullable);
+        Ok(if negated { not(e) } else { e })
+    }
+
+    fn like(&self, p: LikeParts<'_>, at: Option<Location>, d: usize) -> Lowered {
+        let op = if p.ilike { "ILIKE" } else { "LIKE" };
+        if p.any {
+            return Err(PlanError::new(format!("{op} ANY is not supported"), at));
+        }
+        if p.ilike && self.dialect == Dialect::Sqlite {
+            return Err(PlanError::new("ILIKE is not supported by SQLite", at)
+                .hint("SQLite's LIKE is already case-insensitive for ASCII letters"));
+        }
+        let (x, pattern) = (self.lower(p.expr, d)?, self.lower(p.pattern, d)?);
+        for t in [&x, &pattern] {
+            if !matches!(t.ty, ScalarType::Text | ScalarType::Null) {
+                return Err(PlanError::new(format!("operator does not exist: {} {op} {}", x.ty, pattern.ty), at)
+                    .hint("LIKE compares text; CAST the operand to TEXT"));
+            }
+        }
+        let escape = match p.escape_char {
+            None => None,
+            Some(e) => Some(self.escape_char(e, at)?),
+        };
+        let nullable = x.nullable || pattern.nullable;
+        let case_insensitive = p.ilike || self.dialect == Dialect::Sqlite;
+        let like = Expr::Like { expr: Box::new(x.expr), pattern: Box::new(pattern.expr), case_insensitive, escape };
+        let e = Typed::new(like, ScalarType::Bool, nullable);
+        Ok(if p.negated { not(e) } else { e })
+    }
+
+    fn escape_char(&self, e: &ast::Expr, at: Option<Location>) -> Result<char, PlanError> {
+        if let ast::Expr::Value(v) = e {
+            if let ast::Value::SingleQuotedString(s) = &v.value {
+                let mut chars = s.chars();
+                if let (Some(c), None) = (chars.next(), chars.next()) {
+                    return Ok(c);
+                }
+            }
+        }
+        Err(PlanError::new("ESCAPE must be a single character string literal", self.at(e).or(at)))
+    }
+
+    fn case(
+        &self,
+        operand: Option<&ast::Expr>,
+        whens: &[ast::CaseWhen],
+        otherwise: Option<&ast::Expr>,
+        at: Option<Location>,
+        d: usize,
+    ) -> Lowered {
+        let operand = operand.map(|o| self.lower(o, d)).transpose()?;
+        let mut conditions = Vec::with_capacity(whens.len());
+        let mut results = Vec::with_capacity(whens.len() + 1);
+        for w in whens {
+            let c = match &operand {
+                // `CASE x WHEN v` is `CASE WHEN x = v`.
+                Some(x) => self.apply_binary(BinaryOp::Eq, x.clone(), self.lower(&w.condition, d)?, self.at(&w.condition))?,
+                None => self.lower_condition(&w.condition, "CASE/WHEN", d)?,
+            };
+            conditions.push(c.expr);
+            results.push(self.lower(&w.result, d)?);
+        }
+        results.push(match otherwise {
+            Some(e) => self.lower(e, d)?,
+            None => Typed::null(),
+        });
+        let (mut results, ty) = types::unify_all(results, "CASE", self.dialect, at)?;
+        let nullable = results.iter().any(|r| r.nullable);
+        let otherwise = results.pop().map(|r| r.expr).unwrap_or(Expr::Literal(Datum::Null));
+        let branches = conditions.into_iter().zip(results.into_iter().map(|r| r.expr)).collect();
+        Ok(Typed::new(Expr::Case { branches, otherwise: Box::new(otherwise) }, ty, nullable))
+    }
+}
+
+struct LikeParts<'e> {
+    negated: bool,
+    any: bool,
+    expr: &'e ast::Expr,
+    pattern: &'e ast::Expr,
+    escape_char: &'e Option<Box<ast::Expr>>,
+    ilike: bool,
+}
+
+pub(crate) fn is_aggregate(f: &ast::Function) -> bool {
+    aggregate_func(f).is_some()
+}
+
+/// COUNT, SUM, AVG, MIN or MAX by name (DISTINCT decided by the caller).
+pub(crate) fn aggregate_func(f: &ast::Function) -> Option<AggregateFunc> {
+    let [ast::ObjectNamePart::Identifier(name)] = f.name.0.as_slice() else { return None };
+    match name.value.to_ascii_lowercase().as_str() {
+        "count" => Some(AggregateFunc::Count),
+        "sum" => Some(AggregateFunc::Sum),
+        "avg" => Some(AggregateFunc::Avg),
+        "min" => Some(AggregateFunc::Min),
+        "max" => Some(AggregateFunc::Max),
+        _ => None,
+    }
+}
+
+fn number(text: &str, at: Option<Location>) -> Lowered {
+    if text.contains(['.', 'e', 'E']) {
+        return match text.parse::<f64>() {
+            Ok(f) if f.is_finite() => Ok(Typed::new(Expr::Literal(Datum::Float(f)), ScalarType::Float, false)),
+            _ => Err(PlanError::new(format!("numeric literal {text} is out of range"), at)),
+        };
+    }
+    match text.parse::<i64>() {
+        Ok(i) => Ok(Typed::new(Expr::Literal(Datum::Int(i)), ScalarType::Int, false)),
+        Err(_) => Err(PlanError::new(format!("integer literal {text} is out of range"), at)
+            .hint("integers are 64-bit; write a floating-point literal (with a decimal point) if that is meant")),
+    }
+}
+
+fn concat(left: Typed, right: Typed, at: Option<Location>) -> Lowered {
+    for t in [&left, &right] {
+        match t.ty {
+            ScalarType::Float => {
+                return Err(PlanError::new("operator || is not supported for double", at)
+                    .detail("SQLite and PostgreSQL format doubles as text differently")
+                    .hint("CAST the operand to integer, or format the number at read time"))
+            }
+            ScalarType::Bool => {
+                return Err(types::operator_error("||", left.ty, right.ty, at));
+            }
+            _ => {}
+        }
+    }
+    if left.ty != ScalarType::Text && right.ty != ScalarType::Text {
+        // PostgreSQL has no `integer || integer`.
+        return Err(types::operator_error("||", left.ty, right.ty, at));
+    }
+    let as_text = |t: Typed| match t.ty {
+        ScalarType::Int => Expr::Cast { expr: Box::new(t.expr), to: ScalarType::Text },
+        _ => t.expr,
+    };
+    let nullable = left.nullable || right.nullable;
+    Ok(Typed::new(Expr::binary(BinaryOp::Concat, as_text(left), as_text(right)), ScalarType::Text, nullable))
+}
+
+pub(crate) fn not(t: Typed) -> Typed {
+    Typed::new(Expr::Not(Box::new(t.expr)), ScalarType::Bool, t.nullable)
+}
+
+fn is_null(t: Typed) -> Typed {
+    Typed::new(Expr::IsNull(Box::new(t.expr)), ScalarType::Bool, false)
+}
+
+/// The error for an expression form denorm does not support.
+fn refusal(e: &ast::Expr, at: Option<Location>) -> PlanError {
+    use ast::Expr as E;
+    match e {
+        E::Subquery(_) | E::InSubquery { .. } | E::Exists { .. } => PlanError::new("subqueries are not supported", at)
+            .hint("express the query with JOIN, or define the inner query as its own view"),
+        E::GroupingSets(_) | E::Cube(_) | E::Rollup(_) => {
+            PlanError::new("GROUPING SETS, ROLLUP and CUBE are not supported", at)
+                .hint("define one view per grouping")
+        }
+        E::Wildcard(_) | E::QualifiedWildcard(..) => PlanError::new("* is not allowed here", at),
+        E::IsTrue(_) | E::IsNotTrue(_) | E::IsFalse(_) | E::IsNotFalse(_) | E::IsUnknown(_) | E::IsNotUnknown(_) => {
+            PlanError::new("IS TRUE, IS FALSE and IS UNKNOWN are not supported", at)
+                .hint("use = TRUE, COALESCE or IS NULL")
+        }
+        E::IsDistinctFrom(..) | E::IsNotDistinctFrom(..) => {
+            PlanError::new("IS [NOT] DISTINCT FROM is not supported", at).hint("compare with = and IS NULL")
+        }
+        E::Collate { .. } => PlanError::new("COLLATE is not supported", at),
+        E::SimilarTo { .. } | E::RLike { .. } => PlanError::new("regular expression matching is not supported", at),
+        E::AnyOp { .. } | E::AllOp { .. } => PlanError::new("ANY and ALL are not supported", at).hint("use IN (…)"),
+        E::Interval(_) | E::TypedString(_) | E::AtTimeZone { .. } | E::Extract { .. } => {
+            PlanError::new("date and time expressions are not supported", at)
+        }
+        E::Substring { .. } | E::Trim { .. } | E::Overlay { .. } | E::Position { .. } | E::Ceil { .. } | E::Floor { .. } => {
+            PlanError::new("this function is not supported", at).hint(crate::func::SUPPORTED_FUNCTIONS)
+        }
+        E::Tuple(_) => PlanError::new("row constructors are not supported", at),
+        _ => PlanError::new("this expression is not supported", at),
+    }
+}

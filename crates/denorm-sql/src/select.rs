@@ -1,0 +1,503 @@
+//! One view's SELECT → [`ViewDef`].
+//!
+//! ```text
+//!  ungrouped:  Get/Join tree ─► [Filter WHERE] ─► Map(select list) ─► [Distinct]
+//!  grouped:    Get/Join tree ─► [Filter WHERE] ─► Map(group exprs ++ aggregate args)
+//!              ─► Reduce(group_key 0..g, aggregates over columns g..) ─► [Filter HAVING]
+//!              ─► Map(select list) ─► [Distinct]
+//! ```
+//!
+//! A query is grouped when it has GROUP BY, HAVING, or an aggregate in its
+//! SELECT list; without GROUP BY it is a global aggregate (one row).
+
+use std::cell::RefCell;
+
+use denorm_expr::{Aggregate, Expr, Plan};
+use denorm_types::{Catalog, Dialect, ScalarType};
+use sqlparser::ast::{self, GroupByExpr, SelectItem};
+use sqlparser::keywords::Keyword;
+use sqlparser::tokenizer::TokenWithSpan;
+
+use crate::expr::{is_aggregate, Clause, Grouping, Lowerer};
+use crate::from::plan_from;
+use crate::key::{contains_unique_set, unique_sets};
+use crate::names::{alias_name, bare_column, postgres_name, sqlite_name, strip_set_quantifier};
+use crate::scope::Scope;
+use crate::source::{location, Source};
+use crate::statement::{DeclaredKey, ViewStatement};
+use crate::types::Typed;
+use crate::{KeyOrigin, Location, OutputColumn, PlanError, ViewDef, ViewKey};
+
+const PAGING_HINT: &str = "order and page at read time with ?order=…&limit=…";
+
+/// One output column while planning.
+#[derive(Debug)]
+struct Item {
+    typed: Typed,
+    name: String,
+    at: Option<Location>,
+}
+
+/// The plan below the final Map, the select list over its output, and for
+/// grouped queries the group expressions (Reduce columns 0..g).
+#[derive(Debug)]
+struct Body<'q> {
+    input: Plan,
+    items: Vec<Item>,
+    groups: Option<Vec<&'q ast::Expr>>,
+}
+
+/// Everything one view's planning reads.
+struct Context<'a, 'c> {
+    view: &'a ViewStatement,
+    catalog: &'c Catalog,
+    dialect: Dialect,
+    source: &'a Source<'a>,
+}
+
+pub(crate) fn plan_view(
+    view: &ViewStatement,
+    catalog: &Catalog,
+    dialect: Dialect,
+    source: &Source<'_>,
+) -> Result<ViewDef, PlanError> {
+    let cx = Context { view, catalog, dialect, source };
+    let fallback = Some(view.location);
+    let select = query_select(&view.query, &cx)?;
+    check_select(select, &cx)?;
+    let from_at = cx.keyword(&[Keyword::FROM]);
+    let (scope, mut input) = plan_from(&select.from, catalog, &view.tokens, dialect, from_at.or(fallback))?;
+    let base = Lowerer { scope: &scope, statement: &view.tokens, dialect, clause: Clause::Where, grouping: None, fallback };
+    if let Some(w) = &select.selection {
+        let predicate = base.lower_condition(w, "WHERE", 0)?.expr;
+        input = Plan::Filter { input: Box::new(input), predicate };
+    }
+    let group_exprs = group_by(select, &cx)?;
+    let namer = Namer::new(select, &scope, &cx);
+    let body = if !group_exprs.is_empty() || select.having.is_some() || has_aggregate(select) {
+        plan_grouped(&base, select, input, group_exprs, &namer)?
+    } else {
+        Body { input, items: lower_items(&base.scalar(Clause::Select), select, &namer)?, groups: None }
+    };
+    check_duplicate_names(&body.items, &view.name)?;
+    finish(body, select, &scope, &cx)
+}
+
+impl Context<'_, '_> {
+    /// The first depth-0 keyword of `keywords` in the query, or the statement.
+    fn keyword(&self, keywords: &[Keyword]) -> Option<Location> {
+        let found = self.view.tokens.find_keyword(self.view.select_start, keywords);
+        found.and_then(|t| location(t.span.start)).or(Some(self.view.location))
+    }
+}
+
+fn query_select<'q>(q: &'q ast::Query, cx: &Context<'_, '_>) -> Result<&'q ast::Select, PlanError> {
+    if let Some(with) = &q.with {
+        return Err(PlanError::new("WITH queries (common table expressions) are not supported", location(with.with_token.0.span.start))
+            .hint("define the inner query as its own view, or write it with JOIN"));
+    }
+    if q.order_by.is_some() {
+        return Err(PlanError::new("ORDER BY is not supported in a view", cx.keyword(&[Keyword::ORDER])).hint(PAGING_HINT));
+    }
+    if q.limit_clause.is_some() {
+        let at = cx.keyword(&[Keyword::LIMIT, Keyword::OFFSET]);
+        return Err(PlanError::new("LIMIT and OFFSET are not supported in a view", at).hint(PAGING_HINT));
+    }
+    if q.fetch.is_some() {
+        return Err(PlanError::new("FETCH is not supported in a view", cx.keyword(&[Keyword::FETCH])).hint(PAGING_HINT));
+    }
+    if !q.locks.is_empty() {
+        return Err(PlanError::new("FOR UPDATE and FOR SHARE are not supported in a view", cx.keyword(&[Keyword::FOR])));
+    }
+    if q.for_clause.is_some() || q.settings.is_some() || q.format_clause.is_some() || !q.pipe_operators.is_empty() {
+        return Err(PlanError::new("this query clause is not supported in a view", Some(cx.view.location)));
+    }
+    match &*q.body {
+        ast::SetExpr::Select(s) => Ok(s),
+        ast::SetExpr::Query(inner) => query_select(inner, cx),
+        ast::SetExpr::SetOperation { op, .. } => {
+            let at = cx.keyword(&[Keyword::UNION, Keyword::INTERSECT, Keyword::EXCEPT, Keyword::MINUS]);
+            Err(PlanError::new(format!("{op} is not supported"), at).hint("define one view per SELECT"))
+        }
+        ast::SetExpr::Values(_) => Err(PlanError::new("VALUES is not supported in a view", Some(cx.view.location))),
+        _ => Err(PlanError::new("a view must be defined by a SELECT", Some(cx.view.location))),
+    }
+}
+
+fn check_select(s: &ast::Select, cx: &Context<'_, '_>) -> Result<(), PlanError> {
+    if let Some(ast::Distinct::On(_)) = s.distinct {
+        return Err(PlanError::new("DISTINCT ON is not supported", cx.keyword(&[Keyword::DISTINCT]))
+            .hint("use GROUP BY with MIN/MAX"));
+    }
+    if s.top.is_some() {
+        return Err(PlanError::new("TOP is not supported in a view", cx.keyword(&[Keyword::TOP])).hint(PAGING_HINT));
+    }
+    if s.into.is_some() {
+        return Err(PlanError::new("SELECT INTO is not supported", cx.keyword(&[Keyword::INTO])));
+    }
+    if !s.named_window.is_empty() {
+        return Err(PlanError::new("window functions are not supported", cx.keyword(&[Keyword::WINDOW])));
+    }
+    if s.qualify.is_some() {
+        return Err(PlanError::new("QUALIFY is not supported", cx.keyword(&[Keyword::QUALIFY])));
+    }
+    let exotic = s.exclude.is_some()
+        || !s.lateral_views.is_empty()
+        || s.prewhere.is_some()
+        || !s.connect_by.is_empty()
+        || !s.cluster_by.is_empty()
+        || !s.distribute_by.is_empty()
+        || !s.sort_by.is_empty()
+        || s.value_table_mode.is_some()
+        || s.select_modifiers.is_some()
+        || s.flavor != ast::SelectFlavor::Standard;
+    if exotic {
+        return Err(PlanError::new("this SELECT clause is not supported", location(s.select_token.0.span.start)));
+    }
+    Ok(())
+}
+
+fn group_by<'q>(select: &'q ast::Select, cx: &Context<'_, '_>) -> Result<&'q [ast::Expr], PlanError> {
+    match &select.group_by {
+        GroupByExpr::All(_) => Err(PlanError::new("GROUP BY ALL is not supported", cx.keyword(&[Keyword::GROUP]))
+            .hint("list the grouping expressions")),
+        GroupByExpr::Expressions(_, modifiers) if !modifiers.is_empty() => {
+            Err(PlanError::new("GROUPING SETS, ROLLUP and CUBE are not supported", cx.keyword(&[Keyword::GROUP]))
+                .hint("define one view per grouping"))
+        }
+        GroupByExpr::Expressions(exprs, _) => Ok(exprs),
+    }
+}
+
+/// Whether the SELECT list or HAVING calls an aggregate (outside window
+/// functions), found without recursion.
+fn has_aggregate(select: &ast::Select) -> bool {
+    use ast::Expr as E;
+    let mut stack: Vec<&ast::Expr> = select
+        .projection
+        .iter()
+        .filter_map(|item| match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => Some(e),
+            _ => None,
+        })
+        .chain(select.having.as_ref())
+        .collect();
+    while let Some(e) = stack.pop() {
+        match e {
+            E::Function(f) if f.over.is_none() && is_aggregate(f) => return true,
+            E::Function(f) => {
+                if let ast::FunctionArguments::List(list) = &f.args {
+                    stack.extend(list.args.iter().filter_map(|a| match a {
+                        ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Some(e),
+                        _ => None,
+                    }));
+                }
+            }
+            E::BinaryOp { left, right, .. } => stack.extend([&**left, &**right]),
+            E::UnaryOp { expr, .. } | E::Nested(expr) | E::IsNull(expr) | E::IsNotNull(expr) | E::Cast { expr, .. } => {
+                stack.push(expr)
+            }
+            E::InList { expr, list, .. } => {
+                stack.push(expr);
+                stack.extend(list);
+            }
+            E::Between { expr, low, high, .. } => stack.extend([&**expr, &**low, &**high]),
+            E::Like { expr, pattern, .. } | E::ILike { expr, pattern, .. } => stack.extend([&**expr, &**pattern]),
+            E::Case { operand, conditions, else_result, .. } => {
+                stack.extend(operand.as_deref());
+                stack.extend(conditions.iter().flat_map(|w| [&w.condition, &w.result]));
+                stack.extend(else_result.as_deref());
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Default output names (see [`crate::names`]).
+struct Namer<'a, 'c> {
+    scope: &'a Scope<'c>,
+    dialect: Dialect,
+    source: &'a Source<'a>,
+    /// Each select item's tokens, when they line up with the projection.
+    items: Option<Vec<Vec<&'a TokenWithSpan>>>,
+}
+
+impl<'a, 'c> Namer<'a, 'c> {
+    fn new(select: &ast::Select, scope: &'a Scope<'c>, cx: &'a Context<'a, '_>) -> Self {
+        let mut items = cx.view.tokens.comma_list(select.select_token.0.span.end, &[Keyword::FROM]);
+        if select.distinct.is_some() {
+            strip_set_quantifier(&mut items);
+        }
+        let items = (items.len() == select.projection.len()).then_some(items);
+        Namer { scope, dialect: cx.dialect, source: cx.source, items }
+    }
+
+    fn name(&self, e: &ast::Expr, index: usize) -> String {
+        if let Some(column) = bare_column(e).and_then(|idents| self.scope.resolve(idents).ok()) {
+            return column.name;
+        }
+        match self.dialect {
+            Dialect::Postgres => postgres_name(e),
+            Dialect::Sqlite => self
+                .items
+                .as_ref()
+                .and_then(|items| sqlite_name(items.get(index)?, self.source))
+                .unwrap_or_else(|| e.to_string()),
+        }
+    }
+}
+
+fn lower_items(lw: &Lowerer<'_, '_>, select: &ast::Select, namer: &Namer<'_, '_>) -> Result<Vec<Item>, PlanError> {
+    let mut items = Vec::new();
+    for (index, item) in select.projection.iter().enumerate() {
+        match item {
+            SelectItem::UnnamedExpr(e) => {
+                let typed = lw.lower(e, 0)?;
+                items.push(Item { typed, name: namer.name(e, index), at: lw.at(e) });
+            }
+            SelectItem::ExprWithAlias { expr, alias } => {
+                let typed = lw.lower(expr, 0)?;
+                items.push(Item { typed, name: alias_name(alias, lw.dialect), at: location(alias.span.start) });
+            }
+            SelectItem::ExprWithAliases { expr, .. } => {
+                return Err(PlanError::new("multiple aliases for one expression are not supported", lw.at(expr)))
+            }
+            SelectItem::Wildcard(options) => {
+                let relations: Vec<usize> = (0..lw.scope.relations.len()).collect();
+                items.extend(wildcard(lw, options, &relations)?);
+            }
+            SelectItem::QualifiedWildcard(kind, options) => {
+                let relation = qualified_relation(lw, kind, options)?;
+                items.extend(wildcard(lw, options, &[relation])?);
+            }
+        }
+    }
+    Ok(items)
+}
+
+fn qualified_relation(
+    lw: &Lowerer<'_, '_>,
+    kind: &ast::SelectItemQualifiedWildcardKind,
+    options: &ast::WildcardAdditionalOptions,
+) -> Result<usize, PlanError> {
+    let at = location(options.wildcard_token.0.span.start);
+    let ast::SelectItemQualifiedWildcardKind::ObjectName(name) = kind else {
+        return Err(PlanError::new("this wildcard is not supported", at));
+    };
+    let [ast::ObjectNamePart::Identifier(ident)] = name.0.as_slice() else {
+        return Err(PlanError::new(format!("qualified name {name}.* is not supported"), at));
+    };
+    lw.scope.relation(&ident.value).ok_or_else(|| {
+        PlanError::new(format!("missing FROM-clause entry for table \"{}\"", ident.value), location(ident.span.start))
+    })
+}
+
+/// `*` or `t.*`: every column of the relations, in schema order.
+fn wildcard(
+    lw: &Lowerer<'_, '_>,
+    options: &ast::WildcardAdditionalOptions,
+    relations: &[usize],
+) -> Result<Vec<Item>, PlanError> {
+    let at = location(options.wildcard_token.0.span.start);
+    let o = options;
+    if o.opt_ilike.is_some() || o.opt_exclude.is_some() || o.opt_except.is_some() || o.opt_replace.is_some() || o.opt_rename.is_some() || o.opt_alias.is_some() {
+        return Err(PlanError::new("wildcard modifiers (EXCLUDE, EXCEPT, REPLACE, RENAME) are not supported", at));
+    }
+    let lw = Lowerer { fallback: at, ..*lw };
+    let mut items = Vec::new();
+    for &r in relations {
+        let table = lw.scope.relations[r].table;
+        for (c, column) in table.columns.iter().enumerate() {
+            let typed = lw.lower_position(r, c)?;
+            items.push(Item { typed, name: column.name.clone(), at });
+        }
+    }
+    Ok(items)
+}
+
+fn plan_grouped<'q>(
+    base: &Lowerer<'_, '_>,
+    select: &'q ast::Select,
+    input: Plan,
+    group_exprs: &'q [ast::Expr],
+    namer: &Namer<'_, '_>,
+) -> Result<Body<'q>, PlanError> {
+    let group_lowerer = base.scalar(Clause::GroupBy);
+    let (mut groups, mut asts): (Vec<Typed>, Vec<&ast::Expr>) = (Vec::new(), Vec::new());
+    for e in group_exprs {
+        let target = group_target(e, select, base)?;
+        let t = group_lowerer.lower(target, 0)?;
+        if !groups.iter().any(|g| g.expr == t.expr) {
+            groups.push(t);
+            asts.push(target);
+        }
+    }
+    let grouping = RefCell::new(Grouping { groups, ..Grouping::default() });
+    let lowerer = Lowerer { grouping: Some(&grouping), clause: Clause::Select, ..*base };
+    let items = lower_items(&lowerer, select, namer)?;
+    let having = select.having.as_ref().map(|h| lowerer.lower_condition(h, "HAVING", 0)).transpose()?;
+    let g = grouping.into_inner();
+    let width = g.groups.len();
+    let exprs: Vec<Expr> = g.groups.into_iter().map(|t| t.expr).chain(g.args).collect();
+    let aggregates = g
+        .aggregates
+        .iter()
+        .map(|a| Aggregate { func: a.func, arg: a.arg.map(|i| Expr::Column(width + i)) })
+        .collect();
+    let map = Plan::Map { input: Box::new(input), exprs };
+    let mut plan = Plan::Reduce { input: Box::new(map), group_key: (0..width).collect(), aggregates };
+    if let Some(predicate) = having {
+        plan = Plan::Filter { input: Box::new(plan), predicate: predicate.expr };
+    }
+    Ok(Body { input: plan, items, groups: Some(asts) })
+}
+
+/// `GROUP BY 2` is the second select item; `GROUP BY total` names an output
+/// alias when no input column is called `total` (both as in the sources).
+fn group_target<'q>(e: &'q ast::Expr, select: &'q ast::Select, lw: &Lowerer<'_, '_>) -> Result<&'q ast::Expr, PlanError> {
+    let item_expr = |item: &'q SelectItem| match item {
+        SelectItem::UnnamedExpr(x) | SelectItem::ExprWithAlias { expr: x, .. } => Some(x),
+        _ => None,
+    };
+    match e {
+        ast::Expr::Value(v) => {
+            let ast::Value::Number(n, _) = &v.value else { return Ok(e) };
+            let Ok(position) = n.parse::<usize>() else { return Ok(e) };
+            let item = position.checked_sub(1).and_then(|i| select.projection.get(i));
+            item.and_then(item_expr)
+                .ok_or_else(|| PlanError::new(format!("GROUP BY position {n} is not in select list"), lw.at(e)))
+        }
+        ast::Expr::Identifier(ident) if lw.scope.resolve(std::slice::from_ref(ident)).is_err() => {
+            let aliased = select.projection.iter().find_map(|item| match item {
+                SelectItem::ExprWithAlias { expr, alias } if alias.value.eq_ignore_ascii_case(&ident.value) => Some(expr),
+                _ => None,
+            });
+            Ok(aliased.unwrap_or(e))
+        }
+        _ => Ok(e),
+    }
+}
+
+fn check_duplicate_names(items: &[Item], view: &str) -> Result<(), PlanError> {
+    for (i, item) in items.iter().enumerate() {
+        if items[..i].iter().any(|other| other.name.eq_ignore_ascii_case(&item.name)) {
+            return Err(PlanError::new(format!("column name \"{}\" appears more than once in view {view}", item.name), item.at)
+                .hint("give one of the columns another name with AS"));
+        }
+    }
+    Ok(())
+}
+
+/// The final Map and Distinct, the key, and the view's description.
+fn finish(body: Body<'_>, select: &ast::Select, scope: &Scope<'_>, cx: &Context<'_, '_>) -> Result<ViewDef, PlanError> {
+    let distinct = matches!(select.distinct, Some(ast::Distinct::Distinct));
+    let exprs: Vec<Expr> = body.items.iter().map(|i| i.typed.expr.clone()).collect();
+    let wrap = |input: Plan, exprs: Vec<Expr>| {
+        let map = Plan::Map { input: Box::new(input), exprs };
+        if distinct {
+            Plan::Distinct { input: Box::new(map) }
+        } else {
+            map
+        }
+    };
+    let sets = unique_sets(&wrap(body.input.clone(), exprs.clone()), cx.catalog);
+    let key = view_key(&body, &exprs, &sets, distinct, scope, cx)?;
+    // SQLite has no boolean values: comparisons come back as 0 and 1.
+    let sqlite = cx.dialect == Dialect::Sqlite;
+    let mut columns = Vec::with_capacity(body.items.len());
+    let mut final_exprs = Vec::with_capacity(body.items.len());
+    for (item, expr) in body.items.iter().zip(exprs) {
+        let (expr, ty) = match item.typed.ty {
+            ScalarType::Bool if sqlite => (Expr::Cast { expr: Box::new(expr), to: ScalarType::Int }, ScalarType::Int),
+            ty => (expr, ty),
+        };
+        final_exprs.push(expr);
+        columns.push(OutputColumn { name: item.name.clone(), ty, nullable: item.typed.nullable });
+    }
+    Ok(ViewDef {
+        name: cx.view.name.clone(),
+        columns,
+        key,
+        max_staleness: cx.view.max_staleness,
+        plan: wrap(body.input, final_exprs),
+        dependencies: scope.dependencies(),
+        select_sql: cx.view.select_sql.clone(),
+        location: cx.view.location,
+    })
+}
+
+fn view_key(
+    body: &Body<'_>,
+    exprs: &[Expr],
+    sets: &[Vec<usize>],
+    distinct: bool,
+    scope: &Scope<'_>,
+    cx: &Context<'_, '_>,
+) -> Result<ViewKey, PlanError> {
+    let output_of = |input_column: usize| exprs.iter().position(|e| *e == Expr::Column(input_column));
+    if let Some(declared) = &cx.view.key {
+        return declared_key(declared, body, exprs, sets, distinct, cx);
+    }
+    let derived = match &body.groups {
+        Some(groups) => (0..groups.len()).map(output_of).collect::<Option<Vec<usize>>>().map(|c| (c, KeyOrigin::GroupBy)),
+        None => {
+            let pk = scope.relations.first().map(|r| r.table.primary_key.as_slice()).unwrap_or_default();
+            let columns = (!pk.is_empty()).then(|| pk.iter().map(|&c| output_of(c)).collect::<Option<Vec<usize>>>());
+            columns.flatten().filter(|c| contains_unique_set(c, sets)).map(|c| (c, KeyOrigin::PrimaryKey))
+        }
+    };
+    Ok(match derived {
+        Some((columns, origin)) => {
+            let proven_unique = contains_unique_set(&columns, sets);
+            ViewKey { columns, origin, proven_unique }
+        }
+        None => {
+            let columns: Vec<usize> = (0..exprs.len()).collect();
+            let proven_unique = contains_unique_set(&columns, sets);
+            ViewKey { columns, origin: KeyOrigin::AllColumns, proven_unique }
+        }
+    })
+}
+
+fn declared_key(
+    declared: &DeclaredKey,
+    body: &Body<'_>,
+    exprs: &[Expr],
+    sets: &[Vec<usize>],
+    distinct: bool,
+    cx: &Context<'_, '_>,
+) -> Result<ViewKey, PlanError> {
+    let names: Vec<&str> = body.items.iter().map(|i| i.name.as_str()).collect();
+    let mut columns = Vec::with_capacity(declared.names.len());
+    for n in &declared.names {
+        let position = names.iter().position(|x| x == n).or_else(|| names.iter().position(|x| x.eq_ignore_ascii_case(n)));
+        let position = position.ok_or_else(|| {
+            PlanError::new(format!("key column \"{n}\" is not a column of view {}", cx.view.name), declared.location)
+                .hint(format!("the view's columns are: {}", names.join(", ")))
+        })?;
+        columns.push(position);
+    }
+    let proven_unique = contains_unique_set(&columns, sets);
+    let grouped_by = body.groups.as_ref().filter(|g| !g.is_empty());
+    if !proven_unique && (grouped_by.is_some() || distinct) {
+        let identity: Vec<String> = match grouped_by {
+            Some(groups) => groups
+                .iter()
+                .enumerate()
+                .map(|(i, g)| match exprs.iter().position(|e| *e == Expr::Column(i)) {
+                    Some(j) => names[j].to_string(),
+                    None => g.to_string(),
+                })
+                .collect(),
+            None => names.iter().map(|n| n.to_string()).collect(),
+        };
+        return Err(PlanError::new(
+            format!("key ({}) does not identify a row of view {}", declared.names.join(", "), cx.view.name),
+            declared.location,
+        )
+        .detail(format!("the view has one row per ({})", identity.join(", ")))
+        .hint("declare a key that includes all of these columns, or leave key out"));
+    }
+    Ok(ViewKey { columns, origin: KeyOrigin::Declared, proven_unique })
+}
