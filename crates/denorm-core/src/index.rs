@@ -16,16 +16,23 @@ use crate::Hasher;
 /// Groups larger than this are hashed instead of scanned.
 const SCAN_LIMIT: usize = 16;
 
-/// The rows sharing one key.
+/// The rows sharing one key. Most keys of a primary-key index hold one row,
+/// kept inline without a separate allocation.
 #[derive(Debug, Clone)]
 pub(crate) enum Group {
+    One(Row, Diff),
     Few(Vec<(Row, Diff)>),
-    Many(HashMap<Row, Diff, Hasher>),
+    Many(Box<HashMap<Row, Diff, Hasher>>),
 }
 
 impl Group {
     fn update(&mut self, row: &Row, diff: Diff) {
         match self {
+            Group::One(r, d) if r == row => *d += diff,
+            Group::One(r, d) => {
+                let first = (std::mem::take(r), *d);
+                *self = Group::Few(vec![first, (row.clone(), diff)]);
+            }
             Group::Few(rows) => {
                 if let Some(i) = rows.iter().position(|(r, _)| r == row) {
                     rows[i].1 += diff;
@@ -35,7 +42,7 @@ impl Group {
                 } else {
                     rows.push((row.clone(), diff));
                     if rows.len() > SCAN_LIMIT {
-                        *self = Group::Many(rows.drain(..).collect());
+                        *self = Group::Many(Box::new(rows.drain(..).collect()));
                     }
                 }
             }
@@ -51,6 +58,7 @@ impl Group {
 
     pub(crate) fn is_empty(&self) -> bool {
         match self {
+            Group::One(_, d) => *d == 0,
             Group::Few(rows) => rows.is_empty(),
             Group::Many(rows) => rows.is_empty(),
         }
@@ -59,6 +67,7 @@ impl Group {
     /// The group's rows with their multiplicities.
     pub(crate) fn iter(&self) -> Box<dyn Iterator<Item = (&Row, Diff)> + '_> {
         match self {
+            Group::One(r, d) => Box::new(std::iter::once((r, *d))),
             Group::Few(rows) => Box::new(rows.iter().map(|(r, d)| (r, *d))),
             Group::Many(rows) => Box::new(rows.iter().map(|(r, d)| (r, *d))),
         }
@@ -67,6 +76,7 @@ impl Group {
     /// The multiplicity of one row.
     pub(crate) fn count(&self, row: &Row) -> Diff {
         match self {
+            Group::One(r, d) => if r == row { *d } else { 0 },
             Group::Few(rows) => rows.iter().find(|(r, _)| r == row).map_or(0, |(_, d)| *d),
             Group::Many(rows) => rows.get(row).copied().unwrap_or(0),
         }
@@ -102,7 +112,7 @@ impl Index {
                 }
             }
             Entry::Vacant(v) => {
-                v.insert((Group::Few(vec![(row.clone(), diff)]), diff));
+                v.insert((Group::One(row.clone(), diff), diff));
             }
         }
     }
