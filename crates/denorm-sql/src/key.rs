@@ -13,6 +13,11 @@
 //!  Distinct         the input's sets and all columns
 //! ```
 //!
+//! Functional dependencies ride along (a key determines its table's columns,
+//! an equi-join key its partner), so `GROUP BY p.id, p.name` is known to have
+//! one row per `p.id`, and a set is unique when its closure contains a unique
+//! set.
+//!
 //! A UNIQUE key with nullable columns proves nothing on its own (several NULLs
 //! are allowed) but still bounds join fan-out, since NULL never equals.
 
@@ -21,30 +26,83 @@ use denorm_types::Catalog;
 
 /// Combinations of left and right sets kept at a join, at most.
 const MAX_COMBINED: usize = 16;
+/// Functional dependencies tracked per node, at most.
+const MAX_DEPENDENCIES: usize = 64;
 
-/// Column sets (sorted positions) of `plan`'s output on which no two rows agree.
-pub(crate) fn unique_sets(plan: &Plan, catalog: &Catalog) -> Vec<Vec<usize>> {
-    let mut sets = match plan {
-        Plan::Get { table, .. } => table_keys(catalog, table, true),
-        Plan::Filter { input, .. } => unique_sets(input, catalog),
-        Plan::Map { input, exprs } => unique_sets(input, catalog).iter().filter_map(|s| project(s, exprs)).collect(),
-        Plan::Join { left, right, kind, left_key, right_key, .. } => {
-            join_sets(left, right, *kind, left_key, right_key, catalog)
+/// A functional dependency: rows that agree on `from` agree on `to`.
+type Dependency = (Vec<usize>, Vec<usize>);
+
+/// What the planner knows about a plan's output rows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Properties {
+    /// Column sets (sorted positions) on which no two rows agree.
+    pub unique: Vec<Vec<usize>>,
+    /// Functional dependencies: a table's key determines its other columns,
+    /// a join key determines its partner, a group key its group's columns.
+    pub dependencies: Vec<Dependency>,
+}
+
+impl Properties {
+    /// The columns that `columns` determine.
+    pub fn closure(&self, columns: &[usize]) -> Vec<usize> {
+        let mut out: Vec<usize> = columns.to_vec();
+        loop {
+            let before = out.len();
+            for (from, to) in &self.dependencies {
+                if from.iter().all(|c| out.contains(c)) {
+                    out.extend(to.iter().filter(|c| !columns.contains(c)));
+                    out.sort_unstable();
+                    out.dedup();
+                }
+            }
+            if out.len() == before {
+                return out;
+            }
         }
-        Plan::Reduce { group_key, .. } => vec![(0..group_key.len()).collect()],
+    }
+
+    /// Whether no two rows agree on `columns`: they determine a unique set.
+    pub fn is_unique(&self, columns: &[usize]) -> bool {
+        let closure = self.closure(columns);
+        self.unique.iter().any(|s| s.iter().all(|c| closure.contains(c)))
+    }
+
+    fn normalize(mut self) -> Self {
+        for s in &mut self.unique {
+            s.sort_unstable();
+            s.dedup();
+        }
+        self.unique.sort();
+        self.unique.dedup();
+        self.dependencies.truncate(MAX_DEPENDENCIES);
+        self
+    }
+}
+
+/// The unique sets and dependencies of `plan`'s output.
+pub(crate) fn properties(plan: &Plan, catalog: &Catalog) -> Properties {
+    let props = match plan {
+        Plan::Get { table, arity } => {
+            let all: Vec<usize> = (0..*arity).collect();
+            let keys = table_keys(catalog, table, true);
+            let dependencies = table_keys(catalog, table, false).into_iter().map(|k| (k, all.clone())).collect();
+            Properties { unique: keys, dependencies }
+        }
+        Plan::Filter { input, .. } => properties(input, catalog),
+        Plan::Map { input, exprs } => map_properties(&properties(input, catalog), exprs),
+        Plan::Join { left, right, kind, left_key, right_key, .. } => {
+            join_properties(left, right, *kind, left_key, right_key, catalog)
+        }
+        Plan::Reduce { input, group_key, aggregates } => {
+            reduce_properties(&properties(input, catalog), group_key, aggregates.len())
+        }
         Plan::Distinct { input } => {
-            let mut sets = unique_sets(input, catalog);
-            sets.push((0..input.arity()).collect());
-            sets
+            let mut props = properties(input, catalog);
+            props.unique.push((0..input.arity()).collect());
+            props
         }
     };
-    for s in &mut sets {
-        s.sort_unstable();
-        s.dedup();
-    }
-    sets.sort();
-    sets.dedup();
-    sets
+    props.normalize()
 }
 
 /// A table's key sets; with `proving`, UNIQUE keys over nullable columns are left out.
@@ -59,12 +117,12 @@ fn table_keys(catalog: &Catalog, table: &str, proving: bool) -> Vec<Vec<usize>> 
     sets
 }
 
-/// Sets bounding how many rows of `plan` share a value of `key` at one
-/// (NULL-tolerant: equality never matches NULL).
+/// Sets bounding at one how many rows of `plan` share a value of the set
+/// (NULL-tolerant: an equi-join never matches NULL).
 fn match_sets(plan: &Plan, catalog: &Catalog) -> Vec<Vec<usize>> {
     match plan {
         Plan::Get { table, .. } => table_keys(catalog, table, false),
-        _ => unique_sets(plan, catalog),
+        _ => properties(plan, catalog).unique,
     }
 }
 
@@ -72,47 +130,91 @@ fn covers(key: &[usize], sets: &[Vec<usize>]) -> bool {
     sets.iter().any(|s| s.iter().all(|c| key.contains(c)))
 }
 
-fn join_sets(
+fn shift(set: &[usize], by: usize) -> Vec<usize> {
+    set.iter().map(|c| c + by).collect()
+}
+
+fn join_properties(
     left: &Plan,
     right: &Plan,
     kind: JoinKind,
     left_key: &[usize],
     right_key: &[usize],
     catalog: &Catalog,
-) -> Vec<Vec<usize>> {
-    let shift = left.arity();
-    let left_sets = unique_sets(left, catalog);
-    let right_sets: Vec<Vec<usize>> =
-        unique_sets(right, catalog).into_iter().map(|s| s.into_iter().map(|c| c + shift).collect()).collect();
-    let mut out = Vec::new();
+) -> Properties {
+    let by = left.arity();
+    let (l, r) = (properties(left, catalog), properties(right, catalog));
+    let right_unique: Vec<Vec<usize>> = r.unique.iter().map(|s| shift(s, by)).collect();
+    let mut unique = Vec::new();
     if covers(right_key, &match_sets(right, catalog)) {
-        out.extend(left_sets.iter().cloned());
+        unique.extend(l.unique.iter().cloned());
     }
     // Unmatched left rows of a LEFT JOIN all carry NULL right columns, so the
     // right side's sets identify rows only in an inner join.
     if kind == JoinKind::Inner && covers(left_key, &match_sets(left, catalog)) {
-        out.extend(right_sets.iter().cloned());
+        unique.extend(right_unique.iter().cloned());
     }
-    for l in &left_sets {
-        for r in &right_sets {
-            if out.len() >= MAX_COMBINED {
-                return out;
+    for a in &l.unique {
+        for b in &right_unique {
+            if unique.len() < MAX_COMBINED {
+                unique.push(a.iter().chain(b).copied().collect());
             }
-            out.push(l.iter().chain(r).copied().collect());
         }
     }
-    out
+    let mut dependencies = l.dependencies;
+    dependencies.extend(r.dependencies.iter().map(|(f, t)| (shift(f, by), shift(t, by))));
+    for (&lk, &rk) in left_key.iter().zip(right_key) {
+        // Equal left keys find the same right rows (or none, in a LEFT JOIN).
+        dependencies.push((vec![lk], vec![rk + by]));
+        if kind == JoinKind::Inner {
+            dependencies.push((vec![rk + by], vec![lk]));
+        }
+    }
+    Properties { unique, dependencies }
 }
 
-/// A set over a Map's input, renumbered to the Map's output if each of its
-/// columns is projected as a bare column.
-fn project(set: &[usize], exprs: &[Expr]) -> Option<Vec<usize>> {
-    set.iter().map(|&c| exprs.iter().position(|e| *e == Expr::Column(c))).collect()
+/// Properties carried through a projection: input columns projected bare
+/// keep their meaning at their (first) output position.
+fn map_properties(input: &Properties, exprs: &[Expr]) -> Properties {
+    let output_of = |c: usize| exprs.iter().position(|e| *e == Expr::Column(c));
+    let bare: Vec<usize> = (0..exprs.len()).filter_map(|j| if let Expr::Column(c) = exprs[j] { Some(c) } else { None }).collect();
+    let bare_closure = input.closure(&bare);
+    let mut unique: Vec<Vec<usize>> = Vec::new();
+    for s in &input.unique {
+        match s.iter().map(|&c| output_of(c)).collect::<Option<Vec<usize>>>() {
+            Some(mapped) => unique.push(mapped),
+            // Hidden key columns determined by projected ones: all of those
+            // projected columns together are unique.
+            None if s.iter().all(|c| bare_closure.contains(c)) => {
+                unique.push(bare.iter().filter_map(|&c| output_of(c)).collect())
+            }
+            None => {}
+        }
+    }
+    let mut dependencies = Vec::new();
+    for (from, to) in &input.dependencies {
+        let Some(mapped) = from.iter().map(|&c| output_of(c)).collect::<Option<Vec<usize>>>() else { continue };
+        let known: Vec<usize> = from.iter().chain(to).copied().collect();
+        let determined: Vec<usize> =
+            (0..exprs.len()).filter(|&j| exprs[j].columns().iter().all(|c| known.contains(c))).collect();
+        dependencies.push((mapped, determined));
+    }
+    Properties { unique, dependencies }
 }
 
-/// Whether `columns` (output positions) contain some unique set.
-pub(crate) fn contains_unique_set(columns: &[usize], sets: &[Vec<usize>]) -> bool {
-    covers(columns, sets)
+/// One row per group: the group key is unique and determines the
+/// aggregates; input dependencies among group columns survive.
+fn reduce_properties(input: &Properties, group_key: &[usize], aggregates: usize) -> Properties {
+    let g = group_key.len();
+    let all: Vec<usize> = (0..g + aggregates).collect();
+    let output_of = |c: usize| group_key.iter().position(|&k| k == c);
+    let mut dependencies = vec![((0..g).collect(), all)];
+    for (from, to) in &input.dependencies {
+        if let Some(mapped) = from.iter().map(|&c| output_of(c)).collect::<Option<Vec<usize>>>() {
+            dependencies.push((mapped, to.iter().filter_map(|&c| output_of(c)).collect()));
+        }
+    }
+    Properties { unique: vec![(0..g).collect()], dependencies }
 }
 
 #[cfg(test)]
@@ -146,7 +248,7 @@ mod tests {
 
     #[test]
     fn nullable_unique_keys_do_not_prove() {
-        assert_eq!(unique_sets(&get("users"), &catalog()), vec![vec![0]]);
+        assert_eq!(properties(&get("users"), &catalog()).unique, vec![vec![0]]);
     }
 
     #[test]
@@ -159,27 +261,36 @@ mod tests {
             right_key: vec![0],
             residual: None,
         };
-        let sets = unique_sets(&join, &catalog());
+        let sets = properties(&join, &catalog()).unique;
         assert!(sets.contains(&vec![0]), "{sets:?}");
         assert!(!sets.contains(&vec![2]), "{sets:?}");
         // Joining on a nullable UNIQUE column still bounds the fan-out.
         let Plan::Join { left, right, kind, left_key, residual, .. } = join else { unreachable!() };
         let by_email = Plan::Join { left, right, kind, left_key, right_key: vec![1], residual };
-        assert!(unique_sets(&by_email, &catalog()).contains(&vec![0]));
+        assert!(properties(&by_email, &catalog()).unique.contains(&vec![0]));
     }
 
     #[test]
     fn map_keeps_bare_projections_only() {
         let map = Plan::Map { input: Box::new(get("posts")), exprs: vec![Expr::Column(1), Expr::Column(0)] };
-        assert_eq!(unique_sets(&map, &catalog()), vec![vec![1]]);
+        assert_eq!(properties(&map, &catalog()).unique, vec![vec![1]]);
         let hidden = Plan::Map { input: Box::new(get("posts")), exprs: vec![Expr::Column(1)] };
-        assert!(unique_sets(&hidden, &catalog()).is_empty());
+        assert!(properties(&hidden, &catalog()).unique.is_empty());
+    }
+
+    #[test]
+    fn group_key_with_dependent_columns_is_keyed_by_the_determinant() {
+        // GROUP BY posts.id, posts.author_id: one row per posts.id.
+        let reduce = Plan::Reduce { input: Box::new(get("posts")), group_key: vec![0, 1], aggregates: vec![] };
+        let props = properties(&reduce, &catalog());
+        assert!(props.is_unique(&[0]));
+        assert!(!props.is_unique(&[1]));
     }
 
     #[test]
     fn global_reduce_has_the_empty_key() {
         let reduce = Plan::Reduce { input: Box::new(get("posts")), group_key: vec![], aggregates: vec![] };
-        assert_eq!(unique_sets(&reduce, &catalog()), vec![Vec::<usize>::new()]);
-        assert!(contains_unique_set(&[], &unique_sets(&reduce, &catalog())));
+        assert_eq!(properties(&reduce, &catalog()).unique, vec![Vec::<usize>::new()]);
+        assert!(properties(&reduce, &catalog()).is_unique(&[]));
     }
 }

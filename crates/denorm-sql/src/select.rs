@@ -20,7 +20,7 @@ use sqlparser::tokenizer::TokenWithSpan;
 
 use crate::expr::{is_aggregate, Clause, Grouping, Lowerer};
 use crate::from::plan_from;
-use crate::key::{contains_unique_set, unique_sets};
+use crate::key::{properties, Properties};
 use crate::names::{alias_name, bare_column, postgres_name, sqlite_name, strip_set_quantifier};
 use crate::scope::Scope;
 use crate::source::{location, Source};
@@ -125,6 +125,9 @@ fn query_select<'q>(q: &'q ast::Query, cx: &Context<'_, '_>) -> Result<&'q ast::
 }
 
 fn check_select(s: &ast::Select, cx: &Context<'_, '_>) -> Result<(), PlanError> {
+    if s.projection.is_empty() {
+        return Err(PlanError::new("a view must have at least one column", location(s.select_token.0.span.start)));
+    }
     if let Some(ast::Distinct::On(_)) = s.distinct {
         return Err(PlanError::new("DISTINCT ON is not supported", cx.keyword(&[Keyword::DISTINCT]))
             .hint("use GROUP BY with MIN/MAX"));
@@ -401,8 +404,8 @@ fn finish(body: Body<'_>, select: &ast::Select, scope: &Scope<'_>, cx: &Context<
             map
         }
     };
-    let sets = unique_sets(&wrap(body.input.clone(), exprs.clone()), cx.catalog);
-    let key = view_key(&body, &exprs, &sets, distinct, scope, cx)?;
+    let props = properties(&wrap(body.input.clone(), exprs.clone()), cx.catalog);
+    let key = view_key(&body, &exprs, &props, distinct, scope, cx)?;
     // SQLite has no boolean values: comparisons come back as 0 and 1.
     let sqlite = cx.dialect == Dialect::Sqlite;
     let mut columns = Vec::with_capacity(body.items.len());
@@ -430,31 +433,31 @@ fn finish(body: Body<'_>, select: &ast::Select, scope: &Scope<'_>, cx: &Context<
 fn view_key(
     body: &Body<'_>,
     exprs: &[Expr],
-    sets: &[Vec<usize>],
+    props: &Properties,
     distinct: bool,
     scope: &Scope<'_>,
     cx: &Context<'_, '_>,
 ) -> Result<ViewKey, PlanError> {
     let output_of = |input_column: usize| exprs.iter().position(|e| *e == Expr::Column(input_column));
     if let Some(declared) = &cx.view.key {
-        return declared_key(declared, body, exprs, sets, distinct, cx);
+        return declared_key(declared, body, exprs, props, distinct, cx);
     }
     let derived = match &body.groups {
         Some(groups) => (0..groups.len()).map(output_of).collect::<Option<Vec<usize>>>().map(|c| (c, KeyOrigin::GroupBy)),
         None => {
             let pk = scope.relations.first().map(|r| r.table.primary_key.as_slice()).unwrap_or_default();
             let columns = (!pk.is_empty()).then(|| pk.iter().map(|&c| output_of(c)).collect::<Option<Vec<usize>>>());
-            columns.flatten().filter(|c| contains_unique_set(c, sets)).map(|c| (c, KeyOrigin::PrimaryKey))
+            columns.flatten().filter(|c| props.is_unique(c)).map(|c| (c, KeyOrigin::PrimaryKey))
         }
     };
     Ok(match derived {
         Some((columns, origin)) => {
-            let proven_unique = contains_unique_set(&columns, sets);
+            let proven_unique = props.is_unique(&columns);
             ViewKey { columns, origin, proven_unique }
         }
         None => {
             let columns: Vec<usize> = (0..exprs.len()).collect();
-            let proven_unique = contains_unique_set(&columns, sets);
+            let proven_unique = props.is_unique(&columns);
             ViewKey { columns, origin: KeyOrigin::AllColumns, proven_unique }
         }
     })
@@ -464,7 +467,7 @@ fn declared_key(
     declared: &DeclaredKey,
     body: &Body<'_>,
     exprs: &[Expr],
-    sets: &[Vec<usize>],
+    props: &Properties,
     distinct: bool,
     cx: &Context<'_, '_>,
 ) -> Result<ViewKey, PlanError> {
@@ -478,7 +481,7 @@ fn declared_key(
         })?;
         columns.push(position);
     }
-    let proven_unique = contains_unique_set(&columns, sets);
+    let proven_unique = props.is_unique(&columns);
     let grouped_by = body.groups.as_ref().filter(|g| !g.is_empty());
     if !proven_unique && (grouped_by.is_some() || distinct) {
         let identity: Vec<String> = match grouped_by {

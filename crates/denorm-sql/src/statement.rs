@@ -80,7 +80,8 @@ pub(crate) fn parse(statement: Statement, source: &Source<'_>) -> Result<ViewSta
         return Err(PlanError::new(format!("statement is too long (more than {MAX_TOKENS} tokens)"), start_location));
     }
     let mut parser = Parser::new(&GenericDialect {}).with_tokens_with_locations(statement.tokens.clone());
-    let parsed = parser.parse_statement().map_err(|e| parser_error(e, start_location))?;
+    // sqlparser reports "found: EOF" without a position: point at the end.
+    let parsed = parser.parse_statement().map_err(|e| parser_error(e, location(end).or(start_location)))?;
     let next = parser.peek_token();
     if next.token != Token::EOF {
         return Err(PlanError::new(format!("syntax error at or near \"{}\"", next.token), location(next.span.start)));
@@ -96,9 +97,10 @@ pub(crate) fn parse(statement: Statement, source: &Source<'_>) -> Result<ViewSta
                 .detail(format!("found {}", statement_kind(&statement))))
         }
     };
-    check_envelope(&view, start_location)?;
     let name = view_name(&view.name, start_location)?;
-    let (key, max_staleness) = options(&view.options, start_location)?;
+    let named = |e: PlanError| PlanError { view: Some(name.clone()), ..e };
+    check_envelope(&view, start_location).map_err(named)?;
+    let (key, max_staleness) = options(&view.options, start_location).map_err(named)?;
     let select_start = statement
         .find_keyword(object_name_start(&view.name).unwrap_or(start), &[Keyword::AS])
         .and_then(|as_token| statement.comma_list(as_token.span.end, &[]).first().and_then(|t| t.first().map(|t| t.span.start)))
