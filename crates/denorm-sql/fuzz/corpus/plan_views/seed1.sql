@@ -1,0 +1,2 @@
+CREATE MATERIALIZED VIEW v AS SELECT p.id, u.name FROM posts p JOIN users u ON u.id = p.author_id;
+CREATE MATERIALIZED VIEW s AS SELECT product_id, COUNT(*), AVG(rating) FROM reviews GROUP BY product_id HAVING MAX(rating) > 3
