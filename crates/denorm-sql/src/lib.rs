@@ -2,11 +2,83 @@
 //! logical [`Plan`]s, or every error found, each with its position.
 //!
 //! ```text
-//!  views.sql ──sqlparser──► AST ──resolve names & types (Catalog, Dialect)──► Plan + key + options
+//!  views.sql ──split at `;`──► statements ──sqlparser──► AST
+//!     ──resolve names & types (Catalog, Dialect)──► Plan + columns + key + dependencies
 //! ```
 //!
 //! Everything the core cannot maintain exactly is refused here, never at
-//! runtime.
+//! runtime: window functions, subqueries, CTEs, set operations, ORDER BY /
+//! LIMIT, RIGHT/FULL/CROSS/NATURAL/USING joins, joins without a column
+//! equality, and anything whose meaning differs between SQLite and
+//! PostgreSQL in a way a plan cannot pin down.
+//!
+//! ```
+//! use denorm_sql::{plan_views, KeyOrigin};
+//! use denorm_types::{Catalog, ColumnSchema, Dialect, ScalarType, TableSchema};
+//!
+//! let mut catalog = Catalog::new();
+//! catalog.add(TableSchema {
+//!     name: "reviews".into(),
+//!     columns: vec![
+//!         ColumnSchema { name: "id".into(), ty: ScalarType::Int, nullable: false },
+//!         ColumnSchema { name: "product_id".into(), ty: ScalarType::Int, nullable: false },
+//!         ColumnSchema { name: "rating".into(), ty: ScalarType::Int, nullable: false },
+//!     ],
+//!     primary_key: vec![0],
+//!     unique_keys: vec![],
+//! });
+//! let sql = "CREATE MATERIALIZED VIEW stats WITH (max_staleness = '2s') AS
+//!            SELECT product_id, COUNT(*) AS n, AVG(rating) AS avg_rating
+//!            FROM reviews GROUP BY product_id";
+//! let views = plan_views(sql, &catalog, Dialect::Sqlite).unwrap();
+//! assert_eq!(views[0].key.origin, KeyOrigin::GroupBy);
+//! assert_eq!(views[0].columns[2].ty, ScalarType::Float);
+//!
+//! let errors = plan_views("CREATE MATERIALIZED VIEW v AS SELECT id FROM review", &catalog, Dialect::Sqlite)
+//!     .unwrap_err();
+//! assert_eq!(errors[0].render("views.sql").lines().next(), Some("error: table \"review\" does not exist (views.sql:1:46)"));
+//! ```
+//!
+//! # Typing
+//!
+//! Every expression gets a static [`ScalarType`] and nullability at plan time.
+//! Column types come from the [`Catalog`]; `1` is an integer, `1.5` a double,
+//! `'a'` text, `NULL` the null type that joins any other; `TRUE`/`FALSE` are
+//! booleans in PostgreSQL and the integers 1/0 in SQLite.
+//!
+//! * `+ - * /` take numbers (integer op integer is an integer, a double
+//!   makes a double); `%` takes integers only (the databases disagree on
+//!   doubles).
+//! * `||` needs a text operand; an integer operand is cast to text; doubles
+//!   and booleans are refused (the databases format them differently).
+//! * Comparisons, `IN`, `BETWEEN`, `NULLIF` and `CASE x WHEN` compare numbers
+//!   with numbers, text with text, booleans with booleans. `'1' = 1` and
+//!   `'a' + 1` are plan-time errors asking for an explicit CAST: SQLite would
+//!   convert silently by column affinity, which denorm does not reproduce.
+//! * Conditions (WHERE, HAVING, ON, CASE WHEN, AND/OR/NOT) are booleans; in
+//!   SQLite a number is also accepted and means `x <> 0`.
+//! * CASE and COALESCE branches unify (integer with double gives double,
+//!   without casting the values).
+//! * Aggregates: COUNT is a non-null integer; SUM keeps an integer or double
+//!   argument's type, AVG is a double, MIN/MAX keep their argument's type;
+//!   all but COUNT may be NULL.
+//! * In SQLite, booleans used as numbers (`SUM(x > 0)`) and boolean output
+//!   columns become integers (`Cast { to: Int }`), as SQLite returns 0/1.
+//!
+//! # Dialect differences
+//!
+//! | | SQLite | PostgreSQL |
+//! |---|---|---|
+//! | `TRUE`, comparisons as output | integer 1/0 | boolean |
+//! | number as a condition | `x <> 0` | error |
+//! | LIKE | case-insensitive (ASCII) | case-sensitive; ILIKE case-insensitive |
+//! | ILIKE, `x::type` | refused | accepted |
+//! | LOWER/UPPER | ASCII only | all of Unicode |
+//! | `/` and `%` by zero | NULL (result nullable) | runtime error |
+//! | CAST AS BOOLEAN | integer (from integers only) | boolean |
+//! | CAST AS REAL / DOUBLE / CHAR | accepted | refused (float4, no type, char(1)) |
+//! | unaliased expression name | the text as written | `count`, `case`, `int4`, `?column?` … |
+//! | unquoted alias | as written | lower-cased |
 
 mod expr;
 mod from;
