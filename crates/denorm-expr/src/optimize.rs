@@ -268,9 +268,22 @@ fn fuse_maps(plan: Plan) -> Plan {
             right_key,
             residual,
         },
-        Plan::Reduce { input, group_key, aggregates } => {
-            Plan::Reduce { input: Box::new(fuse_maps(*input)), group_key, aggregates }
-        }
+        Plan::Reduce { input, group_key, mut aggregates } => match fuse_maps(*input) {
+            // A Reduce reads its columns by position, so a projection that
+            // only moves columns folds into it: one row copy less per change.
+            Plan::Map { input: inner, exprs } if exprs.iter().all(|e| matches!(e, Expr::Column(_))) => {
+                let cols: Vec<usize> =
+                    exprs.iter().map(|e| if let Expr::Column(c) = e { *c } else { unreachable!() }).collect();
+                for a in &mut aggregates {
+                    if let Some(arg) = &mut a.arg {
+                        arg.remap_columns(&|c| cols[c]);
+                    }
+                }
+                let group_key = group_key.iter().map(|&c| cols[c]).collect();
+                Plan::Reduce { input: inner, group_key, aggregates }
+            }
+            input => Plan::Reduce { input: Box::new(input), group_key, aggregates },
+        },
         Plan::Distinct { input } => Plan::Distinct { input: Box::new(fuse_maps(*input)) },
     }
 }
