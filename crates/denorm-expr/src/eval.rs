@@ -290,7 +290,7 @@ fn float_to_int<'r>(f: f64, dialect: Dialect) -> Result<Datum<'r>> {
         Dialect::Sqlite => Ok(Datum::Int(f as i64)),
         Dialect::Postgres => {
             let r = f.round();
-            if r.is_nan() || r >= LIMIT || r < -LIMIT {
+            if r.is_nan() || !(-LIMIT..LIMIT).contains(&r) {
                 Err(EvalError::IntegerOverflow)
             } else {
                 Ok(Datum::Int(r as i64))
@@ -408,14 +408,15 @@ mod tests {
     #[test]
     fn arithmetic_follows_the_dialect() {
         use BinaryOp::*;
-        let cases: Vec<(BinaryOp, Value, Value, Result<Value>, Result<Value>)> = vec![
+        type Case = (BinaryOp, Value, Value, Result<Value>, Result<Value>);
+        let cases: Vec<Case> = vec![
             (Add, 1.into(), 2.into(), Ok(3.into()), Ok(3.into())),
             (Div, 7.into(), 2.into(), Ok(3.into()), Ok(3.into())),
             (Div, (-7).into(), 2.into(), Ok((-3).into()), Ok((-3).into())),
             (Div, 7.into(), 0.into(), Ok(Datum::Null), Err(EvalError::DivisionByZero)),
             (Mod, 7.into(), 0.into(), Ok(Datum::Null), Err(EvalError::DivisionByZero)),
             (Mod, (-7).into(), 3.into(), Ok((-1).into()), Ok((-1).into())),
-            (Add, i64::MAX.into(), 1.into(), Ok(9.223372036854775807e18.into()), Err(EvalError::IntegerOverflow)),
+            (Add, i64::MAX.into(), 1.into(), Ok(9.223_372_036_854_776e18.into()), Err(EvalError::IntegerOverflow)),
             (Mul, 2.5.into(), 2.into(), Ok(5.0.into()), Ok(5.0.into())),
             (Add, Datum::Null, 1.into(), Ok(Datum::Null), Ok(Datum::Null)),
             (Concat, "a".into(), "b".into(), Ok("ab".into()), Ok("ab".into())),

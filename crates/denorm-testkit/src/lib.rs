@@ -14,4 +14,4 @@ mod workload;
 
 pub use compare::{same_rows, Mismatch};
 pub use sqlite::SqliteReference;
-pub use workload::{apply_workload, Op, TableSpec, WorkloadError};
+pub use workload::{apply_workload, Op, TableChanges, TableSpec, WorkloadError};

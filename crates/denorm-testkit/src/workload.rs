@@ -72,16 +72,15 @@ fn exists(reference: &SqliteReference, table: &str, id: &Value) -> rusqlite::Res
     Ok(reference.row(table, *id)?.is_some())
 }
 
+/// Changes grouped by table, as a `SourceBatch` carries them.
+pub type TableChanges = Vec<(String, Vec<(Row, Diff)>)>;
+
 /// Applies `ops` to the reference database in one transaction; returns the
 /// changes per table as the engine must see them.
-pub fn apply_workload(
-    reference: &SqliteReference,
-    tables: &[TableSpec],
-    ops: &[Op],
-) -> Result<Vec<(String, Vec<(Row, Diff)>)>, WorkloadError> {
+pub fn apply_workload(reference: &SqliteReference, tables: &[TableSpec], ops: &[Op]) -> Result<TableChanges, WorkloadError> {
     let connection = &reference.connection;
     connection.execute_batch("BEGIN")?;
-    let mut changes: Vec<(String, Vec<(Row, Diff)>)> = Vec::new();
+    let mut changes: TableChanges = Vec::new();
     for op in ops {
         let (table, change) = match op {
             Op::Insert { table, values } => {

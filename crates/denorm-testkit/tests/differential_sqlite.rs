@@ -5,7 +5,8 @@
 //! every view must equal SQLite's own answer to the view's SELECT, and carry
 //! the column names SQLite gives.
 //!
-//! Cases: `DENORM_DIFFERENTIAL_CASES` (default 1000).
+//! Cases: `PROPTEST_CASES` (default 2000; `scripts/test` passes
+//! `DENORM_PROPTEST_CASES` through as `PROPTEST_CASES`).
 
 use denorm_core::{Dataflow, Runtime, SourceBatch, ViewId};
 use denorm_sql::{plan_views, ViewDef};
@@ -121,7 +122,7 @@ impl Harness {
 }
 
 fn cases() -> u32 {
-    std::env::var("DENORM_DIFFERENTIAL_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(1000)
+    std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(2000)
 }
 
 proptest! {
