@@ -13,17 +13,16 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+mod common;
+
+use common::{scale, table};
 use denorm_core::{Dataflow, Runtime, SourceBatch};
 use denorm_expr::{Aggregate, AggregateFunc, Expr, JoinKind, Plan};
-use denorm_types::{Catalog, ColumnSchema, Datum, Dialect, Diff, Position, Row, ScalarType, TableSchema};
+use denorm_types::{Catalog, Datum, Dialect, Diff, Position, Row, ScalarType};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn scale(n: usize) -> usize {
-    let s: f64 = std::env::var("DENORM_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
-    ((n as f64) * s).max(1.0) as usize
-}
 
 /// xorshift: deterministic and fast, so generation never dominates.
 struct Rng(u64);
@@ -36,14 +35,6 @@ impl Rng {
     }
 }
 
-fn table(name: &str, columns: &[(&str, ScalarType)]) -> TableSchema {
-    TableSchema {
-        name: name.into(),
-        columns: columns.iter().map(|(n, t)| ColumnSchema { name: (*n).into(), ty: *t, nullable: true }).collect(),
-        primary_key: vec![0],
-        unique_keys: vec![],
-    }
-}
 
 fn catalog() -> Catalog {
     use ScalarType::*;

@@ -6,27 +6,18 @@
 
 use std::alloc::System;
 
+mod common;
+
+use common::{scale, table};
 use denorm_core::{Dataflow, Runtime, SourceBatch};
 use denorm_expr::{Aggregate, AggregateFunc, BinaryOp, Expr, JoinKind, Plan};
-use denorm_types::{Catalog, ColumnSchema, Datum, Dialect, Diff, Position, Row, ScalarType, TableSchema};
+use denorm_types::{Catalog, Datum, Dialect, Diff, Position, Row, ScalarType};
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
-fn scale(n: usize) -> usize {
-    let s: f64 = std::env::var("DENORM_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
-    ((n as f64) * s).max(1.0) as usize
-}
 
-fn table(name: &str, columns: &[(&str, ScalarType)]) -> TableSchema {
-    TableSchema {
-        name: name.into(),
-        columns: columns.iter().map(|(n, t)| ColumnSchema { name: (*n).into(), ty: *t, nullable: true }).collect(),
-        primary_key: vec![0],
-        unique_keys: vec![],
-    }
-}
 
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
