@@ -1,0 +1,1 @@
+//! Published view state and the HTTP API (skeleton; being written).
