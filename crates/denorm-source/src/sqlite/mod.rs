@@ -20,6 +20,10 @@ use rusqlite::{Connection, OpenFlags};
 use crate::error::InitError;
 use crate::SourceError;
 
+mod decode;
+
+pub use decode::{decode_row, DecodeError};
+
 /// Opens an existing SQLite database read-only. A missing file is an error
 /// (naming the path) rather than a new empty database, and so is a file that
 /// is not a SQLite database.
