@@ -223,8 +223,24 @@ pub struct ViewDef {
 /// source tables in `catalog`, with `dialect`'s semantics. Returns all views,
 /// or every error found (planning goes on past a bad view to report the rest).
 pub fn plan_views(sql: &str, catalog: &Catalog, dialect: Dialect) -> Result<Vec<ViewDef>, Vec<PlanError>> {
+    let (views, errors) = plan_each(sql, catalog, dialect);
+    if errors.is_empty() {
+        Ok(views)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Like [`plan_views`], but keeps the views that plan beside the errors of
+/// those that do not. A running engine uses it after a source schema change:
+/// views the change breaks fail (each error names its view in
+/// [`PlanError::view`]), the others go on.
+pub fn plan_each(sql: &str, catalog: &Catalog, dialect: Dialect) -> (Vec<ViewDef>, Vec<PlanError>) {
     let source = source::Source::new(sql);
-    let statements = statement::split(&source).map_err(|e| vec![e])?;
+    let statements = match statement::split(&source) {
+        Ok(statements) => statements,
+        Err(e) => return (Vec::new(), vec![e]),
+    };
     let mut views = Vec::new();
     let mut errors = Vec::new();
     let mut names = HashSet::new();
@@ -247,9 +263,5 @@ pub fn plan_views(sql: &str, catalog: &Catalog, dialect: Dialect) -> Result<Vec<
             Err(e) => errors.push(PlanError { view: Some(view.name.clone()), ..e }),
         }
     }
-    if errors.is_empty() {
-        Ok(views)
-    } else {
-        Err(errors)
-    }
+    (views, errors)
 }
