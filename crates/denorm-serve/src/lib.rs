@@ -1,1 +1,5 @@
-//! Published view state and the HTTP API (skeleton; being written).
+//! Published view state and the HTTP API (being written).
+mod metrics;
+mod state;
+pub use metrics::Metrics;
+pub use state::*;

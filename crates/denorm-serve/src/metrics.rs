@@ -1,0 +1,361 @@
+//! Prometheus metrics: every name starts with `denorm_`.
+//!
+//! [`Metrics`] is cheap to clone (one `Arc`); the engine thread counts
+//! through it and the HTTP server renders it on `GET /metrics`. Rendering
+//! uses `prometheus-client`'s OpenMetrics text encoder and rewrites it into
+//! the Prometheus text format 0.0.4 that `promtool check metrics` and every
+//! Prometheus scraper parse (see [`Metrics::render`]).
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::{text, EncodeLabelSet};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// The content type of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Upper bounds of the freshness histogram: 0.5 ms to 30 s.
+const FRESHNESS_BUCKETS: [f64; 16] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0,
+    30.0,
+];
+
+/// Upper bounds of the batch apply time histogram: 10 µs to 10 s.
+const BATCH_BUCKETS: [f64; 13] = [
+    0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0,
+];
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TableLabel {
+    table: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ViewLabel {
+    view: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    status: u16,
+}
+
+fn freshness_histogram() -> Histogram {
+    Histogram::new(FRESHNESS_BUCKETS)
+}
+
+fn batch_histogram() -> Histogram {
+    Histogram::new(BATCH_BUCKETS)
+}
+
+type FreshnessFamily = Family<ViewLabel, Histogram, fn() -> Histogram>;
+
+#[derive(Debug)]
+struct Inner {
+    registry: Registry,
+    changes_applied: Family<TableLabel, Counter>,
+    changes_undecodable: Family<TableLabel, Counter>,
+    snapshot_rows: Counter,
+    batch_apply: Histogram,
+    view_rows: Family<ViewLabel, Gauge>,
+    view_position: Family<ViewLabel, Gauge>,
+    view_failed: Family<ViewLabel, Gauge>,
+    freshness: FreshnessFamily,
+    source_lag: Gauge,
+    source_head: Gauge,
+    published_position: Gauge,
+    http_requests: Family<RequestLabels, Counter>,
+}
+
+/// denorm's Prometheus metrics. Clone it freely: clones share the counters.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("denorm");
+        let inner = Inner {
+            changes_applied: Family::default(),
+            changes_undecodable: Family::default(),
+            snapshot_rows: Counter::default(),
+            batch_apply: batch_histogram(),
+            view_rows: Family::default(),
+            view_position: Family::default(),
+            view_failed: Family::default(),
+            freshness: Family::new_with_constructor(freshness_histogram as fn() -> Histogram),
+            source_lag: Gauge::default(),
+            source_head: Gauge::default(),
+            published_position: Gauge::default(),
+            http_requests: Family::default(),
+            registry: Registry::default(),
+        };
+        let r = &mut registry;
+        r.register(
+            "changes_applied",
+            "Source row changes applied to the dataflow, by source table",
+            inner.changes_applied.clone(),
+        );
+        r.register(
+            "changes_undecodable",
+            "Source row changes that could not be decoded and were set aside, by source table",
+            inner.changes_undecodable.clone(),
+        );
+        r.register(
+            "snapshot_rows",
+            "Rows read by initial snapshots of source tables",
+            inner.snapshot_rows.clone(),
+        );
+        r.register(
+            "batch_apply_seconds",
+            "Time to apply one source batch to the dataflow and publish it, in seconds",
+            inner.batch_apply.clone(),
+        );
+        r.register(
+            "view_rows",
+            "Rows in a view as last published",
+            inner.view_rows.clone(),
+        );
+        r.register(
+            "view_position",
+            "Source position a view reflects",
+            inner.view_position.clone(),
+        );
+        r.register(
+            "view_failed",
+            "1 when a view has failed and is no longer maintained, else 0",
+            inner.view_failed.clone(),
+        );
+        r.register(
+            "freshness_seconds",
+            "Time from a source commit to its changes being visible in a view, in seconds",
+            inner.freshness.clone(),
+        );
+        r.register(
+            "source_lag_changes",
+            "Source head position minus the published position (changes not yet visible)",
+            inner.source_lag.clone(),
+        );
+        r.register(
+            "source_head_position",
+            "Latest position the source has seen",
+            inner.source_head.clone(),
+        );
+        r.register(
+            "published_position",
+            "Source position of the state readers currently see",
+            inner.published_position.clone(),
+        );
+        r.register(
+            "http_requests",
+            "HTTP requests served, by route template and status code",
+            inner.http_requests.clone(),
+        );
+        Metrics {
+            inner: Arc::new(Inner { registry, ..inner }),
+        }
+    }
+
+    /// Counts `n` source changes of `table` applied to the dataflow.
+    pub fn changes_applied(&self, table: &str, n: u64) {
+        self.inner
+            .changes_applied
+            .get_or_create(&TableLabel {
+                table: table.to_owned(),
+            })
+            .inc_by(n);
+    }
+
+    /// Records how long one batch took to apply, in seconds.
+    pub fn batch_applied(&self, seconds: f64) {
+        self.inner.batch_apply.observe(seconds);
+    }
+
+    /// Counts `n` changes of `table` that could not be decoded.
+    pub fn undecodable(&self, table: &str, n: u64) {
+        self.inner
+            .changes_undecodable
+            .get_or_create(&TableLabel {
+                table: table.to_owned(),
+            })
+            .inc_by(n);
+    }
+
+    /// Counts `n` rows read by a snapshot.
+    pub fn snapshot_rows(&self, n: u64) {
+        self.inner.snapshot_rows.inc_by(n);
+    }
+
+    pub(crate) fn observe_freshness(&self, view: &str, seconds: f64) {
+        self.inner
+            .freshness
+            .get_or_create(&ViewLabel {
+                view: view.to_owned(),
+            })
+            .observe(seconds);
+    }
+
+    pub(crate) fn set_view(&self, view: &str, rows: u64, position: Option<u64>, failed: bool) {
+        let label = ViewLabel {
+            view: view.to_owned(),
+        };
+        self.inner
+            .view_rows
+            .get_or_create(&label)
+            .set(saturate(rows));
+        self.inner
+            .view_failed
+            .get_or_create(&label)
+            .set(i64::from(failed));
+        if let Some(p) = position {
+            self.inner
+                .view_position
+                .get_or_create(&label)
+                .set(saturate(p));
+        }
+    }
+
+    /// Registers a view's series at zero so that they exist before its first change.
+    pub(crate) fn declare_view(&self, view: &str) {
+        let label = ViewLabel {
+            view: view.to_owned(),
+        };
+        drop(self.inner.view_rows.get_or_create(&label));
+        drop(self.inner.view_failed.get_or_create(&label));
+        drop(self.inner.freshness.get_or_create(&label));
+    }
+
+    pub(crate) fn set_source(&self, head: Option<u64>, published: Option<u64>) {
+        if let Some(h) = head {
+            self.inner.source_head.set(saturate(h));
+        }
+        if let Some(p) = published {
+            self.inner.published_position.set(saturate(p));
+        }
+        self.inner.source_lag.set(saturate(lag(head, published)));
+    }
+
+    pub(crate) fn http_request(&self, route: &str, status: u16) {
+        self.inner
+            .http_requests
+            .get_or_create(&RequestLabels {
+                route: route.to_owned(),
+                status,
+            })
+            .inc();
+    }
+
+    /// The metrics in the Prometheus text format 0.0.4 ([`CONTENT_TYPE`]).
+    ///
+    /// `prometheus-client` writes OpenMetrics, where a counter family is
+    /// named without its `_total` suffix, `# UNIT` lines may appear and the
+    /// text ends with `# EOF`. The 0.0.4 format names the family like its
+    /// samples and has no EOF marker, so those lines are rewritten.
+    pub fn render(&self) -> String {
+        let mut open_metrics = String::new();
+        text::encode_registry(&mut open_metrics, &self.inner.registry)
+            .expect("writing to a String cannot fail");
+        to_prometheus_text(&open_metrics)
+    }
+}
+
+/// Changes not yet visible: head minus published, 0 when unknown.
+pub(crate) fn lag(head: Option<u64>, published: Option<u64>) -> u64 {
+    match (head, published) {
+        (Some(h), Some(p)) => h.saturating_sub(p),
+        (Some(h), None) => h,
+        _ => 0,
+    }
+}
+
+fn saturate(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn to_prometheus_text(open_metrics: &str) -> String {
+    let mut counters = Vec::new();
+    for line in open_metrics.lines() {
+        if let Some(name) = line
+            .strip_prefix("# TYPE ")
+            .and_then(|l| l.strip_suffix(" counter"))
+        {
+            counters.push(name.to_owned());
+        }
+    }
+    let mut out = String::with_capacity(open_metrics.len());
+    for line in open_metrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let rewritten = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .iter()
+                .any(|c| c == name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        match rewritten {
+            Some(l) => out.push_str(&l),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_is_prefixed_and_has_help() {
+        let m = Metrics::new();
+        m.changes_applied("users", 3);
+        m.undecodable("users", 1);
+        m.declare_view("v");
+        m.observe_freshness("v", 0.002);
+        m.http_request("/views/{name}", 200);
+        let text = m.render();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            assert!(line.starts_with("denorm_"), "{line}");
+        }
+        assert!(
+            text.contains("# HELP denorm_changes_applied_total "),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE denorm_changes_applied_total counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains("denorm_changes_applied_total{table=\"users\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("denorm_freshness_seconds_bucket{le=\"0.0005\",view=\"v\"} 0"),
+            "{text}"
+        );
+        assert!(!text.contains("# EOF"));
+    }
+
+    #[test]
+    fn lag_is_head_minus_published() {
+        assert_eq!(lag(Some(10), Some(7)), 3);
+        assert_eq!(lag(Some(7), Some(10)), 0);
+        assert_eq!(lag(Some(5), None), 5);
+        assert_eq!(lag(None, Some(5)), 0);
+    }
+}
