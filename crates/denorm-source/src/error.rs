@@ -43,8 +43,90 @@ pub enum SourceError {
 
     /// A column whose declared type denorm cannot map to one of its scalar
     /// types.
-    #[error("column {table}.{column} {}: denorm cannot type it; declare it INTEGER, REAL or TEXT", describe_declared(declared_type))]
+    #[error(
+        "column {table}.{column} {}: denorm cannot type it; declare it INTEGER, REAL or TEXT",
+        describe_declared(declared_type)
+    )]
     UnsupportedColumn { table: String, column: String, declared_type: String },
+
+    /// Change capture writes triggers and a change-log table into the
+    /// database, so it needs write access.
+    #[error("SQLite database {} is read-only; change capture installs triggers and a change-log table in it, so denorm needs write access to the file and its directory (for the -wal and -shm files)", path.display())]
+    ReadOnly { path: PathBuf },
+
+    /// Another connection holds a lock denorm needs. Transient: retry later.
+    #[error("SQLite database {} is locked by another connection while {what}; retrying later usually succeeds", path.display())]
+    Busy {
+        path: PathBuf,
+        what: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// Any other SQLite failure during change capture. Transient when it is
+    /// an I/O error (see [`SourceError::is_transient`]).
+    #[error("change capture on SQLite database {} failed while {what}", path.display())]
+    Capture {
+        path: PathBuf,
+        what: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// The database cannot be put in WAL mode (an in-memory or read-only
+    /// medium, or a VFS without shared memory).
+    #[error("cannot switch SQLite database {} to WAL mode (its journal mode stays {mode}); change capture needs WAL so that denorm's reads never block the application's writes: put the database on a local file system", path.display())]
+    JournalMode { path: PathBuf, mode: String },
+
+    /// The capture spec names a table the catalog does not have.
+    #[error("a view reads table {table}, which is not in the source database's catalog; re-read the catalog and re-plan the views")]
+    UnknownTable { table: String },
+
+    /// The capture spec names a column its table does not have.
+    #[error("a view reads column {table}.{column}, which the table does not have; re-read the catalog and re-plan the views")]
+    UnknownColumn { table: String, column: String },
+
+    /// The captured tables no longer match the catalog the views were planned
+    /// against, or denorm's triggers on them are gone (a table rebuilt by the
+    /// 12-step ALTER TABLE procedure loses its triggers).
+    #[error("the schema of captured table(s) {} changed since the catalog was read; re-read the catalog, re-plan the views and open the capture again", tables.join(", "))]
+    SchemaChanged { tables: Vec<String> },
+
+    /// A captured column holds a value denorm has no type for.
+    #[error("table {table}, column {column} holds a BLOB value; denorm has no blob type: store TEXT (e.g. hex() or base64) or INTEGER there, or leave the column out of the views")]
+    BlobValue { table: String, column: String },
+
+    /// A captured text value is not UTF-8.
+    #[error("table {table}, column {column} holds text that is not valid UTF-8; denorm's text is UTF-8: fix the value or leave the column out of the views")]
+    InvalidText { table: String, column: String },
+}
+
+impl SourceError {
+    /// Whether retrying the same call later (with backoff) may succeed:
+    /// a busy or locked database, or an I/O hiccup. Everything else is
+    /// definite: retrying without changing something fails the same way.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SourceError::Busy { .. } => true,
+            SourceError::Capture { source, .. }
+            | SourceError::Open { source, .. }
+            | SourceError::Introspect { source, .. } => is_transient_sqlite(source),
+            _ => false,
+        }
+    }
+}
+
+/// SQLite result codes that describe a passing condition rather than the
+/// database or the request.
+pub(crate) fn is_transient_sqlite(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::*;
+    matches!(e.sqlite_error_code(), Some(DatabaseBusy | DatabaseLocked | SystemIoFailure | FileLockingProtocolFailed))
+}
+
+/// Whether `e` says another connection holds a lock.
+pub(crate) fn is_busy(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::*;
+    matches!(e.sqlite_error_code(), Some(DatabaseBusy | DatabaseLocked))
 }
 
 /// Why creating a database from a schema file failed.

@@ -20,9 +20,18 @@ use rusqlite::{Connection, OpenFlags};
 use crate::error::InitError;
 use crate::SourceError;
 
+mod capture;
 mod decode;
+mod triggers;
+mod wakeup;
 
+pub use capture::{
+    CaptureSpec, CapturedTable, ChangeBatch, CommitTime, Poll, Snapshot, SnapshotProgress, SqliteCapture, Undecodable,
+    INSTALL_BUSY_TIMEOUT, RELEASE_BUSY_TIMEOUT,
+};
 pub use decode::{decode_row, DecodeError};
+pub use triggers::{uninstall, Uninstalled};
+pub use wakeup::{WakeReason, Wakeup, POLL_INTERVAL};
 
 /// Opens an existing SQLite database read-only. A missing file is an error
 /// (naming the path) rather than a new empty database, and so is a file that
@@ -117,6 +126,7 @@ fn is_user_table(name: &str) -> bool {
 }
 
 /// One row of `PRAGMA table_xinfo`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct RawColumn {
     name: String,
     declared_type: String,
@@ -131,9 +141,8 @@ fn read_table(conn: &Connection, table: &str, without_rowid: bool) -> Result<Tab
         raw.iter().enumerate().filter(|(_, c)| c.pk > 0).map(|(i, c)| (c.pk, i)).collect();
     pk.sort_unstable();
     let primary_key: Vec<usize> = pk.into_iter().map(|(_, i)| i).collect();
-    let rowid_alias = !without_rowid
-        && primary_key.len() == 1
-        && raw[primary_key[0]].declared_type.eq_ignore_ascii_case("INTEGER");
+    let rowid_alias =
+        !without_rowid && primary_key.len() == 1 && raw[primary_key[0]].declared_type.eq_ignore_ascii_case("INTEGER");
     let mut columns = Vec::with_capacity(raw.len());
     for (i, c) in raw.iter().enumerate() {
         let ty = column_type(&c.declared_type).ok_or_else(|| SourceError::UnsupportedColumn {
@@ -175,7 +184,8 @@ fn raw_columns(conn: &Connection, table: &str) -> Result<Vec<RawColumn>, SourceE
 /// skipped: they constrain no column set.
 fn unique_keys(conn: &Connection, table: &TableSchema) -> Result<Vec<Vec<usize>>, SourceError> {
     let what = || format!("indexes of table {}", table.name);
-    let query = "SELECT name FROM pragma_index_list(?1) WHERE \"unique\" = 1 AND partial = 0 AND origin <> 'pk' ORDER BY name";
+    let query =
+        "SELECT name FROM pragma_index_list(?1) WHERE \"unique\" = 1 AND partial = 0 AND origin <> 'pk' ORDER BY name";
     let mut stmt = conn.prepare(query).map_err(introspect(what()))?;
     let indexes = stmt
         .query_map([&table.name], |r| r.get::<_, String>(0))
@@ -391,7 +401,9 @@ mod tests {
     #[test]
     fn untyped_and_blob_columns_are_refused_by_name() {
         let err = catalog_of("CREATE TABLE files (id INTEGER PRIMARY KEY, data);").unwrap_err();
-        assert!(matches!(&err, SourceError::UnsupportedColumn { table, column, .. } if table == "files" && column == "data"));
+        assert!(
+            matches!(&err, SourceError::UnsupportedColumn { table, column, .. } if table == "files" && column == "data")
+        );
         assert_eq!(
             err.to_string(),
             "column files.data has no declared type (BLOB affinity): denorm cannot type it; \

@@ -1,0 +1,825 @@
+//! Trigger-based change capture for SQLite: [`SqliteCapture`].
+//!
+//! ```text
+//!  any process, stock SQLite ≥ 3.38          denorm (this module)
+//!  ─────────────────────────────────         ──────────────────────────────────────────
+//!  INSERT/UPDATE/DELETE on users ──┐          open():  WAL mode, install triggers (1 tx)
+//!                                  │ same tx  snapshot(): tables + last seq     (1 read tx)
+//!   AFTER trigger _denorm_*_users ─┘          poll():  schema check + seq > pos (1 read tx)
+//!        │ INSERT                                  │  ChangeBatch { tables: (Row, Diff)…,
+//!        ▼                                         │                position, commits, … }
+//!  _denorm_changes ◄───────────────────────────────┘
+//!   seq  tbl    old          new          committed_at
+//!   41   users  NULL         1,'ada'      1718000000.123
+//!   42   users  1,'ada'      1,'Ada'      1718000000.125
+//!        ▲
+//!        └──── release(upto): DELETE seq <= upto, once the engine published it
+//! ```
+//!
+//! Each trigger runs inside the writer's transaction, so a change is logged
+//! if and only if it commits. Only the columns the views read are logged
+//! (`quote(NEW.a)||','||…`, decoded by [`decode_row`](super::decode_row));
+//! rows handed to the engine are full table width with the columns no view
+//! reads set to NULL, in the snapshot and in the change stream alike, so an
+//! insert and its later retraction are the same bytes.
+//!
+//! # Invariants
+//!
+//! * **Every read ends on a transaction boundary.** SQLite serializes
+//!   writers and `seq` is assigned inside the writer's transaction, so a
+//!   reader that sees `seq` N committed sees every `seq` < N too. Reading the
+//!   whole log above the last position in one read transaction therefore
+//!   yields whole committed transactions, and [`ChangeBatch::position`] is a
+//!   transaction boundary.
+//! * **Snapshot and log join exactly.** [`SqliteCapture::snapshot`] reads
+//!   the tables and the last assigned `seq` in one read transaction: every
+//!   change at or below it is in the snapshot, every change above it is not.
+//! * **Positions never go back.** `seq` is `AUTOINCREMENT`: SQLite keeps the
+//!   largest `seq` ever assigned in `sqlite_sequence`, so deleting released
+//!   rows never makes it reuse a number (a plain rowid would).
+//!
+//! # Traps
+//!
+//! * **Millisecond clock.** `committed_at` is `(julianday('now') -
+//!   2440587.5) * 86400.0`: SQLite's clock has millisecond resolution, and
+//!   `unixepoch('subsec')` needs 3.42 while triggers must run on 3.38 (the
+//!   stamp is taken when the change is made, a little before the commit).
+//! * **DROP COLUMN.** SQLite refuses `ALTER TABLE … DROP COLUMN` of a column
+//!   a trigger references: "error in trigger _denorm_update_users after drop
+//!   column: no such column: OLD.email". Triggers reference only columns the
+//!   views read, so dropping any other column works. To drop a column a view
+//!   reads, first change the views so that none reads it and restart denorm
+//!   (its triggers are re-created without the column), or stop denorm, run
+//!   [`uninstall`](super::uninstall), drop the column, and start it again.
+//! * **The 12-step ALTER TABLE** (create new table, copy, drop old, rename)
+//!   drops the old table's triggers with it. [`SqliteCapture::poll`] notices
+//!   the missing triggers and returns [`Poll::SchemaChanged`]; changes made
+//!   between the rebuild and the re-installation are not logged, which is why
+//!   the caller must re-snapshot.
+//! * **REPLACE deletes silently.** `INSERT OR REPLACE`/`REPLACE INTO` and
+//!   `UPDATE OR REPLACE` delete conflicting rows without firing DELETE
+//!   triggers unless the writing connection set `PRAGMA recursive_triggers =
+//!   ON`, so the replaced row is never retracted. Writers should use UPSERT
+//!   (`INSERT … ON CONFLICT DO UPDATE`), which fires the UPDATE trigger.
+//! * **Triggers are part of the application's writes.** A write fails if its
+//!   trigger fails (disk full, `_denorm_changes` dropped by hand); use
+//!   [`uninstall`](super::uninstall) to remove capture, never `DROP TABLE`.
+//! * **WAL needs no exclusive lock, except once.** Readers and the writer
+//!   never block each other in WAL mode. Switching a database *into* WAL
+//!   mode (the first [`SqliteCapture::open`]) needs a moment with no other
+//!   connection in a transaction; WAL mode then persists in the file.
+//! * **Busy handling.** Installing waits up to [`INSTALL_BUSY_TIMEOUT`] for
+//!   the write lock; [`SqliteCapture::release`] waits only
+//!   [`RELEASE_BUSY_TIMEOUT`] and otherwise returns [`SourceError::Busy`]
+//!   (transient: retry later). Reads never wait for writers.
+//! * **Text with NUL** is cut at the NUL by `quote()`; such a value differs
+//!   between snapshot and change stream.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use denorm_types::{Catalog, Datum, Diff, Position, Row, RowPacker, TableSchema, Value};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+
+use super::decode::{decode_row, DecodeError};
+use super::triggers::{self, installed_triggers, last_seq, log_table_exists, quote_ident, Trigger};
+use super::wakeup::Wakeup;
+use super::{raw_columns, read_table, RawColumn};
+use crate::error::is_busy;
+use crate::SourceError;
+
+/// How long [`SqliteCapture::open`] and [`uninstall`](super::uninstall) wait
+/// for the write lock.
+pub const INSTALL_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long [`SqliteCapture::release`] waits for the write lock.
+pub const RELEASE_BUSY_TIMEOUT: Duration = Duration::from_millis(100);
+/// How long reads wait when SQLite reports busy (WAL recovery, rare).
+const READ_BUSY_TIMEOUT: Duration = Duration::from_secs(1);
+/// Rows between two snapshot progress reports.
+const PROGRESS_EVERY: u64 = 10_000;
+
+/// Which tables and columns the views read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaptureSpec {
+    pub tables: Vec<CapturedTable>,
+}
+
+/// One table the views read, and the columns they read from it, in any
+/// order; `"*"` stands for every column (a view using `SELECT *`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapturedTable {
+    pub name: String,
+    pub columns: Vec<String>,
+}
+
+impl CapturedTable {
+    pub fn new(name: impl Into<String>, columns: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        CapturedTable { name: name.into(), columns: columns.into_iter().map(Into::into).collect() }
+    }
+
+    /// Every column of the table.
+    pub fn all(name: impl Into<String>) -> Self {
+        CapturedTable::new(name, ["*"])
+    }
+}
+
+/// Progress of [`SqliteCapture::snapshot`], reported every few thousand rows
+/// and after each table.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SnapshotProgress<'a> {
+    /// The table being read.
+    pub table: &'a str,
+    /// Rows read so far, over all tables.
+    pub rows_read: u64,
+    /// Estimated rows of all tables (`max(rowid)`, or `count(*)` for WITHOUT
+    /// ROWID tables); may be off either way.
+    pub estimated_total: u64,
+}
+
+/// The captured tables as of one position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// Every change at or below this position is in the rows; none above it.
+    pub position: Position,
+    /// Per captured table (by catalog name, sorted), its full-width rows.
+    pub tables: Vec<(String, Vec<Row>)>,
+}
+
+/// What [`SqliteCapture::poll`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Poll {
+    /// No change since the last position.
+    Idle,
+    Changes(ChangeBatch),
+    /// The named captured tables changed shape or lost their triggers. No
+    /// change was consumed: re-read the catalog, re-plan, open a new capture
+    /// and snapshot again.
+    SchemaChanged {
+        tables: Vec<String>,
+    },
+}
+
+/// The changes of whole committed transactions, in log order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeBatch {
+    /// The batch's end: the last `seq` it covers, a transaction boundary.
+    pub position: Position,
+    /// The log's last assigned `seq` when the batch was read. Equal to
+    /// `position` (a poll reads the whole log); compare it with the position
+    /// the engine has published to measure lag.
+    pub head: Position,
+    /// Per captured table that changed (sorted by name): full-width rows,
+    /// -1 for an old row, +1 for a new one (an update is both).
+    pub tables: Vec<(String, Vec<(Row, Diff)>)>,
+    /// Distinct `(table, committed_at)` pairs, for freshness measurement.
+    pub commits: Vec<CommitTime>,
+    /// Logged changes that could not be decoded; none of them is in `tables`.
+    pub undecodable: Vec<Undecodable>,
+    /// Changes of tables not captured (left by stale triggers), skipped.
+    pub skipped: usize,
+}
+
+/// When a change of `table` was made: unix seconds, millisecond resolution.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommitTime {
+    pub table: String,
+    pub committed_at: f64,
+}
+
+/// A logged change that could not be decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Undecodable {
+    pub seq: Position,
+    pub table: String,
+    pub reason: DecodeError,
+}
+
+/// A captured table as installed.
+#[derive(Debug, Clone)]
+struct Table {
+    /// The catalog's name, which the triggers write into `tbl`.
+    name: String,
+    /// Columns of the table.
+    width: usize,
+    /// Positions of the logged columns, ascending.
+    logged: Vec<usize>,
+    logged_names: Vec<String>,
+    without_rowid: bool,
+    triggers: Vec<Trigger>,
+    /// The table's columns as installed, to tell schema changes that matter.
+    fingerprint: Vec<RawColumn>,
+}
+
+/// Change capture of one SQLite database: see the module documentation.
+#[derive(Debug)]
+pub struct SqliteCapture {
+    path: PathBuf,
+    /// Snapshot and poll reads.
+    reader: Connection,
+    /// Installs triggers and releases applied changes.
+    writer: Connection,
+    tables: Vec<Table>,
+    by_name: HashMap<String, usize>,
+    /// `PRAGMA schema_version` as last checked good.
+    schema_version: i64,
+    position: Position,
+}
+
+impl SqliteCapture {
+    /// Opens `path` for capture: switches it to WAL mode and installs the
+    /// change log and the triggers `spec` needs, dropping denorm triggers it
+    /// no longer needs, in one transaction. Installing the same spec again
+    /// changes nothing. The position starts at the log's last `seq`.
+    ///
+    /// `catalog` is what the views were planned against; when a captured
+    /// table no longer matches it, this fails with
+    /// [`SourceError::SchemaChanged`].
+    pub fn open(path: &Path, catalog: &Catalog, spec: &CaptureSpec) -> Result<Self, SourceError> {
+        let mut tables = plan_tables(catalog, spec)?;
+        let mut writer = writable_connection(path)?;
+        ensure_wal(&writer, path)?;
+        let (schema_version, position) = install(&mut writer, path, catalog, &mut tables)?;
+        writer.busy_timeout(RELEASE_BUSY_TIMEOUT).map_err(sqlite_error(path, "setting the busy timeout"))?;
+        let reader = super::open_read_only(path)?;
+        reader.busy_timeout(READ_BUSY_TIMEOUT).map_err(sqlite_error(path, "setting the busy timeout"))?;
+        let by_name = tables.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+        Ok(SqliteCapture { path: path.to_path_buf(), reader, writer, tables, by_name, schema_version, position })
+    }
+
+    /// Reads every captured table and the log position in one read
+    /// transaction, and moves the position there. `progress` hears of the
+    /// rows read. Fails with [`SourceError::SchemaChanged`] when the tables
+    /// changed since [`open`](Self::open).
+    pub fn snapshot(&mut self, progress: &mut dyn FnMut(SnapshotProgress<'_>)) -> Result<Snapshot, SourceError> {
+        let path = self.path.as_path();
+        let tx = self.reader.transaction().map_err(sqlite_error(path, "starting the snapshot"))?;
+        let changed = schema_changes(&tx, &self.tables, &mut self.schema_version)?;
+        if !changed.is_empty() {
+            return Err(SourceError::SchemaChanged { tables: changed });
+        }
+        let position = Position(last_seq(&tx).map_err(sqlite_error(path, "reading the change-log position"))?);
+        let mut estimated_total = 0;
+        for table in &self.tables {
+            estimated_total += estimate_rows(&tx, table).map_err(sqlite_error(path, "estimating table sizes"))?;
+        }
+        let mut rows_read = 0;
+        let mut tables = Vec::with_capacity(self.tables.len());
+        for table in &self.tables {
+            let before = rows_read;
+            let mut report =
+                |n: u64| progress(SnapshotProgress { table: &table.name, rows_read: before + n, estimated_total });
+            let rows = read_rows(&tx, path, table, &mut report)?;
+            report(rows.len() as u64);
+            rows_read += rows.len() as u64;
+            tables.push((table.name.clone(), rows));
+        }
+        tx.commit().map_err(sqlite_error(path, "ending the snapshot"))?;
+        self.position = position;
+        Ok(Snapshot { position, tables })
+    }
+
+    /// Reads every logged change above the position in one read transaction
+    /// and moves the position to its end. Checks first, in the same
+    /// transaction, that the captured tables and their triggers are as
+    /// installed.
+    pub fn poll(&mut self) -> Result<Poll, SourceError> {
+        let path = self.path.as_path();
+        let tx = self.reader.transaction().map_err(sqlite_error(path, "starting to read the change log"))?;
+        let changed = schema_changes(&tx, &self.tables, &mut self.schema_version)?;
+        if !changed.is_empty() {
+            return Ok(Poll::SchemaChanged { tables: changed });
+        }
+        let head = Position(last_seq(&tx).map_err(sqlite_error(path, "reading the change-log position"))?);
+        if head < self.position {
+            // The log was dropped and re-created (uninstalled by hand):
+            // changes may be missing, only a new snapshot is safe.
+            return Ok(Poll::SchemaChanged { tables: self.tables.iter().map(|t| t.name.clone()).collect() });
+        }
+        if head == self.position {
+            return Ok(Poll::Idle);
+        }
+        let mut batch = BatchBuilder::new(&self.tables, &self.by_name);
+        read_log(&tx, self.position, head, &mut batch).map_err(sqlite_error(path, "reading the change log"))?;
+        tx.commit().map_err(sqlite_error(path, "ending the change-log read"))?;
+        self.position = head;
+        Ok(Poll::Changes(batch.finish(head)))
+    }
+
+    /// Deletes the log rows at or below `upto` (clamped to the position
+    /// read so far, so unread changes are never lost); call it once those
+    /// changes are applied and published. Returns the rows deleted. Waits at
+    /// most [`RELEASE_BUSY_TIMEOUT`] for the write lock, then fails with the
+    /// transient [`SourceError::Busy`]; readers are never blocked.
+    pub fn release(&mut self, upto: Position) -> Result<usize, SourceError> {
+        let upto = upto.min(self.position);
+        let seq = i64::try_from(upto.0).unwrap_or(i64::MAX);
+        let sql = format!("DELETE FROM {} WHERE seq <= ?1", triggers::LOG_TABLE);
+        self.writer.execute(&sql, [seq]).map_err(sqlite_error(&self.path, "releasing applied changes"))
+    }
+
+    /// A [`Wakeup`] that blocks until the database may hold new committed
+    /// changes.
+    pub fn wakeup(&self) -> Result<Wakeup, SourceError> {
+        Wakeup::new(&self.path)
+    }
+
+    /// The last position read: by [`snapshot`](Self::snapshot) or
+    /// [`poll`](Self::poll), or the log's end at [`open`](Self::open).
+    pub fn position(&self) -> Position {
+        self.position
+    }
+
+    /// The database file captured.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Maps a SQLite error met while doing `what` to a [`SourceError`]: busy
+/// and locked are [`SourceError::Busy`], a read-only database
+/// [`SourceError::ReadOnly`].
+pub(crate) fn sqlite_error(path: &Path, what: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> SourceError {
+    let path = path.to_path_buf();
+    let what = what.into();
+    move |source| {
+        if is_busy(&source) {
+            SourceError::Busy { path, what, source }
+        } else if source.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly) {
+            SourceError::ReadOnly { path }
+        } else {
+            SourceError::Capture { path, what, source }
+        }
+    }
+}
+
+/// Resolves the spec against the catalog: which columns each table logs.
+fn plan_tables(catalog: &Catalog, spec: &CaptureSpec) -> Result<Vec<Table>, SourceError> {
+    let mut wanted: BTreeMap<String, (&TableSchema, Vec<usize>)> = BTreeMap::new();
+    for captured in &spec.tables {
+        let schema =
+            catalog.get(&captured.name).ok_or_else(|| SourceError::UnknownTable { table: captured.name.clone() })?;
+        let entry = wanted.entry(schema.name.clone()).or_insert_with(|| (schema, Vec::new()));
+        for column in &captured.columns {
+            if column == "*" {
+                entry.1.extend(0..schema.columns.len());
+                continue;
+            }
+            let index = schema
+                .column_index(column)
+                .ok_or_else(|| SourceError::UnknownColumn { table: schema.name.clone(), column: column.clone() })?;
+            entry.1.push(index);
+        }
+    }
+    Ok(wanted.into_values().map(|(schema, logged)| planned_table(schema, logged)).collect())
+}
+
+fn planned_table(schema: &TableSchema, mut logged: Vec<usize>) -> Table {
+    logged.sort_unstable();
+    logged.dedup();
+    let logged_names: Vec<String> = logged.iter().map(|&i| schema.columns[i].name.clone()).collect();
+    let names: Vec<&str> = logged_names.iter().map(String::as_str).collect();
+    Table {
+        name: schema.name.clone(),
+        width: schema.columns.len(),
+        triggers: triggers::table_triggers(&schema.name, &names),
+        logged,
+        logged_names,
+        without_rowid: false,
+        fingerprint: Vec::new(),
+    }
+}
+
+/// A read-write connection to an existing, writable database.
+pub(crate) fn writable_connection(path: &Path) -> Result<Connection, SourceError> {
+    let metadata = std::fs::metadata(path).map_err(|_| SourceError::NotFound { path: path.to_path_buf() })?;
+    if !metadata.is_file() {
+        return Err(SourceError::NotFound { path: path.to_path_buf() });
+    }
+    // Checked by hand too: root may open a file without write permission,
+    // but a file marked read-only is not ours to change.
+    if metadata.permissions().readonly() {
+        return Err(SourceError::ReadOnly { path: path.to_path_buf() });
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(sqlite_error(path, "opening the database"))?;
+    conn.busy_timeout(INSTALL_BUSY_TIMEOUT).map_err(sqlite_error(path, "setting the busy timeout"))?;
+    // Opening is lazy: the header is only read by the first statement.
+    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(())).map_err(|source| {
+        if source.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) {
+            SourceError::NotADatabase { path: path.to_path_buf(), source }
+        } else {
+            sqlite_error(path, "reading the schema")(source)
+        }
+    })?;
+    if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
+        return Err(SourceError::ReadOnly { path: path.to_path_buf() });
+    }
+    Ok(conn)
+}
+
+/// Switches to WAL mode unless the database is in it already (the mode is
+/// stored in the file, so this happens once per database).
+fn ensure_wal(conn: &Connection, path: &Path) -> Result<(), SourceError> {
+    let mode = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, String>(0));
+    let current = mode("PRAGMA journal_mode").map_err(sqlite_error(path, "reading the journal mode"))?;
+    if current.eq_ignore_ascii_case("wal") {
+        return Ok(());
+    }
+    let new = mode("PRAGMA journal_mode = WAL").map_err(sqlite_error(path, "switching to WAL mode"))?;
+    if !new.eq_ignore_ascii_case("wal") {
+        return Err(SourceError::JournalMode { path: path.to_path_buf(), mode: new });
+    }
+    tracing::info!(path = %path.display(), "switched the database to WAL mode");
+    Ok(())
+}
+
+/// Installs the triggers in one write transaction after checking the tables
+/// still match the catalog; returns the schema version and the log position
+/// right after.
+fn install(
+    conn: &mut Connection,
+    path: &Path,
+    catalog: &Catalog,
+    tables: &mut [Table],
+) -> Result<(i64, Position), SourceError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sqlite_error(path, "starting to install the triggers"))?;
+    check_catalog(&tx, catalog, tables)?;
+    let wanted: Vec<Trigger> = tables.iter().flat_map(|t| t.triggers.iter().cloned()).collect();
+    let changed = triggers::sync(&tx, &wanted).map_err(sqlite_error(path, "installing the triggers"))?;
+    let version = schema_version(&tx).map_err(sqlite_error(path, "reading the schema version"))?;
+    let position = Position(last_seq(&tx).map_err(sqlite_error(path, "reading the change-log position"))?);
+    tx.commit().map_err(sqlite_error(path, "committing the triggers"))?;
+    if changed {
+        tracing::info!(path = %path.display(), tables = tables.len(), "installed change-capture triggers");
+    }
+    Ok((version, position))
+}
+
+/// Fails with [`SourceError::SchemaChanged`] naming every captured table
+/// whose columns or primary key differ from `catalog`; records each table's
+/// fingerprint and rowid-ness.
+fn check_catalog(conn: &Connection, catalog: &Catalog, tables: &mut [Table]) -> Result<(), SourceError> {
+    let mut changed = Vec::new();
+    for table in tables.iter_mut() {
+        let expected = catalog.get(&table.name).expect("planned tables come from the catalog");
+        let Some(without_rowid) = without_rowid(conn, &table.name)? else {
+            changed.push(table.name.clone());
+            continue;
+        };
+        let actual = read_table(conn, &table.name, without_rowid)?;
+        if actual.columns != expected.columns || actual.primary_key != expected.primary_key {
+            changed.push(table.name.clone());
+        }
+        table.without_rowid = without_rowid;
+        table.fingerprint = raw_columns(conn, &table.name)?;
+    }
+    if changed.is_empty() {
+        Ok(())
+    } else {
+        Err(SourceError::SchemaChanged { tables: changed })
+    }
+}
+
+/// Whether the table is WITHOUT ROWID; `None` when there is no such table.
+fn without_rowid(conn: &Connection, table: &str) -> Result<Option<bool>, SourceError> {
+    conn.query_row("SELECT wr FROM pragma_table_list WHERE schema = 'main' AND name = ?1", [table], |r| r.get(0))
+        .optional()
+        .map_err(|source| SourceError::Introspect { what: format!("table {table}"), source })
+}
+
+fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA schema_version", [], |r| r.get(0))
+}
+
+/// The captured tables whose columns changed or whose triggers are missing
+/// or altered, when the schema version moved since `recorded`. A move that
+/// leaves them all intact (an unrelated table or index) is accepted and
+/// recorded.
+fn schema_changes(conn: &Connection, tables: &[Table], recorded: &mut i64) -> Result<Vec<String>, SourceError> {
+    let introspect = |source| SourceError::Introspect { what: "the schema version".into(), source };
+    let version = schema_version(conn).map_err(introspect)?;
+    if version == *recorded {
+        return Ok(Vec::new());
+    }
+    let present = installed_triggers(conn).map_err(introspect)?;
+    let log_present = log_table_exists(conn).map_err(introspect)?;
+    let mut changed = Vec::new();
+    for table in tables {
+        let triggers_intact = table.triggers.iter().all(|t| present.get(&t.name.to_ascii_lowercase()) == Some(&t.sql));
+        if !log_present || !triggers_intact || raw_columns(conn, &table.name)? != table.fingerprint {
+            changed.push(table.name.clone());
+        }
+    }
+    if changed.is_empty() {
+        *recorded = version;
+    }
+    Ok(changed)
+}
+
+fn estimate_rows(conn: &Connection, table: &Table) -> rusqlite::Result<u64> {
+    let sql = if table.without_rowid {
+        format!("SELECT count(*) FROM {}", quote_ident(&table.name))
+    } else {
+        format!("SELECT max(_rowid_) FROM {}", quote_ident(&table.name))
+    };
+    conn.query_row(&sql, [], |r| {
+        Ok(match r.get_ref(0)? {
+            ValueRef::Integer(n) => n.max(0) as u64,
+            _ => 0,
+        })
+    })
+}
+
+/// Every row of `table`, full width, the unlogged columns NULL.
+fn read_rows(
+    conn: &Connection,
+    path: &Path,
+    table: &Table,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Vec<Row>, SourceError> {
+    let columns: Vec<String> = table.logged_names.iter().map(|c| quote_ident(c)).collect();
+    let select = if columns.is_empty() { "0".to_string() } else { columns.join(", ") };
+    let sql = format!("SELECT {select} FROM {}", quote_ident(&table.name));
+    let what = || format!("reading table {}", table.name);
+    let mut stmt = conn.prepare(&sql).map_err(sqlite_error(path, what()))?;
+    let mut rows = stmt.query([]).map_err(sqlite_error(path, what()))?;
+    let mut packer = RowPacker::new();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(sqlite_error(path, what()))? {
+        let mut next = 0;
+        for column in 0..table.width {
+            if table.logged.get(next) == Some(&column) {
+                let value = row.get_ref(next).map_err(sqlite_error(path, what()))?;
+                packer.push(&datum(value, table, next)?);
+                next += 1;
+            } else {
+                packer.push(&Datum::Null);
+            }
+        }
+        out.push(packer.finish());
+        if out.len() as u64 % PROGRESS_EVERY == 0 {
+            progress(out.len() as u64);
+        }
+    }
+    Ok(out)
+}
+
+/// A SQLite value as a datum (text borrowed); a BLOB or non-UTF-8 text is
+/// an error naming the table and column.
+fn datum<'a>(value: ValueRef<'a>, table: &Table, logged: usize) -> Result<Datum<'a>, SourceError> {
+    let column = || table.logged_names[logged].clone();
+    match value {
+        ValueRef::Null => Ok(Datum::Null),
+        ValueRef::Integer(i) => Ok(Datum::Int(i)),
+        ValueRef::Real(f) => Ok(Datum::Float(f)),
+        ValueRef::Text(bytes) => std::str::from_utf8(bytes)
+            .map(|s| Datum::Text(Cow::Borrowed(s)))
+            .map_err(|_| SourceError::InvalidText { table: table.name.clone(), column: column() }),
+        ValueRef::Blob(_) => Err(SourceError::BlobValue { table: table.name.clone(), column: column() }),
+    }
+}
+
+/// Feeds the log rows with `from < seq <= to` to `batch`, in order.
+fn read_log(conn: &Connection, from: Position, to: Position, batch: &mut BatchBuilder<'_>) -> rusqlite::Result<()> {
+    let sql = format!(
+        "SELECT seq, tbl, old, new, committed_at FROM {} WHERE seq > ?1 AND seq <= ?2 ORDER BY seq",
+        triggers::LOG_TABLE
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let bound = |p: Position| i64::try_from(p.0).unwrap_or(i64::MAX);
+    let mut rows = stmt.query([bound(from), bound(to)])?;
+    while let Some(row) = rows.next()? {
+        let seq = Position(row.get::<_, i64>(0)?.max(0) as u64);
+        let table = match row.get_ref(1)? {
+            ValueRef::Text(t) => String::from_utf8_lossy(t),
+            other => Cow::Owned(format!("{other:?}")),
+        };
+        let change = LoggedChange {
+            seq,
+            table: &table,
+            old: log_text(row.get_ref(2)?),
+            new: log_text(row.get_ref(3)?),
+            committed_at: row.get_ref(4)?.as_f64().ok(),
+        };
+        batch.add(change);
+    }
+    Ok(())
+}
+
+/// The text of a log's `old`/`new` column: `None` for NULL.
+fn log_text(value: ValueRef<'_>) -> Result<Option<&str>, DecodeError> {
+    match value {
+        ValueRef::Null => Ok(None),
+        ValueRef::Text(t) => std::str::from_utf8(t).map(Some).map_err(|_| DecodeError::InvalidUtf8),
+        ValueRef::Integer(_) => Err(DecodeError::NotText { kind: "integer" }),
+        ValueRef::Real(_) => Err(DecodeError::NotText { kind: "real" }),
+        ValueRef::Blob(_) => Err(DecodeError::NotText { kind: "blob" }),
+    }
+}
+
+/// One row of the change log, as read.
+#[derive(Debug)]
+struct LoggedChange<'a> {
+    seq: Position,
+    table: &'a str,
+    old: Result<Option<&'a str>, DecodeError>,
+    new: Result<Option<&'a str>, DecodeError>,
+    committed_at: Option<f64>,
+}
+
+/// Turns log rows into a [`ChangeBatch`]; pure.
+struct BatchBuilder<'a> {
+    tables: &'a [Table],
+    by_name: &'a HashMap<String, usize>,
+    changes: Vec<Vec<(Row, Diff)>>,
+    commits: Vec<CommitTime>,
+    seen_commits: HashSet<(usize, u64)>,
+    undecodable: Vec<Undecodable>,
+    skipped: usize,
+    packer: RowPacker,
+}
+
+impl<'a> BatchBuilder<'a> {
+    fn new(tables: &'a [Table], by_name: &'a HashMap<String, usize>) -> Self {
+        BatchBuilder {
+            tables,
+            by_name,
+            changes: vec![Vec::new(); tables.len()],
+            commits: Vec::new(),
+            seen_commits: HashSet::new(),
+            undecodable: Vec::new(),
+            skipped: 0,
+            packer: RowPacker::new(),
+        }
+    }
+
+    fn add(&mut self, change: LoggedChange<'_>) {
+        let Some(&index) = self.by_name.get(change.table) else {
+            self.skipped += 1;
+            return;
+        };
+        match self.decode(index, &change) {
+            Ok((old, new, committed_at)) => {
+                let rows = &mut self.changes[index];
+                rows.extend(old.map(|r| (r, -1)));
+                rows.extend(new.map(|r| (r, 1)));
+                if self.seen_commits.insert((index, committed_at.to_bits())) {
+                    self.commits.push(CommitTime { table: self.tables[index].name.clone(), committed_at });
+                }
+            }
+            Err(reason) => {
+                self.undecodable.push(Undecodable { seq: change.seq, table: change.table.to_string(), reason })
+            }
+        }
+    }
+
+    /// Both rows of a change, or why not: a change is applied whole or not
+    /// at all.
+    fn decode(
+        &mut self,
+        index: usize,
+        change: &LoggedChange<'_>,
+    ) -> Result<(Option<Row>, Option<Row>, f64), DecodeError> {
+        let table = &self.tables[index];
+        let (old, new) = (change.old.clone()?, change.new.clone()?);
+        if old.is_none() && new.is_none() {
+            return Err(DecodeError::NoRow);
+        }
+        let committed_at = change.committed_at.ok_or(DecodeError::NotText { kind: "non-numeric committed_at" })?;
+        let old = old.map(|text| full_row(table, text, &mut self.packer)).transpose()?;
+        let new = new.map(|text| full_row(table, text, &mut self.packer)).transpose()?;
+        Ok((old, new, committed_at))
+    }
+
+    fn finish(self, position: Position) -> ChangeBatch {
+        let tables = self
+            .tables
+            .iter()
+            .zip(self.changes)
+            .filter(|(_, rows)| !rows.is_empty())
+            .map(|(t, rows)| (t.name.clone(), rows))
+            .collect();
+        ChangeBatch {
+            position,
+            head: position,
+            tables,
+            commits: self.commits,
+            undecodable: self.undecodable,
+            skipped: self.skipped,
+        }
+    }
+}
+
+/// Decodes a logged row and widens it to the table's width.
+fn full_row(table: &Table, text: &str, packer: &mut RowPacker) -> Result<Row, DecodeError> {
+    let values = decode_row(text, table.logged.len())?;
+    Ok(pack_full_row(table.width, &table.logged, &values, packer))
+}
+
+/// The row of `width` columns holding `values` at the `logged` positions
+/// (ascending) and NULL elsewhere.
+fn pack_full_row(width: usize, logged: &[usize], values: &[Value], packer: &mut RowPacker) -> Row {
+    let mut next = 0;
+    for column in 0..width {
+        if logged.get(next) == Some(&column) {
+            packer.push(&values[next]);
+            next += 1;
+        } else {
+            packer.push(&Datum::Null);
+        }
+    }
+    packer.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use denorm_types::{ColumnSchema, ScalarType};
+
+    fn schema(name: &str, columns: &[&str]) -> TableSchema {
+        TableSchema {
+            name: name.into(),
+            columns: columns
+                .iter()
+                .map(|c| ColumnSchema { name: c.to_string(), ty: ScalarType::Int, nullable: true })
+                .collect(),
+            primary_key: vec![0],
+            unique_keys: vec![],
+        }
+    }
+
+    fn catalog() -> Catalog {
+        let mut catalog = Catalog::new();
+        catalog.add(schema("users", &["id", "name", "email"]));
+        catalog.add(schema("posts", &["id", "body"]));
+        catalog
+    }
+
+    #[test]
+    fn plan_merges_orders_and_validates_columns() {
+        let spec = CaptureSpec {
+            tables: vec![
+                CapturedTable::new("USERS", ["email", "id"]),
+                CapturedTable::new("users", ["ID"]),
+                CapturedTable::all("posts"),
+            ],
+        };
+        let tables = plan_tables(&catalog(), &spec).unwrap();
+        let got: Vec<(&str, &[usize])> = tables.iter().map(|t| (t.name.as_str(), t.logged.as_slice())).collect();
+        assert_eq!(got, vec![("posts", &[0, 1][..]), ("users", &[0, 2][..])]);
+        assert_eq!(tables[1].logged_names, vec!["id", "email"]);
+
+        let unknown = CaptureSpec { tables: vec![CapturedTable::new("nope", ["id"])] };
+        assert!(
+            matches!(plan_tables(&catalog(), &unknown), Err(SourceError::UnknownTable { table }) if table == "nope")
+        );
+        let bad_column = CaptureSpec { tables: vec![CapturedTable::new("users", ["age"])] };
+        assert!(matches!(
+            plan_tables(&catalog(), &bad_column),
+            Err(SourceError::UnknownColumn { table, column }) if table == "users" && column == "age"
+        ));
+    }
+
+    #[test]
+    fn unlogged_columns_are_null_in_full_rows() {
+        let mut packer = RowPacker::new();
+        let row = pack_full_row(4, &[1, 3], &[Datum::Int(7), Datum::owned_text("x")], &mut packer);
+        assert_eq!(row, Row::pack([Datum::Null, Datum::Int(7), Datum::Null, Datum::text("x")]));
+        assert_eq!(pack_full_row(2, &[], &[], &mut packer), Row::pack([Datum::Null, Datum::Null]));
+    }
+
+    #[test]
+    fn batch_builder_applies_whole_changes_and_reports_the_rest() {
+        let spec = CaptureSpec { tables: vec![CapturedTable::new("users", ["id", "name"])] };
+        let tables = plan_tables(&catalog(), &spec).unwrap();
+        let by_name = tables.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+        let mut batch = BatchBuilder::new(&tables, &by_name);
+        let change = |seq, table, old, new| LoggedChange {
+            seq: Position(seq),
+            table,
+            old: Ok(old),
+            new: Ok(new),
+            committed_at: Some(10.5),
+        };
+        batch.add(change(1, "users", None, Some("1,'ada'")));
+        batch.add(change(2, "users", Some("1,'ada'"), Some("2,'ada'")));
+        batch.add(change(3, "users", Some("2,'ada'"), Some("2")));
+        batch.add(change(4, "gone", None, Some("1")));
+        batch.add(change(5, "users", None, None));
+        let out = batch.finish(Position(5));
+        let row = |id, name: &str| Row::pack([Datum::Int(id), Datum::text(name), Datum::Null]);
+        assert_eq!(
+            out.tables,
+            vec![("users".to_string(), vec![(row(1, "ada"), 1), (row(1, "ada"), -1), (row(2, "ada"), 1)])]
+        );
+        assert_eq!(out.skipped, 1);
+        let reasons: Vec<(u64, &DecodeError)> = out.undecodable.iter().map(|u| (u.seq.0, &u.reason)).collect();
+        assert_eq!(reasons, vec![(3, &DecodeError::ColumnCount { expected: 2, found: 1 }), (5, &DecodeError::NoRow)]);
+        assert_eq!(out.commits, vec![CommitTime { table: "users".into(), committed_at: 10.5 }]);
+    }
+}
