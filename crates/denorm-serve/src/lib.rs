@@ -1,5 +1,6 @@
 //! Published view state and the HTTP API (being written).
 mod metrics;
+mod query;
 mod state;
 pub use metrics::Metrics;
 pub use state::*;
