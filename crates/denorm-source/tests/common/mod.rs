@@ -1,0 +1,146 @@
+//! Helpers shared by the capture tests: a temporary database, a separate
+//! writing connection, and an oracle that reads table contents directly.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use denorm_source::sqlite::{self, CaptureSpec, CapturedTable, ChangeBatch, Poll, Snapshot, SqliteCapture};
+use denorm_types::{Catalog, Datum, Row};
+use rusqlite::types::ValueRef;
+use rusqlite::Connection;
+
+/// A database file in its own temporary directory.
+pub struct Db {
+    _dir: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+impl Db {
+    pub fn new(schema: &str) -> Db {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.db");
+        Connection::open(&path).unwrap().execute_batch(schema).unwrap();
+        Db { _dir: dir, path }
+    }
+
+    /// A connection of "the application": not denorm's.
+    pub fn writer(&self) -> Connection {
+        writer(&self.path)
+    }
+
+    pub fn catalog(&self) -> Catalog {
+        sqlite::read_catalog(&sqlite::open_read_only(&self.path).unwrap()).unwrap()
+    }
+
+    pub fn open(&self, spec: &CaptureSpec) -> SqliteCapture {
+        SqliteCapture::open(&self.path, &self.catalog(), spec).unwrap()
+    }
+
+    pub fn schema_version(&self) -> i64 {
+        self.writer().query_row("PRAGMA schema_version", [], |r| r.get(0)).unwrap()
+    }
+
+    pub fn denorm_objects(&self) -> Vec<(String, String)> {
+        let conn = self.writer();
+        let mut stmt = conn
+            .prepare(
+                "SELECT type, name FROM sqlite_schema WHERE name LIKE '\\_denorm%' ESCAPE '\\' ORDER BY type, name",
+            )
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+    }
+
+    pub fn log_rows(&self) -> i64 {
+        self.writer().query_row("SELECT count(*) FROM _denorm_changes", [], |r| r.get(0)).unwrap()
+    }
+}
+
+pub fn writer(path: &Path) -> Connection {
+    let conn = Connection::open(path).unwrap();
+    conn.busy_timeout(Duration::from_secs(10)).unwrap();
+    conn.execute_batch("PRAGMA synchronous = NORMAL").unwrap();
+    conn
+}
+
+pub fn spec(tables: &[(&str, &[&str])]) -> CaptureSpec {
+    CaptureSpec { tables: tables.iter().map(|(t, cols)| CapturedTable::new(*t, cols.iter().copied())).collect() }
+}
+
+/// Multiset contents per table.
+pub type Contents = BTreeMap<String, BTreeMap<Row, i64>>;
+
+pub fn from_snapshot(snapshot: &Snapshot) -> Contents {
+    let mut contents = Contents::new();
+    for (table, rows) in &snapshot.tables {
+        let entry = contents.entry(table.clone()).or_default();
+        for row in rows {
+            *entry.entry(row.clone()).or_default() += 1;
+        }
+    }
+    contents
+}
+
+pub fn apply(contents: &mut Contents, batch: &ChangeBatch) {
+    for (table, changes) in &batch.tables {
+        let entry = contents.entry(table.clone()).or_default();
+        for (row, diff) in changes {
+            *entry.entry(row.clone()).or_default() += diff;
+        }
+        entry.retain(|_, n| *n != 0);
+    }
+}
+
+/// Polls until idle, applying every batch; panics on a schema change.
+pub fn drain(capture: &mut SqliteCapture, contents: &mut Contents) -> Vec<ChangeBatch> {
+    let mut batches = Vec::new();
+    loop {
+        match capture.poll().unwrap() {
+            Poll::Idle => return batches,
+            Poll::Changes(batch) => {
+                assert!(batch.undecodable.is_empty(), "{:?}", batch.undecodable);
+                apply(contents, &batch);
+                batches.push(batch);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// The oracle: `tables`' contents read with plain SQL, full width, columns
+/// not in the read set NULL.
+pub fn contents(path: &Path, tables: &[(&str, &[&str])]) -> Contents {
+    let conn = writer(path);
+    let mut out = Contents::new();
+    for (table, read) in tables {
+        let mut stmt = conn.prepare(&format!("SELECT * FROM \"{table}\"")).unwrap();
+        let names: Vec<String> = stmt.column_names().map(|s| s.to_string()).collect();
+        let keep: Vec<bool> = names.iter().map(|n| read.contains(&"*") || read.iter().any(|r| r == n)).collect();
+        let mut rows = stmt.query([]).unwrap();
+        let entry = out.entry(table.to_string()).or_default();
+        while let Some(row) = rows.next().unwrap() {
+            let datums: Vec<Datum<'_>> =
+                (0..names.len()).map(|i| if keep[i] { datum(row.get_ref(i).unwrap()) } else { Datum::Null }).collect();
+            *entry.entry(Row::pack(&datums)).or_default() += 1;
+        }
+    }
+    out
+}
+
+fn datum(value: ValueRef<'_>) -> Datum<'_> {
+    match value {
+        ValueRef::Null => Datum::Null,
+        ValueRef::Integer(i) => Datum::Int(i),
+        ValueRef::Real(f) => Datum::Float(f),
+        ValueRef::Text(t) => Datum::text(std::str::from_utf8(t).unwrap()),
+        ValueRef::Blob(_) => panic!("blob in the oracle"),
+    }
+}
+
+/// Drops tables with no rows, so that "never seen" and "emptied" compare equal.
+pub fn non_empty(mut contents: Contents) -> Contents {
+    contents.retain(|_, rows| !rows.is_empty());
+    contents
+}
