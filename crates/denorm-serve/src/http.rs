@@ -1,0 +1,270 @@
+//! The HTTP API (axum): `/views`, `/views/{name}`, `/health`, `/metrics`.
+//!
+//! Every handler loads one [`Published`](crate::Published) snapshot and
+//! answers from it alone, so a response never mixes two batches and never
+//! waits for the engine.
+
+use std::future::Future;
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Path, RawQuery, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::json::{health, render_rows, view_summary};
+use crate::metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
+use crate::query::{decode_pairs, execute, paginate, parse_query, BadParameter};
+use crate::state::{now, Reader, ViewStatus};
+
+/// The response header carrying the source position a response reflects.
+pub const POSITION_HEADER: &str = "denorm-position";
+
+/// Everything an API request can fail with; each maps to one HTTP status
+/// and one stable `error_code`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    #[error("unknown view \"{name}\"")]
+    UnknownView { name: String, views: Vec<String> },
+    #[error("bad parameter \"{}\": {}", .0.parameter, .0.message)]
+    BadParameter(BadParameter),
+    #[error("view \"{name}\" failed and is no longer maintained: {reason}")]
+    ViewFailed { name: String, reason: String },
+    #[error("view \"{name}\" is not available yet: its initial snapshot is under way")]
+    Starting { name: String },
+    #[error("no such endpoint: {path}")]
+    NotFound { path: String },
+}
+
+impl From<BadParameter> for ApiError {
+    fn from(e: BadParameter) -> Self {
+        ApiError::BadParameter(e)
+    }
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::UnknownView { .. } | ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::BadParameter(_) => StatusCode::BAD_REQUEST,
+            ApiError::ViewFailed { .. } | ApiError::Starting { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        }
+    }
+
+    /// The stable machine-readable code in the error body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::UnknownView { .. } => "unknown_view",
+            ApiError::BadParameter(_) => "bad_parameter",
+            ApiError::ViewFailed { .. } => "view_failed",
+            ApiError::Starting { .. } => "starting",
+            ApiError::NotFound { .. } => "not_found",
+        }
+    }
+
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ApiError::UnknownView { views, .. } => Some(format!("views: {}", views.join(", "))),
+            ApiError::BadParameter(e) => e.hint.clone(),
+            ApiError::ViewFailed { .. } => Some(
+                "the view keeps its last good rows; restart denorm after fixing the cause"
+                    .to_owned(),
+            ),
+            ApiError::Starting { .. } => {
+                Some("retry shortly; GET /health shows snapshot progress".to_owned())
+            }
+            ApiError::NotFound { .. } => {
+                Some("endpoints: /views, /views/{name}, /health, /metrics".to_owned())
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code(), "message": self.to_string(), "hint": self.hint()}});
+        (self.status(), Json(body)).into_response()
+    }
+}
+
+/// The router over `reader`'s published state.
+pub fn router(reader: Reader) -> Router {
+    Router::new()
+        .route("/views", get(list_views))
+        .route("/views/{name}", get(read_view))
+        .route("/health", get(get_health))
+        .route("/metrics", get(get_metrics))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            reader.clone(),
+            count_request,
+        ))
+        .with_state(reader)
+}
+
+/// Serves the API on an already bound listener until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    reader: Reader,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    if let Ok(address) = listener.local_addr() {
+        tracing::info!(%address, "serving HTTP");
+    }
+    axum::serve(listener, router(reader))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn count_request(State(reader): State<Reader>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    let route = route.as_deref().unwrap_or("unmatched");
+    reader
+        .metrics()
+        .http_request(route, response.status().as_u16());
+    response
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::NotFound {
+        path: request.uri().path().to_owned(),
+    }
+}
+
+async fn list_views(State(reader): State<Reader>) -> Response {
+    let published = reader.snapshot();
+    let now = now();
+    let views: Vec<_> = published
+        .views
+        .iter()
+        .map(|v| view_summary(v, &published.source, now))
+        .collect();
+    with_position(Json(views).into_response(), published.position.map(|p| p.0))
+}
+
+async fn read_view(
+    State(reader): State<Reader>,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let published = reader.snapshot();
+    let Some(view) = published.view(&name) else {
+        let views = published
+            .views
+            .iter()
+            .map(|v| v.info.name.clone())
+            .collect();
+        return Err(ApiError::UnknownView { name, views });
+    };
+    let query = parse_query(&view.info, &decode_pairs(raw.as_deref().unwrap_or("")))?;
+    match &view.status {
+        ViewStatus::Ok => {}
+        ViewStatus::Starting => return Err(ApiError::Starting { name }),
+        ViewStatus::Failed(reason) => {
+            return Err(ApiError::ViewFailed {
+                name,
+                reason: reason.clone(),
+            })
+        }
+    }
+    let matches = execute(view, &query);
+    let columns: Vec<(usize, &str)> = match &query.select {
+        Some(select) => select
+            .iter()
+            .map(|&i| (i, view.info.columns[i].name.as_str()))
+            .collect(),
+        None => view
+            .info
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (i, c.name.as_str()))
+            .collect(),
+    };
+    let body = render_rows(&columns, paginate(&matches, &query));
+    let response = (
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from(body),
+    )
+        .into_response();
+    Ok(with_position(response, view.position.map(|p| p.0)))
+}
+
+fn with_position(mut response: Response, position: Option<u64>) -> Response {
+    if let Some(p) = position {
+        response
+            .headers_mut()
+            .insert(POSITION_HEADER, HeaderValue::from(p));
+    }
+    response
+}
+
+async fn get_health(State(reader): State<Reader>) -> Response {
+    let health = health(&reader.snapshot());
+    let status = if health.status == "starting" {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (status, Json(health)).into_response()
+}
+
+async fn get_metrics(State(reader): State<Reader>) -> Response {
+    (
+        [(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
+        reader.metrics().render(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_has_a_status_code_and_hint() {
+        let bad = BadParameter {
+            parameter: "id".into(),
+            message: "m".into(),
+            hint: None,
+        };
+        let cases = [
+            (
+                ApiError::UnknownView {
+                    name: "x".into(),
+                    views: vec!["a".into(), "b".into()],
+                },
+                404,
+                "unknown_view",
+            ),
+            (ApiError::BadParameter(bad), 400, "bad_parameter"),
+            (
+                ApiError::ViewFailed {
+                    name: "x".into(),
+                    reason: "r".into(),
+                },
+                503,
+                "view_failed",
+            ),
+            (ApiError::Starting { name: "x".into() }, 503, "starting"),
+            (ApiError::NotFound { path: "/x".into() }, 404, "not_found"),
+        ];
+        for (e, status, code) in cases {
+            assert_eq!((e.status().as_u16(), e.code()), (status, code), "{e}");
+        }
+        let e = ApiError::UnknownView {
+            name: "x".into(),
+            views: vec!["a".into(), "b".into()],
+        };
+        assert_eq!(e.hint().unwrap(), "views: a, b");
+    }
+}

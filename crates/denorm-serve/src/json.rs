@@ -1,0 +1,373 @@
+//! JSON shapes of the HTTP API: rows, the `/views` listing and `/health`.
+//!
+//! Datums render as: integers → JSON integers; doubles → JSON numbers
+//! (`3.0` stays `3.0`; NaN and ±infinity, which JSON cannot express, → `null`);
+//! text → strings; booleans → `true`/`false`; NULL → `null`.
+
+use std::collections::BTreeMap;
+
+use denorm_types::Datum;
+use serde::Serialize;
+
+use crate::metrics::lag;
+use crate::state::{Published, PublishedView, SourceState, SourceStatus, ViewStatus};
+
+/// Appends one datum as JSON.
+pub fn write_datum(out: &mut Vec<u8>, datum: &Datum<'_>) {
+    match datum {
+        Datum::Null => out.extend_from_slice(b"null"),
+        Datum::Bool(true) => out.extend_from_slice(b"true"),
+        Datum::Bool(false) => out.extend_from_slice(b"false"),
+        Datum::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
+        // serde_json writes non-finite doubles as null.
+        Datum::Float(x) => write_json(out, x),
+        Datum::Text(t) => write_json(out, t.as_ref()),
+    }
+}
+
+fn write_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    serde_json::to_writer(out, value)
+        .expect("serializing a string or number into memory cannot fail");
+}
+
+/// Renders rows as a JSON array of objects; `columns` are the output
+/// columns as (index into the row, name), in output order.
+pub fn render_rows<'r, 'a: 'r>(
+    columns: &[(usize, &str)],
+    rows: impl Iterator<Item = &'r [Datum<'a>]>,
+) -> Vec<u8> {
+    let names: Vec<Vec<u8>> = columns
+        .iter()
+        .map(|(_, name)| serde_json::to_vec(name).expect("a string"))
+        .collect();
+    let mut out = Vec::with_capacity(1024);
+    out.push(b'[');
+    for (i, row) in rows.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'{');
+        for (j, (column, _)) in columns.iter().enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&names[j]);
+            out.push(b':');
+            write_datum(&mut out, &row[*column]);
+        }
+        out.push(b'}');
+    }
+    out.push(b']');
+    out
+}
+
+/// One entry of `GET /views`.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct ViewSummary {
+    pub name: String,
+    pub columns: Vec<String>,
+    pub key: Vec<String>,
+    pub rows: u64,
+    pub position: Option<u64>,
+    pub freshness_seconds: f64,
+    pub max_staleness_seconds: Option<f64>,
+    pub within_sla: bool,
+    /// "ok", "failed" or "starting".
+    pub status: &'static str,
+    pub error: Option<String>,
+    pub column_types: BTreeMap<String, String>,
+    pub tables: Vec<String>,
+}
+
+pub fn view_summary(view: &PublishedView, source: &SourceStatus, now: f64) -> ViewSummary {
+    let info = &view.info;
+    let (status, error) = match &view.status {
+        ViewStatus::Ok => ("ok", None),
+        ViewStatus::Starting => ("starting", None),
+        ViewStatus::Failed(reason) => ("failed", Some(reason.clone())),
+    };
+    ViewSummary {
+        name: info.name.clone(),
+        columns: info.columns.iter().map(|c| c.name.clone()).collect(),
+        key: info
+            .key
+            .iter()
+            .map(|&k| info.columns[k].name.clone())
+            .collect(),
+        rows: view.rows.len(),
+        position: view.position.map(|p| p.0),
+        freshness_seconds: view.freshness_seconds(source, now),
+        max_staleness_seconds: info.max_staleness.map(|d| d.as_secs_f64()),
+        within_sla: view.within_sla(source, now),
+        status,
+        error,
+        column_types: info
+            .columns
+            .iter()
+            .map(|c| (c.name.clone(), c.ty.to_string()))
+            .collect(),
+        tables: info.tables.clone(),
+    }
+}
+
+/// The body of `GET /health`.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Health {
+    /// "ok", "degraded" or "starting".
+    pub status: &'static str,
+    /// The source position of the state readers see; null before the first publish.
+    pub source_position: Option<u64>,
+    pub source: SourceHealth,
+    pub views: usize,
+    pub failed_views: Vec<FailedView>,
+    /// Why the status is not "ok", one sentence each.
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct SourceHealth {
+    /// "starting", "snapshotting", "following" or "retrying".
+    pub state: &'static str,
+    pub head_position: Option<u64>,
+    /// Head position minus the published position.
+    pub lag_changes: u64,
+    pub oldest_pending_commit_at: Option<f64>,
+    pub last_error: Option<String>,
+    /// Progress of the snapshot while snapshotting.
+    pub snapshot: Option<SnapshotProgress>,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct SnapshotProgress {
+    pub rows_read: u64,
+    pub rows_total: Option<u64>,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct FailedView {
+    pub name: String,
+    pub error: String,
+}
+
+/// Health of the published state: "starting" until the first publish,
+/// "degraded" while a view has failed or the source is retrying, else "ok".
+pub fn health(published: &Published) -> Health {
+    let source = &published.source;
+    let failed_views: Vec<FailedView> = published
+        .views
+        .iter()
+        .filter_map(|v| match &v.status {
+            ViewStatus::Failed(reason) => Some(FailedView {
+                name: v.info.name.clone(),
+                error: reason.clone(),
+            }),
+            _ => None,
+        })
+        .collect();
+    let mut problems: Vec<String> = failed_views
+        .iter()
+        .map(|f| format!("view \"{}\" failed: {}", f.name, f.error))
+        .collect();
+    if let SourceState::Retrying { error } = &source.state {
+        problems.push(format!("the source is retrying after an error: {error}"));
+    }
+    let status = if published.position.is_none() {
+        problems.insert(0, "the initial snapshot is not yet published".to_owned());
+        "starting"
+    } else if problems.is_empty() {
+        "ok"
+    } else {
+        "degraded"
+    };
+    let snapshot = match source.state {
+        SourceState::Snapshotting {
+            rows_read,
+            rows_total,
+        } => Some(SnapshotProgress {
+            rows_read,
+            rows_total,
+        }),
+        _ => None,
+    };
+    Health {
+        status,
+        source_position: published.position.map(|p| p.0),
+        source: SourceHealth {
+            state: source.state.name(),
+            head_position: source.head.map(|p| p.0),
+            lag_changes: lag(source.head.map(|p| p.0), published.position.map(|p| p.0)),
+            oldest_pending_commit_at: source.oldest_pending_commit_at,
+            last_error: source.last_error.clone(),
+            snapshot,
+        },
+        views: published.views.len(),
+        failed_views,
+        problems,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{channel, ColumnInfo, ViewInfo};
+    use denorm_types::{Position, Row, ScalarType};
+    use std::time::Duration;
+
+    fn json(d: Datum<'_>) -> String {
+        let mut out = Vec::new();
+        write_datum(&mut out, &d);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn datum_rendering_table() {
+        let cases: Vec<(Datum<'_>, &str)> = vec![
+            (Datum::Null, "null"),
+            (Datum::Bool(true), "true"),
+            (Datum::Bool(false), "false"),
+            (Datum::Int(-42), "-42"),
+            (Datum::Int(i64::MAX), "9223372036854775807"),
+            (Datum::Float(3.0), "3.0"),
+            (Datum::Float(0.1), "0.1"),
+            (Datum::Float(-2.5e300), "-2.5e+300"),
+            (Datum::Float(f64::NAN), "null"),
+            (Datum::Float(f64::INFINITY), "null"),
+            (Datum::Float(f64::NEG_INFINITY), "null"),
+            (Datum::text("a\"b\\c\n"), r#""a\"b\\c\n""#),
+            (Datum::text("żółw 🐢"), "\"żółw 🐢\""),
+        ];
+        for (datum, want) in cases {
+            assert_eq!(json(datum.clone()), want, "{datum:?}");
+        }
+    }
+
+    #[test]
+    fn rows_render_as_objects_in_column_order() {
+        let row = [Datum::Int(1), Datum::text("x"), Datum::Null];
+        let rows: Vec<&[Datum<'_>]> = vec![&row, &row];
+        let out = render_rows(&[(2, "c"), (0, "a\"")], rows.into_iter());
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"[{"c":null,"a\"":1},{"c":null,"a\"":1}]"#
+        );
+        assert_eq!(render_rows(&[(0, "a")], std::iter::empty()), b"[]");
+    }
+
+    fn views() -> Vec<ViewInfo> {
+        let cols = vec![
+            ColumnInfo {
+                name: "id".into(),
+                ty: ScalarType::Int,
+            },
+            ColumnInfo {
+                name: "n".into(),
+                ty: ScalarType::Float,
+            },
+        ];
+        vec![
+            ViewInfo {
+                name: "a".into(),
+                columns: cols.clone(),
+                key: vec![0],
+                max_staleness: Some(Duration::from_millis(1500)),
+                tables: vec!["t".into()],
+            },
+            ViewInfo {
+                name: "b".into(),
+                columns: cols,
+                key: vec![0, 1],
+                max_staleness: None,
+                tables: vec!["u".into()],
+            },
+        ]
+    }
+
+    #[test]
+    fn summary_and_health_through_a_life_cycle() {
+        let (mut p, r) = channel(views());
+        let h = health(&r.snapshot());
+        assert_eq!(
+            (h.status, h.source_position, h.source.state),
+            ("starting", None, "starting")
+        );
+        p.set_source(SourceStatus {
+            state: SourceState::Snapshotting {
+                rows_read: 10,
+                rows_total: Some(100),
+            },
+            ..Default::default()
+        });
+        let h = health(&r.snapshot());
+        assert_eq!(
+            h.source.snapshot,
+            Some(SnapshotProgress {
+                rows_read: 10,
+                rows_total: Some(100)
+            })
+        );
+        let s = view_summary(&r.snapshot().views[0], &r.snapshot().source, 0.0);
+        assert_eq!((s.status, s.position, s.rows), ("starting", None, 0));
+
+        p.apply(0, &[(Row::pack([Datum::Int(1), Datum::Float(2.0)]), 1)]);
+        p.publish_at(Position(4), &[("t".into(), 10.0)], 12.0);
+        p.set_source(SourceStatus {
+            state: SourceState::Following,
+            head: Some(Position(9)),
+            oldest_pending_commit_at: Some(20.0),
+            last_error: None,
+        });
+        let snap = r.snapshot();
+        let s = view_summary(&snap.views[0], &snap.source, 21.0);
+        assert_eq!(s.columns, vec!["id", "n"]);
+        assert_eq!(s.key, vec!["id"]);
+        assert_eq!(
+            (s.rows, s.position, s.status, s.error.clone()),
+            (1, Some(4), "ok", None)
+        );
+        assert_eq!(
+            (s.freshness_seconds, s.max_staleness_seconds, s.within_sla),
+            (1.0, Some(1.5), true)
+        );
+        assert_eq!(s.column_types.get("n").map(String::as_str), Some("double"));
+        let s = view_summary(&snap.views[0], &snap.source, 22.0);
+        assert!(!s.within_sla);
+        let h = health(&snap);
+        assert_eq!(
+            (
+                h.status,
+                h.source_position,
+                h.source.head_position,
+                h.source.lag_changes
+            ),
+            ("ok", Some(4), Some(9), 5)
+        );
+
+        p.fail(1, "key violation: two rows have key (1)".into());
+        p.publish_at(Position(9), &[], 30.0);
+        p.set_source(SourceStatus {
+            state: SourceState::Retrying {
+                error: "database is locked".into(),
+            },
+            last_error: Some("database is locked".into()),
+            ..Default::default()
+        });
+        let h = health(&r.snapshot());
+        assert_eq!(h.status, "degraded");
+        assert_eq!(
+            h.failed_views,
+            vec![FailedView {
+                name: "b".into(),
+                error: "key violation: two rows have key (1)".into()
+            }]
+        );
+        assert_eq!(h.problems.len(), 2, "{:?}", h.problems);
+        let value = serde_json::to_value(view_summary(
+            &r.snapshot().views[1],
+            &r.snapshot().source,
+            30.0,
+        ))
+        .unwrap();
+        assert_eq!(value["status"], "failed");
+        assert_eq!(value["max_staleness_seconds"], serde_json::Value::Null);
+    }
+}
