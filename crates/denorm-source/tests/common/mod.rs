@@ -20,7 +20,7 @@ pub struct Db {
 
 impl Db {
     pub fn new(schema: &str) -> Db {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = temp_dir();
         let path = dir.path().join("app.db");
         Connection::open(&path).unwrap().execute_batch(schema).unwrap();
         Db { _dir: dir, path }
@@ -56,6 +56,18 @@ impl Db {
     pub fn log_rows(&self) -> i64 {
         self.writer().query_row("SELECT count(*) FROM _denorm_changes", [], |r| r.get(0)).unwrap()
     }
+}
+
+/// A temporary directory, in memory when the machine has /dev/shm: the
+/// tests commit thousands of times, and fsync on a disk would dominate.
+fn temp_dir() -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(dir) = tempfile::Builder::new().prefix("denorm-source-").tempdir_in(shm) {
+            return dir;
+        }
+    }
+    tempfile::tempdir().unwrap()
 }
 
 pub fn writer(path: &Path) -> Connection {
