@@ -1,0 +1,50 @@
+//! `/metrics` passes `promtool check metrics` (Prometheus' own linter).
+//! scripts/test installs promtool (Debian's `prometheus` package); without
+//! it this test fails rather than skips.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::Server;
+use denorm_serve::{channel, ColumnInfo, SourceState, SourceStatus, ViewInfo};
+use denorm_types::{Datum, Position, Row, ScalarType};
+
+#[test]
+fn metrics_pass_promtool_check_metrics() {
+    let view = |name: &str| ViewInfo {
+        name: name.into(),
+        columns: vec![ColumnInfo { name: "id".into(), ty: ScalarType::Int }],
+        key: vec![0],
+        max_staleness: Some(Duration::from_millis(500)),
+        tables: vec!["users".into()],
+    };
+    let (mut publisher, reader) = channel(vec![view("a"), view("b \"quoted\"")]);
+    publisher.apply(0, &[(Row::pack([Datum::Int(1)]), 1)]);
+    publisher.metrics().changes_applied("users", 1);
+    publisher.metrics().undecodable("users", 2);
+    publisher.metrics().snapshot_rows(10);
+    publisher.metrics().batch_applied(0.0001);
+    publisher.publish_at(Position(3), &[("users".into(), 99.99)], 100.0);
+    publisher.fail(1, "boom".into());
+    publisher.publish(Position(4), &[]);
+    publisher.set_source(SourceStatus { state: SourceState::Following, head: Some(Position(6)), ..Default::default() });
+    let server = Server::start(reader);
+    server.get("/views/a");
+    server.get("/views/b%20%22quoted%22");
+    let metrics = server.get("/metrics").body;
+
+    let child = Command::new("promtool").args(["check", "metrics"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) => panic!(
+            "promtool is needed to check /metrics but could not be run ({e}); install it with `apt-get install -y prometheus` (scripts/test does)"
+        ),
+    };
+    child.stdin.take().unwrap().write_all(metrics.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && report.trim().is_empty(), "promtool check metrics failed:\n{report}\n--- metrics ---\n{metrics}");
+}
