@@ -3,20 +3,51 @@
 //!
 //! ```text
 //!  source database ──read_catalog──► Catalog (planner input)
-//!                  ──change log────► ordered batches (coming next)
+//!                  ──SqliteCapture─► Snapshot at a position, then ChangeBatches
+//!                                    (whole committed transactions, in order)
 //! ```
 //!
-//! Only SQLite schema introspection exists so far: [`sqlite::read_catalog`]
-//! turns the tables of a database into the [`denorm_types::Catalog`] the
-//! planner checks views against.
+//! SQLite is captured through triggers that append every change to a
+//! change-log table in the database itself, so any process may write it
+//! with a stock SQLite (3.38 or later) and no change to the application:
+//! see [`sqlite::capture`].
 //!
 //! ```
-//! let conn = rusqlite::Connection::open_in_memory().unwrap();
-//! conn.execute_batch("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL)").unwrap();
-//! let catalog = denorm_source::sqlite::read_catalog(&conn).unwrap();
-//! let users = catalog.get("users").unwrap();
-//! assert_eq!(users.primary_key, vec![0]);
-//! assert!(!users.columns[1].nullable);
+//! use denorm_source::sqlite::{self, CaptureSpec, CapturedTable, Poll, SqliteCapture};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! # let path = dir.path().join("app.db");
+//! let app = rusqlite::Connection::open(&path)?;
+//! app.execute_batch("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT, email TEXT)")?;
+//!
+//! let catalog = sqlite::read_catalog(&sqlite::open_read_only(&path)?)?;
+//! // The views read users.id and users.name.
+//! let spec = CaptureSpec { tables: vec![CapturedTable::new("users", ["id", "name"])] };
+//! let mut capture = SqliteCapture::open(&path, &catalog, &spec)?; // WAL mode + triggers
+//! let snapshot = capture.snapshot(&mut |p| eprintln!("{} of ~{} rows", p.rows_read, p.estimated_total))?;
+//! assert_eq!(snapshot.tables[0].1.len(), 0);
+//!
+//! app.execute("INSERT INTO users VALUES (1, 'ada', 'ada@example.com')", [])?;
+//! let Poll::Changes(batch) = capture.poll()? else { panic!("expected a change") };
+//! let (table, rows) = &batch.tables[0];
+//! assert_eq!(table, "users");
+//! // Full table width; email is read by no view, so it is NULL.
+//! assert_eq!(rows[0].0.unpack(), [1i64.into(), "ada".into(), denorm_types::Datum::Null]);
+//! assert_eq!(rows[0].1, 1);
+//! capture.release(batch.position)?; // once applied and published
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The binary drives a capture from its own thread:
+//!
+//! ```text
+//! open → snapshot → apply it → release(snapshot.position)
+//! loop: match poll()
+//!         Idle               → wakeup.wait(timeout)
+//!         Changes(batch)     → apply, publish at batch.position, release(batch.position)
+//!         SchemaChanged{..}  → re-read the catalog, re-plan, open again, snapshot again
+//!       on Err(e): e.is_transient() → retry with backoff; else fail the affected views
 //! ```
 
 mod error;

@@ -338,3 +338,11 @@ fn open_switches_to_wal() {
     let mode: String = db.writer().query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
 }
+
+#[test]
+fn capture_and_wakeup_can_move_to_a_source_thread() {
+    fn send<T: Send>() {}
+    send::<SqliteCapture>();
+    send::<denorm_source::sqlite::Wakeup>();
+    send::<SourceError>();
+}

@@ -18,7 +18,7 @@
 //!
 //! Each trigger runs inside the writer's transaction, so a change is logged
 //! if and only if it commits. Only the columns the views read are logged
-//! (`quote(NEW.a)||','||…`, decoded by [`decode_row`](super::decode_row));
+//! (`quote(NEW.a)||','||…`, decoded by [`decode_row`]);
 //! rows handed to the engine are full table width with the columns no view
 //! reads set to NULL, in the snapshot and in the change stream alike, so an
 //! insert and its later retraction are the same bytes.

@@ -1,6 +1,16 @@
-//! SQLite: open the source database and read its catalog.
+//! SQLite: open the source database, read its catalog, and capture its
+//! changes.
 //!
-//! Traps worth knowing:
+//! * [`read_catalog`] — the tables the planner checks views against.
+//! * [`SqliteCapture`] — trigger-based change data capture: installs
+//!   triggers that log every change of the columns views read into
+//!   `_denorm_changes`, then hands out a [`Snapshot`] and [`ChangeBatch`]es
+//!   that join it exactly. See [`capture`] for the protocol and its traps,
+//!   and [`wakeup`] for blocking until the next commit.
+//! * [`uninstall`] — removes every `_denorm_` object.
+//! * [`decode_row`] — the pure decoder of the log's row text.
+//!
+//! Traps worth knowing about the catalog:
 //!
 //! * SQLite types are per value, not per column. A column's *declared* type
 //!   only gives it an affinity (<https://www.sqlite.org/datatype3.html>,
@@ -20,10 +30,10 @@ use rusqlite::{Connection, OpenFlags};
 use crate::error::InitError;
 use crate::SourceError;
 
-mod capture;
+pub mod capture;
 mod decode;
 mod triggers;
-mod wakeup;
+pub mod wakeup;
 
 pub use capture::{
     CaptureSpec, CapturedTable, ChangeBatch, CommitTime, Poll, Snapshot, SnapshotProgress, SqliteCapture, Undecodable,
@@ -45,8 +55,13 @@ pub fn open_read_only(path: impl AsRef<Path>) -> Result<Connection, SourceError>
     let conn = Connection::open_with_flags(path, flags)
         .map_err(|source| SourceError::Open { path: path.to_path_buf(), source })?;
     // Opening is lazy: the header is only read by the first statement.
-    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))
-        .map_err(|source| SourceError::NotADatabase { path: path.to_path_buf(), source })?;
+    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(())).map_err(|source| {
+        if crate::error::is_busy(&source) {
+            SourceError::Busy { path: path.to_path_buf(), what: "opening the database".into(), source }
+        } else {
+            SourceError::NotADatabase { path: path.to_path_buf(), source }
+        }
+    })?;
     Ok(conn)
 }
 
