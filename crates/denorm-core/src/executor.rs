@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use denorm_expr::{optimize, Plan};
-use denorm_types::{consolidate, Catalog, Dialect, Diff, Position, Row};
+use denorm_types::{consolidate_unordered, Catalog, Dialect, Diff, Position, Row};
 
 use crate::graph::{Graph, NodeId, Operator};
 use crate::view::{ViewError, ViewState};
@@ -48,7 +48,11 @@ pub enum BuildError {
     #[error("unknown source table {0}")]
     UnknownTable(String),
     #[error("plan reads {plan} columns of {table} but its schema has {schema} (bug)")]
-    ArityMismatch { table: String, plan: usize, schema: usize },
+    ArityMismatch {
+        table: String,
+        plan: usize,
+        schema: usize,
+    },
     #[error("views must be added before the first batch")]
     AfterFirstBatch,
 }
@@ -83,13 +87,27 @@ pub struct Dataflow {
 
 impl Dataflow {
     pub fn new(catalog: Catalog, dialect: Dialect) -> Self {
-        Dataflow { catalog, dialect, graph: Graph::default(), views: Vec::new(), position: None, outputs: Vec::new(), views_reading: Vec::new() }
+        Dataflow {
+            catalog,
+            dialect,
+            graph: Graph::default(),
+            views: Vec::new(),
+            position: None,
+            outputs: Vec::new(),
+            views_reading: Vec::new(),
+        }
     }
 
     /// Adds a view before the first batch. `key` holds the view's key
     /// columns; two live rows with one key fail the view. `check_key` is kept
     /// for callers that know the key is proven; the check is cheap and always on.
-    pub fn add_view(&mut self, name: &str, plan: &Plan, key: Vec<usize>, check_key: bool) -> Result<ViewId, BuildError> {
+    pub fn add_view(
+        &mut self,
+        name: &str,
+        plan: &Plan,
+        key: Vec<usize>,
+        check_key: bool,
+    ) -> Result<ViewId, BuildError> {
         let _ = check_key;
         if self.position.is_some() {
             return Err(BuildError::AfterFirstBatch);
@@ -97,8 +115,14 @@ impl Dataflow {
         let arity = plan.arity();
         let plan = optimize(plan.clone());
         let node = self.graph.build(&plan, &self.catalog, self.dialect)?;
-        self.views.push(View { name: name.to_string(), node, state: ViewState::new(key, arity), error: None });
-        self.views_reading.resize(self.graph.nodes.len(), usize::MAX);
+        self.views.push(View {
+            name: name.to_string(),
+            node,
+            state: ViewState::new(key, arity),
+            error: None,
+        });
+        self.views_reading
+            .resize(self.graph.nodes.len(), usize::MAX);
         self.views_reading[node] = self.views.len() - 1;
         Ok(ViewId(self.views.len() - 1))
     }
@@ -109,7 +133,11 @@ impl Dataflow {
 
     /// The current contents of a view with multiplicities (in no order).
     pub fn view_rows(&self, view: ViewId) -> Vec<(Row, Diff)> {
-        self.views[view.0].state.rows().map(|(r, d)| (r.clone(), d)).collect()
+        self.views[view.0]
+            .state
+            .rows()
+            .map(|(r, d)| (r.clone(), d))
+            .collect()
     }
 
     pub fn view_len(&self, view: ViewId) -> usize {
@@ -131,23 +159,33 @@ impl Dataflow {
         self.graph.nodes.len()
     }
 
-    fn input_changes(&self, batch: &SourceBatch, rejected: &mut Vec<(String, Row, String)>) -> HashMap<String, Vec<(Row, Diff)>> {
+    fn input_changes(
+        &self,
+        batch: &SourceBatch,
+        rejected: &mut Vec<(String, Row, String)>,
+    ) -> HashMap<String, Vec<(Row, Diff)>> {
         let mut by_table: HashMap<String, Vec<(Row, Diff)>> = HashMap::new();
         for (table, changes) in &batch.tables {
-            let Some(schema) = self.catalog.get(table) else { continue };
+            let Some(schema) = self.catalog.get(table) else {
+                continue;
+            };
             let arity = schema.columns.len();
             let slot = by_table.entry(schema.name.clone()).or_default();
             for (row, diff) in changes {
                 if row.len() == arity {
                     slot.push((row.clone(), *diff));
                 } else {
-                    let reason = format!("row has {} columns, table {} has {arity}", row.len(), schema.name);
+                    let reason = format!(
+                        "row has {} columns, table {} has {arity}",
+                        row.len(),
+                        schema.name
+                    );
                     rejected.push((table.clone(), row.clone(), reason));
                 }
             }
         }
         for changes in by_table.values_mut() {
-            consolidate(changes);
+            consolidate_unordered(changes);
         }
         by_table
     }
@@ -162,10 +200,20 @@ impl Dataflow {
     }
 
     /// Runs one node over its inputs' outputs for this batch.
-    fn step(&mut self, id: NodeId, mut inputs: HashMap<String, Vec<(Row, Diff)>>, first: bool) -> HashMap<String, Vec<(Row, Diff)>> {
+    fn step(
+        &mut self,
+        id: NodeId,
+        mut inputs: HashMap<String, Vec<(Row, Diff)>>,
+        first: bool,
+    ) -> HashMap<String, Vec<(Row, Diff)>> {
         let node_inputs = self.graph.nodes[id].inputs.clone();
-        if node_inputs.iter().any(|&i| self.graph.nodes[i].failed.is_some()) {
-            self.graph.nodes[id].failed = node_inputs.iter().find_map(|&i| self.graph.nodes[i].failed.clone());
+        if node_inputs
+            .iter()
+            .any(|&i| self.graph.nodes[i].failed.is_some())
+        {
+            self.graph.nodes[id].failed = node_inputs
+                .iter()
+                .find_map(|&i| self.graph.nodes[i].failed.clone());
             return inputs;
         }
         let quiet = node_inputs.iter().all(|&i| self.delta_of(i).is_empty());
@@ -176,13 +224,15 @@ impl Dataflow {
         let input = |k: usize| &outputs[node_inputs[k]];
         if let Operator::Join(join) = &nodes[id].operator {
             let (l, r) = (node_inputs[0], node_inputs[1]);
-            let (Operator::Arrange(left), Operator::Arrange(right)) = (&nodes[l].operator, &nodes[r].operator) else {
+            let (Operator::Arrange(left), Operator::Arrange(right)) =
+                (&nodes[l].operator, &nodes[r].operator)
+            else {
                 unreachable!("join inputs are arrangements")
             };
             let delta = |n: NodeId| &outputs[nodes[n].inputs[0]];
             match join.step(left, right, delta(l), delta(r)) {
                 Ok(mut out) => {
-                    consolidate(&mut out);
+                    consolidate_unordered(&mut out);
                     self.outputs[id] = out;
                 }
                 Err(e) => self.graph.nodes[id].failed = Some(e),
@@ -193,7 +243,7 @@ impl Dataflow {
             Operator::Input { table } => Ok(inputs.remove(table.as_str()).unwrap_or_default()),
             Operator::Filter(f) => f.step(input(0)),
             Operator::Map(m) => m.step(input(0)).map(|mut out| {
-                consolidate(&mut out);
+                consolidate_unordered(&mut out);
                 out
             }),
             Operator::Arrange(index) => {
@@ -219,7 +269,10 @@ impl Dataflow {
 
 impl Runtime for Dataflow {
     fn apply(&mut self, batch: &SourceBatch) -> BatchOutput {
-        let mut output = BatchOutput { position: batch.position, ..BatchOutput::default() };
+        let mut output = BatchOutput {
+            position: batch.position,
+            ..BatchOutput::default()
+        };
         let first = self.position.is_none();
         let mut inputs = self.input_changes(batch, &mut output.rejected);
         self.outputs.resize_with(self.graph.nodes.len(), Vec::new);
@@ -243,7 +296,10 @@ impl Runtime for Dataflow {
                     self.outputs[view.node].clone()
                 };
                 match view.state.apply(&changes) {
-                    Ok(()) => output.views.push(ViewOutput { view: ViewId(i), changes }),
+                    Ok(()) => output.views.push(ViewOutput {
+                        view: ViewId(i),
+                        changes,
+                    }),
                     Err(e) => view.error = Some(e),
                 }
             }

@@ -43,39 +43,72 @@ pub(crate) struct Graph {
 }
 
 impl Graph {
-    fn node(&mut self, signature: String, inputs: Vec<NodeId>, make: impl FnOnce() -> Operator) -> NodeId {
+    fn node(
+        &mut self,
+        signature: String,
+        inputs: Vec<NodeId>,
+        make: impl FnOnce() -> Operator,
+    ) -> NodeId {
         let signature = format!("{signature} <- {inputs:?}");
         if let Some(&id) = self.by_signature.get(&signature) {
             return id;
         }
         let id = self.nodes.len();
-        self.nodes.push(Node { operator: make(), inputs, failed: None });
+        self.nodes.push(Node {
+            operator: make(),
+            inputs,
+            failed: None,
+        });
         self.by_signature.insert(signature, id);
         id
     }
 
     /// Adds the nodes of `plan` (reusing equal ones) and returns its root.
-    pub(crate) fn build(&mut self, plan: &Plan, catalog: &Catalog, dialect: Dialect) -> Result<NodeId, BuildError> {
+    pub(crate) fn build(
+        &mut self,
+        plan: &Plan,
+        catalog: &Catalog,
+        dialect: Dialect,
+    ) -> Result<NodeId, BuildError> {
         Ok(match plan {
             Plan::Get { table, arity } => {
-                let schema = catalog.get(table).ok_or_else(|| BuildError::UnknownTable(table.clone()))?;
+                let schema = catalog
+                    .get(table)
+                    .ok_or_else(|| BuildError::UnknownTable(table.clone()))?;
                 if schema.columns.len() != *arity {
-                    return Err(BuildError::ArityMismatch { table: table.clone(), plan: *arity, schema: schema.columns.len() });
+                    return Err(BuildError::ArityMismatch {
+                        table: table.clone(),
+                        plan: *arity,
+                        schema: schema.columns.len(),
+                    });
                 }
                 let table = schema.name.clone();
-                self.node(format!("Input {table}"), vec![], || Operator::Input { table })
+                self.node(format!("Input {table}"), vec![], || Operator::Input {
+                    table,
+                })
             }
             Plan::Filter { input, predicate } => {
                 let input = self.build(input, catalog, dialect)?;
                 let predicate = predicate.clone();
-                self.node(format!("Filter {predicate:?}"), vec![input], || Operator::Filter(Filter { predicate, dialect }))
+                self.node(format!("Filter {predicate:?}"), vec![input], || {
+                    Operator::Filter(Filter { predicate, dialect })
+                })
             }
             Plan::Map { input, exprs } => {
                 let input = self.build(input, catalog, dialect)?;
                 let exprs = exprs.clone();
-                self.node(format!("Map {exprs:?}"), vec![input], || Operator::Map(Map::new(exprs, dialect)))
+                self.node(format!("Map {exprs:?}"), vec![input], || {
+                    Operator::Map(Map::new(exprs, dialect))
+                })
             }
-            Plan::Join { left, right, kind, left_key, right_key, residual } => {
+            Plan::Join {
+                left,
+                right,
+                kind,
+                left_key,
+                right_key,
+                residual,
+            } => {
                 let right_arity = right.arity();
                 let left = self.build(left, catalog, dialect)?;
                 let right = self.build(right, catalog, dialect)?;
@@ -89,25 +122,37 @@ impl Graph {
                     right_arity,
                     dialect,
                 };
-                self.node(format!("Join {kind:?} {left_key:?} {right_key:?} {residual:?}"), vec![arrange_left, arrange_right], || {
-                    Operator::Join(join)
-                })
+                self.node(
+                    format!("Join {kind:?} {left_key:?} {right_key:?} {residual:?}"),
+                    vec![arrange_left, arrange_right],
+                    || Operator::Join(join),
+                )
             }
-            Plan::Reduce { input, group_key, aggregates } => {
+            Plan::Reduce {
+                input,
+                group_key,
+                aggregates,
+            } => {
                 let input = self.build(input, catalog, dialect)?;
                 let (group_key, aggregates) = (group_key.clone(), aggregates.clone());
-                self.node(format!("Reduce {group_key:?} {aggregates:?}"), vec![input], || {
-                    Operator::Reduce(Reduce::new(group_key, aggregates, dialect))
-                })
+                self.node(
+                    format!("Reduce {group_key:?} {aggregates:?}"),
+                    vec![input],
+                    || Operator::Reduce(Reduce::new(group_key, aggregates, dialect)),
+                )
             }
             Plan::Distinct { input } => {
                 let input = self.build(input, catalog, dialect)?;
-                self.node("Distinct".into(), vec![input], || Operator::Distinct(Distinct::default()))
+                self.node("Distinct".into(), vec![input], || {
+                    Operator::Distinct(Distinct::default())
+                })
             }
         })
     }
 
     fn arrange(&mut self, input: NodeId, key: &[usize]) -> NodeId {
-        self.node(format!("Arrange {key:?}"), vec![input], || Operator::Arrange(Index::new(key.to_vec())))
+        self.node(format!("Arrange {key:?}"), vec![input], || {
+            Operator::Arrange(Index::new(key.to_vec()))
+        })
     }
 }

@@ -2,14 +2,15 @@
 //! probes.
 //!
 //! Rows are kept whole with their multiplicity, grouped by the SQL-normalized
-//! key ([`RowPacker::push_key`]). A group starts as a short vector (most keys
-//! of a primary-key index hold one row) and becomes a hash map once it grows,
-//! so updating a celebrity's group of a million rows stays O(1).
+//! key ([`RowPacker::push_key`]). A group starts as one inline row (most keys
+//! of a primary-key index hold one), then packs a few rows into one buffer,
+//! and becomes a hash map once it grows, so updating a celebrity's group of a
+//! million rows stays O(1).
 
 use hashbrown::hash_map::Entry;
 use hashbrown::HashMap;
 
-use denorm_types::{Diff, Row, RowPacker};
+use denorm_types::{Diff, Row, RowPacker, RowRef};
 
 use crate::Hasher;
 
@@ -17,12 +18,86 @@ use crate::Hasher;
 const SCAN_LIMIT: usize = 16;
 
 /// The rows sharing one key. Most keys of a primary-key index hold one row,
-/// kept inline without a separate allocation.
+/// kept inline without a separate allocation; a few rows share one exactly
+/// sized buffer (a row costs its bytes plus about two); a large group is a
+/// hash map so that updating a celebrity's group stays O(1).
 #[derive(Debug, Clone)]
 pub(crate) enum Group {
     One(Row, Diff),
-    Few(Vec<(Row, Diff)>),
+    /// Up to [`SCAN_LIMIT`] rows back to back, each encoded as its diff
+    /// (zigzag LEB128), its length (LEB128) and its bytes.
+    Few(Box<[u8]>),
     Many(Box<HashMap<Row, Diff, Hasher>>),
+}
+
+fn push_varint(buf: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        buf.push(value as u8 | 0x80);
+        value >>= 7;
+    }
+    buf.push(value as u8);
+}
+
+fn read_varint(buf: &[u8], at: &mut usize) -> u64 {
+    let (mut value, mut shift) = (0u64, 0);
+    loop {
+        let byte = buf[*at];
+        *at += 1;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte < 0x80 {
+            return value;
+        }
+        shift += 7;
+    }
+}
+
+fn push_entry(buf: &mut Vec<u8>, row: RowRef<'_>, diff: Diff) {
+    push_varint(buf, ((diff << 1) ^ (diff >> 63)) as u64);
+    push_varint(buf, row.as_bytes().len() as u64);
+    buf.extend_from_slice(row.as_bytes());
+}
+
+/// The rows of a [`Group::Few`] buffer.
+#[derive(Debug, Clone)]
+pub(crate) struct Packed<'a> {
+    buf: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Iterator for Packed<'a> {
+    type Item = (RowRef<'a>, Diff);
+
+    fn next(&mut self) -> Option<(RowRef<'a>, Diff)> {
+        if self.at == self.buf.len() {
+            return None;
+        }
+        let zigzag = read_varint(self.buf, &mut self.at);
+        let diff = (zigzag >> 1) as i64 ^ -((zigzag & 1) as i64);
+        let len = read_varint(self.buf, &mut self.at) as usize;
+        let row = RowRef::from_prefix(&self.buf[self.at..], len);
+        self.at += len;
+        Some((row, diff))
+    }
+}
+
+/// The rows of a group with their multiplicities.
+#[derive(Debug)]
+pub(crate) enum GroupIter<'a> {
+    One(Option<(RowRef<'a>, Diff)>),
+    Few(Packed<'a>),
+    Many(hashbrown::hash_map::Iter<'a, Row, Diff>),
+}
+
+impl<'a> Iterator for GroupIter<'a> {
+    type Item = (RowRef<'a>, Diff);
+
+    fn next(&mut self) -> Option<(RowRef<'a>, Diff)> {
+        match self {
+            GroupIter::One(one) => one.take(),
+            GroupIter::Few(packed) => packed.next(),
+            GroupIter::Many(rows) => rows.next().map(|(r, d)| (r.into(), *d)),
+        }
+    }
 }
 
 impl Group {
@@ -30,21 +105,41 @@ impl Group {
         match self {
             Group::One(r, d) if r == row => *d += diff,
             Group::One(r, d) => {
-                let first = (std::mem::take(r), *d);
-                *self = Group::Few(vec![first, (row.clone(), diff)]);
+                let mut buf = Vec::new();
+                push_entry(&mut buf, (&*r).into(), *d);
+                push_entry(&mut buf, row.into(), diff);
+                *self = Group::Few(buf.into_boxed_slice());
             }
-            Group::Few(rows) => {
-                if let Some(i) = rows.iter().position(|(r, _)| r == row) {
-                    rows[i].1 += diff;
-                    if rows[i].1 == 0 {
-                        rows.swap_remove(i);
-                    }
-                } else {
-                    rows.push((row.clone(), diff));
-                    if rows.len() > SCAN_LIMIT {
-                        *self = Group::Many(Box::new(rows.drain(..).collect()));
+            Group::Few(buf) => {
+                // Rebuilt exactly sized on every change: groups here are
+                // short, and an exact buffer keeps the state compact.
+                let mut next = Vec::with_capacity(buf.len() + row.as_bytes().len() + 4);
+                let (mut found, mut count) = (false, 0);
+                for (r, d) in (Packed { buf, at: 0 }) {
+                    let d = if r.as_bytes() == row.as_bytes() {
+                        found = true;
+                        d + diff
+                    } else {
+                        d
+                    };
+                    if d != 0 {
+                        push_entry(&mut next, r, d);
+                        count += 1;
                     }
                 }
+                if !found {
+                    push_entry(&mut next, row.into(), diff);
+                    count += 1;
+                }
+                *self = if count > SCAN_LIMIT {
+                    Group::Many(Box::new(
+                        Packed { buf: &next, at: 0 }
+                            .map(|(r, d)| (r.to_row(), d))
+                            .collect(),
+                    ))
+                } else {
+                    Group::Few(next.into_boxed_slice())
+                };
             }
             Group::Many(rows) => {
                 let count = rows.entry_ref(row).or_insert(0);
@@ -59,26 +154,25 @@ impl Group {
     pub(crate) fn is_empty(&self) -> bool {
         match self {
             Group::One(_, d) => *d == 0,
-            Group::Few(rows) => rows.is_empty(),
+            Group::Few(buf) => buf.is_empty(),
             Group::Many(rows) => rows.is_empty(),
         }
     }
 
     /// The group's rows with their multiplicities.
-    pub(crate) fn iter(&self) -> Box<dyn Iterator<Item = (&Row, Diff)> + '_> {
+    pub(crate) fn iter(&self) -> GroupIter<'_> {
         match self {
-            Group::One(r, d) => Box::new(std::iter::once((r, *d))),
-            Group::Few(rows) => Box::new(rows.iter().map(|(r, d)| (r, *d))),
-            Group::Many(rows) => Box::new(rows.iter().map(|(r, d)| (r, *d))),
+            Group::One(r, d) => GroupIter::One(Some((r.into(), *d))),
+            Group::Few(buf) => GroupIter::Few(Packed { buf, at: 0 }),
+            Group::Many(rows) => GroupIter::Many(rows.iter()),
         }
     }
 
     /// The multiplicity of one row.
-    pub(crate) fn count(&self, row: &Row) -> Diff {
+    pub(crate) fn count(&self, row: RowRef<'_>) -> Diff {
         match self {
-            Group::One(r, d) => if r == row { *d } else { 0 },
-            Group::Few(rows) => rows.iter().find(|(r, _)| r == row).map_or(0, |(_, d)| *d),
-            Group::Many(rows) => rows.get(row).copied().unwrap_or(0),
+            Group::Many(rows) => rows.get(row.as_bytes()).copied().unwrap_or(0),
+            _ => self.iter().find(|(r, _)| *r == row).map_or(0, |(_, d)| d),
         }
     }
 }
@@ -93,7 +187,11 @@ pub(crate) struct Index {
 
 impl Index {
     pub(crate) fn new(key_columns: Vec<usize>) -> Self {
-        Index { key_columns, groups: HashMap::default(), packer: RowPacker::new() }
+        Index {
+            key_columns,
+            groups: HashMap::default(),
+            packer: RowPacker::new(),
+        }
     }
 
     /// The key of `row`, and whether it has a NULL column.
@@ -134,4 +232,3 @@ pub(crate) fn key_of(key_columns: &[usize], row: &Row, packer: &mut RowPacker) -
     }
     (packer.finish(), has_null)
 }
-

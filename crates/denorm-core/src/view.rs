@@ -1,5 +1,6 @@
 //! A view's current contents, indexed by its key.
 
+use hashbrown::hash_map::{Entry, EntryRef};
 use hashbrown::HashMap;
 
 use denorm_expr::EvalError;
@@ -31,7 +32,12 @@ pub(crate) struct ViewState {
 impl ViewState {
     pub(crate) fn new(key: Vec<usize>, arity: usize) -> Self {
         let multiset = key.len() == arity && key.iter().enumerate().all(|(i, &k)| i == k);
-        ViewState { key, multiset, rows: HashMap::default(), packer: RowPacker::new() }
+        ViewState {
+            key,
+            multiset,
+            rows: HashMap::default(),
+            packer: RowPacker::new(),
+        }
     }
 
     /// Applies consolidated changes: retractions first, so that a row moving
@@ -39,23 +45,28 @@ impl ViewState {
     pub(crate) fn apply(&mut self, changes: &[(Row, Diff)]) -> Result<(), ViewError> {
         for (row, diff) in changes.iter().filter(|(_, d)| *d < 0) {
             let key = self.key_of(row);
-            if let Some(slot) = self.rows.get_mut(&key) {
-                if &slot.0 == row {
-                    slot.1 += diff;
-                    if slot.1 <= 0 {
-                        self.rows.remove(&key);
+            if let EntryRef::Occupied(mut slot) = self.rows.entry_ref(&key) {
+                let (live, count) = slot.get_mut();
+                if live == row {
+                    *count += diff;
+                    if *count <= 0 {
+                        slot.remove();
                     }
                 }
             }
         }
         for (row, diff) in changes.iter().filter(|(_, d)| *d > 0) {
             let key = self.key_of(row);
-            match self.rows.get_mut(&key) {
-                None if self.multiset || *diff == 1 => {
-                    self.rows.insert(key, (row.clone(), *diff));
+            match self.rows.entry(key) {
+                Entry::Vacant(slot) if self.multiset || *diff == 1 => {
+                    slot.insert((row.clone(), *diff));
                 }
-                Some(slot) if self.multiset => slot.1 += diff,
-                _ => return Err(ViewError::KeyViolation { key: format!("{key:?}") }),
+                Entry::Occupied(mut slot) if self.multiset => slot.get_mut().1 += diff,
+                slot => {
+                    return Err(ViewError::KeyViolation {
+                        key: format!("{:?}", slot.key()),
+                    })
+                }
             }
         }
         Ok(())

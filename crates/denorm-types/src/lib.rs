@@ -18,7 +18,7 @@ mod row;
 mod schema;
 
 pub use datum::{Datum, Value};
-pub use row::{DatumIter, Row, RowPacker};
+pub use row::{DatumIter, Row, RowPacker, RowRef};
 pub use schema::{Catalog, ColumnSchema, Dialect, ScalarType, TableSchema};
 
 use std::fmt;
@@ -37,7 +37,8 @@ impl fmt::Display for Position {
     }
 }
 
-/// Sums the diffs of equal rows and drops rows whose diffs cancel out.
+/// Sums the diffs of equal rows and drops rows whose diffs cancel out; the
+/// result is sorted by row.
 pub fn consolidate(changes: &mut Vec<(Row, Diff)>) {
     if changes.len() <= 1 {
         changes.retain(|(_, d)| *d != 0);
@@ -57,6 +58,43 @@ pub fn consolidate(changes: &mut Vec<(Row, Diff)>) {
     changes.retain(|(_, d)| *d != 0);
 }
 
+/// Batches at least this long are consolidated by hashing rather than sorting.
+const HASH_CONSOLIDATE_FROM: usize = 32;
+
+/// Like [`consolidate`], but in no particular order: large batches are
+/// consolidated in one hashing pass (each row hashed once, compared only with
+/// rows of equal hash) instead of O(n log n) byte comparisons.
+pub fn consolidate_unordered(changes: &mut Vec<(Row, Diff)>) {
+    if changes.len() < HASH_CONSOLIDATE_FROM {
+        consolidate(changes);
+        return;
+    }
+    let hasher = ahash::RandomState::with_seeds(1, 2, 3, 4);
+    let hashes: Vec<u64> = changes
+        .iter()
+        .map(|(row, _)| hasher.hash_one(row.as_bytes()))
+        .collect();
+    // Indexes of the first occurrence of each distinct row; later copies add
+    // their diff to it and are left with 0, which the final retain drops.
+    let mut first: hashbrown::HashTable<usize> = hashbrown::HashTable::with_capacity(changes.len());
+    for read in 0..changes.len() {
+        let hash = hashes[read];
+        let found = first
+            .find(hash, |&i| changes[i].0 == changes[read].0)
+            .copied();
+        match found {
+            Some(i) => {
+                changes[i].1 += changes[read].1;
+                changes[read].1 = 0;
+            }
+            None => {
+                first.insert_unique(hash, read, |&i| hashes[i]);
+            }
+        }
+    }
+    changes.retain(|(_, d)| *d != 0);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,8 +103,28 @@ mod tests {
     fn consolidate_sums_and_drops_zeros() {
         let a = Row::pack([Datum::Int(1)]);
         let b = Row::pack([Datum::Int(2)]);
-        let mut v = vec![(b.clone(), 1), (a.clone(), 1), (b.clone(), -1), (a.clone(), 2)];
+        let mut v = vec![
+            (b.clone(), 1),
+            (a.clone(), 1),
+            (b.clone(), -1),
+            (a.clone(), 2),
+        ];
         consolidate(&mut v);
         assert_eq!(v, vec![(a, 3)]);
+    }
+
+    #[test]
+    fn consolidate_unordered_agrees_with_consolidate() {
+        let rows: Vec<Row> = (0..50).map(|i| Row::pack([Datum::Int(i % 17)])).collect();
+        let mut changes: Vec<(Row, Diff)> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.clone(), (i % 5) as Diff - 2))
+            .collect();
+        let mut sorted = changes.clone();
+        consolidate(&mut sorted);
+        consolidate_unordered(&mut changes);
+        changes.sort();
+        assert_eq!(changes, sorted);
     }
 }

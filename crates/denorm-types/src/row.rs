@@ -19,9 +19,17 @@
 //! used for SQL equality (join and group keys) are packed with
 //! [`RowPacker::push_key`], which folds integral doubles to integers and -0.0
 //! to 0 so that SQL-equal keys get equal bytes.
+//!
+//! A row of at most [`Row::INLINE`] encoded bytes (an aggregate's output, a
+//! key, a narrow table's row) is stored inside the 24-byte handle itself;
+//! longer rows own one heap buffer. Every row of a given encoding has exactly
+//! one representation, but equality, hashing and ordering only ever look at
+//! the encoded bytes.
 
 use std::borrow::{Borrow, Cow};
+use std::cmp::Ordering;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 
 use crate::datum::Datum;
 
@@ -37,15 +45,90 @@ const TEXT8: u8 = 8;
 const TEXT32: u8 = 9;
 
 /// A packed row: see the module documentation for its encoding.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[derive(Clone)]
 pub struct Row {
-    data: Box<[u8]>,
+    repr: Repr,
+}
+
+/// Short rows inline, long rows on the heap; the choice is a function of the
+/// length alone.
+#[derive(Clone)]
+enum Repr {
+    Inline { len: u8, bytes: [u8; Row::INLINE] },
+    Heap(Box<[u8]>),
+}
+
+impl Default for Row {
+    fn default() -> Row {
+        Row {
+            repr: Repr::Inline {
+                len: 0,
+                bytes: [0; Row::INLINE],
+            },
+        }
+    }
+}
+
+impl PartialEq for Row {
+    fn eq(&self, other: &Row) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Row {}
+
+impl Hash for Row {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
+    }
+}
+
+/// Rows hash and compare as their bytes, so maps keyed by rows can be probed
+/// with borrowed bytes.
+impl Borrow<[u8]> for Row {
+    fn borrow(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl PartialOrd for Row {
+    fn partial_cmp(&self, other: &Row) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Row {
+    fn cmp(&self, other: &Row) -> Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
 }
 
 impl Row {
+    /// Rows of at most this many encoded bytes need no heap allocation.
+    pub const INLINE: usize = 22;
+
     /// The row with no columns.
     pub fn empty() -> Row {
         Row::default()
+    }
+
+    /// A row from bytes that are a valid encoding (built by a packer or
+    /// copied from another row).
+    fn from_encoded(encoded: &[u8]) -> Row {
+        if encoded.len() <= Row::INLINE {
+            let mut bytes = [0; Row::INLINE];
+            bytes[..encoded.len()].copy_from_slice(encoded);
+            Row {
+                repr: Repr::Inline {
+                    len: encoded.len() as u8,
+                    bytes,
+                },
+            }
+        } else {
+            Row {
+                repr: Repr::Heap(encoded.into()),
+            }
+        }
     }
 
     pub fn pack<'a, I>(datums: I) -> Row
@@ -61,7 +144,9 @@ impl Row {
     }
 
     pub fn iter(&self) -> DatumIter<'_> {
-        DatumIter { data: &self.data }
+        DatumIter {
+            data: self.as_bytes(),
+        }
     }
 
     /// All datums, borrowed.
@@ -72,42 +157,104 @@ impl Row {
     /// The datum at column `index`. Panics when the row is shorter, which is a
     /// planner bug: column indexes are resolved at plan time.
     pub fn get(&self, index: usize) -> Datum<'_> {
-        self.iter().nth(index).expect("column index out of range (planner bug)")
+        let data = self.as_bytes();
+        let mut at = 0;
+        for _ in 0..index {
+            assert!(at < data.len(), "column index out of range (planner bug)");
+            at += encoded_len(&data[at..]);
+        }
+        assert!(at < data.len(), "column index out of range (planner bug)");
+        decode(&data[at..]).0
     }
 
+    /// The number of columns.
     pub fn len(&self) -> usize {
-        self.iter().count()
+        let data = self.as_bytes();
+        let (mut at, mut count) = (0, 0);
+        while at < data.len() {
+            at += encoded_len(&data[at..]);
+            count += 1;
+        }
+        count
     }
 
     pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
+        self.as_bytes().is_empty()
     }
 
     /// The encoded bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.data
+        match &self.repr {
+            Repr::Inline { len, bytes } => &bytes[..*len as usize],
+            Repr::Heap(data) => data,
+        }
     }
 
     /// Byte ranges of every datum's encoding, for copying columns without
     /// decoding them.
     pub fn spans(&self, out: &mut Vec<(u32, u32)>) {
         out.clear();
+        let data = self.as_bytes();
         let mut at = 0usize;
-        while at < self.data.len() {
-            let len = encoded_len(&self.data[at..]);
+        while at < data.len() {
+            let len = encoded_len(&data[at..]);
             out.push((at as u32, (at + len) as u32));
             at += len;
         }
     }
 
-    /// Bytes this row owns on the heap (its buffer), not counting the 16-byte
-    /// handle itself.
+    /// Bytes this row owns on the heap (its buffer, none when inline), not
+    /// counting the 24-byte handle itself.
     pub fn heap_size(&self) -> usize {
-        self.data.len()
+        match &self.repr {
+            Repr::Inline { .. } => 0,
+            Repr::Heap(data) => data.len(),
+        }
     }
 
     pub fn has_null(&self) -> bool {
         self.iter().any(|d| d.is_null())
+    }
+}
+
+/// A packed row borrowed from a buffer that holds rows back to back (an
+/// arrangement's group) or from a [`Row`]: reads like a row without owning it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RowRef<'a> {
+    data: &'a [u8],
+}
+
+impl<'a> RowRef<'a> {
+    /// The first `len` bytes of `data` as a row; `data` must come from
+    /// [`Row::as_bytes`] or [`RowRef::as_bytes`] cut at a row boundary.
+    pub fn from_prefix(data: &'a [u8], len: usize) -> RowRef<'a> {
+        RowRef { data: &data[..len] }
+    }
+
+    pub fn iter(self) -> DatumIter<'a> {
+        DatumIter { data: self.data }
+    }
+
+    pub fn as_bytes(self) -> &'a [u8] {
+        self.data
+    }
+
+    pub fn to_row(self) -> Row {
+        Row::from_encoded(self.data)
+    }
+}
+
+impl<'a> From<&'a Row> for RowRef<'a> {
+    fn from(row: &'a Row) -> RowRef<'a> {
+        RowRef {
+            data: row.as_bytes(),
+        }
+    }
+}
+
+impl fmt::Debug for RowRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.to_row(), f)
     }
 }
 
@@ -170,10 +317,24 @@ fn decode(data: &[u8]) -> (Datum<'_>, usize) {
         FALSE => (Datum::Bool(false), 1),
         TRUE => (Datum::Bool(true), 1),
         INT8 => (Datum::Int(i64::from(data[1] as i8)), 2),
-        INT16 => (Datum::Int(i64::from(i16::from_le_bytes([data[1], data[2]]))), 3),
-        INT32 => (Datum::Int(i64::from(i32::from_le_bytes(data[1..5].try_into().unwrap()))), 5),
-        INT64 => (Datum::Int(i64::from_le_bytes(data[1..9].try_into().unwrap())), 9),
-        FLOAT => (Datum::Float(f64::from_le_bytes(data[1..9].try_into().unwrap())), 9),
+        INT16 => (
+            Datum::Int(i64::from(i16::from_le_bytes([data[1], data[2]]))),
+            3,
+        ),
+        INT32 => (
+            Datum::Int(i64::from(i32::from_le_bytes(
+                data[1..5].try_into().unwrap(),
+            ))),
+            5,
+        ),
+        INT64 => (
+            Datum::Int(i64::from_le_bytes(data[1..9].try_into().unwrap())),
+            9,
+        ),
+        FLOAT => (
+            Datum::Float(f64::from_le_bytes(data[1..9].try_into().unwrap())),
+            9,
+        ),
         TEXT8 => {
             let len = data[1] as usize;
             (Datum::Text(Cow::Borrowed(text(&data[2..2 + len]))), 2 + len)
@@ -221,7 +382,9 @@ impl RowPacker {
     /// considers equal have equal bytes.
     pub fn push_key(&mut self, datum: &Datum<'_>) {
         match datum {
-            Datum::Float(x) if x.fract() == 0.0 && *x >= -9.223372036854776e18 && *x < 9.223372036854776e18 => {
+            Datum::Float(x)
+                if x.fract() == 0.0 && *x >= -9.223372036854776e18 && *x < 9.223372036854776e18 =>
+            {
                 self.push_int(*x as i64)
             }
             d => self.push(d),
@@ -259,16 +422,29 @@ impl RowPacker {
 
     /// Copies column `span` (from [`Row::spans`]) of `row` without decoding it.
     pub fn push_encoded(&mut self, row: &Row, span: (u32, u32)) {
-        self.buf.extend_from_slice(&row.data[span.0 as usize..span.1 as usize]);
+        self.buf
+            .extend_from_slice(&row.as_bytes()[span.0 as usize..span.1 as usize]);
     }
 
     /// Copies a whole row's columns.
     pub fn extend_from_row(&mut self, row: &Row) {
-        self.buf.extend_from_slice(&row.data);
+        self.buf.extend_from_slice(row.as_bytes());
+    }
+
+    /// Copies a borrowed row's columns.
+    pub fn extend_from_ref(&mut self, row: RowRef<'_>) {
+        self.buf.extend_from_slice(row.as_bytes());
+    }
+
+    /// Copies the encoded bytes `start..end` of `row` (column spans from
+    /// [`Row::spans`]) without decoding them.
+    pub fn push_encoded_ref(&mut self, row: RowRef<'_>, start: u32, end: u32) {
+        self.buf
+            .extend_from_slice(&row.as_bytes()[start as usize..end as usize]);
     }
 
     pub fn finish(&mut self) -> Row {
-        let row = Row { data: self.buf.as_slice().into() };
+        let row = Row::from_encoded(&self.buf);
         self.buf.clear();
         row
     }
@@ -328,8 +504,22 @@ mod tests {
 
     #[test]
     fn small_integers_are_small() {
-        assert_eq!(Row::pack([Datum::Int(5)]).heap_size(), 2);
-        assert_eq!(Row::pack([Datum::Int(1 << 40)]).heap_size(), 9);
-        assert_eq!(Row::pack([Datum::text("abc")]).heap_size(), 5);
+        assert_eq!(Row::pack([Datum::Int(5)]).as_bytes().len(), 2);
+        assert_eq!(Row::pack([Datum::Int(1 << 40)]).as_bytes().len(), 9);
+        assert_eq!(Row::pack([Datum::text("abc")]).as_bytes().len(), 5);
+    }
+
+    #[test]
+    fn short_rows_live_in_the_handle() {
+        assert_eq!(std::mem::size_of::<Row>(), 24);
+        let short = Row::pack([Datum::Int(1 << 40), Datum::Int(1 << 40)]);
+        assert_eq!((short.as_bytes().len(), short.heap_size()), (18, 0));
+        let long = Row::pack([Datum::text("a text longer than the inline limit")]);
+        assert_eq!(long.heap_size(), long.as_bytes().len());
+        assert_eq!(
+            long.get(0),
+            Datum::text("a text longer than the inline limit")
+        );
+        assert!(short < long && Row::empty() < short);
     }
 }

@@ -18,7 +18,7 @@
 use hashbrown::HashMap;
 
 use denorm_expr::{EvalError, Expr, JoinKind};
-use denorm_types::{Datum, Dialect, Diff, Row, RowPacker};
+use denorm_types::{Datum, Dialect, Diff, Row, RowPacker, RowRef};
 
 use crate::index::{key_of, Group, Index};
 use crate::Hasher;
@@ -35,14 +35,14 @@ pub(crate) struct Join {
 }
 
 /// A batch's delta of one side, grouped by join key.
-type Grouped<'a> = HashMap<Row, (Vec<(&'a Row, Diff)>, bool), Hasher>;
+type Grouped<'a> = HashMap<Row, (Vec<(RowRef<'a>, Diff)>, bool), Hasher>;
 
 fn group<'a>(key: &[usize], delta: &'a [(Row, Diff)], packer: &mut RowPacker) -> Grouped<'a> {
     let mut out: Grouped<'a> = HashMap::default();
     for (row, diff) in delta {
         let (k, has_null) = key_of(key, row, packer);
         let slot = out.entry(k).or_insert_with(|| (Vec::new(), has_null));
-        slot.0.push((row, *diff));
+        slot.0.push((row.into(), *diff));
     }
     out
 }
@@ -55,17 +55,17 @@ struct Output<'j> {
 
 impl Output<'_> {
     /// Emits `left ++ right` with weight `diff` if the residual holds.
-    fn pair(&mut self, left: &Row, right: &Row, diff: Diff) -> Result<(), EvalError> {
+    fn pair(&mut self, left: RowRef<'_>, right: RowRef<'_>, diff: Diff) -> Result<(), EvalError> {
         if diff == 0 || !self.residual_holds(left, right)? {
             return Ok(());
         }
-        self.packer.extend_from_row(left);
-        self.packer.extend_from_row(right);
+        self.packer.extend_from_ref(left);
+        self.packer.extend_from_ref(right);
         self.changes.push((self.packer.finish(), diff));
         Ok(())
     }
 
-    fn residual_holds(&self, left: &Row, right: &Row) -> Result<bool, EvalError> {
+    fn residual_holds(&self, left: RowRef<'_>, right: RowRef<'_>) -> Result<bool, EvalError> {
         match &self.join.residual {
             None => Ok(true),
             Some(p) => {
@@ -76,11 +76,11 @@ impl Output<'_> {
     }
 
     /// Emits `left ++ NULL…` with weight `diff`.
-    fn padded(&mut self, left: &Row, diff: Diff) {
+    fn padded(&mut self, left: RowRef<'_>, diff: Diff) {
         if diff == 0 {
             return;
         }
-        self.packer.extend_from_row(left);
+        self.packer.extend_from_ref(left);
         for _ in 0..self.join.right_arity {
             self.packer.push(&Datum::Null);
         }
@@ -88,7 +88,11 @@ impl Output<'_> {
     }
 
     /// Σ over `rows` of their weight where `left ++ row` passes the residual.
-    fn matches<'r>(&self, left: &Row, rows: impl Iterator<Item = (&'r Row, Diff)>) -> Result<Diff, EvalError> {
+    fn matches<'r>(
+        &self,
+        left: RowRef<'_>,
+        rows: impl Iterator<Item = (RowRef<'r>, Diff)>,
+    ) -> Result<Diff, EvalError> {
         let mut total = 0;
         for (r, d) in rows {
             if self.residual_holds(left, r)? {
@@ -112,21 +116,25 @@ impl Join {
         let mut packer = RowPacker::new();
         let dl = group(&self.left_key, left_delta, &mut packer);
         let dr = group(&self.right_key, right_delta, &mut packer);
-        let mut out = Output { join: self, packer, changes: Vec::new() };
+        let mut out = Output {
+            join: self,
+            packer,
+            changes: Vec::new(),
+        };
         for (key, (rows, has_null)) in &dl {
             if *has_null {
                 continue;
             }
             if let Some((group, _)) = right.get(key) {
-                for (l, d) in rows {
+                for &(l, d) in rows {
                     for (r, c) in group.iter() {
                         out.pair(l, r, d * c)?;
                     }
                 }
             }
             if let Some((rrows, _)) = dr.get(key) {
-                for (l, d) in rows {
-                    for (r, c) in rrows {
+                for &(l, d) in rows {
+                    for &(r, c) in rrows {
                         out.pair(l, r, -d * c)?;
                     }
                 }
@@ -137,7 +145,7 @@ impl Join {
                 continue;
             }
             if let Some((group, _)) = left.get(key) {
-                for (r, d) in rows {
+                for &(r, d) in rows {
                     for (l, c) in group.iter() {
                         out.pair(l, r, c * d)?;
                     }
@@ -151,20 +159,27 @@ impl Join {
     }
 
     /// The change in NULL-padded rows for every key the batch touched.
-    fn pad(&self, left: &Index, right: &Index, dl: &Grouped<'_>, dr: &Grouped<'_>, out: &mut Output<'_>) -> Result<(), EvalError> {
-        let empty: Vec<(&Row, Diff)> = Vec::new();
+    fn pad(
+        &self,
+        left: &Index,
+        right: &Index,
+        dl: &Grouped<'_>,
+        dr: &Grouped<'_>,
+        out: &mut Output<'_>,
+    ) -> Result<(), EvalError> {
+        let empty: Vec<(RowRef<'_>, Diff)> = Vec::new();
         for (key, (rows, has_null)) in dl {
             if *has_null || !dr.contains_key(key) {
                 // The right side did not change under this key: only the
                 // changed left rows change their padded copies.
                 let group = if *has_null { None } else { right.get(key) };
-                for (l, d) in rows {
+                for &(l, d) in rows {
                     let m = match group {
                         Some((g, total)) => self.matches_in(out, l, g, *total)?,
                         None => 0,
                     };
                     if m == 0 {
-                        out.padded(l, *d);
+                        out.padded(l, d);
                     }
                 }
             }
@@ -174,12 +189,24 @@ impl Join {
                 continue;
             }
             let left_rows = dl.get(key).map_or(&empty, |(rows, _)| rows);
-            self.repad_key(left.get(key).map(|(g, _)| g), left_rows, right.get(key), rrows, out)?;
+            self.repad_key(
+                left.get(key).map(|(g, _)| g),
+                left_rows,
+                right.get(key),
+                rrows,
+                out,
+            )?;
         }
         Ok(())
     }
 
-    fn matches_in(&self, out: &Output<'_>, l: &Row, group: &Group, total: Diff) -> Result<Diff, EvalError> {
+    fn matches_in(
+        &self,
+        out: &Output<'_>,
+        l: RowRef<'_>,
+        group: &Group,
+        total: Diff,
+    ) -> Result<Diff, EvalError> {
         if self.residual.is_none() {
             Ok(total)
         } else {
@@ -191,30 +218,42 @@ impl Join {
     fn repad_key(
         &self,
         left_now: Option<&Group>,
-        left_delta: &[(&Row, Diff)],
+        left_delta: &[(RowRef<'_>, Diff)],
         right_now: Option<&(Group, Diff)>,
-        right_delta: &[(&Row, Diff)],
+        right_delta: &[(RowRef<'_>, Diff)],
         out: &mut Output<'_>,
     ) -> Result<(), EvalError> {
         // Left rows now present, plus rows the batch removed entirely.
-        let mut candidates: Vec<(&Row, Diff)> = left_now.map(|g| g.iter().collect()).unwrap_or_default();
-        for (l, d) in left_delta {
-            if left_now.is_none_or(|g| g.count(l) == 0) && *d < 0 {
+        let mut candidates: Vec<(RowRef<'_>, Diff)> =
+            left_now.map(|g| g.iter().collect()).unwrap_or_default();
+        for &(l, d) in left_delta {
+            if left_now.is_none_or(|g| g.count(l) == 0) && d < 0 {
                 candidates.push((l, 0));
             }
         }
         for (l, count_now) in candidates {
-            let delta = left_delta.iter().filter(|(r, _)| *r == l).map(|(_, d)| d).sum::<Diff>();
+            let delta = left_delta
+                .iter()
+                .filter(|(r, _)| *r == l)
+                .map(|(_, d)| d)
+                .sum::<Diff>();
             let count_before = count_now - delta;
             let (m_now, m_delta) = match &self.residual {
-                None => (right_now.map_or(0, |(_, t)| *t), right_delta.iter().map(|(_, d)| d).sum()),
+                None => (
+                    right_now.map_or(0, |(_, t)| *t),
+                    right_delta.iter().map(|(_, d)| d).sum(),
+                ),
                 Some(_) => (
                     right_now.map_or(Ok(0), |(g, _)| out.matches(l, g.iter()))?,
-                    out.matches(l, right_delta.iter().map(|(r, d)| (*r, *d)))?,
+                    out.matches(l, right_delta.iter().copied())?,
                 ),
             };
             let padded_now = if m_now == 0 { count_now } else { 0 };
-            let padded_before = if m_now - m_delta == 0 { count_before } else { 0 };
+            let padded_before = if m_now - m_delta == 0 {
+                count_before
+            } else {
+                0
+            };
             out.padded(l, padded_now - padded_before);
         }
         Ok(())

@@ -44,7 +44,12 @@ enum Accumulator {
     Count(Diff),
     /// Integers summed exactly in 128 bits (so a transient overflow that later
     /// retractions undo is harmless); doubles summed apart.
-    Sum { non_null: Diff, ints: i128, floats: f64, float_count: Diff },
+    Sum {
+        non_null: Diff,
+        ints: i128,
+        floats: f64,
+        float_count: Diff,
+    },
     Extreme(BTreeMap<Ordered, Diff>),
     Distinct(HashMap<Row, Diff, Hasher>),
 }
@@ -53,9 +58,12 @@ impl Accumulator {
     fn new(func: AggregateFunc) -> Self {
         match func {
             AggregateFunc::Count => Accumulator::Count(0),
-            AggregateFunc::Sum | AggregateFunc::Avg => {
-                Accumulator::Sum { non_null: 0, ints: 0, floats: 0.0, float_count: 0 }
-            }
+            AggregateFunc::Sum | AggregateFunc::Avg => Accumulator::Sum {
+                non_null: 0,
+                ints: 0,
+                floats: 0.0,
+                float_count: 0,
+            },
             AggregateFunc::Min | AggregateFunc::Max => Accumulator::Extreme(BTreeMap::new()),
             AggregateFunc::CountDistinct => Accumulator::Distinct(HashMap::default()),
         }
@@ -67,7 +75,12 @@ impl Accumulator {
         }
         match self {
             Accumulator::Count(n) => *n += diff,
-            Accumulator::Sum { non_null, ints, floats, float_count } => {
+            Accumulator::Sum {
+                non_null,
+                ints,
+                floats,
+                float_count,
+            } => {
                 *non_null += diff;
                 match value {
                     Datum::Int(i) => *ints += i128::from(*i) * i128::from(diff),
@@ -106,7 +119,12 @@ impl Accumulator {
         Ok(match self {
             Accumulator::Count(n) => Datum::Int(*n),
             Accumulator::Sum { non_null: 0, .. } => Datum::Null,
-            Accumulator::Sum { non_null, ints, floats, float_count } => {
+            Accumulator::Sum {
+                non_null,
+                ints,
+                floats,
+                float_count,
+            } => {
                 let total = *ints as f64 + floats;
                 match func {
                     AggregateFunc::Avg => Datum::Float(total / *non_null as f64),
@@ -115,24 +133,45 @@ impl Accumulator {
                 }
             }
             Accumulator::Extreme(values) => {
-                let v = if func == AggregateFunc::Min { values.keys().next() } else { values.keys().next_back() };
+                let v = if func == AggregateFunc::Min {
+                    values.keys().next()
+                } else {
+                    values.keys().next_back()
+                };
                 v.map_or(Datum::Null, |o| o.0.clone())
             }
             Accumulator::Distinct(values) => Datum::Int(values.len() as i64),
         })
-        .map(|v| if func == AggregateFunc::Count && rows == 0 { Datum::Int(0) } else { v })
+        .map(|v| {
+            if func == AggregateFunc::Count && rows == 0 {
+                Datum::Int(0)
+            } else {
+                v
+            }
+        })
     }
 }
 
 #[derive(Debug, Clone)]
 struct GroupState {
     rows: Diff,
-    accumulators: Vec<Accumulator>,
+    /// 1 + the group's index in the batch's touched list, 0 when the batch in
+    /// flight has not touched it yet: the one lookup per change also tells
+    /// whether the group's old output row must be remembered.
+    touched: u32,
+    accumulators: Box<[Accumulator]>,
 }
 
 impl GroupState {
     fn new(aggregates: &[Aggregate]) -> Self {
-        GroupState { rows: 0, accumulators: aggregates.iter().map(|a| Accumulator::new(a.func)).collect() }
+        GroupState {
+            rows: 0,
+            touched: 0,
+            accumulators: aggregates
+                .iter()
+                .map(|a| Accumulator::new(a.func))
+                .collect(),
+        }
     }
 }
 
@@ -146,86 +185,85 @@ pub(crate) struct Reduce {
     groups: HashMap<Row, GroupState, Hasher>,
     /// Whether the first batch has run (a global aggregate emits its row then).
     started: bool,
+    packer: RowPacker,
 }
 
 impl Reduce {
     pub(crate) fn new(group_key: Vec<usize>, aggregates: Vec<Aggregate>, dialect: Dialect) -> Self {
-        Reduce { group_key, aggregates, dialect, groups: HashMap::default(), started: false }
-    }
-
-    fn fresh(&self) -> GroupState {
-        GroupState::new(&self.aggregates)
-    }
-
-    /// The output row of a group, or `None` when the group is absent (no
-    /// rows, unless it is the single group of a global aggregate).
-    fn output(&self, key: &Row, state: Option<&GroupState>) -> Result<Option<Row>, EvalError> {
-        let global = self.group_key.is_empty();
-        let fresh;
-        let state = match state {
-            Some(s) if s.rows > 0 => s,
-            _ if global => {
-                fresh = self.fresh();
-                &fresh
-            }
-            _ => return Ok(None),
-        };
-        let mut packer = RowPacker::new();
-        packer.extend_from_row(key);
-        for (acc, agg) in state.accumulators.iter().zip(&self.aggregates) {
-            packer.push(&acc.value(agg.func, state.rows)?);
+        Reduce {
+            group_key,
+            aggregates,
+            dialect,
+            groups: HashMap::default(),
+            started: false,
+            packer: RowPacker::new(),
         }
-        Ok(Some(packer.finish()))
     }
 
     /// The group key exactly as the rows carry it (not SQL-normalized: GROUP
     /// BY outputs the key values themselves).
-    fn key_of(&self, datums: &[Datum<'_>], packer: &mut RowPacker) -> Row {
-        for &c in &self.group_key {
+    fn key_of(group_key: &[usize], datums: &[Datum<'_>], packer: &mut RowPacker) -> Row {
+        for &c in group_key {
             packer.push(&datums[c]);
         }
         packer.finish()
     }
 
     pub(crate) fn step(&mut self, input: &[(Row, Diff)]) -> Result<Vec<(Row, Diff)>, EvalError> {
-        let mut before: HashMap<Row, Option<Row>, Hasher> = HashMap::default();
+        // Every group the batch touches, with its output row before the batch.
+        let mut touched: Vec<(Row, Option<Row>)> = Vec::new();
         if !self.started {
             self.started = true;
             if self.group_key.is_empty() {
-                before.insert(Row::empty(), None);
+                touched.push((Row::empty(), None));
+                self.groups
+                    .entry(Row::empty())
+                    .or_insert_with(|| GroupState::new(&self.aggregates))
+                    .touched = 1;
             }
         }
-        let mut packer = RowPacker::new();
+        let Reduce {
+            group_key,
+            aggregates,
+            dialect,
+            groups,
+            packer,
+            ..
+        } = self;
         let mut datums: Vec<Datum<'_>> = Vec::new();
         let mut args: Vec<Datum<'_>> = Vec::new();
         for (row, diff) in input {
             datums.clear();
             datums.extend(row.iter());
-            let key = self.key_of(&datums, &mut packer);
-            if !before.contains_key(&key) {
-                let old = self.output(&key, self.groups.get(&key))?;
-                before.insert(key.clone(), old);
-            }
             args.clear();
-            for agg in &self.aggregates {
+            for agg in aggregates.iter() {
                 args.push(match &agg.arg {
-                    Some(e) => e.eval(&datums, self.dialect)?,
+                    Some(e) => e.eval(&datums, *dialect)?,
                     None => Datum::Int(1),
                 });
             }
-            let aggregates = &self.aggregates;
-            let state = self.groups.entry(key).or_insert_with(|| GroupState::new(aggregates));
+            let key = Self::key_of(group_key, &datums, packer);
+            let state = groups
+                .entry_ref(&key)
+                .or_insert_with(|| GroupState::new(aggregates));
+            if state.touched == 0 {
+                let old = output(group_key.is_empty(), aggregates, &key, state, packer)?;
+                touched.push((key, old));
+                state.touched =
+                    u32::try_from(touched.len()).expect("batch touches under 4G groups");
+            }
             state.rows += diff;
             for (acc, arg) in state.accumulators.iter_mut().zip(&args) {
-                acc.update(arg, *diff, &mut packer);
+                acc.update(arg, *diff, packer);
             }
         }
-        let mut out = Vec::with_capacity(before.len() * 2);
-        for (key, old) in before {
-            let state = self.groups.get(&key);
-            let new = self.output(&key, state)?;
-            if state.is_some_and(|s| s.rows == 0) {
-                self.groups.remove(&key);
+        let mut out = Vec::with_capacity(touched.len() * 2);
+        for (key, old) in touched {
+            let state = groups.get_mut(&key).expect("touched groups exist");
+            state.touched = 0;
+            let new = output(group_key.is_empty(), aggregates, &key, state, packer)?;
+            if state.rows == 0 && !group_key.is_empty() {
+                groups.remove(&key);
             }
             if old != new {
                 out.extend(old.map(|r| (r, -1)));
@@ -234,4 +272,29 @@ impl Reduce {
         }
         Ok(out)
     }
+}
+
+/// The output row of a group, or `None` when the group is absent (no rows,
+/// unless it is the single group of a global aggregate).
+fn output(
+    global: bool,
+    aggregates: &[Aggregate],
+    key: &Row,
+    state: &GroupState,
+    packer: &mut RowPacker,
+) -> Result<Option<Row>, EvalError> {
+    if state.rows <= 0 && !global {
+        return Ok(None);
+    }
+    packer.extend_from_row(key);
+    for (acc, agg) in state.accumulators.iter().zip(aggregates) {
+        match acc.value(agg.func, state.rows) {
+            Ok(v) => packer.push(&v),
+            Err(e) => {
+                packer.finish();
+                return Err(e);
+            }
+        }
+    }
+    Ok(Some(packer.finish()))
 }
