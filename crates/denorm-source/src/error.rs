@@ -147,3 +147,44 @@ fn describe_declared(declared: &str) -> String {
         format!("has declared type {declared:?} (BLOB affinity)")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::ffi;
+
+    fn sqlite(code: i32) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(ffi::Error::new(code), None)
+    }
+
+    #[test]
+    fn transient_errors_are_the_passing_ones() {
+        let path = || PathBuf::from("app.db");
+        let capture = |code| SourceError::Capture { path: path(), what: "x".into(), source: sqlite(code) };
+        let cases = [
+            (SourceError::Busy { path: path(), what: "x".into(), source: sqlite(ffi::SQLITE_BUSY) }, true),
+            (capture(ffi::SQLITE_LOCKED), true),
+            (capture(ffi::SQLITE_IOERR), true),
+            (capture(ffi::SQLITE_CONSTRAINT), false),
+            (capture(ffi::SQLITE_CORRUPT), false),
+            (SourceError::Open { path: path(), source: sqlite(ffi::SQLITE_BUSY) }, true),
+            (SourceError::NotFound { path: path() }, false),
+            (SourceError::ReadOnly { path: path() }, false),
+            (SourceError::SchemaChanged { tables: vec!["users".into()] }, false),
+            (SourceError::BlobValue { table: "t".into(), column: "c".into() }, false),
+        ];
+        for (error, transient) in cases {
+            assert_eq!(error.is_transient(), transient, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn messages_say_what_to_do() {
+        let error = SourceError::SchemaChanged { tables: vec!["users".into(), "posts".into()] };
+        assert_eq!(
+            error.to_string(),
+            "the schema of captured table(s) users, posts changed since the catalog was read; \
+             re-read the catalog, re-plan the views and open the capture again"
+        );
+    }
+}

@@ -45,8 +45,8 @@
 //!   `unixepoch('subsec')` needs 3.42 while triggers must run on 3.38 (the
 //!   stamp is taken when the change is made, a little before the commit).
 //! * **DROP COLUMN.** SQLite refuses `ALTER TABLE … DROP COLUMN` of a column
-//!   a trigger references: "error in trigger _denorm_update_users after drop
-//!   column: no such column: OLD.email". Triggers reference only columns the
+//!   a trigger references: "error in trigger _denorm_insert_users after drop
+//!   column: no such column: NEW.email". Triggers reference only columns the
 //!   views read, so dropping any other column works. To drop a column a view
 //!   reads, first change the views so that none reads it and restart denorm
 //!   (its triggers are re-created without the column), or stop denorm, run
