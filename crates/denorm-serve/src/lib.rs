@@ -10,7 +10,10 @@
 //! view's consolidated output changes to the [`Publisher`], then calls
 //! [`Publisher::publish`]. Readers see state only through a [`Reader`]:
 //! every view as of one batch boundary, never half a batch, and reads never
-//! wait for maintenance (see [`state`](crate::Published) for how).
+//! wait for maintenance: [`Publisher::publish`] swaps in an immutable
+//! [`Published`] snapshot whose per-view rows are persistent maps that
+//! share structure with the previous snapshot, so publishing costs
+//! O(changes).
 //!
 //! ```
 //! use std::time::Duration;
@@ -75,6 +78,7 @@ mod http;
 pub mod json;
 mod metrics;
 pub mod query;
+mod rows;
 mod state;
 
 pub use http::{router, serve, ApiError, POSITION_HEADER};

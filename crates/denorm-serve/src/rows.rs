@@ -1,0 +1,137 @@
+//! A view's rows as a persistent map keyed by the view's packed key.
+//!
+//! The key is the view's key columns packed with [`RowPacker::push_key`], so
+//! SQL-equal numbers (`3` and `3.0`) find the same entry. A multiset view
+//! (keyed by all its columns) needs no special case: its key is the whole
+//! row and the slot holds the multiplicity.
+
+use std::sync::Arc;
+
+use denorm_types::{Diff, Row, RowPacker};
+
+/// A view's rows indexed by packed key.
+///
+/// The key is the view's key columns packed with [`RowPacker::push_key`]
+/// (SQL-equal numbers get equal bytes). A slot holds every distinct row
+/// under its key with its multiplicity: one row for a keyed view, the
+/// copies of one row for a multiset view. Keeping a list rather than a
+/// single row keeps the structure consistent even if an upstream bug sent
+/// two rows under one key.
+#[derive(Debug, Clone, Default)]
+pub struct ViewRows {
+    map: imbl::HashMap<Arc<Row>, Arc<Vec<(Row, Diff)>>>,
+    /// Rows counted with multiplicity.
+    len: u64,
+}
+
+impl ViewRows {
+    /// Rows counted with their multiplicity.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Rows under a packed key (see [`pack_key`]), with multiplicities.
+    pub fn get(&self, key: &Row) -> &[(Row, Diff)] {
+        self.map.get(key).map_or(&[], |slot| slot.as_slice())
+    }
+
+    /// Every row with its multiplicity, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Row, Diff)> {
+        self.map
+            .values()
+            .flat_map(|slot| slot.iter().map(|(r, d)| (r, *d)))
+    }
+
+    /// Applies changes, retractions first: a row moving under one key
+    /// within a batch (delete then insert) is then no conflict.
+    pub(crate) fn apply(
+        &mut self,
+        key_columns: &[usize],
+        changes: &[(Row, Diff)],
+        packer: &mut RowPacker,
+    ) {
+        for (row, diff) in changes.iter().filter(|(_, d)| *d < 0) {
+            let key = pack_row_key(key_columns, row, packer);
+            self.retract(key, row, -diff);
+        }
+        for (row, diff) in changes.iter().filter(|(_, d)| *d > 0) {
+            let key = pack_row_key(key_columns, row, packer);
+            self.insert(key, row, *diff);
+        }
+    }
+
+    fn retract(&mut self, key: Row, row: &Row, count: Diff) {
+        let Some(slot) = self.map.get_mut(&key) else {
+            tracing::warn!(
+                ?row,
+                "retraction of a row the view does not hold (upstream bug); ignored"
+            );
+            return;
+        };
+        let rows = Arc::make_mut(slot);
+        let Some(at) = rows.iter().position(|(r, _)| r == row) else {
+            tracing::warn!(
+                ?row,
+                "retraction of a row the view does not hold (upstream bug); ignored"
+            );
+            return;
+        };
+        let removed = count.min(rows[at].1);
+        rows[at].1 -= removed;
+        self.len -= removed as u64;
+        if rows[at].1 == 0 {
+            rows.swap_remove(at);
+            if rows.is_empty() {
+                self.map.remove(&key);
+            }
+        }
+    }
+
+    fn insert(&mut self, key: Row, row: &Row, count: Diff) {
+        self.len += count as u64;
+        if let Some(slot) = self.map.get_mut(&key) {
+            let rows = Arc::make_mut(slot);
+            match rows.iter_mut().find(|(r, _)| r == row) {
+                Some(entry) => entry.1 += count,
+                None => rows.push((row.clone(), count)),
+            }
+        } else {
+            self.map
+                .insert(Arc::new(key), Arc::new(vec![(row.clone(), count)]));
+        }
+    }
+}
+
+/// Packs the key of `row` for a view keyed by `key_columns`.
+fn pack_row_key(key_columns: &[usize], row: &Row, packer: &mut RowPacker) -> Row {
+    let mut datums = row.iter();
+    let mut at = 0;
+    for &k in key_columns {
+        // Key columns are usually in increasing order; fall back to random
+        // access otherwise.
+        let datum = if k >= at {
+            let d = datums
+                .nth(k - at)
+                .expect("key column out of range (planner bug)");
+            at = k + 1;
+            d
+        } else {
+            row.get(k)
+        };
+        packer.push_key(&datum);
+    }
+    packer.finish()
+}
+
+/// Packs key values (in key column order) the way stored keys are packed.
+pub fn pack_key<'a>(values: impl IntoIterator<Item = &'a denorm_types::Value>) -> Row {
+    let mut packer = RowPacker::new();
+    for v in values {
+        packer.push_key(v);
+    }
+    packer.finish()
+}
