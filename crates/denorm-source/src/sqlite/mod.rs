@@ -30,6 +30,7 @@ use rusqlite::{Connection, OpenFlags};
 use crate::error::InitError;
 use crate::SourceError;
 
+mod batch;
 pub mod capture;
 mod decode;
 mod triggers;
