@@ -85,6 +85,6 @@ pub use http::{router, serve, ApiError, POSITION_HEADER};
 pub use json::{Health, ViewSummary};
 pub use metrics::{Metrics, CONTENT_TYPE as METRICS_CONTENT_TYPE};
 pub use state::{
-    channel, pack_key, ColumnInfo, Published, PublishedView, Publisher, Reader, SourceState,
-    SourceStatus, ViewInfo, ViewRows, ViewStatus, WaitError,
+    channel, pack_key, percentiles, ColumnInfo, Published, PublishedView, Publisher, Reader,
+    SourceState, SourceStatus, ViewInfo, ViewRows, ViewStats, ViewStatus, WaitError,
 };

@@ -75,6 +75,9 @@ pub struct OrderTerm {
 pub enum Plan {
     /// Every key column has an `eq` filter: read the rows under this packed key.
     Lookup(Row),
+    /// The leading key columns have `eq` filters: read the range of keys
+    /// starting with these packed values.
+    Prefix(Row),
     /// Read every row.
     Scan,
 }
@@ -314,7 +317,9 @@ pub fn parse_value(name: &str, ty: ScalarType, raw: &str) -> Result<Value, BadPa
     })
 }
 
-/// Chooses a key lookup when every key column has a (non-negated) `eq` filter.
+/// Chooses a key lookup when every key column has a (non-negated) `eq`
+/// filter, a range of the index when a leading part of the key has, and a
+/// scan otherwise.
 pub fn plan(view: &ViewInfo, filters: &[Filter]) -> Plan {
     let mut values = Vec::with_capacity(view.key.len());
     for &k in &view.key {
@@ -324,13 +329,16 @@ pub fn plan(view: &ViewInfo, filters: &[Filter]) -> Plan {
         });
         match eq {
             Some(v) => values.push(v),
-            None => return Plan::Scan,
+            None => break,
         }
     }
     if values.is_empty() {
-        return Plan::Scan;
+        Plan::Scan
+    } else if values.len() == view.key.len() {
+        Plan::Lookup(pack_key(values))
+    } else {
+        Plan::Prefix(pack_key(values))
     }
-    Plan::Lookup(pack_key(values))
 }
 
 /// SQL's three-valued result of `datum op operand`: `None` is NULL.
@@ -380,13 +388,15 @@ pub fn execute<'a>(view: &'a PublishedView, query: &Query) -> Vec<Match<'a>> {
             .all(|f| passes(f, &datums))
             .then_some(Match { datums, count })
     };
-    let mut matches: Vec<Match<'a>> = match plan(&view.info, &query.filters) {
+    let plan = plan(&view.info, &query.filters);
+    let mut matches: Vec<Match<'a>> = match &plan {
         Plan::Lookup(key) => view
             .rows
-            .get(&key)
+            .get(key)
             .iter()
             .filter_map(|(r, d)| keep((r, *d)))
             .collect(),
+        Plan::Prefix(prefix) => view.rows.prefixed(prefix).filter_map(keep).collect(),
         Plan::Scan => view.rows.iter().filter_map(keep).collect(),
     };
     let order = |a: &Match<'_>, b: &Match<'_>| {
@@ -614,7 +624,7 @@ mod tests {
     }
 
     #[test]
-    fn lookup_only_with_eq_on_every_key_column() {
+    fn lookup_with_eq_on_every_key_column_range_with_eq_on_leading_ones() {
         let v = view();
         let plan_of = |raw: &str| plan(&v, &parse(raw).unwrap().filters);
         let key = pack_key(&[Datum::Int(5), "eu".into()]);
@@ -628,7 +638,12 @@ mod tests {
             plan_of("id=eq.5.0&region=eq.eu"),
             Plan::Lookup(pack_key(&[Datum::Int(5), "eu".into()]))
         );
-        assert_eq!(plan_of("id=eq.5"), Plan::Scan);
+        assert_eq!(plan_of("id=eq.5"), Plan::Prefix(pack_key(&[Datum::Int(5)])));
+        assert_eq!(
+            plan_of("id=eq.5&score=lt.3"),
+            Plan::Prefix(pack_key(&[Datum::Int(5)]))
+        );
+        assert_eq!(plan_of("region=eq.eu"), Plan::Scan);
         assert_eq!(plan_of("id=gte.5&region=eq.eu"), Plan::Scan);
         assert_eq!(plan_of("id=not.eq.5&region=eq.eu"), Plan::Scan);
         assert_eq!(plan_of("id=in.(5)&region=eq.eu"), Plan::Scan);

@@ -1,13 +1,24 @@
-//! A view's rows as a persistent map keyed by the view's packed key.
+//! A view's rows as a persistent ordered map keyed by the view's packed key.
 //!
 //! The key is the view's key columns packed with [`RowPacker::push_key`], so
 //! SQL-equal numbers (`3` and `3.0`) find the same entry. A multiset view
 //! (keyed by all its columns) needs no special case: its key is the whole
 //! row and the slot holds the multiplicity.
+//!
+//! Keys are ordered by their bytes. Every packed datum is self-delimiting
+//! (a tag, then a fixed width or a length), so the keys whose leading
+//! columns equal given values are exactly the keys that start with those
+//! values' packed bytes, and they are contiguous in byte order: an `eq` on
+//! a leading part of the key (`driver_id` of a view keyed by
+//! `driver_id, trip_id`) is a range of the index, not a scan.
 
 use std::sync::Arc;
 
 use denorm_types::{Diff, Row, RowPacker};
+
+/// The distinct rows under one key, with multiplicities (shared, because
+/// imbl copies every entry of a node it changes).
+type Slot = Arc<Vec<(Row, Diff)>>;
 
 /// A view's rows indexed by packed key.
 ///
@@ -19,7 +30,7 @@ use denorm_types::{Diff, Row, RowPacker};
 /// two rows under one key.
 #[derive(Debug, Clone, Default)]
 pub struct ViewRows {
-    map: imbl::HashMap<Arc<Row>, Arc<Vec<(Row, Diff)>>>,
+    map: imbl::OrdMap<Arc<[u8]>, Slot>,
     /// Rows counted with multiplicity.
     len: u64,
 }
@@ -36,7 +47,21 @@ impl ViewRows {
 
     /// Rows under a packed key (see [`pack_key`]), with multiplicities.
     pub fn get(&self, key: &Row) -> &[(Row, Diff)] {
-        self.map.get(key).map_or(&[], |slot| slot.as_slice())
+        self.map
+            .get(key.as_bytes())
+            .map_or(&[], |slot| slot.as_slice())
+    }
+
+    /// Rows whose key starts with the packed `prefix` (the leading key
+    /// columns, see [`pack_key`]), with multiplicities: a range of the
+    /// index, O(log n + matches).
+    pub fn prefixed<'a>(&'a self, prefix: &Row) -> impl Iterator<Item = (&'a Row, Diff)> + 'a {
+        let start = prefix.as_bytes();
+        let prefix: Box<[u8]> = start.into();
+        self.map
+            .range::<_, [u8]>((std::ops::Bound::Included(start), std::ops::Bound::Unbounded))
+            .take_while(move |(key, _)| key.starts_with(&prefix))
+            .flat_map(|(_, slot)| slot.iter().map(|(r, d)| (r, *d)))
     }
 
     /// Every row with its multiplicity, in no particular order.
@@ -65,7 +90,7 @@ impl ViewRows {
     }
 
     fn retract(&mut self, key: Row, row: &Row, count: Diff) {
-        let Some(slot) = self.map.get_mut(&key) else {
+        let Some(slot) = self.map.get_mut(key.as_bytes()) else {
             tracing::warn!(
                 ?row,
                 "retraction of a row the view does not hold (upstream bug); ignored"
@@ -86,22 +111,24 @@ impl ViewRows {
         if rows[at].1 == 0 {
             rows.swap_remove(at);
             if rows.is_empty() {
-                self.map.remove(&key);
+                self.map.remove(key.as_bytes());
             }
         }
     }
 
     fn insert(&mut self, key: Row, row: &Row, count: Diff) {
         self.len += count as u64;
-        if let Some(slot) = self.map.get_mut(&key) {
+        if let Some(slot) = self.map.get_mut(key.as_bytes()) {
             let rows = Arc::make_mut(slot);
             match rows.iter_mut().find(|(r, _)| r == row) {
                 Some(entry) => entry.1 += count,
                 None => rows.push((row.clone(), count)),
             }
         } else {
-            self.map
-                .insert(Arc::new(key), Arc::new(vec![(row.clone(), count)]));
+            self.map.insert(
+                Arc::from(key.as_bytes()),
+                Arc::new(vec![(row.clone(), count)]),
+            );
         }
     }
 }

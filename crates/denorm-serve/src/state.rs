@@ -21,7 +21,7 @@
 //! O(changes), not O(view size). Keys and slots are behind `Arc`s because
 //! copy-on-write clones every entry of a touched map node.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
@@ -120,6 +120,8 @@ pub struct PublishedView {
     /// The largest commit→visible latency (seconds) among the commits of
     /// the last published batch that touched the view's tables; 0 before any.
     pub last_freshness_seconds: f64,
+    /// Output changes (rows inserted or retracted) applied since start.
+    pub changes_total: u64,
 }
 
 impl PublishedView {
@@ -169,6 +171,43 @@ impl Published {
 struct Shared {
     published: ArcSwap<Published>,
     metrics: Metrics,
+    /// Per view, the latest freshness observations (a ring), for
+    /// percentiles over a recent window; not part of the published data.
+    recent: Mutex<Vec<Recent>>,
+}
+
+/// How many freshness observations per view [`Reader::view_stats`] keeps.
+const RECENT: usize = 4096;
+
+#[derive(Debug, Default, Clone)]
+struct Recent {
+    samples: Vec<f64>,
+    next: usize,
+}
+
+impl Recent {
+    fn push(&mut self, value: f64) {
+        if self.samples.len() < RECENT {
+            self.samples.push(value);
+        } else {
+            self.samples[self.next] = value;
+        }
+        self.next = (self.next + 1) % RECENT;
+    }
+}
+
+/// A view's figures for a report (the demo's table, `denorm bench`).
+#[derive(Debug, Clone)]
+pub struct ViewStats {
+    pub name: String,
+    pub rows: u64,
+    pub position: Option<Position>,
+    pub failed: bool,
+    /// Output changes applied since start.
+    pub changes_total: u64,
+    /// p50 and p99 commit→visible latency (seconds) over the latest
+    /// observations (up to 4096); NaN before any.
+    pub freshness_recent: (f64, f64),
 }
 
 /// Creates the publishing side (for the engine thread) and the reading side
@@ -186,6 +225,7 @@ pub fn channel(views: Vec<ViewInfo>) -> (Publisher, Reader) {
                 status: ViewStatus::Starting,
                 position: None,
                 last_freshness_seconds: 0.0,
+                changes_total: 0,
             }
         })
         .collect();
@@ -194,9 +234,11 @@ pub fn channel(views: Vec<ViewInfo>) -> (Publisher, Reader) {
         views: published_views.clone().into(),
         source: SourceStatus::default(),
     };
+    let recent = Mutex::new(vec![Recent::default(); published_views.len()]);
     let shared = Arc::new(Shared {
         published: ArcSwap::from_pointee(published),
         metrics,
+        recent,
     });
     let (position_tx, position_rx) = watch::channel(None);
     let publisher = Publisher {
@@ -241,6 +283,7 @@ impl Publisher {
             return;
         }
         v.rows.apply(&v.info.key, changes, &mut self.packer);
+        v.changes_total += changes.iter().map(|(_, d)| d.unsigned_abs()).sum::<u64>();
     }
 
     /// Marks a view failed. It keeps its last published rows and position
@@ -274,7 +317,12 @@ impl Publisher {
     /// for tests and replays.
     pub fn publish_at(&mut self, position: Position, commits: &[(String, f64)], now: f64) {
         let metrics = &self.shared.metrics;
-        for v in &mut self.working {
+        let mut recent = self
+            .shared
+            .recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (v, recent) in self.working.iter_mut().zip(recent.iter_mut()) {
             if matches!(v.status, ViewStatus::Failed(_)) {
                 continue;
             }
@@ -287,12 +335,14 @@ impl Publisher {
             {
                 let latency = (now - committed_at).max(0.0);
                 metrics.observe_freshness(&v.info.name, latency);
+                recent.push(latency);
                 worst = Some(worst.map_or(latency, |w: f64| w.max(latency)));
             }
             if let Some(w) = worst {
                 v.last_freshness_seconds = w;
             }
         }
+        drop(recent);
         for v in &self.working {
             let failed = matches!(v.status, ViewStatus::Failed(_));
             metrics.set_view(&v.info.name, v.rows.len(), v.position.map(|p| p.0), failed);
@@ -372,6 +422,31 @@ impl Reader {
         &self.shared.metrics
     }
 
+    /// Every view's figures: rows, position, changes applied, and
+    /// freshness percentiles over its latest observations.
+    pub fn view_stats(&self) -> Vec<ViewStats> {
+        let published = self.snapshot();
+        let recent = self
+            .shared
+            .recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        published
+            .views
+            .iter()
+            .zip(recent)
+            .map(|(v, mut recent)| ViewStats {
+                name: v.info.name.clone(),
+                rows: v.rows.len(),
+                position: v.position,
+                failed: matches!(v.status, ViewStatus::Failed(_)),
+                changes_total: v.changes_total,
+                freshness_recent: percentiles(&mut recent.samples),
+            })
+            .collect()
+    }
+
     /// Waits until the published position is at least `position`, then
     /// returns a snapshot at or past it (read-your-writes).
     pub async fn wait_for_position(
@@ -397,6 +472,16 @@ impl Reader {
             }),
         }
     }
+}
+
+/// p50 and p99 of `samples` (reordered); NaN when empty.
+pub fn percentiles(samples: &mut [f64]) -> (f64, f64) {
+    if samples.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    samples.sort_by(f64::total_cmp);
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    (at(0.50), at(0.99))
 }
 
 fn unix_now() -> f64 {

@@ -8,6 +8,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::check;
+use crate::config;
+use crate::demo;
+use crate::run;
 
 /// denorm keeps denormalized read models in sync with a normalized source
 /// database, incrementally.
@@ -27,6 +30,52 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Capture the source, maintain every view, and serve them over HTTP
+    /// until SIGINT/SIGTERM.
+    Run {
+        /// The configuration file (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Create a SQLite marketplace with realistic volumes, write to it at a
+    /// steady rate, maintain and serve its views, and print freshness and
+    /// read latency (view vs normalized SQL) every few seconds.
+    Demo {
+        /// Work directory (created; its demo database is recreated).
+        #[arg(long, value_name = "DIR", default_value = "denorm-demo")]
+        dir: PathBuf,
+        /// Stop after this many seconds (default: run until Ctrl-C).
+        #[arg(long, value_name = "SECONDS")]
+        duration: Option<f64>,
+        /// Address of the HTTP server.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7878")]
+        listen: std::net::SocketAddr,
+        /// Writer transactions per second.
+        #[arg(long, value_name = "TXN_PER_SECOND", default_value_t = 200.0)]
+        rate: f64,
+        /// Data volume; 1 is about 270,000 rows.
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// Seconds between reports.
+        #[arg(long, value_name = "SECONDS", default_value_t = 3.0)]
+        every: f64,
+    },
+    /// Manage what denorm installs in the source database.
+    Source {
+        #[command(subcommand)]
+        command: SourceCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SourceCommand {
+    /// Remove denorm's triggers and change-log tables (every `_denorm_`
+    /// object) from the source database. Stop `denorm run` first.
+    Uninstall {
+        /// The configuration file (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
 }
 
 /// Parses the process arguments and runs the command.
@@ -41,6 +90,32 @@ pub fn run(cli: Cli) -> ExitCode {
     let stderr = std::io::stderr();
     let result = match &cli.command {
         Command::Check { config } => check::run(config, &mut stdout.lock(), &mut stderr.lock()),
+        Command::Run { config } => {
+            run::init_logging();
+            run::run(config).map(|()| check::Outcome::Ok)
+        }
+        Command::Demo {
+            dir,
+            duration,
+            listen,
+            rate,
+            scale,
+            every,
+        } => {
+            run::init_logging();
+            let args = demo::DemoArgs {
+                dir: dir.clone(),
+                duration: duration.map(std::time::Duration::from_secs_f64),
+                listen: *listen,
+                rate: *rate,
+                scale: *scale,
+                every: std::time::Duration::from_secs_f64(every.max(0.5)),
+            };
+            demo::run(&args).map(|()| check::Outcome::Ok)
+        }
+        Command::Source {
+            command: SourceCommand::Uninstall { config },
+        } => uninstall(config, &mut stdout.lock()).map(|()| check::Outcome::Ok),
     };
     match result {
         Ok(check::Outcome::Ok) => ExitCode::SUCCESS,
@@ -59,4 +134,31 @@ pub fn render_error(error: &anyhow::Error) -> String {
         out.push_str(&format!("\n  cause: {cause}"));
     }
     out
+}
+
+/// `denorm source uninstall`: removes every `_denorm_` object from the
+/// configured source database and says what it removed.
+fn uninstall(config_path: &std::path::Path, out: &mut dyn Write) -> anyhow::Result<()> {
+    let config = config::load(config_path)?;
+    let database = run::database(&config);
+    let removed = denorm_source::sqlite::uninstall(&database)?;
+    if removed.is_empty() {
+        writeln!(
+            out,
+            "nothing to remove: {} has no denorm objects",
+            database.display()
+        )?;
+        return Ok(());
+    }
+    for (kind, names) in [
+        ("trigger", &removed.triggers),
+        ("table", &removed.tables),
+        ("object", &removed.other),
+    ] {
+        for name in names {
+            writeln!(out, "removed {kind} {name}")?;
+        }
+    }
+    writeln!(out, "denorm objects removed from {}", database.display())?;
+    Ok(())
 }

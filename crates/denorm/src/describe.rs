@@ -16,17 +16,38 @@ use denorm_types::Catalog;
 /// The full multi-line report of one view, ending in a newline.
 pub fn render_view(view: &ViewDef, file: &Path, catalog: &Catalog) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "view {} ({}:{})", view.name, file.display(), view.location);
+    let _ = writeln!(
+        out,
+        "view {} ({}:{})",
+        view.name,
+        file.display(),
+        view.location
+    );
     let _ = writeln!(out, "  key: {}", describe_key(view));
     out.push_str("  columns:\n");
-    let width = view.columns.iter().map(|c| c.name.chars().count()).max().unwrap_or(0);
+    let width = view
+        .columns
+        .iter()
+        .map(|c| c.name.chars().count())
+        .max()
+        .unwrap_or(0);
     for (i, c) in view.columns.iter().enumerate() {
         let nullability = if c.nullable { "null" } else { "not null" };
-        let key = if view.key.columns.contains(&i) { "  key" } else { "" };
-        let line = format!("    {:width$}  {:8} {nullability}{key}", c.name, c.ty.to_string());
+        let key = if view.key.columns.contains(&i) {
+            "  key"
+        } else {
+            ""
+        };
+        let line = format!(
+            "    {:width$}  {:8} {nullability}{key}",
+            c.name,
+            c.ty.to_string()
+        );
         let _ = writeln!(out, "{}", line.trim_end());
     }
-    let staleness = view.max_staleness.map_or_else(|| "none".to_string(), format_duration);
+    let staleness = view
+        .max_staleness
+        .map_or_else(|| "none".to_string(), format_duration);
     let _ = writeln!(out, "  max_staleness: {staleness}");
     if view.dependencies.is_empty() {
         out.push_str("  triggers: none\n");
@@ -45,22 +66,34 @@ pub fn render_view(view: &ViewDef, file: &Path, catalog: &Catalog) -> String {
 }
 
 fn describe_key(view: &ViewDef) -> String {
-    let names: Vec<&str> =
-        view.key.columns.iter().map(|&i| view.columns.get(i).map_or("?", |c| c.name.as_str())).collect();
+    let names: Vec<&str> = view
+        .key
+        .columns
+        .iter()
+        .map(|&i| view.columns.get(i).map_or("?", |c| c.name.as_str()))
+        .collect();
     let origin = match view.key.origin {
         KeyOrigin::Declared => "from WITH (key = …)",
         KeyOrigin::GroupBy => "from GROUP BY",
         KeyOrigin::PrimaryKey => "from the source primary key",
         KeyOrigin::AllColumns => "all columns: no key could be derived, rows form a multiset",
     };
-    let uniqueness = if view.key.proven_unique { "proven unique" } else { "uniqueness checked at runtime" };
+    let uniqueness = if view.key.proven_unique {
+        "proven unique"
+    } else {
+        "uniqueness checked at runtime"
+    };
     format!("({}) {origin}; {uniqueness}", names.join(", "))
 }
 
 /// `1s`, `250ms`, `5m`, `1h`: the largest unit that divides the duration.
 pub fn format_duration(d: Duration) -> String {
     if d.subsec_nanos() != 0 {
-        return if d.subsec_nanos() % 1_000_000 == 0 { format!("{}ms", d.as_millis()) } else { format!("{d:?}") };
+        return if d.subsec_nanos() % 1_000_000 == 0 {
+            format!("{}ms", d.as_millis())
+        } else {
+            format!("{d:?}")
+        };
     }
     let s = d.as_secs();
     match s {
@@ -87,17 +120,32 @@ pub fn propagation(plan: &Plan, catalog: &Catalog) -> String {
 fn collect_clauses(plan: &Plan, catalog: &Catalog, out: &mut Vec<String>) {
     match plan {
         Plan::Get { .. } => {}
-        Plan::Filter { input, .. } | Plan::Map { input, .. } => collect_clauses(input, catalog, out),
+        Plan::Filter { input, .. } | Plan::Map { input, .. } => {
+            collect_clauses(input, catalog, out)
+        }
         Plan::Distinct { input } => {
             collect_clauses(input, catalog, out);
             out.push("keeps a count per distinct row; a row appears or disappears when its count crosses zero".into());
         }
-        Plan::Join { left, right, kind, left_key, right_key, .. } => {
+        Plan::Join {
+            left,
+            right,
+            kind,
+            left_key,
+            right_key,
+            ..
+        } => {
             collect_clauses(left, catalog, out);
             collect_clauses(right, catalog, out);
-            out.push(describe_join(left, right, *kind, left_key, right_key, catalog));
+            out.push(describe_join(
+                left, right, *kind, left_key, right_key, catalog,
+            ));
         }
-        Plan::Reduce { input, group_key, aggregates } => {
+        Plan::Reduce {
+            input,
+            group_key,
+            aggregates,
+        } => {
             collect_clauses(input, catalog, out);
             let origins = column_origins(input, catalog);
             let funcs: Vec<AggregateFunc> = aggregates.iter().map(|a| a.func).collect();
@@ -123,9 +171,17 @@ fn describe_join(
     } else {
         (&right_side, &left_side)
     };
-    let condition: Vec<String> =
-        one.key_names.iter().zip(&many.key_names).map(|(a, b)| format!("{a} = {b}")).collect();
-    let lookup = if one.unique { format!("its {} row", one.tables) } else { format!("matching {} rows", one.tables) };
+    let condition: Vec<String> = one
+        .key_names
+        .iter()
+        .zip(&many.key_names)
+        .map(|(a, b)| format!("{a} = {b}"))
+        .collect();
+    let lookup = if one.unique {
+        format!("its {} row", one.tables)
+    } else {
+        format!("matching {} rows", one.tables)
+    };
     let mut text = format!(
         "a change to {} re-joins matching rows of {} by {} (and a change to {} looks up {lookup})",
         one.tables,
@@ -134,7 +190,11 @@ fn describe_join(
         many.tables,
     );
     if kind == JoinKind::Left {
-        let _ = write!(text, ", keeping {} rows without a match with NULLs", left_side.tables);
+        let _ = write!(
+            text,
+            ", keeping {} rows without a match with NULLs",
+            left_side.tables
+        );
     }
     text
 }
@@ -152,50 +212,103 @@ struct JoinSide {
 impl JoinSide {
     fn new(plan: &Plan, key: &[usize], catalog: &Catalog) -> Self {
         let origins = column_origins(plan, catalog);
-        let key_origins: Vec<Option<&ColumnOrigin>> = key.iter().map(|&k| origins.get(k).and_then(Option::as_ref)).collect();
+        let key_origins: Vec<Option<&ColumnOrigin>> = key
+            .iter()
+            .map(|&k| origins.get(k).and_then(Option::as_ref))
+            .collect();
         let key_names = key
             .iter()
             .zip(&key_origins)
-            .map(|(k, o)| o.map_or_else(|| format!("#{k}"), |o| format!("{}.{}", o.table, o.column)))
+            .map(|(k, o)| {
+                o.map_or_else(|| format!("#{k}"), |o| format!("{}.{}", o.table, o.column))
+            })
             .collect();
-        let mut tables: Vec<&str> = key_origins.iter().flatten().map(|o| o.table.as_str()).collect();
+        let mut tables: Vec<&str> = key_origins
+            .iter()
+            .flatten()
+            .map(|o| o.table.as_str())
+            .collect();
         tables.dedup();
         let single_table = tables.len() == 1 && key_origins.iter().all(Option::is_some);
         let unique = single_table && covers_unique_key(tables[0], &key_origins, catalog);
-        let tables = if single_table { tables[0].to_string() } else { plan.tables().join(", ") };
-        JoinSide { tables, key_names, unique }
+        let tables = if single_table {
+            tables[0].to_string()
+        } else {
+            plan.tables().join(", ")
+        };
+        JoinSide {
+            tables,
+            key_names,
+            unique,
+        }
     }
 }
 
 fn covers_unique_key(table: &str, key: &[Option<&ColumnOrigin>], catalog: &Catalog) -> bool {
-    let Some(schema) = catalog.get(table) else { return false };
-    let columns: Vec<usize> = key.iter().flatten().filter_map(|o| schema.column_index(&o.column)).collect();
+    let Some(schema) = catalog.get(table) else {
+        return false;
+    };
+    let columns: Vec<usize> = key
+        .iter()
+        .flatten()
+        .filter_map(|o| schema.column_index(&o.column))
+        .collect();
     let covers = |k: &Vec<usize>| !k.is_empty() && k.iter().all(|c| columns.contains(c));
     covers(&schema.primary_key) || schema.unique_keys.iter().any(covers)
 }
 
-fn describe_reduce(group_key: &[usize], origins: &[Option<ColumnOrigin>], funcs: &[AggregateFunc]) -> String {
+fn describe_reduce(
+    group_key: &[usize],
+    origins: &[Option<ColumnOrigin>],
+    funcs: &[AggregateFunc],
+) -> String {
     let groups: Vec<String> = group_key
         .iter()
-        .map(|&k| origins.get(k).and_then(Option::as_ref).map_or_else(|| format!("#{k}"), ToString::to_string))
+        .map(|&k| {
+            origins
+                .get(k)
+                .and_then(Option::as_ref)
+                .map_or_else(|| format!("#{k}"), ToString::to_string)
+        })
         .collect();
     let (subject, prefix) = if groups.is_empty() {
-        ("the single total row's", "aggregates everything: updates".to_string())
+        (
+            "the single total row's",
+            "aggregates everything: updates".to_string(),
+        )
     } else {
-        ("the group's", format!("groups by {}: updates", groups.join(", ")))
+        (
+            "the group's",
+            format!("groups by {}: updates", groups.join(", ")),
+        )
     };
     let pick = |wanted: &[AggregateFunc]| -> Vec<&'static str> {
-        let mut names: Vec<&'static str> =
-            wanted.iter().filter(|w| funcs.contains(w)).map(|w| aggregate_label(*w)).collect();
+        let mut names: Vec<&'static str> = wanted
+            .iter()
+            .filter(|w| funcs.contains(w))
+            .map(|w| aggregate_label(*w))
+            .collect();
         names.dedup();
         names
     };
     let constant = pick(&[AggregateFunc::Count, AggregateFunc::Sum, AggregateFunc::Avg]);
-    let ordered = pick(&[AggregateFunc::Min, AggregateFunc::Max, AggregateFunc::CountDistinct]);
+    let ordered = pick(&[
+        AggregateFunc::Min,
+        AggregateFunc::Max,
+        AggregateFunc::CountDistinct,
+    ]);
     match (constant.is_empty(), ordered.is_empty()) {
-        (true, true) => format!("{prefix} a row count per group; a group appears or disappears when it crosses zero"),
-        (false, true) => format!("{prefix} {subject} {} accumulators in O(1)", constant.join("/")),
-        (true, false) => format!("{prefix} {subject} {} ordered multisets in O(log n)", ordered.join("/")),
+        (true, true) => format!(
+            "{prefix} a row count per group; a group appears or disappears when it crosses zero"
+        ),
+        (false, true) => format!(
+            "{prefix} {subject} {} accumulators in O(1)",
+            constant.join("/")
+        ),
+        (true, false) => format!(
+            "{prefix} {subject} {} ordered multisets in O(log n)",
+            ordered.join("/")
+        ),
         (false, false) => format!(
             "{prefix} {subject} {} accumulators in O(1) and {} ordered multisets in O(log n)",
             constant.join("/"),
@@ -235,7 +348,10 @@ fn column_origins(plan: &Plan, catalog: &Catalog) -> Vec<Option<ColumnOrigin>> {
         Plan::Get { table, arity } => (0..*arity)
             .map(|i| {
                 let column = catalog.get(table)?.columns.get(i)?.name.clone();
-                Some(ColumnOrigin { table: table.clone(), column })
+                Some(ColumnOrigin {
+                    table: table.clone(),
+                    column,
+                })
             })
             .collect(),
         Plan::Filter { input, .. } | Plan::Distinct { input } => column_origins(input, catalog),
@@ -254,7 +370,11 @@ fn column_origins(plan: &Plan, catalog: &Catalog) -> Vec<Option<ColumnOrigin>> {
             out.extend(column_origins(right, catalog));
             out
         }
-        Plan::Reduce { input, group_key, aggregates } => {
+        Plan::Reduce {
+            input,
+            group_key,
+            aggregates,
+        } => {
             let input = column_origins(input, catalog);
             let keys = group_key.iter().map(|&k| input.get(k).cloned().flatten());
             keys.chain(aggregates.iter().map(|_| None)).collect()
@@ -274,7 +394,11 @@ mod tests {
             name: name.into(),
             columns: columns
                 .iter()
-                .map(|c| ColumnSchema { name: c.to_string(), ty: ScalarType::Int, nullable: false })
+                .map(|c| ColumnSchema {
+                    name: c.to_string(),
+                    ty: ScalarType::Int,
+                    nullable: false,
+                })
                 .collect(),
             primary_key,
             unique_keys: vec![],
@@ -287,16 +411,26 @@ mod tests {
         c.add(table("posts", &["id", "author_id", "body"], vec![0]));
         c.add(table("products", &["id", "name"], vec![0]));
         c.add(table("reviews", &["id", "product_id", "rating"], vec![0]));
-        c.add(table("trips", &["id", "driver_id", "city", "fare"], vec![0]));
+        c.add(table(
+            "trips",
+            &["id", "driver_id", "city", "fare"],
+            vec![0],
+        ));
         c
     }
 
     fn get(table: &str, arity: usize) -> Box<Plan> {
-        Box::new(Plan::Get { table: table.into(), arity })
+        Box::new(Plan::Get {
+            table: table.into(),
+            arity,
+        })
     }
 
     fn agg(func: AggregateFunc, column: usize) -> Aggregate {
-        Aggregate { func, arg: Some(Expr::Column(column)) }
+        Aggregate {
+            func,
+            arg: Some(Expr::Column(column)),
+        }
     }
 
     /// SELECT p.id, p.name, COUNT(r.id), AVG(r.rating)
@@ -385,7 +519,10 @@ mod tests {
             input: get("trips", 4),
             predicate: Expr::IsNull(Box::new(Expr::Column(3))),
         };
-        assert_eq!(propagation(&plan, &catalog()), "each change to trips updates at most one view row, in O(1)");
+        assert_eq!(
+            propagation(&plan, &catalog()),
+            "each change to trips updates at most one view row, in O(1)"
+        );
     }
 
     #[test]
@@ -407,7 +544,11 @@ mod tests {
 
     #[test]
     fn full_report() {
-        let column = |name: &str, ty, nullable| OutputColumn { name: name.into(), ty, nullable };
+        let column = |name: &str, ty, nullable| OutputColumn {
+            name: name.into(),
+            ty,
+            nullable,
+        };
         let view = ViewDef {
             name: "product_stats".into(),
             columns: vec![
@@ -416,20 +557,34 @@ mod tests {
                 column("review_count", ScalarType::Int, false),
                 column("avg_rating", ScalarType::Float, true),
             ],
-            key: ViewKey { columns: vec![0], origin: KeyOrigin::Declared, proven_unique: true },
+            key: ViewKey {
+                columns: vec![0],
+                origin: KeyOrigin::Declared,
+                proven_unique: true,
+            },
             max_staleness: Some(Duration::from_secs(1)),
             plan: product_stats_plan(),
             dependencies: vec![
-                TableDependency { table: "products".into(), columns: vec!["id".into(), "name".into()] },
+                TableDependency {
+                    table: "products".into(),
+                    columns: vec!["id".into(), "name".into()],
+                },
                 TableDependency {
                     table: "reviews".into(),
                     columns: vec!["id".into(), "product_id".into(), "rating".into()],
                 },
             ],
             select_sql: String::new(),
-            location: Location { line: 12, column: 1 },
+            location: Location {
+                line: 12,
+                column: 1,
+            },
         };
-        let report = render_view(&view, Path::new("examples/marketplace/views.sql"), &catalog());
+        let report = render_view(
+            &view,
+            Path::new("examples/marketplace/views.sql"),
+            &catalog(),
+        );
         let expected = "\
 view product_stats (examples/marketplace/views.sql:12:1)
   key: (product_id) from WITH (key = …); proven unique

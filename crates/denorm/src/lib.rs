@@ -5,5 +5,9 @@
 mod check;
 pub mod cli;
 pub mod config;
+mod demo;
 mod describe;
+mod engine;
+mod plan;
+mod run;
 mod source;

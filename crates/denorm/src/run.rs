@@ -1,0 +1,212 @@
+//! `denorm run`: plan every view (refusing to start with every error listed
+//! if one is invalid), then serve HTTP while the engine thread snapshots and
+//! follows the source, until SIGINT or SIGTERM.
+//!
+//! ```text
+//!  main thread: tokio runtime ── axum server (Reader) ── signals
+//!  engine thread: Engine::run (SqliteCapture → Dataflow → Publisher)
+//! ```
+//!
+//! Shutdown is graceful: a signal sets the shutdown flag, the engine
+//! finishes the batch in hand, publishes it and returns; then the server
+//! stops accepting and drains its connections, and the process exits 0.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context as _};
+use denorm_serve::{ColumnInfo, Reader, ViewInfo};
+use denorm_sql::ViewDef;
+use tokio::net::TcpListener;
+use tracing::{error, info};
+
+use crate::config::{self, Config, SourceConfig};
+use crate::engine::{error_chain, Engine, ViewSources};
+use crate::plan::{plan_all, Planned};
+use crate::source;
+
+/// Runs `denorm run --config config_path` until a signal; an error means
+/// the configuration, the views, the listen address or the source was
+/// refused (all reported before anything is served) or the engine stopped
+/// on a definite error.
+pub fn run(config_path: &Path) -> anyhow::Result<()> {
+    let config = config::load(config_path)?;
+    let prepared = prepare(&config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("denorm-http")
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let listener = runtime.block_on(bind(&config))?;
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let (publisher, reader) = denorm_serve::channel(prepared.infos);
+    let engine = Engine::new(
+        database(&config),
+        prepared.sources,
+        publisher,
+        shutdown.clone(),
+    );
+    runtime.block_on(serve_until(
+        listener,
+        reader,
+        engine,
+        shutdown,
+        termination(),
+    ))
+}
+
+/// What `run` and `demo` need before serving: the view texts (to re-plan
+/// after a schema change) and what the server says about each view.
+pub struct Prepared {
+    pub sources: ViewSources,
+    pub infos: Vec<ViewInfo>,
+}
+
+/// Opens the source (creating it from `[source] init` when configured) and
+/// plans every view; refuses with every error listed.
+pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
+    let opened = source::open(config)?;
+    let catalog = denorm_source::sqlite::read_catalog(&opened.connection)
+        .with_context(|| format!("cannot read the schema of {}", opened.name))?;
+    let (views, errors) = plan_all(config, &catalog)?;
+    if !errors.is_empty() {
+        let s = if errors.len() == 1 { "" } else { "s" };
+        bail!(
+            "{}\nrefusing to start: {} view error{s}",
+            errors.join("\n"),
+            errors.len()
+        );
+    }
+    let mut files = Vec::new();
+    for file in &config.views {
+        // Read again (plan_all read them a moment ago) to keep the exact
+        // text that was planned; a changed file is picked up on restart.
+        let text = std::fs::read_to_string(&file.path)
+            .with_context(|| format!("cannot read views file {}", file.path.display()))?;
+        files.push((file.path.clone(), text));
+    }
+    let names = views.iter().map(|(v, _)| v.name.clone()).collect();
+    let infos = views.iter().map(view_info).collect();
+    Ok(Prepared {
+        sources: ViewSources { files, names },
+        infos,
+    })
+}
+
+fn view_info((view, _): &Planned) -> ViewInfo {
+    ViewInfo {
+        name: view.name.clone(),
+        columns: view
+            .columns
+            .iter()
+            .map(|c| ColumnInfo {
+                name: c.name.clone(),
+                ty: c.ty,
+            })
+            .collect(),
+        key: view.key.columns.clone(),
+        max_staleness: view.max_staleness,
+        tables: tables_of(view),
+    }
+}
+
+fn tables_of(view: &ViewDef) -> Vec<String> {
+    view.dependencies.iter().map(|d| d.table.clone()).collect()
+}
+
+pub fn database(config: &Config) -> std::path::PathBuf {
+    let SourceConfig::Sqlite(sqlite) = &config.source;
+    sqlite.path.clone()
+}
+
+async fn bind(config: &Config) -> anyhow::Result<TcpListener> {
+    let listen = config.server.listen;
+    TcpListener::bind(listen).await.with_context(|| {
+        format!(
+            "cannot listen on {listen}\n  hint: another process may be using the port; \
+             set [server] listen = \"127.0.0.1:PORT\" in {}",
+            config.file.display()
+        )
+    })
+}
+
+/// Serves `reader` on `listener` while `engine` runs on its own thread,
+/// until `stop` resolves (to the reason) or the engine fails.
+pub async fn serve_until(
+    listener: TcpListener,
+    reader: Reader,
+    engine: Engine,
+    shutdown: Arc<AtomicBool>,
+    stop: impl Future<Output = &'static str>,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    info!("serving http://{addr}/views");
+    let (engine_done_tx, engine_done) = tokio::sync::oneshot::channel();
+    let engine_thread = std::thread::Builder::new()
+        .name("denorm-engine".into())
+        .spawn(move || {
+            let result = engine.run();
+            let _ = engine_done_tx.send(());
+            result
+        })
+        .context("cannot start the engine thread")?;
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(denorm_serve::serve(listener, reader, async move {
+        let _ = server_stopped.await;
+    }));
+    tokio::select! {
+        reason = stop => info!(%reason, "shutting down: finishing the batch in hand"),
+        _ = engine_done => {}
+    }
+    shutdown.store(true, Ordering::SeqCst);
+    let engine_result = tokio::task::spawn_blocking(move || engine_thread.join())
+        .await
+        .map_err(|e| anyhow!("engine thread lost: {e}"))?
+        .map_err(|_| anyhow!("the engine thread panicked (bug)"))?;
+    let _ = stop_server.send(());
+    server
+        .await
+        .map_err(|e| anyhow!("HTTP server task lost: {e}"))?
+        .context("HTTP server failed")?;
+    match engine_result {
+        Ok(()) => {
+            info!("stopped");
+            Ok(())
+        }
+        Err(e) => {
+            error!(error = %error_chain(&e), "engine stopped");
+            Err(anyhow::Error::new(e).context("the engine stopped"))
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM with the signal's name.
+pub async fn termination() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "SIGINT"
+    }
+}
+
+/// Logs to stderr, `info` by default (`RUST_LOG` overrides).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

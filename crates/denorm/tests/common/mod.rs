@@ -1,0 +1,315 @@
+//! Driving the real `denorm` binary over real HTTP, beside a real SQLite file
+//! written by this (separate) process.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use denorm_types::{Datum, Value};
+use rusqlite::Connection;
+use serde_json::Value as Json;
+
+/// Generous upper bound for anything the tests wait for; a healthy run takes
+/// milliseconds. Only reached when something is broken.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A running `denorm run` process.
+pub struct Denorm {
+    pub child: Child,
+    pub base: String,
+    /// stderr lines, collected by a thread.
+    pub log: mpsc::Receiver<String>,
+    pub lines: Vec<String>,
+}
+
+impl Denorm {
+    /// Starts `denorm run --config config` (whose `[server] listen` should be
+    /// `127.0.0.1:0`) and waits until it prints the address it serves.
+    pub fn start(config: &Path) -> Denorm {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_denorm"))
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the denorm binary starts");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, log) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[denorm] {line}");
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut denorm = Denorm {
+            child,
+            base: String::new(),
+            log,
+            lines: Vec::new(),
+        };
+        let line = denorm.wait_for_log("serving http://");
+        let addr = line
+            .split("serving http://")
+            .nth(1)
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string();
+        denorm.base = format!("http://{addr}");
+        denorm.wait_ready();
+        denorm
+    }
+
+    /// Waits until the initial snapshot is published (`/health` is no
+    /// longer "starting"): from then on the triggers are installed.
+    pub fn wait_ready(&self) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let (status, health) = self.get("/health");
+            if status == 200 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "denorm did not become ready: {health}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits for a stderr line containing `needle`; panics with the log if
+    /// the process exits or `PATIENCE` passes first.
+    pub fn wait_for_log(&mut self, needle: &str) -> String {
+        if let Some(line) = self.lines.iter().find(|l| l.contains(needle)) {
+            return line.clone();
+        }
+        let deadline = Instant::now() + PATIENCE;
+        while Instant::now() < deadline {
+            match self.log.recv_timeout(Duration::from_millis(200)) {
+                Ok(line) => {
+                    self.lines.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Ok(Some(status)) = self.child.try_wait() {
+                        panic!(
+                            "denorm exited ({status}) before logging {needle:?}:\n{}",
+                            self.lines.join("\n")
+                        );
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = self.child.wait().unwrap();
+                    panic!(
+                        "denorm exited ({status}) before logging {needle:?}:\n{}",
+                        self.lines.join("\n")
+                    );
+                }
+            }
+        }
+        panic!(
+            "denorm did not log {needle:?} in time:\n{}",
+            self.lines.join("\n")
+        );
+    }
+
+    pub fn get(&self, path: &str) -> (u16, Json) {
+        get(&format!("{}{path}", self.base))
+    }
+
+    /// Polls `/views` until `done` holds for it; returns it.
+    pub fn wait_for(&self, done: impl Fn(&Json) -> bool) -> Json {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let (_, views) = self.get("/views");
+            if done(&views) {
+                return views;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "/views never reached the expected state: {views}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits until every view reflects at least `position`.
+    pub fn wait_for_position(&self, position: i64) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let (status, views) = self.get("/views");
+            if status == 200 {
+                let behind = views
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|v| v["status"] != "failed")
+                    .any(|v| v["position"].as_i64().is_none_or(|p| p < position));
+                if !behind {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "views did not reach position {position}: {views}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Sends SIGTERM and returns the exit code.
+    pub fn terminate(mut self) -> Option<i32> {
+        signal(&self.child, "TERM");
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "denorm did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// kill -9.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Denorm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{name} failed");
+}
+
+/// GET `url`; the status and the JSON body (Null when the body is not JSON).
+pub fn get(url: &str) -> (u16, Json) {
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let mut response = agent
+        .get(url)
+        .call()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = response.status().as_u16();
+    let body = response.body_mut().read_to_string().unwrap();
+    (status, serde_json::from_str(&body).unwrap_or(Json::Null))
+}
+
+pub fn get_text(url: &str) -> (u16, String) {
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let mut response = agent
+        .get(url)
+        .call()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    (
+        response.status().as_u16(),
+        response.body_mut().read_to_string().unwrap(),
+    )
+}
+
+/// A project directory: schema applied to `app.db`, views and a config that
+/// listens on a free port.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub db: PathBuf,
+}
+
+impl Project {
+    pub fn new(schema: &str, views: &str) -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("app.db");
+        Connection::open(&db)
+            .unwrap()
+            .execute_batch(schema)
+            .unwrap();
+        std::fs::write(dir.path().join("views.sql"), views).unwrap();
+        let config = dir.path().join("denorm.toml");
+        std::fs::write(
+            &config,
+            "views = [\"views.sql\"]\n[source]\nurl = \"sqlite://app.db\"\n[server]\nlisten = \"127.0.0.1:0\"\n",
+        )
+        .unwrap();
+        Project { dir, config, db }
+    }
+
+    pub fn connect(&self) -> Connection {
+        let c = Connection::open(&self.db).unwrap();
+        c.busy_timeout(Duration::from_secs(10)).unwrap();
+        c
+    }
+}
+
+/// The change-log position after everything committed so far: what an
+/// application reads after its write to wait for its own change.
+pub fn committed_position(conn: &Connection) -> i64 {
+    conn.query_row(
+        "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = '_denorm_changes'), 0)",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+/// A JSON value from the API as a datum.
+pub fn datum(json: &Json) -> Value {
+    match json {
+        Json::Null => Datum::Null,
+        Json::Bool(b) => Datum::Int(i64::from(*b)),
+        Json::Number(n) => n
+            .as_i64()
+            .map_or_else(|| Datum::Float(n.as_f64().unwrap()), Datum::Int),
+        Json::String(s) => Datum::owned_text(s.clone()),
+        other => panic!("unexpected JSON value {other}"),
+    }
+}
+
+/// The rows of view `name` over HTTP, in the view's column order.
+pub fn view_rows(denorm: &Denorm, name: &str, columns: &[String]) -> Vec<Vec<Value>> {
+    let (status, rows) = denorm.get(&format!("/views/{name}"));
+    assert_eq!(status, 200, "GET /views/{name}: {rows}");
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            let object = row.as_object().unwrap();
+            let keys: Vec<&String> = object.keys().collect();
+            assert_eq!(
+                keys,
+                columns.iter().collect::<Vec<_>>(),
+                "row keys in column order"
+            );
+            columns.iter().map(|c| datum(&object[c])).collect()
+        })
+        .collect()
+}
