@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use denorm_expr::{EvalError, Plan};
+use denorm_expr::{EvalError, Expr, Plan};
 use denorm_types::{Catalog, Dialect};
 
 use crate::executor::BuildError;
@@ -95,39 +95,28 @@ impl Graph {
                 })
             }
             Plan::Map { input, exprs } => {
+                let columns: Option<Vec<usize>> = exprs
+                    .iter()
+                    .map(|e| {
+                        if let Expr::Column(c) = e {
+                            Some(*c)
+                        } else {
+                            None
+                        }
+                    })
+                    .collect();
+                if let (Plan::Join { .. }, Some(columns)) = (input.as_ref(), columns) {
+                    // A column projection of a join is fused into it: the
+                    // join emits only the columns the projection keeps.
+                    return self.join(input, Some(columns), catalog, dialect);
+                }
                 let input = self.build(input, catalog, dialect)?;
                 let exprs = exprs.clone();
                 self.node(format!("Map {exprs:?}"), vec![input], || {
                     Operator::Map(Map::new(exprs, dialect))
                 })
             }
-            Plan::Join {
-                left,
-                right,
-                kind,
-                left_key,
-                right_key,
-                residual,
-            } => {
-                let right_arity = right.arity();
-                let left = self.build(left, catalog, dialect)?;
-                let right = self.build(right, catalog, dialect)?;
-                let arrange_left = self.arrange(left, left_key);
-                let arrange_right = self.arrange(right, right_key);
-                let join = Join {
-                    kind: *kind,
-                    left_key: left_key.clone(),
-                    right_key: right_key.clone(),
-                    residual: residual.clone(),
-                    right_arity,
-                    dialect,
-                };
-                self.node(
-                    format!("Join {kind:?} {left_key:?} {right_key:?} {residual:?}"),
-                    vec![arrange_left, arrange_right],
-                    || Operator::Join(join),
-                )
-            }
+            Plan::Join { .. } => self.join(plan, None, catalog, dialect)?,
             Plan::Reduce {
                 input,
                 group_key,
@@ -148,6 +137,51 @@ impl Graph {
                 })
             }
         })
+    }
+
+    /// Builds a join node, emitting `project`'s columns of `left ++ right`
+    /// when given.
+    fn join(
+        &mut self,
+        plan: &Plan,
+        project: Option<Vec<usize>>,
+        catalog: &Catalog,
+        dialect: Dialect,
+    ) -> Result<NodeId, BuildError> {
+        let Plan::Join {
+            left,
+            right,
+            kind,
+            left_key,
+            right_key,
+            residual,
+        } = plan
+        else {
+            unreachable!("join plan")
+        };
+        let (left_arity, right_arity) = (left.arity(), right.arity());
+        let left = self.build(left, catalog, dialect)?;
+        let right = self.build(right, catalog, dialect)?;
+        let arrange_left = self.arrange(left, left_key);
+        let arrange_right = self.arrange(right, right_key);
+        let join = Join {
+            kind: *kind,
+            left_key: left_key.clone(),
+            right_key: right_key.clone(),
+            residual: residual.clone(),
+            left_arity,
+            right_arity,
+            project,
+            dialect,
+        };
+        Ok(self.node(
+            format!(
+                "Join {kind:?} {left_key:?} {right_key:?} {residual:?} {:?}",
+                join.project
+            ),
+            vec![arrange_left, arrange_right],
+            || Operator::Join(join),
+        ))
     }
 
     fn arrange(&mut self, input: NodeId, key: &[usize]) -> NodeId {

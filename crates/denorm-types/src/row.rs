@@ -193,14 +193,7 @@ impl Row {
     /// Byte ranges of every datum's encoding, for copying columns without
     /// decoding them.
     pub fn spans(&self, out: &mut Vec<(u32, u32)>) {
-        out.clear();
-        let data = self.as_bytes();
-        let mut at = 0usize;
-        while at < data.len() {
-            let len = encoded_len(&data[at..]);
-            out.push((at as u32, (at + len) as u32));
-            at += len;
-        }
+        spans(self.as_bytes(), out);
     }
 
     /// Bytes this row owns on the heap (its buffer, none when inline), not
@@ -237,6 +230,11 @@ impl<'a> RowRef<'a> {
 
     pub fn as_bytes(self) -> &'a [u8] {
         self.data
+    }
+
+    /// Byte ranges of every datum's encoding (see [`Row::spans`]).
+    pub fn spans(self, out: &mut Vec<(u32, u32)>) {
+        spans(self.data, out);
     }
 
     pub fn to_row(self) -> Row {
@@ -295,6 +293,16 @@ impl<'a> Iterator for DatumIter<'a> {
         let (datum, len) = decode(self.data);
         self.data = &self.data[len..];
         Some(datum)
+    }
+}
+
+fn spans(data: &[u8], out: &mut Vec<(u32, u32)>) {
+    out.clear();
+    let mut at = 0usize;
+    while at < data.len() {
+        let len = encoded_len(&data[at..]);
+        out.push((at as u32, (at + len) as u32));
+        at += len;
     }
 }
 

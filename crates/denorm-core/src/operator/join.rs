@@ -30,7 +30,11 @@ pub(crate) struct Join {
     pub(crate) left_key: Vec<usize>,
     pub(crate) right_key: Vec<usize>,
     pub(crate) residual: Option<Expr>,
+    pub(crate) left_arity: usize,
     pub(crate) right_arity: usize,
+    /// The columns of `left ++ right` to emit (a fused column projection);
+    /// `None` emits every column.
+    pub(crate) project: Option<Vec<usize>>,
     pub(crate) dialect: Dialect,
 }
 
@@ -51,6 +55,9 @@ struct Output<'j> {
     join: &'j Join,
     packer: RowPacker,
     changes: Vec<(Row, Diff)>,
+    /// Column spans of the pair being emitted (for a projection).
+    left_spans: Vec<(u32, u32)>,
+    right_spans: Vec<(u32, u32)>,
 }
 
 impl Output<'_> {
@@ -59,8 +66,24 @@ impl Output<'_> {
         if diff == 0 || !self.residual_holds(left, right)? {
             return Ok(());
         }
-        self.packer.extend_from_ref(left);
-        self.packer.extend_from_ref(right);
+        match &self.join.project {
+            None => {
+                self.packer.extend_from_ref(left);
+                self.packer.extend_from_ref(right);
+            }
+            Some(columns) => {
+                left.spans(&mut self.left_spans);
+                right.spans(&mut self.right_spans);
+                let arity = self.join.left_arity;
+                for &c in columns {
+                    let (row, (start, end)) = match c.checked_sub(arity) {
+                        None => (left, self.left_spans[c]),
+                        Some(r) => (right, self.right_spans[r]),
+                    };
+                    self.packer.push_encoded_ref(row, start, end);
+                }
+            }
+        }
         self.changes.push((self.packer.finish(), diff));
         Ok(())
     }
@@ -80,9 +103,22 @@ impl Output<'_> {
         if diff == 0 {
             return;
         }
-        self.packer.extend_from_ref(left);
-        for _ in 0..self.join.right_arity {
-            self.packer.push(&Datum::Null);
+        match &self.join.project {
+            None => {
+                self.packer.extend_from_ref(left);
+                for _ in 0..self.join.right_arity {
+                    self.packer.push(&Datum::Null);
+                }
+            }
+            Some(columns) => {
+                left.spans(&mut self.left_spans);
+                for &c in columns {
+                    match self.left_spans.get(c) {
+                        Some(&(start, end)) => self.packer.push_encoded_ref(left, start, end),
+                        None => self.packer.push(&Datum::Null),
+                    }
+                }
+            }
         }
         self.changes.push((self.packer.finish(), diff));
     }
@@ -120,6 +156,8 @@ impl Join {
             join: self,
             packer,
             changes: Vec::new(),
+            left_spans: Vec::new(),
+            right_spans: Vec::new(),
         };
         for (key, (rows, has_null)) in &dl {
             if *has_null {

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use hashbrown::HashMap;
 
-use denorm_expr::{Aggregate, AggregateFunc, EvalError};
+use denorm_expr::{Aggregate, AggregateFunc, EvalError, Expr};
 use denorm_types::{Datum, Dialect, Diff, Row, RowPacker, Value};
 
 use crate::Hasher;
@@ -37,6 +37,28 @@ impl Ord for Ordered {
     }
 }
 
+/// An i128 stored as two 8-byte halves, so that a group's state is aligned
+/// to 8 rather than 16 bytes and packs tighter into its hash table slot.
+#[derive(Debug, Clone, Copy, Default)]
+struct Wide {
+    low: u64,
+    high: i64,
+}
+
+impl Wide {
+    fn get(self) -> i128 {
+        (i128::from(self.high) << 64) | i128::from(self.low)
+    }
+
+    fn add(&mut self, value: i128) {
+        let sum = self.get().wrapping_add(value);
+        *self = Wide {
+            low: sum as u64,
+            high: (sum >> 64) as i64,
+        };
+    }
+}
+
 /// One aggregate's running state for one group. NULL arguments are ignored
 /// by every aggregate but COUNT(*).
 #[derive(Debug, Clone)]
@@ -46,12 +68,12 @@ enum Accumulator {
     /// retractions undo is harmless); doubles summed apart.
     Sum {
         non_null: Diff,
-        ints: i128,
+        ints: Wide,
         floats: f64,
         float_count: Diff,
     },
     Extreme(BTreeMap<Ordered, Diff>),
-    Distinct(HashMap<Row, Diff, Hasher>),
+    Distinct(Box<HashMap<Row, Diff, Hasher>>),
 }
 
 impl Accumulator {
@@ -60,12 +82,12 @@ impl Accumulator {
             AggregateFunc::Count => Accumulator::Count(0),
             AggregateFunc::Sum | AggregateFunc::Avg => Accumulator::Sum {
                 non_null: 0,
-                ints: 0,
+                ints: Wide::default(),
                 floats: 0.0,
                 float_count: 0,
             },
             AggregateFunc::Min | AggregateFunc::Max => Accumulator::Extreme(BTreeMap::new()),
-            AggregateFunc::CountDistinct => Accumulator::Distinct(HashMap::default()),
+            AggregateFunc::CountDistinct => Accumulator::Distinct(Box::default()),
         }
     }
 
@@ -83,8 +105,8 @@ impl Accumulator {
             } => {
                 *non_null += diff;
                 match value {
-                    Datum::Int(i) => *ints += i128::from(*i) * i128::from(diff),
-                    Datum::Bool(b) => *ints += i128::from(*b) * i128::from(diff),
+                    Datum::Int(i) => ints.add(i128::from(*i) * i128::from(diff)),
+                    Datum::Bool(b) => ints.add(i128::from(*b) * i128::from(diff)),
                     other => {
                         *floats += other.as_f64().unwrap_or(0.0) * diff as f64;
                         *float_count += diff;
@@ -125,11 +147,12 @@ impl Accumulator {
                 floats,
                 float_count,
             } => {
-                let total = *ints as f64 + floats;
+                let ints = ints.get();
+                let total = ints as f64 + floats;
                 match func {
                     AggregateFunc::Avg => Datum::Float(total / *non_null as f64),
                     _ if *float_count > 0 => Datum::Float(total),
-                    _ => Datum::Int(i64::try_from(*ints).map_err(|_| EvalError::IntegerOverflow)?),
+                    _ => Datum::Int(i64::try_from(ints).map_err(|_| EvalError::IntegerOverflow)?),
                 }
             }
             Accumulator::Extreme(values) => {
@@ -152,6 +175,30 @@ impl Accumulator {
     }
 }
 
+/// A group's accumulators; most groups need at most one (COUNT(*) needs
+/// none, SUM(x) and AVG(x) share one), kept inline in the group's slot.
+#[derive(Debug, Clone)]
+enum Accumulators {
+    One(Option<Accumulator>),
+    Many(Box<[Accumulator]>),
+}
+
+impl Accumulators {
+    fn as_mut_slice(&mut self) -> &mut [Accumulator] {
+        match self {
+            Accumulators::One(one) => one.as_mut_slice(),
+            Accumulators::Many(many) => many,
+        }
+    }
+
+    fn as_slice(&self) -> &[Accumulator] {
+        match self {
+            Accumulators::One(one) => one.as_slice(),
+            Accumulators::Many(many) => many,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct GroupState {
     rows: Diff,
@@ -159,20 +206,39 @@ struct GroupState {
     /// flight has not touched it yet: the one lookup per change also tells
     /// whether the group's old output row must be remembered.
     touched: u32,
-    accumulators: Box<[Accumulator]>,
+    accumulators: Accumulators,
 }
 
 impl GroupState {
-    fn new(aggregates: &[Aggregate]) -> Self {
+    fn new(slots: &[Slot]) -> Self {
+        let mut accumulators = slots.iter().map(|s| Accumulator::new(s.func));
+        let accumulators = if slots.len() <= 1 {
+            Accumulators::One(accumulators.next())
+        } else {
+            Accumulators::Many(accumulators.collect())
+        };
         GroupState {
             rows: 0,
             touched: 0,
-            accumulators: aggregates
-                .iter()
-                .map(|a| Accumulator::new(a.func))
-                .collect(),
+            accumulators,
         }
     }
+}
+
+/// One accumulator per distinct (kind, argument): `SUM(x)` and `AVG(x)` read
+/// the same running sum, `MIN(x)` and `MAX(x)` the same ordered multiset.
+#[derive(Debug, Clone, PartialEq)]
+struct Slot {
+    func: AggregateFunc,
+    arg: Option<Expr>,
+}
+
+/// Where an output aggregate's value comes from: the group's row count
+/// (COUNT(*)) or an accumulator slot.
+#[derive(Debug, Clone, Copy)]
+struct Column {
+    func: AggregateFunc,
+    slot: Option<usize>,
 }
 
 /// The GROUP BY operator. Output rows are the group key columns followed by
@@ -180,7 +246,8 @@ impl GroupState {
 #[derive(Debug)]
 pub(crate) struct Reduce {
     group_key: Vec<usize>,
-    aggregates: Vec<Aggregate>,
+    slots: Vec<Slot>,
+    columns: Vec<Column>,
     dialect: Dialect,
     groups: HashMap<Row, GroupState, Hasher>,
     /// Whether the first batch has run (a global aggregate emits its row then).
@@ -190,9 +257,35 @@ pub(crate) struct Reduce {
 
 impl Reduce {
     pub(crate) fn new(group_key: Vec<usize>, aggregates: Vec<Aggregate>, dialect: Dialect) -> Self {
+        let mut slots: Vec<Slot> = Vec::new();
+        let mut columns = Vec::new();
+        for agg in aggregates {
+            let func = match agg.func {
+                AggregateFunc::Count if agg.arg.is_none() => {
+                    columns.push(Column {
+                        func: agg.func,
+                        slot: None,
+                    });
+                    continue;
+                }
+                AggregateFunc::Avg => AggregateFunc::Sum,
+                AggregateFunc::Max => AggregateFunc::Min,
+                f => f,
+            };
+            let slot = Slot { func, arg: agg.arg };
+            let index = slots.iter().position(|s| *s == slot).unwrap_or_else(|| {
+                slots.push(slot);
+                slots.len() - 1
+            });
+            columns.push(Column {
+                func: agg.func,
+                slot: Some(index),
+            });
+        }
         Reduce {
             group_key,
-            aggregates,
+            slots,
+            columns,
             dialect,
             groups: HashMap::default(),
             started: false,
@@ -218,13 +311,14 @@ impl Reduce {
                 touched.push((Row::empty(), None));
                 self.groups
                     .entry(Row::empty())
-                    .or_insert_with(|| GroupState::new(&self.aggregates))
+                    .or_insert_with(|| GroupState::new(&self.slots))
                     .touched = 1;
             }
         }
         let Reduce {
             group_key,
-            aggregates,
+            slots,
+            columns,
             dialect,
             groups,
             packer,
@@ -236,8 +330,8 @@ impl Reduce {
             datums.clear();
             datums.extend(row.iter());
             args.clear();
-            for agg in aggregates.iter() {
-                args.push(match &agg.arg {
+            for slot in slots.iter() {
+                args.push(match &slot.arg {
                     Some(e) => e.eval(&datums, *dialect)?,
                     None => Datum::Int(1),
                 });
@@ -245,15 +339,15 @@ impl Reduce {
             let key = Self::key_of(group_key, &datums, packer);
             let state = groups
                 .entry_ref(&key)
-                .or_insert_with(|| GroupState::new(aggregates));
+                .or_insert_with(|| GroupState::new(slots));
             if state.touched == 0 {
-                let old = output(group_key.is_empty(), aggregates, &key, state, packer)?;
+                let old = output(group_key.is_empty(), columns, &key, state, packer)?;
                 touched.push((key, old));
                 state.touched =
                     u32::try_from(touched.len()).expect("batch touches under 4G groups");
             }
             state.rows += diff;
-            for (acc, arg) in state.accumulators.iter_mut().zip(&args) {
+            for (acc, arg) in state.accumulators.as_mut_slice().iter_mut().zip(&args) {
                 acc.update(arg, *diff, packer);
             }
         }
@@ -261,7 +355,7 @@ impl Reduce {
         for (key, old) in touched {
             let state = groups.get_mut(&key).expect("touched groups exist");
             state.touched = 0;
-            let new = output(group_key.is_empty(), aggregates, &key, state, packer)?;
+            let new = output(group_key.is_empty(), columns, &key, state, packer)?;
             if state.rows == 0 && !group_key.is_empty() {
                 groups.remove(&key);
             }
@@ -278,7 +372,7 @@ impl Reduce {
 /// unless it is the single group of a global aggregate).
 fn output(
     global: bool,
-    aggregates: &[Aggregate],
+    columns: &[Column],
     key: &Row,
     state: &GroupState,
     packer: &mut RowPacker,
@@ -287,8 +381,13 @@ fn output(
         return Ok(None);
     }
     packer.extend_from_row(key);
-    for (acc, agg) in state.accumulators.iter().zip(aggregates) {
-        match acc.value(agg.func, state.rows) {
+    let accumulators = state.accumulators.as_slice();
+    for column in columns {
+        let value = match column.slot {
+            None => Ok(Datum::Int(state.rows)),
+            Some(slot) => accumulators[slot].value(column.func, state.rows),
+        };
+        match value {
             Ok(v) => packer.push(&v),
             Err(e) => {
                 packer.finish();
