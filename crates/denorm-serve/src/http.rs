@@ -18,7 +18,8 @@ use serde_json::json;
 use crate::json::{health, render_rows, view_summary};
 use crate::metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
 use crate::query::{decode_pairs, execute, paginate, parse_query, BadParameter};
-use crate::state::{now, Reader, ViewStatus};
+use crate::state::{now, Published, Reader, ViewStatus};
+use denorm_types::Position;
 
 /// The response header carrying the source position a response reflects.
 pub const POSITION_HEADER: &str = "denorm-position";
@@ -50,9 +51,7 @@ impl ApiError {
         match self {
             ApiError::UnknownView { .. } | ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::BadParameter(_) => StatusCode::BAD_REQUEST,
-            ApiError::ViewFailed { .. } | ApiError::Starting { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::ViewFailed { .. } | ApiError::Starting { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -71,16 +70,11 @@ impl ApiError {
         match self {
             ApiError::UnknownView { views, .. } => Some(format!("views: {}", views.join(", "))),
             ApiError::BadParameter(e) => e.hint.clone(),
-            ApiError::ViewFailed { .. } => Some(
-                "the view keeps its last good rows; restart denorm after fixing the cause"
-                    .to_owned(),
-            ),
-            ApiError::Starting { .. } => {
-                Some("retry shortly; GET /health shows snapshot progress".to_owned())
+            ApiError::ViewFailed { .. } => {
+                Some("the view keeps its last good rows; restart denorm after fixing the cause".to_owned())
             }
-            ApiError::NotFound { .. } => {
-                Some("endpoints: /views, /views/{name}, /health, /metrics".to_owned())
-            }
+            ApiError::Starting { .. } => Some("retry shortly; GET /health shows snapshot progress".to_owned()),
+            ApiError::NotFound { .. } => Some("endpoints: /views, /views/{name}, /health, /metrics".to_owned()),
         }
     }
 }
@@ -100,10 +94,7 @@ pub fn router(reader: Reader) -> Router {
         .route("/health", get(get_health))
         .route("/metrics", get(get_metrics))
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(
-            reader.clone(),
-            count_request,
-        ))
+        .layer(middleware::from_fn_with_state(reader.clone(), count_request))
         .with_state(reader)
 }
 
@@ -116,38 +107,25 @@ pub async fn serve(
     if let Ok(address) = listener.local_addr() {
         tracing::info!(%address, "serving HTTP");
     }
-    axum::serve(listener, router(reader))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(listener, router(reader)).with_graceful_shutdown(shutdown).await
 }
 
 async fn count_request(State(reader): State<Reader>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
+    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
     let response = next.run(request).await;
     let route = route.as_deref().unwrap_or("unmatched");
-    reader
-        .metrics()
-        .http_request(route, response.status().as_u16());
+    reader.metrics().http_request(route, response.status().as_u16());
     response
 }
 
 async fn not_found(request: Request) -> ApiError {
-    ApiError::NotFound {
-        path: request.uri().path().to_owned(),
-    }
+    ApiError::NotFound { path: request.uri().path().to_owned() }
 }
 
 async fn list_views(State(reader): State<Reader>) -> Response {
     let published = reader.snapshot();
     let now = now();
-    let views: Vec<_> = published
-        .views
-        .iter()
-        .map(|v| view_summary(v, &published.source, now))
-        .collect();
+    let views: Vec<_> = published.views.iter().map(|v| view_summary(v, &published.source, now)).collect();
     with_position(Json(views).into_response(), published.position.map(|p| p.0))
 }
 
@@ -157,73 +135,50 @@ async fn read_view(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let published = reader.snapshot();
-    let Some(view) = published.view(&name) else {
-        let views = published
-            .views
-            .iter()
-            .map(|v| v.info.name.clone())
-            .collect();
-        return Err(ApiError::UnknownView { name, views });
+    let (body, position) = read_rows(&published, &name, raw.as_deref().unwrap_or(""))?;
+    let response = ([(header::CONTENT_TYPE, "application/json")], Body::from(body)).into_response();
+    Ok(with_position(response, position.map(|p| p.0)))
+}
+
+/// `GET /views/{name}?{raw_query}` without HTTP: the JSON body and the
+/// position it reflects. The HTTP handler and in-process readers (the demo's
+/// latency comparison, a later pgwire reader) share it.
+pub fn read_rows(published: &Published, name: &str, raw_query: &str) -> Result<(Vec<u8>, Option<Position>), ApiError> {
+    let Some(view) = published.view(name) else {
+        let views = published.views.iter().map(|v| v.info.name.clone()).collect();
+        return Err(ApiError::UnknownView { name: name.to_owned(), views });
     };
-    let query = parse_query(&view.info, &decode_pairs(raw.as_deref().unwrap_or("")))?;
+    let query = parse_query(&view.info, &decode_pairs(raw_query))?;
     match &view.status {
         ViewStatus::Ok => {}
-        ViewStatus::Starting => return Err(ApiError::Starting { name }),
+        ViewStatus::Starting => return Err(ApiError::Starting { name: name.to_owned() }),
         ViewStatus::Failed(reason) => {
-            return Err(ApiError::ViewFailed {
-                name,
-                reason: reason.clone(),
-            })
+            return Err(ApiError::ViewFailed { name: name.to_owned(), reason: reason.clone() })
         }
     }
     let matches = execute(view, &query);
     let columns: Vec<(usize, &str)> = match &query.select {
-        Some(select) => select
-            .iter()
-            .map(|&i| (i, view.info.columns[i].name.as_str()))
-            .collect(),
-        None => view
-            .info
-            .columns
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (i, c.name.as_str()))
-            .collect(),
+        Some(select) => select.iter().map(|&i| (i, view.info.columns[i].name.as_str())).collect(),
+        None => view.info.columns.iter().enumerate().map(|(i, c)| (i, c.name.as_str())).collect(),
     };
-    let body = render_rows(&columns, paginate(&matches, &query));
-    let response = (
-        [(header::CONTENT_TYPE, "application/json")],
-        Body::from(body),
-    )
-        .into_response();
-    Ok(with_position(response, view.position.map(|p| p.0)))
+    Ok((render_rows(&columns, paginate(&matches, &query)), view.position))
 }
 
 fn with_position(mut response: Response, position: Option<u64>) -> Response {
     if let Some(p) = position {
-        response
-            .headers_mut()
-            .insert(POSITION_HEADER, HeaderValue::from(p));
+        response.headers_mut().insert(POSITION_HEADER, HeaderValue::from(p));
     }
     response
 }
 
 async fn get_health(State(reader): State<Reader>) -> Response {
     let health = health(&reader.snapshot());
-    let status = if health.status == "starting" {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::OK
-    };
+    let status = if health.status == "starting" { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
     (status, Json(health)).into_response()
 }
 
 async fn get_metrics(State(reader): State<Reader>) -> Response {
-    (
-        [(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
-        reader.metrics().render(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], reader.metrics().render()).into_response()
 }
 
 #[cfg(test)]
@@ -232,39 +187,18 @@ mod tests {
 
     #[test]
     fn every_error_has_a_status_code_and_hint() {
-        let bad = BadParameter {
-            parameter: "id".into(),
-            message: "m".into(),
-            hint: None,
-        };
+        let bad = BadParameter { parameter: "id".into(), message: "m".into(), hint: None };
         let cases = [
-            (
-                ApiError::UnknownView {
-                    name: "x".into(),
-                    views: vec!["a".into(), "b".into()],
-                },
-                404,
-                "unknown_view",
-            ),
+            (ApiError::UnknownView { name: "x".into(), views: vec!["a".into(), "b".into()] }, 404, "unknown_view"),
             (ApiError::BadParameter(bad), 400, "bad_parameter"),
-            (
-                ApiError::ViewFailed {
-                    name: "x".into(),
-                    reason: "r".into(),
-                },
-                503,
-                "view_failed",
-            ),
+            (ApiError::ViewFailed { name: "x".into(), reason: "r".into() }, 503, "view_failed"),
             (ApiError::Starting { name: "x".into() }, 503, "starting"),
             (ApiError::NotFound { path: "/x".into() }, 404, "not_found"),
         ];
         for (e, status, code) in cases {
             assert_eq!((e.status().as_u16(), e.code()), (status, code), "{e}");
         }
-        let e = ApiError::UnknownView {
-            name: "x".into(),
-            views: vec!["a".into(), "b".into()],
-        };
+        let e = ApiError::UnknownView { name: "x".into(), views: vec!["a".into(), "b".into()] };
         assert_eq!(e.hint().unwrap(), "views: a, b");
     }
 }

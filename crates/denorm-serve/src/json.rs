@@ -26,20 +26,13 @@ pub fn write_datum(out: &mut Vec<u8>, datum: &Datum<'_>) {
 }
 
 fn write_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
-    serde_json::to_writer(out, value)
-        .expect("serializing a string or number into memory cannot fail");
+    serde_json::to_writer(out, value).expect("serializing a string or number into memory cannot fail");
 }
 
 /// Renders rows as a JSON array of objects; `columns` are the output
 /// columns as (index into the row, name), in output order.
-pub fn render_rows<'r, 'a: 'r>(
-    columns: &[(usize, &str)],
-    rows: impl Iterator<Item = &'r [Datum<'a>]>,
-) -> Vec<u8> {
-    let names: Vec<Vec<u8>> = columns
-        .iter()
-        .map(|(_, name)| serde_json::to_vec(name).expect("a string"))
-        .collect();
+pub fn render_rows<'r, 'a: 'r>(columns: &[(usize, &str)], rows: impl Iterator<Item = &'r [Datum<'a>]>) -> Vec<u8> {
+    let names: Vec<Vec<u8>> = columns.iter().map(|(_, name)| serde_json::to_vec(name).expect("a string")).collect();
     let mut out = Vec::with_capacity(1024);
     out.push(b'[');
     for (i, row) in rows.enumerate() {
@@ -89,11 +82,7 @@ pub fn view_summary(view: &PublishedView, source: &SourceStatus, now: f64) -> Vi
     ViewSummary {
         name: info.name.clone(),
         columns: info.columns.iter().map(|c| c.name.clone()).collect(),
-        key: info
-            .key
-            .iter()
-            .map(|&k| info.columns[k].name.clone())
-            .collect(),
+        key: info.key.iter().map(|&k| info.columns[k].name.clone()).collect(),
         rows: view.rows.len(),
         position: view.position.map(|p| p.0),
         freshness_seconds: view.freshness_seconds(source, now),
@@ -101,11 +90,7 @@ pub fn view_summary(view: &PublishedView, source: &SourceStatus, now: f64) -> Vi
         within_sla: view.within_sla(source, now),
         status,
         error,
-        column_types: info
-            .columns
-            .iter()
-            .map(|c| (c.name.clone(), c.ty.to_string()))
-            .collect(),
+        column_types: info.columns.iter().map(|c| (c.name.clone(), c.ty.to_string())).collect(),
         tables: info.tables.clone(),
     }
 }
@@ -157,17 +142,12 @@ pub fn health(published: &Published) -> Health {
         .views
         .iter()
         .filter_map(|v| match &v.status {
-            ViewStatus::Failed(reason) => Some(FailedView {
-                name: v.info.name.clone(),
-                error: reason.clone(),
-            }),
+            ViewStatus::Failed(reason) => Some(FailedView { name: v.info.name.clone(), error: reason.clone() }),
             _ => None,
         })
         .collect();
-    let mut problems: Vec<String> = failed_views
-        .iter()
-        .map(|f| format!("view \"{}\" failed: {}", f.name, f.error))
-        .collect();
+    let mut problems: Vec<String> =
+        failed_views.iter().map(|f| format!("view \"{}\" failed: {}", f.name, f.error)).collect();
     if let SourceState::Retrying { error } = &source.state {
         problems.push(format!("the source is retrying after an error: {error}"));
     }
@@ -180,13 +160,7 @@ pub fn health(published: &Published) -> Health {
         "degraded"
     };
     let snapshot = match source.state {
-        SourceState::Snapshotting {
-            rows_read,
-            rows_total,
-        } => Some(SnapshotProgress {
-            rows_read,
-            rows_total,
-        }),
+        SourceState::Snapshotting { rows_read, rows_total } => Some(SnapshotProgress { rows_read, rows_total }),
         _ => None,
     };
     Health {
@@ -246,23 +220,14 @@ mod tests {
         let row = [Datum::Int(1), Datum::text("x"), Datum::Null];
         let rows: Vec<&[Datum<'_>]> = vec![&row, &row];
         let out = render_rows(&[(2, "c"), (0, "a\"")], rows.into_iter());
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            r#"[{"c":null,"a\"":1},{"c":null,"a\"":1}]"#
-        );
+        assert_eq!(String::from_utf8(out).unwrap(), r#"[{"c":null,"a\"":1},{"c":null,"a\"":1}]"#);
         assert_eq!(render_rows(&[(0, "a")], std::iter::empty()), b"[]");
     }
 
     fn views() -> Vec<ViewInfo> {
         let cols = vec![
-            ColumnInfo {
-                name: "id".into(),
-                ty: ScalarType::Int,
-            },
-            ColumnInfo {
-                name: "n".into(),
-                ty: ScalarType::Float,
-            },
+            ColumnInfo { name: "id".into(), ty: ScalarType::Int },
+            ColumnInfo { name: "n".into(), ty: ScalarType::Float },
         ];
         vec![
             ViewInfo {
@@ -286,25 +251,13 @@ mod tests {
     fn summary_and_health_through_a_life_cycle() {
         let (mut p, r) = channel(views());
         let h = health(&r.snapshot());
-        assert_eq!(
-            (h.status, h.source_position, h.source.state),
-            ("starting", None, "starting")
-        );
+        assert_eq!((h.status, h.source_position, h.source.state), ("starting", None, "starting"));
         p.set_source(SourceStatus {
-            state: SourceState::Snapshotting {
-                rows_read: 10,
-                rows_total: Some(100),
-            },
+            state: SourceState::Snapshotting { rows_read: 10, rows_total: Some(100) },
             ..Default::default()
         });
         let h = health(&r.snapshot());
-        assert_eq!(
-            h.source.snapshot,
-            Some(SnapshotProgress {
-                rows_read: 10,
-                rows_total: Some(100)
-            })
-        );
+        assert_eq!(h.source.snapshot, Some(SnapshotProgress { rows_read: 10, rows_total: Some(100) }));
         let s = view_summary(&r.snapshot().views[0], &r.snapshot().source, 0.0);
         assert_eq!((s.status, s.position, s.rows), ("starting", None, 0));
 
@@ -320,34 +273,21 @@ mod tests {
         let s = view_summary(&snap.views[0], &snap.source, 21.0);
         assert_eq!(s.columns, vec!["id", "n"]);
         assert_eq!(s.key, vec!["id"]);
-        assert_eq!(
-            (s.rows, s.position, s.status, s.error.clone()),
-            (1, Some(4), "ok", None)
-        );
-        assert_eq!(
-            (s.freshness_seconds, s.max_staleness_seconds, s.within_sla),
-            (1.0, Some(1.5), true)
-        );
+        assert_eq!((s.rows, s.position, s.status, s.error.clone()), (1, Some(4), "ok", None));
+        assert_eq!((s.freshness_seconds, s.max_staleness_seconds, s.within_sla), (1.0, Some(1.5), true));
         assert_eq!(s.column_types.get("n").map(String::as_str), Some("double"));
         let s = view_summary(&snap.views[0], &snap.source, 22.0);
         assert!(!s.within_sla);
         let h = health(&snap);
         assert_eq!(
-            (
-                h.status,
-                h.source_position,
-                h.source.head_position,
-                h.source.lag_changes
-            ),
+            (h.status, h.source_position, h.source.head_position, h.source.lag_changes),
             ("ok", Some(4), Some(9), 5)
         );
 
         p.fail(1, "key violation: two rows have key (1)".into());
         p.publish_at(Position(9), &[], 30.0);
         p.set_source(SourceStatus {
-            state: SourceState::Retrying {
-                error: "database is locked".into(),
-            },
+            state: SourceState::Retrying { error: "database is locked".into() },
             last_error: Some("database is locked".into()),
             ..Default::default()
         });
@@ -355,18 +295,10 @@ mod tests {
         assert_eq!(h.status, "degraded");
         assert_eq!(
             h.failed_views,
-            vec![FailedView {
-                name: "b".into(),
-                error: "key violation: two rows have key (1)".into()
-            }]
+            vec![FailedView { name: "b".into(), error: "key violation: two rows have key (1)".into() }]
         );
         assert_eq!(h.problems.len(), 2, "{:?}", h.problems);
-        let value = serde_json::to_value(view_summary(
-            &r.snapshot().views[1],
-            &r.snapshot().source,
-            30.0,
-        ))
-        .unwrap();
+        let value = serde_json::to_value(view_summary(&r.snapshot().views[1], &r.snapshot().source, 30.0)).unwrap();
         assert_eq!(value["status"], "failed");
         assert_eq!(value["max_staleness_seconds"], serde_json::Value::Null);
     }

@@ -81,10 +81,10 @@ pub mod query;
 mod rows;
 mod state;
 
-pub use http::{router, serve, ApiError, POSITION_HEADER};
+pub use http::{read_rows, router, serve, ApiError, POSITION_HEADER};
 pub use json::{Health, ViewSummary};
 pub use metrics::{Metrics, CONTENT_TYPE as METRICS_CONTENT_TYPE};
 pub use state::{
-    channel, pack_key, percentiles, ColumnInfo, Published, PublishedView, Publisher, Reader,
-    SourceState, SourceStatus, ViewInfo, ViewRows, ViewStats, ViewStatus, WaitError,
+    channel, pack_key, percentiles, ColumnInfo, Published, PublishedView, Publisher, Reader, SourceState, SourceStatus,
+    ViewInfo, ViewRows, ViewStats, ViewStatus, WaitError,
 };

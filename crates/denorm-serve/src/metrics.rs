@@ -19,15 +19,11 @@ use prometheus_client::registry::Registry;
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Upper bounds of the freshness histogram: 0.5 ms to 30 s.
-const FRESHNESS_BUCKETS: [f64; 16] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0,
-    30.0,
-];
+const FRESHNESS_BUCKETS: [f64; 16] =
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0];
 
 /// Upper bounds of the batch apply time histogram: 10 µs to 10 s.
-const BATCH_BUCKETS: [f64; 13] = [
-    0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0,
-];
+const BATCH_BUCKETS: [f64; 13] = [0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0];
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TableLabel {
@@ -113,26 +109,14 @@ impl Metrics {
             "Source row changes that could not be decoded and were set aside, by source table",
             inner.changes_undecodable.clone(),
         );
-        r.register(
-            "snapshot_rows",
-            "Rows read by initial snapshots of source tables",
-            inner.snapshot_rows.clone(),
-        );
+        r.register("snapshot_rows", "Rows read by initial snapshots of source tables", inner.snapshot_rows.clone());
         r.register(
             "batch_apply_seconds",
             "Time to apply one source batch to the dataflow and publish it, in seconds",
             inner.batch_apply.clone(),
         );
-        r.register(
-            "view_rows",
-            "Rows in a view as last published",
-            inner.view_rows.clone(),
-        );
-        r.register(
-            "view_position",
-            "Source position a view reflects",
-            inner.view_position.clone(),
-        );
+        r.register("view_rows", "Rows in a view as last published", inner.view_rows.clone());
+        r.register("view_position", "Source position a view reflects", inner.view_position.clone());
         r.register(
             "view_failed",
             "1 when a view has failed and is no longer maintained, else 0",
@@ -148,11 +132,7 @@ impl Metrics {
             "Source head position minus the published position (changes not yet visible)",
             inner.source_lag.clone(),
         );
-        r.register(
-            "source_head_position",
-            "Latest position the source has seen",
-            inner.source_head.clone(),
-        );
+        r.register("source_head_position", "Latest position the source has seen", inner.source_head.clone());
         r.register(
             "published_position",
             "Source position of the state readers currently see",
@@ -163,19 +143,12 @@ impl Metrics {
             "HTTP requests served, by route template and status code",
             inner.http_requests.clone(),
         );
-        Metrics {
-            inner: Arc::new(Inner { registry, ..inner }),
-        }
+        Metrics { inner: Arc::new(Inner { registry, ..inner }) }
     }
 
     /// Counts `n` source changes of `table` applied to the dataflow.
     pub fn changes_applied(&self, table: &str, n: u64) {
-        self.inner
-            .changes_applied
-            .get_or_create(&TableLabel {
-                table: table.to_owned(),
-            })
-            .inc_by(n);
+        self.inner.changes_applied.get_or_create(&TableLabel { table: table.to_owned() }).inc_by(n);
     }
 
     /// Records how long one batch took to apply, in seconds.
@@ -185,12 +158,7 @@ impl Metrics {
 
     /// Counts `n` changes of `table` that could not be decoded.
     pub fn undecodable(&self, table: &str, n: u64) {
-        self.inner
-            .changes_undecodable
-            .get_or_create(&TableLabel {
-                table: table.to_owned(),
-            })
-            .inc_by(n);
+        self.inner.changes_undecodable.get_or_create(&TableLabel { table: table.to_owned() }).inc_by(n);
     }
 
     /// Counts `n` rows read by a snapshot.
@@ -199,39 +167,21 @@ impl Metrics {
     }
 
     pub(crate) fn observe_freshness(&self, view: &str, seconds: f64) {
-        self.inner
-            .freshness
-            .get_or_create(&ViewLabel {
-                view: view.to_owned(),
-            })
-            .observe(seconds);
+        self.inner.freshness.get_or_create(&ViewLabel { view: view.to_owned() }).observe(seconds);
     }
 
     pub(crate) fn set_view(&self, view: &str, rows: u64, position: Option<u64>, failed: bool) {
-        let label = ViewLabel {
-            view: view.to_owned(),
-        };
-        self.inner
-            .view_rows
-            .get_or_create(&label)
-            .set(saturate(rows));
-        self.inner
-            .view_failed
-            .get_or_create(&label)
-            .set(i64::from(failed));
+        let label = ViewLabel { view: view.to_owned() };
+        self.inner.view_rows.get_or_create(&label).set(saturate(rows));
+        self.inner.view_failed.get_or_create(&label).set(i64::from(failed));
         if let Some(p) = position {
-            self.inner
-                .view_position
-                .get_or_create(&label)
-                .set(saturate(p));
+            self.inner.view_position.get_or_create(&label).set(saturate(p));
         }
     }
 
     /// Registers a view's series at zero so that they exist before its first change.
     pub(crate) fn declare_view(&self, view: &str) {
-        let label = ViewLabel {
-            view: view.to_owned(),
-        };
+        let label = ViewLabel { view: view.to_owned() };
         drop(self.inner.view_rows.get_or_create(&label));
         drop(self.inner.view_failed.get_or_create(&label));
         drop(self.inner.freshness.get_or_create(&label));
@@ -248,13 +198,7 @@ impl Metrics {
     }
 
     pub(crate) fn http_request(&self, route: &str, status: u16) {
-        self.inner
-            .http_requests
-            .get_or_create(&RequestLabels {
-                route: route.to_owned(),
-                status,
-            })
-            .inc();
+        self.inner.http_requests.get_or_create(&RequestLabels { route: route.to_owned(), status }).inc();
     }
 
     /// The metrics in the Prometheus text format 0.0.4 ([`CONTENT_TYPE`]).
@@ -265,8 +209,7 @@ impl Metrics {
     /// samples and has no EOF marker, so those lines are rewritten.
     pub fn render(&self) -> String {
         let mut open_metrics = String::new();
-        text::encode_registry(&mut open_metrics, &self.inner.registry)
-            .expect("writing to a String cannot fail");
+        text::encode_registry(&mut open_metrics, &self.inner.registry).expect("writing to a String cannot fail");
         to_prometheus_text(&open_metrics)
     }
 }
@@ -287,10 +230,7 @@ fn saturate(v: u64) -> i64 {
 fn to_prometheus_text(open_metrics: &str) -> String {
     let mut counters = Vec::new();
     for line in open_metrics.lines() {
-        if let Some(name) = line
-            .strip_prefix("# TYPE ")
-            .and_then(|l| l.strip_suffix(" counter"))
-        {
+        if let Some(name) = line.strip_prefix("# TYPE ").and_then(|l| l.strip_suffix(" counter")) {
             counters.push(name.to_owned());
         }
     }
@@ -302,10 +242,7 @@ fn to_prometheus_text(open_metrics: &str) -> String {
         let rewritten = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
             let rest = line.strip_prefix(prefix)?;
             let (name, tail) = rest.split_once(' ')?;
-            counters
-                .iter()
-                .any(|c| c == name)
-                .then(|| format!("{prefix}{name}_total {tail}"))
+            counters.iter().any(|c| c == name).then(|| format!("{prefix}{name}_total {tail}"))
         });
         match rewritten {
             Some(l) => out.push_str(&l),
@@ -332,22 +269,10 @@ mod tests {
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             assert!(line.starts_with("denorm_"), "{line}");
         }
-        assert!(
-            text.contains("# HELP denorm_changes_applied_total "),
-            "{text}"
-        );
-        assert!(
-            text.contains("# TYPE denorm_changes_applied_total counter"),
-            "{text}"
-        );
-        assert!(
-            text.contains("denorm_changes_applied_total{table=\"users\"} 3"),
-            "{text}"
-        );
-        assert!(
-            text.contains("denorm_freshness_seconds_bucket{le=\"0.0005\",view=\"v\"} 0"),
-            "{text}"
-        );
+        assert!(text.contains("# HELP denorm_changes_applied_total "), "{text}");
+        assert!(text.contains("# TYPE denorm_changes_applied_total counter"), "{text}");
+        assert!(text.contains("denorm_changes_applied_total{table=\"users\"} 3"), "{text}");
+        assert!(text.contains("denorm_freshness_seconds_bucket{le=\"0.0005\",view=\"v\"} 0"), "{text}");
         assert!(!text.contains("# EOF"));
     }
 

@@ -92,11 +92,7 @@ pub struct BadParameter {
 
 impl BadParameter {
     fn new(parameter: &str, message: impl Into<String>) -> Self {
-        BadParameter {
-            parameter: parameter.to_owned(),
-            message: message.into(),
-            hint: None,
-        }
+        BadParameter { parameter: parameter.to_owned(), message: message.into(), hint: None }
     }
 
     fn hint(mut self, hint: impl Into<String>) -> Self {
@@ -110,9 +106,7 @@ impl BadParameter {
 pub fn decode_pairs(raw: &str) -> Vec<(String, String)> {
     let decode = |s: &str| {
         let spaced = s.replace('+', " ");
-        percent_encoding::percent_decode_str(&spaced)
-            .decode_utf8_lossy()
-            .into_owned()
+        percent_encoding::percent_decode_str(&spaced).decode_utf8_lossy().into_owned()
     };
     raw.split('&')
         .filter(|p| !p.is_empty())
@@ -150,26 +144,17 @@ fn column(view: &ViewInfo, parameter: &str, name: &str, role: &str) -> Result<us
 }
 
 fn parse_count(parameter: &str, value: &str) -> Result<usize, BadParameter> {
-    value.parse::<usize>().map_err(|_| {
-        BadParameter::new(
-            parameter,
-            format!("expected a non-negative integer, got \"{value}\""),
-        )
-    })
+    value
+        .parse::<usize>()
+        .map_err(|_| BadParameter::new(parameter, format!("expected a non-negative integer, got \"{value}\"")))
 }
 
 fn parse_select(view: &ViewInfo, value: &str) -> Result<Vec<usize>, BadParameter> {
-    value
-        .split(',')
-        .map(|name| column(view, "select", name.trim(), "select"))
-        .collect()
+    value.split(',').map(|name| column(view, "select", name.trim(), "select")).collect()
 }
 
 fn parse_order(view: &ViewInfo, value: &str) -> Result<Vec<OrderTerm>, BadParameter> {
-    value
-        .split(',')
-        .map(|term| parse_order_term(view, term.trim()))
-        .collect()
+    value.split(',').map(|term| parse_order_term(view, term.trim())).collect()
 }
 
 fn parse_order_term(view: &ViewInfo, term: &str) -> Result<OrderTerm, BadParameter> {
@@ -192,11 +177,7 @@ fn parse_order_term(view: &ViewInfo, term: &str) -> Result<OrderTerm, BadParamet
     }
     // PostgreSQL's default: NULLs sort as if larger than every value.
     let nulls_first = nulls.unwrap_or(descending);
-    Ok(OrderTerm {
-        column,
-        descending,
-        nulls_first,
-    })
+    Ok(OrderTerm { column, descending, nulls_first })
 }
 
 const OPERATORS_HINT: &str =
@@ -210,10 +191,7 @@ fn parse_filter(view: &ViewInfo, name: &str, value: &str) -> Result<Filter, BadP
         None => (false, value),
     };
     let Some((op, operand)) = rest.split_once('.') else {
-        return Err(
-            BadParameter::new(name, format!("expected op.value, got \"{value}\""))
-                .hint(OPERATORS_HINT),
-        );
+        return Err(BadParameter::new(name, format!("expected op.value, got \"{value}\"")).hint(OPERATORS_HINT));
     };
     let scalar = |ctor: fn(Value) -> Op| parse_value(name, ty, operand).map(ctor);
     let op = match op {
@@ -226,32 +204,21 @@ fn parse_filter(view: &ViewInfo, name: &str, value: &str) -> Result<Filter, BadP
         "in" => Op::In(parse_list(name, ty, operand)?),
         "is" => parse_is(name, ty, operand)?,
         other => {
-            return Err(
-                BadParameter::new(name, format!("unknown operator \"{other}\""))
-                    .hint(OPERATORS_HINT),
-            );
+            return Err(BadParameter::new(name, format!("unknown operator \"{other}\"")).hint(OPERATORS_HINT));
         }
     };
-    Ok(Filter {
-        column,
-        negated,
-        op,
-    })
+    Ok(Filter { column, negated, op })
 }
 
 fn parse_is(name: &str, ty: ScalarType, operand: &str) -> Result<Op, BadParameter> {
     match operand {
         "null" => Ok(Op::IsNull),
-        "true" | "false" if ty != ScalarType::Bool => Err(BadParameter::new(
-            name,
-            format!("is.{operand} needs a boolean column; \"{name}\" is {ty}"),
-        )),
+        "true" | "false" if ty != ScalarType::Bool => {
+            Err(BadParameter::new(name, format!("is.{operand} needs a boolean column; \"{name}\" is {ty}")))
+        }
         "true" => Ok(Op::IsTrue),
         "false" => Ok(Op::IsFalse),
-        other => Err(BadParameter::new(
-            name,
-            format!("expected is.null, is.true or is.false, got is.{other}"),
-        )),
+        other => Err(BadParameter::new(name, format!("expected is.null, is.true or is.false, got is.{other}"))),
     }
 }
 
@@ -261,13 +228,8 @@ fn parse_list(name: &str, ty: ScalarType, operand: &str) -> Result<Vec<Value>, B
     let inner = operand
         .strip_prefix('(')
         .and_then(|s| s.strip_suffix(')'))
-        .ok_or_else(|| {
-            BadParameter::new(name, format!("expected in.(a,b,...), got in.{operand}"))
-        })?;
-    split_list(inner)
-        .iter()
-        .map(|item| parse_value(name, ty, item))
-        .collect()
+        .ok_or_else(|| BadParameter::new(name, format!("expected in.(a,b,...), got in.{operand}")))?;
+    split_list(inner).iter().map(|item| parse_value(name, ty, item)).collect()
 }
 
 fn split_list(inner: &str) -> Vec<String> {
@@ -289,12 +251,7 @@ fn split_list(inner: &str) -> Vec<String> {
 pub fn parse_value(name: &str, ty: ScalarType, raw: &str) -> Result<Value, BadParameter> {
     let number = || raw.trim().parse::<f64>().ok().filter(|x| x.is_finite());
     let value = match ty {
-        ScalarType::Int => raw
-            .trim()
-            .parse::<i64>()
-            .ok()
-            .map(Datum::Int)
-            .or_else(|| number().map(Datum::Float)),
+        ScalarType::Int => raw.trim().parse::<i64>().ok().map(Datum::Int).or_else(|| number().map(Datum::Float)),
         ScalarType::Float => number().map(Datum::Float),
         ScalarType::Bool => match raw {
             "true" => Some(Datum::Bool(true)),
@@ -310,10 +267,7 @@ pub fn parse_value(name: &str, ty: ScalarType, raw: &str) -> Result<Value, BadPa
             ScalarType::Float => "a finite number",
             _ => "true or false",
         };
-        BadParameter::new(
-            name,
-            format!("expected {expected} for {ty} column \"{name}\", got \"{raw}\""),
-        )
+        BadParameter::new(name, format!("expected {expected} for {ty} column \"{name}\", got \"{raw}\""))
     })
 }
 
@@ -382,26 +336,15 @@ pub struct Match<'a> {
 pub fn execute<'a>(view: &'a PublishedView, query: &Query) -> Vec<Match<'a>> {
     let keep = |(row, count): (&'a Row, Diff)| {
         let datums = row.unpack();
-        query
-            .filters
-            .iter()
-            .all(|f| passes(f, &datums))
-            .then_some(Match { datums, count })
+        query.filters.iter().all(|f| passes(f, &datums)).then_some(Match { datums, count })
     };
     let plan = plan(&view.info, &query.filters);
     let mut matches: Vec<Match<'a>> = match &plan {
-        Plan::Lookup(key) => view
-            .rows
-            .get(key)
-            .iter()
-            .filter_map(|(r, d)| keep((r, *d)))
-            .collect(),
+        Plan::Lookup(key) => view.rows.get(key).iter().filter_map(|(r, d)| keep((r, *d))).collect(),
         Plan::Prefix(prefix) => view.rows.prefixed(prefix).filter_map(keep).collect(),
         Plan::Scan => view.rows.iter().filter_map(keep).collect(),
     };
-    let order = |a: &Match<'_>, b: &Match<'_>| {
-        row_order(&view.info.key, &query.order, &a.datums, &b.datums)
-    };
+    let order = |a: &Match<'_>, b: &Match<'_>| row_order(&view.info.key, &query.order, &a.datums, &b.datums);
     // Each entry is at least one output row, so only the first
     // offset + limit entries in order can be returned.
     if let Some(limit) = query.limit {
@@ -434,11 +377,7 @@ pub fn row_order(key: &[usize], order: &[OrderTerm], a: &[Datum<'_>], b: &[Datum
             return o;
         }
     }
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| x.total_cmp(y))
-        .find(|o| *o != Ordering::Equal)
-        .unwrap_or(Ordering::Equal)
+    a.iter().zip(b).map(|(x, y)| x.total_cmp(y)).find(|o| *o != Ordering::Equal).unwrap_or(Ordering::Equal)
 }
 
 fn order_term(term: &OrderTerm, a: &Datum<'_>, b: &Datum<'_>) -> Ordering {
@@ -454,15 +393,10 @@ fn order_term(term: &OrderTerm, a: &Datum<'_>, b: &Datum<'_>) -> Ordering {
 }
 
 /// Expands multiplicities and applies `offset` and `limit`.
-pub fn paginate<'m, 'a>(
-    matches: &'m [Match<'a>],
-    query: &Query,
-) -> impl Iterator<Item = &'m [Datum<'a>]> {
+pub fn paginate<'m, 'a>(matches: &'m [Match<'a>], query: &Query) -> impl Iterator<Item = &'m [Datum<'a>]> {
     matches
         .iter()
-        .flat_map(|m| {
-            std::iter::repeat_n(m.datums.as_slice(), usize::try_from(m.count).unwrap_or(0))
-        })
+        .flat_map(|m| std::iter::repeat_n(m.datums.as_slice(), usize::try_from(m.count).unwrap_or(0)))
         .skip(query.offset)
         .take(query.limit.unwrap_or(usize::MAX))
 }
@@ -473,10 +407,7 @@ mod tests {
     use crate::state::ColumnInfo;
 
     fn view() -> ViewInfo {
-        let col = |name: &str, ty| ColumnInfo {
-            name: name.into(),
-            ty,
-        };
+        let col = |name: &str, ty| ColumnInfo { name: name.into(), ty };
         ViewInfo {
             name: "cards".into(),
             columns: vec![
@@ -496,11 +427,7 @@ mod tests {
     }
 
     fn filter(column: usize, negated: bool, op: Op) -> Filter {
-        Filter {
-            column,
-            negated,
-            op,
-        }
+        Filter { column, negated, op }
     }
 
     #[test]
@@ -511,49 +438,21 @@ mod tests {
             ("id=neq.-5", f(false, Op::Neq(Datum::Int(-5)))),
             ("id=lt.2.5", f(false, Op::Lt(Datum::Float(2.5)))),
             ("id=lte.1e3", f(false, Op::Lte(Datum::Float(1000.0)))),
-            (
-                "id=gt.9223372036854775807",
-                f(false, Op::Gt(Datum::Int(i64::MAX))),
-            ),
+            ("id=gt.9223372036854775807", f(false, Op::Gt(Datum::Int(i64::MAX)))),
             ("id=gte.0", f(false, Op::Gte(Datum::Int(0)))),
-            (
-                "id=in.(1,2,3)",
-                f(
-                    false,
-                    Op::In(vec![Datum::Int(1), Datum::Int(2), Datum::Int(3)]),
-                ),
-            ),
+            ("id=in.(1,2,3)", f(false, Op::In(vec![Datum::Int(1), Datum::Int(2), Datum::Int(3)]))),
             ("id=is.null", f(false, Op::IsNull)),
             ("id=not.is.null", f(true, Op::IsNull)),
             ("id=not.eq.1", f(true, Op::Eq(Datum::Int(1)))),
-            (
-                "region=eq.a.b%20c+d",
-                Ok(vec![filter(1, false, Op::Eq("a.b c d".into()))]),
-            ),
+            ("region=eq.a.b%20c+d", Ok(vec![filter(1, false, Op::Eq("a.b c d".into()))])),
             ("region=eq.", Ok(vec![filter(1, false, Op::Eq("".into()))])),
-            (
-                "region=in.(\"x,y\",z)",
-                Ok(vec![filter(
-                    1,
-                    false,
-                    Op::In(vec!["x,y".into(), "z".into()]),
-                )]),
-            ),
-            (
-                "score=gt.3",
-                Ok(vec![filter(2, false, Op::Gt(Datum::Float(3.0)))]),
-            ),
-            (
-                "active=eq.true",
-                Ok(vec![filter(3, false, Op::Eq(Datum::Bool(true)))]),
-            ),
+            ("region=in.(\"x,y\",z)", Ok(vec![filter(1, false, Op::In(vec!["x,y".into(), "z".into()]))])),
+            ("score=gt.3", Ok(vec![filter(2, false, Op::Gt(Datum::Float(3.0)))])),
+            ("active=eq.true", Ok(vec![filter(3, false, Op::Eq(Datum::Bool(true)))])),
             ("active=is.false", Ok(vec![filter(3, false, Op::IsFalse)])),
             (
                 "id=gt.1&id=lt.9",
-                Ok(vec![
-                    filter(0, false, Op::Gt(Datum::Int(1))),
-                    filter(0, false, Op::Lt(Datum::Int(9))),
-                ]),
+                Ok(vec![filter(0, false, Op::Gt(Datum::Int(1))), filter(0, false, Op::Lt(Datum::Int(9)))]),
             ),
             ("id=eq.abc", Err(())),
             ("id=eq.", Err(())),
@@ -581,11 +480,7 @@ mod tests {
         assert!(e.message.contains("unknown column \"nope\""), "{e:?}");
         assert!(e.hint.unwrap().contains("id, region, score, active"));
         let e = parse("id=eq.abc").unwrap_err();
-        assert_eq!(
-            (e.parameter.as_str(), e.message.contains("\"abc\"")),
-            ("id", true),
-            "{e:?}"
-        );
+        assert_eq!((e.parameter.as_str(), e.message.contains("\"abc\"")), ("id", true), "{e:?}");
         let e = parse("id=like.5").unwrap_err();
         assert!(e.message.contains("unknown operator \"like\""), "{e:?}");
         assert_eq!(parse("limit=-1").unwrap_err().parameter, "limit");
@@ -597,30 +492,20 @@ mod tests {
 
     #[test]
     fn order_select_limit_offset_parsing() {
-        let term = |column, descending, nulls_first| OrderTerm {
-            column,
-            descending,
-            nulls_first,
-        };
+        let term = |column, descending, nulls_first| OrderTerm { column, descending, nulls_first };
         let cases = [
             ("order=id", vec![term(0, false, false)]),
             ("order=id.asc", vec![term(0, false, false)]),
             ("order=id.desc", vec![term(0, true, true)]),
             ("order=id.desc.nullslast", vec![term(0, true, false)]),
             ("order=id.nullsfirst", vec![term(0, false, true)]),
-            (
-                "order=score.desc,region.asc",
-                vec![term(2, true, true), term(1, false, false)],
-            ),
+            ("order=score.desc,region.asc", vec![term(2, true, true), term(1, false, false)]),
         ];
         for (raw, want) in cases {
             assert_eq!(parse(raw).unwrap().order, want, "{raw}");
         }
         let q = parse("select=score,id&limit=10&offset=20").unwrap();
-        assert_eq!(
-            (q.select, q.limit, q.offset),
-            (Some(vec![2, 0]), Some(10), 20)
-        );
+        assert_eq!((q.select, q.limit, q.offset), (Some(vec![2, 0]), Some(10), 20));
     }
 
     #[test]
@@ -629,20 +514,11 @@ mod tests {
         let plan_of = |raw: &str| plan(&v, &parse(raw).unwrap().filters);
         let key = pack_key(&[Datum::Int(5), "eu".into()]);
         assert_eq!(plan_of("id=eq.5&region=eq.eu"), Plan::Lookup(key.clone()));
-        assert_eq!(
-            plan_of("region=eq.eu&score=gt.1&id=eq.5"),
-            Plan::Lookup(key)
-        );
+        assert_eq!(plan_of("region=eq.eu&score=gt.1&id=eq.5"), Plan::Lookup(key));
         // An integral double operand finds the integer key.
-        assert_eq!(
-            plan_of("id=eq.5.0&region=eq.eu"),
-            Plan::Lookup(pack_key(&[Datum::Int(5), "eu".into()]))
-        );
+        assert_eq!(plan_of("id=eq.5.0&region=eq.eu"), Plan::Lookup(pack_key(&[Datum::Int(5), "eu".into()])));
         assert_eq!(plan_of("id=eq.5"), Plan::Prefix(pack_key(&[Datum::Int(5)])));
-        assert_eq!(
-            plan_of("id=eq.5&score=lt.3"),
-            Plan::Prefix(pack_key(&[Datum::Int(5)]))
-        );
+        assert_eq!(plan_of("id=eq.5&score=lt.3"), Plan::Prefix(pack_key(&[Datum::Int(5)])));
         assert_eq!(plan_of("region=eq.eu"), Plan::Scan);
         assert_eq!(plan_of("id=gte.5&region=eq.eu"), Plan::Scan);
         assert_eq!(plan_of("id=not.eq.5&region=eq.eu"), Plan::Scan);
@@ -657,16 +533,8 @@ mod tests {
             (Op::Eq(int(1)), Datum::Float(1.0), Some(true)),
             (Op::Eq(Datum::Float(2.5)), int(2), Some(false)),
             (Op::Lt(Datum::Float(2.5)), int(2), Some(true)),
-            (
-                Op::Gt(Datum::Float(9.223372036854776e18)),
-                int(i64::MAX),
-                Some(false),
-            ),
-            (
-                Op::Eq(int(9007199254740993)),
-                Datum::Float(9007199254740992.0),
-                Some(false),
-            ),
+            (Op::Gt(Datum::Float(9.223372036854776e18)), int(i64::MAX), Some(false)),
+            (Op::Eq(int(9007199254740993)), Datum::Float(9007199254740992.0), Some(false)),
             (Op::Lte(int(3)), int(3), Some(true)),
             (Op::Gte(int(4)), int(3), Some(false)),
             (Op::Neq(int(1)), int(2), Some(true)),
@@ -695,38 +563,12 @@ mod tests {
 
     #[test]
     fn order_puts_nulls_like_postgresql() {
-        let asc = OrderTerm {
-            column: 0,
-            descending: false,
-            nulls_first: false,
-        };
-        let desc = OrderTerm {
-            column: 0,
-            descending: true,
-            nulls_first: true,
-        };
-        let mut rows = vec![
-            vec![Datum::Int(2)],
-            vec![Datum::Null],
-            vec![Datum::Float(1.5)],
-        ];
+        let asc = OrderTerm { column: 0, descending: false, nulls_first: false };
+        let desc = OrderTerm { column: 0, descending: true, nulls_first: true };
+        let mut rows = vec![vec![Datum::Int(2)], vec![Datum::Null], vec![Datum::Float(1.5)]];
         rows.sort_by(|a, b| row_order(&[], &[asc], a, b));
-        assert_eq!(
-            rows,
-            vec![
-                vec![Datum::Float(1.5)],
-                vec![Datum::Int(2)],
-                vec![Datum::Null]
-            ]
-        );
+        assert_eq!(rows, vec![vec![Datum::Float(1.5)], vec![Datum::Int(2)], vec![Datum::Null]]);
         rows.sort_by(|a, b| row_order(&[], &[desc], a, b));
-        assert_eq!(
-            rows,
-            vec![
-                vec![Datum::Null],
-                vec![Datum::Int(2)],
-                vec![Datum::Float(1.5)]
-            ]
-        );
+        assert_eq!(rows, vec![vec![Datum::Null], vec![Datum::Int(2)], vec![Datum::Float(1.5)]]);
     }
 }

@@ -47,9 +47,7 @@ impl ViewRows {
 
     /// Rows under a packed key (see [`pack_key`]), with multiplicities.
     pub fn get(&self, key: &Row) -> &[(Row, Diff)] {
-        self.map
-            .get(key.as_bytes())
-            .map_or(&[], |slot| slot.as_slice())
+        self.map.get(key.as_bytes()).map_or(&[], |slot| slot.as_slice())
     }
 
     /// Rows whose key starts with the packed `prefix` (the leading key
@@ -66,19 +64,12 @@ impl ViewRows {
 
     /// Every row with its multiplicity, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&Row, Diff)> {
-        self.map
-            .values()
-            .flat_map(|slot| slot.iter().map(|(r, d)| (r, *d)))
+        self.map.values().flat_map(|slot| slot.iter().map(|(r, d)| (r, *d)))
     }
 
     /// Applies changes, retractions first: a row moving under one key
     /// within a batch (delete then insert) is then no conflict.
-    pub(crate) fn apply(
-        &mut self,
-        key_columns: &[usize],
-        changes: &[(Row, Diff)],
-        packer: &mut RowPacker,
-    ) {
+    pub(crate) fn apply(&mut self, key_columns: &[usize], changes: &[(Row, Diff)], packer: &mut RowPacker) {
         for (row, diff) in changes.iter().filter(|(_, d)| *d < 0) {
             let key = pack_row_key(key_columns, row, packer);
             self.retract(key, row, -diff);
@@ -91,18 +82,12 @@ impl ViewRows {
 
     fn retract(&mut self, key: Row, row: &Row, count: Diff) {
         let Some(slot) = self.map.get_mut(key.as_bytes()) else {
-            tracing::warn!(
-                ?row,
-                "retraction of a row the view does not hold (upstream bug); ignored"
-            );
+            tracing::warn!(?row, "retraction of a row the view does not hold (upstream bug); ignored");
             return;
         };
         let rows = Arc::make_mut(slot);
         let Some(at) = rows.iter().position(|(r, _)| r == row) else {
-            tracing::warn!(
-                ?row,
-                "retraction of a row the view does not hold (upstream bug); ignored"
-            );
+            tracing::warn!(?row, "retraction of a row the view does not hold (upstream bug); ignored");
             return;
         };
         let removed = count.min(rows[at].1);
@@ -125,10 +110,7 @@ impl ViewRows {
                 None => rows.push((row.clone(), count)),
             }
         } else {
-            self.map.insert(
-                Arc::from(key.as_bytes()),
-                Arc::new(vec![(row.clone(), count)]),
-            );
+            self.map.insert(Arc::from(key.as_bytes()), Arc::new(vec![(row.clone(), count)]));
         }
     }
 }
@@ -141,9 +123,7 @@ fn pack_row_key(key_columns: &[usize], row: &Row, packer: &mut RowPacker) -> Row
         // Key columns are usually in increasing order; fall back to random
         // access otherwise.
         let datum = if k >= at {
-            let d = datums
-                .nth(k - at)
-                .expect("key column out of range (planner bug)");
+            let d = datums.nth(k - at).expect("key column out of range (planner bug)");
             at = k + 1;
             d
         } else {

@@ -229,31 +229,14 @@ pub fn channel(views: Vec<ViewInfo>) -> (Publisher, Reader) {
             }
         })
         .collect();
-    let published = Published {
-        position: None,
-        views: published_views.clone().into(),
-        source: SourceStatus::default(),
-    };
+    let published =
+        Published { position: None, views: published_views.clone().into(), source: SourceStatus::default() };
     let recent = Mutex::new(vec![Recent::default(); published_views.len()]);
-    let shared = Arc::new(Shared {
-        published: ArcSwap::from_pointee(published),
-        metrics,
-        recent,
-    });
+    let shared = Arc::new(Shared { published: ArcSwap::from_pointee(published), metrics, recent });
     let (position_tx, position_rx) = watch::channel(None);
-    let publisher = Publisher {
-        shared: shared.clone(),
-        working: published_views,
-        position_tx,
-        packer: RowPacker::new(),
-    };
-    (
-        publisher,
-        Reader {
-            shared,
-            position: position_rx,
-        },
-    )
+    let publisher =
+        Publisher { shared: shared.clone(), working: published_views, position_tx, packer: RowPacker::new() };
+    (publisher, Reader { shared, position: position_rx })
 }
 
 /// The engine's handle: edits a private working copy, then publishes it.
@@ -266,9 +249,7 @@ pub struct Publisher {
 
 impl std::fmt::Debug for Publisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Publisher")
-            .field("views", &self.working.len())
-            .finish_non_exhaustive()
+        f.debug_struct("Publisher").field("views", &self.working.len()).finish_non_exhaustive()
     }
 }
 
@@ -317,11 +298,7 @@ impl Publisher {
     /// for tests and replays.
     pub fn publish_at(&mut self, position: Position, commits: &[(String, f64)], now: f64) {
         let metrics = &self.shared.metrics;
-        let mut recent = self
-            .shared
-            .recent
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut recent = self.shared.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for (v, recent) in self.working.iter_mut().zip(recent.iter_mut()) {
             if matches!(v.status, ViewStatus::Failed(_)) {
                 continue;
@@ -329,10 +306,7 @@ impl Publisher {
             v.status = ViewStatus::Ok;
             v.position = Some(position);
             let mut worst: Option<f64> = None;
-            for (_, committed_at) in commits
-                .iter()
-                .filter(|(t, _)| v.info.tables.iter().any(|vt| vt == t))
-            {
+            for (_, committed_at) in commits.iter().filter(|(t, _)| v.info.tables.iter().any(|vt| vt == t)) {
                 let latency = (now - committed_at).max(0.0);
                 metrics.observe_freshness(&v.info.name, latency);
                 recent.push(latency);
@@ -348,11 +322,7 @@ impl Publisher {
             metrics.set_view(&v.info.name, v.rows.len(), v.position.map(|p| p.0), failed);
         }
         let source = self.shared.published.load().source.clone();
-        self.store(Published {
-            position: Some(position),
-            views: self.working.clone().into(),
-            source,
-        });
+        self.store(Published { position: Some(position), views: self.working.clone().into(), source });
         self.position_tx.send_replace(Some(position));
     }
 
@@ -360,18 +330,11 @@ impl Publisher {
     /// touch view state, so no batch boundary is needed).
     pub fn set_source(&mut self, status: SourceStatus) {
         let current = self.shared.published.load_full();
-        self.store(Published {
-            position: current.position,
-            views: current.views.clone(),
-            source: status,
-        });
+        self.store(Published { position: current.position, views: current.views.clone(), source: status });
     }
 
     fn store(&self, published: Published) {
-        self.shared.metrics.set_source(
-            published.source.head.map(|p| p.0),
-            published.position.map(|p| p.0),
-        );
+        self.shared.metrics.set_source(published.source.head.map(|p| p.0), published.position.map(|p| p.0));
         self.shared.published.store(Arc::new(published));
     }
 
@@ -389,9 +352,7 @@ pub struct Reader {
 
 impl std::fmt::Debug for Reader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reader")
-            .field("position", &*self.position.borrow())
-            .finish_non_exhaustive()
+        f.debug_struct("Reader").field("position", &*self.position.borrow()).finish_non_exhaustive()
     }
 }
 
@@ -399,17 +360,9 @@ impl std::fmt::Debug for Reader {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WaitError {
     #[error("position {wanted} was not published within the timeout (published: {published:?})")]
-    Timeout {
-        wanted: Position,
-        published: Option<Position>,
-    },
-    #[error(
-        "the publisher stopped before position {wanted} was published (published: {published:?})"
-    )]
-    Closed {
-        wanted: Position,
-        published: Option<Position>,
-    },
+    Timeout { wanted: Position, published: Option<Position> },
+    #[error("the publisher stopped before position {wanted} was published (published: {published:?})")]
+    Closed { wanted: Position, published: Option<Position> },
 }
 
 impl Reader {
@@ -426,12 +379,7 @@ impl Reader {
     /// freshness percentiles over its latest observations.
     pub fn view_stats(&self) -> Vec<ViewStats> {
         let published = self.snapshot();
-        let recent = self
-            .shared
-            .recent
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
+        let recent = self.shared.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         published
             .views
             .iter()
@@ -449,11 +397,7 @@ impl Reader {
 
     /// Waits until the published position is at least `position`, then
     /// returns a snapshot at or past it (read-your-writes).
-    pub async fn wait_for_position(
-        &self,
-        position: Position,
-        timeout: Duration,
-    ) -> Result<Arc<Published>, WaitError> {
+    pub async fn wait_for_position(&self, position: Position, timeout: Duration) -> Result<Arc<Published>, WaitError> {
         let mut rx = self.position.clone();
         let reached = |p: &Option<Position>| p.is_some_and(|p| p >= position);
         let waited = tokio::time::timeout(timeout, rx.wait_for(reached)).await;
@@ -462,14 +406,8 @@ impl Reader {
             // The state is stored before the position is announced, so this
             // snapshot is at or past the position waited for.
             Ok(Ok(_)) => Ok(self.snapshot()),
-            Ok(Err(_)) => Err(WaitError::Closed {
-                wanted: position,
-                published,
-            }),
-            Err(_) => Err(WaitError::Timeout {
-                wanted: position,
-                published,
-            }),
+            Ok(Err(_)) => Err(WaitError::Closed { wanted: position, published }),
+            Err(_) => Err(WaitError::Timeout { wanted: position, published }),
         }
     }
 }
@@ -485,9 +423,7 @@ pub fn percentiles(samples: &mut [f64]) -> (f64, f64) {
 }
 
 fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// The current unix time in seconds, the clock HTTP handlers read.
@@ -504,14 +440,8 @@ mod tests {
         ViewInfo {
             name: name.into(),
             columns: vec![
-                ColumnInfo {
-                    name: "id".into(),
-                    ty: ScalarType::Int,
-                },
-                ColumnInfo {
-                    name: "v".into(),
-                    ty: ScalarType::Text,
-                },
+                ColumnInfo { name: "id".into(), ty: ScalarType::Int },
+                ColumnInfo { name: "v".into(), ty: ScalarType::Text },
             ],
             key,
             max_staleness: budget.map(Duration::from_secs_f64),
@@ -540,19 +470,12 @@ mod tests {
 
     #[test]
     fn readers_see_state_as_of_one_publish() {
-        let (mut p, r) = channel(vec![
-            info("a", vec![0], &["t"], None),
-            info("b", vec![0, 1], &["t"], None),
-        ]);
+        let (mut p, r) = channel(vec![info("a", vec![0], &["t"], None), info("b", vec![0, 1], &["t"], None)]);
         let before = r.snapshot();
         p.apply(0, &[(row(1, "x"), 1)]);
         p.apply(1, &[(row(1, "x"), 2)]);
         // Applied but not published: a reader sees nothing of the batch.
-        assert!(r
-            .snapshot()
-            .views
-            .iter()
-            .all(|v| v.rows.is_empty() && v.status == ViewStatus::Starting));
+        assert!(r.snapshot().views.iter().all(|v| v.rows.is_empty() && v.status == ViewStatus::Starting));
         p.publish_at(Position(5), &[], 100.0);
         let first = r.snapshot();
         p.apply(0, &[(row(1, "x"), -1), (row(1, "y"), 1)]);
@@ -570,10 +493,7 @@ mod tests {
         assert_eq!(second.position, Some(Position(6)));
         assert_eq!(rows_of(&second.views[0]), vec![(row(1, "y"), 1)]);
         assert_eq!(rows_of(&second.views[1]), vec![(row(1, "x"), 1)]);
-        assert!(second
-            .views
-            .iter()
-            .all(|v| v.position == Some(Position(6)) && v.status == ViewStatus::Ok));
+        assert!(second.views.iter().all(|v| v.position == Some(Position(6)) && v.status == ViewStatus::Ok));
     }
 
     #[test]
@@ -585,10 +505,7 @@ mod tests {
         p.apply(0, &[(row(1, "y"), 1), (row(1, "x"), -1)]);
         p.publish_at(Position(2), &[], 0.0);
         let s = r.snapshot();
-        assert_eq!(
-            s.views[0].rows.get(&pack_key(&[Datum::Int(1)])),
-            &[(row(1, "y"), 1)]
-        );
+        assert_eq!(s.views[0].rows.get(&pack_key(&[Datum::Int(1)])), &[(row(1, "y"), 1)]);
         assert_eq!(s.views[0].rows.len(), 1);
     }
 
@@ -597,21 +514,12 @@ mod tests {
         let (mut p, r) = channel(vec![info("a", vec![0], &["t"], None)]);
         p.apply(0, &[(Row::pack([Datum::Float(3.0), Datum::text("x")]), 1)]);
         p.publish_at(Position(1), &[], 0.0);
-        assert_eq!(
-            r.snapshot().views[0]
-                .rows
-                .get(&pack_key(&[Datum::Int(3)]))
-                .len(),
-            1
-        );
+        assert_eq!(r.snapshot().views[0].rows.get(&pack_key(&[Datum::Int(3)])).len(), 1);
     }
 
     #[test]
     fn failed_view_keeps_last_published_rows_and_position() {
-        let (mut p, r) = channel(vec![
-            info("a", vec![0], &["t"], None),
-            info("b", vec![0], &["t"], None),
-        ]);
+        let (mut p, r) = channel(vec![info("a", vec![0], &["t"], None), info("b", vec![0], &["t"], None)]);
         p.apply(0, &[(row(1, "x"), 1)]);
         p.publish_at(Position(1), &[], 0.0);
         p.apply(0, &[(row(2, "x"), 1)]);
@@ -620,21 +528,14 @@ mod tests {
         p.apply(0, &[(row(3, "x"), 1)]);
         p.publish_at(Position(2), &[], 0.0);
         let s = r.snapshot();
-        assert_eq!(
-            s.views[0].status,
-            ViewStatus::Failed("key violation".into())
-        );
+        assert_eq!(s.views[0].status, ViewStatus::Failed("key violation".into()));
         assert_eq!(s.views[0].position, Some(Position(1)));
         assert_eq!(rows_of(&s.views[0]), vec![(row(1, "x"), 1)]);
         assert_eq!(s.views[1].position, Some(Position(2)));
         // A re-snapshot brings it back.
         p.clear(0);
         p.apply(0, &[(row(9, "z"), 1)]);
-        assert_eq!(
-            r.snapshot().views[0].rows.len(),
-            1,
-            "clear is invisible until publish"
-        );
+        assert_eq!(r.snapshot().views[0].rows.len(), 1, "clear is invisible until publish");
         p.publish_at(Position(3), &[], 0.0);
         let s = r.snapshot();
         assert_eq!(s.views[0].status, ViewStatus::Ok);
@@ -643,30 +544,15 @@ mod tests {
 
     #[test]
     fn freshness_and_sla_with_an_injected_clock() {
-        let (mut p, r) = channel(vec![
-            info("a", vec![0], &["t"], Some(1.0)),
-            info("b", vec![0], &["u"], None),
-        ]);
+        let (mut p, r) = channel(vec![info("a", vec![0], &["t"], Some(1.0)), info("b", vec![0], &["u"], None)]);
         let s = r.snapshot();
-        assert_eq!(
-            s.views[0].freshness_seconds(&s.source, 50.0),
-            0.0,
-            "0 before any change"
-        );
+        assert_eq!(s.views[0].freshness_seconds(&s.source, 50.0), 0.0, "0 before any change");
         // Two commits of t in one batch: the worst latency is kept.
-        p.publish_at(
-            Position(10),
-            &[("t".into(), 99.5), ("t".into(), 99.8)],
-            100.0,
-        );
+        p.publish_at(Position(10), &[("t".into(), 99.5), ("t".into(), 99.8)], 100.0);
         let s = r.snapshot();
         assert_eq!(s.views[0].last_freshness_seconds, 0.5);
         assert_eq!(s.views[1].last_freshness_seconds, 0.0, "b does not read t");
-        assert_eq!(
-            s.views[0].freshness_seconds(&s.source, 1000.0),
-            0.5,
-            "nothing pending: last latency"
-        );
+        assert_eq!(s.views[0].freshness_seconds(&s.source, 1000.0), 0.5, "nothing pending: last latency");
         assert!(s.views[0].within_sla(&s.source, 1000.0));
 
         let pending = |head: u64| SourceStatus {
@@ -678,15 +564,9 @@ mod tests {
         p.set_source(pending(12));
         let s = r.snapshot();
         assert_eq!(s.views[0].freshness_seconds(&s.source, 200.75), 0.75);
-        assert!(
-            s.views[0].within_sla(&s.source, 201.0),
-            "freshness == budget is within"
-        );
+        assert!(s.views[0].within_sla(&s.source, 201.0), "freshness == budget is within");
         assert!(!s.views[0].within_sla(&s.source, 201.5));
-        assert!(
-            s.views[1].within_sla(&s.source, 10_000.0),
-            "no budget: always within"
-        );
+        assert!(s.views[1].within_sla(&s.source, 10_000.0), "no budget: always within");
         // Head not past the view: the pending time is not about this view.
         p.set_source(pending(10));
         let s = r.snapshot();
@@ -698,34 +578,22 @@ mod tests {
         let (mut p, r) = channel(vec![info("a", vec![0], &["t"], None)]);
         let waiter = {
             let r = r.clone();
-            tokio::spawn(async move {
-                r.wait_for_position(Position(7), Duration::from_secs(3600))
-                    .await
-            })
+            tokio::spawn(async move { r.wait_for_position(Position(7), Duration::from_secs(3600)).await })
         };
         p.publish_at(Position(3), &[], 0.0);
         p.publish_at(Position(8), &[], 0.0);
         let got = waiter.await.unwrap().unwrap();
         assert!(got.position >= Some(Position(7)));
         // Already reached: returns at once even with a zero timeout.
-        assert!(r
-            .wait_for_position(Position(8), Duration::ZERO)
-            .await
-            .is_ok());
+        assert!(r.wait_for_position(Position(8), Duration::ZERO).await.is_ok());
         // Not reached within a zero timeout.
         assert_eq!(
-            r.wait_for_position(Position(9), Duration::ZERO)
-                .await
-                .unwrap_err(),
-            WaitError::Timeout {
-                wanted: Position(9),
-                published: Some(Position(8))
-            }
+            r.wait_for_position(Position(9), Duration::ZERO).await.unwrap_err(),
+            WaitError::Timeout { wanted: Position(9), published: Some(Position(8)) }
         );
         drop(p);
         assert!(matches!(
-            r.wait_for_position(Position(9), Duration::from_secs(3600))
-                .await,
+            r.wait_for_position(Position(9), Duration::from_secs(3600)).await,
             Err(WaitError::Closed { .. })
         ));
     }

@@ -10,10 +10,7 @@ use denorm_types::{Datum, Position, Row, ScalarType, Value};
 use serde_json::{json, Value as Json};
 
 fn column(name: &str, ty: ScalarType) -> ColumnInfo {
-    ColumnInfo {
-        name: name.into(),
-        ty,
-    }
+    ColumnInfo { name: name.into(), ty }
 }
 
 fn views() -> Vec<ViewInfo> {
@@ -33,10 +30,7 @@ fn views() -> Vec<ViewInfo> {
         },
         ViewInfo {
             name: "tags".into(),
-            columns: vec![
-                column("tag", ScalarType::Text),
-                column("n", ScalarType::Int),
-            ],
+            columns: vec![column("tag", ScalarType::Text), column("n", ScalarType::Int)],
             key: vec![0, 1],
             max_staleness: None,
             tables: vec!["tags".into()],
@@ -51,20 +45,8 @@ fn views() -> Vec<ViewInfo> {
     ]
 }
 
-fn card(
-    id: i64,
-    region: &str,
-    score: Option<f64>,
-    active: Option<bool>,
-    note: Option<&str>,
-) -> Row {
-    let values: [Value; 5] = [
-        Datum::Int(id),
-        region.into(),
-        score.into(),
-        active.into(),
-        note.into(),
-    ];
+fn card(id: i64, region: &str, score: Option<f64>, active: Option<bool>, note: Option<&str>) -> Row {
+    let values: [Value; 5] = [Datum::Int(id), region.into(), score.into(), active.into(), note.into()];
     Row::pack(&values)
 }
 
@@ -103,11 +85,7 @@ fn fixture() -> (Publisher, Server) {
 fn ids(server: &Server, path: &str) -> Vec<i64> {
     let (status, body) = server.json(path);
     assert_eq!(status, 200, "{path}: {body}");
-    body.as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_i64().unwrap())
-        .collect()
+    body.as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()).collect()
 }
 
 #[test]
@@ -117,10 +95,7 @@ fn views_lists_every_view_with_its_contract_fields() {
     assert_eq!(status, 200);
     let cards = &body[0];
     assert_eq!(cards["name"], "cards");
-    assert_eq!(
-        cards["columns"],
-        json!(["id", "region", "score", "active", "note"])
-    );
+    assert_eq!(cards["columns"], json!(["id", "region", "score", "active", "note"]));
     assert_eq!(cards["key"], json!(["id"]));
     assert_eq!(cards["rows"], 5);
     assert_eq!(cards["position"], 7);
@@ -136,18 +111,11 @@ fn views_lists_every_view_with_its_contract_fields() {
     assert_eq!(cards["tables"], json!(["products", "reviews"]));
     let tags = &body[1];
     assert_eq!(
-        (
-            tags["rows"].clone(),
-            tags["max_staleness_seconds"].clone(),
-            tags["within_sla"].clone()
-        ),
+        (tags["rows"].clone(), tags["max_staleness_seconds"].clone(), tags["within_sla"].clone()),
         (json!(3), Json::Null, json!(true))
     );
     let broken = &body[2];
-    assert_eq!(
-        (broken["status"].clone(), broken["position"].clone()),
-        (json!("failed"), json!(5))
-    );
+    assert_eq!((broken["status"].clone(), broken["position"].clone()), (json!("failed"), json!(5)));
     assert_eq!(broken["error"], "key violation: two rows have key (1)");
 }
 
@@ -157,35 +125,19 @@ fn rows_render_every_type_in_key_order() {
     let reply = server.get("/views/cards");
     assert_eq!(reply.status, 200);
     assert_eq!(reply.position.as_deref(), Some("7"));
+    assert!(reply.content_type.starts_with("application/json"), "{}", reply.content_type);
     assert!(
-        reply.content_type.starts_with("application/json"),
-        "{}",
-        reply.content_type
-    );
-    assert!(
-        reply
-            .body
-            .starts_with(r#"[{"id":1,"region":"eu","score":4.5,"active":true,"note":"a b"},"#),
+        reply.body.starts_with(r#"[{"id":1,"region":"eu","score":4.5,"active":true,"note":"a b"},"#),
         "{}",
         reply.body
     );
     let rows: Json = serde_json::from_str(&reply.body).unwrap();
-    assert_eq!(
-        rows[1],
-        json!({"id": 2, "region": "us", "score": null, "active": false, "note": null})
-    );
-    assert!(
-        rows[2]["score"].is_f64() && rows[2]["id"].is_i64(),
-        "doubles stay doubles: {}",
-        rows[2]
-    );
+    assert_eq!(rows[1], json!({"id": 2, "region": "us", "score": null, "active": false, "note": null}));
+    assert!(rows[2]["score"].is_f64() && rows[2]["id"].is_i64(), "doubles stay doubles: {}", rows[2]);
     assert_eq!(ids(&server, "/views/cards"), vec![1, 2, 3, 4, 5]);
     // A multiset view returns each copy.
     let (_, tags) = server.json("/views/tags");
-    assert_eq!(
-        tags,
-        json!([{"tag": "blue", "n": 2}, {"tag": "red", "n": 1}, {"tag": "red", "n": 1}])
-    );
+    assert_eq!(tags, json!([{"tag": "blue", "n": 2}, {"tag": "red", "n": 1}, {"tag": "red", "n": 1}]));
 }
 
 #[test]
@@ -215,11 +167,7 @@ fn filters_follow_sql_semantics() {
         ("region=eq.mars", &[]),
     ];
     for (query, want) in cases {
-        assert_eq!(
-            ids(&server, &format!("/views/cards?{query}")),
-            *want,
-            "{query}"
-        );
+        assert_eq!(ids(&server, &format!("/views/cards?{query}")), *want, "{query}");
     }
 }
 
@@ -227,21 +175,11 @@ fn filters_follow_sql_semantics() {
 fn key_lookups_return_the_row_and_apply_remaining_filters() {
     let (_p, server) = fixture();
     assert_eq!(ids(&server, "/views/cards?id=eq.4"), vec![4]);
-    assert_eq!(
-        ids(&server, "/views/cards?id=eq.4&region=eq.eu"),
-        Vec::<i64>::new()
-    );
-    assert_eq!(
-        ids(&server, "/views/cards?id=eq.4&id=eq.5"),
-        Vec::<i64>::new()
-    );
+    assert_eq!(ids(&server, "/views/cards?id=eq.4&region=eq.eu"), Vec::<i64>::new());
+    assert_eq!(ids(&server, "/views/cards?id=eq.4&id=eq.5"), Vec::<i64>::new());
     assert_eq!(ids(&server, "/views/cards?id=eq.42"), Vec::<i64>::new());
     let (_, tags) = server.json("/views/tags?tag=eq.red&n=eq.1");
-    assert_eq!(
-        tags.as_array().unwrap().len(),
-        2,
-        "a multiset lookup returns every copy"
-    );
+    assert_eq!(tags.as_array().unwrap().len(), 2, "a multiset lookup returns every copy");
 }
 
 #[test]
@@ -262,26 +200,13 @@ fn ordering_pagination_and_select() {
         ("order=score.desc&limit=2&offset=1", &[1, 5]),
     ];
     for (query, want) in cases {
-        assert_eq!(
-            ids(&server, &format!("/views/cards?{query}")),
-            *want,
-            "{query}"
-        );
+        assert_eq!(ids(&server, &format!("/views/cards?{query}")), *want, "{query}");
     }
     let (_, rows) = server.json("/views/cards?select=note,id&id=lte.2");
-    assert_eq!(
-        rows,
-        json!([{"note": "a b", "id": 1}, {"note": null, "id": 2}])
-    );
-    assert_eq!(
-        server.get("/views/cards?select=note,id&limit=1").body,
-        r#"[{"note":"a b","id":1}]"#
-    );
+    assert_eq!(rows, json!([{"note": "a b", "id": 1}, {"note": null, "id": 2}]));
+    assert_eq!(server.get("/views/cards?select=note,id&limit=1").body, r#"[{"note":"a b","id":1}]"#);
     let (_, tags) = server.json("/views/tags?limit=2&offset=1");
-    assert_eq!(
-        tags,
-        json!([{"tag": "red", "n": 1}, {"tag": "red", "n": 1}])
-    );
+    assert_eq!(tags, json!([{"tag": "red", "n": 1}, {"tag": "red", "n": 1}]));
 }
 
 fn error(server: &Server, path: &str) -> (u16, String, Json) {
@@ -313,24 +238,12 @@ fn errors_have_status_code_and_message() {
     for (path, mentioned) in bad {
         let (status, code, body) = error(&server, path);
         assert_eq!((status, code.as_str()), (400, "bad_parameter"), "{path}");
-        assert!(
-            body["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains(mentioned),
-            "{path}: {body}"
-        );
+        assert!(body["error"]["message"].as_str().unwrap().contains(mentioned), "{path}: {body}");
     }
 
     let (status, code, body) = error(&server, "/views/broken");
     assert_eq!((status, code.as_str()), (503, "view_failed"));
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("key violation"),
-        "{body}"
-    );
+    assert!(body["error"]["message"].as_str().unwrap().contains("key violation"), "{body}");
 
     let (status, code, _) = error(&server, "/nowhere");
     assert_eq!((status, code.as_str()), (404, "not_found"));
@@ -343,14 +256,7 @@ fn a_view_is_starting_until_the_first_publish() {
     let (status, code, _) = error(&server, "/views/cards");
     assert_eq!((status, code.as_str()), (503, "starting"));
     let (status, body) = server.json("/views");
-    assert_eq!(
-        (
-            status,
-            body[0]["status"].clone(),
-            body[0]["position"].clone()
-        ),
-        (200, json!("starting"), Json::Null)
-    );
+    assert_eq!((status, body[0]["status"].clone(), body[0]["position"].clone()), (200, json!("starting"), Json::Null));
     publisher.publish(Position(1), &[]);
     assert_eq!(ids(&server, "/views/cards"), Vec::<i64>::new());
 }
@@ -360,10 +266,7 @@ fn health_through_starting_ok_and_degraded() {
     let (mut publisher, reader) = channel(views());
     let server = Server::start(reader);
     publisher.set_source(SourceStatus {
-        state: SourceState::Snapshotting {
-            rows_read: 250,
-            rows_total: Some(1000),
-        },
+        state: SourceState::Snapshotting { rows_read: 250, rows_total: Some(1000) },
         head: Some(Position(10)),
         ..Default::default()
     });
@@ -372,10 +275,7 @@ fn health_through_starting_ok_and_degraded() {
     assert_eq!(body["status"], "starting");
     assert_eq!(body["source_position"], Json::Null);
     assert_eq!(body["source"]["state"], "snapshotting");
-    assert_eq!(
-        body["source"]["snapshot"],
-        json!({"rows_read": 250, "rows_total": 1000})
-    );
+    assert_eq!(body["source"]["snapshot"], json!({"rows_read": 250, "rows_total": 1000}));
 
     publisher.publish(Position(10), &[]);
     publisher.set_source(SourceStatus {
@@ -395,19 +295,11 @@ fn health_through_starting_ok_and_degraded() {
     publisher.publish(Position(13), &[]);
     let (status, body) = server.json("/health");
     assert_eq!((status, body["status"].clone()), (200, json!("degraded")));
-    assert_eq!(
-        body["failed_views"],
-        json!([{"name": "broken", "error": "integer overflow"}])
-    );
-    assert!(
-        body["problems"][0].as_str().unwrap().contains("broken"),
-        "{body}"
-    );
+    assert_eq!(body["failed_views"], json!([{"name": "broken", "error": "integer overflow"}]));
+    assert!(body["problems"][0].as_str().unwrap().contains("broken"), "{body}");
 
     publisher.set_source(SourceStatus {
-        state: SourceState::Retrying {
-            error: "connection refused".into(),
-        },
+        state: SourceState::Retrying { error: "connection refused".into() },
         head: Some(Position(13)),
         last_error: Some("connection refused".into()),
         ..Default::default()
@@ -415,13 +307,7 @@ fn health_through_starting_ok_and_degraded() {
     let (_, body) = server.json("/health");
     assert_eq!(body["source"]["state"], "retrying");
     assert_eq!(body["source"]["last_error"], "connection refused");
-    assert!(
-        body["problems"][1]
-            .as_str()
-            .unwrap()
-            .contains("connection refused"),
-        "{body}"
-    );
+    assert!(body["problems"][1].as_str().unwrap().contains("connection refused"), "{body}");
 }
 
 #[test]
@@ -436,16 +322,10 @@ fn metrics_are_prometheus_text_with_route_templates() {
     server.get("/nowhere");
     let reply = server.get("/metrics");
     assert_eq!(reply.status, 200);
-    assert!(
-        reply.content_type.starts_with("text/plain; version=0.0.4"),
-        "{}",
-        reply.content_type
-    );
+    assert!(reply.content_type.starts_with("text/plain; version=0.0.4"), "{}", reply.content_type);
     let text = reply.body;
     for line in text.lines().filter(|l| !l.is_empty()) {
-        let name = line
-            .trim_start_matches("# HELP ")
-            .trim_start_matches("# TYPE ");
+        let name = line.trim_start_matches("# HELP ").trim_start_matches("# TYPE ");
         assert!(name.starts_with("denorm_"), "{line}");
     }
     for expected in [

@@ -23,10 +23,7 @@ const TEXTS: [&str; 5] = ["a", "b", "a b", "é", ""];
 const FLOATS: [f64; 5] = [0.5, 1.0, 2.25, -3.0, 1e300];
 
 fn views() -> Vec<ViewInfo> {
-    let col = |name: &str, ty| ColumnInfo {
-        name: name.into(),
-        ty,
-    };
+    let col = |name: &str, ty| ColumnInfo { name: name.into(), ty };
     vec![
         // Keyed by id.
         ViewInfo {
@@ -99,35 +96,19 @@ struct Read {
 
 fn operand(ty: ScalarType) -> BoxedStrategy<String> {
     match ty {
-        ScalarType::Int => prop_oneof![
-            (-1i64..3).prop_map(|i| i.to_string()),
-            Just("1.0".into()),
-            Just("0.5".into())
-        ]
-        .boxed(),
-        ScalarType::Float => prop_oneof![
-            (0..FLOATS.len()).prop_map(|i| FLOATS[i].to_string()),
-            Just("2".into())
-        ]
-        .boxed(),
+        ScalarType::Int => {
+            prop_oneof![(-1i64..3).prop_map(|i| i.to_string()), Just("1.0".into()), Just("0.5".into())].boxed()
+        }
+        ScalarType::Float => {
+            prop_oneof![(0..FLOATS.len()).prop_map(|i| FLOATS[i].to_string()), Just("2".into())].boxed()
+        }
         _ => (0..TEXTS.len()).prop_map(|i| TEXTS[i].to_owned()).boxed(),
     }
 }
 
-fn any_filter(
-    ty: ScalarType,
-    column: usize,
-) -> impl Strategy<Value = (usize, bool, &'static str, String)> {
-    let op = prop_oneof![
-        Just("eq"),
-        Just("neq"),
-        Just("lt"),
-        Just("lte"),
-        Just("gt"),
-        Just("gte"),
-        Just("in"),
-        Just("is")
-    ];
+fn any_filter(ty: ScalarType, column: usize) -> impl Strategy<Value = (usize, bool, &'static str, String)> {
+    let op =
+        prop_oneof![Just("eq"), Just("neq"), Just("lt"), Just("lte"), Just("gt"), Just("gte"), Just("in"), Just("is")];
     (op, any::<bool>(), operand(ty), operand(ty)).prop_map(move |(op, negated, a, b)| {
         let arg = match op {
             "in" => format!("({},{})", quote(&a), quote(&b)),
@@ -149,10 +130,7 @@ fn any_read() -> impl Strategy<Value = Read> {
         let filter = (0..arity).prop_flat_map(move |c| any_filter(tys[c], c));
         (
             proptest::collection::vec(filter, 0..3),
-            proptest::collection::vec(
-                (0..arity, any::<bool>(), proptest::option::of(any::<bool>())),
-                0..3,
-            ),
+            proptest::collection::vec((0..arity, any::<bool>(), proptest::option::of(any::<bool>())), 0..3),
             proptest::option::of(0usize..6),
             proptest::option::of(0usize..6),
             proptest::option::of(proptest::collection::vec(0..arity, 1..3)),
@@ -170,19 +148,11 @@ fn any_read() -> impl Strategy<Value = Read> {
 
 impl Read {
     fn path(&self) -> String {
-        let names: Vec<String> = views()[self.view]
-            .columns
-            .iter()
-            .map(|c| c.name.clone())
-            .collect();
+        let names: Vec<String> = views()[self.view].columns.iter().map(|c| c.name.clone()).collect();
         let mut parts = Vec::new();
         for (c, negated, op, arg) in &self.filters {
             let not = if *negated { "not." } else { "" };
-            parts.push(format!(
-                "{}={not}{op}.{}",
-                names[*c],
-                utf8_percent_encode(arg, NON_ALPHANUMERIC)
-            ));
+            parts.push(format!("{}={not}{op}.{}", names[*c], utf8_percent_encode(arg, NON_ALPHANUMERIC)));
         }
         if !self.order.is_empty() {
             let terms: Vec<String> = self
@@ -219,11 +189,7 @@ impl Read {
         let mut matching: Vec<(Vec<Value>, Diff)> = rows
             .iter()
             .map(|(r, d)| (r.iter().map(Datum::into_owned).collect::<Vec<_>>(), *d))
-            .filter(|(datums, _)| {
-                self.filters
-                    .iter()
-                    .all(|f| model_passes(info.columns[f.0].ty, f, &datums[f.0]))
-            })
+            .filter(|(datums, _)| self.filters.iter().all(|f| model_passes(info.columns[f.0].ty, f, &datums[f.0])))
             .collect();
         matching.sort_by(|(a, _), (b, _)| {
             for (c, desc, nulls) in &self.order {
@@ -251,33 +217,19 @@ impl Read {
                     return o;
                 }
             }
-            let key = info
-                .key
-                .iter()
-                .map(|&k| a[k].total_cmp(&b[k]))
-                .find(|o| o.is_ne());
+            let key = info.key.iter().map(|&k| a[k].total_cmp(&b[k])).find(|o| o.is_ne());
             key.unwrap_or_else(|| {
-                a.iter()
-                    .zip(b)
-                    .map(|(x, y)| x.total_cmp(y))
-                    .find(|o| o.is_ne())
-                    .unwrap_or(Ordering::Equal)
+                a.iter().zip(b).map(|(x, y)| x.total_cmp(y)).find(|o| o.is_ne()).unwrap_or(Ordering::Equal)
             })
         });
-        let columns: Vec<usize> = self
-            .select
-            .clone()
-            .unwrap_or_else(|| (0..info.columns.len()).collect());
+        let columns: Vec<usize> = self.select.clone().unwrap_or_else(|| (0..info.columns.len()).collect());
         let out: Vec<Json> = matching
             .iter()
             .flat_map(|(datums, d)| std::iter::repeat_n(datums, *d as usize))
             .skip(self.offset.unwrap_or(0))
             .take(self.limit.unwrap_or(usize::MAX))
             .map(|datums| {
-                let object = columns
-                    .iter()
-                    .map(|&c| (info.columns[c].name.clone(), to_json(&datums[c])))
-                    .collect();
+                let object = columns.iter().map(|&c| (info.columns[c].name.clone(), to_json(&datums[c]))).collect();
                 Json::Object(object)
             })
             .collect();
@@ -296,18 +248,11 @@ fn to_json(d: &Value) -> Json {
 }
 
 /// SQL semantics, spelled out: NULL compares to nothing; numbers compare by value.
-fn model_passes(
-    ty: ScalarType,
-    filter: &(usize, bool, &'static str, String),
-    datum: &Value,
-) -> bool {
+fn model_passes(ty: ScalarType, filter: &(usize, bool, &'static str, String), datum: &Value) -> bool {
     let (_, negated, op, arg) = filter;
     let parse = |s: &str| -> Value {
         match ty {
-            ScalarType::Int => s
-                .parse::<i64>()
-                .map(Datum::Int)
-                .unwrap_or_else(|_| Datum::Float(s.parse().unwrap())),
+            ScalarType::Int => s.parse::<i64>().map(Datum::Int).unwrap_or_else(|_| Datum::Float(s.parse().unwrap())),
             ScalarType::Float => Datum::Float(s.parse().unwrap()),
             _ => Datum::owned_text(s),
         }
@@ -318,11 +263,7 @@ fn model_passes(
         None
     } else if *op == "in" {
         let inner = arg.trim_start_matches('(').trim_end_matches(')');
-        Some(
-            inner
-                .split(',')
-                .any(|item| datum.sql_cmp(&parse(item.trim_matches('"'))) == Some(Ordering::Equal)),
-        )
+        Some(inner.split(',').any(|item| datum.sql_cmp(&parse(item.trim_matches('"'))) == Some(Ordering::Equal)))
     } else {
         let o = datum.sql_cmp(&parse(arg)).unwrap();
         Some(match *op {
@@ -409,11 +350,7 @@ fn run_case(
             prop_assert_eq!(reply.status, 200, "{}: {}", path, reply.body);
             prop_assert_eq!(reply.position, Some(position.get().to_string()));
             let got: Json = serde_json::from_str(&reply.body).unwrap();
-            let rows = if read.view == 0 {
-                model.keyed_rows()
-            } else {
-                model.multi.clone()
-            };
+            let rows = if read.view == 0 { model.keyed_rows() } else { model.multi.clone() };
             prop_assert_eq!(got, read.expect(&rows), "{}", path);
         }
     }
@@ -422,27 +359,15 @@ fn run_case(
 
 #[test]
 fn served_rows_equal_the_model() {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(256);
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256);
     let (publisher, reader) = channel(views());
     let publisher = RefCell::new(publisher);
     let server = Server::start(reader);
     let position = Cell::new(0);
-    let batch = (
-        proptest::collection::vec(any_change(), 0..12),
-        proptest::collection::vec(any_read(), 0..4),
-    );
+    let batch = (proptest::collection::vec(any_change(), 0..12), proptest::collection::vec(any_read(), 0..4));
     let strategy = proptest::collection::vec(batch, 1..5);
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    });
-    let result = runner.run(&strategy, |batches| {
-        run_case(&server, &publisher, &position, &batches)
-    });
+    let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
+    let result = runner.run(&strategy, |batches| run_case(&server, &publisher, &position, &batches));
     if let Err(e) = result {
         panic!("{e}");
     }

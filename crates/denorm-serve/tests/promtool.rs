@@ -16,10 +16,7 @@ use denorm_types::{Datum, Position, Row, ScalarType};
 fn metrics_pass_promtool_check_metrics() {
     let view = |name: &str| ViewInfo {
         name: name.into(),
-        columns: vec![ColumnInfo {
-            name: "id".into(),
-            ty: ScalarType::Int,
-        }],
+        columns: vec![ColumnInfo { name: "id".into(), ty: ScalarType::Int }],
         key: vec![0],
         max_staleness: Some(Duration::from_millis(500)),
         tables: vec!["users".into()],
@@ -33,11 +30,7 @@ fn metrics_pass_promtool_check_metrics() {
     publisher.publish_at(Position(3), &[("users".into(), 99.99)], 100.0);
     publisher.fail(1, "boom".into());
     publisher.publish(Position(4), &[]);
-    publisher.set_source(SourceStatus {
-        state: SourceState::Following,
-        head: Some(Position(6)),
-        ..Default::default()
-    });
+    publisher.set_source(SourceStatus { state: SourceState::Following, head: Some(Position(6)), ..Default::default() });
     let server = Server::start(reader);
     server.get("/views/a");
     server.get("/views/b%20%22quoted%22");
@@ -55,18 +48,9 @@ fn metrics_pass_promtool_check_metrics() {
             "promtool is needed to check /metrics but could not be run ({e}); install it with `apt-get install -y prometheus` (scripts/test does)"
         ),
     };
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(metrics.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(metrics.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(
         out.status.success() && report.trim().is_empty(),
         "promtool check metrics failed:\n{report}\n--- metrics ---\n{metrics}"

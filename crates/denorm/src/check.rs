@@ -22,11 +22,7 @@ pub enum Outcome {
 
 /// Runs `denorm check --config config_path`, writing the report to `out` and
 /// plan errors to `err`. Configuration and source failures are returned.
-pub fn run(
-    config_path: &Path,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> anyhow::Result<Outcome> {
+pub fn run(config_path: &Path, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<Outcome> {
     let config = config::load(config_path)?;
     let source = source::open(&config)?;
     let catalog = denorm_source::sqlite::read_catalog(&source.connection)

@@ -94,14 +94,7 @@ pub fn run(cli: Cli) -> ExitCode {
             run::init_logging();
             run::run(config).map(|()| check::Outcome::Ok)
         }
-        Command::Demo {
-            dir,
-            duration,
-            listen,
-            rate,
-            scale,
-            every,
-        } => {
+        Command::Demo { dir, duration, listen, rate, scale, every } => {
             run::init_logging();
             let args = demo::DemoArgs {
                 dir: dir.clone(),
@@ -113,9 +106,9 @@ pub fn run(cli: Cli) -> ExitCode {
             };
             demo::run(&args).map(|()| check::Outcome::Ok)
         }
-        Command::Source {
-            command: SourceCommand::Uninstall { config },
-        } => uninstall(config, &mut stdout.lock()).map(|()| check::Outcome::Ok),
+        Command::Source { command: SourceCommand::Uninstall { config } } => {
+            uninstall(config, &mut stdout.lock()).map(|()| check::Outcome::Ok)
+        }
     };
     match result {
         Ok(check::Outcome::Ok) => ExitCode::SUCCESS,
@@ -143,18 +136,10 @@ fn uninstall(config_path: &std::path::Path, out: &mut dyn Write) -> anyhow::Resu
     let database = run::database(&config);
     let removed = denorm_source::sqlite::uninstall(&database)?;
     if removed.is_empty() {
-        writeln!(
-            out,
-            "nothing to remove: {} has no denorm objects",
-            database.display()
-        )?;
+        writeln!(out, "nothing to remove: {} has no denorm objects", database.display())?;
         return Ok(());
     }
-    for (kind, names) in [
-        ("trigger", &removed.triggers),
-        ("table", &removed.tables),
-        ("object", &removed.other),
-    ] {
+    for (kind, names) in [("trigger", &removed.triggers), ("table", &removed.tables), ("object", &removed.other)] {
         for name in names {
             writeln!(out, "removed {kind} {name}")?;
         }

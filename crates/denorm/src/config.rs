@@ -79,54 +79,38 @@ impl fmt::Display for Location {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {}: {error}", path.display())]
-    Read {
-        path: PathBuf,
-        error: std::io::Error,
-    },
+    Read { path: PathBuf, error: std::io::Error },
 
     /// Malformed TOML, an unknown key, a wrong type, a missing key or a value
     /// denorm cannot use.
     #[error("{}:{at}: {message}{}", path.display(), hint_suffix(hint))]
-    Invalid {
-        path: PathBuf,
-        at: Location,
-        message: String,
-        hint: Option<String>,
-    },
+    Invalid { path: PathBuf, at: Location, message: String, hint: Option<String> },
 }
 
 fn hint_suffix(hint: &Option<String>) -> String {
-    hint.as_ref()
-        .map(|h| format!("\n  hint: {h}"))
-        .unwrap_or_default()
+    hint.as_ref().map(|h| format!("\n  hint: {h}")).unwrap_or_default()
 }
 
 /// Reads and validates the configuration file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
-        path: path.to_path_buf(),
-        error,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read { path: path.to_path_buf(), error })?;
     parse(&text, path)
 }
 
 /// Validates configuration `text` read from `path` (which only serves to
 /// resolve relative paths and to name the file in errors).
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-    let invalid =
-        |span: Option<Range<usize>>, message: String, hint: Option<String>| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            at: span
-                .map(|s| location(text, s.start))
-                .unwrap_or(Location { line: 1, column: 1 }),
-            message,
-            hint,
-        };
+    let invalid = |span: Option<Range<usize>>, message: String, hint: Option<String>| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        at: span.map(|s| location(text, s.start)).unwrap_or(Location { line: 1, column: 1 }),
+        message,
+        hint,
+    };
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
-        let hint = e.message().contains("unknown field").then(|| {
-            "denorm refuses keys it does not know rather than ignore them; check the spelling"
-                .to_string()
-        });
+        let hint = e
+            .message()
+            .contains("unknown field")
+            .then(|| "denorm refuses keys it does not know rather than ignore them; check the spelling".to_string());
         invalid(e.span(), e.message().trim_end().to_string(), hint)
     })?;
     let base = path.parent().unwrap_or(Path::new(""));
@@ -142,34 +126,20 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         .views
         .get_ref()
         .iter()
-        .map(|v| ViewsFile {
-            path: base.join(v.get_ref()),
-            listed_at: location(text, v.span().start),
-        })
+        .map(|v| ViewsFile { path: base.join(v.get_ref()), listed_at: location(text, v.span().start) })
         .collect();
 
     let url_at = location(text, raw.source.url.span().start);
     let db = sqlite_path(raw.source.url.get_ref(), base)
         .map_err(|(message, hint)| invalid(Some(raw.source.url.span()), message, Some(hint)))?;
     let init = raw.source.init.map(|i| base.join(i.get_ref()));
-    let source = SourceConfig::Sqlite(SqliteSource {
-        path: db,
-        init,
-        url_at,
-    });
+    let source = SourceConfig::Sqlite(SqliteSource { path: db, init, url_at });
 
     let listen = match raw.server.and_then(|s| s.listen) {
         Some(listen) => listen,
-        None => DEFAULT_LISTEN
-            .parse()
-            .expect("the default listen address parses"),
+        None => DEFAULT_LISTEN.parse().expect("the default listen address parses"),
     };
-    Ok(Config {
-        file: path.to_path_buf(),
-        views,
-        source,
-        server: ServerConfig { listen },
-    })
+    Ok(Config { file: path.to_path_buf(), views, source, server: ServerConfig { listen } })
 }
 
 /// The database path of a `sqlite://` url, or a message and a hint.
@@ -178,8 +148,7 @@ fn sqlite_path(url: &str, base: &Path) -> Result<PathBuf, (String, String)> {
         if rest.is_empty() {
             return Err((
                 "the sqlite url names no database file".to_string(),
-                "write sqlite://app.db (relative to this file) or sqlite:///abs/path/app.db"
-                    .to_string(),
+                "write sqlite://app.db (relative to this file) or sqlite:///abs/path/app.db".to_string(),
             ));
         }
         // `sqlite:///abs` leaves `/abs`, which `join` keeps as is.
@@ -193,8 +162,7 @@ fn sqlite_path(url: &str, base: &Path) -> Result<PathBuf, (String, String)> {
     }
     Err((
         format!("unsupported source url {url:?}"),
-        "expected sqlite://PATH (relative to this file), sqlite:///ABSOLUTE/PATH or postgres://…"
-            .to_string(),
+        "expected sqlite://PATH (relative to this file), sqlite:///ABSOLUTE/PATH or postgres://…".to_string(),
     ))
 }
 
@@ -204,10 +172,7 @@ fn location(text: &str, offset: usize) -> Location {
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    Location {
-        line,
-        column: before[line_start..].chars().count() + 1,
-    }
+    Location { line, column: before[line_start..].chars().count() + 1 }
 }
 
 #[derive(Deserialize)]
@@ -242,9 +207,7 @@ mod tests {
     /// The `file:line:col: message` of an invalid config.
     fn error_of(text: &str) -> (String, String) {
         match parse_at(text) {
-            Err(ConfigError::Invalid {
-                path, at, message, ..
-            }) => (format!("{}:{at}", path.display()), message),
+            Err(ConfigError::Invalid { path, at, message, .. }) => (format!("{}:{at}", path.display()), message),
             other => panic!("expected an invalid config, got {other:?}"),
         }
     }
@@ -261,17 +224,8 @@ mod tests {
         )
         .unwrap();
         let paths: Vec<&Path> = config.views.iter().map(|v| v.path.as_path()).collect();
-        assert_eq!(
-            paths,
-            vec![Path::new("conf/views.sql"), Path::new("/abs/more.sql")]
-        );
-        assert_eq!(
-            config.views[0].listed_at,
-            Location {
-                line: 1,
-                column: 10
-            }
-        );
+        assert_eq!(paths, vec![Path::new("conf/views.sql"), Path::new("/abs/more.sql")]);
+        assert_eq!(config.views[0].listed_at, Location { line: 1, column: 10 });
         let SourceConfig::Sqlite(sqlite) = &config.source;
         assert_eq!(sqlite.path, Path::new("conf/data/app.db"));
         assert_eq!(sqlite.init.as_deref(), Some(Path::new("conf/schema.sql")));
@@ -281,9 +235,7 @@ mod tests {
 
     #[test]
     fn absolute_sqlite_url_and_default_server() {
-        let config =
-            parse_at("views = [\"v.sql\"]\n[source]\nurl = \"sqlite:///var/lib/app.db\"\n")
-                .unwrap();
+        let config = parse_at("views = [\"v.sql\"]\n[source]\nurl = \"sqlite:///var/lib/app.db\"\n").unwrap();
         let SourceConfig::Sqlite(sqlite) = &config.source;
         assert_eq!(sqlite.path, Path::new("/var/lib/app.db"));
         assert_eq!(sqlite.init, None);
@@ -298,7 +250,11 @@ mod tests {
                 "conf/denorm.toml:4:1",
                 "unknown field `urll`",
             ),
-            ("views = [\"v.sql\"]\nport = 1\n[source]\nurl = \"sqlite://a.db\"\n", "conf/denorm.toml:2:1", "unknown field `port`"),
+            (
+                "views = [\"v.sql\"]\nport = 1\n[source]\nurl = \"sqlite://a.db\"\n",
+                "conf/denorm.toml:2:1",
+                "unknown field `port`",
+            ),
             ("views = \"v.sql\"\n[source]\nurl = \"sqlite://a.db\"\n", "conf/denorm.toml:1:9", "invalid type"),
             ("views = [\"v.sql\"]\n[source]\nurl = 5\n", "conf/denorm.toml:3:7", "invalid type"),
             (
@@ -315,26 +271,23 @@ mod tests {
                 "conf/denorm.toml:3:7",
                 "the PostgreSQL source is not available yet",
             ),
-            ("views = [\"v.sql\"]\n[source]\nurl = \"mysql://h/db\"\n", "conf/denorm.toml:3:7", "unsupported source url"),
+            (
+                "views = [\"v.sql\"]\n[source]\nurl = \"mysql://h/db\"\n",
+                "conf/denorm.toml:3:7",
+                "unsupported source url",
+            ),
             ("views = [\"v.sql\"]\n[source]\nurl = \"sqlite://\"\n", "conf/denorm.toml:3:7", "names no database file"),
         ];
         for (text, at, message) in cases {
             let (got_at, got_message) = error_of(text);
-            assert!(
-                got_at.starts_with(at),
-                "{text:?}: position {got_at}, expected {at}"
-            );
-            assert!(
-                got_message.contains(message),
-                "{text:?}: message {got_message:?}, expected {message:?}"
-            );
+            assert!(got_at.starts_with(at), "{text:?}: position {got_at}, expected {at}");
+            assert!(got_message.contains(message), "{text:?}: message {got_message:?}, expected {message:?}");
         }
     }
 
     #[test]
     fn display_has_position_and_hint() {
-        let err =
-            parse_at("views = [\"v.sql\"]\n[source]\nurl = \"postgresql://h/db\"\n").unwrap_err();
+        let err = parse_at("views = [\"v.sql\"]\n[source]\nurl = \"postgresql://h/db\"\n").unwrap_err();
         assert_eq!(
             err.to_string(),
             "conf/denorm.toml:3:7: the PostgreSQL source is not available yet\n  \
@@ -345,11 +298,7 @@ mod tests {
     #[test]
     fn unreadable_file_is_named() {
         let err = load(Path::new("/nonexistent/denorm.toml")).unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("cannot read config file /nonexistent/denorm.toml: "),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("cannot read config file /nonexistent/denorm.toml: "), "{err}");
     }
 
     #[test]
@@ -357,10 +306,7 @@ mod tests {
         let text = "ab\ncé\nx";
         assert_eq!(location(text, 0), Location { line: 1, column: 1 });
         assert_eq!(location(text, 3), Location { line: 2, column: 1 });
-        assert_eq!(
-            location(text, text.find('x').unwrap()),
-            Location { line: 3, column: 1 }
-        );
+        assert_eq!(location(text, text.find('x').unwrap()), Location { line: 3, column: 1 });
         assert_eq!(location(text, 6), Location { line: 2, column: 3 });
         assert_eq!(location(text, 99), Location { line: 3, column: 2 });
     }

@@ -16,38 +16,17 @@ use denorm_types::Catalog;
 /// The full multi-line report of one view, ending in a newline.
 pub fn render_view(view: &ViewDef, file: &Path, catalog: &Catalog) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "view {} ({}:{})",
-        view.name,
-        file.display(),
-        view.location
-    );
+    let _ = writeln!(out, "view {} ({}:{})", view.name, file.display(), view.location);
     let _ = writeln!(out, "  key: {}", describe_key(view));
     out.push_str("  columns:\n");
-    let width = view
-        .columns
-        .iter()
-        .map(|c| c.name.chars().count())
-        .max()
-        .unwrap_or(0);
+    let width = view.columns.iter().map(|c| c.name.chars().count()).max().unwrap_or(0);
     for (i, c) in view.columns.iter().enumerate() {
         let nullability = if c.nullable { "null" } else { "not null" };
-        let key = if view.key.columns.contains(&i) {
-            "  key"
-        } else {
-            ""
-        };
-        let line = format!(
-            "    {:width$}  {:8} {nullability}{key}",
-            c.name,
-            c.ty.to_string()
-        );
+        let key = if view.key.columns.contains(&i) { "  key" } else { "" };
+        let line = format!("    {:width$}  {:8} {nullability}{key}", c.name, c.ty.to_string());
         let _ = writeln!(out, "{}", line.trim_end());
     }
-    let staleness = view
-        .max_staleness
-        .map_or_else(|| "none".to_string(), format_duration);
+    let staleness = view.max_staleness.map_or_else(|| "none".to_string(), format_duration);
     let _ = writeln!(out, "  max_staleness: {staleness}");
     if view.dependencies.is_empty() {
         out.push_str("  triggers: none\n");
@@ -66,34 +45,22 @@ pub fn render_view(view: &ViewDef, file: &Path, catalog: &Catalog) -> String {
 }
 
 fn describe_key(view: &ViewDef) -> String {
-    let names: Vec<&str> = view
-        .key
-        .columns
-        .iter()
-        .map(|&i| view.columns.get(i).map_or("?", |c| c.name.as_str()))
-        .collect();
+    let names: Vec<&str> =
+        view.key.columns.iter().map(|&i| view.columns.get(i).map_or("?", |c| c.name.as_str())).collect();
     let origin = match view.key.origin {
         KeyOrigin::Declared => "from WITH (key = …)",
         KeyOrigin::GroupBy => "from GROUP BY",
         KeyOrigin::PrimaryKey => "from the source primary key",
         KeyOrigin::AllColumns => "all columns: no key could be derived, rows form a multiset",
     };
-    let uniqueness = if view.key.proven_unique {
-        "proven unique"
-    } else {
-        "uniqueness checked at runtime"
-    };
+    let uniqueness = if view.key.proven_unique { "proven unique" } else { "uniqueness checked at runtime" };
     format!("({}) {origin}; {uniqueness}", names.join(", "))
 }
 
 /// `1s`, `250ms`, `5m`, `1h`: the largest unit that divides the duration.
 pub fn format_duration(d: Duration) -> String {
     if d.subsec_nanos() != 0 {
-        return if d.subsec_nanos() % 1_000_000 == 0 {
-            format!("{}ms", d.as_millis())
-        } else {
-            format!("{d:?}")
-        };
+        return if d.subsec_nanos() % 1_000_000 == 0 { format!("{}ms", d.as_millis()) } else { format!("{d:?}") };
     }
     let s = d.as_secs();
     match s {
@@ -120,32 +87,17 @@ pub fn propagation(plan: &Plan, catalog: &Catalog) -> String {
 fn collect_clauses(plan: &Plan, catalog: &Catalog, out: &mut Vec<String>) {
     match plan {
         Plan::Get { .. } => {}
-        Plan::Filter { input, .. } | Plan::Map { input, .. } => {
-            collect_clauses(input, catalog, out)
-        }
+        Plan::Filter { input, .. } | Plan::Map { input, .. } => collect_clauses(input, catalog, out),
         Plan::Distinct { input } => {
             collect_clauses(input, catalog, out);
             out.push("keeps a count per distinct row; a row appears or disappears when its count crosses zero".into());
         }
-        Plan::Join {
-            left,
-            right,
-            kind,
-            left_key,
-            right_key,
-            ..
-        } => {
+        Plan::Join { left, right, kind, left_key, right_key, .. } => {
             collect_clauses(left, catalog, out);
             collect_clauses(right, catalog, out);
-            out.push(describe_join(
-                left, right, *kind, left_key, right_key, catalog,
-            ));
+            out.push(describe_join(left, right, *kind, left_key, right_key, catalog));
         }
-        Plan::Reduce {
-            input,
-            group_key,
-            aggregates,
-        } => {
+        Plan::Reduce { input, group_key, aggregates } => {
             collect_clauses(input, catalog, out);
             let origins = column_origins(input, catalog);
             let funcs: Vec<AggregateFunc> = aggregates.iter().map(|a| a.func).collect();
@@ -166,22 +118,10 @@ fn describe_join(
     let right_side = JoinSide::new(right, right_key, catalog);
     // Lead with the side whose key is unique in its table (the "one" of a
     // one-to-many join): a change there fans out to many rows of the other.
-    let (one, many) = if !right_side.unique && left_side.unique {
-        (&left_side, &right_side)
-    } else {
-        (&right_side, &left_side)
-    };
-    let condition: Vec<String> = one
-        .key_names
-        .iter()
-        .zip(&many.key_names)
-        .map(|(a, b)| format!("{a} = {b}"))
-        .collect();
-    let lookup = if one.unique {
-        format!("its {} row", one.tables)
-    } else {
-        format!("matching {} rows", one.tables)
-    };
+    let (one, many) =
+        if !right_side.unique && left_side.unique { (&left_side, &right_side) } else { (&right_side, &left_side) };
+    let condition: Vec<String> = one.key_names.iter().zip(&many.key_names).map(|(a, b)| format!("{a} = {b}")).collect();
+    let lookup = if one.unique { format!("its {} row", one.tables) } else { format!("matching {} rows", one.tables) };
     let mut text = format!(
         "a change to {} re-joins matching rows of {} by {} (and a change to {} looks up {lookup})",
         one.tables,
@@ -190,11 +130,7 @@ fn describe_join(
         many.tables,
     );
     if kind == JoinKind::Left {
-        let _ = write!(
-            text,
-            ", keeping {} rows without a match with NULLs",
-            left_side.tables
-        );
+        let _ = write!(text, ", keeping {} rows without a match with NULLs", left_side.tables);
     }
     text
 }
@@ -212,35 +148,19 @@ struct JoinSide {
 impl JoinSide {
     fn new(plan: &Plan, key: &[usize], catalog: &Catalog) -> Self {
         let origins = column_origins(plan, catalog);
-        let key_origins: Vec<Option<&ColumnOrigin>> = key
-            .iter()
-            .map(|&k| origins.get(k).and_then(Option::as_ref))
-            .collect();
+        let key_origins: Vec<Option<&ColumnOrigin>> =
+            key.iter().map(|&k| origins.get(k).and_then(Option::as_ref)).collect();
         let key_names = key
             .iter()
             .zip(&key_origins)
-            .map(|(k, o)| {
-                o.map_or_else(|| format!("#{k}"), |o| format!("{}.{}", o.table, o.column))
-            })
+            .map(|(k, o)| o.map_or_else(|| format!("#{k}"), |o| format!("{}.{}", o.table, o.column)))
             .collect();
-        let mut tables: Vec<&str> = key_origins
-            .iter()
-            .flatten()
-            .map(|o| o.table.as_str())
-            .collect();
+        let mut tables: Vec<&str> = key_origins.iter().flatten().map(|o| o.table.as_str()).collect();
         tables.dedup();
         let single_table = tables.len() == 1 && key_origins.iter().all(Option::is_some);
         let unique = single_table && covers_unique_key(tables[0], &key_origins, catalog);
-        let tables = if single_table {
-            tables[0].to_string()
-        } else {
-            plan.tables().join(", ")
-        };
-        JoinSide {
-            tables,
-            key_names,
-            unique,
-        }
+        let tables = if single_table { tables[0].to_string() } else { plan.tables().join(", ") };
+        JoinSide { tables, key_names, unique }
     }
 }
 
@@ -248,67 +168,33 @@ fn covers_unique_key(table: &str, key: &[Option<&ColumnOrigin>], catalog: &Catal
     let Some(schema) = catalog.get(table) else {
         return false;
     };
-    let columns: Vec<usize> = key
-        .iter()
-        .flatten()
-        .filter_map(|o| schema.column_index(&o.column))
-        .collect();
+    let columns: Vec<usize> = key.iter().flatten().filter_map(|o| schema.column_index(&o.column)).collect();
     let covers = |k: &Vec<usize>| !k.is_empty() && k.iter().all(|c| columns.contains(c));
     covers(&schema.primary_key) || schema.unique_keys.iter().any(covers)
 }
 
-fn describe_reduce(
-    group_key: &[usize],
-    origins: &[Option<ColumnOrigin>],
-    funcs: &[AggregateFunc],
-) -> String {
+fn describe_reduce(group_key: &[usize], origins: &[Option<ColumnOrigin>], funcs: &[AggregateFunc]) -> String {
     let groups: Vec<String> = group_key
         .iter()
-        .map(|&k| {
-            origins
-                .get(k)
-                .and_then(Option::as_ref)
-                .map_or_else(|| format!("#{k}"), ToString::to_string)
-        })
+        .map(|&k| origins.get(k).and_then(Option::as_ref).map_or_else(|| format!("#{k}"), ToString::to_string))
         .collect();
     let (subject, prefix) = if groups.is_empty() {
-        (
-            "the single total row's",
-            "aggregates everything: updates".to_string(),
-        )
+        ("the single total row's", "aggregates everything: updates".to_string())
     } else {
-        (
-            "the group's",
-            format!("groups by {}: updates", groups.join(", ")),
-        )
+        ("the group's", format!("groups by {}: updates", groups.join(", ")))
     };
     let pick = |wanted: &[AggregateFunc]| -> Vec<&'static str> {
-        let mut names: Vec<&'static str> = wanted
-            .iter()
-            .filter(|w| funcs.contains(w))
-            .map(|w| aggregate_label(*w))
-            .collect();
+        let mut names: Vec<&'static str> =
+            wanted.iter().filter(|w| funcs.contains(w)).map(|w| aggregate_label(*w)).collect();
         names.dedup();
         names
     };
     let constant = pick(&[AggregateFunc::Count, AggregateFunc::Sum, AggregateFunc::Avg]);
-    let ordered = pick(&[
-        AggregateFunc::Min,
-        AggregateFunc::Max,
-        AggregateFunc::CountDistinct,
-    ]);
+    let ordered = pick(&[AggregateFunc::Min, AggregateFunc::Max, AggregateFunc::CountDistinct]);
     match (constant.is_empty(), ordered.is_empty()) {
-        (true, true) => format!(
-            "{prefix} a row count per group; a group appears or disappears when it crosses zero"
-        ),
-        (false, true) => format!(
-            "{prefix} {subject} {} accumulators in O(1)",
-            constant.join("/")
-        ),
-        (true, false) => format!(
-            "{prefix} {subject} {} ordered multisets in O(log n)",
-            ordered.join("/")
-        ),
+        (true, true) => format!("{prefix} a row count per group; a group appears or disappears when it crosses zero"),
+        (false, true) => format!("{prefix} {subject} {} accumulators in O(1)", constant.join("/")),
+        (true, false) => format!("{prefix} {subject} {} ordered multisets in O(log n)", ordered.join("/")),
         (false, false) => format!(
             "{prefix} {subject} {} accumulators in O(1) and {} ordered multisets in O(log n)",
             constant.join("/"),
@@ -348,10 +234,7 @@ fn column_origins(plan: &Plan, catalog: &Catalog) -> Vec<Option<ColumnOrigin>> {
         Plan::Get { table, arity } => (0..*arity)
             .map(|i| {
                 let column = catalog.get(table)?.columns.get(i)?.name.clone();
-                Some(ColumnOrigin {
-                    table: table.clone(),
-                    column,
-                })
+                Some(ColumnOrigin { table: table.clone(), column })
             })
             .collect(),
         Plan::Filter { input, .. } | Plan::Distinct { input } => column_origins(input, catalog),
@@ -370,11 +253,7 @@ fn column_origins(plan: &Plan, catalog: &Catalog) -> Vec<Option<ColumnOrigin>> {
             out.extend(column_origins(right, catalog));
             out
         }
-        Plan::Reduce {
-            input,
-            group_key,
-            aggregates,
-        } => {
+        Plan::Reduce { input, group_key, aggregates } => {
             let input = column_origins(input, catalog);
             let keys = group_key.iter().map(|&k| input.get(k).cloned().flatten());
             keys.chain(aggregates.iter().map(|_| None)).collect()
@@ -394,11 +273,7 @@ mod tests {
             name: name.into(),
             columns: columns
                 .iter()
-                .map(|c| ColumnSchema {
-                    name: c.to_string(),
-                    ty: ScalarType::Int,
-                    nullable: false,
-                })
+                .map(|c| ColumnSchema { name: c.to_string(), ty: ScalarType::Int, nullable: false })
                 .collect(),
             primary_key,
             unique_keys: vec![],
@@ -411,26 +286,16 @@ mod tests {
         c.add(table("posts", &["id", "author_id", "body"], vec![0]));
         c.add(table("products", &["id", "name"], vec![0]));
         c.add(table("reviews", &["id", "product_id", "rating"], vec![0]));
-        c.add(table(
-            "trips",
-            &["id", "driver_id", "city", "fare"],
-            vec![0],
-        ));
+        c.add(table("trips", &["id", "driver_id", "city", "fare"], vec![0]));
         c
     }
 
     fn get(table: &str, arity: usize) -> Box<Plan> {
-        Box::new(Plan::Get {
-            table: table.into(),
-            arity,
-        })
+        Box::new(Plan::Get { table: table.into(), arity })
     }
 
     fn agg(func: AggregateFunc, column: usize) -> Aggregate {
-        Aggregate {
-            func,
-            arg: Some(Expr::Column(column)),
-        }
+        Aggregate { func, arg: Some(Expr::Column(column)) }
     }
 
     /// SELECT p.id, p.name, COUNT(r.id), AVG(r.rating)
@@ -494,7 +359,10 @@ mod tests {
                 "groups by reviews.product_id, reviews.rating: updates the group's COUNT accumulators in O(1)",
             ),
             (
-                reduce(vec![1], vec![agg(AggregateFunc::Max, 2), agg(AggregateFunc::Min, 2), agg(AggregateFunc::Sum, 2)]),
+                reduce(
+                    vec![1],
+                    vec![agg(AggregateFunc::Max, 2), agg(AggregateFunc::Min, 2), agg(AggregateFunc::Sum, 2)],
+                ),
                 "groups by reviews.product_id: updates the group's SUM accumulators in O(1) \
                  and MIN/MAX ordered multisets in O(log n)",
             ),
@@ -515,14 +383,8 @@ mod tests {
 
     #[test]
     fn single_table_views_update_one_row() {
-        let plan = Plan::Filter {
-            input: get("trips", 4),
-            predicate: Expr::IsNull(Box::new(Expr::Column(3))),
-        };
-        assert_eq!(
-            propagation(&plan, &catalog()),
-            "each change to trips updates at most one view row, in O(1)"
-        );
+        let plan = Plan::Filter { input: get("trips", 4), predicate: Expr::IsNull(Box::new(Expr::Column(3))) };
+        assert_eq!(propagation(&plan, &catalog()), "each change to trips updates at most one view row, in O(1)");
     }
 
     #[test]
@@ -544,11 +406,7 @@ mod tests {
 
     #[test]
     fn full_report() {
-        let column = |name: &str, ty, nullable| OutputColumn {
-            name: name.into(),
-            ty,
-            nullable,
-        };
+        let column = |name: &str, ty, nullable| OutputColumn { name: name.into(), ty, nullable };
         let view = ViewDef {
             name: "product_stats".into(),
             columns: vec![
@@ -557,34 +415,20 @@ mod tests {
                 column("review_count", ScalarType::Int, false),
                 column("avg_rating", ScalarType::Float, true),
             ],
-            key: ViewKey {
-                columns: vec![0],
-                origin: KeyOrigin::Declared,
-                proven_unique: true,
-            },
+            key: ViewKey { columns: vec![0], origin: KeyOrigin::Declared, proven_unique: true },
             max_staleness: Some(Duration::from_secs(1)),
             plan: product_stats_plan(),
             dependencies: vec![
-                TableDependency {
-                    table: "products".into(),
-                    columns: vec!["id".into(), "name".into()],
-                },
+                TableDependency { table: "products".into(), columns: vec!["id".into(), "name".into()] },
                 TableDependency {
                     table: "reviews".into(),
                     columns: vec!["id".into(), "product_id".into(), "rating".into()],
                 },
             ],
             select_sql: String::new(),
-            location: Location {
-                line: 12,
-                column: 1,
-            },
+            location: Location { line: 12, column: 1 },
         };
-        let report = render_view(
-            &view,
-            Path::new("examples/marketplace/views.sql"),
-            &catalog(),
-        );
+        let report = render_view(&view, Path::new("examples/marketplace/views.sql"), &catalog());
         let expected = "\
 view product_stats (examples/marketplace/views.sql:12:1)
   key: (product_id) from WITH (key = …); proven unique

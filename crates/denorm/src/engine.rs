@@ -40,6 +40,9 @@ const WAIT: Duration = Duration::from_millis(100);
 /// Applied log rows are deleted at most this often, so that denorm's own
 /// writes do not compete with the application's for the write lock.
 const RELEASE_EVERY: Duration = Duration::from_millis(500);
+/// A batch whose oldest change took longer than this (seconds) from commit
+/// to visible is logged.
+const SLOW_BATCH: f64 = 0.1;
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
@@ -76,18 +79,8 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(
-        database: PathBuf,
-        sources: ViewSources,
-        publisher: Publisher,
-        shutdown: Arc<AtomicBool>,
-    ) -> Self {
-        Engine {
-            database,
-            sources,
-            publisher,
-            shutdown,
-        }
+    pub fn new(database: PathBuf, sources: ViewSources, publisher: Publisher, shutdown: Arc<AtomicBool>) -> Self {
+        Engine { database, sources, publisher, shutdown }
     }
 
     /// Runs sessions until shutdown. Transient source errors (a locked or
@@ -102,9 +95,7 @@ impl Engine {
                 Err(EngineError::Source(e)) if e.is_transient() => {
                     warn!(error = %error_chain(&e), retry_in = ?backoff, "source unavailable; retrying");
                     self.publisher.set_source(SourceStatus {
-                        state: SourceState::Retrying {
-                            error: error_chain(&e),
-                        },
+                        state: SourceState::Retrying { error: error_chain(&e) },
                         ..SourceStatus::default()
                     });
                     if self.sleep(backoff) {
@@ -152,10 +143,7 @@ impl Engine {
             match capture.poll()? {
                 Poll::Idle => {}
                 Poll::SchemaChanged { tables } => {
-                    warn!(
-                        ?tables,
-                        "the schema of a captured table changed; re-planning the views"
-                    );
+                    warn!(?tables, "the schema of a captured table changed; re-planning the views");
                     return Ok(End::SchemaChanged);
                 }
                 Poll::Changes(batch) => self.follow(&mut flow, batch),
@@ -188,9 +176,7 @@ impl Engine {
                 let reason = errors
                     .get(&name.to_lowercase())
                     .cloned()
-                    .unwrap_or_else(|| {
-                        format!("view {name} no longer plans against the source schema")
-                    });
+                    .unwrap_or_else(|| format!("view {name} no longer plans against the source schema"));
                 error!(view = %name, %reason, "view failed after a source schema change");
                 self.publisher.fail(i, reason);
             }
@@ -210,10 +196,7 @@ impl Engine {
         let mut last_report = Instant::now();
         let publisher = &mut self.publisher;
         publisher.set_source(SourceStatus {
-            state: SourceState::Snapshotting {
-                rows_read: 0,
-                rows_total: None,
-            },
+            state: SourceState::Snapshotting { rows_read: 0, rows_total: None },
             ..SourceStatus::default()
         });
         let snapshot = capture.snapshot(&mut |p| {
@@ -230,10 +213,7 @@ impl Engine {
                     "snapshot in progress"
                 );
                 publisher.set_source(SourceStatus {
-                    state: SourceState::Snapshotting {
-                        rows_read: p.rows_read,
-                        rows_total: Some(p.estimated_total),
-                    },
+                    state: SourceState::Snapshotting { rows_read: p.rows_read, rows_total: Some(p.estimated_total) },
                     ..SourceStatus::default()
                 });
             }
@@ -277,15 +257,8 @@ impl Engine {
             error!(seq = bad.seq.0, table = %bad.table, reason = %bad.reason, "change-log row cannot be decoded; it is skipped");
             self.publisher.metrics().undecodable(&bad.table, 1);
         }
-        let commits: Vec<(String, f64)> = batch
-            .commits
-            .into_iter()
-            .map(|c| (c.table, c.committed_at))
-            .collect();
-        let source = SourceBatch {
-            position: batch.position,
-            tables: batch.tables,
-        };
+        let commits: Vec<(String, f64)> = batch.commits.into_iter().map(|c| (c.table, c.committed_at)).collect();
+        let source = SourceBatch { position: batch.position, tables: batch.tables };
         self.apply(flow, &source, &commits);
         self.publisher.set_source(SourceStatus {
             state: SourceState::Following,
@@ -300,9 +273,7 @@ impl Engine {
         let started = Instant::now();
         let output = flow.dataflow.apply(batch);
         for (table, changes) in &batch.tables {
-            self.publisher
-                .metrics()
-                .changes_applied(table, changes.len() as u64);
+            self.publisher.metrics().changes_applied(table, changes.len() as u64);
         }
         for (table, row, reason) in &output.rejected {
             error!(%table, ?row, %reason, "malformed change rejected");
@@ -319,9 +290,20 @@ impl Engine {
             }
         }
         self.publisher.publish(batch.position, commits);
-        self.publisher
-            .metrics()
-            .batch_applied(started.elapsed().as_secs_f64());
+        let applied_in = started.elapsed().as_secs_f64();
+        self.publisher.metrics().batch_applied(applied_in);
+        let oldest = commits.iter().map(|(_, at)| *at).fold(f64::INFINITY, f64::min);
+        let lag = unix_now() - oldest;
+        if lag > SLOW_BATCH {
+            let changes: usize = batch.tables.iter().map(|(_, c)| c.len()).sum();
+            warn!(
+                position = batch.position.0,
+                changes,
+                lag_seconds = lag,
+                apply_seconds = applied_in,
+                "slow batch: its oldest change became visible long after its commit"
+            );
+        }
         flow.position = batch.position;
     }
 }
@@ -342,21 +324,11 @@ impl Flow {
         let mut slots = Vec::new();
         for (slot, def) in planned.iter().enumerate() {
             if let Some(def) = def {
-                dataflow.add_view(
-                    &def.name,
-                    &def.plan,
-                    def.key.columns.clone(),
-                    def.key.proven_unique,
-                )?;
+                dataflow.add_view(&def.name, &def.plan, def.key.columns.clone(), def.key.proven_unique)?;
                 slots.push(slot);
             }
         }
-        Ok(Flow {
-            dataflow,
-            slots,
-            failed: BTreeSet::new(),
-            position: Position(0),
-        })
+        Ok(Flow { dataflow, slots, failed: BTreeSet::new(), position: Position(0) })
     }
 }
 
@@ -365,22 +337,14 @@ pub fn capture_spec(planned: &[Option<ViewDef>], catalog: &Catalog) -> CaptureSp
     let mut tables: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for def in planned.iter().flatten() {
         for dependency in &def.dependencies {
-            let name = catalog
-                .get(&dependency.table)
-                .map_or(dependency.table.clone(), |t| t.name.clone());
-            tables
-                .entry(name)
-                .or_default()
-                .extend(dependency.columns.iter().cloned());
+            let name = catalog.get(&dependency.table).map_or(dependency.table.clone(), |t| t.name.clone());
+            tables.entry(name).or_default().extend(dependency.columns.iter().cloned());
         }
     }
     CaptureSpec {
         tables: tables
             .into_iter()
-            .map(|(name, columns)| CapturedTable {
-                name,
-                columns: columns.into_iter().collect(),
-            })
+            .map(|(name, columns)| CapturedTable { name, columns: columns.into_iter().collect() })
             .collect(),
     }
 }
@@ -391,6 +355,10 @@ fn release(capture: &mut SqliteCapture, position: Position) {
     if let Err(e) = capture.release(position) {
         tracing::debug!(error = %error_chain(&e), "could not delete applied change-log rows yet");
     }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// An error and its causes on one line.

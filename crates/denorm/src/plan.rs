@@ -22,12 +22,7 @@ pub fn plan_all(config: &Config, catalog: &Catalog) -> anyhow::Result<(Vec<Plann
     let mut texts = Vec::with_capacity(config.views.len());
     for file in &config.views {
         let sql = std::fs::read_to_string(&file.path).with_context(|| {
-            format!(
-                "{}:{}: cannot read views file {}",
-                config.file.display(),
-                file.listed_at,
-                file.path.display()
-            )
+            format!("{}:{}: cannot read views file {}", config.file.display(), file.listed_at, file.path.display())
         })?;
         texts.push((sql, &file.path));
     }
@@ -36,9 +31,7 @@ pub fn plan_all(config: &Config, catalog: &Catalog) -> anyhow::Result<(Vec<Plann
     for (sql, path) in texts {
         match plan_views(&sql, catalog, Dialect::Sqlite) {
             Ok(planned) => views.extend(planned.into_iter().map(|v| (v, path.clone()))),
-            Err(found) => {
-                errors.extend(found.iter().map(|e| e.render(&path.display().to_string())))
-            }
+            Err(found) => errors.extend(found.iter().map(|e| e.render(&path.display().to_string()))),
         }
     }
     errors.extend(duplicate_names(&views));

@@ -43,19 +43,8 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
     let listener = runtime.block_on(bind(&config))?;
     let shutdown = Arc::new(AtomicBool::new(false));
     let (publisher, reader) = denorm_serve::channel(prepared.infos);
-    let engine = Engine::new(
-        database(&config),
-        prepared.sources,
-        publisher,
-        shutdown.clone(),
-    );
-    runtime.block_on(serve_until(
-        listener,
-        reader,
-        engine,
-        shutdown,
-        termination(),
-    ))
+    let engine = Engine::new(database(&config), prepared.sources, publisher, shutdown.clone());
+    runtime.block_on(serve_until(listener, reader, engine, shutdown, termination()))
 }
 
 /// What `run` and `demo` need before serving: the view texts (to re-plan
@@ -74,11 +63,7 @@ pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
     let (views, errors) = plan_all(config, &catalog)?;
     if !errors.is_empty() {
         let s = if errors.len() == 1 { "" } else { "s" };
-        bail!(
-            "{}\nrefusing to start: {} view error{s}",
-            errors.join("\n"),
-            errors.len()
-        );
+        bail!("{}\nrefusing to start: {} view error{s}", errors.join("\n"), errors.len());
     }
     let mut files = Vec::new();
     for file in &config.views {
@@ -90,23 +75,13 @@ pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
     }
     let names = views.iter().map(|(v, _)| v.name.clone()).collect();
     let infos = views.iter().map(view_info).collect();
-    Ok(Prepared {
-        sources: ViewSources { files, names },
-        infos,
-    })
+    Ok(Prepared { sources: ViewSources { files, names }, infos })
 }
 
 fn view_info((view, _): &Planned) -> ViewInfo {
     ViewInfo {
         name: view.name.clone(),
-        columns: view
-            .columns
-            .iter()
-            .map(|c| ColumnInfo {
-                name: c.name.clone(),
-                ty: c.ty,
-            })
-            .collect(),
+        columns: view.columns.iter().map(|c| ColumnInfo { name: c.name.clone(), ty: c.ty }).collect(),
         key: view.key.columns.clone(),
         max_staleness: view.max_staleness,
         tables: tables_of(view),
@@ -167,10 +142,7 @@ pub async fn serve_until(
         .map_err(|e| anyhow!("engine thread lost: {e}"))?
         .map_err(|_| anyhow!("the engine thread panicked (bug)"))?;
     let _ = stop_server.send(());
-    server
-        .await
-        .map_err(|e| anyhow!("HTTP server task lost: {e}"))?
-        .context("HTTP server failed")?;
+    server.await.map_err(|e| anyhow!("HTTP server task lost: {e}"))?.context("HTTP server failed")?;
     match engine_result {
         Ok(()) => {
             info!("stopped");
@@ -205,8 +177,5 @@ pub async fn termination() -> &'static str {
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

@@ -19,8 +19,7 @@ pub fn open(config: &Config) -> anyhow::Result<OpenSource> {
     let SourceConfig::Sqlite(source) = &config.source;
     let file = config.file.display();
     if let Some(init) = &source.init {
-        sqlite::create_if_missing(&source.path, init)
-            .with_context(|| format!("{file}: [source] init failed"))?;
+        sqlite::create_if_missing(&source.path, init).with_context(|| format!("{file}: [source] init failed"))?;
     }
     let connection = sqlite::open_read_only(&source.path).map_err(|e| match e {
         SourceError::NotFound { path } => anyhow!(
@@ -30,11 +29,7 @@ pub fn open(config: &Config) -> anyhow::Result<OpenSource> {
             source.url_at,
             path.display()
         ),
-        other => anyhow::Error::new(other)
-            .context(format!("{file}:{}: cannot open the source", source.url_at)),
+        other => anyhow::Error::new(other).context(format!("{file}:{}: cannot open the source", source.url_at)),
     })?;
-    Ok(OpenSource {
-        connection,
-        name: source.path.display().to_string(),
-    })
+    Ok(OpenSource { connection, name: source.path.display().to_string() })
 }

@@ -19,11 +19,7 @@ struct Run {
 }
 
 fn check(config: &Path) -> Run {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = Command::new(env!("CARGO_BIN_EXE_denorm"))
+    let Output { status, stdout, stderr } = Command::new(env!("CARGO_BIN_EXE_denorm"))
         .args(["check", "--config"])
         .arg(config)
         .output()
@@ -33,10 +29,7 @@ fn check(config: &Path) -> Run {
         stdout: String::from_utf8(stdout).unwrap(),
         stderr: String::from_utf8(stderr).unwrap(),
     };
-    eprintln!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        run.code, run.stdout, run.stderr
-    );
+    eprintln!("exit {:?}\n--- stdout\n{}--- stderr\n{}", run.code, run.stdout, run.stderr);
     run
 }
 
@@ -51,17 +44,12 @@ fn project(config: &str, schema: &str, views: &str) -> (tempfile::TempDir, PathB
     (dir, config_path)
 }
 
-const GOOD_CONFIG: &str =
-    "views = [\"views.sql\"]\n[source]\nurl = \"sqlite://app.db\"\ninit = \"schema.sql\"\n";
+const GOOD_CONFIG: &str = "views = [\"views.sql\"]\n[source]\nurl = \"sqlite://app.db\"\ninit = \"schema.sql\"\n";
 
 fn assert_refused(run: &Run, needles: &[&str]) {
     assert_eq!(run.code, Some(1), "exit code");
     for needle in needles {
-        assert!(
-            run.stderr.contains(needle),
-            "stderr lacks {needle:?}:\n{}",
-            run.stderr
-        );
+        assert!(run.stderr.contains(needle), "stderr lacks {needle:?}:\n{}", run.stderr);
     }
 }
 
@@ -74,10 +62,7 @@ fn marketplace_example_checks() {
     }
     let run = check(&dir.path().join("denorm.toml"));
     assert_eq!(run.code, Some(0), "exit code");
-    assert!(
-        dir.path().join("app.db").is_file(),
-        "[source] init created the database"
-    );
+    assert!(dir.path().join("app.db").is_file(), "[source] init created the database");
     for view in [
         "post_cards",
         "product_stats",
@@ -86,30 +71,12 @@ fn marketplace_example_checks() {
         "trips_by_city_date",
         "daily_sales",
     ] {
-        assert!(
-            run.stdout.contains(&format!("view {view} (")),
-            "no report for {view}"
-        );
+        assert!(run.stdout.contains(&format!("view {view} (")), "no report for {view}");
     }
-    for section in [
-        "  key: (",
-        "  columns:\n",
-        "  max_staleness: ",
-        "  triggers:",
-        "  propagates: ",
-        "  plan:\n",
-    ] {
-        assert_eq!(
-            run.stdout.matches(section).count(),
-            6,
-            "one {section:?} per view"
-        );
+    for section in ["  key: (", "  columns:\n", "  max_staleness: ", "  triggers:", "  propagates: ", "  plan:\n"] {
+        assert_eq!(run.stdout.matches(section).count(), 6, "one {section:?} per view");
     }
-    assert!(
-        run.stdout
-            .contains("a change to users re-joins matching rows of posts"),
-        "post_cards propagation"
-    );
+    assert!(run.stdout.contains("a change to users re-joins matching rows of posts"), "post_cards propagation");
     assert!(run.stdout.contains("ok: 6 views in 1 file"), "summary line");
 }
 
@@ -119,27 +86,13 @@ fn success_prints_every_view_section() {
     let run = check(&config);
     assert_eq!(run.code, Some(0), "exit code");
     let views_sql = dir.path().join("views.sql");
-    assert!(
-        run.stdout
-            .starts_with(&format!("view user_names ({}:1:1)\n", views_sql.display())),
-        "header"
-    );
-    assert!(run
-        .stdout
-        .contains("  key: (id) from the source primary key; proven unique\n"));
-    assert!(
-        run.stdout.contains("    id    integer  not null  key\n"),
-        "id column"
-    );
-    assert!(
-        run.stdout.contains("    name  text     not null\n"),
-        "name column"
-    );
+    assert!(run.stdout.starts_with(&format!("view user_names ({}:1:1)\n", views_sql.display())), "header");
+    assert!(run.stdout.contains("  key: (id) from the source primary key; proven unique\n"));
+    assert!(run.stdout.contains("    id    integer  not null  key\n"), "id column");
+    assert!(run.stdout.contains("    name  text     not null\n"), "name column");
     assert!(run.stdout.contains("  max_staleness: none\n"));
     assert!(run.stdout.contains("  triggers:\n    users: id, name\n"));
-    assert!(run
-        .stdout
-        .contains("  propagates: each change to users updates at most one view row, in O(1)\n"));
+    assert!(run.stdout.contains("  propagates: each change to users updates at most one view row, in O(1)\n"));
     assert!(run.stdout.contains("  plan:\n    "));
 }
 
@@ -151,40 +104,21 @@ fn unknown_key_names_file_line_and_key() {
         VIEWS,
     );
     let run = check(&config);
-    assert_refused(
-        &run,
-        &[
-            &format!("{}:5:1: ", config.display()),
-            "unknown field `lisen`",
-        ],
-    );
+    assert_refused(&run, &[&format!("{}:5:1: ", config.display()), "unknown field `lisen`"]);
 }
 
 #[test]
 fn wrong_type_names_file_and_line() {
-    let (_dir, config) = project(
-        "views = \"views.sql\"\n[source]\nurl = \"sqlite://app.db\"\n",
-        SCHEMA,
-        VIEWS,
-    );
+    let (_dir, config) = project("views = \"views.sql\"\n[source]\nurl = \"sqlite://app.db\"\n", SCHEMA, VIEWS);
     let run = check(&config);
-    assert_refused(
-        &run,
-        &[&format!("{}:1:9: ", config.display()), "invalid type"],
-    );
+    assert_refused(&run, &[&format!("{}:1:9: ", config.display()), "invalid type"]);
 }
 
 #[test]
 fn missing_source_section_is_refused() {
     let (_dir, config) = project("views = [\"views.sql\"]\n", SCHEMA, VIEWS);
     let run = check(&config);
-    assert_refused(
-        &run,
-        &[
-            &format!("{}:1:1: ", config.display()),
-            "missing field `source`",
-        ],
-    );
+    assert_refused(&run, &[&format!("{}:1:1: ", config.display()), "missing field `source`"]);
 }
 
 #[test]
@@ -192,75 +126,39 @@ fn missing_config_file_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("nope.toml");
     let run = check(&config);
-    assert_refused(
-        &run,
-        &[&format!(
-            "error: cannot read config file {}",
-            config.display()
-        )],
-    );
+    assert_refused(&run, &[&format!("error: cannot read config file {}", config.display())]);
 }
 
 #[test]
 fn missing_views_file_points_at_its_config_entry() {
-    let (_dir, config) =
-        project("views = [\"views.sql\", \"gone.sql\"]\n[source]\nurl = \"sqlite://app.db\"\ninit = \"schema.sql\"\n", SCHEMA, VIEWS);
-    let run = check(&config);
-    assert_refused(
-        &run,
-        &[
-            &format!("{}:1:23: cannot read views file ", config.display()),
-            "gone.sql",
-        ],
+    let (_dir, config) = project(
+        "views = [\"views.sql\", \"gone.sql\"]\n[source]\nurl = \"sqlite://app.db\"\ninit = \"schema.sql\"\n",
+        SCHEMA,
+        VIEWS,
     );
+    let run = check(&config);
+    assert_refused(&run, &[&format!("{}:1:23: cannot read views file ", config.display()), "gone.sql"]);
 }
 
 #[test]
 fn missing_database_without_init_gets_a_hint() {
-    let (dir, config) = project(
-        "views = [\"views.sql\"]\n[source]\nurl = \"sqlite://app.db\"\n",
-        SCHEMA,
-        VIEWS,
-    );
+    let (dir, config) = project("views = [\"views.sql\"]\n[source]\nurl = \"sqlite://app.db\"\n", SCHEMA, VIEWS);
     let run = check(&config);
-    assert_refused(
-        &run,
-        &[
-            &format!("{}:3:7: the source database ", config.display()),
-            "does not exist",
-            "hint: ",
-        ],
-    );
-    assert!(
-        !dir.path().join("app.db").exists(),
-        "check never creates a database without [source] init"
-    );
+    assert_refused(&run, &[&format!("{}:3:7: the source database ", config.display()), "does not exist", "hint: "]);
+    assert!(!dir.path().join("app.db").exists(), "check never creates a database without [source] init");
 }
 
 #[test]
 fn postgres_source_is_not_available_yet() {
-    let (_dir, config) = project(
-        "views = [\"views.sql\"]\n[source]\nurl = \"postgres://u:pw@localhost/app\"\n",
-        SCHEMA,
-        VIEWS,
-    );
+    let (_dir, config) =
+        project("views = [\"views.sql\"]\n[source]\nurl = \"postgres://u:pw@localhost/app\"\n", SCHEMA, VIEWS);
     let run = check(&config);
-    assert_refused(
-        &run,
-        &[&format!(
-            "{}:3:7: the PostgreSQL source is not available yet",
-            config.display()
-        )],
-    );
+    assert_refused(&run, &[&format!("{}:3:7: the PostgreSQL source is not available yet", config.display())]);
 }
 
 #[test]
 fn failing_init_schema_is_reported_and_leaves_no_database() {
-    let (dir, config) = project(
-        GOOD_CONFIG,
-        "CREATE TABLE users (id INTEGER PRIMARY KEY,",
-        VIEWS,
-    );
+    let (dir, config) = project(GOOD_CONFIG, "CREATE TABLE users (id INTEGER PRIMARY KEY,", VIEWS);
     let run = check(&config);
     assert_refused(&run, &["[source] init failed", "the schema SQL failed"]);
     assert!(!dir.path().join("app.db").exists());
@@ -268,11 +166,7 @@ fn failing_init_schema_is_reported_and_leaves_no_database() {
 
 #[test]
 fn untyped_source_column_is_named() {
-    let (_dir, config) = project(
-        GOOD_CONFIG,
-        "CREATE TABLE files (id INTEGER PRIMARY KEY, data BLOB);",
-        VIEWS,
-    );
+    let (_dir, config) = project(GOOD_CONFIG, "CREATE TABLE files (id INTEGER PRIMARY KEY, data BLOB);", VIEWS);
     let run = check(&config);
     assert_refused(&run, &["column files.data has declared type \"BLOB\""]);
 }
@@ -303,9 +197,6 @@ fn view_names_are_unique_across_files() {
     let run = check(&config);
     assert_refused(
         &run,
-        &[
-            "view user_names is defined twice",
-            &format!("{}:1:1", dir.path().join("more.sql").display()),
-        ],
+        &["view user_names is defined twice", &format!("{}:1:1", dir.path().join("more.sql").display())],
     );
 }

@@ -42,14 +42,10 @@ fn int(lo: i64, hi: i64) -> BoxedStrategy<Value> {
     (lo..hi).prop_map(Datum::Int).boxed()
 }
 fn text(choices: &'static [&'static str]) -> BoxedStrategy<Value> {
-    proptest::sample::select(choices)
-        .prop_map(Value::from)
-        .boxed()
+    proptest::sample::select(choices).prop_map(Value::from).boxed()
 }
 fn quarter() -> BoxedStrategy<Value> {
-    (-8i32..12)
-        .prop_map(|q| Datum::Float(f64::from(q) * 0.25))
-        .boxed()
+    (-8i32..12).prop_map(|q| Datum::Float(f64::from(q) * 0.25)).boxed()
 }
 
 fn tables() -> Vec<TableSpec> {
@@ -59,46 +55,24 @@ fn tables() -> Vec<TableSpec> {
         TableSpec {
             name: "users",
             ids: 8,
-            columns: vec![
-                text(names),
-                nullable(text(&["a.png", "b.png"])),
-                nullable(int(-2, 6)),
-            ],
+            columns: vec![text(names), nullable(text(&["a.png", "b.png"])), nullable(int(-2, 6))],
         },
         TableSpec {
             name: "posts",
             ids: 12,
-            columns: vec![
-                nullable(int(0, 9)),
-                nullable(text(titles)),
-                nullable(int(-3, 7)),
-                nullable(int(0, 40)),
-            ],
+            columns: vec![nullable(int(0, 9)), nullable(text(titles)), nullable(int(-3, 7)), nullable(int(0, 40))],
         },
         TableSpec {
             name: "products",
             ids: 6,
-            columns: vec![
-                nullable(text(&["mug", "pen", "Cup"])),
-                nullable(text(&["a", "b"])),
-                nullable(quarter()),
-            ],
+            columns: vec![nullable(text(&["mug", "pen", "Cup"])), nullable(text(&["a", "b"])), nullable(quarter())],
         },
         TableSpec {
             name: "reviews",
             ids: 14,
-            columns: vec![
-                nullable(int(0, 7)),
-                nullable(int(0, 9)),
-                nullable(int(1, 6)),
-                nullable(quarter()),
-            ],
+            columns: vec![nullable(int(0, 7)), nullable(int(0, 9)), nullable(int(1, 6)), nullable(quarter())],
         },
-        TableSpec {
-            name: "follows",
-            ids: 12,
-            columns: vec![int(0, 8), int(0, 8)],
-        },
+        TableSpec { name: "follows", ids: 12, columns: vec![int(0, 8), int(0, 8)] },
     ]
 }
 
@@ -111,15 +85,10 @@ struct Writer {
 
 impl Writer {
     fn new(project: &Project) -> Writer {
-        let config = Config {
-            rng_algorithm: RngAlgorithm::ChaCha,
-            ..Config::default()
-        };
+        let config = Config { rng_algorithm: RngAlgorithm::ChaCha, ..Config::default() };
         let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]);
         Writer {
-            reference: SqliteReference {
-                connection: project.connect(),
-            },
+            reference: SqliteReference { connection: project.connect() },
             specs: tables(),
             runner: TestRunner::new_with_rng(config, rng),
         }
@@ -128,10 +97,8 @@ impl Writer {
     /// One random transaction of 1..12 writes (plus some tag writes, which
     /// the id-keyed workload generator does not cover).
     fn transaction(&mut self) {
-        let ops: Vec<Op> = proptest::collection::vec(Op::strategy(&self.specs), 1..12)
-            .new_tree(&mut self.runner)
-            .unwrap()
-            .current();
+        let ops: Vec<Op> =
+            proptest::collection::vec(Op::strategy(&self.specs), 1..12).new_tree(&mut self.runner).unwrap().current();
         apply_workload(&self.reference, &self.specs, &ops).unwrap();
         let n: i64 = (0i64..4).new_tree(&mut self.runner).unwrap().current();
         let c = &self.reference.connection;
@@ -140,17 +107,9 @@ impl Writer {
             let post = (i * 7 + n) % 12;
             let tag = ["x", "y", "z"][(i % 3) as usize];
             if i % 3 == 2 {
-                c.execute(
-                    "DELETE FROM tags WHERE rowid = (SELECT min(rowid) FROM tags)",
-                    [],
-                )
-                .unwrap();
+                c.execute("DELETE FROM tags WHERE rowid = (SELECT min(rowid) FROM tags)", []).unwrap();
             } else {
-                c.execute(
-                    "INSERT INTO tags (post_id, tag) VALUES (?1, ?2)",
-                    rusqlite::params![post, tag],
-                )
-                .unwrap();
+                c.execute("INSERT INTO tags (post_id, tag) VALUES (?1, ?2)", rusqlite::params![post, tag]).unwrap();
             }
         }
         c.execute_batch("COMMIT").unwrap();
@@ -178,16 +137,10 @@ fn assert_views_equal_sqlite(denorm: &Denorm, db: &Connection, except: &[&str]) 
             continue;
         }
         assert_eq!(view["status"], "ok", "{view}");
-        let columns: Vec<String> = view["columns"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c.as_str().unwrap().to_string())
-            .collect();
+        let columns: Vec<String> =
+            view["columns"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect();
         let def = defs.iter().find(|d| d.name == name).unwrap();
-        let reference = SqliteReference {
-            connection: Connection::open(db.path().unwrap()).unwrap(),
-        };
+        let reference = SqliteReference { connection: Connection::open(db.path().unwrap()).unwrap() };
         let (names, want) = reference.query(&def.select_sql).unwrap();
         assert_eq!(columns, names, "columns of {name}");
         let got = view_rows(denorm, name, &columns);
@@ -249,9 +202,7 @@ fn writes_by_the_sqlite3_shell_are_captured() {
         .arg(&project.db)
         .arg(sql)
         .status()
-        .expect(
-            "the sqlite3 shell is installed (apt-get install -y sqlite3; scripts/test does this)",
-        );
+        .expect("the sqlite3 shell is installed (apt-get install -y sqlite3; scripts/test does this)");
     assert!(status.success());
     assert_views_equal_sqlite(&denorm, &db, &[]);
     let (_, cards) = denorm.get("/views/post_cards?post_id=eq.10");
@@ -269,48 +220,28 @@ fn schema_changes_fail_only_the_views_they_break() {
     let mut denorm = Denorm::start(&project.config);
     assert_views_equal_sqlite(&denorm, &db, &[]);
 
-    db.execute_batch("ALTER TABLE tags ADD COLUMN note TEXT")
-        .unwrap();
+    db.execute_batch("ALTER TABLE tags ADD COLUMN note TEXT").unwrap();
     writer.transactions(5);
     denorm.wait_for_log("re-planning");
     assert_views_equal_sqlite(&denorm, &db, &[]);
 
-    db.execute_batch("ALTER TABLE products RENAME COLUMN price TO list_price")
-        .unwrap();
+    db.execute_batch("ALTER TABLE products RENAME COLUMN price TO list_price").unwrap();
     // The views that must fail are exactly those that no longer plan.
     let catalog = denorm_source::sqlite::read_catalog(&db).unwrap();
     let (_, errors) = denorm_sql::plan_each(&views(), &catalog, denorm_types::Dialect::Sqlite);
     let mut broken: Vec<String> = errors.iter().map(|e| e.view.clone().unwrap()).collect();
     broken.sort();
-    assert!(
-        broken.len() >= 2 && broken.contains(&"catalog_totals".to_string()),
-        "{broken:?}"
-    );
+    assert!(broken.len() >= 2 && broken.contains(&"catalog_totals".to_string()), "{broken:?}");
     denorm.wait_for_log("view failed after a source schema change");
     // The failures are published with the next batch boundary (the re-snapshot).
-    let views = denorm.wait_for(|views| {
-        views
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|v| v["status"] == "failed")
-    });
+    let views = denorm.wait_for(|views| views.as_array().unwrap().iter().any(|v| v["status"] == "failed"));
     let views = views.as_array().unwrap();
-    let mut failed: Vec<String> = views
-        .iter()
-        .filter(|v| v["status"] == "failed")
-        .map(|v| v["name"].as_str().unwrap().to_string())
-        .collect();
+    let mut failed: Vec<String> =
+        views.iter().filter(|v| v["status"] == "failed").map(|v| v["name"].as_str().unwrap().to_string()).collect();
     failed.sort();
     assert_eq!(failed, broken, "{views:?}");
-    let catalog_totals = views
-        .iter()
-        .find(|v| v["name"] == "catalog_totals")
-        .unwrap();
-    assert!(
-        catalog_totals["error"].as_str().unwrap().contains("price"),
-        "{catalog_totals}"
-    );
+    let catalog_totals = views.iter().find(|v| v["name"] == "catalog_totals").unwrap();
+    assert!(catalog_totals["error"].as_str().unwrap().contains("price"), "{catalog_totals}");
     let (status, body) = denorm.get("/views/catalog_totals");
     assert_eq!(status, 503, "{body}");
     writer.transactions(5);

@@ -16,62 +16,32 @@ pub struct Server {
 
 impl Server {
     pub fn start(reader: Reader) -> Server {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = runtime.spawn(denorm_serve::serve(listener, reader, async {
             let _ = stopped.await;
         }));
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        Server {
-            url,
-            stop: Some(stop),
-            task: Some(task),
-            runtime,
-            agent,
-        }
+        let agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        Server { url, stop: Some(stop), task: Some(task), runtime, agent }
     }
 
     /// GETs `path` (with its query string, already URL-encoded).
     pub fn get(&self, path: &str) -> Reply {
-        let mut response = self
-            .agent
-            .get(format!("{}{}", self.url, path))
-            .call()
-            .unwrap();
+        let mut response = self.agent.get(format!("{}{}", self.url, path)).call().unwrap();
         let status = response.status().as_u16();
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .map(|v| v.to_str().unwrap().to_owned())
-        };
+        let header = |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
         let position = header("denorm-position");
         let content_type = header("content-type").unwrap_or_default();
         let body = response.body_mut().read_to_string().unwrap();
-        Reply {
-            status,
-            position,
-            content_type,
-            body,
-        }
+        Reply { status, position, content_type, body }
     }
 
     /// GETs `path` and parses the body as JSON.
     pub fn json(&self, path: &str) -> (u16, serde_json::Value) {
         let reply = self.get(path);
-        let value = serde_json::from_str(&reply.body)
-            .unwrap_or_else(|e| panic!("{path}: {e}: {}", reply.body));
+        let value = serde_json::from_str(&reply.body).unwrap_or_else(|e| panic!("{path}: {e}: {}", reply.body));
         (reply.status, value)
     }
 }

@@ -51,18 +51,10 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
 
     let config = config::load(&config_path)?;
     let prepared = run::prepare(&config)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(args.listen))
-        .with_context(|| {
-            format!(
-                "cannot listen on {}\n  hint: choose another port with --listen",
-                args.listen
-            )
-        })?;
+        .with_context(|| format!("cannot listen on {}\n  hint: choose another port with --listen", args.listen))?;
     let base = format!("http://{}", listener.local_addr()?);
     print_urls(&base, &config_path);
 
@@ -74,20 +66,18 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let stats = Arc::new(WriterStats::default());
     let writer = {
         let writer = Writer::open(&db, volumes)?;
-        let (stop, stats) = (stop_writer.clone(), stats.clone());
+        let (stop, stats, reader) = (stop_writer.clone(), stats.clone(), reader.clone());
         let rate = args.rate;
-        std::thread::Builder::new()
-            .name("demo-writer".into())
-            .spawn(move || writer.run(rate, stop, stats))?
+        std::thread::Builder::new().name("demo-writer".into()).spawn(move || {
+            // Steady state is what the table measures: write once the
+            // initial snapshot is served.
+            while reader.snapshot().position.is_none() && !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            writer.run(rate, stop, stats)
+        })?
     };
-    let reporter = runtime.spawn(report_loop(
-        reader.clone(),
-        db.clone(),
-        base,
-        volumes,
-        stats,
-        args.every,
-    ));
+    let reporter = runtime.spawn(report_loop(reader.clone(), db.clone(), base, volumes, stats, args.every));
     let duration = args.duration;
     let stop = async move {
         match duration {
@@ -111,13 +101,11 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
 /// `denorm run --config DIR/denorm.toml` can be tried on the same files) and
 /// removes an earlier run's database.
 fn prepare_dir(dir: &Path, listen: SocketAddr) -> anyhow::Result<PathBuf> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create the work directory {}", dir.display()))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the work directory {}", dir.display()))?;
     for stale in ["demo.db", "demo.db-wal", "demo.db-shm"] {
         let path = dir.join(stale);
         if path.exists() {
-            std::fs::remove_file(&path)
-                .with_context(|| format!("cannot remove {}", path.display()))?;
+            std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
         }
     }
     std::fs::write(dir.join("schema.sql"), seed::SCHEMA)?;
@@ -135,16 +123,10 @@ fn prepare_dir(dir: &Path, listen: SocketAddr) -> anyhow::Result<PathBuf> {
 
 fn create_database(db: &Path, volumes: Volumes) -> anyhow::Result<()> {
     let total = volumes.total();
-    println!(
-        "denorm demo: creating {} with about {total} rows …",
-        db.display()
-    );
+    println!("denorm demo: creating {} with about {total} rows …", db.display());
     let started = Instant::now();
     seed::create(db, volumes, &mut |done| {
-        println!(
-            "  {done:>8} / {total} rows ({:.1}s)",
-            started.elapsed().as_secs_f64()
-        );
+        println!("  {done:>8} / {total} rows ({:.1}s)", started.elapsed().as_secs_f64());
     })
     .with_context(|| format!("cannot create the demo database {}", db.display()))?;
     Ok(())
@@ -155,15 +137,10 @@ fn print_urls(base: &str, config: &Path) {
     println!("  curl '{base}/views'");
     println!("  curl '{base}/views/product_stats?product_id=eq.10001'");
     println!("  curl '{base}/views/post_cards?author_id=eq.10000&order=post_id.desc&limit=5'");
-    println!(
-        "  curl '{base}/views/trips_by_city_date?city=eq.Lisbon&started_on=eq.2025-02-28&limit=10'"
-    );
+    println!("  curl '{base}/views/trips_by_city_date?city=eq.Lisbon&started_on=eq.2025-02-28&limit=10'");
     println!("  curl '{base}/views/daily_sales?order=day.desc&limit=7'");
     println!("  curl '{base}/metrics'");
-    println!(
-        "  the same views on your own files: denorm run --config {}\n",
-        config.display()
-    );
+    println!("  the same views on your own files: denorm run --config {}\n", config.display());
 }
 
 /// Prints the table every `every` once the first snapshot is published.
@@ -176,7 +153,7 @@ async fn report_loop(
     every: Duration,
 ) {
     let started = Instant::now();
-    let mut previous = Vec::new();
+    let mut previous: Vec<u64> = Vec::new();
     let mut last_transactions = 0;
     let mut bench = None;
     let mut ticker = tokio::time::interval(every);
@@ -187,9 +164,13 @@ async fn report_loop(
             println!("denorm demo: waiting for the initial snapshot …");
             continue;
         }
+        if previous.is_empty() {
+            // Rates count from the first published state, not from zero.
+            previous = reader.view_stats().iter().map(|s| s.changes_total).collect();
+        }
         let mut b = match bench.take() {
             Some(b) => b,
-            None => match report::ReadBench::new(&db, base.clone(), volumes) {
+            None => match report::ReadBench::new(reader.clone(), &db, base.clone(), volumes) {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot open the database for the read comparison");
@@ -207,16 +188,6 @@ async fn report_loop(
         let transactions = stats.transactions.load(Ordering::Relaxed);
         let tps = (transactions - last_transactions) as f64 / every.as_secs_f64();
         last_transactions = transactions;
-        print!(
-            "{}",
-            report::render(
-                started.elapsed(),
-                &reader,
-                every,
-                &mut previous,
-                tps,
-                &reads
-            )
-        );
+        print!("{}", report::render(started.elapsed(), &reader, every, &mut previous, tps, &reads));
     }
 }

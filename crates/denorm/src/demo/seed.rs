@@ -22,26 +22,11 @@ CREATE INDEX IF NOT EXISTS orders_day ON orders (ordered_on);
 /// Generated ids start here, above the example's sample rows.
 pub const FIRST_ID: i64 = 10_000;
 
-pub const CITIES: &[&str] = &[
-    "Lisbon", "Porto", "Berlin", "Paris", "Madrid", "Rome", "Austin", "Osaka",
-];
-const CATEGORIES: &[&str] = &[
-    "Electronics",
-    "Accessories",
-    "Books",
-    "Kitchen",
-    "Garden",
-    "Toys",
-];
-const FIRST_NAMES: &[&str] = &[
-    "Sarah", "Omar", "Ines", "Kenji", "Amara", "Lukas", "Priya", "Diego", "Mei", "Noah",
-];
-const LAST_NAMES: &[&str] = &[
-    "Chen", "Haddad", "Duarte", "Sato", "Okafor", "Weber", "Rao", "Silva", "Lin", "Berg",
-];
-const WORDS: &[&str] = &[
-    "great", "solid", "meh", "love", "broke", "fast", "quiet", "cheap", "shiny", "heavy",
-];
+pub const CITIES: &[&str] = &["Lisbon", "Porto", "Berlin", "Paris", "Madrid", "Rome", "Austin", "Osaka"];
+const CATEGORIES: &[&str] = &["Electronics", "Accessories", "Books", "Kitchen", "Garden", "Toys"];
+const FIRST_NAMES: &[&str] = &["Sarah", "Omar", "Ines", "Kenji", "Amara", "Lukas", "Priya", "Diego", "Mei", "Noah"];
+const LAST_NAMES: &[&str] = &["Chen", "Haddad", "Duarte", "Sato", "Okafor", "Weber", "Rao", "Silva", "Lin", "Berg"];
+const WORDS: &[&str] = &["great", "solid", "meh", "love", "broke", "fast", "quiet", "cheap", "shiny", "heavy"];
 /// Days the generated orders and trips fall on.
 pub const DAYS: i64 = 60;
 
@@ -119,21 +104,13 @@ pub fn user_name(rng: &mut Rng) -> String {
 
 pub fn day(n: i64) -> String {
     // 2025-01-01 plus n days, within two months.
-    let (month, day) = if n < 31 {
-        (1, n + 1)
-    } else {
-        (2, (n - 31) % 28 + 1)
-    };
+    let (month, day) = if n < 31 { (1, n + 1) } else { (2, (n - 31) % 28 + 1) };
     format!("2025-{month:02}-{day:02}")
 }
 
 /// Creates the database at `path` with the schema and `volumes` of rows, in
 /// one transaction, reporting progress through `progress(rows_done)`.
-pub fn create(
-    path: &std::path::Path,
-    volumes: Volumes,
-    progress: &mut dyn FnMut(i64),
-) -> rusqlite::Result<()> {
+pub fn create(path: &std::path::Path, volumes: Volumes, progress: &mut dyn FnMut(i64)) -> rusqlite::Result<()> {
     let mut conn = Connection::open(path)?;
     conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")?;
     conn.execute_batch(SCHEMA)?;
@@ -149,12 +126,7 @@ pub fn create(
         let mut users = tx.prepare("INSERT INTO users VALUES (?1, ?2, ?3, ?4)")?;
         for id in FIRST_ID..FIRST_ID + volumes.users {
             let avatar = (id % 4 != 0).then(|| format!("https://cdn.example.com/u/{id}.jpg"));
-            users.execute(params![
-                id,
-                user_name(&mut rng),
-                avatar,
-                day(rng.below(DAYS))
-            ])?;
+            users.execute(params![id, user_name(&mut rng), avatar, day(rng.below(DAYS))])?;
         }
         step(volumes.users, progress);
         let mut posts = tx.prepare("INSERT INTO posts VALUES (?1, ?2, ?3, ?4)")?;
@@ -171,12 +143,7 @@ pub fn create(
         let mut products = tx.prepare("INSERT INTO products VALUES (?1, ?2, ?3, ?4)")?;
         for id in FIRST_ID..FIRST_ID + volumes.products {
             let name = format!("{} {} {id}", rng.pick(WORDS), rng.pick(CATEGORIES));
-            products.execute(params![
-                id,
-                name,
-                rng.pick(CATEGORIES),
-                199 + rng.below(20_000)
-            ])?;
+            products.execute(params![id, name, rng.pick(CATEGORIES), 199 + rng.below(20_000)])?;
         }
         step(volumes.products, progress);
         let mut reviews = tx.prepare("INSERT INTO reviews VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
@@ -184,22 +151,12 @@ pub fn create(
             let body = (id % 3 != 0).then(|| rng.pick(WORDS).to_string());
             let product = rng.skewed(volumes.products);
             let user = FIRST_ID + rng.below(volumes.users);
-            reviews.execute(params![
-                id,
-                product,
-                user,
-                rng.rating(),
-                body,
-                day(rng.below(DAYS))
-            ])?;
+            reviews.execute(params![id, product, user, rng.rating(), body, day(rng.below(DAYS))])?;
         }
         step(volumes.reviews, progress);
         let mut trips = tx.prepare("INSERT INTO trips VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?;
         for id in FIRST_ID..FIRST_ID + volumes.trips {
-            let (driver, rider) = (
-                FIRST_ID + rng.below(volumes.users / 10 + 1),
-                FIRST_ID + rng.below(volumes.users),
-            );
+            let (driver, rider) = (FIRST_ID + rng.below(volumes.users / 10 + 1), FIRST_ID + rng.below(volumes.users));
             let km = (rng.below(300) as f64) / 10.0 + 0.5;
             trips.execute(params![
                 id,
@@ -216,20 +173,10 @@ pub fn create(
         let mut items = tx.prepare("INSERT OR IGNORE INTO order_items VALUES (?1, ?2, ?3, ?4)")?;
         for id in FIRST_ID..FIRST_ID + volumes.orders {
             let status = ["paid", "paid", "shipped", "shipped", "cancelled"][rng.below(5) as usize];
-            orders.execute(params![
-                id,
-                FIRST_ID + rng.below(volumes.users),
-                day(rng.below(DAYS)),
-                status
-            ])?;
+            orders.execute(params![id, FIRST_ID + rng.below(volumes.users), day(rng.below(DAYS)), status])?;
             for _ in 0..1 + rng.below(4) {
                 let product = rng.skewed(volumes.products);
-                items.execute(params![
-                    id,
-                    product,
-                    1 + rng.below(3),
-                    199 + rng.below(20_000)
-                ])?;
+                items.execute(params![id, product, 1 + rng.below(3), 199 + rng.below(20_000)])?;
             }
         }
         step(volumes.orders * 7 / 2, progress);

@@ -83,22 +83,13 @@ impl Writer {
                 self.next_review += 1;
                 tx.execute(
                     "INSERT INTO reviews VALUES (?1, ?2, ?3, ?4, 'new review', ?5)",
-                    params![
-                        id,
-                        rng.skewed(v.products),
-                        FIRST_ID + rng.below(v.users),
-                        rng.rating(),
-                        day(DAYS - 1)
-                    ],
+                    params![id, rng.skewed(v.products), FIRST_ID + rng.below(v.users), rng.rating(), day(DAYS - 1)],
                 )?;
             }
             30..=39 => {
                 tx.execute(
                     "UPDATE reviews SET rating = ?1 WHERE id = ?2",
-                    params![
-                        rng.rating(),
-                        FIRST_ID + rng.below(self.next_review - FIRST_ID)
-                    ],
+                    params![rng.rating(), FIRST_ID + rng.below(self.next_review - FIRST_ID)],
                 )?;
             }
             40..=44 => {
@@ -112,20 +103,12 @@ impl Writer {
                 self.next_post += 1;
                 tx.execute(
                     "INSERT INTO posts VALUES (?1, ?2, ?3, ?4)",
-                    params![
-                        id,
-                        rng.skewed(v.users),
-                        format!("fresh post #{id}"),
-                        "2025-03-01T09:00:00Z"
-                    ],
+                    params![id, rng.skewed(v.users), format!("fresh post #{id}"), "2025-03-01T09:00:00Z"],
                 )?;
             }
             60..=64 => {
                 // A rename: every post card of this author changes.
-                tx.execute(
-                    "UPDATE users SET name = ?1 WHERE id = ?2",
-                    params![user_name(rng), rng.skewed(v.users)],
-                )?;
+                tx.execute("UPDATE users SET name = ?1 WHERE id = ?2", params![user_name(rng), rng.skewed(v.users)])?;
                 stats.renames.fetch_add(1, Ordering::Relaxed);
             }
             65..=84 => {
@@ -154,12 +137,7 @@ impl Writer {
                 for _ in 0..1 + rng.below(3) {
                     tx.execute(
                         "INSERT OR IGNORE INTO order_items VALUES (?1, ?2, ?3, ?4)",
-                        params![
-                            id,
-                            rng.skewed(v.products),
-                            1 + rng.below(3),
-                            199 + rng.below(20_000)
-                        ],
+                        params![id, rng.skewed(v.products), 1 + rng.below(3), 199 + rng.below(20_000)],
                     )?;
                 }
             }

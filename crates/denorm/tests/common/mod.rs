@@ -49,21 +49,9 @@ impl Denorm {
                 }
             }
         });
-        let mut denorm = Denorm {
-            child,
-            base: String::new(),
-            log,
-            lines: Vec::new(),
-        };
+        let mut denorm = Denorm { child, base: String::new(), log, lines: Vec::new() };
         let line = denorm.wait_for_log("serving http://");
-        let addr = line
-            .split("serving http://")
-            .nth(1)
-            .unwrap()
-            .split('/')
-            .next()
-            .unwrap()
-            .to_string();
+        let addr = line.split("serving http://").nth(1).unwrap().split('/').next().unwrap().to_string();
         denorm.base = format!("http://{addr}");
         denorm.wait_ready();
         denorm
@@ -78,10 +66,7 @@ impl Denorm {
             if status == 200 {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "denorm did not become ready: {health}"
-            );
+            assert!(Instant::now() < deadline, "denorm did not become ready: {health}");
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -103,25 +88,16 @@ impl Denorm {
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     if let Ok(Some(status)) = self.child.try_wait() {
-                        panic!(
-                            "denorm exited ({status}) before logging {needle:?}:\n{}",
-                            self.lines.join("\n")
-                        );
+                        panic!("denorm exited ({status}) before logging {needle:?}:\n{}", self.lines.join("\n"));
                     }
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     let status = self.child.wait().unwrap();
-                    panic!(
-                        "denorm exited ({status}) before logging {needle:?}:\n{}",
-                        self.lines.join("\n")
-                    );
+                    panic!("denorm exited ({status}) before logging {needle:?}:\n{}", self.lines.join("\n"));
                 }
             }
         }
-        panic!(
-            "denorm did not log {needle:?} in time:\n{}",
-            self.lines.join("\n")
-        );
+        panic!("denorm did not log {needle:?} in time:\n{}", self.lines.join("\n"));
     }
 
     pub fn get(&self, path: &str) -> (u16, Json) {
@@ -136,10 +112,7 @@ impl Denorm {
             if done(&views) {
                 return views;
             }
-            assert!(
-                Instant::now() < deadline,
-                "/views never reached the expected state: {views}"
-            );
+            assert!(Instant::now() < deadline, "/views never reached the expected state: {views}");
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -160,10 +133,7 @@ impl Denorm {
                     return;
                 }
             }
-            assert!(
-                Instant::now() < deadline,
-                "views did not reach position {position}: {views}"
-            );
+            assert!(Instant::now() < deadline, "views did not reach position {position}: {views}");
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -176,10 +146,7 @@ impl Denorm {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status.code();
             }
-            assert!(
-                Instant::now() < deadline,
-                "denorm did not stop after SIGTERM"
-            );
+            assert!(Instant::now() < deadline, "denorm did not stop after SIGTERM");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -199,42 +166,23 @@ impl Drop for Denorm {
 }
 
 fn signal(child: &Child, name: &str) {
-    let status = Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
+    let status = Command::new("kill").arg(format!("-{name}")).arg(child.id().to_string()).status().unwrap();
     assert!(status.success(), "kill -{name} failed");
 }
 
 /// GET `url`; the status and the JSON body (Null when the body is not JSON).
 pub fn get(url: &str) -> (u16, Json) {
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .new_agent();
-    let mut response = agent
-        .get(url)
-        .call()
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
+    let mut response = agent.get(url).call().unwrap_or_else(|e| panic!("GET {url}: {e}"));
     let status = response.status().as_u16();
     let body = response.body_mut().read_to_string().unwrap();
     (status, serde_json::from_str(&body).unwrap_or(Json::Null))
 }
 
 pub fn get_text(url: &str) -> (u16, String) {
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .new_agent();
-    let mut response = agent
-        .get(url)
-        .call()
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    (
-        response.status().as_u16(),
-        response.body_mut().read_to_string().unwrap(),
-    )
+    let agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
+    let mut response = agent.get(url).call().unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    (response.status().as_u16(), response.body_mut().read_to_string().unwrap())
 }
 
 /// A project directory: schema applied to `app.db`, views and a config that
@@ -249,10 +197,7 @@ impl Project {
     pub fn new(schema: &str, views: &str) -> Project {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("app.db");
-        Connection::open(&db)
-            .unwrap()
-            .execute_batch(schema)
-            .unwrap();
+        Connection::open(&db).unwrap().execute_batch(schema).unwrap();
         std::fs::write(dir.path().join("views.sql"), views).unwrap();
         let config = dir.path().join("denorm.toml");
         std::fs::write(
@@ -273,11 +218,9 @@ impl Project {
 /// The change-log position after everything committed so far: what an
 /// application reads after its write to wait for its own change.
 pub fn committed_position(conn: &Connection) -> i64 {
-    conn.query_row(
-        "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = '_denorm_changes'), 0)",
-        [],
-        |r| r.get(0),
-    )
+    conn.query_row("SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = '_denorm_changes'), 0)", [], |r| {
+        r.get(0)
+    })
     .unwrap()
 }
 
@@ -286,9 +229,7 @@ pub fn datum(json: &Json) -> Value {
     match json {
         Json::Null => Datum::Null,
         Json::Bool(b) => Datum::Int(i64::from(*b)),
-        Json::Number(n) => n
-            .as_i64()
-            .map_or_else(|| Datum::Float(n.as_f64().unwrap()), Datum::Int),
+        Json::Number(n) => n.as_i64().map_or_else(|| Datum::Float(n.as_f64().unwrap()), Datum::Int),
         Json::String(s) => Datum::owned_text(s.clone()),
         other => panic!("unexpected JSON value {other}"),
     }
@@ -304,11 +245,7 @@ pub fn view_rows(denorm: &Denorm, name: &str, columns: &[String]) -> Vec<Vec<Val
         .map(|row| {
             let object = row.as_object().unwrap();
             let keys: Vec<&String> = object.keys().collect();
-            assert_eq!(
-                keys,
-                columns.iter().collect::<Vec<_>>(),
-                "row keys in column order"
-            );
+            assert_eq!(keys, columns.iter().collect::<Vec<_>>(), "row keys in column order");
             columns.iter().map(|c| datum(&object[c])).collect()
         })
         .collect()
