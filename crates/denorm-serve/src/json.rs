@@ -70,6 +70,10 @@ pub struct ViewSummary {
     pub error: Option<String>,
     pub column_types: BTreeMap<String, String>,
     pub tables: Vec<String>,
+    /// Source changes to the view's tables that could not be decoded and
+    /// were skipped (logged, counted in `denorm_changes_undecodable_total`):
+    /// the view may miss them until the next snapshot.
+    pub undecodable_changes: u64,
 }
 
 pub fn view_summary(view: &PublishedView, source: &SourceStatus, now: f64) -> ViewSummary {
@@ -92,6 +96,7 @@ pub fn view_summary(view: &PublishedView, source: &SourceStatus, now: f64) -> Vi
         error,
         column_types: info.columns.iter().map(|c| (c.name.clone(), c.ty.to_string())).collect(),
         tables: info.tables.clone(),
+        undecodable_changes: view.undecodable_changes,
     }
 }
 
@@ -148,6 +153,12 @@ pub fn health(published: &Published) -> Health {
         .collect();
     let mut problems: Vec<String> =
         failed_views.iter().map(|f| format!("view \"{}\" failed: {}", f.name, f.error)).collect();
+    for v in published.views.iter().filter(|v| v.undecodable_changes > 0) {
+        problems.push(format!(
+            "view \"{}\" skipped {} undecodable source change(s); restart denorm to re-snapshot",
+            v.info.name, v.undecodable_changes
+        ));
+    }
     if let SourceState::Retrying { error } = &source.state {
         problems.push(format!("the source is retrying after an error: {error}"));
     }

@@ -122,6 +122,8 @@ pub struct PublishedView {
     pub last_freshness_seconds: f64,
     /// Output changes (rows inserted or retracted) applied since start.
     pub changes_total: u64,
+    /// Source changes to the view's tables skipped as undecodable.
+    pub undecodable_changes: u64,
 }
 
 impl PublishedView {
@@ -226,6 +228,7 @@ pub fn channel(views: Vec<ViewInfo>) -> (Publisher, Reader) {
                 position: None,
                 last_freshness_seconds: 0.0,
                 changes_total: 0,
+                undecodable_changes: 0,
             }
         })
         .collect();
@@ -265,6 +268,16 @@ impl Publisher {
         }
         v.rows.apply(&v.info.key, changes, &mut self.packer);
         v.changes_total += changes.iter().map(|(_, d)| d.unsigned_abs()).sum::<u64>();
+    }
+
+    /// Records `n` source changes to `table` that could not be decoded: every
+    /// view reading the table reports them (visible at the next publish) and
+    /// the metric counts them.
+    pub fn undecodable(&mut self, table: &str, n: u64) {
+        self.shared.metrics.undecodable(table, n);
+        for v in self.working.iter_mut().filter(|v| v.info.tables.iter().any(|t| t == table)) {
+            v.undecodable_changes += n;
+        }
     }
 
     /// Marks a view failed. It keeps its last published rows and position

@@ -255,7 +255,7 @@ impl Engine {
     fn follow(&mut self, flow: &mut Flow, batch: ChangeBatch) {
         for bad in &batch.undecodable {
             error!(seq = bad.seq.0, table = %bad.table, reason = %bad.reason, "change-log row cannot be decoded; it is skipped");
-            self.publisher.metrics().undecodable(&bad.table, 1);
+            self.publisher.undecodable(&bad.table, 1);
         }
         let commits: Vec<(String, f64)> = batch.commits.into_iter().map(|c| (c.table, c.committed_at)).collect();
         let source = SourceBatch { position: batch.position, tables: batch.tables };
@@ -277,7 +277,7 @@ impl Engine {
         }
         for (table, row, reason) in &output.rejected {
             error!(%table, ?row, %reason, "malformed change rejected");
-            self.publisher.metrics().undecodable(table, 1);
+            self.publisher.undecodable(table, 1);
         }
         for view in &output.views {
             self.publisher.apply(flow.slots[view.view.0], &view.changes);

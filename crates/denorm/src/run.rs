@@ -33,7 +33,7 @@ use crate::source;
 /// on a definite error.
 pub fn run(config_path: &Path) -> anyhow::Result<()> {
     let config = config::load(config_path)?;
-    let prepared = prepare(&config)?;
+    let prepared = prepare_patiently(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("denorm-http")
@@ -52,6 +52,27 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
 pub struct Prepared {
     pub sources: ViewSources,
     pub infos: Vec<ViewInfo>,
+}
+
+/// [`prepare`], retrying with exponential backoff while the source is only
+/// transiently unavailable (locked or busy); any other error is returned.
+pub fn prepare_patiently(config: &Config) -> anyhow::Result<Prepared> {
+    let mut backoff = std::time::Duration::from_millis(100);
+    loop {
+        match prepare(config) {
+            Err(e) if is_transient(&e) => {
+                tracing::warn!(error = %crate::cli::render_error(&e), retry_in = ?backoff, "source unavailable; retrying");
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Whether a source error somewhere in `error`'s chain is worth retrying.
+fn is_transient(error: &anyhow::Error) -> bool {
+    error.chain().any(|e| e.downcast_ref::<denorm_source::SourceError>().is_some_and(|s| s.is_transient()))
 }
 
 /// Opens the source (creating it from `[source] init` when configured) and
@@ -177,5 +198,6 @@ pub async fn termination() -> &'static str {
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
 }

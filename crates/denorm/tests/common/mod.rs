@@ -28,8 +28,24 @@ pub struct Denorm {
 
 impl Denorm {
     /// Starts `denorm run --config config` (whose `[server] listen` should be
-    /// `127.0.0.1:0`) and waits until it prints the address it serves.
+    /// `127.0.0.1:0`) and waits until it serves its initial snapshot.
     pub fn start(config: &Path) -> Denorm {
+        let mut denorm = Denorm::spawn(config);
+        denorm.connect();
+        denorm
+    }
+
+    /// Waits until the process prints the address it serves, then until it
+    /// is ready.
+    pub fn connect(&mut self) {
+        let line = self.wait_for_log("serving http://");
+        let addr = line.split("serving http://").nth(1).unwrap().split('/').next().unwrap().to_string();
+        self.base = format!("http://{addr}");
+        self.wait_ready();
+    }
+
+    /// Starts `denorm run --config config` without waiting for anything.
+    pub fn spawn(config: &Path) -> Denorm {
         let mut child = Command::new(env!("CARGO_BIN_EXE_denorm"))
             .args(["run", "--config"])
             .arg(config)
@@ -49,12 +65,25 @@ impl Denorm {
                 }
             }
         });
-        let mut denorm = Denorm { child, base: String::new(), log, lines: Vec::new() };
-        let line = denorm.wait_for_log("serving http://");
-        let addr = line.split("serving http://").nth(1).unwrap().split('/').next().unwrap().to_string();
-        denorm.base = format!("http://{addr}");
-        denorm.wait_ready();
-        denorm
+        Denorm { child, base: String::new(), log, lines: Vec::new() }
+    }
+
+    /// Waits for the process to exit; its exit code and full stderr.
+    pub fn exit(mut self) -> (Option<i32>, String) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                while let Ok(line) = self.log.recv_timeout(Duration::from_millis(200)) {
+                    self.lines.push(line);
+                }
+                return (status.code(), self.lines.join("\n"));
+            }
+            assert!(Instant::now() < deadline, "denorm did not exit");
+            while let Ok(line) = self.log.try_recv() {
+                self.lines.push(line);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Waits until the initial snapshot is published (`/health` is no
