@@ -8,7 +8,7 @@ use std::future::Future;
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Path, RawQuery, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -18,7 +18,7 @@ use serde_json::json;
 use crate::json::{health, render_rows, view_summary};
 use crate::metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
 use crate::query::{decode_pairs, execute, paginate, parse_query, BadParameter};
-use crate::state::{now, Published, Reader, ViewStatus};
+use crate::state::{now, Published, Reader, ViewStatus, WaitError};
 use denorm_types::Position;
 
 /// The response header carrying the source position a response reflects.
@@ -38,6 +38,8 @@ pub enum ApiError {
     Starting { name: String },
     #[error("no such endpoint: {path}")]
     NotFound { path: String },
+    #[error("position {wanted} was not reached within {timeout_ms} ms (the views reflect position {})", published.map_or("none".to_owned(), |p| p.to_string()))]
+    PositionTimeout { wanted: u64, published: Option<u64>, timeout_ms: u64 },
 }
 
 impl From<BadParameter> for ApiError {
@@ -52,6 +54,7 @@ impl ApiError {
             ApiError::UnknownView { .. } | ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::BadParameter(_) => StatusCode::BAD_REQUEST,
             ApiError::ViewFailed { .. } | ApiError::Starting { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::PositionTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         }
     }
 
@@ -63,6 +66,7 @@ impl ApiError {
             ApiError::ViewFailed { .. } => "view_failed",
             ApiError::Starting { .. } => "starting",
             ApiError::NotFound { .. } => "not_found",
+            ApiError::PositionTimeout { .. } => "position_timeout",
         }
     }
 
@@ -75,6 +79,10 @@ impl ApiError {
             }
             ApiError::Starting { .. } => Some("retry shortly; GET /health shows snapshot progress".to_owned()),
             ApiError::NotFound { .. } => Some("endpoints: /views, /views/{name}, /health, /metrics".to_owned()),
+            ApiError::PositionTimeout { .. } => Some(format!(
+                "denorm is behind the source; retry, raise {TIMEOUT_HEADER} (at most {} s), or check /health",
+                MAX_WAIT.as_secs()
+            )),
         }
     }
 }
@@ -82,8 +90,65 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"error": {"code": self.code(), "message": self.to_string(), "hint": self.hint()}});
-        (self.status(), Json(body)).into_response()
+        let response = (self.status(), Json(body)).into_response();
+        match self {
+            ApiError::PositionTimeout { published, .. } => with_position(response, published),
+            _ => response,
+        }
     }
+}
+
+/// Read-your-writes: a request carrying this header (a source position, as
+/// the application read it after its commit) is answered only once the
+/// views reflect at least that position.
+pub const MIN_POSITION_HEADER: &str = "denorm-min-position";
+/// How long such a request may wait (`250ms`, `2s`, or milliseconds); also
+/// accepted as the `timeout` query parameter. Default [`DEFAULT_WAIT`].
+pub const TIMEOUT_HEADER: &str = "denorm-timeout";
+pub const DEFAULT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+pub const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The minimum position and the wait of a read-your-writes request, if any.
+/// The `timeout` query parameter counts only when the view has no column of
+/// that name (`column_named_timeout`).
+fn wait_request(
+    headers: &HeaderMap,
+    raw_query: &str,
+    column_named_timeout: bool,
+) -> Result<Option<(Position, std::time::Duration)>, ApiError> {
+    let bad = |parameter: &str, message: String| {
+        ApiError::BadParameter(BadParameter { parameter: parameter.to_owned(), message, hint: None })
+    };
+    let Some(min) = headers.get(MIN_POSITION_HEADER) else { return Ok(None) };
+    let min =
+        min.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()).ok_or_else(|| {
+            bad(MIN_POSITION_HEADER, "expected a source position (a non-negative integer)".to_owned())
+        })?;
+    let from_query =
+        decode_pairs(raw_query).into_iter().find(|(k, _)| k == "timeout" && !column_named_timeout).map(|(_, v)| v);
+    let from_header = headers.get(TIMEOUT_HEADER).map(|v| v.to_str().unwrap_or("?").to_owned());
+    let timeout = match from_header.or(from_query) {
+        None => DEFAULT_WAIT,
+        Some(text) => parse_wait(&text).ok_or_else(|| {
+            bad(TIMEOUT_HEADER, format!("expected a duration such as 250ms or 2s (at most 60s), got \"{text}\""))
+        })?,
+    };
+    Ok(Some((Position(min), timeout)))
+}
+
+/// `250ms`, `2s`, `1.5s` or a number of milliseconds, at most [`MAX_WAIT`].
+fn parse_wait(text: &str) -> Option<std::time::Duration> {
+    let text = text.trim();
+    let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
+        (ms, 1e-3)
+    } else if let Some(s) = text.strip_suffix('s') {
+        (s, 1.0)
+    } else {
+        (text, 1e-3)
+    };
+    let seconds = number.trim().parse::<f64>().ok()? * scale;
+    (seconds.is_finite() && seconds >= 0.0 && seconds <= MAX_WAIT.as_secs_f64())
+        .then(|| std::time::Duration::from_secs_f64(seconds))
 }
 
 /// The router over `reader`'s published state.
@@ -133,9 +198,24 @@ async fn read_view(
     State(reader): State<Reader>,
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let published = reader.snapshot();
-    let (body, position) = read_rows(&published, &name, raw.as_deref().unwrap_or(""))?;
+    let raw = raw.as_deref().unwrap_or("");
+    let column_named_timeout = reader.snapshot().view(&name).is_some_and(|v| v.info.column_index("timeout").is_some());
+    let published = match wait_request(&headers, raw, column_named_timeout)? {
+        None => reader.snapshot(),
+        Some((min, timeout)) => match reader.wait_for_position(min, timeout).await {
+            Ok(published) => published,
+            Err(WaitError::Timeout { wanted, published } | WaitError::Closed { wanted, published }) => {
+                return Err(ApiError::PositionTimeout {
+                    wanted: wanted.0,
+                    published: published.map(|p| p.0),
+                    timeout_ms: timeout.as_millis() as u64,
+                })
+            }
+        },
+    };
+    let (body, position) = read_rows(&published, &name, raw)?;
     let response = ([(header::CONTENT_TYPE, "application/json")], Body::from(body)).into_response();
     Ok(with_position(response, position.map(|p| p.0)))
 }

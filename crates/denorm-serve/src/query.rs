@@ -126,6 +126,9 @@ pub fn parse_query(view: &ViewInfo, pairs: &[(String, String)]) -> Result<Query,
             "limit" => query.limit = Some(parse_count("limit", value)?),
             "offset" => query.offset = parse_count("offset", value)?,
             "select" => query.select = Some(parse_select(view, value)?),
+            // Read-your-writes wait bound, read by the HTTP layer (a column
+            // named `timeout` is filtered with `timeout=eq.…` as usual).
+            "timeout" if view.column_index("timeout").is_none() => {}
             column => query.filters.push(parse_filter(view, column, value)?),
         }
     }

@@ -351,3 +351,41 @@ fn metrics_are_prometheus_text_with_route_templates() {
         assert!(text.contains(expected), "missing {expected}:\n{text}");
     }
 }
+
+/// Read-your-writes: `Denorm-Min-Position` waits until the views reflect the
+/// position (bounded by `Denorm-Timeout` or `timeout`), else 504 with the
+/// current position.
+#[test]
+fn min_position_waits_for_the_position_or_times_out() {
+    let (mut publisher, server) = fixture();
+    let reached = server.get_with("/views/cards?id=eq.1", &[("Denorm-Min-Position", "7")]);
+    assert_eq!((reached.status, reached.position.as_deref()), (200, Some("7")), "{}", reached.body);
+
+    let late = server.get_with("/views/cards?id=eq.1", &[("Denorm-Min-Position", "9"), ("Denorm-Timeout", "30ms")]);
+    assert_eq!((late.status, late.position.as_deref()), (504, Some("7")), "{}", late.body);
+    let body: Json = serde_json::from_str(&late.body).unwrap();
+    assert_eq!(body["error"]["code"], "position_timeout");
+    let late = server.get_with("/views/cards?id=eq.1&timeout=0", &[("Denorm-Min-Position", "9")]);
+    assert_eq!(late.status, 504, "{}", late.body);
+
+    for (headers, parameter) in [
+        (vec![("Denorm-Min-Position", "x")], "denorm-min-position"),
+        (vec![("Denorm-Min-Position", "9"), ("Denorm-Timeout", "2h")], "denorm-timeout"),
+    ] {
+        let bad = server.get_with("/views/cards", &headers);
+        assert_eq!(bad.status, 400, "{}", bad.body);
+        assert!(bad.body.contains(parameter), "{}", bad.body);
+    }
+
+    // A request waiting for position 8 is answered by the publish of 8,
+    // with the row that batch brought.
+    std::thread::scope(|scope| {
+        let waiting = scope.spawn(|| server.get_with("/views/cards?id=eq.6", &[("Denorm-Min-Position", "8")]));
+        publisher.apply(0, &[(card(6, "eu", Some(1.0), None, None), 1)]);
+        publisher.publish(Position(8), &[]);
+        let reply = waiting.join().unwrap();
+        assert_eq!((reply.status, reply.position.as_deref()), (200, Some("8")), "{}", reply.body);
+        let rows: Json = serde_json::from_str(&reply.body).unwrap();
+        assert_eq!(rows[0]["id"], 6, "{rows}");
+    });
+}

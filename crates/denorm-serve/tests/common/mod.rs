@@ -29,7 +29,16 @@ impl Server {
 
     /// GETs `path` (with its query string, already URL-encoded).
     pub fn get(&self, path: &str) -> Reply {
-        let mut response = self.agent.get(format!("{}{}", self.url, path)).call().unwrap();
+        self.get_with(path, &[])
+    }
+
+    /// GETs `path` with extra request headers.
+    pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut request = self.agent.get(format!("{}{}", self.url, path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let mut response = request.call().unwrap();
         let status = response.status().as_u16();
         let header = |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
         let position = header("denorm-position");
