@@ -89,6 +89,7 @@ mod scope;
 mod select;
 mod source;
 mod statement;
+
 mod types;
 
 use std::collections::HashSet;
@@ -172,6 +173,30 @@ pub struct OutputColumn {
     pub nullable: bool,
 }
 
+/// `WITH (on_stale = …)`: what a read gets while the view is beyond its
+/// `max_staleness` budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnStale {
+    /// Serve the view's rows anyway (the default); `/views` reports
+    /// `within_sla: false`.
+    #[default]
+    Serve,
+    /// Answer key lookups from the source with the defining query (the
+    /// seeds' "fall back to the join on the normalized database").
+    Fallback,
+}
+
+/// `WITH (refresh = …)`: when the view's published state changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Refresh {
+    /// On every committed change (the default).
+    #[default]
+    OnChange,
+    /// On a schedule: source changes are gathered and applied together
+    /// every period; readers see the last refreshed state in between.
+    Every(Duration),
+}
+
 /// Where a view's key came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyOrigin {
@@ -211,6 +236,10 @@ pub struct ViewDef {
     pub columns: Vec<OutputColumn>,
     pub key: ViewKey,
     pub max_staleness: Option<Duration>,
+    /// What readers get while the view is beyond `max_staleness`.
+    pub on_stale: OnStale,
+    /// When the view's published state is brought up to date.
+    pub refresh: Refresh,
     pub plan: Plan,
     pub dependencies: Vec<TableDependency>,
     /// The defining SELECT exactly as written, runnable on the source.

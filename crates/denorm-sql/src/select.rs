@@ -423,6 +423,8 @@ fn finish(body: Body<'_>, select: &ast::Select, scope: &Scope<'_>, cx: &Context<
         columns,
         key,
         max_staleness: cx.view.max_staleness,
+        on_stale: cx.view.on_stale,
+        refresh: cx.view.refresh,
         plan: wrap(body.input, final_exprs),
         dependencies: scope.dependencies(),
         select_sql: cx.view.select_sql.clone(),

@@ -18,14 +18,14 @@ use sqlparser::parser::{Parser, ParserError};
 use sqlparser::tokenizer::{Location as SqlLocation, Token, Tokenizer};
 
 use crate::source::{location, object_name_start, split_parser_message, Source, Statement};
-use crate::{Location, PlanError};
+use crate::{Location, OnStale, PlanError, Refresh};
 
 /// Statements longer than this are refused before parsing: sqlparser builds
 /// left-deep trees for operator chains, and dropping a tree tens of
 /// thousands of levels deep overflows the stack.
 const MAX_TOKENS: usize = 10_000;
 
-const OPTIONS: &str = "supported options: key, max_staleness";
+const OPTIONS: &str = "supported options: key, max_staleness, on_stale, refresh";
 const DURATION_HINT: &str = "use a duration such as '500ms', '2s', '1m', '1h' or '1d'";
 
 /// A parsed `CREATE MATERIALIZED VIEW`, not yet planned.
@@ -35,6 +35,8 @@ pub(crate) struct ViewStatement {
     pub name_location: Option<Location>,
     pub key: Option<DeclaredKey>,
     pub max_staleness: Option<Duration>,
+    pub on_stale: OnStale,
+    pub refresh: Refresh,
     pub query: ast::Query,
     pub select_sql: String,
     /// Where the SELECT starts.
@@ -100,7 +102,7 @@ pub(crate) fn parse(statement: Statement, source: &Source<'_>) -> Result<ViewSta
     let name = view_name(&view.name, start_location)?;
     let named = |e: PlanError| PlanError { view: Some(name.clone()), ..e };
     check_envelope(&view, start_location).map_err(named)?;
-    let (key, max_staleness) = options(&view.options, start_location).map_err(named)?;
+    let ViewOptions { key, max_staleness, on_stale, refresh } = options(&view.options, start_location).map_err(named)?;
     let select_start = statement
         .find_keyword(object_name_start(&view.name).unwrap_or(start), &[Keyword::AS])
         .and_then(|as_token| statement.comma_list(as_token.span.end, &[]).first().and_then(|t| t.first().map(|t| t.span.start)))
@@ -111,6 +113,8 @@ pub(crate) fn parse(statement: Statement, source: &Source<'_>) -> Result<ViewSta
         name_location: object_name_start(&view.name).and_then(location),
         key,
         max_staleness,
+        on_stale,
+        refresh,
         query: *view.query,
         select_sql,
         select_start,
@@ -182,15 +186,24 @@ fn view_name(name: &ast::ObjectName, at: Option<Location>) -> Result<String, Pla
     }
 }
 
-type Options = (Option<DeclaredKey>, Option<Duration>);
+/// The `WITH (…)` options of a view.
+#[derive(Debug, Default)]
+struct ViewOptions {
+    key: Option<DeclaredKey>,
+    max_staleness: Option<Duration>,
+    on_stale: OnStale,
+    refresh: Refresh,
+}
 
-fn options(options: &CreateTableOptions, at: Option<Location>) -> Result<Options, PlanError> {
+fn options(options: &CreateTableOptions, at: Option<Location>) -> Result<ViewOptions, PlanError> {
     let list = match options {
-        CreateTableOptions::None => return Ok((None, None)),
+        CreateTableOptions::None => return Ok(ViewOptions::default()),
         CreateTableOptions::With(list) => list,
         _ => return Err(PlanError::new("view options must be given as WITH (name = 'value', …)", at).hint(OPTIONS)),
     };
-    let (mut key, mut staleness) = (None, None);
+    let mut parsed = ViewOptions::default();
+    let mut seen: Vec<String> = Vec::new();
+    let mut on_stale_at = None;
     for option in list {
         let SqlOption::KeyValue { key: name, value } = option else {
             return Err(PlanError::new(format!("malformed view option {option}"), at).hint(OPTIONS));
@@ -199,16 +212,50 @@ fn options(options: &CreateTableOptions, at: Option<Location>) -> Result<Options
         let (text, value_at) = string_value(value).ok_or_else(|| {
             PlanError::new(format!("the value of option {} must be a string literal", name.value), name_at)
         })?;
-        match name.value.to_ascii_lowercase().as_str() {
-            "key" if key.is_none() => key = Some(parse_key(&text, value_at)?),
-            "max_staleness" if staleness.is_none() => staleness = Some(parse_duration(&text, value_at)?),
-            "key" | "max_staleness" => {
-                return Err(PlanError::new(format!("option {} is given more than once", name.value), name_at))
+        let lower = name.value.to_ascii_lowercase();
+        if seen.contains(&lower) {
+            return Err(PlanError::new(format!("option {} is given more than once", name.value), name_at));
+        }
+        match lower.as_str() {
+            "key" => parsed.key = Some(parse_key(&text, value_at)?),
+            "max_staleness" => parsed.max_staleness = Some(parse_duration(&text, value_at)?),
+            "on_stale" => {
+                parsed.on_stale = parse_on_stale(&text, value_at)?;
+                on_stale_at = value_at;
             }
+            "refresh" => parsed.refresh = parse_refresh(&text, value_at)?,
             _ => return Err(PlanError::new(format!("unknown view option \"{}\"", name.value), name_at).hint(OPTIONS)),
         }
+        seen.push(lower);
     }
-    Ok((key, staleness))
+    if parsed.on_stale == OnStale::Fallback && parsed.max_staleness.is_none() {
+        return Err(PlanError::new("on_stale = 'fallback' needs a staleness budget", on_stale_at)
+            .hint("add max_staleness = '1s' (or another duration): beyond it, key lookups are answered by the source"));
+    }
+    Ok(parsed)
+}
+
+fn parse_on_stale(text: &str, at: Option<Location>) -> Result<OnStale, PlanError> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "serve" => Ok(OnStale::Serve),
+        "fallback" => Ok(OnStale::Fallback),
+        _ => Err(PlanError::new(format!("invalid on_stale '{text}'"), at)
+            .hint("use 'serve' (answer from the view, the default) or 'fallback' (answer key lookups from the source while beyond max_staleness)")),
+    }
+}
+
+fn parse_refresh(text: &str, at: Option<Location>) -> Result<Refresh, PlanError> {
+    if text.trim().eq_ignore_ascii_case("on_change") {
+        return Ok(Refresh::OnChange);
+    }
+    let every = parse_duration(text, at).map_err(|_| {
+        PlanError::new(format!("invalid refresh '{text}'"), at)
+            .hint("use 'on_change' (the default) or a duration such as '5m', '1h' or '1d'")
+    })?;
+    if every.is_zero() {
+        return Err(PlanError::new("refresh must be longer than 0", at).hint("use 'on_change' to refresh on every change"));
+    }
+    Ok(Refresh::Every(every))
 }
 
 fn string_value(value: &ast::Expr) -> Option<(String, Option<Location>)> {
