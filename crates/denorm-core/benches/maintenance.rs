@@ -37,30 +37,18 @@ impl Rng {
 fn catalog() -> Catalog {
     use ScalarType::*;
     let mut c = Catalog::new();
-    c.add(table(
-        "reviews",
-        &[("id", Int), ("product_id", Int), ("rating", Int)],
-    ));
-    c.add(table(
-        "posts",
-        &[("id", Int), ("author_id", Int), ("title", Text)],
-    ));
+    c.add(table("reviews", &[("id", Int), ("product_id", Int), ("rating", Int)]));
+    c.add(table("posts", &[("id", Int), ("author_id", Int), ("title", Text)]));
     c.add(table("users", &[("id", Int), ("name", Text)]));
     c
 }
 
 fn get(t: &str, arity: usize) -> Box<Plan> {
-    Box::new(Plan::Get {
-        table: t.into(),
-        arity,
-    })
+    Box::new(Plan::Get { table: t.into(), arity })
 }
 
 fn batch(position: u64, table: &str, changes: Vec<(Row, Diff)>) -> SourceBatch {
-    SourceBatch {
-        position: Position(position),
-        tables: vec![(table.into(), changes)],
-    }
+    SourceBatch { position: Position(position), tables: vec![(table.into(), changes)] }
 }
 
 fn aggregate_view() {
@@ -71,10 +59,7 @@ fn aggregate_view() {
     let mut typed_batches: Vec<Vec<(i64, i64, Diff)>> = Vec::new();
     let mut id = 0;
     for b in 0..changes.div_ceil(batch_size) {
-        let (mut rows, mut typed) = (
-            Vec::with_capacity(batch_size),
-            Vec::with_capacity(batch_size),
-        );
+        let (mut rows, mut typed) = (Vec::with_capacity(batch_size), Vec::with_capacity(batch_size));
         for _ in 0..batch_size {
             if rng.below(10) == 0 && !live.is_empty() {
                 let row = live.swap_remove(rng.below(live.len() as u64) as usize);
@@ -100,24 +85,13 @@ fn aggregate_view() {
         input: get("reviews", 3),
         group_key: vec![1],
         aggregates: vec![
-            Aggregate {
-                func: AggregateFunc::Count,
-                arg: None,
-            },
-            Aggregate {
-                func: AggregateFunc::Sum,
-                arg: Some(Expr::Column(2)),
-            },
-            Aggregate {
-                func: AggregateFunc::Avg,
-                arg: Some(Expr::Column(2)),
-            },
+            Aggregate { func: AggregateFunc::Count, arg: None },
+            Aggregate { func: AggregateFunc::Sum, arg: Some(Expr::Column(2)) },
+            Aggregate { func: AggregateFunc::Avg, arg: Some(Expr::Column(2)) },
         ],
     };
     let mut dataflow = Dataflow::new(catalog(), Dialect::Sqlite);
-    dataflow
-        .add_view("product_stats", &plan, vec![0], false)
-        .unwrap();
+    dataflow.add_view("product_stats", &plan, vec![0], false).unwrap();
     let started = Instant::now();
     for b in &batches {
         dataflow.apply(b);
@@ -150,27 +124,15 @@ fn aggregate_view() {
 }
 
 fn post(id: i64, author: i64) -> Row {
-    Row::pack([
-        Datum::Int(id),
-        Datum::Int(author),
-        Datum::owned_text(format!("post number {id} about rust")),
-    ])
+    Row::pack([Datum::Int(id), Datum::Int(author), Datum::owned_text(format!("post number {id} about rust"))])
 }
 
 fn user(id: i64, generation: u64) -> Row {
-    Row::pack([
-        Datum::Int(id),
-        Datum::owned_text(format!("user {id} gen {generation}")),
-    ])
+    Row::pack([Datum::Int(id), Datum::owned_text(format!("user {id} gen {generation}"))])
 }
 
 fn field_copy_join() {
-    let (posts, users, renames, batch_size) = (
-        scale(1_000_000) as i64,
-        scale(100_000) as i64,
-        scale(100_000),
-        1_000,
-    );
+    let (posts, users, renames, batch_size) = (scale(1_000_000) as i64, scale(100_000) as i64, scale(100_000), 1_000);
     let mut rng = Rng(42);
     let join = Plan::Join {
         left: get("posts", 3),
@@ -180,27 +142,14 @@ fn field_copy_join() {
         right_key: vec![0],
         residual: None,
     };
-    let plan = Plan::Map {
-        input: Box::new(join),
-        exprs: vec![Expr::Column(0), Expr::Column(2), Expr::Column(4)],
-    };
+    let plan = Plan::Map { input: Box::new(join), exprs: vec![Expr::Column(0), Expr::Column(2), Expr::Column(4)] };
     let mut dataflow = Dataflow::new(catalog(), Dialect::Sqlite);
-    dataflow
-        .add_view("post_cards", &plan, vec![0], false)
-        .unwrap();
+    dataflow.add_view("post_cards", &plan, vec![0], false).unwrap();
     let snapshot = SourceBatch {
         position: Position(1),
         tables: vec![
-            (
-                "users".into(),
-                (0..users).map(|u| (user(u, 0), 1)).collect(),
-            ),
-            (
-                "posts".into(),
-                (0..posts)
-                    .map(|p| (post(p, rng.below(users as u64) as i64), 1))
-                    .collect(),
-            ),
+            ("users".into(), (0..users).map(|u| (user(u, 0), 1)).collect()),
+            ("posts".into(), (0..posts).map(|p| (post(p, rng.below(users as u64) as i64), 1)).collect()),
         ],
     };
     let started = Instant::now();
@@ -221,24 +170,13 @@ fn field_copy_join() {
     let started = Instant::now();
     let mut output = 0usize;
     for b in &batches {
-        output += dataflow
-            .apply(b)
-            .views
-            .iter()
-            .map(|v| v.changes.len())
-            .sum::<usize>();
+        output += dataflow.apply(b).views.iter().map(|v| v.changes.len()).sum::<usize>();
     }
     let rate = output as f64 / started.elapsed().as_secs_f64();
     println!("(b) field-copy join, {posts} posts x {users} users, {renames} renames in batches of {batch_size}");
     println!("    initial load        {:>12.0} source rows/s", load);
-    println!(
-        "    renames             {:>12.0} view output changes/s ({output} changes)",
-        rate
-    );
-    println!(
-        "    target              {:>12} view output changes/s",
-        3_000_000
-    );
+    println!("    renames             {:>12.0} view output changes/s ({output} changes)", rate);
+    println!("    target              {:>12} view output changes/s", 3_000_000);
 }
 
 fn main() {

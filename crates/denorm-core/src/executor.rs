@@ -48,11 +48,7 @@ pub enum BuildError {
     #[error("unknown source table {0}")]
     UnknownTable(String),
     #[error("plan reads {plan} columns of {table} but its schema has {schema} (bug)")]
-    ArityMismatch {
-        table: String,
-        plan: usize,
-        schema: usize,
-    },
+    ArityMismatch { table: String, plan: usize, schema: usize },
     #[error("views must be added before the first batch")]
     AfterFirstBatch,
 }
@@ -115,14 +111,8 @@ impl Dataflow {
         let arity = plan.arity();
         let plan = optimize(plan.clone());
         let node = self.graph.build(&plan, &self.catalog, self.dialect)?;
-        self.views.push(View {
-            name: name.to_string(),
-            node,
-            state: ViewState::new(key, arity),
-            error: None,
-        });
-        self.views_reading
-            .resize(self.graph.nodes.len(), usize::MAX);
+        self.views.push(View { name: name.to_string(), node, state: ViewState::new(key, arity), error: None });
+        self.views_reading.resize(self.graph.nodes.len(), usize::MAX);
         self.views_reading[node] = self.views.len() - 1;
         Ok(ViewId(self.views.len() - 1))
     }
@@ -133,11 +123,7 @@ impl Dataflow {
 
     /// The current contents of a view with multiplicities (in no order).
     pub fn view_rows(&self, view: ViewId) -> Vec<(Row, Diff)> {
-        self.views[view.0]
-            .state
-            .rows()
-            .map(|(r, d)| (r.clone(), d))
-            .collect()
+        self.views[view.0].state.rows().map(|(r, d)| (r.clone(), d)).collect()
     }
 
     pub fn view_len(&self, view: ViewId) -> usize {
@@ -175,11 +161,7 @@ impl Dataflow {
                 if row.len() == arity {
                     slot.push((row.clone(), *diff));
                 } else {
-                    let reason = format!(
-                        "row has {} columns, table {} has {arity}",
-                        row.len(),
-                        schema.name
-                    );
+                    let reason = format!("row has {} columns, table {} has {arity}", row.len(), schema.name);
                     rejected.push((table.clone(), row.clone(), reason));
                 }
             }
@@ -207,13 +189,8 @@ impl Dataflow {
         first: bool,
     ) -> HashMap<String, Vec<(Row, Diff)>> {
         let node_inputs = self.graph.nodes[id].inputs.clone();
-        if node_inputs
-            .iter()
-            .any(|&i| self.graph.nodes[i].failed.is_some())
-        {
-            self.graph.nodes[id].failed = node_inputs
-                .iter()
-                .find_map(|&i| self.graph.nodes[i].failed.clone());
+        if node_inputs.iter().any(|&i| self.graph.nodes[i].failed.is_some()) {
+            self.graph.nodes[id].failed = node_inputs.iter().find_map(|&i| self.graph.nodes[i].failed.clone());
             return inputs;
         }
         let quiet = node_inputs.iter().all(|&i| self.delta_of(i).is_empty());
@@ -224,9 +201,7 @@ impl Dataflow {
         let input = |k: usize| &outputs[node_inputs[k]];
         if let Operator::Join(join) = &nodes[id].operator {
             let (l, r) = (node_inputs[0], node_inputs[1]);
-            let (Operator::Arrange(left), Operator::Arrange(right)) =
-                (&nodes[l].operator, &nodes[r].operator)
-            else {
+            let (Operator::Arrange(left), Operator::Arrange(right)) = (&nodes[l].operator, &nodes[r].operator) else {
                 unreachable!("join inputs are arrangements")
             };
             let delta = |n: NodeId| &outputs[nodes[n].inputs[0]];
@@ -269,10 +244,7 @@ impl Dataflow {
 
 impl Runtime for Dataflow {
     fn apply(&mut self, batch: &SourceBatch) -> BatchOutput {
-        let mut output = BatchOutput {
-            position: batch.position,
-            ..BatchOutput::default()
-        };
+        let mut output = BatchOutput { position: batch.position, ..BatchOutput::default() };
         let first = self.position.is_none();
         let mut inputs = self.input_changes(batch, &mut output.rejected);
         self.outputs.resize_with(self.graph.nodes.len(), Vec::new);
@@ -296,10 +268,7 @@ impl Runtime for Dataflow {
                     self.outputs[view.node].clone()
                 };
                 match view.state.apply(&changes) {
-                    Ok(()) => output.views.push(ViewOutput {
-                        view: ViewId(i),
-                        changes,
-                    }),
+                    Ok(()) => output.views.push(ViewOutput { view: ViewId(i), changes }),
                     Err(e) => view.error = Some(e),
                 }
             }

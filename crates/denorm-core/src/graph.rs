@@ -43,38 +43,22 @@ pub(crate) struct Graph {
 }
 
 impl Graph {
-    fn node(
-        &mut self,
-        signature: String,
-        inputs: Vec<NodeId>,
-        make: impl FnOnce() -> Operator,
-    ) -> NodeId {
+    fn node(&mut self, signature: String, inputs: Vec<NodeId>, make: impl FnOnce() -> Operator) -> NodeId {
         let signature = format!("{signature} <- {inputs:?}");
         if let Some(&id) = self.by_signature.get(&signature) {
             return id;
         }
         let id = self.nodes.len();
-        self.nodes.push(Node {
-            operator: make(),
-            inputs,
-            failed: None,
-        });
+        self.nodes.push(Node { operator: make(), inputs, failed: None });
         self.by_signature.insert(signature, id);
         id
     }
 
     /// Adds the nodes of `plan` (reusing equal ones) and returns its root.
-    pub(crate) fn build(
-        &mut self,
-        plan: &Plan,
-        catalog: &Catalog,
-        dialect: Dialect,
-    ) -> Result<NodeId, BuildError> {
+    pub(crate) fn build(&mut self, plan: &Plan, catalog: &Catalog, dialect: Dialect) -> Result<NodeId, BuildError> {
         Ok(match plan {
             Plan::Get { table, arity } => {
-                let schema = catalog
-                    .get(table)
-                    .ok_or_else(|| BuildError::UnknownTable(table.clone()))?;
+                let schema = catalog.get(table).ok_or_else(|| BuildError::UnknownTable(table.clone()))?;
                 if schema.columns.len() != *arity {
                     return Err(BuildError::ArityMismatch {
                         table: table.clone(),
@@ -83,9 +67,7 @@ impl Graph {
                     });
                 }
                 let table = schema.name.clone();
-                self.node(format!("Input {table}"), vec![], || Operator::Input {
-                    table,
-                })
+                self.node(format!("Input {table}"), vec![], || Operator::Input { table })
             }
             Plan::Filter { input, predicate } => {
                 let input = self.build(input, catalog, dialect)?;
@@ -95,16 +77,8 @@ impl Graph {
                 })
             }
             Plan::Map { input, exprs } => {
-                let columns: Option<Vec<usize>> = exprs
-                    .iter()
-                    .map(|e| {
-                        if let Expr::Column(c) = e {
-                            Some(*c)
-                        } else {
-                            None
-                        }
-                    })
-                    .collect();
+                let columns: Option<Vec<usize>> =
+                    exprs.iter().map(|e| if let Expr::Column(c) = e { Some(*c) } else { None }).collect();
                 if let (Plan::Join { .. }, Some(columns)) = (input.as_ref(), columns) {
                     // A column projection of a join is fused into it: the
                     // join emits only the columns the projection keeps.
@@ -112,29 +86,19 @@ impl Graph {
                 }
                 let input = self.build(input, catalog, dialect)?;
                 let exprs = exprs.clone();
-                self.node(format!("Map {exprs:?}"), vec![input], || {
-                    Operator::Map(Map::new(exprs, dialect))
-                })
+                self.node(format!("Map {exprs:?}"), vec![input], || Operator::Map(Map::new(exprs, dialect)))
             }
             Plan::Join { .. } => self.join(plan, None, catalog, dialect)?,
-            Plan::Reduce {
-                input,
-                group_key,
-                aggregates,
-            } => {
+            Plan::Reduce { input, group_key, aggregates } => {
                 let input = self.build(input, catalog, dialect)?;
                 let (group_key, aggregates) = (group_key.clone(), aggregates.clone());
-                self.node(
-                    format!("Reduce {group_key:?} {aggregates:?}"),
-                    vec![input],
-                    || Operator::Reduce(Reduce::new(group_key, aggregates, dialect)),
-                )
+                self.node(format!("Reduce {group_key:?} {aggregates:?}"), vec![input], || {
+                    Operator::Reduce(Reduce::new(group_key, aggregates, dialect))
+                })
             }
             Plan::Distinct { input } => {
                 let input = self.build(input, catalog, dialect)?;
-                self.node("Distinct".into(), vec![input], || {
-                    Operator::Distinct(Distinct::default())
-                })
+                self.node("Distinct".into(), vec![input], || Operator::Distinct(Distinct::default()))
             }
         })
     }
@@ -148,17 +112,7 @@ impl Graph {
         catalog: &Catalog,
         dialect: Dialect,
     ) -> Result<NodeId, BuildError> {
-        let Plan::Join {
-            left,
-            right,
-            kind,
-            left_key,
-            right_key,
-            residual,
-        } = plan
-        else {
-            unreachable!("join plan")
-        };
+        let Plan::Join { left, right, kind, left_key, right_key, residual } = plan else { unreachable!("join plan") };
         let (left_arity, right_arity) = (left.arity(), right.arity());
         let left = self.build(left, catalog, dialect)?;
         let right = self.build(right, catalog, dialect)?;
@@ -175,18 +129,13 @@ impl Graph {
             dialect,
         };
         Ok(self.node(
-            format!(
-                "Join {kind:?} {left_key:?} {right_key:?} {residual:?} {:?}",
-                join.project
-            ),
+            format!("Join {kind:?} {left_key:?} {right_key:?} {residual:?} {:?}", join.project),
             vec![arrange_left, arrange_right],
             || Operator::Join(join),
         ))
     }
 
     fn arrange(&mut self, input: NodeId, key: &[usize]) -> NodeId {
-        self.node(format!("Arrange {key:?}"), vec![input], || {
-            Operator::Arrange(Index::new(key.to_vec()))
-        })
+        self.node(format!("Arrange {key:?}"), vec![input], || Operator::Arrange(Index::new(key.to_vec())))
     }
 }

@@ -132,11 +132,7 @@ impl Group {
                     count += 1;
                 }
                 *self = if count > SCAN_LIMIT {
-                    Group::Many(Box::new(
-                        Packed { buf: &next, at: 0 }
-                            .map(|(r, d)| (r.to_row(), d))
-                            .collect(),
-                    ))
+                    Group::Many(Box::new(Packed { buf: &next, at: 0 }.map(|(r, d)| (r.to_row(), d)).collect()))
                 } else {
                     Group::Few(next.into_boxed_slice())
                 };
@@ -187,11 +183,7 @@ pub(crate) struct Index {
 
 impl Index {
     pub(crate) fn new(key_columns: Vec<usize>) -> Self {
-        Index {
-            key_columns,
-            groups: HashMap::default(),
-            packer: RowPacker::new(),
-        }
+        Index { key_columns, groups: HashMap::default(), packer: RowPacker::new() }
     }
 
     /// The key of `row`, and whether it has a NULL column.
@@ -226,9 +218,7 @@ impl Index {
 pub(crate) fn key_of(key_columns: &[usize], row: &Row, packer: &mut RowPacker) -> (Row, bool) {
     let mut has_null = false;
     for &c in key_columns {
-        let d = row.get(c);
-        has_null |= d.is_null();
-        packer.push_key(&d);
+        has_null |= packer.push_key_column(row, c);
     }
     (packer.finish(), has_null)
 }

@@ -12,11 +12,7 @@ use denorm_types::{consolidate, Datum, Dialect, Diff, Row, RowPacker, Value};
 pub type Tables = BTreeMap<String, Vec<(Row, Diff)>>;
 
 /// The plan's result over `tables`, consolidated.
-pub fn evaluate(
-    plan: &Plan,
-    tables: &Tables,
-    dialect: Dialect,
-) -> Result<Vec<(Row, Diff)>, EvalError> {
+pub fn evaluate(plan: &Plan, tables: &Tables, dialect: Dialect) -> Result<Vec<(Row, Diff)>, EvalError> {
     let mut out = match plan {
         Plan::Get { table, .. } => tables.get(table).cloned().unwrap_or_default(),
         Plan::Filter { input, predicate } => {
@@ -38,42 +34,17 @@ pub fn evaluate(
             }
             out
         }
-        Plan::Join {
-            left,
-            right,
-            kind,
-            left_key,
-            right_key,
-            residual,
-        } => {
+        Plan::Join { left, right, kind, left_key, right_key, residual } => {
             let left_rows = evaluate(left, tables, dialect)?;
             let right_rows = evaluate(right, tables, dialect)?;
-            join(
-                &left_rows,
-                &right_rows,
-                *kind,
-                left_key,
-                right_key,
-                residual.as_ref(),
-                right.arity(),
-                dialect,
-            )?
+            join(&left_rows, &right_rows, *kind, left_key, right_key, residual.as_ref(), right.arity(), dialect)?
         }
-        Plan::Reduce {
-            input,
-            group_key,
-            aggregates,
-        } => reduce(
-            &evaluate(input, tables, dialect)?,
-            group_key,
-            aggregates,
-            dialect,
-        )?,
-        Plan::Distinct { input } => evaluate(input, tables, dialect)?
-            .into_iter()
-            .filter(|(_, d)| *d > 0)
-            .map(|(r, _)| (r, 1))
-            .collect(),
+        Plan::Reduce { input, group_key, aggregates } => {
+            reduce(&evaluate(input, tables, dialect)?, group_key, aggregates, dialect)?
+        }
+        Plan::Distinct { input } => {
+            evaluate(input, tables, dialect)?.into_iter().filter(|(_, d)| *d > 0).map(|(r, _)| (r, 1)).collect()
+        }
     };
     consolidate(&mut out);
     Ok(out)
@@ -96,10 +67,7 @@ fn join(
         let mut matched = false;
         for (r, rd) in right {
             let rv = r.unpack();
-            let keys_equal = left_key
-                .iter()
-                .zip(right_key)
-                .all(|(&a, &b)| lv[a].sql_eq(&rv[b]) == Some(true));
+            let keys_equal = left_key.iter().zip(right_key).all(|(&a, &b)| lv[a].sql_eq(&rv[b]) == Some(true));
             if !keys_equal {
                 continue;
             }
@@ -110,11 +78,8 @@ fn join(
             }
         }
         if kind == JoinKind::Left && !matched {
-            let padded: Vec<Datum<'_>> = lv
-                .iter()
-                .cloned()
-                .chain(std::iter::repeat_n(Datum::Null, right_arity))
-                .collect();
+            let padded: Vec<Datum<'_>> =
+                lv.iter().cloned().chain(std::iter::repeat_n(Datum::Null, right_arity)).collect();
             out.push((Row::pack(&padded), *ld));
         }
     }
@@ -181,16 +146,7 @@ fn aggregate(agg: &Aggregate, rows: &[(Row, Diff)], dialect: Dialect) -> Result<
             if agg.func == AggregateFunc::Avg {
                 Datum::Float(total / values.len() as f64)
             } else if all_int {
-                let sum: i128 = values
-                    .iter()
-                    .map(|v| {
-                        if let Datum::Int(i) = v {
-                            i128::from(*i)
-                        } else {
-                            0
-                        }
-                    })
-                    .sum();
+                let sum: i128 = values.iter().map(|v| if let Datum::Int(i) = v { i128::from(*i) } else { 0 }).sum();
                 Datum::Int(i64::try_from(sum).map_err(|_| EvalError::IntegerOverflow)?)
             } else {
                 Datum::Float(total)

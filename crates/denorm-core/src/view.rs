@@ -32,41 +32,47 @@ pub(crate) struct ViewState {
 impl ViewState {
     pub(crate) fn new(key: Vec<usize>, arity: usize) -> Self {
         let multiset = key.len() == arity && key.iter().enumerate().all(|(i, &k)| i == k);
-        ViewState {
-            key,
-            multiset,
-            rows: HashMap::default(),
-            packer: RowPacker::new(),
-        }
+        ViewState { key, multiset, rows: HashMap::default(), packer: RowPacker::new() }
     }
 
-    /// Applies consolidated changes: retractions first, so that a row moving
-    /// within one batch (delete + insert under the same key) is no conflict.
+    /// Applies consolidated changes as if all retractions came first, so
+    /// that a row moving within one batch (delete + insert under the same key)
+    /// is no conflict. One pass does it: an insertion that finds its key
+    /// taken waits until every retraction has been applied, and only then is
+    /// a conflict.
     pub(crate) fn apply(&mut self, changes: &[(Row, Diff)]) -> Result<(), ViewError> {
-        for (row, diff) in changes.iter().filter(|(_, d)| *d < 0) {
+        let mut waiting: Vec<&(Row, Diff)> = Vec::new();
+        for change in changes {
+            let (row, diff) = change;
             let key = self.key_of(row);
-            if let EntryRef::Occupied(mut slot) = self.rows.entry_ref(&key) {
-                let (live, count) = slot.get_mut();
-                if live == row {
-                    *count += diff;
-                    if *count <= 0 {
-                        slot.remove();
+            if *diff < 0 {
+                if let EntryRef::Occupied(mut slot) = self.rows.entry_ref(&key) {
+                    let (live, count) = slot.get_mut();
+                    if live == row {
+                        *count += diff;
+                        if *count <= 0 {
+                            slot.remove();
+                        }
                     }
                 }
+                continue;
             }
-        }
-        for (row, diff) in changes.iter().filter(|(_, d)| *d > 0) {
-            let key = self.key_of(row);
             match self.rows.entry(key) {
                 Entry::Vacant(slot) if self.multiset || *diff == 1 => {
                     slot.insert((row.clone(), *diff));
                 }
                 Entry::Occupied(mut slot) if self.multiset => slot.get_mut().1 += diff,
-                slot => {
-                    return Err(ViewError::KeyViolation {
-                        key: format!("{:?}", slot.key()),
-                    })
+                Entry::Occupied(_) => waiting.push(change),
+                Entry::Vacant(slot) => return Err(ViewError::KeyViolation { key: format!("{:?}", slot.key()) }),
+            }
+        }
+        for (row, diff) in waiting {
+            let key = self.key_of(row);
+            match self.rows.entry(key) {
+                Entry::Vacant(slot) if *diff == 1 => {
+                    slot.insert((row.clone(), *diff));
                 }
+                slot => return Err(ViewError::KeyViolation { key: format!("{:?}", slot.key()) }),
             }
         }
         Ok(())

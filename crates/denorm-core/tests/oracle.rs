@@ -8,17 +8,12 @@ use denorm_core::reference::{evaluate, Tables};
 use denorm_core::{Dataflow, Runtime, SourceBatch};
 use denorm_expr::{Aggregate, AggregateFunc, BinaryOp, Expr, JoinKind, Plan};
 use denorm_types::{
-    consolidate, Catalog, ColumnSchema, Datum, Dialect, Diff, Position, Row, ScalarType,
-    TableSchema, Value,
+    consolidate, Catalog, ColumnSchema, Datum, Dialect, Diff, Position, Row, ScalarType, TableSchema, Value,
 };
 use proptest::prelude::*;
 
 fn catalog() -> Catalog {
-    let col = |name: &str, ty| ColumnSchema {
-        name: name.into(),
-        ty,
-        nullable: true,
-    };
+    let col = |name: &str, ty| ColumnSchema { name: name.into(), ty, nullable: true };
     let mut c = Catalog::new();
     for (name, extra) in [("a", ScalarType::Text), ("b", ScalarType::Float)] {
         c.add(TableSchema {
@@ -37,10 +32,7 @@ fn catalog() -> Catalog {
 }
 
 fn get(t: &str) -> Box<Plan> {
-    Box::new(Plan::Get {
-        table: t.into(),
-        arity: 4,
-    })
+    Box::new(Plan::Get { table: t.into(), arity: 4 })
 }
 fn col(c: usize) -> Expr {
     Expr::Column(c)
@@ -52,14 +44,7 @@ fn agg(func: AggregateFunc, arg: Option<Expr>) -> Aggregate {
     Aggregate { func, arg }
 }
 fn join(kind: JoinKind, left: Box<Plan>, right: Box<Plan>, residual: Option<Expr>) -> Plan {
-    Plan::Join {
-        left,
-        right,
-        kind,
-        left_key: vec![1],
-        right_key: vec![1],
-        residual,
-    }
+    Plan::Join { left, right, kind, left_key: vec![1], right_key: vec![1], residual }
 }
 
 /// One plan per operator shape.
@@ -77,91 +62,35 @@ fn shapes() -> Vec<(&'static str, Plan)> {
         ]
     };
     vec![
-        (
-            "filter",
-            Plan::Filter {
-                input: get("a"),
-                predicate: Expr::binary(BinaryOp::Gt, col(2), lit(0)),
-            },
-        ),
+        ("filter", Plan::Filter { input: get("a"), predicate: Expr::binary(BinaryOp::Gt, col(2), lit(0)) }),
         (
             "map",
             Plan::Map {
                 input: get("a"),
-                exprs: vec![
-                    col(1),
-                    Expr::binary(BinaryOp::Mul, col(2), lit(2)),
-                    Expr::IsNull(Box::new(col(3))),
-                ],
+                exprs: vec![col(1), Expr::binary(BinaryOp::Mul, col(2), lit(2)), Expr::IsNull(Box::new(col(3)))],
             },
         ),
-        (
-            "inner join",
-            join(JoinKind::Inner, get("a"), get("b"), None),
-        ),
+        ("inner join", join(JoinKind::Inner, get("a"), get("b"), None)),
         ("left join", join(JoinKind::Left, get("a"), get("b"), None)),
         (
             "left join with residual",
-            join(
-                JoinKind::Left,
-                get("a"),
-                get("b"),
-                Some(Expr::binary(BinaryOp::Lt, col(2), col(6))),
-            ),
+            join(JoinKind::Left, get("a"), get("b"), Some(Expr::binary(BinaryOp::Lt, col(2), col(6)))),
         ),
         (
             "inner join with residual",
-            join(
-                JoinKind::Inner,
-                get("a"),
-                get("b"),
-                Some(Expr::binary(BinaryOp::NotEq, col(2), col(6))),
-            ),
+            join(JoinKind::Inner, get("a"), get("b"), Some(Expr::binary(BinaryOp::NotEq, col(2), col(6)))),
         ),
         ("self join", join(JoinKind::Inner, get("a"), get("a"), None)),
-        (
-            "group by",
-            Plan::Reduce {
-                input: get("a"),
-                group_key: vec![1],
-                aggregates: all_aggs(3, 2),
-            },
-        ),
-        (
-            "group by float",
-            Plan::Reduce {
-                input: get("b"),
-                group_key: vec![1],
-                aggregates: all_aggs(2, 3),
-            },
-        ),
-        (
-            "global aggregate",
-            Plan::Reduce {
-                input: get("a"),
-                group_key: vec![],
-                aggregates: all_aggs(3, 2),
-            },
-        ),
-        (
-            "distinct",
-            Plan::Distinct {
-                input: Box::new(Plan::Map {
-                    input: get("a"),
-                    exprs: vec![col(1), col(3)],
-                }),
-            },
-        ),
+        ("group by", Plan::Reduce { input: get("a"), group_key: vec![1], aggregates: all_aggs(3, 2) }),
+        ("group by float", Plan::Reduce { input: get("b"), group_key: vec![1], aggregates: all_aggs(2, 3) }),
+        ("global aggregate", Plan::Reduce { input: get("a"), group_key: vec![], aggregates: all_aggs(3, 2) }),
+        ("distinct", Plan::Distinct { input: Box::new(Plan::Map { input: get("a"), exprs: vec![col(1), col(3)] }) }),
         (
             "left join then group by",
             Plan::Reduce {
                 input: Box::new(join(JoinKind::Left, get("a"), get("b"), None)),
                 group_key: vec![0],
-                aggregates: vec![
-                    agg(Count, Some(col(4))),
-                    agg(Sum, Some(col(7))),
-                    agg(Max, Some(col(7))),
-                ],
+                aggregates: vec![agg(Count, Some(col(4))), agg(Sum, Some(col(7))), agg(Max, Some(col(7)))],
             },
         ),
         (
@@ -189,22 +118,10 @@ enum Op {
 
 fn row_values() -> impl Strategy<Value = (Vec<Value>, Vec<Value>)> {
     let small = |n: i64| prop_oneof![1 => Just(Datum::Null), 6 => (-n..n).prop_map(Datum::Int)];
-    let text = prop_oneof![
-        Just(Datum::Null),
-        Just(Value::from("x")),
-        Just(Value::from("y")),
-        Just(Value::from("Z"))
-    ];
-    let float = prop_oneof![
-        Just(Datum::Null),
-        (-8i32..8).prop_map(|q| Datum::Float(f64::from(q) * 0.25))
-    ];
-    (0i64..6, small(4), small(3), text, float).prop_map(|(id, k, v, t, f)| {
-        (
-            vec![Datum::Int(id), k.clone(), v.clone(), t],
-            vec![Datum::Int(id), k, v, f],
-        )
-    })
+    let text = prop_oneof![Just(Datum::Null), Just(Value::from("x")), Just(Value::from("y")), Just(Value::from("Z"))];
+    let float = prop_oneof![Just(Datum::Null), (-8i32..8).prop_map(|q| Datum::Float(f64::from(q) * 0.25))];
+    (0i64..6, small(4), small(3), text, float)
+        .prop_map(|(id, k, v, t, f)| (vec![Datum::Int(id), k.clone(), v.clone(), t], vec![Datum::Int(id), k, v, f]))
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -245,9 +162,7 @@ fn sorted(mut rows: Vec<(Row, Diff)>) -> Vec<(Row, Diff)> {
 
 fn check_shape(plan: &Plan, ops: &[Op], batch_sizes: &[usize]) -> Result<(), TestCaseError> {
     let mut dataflow = Dataflow::new(catalog(), Dialect::Sqlite);
-    let view = dataflow
-        .add_view("v", plan, (0..plan.arity()).collect(), false)
-        .unwrap();
+    let view = dataflow.add_view("v", plan, (0..plan.arity()).collect(), false).unwrap();
     let mut tables = Tables::new();
     let mut rest = ops;
     let mut position = 0;
@@ -255,22 +170,14 @@ fn check_shape(plan: &Plan, ops: &[Op], batch_sizes: &[usize]) -> Result<(), Tes
         let (now, later) = rest.split_at((*size).min(rest.len()));
         rest = later;
         position += 1;
-        let mut batch = SourceBatch {
-            position: Position(position),
-            tables: Vec::new(),
-        };
+        let mut batch = SourceBatch { position: Position(position), tables: Vec::new() };
         for op in now {
             batch.tables.push(apply_op(op, &mut tables));
         }
         let out = dataflow.apply(&batch);
         prop_assert!(out.errors.is_empty(), "errors: {:?}", out.errors);
         let want = evaluate(plan, &tables, Dialect::Sqlite).unwrap();
-        prop_assert_eq!(
-            sorted(dataflow.view_rows(view)),
-            want,
-            "after batch {}",
-            position
-        );
+        prop_assert_eq!(sorted(dataflow.view_rows(view)), want, "after batch {}", position);
         if rest.is_empty() {
             break;
         }
@@ -299,18 +206,12 @@ fn global_aggregate_has_a_row_before_any_change() {
     let plan = Plan::Reduce {
         input: get("a"),
         group_key: vec![],
-        aggregates: vec![
-            agg(AggregateFunc::Count, None),
-            agg(AggregateFunc::Sum, Some(col(2))),
-        ],
+        aggregates: vec![agg(AggregateFunc::Count, None), agg(AggregateFunc::Sum, Some(col(2)))],
     };
     let mut dataflow = Dataflow::new(catalog(), Dialect::Sqlite);
     let view = dataflow.add_view("v", &plan, vec![], false).unwrap();
     dataflow.apply(&SourceBatch::default());
-    assert_eq!(
-        dataflow.view_rows(view),
-        vec![(Row::pack([Datum::Int(0), Datum::Null]), 1)]
-    );
+    assert_eq!(dataflow.view_rows(view), vec![(Row::pack([Datum::Int(0), Datum::Null]), 1)]);
 }
 
 #[test]
@@ -318,9 +219,7 @@ fn shared_subplans_are_built_once() {
     // Two views over the same join share its input, arrangements and join.
     let plan = join(JoinKind::Inner, get("a"), get("b"), None);
     let mut dataflow = Dataflow::new(catalog(), Dialect::Sqlite);
-    dataflow
-        .add_view("v1", &plan, (0..8).collect(), false)
-        .unwrap();
+    dataflow.add_view("v1", &plan, (0..8).collect(), false).unwrap();
     let nodes = dataflow.node_count();
     dataflow.add_view("v2", &plan, vec![0], false).unwrap();
     assert_eq!(dataflow.node_count(), nodes);
@@ -330,31 +229,14 @@ fn shared_subplans_are_built_once() {
 fn sum_overflow_fails_only_that_view() {
     // Regression guard: an integer SUM beyond i64 must be an error on the
     // view (as SQLite raises "integer overflow"), never a wrapped value.
-    let sum = Plan::Reduce {
-        input: get("a"),
-        group_key: vec![],
-        aggregates: vec![agg(AggregateFunc::Sum, Some(col(2)))],
-    };
-    let count = Plan::Reduce {
-        input: get("a"),
-        group_key: vec![],
-        aggregates: vec![agg(AggregateFunc::Count, None)],
-    };
+    let sum =
+        Plan::Reduce { input: get("a"), group_key: vec![], aggregates: vec![agg(AggregateFunc::Sum, Some(col(2)))] };
+    let count = Plan::Reduce { input: get("a"), group_key: vec![], aggregates: vec![agg(AggregateFunc::Count, None)] };
     let mut dataflow = Dataflow::new(catalog(), Dialect::Sqlite);
     let s = dataflow.add_view("s", &sum, vec![], false).unwrap();
     let c = dataflow.add_view("c", &count, vec![], false).unwrap();
-    let row = |id| {
-        Row::pack([
-            Datum::Int(id),
-            Datum::Null,
-            Datum::Int(i64::MAX),
-            Datum::Null,
-        ])
-    };
-    let batch = SourceBatch {
-        position: Position(1),
-        tables: vec![("a".into(), vec![(row(1), 1), (row(2), 1)])],
-    };
+    let row = |id| Row::pack([Datum::Int(id), Datum::Null, Datum::Int(i64::MAX), Datum::Null]);
+    let batch = SourceBatch { position: Position(1), tables: vec![("a".into(), vec![(row(1), 1), (row(2), 1)])] };
     let out = dataflow.apply(&batch);
     assert_eq!(out.errors.len(), 1);
     assert!(dataflow.view_error(s).is_some());
@@ -365,30 +247,19 @@ fn sum_overflow_fails_only_that_view() {
 #[test]
 fn key_violation_is_an_error_not_an_overwrite() {
     // A view keyed by k (not unique in a) must fail when two rows share k.
-    let plan = Plan::Map {
-        input: get("a"),
-        exprs: vec![col(1), col(0)],
-    };
+    let plan = Plan::Map { input: get("a"), exprs: vec![col(1), col(0)] };
     let mut dataflow = Dataflow::new(catalog(), Dialect::Sqlite);
     let v = dataflow.add_view("v", &plan, vec![0], true).unwrap();
     let row = |id| Row::pack([Datum::Int(id), Datum::Int(7), Datum::Null, Datum::Null]);
-    let out = dataflow.apply(&SourceBatch {
-        position: Position(1),
-        tables: vec![("a".into(), vec![(row(1), 1), (row(2), 1)])],
-    });
+    let out = dataflow
+        .apply(&SourceBatch { position: Position(1), tables: vec![("a".into(), vec![(row(1), 1), (row(2), 1)])] });
     assert_eq!(out.errors.len(), 1);
-    assert!(matches!(
-        dataflow.view_error(v),
-        Some(denorm_core::ViewError::KeyViolation { .. })
-    ));
+    assert!(matches!(dataflow.view_error(v), Some(denorm_core::ViewError::KeyViolation { .. })));
 }
 
 #[test]
 fn malformed_rows_are_rejected_and_change_nothing() {
-    let plan = Plan::Map {
-        input: get("a"),
-        exprs: vec![col(0)],
-    };
+    let plan = Plan::Map { input: get("a"), exprs: vec![col(0)] };
     let mut dataflow = Dataflow::new(catalog(), Dialect::Sqlite);
     let v = dataflow.add_view("v", &plan, vec![0], false).unwrap();
     let out = dataflow.apply(&SourceBatch {

@@ -208,11 +208,7 @@ mod tests {
             (Datum::Int(1), Datum::Int(2), Some(Ordering::Less)),
             (Datum::Int(1), Datum::Float(1.0), Some(Ordering::Equal)),
             (Datum::Float(1.5), Datum::Int(1), Some(Ordering::Greater)),
-            (
-                Datum::Int(i64::MAX),
-                Datum::Float(9.223372036854776e18),
-                Some(Ordering::Less),
-            ),
+            (Datum::Int(i64::MAX), Datum::Float(9.223372036854776e18), Some(Ordering::Less)),
             (Datum::Null, Datum::Int(1), None),
             (Datum::Int(1), Datum::Null, None),
             ("a".into(), "b".into(), Some(Ordering::Less)),
@@ -226,23 +222,8 @@ mod tests {
 
     #[test]
     fn total_order_puts_null_first() {
-        let mut v: Vec<Value> = vec![
-            "x".into(),
-            Datum::Int(3),
-            Datum::Null,
-            Datum::Float(-1.5),
-            Datum::Bool(true),
-        ];
+        let mut v: Vec<Value> = vec!["x".into(), Datum::Int(3), Datum::Null, Datum::Float(-1.5), Datum::Bool(true)];
         v.sort_by(|a, b| a.total_cmp(b));
-        assert_eq!(
-            v,
-            vec![
-                Datum::Null,
-                Datum::Bool(true),
-                Datum::Float(-1.5),
-                Datum::Int(3),
-                "x".into()
-            ]
-        );
+        assert_eq!(v, vec![Datum::Null, Datum::Bool(true), Datum::Float(-1.5), Datum::Int(3), "x".into()]);
     }
 }

@@ -70,18 +70,13 @@ pub fn consolidate_unordered(changes: &mut Vec<(Row, Diff)>) {
         return;
     }
     let hasher = ahash::RandomState::with_seeds(1, 2, 3, 4);
-    let hashes: Vec<u64> = changes
-        .iter()
-        .map(|(row, _)| hasher.hash_one(row.as_bytes()))
-        .collect();
+    let hashes: Vec<u64> = changes.iter().map(|(row, _)| hasher.hash_one(row.as_bytes())).collect();
     // Indexes of the first occurrence of each distinct row; later copies add
     // their diff to it and are left with 0, which the final retain drops.
     let mut first: hashbrown::HashTable<usize> = hashbrown::HashTable::with_capacity(changes.len());
     for read in 0..changes.len() {
         let hash = hashes[read];
-        let found = first
-            .find(hash, |&i| changes[i].0 == changes[read].0)
-            .copied();
+        let found = first.find(hash, |&i| changes[i].0 == changes[read].0).copied();
         match found {
             Some(i) => {
                 changes[i].1 += changes[read].1;
@@ -103,12 +98,7 @@ mod tests {
     fn consolidate_sums_and_drops_zeros() {
         let a = Row::pack([Datum::Int(1)]);
         let b = Row::pack([Datum::Int(2)]);
-        let mut v = vec![
-            (b.clone(), 1),
-            (a.clone(), 1),
-            (b.clone(), -1),
-            (a.clone(), 2),
-        ];
+        let mut v = vec![(b.clone(), 1), (a.clone(), 1), (b.clone(), -1), (a.clone(), 2)];
         consolidate(&mut v);
         assert_eq!(v, vec![(a, 3)]);
     }
@@ -116,11 +106,8 @@ mod tests {
     #[test]
     fn consolidate_unordered_agrees_with_consolidate() {
         let rows: Vec<Row> = (0..50).map(|i| Row::pack([Datum::Int(i % 17)])).collect();
-        let mut changes: Vec<(Row, Diff)> = rows
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (r.clone(), (i % 5) as Diff - 2))
-            .collect();
+        let mut changes: Vec<(Row, Diff)> =
+            rows.iter().enumerate().map(|(i, r)| (r.clone(), (i % 5) as Diff - 2)).collect();
         let mut sorted = changes.clone();
         consolidate(&mut sorted);
         consolidate_unordered(&mut changes);

@@ -124,11 +124,7 @@ impl Output<'_> {
     }
 
     /// Σ over `rows` of their weight where `left ++ row` passes the residual.
-    fn matches<'r>(
-        &self,
-        left: RowRef<'_>,
-        rows: impl Iterator<Item = (RowRef<'r>, Diff)>,
-    ) -> Result<Diff, EvalError> {
+    fn matches<'r>(&self, left: RowRef<'_>, rows: impl Iterator<Item = (RowRef<'r>, Diff)>) -> Result<Diff, EvalError> {
         let mut total = 0;
         for (r, d) in rows {
             if self.residual_holds(left, r)? {
@@ -152,13 +148,8 @@ impl Join {
         let mut packer = RowPacker::new();
         let dl = group(&self.left_key, left_delta, &mut packer);
         let dr = group(&self.right_key, right_delta, &mut packer);
-        let mut out = Output {
-            join: self,
-            packer,
-            changes: Vec::new(),
-            left_spans: Vec::new(),
-            right_spans: Vec::new(),
-        };
+        let mut out =
+            Output { join: self, packer, changes: Vec::new(), left_spans: Vec::new(), right_spans: Vec::new() };
         for (key, (rows, has_null)) in &dl {
             if *has_null {
                 continue;
@@ -227,24 +218,12 @@ impl Join {
                 continue;
             }
             let left_rows = dl.get(key).map_or(&empty, |(rows, _)| rows);
-            self.repad_key(
-                left.get(key).map(|(g, _)| g),
-                left_rows,
-                right.get(key),
-                rrows,
-                out,
-            )?;
+            self.repad_key(left.get(key).map(|(g, _)| g), left_rows, right.get(key), rrows, out)?;
         }
         Ok(())
     }
 
-    fn matches_in(
-        &self,
-        out: &Output<'_>,
-        l: RowRef<'_>,
-        group: &Group,
-        total: Diff,
-    ) -> Result<Diff, EvalError> {
+    fn matches_in(&self, out: &Output<'_>, l: RowRef<'_>, group: &Group, total: Diff) -> Result<Diff, EvalError> {
         if self.residual.is_none() {
             Ok(total)
         } else {
@@ -262,36 +241,24 @@ impl Join {
         out: &mut Output<'_>,
     ) -> Result<(), EvalError> {
         // Left rows now present, plus rows the batch removed entirely.
-        let mut candidates: Vec<(RowRef<'_>, Diff)> =
-            left_now.map(|g| g.iter().collect()).unwrap_or_default();
+        let mut candidates: Vec<(RowRef<'_>, Diff)> = left_now.map(|g| g.iter().collect()).unwrap_or_default();
         for &(l, d) in left_delta {
             if left_now.is_none_or(|g| g.count(l) == 0) && d < 0 {
                 candidates.push((l, 0));
             }
         }
         for (l, count_now) in candidates {
-            let delta = left_delta
-                .iter()
-                .filter(|(r, _)| *r == l)
-                .map(|(_, d)| d)
-                .sum::<Diff>();
+            let delta = left_delta.iter().filter(|(r, _)| *r == l).map(|(_, d)| d).sum::<Diff>();
             let count_before = count_now - delta;
             let (m_now, m_delta) = match &self.residual {
-                None => (
-                    right_now.map_or(0, |(_, t)| *t),
-                    right_delta.iter().map(|(_, d)| d).sum(),
-                ),
+                None => (right_now.map_or(0, |(_, t)| *t), right_delta.iter().map(|(_, d)| d).sum()),
                 Some(_) => (
                     right_now.map_or(Ok(0), |(g, _)| out.matches(l, g.iter()))?,
                     out.matches(l, right_delta.iter().copied())?,
                 ),
             };
             let padded_now = if m_now == 0 { count_now } else { 0 };
-            let padded_before = if m_now - m_delta == 0 {
-                count_before
-            } else {
-                0
-            };
+            let padded_before = if m_now - m_delta == 0 { count_before } else { 0 };
             out.padded(l, padded_now - padded_before);
         }
         Ok(())

@@ -37,21 +37,8 @@ pub(crate) struct Map {
 
 impl Map {
     pub(crate) fn new(exprs: Vec<Expr>, dialect: Dialect) -> Self {
-        let columns = exprs
-            .iter()
-            .map(|e| {
-                if let Expr::Column(c) = e {
-                    Some(*c)
-                } else {
-                    None
-                }
-            })
-            .collect();
-        Map {
-            exprs,
-            columns,
-            dialect,
-        }
+        let columns = exprs.iter().map(|e| if let Expr::Column(c) = e { Some(*c) } else { None }).collect();
+        Map { exprs, columns, dialect }
     }
 
     pub(crate) fn step(&self, input: &[(Row, Diff)]) -> Result<Vec<(Row, Diff)>, EvalError> {

@@ -52,10 +52,7 @@ impl Wide {
 
     fn add(&mut self, value: i128) {
         let sum = self.get().wrapping_add(value);
-        *self = Wide {
-            low: sum as u64,
-            high: (sum >> 64) as i64,
-        };
+        *self = Wide { low: sum as u64, high: (sum >> 64) as i64 };
     }
 }
 
@@ -80,12 +77,9 @@ impl Accumulator {
     fn new(func: AggregateFunc) -> Self {
         match func {
             AggregateFunc::Count => Accumulator::Count(0),
-            AggregateFunc::Sum | AggregateFunc::Avg => Accumulator::Sum {
-                non_null: 0,
-                ints: Wide::default(),
-                floats: 0.0,
-                float_count: 0,
-            },
+            AggregateFunc::Sum | AggregateFunc::Avg => {
+                Accumulator::Sum { non_null: 0, ints: Wide::default(), floats: 0.0, float_count: 0 }
+            }
             AggregateFunc::Min | AggregateFunc::Max => Accumulator::Extreme(BTreeMap::new()),
             AggregateFunc::CountDistinct => Accumulator::Distinct(Box::default()),
         }
@@ -97,12 +91,7 @@ impl Accumulator {
         }
         match self {
             Accumulator::Count(n) => *n += diff,
-            Accumulator::Sum {
-                non_null,
-                ints,
-                floats,
-                float_count,
-            } => {
+            Accumulator::Sum { non_null, ints, floats, float_count } => {
                 *non_null += diff;
                 match value {
                     Datum::Int(i) => ints.add(i128::from(*i) * i128::from(diff)),
@@ -141,12 +130,7 @@ impl Accumulator {
         Ok(match self {
             Accumulator::Count(n) => Datum::Int(*n),
             Accumulator::Sum { non_null: 0, .. } => Datum::Null,
-            Accumulator::Sum {
-                non_null,
-                ints,
-                floats,
-                float_count,
-            } => {
+            Accumulator::Sum { non_null, ints, floats, float_count } => {
                 let ints = ints.get();
                 let total = ints as f64 + floats;
                 match func {
@@ -156,22 +140,12 @@ impl Accumulator {
                 }
             }
             Accumulator::Extreme(values) => {
-                let v = if func == AggregateFunc::Min {
-                    values.keys().next()
-                } else {
-                    values.keys().next_back()
-                };
+                let v = if func == AggregateFunc::Min { values.keys().next() } else { values.keys().next_back() };
                 v.map_or(Datum::Null, |o| o.0.clone())
             }
             Accumulator::Distinct(values) => Datum::Int(values.len() as i64),
         })
-        .map(|v| {
-            if func == AggregateFunc::Count && rows == 0 {
-                Datum::Int(0)
-            } else {
-                v
-            }
-        })
+        .map(|v| if func == AggregateFunc::Count && rows == 0 { Datum::Int(0) } else { v })
     }
 }
 
@@ -217,11 +191,7 @@ impl GroupState {
         } else {
             Accumulators::Many(accumulators.collect())
         };
-        GroupState {
-            rows: 0,
-            touched: 0,
-            accumulators,
-        }
+        GroupState { rows: 0, touched: 0, accumulators }
     }
 }
 
@@ -262,10 +232,7 @@ impl Reduce {
         for agg in aggregates {
             let func = match agg.func {
                 AggregateFunc::Count if agg.arg.is_none() => {
-                    columns.push(Column {
-                        func: agg.func,
-                        slot: None,
-                    });
+                    columns.push(Column { func: agg.func, slot: None });
                     continue;
                 }
                 AggregateFunc::Avg => AggregateFunc::Sum,
@@ -277,10 +244,7 @@ impl Reduce {
                 slots.push(slot);
                 slots.len() - 1
             });
-            columns.push(Column {
-                func: agg.func,
-                slot: Some(index),
-            });
+            columns.push(Column { func: agg.func, slot: Some(index) });
         }
         Reduce {
             group_key,
@@ -293,15 +257,6 @@ impl Reduce {
         }
     }
 
-    /// The group key exactly as the rows carry it (not SQL-normalized: GROUP
-    /// BY outputs the key values themselves).
-    fn key_of(group_key: &[usize], datums: &[Datum<'_>], packer: &mut RowPacker) -> Row {
-        for &c in group_key {
-            packer.push(&datums[c]);
-        }
-        packer.finish()
-    }
-
     pub(crate) fn step(&mut self, input: &[(Row, Diff)]) -> Result<Vec<(Row, Diff)>, EvalError> {
         // Every group the batch touches, with its output row before the batch.
         let mut touched: Vec<(Row, Option<Row>)> = Vec::new();
@@ -309,24 +264,14 @@ impl Reduce {
             self.started = true;
             if self.group_key.is_empty() {
                 touched.push((Row::empty(), None));
-                self.groups
-                    .entry(Row::empty())
-                    .or_insert_with(|| GroupState::new(&self.slots))
-                    .touched = 1;
+                self.groups.entry(Row::empty()).or_insert_with(|| GroupState::new(&self.slots)).touched = 1;
             }
         }
-        let Reduce {
-            group_key,
-            slots,
-            columns,
-            dialect,
-            groups,
-            packer,
-            ..
-        } = self;
+        let Reduce { group_key, slots, columns, dialect, groups, packer, .. } = self;
+        let keys = group_keys(group_key, input, packer);
         let mut datums: Vec<Datum<'_>> = Vec::new();
         let mut args: Vec<Datum<'_>> = Vec::new();
-        for (row, diff) in input {
+        for ((row, diff), key) in input.iter().zip(keys) {
             datums.clear();
             datums.extend(row.iter());
             args.clear();
@@ -336,15 +281,11 @@ impl Reduce {
                     None => Datum::Int(1),
                 });
             }
-            let key = Self::key_of(group_key, &datums, packer);
-            let state = groups
-                .entry_ref(&key)
-                .or_insert_with(|| GroupState::new(slots));
+            let state = groups.entry_ref(&key).or_insert_with(|| GroupState::new(slots));
             if state.touched == 0 {
                 let old = output(group_key.is_empty(), columns, &key, state, packer)?;
                 touched.push((key, old));
-                state.touched =
-                    u32::try_from(touched.len()).expect("batch touches under 4G groups");
+                state.touched = u32::try_from(touched.len()).expect("batch touches under 4G groups");
             }
             state.rows += diff;
             for (acc, arg) in state.accumulators.as_mut_slice().iter_mut().zip(&args) {
@@ -366,6 +307,21 @@ impl Reduce {
         }
         Ok(out)
     }
+}
+
+/// The group keys of `input`: the group columns exactly as the rows carry
+/// them (not SQL-normalized: GROUP BY outputs the key values themselves), so
+/// they are copied without decoding.
+fn group_keys(group_key: &[usize], input: &[(Row, Diff)], packer: &mut RowPacker) -> Vec<Row> {
+    input
+        .iter()
+        .map(|(row, _)| {
+            for &c in group_key {
+                packer.push_column(row, c);
+            }
+            packer.finish()
+        })
+        .collect()
 }
 
 /// The output row of a group, or `None` when the group is absent (no rows,
