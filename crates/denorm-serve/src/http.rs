@@ -5,6 +5,7 @@
 //! waits for the engine.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Path, RawQuery, Request, State};
@@ -15,14 +16,21 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
+use crate::fallback::{output_columns, render_source_rows, source_key, Fallback};
 use crate::json::{health, render_rows, view_summary};
 use crate::metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
-use crate::query::{decode_pairs, execute, paginate, parse_query, BadParameter};
-use crate::state::{now, Published, Reader, ViewStatus, WaitError};
-use denorm_types::Position;
+use crate::query::{decode_pairs, execute, paginate, parse_query, BadParameter, Query};
+use crate::state::{now, Published, Reader, ViewInfo, ViewStatus, WaitError};
+use denorm_types::{Position, Value};
 
 /// The response header carrying the source position a response reflects.
 pub const POSITION_HEADER: &str = "denorm-position";
+/// The response header of `GET /views/{name}` saying where the rows come
+/// from: `view` (the published view) or `source` (a [`Fallback`] lookup).
+pub const SERVED_BY_HEADER: &str = "denorm-served-by";
+/// The response header `Denorm-Stale: true`, on rows served from a view
+/// that is beyond its `max_staleness` budget.
+pub const STALE_HEADER: &str = "denorm-stale";
 
 /// Everything an API request can fail with; each maps to one HTTP status
 /// and one stable `error_code`.
@@ -40,6 +48,8 @@ pub enum ApiError {
     NotFound { path: String },
     #[error("position {wanted} was not reached within {timeout_ms} ms (the views reflect position {})", published.map_or("none".to_owned(), |p| p.to_string()))]
     PositionTimeout { wanted: u64, published: Option<u64>, timeout_ms: u64 },
+    #[error("view \"{name}\" is beyond its staleness budget and reading the source failed: {message}")]
+    FallbackFailed { name: String, message: String },
 }
 
 impl From<BadParameter> for ApiError {
@@ -53,7 +63,9 @@ impl ApiError {
         match self {
             ApiError::UnknownView { .. } | ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::BadParameter(_) => StatusCode::BAD_REQUEST,
-            ApiError::ViewFailed { .. } | ApiError::Starting { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::ViewFailed { .. } | ApiError::Starting { .. } | ApiError::FallbackFailed { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::PositionTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         }
     }
@@ -67,6 +79,7 @@ impl ApiError {
             ApiError::Starting { .. } => "starting",
             ApiError::NotFound { .. } => "not_found",
             ApiError::PositionTimeout { .. } => "position_timeout",
+            ApiError::FallbackFailed { .. } => "fallback_failed",
         }
     }
 
@@ -83,6 +96,10 @@ impl ApiError {
                 "denorm is behind the source; retry, raise {TIMEOUT_HEADER} (at most {} s), or check /health",
                 MAX_WAIT.as_secs()
             )),
+            ApiError::FallbackFailed { .. } => Some(
+                "retry; a read without eq on every key column is served from the view's rows (marked Denorm-Stale)"
+                    .to_owned(),
+            ),
         }
     }
 }
@@ -151,35 +168,64 @@ fn parse_wait(text: &str) -> Option<std::time::Duration> {
         .then(|| std::time::Duration::from_secs_f64(seconds))
 }
 
-/// The router over `reader`'s published state.
+/// What the handlers share: the published state and the optional source
+/// reader for `on_stale = 'fallback'` views.
+#[derive(Clone)]
+struct App {
+    reader: Reader,
+    fallback: Option<Arc<dyn Fallback>>,
+}
+
+/// The router over `reader`'s published state, without a [`Fallback`]:
+/// every read is served from the views.
 pub fn router(reader: Reader) -> Router {
+    router_with(reader, None)
+}
+
+/// The router over `reader`'s published state; key lookups of stale views
+/// with `on_stale = 'fallback'` go to `fallback` when one is given (see
+/// [`crate::fallback`]).
+pub fn router_with(reader: Reader, fallback: Option<Arc<dyn Fallback>>) -> Router {
+    let app = App { reader, fallback };
     Router::new()
         .route("/views", get(list_views))
         .route("/views/{name}", get(read_view))
         .route("/health", get(get_health))
         .route("/metrics", get(get_metrics))
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(reader.clone(), count_request))
-        .with_state(reader)
+        .layer(middleware::from_fn_with_state(app.clone(), count_request))
+        .with_state(app)
 }
 
-/// Serves the API on an already bound listener until `shutdown` resolves.
+/// Serves the API on an already bound listener until `shutdown` resolves,
+/// without a [`Fallback`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     reader: Reader,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    if let Ok(address) = listener.local_addr() {
-        tracing::info!(%address, "serving HTTP");
-    }
-    axum::serve(listener, router(reader)).with_graceful_shutdown(shutdown).await
+    serve_with(listener, reader, None, shutdown).await
 }
 
-async fn count_request(State(reader): State<Reader>, request: Request, next: Next) -> Response {
+/// [`serve`] with the source reader that answers key lookups of stale
+/// views declared `on_stale = 'fallback'`.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    reader: Reader,
+    fallback: Option<Arc<dyn Fallback>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    if let Ok(address) = listener.local_addr() {
+        tracing::info!(%address, fallback = fallback.is_some(), "serving HTTP");
+    }
+    axum::serve(listener, router_with(reader, fallback)).with_graceful_shutdown(shutdown).await
+}
+
+async fn count_request(State(app): State<App>, request: Request, next: Next) -> Response {
     let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
     let response = next.run(request).await;
     let route = route.as_deref().unwrap_or("unmatched");
-    reader.metrics().http_request(route, response.status().as_u16());
+    app.reader.metrics().http_request(route, response.status().as_u16());
     response
 }
 
@@ -187,42 +233,103 @@ async fn not_found(request: Request) -> ApiError {
     ApiError::NotFound { path: request.uri().path().to_owned() }
 }
 
-async fn list_views(State(reader): State<Reader>) -> Response {
-    let published = reader.snapshot();
+async fn list_views(State(app): State<App>) -> Response {
+    let published = app.reader.snapshot();
     let now = now();
     let views: Vec<_> = published.views.iter().map(|v| view_summary(v, &published.source, now)).collect();
     with_position(Json(views).into_response(), published.position.map(|p| p.0))
 }
 
 async fn read_view(
-    State(reader): State<Reader>,
+    State(app): State<App>,
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let raw = raw.as_deref().unwrap_or("");
-    let column_named_timeout = reader.snapshot().view(&name).is_some_and(|v| v.info.column_index("timeout").is_some());
-    let published = match wait_request(&headers, raw, column_named_timeout)? {
-        None => reader.snapshot(),
-        Some((min, timeout)) => match reader.wait_for_position(min, timeout).await {
-            Ok(published) => published,
-            Err(WaitError::Timeout { wanted, published } | WaitError::Closed { wanted, published }) => {
-                return Err(ApiError::PositionTimeout {
-                    wanted: wanted.0,
-                    published: published.map(|p| p.0),
-                    timeout_ms: timeout.as_millis() as u64,
-                })
-            }
-        },
+    let current = app.reader.snapshot();
+    let column_named_timeout = current.view(&name).is_some_and(|v| v.info.column_index("timeout").is_some());
+    let Some((min, timeout)) = wait_request(&headers, raw, column_named_timeout)? else {
+        return answer(&app, &current, &name, raw).await;
     };
-    let (body, position) = read_rows(&published, &name, raw)?;
-    let response = ([(header::CONTENT_TYPE, "application/json")], Body::from(body)).into_response();
+    // A read the source answers needs no wait: the source holds every
+    // committed write.
+    if to_source(&app, &current, &name, raw).is_some() {
+        return answer(&app, &current, &name, raw).await;
+    }
+    // A scheduled view reflects a position only once refreshed at or past
+    // it, so wait for the view itself; others move with every publish.
+    let scheduled = current.views.iter().position(|v| v.info.name == name && v.info.refresh.is_some());
+    let waited = match scheduled {
+        Some(view) => app.reader.wait_for_view(view, min, timeout).await,
+        None => app.reader.wait_for_position(min, timeout).await,
+    };
+    match waited {
+        Ok(published) => answer(&app, &published, &name, raw).await,
+        Err(WaitError::Timeout { wanted, published } | WaitError::Closed { wanted, published }) => {
+            let latest = app.reader.snapshot();
+            if to_source(&app, &latest, &name, raw).is_some() {
+                return answer(&app, &latest, &name, raw).await;
+            }
+            Err(ApiError::PositionTimeout {
+                wanted: wanted.0,
+                published: published.map(|p| p.0),
+                timeout_ms: timeout.as_millis() as u64,
+            })
+        }
+    }
+}
+
+/// The view, parsed query and key of a read that goes to the source, if it does.
+fn to_source(app: &App, published: &Published, name: &str, raw: &str) -> Option<(Arc<ViewInfo>, Query, Vec<Value>)> {
+    let view = published.view(name)?;
+    let query = parse_query(&view.info, &decode_pairs(raw)).ok()?;
+    let key = source_key(app.fallback.is_some(), view, &published.source, &query, now())?;
+    Some((view.info.clone(), query, key))
+}
+
+/// Answers a read from `published`, or from the source when it goes there.
+async fn answer(app: &App, published: &Published, name: &str, raw: &str) -> Result<Response, ApiError> {
+    if let (Some(fallback), Some((info, query, key))) = (&app.fallback, to_source(app, published, name, raw)) {
+        return from_source(app, fallback.clone(), info, query, key).await;
+    }
+    let (body, position) = read_rows(published, name, raw)?;
+    let stale = published.view(name).is_some_and(|v| !v.within_sla(&published.source, now()));
+    let mut response = ([(header::CONTENT_TYPE, "application/json")], Body::from(body)).into_response();
+    response.headers_mut().insert(SERVED_BY_HEADER, HeaderValue::from_static("view"));
+    if stale {
+        response.headers_mut().insert(STALE_HEADER, HeaderValue::from_static("true"));
+    }
     Ok(with_position(response, position.map(|p| p.0)))
 }
 
-/// `GET /views/{name}?{raw_query}` without HTTP: the JSON body and the
-/// position it reflects. The HTTP handler and in-process readers (the demo's
-/// latency comparison, a later pgwire reader) share it.
+/// Answers a key lookup from the source, on a blocking thread.
+async fn from_source(
+    app: &App,
+    fallback: Arc<dyn Fallback>,
+    info: Arc<ViewInfo>,
+    query: Query,
+    key: Vec<Value>,
+) -> Result<Response, ApiError> {
+    let view = info.clone();
+    let rows = tokio::task::spawn_blocking(move || fallback.lookup(&view, &key))
+        .await
+        .unwrap_or_else(|e| Err(format!("the source lookup did not complete: {e}")));
+    let body = rows.and_then(|rows| render_source_rows(&info, &query, rows));
+    app.reader.metrics().fallback_read(&info.name, body.is_err());
+    let body = body.map_err(|message| {
+        tracing::warn!(view = %info.name, %message, "fallback lookup failed");
+        ApiError::FallbackFailed { name: info.name.clone(), message }
+    })?;
+    let mut response = ([(header::CONTENT_TYPE, "application/json")], Body::from(body)).into_response();
+    response.headers_mut().insert(SERVED_BY_HEADER, HeaderValue::from_static("source"));
+    Ok(response)
+}
+
+/// `GET /views/{name}?{raw_query}` without HTTP, from the view's rows only
+/// (no [`Fallback`]): the JSON body and the position it reflects. The HTTP
+/// handler and in-process readers (the demo's latency comparison, a later
+/// pgwire reader) share it.
 pub fn read_rows(published: &Published, name: &str, raw_query: &str) -> Result<(Vec<u8>, Option<Position>), ApiError> {
     let Some(view) = published.view(name) else {
         let views = published.views.iter().map(|v| v.info.name.clone()).collect();
@@ -237,11 +344,7 @@ pub fn read_rows(published: &Published, name: &str, raw_query: &str) -> Result<(
         }
     }
     let matches = execute(view, &query);
-    let columns: Vec<(usize, &str)> = match &query.select {
-        Some(select) => select.iter().map(|&i| (i, view.info.columns[i].name.as_str())).collect(),
-        None => view.info.columns.iter().enumerate().map(|(i, c)| (i, c.name.as_str())).collect(),
-    };
-    Ok((render_rows(&columns, paginate(&matches, &query)), view.position))
+    Ok((render_rows(&output_columns(&view.info, &query), paginate(&matches, &query)), view.position))
 }
 
 fn with_position(mut response: Response, position: Option<u64>) -> Response {
@@ -251,14 +354,14 @@ fn with_position(mut response: Response, position: Option<u64>) -> Response {
     response
 }
 
-async fn get_health(State(reader): State<Reader>) -> Response {
-    let health = health(&reader.snapshot());
+async fn get_health(State(app): State<App>) -> Response {
+    let health = health(&app.reader.snapshot());
     let status = if health.status == "starting" { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
     (status, Json(health)).into_response()
 }
 
-async fn get_metrics(State(reader): State<Reader>) -> Response {
-    ([(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], reader.metrics().render()).into_response()
+async fn get_metrics(State(app): State<App>) -> Response {
+    ([(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], app.reader.metrics().render()).into_response()
 }
 
 #[cfg(test)]
@@ -274,6 +377,7 @@ mod tests {
             (ApiError::ViewFailed { name: "x".into(), reason: "r".into() }, 503, "view_failed"),
             (ApiError::Starting { name: "x".into() }, 503, "starting"),
             (ApiError::NotFound { path: "/x".into() }, 404, "not_found"),
+            (ApiError::FallbackFailed { name: "x".into(), message: "m".into() }, 503, "fallback_failed"),
         ];
         for (e, status, code) in cases {
             assert_eq!((e.status().as_u16(), e.code()), (status, code), "{e}");

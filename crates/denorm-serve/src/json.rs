@@ -74,6 +74,33 @@ pub struct ViewSummary {
     /// were skipped (logged, counted in `denorm_changes_undecodable_total`):
     /// the view may miss them until the next snapshot.
     pub undecodable_changes: u64,
+    /// `"on_change"` or the refresh period in seconds (`WITH (refresh = '1h')` → 3600).
+    pub refresh: RefreshSummary,
+    /// When the rows were last brought up to date (unix seconds): the last
+    /// publish of an on-change view, the last refresh of a scheduled one;
+    /// null before the first.
+    pub refreshed_at: Option<f64>,
+    /// What a read gets while the view is beyond its budget: `"serve"` (its
+    /// rows, with `Denorm-Stale: true`) or `"fallback"` (key lookups are
+    /// answered by the source).
+    pub on_stale: &'static str,
+}
+
+/// `refresh` of a [`ViewSummary`]: serialized as the string `"on_change"`
+/// or the period in seconds as a number.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RefreshSummary {
+    OnChange,
+    Every(f64),
+}
+
+impl Serialize for RefreshSummary {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            RefreshSummary::OnChange => serializer.serialize_str("on_change"),
+            RefreshSummary::Every(seconds) => serializer.serialize_f64(*seconds),
+        }
+    }
 }
 
 pub fn view_summary(view: &PublishedView, source: &SourceStatus, now: f64) -> ViewSummary {
@@ -97,6 +124,9 @@ pub fn view_summary(view: &PublishedView, source: &SourceStatus, now: f64) -> Vi
         column_types: info.columns.iter().map(|c| (c.name.clone(), c.ty.to_string())).collect(),
         tables: info.tables.clone(),
         undecodable_changes: view.undecodable_changes,
+        refresh: info.refresh.map_or(RefreshSummary::OnChange, |d| RefreshSummary::Every(d.as_secs_f64())),
+        refreshed_at: view.refreshed_at,
+        on_stale: if info.fallback { "fallback" } else { "serve" },
     }
 }
 
@@ -247,6 +277,7 @@ mod tests {
                 key: vec![0],
                 max_staleness: Some(Duration::from_millis(1500)),
                 tables: vec!["t".into()],
+                ..Default::default()
             },
             ViewInfo {
                 name: "b".into(),
@@ -254,6 +285,8 @@ mod tests {
                 key: vec![0, 1],
                 max_staleness: None,
                 tables: vec!["u".into()],
+                refresh: Some(Duration::from_secs(3600)),
+                fallback: false,
             },
         ]
     }
@@ -287,6 +320,7 @@ mod tests {
         assert_eq!((s.rows, s.position, s.status, s.error.clone()), (1, Some(4), "ok", None));
         assert_eq!((s.freshness_seconds, s.max_staleness_seconds, s.within_sla), (1.0, Some(1.5), true));
         assert_eq!(s.column_types.get("n").map(String::as_str), Some("double"));
+        assert_eq!((s.refresh, s.refreshed_at, s.on_stale), (RefreshSummary::OnChange, Some(12.0), "serve"));
         let s = view_summary(&snap.views[0], &snap.source, 22.0);
         assert!(!s.within_sla);
         let h = health(&snap);
@@ -312,5 +346,9 @@ mod tests {
         let value = serde_json::to_value(view_summary(&r.snapshot().views[1], &r.snapshot().source, 30.0)).unwrap();
         assert_eq!(value["status"], "failed");
         assert_eq!(value["max_staleness_seconds"], serde_json::Value::Null);
+        assert_eq!(value["refresh"], 3600.0);
+        assert_eq!(value["refreshed_at"], 12.0, "the first publish refreshed it; failing keeps it");
+        let value = serde_json::to_value(view_summary(&r.snapshot().views[0], &r.snapshot().source, 30.0)).unwrap();
+        assert_eq!((value["refresh"].as_str(), value["refreshed_at"].as_f64()), (Some("on_change"), Some(30.0)));
     }
 }

@@ -6,6 +6,7 @@
 //! the Prometheus text format 0.0.4 that `promtool check metrics` and every
 //! Prometheus scraper parse (see [`Metrics::render`]).
 
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use prometheus_client::encoding::{text, EncodeLabelSet};
@@ -61,6 +62,11 @@ struct Inner {
     view_rows: Family<ViewLabel, Gauge>,
     view_position: Family<ViewLabel, Gauge>,
     view_failed: Family<ViewLabel, Gauge>,
+    view_within_sla: Family<ViewLabel, Gauge>,
+    view_refreshed_at: Family<ViewLabel, Gauge<f64, AtomicU64>>,
+    budget_exceeded: Family<ViewLabel, Counter>,
+    fallback_reads: Family<ViewLabel, Counter>,
+    fallback_errors: Family<ViewLabel, Counter>,
     freshness: FreshnessFamily,
     source_lag: Gauge,
     source_head: Gauge,
@@ -91,6 +97,11 @@ impl Metrics {
             view_rows: Family::default(),
             view_position: Family::default(),
             view_failed: Family::default(),
+            view_within_sla: Family::default(),
+            view_refreshed_at: Family::default(),
+            budget_exceeded: Family::default(),
+            fallback_reads: Family::default(),
+            fallback_errors: Family::default(),
             freshness: Family::new_with_constructor(freshness_histogram as fn() -> Histogram),
             source_lag: Gauge::default(),
             source_head: Gauge::default(),
@@ -121,6 +132,31 @@ impl Metrics {
             "view_failed",
             "1 when a view has failed and is no longer maintained, else 0",
             inner.view_failed.clone(),
+        );
+        r.register(
+            "view_within_sla",
+            "1 when a view was within its staleness budget (or has none) at its last publish, else 0",
+            inner.view_within_sla.clone(),
+        );
+        r.register(
+            "view_refreshed_at",
+            "When a view's rows were last brought up to date (its last refresh), in unix seconds",
+            inner.view_refreshed_at.clone(),
+        );
+        r.register(
+            "staleness_budget_exceeded",
+            "Publishes at which a view with max_staleness was beyond its budget",
+            inner.budget_exceeded.clone(),
+        );
+        r.register(
+            "fallback_reads",
+            "Key lookups of a stale, failed or starting view sent to the source (on_stale = 'fallback')",
+            inner.fallback_reads.clone(),
+        );
+        r.register(
+            "fallback_errors",
+            "Key lookups sent to the source that failed (answered 503 fallback_failed)",
+            inner.fallback_errors.clone(),
         );
         r.register(
             "freshness_seconds",
@@ -179,12 +215,45 @@ impl Metrics {
         }
     }
 
-    /// Registers a view's series at zero so that they exist before its first change.
-    pub(crate) fn declare_view(&self, view: &str) {
+    /// The staleness figures of a view at a publish: whether it is within
+    /// its budget (counted as exceeded when it has one and is not), and when
+    /// its rows were last refreshed.
+    pub(crate) fn set_view_sla(&self, view: &str, within: bool, has_budget: bool, refreshed_at: Option<f64>) {
+        let label = ViewLabel { view: view.to_owned() };
+        self.inner.view_within_sla.get_or_create(&label).set(i64::from(within));
+        if has_budget && !within {
+            self.inner.budget_exceeded.get_or_create(&label).inc();
+        }
+        if let Some(at) = refreshed_at {
+            self.inner.view_refreshed_at.get_or_create(&label).set(at);
+        }
+    }
+
+    /// Counts a key lookup sent to the source, and whether it failed.
+    pub(crate) fn fallback_read(&self, view: &str, failed: bool) {
+        let label = ViewLabel { view: view.to_owned() };
+        self.inner.fallback_reads.get_or_create(&label).inc();
+        if failed {
+            self.inner.fallback_errors.get_or_create(&label).inc();
+        }
+    }
+
+    /// Registers a view's series at zero so that they exist before its
+    /// first change: the budget and fallback counters only for views with
+    /// a budget or a fallback.
+    pub(crate) fn declare_view(&self, view: &str, has_budget: bool, fallback: bool) {
         let label = ViewLabel { view: view.to_owned() };
         drop(self.inner.view_rows.get_or_create(&label));
         drop(self.inner.view_failed.get_or_create(&label));
+        self.inner.view_within_sla.get_or_create(&label).set(1);
         drop(self.inner.freshness.get_or_create(&label));
+        if has_budget {
+            drop(self.inner.budget_exceeded.get_or_create(&label));
+        }
+        if fallback {
+            drop(self.inner.fallback_reads.get_or_create(&label));
+            drop(self.inner.fallback_errors.get_or_create(&label));
+        }
     }
 
     pub(crate) fn set_source(&self, head: Option<u64>, published: Option<u64>) {
@@ -262,7 +331,9 @@ mod tests {
         let m = Metrics::new();
         m.changes_applied("users", 3);
         m.undecodable("users", 1);
-        m.declare_view("v");
+        m.declare_view("v", true, true);
+        m.set_view_sla("v", false, true, Some(1_700_000_000.25));
+        m.fallback_read("v", false);
         m.observe_freshness("v", 0.002);
         m.http_request("/views/{name}", 200);
         let text = m.render();
@@ -273,6 +344,11 @@ mod tests {
         assert!(text.contains("# TYPE denorm_changes_applied_total counter"), "{text}");
         assert!(text.contains("denorm_changes_applied_total{table=\"users\"} 3"), "{text}");
         assert!(text.contains("denorm_freshness_seconds_bucket{le=\"0.0005\",view=\"v\"} 0"), "{text}");
+        assert!(text.contains("denorm_view_within_sla{view=\"v\"} 0"), "{text}");
+        assert!(text.contains("denorm_view_refreshed_at{view=\"v\"} 1700000000.25"), "{text}");
+        assert!(text.contains("denorm_staleness_budget_exceeded_total{view=\"v\"} 1"), "{text}");
+        assert!(text.contains("denorm_fallback_reads_total{view=\"v\"} 1"), "{text}");
+        assert!(text.contains("denorm_fallback_errors_total{view=\"v\"} 0"), "{text}");
         assert!(!text.contains("# EOF"));
     }
 

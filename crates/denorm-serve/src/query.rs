@@ -274,10 +274,9 @@ pub fn parse_value(name: &str, ty: ScalarType, raw: &str) -> Result<Value, BadPa
     })
 }
 
-/// Chooses a key lookup when every key column has a (non-negated) `eq`
-/// filter, a range of the index when a leading part of the key has, and a
-/// scan otherwise.
-pub fn plan(view: &ViewInfo, filters: &[Filter]) -> Plan {
+/// The values of the leading key columns that have a (non-negated) `eq`
+/// filter, in key column order (the first such filter of each column).
+fn key_values<'f>(view: &ViewInfo, filters: &'f [Filter]) -> Vec<&'f Value> {
     let mut values = Vec::with_capacity(view.key.len());
     for &k in &view.key {
         let eq = filters.iter().find_map(|f| match &f.op {
@@ -289,6 +288,14 @@ pub fn plan(view: &ViewInfo, filters: &[Filter]) -> Plan {
             None => break,
         }
     }
+    values
+}
+
+/// Chooses a key lookup when every key column has a (non-negated) `eq`
+/// filter, a range of the index when a leading part of the key has, and a
+/// scan otherwise.
+pub fn plan(view: &ViewInfo, filters: &[Filter]) -> Plan {
+    let values = key_values(view, filters);
     if values.is_empty() {
         Plan::Scan
     } else if values.len() == view.key.len() {
@@ -296,6 +303,14 @@ pub fn plan(view: &ViewInfo, filters: &[Filter]) -> Plan {
     } else {
         Plan::Prefix(pack_key(values))
     }
+}
+
+/// The key values (in key column order) of a query that [`plan`]s as a
+/// [`Plan::Lookup`], unpacked: what a source-side lookup is asked for.
+/// `None` for any other plan.
+pub fn lookup_key(view: &ViewInfo, filters: &[Filter]) -> Option<Vec<Value>> {
+    let values = key_values(view, filters);
+    (!values.is_empty() && values.len() == view.key.len()).then(|| values.into_iter().cloned().collect())
 }
 
 /// SQL's three-valued result of `datum op operand`: `None` is NULL.
@@ -342,12 +357,32 @@ pub fn execute<'a>(view: &'a PublishedView, query: &Query) -> Vec<Match<'a>> {
         query.filters.iter().all(|f| passes(f, &datums)).then_some(Match { datums, count })
     };
     let plan = plan(&view.info, &query.filters);
-    let mut matches: Vec<Match<'a>> = match &plan {
+    let matches: Vec<Match<'a>> = match &plan {
         Plan::Lookup(key) => view.rows.get(key).iter().filter_map(|(r, d)| keep((r, *d))).collect(),
         Plan::Prefix(prefix) => view.rows.prefixed(prefix).filter_map(keep).collect(),
         Plan::Scan => view.rows.iter().filter_map(keep).collect(),
     };
-    let order = |a: &Match<'_>, b: &Match<'_>| row_order(&view.info.key, &query.order, &a.datums, &b.datums);
+    order_and_trim(&view.info.key, query, matches)
+}
+
+/// Runs `query` over rows given as values (one entry per row, e.g. read
+/// from the source by a [`Fallback`](crate::Fallback)) exactly as
+/// [`execute`] runs it over a view's rows: the same filters, order and
+/// trimming; [`paginate`] then pages. Every row must have one value per
+/// column of `view`.
+pub fn execute_values(view: &ViewInfo, query: &Query, rows: Vec<Vec<Value>>) -> Vec<Match<'static>> {
+    let matches = rows
+        .into_iter()
+        .filter(|datums| query.filters.iter().all(|f| passes(f, datums)))
+        .map(|datums| Match { datums, count: 1 })
+        .collect();
+    order_and_trim(&view.key, query, matches)
+}
+
+/// Sorts matches in the served order, keeping only the first
+/// `offset + limit` entries.
+fn order_and_trim<'a>(key: &[usize], query: &Query, mut matches: Vec<Match<'a>>) -> Vec<Match<'a>> {
+    let order = |a: &Match<'_>, b: &Match<'_>| row_order(key, &query.order, &a.datums, &b.datums);
     // Each entry is at least one output row, so only the first
     // offset + limit entries in order can be returned.
     if let Some(limit) = query.limit {
@@ -422,6 +457,7 @@ mod tests {
             key: vec![0, 1],
             max_staleness: None,
             tables: vec![],
+            ..Default::default()
         }
     }
 

@@ -14,7 +14,8 @@
 //! and swaps it in atomically. A reader holds one `Arc<Published>` for a
 //! whole request, so it never sees half a batch, and every view in it
 //! reflects the same source position (except failed views, which keep the
-//! position of their last good state).
+//! position of their last good state, and scheduled views, which keep the
+//! position of their last refresh: see [`Publisher::refreshed`]).
 //!
 //! Rows live in persistent hash maps (`imbl`): cloning one is O(1) and the
 //! working copy and published copies share structure, so publishing costs
@@ -32,7 +33,10 @@ use crate::metrics::Metrics;
 pub use crate::rows::{pack_key, ViewRows};
 
 /// One view as the engine declares it to the serving layer.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// `Default` gives an empty on-change view without budget or fallback, so
+/// that callers can write `ViewInfo { name, columns, key, ..Default::default() }`.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ViewInfo {
     pub name: String,
     pub columns: Vec<ColumnInfo>,
@@ -43,6 +47,14 @@ pub struct ViewInfo {
     pub max_staleness: Option<Duration>,
     /// Source tables the view reads; commits to them count toward its freshness.
     pub tables: Vec<String>,
+    /// `WITH (refresh = '1h')`: the view is brought up to date only every
+    /// period (see [`Publisher::refreshed`]); `None` (the default) refreshes
+    /// it at every change.
+    pub refresh: Option<Duration>,
+    /// `WITH (on_stale = 'fallback')`: while the view is beyond its
+    /// `max_staleness` budget (or failed, or starting), full-key lookups are
+    /// answered by the source through the server's [`Fallback`](crate::Fallback).
+    pub fallback: bool,
 }
 
 /// One output column of a view.
@@ -124,6 +136,10 @@ pub struct PublishedView {
     pub changes_total: u64,
     /// Source changes to the view's tables skipped as undecodable.
     pub undecodable_changes: u64,
+    /// When (unix seconds) the rows were last brought up to date: the time
+    /// of the last publish for an on-change view, of the last refresh for a
+    /// scheduled one; `None` before the first publish.
+    pub refreshed_at: Option<f64>,
 }
 
 impl PublishedView {
@@ -134,15 +150,24 @@ impl PublishedView {
     /// time, that is `now − oldest pending commit`: how far the view lags
     /// right now. Otherwise it is the last observed commit→visible latency
     /// ([`PublishedView::last_freshness_seconds`]).
+    ///
+    /// A scheduled view ([`ViewInfo::refresh`]) whose position the source
+    /// has moved past shows the state of its last refresh, so it is at
+    /// least `now − refreshed_at` old: its freshness is that (or the
+    /// pending-commit figure above when larger).
     pub fn freshness_seconds(&self, source: &SourceStatus, now: f64) -> f64 {
         let behind = match (source.head, self.position) {
             (Some(head), Some(at)) => head > at,
             (Some(_), None) => true,
             (None, _) => false,
         };
-        match source.oldest_pending_commit_at {
+        let usual = match source.oldest_pending_commit_at {
             Some(committed_at) if behind => (now - committed_at).max(0.0),
             _ => self.last_freshness_seconds,
+        };
+        match self.refreshed_at {
+            Some(refreshed_at) if behind && self.info.refresh.is_some() => usual.max(now - refreshed_at),
+            _ => usual,
         }
     }
 
@@ -220,7 +245,7 @@ pub fn channel(views: Vec<ViewInfo>) -> (Publisher, Reader) {
     let published_views: Vec<PublishedView> = infos
         .iter()
         .map(|info| {
-            metrics.declare_view(&info.name);
+            metrics.declare_view(&info.name, info.max_staleness.is_some(), info.fallback);
             PublishedView {
                 info: info.clone(),
                 rows: ViewRows::default(),
@@ -229,6 +254,7 @@ pub fn channel(views: Vec<ViewInfo>) -> (Publisher, Reader) {
                 last_freshness_seconds: 0.0,
                 changes_total: 0,
                 undecodable_changes: 0,
+                refreshed_at: None,
             }
         })
         .collect();
@@ -237,8 +263,16 @@ pub fn channel(views: Vec<ViewInfo>) -> (Publisher, Reader) {
     let recent = Mutex::new(vec![Recent::default(); published_views.len()]);
     let shared = Arc::new(Shared { published: ArcSwap::from_pointee(published), metrics, recent });
     let (position_tx, position_rx) = watch::channel(None);
-    let publisher =
-        Publisher { shared: shared.clone(), working: published_views, position_tx, packer: RowPacker::new() };
+    let views = published_views.len();
+    let publisher = Publisher {
+        shared: shared.clone(),
+        working: published_views,
+        // Every view's first publish shows it (the initial snapshot is its first refresh).
+        refresh: vec![true; views],
+        gathered: vec![None; views],
+        position_tx,
+        packer: RowPacker::new(),
+    };
     (publisher, Reader { shared, position: position_rx })
 }
 
@@ -246,6 +280,13 @@ pub fn channel(views: Vec<ViewInfo>) -> (Publisher, Reader) {
 pub struct Publisher {
     shared: Arc<Shared>,
     working: Vec<PublishedView>,
+    /// Per view: whether the next publish shows its working copy. Always
+    /// true for on-change views; for scheduled views set by
+    /// [`Publisher::refreshed`] and [`Publisher::clear`].
+    refresh: Vec<bool>,
+    /// Per scheduled view: the oldest commit time of its tables published
+    /// since its last refresh (the changes it does not show yet).
+    gathered: Vec<Option<f64>>,
     position_tx: watch::Sender<Option<Position>>,
     packer: RowPacker,
 }
@@ -258,7 +299,8 @@ impl std::fmt::Debug for Publisher {
 
 impl Publisher {
     /// Applies a view's consolidated output changes of the current batch to
-    /// the working copy; readers see them at the next [`Publisher::publish`].
+    /// the working copy; readers see them at the next [`Publisher::publish`]
+    /// (for a scheduled view: at the next publish after [`Publisher::refreshed`]).
     /// Changes to a failed view are ignored until it is [cleared](Publisher::clear).
     pub fn apply(&mut self, view: usize, changes: &[(Row, Diff)]) {
         let v = &mut self.working[view];
@@ -294,11 +336,27 @@ impl Publisher {
     }
 
     /// Empties a view before it is snapshotted again; a failed view becomes
-    /// maintained again. Readers keep seeing the old rows until the next publish.
+    /// maintained again. Readers keep seeing the old rows until the next
+    /// publish, which shows the view again even if it is scheduled (a
+    /// snapshot is a refresh).
     pub fn clear(&mut self, view: usize) {
         let v = &mut self.working[view];
         v.rows = ViewRows::default();
         v.status = ViewStatus::Starting;
+        self.refresh[view] = true;
+    }
+
+    /// Marks a scheduled view ([`ViewInfo::refresh`]) as brought up to date
+    /// in the current batch: the next [`Publisher::publish`] shows its
+    /// working copy (every change [applied](Publisher::apply) to it so far)
+    /// at that publish's position and time. Without this, a publish leaves
+    /// a scheduled view's rows, position, status and `refreshed_at` as they
+    /// were (changes applied meanwhile wait in the working copy), while
+    /// on-change views advance. A failure ([`Publisher::fail`]) is shown at
+    /// the next publish either way. No effect on on-change views, which are
+    /// refreshed at every publish.
+    pub fn refreshed(&mut self, view: usize) {
+        self.refresh[view] = true;
     }
 
     /// Publishes the working copy as the state at `position`. `commits` are
@@ -311,31 +369,54 @@ impl Publisher {
     /// for tests and replays.
     pub fn publish_at(&mut self, position: Position, commits: &[(String, f64)], now: f64) {
         let metrics = &self.shared.metrics;
+        let previous = self.shared.published.load_full();
         let mut recent = self.shared.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (v, recent) in self.working.iter_mut().zip(recent.iter_mut()) {
-            if matches!(v.status, ViewStatus::Failed(_)) {
+        let mut views = Vec::with_capacity(self.working.len());
+        for (i, (v, recent)) in self.working.iter_mut().zip(recent.iter_mut()).enumerate() {
+            let info = v.info.clone();
+            let relevant = || commits.iter().filter(|(t, _)| info.tables.iter().any(|vt| vt == t)).map(|(_, at)| *at);
+            let failed = matches!(v.status, ViewStatus::Failed(_));
+            let shown = failed || v.info.refresh.is_none() || self.refresh[i];
+            if !shown {
+                // A scheduled view between refreshes: readers keep its last
+                // refreshed state; the commits it misses are remembered for
+                // the freshness observed at its next refresh.
+                let oldest = relevant().fold(self.gathered[i], |o, at| Some(o.map_or(at, |o: f64| o.min(at))));
+                self.gathered[i] = oldest;
+                let last = &previous.views[i];
+                views.push(PublishedView { rows: last.rows.clone(), ..v.clone() });
                 continue;
             }
-            v.status = ViewStatus::Ok;
-            v.position = Some(position);
-            let mut worst: Option<f64> = None;
-            for (_, committed_at) in commits.iter().filter(|(t, _)| v.info.tables.iter().any(|vt| vt == t)) {
-                let latency = (now - committed_at).max(0.0);
-                metrics.observe_freshness(&v.info.name, latency);
-                recent.push(latency);
-                worst = Some(worst.map_or(latency, |w: f64| w.max(latency)));
+            self.refresh[i] = false;
+            if !failed {
+                v.status = ViewStatus::Ok;
+                v.position = Some(position);
+                v.refreshed_at = Some(now);
+                let mut worst: Option<f64> = None;
+                for committed_at in relevant().chain(self.gathered[i].take()) {
+                    let latency = (now - committed_at).max(0.0);
+                    metrics.observe_freshness(&v.info.name, latency);
+                    recent.push(latency);
+                    worst = Some(worst.map_or(latency, |w: f64| w.max(latency)));
+                }
+                if let Some(w) = worst {
+                    v.last_freshness_seconds = w;
+                }
             }
-            if let Some(w) = worst {
-                v.last_freshness_seconds = w;
-            }
+            views.push(v.clone());
         }
         drop(recent);
-        for v in &self.working {
+        let source = previous.source.clone();
+        // The source is at least at the position being published (its
+        // status is usually updated just after a publish).
+        let at_publish = SourceStatus { head: source.head.max(Some(position)), ..source.clone() };
+        for v in &views {
             let failed = matches!(v.status, ViewStatus::Failed(_));
             metrics.set_view(&v.info.name, v.rows.len(), v.position.map(|p| p.0), failed);
+            let within = v.within_sla(&at_publish, now);
+            metrics.set_view_sla(&v.info.name, within, v.info.max_staleness.is_some(), v.refreshed_at);
         }
-        let source = self.shared.published.load().source.clone();
-        self.store(Published { position: Some(position), views: self.working.clone().into(), source });
+        self.store(Published { position: Some(position), views: views.into(), source });
         self.position_tx.send_replace(Some(position));
     }
 
@@ -425,6 +506,33 @@ impl Reader {
     }
 }
 
+impl Reader {
+    /// Like [`Reader::wait_for_position`], but waits until the view at
+    /// index `view` itself reflects at least `position`: for a scheduled
+    /// view ([`ViewInfo::refresh`]) that is its next refresh at or past the
+    /// position, not merely the next publish. A failed view never gets
+    /// there, so the wait ends with the timeout. The error reports the
+    /// view's position.
+    pub async fn wait_for_view(
+        &self,
+        view: usize,
+        position: Position,
+        timeout: Duration,
+    ) -> Result<Arc<Published>, WaitError> {
+        let mut rx = self.position.clone();
+        let view_position = || self.shared.published.load().views.get(view).and_then(|v| v.position);
+        // The state is stored before the position is announced, so looking
+        // at the stored state on every announcement misses nothing.
+        let waited =
+            tokio::time::timeout(timeout, rx.wait_for(|_| view_position().is_some_and(|p| p >= position))).await;
+        match waited {
+            Ok(Ok(_)) => Ok(self.snapshot()),
+            Ok(Err(_)) => Err(WaitError::Closed { wanted: position, published: view_position() }),
+            Err(_) => Err(WaitError::Timeout { wanted: position, published: view_position() }),
+        }
+    }
+}
+
 /// p50 and p99 of `samples` (reordered); NaN when empty.
 pub fn percentiles(samples: &mut [f64]) -> (f64, f64) {
     if samples.is_empty() {
@@ -459,6 +567,7 @@ mod tests {
             key,
             max_staleness: budget.map(Duration::from_secs_f64),
             tables: tables.iter().map(|t| t.to_string()).collect(),
+            ..Default::default()
         }
     }
 
@@ -584,6 +693,137 @@ mod tests {
         p.set_source(pending(10));
         let s = r.snapshot();
         assert_eq!(s.views[0].freshness_seconds(&s.source, 500.0), 0.5);
+    }
+
+    fn scheduled(name: &str, tables: &[&str], budget: Option<f64>) -> ViewInfo {
+        ViewInfo { refresh: Some(Duration::from_secs(3600)), ..info(name, vec![0], tables, budget) }
+    }
+
+    fn following(head: u64, oldest_pending_commit_at: Option<f64>) -> SourceStatus {
+        SourceStatus {
+            state: SourceState::Following,
+            head: Some(Position(head)),
+            oldest_pending_commit_at,
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn a_scheduled_view_changes_only_when_refreshed() {
+        let (mut p, r) = channel(vec![info("live", vec![0], &["t"], None), scheduled("hourly", &["t"], Some(60.0))]);
+        // The first publish shows every view: the snapshot is a refresh.
+        p.apply(0, &[(row(1, "a"), 1)]);
+        p.apply(1, &[(row(1, "a"), 1)]);
+        p.publish_at(Position(1), &[], 100.0);
+        let s = r.snapshot();
+        for v in s.views.iter() {
+            assert_eq!(
+                (v.position, v.refreshed_at, v.rows.len()),
+                (Some(Position(1)), Some(100.0), 1),
+                "{}",
+                v.info.name
+            );
+            assert_eq!(v.status, ViewStatus::Ok);
+        }
+
+        // Changes applied to the scheduled view without `refreshed` wait in
+        // the working copy; the on-change view advances.
+        p.apply(0, &[(row(2, "b"), 1)]);
+        p.apply(1, &[(row(2, "b"), 1)]);
+        p.publish_at(Position(2), &[("t".into(), 150.0)], 151.0);
+        p.publish_at(Position(3), &[("t".into(), 160.0), ("u".into(), 120.0)], 161.0);
+        p.set_source(following(3, None));
+        let s = r.snapshot();
+        let (live, hourly) = (&s.views[0], &s.views[1]);
+        assert_eq!((live.position, live.refreshed_at, live.rows.len()), (Some(Position(3)), Some(161.0), 2));
+        assert_eq!((hourly.position, hourly.refreshed_at, hourly.rows.len()), (Some(Position(1)), Some(100.0), 1));
+        assert_eq!(rows_of(hourly), vec![(row(1, "a"), 1)]);
+        assert_eq!(s.position, Some(Position(3)));
+
+        // The source moved past it: it is as old as its last refresh.
+        assert_eq!(live.freshness_seconds(&s.source, 200.0), 1.0);
+        assert_eq!(hourly.freshness_seconds(&s.source, 150.0), 50.0);
+        assert!(hourly.within_sla(&s.source, 160.0), "60 s old, budget 60 s");
+        assert_eq!(hourly.freshness_seconds(&s.source, 200.0), 100.0);
+        assert!(!hourly.within_sla(&s.source, 200.0));
+        // An unpublished commit older than the refresh counts when larger.
+        let pending = following(4, Some(90.0));
+        assert_eq!(hourly.freshness_seconds(&pending, 200.0), 110.0);
+        let metrics = r.metrics().render();
+        assert!(metrics.contains("denorm_view_refreshed_at{view=\"hourly\"} 100.0"), "{metrics}");
+        assert!(metrics.contains("denorm_view_refreshed_at{view=\"live\"} 161.0"), "{metrics}");
+        assert!(metrics.contains("denorm_view_position{view=\"hourly\"} 1"), "{metrics}");
+        // Publish 3 at 161 s: 61 s since the refresh, beyond 60 s.
+        assert!(metrics.contains("denorm_staleness_budget_exceeded_total{view=\"hourly\"} 1"), "{metrics}");
+        assert!(metrics.contains("denorm_view_within_sla{view=\"hourly\"} 0"), "{metrics}");
+        assert!(metrics.contains("denorm_view_within_sla{view=\"live\"} 1"), "{metrics}");
+
+        // The refresh shows everything applied so far at the publish's
+        // position; its latency is the oldest commit it gathered.
+        p.refreshed(1);
+        p.publish_at(Position(3), &[], 3700.0);
+        p.set_source(following(3, None));
+        let s = r.snapshot();
+        let hourly = &s.views[1];
+        assert_eq!((hourly.position, hourly.refreshed_at, hourly.rows.len()), (Some(Position(3)), Some(3700.0), 2));
+        assert_eq!(hourly.last_freshness_seconds, 3550.0);
+        assert_eq!(hourly.freshness_seconds(&s.source, 3800.0), 3550.0, "up to date: the usual figure");
+        assert_eq!(s.views[0].position, Some(Position(3)));
+        assert!(r.metrics().render().contains("denorm_view_refreshed_at{view=\"hourly\"} 3700.0"));
+
+        // The mark lasts one publish.
+        p.apply(1, &[(row(3, "c"), 1)]);
+        p.publish_at(Position(4), &[("t".into(), 3800.0)], 3801.0);
+        assert_eq!(r.snapshot().views[1].position, Some(Position(3)));
+        assert_eq!(r.snapshot().views[1].rows.len(), 2);
+    }
+
+    #[test]
+    fn a_scheduled_view_shows_failures_and_snapshots_without_a_refresh_mark() {
+        let (mut p, r) = channel(vec![scheduled("hourly", &["t"], None)]);
+        p.apply(0, &[(row(1, "a"), 1)]);
+        p.publish_at(Position(1), &[], 10.0);
+        p.apply(0, &[(row(2, "b"), 1)]);
+        p.fail(0, "integer overflow".into());
+        p.publish_at(Position(2), &[], 20.0);
+        let s = r.snapshot();
+        assert_eq!(s.views[0].status, ViewStatus::Failed("integer overflow".into()));
+        assert_eq!(
+            (s.views[0].position, s.views[0].refreshed_at, s.views[0].rows.len()),
+            (Some(Position(1)), Some(10.0), 1)
+        );
+        // A re-snapshot is a refresh.
+        p.clear(0);
+        p.apply(0, &[(row(7, "z"), 1)]);
+        p.publish_at(Position(5), &[], 30.0);
+        let s = r.snapshot();
+        assert_eq!(s.views[0].status, ViewStatus::Ok);
+        assert_eq!((s.views[0].position, s.views[0].refreshed_at), (Some(Position(5)), Some(30.0)));
+        assert_eq!(rows_of(&s.views[0]), vec![(row(7, "z"), 1)]);
+    }
+
+    #[tokio::test]
+    async fn wait_for_view_waits_for_a_scheduled_view_to_be_refreshed() {
+        let (mut p, r) = channel(vec![info("live", vec![0], &["t"], None), scheduled("hourly", &["t"], None)]);
+        p.publish_at(Position(1), &[], 0.0);
+        let waiter = {
+            let r = r.clone();
+            tokio::spawn(async move { r.wait_for_view(1, Position(2), Duration::from_secs(3600)).await })
+        };
+        tokio::task::yield_now().await;
+        p.publish_at(Position(2), &[], 0.0);
+        p.publish_at(Position(3), &[], 0.0);
+        tokio::task::yield_now().await;
+        assert!(r.wait_for_view(0, Position(3), Duration::ZERO).await.is_ok(), "on-change views move with publishes");
+        assert_eq!(
+            r.wait_for_view(1, Position(2), Duration::ZERO).await.unwrap_err(),
+            WaitError::Timeout { wanted: Position(2), published: Some(Position(1)) }
+        );
+        assert!(!waiter.is_finished());
+        p.refreshed(1);
+        p.publish_at(Position(4), &[], 0.0);
+        let got = waiter.await.unwrap().unwrap();
+        assert_eq!(got.views[1].position, Some(Position(4)));
     }
 
     #[tokio::test]

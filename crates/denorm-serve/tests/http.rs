@@ -27,6 +27,7 @@ fn views() -> Vec<ViewInfo> {
             key: vec![0],
             max_staleness: Some(Duration::from_secs(1)),
             tables: vec!["products".into(), "reviews".into()],
+            ..Default::default()
         },
         ViewInfo {
             name: "tags".into(),
@@ -34,6 +35,7 @@ fn views() -> Vec<ViewInfo> {
             key: vec![0, 1],
             max_staleness: None,
             tables: vec!["tags".into()],
+            ..Default::default()
         },
         ViewInfo {
             name: "broken".into(),
@@ -41,6 +43,7 @@ fn views() -> Vec<ViewInfo> {
             key: vec![0],
             max_staleness: None,
             tables: vec!["other".into()],
+            ..Default::default()
         },
     ]
 }

@@ -37,6 +37,7 @@ fn views() -> Vec<ViewInfo> {
             key: vec![0],
             max_staleness: None,
             tables: vec!["t".into()],
+            ..Default::default()
         },
         // A multiset: keyed by all columns.
         ViewInfo {
@@ -45,6 +46,7 @@ fn views() -> Vec<ViewInfo> {
             key: vec![0, 1],
             max_staleness: None,
             tables: vec!["t".into()],
+            ..Default::default()
         },
     ]
 }

@@ -6,11 +6,20 @@ mod common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::Server;
-use denorm_serve::{channel, ColumnInfo, SourceState, SourceStatus, ViewInfo};
-use denorm_types::{Datum, Position, Row, ScalarType};
+use denorm_serve::{channel, ColumnInfo, Fallback, SourceState, SourceStatus, ViewInfo};
+use denorm_types::{Datum, Position, Row, ScalarType, Value};
+
+struct Source;
+
+impl Fallback for Source {
+    fn lookup(&self, _view: &ViewInfo, key: &[Value]) -> Result<Vec<Vec<Value>>, String> {
+        Ok(vec![key.to_vec()])
+    }
+}
 
 #[test]
 fn metrics_pass_promtool_check_metrics() {
@@ -20,8 +29,11 @@ fn metrics_pass_promtool_check_metrics() {
         key: vec![0],
         max_staleness: Some(Duration::from_millis(500)),
         tables: vec!["users".into()],
+        ..Default::default()
     };
-    let (mut publisher, reader) = channel(vec![view("a"), view("b \"quoted\"")]);
+    let scheduled = ViewInfo { refresh: Some(Duration::from_secs(3600)), ..view("hourly") };
+    let fallback = ViewInfo { fallback: true, ..view("cards") };
+    let (mut publisher, reader) = channel(vec![view("a"), view("b \"quoted\""), scheduled, fallback]);
     publisher.apply(0, &[(Row::pack([Datum::Int(1)]), 1)]);
     publisher.metrics().changes_applied("users", 1);
     publisher.metrics().undecodable("users", 2);
@@ -30,11 +42,21 @@ fn metrics_pass_promtool_check_metrics() {
     publisher.publish_at(Position(3), &[("users".into(), 99.99)], 100.0);
     publisher.fail(1, "boom".into());
     publisher.publish(Position(4), &[]);
+    publisher.publish_at(Position(5), &[("users".into(), 0.0)], 200.0);
     publisher.set_source(SourceStatus { state: SourceState::Following, head: Some(Position(6)), ..Default::default() });
-    let server = Server::start(reader);
+    let server = Server::start_with(reader, Some(Arc::new(Source)));
     server.get("/views/a");
     server.get("/views/b%20%22quoted%22");
+    assert_eq!(server.get("/views/cards?id=eq.1").served_by.as_deref(), Some("source"));
     let metrics = server.get("/metrics").body;
+    for series in [
+        "denorm_view_refreshed_at{view=\"hourly\"} 100.0",
+        "denorm_view_within_sla{view=\"cards\"} 0",
+        "denorm_staleness_budget_exceeded_total{view=\"cards\"} 1",
+        "denorm_fallback_reads_total{view=\"cards\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == series), "missing {series}:\n{metrics}");
+    }
 
     let child = Command::new("promtool")
         .args(["check", "metrics"])

@@ -2,7 +2,9 @@
 
 #![allow(dead_code)]
 
-use denorm_serve::Reader;
+use std::sync::Arc;
+
+use denorm_serve::{Fallback, Reader};
 use tokio::sync::oneshot;
 
 /// A server running on its own tokio runtime; stops when dropped.
@@ -16,11 +18,16 @@ pub struct Server {
 
 impl Server {
     pub fn start(reader: Reader) -> Server {
+        Server::start_with(reader, None)
+    }
+
+    /// A server whose stale `on_stale = 'fallback'` views use `fallback`.
+    pub fn start_with(reader: Reader, fallback: Option<Arc<dyn Fallback>>) -> Server {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = runtime.spawn(denorm_serve::serve(listener, reader, async {
+        let task = runtime.spawn(denorm_serve::serve_with(listener, reader, fallback, async {
             let _ = stopped.await;
         }));
         let agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
@@ -43,8 +50,10 @@ impl Server {
         let header = |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
         let position = header("denorm-position");
         let content_type = header("content-type").unwrap_or_default();
+        let served_by = header("denorm-served-by");
+        let stale = header("denorm-stale");
         let body = response.body_mut().read_to_string().unwrap();
-        Reply { status, position, content_type, body }
+        Reply { status, position, content_type, served_by, stale, body }
     }
 
     /// GETs `path` and parses the body as JSON.
@@ -74,5 +83,9 @@ pub struct Reply {
     pub status: u16,
     pub position: Option<String>,
     pub content_type: String,
+    /// `Denorm-Served-By`: "view" or "source".
+    pub served_by: Option<String>,
+    /// `Denorm-Stale`.
+    pub stale: Option<String>,
     pub body: String,
 }
