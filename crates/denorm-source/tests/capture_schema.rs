@@ -24,7 +24,8 @@ fn reinstalling_the_same_spec_changes_nothing() {
     drop(db.open(&spec));
     let version = db.schema_version();
     let triggers = trigger_sql(&db);
-    assert_eq!(triggers.len(), 6);
+    // Per table: insert, delete, update, and the three REPLACE triggers.
+    assert_eq!(triggers.len(), 12);
     // Same columns in another order: the same triggers.
     drop(db.open(&common::spec(&[("posts", &["author"]), ("users", &["id", "name", "ID"])])));
     assert_eq!(db.schema_version(), version, "an identical install must not touch the schema");
@@ -37,7 +38,17 @@ fn a_changed_spec_replaces_the_triggers() {
     drop(db.open(&spec(&[("users", &["name"]), ("posts", &["author"])])));
     let mut capture = db.open(&spec(&[("users", &["name", "email"])]));
     let names: Vec<String> = trigger_sql(&db).into_iter().map(|(n, _)| n).collect();
-    assert_eq!(names, vec!["_denorm_delete_users", "_denorm_insert_users", "_denorm_update_users"]);
+    assert_eq!(
+        names,
+        vec![
+            "_denorm_delete_users",
+            "_denorm_insert_users",
+            "_denorm_preinsert_users",
+            "_denorm_preupdate_users",
+            "_denorm_replaced_users",
+            "_denorm_update_users"
+        ]
+    );
     capture.snapshot(&mut |_| {}).unwrap();
     db.writer()
         .execute_batch("INSERT INTO posts VALUES (1, 1, 'x'); INSERT INTO users VALUES (1, 'a', 'e'); UPDATE users SET email = 'f'")
@@ -60,10 +71,16 @@ fn uninstall_removes_every_denorm_object() {
             "_denorm_delete_users",
             "_denorm_insert_posts",
             "_denorm_insert_users",
+            "_denorm_preinsert_posts",
+            "_denorm_preinsert_users",
+            "_denorm_preupdate_posts",
+            "_denorm_preupdate_users",
+            "_denorm_replaced_posts",
+            "_denorm_replaced_users",
             "_denorm_update_users"
         ]
     );
-    assert_eq!(removed.tables, vec!["_denorm_changes"]);
+    assert_eq!(removed.tables, vec!["_denorm_changes", "_denorm_pending"]);
     assert!(db.denorm_objects().is_empty());
     // The application goes on writing; nothing is left to log it.
     db.writer().execute_batch("INSERT INTO users VALUES (2, 'b', NULL)").unwrap();
@@ -176,4 +193,24 @@ fn uninstalling_under_a_running_capture_is_a_schema_change() {
     assert!(matches!(capture.poll().unwrap(), Poll::Changes(_)));
     uninstall(&db.path).unwrap();
     assert_eq!(capture.poll().unwrap(), Poll::SchemaChanged { tables: vec!["users".into()] });
+}
+
+#[test]
+fn a_new_unique_index_is_a_schema_change_and_reopening_follows_it() {
+    let db = Db::new(SCHEMA);
+    let tables: &[(&str, &[&str])] = &[("users", &["id", "name"])];
+    let mut capture = db.open(&spec(tables));
+    capture.snapshot(&mut |_| {}).unwrap();
+    let w = db.writer();
+    w.execute_batch("INSERT INTO users VALUES (1, 'a', 'e@x'); CREATE UNIQUE INDEX users_email ON users (email)")
+        .unwrap();
+    // REPLACE may now delete rows on email conflicts: the triggers must know.
+    assert_eq!(capture.poll().unwrap(), Poll::SchemaChanged { tables: vec!["users".into()] });
+    drop(capture);
+    let mut capture = db.open(&spec(tables));
+    assert!(trigger_sql(&db).iter().any(|(n, sql)| n == "_denorm_preinsert_users" && sql.contains("\"email\"")));
+    let mut state = from_snapshot(&capture.snapshot(&mut |_| {}).unwrap());
+    w.execute_batch("INSERT OR REPLACE INTO users VALUES (2, 'b', 'e@x')").unwrap();
+    drain(&mut capture, &mut state);
+    assert_eq!(non_empty(state), contents(&db.path, tables));
 }

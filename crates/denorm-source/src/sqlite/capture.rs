@@ -6,6 +6,8 @@
 //!  INSERT/UPDATE/DELETE on users ──┐          open():  WAL mode, install triggers (1 tx)
 //!                                  │ same tx  snapshot(): tables + last seq     (1 read tx)
 //!   AFTER trigger _denorm_*_users ─┘          poll():  schema check + seq > pos (1 read tx)
+//!   (BEFORE triggers: rows a REPLACE
+//!    will delete → _denorm_pending)
 //!        │ INSERT                                  │  ChangeBatch { tables: (Row, Diff)…,
 //!        ▼                                         │                position, commits, … }
 //!  _denorm_changes ◄───────────────────────────────┘
@@ -56,11 +58,45 @@
 //!   the missing triggers and returns [`Poll::SchemaChanged`]; changes made
 //!   between the rebuild and the re-installation are not logged, which is why
 //!   the caller must re-snapshot.
-//! * **REPLACE deletes silently.** `INSERT OR REPLACE`/`REPLACE INTO` and
-//!   `UPDATE OR REPLACE` delete conflicting rows without firing DELETE
-//!   triggers unless the writing connection set `PRAGMA recursive_triggers =
-//!   ON`, so the replaced row is never retracted. Writers should use UPSERT
-//!   (`INSERT … ON CONFLICT DO UPDATE`), which fires the UPDATE trigger.
+//! * **REPLACE deletes without DELETE triggers.** `INSERT OR REPLACE`,
+//!   `REPLACE INTO`, `UPDATE OR REPLACE` and columns declared `ON CONFLICT
+//!   REPLACE` delete the conflicting rows without firing DELETE triggers
+//!   (unless the writer set `PRAGMA recursive_triggers = ON`), and this
+//!   holds for tables without any key too: `INSERT OR REPLACE INTO t
+//!   (rowid, …)` replaces by rowid. So every captured table also gets a
+//!   `BEFORE INSERT` and a `BEFORE UPDATE` trigger that copy the rows
+//!   conflicting with `NEW` (on the rowid, or the primary key of a WITHOUT
+//!   ROWID table, and every UNIQUE index, under the index's collation) into
+//!   `_denorm_pending`; the `AFTER INSERT` / `AFTER UPDATE` triggers, which
+//!   only fire when the row was written, log those rows' deletion with the
+//!   same `committed_at` (for rowid tables, only rows whose rowid is gone or
+//!   taken by `NEW`). Ignored inserts and UPSERTs that update leave a few
+//!   pending rows, cleared by the table's next BEFORE trigger; the DELETE
+//!   trigger takes its row out of the pending table, so that a deletion that
+//!   did fire it (`recursive_triggers = ON`) is logged once. Any writer on
+//!   stock SQLite is captured, with no change to the application.
+//!   Not followed: conflicts on UNIQUE indexes over expressions, and on
+//!   partial ones of WITHOUT ROWID tables ([`SqliteCapture::open`] warns).
+//! * **The cost of following REPLACE.** Per inserted row: one more trigger,
+//!   a `DELETE` on the (near-empty) pending table, one indexed lookup for the
+//!   rowid and per UNIQUE index (a NULL key finds nothing), and two more
+//!   statements in the AFTER trigger, of which only the pending-table scan
+//!   does work when nothing was replaced. Per deleted row: one `DELETE` on
+//!   the pending table. An UPDATE pays the same as an insert only when it
+//!   changes the rowid or a column of a UNIQUE index (a `WHEN` clause skips
+//!   the others).
+//! * **A failed `OR FAIL` statement** keeps the rows it wrote before the
+//!   failing one, and their log rows, but SQLite skips its
+//!   `sqlite_sequence` update: the position is the larger of that record
+//!   and the log's largest `seq`, and [`SqliteCapture::release`] raises the
+//!   record to what it deletes, so that no `seq` is reused.
+//! * **`SET rowid = …`** changes an `INTEGER PRIMARY KEY` column without
+//!   firing `UPDATE OF` that column: when the rowid alias is logged, the
+//!   UPDATE trigger has no `OF` list (its `WHEN` clause still filters).
+//! * **New UNIQUE indexes.** The triggers name the table's UNIQUE indexes:
+//!   creating or dropping one on a captured table is a schema change
+//!   ([`Poll::SchemaChanged`]), so that re-opening installs triggers that
+//!   follow it.
 //! * **Triggers are part of the application's writes.** A write fails if its
 //!   trigger fails (disk full, `_denorm_changes` dropped by hand); use
 //!   [`uninstall`](super::uninstall) to remove capture, never `DROP TABLE`.
@@ -86,7 +122,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use super::batch::{read_log, BatchBuilder};
 pub use super::batch::{ChangeBatch, CommitTime, Undecodable};
-use super::triggers::{self, installed_triggers, last_seq, log_table_exists, quote_ident, Trigger};
+use super::triggers::{self, installed_triggers, last_seq, log_tables_exist, quote_ident, row_keys, RowKeys, Trigger};
 use super::wakeup::Wakeup;
 use super::{raw_columns, read_table, RawColumn};
 use crate::error::is_busy;
@@ -174,9 +210,13 @@ pub(super) struct Table {
     pub(super) logged: Vec<usize>,
     pub(super) logged_names: Vec<String>,
     pub(super) without_rowid: bool,
+    /// Filled in by [`check_catalog`], from the keys.
     pub(super) triggers: Vec<Trigger>,
     /// The table's columns as installed, to tell schema changes that matter.
     pub(super) fingerprint: Vec<RawColumn>,
+    /// Its rowid and UNIQUE indexes as installed: the replace-capture
+    /// triggers depend on them.
+    pub(super) keys: RowKeys,
 }
 
 /// Change capture of one SQLite database: see the module documentation.
@@ -282,8 +322,14 @@ impl SqliteCapture {
     pub fn release(&mut self, upto: Position) -> Result<usize, SourceError> {
         let upto = upto.min(self.position);
         let seq = i64::try_from(upto.0).unwrap_or(i64::MAX);
-        let sql = format!("DELETE FROM {} WHERE seq <= ?1", triggers::LOG_TABLE);
-        self.writer.execute(&sql, [seq]).map_err(sqlite_error(&self.path, "releasing applied changes"))
+        let error = sqlite_error(&self.path, "releasing applied changes");
+        let release = |conn: &mut Connection| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let deleted = triggers::release(&tx, seq)?;
+            tx.commit()?;
+            Ok(deleted)
+        };
+        release(&mut self.writer).map_err(error)
     }
 
     /// A [`Wakeup`] that blocks until the database may hold new committed
@@ -346,16 +392,28 @@ fn planned_table(schema: &TableSchema, mut logged: Vec<usize>) -> Table {
     logged.sort_unstable();
     logged.dedup();
     let logged_names: Vec<String> = logged.iter().map(|&i| schema.columns[i].name.clone()).collect();
-    let names: Vec<&str> = logged_names.iter().map(String::as_str).collect();
     Table {
         name: schema.name.clone(),
         width: schema.columns.len(),
-        triggers: triggers::table_triggers(&schema.name, &names),
+        triggers: Vec::new(),
         logged,
         logged_names,
         without_rowid: false,
         fingerprint: Vec::new(),
+        keys: RowKeys::default(),
     }
+}
+
+impl Table {
+    fn wanted_triggers(&self) -> Vec<Trigger> {
+        let names: Vec<&str> = self.logged_names.iter().map(String::as_str).collect();
+        triggers::table_triggers(&self.name, &names, &self.keys)
+    }
+}
+
+fn read_keys(conn: &Connection, table: &str, without_rowid: bool) -> Result<RowKeys, SourceError> {
+    row_keys(conn, table, without_rowid)
+        .map_err(|source| SourceError::Introspect { what: format!("keys of table {table}"), source })
 }
 
 /// A read-write connection to an existing, writable database.
@@ -428,7 +486,7 @@ fn install(
 
 /// Fails with [`SourceError::SchemaChanged`] naming every captured table
 /// whose columns or primary key differ from `catalog`; records each table's
-/// fingerprint and rowid-ness.
+/// fingerprint, rowid-ness and keys, and the triggers they call for.
 fn check_catalog(conn: &Connection, catalog: &Catalog, tables: &mut [Table]) -> Result<(), SourceError> {
     let mut changed = Vec::new();
     for table in tables.iter_mut() {
@@ -443,6 +501,16 @@ fn check_catalog(conn: &Connection, catalog: &Catalog, tables: &mut [Table]) -> 
         }
         table.without_rowid = without_rowid;
         table.fingerprint = raw_columns(conn, &table.name)?;
+        table.keys = read_keys(conn, &table.name, without_rowid)?;
+        if !table.keys.unsupported.is_empty() {
+            tracing::warn!(
+                table = %table.name,
+                indexes = ?table.keys.unsupported,
+                "rows that INSERT OR REPLACE / UPDATE OR REPLACE delete for a conflict on these UNIQUE indexes \
+                 (over expressions, or partial on a WITHOUT ROWID table) are not captured: views may keep them"
+            );
+        }
+        table.triggers = table.wanted_triggers();
     }
     if changed.is_empty() {
         Ok(())
@@ -462,8 +530,8 @@ fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("PRAGMA schema_version", [], |r| r.get(0))
 }
 
-/// The captured tables whose columns changed or whose triggers are missing
-/// or altered, when the schema version moved since `recorded`. A move that
+/// The captured tables whose columns or UNIQUE indexes changed or whose
+/// triggers are missing or altered, when the schema version moved since `recorded`. A move that
 /// leaves them all intact (an unrelated table or index) is accepted and
 /// recorded.
 fn schema_changes(conn: &Connection, tables: &[Table], recorded: &mut i64) -> Result<Vec<String>, SourceError> {
@@ -473,11 +541,16 @@ fn schema_changes(conn: &Connection, tables: &[Table], recorded: &mut i64) -> Re
         return Ok(Vec::new());
     }
     let present = installed_triggers(conn).map_err(introspect)?;
-    let log_present = log_table_exists(conn).map_err(introspect)?;
+    let log_present = log_tables_exist(conn).map_err(introspect)?;
     let mut changed = Vec::new();
     for table in tables {
         let triggers_intact = table.triggers.iter().all(|t| present.get(&t.name.to_ascii_lowercase()) == Some(&t.sql));
-        if !log_present || !triggers_intact || raw_columns(conn, &table.name)? != table.fingerprint {
+        // A new or dropped UNIQUE index changes which rows a REPLACE deletes.
+        let intact = log_present
+            && triggers_intact
+            && raw_columns(conn, &table.name)? == table.fingerprint
+            && read_keys(conn, &table.name, table.without_rowid)? == table.keys;
+        if !intact {
             changed.push(table.name.clone());
         }
     }

@@ -1,5 +1,7 @@
-//! The SQL denorm installs in a captured database: the change-log table and
-//! three `AFTER` triggers per captured table, all named `_denorm_…`.
+//! The SQL denorm installs in a captured database: the change-log table, the
+//! pending table of rows a `REPLACE` is about to delete, and up to six
+//! triggers per captured table (see [`table_triggers`]), all named
+//! `_denorm_…`.
 //!
 //! Trigger text is generated deterministically from the table name and the
 //! logged columns (in table order), so installing twice produces the same
@@ -34,34 +36,245 @@ pub(crate) struct Trigger {
     pub sql: String,
 }
 
+/// Where rows replaced by a `REPLACE` conflict wait between the `BEFORE`
+/// trigger that sees them and the `AFTER` trigger that logs their deletion
+/// (see [`table_triggers`]). Empty between statements, except for the few
+/// rows an ignored insert or an UPSERT's update left behind, which the next
+/// `BEFORE` trigger of the same table clears.
+pub(crate) const PENDING_TABLE: &str = "_denorm_pending";
+
+/// `rid` is the rowid, or for a WITHOUT ROWID table the `quote()` encoding of
+/// its primary key; `old` is encoded like the log's `old`. No constraint:
+/// the outer statement's conflict policy (`OR FAIL`, `OR REPLACE`…)
+/// overrides the trigger's own, so the triggers must never meet a conflict.
+const PENDING_TABLE_SQL: &str = "CREATE TABLE _denorm_pending (tbl TEXT NOT NULL, rid NOT NULL, old TEXT)";
+
+/// How a captured table's rows are told apart, and the keys a `REPLACE` can
+/// conflict on: what its replace-capture triggers are generated from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct RowKeys {
+    /// A name that reaches the rowid (`rowid`, `_rowid_` or `oid`, the first
+    /// that is not a column's name); `None` for a WITHOUT ROWID table.
+    pub rowid: Option<String>,
+    /// WITHOUT ROWID tables: the primary key columns, the row's identity.
+    pub primary_key: Vec<String>,
+    /// Every UNIQUE index (primary key included) as `(column, collation)`
+    /// pairs: rows with equal values under these collations conflict.
+    pub unique: Vec<Vec<(String, String)>>,
+    /// The `INTEGER PRIMARY KEY` column that aliases the rowid, if any.
+    pub rowid_alias: Option<String>,
+    /// Indexes a `REPLACE` may conflict on that the triggers cannot follow
+    /// (over expressions; partial ones of WITHOUT ROWID tables).
+    pub unsupported: Vec<String>,
+}
+
+impl RowKeys {
+    /// Whether the replace-capture triggers can identify rows at all (a
+    /// rowid table whose columns are named `rowid`, `_rowid_` and `oid`
+    /// hides its rowid).
+    fn capturable(&self) -> bool {
+        self.rowid.is_some() || !self.primary_key.is_empty()
+    }
+
+    /// The row identity stored in the pending table's `rid`, for `alias`.
+    fn rid(&self, alias: &str) -> String {
+        match &self.rowid {
+            Some(rowid) => format!("{alias}.{}", quote_ident(rowid)),
+            None => encode_row(alias, &self.primary_key.iter().map(String::as_str).collect::<Vec<_>>()),
+        }
+    }
+
+    /// ` WHEN NEW.rowid IS NOT OLD.rowid OR NEW."u" IS NOT OLD."u" COLLATE
+    /// BINARY …`: an UPDATE that changes no key column cannot conflict.
+    fn key_changed(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(rowid) = &self.rowid {
+            let rowid = quote_ident(rowid);
+            parts.push(format!("NEW.{rowid} IS NOT OLD.{rowid}"));
+        }
+        let mut seen: Vec<&str> = Vec::new();
+        for (column, _) in self.unique.iter().flatten() {
+            if !seen.iter().any(|c| c.eq_ignore_ascii_case(column)) {
+                seen.push(column);
+                let c = quote_ident(column);
+                parts.push(format!("NEW.{c} IS NOT OLD.{c} COLLATE BINARY"));
+            }
+        }
+        format!(" WHEN {}", parts.join(" OR "))
+    }
+}
+
+/// Reads the rowid-ness, primary key and UNIQUE indexes (with collations)
+/// of `table` from the database.
+pub(crate) fn row_keys(conn: &Connection, table: &str, without_rowid: bool) -> rusqlite::Result<RowKeys> {
+    let mut columns =
+        conn.prepare("SELECT name, type, pk FROM pragma_table_xinfo(?1) WHERE hidden <> 1 ORDER BY cid")?;
+    let columns: Vec<(String, String, i64)> =
+        columns.query_map([table], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
+    let mut keys = RowKeys::default();
+    let mut pk: Vec<(i64, &str, &str)> =
+        columns.iter().filter(|c| c.2 > 0).map(|(name, ty, pk)| (*pk, name.as_str(), ty.as_str())).collect();
+    pk.sort_unstable();
+    if without_rowid {
+        keys.primary_key = pk.iter().map(|(_, name, _)| name.to_string()).collect();
+    } else {
+        let is_column = |n: &str| columns.iter().any(|c| c.0.eq_ignore_ascii_case(n));
+        keys.rowid = ["rowid", "_rowid_", "oid"].into_iter().find(|n| !is_column(n)).map(str::to_string);
+        // `INTEGER PRIMARY KEY DESC` is no alias, but treating it as one
+        // only costs an unfiltered UPDATE trigger.
+        if let [(_, name, ty)] = pk[..] {
+            if ty.trim().eq_ignore_ascii_case("INTEGER") {
+                keys.rowid_alias = Some(name.to_string());
+            }
+        }
+    }
+    let mut indexes =
+        conn.prepare("SELECT name, partial FROM pragma_index_list(?1) WHERE \"unique\" = 1 ORDER BY name")?;
+    let indexes: Vec<(String, bool)> =
+        indexes.query_map([table], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+    let mut parts = conn.prepare("SELECT name, coll FROM pragma_index_xinfo(?1) WHERE key = 1 ORDER BY seqno")?;
+    for (index, partial) in indexes {
+        let key: Vec<(Option<String>, String)> =
+            parts.query_map([&index], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+        let key: Option<Vec<(String, String)>> = key.into_iter().map(|(c, coll)| c.map(|c| (c, coll))).collect();
+        match key {
+            // A partial index is searched as if it were whole: the rowid
+            // check of the AFTER trigger drops rows that did not conflict.
+            Some(key) if !partial || keys.rowid.is_some() => {
+                if !keys.unique.contains(&key) {
+                    keys.unique.push(key);
+                }
+            }
+            _ => keys.unsupported.push(index),
+        }
+    }
+    Ok(keys)
+}
+
 /// The triggers that log changes of `table`'s `logged` columns (names in
-/// table order). A table whose views read no column (only `COUNT(*)`) gets
-/// no UPDATE trigger: no update can change what views see.
-pub(crate) fn table_triggers(table: &str, logged: &[&str]) -> Vec<Trigger> {
+/// table order), given its `keys`:
+///
+/// * `AFTER INSERT`, `AFTER DELETE` and `AFTER UPDATE OF <logged> WHEN
+///   <a logged column changed>` log the row change. A table whose views read
+///   no column (only `COUNT(*)`) gets no UPDATE trigger: no update can
+///   change what views see. When the rowid alias is logged the UPDATE
+///   trigger has no `OF` list: `SET rowid = …` changes the alias column yet
+///   fires no `UPDATE OF` trigger.
+/// * Rows a `REPLACE` conflict deletes fire no DELETE trigger (unless the
+///   writer set `recursive_triggers`), so `BEFORE INSERT` copies every row
+///   that conflicts with `NEW` on the rowid or a UNIQUE index into
+///   [`PENDING_TABLE`], and the `AFTER INSERT` trigger logs their deletion
+///   (for a rowid table only those whose rowid is gone or taken by `NEW`)
+///   before it logs the insert. `BEFORE UPDATE`/`AFTER UPDATE` do the same
+///   when an UPDATE changes a key column, excluding the updated row itself.
+///   The DELETE trigger takes its row out of the pending table, so that a
+///   deletion that did fire it (`recursive_triggers = ON`) is logged once.
+pub(crate) fn table_triggers(table: &str, logged: &[&str], keys: &RowKeys) -> Vec<Trigger> {
     let new = encode_row("NEW", logged);
     let old = encode_row("OLD", logged);
+    let replace = keys.capturable();
+    let log = |old: &str, new: &str| {
+        format!(
+            "INSERT INTO {LOG_TABLE} (tbl, old, new, committed_at) VALUES ({}, {old}, {new}, {NOW_SQL});",
+            quote_literal(table)
+        )
+    };
+    let (mut on_insert, mut on_delete) = (log("NULL", &new), log(&old, "NULL"));
+    if replace {
+        on_insert = format!("{} {on_insert}", move_pending(table, keys));
+        on_delete = format!(
+            "{on_delete} DELETE FROM {PENDING_TABLE} WHERE tbl = {} AND rid = {};",
+            quote_literal(table),
+            keys.rid("OLD")
+        );
+    }
     let mut triggers = vec![
-        trigger(table, "insert", "AFTER INSERT", "", "NULL", &new),
-        trigger(table, "delete", "AFTER DELETE", "", &old, "NULL"),
+        trigger(table, "insert", "AFTER INSERT", "", &on_insert),
+        trigger(table, "delete", "AFTER DELETE", "", &on_delete),
     ];
     if !logged.is_empty() {
-        let columns: Vec<String> = logged.iter().map(|c| quote_ident(c)).collect();
-        let event = format!("AFTER UPDATE OF {}", columns.join(", "));
-        triggers.push(trigger(table, "update", &event, &changed_condition(logged), &old, &new));
+        let alias_logged = keys.rowid_alias.as_ref().is_some_and(|a| logged.iter().any(|c| c.eq_ignore_ascii_case(a)));
+        let event = if alias_logged {
+            "AFTER UPDATE".to_string()
+        } else {
+            let columns: Vec<String> = logged.iter().map(|c| quote_ident(c)).collect();
+            format!("AFTER UPDATE OF {}", columns.join(", "))
+        };
+        triggers.push(trigger(table, "update", &event, &changed_condition(logged), &log(&old, &new)));
+    }
+    if replace {
+        let clear = format!("DELETE FROM {PENDING_TABLE} WHERE tbl = {};", quote_literal(table));
+        let before_insert = format!("{clear} {}", collect_conflicts(table, logged, keys, None));
+        triggers.push(trigger(table, "preinsert", "BEFORE INSERT", "", &before_insert));
+        let when = keys.key_changed();
+        let before_update = format!("{clear} {}", collect_conflicts(table, logged, keys, Some(&keys.rid("OLD"))));
+        triggers.push(trigger(table, "preupdate", "BEFORE UPDATE", &when, &before_update));
+        triggers.push(trigger(table, "replaced", "AFTER UPDATE", &when, &move_pending(table, keys)));
     }
     triggers
 }
 
-fn trigger(table: &str, op: &str, event: &str, when: &str, old: &str, new: &str) -> Trigger {
-    // The op comes first so that names of different tables never collide.
-    let name = format!("_denorm_{op}_{table}");
-    let sql = format!(
-        "CREATE TRIGGER {} {event} ON {}{when} BEGIN INSERT INTO {LOG_TABLE} (tbl, old, new, committed_at) \
-         VALUES ({}, {old}, {new}, {NOW_SQL}); END",
-        quote_ident(&name),
-        quote_ident(table),
+/// `INSERT INTO _denorm_pending … SELECT` of the rows that conflict with
+/// `NEW` on the rowid or on any UNIQUE index (each row once; NULL conflicts
+/// with nothing), other than the row whose rid is `except`.
+fn collect_conflicts(table: &str, logged: &[&str], keys: &RowKeys, except: Option<&str>) -> String {
+    const R: &str = "_denorm_r";
+    let select = format!(
+        "SELECT {}, {}, {} FROM {} AS {R} WHERE ",
         quote_literal(table),
+        keys.rid(R),
+        encode_row(R, logged),
+        quote_ident(table)
     );
+    let mut conditions = Vec::new();
+    if let Some(rowid) = &keys.rowid {
+        let rowid = quote_ident(rowid);
+        conditions.push(format!("{R}.{rowid} = NEW.{rowid}"));
+    }
+    for key in &keys.unique {
+        let parts: Vec<String> = key
+            .iter()
+            .map(|(column, collation)| {
+                let c = quote_ident(column);
+                format!("{R}.{c} = NEW.{c} COLLATE {}", quote_ident(collation))
+            })
+            .collect();
+        conditions.push(parts.join(" AND "));
+    }
+    let except = except.map(|rid| format!(" AND {} IS NOT {rid}", keys.rid(R))).unwrap_or_default();
+    let selects: Vec<String> = conditions.iter().map(|c| format!("{select}{c}{except}")).collect();
+    format!("INSERT INTO {PENDING_TABLE} (tbl, rid, old) {};", selects.join(" UNION "))
+}
+
+/// Logs the deletion of `table`'s pending rows and empties them. For a
+/// rowid table only the rows really gone count: its BEFORE trigger cannot
+/// tell an automatic rowid (`NEW.rowid` is -1 there) from an explicit -1,
+/// and searches partial indexes as if whole.
+fn move_pending(table: &str, keys: &RowKeys) -> String {
+    let tbl = quote_literal(table);
+    let gone = match &keys.rowid {
+        Some(rowid) => {
+            let rowid = quote_ident(rowid);
+            format!(
+                " AND (p.rid = NEW.{rowid} OR NOT EXISTS (SELECT 1 FROM {} AS _denorm_r WHERE _denorm_r.{rowid} = \
+                 p.rid))",
+                quote_ident(table)
+            )
+        }
+        None => String::new(),
+    };
+    format!(
+        "INSERT INTO {LOG_TABLE} (tbl, old, new, committed_at) SELECT {tbl}, p.old, NULL, {NOW_SQL} FROM \
+         {PENDING_TABLE} AS p WHERE p.tbl = {tbl}{gone} ORDER BY p.rowid; DELETE FROM {PENDING_TABLE} WHERE tbl = \
+         {tbl};"
+    )
+}
+
+fn trigger(table: &str, op: &str, event: &str, when: &str, body: &str) -> Trigger {
+    // The op comes first so that names of different tables never collide
+    // (no op is another op followed by `_`).
+    let name = format!("_denorm_{op}_{table}");
+    let sql = format!("CREATE TRIGGER {} {event} ON {}{when} BEGIN {body} END", quote_ident(&name), quote_ident(table));
     Trigger { name, sql }
 }
 
@@ -106,13 +319,15 @@ pub(crate) fn installed_triggers(conn: &Connection) -> rusqlite::Result<BTreeMap
 }
 
 /// Makes the database hold exactly `wanted` as denorm's triggers, plus the
-/// change-log table, inside the caller's write transaction. Returns whether
-/// it changed anything.
+/// change-log and pending tables, inside the caller's write transaction.
+/// Returns whether it changed anything.
 pub(crate) fn sync(conn: &Connection, wanted: &[Trigger]) -> rusqlite::Result<bool> {
     let mut changed = false;
-    if !log_table_exists(conn)? {
-        conn.execute_batch(LOG_TABLE_SQL)?;
-        changed = true;
+    for (table, sql) in [(LOG_TABLE, LOG_TABLE_SQL), (PENDING_TABLE, PENDING_TABLE_SQL)] {
+        if !table_exists(conn, table)? {
+            conn.execute_batch(sql)?;
+            changed = true;
+        }
     }
     let present = installed_triggers(conn)?;
     let wanted_by_name: BTreeMap<String, &Trigger> = wanted.iter().map(|t| (t.name.to_ascii_lowercase(), t)).collect();
@@ -131,26 +346,52 @@ pub(crate) fn sync(conn: &Connection, wanted: &[Trigger]) -> rusqlite::Result<bo
     Ok(changed)
 }
 
-pub(crate) fn log_table_exists(conn: &Connection) -> rusqlite::Result<bool> {
+/// Whether the change-log and pending tables both exist.
+pub(crate) fn log_tables_exist(conn: &Connection) -> rusqlite::Result<bool> {
+    Ok(table_exists(conn, LOG_TABLE)? && table_exists(conn, PENDING_TABLE)?)
+}
+
+fn table_exists(conn: &Connection, table: &str) -> rusqlite::Result<bool> {
     let found: Option<i64> = conn
-        .query_row("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1", [LOG_TABLE], |r| r.get(0))
+        .query_row("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1", [table], |r| r.get(0))
         .optional()?;
     Ok(found.is_some())
 }
 
-/// The last `seq` the change log assigned, 0 before the first change. Read
-/// from `sqlite_sequence`, so it survives deleting every log row.
+/// The last `seq` the change log assigned, 0 before the first change: the
+/// larger of `sqlite_sequence`'s record (which survives deleting every log
+/// row) and the log's largest `seq`. The second matters after a statement
+/// run `OR FAIL` failed: the rows it had already changed stay, with their
+/// log rows, but SQLite skips its `sqlite_sequence` update.
 pub(crate) fn last_seq(conn: &Connection) -> rusqlite::Result<u64> {
     // sqlite_sequence only exists once some AUTOINCREMENT table does.
-    let exists: Option<i64> = conn
-        .query_row("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'sqlite_sequence'", [], |r| r.get(0))
-        .optional()?;
-    if exists.is_none() {
-        return Ok(0);
+    let mut seq = 0;
+    if table_exists(conn, "sqlite_sequence")? {
+        let recorded: Option<i64> =
+            conn.query_row("SELECT seq FROM sqlite_sequence WHERE name = ?1", [LOG_TABLE], |r| r.get(0)).optional()?;
+        seq = recorded.unwrap_or(0);
     }
-    let seq: Option<i64> =
-        conn.query_row("SELECT seq FROM sqlite_sequence WHERE name = ?1", [LOG_TABLE], |r| r.get(0)).optional()?;
-    Ok(seq.unwrap_or(0).max(0) as u64)
+    if table_exists(conn, LOG_TABLE)? {
+        let largest: Option<i64> = conn.query_row(&format!("SELECT max(seq) FROM {LOG_TABLE}"), [], |r| r.get(0))?;
+        seq = seq.max(largest.unwrap_or(0));
+    }
+    Ok(seq.max(0) as u64)
+}
+
+/// Deletes the log rows with `seq <= upto`, and raises `sqlite_sequence` to
+/// `upto` so that no later change reuses a released `seq` (see [`last_seq`]:
+/// `sqlite_sequence` may lag the log). Inside the caller's transaction.
+pub(crate) fn release(conn: &Connection, upto: i64) -> rusqlite::Result<usize> {
+    let deleted = conn.execute(&format!("DELETE FROM {LOG_TABLE} WHERE seq <= ?1"), [upto])?;
+    if deleted > 0 {
+        conn.execute("UPDATE sqlite_sequence SET seq = ?2 WHERE name = ?1 AND seq < ?2", (LOG_TABLE, upto))?;
+        conn.execute(
+            "INSERT INTO sqlite_sequence (name, seq) SELECT ?1, ?2 \
+             WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = ?1)",
+            (LOG_TABLE, upto),
+        )?;
+    }
+    Ok(deleted)
 }
 
 /// What [`uninstall`] removed.
@@ -208,7 +449,8 @@ mod tests {
 
     #[test]
     fn trigger_text_for_a_table() {
-        let triggers = table_triggers("users", &["id", "name"]);
+        // Keys that identify no row: the three logging triggers only.
+        let triggers = table_triggers("users", &["id", "name"], &RowKeys::default());
         let sql: Vec<&str> = triggers.iter().map(|t| t.sql.as_str()).collect();
         assert_eq!(
             sql,
@@ -228,9 +470,120 @@ mod tests {
         );
     }
 
+    fn keys_of(schema: &str, table: &str) -> RowKeys {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(schema).unwrap();
+        let without_rowid: bool =
+            conn.query_row("SELECT wr FROM pragma_table_list WHERE name = ?1", [table], |r| r.get(0)).unwrap();
+        row_keys(&conn, table, without_rowid).unwrap()
+    }
+
+    #[test]
+    fn keys_come_with_their_index_collations() {
+        let keys = keys_of(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT COLLATE NOCASE UNIQUE, b TEXT, c INT,
+                             UNIQUE (b COLLATE RTRIM, c), UNIQUE (c, b));
+             CREATE UNIQUE INDEX t_a_binary ON t (a COLLATE BINARY);
+             CREATE UNIQUE INDEX t_a_again ON t (a);
+             CREATE UNIQUE INDEX t_partial ON t (c) WHERE c > 0;
+             CREATE UNIQUE INDEX t_expr ON t (lower(b));
+             CREATE INDEX t_plain ON t (b);",
+            "t",
+        );
+        let pair = |c: &str, coll: &str| (c.to_string(), coll.to_string());
+        assert_eq!(keys.rowid.as_deref(), Some("rowid"));
+        assert_eq!(keys.rowid_alias.as_deref(), Some("id"));
+        assert!(keys.primary_key.is_empty());
+        let mut unique = keys.unique.clone();
+        unique.sort();
+        assert_eq!(
+            unique,
+            vec![
+                vec![pair("a", "BINARY")],
+                vec![pair("a", "NOCASE")],
+                vec![pair("b", "RTRIM"), pair("c", "BINARY")],
+                vec![pair("c", "BINARY")],
+                vec![pair("c", "BINARY"), pair("b", "BINARY")],
+            ]
+        );
+        assert_eq!(keys.unsupported, vec!["t_expr"]);
+
+        let keys = keys_of(
+            "CREATE TABLE w (k TEXT, \"rowid\" INT, n INT, PRIMARY KEY (n, k COLLATE NOCASE)) WITHOUT ROWID;
+             CREATE UNIQUE INDEX w_partial ON w (\"rowid\") WHERE n > 0;",
+            "w",
+        );
+        assert_eq!(keys.rowid, None);
+        assert_eq!(keys.primary_key, vec!["n", "k"]);
+        assert_eq!(keys.unique, vec![vec![pair("n", "BINARY"), pair("k", "NOCASE")]]);
+        assert_eq!(keys.unsupported, vec!["w_partial"]);
+
+        let keys = keys_of("CREATE TABLE odd (\"ROWID\" INT, _rowid_ INT, v TEXT)", "odd");
+        assert_eq!(keys.rowid.as_deref(), Some("oid"));
+        assert!(keys.unique.is_empty() && keys.rowid_alias.is_none());
+    }
+
+    #[test]
+    fn keyed_tables_get_replace_triggers_that_run() {
+        let schema = "CREATE TABLE t (id INTEGER PRIMARY KEY, u TEXT COLLATE NOCASE UNIQUE, v TEXT)";
+        let keys = keys_of(schema, "t");
+        let triggers = table_triggers("t", &["id", "v"], &keys);
+        let names: Vec<&str> = triggers.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(
+            names,
+            vec![
+                "_denorm_insert_t",
+                "_denorm_delete_t",
+                "_denorm_update_t",
+                "_denorm_preinsert_t",
+                "_denorm_preupdate_t",
+                "_denorm_replaced_t"
+            ]
+        );
+        // The rowid alias is logged: no `OF` list, or `SET rowid = …` would go unseen.
+        assert!(triggers[2].sql.contains("AFTER UPDATE ON \"t\" WHEN"), "{}", triggers[2].sql);
+        assert!(triggers[3].sql.contains("_denorm_r.\"u\" = NEW.\"u\" COLLATE \"NOCASE\""), "{}", triggers[3].sql);
+        assert!(
+            triggers[4].sql.contains(
+                " WHEN NEW.\"rowid\" IS NOT OLD.\"rowid\" OR NEW.\"u\" IS NOT OLD.\"u\" COLLATE BINARY BEGIN"
+            ),
+            "{}",
+            triggers[4].sql
+        );
+
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(schema).unwrap();
+        assert!(sync(&conn, &triggers).unwrap());
+        conn.execute_batch(
+            "INSERT INTO t VALUES (1, 'a', 'x'), (2, 'b', 'y');
+             INSERT OR REPLACE INTO t VALUES (1, 'B', 'z');",
+        )
+        .unwrap();
+        let log: Vec<(Option<String>, Option<String>)> = conn
+            .prepare("SELECT old, new FROM _denorm_changes ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let row = |s: &str| Some(s.to_string());
+        assert_eq!(
+            log,
+            vec![
+                (None, row("1,'x'")),
+                (None, row("2,'y'")),
+                (row("1,'x'"), None),
+                (row("2,'y'"), None),
+                (None, row("1,'z'")),
+            ]
+        );
+        let pending: i64 = conn.query_row("SELECT count(*) FROM _denorm_pending", [], |r| r.get(0)).unwrap();
+        assert_eq!(pending, 0);
+    }
+
     #[test]
     fn odd_names_are_quoted_and_no_columns_means_no_update_trigger() {
-        let triggers = table_triggers("it's \"x\"", &[]);
+        let triggers = table_triggers("it's \"x\"", &[], &RowKeys::default());
         assert_eq!(triggers.len(), 2);
         assert!(triggers[0].sql.contains("ON \"it's \"\"x\"\"\""), "{}", triggers[0].sql);
         assert!(triggers[0].sql.contains("VALUES ('it''s \"x\"', NULL, ''"), "{}", triggers[0].sql);
@@ -250,16 +603,17 @@ mod tests {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch("CREATE TABLE t (a INT, b TEXT); CREATE TABLE u (c INT)").unwrap();
         let version = |c: &Connection| c.query_row("PRAGMA schema_version", [], |r| r.get::<_, i64>(0)).unwrap();
-        let mut wanted = table_triggers("t", &["a"]);
-        wanted.extend(table_triggers("u", &["c"]));
+        let keys = RowKeys { rowid: Some("rowid".into()), ..RowKeys::default() };
+        let mut wanted = table_triggers("t", &["a"], &keys);
+        wanted.extend(table_triggers("u", &["c"], &keys));
         assert!(sync(&conn, &wanted).unwrap());
         let before = version(&conn);
         assert!(!sync(&conn, &wanted).unwrap());
         assert_eq!(version(&conn), before);
-        let changed = table_triggers("t", &["a", "b"]);
+        let changed = table_triggers("t", &["a", "b"], &keys);
         assert!(sync(&conn, &changed).unwrap());
         let present = installed_triggers(&conn).unwrap();
-        assert_eq!(present.len(), 3, "u's triggers are gone: {present:?}");
+        assert_eq!(present.len(), 6, "u's triggers are gone: {present:?}");
         assert!(present["_denorm_update_t"].contains("\"b\""));
     }
 }

@@ -4,7 +4,9 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use denorm_source::sqlite::{self, CaptureSpec, CapturedTable, ChangeBatch, Poll, Snapshot, SqliteCapture};
@@ -155,4 +157,40 @@ fn datum(value: ValueRef<'_>) -> Datum<'_> {
 pub fn non_empty(mut contents: Contents) -> Contents {
     contents.retain(|_, rows| !rows.is_empty());
     contents
+}
+
+/// The stock shell, a separate process linked against the system's SQLite.
+pub fn sqlite3_shell() -> &'static Path {
+    let shell = Path::new("/usr/bin/sqlite3");
+    assert!(
+        shell.is_file(),
+        "{} is missing: install the Debian package sqlite3 (apt-get install -y sqlite3); \
+         this test proves that writes by a stock SQLite are captured",
+        shell.display()
+    );
+    let version = Command::new(shell).arg("--version").output().expect("run sqlite3 --version");
+    let version = String::from_utf8_lossy(&version.stdout).to_string();
+    let parts: Vec<u32> = version.split(['.', ' ']).take(2).map(|p| p.parse().unwrap_or(0)).collect();
+    assert!(parts >= vec![3, 38], "{} is SQLite {version}; capture supports 3.38 and later", shell.display());
+    shell
+}
+
+/// Runs `sql` in the stock shell, stopping at the first error.
+pub fn run_shell_output(db: &Path, sql: &str) -> Output {
+    let mut child = Command::new(sqlite3_shell())
+        .arg("-bail")
+        .arg(db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(format!(".timeout 10000\n{sql}\n").as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Runs `sql` in the stock shell; panics when it fails.
+pub fn run_shell(db: &Path, sql: &str) {
+    let output = run_shell_output(db, sql);
+    assert!(output.status.success(), "sqlite3 failed: {}", String::from_utf8_lossy(&output.stderr));
 }
