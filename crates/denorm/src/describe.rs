@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use denorm_expr::{AggregateFunc, Expr, JoinKind, Plan};
-use denorm_sql::{KeyOrigin, ViewDef};
+use denorm_sql::{KeyOrigin, OnStale, Refresh, ViewDef};
 use denorm_types::Catalog;
 
 /// The full multi-line report of one view, ending in a newline.
@@ -28,6 +28,16 @@ pub fn render_view(view: &ViewDef, file: &Path, catalog: &Catalog) -> String {
     }
     let staleness = view.max_staleness.map_or_else(|| "none".to_string(), format_duration);
     let _ = writeln!(out, "  max_staleness: {staleness}");
+    if view.on_stale == OnStale::Fallback {
+        out.push_str("  on_stale: fallback (beyond max_staleness, key lookups are answered by the source)\n");
+    }
+    let refresh = match view.refresh {
+        Refresh::OnChange => "on every change".to_string(),
+        Refresh::Every(every) => {
+            format!("every {} (changes are gathered and applied together)", format_duration(every))
+        }
+    };
+    let _ = writeln!(out, "  refresh: {refresh}");
     if view.dependencies.is_empty() {
         out.push_str("  triggers: none\n");
     } else {
@@ -417,6 +427,8 @@ mod tests {
             ],
             key: ViewKey { columns: vec![0], origin: KeyOrigin::Declared, proven_unique: true },
             max_staleness: Some(Duration::from_secs(1)),
+            on_stale: OnStale::Fallback,
+            refresh: Refresh::Every(Duration::from_secs(3600)),
             plan: product_stats_plan(),
             dependencies: vec![
                 TableDependency { table: "products".into(), columns: vec!["id".into(), "name".into()] },
@@ -438,6 +450,8 @@ view product_stats (examples/marketplace/views.sql:12:1)
     review_count  integer  not null
     avg_rating    double   null
   max_staleness: 1s
+  on_stale: fallback (beyond max_staleness, key lookups are answered by the source)
+  refresh: every 1h (changes are gathered and applied together)
   triggers:
     products: id, name
     reviews: id, product_id, rating

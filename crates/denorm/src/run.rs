@@ -17,13 +17,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context as _};
-use denorm_serve::{ColumnInfo, Reader, ViewInfo};
-use denorm_sql::ViewDef;
+use denorm_serve::{ColumnInfo, Fallback, Reader, ViewInfo};
+use denorm_sql::{OnStale, Refresh, ViewDef};
 use tokio::net::TcpListener;
 use tracing::{error, info};
 
 use crate::config::{self, Config, SourceConfig};
 use crate::engine::{error_chain, Engine, ViewSources};
+use crate::fallback::SqliteFallback;
 use crate::plan::{plan_all, Planned};
 use crate::source;
 
@@ -44,7 +45,7 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
     let shutdown = Arc::new(AtomicBool::new(false));
     let (publisher, reader) = denorm_serve::channel(prepared.infos);
     let engine = Engine::new(database(&config), prepared.sources, publisher, shutdown.clone());
-    runtime.block_on(serve_until(listener, reader, engine, shutdown, termination()))
+    runtime.block_on(serve_until(listener, reader, prepared.fallback, engine, shutdown, termination()))
 }
 
 /// What `run` and `demo` need before serving: the view texts (to re-plan
@@ -52,6 +53,9 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
 pub struct Prepared {
     pub sources: ViewSources,
     pub infos: Vec<ViewInfo>,
+    /// Answers key lookups of `on_stale = 'fallback'` views from the source
+    /// while they are beyond budget; `None` when no view asks for it.
+    pub fallback: Option<Arc<dyn Fallback>>,
 }
 
 /// [`prepare`], retrying with exponential backoff while the source is only
@@ -96,7 +100,14 @@ pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
     }
     let names = views.iter().map(|(v, _)| v.name.clone()).collect();
     let infos = views.iter().map(view_info).collect();
-    Ok(Prepared { sources: ViewSources { files, names }, infos })
+    let queries: Vec<(String, String)> = views
+        .iter()
+        .filter(|(v, _)| v.on_stale == OnStale::Fallback)
+        .map(|(v, _)| (v.name.clone(), v.select_sql.clone()))
+        .collect();
+    let fallback =
+        (!queries.is_empty()).then(|| Arc::new(SqliteFallback::new(database(config), queries)) as Arc<dyn Fallback>);
+    Ok(Prepared { sources: ViewSources { files, names }, infos, fallback })
 }
 
 fn view_info((view, _): &Planned) -> ViewInfo {
@@ -106,6 +117,11 @@ fn view_info((view, _): &Planned) -> ViewInfo {
         key: view.key.columns.clone(),
         max_staleness: view.max_staleness,
         tables: tables_of(view),
+        refresh: match view.refresh {
+            Refresh::OnChange => None,
+            Refresh::Every(every) => Some(every),
+        },
+        fallback: view.on_stale == OnStale::Fallback,
     }
 }
 
@@ -134,6 +150,7 @@ async fn bind(config: &Config) -> anyhow::Result<TcpListener> {
 pub async fn serve_until(
     listener: TcpListener,
     reader: Reader,
+    fallback: Option<Arc<dyn Fallback>>,
     engine: Engine,
     shutdown: Arc<AtomicBool>,
     stop: impl Future<Output = &'static str>,
@@ -150,7 +167,7 @@ pub async fn serve_until(
         })
         .context("cannot start the engine thread")?;
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(denorm_serve::serve(listener, reader, async move {
+    let server = tokio::spawn(denorm_serve::serve_with(listener, reader, fallback, async move {
         let _ = server_stopped.await;
     }));
     tokio::select! {

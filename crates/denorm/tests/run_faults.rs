@@ -26,7 +26,8 @@ fn refused(config: &std::path::Path) -> String {
 #[test]
 fn bad_config_names_file_line_and_key() {
     let project = Project::new(SCHEMA, VIEWS);
-    std::fs::write(&project.config, "views = [\"views.sql\"]\n[source]\nurl = \"sqlite://app.db\"\nlisten = 1\n").unwrap();
+    std::fs::write(&project.config, "views = [\"views.sql\"]\n[source]\nurl = \"sqlite://app.db\"\nlisten = 1\n")
+        .unwrap();
     let log = refused(&project.config);
     assert!(log.contains("denorm.toml:4:1") && log.contains("unknown field `listen`"), "{log}");
 
@@ -69,7 +70,9 @@ fn a_taken_port_is_refused_with_a_hint() {
     let port = taken.local_addr().unwrap().port();
     std::fs::write(
         &project.config,
-        format!("views = [\"views.sql\"]\n[source]\nurl = \"sqlite://app.db\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n"),
+        format!(
+            "views = [\"views.sql\"]\n[source]\nurl = \"sqlite://app.db\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n"
+        ),
     )
     .unwrap();
     let log = refused(&project.config);
@@ -81,7 +84,9 @@ fn a_taken_port_is_refused_with_a_hint() {
 fn a_locked_database_is_retried_until_it_is_free() {
     let project = Project::new(SCHEMA, VIEWS);
     let locker = project.connect();
-    locker.execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE; INSERT INTO users VALUES (1, 'ann');").unwrap();
+    locker
+        .execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE; INSERT INTO users VALUES (1, 'ann');")
+        .unwrap();
     let mut denorm = Denorm::spawn(&project.config);
     denorm.wait_for_log("source unavailable; retrying");
     denorm.wait_for_log("source unavailable; retrying");

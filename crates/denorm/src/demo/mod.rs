@@ -59,6 +59,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     print_urls(&base, &config_path);
 
     let shutdown = Arc::new(AtomicBool::new(false));
+    let prepared_fallback = prepared.fallback;
     let (publisher, reader) = denorm_serve::channel(prepared.infos);
     let engine = Engine::new(db.clone(), prepared.sources, publisher, shutdown.clone());
 
@@ -90,7 +91,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
             None => run::termination().await,
         }
     };
-    let result = runtime.block_on(run::serve_until(listener, reader, engine, shutdown, stop));
+    let result = runtime.block_on(run::serve_until(listener, reader, prepared_fallback, engine, shutdown, stop));
     reporter.abort();
     stop_writer.store(true, Ordering::SeqCst);
     let _ = writer.join();

@@ -26,13 +26,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use denorm_core::{BuildError, Dataflow, Runtime, SourceBatch};
+use denorm_core::{BuildError, SourceBatch};
 use denorm_serve::{Publisher, SourceState, SourceStatus};
 use denorm_source::sqlite::{self, CaptureSpec, CapturedTable, ChangeBatch, Poll, SqliteCapture};
 use denorm_source::SourceError;
 use denorm_sql::{plan_each, ViewDef};
 use denorm_types::{Catalog, Dialect, Diff, Position};
 use tracing::{error, info, warn};
+
+use flow::{Flow, Step};
+
+mod flow;
 
 /// How long the follow loop waits for a wake-up before it checks for
 /// shutdown again. Changes wake it at once; this only bounds shutdown time.
@@ -130,7 +134,7 @@ impl Engine {
         let spec = capture_spec(&planned, &catalog);
         let mut capture = SqliteCapture::open(&self.database, &catalog, &spec)?;
         let mut wakeup = capture.wakeup()?;
-        let mut flow = Flow::new(catalog, &planned)?;
+        let mut flow = Flow::new(catalog, &planned, Instant::now())?;
 
         self.snapshot(&mut capture, &mut flow, &planned)?;
         let mut released_at = Instant::now();
@@ -139,7 +143,8 @@ impl Engine {
                 release(&mut capture, flow.position);
                 return Ok(End::Shutdown);
             }
-            wakeup.wait(WAIT)?;
+            let wait = flow.next_due().map_or(WAIT, |due| due.saturating_duration_since(Instant::now()).min(WAIT));
+            wakeup.wait(wait)?;
             match capture.poll()? {
                 Poll::Idle => {}
                 Poll::SchemaChanged { tables } => {
@@ -147,6 +152,9 @@ impl Engine {
                     return Ok(End::SchemaChanged);
                 }
                 Poll::Changes(batch) => self.follow(&mut flow, batch),
+            }
+            if let Some(step) = flow.refresh_due(Instant::now()) {
+                self.publish(step, flow.position, &[], Instant::now());
             }
             if released_at.elapsed() >= RELEASE_EVERY {
                 release(&mut capture, flow.position);
@@ -234,7 +242,9 @@ impl Engine {
             }
         }
         self.publisher.metrics().snapshot_rows(rows as u64);
-        self.apply(flow, &batch, &[]);
+        let applying = Instant::now();
+        let step = flow.snapshot(&batch);
+        self.publish(step, batch.position, &[], applying);
         info!(
             rows,
             position = snapshot.position.0,
@@ -259,7 +269,12 @@ impl Engine {
         }
         let commits: Vec<(String, f64)> = batch.commits.into_iter().map(|c| (c.table, c.committed_at)).collect();
         let source = SourceBatch { position: batch.position, tables: batch.tables };
-        self.apply(flow, &source, &commits);
+        for (table, changes) in &source.tables {
+            self.publisher.metrics().changes_applied(table, changes.len() as u64);
+        }
+        let applying = Instant::now();
+        let step = flow.apply(&source);
+        self.publish(step, source.position, &commits, applying);
         self.publisher.set_source(SourceStatus {
             state: SourceState::Following,
             head: Some(batch.head),
@@ -267,68 +282,38 @@ impl Engine {
         });
     }
 
-    /// Runs `batch` through the dataflow and publishes every view's changes
-    /// at once.
-    fn apply(&mut self, flow: &mut Flow, batch: &SourceBatch, commits: &[(String, f64)]) {
-        let started = Instant::now();
-        let output = flow.dataflow.apply(batch);
-        for (table, changes) in &batch.tables {
-            self.publisher.metrics().changes_applied(table, changes.len() as u64);
-        }
-        for (table, row, reason) in &output.rejected {
+    /// Hands one step's view changes to the publisher and publishes them
+    /// at `position`, all views at once.
+    fn publish(&mut self, step: Step, position: Position, commits: &[(String, f64)], started: Instant) {
+        for (table, row, reason) in &step.rejected {
             error!(%table, ?row, %reason, "malformed change rejected");
             self.publisher.undecodable(table, 1);
         }
-        for view in &output.views {
-            self.publisher.apply(flow.slots[view.view.0], &view.changes);
+        for (slot, changes) in &step.views {
+            self.publisher.apply(*slot, changes);
         }
-        for (view, e) in &output.errors {
-            let slot = flow.slots[view.0];
-            if flow.failed.insert(slot) {
-                error!(view = %self.sources.names[slot], error = %e, "view failed");
-                self.publisher.fail(slot, e.to_string());
-            }
+        for slot in &step.refreshed {
+            self.publisher.refreshed(*slot);
         }
-        self.publisher.publish(batch.position, commits);
+        for (slot, reason) in step.failures {
+            error!(view = %self.sources.names[slot], error = %reason, "view failed");
+            self.publisher.fail(slot, reason);
+        }
+        self.publisher.publish(position, commits);
         let applied_in = started.elapsed().as_secs_f64();
         self.publisher.metrics().batch_applied(applied_in);
         let oldest = commits.iter().map(|(_, at)| *at).fold(f64::INFINITY, f64::min);
         let lag = unix_now() - oldest;
         if lag > SLOW_BATCH {
-            let changes: usize = batch.tables.iter().map(|(_, c)| c.len()).sum();
+            let changes: usize = step.views.iter().map(|(_, c)| c.len()).sum();
             warn!(
-                position = batch.position.0,
-                changes,
+                position = position.0,
+                view_changes = changes,
                 lag_seconds = lag,
                 apply_seconds = applied_in,
                 "slow batch: its oldest change became visible long after its commit"
             );
         }
-        flow.position = batch.position;
-    }
-}
-
-/// The dataflow of one session and which published view each of its views
-/// feeds.
-struct Flow {
-    dataflow: Dataflow,
-    /// Dataflow view id → publishing slot.
-    slots: Vec<usize>,
-    failed: BTreeSet<usize>,
-    position: Position,
-}
-
-impl Flow {
-    fn new(catalog: Catalog, planned: &[Option<ViewDef>]) -> Result<Flow, BuildError> {
-        let mut dataflow = Dataflow::new(catalog, Dialect::Sqlite);
-        let mut slots = Vec::new();
-        for (slot, def) in planned.iter().enumerate() {
-            if let Some(def) = def {
-                dataflow.add_view(&def.name, &def.plan, def.key.columns.clone(), def.key.proven_unique)?;
-                slots.push(slot);
-            }
-        }
-        Ok(Flow { dataflow, slots, failed: BTreeSet::new(), position: Position(0) })
     }
 }
 

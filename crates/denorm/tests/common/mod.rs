@@ -146,17 +146,19 @@ impl Denorm {
         }
     }
 
-    /// Waits until every view reflects at least `position`.
+    /// Waits until every view refreshed on change reflects at least `position`.
     pub fn wait_for_position(&self, position: i64) {
         let deadline = Instant::now() + PATIENCE;
         loop {
             let (status, views) = self.get("/views");
             if status == 200 {
+                // Scheduled views (refresh = '…') move only at their refresh.
+                let maintained = |v: &&Json| v["status"] != "failed" && v["refresh"] == "on_change";
                 let behind = views
                     .as_array()
                     .unwrap()
                     .iter()
-                    .filter(|v| v["status"] != "failed")
+                    .filter(maintained)
                     .any(|v| v["position"].as_i64().is_none_or(|p| p < position));
                 if !behind {
                     return;

@@ -1,0 +1,228 @@
+//! The dataflows of one engine session: one shared [`Dataflow`] for the
+//! views refreshed on every change, and one per view refreshed on a schedule
+//! (`WITH (refresh = '1h')`), which gathers the source changes of its tables
+//! and applies them together when its period is due — consolidated, so a row
+//! updated a thousand times in the period costs one change.
+//!
+//! Pure bookkeeping: no I/O and no publishing; the engine hands what a step
+//! produced to the publisher.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use denorm_core::{BuildError, Dataflow, Runtime, SourceBatch};
+use denorm_sql::{Refresh, ViewDef};
+use denorm_types::{consolidate, Catalog, Dialect, Diff, Position, Row};
+
+/// Gathered changes are consolidated in place once they pass this many, so
+/// a long period at a high write rate keeps only what differs.
+const CONSOLIDATE_AT: usize = 1 << 16;
+
+/// What applying a batch (or a refresh) produced, by publishing slot.
+#[derive(Debug, Default)]
+pub struct Step {
+    /// Output changes per view.
+    pub views: Vec<(usize, Vec<(Row, Diff)>)>,
+    /// Views that failed in this step, with the reason.
+    pub failures: Vec<(usize, String)>,
+    /// Source changes refused as malformed: (table, row, reason).
+    pub rejected: Vec<(String, Row, String)>,
+    /// Scheduled views brought up to date in this step.
+    pub refreshed: Vec<usize>,
+}
+
+#[derive(Debug)]
+struct Scheduled {
+    slot: usize,
+    every: Duration,
+    dataflow: Dataflow,
+    tables: BTreeSet<String>,
+    pending: BTreeMap<String, Vec<(Row, Diff)>>,
+    pending_changes: usize,
+    due: Instant,
+}
+
+#[derive(Debug)]
+pub struct Flow {
+    main: Dataflow,
+    /// Main dataflow view id → publishing slot.
+    slots: Vec<usize>,
+    scheduled: Vec<Scheduled>,
+    failed: BTreeSet<usize>,
+    /// The source position the flow has consumed.
+    pub position: Position,
+}
+
+impl Flow {
+    pub fn new(catalog: Catalog, planned: &[Option<ViewDef>], now: Instant) -> Result<Flow, BuildError> {
+        let mut main = Dataflow::new(catalog.clone(), Dialect::Sqlite);
+        let mut slots = Vec::new();
+        let mut scheduled = Vec::new();
+        for (slot, def) in planned.iter().enumerate() {
+            let Some(def) = def else { continue };
+            let key = def.key.columns.clone();
+            match def.refresh {
+                Refresh::OnChange => {
+                    main.add_view(&def.name, &def.plan, key, def.key.proven_unique)?;
+                    slots.push(slot);
+                }
+                Refresh::Every(every) => {
+                    let mut dataflow = Dataflow::new(catalog.clone(), Dialect::Sqlite);
+                    dataflow.add_view(&def.name, &def.plan, key, def.key.proven_unique)?;
+                    let tables = def
+                        .dependencies
+                        .iter()
+                        .map(|d| catalog.get(&d.table).map_or(d.table.clone(), |t| t.name.clone()))
+                        .collect();
+                    scheduled.push(Scheduled {
+                        slot,
+                        every,
+                        dataflow,
+                        tables,
+                        pending: BTreeMap::new(),
+                        pending_changes: 0,
+                        due: now + every,
+                    });
+                }
+            }
+        }
+        Ok(Flow { main, slots, scheduled, failed: BTreeSet::new(), position: Position(0) })
+    }
+
+    /// Applies the initial snapshot to every view, scheduled ones included
+    /// (they are refreshed by it).
+    pub fn snapshot(&mut self, batch: &SourceBatch) -> Step {
+        let mut step = self.apply_main(batch);
+        for s in &mut self.scheduled {
+            let output = s.dataflow.apply(batch);
+            collect(&mut step, &mut self.failed, &[s.slot], output);
+            step.refreshed.push(s.slot);
+        }
+        self.position = batch.position;
+        step
+    }
+
+    /// Applies a batch to the on-change views; scheduled views gather the
+    /// changes of their tables for their next refresh.
+    pub fn apply(&mut self, batch: &SourceBatch) -> Step {
+        let step = self.apply_main(batch);
+        for s in &mut self.scheduled {
+            for (table, changes) in batch.tables.iter().filter(|(t, _)| s.tables.contains(t)) {
+                s.pending.entry(table.clone()).or_default().extend(changes.iter().cloned());
+                s.pending_changes += changes.len();
+            }
+            if s.pending_changes >= CONSOLIDATE_AT {
+                for changes in s.pending.values_mut() {
+                    consolidate(changes);
+                }
+                s.pending_changes = s.pending.values().map(Vec::len).sum();
+            }
+        }
+        self.position = batch.position;
+        step
+    }
+
+    /// Brings every scheduled view whose period is due at `now` up to the
+    /// flow's position; `None` when none is due.
+    pub fn refresh_due(&mut self, now: Instant) -> Option<Step> {
+        let mut step = Step::default();
+        for s in self.scheduled.iter_mut().filter(|s| s.due <= now) {
+            let tables = std::mem::take(&mut s.pending).into_iter().collect();
+            s.pending_changes = 0;
+            let output = s.dataflow.apply(&SourceBatch { position: self.position, tables });
+            collect(&mut step, &mut self.failed, &[s.slot], output);
+            step.refreshed.push(s.slot);
+            // Keep the cadence, but never queue refreshes to catch up.
+            s.due = (s.due + s.every).max(now);
+        }
+        (!step.refreshed.is_empty()).then_some(step)
+    }
+
+    /// When the next scheduled refresh is due, if any view is scheduled.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.scheduled.iter().map(|s| s.due).min()
+    }
+
+    fn apply_main(&mut self, batch: &SourceBatch) -> Step {
+        let mut step = Step::default();
+        let output = self.main.apply(batch);
+        collect(&mut step, &mut self.failed, &self.slots, output);
+        step
+    }
+}
+
+/// Moves a dataflow's output into `step`, mapping its view ids to slots;
+/// each view's failure is reported once.
+fn collect(step: &mut Step, failed: &mut BTreeSet<usize>, slots: &[usize], output: denorm_core::BatchOutput) {
+    step.rejected.extend(output.rejected);
+    for view in output.views {
+        step.views.push((slots[view.view.0], view.changes));
+    }
+    for (view, e) in output.errors {
+        let slot = slots[view.0];
+        if failed.insert(slot) {
+            step.failures.push((slot, e.to_string()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use denorm_sql::plan_views;
+    use denorm_types::{ColumnSchema, Datum, ScalarType, TableSchema};
+
+    fn catalog() -> Catalog {
+        let mut catalog = Catalog::new();
+        catalog.add(TableSchema {
+            name: "sales".into(),
+            columns: vec![
+                ColumnSchema { name: "id".into(), ty: ScalarType::Int, nullable: false },
+                ColumnSchema { name: "day".into(), ty: ScalarType::Text, nullable: false },
+                ColumnSchema { name: "amount".into(), ty: ScalarType::Int, nullable: false },
+            ],
+            primary_key: vec![0],
+            unique_keys: vec![],
+        });
+        catalog
+    }
+
+    fn sale(id: i64, day: &str, amount: i64) -> Row {
+        Row::pack([Datum::Int(id), Datum::text(day), Datum::Int(amount)])
+    }
+
+    fn batch(position: u64, changes: Vec<(Row, Diff)>) -> SourceBatch {
+        SourceBatch { position: Position(position), tables: vec![("sales".into(), changes)] }
+    }
+
+    /// A view refreshed every hour sees nothing between refreshes, then
+    /// everything gathered, consolidated; an on-change view sees each batch.
+    #[test]
+    fn scheduled_views_gather_changes_until_due() {
+        let sql = "CREATE MATERIALIZED VIEW live AS SELECT day, SUM(amount) AS total FROM sales GROUP BY day;
+                   CREATE MATERIALIZED VIEW hourly WITH (refresh = '1h') AS
+                   SELECT day, SUM(amount) AS total FROM sales GROUP BY day;";
+        let planned: Vec<Option<ViewDef>> =
+            plan_views(sql, &catalog(), Dialect::Sqlite).unwrap().into_iter().map(Some).collect();
+        let start = Instant::now();
+        let mut flow = Flow::new(catalog(), &planned, start).unwrap();
+        let step = flow.snapshot(&batch(1, vec![(sale(1, "mon", 5), 1)]));
+        assert_eq!(step.refreshed, vec![1]);
+        assert_eq!(step.views.iter().map(|(slot, _)| *slot).collect::<Vec<_>>(), vec![0, 1]);
+
+        let step = flow.apply(&batch(2, vec![(sale(2, "mon", 7), 1)]));
+        assert_eq!(step.views.iter().map(|(slot, _)| *slot).collect::<Vec<_>>(), vec![0]);
+        flow.apply(&batch(3, vec![(sale(2, "mon", 7), -1), (sale(2, "mon", 9), 1)]));
+        assert!(flow.refresh_due(start + Duration::from_secs(3599)).is_none());
+        assert_eq!(flow.next_due(), Some(start + Duration::from_secs(3600)));
+
+        let step = flow.refresh_due(start + Duration::from_secs(3600)).unwrap();
+        assert_eq!(step.refreshed, vec![1]);
+        let (slot, changes) = &step.views[0];
+        assert_eq!(*slot, 1);
+        let mut seen: Vec<(Datum<'_>, Diff)> = changes.iter().map(|(r, d)| (r.get(1), *d)).collect();
+        seen.sort_by_key(|(_, d)| *d);
+        assert_eq!(seen, vec![(Datum::Int(5), -1), (Datum::Int(14), 1)]);
+        assert_eq!(flow.next_due(), Some(start + Duration::from_secs(7200)));
+    }
+}
