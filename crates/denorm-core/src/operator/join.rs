@@ -174,8 +174,11 @@ impl Join {
                 continue;
             }
             if let Some((group, _)) = left.get(key) {
-                for &(r, d) in rows {
-                    for (l, c) in group.iter() {
+                // Left rows outermost: an updated right row's retraction and
+                // insertion come out next to each other for every left row,
+                // which the view applies as one in-place replacement.
+                for (l, c) in group.iter() {
+                    for &(r, d) in rows {
                         out.pair(l, r, c * d)?;
                     }
                 }
