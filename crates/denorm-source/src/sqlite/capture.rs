@@ -589,11 +589,11 @@ fn read_rows(
     let mut rows = stmt.query([]).map_err(sqlite_error(path, what()))?;
     let mut packer = RowPacker::new();
     let mut out = Vec::new();
-    while let Some(row) = rows.next().map_err(sqlite_error(path, what()))? {
+    while let Some(row) = rows.next().map_err(|e| sqlite_error(path, what())(e))? {
         let mut next = 0;
         for column in 0..table.width {
             if table.logged.get(next) == Some(&column) {
-                let value = row.get_ref(next).map_err(sqlite_error(path, what()))?;
+                let value = row.get_ref(next).map_err(|e| sqlite_error(path, what())(e))?;
                 packer.push(&datum(value, table, next)?);
                 next += 1;
             } else {

@@ -250,8 +250,9 @@ impl Engine {
             position = snapshot.position.0,
             read_seconds = read_in.as_secs_f64(),
             total_seconds = started.elapsed().as_secs_f64(),
-            rows_per_second = (rows as f64 / read_in.as_secs_f64().max(1e-9)) as u64,
-            "snapshot published"
+            read_rows_per_second = (rows as f64 / read_in.as_secs_f64().max(1e-9)) as u64,
+            rows_per_second = (rows as f64 / started.elapsed().as_secs_f64().max(1e-9)) as u64,
+            "snapshot published (rows_per_second: read, maintained and published)"
         );
         self.publisher.set_source(SourceStatus {
             state: SourceState::Following,
