@@ -30,6 +30,7 @@ use std::borrow::{Borrow, Cow};
 use std::cmp::Ordering;
 use std::fmt;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use crate::datum::Datum;
 
@@ -51,11 +52,12 @@ pub struct Row {
 }
 
 /// Short rows inline, long rows on the heap; the choice is a function of the
-/// length alone.
+/// length alone. Rows are immutable, so a long row's buffer is shared by its
+/// clones (a view keeping the row it also reports costs no copy).
 #[derive(Clone)]
 enum Repr {
     Inline { len: u8, bytes: [u8; Row::INLINE] },
-    Heap(Box<[u8]>),
+    Heap(Arc<[u8]>),
 }
 
 impl Default for Row {
@@ -181,8 +183,8 @@ impl Row {
         spans(self.as_bytes(), out);
     }
 
-    /// Bytes this row owns on the heap (its buffer, none when inline), not
-    /// counting the 24-byte handle itself.
+    /// Bytes of this row's heap buffer (none when inline; shared by clones),
+    /// not counting the 24-byte handle or the buffer's reference counts.
     pub fn heap_size(&self) -> usize {
         match &self.repr {
             Repr::Inline { .. } => 0,
