@@ -81,6 +81,7 @@
 //! | unquoted alias | as written | lower-cased |
 
 mod expr;
+mod feed;
 mod from;
 mod func;
 mod key;
@@ -98,6 +99,7 @@ use std::time::Duration;
 
 use denorm_expr::Plan;
 use denorm_types::{Catalog, Dialect, ScalarType};
+pub use feed::{FeedDef, FeedOrder};
 
 /// A line:column position in the views file (1-based), as sqlparser reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -246,6 +248,10 @@ pub struct ViewDef {
     pub select_sql: String,
     /// Where the CREATE statement starts.
     pub location: Location,
+    /// `WITH (partition_by = …)`: a feed view, maintained by the feed's
+    /// plans instead of `plan` (which stays the defining query, e.g. for
+    /// display); see [`FeedDef`].
+    pub feed: Option<FeedDef>,
 }
 
 /// Plans every `CREATE MATERIALIZED VIEW` statement in `sql` against the

@@ -19,6 +19,7 @@ use sqlparser::keywords::Keyword;
 use sqlparser::tokenizer::TokenWithSpan;
 
 use crate::expr::{is_aggregate, Clause, Grouping, Lowerer};
+use crate::feed::{plan_feed, Places, Rel};
 use crate::from::plan_from;
 use crate::key::{properties, Properties};
 use crate::names::{alias_name, bare_column, postgres_name, sqlite_name, strip_set_quantifier};
@@ -74,13 +75,40 @@ pub(crate) fn plan_view(
     }
     let group_exprs = group_by(select, &cx)?;
     let namer = Namer::new(select, &scope, &cx);
-    let body = if !group_exprs.is_empty() || select.having.is_some() || has_aggregate(select) {
+    let grouped = !group_exprs.is_empty() || select.having.is_some() || has_aggregate(select);
+    if let Some(feed) = &view.feed {
+        if grouped {
+            let at = if group_exprs.is_empty() { feed.partition_at } else { cx.keyword(&[Keyword::GROUP]) };
+            return Err(PlanError::new("a feed view cannot be grouped (GROUP BY, HAVING or aggregates)", at)
+                .hint("a feed fans rows out to partitions; define the aggregate as its own view"));
+        }
+        if select.distinct.is_some() {
+            return Err(PlanError::new("DISTINCT is not supported in a feed view", cx.keyword(&[Keyword::DISTINCT]))
+                .hint("a feed keeps one row per edge and content row, as the join does"));
+        }
+    }
+    let body = if grouped {
         plan_grouped(&base, select, input, group_exprs, &namer)?
     } else {
         Body { input, items: lower_items(&base.scalar(Clause::Select), select, &namer)?, groups: None }
     };
     check_duplicate_names(&body.items, &view.name)?;
-    finish(body, select, &scope, &cx)
+    let mut def = finish(body, select, &scope, &cx)?;
+    if let Some(options) = &view.feed {
+        let rels: Vec<Rel> = scope
+            .relations
+            .iter()
+            .map(|r| Rel {
+                name: r.name.clone(),
+                table: r.table.name.clone(),
+                columns: r.table.columns.iter().map(|c| c.name.clone()).collect(),
+                offset: r.offset,
+            })
+            .collect();
+        let places = Places { left_join: cx.keyword(&[Keyword::LEFT]) };
+        def.feed = Some(plan_feed(&def, options, &rels, places)?);
+    }
+    Ok(def)
 }
 
 impl Context<'_, '_> {
@@ -429,6 +457,7 @@ fn finish(body: Body<'_>, select: &ast::Select, scope: &Scope<'_>, cx: &Context<
         dependencies: scope.dependencies(),
         select_sql: cx.view.select_sql.clone(),
         location: cx.view.location,
+        feed: None,
     })
 }
 

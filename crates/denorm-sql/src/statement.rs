@@ -17,6 +17,7 @@ use sqlparser::keywords::Keyword;
 use sqlparser::parser::{Parser, ParserError};
 use sqlparser::tokenizer::{Location as SqlLocation, Token, Tokenizer};
 
+use crate::feed::{FeedOptions, OrderItem};
 use crate::source::{location, object_name_start, split_parser_message, Source, Statement};
 use crate::{Location, OnStale, PlanError, Refresh};
 
@@ -25,7 +26,8 @@ use crate::{Location, OnStale, PlanError, Refresh};
 /// thousands of levels deep overflows the stack.
 const MAX_TOKENS: usize = 10_000;
 
-const OPTIONS: &str = "supported options: key, max_staleness, on_stale, refresh";
+const OPTIONS: &str =
+    "supported options: key, max_staleness, on_stale, refresh, partition_by, order_by, fanout_limit, retain";
 const DURATION_HINT: &str = "use a duration such as '500ms', '2s', '1m', '1h' or '1d'";
 
 /// A parsed `CREATE MATERIALIZED VIEW`, not yet planned.
@@ -37,6 +39,8 @@ pub(crate) struct ViewStatement {
     pub max_staleness: Option<Duration>,
     pub on_stale: OnStale,
     pub refresh: Refresh,
+    /// `partition_by`, `order_by`, `fanout_limit`, `retain`: a feed view.
+    pub feed: Option<FeedOptions>,
     pub query: ast::Query,
     pub select_sql: String,
     /// Where the SELECT starts.
@@ -102,7 +106,8 @@ pub(crate) fn parse(statement: Statement, source: &Source<'_>) -> Result<ViewSta
     let name = view_name(&view.name, start_location)?;
     let named = |e: PlanError| PlanError { view: Some(name.clone()), ..e };
     check_envelope(&view, start_location).map_err(named)?;
-    let ViewOptions { key, max_staleness, on_stale, refresh } = options(&view.options, start_location).map_err(named)?;
+    let ViewOptions { key, max_staleness, on_stale, refresh, feed } =
+        options(&view.options, start_location).map_err(named)?;
     let select_start = statement
         .find_keyword(object_name_start(&view.name).unwrap_or(start), &[Keyword::AS])
         .and_then(|as_token| statement.comma_list(as_token.span.end, &[]).first().and_then(|t| t.first().map(|t| t.span.start)))
@@ -115,6 +120,7 @@ pub(crate) fn parse(statement: Statement, source: &Source<'_>) -> Result<ViewSta
         max_staleness,
         on_stale,
         refresh,
+        feed,
         query: *view.query,
         select_sql,
         select_start,
@@ -193,6 +199,18 @@ struct ViewOptions {
     max_staleness: Option<Duration>,
     on_stale: OnStale,
     refresh: Refresh,
+    feed: Option<FeedOptions>,
+}
+
+/// The feed options as written, before they are checked together.
+#[derive(Debug, Default)]
+struct RawFeed {
+    partition_by: Option<(String, Option<Location>)>,
+    order_by: Option<(Vec<OrderItem>, Option<Location>)>,
+    fanout_limit: Option<(u64, Option<Location>)>,
+    retain: Option<(usize, Option<Location>)>,
+    /// The first feed option given, for an error when partition_by is missing.
+    first: Option<(String, Option<Location>)>,
 }
 
 fn options(options: &CreateTableOptions, at: Option<Location>) -> Result<ViewOptions, PlanError> {
@@ -204,20 +222,43 @@ fn options(options: &CreateTableOptions, at: Option<Location>) -> Result<ViewOpt
     let mut parsed = ViewOptions::default();
     let mut seen: Vec<String> = Vec::new();
     let mut on_stale_at = None;
+    let mut key_at = None;
+    let mut feed = RawFeed::default();
     for option in list {
         let SqlOption::KeyValue { key: name, value } = option else {
             return Err(PlanError::new(format!("malformed view option {option}"), at).hint(OPTIONS));
         };
         let name_at = location(name.span.start);
-        let (text, value_at) = string_value(value).ok_or_else(|| {
-            PlanError::new(format!("the value of option {} must be a string literal", name.value), name_at)
-        })?;
         let lower = name.value.to_ascii_lowercase();
+        let numeric = matches!(lower.as_str(), "fanout_limit" | "retain");
+        let (text, value_at) =
+            string_value(value).or_else(|| numeric.then(|| number_value(value)).flatten()).ok_or_else(|| {
+                let what = if numeric { "an integer or a string literal" } else { "a string literal" };
+                PlanError::new(format!("the value of option {} must be {what}", name.value), name_at)
+            })?;
         if seen.contains(&lower) {
             return Err(PlanError::new(format!("option {} is given more than once", name.value), name_at));
         }
+        if matches!(lower.as_str(), "partition_by" | "order_by" | "fanout_limit" | "retain") && feed.first.is_none() {
+            feed.first = Some((lower.clone(), name_at));
+        }
         match lower.as_str() {
-            "key" => parsed.key = Some(parse_key(&text, value_at)?),
+            "key" => {
+                parsed.key = Some(parse_key(&text, value_at)?);
+                key_at = name_at;
+            }
+            "partition_by" => feed.partition_by = Some((parse_partition(&text, value_at)?, value_at)),
+            "order_by" => feed.order_by = Some((crate::feed::parse_order_by(&text, value_at)?, value_at)),
+            "fanout_limit" => feed.fanout_limit = Some((parse_count(&lower, &text, value_at)?, value_at)),
+            "retain" => {
+                let retain = parse_count(&lower, &text, value_at)?;
+                if retain == 0 {
+                    return Err(PlanError::new("retain must be at least 1", value_at)
+                        .hint("leave retain out to serve every row of a partition"));
+                }
+                let retain = usize::try_from(retain).map_err(|_| PlanError::new("retain is too large", value_at))?;
+                feed.retain = Some((retain, value_at));
+            }
             "max_staleness" => parsed.max_staleness = Some(parse_duration(&text, value_at)?),
             "on_stale" => {
                 parsed.on_stale = parse_on_stale(&text, value_at)?;
@@ -232,7 +273,80 @@ fn options(options: &CreateTableOptions, at: Option<Location>) -> Result<ViewOpt
         return Err(PlanError::new("on_stale = 'fallback' needs a staleness budget", on_stale_at)
             .hint("add max_staleness = '1s' (or another duration): beyond it, key lookups are answered by the source"));
     }
+    parsed.feed = feed_options(feed, &parsed, key_at, on_stale_at)?;
     Ok(parsed)
+}
+
+/// Checks the feed options together: `partition_by` needs `order_by` and
+/// `fanout_limit`, the others need `partition_by`.
+fn feed_options(
+    feed: RawFeed,
+    parsed: &ViewOptions,
+    key_at: Option<Location>,
+    on_stale_at: Option<Location>,
+) -> Result<Option<FeedOptions>, PlanError> {
+    let Some((partition_by, partition_at)) = feed.partition_by else {
+        return match feed.first {
+            None => Ok(None),
+            Some((name, at)) => Err(PlanError::new(format!("option {name} needs partition_by"), at)
+                .hint("a feed view names its partition column with partition_by = 'owner_id'")),
+        };
+    };
+    let Some((order_by, order_at)) = feed.order_by else {
+        return Err(PlanError::new("a feed view (partition_by) needs order_by", partition_at)
+            .hint("e.g. order_by = 'created_at DESC, post_id DESC': the order in which a partition is served"));
+    };
+    let Some((fanout_limit, _)) = feed.fanout_limit else {
+        return Err(PlanError::new("a feed view (partition_by) needs fanout_limit", partition_at).hint(
+            "e.g. fanout_limit = 1000: content whose fan-out exceeds it is stored once and merged in at read time",
+        ));
+    };
+    if parsed.key.is_some() {
+        return Err(PlanError::new("key cannot be declared for a feed view", key_at)
+            .hint("a feed view is read by its partition column (partition_by) in order_by order; leave key out"));
+    }
+    if parsed.on_stale == OnStale::Fallback {
+        return Err(PlanError::new("on_stale = 'fallback' is not supported for a feed view", on_stale_at)
+            .hint("leave on_stale out: a feed is always served from its published state"));
+    }
+    Ok(Some(FeedOptions {
+        partition_by,
+        partition_at,
+        order_by,
+        order_at,
+        fanout_limit,
+        retain: feed.retain.map(|(r, _)| r),
+    }))
+}
+
+fn parse_partition(text: &str, at: Option<Location>) -> Result<String, PlanError> {
+    let name = text.trim();
+    if name.is_empty() || name.contains(',') {
+        return Err(PlanError::new(format!("malformed partition_by '{text}'"), at)
+            .hint("name one output column, e.g. partition_by = 'owner_id'"));
+    }
+    Ok(name.to_string())
+}
+
+/// A non-negative integer option (`fanout_limit = 1000` or `'1000'`).
+fn parse_count(name: &str, text: &str, at: Option<Location>) -> Result<u64, PlanError> {
+    text.trim().parse::<u64>().ok().filter(|n| i64::try_from(*n).is_ok()).ok_or_else(|| {
+        PlanError::new(format!("invalid {name} '{text}'"), at)
+            .hint(format!("{name} is a non-negative integer, e.g. {name} = 1000"))
+    })
+}
+
+fn number_value(value: &ast::Expr) -> Option<(String, Option<Location>)> {
+    match value {
+        ast::Expr::Value(v) => match &v.value {
+            ast::Value::Number(n, _) => Some((n.clone(), location(v.span.start))),
+            _ => None,
+        },
+        ast::Expr::UnaryOp { op: ast::UnaryOperator::Minus, expr } => {
+            number_value(expr).map(|(n, at)| (format!("-{n}"), at))
+        }
+        _ => None,
+    }
 }
 
 fn parse_on_stale(text: &str, at: Option<Location>) -> Result<OnStale, PlanError> {

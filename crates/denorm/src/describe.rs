@@ -438,6 +438,7 @@ mod tests {
                 },
             ],
             select_sql: String::new(),
+            feed: None,
             location: Location { line: 12, column: 1 },
         };
         let report = render_view(&view, Path::new("examples/marketplace/views.sql"), &catalog());
