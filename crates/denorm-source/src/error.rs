@@ -99,6 +99,101 @@ pub enum SourceError {
     /// A captured text value is not UTF-8.
     #[error("table {table}, column {column} holds text that is not valid UTF-8; denorm's text is UTF-8: fix the value or leave the column out of the views")]
     InvalidText { table: String, column: String },
+
+    /// The source URL is not a valid PostgreSQL connection URL.
+    #[error("invalid PostgreSQL URL {url}: {reason}")]
+    PostgresUrl { url: String, reason: String },
+
+    /// A PostgreSQL query or connection failed. Transient when the
+    /// connection broke or the SQLSTATE says so (see
+    /// [`SourceError::is_transient`]).
+    #[error("PostgreSQL at {server}: {what} failed")]
+    Postgres {
+        server: String,
+        what: String,
+        #[source]
+        source: postgres::Error,
+    },
+
+    /// A query against PostgreSQL's catalog failed.
+    #[error("cannot read the schema of the PostgreSQL database ({what})")]
+    PostgresIntrospect {
+        what: String,
+        #[source]
+        source: postgres::Error,
+    },
+
+    /// The replication connection failed.
+    #[error("PostgreSQL at {server}: {what} failed on the replication connection")]
+    PostgresReplication {
+        server: String,
+        what: String,
+        #[source]
+        source: crate::postgres::WireError,
+    },
+
+    /// The replication stream sent bytes that are not a valid message.
+    #[error("the PostgreSQL replication stream sent an undecodable message ({what})")]
+    PostgresStream {
+        what: String,
+        #[source]
+        source: crate::postgres::pgoutput::DecodeError,
+    },
+
+    /// A snapshot row holds a value that does not decode as its column's
+    /// type.
+    #[error("table {table} holds a value denorm cannot decode")]
+    PostgresValue {
+        table: String,
+        #[source]
+        source: crate::postgres::ValueError,
+    },
+
+    /// A column of a type denorm has no value for yet.
+    #[error("column {table}.{column} has PostgreSQL type {type_name}, which denorm cannot read yet (it reads smallint, integer, bigint, real, double precision, text, varchar, char, name and boolean); change the column's type or move the table out of schema public")]
+    PostgresUnsupportedType { table: String, column: String, type_name: String },
+
+    /// Logical decoding needs `wal_level = logical`.
+    #[error("PostgreSQL at {server} has wal_level = {actual}, and logical replication needs wal_level = logical: set it in postgresql.conf (or run ALTER SYSTEM SET wal_level = logical) and restart the server; a reload is not enough")]
+    WalLevel { server: String, actual: String },
+
+    /// The role may not open replication connections.
+    #[error("role {role} may not use replication, and denorm reads changes over a replication connection: run ALTER ROLE {role} REPLICATION as a superuser, or connect as a role that has REPLICATION")]
+    ReplicationPrivilege { role: String },
+
+    /// Every replication slot is taken.
+    #[error("all {max} replication slots of the PostgreSQL server are in use (max_replication_slots = {max}): drop an unused one (see SELECT slot_name, active FROM pg_replication_slots; then SELECT pg_drop_replication_slot('name')), or raise max_replication_slots and restart the server")]
+    NoFreeReplicationSlot { max: i64 },
+
+    /// Every WAL sender process is taken.
+    #[error("all {max} WAL senders of the PostgreSQL server are in use (max_wal_senders = {max}): stop an unused replication client (see pg_stat_replication), or raise max_wal_senders and restart the server")]
+    NoFreeWalSender { max: i64 },
+
+    /// A captured table's REPLICA IDENTITY does not put in the WAL the old
+    /// rows views need to retract.
+    #[error("{}", describe_replica_identity(table, identity, columns))]
+    ReplicaIdentity {
+        table: String,
+        /// `relreplident` described: "DEFAULT (primary key id)", "NOTHING", …
+        identity: String,
+        /// The columns views read that the identity does not carry.
+        columns: Vec<String>,
+    },
+
+    /// Another connection streams from the slot. Transient: a previous
+    /// connection of denorm's may not have ended yet.
+    #[error("replication slot {slot} is in use by another connection (see pg_replication_slots.active_pid); another denorm may be attached to it, or its previous connection has not ended yet: retrying later usually succeeds")]
+    SlotInUse { slot: String },
+
+    /// The slot to resume from is gone: only a new snapshot can continue.
+    #[error("replication slot {slot} does not exist (it was dropped, or never created): changes since the last position are lost to denorm; take a new snapshot, which creates the slot again")]
+    SlotMissing { slot: String },
+
+    /// A slot or publication name PostgreSQL would refuse or fold.
+    #[error(
+        "invalid replication slot or publication name {name:?}: use 1 to 63 lower-case letters, digits and underscores"
+    )]
+    PostgresName { name: String },
 }
 
 impl SourceError {
@@ -111,6 +206,11 @@ impl SourceError {
             SourceError::Capture { source, .. }
             | SourceError::Open { source, .. }
             | SourceError::Introspect { source, .. } => is_transient_sqlite(source),
+            SourceError::Postgres { source, .. } | SourceError::PostgresIntrospect { source, .. } => {
+                is_transient_postgres(source)
+            }
+            SourceError::PostgresReplication { source, .. } => source.is_transient(),
+            SourceError::SlotInUse { .. } => true,
             _ => false,
         }
     }
@@ -121,6 +221,42 @@ impl SourceError {
 pub(crate) fn is_transient_sqlite(e: &rusqlite::Error) -> bool {
     use rusqlite::ErrorCode::*;
     matches!(e.sqlite_error_code(), Some(DatabaseBusy | DatabaseLocked | SystemIoFailure | FileLockingProtocolFailed))
+}
+
+/// Whether a PostgreSQL error describes a passing condition: a broken
+/// connection, an I/O error, or a transient SQLSTATE.
+pub(crate) fn is_transient_postgres(e: &postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    if let Some(code) = e.code() {
+        return crate::postgres::is_transient_sqlstate(code.code());
+    }
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if c.is::<std::io::Error>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
+fn describe_replica_identity(table: &str, identity: &str, columns: &[String]) -> String {
+    let fix = format!("run ALTER TABLE {table} REPLICA IDENTITY FULL");
+    if columns.is_empty() {
+        format!(
+            "table {table} has REPLICA IDENTITY {identity}, so PostgreSQL logs nothing of the rows UPDATE and DELETE \
+             replace (and, once the table is published, refuses those statements); {fix}"
+        )
+    } else {
+        format!(
+            "table {table} has REPLICA IDENTITY {identity}, so PostgreSQL logs only the key of the rows UPDATE and \
+             DELETE replace, but views read {table}.{}; denorm keeps no copy of source rows and needs the whole old \
+             row to retract it: {fix}",
+            columns.join(&format!(", {table}."))
+        )
+    }
 }
 
 /// Whether `e` says another connection holds a lock.

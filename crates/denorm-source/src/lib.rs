@@ -51,6 +51,7 @@
 //! ```
 
 mod error;
+pub mod postgres;
 pub mod sqlite;
 
 pub use error::SourceError;

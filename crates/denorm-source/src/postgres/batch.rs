@@ -1,0 +1,397 @@
+//! One committed transaction of the replication stream as a
+//! [`ChangeBatch`]: pure assembly of decoded pgoutput messages into
+//! full-width rows and diffs. A change that cannot be decoded is reported
+//! in [`ChangeBatch::undecodable`], never half-applied or dropped silently.
+
+use denorm_types::{Datum, Diff, Position, Row, RowPacker};
+
+use super::pgoutput::{Column, OldTuple, Relation, Tuple};
+use super::types::{copy_field, PgType, ValueError};
+
+/// The changes of one committed transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeBatch {
+    /// The end of the transaction's commit record: the position to
+    /// [`release`](super::PgCapture::release) once the batch is published.
+    pub position: Position,
+    /// The server's WAL end as last reported by the stream when the batch
+    /// was complete (at or past `position`).
+    pub head: Position,
+    /// Commit time, Unix seconds (microsecond resolution).
+    pub committed_at: f64,
+    /// Tables emptied by TRUNCATE in this transaction, sorted by name:
+    /// apply "retract every row of the table" first, then the table's
+    /// changes in [`tables`](Self::tables), which are only those made after
+    /// the (last) truncation.
+    pub truncated: Vec<String>,
+    /// Per captured table that changed (sorted by name): full-width rows,
+    /// -1 for an old row, +1 for a new one (an update is both).
+    pub tables: Vec<(String, Vec<(Row, Diff)>)>,
+    /// Changes that could not be decoded; none of them is in `tables`.
+    pub undecodable: Vec<Undecodable>,
+}
+
+/// A change that could not be decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Undecodable {
+    /// The LSN of the change's WAL record.
+    pub position: Position,
+    pub table: String,
+    pub reason: ValueError,
+}
+
+/// A captured table as the stream decodes it.
+#[derive(Debug, Clone)]
+pub(crate) struct Table {
+    /// The catalog's name.
+    pub(crate) name: String,
+    /// Column names and types as planned: a Relation message must match.
+    pub(crate) columns: Vec<String>,
+    pub(crate) types: Vec<PgType>,
+    /// Per column: whether a view reads it (the others are NULL in rows).
+    pub(crate) read: Vec<bool>,
+    /// Every read column is part of the replica identity key, so the key
+    /// tuple of an update or delete holds everything a retraction needs.
+    pub(crate) covered_by_key: bool,
+}
+
+impl Table {
+    /// Whether a Relation message describes the table as planned: same
+    /// column names and types in the same order, and a replica identity
+    /// that still supplies the old rows (REPLICA IDENTITY FULL, or a key
+    /// covering every read column).
+    pub(crate) fn matches(&self, relation: &Relation) -> bool {
+        let same_columns = relation.columns.len() == self.columns.len()
+            && relation
+                .columns
+                .iter()
+                .zip(&self.columns)
+                .zip(&self.types)
+                .all(|((column, name), ty)| column.name == *name && PgType::from_oid(column.type_id) == Some(*ty));
+        let identity_ok = relation.replica_identity == b'f'
+            || (self.covered_by_key
+                && relation.columns.iter().zip(&self.read).all(|(column, &read)| !read || column.key));
+        same_columns && identity_ok
+    }
+
+    /// Decodes `tuple` into a full-width row; a 'u' (unchanged TOAST) column
+    /// takes its value from `old`.
+    pub(crate) fn decode_row(
+        &self,
+        tuple: &Tuple<'_>,
+        old: Option<&Tuple<'_>>,
+        packer: &mut RowPacker,
+    ) -> Result<Row, ValueError> {
+        if tuple.0.len() != self.columns.len() {
+            return Err(ValueError::Width { expected: self.columns.len(), actual: tuple.0.len() });
+        }
+        for (i, column) in tuple.0.iter().enumerate() {
+            if !self.read[i] {
+                packer.push(&Datum::Null);
+                continue;
+            }
+            let column = match column {
+                Column::Unchanged => match old.and_then(|o| o.0.get(i)) {
+                    Some(Column::Unchanged) | None => Err(ValueError::UnchangedWithoutOldRow),
+                    Some(c) => Ok(*c),
+                },
+                c => Ok(*c),
+            };
+            let datum = column.and_then(|column| match column {
+                Column::Null => Ok(Datum::Null),
+                Column::Text(text) => self.types[i].decode(text),
+                Column::Binary(_) => Err(ValueError::Binary),
+                Column::Unchanged => Err(ValueError::UnchangedWithoutOldRow),
+            });
+            match datum {
+                Ok(datum) => packer.push(&datum),
+                Err(e) => {
+                    packer.finish();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(packer.finish())
+    }
+
+    /// Decodes one line of `COPY (SELECT <read columns>) TO STDOUT` into a
+    /// full-width row, exactly as [`decode_row`](Self::decode_row) decodes
+    /// the same row from the stream.
+    pub(crate) fn decode_copy_line(
+        &self,
+        line: &[u8],
+        scratch: &mut Vec<u8>,
+        packer: &mut RowPacker,
+    ) -> Result<Row, ValueError> {
+        let wanted = self.read.iter().filter(|&&r| r).count().max(1);
+        let actual = line.split(|&b| b == b'\t').count();
+        if actual != wanted {
+            return Err(ValueError::Width { expected: wanted, actual });
+        }
+        let mut fields = line.split(|&b| b == b'\t');
+        for (i, &read) in self.read.iter().enumerate() {
+            if !read {
+                packer.push(&Datum::Null);
+                continue;
+            }
+            let field = fields.next().expect("one field per read column");
+            let datum = copy_field(field, scratch).and_then(|value| match value {
+                None => Ok(Datum::Null),
+                Some(text) => self.types[i].decode(text),
+            });
+            match datum {
+                Ok(datum) => packer.push(&datum),
+                Err(e) => {
+                    packer.finish();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(packer.finish())
+    }
+}
+
+/// Gathers the changes of the transaction being received.
+#[derive(Debug)]
+pub(crate) struct TransactionBuilder {
+    committed_at: i64,
+    changes: Vec<Vec<(Row, Diff)>>,
+    truncated: Vec<bool>,
+    undecodable: Vec<Undecodable>,
+    packer: RowPacker,
+}
+
+impl TransactionBuilder {
+    pub(crate) fn new(tables: usize, committed_at: i64) -> Self {
+        TransactionBuilder {
+            committed_at,
+            changes: vec![Vec::new(); tables],
+            truncated: vec![false; tables],
+            undecodable: Vec::new(),
+            packer: RowPacker::new(),
+        }
+    }
+
+    pub(crate) fn insert(&mut self, tables: &[Table], table: usize, lsn: u64, new: &Tuple<'_>) {
+        let row = tables[table].decode_row(new, None, &mut self.packer);
+        self.push(tables, table, lsn, row.map(|new| vec![(new, 1)]));
+    }
+
+    /// `old` is absent when the table's replica identity is its key, the
+    /// key did not change and is not TOASTed: then the read columns (all in
+    /// the key) did not change either, and the update changes no row.
+    pub(crate) fn update(
+        &mut self,
+        tables: &[Table],
+        table: usize,
+        lsn: u64,
+        old: Option<&OldTuple<'_>>,
+        new: &Tuple<'_>,
+    ) {
+        let t = &tables[table];
+        let changes = match old {
+            None if t.covered_by_key => return,
+            None => Err(ValueError::UnchangedWithoutOldRow),
+            Some(old) => t.decode_row(old.tuple(), None, &mut self.packer).and_then(|old_row| {
+                let fallback = matches!(old, OldTuple::Full(_)).then(|| old.tuple());
+                let new_row = t.decode_row(new, fallback, &mut self.packer)?;
+                Ok(vec![(old_row, -1), (new_row, 1)])
+            }),
+        };
+        self.push(tables, table, lsn, changes);
+    }
+
+    pub(crate) fn delete(&mut self, tables: &[Table], table: usize, lsn: u64, old: &OldTuple<'_>) {
+        let row = tables[table].decode_row(old.tuple(), None, &mut self.packer);
+        self.push(tables, table, lsn, row.map(|old| vec![(old, -1)]));
+    }
+
+    /// Everything the transaction did to the table before is void: the
+    /// table is empty now.
+    pub(crate) fn truncate(&mut self, table: usize) {
+        self.changes[table].clear();
+        self.truncated[table] = true;
+    }
+
+    fn push(&mut self, tables: &[Table], table: usize, lsn: u64, changes: Result<Vec<(Row, Diff)>, ValueError>) {
+        match changes {
+            Ok(changes) => self.changes[table].extend(changes),
+            Err(reason) => self.undecodable.push(Undecodable {
+                position: Position(lsn),
+                table: tables[table].name.clone(),
+                reason,
+            }),
+        }
+    }
+
+    /// The batch, ending at the commit record's `end_lsn`.
+    pub(crate) fn finish(self, tables: &[Table], end_lsn: u64, head: u64) -> ChangeBatch {
+        let names = |flags: &[bool]| -> Vec<String> {
+            flags.iter().zip(tables).filter(|(&f, _)| f).map(|(_, t)| t.name.clone()).collect()
+        };
+        let truncated = names(&self.truncated);
+        let changes = self
+            .changes
+            .into_iter()
+            .zip(tables)
+            .filter(|(changes, _)| !changes.is_empty())
+            .map(|(changes, t)| (t.name.clone(), changes))
+            .collect();
+        ChangeBatch {
+            position: Position(end_lsn),
+            head: Position(head.max(end_lsn)),
+            committed_at: super::pgoutput::unix_seconds(self.committed_at),
+            truncated,
+            tables: changes,
+            undecodable: self.undecodable,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::pgoutput::RelationColumn;
+    use super::*;
+    use denorm_types::Value;
+
+    /// users(id bigint, name text, bio text), views read id and bio.
+    fn users() -> Table {
+        Table {
+            name: "users".into(),
+            columns: vec!["id".into(), "name".into(), "bio".into()],
+            types: vec![PgType::Int8, PgType::Text, PgType::Text],
+            read: vec![true, false, true],
+            covered_by_key: false,
+        }
+    }
+
+    fn row(values: &[Value]) -> Row {
+        Row::pack(values.iter().map(|v| v.borrowed()))
+    }
+
+    fn t<'a>(columns: &[Column<'a>]) -> Tuple<'a> {
+        Tuple(columns.to_vec())
+    }
+
+    #[test]
+    fn rows_are_full_width_with_unread_columns_null() {
+        let mut packer = RowPacker::new();
+        let tuple = t(&[Column::Text(b"7"), Column::Text(b"ada"), Column::Null]);
+        let got = users().decode_row(&tuple, None, &mut packer).unwrap();
+        assert_eq!(got, row(&[7.into(), Datum::Null, Datum::Null]));
+
+        let copied = users().decode_copy_line(b"7\t\\N", &mut Vec::new(), &mut packer).unwrap();
+        assert_eq!(copied, got, "snapshot and stream rows are the same bytes");
+    }
+
+    #[test]
+    fn transaction_changes_table() {
+        let tables = [users()];
+        let full = |id: &'static [u8], bio: Column<'static>| t(&[Column::Text(id), Column::Text(b"n"), bio]);
+        type Case<'a> = (&'a str, Box<dyn Fn(&mut TransactionBuilder) + 'a>, Vec<(Row, Diff)>, usize);
+        let cases: Vec<Case<'_>> = vec![
+            (
+                "insert",
+                Box::new(|b| b.insert(&tables, 0, 1, &full(b"1", Column::Text(b"hi")))),
+                vec![(row(&[1.into(), Datum::Null, "hi".into()]), 1)],
+                0,
+            ),
+            (
+                "update with full old row, bio TOASTed and unchanged",
+                Box::new(|b| {
+                    let old = OldTuple::Full(full(b"1", Column::Text(b"long")));
+                    b.update(&tables, 0, 1, Some(&old), &full(b"2", Column::Unchanged))
+                }),
+                vec![
+                    (row(&[1.into(), Datum::Null, "long".into()]), -1),
+                    (row(&[2.into(), Datum::Null, "long".into()]), 1),
+                ],
+                0,
+            ),
+            (
+                "delete with full old row and a NULL",
+                Box::new(|b| b.delete(&tables, 0, 1, &OldTuple::Full(full(b"3", Column::Null)))),
+                vec![(row(&[3.into(), Datum::Null, Datum::Null]), -1)],
+                0,
+            ),
+            (
+                "update without an old row is undecodable",
+                Box::new(|b| b.update(&tables, 0, 1, None, &full(b"1", Column::Text(b"x")))),
+                vec![],
+                1,
+            ),
+            (
+                "unchanged TOAST with only the old key is undecodable",
+                Box::new(|b| {
+                    let old = OldTuple::Key(t(&[Column::Text(b"1"), Column::Null, Column::Null]));
+                    b.update(&tables, 0, 1, Some(&old), &full(b"2", Column::Unchanged))
+                }),
+                vec![],
+                1,
+            ),
+            (
+                "a bad integer is undecodable",
+                Box::new(|b| b.insert(&tables, 0, 1, &full(b"x", Column::Null))),
+                vec![],
+                1,
+            ),
+            (
+                "truncate voids earlier changes",
+                Box::new(|b| {
+                    b.insert(&tables, 0, 1, &full(b"1", Column::Null));
+                    b.truncate(0);
+                    b.insert(&tables, 0, 2, &full(b"2", Column::Null));
+                }),
+                vec![(row(&[2.into(), Datum::Null, Datum::Null]), 1)],
+                0,
+            ),
+        ];
+        for (name, apply, want, undecodable) in cases {
+            let mut builder = TransactionBuilder::new(1, 0);
+            apply(&mut builder);
+            let batch = builder.finish(&tables, 100, 90);
+            let got = batch.tables.first().map(|(_, c)| c.clone()).unwrap_or_default();
+            assert_eq!(got, want, "{name}");
+            assert_eq!(batch.undecodable.len(), undecodable, "{name}");
+            assert_eq!(batch.position, Position(100), "{name}");
+            assert_eq!(batch.head, Position(100), "{name}");
+        }
+    }
+
+    #[test]
+    fn key_identity_covers_key_only_reads() {
+        let table = Table { read: vec![true, false, false], covered_by_key: true, ..users() };
+        let tables = [table];
+        let mut builder = TransactionBuilder::new(1, 0);
+        let new = t(&[Column::Text(b"1"), Column::Text(b"n"), Column::Unchanged]);
+        builder.update(&tables, 0, 1, None, &new);
+        builder.delete(&tables, 0, 2, &OldTuple::Key(t(&[Column::Text(b"1"), Column::Null, Column::Null])));
+        let batch = builder.finish(&tables, 10, 10);
+        assert_eq!(batch.tables, vec![("users".to_string(), vec![(row(&[1.into(), Datum::Null, Datum::Null]), -1)])]);
+        assert!(batch.undecodable.is_empty());
+    }
+
+    #[test]
+    fn relation_must_match_the_plan() {
+        let column = |name: &str, type_id, key| RelationColumn { key, name: name.into(), type_id, type_modifier: -1 };
+        let relation = |identity, columns| Relation {
+            id: 1,
+            namespace: "public".into(),
+            name: "users".into(),
+            replica_identity: identity,
+            columns,
+        };
+        let planned = vec![column("id", 20, true), column("name", 25, false), column("bio", 25, false)];
+        assert!(users().matches(&relation(b'f', planned.clone())));
+        assert!(!users().matches(&relation(b'd', planned.clone())), "identity no longer full");
+        let mut added = planned.clone();
+        added.push(column("age", 23, false));
+        assert!(!users().matches(&relation(b'f', added)), "column added");
+        assert!(!users().matches(&relation(b'f', planned[..2].to_vec())), "column dropped");
+        let mut retyped = planned.clone();
+        retyped[0].type_id = 23;
+        assert!(!users().matches(&relation(b'f', retyped)), "int8 became int4");
+        let key_only = Table { read: vec![true, false, false], covered_by_key: true, ..users() };
+        assert!(key_only.matches(&relation(b'd', planned)));
+    }
+}

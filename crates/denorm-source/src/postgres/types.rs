@@ -1,0 +1,282 @@
+//! PostgreSQL column types as denorm values: [`PgType`] maps a type OID to
+//! a [`ScalarType`] and decodes the type's *text* output format, which both
+//! the snapshot (`COPY … TO STDOUT`, text format, unescaped by
+//! [`split_copy_line`]) and the change stream (pgoutput's 't' columns)
+//! carry. One decoder for both is what makes a snapshot row and its later
+//! retraction byte-identical.
+//!
+//! Adding a type is one [`PgType`] variant: its OID in [`PgType::from_oid`],
+//! its scalar type, and its arm in [`PgType::decode`]. Both sessions set
+//! `DateStyle = ISO`, `TimeZone = UTC`, `extra_float_digits = 3` and
+//! `client_encoding = UTF8`, so output formats do not depend on the server's
+//! defaults.
+
+use std::borrow::Cow;
+
+use denorm_types::{Datum, ScalarType};
+
+/// The session settings under which text output is decoded; sent at
+/// connection start-up on both the snapshot and the replication connection.
+pub(crate) const SESSION_SETTINGS: [(&str, &str); 5] = [
+    ("client_encoding", "UTF8"),
+    ("DateStyle", "ISO, YMD"),
+    ("TimeZone", "UTC"),
+    ("extra_float_digits", "3"),
+    ("IntervalStyle", "iso_8601"),
+];
+
+/// A PostgreSQL type denorm reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PgType {
+    Bool,
+    Int2,
+    Int4,
+    Int8,
+    Float4,
+    Float8,
+    Text,
+    Varchar,
+    /// `char(n)`: the value keeps its blank padding, as PostgreSQL outputs it.
+    Bpchar,
+    Name,
+}
+
+impl PgType {
+    /// The type of a column with type OID `oid`, or `None` when denorm has
+    /// no value for it yet.
+    pub fn from_oid(oid: u32) -> Option<PgType> {
+        Some(match oid {
+            16 => PgType::Bool,
+            21 => PgType::Int2,
+            23 => PgType::Int4,
+            20 => PgType::Int8,
+            700 => PgType::Float4,
+            701 => PgType::Float8,
+            25 => PgType::Text,
+            1043 => PgType::Varchar,
+            1042 => PgType::Bpchar,
+            19 => PgType::Name,
+            _ => return None,
+        })
+    }
+
+    pub fn scalar_type(self) -> ScalarType {
+        match self {
+            PgType::Bool => ScalarType::Bool,
+            PgType::Int2 | PgType::Int4 | PgType::Int8 => ScalarType::Int,
+            PgType::Float4 | PgType::Float8 => ScalarType::Float,
+            PgType::Text | PgType::Varchar | PgType::Bpchar | PgType::Name => ScalarType::Text,
+        }
+    }
+
+    /// Decodes the text output of a value of this type.
+    pub fn decode(self, text: &[u8]) -> Result<Datum<'_>, ValueError> {
+        let invalid = || ValueError::Invalid { ty: self, text: String::from_utf8_lossy(text).into_owned() };
+        let text = std::str::from_utf8(text).map_err(|_| ValueError::NotUtf8)?;
+        match self {
+            PgType::Bool => match text {
+                "t" => Ok(Datum::Bool(true)),
+                "f" => Ok(Datum::Bool(false)),
+                _ => Err(invalid()),
+            },
+            PgType::Int2 | PgType::Int4 | PgType::Int8 => text.parse().map(Datum::Int).map_err(|_| invalid()),
+            PgType::Float4 | PgType::Float8 => decode_float(text).map(Datum::Float).ok_or_else(invalid),
+            PgType::Text | PgType::Varchar | PgType::Bpchar | PgType::Name => Ok(Datum::Text(Cow::Borrowed(text))),
+        }
+    }
+}
+
+fn decode_float(text: &str) -> Option<f64> {
+    match text {
+        "NaN" => Some(f64::NAN),
+        "Infinity" => Some(f64::INFINITY),
+        "-Infinity" => Some(f64::NEG_INFINITY),
+        _ => text.parse().ok(),
+    }
+}
+
+/// Why a column value cannot be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    #[error("{text:?} is not a valid {ty:?} value")]
+    Invalid { ty: PgType, text: String },
+    #[error("the value is not valid UTF-8")]
+    NotUtf8,
+    #[error("the value is in binary format, which denorm does not request")]
+    Binary,
+    #[error("an unchanged TOASTed value arrived without the old row to take it from; set REPLICA IDENTITY FULL")]
+    UnchangedWithoutOldRow,
+    #[error("the row has {actual} columns where the table has {expected}")]
+    Width { expected: usize, actual: usize },
+    #[error("a COPY line is malformed: {0}")]
+    Copy(&'static str),
+}
+
+/// Splits one line of `COPY … TO STDOUT` text format (without its newline)
+/// into its fields: `None` for `\N` (NULL), the unescaped bytes otherwise
+/// (borrowed when the field has no escape).
+pub fn split_copy_line<'a>(line: &'a [u8], out: &mut Vec<Option<Cow<'a, [u8]>>>) -> Result<(), ValueError> {
+    out.clear();
+    for field in line.split(|&b| b == b'\t') {
+        let mut scratch = Vec::new();
+        let value = match copy_field(field, &mut scratch)? {
+            None => None,
+            Some(_) if field.contains(&b'\\') => Some(Cow::Owned(scratch)),
+            Some(_) => Some(Cow::Borrowed(field)),
+        };
+        out.push(value);
+    }
+    Ok(())
+}
+
+/// One field of a COPY text line: `None` for `\N`, else its value, borrowed
+/// from `field` or unescaped into `scratch`.
+pub fn copy_field<'a>(field: &'a [u8], scratch: &'a mut Vec<u8>) -> Result<Option<&'a [u8]>, ValueError> {
+    if field == b"\\N" {
+        Ok(None)
+    } else if field.contains(&b'\\') {
+        scratch.clear();
+        unescape(field, scratch)?;
+        Ok(Some(scratch.as_slice()))
+    } else {
+        Ok(Some(field))
+    }
+}
+
+/// COPY text format escapes: `\b \f \n \r \t \v \\`, `\` and 1–3 octal
+/// digits, `\x` and 1–2 hex digits; any other escaped character is itself.
+fn unescape(field: &[u8], out: &mut Vec<u8>) -> Result<(), ValueError> {
+    let mut i = 0;
+    while i < field.len() {
+        let b = field[i];
+        i += 1;
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        let &escaped = field.get(i).ok_or(ValueError::Copy("a field ends with a backslash"))?;
+        i += 1;
+        match escaped {
+            b'b' => out.push(8),
+            b'f' => out.push(12),
+            b'n' => out.push(b'\n'),
+            b'r' => out.push(b'\r'),
+            b't' => out.push(b'\t'),
+            b'v' => out.push(11),
+            b'0'..=b'7' => {
+                let mut value = u32::from(escaped - b'0');
+                for _ in 0..2 {
+                    match field.get(i) {
+                        Some(&d @ b'0'..=b'7') => {
+                            value = value * 8 + u32::from(d - b'0');
+                            i += 1;
+                        }
+                        _ => break,
+                    }
+                }
+                out.push(value as u8);
+            }
+            b'x' if field.get(i).is_some_and(u8::is_ascii_hexdigit) => {
+                let mut value = 0u8;
+                for _ in 0..2 {
+                    match field.get(i).and_then(|d| (*d as char).to_digit(16)) {
+                        Some(d) => {
+                            value = value * 16 + d as u8;
+                            i += 1;
+                        }
+                        None => break,
+                    }
+                }
+                out.push(value);
+            }
+            other => out.push(other),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_text_output() {
+        let cases: &[(PgType, &str, Datum<'static>)] = &[
+            (PgType::Bool, "t", Datum::Bool(true)),
+            (PgType::Bool, "f", Datum::Bool(false)),
+            (PgType::Int2, "-32768", Datum::Int(-32768)),
+            (PgType::Int8, "9223372036854775807", Datum::Int(i64::MAX)),
+            (PgType::Float8, "0.1", Datum::Float(0.1)),
+            (PgType::Float4, "1.00000001e+30", Datum::Float(1.00000001e30)),
+            (PgType::Float8, "Infinity", Datum::Float(f64::INFINITY)),
+            (PgType::Float8, "-Infinity", Datum::Float(f64::NEG_INFINITY)),
+            (PgType::Text, "ünïcode", Datum::text("ünïcode")),
+            (PgType::Bpchar, "ab  ", Datum::text("ab  ")),
+            (PgType::Varchar, "", Datum::text("")),
+        ];
+        for (ty, text, want) in cases {
+            assert_eq!(ty.decode(text.as_bytes()).as_ref(), Ok(want), "{ty:?} {text}");
+        }
+        assert!(matches!(PgType::Float8.decode(b"NaN"), Ok(Datum::Float(f)) if f.is_nan()));
+    }
+
+    #[test]
+    fn refuses_invalid_values() {
+        let cases: &[(PgType, &[u8])] = &[
+            (PgType::Bool, b"true"),
+            (PgType::Int4, b"1.5"),
+            (PgType::Int8, b"99999999999999999999"),
+            (PgType::Float8, b"x"),
+        ];
+        for (ty, text) in cases {
+            assert!(matches!(ty.decode(text), Err(ValueError::Invalid { .. })), "{ty:?}");
+        }
+        assert_eq!(PgType::Text.decode(b"\xff"), Err(ValueError::NotUtf8));
+    }
+
+    #[test]
+    fn maps_type_oids() {
+        let cases = [
+            (16, Some(ScalarType::Bool)),
+            (21, Some(ScalarType::Int)),
+            (23, Some(ScalarType::Int)),
+            (20, Some(ScalarType::Int)),
+            (700, Some(ScalarType::Float)),
+            (701, Some(ScalarType::Float)),
+            (25, Some(ScalarType::Text)),
+            (1043, Some(ScalarType::Text)),
+            (1042, Some(ScalarType::Text)),
+            (19, Some(ScalarType::Text)),
+            (1700, None), // numeric
+            (1082, None), // date
+            (1114, None), // timestamp
+            (1184, None), // timestamptz
+            (2950, None), // uuid
+            (114, None),  // json
+            (3802, None), // jsonb
+        ];
+        for (oid, want) in cases {
+            assert_eq!(PgType::from_oid(oid).map(PgType::scalar_type), want, "oid {oid}");
+        }
+    }
+
+    #[test]
+    fn splits_copy_lines() {
+        type Fields = Vec<Option<&'static [u8]>>;
+        let cases: &[(&[u8], Fields)] = &[
+            (b"1\tada", vec![Some(b"1"), Some(b"ada")]),
+            (b"1\t\\N\t", vec![Some(b"1"), None, Some(b"")]),
+            (b"a\\tb\\nc\\\\d", vec![Some(b"a\tb\nc\\d")]),
+            (b"\\101\\x42\\7x", vec![Some(b"AB\x07x")]),
+            (b"\\b\\f\\r\\v\\q", vec![Some(b"\x08\x0c\r\x0bq")]),
+            (b"\\\\N", vec![Some(b"\\N")]),
+        ];
+        let mut out = Vec::new();
+        for (line, want) in cases {
+            split_copy_line(line, &mut out).unwrap();
+            let got: Vec<Option<&[u8]>> = out.iter().map(|f| f.as_deref()).collect();
+            assert_eq!(&got, want, "{}", String::from_utf8_lossy(line));
+        }
+        assert_eq!(split_copy_line(b"a\\", &mut out), Err(ValueError::Copy("a field ends with a backslash")));
+    }
+}
