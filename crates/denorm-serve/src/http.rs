@@ -293,7 +293,10 @@ async fn answer(app: &App, published: &Published, name: &str, raw: &str) -> Resu
     if let (Some(fallback), Some((info, query, key))) = (&app.fallback, to_source(app, published, name, raw)) {
         return from_source(app, fallback.clone(), info, query, key).await;
     }
-    let (body, position) = read_rows(published, name, raw)?;
+    let (body, position, merges) = read_counted(published, name, raw)?;
+    if merges > 0 {
+        app.reader.metrics().fanout_read_merges(name, merges);
+    }
     let stale = published.view(name).is_some_and(|v| !v.within_sla(&published.source, now()));
     let mut response = ([(header::CONTENT_TYPE, "application/json")], Body::from(body)).into_response();
     response.headers_mut().insert(SERVED_BY_HEADER, HeaderValue::from_static("view"));
@@ -331,6 +334,16 @@ async fn from_source(
 /// handler and in-process readers (the demo's latency comparison, a later
 /// pgwire reader) share it.
 pub fn read_rows(published: &Published, name: &str, raw_query: &str) -> Result<(Vec<u8>, Option<Position>), ApiError> {
+    read_counted(published, name, raw_query).map(|(body, position, _)| (body, position))
+}
+
+/// [`read_rows`], also returning how many celebrities' content a feed read
+/// merged in (0 for other views).
+fn read_counted(
+    published: &Published,
+    name: &str,
+    raw_query: &str,
+) -> Result<(Vec<u8>, Option<Position>, u64), ApiError> {
     let Some(view) = published.view(name) else {
         let views = published.views.iter().map(|v| v.info.name.clone()).collect();
         return Err(ApiError::UnknownView { name: name.to_owned(), views });
@@ -343,8 +356,14 @@ pub fn read_rows(published: &Published, name: &str, raw_query: &str) -> Result<(
             return Err(ApiError::ViewFailed { name: name.to_owned(), reason: reason.clone() })
         }
     }
-    let matches = execute(view, &query);
-    Ok((render_rows(&output_columns(&view.info, &query), paginate(&matches, &query)), view.position))
+    let (matches, merges) = match &view.info.feed {
+        Some(feed) => {
+            let read = crate::feed::execute(view, feed, &query)?;
+            (read.matches, read.merges)
+        }
+        None => (execute(view, &query), 0),
+    };
+    Ok((render_rows(&output_columns(&view.info, &query), paginate(&matches, &query)), view.position, merges))
 }
 
 fn with_position(mut response: Response, position: Option<u64>) -> Response {

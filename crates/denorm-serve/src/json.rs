@@ -10,7 +10,7 @@ use denorm_types::Datum;
 use serde::Serialize;
 
 use crate::metrics::lag;
-use crate::state::{Published, PublishedView, SourceState, SourceStatus, ViewStatus};
+use crate::state::{Published, PublishedView, SourceState, SourceStatus, ViewRows, ViewStatus};
 
 /// Appends one datum as JSON.
 pub fn write_datum(out: &mut Vec<u8>, datum: &Datum<'_>) {
@@ -84,6 +84,28 @@ pub struct ViewSummary {
     /// rows, with `Denorm-Stale: true`) or `"fallback"` (key lookups are
     /// answered by the source).
     pub on_stale: &'static str,
+    /// A feed view's figures (absent for other views). Its `rows` count the
+    /// rows fanned out on write plus the celebrities' content stored once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub feed: Option<FeedSummary>,
+}
+
+/// `feed` of a [`ViewSummary`].
+#[derive(Debug, Serialize, PartialEq)]
+pub struct FeedSummary {
+    pub partition_by: String,
+    /// E.g. `["created_at desc nulls first", "post_id desc nulls first"]`.
+    pub order_by: Vec<String>,
+    pub fanout_limit: u64,
+    pub retain: Option<usize>,
+    /// The edge table's column whose degree is compared with `fanout_limit`.
+    pub fanout_column: String,
+    /// Rows fanned out on write (one per partition and content row).
+    pub materialized_rows: u64,
+    /// Celebrities' content rows, stored once and merged in at read time.
+    pub celebrity_content_rows: u64,
+    /// Edges from partitions to celebrities.
+    pub celebrity_edges: u64,
 }
 
 /// `refresh` of a [`ViewSummary`]: serialized as the string `"on_change"`
@@ -114,7 +136,7 @@ pub fn view_summary(view: &PublishedView, source: &SourceStatus, now: f64) -> Vi
         name: info.name.clone(),
         columns: info.columns.iter().map(|c| c.name.clone()).collect(),
         key: info.key.iter().map(|&k| info.columns[k].name.clone()).collect(),
-        rows: view.rows.len(),
+        rows: view.rows.len() + view.parts.first().map_or(0, ViewRows::len),
         position: view.position.map(|p| p.0),
         freshness_seconds: view.freshness_seconds(source, now),
         max_staleness_seconds: info.max_staleness.map(|d| d.as_secs_f64()),
@@ -127,6 +149,24 @@ pub fn view_summary(view: &PublishedView, source: &SourceStatus, now: f64) -> Vi
         refresh: info.refresh.map_or(RefreshSummary::OnChange, |d| RefreshSummary::Every(d.as_secs_f64())),
         refreshed_at: view.refreshed_at,
         on_stale: if info.fallback { "fallback" } else { "serve" },
+        feed: info.feed.as_ref().map(|feed| FeedSummary {
+            partition_by: info.columns[feed.partition].name.clone(),
+            order_by: feed
+                .order
+                .iter()
+                .map(|t| {
+                    let direction = if t.descending { "desc" } else { "asc" };
+                    let nulls = if t.nulls_first { "first" } else { "last" };
+                    format!("{} {direction} nulls {nulls}", info.columns[t.column].name)
+                })
+                .collect(),
+            fanout_limit: feed.fanout_limit,
+            retain: feed.retain,
+            fanout_column: feed.fan_column.clone(),
+            materialized_rows: view.rows.len(),
+            celebrity_content_rows: view.parts.first().map_or(0, ViewRows::len),
+            celebrity_edges: view.parts.get(1).map_or(0, ViewRows::len),
+        }),
     }
 }
 
@@ -287,6 +327,7 @@ mod tests {
                 tables: vec!["u".into()],
                 refresh: Some(Duration::from_secs(3600)),
                 fallback: false,
+                feed: None,
             },
         ]
     }

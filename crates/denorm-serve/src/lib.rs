@@ -124,6 +124,7 @@
 //! source lookup failed; the message says why).
 
 pub mod fallback;
+pub mod feed;
 mod http;
 pub mod json;
 mod metrics;
@@ -136,7 +137,7 @@ pub use http::{
     read_rows, router, router_with, serve, serve_with, ApiError, DEFAULT_WAIT, MAX_WAIT, MIN_POSITION_HEADER,
     POSITION_HEADER, SERVED_BY_HEADER, STALE_HEADER, TIMEOUT_HEADER,
 };
-pub use json::{Health, RefreshSummary, ViewSummary};
+pub use json::{FeedSummary, Health, RefreshSummary, ViewSummary};
 pub use metrics::{Metrics, CONTENT_TYPE as METRICS_CONTENT_TYPE};
 pub use state::{
     channel, pack_key, percentiles, ColumnInfo, Published, PublishedView, Publisher, Reader, SourceState, SourceStatus,

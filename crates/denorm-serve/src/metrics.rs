@@ -67,6 +67,8 @@ struct Inner {
     budget_exceeded: Family<ViewLabel, Counter>,
     fallback_reads: Family<ViewLabel, Counter>,
     fallback_errors: Family<ViewLabel, Counter>,
+    fanout_rows_written: Family<ViewLabel, Counter>,
+    fanout_read_merges: Family<ViewLabel, Counter>,
     freshness: FreshnessFamily,
     source_lag: Gauge,
     source_head: Gauge,
@@ -102,6 +104,8 @@ impl Metrics {
             budget_exceeded: Family::default(),
             fallback_reads: Family::default(),
             fallback_errors: Family::default(),
+            fanout_rows_written: Family::default(),
+            fanout_read_merges: Family::default(),
             freshness: Family::new_with_constructor(freshness_histogram as fn() -> Histogram),
             source_lag: Gauge::default(),
             source_head: Gauge::default(),
@@ -157,6 +161,16 @@ impl Metrics {
             "fallback_errors",
             "Key lookups sent to the source that failed (answered 503 fallback_failed)",
             inner.fallback_errors.clone(),
+        );
+        r.register(
+            "fanout_rows_written",
+            "Rows written (inserted or retracted) into a feed view's partitions by fan-out on write",
+            inner.fanout_rows_written.clone(),
+        );
+        r.register(
+            "fanout_read_merges",
+            "Celebrities' content merged into a feed page at read time (fan-out on read), one per celebrity per read",
+            inner.fanout_read_merges.clone(),
         );
         r.register(
             "freshness_seconds",
@@ -238,11 +252,25 @@ impl Metrics {
         }
     }
 
+    /// Counts rows written into a feed's partitions by fan-out on write.
+    pub(crate) fn fanout_rows_written(&self, view: &str, n: u64) {
+        self.inner.fanout_rows_written.get_or_create(&ViewLabel { view: view.to_owned() }).inc_by(n);
+    }
+
+    /// Counts celebrities' content merged into feed reads.
+    pub(crate) fn fanout_read_merges(&self, view: &str, n: u64) {
+        self.inner.fanout_read_merges.get_or_create(&ViewLabel { view: view.to_owned() }).inc_by(n);
+    }
+
     /// Registers a view's series at zero so that they exist before its
     /// first change: the budget and fallback counters only for views with
     /// a budget or a fallback.
-    pub(crate) fn declare_view(&self, view: &str, has_budget: bool, fallback: bool) {
+    pub(crate) fn declare_view(&self, view: &str, has_budget: bool, fallback: bool, feed: bool) {
         let label = ViewLabel { view: view.to_owned() };
+        if feed {
+            drop(self.inner.fanout_rows_written.get_or_create(&label));
+            drop(self.inner.fanout_read_merges.get_or_create(&label));
+        }
         drop(self.inner.view_rows.get_or_create(&label));
         drop(self.inner.view_failed.get_or_create(&label));
         self.inner.view_within_sla.get_or_create(&label).set(1);
@@ -331,7 +359,7 @@ mod tests {
         let m = Metrics::new();
         m.changes_applied("users", 3);
         m.undecodable("users", 1);
-        m.declare_view("v", true, true);
+        m.declare_view("v", true, true, false);
         m.set_view_sla("v", false, true, Some(1_700_000_000.25));
         m.fallback_read("v", false);
         m.observe_freshness("v", 0.002);

@@ -62,6 +62,17 @@ impl ViewRows {
             .flat_map(|(_, slot)| slot.iter().map(|(r, d)| (r, *d)))
     }
 
+    /// The entries whose packed key starts with `prefix`, in key byte
+    /// order: each key with the rows under it (a feed's ordered index reads
+    /// them with their keys to merge partitions, see [`crate::feed`]).
+    pub fn entries_prefixed<'a>(&'a self, prefix: &[u8]) -> impl Iterator<Item = (&'a [u8], &'a [(Row, Diff)])> + 'a {
+        let owned: Box<[u8]> = prefix.into();
+        self.map
+            .range::<_, [u8]>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
+            .take_while(move |(key, _)| key.starts_with(&owned))
+            .map(|(key, slot)| (&key[..], slot.as_slice()))
+    }
+
     /// Every row with its multiplicity, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&Row, Diff)> {
         self.map.values().flat_map(|slot| slot.iter().map(|(r, d)| (r, *d)))
@@ -72,16 +83,27 @@ impl ViewRows {
     pub(crate) fn apply(&mut self, key_columns: &[usize], changes: &[(Row, Diff)], packer: &mut RowPacker) {
         for (row, diff) in changes.iter().filter(|(_, d)| *d < 0) {
             let key = pack_row_key(key_columns, row, packer);
-            self.retract(key, row, -diff);
+            self.retract(key.as_bytes(), row, -diff);
         }
         for (row, diff) in changes.iter().filter(|(_, d)| *d > 0) {
             let key = pack_row_key(key_columns, row, packer);
-            self.insert(key, row, *diff);
+            self.insert(key.as_bytes(), row, *diff);
         }
     }
 
-    fn retract(&mut self, key: Row, row: &Row, count: Diff) {
-        let Some(slot) = self.map.get_mut(key.as_bytes()) else {
+    /// [`ViewRows::apply`] with the key bytes of each row made by `key`
+    /// (a feed's ordered key, see [`crate::feed`]).
+    pub(crate) fn apply_keyed(&mut self, changes: &[(Row, Diff)], mut key: impl FnMut(&Row) -> Vec<u8>) {
+        for (row, diff) in changes.iter().filter(|(_, d)| *d < 0) {
+            self.retract(&key(row), row, -diff);
+        }
+        for (row, diff) in changes.iter().filter(|(_, d)| *d > 0) {
+            self.insert(&key(row), row, *diff);
+        }
+    }
+
+    fn retract(&mut self, key: &[u8], row: &Row, count: Diff) {
+        let Some(slot) = self.map.get_mut(key) else {
             tracing::warn!(?row, "retraction of a row the view does not hold (upstream bug); ignored");
             return;
         };
@@ -96,21 +118,21 @@ impl ViewRows {
         if rows[at].1 == 0 {
             rows.swap_remove(at);
             if rows.is_empty() {
-                self.map.remove(key.as_bytes());
+                self.map.remove(key);
             }
         }
     }
 
-    fn insert(&mut self, key: Row, row: &Row, count: Diff) {
+    fn insert(&mut self, key: &[u8], row: &Row, count: Diff) {
         self.len += count as u64;
-        if let Some(slot) = self.map.get_mut(key.as_bytes()) {
+        if let Some(slot) = self.map.get_mut(key) {
             let rows = Arc::make_mut(slot);
             match rows.iter_mut().find(|(r, _)| r == row) {
                 Some(entry) => entry.1 += count,
                 None => rows.push((row.clone(), count)),
             }
         } else {
-            self.map.insert(Arc::from(key.as_bytes()), Arc::new(vec![(row.clone(), count)]));
+            self.map.insert(Arc::from(key), Arc::new(vec![(row.clone(), count)]));
         }
     }
 }

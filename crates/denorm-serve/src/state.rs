@@ -29,6 +29,7 @@ use arc_swap::ArcSwap;
 use denorm_types::{Diff, Position, Row, RowPacker, ScalarType};
 use tokio::sync::watch;
 
+use crate::feed::{self, FeedInfo};
 use crate::metrics::Metrics;
 pub use crate::rows::{pack_key, ViewRows};
 
@@ -55,6 +56,11 @@ pub struct ViewInfo {
     /// `max_staleness` budget (or failed, or starting), full-key lookups are
     /// answered by the source through the server's [`Fallback`](crate::Fallback).
     pub fallback: bool,
+    /// `WITH (partition_by = …)`: a feed view. Its rows are the rows fanned
+    /// out on write, it has [`PublishedView::parts`] for the celebrities'
+    /// content and edges, and it is read one partition at a time (see
+    /// [`crate::feed`]).
+    pub feed: Option<FeedInfo>,
 }
 
 /// One output column of a view.
@@ -126,6 +132,9 @@ impl SourceState {
 pub struct PublishedView {
     pub info: Arc<ViewInfo>,
     pub rows: ViewRows,
+    /// A feed view's other parts (empty for other views): the celebrities'
+    /// content and the celebrity edges, see [`crate::feed`].
+    pub parts: Vec<ViewRows>,
     pub status: ViewStatus,
     /// The source position the rows reflect; `None` before the first publish.
     pub position: Option<Position>,
@@ -245,10 +254,11 @@ pub fn channel(views: Vec<ViewInfo>) -> (Publisher, Reader) {
     let published_views: Vec<PublishedView> = infos
         .iter()
         .map(|info| {
-            metrics.declare_view(&info.name, info.max_staleness.is_some(), info.fallback);
+            metrics.declare_view(&info.name, info.max_staleness.is_some(), info.fallback, info.feed.is_some());
             PublishedView {
                 info: info.clone(),
                 rows: ViewRows::default(),
+                parts: vec![ViewRows::default(); if info.feed.is_some() { feed::PARTS } else { 0 }],
                 status: ViewStatus::Starting,
                 position: None,
                 last_freshness_seconds: 0.0,
@@ -303,13 +313,34 @@ impl Publisher {
     /// (for a scheduled view: at the next publish after [`Publisher::refreshed`]).
     /// Changes to a failed view are ignored until it is [cleared](Publisher::clear).
     pub fn apply(&mut self, view: usize, changes: &[(Row, Diff)]) {
+        self.apply_part(view, 0, changes);
+    }
+
+    /// [`Publisher::apply`] for one part of a view: part 0 is the view's
+    /// rows; a feed view also has [`feed::CELEBRITY_CONTENT`] and
+    /// [`feed::CELEBRITY_EDGES`]. Changes to a feed's rows (part 0) are the
+    /// rows fanned out on write, counted in `denorm_fanout_rows_written_total`.
+    pub fn apply_part(&mut self, view: usize, part: usize, changes: &[(Row, Diff)]) {
         let v = &mut self.working[view];
         if matches!(v.status, ViewStatus::Failed(_)) {
             tracing::debug!(view = %v.info.name, "changes to a failed view ignored");
             return;
         }
-        v.rows.apply(&v.info.key, changes, &mut self.packer);
-        v.changes_total += changes.iter().map(|(_, d)| d.unsigned_abs()).sum::<u64>();
+        let written = changes.iter().map(|(_, d)| d.unsigned_abs()).sum::<u64>();
+        match (&v.info.feed, part) {
+            (None, 0) => v.rows.apply(&v.info.key, changes, &mut self.packer),
+            (Some(feed), 0) => {
+                v.rows.apply_keyed(changes, |row| feed.row_key(row));
+                self.shared.metrics.fanout_rows_written(&v.info.name, written);
+            }
+            (Some(feed), feed::CELEBRITY_CONTENT) => v.parts[0].apply_keyed(changes, |row| feed.row_key(row)),
+            (Some(_), feed::CELEBRITY_EDGES) => v.parts[1].apply(&[0, 1], changes, &mut self.packer),
+            _ => {
+                tracing::error!(view = %v.info.name, part, "changes to a part the view does not have (bug); ignored");
+                return;
+            }
+        }
+        v.changes_total += written;
     }
 
     /// Records `n` source changes to `table` that could not be decoded: every
@@ -331,6 +362,7 @@ impl Publisher {
         let last = &published.views[view];
         let v = &mut self.working[view];
         v.rows = last.rows.clone();
+        v.parts = last.parts.clone();
         v.position = last.position;
         v.status = ViewStatus::Failed(reason);
     }
@@ -342,6 +374,7 @@ impl Publisher {
     pub fn clear(&mut self, view: usize) {
         let v = &mut self.working[view];
         v.rows = ViewRows::default();
+        v.parts.iter_mut().for_each(|p| *p = ViewRows::default());
         v.status = ViewStatus::Starting;
         self.refresh[view] = true;
     }
@@ -384,7 +417,7 @@ impl Publisher {
                 let oldest = relevant().fold(self.gathered[i], |o, at| Some(o.map_or(at, |o: f64| o.min(at))));
                 self.gathered[i] = oldest;
                 let last = &previous.views[i];
-                views.push(PublishedView { rows: last.rows.clone(), ..v.clone() });
+                views.push(PublishedView { rows: last.rows.clone(), parts: last.parts.clone(), ..v.clone() });
                 continue;
             }
             self.refresh[i] = false;

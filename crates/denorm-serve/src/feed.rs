@@ -1,0 +1,323 @@
+//! Feed views: partitions served in order by merging the rows fanned out on
+//! write with the content of the celebrities a partition follows (fan-out
+//! on read).
+//!
+//! ```text
+//!  GET /views/home_feed?owner_id=eq.42&order=created_at.desc&limit=20
+//!
+//!  rows (materialized)           range owner_id = 42 ──────────────┐
+//!  parts[1] (celebrity_edges)    range owner_id = 42 → f1, f2, …     │ k-way merge by the
+//!  parts[0] (celebrity_content)  range author = f1 (owner_id := 42) ─┤ ordered key, first
+//!                                range author = f2 (owner_id := 42) ─┘ `retain` rows, filters,
+//!                                                                     offset, limit
+//! ```
+//!
+//! A feed's published view holds three [`ViewRows`](crate::ViewRows): its
+//! rows (the materialized, fanned-out rows) and two parts, the celebrities'
+//! content (stored once, the partition column holding the author's key) and
+//! the celebrity edges `(partition, fan)`. The rows and the content are
+//! keyed by an *ordered key*: the partition value packed as for equality
+//! (so a partition is a range of the index), then the order columns encoded
+//! so that byte order is the feed's order (descending columns inverted,
+//! NULLs placed as the order says), then every other column ascending as a
+//! tie-break. Within a partition the index is therefore already in the
+//! served order, and the suffix after the partition is comparable across
+//! the partition's own rows and any celebrity's content: a read is a
+//! k-way merge that stops after `offset + limit` matching rows.
+//!
+//! The served order of a feed is the request's `order` terms, then the
+//! feed's `order_by`, then every column ascending. A request without
+//! `order`, or whose `order` is a prefix of `order_by` (the usual
+//! `order=created_at.desc`), is served by the merge directly; any other
+//! order reads the whole (retained) partition and sorts it.
+//!
+//! `retain = N` bounds what a partition serves to its first N rows in the
+//! feed's order, whichever path they took; filters, order and paging apply
+//! within that window, so reads within it are exact. The rows beyond it
+//! are still maintained (bounding them in the dataflow needs a top-k
+//! operator), only not served.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use denorm_types::{Datum, Diff, Row, RowPacker};
+
+use crate::query::{passes, row_order, BadParameter, Match, OrderTerm, Query};
+use crate::state::{PublishedView, ViewInfo};
+
+/// Index of the celebrities' content in [`PublishedView::parts`] + 1, as
+/// [`Publisher::apply_part`](crate::Publisher::apply_part) numbers parts
+/// (0 is the view's own rows: the materialized, fanned-out rows).
+pub const CELEBRITY_CONTENT: usize = 1;
+/// The celebrity edges `(partition, fan)`, as numbered for `apply_part`.
+pub const CELEBRITY_EDGES: usize = 2;
+/// How many parts a feed view has besides its rows.
+pub const PARTS: usize = 2;
+
+/// What the serving layer knows about a feed view ([`ViewInfo::feed`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FeedInfo {
+    /// The partition column (a column index of the view).
+    pub partition: usize,
+    /// The feed's order (`order_by`), with its NULL placement.
+    pub order: Vec<OrderTerm>,
+    /// Rows served per partition, at most.
+    pub retain: Option<usize>,
+    /// The fan-out degree above which content is merged at read time.
+    pub fanout_limit: u64,
+    /// The edge table's fan-out column (e.g. `followee_id`), for `/views`.
+    pub fan_column: String,
+}
+
+impl FeedInfo {
+    /// The ordered key of a row of the materialized rows or of the
+    /// celebrities' content (see the module documentation).
+    pub fn row_key(&self, row: &Row) -> Vec<u8> {
+        let datums = row.unpack();
+        let mut out = key_prefix(&datums[self.partition]);
+        for term in &self.order {
+            encode(&mut out, &datums[term.column], term.descending, term.nulls_first);
+        }
+        for (c, d) in datums.iter().enumerate() {
+            if c != self.partition {
+                encode(&mut out, d, false, true);
+            }
+        }
+        out
+    }
+}
+
+/// A partition value packed as for equality (`3` and `3.0` alike): the
+/// prefix of its keys.
+fn key_prefix(datum: &Datum<'_>) -> Vec<u8> {
+    let mut packer = RowPacker::new();
+    packer.push_key(datum);
+    packer.finish().as_bytes().to_vec()
+}
+
+/// Appends `datum` so that byte order is its order (`Datum::total_cmp`,
+/// reversed when `descending`), NULL first or last as asked.
+fn encode(out: &mut Vec<u8>, datum: &Datum<'_>, descending: bool, nulls_first: bool) {
+    if datum.is_null() {
+        out.push(if nulls_first { 0x00 } else { 0x02 });
+        return;
+    }
+    out.push(0x01);
+    let start = out.len();
+    match datum {
+        Datum::Null => unreachable!("handled above"),
+        Datum::Bool(b) => out.extend_from_slice(&[0x10, u8::from(*b)]),
+        Datum::Int(i) => number(out, *i as f64, i128::from(*i)),
+        Datum::Float(x) if x.is_nan() => out.extend_from_slice(&[0x20, 0x00]),
+        Datum::Float(x) => {
+            let exact = if x.fract() == 0.0 && x.abs() < 1.0e38 { *x as i128 } else { 0 };
+            number(out, *x, exact)
+        }
+        Datum::Text(t) => {
+            out.push(0x30);
+            for &b in t.as_bytes() {
+                if b == 0 {
+                    out.extend_from_slice(&[0x00, 0xff]);
+                } else {
+                    out.push(b);
+                }
+            }
+            out.extend_from_slice(&[0x00, 0x00]);
+        }
+    }
+    if descending {
+        for b in &mut out[start..] {
+            *b = !*b;
+        }
+    }
+}
+
+/// A number: its double (ordered bits), then the exact integer value when
+/// it is one, which orders integers that share a double (above 2^53) and
+/// an integer against an integral double exactly, as `Datum::total_cmp`.
+fn number(out: &mut Vec<u8>, x: f64, exact: i128) {
+    let x = if x == 0.0 { 0.0 } else { x };
+    let bits = x.to_bits();
+    let ordered = if bits >> 63 == 1 { !bits } else { bits ^ (1 << 63) };
+    out.extend_from_slice(&[0x20, 0x01]);
+    out.extend_from_slice(&ordered.to_be_bytes());
+    out.extend_from_slice(&((exact as u128) ^ (1 << 127)).to_be_bytes());
+}
+
+/// A feed read: the matching rows in the served order (one entry per
+/// distinct row, trimmed to what `offset + limit` needs), and how many
+/// celebrities' content was merged in.
+#[derive(Debug)]
+pub struct FeedRead<'a> {
+    pub matches: Vec<Match<'a>>,
+    pub merges: u64,
+}
+
+/// The partition value of a read: the first `eq` filter on the partition
+/// column; a read without one is refused.
+fn partition_value<'q>(info: &ViewInfo, feed: &FeedInfo, query: &'q Query) -> Result<&'q Datum<'static>, BadParameter> {
+    query
+        .filters
+        .iter()
+        .find_map(|f| match &f.op {
+            crate::query::Op::Eq(v) if f.column == feed.partition && !f.negated => Some(v),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            let column = &info.columns[feed.partition].name;
+            BadParameter {
+                parameter: column.clone(),
+                message: format!("a read of feed view \"{}\" needs {column}=eq.<value>", info.name),
+                hint: Some(format!(
+                    "a feed is read one partition at a time, e.g. ?{column}=eq.42&limit=20 (served in order_by order)"
+                )),
+            }
+        })
+}
+
+/// One key of an ordered index with the rows under it.
+type Entry<'a> = (&'a [u8], &'a [(Row, Diff)]);
+
+/// One ordered stream of the merge: a range of an ordered index.
+struct Stream<'a> {
+    entries: Box<dyn Iterator<Item = Entry<'a>> + 'a>,
+    /// Bytes of the partition prefix to skip in each key.
+    prefix: usize,
+    /// The partition datum to put in the rows (celebrity content), if any.
+    partition: Option<Datum<'a>>,
+    /// Each row counts this many times (the reader's edges to the celebrity).
+    times: Diff,
+}
+
+/// Runs `query` over feed `view`: see the module documentation.
+pub fn execute<'a>(view: &'a PublishedView, feed: &FeedInfo, query: &Query) -> Result<FeedRead<'a>, BadParameter> {
+    let x = partition_value(&view.info, feed, query)?;
+    let prefix = key_prefix(x);
+    let prefix = prefix.as_slice();
+    let mut streams = vec![Stream {
+        entries: Box::new(view.rows.entries_prefixed(prefix)),
+        prefix: prefix.len(),
+        partition: None,
+        times: 1,
+    }];
+    if let (Some(content), Some(edges)) = (view.parts.first(), view.parts.get(1)) {
+        for (edge, times) in edges.entries_prefixed(prefix).flat_map(|(_, slot)| slot.iter()) {
+            let fan = key_prefix(&edge.get(1));
+            let entries = Box::new(content.entries_prefixed(&fan));
+            streams.push(Stream { entries, prefix: fan.len(), partition: Some(edge.get(0)), times: *times });
+        }
+    }
+    let merges = (streams.len() - 1) as u64;
+
+    let fast = query.order.len() <= feed.order.len() && feed.order[..query.order.len()] == query.order[..];
+    let wanted = query.limit.map_or(usize::MAX, |l| l.saturating_add(query.offset));
+    let mut window = feed.retain.unwrap_or(usize::MAX);
+    let mut passing = 0usize;
+    let mut matches = Vec::new();
+    let mut heads: Vec<Option<Entry<'a>>> = Vec::with_capacity(streams.len());
+    let mut heap = BinaryHeap::with_capacity(streams.len());
+    for (i, s) in streams.iter_mut().enumerate() {
+        let head = s.entries.next();
+        if let Some((key, _)) = head {
+            heap.push(Reverse((&key[s.prefix..], i)));
+        }
+        heads.push(head);
+    }
+    'merge: while let Some(Reverse((_, i))) = heap.pop() {
+        let (_, slot) = heads[i].take().expect("a stream in the heap has a head");
+        let stream = &mut streams[i];
+        for (row, count) in slot {
+            if window == 0 || (fast && passing >= wanted) {
+                break 'merge;
+            }
+            let count = usize::try_from(count * stream.times).unwrap_or(0).min(window);
+            window -= count;
+            let mut datums = row.unpack();
+            if let Some(p) = &stream.partition {
+                datums[feed.partition] = p.clone();
+            }
+            if query.filters.iter().all(|f| passes(f, &datums)) {
+                passing = passing.saturating_add(count);
+                matches.push(Match { datums, count: count as Diff });
+            }
+        }
+        if let Some((key, slot)) = stream.entries.next() {
+            heap.push(Reverse((&key[stream.prefix..], i)));
+            heads[i] = Some((key, slot));
+        }
+    }
+    if !fast {
+        let order: Vec<OrderTerm> = query.order.iter().chain(&feed.order).copied().collect();
+        let compare = |a: &Match<'_>, b: &Match<'_>| row_order(&[], &order, &a.datums, &b.datums);
+        matches.sort_by(compare);
+        let mut total = 0usize;
+        let keep = matches
+            .iter()
+            .position(|m| {
+                total = total.saturating_add(m.count as usize);
+                total >= wanted
+            })
+            .map_or(matches.len(), |at| at + 1);
+        matches.truncate(keep);
+    }
+    Ok(FeedRead { matches, merges })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn datum() -> impl Strategy<Value = Datum<'static>> {
+        prop_oneof![
+            Just(Datum::Null),
+            any::<bool>().prop_map(Datum::Bool),
+            any::<i64>().prop_map(Datum::Int),
+            (-5i64..5).prop_map(Datum::Int),
+            (-5i64..5).prop_map(|i| Datum::Float(i as f64)),
+            any::<f64>().prop_map(Datum::Float),
+            prop_oneof![Just(9007199254740993i64), Just(i64::MAX), Just(i64::MIN)].prop_map(Datum::Int),
+            prop_oneof![Just(9007199254740992.0f64), Just(9.223_372_036_854_776e18), Just(-0.0), Just(f64::NAN)]
+                .prop_map(Datum::Float),
+            "[a\\x00b]{0,3}".prop_map(Datum::owned_text),
+        ]
+    }
+
+    fn term(descending: bool, nulls_first: bool) -> OrderTerm {
+        OrderTerm { column: 0, descending, nulls_first }
+    }
+
+    proptest! {
+        /// Byte order of the encoding is the served order of one column.
+        #[test]
+        fn encoding_orders_like_row_order(a in datum(), b in datum(), descending: bool, nulls_first: bool) {
+            let t = term(descending, nulls_first);
+            let (mut ka, mut kb) = (Vec::new(), Vec::new());
+            encode(&mut ka, &a, descending, nulls_first);
+            encode(&mut kb, &b, descending, nulls_first);
+            let want = row_order(&[], &[t], std::slice::from_ref(&a), std::slice::from_ref(&b));
+            prop_assert_eq!(ka.cmp(&kb), want, "{:?} {:?}", a, b);
+        }
+
+        /// Keys of whole rows (partition first) order like the feed's order
+        /// within a partition, and keys with different partitions are apart.
+        #[test]
+        fn row_keys_order_like_the_feed(
+            a in proptest::collection::vec(datum(), 3),
+            b in proptest::collection::vec(datum(), 3),
+            d1: bool, n1: bool, d2: bool, n2: bool,
+        ) {
+            let feed = FeedInfo {
+                partition: 0,
+                order: vec![OrderTerm { column: 2, descending: d1, nulls_first: n1 }, OrderTerm { column: 1, descending: d2, nulls_first: n2 }],
+                ..FeedInfo::default()
+            };
+            let mut b = b;
+            b[0] = a[0].clone();
+            let (ra, rb) = (Row::pack(a.iter().cloned()), Row::pack(b.iter().cloned()));
+            let (ka, kb) = (feed.row_key(&ra), feed.row_key(&rb));
+            let want = row_order(&[], &feed.order, &ra.unpack(), &rb.unpack());
+            prop_assert_eq!(ka.cmp(&kb), want);
+        }
+    }
+}
