@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context as _};
+use denorm_serve::feed::FeedInfo;
+use denorm_serve::query::OrderTerm;
 use denorm_serve::{ColumnInfo, Fallback, Reader, ViewInfo};
 use denorm_sql::{OnStale, Refresh, ViewDef};
 use tokio::net::TcpListener;
@@ -111,10 +113,22 @@ pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
 }
 
 fn view_info((view, _): &Planned) -> ViewInfo {
+    let feed = view.feed.as_ref().map(|f| FeedInfo {
+        partition: f.partition,
+        order: f
+            .order
+            .iter()
+            .map(|o| OrderTerm { column: o.column, descending: o.descending, nulls_first: o.nulls_first })
+            .collect(),
+        retain: f.retain,
+        fanout_limit: f.fanout_limit,
+        fan_column: f.fan_column.clone(),
+    });
     ViewInfo {
         name: view.name.clone(),
         columns: view.columns.iter().map(|c| ColumnInfo { name: c.name.clone(), ty: c.ty }).collect(),
-        key: view.key.columns.clone(),
+        // A feed is read by its partition column (see denorm_serve::feed).
+        key: feed.as_ref().map_or_else(|| view.key.columns.clone(), |f| vec![f.partition]),
         max_staleness: view.max_staleness,
         tables: tables_of(view),
         refresh: match view.refresh {
@@ -122,6 +136,7 @@ fn view_info((view, _): &Planned) -> ViewInfo {
             Refresh::Every(every) => Some(every),
         },
         fallback: view.on_stale == OnStale::Fallback,
+        feed,
     }
 }
 

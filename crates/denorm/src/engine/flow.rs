@@ -11,6 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use denorm_core::{BuildError, Dataflow, Runtime, SourceBatch};
+use denorm_expr::Plan;
+use denorm_serve::feed::{CELEBRITY_CONTENT, CELEBRITY_EDGES};
 use denorm_sql::{Refresh, ViewDef};
 use denorm_types::{consolidate, Catalog, Dialect, Diff, Position, Row};
 
@@ -21,8 +23,10 @@ const CONSOLIDATE_AT: usize = 1 << 16;
 /// What applying a batch (or a refresh) produced, by publishing slot.
 #[derive(Debug, Default)]
 pub struct Step {
-    /// Output changes per view.
-    pub views: Vec<(usize, Vec<(Row, Diff)>)>,
+    /// Output changes per view and part: `(slot, part, changes)`; part 0
+    /// is the view's rows, a feed view also has its celebrities' content
+    /// and edges (see [`denorm_serve::feed`]).
+    pub views: Vec<(usize, usize, Vec<(Row, Diff)>)>,
     /// Views that failed in this step, with the reason.
     pub failures: Vec<(usize, String)>,
     /// Source changes refused as malformed: (table, row, reason).
@@ -34,6 +38,8 @@ pub struct Step {
 #[derive(Debug)]
 struct Scheduled {
     slot: usize,
+    /// Dataflow view id → (publishing slot, part).
+    parts: Vec<(usize, usize)>,
     every: Duration,
     dataflow: Dataflow,
     tables: BTreeSet<String>,
@@ -45,8 +51,8 @@ struct Scheduled {
 #[derive(Debug)]
 pub struct Flow {
     main: Dataflow,
-    /// Main dataflow view id → publishing slot.
-    slots: Vec<usize>,
+    /// Main dataflow view id → (publishing slot, part).
+    slots: Vec<(usize, usize)>,
     scheduled: Vec<Scheduled>,
     failed: BTreeSet<usize>,
     /// The source position the flow has consumed.
@@ -60,15 +66,20 @@ impl Flow {
         let mut scheduled = Vec::new();
         for (slot, def) in planned.iter().enumerate() {
             let Some(def) = def else { continue };
-            let key = def.key.columns.clone();
             match def.refresh {
                 Refresh::OnChange => {
-                    main.add_view(&def.name, &def.plan, key, def.key.proven_unique)?;
-                    slots.push(slot);
+                    for (name, plan, key, part) in dataflow_views(def) {
+                        main.add_view(&name, plan, key, def.key.proven_unique)?;
+                        slots.push((slot, part));
+                    }
                 }
                 Refresh::Every(every) => {
                     let mut dataflow = Dataflow::new(catalog.clone(), Dialect::Sqlite);
-                    dataflow.add_view(&def.name, &def.plan, key, def.key.proven_unique)?;
+                    let mut parts = Vec::new();
+                    for (name, plan, key, part) in dataflow_views(def) {
+                        dataflow.add_view(&name, plan, key, def.key.proven_unique)?;
+                        parts.push((slot, part));
+                    }
                     let tables = def
                         .dependencies
                         .iter()
@@ -76,6 +87,7 @@ impl Flow {
                         .collect();
                     scheduled.push(Scheduled {
                         slot,
+                        parts,
                         every,
                         dataflow,
                         tables,
@@ -95,7 +107,7 @@ impl Flow {
         let mut step = self.apply_main(batch);
         for s in &mut self.scheduled {
             let output = s.dataflow.apply(batch);
-            collect(&mut step, &mut self.failed, &[s.slot], output);
+            collect(&mut step, &mut self.failed, &s.parts, output);
             step.refreshed.push(s.slot);
         }
         self.position = batch.position;
@@ -130,7 +142,7 @@ impl Flow {
             let tables = std::mem::take(&mut s.pending).into_iter().collect();
             s.pending_changes = 0;
             let output = s.dataflow.apply(&SourceBatch { position: self.position, tables });
-            collect(&mut step, &mut self.failed, &[s.slot], output);
+            collect(&mut step, &mut self.failed, &s.parts, output);
             step.refreshed.push(s.slot);
             // Keep the cadence, but never queue refreshes to catch up.
             s.due = (s.due + s.every).max(now);
@@ -151,15 +163,39 @@ impl Flow {
     }
 }
 
-/// Moves a dataflow's output into `step`, mapping its view ids to slots;
-/// each view's failure is reported once.
-fn collect(step: &mut Step, failed: &mut BTreeSet<usize>, slots: &[usize], output: denorm_core::BatchOutput) {
+/// The dataflow views that maintain `def`: `(name, plan, key, part)`. A
+/// feed view is maintained by three plans (its rows fanned out on write,
+/// its celebrities' content, its celebrity edges) published as the parts
+/// of one slot; every other view by its plan.
+fn dataflow_views(def: &ViewDef) -> Vec<(String, &Plan, Vec<usize>, usize)> {
+    let Some(feed) = &def.feed else {
+        return vec![(def.name.clone(), &def.plan, def.key.columns.clone(), 0)];
+    };
+    // Multisets (keyed by every column): a reader following an author
+    // twice sees each post twice, as the join does.
+    let all = |plan: &Plan| (0..plan.arity()).collect();
+    vec![
+        (def.name.clone(), &feed.materialized, all(&feed.materialized), 0),
+        (
+            format!("{}#celebrity_content", def.name),
+            &feed.celebrity_content,
+            all(&feed.celebrity_content),
+            CELEBRITY_CONTENT,
+        ),
+        (format!("{}#celebrity_edges", def.name), &feed.celebrity_edges, all(&feed.celebrity_edges), CELEBRITY_EDGES),
+    ]
+}
+
+/// Moves a dataflow's output into `step`, mapping its view ids to (slot,
+/// part); each slot's failure is reported once.
+fn collect(step: &mut Step, failed: &mut BTreeSet<usize>, slots: &[(usize, usize)], output: denorm_core::BatchOutput) {
     step.rejected.extend(output.rejected);
     for view in output.views {
-        step.views.push((slots[view.view.0], view.changes));
+        let (slot, part) = slots[view.view.0];
+        step.views.push((slot, part, view.changes));
     }
     for (view, e) in output.errors {
-        let slot = slots[view.0];
+        let (slot, _) = slots[view.0];
         if failed.insert(slot) {
             step.failures.push((slot, e.to_string()));
         }
@@ -208,17 +244,17 @@ mod tests {
         let mut flow = Flow::new(catalog(), &planned, start).unwrap();
         let step = flow.snapshot(&batch(1, vec![(sale(1, "mon", 5), 1)]));
         assert_eq!(step.refreshed, vec![1]);
-        assert_eq!(step.views.iter().map(|(slot, _)| *slot).collect::<Vec<_>>(), vec![0, 1]);
+        assert_eq!(step.views.iter().map(|(slot, _, _)| *slot).collect::<Vec<_>>(), vec![0, 1]);
 
         let step = flow.apply(&batch(2, vec![(sale(2, "mon", 7), 1)]));
-        assert_eq!(step.views.iter().map(|(slot, _)| *slot).collect::<Vec<_>>(), vec![0]);
+        assert_eq!(step.views.iter().map(|(slot, _, _)| *slot).collect::<Vec<_>>(), vec![0]);
         flow.apply(&batch(3, vec![(sale(2, "mon", 7), -1), (sale(2, "mon", 9), 1)]));
         assert!(flow.refresh_due(start + Duration::from_secs(3599)).is_none());
         assert_eq!(flow.next_due(), Some(start + Duration::from_secs(3600)));
 
         let step = flow.refresh_due(start + Duration::from_secs(3600)).unwrap();
         assert_eq!(step.refreshed, vec![1]);
-        let (slot, changes) = &step.views[0];
+        let (slot, _, changes) = &step.views[0];
         assert_eq!(*slot, 1);
         let mut seen: Vec<(Datum<'_>, Diff)> = changes.iter().map(|(r, d)| (r.get(1), *d)).collect();
         seen.sort_by_key(|(_, d)| *d);

@@ -290,8 +290,8 @@ impl Engine {
             error!(%table, ?row, %reason, "malformed change rejected");
             self.publisher.undecodable(table, 1);
         }
-        for (slot, changes) in &step.views {
-            self.publisher.apply(*slot, changes);
+        for (slot, part, changes) in &step.views {
+            self.publisher.apply_part(*slot, *part, changes);
         }
         for slot in &step.refreshed {
             self.publisher.refreshed(*slot);
@@ -306,7 +306,7 @@ impl Engine {
         let oldest = commits.iter().map(|(_, at)| *at).fold(f64::INFINITY, f64::min);
         let lag = unix_now() - oldest;
         if lag > SLOW_BATCH {
-            let changes: usize = step.views.iter().map(|(_, c)| c.len()).sum();
+            let changes: usize = step.views.iter().map(|(_, _, c)| c.len()).sum();
             warn!(
                 position = position.0,
                 view_changes = changes,
