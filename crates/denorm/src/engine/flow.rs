@@ -20,13 +20,16 @@ use denorm_types::{consolidate, Catalog, Dialect, Diff, Position, Row};
 /// a long period at a high write rate keeps only what differs.
 const CONSOLIDATE_AT: usize = 1 << 16;
 
+/// One view part's output changes of a step: `(slot, part, changes)`.
+pub type PartChanges = (usize, usize, Vec<(Row, Diff)>);
+
 /// What applying a batch (or a refresh) produced, by publishing slot.
 #[derive(Debug, Default)]
 pub struct Step {
     /// Output changes per view and part: `(slot, part, changes)`; part 0
     /// is the view's rows, a feed view also has its celebrities' content
     /// and edges (see [`denorm_serve::feed`]).
-    pub views: Vec<(usize, usize, Vec<(Row, Diff)>)>,
+    pub views: Vec<PartChanges>,
     /// Views that failed in this step, with the reason.
     pub failures: Vec<(usize, String)>,
     /// Source changes refused as malformed: (table, row, reason).
