@@ -293,6 +293,20 @@ mod tests {
         rusqlite::Error::SqliteFailure(ffi::Error::new(code), None)
     }
 
+    fn replication(source: crate::postgres::WireError) -> SourceError {
+        SourceError::PostgresReplication { server: "db".into(), what: "streaming".into(), source }
+    }
+
+    fn server_error(code: &str) -> crate::postgres::WireError {
+        crate::postgres::WireError::Server(Box::new(crate::postgres::ServerError {
+            severity: "FATAL".into(),
+            code: code.into(),
+            message: "m".into(),
+            detail: None,
+            hint: None,
+        }))
+    }
+
     #[test]
     fn transient_errors_are_the_passing_ones() {
         let path = || PathBuf::from("app.db");
@@ -308,10 +322,30 @@ mod tests {
             (SourceError::ReadOnly { path: path() }, false),
             (SourceError::SchemaChanged { tables: vec!["users".into()] }, false),
             (SourceError::BlobValue { table: "t".into(), column: "c".into() }, false),
+            (SourceError::SlotInUse { slot: "denorm".into() }, true),
+            (SourceError::SlotMissing { slot: "denorm".into() }, false),
+            (SourceError::WalLevel { server: "db".into(), actual: "replica".into() }, false),
+            (SourceError::ReplicationPrivilege { role: "app".into() }, false),
+            (SourceError::NoFreeReplicationSlot { max: 10 }, false),
+            (replication(crate::postgres::WireError::Closed), true),
+            (replication(crate::postgres::WireError::Protocol("x".into())), false),
+            (replication(server_error("57P01")), true),
+            (replication(server_error("42501")), false),
         ];
         for (error, transient) in cases {
             assert_eq!(error.is_transient(), transient, "{error:?}");
         }
+    }
+
+    #[test]
+    fn postgres_messages_say_what_to_do() {
+        let error = SourceError::WalLevel { server: "db:5432/app".into(), actual: "replica".into() };
+        assert_eq!(
+            error.to_string(),
+            "PostgreSQL at db:5432/app has wal_level = replica, and logical replication needs wal_level = logical: \
+             set it in postgresql.conf (or run ALTER SYSTEM SET wal_level = logical) and restart the server; a \
+             reload is not enough"
+        );
     }
 
     #[test]

@@ -12,6 +12,15 @@
 //! with a stock SQLite (3.38 or later) and no change to the application:
 //! see [`sqlite::capture`].
 //!
+//! PostgreSQL is captured by logical replication: [`postgres::PgCapture`]
+//! creates a slot with an exported snapshot, reads the tables inside it,
+//! then streams committed transactions decoded from `pgoutput`, and
+//! acknowledges only what the caller released. It has the same shape
+//! (`open`, `snapshot`, `poll`, `release`), plus `resume` to continue a
+//! stream after a dropped connection without a new snapshot and `lag` for
+//! the WAL the slot holds: see [`postgres::capture`]. `scripts/postgres
+//! start` runs a server for its tests.
+//!
 //! ```
 //! use denorm_source::sqlite::{self, CaptureSpec, CapturedTable, Poll, SqliteCapture};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {

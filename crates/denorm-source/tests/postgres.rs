@@ -422,3 +422,19 @@ fn names_are_checked_before_connecting() {
     let error = postgres::uninstall("postgres://nobody@127.0.0.1:1/none", &names).unwrap_err();
     assert!(matches!(error, SourceError::PostgresName { .. }), "{error:?}");
 }
+
+#[test]
+fn keepalives_keep_an_idle_stream_alive() {
+    let pg = Pg::new("keepalive", USERS);
+    // The walsender ends a stream that stays silent for wal_sender_timeout.
+    let url = format!("{}?options=-c%20wal_sender_timeout%3D1s", pg.url);
+    let mut capture = postgres::PgCapture::open(&url, &pg.catalog(), &spec_all(&["users"]), &pg.names).unwrap();
+    capture.snapshot(&mut no_progress()).unwrap();
+    let idle_until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < idle_until {
+        assert_eq!(capture.poll(Duration::from_millis(500)).unwrap(), Poll::Idle);
+    }
+    pg.client().batch_execute("INSERT INTO users (id) VALUES (1)").unwrap();
+    let batch = next_batch(&mut capture, Duration::from_secs(30));
+    assert_eq!(batch.tables[0].1.len(), 1);
+}
