@@ -476,3 +476,84 @@ fn the_binary_serves_feeds_equal_to_sqlite() {
     .unwrap();
     check("NULL timestamp and moved follows");
 }
+
+/// A quick measurement, not a test: `cargo test --release -p denorm --test
+/// feed measure -- --ignored --nocapture`. 20k users, ~400k follows with a
+/// skewed follower count (a few authors above the limit), 100k posts:
+/// snapshot fan-out rows/s, then page reads (limit 20) in process.
+#[test]
+#[ignore]
+fn measure() {
+    let (users, posts, limit) = (20_000i64, 100_000i64, 1000);
+    let reference = SqliteReference::new(SCHEMA).unwrap();
+    let sql = format!(
+        "CREATE MATERIALIZED VIEW home_feed WITH (partition_by = 'owner_id', order_by = 'created_at DESC, post_id DESC', \
+         fanout_limit = {limit}, retain = 500) AS {SELECT}"
+    );
+    let mut e = Engine::new(&reference, &sql);
+    let mut rng = 0x2545f4914f6cdd1du64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let user_rows: Vec<(Row, Diff)> = (0..users)
+        .map(|u| (Row::pack([Datum::Int(u), Datum::owned_text(format!("user{u}")), Datum::Null]), 1))
+        .collect();
+    // Followee drawn from a Zipf-like skew: u = users * x^4.
+    let mut follows = Vec::new();
+    for id in 0..users * 20 {
+        let x = (next() % 1_000_000) as f64 / 1_000_000.0;
+        let followee = ((users as f64) * x.powi(4)) as i64;
+        follows
+            .push((Row::pack([Datum::Int(id), Datum::Int((next() % users as u64) as i64), Datum::Int(followee)]), 1));
+    }
+    let post_rows: Vec<(Row, Diff)> = (0..posts)
+        .map(|p| {
+            let author = (next() % users as u64) as i64;
+            (Row::pack([Datum::Int(p), Datum::Int(author), Datum::owned_text("hello world"), Datum::Int(p / 3)]), 1)
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    e.apply(vec![("users".into(), user_rows), ("follows".into(), follows), ("posts".into(), post_rows)]);
+    let seconds = started.elapsed().as_secs_f64();
+    let written = e.metric("denorm_fanout_rows_written_total", "home_feed");
+    let summary = denorm_serve::json::view_summary(&e.reader.snapshot().views[0], &Default::default(), 0.0);
+    println!(
+        "snapshot: {written} fan-out rows in {seconds:.2} s = {:.0} rows/s; {:?}",
+        written as f64 / seconds,
+        summary.feed
+    );
+    // New posts, one batch each: rows written per second of apply.
+    let started = std::time::Instant::now();
+    let before = written;
+    for p in posts..posts + 2000 {
+        let author = (next() % users as u64) as i64;
+        let row = Row::pack([Datum::Int(p), Datum::Int(author), Datum::owned_text("new"), Datum::Int(p / 3)]);
+        e.apply(vec![("posts".into(), vec![(row, 1)])]);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let written = e.metric("denorm_fanout_rows_written_total", "home_feed") - before;
+    println!(
+        "2000 posts, one per batch: {written} fan-out rows, {:.0} rows/s, {:.1} µs/post",
+        written as f64 / seconds,
+        seconds * 1e6 / 2000.0
+    );
+    let snapshot = e.reader.snapshot();
+    let mut times = Vec::new();
+    for i in 0..20_000 {
+        let owner = (next() % users as u64) as i64;
+        let query = if i % 2 == 0 {
+            format!("owner_id=eq.{owner}&limit=20")
+        } else {
+            format!("owner_id=eq.{owner}&created_at=lt.20000&order=created_at.desc,post_id.desc&limit=20")
+        };
+        let t = std::time::Instant::now();
+        let (body, _) = denorm_serve::read_rows(&snapshot, "home_feed", &query).unwrap();
+        times.push(t.elapsed().as_secs_f64() * 1e6);
+        assert!(body.len() > 1);
+    }
+    let (p50, p99) = denorm_serve::percentiles(&mut times);
+    println!("page reads (limit 20, in process): p50 {p50:.1} µs, p99 {p99:.1} µs");
+}
