@@ -233,6 +233,7 @@ impl Dataflow {
             Operator::Join(_) => unreachable!("handled above"),
             Operator::Reduce(r) => r.step(input(0)),
             Operator::Distinct(d) => Ok(d.step(input(0))),
+            Operator::TopK(t) => Ok(t.step(input(0))),
         };
         match result {
             Ok(out) => self.outputs[id] = out,

@@ -13,7 +13,7 @@ use denorm_types::{Catalog, Dialect};
 
 use crate::executor::BuildError;
 use crate::index::Index;
-use crate::operator::{Distinct, Filter, Join, Map, Reduce};
+use crate::operator::{Distinct, Filter, Join, Map, Reduce, TopK};
 
 pub(crate) type NodeId = usize;
 
@@ -26,6 +26,7 @@ pub(crate) enum Operator {
     Join(Join),
     Reduce(Reduce),
     Distinct(Distinct),
+    TopK(TopK),
 }
 
 #[derive(Debug)]
@@ -99,6 +100,13 @@ impl Graph {
             Plan::Distinct { input } => {
                 let input = self.build(input, catalog, dialect)?;
                 self.node("Distinct".into(), vec![input], || Operator::Distinct(Distinct::default()))
+            }
+            Plan::TopK { input, partition, order, limit, rank } => {
+                let input = self.build(input, catalog, dialect)?;
+                let (partition, order, limit, rank) = (partition.clone(), order.clone(), *limit, *rank);
+                self.node(format!("TopK {partition:?} {order:?} {limit} {rank}"), vec![input], || {
+                    Operator::TopK(TopK::new(partition, order, limit, rank))
+                })
             }
         })
     }

@@ -8,6 +8,7 @@
 //!                    ▼  Arrange               index by join key (shared by joins that need it)
 //!                    ▼  Join                  symmetric hash join over two arrangements
 //!                    ▼  Reduce / Distinct     per-group accumulators
+//!                    ▼  TopK                  per-partition ordered rows, the first k emitted
 //!                    ▼
 //!                  View                       keyed current contents, key checked
 //! ```

@@ -3,9 +3,10 @@
 //! join, grouping by sorting) so that it is obviously right; never used on a
 //! hot path.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-use denorm_expr::{Aggregate, AggregateFunc, EvalError, Expr, JoinKind, Plan};
+use denorm_expr::{Aggregate, AggregateFunc, EvalError, Expr, JoinKind, Plan, SortKey};
 use denorm_types::{consolidate, Datum, Dialect, Diff, Row, RowPacker, Value};
 
 /// Table contents by table name (as the plan's `Get` names them).
@@ -44,6 +45,9 @@ pub fn evaluate(plan: &Plan, tables: &Tables, dialect: Dialect) -> Result<Vec<(R
         }
         Plan::Distinct { input } => {
             evaluate(input, tables, dialect)?.into_iter().filter(|(_, d)| *d > 0).map(|(r, _)| (r, 1)).collect()
+        }
+        Plan::TopK { input, partition, order, limit, rank } => {
+            top_k(evaluate(input, tables, dialect)?, partition, order, *limit, *rank)
         }
     };
     consolidate(&mut out);
@@ -155,4 +159,58 @@ fn aggregate(agg: &Aggregate, rows: &[(Row, Diff)], dialect: Dialect) -> Result<
         AggregateFunc::Min => values.into_iter().min_by(|a, b| a.total_cmp(b)).unwrap(),
         AggregateFunc::Max => values.into_iter().max_by(|a, b| a.total_cmp(b)).unwrap(),
     })
+}
+
+/// Each partition's rows sorted (by SQL order, NULLs where asked, ties by
+/// the row's bytes), one copy per multiplicity, the first `limit` kept.
+fn top_k(
+    input: Vec<(Row, Diff)>,
+    partition: &[usize],
+    order: &[SortKey],
+    limit: usize,
+    rank: bool,
+) -> Vec<(Row, Diff)> {
+    let mut partitions: BTreeMap<Row, Vec<Row>> = BTreeMap::new();
+    for (row, diff) in input {
+        let mut key = RowPacker::new();
+        for &c in partition {
+            key.push_key(&row.get(c));
+        }
+        let copies = usize::try_from(diff).unwrap_or(0);
+        partitions.entry(key.finish()).or_default().extend(std::iter::repeat_n(row, copies));
+    }
+    let mut out = Vec::new();
+    for (_, mut rows) in partitions {
+        rows.sort_by(|a, b| compare(a, b, order).then_with(|| a.cmp(b)));
+        for (i, row) in rows.into_iter().take(limit).enumerate() {
+            if rank {
+                let mut packer = RowPacker::new();
+                packer.extend_from_row(&row);
+                packer.push(&Datum::Int(i as i64 + 1));
+                out.push((packer.finish(), 1));
+            } else {
+                out.push((row, 1));
+            }
+        }
+    }
+    out
+}
+
+fn compare(a: &Row, b: &Row, order: &[SortKey]) -> Ordering {
+    for key in order {
+        let (x, y) = (a.get(key.column), b.get(key.column));
+        let o = match (x.is_null(), y.is_null()) {
+            (true, true) => Ordering::Equal,
+            (true, false) if key.nulls_first => return Ordering::Less,
+            (true, false) => return Ordering::Greater,
+            (false, true) if key.nulls_first => return Ordering::Greater,
+            (false, true) => return Ordering::Less,
+            (false, false) if key.descending => x.total_cmp(&y).reverse(),
+            (false, false) => x.total_cmp(&y),
+        };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    Ordering::Equal
 }

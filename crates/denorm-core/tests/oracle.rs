@@ -6,7 +6,7 @@
 
 use denorm_core::reference::{evaluate, Tables};
 use denorm_core::{Dataflow, Runtime, SourceBatch};
-use denorm_expr::{Aggregate, AggregateFunc, BinaryOp, Expr, JoinKind, Plan};
+use denorm_expr::{Aggregate, AggregateFunc, BinaryOp, Expr, JoinKind, Plan, SortKey};
 use denorm_types::{
     consolidate, Catalog, ColumnSchema, Datum, Dialect, Diff, Position, Row, ScalarType, TableSchema, Value,
 };
@@ -42,6 +42,12 @@ fn lit(v: impl Into<Value>) -> Expr {
 }
 fn agg(func: AggregateFunc, arg: Option<Expr>) -> Aggregate {
     Aggregate { func, arg }
+}
+fn sort(column: usize, descending: bool, nulls_first: bool) -> SortKey {
+    SortKey { column, descending, nulls_first }
+}
+fn top_k(input: Box<Plan>, partition: Vec<usize>, order: Vec<SortKey>, limit: usize, rank: bool) -> Plan {
+    Plan::TopK { input, partition, order, limit, rank }
 }
 fn join(kind: JoinKind, left: Box<Plan>, right: Box<Plan>, residual: Option<Expr>) -> Plan {
     Plan::Join { left, right, kind, left_key: vec![1], right_key: vec![1], residual }
@@ -91,6 +97,35 @@ fn shapes() -> Vec<(&'static str, Plan)> {
                 input: Box::new(join(JoinKind::Left, get("a"), get("b"), None)),
                 group_key: vec![0],
                 aggregates: vec![agg(Count, Some(col(4))), agg(Sum, Some(col(7))), agg(Max, Some(col(7)))],
+            },
+        ),
+        // Top-k: NULLs in partition and sort keys, ties (broken by row bytes
+        // in both versions), duplicates, partitions emptying out, k beyond
+        // a partition's size, rows moving between partitions (updates).
+        ("top-k with row number", top_k(get("a"), vec![1], vec![sort(2, true, false), sort(3, false, true)], 2, true)),
+        ("top-k without row number", top_k(get("b"), vec![1], vec![sort(3, false, false)], 3, false)),
+        ("top-1 of everything", top_k(get("a"), vec![], vec![sort(3, true, true), sort(0, false, false)], 1, true)),
+        ("top-k of two partition columns", top_k(get("b"), vec![1, 2], vec![sort(0, true, true)], 2, true)),
+        ("top-0", top_k(get("a"), vec![1], vec![sort(2, false, true)], 0, true)),
+        (
+            "top-k then filter on the row number",
+            Plan::Filter {
+                input: Box::new(top_k(get("a"), vec![2], vec![sort(1, false, false)], 3, true)),
+                predicate: Expr::binary(BinaryOp::GtEq, col(4), lit(2)),
+            },
+        ),
+        (
+            "top-k over a join, then group by",
+            Plan::Reduce {
+                input: Box::new(top_k(
+                    Box::new(join(JoinKind::Left, get("a"), get("b"), None)),
+                    vec![1],
+                    vec![sort(7, true, false), sort(0, false, true), sort(4, false, true)],
+                    2,
+                    true,
+                )),
+                group_key: vec![1],
+                aggregates: vec![agg(AggregateFunc::Count, None), agg(AggregateFunc::Sum, Some(col(8)))],
             },
         ),
         (

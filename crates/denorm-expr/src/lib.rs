@@ -28,4 +28,4 @@ pub use aggregate::{Aggregate, AggregateFunc};
 pub use eval::EvalError;
 pub use expr::{BinaryOp, Expr, Func};
 pub use optimize::optimize;
-pub use plan::{JoinKind, Plan};
+pub use plan::{JoinKind, Plan, SortKey};

@@ -6,11 +6,15 @@
 //! 2. **Column pruning**: every node keeps only the columns something above it
 //!    reads; source tables are projected right at the input.
 //! 3. **Projection fusion**: a projection of a projection becomes one.
+//!
+//! A `TopK` is a barrier for pushdown (a row a filter drops above it still
+//! takes a rank), keeps its partition and order columns, and loses its row
+//! number column when nothing above reads it.
 
 use std::collections::BTreeSet;
 
 use crate::expr::{BinaryOp, Expr};
-use crate::plan::{JoinKind, Plan};
+use crate::plan::{JoinKind, Plan, SortKey};
 
 /// Applies all rewrites; the result has the same output columns as `plan`.
 pub fn optimize(plan: Plan) -> Plan {
@@ -93,6 +97,10 @@ fn push_down_filters(plan: Plan) -> Plan {
             Plan::Reduce { input: Box::new(push_down_filters(*input)), group_key, aggregates }
         }
         Plan::Distinct { input } => Plan::Distinct { input: Box::new(push_down_filters(*input)) },
+        // A filter above a TopK stays there: rows it drops still take ranks.
+        Plan::TopK { input, partition, order, limit, rank } => {
+            Plan::TopK { input: Box::new(push_down_filters(*input)), partition, order, limit, rank }
+        }
     }
 }
 
@@ -183,7 +191,36 @@ fn prune(plan: Plan, needed: &BTreeSet<usize>) -> (Plan, Remap) {
             let input = Plan::Map { input: Box::new(input), exprs: exact };
             (Plan::Distinct { input: Box::new(input) }, (0..arity).map(Some).collect())
         }
+        Plan::TopK { input, partition, order, limit, rank } => {
+            prune_top_k(*input, partition, order, limit, rank, needed)
+        }
     }
+}
+
+/// A TopK needs its partition and order columns besides what is read above
+/// it; the row number column is dropped when nothing reads it.
+fn prune_top_k(
+    input: Plan,
+    partition: Vec<usize>,
+    mut order: Vec<SortKey>,
+    limit: usize,
+    rank: bool,
+    needed: &BTreeSet<usize>,
+) -> (Plan, Remap) {
+    let input_arity = input.arity();
+    let mut want: BTreeSet<usize> = needed.iter().copied().filter(|&c| c < input_arity).collect();
+    want.extend(partition.iter().copied());
+    want.extend(order.iter().map(|k| k.column));
+    let rank = rank && needed.contains(&input_arity);
+    let (input, remap) = prune(input, &want);
+    let partition = partition.iter().map(|&c| apply(&remap)(c)).collect();
+    for k in &mut order {
+        k.column = apply(&remap)(k.column);
+    }
+    let new_input_arity = input.arity();
+    let mut out = remap;
+    out.push(rank.then_some(new_input_arity));
+    (Plan::TopK { input: Box::new(input), partition, order, limit, rank }, out)
 }
 
 fn prune_join(
@@ -250,8 +287,7 @@ fn fuse_maps(plan: Plan) -> Plan {
                 }
                 other => other,
             };
-            let identity = exprs.len() == input.arity()
-                && exprs.iter().enumerate().all(|(i, e)| *e == Expr::Column(i));
+            let identity = exprs.len() == input.arity() && exprs.iter().enumerate().all(|(i, e)| *e == Expr::Column(i));
             if identity {
                 input
             } else {
@@ -285,6 +321,9 @@ fn fuse_maps(plan: Plan) -> Plan {
             input => Plan::Reduce { input: Box::new(input), group_key, aggregates },
         },
         Plan::Distinct { input } => Plan::Distinct { input: Box::new(fuse_maps(*input)) },
+        Plan::TopK { input, partition, order, limit, rank } => {
+            Plan::TopK { input: Box::new(fuse_maps(*input)), partition, order, limit, rank }
+        }
     }
 }
 
@@ -318,6 +357,23 @@ mod tests {
         assert_eq!(
             text,
             "Map #0, #3\n  Join on left.#1 = right.#0\n    Map #0, #1\n      Get posts\n    Map #0, #1\n      Filter (#2 = 1)\n        Map #0, #1, #3\n          Get users\n"
+        );
+    }
+
+    #[test]
+    fn top_k_keeps_its_sort_columns_and_drops_an_unread_row_number() {
+        // SELECT id FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY k ORDER BY v DESC) FROM t(id, k, v, x)) WHERE rn <= 3
+        let top = Plan::TopK {
+            input: get("t", 4),
+            partition: vec![1],
+            order: vec![SortKey { column: 2, descending: true, nulls_first: false }],
+            limit: 3,
+            rank: true,
+        };
+        let plan = Plan::Map { input: Box::new(top), exprs: vec![Expr::Column(0)] };
+        assert_eq!(
+            optimize(plan).to_string(),
+            "Map #0\n  TopK 3 per [#1] order by [#2 DESC NULLS LAST]\n    Map #0, #1, #2\n      Get t\n"
         );
     }
 }

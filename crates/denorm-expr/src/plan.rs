@@ -5,6 +5,24 @@ use std::fmt;
 use crate::aggregate::Aggregate;
 use crate::expr::Expr;
 
+/// One `ORDER BY` term of a [`Plan::TopK`]: an input column, its direction
+/// and where NULLs go (the planner fixes each dialect's default: SQLite puts
+/// NULLs first ascending, PostgreSQL last).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SortKey {
+    pub column: usize,
+    pub descending: bool,
+    pub nulls_first: bool,
+}
+
+impl fmt::Display for SortKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let direction = if self.descending { "DESC" } else { "ASC" };
+        let nulls = if self.nulls_first { "FIRST" } else { "LAST" };
+        write!(f, "#{} {direction} NULLS {nulls}", self.column)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum JoinKind {
     Inner,
@@ -40,6 +58,14 @@ pub enum Plan {
     Reduce { input: Box<Plan>, group_key: Vec<usize>, aggregates: Vec<Aggregate> },
     /// Each distinct row once.
     Distinct { input: Box<Plan> },
+    /// Top-k per group: `ROW_NUMBER() OVER (PARTITION BY partition ORDER BY
+    /// order) <= limit`. Output: the input rows whose row number within their
+    /// partition (rows equal on `partition`, NULLs forming one partition) is
+    /// at most `limit`, then, with `rank`, that row number (an integer, the
+    /// first row is number one) as one more column. Rows that tie on `order`
+    /// are numbered in the order of their encoded bytes; the planner only
+    /// accepts orders that identify each row, so ties never reach a view.
+    TopK { input: Box<Plan>, partition: Vec<usize>, order: Vec<SortKey>, limit: usize, rank: bool },
 }
 
 impl Plan {
@@ -50,6 +76,7 @@ impl Plan {
             Plan::Map { exprs, .. } => exprs.len(),
             Plan::Join { left, right, .. } => left.arity() + right.arity(),
             Plan::Reduce { group_key, aggregates, .. } => group_key.len() + aggregates.len(),
+            Plan::TopK { input, rank, .. } => input.arity() + usize::from(*rank),
         }
     }
 
@@ -67,9 +94,11 @@ impl Plan {
                     out.push(table)
                 }
             }
-            Plan::Filter { input, .. } | Plan::Map { input, .. } | Plan::Reduce { input, .. } | Plan::Distinct { input } => {
-                input.collect_tables(out)
-            }
+            Plan::Filter { input, .. }
+            | Plan::Map { input, .. }
+            | Plan::Reduce { input, .. }
+            | Plan::Distinct { input }
+            | Plan::TopK { input, .. } => input.collect_tables(out),
             Plan::Join { left, right, .. } => {
                 left.collect_tables(out);
                 right.collect_tables(out);
@@ -113,6 +142,13 @@ impl Plan {
             }
             Plan::Distinct { input } => {
                 writeln!(f, "{pad}Distinct")?;
+                input.fmt_indented(f, depth + 1)
+            }
+            Plan::TopK { input, partition, order, limit, rank } => {
+                let keys: Vec<String> = partition.iter().map(|k| format!("#{k}")).collect();
+                let order: Vec<String> = order.iter().map(ToString::to_string).collect();
+                let rank = if *rank { " with row number" } else { "" };
+                writeln!(f, "{pad}TopK {limit} per [{}] order by [{}]{rank}", keys.join(", "), order.join(", "))?;
                 input.fmt_indented(f, depth + 1)
             }
         }

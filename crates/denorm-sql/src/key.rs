@@ -11,6 +11,7 @@
 //!  Reduce           the group key (one row per group; the empty set for a global
 //!                   aggregate, which has exactly one row)
 //!  Distinct         the input's sets and all columns
+//!  TopK             the input's sets; the partition columns with the row number
 //! ```
 //!
 //! Functional dependencies ride along (a key determines its table's columns,
@@ -101,6 +102,14 @@ pub(crate) fn properties(plan: &Plan, catalog: &Catalog) -> Properties {
             props.unique.push((0..input.arity()).collect());
             props
         }
+        Plan::TopK { input, partition, rank, .. } => {
+            // A subset of the input's rows; a row number is unique within its partition.
+            let mut props = properties(input, catalog);
+            if *rank {
+                props.unique.push(partition.iter().copied().chain([input.arity()]).collect());
+            }
+            props
+        }
     };
     props.normalize()
 }
@@ -177,7 +186,8 @@ fn join_properties(
 /// keep their meaning at their (first) output position.
 fn map_properties(input: &Properties, exprs: &[Expr]) -> Properties {
     let output_of = |c: usize| exprs.iter().position(|e| *e == Expr::Column(c));
-    let bare: Vec<usize> = (0..exprs.len()).filter_map(|j| if let Expr::Column(c) = exprs[j] { Some(c) } else { None }).collect();
+    let bare: Vec<usize> =
+        (0..exprs.len()).filter_map(|j| if let Expr::Column(c) = exprs[j] { Some(c) } else { None }).collect();
     let bare_closure = input.closure(&bare);
     let mut unique: Vec<Vec<usize>> = Vec::new();
     for s in &input.unique {

@@ -113,6 +113,12 @@ fn collect_clauses(plan: &Plan, catalog: &Catalog, out: &mut Vec<String>) {
             let funcs: Vec<AggregateFunc> = aggregates.iter().map(|a| a.func).collect();
             out.push(describe_reduce(group_key, &origins, &funcs));
         }
+        Plan::TopK { input, limit, .. } => {
+            collect_clauses(input, catalog, out);
+            out.push(format!(
+                "keeps each partition's rows in order (O(log n) per change) and emits changes to its first {limit}"
+            ));
+        }
     }
 }
 
@@ -248,6 +254,13 @@ fn column_origins(plan: &Plan, catalog: &Catalog) -> Vec<Option<ColumnOrigin>> {
             })
             .collect(),
         Plan::Filter { input, .. } | Plan::Distinct { input } => column_origins(input, catalog),
+        Plan::TopK { input, rank, .. } => {
+            let mut out = column_origins(input, catalog);
+            if *rank {
+                out.push(None);
+            }
+            out
+        }
         Plan::Map { input, exprs } => {
             let input = column_origins(input, catalog);
             exprs

@@ -6,8 +6,10 @@ mod distinct;
 mod join;
 mod map;
 mod reduce;
+mod topk;
 
 pub(crate) use distinct::Distinct;
 pub(crate) use join::Join;
 pub(crate) use map::{Filter, Map};
 pub(crate) use reduce::Reduce;
+pub(crate) use topk::TopK;
