@@ -81,14 +81,36 @@ impl ViewRows {
     /// Applies changes, retractions first: a row moving under one key
     /// within a batch (delete then insert) is then no conflict.
     pub(crate) fn apply(&mut self, key_columns: &[usize], changes: &[(Row, Diff)], packer: &mut RowPacker) {
+        let _ = self.apply_checked(key_columns, false, changes, packer);
+    }
+
+    /// [`ViewRows::apply`] that, for a keyed view (`unique`), reports the
+    /// first key left holding two distinct rows or a row twice: the view's
+    /// declared key is not unique in its query result. The changes are
+    /// applied either way.
+    pub(crate) fn apply_checked(
+        &mut self,
+        key_columns: &[usize],
+        unique: bool,
+        changes: &[(Row, Diff)],
+        packer: &mut RowPacker,
+    ) -> Result<(), Row> {
         for (row, diff) in changes.iter().filter(|(_, d)| *d < 0) {
             let key = pack_row_key(key_columns, row, packer);
             self.retract(key.as_bytes(), row, -diff);
         }
+        let mut violation = None;
         for (row, diff) in changes.iter().filter(|(_, d)| *d > 0) {
             let key = pack_row_key(key_columns, row, packer);
             self.insert(key.as_bytes(), row, *diff);
+            if unique && violation.is_none() {
+                let slot = self.get(&key);
+                if slot.len() > 1 || slot.first().is_some_and(|(_, n)| *n > 1) {
+                    violation = Some(key);
+                }
+            }
         }
+        violation.map_or(Ok(()), Err)
     }
 
     /// [`ViewRows::apply`] with the key bytes of each row made by `key`

@@ -71,6 +71,12 @@ pub struct ColumnInfo {
 }
 
 impl ViewInfo {
+    /// Whether the view is keyed by all its columns in order: rows form a
+    /// multiset and may repeat.
+    pub fn is_multiset(&self) -> bool {
+        self.key.len() == self.columns.len() && self.key.iter().enumerate().all(|(i, &k)| i == k)
+    }
+
     pub fn column_index(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c.name == name)
     }
@@ -328,7 +334,14 @@ impl Publisher {
         }
         let written = changes.iter().map(|(_, d)| d.unsigned_abs()).sum::<u64>();
         match (&v.info.feed, part) {
-            (None, 0) => v.rows.apply(&v.info.key, changes, &mut self.packer),
+            (None, 0) => {
+                let unique = !v.info.is_multiset();
+                if let Err(key) = v.rows.apply_checked(&v.info.key, unique, changes, &mut self.packer) {
+                    let reason = format!("key violation: two rows have key {key:?}");
+                    self.fail(view, reason);
+                    return;
+                }
+            }
             (Some(feed), 0) => {
                 v.rows.apply_keyed(changes, |row| feed.row_key(row));
                 self.shared.metrics.fanout_rows_written(&v.info.name, written);
@@ -606,6 +619,29 @@ mod tests {
 
     fn row(id: i64, v: &str) -> Row {
         Row::pack([Datum::Int(id), Datum::text(v)])
+    }
+
+    /// The published state enforces a keyed view's key (the engine keeps no
+    /// second copy of view rows to check it): two rows under one key fail
+    /// the view with its last good rows kept; a row moving within a batch,
+    /// and copies in a multiset view, are fine.
+    #[test]
+    fn a_second_row_under_a_key_fails_a_keyed_view() {
+        let (mut publisher, reader) =
+            channel(vec![info("keyed", vec![0], &[], None), info("bag", vec![0, 1], &[], None)]);
+        publisher.apply(0, &[(row(1, "a"), 1)]);
+        publisher.apply(1, &[(row(1, "a"), 2)]);
+        publisher.publish(Position(1), &[]);
+        publisher.apply(0, &[(row(1, "a"), -1), (row(1, "b"), 1)]);
+        publisher.publish(Position(2), &[]);
+        assert_eq!(reader.snapshot().views[0].status, ViewStatus::Ok);
+        publisher.apply(0, &[(row(1, "c"), 1)]);
+        publisher.publish(Position(3), &[]);
+        let published = reader.snapshot();
+        assert!(matches!(&published.views[0].status, ViewStatus::Failed(r) if r.starts_with("key violation")));
+        assert_eq!(published.views[0].rows.len(), 1, "the last good rows stay");
+        assert_eq!(published.views[1].status, ViewStatus::Ok);
+        assert_eq!(published.views[1].rows.len(), 2);
     }
 
     fn rows_of(view: &PublishedView) -> Vec<(Row, Diff)> {
