@@ -195,6 +195,21 @@ pub struct SourceHealth {
     pub last_error: Option<String>,
     /// Progress of the snapshot while snapshotting.
     pub snapshot: Option<SnapshotProgress>,
+    /// Replication slot figures (PostgreSQL sources only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replication: Option<ReplicationHealth>,
+}
+
+/// A replication slot's lag, see [`crate::ReplicationStatus`].
+#[derive(Debug, Serialize, PartialEq)]
+pub struct ReplicationHealth {
+    pub slot: String,
+    /// The server's WAL position as PostgreSQL writes it (`0/16B3748`).
+    pub head_lsn: Option<String>,
+    pub lag_bytes: u64,
+    pub lag_seconds: f64,
+    pub retained_wal_bytes: u64,
+    pub max_retained_wal_bytes: u64,
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -232,6 +247,7 @@ pub fn health(published: &Published) -> Health {
     if let SourceState::Retrying { error } = &source.state {
         problems.push(format!("the source is retrying after an error: {error}"));
     }
+    problems.extend(published.replication.as_ref().and_then(|r| r.problem()));
     let status = if published.position.is_none() {
         problems.insert(0, "the initial snapshot is not yet published".to_owned());
         "starting"
@@ -254,6 +270,14 @@ pub fn health(published: &Published) -> Health {
             oldest_pending_commit_at: source.oldest_pending_commit_at,
             last_error: source.last_error.clone(),
             snapshot,
+            replication: published.replication.as_ref().map(|r| ReplicationHealth {
+                slot: r.slot.clone(),
+                head_lsn: r.head_text.clone(),
+                lag_bytes: r.lag_bytes,
+                lag_seconds: r.lag_seconds,
+                retained_wal_bytes: r.retained_bytes,
+                max_retained_wal_bytes: r.max_retained_bytes,
+            }),
         },
         views: published.views.len(),
         failed_views,

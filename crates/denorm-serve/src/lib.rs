@@ -140,6 +140,6 @@ pub use http::{
 pub use json::{FeedSummary, Health, RefreshSummary, ViewSummary};
 pub use metrics::{Metrics, CONTENT_TYPE as METRICS_CONTENT_TYPE};
 pub use state::{
-    channel, pack_key, percentiles, ColumnInfo, Published, PublishedView, Publisher, Reader, SourceState, SourceStatus,
-    ViewInfo, ViewRows, ViewStats, ViewStatus, WaitError,
+    channel, pack_key, percentiles, ColumnInfo, Published, PublishedView, Publisher, Reader, ReplicationStatus,
+    SourceState, SourceStatus, ViewInfo, ViewRows, ViewStats, ViewStatus, WaitError,
 };

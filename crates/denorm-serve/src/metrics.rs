@@ -71,6 +71,9 @@ struct Inner {
     fanout_read_merges: Family<ViewLabel, Counter>,
     freshness: FreshnessFamily,
     source_lag: Gauge,
+    source_lag_bytes: Gauge,
+    source_lag_seconds: Gauge<f64, AtomicU64>,
+    source_retained_wal: Gauge,
     source_head: Gauge,
     published_position: Gauge,
     http_requests: Family<RequestLabels, Counter>,
@@ -108,6 +111,9 @@ impl Metrics {
             fanout_read_merges: Family::default(),
             freshness: Family::new_with_constructor(freshness_histogram as fn() -> Histogram),
             source_lag: Gauge::default(),
+            source_lag_bytes: Gauge::default(),
+            source_lag_seconds: Gauge::default(),
+            source_retained_wal: Gauge::default(),
             source_head: Gauge::default(),
             published_position: Gauge::default(),
             http_requests: Family::default(),
@@ -181,6 +187,22 @@ impl Metrics {
             "source_lag_changes",
             "Source head position minus the published position (changes not yet visible)",
             inner.source_lag.clone(),
+        );
+        r.register(
+            "source_lag_bytes",
+            "Replication sources (PostgreSQL): server WAL position minus the slot's confirmed flush position, in bytes",
+            inner.source_lag_bytes.clone(),
+        );
+        r.register(
+            "source_lag_seconds",
+            "Replication sources (PostgreSQL): now minus the commit time of the newest applied transaction while the \
+             stream still delivers transactions, 0 when caught up",
+            inner.source_lag_seconds.clone(),
+        );
+        r.register(
+            "source_retained_wal_bytes",
+            "Replication sources (PostgreSQL): WAL the replication slot keeps on the server's disk, in bytes",
+            inner.source_retained_wal.clone(),
         );
         r.register("source_head_position", "Latest position the source has seen", inner.source_head.clone());
         r.register(
@@ -292,6 +314,12 @@ impl Metrics {
             self.inner.published_position.set(saturate(p));
         }
         self.inner.source_lag.set(saturate(lag(head, published)));
+    }
+
+    pub(crate) fn set_replication(&self, lag_bytes: u64, lag_seconds: f64, retained_bytes: u64) {
+        self.inner.source_lag_bytes.set(saturate(lag_bytes));
+        self.inner.source_lag_seconds.set(lag_seconds);
+        self.inner.source_retained_wal.set(saturate(retained_bytes));
     }
 
     pub(crate) fn http_request(&self, route: &str, status: u16) {

@@ -105,6 +105,62 @@ pub struct SourceStatus {
     pub last_error: Option<String>,
 }
 
+/// How far a replication slot is behind its server (PostgreSQL), set by
+/// [`Publisher::set_replication`]; `/health` shows it and reports a problem
+/// when the slot retains more WAL than allowed.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ReplicationStatus {
+    /// The server's WAL position minus the slot's confirmed flush position
+    /// (what denorm acknowledged), in bytes.
+    pub lag_bytes: u64,
+    /// Seconds between now and the commit of the newest applied
+    /// transaction while the stream still delivers transactions; 0 when
+    /// the last read of the stream found nothing more (caught up).
+    pub lag_seconds: f64,
+    /// WAL the slot keeps on the server's disk (server position minus the
+    /// slot's restart position), in bytes.
+    pub retained_bytes: u64,
+    /// The warning threshold for `retained_bytes` (`[source]
+    /// max_retained_wal`).
+    pub max_retained_bytes: u64,
+    /// The slot's name, for messages.
+    pub slot: String,
+    /// The server's WAL position in the source's own notation (`0/16B3748`).
+    pub head_text: Option<String>,
+}
+
+impl ReplicationStatus {
+    /// The `/health` problem when the slot retains more WAL than allowed.
+    pub fn problem(&self) -> Option<String> {
+        (self.retained_bytes > self.max_retained_bytes).then(|| {
+            format!(
+                "replication slot {} retains {} of WAL on the source server, above max_retained_wal = {}: \
+                 the server cannot free it until denorm consumes it (is denorm keeping up?); a slot nobody \
+                 reads fills the disk: `denorm source uninstall` drops it",
+                self.slot,
+                human_bytes(self.retained_bytes),
+                human_bytes(self.max_retained_bytes)
+            )
+        })
+    }
+}
+
+/// Bytes with a binary unit, for messages: `1.5 GiB`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
 /// The source's life cycle.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub enum SourceState {
@@ -202,6 +258,8 @@ pub struct Published {
     pub position: Option<Position>,
     pub views: Arc<[PublishedView]>,
     pub source: SourceStatus,
+    /// Replication figures, for sources that replicate (PostgreSQL).
+    pub replication: Option<ReplicationStatus>,
 }
 
 impl Published {
@@ -274,8 +332,12 @@ pub fn channel(views: Vec<ViewInfo>) -> (Publisher, Reader) {
             }
         })
         .collect();
-    let published =
-        Published { position: None, views: published_views.clone().into(), source: SourceStatus::default() };
+    let published = Published {
+        position: None,
+        views: published_views.clone().into(),
+        source: SourceStatus::default(),
+        replication: None,
+    };
     let recent = Mutex::new(vec![Recent::default(); published_views.len()]);
     let shared = Arc::new(Shared { published: ArcSwap::from_pointee(published), metrics, recent });
     let (position_tx, position_rx) = watch::channel(None);
@@ -462,7 +524,8 @@ impl Publisher {
             let within = v.within_sla(&at_publish, now);
             metrics.set_view_sla(&v.info.name, within, v.info.max_staleness.is_some(), v.refreshed_at);
         }
-        self.store(Published { position: Some(position), views: views.into(), source });
+        let replication = previous.replication.clone();
+        self.store(Published { position: Some(position), views: views.into(), source, replication });
         self.position_tx.send_replace(Some(position));
     }
 
@@ -470,7 +533,20 @@ impl Publisher {
     /// touch view state, so no batch boundary is needed).
     pub fn set_source(&mut self, status: SourceStatus) {
         let current = self.shared.published.load_full();
-        self.store(Published { position: current.position, views: current.views.clone(), source: status });
+        self.store(Published {
+            position: current.position,
+            views: current.views.clone(),
+            source: status,
+            replication: current.replication.clone(),
+        });
+    }
+
+    /// Records the replication slot's lag (PostgreSQL); readers see it at
+    /// once on `/health` and `/metrics`.
+    pub fn set_replication(&mut self, status: ReplicationStatus) {
+        self.shared.metrics.set_replication(status.lag_bytes, status.lag_seconds, status.retained_bytes);
+        let current = self.shared.published.load_full();
+        self.store(Published { replication: Some(status), ..(*current).clone() });
     }
 
     fn store(&self, published: Published) {
@@ -918,5 +994,46 @@ mod tests {
             r.wait_for_position(Position(9), Duration::from_secs(3600)).await,
             Err(WaitError::Closed { .. })
         ));
+    }
+
+    /// Replication lag reaches `/health` and `/metrics`, survives publishes
+    /// and source updates, and a slot retaining more WAL than allowed makes
+    /// the status degraded with a problem naming the slot.
+    #[test]
+    fn replication_status_is_shown_and_warns_above_the_threshold() {
+        let (mut p, r) = channel(vec![ViewInfo { name: "v".into(), ..Default::default() }]);
+        p.publish(Position(1), &[]);
+        let status = |retained_bytes| ReplicationStatus {
+            lag_bytes: 300,
+            lag_seconds: 0.25,
+            retained_bytes,
+            max_retained_bytes: 1 << 30,
+            slot: "denorm".into(),
+            head_text: Some("0/16B3748".into()),
+        };
+        p.set_replication(status(2048));
+        p.publish(Position(2), &[]);
+        p.set_source(SourceStatus { state: SourceState::Following, ..Default::default() });
+        let health = crate::json::health(&r.snapshot());
+        assert_eq!(health.status, "ok", "{health:?}");
+        let replication = health.source.replication.expect("replication figures");
+        assert_eq!((replication.lag_bytes, replication.retained_wal_bytes), (300, 2048));
+        let metrics = r.metrics().render();
+        for series in
+            ["denorm_source_lag_bytes 300", "denorm_source_lag_seconds 0.25", "denorm_source_retained_wal_bytes 2048"]
+        {
+            assert!(metrics.lines().any(|l| l == series), "missing {series}:\n{metrics}");
+        }
+
+        p.set_replication(status(3 << 30));
+        let health = crate::json::health(&r.snapshot());
+        assert_eq!(health.status, "degraded");
+        assert_eq!(
+            health.problems,
+            ["replication slot denorm retains 3.0 GiB of WAL on the source server, above max_retained_wal = 1.0 GiB: \
+              the server cannot free it until denorm consumes it (is denorm keeping up?); a slot nobody reads fills \
+              the disk: `denorm source uninstall` drops it"]
+        );
+        assert_eq!(human_bytes(512), "512 B");
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::Server;
-use denorm_serve::{channel, ColumnInfo, Fallback, SourceState, SourceStatus, ViewInfo};
+use denorm_serve::{channel, ColumnInfo, Fallback, ReplicationStatus, SourceState, SourceStatus, ViewInfo};
 use denorm_types::{Datum, Position, Row, ScalarType, Value};
 
 struct Source;
@@ -44,6 +44,14 @@ fn metrics_pass_promtool_check_metrics() {
     publisher.publish(Position(4), &[]);
     publisher.publish_at(Position(5), &[("users".into(), 0.0)], 200.0);
     publisher.set_source(SourceStatus { state: SourceState::Following, head: Some(Position(6)), ..Default::default() });
+    publisher.set_replication(ReplicationStatus {
+        lag_bytes: 1024,
+        lag_seconds: 0.5,
+        retained_bytes: 4096,
+        max_retained_bytes: 1 << 30,
+        slot: "denorm".into(),
+        head_text: None,
+    });
     let server = Server::start_with(reader, Some(Arc::new(Source)));
     server.get("/views/a");
     server.get("/views/b%20%22quoted%22");
