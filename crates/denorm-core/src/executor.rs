@@ -63,7 +63,9 @@ pub trait Runtime {
 struct View {
     name: String,
     node: NodeId,
-    state: ViewState,
+    /// The view's rows, unless its consumer keeps them (see
+    /// [`Dataflow::add_view_emitting`]).
+    state: Option<ViewState>,
     error: Option<ViewError>,
 }
 
@@ -111,10 +113,21 @@ impl Dataflow {
         let arity = plan.arity();
         let plan = optimize(plan.clone());
         let node = self.graph.build(&plan, &self.catalog, self.dialect)?;
-        self.views.push(View { name: name.to_string(), node, state: ViewState::new(key, arity), error: None });
+        self.views.push(View { name: name.to_string(), node, state: Some(ViewState::new(key, arity)), error: None });
         self.views_reading.resize(self.graph.nodes.len(), usize::MAX);
         self.views_reading[node] = self.views.len() - 1;
         Ok(ViewId(self.views.len() - 1))
+    }
+
+    /// Adds a view whose rows the dataflow does not keep: each batch's
+    /// changes are emitted and the consumer holds the view's state (the
+    /// published state does, and enforces the key there), so a served view
+    /// is stored once, not twice. [`Dataflow::view_rows`] of such a view is
+    /// empty.
+    pub fn add_view_emitting(&mut self, name: &str, plan: &Plan) -> Result<ViewId, BuildError> {
+        let id = self.add_view(name, plan, Vec::new(), false)?;
+        self.views[id.0].state = None;
+        Ok(id)
     }
 
     pub fn view_name(&self, view: ViewId) -> &str {
@@ -123,11 +136,11 @@ impl Dataflow {
 
     /// The current contents of a view with multiplicities (in no order).
     pub fn view_rows(&self, view: ViewId) -> Vec<(Row, Diff)> {
-        self.views[view.0].state.rows().map(|(r, d)| (r.clone(), d)).collect()
+        self.views[view.0].state.iter().flat_map(|s| s.rows()).map(|(r, d)| (r.clone(), d)).collect()
     }
 
     pub fn view_len(&self, view: ViewId) -> usize {
-        self.views[view.0].state.len()
+        self.views[view.0].state.as_ref().map_or(0, ViewState::len)
     }
 
     /// The error that stopped a view, if any.
@@ -268,7 +281,7 @@ impl Runtime for Dataflow {
                 } else {
                     self.outputs[view.node].clone()
                 };
-                match view.state.apply(&changes) {
+                match view.state.as_mut().map_or(Ok(()), |state| state.apply(&changes)) {
                     Ok(()) => output.views.push(ViewOutput { view: ViewId(i), changes }),
                     Err(e) => view.error = Some(e),
                 }

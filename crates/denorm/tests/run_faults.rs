@@ -127,3 +127,27 @@ fn undecodable_changes_are_recorded_not_dropped() {
     let (_, metrics) = get_text(&format!("{}/metrics", denorm.base));
     assert!(metrics.contains("denorm_changes_undecodable_total{table=\"users\"} 1"), "{metrics}");
 }
+
+/// A declared key that turns out not unique fails that view with the
+/// reason (keeping its last good rows); the other views go on.
+#[test]
+fn a_declared_key_violated_at_runtime_fails_only_that_view() {
+    let project = Project::new(
+        SCHEMA,
+        "CREATE MATERIALIZED VIEW by_title WITH (key = 'title') AS SELECT title, id FROM posts;\n\
+         CREATE MATERIALIZED VIEW post_counts AS SELECT author_id, COUNT(*) AS n FROM posts GROUP BY author_id;\n",
+    );
+    let db = project.connect();
+    let denorm = Denorm::start(&project.config);
+    db.execute_batch("INSERT INTO posts VALUES (1, 1, 'hello');").unwrap();
+    denorm.wait_for_position(committed_position(&db));
+    db.execute_batch("INSERT INTO posts VALUES (2, 1, 'hello');").unwrap();
+    let views = denorm.wait_for(|v| v.as_array().unwrap().iter().any(|v| v["status"] == "failed"));
+    let by_title = views.as_array().unwrap().iter().find(|v| v["name"] == "by_title").unwrap();
+    assert!(by_title["error"].as_str().unwrap().contains("key violation"), "{views}");
+    denorm.wait_for_position(committed_position(&db));
+    let (_, counts) = denorm.get("/views/post_counts");
+    assert_eq!(counts, serde_json::json!([{"author_id": 1, "n": 2}]));
+    let (status, _) = denorm.get("/views/by_title");
+    assert_eq!(status, 503);
+}

@@ -63,24 +63,31 @@ pub struct Flow {
 }
 
 impl Flow {
-    pub fn new(catalog: Catalog, planned: &[Option<ViewDef>], now: Instant) -> Result<Flow, BuildError> {
-        let mut main = Dataflow::new(catalog.clone(), Dialect::Sqlite);
+    /// The dataflows of `planned` (failed views are `None`), evaluating
+    /// expressions with the source's `dialect`.
+    pub fn new(
+        catalog: Catalog,
+        planned: &[Option<ViewDef>],
+        dialect: Dialect,
+        now: Instant,
+    ) -> Result<Flow, BuildError> {
+        let mut main = Dataflow::new(catalog.clone(), dialect);
         let mut slots = Vec::new();
         let mut scheduled = Vec::new();
         for (slot, def) in planned.iter().enumerate() {
             let Some(def) = def else { continue };
             match def.refresh {
                 Refresh::OnChange => {
-                    for (name, plan, key, part) in dataflow_views(def) {
-                        main.add_view(&name, plan, key, def.key.proven_unique)?;
+                    for (name, plan, part) in dataflow_views(def) {
+                        main.add_view_emitting(&name, plan)?;
                         slots.push((slot, part));
                     }
                 }
                 Refresh::Every(every) => {
-                    let mut dataflow = Dataflow::new(catalog.clone(), Dialect::Sqlite);
+                    let mut dataflow = Dataflow::new(catalog.clone(), dialect);
                     let mut parts = Vec::new();
-                    for (name, plan, key, part) in dataflow_views(def) {
-                        dataflow.add_view(&name, plan, key, def.key.proven_unique)?;
+                    for (name, plan, part) in dataflow_views(def) {
+                        dataflow.add_view_emitting(&name, plan)?;
                         parts.push((slot, part));
                     }
                     let tables = def
@@ -166,26 +173,21 @@ impl Flow {
     }
 }
 
-/// The dataflow views that maintain `def`: `(name, plan, key, part)`. A
+/// The dataflow views that maintain `def`: `(name, plan, part)`. A
 /// feed view is maintained by three plans (its rows fanned out on write,
 /// its celebrities' content, its celebrity edges) published as the parts
 /// of one slot; every other view by its plan.
-fn dataflow_views(def: &ViewDef) -> Vec<(String, &Plan, Vec<usize>, usize)> {
+fn dataflow_views(def: &ViewDef) -> Vec<(String, &Plan, usize)> {
+    // The dataflow keeps no view rows: the published state holds them and
+    // enforces keys (a feed's parts are multisets: a reader following an
+    // author twice sees each post twice, as the join does).
     let Some(feed) = &def.feed else {
-        return vec![(def.name.clone(), &def.plan, def.key.columns.clone(), 0)];
+        return vec![(def.name.clone(), &def.plan, 0)];
     };
-    // Multisets (keyed by every column): a reader following an author
-    // twice sees each post twice, as the join does.
-    let all = |plan: &Plan| (0..plan.arity()).collect();
     vec![
-        (def.name.clone(), &feed.materialized, all(&feed.materialized), 0),
-        (
-            format!("{}#celebrity_content", def.name),
-            &feed.celebrity_content,
-            all(&feed.celebrity_content),
-            CELEBRITY_CONTENT,
-        ),
-        (format!("{}#celebrity_edges", def.name), &feed.celebrity_edges, all(&feed.celebrity_edges), CELEBRITY_EDGES),
+        (def.name.clone(), &feed.materialized, 0),
+        (format!("{}#celebrity_content", def.name), &feed.celebrity_content, CELEBRITY_CONTENT),
+        (format!("{}#celebrity_edges", def.name), &feed.celebrity_edges, CELEBRITY_EDGES),
     ]
 }
 
@@ -244,7 +246,7 @@ mod tests {
         let planned: Vec<Option<ViewDef>> =
             plan_views(sql, &catalog(), Dialect::Sqlite).unwrap().into_iter().map(Some).collect();
         let start = Instant::now();
-        let mut flow = Flow::new(catalog(), &planned, start).unwrap();
+        let mut flow = Flow::new(catalog(), &planned, Dialect::Sqlite, start).unwrap();
         let step = flow.snapshot(&batch(1, vec![(sale(1, "mon", 5), 1)]));
         assert_eq!(step.refreshed, vec![1]);
         assert_eq!(step.views.iter().map(|(slot, _, _)| *slot).collect::<Vec<_>>(), vec![0, 1]);
