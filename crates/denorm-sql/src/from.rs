@@ -7,15 +7,20 @@
 //! Each ON is split into its conjuncts: equalities between a column of the
 //! tables joined so far and a column of the new table become the join key;
 //! everything else is the residual, evaluated over the concatenated row.
+//!
+//! A FROM item is a source table or a subquery with an alias (see
+//! [`crate::derived`]); a subquery's plan stands where a `Get` would.
 
 use denorm_expr::{BinaryOp, Expr, JoinKind, Plan};
-use denorm_types::{Catalog, Dialect, ScalarType, TableSchema};
+use denorm_types::{Catalog, ScalarType, TableSchema};
 use sqlparser::ast::{self, JoinConstraint, JoinOperator, TableFactor};
 use sqlparser::keywords::Keyword;
 
+use crate::derived::{bound, plan_derived, set_limit, subquery_location, Derived};
 use crate::expr::{Clause, Lowerer};
 use crate::scope::Scope;
-use crate::source::{location, object_name_start, Statement};
+use crate::select::Context;
+use crate::source::{location, object_name_start};
 use crate::{Location, PlanError};
 
 const JOIN_KEYWORDS: &[Keyword] = &[
@@ -31,14 +36,15 @@ const JOIN_KEYWORDS: &[Keyword] = &[
     Keyword::ANTI,
 ];
 
-/// The FROM clause's relations and the plan reading them.
-pub(crate) fn plan_from<'c>(
+/// The FROM clause's relations and the plan reading them, and the WHERE
+/// conjuncts (of `selection`) that became the limit of a ranked subquery.
+pub(crate) fn plan_from<'q, 'c>(
     from: &[ast::TableWithJoins],
-    catalog: &'c Catalog,
-    statement: &Statement,
-    dialect: Dialect,
+    selection: Option<&'q ast::Expr>,
+    cx: &Context<'_, 'c>,
     fallback: Option<Location>,
-) -> Result<(Scope<'c>, Plan), PlanError> {
+) -> Result<(Scope<'c>, Plan, Vec<&'q ast::Expr>), PlanError> {
+    let statement = &cx.view.tokens;
     let Some(first) = from.first() else {
         return Err(PlanError::new("a view must read from at least one table", fallback)
             .hint("add a FROM clause naming a source table"));
@@ -49,13 +55,64 @@ pub(crate) fn plan_from<'c>(
             .hint("write JOIN … ON with an equality between the tables"));
     }
     let mut scope = Scope::default();
-    let (table, name) = relation(&first.relation, catalog, &scope, fallback)?;
-    scope.push(name, table, false);
-    let mut plan = get(table);
+    let mut ranked = Vec::new();
+    let (relation, name) = relation(&first.relation, cx, &scope, fallback)?;
+    let mut plan = push(&mut scope, relation, name, false, &mut ranked);
     for join in &first.joins {
-        plan = plan_join(plan, join, catalog, &mut scope, (statement, dialect), fallback)?;
+        plan = plan_join(plan, join, cx, &mut scope, &mut ranked, fallback)?;
     }
-    Ok((scope, plan))
+    let conjuncts = selection.map(conjuncts).unwrap_or_default();
+    let mut consumed = Vec::new();
+    for (r, column, at) in ranked {
+        let (limit, exact) = bound(r, column, at, &conjuncts, &scope)?;
+        set_limit(relation_plan(&mut plan, r, scope.relations.len()), limit);
+        consumed.extend(exact);
+    }
+    Ok((scope, plan, consumed))
+}
+
+/// One FROM item: a source table or a planned subquery.
+enum Relation<'c> {
+    Table(&'c TableSchema),
+    Derived(Box<Derived>),
+}
+
+/// Adds `relation` to the scope; returns its plan. A ranked subquery is
+/// noted with its row-number column and position in `ranked`.
+fn push<'c>(
+    scope: &mut Scope<'c>,
+    relation: Relation<'c>,
+    name: String,
+    outer: bool,
+    ranked: &mut Vec<(usize, usize, Option<Location>)>,
+) -> Plan {
+    match relation {
+        Relation::Table(table) => {
+            scope.push(name, table, outer);
+            get(table)
+        }
+        Relation::Derived(d) => {
+            let d = *d;
+            if let Some((column, at)) = d.rank {
+                ranked.push((scope.relations.len(), column, at));
+            }
+            scope.push_derived(name, d.schema, d.reads, outer);
+            d.plan
+        }
+    }
+}
+
+/// The plan of relation `index` of `count` in a left-deep join tree.
+fn relation_plan(plan: &mut Plan, index: usize, count: usize) -> &mut Plan {
+    if count <= 1 {
+        return plan;
+    }
+    let Plan::Join { left, right, .. } = plan else { unreachable!("a left-deep join tree (bug)") };
+    if index + 1 == count {
+        right
+    } else {
+        relation_plan(left, index, count - 1)
+    }
 }
 
 fn get(table: &TableSchema) -> Plan {
@@ -65,17 +122,22 @@ fn get(table: &TableSchema) -> Plan {
 fn factor_start(factor: &TableFactor) -> Option<sqlparser::tokenizer::Location> {
     match factor {
         TableFactor::Table { name, .. } => object_name_start(name),
+        TableFactor::Derived { subquery, .. } => match &*subquery.body {
+            ast::SetExpr::Select(s) => Some(s.select_token.0.span.start),
+            _ => None,
+        },
         _ => None,
     }
 }
 
-/// A plain table reference, looked up in the catalog.
+/// A table reference looked up in the catalog, or a subquery planned.
 fn relation<'c>(
     factor: &TableFactor,
-    catalog: &'c Catalog,
+    cx: &Context<'_, 'c>,
     scope: &Scope<'_>,
     fallback: Option<Location>,
-) -> Result<(&'c TableSchema, String), PlanError> {
+) -> Result<(Relation<'c>, String), PlanError> {
+    let catalog = cx.catalog;
     let (name, alias) = match factor {
         TableFactor::Table {
             name,
@@ -89,10 +151,8 @@ fn relation<'c>(
             sample: None,
             index_hints,
         } if with_hints.is_empty() && partitions.is_empty() && index_hints.is_empty() => (name, alias),
-        TableFactor::Derived { subquery, .. } => {
-            let at = subquery_location(subquery).or(fallback);
-            return Err(PlanError::new("subqueries in FROM are not supported", at)
-                .hint("join the tables directly, or define the subquery as its own view"));
+        TableFactor::Derived { lateral, subquery, alias, sample } => {
+            return derived_relation(*lateral, subquery, alias.as_ref(), sample.is_some(), cx, scope, fallback)
         }
         TableFactor::NestedJoin { .. } => {
             return Err(PlanError::new("parenthesized joins are not supported", fallback)
@@ -100,7 +160,7 @@ fn relation<'c>(
         }
         other => {
             let at = factor_start(other).and_then(location).or(fallback);
-            return Err(PlanError::new("this FROM item is not supported; only plain table names are", at));
+            return Err(PlanError::new("this FROM item is not supported; only table names and subqueries are", at));
         }
     };
     let at = object_name_start(name).and_then(location).or(fallback);
@@ -118,18 +178,46 @@ fn relation<'c>(
         Some(a) => (a.name.value.clone(), location(a.name.span.start)),
         None => (table_name.value.clone(), at),
     };
-    if scope.relation(&visible).is_some() {
-        return Err(PlanError::new(format!("table name \"{visible}\" specified more than once"), visible_at)
-            .hint("give each occurrence its own alias"));
-    }
-    Ok((table, visible.to_ascii_lowercase()))
+    check_unique_name(&visible, visible_at, scope)?;
+    Ok((Relation::Table(table), visible.to_ascii_lowercase()))
 }
 
-fn subquery_location(q: &ast::Query) -> Option<Location> {
-    match &*q.body {
-        ast::SetExpr::Select(s) => location(s.select_token.0.span.start),
-        _ => None,
+fn check_unique_name(visible: &str, at: Option<Location>, scope: &Scope<'_>) -> Result<(), PlanError> {
+    if scope.relation(visible).is_some() {
+        return Err(PlanError::new(format!("table name \"{visible}\" specified more than once"), at)
+            .hint("give each occurrence its own alias"));
     }
+    Ok(())
+}
+
+/// `(SELECT …) AS alias`.
+fn derived_relation<'c>(
+    lateral: bool,
+    subquery: &ast::Query,
+    alias: Option<&ast::TableAlias>,
+    sampled: bool,
+    cx: &Context<'_, 'c>,
+    scope: &Scope<'_>,
+    fallback: Option<Location>,
+) -> Result<(Relation<'c>, String), PlanError> {
+    let at = subquery_location(subquery).or(fallback);
+    if lateral {
+        return Err(PlanError::new("LATERAL subqueries are not supported", at)
+            .hint("a subquery in FROM cannot refer to the tables before it; join its result instead"));
+    }
+    if sampled {
+        return Err(PlanError::new("TABLESAMPLE is not supported", at));
+    }
+    let Some(alias) = alias else {
+        return Err(PlanError::new("a subquery in FROM must have an alias", at).hint("write (SELECT …) AS name"));
+    };
+    if !alias.columns.is_empty() {
+        return Err(PlanError::new("column aliases in FROM are not supported", location(alias.name.span.start))
+            .hint("name the columns inside the subquery with AS"));
+    }
+    check_unique_name(&alias.name.value, location(alias.name.span.start), scope)?;
+    let derived = plan_derived(subquery, &alias.name.value, cx, at)?;
+    Ok((Relation::Derived(Box::new(derived)), alias.name.value.to_ascii_lowercase()))
 }
 
 fn unknown_table(name: &str, catalog: &Catalog, at: Option<Location>) -> PlanError {
@@ -143,15 +231,20 @@ fn unknown_table(name: &str, catalog: &Catalog, at: Option<Location>) -> PlanErr
 }
 
 fn join_kind(op: &JoinOperator, at: Option<Location>) -> Result<(JoinKind, &JoinConstraint), PlanError> {
-    let refuse = |what: &str, hint: &str| Err(PlanError::new(format!("{what} is not supported"), at).hint(hint.to_string()));
+    let refuse =
+        |what: &str, hint: &str| Err(PlanError::new(format!("{what} is not supported"), at).hint(hint.to_string()));
     let (kind, constraint) = match op {
         JoinOperator::Join(c) | JoinOperator::Inner(c) => (JoinKind::Inner, c),
         JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => (JoinKind::Left, c),
         JoinOperator::Right(_) | JoinOperator::RightOuter(_) => {
             return refuse("RIGHT JOIN", "swap the two tables and write LEFT JOIN")
         }
-        JoinOperator::FullOuter(_) => return refuse("FULL JOIN", "define the view with LEFT JOIN from the side that must be kept"),
-        JoinOperator::CrossJoin(_) => return refuse("CROSS JOIN", "write JOIN … ON with an equality between the tables"),
+        JoinOperator::FullOuter(_) => {
+            return refuse("FULL JOIN", "define the view with LEFT JOIN from the side that must be kept")
+        }
+        JoinOperator::CrossJoin(_) => {
+            return refuse("CROSS JOIN", "write JOIN … ON with an equality between the tables")
+        }
         _ => return refuse("this kind of join", "use JOIN … ON or LEFT JOIN … ON"),
     };
     match constraint {
@@ -165,29 +258,30 @@ fn join_kind(op: &JoinOperator, at: Option<Location>) -> Result<(JoinKind, &Join
 fn plan_join<'c>(
     left: Plan,
     join: &ast::Join,
-    catalog: &'c Catalog,
+    cx: &Context<'_, 'c>,
     scope: &mut Scope<'c>,
-    (statement, dialect): (&Statement, Dialect),
+    ranked: &mut Vec<(usize, usize, Option<Location>)>,
     fallback: Option<Location>,
 ) -> Result<Plan, PlanError> {
+    let (statement, dialect) = (&cx.view.tokens, cx.dialect);
     let join_at = factor_start(&join.relation)
         .map(|l| statement.back_over_keywords(l, JOIN_KEYWORDS))
         .and_then(location)
         .or(fallback);
     let (kind, constraint) = join_kind(&join.join_operator, join_at)?;
-    let (table, name) = relation(&join.relation, catalog, scope, join_at)?;
+    let (relation, name) = relation(&join.relation, cx, scope, join_at)?;
+    if let (Relation::Derived(d), JoinKind::Left) = (&relation, kind) {
+        if let Some((_, at)) = d.rank {
+            return Err(PlanError::new("a subquery with ROW_NUMBER() cannot be the right side of a LEFT JOIN", at)
+                .detail("its row-number bound in WHERE would also drop the left rows it does not match")
+                .hint("join it with JOIN, or make it the first table of FROM"));
+        }
+    }
     let left_arity = scope.arity();
-    scope.push(name, table, kind == JoinKind::Left);
+    let right = push(scope, relation, name, kind == JoinKind::Left, ranked);
     let JoinConstraint::On(on) = constraint else { return Err(PlanError::new("JOIN without ON", join_at)) };
     let scope = &*scope;
-    let lowerer = Lowerer {
-        scope,
-        statement,
-        dialect,
-        clause: Clause::JoinOn,
-        grouping: None,
-        fallback: join_at,
-    };
+    let lowerer = Lowerer { scope, statement, dialect, clause: Clause::JoinOn, grouping: None, fallback: join_at };
     let (mut left_key, mut right_key, mut residual) = (Vec::new(), Vec::new(), Vec::new());
     for conjunct in conjuncts(on) {
         match equi_pair(conjunct, scope, left_arity)? {
@@ -200,12 +294,15 @@ fn plan_join<'c>(
     }
     if left_key.is_empty() {
         let at = statement.start_of(on).and_then(location).or(join_at);
-        return Err(PlanError::new("join conditions must include an equality between columns of the joined tables", at)
-            .hint("e.g. JOIN reviews r ON r.product_id = p.id; other conditions may follow with AND"));
+        return Err(PlanError::new(
+            "join conditions must include an equality between columns of the joined tables",
+            at,
+        )
+        .hint("e.g. JOIN reviews r ON r.product_id = p.id; other conditions may follow with AND"));
     }
     Ok(Plan::Join {
         left: Box::new(left),
-        right: Box::new(get(table)),
+        right: Box::new(right),
         kind,
         left_key,
         right_key,
@@ -227,7 +324,7 @@ fn residual_expr(conjuncts: &[&ast::Expr], lowerer: &Lowerer<'_, '_>) -> Result<
 }
 
 /// The conjuncts of `a AND (b AND c)`, left to right, without recursion.
-fn conjuncts(on: &ast::Expr) -> Vec<&ast::Expr> {
+pub(crate) fn conjuncts(on: &ast::Expr) -> Vec<&ast::Expr> {
     let mut out = Vec::new();
     let mut stack = vec![on];
     while let Some(e) = stack.pop() {

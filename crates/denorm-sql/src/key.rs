@@ -86,7 +86,10 @@ pub(crate) fn properties(plan: &Plan, catalog: &Catalog) -> Properties {
         Plan::Get { table, arity } => {
             let all: Vec<usize> = (0..*arity).collect();
             let keys = table_keys(catalog, table, true);
-            let dependencies = table_keys(catalog, table, false).into_iter().map(|k| (k, all.clone())).collect();
+            // Only NOT NULL keys determine the other columns: rows with a NULL
+            // in a UNIQUE key may differ everywhere else, yet agree on the key
+            // as GROUP BY, DISTINCT and ORDER BY compare it.
+            let dependencies = keys.iter().map(|k| (k.clone(), all.clone())).collect();
             Properties { unique: keys, dependencies }
         }
         Plan::Filter { input, .. } => properties(input, catalog),

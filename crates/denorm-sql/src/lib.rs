@@ -7,10 +7,53 @@
 //! ```
 //!
 //! Everything the core cannot maintain exactly is refused here, never at
-//! runtime: window functions, subqueries, CTEs, set operations, ORDER BY /
-//! LIMIT, RIGHT/FULL/CROSS/NATURAL/USING joins, joins without a column
-//! equality, and anything whose meaning differs between SQLite and
-//! PostgreSQL in a way a plan cannot pin down.
+//! runtime: window functions (but the top-k form below), subqueries outside
+//! FROM, CTEs, set operations, ORDER BY / LIMIT, RIGHT/FULL/CROSS/NATURAL/
+//! USING joins, joins without a column equality, and anything whose meaning
+//! differs between SQLite and PostgreSQL in a way a plan cannot pin down.
+//!
+//! # Subqueries in FROM and top-k per group
+//!
+//! `FROM (SELECT …) AS alias` (also joined, `JOIN (SELECT …) AS a ON …`) is
+//! planned by the same rules in its own scope (it cannot see the outer
+//! tables), then read like a table: its output columns with their types and
+//! nullability, keyed by its proven key (so `GROUP BY` inside makes the
+//! group columns unique outside), and reading every source column it reads.
+//! An alias is required; column aliases after it, LATERAL and ORDER BY /
+//! LIMIT inside are refused.
+//!
+//! Top-k per group is written with `ROW_NUMBER()` in such a subquery and a
+//! bound on it in the outer WHERE:
+//!
+//! ```sql
+//! CREATE MATERIALIZED VIEW top_products AS
+//! SELECT category, product_id, rating FROM (
+//!   SELECT category, id AS product_id, rating,
+//!          ROW_NUMBER() OVER (PARTITION BY category ORDER BY rating DESC, id) AS rn
+//!   FROM products) AS ranked
+//! WHERE rn <= 10;
+//! ```
+//!
+//! * One `ROW_NUMBER() OVER (PARTITION BY … ORDER BY …)` per subquery, as a
+//!   whole select item, in an ungrouped, non-DISTINCT subquery (rank a
+//!   grouped query from a subquery around it). RANK, DENSE_RANK and other
+//!   window functions, frames and named windows are refused.
+//! * ORDER BY terms take ASC/DESC and NULLS FIRST/LAST; without NULLS the
+//!   dialect's default holds (SQLite: NULLs first ascending, last
+//!   descending; PostgreSQL the reverse).
+//! * The partition and order terms together must identify a row (SQL
+//!   numbers tied rows in an unspecified order): end the ORDER BY with the
+//!   primary key. Otherwise the view is refused, with that hint.
+//! * The outer WHERE must bound the row number with a top-level AND term:
+//!   `rn <= k`, `rn < k`, `rn = 1`, `rn BETWEEN 1 AND k` or mirrored
+//!   (`k >= rn`), k an integer literal; `rn = k` and `rn BETWEEN j AND k`
+//!   also work (maintained as the top k, then filtered). Selecting `rn` in
+//!   the outer query gives the rank within the top k.
+//! * A ranked subquery cannot be the right side of a LEFT JOIN.
+//!
+//! Maintenance keeps every row of each partition in order (O(log n) per
+//! change) and emits only changes to the first k; see `denorm-core`'s
+//! `TopK`.
 //!
 //! ```
 //! use denorm_sql::{plan_views, KeyOrigin};
@@ -80,6 +123,7 @@
 //! | unaliased expression name | the text as written | `count`, `case`, `int4`, `?column?` … |
 //! | unquoted alias | as written | lower-cased |
 
+mod derived;
 mod expr;
 mod feed;
 mod from;
@@ -92,6 +136,7 @@ mod source;
 mod statement;
 
 mod types;
+mod window;
 
 use std::collections::HashSet;
 use std::fmt;

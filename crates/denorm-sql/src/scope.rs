@@ -5,10 +5,15 @@
 //!  FROM posts p JOIN users u ON …     row: [p.id, p.author_id, p.title | u.id, u.name]
 //!                                          offset 0                    offset 3
 //! ```
+//!
+//! A derived table (`FROM (SELECT …) AS ranked`) is a relation like a table:
+//! its columns are the subquery's output columns, and it reads every source
+//! column the subquery reads, whichever of its columns the outer query uses.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 
-use denorm_types::{ScalarType, TableSchema};
+use denorm_types::{Catalog, ScalarType, TableSchema};
 use sqlparser::ast::Ident;
 
 use crate::source::location;
@@ -19,7 +24,11 @@ use crate::{PlanError, TableDependency};
 pub(crate) struct Relation<'c> {
     /// The alias, or the table name when there is none (lower-cased).
     pub name: String,
-    pub table: &'c TableSchema,
+    /// The source table, or the schema synthesized for a derived table
+    /// (named by its alias, keyed by the subquery's proven key).
+    pub table: Cow<'c, TableSchema>,
+    /// For a derived table: the source columns its subquery reads.
+    pub derived: Option<Vec<TableDependency>>,
     /// Position of the table's first column in the joined row.
     pub offset: usize,
     /// True for the right side of a LEFT JOIN: every column may be NULL.
@@ -51,9 +60,24 @@ impl<'c> Scope<'c> {
 
     /// Adds a relation to the right of the row.
     pub fn push(&mut self, name: String, table: &'c TableSchema, outer: bool) {
+        self.push_relation(name, Cow::Borrowed(table), None, outer);
+    }
+
+    /// Adds a derived table to the right of the row.
+    pub fn push_derived(&mut self, name: String, table: TableSchema, reads: Vec<TableDependency>, outer: bool) {
+        self.push_relation(name, Cow::Owned(table), Some(reads), outer);
+    }
+
+    fn push_relation(
+        &mut self,
+        name: String,
+        table: Cow<'c, TableSchema>,
+        derived: Option<Vec<TableDependency>>,
+        outer: bool,
+    ) {
         let offset = self.arity();
         self.used.borrow_mut().push(vec![false; table.columns.len()]);
-        self.relations.push(Relation { name, table, offset, outer });
+        self.relations.push(Relation { name, table, derived, offset, outer });
     }
 
     pub fn relation(&self, name: &str) -> Option<usize> {
@@ -111,30 +135,55 @@ impl<'c> Scope<'c> {
 
     fn resolve_qualified(&self, relation: &Ident, column: &Ident) -> Result<ColumnRef, PlanError> {
         let r = self.relation(&relation.value).ok_or_else(|| {
-            PlanError::new(format!("missing FROM-clause entry for table \"{}\"", relation.value), location(relation.span.start))
+            PlanError::new(
+                format!("missing FROM-clause entry for table \"{}\"", relation.value),
+                location(relation.span.start),
+            )
         })?;
         let c = self.relations[r].table.column_index(&column.value).ok_or_else(|| {
-            PlanError::new(format!("column {}.{} does not exist", relation.value, column.value), location(relation.span.start))
+            PlanError::new(
+                format!("column {}.{} does not exist", relation.value, column.value),
+                location(relation.span.start),
+            )
         })?;
         Ok(self.column(r, c))
     }
 
     /// The source columns read, one entry per table (a table joined twice
-    /// appears once), tables in FROM order, columns in schema order.
-    pub fn dependencies(&self) -> Vec<TableDependency> {
+    /// appears once), tables in FROM order (a derived table's where it
+    /// stands), columns in schema order.
+    pub fn dependencies(&self, catalog: &Catalog) -> Vec<TableDependency> {
         let used = self.used.borrow();
-        let mut out: Vec<(&TableSchema, Vec<bool>)> = Vec::new();
+        let mut out: Vec<TableDependency> = Vec::new();
+        let mut add = |table: &str, columns: &mut dyn Iterator<Item = &String>| {
+            let at = match out.iter().position(|d| d.table.eq_ignore_ascii_case(table)) {
+                Some(at) => at,
+                None => {
+                    out.push(TableDependency { table: table.to_string(), columns: Vec::new() });
+                    out.len() - 1
+                }
+            };
+            for c in columns {
+                if !out[at].columns.contains(c) {
+                    out[at].columns.push(c.clone());
+                }
+            }
+        };
         for (rel, cols) in self.relations.iter().zip(used.iter()) {
-            match out.iter_mut().find(|(t, _)| t.name.eq_ignore_ascii_case(&rel.table.name)) {
-                Some((_, seen)) => seen.iter_mut().zip(cols).for_each(|(s, c)| *s |= c),
-                None => out.push((rel.table, cols.clone())),
+            match &rel.derived {
+                Some(reads) => reads.iter().for_each(|d| add(&d.table, &mut d.columns.iter())),
+                None => {
+                    let read = rel.table.columns.iter().zip(cols).filter(|(_, u)| **u).map(|(c, _)| &c.name);
+                    add(&rel.table.name, &mut read.into_iter())
+                }
             }
         }
-        out.into_iter()
-            .map(|(table, cols)| TableDependency {
-                table: table.name.clone(),
-                columns: table.columns.iter().zip(cols).filter(|(_, u)| *u).map(|(c, _)| c.name.clone()).collect(),
-            })
-            .collect()
+        for d in &mut out {
+            if let Some(schema) = catalog.get(&d.table) {
+                d.columns =
+                    schema.columns.iter().filter(|c| d.columns.contains(&c.name)).map(|c| c.name.clone()).collect();
+            }
+        }
+        out
     }
 }

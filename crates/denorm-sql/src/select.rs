@@ -12,48 +12,76 @@
 
 use std::cell::RefCell;
 
-use denorm_expr::{Aggregate, Expr, Plan};
+use denorm_expr::{Aggregate, BinaryOp, Expr, Plan, SortKey};
 use denorm_types::{Catalog, Dialect, ScalarType};
 use sqlparser::ast::{self, GroupByExpr, SelectItem};
 use sqlparser::keywords::Keyword;
-use sqlparser::tokenizer::TokenWithSpan;
+use sqlparser::tokenizer::{Location as SqlLocation, Token, TokenWithSpan};
 
 use crate::expr::{is_aggregate, Clause, Grouping, Lowerer};
 use crate::feed::{plan_feed, Places, Rel};
-use crate::from::plan_from;
+use crate::from::{conjuncts, plan_from};
 use crate::key::{properties, Properties};
 use crate::names::{alias_name, bare_column, postgres_name, sqlite_name, strip_set_quantifier};
 use crate::scope::Scope;
 use crate::source::{location, Source};
 use crate::statement::{DeclaredKey, ViewStatement};
 use crate::types::Typed;
+use crate::window;
 use crate::{KeyOrigin, Location, OutputColumn, PlanError, ViewDef, ViewKey};
 
 const PAGING_HINT: &str = "order and page at read time with ?order=…&limit=…";
 
 /// One output column while planning.
 #[derive(Debug)]
-struct Item {
-    typed: Typed,
-    name: String,
-    at: Option<Location>,
+pub(crate) struct Item {
+    pub typed: Typed,
+    pub name: String,
+    pub at: Option<Location>,
 }
 
 /// The plan below the final Map, the select list over its output, and for
-/// grouped queries the group expressions (Reduce columns 0..g).
+/// grouped queries the group expressions (Reduce columns 0..g). A ranked
+/// subquery's items read the row number as the column right after `input`'s.
 #[derive(Debug)]
-struct Body<'q> {
-    input: Plan,
-    items: Vec<Item>,
-    groups: Option<Vec<&'q ast::Expr>>,
+pub(crate) struct Body<'q> {
+    pub input: Plan,
+    pub items: Vec<Item>,
+    pub groups: Option<Vec<&'q ast::Expr>>,
+    pub window: Option<Window>,
 }
 
-/// Everything one view's planning reads.
-struct Context<'a, 'c> {
-    view: &'a ViewStatement,
-    catalog: &'c Catalog,
-    dialect: Dialect,
-    source: &'a Source<'a>,
+/// `ROW_NUMBER() OVER (PARTITION BY … ORDER BY …)` over a [`Body`]'s input;
+/// its `TopK` limit comes from the outer query's WHERE.
+#[derive(Debug, Clone)]
+pub(crate) struct Window {
+    pub partition: Vec<usize>,
+    pub order: Vec<SortKey>,
+    /// The select item holding the row number.
+    pub item: usize,
+    pub at: Option<Location>,
+}
+
+/// Everything one query's planning reads: the view, and for a subquery in
+/// FROM where its SELECT starts.
+#[derive(Clone, Copy)]
+pub(crate) struct Context<'a, 'c> {
+    pub view: &'a ViewStatement,
+    pub catalog: &'c Catalog,
+    pub dialect: Dialect,
+    pub source: &'a Source<'a>,
+    /// Where this query's SELECT starts.
+    pub start: SqlLocation,
+    /// Subqueries in FROM around this query (0 for the view's own SELECT).
+    pub depth: usize,
+}
+
+/// A planned query: what a view or a derived table is made of.
+#[derive(Debug)]
+pub(crate) struct Finished {
+    pub plan: Plan,
+    pub columns: Vec<OutputColumn>,
+    pub key: ViewKey,
 }
 
 pub(crate) fn plan_view(
@@ -62,38 +90,28 @@ pub(crate) fn plan_view(
     dialect: Dialect,
     source: &Source<'_>,
 ) -> Result<ViewDef, PlanError> {
-    let cx = Context { view, catalog, dialect, source };
-    let fallback = Some(view.location);
+    let cx = Context { view, catalog, dialect, source, start: view.select_start, depth: 0 };
     let select = query_select(&view.query, &cx)?;
-    check_select(select, &cx)?;
-    let from_at = cx.keyword(&[Keyword::FROM]);
-    let (scope, mut input) = plan_from(&select.from, catalog, &view.tokens, dialect, from_at.or(fallback))?;
-    let base = Lowerer { scope: &scope, statement: &view.tokens, dialect, clause: Clause::Where, grouping: None, fallback };
-    if let Some(w) = &select.selection {
-        let predicate = base.lower_condition(w, "WHERE", 0)?.expr;
-        input = Plan::Filter { input: Box::new(input), predicate };
+    let (scope, body) = plan_select(select, &cx)?;
+    if let (Some(_), Some(derived)) = (&view.feed, scope.relations.iter().find(|r| r.derived.is_some())) {
+        return Err(PlanError::new("a feed view cannot read a subquery in FROM", cx.keyword(&[Keyword::FROM]))
+            .detail(format!("\"{}\" is a subquery", derived.name))
+            .hint("a feed joins source tables; define the subquery's rows as their own view"));
     }
-    let group_exprs = group_by(select, &cx)?;
-    let namer = Namer::new(select, &scope, &cx);
-    let grouped = !group_exprs.is_empty() || select.having.is_some() || has_aggregate(select);
-    if let Some(feed) = &view.feed {
-        if grouped {
-            let at = if group_exprs.is_empty() { feed.partition_at } else { cx.keyword(&[Keyword::GROUP]) };
-            return Err(PlanError::new("a feed view cannot be grouped (GROUP BY, HAVING or aggregates)", at)
-                .hint("a feed fans rows out to partitions; define the aggregate as its own view"));
-        }
-        if select.distinct.is_some() {
-            return Err(PlanError::new("DISTINCT is not supported in a feed view", cx.keyword(&[Keyword::DISTINCT]))
-                .hint("a feed keeps one row per edge and content row, as the join does"));
-        }
-    }
-    let body = if grouped {
-        plan_grouped(&base, select, input, group_exprs, &namer)?
-    } else {
-        Body { input, items: lower_items(&base.scalar(Clause::Select), select, &namer)?, groups: None }
+    let finished = finish(body, select, &scope, &cx)?;
+    let mut def = ViewDef {
+        name: view.name.clone(),
+        columns: finished.columns,
+        key: finished.key,
+        max_staleness: view.max_staleness,
+        on_stale: view.on_stale,
+        refresh: view.refresh,
+        plan: finished.plan,
+        dependencies: scope.dependencies(catalog),
+        select_sql: view.select_sql.clone(),
+        location: view.location,
+        feed: None,
     };
-    check_duplicate_names(&body.items, &view.name)?;
-    let mut def = finish(body, select, &scope, &cx)?;
     if let Some(options) = &view.feed {
         let rels: Vec<Rel> = scope
             .relations
@@ -111,21 +129,130 @@ pub(crate) fn plan_view(
     Ok(def)
 }
 
+/// One SELECT (the view's, or a subquery's in FROM) → its scope and body.
+pub(crate) fn plan_select<'q, 'c>(
+    select: &'q ast::Select,
+    cx: &Context<'_, 'c>,
+) -> Result<(Scope<'c>, Body<'q>), PlanError> {
+    let (view, dialect) = (cx.view, cx.dialect);
+    let fallback = Some(view.location);
+    check_select(select, cx)?;
+    let from_at = cx.keyword(&[Keyword::FROM]);
+    let (scope, mut input, ranked) = plan_from(&select.from, select.selection.as_ref(), cx, from_at.or(fallback))?;
+    let base =
+        Lowerer { scope: &scope, statement: &view.tokens, dialect, clause: Clause::Where, grouping: None, fallback };
+    if let Some(predicate) = where_predicate(select.selection.as_ref(), &ranked, &base)? {
+        input = Plan::Filter { input: Box::new(input), predicate };
+    }
+    let group_exprs = group_by(select, cx)?;
+    let namer = Namer::new(select, &scope, cx);
+    let grouped = !group_exprs.is_empty() || select.having.is_some() || has_aggregate(select);
+    if let (Some(feed), 0) = (&view.feed, cx.depth) {
+        if grouped {
+            let at = if group_exprs.is_empty() { feed.partition_at } else { cx.keyword(&[Keyword::GROUP]) };
+            return Err(PlanError::new("a feed view cannot be grouped (GROUP BY, HAVING or aggregates)", at)
+                .hint("a feed fans rows out to partitions; define the aggregate as its own view"));
+        }
+        if select.distinct.is_some() {
+            return Err(PlanError::new("DISTINCT is not supported in a feed view", cx.keyword(&[Keyword::DISTINCT]))
+                .hint("a feed keeps one row per edge and content row, as the join does"));
+        }
+    }
+    let window = window::find(select, cx)?;
+    if let (Some(w), 0) = (&window, cx.depth) {
+        return Err(PlanError::new(
+            "ROW_NUMBER() is only supported in a subquery in FROM, bounded by the outer WHERE",
+            w.at,
+        )
+        .hint(window::TOP_K_FORM));
+    }
+    let body = match window {
+        Some(w) => {
+            if grouped || select.distinct.is_some() {
+                let at = if grouped {
+                    cx.keyword(&[Keyword::GROUP, Keyword::HAVING])
+                } else {
+                    cx.keyword(&[Keyword::DISTINCT])
+                };
+                let at = if grouped && group_exprs.is_empty() && select.having.is_none() { w.at } else { at };
+                return Err(PlanError::new("ROW_NUMBER() in a grouped or DISTINCT query is not supported", at).hint(
+                    "group in a subquery of its own and rank its rows: FROM (SELECT …, ROW_NUMBER() OVER (…) AS rn FROM (SELECT … GROUP BY …) AS g) AS ranked",
+                ));
+            }
+            let lowerer = base.scalar(Clause::Select);
+            let mut items = lower_items(&lowerer, select, &namer, Some(w.index))?;
+            let (input, window) = window::plan(input, &w, &lowerer, cx)?;
+            let rank = input.arity();
+            items[window.item].typed = Typed::new(Expr::Column(rank), ScalarType::Int, false);
+            Body { input, items, groups: None, window: Some(window) }
+        }
+        None if grouped => plan_grouped(&base, select, input, group_exprs, &namer)?,
+        None => Body {
+            input,
+            items: lower_items(&base.scalar(Clause::Select), select, &namer, None)?,
+            groups: None,
+            window: None,
+        },
+    };
+    check_duplicate_names(&body.items, cx)?;
+    Ok((scope, body))
+}
+
+/// WHERE without the row-number bounds that became a `TopK` limit.
+fn where_predicate(
+    selection: Option<&ast::Expr>,
+    ranked: &[&ast::Expr],
+    lw: &Lowerer<'_, '_>,
+) -> Result<Option<Expr>, PlanError> {
+    let Some(w) = selection else { return Ok(None) };
+    if ranked.is_empty() {
+        return Ok(Some(lw.lower_condition(w, "WHERE", 0)?.expr));
+    }
+    let mut out: Option<Expr> = None;
+    for c in conjuncts(w).into_iter().filter(|c| !ranked.iter().any(|r| std::ptr::eq(*r, *c))) {
+        let t = lw.lower_condition(c, "WHERE", 0)?.expr;
+        out = Some(match out {
+            None => t,
+            Some(prev) => Expr::binary(BinaryOp::And, prev, t),
+        });
+    }
+    Ok(out)
+}
+
 impl Context<'_, '_> {
-    /// The first depth-0 keyword of `keywords` in the query, or the statement.
-    fn keyword(&self, keywords: &[Keyword]) -> Option<Location> {
-        let found = self.view.tokens.find_keyword(self.view.select_start, keywords);
-        found.and_then(|t| location(t.span.start)).or(Some(self.view.location))
+    /// The first keyword of `keywords` at this query's parenthesis depth, or
+    /// the statement.
+    pub(crate) fn keyword(&self, keywords: &[Keyword]) -> Option<Location> {
+        let start = (self.start.line, self.start.column);
+        let mut depth = 0i64;
+        let tokens = self.view.tokens.tokens.iter().filter(|t| (t.span.start.line, t.span.start.column) >= start);
+        for t in tokens {
+            match &t.token {
+                Token::LParen => depth += 1,
+                Token::RParen if depth == 0 => break,
+                Token::RParen => depth -= 1,
+                Token::Word(w) if depth == 0 && w.quote_style.is_none() && keywords.contains(&w.keyword) => {
+                    return location(t.span.start).or(Some(self.view.location));
+                }
+                _ => {}
+            }
+        }
+        Some(self.view.location)
     }
 }
 
-fn query_select<'q>(q: &'q ast::Query, cx: &Context<'_, '_>) -> Result<&'q ast::Select, PlanError> {
+pub(crate) fn query_select<'q>(q: &'q ast::Query, cx: &Context<'_, '_>) -> Result<&'q ast::Select, PlanError> {
     if let Some(with) = &q.with {
-        return Err(PlanError::new("WITH queries (common table expressions) are not supported", location(with.with_token.0.span.start))
-            .hint("define the inner query as its own view, or write it with JOIN"));
+        return Err(PlanError::new(
+            "WITH queries (common table expressions) are not supported",
+            location(with.with_token.0.span.start),
+        )
+        .hint("define the inner query as its own view, or write it with JOIN"));
     }
     if q.order_by.is_some() {
-        return Err(PlanError::new("ORDER BY is not supported in a view", cx.keyword(&[Keyword::ORDER])).hint(PAGING_HINT));
+        return Err(
+            PlanError::new("ORDER BY is not supported in a view", cx.keyword(&[Keyword::ORDER])).hint(PAGING_HINT)
+        );
     }
     if q.limit_clause.is_some() {
         let at = cx.keyword(&[Keyword::LIMIT, Keyword::OFFSET]);
@@ -135,7 +262,10 @@ fn query_select<'q>(q: &'q ast::Query, cx: &Context<'_, '_>) -> Result<&'q ast::
         return Err(PlanError::new("FETCH is not supported in a view", cx.keyword(&[Keyword::FETCH])).hint(PAGING_HINT));
     }
     if !q.locks.is_empty() {
-        return Err(PlanError::new("FOR UPDATE and FOR SHARE are not supported in a view", cx.keyword(&[Keyword::FOR])));
+        return Err(PlanError::new(
+            "FOR UPDATE and FOR SHARE are not supported in a view",
+            cx.keyword(&[Keyword::FOR]),
+        ));
     }
     if q.for_clause.is_some() || q.settings.is_some() || q.format_clause.is_some() || !q.pipe_operators.is_empty() {
         return Err(PlanError::new("this query clause is not supported in a view", Some(cx.view.location)));
@@ -279,9 +409,25 @@ impl<'a, 'c> Namer<'a, 'c> {
     }
 }
 
-fn lower_items(lw: &Lowerer<'_, '_>, select: &ast::Select, namer: &Namer<'_, '_>) -> Result<Vec<Item>, PlanError> {
+/// The select list; the item at `window` (a ROW_NUMBER() call) is only
+/// named, its expression left for the caller.
+fn lower_items(
+    lw: &Lowerer<'_, '_>,
+    select: &ast::Select,
+    namer: &Namer<'_, '_>,
+    window: Option<usize>,
+) -> Result<Vec<Item>, PlanError> {
     let mut items = Vec::new();
     for (index, item) in select.projection.iter().enumerate() {
+        if window == Some(index) {
+            let (name, at) = match item {
+                SelectItem::ExprWithAlias { alias, .. } => (alias_name(alias, lw.dialect), location(alias.span.start)),
+                SelectItem::UnnamedExpr(e) => (namer.name(e, index), lw.at(e)),
+                _ => unreachable!("a window item is an expression"),
+            };
+            items.push(Item { typed: Typed::null(), name, at });
+            continue;
+        }
         match item {
             SelectItem::UnnamedExpr(e) => {
                 let typed = lw.lower(e, 0)?;
@@ -332,13 +478,19 @@ fn wildcard(
 ) -> Result<Vec<Item>, PlanError> {
     let at = location(options.wildcard_token.0.span.start);
     let o = options;
-    if o.opt_ilike.is_some() || o.opt_exclude.is_some() || o.opt_except.is_some() || o.opt_replace.is_some() || o.opt_rename.is_some() || o.opt_alias.is_some() {
+    if o.opt_ilike.is_some()
+        || o.opt_exclude.is_some()
+        || o.opt_except.is_some()
+        || o.opt_replace.is_some()
+        || o.opt_rename.is_some()
+        || o.opt_alias.is_some()
+    {
         return Err(PlanError::new("wildcard modifiers (EXCLUDE, EXCEPT, REPLACE, RENAME) are not supported", at));
     }
     let lw = Lowerer { fallback: at, ..*lw };
     let mut items = Vec::new();
     for &r in relations {
-        let table = lw.scope.relations[r].table;
+        let table = &lw.scope.relations[r].table;
         for (c, column) in table.columns.iter().enumerate() {
             let typed = lw.lower_position(r, c)?;
             items.push(Item { typed, name: column.name.clone(), at });
@@ -366,27 +518,28 @@ fn plan_grouped<'q>(
     }
     let grouping = RefCell::new(Grouping { groups, ..Grouping::default() });
     let lowerer = Lowerer { grouping: Some(&grouping), clause: Clause::Select, ..*base };
-    let items = lower_items(&lowerer, select, namer)?;
+    let items = lower_items(&lowerer, select, namer, None)?;
     let having = select.having.as_ref().map(|h| lowerer.lower_condition(h, "HAVING", 0)).transpose()?;
     let g = grouping.into_inner();
     let width = g.groups.len();
     let exprs: Vec<Expr> = g.groups.into_iter().map(|t| t.expr).chain(g.args).collect();
-    let aggregates = g
-        .aggregates
-        .iter()
-        .map(|a| Aggregate { func: a.func, arg: a.arg.map(|i| Expr::Column(width + i)) })
-        .collect();
+    let aggregates =
+        g.aggregates.iter().map(|a| Aggregate { func: a.func, arg: a.arg.map(|i| Expr::Column(width + i)) }).collect();
     let map = Plan::Map { input: Box::new(input), exprs };
     let mut plan = Plan::Reduce { input: Box::new(map), group_key: (0..width).collect(), aggregates };
     if let Some(predicate) = having {
         plan = Plan::Filter { input: Box::new(plan), predicate: predicate.expr };
     }
-    Ok(Body { input: plan, items, groups: Some(asts) })
+    Ok(Body { input: plan, items, groups: Some(asts), window: None })
 }
 
 /// `GROUP BY 2` is the second select item; `GROUP BY total` names an output
 /// alias when no input column is called `total` (both as in the sources).
-fn group_target<'q>(e: &'q ast::Expr, select: &'q ast::Select, lw: &Lowerer<'_, '_>) -> Result<&'q ast::Expr, PlanError> {
+fn group_target<'q>(
+    e: &'q ast::Expr,
+    select: &'q ast::Select,
+    lw: &Lowerer<'_, '_>,
+) -> Result<&'q ast::Expr, PlanError> {
     let item_expr = |item: &'q SelectItem| match item {
         SelectItem::UnnamedExpr(x) | SelectItem::ExprWithAlias { expr: x, .. } => Some(x),
         _ => None,
@@ -401,7 +554,9 @@ fn group_target<'q>(e: &'q ast::Expr, select: &'q ast::Select, lw: &Lowerer<'_, 
         }
         ast::Expr::Identifier(ident) if lw.scope.resolve(std::slice::from_ref(ident)).is_err() => {
             let aliased = select.projection.iter().find_map(|item| match item {
-                SelectItem::ExprWithAlias { expr, alias } if alias.value.eq_ignore_ascii_case(&ident.value) => Some(expr),
+                SelectItem::ExprWithAlias { expr, alias } if alias.value.eq_ignore_ascii_case(&ident.value) => {
+                    Some(expr)
+                }
                 _ => None,
             });
             Ok(aliased.unwrap_or(e))
@@ -410,18 +565,31 @@ fn group_target<'q>(e: &'q ast::Expr, select: &'q ast::Select, lw: &Lowerer<'_, 
     }
 }
 
-fn check_duplicate_names(items: &[Item], view: &str) -> Result<(), PlanError> {
+fn check_duplicate_names(items: &[Item], cx: &Context<'_, '_>) -> Result<(), PlanError> {
+    let within = match cx.depth {
+        0 => format!("view {}", cx.view.name),
+        _ => "a subquery in FROM".to_string(),
+    };
     for (i, item) in items.iter().enumerate() {
         if items[..i].iter().any(|other| other.name.eq_ignore_ascii_case(&item.name)) {
-            return Err(PlanError::new(format!("column name \"{}\" appears more than once in view {view}", item.name), item.at)
-                .hint("give one of the columns another name with AS"));
+            return Err(PlanError::new(
+                format!("column name \"{}\" appears more than once in {within}", item.name),
+                item.at,
+            )
+            .hint("give one of the columns another name with AS"));
         }
     }
     Ok(())
 }
 
-/// The final Map and Distinct, the key, and the view's description.
-fn finish(body: Body<'_>, select: &ast::Select, scope: &Scope<'_>, cx: &Context<'_, '_>) -> Result<ViewDef, PlanError> {
+/// The final Map and Distinct (over the `TopK` of a ranked subquery, its
+/// limit still to be set), the key, and the output columns.
+pub(crate) fn finish(
+    body: Body<'_>,
+    select: &ast::Select,
+    scope: &Scope<'_>,
+    cx: &Context<'_, '_>,
+) -> Result<Finished, PlanError> {
     let distinct = matches!(select.distinct, Some(ast::Distinct::Distinct));
     let exprs: Vec<Expr> = body.items.iter().map(|i| i.typed.expr.clone()).collect();
     let wrap = |input: Plan, exprs: Vec<Expr>| {
@@ -432,7 +600,17 @@ fn finish(body: Body<'_>, select: &ast::Select, scope: &Scope<'_>, cx: &Context<
             map
         }
     };
-    let props = properties(&wrap(body.input.clone(), exprs.clone()), cx.catalog);
+    let input = match &body.window {
+        Some(w) => Plan::TopK {
+            input: Box::new(body.input.clone()),
+            partition: w.partition.clone(),
+            order: w.order.clone(),
+            limit: 0,
+            rank: true,
+        },
+        None => body.input.clone(),
+    };
+    let props = properties(&wrap(input.clone(), exprs.clone()), cx.catalog);
     let key = view_key(&body, &exprs, &props, distinct, scope, cx)?;
     // SQLite has no boolean values: comparisons come back as 0 and 1.
     let sqlite = cx.dialect == Dialect::Sqlite;
@@ -446,19 +624,7 @@ fn finish(body: Body<'_>, select: &ast::Select, scope: &Scope<'_>, cx: &Context<
         final_exprs.push(expr);
         columns.push(OutputColumn { name: item.name.clone(), ty, nullable: item.typed.nullable });
     }
-    Ok(ViewDef {
-        name: cx.view.name.clone(),
-        columns,
-        key,
-        max_staleness: cx.view.max_staleness,
-        on_stale: cx.view.on_stale,
-        refresh: cx.view.refresh,
-        plan: wrap(body.input, final_exprs),
-        dependencies: scope.dependencies(),
-        select_sql: cx.view.select_sql.clone(),
-        location: cx.view.location,
-        feed: None,
-    })
+    Ok(Finished { plan: wrap(input, final_exprs), columns, key })
 }
 
 fn view_key(
@@ -470,11 +636,13 @@ fn view_key(
     cx: &Context<'_, '_>,
 ) -> Result<ViewKey, PlanError> {
     let output_of = |input_column: usize| exprs.iter().position(|e| *e == Expr::Column(input_column));
-    if let Some(declared) = &cx.view.key {
+    if let (Some(declared), 0) = (&cx.view.key, cx.depth) {
         return declared_key(declared, body, exprs, props, distinct, cx);
     }
     let derived = match &body.groups {
-        Some(groups) => (0..groups.len()).map(output_of).collect::<Option<Vec<usize>>>().map(|c| (c, KeyOrigin::GroupBy)),
+        Some(groups) => {
+            (0..groups.len()).map(output_of).collect::<Option<Vec<usize>>>().map(|c| (c, KeyOrigin::GroupBy))
+        }
         None => {
             let pk = scope.relations.first().map(|r| r.table.primary_key.as_slice()).unwrap_or_default();
             let columns = (!pk.is_empty()).then(|| pk.iter().map(|&c| output_of(c)).collect::<Option<Vec<usize>>>());
@@ -505,7 +673,8 @@ fn declared_key(
     let names: Vec<&str> = body.items.iter().map(|i| i.name.as_str()).collect();
     let mut columns = Vec::with_capacity(declared.names.len());
     for n in &declared.names {
-        let position = names.iter().position(|x| x == n).or_else(|| names.iter().position(|x| x.eq_ignore_ascii_case(n)));
+        let position =
+            names.iter().position(|x| x == n).or_else(|| names.iter().position(|x| x.eq_ignore_ascii_case(n)));
         let position = position.ok_or_else(|| {
             PlanError::new(format!("key column \"{n}\" is not a column of view {}", cx.view.name), declared.location)
                 .hint(format!("the view's columns are: {}", names.join(", ")))

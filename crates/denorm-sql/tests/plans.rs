@@ -8,6 +8,30 @@ use denorm_types::{Dialect, ScalarType};
 
 const CASES: &[(&str, &str)] = &[
     (
+        "top_k_per_group",
+        "CREATE MATERIALIZED VIEW top_posts AS
+           SELECT author_id, post_id, score FROM (
+             SELECT author_id, id AS post_id, score,
+                    ROW_NUMBER() OVER (PARTITION BY author_id ORDER BY score DESC, id) AS rn
+             FROM posts) AS ranked
+           WHERE rn <= 10",
+    ),
+    (
+        "top_k_with_row_number",
+        "CREATE MATERIALIZED VIEW newest AS
+           SELECT r.id, r.rn, u.name FROM (
+             SELECT id, user_id, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY LENGTH(body) DESC NULLS LAST, id) AS rn
+             FROM reviews) AS r JOIN users u ON u.id = r.user_id
+           WHERE r.rn BETWEEN 1 AND 3 AND u.name <> 'x'",
+    ),
+    (
+        "aggregate_over_aggregate",
+        "CREATE MATERIALIZED VIEW ratings_per_product AS
+           SELECT product_id, COUNT(*) AS ratings
+           FROM (SELECT product_id, rating FROM reviews GROUP BY product_id, rating) AS h
+           GROUP BY product_id",
+    ),
+    (
         "field_copy_join",
         "CREATE MATERIALIZED VIEW post_cards AS
            SELECT p.*, u.name AS author_name FROM posts p JOIN users u ON u.id = p.author_id",

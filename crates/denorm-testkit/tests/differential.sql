@@ -99,3 +99,64 @@ GROUP BY r.rating, p.category;
 
 CREATE MATERIALIZED VIEW post_count AS
 SELECT COUNT(*) AS posts, COUNT(score) AS scored, SUM(score) AS total_score FROM posts WHERE score > 100;
+
+-- Subqueries in FROM (derived tables) and top-k per group.
+
+CREATE MATERIALIZED VIEW ratings_per_product AS
+SELECT product_id, COUNT(*) AS ratings
+FROM (SELECT product_id, rating FROM reviews GROUP BY product_id, rating) AS h
+GROUP BY product_id;
+
+CREATE MATERIALIZED VIEW reviews_of_cheap_products AS
+SELECT r.id, r.rating, c.name, c.price
+FROM reviews r JOIN (SELECT id, name, price FROM products WHERE price < 1.0) AS c ON c.id = r.product_id;
+
+CREATE MATERIALIZED VIEW top_products AS
+SELECT category, product_id, price FROM (
+  SELECT category, id AS product_id, price,
+         ROW_NUMBER() OVER (PARTITION BY category ORDER BY price DESC, id) AS rn
+  FROM products) AS ranked
+WHERE rn <= 2;
+
+CREATE MATERIALIZED VIEW top_reviews_ranked AS
+SELECT product_id, id, helpful, rn FROM (
+  SELECT product_id, id, helpful,
+         ROW_NUMBER() OVER (PARTITION BY product_id ORDER BY helpful, rating DESC NULLS FIRST, id DESC) AS rn
+  FROM reviews WHERE rating IS NOT NULL) AS r
+WHERE rn < 4 AND id > 0;
+
+CREATE MATERIALIZED VIEW best_post_per_author AS
+SELECT ranked.author_id, ranked.id, ranked.score, u.name
+FROM (SELECT author_id, id, score, ROW_NUMBER() OVER (PARTITION BY author_id ORDER BY score DESC NULLS LAST, id) AS rn
+      FROM posts) AS ranked
+JOIN users u ON u.id = ranked.author_id
+WHERE 1 = ranked.rn;
+
+CREATE MATERIALIZED VIEW newest_posts AS
+SELECT id, title, created_at, rn FROM (
+  SELECT id, title, created_at, ROW_NUMBER() OVER (ORDER BY created_at DESC, id) AS rn FROM posts) AS p
+WHERE rn BETWEEN 1 AND 3;
+
+CREATE MATERIALIZED VIEW third_follow AS
+SELECT follower_id, followee_id FROM (
+  SELECT follower_id, followee_id, ROW_NUMBER() OVER (PARTITION BY follower_id ORDER BY followee_id, id) AS rn FROM follows) AS f
+WHERE rn = 3;
+
+CREATE MATERIALIZED VIEW big_top_k AS
+SELECT user_id, id, rn FROM (
+  SELECT user_id, id, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY product_id DESC, id) AS rn FROM reviews) AS r
+WHERE rn <= 100;
+
+CREATE MATERIALIZED VIEW top_rated_products AS
+SELECT category, product_id, reviews, rn FROM (
+  SELECT p.category, s.product_id, s.reviews,
+         ROW_NUMBER() OVER (PARTITION BY p.category ORDER BY s.reviews DESC, s.product_id) AS rn
+  FROM (SELECT product_id, COUNT(*) AS reviews FROM reviews GROUP BY product_id) AS s
+  JOIN products p ON p.id = s.product_id) AS ranked
+WHERE rn <= 2;
+
+CREATE MATERIALIZED VIEW top_k_counts AS
+SELECT category, COUNT(*) AS n, SUM(rn) AS rank_sum FROM (
+  SELECT category, id, ROW_NUMBER() OVER (PARTITION BY category ORDER BY name, id) AS rn FROM products) AS r
+WHERE rn <= 2
+GROUP BY category;

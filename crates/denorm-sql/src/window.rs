@@ -1,0 +1,179 @@
+//! `ROW_NUMBER() OVER (PARTITION BY … ORDER BY …)` in the select list of a
+//! subquery in FROM: the top-k form (see [`crate::derived`] for the bound).
+//!
+//! ```text
+//!  FROM/WHERE row ─► Map(row ++ computed partition/order terms) ─► TopK(k, row number) ─► Map(select list)
+//! ```
+//!
+//! The row number needs a total order to be the source's: SQL leaves the
+//! order of rows that tie on ORDER BY unspecified, so the partition and
+//! order terms together must identify a row (end the ORDER BY with the
+//! primary key). NULLs sort as the dialect does when the term does not say:
+//! first ascending in SQLite, last ascending in PostgreSQL.
+
+use denorm_expr::{Expr, Plan, SortKey};
+use denorm_types::{Dialect, ScalarType};
+use sqlparser::ast::{self, SelectItem};
+
+use crate::expr::Lowerer;
+use crate::key::properties;
+use crate::select::{Context, Window};
+use crate::source::location;
+use crate::{Location, PlanError};
+
+/// The supported top-k form, for hints.
+pub(crate) const TOP_K_FORM: &str = "write top-k per group as SELECT … FROM (SELECT …, ROW_NUMBER() OVER (PARTITION BY … ORDER BY …, id) AS rn FROM …) AS ranked WHERE rn <= 10";
+
+const TOTAL_ORDER_HINT: &str = "end the ORDER BY with the primary key as a tie-breaker, e.g. ORDER BY rating DESC, id";
+
+/// The window item of a subquery's select list.
+#[derive(Debug)]
+pub(crate) struct Found<'q> {
+    /// Its position in the select list.
+    pub index: usize,
+    pub spec: &'q ast::WindowSpec,
+    pub at: Option<Location>,
+}
+
+/// The one `ROW_NUMBER() OVER (…)` item of `select`, if any; other window
+/// calls and shapes are refused with their position.
+pub(crate) fn find<'q>(select: &'q ast::Select, cx: &Context<'_, '_>) -> Result<Option<Found<'q>>, PlanError> {
+    let mut found: Option<Found<'q>> = None;
+    for (index, item) in select.projection.iter().enumerate() {
+        let expr = match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+            _ => continue,
+        };
+        let mut e = expr;
+        while let ast::Expr::Nested(inner) = e {
+            e = inner;
+        }
+        let ast::Expr::Function(f) = e else { continue };
+        let Some(over) = &f.over else { continue };
+        let at = cx.view.tokens.start_of(expr).and_then(location).or(Some(cx.view.location));
+        let spec = row_number(f, over, at)?;
+        if found.is_some() {
+            return Err(PlanError::new("only one ROW_NUMBER() per subquery is supported", at)
+                .hint("rank in one window; nest subqueries for a second ranking"));
+        }
+        found = Some(Found { index, spec, at });
+    }
+    Ok(found)
+}
+
+fn row_number<'q>(
+    f: &'q ast::Function,
+    over: &'q ast::WindowType,
+    at: Option<Location>,
+) -> Result<&'q ast::WindowSpec, PlanError> {
+    let name = match f.name.0.as_slice() {
+        [ast::ObjectNamePart::Identifier(i)] => i.value.to_ascii_lowercase(),
+        _ => f.name.to_string(),
+    };
+    if name != "row_number" {
+        return Err(PlanError::new(format!("window function {}() is not supported", name.to_uppercase()), at)
+            .detail("only ROW_NUMBER() is maintained, for top-k per group")
+            .hint("use ROW_NUMBER() with an ORDER BY that identifies each row"));
+    }
+    let no_args = match &f.args {
+        ast::FunctionArguments::None => true,
+        ast::FunctionArguments::List(list) => list.args.is_empty() && list.clauses.is_empty(),
+        ast::FunctionArguments::Subquery(_) => false,
+    };
+    let plain = matches!(f.parameters, ast::FunctionArguments::None)
+        && f.filter.is_none()
+        && f.null_treatment.is_none()
+        && f.within_group.is_empty();
+    if !no_args || !plain {
+        return Err(PlanError::new("ROW_NUMBER() takes no arguments or clauses", at));
+    }
+    let ast::WindowType::WindowSpec(spec) = over else {
+        return Err(PlanError::new("named windows are not supported", at)
+            .hint("write the window inline: OVER (PARTITION BY … ORDER BY …)"));
+    };
+    if spec.window_name.is_some() || spec.window_frame.is_some() {
+        return Err(PlanError::new("window names and frames are not supported in ROW_NUMBER()", at)
+            .hint("write OVER (PARTITION BY … ORDER BY …)"));
+    }
+    if spec.order_by.is_empty() {
+        return Err(PlanError::new("ROW_NUMBER() needs an ORDER BY", at)
+            .detail("without one, the source numbers rows in an unspecified order")
+            .hint(TOTAL_ORDER_HINT));
+    }
+    Ok(spec)
+}
+
+/// The plan below the `TopK`: `input` with any computed partition and
+/// order terms appended, and the window over its columns.
+pub(crate) fn plan(
+    input: Plan,
+    found: &Found<'_>,
+    lw: &Lowerer<'_, '_>,
+    cx: &Context<'_, '_>,
+) -> Result<(Plan, Window), PlanError> {
+    let width = input.arity();
+    let mut extra: Vec<Expr> = Vec::new();
+    let mut column = |e: Expr| match e {
+        Expr::Column(c) => c,
+        e => {
+            extra.push(e);
+            width + extra.len() - 1
+        }
+    };
+    let mut partition = Vec::new();
+    for e in &found.spec.partition_by {
+        partition.push(column(lw.lower(e, 0)?.expr));
+    }
+    let mut order = Vec::new();
+    for term in &found.spec.order_by {
+        let at = lw.at(&term.expr);
+        let descending = match &term.options.sort {
+            None | Some(ast::OrderBySort::Asc) => false,
+            Some(ast::OrderBySort::Desc) => true,
+            Some(ast::OrderBySort::Using(_)) => {
+                return Err(PlanError::new("ORDER BY … USING is not supported", at).hint("write ASC or DESC"))
+            }
+        };
+        if term.with_fill.is_some() {
+            return Err(PlanError::new("WITH FILL is not supported", at));
+        }
+        let t = lw.lower(&term.expr, 0)?;
+        if !matches!(t.ty, ScalarType::Int | ScalarType::Float | ScalarType::Text | ScalarType::Bool | ScalarType::Null)
+        {
+            return Err(PlanError::new(format!("cannot order by a value of type {}", t.ty), at));
+        }
+        let nulls_first = term.options.nulls_first.unwrap_or(match cx.dialect {
+            Dialect::Sqlite => !descending,
+            Dialect::Postgres => descending,
+        });
+        order.push(SortKey { column: column(t.expr), descending, nulls_first });
+    }
+    let input = if extra.is_empty() {
+        input
+    } else {
+        let exprs = (0..width).map(Expr::Column).chain(extra).collect();
+        Plan::Map { input: Box::new(input), exprs }
+    };
+    check_total(&input, &partition, &order, found, cx)?;
+    Ok((input, Window { partition, order, item: found.index, at: found.at }))
+}
+
+/// Refuses an order under which two rows of a partition may tie.
+fn check_total(
+    input: &Plan,
+    partition: &[usize],
+    order: &[SortKey],
+    found: &Found<'_>,
+    cx: &Context<'_, '_>,
+) -> Result<(), PlanError> {
+    let terms: Vec<Expr> = partition.iter().copied().chain(order.iter().map(|k| k.column)).map(Expr::Column).collect();
+    let width = terms.len();
+    let projected = Plan::Map { input: Box::new(input.clone()), exprs: terms };
+    if properties(&projected, cx.catalog).is_unique(&(0..width).collect::<Vec<_>>()) {
+        return Ok(());
+    }
+    let at = found.spec.order_by.first().and_then(|t| cx.view.tokens.start_of(&t.expr)).and_then(location).or(found.at);
+    Err(PlanError::new("ROW_NUMBER()'s ORDER BY does not identify a row within its partition", at)
+        .detail("rows that tie are numbered in an unspecified order, so the view could differ from the source")
+        .hint(TOTAL_ORDER_HINT))
+}
