@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use denorm_expr::{Aggregate, AggregateFunc, EvalError, Expr, JoinKind, Plan, SortKey};
 use denorm_types::{consolidate, Datum, Dialect, Diff, Row, RowPacker, Value};
 
+mod json;
+
 /// Table contents by table name (as the plan's `Get` names them).
 pub type Tables = BTreeMap<String, Vec<(Row, Diff)>>;
 
@@ -118,6 +120,9 @@ fn reduce(
 }
 
 fn aggregate(agg: &Aggregate, rows: &[(Row, Diff)], dialect: Dialect) -> Result<Value, EvalError> {
+    if let AggregateFunc::JsonArray(_) | AggregateFunc::JsonObject { .. } = agg.func {
+        return json::aggregate(agg, rows, dialect);
+    }
     let mut values: Vec<Value> = Vec::new();
     for (row, diff) in rows {
         let v = match &agg.arg {
@@ -158,6 +163,7 @@ fn aggregate(agg: &Aggregate, rows: &[(Row, Diff)], dialect: Dialect) -> Result<
         }
         AggregateFunc::Min => values.into_iter().min_by(|a, b| a.total_cmp(b)).unwrap(),
         AggregateFunc::Max => values.into_iter().max_by(|a, b| a.total_cmp(b)).unwrap(),
+        AggregateFunc::JsonArray(_) | AggregateFunc::JsonObject { .. } => unreachable!("evaluated above"),
     })
 }
 

@@ -15,6 +15,7 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
+use denorm_types::json::{self, Construct};
 use denorm_types::{Datum, Dialect, ScalarType};
 
 use crate::expr::{BinaryOp, Expr, Func};
@@ -28,6 +29,10 @@ pub enum EvalError {
     DivisionByZero,
     #[error("invalid input for type {to}: {value}")]
     InvalidCast { value: String, to: ScalarType },
+    /// A NULL key for `json_object` (both sources fail) or PostgreSQL's
+    /// `json_object_agg`.
+    #[error("a JSON object key is NULL")]
+    NullJsonKey,
 }
 
 type Result<T> = std::result::Result<T, EvalError>;
@@ -84,6 +89,10 @@ impl Expr {
             }
             Expr::Call { func, args } => call(*func, args, row, dialect)?,
             Expr::Cast { expr, to } => cast(expr.eval(row, dialect)?, *to, dialect)?,
+            Expr::List(items) => match items.first() {
+                Some(first) => first.eval(row, dialect)?,
+                None => Datum::Null,
+            },
         })
     }
 
@@ -240,6 +249,11 @@ fn int_arithmetic<'r>(op: BinaryOp, a: i64, b: i64, dialect: Dialect) -> Result<
 }
 
 fn call<'r>(func: Func, args: &[Expr], row: &[Datum<'r>], dialect: Dialect) -> Result<Datum<'r>> {
+    match func {
+        Func::JsonArray { raw } => return json_array(raw, args, row, dialect),
+        Func::JsonObject { raw } => return json_object(raw, args, row, dialect),
+        _ => {}
+    }
     let v = args[0].eval(row, dialect)?;
     Ok(match (func, v) {
         (_, Datum::Null) => Datum::Null,
@@ -256,6 +270,42 @@ fn call<'r>(func: Func, args: &[Expr], row: &[Datum<'r>], dialect: Dialect) -> R
     })
 }
 
+fn is_raw(raw: u64, i: usize) -> bool {
+    i < 64 && raw >> i & 1 == 1
+}
+
+fn json_array<'r>(raw: u64, args: &[Expr], row: &[Datum<'r>], dialect: Dialect) -> Result<Datum<'r>> {
+    let layout = Construct::Array.layout(dialect);
+    let mut out = String::from(layout.open);
+    for (i, a) in args.iter().enumerate() {
+        if i > 0 {
+            out.push_str(layout.separator);
+        }
+        json::write_datum(&mut out, &a.eval(row, dialect)?, is_raw(raw, i), dialect);
+    }
+    out.push_str(layout.close);
+    Ok(Datum::owned_text(out))
+}
+
+fn json_object<'r>(raw: u64, args: &[Expr], row: &[Datum<'r>], dialect: Dialect) -> Result<Datum<'r>> {
+    let layout = Construct::Object.layout(dialect);
+    let mut out = String::from(layout.open);
+    for (i, pair) in args.chunks(2).enumerate() {
+        if i > 0 {
+            out.push_str(layout.separator);
+        }
+        match pair[0].eval(row, dialect)? {
+            Datum::Text(key) => json::write_string(&mut out, &key),
+            _ => return Err(EvalError::NullJsonKey),
+        }
+        out.push_str(layout.colon);
+        let value = pair.get(1).map(|v| v.eval(row, dialect)).transpose()?.unwrap_or(Datum::Null);
+        json::write_datum(&mut out, &value, is_raw(raw, 2 * i + 1), dialect);
+    }
+    out.push_str(layout.close);
+    Ok(Datum::owned_text(out))
+}
+
 fn invalid(value: &Datum<'_>, to: ScalarType) -> EvalError {
     EvalError::InvalidCast { value: value.to_string(), to }
 }
@@ -263,6 +313,8 @@ fn invalid(value: &Datum<'_>, to: ScalarType) -> EvalError {
 fn cast<'r>(v: Datum<'r>, to: ScalarType, dialect: Dialect) -> Result<Datum<'r>> {
     Ok(match (to, v) {
         (_, Datum::Null) | (ScalarType::Null, _) => Datum::Null,
+        // The planner never casts to JSON; JSON text casts to text as it is.
+        (ScalarType::Json, v) => v,
         (ScalarType::Int, Datum::Int(i)) => Datum::Int(i),
         (ScalarType::Int, Datum::Bool(b)) => Datum::Int(i64::from(b)),
         (ScalarType::Int, Datum::Float(f)) => float_to_int(f, dialect)?,
@@ -303,7 +355,9 @@ fn float_to_int<'r>(f: f64, dialect: Dialect) -> Result<Datum<'r>> {
 /// (SQLite), or the whole trimmed text (PostgreSQL).
 fn text_to_int<'r>(s: &str, dialect: Dialect) -> Result<Datum<'r>> {
     match dialect {
-        Dialect::Postgres => s.trim().parse::<i64>().map(Datum::Int).map_err(|_| invalid(&Datum::text(s), ScalarType::Int)),
+        Dialect::Postgres => {
+            s.trim().parse::<i64>().map(Datum::Int).map_err(|_| invalid(&Datum::text(s), ScalarType::Int))
+        }
         Dialect::Sqlite => {
             let t = s.trim_start();
             let bytes = t.as_bytes();
@@ -463,6 +517,23 @@ mod tests {
         assert_eq!(eval(&cast(" 2.5x".into(), ScalarType::Float), Dialect::Sqlite), Ok(2.5.into()));
         assert_eq!(eval(&cast("x".into(), ScalarType::Float), Dialect::Sqlite), Ok(0.0.into()));
         assert_eq!(eval(&cast(42.into(), ScalarType::Text), Dialect::Sqlite), Ok("42".into()));
+    }
+
+    #[test]
+    fn json_functions_write_the_sources_text() {
+        let args = || vec![lit("a"), lit(0.1), lit("b"), Expr::Literal(Datum::Null), lit("c"), lit("[1]")];
+        let object = |raw| Expr::Call { func: Func::JsonObject { raw }, args: args() };
+        assert_eq!(eval(&object(0), Dialect::Sqlite), Ok(r#"{"a":0.1,"b":null,"c":"[1]"}"#.into()));
+        assert_eq!(eval(&object(1 << 5), Dialect::Sqlite), Ok(r#"{"a":0.1,"b":null,"c":[1]}"#.into()));
+        assert_eq!(eval(&object(1 << 5), Dialect::Postgres), Ok(r#"{"a" : 0.1, "b" : null, "c" : [1]}"#.into()));
+        let array =
+            Expr::Call { func: Func::JsonArray { raw: 0b10 }, args: vec![lit(1), lit("[2]"), lit(1.0), lit(true)] };
+        assert_eq!(eval(&array, Dialect::Sqlite), Ok("[1,[2],1.0,true]".into()));
+        assert_eq!(eval(&array, Dialect::Postgres), Ok("[1, [2], 1, true]".into()));
+        let empty = Expr::Call { func: Func::JsonArray { raw: 0 }, args: vec![] };
+        assert_eq!(eval(&empty, Dialect::Sqlite), Ok("[]".into()));
+        let null_key = Expr::Call { func: Func::JsonObject { raw: 0 }, args: vec![Expr::Literal(Datum::Null), lit(1)] };
+        assert_eq!(eval(&null_key, Dialect::Sqlite), Err(EvalError::NullJsonKey));
     }
 
     #[test]

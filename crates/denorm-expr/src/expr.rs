@@ -34,7 +34,10 @@ pub enum Expr {
     },
     /// `expr IN (list)` with SQL's three-valued result: TRUE if some element
     /// equals, else NULL if `expr` or some element is NULL, else FALSE.
-    InList { expr: Box<Expr>, list: Vec<Expr> },
+    InList {
+        expr: Box<Expr>,
+        list: Vec<Expr>,
+    },
     /// Searched CASE: the first branch whose condition is TRUE; else `otherwise`.
     Case {
         branches: Vec<(Expr, Expr)>,
@@ -44,8 +47,20 @@ pub enum Expr {
     Coalesce(Vec<Expr>),
     /// NULL when both sides are equal, else the first.
     NullIf(Box<Expr>, Box<Expr>),
-    Call { func: Func, args: Vec<Expr> },
-    Cast { expr: Box<Expr>, to: ScalarType },
+    Call {
+        func: Func,
+        args: Vec<Expr>,
+    },
+    Cast {
+        expr: Box<Expr>,
+        to: ScalarType,
+    },
+    /// Several values that travel together: the inputs of an aggregate that
+    /// reads more than one (`json_group_array`'s element and ORDER BY keys,
+    /// `json_group_object`'s key and value). The `Reduce` evaluates the items
+    /// one by one; the planner never uses a list as a scalar, and evaluated
+    /// as one it is its first item.
+    List(Vec<Expr>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -93,10 +108,27 @@ pub enum Func {
     Abs,
     /// `ascii_only` is SQLite's LOWER/UPPER without ICU; PostgreSQL folds
     /// all of Unicode.
-    Lower { ascii_only: bool },
-    Upper { ascii_only: bool },
+    Lower {
+        ascii_only: bool,
+    },
+    Upper {
+        ascii_only: bool,
+    },
     /// Length of text in characters.
     Length,
+    /// `json_array(v, …)` (PostgreSQL `json_build_array`): never NULL; NULL
+    /// arguments become `null`. Bit i of `raw` marks argument i as JSON,
+    /// embedded as it is rather than as a string (arguments past 63 are never
+    /// JSON: the planner refuses such calls).
+    JsonArray {
+        raw: u64,
+    },
+    /// `json_object(k, v, …)` (PostgreSQL `json_build_object`): keys are
+    /// text and must not be NULL; bit i of `raw` marks argument i (a value)
+    /// as JSON.
+    JsonObject {
+        raw: u64,
+    },
 }
 
 impl Func {
@@ -106,6 +138,8 @@ impl Func {
             Func::Lower { .. } => "lower",
             Func::Upper { .. } => "upper",
             Func::Length => "length",
+            Func::JsonArray { .. } => "json_array",
+            Func::JsonObject { .. } => "json_object",
         }
     }
 }
@@ -152,7 +186,7 @@ impl Expr {
             Expr::Case { branches, otherwise } => {
                 branches.iter().flat_map(|(c, v)| [c, v]).chain(std::iter::once(&**otherwise)).collect()
             }
-            Expr::Coalesce(args) | Expr::Call { args, .. } => args.iter().collect(),
+            Expr::Coalesce(args) | Expr::Call { args, .. } | Expr::List(args) => args.iter().collect(),
         }
     }
 
@@ -187,7 +221,9 @@ impl Expr {
                 }
                 otherwise.visit_mut(f);
             }
-            Expr::Coalesce(args) | Expr::Call { args, .. } => args.iter_mut().for_each(|e| e.visit_mut(f)),
+            Expr::Coalesce(args) | Expr::Call { args, .. } | Expr::List(args) => {
+                args.iter_mut().for_each(|e| e.visit_mut(f))
+            }
         }
     }
 }
@@ -241,6 +277,11 @@ impl fmt::Display for Expr {
                 f.write_str(")")
             }
             Expr::Cast { expr, to } => write!(f, "CAST({expr} AS {to})"),
+            Expr::List(items) => {
+                f.write_str("(")?;
+                list(f, items)?;
+                f.write_str(")")
+            }
         }
     }
 }

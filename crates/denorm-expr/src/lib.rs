@@ -24,7 +24,7 @@ mod expr;
 mod optimize;
 mod plan;
 
-pub use aggregate::{Aggregate, AggregateFunc};
+pub use aggregate::{Aggregate, AggregateFunc, AggregateOrder, JsonArraySpec, OrderTerm};
 pub use eval::EvalError;
 pub use expr::{BinaryOp, Expr, Func};
 pub use optimize::optimize;

@@ -15,7 +15,7 @@
 //! `select`, `offset` and `limit` as view rows ([`render_source_rows`]).
 //! Any other read is served from the view as usual.
 
-use denorm_types::Value;
+use denorm_types::{ScalarType, Value};
 
 use crate::json::render_rows;
 use crate::query::{execute_values, lookup_key, paginate, Query};
@@ -74,10 +74,11 @@ pub fn render_source_rows(view: &ViewInfo, query: &Query, rows: Vec<Vec<Value>>)
 }
 
 /// The output columns of `query` as (index into the row, name).
-pub(crate) fn output_columns<'v>(view: &'v ViewInfo, query: &Query) -> Vec<(usize, &'v str)> {
+pub(crate) fn output_columns<'v>(view: &'v ViewInfo, query: &Query) -> Vec<(usize, &'v str, ScalarType)> {
+    let column = |i: usize| (i, view.columns[i].name.as_str(), view.columns[i].ty);
     match &query.select {
-        Some(select) => select.iter().map(|&i| (i, view.columns[i].name.as_str())).collect(),
-        None => view.columns.iter().enumerate().map(|(i, c)| (i, c.name.as_str())).collect(),
+        Some(select) => select.iter().map(|&i| column(i)).collect(),
+        None => (0..view.columns.len()).map(column).collect(),
     }
 }
 

@@ -2,11 +2,13 @@
 //!
 //! Datums render as: integers → JSON integers; doubles → JSON numbers
 //! (`3.0` stays `3.0`; NaN and ±infinity, which JSON cannot express, → `null`);
-//! text → strings; booleans → `true`/`false`; NULL → `null`.
+//! text → strings; booleans → `true`/`false`; NULL → `null`. A column of
+//! type JSON (`json_object(…)`, `json_group_array(…)`) holds JSON text, which
+//! is embedded as it is: `{"doc":{"id":1,"reviews":[…]}}`, not a string.
 
 use std::collections::BTreeMap;
 
-use denorm_types::Datum;
+use denorm_types::{Datum, ScalarType};
 use serde::Serialize;
 
 use crate::metrics::lag;
@@ -29,10 +31,22 @@ fn write_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
     serde_json::to_writer(out, value).expect("serializing a string or number into memory cannot fail");
 }
 
+/// Appends one cell: JSON text of a JSON column raw, anything else as
+/// [`write_datum`] renders it.
+pub fn write_cell(out: &mut Vec<u8>, datum: &Datum<'_>, ty: ScalarType) {
+    match (ty, datum) {
+        (ScalarType::Json, Datum::Text(json)) => out.extend_from_slice(json.as_bytes()),
+        _ => write_datum(out, datum),
+    }
+}
+
 /// Renders rows as a JSON array of objects; `columns` are the output
-/// columns as (index into the row, name), in output order.
-pub fn render_rows<'r, 'a: 'r>(columns: &[(usize, &str)], rows: impl Iterator<Item = &'r [Datum<'a>]>) -> Vec<u8> {
-    let names: Vec<Vec<u8>> = columns.iter().map(|(_, name)| serde_json::to_vec(name).expect("a string")).collect();
+/// columns as (index into the row, name, type), in output order.
+pub fn render_rows<'r, 'a: 'r>(
+    columns: &[(usize, &str, ScalarType)],
+    rows: impl Iterator<Item = &'r [Datum<'a>]>,
+) -> Vec<u8> {
+    let names: Vec<Vec<u8>> = columns.iter().map(|(_, name, _)| serde_json::to_vec(name).expect("a string")).collect();
     let mut out = Vec::with_capacity(1024);
     out.push(b'[');
     for (i, row) in rows.enumerate() {
@@ -40,13 +54,13 @@ pub fn render_rows<'r, 'a: 'r>(columns: &[(usize, &str)], rows: impl Iterator<It
             out.push(b',');
         }
         out.push(b'{');
-        for (j, (column, _)) in columns.iter().enumerate() {
+        for (j, (column, _, ty)) in columns.iter().enumerate() {
             if j > 0 {
                 out.push(b',');
             }
             out.extend_from_slice(&names[j]);
             out.push(b':');
-            write_datum(&mut out, &row[*column]);
+            write_cell(&mut out, &row[*column], *ty);
         }
         out.push(b'}');
     }
@@ -324,9 +338,20 @@ mod tests {
     fn rows_render_as_objects_in_column_order() {
         let row = [Datum::Int(1), Datum::text("x"), Datum::Null];
         let rows: Vec<&[Datum<'_>]> = vec![&row, &row];
-        let out = render_rows(&[(2, "c"), (0, "a\"")], rows.into_iter());
+        let out = render_rows(&[(2, "c", ScalarType::Text), (0, "a\"", ScalarType::Int)], rows.into_iter());
         assert_eq!(String::from_utf8(out).unwrap(), r#"[{"c":null,"a\"":1},{"c":null,"a\"":1}]"#);
-        assert_eq!(render_rows(&[(0, "a")], std::iter::empty()), b"[]");
+        assert_eq!(render_rows(&[(0, "a", ScalarType::Int)], std::iter::empty()), b"[]");
+    }
+
+    #[test]
+    fn json_columns_are_embedded_raw() {
+        let row = [Datum::text(r#"{"a":[1,2.5,null]}"#), Datum::text(r#"{"a":1}"#), Datum::Null];
+        let rows: Vec<&[Datum<'_>]> = vec![&row];
+        let columns = [(0, "doc", ScalarType::Json), (1, "text", ScalarType::Text), (2, "none", ScalarType::Json)];
+        let out = String::from_utf8(render_rows(&columns, rows.into_iter())).unwrap();
+        assert_eq!(out, r#"[{"doc":{"a":[1,2.5,null]},"text":"{\"a\":1}","none":null}]"#);
+        let parsed: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(parsed[0]["doc"]["a"][1], 2.5);
     }
 
     fn views() -> Vec<ViewInfo> {

@@ -263,6 +263,10 @@ pub fn parse_value(name: &str, ty: ScalarType, raw: &str) -> Result<Value, BadPa
         },
         // A NULL-typed column matches no comparison whatever the operand.
         ScalarType::Text | ScalarType::Null => Some(Datum::owned_text(raw)),
+        ScalarType::Json => {
+            return Err(BadParameter::new(name, format!("JSON column \"{name}\" cannot be filtered"))
+                .hint("filter on the view's other columns"));
+        }
     };
     value.ok_or_else(|| {
         let expected = match ty {

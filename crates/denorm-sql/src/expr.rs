@@ -66,21 +66,33 @@ pub(crate) struct AggregateColumn {
     pub func: AggregateFunc,
     /// Index into [`Grouping::args`]; `None` for `COUNT(*)`.
     pub arg: Option<usize>,
+    /// For an aggregate of several inputs (`Expr::List`), their indexes
+    /// into [`Grouping::args`], each its own column of the Map below the
+    /// Reduce.
+    pub list: Vec<usize>,
     pub ty: ScalarType,
     pub nullable: bool,
+}
+
+impl AggregateColumn {
+    /// The aggregate's argument over the Map that computes the group
+    /// expressions (`width` columns) and then the arguments.
+    pub fn input(&self, width: usize) -> Option<Expr> {
+        if !self.list.is_empty() {
+            return Some(Expr::List(self.list.iter().map(|i| Expr::Column(width + i)).collect()));
+        }
+        self.arg.map(|i| Expr::Column(width + i))
+    }
 }
 
 impl Grouping {
     /// The `Reduce` output column computing `aggregate`, added if new.
     pub fn register(&mut self, func: AggregateFunc, arg: Option<Expr>, ty: ScalarType, nullable: bool) -> usize {
-        let arg = arg.map(|a| match self.args.iter().position(|x| *x == a) {
-            Some(i) => i,
-            None => {
-                self.args.push(a);
-                self.args.len() - 1
-            }
-        });
-        let column = AggregateColumn { func, arg, ty, nullable };
+        let (arg, list) = match arg {
+            Some(Expr::List(items)) => (None, items.into_iter().map(|a| self.argument(a)).collect()),
+            arg => (arg.map(|a| self.argument(a)), Vec::new()),
+        };
+        let column = AggregateColumn { func, arg, list, ty, nullable };
         let j = match self.aggregates.iter().position(|a| *a == column) {
             Some(j) => j,
             None => {
@@ -89,6 +101,17 @@ impl Grouping {
             }
         };
         self.groups.len() + j
+    }
+
+    /// The index of `arg` in [`Grouping::args`], added if new.
+    fn argument(&mut self, arg: Expr) -> usize {
+        match self.args.iter().position(|x| *x == arg) {
+            Some(i) => i,
+            None => {
+                self.args.push(arg);
+                self.args.len() - 1
+            }
+        }
     }
 }
 
@@ -420,7 +443,10 @@ struct LikeParts<'e> {
 }
 
 pub(crate) fn is_aggregate(f: &ast::Function) -> bool {
-    aggregate_func(f).is_some()
+    aggregate_func(f).is_some() || {
+        let [ast::ObjectNamePart::Identifier(name)] = f.name.0.as_slice() else { return false };
+        crate::func::is_json_aggregate(&name.value.to_ascii_lowercase())
+    }
 }
 
 /// COUNT, SUM, AVG, MIN or MAX by name (DISTINCT decided by the caller).

@@ -6,12 +6,17 @@ use denorm_expr::{AggregateFunc, Expr, Func};
 use denorm_types::{Dialect, ScalarType};
 use sqlparser::ast::{self, CastKind, DataType, DuplicateTreatment, ExactNumberInfo, FunctionArg, FunctionArgExpr};
 
-use crate::expr::{aggregate_func, Clause, Grouping, Lowerer};
+use crate::expr::{aggregate_func, is_aggregate, Clause, Grouping, Lowerer};
 use crate::types::{self, bool_as_int, comparison_operands, Typed};
 use crate::{Location, PlanError};
 
-pub(crate) const SUPPORTED_FUNCTIONS: &str =
-    "supported functions: abs, coalesce, length, lower, nullif, upper; aggregates: count, sum, avg, min, max";
+mod json;
+
+pub(crate) use json::is_json_aggregate;
+
+pub(crate) const SUPPORTED_FUNCTIONS: &str = "supported functions: abs, coalesce, length, lower, nullif, upper, \
+     json_array, json_object (PostgreSQL: json_build_array, json_build_object); aggregates: count, sum, avg, min, max, \
+     json_group_array, json_group_object (PostgreSQL: json_agg, json_object_agg)";
 
 const SUPPORTED_TYPES: &str =
     "supported types: INTEGER, BIGINT, SMALLINT, DOUBLE PRECISION, FLOAT, REAL (SQLite), TEXT, VARCHAR, BOOLEAN";
@@ -71,10 +76,10 @@ impl Lowerer<'_, '_> {
     pub(crate) fn function(&self, f: &ast::Function, e: &ast::Expr, d: usize) -> Result<Typed, PlanError> {
         let at = self.at(e);
         let name = function_name(f);
-        let (args, distinct) = call_args(f, &name, at)?;
-        if aggregate_func(f).is_some() {
+        if is_aggregate(f) && f.over.is_none() {
             return Err(PlanError::new(self.clause.aggregate_error(), at));
         }
+        let (args, distinct) = call_args(f, &name, at)?;
         let Args::List(args) = args else {
             return Err(PlanError::new(format!("{name}(*) is not supported"), at));
         };
@@ -91,6 +96,7 @@ impl Lowerer<'_, '_> {
             "coalesce" => Err(arity_error("coalesce", "at least two arguments", at)),
             "nullif" => self.nullif(lowered, at),
             "abs" | "lower" | "upper" | "length" => self.scalar_call(&name, lowered, at),
+            _ if json::is_json_function(&name) => self.json_function(&name, lowered, at),
             _ => Err(PlanError::new(format!("function {name}(…) is not supported"), at).hint(SUPPORTED_FUNCTIONS)),
         }
     }
@@ -140,6 +146,13 @@ impl Lowerer<'_, '_> {
     ) -> Result<Typed, PlanError> {
         let at = self.at(e);
         let name = function_name(f);
+        if is_json_aggregate(&name) {
+            // call_args refuses the ORDER BY and LIMIT clauses these take.
+            if f.over.is_some() || f.filter.is_some() || !f.within_group.is_empty() || f.null_treatment.is_some() {
+                return Err(PlanError::new(format!("this form of {name}(…) is not supported"), at));
+            }
+            return self.json_aggregate(f, &name, grouping, at, d);
+        }
         let (args, distinct) = call_args(f, &name, at)?;
         let Some(mut func) = aggregate_func(f) else { return Err(PlanError::new("not an aggregate", at)) };
         if distinct && func != AggregateFunc::Count {

@@ -524,7 +524,7 @@ fn plan_grouped<'q>(
     let width = g.groups.len();
     let exprs: Vec<Expr> = g.groups.into_iter().map(|t| t.expr).chain(g.args).collect();
     let aggregates =
-        g.aggregates.iter().map(|a| Aggregate { func: a.func, arg: a.arg.map(|i| Expr::Column(width + i)) }).collect();
+        g.aggregates.iter().map(|a| Aggregate { func: a.func, arg: a.input(width) }).collect();
     let map = Plan::Map { input: Box::new(input), exprs };
     let mut plan = Plan::Reduce { input: Box::new(map), group_key: (0..width).collect(), aggregates };
     if let Some(predicate) = having {

@@ -1,8 +1,11 @@
 //! Multiset comparison of query results with SQL's output normalization:
 //! integers and doubles compare numerically, doubles to 1e-9 relative, NULL
 //! equals NULL, row order does not matter (as in DataFusion's sqllogictest).
+//! JSON columns compare as parsed JSON ([`normalize_json`]).
 
 use std::fmt;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use denorm_types::{Datum, Value};
 
@@ -75,9 +78,149 @@ pub fn same_rows(mut engine: Vec<Vec<Value>>, mut reference: Vec<Vec<Value>>) ->
     }
 }
 
+/// Parsed JSON that keeps an object's members as written, duplicates
+/// included (SQLite's `json_group_object` may repeat a key).
+#[derive(Debug)]
+enum Json {
+    Null,
+    Bool(bool),
+    Number(f64),
+    String(String),
+    Array(Vec<Json>),
+    Object(Vec<(String, Json)>),
+}
+
+impl Json {
+    /// Text equal for equal documents: object members sorted, numbers to 12
+    /// significant digits (so `1`, `1.0` and SQLite's 17-digit doubles agree).
+    fn canonical(&self, out: &mut String) {
+        match self {
+            Json::Null => out.push_str("null"),
+            Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Json::Number(x) => out.push_str(&format!("{x:.11e}")),
+            Json::String(s) => out.push_str(&format!("{s:?}")),
+            Json::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    item.canonical(out);
+                }
+                out.push(']');
+            }
+            Json::Object(members) => {
+                let mut texts: Vec<String> = members
+                    .iter()
+                    .map(|(k, v)| {
+                        let mut text = format!("{k:?}:");
+                        v.canonical(&mut text);
+                        text
+                    })
+                    .collect();
+                texts.sort();
+                out.push('{');
+                out.push_str(&texts.join(","));
+                out.push('}');
+            }
+        }
+    }
+}
+
+struct JsonVisitor;
+
+impl<'de> Visitor<'de> for JsonVisitor {
+    type Value = Json;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Json, E> {
+        Ok(Json::Null)
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Json, E> {
+        Ok(Json::Bool(b))
+    }
+    fn visit_i64<E>(self, i: i64) -> Result<Json, E> {
+        Ok(Json::Number(i as f64))
+    }
+    fn visit_u64<E>(self, i: u64) -> Result<Json, E> {
+        Ok(Json::Number(i as f64))
+    }
+    fn visit_f64<E>(self, x: f64) -> Result<Json, E> {
+        Ok(Json::Number(x))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Json, E> {
+        Ok(Json::String(s.to_string()))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Json::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
+        let mut members = Vec::new();
+        while let Some(member) = map.next_entry::<String, Json>()? {
+            members.push(member);
+        }
+        Ok(Json::Object(members))
+    }
+}
+
+impl<'de> Deserialize<'de> for Json {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Json, D::Error> {
+        deserializer.deserialize_any(JsonVisitor)
+    }
+}
+
+/// Canonical text of a JSON document (see [`normalize_json`]), or `None`
+/// when `text` is not JSON.
+pub fn canonical_json(text: &str) -> Option<String> {
+    let parsed: Json = serde_json::from_str(text).ok()?;
+    let mut out = String::new();
+    parsed.canonical(&mut out);
+    Some(out)
+}
+
+/// Replaces the JSON text in `columns` of every row by its canonical form,
+/// so that documents compare as parsed JSON: object members in any order,
+/// numbers by value. Text that does not parse is left as it is (and then
+/// differs from the other side's canonical form).
+pub fn normalize_json(rows: &mut [Vec<Value>], columns: &[usize]) {
+    for row in rows {
+        for &c in columns {
+            if let Some(canonical) = row[c].as_str().and_then(canonical_json) {
+                row[c] = Datum::owned_text(canonical);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_compares_parsed() {
+        let same = [
+            (r#"{"a":1,"b":[1.0,"x"]}"#, r#"{"b" : [1, "x"], "a" : 1.0}"#),
+            (r#"[0.33333333333333332]"#, r#"[0.3333333333333333]"#),
+            (r#"{"k":1,"k":2}"#, r#"{"k":2,"k":1}"#),
+        ];
+        for (a, b) in same {
+            assert_eq!(canonical_json(a), canonical_json(b), "{a} vs {b}");
+        }
+        let different = [(r#"[1,2]"#, r#"[2,1]"#), (r#"{"k":1}"#, r#"{"k":1,"k":1}"#), (r#"["1"]"#, r#"[1]"#)];
+        for (a, b) in different {
+            assert_ne!(canonical_json(a), canonical_json(b), "{a} vs {b}");
+        }
+        let mut rows = vec![vec![Datum::Int(1), Value::from("[1.0]")], vec![Datum::Int(2), Datum::Null]];
+        normalize_json(&mut rows, &[1]);
+        assert_eq!(rows[0][1], Value::from(canonical_json("[1]").unwrap()));
+        assert_eq!(rows[1][1], Datum::Null);
+    }
 
     #[test]
     fn numbers_compare_numerically_and_order_is_ignored() {

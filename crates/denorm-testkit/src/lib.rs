@@ -12,6 +12,6 @@ mod compare;
 mod sqlite;
 mod workload;
 
-pub use compare::{same_rows, Mismatch};
+pub use compare::{canonical_json, normalize_json, same_rows, Mismatch};
 pub use sqlite::SqliteReference;
 pub use workload::{apply_workload, Op, TableChanges, TableSpec, WorkloadError};

@@ -14,6 +14,7 @@
 //! ```
 
 mod datum;
+pub mod json;
 mod row;
 mod schema;
 

@@ -10,6 +10,12 @@ pub enum ScalarType {
     Int,
     Float,
     Text,
+    /// JSON built by the JSON functions and aggregates (`json_object`,
+    /// `json_group_array`, …). Values are [`Datum::Text`](crate::Datum::Text)
+    /// holding the JSON text exactly as the source database writes it (see
+    /// [`crate::json`]); an enclosing JSON function or the HTTP API embeds it
+    /// raw rather than as a string.
+    Json,
     /// The type of a bare `NULL` literal before it meets a typed context.
     Null,
 }
@@ -27,6 +33,7 @@ impl fmt::Display for ScalarType {
             ScalarType::Int => "integer",
             ScalarType::Float => "double",
             ScalarType::Text => "text",
+            ScalarType::Json => "json",
             ScalarType::Null => "null",
         })
     }

@@ -5,8 +5,6 @@
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::Context as _;
-
 use crate::config;
 use crate::describe;
 use crate::plan::plan_all;
@@ -24,9 +22,8 @@ pub enum Outcome {
 /// plan errors to `err`. Configuration and source failures are returned.
 pub fn run(config_path: &Path, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<Outcome> {
     let config = config::load(config_path)?;
-    let source = source::open(&config)?;
-    let catalog = denorm_source::sqlite::read_catalog(&source.connection)
-        .with_context(|| format!("cannot read the schema of {}", source.name))?;
+    let source = source::catalog(&config)?;
+    let catalog = source.catalog;
     let (views, errors) = plan_all(&config, &catalog)?;
     if !errors.is_empty() {
         for e in &errors {

@@ -69,8 +69,10 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum SourceCommand {
-    /// Remove denorm's triggers and change-log tables (every `_denorm_`
-    /// object) from the source database. Stop `denorm run` first.
+    /// Remove what denorm installed in the source database: on SQLite its
+    /// triggers and change-log tables (every `_denorm_` object), on
+    /// PostgreSQL its replication slot and publication. Stop `denorm run`
+    /// first.
     Uninstall {
         /// The configuration file (TOML).
         #[arg(long, value_name = "FILE")]
@@ -130,10 +132,14 @@ pub fn render_error(error: &anyhow::Error) -> String {
 }
 
 /// `denorm source uninstall`: removes every `_denorm_` object from the
-/// configured source database and says what it removed.
+/// configured SQLite database, or the replication slot and publication from
+/// the PostgreSQL database, and says what it removed.
 fn uninstall(config_path: &std::path::Path, out: &mut dyn Write) -> anyhow::Result<()> {
     let config = config::load(config_path)?;
-    let database = run::database(&config);
+    let database = match &config.source {
+        config::SourceConfig::Sqlite(sqlite) => sqlite.path.clone(),
+        config::SourceConfig::Postgres(pg) => return uninstall_postgres(pg, out),
+    };
     let removed = denorm_source::sqlite::uninstall(&database)?;
     if removed.is_empty() {
         writeln!(out, "nothing to remove: {} has no denorm objects", database.display())?;
@@ -145,5 +151,29 @@ fn uninstall(config_path: &std::path::Path, out: &mut dyn Write) -> anyhow::Resu
         }
     }
     writeln!(out, "denorm objects removed from {}", database.display())?;
+    Ok(())
+}
+
+/// Drops the replication slot (the WAL it retains is freed) and the
+/// publication.
+fn uninstall_postgres(pg: &config::PostgresSource, out: &mut dyn Write) -> anyhow::Result<()> {
+    let name = denorm_source::postgres::redact(&pg.url);
+    let dropped = denorm_source::postgres::uninstall(&pg.url, &crate::engine::source::names(pg))
+        .map_err(|e| anyhow::Error::new(e).context(format!("cannot uninstall denorm from {name}")))?;
+    if !dropped.slot && !dropped.publication {
+        writeln!(
+            out,
+            "nothing to remove: {name} has no replication slot {} and no publication {}",
+            pg.slot, pg.publication
+        )?;
+        return Ok(());
+    }
+    if dropped.slot {
+        writeln!(out, "dropped replication slot {}", pg.slot)?;
+    }
+    if dropped.publication {
+        writeln!(out, "dropped publication {}", pg.publication)?;
+    }
+    writeln!(out, "denorm objects removed from {name}")?;
     Ok(())
 }

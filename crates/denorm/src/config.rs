@@ -3,8 +3,11 @@
 //! ```toml
 //! views = ["views.sql"]                # files of CREATE MATERIALIZED VIEW statements
 //! [source]
-//! url = "sqlite://app.db"              # or sqlite:///abs/app.db; postgres:// later
-//! init = "schema.sql"                  # optional: SQL that creates the database when the file does not exist
+//! url = "sqlite://app.db"              # or sqlite:///abs/app.db, or postgres://user:pw@host:port/db
+//! init = "schema.sql"                  # SQLite only, optional: SQL that creates the database when the file does not exist
+//! slot = "denorm"                      # PostgreSQL only, optional: the replication slot's name
+//! publication = "denorm"               # PostgreSQL only, optional: the publication's name
+//! max_retained_wal = "1GB"             # PostgreSQL only, optional: warn when the slot retains more WAL
 //! [server]
 //! listen = "127.0.0.1:7878"            # optional
 //! ```
@@ -17,6 +20,7 @@ use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use denorm_types::Dialect;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -45,6 +49,41 @@ pub struct ViewsFile {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceConfig {
     Sqlite(SqliteSource),
+    Postgres(PostgresSource),
+}
+
+impl SourceConfig {
+    /// The SQL dialect views are planned in: the source's own.
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            SourceConfig::Sqlite(_) => Dialect::Sqlite,
+            SourceConfig::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// Where the config file sets `[source] url`.
+    pub fn url_at(&self) -> Location {
+        match self {
+            SourceConfig::Sqlite(s) => s.url_at,
+            SourceConfig::Postgres(p) => p.url_at,
+        }
+    }
+}
+
+/// The slot retains more WAL than this → a loud warning (log, `/health`).
+pub const DEFAULT_MAX_RETAINED_WAL: u64 = 1 << 30;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresSource {
+    /// `postgres://user:password@host:port/database`, as written.
+    pub url: String,
+    /// The replication slot and publication denorm owns.
+    pub slot: String,
+    pub publication: String,
+    /// Warning threshold for the WAL the slot keeps on the server, in bytes.
+    pub max_retained_wal: u64,
+    /// Where the config file sets `[source] url`.
+    pub url_at: Location,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,10 +169,64 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         .collect();
 
     let url_at = location(text, raw.source.url.span().start);
-    let db = sqlite_path(raw.source.url.get_ref(), base)
-        .map_err(|(message, hint)| invalid(Some(raw.source.url.span()), message, Some(hint)))?;
-    let init = raw.source.init.map(|i| base.join(i.get_ref()));
-    let source = SourceConfig::Sqlite(SqliteSource { path: db, init, url_at });
+    let url = raw.source.url.get_ref();
+    let source = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        if let Some(init) = &raw.source.init {
+            return Err(invalid(
+                Some(init.span()),
+                "[source] init is for SQLite sources only".to_string(),
+                Some("create the PostgreSQL schema with your own migrations, then remove init".to_string()),
+            ));
+        }
+        denorm_source::postgres::parse_url(url)
+            .map_err(|e| invalid(Some(raw.source.url.span()), e.to_string(), None))?;
+        let name = |value: &Option<Spanned<String>>, key: &str| -> Result<String, ConfigError> {
+            let Some(value) = value else { return Ok("denorm".to_string()) };
+            let text = value.get_ref();
+            let valid = !text.is_empty()
+                && text.len() <= 63
+                && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if valid {
+                Ok(text.clone())
+            } else {
+                Err(invalid(
+                    Some(value.span()),
+                    format!("invalid {key} name {text:?}"),
+                    Some("use 1 to 63 lower-case letters, digits and underscores".to_string()),
+                ))
+            }
+        };
+        let max_retained_wal = match &raw.source.max_retained_wal {
+            None => DEFAULT_MAX_RETAINED_WAL,
+            Some(size) => parse_size(size.get_ref())
+                .map_err(|message| invalid(Some(size.span()), message, Some(SIZE_HINT.to_string())))?,
+        };
+        SourceConfig::Postgres(PostgresSource {
+            url: url.clone(),
+            slot: name(&raw.source.slot, "slot")?,
+            publication: name(&raw.source.publication, "publication")?,
+            max_retained_wal,
+            url_at,
+        })
+    } else {
+        let db = sqlite_path(url, base)
+            .map_err(|(message, hint)| invalid(Some(raw.source.url.span()), message, Some(hint)))?;
+        for (key, value) in [
+            ("slot", &raw.source.slot),
+            ("publication", &raw.source.publication),
+            ("max_retained_wal", &raw.source.max_retained_wal),
+        ] {
+            if let Some(value) = value {
+                return Err(invalid(
+                    Some(value.span()),
+                    format!("[source] {key} is for PostgreSQL sources only"),
+                    Some(format!("remove {key}, or point url at a postgres:// database")),
+                ));
+            }
+        }
+        let init = raw.source.init.map(|i| base.join(i.get_ref()));
+        SourceConfig::Sqlite(SqliteSource { path: db, init, url_at })
+    };
 
     let listen = match raw.server.and_then(|s| s.listen) {
         Some(listen) => listen,
@@ -154,16 +247,30 @@ fn sqlite_path(url: &str, base: &Path) -> Result<PathBuf, (String, String)> {
         // `sqlite:///abs` leaves `/abs`, which `join` keeps as is.
         return Ok(base.join(rest));
     }
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Err((
-            "the PostgreSQL source is not available yet".to_string(),
-            "use a SQLite source for now: url = \"sqlite://app.db\"".to_string(),
-        ));
-    }
     Err((
         format!("unsupported source url {url:?}"),
         "expected sqlite://PATH (relative to this file), sqlite:///ABSOLUTE/PATH or postgres://…".to_string(),
     ))
+}
+
+const SIZE_HINT: &str = "write a size such as \"512MB\", \"1GB\" or \"1073741824\" (bytes; kB, MB, GB, TB are powers of 1024, as in postgresql.conf)";
+
+/// A size such as `1GB`: a whole number and an optional unit (B, kB, MB,
+/// GB, TB: powers of 1024, as PostgreSQL's own settings count).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let digits = trimmed.find(|c: char| !c.is_ascii_digit()).unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(digits);
+    let number: u64 = number.parse().map_err(|_| format!("invalid size {text:?}"))?;
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "KB" => 10,
+        "MB" => 20,
+        "GB" => 30,
+        "TB" => 40,
+        _ => return Err(format!("invalid size {text:?}: unknown unit {:?}", unit.trim())),
+    };
+    number.checked_mul(1 << shift).ok_or_else(|| format!("size {text:?} is too large"))
 }
 
 /// The 1-based line and column (in characters) of byte `offset` in `text`.
@@ -188,6 +295,9 @@ struct RawConfig {
 struct RawSource {
     url: Spanned<String>,
     init: Option<Spanned<String>>,
+    slot: Option<Spanned<String>>,
+    publication: Option<Spanned<String>>,
+    max_retained_wal: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -226,7 +336,7 @@ mod tests {
         let paths: Vec<&Path> = config.views.iter().map(|v| v.path.as_path()).collect();
         assert_eq!(paths, vec![Path::new("conf/views.sql"), Path::new("/abs/more.sql")]);
         assert_eq!(config.views[0].listed_at, Location { line: 1, column: 10 });
-        let SourceConfig::Sqlite(sqlite) = &config.source;
+        let SourceConfig::Sqlite(sqlite) = &config.source else { panic!("a SQLite source") };
         assert_eq!(sqlite.path, Path::new("conf/data/app.db"));
         assert_eq!(sqlite.init.as_deref(), Some(Path::new("conf/schema.sql")));
         assert_eq!(sqlite.url_at, Location { line: 3, column: 7 });
@@ -236,7 +346,7 @@ mod tests {
     #[test]
     fn absolute_sqlite_url_and_default_server() {
         let config = parse_at("views = [\"v.sql\"]\n[source]\nurl = \"sqlite:///var/lib/app.db\"\n").unwrap();
-        let SourceConfig::Sqlite(sqlite) = &config.source;
+        let SourceConfig::Sqlite(sqlite) = &config.source else { panic!("a SQLite source") };
         assert_eq!(sqlite.path, Path::new("/var/lib/app.db"));
         assert_eq!(sqlite.init, None);
         assert_eq!(config.server.listen.to_string(), DEFAULT_LISTEN);
@@ -267,9 +377,44 @@ mod tests {
             ("views = []\n[source]\nurl = \"sqlite://a.db\"\n", "conf/denorm.toml:1:9", "views is empty"),
             ("views = [\"v.sql\"\n", "conf/denorm.toml:1", ""),
             (
-                "views = [\"v.sql\"]\n[source]\nurl = \"postgres://u@h/db\"\n",
+                "views = [\"v.sql\"]\n[source]\nurl = \"postgres://u@h/db\"\ninit = \"s.sql\"\n",
+                "conf/denorm.toml:4:8",
+                "[source] init is for SQLite sources only",
+            ),
+            (
+                "views = [\"v.sql\"]\n[source]\nurl = \"postgres://u@h:x/db\"\n",
                 "conf/denorm.toml:3:7",
-                "the PostgreSQL source is not available yet",
+                "invalid PostgreSQL URL",
+            ),
+            (
+                "views = [\"v.sql\"]\n[source]\nurl = \"postgres://u@h/db\"\nslot = \"My-Slot\"\n",
+                "conf/denorm.toml:4:8",
+                "invalid slot name \"My-Slot\"",
+            ),
+            (
+                "views = [\"v.sql\"]\n[source]\nurl = \"postgres://u@h/db\"\npublication = \"\"\n",
+                "conf/denorm.toml:4:15",
+                "invalid publication name",
+            ),
+            (
+                "views = [\"v.sql\"]\n[source]\nurl = \"postgres://u@h/db\"\nmax_retained_wal = \"1 parsec\"\n",
+                "conf/denorm.toml:4:20",
+                "unknown unit \"parsec\"",
+            ),
+            (
+                "views = [\"v.sql\"]\n[source]\nurl = \"postgres://u@h/db\"\nmax_retained_wal = 5\n",
+                "conf/denorm.toml:4:20",
+                "invalid type",
+            ),
+            (
+                "views = [\"v.sql\"]\n[source]\nurl = \"sqlite://a.db\"\nslot = \"s\"\n",
+                "conf/denorm.toml:4:8",
+                "[source] slot is for PostgreSQL sources only",
+            ),
+            (
+                "views = [\"v.sql\"]\n[source]\nurl = \"sqlite://a.db\"\nmax_retained_wal = \"1GB\"\n",
+                "conf/denorm.toml:4:20",
+                "[source] max_retained_wal is for PostgreSQL sources only",
             ),
             (
                 "views = [\"v.sql\"]\n[source]\nurl = \"mysql://h/db\"\n",
@@ -287,12 +432,49 @@ mod tests {
 
     #[test]
     fn display_has_position_and_hint() {
-        let err = parse_at("views = [\"v.sql\"]\n[source]\nurl = \"postgresql://h/db\"\n").unwrap_err();
+        let err =
+            parse_at("views = [\"v.sql\"]\n[source]\nurl = \"postgresql://h/db\"\ninit = \"s.sql\"\n").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "conf/denorm.toml:3:7: the PostgreSQL source is not available yet\n  \
-             hint: use a SQLite source for now: url = \"sqlite://app.db\""
+            "conf/denorm.toml:4:8: [source] init is for SQLite sources only\n  \
+             hint: create the PostgreSQL schema with your own migrations, then remove init"
         );
+    }
+
+    #[test]
+    fn postgres_urls_with_defaults_and_options() {
+        for scheme in ["postgres", "postgresql"] {
+            let text = format!("views = [\"v.sql\"]\n[source]\nurl = \"{scheme}://ada:pw@db:5433/app\"\n");
+            let config = parse_at(&text).unwrap();
+            let SourceConfig::Postgres(pg) = &config.source else { panic!("a PostgreSQL source") };
+            assert_eq!(pg.url, format!("{scheme}://ada:pw@db:5433/app"));
+            assert_eq!((pg.slot.as_str(), pg.publication.as_str()), ("denorm", "denorm"));
+            assert_eq!(pg.max_retained_wal, DEFAULT_MAX_RETAINED_WAL);
+            assert_eq!(pg.url_at, Location { line: 3, column: 7 });
+            assert_eq!(config.source.dialect(), Dialect::Postgres);
+        }
+        let config = parse_at(
+            "views = [\"v.sql\"]\n[source]\nurl = \"postgres://db/app\"\nslot = \"app_denorm\"\n\
+             publication = \"app_pub\"\nmax_retained_wal = \"512MB\"\n",
+        )
+        .unwrap();
+        let SourceConfig::Postgres(pg) = &config.source else { panic!("a PostgreSQL source") };
+        assert_eq!(
+            (pg.slot.as_str(), pg.publication.as_str(), pg.max_retained_wal),
+            ("app_denorm", "app_pub", 512 << 20)
+        );
+    }
+
+    #[test]
+    fn sizes() {
+        let cases =
+            [("0", 0), ("1024", 1024), ("1kB", 1024), ("2 MB", 2 << 20), ("1GB", 1 << 30), ("3tb", 3 << 40), ("7B", 7)];
+        for (text, want) in cases {
+            assert_eq!(parse_size(text), Ok(want), "{text}");
+        }
+        for bad in ["", "GB", "1.5GB", "-1", "1 parsec", "99999999999TB"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

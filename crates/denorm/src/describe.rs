@@ -206,7 +206,10 @@ fn describe_reduce(group_key: &[usize], origins: &[Option<ColumnOrigin>], funcs:
         names
     };
     let constant = pick(&[AggregateFunc::Count, AggregateFunc::Sum, AggregateFunc::Avg]);
-    let ordered = pick(&[AggregateFunc::Min, AggregateFunc::Max, AggregateFunc::CountDistinct]);
+    let mut ordered = pick(&[AggregateFunc::Min, AggregateFunc::Max, AggregateFunc::CountDistinct]);
+    if funcs.iter().any(|f| matches!(f, AggregateFunc::JsonArray(_) | AggregateFunc::JsonObject { .. })) {
+        ordered.push("JSON");
+    }
     match (constant.is_empty(), ordered.is_empty()) {
         (true, true) => format!("{prefix} a row count per group; a group appears or disappears when it crosses zero"),
         (false, true) => format!("{prefix} {subject} {} accumulators in O(1)", constant.join("/")),
@@ -227,6 +230,8 @@ fn aggregate_label(func: AggregateFunc) -> &'static str {
         AggregateFunc::Avg => "AVG",
         AggregateFunc::Min => "MIN",
         AggregateFunc::Max => "MAX",
+        AggregateFunc::JsonArray(_) => "JSON_GROUP_ARRAY",
+        AggregateFunc::JsonObject { .. } => "JSON_GROUP_OBJECT",
     }
 }
 

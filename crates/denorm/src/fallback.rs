@@ -4,8 +4,8 @@
 //! "fall back to the join on the normalized database".
 //!
 //! The query is `SELECT * FROM (<defining SELECT>) WHERE "k1" = ?1 AND …`;
-//! SQLite flattens the subquery, so the key predicate reaches the base
-//! tables' indexes.
+//! SQLite flattens the subquery (and PostgreSQL pulls it up), so the key
+//! predicate reaches the base tables' indexes.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -85,5 +85,115 @@ fn from_sql(value: ValueRef<'_>) -> Value {
         ValueRef::Real(f) => Datum::Float(f),
         ValueRef::Text(t) => Datum::owned_text(String::from_utf8_lossy(t).into_owned()),
         ValueRef::Blob(b) => Datum::owned_text(format!("<blob of {} bytes>", b.len())),
+    }
+}
+
+/// Connections to a PostgreSQL source, reused across lookups. Key values
+/// are written into the query as literals (integers, floats, booleans,
+/// quoted text), so that each compares with the column in its own type, and
+/// rows are read in the text format and typed by the view's columns.
+pub struct PostgresFallback {
+    url: String,
+    queries: HashMap<String, String>,
+    idle: Mutex<Vec<postgres::Client>>,
+}
+
+impl std::fmt::Debug for PostgresFallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresFallback").field("queries", &self.queries).finish_non_exhaustive()
+    }
+}
+
+impl PostgresFallback {
+    /// `queries`: (view name, defining SELECT) of the views with fallback.
+    pub fn new(url: String, queries: impl IntoIterator<Item = (String, String)>) -> PostgresFallback {
+        PostgresFallback { url, queries: queries.into_iter().collect(), idle: Mutex::new(Vec::new()) }
+    }
+}
+
+impl Fallback for PostgresFallback {
+    fn lookup(&self, view: &ViewInfo, key: &[Value]) -> Result<Vec<Vec<Value>>, String> {
+        let select = self.queries.get(&view.name).ok_or_else(|| format!("view {} has no fallback query", view.name))?;
+        let conditions: Vec<String> = view
+            .key
+            .iter()
+            .zip(key)
+            .map(|(&k, value)| format!("\"{}\" = {}", view.columns[k].name.replace('"', "\"\""), pg_literal(value)))
+            .collect();
+        let sql = format!("SELECT * FROM ({select}) AS denorm_fallback WHERE {}", conditions.join(" AND "));
+        let idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+        let mut client = match idle {
+            Some(client) => client,
+            None => denorm_source::postgres::connect(&self.url).map_err(|e| crate::engine::error_chain(&e))?,
+        };
+        let messages = client.simple_query(&sql).map_err(|e| format!("the source query failed: {e}"))?;
+        self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(client);
+        let mut rows = Vec::new();
+        for message in messages {
+            let postgres::SimpleQueryMessage::Row(row) = message else { continue };
+            let values = view
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, column)| from_pg_text(row.get(i), column.ty))
+                .collect::<Result<Vec<Value>, String>>()?;
+            rows.push(values);
+        }
+        Ok(rows)
+    }
+}
+
+/// A key value as a PostgreSQL literal.
+fn pg_literal(value: &Value) -> String {
+    match value {
+        Datum::Null => "NULL".to_string(),
+        Datum::Bool(b) => b.to_string(),
+        Datum::Int(i) => i.to_string(),
+        Datum::Float(f) if f.is_finite() => format!("{f:?}"),
+        Datum::Float(f) => format!("'{f}'::float8").replace("inf", "Infinity"),
+        Datum::Text(t) => format!("'{}'", t.replace('\'', "''")),
+    }
+}
+
+/// A value of the text format as a datum of the view column's type.
+fn from_pg_text(text: Option<&str>, ty: denorm_types::ScalarType) -> Result<Value, String> {
+    use denorm_types::ScalarType;
+    let Some(text) = text else { return Ok(Datum::Null) };
+    let bad = || format!("the source returned {text:?} for a {ty:?} column");
+    Ok(match ty {
+        ScalarType::Int => Datum::Int(text.parse().map_err(|_| bad())?),
+        ScalarType::Float => Datum::Float(match text {
+            "Infinity" => f64::INFINITY,
+            "-Infinity" => f64::NEG_INFINITY,
+            _ => text.parse().map_err(|_| bad())?,
+        }),
+        ScalarType::Bool => Datum::Bool(match text {
+            "t" => true,
+            "f" => false,
+            _ => return Err(bad()),
+        }),
+        ScalarType::Text => Datum::owned_text(text.to_string()),
+        ScalarType::Null => Datum::Null,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use denorm_types::ScalarType;
+
+    #[test]
+    fn postgres_literals_and_text_values() {
+        assert_eq!(pg_literal(&Datum::Int(-3)), "-3");
+        assert_eq!(pg_literal(&Datum::Float(1.5)), "1.5");
+        assert_eq!(pg_literal(&Datum::Float(f64::NEG_INFINITY)), "'-Infinity'::float8");
+        assert_eq!(pg_literal(&Datum::Bool(true)), "true");
+        assert_eq!(pg_literal(&Datum::owned_text("it's".to_string())), "'it''s'");
+        assert_eq!(pg_literal(&Datum::Null), "NULL");
+        assert_eq!(from_pg_text(Some("42"), ScalarType::Int), Ok(Datum::Int(42)));
+        assert_eq!(from_pg_text(Some("2.5000000000000000"), ScalarType::Float), Ok(Datum::Float(2.5)));
+        assert_eq!(from_pg_text(Some("t"), ScalarType::Bool), Ok(Datum::Bool(true)));
+        assert_eq!(from_pg_text(None, ScalarType::Text), Ok(Datum::Null));
+        assert!(from_pg_text(Some("x"), ScalarType::Int).is_err());
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use denorm_sql::{plan_views, ViewDef};
-use denorm_types::{Catalog, Dialect};
+use denorm_types::Catalog;
 
 use crate::config::Config;
 
@@ -29,7 +29,7 @@ pub fn plan_all(config: &Config, catalog: &Catalog) -> anyhow::Result<(Vec<Plann
     let mut views = Vec::new();
     let mut errors = Vec::new();
     for (sql, path) in texts {
-        match plan_views(&sql, catalog, Dialect::Sqlite) {
+        match plan_views(&sql, catalog, config.source.dialect()) {
             Ok(planned) => views.extend(planned.into_iter().map(|v| (v, path.clone()))),
             Err(found) => errors.extend(found.iter().map(|e| e.render(&path.display().to_string()))),
         }

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //!  main thread: tokio runtime ── axum server (Reader) ── signals
-//!  engine thread: Engine::run (SqliteCapture → Dataflow → Publisher)
+//!  engine thread: Engine::run (ChangeSource: SQLite or PostgreSQL → Dataflow → Publisher)
 //! ```
 //!
 //! Shutdown is graceful: a signal sets the shutdown flag, the engine
@@ -25,8 +25,8 @@ use tokio::net::TcpListener;
 use tracing::{error, info};
 
 use crate::config::{self, Config, SourceConfig};
-use crate::engine::{error_chain, Engine, ViewSources};
-use crate::fallback::SqliteFallback;
+use crate::engine::{self, capture_spec, error_chain, Engine, ViewSources};
+use crate::fallback::{PostgresFallback, SqliteFallback};
 use crate::plan::{plan_all, Planned};
 use crate::source;
 
@@ -46,7 +46,7 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
     let listener = runtime.block_on(bind(&config))?;
     let shutdown = Arc::new(AtomicBool::new(false));
     let (publisher, reader) = denorm_serve::channel(prepared.infos);
-    let engine = Engine::new(database(&config), prepared.sources, publisher, shutdown.clone());
+    let engine = Engine::new(config.source.clone(), prepared.sources, publisher, shutdown.clone());
     runtime.block_on(serve_until(listener, reader, prepared.fallback, engine, shutdown, termination()))
 }
 
@@ -82,15 +82,23 @@ fn is_transient(error: &anyhow::Error) -> bool {
 }
 
 /// Opens the source (creating it from `[source] init` when configured) and
-/// plans every view; refuses with every error listed.
+/// plans every view; refuses with every error listed. A PostgreSQL source's
+/// requirements (wal_level, privileges, free slots, each captured table's
+/// REPLICA IDENTITY) are checked here too, so that `denorm run` refuses to
+/// start rather than serve views that can never be maintained.
 pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
-    let opened = source::open(config)?;
-    let catalog = denorm_source::sqlite::read_catalog(&opened.connection)
-        .with_context(|| format!("cannot read the schema of {}", opened.name))?;
+    let opened = source::catalog(config)?;
+    let catalog = opened.catalog;
     let (views, errors) = plan_all(config, &catalog)?;
     if !errors.is_empty() {
         let s = if errors.len() == 1 { "" } else { "s" };
         bail!("{}\nrefusing to start: {} view error{s}", errors.join("\n"), errors.len());
+    }
+    if let SourceConfig::Postgres(pg) = &config.source {
+        let planned: Vec<Option<ViewDef>> = views.iter().map(|(v, _)| Some(v.clone())).collect();
+        let spec = capture_spec(&planned, &catalog);
+        denorm_source::postgres::PgCapture::open(&pg.url, &catalog, &spec, &engine::source::names(pg))
+            .with_context(|| format!("cannot capture changes from {}", opened.name))?;
     }
     let mut files = Vec::new();
     for file in &config.views {
@@ -107,8 +115,15 @@ pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
         .filter(|(v, _)| v.on_stale == OnStale::Fallback)
         .map(|(v, _)| (v.name.clone(), v.select_sql.clone()))
         .collect();
-    let fallback =
-        (!queries.is_empty()).then(|| Arc::new(SqliteFallback::new(database(config), queries)) as Arc<dyn Fallback>);
+    let fallback = match (&config.source, queries.is_empty()) {
+        (_, true) => None,
+        (SourceConfig::Sqlite(sqlite), false) => {
+            Some(Arc::new(SqliteFallback::new(sqlite.path.clone(), queries)) as Arc<dyn Fallback>)
+        }
+        (SourceConfig::Postgres(pg), false) => {
+            Some(Arc::new(PostgresFallback::new(pg.url.clone(), queries)) as Arc<dyn Fallback>)
+        }
+    };
     Ok(Prepared { sources: ViewSources { files, names }, infos, fallback })
 }
 
@@ -142,11 +157,6 @@ fn view_info((view, _): &Planned) -> ViewInfo {
 
 fn tables_of(view: &ViewDef) -> Vec<String> {
     view.dependencies.iter().map(|d| d.table.clone()).collect()
-}
-
-pub fn database(config: &Config) -> std::path::PathBuf {
-    let SourceConfig::Sqlite(sqlite) = &config.source;
-    sqlite.path.clone()
 }
 
 async fn bind(config: &Config) -> anyhow::Result<TcpListener> {

@@ -148,12 +148,18 @@ fn missing_database_without_init_gets_a_hint() {
     assert!(!dir.path().join("app.db").exists(), "check never creates a database without [source] init");
 }
 
+/// An unreachable PostgreSQL server is named (password hidden) with the
+/// config position of its URL.
 #[test]
-fn postgres_source_is_not_available_yet() {
+fn unreachable_postgres_source_is_refused_with_its_position() {
     let (_dir, config) =
-        project("views = [\"views.sql\"]\n[source]\nurl = \"postgres://u:pw@localhost/app\"\n", SCHEMA, VIEWS);
+        project("views = [\"views.sql\"]\n[source]\nurl = \"postgres://u:secret@127.0.0.1:1/app\"\n", SCHEMA, VIEWS);
     let run = check(&config);
-    assert_refused(&run, &[&format!("{}:3:7: the PostgreSQL source is not available yet", config.display())]);
+    assert_refused(
+        &run,
+        &[&format!("{}:3:7: cannot connect to the source postgres://u:***@127.0.0.1:1/app", config.display()), "hint:"],
+    );
+    assert!(!run.stderr.contains("secret"), "{}", run.stderr);
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! GROUP BY with aggregates whose per-change cost does not depend on group
 //! size: COUNT/SUM/AVG keep running totals (O(1)); MIN/MAX keep an ordered
-//! multiset of values and COUNT(DISTINCT) a hashed one (O(log n) / O(1)).
+//! multiset of values and COUNT(DISTINCT) a hashed one (O(log n) / O(1));
+//! the JSON aggregates keep their rendered elements in order (O(log n), see
+//! [`json`]).
 //!
 //! For every group a batch touches, the operator remembers the group's output
 //! row before its first change, applies all changes, and emits the retraction
@@ -15,6 +17,8 @@ use denorm_expr::{Aggregate, AggregateFunc, EvalError, Expr};
 use denorm_types::{Datum, Dialect, Diff, Row, RowPacker, Value};
 
 use crate::Hasher;
+
+mod json;
 
 /// A value ordered by SQL's total order, for MIN/MAX multisets.
 #[derive(Debug, Clone)]
@@ -71,6 +75,15 @@ enum Accumulator {
     },
     Extreme(BTreeMap<Ordered, Diff>),
     Distinct(Box<HashMap<Row, Diff, Hasher>>),
+    /// `json_group_array` / `json_group_object`: rendered elements in order.
+    Json(json::Elements),
+}
+
+/// What one input row gives an accumulator.
+enum Input<'r> {
+    Value(Datum<'r>),
+    /// A JSON aggregate's element, or `None` when the source skips the row.
+    Json(Option<json::Entry>),
 }
 
 impl Accumulator {
@@ -82,10 +95,20 @@ impl Accumulator {
             }
             AggregateFunc::Min | AggregateFunc::Max => Accumulator::Extreme(BTreeMap::new()),
             AggregateFunc::CountDistinct => Accumulator::Distinct(Box::default()),
+            AggregateFunc::JsonArray(_) | AggregateFunc::JsonObject { .. } => Accumulator::Json(BTreeMap::new()),
         }
     }
 
-    fn update(&mut self, value: &Datum<'_>, diff: Diff, packer: &mut RowPacker) {
+    fn update(&mut self, input: &mut Input<'_>, diff: Diff, packer: &mut RowPacker) {
+        let value = match input {
+            Input::Value(v) => v,
+            Input::Json(entry) => {
+                if let (Accumulator::Json(elements), Some(entry)) = (self, entry.take()) {
+                    json::update(elements, entry, diff);
+                }
+                return;
+            }
+        };
         if value.is_null() {
             return;
         }
@@ -123,10 +146,11 @@ impl Accumulator {
                     values.remove(&key);
                 }
             }
+            Accumulator::Json(_) => {}
         }
     }
 
-    fn value(&self, func: AggregateFunc, rows: Diff) -> Result<Value, EvalError> {
+    fn value(&self, func: AggregateFunc, rows: Diff, dialect: Dialect) -> Result<Value, EvalError> {
         Ok(match self {
             Accumulator::Count(n) => Datum::Int(*n),
             Accumulator::Sum { non_null: 0, .. } => Datum::Null,
@@ -144,6 +168,7 @@ impl Accumulator {
                 v.map_or(Datum::Null, |o| o.0.clone())
             }
             Accumulator::Distinct(values) => Datum::Int(values.len() as i64),
+            Accumulator::Json(elements) => json::value(func, elements, dialect),
         })
         .map(|v| if func == AggregateFunc::Count && rows == 0 { Datum::Int(0) } else { v })
     }
@@ -270,25 +295,28 @@ impl Reduce {
         let Reduce { group_key, slots, columns, dialect, groups, packer, .. } = self;
         let keys = group_keys(group_key, input, packer);
         let mut datums: Vec<Datum<'_>> = Vec::new();
-        let mut args: Vec<Datum<'_>> = Vec::new();
+        let mut args: Vec<Input<'_>> = Vec::new();
         for ((row, diff), key) in input.iter().zip(keys) {
             datums.clear();
             datums.extend(row.iter());
             args.clear();
             for slot in slots.iter() {
-                args.push(match &slot.arg {
-                    Some(e) => e.eval(&datums, *dialect)?,
-                    None => Datum::Int(1),
+                args.push(match (&slot.arg, slot.func) {
+                    (Some(e), AggregateFunc::JsonArray(_) | AggregateFunc::JsonObject { .. }) => {
+                        Input::Json(json::entry(slot.func, e, &datums, *dialect)?)
+                    }
+                    (Some(e), _) => Input::Value(e.eval(&datums, *dialect)?),
+                    (None, _) => Input::Value(Datum::Int(1)),
                 });
             }
             let state = groups.entry_ref(&key).or_insert_with(|| GroupState::new(slots));
             if state.touched == 0 {
-                let old = output(group_key.is_empty(), columns, &key, state, packer)?;
+                let old = output(group_key.is_empty(), columns, &key, state, *dialect, packer)?;
                 touched.push((key, old));
                 state.touched = u32::try_from(touched.len()).expect("batch touches under 4G groups");
             }
             state.rows += diff;
-            for (acc, arg) in state.accumulators.as_mut_slice().iter_mut().zip(&args) {
+            for (acc, arg) in state.accumulators.as_mut_slice().iter_mut().zip(&mut args) {
                 acc.update(arg, *diff, packer);
             }
         }
@@ -296,7 +324,7 @@ impl Reduce {
         for (key, old) in touched {
             let state = groups.get_mut(&key).expect("touched groups exist");
             state.touched = 0;
-            let new = output(group_key.is_empty(), columns, &key, state, packer)?;
+            let new = output(group_key.is_empty(), columns, &key, state, *dialect, packer)?;
             if state.rows == 0 && !group_key.is_empty() {
                 groups.remove(&key);
             }
@@ -331,6 +359,7 @@ fn output(
     columns: &[Column],
     key: &Row,
     state: &GroupState,
+    dialect: Dialect,
     packer: &mut RowPacker,
 ) -> Result<Option<Row>, EvalError> {
     if state.rows <= 0 && !global {
@@ -341,7 +370,7 @@ fn output(
     for column in columns {
         let value = match column.slot {
             None => Ok(Datum::Int(state.rows)),
-            Some(slot) => accumulators[slot].value(column.func, state.rows),
+            Some(slot) => accumulators[slot].value(column.func, state.rows, dialect),
         };
         match value {
             Ok(v) => packer.push(&v),

@@ -182,7 +182,7 @@ pub fn table_rows(client: &mut Client, catalog: &Catalog, table: &str, read: &[&
                         };
                         v.into()
                     }
-                    ScalarType::Text => row.get::<_, Option<String>>(i).into(),
+                    ScalarType::Text | ScalarType::Json => row.get::<_, Option<String>>(i).into(),
                     ScalarType::Bool => row.get::<_, Option<bool>>(i).into(),
                     ScalarType::Null => Datum::Null,
                 }

@@ -61,7 +61,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let shutdown = Arc::new(AtomicBool::new(false));
     let prepared_fallback = prepared.fallback;
     let (publisher, reader) = denorm_serve::channel(prepared.infos);
-    let engine = Engine::new(db.clone(), prepared.sources, publisher, shutdown.clone());
+    let engine = Engine::new(config.source.clone(), prepared.sources, publisher, shutdown.clone());
 
     let stop_writer = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(WriterStats::default());

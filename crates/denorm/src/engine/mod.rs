@@ -2,23 +2,36 @@
 //! state, and does nothing else.
 //!
 //! ```text
-//!  SqliteCapture ──snapshot, then poll──► SourceBatch ──Dataflow::apply──► view changes
-//!        ▲                                                                     │
-//!        │                                              Publisher::apply + publish (one batch
-//!        │                                              boundary, all views at once)
-//!        └────────── release(position): log rows are deleted only once published
+//!  ChangeSource ──snapshot, then poll──► SourceBatch ──Dataflow::apply──► view changes
+//!  (SQLite triggers │                                                        │
+//!   or PostgreSQL   │                                    Publisher::apply + publish (one batch
+//!   replication)    │                                    boundary, all views at once)
+//!        └──────── release(position): only what was published is released
 //! ```
 //!
 //! A *session* is one life of the capture: plan against the current schema,
-//! install triggers, snapshot, then follow the change log. It ends on
-//! shutdown, on a schema change of a captured table (the next session
-//! re-plans: views the change breaks fail with the reason, the others are
-//! re-snapshotted and go on), or on a transient source error (the next
-//! session starts after a backoff). Restart costs one snapshot: nothing is
-//! persisted, and log rows are deleted only after the state that contains
-//! them was published, so a crash at any point loses nothing and applies
-//! nothing twice (the next snapshot supersedes every log row at or below
-//! its position).
+//! install capture (SQLite triggers; a PostgreSQL publication and slot),
+//! snapshot, then follow the changes. It ends on shutdown, on a schema
+//! change of a captured table (the next session re-plans: views the change
+//! breaks fail with the reason, the others are re-snapshotted and go on), on
+//! a TRUNCATE of a captured table (PostgreSQL: the next session snapshots
+//! again, see below), or on a transient source error (the next session
+//! starts after a backoff). A PostgreSQL session whose replication
+//! connection drops (walsender terminated, network) first tries to resume
+//! the stream from the last published position, keeping its state; only
+//! when that keeps failing, or the slot is gone, does it end.
+//!
+//! Restart costs one snapshot: nothing is persisted, and the source forgets
+//! changes (SQLite log rows deleted, PostgreSQL slot acknowledged) only after
+//! the state that contains them was published, so a crash at any point
+//! loses nothing and applies nothing twice (the next snapshot supersedes
+//! everything at or below its position).
+//!
+//! TRUNCATE: the operators keep no copy of a table's rows that could be
+//! retracted, so a batch that truncates a captured table ends the session
+//! unapplied and the next one snapshots again (the new snapshot includes
+//! the truncation). Cost: one full snapshot of the captured tables per
+//! TRUNCATE; readers keep the last published state meanwhile.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -27,23 +40,32 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use denorm_core::{BuildError, SourceBatch};
-use denorm_serve::{Publisher, SourceState, SourceStatus};
-use denorm_source::sqlite::{self, CaptureSpec, CapturedTable, ChangeBatch, Poll, SqliteCapture};
+use denorm_serve::{Publisher, ReplicationStatus, SourceState, SourceStatus};
+use denorm_source::postgres::Lag;
+use denorm_source::sqlite::{CaptureSpec, CapturedTable};
 use denorm_source::SourceError;
 use denorm_sql::{plan_each, ViewDef};
-use denorm_types::{Catalog, Dialect, Diff, Position};
+use denorm_types::{Catalog, Diff, Position};
 use tracing::{error, info, warn};
 
 use flow::{Flow, Step};
+use source::{Batch, ChangeSource, Polled};
+
+use crate::config::SourceConfig;
 
 mod flow;
+pub mod source;
 
 /// How long the follow loop waits for a wake-up before it checks for
 /// shutdown again. Changes wake it at once; this only bounds shutdown time.
 const WAIT: Duration = Duration::from_millis(100);
-/// Applied log rows are deleted at most this often, so that denorm's own
-/// writes do not compete with the application's for the write lock.
-const RELEASE_EVERY: Duration = Duration::from_millis(500);
+/// The replication slot's lag is read this often.
+const LAG_EVERY: Duration = Duration::from_secs(1);
+/// The warning about a slot retaining too much WAL is logged again this often.
+const RETAINED_WARNING_EVERY: Duration = Duration::from_secs(60);
+/// Failed attempts to resume a dropped stream before the session ends (and
+/// the next one snapshots again).
+const RESUME_ATTEMPTS: u32 = 6;
 /// A batch whose oldest change took longer than this (seconds) from commit
 /// to visible is logged.
 const SLOW_BATCH: f64 = 0.1;
@@ -71,20 +93,27 @@ pub enum EngineError {
 /// How a session ended.
 enum End {
     Shutdown,
-    SchemaChanged,
+    /// A schema change or a TRUNCATE: re-plan and snapshot again at once.
+    Resnapshot,
 }
 
 #[derive(Debug)]
 pub struct Engine {
-    database: PathBuf,
+    source: SourceConfig,
     sources: ViewSources,
     publisher: Publisher,
     shutdown: Arc<AtomicBool>,
+    /// Commit time of the newest applied transaction.
+    newest_commit: Option<f64>,
+    /// Whether the last poll found nothing to read.
+    caught_up: bool,
+    /// When the retained-WAL warning was last logged.
+    retained_warned: Option<Instant>,
 }
 
 impl Engine {
-    pub fn new(database: PathBuf, sources: ViewSources, publisher: Publisher, shutdown: Arc<AtomicBool>) -> Self {
-        Engine { database, sources, publisher, shutdown }
+    pub fn new(source: SourceConfig, sources: ViewSources, publisher: Publisher, shutdown: Arc<AtomicBool>) -> Self {
+        Engine { source, sources, publisher, shutdown, newest_commit: None, caught_up: false, retained_warned: None }
     }
 
     /// Runs sessions until shutdown. Transient source errors (a locked or
@@ -95,7 +124,7 @@ impl Engine {
         loop {
             match self.session() {
                 Ok(End::Shutdown) => return Ok(()),
-                Ok(End::SchemaChanged) => backoff = BACKOFF_MIN,
+                Ok(End::Resnapshot) => backoff = BACKOFF_MIN,
                 Err(EngineError::Source(e)) if e.is_transient() => {
                     warn!(error = %error_chain(&e), retry_in = ?backoff, "source unavailable; retrying");
                     self.publisher.set_source(SourceStatus {
@@ -129,38 +158,162 @@ impl Engine {
     }
 
     fn session(&mut self) -> Result<End, EngineError> {
-        let catalog = sqlite::read_catalog(&sqlite::open_read_only(&self.database)?)?;
+        let catalog = source::read_catalog(&self.source)?;
         let planned = self.plan(&catalog);
         let spec = capture_spec(&planned, &catalog);
-        let mut capture = SqliteCapture::open(&self.database, &catalog, &spec)?;
-        let mut wakeup = capture.wakeup()?;
-        let mut flow = Flow::new(catalog, &planned, Instant::now())?;
+        let mut capture = source::open(&self.source, &catalog, &spec)?;
+        let mut flow = Flow::new(catalog, &planned, self.source.dialect(), Instant::now())?;
 
-        self.snapshot(&mut capture, &mut flow, &planned)?;
+        self.snapshot(&mut *capture, &mut flow, &planned)?;
+        release(&mut *capture, flow.position);
         let mut released_at = Instant::now();
+        let mut lag_at: Option<Instant> = None;
         loop {
             if self.stopping() {
-                release(&mut capture, flow.position);
+                release(&mut *capture, flow.position);
                 return Ok(End::Shutdown);
             }
             let wait = flow.next_due().map_or(WAIT, |due| due.saturating_duration_since(Instant::now()).min(WAIT));
-            wakeup.wait(wait)?;
-            match capture.poll()? {
-                Poll::Idle => {}
-                Poll::SchemaChanged { tables } => {
-                    warn!(?tables, "the schema of a captured table changed; re-planning the views");
-                    return Ok(End::SchemaChanged);
+            let polled = match capture.poll(wait) {
+                Ok(polled) => polled,
+                Err(e) if e.is_transient() && capture.can_resume() => {
+                    match self.resume(&mut *capture, flow.position, e)? {
+                        Some(end) => return Ok(end),
+                        None => continue,
+                    }
                 }
-                Poll::Changes(batch) => self.follow(&mut flow, batch),
+                Err(e) => return Err(e.into()),
+            };
+            match polled {
+                Polled::Idle => self.caught_up = true,
+                Polled::SchemaChanged { tables } => {
+                    warn!(?tables, "the schema of a captured table changed; re-planning the views");
+                    return Ok(End::Resnapshot);
+                }
+                Polled::Changes(batch) if !batch.truncated.is_empty() => {
+                    warn!(
+                        tables = ?batch.truncated,
+                        at = %capture.describe(batch.position),
+                        "a captured table was truncated; taking a new snapshot (readers keep the last published \
+                         state meanwhile)"
+                    );
+                    return Ok(End::Resnapshot);
+                }
+                Polled::Changes(batch) => {
+                    self.caught_up = false;
+                    self.newest_commit = batch.newest_commit().or(self.newest_commit);
+                    self.follow(&mut flow, batch);
+                }
             }
             if let Some(step) = flow.refresh_due(Instant::now()) {
                 self.publish(step, flow.position, &[], Instant::now());
             }
-            if released_at.elapsed() >= RELEASE_EVERY {
-                release(&mut capture, flow.position);
+            if released_at.elapsed() >= capture.release_interval() {
+                release(&mut *capture, flow.position);
                 released_at = Instant::now();
             }
+            if lag_at.is_none_or(|at| at.elapsed() >= LAG_EVERY) {
+                lag_at = Some(Instant::now());
+                self.report_lag(&mut *capture);
+            }
         }
+    }
+
+    /// Reconnects a source whose stream dropped (`error`), continuing after
+    /// `at` without a new snapshot; retries with backoff. `Some(end)` when
+    /// the session must end instead (shutdown, or the slot is gone).
+    fn resume(
+        &mut self,
+        capture: &mut dyn ChangeSource,
+        at: Position,
+        error: SourceError,
+    ) -> Result<Option<End>, EngineError> {
+        let mut backoff = BACKOFF_MIN;
+        let mut error = error;
+        for attempt in 1..=RESUME_ATTEMPTS {
+            warn!(
+                error = %error_chain(&error),
+                retry_in = ?backoff,
+                attempt,
+                "source connection lost; resuming the stream after the last published position (no new snapshot)"
+            );
+            self.publisher.set_source(SourceStatus {
+                state: SourceState::Retrying { error: error_chain(&error) },
+                head: Some(at),
+                last_error: Some(error_chain(&error)),
+                ..SourceStatus::default()
+            });
+            if self.sleep(backoff) {
+                return Ok(Some(End::Shutdown));
+            }
+            match capture.resume(at) {
+                Ok(()) => {
+                    info!(from = %capture.describe(at), "resumed the stream");
+                    self.publisher.set_source(SourceStatus {
+                        state: SourceState::Following,
+                        head: Some(at),
+                        last_error: Some(error_chain(&error)),
+                        ..SourceStatus::default()
+                    });
+                    return Ok(None);
+                }
+                Err(e @ SourceError::SlotMissing { .. }) => {
+                    warn!(error = %error_chain(&e), "cannot resume; taking a new snapshot");
+                    return Ok(Some(End::Resnapshot));
+                }
+                Err(e) if e.is_transient() => {
+                    error = e;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // Give up on this session: the next one reconnects from scratch.
+        Err(error.into())
+    }
+
+    /// Reads the replication slot's lag (PostgreSQL) and shows it; warns
+    /// loudly while the slot retains more WAL than allowed.
+    fn report_lag(&mut self, capture: &mut dyn ChangeSource) {
+        let SourceConfig::Postgres(config) = &self.source else { return };
+        let lag: Lag = match capture.lag() {
+            None => return,
+            Some(Ok(lag)) => lag,
+            Some(Err(e)) => {
+                tracing::debug!(error = %error_chain(&e), "cannot read the replication slot's lag");
+                return;
+            }
+        };
+        let lag_seconds = match self.newest_commit {
+            Some(at) if !self.caught_up => (unix_now() - at).max(0.0),
+            _ => 0.0,
+        };
+        let status = ReplicationStatus {
+            lag_bytes: lag.lag_bytes,
+            lag_seconds,
+            retained_bytes: lag.retained_bytes,
+            max_retained_bytes: config.max_retained_wal,
+            slot: config.slot.clone(),
+            head_text: Some(denorm_source::postgres::format_lsn(lag.server_position)),
+        };
+        match status.problem() {
+            Some(problem) if self.retained_warned.is_none_or(|at| at.elapsed() >= RETAINED_WARNING_EVERY) => {
+                self.retained_warned = Some(Instant::now());
+                warn!(
+                    retained_wal_bytes = lag.retained_bytes,
+                    max_retained_wal_bytes = config.max_retained_wal,
+                    "{problem}"
+                );
+            }
+            None if self.retained_warned.take().is_some() => {
+                info!(
+                    retained_wal_bytes = lag.retained_bytes,
+                    "the replication slot's retained WAL is below max_retained_wal again"
+                );
+            }
+            _ => {}
+        }
+        self.publisher.set_replication(status);
     }
 
     /// Plans every view against `catalog`. A view that no longer plans (a
@@ -170,7 +323,7 @@ impl Engine {
         let mut defs: BTreeMap<String, ViewDef> = BTreeMap::new();
         let mut errors: BTreeMap<String, String> = BTreeMap::new();
         for (path, sql) in &self.sources.files {
-            let (views, failed) = plan_each(sql, catalog, Dialect::Sqlite);
+            let (views, failed) = plan_each(sql, catalog, self.source.dialect());
             defs.extend(views.into_iter().map(|v| (v.name.to_lowercase(), v)));
             for e in failed {
                 let name = e.view.clone().unwrap_or_default().to_lowercase();
@@ -196,7 +349,7 @@ impl Engine {
     /// Reads the snapshot and publishes it as the views' first state.
     fn snapshot(
         &mut self,
-        capture: &mut SqliteCapture,
+        capture: &mut dyn ChangeSource,
         flow: &mut Flow,
         planned: &[Option<ViewDef>],
     ) -> Result<(), EngineError> {
@@ -248,6 +401,7 @@ impl Engine {
         info!(
             rows,
             position = snapshot.position.0,
+            at = %capture.describe(snapshot.position),
             read_seconds = read_in.as_secs_f64(),
             total_seconds = started.elapsed().as_secs_f64(),
             read_rows_per_second = (rows as f64 / read_in.as_secs_f64().max(1e-9)) as u64,
@@ -263,12 +417,12 @@ impl Engine {
     }
 
     /// Applies one polled batch of committed transactions.
-    fn follow(&mut self, flow: &mut Flow, batch: ChangeBatch) {
-        for bad in &batch.undecodable {
-            error!(seq = bad.seq.0, table = %bad.table, reason = %bad.reason, "change-log row cannot be decoded; it is skipped");
-            self.publisher.undecodable(&bad.table, 1);
+    fn follow(&mut self, flow: &mut Flow, batch: Batch) {
+        for (table, at, reason) in &batch.undecodable {
+            error!(%at, %table, %reason, "source change cannot be decoded; it is skipped");
+            self.publisher.undecodable(table, 1);
         }
-        let commits: Vec<(String, f64)> = batch.commits.into_iter().map(|c| (c.table, c.committed_at)).collect();
+        let commits = batch.commits;
         let source = SourceBatch { position: batch.position, tables: batch.tables };
         for (table, changes) in &source.tables {
             self.publisher.metrics().changes_applied(table, changes.len() as u64);
@@ -335,11 +489,12 @@ pub fn capture_spec(planned: &[Option<ViewDef>], catalog: &Catalog) -> CaptureSp
     }
 }
 
-/// Deletes applied log rows. Failing is harmless (the rows are deleted
-/// next time, or superseded by the next snapshot), so it is only logged.
-fn release(capture: &mut SqliteCapture, position: Position) {
+/// Lets the source forget what is published. Failing is harmless (it is
+/// released next time, or superseded by the next snapshot), so it is only
+/// logged.
+fn release(capture: &mut dyn ChangeSource, position: Position) {
     if let Err(e) = capture.release(position) {
-        tracing::debug!(error = %error_chain(&e), "could not delete applied change-log rows yet");
+        tracing::debug!(error = %error_chain(&e), "could not release applied changes yet");
     }
 }
 
