@@ -172,7 +172,7 @@ fn from_pg_text(text: Option<&str>, ty: denorm_types::ScalarType) -> Result<Valu
             "f" => false,
             _ => return Err(bad()),
         }),
-        ScalarType::Text => Datum::owned_text(text.to_string()),
+        ScalarType::Text | ScalarType::Json => Datum::owned_text(text.to_string()),
         ScalarType::Null => Datum::Null,
     })
 }
