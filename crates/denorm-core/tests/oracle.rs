@@ -6,7 +6,9 @@
 
 use denorm_core::reference::{evaluate, Tables};
 use denorm_core::{Dataflow, Runtime, SourceBatch};
-use denorm_expr::{Aggregate, AggregateFunc, BinaryOp, Expr, JoinKind, Plan, SortKey};
+use denorm_expr::{
+    Aggregate, AggregateFunc, AggregateOrder, BinaryOp, Expr, Func, JoinKind, JsonArraySpec, OrderTerm, Plan, SortKey,
+};
 use denorm_types::{
     consolidate, Catalog, ColumnSchema, Datum, Dialect, Diff, Position, Row, ScalarType, TableSchema, Value,
 };
@@ -42,6 +44,21 @@ fn lit(v: impl Into<Value>) -> Expr {
 }
 fn agg(func: AggregateFunc, arg: Option<Expr>) -> Aggregate {
     Aggregate { func, arg }
+}
+/// `json_group_array(x ORDER BY v DESC, id [LIMIT limit])`,
+/// `json_group_array(json_array(id, x) ORDER BY x NULLS FIRST)` and
+/// `json_group_object(v, x)` over a table's (id, k, v, x).
+fn json_aggs(limit: Option<u32>) -> Vec<Aggregate> {
+    let term = |descending, nulls_first| OrderTerm { descending, nulls_first };
+    let order = AggregateOrder::new(&[term(true, false), term(false, true)]).unwrap();
+    let newest = JsonArraySpec { raw: false, order, limit };
+    let by_x = JsonArraySpec { raw: true, order: AggregateOrder::new(&[term(false, true)]).unwrap(), limit: None };
+    let pair = Expr::Call { func: Func::JsonArray { raw: 0 }, args: vec![col(0), col(3)] };
+    vec![
+        agg(AggregateFunc::JsonArray(newest), Some(Expr::List(vec![col(3), col(2), col(0)]))),
+        agg(AggregateFunc::JsonArray(by_x), Some(Expr::List(vec![pair, col(3)]))),
+        agg(AggregateFunc::JsonObject { raw: false }, Some(Expr::List(vec![col(2), col(3)]))),
+    ]
 }
 fn sort(column: usize, descending: bool, nulls_first: bool) -> SortKey {
     SortKey { column, descending, nulls_first }
@@ -90,6 +107,15 @@ fn shapes() -> Vec<(&'static str, Plan)> {
         ("group by", Plan::Reduce { input: get("a"), group_key: vec![1], aggregates: all_aggs(3, 2) }),
         ("group by float", Plan::Reduce { input: get("b"), group_key: vec![1], aggregates: all_aggs(2, 3) }),
         ("global aggregate", Plan::Reduce { input: get("a"), group_key: vec![], aggregates: all_aggs(3, 2) }),
+        // JSON documents: ties on the ORDER BY keys (broken by the element's
+        // text in both versions), NULL elements and keys, duplicates, a
+        // LIMIT that deletions must refill, an empty global aggregate.
+        ("json aggregates", Plan::Reduce { input: get("a"), group_key: vec![1], aggregates: json_aggs(Some(2)) }),
+        (
+            "json aggregates over doubles",
+            Plan::Reduce { input: get("b"), group_key: vec![2], aggregates: json_aggs(None) },
+        ),
+        ("global json aggregates", Plan::Reduce { input: get("a"), group_key: vec![], aggregates: json_aggs(Some(0)) }),
         ("distinct", Plan::Distinct { input: Box::new(Plan::Map { input: get("a"), exprs: vec![col(1), col(3)] }) }),
         (
             "left join then group by",

@@ -70,7 +70,10 @@ pub(crate) fn plan_derived(
     let columns = finished
         .columns
         .iter()
-        .map(|c| ColumnSchema { name: c.name.clone(), ty: c.ty, nullable: c.nullable })
+        .map(|c| {
+            let ty = crate::func::outside_subquery(c.ty, cx.dialect);
+            ColumnSchema { name: c.name.clone(), ty, nullable: c.nullable }
+        })
         .collect();
     let key = &finished.key;
     let primary_key = if key.proven_unique { key.columns.clone() } else { Vec::new() };

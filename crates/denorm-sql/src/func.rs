@@ -12,7 +12,7 @@ use crate::{Location, PlanError};
 
 mod json;
 
-pub(crate) use json::is_json_aggregate;
+pub(crate) use json::{is_json_aggregate, outside_subquery};
 
 pub(crate) const SUPPORTED_FUNCTIONS: &str = "supported functions: abs, coalesce, length, lower, nullif, upper, \
      json_array, json_object (PostgreSQL: json_build_array, json_build_object); aggregates: count, sum, avg, min, max, \

@@ -41,3 +41,13 @@ CREATE MATERIALIZED VIEW post_json_cards AS
 SELECT id, json_object('title', title, 'score', score, 'meta', json_array(score, created_at, title, score > 2, score * 0.5)) AS card,
        json_array() AS empty, json_object() AS no_fields
 FROM posts;
+
+CREATE MATERIALIZED VIEW rating_histograms AS
+SELECT product_id, json_group_object(rating, n) AS histogram, SUM(n) AS reviews
+FROM (SELECT product_id, rating, COUNT(*) AS n FROM reviews GROUP BY product_id, rating) AS h
+GROUP BY product_id;
+
+CREATE MATERIALIZED VIEW post_cards_from_derived AS
+SELECT author_id, json_group_array(card ORDER BY id) AS cards
+FROM (SELECT id, author_id, json_object('id', id, 'title', title) AS card FROM posts) AS c
+GROUP BY author_id;

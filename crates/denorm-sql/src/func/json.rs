@@ -26,6 +26,18 @@ use crate::expr::{Clause, Grouping, Lowerer};
 use crate::types::{bool_as_int, Typed};
 use crate::{Location, PlanError};
 
+/// The type a subquery's column has outside it. SQLite marks JSON as JSON
+/// with a value subtype that does not cross subquery boundaries (3.45 on):
+/// `SELECT json_group_array(j) FROM (SELECT json_object('a', 1) AS j)` is
+/// `["{\"a\":1}"]`, so there a JSON column of a subquery is text.
+/// PostgreSQL's `json` is a real type and stays JSON.
+pub(crate) fn outside_subquery(ty: ScalarType, dialect: Dialect) -> ScalarType {
+    match (ty, dialect) {
+        (ScalarType::Json, Dialect::Sqlite) => ScalarType::Text,
+        (ty, _) => ty,
+    }
+}
+
 /// The names of the JSON aggregates in either dialect.
 pub(crate) fn is_json_aggregate(name: &str) -> bool {
     matches!(name, "json_group_array" | "json_agg" | "json_group_object" | "json_object_agg")

@@ -116,3 +116,80 @@ pub(super) fn value(func: AggregateFunc, elements: &Elements, dialect: Dialect) 
     out.push_str(layout.close);
     Datum::owned_text(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use denorm_expr::{Aggregate, AggregateOrder, JsonArraySpec, OrderTerm};
+
+    use super::super::Reduce;
+    use super::*;
+
+    /// Rows (group, id, value); `json_group_array(value ORDER BY id DESC LIMIT 2)`.
+    fn newest_two(dialect: Dialect) -> Reduce {
+        let order = AggregateOrder::new(&[OrderTerm { descending: true, nulls_first: false }]).unwrap();
+        let func = AggregateFunc::JsonArray(JsonArraySpec { raw: false, order, limit: Some(2) });
+        let arg = Expr::List(vec![Expr::Column(2), Expr::Column(1)]);
+        Reduce::new(vec![0], vec![Aggregate { func, arg: Some(arg) }], dialect)
+    }
+
+    fn row(group: i64, id: i64, value: &str) -> Row {
+        Row::pack([Datum::Int(group), Datum::Int(id), Datum::text(value)])
+    }
+
+    fn out(group: i64, json: &str) -> Row {
+        Row::pack([Datum::Int(group), Datum::text(json)])
+    }
+
+    #[test]
+    fn a_limit_keeps_the_first_elements_and_refills_on_delete() {
+        let mut reduce = newest_two(Dialect::Sqlite);
+        let got = reduce.step(&[(row(1, 1, "a"), 1), (row(1, 2, "b\""), 1)]).unwrap();
+        assert_eq!(got, vec![(out(1, r#"["b\"","a"]"#), 1)]);
+        // An older element past the limit changes nothing visible.
+        assert_eq!(reduce.step(&[(row(1, 0, "z"), 1)]).unwrap(), vec![]);
+        // A newer one pushes the oldest shown out.
+        let got = reduce.step(&[(row(1, 3, "c"), 1)]).unwrap();
+        assert_eq!(got, vec![(out(1, r#"["b\"","a"]"#), -1), (out(1, r#"["c","b\""]"#), 1)]);
+        // Deleting a shown element brings the next one in.
+        let got = reduce.step(&[(row(1, 3, "c"), -1), (row(1, 2, "b\""), -1)]).unwrap();
+        assert_eq!(got, vec![(out(1, r#"["c","b\""]"#), -1), (out(1, r#"["a","z"]"#), 1)]);
+        // The group disappears with its last row.
+        let got = reduce.step(&[(row(1, 1, "a"), -1), (row(1, 0, "z"), -1)]).unwrap();
+        assert_eq!(got, vec![(out(1, r#"["a","z"]"#), -1)]);
+    }
+
+    #[test]
+    fn duplicates_repeat_and_postgres_separates_with_spaces() {
+        let mut reduce = newest_two(Dialect::Postgres);
+        let got = reduce.step(&[(row(1, 1, "a"), 2)]).unwrap();
+        assert_eq!(got, vec![(out(1, r#"["a", "a"]"#), 1)]);
+    }
+
+    #[test]
+    fn objects_skip_null_keys_in_sqlite_and_fail_in_postgres() {
+        let func = AggregateFunc::JsonObject { raw: true };
+        let arg = Expr::List(vec![Expr::Column(1), Expr::Column(2)]);
+        let rows = [
+            (Row::pack([Datum::Int(1), Datum::Int(5), Datum::text("[1]")]), 1),
+            (Row::pack([Datum::Int(1), Datum::Null, Datum::text("[2]")]), 1),
+            (Row::pack([Datum::Int(1), Datum::Int(10), Datum::text("{}")]), 1),
+        ];
+        let mut sqlite = Reduce::new(vec![], vec![Aggregate { func, arg: Some(arg.clone()) }], Dialect::Sqlite);
+        let got = sqlite.step(&rows).unwrap();
+        assert_eq!(got, vec![(Row::pack([Datum::text(r#"{"5":[1],"10":{}}"#)]), 1)]);
+        let mut postgres = Reduce::new(vec![], vec![Aggregate { func, arg: Some(arg) }], Dialect::Postgres);
+        assert_eq!(postgres.step(&rows), Err(EvalError::NullJsonKey));
+    }
+
+    #[test]
+    fn an_empty_global_aggregate_is_an_empty_document_in_sqlite_and_null_in_postgres() {
+        let empty = |dialect| newest_two(dialect).step(&[]).unwrap();
+        let mut global = newest_two(Dialect::Sqlite);
+        global.group_key.clear();
+        assert_eq!(global.step(&[]).unwrap(), vec![(Row::pack([Datum::text("[]")]), 1)]);
+        let mut global = newest_two(Dialect::Postgres);
+        global.group_key.clear();
+        assert_eq!(global.step(&[]).unwrap(), vec![(Row::pack([Datum::Null]), 1)]);
+        assert_eq!(empty(Dialect::Sqlite), vec![]);
+    }
+}
