@@ -392,3 +392,37 @@ fn min_position_waits_for_the_position_or_times_out() {
         assert_eq!(rows[0]["id"], 6, "{rows}");
     });
 }
+
+#[test]
+fn json_columns_are_served_as_json() {
+    let docs = ViewInfo {
+        name: "docs".into(),
+        columns: vec![column("id", ScalarType::Int), column("doc", ScalarType::Json), column("note", ScalarType::Text)],
+        key: vec![0],
+        tables: vec!["products".into()],
+        ..Default::default()
+    };
+    let (mut publisher, reader) = channel(vec![docs]);
+    let doc = r#"{"name":"mug","reviews":[{"id":9,"rating":5},{"id":4,"rating":null}],"price":2.5}"#;
+    let rows = [
+        (Row::pack([Datum::Int(1), Datum::text(doc), Datum::text("[1]")]), 1),
+        (Row::pack([Datum::Int(2), Datum::Null, Datum::Null]), 1),
+    ];
+    publisher.apply(0, &rows);
+    publisher.publish(Position(3), &[]);
+    let server = Server::start(reader);
+    let (status, body) = server.json("/views/docs?order=id.asc");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!([
+            {"id": 1, "doc": {"name": "mug", "reviews": [{"id": 9, "rating": 5}, {"id": 4, "rating": null}], "price": 2.5},
+             "note": "[1]"},
+            {"id": 2, "doc": null, "note": null},
+        ])
+    );
+    let (_, views) = server.json("/views");
+    assert_eq!(views[0]["column_types"]["doc"], "json");
+    let (status, body) = server.json("/views/docs?doc=eq.x");
+    assert_eq!(status, 400, "{body}");
+}
