@@ -16,9 +16,41 @@ use std::sync::Arc;
 
 use denorm_types::{Diff, Row, RowPacker};
 
-/// The distinct rows under one key, with multiplicities (shared, because
-/// imbl copies every entry of a node it changes).
-type Slot = Arc<Vec<(Row, Diff)>>;
+/// The distinct rows under one key, with multiplicities. Almost every key
+/// holds one distinct row, kept inline (a `Row` clone is cheap: short rows
+/// are inline, long ones share their buffer); several rows are shared behind
+/// an `Arc`, because imbl copies every entry of a node it changes.
+#[derive(Debug, Clone)]
+enum Slot {
+    One([(Row, Diff); 1]),
+    Many(Arc<Vec<(Row, Diff)>>),
+}
+
+impl Slot {
+    fn as_slice(&self) -> &[(Row, Diff)] {
+        match self {
+            Slot::One(one) => one,
+            Slot::Many(many) => many,
+        }
+    }
+
+    /// The rows as a vector to edit; the caller stores the result back with
+    /// [`Slot::from_rows`].
+    fn take(&mut self) -> Vec<(Row, Diff)> {
+        match std::mem::replace(self, Slot::Many(Arc::default())) {
+            Slot::One([one]) => vec![one],
+            Slot::Many(many) => Arc::unwrap_or_clone(many),
+        }
+    }
+
+    fn from_rows(mut rows: Vec<(Row, Diff)>) -> Slot {
+        if rows.len() == 1 {
+            Slot::One([rows.pop().expect("one row")])
+        } else {
+            Slot::Many(Arc::new(rows))
+        }
+    }
+}
 
 /// A view's rows indexed by packed key.
 ///
@@ -59,7 +91,7 @@ impl ViewRows {
         self.map
             .range::<_, [u8]>((std::ops::Bound::Included(start), std::ops::Bound::Unbounded))
             .take_while(move |(key, _)| key.starts_with(&prefix))
-            .flat_map(|(_, slot)| slot.iter().map(|(r, d)| (r, *d)))
+            .flat_map(|(_, slot)| slot.as_slice().iter().map(|(r, d)| (r, *d)))
     }
 
     /// The entries whose packed key starts with `prefix`, in key byte
@@ -75,7 +107,7 @@ impl ViewRows {
 
     /// Every row with its multiplicity, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&Row, Diff)> {
-        self.map.values().flat_map(|slot| slot.iter().map(|(r, d)| (r, *d)))
+        self.map.values().flat_map(|slot| slot.as_slice().iter().map(|(r, d)| (r, *d)))
     }
 
     /// Applies changes, retractions first: a row moving under one key
@@ -129,32 +161,35 @@ impl ViewRows {
             tracing::warn!(?row, "retraction of a row the view does not hold (upstream bug); ignored");
             return;
         };
-        let rows = Arc::make_mut(slot);
-        let Some(at) = rows.iter().position(|(r, _)| r == row) else {
+        let Some(at) = slot.as_slice().iter().position(|(r, _)| r == row) else {
             tracing::warn!(?row, "retraction of a row the view does not hold (upstream bug); ignored");
             return;
         };
+        let mut rows = slot.take();
         let removed = count.min(rows[at].1);
         rows[at].1 -= removed;
         self.len -= removed as u64;
         if rows[at].1 == 0 {
             rows.swap_remove(at);
-            if rows.is_empty() {
-                self.map.remove(key);
-            }
+        }
+        if rows.is_empty() {
+            self.map.remove(key);
+        } else {
+            *slot = Slot::from_rows(rows);
         }
     }
 
     fn insert(&mut self, key: &[u8], row: &Row, count: Diff) {
         self.len += count as u64;
         if let Some(slot) = self.map.get_mut(key) {
-            let rows = Arc::make_mut(slot);
+            let mut rows = slot.take();
             match rows.iter_mut().find(|(r, _)| r == row) {
                 Some(entry) => entry.1 += count,
                 None => rows.push((row.clone(), count)),
             }
+            *slot = Slot::from_rows(rows);
         } else {
-            self.map.insert(Arc::from(key), Arc::new(vec![(row.clone(), count)]));
+            self.map.insert(Arc::from(key), Slot::One([(row.clone(), count)]));
         }
     }
 }
