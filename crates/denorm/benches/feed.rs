@@ -1,0 +1,352 @@
+//! A home feed (`partition_by = 'owner_id'`, `fanout_limit = 1000`,
+//! `retain = 500`) over users, a power-law follow graph and posts: snapshot
+//! load and fan-out rows written/s, a stream of new posts (celebrity vs
+//! normal author), page reads (limit 20, created_at desc) in process with
+//! `read_rows` on the published snapshot, live bytes (counting global
+//! allocator), and the same page via the normalized query on a SQLite file
+//! (`cargo bench -p denorm --bench feed`; `DENORM_BENCH_SCALE=0.1` for a
+//! tenth of the users, edges and posts).
+
+use std::alloc::System;
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use denorm_core::{Dataflow, Runtime, SourceBatch};
+use denorm_serve::feed::FeedInfo;
+use denorm_serve::query::OrderTerm;
+use denorm_serve::{ColumnInfo, Publisher, Reader, ViewInfo};
+use denorm_sql::{plan_views, ViewDef};
+use denorm_testkit::SqliteReference;
+use denorm_types::{Datum, Dialect, Diff, Position, Row};
+use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+const SCHEMA: &str = "
+CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, avatar_url TEXT);
+CREATE TABLE posts (id INTEGER PRIMARY KEY, author_id INTEGER, body TEXT, created_at INTEGER);
+CREATE TABLE follows (id INTEGER PRIMARY KEY, follower_id INTEGER, followee_id INTEGER);
+";
+
+const SELECT: &str = "SELECT f.follower_id AS owner_id, p.id AS post_id, p.body, p.created_at, \
+     u.name AS author_name, u.avatar_url AS author_avatar \
+     FROM follows f JOIN posts p ON p.author_id = f.followee_id JOIN users u ON u.id = p.author_id";
+
+const NORMALIZED: &str = "SELECT p.id AS post_id, p.body, p.created_at, u.name AS author_name, u.avatar_url AS author_avatar \
+     FROM follows f JOIN posts p ON p.author_id = f.followee_id JOIN users u ON u.id = p.author_id \
+     WHERE f.follower_id = ?1 ORDER BY p.created_at DESC, p.id DESC LIMIT 20";
+
+const FANOUT_LIMIT: usize = 1000;
+
+fn factor() -> f64 {
+    std::env::var("DENORM_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0)
+}
+
+fn scale(n: usize) -> usize {
+    ((n as f64) * factor()).max(1.0) as usize
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> i64 {
+        (self.next() % n as u64) as i64
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() % 1_000_000_000) as f64 / 1_000_000_000.0
+    }
+}
+
+fn view_info(def: &ViewDef) -> ViewInfo {
+    let feed = def.feed.as_ref().unwrap();
+    ViewInfo {
+        name: def.name.clone(),
+        columns: def.columns.iter().map(|c| ColumnInfo { name: c.name.clone(), ty: c.ty }).collect(),
+        key: vec![feed.partition],
+        tables: def.dependencies.iter().map(|d| d.table.clone()).collect(),
+        feed: Some(FeedInfo {
+            partition: feed.partition,
+            order: feed
+                .order
+                .iter()
+                .map(|o| OrderTerm { column: o.column, descending: o.descending, nulls_first: o.nulls_first })
+                .collect(),
+            retain: feed.retain,
+            fanout_limit: feed.fanout_limit,
+            fan_column: feed.fan_column.clone(),
+        }),
+        ..Default::default()
+    }
+}
+
+/// The engine's wiring in process: the feed's three plans on one dataflow
+/// (`add_view_emitting`, as `engine::flow` does), published as the parts of
+/// the feed's slot.
+struct Engine {
+    dataflow: Dataflow,
+    parts: Vec<(usize, usize)>,
+    publisher: Publisher,
+    reader: Reader,
+    position: u64,
+}
+
+impl Engine {
+    fn new(sql: &str) -> Engine {
+        let catalog = SqliteReference::new(SCHEMA).unwrap().catalog();
+        let defs = plan_views(sql, &catalog, Dialect::Sqlite).unwrap_or_else(|e| panic!("{e:?}"));
+        let mut dataflow = Dataflow::new(catalog, Dialect::Sqlite);
+        let mut parts = Vec::new();
+        for (slot, def) in defs.iter().enumerate() {
+            let feed = def.feed.as_ref().unwrap();
+            for (part, plan) in
+                [&feed.materialized, &feed.celebrity_content, &feed.celebrity_edges].into_iter().enumerate()
+            {
+                dataflow.add_view_emitting(&format!("{}#{part}", def.name), plan).unwrap();
+                parts.push((slot, part));
+            }
+        }
+        let (publisher, reader) = denorm_serve::channel(defs.iter().map(view_info).collect());
+        Engine { dataflow, parts, publisher, reader, position: 0 }
+    }
+
+    /// One transaction: (seconds in the dataflow, seconds publishing).
+    fn apply(&mut self, tables: Vec<(String, Vec<(Row, Diff)>)>) -> (f64, f64) {
+        self.position += 1;
+        let t = Instant::now();
+        let output = self.dataflow.apply(&SourceBatch { position: Position(self.position), tables });
+        let flow = t.elapsed().as_secs_f64();
+        assert!(output.errors.is_empty(), "{:?}", output.errors);
+        let t = Instant::now();
+        for view in output.views {
+            let (slot, part) = self.parts[view.view.0];
+            self.publisher.apply_part(slot, part, &view.changes);
+        }
+        self.publisher.publish(Position(self.position), &[]);
+        (flow, t.elapsed().as_secs_f64())
+    }
+
+    fn written(&self) -> u64 {
+        let text = self.reader.metrics().render();
+        let prefix = "denorm_fanout_rows_written_total{view=\"home_feed\"} ";
+        text.lines().find_map(|l| l.strip_prefix(prefix)).unwrap().parse().unwrap()
+    }
+}
+
+fn rss() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let get = |k: &str| status.lines().find(|l| l.starts_with(k)).map(|l| l[k.len()..].trim().to_owned()).unwrap_or_default();
+    format!("VmRSS {}, VmHWM {}", get("VmRSS:"), get("VmHWM:"))
+}
+
+fn post(id: i64, author: i64, created_at: i64) -> (Row, Diff) {
+    (Row::pack([Datum::Int(id), Datum::Int(author), Datum::owned_text(format!("post {id} says hello")), Datum::Int(created_at)]), 1)
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let (users, edges, posts) = (scale(100_000), scale(5_000_000), scale(1_000_000));
+    let mut rng = Rng(0x2545f4914f6cdd1d);
+    // Followees: the first `CELEBRITIES` users are followed by every user;
+    // the rest of the edges draw the followee from a power law, followers
+    // uniformly.
+    const CELEBRITIES: i64 = 5;
+    let mut follows: Vec<(i64, i64)> = Vec::with_capacity(edges);
+    for c in 0..CELEBRITIES {
+        for f in 0..users as i64 {
+            follows.push((f, c));
+        }
+    }
+    while follows.len() < edges {
+        // Zipf-like (P(rank r) ∝ 1/(r + 50)): rank = 50·((n/50 + 1)^x − 1).
+        let n = users as f64 - CELEBRITIES as f64;
+        let rank = (50.0 * ((n / 50.0 + 1.0).powf(rng.unit()) - 1.0)) as i64;
+        let followee = CELEBRITIES + rank.min(n as i64 - 1);
+        follows.push((rng.below(users), followee));
+    }
+    let mut followers = vec![0u32; users];
+    for &(_, e) in &follows {
+        followers[e as usize] += 1;
+    }
+    let mut sorted = followers.clone();
+    sorted.sort_unstable();
+    let above = followers.iter().filter(|&&n| n as usize > FANOUT_LIMIT).count();
+    let above_100k = followers.iter().filter(|&&n| n >= 100_000).count();
+    // A normal author: the median follower count among those with followers.
+    let nonzero: Vec<u32> = sorted.iter().copied().filter(|&n| n > 0).collect();
+    let normal_count = nonzero[nonzero.len() / 2];
+    let normal: Vec<i64> = (0..users as i64).filter(|&u| followers[u as usize] == normal_count).take(100).collect();
+    println!(
+        "feed: scale {}: {users} users, {} follow edges, {posts} posts; followers per author: median {} (of authors followed), p99 {}, max {}; {above} authors above fanout_limit {FANOUT_LIMIT}, {above_100k} with >= 100k ({}every user)",
+        factor(),
+        follows.len(),
+        normal_count,
+        sorted[sorted.len() * 99 / 100],
+        sorted[sorted.len() - 1],
+        if users >= 100_000 { "" } else { "none: fewer users; celebrities are followed by " },
+    );
+
+    let sql = format!(
+        "CREATE MATERIALIZED VIEW home_feed WITH (partition_by = 'owner_id', order_by = 'created_at DESC, post_id DESC', \
+         fanout_limit = {FANOUT_LIMIT}, retain = 500) AS {SELECT}"
+    );
+    let user_rows: Vec<(Row, Diff)> = (0..users as i64)
+        .map(|u| {
+            let avatar = if u % 3 == 0 { Datum::Null } else { Datum::owned_text(format!("https://cdn.example/a/{u}.png")) };
+            (Row::pack([Datum::Int(u), Datum::owned_text(format!("user{u}")), avatar]), 1)
+        })
+        .collect();
+    let follow_rows: Vec<(Row, Diff)> = follows
+        .iter()
+        .enumerate()
+        .map(|(id, &(f, e))| (Row::pack([Datum::Int(id as i64), Datum::Int(f), Datum::Int(e)]), 1))
+        .collect();
+    let post_authors: Vec<i64> = (0..posts).map(|_| rng.below(users)).collect();
+    let post_rows: Vec<(Row, Diff)> =
+        post_authors.iter().enumerate().map(|(p, &a)| post(p as i64, a, p as i64)).collect();
+
+    // SQLite first (it needs the rows; denorm's batch consumes clones).
+    let dir = tempfile::tempdir().unwrap();
+    let mut conn = rusqlite::Connection::open(dir.path().join("app.db")).unwrap();
+    conn.execute_batch(SCHEMA).unwrap();
+    let started = Instant::now();
+    {
+        let tx = conn.transaction().unwrap();
+        {
+            let mut s = tx.prepare("INSERT INTO users VALUES (?1, ?2, ?3)").unwrap();
+            for u in 0..users as i64 {
+                let avatar = (u % 3 != 0).then(|| format!("https://cdn.example/a/{u}.png"));
+                s.execute(rusqlite::params![u, format!("user{u}"), avatar]).unwrap();
+            }
+            let mut s = tx.prepare("INSERT INTO follows VALUES (?1, ?2, ?3)").unwrap();
+            for (id, &(f, e)) in follows.iter().enumerate() {
+                s.execute(rusqlite::params![id as i64, f, e]).unwrap();
+            }
+            let mut s = tx.prepare("INSERT INTO posts VALUES (?1, ?2, ?3, ?4)").unwrap();
+            for (p, &a) in post_authors.iter().enumerate() {
+                s.execute(rusqlite::params![p as i64, a, format!("post {p} says hello"), p as i64]).unwrap();
+            }
+        }
+        tx.execute_batch(
+            "CREATE INDEX follows_follower ON follows (follower_id);
+             CREATE INDEX posts_author_created ON posts (author_id, created_at); ANALYZE;",
+        )
+        .unwrap();
+        tx.commit().unwrap();
+    }
+    println!("  SQLite file load (one transaction + 2 indexes): {:.1} s", started.elapsed().as_secs_f64());
+
+    // denorm: snapshot load.
+    let live = |region: &Region<'_, System>| {
+        let c = region.change();
+        c.bytes_allocated as isize - c.bytes_deallocated as isize
+    };
+    let region = Region::new(GLOBAL);
+    let mut e = Engine::new(&sql);
+    let started = Instant::now();
+    let (flow, publish) =
+        e.apply(vec![("users".into(), user_rows), ("follows".into(), follow_rows), ("posts".into(), post_rows)]);
+    let seconds = started.elapsed().as_secs_f64();
+    let written = e.written();
+    let snapshot_live = live(&region);
+    let summary = denorm_serve::json::view_summary(&e.reader.snapshot().views[0], &Default::default(), 0.0);
+    println!(
+        "  snapshot load: {seconds:.1} s ({flow:.1} s dataflow + {publish:.1} s publish); {written} fan-out rows written = {:.0} rows/s",
+        written as f64 / seconds
+    );
+    println!("  feed state: {:?}", summary.feed);
+    println!(
+        "  memory after snapshot (live bytes, counting allocator; source rows handed in included): {:.2} GB; process {}",
+        snapshot_live as f64 / 1e9,
+        rss()
+    );
+
+    // A stream of new posts in batches of 50 (random authors: the mix a
+    // real stream has).
+    let stream = scale(20_000).max(1000);
+    let mut next_id = posts as i64;
+    let before = e.written();
+    let started = Instant::now();
+    for _ in 0..stream / 50 {
+        let batch: Vec<(Row, Diff)> = (0..50)
+            .map(|_| {
+                next_id += 1;
+                post(next_id, rng.below(users), next_id)
+            })
+            .collect();
+        e.apply(vec![("posts".into(), batch)]);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let written = e.written() - before;
+    println!(
+        "  stream: {} new posts in batches of 50: {seconds:.2} s, {written} fan-out rows = {:.0} rows/s, {:.0} posts/s, {:.1} µs/post",
+        stream / 50 * 50,
+        written as f64 / seconds,
+        (stream / 50 * 50) as f64 / seconds,
+        seconds * 1e6 / (stream / 50 * 50) as f64
+    );
+    // Per-post cost, one post per batch: celebrities vs a normal author.
+    let mut per_post = BTreeMap::new();
+    for (label, authors) in [
+        (format!("celebrity ({} followers)", followers[0]), (0..CELEBRITIES).collect::<Vec<_>>()),
+        (format!("normal author ({normal_count} followers)"), normal.clone()),
+    ] {
+        let before = e.written();
+        let mut times = Vec::new();
+        for i in 0..500 {
+            next_id += 1;
+            let t = Instant::now();
+            e.apply(vec![("posts".into(), vec![post(next_id, authors[i % authors.len()], next_id)])]);
+            times.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+        let rows = (e.written() - before) as f64 / 500.0;
+        let (p50, p99) = denorm_serve::percentiles(&mut times);
+        per_post.insert(label.clone(), p50);
+        println!("  post by a {label:<34}: p50 {p50:>8.1} µs, p99 {p99:>8.1} µs, {rows:.1} fan-out rows/post (500 posts, one per batch)");
+    }
+    let v: Vec<f64> = per_post.values().copied().collect();
+    println!("  celebrity / normal per-post p50: {:.2}x", v[0] / v[1]);
+
+    // Page reads: random owners, limit 20, created_at desc.
+    let owners: Vec<i64> = (0..20_000).map(|_| rng.below(users)).collect();
+    let snapshot = e.reader.snapshot();
+    let mut ours = Vec::new();
+    for &owner in &owners {
+        let q = format!("owner_id=eq.{owner}&order=created_at.desc,post_id.desc&limit=20");
+        let t = Instant::now();
+        let (body, _) = denorm_serve::read_rows(&snapshot, "home_feed", &q).unwrap();
+        ours.push(t.elapsed().as_secs_f64() * 1e6);
+        assert!(body.len() > 2);
+    }
+    drop(snapshot);
+    // The same pages by the normalized query (SQLite has not seen the
+    // streamed posts; the page shape and cost are the same).
+    let mut stmt = conn.prepare(NORMALIZED).unwrap();
+    let mut theirs = Vec::new();
+    let n_sqlite = 2000;
+    for &owner in &owners[..n_sqlite] {
+        let t = Instant::now();
+        let rows: Vec<(i64, String, i64, String, Option<String>)> = stmt
+            .query_map([owner], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        theirs.push(t.elapsed().as_secs_f64() * 1e6);
+        std::hint::black_box(rows);
+    }
+    let (o50, o99) = denorm_serve::percentiles(&mut ours);
+    let (t50, t99) = denorm_serve::percentiles(&mut theirs);
+    println!("  {:<44} {:>12} {:>12}", "feed page (limit 20, created_at desc)", "p50", "p99");
+    println!("  {:<44} {:>9.1} µs {:>9.1} µs", format!("denorm read_rows ({} owners)", ours.len()), o50, o99);
+    println!("  {:<44} {:>9.1} µs {:>9.1} µs", format!("SQLite normalized query ({n_sqlite} owners)"), t50, t99);
+    println!("  {:<44} {:>11.1}x {:>11.1}x", "ratio SQLite / denorm", t50 / o50, t99 / o99);
+    println!("  memory at the end: live {:.2} GB; process {}", live(&region) as f64 / 1e9, rss());
+    std::hint::black_box(&e);
+}
