@@ -281,3 +281,35 @@ pub fn view_rows(denorm: &Denorm, name: &str, columns: &[String]) -> Vec<Vec<Val
         })
         .collect()
 }
+
+/// A value of a JSON column from the API as a datum: a document (object,
+/// array, string, number, boolean) as its JSON text, to compare parsed with
+/// the source's JSON text (`denorm_testkit::normalize_json`); null as NULL.
+pub fn json_datum(json: &Json) -> Value {
+    match json {
+        Json::Null => Datum::Null,
+        other => Datum::owned_text(other.to_string()),
+    }
+}
+
+/// The rows of a GET `/views/{name}?{query}` in column order, the columns
+/// whose index is in `json` as JSON text ([`json_datum`]).
+pub fn page_rows(denorm: &Denorm, name: &str, query: &str, columns: &[String], json: &[usize]) -> Vec<Vec<Value>> {
+    let path = if query.is_empty() { format!("/views/{name}") } else { format!("/views/{name}?{query}") };
+    let (status, rows) = denorm.get(&path);
+    assert_eq!(status, 200, "GET {path}: {rows}");
+    rows.as_array()
+        .unwrap_or_else(|| panic!("GET {path}: not an array: {rows}"))
+        .iter()
+        .map(|row| {
+            let object = row.as_object().unwrap();
+            let keys: Vec<&String> = object.keys().collect();
+            assert_eq!(keys, columns.iter().collect::<Vec<_>>(), "row keys in column order");
+            columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| if json.contains(&i) { json_datum(&object[c]) } else { datum(&object[c]) })
+                .collect()
+        })
+        .collect()
+}
