@@ -60,13 +60,17 @@ pub struct Prepared {
     pub fallback: Option<Arc<dyn Fallback>>,
 }
 
-/// [`prepare`], retrying with exponential backoff while the source is only
-/// transiently unavailable (locked or busy); any other error is returned.
+/// [`prepare`], retrying with exponential backoff while a SQLite source is
+/// only transiently unavailable (locked or busy); any other error is
+/// returned. A PostgreSQL server that cannot be reached at start is an
+/// error (exit 1), not something to wait for: once running, the engine
+/// retries lost connections itself.
 pub fn prepare_patiently(config: &Config) -> anyhow::Result<Prepared> {
     let mut backoff = std::time::Duration::from_millis(100);
+    let patient = matches!(config.source, SourceConfig::Sqlite(_));
     loop {
         match prepare(config) {
-            Err(e) if is_transient(&e) => {
+            Err(e) if patient && is_transient(&e) => {
                 tracing::warn!(error = %crate::cli::render_error(&e), retry_in = ?backoff, "source unavailable; retrying");
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(std::time::Duration::from_secs(5));

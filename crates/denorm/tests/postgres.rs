@@ -674,3 +674,18 @@ fn check_uninstall_and_the_retained_wal_warning() {
     let out = project.denorm(&["source", "uninstall"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to remove"));
 }
+
+/// An unreachable server at start is refused (exit 1) with the URL's
+/// position in the config and the password hidden.
+#[test]
+fn unreachable_server_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("views.sql"), views_sql(&VIEWS[..1])).unwrap();
+    let config = dir.path().join("denorm.toml");
+    std::fs::write(&config, "views = [\"views.sql\"]\n[source]\nurl = \"postgres://u:secret@127.0.0.1:1/app\"\n")
+        .unwrap();
+    let (code, log) = Denorm::spawn(&config).exit();
+    assert_eq!(code, Some(1), "{log}");
+    assert!(log.contains("denorm.toml:3:7: cannot connect to the source postgres://u:***@127.0.0.1:1/app"), "{log}");
+    assert!(!log.contains("secret"), "{log}");
+}
