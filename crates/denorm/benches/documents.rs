@@ -194,8 +194,7 @@ fn main() {
                 d => rusqlite::types::Value::Text(d.as_str().unwrap().to_owned()),
             }
         };
-        for (table, rows, n) in
-            [("users", &user_rows, 2), ("products", &product_rows, 4), ("reviews", &review_rows, 6)]
+        for (table, rows, n) in [("users", &user_rows, 2), ("products", &product_rows, 4), ("reviews", &review_rows, 6)]
         {
             let marks = vec!["?"; n].join(", ");
             let mut stmt = tx.prepare(&format!("INSERT INTO {table} VALUES ({marks})")).unwrap();
@@ -252,16 +251,29 @@ fn main() {
     let (t50, t99) = denorm_serve::percentiles(&mut theirs);
     let (ot50, ot99) = denorm_serve::percentiles(&mut ours_top);
     let (tt50, tt99) = denorm_serve::percentiles(&mut theirs_top);
-    println!("  {:<52} {:>12} {:>12} {:>12} {:>12}", "product page read", "denorm p50", "denorm p99", "SQLite p50", "SQLite p99");
+    println!(
+        "  {:<52} {:>12} {:>12} {:>12} {:>12}",
+        "product page read", "denorm p50", "denorm p99", "SQLite p50", "SQLite p99"
+    );
     println!(
         "  {:<52} {:>9.1} µs {:>9.1} µs {:>9.1} µs {:>9.1} µs   ratio p50 {:.1}x, p99 {:.1}x",
         format!("random products ({} / {} reads)", ours.len(), theirs.len()),
-        o50, o99, t50, t99, t50 / o50, t99 / o99
+        o50,
+        o99,
+        t50,
+        t99,
+        t50 / o50,
+        t99 / o99
     );
     println!(
         "  {:<52} {:>9.1} µs {:>9.1} µs {:>9.1} µs {:>9.1} µs   ratio p50 {:.1}x, p99 {:.1}x",
         format!("most reviewed product ({most} reviews, 200 reads)"),
-        ot50, ot99, tt50, tt99, tt50 / ot50, tt99 / ot99
+        ot50,
+        ot99,
+        tt50,
+        tt99,
+        tt50 / ot50,
+        tt99 / ot99
     );
 
     // New reviews: one per batch (a stream of single-row commits), then in

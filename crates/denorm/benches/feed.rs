@@ -33,7 +33,8 @@ const SELECT: &str = "SELECT f.follower_id AS owner_id, p.id AS post_id, p.body,
      u.name AS author_name, u.avatar_url AS author_avatar \
      FROM follows f JOIN posts p ON p.author_id = f.followee_id JOIN users u ON u.id = p.author_id";
 
-const NORMALIZED: &str = "SELECT p.id AS post_id, p.body, p.created_at, u.name AS author_name, u.avatar_url AS author_avatar \
+const NORMALIZED: &str =
+    "SELECT p.id AS post_id, p.body, p.created_at, u.name AS author_name, u.avatar_url AS author_avatar \
      FROM follows f JOIN posts p ON p.author_id = f.followee_id JOIN users u ON u.id = p.author_id \
      WHERE f.follower_id = ?1 ORDER BY p.created_at DESC, p.id DESC LIMIT 20";
 
@@ -140,12 +141,21 @@ impl Engine {
 
 fn rss() -> String {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let get = |k: &str| status.lines().find(|l| l.starts_with(k)).map(|l| l[k.len()..].trim().to_owned()).unwrap_or_default();
+    let get =
+        |k: &str| status.lines().find(|l| l.starts_with(k)).map(|l| l[k.len()..].trim().to_owned()).unwrap_or_default();
     format!("VmRSS {}, VmHWM {}", get("VmRSS:"), get("VmHWM:"))
 }
 
 fn post(id: i64, author: i64, created_at: i64) -> (Row, Diff) {
-    (Row::pack([Datum::Int(id), Datum::Int(author), Datum::owned_text(format!("post {id} says hello")), Datum::Int(created_at)]), 1)
+    (
+        Row::pack([
+            Datum::Int(id),
+            Datum::Int(author),
+            Datum::owned_text(format!("post {id} says hello")),
+            Datum::Int(created_at),
+        ]),
+        1,
+    )
 }
 
 fn main() {
@@ -199,7 +209,8 @@ fn main() {
     );
     let user_rows: Vec<(Row, Diff)> = (0..users as i64)
         .map(|u| {
-            let avatar = if u % 3 == 0 { Datum::Null } else { Datum::owned_text(format!("https://cdn.example/a/{u}.png")) };
+            let avatar =
+                if u % 3 == 0 { Datum::Null } else { Datum::owned_text(format!("https://cdn.example/a/{u}.png")) };
             (Row::pack([Datum::Int(u), Datum::owned_text(format!("user{u}")), avatar]), 1)
         })
         .collect();
