@@ -64,7 +64,9 @@ fn nth_id(connection: &Connection, table: &str, n: usize) -> rusqlite::Result<Op
         return Ok(None);
     }
     let offset = (n % count as usize) as i64;
-    connection.query_row(&format!("SELECT id FROM {table} ORDER BY id LIMIT 1 OFFSET {offset}"), [], |r| r.get(0)).map(Some)
+    connection
+        .query_row(&format!("SELECT id FROM {table} ORDER BY id LIMIT 1 OFFSET {offset}"), [], |r| r.get(0))
+        .map(Some)
 }
 
 fn exists(reference: &SqliteReference, table: &str, id: &Value) -> rusqlite::Result<bool> {
@@ -77,9 +79,17 @@ pub type TableChanges = Vec<(String, Vec<(Row, Diff)>)>;
 
 /// Applies `ops` to the reference database in one transaction; returns the
 /// changes per table as the engine must see them.
-pub fn apply_workload(reference: &SqliteReference, tables: &[TableSpec], ops: &[Op]) -> Result<TableChanges, WorkloadError> {
+pub fn apply_workload(
+    reference: &SqliteReference,
+    tables: &[TableSpec],
+    ops: &[Op],
+) -> Result<TableChanges, WorkloadError> {
     let connection = &reference.connection;
-    connection.execute_batch("BEGIN")?;
+    // IMMEDIATE, as a writer beside denorm should: a deferred transaction
+    // that reads and then writes fails with SQLITE_BUSY_SNAPSHOT (which no
+    // busy timeout retries) when another connection — denorm deleting
+    // applied change-log rows — committed in between.
+    connection.execute_batch("BEGIN IMMEDIATE")?;
     let mut changes: TableChanges = Vec::new();
     for op in ops {
         let (table, change) = match op {
@@ -90,7 +100,8 @@ pub fn apply_workload(reference: &SqliteReference, tables: &[TableSpec], ops: &[
                 }
                 let marks = vec!["?"; values.len()].join(", ");
                 let params: Vec<_> = values.iter().map(to_sql).collect();
-                connection.execute(&format!("INSERT INTO {name} VALUES ({marks})"), rusqlite::params_from_iter(params))?;
+                connection
+                    .execute(&format!("INSERT INTO {name} VALUES ({marks})"), rusqlite::params_from_iter(params))?;
                 let Datum::Int(id) = values[0] else { unreachable!("ids are integers") };
                 (name, vec![(reference.row(name, id)?.expect("just inserted"), 1)])
             }

@@ -102,7 +102,7 @@ impl Writer {
         apply_workload(&self.reference, &self.specs, &ops).unwrap();
         let n: i64 = (0i64..4).new_tree(&mut self.runner).unwrap().current();
         let c = &self.reference.connection;
-        c.execute_batch("BEGIN").unwrap();
+        c.execute_batch("BEGIN IMMEDIATE").unwrap();
         for i in 0..n {
             let post = (i * 7 + n) % 12;
             let tag = ["x", "y", "z"][(i % 3) as usize];

@@ -74,7 +74,7 @@ impl Writer {
 
     /// One transaction of the mix.
     fn transaction(&mut self, stats: &WriterStats) -> rusqlite::Result<()> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let v = self.volumes;
         let rng = &mut self.rng;
         match rng.below(100) {
