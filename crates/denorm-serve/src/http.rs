@@ -218,6 +218,12 @@ pub async fn serve_with(
     if let Ok(address) = listener.local_addr() {
         tracing::info!(%address, fallback = fallback.is_some(), "serving HTTP");
     }
+    // Responses are small and latency is the point: no Nagle delay.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, router_with(reader, fallback)).with_graceful_shutdown(shutdown).await
 }
 
