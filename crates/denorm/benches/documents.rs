@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use denorm_core::{Dataflow, Runtime, SourceBatch};
-use denorm_serve::{ColumnInfo, Publisher, Reader, ViewInfo};
+use denorm_serve::{Publisher, Reader, ViewInfo};
 use denorm_sql::{plan_views, ViewDef};
 use denorm_testkit::SqliteReference;
 use denorm_types::{Datum, Dialect, Diff, Position, Row};
@@ -80,13 +80,7 @@ fn body(rng: &mut Rng) -> String {
 }
 
 fn info(def: &ViewDef) -> ViewInfo {
-    ViewInfo {
-        name: def.name.clone(),
-        columns: def.columns.iter().map(|c| ColumnInfo { name: c.name.clone(), ty: c.ty }).collect(),
-        key: def.key.columns.clone(),
-        tables: def.dependencies.iter().map(|d| d.table.clone()).collect(),
-        ..ViewInfo::default()
-    }
+    denorm::serving_info(def)
 }
 
 struct Engine {

@@ -8,7 +8,7 @@
 use std::alloc::System;
 
 use denorm_core::{Dataflow, Runtime, SourceBatch};
-use denorm_serve::{channel, ColumnInfo, ViewInfo};
+use denorm_serve::{channel, ViewInfo};
 use denorm_sql::{plan_views, ViewDef};
 use denorm_types::{Catalog, ColumnSchema, Datum, Dialect, Diff, Position, Row, ScalarType, TableSchema};
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
@@ -83,13 +83,7 @@ fn snapshot(trips: usize, users: usize) -> SourceBatch {
 }
 
 fn info(def: &ViewDef) -> ViewInfo {
-    ViewInfo {
-        name: def.name.clone(),
-        columns: def.columns.iter().map(|c| ColumnInfo { name: c.name.clone(), ty: c.ty }).collect(),
-        key: def.key.columns.clone(),
-        tables: vec!["trips".into(), "users".into()],
-        ..ViewInfo::default()
-    }
+    denorm::serving_info(def)
 }
 
 /// Live bytes held after loading `batch` into `pipelines` (each a list of

@@ -12,9 +12,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use denorm_core::{Dataflow, Runtime, SourceBatch};
-use denorm_serve::feed::FeedInfo;
-use denorm_serve::query::OrderTerm;
-use denorm_serve::{ColumnInfo, Publisher, Reader, ViewInfo};
+use denorm_serve::{Publisher, Reader, ViewInfo};
 use denorm_sql::{plan_views, ViewDef};
 use denorm_testkit::SqliteReference;
 use denorm_types::{Datum, Dialect, Diff, Position, Row};
@@ -64,26 +62,9 @@ impl Rng {
     }
 }
 
+/// What `denorm run` tells the serving layer about a planned view.
 fn view_info(def: &ViewDef) -> ViewInfo {
-    let feed = def.feed.as_ref().unwrap();
-    ViewInfo {
-        name: def.name.clone(),
-        columns: def.columns.iter().map(|c| ColumnInfo { name: c.name.clone(), ty: c.ty }).collect(),
-        key: vec![feed.partition],
-        tables: def.dependencies.iter().map(|d| d.table.clone()).collect(),
-        feed: Some(FeedInfo {
-            partition: feed.partition,
-            order: feed
-                .order
-                .iter()
-                .map(|o| OrderTerm { column: o.column, descending: o.descending, nulls_first: o.nulls_first })
-                .collect(),
-            retain: feed.retain,
-            fanout_limit: feed.fanout_limit,
-            fan_column: feed.fan_column.clone(),
-        }),
-        ..Default::default()
-    }
+    denorm::serving_info(def)
 }
 
 /// The engine's wiring in process: the feed's three plans on one dataflow

@@ -1,6 +1,6 @@
 //! The denorm binary's library half: the command line ([`cli`]), the
 //! configuration file ([`config`]) and the commands that wire sources, the
-//! planner and (soon) the engine together. `main.rs` only calls [`cli::main`].
+//! planner and the engine together. `main.rs` only calls [`cli::main`].
 
 mod check;
 pub mod cli;
@@ -12,3 +12,5 @@ mod fallback;
 mod plan;
 mod run;
 mod source;
+
+pub use run::serving_info;

@@ -132,6 +132,14 @@ pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
 }
 
 fn view_info((view, _): &Planned) -> ViewInfo {
+    serving_info(view)
+}
+
+/// What the serving layer is told about a planned view: columns, key (a
+/// feed is read by its partition column, see `denorm_serve::feed`), budget,
+/// refresh, fallback and feed layout. Public so that tests and benchmarks
+/// wire the published state exactly as `denorm run` does.
+pub fn serving_info(view: &ViewDef) -> ViewInfo {
     let feed = view.feed.as_ref().map(|f| FeedInfo {
         partition: f.partition,
         order: f
@@ -146,7 +154,6 @@ fn view_info((view, _): &Planned) -> ViewInfo {
     ViewInfo {
         name: view.name.clone(),
         columns: view.columns.iter().map(|c| ColumnInfo { name: c.name.clone(), ty: c.ty }).collect(),
-        // A feed is read by its partition column (see denorm_serve::feed).
         key: feed.as_ref().map_or_else(|| view.key.columns.clone(), |f| vec![f.partition]),
         max_staleness: view.max_staleness,
         tables: tables_of(view),
