@@ -79,6 +79,10 @@ fn body(rng: &mut Rng) -> String {
     (0..8 + rng.below(12)).map(|_| WORDS[rng.below(WORDS.len()) as usize]).collect::<Vec<_>>().join(" ")
 }
 
+/// One row of the normalized page query: id, name, price, seller, review
+/// count, average rating, newest reviews, histogram.
+type NormalizedPage = (i64, String, i64, String, i64, Option<f64>, Option<String>, Option<String>);
+
 fn info(def: &ViewDef) -> ViewInfo {
     denorm::serving_info(def)
 }
@@ -219,7 +223,7 @@ fn main() {
     let mut stmt = conn.prepare(NORMALIZED).unwrap();
     for &p in &picks[..picks.len() / 4] {
         let t = Instant::now();
-        let row: (i64, String, i64, String, i64, Option<f64>, Option<String>, Option<String>) = stmt
+        let row: NormalizedPage = stmt
             .query_row([p], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
             })
