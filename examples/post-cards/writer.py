@@ -11,11 +11,12 @@ unliked.
     python3 writer.py app.db [--transactions N] [--seed S]
 """
 
-import argparse
-import os
-import random
-import sqlite3
-import sys
+import sys as _sys
+from pathlib import Path as _Path
+
+_sys.path.insert(0, str(_Path(__file__).resolve().parent.parent))
+import example_writer  # noqa: E402  (examples/example_writer.py: the driver all examples share)
+
 
 FIRST = ["Sarah", "Omar", "Ines", "Kenji", "Amara", "Lukas", "Priya", "Mateo", "Yuki", "Noor", "Tom", "Zoe"]
 LAST = ["Chen", "Haddad", "Duarte", "Sato", "Okafor", "Berg", "Nair", "Rossi", "Kim", "Ali"]
@@ -155,30 +156,7 @@ ACTIONS = [
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("database", help="the SQLite file denorm.toml's [source] url points at (app.db)")
-    parser.add_argument("--transactions", type=int, default=100, help="how many transactions to commit (100)")
-    parser.add_argument("--seed", type=int, help="random seed, for a reproducible run")
-    args = parser.parse_args()
-    if not os.path.exists(args.database):
-        sys.exit(f"{args.database} does not exist: `denorm run --config denorm.toml` creates it from schema.sql")
-
-    rng = random.Random(args.seed)
-    conn = sqlite3.connect(args.database, timeout=30, isolation_level=None)
-    conn.execute("PRAGMA foreign_keys = ON")
-    app = App(conn, rng)
-    actions, weights = zip(*ACTIONS)
-    for _ in range(args.transactions):
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for action in rng.choices(actions, weights, k=rng.randint(1, 3)):
-                action(app)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-    counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("users", "posts", "likes")}
-    print(f"committed {args.transactions} transactions; now {counts}")
+    example_writer.run(__doc__, App, ACTIONS, ("users", "posts", "likes"), foreign_keys=True)
 
 
 if __name__ == "__main__":

@@ -89,6 +89,9 @@ impl Example {
                 files.push(file);
             }
         }
+        // The driver every writer.py imports from the examples directory.
+        let driver = source.parent().unwrap().join("example_writer.py");
+        std::fs::copy(&driver, dir.path().join("example_writer.py")).unwrap();
         for required in ["denorm.toml", "schema.sql", "views.sql", "writer.py", "README.md"] {
             assert!(files.iter().any(|f| f == required), "examples/{name} has no {required}");
         }
