@@ -451,7 +451,18 @@ impl RowPacker {
     }
 
     pub fn finish(&mut self) -> Row {
-        let row = Row::from_encoded(&self.buf);
+        let len = self.buf.len();
+        let row = if len <= Row::INLINE {
+            // Pad to the inline size so the copy has a constant length (a
+            // few moves instead of a call to memmove); the padding is zeros,
+            // as inline rows require.
+            self.buf.extend_from_slice(&[0; Row::INLINE]);
+            let mut bytes = [0; Row::INLINE];
+            bytes.copy_from_slice(&self.buf[..Row::INLINE]);
+            Row { repr: Repr::Inline { len: len as u8, bytes } }
+        } else {
+            Row::from_encoded(&self.buf)
+        };
         self.buf.clear();
         row
     }

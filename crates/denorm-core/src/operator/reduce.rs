@@ -11,7 +11,8 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-use hashbrown::HashMap;
+use hashbrown::hash_table;
+use hashbrown::{HashMap, HashTable};
 
 use denorm_expr::{Aggregate, AggregateFunc, EvalError, Expr};
 use denorm_types::{Datum, Dialect, Diff, Row, RowPacker, Value};
@@ -19,6 +20,9 @@ use denorm_types::{Datum, Dialect, Diff, Row, RowPacker, Value};
 use crate::Hasher;
 
 mod json;
+mod table;
+
+use table::{GroupTable, Hashed};
 
 /// A value ordered by SQL's total order, for MIN/MAX multisets.
 #[derive(Debug, Clone)]
@@ -156,7 +160,9 @@ impl Accumulator {
             Accumulator::Sum { non_null: 0, .. } => Datum::Null,
             Accumulator::Sum { non_null, ints, floats, float_count } => {
                 let ints = ints.get();
-                let total = ints as f64 + floats;
+                // Most sums fit 64 bits, whose conversion is one instruction
+                // (the 128-bit one is a library call).
+                let total = i64::try_from(ints).map_or_else(|_| ints as f64, |i| i as f64) + floats;
                 match func {
                     AggregateFunc::Avg => Datum::Float(total / *non_null as f64),
                     _ if *float_count > 0 => Datum::Float(total),
@@ -198,25 +204,31 @@ impl Accumulators {
     }
 }
 
+/// A group: its key (the group columns exactly as the rows carry them),
+/// live row count and accumulators.
 #[derive(Debug, Clone)]
-struct GroupState {
+struct Group {
+    hash: u64,
+    key: Row,
     rows: Diff,
-    /// 1 + the group's index in the batch's touched list, 0 when the batch in
-    /// flight has not touched it yet: the one lookup per change also tells
-    /// whether the group's old output row must be remembered.
-    touched: u32,
     accumulators: Accumulators,
 }
 
-impl GroupState {
-    fn new(slots: &[Slot]) -> Self {
+impl Hashed for Group {
+    fn hash(&self) -> u64 {
+        self.hash
+    }
+}
+
+impl Group {
+    fn new(hash: u64, key: Row, slots: &[Slot]) -> Self {
         let mut accumulators = slots.iter().map(|s| Accumulator::new(s.func));
         let accumulators = if slots.len() <= 1 {
             Accumulators::One(accumulators.next())
         } else {
             Accumulators::Many(accumulators.collect())
         };
-        GroupState { rows: 0, touched: 0, accumulators }
+        Group { hash, key, rows: 0, accumulators }
     }
 }
 
@@ -244,10 +256,70 @@ pub(crate) struct Reduce {
     slots: Vec<Slot>,
     columns: Vec<Column>,
     dialect: Dialect,
-    groups: HashMap<Row, GroupState, Hasher>,
+    /// Whether every accumulator argument is a bare column, read straight
+    /// from the packed row without decoding the others.
+    bare_columns: bool,
+    groups: GroupTable<Group>,
+    hasher: Hasher,
     /// Whether the first batch has run (a global aggregate emits its row then).
     started: bool,
     packer: RowPacker,
+    /// Per-batch scratch, kept to reuse its allocation.
+    batch: BatchScratch,
+}
+
+/// The batch in flight grouped by key: each distinct key once, in order of
+/// first appearance, with its changes chained.
+#[derive(Debug, Default)]
+struct BatchScratch {
+    keys: Vec<Row>,
+    hashes: Vec<u64>,
+    /// Index of the next change with the same key (`END` ends a chain).
+    next: Vec<u32>,
+    /// (first change, last change) of each distinct key.
+    chains: Vec<(u32, u32)>,
+    /// Distinct key → its index in `chains`.
+    local: HashTable<u32>,
+}
+
+const END: u32 = u32::MAX;
+
+/// How many groups ahead of the one being updated the table is asked to
+/// bring a group's memory into cache.
+const PREFETCH_AHEAD: usize = 8;
+
+impl BatchScratch {
+    fn fill(&mut self, group_key: &[usize], input: &[(Row, Diff)], packer: &mut RowPacker, hasher: &Hasher) {
+        self.keys.clear();
+        self.hashes.clear();
+        self.next.clear();
+        self.chains.clear();
+        self.local.clear();
+        for (i, (row, _)) in input.iter().enumerate() {
+            for &c in group_key {
+                packer.push_column(row, c);
+            }
+            let key = packer.finish();
+            let hash = hasher.hash_one(key.as_bytes());
+            let BatchScratch { keys, chains, local, next, hashes } = self;
+            let i = i as u32;
+            next.push(END);
+            let first_key = |g: &u32| &keys[chains[*g as usize].0 as usize];
+            match local.entry(hash, |g| *first_key(g) == key, |g| hasher.hash_one(first_key(g).as_bytes())) {
+                hash_table::Entry::Occupied(slot) => {
+                    let chain = &mut chains[*slot.get() as usize];
+                    next[chain.1 as usize] = i;
+                    chain.1 = i;
+                }
+                hash_table::Entry::Vacant(slot) => {
+                    slot.insert(chains.len() as u32);
+                    chains.push((i, i));
+                }
+            }
+            keys.push(key);
+            hashes.push(hash);
+        }
+    }
 }
 
 impl Reduce {
@@ -271,62 +343,89 @@ impl Reduce {
             });
             columns.push(Column { func: agg.func, slot: Some(index) });
         }
+        let bare_columns = slots.iter().all(|s| matches!(s.arg, None | Some(Expr::Column(_))));
         Reduce {
             group_key,
             slots,
             columns,
             dialect,
-            groups: HashMap::default(),
+            bare_columns,
+            groups: GroupTable::default(),
+            hasher: Hasher::default(),
             started: false,
             packer: RowPacker::new(),
+            batch: BatchScratch::default(),
         }
     }
 
+    /// Applies one batch. Each distinct group the batch touches is visited
+    /// once: its output row before, all its changes, its output row after.
     pub(crate) fn step(&mut self, input: &[(Row, Diff)]) -> Result<Vec<(Row, Diff)>, EvalError> {
-        // Every group the batch touches, with its output row before the batch.
-        let mut touched: Vec<(Row, Option<Row>)> = Vec::new();
-        if !self.started {
-            self.started = true;
-            if self.group_key.is_empty() {
-                touched.push((Row::empty(), None));
-                self.groups.entry(Row::empty()).or_insert_with(|| GroupState::new(&self.slots)).touched = 1;
-            }
+        let first_batch = !self.started;
+        self.started = true;
+        let Reduce { group_key, slots, columns, dialect, bare_columns, groups, hasher, packer, batch, .. } = self;
+        let global = group_key.is_empty();
+        batch.fill(group_key, input, packer, hasher);
+        let mut out = Vec::with_capacity(batch.chains.len() * 2);
+        if first_batch && global && input.is_empty() {
+            // A global aggregate has its row (COUNT(*) = 0, SUM = NULL, …)
+            // from the first batch on.
+            let key = Row::empty();
+            let hash = hasher.hash_one(key.as_bytes());
+            let (at, _) = groups.find_or_insert(hash, |_| true, || Group::new(hash, key, slots));
+            out.extend(output(global, columns, groups.get(at), *dialect, packer)?.map(|r| (r, 1)));
+            return Ok(out);
         }
-        let Reduce { group_key, slots, columns, dialect, groups, packer, .. } = self;
-        let keys = group_keys(group_key, input, packer);
         let mut datums: Vec<Datum<'_>> = Vec::new();
         let mut args: Vec<Input<'_>> = Vec::new();
-        for ((row, diff), key) in input.iter().zip(keys) {
-            datums.clear();
-            datums.extend(row.iter());
-            args.clear();
-            for slot in slots.iter() {
-                args.push(match (&slot.arg, slot.func) {
-                    (Some(e), AggregateFunc::JsonArray(_) | AggregateFunc::JsonObject { .. }) => {
-                        Input::Json(json::entry(slot.func, e, &datums, *dialect)?)
-                    }
-                    (Some(e), _) => Input::Value(e.eval(&datums, *dialect)?),
-                    (None, _) => Input::Value(Datum::Int(1)),
-                });
-            }
-            let state = groups.entry_ref(&key).or_insert_with(|| GroupState::new(slots));
-            if state.touched == 0 {
-                let old = output(group_key.is_empty(), columns, &key, state, *dialect, packer)?;
-                touched.push((key, old));
-                state.touched = u32::try_from(touched.len()).expect("batch touches under 4G groups");
-            }
-            state.rows += diff;
-            for (acc, arg) in state.accumulators.as_mut_slice().iter_mut().zip(&mut args) {
-                acc.update(arg, *diff, packer);
-            }
+        let hash_of = |chain: Option<&(u32, u32)>| chain.map(|&(first, _)| batch.hashes[first as usize]);
+        for hash in (0..PREFETCH_AHEAD).map_while(|n| hash_of(batch.chains.get(n))) {
+            groups.prefetch(hash);
         }
-        let mut out = Vec::with_capacity(touched.len() * 2);
-        for (key, old) in touched {
-            let state = groups.get_mut(&key).expect("touched groups exist");
-            state.touched = 0;
-            let new = output(group_key.is_empty(), columns, &key, state, *dialect, packer)?;
-            if state.rows == 0 && !group_key.is_empty() {
-                groups.remove(&key);
+        for (n, &(first, _)) in batch.chains.iter().enumerate() {
+            if let Some(ahead) = hash_of(batch.chains.get(n + PREFETCH_AHEAD)) {
+                groups.prefetch(ahead);
+            }
+            let (key, hash) = (&batch.keys[first as usize], batch.hashes[first as usize]);
+            let (at, inserted) =
+                groups.find_or_insert(hash, |g| g.key == *key, || Group::new(hash, key.clone(), slots));
+            // A new group had no row (the global group is created, and first
+            // emitted, by the first batch).
+            let old = if inserted { None } else { output(global, columns, groups.get(at), *dialect, packer)? };
+            let group = groups.get_mut(at);
+            let mut change = first;
+            while change != END {
+                let (row, diff) = &input[change as usize];
+                args.clear();
+                if *bare_columns {
+                    for slot in slots.iter() {
+                        args.push(Input::Value(match slot.arg {
+                            Some(Expr::Column(c)) => row.get(c),
+                            _ => Datum::Int(1),
+                        }));
+                    }
+                } else {
+                    datums.clear();
+                    datums.extend(row.iter());
+                    for slot in slots.iter() {
+                        args.push(match (&slot.arg, slot.func) {
+                            (Some(e), AggregateFunc::JsonArray(_) | AggregateFunc::JsonObject { .. }) => {
+                                Input::Json(json::entry(slot.func, e, &datums, *dialect)?)
+                            }
+                            (Some(e), _) => Input::Value(e.eval(&datums, *dialect)?),
+                            (None, _) => Input::Value(Datum::Int(1)),
+                        });
+                    }
+                }
+                group.rows += diff;
+                for (acc, arg) in group.accumulators.as_mut_slice().iter_mut().zip(&mut args) {
+                    acc.update(arg, *diff, packer);
+                }
+                change = batch.next[change as usize];
+            }
+            let new = output(global, columns, group, *dialect, packer)?;
+            if group.rows == 0 && !global {
+                groups.remove(at);
             }
             if old != new {
                 out.extend(old.map(|r| (r, -1)));
@@ -337,35 +436,19 @@ impl Reduce {
     }
 }
 
-/// The group keys of `input`: the group columns exactly as the rows carry
-/// them (not SQL-normalized: GROUP BY outputs the key values themselves), so
-/// they are copied without decoding.
-fn group_keys(group_key: &[usize], input: &[(Row, Diff)], packer: &mut RowPacker) -> Vec<Row> {
-    input
-        .iter()
-        .map(|(row, _)| {
-            for &c in group_key {
-                packer.push_column(row, c);
-            }
-            packer.finish()
-        })
-        .collect()
-}
-
 /// The output row of a group, or `None` when the group is absent (no rows,
 /// unless it is the single group of a global aggregate).
 fn output(
     global: bool,
     columns: &[Column],
-    key: &Row,
-    state: &GroupState,
+    state: &Group,
     dialect: Dialect,
     packer: &mut RowPacker,
 ) -> Result<Option<Row>, EvalError> {
     if state.rows <= 0 && !global {
         return Ok(None);
     }
-    packer.extend_from_row(key);
+    packer.extend_from_row(&state.key);
     let accumulators = state.accumulators.as_slice();
     for column in columns {
         let value = match column.slot {
