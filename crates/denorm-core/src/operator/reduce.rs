@@ -160,9 +160,7 @@ impl Accumulator {
             Accumulator::Sum { non_null: 0, .. } => Datum::Null,
             Accumulator::Sum { non_null, ints, floats, float_count } => {
                 let ints = ints.get();
-                // Most sums fit 64 bits, whose conversion is one instruction
-                // (the 128-bit one is a library call).
-                let total = i64::try_from(ints).map_or_else(|_| ints as f64, |i| i as f64) + floats;
+                let total = wide_to_f64(ints) + floats;
                 match func {
                     AggregateFunc::Avg => Datum::Float(total / *non_null as f64),
                     _ if *float_count > 0 => Datum::Float(total),
@@ -177,6 +175,21 @@ impl Accumulator {
             Accumulator::Json(elements) => json::value(func, elements, dialect),
         })
         .map(|v| if func == AggregateFunc::Count && rows == 0 { Datum::Int(0) } else { v })
+    }
+}
+
+/// Most sums fit 64 bits, whose conversion to a double is one instruction;
+/// the 128-bit conversion is a library call, kept out of line so the
+/// compiler does not compute it speculatively for every row.
+fn wide_to_f64(value: i128) -> f64 {
+    #[cold]
+    #[inline(never)]
+    fn slow(value: i128) -> f64 {
+        value as f64
+    }
+    match i64::try_from(value) {
+        Ok(v) => v as f64,
+        Err(_) => slow(value),
     }
 }
 
