@@ -386,7 +386,7 @@ impl Reduce {
             let key = Row::empty();
             let hash = hasher.hash_one(key.as_bytes());
             let (at, _) = groups.find_or_insert(hash, |_| true, || Group::new(hash, key, slots));
-            out.extend(output(global, columns, groups.get(at), *dialect, packer)?.map(|r| (r, 1)));
+            output(global, columns, groups.get(at), *dialect, packer, &mut out, 1)?;
             return Ok(out);
         }
         let mut datums: Vec<Datum<'_>> = Vec::new();
@@ -404,7 +404,9 @@ impl Reduce {
                 groups.find_or_insert(hash, |g| g.key == *key, || Group::new(hash, key.clone(), slots));
             // A new group had no row (the global group is created, and first
             // emitted, by the first batch).
-            let old = if inserted { None } else { output(global, columns, groups.get(at), *dialect, packer)? };
+            // The old row goes out as a retraction now, and is taken back
+            // below if the new row equals it.
+            let old = !inserted && output(global, columns, groups.get(at), *dialect, packer, &mut out, -1)?;
             let group = groups.get_mut(at);
             let mut change = first;
             while change != END {
@@ -436,30 +438,32 @@ impl Reduce {
                 }
                 change = batch.next[change as usize];
             }
-            let new = output(global, columns, group, *dialect, packer)?;
+            let new = output(global, columns, group, *dialect, packer, &mut out, 1)?;
             if group.rows == 0 && !global {
                 groups.remove(at);
             }
-            if old != new {
-                out.extend(old.map(|r| (r, -1)));
-                out.extend(new.map(|r| (r, 1)));
+            if old && new && out[out.len() - 2].0 == out[out.len() - 1].0 {
+                out.truncate(out.len() - 2);
             }
         }
         Ok(out)
     }
 }
 
-/// The output row of a group, or `None` when the group is absent (no rows,
-/// unless it is the single group of a global aggregate).
+/// Pushes the output row of a group onto `out` with `diff`; `false` when the
+/// group has no row (no input rows, unless it is the single group of a global
+/// aggregate).
 fn output(
     global: bool,
     columns: &[Column],
     state: &Group,
     dialect: Dialect,
     packer: &mut RowPacker,
-) -> Result<Option<Row>, EvalError> {
+    out: &mut Vec<(Row, Diff)>,
+    diff: Diff,
+) -> Result<bool, EvalError> {
     if state.rows <= 0 && !global {
-        return Ok(None);
+        return Ok(false);
     }
     packer.extend_from_row(&state.key);
     let accumulators = state.accumulators.as_slice();
@@ -476,5 +480,6 @@ fn output(
             }
         }
     }
-    Ok(Some(packer.finish()))
+    out.push((packer.finish(), diff));
+    Ok(true)
 }
