@@ -178,6 +178,7 @@ impl<'a, 'c> Lowerer<'a, 'c> {
 
     /// A column of the joined row (wildcard expansion) in the current mode.
     pub fn lower_position(&self, relation: usize, column: usize) -> Lowered {
+        self.scope.check_supported(relation, column, self.fallback)?;
         let c = self.scope.column(relation, column);
         let t = Typed::new(Expr::Column(c.position), c.ty, c.nullable);
         let Some(grouping) = self.grouping else { return Ok(t) };
@@ -232,7 +233,7 @@ impl<'a, 'c> Lowerer<'a, 'c> {
     pub fn literal(&self, v: &ast::Value, negative: bool, at: Option<Location>) -> Lowered {
         let sign = if negative { "-" } else { "" };
         match v {
-            ast::Value::Number(n, _) => number(&format!("{sign}{n}"), at),
+            ast::Value::Number(n, _) => number(&format!("{sign}{n}"), self.dialect, at),
             ast::Value::SingleQuotedString(s) => {
                 Ok(Typed::new(Expr::Literal(Datum::Text(s.clone().into())), ScalarType::Text, false))
             }
@@ -325,6 +326,14 @@ impl<'a, 'c> Lowerer<'a, 'c> {
     fn arithmetic(&self, op: BinaryOp, left: Typed, right: Typed, at: Option<Location>) -> Lowered {
         let (left, right) = (bool_as_int(left, self.dialect), bool_as_int(right, self.dialect));
         let numeric = |t: ScalarType| t.is_numeric() || t == ScalarType::Null;
+        let temporal = |t: ScalarType| matches!(t, ScalarType::Date | ScalarType::Timestamp | ScalarType::TimestampTz);
+        if temporal(left.ty) || temporal(right.ty) {
+            return Err(PlanError::new(
+                format!("date/time arithmetic is not supported: {} {} {}", left.ty, op.symbol(), right.ty),
+                at,
+            )
+            .hint("compare dates and timestamps with literals instead (d >= '2024-05-01'), or compute the value at read time"));
+        }
         if !numeric(left.ty) || !numeric(right.ty) {
             return Err(types::operator_error(op.symbol(), left.ty, right.ty, at));
         }
@@ -462,7 +471,19 @@ pub(crate) fn aggregate_func(f: &ast::Function) -> Option<AggregateFunc> {
     }
 }
 
-fn number(text: &str, at: Option<Location>) -> Lowered {
+fn number(text: &str, dialect: Dialect, at: Option<Location>) -> Lowered {
+    // PostgreSQL: a literal with a point or an exponent, or an integer
+    // beyond bigint, is numeric.
+    let numeric_literal = |text: &str| match denorm_types::numeric::parse(text) {
+        Ok(n) => Ok(Typed::new(Expr::Literal(Datum::Numeric(n)), ScalarType::Numeric, false)),
+        Err(_) => Err(PlanError::new(format!("numeric literal {text} is out of range"), at).hint(
+            "denorm's numeric holds at most 28 digits after the point and 29 before it; \
+             write CAST('…' AS double precision) if an approximate value will do",
+        )),
+    };
+    if dialect == Dialect::Postgres && (text.contains(['.', 'e', 'E']) || text.parse::<i64>().is_err()) {
+        return numeric_literal(text);
+    }
     if text.contains(['.', 'e', 'E']) {
         return match text.parse::<f64>() {
             Ok(f) if f.is_finite() => Ok(Typed::new(Expr::Literal(Datum::Float(f)), ScalarType::Float, false)),
@@ -495,7 +516,12 @@ fn concat(left: Typed, right: Typed, at: Option<Location>) -> Lowered {
         return Err(types::operator_error("||", left.ty, right.ty, at));
     }
     let as_text = |t: Typed| match t.ty {
-        ScalarType::Int => Expr::Cast { expr: Box::new(t.expr), to: ScalarType::Text },
+        ScalarType::Int
+        | ScalarType::Numeric
+        | ScalarType::Date
+        | ScalarType::Timestamp
+        | ScalarType::TimestampTz
+        | ScalarType::Uuid => Expr::Cast { expr: Box::new(t.expr), to: ScalarType::Text },
         _ => t.expr,
     };
     let nullable = left.nullable || right.nullable;

@@ -4,7 +4,9 @@ use std::cell::RefCell;
 
 use denorm_expr::{AggregateFunc, Expr, Func};
 use denorm_types::{Dialect, ScalarType};
-use sqlparser::ast::{self, CastKind, DataType, DuplicateTreatment, ExactNumberInfo, FunctionArg, FunctionArgExpr};
+use sqlparser::ast::{
+    self, CastKind, DataType, DuplicateTreatment, ExactNumberInfo, FunctionArg, FunctionArgExpr, TimezoneInfo,
+};
 
 use crate::expr::{aggregate_func, is_aggregate, Clause, Grouping, Lowerer};
 use crate::types::{self, bool_as_int, comparison_operands, Typed};
@@ -19,7 +21,8 @@ pub(crate) const SUPPORTED_FUNCTIONS: &str = "supported functions: abs, coalesce
      json_group_array, json_group_object (PostgreSQL: json_agg, json_object_agg)";
 
 const SUPPORTED_TYPES: &str =
-    "supported types: INTEGER, BIGINT, SMALLINT, DOUBLE PRECISION, FLOAT, REAL (SQLite), TEXT, VARCHAR, BOOLEAN";
+    "supported types: INTEGER, BIGINT, SMALLINT, DOUBLE PRECISION, FLOAT, REAL (SQLite), TEXT, VARCHAR, BOOLEAN; \
+     PostgreSQL also NUMERIC, DATE, TIMESTAMP, TIMESTAMPTZ, UUID";
 
 /// The arguments of a plain call `f(a, b)`, or `None` for `f(*)`.
 enum Args<'e> {
@@ -190,8 +193,13 @@ impl Lowerer<'_, '_> {
         }
         let arg = bool_as_int(arg, self.dialect);
         let ty = match (func, arg.ty) {
+            (AggregateFunc::Avg, ScalarType::Numeric) => ScalarType::Numeric,
             (AggregateFunc::Avg, t) if t.is_numeric() => ScalarType::Float,
             (AggregateFunc::Sum, t) if t.is_numeric() => t,
+            (AggregateFunc::Min | AggregateFunc::Max, ScalarType::Json) if self.dialect == Dialect::Postgres => {
+                return Err(PlanError::new(format!("function {name}(json) does not exist"), at)
+                    .hint("json values have no order; CAST the argument to text"))
+            }
             (AggregateFunc::Min | AggregateFunc::Max, t) if t != ScalarType::Bool => t,
             (_, ScalarType::Null) => ScalarType::Null,
             (_, t) => {
@@ -235,6 +243,26 @@ impl Lowerer<'_, '_> {
         use ScalarType::*;
         let sqlite = self.dialect == Dialect::Sqlite;
         let sqlite_boolean = sqlite && matches!(data_type, DataType::Bool | DataType::Boolean);
+        let pg_only = matches!(to, Numeric | Date | Timestamp | TimestampTz | Uuid);
+        if sqlite && pg_only {
+            return Err(PlanError::new(format!("CAST to {data_type} is not supported by SQLite"), at)
+                .hint("SQLite has no such type; keep the value as TEXT or a number"));
+        }
+        let temporal = |t: ScalarType| matches!(t, Date | Timestamp | TimestampTz);
+        let allowed = match (arg.ty, to) {
+            (Null, _) | (_, Text) => true,
+            (a, b) if a == b => true,
+            (Text, _) => true,
+            (Int | Float | Numeric, Numeric) | (Numeric, Int | Float) => true,
+            (a, b) if temporal(a) && temporal(b) => true,
+            (Numeric | Date | Timestamp | TimestampTz | Uuid | Json, _) => false,
+            (_, Numeric | Date | Timestamp | TimestampTz | Uuid) => false,
+            _ => true,
+        };
+        if !allowed {
+            return Err(PlanError::new(format!("cannot cast type {} to {data_type}", arg.ty), at)
+                .hint("PostgreSQL has no such cast; CAST through TEXT if the text form is what you mean"));
+        }
         let refused = match (arg.ty, to) {
             (Float, Text) => Some("SQLite and PostgreSQL format doubles as text differently"),
             (Float, Bool) => Some("PostgreSQL has no cast from double to boolean"),
@@ -278,6 +306,22 @@ pub(crate) fn cast_target(data_type: &DataType, dialect: Dialect) -> Result<Cast
         T::Char(None) | T::Character(None) => refuse("PostgreSQL's CHAR is CHAR(1) and truncates; use TEXT"),
         T::Bool | T::Boolean if pg => target(ScalarType::Bool, "bool"),
         T::Bool | T::Boolean => target(ScalarType::Int, "bool"),
+        T::Numeric(ExactNumberInfo::None) | T::Decimal(ExactNumberInfo::None) if pg => target(ScalarType::Numeric, "numeric"),
+        T::Numeric(_) | T::Decimal(_) if pg => {
+            refuse("NUMERIC(p, s) is not supported; CAST to NUMERIC and round with the scale you need at read time")
+        }
+        T::Date if pg => target(ScalarType::Date, "date"),
+        T::Timestamp(None, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) if pg => {
+            target(ScalarType::Timestamp, "timestamp")
+        }
+        T::Timestamp(None, TimezoneInfo::WithTimeZone | TimezoneInfo::Tz) if pg => {
+            target(ScalarType::TimestampTz, "timestamptz")
+        }
+        T::Timestamp(Some(_), _) if pg => refuse("TIMESTAMP(p) is not supported; leave the precision out"),
+        T::Uuid if pg => target(ScalarType::Uuid, "uuid"),
+        T::Numeric(_) | T::Decimal(_) | T::Date | T::Timestamp(..) | T::Uuid => {
+            refuse("SQLite has no such type; keep the value as TEXT or a number")
+        }
         T::Int(Some(_))
         | T::Integer(Some(_))
         | T::BigInt(Some(_))
