@@ -299,6 +299,30 @@ pub fn key_form(a: Decimal) -> Decimal {
     from_parts(m, scale).unwrap_or(a)
 }
 
+/// Appends bytes whose lexicographic order is the numeric order (display
+/// scale ignored: `1.5` and `1.50` give the same bytes), prefix-free: a sign
+/// class (1 negative, 2 zero, 3 positive), then for non-zero values the
+/// decimal exponent of the first digit + 128 and the significant digits as
+/// bytes 1–10 ended by 0, all inverted for negative values.
+pub fn write_sort_key(a: Decimal, out: &mut Vec<u8>) {
+    let mantissa = a.mantissa();
+    if mantissa == 0 {
+        out.push(0x02);
+        return;
+    }
+    out.push(if mantissa < 0 { 0x01 } else { 0x03 });
+    let start = out.len();
+    let digits = mantissa.unsigned_abs().to_string();
+    // value = 0.d1d2… × 10^exponent; |exponent| ≤ 29.
+    let exponent = digits.len() as i32 - a.scale() as i32;
+    out.push((exponent + 128) as u8);
+    out.extend(digits.trim_end_matches('0').bytes().map(|b| b - b'0' + 1));
+    out.push(0);
+    if mantissa < 0 {
+        out[start..].iter_mut().for_each(|b| *b = !*b);
+    }
+}
+
 /// Numeric comparison, ignoring display scale.
 pub fn cmp(a: Decimal, b: Decimal) -> Ordering {
     a.cmp(&b)

@@ -222,23 +222,7 @@ pub(crate) fn encode_sort_key(row: &Row, order: &[SortKey], out: &mut Vec<u8>) {
 
 fn encode_numeric(n: denorm_types::numeric::Decimal, out: &mut Vec<u8>) {
     out.push(0x21);
-    let mantissa = n.mantissa();
-    if mantissa == 0 {
-        out.push(0x02);
-        return;
-    }
-    out.push(if mantissa < 0 { 0x01 } else { 0x03 });
-    let start = out.len();
-    let digits = mantissa.unsigned_abs().to_string();
-    let significant = digits.trim_end_matches('0');
-    // value = 0.d1d2… × 10^exponent
-    let exponent = digits.len() as i32 - n.scale() as i32;
-    out.push((exponent + 128) as u8);
-    out.extend(significant.bytes().map(|b| b - b'0' + 1));
-    out.push(0);
-    if mantissa < 0 {
-        out[start..].iter_mut().for_each(|b| *b = !*b);
-    }
+    denorm_types::numeric::write_sort_key(n, out);
 }
 
 fn encode_number(d: f64, remainder: i128, out: &mut Vec<u8>) {
