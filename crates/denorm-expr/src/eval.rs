@@ -398,7 +398,11 @@ fn cast<'r>(v: Datum<'r>, to: ScalarType, dialect: Dialect) -> Result<Datum<'r>>
         && (beyond_sqlite(&v)
             || matches!(
                 to,
-                ScalarType::Numeric | ScalarType::Date | ScalarType::Timestamp | ScalarType::TimestampTz | ScalarType::Uuid
+                ScalarType::Numeric
+                    | ScalarType::Date
+                    | ScalarType::Timestamp
+                    | ScalarType::TimestampTz
+                    | ScalarType::Uuid
             ))
     {
         return pg_cast(v, to);

@@ -528,7 +528,10 @@ fn postgres_types_round_trip_through_snapshot_and_stream() {
 /// naming the column, never a rounded value.
 #[test]
 fn numerics_beyond_the_representation_are_refused_by_name() {
-    let pg = Pg::new("numeric_range", "CREATE TABLE m (id int PRIMARY KEY, amount numeric); ALTER TABLE m REPLICA IDENTITY FULL;");
+    let pg = Pg::new(
+        "numeric_range",
+        "CREATE TABLE m (id int PRIMARY KEY, amount numeric); ALTER TABLE m REPLICA IDENTITY FULL;",
+    );
     let spec = spec_all(&["m"]);
     let mut capture = pg.open(&spec);
     let snapshot = capture.snapshot(&mut no_progress()).unwrap();

@@ -141,7 +141,10 @@ impl<'a, 'c> Lowerer<'a, 'c> {
 
     pub fn lower(&self, e: &ast::Expr, depth: usize) -> Lowered {
         if depth > MAX_DEPTH {
-            return Err(PlanError::new(format!("expression is nested too deeply (more than {MAX_DEPTH} levels)"), self.at(e)));
+            return Err(PlanError::new(
+                format!("expression is nested too deeply (more than {MAX_DEPTH} levels)"),
+                self.at(e),
+            ));
         }
         match self.grouping {
             Some(grouping) => self.lower_grouped(e, grouping, depth),
@@ -164,7 +167,9 @@ impl<'a, 'c> Lowerer<'a, 'c> {
             }
         }
         match e {
-            ast::Expr::Function(f) if is_aggregate(f) && f.over.is_none() => self.lower_aggregate(f, e, grouping, depth),
+            ast::Expr::Function(f) if is_aggregate(f) && f.over.is_none() => {
+                self.lower_aggregate(f, e, grouping, depth)
+            }
             ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_) => {
                 self.lower_node(e, depth)?;
                 Err(PlanError::new(
@@ -362,7 +367,15 @@ impl<'a, 'c> Lowerer<'a, 'c> {
         Ok(if negated { not(e) } else { e })
     }
 
-    fn between(&self, x: &ast::Expr, negated: bool, low: &ast::Expr, high: &ast::Expr, at: Option<Location>, d: usize) -> Lowered {
+    fn between(
+        &self,
+        x: &ast::Expr,
+        negated: bool,
+        low: &ast::Expr,
+        high: &ast::Expr,
+        at: Option<Location>,
+        d: usize,
+    ) -> Lowered {
         let x = self.lower(x, d)?;
         let ge = self.apply_binary(BinaryOp::GtEq, x.clone(), self.lower(low, d)?, at)?;
         let le = self.apply_binary(BinaryOp::LtEq, x, self.lower(high, d)?, at)?;
@@ -424,7 +437,9 @@ impl<'a, 'c> Lowerer<'a, 'c> {
         for w in whens {
             let c = match &operand {
                 // `CASE x WHEN v` is `CASE WHEN x = v`.
-                Some(x) => self.apply_binary(BinaryOp::Eq, x.clone(), self.lower(&w.condition, d)?, self.at(&w.condition))?,
+                Some(x) => {
+                    self.apply_binary(BinaryOp::Eq, x.clone(), self.lower(&w.condition, d)?, self.at(&w.condition))?
+                }
                 None => self.lower_condition(&w.condition, "CASE/WHEN", d)?,
             };
             conditions.push(c.expr);
@@ -543,8 +558,7 @@ fn refusal(e: &ast::Expr, at: Option<Location>) -> PlanError {
         E::Subquery(_) | E::InSubquery { .. } | E::Exists { .. } => PlanError::new("subqueries are not supported", at)
             .hint("express the query with JOIN, or define the inner query as its own view"),
         E::GroupingSets(_) | E::Cube(_) | E::Rollup(_) => {
-            PlanError::new("GROUPING SETS, ROLLUP and CUBE are not supported", at)
-                .hint("define one view per grouping")
+            PlanError::new("GROUPING SETS, ROLLUP and CUBE are not supported", at).hint("define one view per grouping")
         }
         E::Wildcard(_) | E::QualifiedWildcard(..) => PlanError::new("* is not allowed here", at),
         E::IsTrue(_) | E::IsNotTrue(_) | E::IsFalse(_) | E::IsNotFalse(_) | E::IsUnknown(_) | E::IsNotUnknown(_) => {
@@ -560,7 +574,12 @@ fn refusal(e: &ast::Expr, at: Option<Location>) -> PlanError {
         E::Interval(_) | E::TypedString(_) | E::AtTimeZone { .. } | E::Extract { .. } => {
             PlanError::new("date and time expressions are not supported", at)
         }
-        E::Substring { .. } | E::Trim { .. } | E::Overlay { .. } | E::Position { .. } | E::Ceil { .. } | E::Floor { .. } => {
+        E::Substring { .. }
+        | E::Trim { .. }
+        | E::Overlay { .. }
+        | E::Position { .. }
+        | E::Ceil { .. }
+        | E::Floor { .. } => {
             PlanError::new("this function is not supported", at).hint(crate::func::SUPPORTED_FUNCTIONS)
         }
         E::Tuple(_) => PlanError::new("row constructors are not supported", at),

@@ -87,9 +87,7 @@ pub(crate) fn coerce_literal(t: Typed, to: ScalarType, at: Option<Location>) -> 
 pub(crate) fn widen(t: Typed, to: ScalarType) -> Typed {
     use ScalarType::*;
     match (t.ty, to) {
-        (Int, Numeric) | (Numeric, Float) => {
-            Typed::new(Expr::Cast { expr: Box::new(t.expr), to }, to, t.nullable)
-        }
+        (Int, Numeric) | (Numeric, Float) => Typed::new(Expr::Cast { expr: Box::new(t.expr), to }, to, t.nullable),
         _ => t,
     }
 }
@@ -98,7 +96,8 @@ pub(crate) fn widen(t: Typed, to: ScalarType) -> Typed {
 /// both boolean; NULL compares with anything.
 pub(crate) fn comparable(a: ScalarType, b: ScalarType) -> bool {
     use ScalarType::*;
-    matches!((a, b), (Null, _) | (_, Null) | (Text, Text) | (Bool, Bool)) || (a.is_numeric() && b.is_numeric())
+    matches!((a, b), (Null, _) | (_, Null) | (Text, Text) | (Bool, Bool))
+        || (a.is_numeric() && b.is_numeric())
         || (a == b && matches!(a, Date | Timestamp | TimestampTz | Uuid))
 }
 
@@ -111,7 +110,8 @@ pub(crate) fn comparison_operands(
     dialect: Dialect,
     at: Option<Location>,
 ) -> Result<(Typed, Typed), PlanError> {
-    let (left, right) = if dialect == Dialect::Sqlite && (left.ty == ScalarType::Bool) != (right.ty == ScalarType::Bool) {
+    let (left, right) = if dialect == Dialect::Sqlite && (left.ty == ScalarType::Bool) != (right.ty == ScalarType::Bool)
+    {
         (bool_as_int(left, dialect), bool_as_int(right, dialect))
     } else {
         (left, right)

@@ -116,7 +116,9 @@ pub fn parse(text: &str) -> Result<Decimal, NumericError> {
     }
     let mut scale = frac_digits - exponent;
     if scale < 0 {
-        mantissa = mantissa.checked_mul(pow10((-scale) as u32).ok_or(NumericError::OutOfRange)?).ok_or(NumericError::OutOfRange)?;
+        mantissa = mantissa
+            .checked_mul(pow10((-scale) as u32).ok_or(NumericError::OutOfRange)?)
+            .ok_or(NumericError::OutOfRange)?;
         scale = 0;
     }
     let scale = u32::try_from(scale).map_err(|_| NumericError::OutOfRange)?;
@@ -145,7 +147,8 @@ impl fmt::Display for Display {
         if scale == 0 {
             return f.write_str(&digits);
         }
-        let padded = if digits.len() <= scale { format!("{}{digits}", "0".repeat(scale + 1 - digits.len())) } else { digits };
+        let padded =
+            if digits.len() <= scale { format!("{}{digits}", "0".repeat(scale + 1 - digits.len())) } else { digits };
         let point = padded.len() - scale;
         write!(f, "{}.{}", &padded[..point], &padded[point..])
     }
@@ -183,11 +186,7 @@ fn weight_and_first_digit(d: Decimal) -> (i64, i128) {
     let exponent = digits - 1 - i64::from(d.scale());
     let weight = exponent.div_euclid(4);
     let shift = i64::from(d.scale()) + 4 * weight;
-    let first = if shift >= 0 {
-        m / 10u128.pow(shift as u32)
-    } else {
-        m * 10u128.pow((-shift) as u32)
-    };
+    let first = if shift >= 0 { m / 10u128.pow(shift as u32) } else { m * 10u128.pow((-shift) as u32) };
     (weight, first as i128)
 }
 

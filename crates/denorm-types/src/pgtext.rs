@@ -62,7 +62,11 @@ mod tests {
             (ScalarType::Date, "2024-05-01", "'2024-05-01'::date"),
             (ScalarType::Timestamp, "2024-05-01 10:00:00.25", "'2024-05-01 10:00:00.25'::timestamp"),
             (ScalarType::TimestampTz, "2024-05-01 12:00:00+02", "'2024-05-01 10:00:00+00'::timestamptz"),
-            (ScalarType::Uuid, "{A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11}", "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid"),
+            (
+                ScalarType::Uuid,
+                "{A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11}",
+                "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid",
+            ),
         ];
         for (ty, text, want) in cases {
             let v = parse(ty, text).unwrap().unwrap();

@@ -251,7 +251,8 @@ fn parse_parts(text: &str) -> Option<Parsed> {
                 micros = (seven + 5) / 10;
             }
         }
-        let valid = hour < 24 && minute < 60 && second < 60 || (hour == 24 && minute == 0 && second == 0 && micros == 0);
+        let valid =
+            hour < 24 && minute < 60 && second < 60 || (hour == 24 && minute == 0 && second == 0 && micros == 0);
         if !valid {
             return None;
         }

@@ -178,15 +178,13 @@ fn from_pg_text(text: Option<&str>, ty: denorm_types::ScalarType) -> Result<Valu
         }),
         ScalarType::Text | ScalarType::Json => Datum::owned_text(text.to_string()),
         ScalarType::Null | ScalarType::Unsupported => Datum::Null,
-        ScalarType::Numeric
-        | ScalarType::Date
-        | ScalarType::Timestamp
-        | ScalarType::TimestampTz
-        | ScalarType::Uuid => match denorm_types::pgtext::parse(ty, text) {
-            Some(Ok(v)) => v,
-            Some(Err(e)) => return Err(format!("the source returned {text:?} for a {ty} column: {e}")),
-            None => return Err(bad()),
-        },
+        ScalarType::Numeric | ScalarType::Date | ScalarType::Timestamp | ScalarType::TimestampTz | ScalarType::Uuid => {
+            match denorm_types::pgtext::parse(ty, text) {
+                Some(Ok(v)) => v,
+                Some(Err(e)) => return Err(format!("the source returned {text:?} for a {ty} column: {e}")),
+                None => return Err(bad()),
+            }
+        }
     })
 }
 

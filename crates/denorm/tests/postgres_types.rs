@@ -288,7 +288,8 @@ impl Writer {
         let created = self.maybe_null(format!("TIMESTAMP '2024-01-01' + {micros} * INTERVAL '1 microsecond'"));
         let offset = ["+00", "+02", "-05:30"][self.below(3) as usize];
         let (seconds, k) = (self.below(150 * 86_400), self.below(100));
-        let paid = self.maybe_null(format!("TIMESTAMPTZ '2024-01-20 00:00:00{offset}' + {seconds} * INTERVAL '1 second'"));
+        let paid =
+            self.maybe_null(format!("TIMESTAMPTZ '2024-01-20 00:00:00{offset}' + {seconds} * INTERVAL '1 second'"));
         let meta = self.maybe_null(format!("'{{\"k\": {k}, \"tags\": [\"é\", \"a\\\"b\"], \"price\": 1.50}}'"));
         format!("({id}, {account}, {amount}, {qty}, {day}, {created}, {paid}, {meta}, point(1, 2))")
     }
@@ -349,11 +350,15 @@ fn postgres_types_views_equal_postgres_under_random_transactions() {
 
     // Key lookups by the new types, parsed by the column's type.
     client
-        .batch_execute(&format!("INSERT INTO accounts VALUES ('{}', 'lookup', '2024-01-01') ON CONFLICT DO NOTHING", ACCOUNTS[1]))
+        .batch_execute(&format!(
+            "INSERT INTO accounts VALUES ('{}', 'lookup', '2024-01-01') ON CONFLICT DO NOTHING",
+            ACCOUNTS[1]
+        ))
         .unwrap();
     let deadline = Instant::now() + PATIENCE;
     let by_key = loop {
-        let (status, rows) = served(&denorm, &format!("/views/by_account?account_id=eq.{}", ACCOUNTS[1].to_uppercase()));
+        let (status, rows) =
+            served(&denorm, &format!("/views/by_account?account_id=eq.{}", ACCOUNTS[1].to_uppercase()));
         assert_eq!(status, 200, "{rows:?}");
         if rows.len() == 1 || Instant::now() > deadline {
             break rows;
@@ -377,11 +382,8 @@ fn a_view_reading_an_unsupported_column_is_refused_by_name() {
     let views = "CREATE MATERIALIZED VIEW amounts AS SELECT id, amount FROM orders;\n\
                  CREATE MATERIALIZED VIEW places AS SELECT id, location FROM orders;\n";
     let project = Project::new("unsupported", views);
-    let output = Command::new(env!("CARGO_BIN_EXE_denorm"))
-        .args(["check", "--config"])
-        .arg(&project.config)
-        .output()
-        .unwrap();
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_denorm")).args(["check", "--config"]).arg(&project.config).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(
@@ -391,8 +393,11 @@ fn a_view_reading_an_unsupported_column_is_refused_by_name() {
     assert!(!stderr.contains("amounts"), "only the view reading the column is refused: {stderr}");
 
     // Without that view, the table with the point column is served.
-    std::fs::write(project.dir.path().join("views.sql"), "CREATE MATERIALIZED VIEW amounts AS SELECT id, amount FROM orders;\n")
-        .unwrap();
+    std::fs::write(
+        project.dir.path().join("views.sql"),
+        "CREATE MATERIALIZED VIEW amounts AS SELECT id, amount FROM orders;\n",
+    )
+    .unwrap();
     project.client().batch_execute("INSERT INTO orders (id, amount, location) VALUES (1, 2.50, point(3, 4))").unwrap();
     let denorm = Denorm::start(&project.config);
     let deadline = Instant::now() + PATIENCE;

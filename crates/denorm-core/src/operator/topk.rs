@@ -315,8 +315,11 @@ mod tests {
         .map(|t| Datum::Numeric(denorm_types::numeric::parse(t).unwrap()))
         .chain([Datum::Null])
         .collect();
-        let dates: Vec<Value> =
-            [i32::MIN, -800_000, -1, 0, 1, 19_000, i32::MAX].into_iter().map(Datum::Date).chain([Datum::Null]).collect();
+        let dates: Vec<Value> = [i32::MIN, -800_000, -1, 0, 1, 19_000, i32::MAX]
+            .into_iter()
+            .map(Datum::Date)
+            .chain([Datum::Null])
+            .collect();
         let stamps: Vec<Value> = [i64::MIN, -1, 0, 1, i64::MAX].into_iter().map(Datum::Timestamp).collect();
         let uuids: Vec<Value> = [[0u8; 16], [1; 16], [0xff; 16]].into_iter().map(Datum::Uuid).collect();
         for set in [&values, &texts, &numerics, &dates, &stamps, &uuids] {

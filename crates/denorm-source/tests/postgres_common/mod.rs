@@ -155,7 +155,8 @@ impl Model {
 pub fn table_rows(client: &mut Client, catalog: &Catalog, table: &str, read: &[&str]) -> BTreeMap<Row, Diff> {
     let schema = catalog.get(table).unwrap();
     // The types beyond SQLite's are read as PostgreSQL's text and parsed.
-    let as_text = |ty: ScalarType| !matches!(ty, ScalarType::Int | ScalarType::Float | ScalarType::Bool | ScalarType::Text);
+    let as_text =
+        |ty: ScalarType| !matches!(ty, ScalarType::Int | ScalarType::Float | ScalarType::Bool | ScalarType::Text);
     let select: Vec<String> = schema
         .columns
         .iter()
