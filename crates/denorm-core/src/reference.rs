@@ -149,6 +149,21 @@ fn aggregate(agg: &Aggregate, rows: &[(Row, Diff)], dialect: Dialect) -> Result<
             Datum::Int(packed.len() as i64)
         }
         _ if values.is_empty() => Datum::Null,
+        AggregateFunc::Sum | AggregateFunc::Avg if matches!(values[0], Datum::Numeric(_)) => {
+            // Exact, at the largest display scale; AVG at PostgreSQL's division scale.
+            let mut sum = denorm_types::numeric::Decimal::ZERO;
+            for v in &values {
+                if let Datum::Numeric(n) = v {
+                    sum = denorm_types::numeric::add(sum, *n, false)?;
+                }
+            }
+            if agg.func == AggregateFunc::Avg {
+                let count = denorm_types::numeric::from_i64(values.len() as i64);
+                Datum::Numeric(denorm_types::numeric::div(sum, count)?)
+            } else {
+                Datum::Numeric(sum)
+            }
+        }
         AggregateFunc::Sum | AggregateFunc::Avg => {
             let all_int = values.iter().all(|v| matches!(v, Datum::Int(_)));
             let total: f64 = values.iter().filter_map(Datum::as_f64).sum();

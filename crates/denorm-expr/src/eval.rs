@@ -16,7 +16,8 @@ use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use denorm_types::json::{self, Construct};
-use denorm_types::{Datum, Dialect, ScalarType};
+use denorm_types::numeric::{self, Decimal, NumericError};
+use denorm_types::{pgtext, temporal, Datum, Dialect, ScalarType};
 
 use crate::expr::{BinaryOp, Expr, Func};
 
@@ -33,6 +34,19 @@ pub enum EvalError {
     /// `json_object_agg`.
     #[error("a JSON object key is NULL")]
     NullJsonKey,
+    /// A numeric result denorm's exact decimal cannot hold (or a division
+    /// by zero).
+    #[error("{0}; CAST the operands to double precision in the view if an approximate result will do")]
+    Numeric(NumericError),
+}
+
+impl From<NumericError> for EvalError {
+    fn from(e: NumericError) -> Self {
+        match e {
+            NumericError::DivisionByZero => EvalError::DivisionByZero,
+            e => EvalError::Numeric(e),
+        }
+    }
 }
 
 type Result<T> = std::result::Result<T, EvalError>;
@@ -110,7 +124,12 @@ fn truth(d: &Datum<'_>) -> Option<bool> {
         Datum::Bool(b) => Some(*b),
         Datum::Int(i) => Some(*i != 0),
         Datum::Float(f) => Some(*f != 0.0),
-        Datum::Text(_) => Some(false),
+        Datum::Text(_)
+        | Datum::Numeric(_)
+        | Datum::Date(_)
+        | Datum::Timestamp(_)
+        | Datum::TimestampTz(_)
+        | Datum::Uuid(_) => Some(false),
     }
 }
 
@@ -168,6 +187,7 @@ fn negate<'r>(v: Datum<'r>, dialect: Dialect) -> Result<Datum<'r>> {
             None => overflow(-(i as f64), dialect),
         },
         Datum::Float(f) => Ok(Datum::Float(-f)),
+        Datum::Numeric(n) => Ok(Datum::Numeric(numeric::negate(n))),
         other => Ok(other),
     }
 }
@@ -196,13 +216,41 @@ fn binary<'r>(op: BinaryOp, l: Datum<'r>, r: Datum<'r>, dialect: Dialect) -> Res
 fn plain_text(d: &Datum<'_>) -> String {
     match d {
         Datum::Text(t) => t.to_string(),
-        other => other.to_string(),
+        other => other.pg_text().unwrap_or_else(|| other.to_string()),
     }
+}
+
+/// The exact decimal of an integer or numeric operand.
+fn decimal(d: &Datum<'_>) -> Option<Decimal> {
+    match d {
+        Datum::Numeric(n) => Some(*n),
+        Datum::Int(i) => Some(numeric::from_i64(*i)),
+        _ => None,
+    }
+}
+
+/// `numeric op numeric` (an integer operand is read as numeric, as
+/// PostgreSQL resolves `integer + numeric`).
+fn numeric_arithmetic<'r>(op: BinaryOp, a: Decimal, b: Decimal) -> Result<Datum<'r>> {
+    let result = match op {
+        BinaryOp::Add => numeric::add(a, b, false),
+        BinaryOp::Sub => numeric::add(a, b, true),
+        BinaryOp::Mul => numeric::mul(a, b),
+        BinaryOp::Div => numeric::div(a, b),
+        BinaryOp::Mod => numeric::rem(a, b),
+        _ => unreachable!("not arithmetic: {op:?}"),
+    };
+    Ok(Datum::Numeric(result?))
 }
 
 fn arithmetic<'r>(op: BinaryOp, l: Datum<'r>, r: Datum<'r>, dialect: Dialect) -> Result<Datum<'r>> {
     if let (Datum::Int(a), Datum::Int(b)) = (&l, &r) {
         return int_arithmetic(op, *a, *b, dialect);
+    }
+    if matches!(l, Datum::Numeric(_)) || matches!(r, Datum::Numeric(_)) {
+        if let (Some(a), Some(b)) = (decimal(&l), decimal(&r)) {
+            return numeric_arithmetic(op, a, b);
+        }
     }
     let (Some(a), Some(b)) = (l.as_f64(), r.as_f64()) else {
         return Ok(Datum::Null);
@@ -259,6 +307,7 @@ fn call<'r>(func: Func, args: &[Expr], row: &[Datum<'r>], dialect: Dialect) -> R
         (_, Datum::Null) => Datum::Null,
         (Func::Abs, Datum::Int(i)) => Datum::Int(i.checked_abs().ok_or(EvalError::IntegerOverflow)?),
         (Func::Abs, Datum::Float(f)) => Datum::Float(f.abs()),
+        (Func::Abs, Datum::Numeric(n)) => Datum::Numeric(if n.is_sign_negative() { numeric::negate(n) } else { n }),
         (Func::Lower { ascii_only }, Datum::Text(t)) => {
             Datum::Text(Cow::Owned(if ascii_only { t.to_ascii_lowercase() } else { t.to_lowercase() }))
         }
@@ -310,7 +359,54 @@ fn invalid(value: &Datum<'_>, to: ScalarType) -> EvalError {
     EvalError::InvalidCast { value: value.to_string(), to }
 }
 
+/// Casts from and to the types beyond SQLite's (PostgreSQL only; the
+/// planner refuses the casts PostgreSQL has not).
+fn pg_cast<'r>(v: Datum<'r>, to: ScalarType) -> Result<Datum<'r>> {
+    Ok(match (to, v) {
+        (ScalarType::Text, v) => match v.pg_text() {
+            Some(text) => Datum::owned_text(text),
+            None => v,
+        },
+        (ScalarType::Numeric, Datum::Numeric(n)) => Datum::Numeric(n),
+        (ScalarType::Numeric, Datum::Int(i)) => Datum::Numeric(numeric::from_i64(i)),
+        (ScalarType::Numeric, Datum::Float(f)) => Datum::Numeric(numeric::from_f64(f)?),
+        (ScalarType::Int, Datum::Numeric(n)) => Datum::Int(numeric::to_i64(n).ok_or(EvalError::IntegerOverflow)?),
+        (ScalarType::Float, Datum::Numeric(n)) => Datum::Float(numeric::to_f64(n)),
+        (ScalarType::Date, Datum::Date(d)) => Datum::Date(d),
+        (ScalarType::Date, Datum::Timestamp(t) | Datum::TimestampTz(t)) => Datum::Date(temporal::timestamp_date(t)),
+        (ScalarType::Timestamp, Datum::Date(d)) => Datum::Timestamp(temporal::date_timestamp(d)),
+        (ScalarType::Timestamp, Datum::Timestamp(t) | Datum::TimestampTz(t)) => Datum::Timestamp(t),
+        (ScalarType::TimestampTz, Datum::Date(d)) => Datum::TimestampTz(temporal::date_timestamp(d)),
+        (ScalarType::TimestampTz, Datum::Timestamp(t) | Datum::TimestampTz(t)) => Datum::TimestampTz(t),
+        (ScalarType::Uuid, Datum::Uuid(u)) => Datum::Uuid(u),
+        (to, Datum::Text(t)) => match pgtext::parse(to, &t) {
+            Some(Ok(v)) => v,
+            Some(Err(pgtext::TextError::Numeric(NumericError::OutOfRange | NumericError::NotFinite))) => {
+                return Err(EvalError::Numeric(NumericError::OutOfRange))
+            }
+            _ => return Err(invalid(&Datum::Text(t), to)),
+        },
+        (to, v) => return Err(invalid(&v, to)),
+    })
+}
+
 fn cast<'r>(v: Datum<'r>, to: ScalarType, dialect: Dialect) -> Result<Datum<'r>> {
+    let beyond_sqlite = |d: &Datum<'_>| {
+        matches!(d, Datum::Numeric(_) | Datum::Date(_) | Datum::Timestamp(_) | Datum::TimestampTz(_) | Datum::Uuid(_))
+    };
+    if !v.is_null()
+        && (beyond_sqlite(&v)
+            || matches!(
+                to,
+                ScalarType::Numeric
+                    | ScalarType::Date
+                    | ScalarType::Timestamp
+                    | ScalarType::TimestampTz
+                    | ScalarType::Uuid
+            ))
+    {
+        return pg_cast(v, to);
+    }
     Ok(match (to, v) {
         (_, Datum::Null) | (ScalarType::Null, _) => Datum::Null,
         // The planner never casts to JSON; JSON text casts to text as it is.
@@ -331,6 +427,8 @@ fn cast<'r>(v: Datum<'r>, to: ScalarType, dialect: Dialect) -> Result<Datum<'r>>
         (ScalarType::Bool, Datum::Int(i)) => Datum::Bool(i != 0),
         (ScalarType::Bool, Datum::Float(f)) => Datum::Bool(f != 0.0),
         (ScalarType::Bool, Datum::Text(t)) => text_to_bool(&t).ok_or_else(|| invalid(&Datum::Text(t), to))?,
+        (ScalarType::Unsupported, _) => Datum::Null,
+        (to, v) => return Err(invalid(&v, to)),
     })
 }
 

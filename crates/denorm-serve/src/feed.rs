@@ -113,6 +113,22 @@ fn encode(out: &mut Vec<u8>, datum: &Datum<'_>, descending: bool, nulls_first: b
             let exact = if x.fract() == 0.0 && x.abs() < 1.0e38 { *x as i128 } else { 0 };
             number(out, *x, exact)
         }
+        Datum::Numeric(n) => {
+            out.push(0x21);
+            denorm_types::numeric::write_sort_key(*n, out);
+        }
+        Datum::Date(d) => {
+            out.push(0x40);
+            out.extend_from_slice(&((*d as u32) ^ 0x8000_0000).to_be_bytes());
+        }
+        Datum::Timestamp(t) | Datum::TimestampTz(t) => {
+            out.push(0x40);
+            out.extend_from_slice(&((*t as u64) ^ (1 << 63)).to_be_bytes());
+        }
+        Datum::Uuid(u) => {
+            out.push(0x50);
+            out.extend_from_slice(u);
+        }
         Datum::Text(t) => {
             out.push(0x30);
             for &b in t.as_bytes() {

@@ -5,6 +5,10 @@
 //! text → strings; booleans → `true`/`false`; NULL → `null`. A column of
 //! type JSON (`json_object(…)`, `json_group_array(…)`) holds JSON text, which
 //! is embedded as it is: `{"doc":{"id":1,"reviews":[…]}}`, not a string.
+//! PostgreSQL's types render as its `to_json` does: numeric → the exact
+//! number with its scale (`1.50`); date → `"2024-05-01"`; timestamp →
+//! `"2024-05-01T10:00:00.5"`; timestamptz → `"2024-05-01T10:00:00.5+00:00"`;
+//! uuid → `"a0eebc99-…"` (see `denorm_types::json`).
 
 use std::collections::BTreeMap;
 
@@ -24,6 +28,11 @@ pub fn write_datum(out: &mut Vec<u8>, datum: &Datum<'_>) {
         // serde_json writes non-finite doubles as null.
         Datum::Float(x) => write_json(out, x),
         Datum::Text(t) => write_json(out, t.as_ref()),
+        Datum::Numeric(_) | Datum::Date(_) | Datum::Timestamp(_) | Datum::TimestampTz(_) | Datum::Uuid(_) => {
+            let mut text = String::new();
+            denorm_types::json::write_datum(&mut text, datum, false, denorm_types::Dialect::Postgres);
+            out.extend_from_slice(text.as_bytes());
+        }
     }
 }
 

@@ -246,6 +246,7 @@ fn to_json(d: &Value) -> Json {
         Datum::Int(i) => Json::from(*i),
         Datum::Float(x) => serde_json::Number::from_f64(*x).map_or(Json::Null, Json::Number),
         Datum::Text(t) => Json::String(t.to_string()),
+        other => unreachable!("the model generates no {other:?}"),
     }
 }
 

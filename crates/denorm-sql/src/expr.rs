@@ -141,7 +141,10 @@ impl<'a, 'c> Lowerer<'a, 'c> {
 
     pub fn lower(&self, e: &ast::Expr, depth: usize) -> Lowered {
         if depth > MAX_DEPTH {
-            return Err(PlanError::new(format!("expression is nested too deeply (more than {MAX_DEPTH} levels)"), self.at(e)));
+            return Err(PlanError::new(
+                format!("expression is nested too deeply (more than {MAX_DEPTH} levels)"),
+                self.at(e),
+            ));
         }
         match self.grouping {
             Some(grouping) => self.lower_grouped(e, grouping, depth),
@@ -164,7 +167,9 @@ impl<'a, 'c> Lowerer<'a, 'c> {
             }
         }
         match e {
-            ast::Expr::Function(f) if is_aggregate(f) && f.over.is_none() => self.lower_aggregate(f, e, grouping, depth),
+            ast::Expr::Function(f) if is_aggregate(f) && f.over.is_none() => {
+                self.lower_aggregate(f, e, grouping, depth)
+            }
             ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_) => {
                 self.lower_node(e, depth)?;
                 Err(PlanError::new(
@@ -178,6 +183,7 @@ impl<'a, 'c> Lowerer<'a, 'c> {
 
     /// A column of the joined row (wildcard expansion) in the current mode.
     pub fn lower_position(&self, relation: usize, column: usize) -> Lowered {
+        self.scope.check_supported(relation, column, self.fallback)?;
         let c = self.scope.column(relation, column);
         let t = Typed::new(Expr::Column(c.position), c.ty, c.nullable);
         let Some(grouping) = self.grouping else { return Ok(t) };
@@ -232,7 +238,7 @@ impl<'a, 'c> Lowerer<'a, 'c> {
     pub fn literal(&self, v: &ast::Value, negative: bool, at: Option<Location>) -> Lowered {
         let sign = if negative { "-" } else { "" };
         match v {
-            ast::Value::Number(n, _) => number(&format!("{sign}{n}"), at),
+            ast::Value::Number(n, _) => number(&format!("{sign}{n}"), self.dialect, at),
             ast::Value::SingleQuotedString(s) => {
                 Ok(Typed::new(Expr::Literal(Datum::Text(s.clone().into())), ScalarType::Text, false))
             }
@@ -325,6 +331,14 @@ impl<'a, 'c> Lowerer<'a, 'c> {
     fn arithmetic(&self, op: BinaryOp, left: Typed, right: Typed, at: Option<Location>) -> Lowered {
         let (left, right) = (bool_as_int(left, self.dialect), bool_as_int(right, self.dialect));
         let numeric = |t: ScalarType| t.is_numeric() || t == ScalarType::Null;
+        let temporal = |t: ScalarType| matches!(t, ScalarType::Date | ScalarType::Timestamp | ScalarType::TimestampTz);
+        if temporal(left.ty) || temporal(right.ty) {
+            return Err(PlanError::new(
+                format!("date/time arithmetic is not supported: {} {} {}", left.ty, op.symbol(), right.ty),
+                at,
+            )
+            .hint("compare dates and timestamps with literals instead (d >= '2024-05-01'), or compute the value at read time"));
+        }
         if !numeric(left.ty) || !numeric(right.ty) {
             return Err(types::operator_error(op.symbol(), left.ty, right.ty, at));
         }
@@ -353,7 +367,15 @@ impl<'a, 'c> Lowerer<'a, 'c> {
         Ok(if negated { not(e) } else { e })
     }
 
-    fn between(&self, x: &ast::Expr, negated: bool, low: &ast::Expr, high: &ast::Expr, at: Option<Location>, d: usize) -> Lowered {
+    fn between(
+        &self,
+        x: &ast::Expr,
+        negated: bool,
+        low: &ast::Expr,
+        high: &ast::Expr,
+        at: Option<Location>,
+        d: usize,
+    ) -> Lowered {
         let x = self.lower(x, d)?;
         let ge = self.apply_binary(BinaryOp::GtEq, x.clone(), self.lower(low, d)?, at)?;
         let le = self.apply_binary(BinaryOp::LtEq, x, self.lower(high, d)?, at)?;
@@ -415,7 +437,9 @@ impl<'a, 'c> Lowerer<'a, 'c> {
         for w in whens {
             let c = match &operand {
                 // `CASE x WHEN v` is `CASE WHEN x = v`.
-                Some(x) => self.apply_binary(BinaryOp::Eq, x.clone(), self.lower(&w.condition, d)?, self.at(&w.condition))?,
+                Some(x) => {
+                    self.apply_binary(BinaryOp::Eq, x.clone(), self.lower(&w.condition, d)?, self.at(&w.condition))?
+                }
                 None => self.lower_condition(&w.condition, "CASE/WHEN", d)?,
             };
             conditions.push(c.expr);
@@ -462,7 +486,19 @@ pub(crate) fn aggregate_func(f: &ast::Function) -> Option<AggregateFunc> {
     }
 }
 
-fn number(text: &str, at: Option<Location>) -> Lowered {
+fn number(text: &str, dialect: Dialect, at: Option<Location>) -> Lowered {
+    // PostgreSQL: a literal with a point or an exponent, or an integer
+    // beyond bigint, is numeric.
+    let numeric_literal = |text: &str| match denorm_types::numeric::parse(text) {
+        Ok(n) => Ok(Typed::new(Expr::Literal(Datum::Numeric(n)), ScalarType::Numeric, false)),
+        Err(_) => Err(PlanError::new(format!("numeric literal {text} is out of range"), at).hint(
+            "denorm's numeric holds at most 28 digits after the point and 29 before it; \
+             write CAST('…' AS double precision) if an approximate value will do",
+        )),
+    };
+    if dialect == Dialect::Postgres && (text.contains(['.', 'e', 'E']) || text.parse::<i64>().is_err()) {
+        return numeric_literal(text);
+    }
     if text.contains(['.', 'e', 'E']) {
         return match text.parse::<f64>() {
             Ok(f) if f.is_finite() => Ok(Typed::new(Expr::Literal(Datum::Float(f)), ScalarType::Float, false)),
@@ -495,7 +531,12 @@ fn concat(left: Typed, right: Typed, at: Option<Location>) -> Lowered {
         return Err(types::operator_error("||", left.ty, right.ty, at));
     }
     let as_text = |t: Typed| match t.ty {
-        ScalarType::Int => Expr::Cast { expr: Box::new(t.expr), to: ScalarType::Text },
+        ScalarType::Int
+        | ScalarType::Numeric
+        | ScalarType::Date
+        | ScalarType::Timestamp
+        | ScalarType::TimestampTz
+        | ScalarType::Uuid => Expr::Cast { expr: Box::new(t.expr), to: ScalarType::Text },
         _ => t.expr,
     };
     let nullable = left.nullable || right.nullable;
@@ -517,8 +558,7 @@ fn refusal(e: &ast::Expr, at: Option<Location>) -> PlanError {
         E::Subquery(_) | E::InSubquery { .. } | E::Exists { .. } => PlanError::new("subqueries are not supported", at)
             .hint("express the query with JOIN, or define the inner query as its own view"),
         E::GroupingSets(_) | E::Cube(_) | E::Rollup(_) => {
-            PlanError::new("GROUPING SETS, ROLLUP and CUBE are not supported", at)
-                .hint("define one view per grouping")
+            PlanError::new("GROUPING SETS, ROLLUP and CUBE are not supported", at).hint("define one view per grouping")
         }
         E::Wildcard(_) | E::QualifiedWildcard(..) => PlanError::new("* is not allowed here", at),
         E::IsTrue(_) | E::IsNotTrue(_) | E::IsFalse(_) | E::IsNotFalse(_) | E::IsUnknown(_) | E::IsNotUnknown(_) => {
@@ -534,7 +574,12 @@ fn refusal(e: &ast::Expr, at: Option<Location>) -> PlanError {
         E::Interval(_) | E::TypedString(_) | E::AtTimeZone { .. } | E::Extract { .. } => {
             PlanError::new("date and time expressions are not supported", at)
         }
-        E::Substring { .. } | E::Trim { .. } | E::Overlay { .. } | E::Position { .. } | E::Ceil { .. } | E::Floor { .. } => {
+        E::Substring { .. }
+        | E::Trim { .. }
+        | E::Overlay { .. }
+        | E::Position { .. }
+        | E::Ceil { .. }
+        | E::Floor { .. } => {
             PlanError::new("this function is not supported", at).hint(crate::func::SUPPORTED_FUNCTIONS)
         }
         E::Tuple(_) => PlanError::new("row constructors are not supported", at),

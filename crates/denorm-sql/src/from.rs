@@ -55,6 +55,7 @@ pub(crate) fn plan_from<'q, 'c>(
             .hint("write JOIN … ON with an equality between the tables"));
     }
     let mut scope = Scope::default();
+    scope.catalog = Some(cx.catalog);
     let mut ranked = Vec::new();
     let (relation, name) = relation(&first.relation, cx, &scope, fallback)?;
     let mut plan = push(&mut scope, relation, name, false, &mut ranked);

@@ -4,7 +4,9 @@ use std::cell::RefCell;
 
 use denorm_expr::{AggregateFunc, Expr, Func};
 use denorm_types::{Dialect, ScalarType};
-use sqlparser::ast::{self, CastKind, DataType, DuplicateTreatment, ExactNumberInfo, FunctionArg, FunctionArgExpr};
+use sqlparser::ast::{
+    self, CastKind, DataType, DuplicateTreatment, ExactNumberInfo, FunctionArg, FunctionArgExpr, TimezoneInfo,
+};
 
 use crate::expr::{aggregate_func, is_aggregate, Clause, Grouping, Lowerer};
 use crate::types::{self, bool_as_int, comparison_operands, Typed};
@@ -19,7 +21,8 @@ pub(crate) const SUPPORTED_FUNCTIONS: &str = "supported functions: abs, coalesce
      json_group_array, json_group_object (PostgreSQL: json_agg, json_object_agg)";
 
 const SUPPORTED_TYPES: &str =
-    "supported types: INTEGER, BIGINT, SMALLINT, DOUBLE PRECISION, FLOAT, REAL (SQLite), TEXT, VARCHAR, BOOLEAN";
+    "supported types: INTEGER, BIGINT, SMALLINT, DOUBLE PRECISION, FLOAT, REAL (SQLite), TEXT, VARCHAR, BOOLEAN; \
+     PostgreSQL also NUMERIC, DATE, TIMESTAMP, TIMESTAMPTZ, UUID";
 
 /// The arguments of a plain call `f(a, b)`, or `None` for `f(*)`.
 enum Args<'e> {
@@ -38,7 +41,8 @@ fn call_args<'e>(f: &'e ast::Function, name: &str, at: Option<Location>) -> Resu
         return Err(PlanError::new("FILTER clauses are not supported", at)
             .hint("move the condition into the argument: SUM(CASE WHEN cond THEN x END)"));
     }
-    if !f.within_group.is_empty() || f.null_treatment.is_some() || !matches!(f.parameters, ast::FunctionArguments::None) {
+    if !f.within_group.is_empty() || f.null_treatment.is_some() || !matches!(f.parameters, ast::FunctionArguments::None)
+    {
         return Err(PlanError::new(format!("this form of {name}(…) is not supported"), at));
     }
     let list = match &f.args {
@@ -47,14 +51,19 @@ fn call_args<'e>(f: &'e ast::Function, name: &str, at: Option<Location>) -> Resu
         ast::FunctionArguments::Subquery(_) => return Err(PlanError::new("subqueries are not supported", at)),
     };
     if !list.clauses.is_empty() {
-        return Err(PlanError::new(format!("ORDER BY, LIMIT and similar clauses inside {name}(…) are not supported"), at));
+        return Err(PlanError::new(
+            format!("ORDER BY, LIMIT and similar clauses inside {name}(…) are not supported"),
+            at,
+        ));
     }
     let distinct = matches!(list.duplicate_treatment, Some(DuplicateTreatment::Distinct));
     let mut args = Vec::with_capacity(list.args.len());
     for arg in &list.args {
         match arg {
             FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => args.push(e),
-            FunctionArg::Unnamed(FunctionArgExpr::Wildcard) if list.args.len() == 1 => return Ok((Args::Star, distinct)),
+            FunctionArg::Unnamed(FunctionArgExpr::Wildcard) if list.args.len() == 1 => {
+                return Ok((Args::Star, distinct))
+            }
             _ => return Err(PlanError::new(format!("unsupported argument to {name}(…)"), at)),
         }
     }
@@ -156,7 +165,10 @@ impl Lowerer<'_, '_> {
         let (args, distinct) = call_args(f, &name, at)?;
         let Some(mut func) = aggregate_func(f) else { return Err(PlanError::new("not an aggregate", at)) };
         if distinct && func != AggregateFunc::Count {
-            return Err(PlanError::new(format!("DISTINCT is only supported in count(DISTINCT …), not in {name}(…)"), at));
+            return Err(PlanError::new(
+                format!("DISTINCT is only supported in count(DISTINCT …), not in {name}(…)"),
+                at,
+            ));
         }
         let arg = match args {
             Args::Star if func == AggregateFunc::Count && !distinct => None,
@@ -190,8 +202,13 @@ impl Lowerer<'_, '_> {
         }
         let arg = bool_as_int(arg, self.dialect);
         let ty = match (func, arg.ty) {
+            (AggregateFunc::Avg, ScalarType::Numeric) => ScalarType::Numeric,
             (AggregateFunc::Avg, t) if t.is_numeric() => ScalarType::Float,
             (AggregateFunc::Sum, t) if t.is_numeric() => t,
+            (AggregateFunc::Min | AggregateFunc::Max, ScalarType::Json) if self.dialect == Dialect::Postgres => {
+                return Err(PlanError::new(format!("function {name}(json) does not exist"), at)
+                    .hint("json values have no order; CAST the argument to text"))
+            }
             (AggregateFunc::Min | AggregateFunc::Max, t) if t != ScalarType::Bool => t,
             (_, ScalarType::Null) => ScalarType::Null,
             (_, t) => {
@@ -215,8 +232,9 @@ impl Lowerer<'_, '_> {
             CastKind::Cast => {}
             CastKind::DoubleColon if self.dialect == Dialect::Postgres => {}
             CastKind::DoubleColon => {
-                return Err(PlanError::new("the :: cast syntax is not supported by SQLite", at)
-                    .hint("write CAST(x AS type)"))
+                return Err(
+                    PlanError::new("the :: cast syntax is not supported by SQLite", at).hint("write CAST(x AS type)")
+                )
             }
             _ => return Err(PlanError::new(format!("{kind:?} is not supported").to_uppercase(), at).hint("use CAST")),
         }
@@ -231,10 +249,36 @@ impl Lowerer<'_, '_> {
         Ok(Typed::new(Expr::Cast { expr: Box::new(arg.expr), to: target.ty }, target.ty, nullable))
     }
 
-    fn check_cast(&self, arg: &Typed, to: ScalarType, data_type: &DataType, at: Option<Location>) -> Result<(), PlanError> {
+    fn check_cast(
+        &self,
+        arg: &Typed,
+        to: ScalarType,
+        data_type: &DataType,
+        at: Option<Location>,
+    ) -> Result<(), PlanError> {
         use ScalarType::*;
         let sqlite = self.dialect == Dialect::Sqlite;
         let sqlite_boolean = sqlite && matches!(data_type, DataType::Bool | DataType::Boolean);
+        let pg_only = matches!(to, Numeric | Date | Timestamp | TimestampTz | Uuid);
+        if sqlite && pg_only {
+            return Err(PlanError::new(format!("CAST to {data_type} is not supported by SQLite"), at)
+                .hint("SQLite has no such type; keep the value as TEXT or a number"));
+        }
+        let temporal = |t: ScalarType| matches!(t, Date | Timestamp | TimestampTz);
+        let allowed = match (arg.ty, to) {
+            (Null, _) | (_, Text) => true,
+            (a, b) if a == b => true,
+            (Text, _) => true,
+            (Int | Float | Numeric, Numeric) | (Numeric, Int | Float) => true,
+            (a, b) if temporal(a) && temporal(b) => true,
+            (Numeric | Date | Timestamp | TimestampTz | Uuid | Json, _) => false,
+            (_, Numeric | Date | Timestamp | TimestampTz | Uuid) => false,
+            _ => true,
+        };
+        if !allowed {
+            return Err(PlanError::new(format!("cannot cast type {} to {data_type}", arg.ty), at)
+                .hint("PostgreSQL has no such cast; CAST through TEXT if the text form is what you mean"));
+        }
         let refused = match (arg.ty, to) {
             (Float, Text) => Some("SQLite and PostgreSQL format doubles as text differently"),
             (Float, Bool) => Some("PostgreSQL has no cast from double to boolean"),
@@ -245,7 +289,9 @@ impl Lowerer<'_, '_> {
             _ => None,
         };
         match refused {
-            Some(detail) => Err(PlanError::new(format!("CAST of {} to {data_type} is not supported", arg.ty), at).detail(detail)),
+            Some(detail) => {
+                Err(PlanError::new(format!("CAST of {} to {data_type} is not supported", arg.ty), at).detail(detail))
+            }
             None => Ok(()),
         }
     }
@@ -263,7 +309,8 @@ pub(crate) fn cast_target(data_type: &DataType, dialect: Dialect) -> Result<Cast
     use DataType as T;
     let pg = dialect == Dialect::Postgres;
     let target = |ty, pg_name| Ok(CastTarget { ty, pg_name });
-    let refuse = |hint: &str| Err(PlanError::new(format!("CAST to {data_type} is not supported"), None).hint(hint.to_string()));
+    let refuse =
+        |hint: &str| Err(PlanError::new(format!("CAST to {data_type} is not supported"), None).hint(hint.to_string()));
     match data_type {
         T::Int(None) | T::Integer(None) | T::Int4(None) => target(ScalarType::Int, "int4"),
         T::BigInt(None) | T::Int8(None) => target(ScalarType::Int, "int8"),
@@ -278,6 +325,24 @@ pub(crate) fn cast_target(data_type: &DataType, dialect: Dialect) -> Result<Cast
         T::Char(None) | T::Character(None) => refuse("PostgreSQL's CHAR is CHAR(1) and truncates; use TEXT"),
         T::Bool | T::Boolean if pg => target(ScalarType::Bool, "bool"),
         T::Bool | T::Boolean => target(ScalarType::Int, "bool"),
+        T::Numeric(ExactNumberInfo::None) | T::Decimal(ExactNumberInfo::None) if pg => {
+            target(ScalarType::Numeric, "numeric")
+        }
+        T::Numeric(_) | T::Decimal(_) if pg => {
+            refuse("NUMERIC(p, s) is not supported; CAST to NUMERIC and round with the scale you need at read time")
+        }
+        T::Date if pg => target(ScalarType::Date, "date"),
+        T::Timestamp(None, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) if pg => {
+            target(ScalarType::Timestamp, "timestamp")
+        }
+        T::Timestamp(None, TimezoneInfo::WithTimeZone | TimezoneInfo::Tz) if pg => {
+            target(ScalarType::TimestampTz, "timestamptz")
+        }
+        T::Timestamp(Some(_), _) if pg => refuse("TIMESTAMP(p) is not supported; leave the precision out"),
+        T::Uuid if pg => target(ScalarType::Uuid, "uuid"),
+        T::Numeric(_) | T::Decimal(_) | T::Date | T::Timestamp(..) | T::Uuid => {
+            refuse("SQLite has no such type; keep the value as TEXT or a number")
+        }
         T::Int(Some(_))
         | T::Integer(Some(_))
         | T::BigInt(Some(_))
@@ -285,7 +350,9 @@ pub(crate) fn cast_target(data_type: &DataType, dialect: Dialect) -> Result<Cast
         | T::Varchar(Some(_))
         | T::Char(Some(_))
         | T::Character(Some(_))
-        | T::CharacterVarying(Some(_)) => refuse("type modifiers such as VARCHAR(10) are not supported; leave them out"),
+        | T::CharacterVarying(Some(_)) => {
+            refuse("type modifiers such as VARCHAR(10) are not supported; leave them out")
+        }
         _ => refuse(SUPPORTED_TYPES),
     }
 }

@@ -14,6 +14,8 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 
 use denorm_types::{Catalog, ScalarType, TableSchema};
+
+use crate::Location;
 use sqlparser::ast::Ident;
 
 use crate::source::location;
@@ -51,6 +53,8 @@ pub(crate) struct Scope<'c> {
     pub relations: Vec<Relation<'c>>,
     /// `used[r][c]`: column `c` of relation `r` is read by the view.
     used: RefCell<Vec<Vec<bool>>>,
+    /// The catalog, for the source's names of unsupported column types.
+    pub catalog: Option<&'c Catalog>,
 }
 
 impl<'c> Scope<'c> {
@@ -121,7 +125,10 @@ impl<'c> Scope<'c> {
             .filter_map(|(r, rel)| rel.table.column_index(&column.value).map(|c| (r, c)))
             .collect();
         match matches.as_slice() {
-            [(r, c)] => Ok(self.column(*r, *c)),
+            [(r, c)] => {
+                self.check_supported(*r, *c, at)?;
+                Ok(self.column(*r, *c))
+            }
             [] => Err(PlanError::new(format!("column \"{}\" does not exist", column.value), at)),
             _ => {
                 let candidates: Vec<String> =
@@ -146,7 +153,37 @@ impl<'c> Scope<'c> {
                 location(relation.span.start),
             )
         })?;
+        self.check_supported(r, c, location(column.span.start))?;
         Ok(self.column(r, c))
+    }
+
+    /// Refuses a column of a type denorm has no value for (the catalog keeps
+    /// such columns so that only views reading them fail).
+    pub fn check_supported(&self, relation: usize, column: usize, at: Option<Location>) -> Result<(), PlanError> {
+        let r = &self.relations[relation];
+        let schema = &r.table.columns[column];
+        if schema.ty != ScalarType::Unsupported {
+            return Ok(());
+        }
+        let type_name = self
+            .catalog
+            .and_then(|c| c.unsupported_type(&r.table.name, &schema.name))
+            .unwrap_or("a type denorm does not support");
+        Err(PlanError::new(
+            format!("column {}.{} has type {type_name}, which denorm cannot read", r.table.name, schema.name),
+            at,
+        )
+        .detail(
+            "denorm reads boolean, smallint, integer, bigint, real, double precision, numeric, text, varchar, char, \
+             name, date, timestamp, timestamptz, uuid, json and jsonb",
+        )
+        .hint(format!(
+            "leave {t}.{c} out of the view (name the columns you need instead of *); a CAST in the view cannot \
+             help because denorm never receives the value: to use it, keep a copy in a column of a supported type \
+             (e.g. text or jsonb) written by the application or a trigger",
+            t = r.table.name,
+            c = schema.name
+        )))
     }
 
     /// The source columns read, one entry per table (a table joined twice

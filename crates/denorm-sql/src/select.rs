@@ -523,8 +523,7 @@ fn plan_grouped<'q>(
     let g = grouping.into_inner();
     let width = g.groups.len();
     let exprs: Vec<Expr> = g.groups.into_iter().map(|t| t.expr).chain(g.args).collect();
-    let aggregates =
-        g.aggregates.iter().map(|a| Aggregate { func: a.func, arg: a.input(width) }).collect();
+    let aggregates = g.aggregates.iter().map(|a| Aggregate { func: a.func, arg: a.input(width) }).collect();
     let map = Plan::Map { input: Box::new(input), exprs };
     let mut plan = Plan::Reduce { input: Box::new(map), group_key: (0..width).collect(), aggregates };
     if let Some(predicate) = having {

@@ -82,9 +82,7 @@ impl Statement {
     /// Index of the token starting exactly at `loc`.
     fn index_at(&self, loc: SqlLocation) -> Option<usize> {
         let key = (loc.line, loc.column);
-        self.tokens
-            .binary_search_by(|t| (t.span.start.line, t.span.start.column).cmp(&key))
-            .ok()
+        self.tokens.binary_search_by(|t| (t.span.start.line, t.span.start.column).cmp(&key)).ok()
     }
 
     fn prev_significant(&self, index: usize) -> Option<usize> {

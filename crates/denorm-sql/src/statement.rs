@@ -60,9 +60,9 @@ pub(crate) struct DeclaredKey {
 /// (empty ones dropped). A tokenizer error stops everything: the rest of the
 /// file cannot be split reliably after, e.g., an unterminated string.
 pub(crate) fn split(source: &Source<'_>) -> Result<Vec<Statement>, PlanError> {
-    let tokens = Tokenizer::new(&GenericDialect {}, source.text).tokenize_with_location().map_err(|e| {
-        PlanError::new(format!("syntax error: {}", lower_first(&e.message)), location(e.location))
-    })?;
+    let tokens = Tokenizer::new(&GenericDialect {}, source.text)
+        .tokenize_with_location()
+        .map_err(|e| PlanError::new(format!("syntax error: {}", lower_first(&e.message)), location(e.location)))?;
     let mut statements = Vec::new();
     let mut current = Vec::new();
     for token in tokens {
@@ -99,8 +99,11 @@ pub(crate) fn parse(statement: Statement, source: &Source<'_>) -> Result<ViewSta
                 .hint("write CREATE MATERIALIZED VIEW: denorm maintains materialized views"))
         }
         _ => {
-            return Err(PlanError::new("only CREATE MATERIALIZED VIEW statements are allowed in a views file", start_location)
-                .detail(format!("found {}", statement_kind(&statement))))
+            return Err(PlanError::new(
+                "only CREATE MATERIALIZED VIEW statements are allowed in a views file",
+                start_location,
+            )
+            .detail(format!("found {}", statement_kind(&statement))))
         }
     };
     let name = view_name(&view.name, start_location)?;
@@ -110,7 +113,9 @@ pub(crate) fn parse(statement: Statement, source: &Source<'_>) -> Result<ViewSta
         options(&view.options, start_location).map_err(named)?;
     let select_start = statement
         .find_keyword(object_name_start(&view.name).unwrap_or(start), &[Keyword::AS])
-        .and_then(|as_token| statement.comma_list(as_token.span.end, &[]).first().and_then(|t| t.first().map(|t| t.span.start)))
+        .and_then(|as_token| {
+            statement.comma_list(as_token.span.end, &[]).first().and_then(|t| t.first().map(|t| t.span.start))
+        })
         .unwrap_or(start);
     let select_sql = source.slice(select_start, end).unwrap_or_default().to_string();
     Ok(ViewStatement {
@@ -131,7 +136,9 @@ pub(crate) fn parse(statement: Statement, source: &Source<'_>) -> Result<ViewSta
 
 fn parser_error(e: ParserError, fallback: Option<Location>) -> PlanError {
     match e {
-        ParserError::RecursionLimitExceeded => PlanError::new("syntax error: the statement is nested too deeply", fallback),
+        ParserError::RecursionLimitExceeded => {
+            PlanError::new("syntax error: the statement is nested too deeply", fallback)
+        }
         ParserError::TokenizerError(m) | ParserError::ParserError(m) => {
             let (message, at) = split_parser_message(&m);
             PlanError::new(format!("syntax error: {}", lower_first(&message)), at.or(fallback))
@@ -270,8 +277,9 @@ fn options(options: &CreateTableOptions, at: Option<Location>) -> Result<ViewOpt
         seen.push(lower);
     }
     if parsed.on_stale == OnStale::Fallback && parsed.max_staleness.is_none() {
-        return Err(PlanError::new("on_stale = 'fallback' needs a staleness budget", on_stale_at)
-            .hint("add max_staleness = '1s' (or another duration): beyond it, key lookups are answered by the source"));
+        return Err(PlanError::new("on_stale = 'fallback' needs a staleness budget", on_stale_at).hint(
+            "add max_staleness = '1s' (or another duration): beyond it, key lookups are answered by the source",
+        ));
     }
     parsed.feed = feed_options(feed, &parsed, key_at, on_stale_at)?;
     Ok(parsed)
@@ -367,7 +375,9 @@ fn parse_refresh(text: &str, at: Option<Location>) -> Result<Refresh, PlanError>
             .hint("use 'on_change' (the default) or a duration such as '5m', '1h' or '1d'")
     })?;
     if every.is_zero() {
-        return Err(PlanError::new("refresh must be longer than 0", at).hint("use 'on_change' to refresh on every change"));
+        return Err(
+            PlanError::new("refresh must be longer than 0", at).hint("use 'on_change' to refresh on every change")
+        );
     }
     Ok(Refresh::Every(every))
 }
@@ -420,7 +430,8 @@ mod tests {
 
     #[test]
     fn durations() {
-        let ok = [("500ms", 500), ("2s", 2_000), ("1m", 60_000), ("1h", 3_600_000), ("1d", 86_400_000), (" 3 s ", 3_000)];
+        let ok =
+            [("500ms", 500), ("2s", 2_000), ("1m", 60_000), ("1h", 3_600_000), ("1d", 86_400_000), (" 3 s ", 3_000)];
         for (text, millis) in ok {
             assert_eq!(parse_duration(text, None).unwrap(), Duration::from_millis(millis), "{text}");
         }

@@ -7,7 +7,7 @@
 //! explicit CAST instead, which then means the same thing everywhere.
 
 use denorm_expr::{BinaryOp, Expr};
-use denorm_types::{Datum, Dialect, ScalarType};
+use denorm_types::{pgtext, Datum, Dialect, ScalarType};
 
 use crate::{Location, PlanError};
 
@@ -48,7 +48,47 @@ pub(crate) fn unify(a: ScalarType, b: ScalarType) -> Option<ScalarType> {
         (Null, t) | (t, Null) => Some(t),
         (x, y) if x == y => Some(x),
         (Int, Float) | (Float, Int) => Some(Float),
+        // PostgreSQL: integer and numeric meet as numeric, numeric and
+        // double precision as double precision.
+        (Int, Numeric) | (Numeric, Int) => Some(Numeric),
+        (Float, Numeric) | (Numeric, Float) => Some(Float),
         _ => None,
+    }
+}
+
+/// Whether a value of the type has a text form PostgreSQL reads a string
+/// literal as (`d >= '2024-01-01'`: the literal is `unknown`, resolved to
+/// the other side's type).
+fn takes_string_literal(ty: ScalarType) -> bool {
+    use ScalarType::*;
+    matches!(ty, Numeric | Date | Timestamp | TimestampTz | Uuid)
+}
+
+/// A string literal read as a value of `to`, as PostgreSQL resolves an
+/// `unknown` literal by context; other expressions unchanged.
+pub(crate) fn coerce_literal(t: Typed, to: ScalarType, at: Option<Location>) -> Result<Typed, PlanError> {
+    if t.ty != ScalarType::Text || !takes_string_literal(to) {
+        return Ok(t);
+    }
+    let Expr::Literal(Datum::Text(text)) = &t.expr else { return Ok(t) };
+    match pgtext::parse(to, text) {
+        Some(Ok(v)) => Ok(Typed::new(Expr::Literal(v), to, false)),
+        Some(Err(e)) => Err(PlanError::new(format!("{e}: \"{text}\""), at).hint(match to {
+            ScalarType::Numeric => "write a number with at most 28 digits after the point and 29 before it",
+            ScalarType::Uuid => "write 32 hexadecimal digits, e.g. 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'",
+            _ => "write an ISO 8601 date or time, e.g. '2024-05-01' or '2024-05-01 12:00:00+00', or 'infinity'",
+        })),
+        None => Ok(t),
+    }
+}
+
+/// Casts `t` to `to` when it is an integer or numeric meeting a numeric or
+/// double precision type (PostgreSQL's implicit casts); others unchanged.
+pub(crate) fn widen(t: Typed, to: ScalarType) -> Typed {
+    use ScalarType::*;
+    match (t.ty, to) {
+        (Int, Numeric) | (Numeric, Float) => Typed::new(Expr::Cast { expr: Box::new(t.expr), to }, to, t.nullable),
+        _ => t,
     }
 }
 
@@ -56,7 +96,9 @@ pub(crate) fn unify(a: ScalarType, b: ScalarType) -> Option<ScalarType> {
 /// both boolean; NULL compares with anything.
 pub(crate) fn comparable(a: ScalarType, b: ScalarType) -> bool {
     use ScalarType::*;
-    matches!((a, b), (Null, _) | (_, Null) | (Text, Text) | (Bool, Bool)) || (a.is_numeric() && b.is_numeric())
+    matches!((a, b), (Null, _) | (_, Null) | (Text, Text) | (Bool, Bool))
+        || (a.is_numeric() && b.is_numeric())
+        || (a == b && matches!(a, Date | Timestamp | TimestampTz | Uuid))
 }
 
 /// Checks and coerces both sides of a comparison (SQLite: booleans compare
@@ -68,11 +110,14 @@ pub(crate) fn comparison_operands(
     dialect: Dialect,
     at: Option<Location>,
 ) -> Result<(Typed, Typed), PlanError> {
-    let (left, right) = if dialect == Dialect::Sqlite && (left.ty == ScalarType::Bool) != (right.ty == ScalarType::Bool) {
+    let (left, right) = if dialect == Dialect::Sqlite && (left.ty == ScalarType::Bool) != (right.ty == ScalarType::Bool)
+    {
         (bool_as_int(left, dialect), bool_as_int(right, dialect))
     } else {
         (left, right)
     };
+    let left = coerce_literal(left, right.ty, at)?;
+    let right = coerce_literal(right, left.ty, at)?;
     if comparable(left.ty, right.ty) {
         return Ok((left, right));
     }
@@ -110,12 +155,21 @@ pub(crate) fn unify_all(
     if dialect == Dialect::Sqlite && items.iter().any(|t| t.ty.is_numeric()) {
         items = items.into_iter().map(|t| bool_as_int(t, dialect)).collect();
     }
+    let is_string_literal = |t: &Typed| matches!(t.expr, Expr::Literal(Datum::Text(_)));
+    if let Some(typed) = items.iter().map(|t| t.ty).find(|&ty| takes_string_literal(ty)) {
+        if items.iter().all(|t| !matches!(t.ty, ScalarType::Text) || is_string_literal(t)) {
+            items = items.into_iter().map(|t| coerce_literal(t, typed, at)).collect::<Result<_, _>>()?;
+        }
+    }
     let mut ty = ScalarType::Null;
     for t in &items {
         ty = unify(ty, t.ty).ok_or_else(|| {
             PlanError::new(format!("{construct} types {ty} and {} cannot be matched", t.ty), at)
                 .hint("CAST the branches to a common type")
         })?;
+    }
+    if matches!(ty, ScalarType::Numeric | ScalarType::Float) {
+        items = items.into_iter().map(|t| widen(t, ty)).collect();
     }
     Ok((items, ty))
 }

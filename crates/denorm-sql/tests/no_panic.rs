@@ -53,7 +53,24 @@ enum Mutation {
     Insert(usize, &'static str),
 }
 
-const INSERTS: &[&str] = &["(", ")", ",", "'", "\"", "*", "SELECT", "JOIN", "NULL", "-", "::", ";", "GROUP BY", "é", "\n", "9999999999999999999999"];
+const INSERTS: &[&str] = &[
+    "(",
+    ")",
+    ",",
+    "'",
+    "\"",
+    "*",
+    "SELECT",
+    "JOIN",
+    "NULL",
+    "-",
+    "::",
+    ";",
+    "GROUP BY",
+    "é",
+    "\n",
+    "9999999999999999999999",
+];
 
 fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![

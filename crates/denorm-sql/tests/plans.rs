@@ -149,7 +149,9 @@ fn typing_rules() {
     assert_eq!(col("TRUE", s), (Int, false));
     assert_eq!(col("TRUE", p), (Bool, false));
     assert_eq!(col("NULL", p), (Null, true));
-    assert_eq!(col("CASE WHEN id > 1 THEN 1 ELSE 2.5 END", p), (Float, false));
+    assert_eq!(col("CASE WHEN id > 1 THEN 1 ELSE 2.5 END", s), (Float, false));
+    assert_eq!(col("CASE WHEN id > 1 THEN 1 ELSE 2.5 END", p), (Numeric, false), "PostgreSQL: 2.5 is numeric");
+    assert_eq!(col("price * 1.5", p), (Float, false), "double precision * numeric");
     assert_eq!(col("CASE WHEN id > 1 THEN 1 END", p), (Int, true));
     assert_eq!(col("COALESCE(NULL, id)", p), (Int, false));
     assert_eq!(col("CAST(name AS BOOLEAN)", p), (Bool, false));

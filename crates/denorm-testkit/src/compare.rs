@@ -43,6 +43,7 @@ fn sort_key(row: &[Value]) -> String {
             Datum::Int(i) => format!("1:{:+.6e}", *i as f64),
             Datum::Float(x) => format!("1:{x:+.6e}"),
             Datum::Text(t) => format!("2:{t}"),
+            other => format!("3:{}", other.pg_text().unwrap_or_default()),
         })
         .collect();
     cells.join("\u{1}")
@@ -53,6 +54,8 @@ fn same_value(a: &Value, b: &Value) -> bool {
         (Datum::Int(x), Datum::Int(y)) => x == y,
         (Datum::Text(x), Datum::Text(y)) => x == y,
         (Datum::Null, Datum::Null) => true,
+        (Datum::Numeric(x), Datum::Numeric(y)) => x == y && x.scale() == y.scale(),
+        (x, y) if x.pg_text().is_some() && y.pg_text().is_some() && !matches!(x, Datum::Numeric(_)) => x == y,
         (x, y) => match (x.as_f64(), y.as_f64()) {
             (Some(x), Some(y)) => x == y || (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0),
             _ => false,

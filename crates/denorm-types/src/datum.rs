@@ -5,11 +5,22 @@
 //! `None`), integers and doubles compare numerically, text compares bytewise
 //! (SQLite's BINARY collation, PostgreSQL's "C" collation). [`Datum::total_cmp`]
 //! is the total order used for sorting, MIN/MAX and ordered multisets:
-//! NULL < booleans < numbers < text, as SQLite orders mixed storage classes.
+//! NULL < booleans < numbers < text, as SQLite orders mixed storage classes,
+//! then PostgreSQL's dates < timestamps < timestamps with time zone < UUIDs
+//! (the planner never compares across these).
+//!
+//! PostgreSQL's types beyond SQLite's carry their type in the datum: exact
+//! [`Datum::Numeric`] (see [`crate::numeric`]), [`Datum::Date`],
+//! [`Datum::Timestamp`], [`Datum::TimestampTz`] (see [`crate::temporal`])
+//! and [`Datum::Uuid`]. `json`/`jsonb` columns are [`Datum::Text`] holding
+//! the JSON text (type [`ScalarType::Json`](crate::ScalarType::Json)).
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt;
+
+use crate::numeric::{self, Decimal};
+use crate::temporal;
 
 /// A SQL value. Text borrows from the row it was read from, or owns what an
 /// expression computed.
@@ -20,6 +31,17 @@ pub enum Datum<'a> {
     Int(i64),
     Float(f64),
     Text(Cow<'a, str>),
+    /// PostgreSQL `numeric`: exact, with its display scale (`1.50`).
+    Numeric(Decimal),
+    /// PostgreSQL `date`: days since 1970-01-01; `i32::MAX`/`MIN` are ±infinity.
+    Date(i32),
+    /// PostgreSQL `timestamp`: microseconds since 1970-01-01 00:00:00;
+    /// `i64::MAX`/`MIN` are ±infinity.
+    Timestamp(i64),
+    /// PostgreSQL `timestamptz`: microseconds since 1970-01-01 00:00:00 UTC.
+    TimestampTz(i64),
+    /// PostgreSQL `uuid`: its 16 bytes (ordered bytewise, as PostgreSQL does).
+    Uuid([u8; 16]),
 }
 
 /// A datum that owns its text.
@@ -46,6 +68,11 @@ impl<'a> Datum<'a> {
             Datum::Int(i) => Datum::Int(i),
             Datum::Float(f) => Datum::Float(f),
             Datum::Text(t) => Datum::Text(Cow::Owned(t.into_owned())),
+            Datum::Numeric(n) => Datum::Numeric(n),
+            Datum::Date(d) => Datum::Date(d),
+            Datum::Timestamp(t) => Datum::Timestamp(t),
+            Datum::TimestampTz(t) => Datum::TimestampTz(t),
+            Datum::Uuid(u) => Datum::Uuid(u),
         }
     }
 
@@ -57,6 +84,11 @@ impl<'a> Datum<'a> {
             Datum::Bool(b) => Datum::Bool(*b),
             Datum::Int(i) => Datum::Int(*i),
             Datum::Float(f) => Datum::Float(*f),
+            Datum::Numeric(n) => Datum::Numeric(*n),
+            Datum::Date(d) => Datum::Date(*d),
+            Datum::Timestamp(t) => Datum::Timestamp(*t),
+            Datum::TimestampTz(t) => Datum::TimestampTz(*t),
+            Datum::Uuid(u) => Datum::Uuid(*u),
         }
     }
 
@@ -73,6 +105,7 @@ impl<'a> Datum<'a> {
             Datum::Int(i) => Some(*i as f64),
             Datum::Float(f) => Some(*f),
             Datum::Bool(b) => Some(f64::from(u8::from(*b))),
+            Datum::Numeric(n) => Some(numeric::to_f64(*n)),
             _ => None,
         }
     }
@@ -81,8 +114,12 @@ impl<'a> Datum<'a> {
         match self {
             Datum::Null => 0,
             Datum::Bool(_) => 1,
-            Datum::Int(_) | Datum::Float(_) => 2,
+            Datum::Int(_) | Datum::Float(_) | Datum::Numeric(_) => 2,
             Datum::Text(_) => 3,
+            Datum::Date(_) => 4,
+            Datum::Timestamp(_) => 5,
+            Datum::TimestampTz(_) => 6,
+            Datum::Uuid(_) => 7,
         }
     }
 
@@ -105,14 +142,78 @@ impl<'a> Datum<'a> {
             (Datum::Float(a), Datum::Int(b)) => cmp_int_f64(*b, *a).reverse(),
             (Datum::Text(a), Datum::Text(b)) => a.as_bytes().cmp(b.as_bytes()),
             (Datum::Bool(a), Datum::Bool(b)) => a.cmp(b),
+            (Datum::Numeric(a), Datum::Numeric(b)) => numeric::cmp(*a, *b),
+            (Datum::Numeric(a), Datum::Int(b)) => numeric::cmp(*a, Decimal::from(*b)),
+            (Datum::Int(a), Datum::Numeric(b)) => numeric::cmp(Decimal::from(*a), *b),
+            (Datum::Numeric(a), Datum::Float(b)) => cmp_f64(numeric::to_f64(*a), *b),
+            (Datum::Float(a), Datum::Numeric(b)) => cmp_f64(*a, numeric::to_f64(*b)),
+            (Datum::Date(a), Datum::Date(b)) => a.cmp(b),
+            (Datum::Timestamp(a), Datum::Timestamp(b)) | (Datum::TimestampTz(a), Datum::TimestampTz(b)) => a.cmp(b),
+            (Datum::Uuid(a), Datum::Uuid(b)) => a.cmp(b),
             _ => self.class_rank().cmp(&other.class_rank()),
         }
+    }
+
+    /// The text PostgreSQL outputs for a value of the types beyond SQLite's
+    /// (`CAST(x AS text)`), `None` for the others.
+    pub fn pg_text(&self) -> Option<String> {
+        let mut out = String::new();
+        match self {
+            Datum::Numeric(n) => numeric::write(&mut out, *n),
+            Datum::Date(d) => temporal::write_date(&mut out, *d),
+            Datum::Timestamp(t) => temporal::write_timestamp(&mut out, *t),
+            Datum::TimestampTz(t) => temporal::write_timestamptz(&mut out, *t),
+            Datum::Uuid(u) => write_uuid(&mut out, u),
+            _ => return None,
+        }
+        Some(out)
     }
 
     /// SQL equality as a join or group key sees it: NULL equals nothing.
     pub fn sql_eq(&self, other: &Datum<'_>) -> Option<bool> {
         self.sql_cmp(other).map(|o| o == Ordering::Equal)
     }
+}
+
+/// Appends a UUID in PostgreSQL's form (lower-case hex, 8-4-4-4-12).
+pub fn write_uuid(out: &mut String, u: &[u8; 16]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in u.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
+    }
+}
+
+/// Parses a UUID as PostgreSQL's input does: 32 hex digits, optionally in
+/// braces, with a hyphen allowed after any group of four digits.
+pub fn parse_uuid(text: &str) -> Option<[u8; 16]> {
+    let t = text.trim();
+    let t = t.strip_prefix('{').and_then(|r| r.strip_suffix('}')).unwrap_or(t);
+    let mut out = [0u8; 16];
+    let mut n = 0;
+    let bytes = t.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'-' {
+            // A hyphen only after a group of four digits, never first or doubled.
+            if n == 0 || n % 4 != 0 || i + 1 == bytes.len() || bytes[i + 1] == b'-' {
+                return None;
+            }
+            i += 1;
+            continue;
+        }
+        let digit = (bytes[i] as char).to_digit(16)? as u8;
+        if n >= 32 {
+            return None;
+        }
+        out[n / 2] |= if n % 2 == 0 { digit << 4 } else { digit };
+        n += 1;
+        i += 1;
+    }
+    (n == 32).then_some(out)
 }
 
 fn cmp_f64(a: f64, b: f64) -> Ordering {
@@ -158,6 +259,10 @@ impl fmt::Display for Datum<'_> {
             Datum::Int(i) => write!(f, "{i}"),
             Datum::Float(x) => write!(f, "{x:?}"),
             Datum::Text(t) => write!(f, "'{}'", t.replace('\'', "''")),
+            Datum::Numeric(n) => f.write_str(&numeric::to_string(*n)),
+            Datum::Date(_) | Datum::Timestamp(_) | Datum::TimestampTz(_) | Datum::Uuid(_) => {
+                write!(f, "'{}'", self.pg_text().unwrap_or_default())
+            }
         }
     }
 }

@@ -13,6 +13,9 @@
 //! | double | `%!.17g` shortened when shorter digits round-trip: `0.1`, `1.0`, `1.0e+300`, `0.33333333333333332`, ±infinity `9.0e+999` | shortest round-trip: `0.1`, `1`, `1e+300`; NaN/Infinity as strings |
 //! | text | `"…"` with `\" \\ \b \f \n \r \t` and `\u00XX` for other controls | same |
 //! | boolean | (SQLite has none: `1`/`0`) | `true`/`false` |
+//! | numeric | — | the exact number with its scale: `1.50` |
+//! | date / timestamp / timestamptz | — | `"2024-05-01"`, `"2024-05-01T10:00:00.5"`, `"2024-05-01T10:00:00.5+00:00"` (`to_json`'s ISO 8601; `"infinity"`) |
+//! | uuid | — | `"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"` |
 //!
 //! SQLite derives a double's 18 leading digits with its own approximate
 //! decimal conversion (`sqlite3FpDecode`); here they are exact, so in rare
@@ -59,6 +62,22 @@ pub fn write_datum(out: &mut String, d: &Datum<'_>, raw: bool, dialect: Dialect)
         Datum::Float(x) => write_float(out, *x, dialect),
         Datum::Text(t) if raw => out.push_str(t),
         Datum::Text(t) => write_string(out, t),
+        Datum::Numeric(n) => crate::numeric::write(out, *n),
+        Datum::Date(d) => {
+            out.push('"');
+            crate::temporal::write_json_date(out, *d);
+            out.push('"');
+        }
+        Datum::Timestamp(t) | Datum::TimestampTz(t) => {
+            out.push('"');
+            crate::temporal::write_json_timestamp(out, *t, matches!(d, Datum::TimestampTz(_)));
+            out.push('"');
+        }
+        Datum::Uuid(u) => {
+            out.push('"');
+            crate::write_uuid(out, u);
+            out.push('"');
+        }
     }
 }
 

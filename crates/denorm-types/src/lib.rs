@@ -15,10 +15,13 @@
 
 mod datum;
 pub mod json;
+pub mod numeric;
+pub mod pgtext;
 mod row;
 mod schema;
+pub mod temporal;
 
-pub use datum::{Datum, Value};
+pub use datum::{parse_uuid, write_uuid, Datum, Value};
 pub use row::{DatumIter, Row, RowPacker, RowRef};
 pub use schema::{Catalog, ColumnSchema, Dialect, ScalarType, TableSchema};
 

@@ -13,12 +13,16 @@
 //!  3    i8           4  i16 LE     5  i32 LE     6  i64 LE
 //!  7    f64 LE bits
 //!  8    u8 len, bytes                9  u32 LE len, bytes      (UTF-8 text)
+//!  10   16 bytes: rust_decimal's serialization (numeric, display scale kept)
+//!  11   i32 LE days (date)     12  i64 LE µs (timestamp)  13  i64 LE µs UTC (timestamptz)
+//!  14   16 bytes (uuid)
 //! ```
 //!
 //! Identity is bytewise: `Int(1)` and `Float(1.0)` are different rows. Keys
 //! used for SQL equality (join and group keys) are packed with
 //! [`RowPacker::push_key`], which folds integral doubles to integers and -0.0
-//! to 0 so that SQL-equal keys get equal bytes.
+//! to 0, and numerics to their form without trailing zeros (an integral
+//! one to the integer), so that SQL-equal keys get equal bytes.
 //!
 //! A row of at most [`Row::INLINE`] encoded bytes (an aggregate's output, a
 //! key, a narrow table's row) is stored inside the 24-byte handle itself;
@@ -33,6 +37,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use crate::datum::Datum;
+use crate::numeric::{self, Decimal};
 
 const NULL: u8 = 0;
 const FALSE: u8 = 1;
@@ -44,6 +49,11 @@ const INT64: u8 = 6;
 const FLOAT: u8 = 7;
 const TEXT8: u8 = 8;
 const TEXT32: u8 = 9;
+const NUMERIC: u8 = 10;
+const DATE: u8 = 11;
+const TIMESTAMP: u8 = 12;
+const TIMESTAMPTZ: u8 = 13;
+const UUID: u8 = 14;
 
 /// A packed row: see the module documentation for its encoding.
 #[derive(Clone)]
@@ -309,7 +319,9 @@ fn encoded_len(data: &[u8]) -> usize {
         INT8 => 2,
         INT16 => 3,
         INT32 => 5,
-        INT64 | FLOAT => 9,
+        INT64 | FLOAT | TIMESTAMP | TIMESTAMPTZ => 9,
+        DATE => 5,
+        NUMERIC | UUID => 17,
         TEXT8 => 2 + data[1] as usize,
         TEXT32 => 5 + u32::from_le_bytes(data[1..5].try_into().unwrap()) as usize,
         tag => unreachable!("corrupt row: tag {tag}"),
@@ -326,6 +338,11 @@ fn decode(data: &[u8]) -> (Datum<'_>, usize) {
         INT32 => (Datum::Int(i64::from(i32::from_le_bytes(data[1..5].try_into().unwrap()))), 5),
         INT64 => (Datum::Int(i64::from_le_bytes(data[1..9].try_into().unwrap())), 9),
         FLOAT => (Datum::Float(f64::from_le_bytes(data[1..9].try_into().unwrap())), 9),
+        NUMERIC => (Datum::Numeric(Decimal::deserialize(data[1..17].try_into().unwrap())), 17),
+        DATE => (Datum::Date(i32::from_le_bytes(data[1..5].try_into().unwrap())), 5),
+        TIMESTAMP => (Datum::Timestamp(i64::from_le_bytes(data[1..9].try_into().unwrap())), 9),
+        TIMESTAMPTZ => (Datum::TimestampTz(i64::from_le_bytes(data[1..9].try_into().unwrap())), 9),
+        UUID => (Datum::Uuid(data[1..17].try_into().unwrap()), 17),
         TEXT8 => {
             let len = data[1] as usize;
             (Datum::Text(Cow::Borrowed(text(&data[2..2 + len]))), 2 + len)
@@ -365,6 +382,28 @@ impl RowPacker {
                 self.buf.extend_from_slice(&x.to_le_bytes());
             }
             Datum::Text(t) => self.push_text(t),
+            Datum::Numeric(n) => {
+                // Zero has one encoding whatever its sign.
+                let n = if n.is_zero() { numeric::from_parts(0, n.scale()).unwrap_or(*n) } else { *n };
+                self.buf.push(NUMERIC);
+                self.buf.extend_from_slice(&n.serialize());
+            }
+            Datum::Date(d) => {
+                self.buf.push(DATE);
+                self.buf.extend_from_slice(&d.to_le_bytes());
+            }
+            Datum::Timestamp(t) => {
+                self.buf.push(TIMESTAMP);
+                self.buf.extend_from_slice(&t.to_le_bytes());
+            }
+            Datum::TimestampTz(t) => {
+                self.buf.push(TIMESTAMPTZ);
+                self.buf.extend_from_slice(&t.to_le_bytes());
+            }
+            Datum::Uuid(u) => {
+                self.buf.push(UUID);
+                self.buf.extend_from_slice(u);
+            }
         }
     }
 
@@ -375,6 +414,13 @@ impl RowPacker {
         match datum {
             Datum::Float(x) if x.fract() == 0.0 && *x >= -9.223372036854776e18 && *x < 9.223372036854776e18 => {
                 self.push_int(*x as i64)
+            }
+            Datum::Numeric(n) => {
+                let n = numeric::key_form(*n);
+                match (n.scale(), i64::try_from(n.mantissa())) {
+                    (0, Ok(i)) => self.push_int(i),
+                    _ => self.push(&Datum::Numeric(n)),
+                }
             }
             d => self.push(d),
         }
@@ -394,7 +440,7 @@ impl RowPacker {
         let data = row.as_bytes();
         let at = column_start(data, index);
         match data[at] {
-            FLOAT => self.push_key(&decode(&data[at..]).0),
+            FLOAT | NUMERIC => self.push_key(&decode(&data[at..]).0),
             _ => self.buf.extend_from_slice(&data[at..at + encoded_len(&data[at..])]),
         }
         data[at] == NULL
@@ -482,6 +528,11 @@ mod tests {
             (-1000i64..1000).prop_map(Datum::Int),
             any::<f64>().prop_map(Datum::Float),
             ".{0,300}".prop_map(Value::from),
+            (any::<i64>(), 0u32..=28).prop_map(|(m, s)| Datum::Numeric(numeric::from_parts(i128::from(m), s).unwrap())),
+            any::<i32>().prop_map(Datum::Date),
+            any::<i64>().prop_map(Datum::Timestamp),
+            any::<i64>().prop_map(Datum::TimestampTz),
+            any::<[u8; 16]>().prop_map(Datum::Uuid),
         ]
     }
 
@@ -529,6 +580,30 @@ mod tests {
         let z = p.finish();
         p.push_key(&Datum::Int(0));
         assert_eq!(z, p.finish());
+    }
+
+    #[test]
+    fn key_packing_folds_equal_numerics() {
+        let key = |d: Value| {
+            let mut p = RowPacker::new();
+            p.push_key(&d);
+            p.finish()
+        };
+        let n = |s: &str| Datum::Numeric(numeric::parse(s).unwrap());
+        assert_eq!(key(n("1.50")), key(n("1.5")));
+        assert_eq!(key(n("3.00")), key(Datum::Int(3)));
+        assert_eq!(key(n("-0.00")), key(Datum::Int(0)));
+        assert_ne!(key(n("1.51")), key(n("1.5")));
+        // Rows keep the display scale.
+        assert_ne!(Row::pack([n("1.50")]), Row::pack([n("1.5")]));
+        assert_eq!(Row::pack([n("1.50")]).get(0).to_string(), "1.50");
+        let row = Row::pack([n("2.50"), Datum::Date(5), n("7")]);
+        let (mut a, mut b) = (RowPacker::new(), RowPacker::new());
+        for (i, d) in row.iter().enumerate() {
+            a.push_key(&d);
+            b.push_key_column(&row, i);
+        }
+        assert_eq!(a.finish(), b.finish());
     }
 
     #[test]

@@ -18,11 +18,30 @@ pub enum ScalarType {
     Json,
     /// The type of a bare `NULL` literal before it meets a typed context.
     Null,
+    /// PostgreSQL `numeric` ([`Datum::Numeric`](crate::Datum::Numeric)).
+    Numeric,
+    /// PostgreSQL `date` ([`Datum::Date`](crate::Datum::Date)).
+    Date,
+    /// PostgreSQL `timestamp` ([`Datum::Timestamp`](crate::Datum::Timestamp)).
+    Timestamp,
+    /// PostgreSQL `timestamptz` ([`Datum::TimestampTz`](crate::Datum::TimestampTz)).
+    TimestampTz,
+    /// PostgreSQL `uuid` ([`Datum::Uuid`](crate::Datum::Uuid)).
+    Uuid,
+    /// A source column of a type denorm has no value for: the catalog keeps
+    /// it (see [`Catalog::unsupported_type`]) so that only a view that reads
+    /// it is refused, by the planner.
+    Unsupported,
 }
 
 impl ScalarType {
     pub fn is_numeric(self) -> bool {
-        matches!(self, ScalarType::Int | ScalarType::Float)
+        matches!(self, ScalarType::Int | ScalarType::Float | ScalarType::Numeric)
+    }
+
+    /// Whether values of this type have an order (`<`, MIN/MAX, ORDER BY).
+    pub fn is_ordered(self) -> bool {
+        !matches!(self, ScalarType::Json | ScalarType::Unsupported)
     }
 }
 
@@ -35,6 +54,12 @@ impl fmt::Display for ScalarType {
             ScalarType::Text => "text",
             ScalarType::Json => "json",
             ScalarType::Null => "null",
+            ScalarType::Numeric => "numeric",
+            ScalarType::Date => "date",
+            ScalarType::Timestamp => "timestamp without time zone",
+            ScalarType::TimestampTz => "timestamp with time zone",
+            ScalarType::Uuid => "uuid",
+            ScalarType::Unsupported => "unsupported",
         })
     }
 }
@@ -74,6 +99,9 @@ impl TableSchema {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Catalog {
     tables: BTreeMap<String, TableSchema>,
+    /// The source's type name of every [`ScalarType::Unsupported`] column,
+    /// by lower-cased (table, column).
+    unsupported: BTreeMap<(String, String), String>,
 }
 
 impl Catalog {
@@ -91,5 +119,16 @@ impl Catalog {
 
     pub fn tables(&self) -> impl Iterator<Item = &TableSchema> {
         self.tables.values()
+    }
+
+    /// Records the source's name for the type of a column added as
+    /// [`ScalarType::Unsupported`].
+    pub fn set_unsupported_type(&mut self, table: &str, column: &str, type_name: impl Into<String>) {
+        self.unsupported.insert((table.to_ascii_lowercase(), column.to_ascii_lowercase()), type_name.into());
+    }
+
+    /// The source's name for the type of an unsupported column.
+    pub fn unsupported_type(&self, table: &str, column: &str) -> Option<&str> {
+        self.unsupported.get(&(table.to_ascii_lowercase(), column.to_ascii_lowercase())).map(String::as_str)
     }
 }

@@ -75,6 +75,8 @@ fn to_sql(value: &Value) -> SqlValue {
         Datum::Int(i) => SqlValue::Integer(*i),
         Datum::Float(f) => SqlValue::Real(*f),
         Datum::Text(t) => SqlValue::Text(t.to_string()),
+        // Only PostgreSQL has these types.
+        other => SqlValue::Text(other.pg_text().unwrap_or_default()),
     }
 }
 
@@ -152,6 +154,8 @@ fn pg_literal(value: &Value) -> String {
         Datum::Float(f) if f.is_finite() => format!("{f:?}"),
         Datum::Float(f) => format!("'{f}'::float8").replace("inf", "Infinity"),
         Datum::Text(t) => format!("'{}'", t.replace('\'', "''")),
+        // '1.50'::numeric, '2024-05-01'::date, …: compared in the column's own type.
+        other => denorm_types::pgtext::literal(other),
     }
 }
 
@@ -173,7 +177,14 @@ fn from_pg_text(text: Option<&str>, ty: denorm_types::ScalarType) -> Result<Valu
             _ => return Err(bad()),
         }),
         ScalarType::Text | ScalarType::Json => Datum::owned_text(text.to_string()),
-        ScalarType::Null => Datum::Null,
+        ScalarType::Null | ScalarType::Unsupported => Datum::Null,
+        ScalarType::Numeric | ScalarType::Date | ScalarType::Timestamp | ScalarType::TimestampTz | ScalarType::Uuid => {
+            match denorm_types::pgtext::parse(ty, text) {
+                Some(Ok(v)) => v,
+                Some(Err(e)) => return Err(format!("the source returned {text:?} for a {ty} column: {e}")),
+                None => return Err(bad()),
+            }
+        }
     })
 }
 
@@ -195,5 +206,12 @@ mod tests {
         assert_eq!(from_pg_text(Some("t"), ScalarType::Bool), Ok(Datum::Bool(true)));
         assert_eq!(from_pg_text(None, ScalarType::Text), Ok(Datum::Null));
         assert!(from_pg_text(Some("x"), ScalarType::Int).is_err());
+        let date = from_pg_text(Some("2024-05-01"), ScalarType::Date).unwrap();
+        assert_eq!(pg_literal(&date), "'2024-05-01'::date");
+        let amount = from_pg_text(Some("1.50"), ScalarType::Numeric).unwrap();
+        assert_eq!(pg_literal(&amount), "'1.50'::numeric");
+        let stamp = from_pg_text(Some("2024-05-01 10:00:00.5+00"), ScalarType::TimestampTz).unwrap();
+        assert_eq!(pg_literal(&stamp), "'2024-05-01 10:00:00.5+00'::timestamptz");
+        assert!(from_pg_text(Some("NaN"), ScalarType::Numeric).is_err());
     }
 }

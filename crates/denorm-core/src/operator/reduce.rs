@@ -15,6 +15,7 @@ use hashbrown::hash_table;
 use hashbrown::{HashMap, HashTable};
 
 use denorm_expr::{Aggregate, AggregateFunc, EvalError, Expr};
+use denorm_types::numeric::{self, Decimal, NumericError};
 use denorm_types::{Datum, Dialect, Diff, Row, RowPacker, Value};
 
 use crate::Hasher;
@@ -77,10 +78,61 @@ enum Accumulator {
         floats: f64,
         float_count: Diff,
     },
+    /// SUM/AVG of PostgreSQL numerics: the accumulator a `Sum` becomes at
+    /// its first numeric value (a column's values all have one type).
+    Numeric(Box<NumericSum>),
     Extreme(BTreeMap<Ordered, Diff>),
     Distinct(Box<HashMap<Row, Diff, Hasher>>),
     /// `json_group_array` / `json_group_object`: rendered elements in order.
     Json(json::Elements),
+}
+
+/// An exact running sum of numerics and the multiset of their display
+/// scales: PostgreSQL's SUM has the largest scale of the values summed, so
+/// a retraction of the only `1.50` turns `4.00` back into `4.0`.
+#[derive(Debug, Clone)]
+struct NumericSum {
+    non_null: Diff,
+    /// The exact sum, at the largest scale ever added; an error once it
+    /// went out of range (the view fails: PostgreSQL's numeric is unbounded).
+    sum: Result<Decimal, NumericError>,
+    scales: [Diff; numeric::MAX_SCALE as usize + 1],
+}
+
+impl NumericSum {
+    fn new() -> Self {
+        NumericSum { non_null: 0, sum: Ok(Decimal::ZERO), scales: [0; numeric::MAX_SCALE as usize + 1] }
+    }
+
+    fn add(&mut self, value: Decimal, diff: Diff) {
+        self.non_null += diff;
+        self.scales[value.scale() as usize] += diff;
+        let times = numeric::from_parts(i128::from(diff), 0);
+        self.sum = match (self.sum, times) {
+            (Ok(sum), Ok(times)) => numeric::mul(value, times).and_then(|v| numeric::add(sum, v, false)),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        };
+    }
+
+    /// The sum at the largest scale among the values present.
+    fn total(&self) -> Result<Decimal, NumericError> {
+        let sum = self.sum?;
+        let scale = self.scales.iter().rposition(|&n| n != 0).unwrap_or(0) as u32;
+        let drop = sum.scale().saturating_sub(scale);
+        // Every value present has at most `scale` digits after the point.
+        numeric::from_parts(sum.mantissa() / 10i128.pow(drop), sum.scale() - drop)
+    }
+
+    fn value(&self, func: AggregateFunc) -> Result<Value, EvalError> {
+        if self.non_null == 0 {
+            return Ok(Datum::Null);
+        }
+        let total = self.total()?;
+        Ok(Datum::Numeric(match func {
+            AggregateFunc::Avg => numeric::div(total, numeric::from_i64(self.non_null))?,
+            _ => total,
+        }))
+    }
 }
 
 /// What one input row gives an accumulator.
@@ -116,7 +168,15 @@ impl Accumulator {
         if value.is_null() {
             return;
         }
+        if let (Accumulator::Sum { non_null: 0, float_count: 0, .. }, Datum::Numeric(_)) = (&*self, &*value) {
+            *self = Accumulator::Numeric(Box::new(NumericSum::new()));
+        }
         match self {
+            Accumulator::Numeric(sum) => match value {
+                Datum::Numeric(n) => sum.add(*n, diff),
+                Datum::Int(i) => sum.add(numeric::from_i64(*i), diff),
+                _ => {}
+            },
             Accumulator::Count(n) => *n += diff,
             Accumulator::Sum { non_null, ints, floats, float_count } => {
                 *non_null += diff;
@@ -167,6 +227,7 @@ impl Accumulator {
                     _ => Datum::Int(i64::try_from(ints).map_err(|_| EvalError::IntegerOverflow)?),
                 }
             }
+            Accumulator::Numeric(sum) => sum.value(func)?,
             Accumulator::Extreme(values) => {
                 let v = if func == AggregateFunc::Min { values.keys().next() } else { values.keys().next_back() };
                 v.map_or(Datum::Null, |o| o.0.clone())

@@ -167,7 +167,14 @@ impl Emit {
 ///   the nearest double is monotonic, so `d` orders first and the remainder,
 ///   below 2^10 in magnitude, breaks ties between integers beyond 2^53);
 /// * booleans as the numbers 0 and 1;
-/// * text bytewise, each 0x00 escaped as 0x00 0xFF, ended by 0x00 0x00.
+/// * text bytewise, each 0x00 escaped as 0x00 0xFF, ended by 0x00 0x00;
+/// * numerics (PostgreSQL, never mixed with other numbers in one column: the
+///   planner casts CASE/COALESCE branches to the common type) exactly: a
+///   sign class, then for non-zero values the decimal exponent and the
+///   significant digits (1–10 per byte, trailing zeros dropped, so `1.5` and
+///   `1.50` encode alike) ended by 0, all inverted for negative values;
+/// * dates and timestamps as their integer with the sign bit flipped, UUIDs
+///   as their 16 bytes.
 pub(crate) fn encode_sort_key(row: &Row, order: &[SortKey], out: &mut Vec<u8>) {
     out.clear();
     for key in order {
@@ -183,6 +190,19 @@ pub(crate) fn encode_sort_key(row: &Row, order: &[SortKey], out: &mut Vec<u8>) {
                 encode_number(d, i128::from(i) - d as i128, out);
             }
             Datum::Float(x) => encode_number(x, 0, out),
+            Datum::Numeric(n) => encode_numeric(n, out),
+            Datum::Date(d) => {
+                out.push(0x40);
+                out.extend_from_slice(&((d as u32) ^ 0x8000_0000).to_be_bytes());
+            }
+            Datum::Timestamp(t) | Datum::TimestampTz(t) => {
+                out.push(0x40);
+                out.extend_from_slice(&((t as u64) ^ (1 << 63)).to_be_bytes());
+            }
+            Datum::Uuid(u) => {
+                out.push(0x50);
+                out.extend_from_slice(&u);
+            }
             Datum::Text(t) => {
                 out.push(0x30);
                 for &b in t.as_bytes() {
@@ -198,6 +218,11 @@ pub(crate) fn encode_sort_key(row: &Row, order: &[SortKey], out: &mut Vec<u8>) {
             out[start..].iter_mut().for_each(|b| *b = !*b);
         }
     }
+}
+
+fn encode_numeric(n: denorm_types::numeric::Decimal, out: &mut Vec<u8>) {
+    out.push(0x21);
+    denorm_types::numeric::write_sort_key(n, out);
 }
 
 fn encode_number(d: f64, remainder: i128, out: &mut Vec<u8>) {
@@ -265,7 +290,39 @@ mod tests {
             Datum::Float(9.3e18),
         ];
         let texts: Vec<Value> = ["", "\0", "\0a", "a", "a\0", "ab", "b", "é"].iter().map(|&t| Value::from(t)).collect();
-        for set in [&values, &texts] {
+        let numerics: Vec<Value> = [
+            "-79228162514264337593543950335",
+            "-100",
+            "-12.5",
+            "-12.45",
+            "-1",
+            "-0.001",
+            "0",
+            "0.00",
+            "0.0000000000000000000000000001",
+            "0.001",
+            "0.0010",
+            "1",
+            "1.5",
+            "1.50",
+            "1.51",
+            "9.99",
+            "10",
+            "12345678901234567890.123456789",
+            "79228162514264337593543950335",
+        ]
+        .iter()
+        .map(|t| Datum::Numeric(denorm_types::numeric::parse(t).unwrap()))
+        .chain([Datum::Null])
+        .collect();
+        let dates: Vec<Value> = [i32::MIN, -800_000, -1, 0, 1, 19_000, i32::MAX]
+            .into_iter()
+            .map(Datum::Date)
+            .chain([Datum::Null])
+            .collect();
+        let stamps: Vec<Value> = [i64::MIN, -1, 0, 1, i64::MAX].into_iter().map(Datum::Timestamp).collect();
+        let uuids: Vec<Value> = [[0u8; 16], [1; 16], [0xff; 16]].into_iter().map(Datum::Uuid).collect();
+        for set in [&values, &texts, &numerics, &dates, &stamps, &uuids] {
             for k in [key(0, false, true), key(0, false, false), key(0, true, true), key(0, true, false)] {
                 for a in set.iter() {
                     for b in set.iter() {

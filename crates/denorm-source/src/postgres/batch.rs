@@ -67,11 +67,16 @@ impl Table {
                 .iter()
                 .zip(&self.columns)
                 .zip(&self.types)
-                .all(|((column, name), ty)| column.name == *name && PgType::from_oid(column.type_id) == Some(*ty));
+                .all(|((column, name), ty)| column.name == *name && PgType::from_oid(column.type_id) == *ty);
         let identity_ok = relation.replica_identity == b'f'
             || (self.covered_by_key
                 && relation.columns.iter().zip(&self.read).all(|(column, &read)| !read || column.key));
         same_columns && identity_ok
+    }
+
+    /// A value error of column `i`, naming the column.
+    fn in_column(&self, i: usize, e: ValueError) -> ValueError {
+        ValueError::Column { column: self.columns[i].clone(), source: Box::new(e) }
     }
 
     /// Decodes `tuple` into a full-width row; a 'u' (unchanged TOAST) column
@@ -99,7 +104,7 @@ impl Table {
             };
             let datum = column.and_then(|column| match column {
                 Column::Null => Ok(Datum::Null),
-                Column::Text(text) => self.types[i].decode(text),
+                Column::Text(text) => self.types[i].decode(text).map_err(|e| self.in_column(i, e)),
                 Column::Binary(_) => Err(ValueError::Binary),
                 Column::Unchanged => Err(ValueError::UnchangedWithoutOldRow),
             });
@@ -137,7 +142,7 @@ impl Table {
             let field = fields.next().expect("one field per read column");
             let datum = copy_field(field, scratch).and_then(|value| match value {
                 None => Ok(Datum::Null),
-                Some(text) => self.types[i].decode(text),
+                Some(text) => self.types[i].decode(text).map_err(|e| self.in_column(i, e)),
             });
             match datum {
                 Ok(datum) => packer.push(&datum),

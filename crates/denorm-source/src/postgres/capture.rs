@@ -926,6 +926,7 @@ mod tests {
             types: vec![super::super::PgType::Int8; 3],
             replica_identity: identity,
             identity_columns,
+            unsupported: vec![],
         }
     }
 

@@ -137,11 +137,16 @@ impl fmt::Display for Lsn {
 /// nullability, the primary key in key order, and the complete unique
 /// indexes over plain columns.
 ///
-/// Fails with [`SourceError::PostgresUnsupportedType`] naming the first
-/// column whose type denorm has no value for (see [`PgType`]).
+/// A column of a type denorm has no value for (see [`PgType`]) is kept as
+/// [`ScalarType::Unsupported`](denorm_types::ScalarType::Unsupported) with
+/// the server's type name ([`Catalog::unsupported_type`]): only a view that
+/// reads it is refused, by the planner.
 pub fn read_catalog(client: &mut postgres::Client) -> Result<Catalog, SourceError> {
     let mut catalog = Catalog::new();
     for table in read_tables(client, None)? {
+        for (column, type_name) in &table.unsupported {
+            catalog.set_unsupported_type(&table.schema.name, column, type_name.clone());
+        }
         catalog.add(table.schema);
     }
     Ok(catalog)
@@ -158,6 +163,8 @@ pub(crate) struct PgTable {
     /// Column indexes of the replica identity index ('d': the primary key,
     /// 'i': the chosen index), empty for 'f' and 'n'.
     pub(crate) identity_columns: Vec<usize>,
+    /// (column, the server's type name) of the columns of unsupported types.
+    pub(crate) unsupported: Vec<(String, String)>,
 }
 
 /// The tables of [`SCHEMA`], or only those named in `only` (lower-case
@@ -208,14 +215,14 @@ fn read_table(
     let mut attnums = Vec::with_capacity(columns.len());
     let mut schema_columns = Vec::with_capacity(columns.len());
     let mut types = Vec::with_capacity(columns.len());
+    let mut unsupported = Vec::new();
     for column in &columns {
         let column_name: String = column.get(1);
         let type_oid: u32 = column.get(2);
-        let ty = PgType::from_oid(type_oid).ok_or_else(|| SourceError::PostgresUnsupportedType {
-            table: name.clone(),
-            column: column_name.clone(),
-            type_name: column.get(3),
-        })?;
+        let ty = PgType::from_oid(type_oid);
+        if let PgType::Unsupported(_) = ty {
+            unsupported.push((column_name.clone(), column.get::<_, String>(3)));
+        }
         attnums.push(column.get::<_, i16>(0));
         types.push(ty);
         schema_columns.push(ColumnSchema {
@@ -250,7 +257,7 @@ fn read_table(
             schema.unique_keys.push(key);
         }
     }
-    Ok(PgTable { oid, schema, types, replica_identity, identity_columns })
+    Ok(PgTable { oid, schema, types, replica_identity, identity_columns, unsupported })
 }
 
 #[cfg(test)]

@@ -5,6 +5,25 @@
 //! carry. One decoder for both is what makes a snapshot row and its later
 //! retraction byte-identical.
 //!
+//! | PostgreSQL | denorm value | JSON |
+//! |---|---|---|
+//! | boolean | `Bool` | `true` |
+//! | smallint, integer, bigint | `Int` | `42` |
+//! | real, double precision | `Float` | `0.1`, NaN/±Infinity as strings |
+//! | numeric | `Numeric` (exact decimal, display scale kept: see `denorm_types::numeric`) | `1.50` |
+//! | text, varchar, char(n), name | `Text` | `"…"` |
+//! | date | `Date` (days; `infinity` kept) | `"2024-05-01"` |
+//! | timestamp | `Timestamp` (µs) | `"2024-05-01T10:00:00.5"` |
+//! | timestamptz | `TimestampTz` (µs UTC) | `"2024-05-01T10:00:00.5+00:00"` |
+//! | uuid | `Uuid` (16 bytes) | `"a0eebc99-…"` |
+//! | json, jsonb | `Text` of type JSON, the server's text | embedded as it is |
+//!
+//! A numeric NaN or ±Infinity, or one beyond 28 digits after the point or
+//! 29 before it, is refused with [`ValueError::Numeric`], naming the column:
+//! denorm never rounds it. Any other type is [`PgType::Unsupported`]: the
+//! catalog keeps the column so that only views reading it are refused (by
+//! the planner); its values are never decoded (unread columns are NULL).
+//!
 //! Adding a type is one [`PgType`] variant: its OID in [`PgType::from_oid`],
 //! its scalar type, and its arm in [`PgType::decode`]. Both sessions set
 //! `DateStyle = ISO`, `TimeZone = UTC`, `extra_float_digits = 3` and
@@ -13,6 +32,8 @@
 
 use std::borrow::Cow;
 
+use denorm_types::numeric::NumericError;
+use denorm_types::pgtext::{self, TextError};
 use denorm_types::{Datum, ScalarType};
 
 /// The session settings under which text output is decoded; sent at
@@ -39,12 +60,27 @@ pub enum PgType {
     /// `char(n)`: the value keeps its blank padding, as PostgreSQL outputs it.
     Bpchar,
     Name,
+    Numeric,
+    Date,
+    Timestamp,
+    TimestampTz,
+    Uuid,
+    Json,
+    Jsonb,
+    /// A type denorm has no value for, by OID: readable by no view.
+    Unsupported(u32),
 }
 
 impl PgType {
+    /// The type of a column with type OID `oid` ([`PgType::Unsupported`]
+    /// when denorm has no value for it).
+    pub fn from_oid(oid: u32) -> PgType {
+        Self::supported(oid).unwrap_or(PgType::Unsupported(oid))
+    }
+
     /// The type of a column with type OID `oid`, or `None` when denorm has
-    /// no value for it yet.
-    pub fn from_oid(oid: u32) -> Option<PgType> {
+    /// no value for it.
+    pub fn supported(oid: u32) -> Option<PgType> {
         Some(match oid {
             16 => PgType::Bool,
             21 => PgType::Int2,
@@ -56,6 +92,13 @@ impl PgType {
             1043 => PgType::Varchar,
             1042 => PgType::Bpchar,
             19 => PgType::Name,
+            1700 => PgType::Numeric,
+            1082 => PgType::Date,
+            1114 => PgType::Timestamp,
+            1184 => PgType::TimestampTz,
+            2950 => PgType::Uuid,
+            114 => PgType::Json,
+            3802 => PgType::Jsonb,
             _ => return None,
         })
     }
@@ -66,6 +109,13 @@ impl PgType {
             PgType::Int2 | PgType::Int4 | PgType::Int8 => ScalarType::Int,
             PgType::Float4 | PgType::Float8 => ScalarType::Float,
             PgType::Text | PgType::Varchar | PgType::Bpchar | PgType::Name => ScalarType::Text,
+            PgType::Numeric => ScalarType::Numeric,
+            PgType::Date => ScalarType::Date,
+            PgType::Timestamp => ScalarType::Timestamp,
+            PgType::TimestampTz => ScalarType::TimestampTz,
+            PgType::Uuid => ScalarType::Uuid,
+            PgType::Json | PgType::Jsonb => ScalarType::Json,
+            PgType::Unsupported(_) => ScalarType::Unsupported,
         }
     }
 
@@ -81,7 +131,19 @@ impl PgType {
             },
             PgType::Int2 | PgType::Int4 | PgType::Int8 => text.parse().map(Datum::Int).map_err(|_| invalid()),
             PgType::Float4 | PgType::Float8 => decode_float(text).map(Datum::Float).ok_or_else(invalid),
-            PgType::Text | PgType::Varchar | PgType::Bpchar | PgType::Name => Ok(Datum::Text(Cow::Borrowed(text))),
+            PgType::Text | PgType::Varchar | PgType::Bpchar | PgType::Name | PgType::Json | PgType::Jsonb => {
+                Ok(Datum::Text(Cow::Borrowed(text)))
+            }
+            PgType::Numeric | PgType::Date | PgType::Timestamp | PgType::TimestampTz | PgType::Uuid => {
+                match pgtext::parse(self.scalar_type(), text) {
+                    Some(Ok(v)) => Ok(v),
+                    Some(Err(TextError::Numeric(NumericError::NotFinite | NumericError::OutOfRange))) => {
+                        Err(ValueError::Numeric { text: text.to_string() })
+                    }
+                    _ => Err(invalid()),
+                }
+            }
+            PgType::Unsupported(oid) => Err(ValueError::Unsupported { oid }),
         }
     }
 }
@@ -110,6 +172,16 @@ pub enum ValueError {
     Width { expected: usize, actual: usize },
     #[error("a COPY line is malformed: {0}")]
     Copy(&'static str),
+    #[error("numeric value {text} cannot be held exactly by denorm (NaN, Infinity, more than 28 digits after the point or 29 before it); round it in the source (e.g. a numeric(p, s) column with s <= 28) or leave the column out of the views")]
+    Numeric { text: String },
+    #[error("a value of type OID {oid}, which denorm cannot read")]
+    Unsupported { oid: u32 },
+    #[error("column {column}: {source}")]
+    Column {
+        column: String,
+        #[source]
+        source: Box<ValueError>,
+    },
 }
 
 /// Splits one line of `COPY … TO STDOUT` text format (without its newline)
@@ -221,6 +293,32 @@ mod tests {
     }
 
     #[test]
+    fn decodes_the_postgres_types() {
+        let text = |ty: PgType, s: &str| ty.decode(s.as_bytes()).map(|d| d.pg_text().unwrap_or_else(|| d.to_string()));
+        let cases = [
+            (PgType::Numeric, "1.50", "1.50"),
+            (PgType::Numeric, "-12345678901234567890.12345678", "-12345678901234567890.12345678"),
+            (PgType::Numeric, "0", "0"),
+            (PgType::Date, "2024-02-29", "2024-02-29"),
+            (PgType::Date, "0044-03-15 BC", "0044-03-15 BC"),
+            (PgType::Date, "infinity", "infinity"),
+            (PgType::Timestamp, "2024-05-01 10:11:12.000001", "2024-05-01 10:11:12.000001"),
+            (PgType::TimestampTz, "2024-05-01 10:11:12.5+00", "2024-05-01 10:11:12.5+00"),
+            (PgType::TimestampTz, "-infinity", "-infinity"),
+            (PgType::Uuid, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+        ];
+        for (ty, input, want) in cases {
+            assert_eq!(text(ty, input), Ok(want.to_string()), "{ty:?} {input}");
+        }
+        assert_eq!(PgType::Jsonb.decode(r#"{"a": "é"}"#.as_bytes()), Ok(Datum::text(r#"{"a": "é"}"#)));
+        for bad in ["NaN", "Infinity", "0.00000000000000000000000000001", "100000000000000000000000000000"] {
+            assert!(matches!(PgType::Numeric.decode(bad.as_bytes()), Err(ValueError::Numeric { .. })), "{bad}");
+        }
+        assert!(matches!(PgType::Date.decode(b"2024-02-30"), Err(ValueError::Invalid { .. })));
+        assert_eq!(PgType::Unsupported(600).decode(b"(1,2)"), Err(ValueError::Unsupported { oid: 600 }));
+    }
+
+    #[test]
     fn refuses_invalid_values() {
         let cases: &[(PgType, &[u8])] = &[
             (PgType::Bool, b"true"),
@@ -247,17 +345,21 @@ mod tests {
             (1043, Some(ScalarType::Text)),
             (1042, Some(ScalarType::Text)),
             (19, Some(ScalarType::Text)),
-            (1700, None), // numeric
-            (1082, None), // date
-            (1114, None), // timestamp
-            (1184, None), // timestamptz
-            (2950, None), // uuid
-            (114, None),  // json
-            (3802, None), // jsonb
+            (1700, Some(ScalarType::Numeric)),
+            (1082, Some(ScalarType::Date)),
+            (1114, Some(ScalarType::Timestamp)),
+            (1184, Some(ScalarType::TimestampTz)),
+            (2950, Some(ScalarType::Uuid)),
+            (114, Some(ScalarType::Json)),
+            (3802, Some(ScalarType::Json)),
+            (600, None),  // point
+            (1007, None), // int4[]
         ];
         for (oid, want) in cases {
-            assert_eq!(PgType::from_oid(oid).map(PgType::scalar_type), want, "oid {oid}");
+            assert_eq!(PgType::supported(oid).map(PgType::scalar_type), want, "oid {oid}");
         }
+        assert_eq!(PgType::from_oid(600), PgType::Unsupported(600));
+        assert_eq!(PgType::from_oid(600).scalar_type(), ScalarType::Unsupported);
     }
 
     #[test]

@@ -281,10 +281,10 @@ mod tests {
     fn to_sql(v: &Value) -> rusqlite::types::Value {
         use rusqlite::types::Value as V;
         match v {
-            Datum::Null | Datum::Bool(_) => V::Null,
             Datum::Int(i) => V::Integer(*i),
             Datum::Float(f) => V::Real(*f),
             Datum::Text(t) => V::Text(t.to_string()),
+            _ => V::Null,
         }
     }
 }

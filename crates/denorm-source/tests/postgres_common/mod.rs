@@ -154,7 +154,14 @@ impl Model {
 /// `read` NULL (as capture delivers them).
 pub fn table_rows(client: &mut Client, catalog: &Catalog, table: &str, read: &[&str]) -> BTreeMap<Row, Diff> {
     let schema = catalog.get(table).unwrap();
-    let select: Vec<String> = schema.columns.iter().map(|c| format!("\"{}\"", c.name)).collect();
+    // The types beyond SQLite's are read as PostgreSQL's text and parsed.
+    let as_text =
+        |ty: ScalarType| !matches!(ty, ScalarType::Int | ScalarType::Float | ScalarType::Bool | ScalarType::Text);
+    let select: Vec<String> = schema
+        .columns
+        .iter()
+        .map(|c| if as_text(c.ty) { format!("\"{}\"::text", c.name) } else { format!("\"{}\"", c.name) })
+        .collect();
     let rows = client.query(&format!("SELECT {} FROM {table}", select.join(", ")), &[]).unwrap();
     let mut out = BTreeMap::new();
     for row in rows {
@@ -184,7 +191,11 @@ pub fn table_rows(client: &mut Client, catalog: &Catalog, table: &str, read: &[&
                     }
                     ScalarType::Text | ScalarType::Json => row.get::<_, Option<String>>(i).into(),
                     ScalarType::Bool => row.get::<_, Option<bool>>(i).into(),
-                    ScalarType::Null => Datum::Null,
+                    ScalarType::Null | ScalarType::Unsupported => Datum::Null,
+                    ty => match row.get::<_, Option<String>>(i) {
+                        None => Datum::Null,
+                        Some(text) => denorm_types::pgtext::parse(ty, &text).unwrap().unwrap(),
+                    },
                 }
             })
             .collect();

@@ -4,7 +4,12 @@
 use denorm_sql::{plan_views, ViewDef};
 use denorm_types::{Catalog, ColumnSchema, Dialect, ScalarType, TableSchema};
 
-fn table(name: &str, columns: &[(&str, ScalarType, bool)], primary_key: Vec<usize>, unique_keys: Vec<Vec<usize>>) -> TableSchema {
+fn table(
+    name: &str,
+    columns: &[(&str, ScalarType, bool)],
+    primary_key: Vec<usize>,
+    unique_keys: Vec<Vec<usize>>,
+) -> TableSchema {
     TableSchema {
         name: name.into(),
         columns: columns
@@ -22,14 +27,26 @@ pub fn catalog() -> Catalog {
     c.add(table("users", &[("id", Int, false), ("name", Text, false), ("email", Text, true)], vec![0], vec![vec![2]]));
     c.add(table(
         "posts",
-        &[("id", Int, false), ("author_id", Int, false), ("title", Text, false), ("body", Text, true), ("score", Float, true)],
+        &[
+            ("id", Int, false),
+            ("author_id", Int, false),
+            ("title", Text, false),
+            ("body", Text, true),
+            ("score", Float, true),
+        ],
         vec![0],
         vec![],
     ));
     c.add(table("products", &[("id", Int, false), ("name", Text, false), ("price", Float, false)], vec![0], vec![]));
     c.add(table(
         "reviews",
-        &[("id", Int, false), ("product_id", Int, false), ("user_id", Int, true), ("rating", Int, false), ("body", Text, true)],
+        &[
+            ("id", Int, false),
+            ("product_id", Int, false),
+            ("user_id", Int, true),
+            ("rating", Int, false),
+            ("body", Text, true),
+        ],
         vec![0],
         vec![],
     ));

@@ -63,7 +63,7 @@ pub(super) fn entry(
                 Datum::Null if dialect == Dialect::Sqlite => return Ok(None),
                 Datum::Null => return Err(EvalError::NullJsonKey),
                 Datum::Text(t) => t.to_string(),
-                other => other.to_string(),
+                other => other.pg_text().unwrap_or_else(|| other.to_string()),
             };
             let ascending = SortKey { column: 0, descending: false, nulls_first: true };
             encode_sort_key(&Row::pack([key]), &[ascending], &mut sort);

@@ -1,0 +1,413 @@
+//! PostgreSQL's numeric, date, timestamp, timestamptz, uuid and jsonb
+//! columns end to end: `denorm run` on a real PostgreSQL
+//! (`DENORM_TEST_POSTGRES_URL`) under random transactions, every view
+//! compared over HTTP with PostgreSQL's own `row_to_json` of the view's
+//! SELECT — numbers compared by their exact text (scale included), the rest
+//! as parsed JSON; key lookups by the new types; a view reading a column of
+//! an unsupported type refused by name while the others run.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{get_text, Denorm, PATIENCE};
+use postgres::{Client, NoTls};
+use serde_json::Value as Json;
+
+const SCHEMA: &str = "
+CREATE TABLE accounts (id uuid PRIMARY KEY, name text NOT NULL, opened date);
+CREATE TABLE orders (id integer PRIMARY KEY, account_id uuid, amount numeric, qty integer, placed_on date,
+    created_at timestamp, paid_at timestamptz, meta jsonb, location point);
+ALTER TABLE accounts REPLICA IDENTITY FULL;
+ALTER TABLE orders REPLICA IDENTITY FULL;
+";
+
+const ACCOUNTS: [&str; 5] = [
+    "00000000-0000-0000-0000-000000000001",
+    "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+    "123e4567-e89b-12d3-a456-426614174000",
+    "ffffffff-ffff-ffff-ffff-ffffffffffff",
+    "5a5a5a5a-0000-4000-8000-00000000beef",
+];
+
+const VIEWS: &[(&str, &str)] = &[
+    (
+        "daily",
+        "SELECT placed_on, COUNT(*) AS n, SUM(amount) AS total, AVG(amount) AS mean, MIN(amount) AS low, \
+         MAX(amount) AS high, MIN(created_at) AS first_at, MAX(paid_at) AS last_paid FROM orders GROUP BY placed_on",
+    ),
+    (
+        "by_account",
+        "SELECT a.id AS account_id, a.name, a.opened, COUNT(o.id) AS orders, SUM(o.amount * o.qty) AS value, \
+         SUM(o.qty) AS items, AVG(o.qty::numeric) AS mean_qty, MIN(o.paid_at) AS first_paid \
+         FROM accounts a LEFT JOIN orders o ON o.account_id = a.id GROUP BY a.id, a.name, a.opened",
+    ),
+    (
+        "window",
+        "SELECT id, account_id, amount, created_at, paid_at FROM orders \
+         WHERE created_at >= '2024-01-15' AND created_at < '2024-05-01 12:00' AND paid_at > '2024-02-01T00:00:00+02:00'",
+    ),
+    (
+        "account_docs",
+        "SELECT a.id AS account_id, json_agg(json_build_object('id', o.id, 'amount', o.amount, 'on', o.placed_on, \
+         'at', o.created_at, 'paid', o.paid_at, 'meta', o.meta, 'account', o.account_id) ORDER BY o.created_at, o.id) AS docs \
+         FROM accounts a JOIN orders o ON o.account_id = a.id GROUP BY a.id",
+    ),
+    ("active_days", "SELECT DISTINCT placed_on, account_id FROM orders WHERE amount > 10.5"),
+    (
+        "order_text",
+        "SELECT id, CAST(amount AS text) AS amount_text, placed_on::text AS day, amount + 1 AS plus, \
+         qty * amount AS product, CAST(created_at AS date) AS created_day, id::numeric / 7 AS seventh, \
+         CAST(paid_at AS text) AS paid_text, account_id::text AS account_text, meta \
+         FROM orders WHERE placed_on <> '2024-03-03' OR account_id = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'",
+    ),
+];
+
+fn server_url() -> String {
+    std::env::var("DENORM_TEST_POSTGRES_URL").expect(
+        "DENORM_TEST_POSTGRES_URL is not set: the PostgreSQL tests need a server with wal_level=logical; \
+         run `export \"$(scripts/postgres start | tail -n1)\"` (scripts/test does this)",
+    )
+}
+
+fn url_for(url: &str, database: &str) -> String {
+    let (prefix, _) = url.rsplit_once('/').expect("a URL ending in /database");
+    format!("{prefix}/{database}")
+}
+
+/// A database, slot and publication of the test's own.
+struct Project {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    database: String,
+    url: String,
+    slot: String,
+}
+
+impl Project {
+    fn new(test: &str, views: &str) -> Project {
+        let database = format!("denorm_types_{test}");
+        let slot = database.clone();
+        let mut admin = Client::connect(&server_url(), NoTls).unwrap();
+        drop_slot(&mut admin, &slot);
+        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)")).unwrap();
+        admin
+            .batch_execute(&format!("CREATE DATABASE {database} TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'"))
+            .unwrap();
+        let url = url_for(&server_url(), &database);
+        Client::connect(&url, NoTls).unwrap().batch_execute(SCHEMA).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("views.sql"), views).unwrap();
+        let config = dir.path().join("denorm.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "views = [\"views.sql\"]\n[source]\nurl = \"{url}\"\nslot = \"{slot}\"\npublication = \"{slot}\"\n\
+                 [server]\nlisten = \"127.0.0.1:0\"\n"
+            ),
+        )
+        .unwrap();
+        Project { dir, config, database, url, slot }
+    }
+
+    /// A connection whose session renders timestamptz in UTC, as denorm does.
+    fn client(&self) -> Client {
+        let mut client = Client::connect(&self.url, NoTls).unwrap();
+        client.batch_execute("SET TimeZone = 'UTC'").unwrap();
+        client
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = Client::connect(&server_url(), NoTls) {
+            drop_slot(&mut admin, &self.slot);
+            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database));
+        }
+        let _ = &self.dir;
+    }
+}
+
+fn drop_slot(admin: &mut Client, slot: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while admin
+        .query("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", &[&slot])
+        .is_err()
+        && Instant::now() < deadline
+    {
+        let _ = admin.query(
+            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 \
+             AND active_pid IS NOT NULL",
+            &[&slot],
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// JSON text with every number turned into the string `"#<its text>"`, so
+/// that parsed documents compare numbers by their exact digits and scale
+/// (`1.50` ≠ `1.5`), everything else structurally.
+fn exact_numbers(text: &str) -> Json {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    let mut in_string = false;
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            match c {
+                '\\' => out.extend(chars.next()),
+                '"' => in_string = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if c == '-' || c.is_ascii_digit() {
+            out.push_str("\"#");
+            out.push(c);
+            while let Some(&d) = chars.peek() {
+                if d.is_ascii_digit() || matches!(d, '.' | 'e' | 'E' | '+' | '-') {
+                    out.push(d);
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            out.push('"');
+        } else {
+            out.push(c);
+        }
+    }
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+/// PostgreSQL's rows of `select` as `row_to_json`, sorted.
+fn reference(client: &mut Client, select: &str) -> Vec<Json> {
+    let rows = client
+        .query(&format!("SELECT row_to_json(t)::text FROM ({select}) AS t"), &[])
+        .unwrap_or_else(|e| panic!("{select}: {e:?}"));
+    let mut out: Vec<Json> = rows.iter().map(|r| exact_numbers(&r.get::<_, String>(0))).collect();
+    out.sort_by_key(|v| v.to_string());
+    out
+}
+
+fn served(denorm: &Denorm, path: &str) -> (u16, Vec<Json>) {
+    let (status, body) = get_text(&format!("{}{path}", denorm.base));
+    if status != 200 {
+        return (status, vec![Json::String(body)]);
+    }
+    let Json::Array(rows) = exact_numbers(&body) else { panic!("{body}") };
+    let mut rows = rows;
+    rows.sort_by_key(|v| v.to_string());
+    (status, rows)
+}
+
+fn compare(denorm: &Denorm, client: &mut Client) -> Result<(), String> {
+    for (name, select) in VIEWS {
+        let (status, got) = served(denorm, &format!("/views/{name}"));
+        if status != 200 {
+            return Err(format!("GET /views/{name}: {status} {got:?}"));
+        }
+        let want = reference(client, select);
+        if got != want {
+            let only_denorm: Vec<&Json> = got.iter().filter(|r| !want.contains(r)).collect();
+            let only_postgres: Vec<&Json> = want.iter().filter(|r| !got.contains(r)).collect();
+            return Err(format!(
+                "view {name} differs from PostgreSQL\nonly in denorm: {only_denorm:?}\nonly in PostgreSQL: {only_postgres:?}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn assert_views_equal(denorm: &Denorm, client: &mut Client) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match compare(denorm, client) {
+            Ok(()) => return,
+            Err(e) if Instant::now() > deadline => panic!("{e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+/// Random transactions over both tables: numerics with 0–4 digits of scale
+/// (trailing zeros included), dates, microsecond timestamps, offsets,
+/// jsonb documents with unicode, NULLs, key changes and deletions.
+struct Writer {
+    client: Client,
+    state: u64,
+    next_order: i32,
+}
+
+impl Writer {
+    fn next(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn maybe_null(&mut self, value: String) -> String {
+        if self.below(10) == 0 {
+            "NULL".into()
+        } else {
+            value
+        }
+    }
+
+    fn amount(&mut self) -> String {
+        let scale = self.below(5) as usize;
+        let mantissa = self.below(2_000_000) as i64 - 500_000;
+        let digits = format!("{:0width$}", mantissa.unsigned_abs(), width = scale + 1);
+        let (int, frac) = digits.split_at(digits.len() - scale);
+        let sign = if mantissa < 0 { "-" } else { "" };
+        let text = if scale == 0 { format!("{sign}{int}") } else { format!("{sign}{int}.{frac}") };
+        self.maybe_null(text)
+    }
+
+    fn account(&mut self) -> String {
+        let a = ACCOUNTS[self.below(ACCOUNTS.len() as u64) as usize];
+        self.maybe_null(format!("'{a}'"))
+    }
+
+    fn order_values(&mut self, id: i32) -> String {
+        let account = self.account();
+        let amount = self.amount();
+        let (q, d) = (self.below(5), self.below(6));
+        let qty = self.maybe_null(q.to_string());
+        let day = self.maybe_null(format!("DATE '2024-03-01' + {d}"));
+        let micros = self.below(200 * 86_400) * 1_000_000 + self.below(4) * 250_000 + self.below(2) * 7;
+        let created = self.maybe_null(format!("TIMESTAMP '2024-01-01' + {micros} * INTERVAL '1 microsecond'"));
+        let offset = ["+00", "+02", "-05:30"][self.below(3) as usize];
+        let (seconds, k) = (self.below(150 * 86_400), self.below(100));
+        let paid =
+            self.maybe_null(format!("TIMESTAMPTZ '2024-01-20 00:00:00{offset}' + {seconds} * INTERVAL '1 second'"));
+        let meta = self.maybe_null(format!("'{{\"k\": {k}, \"tags\": [\"é\", \"a\\\"b\"], \"price\": 1.50}}'"));
+        format!("({id}, {account}, {amount}, {qty}, {day}, {created}, {paid}, {meta}, point(1, 2))")
+    }
+
+    fn transaction(&mut self) {
+        let mut sql = String::from("BEGIN;");
+        for _ in 0..1 + self.below(4) {
+            let target = 1 + self.below(self.next_order as u64) as i32;
+            match self.below(8) {
+                0..=2 => {
+                    let id = self.next_order;
+                    self.next_order += 1;
+                    sql += &format!("INSERT INTO orders VALUES {};", self.order_values(id));
+                }
+                3 => sql += &format!("UPDATE orders SET amount = {} WHERE id = {target};", self.amount()),
+                4 => sql += &format!(
+                    "UPDATE orders SET created_at = created_at + INTERVAL '3 days 0.5 seconds', account_id = {} WHERE id = {target};",
+                    self.account()
+                ),
+                5 => sql += &format!("DELETE FROM orders WHERE id = {target};"),
+                6 => {
+                    let a = ACCOUNTS[self.below(ACCOUNTS.len() as u64) as usize];
+                    let d = self.below(20);
+                    let opened = self.maybe_null(format!("DATE '2023-12-25' + {d}"));
+                    sql += &format!(
+                        "INSERT INTO accounts VALUES ('{a}', 'n{}', {opened}) ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, opened = EXCLUDED.opened;",
+                        self.below(50)
+                    );
+                }
+                _ => {
+                    let a = ACCOUNTS[self.below(ACCOUNTS.len() as u64) as usize];
+                    sql += &format!("DELETE FROM accounts WHERE id = '{a}';");
+                }
+            }
+        }
+        sql += "COMMIT;";
+        self.client.batch_execute(&sql).unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    }
+}
+
+#[test]
+fn postgres_types_views_equal_postgres_under_random_transactions() {
+    let views: String = VIEWS.iter().map(|(n, s)| format!("CREATE MATERIALIZED VIEW {n} AS {s};\n")).collect();
+    let project = Project::new("differential", &views);
+    let mut writer = Writer { client: project.client(), state: 11, next_order: 1 };
+    for _ in 0..30 {
+        writer.transaction();
+    }
+    let mut client = project.client();
+    let denorm = Denorm::start(&project.config);
+    assert_views_equal(&denorm, &mut client);
+    for _ in 0..10 {
+        for _ in 0..8 {
+            writer.transaction();
+        }
+        assert_views_equal(&denorm, &mut client);
+    }
+
+    // Key lookups by the new types, parsed by the column's type.
+    client
+        .batch_execute(&format!(
+            "INSERT INTO accounts VALUES ('{}', 'lookup', '2024-01-01') ON CONFLICT DO NOTHING",
+            ACCOUNTS[1]
+        ))
+        .unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let by_key = loop {
+        let (status, rows) =
+            served(&denorm, &format!("/views/by_account?account_id=eq.{}", ACCOUNTS[1].to_uppercase()));
+        assert_eq!(status, 200, "{rows:?}");
+        if rows.len() == 1 || Instant::now() > deadline {
+            break rows;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(by_key.len(), 1, "{by_key:?}");
+    assert_eq!(by_key[0]["account_id"], ACCOUNTS[1]);
+    let days = reference(&mut client, "SELECT * FROM (SELECT placed_on, COUNT(*) AS n FROM orders GROUP BY placed_on) d WHERE placed_on = '2024-03-02'");
+    let (status, rows) = served(&denorm, "/views/daily?placed_on=eq.2024-03-02&select=placed_on,n");
+    assert_eq!((status, rows), (200, days));
+    let (status, body) = get_text(&format!("{}/views/daily?placed_on=eq.2024-02-30", denorm.base));
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("placed_on") && body.contains("ISO date"), "{body}");
+    let (status, body) = get_text(&format!("{}/views/daily?total=gt.1.5x", denorm.base));
+    assert_eq!(status, 400, "{body}");
+}
+
+#[test]
+fn a_view_reading_an_unsupported_column_is_refused_by_name() {
+    let views = "CREATE MATERIALIZED VIEW amounts AS SELECT id, amount FROM orders;\n\
+                 CREATE MATERIALIZED VIEW places AS SELECT id, location FROM orders;\n";
+    let project = Project::new("unsupported", views);
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_denorm")).args(["check", "--config"]).arg(&project.config).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("column orders.location has type point, which denorm cannot read") && stderr.contains("places"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("amounts"), "only the view reading the column is refused: {stderr}");
+
+    // Without that view, the table with the point column is served.
+    std::fs::write(
+        project.dir.path().join("views.sql"),
+        "CREATE MATERIALIZED VIEW amounts AS SELECT id, amount FROM orders;\n",
+    )
+    .unwrap();
+    project.client().batch_execute("INSERT INTO orders (id, amount, location) VALUES (1, 2.50, point(3, 4))").unwrap();
+    let denorm = Denorm::start(&project.config);
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (status, rows) = served(&denorm, "/views/amounts");
+        if status == 200 && rows.len() == 1 {
+            assert_eq!(rows[0]["amount"], "#2.50");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{status} {rows:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
