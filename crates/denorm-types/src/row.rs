@@ -193,6 +193,19 @@ impl Row {
         spans(self.as_bytes(), out);
     }
 
+    /// The encoded bytes of columns `first..first + count`, a contiguous run
+    /// (packed datums are self-delimiting, so they are a valid row).
+    pub fn columns_span(&self, first: usize, count: usize) -> std::ops::Range<usize> {
+        let data = self.as_bytes();
+        let start = column_start(data, first);
+        let mut end = start;
+        for _ in 0..count {
+            assert!(end < data.len(), "column index out of range (planner bug)");
+            end += encoded_len(&data[end..]);
+        }
+        start..end
+    }
+
     /// Bytes of this row's heap buffer (none when inline; shared by clones),
     /// not counting the 24-byte handle or the buffer's reference counts.
     pub fn heap_size(&self) -> usize {

@@ -11,12 +11,11 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-use hashbrown::hash_table;
 use hashbrown::{HashMap, HashTable};
 
 use denorm_expr::{Aggregate, AggregateFunc, EvalError, Expr};
 use denorm_types::numeric::{self, Decimal, NumericError};
-use denorm_types::{Datum, Dialect, Diff, Row, RowPacker, Value};
+use denorm_types::{Datum, Dialect, Diff, Row, RowPacker, RowRef, Value};
 
 use crate::Hasher;
 
@@ -346,7 +345,11 @@ pub(crate) struct Reduce {
 /// first appearance, with its changes chained.
 #[derive(Debug, Default)]
 struct BatchScratch {
-    keys: Vec<Row>,
+    /// Each change's group key: a byte range of the change's row when the
+    /// group columns are one run of adjacent columns (the planner puts them
+    /// first), else a range of `packed`.
+    keys: Vec<(u32, u32)>,
+    packed: Vec<Row>,
     hashes: Vec<u64>,
     /// Index of the next change with the same key (`END` ends a chain).
     next: Vec<u32>,
@@ -363,35 +366,61 @@ const END: u32 = u32::MAX;
 const PREFETCH_AHEAD: usize = 8;
 
 impl BatchScratch {
+    /// The group key of change `i`, as packed bytes.
+    fn key<'a>(&'a self, input: &'a [(Row, Diff)], i: usize) -> &'a [u8] {
+        let (start, end) = self.keys[i];
+        let row = if self.packed.is_empty() { &input[i].0 } else { &self.packed[i] };
+        &row.as_bytes()[start as usize..end as usize]
+    }
+
     fn fill(&mut self, group_key: &[usize], input: &[(Row, Diff)], packer: &mut RowPacker, hasher: &Hasher) {
         self.keys.clear();
+        self.packed.clear();
         self.hashes.clear();
         self.next.clear();
         self.chains.clear();
         self.local.clear();
+        let run = group_key.windows(2).all(|w| w[1] == w[0] + 1).then(|| (group_key.first().copied(), group_key.len()));
         for (i, (row, _)) in input.iter().enumerate() {
-            for &c in group_key {
-                packer.push_column(row, c);
+            match run {
+                Some((Some(first), count)) => {
+                    let span = row.columns_span(first, count);
+                    self.keys.push((span.start as u32, span.end as u32));
+                }
+                Some((None, _)) => self.keys.push((0, 0)),
+                None => {
+                    for &c in group_key {
+                        packer.push_column(row, c);
+                    }
+                    let key = packer.finish();
+                    self.keys.push((0, key.as_bytes().len() as u32));
+                    self.packed.push(key);
+                }
             }
-            let key = packer.finish();
-            let hash = hasher.hash_one(key.as_bytes());
-            let BatchScratch { keys, chains, local, next, hashes } = self;
+            let key = self.key(input, i);
+            let hash = hasher.hash_one(key);
             let i = i as u32;
-            next.push(END);
-            let first_key = |g: &u32| &keys[chains[*g as usize].0 as usize];
-            match local.entry(hash, |g| *first_key(g) == key, |g| hasher.hash_one(first_key(g).as_bytes())) {
-                hash_table::Entry::Occupied(slot) => {
-                    let chain = &mut chains[*slot.get() as usize];
-                    next[chain.1 as usize] = i;
+            let first_key = |g: &u32| self.key(input, self.chains[*g as usize].0 as usize);
+            let found = self.local.find(hash, |g| first_key(g) == key).copied();
+            self.next.push(END);
+            match found {
+                Some(g) => {
+                    let chain = &mut self.chains[g as usize];
+                    self.next[chain.1 as usize] = i;
                     chain.1 = i;
                 }
-                hash_table::Entry::Vacant(slot) => {
-                    slot.insert(chains.len() as u32);
+                None => {
+                    let BatchScratch { local, chains, keys, packed, .. } = self;
+                    let rehash = |g: &u32| {
+                        let at = chains[*g as usize].0 as usize;
+                        let row = if packed.is_empty() { &input[at].0 } else { &packed[at] };
+                        hasher.hash_one(&row.as_bytes()[keys[at].0 as usize..keys[at].1 as usize])
+                    };
+                    local.insert_unique(hash, chains.len() as u32, rehash);
                     chains.push((i, i));
                 }
             }
-            keys.push(key);
-            hashes.push(hash);
+            self.hashes.push(hash);
         }
     }
 }
@@ -460,9 +489,12 @@ impl Reduce {
             if let Some(ahead) = hash_of(batch.chains.get(n + PREFETCH_AHEAD)) {
                 groups.prefetch(ahead);
             }
-            let (key, hash) = (&batch.keys[first as usize], batch.hashes[first as usize]);
-            let (at, inserted) =
-                groups.find_or_insert(hash, |g| g.key == *key, || Group::new(hash, key.clone(), slots));
+            let (key, hash) = (batch.key(input, first as usize), batch.hashes[first as usize]);
+            let (at, inserted) = groups.find_or_insert(
+                hash,
+                |g| g.key.as_bytes() == key,
+                || Group::new(hash, RowRef::from_prefix(key, key.len()).to_row(), slots),
+            );
             // A new group had no row (the global group is created, and first
             // emitted, by the first batch).
             // The old row goes out as a retraction now, and is taken back
