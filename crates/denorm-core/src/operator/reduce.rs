@@ -338,7 +338,7 @@ pub(crate) struct Reduce {
     started: bool,
     packer: RowPacker,
     /// Per-batch scratch, kept to reuse its allocation.
-    batch: BatchScratch,
+    batch: Box<BatchScratch>,
 }
 
 /// The batch in flight grouped by key: each distinct key once, in order of
@@ -457,7 +457,7 @@ impl Reduce {
             hasher: Hasher::default(),
             started: false,
             packer: RowPacker::new(),
-            batch: BatchScratch::default(),
+            batch: Box::default(),
         }
     }
 
