@@ -40,6 +40,45 @@ impl SqliteFallback {
         c.busy_timeout(std::time::Duration::from_secs(2)).map_err(|e| e.to_string())?;
         Ok(c)
     }
+
+    /// Prepares every fallback query on the source without running it, so
+    /// that a defining query the source cannot run itself (denorm-only
+    /// syntax such as a LIMIT inside an aggregate) is refused at start, not
+    /// at the first stale lookup. One line per refused view.
+    pub fn check(&self) -> Result<(), String> {
+        let conn = self.connection()?;
+        let refused: Vec<String> = sorted(&self.queries)
+            .filter_map(|(view, select)| {
+                conn.prepare(&format!("SELECT * FROM ({select}) LIMIT 0")).err().map(|e| refusal(view, "SQLite", &e))
+            })
+            .collect();
+        self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(conn);
+        refused_views(refused)
+    }
+}
+
+fn sorted(queries: &HashMap<String, String>) -> impl Iterator<Item = (&String, &String)> {
+    let mut queries: Vec<_> = queries.iter().collect();
+    queries.sort();
+    queries.into_iter()
+}
+
+fn refusal(view: &str, source: &str, error: &dyn std::fmt::Display) -> String {
+    format!(
+        "view {view}: on_stale = 'fallback' answers lookups with the view's own SELECT on the source, and {source} \
+         cannot run it: {error}"
+    )
+}
+
+fn refused_views(refused: Vec<String>) -> Result<(), String> {
+    if refused.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "{}\nhint: remove on_stale = 'fallback' from these views, or write their SELECT without denorm-only \
+         syntax (such as LIMIT inside an aggregate)",
+        refused.join("\n")
+    ))
 }
 
 impl Fallback for SqliteFallback {
@@ -110,6 +149,25 @@ impl PostgresFallback {
     /// `queries`: (view name, defining SELECT) of the views with fallback.
     pub fn new(url: String, queries: impl IntoIterator<Item = (String, String)>) -> PostgresFallback {
         PostgresFallback { url, queries: queries.into_iter().collect(), idle: Mutex::new(Vec::new()) }
+    }
+
+    /// As [`SqliteFallback::check`]: every fallback query is prepared
+    /// (parsed and analysed, not run) by the source.
+    pub fn check(&self) -> Result<(), String> {
+        let mut client = denorm_source::postgres::connect(&self.url).map_err(|e| crate::engine::error_chain(&e))?;
+        let refused: Vec<String> = sorted(&self.queries)
+            .filter_map(|(view, select)| {
+                client.prepare(&format!("SELECT * FROM ({select}) AS denorm_fallback LIMIT 0")).err().map(|e| {
+                    refusal(
+                        view,
+                        "PostgreSQL",
+                        &e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_string()),
+                    )
+                })
+            })
+            .collect();
+        self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(client);
+        refused_views(refused)
     }
 }
 

@@ -122,10 +122,14 @@ pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
     let fallback = match (&config.source, queries.is_empty()) {
         (_, true) => None,
         (SourceConfig::Sqlite(sqlite), false) => {
-            Some(Arc::new(SqliteFallback::new(sqlite.path.clone(), queries)) as Arc<dyn Fallback>)
+            let fallback = SqliteFallback::new(sqlite.path.clone(), queries);
+            fallback.check().map_err(|e| anyhow::anyhow!(e))?;
+            Some(Arc::new(fallback) as Arc<dyn Fallback>)
         }
         (SourceConfig::Postgres(pg), false) => {
-            Some(Arc::new(PostgresFallback::new(pg.url.clone(), queries)) as Arc<dyn Fallback>)
+            let fallback = PostgresFallback::new(pg.url.clone(), queries);
+            fallback.check().map_err(|e| anyhow::anyhow!(e))?;
+            Some(Arc::new(fallback) as Arc<dyn Fallback>)
         }
     };
     Ok(Prepared { sources: ViewSources { files, names }, infos, fallback })

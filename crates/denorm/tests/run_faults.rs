@@ -55,6 +55,24 @@ fn invalid_views_are_all_listed_before_anything_starts() {
 }
 
 #[test]
+fn a_fallback_query_the_source_cannot_run_is_refused_at_start() {
+    // LIMIT inside an aggregate is denorm's syntax, which SQLite cannot run,
+    // so the view cannot fall back to its SELECT on the source.
+    let project = Project::new(
+        SCHEMA,
+        "CREATE MATERIALIZED VIEW latest WITH (max_staleness = '1s', on_stale = 'fallback') AS\n\
+         SELECT author_id, json_group_array(title ORDER BY id DESC LIMIT 3) AS titles FROM posts GROUP BY author_id;\n\
+         CREATE MATERIALIZED VIEW counts WITH (max_staleness = '1s', on_stale = 'fallback') AS\n\
+         SELECT author_id, COUNT(*) AS n FROM posts GROUP BY author_id;\n",
+    );
+    let log = refused(&project.config);
+    assert!(log.contains("view latest: on_stale = 'fallback'") && log.contains("SQLite cannot run it"), "{log}");
+    assert!(!log.contains("view counts"), "{log}");
+    assert!(log.contains("hint: remove on_stale = 'fallback'"), "{log}");
+    assert!(!log.contains("serving http"), "{log}");
+}
+
+#[test]
 fn missing_database_is_refused_with_a_hint() {
     let project = Project::new(SCHEMA, VIEWS);
     std::fs::remove_file(&project.db).unwrap();
