@@ -390,10 +390,7 @@ impl RowPacker {
             Datum::Bool(false) => self.buf.push(FALSE),
             Datum::Bool(true) => self.buf.push(TRUE),
             Datum::Int(i) => self.push_int(*i),
-            Datum::Float(x) => {
-                self.buf.push(FLOAT);
-                self.buf.extend_from_slice(&x.to_le_bytes());
-            }
+            Datum::Float(x) => self.push_float(*x),
             Datum::Text(t) => self.push_text(t),
             Datum::Numeric(n) => {
                 // Zero has one encoding whatever its sign.
@@ -459,7 +456,14 @@ impl RowPacker {
         data[at] == NULL
     }
 
-    fn push_int(&mut self, i: i64) {
+    /// Pushes a double, as `push(&Datum::Float(x))` does.
+    pub fn push_float(&mut self, x: f64) {
+        self.buf.push(FLOAT);
+        self.buf.extend_from_slice(&x.to_le_bytes());
+    }
+
+    /// Pushes an integer, as `push(&Datum::Int(i))` does.
+    pub fn push_int(&mut self, i: i64) {
         if let Ok(v) = i8::try_from(i) {
             self.buf.push(INT8);
             self.buf.push(v as u8);

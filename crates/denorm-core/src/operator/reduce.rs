@@ -213,6 +213,27 @@ impl Accumulator {
         }
     }
 
+    /// Pushes the aggregate's value onto `packer`: COUNT and the running
+    /// sums directly, the others through [`Accumulator::value`].
+    fn push_value(
+        &self,
+        func: AggregateFunc,
+        rows: Diff,
+        dialect: Dialect,
+        packer: &mut RowPacker,
+    ) -> Result<(), EvalError> {
+        match self {
+            Accumulator::Count(n) => packer.push_int(if rows == 0 { 0 } else { *n }),
+            Accumulator::Sum { non_null, ints, floats, float_count } if *non_null != 0 => match func {
+                AggregateFunc::Avg => packer.push_float((wide_to_f64(ints.get()) + floats) / *non_null as f64),
+                _ if *float_count > 0 => packer.push_float(wide_to_f64(ints.get()) + floats),
+                _ => packer.push_int(i64::try_from(ints.get()).map_err(|_| EvalError::IntegerOverflow)?),
+            },
+            _ => packer.push(&self.value(func, rows, dialect)?),
+        }
+        Ok(())
+    }
+
     fn value(&self, func: AggregateFunc, rows: Diff, dialect: Dialect) -> Result<Value, EvalError> {
         Ok(match self {
             Accumulator::Count(n) => Datum::Int(*n),
@@ -561,16 +582,16 @@ fn output(
     packer.extend_from_row(&state.key);
     let accumulators = state.accumulators.as_slice();
     for column in columns {
-        let value = match column.slot {
-            None => Ok(Datum::Int(state.rows)),
-            Some(slot) => accumulators[slot].value(column.func, state.rows, dialect),
-        };
-        match value {
-            Ok(v) => packer.push(&v),
-            Err(e) => {
-                packer.finish();
-                return Err(e);
+        let pushed = match column.slot {
+            None => {
+                packer.push_int(state.rows);
+                Ok(())
             }
+            Some(slot) => accumulators[slot].push_value(column.func, state.rows, dialect, packer),
+        };
+        if let Err(e) = pushed {
+            packer.finish();
+            return Err(e);
         }
     }
     out.push((packer.finish(), diff));
