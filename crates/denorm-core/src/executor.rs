@@ -170,6 +170,7 @@ impl Dataflow {
             };
             let arity = schema.columns.len();
             let slot = by_table.entry(schema.name.clone()).or_default();
+            slot.reserve(changes.len());
             for (row, diff) in changes {
                 if row.len() == arity {
                     slot.push((row.clone(), *diff));
