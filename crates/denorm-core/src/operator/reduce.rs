@@ -95,17 +95,28 @@ struct NumericSum {
     /// The exact sum, at the largest scale ever added; an error once it
     /// went out of range (the view fails: PostgreSQL's numeric is unbounded).
     sum: Result<Decimal, NumericError>,
-    scales: [Diff; numeric::MAX_SCALE as usize + 1],
+    /// (scale, how many values present have it), by scale; a column
+    /// usually has one scale, so this is one entry, not one per scale.
+    scales: Vec<(u8, Diff)>,
 }
 
 impl NumericSum {
     fn new() -> Self {
-        NumericSum { non_null: 0, sum: Ok(Decimal::ZERO), scales: [0; numeric::MAX_SCALE as usize + 1] }
+        NumericSum { non_null: 0, sum: Ok(Decimal::ZERO), scales: Vec::new() }
     }
 
     fn add(&mut self, value: Decimal, diff: Diff) {
         self.non_null += diff;
-        self.scales[value.scale() as usize] += diff;
+        let scale = value.scale() as u8;
+        match self.scales.binary_search_by_key(&scale, |&(s, _)| s) {
+            Ok(at) => {
+                self.scales[at].1 += diff;
+                if self.scales[at].1 == 0 {
+                    self.scales.remove(at);
+                }
+            }
+            Err(at) => self.scales.insert(at, (scale, diff)),
+        }
         let times = numeric::from_parts(i128::from(diff), 0);
         self.sum = match (self.sum, times) {
             (Ok(sum), Ok(times)) => numeric::mul(value, times).and_then(|v| numeric::add(sum, v, false)),
@@ -116,7 +127,7 @@ impl NumericSum {
     /// The sum at the largest scale among the values present.
     fn total(&self) -> Result<Decimal, NumericError> {
         let sum = self.sum?;
-        let scale = self.scales.iter().rposition(|&n| n != 0).unwrap_or(0) as u32;
+        let scale = self.scales.last().map_or(0, |&(s, _)| u32::from(s));
         let drop = sum.scale().saturating_sub(scale);
         // Every value present has at most `scale` digits after the point.
         numeric::from_parts(sum.mantissa() / 10i128.pow(drop), sum.scale() - drop)
