@@ -10,6 +10,7 @@ use denorm_expr::{optimize, Plan};
 use denorm_types::{consolidate_unordered, Catalog, Dialect, Diff, Position, Row};
 
 use crate::graph::{Graph, NodeId, Operator};
+use crate::operator::TopKState;
 use crate::view::{ViewError, ViewState};
 
 /// One atomic step of the source: every change of one or more committed
@@ -158,6 +159,16 @@ impl Dataflow {
         self.graph.nodes.len()
     }
 
+    /// What each bounded top-k (a top-k over a join, see
+    /// `operator::join_topk`) holds: its partitions and held rows.
+    pub fn bounded_top_k(&self) -> Vec<TopKState> {
+        self.graph
+            .nodes
+            .iter()
+            .filter_map(|n| if let Operator::JoinTopK(t) = &n.operator { Some(t.state()) } else { None })
+            .collect()
+    }
+
     fn input_changes(
         &self,
         batch: &SourceBatch,
@@ -228,6 +239,23 @@ impl Dataflow {
             }
             return inputs;
         }
+        if let Operator::JoinTopK(_) = &nodes[id].operator {
+            let (upstream, rest) = nodes.split_at_mut(id);
+            let Operator::JoinTopK(top) = &mut rest[0].operator else { unreachable!("checked above") };
+            let join_node = &upstream[node_inputs[0]];
+            let Operator::Join(join) = &join_node.operator else { unreachable!("a JoinTopK reads a join") };
+            let other = join_node.inputs[usize::from(top.partition_on_left())];
+            let (Operator::Arrange(by_partition), Operator::Arrange(other)) =
+                (&upstream[node_inputs[1]].operator, &upstream[other].operator)
+            else {
+                unreachable!("a JoinTopK reads arrangements")
+            };
+            match top.step(&outputs[node_inputs[0]], join, by_partition, other) {
+                Ok(out) => self.outputs[id] = out,
+                Err(e) => self.graph.nodes[id].failed = Some(e),
+            }
+            return inputs;
+        }
         let result = match &mut nodes[id].operator {
             Operator::Input { table } => Ok(inputs.remove(table.as_str()).unwrap_or_default()),
             Operator::Filter(f) => f.step(input(0)),
@@ -248,6 +276,7 @@ impl Dataflow {
             Operator::Reduce(r) => r.step(input(0)),
             Operator::Distinct(d) => Ok(d.step(input(0))),
             Operator::TopK(t) => Ok(t.step(input(0))),
+            Operator::JoinTopK(_) => unreachable!("handled above"),
         };
         match result {
             Ok(out) => self.outputs[id] = out,

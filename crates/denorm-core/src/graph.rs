@@ -13,7 +13,7 @@ use denorm_types::{Catalog, Dialect};
 
 use crate::executor::BuildError;
 use crate::index::Index;
-use crate::operator::{Distinct, Filter, Join, Map, Reduce, TopK};
+use crate::operator::{Distinct, Filter, Join, JoinTopK, Map, Reduce, TopK};
 
 pub(crate) type NodeId = usize;
 
@@ -24,6 +24,8 @@ pub(crate) enum Operator {
     Map(Map),
     Arrange(Index),
     Join(Join),
+    /// Inputs: the join, and its partition side arranged by the partition.
+    JoinTopK(JoinTopK),
     Reduce(Reduce),
     Distinct(Distinct),
     TopK(TopK),
@@ -102,6 +104,11 @@ impl Graph {
                 self.node("Distinct".into(), vec![input], || Operator::Distinct(Distinct::default()))
             }
             Plan::TopK { input, partition, order, limit, rank } => {
+                if !*rank {
+                    if let Some(id) = self.join_top_k(input, partition, order, *limit, catalog, dialect)? {
+                        return Ok(id);
+                    }
+                }
                 let input = self.build(input, catalog, dialect)?;
                 let (partition, order, limit, rank) = (partition.clone(), order.clone(), *limit, *rank);
                 self.node(format!("TopK {partition:?} {order:?} {limit} {rank}"), vec![input], || {
@@ -109,6 +116,53 @@ impl Graph {
                 })
             }
         })
+    }
+
+    /// A top-k (without row numbers) directly over an inner join whose
+    /// partition columns all come from one side: a [`JoinTopK`], which holds
+    /// only the top k and refills a partition from the join's arrangements
+    /// plus one arrangement of that side by the partition. `None` for any
+    /// other shape (the general [`TopK`] keeps every row).
+    fn join_top_k(
+        &mut self,
+        input: &Plan,
+        partition: &[usize],
+        order: &[denorm_expr::SortKey],
+        limit: usize,
+        catalog: &Catalog,
+        dialect: Dialect,
+    ) -> Result<Option<NodeId>, BuildError> {
+        let (join, project) = match input {
+            Plan::Map { input: join, exprs } if matches!(**join, Plan::Join { .. }) => {
+                let columns: Option<Vec<usize>> =
+                    exprs.iter().map(|e| if let Expr::Column(c) = e { Some(*c) } else { None }).collect();
+                match columns {
+                    Some(columns) => (&**join, Some(columns)),
+                    None => return Ok(None),
+                }
+            }
+            join @ Plan::Join { .. } => (join, None),
+            _ => return Ok(None),
+        };
+        let Plan::Join { left, kind: denorm_expr::JoinKind::Inner, .. } = join else { return Ok(None) };
+        if partition.is_empty() {
+            return Ok(None);
+        }
+        let left_arity = left.arity();
+        let columns: Vec<usize> = partition.iter().map(|&c| project.as_ref().map_or(c, |p| p[c])).collect();
+        let on_left = columns.iter().all(|&c| c < left_arity);
+        if !on_left && !columns.iter().all(|&c| c >= left_arity) {
+            return Ok(None);
+        }
+        let side_columns: Vec<usize> = columns.iter().map(|&c| if on_left { c } else { c - left_arity }).collect();
+        let join_id = self.join(join, project, catalog, dialect)?;
+        let side_arrangement = self.nodes[join_id].inputs[usize::from(!on_left)];
+        let side_input = self.nodes[side_arrangement].inputs[0];
+        let by_partition = self.arrange(side_input, &side_columns);
+        let (partition, order) = (partition.to_vec(), order.to_vec());
+        Ok(Some(self.node(format!("JoinTopK {partition:?} {order:?} {limit}"), vec![join_id, by_partition], || {
+            Operator::JoinTopK(JoinTopK::new(partition, order, limit, on_left))
+        })))
     }
 
     /// Builds a join node, emitting `project`'s columns of `left ++ right`

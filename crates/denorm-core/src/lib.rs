@@ -50,6 +50,7 @@ pub mod reference;
 mod view;
 
 pub use executor::{BatchOutput, BuildError, Dataflow, Runtime, SourceBatch, ViewId, ViewOutput};
+pub use operator::TopKState;
 pub use view::ViewError;
 
 /// The hasher of every operator's hash maps.

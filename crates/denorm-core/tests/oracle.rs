@@ -154,6 +154,46 @@ fn shapes() -> Vec<(&'static str, Plan)> {
                 aggregates: vec![agg(AggregateFunc::Count, None), agg(AggregateFunc::Sum, Some(col(8)))],
             },
         ),
+        // A top-k without row numbers over an inner join holds only the top
+        // k (a bounded JoinTopK): deletions inside a full partition refill it
+        // from the join's arrangements, whichever side the partition is on.
+        (
+            "bounded top-k over a join, partition on the left",
+            top_k(
+                Box::new(join(JoinKind::Inner, get("a"), get("b"), None)),
+                vec![2],
+                vec![sort(7, true, false), sort(4, false, true)],
+                2,
+                false,
+            ),
+        ),
+        (
+            "bounded top-k over a join with residual, partition on the right",
+            top_k(
+                Box::new(join(JoinKind::Inner, get("a"), get("b"), Some(Expr::binary(BinaryOp::NotEq, col(2), col(6))))),
+                vec![6],
+                vec![sort(3, false, true), sort(0, true, false)],
+                1,
+                false,
+            ),
+        ),
+        (
+            "bounded top-k over a projected join, two partition columns",
+            top_k(
+                Box::new(Plan::Map {
+                    input: Box::new(join(JoinKind::Inner, get("a"), get("b"), None)),
+                    exprs: vec![col(2), col(0), col(7), col(3)],
+                }),
+                vec![0, 1],
+                vec![sort(2, true, true)],
+                1,
+                false,
+            ),
+        ),
+        (
+            "bounded top-k over a self join",
+            top_k(Box::new(join(JoinKind::Inner, get("a"), get("a"), None)), vec![0], vec![sort(6, false, true)], 3, false),
+        ),
         (
             "three-way join",
             Plan::Join {
@@ -246,6 +286,11 @@ fn check_shape(plan: &Plan, ops: &[Op], batch_sizes: &[usize]) -> Result<(), Tes
         emitted.extend(out.views.iter().filter(|v| v.view == emitting).flat_map(|v| v.changes.iter().cloned()));
         emitted = sorted(emitted).into_iter().filter(|(_, d)| *d != 0).collect();
         prop_assert_eq!(&emitted, &want, "emitted changes after batch {}", position);
+        if let Plan::TopK { limit, .. } = plan {
+            for state in dataflow.bounded_top_k() {
+                prop_assert!(state.largest <= *limit, "a bounded top-k holds {} rows of a partition", state.largest);
+            }
+        }
         if rest.is_empty() {
             break;
         }
@@ -280,6 +325,15 @@ fn global_aggregate_has_a_row_before_any_change() {
     let view = dataflow.add_view("v", &plan, vec![], false).unwrap();
     dataflow.apply(&SourceBatch::default());
     assert_eq!(dataflow.view_rows(view), vec![(Row::pack([Datum::Int(0), Datum::Null]), 1)]);
+}
+
+#[test]
+fn top_k_over_an_inner_join_is_bounded() {
+    for (name, plan) in shapes() {
+        let mut dataflow = Dataflow::new(catalog(), Dialect::Sqlite);
+        dataflow.add_view_emitting("v", &plan).unwrap();
+        assert_eq!(dataflow.bounded_top_k().len(), usize::from(name.starts_with("bounded")), "{name}");
+    }
 }
 
 #[test]

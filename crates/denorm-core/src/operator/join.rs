@@ -190,6 +190,45 @@ impl Join {
         Ok(out.changes)
     }
 
+    /// The join's output rows that `rows` take part in: each is a row of
+    /// the left side when `left` (else of the right), paired with `other`'s
+    /// rows under its join key. (A bounded top-k reads a partition this
+    /// way; see [`super::JoinTopK`].) Inner joins only.
+    pub(crate) fn pairs_of<'r>(
+        &self,
+        rows: impl Iterator<Item = (RowRef<'r>, Diff)>,
+        left: bool,
+        other: &Index,
+    ) -> Result<Vec<(Row, Diff)>, EvalError> {
+        let mut out =
+            Output { join: self, packer: RowPacker::new(), changes: Vec::new(), left_spans: Vec::new(), right_spans: Vec::new() };
+        let key_columns = if left { &self.left_key } else { &self.right_key };
+        let mut key = RowPacker::new();
+        let mut datums = Vec::new();
+        for (row, diff) in rows {
+            datums.clear();
+            datums.extend(row.iter());
+            let mut has_null = false;
+            for &c in key_columns {
+                has_null |= datums[c].is_null();
+                key.push_key(&datums[c]);
+            }
+            let k = key.finish();
+            if has_null {
+                continue;
+            }
+            let Some((group, _)) = other.get(&k) else { continue };
+            for (o, count) in group.iter() {
+                if left {
+                    out.pair(row, o, diff * count)?;
+                } else {
+                    out.pair(o, row, count * diff)?;
+                }
+            }
+        }
+        Ok(out.changes)
+    }
+
     /// The change in NULL-padded rows for every key the batch touched.
     fn pad(
         &self,

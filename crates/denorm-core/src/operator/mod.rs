@@ -4,12 +4,15 @@
 
 mod distinct;
 mod join;
+mod join_topk;
 mod map;
 mod reduce;
 mod topk;
 
 pub(crate) use distinct::Distinct;
 pub(crate) use join::Join;
+pub(crate) use join_topk::JoinTopK;
+pub use join_topk::TopKState;
 pub(crate) use map::{Filter, Map};
 pub(crate) use reduce::Reduce;
 pub(crate) use topk::TopK;
