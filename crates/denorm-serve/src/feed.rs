@@ -19,23 +19,28 @@
 //! keyed by an *ordered key*: the partition value packed as for equality
 //! (so a partition is a range of the index), then the order columns encoded
 //! so that byte order is the feed's order (descending columns inverted,
-//! NULLs placed as the order says), then every other column ascending as a
-//! tie-break. Within a partition the index is therefore already in the
-//! served order, and the suffix after the partition is comparable across
-//! the partition's own rows and any celebrity's content: a read is a
+//! NULLs placed as the order says). Rows tied on the order share a key and
+//! sit under it in byte order (the order denorm-core's bounded top-k
+//! retains them in). Within a partition the index is therefore already in
+//! the served order, and the suffix after the partition is comparable
+//! across the partition's own rows and any celebrity's content: a read is a
 //! k-way merge that stops after `offset + limit` matching rows.
 //!
 //! The served order of a feed is the request's `order` terms, then the
-//! feed's `order_by`, then every column ascending. A request without
+//! feed's `order_by`; rows tied on both come in an unspecified but stable
+//! order (the defining query's `ORDER BY … LIMIT` leaves ties unspecified
+//! too: end `order_by` with a unique column). A request without
 //! `order`, or whose `order` is a prefix of `order_by` (the usual
 //! `order=created_at.desc`), is served by the merge directly; any other
 //! order reads the whole (retained) partition and sorts it.
 //!
-//! `retain = N` bounds what a partition serves to its first N rows in the
-//! feed's order, whichever path they took; filters, order and paging apply
-//! within that window, so reads within it are exact. The rows beyond it
-//! are still maintained (bounding them in the dataflow needs a top-k
-//! operator), only not served.
+//! `retain = N` bounds a partition to its first N rows in the feed's
+//! order, whichever path they took: the rows fanned out on write are
+//! stored N per partition at most (the dataflow's bounded top-k), and a
+//! read merges them with the celebrities' content and cuts the merge at N.
+//! Filters, order and paging apply within that window, so reads within it
+//! are exact; a read past it (a large `offset`, a keyset page beyond the
+//! N-th row, `limit` > N) is truncated at the window, never an error.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -78,11 +83,6 @@ impl FeedInfo {
         for term in &self.order {
             encode(&mut out, &datums[term.column], term.descending, term.nulls_first);
         }
-        for (c, d) in datums.iter().enumerate() {
-            if c != self.partition {
-                encode(&mut out, d, false, true);
-            }
-        }
         out
     }
 }
@@ -107,12 +107,12 @@ fn encode(out: &mut Vec<u8>, datum: &Datum<'_>, descending: bool, nulls_first: b
     match datum {
         Datum::Null => unreachable!("handled above"),
         Datum::Bool(b) => out.extend_from_slice(&[0x10, u8::from(*b)]),
-        Datum::Int(i) => number(out, *i as f64, i128::from(*i)),
-        Datum::Float(x) if x.is_nan() => out.extend_from_slice(&[0x20, 0x00]),
-        Datum::Float(x) => {
-            let exact = if x.fract() == 0.0 && x.abs() < 1.0e38 { *x as i128 } else { 0 };
-            number(out, *x, exact)
+        Datum::Int(i) => {
+            let x = *i as f64;
+            number(out, x, i128::from(*i) - x as i128)
         }
+        Datum::Float(x) if x.is_nan() => out.extend_from_slice(&[0x20, 0x00]),
+        Datum::Float(x) => number(out, *x, 0),
         Datum::Numeric(n) => {
             out.push(0x21);
             denorm_types::numeric::write_sort_key(*n, out);
@@ -148,16 +148,20 @@ fn encode(out: &mut Vec<u8>, datum: &Datum<'_>, descending: bool, nulls_first: b
     }
 }
 
-/// A number: its double (ordered bits), then the exact integer value when
-/// it is one, which orders integers that share a double (above 2^53) and
-/// an integer against an integral double exactly, as `Datum::total_cmp`.
-fn number(out: &mut Vec<u8>, x: f64, exact: i128) {
+/// A number: its double (ordered bits), then the exact remainder of an
+/// integer from its nearest double (below 2^10 in magnitude, a big-endian
+/// i16 with its sign flipped), which orders integers that share a double
+/// (above 2^53) and an integer against an integral double exactly, as
+/// `Datum::total_cmp`. Rounding to the nearest double is monotonic, so the
+/// double orders first.
+fn number(out: &mut Vec<u8>, x: f64, remainder: i128) {
     let x = if x == 0.0 { 0.0 } else { x };
     let bits = x.to_bits();
     let ordered = if bits >> 63 == 1 { !bits } else { bits ^ (1 << 63) };
     out.extend_from_slice(&[0x20, 0x01]);
     out.extend_from_slice(&ordered.to_be_bytes());
-    out.extend_from_slice(&((exact as u128) ^ (1 << 127)).to_be_bytes());
+    let remainder = i16::try_from(remainder).unwrap_or(if remainder < 0 { i16::MIN } else { i16::MAX });
+    out.extend_from_slice(&((remainder as u16) ^ 0x8000).to_be_bytes());
 }
 
 /// A feed read: the matching rows in the served order (one entry per
@@ -316,7 +320,7 @@ mod tests {
         }
 
         /// Keys of whole rows (partition first) order like the feed's order
-        /// within a partition, and keys with different partitions are apart.
+        /// within a partition.
         #[test]
         fn row_keys_order_like_the_feed(
             a in proptest::collection::vec(datum(), 3),
@@ -332,7 +336,11 @@ mod tests {
             b[0] = a[0].clone();
             let (ra, rb) = (Row::pack(a.iter().cloned()), Row::pack(b.iter().cloned()));
             let (ka, kb) = (feed.row_key(&ra), feed.row_key(&rb));
-            let want = row_order(&[], &feed.order, &ra.unpack(), &rb.unpack());
+            // Keys hold the order columns only: compare those.
+            let terms: Vec<OrderTerm> =
+                feed.order.iter().enumerate().map(|(i, t)| OrderTerm { column: i, ..*t }).collect();
+            let (oa, ob): (Vec<_>, Vec<_>) = feed.order.iter().map(|t| (a[t.column].clone(), b[t.column].clone())).unzip();
+            let want = row_order(&[], &terms, &oa, &ob);
             prop_assert_eq!(ka.cmp(&kb), want);
         }
     }

@@ -170,7 +170,7 @@ impl ViewRows {
         rows[at].1 -= removed;
         self.len -= removed as u64;
         if rows[at].1 == 0 {
-            rows.swap_remove(at);
+            rows.remove(at);
         }
         if rows.is_empty() {
             self.map.remove(key);
@@ -185,7 +185,12 @@ impl ViewRows {
             let mut rows = slot.take();
             match rows.iter_mut().find(|(r, _)| r == row) {
                 Some(entry) => entry.1 += count,
-                None => rows.push((row.clone(), count)),
+                None => {
+                    // Rows under one key stay in byte order: a feed's rows
+                    // tied on its order come out in that order.
+                    let at = rows.partition_point(|(r, _)| r < row);
+                    rows.insert(at, (row.clone(), count));
+                }
             }
             *slot = Slot::from_rows(rows);
         } else {

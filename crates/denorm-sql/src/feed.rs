@@ -18,7 +18,8 @@
 //!
 //! ```text
 //!  degree             Map[fan, count > fanout_limit] (Reduce E group by fan, count(*))
-//!  materialized       E ⋈[fan = k] (C ⋈[k = fan] degree where not celebrity)   view columns
+//!  materialized       E ⋈[fan = k] (C ⋈[k = fan] degree where not celebrity)   view columns;
+//!                     with retain = N: TopK N per partition of that join
 //!  celebrity_content  C ⋈[k = fan] degree where celebrity                      view columns, the
 //!                                                                              partition column holding k
 //!  celebrity_edges    E ⋈[fan = fan] degree where celebrity                     (partition, fan)
@@ -39,7 +40,7 @@
 //! `celebrity_content` rows with the partition column set to X
 //! (multiplied by the number of X's edges to f, as the join would).
 
-use denorm_expr::{Aggregate, AggregateFunc, BinaryOp, Expr, JoinKind, Plan};
+use denorm_expr::{Aggregate, AggregateFunc, BinaryOp, Expr, JoinKind, Plan, SortKey};
 use denorm_types::Datum;
 
 use crate::{Location, PlanError, ViewDef};
@@ -81,7 +82,10 @@ pub struct FeedDef {
     /// `(fan, celebrity)`: one row per fan-out key with at least one edge;
     /// `celebrity` is `count(*) > fanout_limit` (a boolean).
     pub degree: Plan,
-    /// The rows fanned out on write: the view's columns.
+    /// The rows fanned out on write: the view's columns. With `retain`, a
+    /// `TopK` (no row number) of `retain` rows per partition in `order`
+    /// over the fan-out join, which the core maintains holding only those
+    /// rows (a bounded top-k over a join).
     pub materialized: Plan,
     /// Celebrities' content, stored once: the view's columns, with the
     /// partition column holding the content's fan-out key (`C.k`).
@@ -464,6 +468,24 @@ pub(crate) fn plan_feed(
         exprs: (0..arity)
             .map(|i| if i == partition { Expr::Column(part_e) } else { Expr::Column(edge.arity() + i) })
             .collect(),
+    };
+    // `retain`: only a partition's first `retain` rows are stored. A top-k
+    // over the join holds them and refills a partition from the join's
+    // arrangements when deletions empty its window (denorm-core's
+    // JoinTopK); its order (the feed's, then the rows' bytes) is the order
+    // the published rows are kept in.
+    let materialized = match options.retain {
+        Some(limit) => Plan::TopK {
+            input: Box::new(materialized),
+            partition: vec![partition],
+            order: order
+                .iter()
+                .map(|o| SortKey { column: o.column, descending: o.descending, nulls_first: o.nulls_first })
+                .collect(),
+            limit,
+            rank: false,
+        },
+        None => materialized,
     };
     let celebrity_content = content_of_fans(true);
     let celebrity_edges = Plan::Map {

@@ -48,7 +48,7 @@ struct Feed {
     retain: Option<usize>,
 }
 
-const FEEDS: [Feed; 2] = [
+const FEEDS: [Feed; 3] = [
     Feed {
         name: "home_feed",
         options: "partition_by = 'owner_id', order_by = 'created_at DESC, post_id DESC', fanout_limit = 2",
@@ -61,6 +61,13 @@ const FEEDS: [Feed; 2] = [
             "partition_by = 'owner_id', order_by = 'created_at DESC NULLS LAST, post_id', fanout_limit = 1, retain = 3",
         order_sql: "created_at DESC NULLS LAST, post_id ASC NULLS LAST",
         retain: Some(3),
+    },
+    // A window of 4 with authors crossing a limit of 3 both ways.
+    Feed {
+        name: "window_feed",
+        options: "partition_by = 'owner_id', order_by = 'created_at DESC, post_id DESC', fanout_limit = 3, retain = 4",
+        order_sql: "created_at DESC NULLS FIRST, post_id DESC NULLS FIRST",
+        retain: Some(4),
     },
 ];
 
@@ -95,6 +102,8 @@ fn reads(owner: i64, n: usize, t: i64) -> Vec<(String, String, String, usize, us
         ),
         // Keyset on the other side, no limit.
         (format!("owner_id=eq.{owner}&created_at=gte.{t}"), String::new(), format!("created_at >= {t}"), 0, usize::MAX),
+        // Past a small window: truncated at `retain`.
+        (format!("owner_id=eq.{owner}&offset={n}&limit=3"), String::new(), String::new(), n, 3),
     ]
 }
 
@@ -258,7 +267,7 @@ fn tables() -> Vec<TableSpec> {
         // Few distinct timestamps: duplicates and NULLs in the order column.
         TableSpec {
             name: "posts",
-            ids: 14,
+            ids: 20,
             columns: vec![nullable(int(0, 6)), nullable(text(&["hi", "yo", "Hey"])), nullable(int(0, 5))],
         },
         // No unique (follower, followee): a reader may follow an author twice.
@@ -288,8 +297,55 @@ proptest! {
             let (n, t) = picks[i % picks.len()];
             let checked = check_pages(&reference.connection, |v, q| engine.read(v, q), n, t);
             prop_assert!(checked.is_ok(), "after batch {i}: {}", checked.unwrap_err());
+            let bounded = check_bounds(&engine);
+            prop_assert!(bounded.is_ok(), "after batch {i}: {}", bounded.unwrap_err());
+            // Then a write aimed inside a window: the owner's newest post
+            // deleted (in every feed's window that holds it), or one of its
+            // follows dropped.
+            let owner = t;
+            let aimed = if (i + n) % 2 == 0 {
+                format!(
+                    "DELETE FROM posts WHERE id = (SELECT post_id FROM ({SELECT}) WHERE owner_id = {owner} \
+                     ORDER BY created_at DESC, post_id DESC LIMIT 1 OFFSET {})",
+                    n % 3
+                )
+            } else {
+                format!("DELETE FROM follows WHERE id = (SELECT min(id) FROM follows WHERE follower_id = {owner})")
+            };
+            engine.apply(exec(&reference, &aimed));
+            let checked = check_pages(&reference.connection, |v, q| engine.read(v, q), n, t);
+            prop_assert!(checked.is_ok(), "after {aimed}: {}", checked.unwrap_err());
+            let bounded = check_bounds(&engine);
+            prop_assert!(bounded.is_ok(), "after {aimed}: {}", bounded.unwrap_err());
         }
     }
+}
+
+/// A feed with `retain` stores at most `retain` fanned-out rows per
+/// partition: in the dataflow's bounded top-k and in the published rows.
+fn check_bounds(engine: &Engine) -> Result<(), String> {
+    let retains: Vec<usize> = FEEDS.iter().filter_map(|f| f.retain).collect();
+    let states = engine.dataflow.bounded_top_k();
+    if states.len() != retains.len() {
+        return Err(format!("{} bounded top-ks for {} feeds with retain", states.len(), retains.len()));
+    }
+    for (state, retain) in states.iter().zip(&retains) {
+        if state.largest > *retain {
+            return Err(format!("a partition holds {} rows, retain is {retain}: {state:?}", state.largest));
+        }
+    }
+    let snapshot = engine.reader.snapshot();
+    for (slot, feed) in FEEDS.iter().enumerate() {
+        let Some(retain) = feed.retain else { continue };
+        let rows = &snapshot.views[slot].rows;
+        for owner in 0..6 {
+            let stored: Diff = rows.prefixed(&denorm_serve::pack_key([&Datum::Int(owner)])).map(|(_, d)| d).sum();
+            if stored as usize > retain {
+                return Err(format!("{}: partition {owner} publishes {stored} rows, retain is {retain}", feed.name));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn exec(reference: &SqliteReference, sql: &str) -> Vec<(String, Vec<(Row, Diff)>)> {
@@ -377,6 +433,73 @@ fn celebrities_cost_one_write_and_only_crossings_move_content() {
     assert!(body.as_str().unwrap().contains("owner_id=eq."), "{body}");
 }
 
+/// `retain = 5`: each partition stores its 5 newest fanned-out rows and no
+/// more, and stays exact through deletes inside a full window (the next row
+/// comes in), unfollows, a rename, and an author crossing `fanout_limit`
+/// both ways.
+#[test]
+fn retain_bounds_the_stored_rows_and_refills_full_windows() {
+    let reference = SqliteReference::new(SCHEMA).unwrap();
+    let options = "partition_by = 'owner_id', order_by = 'created_at DESC, post_id DESC', fanout_limit = 3, retain = 5";
+    let sql = format!("CREATE MATERIALIZED VIEW home_feed WITH ({options}) AS {SELECT}");
+    let mut e = Engine::new(&reference, &sql);
+    let feed = Feed { name: "home_feed", options, order_sql: FEEDS[0].order_sql, retain: Some(5) };
+    let mut setup = String::from(
+        "INSERT INTO users VALUES (1, 'ann', NULL), (2, 'bob', NULL), (3, 'cy', NULL);
+         INSERT INTO follows (follower_id, followee_id) VALUES (100, 1), (100, 2), (100, 3), (101, 1), (101, 2);",
+    );
+    for i in 0..30 {
+        setup += &format!("INSERT INTO posts VALUES ({i}, {}, 'p{i}', {});", 1 + i % 3, i / 2);
+    }
+    e.apply(exec(&reference, &setup));
+    let check = |e: &Engine, label: &str| {
+        let state = e.dataflow.bounded_top_k();
+        assert_eq!(state.len(), 1);
+        assert!(state[0].largest <= 5, "{label}: {state:?}");
+        let snapshot = e.reader.snapshot();
+        for owner in [100, 101] {
+            let stored: Diff =
+                snapshot.views[0].rows.prefixed(&denorm_serve::pack_key([&Datum::Int(owner)])).map(|(_, d)| d).sum();
+            assert!(stored <= 5, "{label}: owner {owner} publishes {stored} rows");
+            for n in 1..=6 {
+                for t in [3, 8, 14] {
+                    for r in reads(owner, n, t) {
+                        let (status, body) = e.read("home_feed", &r.0);
+                        assert_eq!(status, 200, "{body}");
+                        let want = expected(&reference.connection, &feed, owner, &r);
+                        assert_eq!(page(&body), want, "{label}: ?{}", r.0);
+                    }
+                }
+            }
+        }
+        state[0]
+    };
+    let state = check(&e, "loaded");
+    assert_eq!((state.partitions, state.rows), (2, 10), "30 posts fan out to 50 rows; 2 × 5 are stored");
+
+    // The newest posts, inside both windows: the next ones come in.
+    e.apply(exec(&reference, "DELETE FROM posts WHERE id IN (29, 28)"));
+    check(&e, "deletes inside full windows");
+    e.apply(exec(&reference, "DELETE FROM follows WHERE follower_id = 100 AND followee_id = 2"));
+    check(&e, "unfollow");
+    e.apply(exec(&reference, "UPDATE users SET name = 'Ann' WHERE id = 1; UPDATE posts SET created_at = 1 WHERE id = 27"));
+    check(&e, "rename and a post moved out of the window");
+    // ann crosses the limit (4 followers): her posts leave the stored rows
+    // for the read path, and the windows refill from the others' posts.
+    e.apply(exec(&reference, "INSERT INTO follows (follower_id, followee_id) VALUES (102, 1), (103, 1)"));
+    let state = check(&e, "ann is a celebrity");
+    assert!(state.rows <= 10, "{state:?}");
+    e.apply(exec(&reference, "INSERT INTO posts VALUES (40, 1, 'celebrity', 99)"));
+    check(&e, "a celebrity post");
+    e.apply(exec(&reference, "DELETE FROM follows WHERE follower_id IN (102, 103)"));
+    check(&e, "ann is back under the limit");
+    e.apply(exec(&reference, "DELETE FROM posts WHERE author_id = 3"));
+    check(&e, "an author's posts all deleted");
+    e.apply(exec(&reference, "DELETE FROM posts"));
+    let state = check(&e, "empty");
+    assert_eq!(state, denorm_core::TopKState::default());
+}
+
 fn check_home_feed(e: &Engine, reference: &SqliteReference) {
     let feed = Feed { name: "home_feed", options: "", order_sql: FEEDS[0].order_sql, retain: None };
     for owner in 10..16 {
@@ -416,7 +539,7 @@ fn the_binary_serves_feeds_equal_to_sqlite() {
 
     let (_, views) = denorm.get("/views");
     let home = views.as_array().unwrap().iter().find(|v| v["name"] == "home_feed").unwrap();
-    assert_eq!(views.as_array().unwrap().len(), 2, "the feeds' parts are not listed as views: {views}");
+    assert_eq!(views.as_array().unwrap().len(), FEEDS.len(), "the feeds' parts are not listed as views: {views}");
     assert_eq!(home["key"], serde_json::json!(["owner_id"]));
     let feed = &home["feed"];
     assert_eq!(feed["partition_by"], "owner_id");
