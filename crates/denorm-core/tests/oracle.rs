@@ -191,6 +191,16 @@ fn shapes() -> Vec<(&'static str, Plan)> {
             ),
         ),
         (
+            "bounded top-k over a join, partition by a double",
+            top_k(
+                Box::new(join(JoinKind::Inner, get("a"), get("b"), None)),
+                vec![7],
+                vec![sort(2, false, true), sort(3, true, false)],
+                2,
+                false,
+            ),
+        ),
+        (
             "bounded top-k over a self join",
             top_k(Box::new(join(JoinKind::Inner, get("a"), get("a"), None)), vec![0], vec![sort(6, false, true)], 3, false),
         ),

@@ -87,6 +87,29 @@ impl FeedInfo {
     }
 }
 
+impl FeedInfo {
+    /// A materialized row as stored: its partition column NULL (the read
+    /// puts the requested partition back), so that every reader's copy of
+    /// one post is one shared buffer; a row whose partition value is a
+    /// double is stored whole (its key form may not give its bytes back).
+    pub(crate) fn strip(&self, row: &Row) -> Row {
+        if row.get(self.partition).is_null() || matches!(row.get(self.partition), Datum::Float(_)) {
+            return row.clone();
+        }
+        let mut spans = Vec::new();
+        row.spans(&mut spans);
+        let mut packer = RowPacker::new();
+        for (c, &span) in spans.iter().enumerate() {
+            if c == self.partition {
+                packer.push(&Datum::Null);
+            } else {
+                packer.push_encoded(row, span);
+            }
+        }
+        packer.finish()
+    }
+}
+
 /// A partition value packed as for equality (`3` and `3.0` alike): the
 /// prefix of its keys.
 fn key_prefix(datum: &Datum<'_>) -> Vec<u8> {
@@ -111,7 +134,8 @@ fn encode(out: &mut Vec<u8>, datum: &Datum<'_>, descending: bool, nulls_first: b
             let x = *i as f64;
             number(out, x, i128::from(*i) - x as i128)
         }
-        Datum::Float(x) if x.is_nan() => out.extend_from_slice(&[0x20, 0x00]),
+        // NaN below every number (as `Datum::total_cmp`), above booleans.
+        Datum::Float(x) if x.is_nan() => out.push(0x1f),
         Datum::Float(x) => number(out, *x, 0),
         Datum::Numeric(n) => {
             out.push(0x21);
@@ -158,7 +182,7 @@ fn number(out: &mut Vec<u8>, x: f64, remainder: i128) {
     let x = if x == 0.0 { 0.0 } else { x };
     let bits = x.to_bits();
     let ordered = if bits >> 63 == 1 { !bits } else { bits ^ (1 << 63) };
-    out.extend_from_slice(&[0x20, 0x01]);
+    out.push(0x20);
     out.extend_from_slice(&ordered.to_be_bytes());
     let remainder = i16::try_from(remainder).unwrap_or(if remainder < 0 { i16::MIN } else { i16::MAX });
     out.extend_from_slice(&((remainder as u16) ^ 0x8000).to_be_bytes());
@@ -203,7 +227,8 @@ struct Stream<'a> {
     entries: Box<dyn Iterator<Item = Entry<'a>> + 'a>,
     /// Bytes of the partition prefix to skip in each key.
     prefix: usize,
-    /// The partition datum to put in the rows (celebrity content), if any.
+    /// The partition datum to put in the rows: the reader's (celebrity
+    /// content holds its author there, stored rows NULL).
     partition: Option<Datum<'a>>,
     /// Each row counts this many times (the reader's edges to the celebrity).
     times: Diff,
@@ -217,7 +242,7 @@ pub fn execute<'a>(view: &'a PublishedView, feed: &FeedInfo, query: &Query) -> R
     let mut streams = vec![Stream {
         entries: Box::new(view.rows.entries_prefixed(prefix)),
         prefix: prefix.len(),
-        partition: None,
+        partition: Some(x.clone()),
         times: 1,
     }];
     if let (Some(content), Some(edges)) = (view.parts.first(), view.parts.get(1)) {
@@ -253,8 +278,12 @@ pub fn execute<'a>(view: &'a PublishedView, feed: &FeedInfo, query: &Query) -> R
             let count = usize::try_from(count * stream.times).unwrap_or(0).min(window);
             window -= count;
             let mut datums = row.unpack();
+            // Celebrities' content holds its author there, stored rows
+            // NULL (see `FeedInfo::strip`): the reader's partition.
             if let Some(p) = &stream.partition {
-                datums[feed.partition] = p.clone();
+                if i > 0 || datums[feed.partition].is_null() {
+                    datums[feed.partition] = p.clone();
+                }
             }
             if query.filters.iter().all(|f| passes(f, &datums)) {
                 passing = passing.saturating_add(count);

@@ -16,6 +16,71 @@ use std::sync::Arc;
 
 use denorm_types::{Diff, Row, RowPacker};
 
+/// A packed key: up to [`Key::INLINE`] bytes inside the handle (a feed's
+/// partition and order columns, most views' keys), longer ones shared. An
+/// inline key costs no allocation, and copying a map node on write (imbl
+/// copies the nodes on the path it changes) copies it without touching a
+/// reference count.
+#[derive(Clone)]
+enum Key {
+    Inline { len: u8, bytes: [u8; Key::INLINE] },
+    Heap(Arc<[u8]>),
+}
+
+impl Key {
+    const INLINE: usize = 30;
+
+    fn new(key: &[u8]) -> Key {
+        if key.len() <= Key::INLINE {
+            let mut bytes = [0; Key::INLINE];
+            bytes[..key.len()].copy_from_slice(key);
+            Key::Inline { len: key.len() as u8, bytes }
+        } else {
+            Key::Heap(Arc::from(key))
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Key::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Key::Heap(bytes) => bytes,
+        }
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Key {}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Key) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Key {
+    fn cmp(&self, other: &Key) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+/// Keys compare as their bytes, so the map is probed with borrowed bytes.
+impl std::borrow::Borrow<[u8]> for Key {
+    fn borrow(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.as_bytes())
+    }
+}
+
 /// The distinct rows under one key, with multiplicities. Almost every key
 /// holds one distinct row, kept inline (a `Row` clone is cheap: short rows
 /// are inline, long ones share their buffer); several rows are shared behind
@@ -62,7 +127,7 @@ impl Slot {
 /// two rows under one key.
 #[derive(Debug, Clone, Default)]
 pub struct ViewRows {
-    map: imbl::OrdMap<Arc<[u8]>, Slot>,
+    map: imbl::OrdMap<Key, Slot>,
     /// Rows counted with multiplicity.
     len: u64,
 }
@@ -90,7 +155,7 @@ impl ViewRows {
         let prefix: Box<[u8]> = start.into();
         self.map
             .range::<_, [u8]>((std::ops::Bound::Included(start), std::ops::Bound::Unbounded))
-            .take_while(move |(key, _)| key.starts_with(&prefix))
+            .take_while(move |(key, _)| key.as_bytes().starts_with(&prefix))
             .flat_map(|(_, slot)| slot.as_slice().iter().map(|(r, d)| (r, *d)))
     }
 
@@ -101,8 +166,8 @@ impl ViewRows {
         let owned: Box<[u8]> = prefix.into();
         self.map
             .range::<_, [u8]>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
-            .take_while(move |(key, _)| key.starts_with(&owned))
-            .map(|(key, slot)| (&key[..], slot.as_slice()))
+            .take_while(move |(key, _)| key.as_bytes().starts_with(&owned))
+            .map(|(key, slot)| (key.as_bytes(), slot.as_slice()))
     }
 
     /// Every row with its multiplicity, in no particular order.
@@ -156,20 +221,47 @@ impl ViewRows {
         }
     }
 
-    fn retract(&mut self, key: &[u8], row: &Row, count: Diff) {
+    /// [`ViewRows::apply_keyed`] storing each row as `strip` makes it, one
+    /// buffer per distinct stripped row through `shared` (a feed's rows
+    /// with the partition column set aside: a post fanned out to a thousand
+    /// readers is stored once, see [`crate::feed`]).
+    pub(crate) fn apply_shared(
+        &mut self,
+        changes: &[(Row, Diff)],
+        mut key: impl FnMut(&Row) -> Vec<u8>,
+        mut strip: impl FnMut(&Row) -> Row,
+        shared: &mut SharedRows,
+    ) {
+        for (row, diff) in changes.iter().filter(|(_, d)| *d < 0) {
+            let stripped = strip(row);
+            if self.retract(&key(row), &stripped, -diff) {
+                shared.release(&stripped);
+            }
+        }
+        for (row, diff) in changes.iter().filter(|(_, d)| *d > 0) {
+            let (key, stripped) = (key(row), strip(row));
+            let held = self.map.get(&key[..]).is_some_and(|slot| slot.as_slice().iter().any(|(r, _)| *r == stripped));
+            let stored = if held { stripped } else { shared.intern(stripped) };
+            self.insert(&key, &stored, *diff);
+        }
+    }
+
+    /// Removes `count` copies of `row`; true when none is left.
+    fn retract(&mut self, key: &[u8], row: &Row, count: Diff) -> bool {
         let Some(slot) = self.map.get_mut(key) else {
             tracing::warn!(?row, "retraction of a row the view does not hold (upstream bug); ignored");
-            return;
+            return false;
         };
         let Some(at) = slot.as_slice().iter().position(|(r, _)| r == row) else {
             tracing::warn!(?row, "retraction of a row the view does not hold (upstream bug); ignored");
-            return;
+            return false;
         };
         let mut rows = slot.take();
         let removed = count.min(rows[at].1);
         rows[at].1 -= removed;
         self.len -= removed as u64;
-        if rows[at].1 == 0 {
+        let gone = rows[at].1 == 0;
+        if gone {
             rows.remove(at);
         }
         if rows.is_empty() {
@@ -177,6 +269,7 @@ impl ViewRows {
         } else {
             *slot = Slot::from_rows(rows);
         }
+        gone
     }
 
     fn insert(&mut self, key: &[u8], row: &Row, count: Diff) {
@@ -194,7 +287,42 @@ impl ViewRows {
             }
             *slot = Slot::from_rows(rows);
         } else {
-            self.map.insert(Arc::from(key), Slot::One([(row.clone(), count)]));
+            self.map.insert(Key::new(key), Slot::One([(row.clone(), count)]));
+        }
+    }
+}
+
+/// Rows stored once however many entries hold them: each distinct row with
+/// the number of entries using it. The publisher's own (never published:
+/// published maps hold clones, which share the buffer).
+#[derive(Debug, Default)]
+pub(crate) struct SharedRows {
+    rows: std::collections::HashMap<Row, u32>,
+}
+
+impl SharedRows {
+    /// The shared copy of `row` (one more entry uses it).
+    fn intern(&mut self, row: Row) -> Row {
+        match self.rows.entry(row) {
+            std::collections::hash_map::Entry::Occupied(mut o) => {
+                *o.get_mut() += 1;
+                o.key().clone()
+            }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let row = v.key().clone();
+                v.insert(1);
+                row
+            }
+        }
+    }
+
+    /// One entry no longer uses `row`.
+    fn release(&mut self, row: &Row) {
+        if let Some(count) = self.rows.get_mut(row.as_bytes()) {
+            *count -= 1;
+            if *count == 0 {
+                self.rows.remove(row.as_bytes());
+            }
         }
     }
 }

@@ -32,6 +32,7 @@ use tokio::sync::watch;
 use crate::feed::{self, FeedInfo};
 use crate::metrics::Metrics;
 pub use crate::rows::{pack_key, ViewRows};
+use crate::rows::SharedRows;
 
 /// One view as the engine declares it to the serving layer.
 ///
@@ -350,6 +351,7 @@ pub fn channel(views: Vec<ViewInfo>) -> (Publisher, Reader) {
         gathered: vec![None; views],
         position_tx,
         packer: RowPacker::new(),
+        feed_rows: (0..views).map(|_| SharedRows::default()).collect(),
     };
     (publisher, Reader { shared, position: position_rx })
 }
@@ -367,6 +369,9 @@ pub struct Publisher {
     gathered: Vec<Option<f64>>,
     position_tx: watch::Sender<Option<Position>>,
     packer: RowPacker,
+    /// Per view: a feed's stored rows, each distinct one once (see
+    /// [`crate::feed`]).
+    feed_rows: Vec<SharedRows>,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -405,7 +410,8 @@ impl Publisher {
                 }
             }
             (Some(feed), 0) => {
-                v.rows.apply_keyed(changes, |row| feed.row_key(row));
+                let shared = &mut self.feed_rows[view];
+                v.rows.apply_shared(changes, |row| feed.row_key(row), |row| feed.strip(row), shared);
                 self.shared.metrics.fanout_rows_written(&v.info.name, written);
             }
             (Some(feed), feed::CELEBRITY_CONTENT) => v.parts[0].apply_keyed(changes, |row| feed.row_key(row)),
@@ -450,6 +456,7 @@ impl Publisher {
         let v = &mut self.working[view];
         v.rows = ViewRows::default();
         v.parts.iter_mut().for_each(|p| *p = ViewRows::default());
+        self.feed_rows[view] = SharedRows::default();
         v.status = ViewStatus::Starting;
         self.refresh[view] = true;
     }

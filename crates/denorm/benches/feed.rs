@@ -38,6 +38,11 @@ const NORMALIZED: &str =
 
 const FANOUT_LIMIT: usize = 1000;
 
+/// `retain` of the feed (`DENORM_BENCH_RETAIN`, default 500).
+fn retain() -> usize {
+    std::env::var("DENORM_BENCH_RETAIN").ok().and_then(|s| s.parse().ok()).unwrap_or(500)
+}
+
 fn factor() -> f64 {
     std::env::var("DENORM_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0)
 }
@@ -186,7 +191,8 @@ fn main() {
 
     let sql = format!(
         "CREATE MATERIALIZED VIEW home_feed WITH (partition_by = 'owner_id', order_by = 'created_at DESC, post_id DESC', \
-         fanout_limit = {FANOUT_LIMIT}, retain = 500) AS {SELECT}"
+         fanout_limit = {FANOUT_LIMIT}, retain = {}) AS {SELECT}",
+        retain()
     );
     let user_rows: Vec<(Row, Diff)> = (0..users as i64)
         .map(|u| {
@@ -254,10 +260,17 @@ fn main() {
         written as f64 / seconds
     );
     println!("  feed state: {:?}", summary.feed);
+    println!("  bounded top-k (held rows): {:?}", e.dataflow.bounded_top_k());
     println!(
         "  memory after snapshot (live bytes, counting allocator; source rows handed in included): {:.2} GB; process {}",
         snapshot_live as f64 / 1e9,
         rss()
+    );
+    let stored = summary.feed.as_ref().map_or(0, |f| f.materialized_rows);
+    println!(
+        "  live bytes per fan-out row written: {:.0} B; per fan-out row stored ({stored} stored): {:.0} B",
+        snapshot_live as f64 / written as f64,
+        snapshot_live as f64 / stored.max(1) as f64
     );
 
     // A stream of new posts in batches of 50 (random authors: the mix a
@@ -291,17 +304,22 @@ fn main() {
         (format!("normal author ({normal_count} followers)"), normal.clone()),
     ] {
         let before = e.written();
-        let mut times = Vec::new();
+        let (mut times, mut flows, mut publishes) = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..500 {
             next_id += 1;
             let t = Instant::now();
-            e.apply(vec![("posts".into(), vec![post(next_id, authors[i % authors.len()], next_id)])]);
+            let (flow, publish) =
+                e.apply(vec![("posts".into(), vec![post(next_id, authors[i % authors.len()], next_id)])]);
             times.push(t.elapsed().as_secs_f64() * 1e6);
+            flows.push(flow * 1e6);
+            publishes.push(publish * 1e6);
         }
         let rows = (e.written() - before) as f64 / 500.0;
         let (p50, p99) = denorm_serve::percentiles(&mut times);
+        let (f50, _) = denorm_serve::percentiles(&mut flows);
+        let (u50, _) = denorm_serve::percentiles(&mut publishes);
         per_post.insert(label.clone(), p50);
-        println!("  post by a {label:<34}: p50 {p50:>8.1} µs, p99 {p99:>8.1} µs, {rows:.1} fan-out rows/post (500 posts, one per batch)");
+        println!("  post by a {label:<34}: p50 {p50:>8.1} µs (dataflow {f50:.1} + publish {u50:.1}), p99 {p99:>8.1} µs, {rows:.1} fan-out rows/post (500 posts, one per batch)");
     }
     let v: Vec<f64> = per_post.values().copied().collect();
     println!("  celebrity / normal per-post p50: {:.2}x", v[0] / v[1]);
@@ -340,5 +358,6 @@ fn main() {
     println!("  {:<44} {:>9.1} µs {:>9.1} µs", format!("SQLite normalized query ({n_sqlite} owners)"), t50, t99);
     println!("  {:<44} {:>11.1}x {:>11.1}x", "ratio SQLite / denorm", t50 / o50, t99 / o99);
     println!("  memory at the end: live {:.2} GB; process {}", live(&region) as f64 / 1e9, rss());
+    println!("  bounded top-k at the end (held rows): {:?}", e.dataflow.bounded_top_k());
     std::hint::black_box(&e);
 }

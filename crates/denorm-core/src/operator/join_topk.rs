@@ -43,7 +43,7 @@ use std::cmp::Ordering;
 use hashbrown::HashMap;
 
 use denorm_expr::{EvalError, SortKey};
-use denorm_types::{consolidate_unordered, Diff, Row, RowPacker};
+use denorm_types::{consolidate_unordered, Datum, Diff, Row, RowPacker};
 
 use crate::index::Index;
 use crate::operator::Join;
@@ -70,6 +70,7 @@ pub(crate) struct JoinTopK {
     /// Whether the partition columns come from the join's left side.
     left: bool,
     partitions: HashMap<Row, Part, Hasher>,
+    content: Content,
 }
 
 /// What a bounded top-k holds, for tests and state-size reports.
@@ -80,11 +81,14 @@ pub struct TopKState {
     pub rows: usize,
     /// Held rows (copies) of the largest partition.
     pub largest: usize,
+    /// Distinct held rows once their partition columns are set aside
+    /// (each stored once).
+    pub distinct: usize,
 }
 
 impl JoinTopK {
     pub(crate) fn new(partition: Vec<usize>, order: Vec<SortKey>, limit: usize, left: bool) -> Self {
-        JoinTopK { partition, order, limit, left, partitions: HashMap::default() }
+        JoinTopK { partition, order, limit, left, partitions: HashMap::default(), content: Content::default() }
     }
 
     /// Whether the partition comes from the join's left side (the join's
@@ -94,7 +98,11 @@ impl JoinTopK {
     }
 
     pub(crate) fn state(&self) -> TopKState {
-        let mut state = TopKState { partitions: self.partitions.len(), ..TopKState::default() };
+        let mut state = TopKState {
+            partitions: self.partitions.len(),
+            distinct: self.content.rows.len(),
+            ..TopKState::default()
+        };
         for p in self.partitions.values() {
             state.rows += p.held as usize;
             state.largest = state.largest.max(p.held as usize);
@@ -123,9 +131,18 @@ impl JoinTopK {
         let mut out = Vec::new();
         let limit = self.limit as Diff;
         for (key, changes) in by_key {
-            let part = self.partitions.entry(key.clone()).or_default();
-            for (row, diff) in changes {
-                let at = part.top.binary_search_by(|(r, _)| compare(&self.order, r, row));
+            let mut part = self.partitions.remove(&key).unwrap_or_default();
+            let bulk = part.total == 0 && changes.len() > 1;
+            if bulk {
+                // A partition that had no rows (the snapshot's partitions):
+                // its rows are the changes; sort once instead of placing
+                // each.
+                let rows = changes.iter().map(|&(r, d)| (r.clone(), d)).collect();
+                self.refill(&mut part, &key, rows, &mut out);
+            }
+            for (row, diff) in changes.into_iter().filter(|_| !bulk) {
+                let stripped = self.content.strip(row, &self.partition, &mut packer);
+                let at = locate(&part.top, &self.order, &stripped);
                 // Before this change, is every row of the partition held?
                 let whole = part.held == part.total;
                 part.total += diff;
@@ -143,32 +160,90 @@ impl JoinTopK {
                     }
                     match at {
                         Ok(i) => part.top[i].1 += diff,
-                        Err(i) => part.top.insert(i, (row.clone(), diff)),
+                        Err(i) => {
+                            if part.top.len() == part.top.capacity() {
+                                // Grow by an eighth, never past k + 1: held
+                                // rows are most of this operator's memory.
+                                let room = (part.top.len() / 8 + 1).min(self.limit + 1 - part.top.len().min(self.limit));
+                                part.top.reserve_exact(room.max(1));
+                            }
+                            part.top.insert(i, (self.content.intern(stripped), diff));
+                        }
                     }
                     part.held += diff;
                     out.push((row.clone(), diff));
-                    trim(part, limit, &mut out);
+                    self.trim(&mut part, &key, &mut out);
                 } else if let Ok(i) = at {
                     let removed = part.top[i].1.min(-diff);
                     part.top[i].1 -= removed;
                     part.held -= removed;
-                    out.push((part.top[i].0.clone(), -removed));
+                    out.push((row.clone(), -removed));
                     if part.top[i].1 == 0 {
-                        part.top.remove(i);
+                        let (held, _) = part.top.remove(i);
+                        self.content.release(&held);
                     }
                 }
             }
             if part.held < part.total.min(limit) {
                 let rows = self.enumerate(&key, join, by_partition, other)?;
-                let part = self.partitions.get_mut(&key).expect("entry made above");
-                refill(part, rows, &self.order, limit, &mut out);
+                self.refill(&mut part, &key, rows, &mut out);
             }
-            if self.partitions.get(&key).is_some_and(|p| p.total <= 0 && p.top.is_empty()) {
-                self.partitions.remove(&key);
+            if part.total > 0 || !part.top.is_empty() {
+                self.partitions.insert(key, part);
             }
         }
         consolidate_unordered(&mut out);
         Ok(out)
+    }
+
+    /// Drops copies from the end of `top` until it holds at most `limit`.
+    fn trim(&mut self, part: &mut Part, key: &Row, out: &mut Vec<(Row, Diff)>) {
+        let limit = self.limit as Diff;
+        while part.held > limit {
+            let last = part.top.last_mut().expect("held copies are in top");
+            let take = last.1.min(part.held - limit);
+            last.1 -= take;
+            part.held -= take;
+            out.push((self.content.unstrip(&last.0, &self.partition, key), -take));
+            if last.1 == 0 {
+                let (held, _) = part.top.pop().expect("the last row");
+                self.content.release(&held);
+            }
+        }
+    }
+
+    /// Replaces `top` with the first `limit` copies of `rows` (the whole
+    /// partition), emitting the difference.
+    fn refill(&mut self, part: &mut Part, key: &Row, mut rows: Vec<(Row, Diff)>, out: &mut Vec<(Row, Diff)>) {
+        let limit = self.limit as Diff;
+        consolidate_unordered(&mut rows);
+        rows.retain(|(_, d)| *d > 0);
+        part.total = rows.iter().map(|(_, d)| d).sum();
+        sort(&mut rows, &self.order);
+        let mut held = 0;
+        let mut keep = 0;
+        for (_, d) in rows.iter_mut() {
+            if held >= limit {
+                break;
+            }
+            *d = (*d).min(limit - held);
+            held += *d;
+            keep += 1;
+        }
+        rows.truncate(keep);
+        for (row, d) in part.top.drain(..) {
+            out.push((self.content.unstrip(&row, &self.partition, key), -d));
+            self.content.release(&row);
+        }
+        let mut packer = RowPacker::new();
+        let mut top = Vec::with_capacity(rows.len());
+        for (row, d) in rows {
+            let stripped = self.content.strip(&row, &self.partition, &mut packer);
+            top.push((self.content.intern(stripped), d));
+            out.push((row, d));
+        }
+        part.top = top;
+        part.held = held;
     }
 
     /// Every row of one partition: the partition side's rows under `key`,
@@ -185,59 +260,135 @@ impl JoinTopK {
     }
 }
 
-/// Drops copies from the end of `top` until it holds at most `limit`.
-fn trim(part: &mut Part, limit: Diff, out: &mut Vec<(Row, Diff)>) {
-    while part.held > limit {
-        let last = part.top.last_mut().expect("held copies are in top");
-        let take = last.1.min(part.held - limit);
-        last.1 -= take;
-        part.held -= take;
-        out.push((last.0.clone(), -take));
-        if last.1 == 0 {
-            part.top.pop();
+/// Held rows with their partition columns set to NULL, stored once per
+/// distinct row across partitions: a feed's post fanned out to a thousand
+/// followers is one buffer, not a thousand. A row is stored whole (not
+/// shared) when a partition column is a double, whose key form (an
+/// integral double packs as an integer) would not give its bytes back.
+#[derive(Debug, Default)]
+struct Content {
+    /// Each shared row with the number of held entries using it.
+    rows: HashMap<Row, u32, Hasher>,
+}
+
+impl Content {
+    /// `row` with its partition columns NULL, or `row` itself when one is a
+    /// double.
+    fn strip(&self, row: &Row, partition: &[usize], packer: &mut RowPacker) -> Row {
+        let mut spans = Vec::new();
+        row.spans(&mut spans);
+        if partition.iter().any(|&c| matches!(row.get(c), Datum::Float(_))) {
+            return row.clone();
         }
+        for (c, &span) in spans.iter().enumerate() {
+            if partition.contains(&c) {
+                packer.push(&Datum::Null);
+            } else {
+                packer.push_encoded(row, span);
+            }
+        }
+        packer.finish()
+    }
+
+    /// The shared copy of `stripped` (one more entry uses it).
+    fn intern(&mut self, stripped: Row) -> Row {
+        match self.rows.get_key_value_mut(&stripped) {
+            Some((shared, count)) => {
+                *count += 1;
+                shared.clone()
+            }
+            None => {
+                self.rows.insert(stripped.clone(), 1);
+                stripped
+            }
+        }
+    }
+
+    /// One entry no longer uses `stripped`.
+    fn release(&mut self, stripped: &Row) {
+        if let Some(count) = self.rows.get_mut(stripped) {
+            *count -= 1;
+            if *count == 0 {
+                self.rows.remove(stripped);
+            }
+        }
+    }
+
+    /// The whole row of a held one: NULL partition columns take the
+    /// partition's values from its key (`key` holds them, packed in
+    /// partition order).
+    fn unstrip(&self, held: &Row, partition: &[usize], key: &Row) -> Row {
+        let mut packer = RowPacker::new();
+        let mut key_spans = Vec::new();
+        key.spans(&mut key_spans);
+        let mut spans = Vec::new();
+        held.spans(&mut spans);
+        for (c, &span) in spans.iter().enumerate() {
+            match partition.iter().position(|&p| p == c) {
+                Some(i) if held.get(c).is_null() => packer.push_encoded(key, key_spans[i]),
+                _ => packer.push_encoded(held, span),
+            }
+        }
+        packer.finish()
     }
 }
 
-/// Replaces `top` with the first `limit` copies of `rows` (the whole
-/// partition), emitting the difference.
-fn refill(part: &mut Part, mut rows: Vec<(Row, Diff)>, order: &[SortKey], limit: Diff, out: &mut Vec<(Row, Diff)>) {
-    consolidate_unordered(&mut rows);
-    rows.retain(|(_, d)| *d > 0);
-    part.total = rows.iter().map(|(_, d)| d).sum();
-    rows.sort_unstable_by(|(a, _), (b, _)| compare(order, a, b));
-    let mut held = 0;
-    let mut keep = 0;
-    for (_, d) in rows.iter_mut() {
-        if held >= limit {
-            break;
+/// Where `row` is in `top` (`Ok`) or would go (`Err`): the ends first (a
+/// feed's new post goes first, an old one past the end), then a binary search.
+fn locate(top: &[(Row, Diff)], order: &[SortKey], row: &Row) -> Result<usize, usize> {
+    let Some((first, _)) = top.first() else { return Err(0) };
+    match compare(order, row, first) {
+        Ordering::Less => return Err(0),
+        Ordering::Equal => return Ok(0),
+        Ordering::Greater => {}
+    }
+    let (last, _) = &top[top.len() - 1];
+    match compare(order, row, last) {
+        Ordering::Greater => Err(top.len()),
+        Ordering::Equal => Ok(top.len() - 1),
+        Ordering::Less => top.binary_search_by(|(r, _)| compare(order, r, row)),
+    }
+}
+
+/// Sorts rows in the operator's order, reading each row's order columns once.
+fn sort(rows: &mut Vec<(Row, Diff)>, order: &[SortKey]) {
+    let mut keyed: Vec<(Vec<Datum<'_>>, usize)> =
+        rows.iter().enumerate().map(|(i, (r, _))| (order.iter().map(|k| r.get(k.column)).collect(), i)).collect();
+    keyed.sort_unstable_by(|(x, i), (y, j)| {
+        compare_datums(order, x, y).then_with(|| rows[*i].0.as_bytes().cmp(rows[*j].0.as_bytes()))
+    });
+    let permutation: Vec<usize> = keyed.into_iter().map(|(_, i)| i).collect();
+    let mut taken: Vec<Option<(Row, Diff)>> = std::mem::take(rows).into_iter().map(Some).collect();
+    rows.extend(permutation.into_iter().map(|i| taken[i].take().expect("a permutation")));
+}
+
+/// The `order` terms of two rows, read as datums (`x[i]` is term `i`'s column).
+fn compare_datums(order: &[SortKey], x: &[Datum<'_>], y: &[Datum<'_>]) -> Ordering {
+    for ((key, a), b) in order.iter().zip(x).zip(y) {
+        let o = compare_term(key, a, b);
+        if o != Ordering::Equal {
+            return o;
         }
-        *d = (*d).min(limit - held);
-        held += *d;
-        keep += 1;
     }
-    rows.truncate(keep);
-    for (row, d) in part.top.drain(..) {
-        out.push((row, -d));
+    Ordering::Equal
+}
+
+fn compare_term(key: &SortKey, x: &Datum<'_>, y: &Datum<'_>) -> Ordering {
+    match (x.is_null(), y.is_null()) {
+        (true, true) => Ordering::Equal,
+        (true, false) if key.nulls_first => Ordering::Less,
+        (true, false) => Ordering::Greater,
+        (false, true) if key.nulls_first => Ordering::Greater,
+        (false, true) => Ordering::Less,
+        (false, false) if key.descending => y.total_cmp(x),
+        (false, false) => x.total_cmp(y),
     }
-    out.extend(rows.iter().cloned());
-    part.top = rows;
-    part.held = held;
 }
 
 /// The operator's order: the `order` terms, then the rows' bytes.
 fn compare(order: &[SortKey], a: &Row, b: &Row) -> Ordering {
     for key in order {
-        let (x, y) = (a.get(key.column), b.get(key.column));
-        let o = match (x.is_null(), y.is_null()) {
-            (true, true) => Ordering::Equal,
-            (true, false) if key.nulls_first => Ordering::Less,
-            (true, false) => Ordering::Greater,
-            (false, true) if key.nulls_first => Ordering::Greater,
-            (false, true) => Ordering::Less,
-            (false, false) if key.descending => y.total_cmp(&x),
-            (false, false) => x.total_cmp(&y),
-        };
+        let o = compare_term(key, &a.get(key.column), &b.get(key.column));
         if o != Ordering::Equal {
             return o;
         }
