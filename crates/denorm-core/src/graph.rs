@@ -19,7 +19,9 @@ pub(crate) type NodeId = usize;
 
 #[derive(Debug)]
 pub(crate) enum Operator {
-    Input { table: String },
+    Input {
+        table: String,
+    },
     Filter(Filter),
     Map(Map),
     Arrange(Index),

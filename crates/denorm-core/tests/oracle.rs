@@ -170,7 +170,12 @@ fn shapes() -> Vec<(&'static str, Plan)> {
         (
             "bounded top-k over a join with residual, partition on the right",
             top_k(
-                Box::new(join(JoinKind::Inner, get("a"), get("b"), Some(Expr::binary(BinaryOp::NotEq, col(2), col(6))))),
+                Box::new(join(
+                    JoinKind::Inner,
+                    get("a"),
+                    get("b"),
+                    Some(Expr::binary(BinaryOp::NotEq, col(2), col(6))),
+                )),
                 vec![6],
                 vec![sort(3, false, true), sort(0, true, false)],
                 1,
@@ -202,7 +207,13 @@ fn shapes() -> Vec<(&'static str, Plan)> {
         ),
         (
             "bounded top-k over a self join",
-            top_k(Box::new(join(JoinKind::Inner, get("a"), get("a"), None)), vec![0], vec![sort(6, false, true)], 3, false),
+            top_k(
+                Box::new(join(JoinKind::Inner, get("a"), get("a"), None)),
+                vec![0],
+                vec![sort(6, false, true)],
+                3,
+                false,
+            ),
         ),
         (
             "three-way join",

@@ -13,9 +13,11 @@
 //! ```
 //!
 //! A feed's published view holds three [`ViewRows`](crate::ViewRows): its
-//! rows (the materialized, fanned-out rows) and two parts, the celebrities'
-//! content (stored once, the partition column holding the author's key) and
-//! the celebrity edges `(partition, fan)`. The rows and the content are
+//! rows (the materialized, fanned-out rows, stored with the partition
+//! column NULL so that a post's copies share one buffer: the read puts the
+//! requested partition back) and two parts, the celebrities' content
+//! (stored once, the partition column holding the author's key) and the
+//! celebrity edges `(partition, fan)`. The rows and the content are
 //! keyed by an *ordered key*: the partition value packed as for equality
 //! (so a partition is a range of the index), then the order columns encoded
 //! so that byte order is the feed's order (descending columns inverted,
@@ -45,7 +47,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use denorm_types::{Datum, Diff, Row, RowPacker};
+use denorm_types::{Datum, Diff, Row, RowPacker, RowRef};
 
 use crate::query::{passes, row_order, BadParameter, Match, OrderTerm, Query};
 use crate::state::{PublishedView, ViewInfo};
@@ -93,19 +95,17 @@ impl FeedInfo {
     /// one post is one shared buffer; a row whose partition value is a
     /// double is stored whole (its key form may not give its bytes back).
     pub(crate) fn strip(&self, row: &Row) -> Row {
-        if row.get(self.partition).is_null() || matches!(row.get(self.partition), Datum::Float(_)) {
+        if matches!(row.get(self.partition), Datum::Null | Datum::Float(_)) {
             return row.clone();
         }
-        let mut spans = Vec::new();
+        let mut spans = Vec::with_capacity(row.len());
         row.spans(&mut spans);
+        let (start, end) = spans[self.partition];
+        let bytes = row.as_bytes();
         let mut packer = RowPacker::new();
-        for (c, &span) in spans.iter().enumerate() {
-            if c == self.partition {
-                packer.push(&Datum::Null);
-            } else {
-                packer.push_encoded(row, span);
-            }
-        }
+        packer.extend_from_ref(RowRef::from_prefix(bytes, start as usize));
+        packer.push(&Datum::Null);
+        packer.extend_from_ref(RowRef::from_prefix(&bytes[end as usize..], bytes.len() - end as usize));
         packer.finish()
     }
 }

@@ -297,7 +297,7 @@ impl ViewRows {
 /// published maps hold clones, which share the buffer).
 #[derive(Debug, Default)]
 pub(crate) struct SharedRows {
-    rows: std::collections::HashMap<Row, u32>,
+    rows: std::collections::HashMap<Row, u32, ahash::RandomState>,
 }
 
 impl SharedRows {

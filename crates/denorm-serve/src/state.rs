@@ -31,8 +31,8 @@ use tokio::sync::watch;
 
 use crate::feed::{self, FeedInfo};
 use crate::metrics::Metrics;
-pub use crate::rows::{pack_key, ViewRows};
 use crate::rows::SharedRows;
+pub use crate::rows::{pack_key, ViewRows};
 
 /// One view as the engine declares it to the serving layer.
 ///

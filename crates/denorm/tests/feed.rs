@@ -482,7 +482,10 @@ fn retain_bounds_the_stored_rows_and_refills_full_windows() {
     check(&e, "deletes inside full windows");
     e.apply(exec(&reference, "DELETE FROM follows WHERE follower_id = 100 AND followee_id = 2"));
     check(&e, "unfollow");
-    e.apply(exec(&reference, "UPDATE users SET name = 'Ann' WHERE id = 1; UPDATE posts SET created_at = 1 WHERE id = 27"));
+    e.apply(exec(
+        &reference,
+        "UPDATE users SET name = 'Ann' WHERE id = 1; UPDATE posts SET created_at = 1 WHERE id = 27",
+    ));
     check(&e, "rename and a post moved out of the window");
     // ann crosses the limit (4 followers): her posts leave the stored rows
     // for the read path, and the windows refill from the others' posts.

@@ -200,8 +200,13 @@ impl Join {
         left: bool,
         other: &Index,
     ) -> Result<Vec<(Row, Diff)>, EvalError> {
-        let mut out =
-            Output { join: self, packer: RowPacker::new(), changes: Vec::new(), left_spans: Vec::new(), right_spans: Vec::new() };
+        let mut out = Output {
+            join: self,
+            packer: RowPacker::new(),
+            changes: Vec::new(),
+            left_spans: Vec::new(),
+            right_spans: Vec::new(),
+        };
         let key_columns = if left { &self.left_key } else { &self.right_key };
         let mut key = RowPacker::new();
         let mut datums = Vec::new();

@@ -98,11 +98,8 @@ impl JoinTopK {
     }
 
     pub(crate) fn state(&self) -> TopKState {
-        let mut state = TopKState {
-            partitions: self.partitions.len(),
-            distinct: self.content.rows.len(),
-            ..TopKState::default()
-        };
+        let mut state =
+            TopKState { partitions: self.partitions.len(), distinct: self.content.rows.len(), ..TopKState::default() };
         for p in self.partitions.values() {
             state.rows += p.held as usize;
             state.largest = state.largest.max(p.held as usize);
@@ -162,9 +159,10 @@ impl JoinTopK {
                         Ok(i) => part.top[i].1 += diff,
                         Err(i) => {
                             if part.top.len() == part.top.capacity() {
-                                // Grow by an eighth, never past k + 1: held
+                                // Grow by a quarter, never past k + 1: held
                                 // rows are most of this operator's memory.
-                                let room = (part.top.len() / 8 + 1).min(self.limit + 1 - part.top.len().min(self.limit));
+                                let room =
+                                    (part.top.len() / 4 + 1).min(self.limit + 1 - part.top.len().min(self.limit));
                                 part.top.reserve_exact(room.max(1));
                             }
                             part.top.insert(i, (self.content.intern(stripped), diff));
