@@ -92,10 +92,11 @@ impl FeedInfo {
 impl FeedInfo {
     /// A materialized row as stored: its partition column NULL (the read
     /// puts the requested partition back), so that every reader's copy of
-    /// one post is one shared buffer; a row whose partition value is a
-    /// double is stored whole (its key form may not give its bytes back).
+    /// one post is one shared buffer. A row whose partition value is a
+    /// double or a numeric is stored whole: values equal to the requested
+    /// one may display differently (`3.0`, `1.50`).
     pub(crate) fn strip(&self, row: &Row) -> Row {
-        if matches!(row.get(self.partition), Datum::Null | Datum::Float(_)) {
+        if matches!(row.get(self.partition), Datum::Null | Datum::Float(_) | Datum::Numeric(_)) {
             return row.clone();
         }
         let mut spans = Vec::with_capacity(row.len());

@@ -261,8 +261,9 @@ impl JoinTopK {
 /// Held rows with their partition columns set to NULL, stored once per
 /// distinct row across partitions: a feed's post fanned out to a thousand
 /// followers is one buffer, not a thousand. A row is stored whole (not
-/// shared) when a partition column is a double, whose key form (an
-/// integral double packs as an integer) would not give its bytes back.
+/// shared) when a partition column is a double or a numeric, whose key
+/// form (an integral double packs as an integer, a numeric drops its
+/// display scale) would not give its bytes back.
 #[derive(Debug, Default)]
 struct Content {
     /// Each shared row with the number of held entries using it.
@@ -275,7 +276,9 @@ impl Content {
     fn strip(&self, row: &Row, partition: &[usize], packer: &mut RowPacker) -> Row {
         let mut spans = Vec::new();
         row.spans(&mut spans);
-        if partition.iter().any(|&c| matches!(row.get(c), Datum::Float(_))) {
+        // Equal values whose key form loses their display (3.0 packs as 3,
+        // numeric 1.50 as 1.5) are kept whole.
+        if partition.iter().any(|&c| matches!(row.get(c), Datum::Float(_) | Datum::Numeric(_))) {
             return row.clone();
         }
         for (c, &span) in spans.iter().enumerate() {
