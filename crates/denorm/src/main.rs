@@ -1,3 +1,11 @@
+/// mimalloc, not the system allocator: published view state is persistent
+/// maps, and every write copies the few nodes on its path (small, short-lived
+/// allocations). After a large snapshot glibc's malloc took about a quarter of
+/// a feed's write path (`cargo bench -p denorm --bench feed`, which runs on
+/// the same allocator).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     denorm::cli::main()
 }

@@ -39,6 +39,7 @@
 //! whose content moves elsewhere).
 
 use std::cmp::Ordering;
+use std::collections::VecDeque;
 
 use hashbrown::HashMap;
 
@@ -53,7 +54,7 @@ use crate::Hasher;
 struct Part {
     /// A prefix of the partition's rows in order, with multiplicities; at
     /// most `limit` copies in all.
-    top: Vec<(Row, Diff)>,
+    top: VecDeque<(Row, Diff)>,
     /// Copies in `top`.
     held: Diff,
     /// Copies in the partition.
@@ -177,7 +178,7 @@ impl JoinTopK {
                     part.held -= removed;
                     out.push((row.clone(), -removed));
                     if part.top[i].1 == 0 {
-                        let (held, _) = part.top.remove(i);
+                        let (held, _) = part.top.remove(i).expect("a held row");
                         self.content.release(&held);
                     }
                 }
@@ -198,13 +199,13 @@ impl JoinTopK {
     fn trim(&mut self, part: &mut Part, key: &Row, out: &mut Vec<(Row, Diff)>) {
         let limit = self.limit as Diff;
         while part.held > limit {
-            let last = part.top.last_mut().expect("held copies are in top");
+            let last = part.top.back_mut().expect("held copies are in top");
             let take = last.1.min(part.held - limit);
             last.1 -= take;
             part.held -= take;
             out.push((self.content.unstrip(&last.0, &self.partition, key), -take));
             if last.1 == 0 {
-                let (held, _) = part.top.pop().expect("the last row");
+                let (held, _) = part.top.pop_back().expect("the last row");
                 self.content.release(&held);
             }
         }
@@ -240,7 +241,7 @@ impl JoinTopK {
             top.push((self.content.intern(stripped), d));
             out.push((row, d));
         }
-        part.top = top;
+        part.top = VecDeque::from(top);
         part.held = held;
     }
 
@@ -268,14 +269,17 @@ impl JoinTopK {
 struct Content {
     /// Each shared row with the number of held entries using it.
     rows: HashMap<Row, u32, Hasher>,
+    /// Scratch: the column spans of the row being stripped.
+    spans: Vec<(u32, u32)>,
 }
 
 impl Content {
     /// `row` with its partition columns NULL, or `row` itself when one is a
     /// double.
-    fn strip(&self, row: &Row, partition: &[usize], packer: &mut RowPacker) -> Row {
-        let mut spans = Vec::new();
-        row.spans(&mut spans);
+    fn strip(&mut self, row: &Row, partition: &[usize], packer: &mut RowPacker) -> Row {
+        let spans = &mut self.spans;
+        spans.clear();
+        row.spans(spans);
         // Equal values whose key form loses their display (3.0 packs as 3,
         // numeric 1.50 as 1.5) are kept whole.
         if partition.iter().any(|&c| matches!(row.get(c), Datum::Float(_) | Datum::Numeric(_))) {
@@ -335,15 +339,16 @@ impl Content {
 }
 
 /// Where `row` is in `top` (`Ok`) or would go (`Err`): the ends first (a
-/// feed's new post goes first, an old one past the end), then a binary search.
-fn locate(top: &[(Row, Diff)], order: &[SortKey], row: &Row) -> Result<usize, usize> {
-    let Some((first, _)) = top.first() else { return Err(0) };
+/// feed's new post goes first, an old one past the end), then a binary
+/// search. `top` is a ring buffer, so a row placed first moves nothing.
+fn locate(top: &VecDeque<(Row, Diff)>, order: &[SortKey], row: &Row) -> Result<usize, usize> {
+    let Some((first, _)) = top.front() else { return Err(0) };
     match compare(order, row, first) {
         Ordering::Less => return Err(0),
         Ordering::Equal => return Ok(0),
         Ordering::Greater => {}
     }
-    let (last, _) = &top[top.len() - 1];
+    let (last, _) = top.back().expect("not empty");
     match compare(order, row, last) {
         Ordering::Greater => Err(top.len()),
         Ordering::Equal => Ok(top.len() - 1),
