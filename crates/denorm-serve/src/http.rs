@@ -137,10 +137,12 @@ fn wait_request(
         ApiError::BadParameter(BadParameter { parameter: parameter.to_owned(), message, hint: None })
     };
     let Some(min) = headers.get(MIN_POSITION_HEADER) else { return Ok(None) };
-    let min =
-        min.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()).ok_or_else(|| {
-            bad(MIN_POSITION_HEADER, "expected a source position (a non-negative integer)".to_owned())
-        })?;
+    let min = min.to_str().ok().and_then(parse_position).ok_or_else(|| {
+        bad(
+            MIN_POSITION_HEADER,
+            "expected a source position: a non-negative integer, or a PostgreSQL LSN such as 16/B374D848".to_owned(),
+        )
+    })?;
     let from_query =
         decode_pairs(raw_query).into_iter().find(|(k, _)| k == "timeout" && !column_named_timeout).map(|(_, v)| v);
     let from_header = headers.get(TIMEOUT_HEADER).map(|v| v.to_str().unwrap_or("?").to_owned());
@@ -151,6 +153,20 @@ fn wait_request(
         })?,
     };
     Ok(Some((Position(min), timeout)))
+}
+
+/// A position as an integer (SQLite's change-log id; PostgreSQL's LSN as a
+/// number, as `/views` shows it) or as PostgreSQL writes an LSN, `X/Y` in
+/// hexadecimal (what `SELECT pg_current_wal_lsn()` returns).
+fn parse_position(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let Some((high, low)) = text.split_once('/') else { return text.parse().ok() };
+    let hex = |part: &str| {
+        (!part.is_empty() && part.len() <= 8 && part.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| u64::from_str_radix(part, 16).ok())
+            .flatten()
+    };
+    Some(hex(high)? << 32 | hex(low)?)
 }
 
 /// `250ms`, `2s`, `1.5s` or a number of milliseconds, at most [`MAX_WAIT`].
@@ -409,5 +425,16 @@ mod tests {
         }
         let e = ApiError::UnknownView { name: "x".into(), views: vec!["a".into(), "b".into()] };
         assert_eq!(e.hint().unwrap(), "views: a, b");
+    }
+
+    #[test]
+    fn positions_are_integers_or_postgres_lsns() {
+        assert_eq!(parse_position(" 42 "), Some(42));
+        assert_eq!(parse_position("0/16B3748"), Some(0x16B_3748));
+        assert_eq!(parse_position("16/B374D848"), Some(0x16 << 32 | 0xB374_D848));
+        assert_eq!(parse_position("FFFFFFFF/FFFFFFFF"), Some(u64::MAX));
+        for bad in ["", "-1", "x", "1/", "/1", "1/2/3", "100000000/0", "0/+1", "g/1"] {
+            assert_eq!(parse_position(bad), None, "{bad}");
+        }
     }
 }

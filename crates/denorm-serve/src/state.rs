@@ -7,6 +7,7 @@
 //!  Publisher::fail / clear         ─┤ (private)
 //!  Publisher::publish(position) ────┴─► ArcSwap<Published> ──load──► Arc<Published>
 //!                                   └─► watch<Option<Position>> ───► Reader::wait_for_position
+//!  Publisher::wanted() ◄──────────── positions readers wait for ◄──┘ (registered while waiting)
 //! ```
 //!
 //! The publisher keeps a private working copy of every view. `apply` edits
@@ -22,7 +23,8 @@
 //! O(changes), not O(view size). Keys and slots are behind `Arc`s because
 //! copy-on-write clones every entry of a touched map node.
 
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
@@ -275,6 +277,35 @@ struct Shared {
     /// Per view, the latest freshness observations (a ring), for
     /// percentiles over a recent window; not part of the published data.
     recent: Mutex<Vec<Recent>>,
+    /// Positions readers wait for (read-your-writes), with how many wait
+    /// for each; see [`Publisher::wanted`].
+    waiting: Mutex<BTreeMap<Position, usize>>,
+}
+
+/// One reader's wait for a position, registered in [`Shared::waiting`]
+/// for as long as it lives (a request given up or cancelled drops it).
+struct Waiting<'a> {
+    shared: &'a Shared,
+    position: Position,
+}
+
+impl<'a> Waiting<'a> {
+    fn new(shared: &'a Shared, position: Position) -> Self {
+        *shared.waiting.lock().unwrap_or_else(PoisonError::into_inner).entry(position).or_default() += 1;
+        Waiting { shared, position }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let mut waiting = self.shared.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = waiting.get_mut(&self.position) {
+            *n -= 1;
+            if *n == 0 {
+                waiting.remove(&self.position);
+            }
+        }
+    }
 }
 
 /// How many freshness observations per view [`Reader::view_stats`] keeps.
@@ -340,7 +371,12 @@ pub fn channel(views: Vec<ViewInfo>) -> (Publisher, Reader) {
         replication: None,
     };
     let recent = Mutex::new(vec![Recent::default(); published_views.len()]);
-    let shared = Arc::new(Shared { published: ArcSwap::from_pointee(published), metrics, recent });
+    let shared = Arc::new(Shared {
+        published: ArcSwap::from_pointee(published),
+        metrics,
+        recent,
+        waiting: Mutex::new(BTreeMap::new()),
+    });
     let (position_tx, position_rx) = watch::channel(None);
     let views = published_views.len();
     let publisher = Publisher {
@@ -564,6 +600,16 @@ impl Publisher {
     pub fn metrics(&self) -> &Metrics {
         &self.shared.metrics
     }
+
+    /// The furthest position a reader waits for (read-your-writes), when it
+    /// is past the published position: a source that can learn how far it
+    /// is complete without new changes (PostgreSQL: a keepalive) should ask
+    /// now rather than let the reader wait for the next change.
+    pub fn wanted(&self) -> Option<Position> {
+        let furthest = *self.shared.waiting.lock().unwrap_or_else(PoisonError::into_inner).keys().next_back()?;
+        let published = *self.position_tx.borrow();
+        published.is_none_or(|p| p < furthest).then_some(furthest)
+    }
 }
 
 /// A cheap, cloneable, thread-safe handle on the published state.
@@ -623,6 +669,7 @@ impl Reader {
     pub async fn wait_for_position(&self, position: Position, timeout: Duration) -> Result<Arc<Published>, WaitError> {
         let mut rx = self.position.clone();
         let reached = |p: &Option<Position>| p.is_some_and(|p| p >= position);
+        let _waiting = (!reached(&self.position.borrow())).then(|| Waiting::new(&self.shared, position));
         let waited = tokio::time::timeout(timeout, rx.wait_for(reached)).await;
         let published = *self.position.borrow();
         match waited {
@@ -652,6 +699,7 @@ impl Reader {
         let view_position = || self.shared.published.load().views.get(view).and_then(|v| v.position);
         // The state is stored before the position is announced, so looking
         // at the stored state on every announcement misses nothing.
+        let _waiting = view_position().is_none_or(|p| p < position).then(|| Waiting::new(&self.shared, position));
         let waited =
             tokio::time::timeout(timeout, rx.wait_for(|_| view_position().is_some_and(|p| p >= position))).await;
         match waited {
@@ -1042,5 +1090,43 @@ mod tests {
               the disk: `denorm source uninstall` drops it"]
         );
         assert_eq!(human_bytes(512), "512 B");
+    }
+
+    #[test]
+    fn waiting_readers_are_wanted_until_published_or_gone() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let (mut publisher, reader) = channel(vec![info("v", vec![0], &["t"], None)]);
+        publisher.publish_at(Position(5), &[], 0.0);
+        assert_eq!(publisher.wanted(), None);
+        runtime.block_on(async {
+            // Already reached: nothing is registered.
+            assert!(reader.wait_for_position(Position(3), Duration::from_millis(1)).await.is_ok());
+            assert_eq!(publisher.wanted(), None);
+            let far = reader.wait_for_position(Position(100), Duration::from_secs(60));
+            let near = reader.wait_for_position(Position(10), Duration::from_secs(60));
+            let mut far = Box::pin(far);
+            let mut near = Box::pin(near);
+            // Poll both once so that they register.
+            assert!(futures_poll(&mut far).is_none() && futures_poll(&mut near).is_none());
+            assert_eq!(publisher.wanted(), Some(Position(100)));
+            publisher.publish_at(Position(10), &[], 0.0);
+            assert_eq!(near.await.unwrap().position, Some(Position(10)));
+            assert_eq!(publisher.wanted(), Some(Position(100)));
+            drop(far); // a reader that gave up is no longer waited for
+            assert_eq!(publisher.wanted(), None);
+            let timed_out = reader.wait_for_position(Position(11), Duration::from_millis(1)).await;
+            assert!(matches!(timed_out, Err(WaitError::Timeout { .. })));
+            assert_eq!(publisher.wanted(), None);
+        });
+    }
+
+    /// Polls a future once without a runtime's scheduling.
+    fn futures_poll<F: std::future::Future + Unpin>(future: &mut F) -> Option<F::Output> {
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        match std::pin::Pin::new(future).poll(&mut cx) {
+            std::task::Poll::Ready(v) => Some(v),
+            std::task::Poll::Pending => None,
+        }
     }
 }

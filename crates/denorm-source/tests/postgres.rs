@@ -230,7 +230,7 @@ fn adding_or_dropping_a_column_is_a_schema_change() {
         let deadline = Instant::now() + Duration::from_secs(30);
         let found = loop {
             match capture.poll(Duration::from_millis(200)).unwrap() {
-                Poll::Idle if Instant::now() < deadline => continue,
+                Poll::Idle | Poll::Progress(_) if Instant::now() < deadline => continue,
                 other => break other,
             }
         };
@@ -366,7 +366,8 @@ fn release_moves_the_confirmed_flush_position() {
             break;
         }
         assert!(Instant::now() < deadline, "confirmed_flush_lsn stays at {:?}", lag.confirmed_flush);
-        assert_eq!(capture.poll(Duration::from_millis(50)).unwrap(), Poll::Idle);
+        let polled = capture.poll(Duration::from_millis(50)).unwrap();
+        assert!(matches!(polled, Poll::Idle | Poll::Progress(_)), "{polled:?}");
     }
 }
 
@@ -434,7 +435,8 @@ fn keepalives_keep_an_idle_stream_alive() {
     capture.snapshot(&mut no_progress()).unwrap();
     let idle_until = Instant::now() + Duration::from_secs(3);
     while Instant::now() < idle_until {
-        assert_eq!(capture.poll(Duration::from_millis(500)).unwrap(), Poll::Idle);
+        let polled = capture.poll(Duration::from_millis(500)).unwrap();
+        assert!(matches!(polled, Poll::Idle | Poll::Progress(_)), "{polled:?}");
     }
     pg.client().batch_execute("INSERT INTO users (id) VALUES (1)").unwrap();
     let batch = next_batch(&mut capture, Duration::from_secs(30));
@@ -542,4 +544,59 @@ fn numerics_beyond_the_representation_are_refused_by_name() {
     let reason = batch.undecodable[0].reason.to_string();
     assert!(reason.starts_with("column amount: numeric value NaN cannot be held exactly by denorm"), "{reason}");
     assert_eq!(batch.tables[0].1.len(), 1, "the representable row still arrives");
+}
+
+/// Read-your-writes past WAL with nothing captured: a write to a table no
+/// view reads moves the server's position; the stream reports progress up
+/// to it (a keepalive's WAL end), and a reader's wish gets it asked for.
+#[test]
+fn progress_passes_wal_that_concerns_no_captured_table() {
+    let pg = Pg::new("progress", &format!("{USERS} CREATE TABLE other (id bigint PRIMARY KEY, v text);"));
+    let mut capture = pg.open(&spec_all(&["users"]));
+    let start = capture.snapshot(&mut no_progress()).unwrap().position;
+    let mut app = pg.client();
+    // The test server commits asynchronously; a synchronous commit is
+    // flushed, so the write position read after it lies past it.
+    app.batch_execute("SET synchronous_commit = on").unwrap();
+    let lsn = |app: &mut ::postgres::Client| -> Position {
+        let text: String = app.query_one("SELECT pg_current_wal_lsn()::text", &[]).unwrap().get(0);
+        postgres::parse_lsn(&text).unwrap()
+    };
+    // A captured write, then writes no view reads.
+    app.batch_execute("INSERT INTO users (id) VALUES (1)").unwrap();
+    let batch = next_batch(&mut capture, Duration::from_secs(30));
+    app.batch_execute("INSERT INTO other VALUES (1, 'a'); INSERT INTO other VALUES (2, 'b')").unwrap();
+    let wanted = lsn(&mut app);
+    assert!(wanted > batch.position && batch.position > start);
+    let reached = |capture: &mut postgres::PgCapture, wanted: Position, ask: bool| -> Position {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let want = || Some(wanted);
+            let polled = if ask {
+                capture.poll_wanting(Duration::from_millis(200), &want).unwrap()
+            } else {
+                capture.poll(Duration::from_millis(200)).unwrap()
+            };
+            match polled {
+                Poll::Progress(at) if at >= wanted => return at,
+                Poll::Progress(at) => assert!(at > batch.position, "progress only moves forward"),
+                Poll::Idle => {}
+                other => panic!("nothing captured was written, got {other:?}"),
+            }
+            assert!(Instant::now() < deadline, "the stream never reported progress to {wanted:?}");
+        }
+    };
+    let at = reached(&mut capture, wanted, false);
+    assert_eq!(capture.position(), at, "progress is a position handed out");
+    capture.release(at).unwrap();
+    // Asked for: the walsender answers a status update with reply-requested
+    // with a keepalive at once.
+    app.batch_execute("INSERT INTO other VALUES (3, 'c')").unwrap();
+    let wanted = lsn(&mut app);
+    reached(&mut capture, wanted, true);
+    // Captured writes still arrive whole and in order after progress.
+    app.batch_execute("INSERT INTO users (id) VALUES (2)").unwrap();
+    let batch = next_batch(&mut capture, Duration::from_secs(30));
+    assert!(batch.position > wanted);
+    assert_eq!(batch.tables[0].1.len(), 1);
 }

@@ -689,3 +689,75 @@ fn unreachable_server_is_refused_at_start() {
     assert!(log.contains("denorm.toml:3:7: cannot connect to the source postgres://u:***@127.0.0.1:1/app"), "{log}");
     assert!(!log.contains("secret"), "{log}");
 }
+
+// --- read-your-writes --------------------------------------------------------
+
+/// GET with `Denorm-Min-Position` and `Denorm-Timeout`: the status, the
+/// `Denorm-Position` header and the JSON body.
+fn get_at(denorm: &Denorm, path: &str, min_position: &str, timeout: &str) -> (u16, Option<u64>, Json) {
+    let mut reply = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent()
+        .get(format!("{}{path}", denorm.base))
+        .header("Denorm-Min-Position", min_position)
+        .header("Denorm-Timeout", timeout)
+        .call()
+        .unwrap();
+    let position = reply.headers().get("denorm-position").and_then(|v| v.to_str().ok()?.parse().ok());
+    let body = reply.body_mut().read_to_string().unwrap();
+    (reply.status().as_u16(), position, serde_json::from_str(&body).unwrap_or(Json::Null))
+}
+
+/// `SELECT pg_current_wal_lsn()` as text (`X/Y`) and as the integer
+/// denorm shows.
+fn current_lsn(client: &mut Client) -> (String, u64) {
+    let row = client.query_one("SELECT pg_current_wal_lsn()::text, (pg_current_wal_lsn() - '0/0')::int8", &[]).unwrap();
+    (row.get(0), row.get::<_, i64>(1) as u64)
+}
+
+/// An application writes, reads `pg_current_wal_lsn()` after its commit and
+/// sends it as `Denorm-Min-Position`: the read answers with the write
+/// reflected — also when the position lies past WAL no view reads (another
+/// table's writes), where no captured commit would ever reach it. A
+/// position in the future still times out with the current position.
+#[test]
+fn read_your_writes_with_pg_current_wal_lsn() {
+    let schema = format!("{SCHEMA} CREATE TABLE audit (id serial PRIMARY KEY, note text);");
+    let views = "CREATE MATERIALIZED VIEW user_names AS SELECT id, name FROM users;\n";
+    let project = PgProject::new("read_your_writes", &schema, views);
+    let denorm = Denorm::start(&project.config);
+    let mut client = project.client();
+    // The test server commits asynchronously (synchronous_commit = off), and
+    // an asynchronous commit may not be written when it returns; a
+    // synchronous one is flushed, so the write position read after it
+    // lies past it.
+    client.batch_execute("SET synchronous_commit = on").unwrap();
+    for id in 1..=3 {
+        client.batch_execute(&format!("INSERT INTO users (id, name) VALUES ({id}, 'user {id}')")).unwrap();
+        let (lsn, number) = current_lsn(&mut client);
+        // Both notations of the position are accepted.
+        let wanted = if id % 2 == 0 { number.to_string() } else { lsn };
+        let (status, position, rows) = get_at(&denorm, &format!("/views/user_names?id=eq.{id}"), &wanted, "30s");
+        assert_eq!(status, 200, "{rows}");
+        assert_eq!(rows, serde_json::json!([{"id": id, "name": format!("user {id}")}]));
+        assert!(position.unwrap() >= number);
+    }
+    // Writes to a table no view reads: the position moves past every
+    // captured commit, and is reached all the same.
+    for round in 0..3 {
+        client.batch_execute(&format!("INSERT INTO audit (note) VALUES ('{round}')")).unwrap();
+        let (lsn, number) = current_lsn(&mut client);
+        let (status, position, rows) = get_at(&denorm, "/views/user_names?order=id", &lsn, "30s");
+        assert_eq!(status, 200, "round {round}: {rows}");
+        assert_eq!(rows.as_array().unwrap().len(), 3);
+        assert!(position.unwrap() >= number);
+    }
+    // Far ahead of the server: 504 with the current position.
+    let (_, now) = current_lsn(&mut client);
+    let (status, position, body) = get_at(&denorm, "/views/user_names", "FFFFFFFF/0", "200ms");
+    assert_eq!(status, 504, "{body}");
+    assert_eq!(body["error"]["code"], "position_timeout", "{body}");
+    let position = position.expect("a 504 carries the current position");
+    assert!(position > 0 && position <= now + (1 << 24), "{position} vs server {now}");
+}

@@ -12,6 +12,7 @@
 //!  poll():      replication conn: START_REPLICATION SLOT s LOGICAL C (proto_version '1', …)
 //!               Begin … Insert/Update/Delete/Truncate … Commit → one ChangeBatch
 //!               (position = the commit record's end LSN)
+//!               keepalive (WAL end W, no transaction open) → Progress(W)
 //!  release(p):  standby status update, flush = p → the slot's confirmed_flush_lsn
 //!  resume(p):   after a dropped connection: START_REPLICATION from max(p, confirmed_flush)
 //! ```
@@ -49,6 +50,46 @@
 //! is released and no transaction is in flight, a keepalive's WAL end is
 //! acknowledged too (nothing before it concerns the captured tables), so an
 //! idle capture does not hold back the server's WAL.
+//!
+//! # Progress past WAL with nothing captured (read-your-writes)
+//!
+//! Commits of captured tables are not the only WAL: other tables, other
+//! databases, vacuum and checkpoints advance the server's position too, so
+//! an LSN an application reads after its commit (`pg_current_wal_lsn()`)
+//! usually lies past the last captured commit. [`Poll::Progress`] reports
+//! how far the stream is complete, from what the walsender
+//! (`src/backend/replication/walsender.c`) guarantees:
+//!
+//! * it decodes WAL in order and sends a transaction whole while decoding
+//!   its commit record; only then does its `sentPtr` move to that record's
+//!   end (`XLogSendLogical`);
+//! * a keepalive carries `sentPtr` (`WalSndKeepalive`; the one exception,
+//!   a skipped empty transaction under synchronous replication, carries
+//!   that commit's end, sent while decoding it), on the same ordered
+//!   stream as the data;
+//! * it sends one whenever it runs out of flushed WAL while the standby's
+//!   reported write and flush positions are behind `sentPtr`
+//!   (`WalSndWaitForWal`), and at once in reply to a status update with
+//!   reply-requested set (`ProcessStandbyReplyMessage`).
+//!
+//! So a keepalive with WAL end W, received while no transaction is open on
+//! our side, says that every transaction whose commit ends at or before W
+//! was sent before it: each was handed out already, or concerns no
+//! captured table. The capture then hands out `Progress(W)`; a caller that
+//! applied everything handed out may publish its state as of W. A
+//! keepalive inside a transaction (the walsender pings while it streams a
+//! large one) is not used. [`PgCapture::poll_wanting`] asks for such a
+//! keepalive at once (a status update with reply-requested, at most every
+//! [`PROGRESS_REQUEST_INTERVAL`]) while a reader waits for a position the
+//! capture has not handed out; otherwise keepalives come on their own,
+//! each time the walsender catches up with new WAL.
+//!
+//! The walsender decodes only flushed WAL: a position from
+//! `pg_current_wal_lsn()` (the write position) is flushed by the WAL
+//! writer within `wal_writer_delay` at the latest. With `synchronous_commit
+//! = off` a commit returns before its record is even written, so
+//! `pg_current_wal_lsn()` may lie before it: such an application reads
+//! `pg_current_wal_insert_lsn()` instead.
 //!
 //! # Traps
 //!
@@ -95,6 +136,12 @@ pub const STATUS_INTERVAL: Duration = Duration::from_secs(10);
 /// [`PgCapture::release`] sends at most one status update this often; a
 /// release within it is sent by the next poll.
 const RELEASE_STATUS_INTERVAL: Duration = Duration::from_millis(10);
+/// While a reader waits for a position not handed out yet,
+/// [`PgCapture::poll_wanting`] asks the server for a keepalive at most this
+/// often.
+pub const PROGRESS_REQUEST_INTERVAL: Duration = Duration::from_millis(10);
+/// How often [`PgCapture::poll_wanting`] looks whether a reader waits.
+const DEMAND_CHECK: Duration = Duration::from_millis(5);
 /// Rows between two snapshot progress reports.
 const PROGRESS_EVERY: u64 = 10_000;
 
@@ -134,6 +181,12 @@ pub enum Poll {
     Idle,
     /// One committed transaction.
     Changes(ChangeBatch),
+    /// No captured transaction, but the server has sent everything up to
+    /// this position (a keepalive or a transaction of no captured table):
+    /// every transaction that commits at or before it was handed out
+    /// already. A caller that applied them may publish its state as of
+    /// this position; see the module documentation.
+    Progress(Position),
     /// The named captured tables changed shape (or their replica identity
     /// no longer supplies old rows). Nothing of the transaction was
     /// consumed: re-read the catalog, re-plan, open again and snapshot.
@@ -175,6 +228,8 @@ struct Stream {
     transaction: Option<TransactionBuilder>,
     last_status: Instant,
     status_pending: bool,
+    /// When a keepalive was last asked for (reply-requested).
+    last_request: Option<Instant>,
 }
 
 /// Change capture of one PostgreSQL database: see the module documentation.
@@ -267,9 +322,32 @@ impl PgCapture {
         self.start_streaming()
     }
 
-    /// Waits up to `timeout` for the next committed transaction. Answers the
-    /// server's keepalives meanwhile; call it at least every few seconds.
+    /// Waits up to `timeout` for the next committed transaction, or for
+    /// [`Poll::Progress`]. Answers the server's keepalives meanwhile; call
+    /// it at least every few seconds.
     pub fn poll(&mut self, timeout: Duration) -> Result<Poll, SourceError> {
+        self.poll_inner(timeout, None)
+    }
+
+    /// [`poll`](Self::poll), asking the server for a keepalive (at most
+    /// every [`PROGRESS_REQUEST_INTERVAL`]) while `wanted` returns a
+    /// position past the last one handed out: a reader waits for it
+    /// (read-your-writes), and the keepalive's WAL end is the prompt
+    /// [`Poll::Progress`] answer. `wanted` is looked at every few
+    /// milliseconds.
+    pub fn poll_wanting(
+        &mut self,
+        timeout: Duration,
+        wanted: &dyn Fn() -> Option<Position>,
+    ) -> Result<Poll, SourceError> {
+        self.poll_inner(timeout, Some(wanted))
+    }
+
+    fn poll_inner(
+        &mut self,
+        timeout: Duration,
+        wanted: Option<&dyn Fn() -> Option<Position>>,
+    ) -> Result<Poll, SourceError> {
         if let Some(tables) = &self.schema_changed {
             return Ok(Poll::SchemaChanged { tables: tables.clone() });
         }
@@ -277,9 +355,17 @@ impl PgCapture {
         let deadline = Instant::now() + timeout;
         loop {
             self.send_status_if_due()?;
+            if let Some(wanted) = wanted {
+                self.request_progress_if_wanted(wanted)?;
+            }
             let wake = {
                 let stream = self.stream.as_ref().expect("streaming");
-                deadline.min(stream.last_status + STATUS_INTERVAL)
+                let wake = deadline.min(stream.last_status + STATUS_INTERVAL);
+                if wanted.is_some() {
+                    wake.min(Instant::now() + DEMAND_CHECK)
+                } else {
+                    wake
+                }
             };
             let stream = self.stream.as_mut().expect("streaming");
             let data =
@@ -295,11 +381,16 @@ impl PgCapture {
             match message {
                 ReplicationMessage::Keepalive { wal_end, reply_requested, .. } => {
                     stream.received = stream.received.max(wal_end);
-                    if stream.transaction.is_none() {
+                    let idle = stream.transaction.is_none();
+                    if idle {
                         stream.idle_end = stream.idle_end.max(wal_end);
                     }
                     if reply_requested {
-                        self.send_status()?;
+                        self.send_status(false)?;
+                    }
+                    if idle && wal_end > self.position.0 {
+                        self.position = Position(wal_end);
+                        return Ok(Poll::Progress(self.position));
                     }
                 }
                 ReplicationMessage::XLogData { start, wal_end, data, .. } => {
@@ -310,6 +401,18 @@ impl PgCapture {
                 }
             }
         }
+    }
+
+    /// Asks the server for a keepalive when a reader waits for a position
+    /// past the one handed out and none was asked for lately.
+    fn request_progress_if_wanted(&mut self, wanted: &dyn Fn() -> Option<Position>) -> Result<(), SourceError> {
+        let stream = self.stream.as_ref().expect("streaming");
+        let due = stream.last_request.is_none_or(|at| at.elapsed() >= PROGRESS_REQUEST_INTERVAL);
+        if due && wanted().is_some_and(|w| w > self.position) {
+            self.send_status(true)?;
+            self.stream.as_mut().expect("streaming").last_request = Some(Instant::now());
+        }
+        Ok(())
     }
 
     /// Tells the server that every transaction up to `upto` is applied and
@@ -323,7 +426,7 @@ impl PgCapture {
             return Ok(()); // sent right after START_REPLICATION
         }
         if stream.last_status.elapsed() >= RELEASE_STATUS_INTERVAL {
-            self.send_status()
+            self.send_status(false)
         } else {
             stream.status_pending = true;
             Ok(())
@@ -414,7 +517,7 @@ impl PgCapture {
         ))?;
         stream.start_at = None;
         stream.received = stream.received.max(start.0);
-        self.send_status()
+        self.send_status(false)
     }
 
     /// The flush position to report: what was released, or the idle WAL
@@ -428,11 +531,13 @@ impl PgCapture {
         }
     }
 
-    fn send_status(&mut self) -> Result<(), SourceError> {
+    /// Sends a standby status update; `reply_requested` asks the server
+    /// for a keepalive at once.
+    fn send_status(&mut self, reply_requested: bool) -> Result<(), SourceError> {
         let flush = self.flush_position();
         let stream = self.stream.as_mut().expect("streaming");
         let now = postgres_micros(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64());
-        let status = encode_standby_status(stream.received.max(flush), flush, flush, now, false);
+        let status = encode_standby_status(stream.received.max(flush), flush, flush, now, reply_requested);
         stream.conn.send_copy_data(&status).map_err(wire_error(&self.server, &self.names.slot, "acknowledging"))?;
         stream.last_status = Instant::now();
         stream.status_pending = false;
@@ -443,7 +548,7 @@ impl PgCapture {
         let stream = self.stream.as_ref().expect("streaming");
         let since = stream.last_status.elapsed();
         if since >= STATUS_INTERVAL || (stream.status_pending && since >= RELEASE_STATUS_INTERVAL) {
-            self.send_status()?;
+            self.send_status(false)?;
         }
         Ok(())
     }
@@ -464,9 +569,14 @@ impl PgCapture {
                 };
                 let batch = transaction.finish(&self.tables, commit.end_lsn, stream.received);
                 if batch.tables.is_empty() && batch.truncated.is_empty() && batch.undecodable.is_empty() {
-                    // Nothing captured changed: nothing to hand out, and
-                    // nothing to wait for before acknowledging it.
+                    // Nothing captured changed: nothing to apply, and
+                    // nothing to wait for before acknowledging it; the
+                    // stream is complete up to its end.
                     stream.idle_end = stream.idle_end.max(commit.end_lsn);
+                    if commit.end_lsn > self.position.0 {
+                        self.position = Position(commit.end_lsn);
+                        return Ok(Some(Poll::Progress(self.position)));
+                    }
                     return Ok(None);
                 }
                 self.position = batch.position;
@@ -602,6 +712,7 @@ impl Stream {
             transaction: None,
             last_status: Instant::now(),
             status_pending: false,
+            last_request: None,
         }
     }
 }

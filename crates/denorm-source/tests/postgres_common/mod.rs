@@ -210,7 +210,7 @@ pub fn next_batch(capture: &mut PgCapture, limit: Duration) -> ChangeBatch {
     loop {
         match capture.poll(Duration::from_millis(200)).unwrap() {
             Poll::Changes(batch) => return batch,
-            Poll::Idle if Instant::now() < deadline => continue,
+            Poll::Idle | Poll::Progress(_) if Instant::now() < deadline => continue,
             other => panic!("expected a batch, got {other:?}"),
         }
     }
@@ -228,7 +228,7 @@ pub fn follow_until(capture: &mut PgCapture, model: &mut Model, done: impl Fn(&M
                 capture.release(batch.position).unwrap();
                 batches.push(batch);
             }
-            Poll::Idle => {}
+            Poll::Idle | Poll::Progress(_) => {}
             other => panic!("unexpected {other:?}"),
         }
     }

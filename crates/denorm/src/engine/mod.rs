@@ -174,7 +174,8 @@ impl Engine {
                 return Ok(End::Shutdown);
             }
             let wait = flow.next_due().map_or(WAIT, |due| due.saturating_duration_since(Instant::now()).min(WAIT));
-            let polled = match capture.poll(wait) {
+            let publisher = &self.publisher;
+            let polled = match capture.poll(wait, &|| publisher.wanted()) {
                 Ok(polled) => polled,
                 Err(e) if e.is_transient() && capture.can_resume() => {
                     match self.resume(&mut *capture, flow.position, e)? {
@@ -186,6 +187,10 @@ impl Engine {
             };
             match polled {
                 Polled::Idle => self.caught_up = true,
+                Polled::Progress(position) => {
+                    self.caught_up = true;
+                    self.progress(&mut flow, position);
+                }
                 Polled::SchemaChanged { tables } => {
                     warn!(?tables, "the schema of a captured table changed; re-planning the views");
                     return Ok(End::Resnapshot);
@@ -433,6 +438,23 @@ impl Engine {
         self.publisher.set_source(SourceStatus {
             state: SourceState::Following,
             head: Some(batch.head),
+            ..SourceStatus::default()
+        });
+    }
+
+    /// Publishes the unchanged state at `position`: the source reported
+    /// that nothing captured committed since the flow's position, so the
+    /// views equal their queries as of `position` (read-your-writes for a
+    /// position read after a write no view reads, PostgreSQL).
+    fn progress(&mut self, flow: &mut Flow, position: Position) {
+        if position <= flow.position {
+            return;
+        }
+        flow.position = position;
+        self.publisher.publish(position, &[]);
+        self.publisher.set_source(SourceStatus {
+            state: SourceState::Following,
+            head: Some(position),
             ..SourceStatus::default()
         });
     }

@@ -7,7 +7,8 @@
 //! ```text
 //!  open(config, catalog, spec) ─► Box<dyn ChangeSource>
 //!      snapshot(progress)  → Snapshot { position, tables }        (consistent at position)
-//!      poll(wait)          → Idle | Changes(Batch) | SchemaChanged  (Batch = committed transactions)
+//!      poll(wait, wanted)  → Idle | Changes(Batch) | Progress(position) | SchemaChanged
+//!                            (Batch = committed transactions; Progress = nothing captured up to position)
 //!      release(position)   → the source may forget what is at or below position (published)
 //!      resume(position)    → reconnect after a transient error, keeping the engine's state
 //!      lag()               → replication slot figures, when the source has a slot
@@ -54,6 +55,10 @@ pub enum Polled {
     /// Nothing new within the wait.
     Idle,
     Changes(Batch),
+    /// Nothing captured committed between the last position handed out and
+    /// this one (PostgreSQL: the stream is complete up to a keepalive's WAL
+    /// end): the state may be published as of it.
+    Progress(Position),
     /// Captured tables changed shape: re-plan and snapshot again.
     SchemaChanged {
         tables: Vec<String>,
@@ -65,8 +70,11 @@ pub trait ChangeSource {
     /// Reads every captured table at one position; [`poll`](Self::poll)
     /// continues from there.
     fn snapshot(&mut self, progress: &mut dyn FnMut(SnapshotProgress<'_>)) -> Result<Snapshot, SourceError>;
-    /// Waits up to `wait` for committed changes.
-    fn poll(&mut self, wait: Duration) -> Result<Polled, SourceError>;
+    /// Waits up to `wait` for committed changes. `wanted` tells the
+    /// furthest position a reader waits for beyond the published one
+    /// (read-your-writes): a source that can, reports
+    /// [`Polled::Progress`] up to it promptly.
+    fn poll(&mut self, wait: Duration, wanted: &dyn Fn() -> Option<Position>) -> Result<Polled, SourceError>;
     /// Everything at or below `upto` is applied and published.
     fn release(&mut self, upto: Position) -> Result<(), SourceError>;
     /// How often [`release`](Self::release) is worth calling.
@@ -124,7 +132,10 @@ impl ChangeSource for SqliteSource {
         self.capture.snapshot(progress)
     }
 
-    fn poll(&mut self, wait: Duration) -> Result<Polled, SourceError> {
+    /// SQLite positions are change-log ids of captured changes only: an
+    /// application's position is reached by its own change, so `wanted`
+    /// needs no answer.
+    fn poll(&mut self, wait: Duration, _wanted: &dyn Fn() -> Option<Position>) -> Result<Polled, SourceError> {
         self.wakeup.wait(wait)?;
         Ok(match self.capture.poll()? {
             sqlite::Poll::Idle => Polled::Idle,
@@ -182,9 +193,10 @@ impl ChangeSource for PostgresSource {
         self.capture.snapshot(progress)
     }
 
-    fn poll(&mut self, wait: Duration) -> Result<Polled, SourceError> {
-        Ok(match self.capture.poll(wait)? {
+    fn poll(&mut self, wait: Duration, wanted: &dyn Fn() -> Option<Position>) -> Result<Polled, SourceError> {
+        Ok(match self.capture.poll_wanting(wait, wanted)? {
             postgres::Poll::Idle => Polled::Idle,
+            postgres::Poll::Progress(position) => Polled::Progress(position),
             postgres::Poll::SchemaChanged { tables } => Polled::SchemaChanged { tables },
             postgres::Poll::Changes(batch) => {
                 let mut commits: Vec<(String, f64)> =
