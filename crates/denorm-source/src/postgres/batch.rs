@@ -8,17 +8,24 @@ use denorm_types::{Datum, Diff, Position, Row, RowPacker};
 use super::pgoutput::{Column, OldTuple, Relation, Tuple};
 use super::types::{copy_field, PgType, ValueError};
 
-/// The changes of one committed transaction.
+/// The changes of one or more committed transactions, whole and in commit
+/// order (see [`PgCapture::poll`](super::PgCapture::poll)).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChangeBatch {
-    /// The end of the transaction's commit record: the position to
+    /// The end of the last transaction's commit record: the position to
     /// [`release`](super::PgCapture::release) once the batch is published.
     pub position: Position,
     /// The server's WAL end as last reported by the stream when the batch
     /// was complete (at or past `position`).
     pub head: Position,
-    /// Commit time, Unix seconds (microsecond resolution).
+    /// Commit time of the batch's first (oldest) transaction, Unix seconds
+    /// (microsecond resolution).
     pub committed_at: f64,
+    /// `(table, commit time)` for every table each transaction changed or
+    /// truncated: what freshness is measured from.
+    pub commits: Vec<(String, f64)>,
+    /// How many transactions the batch holds.
+    pub transactions: usize,
     /// Tables emptied by TRUNCATE in this transaction, sorted by name:
     /// apply "retract every row of the table" first, then the table's
     /// changes in [`tables`](Self::tables), which are only those made after
@@ -242,14 +249,58 @@ impl TransactionBuilder {
             .filter(|(changes, _)| !changes.is_empty())
             .map(|(changes, t)| (t.name.clone(), changes))
             .collect();
+        let committed_at = super::pgoutput::unix_seconds(self.committed_at);
+        let changes: Vec<(String, Vec<(Row, Diff)>)> = changes;
+        let commits = changes.iter().map(|(t, _)| t).chain(&truncated).map(|t| (t.clone(), committed_at)).collect();
         ChangeBatch {
             position: Position(end_lsn),
             head: Position(head.max(end_lsn)),
-            committed_at: super::pgoutput::unix_seconds(self.committed_at),
+            committed_at,
+            commits,
+            transactions: 1,
             truncated,
             tables: changes,
             undecodable: self.undecodable,
         }
+    }
+}
+
+impl ChangeBatch {
+    /// The number of row changes (an update counts twice).
+    pub fn changes(&self) -> usize {
+        self.tables.iter().map(|(_, c)| c.len()).sum()
+    }
+
+    /// Appends the transactions of `later`, which follow this batch's in
+    /// commit order. Neither may truncate a table (a TRUNCATE's "retract
+    /// every row first" cannot be reordered across transactions).
+    pub(crate) fn absorb(&mut self, later: ChangeBatch) {
+        debug_assert!(self.truncated.is_empty() && later.truncated.is_empty());
+        self.position = later.position;
+        self.head = self.head.max(later.head);
+        self.commits.extend(later.commits);
+        self.transactions += later.transactions;
+        self.undecodable.extend(later.undecodable);
+        // Both lists are sorted by table name.
+        let mut merged = Vec::with_capacity(self.tables.len().max(later.tables.len()));
+        let mut mine = std::mem::take(&mut self.tables).into_iter().peekable();
+        let mut theirs = later.tables.into_iter().peekable();
+        loop {
+            let take_mine = match (mine.peek(), theirs.peek()) {
+                (None, None) => break,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some((a, _)), Some((b, _))) if a == b => {
+                    let (name, mut changes) = mine.next().expect("peeked");
+                    changes.extend(theirs.next().expect("peeked").1);
+                    merged.push((name, changes));
+                    continue;
+                }
+                (Some((a, _)), Some((b, _))) => a < b,
+            };
+            merged.push(if take_mine { mine.next() } else { theirs.next() }.expect("peeked"));
+        }
+        self.tables = merged;
     }
 }
 
@@ -398,5 +449,33 @@ mod tests {
         assert!(!users().matches(&relation(b'f', retyped)), "int8 became int4");
         let key_only = Table { read: vec![true, false, false], covered_by_key: true, ..users() };
         assert!(key_only.matches(&relation(b'd', planned)));
+    }
+
+    #[test]
+    fn absorbed_transactions_keep_order_tables_and_commit_times() {
+        let change = |id: i64, diff: Diff| (Row::pack([Datum::Int(id)]), diff);
+        let batch = |position: u64, at: f64, tables: Vec<(&str, Vec<(Row, Diff)>)>| ChangeBatch {
+            position: Position(position),
+            head: Position(position),
+            committed_at: at,
+            commits: tables.iter().map(|(t, _)| (t.to_string(), at)).collect(),
+            transactions: 1,
+            truncated: vec![],
+            tables: tables.into_iter().map(|(t, c)| (t.to_string(), c)).collect(),
+            undecodable: vec![],
+        };
+        let mut first = batch(10, 1.0, vec![("b", vec![change(1, 1)]), ("d", vec![change(2, 1)])]);
+        first.absorb(batch(20, 2.0, vec![("a", vec![change(3, 1)]), ("b", vec![change(1, -1), change(4, 1)])]));
+        first.absorb(batch(30, 3.0, vec![("e", vec![change(5, 1)])]));
+        assert_eq!(
+            (first.position, first.head, first.committed_at, first.transactions),
+            (Position(30), Position(30), 1.0, 3)
+        );
+        let names: Vec<&str> = first.tables.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(names, ["a", "b", "d", "e"]);
+        assert_eq!(first.tables[1].1, vec![change(1, 1), change(1, -1), change(4, 1)], "in commit order");
+        assert_eq!(first.changes(), 6);
+        assert_eq!(first.commits.len(), 5);
+        assert!(first.commits.contains(&("b".to_string(), 2.0)) && first.commits.contains(&("e".to_string(), 3.0)));
     }
 }

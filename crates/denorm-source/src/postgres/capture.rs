@@ -11,7 +11,8 @@
 //!                 in it, every later one comes from the slot
 //!  poll():      replication conn: START_REPLICATION SLOT s LOGICAL C (proto_version '1', …)
 //!               Begin … Insert/Update/Delete/Truncate … Commit → one ChangeBatch
-//!               (position = the commit record's end LSN)
+//!               (position = the commit record's end LSN; the transactions received
+//!               already after it join the batch, see PgCapture::poll)
 //!               keepalive (WAL end W, no transaction open) → Progress(W)
 //!  release(p):  standby status update, flush = p → the slot's confirmed_flush_lsn
 //!  resume(p):   after a dropped connection: START_REPLICATION from max(p, confirmed_flush)
@@ -140,6 +141,9 @@ const RELEASE_STATUS_INTERVAL: Duration = Duration::from_millis(10);
 /// [`PgCapture::poll_wanting`] asks the server for a keepalive at most this
 /// often.
 pub const PROGRESS_REQUEST_INTERVAL: Duration = Duration::from_millis(10);
+/// Transactions received already are handed out as one batch of up to
+/// about this many changes (see [`PgCapture::poll`]).
+pub const MERGE_CHANGES: usize = 50_000;
 /// How often [`PgCapture::poll_wanting`] looks whether a reader waits.
 const DEMAND_CHECK: Duration = Duration::from_millis(5);
 /// Rows between two snapshot progress reports.
@@ -179,7 +183,8 @@ impl Names {
 pub enum Poll {
     /// No complete transaction before the timeout.
     Idle,
-    /// One committed transaction.
+    /// Committed transactions, whole and in order (usually one; several
+    /// when they were received already).
     Changes(ChangeBatch),
     /// No captured transaction, but the server has sent everything up to
     /// this position (a keepalive or a transaction of no captured table):
@@ -249,6 +254,9 @@ pub struct PgCapture {
     /// The last position the caller released.
     released: Position,
     schema_changed: Option<Vec<String>>,
+    /// A complete batch to hand out at the next poll (a TRUNCATE met while
+    /// other transactions were gathered).
+    held: Option<ChangeBatch>,
 }
 
 impl PgCapture {
@@ -279,6 +287,7 @@ impl PgCapture {
             position: Position(0),
             released: Position(0),
             schema_changed: None,
+            held: None,
         })
     }
 
@@ -287,6 +296,7 @@ impl PgCapture {
     /// point; [`poll`](Self::poll) streams from there.
     pub fn snapshot(&mut self, progress: &mut dyn FnMut(SnapshotProgress<'_>)) -> Result<Snapshot, SourceError> {
         self.stream = None;
+        self.held = None;
         self.relations.clear();
         self.schema_changed = None;
         drop_slot(&mut self.client, &self.server, &self.names.slot)?;
@@ -311,6 +321,7 @@ impl PgCapture {
     /// transient [`SourceError::SlotInUse`] when another connection holds it.
     pub fn resume(&mut self, from: Position) -> Result<(), SourceError> {
         self.stream = None;
+        self.held = None;
         self.relations.clear();
         self.schema_changed = None;
         let confirmed = self.slot_position()?;
@@ -325,6 +336,13 @@ impl PgCapture {
     /// Waits up to `timeout` for the next committed transaction, or for
     /// [`Poll::Progress`]. Answers the server's keepalives meanwhile; call
     /// it at least every few seconds.
+    ///
+    /// The transactions that follow the first one and are received already
+    /// (complete in the read buffer: no waiting) join its batch, whole and
+    /// in commit order, up to about [`MERGE_CHANGES`] changes: a consumer
+    /// that fell behind catches up publishing once per buffer, not once per
+    /// transaction. A TRUNCATE, a schema change and a keepalive end the
+    /// batch (they are reported by the next poll).
     pub fn poll(&mut self, timeout: Duration) -> Result<Poll, SourceError> {
         self.poll_inner(timeout, None)
     }
@@ -348,11 +366,22 @@ impl PgCapture {
         timeout: Duration,
         wanted: Option<&dyn Fn() -> Option<Position>>,
     ) -> Result<Poll, SourceError> {
+        if let Some(batch) = self.held.take() {
+            return Ok(self.hand_out(batch));
+        }
         if let Some(tables) = &self.schema_changed {
             return Ok(Poll::SchemaChanged { tables: tables.clone() });
         }
         self.start_streaming()?;
+        // Progress met while a batch was being gathered.
+        let stream = self.stream.as_ref().expect("streaming");
+        if stream.transaction.is_none() && stream.idle_end > self.position.0 {
+            self.position = Position(stream.idle_end);
+            return Ok(Poll::Progress(self.position));
+        }
         let deadline = Instant::now() + timeout;
+        // Transactions already received are handed out together.
+        let mut pending: Option<ChangeBatch> = None;
         loop {
             self.send_status_if_due()?;
             if let Some(wanted) = wanted {
@@ -361,7 +390,9 @@ impl PgCapture {
             let wake = {
                 let stream = self.stream.as_ref().expect("streaming");
                 let wake = deadline.min(stream.last_status + STATUS_INTERVAL);
-                if wanted.is_some() {
+                if pending.is_some() {
+                    Instant::now() // only what is buffered already
+                } else if wanted.is_some() {
                     wake.min(Instant::now() + DEMAND_CHECK)
                 } else {
                     wake
@@ -371,6 +402,9 @@ impl PgCapture {
             let data =
                 stream.conn.recv_copy_data(wake).map_err(wire_error(&self.server, &self.names.slot, "streaming"))?;
             let Some(data) = data else {
+                if let Some(batch) = pending {
+                    return Ok(self.hand_out(batch));
+                }
                 if Instant::now() >= deadline {
                     return Ok(Poll::Idle);
                 }
@@ -388,6 +422,10 @@ impl PgCapture {
                     if reply_requested {
                         self.send_status(false)?;
                     }
+                    if let Some(batch) = pending {
+                        // The progress is reported by the next poll.
+                        return Ok(self.hand_out(batch));
+                    }
                     if idle && wal_end > self.position.0 {
                         self.position = Position(wal_end);
                         return Ok(Poll::Progress(self.position));
@@ -395,12 +433,42 @@ impl PgCapture {
                 }
                 ReplicationMessage::XLogData { start, wal_end, data, .. } => {
                     stream.received = stream.received.max(wal_end);
-                    if let Some(poll) = self.apply(start, data)? {
-                        return Ok(poll);
+                    match self.apply(start, data)? {
+                        None => {}
+                        Some(Poll::Changes(batch)) => match pending.as_mut() {
+                            Some(_) if !batch.truncated.is_empty() => {
+                                self.held = Some(batch);
+                                return Ok(self.hand_out(pending.take().expect("pending")));
+                            }
+                            Some(gathered) => {
+                                gathered.absorb(batch);
+                                if gathered.changes() >= MERGE_CHANGES {
+                                    return Ok(self.hand_out(pending.take().expect("pending")));
+                                }
+                            }
+                            None if !batch.truncated.is_empty() => return Ok(self.hand_out(batch)),
+                            None => pending = Some(batch),
+                        },
+                        // An empty transaction: reported as progress, by the
+                        // next poll when a batch is pending.
+                        Some(Poll::Progress(_)) if pending.is_some() => {}
+                        Some(Poll::Progress(end)) => {
+                            self.position = end;
+                            return Ok(Poll::Progress(end));
+                        }
+                        // The schema change is reported by the next poll.
+                        Some(_) if pending.is_some() => return Ok(self.hand_out(pending.take().expect("pending"))),
+                        Some(poll) => return Ok(poll),
                     }
                 }
             }
         }
+    }
+
+    /// Hands out a batch: its position is the last handed out.
+    fn hand_out(&mut self, batch: ChangeBatch) -> Poll {
+        self.position = batch.position;
+        Poll::Changes(batch)
     }
 
     /// Asks the server for a keepalive when a reader waits for a position
@@ -574,12 +642,10 @@ impl PgCapture {
                     // stream is complete up to its end.
                     stream.idle_end = stream.idle_end.max(commit.end_lsn);
                     if commit.end_lsn > self.position.0 {
-                        self.position = Position(commit.end_lsn);
-                        return Ok(Some(Poll::Progress(self.position)));
+                        return Ok(Some(Poll::Progress(Position(commit.end_lsn))));
                     }
                     return Ok(None);
                 }
-                self.position = batch.position;
                 return Ok(Some(Poll::Changes(batch)));
             }
             Message::Origin { .. } | Message::Type { .. } => {}

@@ -410,11 +410,17 @@ impl ReplicationConnection {
         Some(Frame { tag, body: frame.freeze() })
     }
 
-    /// Reads what the socket has into the buffer.
+    /// Reads what the socket has into the buffer. A read interrupted by a
+    /// signal (EINTR: a stopped process continued, a profiler) is retried.
     fn fill(&mut self) -> Result<(), WireError> {
         let start = self.read.len();
         self.read.resize(start + READ_CHUNK, 0);
-        let read = self.stream.read(&mut self.read[start..]);
+        let read = loop {
+            match self.stream.read(&mut self.read[start..]) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
         let n = match read {
             Ok(n) => n,
             Err(e) => {

@@ -69,6 +69,8 @@ const RESUME_ATTEMPTS: u32 = 6;
 /// A batch whose oldest change took longer than this (seconds) from commit
 /// to visible is logged.
 const SLOW_BATCH: f64 = 0.1;
+/// Slow batches are logged at most this often.
+const SLOW_BATCH_LOG_EVERY: Duration = Duration::from_secs(5);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
@@ -109,11 +111,24 @@ pub struct Engine {
     caught_up: bool,
     /// When the retained-WAL warning was last logged.
     retained_warned: Option<Instant>,
+    /// When a slow batch was last logged, and how many were slow since.
+    slow_logged: Option<Instant>,
+    slow_batches: u64,
 }
 
 impl Engine {
     pub fn new(source: SourceConfig, sources: ViewSources, publisher: Publisher, shutdown: Arc<AtomicBool>) -> Self {
-        Engine { source, sources, publisher, shutdown, newest_commit: None, caught_up: false, retained_warned: None }
+        Engine {
+            source,
+            sources,
+            publisher,
+            shutdown,
+            newest_commit: None,
+            caught_up: false,
+            retained_warned: None,
+            slow_logged: None,
+            slow_batches: 0,
+        }
     }
 
     /// Runs sessions until shutdown. Transient source errors (a locked or
@@ -482,14 +497,23 @@ impl Engine {
         let oldest = commits.iter().map(|(_, at)| *at).fold(f64::INFINITY, f64::min);
         let lag = unix_now() - oldest;
         if lag > SLOW_BATCH {
-            let changes: usize = step.views.iter().map(|(_, _, c)| c.len()).sum();
-            warn!(
-                position = position.0,
-                view_changes = changes,
-                lag_seconds = lag,
-                apply_seconds = applied_in,
-                "slow batch: its oldest change became visible long after its commit"
-            );
+            // Catching up after a pause makes every batch slow: one line per
+            // SLOW_BATCH_LOG_EVERY, counting the others.
+            self.slow_batches += 1;
+            if self.slow_logged.is_none_or(|at| at.elapsed() >= SLOW_BATCH_LOG_EVERY) {
+                let changes: usize = step.views.iter().map(|(_, _, c)| c.len()).sum();
+                warn!(
+                    position = position.0,
+                    view_changes = changes,
+                    lag_seconds = lag,
+                    apply_seconds = applied_in,
+                    slow_batches = self.slow_batches,
+                    "slow batch: its oldest change became visible long after its commit (slow_batches: since the \
+                     last such line)"
+                );
+                self.slow_logged = Some(Instant::now());
+                self.slow_batches = 0;
+            }
         }
     }
 }

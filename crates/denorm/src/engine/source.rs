@@ -199,9 +199,7 @@ impl ChangeSource for PostgresSource {
             postgres::Poll::Progress(position) => Polled::Progress(position),
             postgres::Poll::SchemaChanged { tables } => Polled::SchemaChanged { tables },
             postgres::Poll::Changes(batch) => {
-                let mut commits: Vec<(String, f64)> =
-                    batch.tables.iter().map(|(table, _)| (table.clone(), batch.committed_at)).collect();
-                commits.extend(batch.truncated.iter().map(|table| (table.clone(), batch.committed_at)));
+                let commits = batch.commits;
                 Polled::Changes(Batch {
                     position: batch.position,
                     // The server's WAL end runs ahead of every captured
