@@ -32,8 +32,11 @@
 //! 3. **Source write overhead**: `pgbench` TPS (TPC-B, as fast as it goes,
 //!    `DENORM_BENCH_CLIENTS` clients) with denorm attached (REPLICA IDENTITY
 //!    FULL, publication, slot, `denorm run` following) vs detached (identity
-//!    DEFAULT, no slot, no denorm), alternating `DENORM_BENCH_ROUNDS` rounds
-//!    of each (ABBA order) of `DENORM_BENCH_SECONDS` seconds.
+//!    DEFAULT, no slot, no denorm), and with identity FULL but no denorm (the
+//!    extra WAL alone), `DENORM_BENCH_ROUNDS` rounds of each (order reversed
+//!    every other round) of `DENORM_BENCH_SECONDS` seconds; the CPU denorm
+//!    and the walsender used meanwhile (`/proc/<pid>/stat`; the server must
+//!    run on this machine for the walsender's figure).
 //! 4. **Snapshot rows/s** of a `DENORM_BENCH_SNAPSHOT_ROWS`-row table
 //!    (default 10M; id, integer, text, double): `denorm run` with one
 //!    aggregate view over it logs its progress and its read and total rates;
@@ -151,7 +154,11 @@ fn main() {
     }
     bench.pgbench_init();
     if parts.contains("throughput") {
-        bench.throughput(env_or("DENORM_BENCH_CHANGES", 1_000_000));
+        let changes = env_or("DENORM_BENCH_CHANGES", 1_000_000);
+        bench.throughput(changes, "TCP", &bench.url.clone());
+        if let Ok(socket) = std::env::var("DENORM_BENCH_POSTGRES_SOCKET_URL") {
+            bench.throughput(changes, "Unix socket", &url_for(&socket, DATABASE));
+        }
     }
     if parts.contains("freshness") {
         for rate in [1_000u32, 10_000] {
@@ -210,6 +217,11 @@ impl Bench {
 
     /// A config for `views` in its own directory.
     fn config(&self, name: &str, views: &str) -> PathBuf {
+        self.config_at(name, views, &self.url)
+    }
+
+    /// A config for `views` reading the database at `url`.
+    fn config_at(&self, name: &str, views: &str, url: &str) -> PathBuf {
         let dir = self.work.path().join(name);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("views.sql"), views).unwrap();
@@ -217,9 +229,8 @@ impl Bench {
         std::fs::write(
             &config,
             format!(
-                "views = [\"views.sql\"]\n[source]\nurl = \"{}\"\nslot = \"{SLOT}\"\npublication = \"{SLOT}\"\n\
-                 [server]\nlisten = \"127.0.0.1:0\"\n",
-                self.url
+                "views = [\"views.sql\"]\n[source]\nurl = \"{url}\"\nslot = \"{SLOT}\"\npublication = \"{SLOT}\"\n\
+                 [server]\nlisten = \"127.0.0.1:0\"\n"
             ),
         )
         .unwrap();
@@ -378,8 +389,9 @@ impl Bench {
 
     // --- 2. decode + apply throughput ------------------------------------------
 
-    fn throughput(&mut self, changes: u64) {
-        let config = self.config("pgbench", VIEWS);
+    /// `url`: the database as denorm reaches it (`transport` names how).
+    fn throughput(&mut self, changes: u64, transport: &str, url: &str) {
+        let config = self.config_at("pgbench", VIEWS, url);
         let mut denorm = Denorm::spawn(&config);
         denorm.connect();
         let mut client = self.client();
@@ -419,7 +431,8 @@ impl Bench {
             }
             let seconds = thawed.elapsed().as_secs_f64();
             self.report(format!(
-                "decode + apply from one slot, transactions of {} changes: {changes} changes in {seconds:.2} s = \
+                "decode + apply from one slot over {transport}, transactions of {} changes: {changes} changes in \
+                 {seconds:.2} s = \
                  {:.0}k changes/s ({:.0} transactions/s) [target >= 300k changes/s] [{load_before}; generated in \
                  {generated_in:.1} s while denorm was stopped]",
                 4 * per,
@@ -481,27 +494,50 @@ impl Bench {
     // --- 3. write overhead -----------------------------------------------------------
 
     fn overhead(&mut self, rounds: u32, seconds: u64) {
-        println!("\n--- pgbench TPS, denorm detached vs attached: {rounds} rounds of {seconds} s each ---");
+        println!(
+            "\n--- pgbench TPS: detached / REPLICA IDENTITY FULL only / attached, {rounds} rounds of {seconds} s each ---"
+        );
         let config = self.config("pgbench", VIEWS);
-        let mut detached = Vec::new();
-        let mut attached = Vec::new();
+        // (identity FULL, denorm attached)
+        let modes = [(false, false), (true, false), (true, true)];
+        let names = ["detached", "identity FULL only", "attached"];
+        let mut tps_by_mode: [Vec<f64>; 3] = Default::default();
+        let mut cpu = Vec::new();
         let mut loads = Vec::new();
         for round in 0..rounds {
-            let order = if round % 2 == 0 { [false, true] } else { [true, false] };
-            for attach in order {
+            let mut order = [0usize, 1, 2];
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            for mode in order {
+                let (full, attach) = modes[mode];
                 self.client().batch_execute("TRUNCATE pgbench_history; CHECKPOINT").unwrap();
-                self.replica_identity(attach);
+                self.replica_identity(full);
                 let denorm = attach.then(|| {
                     let mut denorm = Denorm::spawn(&config);
                     denorm.connect();
                     denorm
                 });
+                let walsender: Option<u32> = attach.then(|| {
+                    let row = self
+                        .client()
+                        .query_one("SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1", &[&SLOT])
+                        .unwrap();
+                    row.get::<_, Option<i32>>(0).unwrap_or(0) as u32
+                });
+                let before = (denorm.as_ref().map(|d| cpu_seconds(d.child.id())), walsender.map(cpu_seconds));
                 loads.push(load());
                 let (tps, _) =
                     self.pgbench(&["-n", "-c", &self.clients.to_string(), "-j", "2", "-T", &seconds.to_string()]);
-                let mode = if attach { "attached" } else { "detached" };
-                println!("  round {round}: {mode} {tps:.0} tps [{}]", loads.last().unwrap());
+                println!("  round {round}: {} {tps:.0} tps [{}]", names[mode], loads.last().unwrap());
                 if let Some(mut denorm) = denorm {
+                    let used = |now: f64, then: Option<f64>| 100.0 * (now - then.unwrap_or(now)) / seconds as f64;
+                    let (engine, sender) = (
+                        used(cpu_seconds(denorm.child.id()), before.0),
+                        used(walsender.map_or(0.0, cpu_seconds), before.1),
+                    );
+                    println!("  CPU during the round: denorm {engine:.0}% of a core, walsender {sender:.0}%");
+                    cpu.push((engine, sender));
                     // It kept up: what was committed is visible.
                     let lsn = Self::lsn(&mut self.client());
                     let (status, _, _) = denorm.read_at(&lsn, "60s");
@@ -509,26 +545,44 @@ impl Bench {
                     denorm.stop();
                     self.uninstall(&config);
                 }
-                (if attach { &mut attached } else { &mut detached }).push(tps);
+                tps_by_mode[mode].push(tps);
             }
         }
         self.replica_identity(true);
-        let median = |v: &mut Vec<f64>| {
+        let median = |v: &[f64]| {
+            let mut v = v.to_vec();
             v.sort_by(f64::total_cmp);
             v[v.len() / 2]
         };
         let list = |v: &[f64]| v.iter().map(|t| format!("{t:.0}")).collect::<Vec<_>>().join(", ");
-        let (d, a) = (median(&mut detached.clone()), median(&mut attached.clone()));
+        let [d, f, a] = [0, 1, 2].map(|m| median(&tps_by_mode[m]));
+        let engine = median(&cpu.iter().map(|c| c.0).collect::<Vec<_>>());
+        let sender = median(&cpu.iter().map(|c| c.1).collect::<Vec<_>>());
         self.report(format!(
-            "write overhead (pgbench TPC-B, {} clients, {rounds}x{seconds} s each, ABBA): detached median {d:.0} tps \
-             [{}], attached median {a:.0} tps [{}]: loss {:.1}% [target < 3%] [{}]",
+            "write overhead (pgbench TPC-B, {} clients, {rounds}x{seconds} s per mode, alternating order): detached \
+             median {d:.0} tps [{}], REPLICA IDENTITY FULL only {f:.0} tps [{}], attached {a:.0} tps [{}]: loss \
+             attached vs detached {:.1}% (identity FULL alone {:.1}%) [target < 3%]; while attached denorm used \
+             {engine:.0}% and the walsender {sender:.0}% of a core (median) [{}]",
             self.clients,
-            list(&detached),
-            list(&attached),
+            list(&tps_by_mode[0]),
+            list(&tps_by_mode[1]),
+            list(&tps_by_mode[2]),
             100.0 * (1.0 - a / d),
+            100.0 * (1.0 - f / d),
             loads.join("; "),
         ));
     }
+}
+
+/// User + system CPU seconds a process has used (`/proc/<pid>/stat`).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesized command name; utime and stime are the
+    // 14th and 15th fields of the line.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// Commits a marker row every `every`, then reads it back through the view
