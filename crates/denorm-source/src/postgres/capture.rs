@@ -503,23 +503,7 @@ impl PgCapture {
 
     /// The slot's distance from the server's WAL position.
     pub fn lag(&mut self) -> Result<Lag, SourceError> {
-        let row = self
-            .client
-            .query_opt(
-                "SELECT pg_current_wal_lsn()::text, confirmed_flush_lsn::text, restart_lsn::text \
-                 FROM pg_replication_slots WHERE slot_name = $1",
-                &[&self.names.slot],
-            )
-            .map_err(pg_error(&self.server, "reading the slot's lag"))?
-            .ok_or_else(|| SourceError::SlotMissing { slot: self.names.slot.clone() })?;
-        let lsn = |i: usize| row.get::<_, Option<String>>(i).as_deref().and_then(parse_lsn).unwrap_or_default();
-        let (server_position, confirmed_flush, restart) = (lsn(0), lsn(1), lsn(2));
-        Ok(Lag {
-            server_position,
-            confirmed_flush,
-            lag_bytes: server_position.0.saturating_sub(confirmed_flush.0),
-            retained_bytes: server_position.0.saturating_sub(restart.0),
-        })
+        read_lag(&mut self.client, &self.server, &self.names.slot)
     }
 
     /// The last position handed out by [`snapshot`](Self::snapshot),
@@ -1018,6 +1002,29 @@ fn ensure_publication(client: &mut Client, server: &str, name: &str, tables: &[T
     client.batch_execute(&sql).map_err(error("setting the publication's tables"))?;
     tracing::info!(publication = name, tables = wanted.len(), "updated the publication's tables");
     Ok(())
+}
+
+/// How far the replication slot `slot` is behind the server, read on
+/// `client` (an ordinary connection: a caller that must not wait for the
+/// query, such as the engine's follow loop, reads it on a connection and
+/// thread of its own). `server` names the server in errors.
+pub fn read_lag(client: &mut Client, server: &str, slot: &str) -> Result<Lag, SourceError> {
+    let row = client
+        .query_opt(
+            "SELECT pg_current_wal_lsn()::text, confirmed_flush_lsn::text, restart_lsn::text \
+             FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .map_err(pg_error(server, "reading the slot's lag"))?
+        .ok_or_else(|| SourceError::SlotMissing { slot: slot.to_string() })?;
+    let lsn = |i: usize| row.get::<_, Option<String>>(i).as_deref().and_then(parse_lsn).unwrap_or_default();
+    let (server_position, confirmed_flush, restart) = (lsn(0), lsn(1), lsn(2));
+    Ok(Lag {
+        server_position,
+        confirmed_flush,
+        lag_bytes: server_position.0.saturating_sub(confirmed_flush.0),
+        retained_bytes: server_position.0.saturating_sub(restart.0),
+    })
 }
 
 /// Drops the slot if it exists.

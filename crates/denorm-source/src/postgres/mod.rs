@@ -46,7 +46,7 @@ pub mod types;
 mod wire;
 
 pub use batch::{ChangeBatch, Undecodable};
-pub use capture::{uninstall, Lag, Names, PgCapture, Poll, Uninstalled};
+pub use capture::{read_lag, uninstall, Lag, Names, PgCapture, Poll, Uninstalled};
 pub use types::{PgType, ValueError};
 pub use wire::{is_transient_sqlstate, ServerError, WireError};
 

@@ -14,7 +14,9 @@
 //!      lag()               → replication slot figures, when the source has a slot
 //! ```
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use denorm_source::postgres::{self, Lag, Names, PgCapture};
 use denorm_source::sqlite::{self, CaptureSpec, Snapshot, SnapshotProgress, SqliteCapture, Wakeup};
@@ -113,7 +115,8 @@ pub fn open(
         }
         SourceConfig::Postgres(p) => {
             let capture = PgCapture::open(&p.url, catalog, spec, &names(p))?;
-            Ok(Box::new(PostgresSource { capture }))
+            let lag = LagReader::start(p.url.clone(), p.slot.clone());
+            Ok(Box::new(PostgresSource { capture, lag }))
         }
     }
 }
@@ -186,6 +189,63 @@ impl ChangeSource for SqliteSource {
 
 struct PostgresSource {
     capture: PgCapture,
+    lag: LagReader,
+}
+
+/// Reads the slot's lag every [`LAG_EVERY`] on a thread and connection of
+/// its own: the query waits for the server, which under load can take long
+/// enough to delay the follow loop (freshness) if it ran there.
+struct LagReader {
+    latest: Arc<Mutex<Option<Result<Lag, SourceError>>>>,
+    stop: Arc<AtomicBool>,
+}
+
+/// How often [`LagReader`] reads the lag.
+const LAG_EVERY: Duration = Duration::from_secs(1);
+
+impl LagReader {
+    fn start(url: String, slot: String) -> LagReader {
+        let latest = Arc::new(Mutex::new(None));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (shared, stopped) = (latest.clone(), stop.clone());
+        let spawned = std::thread::Builder::new().name("denorm-lag".into()).spawn(move || {
+            let server = postgres::redact(&url);
+            let mut client = None;
+            while !stopped.load(Ordering::SeqCst) {
+                let result = match client.as_mut() {
+                    Some(c) => postgres::read_lag(c, &server, &slot),
+                    None => postgres::connect(&url).and_then(|mut c| {
+                        let lag = postgres::read_lag(&mut c, &server, &slot);
+                        client = Some(c);
+                        lag
+                    }),
+                };
+                if result.as_ref().is_err_and(|e| e.is_transient()) {
+                    client = None; // reconnect next time
+                }
+                *shared.lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
+                let until = Instant::now() + LAG_EVERY;
+                while Instant::now() < until && !stopped.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the thread that reads the replication slot's lag; it is not shown");
+        }
+        LagReader { latest, stop }
+    }
+
+    /// The latest reading, once.
+    fn take(&self) -> Option<Result<Lag, SourceError>> {
+        self.latest.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
+impl Drop for LagReader {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
 }
 
 impl ChangeSource for PostgresSource {
@@ -237,8 +297,9 @@ impl ChangeSource for PostgresSource {
         self.capture.resume(at)
     }
 
+    /// The latest reading of the lag thread (`None` until there is a new one).
     fn lag(&mut self) -> Option<Result<Lag, SourceError>> {
-        Some(self.capture.lag())
+        self.lag.take()
     }
 
     fn describe(&self, position: Position) -> String {
