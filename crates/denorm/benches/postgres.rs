@@ -43,7 +43,8 @@
 //!    beside it, a raw `COPY … TO STDOUT` of the same columns read by a
 //!    client that only counts lines.
 //!
-//! `DENORM_BENCH_PARTS` (default `snapshot,throughput,freshness,overhead`)
+//! `DENORM_BENCH_RATES` (default `1000,10000`) sets the freshness loads
+//! in changes/s. `DENORM_BENCH_PARTS` (default `snapshot,throughput,freshness,overhead`)
 //! picks parts; `DENORM_BENCH_SCALE` is pgbench's scale (default 10: 1M
 //! accounts). Each figure is printed with the load average (`uptime`) at
 //! the time: other work on the machine changes the figures. Nothing here
@@ -161,8 +162,9 @@ fn main() {
         }
     }
     if parts.contains("freshness") {
-        for rate in [1_000u32, 10_000] {
-            bench.freshness(rate);
+        let rates = std::env::var("DENORM_BENCH_RATES").unwrap_or_else(|_| "1000,10000".into());
+        for rate in rates.split(',') {
+            bench.freshness(rate.trim().parse().expect("DENORM_BENCH_RATES: changes/s, comma-separated"));
         }
     }
     if parts.contains("overhead") {
