@@ -7,10 +7,9 @@
 //! writes while down, a terminated walsender, TRUNCATE and ALTER TABLE.
 
 mod common;
+mod pg_project;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +17,7 @@ use std::time::{Duration, Instant};
 use common::{get_text, Denorm, PATIENCE};
 use denorm_testkit::same_rows;
 use denorm_types::{Datum, Value};
+use pg_project::PgProject;
 use postgres::{Client, NoTls, SimpleQueryMessage};
 use serde_json::Value as Json;
 
@@ -69,101 +69,6 @@ const VIEWS: &[(&str, &str)] = &[
 
 fn views_sql(views: &[(&str, &str)]) -> String {
     views.iter().map(|(name, select)| format!("CREATE MATERIALIZED VIEW {name} AS {select};\n")).collect()
-}
-
-// --- the server and a database per test ------------------------------------
-
-fn server_url() -> String {
-    std::env::var("DENORM_TEST_POSTGRES_URL").expect(
-        "DENORM_TEST_POSTGRES_URL is not set: the PostgreSQL tests need a server with wal_level=logical; \
-         run `export \"$(scripts/postgres start | tail -n1)\"` (scripts/test does this)",
-    )
-}
-
-/// `url` with another database.
-fn url_for(url: &str, database: &str) -> String {
-    let (prefix, _) = url.rsplit_once('/').expect("a URL ending in /database");
-    format!("{prefix}/{database}")
-}
-
-/// A database, slot and publication of the test's own, a views file and a
-/// config pointing at them; all dropped at the end.
-struct PgProject {
-    dir: tempfile::TempDir,
-    config: PathBuf,
-    database: String,
-    url: String,
-    slot: String,
-}
-
-impl PgProject {
-    fn new(test: &str, schema: &str, views: &str) -> PgProject {
-        PgProject::with_options(test, schema, views, "")
-    }
-
-    fn with_options(test: &str, schema: &str, views: &str, options: &str) -> PgProject {
-        let database = format!("denorm_run_{test}");
-        let slot = format!("denorm_run_{test}");
-        let mut admin = Client::connect(&server_url(), NoTls).expect("the test server accepts connections");
-        drop_slot(&mut admin, &slot);
-        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)")).unwrap();
-        // The "C" collation: text compares bytewise, as in denorm.
-        admin
-            .batch_execute(&format!("CREATE DATABASE {database} TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'"))
-            .unwrap();
-        let url = url_for(&server_url(), &database);
-        Client::connect(&url, NoTls).unwrap().batch_execute(schema).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("views.sql"), views).unwrap();
-        let config = dir.path().join("denorm.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "views = [\"views.sql\"]\n[source]\nurl = \"{url}\"\nslot = \"{slot}\"\npublication = \"{slot}\"\n\
-                 {options}[server]\nlisten = \"127.0.0.1:0\"\n"
-            ),
-        )
-        .unwrap();
-        PgProject { dir, config, database, url, slot }
-    }
-
-    fn client(&self) -> Client {
-        Client::connect(&self.url, NoTls).unwrap()
-    }
-
-    fn denorm(&self, args: &[&str]) -> std::process::Output {
-        Command::new(env!("CARGO_BIN_EXE_denorm")).args(args).arg("--config").arg(&self.config).output().unwrap()
-    }
-}
-
-impl Drop for PgProject {
-    fn drop(&mut self) {
-        if let Ok(mut admin) = Client::connect(&server_url(), NoTls) {
-            drop_slot(&mut admin, &self.slot);
-            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database));
-        }
-        let _ = &self.dir;
-    }
-}
-
-/// Drops a slot, ending a walsender that still holds it.
-fn drop_slot(admin: &mut Client, slot: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let result = admin.query(
-            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1",
-            &[&slot],
-        );
-        if result.is_ok() || Instant::now() > deadline {
-            return;
-        }
-        let _ = admin.query(
-            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots \
-             WHERE slot_name = $1 AND active_pid IS NOT NULL",
-            &[&slot],
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 // --- comparing views with PostgreSQL ----------------------------------------
@@ -433,7 +338,7 @@ fn log_count(denorm: &mut Denorm, needle: &str) -> usize {
 /// more writes while denorm is down.
 #[test]
 fn views_equal_postgres_through_snapshot_writes_restart_and_kill() {
-    let project = PgProject::new("differential", SCHEMA, &views_sql(VIEWS));
+    let project = PgProject::new("run_differential", SCHEMA, &views_sql(VIEWS));
     let mut writer = Writer::new(&project.url, 7);
     let mut client = project.client();
     writer.transactions(40);
@@ -494,7 +399,7 @@ fn snapshot_under_a_running_writer_has_no_gap_or_overlap() {
         ("balances", "SELECT account, COUNT(*) AS n, SUM(amount) AS total FROM events GROUP BY account"),
         ("event_count", "SELECT COUNT(*) AS n, SUM(amount) AS total FROM events"),
     ];
-    let project = PgProject::new("snapshot_writer", schema, &views_sql(views));
+    let project = PgProject::new("run_snapshot_writer", schema, &views_sql(views));
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
         let (url, stop) = (project.url.clone(), stop.clone());
@@ -534,7 +439,7 @@ fn snapshot_under_a_running_writer_has_no_gap_or_overlap() {
 /// is lost or applied twice.
 #[test]
 fn walsender_termination_resumes_without_a_snapshot() {
-    let project = PgProject::new("walsender", SCHEMA, &views_sql(VIEWS));
+    let project = PgProject::new("run_walsender", SCHEMA, &views_sql(VIEWS));
     let mut writer = Writer::new(&project.url, 11);
     let mut client = project.client();
     writer.transactions(20);
@@ -560,7 +465,7 @@ fn walsender_termination_resumes_without_a_snapshot() {
 /// (e) TRUNCATE empties the table's input: denorm takes a new snapshot.
 #[test]
 fn truncate_empties_the_views_inputs() {
-    let project = PgProject::new("truncate", SCHEMA, &views_sql(VIEWS));
+    let project = PgProject::new("run_truncate", SCHEMA, &views_sql(VIEWS));
     let mut writer = Writer::new(&project.url, 5);
     let mut client = project.client();
     writer.transactions(30);
@@ -584,7 +489,7 @@ fn truncate_empties_the_views_inputs() {
 /// exactly those views, with the reason; the others go on.
 #[test]
 fn alter_table_fails_only_the_views_it_breaks() {
-    let project = PgProject::new("alter", SCHEMA, &views_sql(VIEWS));
+    let project = PgProject::new("run_alter", SCHEMA, &views_sql(VIEWS));
     let mut writer = Writer::new(&project.url, 3);
     let mut client = project.client();
     writer.transactions(20);
@@ -622,7 +527,7 @@ fn missing_replica_identity_is_refused_at_start_with_the_fix() {
     let schema = "CREATE TABLE users (id integer PRIMARY KEY, name text NOT NULL, karma integer);
                   CREATE TABLE posts (id bigint PRIMARY KEY, author_id integer, title text, score integer);
                   ALTER TABLE users REPLICA IDENTITY FULL;";
-    let project = PgProject::new("identity", schema, &views_sql(&VIEWS[..2]));
+    let project = PgProject::new("run_identity", schema, &views_sql(&VIEWS[..2]));
     let (code, log) = Denorm::spawn(&project.config).exit();
     assert_eq!(code, Some(1), "{log}");
     assert!(log.contains("ALTER TABLE posts REPLICA IDENTITY FULL"), "{log}");
@@ -635,7 +540,7 @@ fn missing_replica_identity_is_refused_at_start_with_the_fix() {
 /// `max_retained_wal` makes /health degraded and is logged.
 #[test]
 fn check_uninstall_and_the_retained_wal_warning() {
-    let project = PgProject::with_options("cli", SCHEMA, &views_sql(VIEWS), "max_retained_wal = \"1B\"\n");
+    let project = PgProject::with_options("run_cli", SCHEMA, &views_sql(VIEWS), "max_retained_wal = \"1B\"\n");
     let out = project.denorm(&["check"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -725,7 +630,7 @@ fn current_lsn(client: &mut Client) -> (String, u64) {
 fn read_your_writes_with_pg_current_wal_lsn() {
     let schema = format!("{SCHEMA} CREATE TABLE audit (id serial PRIMARY KEY, note text);");
     let views = "CREATE MATERIALIZED VIEW user_names AS SELECT id, name FROM users;\n";
-    let project = PgProject::new("read_your_writes", &schema, views);
+    let project = PgProject::new("run_read_your_writes", &schema, views);
     let denorm = Denorm::start(&project.config);
     let mut client = project.client();
     // The test server commits asynchronously (synchronous_commit = off), and

@@ -7,13 +7,14 @@
 //! an unsupported type refused by name while the others run.
 
 mod common;
+mod pg_project;
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{get_text, Denorm, PATIENCE};
-use postgres::{Client, NoTls};
+use pg_project::PgProject;
+use postgres::Client;
 use serde_json::Value as Json;
 
 const SCHEMA: &str = "
@@ -64,87 +65,6 @@ const VIEWS: &[(&str, &str)] = &[
          FROM orders WHERE placed_on <> '2024-03-03' OR account_id = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'",
     ),
 ];
-
-fn server_url() -> String {
-    std::env::var("DENORM_TEST_POSTGRES_URL").expect(
-        "DENORM_TEST_POSTGRES_URL is not set: the PostgreSQL tests need a server with wal_level=logical; \
-         run `export \"$(scripts/postgres start | tail -n1)\"` (scripts/test does this)",
-    )
-}
-
-fn url_for(url: &str, database: &str) -> String {
-    let (prefix, _) = url.rsplit_once('/').expect("a URL ending in /database");
-    format!("{prefix}/{database}")
-}
-
-/// A database, slot and publication of the test's own.
-struct Project {
-    dir: tempfile::TempDir,
-    config: PathBuf,
-    database: String,
-    url: String,
-    slot: String,
-}
-
-impl Project {
-    fn new(test: &str, views: &str) -> Project {
-        let database = format!("denorm_types_{test}");
-        let slot = database.clone();
-        let mut admin = Client::connect(&server_url(), NoTls).unwrap();
-        drop_slot(&mut admin, &slot);
-        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)")).unwrap();
-        admin
-            .batch_execute(&format!("CREATE DATABASE {database} TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'"))
-            .unwrap();
-        let url = url_for(&server_url(), &database);
-        Client::connect(&url, NoTls).unwrap().batch_execute(SCHEMA).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("views.sql"), views).unwrap();
-        let config = dir.path().join("denorm.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "views = [\"views.sql\"]\n[source]\nurl = \"{url}\"\nslot = \"{slot}\"\npublication = \"{slot}\"\n\
-                 [server]\nlisten = \"127.0.0.1:0\"\n"
-            ),
-        )
-        .unwrap();
-        Project { dir, config, database, url, slot }
-    }
-
-    /// A connection whose session renders timestamptz in UTC, as denorm does.
-    fn client(&self) -> Client {
-        let mut client = Client::connect(&self.url, NoTls).unwrap();
-        client.batch_execute("SET TimeZone = 'UTC'").unwrap();
-        client
-    }
-}
-
-impl Drop for Project {
-    fn drop(&mut self) {
-        if let Ok(mut admin) = Client::connect(&server_url(), NoTls) {
-            drop_slot(&mut admin, &self.slot);
-            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database));
-        }
-        let _ = &self.dir;
-    }
-}
-
-fn drop_slot(admin: &mut Client, slot: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while admin
-        .query("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", &[&slot])
-        .is_err()
-        && Instant::now() < deadline
-    {
-        let _ = admin.query(
-            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 \
-             AND active_pid IS NOT NULL",
-            &[&slot],
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// JSON text with every number turned into the string `"#<its text>"`, so
 /// that parsed documents compare numbers by their exact digits and scale
@@ -333,7 +253,7 @@ impl Writer {
 #[test]
 fn postgres_types_views_equal_postgres_under_random_transactions() {
     let views: String = VIEWS.iter().map(|(n, s)| format!("CREATE MATERIALIZED VIEW {n} AS {s};\n")).collect();
-    let project = Project::new("differential", &views);
+    let project = PgProject::new("types_differential", SCHEMA, &views);
     let mut writer = Writer { client: project.client(), state: 11, next_order: 1 };
     for _ in 0..30 {
         writer.transaction();
@@ -381,7 +301,7 @@ fn postgres_types_views_equal_postgres_under_random_transactions() {
 fn a_view_reading_an_unsupported_column_is_refused_by_name() {
     let views = "CREATE MATERIALIZED VIEW amounts AS SELECT id, amount FROM orders;\n\
                  CREATE MATERIALIZED VIEW places AS SELECT id, location FROM orders;\n";
-    let project = Project::new("unsupported", views);
+    let project = PgProject::new("types_unsupported", SCHEMA, views);
     let output =
         Command::new(env!("CARGO_BIN_EXE_denorm")).args(["check", "--config"]).arg(&project.config).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
