@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{get_text, Denorm, PATIENCE};
+use common::{eventually, get_text, Denorm, PATIENCE};
 use denorm_testkit::same_rows;
 use denorm_types::{Datum, Value};
 use pg_project::PgProject;
@@ -164,14 +164,7 @@ fn debug_rows(rows: &[Vec<Value>]) -> Vec<String> {
 /// denorm has caught up with what is committed (the writes are done: the
 /// reference no longer moves).
 fn assert_views_equal(denorm: &Denorm, client: &mut Client, views: &[(&str, &str)], except: &[&str]) {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        match compare(denorm, client, views, except) {
-            Ok(()) => return,
-            Err(e) if Instant::now() > deadline => panic!("{e}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(20)),
-        }
-    }
+    eventually(Duration::from_millis(20), || compare(denorm, client, views, except));
 }
 
 // --- a deterministic random writer ------------------------------------------

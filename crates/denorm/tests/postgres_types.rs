@@ -12,7 +12,7 @@ mod pg_project;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{get_text, Denorm, PATIENCE};
+use common::{eventually, get_text, Denorm, PATIENCE};
 use pg_project::PgProject;
 use postgres::Client;
 use serde_json::Value as Json;
@@ -143,14 +143,7 @@ fn compare(denorm: &Denorm, client: &mut Client) -> Result<(), String> {
 }
 
 fn assert_views_equal(denorm: &Denorm, client: &mut Client) {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        match compare(denorm, client) {
-            Ok(()) => return,
-            Err(e) if Instant::now() > deadline => panic!("{e}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(50)),
-        }
-    }
+    eventually(Duration::from_millis(50), || compare(denorm, client));
 }
 
 /// Random transactions over both tables: numerics with 0–4 digits of scale

@@ -17,6 +17,19 @@ use serde_json::Value as Json;
 /// milliseconds. Only reached when something is broken.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
+/// Retries `check` every `every` until it passes; panics with its last
+/// error once [`PATIENCE`] has run out.
+pub fn eventually<E: std::fmt::Display>(every: Duration, mut check: impl FnMut() -> Result<(), E>) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match check() {
+            Ok(()) => return,
+            Err(e) if Instant::now() > deadline => panic!("{e}"),
+            Err(_) => std::thread::sleep(every),
+        }
+    }
+}
+
 /// A running `denorm run` process.
 pub struct Denorm {
     pub child: Child,
