@@ -405,6 +405,16 @@ impl BatchScratch {
         &row.as_bytes()[start as usize..end as usize]
     }
 
+    /// Frees the scratch after a snapshot-sized batch, so that it does not
+    /// stay allocated for the life of the dataflow; ordinary batches keep it
+    /// for reuse.
+    fn release_if_large(&mut self) {
+        const KEEP: usize = 1 << 16;
+        if self.keys.capacity() > KEEP || self.local.capacity() > KEEP {
+            *self = BatchScratch::default();
+        }
+    }
+
     fn fill(&mut self, group_key: &[usize], input: &[(Row, Diff)], packer: &mut RowPacker, hasher: &Hasher) {
         self.keys.clear();
         self.packed.clear();
@@ -571,6 +581,7 @@ impl Reduce {
                 out.truncate(out.len() - 2);
             }
         }
+        batch.release_if_large();
         Ok(out)
     }
 }
@@ -607,4 +618,21 @@ fn output(
     }
     out.push((packer.finish(), diff));
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_sized_batch_does_not_keep_its_scratch() {
+        let count = Aggregate { func: AggregateFunc::Count, arg: None };
+        let mut reduce = Reduce::new(vec![0], vec![count], Dialect::Sqlite);
+        let rows = |n: i64| (0..n).map(|i| (Row::pack([Datum::Int(i % 1000), Datum::Int(i)]), 1)).collect::<Vec<_>>();
+        reduce.step(&rows(100)).unwrap();
+        assert!(reduce.batch.keys.capacity() >= 100, "small batches keep their scratch for reuse");
+        let out = reduce.step(&rows(200_000)).unwrap();
+        assert_eq!(out.len(), 100 * 2 + 900, "groups 0..100 change, 100..1000 appear");
+        assert_eq!(reduce.batch.keys.capacity(), 0, "a large batch's scratch is freed");
+    }
 }
