@@ -92,6 +92,7 @@ fn reference(client: &mut Client, select: &str, types: &BTreeMap<String, String>
                             (Some(v), "integer") => Datum::Int(v.parse().unwrap()),
                             (Some(v), "double") => Datum::Float(v.parse().unwrap()),
                             (Some(v), "boolean") => Datum::Bool(v == "t"),
+                            (Some(v), "json") => Datum::owned_text(canonical(&serde_json::from_str(v).unwrap())),
                             (Some(v), _) => Datum::owned_text(v.to_string()),
                         }
                     })
@@ -111,7 +112,23 @@ fn datum(json: &Json) -> Value {
         Json::Bool(b) => Datum::Bool(*b),
         Json::Number(n) => n.as_i64().map_or_else(|| Datum::Float(n.as_f64().unwrap()), Datum::Int),
         Json::String(s) => Datum::owned_text(s.clone()),
-        other => panic!("unexpected JSON value {other}"),
+        // An embedded document (a json column).
+        document => Datum::owned_text(canonical(document)),
+    }
+}
+
+/// JSON text with object keys sorted, so that documents compare by content.
+fn canonical(json: &Json) -> String {
+    match json {
+        Json::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            let fields: Vec<String> =
+                entries.iter().map(|(k, v)| format!("{}:{}", Json::from(k.as_str()), canonical(v))).collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        Json::Array(items) => format!("[{}]", items.iter().map(canonical).collect::<Vec<_>>().join(",")),
+        scalar => scalar.to_string(),
     }
 }
 
@@ -658,4 +675,144 @@ fn read_your_writes_with_pg_current_wal_lsn() {
     assert_eq!(body["error"]["code"], "position_timeout", "{body}");
     let position = position.expect("a 504 carries the current position");
     assert!(position > 0 && position <= now + (1 << 24), "{position} vs server {now}");
+}
+
+// --- the shapes of issue 5 on PostgreSQL -------------------------------------
+
+const SHAPES_SCHEMA: &str = "
+CREATE TABLE users (id integer PRIMARY KEY, name text NOT NULL, avatar_url text);
+CREATE TABLE posts (id integer PRIMARY KEY, author_id integer, body text, created_at bigint NOT NULL);
+CREATE TABLE follows (id integer PRIMARY KEY, follower_id integer, followee_id integer);
+ALTER TABLE users REPLICA IDENTITY FULL;
+ALTER TABLE posts REPLICA IDENTITY FULL;
+ALTER TABLE follows REPLICA IDENTITY FULL;
+";
+
+const FEED_SELECT: &str = "SELECT f.follower_id AS owner_id, p.id AS post_id, p.body, p.created_at, \
+     u.name AS author_name, u.avatar_url AS author_avatar \
+     FROM follows f JOIN posts p ON p.author_id = f.followee_id JOIN users u ON u.id = p.author_id";
+
+const FEED_COLUMNS: [&str; 6] = ["owner_id", "post_id", "body", "created_at", "author_name", "author_avatar"];
+
+/// Top-k per group (the ROW_NUMBER form) and a document with an embedded,
+/// ordered child list: compared whole with PostgreSQL.
+const SHAPE_VIEWS: &[(&str, &str)] = &[
+    (
+        "newest_per_author",
+        "SELECT author_id, post_id, created_at, rn FROM (SELECT author_id, id AS post_id, created_at, \
+         ROW_NUMBER() OVER (PARTITION BY author_id ORDER BY created_at DESC, id DESC) AS rn FROM posts) AS ranked \
+         WHERE rn <= 3",
+    ),
+    (
+        "author_documents",
+        "SELECT u.id AS author_id, u.name, COUNT(p.id) AS post_count, \
+         json_agg(json_build_object('post_id', p.id, 'body', p.body) ORDER BY p.id) AS posts \
+         FROM users u JOIN posts p ON p.author_id = u.id GROUP BY u.id, u.name",
+    ),
+];
+
+/// Random follows, unfollows, posts, deletes, author changes and renames.
+fn shapes_statement(rng: &mut Writer, next_id: &mut i64) -> String {
+    *next_id += 1;
+    let id = *next_id;
+    let user = rng.below(8);
+    match rng.below(9) {
+        0 | 1 => {
+            let (follower, followee) = (rng.below(6), rng.below(8));
+            format!("INSERT INTO follows VALUES ({id}, {follower}, {followee})")
+        }
+        2 => format!(
+            "DELETE FROM follows WHERE id = (SELECT id FROM follows ORDER BY id LIMIT 1 OFFSET {})",
+            rng.below(8)
+        ),
+        3 => format!("UPDATE follows SET followee_id = {user} WHERE id % 7 = {}", rng.below(7)),
+        4 | 5 => {
+            let body = rng.text(&["hello", "a day out", "rust 2.0", "x"]);
+            format!("INSERT INTO posts VALUES ({id}, {user}, {body}, {})", rng.below(40))
+        }
+        6 => format!("DELETE FROM posts WHERE id % 5 = {} AND author_id = {user}", rng.below(5)),
+        7 => format!("UPDATE posts SET author_id = {user} WHERE id % 11 = {}", rng.below(11)),
+        _ => {
+            let (name, avatar) =
+                (rng.text(&["ann", "bob", "cy"]).replace("NULL", "'anon'"), rng.text(&["a.png", "b.png"]));
+            format!(
+                "INSERT INTO users VALUES ({user}, {name}, {avatar}) \
+                 ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, avatar_url = EXCLUDED.avatar_url"
+            )
+        }
+    }
+}
+
+/// PostgreSQL's page of the feed for `owner`: the first `retain` rows in
+/// the feed's order (what the feed keeps), then `filter`, then `limit`.
+fn feed_page(client: &mut Client, owner: i64, filter: &str, limit: usize, retain: usize) -> Vec<Vec<Value>> {
+    let order = "created_at DESC, post_id DESC";
+    let window =
+        format!("SELECT * FROM ({FEED_SELECT}) AS feed WHERE owner_id = {owner} ORDER BY {order} LIMIT {retain}");
+    let sql = format!("SELECT * FROM ({window}) AS w WHERE {filter} ORDER BY {order} LIMIT {limit}");
+    let types: BTreeMap<String, String> = [("owner_id", "integer"), ("post_id", "integer"), ("created_at", "integer")]
+        .into_iter()
+        .map(|(c, t)| (c.to_string(), t.to_string()))
+        .collect();
+    reference(client, &sql, &types).1
+}
+
+#[test]
+fn feeds_top_k_and_documents_equal_postgres() {
+    let retain = 4;
+    let views = format!(
+        "CREATE MATERIALIZED VIEW home_feed WITH (partition_by = 'owner_id', \
+         order_by = 'created_at DESC, post_id DESC', fanout_limit = 2, retain = {retain}) AS {FEED_SELECT};\n{}",
+        views_sql(SHAPE_VIEWS)
+    );
+    let project = PgProject::new("run_shapes", SHAPES_SCHEMA, &views);
+    let mut client = project.client();
+    let mut writer = Writer::new(&project.url, 7);
+    let mut next_id = 0;
+    // Part of the data is there before the snapshot.
+    for _ in 0..40 {
+        client.batch_execute(&shapes_statement(&mut writer, &mut next_id)).unwrap();
+    }
+    let denorm = Denorm::start(&project.config);
+    client.batch_execute("SET synchronous_commit = on").unwrap();
+    for round in 0..25 {
+        let statements: Vec<String> =
+            (0..1 + writer.below(6)).map(|_| shapes_statement(&mut writer, &mut next_id)).collect();
+        client.batch_execute(&format!("BEGIN; {}; COMMIT;", statements.join("; "))).unwrap();
+        // Read-your-writes: the first read waits for this commit.
+        let (lsn, _) = current_lsn(&mut client);
+        let (status, _, _) = get_at(&denorm, "/views/home_feed?owner_id=eq.0&limit=1", &lsn, "30s");
+        assert_eq!(status, 200);
+        for owner in 0..6 {
+            let t = writer.below(40);
+            let reads = [
+                (format!("owner_id=eq.{owner}&limit=3"), "true".to_string(), 3),
+                (
+                    format!("owner_id=eq.{owner}&created_at=lt.{t}&order=created_at.desc,post_id.desc&limit=3"),
+                    format!("created_at < {t}"),
+                    3,
+                ),
+                (format!("owner_id=eq.{owner}"), "true".to_string(), retain),
+            ];
+            for (query, filter, limit) in reads {
+                let want = feed_page(&mut client, owner, &filter, limit, retain);
+                let (status, body) = denorm.get(&format!("/views/home_feed?{query}"));
+                assert_eq!(status, 200, "{query}: {body}");
+                let got: Vec<Vec<Value>> = body
+                    .as_array()
+                    .unwrap_or_else(|| panic!("{query}: not an array: {body}"))
+                    .iter()
+                    .map(|row| FEED_COLUMNS.iter().map(|c| datum(&row[*c])).collect())
+                    .collect();
+                assert_eq!(debug_rows(&got), debug_rows(&want), "round {round}, {query}: denorm vs PostgreSQL");
+            }
+        }
+        assert_views_equal(&denorm, &mut client, SHAPE_VIEWS, &[]);
+    }
+    for (name, _) in SHAPE_VIEWS {
+        let (_, rows) = denorm.get(&format!("/views/{name}"));
+        assert!(!rows.as_array().unwrap().is_empty(), "the workload leaves rows in {name}");
+    }
+    let (_, documents) = denorm.get("/views/author_documents");
+    assert!(documents[0]["posts"].is_array(), "documents are served as JSON: {documents}");
 }
