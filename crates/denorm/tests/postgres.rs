@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{eventually, get_text, Denorm, PATIENCE};
+use common::{eventually, get_text, Denorm, SplitMix, PATIENCE};
 use denorm_testkit::same_rows;
 use denorm_types::{Datum, Value};
 use pg_project::PgProject;
@@ -190,7 +190,7 @@ fn assert_views_equal(denorm: &Denorm, client: &mut Client, views: &[(&str, &str
 /// the tables of [`SCHEMA`].
 struct Writer {
     client: Client,
-    state: u64,
+    rng: SplitMix,
     next_post: i64,
     /// `products.price` was dropped.
     no_price: bool,
@@ -198,23 +198,13 @@ struct Writer {
 
 impl Writer {
     fn new(url: &str, seed: u64) -> Writer {
-        // Writers with different seeds change keys to different ranges (below
-        // 10^7: the testkit sorts rows by numbers to 7 significant digits).
+        // Writers with different seeds change keys to different ranges.
         let next_post = 1000 + seed as i64 * 10_000;
-        Writer { client: Client::connect(url, NoTls).unwrap(), state: seed, next_post, no_price: false }
-    }
-
-    fn next(&mut self) -> u64 {
-        // splitmix64
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        Writer { client: Client::connect(url, NoTls).unwrap(), rng: SplitMix(seed), next_post, no_price: false }
     }
 
     fn below(&mut self, n: u64) -> i64 {
-        (self.next() % n) as i64
+        self.rng.below(n) as i64
     }
 
     /// An integer literal, or NULL one time in six.

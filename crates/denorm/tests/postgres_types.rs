@@ -12,7 +12,7 @@ mod pg_project;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{eventually, get_text, Denorm, PATIENCE};
+use common::{eventually, get_text, Denorm, SplitMix, PATIENCE};
 use pg_project::PgProject;
 use postgres::Client;
 use serde_json::Value as Json;
@@ -151,21 +151,13 @@ fn assert_views_equal(denorm: &Denorm, client: &mut Client) {
 /// jsonb documents with unicode, NULLs, key changes and deletions.
 struct Writer {
     client: Client,
-    state: u64,
+    rng: SplitMix,
     next_order: i32,
 }
 
 impl Writer {
-    fn next(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.rng.below(n)
     }
 
     fn maybe_null(&mut self, value: String) -> String {
@@ -247,7 +239,7 @@ impl Writer {
 fn postgres_types_views_equal_postgres_under_random_transactions() {
     let views: String = VIEWS.iter().map(|(n, s)| format!("CREATE MATERIALIZED VIEW {n} AS {s};\n")).collect();
     let project = PgProject::new("types_differential", SCHEMA, &views);
-    let mut writer = Writer { client: project.client(), state: 11, next_order: 1 };
+    let mut writer = Writer { client: project.client(), rng: SplitMix(11), next_order: 1 };
     for _ in 0..30 {
         writer.transaction();
     }
