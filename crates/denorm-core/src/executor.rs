@@ -191,10 +191,26 @@ impl Dataflow {
                 }
             }
         }
-        for changes in by_table.values_mut() {
-            consolidate_unordered(changes);
+        for (table, changes) in by_table.iter_mut() {
+            if self.needs_consolidated(table) {
+                consolidate_unordered(changes);
+            }
         }
         by_table
+    }
+
+    /// Whether some reader of `table`'s changes needs them consolidated.
+    /// Only a GROUP BY reading the table directly does not: it folds each
+    /// change into its group's totals, whatever their order, and emits one
+    /// consolidated row pair per group, so a row inserted and deleted in one
+    /// batch costs it less than finding the pair would.
+    fn needs_consolidated(&self, table: &str) -> bool {
+        let nodes = &self.graph.nodes;
+        let inputs = (0..nodes.len()).filter(|&id| matches!(&nodes[id].operator, Operator::Input { table: t } if t == table));
+        inputs.into_iter().any(|input| {
+            self.views.iter().any(|v| v.node == input)
+                || nodes.iter().any(|n| n.inputs.contains(&input) && !matches!(n.operator, Operator::Reduce(_)))
+        })
     }
 
     /// The changes node `id` passed on in this batch: an arrangement passes

@@ -11,21 +11,25 @@
 //! Layout: linear probing over a byte array of tags (0 = empty, otherwise
 //! 0x80 | the hash's top seven bits) beside the slots themselves. A lookup
 //! reads its home tag and, on a tag match, the slot, usually the home slot:
-//! two lines, both known from the hash alone, both prefetched. Deletion
-//! shifts the following run back (no tombstones), so probe runs stay short
-//! under churn. The load stays between 3/8 and 3/4.
-
-/// A value stored in the table: it knows its own hash.
-pub(super) trait Hashed {
-    fn hash(&self) -> u64;
-}
+//! two lines, both known from the hash alone, both prefetched. Each slot is
+//! aligned to a cache line, so a value of at most 64 bytes is one line.
+//! Deletion shifts the following run back (no tombstones), so probe runs
+//! stay short under churn. The load stays between 3/8 and 3/4.
+//!
+//! Values do not keep their hash: growing and shifting ask the caller for
+//! it again (`rehash`), which keeps a value's slot small.
 
 #[derive(Debug)]
 pub(super) struct GroupTable<T> {
     tags: Vec<u8>,
-    slots: Vec<Option<T>>,
+    slots: Vec<Line<T>>,
     len: usize,
 }
+
+/// A slot on a cache line of its own.
+#[derive(Debug)]
+#[repr(align(64))]
+struct Line<T>(Option<T>);
 
 impl<T> Default for GroupTable<T> {
     fn default() -> Self {
@@ -37,7 +41,7 @@ fn tag(hash: u64) -> u8 {
     0x80 | (hash >> 57) as u8
 }
 
-impl<T: Hashed> GroupTable<T> {
+impl<T> GroupTable<T> {
     fn mask(&self) -> usize {
         self.slots.len() - 1
     }
@@ -67,7 +71,7 @@ impl<T: Hashed> GroupTable<T> {
         loop {
             match self.tags[at] {
                 0 => return None,
-                t if t == tag && self.slots[at].as_ref().is_some_and(&mut eq) => return Some(at),
+                t if t == tag && self.slots[at].0.as_ref().is_some_and(&mut eq) => return Some(at),
                 _ => at = (at + 1) & mask,
             }
         }
@@ -75,17 +79,19 @@ impl<T: Hashed> GroupTable<T> {
 
     /// The index of the value with `hash` for which `eq` holds, inserting
     /// `make()` first when there is none; `true` when it was inserted.
+    /// `rehash` gives a stored value's hash (when the table grows).
     pub(super) fn find_or_insert(
         &mut self,
         hash: u64,
         eq: impl FnMut(&T) -> bool,
         make: impl FnOnce() -> T,
+        rehash: impl Fn(&T) -> u64,
     ) -> (usize, bool) {
         if let Some(at) = self.find(hash, eq) {
             return (at, false);
         }
         if (self.len + 1) * 4 > self.slots.len() * 3 {
-            self.grow();
+            self.grow(rehash);
         }
         let at = self.insert_new(hash, make());
         (at, true)
@@ -98,45 +104,45 @@ impl<T: Hashed> GroupTable<T> {
             at = (at + 1) & mask;
         }
         self.tags[at] = tag(hash);
-        self.slots[at] = Some(value);
+        self.slots[at] = Line(Some(value));
         self.len += 1;
         at
     }
 
-    fn grow(&mut self) {
+    fn grow(&mut self, rehash: impl Fn(&T) -> u64) {
         let capacity = (self.slots.len() * 2).max(16);
-        let old = std::mem::replace(&mut self.slots, (0..capacity).map(|_| None).collect());
+        let old = std::mem::replace(&mut self.slots, (0..capacity).map(|_| Line(None)).collect());
         self.tags = vec![0; capacity];
         self.len = 0;
-        for value in old.into_iter().flatten() {
-            self.insert_new(value.hash(), value);
+        for value in old.into_iter().filter_map(|line| line.0) {
+            self.insert_new(rehash(&value), value);
         }
     }
 
     pub(super) fn get(&self, at: usize) -> &T {
-        self.slots[at].as_ref().expect("an index returned by find")
+        self.slots[at].0.as_ref().expect("an index returned by find")
     }
 
     pub(super) fn get_mut(&mut self, at: usize) -> &mut T {
-        self.slots[at].as_mut().expect("an index returned by find")
+        self.slots[at].0.as_mut().expect("an index returned by find")
     }
 
     /// Removes the value at `at`, shifting back the run behind it so that
-    /// every value stays reachable from its home slot. Other indexes the
-    /// caller holds become stale.
-    pub(super) fn remove(&mut self, mut at: usize) -> T {
+    /// every value stays reachable from its home slot (`rehash` gives a
+    /// stored value's hash). Other indexes the caller holds become stale.
+    pub(super) fn remove(&mut self, mut at: usize, rehash: impl Fn(&T) -> u64) -> T {
         let mask = self.mask();
-        let removed = self.slots[at].take().expect("an index returned by find");
+        let removed = self.slots[at].0.take().expect("an index returned by find");
         self.tags[at] = 0;
         self.len -= 1;
         let mut next = (at + 1) & mask;
         while self.tags[next] != 0 {
-            let home = self.home(self.slots[next].as_ref().expect("tagged slots hold a value").hash());
+            let home = self.home(rehash(self.slots[next].0.as_ref().expect("tagged slots hold a value")));
             // The value at `next` may move to the hole at `at` when its home
             // does not lie cyclically in (at, next].
             let stays = if at <= next { at < home && home <= next } else { at < home || home <= next };
             if !stays {
-                self.slots[at] = self.slots[next].take();
+                self.slots[at] = Line(self.slots[next].0.take());
                 self.tags[at] = self.tags[next];
                 self.tags[next] = 0;
                 at = next;
@@ -153,7 +159,7 @@ impl<T: Hashed> GroupTable<T> {
 
     #[cfg(test)]
     pub(super) fn values(&self) -> impl Iterator<Item = &T> {
-        self.slots.iter().flatten()
+        self.slots.iter().filter_map(|line| line.0.as_ref())
     }
 }
 
@@ -187,10 +193,8 @@ mod tests {
         value: i64,
     }
 
-    impl Hashed for Item {
-        fn hash(&self) -> u64 {
-            self.hash
-        }
+    fn rehash(item: &Item) -> u64 {
+        item.hash
     }
 
     /// A deliberately poor hash, so runs, wrap-around and shifts are common.
@@ -211,7 +215,7 @@ mod tests {
                 match op {
                     0 | 1 => {
                         let (at, inserted) =
-                            table.find_or_insert(hash, |i| i.key == key, || Item { hash, key, value: 0 });
+                            table.find_or_insert(hash, |i| i.key == key, || Item { hash, key, value: 0 }, rehash);
                         prop_assert_eq!(inserted, !model.contains_key(&key));
                         table.get_mut(at).value = value;
                         model.insert(key, value);
@@ -220,7 +224,7 @@ mod tests {
                         let found = table.find(hash, |i| i.key == key);
                         prop_assert_eq!(found.is_some(), model.contains_key(&key));
                         if let Some(at) = found {
-                            prop_assert_eq!(table.remove(at).value, model.remove(&key).unwrap());
+                            prop_assert_eq!(table.remove(at, rehash).value, model.remove(&key).unwrap());
                         }
                     }
                 }
