@@ -28,7 +28,11 @@
 //!    changes, and again as transactions of 1,000 changes — then thawed
 //!    (SIGCONT); changes/s = changes / (thaw → a read with the final
 //!    position in `Denorm-Min-Position` answers). The walsender decodes
-//!    and denorm applies concurrently, so this is the pipeline's rate.
+//!    and denorm applies concurrently, so this is the pipeline's rate; the
+//!    CPU each used says which one limited it. Beside it, the server's
+//!    ceiling: a second slot created at the same point is read to the same
+//!    position by `pg_recvlogical` (PostgreSQL's own client: it writes the
+//!    stream to /dev/null and does nothing else).
 //! 3. **Source write overhead**: `pgbench` TPS (TPC-B, as fast as it goes,
 //!    `DENORM_BENCH_CLIENTS` clients) with denorm attached (REPLICA IDENTITY
 //!    FULL, publication, slot, `denorm run` following) vs detached (identity
@@ -36,7 +40,10 @@
 //!    extra WAL alone), `DENORM_BENCH_ROUNDS` rounds of each (order reversed
 //!    every other round) of `DENORM_BENCH_SECONDS` seconds; the CPU denorm
 //!    and the walsender used meanwhile (`/proc/<pid>/stat`; the server must
-//!    run on this machine for the walsender's figure).
+//!    run on this machine for the walsender's figure). A fourth mode
+//!    attaches `pg_recvlogical` to the same tables instead of denorm: the
+//!    loss logical decoding itself causes with a consumer that does no
+//!    work, which any pgoutput consumer pays.
 //! 4. **Snapshot rows/s** of a `DENORM_BENCH_SNAPSHOT_ROWS`-row table
 //!    (default 10M; id, integer, text, double): `denorm run` with one
 //!    aggregate view over it logs its progress and its read and total rates;
@@ -61,6 +68,9 @@ use postgres::{Client, NoTls};
 
 const DATABASE: &str = "denorm_bench";
 const SLOT: &str = "denorm_bench";
+/// pg_recvlogical's slot and publication (the baselines).
+const CEILING_SLOT: &str = "denorm_bench_ceiling";
+const RAW: &str = "denorm_bench_raw";
 
 const VIEWS: &str = "
 CREATE MATERIALIZED VIEW branch_accounts AS
@@ -331,13 +341,19 @@ impl Bench {
     }
 
     fn pgbench_command(&self) -> Command {
-        let config: postgres::Config = self.url.parse().unwrap();
+        self.tool_command(&self.pgbench, &self.url)
+    }
+
+    /// `tool` (a PostgreSQL client program) set to reach the database at
+    /// `url` (host or socket directory, port, user, password, database).
+    fn tool_command(&self, tool: &Path, url: &str) -> Command {
+        let config: postgres::Config = url.parse().unwrap();
         let host = match config.get_hosts().first() {
             Some(postgres::config::Host::Tcp(h)) => h.clone(),
             Some(postgres::config::Host::Unix(p)) => p.display().to_string(),
             None => "localhost".into(),
         };
-        let mut command = Command::new(&self.pgbench);
+        let mut command = Command::new(tool);
         command
             .args(["-h", &host, "-p", &config.get_ports().first().copied().unwrap_or(5432).to_string()])
             .args(["-U", config.get_user().unwrap_or("postgres")])
@@ -385,6 +401,46 @@ impl Bench {
         client.query_one("SELECT pg_current_wal_lsn()::text", &[]).unwrap().get(0)
     }
 
+    /// `pg_recvlogical`, PostgreSQL's own logical-replication client, set
+    /// to reach the database at `url`. It writes what the walsender sends to
+    /// /dev/null and does no other work: what logical decoding costs with a
+    /// consumer that costs nothing, the baseline denorm is compared with.
+    fn recvlogical(&self, url: &str, slot: &str, publication: &str) -> Command {
+        let mut command = self.tool_command(&self.pgbench.with_file_name("pg_recvlogical"), url);
+        command
+            .args(["-d", DATABASE, "--slot", slot, "--start", "--no-loop", "-f", "/dev/null", "-F", "0"])
+            .args(["-o", "proto_version=1", "-o", &format!("publication_names={publication}")])
+            .stdout(Stdio::null());
+        command
+    }
+
+    fn drop_slot(&self, slot: &str) {
+        let mut client = self.client();
+        for _ in 0..100 {
+            let sql = "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1";
+            if client.query(sql, &[&slot]).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100)); // still active
+        }
+        panic!("slot {slot} stayed active");
+    }
+
+    /// The walsender serving `slot`, once a client streams from it.
+    fn walsender_of(&self, slot: &str) -> u32 {
+        let mut client = self.client();
+        for _ in 0..300 {
+            let row = client
+                .query_one("SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1", &[&slot])
+                .unwrap();
+            if let Some(pid) = row.get::<_, Option<i32>>(0) {
+                return pid as u32;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("nothing streams from slot {slot}");
+    }
+
     // --- 2. decode + apply throughput ------------------------------------------
 
     /// `url`: the database as denorm reaches it (`transport` names how).
@@ -405,6 +461,9 @@ impl Bench {
             // Caught up first.
             let lsn = Self::lsn(&mut client);
             assert_eq!(denorm.read_at(&lsn, "60s").0, 200, "denorm did not catch up");
+            // A second slot from here: pg_recvlogical decodes the same WAL
+            // from it afterwards, the server's own ceiling.
+            client.execute("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", &[&CEILING_SLOT]).unwrap();
             denorm.signal("STOP");
             let generating = Instant::now();
             client
@@ -418,6 +477,12 @@ impl Bench {
             let generated_in = generating.elapsed().as_secs_f64();
             eprintln!("  generated in {generated_in:.1} s, up to {target}; thawing denorm");
             let load_before = load();
+            let walsender: u32 = client
+                .query_one("SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1", &[&SLOT])
+                .unwrap()
+                .get::<_, Option<i32>>(0)
+                .unwrap_or(0) as u32;
+            let cpu_before = (cpu_seconds(denorm.child.id()), cpu_seconds(walsender));
             let thawed = Instant::now();
             denorm.signal("CONT");
             loop {
@@ -428,14 +493,32 @@ impl Bench {
                 assert!(thawed.elapsed() < Duration::from_secs(1800), "denorm never caught up");
             }
             let seconds = thawed.elapsed().as_secs_f64();
+            let ceiling_started = Instant::now();
+            let status = self
+                .recvlogical(url, CEILING_SLOT, SLOT)
+                .args(["--endpos", &target])
+                .status()
+                .expect("pg_recvlogical runs");
+            assert!(status.success(), "pg_recvlogical failed");
+            let ceiling = changes as f64 / ceiling_started.elapsed().as_secs_f64();
+            self.drop_slot(CEILING_SLOT);
+            // Who was the bottleneck: a side near 100% of a core.
+            let busy = |now: f64, then: f64| 100.0 * (now - then) / seconds;
+            let (engine, sender) = (
+                busy(cpu_seconds(denorm.child.id()), cpu_before.0),
+                busy(cpu_seconds(walsender), cpu_before.1),
+            );
             self.report(format!(
                 "decode + apply from one slot over {transport}, transactions of {} changes: {changes} changes in \
                  {seconds:.2} s = \
-                 {:.0}k changes/s ({:.0} transactions/s) [target >= 300k changes/s] [{load_before}; generated in \
+                 {:.0}k changes/s ({:.0} transactions/s) [target >= 300k changes/s]; CPU while catching up: denorm \
+                 {engine:.0}%, walsender {sender:.0}% of a core; the same WAL to pg_recvlogical (decoding and \
+                 sending only, the server's ceiling): {:.0}k changes/s [{load_before}; generated in \
                  {generated_in:.1} s while denorm was stopped]",
                 4 * per,
                 changes as f64 / seconds / 1e3,
                 transactions as f64 / seconds,
+                ceiling / 1e3,
             ));
         }
         denorm.stop();
@@ -493,59 +576,74 @@ impl Bench {
 
     fn overhead(&mut self, rounds: u32, seconds: u64) {
         println!(
-            "\n--- pgbench TPS: detached / REPLICA IDENTITY FULL only / attached, {rounds} rounds of {seconds} s each ---"
+            "\n--- pgbench TPS: detached / REPLICA IDENTITY FULL only / pg_recvlogical attached / denorm attached, \
+             {rounds} rounds of {seconds} s each ---"
         );
         let config = self.config("pgbench", VIEWS);
-        // (identity FULL, denorm attached)
-        let modes = [(false, false), (true, false), (true, true)];
-        let names = ["detached", "identity FULL only", "attached"];
-        let mut tps_by_mode: [Vec<f64>; 3] = Default::default();
-        let mut cpu = Vec::new();
+        let tables: Vec<&str> = PGBENCH_TABLES.iter().copied().chain(["bench_probe"]).collect();
+        self.client()
+            .batch_execute(&format!("DROP PUBLICATION IF EXISTS {RAW}; CREATE PUBLICATION {RAW} FOR TABLE {}", tables.join(", ")))
+            .unwrap();
+        let names = ["detached", "identity FULL only", "pg_recvlogical attached", "denorm attached"];
+        let mut tps_by_mode: [Vec<f64>; 4] = Default::default();
+        // (consumer, walsender) CPU, % of a core, per attached mode.
+        let mut cpu: [Vec<(f64, f64)>; 4] = Default::default();
         let mut loads = Vec::new();
         for round in 0..rounds {
-            let mut order = [0usize, 1, 2];
+            let mut order = [0usize, 1, 2, 3];
             if round % 2 == 1 {
                 order.reverse();
             }
             for mode in order {
-                let (full, attach) = modes[mode];
                 self.client().batch_execute("TRUNCATE pgbench_history; CHECKPOINT").unwrap();
-                self.replica_identity(full);
-                let denorm = attach.then(|| {
+                self.replica_identity(mode > 0);
+                let mut denorm = (mode == 3).then(|| {
                     let mut denorm = Denorm::spawn(&config);
                     denorm.connect();
                     denorm
                 });
-                let walsender: Option<u32> = attach.then(|| {
-                    let row = self
-                        .client()
-                        .query_one("SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1", &[&SLOT])
+                let mut raw = (mode == 2).then(|| {
+                    self.client()
+                        .execute("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", &[&RAW])
                         .unwrap();
-                    row.get::<_, Option<i32>>(0).unwrap_or(0) as u32
+                    self.recvlogical(&self.url, RAW, RAW).spawn().expect("pg_recvlogical starts")
                 });
-                let before = (denorm.as_ref().map(|d| cpu_seconds(d.child.id())), walsender.map(cpu_seconds));
+                let consumer = denorm.as_ref().map(|d| d.child.id()).or(raw.as_ref().map(Child::id));
+                let walsender = match mode {
+                    2 => Some(self.walsender_of(RAW)),
+                    3 => Some(self.walsender_of(SLOT)),
+                    _ => None,
+                };
+                let before = (consumer.map(cpu_seconds), walsender.map(cpu_seconds));
                 loads.push(load());
                 let (tps, _) =
                     self.pgbench(&["-n", "-c", &self.clients.to_string(), "-j", "2", "-T", &seconds.to_string()]);
                 println!("  round {round}: {} {tps:.0} tps [{}]", names[mode], loads.last().unwrap());
-                if let Some(mut denorm) = denorm {
+                if let (Some(consumer), Some(walsender)) = (consumer, walsender) {
                     let used = |now: f64, then: Option<f64>| 100.0 * (now - then.unwrap_or(now)) / seconds as f64;
-                    let (engine, sender) = (
-                        used(cpu_seconds(denorm.child.id()), before.0),
-                        used(walsender.map_or(0.0, cpu_seconds), before.1),
-                    );
-                    println!("  CPU during the round: denorm {engine:.0}% of a core, walsender {sender:.0}%");
-                    cpu.push((engine, sender));
+                    let used = (used(cpu_seconds(consumer), before.0), used(cpu_seconds(walsender), before.1));
+                    println!("  CPU during the round: consumer {:.0}% of a core, walsender {:.0}%", used.0, used.1);
+                    cpu[mode].push(used);
+                }
+                if let Some(denorm) = denorm.as_mut() {
                     // It kept up: what was committed is visible.
                     let lsn = Self::lsn(&mut self.client());
                     let (status, _, _) = denorm.read_at(&lsn, "60s");
                     println!("  denorm caught up with the round: HTTP {status}");
+                }
+                if let Some(mut denorm) = denorm {
                     denorm.stop();
                     self.uninstall(&config);
+                }
+                if let Some(mut raw) = raw.take() {
+                    raw.kill().ok();
+                    raw.wait().ok();
+                    self.drop_slot(RAW);
                 }
                 tps_by_mode[mode].push(tps);
             }
         }
+        self.client().batch_execute(&format!("DROP PUBLICATION IF EXISTS {RAW}")).unwrap();
         self.replica_identity(true);
         let median = |v: &[f64]| {
             let mut v = v.to_vec();
@@ -553,20 +651,26 @@ impl Bench {
             v[v.len() / 2]
         };
         let list = |v: &[f64]| v.iter().map(|t| format!("{t:.0}")).collect::<Vec<_>>().join(", ");
-        let [d, f, a] = [0, 1, 2].map(|m| median(&tps_by_mode[m]));
-        let engine = median(&cpu.iter().map(|c| c.0).collect::<Vec<_>>());
-        let sender = median(&cpu.iter().map(|c| c.1).collect::<Vec<_>>());
+        let [d, f, r, a] = [0, 1, 2, 3].map(|m| median(&tps_by_mode[m]));
+        let cpu_of = |m: usize, side: fn(&(f64, f64)) -> f64| median(&cpu[m].iter().map(side).collect::<Vec<_>>());
         self.report(format!(
             "write overhead (pgbench TPC-B, {} clients, {rounds}x{seconds} s per mode, alternating order): detached \
-             median {d:.0} tps [{}], REPLICA IDENTITY FULL only {f:.0} tps [{}], attached {a:.0} tps [{}]: loss \
-             attached vs detached {:.1}% (identity FULL alone {:.1}%) [target < 3%]; while attached denorm used \
-             {engine:.0}% and the walsender {sender:.0}% of a core (median) [{}]",
+             median {d:.0} tps [{}], REPLICA IDENTITY FULL only {f:.0} tps [{}], pg_recvlogical attached {r:.0} tps \
+             [{}], denorm attached {a:.0} tps [{}]: loss vs detached: denorm {:.1}% [target < 3%], pg_recvlogical \
+             {:.1}%, identity FULL alone {:.1}%; CPU (median, % of a core): denorm {:.0} + its walsender {:.0}, \
+             pg_recvlogical {:.0} + its walsender {:.0} [{}]",
             self.clients,
             list(&tps_by_mode[0]),
             list(&tps_by_mode[1]),
             list(&tps_by_mode[2]),
+            list(&tps_by_mode[3]),
             100.0 * (1.0 - a / d),
+            100.0 * (1.0 - r / d),
             100.0 * (1.0 - f / d),
+            cpu_of(3, |c| c.0),
+            cpu_of(3, |c| c.1),
+            cpu_of(2, |c| c.0),
+            cpu_of(2, |c| c.1),
             loads.join("; "),
         ));
     }
