@@ -4,7 +4,7 @@
 //! it takes one [`SourceBatch`] and returns every view's changes. The
 //! operators below it never learn which runtime drives them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use denorm_expr::{optimize, Plan};
 use denorm_types::{consolidate_unordered, Catalog, Dialect, Diff, Position, Row};
@@ -82,6 +82,9 @@ pub struct Dataflow {
     outputs: Vec<Vec<(Row, Diff)>>,
     /// For each node, the last view whose root it is.
     views_reading: Vec<usize>,
+    /// Tables whose changes go unconsolidated (see
+    /// `tables_read_only_by_reduce`), as of the last view added.
+    reduce_only: HashSet<String>,
 }
 
 impl Dataflow {
@@ -94,6 +97,7 @@ impl Dataflow {
             position: None,
             outputs: Vec::new(),
             views_reading: Vec::new(),
+            reduce_only: HashSet::new(),
         }
     }
 
@@ -117,6 +121,7 @@ impl Dataflow {
         self.views.push(View { name: name.to_string(), node, state: Some(ViewState::new(key, arity)), error: None });
         self.views_reading.resize(self.graph.nodes.len(), usize::MAX);
         self.views_reading[node] = self.views.len() - 1;
+        self.reduce_only = self.tables_read_only_by_reduce();
         Ok(ViewId(self.views.len() - 1))
     }
 
@@ -192,25 +197,31 @@ impl Dataflow {
             }
         }
         for (table, changes) in by_table.iter_mut() {
-            if self.needs_consolidated(table) {
+            if !self.reduce_only.contains(table) {
                 consolidate_unordered(changes);
             }
         }
         by_table
     }
 
-    /// Whether some reader of `table`'s changes needs them consolidated.
-    /// Only a GROUP BY reading the table directly does not: it folds each
-    /// change into its group's totals, whatever their order, and emits one
-    /// consolidated row pair per group, so a row inserted and deleted in one
-    /// batch costs it less than finding the pair would.
-    fn needs_consolidated(&self, table: &str) -> bool {
+    /// The tables whose changes only GROUP BYs read directly: they need not
+    /// be consolidated. A `Reduce` folds each change into its group's totals,
+    /// whatever their order, and emits one consolidated row pair per group,
+    /// so a row inserted and deleted in one batch costs it less than finding
+    /// the pair would.
+    fn tables_read_only_by_reduce(&self) -> HashSet<String> {
         let nodes = &self.graph.nodes;
-        let inputs = (0..nodes.len()).filter(|&id| matches!(&nodes[id].operator, Operator::Input { table: t } if t == table));
-        inputs.into_iter().any(|input| {
+        let needs_consolidated = |input: NodeId| {
             self.views.iter().any(|v| v.node == input)
                 || nodes.iter().any(|n| n.inputs.contains(&input) && !matches!(n.operator, Operator::Reduce(_)))
-        })
+        };
+        let mut tables: HashMap<&str, bool> = HashMap::new();
+        for (id, node) in nodes.iter().enumerate() {
+            if let Operator::Input { table } = &node.operator {
+                *tables.entry(table.as_str()).or_insert(true) &= !needs_consolidated(id);
+            }
+        }
+        tables.into_iter().filter(|&(_, only)| only).map(|(t, _)| t.to_string()).collect()
     }
 
     /// The changes node `id` passed on in this batch: an arrangement passes

@@ -512,8 +512,7 @@ impl Emitted {
     /// Frees the buffers after a snapshot-sized batch (see
     /// [`BatchScratch::release_if_large`]).
     fn release_if_large(&mut self) {
-        const KEEP: usize = 1 << 16;
-        if self.spans.capacity() > KEEP {
+        if self.spans.capacity() > KEEP_SCRATCH {
             *self = Emitted::default();
         }
     }
@@ -539,6 +538,10 @@ struct BatchScratch {
 
 const END: u32 = u32::MAX;
 
+/// Per-batch buffers larger than this many entries are freed after their
+/// batch (a snapshot), not kept for reuse.
+const KEEP_SCRATCH: usize = 1 << 16;
+
 /// How many groups ahead of the one being updated the table is asked to
 /// bring a group's memory into cache.
 const PREFETCH_AHEAD: usize = 8;
@@ -555,8 +558,7 @@ impl BatchScratch {
     /// stay allocated for the life of the dataflow; ordinary batches keep it
     /// for reuse.
     fn release_if_large(&mut self) {
-        const KEEP: usize = 1 << 16;
-        if self.keys.capacity() > KEEP || self.local.capacity() > KEEP {
+        if self.keys.capacity() > KEEP_SCRATCH || self.local.capacity() > KEEP_SCRATCH {
             *self = BatchScratch::default();
         }
     }
@@ -659,6 +661,8 @@ impl Reduce {
             self;
         let global = group_key.is_empty();
         batch.fill(group_key, input, packer, hasher);
+        // A stored group's hash, when the table grows or shifts a run.
+        let rehash = |g: &Group| hasher.hash_one(g.key.as_bytes());
         // What a batch that failed half-way left behind.
         emitted.rows.clear();
         emitted.spans.clear();
@@ -668,7 +672,6 @@ impl Reduce {
             // from the first batch on.
             let key = Row::empty();
             let hash = hasher.hash_one(key.as_bytes());
-            let rehash = |g: &Group| hasher.hash_one(g.key.as_bytes());
             let (at, _) = groups.find_or_insert(hash, |_| true, || Group::new(key, slots), rehash);
             output(global, columns, groups.get(at), *dialect, emitted, 1)?;
             return Ok(emitted.take());
@@ -684,7 +687,6 @@ impl Reduce {
                 groups.prefetch(ahead);
             }
             let (key, hash) = (batch.key(input, first as usize), batch.hashes[first as usize]);
-            let rehash = |g: &Group| hasher.hash_one(g.key.as_bytes());
             let (at, inserted) = groups.find_or_insert(
                 hash,
                 |g| short_eq(g.key.as_bytes(), key),
@@ -730,7 +732,7 @@ impl Reduce {
             group.accumulators.as_mut_slice().iter_mut().for_each(Accumulator::settle);
             let new = output(global, columns, group, *dialect, emitted, 1)?;
             if group.rows == 0 && !global {
-                groups.remove(at, |g| hasher.hash_one(g.key.as_bytes()));
+                groups.remove(at, rehash);
             }
             if old && new {
                 emitted.spans.last_mut().expect("the new row").replaces = true;
