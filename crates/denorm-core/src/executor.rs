@@ -303,6 +303,13 @@ impl Dataflow {
             Operator::Reduce(r) => r.step(input(0)),
             Operator::Distinct(d) => Ok(d.step(input(0))),
             Operator::TopK(t) => Ok(t.step(input(0))),
+            Operator::Union => {
+                let deltas: Vec<&[(Row, Diff)]> = node_inputs.iter().map(|&i| &outputs[i][..]).collect();
+                Ok(crate::operator::union(&deltas))
+            }
+            Operator::Negate => Ok(crate::operator::negate(input(0))),
+            Operator::Threshold(t) => Ok(t.step(input(0))),
+            Operator::Values(v) => Ok(v.step()),
             Operator::JoinTopK(_) => unreachable!("handled above"),
         };
         match result {

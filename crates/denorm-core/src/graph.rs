@@ -13,7 +13,7 @@ use denorm_types::{Catalog, Dialect};
 
 use crate::executor::BuildError;
 use crate::index::Index;
-use crate::operator::{Distinct, Filter, Join, JoinTopK, Map, Reduce, TopK};
+use crate::operator::{Distinct, Filter, Join, JoinTopK, Map, Reduce, Threshold, TopK, Values};
 
 pub(crate) type NodeId = usize;
 
@@ -31,6 +31,11 @@ pub(crate) enum Operator {
     Reduce(Reduce),
     Distinct(Distinct),
     TopK(TopK),
+    /// Inputs: the summed plans, in order (one node may appear twice).
+    Union,
+    Negate,
+    Threshold(Threshold),
+    Values(Values),
 }
 
 #[derive(Debug)]
@@ -116,6 +121,22 @@ impl Graph {
                 self.node(format!("TopK {partition:?} {order:?} {limit} {rank}"), vec![input], || {
                     Operator::TopK(TopK::new(partition, order, limit, rank))
                 })
+            }
+            Plan::Union { inputs } => {
+                let inputs = inputs.iter().map(|i| self.build(i, catalog, dialect)).collect::<Result<Vec<_>, _>>()?;
+                self.node("Union".into(), inputs, || Operator::Union)
+            }
+            Plan::Negate { input } => {
+                let input = self.build(input, catalog, dialect)?;
+                self.node("Negate".into(), vec![input], || Operator::Negate)
+            }
+            Plan::Threshold { input } => {
+                let input = self.build(input, catalog, dialect)?;
+                self.node("Threshold".into(), vec![input], || Operator::Threshold(Threshold::default()))
+            }
+            Plan::Values { rows, .. } => {
+                let rows = rows.clone();
+                self.node(format!("Values {rows:?}"), vec![], || Operator::Values(Values::new(rows)))
             }
         })
     }

@@ -51,6 +51,16 @@ pub fn evaluate(plan: &Plan, tables: &Tables, dialect: Dialect) -> Result<Vec<(R
         Plan::TopK { input, partition, order, limit, rank } => {
             top_k(evaluate(input, tables, dialect)?, partition, order, *limit, *rank)
         }
+        Plan::Union { inputs } => {
+            let mut out = Vec::new();
+            for input in inputs {
+                out.extend(evaluate(input, tables, dialect)?);
+            }
+            out
+        }
+        Plan::Negate { input } => evaluate(input, tables, dialect)?.into_iter().map(|(r, d)| (r, -d)).collect(),
+        Plan::Threshold { input } => evaluate(input, tables, dialect)?.into_iter().filter(|(_, d)| *d > 0).collect(),
+        Plan::Values { rows, .. } => rows.iter().map(|r| (r.clone(), 1)).collect(),
     };
     consolidate(&mut out);
     Ok(out)

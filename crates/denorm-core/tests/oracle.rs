@@ -66,6 +66,24 @@ fn sort(column: usize, descending: bool, nulls_first: bool) -> SortKey {
 fn top_k(input: Box<Plan>, partition: Vec<usize>, order: Vec<SortKey>, limit: usize, rank: bool) -> Plan {
     Plan::TopK { input, partition, order, limit, rank }
 }
+/// (k, v) of table `t`: the set operations' operands (duplicates and NULLs).
+fn kv(t: &str) -> Plan {
+    Plan::Map { input: get(t), exprs: vec![col(1), col(2)] }
+}
+fn distinct(input: Plan) -> Plan {
+    Plan::Distinct { input: Box::new(input) }
+}
+fn negate(input: Plan) -> Plan {
+    Plan::Negate { input: Box::new(input) }
+}
+/// `max(0, a − b)`: EXCEPT ALL, and EXCEPT over distinct operands.
+fn except(a: Plan, b: Plan) -> Plan {
+    Plan::Threshold { input: Box::new(Plan::Union { inputs: vec![a, negate(b)] }) }
+}
+/// `min(a, b)`: INTERSECT ALL, and INTERSECT over distinct operands.
+fn intersect(a: Plan, b: Plan) -> Plan {
+    Plan::Union { inputs: vec![a.clone(), negate(except(a, b))] }
+}
 fn join(kind: JoinKind, left: Box<Plan>, right: Box<Plan>, residual: Option<Expr>) -> Plan {
     Plan::Join { left, right, kind, left_key: vec![1], right_key: vec![1], residual }
 }
@@ -214,6 +232,42 @@ fn shapes() -> Vec<(&'static str, Plan)> {
                 3,
                 false,
             ),
+        ),
+        // Set operations: duplicates, NULLs (equal to each other here),
+        // rows present on one side only, both sides changing in one batch.
+        ("union all", Plan::Union { inputs: vec![kv("a"), kv("b")] }),
+        ("union all of one input twice", Plan::Union { inputs: vec![kv("a"), kv("a")] }),
+        ("union", distinct(Plan::Union { inputs: vec![kv("a"), kv("b")] })),
+        ("except all", except(kv("a"), kv("b"))),
+        ("except", except(distinct(kv("a")), distinct(kv("b")))),
+        ("intersect all", intersect(kv("a"), kv("b"))),
+        ("intersect", intersect(distinct(kv("a")), distinct(kv("b")))),
+        (
+            "union with constant rows",
+            Plan::Union {
+                inputs: vec![
+                    kv("b"),
+                    Plan::Values {
+                        rows: vec![Row::pack([Datum::Int(1), Datum::Int(2)]), Row::pack([Datum::Null, Datum::Int(0)])],
+                        arity: 2,
+                    },
+                ],
+            },
+        ),
+        (
+            "constant row mapped",
+            Plan::Map { input: Box::new(Plan::Values { rows: vec![Row::empty()], arity: 0 }), exprs: vec![lit(7)] },
+        ),
+        // Top-N with OFFSET: the first 2 + 3 rows numbered, the first 2 dropped.
+        (
+            "top-n with offset",
+            Plan::Map {
+                input: Box::new(Plan::Filter {
+                    input: Box::new(top_k(get("a"), vec![], vec![sort(2, true, false), sort(0, false, true)], 5, true)),
+                    predicate: Expr::binary(BinaryOp::Gt, col(4), lit(2)),
+                }),
+                exprs: vec![col(0), col(1), col(2), col(3)],
+            },
         ),
         (
             "three-way join",

@@ -7,6 +7,10 @@
 //!    reads; source tables are projected right at the input.
 //! 3. **Projection fusion**: a projection of a projection becomes one.
 //!
+//! A `Union` passes pruning down to each input (a projection of a sum is
+//! the sum of the projections); `Threshold` and `Values` keep all their
+//! columns, and nothing is pushed into set operations.
+//!
 //! A `TopK` is a barrier for pushdown (a row a filter drops above it still
 //! takes a rank), keeps its partition and order columns, and loses its row
 //! number column when nothing above reads it.
@@ -101,6 +105,10 @@ fn push_down_filters(plan: Plan) -> Plan {
         Plan::TopK { input, partition, order, limit, rank } => {
             Plan::TopK { input: Box::new(push_down_filters(*input)), partition, order, limit, rank }
         }
+        Plan::Union { inputs } => Plan::Union { inputs: inputs.into_iter().map(push_down_filters).collect() },
+        Plan::Negate { input } => Plan::Negate { input: Box::new(push_down_filters(*input)) },
+        Plan::Threshold { input } => Plan::Threshold { input: Box::new(push_down_filters(*input)) },
+        Plan::Values { .. } => plan,
     }
 }
 
@@ -194,7 +202,32 @@ fn prune(plan: Plan, needed: &BTreeSet<usize>) -> (Plan, Remap) {
         Plan::TopK { input, partition, order, limit, rank } => {
             prune_top_k(*input, partition, order, limit, rank, needed)
         }
+        Plan::Union { inputs } => {
+            let arity = inputs.first().map_or(0, Plan::arity);
+            let inputs = inputs.into_iter().map(|i| project(i, needed)).collect();
+            (Plan::Union { inputs }, positions(needed, arity))
+        }
+        Plan::Negate { input } => {
+            let (input, remap) = prune(*input, needed);
+            (Plan::Negate { input: Box::new(input) }, remap)
+        }
+        Plan::Threshold { input } => {
+            let arity = input.arity();
+            let input = project(*input, &(0..arity).collect());
+            (Plan::Threshold { input: Box::new(input) }, (0..arity).map(Some).collect())
+        }
+        Plan::Values { .. } => {
+            let arity = plan.arity();
+            (plan, (0..arity).map(Some).collect())
+        }
     }
+}
+
+/// `plan` pruned to exactly the `needed` columns, in their order.
+fn project(plan: Plan, needed: &BTreeSet<usize>) -> Plan {
+    let (plan, remap) = prune(plan, needed);
+    let exprs = needed.iter().map(|&c| Expr::Column(apply(&remap)(c))).collect();
+    Plan::Map { input: Box::new(plan), exprs }
 }
 
 /// A TopK needs its partition and order columns besides what is read above
@@ -324,6 +357,10 @@ fn fuse_maps(plan: Plan) -> Plan {
         Plan::TopK { input, partition, order, limit, rank } => {
             Plan::TopK { input: Box::new(fuse_maps(*input)), partition, order, limit, rank }
         }
+        Plan::Union { inputs } => Plan::Union { inputs: inputs.into_iter().map(fuse_maps).collect() },
+        Plan::Negate { input } => Plan::Negate { input: Box::new(fuse_maps(*input)) },
+        Plan::Threshold { input } => Plan::Threshold { input: Box::new(fuse_maps(*input)) },
+        Plan::Values { .. } => plan,
     }
 }
 

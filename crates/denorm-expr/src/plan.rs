@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use denorm_types::Row;
+
 use crate::aggregate::Aggregate;
 use crate::expr::Expr;
 
@@ -66,6 +68,19 @@ pub enum Plan {
     /// are numbered in the order of their encoded bytes; the planner only
     /// accepts orders that identify each row, so ties never reach a view.
     TopK { input: Box<Plan>, partition: Vec<usize>, order: Vec<SortKey>, limit: usize, rank: bool },
+    /// The Z-set sum of its inputs (`UNION ALL`): every input row with its
+    /// multiplicity. All inputs have the same arity; there is at least one.
+    Union { inputs: Vec<Plan> },
+    /// The input's rows with their multiplicities negated: `a − b` of the set
+    /// operations is `Union [a, Negate b]`. Only ever read through a
+    /// [`Plan::Threshold`] or a sum that stays non-negative.
+    Negate { input: Box<Plan> },
+    /// Each row with multiplicity `max(0, m)` of its input multiplicity `m`:
+    /// `EXCEPT ALL` is `Threshold(Union [a, Negate b])`.
+    Threshold { input: Box<Plan> },
+    /// Constant rows, each once (a query without FROM reads one row of no
+    /// columns).
+    Values { rows: Vec<Row>, arity: usize },
 }
 
 impl Plan {
@@ -77,6 +92,9 @@ impl Plan {
             Plan::Join { left, right, .. } => left.arity() + right.arity(),
             Plan::Reduce { group_key, aggregates, .. } => group_key.len() + aggregates.len(),
             Plan::TopK { input, rank, .. } => input.arity() + usize::from(*rank),
+            Plan::Union { inputs } => inputs.first().map_or(0, Plan::arity),
+            Plan::Negate { input } | Plan::Threshold { input } => input.arity(),
+            Plan::Values { arity, .. } => *arity,
         }
     }
 
@@ -98,11 +116,15 @@ impl Plan {
             | Plan::Map { input, .. }
             | Plan::Reduce { input, .. }
             | Plan::Distinct { input }
-            | Plan::TopK { input, .. } => input.collect_tables(out),
+            | Plan::TopK { input, .. }
+            | Plan::Negate { input }
+            | Plan::Threshold { input } => input.collect_tables(out),
             Plan::Join { left, right, .. } => {
                 left.collect_tables(out);
                 right.collect_tables(out);
             }
+            Plan::Union { inputs } => inputs.iter().for_each(|i| i.collect_tables(out)),
+            Plan::Values { .. } => {}
         }
     }
 
@@ -150,6 +172,22 @@ impl Plan {
                 let rank = if *rank { " with row number" } else { "" };
                 writeln!(f, "{pad}TopK {limit} per [{}] order by [{}]{rank}", keys.join(", "), order.join(", "))?;
                 input.fmt_indented(f, depth + 1)
+            }
+            Plan::Union { inputs } => {
+                writeln!(f, "{pad}Union")?;
+                inputs.iter().try_for_each(|i| i.fmt_indented(f, depth + 1))
+            }
+            Plan::Negate { input } => {
+                writeln!(f, "{pad}Negate")?;
+                input.fmt_indented(f, depth + 1)
+            }
+            Plan::Threshold { input } => {
+                writeln!(f, "{pad}Threshold")?;
+                input.fmt_indented(f, depth + 1)
+            }
+            Plan::Values { rows, .. } => {
+                let rows: Vec<String> = rows.iter().map(|r| format!("{:?}", r.unpack())).collect();
+                writeln!(f, "{pad}Values {}", rows.join(", "))
             }
         }
     }

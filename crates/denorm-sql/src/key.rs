@@ -12,6 +12,9 @@
 //!                   aggregate, which has exactly one row)
 //!  Distinct         the input's sets and all columns
 //!  TopK             the input's sets; the partition columns with the row number
+//!  Union            none (a sum may repeat rows of its inputs)
+//!  Negate/Threshold the input's sets (a subset of its rows, no more copies)
+//!  Values           the empty set for at most one row; all columns if rows differ
 //! ```
 //!
 //! Functional dependencies ride along (a key determines its table's columns,
@@ -112,6 +115,19 @@ pub(crate) fn properties(plan: &Plan, catalog: &Catalog) -> Properties {
                 props.unique.push(partition.iter().copied().chain([input.arity()]).collect());
             }
             props
+        }
+        Plan::Union { .. } => Properties::default(),
+        Plan::Negate { input } | Plan::Threshold { input } => properties(input, catalog),
+        Plan::Values { rows, arity } => {
+            let mut sorted = rows.clone();
+            sorted.sort();
+            sorted.dedup();
+            let unique = match rows.len() {
+                0 | 1 => vec![vec![]],
+                n if sorted.len() == n => vec![(0..*arity).collect()],
+                _ => vec![],
+            };
+            Properties { unique, dependencies: Vec::new() }
         }
     };
     props.normalize()

@@ -119,6 +119,20 @@ fn collect_clauses(plan: &Plan, catalog: &Catalog, out: &mut Vec<String>) {
                 "keeps each partition's rows in order (O(log n) per change) and emits changes to its first {limit}"
             ));
         }
+        Plan::Union { inputs } => {
+            inputs.iter().for_each(|i| collect_clauses(i, catalog, out));
+            out.push(format!("sums the changes of its {} inputs (no state)", inputs.len()));
+        }
+        Plan::Negate { input } => collect_clauses(input, catalog, out),
+        Plan::Threshold { input } => {
+            collect_clauses(input, catalog, out);
+            out.push(
+                "keeps a signed count per distinct row and emits its positive part (EXCEPT/INTERSECT)".into(),
+            );
+        }
+        Plan::Values { rows, .. } => {
+            out.push(format!("{} constant row(s), emitted once at snapshot; never changes", rows.len()))
+        }
     }
 }
 
@@ -258,7 +272,25 @@ fn column_origins(plan: &Plan, catalog: &Catalog) -> Vec<Option<ColumnOrigin>> {
                 Some(ColumnOrigin { table: table.clone(), column })
             })
             .collect(),
-        Plan::Filter { input, .. } | Plan::Distinct { input } => column_origins(input, catalog),
+        Plan::Filter { input, .. }
+        | Plan::Distinct { input }
+        | Plan::Negate { input }
+        | Plan::Threshold { input } => column_origins(input, catalog),
+        Plan::Union { inputs } => {
+            // A column is a copy of a source column only if every branch agrees.
+            let mut branches = inputs.iter().map(|i| column_origins(i, catalog));
+            let first = branches.next().unwrap_or_default();
+            branches.fold(first, |acc, b| {
+                acc.into_iter()
+                    .zip(b)
+                    .map(|(x, y)| match (x, y) {
+                        (Some(x), Some(y)) if x.table == y.table && x.column == y.column => Some(x),
+                        _ => None,
+                    })
+                    .collect()
+            })
+        }
+        Plan::Values { arity, .. } => vec![None; *arity],
         Plan::TopK { input, rank, .. } => {
             let mut out = column_origins(input, catalog);
             if *rank {
