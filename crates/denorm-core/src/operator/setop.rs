@@ -106,7 +106,8 @@ mod tests {
     #[test]
     fn threshold_emits_only_positive_multiplicity_changes() {
         let mut t = Threshold::default();
-        let cases: [(Vec<(Row, Diff)>, Vec<(Row, Diff)>); 4] = [
+        type Changes = Vec<(Row, Diff)>;
+        let cases: [(Changes, Changes); 4] = [
             (vec![(row(1), -2)], vec![]),
             (vec![(row(1), 3)], vec![(row(1), 1)]),
             (vec![(row(1), 2), (row(2), 1)], vec![(row(1), 2), (row(2), 1)]),
