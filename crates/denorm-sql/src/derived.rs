@@ -21,13 +21,14 @@
 //! rows).
 
 use denorm_expr::Plan;
-use denorm_types::{ColumnSchema, TableSchema};
+use denorm_types::{ColumnSchema, Dialect, TableSchema};
 use sqlparser::ast;
 
 use crate::scope::Scope;
+use crate::query::plan_query;
 use crate::select::{finish, plan_select, query_select, Context};
 use crate::source::location;
-use crate::{Location, PlanError, TableDependency};
+use crate::{Location, OutputColumn, PlanError, TableDependency, ViewKey};
 
 /// Subqueries in FROM nested deeper than this are refused.
 const MAX_NESTING: usize = 16;
@@ -35,8 +36,8 @@ const MAX_NESTING: usize = 16;
 const BOUND_HINT: &str =
     "add e.g. WHERE rn <= 10 to the query around the subquery (also rn < k, rn = 1, rn BETWEEN 1 AND k)";
 
-/// A planned subquery in FROM.
-#[derive(Debug)]
+/// A planned subquery in FROM (or WITH query).
+#[derive(Debug, Clone)]
 pub(crate) struct Derived {
     /// The relation the outer query sees, named by the alias.
     pub schema: TableSchema,
@@ -62,23 +63,37 @@ pub(crate) fn plan_derived(
         ast::SetExpr::Select(s) => s.select_token.0.span.start,
         _ => cx.start,
     };
-    let inner = Context { start, depth: cx.depth + 1, ..*cx };
+    let inner = Context { start, depth: cx.depth + 1, operand: false, ..*cx };
+    let plain = matches!(&*subquery.body, ast::SetExpr::Select(_))
+        && subquery.with.is_none()
+        && subquery.order_by.is_none()
+        && subquery.limit_clause.is_none();
+    if !plain {
+        // WITH, UNION/EXCEPT/INTERSECT, ORDER BY … LIMIT: a whole query.
+        let planned = plan_query(subquery, &inner)?;
+        let schema = relation_schema(alias, &planned.columns, &planned.key, cx.dialect);
+        return Ok(Derived { schema, plan: planned.plan, reads: planned.reads, rank: None });
+    }
     let select = query_select(subquery, &inner)?;
     let (scope, body) = plan_select(select, &inner)?;
     let rank = body.window.as_ref().map(|w| (w.item, w.at));
     let finished = finish(body, select, &scope, &inner)?;
-    let columns = finished
-        .columns
+    let schema = relation_schema(alias, &finished.columns, &finished.key, cx.dialect);
+    Ok(Derived { schema, plan: finished.plan, reads: scope.dependencies(cx.catalog), rank })
+}
+
+/// How the outer query sees a subquery's output: typed columns, keyed by
+/// its proven key.
+fn relation_schema(alias: &str, columns: &[OutputColumn], key: &ViewKey, dialect: Dialect) -> TableSchema {
+    let columns = columns
         .iter()
         .map(|c| {
-            let ty = crate::func::outside_subquery(c.ty, cx.dialect);
+            let ty = crate::func::outside_subquery(c.ty, dialect);
             ColumnSchema { name: c.name.clone(), ty, nullable: c.nullable }
         })
         .collect();
-    let key = &finished.key;
     let primary_key = if key.proven_unique { key.columns.clone() } else { Vec::new() };
-    let schema = TableSchema { name: alias.to_string(), columns, primary_key, unique_keys: Vec::new() };
-    Ok(Derived { schema, plan: finished.plan, reads: scope.dependencies(cx.catalog), rank })
+    TableSchema { name: alias.to_string(), columns, primary_key, unique_keys: Vec::new() }
 }
 
 /// The `TopK` limit for the ranked relation `relation` (its row number at

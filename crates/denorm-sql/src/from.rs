@@ -12,7 +12,7 @@
 //! [`crate::derived`]); a subquery's plan stands where a `Get` would.
 
 use denorm_expr::{BinaryOp, Expr, JoinKind, Plan};
-use denorm_types::{Catalog, ScalarType, TableSchema};
+use denorm_types::{Catalog, Row, ScalarType, TableSchema};
 use sqlparser::ast::{self, JoinConstraint, JoinOperator, TableFactor};
 use sqlparser::keywords::Keyword;
 
@@ -46,8 +46,10 @@ pub(crate) fn plan_from<'q, 'c>(
 ) -> Result<(Scope<'c>, Plan, Vec<&'q ast::Expr>), PlanError> {
     let statement = &cx.view.tokens;
     let Some(first) = from.first() else {
-        return Err(PlanError::new("a view must read from at least one table", fallback)
-            .hint("add a FROM clause naming a source table"));
+        // No FROM: the select list is evaluated once, over one empty row.
+        let mut scope = Scope::default();
+        scope.catalog = Some(cx.catalog);
+        return Ok((scope, Plan::Values { rows: vec![Row::empty()], arity: 0 }, Vec::new()));
     };
     if let Some(second) = from.get(1) {
         let at = factor_start(&second.relation).map(|l| statement.back(l, 1)).and_then(location).or(fallback);
@@ -169,6 +171,12 @@ fn relation<'c>(
         return Err(PlanError::new(format!("qualified table name {name} is not supported"), at)
             .hint("name the table without its schema"));
     };
+    if let Some(cte) = cx.ctes.iter().rev().find(|c| c.name.eq_ignore_ascii_case(&table_name.value)) {
+        // A WITH query shadows a table of the same name.
+        let (derived, visible) = crate::query::cte_relation(cte, alias.as_ref())?;
+        check_unique_name(&visible, at, scope)?;
+        return Ok((Relation::Derived(Box::new(derived)), visible));
+    }
     let table = catalog.get(&table_name.value).ok_or_else(|| unknown_table(&table_name.value, catalog, at))?;
     if let Some(alias) = alias {
         if !alias.columns.is_empty() {

@@ -8,9 +8,23 @@
 //!
 //! Everything the core cannot maintain exactly is refused here, never at
 //! runtime: window functions (but the top-k form below), subqueries outside
-//! FROM, CTEs, set operations, ORDER BY / LIMIT, RIGHT/FULL/CROSS/NATURAL/
-//! USING joins, joins without a column equality, and anything whose meaning
-//! differs between SQLite and PostgreSQL in a way a plan cannot pin down.
+//! FROM, `WITH RECURSIVE`, RIGHT/FULL/CROSS/NATURAL/USING joins, joins
+//! without a column equality, and anything whose meaning differs between
+//! SQLite and PostgreSQL in a way a plan cannot pin down.
+//!
+//! # Whole queries
+//!
+//! Around the SELECTs (see `query.rs`): `WITH` (non-recursive; a CTE is
+//! planned like a subquery in FROM and shadows a table of its name; used
+//! twice it builds one shared sub-graph), `UNION [ALL]`, `EXCEPT`,
+//! `INTERSECT` (`EXCEPT ALL`/`INTERSECT ALL` in PostgreSQL only; SQLite
+//! applies compound operators left to right, PostgreSQL binds INTERSECT
+//! tighter), `ORDER BY … LIMIT n [OFFSET m]` maintained as a top-N, and
+//! `ORDER BY` without LIMIT kept as [`ViewDef::order`], the order reads
+//! return rows in. At the LIMIT boundary, rows tied on the ORDER BY are
+//! kept by their encoded bytes (the source may keep any of them): end the
+//! ORDER BY with a unique column. A SELECT without FROM reads one empty
+//! row (`SELECT 1 AS one` is a constant view).
 //!
 //! # Subqueries in FROM and top-k per group
 //!
@@ -130,6 +144,8 @@ mod from;
 mod func;
 mod key;
 mod names;
+mod order;
+mod query;
 mod scope;
 mod select;
 mod source;
@@ -142,7 +158,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::time::Duration;
 
-use denorm_expr::Plan;
+use denorm_expr::{Plan, SortKey};
 use denorm_types::{Catalog, Dialect, ScalarType};
 pub use feed::{FeedDef, FeedOrder};
 
@@ -297,6 +313,9 @@ pub struct ViewDef {
     /// plans instead of `plan` (which stays the defining query, e.g. for
     /// display); see [`FeedDef`].
     pub feed: Option<FeedDef>,
+    /// The query's top-level `ORDER BY` over output columns: the order reads
+    /// return rows in when they ask for none (empty: key order).
+    pub order: Vec<SortKey>,
 }
 
 /// Plans every `CREATE MATERIALIZED VIEW` statement in `sql` against the

@@ -22,6 +22,8 @@ use crate::expr::{is_aggregate, Clause, Grouping, Lowerer};
 use crate::feed::{plan_feed, Places, Rel};
 use crate::from::{conjuncts, plan_from};
 use crate::key::{properties, Properties};
+use crate::order::{self, Ordering};
+use crate::query::{plan_query, Cte};
 use crate::names::{alias_name, bare_column, postgres_name, sqlite_name, strip_set_quantifier};
 use crate::scope::Scope;
 use crate::source::{location, Source};
@@ -49,6 +51,8 @@ pub(crate) struct Body<'q> {
     pub items: Vec<Item>,
     pub groups: Option<Vec<&'q ast::Expr>>,
     pub window: Option<Window>,
+    /// The query's ORDER BY over `items` then `hidden` (see [`crate::order`]).
+    pub ordering: Ordering,
 }
 
 /// `ROW_NUMBER() OVER (PARTITION BY … ORDER BY …)` over a [`Body`]'s input;
@@ -74,6 +78,11 @@ pub(crate) struct Context<'a, 'c> {
     pub start: SqlLocation,
     /// Subqueries in FROM around this query (0 for the view's own SELECT).
     pub depth: usize,
+    /// The WITH queries in scope, innermost last (see [`crate::query`]).
+    pub ctes: &'a [Cte],
+    /// An operand of UNION/EXCEPT/INTERSECT: its output names are checked
+    /// on the compound's columns instead.
+    pub operand: bool,
 }
 
 /// A planned query: what a view or a derived table is made of.
@@ -90,7 +99,24 @@ pub(crate) fn plan_view(
     dialect: Dialect,
     source: &Source<'_>,
 ) -> Result<ViewDef, PlanError> {
-    let cx = Context { view, catalog, dialect, source, start: view.select_start, depth: 0 };
+    let cx = Context { view, catalog, dialect, source, start: view.select_start, depth: 0, ctes: &[], operand: false };
+    if view.feed.is_none() {
+        let planned = plan_query(&view.query, &cx)?;
+        return Ok(ViewDef {
+            name: view.name.clone(),
+            columns: planned.columns,
+            key: planned.key,
+            max_staleness: view.max_staleness,
+            on_stale: view.on_stale,
+            refresh: view.refresh,
+            plan: planned.plan,
+            dependencies: planned.reads,
+            select_sql: view.select_sql.clone(),
+            location: view.location,
+            feed: None,
+            order: planned.order,
+        });
+    }
     let select = query_select(&view.query, &cx)?;
     let (scope, body) = plan_select(select, &cx)?;
     if let (Some(_), Some(derived)) = (&view.feed, scope.relations.iter().find(|r| r.derived.is_some())) {
@@ -111,6 +137,7 @@ pub(crate) fn plan_view(
         select_sql: view.select_sql.clone(),
         location: view.location,
         feed: None,
+        order: Vec::new(),
     };
     if let Some(options) = &view.feed {
         let rels: Vec<Rel> = scope
@@ -132,6 +159,15 @@ pub(crate) fn plan_view(
 /// One SELECT (the view's, or a subquery's in FROM) → its scope and body.
 pub(crate) fn plan_select<'q, 'c>(
     select: &'q ast::Select,
+    cx: &Context<'_, 'c>,
+) -> Result<(Scope<'c>, Body<'q>), PlanError> {
+    plan_select_ordered(select, &[], cx)
+}
+
+/// [`plan_select`] with the query's ORDER BY terms resolved into the body.
+pub(crate) fn plan_select_ordered<'q, 'c>(
+    select: &'q ast::Select,
+    order_by: &'q [ast::OrderByExpr],
     cx: &Context<'_, 'c>,
 ) -> Result<(Scope<'c>, Body<'q>), PlanError> {
     let (view, dialect) = (cx.view, cx.dialect);
@@ -184,17 +220,19 @@ pub(crate) fn plan_select<'q, 'c>(
             let (input, window) = window::plan(input, &w, &lowerer, cx)?;
             let rank = input.arity();
             items[window.item].typed = Typed::new(Expr::Column(rank), ScalarType::Int, false);
-            Body { input, items, groups: None, window: Some(window) }
+            Body { input, items, groups: None, window: Some(window), ordering: Ordering::default() }
         }
-        None if grouped => plan_grouped(&base, select, input, group_exprs, &namer)?,
-        None => Body {
-            input,
-            items: lower_items(&base.scalar(Clause::Select), select, &namer, None)?,
-            groups: None,
-            window: None,
-        },
+        None if grouped => plan_grouped(&base, select, input, group_exprs, order_by, &namer)?,
+        None => {
+            let lowerer = base.scalar(Clause::Select);
+            let items = lower_items(&lowerer, select, &namer, None)?;
+            let ordering = order::resolve(order_by, &items, &lowerer, select.distinct.is_some())?;
+            Body { input, items, groups: None, window: None, ordering }
+        }
     };
-    check_duplicate_names(&body.items, cx)?;
+    if !cx.operand {
+        check_duplicate_names(&body.items, cx)?;
+    }
     Ok((scope, body))
 }
 
@@ -504,6 +542,7 @@ fn plan_grouped<'q>(
     select: &'q ast::Select,
     input: Plan,
     group_exprs: &'q [ast::Expr],
+    order_by: &[ast::OrderByExpr],
     namer: &Namer<'_, '_>,
 ) -> Result<Body<'q>, PlanError> {
     let group_lowerer = base.scalar(Clause::GroupBy);
@@ -520,6 +559,7 @@ fn plan_grouped<'q>(
     let lowerer = Lowerer { grouping: Some(&grouping), clause: Clause::Select, ..*base };
     let items = lower_items(&lowerer, select, namer, None)?;
     let having = select.having.as_ref().map(|h| lowerer.lower_condition(h, "HAVING", 0)).transpose()?;
+    let ordering = order::resolve(order_by, &items, &lowerer, select.distinct.is_some())?;
     let g = grouping.into_inner();
     let width = g.groups.len();
     let exprs: Vec<Expr> = g.groups.into_iter().map(|t| t.expr).chain(g.args).collect();
@@ -529,7 +569,7 @@ fn plan_grouped<'q>(
     if let Some(predicate) = having {
         plan = Plan::Filter { input: Box::new(plan), predicate: predicate.expr };
     }
-    Ok(Body { input: plan, items, groups: Some(asts), window: None })
+    Ok(Body { input: plan, items, groups: Some(asts), window: None, ordering })
 }
 
 /// `GROUP BY 2` is the second select item; `GROUP BY total` names an output
@@ -564,7 +604,7 @@ fn group_target<'q>(
     }
 }
 
-fn check_duplicate_names(items: &[Item], cx: &Context<'_, '_>) -> Result<(), PlanError> {
+pub(crate) fn check_duplicate_names(items: &[Item], cx: &Context<'_, '_>) -> Result<(), PlanError> {
     let within = match cx.depth {
         0 => format!("view {}", cx.view.name),
         _ => "a subquery in FROM".to_string(),
@@ -623,6 +663,8 @@ pub(crate) fn finish(
         final_exprs.push(expr);
         columns.push(OutputColumn { name: item.name.clone(), ty, nullable: item.typed.nullable });
     }
+    // ORDER BY expressions outside the select list ride along after it.
+    final_exprs.extend(body.ordering.hidden.iter().map(|i| i.typed.expr.clone()));
     Ok(Finished { plan: wrap(input, final_exprs), columns, key })
 }
 

@@ -26,6 +26,9 @@ pub fn render_view(view: &ViewDef, file: &Path, catalog: &Catalog) -> String {
         let line = format!("    {:width$}  {:8} {nullability}{key}", c.name, c.ty.to_string());
         let _ = writeln!(out, "{}", line.trim_end());
     }
+    if !view.order.is_empty() {
+        let _ = writeln!(out, "  read order: {} (reads without ?order=)", describe_order(view));
+    }
     let staleness = view.max_staleness.map_or_else(|| "none".to_string(), format_duration);
     let _ = writeln!(out, "  max_staleness: {staleness}");
     if view.on_stale == OnStale::Fallback {
@@ -65,6 +68,26 @@ fn describe_key(view: &ViewDef) -> String {
     };
     let uniqueness = if view.key.proven_unique { "proven unique" } else { "uniqueness checked at runtime" };
     format!("({}) {origin}; {uniqueness}", names.join(", "))
+}
+
+/// The view's ORDER BY: `total DESC, id` (NULLS written when not the
+/// direction's default of PostgreSQL: last ascending, first descending).
+fn describe_order(view: &ViewDef) -> String {
+    let terms: Vec<String> = view
+        .order
+        .iter()
+        .map(|k| {
+            let name = view.columns.get(k.column).map_or("?", |c| c.name.as_str());
+            let direction = if k.descending { " DESC" } else { "" };
+            let nulls = match (k.nulls_first, k.descending) {
+                (true, false) => " NULLS FIRST",
+                (false, true) => " NULLS LAST",
+                _ => "",
+            };
+            format!("{name}{direction}{nulls}")
+        })
+        .collect();
+    terms.join(", ")
 }
 
 /// `1s`, `250ms`, `5m`, `1h`: the largest unit that divides the duration.
@@ -324,7 +347,7 @@ fn column_origins(plan: &Plan, catalog: &Catalog) -> Vec<Option<ColumnOrigin>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use denorm_expr::Aggregate;
+    use denorm_expr::{Aggregate, SortKey};
     use denorm_sql::{Location, OutputColumn, TableDependency, ViewKey};
     use denorm_types::{ColumnSchema, ScalarType, TableSchema};
 
@@ -490,6 +513,10 @@ mod tests {
             select_sql: String::new(),
             feed: None,
             location: Location { line: 12, column: 1 },
+            order: vec![
+                SortKey { column: 2, descending: true, nulls_first: false },
+                SortKey { column: 0, descending: false, nulls_first: false },
+            ],
         };
         let report = render_view(&view, Path::new("examples/marketplace/views.sql"), &catalog());
         let expected = "\
@@ -500,6 +527,7 @@ view product_stats (examples/marketplace/views.sql:12:1)
     name          text     not null
     review_count  integer  not null
     avg_rating    double   null
+  read order: review_count DESC NULLS LAST, product_id (reads without ?order=)
   max_staleness: 1s
   on_stale: fallback (beyond max_staleness, key lookups are answered by the source)
   refresh: every 1h (changes are gathered and applied together)

@@ -84,6 +84,10 @@ pub fn describe(v: &ViewDef) -> String {
     if let Some(s) = v.max_staleness {
         out.push_str(&format!("  max_staleness {s:?}\n"));
     }
+    if !v.order.is_empty() {
+        let order: Vec<String> = v.order.iter().map(|k| format!("{} {}", v.columns[k.column].name, k)).collect();
+        out.push_str(&format!("  read order: {}\n", order.join(", ")));
+    }
     out.push_str(&format!("  sql: {}\n", v.select_sql));
     out.push_str(&v.plan.to_string());
     out

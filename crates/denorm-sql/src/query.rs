@@ -1,0 +1,577 @@
+//! A whole query around the SELECTs that [`crate::select`] plans: `WITH`,
+//! set operations, and `ORDER BY … LIMIT n OFFSET m`.
+//!
+//! ```text
+//!  WITH s AS (…)        each CTE planned like a subquery in FROM, in order (a CTE
+//!                       sees the ones before it); a reference stands for a copy of
+//!                       its plan, so two references build one shared sub-graph
+//!  a UNION ALL b        Union [a, b]
+//!  a UNION b            Distinct(Union [a, b])
+//!  a EXCEPT ALL b       Threshold(Union [a, Negate b])                (PostgreSQL)
+//!  a EXCEPT b           Threshold(Union [Distinct a, Negate Distinct b])
+//!  a INTERSECT ALL b    Union [a, Negate Threshold(Union [a, Negate b])]  (PostgreSQL)
+//!  a INTERSECT b        the same over Distinct a, Distinct b
+//!  ORDER BY … LIMIT n   TopK(n, no partition) ─► Map(output columns)
+//!    OFFSET m           TopK(n + m, row number) ─► Filter(row number > m) ─► Map
+//!  ORDER BY (no LIMIT)  nothing in the plan: the view's read order (ViewDef::order)
+//! ```
+//!
+//! Operator precedence follows the dialect: PostgreSQL binds INTERSECT
+//! tighter than UNION and EXCEPT; SQLite applies all of them left to right.
+//! Branch column types unify as CASE branches do (an integer meets a double
+//! as a double; PostgreSQL also casts the integers, SQLite keeps them);
+//! names come from the first branch.
+//!
+//! At the LIMIT boundary rows that tie on the ORDER BY are kept in the order
+//! of their encoded bytes (a source may return any of them): order by a
+//! unique column last to make the view match the source exactly.
+//!
+//! `WITH RECURSIVE`, `VALUES`, `OFFSET` without `LIMIT` and non-literal
+//! limits are refused with a hint.
+
+use denorm_expr::{BinaryOp, Expr, Plan, SortKey};
+use denorm_types::{Catalog, Datum, Dialect, ScalarType, TableSchema};
+use sqlparser::ast::{self, SetExpr, SetOperator, SetQuantifier};
+use sqlparser::keywords::Keyword;
+use sqlparser::tokenizer::Token;
+
+use crate::derived::{plan_derived, Derived};
+use crate::order;
+use crate::select::{check_duplicate_names, finish, plan_select_ordered, Context, Item};
+use crate::types::Typed;
+use crate::source::location;
+use crate::types::unify;
+use crate::{KeyOrigin, Location, OutputColumn, PlanError, TableDependency, ViewKey};
+
+/// Set operators in one query, at most (each adds operators to the graph).
+const MAX_SET_OPERATIONS: usize = 128;
+
+const LIMIT_HINT: &str = "write LIMIT and OFFSET as integer literals, e.g. ORDER BY total DESC LIMIT 10";
+
+/// A `WITH` query, planned; each reference in FROM reads a copy of it.
+#[derive(Debug, Clone)]
+pub(crate) struct Cte {
+    /// Lower-cased.
+    pub name: String,
+    pub derived: Derived,
+}
+
+/// A planned query.
+#[derive(Debug)]
+pub(crate) struct Planned {
+    pub plan: Plan,
+    pub columns: Vec<OutputColumn>,
+    pub key: ViewKey,
+    /// The top-level ORDER BY over output columns (see `ViewDef::order`).
+    pub order: Vec<SortKey>,
+    pub reads: Vec<TableDependency>,
+}
+
+/// The operand of a set operation, or a whole compound.
+#[derive(Debug)]
+struct Branch {
+    plan: Plan,
+    columns: Vec<OutputColumn>,
+    reads: Vec<TableDependency>,
+    /// No row appears twice.
+    set: bool,
+}
+
+pub(crate) fn plan_query(q: &ast::Query, cx: &Context<'_, '_>) -> Result<Planned, PlanError> {
+    check_clauses(q, cx)?;
+    let ctes;
+    let cx = match &q.with {
+        Some(with) => {
+            ctes = plan_ctes(with, cx)?;
+            Context { ctes: &ctes, ..*cx }
+        }
+        None => *cx,
+    };
+    let (limit, offset) = paging(q, &cx)?;
+    let terms: &[ast::OrderByExpr] = match q.order_by.as_ref().map(|o| &o.kind) {
+        None => &[],
+        Some(ast::OrderByKind::Expressions(terms)) => terms,
+        Some(ast::OrderByKind::All(_)) => {
+            return Err(PlanError::new("ORDER BY ALL is not supported", cx.keyword(&[Keyword::ORDER]))
+                .hint("list the columns to order by"))
+        }
+    };
+    let (plan, columns, key, order, reads) = match &*q.body {
+        SetExpr::Select(s) => {
+            let (scope, body) = plan_select_ordered(s, terms, &cx)?;
+            if let Some(w) = &body.window {
+                return Err(PlanError::new(
+                    "ROW_NUMBER() is only supported in a plain subquery in FROM, bounded by the outer WHERE",
+                    w.at,
+                )
+                .hint(crate::window::TOP_K_FORM));
+            }
+            let order = body.ordering.order.clone();
+            let finished = finish(body, s, &scope, &cx)?;
+            (finished.plan, finished.columns, finished.key, order, scope.dependencies(cx.catalog))
+        }
+        body => {
+            let branch = plan_compound(body, &cx)?;
+            let items: Vec<Item> = branch
+                .columns
+                .iter()
+                .map(|c| Item { typed: Typed::null(), name: c.name.clone(), at: Some(cx.view.location) })
+                .collect();
+            check_duplicate_names(&items, &Context { operand: false, ..cx })?;
+            let at_of = |e: &ast::Expr| cx.view.tokens.start_of(e).and_then(location);
+            let order = order::resolve_output(terms, &branch.columns, cx.dialect, at_of)?;
+            let key = compound_key(&branch, &cx)?;
+            (branch.plan, branch.columns, key, order, branch.reads)
+        }
+    };
+    let width = columns.len();
+    let mut plan = match limit {
+        Some(limit) => top_n(plan, order.clone(), limit, offset),
+        None => plan,
+    };
+    if plan.arity() > width {
+        plan = Plan::Map { input: Box::new(plan), exprs: (0..width).map(Expr::Column).collect() };
+    }
+    let visible = order.iter().take_while(|k| k.column < width).count();
+    if visible < order.len() && limit.is_none() && cx.depth == 0 {
+        let at = cx.keyword(&[Keyword::ORDER]);
+        return Err(PlanError::new("ORDER BY without LIMIT can only order by output columns", at)
+            .detail("without LIMIT the ORDER BY is the order reads return rows in, so it must be read from the view")
+            .hint("add the expression to the select list, or add a LIMIT"));
+    }
+    let order = order.into_iter().take(visible).collect();
+    Ok(Planned { plan, columns, key, order, reads })
+}
+
+/// The first `limit` rows by `order` after skipping `offset`, with the
+/// input's columns (and a row number after them when `offset` > 0).
+fn top_n(input: Plan, order: Vec<SortKey>, limit: usize, offset: usize) -> Plan {
+    let arity = input.arity();
+    let limit = limit.saturating_add(offset);
+    let top = Plan::TopK { input: Box::new(input), partition: Vec::new(), order, limit, rank: offset > 0 };
+    if offset == 0 {
+        return top;
+    }
+    let skipped = i64::try_from(offset).unwrap_or(i64::MAX);
+    let predicate = Expr::binary(BinaryOp::Gt, Expr::Column(arity), Expr::Literal(Datum::Int(skipped)));
+    Plan::Filter { input: Box::new(top), predicate }
+}
+
+fn check_clauses(q: &ast::Query, cx: &Context<'_, '_>) -> Result<(), PlanError> {
+    if q.fetch.is_some() {
+        return Err(PlanError::new("FETCH is not supported in a view", cx.keyword(&[Keyword::FETCH]))
+            .hint("write LIMIT n instead"));
+    }
+    if !q.locks.is_empty() {
+        return Err(PlanError::new(
+            "FOR UPDATE and FOR SHARE are not supported in a view",
+            cx.keyword(&[Keyword::FOR]),
+        ));
+    }
+    if q.for_clause.is_some() || q.settings.is_some() || q.format_clause.is_some() || !q.pipe_operators.is_empty() {
+        return Err(PlanError::new("this query clause is not supported in a view", Some(cx.view.location)));
+    }
+    Ok(())
+}
+
+/// LIMIT (`None`: no limit) and OFFSET.
+fn paging(q: &ast::Query, cx: &Context<'_, '_>) -> Result<(Option<usize>, usize), PlanError> {
+    let (limit, offset) = match &q.limit_clause {
+        None => return Ok((None, 0)),
+        Some(ast::LimitClause::LimitOffset { limit, offset, limit_by }) => {
+            if !limit_by.is_empty() {
+                return Err(PlanError::new("LIMIT BY is not supported", cx.keyword(&[Keyword::BY])));
+            }
+            (limit.as_ref(), offset.as_ref().map(|o| &o.value))
+        }
+        Some(ast::LimitClause::OffsetCommaLimit { offset, limit }) => (Some(limit), Some(offset)),
+    };
+    let limit_at = cx.keyword(&[Keyword::LIMIT]);
+    let offset_at = cx.keyword(&[Keyword::OFFSET]).or(limit_at);
+    let limit = limit.map(|e| integer(e, "LIMIT", limit_at, cx.dialect)).transpose()?.flatten();
+    let offset = offset.map(|e| integer(e, "OFFSET", offset_at, cx.dialect)).transpose()?.flatten().unwrap_or(0);
+    if limit.is_none() && offset > 0 {
+        return Err(PlanError::new("OFFSET without LIMIT is not supported", offset_at)
+            .detail("denorm maintains a bounded number of leading rows")
+            .hint("add a LIMIT, e.g. LIMIT 100 OFFSET 10"));
+    }
+    Ok((limit, offset))
+}
+
+/// An integer literal as a row count; `None` for SQLite's negative "no
+/// limit" (a negative OFFSET is 0 there).
+fn integer(e: &ast::Expr, clause: &str, at: Option<Location>, dialect: Dialect) -> Result<Option<usize>, PlanError> {
+    let (negative, inner) = match e {
+        ast::Expr::UnaryOp { op: ast::UnaryOperator::Minus, expr } => (true, &**expr),
+        e => (false, e),
+    };
+    let value = match inner {
+        ast::Expr::Value(v) => match &v.value {
+            ast::Value::Number(n, _) => n.parse::<u64>().ok(),
+            _ => None,
+        },
+        _ => None,
+    };
+    let Some(value) = value else {
+        return Err(PlanError::new(format!("{clause} must be an integer literal in a view"), at).hint(LIMIT_HINT));
+    };
+    match (negative && value > 0, dialect) {
+        (false, _) => Ok(Some(usize::try_from(value).unwrap_or(usize::MAX))),
+        (true, Dialect::Sqlite) if clause == "OFFSET" => Ok(Some(0)),
+        (true, Dialect::Sqlite) => Ok(None),
+        (true, Dialect::Postgres) => Err(PlanError::new(format!("{clause} must not be negative"), at)),
+    }
+}
+
+/// Plans the CTEs of `with` in order; each sees the ones before it and the
+/// enclosing query's.
+fn plan_ctes(with: &ast::With, cx: &Context<'_, '_>) -> Result<Vec<Cte>, PlanError> {
+    let at = location(with.with_token.0.span.start);
+    if with.recursive {
+        return Err(PlanError::new("WITH RECURSIVE is not supported", at)
+            .detail("a recursive query has no incremental maintenance in denorm")
+            .hint("maintain the recursion's input as a view and compute the closure when reading"));
+    }
+    let mut ctes: Vec<Cte> = cx.ctes.to_vec();
+    let outer = ctes.len();
+    for cte in &with.cte_tables {
+        let name = &cte.alias.name;
+        let name_at = location(name.span.start);
+        if ctes[outer..].iter().any(|c| c.name.eq_ignore_ascii_case(&name.value)) {
+            return Err(PlanError::new(format!("WITH query name \"{}\" specified more than once", name.value), name_at)
+                .hint("give each WITH query its own name"));
+        }
+        if cte.from.is_some() {
+            return Err(PlanError::new("WITH … FROM is not supported", name_at));
+        }
+        let inner = Context { ctes: &ctes, ..*cx };
+        let mut derived = plan_derived(&cte.query, &name.value, &inner, name_at)?;
+        rename_columns(&mut derived.schema, &cte.alias.columns, name_at)?;
+        ctes.push(Cte { name: name.value.to_lowercase(), derived });
+    }
+    Ok(ctes)
+}
+
+/// `WITH s (a, b) AS (…)`: the CTE's columns renamed, the rest kept.
+fn rename_columns(
+    schema: &mut TableSchema,
+    names: &[ast::TableAliasColumnDef],
+    at: Option<Location>,
+) -> Result<(), PlanError> {
+    if names.len() > schema.columns.len() {
+        return Err(PlanError::new(
+            format!(
+                "WITH query \"{}\" has {} columns available but {} columns specified",
+                schema.name,
+                schema.columns.len(),
+                names.len()
+            ),
+            at,
+        ));
+    }
+    for (column, def) in schema.columns.iter_mut().zip(names) {
+        if def.data_type.is_some() {
+            return Err(PlanError::new("column types in a WITH column list are not supported", at));
+        }
+        column.name = def.name.value.clone();
+    }
+    Ok(())
+}
+
+/// A FROM item naming a CTE: its relation under the alias (or its name).
+pub(crate) fn cte_relation(cte: &Cte, alias: Option<&ast::TableAlias>) -> Result<(Derived, String), PlanError> {
+    let mut derived = cte.derived.clone();
+    let visible = match alias {
+        Some(a) => {
+            if !a.columns.is_empty() {
+                return Err(PlanError::new("column aliases in FROM are not supported", location(a.name.span.start))
+                    .hint("name the columns in the WITH query"));
+            }
+            a.name.value.clone()
+        }
+        None => cte.name.clone(),
+    };
+    derived.schema.name = visible.clone();
+    Ok((derived, visible.to_ascii_lowercase()))
+}
+
+/// A UNION/EXCEPT/INTERSECT (or a parenthesized query) as one branch.
+fn plan_compound(body: &SetExpr, cx: &Context<'_, '_>) -> Result<Branch, PlanError> {
+    let mut operands = Vec::new();
+    let mut operators = Vec::new();
+    flatten(body, &mut operands, &mut operators)?;
+    let places = operator_locations(cx);
+    let at = |i: usize| places.get(i).copied().flatten().or(Some(cx.view.location));
+    let mut branches = operands.into_iter().map(|o| plan_operand(o, cx));
+    let first = branches.next().unwrap_or_else(|| Err(PlanError::new("empty query", Some(cx.view.location))))?;
+    if cx.dialect == Dialect::Sqlite {
+        // SQLite gives every compound operator the same precedence.
+        let mut acc = first;
+        for (i, (branch, &(op, quantifier))) in branches.zip(&operators).enumerate() {
+            acc = combine(op, quantifier, acc, branch?, at(i), cx)?;
+        }
+        return Ok(acc);
+    }
+    // PostgreSQL: INTERSECT first, then UNION and EXCEPT left to right.
+    let mut terms: Vec<(Branch, usize)> = vec![(first, usize::MAX)];
+    for (i, (branch, &(op, quantifier))) in branches.zip(&operators).enumerate() {
+        let branch = branch?;
+        if op == SetOperator::Intersect {
+            let (left, before) = terms.pop().expect("one term at least");
+            terms.push((combine(op, quantifier, left, branch, at(i), cx)?, before));
+        } else {
+            terms.push((branch, i));
+        }
+    }
+    let mut terms = terms.into_iter();
+    let (mut acc, _) = terms.next().expect("one term at least");
+    for (branch, i) in terms {
+        let (op, quantifier) = operators[i];
+        acc = combine(op, quantifier, acc, branch, at(i), cx)?;
+    }
+    Ok(acc)
+}
+
+/// The operands and operators of a compound in written order (an
+/// in-order walk; parenthesized queries stay operands).
+fn flatten<'q>(
+    e: &'q SetExpr,
+    operands: &mut Vec<&'q SetExpr>,
+    operators: &mut Vec<(SetOperator, SetQuantifier)>,
+) -> Result<(), PlanError> {
+    match e {
+        SetExpr::SetOperation { op, set_quantifier, left, right } => {
+            flatten(left, operands, operators)?;
+            operators.push((*op, *set_quantifier));
+            if operators.len() > MAX_SET_OPERATIONS {
+                return Err(PlanError::new(
+                    format!("more than {MAX_SET_OPERATIONS} UNION/EXCEPT/INTERSECT operators in one query"),
+                    None,
+                )
+                .hint("split the query into several views"));
+            }
+            flatten(right, operands, operators)
+        }
+        other => {
+            operands.push(other);
+            Ok(())
+        }
+    }
+}
+
+/// Where each set operator of this query level is written, in order.
+fn operator_locations(cx: &Context<'_, '_>) -> Vec<Option<Location>> {
+    let start = (cx.start.line, cx.start.column);
+    let mut depth = 0i64;
+    let mut out = Vec::new();
+    let keywords = [Keyword::UNION, Keyword::EXCEPT, Keyword::INTERSECT, Keyword::MINUS];
+    for t in cx.view.tokens.tokens.iter().filter(|t| (t.span.start.line, t.span.start.column) >= start) {
+        match &t.token {
+            Token::LParen => depth += 1,
+            Token::RParen if depth == 0 => break,
+            Token::RParen => depth -= 1,
+            Token::Word(w) if depth == 0 && w.quote_style.is_none() && keywords.contains(&w.keyword) => {
+                out.push(location(t.span.start))
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// One operand: a SELECT or a parenthesized query.
+fn plan_operand(e: &SetExpr, cx: &Context<'_, '_>) -> Result<Branch, PlanError> {
+    match e {
+        SetExpr::Select(s) => {
+            let inner = Context { start: s.select_token.0.span.start, depth: cx.depth + 1, operand: true, ..*cx };
+            let (scope, body) = plan_select_ordered(s, &[], &inner)?;
+            if let Some(w) = &body.window {
+                return Err(PlanError::new("ROW_NUMBER() is not supported in a UNION, EXCEPT or INTERSECT", w.at)
+                    .hint(crate::window::TOP_K_FORM));
+            }
+            let finished = finish(body, s, &scope, &inner)?;
+            let set = finished.key.proven_unique;
+            Ok(Branch { plan: finished.plan, columns: finished.columns, reads: scope.dependencies(cx.catalog), set })
+        }
+        SetExpr::Query(q) => {
+            let start = match &*q.body {
+                SetExpr::Select(s) => s.select_token.0.span.start,
+                _ => cx.start,
+            };
+            let inner = Context { start, depth: cx.depth + 1, operand: true, ..*cx };
+            let planned = plan_query(q, &inner)?;
+            let set = planned.key.proven_unique;
+            Ok(Branch { plan: planned.plan, columns: planned.columns, reads: planned.reads, set })
+        }
+        SetExpr::Values(_) => Err(PlanError::new("VALUES is not supported in a view", Some(cx.view.location))
+            .hint("write SELECT 1 AS a, 'x' AS b (UNION ALL SELECT …) instead")),
+        _ => Err(PlanError::new("this query is not supported in a view", Some(cx.view.location))),
+    }
+}
+
+fn combine(
+    op: SetOperator,
+    quantifier: SetQuantifier,
+    left: Branch,
+    right: Branch,
+    at: Option<Location>,
+    cx: &Context<'_, '_>,
+) -> Result<Branch, PlanError> {
+    let name = match op {
+        SetOperator::Union => "UNION",
+        SetOperator::Except => "EXCEPT",
+        SetOperator::Intersect => "INTERSECT",
+        SetOperator::Minus => {
+            return Err(PlanError::new("MINUS is not supported", at).hint("write EXCEPT"));
+        }
+    };
+    let all = match quantifier {
+        SetQuantifier::All => true,
+        SetQuantifier::Distinct | SetQuantifier::None => false,
+        _ => return Err(PlanError::new(format!("{name} BY NAME is not supported"), at).hint("list the columns")),
+    };
+    if all && op != SetOperator::Union && cx.dialect == Dialect::Sqlite {
+        return Err(PlanError::new(format!("{name} ALL is not supported by SQLite"), at)
+            .hint(format!("SQLite has only {name}, which removes duplicate rows")));
+    }
+    if left.columns.len() != right.columns.len() {
+        return Err(PlanError::new(format!("each {name} query must have the same number of columns"), at).detail(
+            format!("the left side has {} columns, the right side {}", left.columns.len(), right.columns.len()),
+        ));
+    }
+    let (columns, casts) = unify_columns(&left.columns, &right.columns, name, at, cx.dialect)?;
+    let (l, r) = (cast(left.plan, &casts.0), cast(right.plan, &casts.1));
+    let mut reads = left.reads;
+    merge_reads(&mut reads, right.reads, cx.catalog);
+    let (plan, set) = match (op, all) {
+        (SetOperator::Union, true) => (union_all(l, r), false),
+        (SetOperator::Union, false) => (Plan::Distinct { input: Box::new(union_all(undistinct(l), r)) }, true),
+        (SetOperator::Except, true) => (except(l, r), false),
+        (SetOperator::Except, false) => (except(distinct(l, left.set), distinct(r, right.set)), true),
+        (SetOperator::Intersect, true) => (intersect(l, r), false),
+        (_, false) => (intersect(distinct(l, left.set), distinct(r, right.set)), true),
+        (SetOperator::Minus, true) => unreachable!("refused above"),
+    };
+    Ok(Branch { plan, columns, reads, set })
+}
+
+fn negate(p: Plan) -> Plan {
+    Plan::Negate { input: Box::new(p) }
+}
+
+/// `a UNION ALL b`, extending a Union on the left rather than nesting.
+fn union_all(a: Plan, b: Plan) -> Plan {
+    match a {
+        Plan::Union { mut inputs } => {
+            inputs.push(b);
+            Plan::Union { inputs }
+        }
+        a => Plan::Union { inputs: vec![a, b] },
+    }
+}
+
+/// `Distinct(Union …)` → `Union …`: a UNION's distinct step is redone above.
+fn undistinct(p: Plan) -> Plan {
+    match p {
+        Plan::Distinct { input } if matches!(*input, Plan::Union { .. }) => *input,
+        p => p,
+    }
+}
+
+fn distinct(p: Plan, set: bool) -> Plan {
+    if set {
+        p
+    } else {
+        Plan::Distinct { input: Box::new(p) }
+    }
+}
+
+fn except(a: Plan, b: Plan) -> Plan {
+    Plan::Threshold { input: Box::new(Plan::Union { inputs: vec![a, negate(b)] }) }
+}
+
+fn intersect(a: Plan, b: Plan) -> Plan {
+    Plan::Union { inputs: vec![a.clone(), negate(except(a, b))] }
+}
+
+/// Per-side casts (column, type) to the unified column types.
+type Casts = (Vec<(usize, ScalarType)>, Vec<(usize, ScalarType)>);
+
+fn unify_columns(
+    left: &[OutputColumn],
+    right: &[OutputColumn],
+    name: &str,
+    at: Option<Location>,
+    dialect: Dialect,
+) -> Result<(Vec<OutputColumn>, Casts), PlanError> {
+    let mut columns = Vec::with_capacity(left.len());
+    let mut casts: Casts = (Vec::new(), Vec::new());
+    for (i, (l, r)) in left.iter().zip(right).enumerate() {
+        let Some(ty) = unify(l.ty, r.ty) else {
+            return Err(PlanError::new(format!("{name} types {} and {} cannot be matched", l.ty, r.ty), at)
+                .detail(format!("column {} (\"{}\")", i + 1, l.name))
+                .hint("CAST one side to the other's type"));
+        };
+        // PostgreSQL converts the values to the common type; SQLite keeps them.
+        if dialect == Dialect::Postgres {
+            for (side, from) in [(&mut casts.0, l.ty), (&mut casts.1, r.ty)] {
+                if from != ty && from != ScalarType::Null {
+                    side.push((i, ty));
+                }
+            }
+        }
+        columns.push(OutputColumn { name: l.name.clone(), ty, nullable: l.nullable || r.nullable });
+    }
+    Ok((columns, casts))
+}
+
+fn cast(plan: Plan, casts: &[(usize, ScalarType)]) -> Plan {
+    if casts.is_empty() {
+        return plan;
+    }
+    let exprs = (0..plan.arity())
+        .map(|c| match casts.iter().find(|(i, _)| *i == c) {
+            Some(&(_, to)) => Expr::Cast { expr: Box::new(Expr::Column(c)), to },
+            None => Expr::Column(c),
+        })
+        .collect();
+    Plan::Map { input: Box::new(plan), exprs }
+}
+
+/// `b`'s reads added to `a`'s, columns in schema order.
+fn merge_reads(a: &mut Vec<TableDependency>, b: Vec<TableDependency>, catalog: &Catalog) {
+    for dep in b {
+        match a.iter_mut().find(|d| d.table.eq_ignore_ascii_case(&dep.table)) {
+            Some(d) => {
+                d.columns.extend(dep.columns.into_iter().filter(|c| !d.columns.contains(c)).collect::<Vec<_>>());
+                if let Some(schema) = catalog.get(&d.table) {
+                    let read = &d.columns;
+                    let ordered = schema.columns.iter().filter(|c| read.contains(&c.name)).map(|c| c.name.clone());
+                    d.columns = ordered.collect();
+                }
+            }
+            None => a.push(dep),
+        }
+    }
+}
+
+/// A compound's key: all columns, proven unique unless it is a bag (UNION
+/// ALL, EXCEPT ALL, INTERSECT ALL); a declared key is checked at runtime
+/// unless it covers every column of a set.
+fn compound_key(branch: &Branch, cx: &Context<'_, '_>) -> Result<ViewKey, PlanError> {
+    let all: Vec<usize> = (0..branch.columns.len()).collect();
+    let (Some(declared), 0) = (&cx.view.key, cx.depth) else {
+        return Ok(ViewKey { columns: all, origin: KeyOrigin::AllColumns, proven_unique: branch.set });
+    };
+    let names: Vec<&str> = branch.columns.iter().map(|c| c.name.as_str()).collect();
+    let mut columns = Vec::new();
+    for n in &declared.names {
+        let position = names.iter().position(|x| x == n).or_else(|| names.iter().position(|x| x.eq_ignore_ascii_case(n)));
+        columns.push(position.ok_or_else(|| {
+            PlanError::new(format!("key column \"{n}\" is not a column of view {}", cx.view.name), declared.location)
+                .hint(format!("the view's columns are: {}", names.join(", ")))
+        })?);
+    }
+    let proven_unique = branch.set && all.iter().all(|c| columns.contains(c));
+    Ok(ViewKey { columns, origin: KeyOrigin::Declared, proven_unique })
+}
