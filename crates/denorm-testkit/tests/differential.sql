@@ -160,3 +160,61 @@ SELECT category, COUNT(*) AS n, SUM(rn) AS rank_sum FROM (
   SELECT category, id, ROW_NUMBER() OVER (PARTITION BY category ORDER BY name, id) AS rn FROM products) AS r
 WHERE rn <= 2
 GROUP BY category;
+
+-- Query level (issue 11, helper C): top-N with and without OFFSET, ORDER BY
+-- as the read order, UNION/UNION ALL/EXCEPT/INTERSECT (NULLs, duplicates,
+-- SQLite's left-to-right precedence), WITH used twice and shadowing a
+-- table, constant views. Each top-N ends its ORDER BY with a unique column,
+-- so that the source and the engine keep the same rows at the boundary.
+
+CREATE MATERIALIZED VIEW top_scored_posts AS
+SELECT id, title, score FROM posts ORDER BY score DESC, id LIMIT 4;
+
+CREATE MATERIALIZED VIEW top_posts_page_two AS
+SELECT id AS post, score FROM posts ORDER BY score, post DESC LIMIT 3 OFFSET 2;
+
+CREATE MATERIALIZED VIEW top_authors_by_hidden_count AS
+SELECT author_id FROM posts GROUP BY author_id ORDER BY COUNT(*) DESC, author_id LIMIT 3;
+
+CREATE MATERIALIZED VIEW top_titles_by_expression AS
+SELECT id, title FROM posts ORDER BY LENGTH(title) DESC, 1 LIMIT 3;
+
+CREATE MATERIALIZED VIEW posts_in_order AS
+SELECT id, title, score FROM posts ORDER BY score DESC, title;
+
+CREATE MATERIALIZED VIEW names_of_anything AS
+SELECT name FROM users UNION SELECT name FROM products;
+
+CREATE MATERIALIZED VIEW all_names AS
+SELECT id, name FROM users UNION ALL SELECT id, name FROM products UNION ALL SELECT author_id, title FROM posts;
+
+CREATE MATERIALIZED VIEW silent_users AS
+SELECT id FROM users EXCEPT SELECT author_id FROM posts;
+
+CREATE MATERIALIZED VIEW reviewing_authors AS
+SELECT user_id FROM reviews INTERSECT SELECT author_id FROM posts;
+
+CREATE MATERIALIZED VIEW set_chain AS
+SELECT author_id, score FROM posts UNION SELECT user_id, rating FROM reviews
+EXCEPT SELECT follower_id, followee_id FROM follows INTERSECT SELECT product_id, rating FROM reviews;
+
+CREATE MATERIALIZED VIEW top_of_union AS
+SELECT id, name AS label FROM users UNION ALL SELECT id, title FROM posts ORDER BY label DESC, id LIMIT 5;
+
+CREATE MATERIALIZED VIEW author_counts_twice AS
+WITH counts AS (SELECT author_id, COUNT(*) AS n FROM posts GROUP BY author_id)
+SELECT a.author_id, a.n, b.n AS again FROM counts a JOIN counts b ON b.author_id = a.author_id;
+
+CREATE MATERIALIZED VIEW good_reviews_per_product AS
+WITH good AS (SELECT id, product_id FROM reviews WHERE rating >= 3),
+     products AS (SELECT product_id, COUNT(*) AS n FROM good GROUP BY product_id)
+SELECT product_id, n FROM products;
+
+CREATE MATERIALIZED VIEW newest_follows AS
+SELECT t.follower_id, t.followee_id FROM (SELECT follower_id, followee_id, id FROM follows ORDER BY id DESC LIMIT 3) AS t;
+
+CREATE MATERIALIZED VIEW constants AS
+SELECT 1 AS one, 'x' AS s, 2.5 AS f;
+
+CREATE MATERIALIZED VIEW users_and_nobody AS
+SELECT id, name FROM users UNION ALL SELECT 0, 'nobody';
