@@ -386,6 +386,7 @@ mod tests {
                 refresh: Some(Duration::from_secs(3600)),
                 fallback: false,
                 feed: None,
+                order: Vec::new(),
             },
         ]
     }

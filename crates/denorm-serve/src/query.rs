@@ -119,7 +119,7 @@ pub fn decode_pairs(raw: &str) -> Vec<(String, String)> {
 
 /// Parses the query parameters of a read of `view`.
 pub fn parse_query(view: &ViewInfo, pairs: &[(String, String)]) -> Result<Query, BadParameter> {
-    let mut query = Query::default();
+    let mut query = Query { order: view.order.clone(), ..Query::default() };
     for (name, value) in pairs {
         match name.as_str() {
             "order" => query.order = parse_order(view, value)?,

@@ -64,6 +64,9 @@ pub struct ViewInfo {
     /// content and edges, and it is read one partition at a time (see
     /// [`crate::feed`]).
     pub feed: Option<FeedInfo>,
+    /// The view's declared `ORDER BY`: the order of a read that gives no
+    /// `order=` (then the key, as always).
+    pub order: Vec<crate::query::OrderTerm>,
 }
 
 /// One output column of a view.

@@ -167,6 +167,11 @@ pub fn serving_info(view: &ViewDef) -> ViewInfo {
         },
         fallback: view.on_stale == OnStale::Fallback,
         feed,
+        order: view
+            .order
+            .iter()
+            .map(|k| OrderTerm { column: k.column, descending: k.descending, nulls_first: k.nulls_first })
+            .collect(),
     }
 }
 
