@@ -65,6 +65,23 @@ const VIEWS: &[(&str, &str)] = &[
     ),
     ("active_products", "SELECT id, name, price, active FROM products WHERE active AND price > 1.0"),
     ("category_totals", "SELECT category, SUM(price) AS total, MAX(price) AS top FROM products GROUP BY category"),
+    // Whole queries: top-N (OFFSET), the ALL set operations SQLite lacks,
+    // PostgreSQL's INTERSECT-first precedence, a CTE read twice, a constant row.
+    ("top_scores", "SELECT id, title, score FROM posts ORDER BY score DESC NULLS LAST, id LIMIT 4"),
+    ("score_page", "SELECT id, score FROM posts ORDER BY score, id DESC LIMIT 3 OFFSET 2"),
+    ("authors_except_all", "SELECT author_id FROM posts EXCEPT ALL SELECT user_id FROM reviews"),
+    ("authors_intersect_all", "SELECT author_id FROM posts INTERSECT ALL SELECT user_id FROM reviews"),
+    (
+        "set_precedence",
+        "SELECT author_id FROM posts UNION SELECT user_id FROM reviews INTERSECT SELECT follower_id FROM follows",
+    ),
+    ("karma_or_rating", "SELECT karma FROM users UNION ALL SELECT rating FROM reviews"),
+    (
+        "counts_twice",
+        "WITH c AS (SELECT author_id, COUNT(*) AS n FROM posts GROUP BY author_id) \
+         SELECT a.author_id, a.n, b.n AS m FROM c a JOIN c b ON b.author_id = a.author_id",
+    ),
+    ("constant_row", "SELECT 1 AS one, 'x' AS s"),
 ];
 
 fn views_sql(views: &[(&str, &str)]) -> String {
