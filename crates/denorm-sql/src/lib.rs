@@ -134,6 +134,7 @@ mod scope;
 mod select;
 mod source;
 mod statement;
+mod subquery;
 
 mod types;
 mod window;

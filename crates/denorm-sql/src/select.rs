@@ -26,6 +26,7 @@ use crate::names::{alias_name, bare_column, postgres_name, sqlite_name, strip_se
 use crate::scope::Scope;
 use crate::source::{location, Source};
 use crate::statement::{DeclaredKey, ViewStatement};
+use crate::subquery::Subqueries;
 use crate::types::Typed;
 use crate::window;
 use crate::{KeyOrigin, Location, OutputColumn, PlanError, ViewDef, ViewKey};
@@ -139,9 +140,18 @@ pub(crate) fn plan_select<'q, 'c>(
     check_select(select, cx)?;
     let from_at = cx.keyword(&[Keyword::FROM]);
     let (scope, mut input, ranked) = plan_from(&select.from, select.selection.as_ref(), cx, from_at.or(fallback))?;
-    let base =
-        Lowerer { scope: &scope, statement: &view.tokens, dialect, clause: Clause::Where, grouping: None, fallback };
-    if let Some(predicate) = where_predicate(select.selection.as_ref(), &ranked, &base)? {
+    let subqueries = Subqueries::new(*cx, &scope, true);
+    let base = Lowerer {
+        scope: &scope,
+        statement: &view.tokens,
+        dialect,
+        clause: Clause::Where,
+        grouping: None,
+        fallback,
+        subqueries: Some(&subqueries),
+    };
+    if let Some(mut predicate) = where_predicate(select.selection.as_ref(), &ranked, &base)? {
+        input = subqueries.apply(input, [&mut predicate]);
         input = Plan::Filter { input: Box::new(input), predicate };
     }
     let group_exprs = group_by(select, cx)?;
@@ -187,12 +197,11 @@ pub(crate) fn plan_select<'q, 'c>(
             Body { input, items, groups: None, window: Some(window) }
         }
         None if grouped => plan_grouped(&base, select, input, group_exprs, &namer)?,
-        None => Body {
-            input,
-            items: lower_items(&base.scalar(Clause::Select), select, &namer, None)?,
-            groups: None,
-            window: None,
-        },
+        None => {
+            let mut items = lower_items(&Lowerer { clause: Clause::Select, ..base }, select, &namer, None)?;
+            let input = subqueries.apply(input, items.iter_mut().map(|i| &mut i.typed.expr));
+            Body { input, items, groups: None, window: None }
+        }
     };
     check_duplicate_names(&body.items, cx)?;
     Ok((scope, body))
@@ -332,7 +341,7 @@ fn group_by<'q>(select: &'q ast::Select, cx: &Context<'_, '_>) -> Result<&'q [as
 
 /// Whether the SELECT list or HAVING calls an aggregate (outside window
 /// functions), found without recursion.
-fn has_aggregate(select: &ast::Select) -> bool {
+pub(crate) fn has_aggregate(select: &ast::Select) -> bool {
     use ast::Expr as E;
     let mut stack: Vec<&ast::Expr> = select
         .projection
@@ -517,15 +526,22 @@ fn plan_grouped<'q>(
         }
     }
     let grouping = RefCell::new(Grouping { groups, ..Grouping::default() });
-    let lowerer = Lowerer { grouping: Some(&grouping), clause: Clause::Select, ..*base };
-    let items = lower_items(&lowerer, select, namer, None)?;
-    let having = select.having.as_ref().map(|h| lowerer.lower_condition(h, "HAVING", 0)).transpose()?;
+    // Subqueries in the SELECT list and HAVING join the Reduce output.
+    let subqueries = base.subqueries.map(Subqueries::grouped);
+    let lowerer =
+        Lowerer { grouping: Some(&grouping), clause: Clause::Select, subqueries: subqueries.as_ref(), ..*base };
+    let mut items = lower_items(&lowerer, select, namer, None)?;
+    let mut having = select.having.as_ref().map(|h| lowerer.lower_condition(h, "HAVING", 0)).transpose()?;
     let g = grouping.into_inner();
     let width = g.groups.len();
     let exprs: Vec<Expr> = g.groups.into_iter().map(|t| t.expr).chain(g.args).collect();
     let aggregates = g.aggregates.iter().map(|a| Aggregate { func: a.func, arg: a.input(width) }).collect();
     let map = Plan::Map { input: Box::new(input), exprs };
     let mut plan = Plan::Reduce { input: Box::new(map), group_key: (0..width).collect(), aggregates };
+    if let Some(subqueries) = &subqueries {
+        let exprs = items.iter_mut().map(|i| &mut i.typed.expr).chain(having.iter_mut().map(|h| &mut h.expr));
+        plan = subqueries.apply(plan, exprs);
+    }
     if let Some(predicate) = having {
         plan = Plan::Filter { input: Box::new(plan), predicate: predicate.expr };
     }

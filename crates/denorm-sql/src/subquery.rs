@@ -1,0 +1,688 @@
+//! Subqueries in expressions — `EXISTS (…)`, `x [NOT] IN (SELECT …)` and
+//! scalar `(SELECT …)` in WHERE, the SELECT list and HAVING — decorrelated
+//! into joins the core maintains (Neumann & Kemper, "Unnesting Arbitrary
+//! Queries"; Materialize and Feldera do the same).
+//!
+//! ```text
+//!  clause input ─► [Map: + correlation values] ─► LeftJoin on the correlation ─► … ─► Filter / Map
+//!                                                   │ right side: at most one row per correlation value
+//!  EXISTS        Reduce count(*) by corr over the inner rows      → coalesce(count, 0) > 0
+//!  x IN (y)      Distinct (y, corr), joined on (x, corr)         → matched, and when x or y may be
+//!                Reduce count(*), count(y) by corr over it          NULL: empty? NULL y? (SQL's
+//!                                                                    three-valued IN / NOT IN)
+//!  (SELECT agg)  the inner's Reduce, grouped by corr             → the item over its aggregates,
+//!                                                                    COUNTs coalesced to 0 (an empty
+//!                                                                    group has no Reduce row)
+//!  (SELECT x)    the inner rows, proven unique on corr           → x (NULL when there is none)
+//! ```
+//!
+//! The correlation is the inner WHERE's top-level AND terms of the form
+//! `inner_expr = outer_expr` (one side reading only the subquery's tables,
+//! the other only the outer query's); the other terms stay in the inner
+//! query. Because every right side has at most one row per correlation
+//! value, the LEFT JOIN keeps each outer row exactly once (duplicates of
+//! the outer bag included), and the subquery's value is an expression over
+//! the joined columns — valid anywhere: under OR, in CASE, negated.
+//!
+//! Planning a clause registers the joins as [`Step`]s whose new columns are
+//! numbered from a placeholder; [`Subqueries::apply`] then joins them to the
+//! clause's input (the FROM row for WHERE and an ungrouped SELECT list, the
+//! Reduce output for HAVING and a grouped SELECT list) and renumbers the
+//! clause's expressions.
+//!
+//! Refused, with a hint: a correlated condition other than such an equality;
+//! a reference to the outer query outside the inner WHERE; correlation in
+//! HAVING or a grouped SELECT list (uncorrelated subqueries are fine there);
+//! a scalar subquery that may return several rows; subqueries in JOIN … ON,
+//! GROUP BY and aggregate arguments; correlation reaching past the
+//! enclosing query.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+
+use denorm_expr::{Aggregate, AggregateFunc, BinaryOp, Expr, JoinKind, Plan};
+use denorm_types::{Datum, ScalarType};
+use sqlparser::ast::{self, GroupByExpr, SelectItem};
+
+use crate::expr::{not, Clause, Lowerer};
+use crate::from::{conjuncts, plan_from};
+use crate::key::properties;
+use crate::scope::Scope;
+use crate::select::{finish, has_aggregate, plan_select, query_select, Body, Context};
+use crate::types::{coerce_literal, Typed};
+use crate::{Location, PlanError};
+
+/// Columns a clause's subqueries add are numbered from here until
+/// [`Subqueries::apply`] knows the width of the input they join.
+const PLACEHOLDER: usize = 1 << 30;
+
+/// Subqueries in expressions nested deeper than this are refused.
+const MAX_NESTING: usize = 16;
+
+const CORRELATION_HINT: &str = "correlate with equalities in the subquery's WHERE (inner_column = outer_column, \
+     joined by AND); move conditions on outer columns alone out of the subquery, or join a grouped subquery in FROM";
+
+type Lowered = Result<Typed, PlanError>;
+
+/// One join (or projection) a clause's subqueries add to its input.
+#[derive(Debug)]
+enum Step {
+    /// Appends the values as columns (correlation values that are not
+    /// columns, used as join keys).
+    Append(Vec<Expr>),
+    /// LEFT JOIN a relation with at most one row per `right_key` value.
+    Join { right: Plan, left_key: Vec<usize>, right_key: Vec<usize> },
+}
+
+/// The subqueries of one clause of one query, planned while the clause is
+/// lowered and joined to its input by [`Subqueries::apply`].
+pub(crate) struct Subqueries<'a, 'c> {
+    cx: Context<'a, 'c>,
+    /// The query's relations: where outer references resolve and where
+    /// the subqueries' reads are recorded.
+    scope: &'a Scope<'c>,
+    /// Whether subqueries may refer to `scope` (false where the clause's
+    /// input is a Reduce output, not the FROM row).
+    correlate: bool,
+    steps: RefCell<Vec<Step>>,
+    /// Columns the pending steps add.
+    width: Cell<usize>,
+}
+
+impl fmt::Debug for Subqueries<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subqueries").field("correlate", &self.correlate).field("steps", &self.steps).finish()
+    }
+}
+
+impl<'a, 'c> Subqueries<'a, 'c> {
+    pub fn new(cx: Context<'a, 'c>, scope: &'a Scope<'c>, correlate: bool) -> Self {
+        Subqueries { cx, scope, correlate, steps: RefCell::new(Vec::new()), width: Cell::new(0) }
+    }
+
+    /// For the clauses over a Reduce output (grouped SELECT list, HAVING).
+    pub fn grouped(&self) -> Self {
+        Subqueries::new(self.cx, self.scope, false)
+    }
+
+    /// Registers a step adding `width` columns; returns the placeholder of
+    /// the first.
+    fn push(&self, step: Step, width: usize) -> usize {
+        let first = PLACEHOLDER + self.width.get();
+        self.width.set(self.width.get() + width);
+        self.steps.borrow_mut().push(step);
+        first
+    }
+
+    /// Join key columns holding `values`: a column as it is, any other
+    /// expression appended.
+    fn key_columns(&self, values: Vec<Expr>) -> Vec<usize> {
+        values
+            .into_iter()
+            .map(|v| match v {
+                Expr::Column(c) => c,
+                other => self.push(Step::Append(vec![other]), 1),
+            })
+            .collect()
+    }
+
+    /// LEFT JOINs `right` (at most one row per `right_key` value); returns
+    /// the placeholder of its first column.
+    fn join(&self, right: Plan, left_key: Vec<usize>, right_key: Vec<usize>) -> usize {
+        let width = right.arity();
+        self.push(Step::Join { right, left_key, right_key }, width)
+    }
+
+    /// Joins the pending subqueries to `input` and renumbers `exprs` (the
+    /// clause's lowered expressions) to read their columns.
+    pub fn apply<'e>(&self, input: Plan, exprs: impl IntoIterator<Item = &'e mut Expr>) -> Plan {
+        let steps = std::mem::take(&mut *self.steps.borrow_mut());
+        self.width.set(0);
+        let base = input.arity();
+        let place = |c: usize| if c >= PLACEHOLDER { base + (c - PLACEHOLDER) } else { c };
+        let mut plan = input;
+        for step in steps {
+            plan = match step {
+                Step::Append(mut values) => {
+                    values.iter_mut().for_each(|v| v.remap_columns(&place));
+                    let exprs = (0..plan.arity()).map(Expr::Column).chain(values).collect();
+                    Plan::Map { input: Box::new(plan), exprs }
+                }
+                Step::Join { right, left_key, right_key } => Plan::Join {
+                    left: Box::new(plan),
+                    right: Box::new(right),
+                    kind: JoinKind::Left,
+                    left_key: left_key.into_iter().map(place).collect(),
+                    right_key,
+                    residual: None,
+                },
+            };
+        }
+        for e in exprs {
+            e.remap_columns(&place);
+        }
+        plan
+    }
+}
+
+/// The error for a subquery where none can be planned.
+pub(crate) fn refusal(clause: Clause, at: Option<Location>) -> PlanError {
+    let place = match clause {
+        Clause::JoinOn => "in JOIN conditions",
+        Clause::GroupBy => "in GROUP BY",
+        Clause::AggregateArgument => "in aggregate arguments",
+        Clause::Where | Clause::Select => "here",
+    };
+    PlanError::new(format!("subqueries are not supported {place}"), at)
+        .hint("use the subquery in WHERE, the SELECT list or HAVING, or join its result as a subquery in FROM")
+}
+
+impl Lowerer<'_, '_> {
+    /// `EXISTS (…)`, `x [NOT] IN (SELECT …)` or `(SELECT …)`.
+    pub(crate) fn subquery(
+        &self,
+        subqueries: &Subqueries<'_, '_>,
+        e: &ast::Expr,
+        at: Option<Location>,
+        d: usize,
+    ) -> Lowered {
+        match e {
+            ast::Expr::Exists { subquery, negated } => exists(self, subqueries, subquery, *negated, at),
+            ast::Expr::InSubquery { expr, subquery, negated } => {
+                let needle = self.lower(expr, d)?;
+                in_subquery(self, subqueries, needle, subquery, *negated, at)
+            }
+            ast::Expr::Subquery(q) => scalar(self, subqueries, q, at),
+            _ => Err(PlanError::new("not a subquery (bug)", at)),
+        }
+    }
+}
+
+/// One correlation equality `inner = outer`.
+struct Pair {
+    inner_ast: ast::Expr,
+    /// Over the subquery's FROM row (its type and identity).
+    inner: Typed,
+    /// Over the outer query's row.
+    outer: Typed,
+}
+
+/// A subquery with its correlation taken out of its WHERE.
+struct Inner<'q, 'a, 'c> {
+    cx: Context<'a, 'c>,
+    select: &'q ast::Select,
+    /// Its WHERE's AND terms that read only its own tables.
+    local: Vec<&'q ast::Expr>,
+    pairs: Vec<Pair>,
+    at: Option<Location>,
+}
+
+impl Inner<'_, '_, '_> {
+    fn grouped(&self) -> bool {
+        !group_exprs(self.select).is_empty() || self.select.having.is_some() || has_aggregate(self.select)
+    }
+
+    /// A query with aggregates but no GROUP BY: exactly one row.
+    fn global_aggregate(&self) -> bool {
+        self.grouped() && group_exprs(self.select).is_empty()
+    }
+
+    /// The one expression selected (IN, scalar subqueries).
+    fn item(&self, what: &str) -> Result<SelectItem, PlanError> {
+        match self.select.projection.as_slice() {
+            [item @ (SelectItem::UnnamedExpr(_) | SelectItem::ExprWithAlias { .. })] => Ok(item.clone()),
+            _ => Err(PlanError::new(format!("{what} must select exactly one column"), self.at)
+                .hint("select one expression, e.g. (SELECT max(x) FROM …)")),
+        }
+    }
+
+    /// The select with its local WHERE, `projection` (then the correlation
+    /// expressions, named apart), the correlation added to a GROUP BY when
+    /// `group` and DISTINCT when `distinct`.
+    fn rebuild(&self, projection: Vec<SelectItem>, group: bool, distinct: bool) -> ast::Select {
+        let mut s = self.select.clone();
+        s.selection = self.local.iter().map(|c| (*c).clone()).reduce(|a, b| ast::Expr::BinaryOp {
+            left: Box::new(a),
+            op: ast::BinaryOperator::And,
+            right: Box::new(b),
+        });
+        let correlation = self.pairs.iter().enumerate().map(|(i, p)| SelectItem::ExprWithAlias {
+            expr: p.inner_ast.clone(),
+            alias: ast::Ident::new(format!("__denorm_correlation_{i}")),
+        });
+        s.projection = projection.into_iter().chain(correlation).collect();
+        if group {
+            if let GroupByExpr::Expressions(exprs, _) = &mut s.group_by {
+                exprs.extend(self.pairs.iter().map(|p| p.inner_ast.clone()));
+            }
+        }
+        s.distinct = distinct.then_some(ast::Distinct::Distinct);
+        s
+    }
+
+    /// Refuses `GROUP BY 2` where the select list is rewritten.
+    fn check_group_positions(&self) -> Result<(), PlanError> {
+        for e in group_exprs(self.select) {
+            if let ast::Expr::Value(v) = e {
+                if let ast::Value::Number(..) = v.value {
+                    return Err(PlanError::new("GROUP BY positions are not supported in a subquery here", self.at)
+                        .hint("name the grouping expression instead of its position"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn outer_keys(&self) -> Vec<Expr> {
+        self.pairs.iter().map(|p| p.outer.expr.clone()).collect()
+    }
+}
+
+fn group_exprs(select: &ast::Select) -> &[ast::Expr] {
+    match &select.group_by {
+        GroupByExpr::Expressions(exprs, _) => exprs,
+        GroupByExpr::All(_) => &[],
+    }
+}
+
+fn one() -> SelectItem {
+    SelectItem::ExprWithAlias {
+        expr: ast::Expr::value(ast::Value::Number("1".into(), false)),
+        alias: ast::Ident::new("__denorm_one"),
+    }
+}
+
+/// Plans a rebuilt subquery and records what it reads.
+fn plan_inner<'q, 'c>(
+    subqueries: &Subqueries<'_, 'c>,
+    inner: &Inner<'_, '_, 'c>,
+    select: &'q ast::Select,
+) -> Result<(Scope<'c>, Body<'q>), PlanError> {
+    let (scope, body) = plan_select(select, &inner.cx)?;
+    subqueries.scope.subquery_reads.borrow_mut().extend(scope.dependencies(inner.cx.catalog));
+    Ok((scope, body))
+}
+
+/// Splits the subquery's WHERE into local terms and correlation equalities.
+fn decorrelate<'q, 'a, 'c>(
+    lw: &Lowerer<'_, 'c>,
+    subqueries: &Subqueries<'a, 'c>,
+    query: &'q ast::Query,
+    at: Option<Location>,
+    projection_matters: bool,
+) -> Result<Inner<'q, 'a, 'c>, PlanError> {
+    let outer_cx = subqueries.cx;
+    if outer_cx.depth >= MAX_NESTING {
+        return Err(PlanError::new(format!("subqueries are nested too deeply (more than {MAX_NESTING} levels)"), at));
+    }
+    let start = match &*query.body {
+        ast::SetExpr::Select(s) => s.select_token.0.span.start,
+        _ => outer_cx.start,
+    };
+    let cx = Context { start, depth: outer_cx.depth + 1, ..outer_cx };
+    let select = query_select(query, &cx)?;
+    let (scope, _, _) = plan_from(&select.from, select.selection.as_ref(), &cx, at)?;
+    let outer = subqueries.scope;
+    let inner_lw = Lowerer {
+        scope: &scope,
+        statement: lw.statement,
+        dialect: lw.dialect,
+        clause: Clause::Where,
+        grouping: None,
+        fallback: at,
+        subqueries: None,
+    };
+    let outer_lw = Lowerer { scope: outer, clause: Clause::Where, grouping: None, subqueries: None, ..*lw };
+    let mut local = Vec::new();
+    let mut pairs = Vec::new();
+    for c in select.selection.as_ref().map(conjuncts).unwrap_or_default() {
+        let refs = outer_references(c, &scope, outer);
+        let Some(first) = refs.first() else {
+            local.push(c);
+            continue;
+        };
+        if !subqueries.correlate {
+            return Err(PlanError::new(
+                format!(
+                    "a subquery in HAVING or in a grouped SELECT list cannot refer to the outer query's column {first}"
+                ),
+                lw.at(c).or(at),
+            )
+            .hint("compute the correlated value in WHERE or in a subquery in FROM, then group"));
+        }
+        pairs.push(pair(c, &scope, outer, &inner_lw, &outer_lw, first)?);
+    }
+    let mut others: Vec<&ast::Expr> = group_exprs(select).iter().chain(select.having.as_ref()).collect();
+    if projection_matters {
+        others.extend(select.projection.iter().filter_map(|item| match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => Some(e),
+            _ => None,
+        }));
+    }
+    for e in others {
+        if let Some(first) = outer_references(e, &scope, outer).first() {
+            return Err(PlanError::new(
+                format!("a subquery can refer to the outer query's column {first} only in its WHERE"),
+                lw.at(e).or(at),
+            )
+            .hint(CORRELATION_HINT));
+        }
+    }
+    Ok(Inner { cx, select, local, pairs, at })
+}
+
+/// `inner = outer` (either way round) as a correlation pair.
+fn pair(
+    c: &ast::Expr,
+    inner: &Scope<'_>,
+    outer: &Scope<'_>,
+    inner_lw: &Lowerer<'_, '_>,
+    outer_lw: &Lowerer<'_, '_>,
+    first: &str,
+) -> Result<Pair, PlanError> {
+    let at = outer_lw.at(c);
+    let refuse = || {
+        PlanError::new(format!("this correlated condition on {first} cannot be decorrelated"), at)
+            .detail("denorm joins a correlated subquery on equalities between an inner and an outer expression")
+            .hint(CORRELATION_HINT)
+    };
+    let mut e = c;
+    while let ast::Expr::Nested(x) = e {
+        e = x;
+    }
+    let ast::Expr::BinaryOp { left, op: ast::BinaryOperator::Eq, right } = e else { return Err(refuse()) };
+    // (reads the subquery's tables, reads the outer query's)
+    let side = |x: &ast::Expr| {
+        let (all, outer_refs) = (identifiers(x).len(), outer_references(x, inner, outer).len());
+        (all > outer_refs, outer_refs > 0)
+    };
+    let (inner_ast, outer_ast) = match (side(left), side(right)) {
+        ((true, false), (false, true)) => (&**left, &**right),
+        ((false, true), (true, false)) => (&**right, &**left),
+        _ => return Err(refuse()),
+    };
+    let inner_t = inner_lw.lower(inner_ast, 0)?;
+    let outer_t = outer_lw.lower(outer_ast, 0)?;
+    let outer_t = coerce_literal(outer_t, inner_t.ty, at)?;
+    if inner_t.ty != outer_t.ty {
+        return Err(PlanError::new(format!("correlated equality compares {} with {}", inner_t.ty, outer_t.ty), at)
+            .detail("a correlation is a join key, and join keys must have one type")
+            .hint("CAST one side to the other's type"));
+    }
+    Ok(Pair { inner_ast: inner_ast.clone(), inner: inner_t, outer: outer_t })
+}
+
+/// Names in `e` (outside nested subqueries) that the subquery's tables do
+/// not have but the outer query's do, as written.
+fn outer_references(e: &ast::Expr, inner: &Scope<'_>, outer: &Scope<'_>) -> Vec<String> {
+    identifiers(e)
+        .into_iter()
+        .filter(|idents| !knows(inner, idents) && knows(outer, idents))
+        .map(|idents| idents.iter().map(|i| i.value.as_str()).collect::<Vec<_>>().join("."))
+        .collect()
+}
+
+fn knows(scope: &Scope<'_>, idents: &[ast::Ident]) -> bool {
+    match idents {
+        [column] => scope.relations.iter().any(|r| r.table.column_index(&column.value).is_some()),
+        [relation, _] => scope.relation(&relation.value).is_some(),
+        _ => false,
+    }
+}
+
+/// The column references in `e`, not descending into subqueries, found
+/// without recursion.
+fn identifiers(e: &ast::Expr) -> Vec<&[ast::Ident]> {
+    use ast::Expr as E;
+    let mut out = Vec::new();
+    let mut stack = vec![e];
+    while let Some(e) = stack.pop() {
+        match e {
+            E::Identifier(i) => out.push(std::slice::from_ref(i)),
+            E::CompoundIdentifier(v) => out.push(v.as_slice()),
+            E::Nested(x)
+            | E::UnaryOp { expr: x, .. }
+            | E::IsNull(x)
+            | E::IsNotNull(x)
+            | E::IsTrue(x)
+            | E::IsNotTrue(x)
+            | E::IsFalse(x)
+            | E::IsNotFalse(x)
+            | E::IsUnknown(x)
+            | E::IsNotUnknown(x)
+            | E::Cast { expr: x, .. }
+            | E::Collate { expr: x, .. }
+            | E::Extract { expr: x, .. }
+            | E::Ceil { expr: x, .. }
+            | E::Floor { expr: x, .. }
+            | E::InSubquery { expr: x, .. } => stack.push(x),
+            E::BinaryOp { left, right, .. }
+            | E::IsDistinctFrom(left, right)
+            | E::IsNotDistinctFrom(left, right)
+            | E::AnyOp { left, right, .. }
+            | E::AllOp { left, right, .. } => stack.extend([&**left, &**right]),
+            E::Like { expr, pattern, .. } | E::ILike { expr, pattern, .. } | E::SimilarTo { expr, pattern, .. } => {
+                stack.extend([&**expr, &**pattern])
+            }
+            E::InList { expr, list, .. } => {
+                stack.push(expr);
+                stack.extend(list);
+            }
+            E::Between { expr, low, high, .. } => stack.extend([&**expr, &**low, &**high]),
+            E::Case { operand, conditions, else_result, .. } => {
+                stack.extend(operand.as_deref());
+                stack.extend(conditions.iter().flat_map(|w| [&w.condition, &w.result]));
+                stack.extend(else_result.as_deref());
+            }
+            E::Substring { expr, substring_from, substring_for, .. } => {
+                stack.push(expr);
+                stack.extend(substring_from.as_deref());
+                stack.extend(substring_for.as_deref());
+            }
+            E::Trim { expr, trim_what, .. } => {
+                stack.push(expr);
+                stack.extend(trim_what.as_deref());
+            }
+            E::Tuple(items) => stack.extend(items),
+            E::Function(f) => {
+                if let ast::FunctionArguments::List(list) = &f.args {
+                    for a in &list.args {
+                        let (ast::FunctionArg::Unnamed(arg)
+                        | ast::FunctionArg::Named { arg, .. }
+                        | ast::FunctionArg::ExprNamed { arg, .. }) = a;
+                        if let ast::FunctionArgExpr::Expr(x) = arg {
+                            stack.push(x);
+                        }
+                    }
+                }
+                if let Some(filter) = &f.filter {
+                    stack.push(filter);
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn count(arg: Option<Expr>) -> Aggregate {
+    Aggregate { func: AggregateFunc::Count, arg }
+}
+
+fn coalesce_zero(e: Expr) -> Expr {
+    Expr::Coalesce(vec![e, Expr::Literal(Datum::Int(0))])
+}
+
+fn boolean(b: bool) -> Expr {
+    Expr::Literal(Datum::Bool(b))
+}
+
+/// `[NOT] EXISTS (…)`: the number of inner rows per correlation value.
+fn exists(
+    lw: &Lowerer<'_, '_>,
+    subqueries: &Subqueries<'_, '_>,
+    q: &ast::Query,
+    negated: bool,
+    at: Option<Location>,
+) -> Lowered {
+    let inner = decorrelate(lw, subqueries, q, at, false)?;
+    if inner.global_aggregate() {
+        return Err(PlanError::new("EXISTS over an aggregate without GROUP BY is not supported", at)
+            .detail("such a subquery has exactly one row (unless HAVING removes it)")
+            .hint("write the condition on the aggregate as a scalar subquery: (SELECT count(*) FROM …) > 0"));
+    }
+    inner.check_group_positions()?;
+    let select = inner.rebuild(vec![one()], inner.grouped(), false);
+    let (scope, body) = plan_inner(subqueries, &inner, &select)?;
+    let finished = finish(body, &select, &scope, &inner.cx)?;
+    let c = inner.pairs.len();
+    let right =
+        Plan::Reduce { input: Box::new(finished.plan), group_key: (1..=c).collect(), aggregates: vec![count(None)] };
+    let keys = subqueries.key_columns(inner.outer_keys());
+    let first = subqueries.join(right, keys, (0..c).collect());
+    let rows = coalesce_zero(Expr::Column(first + c));
+    let op = if negated { BinaryOp::Eq } else { BinaryOp::Gt };
+    Ok(Typed::new(Expr::binary(op, rows, Expr::Literal(Datum::Int(0))), ScalarType::Bool, false))
+}
+
+/// `x [NOT] IN (SELECT y …)` with SQL's three-valued result.
+fn in_subquery(
+    lw: &Lowerer<'_, '_>,
+    subqueries: &Subqueries<'_, '_>,
+    needle: Typed,
+    q: &ast::Query,
+    negated: bool,
+    at: Option<Location>,
+) -> Lowered {
+    let inner = decorrelate(lw, subqueries, q, at, true)?;
+    let item = inner.item("a subquery after IN")?;
+    if inner.global_aggregate() {
+        // One row: `x IN (v)` is `x = v`.
+        let value = scalar_aggregate(subqueries, &inner, item)?;
+        let eq = lw.apply_binary(BinaryOp::Eq, needle, value, at)?;
+        return Ok(if negated { not(eq) } else { eq });
+    }
+    inner.check_group_positions()?;
+    let select = inner.rebuild(vec![item], inner.grouped(), true);
+    let (scope, body) = plan_inner(subqueries, &inner, &select)?;
+    let finished = finish(body, &select, &scope, &inner.cx)?;
+    let y = &finished.columns[0];
+    let y_ty = crate::func::outside_subquery(y.ty, lw.dialect);
+    let needle = coerce_literal(needle, y_ty, at)?;
+    if needle.ty != y_ty && needle.ty != ScalarType::Null {
+        return Err(PlanError::new(format!("IN compares {} with a subquery of {}", needle.ty, y_ty), at)
+            .detail("the subquery's values are matched by a join, whose keys must have one type")
+            .hint("CAST one side to the other's type"));
+    }
+    let c = inner.pairs.len();
+    let nullable = needle.nullable || y.nullable;
+    let mut values = vec![needle.expr];
+    values.extend(inner.outer_keys());
+    let keys = subqueries.key_columns(values);
+    let matched_at = subqueries.join(finished.plan.clone(), keys.clone(), (0..=c).collect());
+    // y is never NULL in a matched row: NULL matches no join key.
+    let matched = not(Typed::new(Expr::IsNull(Box::new(Expr::Column(matched_at))), ScalarType::Bool, false)).expr;
+    if !nullable {
+        let e = Typed::new(matched, ScalarType::Bool, false);
+        return Ok(if negated { not(e) } else { e });
+    }
+    let facts = Plan::Reduce {
+        input: Box::new(finished.plan),
+        group_key: (1..=c).collect(),
+        aggregates: vec![count(None), count(Some(Expr::Column(0)))],
+    };
+    let f = subqueries.join(facts, keys[1..].to_vec(), (0..c).collect());
+    let (rows, values) = (Expr::Column(f + c), Expr::Column(f + c + 1));
+    let null = Expr::Literal(Datum::Null);
+    let branches = vec![
+        (matched, boolean(true)),
+        (Expr::binary(BinaryOp::Eq, coalesce_zero(rows.clone()), Expr::Literal(Datum::Int(0))), boolean(false)),
+        (Expr::IsNull(Box::new(Expr::Column(keys[0]))), null.clone()),
+        (Expr::binary(BinaryOp::Gt, rows, values), null),
+    ];
+    let e = Typed::new(Expr::Case { branches, otherwise: Box::new(boolean(false)) }, ScalarType::Bool, true);
+    Ok(if negated { not(e) } else { e })
+}
+
+/// `(SELECT …)` as a value.
+fn scalar(lw: &Lowerer<'_, '_>, subqueries: &Subqueries<'_, '_>, q: &ast::Query, at: Option<Location>) -> Lowered {
+    let inner = decorrelate(lw, subqueries, q, at, true)?;
+    let item = inner.item("a scalar subquery")?;
+    if inner.global_aggregate() {
+        return scalar_aggregate(subqueries, &inner, item);
+    }
+    let refuse = |detail: &str| {
+        PlanError::new("a scalar subquery must return at most one row", at)
+            .detail(detail.to_string())
+            .hint("aggregate the value (e.g. SELECT max(x) …), or correlate on a key of the subquery's table (WHERE t.id = outer.t_id)")
+    };
+    if inner.grouped() {
+        return Err(refuse("with GROUP BY it returns one row per group"));
+    }
+    let select = inner.rebuild(vec![item], false, false);
+    let (scope, body) = plan_inner(subqueries, &inner, &select)?;
+    let finished = finish(body, &select, &scope, &inner.cx)?;
+    let c = inner.pairs.len();
+    let correlation: Vec<usize> = (1..=c).collect();
+    if !properties(&finished.plan, inner.cx.catalog).is_unique(&correlation) {
+        return Err(refuse(
+            "denorm cannot prove that it does: PostgreSQL fails on a second row, SQLite takes the first",
+        ));
+    }
+    let column = &finished.columns[0];
+    let ty = crate::func::outside_subquery(column.ty, lw.dialect);
+    let keys = subqueries.key_columns(inner.outer_keys());
+    let first = subqueries.join(finished.plan, keys, correlation);
+    Ok(Typed::new(Expr::Column(first), ty, true))
+}
+
+/// A subquery with aggregates and no GROUP BY: grouped by its correlation,
+/// joined, and its item evaluated over the joined aggregates, where an
+/// absent group (no inner rows) counts 0 and aggregates NULL.
+fn scalar_aggregate(subqueries: &Subqueries<'_, '_>, inner: &Inner<'_, '_, '_>, item: SelectItem) -> Lowered {
+    let at = inner.at;
+    let select = inner.rebuild(vec![item], true, false);
+    let select = ast::Select { projection: select.projection[..1].to_vec(), ..select };
+    let (_, body) = plan_inner(subqueries, inner, &select)?;
+    let (reduce, having) = match body.input {
+        Plan::Filter { input, predicate } => (*input, Some(predicate)),
+        plan => (plan, None),
+    };
+    let Plan::Reduce { aggregates, group_key, .. } = &reduce else {
+        return Err(PlanError::new("a subquery inside a scalar subquery's SELECT list or HAVING is not supported", at)
+            .hint("compute the inner value in a subquery in FROM"));
+    };
+    // The Reduce groups by the correlation expressions, deduplicated.
+    let mut groups: Vec<&Expr> = Vec::new();
+    let mut right_key = Vec::new();
+    for p in &inner.pairs {
+        let g = groups.iter().position(|g| **g == p.inner.expr).unwrap_or_else(|| {
+            groups.push(&p.inner.expr);
+            groups.len() - 1
+        });
+        right_key.push(g);
+    }
+    let g = group_key.len();
+    let counts: Vec<usize> = (0..aggregates.len())
+        .filter(|&j| matches!(aggregates[j].func, AggregateFunc::Count | AggregateFunc::CountDistinct))
+        .collect();
+    let keys = subqueries.key_columns(inner.outer_keys());
+    let first = subqueries.join(reduce.clone(), keys, right_key);
+    let zeroed: Vec<Expr> = counts.iter().map(|&j| coalesce_zero(Expr::Column(first + g + j))).collect();
+    let coalesced = if zeroed.is_empty() { 0 } else { subqueries.push(Step::Append(zeroed), counts.len()) };
+    let place = |k: usize| match counts.iter().position(|&j| k == g + j) {
+        Some(i) => coalesced + i,
+        None => first + k,
+    };
+    let value = &body.items[0].typed;
+    let mut expr = value.expr.clone();
+    expr.remap_columns(&place);
+    let reads_group = value.expr.columns().iter().any(|&k| k < g);
+    let nullable = value.nullable || having.is_some() || reads_group;
+    if let Some(mut predicate) = having {
+        predicate.remap_columns(&place);
+        expr = Expr::Case { branches: vec![(predicate, expr)], otherwise: Box::new(Expr::Literal(Datum::Null)) };
+    }
+    let ty = crate::func::outside_subquery(value.ty, inner.cx.dialect);
+    Ok(Typed::new(expr, ty, nullable))
+}
