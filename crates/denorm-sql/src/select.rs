@@ -99,6 +99,10 @@ pub(crate) fn plan_view(
             .detail(format!("\"{}\" is a subquery", derived.name))
             .hint("a feed joins source tables; define the subquery's rows as their own view"));
     }
+    if view.feed.is_some() && !scope.subquery_reads.borrow().is_empty() {
+        return Err(PlanError::new("a feed view cannot use subqueries in expressions", Some(view.location))
+            .hint("a feed joins source tables; define the subquery's rows as their own view"));
+    }
     let finished = finish(body, select, &scope, &cx)?;
     let mut def = ViewDef {
         name: view.name.clone(),
@@ -371,6 +375,7 @@ pub(crate) fn has_aggregate(select: &ast::Select) -> bool {
                 stack.push(expr);
                 stack.extend(list);
             }
+            E::InSubquery { expr, .. } => stack.push(expr),
             E::Between { expr, low, high, .. } => stack.extend([&**expr, &**low, &**high]),
             E::Like { expr, pattern, .. } | E::ILike { expr, pattern, .. } => stack.extend([&**expr, &**pattern]),
             E::Case { operand, conditions, else_result, .. } => {

@@ -232,3 +232,15 @@ CREATE MATERIALIZED VIEW nested_subqueries AS
 SELECT u.id FROM users u
 WHERE EXISTS (SELECT 1 FROM posts p WHERE p.author_id = u.id
               AND p.id IN (SELECT r.product_id FROM reviews r WHERE r.rating >= 4));
+
+CREATE MATERIALIZED VIEW reviews_with_other_reviewer AS
+SELECT r1.id, r1.product_id FROM reviews r1
+WHERE EXISTS (SELECT 1 FROM reviews r2 WHERE r2.product_id = r1.product_id AND r2.user_id <> r1.user_id)
+  AND NOT EXISTS (SELECT 1 FROM reviews r3
+                  WHERE r3.product_id = r1.product_id AND r3.user_id <> r1.user_id AND r3.rating > r1.rating);
+
+CREATE MATERIALIZED VIEW posts_outer_conditions AS
+SELECT p.id, EXISTS (SELECT 1 FROM follows f WHERE p.score > 1) AS scored_and_follows,
+       NOT EXISTS (SELECT 1 FROM users u WHERE u.karma > p.score OR p.score IS NULL) AS top_score,
+       EXISTS (SELECT 1 FROM posts q WHERE q.author_id = p.author_id AND q.title = p.title AND q.id <> p.id) AS same_title
+FROM posts p;
