@@ -144,7 +144,7 @@ pub(crate) fn plan_select<'q, 'c>(
     check_select(select, cx)?;
     let from_at = cx.keyword(&[Keyword::FROM]);
     let (scope, mut input, ranked) = plan_from(&select.from, select.selection.as_ref(), cx, from_at.or(fallback))?;
-    let subqueries = Subqueries::new(*cx, &scope, true);
+    let subqueries = Subqueries::new(*cx, &scope);
     let base = Lowerer {
         scope: &scope,
         statement: &view.tokens,

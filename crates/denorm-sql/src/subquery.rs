@@ -36,8 +36,9 @@
 //!
 //! Refused, with a hint: in IN and scalar subqueries, a correlated term other
 //! than such an equality;
-//! a reference to the outer query outside the inner WHERE; correlation in
-//! HAVING or a grouped SELECT list (uncorrelated subqueries are fine there);
+//! a reference to the outer query outside the inner WHERE; in HAVING and a
+//! grouped SELECT list, correlation other than equalities with GROUP BY
+//! expressions (or aggregates) of the outer query;
 //! a scalar subquery that may return several rows; subqueries in JOIN … ON,
 //! GROUP BY and aggregate arguments; correlation reaching past the
 //! enclosing query.
@@ -104,9 +105,10 @@ pub(crate) struct Subqueries<'a, 'c> {
     /// The query's relations: where outer references resolve and where
     /// the subqueries' reads are recorded.
     scope: &'a Scope<'c>,
-    /// Whether subqueries may refer to `scope` (false where the clause's
-    /// input is a Reduce output, not the FROM row).
-    correlate: bool,
+    /// Whether the clause's input is a Reduce output (HAVING, a grouped
+    /// SELECT list), not the FROM row: correlation then reads GROUP BY
+    /// expressions and aggregates.
+    over_groups: bool,
     steps: RefCell<Vec<Step>>,
     /// Columns the pending steps add.
     width: Cell<usize>,
@@ -114,18 +116,18 @@ pub(crate) struct Subqueries<'a, 'c> {
 
 impl fmt::Debug for Subqueries<'_, '_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Subqueries").field("correlate", &self.correlate).field("steps", &self.steps).finish()
+        f.debug_struct("Subqueries").field("over_groups", &self.over_groups).field("steps", &self.steps).finish()
     }
 }
 
 impl<'a, 'c> Subqueries<'a, 'c> {
-    pub fn new(cx: Context<'a, 'c>, scope: &'a Scope<'c>, correlate: bool) -> Self {
-        Subqueries { cx, scope, correlate, steps: RefCell::new(Vec::new()), width: Cell::new(0) }
+    pub fn new(cx: Context<'a, 'c>, scope: &'a Scope<'c>) -> Self {
+        Subqueries { cx, scope, over_groups: false, steps: RefCell::new(Vec::new()), width: Cell::new(0) }
     }
 
     /// For the clauses over a Reduce output (grouped SELECT list, HAVING).
     pub fn grouped(&self) -> Self {
-        Subqueries::new(self.cx, self.scope, false)
+        Subqueries { over_groups: true, ..Subqueries::new(self.cx, self.scope) }
     }
 
     /// Registers a step adding `width` columns; returns the placeholder of

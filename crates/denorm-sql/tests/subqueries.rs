@@ -37,6 +37,10 @@ const PLANS: &[(&str, &str)] = &[
         "SELECT r1.id FROM reviews r1 WHERE EXISTS (SELECT 1 FROM reviews r2 WHERE r2.product_id = r1.product_id AND r2.user_id <> r1.user_id)",
     ),
     (
+        "correlated_over_groups",
+        "SELECT p.author_id, (SELECT u.name FROM users u WHERE u.id = p.author_id) AS author FROM posts p GROUP BY p.author_id HAVING COUNT(*) > (SELECT COUNT(*) FROM reviews r WHERE r.user_id = p.author_id)",
+    ),
+    (
         "correlation_on_expression",
         "SELECT p.id FROM posts p WHERE EXISTS (SELECT 1 FROM reviews r WHERE r.rating = p.author_id + 1)",
     ),
@@ -92,7 +96,12 @@ const REFUSED: &[(&str, Dialect, &str)] = &[
     (
         "correlated_in_having",
         Dialect::Sqlite,
-        "SELECT author_id, COUNT(*) FROM posts p GROUP BY author_id HAVING COUNT(*) > (SELECT COUNT(*) FROM reviews r WHERE r.user_id = p.author_id)",
+        "SELECT author_id, COUNT(*) FROM posts p GROUP BY author_id HAVING COUNT(*) > (SELECT COUNT(*) FROM reviews r WHERE r.user_id = p.id)",
+    ),
+    (
+        "correlated_in_having_not_equality",
+        Dialect::Sqlite,
+        "SELECT author_id, COUNT(*) FROM posts p GROUP BY author_id HAVING EXISTS (SELECT 1 FROM reviews r WHERE r.user_id < p.author_id)",
     ),
     ("scalar_many_rows", Dialect::Postgres, "SELECT id, (SELECT name FROM users) AS any_name FROM posts"),
     (

@@ -244,3 +244,12 @@ SELECT p.id, EXISTS (SELECT 1 FROM follows f WHERE p.score > 1) AS scored_and_fo
        NOT EXISTS (SELECT 1 FROM users u WHERE u.karma > p.score OR p.score IS NULL) AS top_score,
        EXISTS (SELECT 1 FROM posts q WHERE q.author_id = p.author_id AND q.title = p.title AND q.id <> p.id) AS same_title
 FROM posts p;
+
+CREATE MATERIALIZED VIEW author_groups_correlated AS
+SELECT p.author_id, COUNT(*) AS n,
+       (SELECT u.name FROM users u WHERE u.id = p.author_id) AS author,
+       (SELECT COUNT(*) FROM reviews r WHERE r.user_id = p.author_id) AS reviews,
+       EXISTS (SELECT 1 FROM follows f WHERE f.followee_id = p.author_id) AS followed,
+       COUNT(*) IN (SELECT rating FROM reviews) AS count_is_a_rating
+FROM posts p GROUP BY p.author_id
+HAVING COUNT(*) >= (SELECT COUNT(*) FROM follows f WHERE f.follower_id = p.author_id);

@@ -139,7 +139,9 @@ pub(super) fn decorrelate<'q, 'a, 'c>(
     };
     let cx = Context { start, depth: outer_cx.depth + 1, ..outer_cx };
     let select = query_select(query, &cx)?;
-    let (scope, _, _) = plan_from(&select.from, select.selection.as_ref(), &cx, at)?;
+    // Only its names matter here (the WHERE, read with the outer query's
+    // names, is planned once split).
+    let (scope, _, _) = plan_from(&select.from, None, &cx, at)?;
     let outer = subqueries.scope;
     let inner_lw = Lowerer {
         scope: &scope,
@@ -150,7 +152,11 @@ pub(super) fn decorrelate<'q, 'a, 'c>(
         fallback: at,
         subqueries: None,
     };
-    let outer_lw = Lowerer { scope: outer, clause: Clause::Where, grouping: None, subqueries: None, ..*lw };
+    // Over a Reduce output, outer values are GROUP BY expressions or
+    // aggregates, lowered as in the outer SELECT list.
+    let over_groups = subqueries.over_groups;
+    let clause = if over_groups { Clause::Select } else { Clause::Where };
+    let outer_lw = Lowerer { scope: outer, clause, grouping: lw.grouping, subqueries: None, ..*lw };
     let mut local = Vec::new();
     let mut pairs = Vec::new();
     let mut residual = Vec::new();
@@ -160,17 +166,16 @@ pub(super) fn decorrelate<'q, 'a, 'c>(
             local.push(c);
             continue;
         };
-        if !subqueries.correlate {
-            return Err(PlanError::new(
-                format!(
-                    "a subquery in HAVING or in a grouped SELECT list cannot refer to the outer query's column {first}"
-                ),
-                lw.at(c).or(at),
-            )
-            .hint("compute the correlated value in WHERE or in a subquery in FROM, then group"));
-        }
         match pair(c, &scope, outer, &inner_lw, &outer_lw, first) {
             Ok(p) => pairs.push(p),
+            Err(PairError::NotEquality(_)) if over_groups => {
+                return Err(PlanError::new(
+                    format!("this correlated condition on {first} cannot be decorrelated over groups"),
+                    lw.at(c).or(at),
+                )
+                .detail("in HAVING and a grouped SELECT list, a subquery is joined on equalities between its own expressions and GROUP BY expressions or aggregates")
+                .hint("compute the correlated value in WHERE or in a subquery in FROM, then group"))
+            }
             Err(PairError::NotEquality(_)) if residual_allowed => residual.push(c),
             Err(PairError::NotEquality(e) | PairError::Other(e)) => return Err(e),
         }

@@ -46,10 +46,15 @@ pub(super) fn exists_residual(
     let key_count = keys.len();
     let payload: Vec<Expr> = outer_columns.iter().map(|&q| Expr::Column(q)).collect();
     let eq = inner.pairs.len();
-    // Inner rows: [equality inner values, inner columns the residual reads].
-    let projected =
-        inner.pairs.iter().map(|p| p.inner.expr.clone()).chain(inner_columns.iter().map(|&c| Expr::Column(c)));
-    let inner_rows = Plan::Map { input: Box::new(body.input), exprs: projected.collect() };
+    // Inner rows: [equality inner values, inner columns the residual reads],
+    // over the planned subquery's FROM row.
+    let inner_lw = Lowerer { scope: &scope, clause: Clause::Where, grouping: None, subqueries: None, ..*lw };
+    let mut projected = Vec::with_capacity(eq + inner_columns.len());
+    for p in &inner.pairs {
+        projected.push(inner_lw.lower(&p.inner_ast, 0)?.expr);
+    }
+    projected.extend(inner_columns.iter().map(|&c| Expr::Column(c)));
+    let inner_rows = Plan::Map { input: Box::new(body.input), exprs: projected };
     // Over [domain keys, domain payload, inner rows].
     let mut residual = residual;
     let domain_width = key_count + payload.len();
