@@ -263,21 +263,34 @@ fn exists(
             .detail("such a subquery has exactly one row (unless HAVING removes it)")
             .hint("write the condition on the aggregate as a scalar subquery: (SELECT count(*) FROM …) > 0"));
     }
-    if !inner.residual.is_empty() {
-        return exists_residual(lw, subqueries, &inner, negated);
+    let rows = match inner.residual.is_empty() {
+        true => exists_rows(subqueries, &inner)?,
+        false => exists_residual(lw, subqueries, &inner)?,
+    };
+    let mut e = Expr::binary(BinaryOp::Gt, rows, Expr::Literal(Datum::Int(0)));
+    // A term on outer columns alone holds for all inner rows or none:
+    // EXISTS (… WHERE o AND r) is (o IS TRUE) AND EXISTS (… WHERE r).
+    let outer_lw = Lowerer { scope: subqueries.scope, clause: Clause::Where, subqueries: None, ..*lw };
+    for c in inner.outer_only.iter().rev() {
+        let o = outer_lw.lower_condition(c, "WHERE", 0)?.expr;
+        e = Expr::binary(BinaryOp::And, Expr::Coalesce(vec![o, boolean(false)]), e);
     }
+    let e = Typed::new(e, ScalarType::Bool, false);
+    Ok(if negated { not(e) } else { e })
+}
+
+/// The number of inner rows per correlation value (0 when none).
+fn exists_rows(subqueries: &Subqueries<'_, '_>, inner: &Inner<'_, '_, '_>) -> Result<Expr, PlanError> {
     inner.check_group_positions()?;
     let select = inner.rebuild(vec![one()], inner.grouped(), false);
-    let (scope, body) = plan_inner(subqueries, &inner, &select)?;
+    let (scope, body) = plan_inner(subqueries, inner, &select)?;
     let finished = finish(body, &select, &scope, &inner.cx)?;
     let c = inner.pairs.len();
     let right =
         Plan::Reduce { input: Box::new(finished.plan), group_key: (1..=c).collect(), aggregates: vec![count(None)] };
     let keys = subqueries.key_columns(inner.outer_keys());
     let first = subqueries.join(right, keys, (0..c).collect());
-    let rows = coalesce_zero(Expr::Column(first + c));
-    let op = if negated { BinaryOp::Eq } else { BinaryOp::Gt };
-    Ok(Typed::new(Expr::binary(op, rows, Expr::Literal(Datum::Int(0))), ScalarType::Bool, false))
+    Ok(coalesce_zero(Expr::Column(first + c)))
 }
 
 /// `x [NOT] IN (SELECT y …)` with SQL's three-valued result.

@@ -37,6 +37,10 @@ const PLANS: &[(&str, &str)] = &[
         "SELECT r1.id FROM reviews r1 WHERE EXISTS (SELECT 1 FROM reviews r2 WHERE r2.product_id = r1.product_id AND r2.user_id <> r1.user_id)",
     ),
     (
+        "exists_outer_only_term",
+        "SELECT p.id FROM posts p WHERE EXISTS (SELECT 1 FROM reviews r WHERE r.user_id = p.author_id AND p.score > 1)",
+    ),
+    (
         "correlated_over_groups",
         "SELECT p.author_id, (SELECT u.name FROM users u WHERE u.id = p.author_id) AS author FROM posts p GROUP BY p.author_id HAVING COUNT(*) > (SELECT COUNT(*) FROM reviews r WHERE r.user_id = p.author_id)",
     ),

@@ -31,6 +31,9 @@ pub(super) struct Inner<'q, 'a, 'c> {
     /// Correlated AND terms that are not equalities (only where the caller
     /// can plan them, else refused).
     pub residual: Vec<&'q ast::Expr>,
+    /// Correlated AND terms reading only the outer query's columns (with
+    /// `residual`).
+    pub outer_only: Vec<&'q ast::Expr>,
     pub at: Option<Location>,
 }
 
@@ -160,6 +163,7 @@ pub(super) fn decorrelate<'q, 'a, 'c>(
     let mut local = Vec::new();
     let mut pairs = Vec::new();
     let mut residual = Vec::new();
+    let mut outer_only = Vec::new();
     for c in select.selection.as_ref().map(conjuncts).unwrap_or_default() {
         let refs = outer_references(c, &scope, outer);
         let Some(first) = refs.first() else {
@@ -175,6 +179,9 @@ pub(super) fn decorrelate<'q, 'a, 'c>(
                 )
                 .detail("in HAVING and a grouped SELECT list, a subquery is joined on equalities between its own expressions and GROUP BY expressions or aggregates")
                 .hint("compute the correlated value in WHERE or in a subquery in FROM, then group"))
+            }
+            Err(PairError::NotEquality(_)) if residual_allowed && identifiers(c).len() == refs.len() => {
+                outer_only.push(c)
             }
             Err(PairError::NotEquality(_)) if residual_allowed => residual.push(c),
             Err(PairError::NotEquality(e) | PairError::Other(e)) => return Err(e),
@@ -196,7 +203,7 @@ pub(super) fn decorrelate<'q, 'a, 'c>(
             .hint(CORRELATION_HINT));
         }
     }
-    Ok(Inner { cx, select, local, pairs, residual, at })
+    Ok(Inner { cx, select, local, pairs, residual, outer_only, at })
 }
 
 enum PairError {

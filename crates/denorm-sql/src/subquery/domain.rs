@@ -5,14 +5,13 @@ use denorm_expr::{BinaryOp, Expr, JoinKind, Plan};
 use denorm_types::{Datum, ScalarType};
 
 use super::correlation::{identifiers, knows, one, Inner};
-use super::{boolean, coalesce_zero, count, Build, Lowered, Step, Subqueries, CORRELATION_HINT};
+use super::{boolean, coalesce_zero, count, Build, Step, Subqueries, CORRELATION_HINT};
 use crate::expr::{Clause, Lowerer};
 use crate::scope::Scope;
 use crate::select::plan_select;
-use crate::types::Typed;
 use crate::PlanError;
 
-/// `[NOT] EXISTS` whose correlation includes terms other than equalities
+/// The row count of an `EXISTS` whose correlation includes terms other than equalities
 /// (`l2.suppkey <> l1.suppkey`): the subquery is evaluated once per distinct
 /// tuple of the outer values it reads (its domain), joined to the inner
 /// rows on the equalities with the other terms as the join's residual,
@@ -27,8 +26,7 @@ pub(super) fn exists_residual(
     lw: &Lowerer<'_, '_>,
     subqueries: &Subqueries<'_, '_>,
     inner: &Inner<'_, '_, '_>,
-    negated: bool,
-) -> Lowered {
+) -> Result<Expr, PlanError> {
     let at = inner.at;
     if inner.grouped() {
         return Err(PlanError::new("a grouped subquery cannot be correlated by conditions other than equalities", at)
@@ -77,9 +75,7 @@ pub(super) fn exists_residual(
     let appended = subqueries.push(Step::Append(keys), key_count);
     let keys = (appended..appended + key_count).collect();
     let first = subqueries.push(Step::Domain { keys, payload, build }, key_count + 1);
-    let rows = coalesce_zero(Expr::Column(first + key_count));
-    let op = if negated { BinaryOp::Eq } else { BinaryOp::Gt };
-    Ok(Typed::new(Expr::binary(op, rows, Expr::Literal(Datum::Int(0))), ScalarType::Bool, false))
+    Ok(coalesce_zero(Expr::Column(first + key_count)))
 }
 
 /// The non-equality correlated terms as one condition over the subquery's
