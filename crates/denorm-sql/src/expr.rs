@@ -21,6 +21,7 @@ use sqlparser::ast::{self, BinaryOperator, UnaryOperator};
 
 use crate::scope::Scope;
 use crate::source::{location, Statement};
+use crate::subquery::Subqueries;
 use crate::types::{self, bool_as_int, comparison_operands, condition, Typed};
 use crate::{Location, PlanError};
 
@@ -126,13 +127,19 @@ pub(crate) struct Lowerer<'a, 'c> {
     pub grouping: Option<&'a RefCell<Grouping>>,
     /// Where to report errors whose own position is unknown.
     pub fallback: Option<Location>,
+    /// Set where subqueries in expressions are planned (WHERE, the SELECT
+    /// list, HAVING): they join the clause's input (see [`crate::subquery`]).
+    pub subqueries: Option<&'a Subqueries<'a, 'c>>,
 }
 
 type Lowered = Result<Typed, PlanError>;
 
 impl<'a, 'c> Lowerer<'a, 'c> {
+    /// Scalar mode in `clause`, without subqueries (GROUP BY, aggregate
+    /// arguments and the speculative lowering in grouped mode have no input
+    /// for a subquery to join).
     pub fn scalar(&self, clause: Clause) -> Self {
-        Lowerer { clause, grouping: None, ..*self }
+        Lowerer { clause, grouping: None, subqueries: None, ..*self }
     }
 
     pub fn at(&self, e: &ast::Expr) -> Option<Location> {
@@ -226,6 +233,10 @@ impl<'a, 'c> Lowerer<'a, 'c> {
             }
             E::Function(f) => self.function(f, e, d),
             E::Cast { kind, expr, data_type, format } => self.cast(kind, expr, data_type, format.is_some(), at, d),
+            E::Subquery(_) | E::InSubquery { .. } | E::Exists { .. } => match self.subqueries {
+                Some(subqueries) => self.subquery(subqueries, e, at, d),
+                None => Err(crate::subquery::refusal(self.clause, at)),
+            },
             _ => Err(refusal(e, at)),
         }
     }
@@ -555,8 +566,6 @@ fn is_null(t: Typed) -> Typed {
 fn refusal(e: &ast::Expr, at: Option<Location>) -> PlanError {
     use ast::Expr as E;
     match e {
-        E::Subquery(_) | E::InSubquery { .. } | E::Exists { .. } => PlanError::new("subqueries are not supported", at)
-            .hint("express the query with JOIN, or define the inner query as its own view"),
         E::GroupingSets(_) | E::Cube(_) | E::Rollup(_) => {
             PlanError::new("GROUPING SETS, ROLLUP and CUBE are not supported", at).hint("define one view per grouping")
         }

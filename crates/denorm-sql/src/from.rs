@@ -290,7 +290,15 @@ fn plan_join<'c>(
     let right = push(scope, relation, name, kind == JoinKind::Left, ranked);
     let JoinConstraint::On(on) = constraint else { return Err(PlanError::new("JOIN without ON", join_at)) };
     let scope = &*scope;
-    let lowerer = Lowerer { scope, statement, dialect, clause: Clause::JoinOn, grouping: None, fallback: join_at };
+    let lowerer = Lowerer {
+        scope,
+        statement,
+        dialect,
+        clause: Clause::JoinOn,
+        grouping: None,
+        fallback: join_at,
+        subqueries: None,
+    };
     let (mut left_key, mut right_key, mut residual) = (Vec::new(), Vec::new(), Vec::new());
     for conjunct in conjuncts(on) {
         match equi_pair(conjunct, scope, left_arity)? {

@@ -7,8 +7,9 @@
 //! ```
 //!
 //! Everything the core cannot maintain exactly is refused here, never at
-//! runtime: window functions (but the top-k form below), subqueries outside
-//! FROM, `WITH RECURSIVE`, RIGHT/FULL/CROSS/NATURAL/USING joins, joins
+//! runtime: window functions (but the top-k form below), subqueries in
+//! expressions that cannot be decorrelated into joins (see `subquery.rs`),
+//! `WITH RECURSIVE`, RIGHT/FULL/CROSS/NATURAL/USING joins, joins
 //! without a column equality, and anything whose meaning differs between
 //! SQLite and PostgreSQL in a way a plan cannot pin down.
 //!
@@ -150,6 +151,7 @@ mod scope;
 mod select;
 mod source;
 mod statement;
+mod subquery;
 
 mod types;
 mod window;

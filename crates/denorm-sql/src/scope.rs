@@ -55,6 +55,10 @@ pub(crate) struct Scope<'c> {
     used: RefCell<Vec<Vec<bool>>>,
     /// The catalog, for the source's names of unsupported column types.
     pub catalog: Option<&'c Catalog>,
+    /// Source columns read by subqueries in this query's expressions
+    /// (`EXISTS (…)`, `IN (SELECT …)`, scalar subqueries; see
+    /// [`crate::subquery`]).
+    pub subquery_reads: RefCell<Vec<TableDependency>>,
 }
 
 impl<'c> Scope<'c> {
@@ -214,6 +218,9 @@ impl<'c> Scope<'c> {
                     add(&rel.table.name, &mut read.into_iter())
                 }
             }
+        }
+        for d in self.subquery_reads.borrow().iter() {
+            add(&d.table, &mut d.columns.iter());
         }
         for d in &mut out {
             if let Some(schema) = catalog.get(&d.table) {

@@ -28,6 +28,7 @@ use crate::names::{alias_name, bare_column, postgres_name, sqlite_name, strip_se
 use crate::scope::Scope;
 use crate::source::{location, Source};
 use crate::statement::{DeclaredKey, ViewStatement};
+use crate::subquery::Subqueries;
 use crate::types::Typed;
 use crate::window;
 use crate::{KeyOrigin, Location, OutputColumn, PlanError, ViewDef, ViewKey};
@@ -124,6 +125,10 @@ pub(crate) fn plan_view(
             .detail(format!("\"{}\" is a subquery", derived.name))
             .hint("a feed joins source tables; define the subquery's rows as their own view"));
     }
+    if view.feed.is_some() && !scope.subquery_reads.borrow().is_empty() {
+        return Err(PlanError::new("a feed view cannot use subqueries in expressions", Some(view.location))
+            .hint("a feed joins source tables; define the subquery's rows as their own view"));
+    }
     let finished = finish(body, select, &scope, &cx)?;
     let mut def = ViewDef {
         name: view.name.clone(),
@@ -175,9 +180,18 @@ pub(crate) fn plan_select_ordered<'q, 'c>(
     check_select(select, cx)?;
     let from_at = cx.keyword(&[Keyword::FROM]);
     let (scope, mut input, ranked) = plan_from(&select.from, select.selection.as_ref(), cx, from_at.or(fallback))?;
-    let base =
-        Lowerer { scope: &scope, statement: &view.tokens, dialect, clause: Clause::Where, grouping: None, fallback };
-    if let Some(predicate) = where_predicate(select.selection.as_ref(), &ranked, &base)? {
+    let subqueries = Subqueries::new(*cx, &scope);
+    let base = Lowerer {
+        scope: &scope,
+        statement: &view.tokens,
+        dialect,
+        clause: Clause::Where,
+        grouping: None,
+        fallback,
+        subqueries: Some(&subqueries),
+    };
+    if let Some(mut predicate) = where_predicate(select.selection.as_ref(), &ranked, &base)? {
+        input = subqueries.apply(input, [&mut predicate]);
         input = Plan::Filter { input: Box::new(input), predicate };
     }
     let group_exprs = group_by(select, cx)?;
@@ -224,9 +238,11 @@ pub(crate) fn plan_select_ordered<'q, 'c>(
         }
         None if grouped => plan_grouped(&base, select, input, group_exprs, order_by, &namer)?,
         None => {
-            let lowerer = base.scalar(Clause::Select);
-            let items = lower_items(&lowerer, select, &namer, None)?;
-            let ordering = order::resolve(order_by, &items, &lowerer, select.distinct.is_some())?;
+            let lowerer = Lowerer { clause: Clause::Select, ..base };
+            let mut items = lower_items(&lowerer, select, &namer, None)?;
+            let mut ordering = order::resolve(order_by, &items, &lowerer, select.distinct.is_some())?;
+            let exprs = items.iter_mut().chain(ordering.hidden.iter_mut()).map(|i| &mut i.typed.expr);
+            let input = subqueries.apply(input, exprs);
             Body { input, items, groups: None, window: None, ordering }
         }
     };
@@ -370,7 +386,7 @@ fn group_by<'q>(select: &'q ast::Select, cx: &Context<'_, '_>) -> Result<&'q [as
 
 /// Whether the SELECT list or HAVING calls an aggregate (outside window
 /// functions), found without recursion.
-fn has_aggregate(select: &ast::Select) -> bool {
+pub(crate) fn has_aggregate(select: &ast::Select) -> bool {
     use ast::Expr as E;
     let mut stack: Vec<&ast::Expr> = select
         .projection
@@ -400,6 +416,7 @@ fn has_aggregate(select: &ast::Select) -> bool {
                 stack.push(expr);
                 stack.extend(list);
             }
+            E::InSubquery { expr, .. } => stack.push(expr),
             E::Between { expr, low, high, .. } => stack.extend([&**expr, &**low, &**high]),
             E::Like { expr, pattern, .. } | E::ILike { expr, pattern, .. } => stack.extend([&**expr, &**pattern]),
             E::Case { operand, conditions, else_result, .. } => {
@@ -556,16 +573,27 @@ fn plan_grouped<'q>(
         }
     }
     let grouping = RefCell::new(Grouping { groups, ..Grouping::default() });
-    let lowerer = Lowerer { grouping: Some(&grouping), clause: Clause::Select, ..*base };
-    let items = lower_items(&lowerer, select, namer, None)?;
-    let having = select.having.as_ref().map(|h| lowerer.lower_condition(h, "HAVING", 0)).transpose()?;
-    let ordering = order::resolve(order_by, &items, &lowerer, select.distinct.is_some())?;
+    // Subqueries in the SELECT list and HAVING join the Reduce output.
+    let subqueries = base.subqueries.map(Subqueries::grouped);
+    let lowerer =
+        Lowerer { grouping: Some(&grouping), clause: Clause::Select, subqueries: subqueries.as_ref(), ..*base };
+    let mut items = lower_items(&lowerer, select, namer, None)?;
+    let mut having = select.having.as_ref().map(|h| lowerer.lower_condition(h, "HAVING", 0)).transpose()?;
+    let mut ordering = order::resolve(order_by, &items, &lowerer, select.distinct.is_some())?;
     let g = grouping.into_inner();
     let width = g.groups.len();
     let exprs: Vec<Expr> = g.groups.into_iter().map(|t| t.expr).chain(g.args).collect();
     let aggregates = g.aggregates.iter().map(|a| Aggregate { func: a.func, arg: a.input(width) }).collect();
     let map = Plan::Map { input: Box::new(input), exprs };
     let mut plan = Plan::Reduce { input: Box::new(map), group_key: (0..width).collect(), aggregates };
+    if let Some(subqueries) = &subqueries {
+        let exprs = items
+            .iter_mut()
+            .chain(ordering.hidden.iter_mut())
+            .map(|i| &mut i.typed.expr)
+            .chain(having.iter_mut().map(|h| &mut h.expr));
+        plan = subqueries.apply(plan, exprs);
+    }
     if let Some(predicate) = having {
         plan = Plan::Filter { input: Box::new(plan), predicate: predicate.expr };
     }

@@ -10,9 +10,6 @@ const V: &str = "CREATE MATERIALIZED VIEW v AS ";
 const CASES: &[(&str, Dialect, &str)] = &[
     ("window_function", Dialect::Sqlite, "SELECT id, ROW_NUMBER() OVER (ORDER BY id) FROM posts"),
     ("window_clause", Dialect::Sqlite, "SELECT id FROM posts WINDOW w AS (ORDER BY id)"),
-    ("scalar_subquery", Dialect::Sqlite, "SELECT id, (SELECT 1) AS one FROM posts"),
-    ("in_subquery", Dialect::Sqlite, "SELECT id FROM posts WHERE author_id IN (SELECT id FROM users)"),
-    ("exists", Dialect::Sqlite, "SELECT id FROM posts WHERE NOT EXISTS (SELECT 1 FROM users)"),
     ("from_subquery_without_alias", Dialect::Sqlite, "SELECT id FROM (SELECT id FROM posts)"),
     ("from_subquery_column_aliases", Dialect::Postgres, "SELECT x.a FROM (SELECT id FROM posts) AS x(a)"),
     ("from_subquery_lateral", Dialect::Postgres, "SELECT p.id FROM posts p JOIN LATERAL (SELECT id FROM users) x ON x.id = p.id"),

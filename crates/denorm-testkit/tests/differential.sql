@@ -218,3 +218,95 @@ SELECT 1 AS one, 'x' AS s, 2.5 AS f;
 
 CREATE MATERIALIZED VIEW users_and_nobody AS
 SELECT id, name FROM users UNION ALL SELECT 0, 'nobody';
+-- Subqueries in expressions (issue 11, helper B): EXISTS / NOT EXISTS,
+-- IN / NOT IN with NULLs, scalar subqueries correlated or not, in WHERE,
+-- the SELECT list and HAVING, nested.
+
+CREATE MATERIALIZED VIEW users_with_posts AS
+SELECT u.id, u.name FROM users u
+WHERE EXISTS (SELECT 1 FROM posts p WHERE p.author_id = u.id AND p.score > 0);
+
+CREATE MATERIALIZED VIEW products_without_reviews AS
+SELECT id, name FROM products p WHERE NOT EXISTS (SELECT * FROM reviews r WHERE r.product_id = p.id);
+
+CREATE MATERIALIZED VIEW unfollowed_author_scores AS
+SELECT p.author_id, p.score FROM posts p
+WHERE NOT EXISTS (SELECT 1 FROM follows f WHERE f.followee_id = p.author_id);
+
+CREATE MATERIALIZED VIEW post_exists_flags AS
+SELECT p.id, EXISTS (SELECT 1 FROM reviews r WHERE r.user_id = p.author_id) AS author_reviews,
+       NOT EXISTS (SELECT 1 FROM follows f WHERE f.followee_id = p.author_id AND f.follower_id <> 0) AS unfollowed,
+       EXISTS (SELECT 1 FROM products WHERE price > 1) AS any_pricey,
+       EXISTS (SELECT r.product_id FROM reviews r WHERE r.user_id = p.author_id
+               GROUP BY r.product_id HAVING COUNT(*) > 1) AS reviewed_twice
+FROM posts p
+WHERE p.score > 2 OR EXISTS (SELECT 1 FROM users u WHERE u.id = p.author_id AND u.karma > 2);
+
+CREATE MATERIALIZED VIEW posts_in_sets AS
+SELECT id, author_id IN (SELECT user_id FROM reviews) AS author_reviewed,
+       author_id NOT IN (SELECT user_id FROM reviews WHERE rating > 3) AS not_high,
+       score IN (SELECT rating FROM reviews r WHERE r.user_id = posts.author_id) AS score_rated,
+       score NOT IN (SELECT karma FROM users u WHERE u.id = posts.author_id) AS not_karma,
+       author_id IN (SELECT user_id FROM reviews GROUP BY user_id HAVING COUNT(*) > 1) AS frequent,
+       score NOT IN (SELECT MAX(rating) FROM reviews r WHERE r.user_id = posts.author_id) AS not_best
+FROM posts;
+
+CREATE MATERIALIZED VIEW products_not_reviewed_by_ann AS
+SELECT id, name FROM products
+WHERE id NOT IN (SELECT product_id FROM reviews r JOIN users u ON u.id = r.user_id WHERE u.name = 'ann');
+
+CREATE MATERIALIZED VIEW followed_authors_posts AS
+SELECT id, title FROM posts
+WHERE author_id IN (SELECT followee_id FROM follows WHERE follower_id < 4) AND score IS NOT NULL;
+
+CREATE MATERIALIZED VIEW above_average_reviews AS
+SELECT r.id, r.rating FROM reviews r
+WHERE r.rating > (SELECT AVG(r2.rating) FROM reviews r2 WHERE r2.product_id = r.product_id);
+
+CREATE MATERIALIZED VIEW user_post_counts AS
+SELECT u.id, (SELECT COUNT(*) FROM posts p WHERE p.author_id = u.id) AS posts,
+       (SELECT COUNT(p.score) + 1 FROM posts p WHERE p.author_id = u.id) AS scored_plus_one,
+       (SELECT SUM(score) FROM posts p WHERE p.author_id = u.id AND p.score > 0) AS positive,
+       (SELECT MAX(rating) FROM reviews WHERE user_id = u.id HAVING COUNT(*) > 1) AS best_of_several
+FROM users u;
+
+CREATE MATERIALIZED VIEW pricey_products AS
+SELECT id, name, price - (SELECT AVG(price) FROM products) AS above_mean FROM products
+WHERE price > (SELECT AVG(price) FROM products);
+
+CREATE MATERIALIZED VIEW post_author_names AS
+SELECT p.id, (SELECT u.name FROM users u WHERE u.id = p.author_id) AS author FROM posts p;
+
+CREATE MATERIALIZED VIEW big_categories AS
+SELECT category, SUM(price) AS total FROM products GROUP BY category
+HAVING SUM(price) > (SELECT SUM(price) * 0.3 FROM products);
+
+CREATE MATERIALIZED VIEW author_share AS
+SELECT author_id, COUNT(*) AS n, COUNT(*) * 100 / (SELECT COUNT(*) FROM posts) AS pct
+FROM posts GROUP BY author_id;
+
+CREATE MATERIALIZED VIEW nested_subqueries AS
+SELECT u.id FROM users u
+WHERE EXISTS (SELECT 1 FROM posts p WHERE p.author_id = u.id
+              AND p.id IN (SELECT r.product_id FROM reviews r WHERE r.rating >= 4));
+
+CREATE MATERIALIZED VIEW reviews_with_other_reviewer AS
+SELECT r1.id, r1.product_id FROM reviews r1
+WHERE EXISTS (SELECT 1 FROM reviews r2 WHERE r2.product_id = r1.product_id AND r2.user_id <> r1.user_id)
+  AND NOT EXISTS (SELECT 1 FROM reviews r3
+                  WHERE r3.product_id = r1.product_id AND r3.user_id <> r1.user_id AND r3.rating > r1.rating);
+
+CREATE MATERIALIZED VIEW posts_outer_conditions AS
+SELECT p.id, EXISTS (SELECT 1 FROM follows f WHERE p.score > 1) AS scored_and_follows,
+       NOT EXISTS (SELECT 1 FROM users u WHERE u.karma > p.score OR p.score IS NULL) AS top_score,
+       EXISTS (SELECT 1 FROM posts q WHERE q.author_id = p.author_id AND q.title = p.title AND q.id <> p.id) AS same_title
+FROM posts p;
+
+CREATE MATERIALIZED VIEW author_groups_correlated AS
+SELECT p.author_id, COUNT(*) AS n,
+       (SELECT u.name FROM users u WHERE u.id = p.author_id) AS author,
+       (SELECT COUNT(*) FROM reviews r WHERE r.user_id = p.author_id) AS reviews,
+       EXISTS (SELECT 1 FROM follows f WHERE f.followee_id = p.author_id) AS followed,
+       COUNT(*) IN (SELECT rating FROM reviews) AS count_is_a_rating
+FROM posts p GROUP BY p.author_id
+HAVING COUNT(*) >= (SELECT COUNT(*) FROM follows f WHERE f.follower_id = p.author_id);

@@ -1,0 +1,436 @@
+//! Subqueries in expressions — `EXISTS (…)`, `x [NOT] IN (SELECT …)` and
+//! scalar `(SELECT …)` in WHERE, the SELECT list and HAVING — decorrelated
+//! into joins the core maintains (Neumann & Kemper, "Unnesting Arbitrary
+//! Queries"; Materialize and Feldera do the same).
+//!
+//! ```text
+//!  clause input ─► [Map: + correlation values] ─► LeftJoin on the correlation ─► … ─► Filter / Map
+//!                                                   │ right side: at most one row per correlation value
+//!  EXISTS        Reduce count(*) by corr over the inner rows      → coalesce(count, 0) > 0
+//!  x IN (y)      Distinct (y, corr), joined on (x, corr)         → matched, and when x or y may be
+//!                Reduce count(*), count(y) by corr over it          NULL: empty? NULL y? (SQL's
+//!                                                                    three-valued IN / NOT IN)
+//!  (SELECT agg)  the inner's Reduce, grouped by corr             → the item over its aggregates,
+//!                                                                    COUNTs coalesced to 0 (an empty
+//!                                                                    group has no Reduce row)
+//!  (SELECT x)    the inner rows, proven unique on corr           → x (NULL when there is none)
+//! ```
+//!
+//! The correlation is the inner WHERE's top-level AND terms of the form
+//! `inner_expr = outer_expr` (one side reading only the subquery's tables,
+//! the other only the outer query's); the other terms stay in the inner
+//! query. Because every right side has at most one row per correlation
+//! value, the LEFT JOIN keeps each outer row exactly once (duplicates of
+//! the outer bag included), and the subquery's value is an expression over
+//! the joined columns — valid anywhere: under OR, in CASE, negated.
+//!
+//! Planning a clause registers the joins as [`Step`]s whose new columns are
+//! numbered from a placeholder; [`Subqueries::apply`] then joins them to the
+//! clause's input (the FROM row for WHERE and an ungrouped SELECT list, the
+//! Reduce output for HAVING and a grouped SELECT list) and renumbers the
+//! clause's expressions.
+//!
+//! `EXISTS` also takes other correlated terms (`l2.suppkey <> l1.suppkey`,
+//! conditions on outer columns alone): it is then evaluated once per
+//! distinct tuple of the outer values it reads (see `domain.rs`).
+//!
+//! Refused, with a hint: in IN and scalar subqueries, a correlated term other
+//! than such an equality;
+//! a reference to the outer query outside the inner WHERE; in HAVING and a
+//! grouped SELECT list, correlation other than equalities with GROUP BY
+//! expressions (or aggregates) of the outer query;
+//! a scalar subquery that may return several rows; subqueries in JOIN … ON,
+//! GROUP BY and aggregate arguments; correlation reaching past the
+//! enclosing query.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+
+use denorm_expr::{Aggregate, AggregateFunc, BinaryOp, Expr, JoinKind, Plan};
+use denorm_types::{Datum, ScalarType};
+use sqlparser::ast::{self, SelectItem};
+
+use crate::expr::{not, Clause, Lowerer};
+use crate::key::properties;
+use crate::scope::Scope;
+use crate::select::{finish, Context};
+use crate::types::{coerce_literal, Typed};
+use crate::{Location, PlanError};
+
+mod correlation;
+mod domain;
+
+use correlation::{decorrelate, one, plan_inner, Inner};
+use domain::exists_residual;
+
+/// Columns a clause's subqueries add are numbered from here until
+/// [`Subqueries::apply`] knows the width of the input they join.
+const PLACEHOLDER: usize = 1 << 30;
+
+/// Subqueries in expressions nested deeper than this are refused.
+const MAX_NESTING: usize = 16;
+
+const CORRELATION_HINT: &str = "correlate with equalities in the subquery's WHERE (inner_column = outer_column, \
+     joined by AND); move conditions on outer columns alone out of the subquery, or join a grouped subquery in FROM";
+
+type Lowered = Result<Typed, PlanError>;
+
+/// One join (or projection) a clause's subqueries add to its input.
+#[derive(Debug)]
+enum Step {
+    /// Appends the values as columns (correlation values that are not
+    /// columns, used as join keys).
+    Append(Vec<Expr>),
+    /// LEFT JOIN a relation with at most one row per `right_key` value.
+    Join { right: Plan, left_key: Vec<usize>, right_key: Vec<usize> },
+    /// LEFT JOIN on `keys` a relation built from the domain: the distinct
+    /// rows of `keys` (columns of the input) then `payload` (expressions
+    /// over it).
+    Domain { keys: Vec<usize>, payload: Vec<Expr>, build: Build },
+}
+
+/// Builds a right side from its domain.
+struct Build(Box<dyn FnOnce(Plan) -> Plan>);
+
+impl fmt::Debug for Build {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Build")
+    }
+}
+
+/// The subqueries of one clause of one query, planned while the clause is
+/// lowered and joined to its input by [`Subqueries::apply`].
+pub(crate) struct Subqueries<'a, 'c> {
+    cx: Context<'a, 'c>,
+    /// The query's relations: where outer references resolve and where
+    /// the subqueries' reads are recorded.
+    scope: &'a Scope<'c>,
+    /// Whether the clause's input is a Reduce output (HAVING, a grouped
+    /// SELECT list), not the FROM row: correlation then reads GROUP BY
+    /// expressions and aggregates.
+    over_groups: bool,
+    steps: RefCell<Vec<Step>>,
+    /// Columns the pending steps add.
+    width: Cell<usize>,
+}
+
+impl fmt::Debug for Subqueries<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subqueries").field("over_groups", &self.over_groups).field("steps", &self.steps).finish()
+    }
+}
+
+impl<'a, 'c> Subqueries<'a, 'c> {
+    pub fn new(cx: Context<'a, 'c>, scope: &'a Scope<'c>) -> Self {
+        Subqueries { cx, scope, over_groups: false, steps: RefCell::new(Vec::new()), width: Cell::new(0) }
+    }
+
+    /// For the clauses over a Reduce output (grouped SELECT list, HAVING).
+    pub fn grouped(&self) -> Self {
+        Subqueries { over_groups: true, ..Subqueries::new(self.cx, self.scope) }
+    }
+
+    /// Registers a step adding `width` columns; returns the placeholder of
+    /// the first.
+    fn push(&self, step: Step, width: usize) -> usize {
+        let first = PLACEHOLDER + self.width.get();
+        self.width.set(self.width.get() + width);
+        self.steps.borrow_mut().push(step);
+        first
+    }
+
+    /// Join key columns holding `values`: a column as it is, any other
+    /// expression appended.
+    fn key_columns(&self, values: Vec<Expr>) -> Vec<usize> {
+        values
+            .into_iter()
+            .map(|v| match v {
+                Expr::Column(c) => c,
+                other => self.push(Step::Append(vec![other]), 1),
+            })
+            .collect()
+    }
+
+    /// LEFT JOINs `right` (at most one row per `right_key` value); returns
+    /// the placeholder of its first column.
+    fn join(&self, right: Plan, left_key: Vec<usize>, right_key: Vec<usize>) -> usize {
+        let width = right.arity();
+        self.push(Step::Join { right, left_key, right_key }, width)
+    }
+
+    /// Joins the pending subqueries to `input` and renumbers `exprs` (the
+    /// clause's lowered expressions) to read their columns.
+    pub fn apply<'e>(&self, input: Plan, exprs: impl IntoIterator<Item = &'e mut Expr>) -> Plan {
+        let steps = std::mem::take(&mut *self.steps.borrow_mut());
+        self.width.set(0);
+        let base = input.arity();
+        let place = |c: usize| if c >= PLACEHOLDER { base + (c - PLACEHOLDER) } else { c };
+        let mut plan = input;
+        for step in steps {
+            plan = match step {
+                Step::Append(mut values) => {
+                    values.iter_mut().for_each(|v| v.remap_columns(&place));
+                    let exprs = (0..plan.arity()).map(Expr::Column).chain(values).collect();
+                    Plan::Map { input: Box::new(plan), exprs }
+                }
+                Step::Join { right, left_key, right_key } => Plan::Join {
+                    left: Box::new(plan),
+                    right: Box::new(right),
+                    kind: JoinKind::Left,
+                    left_key: left_key.into_iter().map(place).collect(),
+                    right_key,
+                    residual: None,
+                },
+                Step::Domain { keys, mut payload, build } => {
+                    let keys: Vec<usize> = keys.into_iter().map(place).collect();
+                    payload.iter_mut().for_each(|v| v.remap_columns(&place));
+                    let exprs = keys.iter().map(|&k| Expr::Column(k)).chain(payload).collect();
+                    let domain = Plan::Distinct { input: Box::new(Plan::Map { input: Box::new(plan.clone()), exprs }) };
+                    Plan::Join {
+                        left: Box::new(plan),
+                        right: Box::new((build.0)(domain)),
+                        kind: JoinKind::Left,
+                        right_key: (0..keys.len()).collect(),
+                        left_key: keys,
+                        residual: None,
+                    }
+                }
+            };
+        }
+        for e in exprs {
+            e.remap_columns(&place);
+        }
+        plan
+    }
+}
+
+/// The error for a subquery where none can be planned.
+pub(crate) fn refusal(clause: Clause, at: Option<Location>) -> PlanError {
+    let place = match clause {
+        Clause::JoinOn => "in JOIN conditions",
+        Clause::GroupBy => "in GROUP BY",
+        Clause::AggregateArgument => "in aggregate arguments",
+        Clause::Where | Clause::Select => "here",
+    };
+    PlanError::new(format!("subqueries are not supported {place}"), at)
+        .hint("use the subquery in WHERE, the SELECT list or HAVING, or join its result as a subquery in FROM")
+}
+
+impl Lowerer<'_, '_> {
+    /// `EXISTS (…)`, `x [NOT] IN (SELECT …)` or `(SELECT …)`.
+    pub(crate) fn subquery(
+        &self,
+        subqueries: &Subqueries<'_, '_>,
+        e: &ast::Expr,
+        at: Option<Location>,
+        d: usize,
+    ) -> Lowered {
+        match e {
+            ast::Expr::Exists { subquery, negated } => exists(self, subqueries, subquery, *negated, at),
+            ast::Expr::InSubquery { expr, subquery, negated } => {
+                let needle = self.lower(expr, d)?;
+                in_subquery(self, subqueries, needle, subquery, *negated, at)
+            }
+            ast::Expr::Subquery(q) => scalar(self, subqueries, q, at),
+            _ => Err(PlanError::new("not a subquery (bug)", at)),
+        }
+    }
+}
+
+fn count(arg: Option<Expr>) -> Aggregate {
+    Aggregate { func: AggregateFunc::Count, arg }
+}
+
+fn coalesce_zero(e: Expr) -> Expr {
+    Expr::Coalesce(vec![e, Expr::Literal(Datum::Int(0))])
+}
+
+fn boolean(b: bool) -> Expr {
+    Expr::Literal(Datum::Bool(b))
+}
+
+/// `[NOT] EXISTS (…)`: the number of inner rows per correlation value.
+fn exists(
+    lw: &Lowerer<'_, '_>,
+    subqueries: &Subqueries<'_, '_>,
+    q: &ast::Query,
+    negated: bool,
+    at: Option<Location>,
+) -> Lowered {
+    let inner = decorrelate(lw, subqueries, q, at, false, true)?;
+    if inner.global_aggregate() {
+        return Err(PlanError::new("EXISTS over an aggregate without GROUP BY is not supported", at)
+            .detail("such a subquery has exactly one row (unless HAVING removes it)")
+            .hint("write the condition on the aggregate as a scalar subquery: (SELECT count(*) FROM …) > 0"));
+    }
+    let rows = match inner.residual.is_empty() {
+        true => exists_rows(subqueries, &inner)?,
+        false => exists_residual(lw, subqueries, &inner)?,
+    };
+    let mut e = Expr::binary(BinaryOp::Gt, rows, Expr::Literal(Datum::Int(0)));
+    // A term on outer columns alone holds for all inner rows or none:
+    // EXISTS (… WHERE o AND r) is (o IS TRUE) AND EXISTS (… WHERE r).
+    let outer_lw = Lowerer { scope: subqueries.scope, clause: Clause::Where, subqueries: None, ..*lw };
+    for c in inner.outer_only.iter().rev() {
+        let o = outer_lw.lower_condition(c, "WHERE", 0)?.expr;
+        e = Expr::binary(BinaryOp::And, Expr::Coalesce(vec![o, boolean(false)]), e);
+    }
+    let e = Typed::new(e, ScalarType::Bool, false);
+    Ok(if negated { not(e) } else { e })
+}
+
+/// The number of inner rows per correlation value (0 when none).
+fn exists_rows(subqueries: &Subqueries<'_, '_>, inner: &Inner<'_, '_, '_>) -> Result<Expr, PlanError> {
+    inner.check_group_positions()?;
+    let select = inner.rebuild(vec![one()], inner.grouped(), false);
+    let (scope, body) = plan_inner(subqueries, inner, &select)?;
+    let finished = finish(body, &select, &scope, &inner.cx)?;
+    let c = inner.pairs.len();
+    let right =
+        Plan::Reduce { input: Box::new(finished.plan), group_key: (1..=c).collect(), aggregates: vec![count(None)] };
+    let keys = subqueries.key_columns(inner.outer_keys());
+    let first = subqueries.join(right, keys, (0..c).collect());
+    Ok(coalesce_zero(Expr::Column(first + c)))
+}
+
+/// `x [NOT] IN (SELECT y …)` with SQL's three-valued result.
+fn in_subquery(
+    lw: &Lowerer<'_, '_>,
+    subqueries: &Subqueries<'_, '_>,
+    needle: Typed,
+    q: &ast::Query,
+    negated: bool,
+    at: Option<Location>,
+) -> Lowered {
+    let inner = decorrelate(lw, subqueries, q, at, true, false)?;
+    let item = inner.item("a subquery after IN")?;
+    if inner.global_aggregate() {
+        // One row: `x IN (v)` is `x = v`.
+        let value = scalar_aggregate(subqueries, &inner, item)?;
+        let eq = lw.apply_binary(BinaryOp::Eq, needle, value, at)?;
+        return Ok(if negated { not(eq) } else { eq });
+    }
+    inner.check_group_positions()?;
+    let select = inner.rebuild(vec![item], inner.grouped(), true);
+    let (scope, body) = plan_inner(subqueries, &inner, &select)?;
+    let finished = finish(body, &select, &scope, &inner.cx)?;
+    let y = &finished.columns[0];
+    let y_ty = crate::func::outside_subquery(y.ty, lw.dialect);
+    let needle = coerce_literal(needle, y_ty, at)?;
+    if needle.ty != y_ty && needle.ty != ScalarType::Null {
+        return Err(PlanError::new(format!("IN compares {} with a subquery of {}", needle.ty, y_ty), at)
+            .detail("the subquery's values are matched by a join, whose keys must have one type")
+            .hint("CAST one side to the other's type"));
+    }
+    let c = inner.pairs.len();
+    let nullable = needle.nullable || y.nullable;
+    let mut values = vec![needle.expr];
+    values.extend(inner.outer_keys());
+    let keys = subqueries.key_columns(values);
+    let matched_at = subqueries.join(finished.plan.clone(), keys.clone(), (0..=c).collect());
+    // y is never NULL in a matched row: NULL matches no join key.
+    let matched = not(Typed::new(Expr::IsNull(Box::new(Expr::Column(matched_at))), ScalarType::Bool, false)).expr;
+    if !nullable {
+        let e = Typed::new(matched, ScalarType::Bool, false);
+        return Ok(if negated { not(e) } else { e });
+    }
+    let facts = Plan::Reduce {
+        input: Box::new(finished.plan),
+        group_key: (1..=c).collect(),
+        aggregates: vec![count(None), count(Some(Expr::Column(0)))],
+    };
+    let f = subqueries.join(facts, keys[1..].to_vec(), (0..c).collect());
+    let (rows, values) = (Expr::Column(f + c), Expr::Column(f + c + 1));
+    let null = Expr::Literal(Datum::Null);
+    let branches = vec![
+        (matched, boolean(true)),
+        (Expr::binary(BinaryOp::Eq, coalesce_zero(rows.clone()), Expr::Literal(Datum::Int(0))), boolean(false)),
+        (Expr::IsNull(Box::new(Expr::Column(keys[0]))), null.clone()),
+        (Expr::binary(BinaryOp::Gt, rows, values), null),
+    ];
+    let e = Typed::new(Expr::Case { branches, otherwise: Box::new(boolean(false)) }, ScalarType::Bool, true);
+    Ok(if negated { not(e) } else { e })
+}
+
+/// `(SELECT …)` as a value.
+fn scalar(lw: &Lowerer<'_, '_>, subqueries: &Subqueries<'_, '_>, q: &ast::Query, at: Option<Location>) -> Lowered {
+    let inner = decorrelate(lw, subqueries, q, at, true, false)?;
+    let item = inner.item("a scalar subquery")?;
+    if inner.global_aggregate() {
+        return scalar_aggregate(subqueries, &inner, item);
+    }
+    let refuse = |detail: &str| {
+        PlanError::new("a scalar subquery must return at most one row", at)
+            .detail(detail.to_string())
+            .hint("aggregate the value (e.g. SELECT max(x) …), or correlate on a key of the subquery's table (WHERE t.id = outer.t_id)")
+    };
+    if inner.grouped() {
+        return Err(refuse("with GROUP BY it returns one row per group"));
+    }
+    let select = inner.rebuild(vec![item], false, false);
+    let (scope, body) = plan_inner(subqueries, &inner, &select)?;
+    let finished = finish(body, &select, &scope, &inner.cx)?;
+    let c = inner.pairs.len();
+    let correlation: Vec<usize> = (1..=c).collect();
+    if !properties(&finished.plan, inner.cx.catalog).is_unique(&correlation) {
+        return Err(refuse(
+            "denorm cannot prove that it does: PostgreSQL fails on a second row, SQLite takes the first",
+        ));
+    }
+    let column = &finished.columns[0];
+    let ty = crate::func::outside_subquery(column.ty, lw.dialect);
+    let keys = subqueries.key_columns(inner.outer_keys());
+    let first = subqueries.join(finished.plan, keys, correlation);
+    Ok(Typed::new(Expr::Column(first), ty, true))
+}
+
+/// A subquery with aggregates and no GROUP BY: grouped by its correlation,
+/// joined, and its item evaluated over the joined aggregates, where an
+/// absent group (no inner rows) counts 0 and aggregates NULL.
+fn scalar_aggregate(subqueries: &Subqueries<'_, '_>, inner: &Inner<'_, '_, '_>, item: SelectItem) -> Lowered {
+    let at = inner.at;
+    let select = inner.rebuild(vec![item], true, false);
+    let select = ast::Select { projection: select.projection[..1].to_vec(), ..select };
+    let (_, body) = plan_inner(subqueries, inner, &select)?;
+    let (reduce, having) = match body.input {
+        Plan::Filter { input, predicate } => (*input, Some(predicate)),
+        plan => (plan, None),
+    };
+    let Plan::Reduce { aggregates, group_key, .. } = &reduce else {
+        return Err(PlanError::new("a subquery inside a scalar subquery's SELECT list or HAVING is not supported", at)
+            .hint("compute the inner value in a subquery in FROM"));
+    };
+    // The Reduce groups by the correlation expressions, deduplicated.
+    let mut groups: Vec<&Expr> = Vec::new();
+    let mut right_key = Vec::new();
+    for p in &inner.pairs {
+        let g = groups.iter().position(|g| **g == p.inner.expr).unwrap_or_else(|| {
+            groups.push(&p.inner.expr);
+            groups.len() - 1
+        });
+        right_key.push(g);
+    }
+    let g = group_key.len();
+    let counts: Vec<usize> = (0..aggregates.len())
+        .filter(|&j| matches!(aggregates[j].func, AggregateFunc::Count | AggregateFunc::CountDistinct))
+        .collect();
+    let keys = subqueries.key_columns(inner.outer_keys());
+    let first = subqueries.join(reduce.clone(), keys, right_key);
+    let zeroed: Vec<Expr> = counts.iter().map(|&j| coalesce_zero(Expr::Column(first + g + j))).collect();
+    let coalesced = if zeroed.is_empty() { 0 } else { subqueries.push(Step::Append(zeroed), counts.len()) };
+    let place = |k: usize| match counts.iter().position(|&j| k == g + j) {
+        Some(i) => coalesced + i,
+        None => first + k,
+    };
+    let value = &body.items[0].typed;
+    let mut expr = value.expr.clone();
+    expr.remap_columns(&place);
+    let reads_group = value.expr.columns().iter().any(|&k| k < g);
+    let nullable = value.nullable || having.is_some() || reads_group;
+    if let Some(mut predicate) = having {
+        predicate.remap_columns(&place);
+        expr = Expr::Case { branches: vec![(predicate, expr)], otherwise: Box::new(Expr::Literal(Datum::Null)) };
+    }
+    let ty = crate::func::outside_subquery(value.ty, inner.cx.dialect);
+    Ok(Typed::new(expr, ty, nullable))
+}

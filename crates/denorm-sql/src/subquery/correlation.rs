@@ -1,0 +1,360 @@
+//! Taking a subquery's correlation out of its WHERE: which names belong
+//! to the outer query, and which AND terms are equalities `inner = outer`.
+
+use denorm_expr::Expr;
+use sqlparser::ast::{self, GroupByExpr, SelectItem};
+
+use super::{Subqueries, CORRELATION_HINT, MAX_NESTING};
+use crate::expr::{Clause, Lowerer};
+use crate::from::{conjuncts, plan_from};
+use crate::scope::Scope;
+use crate::select::{has_aggregate, plan_select, query_select, Body, Context};
+use crate::types::{coerce_literal, Typed};
+use crate::{Location, PlanError};
+
+/// One correlation equality `inner = outer`.
+pub(super) struct Pair {
+    pub inner_ast: ast::Expr,
+    /// Over the subquery's FROM row (its type and identity).
+    pub inner: Typed,
+    /// Over the outer query's row.
+    pub outer: Typed,
+}
+
+/// A subquery with its correlation taken out of its WHERE.
+pub(super) struct Inner<'q, 'a, 'c> {
+    pub cx: Context<'a, 'c>,
+    pub select: &'q ast::Select,
+    /// Its WHERE's AND terms that read only its own tables.
+    pub local: Vec<&'q ast::Expr>,
+    pub pairs: Vec<Pair>,
+    /// Correlated AND terms that are not equalities (only where the caller
+    /// can plan them, else refused).
+    pub residual: Vec<&'q ast::Expr>,
+    /// Correlated AND terms reading only the outer query's columns (with
+    /// `residual`).
+    pub outer_only: Vec<&'q ast::Expr>,
+    pub at: Option<Location>,
+}
+
+impl Inner<'_, '_, '_> {
+    pub fn grouped(&self) -> bool {
+        !group_exprs(self.select).is_empty() || self.select.having.is_some() || has_aggregate(self.select)
+    }
+
+    /// A query with aggregates but no GROUP BY: exactly one row.
+    pub fn global_aggregate(&self) -> bool {
+        self.grouped() && group_exprs(self.select).is_empty()
+    }
+
+    /// The one expression selected (IN, scalar subqueries).
+    pub fn item(&self, what: &str) -> Result<SelectItem, PlanError> {
+        match self.select.projection.as_slice() {
+            [item @ (SelectItem::UnnamedExpr(_) | SelectItem::ExprWithAlias { .. })] => Ok(item.clone()),
+            _ => Err(PlanError::new(format!("{what} must select exactly one column"), self.at)
+                .hint("select one expression, e.g. (SELECT max(x) FROM …)")),
+        }
+    }
+
+    /// The select with its local WHERE, `projection` (then the correlation
+    /// expressions, named apart), the correlation added to a GROUP BY when
+    /// `group` and DISTINCT when `distinct`.
+    pub fn rebuild(&self, projection: Vec<SelectItem>, group: bool, distinct: bool) -> ast::Select {
+        let mut s = self.select.clone();
+        s.selection = self.local.iter().map(|c| (*c).clone()).reduce(|a, b| ast::Expr::BinaryOp {
+            left: Box::new(a),
+            op: ast::BinaryOperator::And,
+            right: Box::new(b),
+        });
+        let correlation = self.pairs.iter().enumerate().map(|(i, p)| SelectItem::ExprWithAlias {
+            expr: p.inner_ast.clone(),
+            alias: ast::Ident::new(format!("__denorm_correlation_{i}")),
+        });
+        s.projection = projection.into_iter().chain(correlation).collect();
+        if group {
+            if let GroupByExpr::Expressions(exprs, _) = &mut s.group_by {
+                exprs.extend(self.pairs.iter().map(|p| p.inner_ast.clone()));
+            }
+        }
+        s.distinct = distinct.then_some(ast::Distinct::Distinct);
+        s
+    }
+
+    /// Refuses `GROUP BY 2` where the select list is rewritten.
+    pub fn check_group_positions(&self) -> Result<(), PlanError> {
+        for e in group_exprs(self.select) {
+            if let ast::Expr::Value(v) = e {
+                if let ast::Value::Number(..) = v.value {
+                    return Err(PlanError::new("GROUP BY positions are not supported in a subquery here", self.at)
+                        .hint("name the grouping expression instead of its position"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn outer_keys(&self) -> Vec<Expr> {
+        self.pairs.iter().map(|p| p.outer.expr.clone()).collect()
+    }
+}
+
+fn group_exprs(select: &ast::Select) -> &[ast::Expr] {
+    match &select.group_by {
+        GroupByExpr::Expressions(exprs, _) => exprs,
+        GroupByExpr::All(_) => &[],
+    }
+}
+
+pub(super) fn one() -> SelectItem {
+    SelectItem::ExprWithAlias {
+        expr: ast::Expr::value(ast::Value::Number("1".into(), false)),
+        alias: ast::Ident::new("__denorm_one"),
+    }
+}
+
+/// Plans a rebuilt subquery and records what it reads.
+pub(super) fn plan_inner<'q, 'c>(
+    subqueries: &Subqueries<'_, 'c>,
+    inner: &Inner<'_, '_, 'c>,
+    select: &'q ast::Select,
+) -> Result<(Scope<'c>, Body<'q>), PlanError> {
+    let (scope, body) = plan_select(select, &inner.cx)?;
+    subqueries.scope.subquery_reads.borrow_mut().extend(scope.dependencies(inner.cx.catalog));
+    Ok((scope, body))
+}
+
+/// Splits the subquery's WHERE into local terms and correlation equalities.
+pub(super) fn decorrelate<'q, 'a, 'c>(
+    lw: &Lowerer<'_, 'c>,
+    subqueries: &Subqueries<'a, 'c>,
+    query: &'q ast::Query,
+    at: Option<Location>,
+    projection_matters: bool,
+    residual_allowed: bool,
+) -> Result<Inner<'q, 'a, 'c>, PlanError> {
+    let outer_cx = subqueries.cx;
+    if outer_cx.depth >= MAX_NESTING {
+        return Err(PlanError::new(format!("subqueries are nested too deeply (more than {MAX_NESTING} levels)"), at));
+    }
+    let start = match &*query.body {
+        ast::SetExpr::Select(s) => s.select_token.0.span.start,
+        _ => outer_cx.start,
+    };
+    let cx = Context { start, depth: outer_cx.depth + 1, ..outer_cx };
+    let select = query_select(query, &cx)?;
+    // Only its names matter here (the WHERE, read with the outer query's
+    // names, is planned once split).
+    let (scope, _, _) = plan_from(&select.from, None, &cx, at)?;
+    let outer = subqueries.scope;
+    let inner_lw = Lowerer {
+        scope: &scope,
+        statement: lw.statement,
+        dialect: lw.dialect,
+        clause: Clause::Where,
+        grouping: None,
+        fallback: at,
+        subqueries: None,
+    };
+    // Over a Reduce output, outer values are GROUP BY expressions or
+    // aggregates, lowered as in the outer SELECT list.
+    let over_groups = subqueries.over_groups;
+    let clause = if over_groups { Clause::Select } else { Clause::Where };
+    let outer_lw = Lowerer { scope: outer, clause, grouping: lw.grouping, subqueries: None, ..*lw };
+    let mut local = Vec::new();
+    let mut pairs = Vec::new();
+    let mut residual = Vec::new();
+    let mut outer_only = Vec::new();
+    for c in select.selection.as_ref().map(conjuncts).unwrap_or_default() {
+        let refs = outer_references(c, &scope, outer);
+        let Some(first) = refs.first() else {
+            local.push(c);
+            continue;
+        };
+        match pair(c, &scope, outer, &inner_lw, &outer_lw, first) {
+            Ok(p) => pairs.push(p),
+            Err(PairError::NotEquality(_)) if over_groups => {
+                return Err(PlanError::new(
+                    format!("this correlated condition on {first} cannot be decorrelated over groups"),
+                    lw.at(c).or(at),
+                )
+                .detail("in HAVING and a grouped SELECT list, a subquery is joined on equalities between its own expressions and GROUP BY expressions or aggregates")
+                .hint("compute the correlated value in WHERE or in a subquery in FROM, then group"))
+            }
+            Err(PairError::NotEquality(_)) if residual_allowed && identifiers(c).len() == refs.len() => {
+                outer_only.push(c)
+            }
+            Err(PairError::NotEquality(_)) if residual_allowed => residual.push(c),
+            Err(PairError::NotEquality(e) | PairError::Other(e)) => return Err(e),
+        }
+    }
+    let mut others: Vec<&ast::Expr> = group_exprs(select).iter().chain(select.having.as_ref()).collect();
+    if projection_matters {
+        others.extend(select.projection.iter().filter_map(|item| match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => Some(e),
+            _ => None,
+        }));
+    }
+    for e in others {
+        if let Some(first) = outer_references(e, &scope, outer).first() {
+            return Err(PlanError::new(
+                format!("a subquery can refer to the outer query's column {first} only in its WHERE"),
+                lw.at(e).or(at),
+            )
+            .hint(CORRELATION_HINT));
+        }
+    }
+    Ok(Inner { cx, select, local, pairs, residual, outer_only, at })
+}
+
+enum PairError {
+    /// The term is not an equality between an inner and an outer side.
+    NotEquality(PlanError),
+    Other(PlanError),
+}
+
+impl From<PlanError> for PairError {
+    fn from(e: PlanError) -> Self {
+        PairError::Other(e)
+    }
+}
+
+/// `inner = outer` (either way round) as a correlation pair.
+fn pair(
+    c: &ast::Expr,
+    inner: &Scope<'_>,
+    outer: &Scope<'_>,
+    inner_lw: &Lowerer<'_, '_>,
+    outer_lw: &Lowerer<'_, '_>,
+    first: &str,
+) -> Result<Pair, PairError> {
+    let at = outer_lw.at(c);
+    let refuse = || {
+        PlanError::new(format!("this correlated condition on {first} cannot be decorrelated"), at)
+            .detail(
+                "IN and scalar subqueries are joined on equalities between an inner and an outer expression; \
+                 EXISTS also takes other correlated conditions",
+            )
+            .hint(CORRELATION_HINT)
+    };
+    let mut e = c;
+    while let ast::Expr::Nested(x) = e {
+        e = x;
+    }
+    let ast::Expr::BinaryOp { left, op: ast::BinaryOperator::Eq, right } = e else {
+        return Err(PairError::NotEquality(refuse()));
+    };
+    // (reads the subquery's tables, reads the outer query's)
+    let side = |x: &ast::Expr| {
+        let (all, outer_refs) = (identifiers(x).len(), outer_references(x, inner, outer).len());
+        (all > outer_refs, outer_refs > 0)
+    };
+    let (inner_ast, outer_ast) = match (side(left), side(right)) {
+        ((true, false), (false, true)) => (&**left, &**right),
+        ((false, true), (true, false)) => (&**right, &**left),
+        _ => return Err(PairError::NotEquality(refuse())),
+    };
+    let inner_t = inner_lw.lower(inner_ast, 0)?;
+    let outer_t = outer_lw.lower(outer_ast, 0)?;
+    let outer_t = coerce_literal(outer_t, inner_t.ty, at)?;
+    if inner_t.ty != outer_t.ty {
+        return Err(PairError::Other(
+            PlanError::new(format!("correlated equality compares {} with {}", inner_t.ty, outer_t.ty), at)
+                .detail("a correlation is a join key, and join keys must have one type")
+                .hint("CAST one side to the other's type"),
+        ));
+    }
+    Ok(Pair { inner_ast: inner_ast.clone(), inner: inner_t, outer: outer_t })
+}
+
+/// Names in `e` (outside nested subqueries) that the subquery's tables do
+/// not have but the outer query's do, as written.
+fn outer_references(e: &ast::Expr, inner: &Scope<'_>, outer: &Scope<'_>) -> Vec<String> {
+    identifiers(e)
+        .into_iter()
+        .filter(|idents| !knows(inner, idents) && knows(outer, idents))
+        .map(|idents| idents.iter().map(|i| i.value.as_str()).collect::<Vec<_>>().join("."))
+        .collect()
+}
+
+pub(super) fn knows(scope: &Scope<'_>, idents: &[ast::Ident]) -> bool {
+    match idents {
+        [column] => scope.relations.iter().any(|r| r.table.column_index(&column.value).is_some()),
+        [relation, _] => scope.relation(&relation.value).is_some(),
+        _ => false,
+    }
+}
+
+/// The column references in `e`, not descending into subqueries, found
+/// without recursion.
+pub(super) fn identifiers(e: &ast::Expr) -> Vec<&[ast::Ident]> {
+    use ast::Expr as E;
+    let mut out = Vec::new();
+    let mut stack = vec![e];
+    while let Some(e) = stack.pop() {
+        match e {
+            E::Identifier(i) => out.push(std::slice::from_ref(i)),
+            E::CompoundIdentifier(v) => out.push(v.as_slice()),
+            E::Nested(x)
+            | E::UnaryOp { expr: x, .. }
+            | E::IsNull(x)
+            | E::IsNotNull(x)
+            | E::IsTrue(x)
+            | E::IsNotTrue(x)
+            | E::IsFalse(x)
+            | E::IsNotFalse(x)
+            | E::IsUnknown(x)
+            | E::IsNotUnknown(x)
+            | E::Cast { expr: x, .. }
+            | E::Collate { expr: x, .. }
+            | E::Extract { expr: x, .. }
+            | E::Ceil { expr: x, .. }
+            | E::Floor { expr: x, .. }
+            | E::InSubquery { expr: x, .. } => stack.push(x),
+            E::BinaryOp { left, right, .. }
+            | E::IsDistinctFrom(left, right)
+            | E::IsNotDistinctFrom(left, right)
+            | E::AnyOp { left, right, .. }
+            | E::AllOp { left, right, .. } => stack.extend([&**left, &**right]),
+            E::Like { expr, pattern, .. } | E::ILike { expr, pattern, .. } | E::SimilarTo { expr, pattern, .. } => {
+                stack.extend([&**expr, &**pattern])
+            }
+            E::InList { expr, list, .. } => {
+                stack.push(expr);
+                stack.extend(list);
+            }
+            E::Between { expr, low, high, .. } => stack.extend([&**expr, &**low, &**high]),
+            E::Case { operand, conditions, else_result, .. } => {
+                stack.extend(operand.as_deref());
+                stack.extend(conditions.iter().flat_map(|w| [&w.condition, &w.result]));
+                stack.extend(else_result.as_deref());
+            }
+            E::Substring { expr, substring_from, substring_for, .. } => {
+                stack.push(expr);
+                stack.extend(substring_from.as_deref());
+                stack.extend(substring_for.as_deref());
+            }
+            E::Trim { expr, trim_what, .. } => {
+                stack.push(expr);
+                stack.extend(trim_what.as_deref());
+            }
+            E::Tuple(items) => stack.extend(items),
+            E::Function(f) => {
+                if let ast::FunctionArguments::List(list) = &f.args {
+                    for a in &list.args {
+                        let (ast::FunctionArg::Unnamed(arg)
+                        | ast::FunctionArg::Named { arg, .. }
+                        | ast::FunctionArg::ExprNamed { arg, .. }) = a;
+                        if let ast::FunctionArgExpr::Expr(x) = arg {
+                            stack.push(x);
+                        }
+                    }
+                }
+                if let Some(filter) = &f.filter {
+                    stack.push(filter);
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
