@@ -26,6 +26,11 @@ use crate::expr::{BinaryOp, Expr, Func};
 pub enum EvalError {
     #[error("integer out of range")]
     IntegerOverflow,
+    /// SQLite's `SUM` of integers whose total leaves the 64-bit range (its
+    /// own message). See `operator/reduce.rs` in denorm-core for the one
+    /// case where SQLite fails and denorm does not.
+    #[error("integer overflow")]
+    SumOverflow,
     #[error("division by zero")]
     DivisionByZero,
     #[error("invalid input for type {to}: {value}")]

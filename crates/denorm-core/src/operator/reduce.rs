@@ -19,9 +19,11 @@ use denorm_types::{Datum, Dialect, Diff, Row, RowPacker, RowRef, Value};
 
 use crate::Hasher;
 
+mod exact;
 mod json;
 mod table;
 
+use exact::{ExactSum, Rounded};
 use table::GroupTable;
 
 /// A value ordered by SQL's total order, for MIN/MAX multisets.
@@ -74,8 +76,8 @@ enum Accumulator {
     /// retractions undo is harmless. Where it starts.
     SumInts { non_null: Diff, ints: Wide },
     /// SUM/AVG while every value present is a double (or text SQLite reads
-    /// as one).
-    SumFloats { non_null: Diff, floats: f64 },
+    /// as one): summed exactly, out of line (see [`exact`]).
+    SumFloats { non_null: Diff, floats: Box<ExactSum> },
     /// SUM/AVG once integers and doubles meet in one group (SQLite's columns
     /// may mix them): kept apart, out of line so that the common kinds keep
     /// a group within one cache line.
@@ -89,12 +91,13 @@ enum Accumulator {
     Json(json::Elements),
 }
 
-/// Integers summed exactly, doubles apart.
+/// Integers summed exactly, doubles exactly apart: the integer sum is the
+/// result while no double is present.
 #[derive(Debug, Clone, Default)]
 struct MixedSum {
     non_null: Diff,
     ints: Wide,
-    floats: f64,
+    floats: ExactSum,
     float_count: Diff,
 }
 
@@ -105,7 +108,7 @@ impl MixedSum {
             Datum::Int(i) => self.ints.add(i128::from(*i) * i128::from(diff)),
             Datum::Bool(b) => self.ints.add(i128::from(*b) * i128::from(diff)),
             other => {
-                self.floats += other.as_f64().unwrap_or(0.0) * diff as f64;
+                self.floats.add(other.as_f64().unwrap_or(0.0), diff);
                 self.float_count += diff;
             }
         }
@@ -216,26 +219,29 @@ impl Accumulator {
             return;
         }
         // An empty sum takes the kind of its first value.
-        let empty = match *self {
+        let empty = match self {
             Accumulator::SumInts { non_null: 0, ints } => ints.get() == 0,
-            Accumulator::SumFloats { non_null: 0, floats } => floats == 0.0,
+            Accumulator::SumFloats { non_null: 0, floats } => floats.is_zero(),
             _ => false,
         };
         if empty {
             *self = match &*value {
                 Datum::Numeric(_) => Accumulator::Numeric(Box::new(NumericSum::new())),
                 v if sums_as_integer(v) => Accumulator::SumInts { non_null: 0, ints: Wide::default() },
-                _ => Accumulator::SumFloats { non_null: 0, floats: 0.0 },
+                _ => Accumulator::SumFloats { non_null: 0, floats: Box::default() },
             };
         }
         // A value of the other kind: integers and doubles are kept apart.
-        let mixed = match *self {
+        let mixed = match self {
             Accumulator::SumInts { non_null, ints } if !sums_as_integer(value) => {
-                Some(MixedSum { non_null, ints, ..MixedSum::default() })
+                Some(MixedSum { non_null: *non_null, ints: *ints, ..MixedSum::default() })
             }
-            Accumulator::SumFloats { non_null, floats } if sums_as_integer(value) => {
-                Some(MixedSum { non_null, floats, float_count: non_null, ..MixedSum::default() })
-            }
+            Accumulator::SumFloats { non_null, floats } if sums_as_integer(value) => Some(MixedSum {
+                non_null: *non_null,
+                floats: std::mem::take(&mut **floats),
+                float_count: *non_null,
+                ..MixedSum::default()
+            }),
             _ => None,
         };
         if let Some(mixed) = mixed {
@@ -254,7 +260,7 @@ impl Accumulator {
             }
             Accumulator::SumFloats { non_null, floats } => {
                 *non_null += diff;
-                *floats += value.as_f64().unwrap_or(0.0) * diff as f64;
+                floats.add(value.as_f64().unwrap_or(0.0), diff);
             }
             Accumulator::SumMixed(sum) => sum.add(value, diff),
             Accumulator::Extreme(values) => {
@@ -278,18 +284,6 @@ impl Accumulator {
         }
     }
 
-    /// After all of a batch's changes to the group: a double sum with no
-    /// double left drops its rounding residue. Not after each change: a
-    /// batch need not be consolidated, and a count may pass through zero
-    /// while a row's delete comes before its insert.
-    fn settle(&mut self) {
-        match self {
-            Accumulator::SumFloats { non_null: 0, floats } => *floats = 0.0,
-            Accumulator::SumMixed(sum) if sum.float_count == 0 => sum.floats = 0.0,
-            _ => {}
-        }
-    }
-
     /// Pushes the aggregate's value onto `packer`: COUNT and the running
     /// sums directly, the others through [`Accumulator::value`].
     fn push_value(
@@ -303,11 +297,7 @@ impl Accumulator {
             Accumulator::Count(n) => packer.push_int(if rows == 0 { 0 } else { *n }),
             Accumulator::SumInts { non_null, ints } if *non_null != 0 => match func {
                 AggregateFunc::Avg => packer.push_float(wide_to_f64(ints.get()) / *non_null as f64),
-                _ => packer.push_int(i64::try_from(ints.get()).map_err(|_| EvalError::IntegerOverflow)?),
-            },
-            Accumulator::SumFloats { non_null, floats } if *non_null != 0 => match func {
-                AggregateFunc::Avg => packer.push_float(floats / *non_null as f64),
-                _ => packer.push_float(*floats),
+                _ => packer.push_int(int_sum(ints.get(), dialect)?),
             },
             _ => packer.push(&self.value(func, rows, dialect)?),
         }
@@ -321,19 +311,17 @@ impl Accumulator {
             Accumulator::SumMixed(sum) if sum.non_null == 0 => Datum::Null,
             Accumulator::SumInts { non_null, ints } => match func {
                 AggregateFunc::Avg => Datum::Float(wide_to_f64(ints.get()) / *non_null as f64),
-                _ => Datum::Int(i64::try_from(ints.get()).map_err(|_| EvalError::IntegerOverflow)?),
+                _ => Datum::Int(int_sum(ints.get(), dialect)?),
             },
-            Accumulator::SumFloats { non_null, floats } => match func {
-                AggregateFunc::Avg => Datum::Float(floats / *non_null as f64),
-                _ => Datum::Float(*floats),
-            },
+            Accumulator::SumFloats { non_null, floats } => float_sum(func, floats, *non_null, dialect),
             Accumulator::SumMixed(sum) => {
                 let ints = sum.ints.get();
-                let total = wide_to_f64(ints) + sum.floats;
-                match func {
-                    AggregateFunc::Avg => Datum::Float(total / sum.non_null as f64),
-                    _ if sum.float_count > 0 => Datum::Float(total),
-                    _ => Datum::Int(i64::try_from(ints).map_err(|_| EvalError::IntegerOverflow)?),
+                if func != AggregateFunc::Avg && sum.float_count == 0 {
+                    Datum::Int(int_sum(ints, dialect)?)
+                } else {
+                    let mut total = sum.floats.clone();
+                    total.add_integer(ints);
+                    float_sum(func, &total, sum.non_null, dialect)
                 }
             }
             Accumulator::Numeric(sum) => sum.value(func)?,
@@ -346,6 +334,34 @@ impl Accumulator {
         })
         .map(|v| if func == AggregateFunc::Count && rows == 0 { Datum::Int(0) } else { v })
     }
+}
+
+/// SUM of integers: the exact total, an error beyond 64 bits.
+///
+/// SQLite adds in scan order and fails ("integer overflow") as soon as a
+/// partial sum leaves the range, even if later rows bring it back: that
+/// depends on the order SQLite reads the rows in, which no incremental
+/// state knows. This is the one place denorm cannot match it: a total
+/// within range whose partial sums in SQLite's order were not (e.g.
+/// 2^63 - 1, then 1, then -1) is a value here and an error there. Every
+/// total out of range fails in both (some partial sum, the last, is out).
+fn int_sum(total: i128, dialect: Dialect) -> Result<i64, EvalError> {
+    i64::try_from(total).map_err(|_| match dialect {
+        Dialect::Sqlite => EvalError::SumOverflow,
+        Dialect::Postgres => EvalError::IntegerOverflow,
+    })
+}
+
+/// SUM or AVG of doubles: the exact sum rounded once. A NaN (SQLite's
+/// `+Inf + -Inf`) is NULL on SQLite, which stores no NaN.
+fn float_sum(func: AggregateFunc, sum: &ExactSum, non_null: Diff, dialect: Dialect) -> Value {
+    let total = match sum.value() {
+        Rounded::Finite(f) => f,
+        Rounded::Infinite(positive) => if positive { f64::INFINITY } else { f64::NEG_INFINITY },
+        Rounded::NotANumber if dialect == Dialect::Sqlite => return Datum::Null,
+        Rounded::NotANumber => f64::NAN,
+    };
+    Datum::Float(if func == AggregateFunc::Avg { total / non_null as f64 } else { total })
 }
 
 /// Byte equality for the short strings of group keys and aggregate rows:
@@ -729,7 +745,6 @@ impl Reduce {
                 }
                 change = batch.next[change as usize];
             }
-            group.accumulators.as_mut_slice().iter_mut().for_each(Accumulator::settle);
             let new = output(global, columns, group, *dialect, emitted, 1)?;
             if group.rows == 0 && !global {
                 groups.remove(at, rehash);
@@ -794,6 +809,33 @@ mod tests {
         let out = reduce.step(&rows(200_000)).unwrap();
         assert_eq!(out.len(), 100 * 2 + 900, "groups 0..100 change, 100..1000 appear");
         assert_eq!(reduce.batch.keys.capacity(), 0, "a large batch's scratch is freed");
+    }
+
+    /// Regression: a double sum was a running `f64`, so it depended on the
+    /// history of the group: 0.1, 0.2, 1e16 inserted and 1e16 deleted gave
+    /// 0.0 (SQLite: 0.30000000000000004); 0.1, 0.2, 0.3 inserted and 0.1,
+    /// 0.2 deleted gave 0.3000000000000001 (SQLite: 0.3).
+    #[test]
+    fn a_double_sum_is_that_of_the_rows_present() {
+        let sum = Aggregate { func: AggregateFunc::Sum, arg: Some(Expr::Column(1)) };
+        let avg = Aggregate { func: AggregateFunc::Avg, arg: Some(Expr::Column(1)) };
+        let row = |v: f64| Row::pack([Datum::Int(1), Datum::Float(v)]);
+        let cases: [(&[f64], &[f64], f64); 2] =
+            [(&[0.1, 0.2, 1e16], &[1e16], 0.30000000000000004), (&[0.1, 0.2, 0.3], &[0.1, 0.2], 0.3)];
+        for (inserted, deleted, want) in cases {
+            let mut reduce = Reduce::new(vec![0], vec![sum.clone(), avg.clone()], Dialect::Sqlite);
+            let mut output = Vec::new();
+            for &v in inserted {
+                output.extend(reduce.step(&[(row(v), 1)]).unwrap());
+            }
+            for &v in deleted {
+                output.extend(reduce.step(&[(row(v), -1)]).unwrap());
+            }
+            denorm_types::consolidate(&mut output);
+            let count = (inserted.len() - deleted.len()) as f64;
+            let expected = Row::pack([Datum::Int(1), Datum::Float(want), Datum::Float(want / count)]);
+            assert_eq!(output, vec![(expected, 1)], "{inserted:?} minus {deleted:?}");
+        }
     }
 
     /// SUM/AVG/COUNT of one group from scratch, as SQLite computes them:
