@@ -46,7 +46,15 @@ pub fn evaluate(plan: &Plan, tables: &Tables, dialect: Dialect) -> Result<Vec<(R
             reduce(&evaluate(input, tables, dialect)?, group_key, aggregates, dialect)?
         }
         Plan::Distinct { input } => {
-            evaluate(input, tables, dialect)?.into_iter().filter(|(_, d)| *d > 0).map(|(r, _)| (r, 1)).collect()
+            // One row per SQL-equal value (1 and 1.0 are one), shown as the
+            // first one in input order.
+            let mut seen: BTreeMap<Row, Row> = BTreeMap::new();
+            for (row, diff) in evaluate(input, tables, dialect)? {
+                if diff > 0 {
+                    seen.entry(key_form(row.iter())).or_insert(row);
+                }
+            }
+            seen.into_values().map(|r| (r, 1)).collect()
         }
         Plan::TopK { input, partition, order, limit, rank } => {
             top_k(evaluate(input, tables, dialect)?, partition, order, *limit, *rank)
@@ -98,17 +106,20 @@ fn reduce(
     aggregates: &[Aggregate],
     dialect: Dialect,
 ) -> Result<Vec<(Row, Diff)>, EvalError> {
-    let mut groups: BTreeMap<Row, Vec<(Row, Diff)>> = BTreeMap::new();
+    // By SQL equality (1 and 1.0 are one group), shown as the first row's
+    // values in input order.
+    let mut groups: BTreeMap<Row, (Row, Vec<(Row, Diff)>)> = BTreeMap::new();
     for (row, diff) in input {
         let datums = row.unpack();
         let key = Row::pack(group_key.iter().map(|&c| datums[c].clone()));
-        groups.entry(key).or_default().push((row.clone(), *diff));
+        let entry = groups.entry(key_form(key.iter())).or_insert_with(|| (key, Vec::new()));
+        entry.1.push((row.clone(), *diff));
     }
     if group_key.is_empty() && groups.is_empty() {
-        groups.insert(Row::empty(), Vec::new());
+        groups.insert(Row::empty(), (Row::empty(), Vec::new()));
     }
     let mut out = Vec::new();
-    for (key, rows) in groups {
+    for (key, rows) in groups.into_values() {
         let mut packer = RowPacker::new();
         packer.extend_from_row(&key);
         for agg in aggregates {
@@ -165,6 +176,12 @@ fn aggregate(agg: &Aggregate, rows: &[(Row, Diff)], dialect: Dialect) -> Result<
             }
         }
         AggregateFunc::Sum | AggregateFunc::Avg => {
+            // SQLite's text in a sum, as it adds it.
+            for v in &mut values {
+                if let Datum::Text(t) = v {
+                    *v = denorm_types::affinity::summand(t);
+                }
+            }
             let ints: i128 = values.iter().map(|v| if let Datum::Int(i) = v { i128::from(*i) } else { 0 }).sum();
             if agg.func == AggregateFunc::Sum && values.iter().all(|v| matches!(v, Datum::Int(_))) {
                 let overflow = match dialect {
@@ -192,6 +209,14 @@ fn aggregate(agg: &Aggregate, rows: &[(Row, Diff)], dialect: Dialect) -> Result<
         AggregateFunc::Max => values.into_iter().max_by(|a, b| a.total_cmp(b)).unwrap(),
         AggregateFunc::JsonArray(_) | AggregateFunc::JsonObject { .. } => unreachable!("evaluated above"),
     })
+}
+
+fn key_form<'a>(datums: impl Iterator<Item = Datum<'a>>) -> Row {
+    let mut packer = RowPacker::new();
+    for d in datums {
+        packer.push_key(&d);
+    }
+    packer.finish()
 }
 
 /// The correctly rounded sum of `values` by Shewchuk's algorithm (Python's

@@ -15,7 +15,7 @@ use hashbrown::{HashMap, HashTable};
 
 use denorm_expr::{Aggregate, AggregateFunc, EvalError, Expr};
 use denorm_types::numeric::{self, Decimal, NumericError};
-use denorm_types::{Datum, Dialect, Diff, Row, RowPacker, RowRef, Value};
+use denorm_types::{affinity, Datum, Dialect, Diff, Row, RowPacker, RowRef, Value};
 
 use crate::Hasher;
 
@@ -205,6 +205,13 @@ impl Accumulator {
         }
     }
 
+    fn is_sum(&self) -> bool {
+        matches!(
+            self,
+            Accumulator::SumInts { .. } | Accumulator::SumFloats { .. } | Accumulator::SumMixed(_) | Accumulator::Numeric(_)
+        )
+    }
+
     fn update(&mut self, input: &mut Input<'_>, diff: Diff, packer: &mut RowPacker) {
         let value = match input {
             Input::Value(v) => v,
@@ -217,6 +224,10 @@ impl Accumulator {
         };
         if value.is_null() {
             return;
+        }
+        // SQLite's text in a sum (an INTEGER column may hold 'abc').
+        if let (Datum::Text(t), true) = (&*value, self.is_sum()) {
+            *value = affinity::summand(t);
         }
         // An empty sum takes the kind of its first value.
         let empty = match self {
@@ -550,6 +561,9 @@ struct BatchScratch {
     chains: Vec<(u32, u32)>,
     /// Distinct key → its index in `chains`.
     local: HashTable<u32>,
+    /// Whether this batch's keys are in key form (`packed`), because some
+    /// key holds a double or numeric: then 1 and 1.0 are one group.
+    normalized: bool,
 }
 
 const END: u32 = u32::MAX;
@@ -587,8 +601,24 @@ impl BatchScratch {
         self.chains.clear();
         self.local.clear();
         let run = group_key.windows(2).all(|w| w[1] == w[0] + 1).then(|| (group_key.first().copied(), group_key.len()));
+        self.normalized = input.iter().any(|(row, _)| match run {
+            Some((Some(first), count)) => {
+                let span = row.columns_span(first, count);
+                RowRef::from_prefix(&row.as_bytes()[span.start..], span.len()).has_key_variants()
+            }
+            Some((None, _)) => false,
+            None => group_key.iter().any(|&c| matches!(row.get(c), Datum::Float(_) | Datum::Numeric(_))),
+        });
         for (i, (row, _)) in input.iter().enumerate() {
             match run {
+                _ if self.normalized => {
+                    for &c in group_key {
+                        packer.push_key_column(row, c);
+                    }
+                    let key = packer.finish();
+                    self.keys.push((0, key.as_bytes().len() as u32));
+                    self.packed.push(key);
+                }
                 Some((Some(first), count)) => {
                     let span = row.columns_span(first, count);
                     self.keys.push((span.start as u32, span.end as u32));
@@ -678,7 +708,8 @@ impl Reduce {
         let global = group_key.is_empty();
         batch.fill(group_key, input, packer, hasher);
         // A stored group's hash, when the table grows or shifts a run.
-        let rehash = |g: &Group| hasher.hash_one(g.key.as_bytes());
+        let key_columns = group_key.len();
+        let rehash = |g: &Group| hasher.hash_one(lookup_key(&g.key, key_columns));
         // What a batch that failed half-way left behind.
         emitted.rows.clear();
         emitted.spans.clear();
@@ -689,7 +720,7 @@ impl Reduce {
             let key = Row::empty();
             let hash = hasher.hash_one(key.as_bytes());
             let (at, _) = groups.find_or_insert(hash, |_| true, || Group::new(key, slots), rehash);
-            output(global, columns, groups.get(at), *dialect, emitted, 1)?;
+            output(global, columns, groups.get(at), key_columns, *dialect, emitted, 1)?;
             return Ok(emitted.take());
         }
         let mut datums: Vec<Datum<'_>> = Vec::new();
@@ -705,15 +736,18 @@ impl Reduce {
             let (key, hash) = (batch.key(input, first as usize), batch.hashes[first as usize]);
             let (at, inserted) = groups.find_or_insert(
                 hash,
-                |g| short_eq(g.key.as_bytes(), key),
-                || Group::new(RowRef::from_prefix(key, key.len()).to_row(), slots),
+                |g| g.key.as_bytes().len() >= key.len() && short_eq(&g.key.as_bytes()[..key.len()], key),
+                || {
+                    let first = &input[first as usize].0;
+                    Group::new(stored_key(key, batch.normalized, first, group_key, packer), slots)
+                },
                 rehash,
             );
             // A new group had no row (the global group is created, and first
             // emitted, by the first batch).
             // The old row goes out as a retraction now, and is taken back
             // (by `Emitted::take`) if the new row equals it.
-            let old = !inserted && output(global, columns, groups.get(at), *dialect, emitted, -1)?;
+            let old = !inserted && output(global, columns, groups.get(at), key_columns, *dialect, emitted, -1)?;
             let group = groups.get_mut(at);
             let mut change = first;
             while change != END {
@@ -745,7 +779,7 @@ impl Reduce {
                 }
                 change = batch.next[change as usize];
             }
-            let new = output(global, columns, group, *dialect, emitted, 1)?;
+            let new = output(global, columns, group, key_columns, *dialect, emitted, 1)?;
             if group.rows == 0 && !global {
                 groups.remove(at, rehash);
             }
@@ -760,6 +794,45 @@ impl Reduce {
     }
 }
 
+/// A group's stored key: its key form, followed by the group columns as
+/// the change that created the group carries them when they differ (1.0
+/// where the key form says 1): SQLite outputs the first row's value of a
+/// group mixing 1 and 1.0 in its scan order, which for a table scan is the
+/// order rows arrived in, as long as that row stays. Packed datums are
+/// self-delimiting, so the key form is the stored key's first columns.
+fn stored_key(key: &[u8], normalized: bool, first: &Row, group_key: &[usize], packer: &mut RowPacker) -> Row {
+    let key = RowRef::from_prefix(key, key.len());
+    if !normalized {
+        return key.to_row();
+    }
+    packer.extend_from_ref(key);
+    let start = packer.row_end();
+    for &c in group_key {
+        packer.push_column(first, c);
+    }
+    if packer.packed_bytes(start, packer.row_end()) == key.as_bytes() {
+        packer.truncate(start);
+    }
+    packer.finish()
+}
+
+/// The key form of a stored key: what lookups compare and hash.
+fn lookup_key(stored: &Row, key_columns: usize) -> &[u8] {
+    let bytes = stored.as_bytes();
+    &bytes[..RowRef::from(stored).prefix_len(key_columns)]
+}
+
+/// The group columns as output: the representative when stored.
+fn output_key(stored: &Row, key_columns: usize) -> RowRef<'_> {
+    let bytes = stored.as_bytes();
+    let form = RowRef::from(stored).prefix_len(key_columns);
+    if form == bytes.len() {
+        RowRef::from(stored)
+    } else {
+        RowRef::from_prefix(&bytes[form..], bytes.len() - form)
+    }
+}
+
 /// Packs the output row of a group onto `emitted` with `diff`; `false` when
 /// the group has no row (no input rows, unless it is the single group of a
 /// global aggregate).
@@ -767,6 +840,7 @@ fn output(
     global: bool,
     columns: &[Column],
     state: &Group,
+    key_columns: usize,
     dialect: Dialect,
     emitted: &mut Emitted,
     diff: Diff,
@@ -776,7 +850,7 @@ fn output(
     }
     let packer = &mut emitted.rows;
     let start = packer.row_end();
-    packer.extend_from_row(&state.key);
+    packer.extend_from_ref(output_key(&state.key, key_columns));
     let accumulators = state.accumulators.as_slice();
     for column in columns {
         let pushed = match column.slot {
@@ -836,6 +910,50 @@ mod tests {
             let expected = Row::pack([Datum::Int(1), Datum::Float(want), Datum::Float(want / count)]);
             assert_eq!(output, vec![(expected, 1)], "{inserted:?} minus {deleted:?}");
         }
+    }
+
+    /// Regression: GROUP BY told 1 from 1.0 and 0.0 from -0.0 (SQLite:
+    /// equal), so `GROUP BY x` gave two rows with the same key, and a view
+    /// keyed by it failed with a false key violation. The group's output
+    /// value is the first row's, as SQLite outputs the first in scan order.
+    #[test]
+    fn numerically_equal_keys_are_one_group() {
+        let count = Aggregate { func: AggregateFunc::Count, arg: None };
+        let mut reduce = Reduce::new(vec![0], vec![count], Dialect::Sqlite);
+        let row = |k: Datum<'static>| Row::pack([k, Datum::Int(0)]);
+        let group = |k: Datum<'static>, n: i64| Row::pack([k, Datum::Int(n)]);
+        let out = reduce.step(&[(row(Datum::Float(1.0)), 1), (row(Datum::Int(1)), 1)]).unwrap();
+        assert_eq!(out, vec![(group(Datum::Float(1.0), 2), 1)]);
+        // A batch of integers only finds the group too.
+        let mut out = reduce.step(&[(row(Datum::Int(1)), 1), (row(Datum::Int(2)), 1)]).unwrap();
+        out.sort();
+        let mut want = vec![
+            (group(Datum::Float(1.0), 2), -1),
+            (group(Datum::Float(1.0), 3), 1),
+            (group(Datum::Int(2), 1), 1),
+        ];
+        want.sort();
+        assert_eq!(out, want);
+        let out = reduce.step(&[(row(Datum::Float(2.0)), 1), (row(Datum::Float(-0.0)), 1)]).unwrap();
+        assert_eq!(out.len(), 3, "group 2 changes, group 0 appears: {out:?}");
+        let out = reduce.step(&[(row(Datum::Float(0.0)), 1)]).unwrap();
+        assert_eq!(out, vec![(group(Datum::Float(-0.0), 1), -1), (group(Datum::Float(-0.0), 2), 1)]);
+    }
+
+    /// Regression: text in a SQLite INTEGER column was summed as 0.0
+    /// whatever it said. SQLite adds '12' as the integer 12 and 'abc' or
+    /// '2.5x' as the double of its numeric prefix (the sum becomes a double).
+    #[test]
+    fn text_in_a_sum_adds_as_sqlite_adds_it() {
+        let sum = Aggregate { func: AggregateFunc::Sum, arg: Some(Expr::Column(1)) };
+        let avg = Aggregate { func: AggregateFunc::Avg, arg: Some(Expr::Column(1)) };
+        let mut reduce = Reduce::new(vec![0], vec![sum, avg], Dialect::Sqlite);
+        let row = |v: Value| Row::pack([Datum::Int(1), v]);
+        let out = reduce.step(&[(row(1.into()), 1), (row(" 12 ".into()), 1)]).unwrap();
+        assert_eq!(out, vec![(Row::pack([Datum::Int(1), Datum::Int(13), Datum::Float(6.5)]), 1)]);
+        let out = reduce.step(&[(row("abc".into()), 1), (row("2.5x".into()), 1)]).unwrap();
+        let new = Row::pack([Datum::Int(1), Datum::Float(15.5), Datum::Float(15.5 / 4.0)]);
+        assert_eq!(out.last(), Some(&(new, 1)));
     }
 
     /// SUM/AVG/COUNT of one group from scratch, as SQLite computes them:

@@ -115,9 +115,9 @@ pub(crate) fn row_keys(conn: &Connection, table: &str, without_rowid: bool) -> r
     let columns: Vec<(String, String, i64, i64)> = columns
         .query_map([table], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
         .collect::<Result<_, _>>()?;
-    let mut keys = RowKeys::default();
     // hidden: 2 a VIRTUAL, 3 a STORED generated column.
-    keys.generated = columns.iter().filter(|c| matches!(c.3, 2 | 3)).map(|c| c.0.clone()).collect();
+    let generated = columns.iter().filter(|c| matches!(c.3, 2 | 3)).map(|c| c.0.clone()).collect();
+    let mut keys = RowKeys { generated, ..RowKeys::default() };
     let mut pk: Vec<(i64, &str, &str)> =
         columns.iter().filter(|c| c.2 > 0).map(|(name, ty, pk, _)| (*pk, name.as_str(), ty.as_str())).collect();
     pk.sort_unstable();
