@@ -46,7 +46,15 @@ pub fn evaluate(plan: &Plan, tables: &Tables, dialect: Dialect) -> Result<Vec<(R
             reduce(&evaluate(input, tables, dialect)?, group_key, aggregates, dialect)?
         }
         Plan::Distinct { input } => {
-            evaluate(input, tables, dialect)?.into_iter().filter(|(_, d)| *d > 0).map(|(r, _)| (r, 1)).collect()
+            // One row per SQL-equal value (1 and 1.0 are one), shown as the
+            // first one in input order.
+            let mut seen: BTreeMap<Row, Row> = BTreeMap::new();
+            for (row, diff) in evaluate(input, tables, dialect)? {
+                if diff > 0 {
+                    seen.entry(key_form(row.iter())).or_insert(row);
+                }
+            }
+            seen.into_values().map(|r| (r, 1)).collect()
         }
         Plan::TopK { input, partition, order, limit, rank } => {
             top_k(evaluate(input, tables, dialect)?, partition, order, *limit, *rank)
@@ -108,17 +116,20 @@ fn reduce(
     aggregates: &[Aggregate],
     dialect: Dialect,
 ) -> Result<Vec<(Row, Diff)>, EvalError> {
-    let mut groups: BTreeMap<Row, Vec<(Row, Diff)>> = BTreeMap::new();
+    // By SQL equality (1 and 1.0 are one group), shown as the first row's
+    // values in input order.
+    let mut groups: BTreeMap<Row, (Row, Vec<(Row, Diff)>)> = BTreeMap::new();
     for (row, diff) in input {
         let datums = row.unpack();
         let key = Row::pack(group_key.iter().map(|&c| datums[c].clone()));
-        groups.entry(key).or_default().push((row.clone(), *diff));
+        let entry = groups.entry(key_form(key.iter())).or_insert_with(|| (key, Vec::new()));
+        entry.1.push((row.clone(), *diff));
     }
     if group_key.is_empty() && groups.is_empty() {
-        groups.insert(Row::empty(), Vec::new());
+        groups.insert(Row::empty(), (Row::empty(), Vec::new()));
     }
     let mut out = Vec::new();
-    for (key, rows) in groups {
+    for (key, rows) in groups.into_values() {
         let mut packer = RowPacker::new();
         packer.extend_from_row(&key);
         for agg in aggregates {
@@ -175,13 +186,31 @@ fn aggregate(agg: &Aggregate, rows: &[(Row, Diff)], dialect: Dialect) -> Result<
             }
         }
         AggregateFunc::Sum | AggregateFunc::Avg => {
-            let all_int = values.iter().all(|v| matches!(v, Datum::Int(_)));
-            let total: f64 = values.iter().filter_map(Datum::as_f64).sum();
-            if agg.func == AggregateFunc::Avg {
+            // SQLite's text in a sum, as it adds it.
+            for v in &mut values {
+                if let Datum::Text(t) = v {
+                    *v = denorm_types::affinity::summand(t);
+                }
+            }
+            let ints: i128 = values.iter().map(|v| if let Datum::Int(i) = v { i128::from(*i) } else { 0 }).sum();
+            if agg.func == AggregateFunc::Sum && values.iter().all(|v| matches!(v, Datum::Int(_))) {
+                let overflow = match dialect {
+                    Dialect::Sqlite => EvalError::SumOverflow,
+                    Dialect::Postgres => EvalError::IntegerOverflow,
+                };
+                return Ok(Datum::Int(i64::try_from(ints).map_err(|_| overflow)?));
+            }
+            // The integers' exact sum as two doubles whose sum is exact
+            // (|ints| < 2^117 here), beside the doubles.
+            let high = ints as f64;
+            let low = (ints - high as i128) as f64;
+            let mut floats: Vec<f64> = values.iter().filter(|v| !matches!(v, Datum::Int(_))).filter_map(Datum::as_f64).collect();
+            floats.extend([high, low]);
+            let total = fsum(&floats);
+            if total.is_nan() && dialect == Dialect::Sqlite {
+                Datum::Null
+            } else if agg.func == AggregateFunc::Avg {
                 Datum::Float(total / values.len() as f64)
-            } else if all_int {
-                let sum: i128 = values.iter().map(|v| if let Datum::Int(i) = v { i128::from(*i) } else { 0 }).sum();
-                Datum::Int(i64::try_from(sum).map_err(|_| EvalError::IntegerOverflow)?)
             } else {
                 Datum::Float(total)
             }
@@ -190,6 +219,67 @@ fn aggregate(agg: &Aggregate, rows: &[(Row, Diff)], dialect: Dialect) -> Result<
         AggregateFunc::Max => values.into_iter().max_by(|a, b| a.total_cmp(b)).unwrap(),
         AggregateFunc::JsonArray(_) | AggregateFunc::JsonObject { .. } => unreachable!("evaluated above"),
     })
+}
+
+fn key_form<'a>(datums: impl Iterator<Item = Datum<'a>>) -> Row {
+    let mut packer = RowPacker::new();
+    for d in datums {
+        packer.push_key(&d);
+    }
+    packer.finish()
+}
+
+/// The correctly rounded sum of `values` by Shewchuk's algorithm (Python's
+/// `math.fsum`): independent of the operator's fixed-point `ExactSum`
+/// (`operator/reduce/exact.rs`). Infinities and NaN as IEEE addition has
+/// them; partial sums must stay finite (beyond ±1.8e308 the result is only
+/// approximate).
+pub(crate) fn fsum(values: &[f64]) -> f64 {
+    let specials: Vec<f64> = values.iter().copied().filter(|v| !v.is_finite()).collect();
+    if !specials.is_empty() {
+        return specials.iter().sum();
+    }
+    let mut partials: Vec<f64> = Vec::new();
+    for &v in values {
+        let mut x = v;
+        let mut i = 0;
+        for j in 0..partials.len() {
+            let mut y = partials[j];
+            if x.abs() < y.abs() {
+                std::mem::swap(&mut x, &mut y);
+            }
+            let hi = x + y;
+            let lo = y - (hi - x);
+            if lo != 0.0 {
+                partials[i] = lo;
+                i += 1;
+            }
+            x = hi;
+        }
+        partials.truncate(i);
+        partials.push(x);
+    }
+    let Some(mut hi) = partials.pop() else { return 0.0 };
+    let mut lo = 0.0;
+    while let Some(y) = partials.pop() {
+        let x = hi;
+        hi = x + y;
+        lo = y - (hi - x);
+        if lo != 0.0 {
+            break;
+        }
+    }
+    // Halfway cases: the rest decides which way the last rounding goes.
+    if let Some(&next) = partials.last() {
+        if lo < 0.0 && next < 0.0 || lo > 0.0 && next > 0.0 {
+            let y = lo * 2.0;
+            let x = hi + y;
+            if y == x - hi {
+                hi = x;
+            }
+        }
+    }
+    hi + 0.0
 }
 
 /// Each partition's rows sorted (by SQL order, NULLs where asked, ties by

@@ -11,13 +11,19 @@
 //! | `ABS(i64::MIN)`               | error                          | error             |
 //!
 //! Integer results never wrap silently.
+//!
+//! SQLite types values, not columns, so a value may not have its column's
+//! type (`'abc'` in an INTEGER column): arithmetic and unary minus read text
+//! as [`affinity::numeric`] (`'abc' / 2` is 0, `'12x' + 1` is 13), `abs()`
+//! and truth values as [`affinity::real`] (`abs('abc')` is 0.0), exactly as
+//! SQLite does.
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use denorm_types::json::{self, Construct};
 use denorm_types::numeric::{self, Decimal, NumericError};
-use denorm_types::{pgtext, temporal, Datum, Dialect, ScalarType};
+use denorm_types::{affinity, pgtext, temporal, Datum, Dialect, ScalarType};
 
 use crate::expr::{BinaryOp, Expr, Func};
 
@@ -26,6 +32,11 @@ use crate::expr::{BinaryOp, Expr, Func};
 pub enum EvalError {
     #[error("integer out of range")]
     IntegerOverflow,
+    /// SQLite's `SUM` of integers whose total leaves the 64-bit range (its
+    /// own message). See `operator/reduce.rs` in denorm-core for the one
+    /// case where SQLite fails and denorm does not.
+    #[error("integer overflow")]
+    SumOverflow,
     #[error("division by zero")]
     DivisionByZero,
     #[error("invalid input for type {to}: {value}")]
@@ -117,15 +128,16 @@ impl Expr {
 }
 
 /// SQL truth value: booleans as they are, numbers true when non-zero
-/// (SQLite), NULL unknown.
+/// (SQLite), text as SQLite reads it as a double (only SQLite has text in a
+/// boolean context), NULL unknown.
 fn truth(d: &Datum<'_>) -> Option<bool> {
     match d {
         Datum::Null => None,
         Datum::Bool(b) => Some(*b),
         Datum::Int(i) => Some(*i != 0),
         Datum::Float(f) => Some(*f != 0.0),
-        Datum::Text(_)
-        | Datum::Numeric(_)
+        Datum::Text(t) => Some(affinity::real(t) != 0.0),
+        Datum::Numeric(_)
         | Datum::Date(_)
         | Datum::Timestamp(_)
         | Datum::TimestampTz(_)
@@ -182,6 +194,8 @@ fn overflow<'r>(as_float: f64, dialect: Dialect) -> Result<Datum<'r>> {
 
 fn negate<'r>(v: Datum<'r>, dialect: Dialect) -> Result<Datum<'r>> {
     match v {
+        // SQLite computes `-x` as `0 - x`.
+        Datum::Text(t) if dialect == Dialect::Sqlite => arithmetic(BinaryOp::Sub, Datum::Int(0), Datum::Text(t), dialect),
         Datum::Int(i) => match i.checked_neg() {
             Some(n) => Ok(Datum::Int(n)),
             None => overflow(-(i as f64), dialect),
@@ -243,7 +257,16 @@ fn numeric_arithmetic<'r>(op: BinaryOp, a: Decimal, b: Decimal) -> Result<Datum<
     Ok(Datum::Numeric(result?))
 }
 
+/// An arithmetic operand: SQLite reads text as a number.
+fn operand<'r>(d: Datum<'r>, dialect: Dialect) -> Datum<'r> {
+    match d {
+        Datum::Text(t) if dialect == Dialect::Sqlite => affinity::numeric(&t),
+        d => d,
+    }
+}
+
 fn arithmetic<'r>(op: BinaryOp, l: Datum<'r>, r: Datum<'r>, dialect: Dialect) -> Result<Datum<'r>> {
+    let (l, r) = (operand(l, dialect), operand(r, dialect));
     if let (Datum::Int(a), Datum::Int(b)) = (&l, &r) {
         return int_arithmetic(op, *a, *b, dialect);
     }
@@ -259,6 +282,15 @@ fn arithmetic<'r>(op: BinaryOp, l: Datum<'r>, r: Datum<'r>, dialect: Dialect) ->
         BinaryOp::Add => a + b,
         BinaryOp::Sub => a - b,
         BinaryOp::Mul => a * b,
+        // SQLite's `%` over a double is the remainder of both operands
+        // truncated to integers, as a double (`2.5 % 3` is 2.0).
+        BinaryOp::Mod if dialect == Dialect::Sqlite => {
+            let (a, b) = (a as i64, b as i64);
+            if b == 0 {
+                return zero_divisor(dialect);
+            }
+            (a % if b == -1 { 1 } else { b }) as f64
+        }
         BinaryOp::Div | BinaryOp::Mod if b == 0.0 => return zero_divisor(dialect),
         BinaryOp::Div => a / b,
         BinaryOp::Mod => a % b,
@@ -308,6 +340,8 @@ fn call<'r>(func: Func, args: &[Expr], row: &[Datum<'r>], dialect: Dialect) -> R
         (Func::Abs, Datum::Int(i)) => Datum::Int(i.checked_abs().ok_or(EvalError::IntegerOverflow)?),
         (Func::Abs, Datum::Float(f)) => Datum::Float(f.abs()),
         (Func::Abs, Datum::Numeric(n)) => Datum::Numeric(if n.is_sign_negative() { numeric::negate(n) } else { n }),
+        // SQLite: abs() of text is the absolute value of its double.
+        (Func::Abs, Datum::Text(t)) if dialect == Dialect::Sqlite => Datum::Float(affinity::real(&t).abs()),
         (Func::Lower { ascii_only }, Datum::Text(t)) => {
             Datum::Text(Cow::Owned(if ascii_only { t.to_ascii_lowercase() } else { t.to_lowercase() }))
         }
@@ -570,6 +604,9 @@ mod tests {
             (Mod, (-7).into(), 3.into(), Ok((-1).into()), Ok((-1).into())),
             (Add, i64::MAX.into(), 1.into(), Ok(9.223_372_036_854_776e18.into()), Err(EvalError::IntegerOverflow)),
             (Mul, 2.5.into(), 2.into(), Ok(5.0.into()), Ok(5.0.into())),
+            (Mod, 2.5.into(), 3.into(), Ok(2.0.into()), Ok(2.5.into())),
+            (Mod, 7.5.into(), (-2.0).into(), Ok(1.0.into()), Ok(1.5.into())),
+            (Mod, 7.into(), 0.5.into(), Ok(Datum::Null), Ok(0.0.into())),
             (Add, Datum::Null, 1.into(), Ok(Datum::Null), Ok(Datum::Null)),
             (Concat, "a".into(), "b".into(), Ok("ab".into()), Ok("ab".into())),
             (Lt, 1.into(), 1.5.into(), Ok(true.into()), Ok(true.into())),
@@ -579,6 +616,36 @@ mod tests {
             let e = Expr::binary(op, lit(a.clone()), lit(b.clone()));
             assert_eq!(eval(&e, Dialect::Sqlite), sqlite, "sqlite {a} {op:?} {b}");
             assert_eq!(eval(&e, Dialect::Postgres), pg, "postgres {a} {op:?} {b}");
+        }
+    }
+
+    /// Regression: SQLite keeps `'abc'` as text in an INTEGER column, and
+    /// `a / b` over it was NULL (SQLite: 0), `abs(a)` was 'abc' (SQLite:
+    /// 0.0). Text in arithmetic, `abs()` and truth values reads as SQLite
+    /// reads it.
+    #[test]
+    fn text_in_numeric_contexts_converts_as_sqlite_does() {
+        use BinaryOp::*;
+        let col = |c| Expr::Column(c);
+        let row: Vec<Value> = vec!["abc".into(), 2.into(), "12x".into(), " 1.5".into(), "0.0".into()];
+        let eval = |e: &Expr| e.eval(&row, Dialect::Sqlite).map(Datum::into_owned);
+        let abs = |e| Expr::Call { func: Func::Abs, args: vec![e] };
+        let cases: Vec<(Expr, Value)> = vec![
+            (Expr::binary(Div, col(0), col(1)), 0.into()),
+            (abs(col(0)), 0.0.into()),
+            (abs(Expr::Negate(Box::new(col(3)))), 1.5.into()),
+            (Expr::binary(Add, col(2), col(1)), 14.into()),
+            (Expr::binary(Mul, col(3), col(1)), 3.0.into()),
+            (Expr::binary(Mod, col(2), lit(5)), 2.into()),
+            (Expr::binary(Div, col(1), col(0)), Datum::Null),
+            (Expr::Negate(Box::new(col(2))), (-12).into()),
+            (Expr::Negate(Box::new(col(0))), 0.into()),
+            (Expr::Not(Box::new(col(2))), false.into()),
+            (Expr::Not(Box::new(col(4))), true.into()),
+            (Expr::Not(Box::new(col(0))), true.into()),
+        ];
+        for (e, want) in cases {
+            assert_eq!(eval(&e), Ok(want), "{e}");
         }
     }
 

@@ -6,7 +6,7 @@
 //! PostgreSQL resolves `unknown` literals by context. denorm asks for an
 //! explicit CAST instead, which then means the same thing everywhere.
 
-use denorm_expr::{BinaryOp, Expr};
+use denorm_expr::Expr;
 use denorm_types::{pgtext, Datum, Dialect, ScalarType};
 
 use crate::{Location, PlanError};
@@ -131,15 +131,14 @@ pub(crate) fn operator_error(symbol: &str, left: ScalarType, right: ScalarType, 
 }
 
 /// A condition (WHERE, HAVING, ON, CASE WHEN, AND/OR/NOT operands). In
-/// SQLite a number is true when non-zero, so `WHERE flags` becomes
-/// `flags <> 0`; PostgreSQL requires a boolean.
+/// SQLite a number is true when non-zero, and so is text whose numeric
+/// prefix is (an INTEGER column may hold '12x'): the value is kept as it is
+/// and read as a truth value by whatever consumes the condition (`flags <> 0`
+/// would call 'abc' true); PostgreSQL requires a boolean.
 pub(crate) fn condition(t: Typed, context: &str, dialect: Dialect, at: Option<Location>) -> Result<Typed, PlanError> {
     match t.ty {
         ScalarType::Bool | ScalarType::Null => Ok(t),
-        ty if ty.is_numeric() && dialect == Dialect::Sqlite => {
-            let expr = Expr::binary(BinaryOp::NotEq, t.expr, Expr::Literal(Datum::Int(0)));
-            Ok(Typed::new(expr, ScalarType::Bool, t.nullable))
-        }
+        ty if ty.is_numeric() && dialect == Dialect::Sqlite => Ok(Typed::new(t.expr, ScalarType::Bool, t.nullable)),
         ty => Err(PlanError::new(format!("argument of {context} must be type boolean, not type {ty}"), at)),
     }
 }
@@ -207,7 +206,9 @@ mod tests {
     fn sqlite_numbers_are_conditions() {
         let t = Typed::new(Expr::Column(0), Int, false);
         let c = condition(t.clone(), "WHERE", Dialect::Sqlite, None).unwrap();
-        assert_eq!(c.expr.to_string(), "(#0 <> 0)");
+        // Read as a truth value where it is consumed: `<> 0` would call the
+        // text 'abc' (which an INTEGER column may hold) true.
+        assert_eq!((c.expr.to_string().as_str(), c.ty), ("#0", Bool));
         let e = condition(t, "WHERE", Dialect::Postgres, None).unwrap_err();
         assert_eq!(e.message, "argument of WHERE must be type boolean, not type integer");
     }

@@ -310,3 +310,23 @@ SELECT p.author_id, COUNT(*) AS n,
        COUNT(*) IN (SELECT rating FROM reviews) AS count_is_a_rating
 FROM posts p GROUP BY p.author_id
 HAVING COUNT(*) >= (SELECT COUNT(*) FROM follows f WHERE f.follower_id = p.author_id);
+-- Helper E (SQLite's exact semantics): values of every storage class in
+-- typed columns, REAL sums with large magnitudes and cancellations,
+-- numerically equal keys of different types.
+
+CREATE MATERIALIZED VIEW ledger_sums AS
+SELECT acct, COUNT(*) AS n, SUM(amount) AS amount_sum, AVG(amount) AS amount_avg, SUM(qty) AS qty_sum,
+       AVG(qty) AS qty_avg, MIN(qty) AS qty_min, MAX(amount) AS amount_max, COUNT(qty) AS qty_count
+FROM ledger GROUP BY acct;
+
+CREATE MATERIALIZED VIEW ledger_arithmetic AS
+SELECT id, qty / 2 AS half, qty + 1 AS next, -qty AS neg, ABS(qty) AS mag, ABS(amount), qty * amount AS product,
+       qty % 3 AS m, amount - qty AS diff, qty > 2 AS big, qty = 7 AS seven
+FROM ledger WHERE qty OR amount;
+
+CREATE MATERIALIZED VIEW ledger_distinct_values AS
+SELECT DISTINCT CASE WHEN id % 2 = 1 THEN acct ELSE acct * 1.0 END AS v FROM ledger;
+
+CREATE MATERIALIZED VIEW ledger_value_groups AS
+SELECT CASE WHEN id % 2 = 1 THEN acct ELSE acct * 1.0 END AS v, COUNT(*) AS n, SUM(amount) AS total
+FROM ledger GROUP BY 1;

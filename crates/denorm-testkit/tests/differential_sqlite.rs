@@ -20,6 +20,7 @@ CREATE TABLE posts (id INTEGER PRIMARY KEY, author_id INTEGER, title TEXT, score
 CREATE TABLE products (id INTEGER PRIMARY KEY, name TEXT, category TEXT, price REAL);
 CREATE TABLE reviews (id INTEGER PRIMARY KEY, product_id INTEGER, user_id INTEGER, rating INTEGER, helpful REAL);
 CREATE TABLE follows (id INTEGER PRIMARY KEY, follower_id INTEGER, followee_id INTEGER);
+CREATE TABLE ledger (id INTEGER PRIMARY KEY, acct INTEGER, amount REAL, qty INTEGER, note TEXT);
 ";
 
 const VIEWS: &str = concat!(include_str!("differential.sql"), "\n", include_str!("differential_json.sql"));
@@ -89,7 +90,41 @@ fn tables() -> Vec<TableSpec> {
             columns: vec![nullable(int(0, 7)), nullable(int(0, 9)), nullable(int(1, 6)), nullable(quarter())],
         },
         TableSpec { name: "follows", ids: 12, columns: vec![int(0, 8), int(0, 8)] },
+        TableSpec {
+            name: "ledger",
+            ids: 10,
+            columns: vec![nullable(int(0, 4)), nullable(amount()), nullable(mixed_qty()), nullable(note())],
+        },
     ]
+}
+
+/// REAL values whose sums cancel and depend on the order of additions:
+/// tenths, magnitudes far apart, and text the column keeps as text.
+fn amount() -> BoxedStrategy<Value> {
+    prop_oneof![
+        4 => (-20i32..20).prop_map(|t| Datum::Float(f64::from(t) * 0.1)),
+        2 => proptest::sample::select(&[1e16, -1e16, 1e300, -1e300, 0.3, 1e-300, -0.0][..]).prop_map(Datum::Float),
+        1 => text(&["abc", "7", " 2.5 ", "1e2x"]),
+    ]
+    .boxed()
+}
+
+/// Every storage class in an INTEGER column: integers (some large enough
+/// that only exact sums keep them apart), REALs SQLite cannot make integers,
+/// and text, numeric-looking or not.
+fn mixed_qty() -> BoxedStrategy<Value> {
+    prop_oneof![
+        4 => int(-5, 6),
+        1 => proptest::sample::select(&[1i64 << 59, -(1 << 59), (1 << 53) + 1][..]).prop_map(Datum::Int),
+        1 => proptest::sample::select(&[2.5, -3.5, 1.0, 0.1][..]).prop_map(Datum::Float),
+        2 => text(&["abc", "12x", "7", "-3.5", " 4 ", ""]),
+    ]
+    .boxed()
+}
+
+/// A TEXT column: SQLite stores the numbers written to it as text.
+fn note() -> BoxedStrategy<Value> {
+    prop_oneof![text(&["12", "abc", "0.5", "x1"]), int(-2, 3), Just(Datum::Float(1.5))].boxed()
 }
 
 struct Harness {

@@ -13,6 +13,7 @@
 //! assert_eq!(changes, vec![(r, 2)]);
 //! ```
 
+pub mod affinity;
 mod datum;
 pub mod json;
 pub mod numeric;

@@ -255,6 +255,29 @@ impl<'a> RowRef<'a> {
     pub fn to_row(self) -> Row {
         Row::from_encoded(self.data)
     }
+
+    /// Whether [`RowPacker::push_key`] may encode some column differently
+    /// (a double or a numeric): rows without such columns are their own key
+    /// form.
+    pub fn has_key_variants(self) -> bool {
+        let mut at = 0;
+        while at < self.data.len() {
+            if matches!(self.data[at], FLOAT | NUMERIC) {
+                return true;
+            }
+            at += encoded_len(&self.data[at..]);
+        }
+        false
+    }
+
+    /// The length in bytes of the first `count` columns.
+    pub fn prefix_len(self, count: usize) -> usize {
+        let mut at = 0;
+        for _ in 0..count {
+            at += encoded_len(&self.data[at..]);
+        }
+        at
+    }
 }
 
 impl<'a> From<&'a Row> for RowRef<'a> {
@@ -444,6 +467,13 @@ impl RowPacker {
                 }
             }
             d => self.push(d),
+        }
+    }
+
+    /// Pushes every column of `row` as [`RowPacker::push_key`] would.
+    pub fn extend_key_form(&mut self, row: RowRef<'_>) {
+        for datum in row.iter() {
+            self.push_key(&datum);
         }
     }
 

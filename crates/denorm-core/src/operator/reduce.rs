@@ -15,13 +15,15 @@ use hashbrown::{HashMap, HashTable};
 
 use denorm_expr::{Aggregate, AggregateFunc, EvalError, Expr};
 use denorm_types::numeric::{self, Decimal, NumericError};
-use denorm_types::{Datum, Dialect, Diff, Row, RowPacker, RowRef, Value};
+use denorm_types::{affinity, Datum, Dialect, Diff, Row, RowPacker, RowRef, Value};
 
 use crate::Hasher;
 
+mod exact;
 mod json;
 mod table;
 
+use exact::{ExactSum, Rounded};
 use table::GroupTable;
 
 /// A value ordered by SQL's total order, for MIN/MAX multisets.
@@ -74,8 +76,8 @@ enum Accumulator {
     /// retractions undo is harmless. Where it starts.
     SumInts { non_null: Diff, ints: Wide },
     /// SUM/AVG while every value present is a double (or text SQLite reads
-    /// as one).
-    SumFloats { non_null: Diff, floats: f64 },
+    /// as one): summed exactly, out of line (see [`exact`]).
+    SumFloats { non_null: Diff, floats: Box<ExactSum> },
     /// SUM/AVG once integers and doubles meet in one group (SQLite's columns
     /// may mix them): kept apart, out of line so that the common kinds keep
     /// a group within one cache line.
@@ -89,12 +91,13 @@ enum Accumulator {
     Json(json::Elements),
 }
 
-/// Integers summed exactly, doubles apart.
+/// Integers summed exactly, doubles exactly apart: the integer sum is the
+/// result while no double is present.
 #[derive(Debug, Clone, Default)]
 struct MixedSum {
     non_null: Diff,
     ints: Wide,
-    floats: f64,
+    floats: ExactSum,
     float_count: Diff,
 }
 
@@ -105,7 +108,7 @@ impl MixedSum {
             Datum::Int(i) => self.ints.add(i128::from(*i) * i128::from(diff)),
             Datum::Bool(b) => self.ints.add(i128::from(*b) * i128::from(diff)),
             other => {
-                self.floats += other.as_f64().unwrap_or(0.0) * diff as f64;
+                self.floats.add(other.as_f64().unwrap_or(0.0), diff);
                 self.float_count += diff;
             }
         }
@@ -202,6 +205,13 @@ impl Accumulator {
         }
     }
 
+    fn is_sum(&self) -> bool {
+        matches!(
+            self,
+            Accumulator::SumInts { .. } | Accumulator::SumFloats { .. } | Accumulator::SumMixed(_) | Accumulator::Numeric(_)
+        )
+    }
+
     fn update(&mut self, input: &mut Input<'_>, diff: Diff, packer: &mut RowPacker) {
         let value = match input {
             Input::Value(v) => v,
@@ -215,27 +225,34 @@ impl Accumulator {
         if value.is_null() {
             return;
         }
+        // SQLite's text in a sum (an INTEGER column may hold 'abc').
+        if let (Datum::Text(t), true) = (&*value, self.is_sum()) {
+            *value = affinity::summand(t);
+        }
         // An empty sum takes the kind of its first value.
-        let empty = match *self {
+        let empty = match self {
             Accumulator::SumInts { non_null: 0, ints } => ints.get() == 0,
-            Accumulator::SumFloats { non_null: 0, floats } => floats == 0.0,
+            Accumulator::SumFloats { non_null: 0, floats } => floats.is_zero(),
             _ => false,
         };
         if empty {
             *self = match &*value {
                 Datum::Numeric(_) => Accumulator::Numeric(Box::new(NumericSum::new())),
                 v if sums_as_integer(v) => Accumulator::SumInts { non_null: 0, ints: Wide::default() },
-                _ => Accumulator::SumFloats { non_null: 0, floats: 0.0 },
+                _ => Accumulator::SumFloats { non_null: 0, floats: Box::default() },
             };
         }
         // A value of the other kind: integers and doubles are kept apart.
-        let mixed = match *self {
+        let mixed = match self {
             Accumulator::SumInts { non_null, ints } if !sums_as_integer(value) => {
-                Some(MixedSum { non_null, ints, ..MixedSum::default() })
+                Some(MixedSum { non_null: *non_null, ints: *ints, ..MixedSum::default() })
             }
-            Accumulator::SumFloats { non_null, floats } if sums_as_integer(value) => {
-                Some(MixedSum { non_null, floats, float_count: non_null, ..MixedSum::default() })
-            }
+            Accumulator::SumFloats { non_null, floats } if sums_as_integer(value) => Some(MixedSum {
+                non_null: *non_null,
+                floats: std::mem::take(&mut **floats),
+                float_count: *non_null,
+                ..MixedSum::default()
+            }),
             _ => None,
         };
         if let Some(mixed) = mixed {
@@ -254,7 +271,7 @@ impl Accumulator {
             }
             Accumulator::SumFloats { non_null, floats } => {
                 *non_null += diff;
-                *floats += value.as_f64().unwrap_or(0.0) * diff as f64;
+                floats.add(value.as_f64().unwrap_or(0.0), diff);
             }
             Accumulator::SumMixed(sum) => sum.add(value, diff),
             Accumulator::Extreme(values) => {
@@ -278,18 +295,6 @@ impl Accumulator {
         }
     }
 
-    /// After all of a batch's changes to the group: a double sum with no
-    /// double left drops its rounding residue. Not after each change: a
-    /// batch need not be consolidated, and a count may pass through zero
-    /// while a row's delete comes before its insert.
-    fn settle(&mut self) {
-        match self {
-            Accumulator::SumFloats { non_null: 0, floats } => *floats = 0.0,
-            Accumulator::SumMixed(sum) if sum.float_count == 0 => sum.floats = 0.0,
-            _ => {}
-        }
-    }
-
     /// Pushes the aggregate's value onto `packer`: COUNT and the running
     /// sums directly, the others through [`Accumulator::value`].
     fn push_value(
@@ -303,11 +308,7 @@ impl Accumulator {
             Accumulator::Count(n) => packer.push_int(if rows == 0 { 0 } else { *n }),
             Accumulator::SumInts { non_null, ints } if *non_null != 0 => match func {
                 AggregateFunc::Avg => packer.push_float(wide_to_f64(ints.get()) / *non_null as f64),
-                _ => packer.push_int(i64::try_from(ints.get()).map_err(|_| EvalError::IntegerOverflow)?),
-            },
-            Accumulator::SumFloats { non_null, floats } if *non_null != 0 => match func {
-                AggregateFunc::Avg => packer.push_float(floats / *non_null as f64),
-                _ => packer.push_float(*floats),
+                _ => packer.push_int(int_sum(ints.get(), dialect)?),
             },
             _ => packer.push(&self.value(func, rows, dialect)?),
         }
@@ -321,19 +322,17 @@ impl Accumulator {
             Accumulator::SumMixed(sum) if sum.non_null == 0 => Datum::Null,
             Accumulator::SumInts { non_null, ints } => match func {
                 AggregateFunc::Avg => Datum::Float(wide_to_f64(ints.get()) / *non_null as f64),
-                _ => Datum::Int(i64::try_from(ints.get()).map_err(|_| EvalError::IntegerOverflow)?),
+                _ => Datum::Int(int_sum(ints.get(), dialect)?),
             },
-            Accumulator::SumFloats { non_null, floats } => match func {
-                AggregateFunc::Avg => Datum::Float(floats / *non_null as f64),
-                _ => Datum::Float(*floats),
-            },
+            Accumulator::SumFloats { non_null, floats } => float_sum(func, floats, *non_null, dialect),
             Accumulator::SumMixed(sum) => {
                 let ints = sum.ints.get();
-                let total = wide_to_f64(ints) + sum.floats;
-                match func {
-                    AggregateFunc::Avg => Datum::Float(total / sum.non_null as f64),
-                    _ if sum.float_count > 0 => Datum::Float(total),
-                    _ => Datum::Int(i64::try_from(ints).map_err(|_| EvalError::IntegerOverflow)?),
+                if func != AggregateFunc::Avg && sum.float_count == 0 {
+                    Datum::Int(int_sum(ints, dialect)?)
+                } else {
+                    let mut total = sum.floats.clone();
+                    total.add_integer(ints);
+                    float_sum(func, &total, sum.non_null, dialect)
                 }
             }
             Accumulator::Numeric(sum) => sum.value(func)?,
@@ -346,6 +345,34 @@ impl Accumulator {
         })
         .map(|v| if func == AggregateFunc::Count && rows == 0 { Datum::Int(0) } else { v })
     }
+}
+
+/// SUM of integers: the exact total, an error beyond 64 bits.
+///
+/// SQLite adds in scan order and fails ("integer overflow") as soon as a
+/// partial sum leaves the range, even if later rows bring it back: that
+/// depends on the order SQLite reads the rows in, which no incremental
+/// state knows. This is the one place denorm cannot match it: a total
+/// within range whose partial sums in SQLite's order were not (e.g.
+/// 2^63 - 1, then 1, then -1) is a value here and an error there. Every
+/// total out of range fails in both (some partial sum, the last, is out).
+fn int_sum(total: i128, dialect: Dialect) -> Result<i64, EvalError> {
+    i64::try_from(total).map_err(|_| match dialect {
+        Dialect::Sqlite => EvalError::SumOverflow,
+        Dialect::Postgres => EvalError::IntegerOverflow,
+    })
+}
+
+/// SUM or AVG of doubles: the exact sum rounded once. A NaN (SQLite's
+/// `+Inf + -Inf`) is NULL on SQLite, which stores no NaN.
+fn float_sum(func: AggregateFunc, sum: &ExactSum, non_null: Diff, dialect: Dialect) -> Value {
+    let total = match sum.value() {
+        Rounded::Finite(f) => f,
+        Rounded::Infinite(positive) => if positive { f64::INFINITY } else { f64::NEG_INFINITY },
+        Rounded::NotANumber if dialect == Dialect::Sqlite => return Datum::Null,
+        Rounded::NotANumber => f64::NAN,
+    };
+    Datum::Float(if func == AggregateFunc::Avg { total / non_null as f64 } else { total })
 }
 
 /// Byte equality for the short strings of group keys and aggregate rows:
@@ -534,6 +561,9 @@ struct BatchScratch {
     chains: Vec<(u32, u32)>,
     /// Distinct key → its index in `chains`.
     local: HashTable<u32>,
+    /// Whether this batch's keys are in key form (`packed`), because some
+    /// key holds a double or numeric: then 1 and 1.0 are one group.
+    normalized: bool,
 }
 
 const END: u32 = u32::MAX;
@@ -571,8 +601,24 @@ impl BatchScratch {
         self.chains.clear();
         self.local.clear();
         let run = group_key.windows(2).all(|w| w[1] == w[0] + 1).then(|| (group_key.first().copied(), group_key.len()));
+        self.normalized = input.iter().any(|(row, _)| match run {
+            Some((Some(first), count)) => {
+                let span = row.columns_span(first, count);
+                RowRef::from_prefix(&row.as_bytes()[span.start..], span.len()).has_key_variants()
+            }
+            Some((None, _)) => false,
+            None => group_key.iter().any(|&c| matches!(row.get(c), Datum::Float(_) | Datum::Numeric(_))),
+        });
         for (i, (row, _)) in input.iter().enumerate() {
             match run {
+                _ if self.normalized => {
+                    for &c in group_key {
+                        packer.push_key_column(row, c);
+                    }
+                    let key = packer.finish();
+                    self.keys.push((0, key.as_bytes().len() as u32));
+                    self.packed.push(key);
+                }
                 Some((Some(first), count)) => {
                     let span = row.columns_span(first, count);
                     self.keys.push((span.start as u32, span.end as u32));
@@ -662,7 +708,8 @@ impl Reduce {
         let global = group_key.is_empty();
         batch.fill(group_key, input, packer, hasher);
         // A stored group's hash, when the table grows or shifts a run.
-        let rehash = |g: &Group| hasher.hash_one(g.key.as_bytes());
+        let key_columns = group_key.len();
+        let rehash = |g: &Group| hasher.hash_one(lookup_key(&g.key, key_columns));
         // What a batch that failed half-way left behind.
         emitted.rows.clear();
         emitted.spans.clear();
@@ -673,7 +720,7 @@ impl Reduce {
             let key = Row::empty();
             let hash = hasher.hash_one(key.as_bytes());
             let (at, _) = groups.find_or_insert(hash, |_| true, || Group::new(key, slots), rehash);
-            output(global, columns, groups.get(at), *dialect, emitted, 1)?;
+            output(global, columns, groups.get(at), key_columns, *dialect, emitted, 1)?;
             return Ok(emitted.take());
         }
         let mut datums: Vec<Datum<'_>> = Vec::new();
@@ -689,15 +736,18 @@ impl Reduce {
             let (key, hash) = (batch.key(input, first as usize), batch.hashes[first as usize]);
             let (at, inserted) = groups.find_or_insert(
                 hash,
-                |g| short_eq(g.key.as_bytes(), key),
-                || Group::new(RowRef::from_prefix(key, key.len()).to_row(), slots),
+                |g| g.key.as_bytes().len() >= key.len() && short_eq(&g.key.as_bytes()[..key.len()], key),
+                || {
+                    let first = &input[first as usize].0;
+                    Group::new(stored_key(key, batch.normalized, first, group_key, packer), slots)
+                },
                 rehash,
             );
             // A new group had no row (the global group is created, and first
             // emitted, by the first batch).
             // The old row goes out as a retraction now, and is taken back
             // (by `Emitted::take`) if the new row equals it.
-            let old = !inserted && output(global, columns, groups.get(at), *dialect, emitted, -1)?;
+            let old = !inserted && output(global, columns, groups.get(at), key_columns, *dialect, emitted, -1)?;
             let group = groups.get_mut(at);
             let mut change = first;
             while change != END {
@@ -729,8 +779,7 @@ impl Reduce {
                 }
                 change = batch.next[change as usize];
             }
-            group.accumulators.as_mut_slice().iter_mut().for_each(Accumulator::settle);
-            let new = output(global, columns, group, *dialect, emitted, 1)?;
+            let new = output(global, columns, group, key_columns, *dialect, emitted, 1)?;
             if group.rows == 0 && !global {
                 groups.remove(at, rehash);
             }
@@ -745,6 +794,45 @@ impl Reduce {
     }
 }
 
+/// A group's stored key: its key form, followed by the group columns as
+/// the change that created the group carries them when they differ (1.0
+/// where the key form says 1): SQLite outputs the first row's value of a
+/// group mixing 1 and 1.0 in its scan order, which for a table scan is the
+/// order rows arrived in, as long as that row stays. Packed datums are
+/// self-delimiting, so the key form is the stored key's first columns.
+fn stored_key(key: &[u8], normalized: bool, first: &Row, group_key: &[usize], packer: &mut RowPacker) -> Row {
+    let key = RowRef::from_prefix(key, key.len());
+    if !normalized {
+        return key.to_row();
+    }
+    packer.extend_from_ref(key);
+    let start = packer.row_end();
+    for &c in group_key {
+        packer.push_column(first, c);
+    }
+    if packer.packed_bytes(start, packer.row_end()) == key.as_bytes() {
+        packer.truncate(start);
+    }
+    packer.finish()
+}
+
+/// The key form of a stored key: what lookups compare and hash.
+fn lookup_key(stored: &Row, key_columns: usize) -> &[u8] {
+    let bytes = stored.as_bytes();
+    &bytes[..RowRef::from(stored).prefix_len(key_columns)]
+}
+
+/// The group columns as output: the representative when stored.
+fn output_key(stored: &Row, key_columns: usize) -> RowRef<'_> {
+    let bytes = stored.as_bytes();
+    let form = RowRef::from(stored).prefix_len(key_columns);
+    if form == bytes.len() {
+        RowRef::from(stored)
+    } else {
+        RowRef::from_prefix(&bytes[form..], bytes.len() - form)
+    }
+}
+
 /// Packs the output row of a group onto `emitted` with `diff`; `false` when
 /// the group has no row (no input rows, unless it is the single group of a
 /// global aggregate).
@@ -752,6 +840,7 @@ fn output(
     global: bool,
     columns: &[Column],
     state: &Group,
+    key_columns: usize,
     dialect: Dialect,
     emitted: &mut Emitted,
     diff: Diff,
@@ -761,7 +850,7 @@ fn output(
     }
     let packer = &mut emitted.rows;
     let start = packer.row_end();
-    packer.extend_from_row(&state.key);
+    packer.extend_from_ref(output_key(&state.key, key_columns));
     let accumulators = state.accumulators.as_slice();
     for column in columns {
         let pushed = match column.slot {
@@ -794,6 +883,77 @@ mod tests {
         let out = reduce.step(&rows(200_000)).unwrap();
         assert_eq!(out.len(), 100 * 2 + 900, "groups 0..100 change, 100..1000 appear");
         assert_eq!(reduce.batch.keys.capacity(), 0, "a large batch's scratch is freed");
+    }
+
+    /// Regression: a double sum was a running `f64`, so it depended on the
+    /// history of the group: 0.1, 0.2, 1e16 inserted and 1e16 deleted gave
+    /// 0.0 (SQLite: 0.30000000000000004); 0.1, 0.2, 0.3 inserted and 0.1,
+    /// 0.2 deleted gave 0.3000000000000001 (SQLite: 0.3).
+    #[test]
+    fn a_double_sum_is_that_of_the_rows_present() {
+        let sum = Aggregate { func: AggregateFunc::Sum, arg: Some(Expr::Column(1)) };
+        let avg = Aggregate { func: AggregateFunc::Avg, arg: Some(Expr::Column(1)) };
+        let row = |v: f64| Row::pack([Datum::Int(1), Datum::Float(v)]);
+        let cases: [(&[f64], &[f64], f64); 2] =
+            [(&[0.1, 0.2, 1e16], &[1e16], 0.30000000000000004), (&[0.1, 0.2, 0.3], &[0.1, 0.2], 0.3)];
+        for (inserted, deleted, want) in cases {
+            let mut reduce = Reduce::new(vec![0], vec![sum.clone(), avg.clone()], Dialect::Sqlite);
+            let mut output = Vec::new();
+            for &v in inserted {
+                output.extend(reduce.step(&[(row(v), 1)]).unwrap());
+            }
+            for &v in deleted {
+                output.extend(reduce.step(&[(row(v), -1)]).unwrap());
+            }
+            denorm_types::consolidate(&mut output);
+            let count = (inserted.len() - deleted.len()) as f64;
+            let expected = Row::pack([Datum::Int(1), Datum::Float(want), Datum::Float(want / count)]);
+            assert_eq!(output, vec![(expected, 1)], "{inserted:?} minus {deleted:?}");
+        }
+    }
+
+    /// Regression: GROUP BY told 1 from 1.0 and 0.0 from -0.0 (SQLite:
+    /// equal), so `GROUP BY x` gave two rows with the same key, and a view
+    /// keyed by it failed with a false key violation. The group's output
+    /// value is the first row's, as SQLite outputs the first in scan order.
+    #[test]
+    fn numerically_equal_keys_are_one_group() {
+        let count = Aggregate { func: AggregateFunc::Count, arg: None };
+        let mut reduce = Reduce::new(vec![0], vec![count], Dialect::Sqlite);
+        let row = |k: Datum<'static>| Row::pack([k, Datum::Int(0)]);
+        let group = |k: Datum<'static>, n: i64| Row::pack([k, Datum::Int(n)]);
+        let out = reduce.step(&[(row(Datum::Float(1.0)), 1), (row(Datum::Int(1)), 1)]).unwrap();
+        assert_eq!(out, vec![(group(Datum::Float(1.0), 2), 1)]);
+        // A batch of integers only finds the group too.
+        let mut out = reduce.step(&[(row(Datum::Int(1)), 1), (row(Datum::Int(2)), 1)]).unwrap();
+        out.sort();
+        let mut want = vec![
+            (group(Datum::Float(1.0), 2), -1),
+            (group(Datum::Float(1.0), 3), 1),
+            (group(Datum::Int(2), 1), 1),
+        ];
+        want.sort();
+        assert_eq!(out, want);
+        let out = reduce.step(&[(row(Datum::Float(2.0)), 1), (row(Datum::Float(-0.0)), 1)]).unwrap();
+        assert_eq!(out.len(), 3, "group 2 changes, group 0 appears: {out:?}");
+        let out = reduce.step(&[(row(Datum::Float(0.0)), 1)]).unwrap();
+        assert_eq!(out, vec![(group(Datum::Float(-0.0), 1), -1), (group(Datum::Float(-0.0), 2), 1)]);
+    }
+
+    /// Regression: text in a SQLite INTEGER column was summed as 0.0
+    /// whatever it said. SQLite adds '12' as the integer 12 and 'abc' or
+    /// '2.5x' as the double of its numeric prefix (the sum becomes a double).
+    #[test]
+    fn text_in_a_sum_adds_as_sqlite_adds_it() {
+        let sum = Aggregate { func: AggregateFunc::Sum, arg: Some(Expr::Column(1)) };
+        let avg = Aggregate { func: AggregateFunc::Avg, arg: Some(Expr::Column(1)) };
+        let mut reduce = Reduce::new(vec![0], vec![sum, avg], Dialect::Sqlite);
+        let row = |v: Value| Row::pack([Datum::Int(1), v]);
+        let out = reduce.step(&[(row(1.into()), 1), (row(" 12 ".into()), 1)]).unwrap();
+        assert_eq!(out, vec![(Row::pack([Datum::Int(1), Datum::Int(13), Datum::Float(6.5)]), 1)]);
+        let out = reduce.step(&[(row("abc".into()), 1), (row("2.5x".into()), 1)]).unwrap();
+        let new = Row::pack([Datum::Int(1), Datum::Float(15.5), Datum::Float(15.5 / 4.0)]);
+        assert_eq!(out.last(), Some(&(new, 1)));
     }
 
     /// SUM/AVG/COUNT of one group from scratch, as SQLite computes them:

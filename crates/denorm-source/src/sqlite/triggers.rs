@@ -66,6 +66,9 @@ pub(crate) struct RowKeys {
     /// Indexes a `REPLACE` may conflict on that the triggers cannot follow
     /// (over expressions; partial ones of WITHOUT ROWID tables).
     pub unsupported: Vec<String>,
+    /// Generated columns (VIRTUAL or STORED): an `UPDATE OF` list naming
+    /// one does not fire when only a column it is computed from is set.
+    pub generated: Vec<String>,
 }
 
 impl RowKeys {
@@ -108,12 +111,15 @@ impl RowKeys {
 /// of `table` from the database.
 pub(crate) fn row_keys(conn: &Connection, table: &str, without_rowid: bool) -> rusqlite::Result<RowKeys> {
     let mut columns =
-        conn.prepare("SELECT name, type, pk FROM pragma_table_xinfo(?1) WHERE hidden <> 1 ORDER BY cid")?;
-    let columns: Vec<(String, String, i64)> =
-        columns.query_map([table], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
-    let mut keys = RowKeys::default();
+        conn.prepare("SELECT name, type, pk, hidden FROM pragma_table_xinfo(?1) WHERE hidden <> 1 ORDER BY cid")?;
+    let columns: Vec<(String, String, i64, i64)> = columns
+        .query_map([table], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<Result<_, _>>()?;
+    // hidden: 2 a VIRTUAL, 3 a STORED generated column.
+    let generated = columns.iter().filter(|c| matches!(c.3, 2 | 3)).map(|c| c.0.clone()).collect();
+    let mut keys = RowKeys { generated, ..RowKeys::default() };
     let mut pk: Vec<(i64, &str, &str)> =
-        columns.iter().filter(|c| c.2 > 0).map(|(name, ty, pk)| (*pk, name.as_str(), ty.as_str())).collect();
+        columns.iter().filter(|c| c.2 > 0).map(|(name, ty, pk, _)| (*pk, name.as_str(), ty.as_str())).collect();
     pk.sort_unstable();
     if without_rowid {
         keys.primary_key = pk.iter().map(|(_, name, _)| name.to_string()).collect();
@@ -159,7 +165,11 @@ pub(crate) fn row_keys(conn: &Connection, table: &str, without_rowid: bool) -> r
 ///   no column (only `COUNT(*)`) gets no UPDATE trigger: no update can
 ///   change what views see. When the rowid alias is logged the UPDATE
 ///   trigger has no `OF` list: `SET rowid = …` changes the alias column yet
-///   fires no `UPDATE OF` trigger.
+///   fires no `UPDATE OF` trigger. Nor when a generated column is logged:
+///   `UPDATE OF g` does not fire on `SET a = …` for `g AS (a * 2)`. The
+///   `WHEN` condition also compares `typeof()`: `IS NOT` calls the integer
+///   -2^63 and the REAL -9.223372036854775808e18 equal (and 1 and 1.0 in a
+///   column without affinity), yet the stored value changed.
 /// * Rows a `REPLACE` conflict deletes fire no DELETE trigger (unless the
 ///   writer set `recursive_triggers`), so `BEFORE INSERT` copies every row
 ///   that conflicts with `NEW` on the rowid or a UNIQUE index into
@@ -193,8 +203,10 @@ pub(crate) fn table_triggers(table: &str, logged: &[&str], keys: &RowKeys) -> Ve
         trigger(table, "delete", "AFTER DELETE", "", &on_delete),
     ];
     if !logged.is_empty() {
-        let alias_logged = keys.rowid_alias.as_ref().is_some_and(|a| logged.iter().any(|c| c.eq_ignore_ascii_case(a)));
-        let event = if alias_logged {
+        let is_logged = |name: &String| logged.iter().any(|c| c.eq_ignore_ascii_case(name));
+        let alias_logged = keys.rowid_alias.as_ref().is_some_and(is_logged);
+        let generated_logged = keys.generated.iter().any(is_logged);
+        let event = if alias_logged || generated_logged {
             "AFTER UPDATE".to_string()
         } else {
             let columns: Vec<String> = logged.iter().map(|c| quote_ident(c)).collect();
@@ -287,15 +299,17 @@ fn encode_row(alias: &str, columns: &[&str]) -> String {
     parts.join("||','||")
 }
 
-/// ` WHEN OLD."a" IS NOT NEW."a" COLLATE BINARY OR …`. BINARY because a
-/// column declared `COLLATE NOCASE` would otherwise call 'Ada' → 'ADA' no
-/// change, and the view would keep the old spelling.
+/// ` WHEN OLD."a" IS NOT NEW."a" COLLATE BINARY OR typeof(OLD."a") <>
+/// typeof(NEW."a") OR …`. BINARY because a column declared `COLLATE NOCASE`
+/// would otherwise call 'Ada' → 'ADA' no change, and the view would keep the
+/// old spelling; `typeof` because `IS NOT` compares an integer and a REAL by
+/// value (-2^63 and -9.223372036854775808e18 are equal to it).
 fn changed_condition(columns: &[&str]) -> String {
     let parts: Vec<String> = columns
         .iter()
         .map(|c| {
             let c = quote_ident(c);
-            format!("OLD.{c} IS NOT NEW.{c} COLLATE BINARY")
+            format!("OLD.{c} IS NOT NEW.{c} COLLATE BINARY OR typeof(OLD.{c}) <> typeof(NEW.{c})")
         })
         .collect();
     format!(" WHEN {}", parts.join(" OR "))
@@ -462,7 +476,8 @@ mod tests {
                  (tbl, old, new, committed_at) VALUES ('users', quote(OLD.\"id\")||','||quote(OLD.\"name\"), NULL, \
                  (julianday('now') - 2440587.5) * 86400.0); END",
                 "CREATE TRIGGER \"_denorm_update_users\" AFTER UPDATE OF \"id\", \"name\" ON \"users\" WHEN \
-                 OLD.\"id\" IS NOT NEW.\"id\" COLLATE BINARY OR OLD.\"name\" IS NOT NEW.\"name\" COLLATE BINARY \
+                 OLD.\"id\" IS NOT NEW.\"id\" COLLATE BINARY OR typeof(OLD.\"id\") <> typeof(NEW.\"id\") OR \
+                 OLD.\"name\" IS NOT NEW.\"name\" COLLATE BINARY OR typeof(OLD.\"name\") <> typeof(NEW.\"name\") \
                  BEGIN INSERT INTO _denorm_changes (tbl, old, new, committed_at) VALUES ('users', \
                  quote(OLD.\"id\")||','||quote(OLD.\"name\"), quote(NEW.\"id\")||','||quote(NEW.\"name\"), \
                  (julianday('now') - 2440587.5) * 86400.0); END",
