@@ -1,13 +1,14 @@
 //! Plan rewrites that shrink operator state without changing results:
 //!
 //! 1. **Predicate pushdown**: WHERE conjuncts over a join move to the side they
-//!    read (the right side only for inner joins), so arrangements hold only
+//!    read (the left side of a FULL join never: it is padded too;
+//!    the right side only for inner joins), so arrangements hold only
 //!    rows that can contribute.
 //! 2. **Column pruning**: every node keeps only the columns something above it
 //!    reads; source tables are projected right at the input.
 //! 3. **Projection fusion**: a projection of a projection becomes one.
 //!
-//! A `TopK` is a barrier for pushdown (a row a filter drops above it still
+//! A filter passes through a column projection. A `TopK` is a barrier for pushdown (a row a filter drops above it still
 //! takes a rank), keeps its partition and order columns, and loses its row
 //! number column when nothing above reads it.
 
@@ -61,7 +62,9 @@ fn push_down_filters(plan: Plan) -> Plan {
                 let (mut to_left, mut to_right, mut stay) = (Vec::new(), Vec::new(), Vec::new());
                 for p in parts {
                     let cols = p.columns();
-                    if cols.iter().all(|&c| c < left_arity) {
+                    // A FULL JOIN pads left columns with NULLs too: a
+                    // condition on them must see the padded rows.
+                    if kind != JoinKind::Full && cols.iter().all(|&c| c < left_arity) {
                         to_left.push(p);
                     } else if kind == JoinKind::Inner && cols.iter().all(|&c| c >= left_arity) {
                         let mut p = p;
@@ -80,6 +83,17 @@ fn push_down_filters(plan: Plan) -> Plan {
                     residual,
                 };
                 filter(join, stay)
+            }
+            // A column projection (the planner's restoring of FROM order
+            // over a reordered join) lets the filter through.
+            Plan::Map { input: below, exprs } if exprs.iter().all(|e| matches!(e, Expr::Column(_))) => {
+                let mut predicate = predicate;
+                predicate.remap_columns(&|c| match exprs[c] {
+                    Expr::Column(i) => i,
+                    _ => unreachable!("a column projection"),
+                });
+                let pushed = push_down_filters(Plan::Filter { input: below, predicate });
+                Plan::Map { input: Box::new(pushed), exprs }
             }
             other => Plan::Filter { input: Box::new(push_down_filters(other)), predicate },
         },
@@ -357,6 +371,34 @@ mod tests {
         assert_eq!(
             text,
             "Map #0, #3\n  Join on left.#1 = right.#0\n    Map #0, #1\n      Get posts\n    Map #0, #1\n      Filter (#2 = 1)\n        Map #0, #1, #3\n          Get users\n"
+        );
+    }
+
+    #[test]
+    fn filters_pass_a_column_projection_but_not_into_a_full_join() {
+        // Filter(Map[#2, #3, #0, #1](a ⋈ b)) as the planner builds a reordered join.
+        let join = |kind| Plan::Join {
+            left: get("a", 2),
+            right: get("b", 2),
+            kind,
+            left_key: vec![0],
+            right_key: vec![0],
+            residual: None,
+        };
+        let plan = |kind| Plan::Filter {
+            input: Box::new(Plan::Map {
+                input: Box::new(join(kind)),
+                exprs: vec![Expr::Column(2), Expr::Column(3), Expr::Column(0), Expr::Column(1)],
+            }),
+            predicate: Expr::binary(BinaryOp::Gt, Expr::Column(3), Expr::Literal(Datum::Int(1))),
+        };
+        assert_eq!(
+            optimize(plan(JoinKind::Inner)).to_string(),
+            "Map #2, #3, #0, #1\n  Join on left.#0 = right.#0\n    Filter (#1 > 1)\n      Get a\n    Get b\n"
+        );
+        assert_eq!(
+            optimize(plan(JoinKind::Full)).to_string(),
+            "Map #2, #3, #0, #1\n  Filter (#1 > 1)\n    FullJoin on left.#0 = right.#0\n      Get a\n      Get b\n"
         );
     }
 

@@ -1,26 +1,48 @@
-//! FROM and JOIN → a left-deep tree of equi-joins in FROM order.
+//! FROM, JOIN and the join conditions of WHERE → a join tree.
 //!
 //! ```text
-//!  FROM a JOIN b ON … LEFT JOIN c ON …      Join(left: Join(Get a, Get b), right: Get c)
+//!  FROM a, b JOIN c ON c.k = b.k LEFT JOIN d ON d.k = c.k WHERE b.x = a.x
+//!
+//!  units of the inner joins:  [a, b, c]  conditions: c.k = b.k, b.x = a.x
+//!  LEFT JOIN:                 [(greedy order of a, b, c) ⟕ d]
+//!  plan:                      LeftJoin(Join(Join(a, b), c), d), then a Map back to FROM order
 //! ```
 //!
-//! Each ON is split into its conjuncts: equalities between a column of the
-//! tables joined so far and a column of the new table become the join key;
-//! everything else is the residual, evaluated over the concatenated row.
+//! Inner joins (JOIN, CROSS JOIN, commas) are associative: their operands
+//! (*units*: a table, a subquery, or an outer join already built) and every
+//! condition between them (ON conjuncts, WHERE conjuncts that read two or
+//! more units, and equalities common to every branch of an OR) form one
+//! group, joined in an order the planner picks: start from the first unit,
+//! then always join a unit connected to those joined by an equality between
+//! columns of one type (the join key), else one connected by any condition,
+//! else the next (a product). A condition becomes a key or a residual at the
+//! first join that has all its columns; an equality implied by an OR only
+//! helps as a key (the OR itself stays in WHERE). An outer join's operands
+//! are planned as groups of their own, and WHERE conditions never move into
+//! its ON. RIGHT JOIN is a LEFT JOIN with its operands swapped; FULL JOIN is
+//! [`JoinKind::Full`]. USING and NATURAL joins equate the named columns and
+//! merge each pair into one (see [`crate::scope::Merged`]).
+//!
+//! Relations keep their FROM-order positions in the [`Scope`]; the join tree
+//! lays columns out in join order, and a column projection on top restores
+//! FROM order (the optimizer folds it away). A feed view keeps FROM order.
 //!
 //! A FROM item is a source table or a subquery with an alias (see
 //! [`crate::derived`]); a subquery's plan stands where a `Get` would.
 
+use std::ops::Range;
+
 use denorm_expr::{BinaryOp, Expr, JoinKind, Plan};
-use denorm_types::{Catalog, ScalarType, TableSchema};
+use denorm_types::{Catalog, Dialect, ScalarType, TableSchema};
 use sqlparser::ast::{self, JoinConstraint, JoinOperator, TableFactor};
 use sqlparser::keywords::Keyword;
 
 use crate::derived::{bound, plan_derived, set_limit, subquery_location, Derived};
 use crate::expr::{Clause, Lowerer};
-use crate::scope::Scope;
+use crate::scope::{Merged, Scope};
 use crate::select::Context;
 use crate::source::{location, object_name_start};
+use crate::types::{comparison_operands, Typed};
 use crate::{Location, PlanError};
 
 const JOIN_KEYWORDS: &[Keyword] = &[
@@ -37,39 +59,551 @@ const JOIN_KEYWORDS: &[Keyword] = &[
 ];
 
 /// The FROM clause's relations and the plan reading them, and the WHERE
-/// conjuncts (of `selection`) that became the limit of a ranked subquery.
+/// conjuncts (of `selection`) the plan already applies: those that became
+/// the limit of a ranked subquery, a join key or a join's residual. The
+/// caller filters by the others.
 pub(crate) fn plan_from<'q, 'c>(
     from: &[ast::TableWithJoins],
     selection: Option<&'q ast::Expr>,
     cx: &Context<'_, 'c>,
     fallback: Option<Location>,
 ) -> Result<(Scope<'c>, Plan, Vec<&'q ast::Expr>), PlanError> {
-    let statement = &cx.view.tokens;
-    let Some(first) = from.first() else {
+    if from.is_empty() {
         return Err(PlanError::new("a view must read from at least one table", fallback)
             .hint("add a FROM clause naming a source table"));
-    };
-    if let Some(second) = from.get(1) {
-        let at = factor_start(&second.relation).map(|l| statement.back(l, 1)).and_then(location).or(fallback);
-        return Err(PlanError::new("comma-separated FROM lists are not supported", at)
-            .hint("write JOIN … ON with an equality between the tables"));
     }
     let mut scope = Scope::default();
     scope.catalog = Some(cx.catalog);
-    let mut ranked = Vec::new();
-    let (relation, name) = relation(&first.relation, cx, &scope, fallback)?;
-    let mut plan = push(&mut scope, relation, name, false, &mut ranked);
-    for join in &first.joins {
-        plan = plan_join(plan, join, cx, &mut scope, &mut ranked, fallback)?;
+    let in_order = cx.view.feed.is_some() && cx.depth == 0;
+    let mut p = Planner { cx, scope, leaves: Vec::new(), ranked: Vec::new(), fallback, in_order };
+    let mut group = Group::default();
+    for item in from {
+        let g = p.item(item, fallback)?;
+        group.units.extend(g.units);
+        group.preds.extend(g.preds);
     }
     let conjuncts = selection.map(conjuncts).unwrap_or_default();
     let mut consumed = Vec::new();
-    for (r, column, at) in ranked {
-        let (limit, exact) = bound(r, column, at, &conjuncts, &scope)?;
-        set_limit(relation_plan(&mut plan, r, scope.relations.len()), limit);
+    for (r, column, at) in std::mem::take(&mut p.ranked) {
+        let (limit, exact) = bound(r, column, at, &conjuncts, &p.scope)?;
+        set_limit(p.leaves[r].as_mut().expect("a relation is planned once (bug)"), limit);
         consumed.extend(exact);
     }
-    Ok((scope, plan, consumed))
+    p.where_preds(&mut group, &conjuncts, &mut consumed);
+    let tree = p.order(group);
+    let (plan, layout) = p.build(tree);
+    let arity = p.scope.arity();
+    let plan = if layout.iter().copied().eq(0..arity) {
+        plan
+    } else {
+        let at = index(&layout, arity);
+        Plan::Map { input: Box::new(plan), exprs: (0..arity).map(|c| Expr::Column(at[c])).collect() }
+    };
+    Ok((p.scope, plan, consumed))
+}
+
+/// A join tree over relations; columns are named by their positions in the
+/// scope's (FROM-order) row.
+#[derive(Debug)]
+enum Tree {
+    Leaf(usize),
+    Filter(Box<Tree>, Vec<Expr>),
+    Join(Box<Node>),
+}
+
+#[derive(Debug)]
+struct Node {
+    left: Tree,
+    right: Tree,
+    kind: JoinKind,
+    /// (left column, right column) pairs.
+    keys: Vec<(usize, usize)>,
+    residual: Vec<Expr>,
+}
+
+/// An operand of inner joins: the relations `rels` (consecutive in FROM).
+#[derive(Debug)]
+struct Unit {
+    tree: Tree,
+    rels: Range<usize>,
+}
+
+/// Inner-joined units and the conditions between them.
+#[derive(Debug, Default)]
+struct Group {
+    units: Vec<Unit>,
+    preds: Vec<Pred>,
+}
+
+impl Group {
+    fn rels(&self) -> Range<usize> {
+        let start = self.units.first().map_or(0, |u| u.rels.start);
+        start..self.units.last().map_or(start, |u| u.rels.end)
+    }
+}
+
+/// One condition: its expression (`None` for an equality implied by an OR,
+/// useful only as a join key), the columns it reads, and for `a = b`
+/// between columns of one type, the pair.
+#[derive(Debug)]
+struct Pred {
+    expr: Option<Expr>,
+    columns: Vec<usize>,
+    eq: Option<(usize, usize)>,
+}
+
+struct Planner<'x, 'c> {
+    cx: &'x Context<'x, 'c>,
+    scope: Scope<'c>,
+    /// Each relation's own plan, taken when the tree is built.
+    leaves: Vec<Option<Plan>>,
+    /// Ranked subqueries: relation, row-number column, where.
+    ranked: Vec<(usize, usize, Option<Location>)>,
+    fallback: Option<Location>,
+    /// Join in FROM order (a feed view's shape is read from a left-deep tree).
+    in_order: bool,
+}
+
+impl<'x, 'c> Planner<'x, 'c> {
+    fn lowerer(&self, clause: Clause, fallback: Option<Location>) -> Lowerer<'_, 'c> {
+        Lowerer {
+            scope: &self.scope,
+            statement: &self.cx.view.tokens,
+            dialect: self.cx.dialect,
+            clause,
+            grouping: None,
+            fallback,
+        }
+    }
+
+    /// One comma-separated FROM item (or a parenthesized join) as a group.
+    fn item(&mut self, item: &ast::TableWithJoins, fallback: Option<Location>) -> Result<Group, PlanError> {
+        let mut group = self.factor(&item.relation, fallback)?;
+        for join in &item.joins {
+            group = self.join(group, join)?;
+        }
+        Ok(group)
+    }
+
+    /// A table, a subquery or a parenthesized join.
+    fn factor(&mut self, factor: &TableFactor, fallback: Option<Location>) -> Result<Group, PlanError> {
+        if let TableFactor::NestedJoin { table_with_joins, alias } = factor {
+            if let Some(alias) = alias {
+                return Err(PlanError::new("an alias for a parenthesized join is not supported", location(alias.name.span.start))
+                    .hint("qualify columns with the tables' own names or aliases"));
+            }
+            return self.item(table_with_joins, fallback);
+        }
+        let (relation, name) = relation(factor, self.cx, &self.scope, fallback)?;
+        let r = self.scope.relations.len();
+        let plan = push(&mut self.scope, relation, name, false, &mut self.ranked);
+        self.leaves.push(Some(plan));
+        Ok(Group { units: vec![Unit { tree: Tree::Leaf(r), rels: r..r + 1 }], preds: Vec::new() })
+    }
+
+    /// Column positions of relations `rels`.
+    fn span(&self, rels: &Range<usize>) -> Range<usize> {
+        let offset = |r: usize| self.scope.relations.get(r).map_or_else(|| self.scope.arity(), |rel| rel.offset);
+        offset(rels.start)..offset(rels.end)
+    }
+
+    fn relation_of(&self, position: usize) -> usize {
+        self.scope.relations.partition_point(|r| r.offset <= position) - 1
+    }
+
+    fn join(&mut self, left: Group, join: &ast::Join) -> Result<Group, PlanError> {
+        let statement = &self.cx.view.tokens;
+        let join_at = factor_start(&join.relation)
+            .map(|l| statement.back_over_keywords(l, JOIN_KEYWORDS))
+            .and_then(location)
+            .or(self.fallback);
+        let (kind, constraint) = join_kind(&join.join_operator, self.cx.dialect, join_at)?;
+        let left_rels = left.rels();
+        let right = self.factor(&join.relation, join_at)?;
+        let right_rels = right.rels();
+        let preds = self.constraint(constraint, &left_rels, &right_rels, kind, join_at)?;
+        let Some(kind) = kind else {
+            let mut group = left;
+            group.units.extend(right.units);
+            group.preds.extend(right.preds);
+            group.preds.extend(preds);
+            return Ok(group);
+        };
+        let span = self.span(&(left_rels.start..right_rels.end));
+        if let Some(at) = preds.iter().flat_map(|p| &p.columns).find(|c| !span.contains(c)) {
+            let name = &self.scope.relations[self.relation_of(*at)].name;
+            return Err(PlanError::new(
+                format!("the ON clause of an outer join refers to \"{name}\", which is not one of the joined tables"),
+                join_at,
+            )
+            .hint("move the condition to WHERE, or join that table inside the outer join's operands"));
+        }
+        let outer = match kind {
+            OuterKind::Left => vec![right_rels.clone()],
+            OuterKind::Right => vec![left_rels.clone()],
+            OuterKind::Full => vec![left_rels.clone(), right_rels.clone()],
+        };
+        for rels in &outer {
+            self.mark_outer(rels, join_at)?;
+        }
+        let left_span = self.span(&left_rels);
+        let (mut keys, mut residual) = (Vec::new(), Vec::new());
+        for p in preds {
+            match p.eq {
+                Some((a, b)) if left_span.contains(&a) != left_span.contains(&b) => {
+                    keys.push(if left_span.contains(&a) { (a, b) } else { (b, a) });
+                }
+                _ => residual.extend(p.expr),
+            }
+        }
+        let (left_tree, right_tree) = (self.order(left), self.order(right));
+        let node = match kind {
+            OuterKind::Left | OuterKind::Full => {
+                let kind = if kind == OuterKind::Left { JoinKind::Left } else { JoinKind::Full };
+                Node { left: left_tree, right: right_tree, kind, keys, residual }
+            }
+            OuterKind::Right => Node {
+                left: right_tree,
+                right: left_tree,
+                kind: JoinKind::Left,
+                keys: keys.into_iter().map(|(a, b)| (b, a)).collect(),
+                residual,
+            },
+        };
+        let unit = Unit { tree: Tree::Join(Box::new(node)), rels: left_rels.start..right_rels.end };
+        Ok(Group { units: vec![unit], preds: Vec::new() })
+    }
+
+    /// Marks `rels` as the NULL-padded side of an outer join.
+    fn mark_outer(&mut self, rels: &Range<usize>, at: Option<Location>) -> Result<(), PlanError> {
+        if let Some((_, _, rank_at)) = self.ranked.iter().find(|(r, _, _)| rels.contains(r)) {
+            return Err(PlanError::new(
+                "a subquery with ROW_NUMBER() cannot be the side of an outer join that is padded with NULLs",
+                rank_at.or(at),
+            )
+            .detail("its row-number bound in WHERE would also drop the rows of the other side it does not match")
+            .hint("join it with JOIN, or make it the side whose rows are all kept (the left of a LEFT JOIN)"));
+        }
+        for r in rels.clone() {
+            self.scope.relations[r].outer = true;
+        }
+        Ok(())
+    }
+
+    /// The conditions of ON, USING or NATURAL.
+    fn constraint(
+        &mut self,
+        constraint: &JoinConstraint,
+        left: &Range<usize>,
+        right: &Range<usize>,
+        kind: Option<OuterKind>,
+        join_at: Option<Location>,
+    ) -> Result<Vec<Pred>, PlanError> {
+        match constraint {
+            JoinConstraint::On(on) => {
+                let mut preds = Vec::new();
+                for c in conjuncts(on) {
+                    let lw = self.lowerer(Clause::JoinOn, join_at);
+                    let t = lw.lower_condition(c, "JOIN/ON", 0)?;
+                    preds.push(Pred { columns: t.expr.columns(), expr: Some(t.expr), eq: equi_pair(c, &self.scope)? });
+                    preds.extend(self.implied(c));
+                }
+                Ok(preds)
+            }
+            JoinConstraint::Using(names) => {
+                let mut columns = Vec::new();
+                for name in names {
+                    let at = object_name_start(name).and_then(location).or(join_at);
+                    let [ast::ObjectNamePart::Identifier(ident)] = name.0.as_slice() else {
+                        return Err(PlanError::new(format!("USING names a column, not {name}"), at));
+                    };
+                    columns.push((ident.value.clone(), at));
+                }
+                self.using(&columns, left, right, kind, join_at)
+            }
+            JoinConstraint::Natural => {
+                let right_names: Vec<String> = self.visible(right).into_iter().map(|(_, _, n)| n).collect();
+                let mut common: Vec<(String, Option<Location>)> = Vec::new();
+                for (_, _, n) in self.visible(left) {
+                    if right_names.iter().any(|r| r.eq_ignore_ascii_case(&n))
+                        && !common.iter().any(|(c, _)| c.eq_ignore_ascii_case(&n))
+                    {
+                        common.push((n, join_at));
+                    }
+                }
+                self.using(&common, left, right, kind, join_at)
+            }
+            JoinConstraint::None => Ok(Vec::new()),
+        }
+    }
+
+    /// Columns of `rels` an unqualified name sees: (relation, column, name).
+    fn visible(&self, rels: &Range<usize>) -> Vec<(usize, usize, String)> {
+        let mut out = Vec::new();
+        for r in rels.clone() {
+            for (c, column) in self.scope.relations[r].table.columns.iter().enumerate() {
+                if !self.scope.hidden(r, c) {
+                    out.push((r, c, column.name.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// `USING (c, …)`: `left.c = right.c` for each, the pairs merged.
+    fn using(
+        &mut self,
+        names: &[(String, Option<Location>)],
+        left: &Range<usize>,
+        right: &Range<usize>,
+        kind: Option<OuterKind>,
+        join_at: Option<Location>,
+    ) -> Result<Vec<Pred>, PlanError> {
+        if kind == Some(OuterKind::Full) && !names.is_empty() {
+            return Err(PlanError::new("FULL JOIN with USING or NATURAL is not supported", join_at)
+                .detail("the merged column would be COALESCE(left.c, right.c), which is not a column of either table")
+                .hint("write FULL JOIN … ON a.c = b.c and select COALESCE(a.c, b.c)"));
+        }
+        let mut preds = Vec::new();
+        for (name, at) in names {
+            let find = |rels: &Range<usize>, side: &str| {
+                let found: Vec<(usize, usize, String)> =
+                    self.visible(rels).into_iter().filter(|(_, _, n)| n.eq_ignore_ascii_case(name)).collect();
+                match found.as_slice() {
+                    [(r, c, _)] => Ok((*r, *c)),
+                    [] => Err(PlanError::new(
+                        format!("column \"{name}\" specified in USING clause does not exist in {side} table"),
+                        *at,
+                    )),
+                    _ => Err(PlanError::new(
+                        format!("common column name \"{name}\" appears more than once in {side} table"),
+                        *at,
+                    )
+                    .hint("write JOIN … ON with qualified column names")),
+                }
+            };
+            let (l, r) = (find(left, "left")?, find(right, "right")?);
+            self.scope.check_supported(l.0, l.1, *at)?;
+            self.scope.check_supported(r.0, r.1, *at)?;
+            let (lc, rc) = (self.scope.column(l.0, l.1), self.scope.column(r.0, r.1));
+            let typed = |c: &crate::scope::ColumnRef| Typed::new(Expr::Column(c.position), c.ty, c.nullable);
+            let (a, b) = comparison_operands(typed(&lc), typed(&rc), "=", self.cx.dialect, *at)?;
+            let same = lc.ty == rc.ty && lc.ty != ScalarType::Null;
+            preds.push(Pred {
+                expr: Some(Expr::binary(BinaryOp::Eq, a.expr, b.expr)),
+                columns: vec![lc.position, rc.position],
+                eq: same.then_some((lc.position, rc.position)),
+            });
+            self.scope.merged.push(Merged { left: l, right: r, value_right: kind == Some(OuterKind::Right) });
+        }
+        Ok(preds)
+    }
+
+    /// Equalities between columns common to every branch of an OR.
+    fn implied(&self, e: &ast::Expr) -> Vec<Pred> {
+        let branches = disjuncts(e);
+        if branches.len() < 2 {
+            return Vec::new();
+        }
+        let mut common: Option<Vec<(usize, usize)>> = None;
+        for b in branches {
+            let pairs: Vec<(usize, usize)> = conjuncts(b)
+                .into_iter()
+                .filter_map(|c| equi_pair(c, &self.scope).ok().flatten())
+                .map(|(x, y)| (x.min(y), x.max(y)))
+                .collect();
+            common = Some(match common {
+                None => pairs,
+                Some(c) => c.into_iter().filter(|p| pairs.contains(p)).collect(),
+            });
+        }
+        let pairs = common.unwrap_or_default();
+        pairs.into_iter().map(|(a, b)| Pred { expr: None, columns: vec![a, b], eq: Some((a, b)) }).collect()
+    }
+
+    /// WHERE conjuncts over two or more units join them (they are consumed);
+    /// a conjunct that does not lower here is left to the caller.
+    fn where_preds<'q>(&self, group: &mut Group, conjuncts: &[&'q ast::Expr], consumed: &mut Vec<&'q ast::Expr>) {
+        if group.units.len() < 2 {
+            return;
+        }
+        let unit_of = |rel: usize| group.units.iter().position(|u| u.rels.contains(&rel));
+        let mut preds = Vec::new();
+        for &c in conjuncts {
+            preds.extend(self.implied(c));
+            if consumed.iter().any(|x| std::ptr::eq(*x, c)) {
+                continue;
+            }
+            let Ok(t) = self.lowerer(Clause::Where, self.fallback).lower_condition(c, "WHERE", 0) else { continue };
+            let columns = t.expr.columns();
+            let mut units: Vec<Option<usize>> = columns.iter().map(|&p| unit_of(self.relation_of(p))).collect();
+            units.sort_unstable();
+            units.dedup();
+            if units.len() < 2 || units.contains(&None) {
+                continue;
+            }
+            let eq = equi_pair(c, &self.scope).ok().flatten();
+            preds.push(Pred { expr: Some(t.expr), columns, eq });
+            consumed.push(c);
+        }
+        group.preds.extend(preds);
+    }
+
+    /// Joins a group's units in the order described in the module docs.
+    fn order(&self, group: Group) -> Tree {
+        let Group { units, preds } = group;
+        let n = units.len();
+        let unit_of = |p: usize| {
+            let r = self.relation_of(p);
+            units.iter().position(|u| u.rels.contains(&r)).expect("a condition reads its group's units (bug)")
+        };
+        let pred_units: Vec<Vec<usize>> = preds
+            .iter()
+            .map(|p| {
+                let mut v: Vec<usize> = p.columns.iter().map(|&c| unit_of(c)).collect();
+                v.sort_unstable();
+                v.dedup();
+                v
+            })
+            .collect();
+        let eq_units: Vec<Option<(usize, usize)>> =
+            preds.iter().map(|p| p.eq.map(|(a, b)| (unit_of(a), unit_of(b)))).collect();
+        let mut trees: Vec<Option<Tree>> = units.into_iter().map(|u| Some(u.tree)).collect();
+        let mut joined = vec![false; n];
+        let mut used = vec![false; preds.len()];
+        joined[0] = true;
+        let mut tree = trees[0].take().expect("a group has a unit");
+        for _ in 1..n {
+            let next = self.next_unit(&joined, &used, &eq_units, &pred_units);
+            let (mut keys, mut residual) = (Vec::new(), Vec::new());
+            for (i, p) in preds.iter().enumerate() {
+                if used[i] {
+                    continue;
+                }
+                if let (Some((a, b)), Some((ua, ub))) = (p.eq, eq_units[i]) {
+                    let key = if joined[ua] && ub == next {
+                        Some((a, b))
+                    } else if joined[ub] && ua == next {
+                        Some((b, a))
+                    } else {
+                        None
+                    };
+                    if let Some(key) = key {
+                        used[i] = true;
+                        if !keys.contains(&key) {
+                            keys.push(key);
+                        }
+                        continue;
+                    }
+                }
+                if pred_units[i].iter().all(|&u| joined[u] || u == next) {
+                    used[i] = true;
+                    residual.extend(p.expr.clone());
+                }
+            }
+            joined[next] = true;
+            let right = trees[next].take().expect("a unit is joined once");
+            tree = Tree::Join(Box::new(Node { left: tree, right, kind: JoinKind::Inner, keys, residual }));
+        }
+        let rest: Vec<Expr> =
+            preds.into_iter().zip(used).filter(|(_, used)| !used).filter_map(|(p, _)| p.expr).collect();
+        if rest.is_empty() {
+            tree
+        } else {
+            Tree::Filter(Box::new(tree), rest)
+        }
+    }
+
+    /// The unit to join next: the first connected to the joined ones by an
+    /// equality, else by any condition, else the first left.
+    fn next_unit(
+        &self,
+        joined: &[bool],
+        used: &[bool],
+        eq_units: &[Option<(usize, usize)>],
+        pred_units: &[Vec<usize>],
+    ) -> usize {
+        let remaining: Vec<usize> = (0..joined.len()).filter(|&u| !joined[u]).collect();
+        if self.in_order {
+            return remaining[0];
+        }
+        let open = |i: usize| !used[i];
+        let by_key = remaining.iter().copied().find(|&u| {
+            eq_units.iter().enumerate().any(|(i, e)| {
+                open(i) && matches!(*e, Some((a, b)) if (joined[a] && b == u) || (joined[b] && a == u))
+            })
+        });
+        let by_condition = || {
+            remaining.iter().copied().find(|&u| {
+                pred_units.iter().enumerate().any(|(i, p)| {
+                    open(i) && p.contains(&u) && p.iter().any(|&x| joined[x]) && p.iter().all(|&x| x == u || joined[x])
+                })
+            })
+        };
+        by_key.or_else(by_condition).unwrap_or(remaining[0])
+    }
+
+    /// The plan of a tree and its column layout (scope positions in output order).
+    fn build(&mut self, tree: Tree) -> (Plan, Vec<usize>) {
+        match tree {
+            Tree::Leaf(r) => {
+                let plan = self.leaves[r].take().expect("a relation is planned once (bug)");
+                let rel = &self.scope.relations[r];
+                (plan, (rel.offset..rel.offset + rel.table.columns.len()).collect())
+            }
+            Tree::Filter(input, preds) => {
+                let (plan, layout) = self.build(*input);
+                let at = index(&layout, self.scope.arity());
+                let predicate = conjoin(preds, &at).expect("a filter has conditions");
+                (Plan::Filter { input: Box::new(plan), predicate }, layout)
+            }
+            Tree::Join(node) => {
+                let Node { left, right, kind, keys, residual } = *node;
+                let (left, mut layout) = self.build(left);
+                let (right, right_layout) = self.build(right);
+                let left_arity = layout.len();
+                layout.extend(right_layout);
+                let at = index(&layout, self.scope.arity());
+                let plan = Plan::Join {
+                    left: Box::new(left),
+                    right: Box::new(right),
+                    kind,
+                    left_key: keys.iter().map(|&(a, _)| at[a]).collect(),
+                    right_key: keys.iter().map(|&(_, b)| at[b] - left_arity).collect(),
+                    residual: conjoin(residual, &at),
+                };
+                (plan, layout)
+            }
+        }
+    }
+}
+
+/// `at[p]`: where scope position `p` is in `layout`.
+fn index(layout: &[usize], arity: usize) -> Vec<usize> {
+    let mut at = vec![usize::MAX; arity];
+    for (i, &p) in layout.iter().enumerate() {
+        at[p] = i;
+    }
+    at
+}
+
+/// The conditions as one, over the columns `at` gives.
+fn conjoin(preds: Vec<Expr>, at: &[usize]) -> Option<Expr> {
+    preds
+        .into_iter()
+        .map(|mut e| {
+            e.remap_columns(&|c| at[c]);
+            e
+        })
+        .reduce(|acc, e| Expr::binary(BinaryOp::And, acc, e))
+}
+
+/// The outer join kinds (inner joins have none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OuterKind {
+    Left,
+    Right,
+    Full,
 }
 
 /// One FROM item: a source table or a planned subquery.
@@ -100,19 +634,6 @@ fn push<'c>(
             scope.push_derived(name, d.schema, d.reads, outer);
             d.plan
         }
-    }
-}
-
-/// The plan of relation `index` of `count` in a left-deep join tree.
-fn relation_plan(plan: &mut Plan, index: usize, count: usize) -> &mut Plan {
-    if count <= 1 {
-        return plan;
-    }
-    let Plan::Join { left, right, .. } = plan else { unreachable!("a left-deep join tree (bug)") };
-    if index + 1 == count {
-        right
-    } else {
-        relation_plan(left, index, count - 1)
     }
 }
 
@@ -231,97 +752,29 @@ fn unknown_table(name: &str, catalog: &Catalog, at: Option<Location>) -> PlanErr
     PlanError::new(format!("table \"{name}\" does not exist"), at).hint(hint)
 }
 
-fn join_kind(op: &JoinOperator, at: Option<Location>) -> Result<(JoinKind, &JoinConstraint), PlanError> {
+/// The kind of a join (`None`: inner) and its condition.
+fn join_kind(
+    op: &JoinOperator,
+    dialect: Dialect,
+    at: Option<Location>,
+) -> Result<(Option<OuterKind>, &JoinConstraint), PlanError> {
     let refuse =
         |what: &str, hint: &str| Err(PlanError::new(format!("{what} is not supported"), at).hint(hint.to_string()));
     let (kind, constraint) = match op {
-        JoinOperator::Join(c) | JoinOperator::Inner(c) => (JoinKind::Inner, c),
-        JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => (JoinKind::Left, c),
-        JoinOperator::Right(_) | JoinOperator::RightOuter(_) => {
-            return refuse("RIGHT JOIN", "swap the two tables and write LEFT JOIN")
-        }
-        JoinOperator::FullOuter(_) => {
-            return refuse("FULL JOIN", "define the view with LEFT JOIN from the side that must be kept")
-        }
-        JoinOperator::CrossJoin(_) => {
-            return refuse("CROSS JOIN", "write JOIN … ON with an equality between the tables")
-        }
-        _ => return refuse("this kind of join", "use JOIN … ON or LEFT JOIN … ON"),
+        JoinOperator::Join(c) | JoinOperator::Inner(c) => (None, c),
+        JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => (Some(OuterKind::Left), c),
+        JoinOperator::Right(c) | JoinOperator::RightOuter(c) => (Some(OuterKind::Right), c),
+        JoinOperator::FullOuter(c) => (Some(OuterKind::Full), c),
+        JoinOperator::CrossJoin(JoinConstraint::None) => return Ok((None, &JoinConstraint::None)),
+        JoinOperator::CrossJoin(_) => return refuse("CROSS JOIN with a join condition", "write JOIN … ON"),
+        _ => return refuse("this kind of join", "use JOIN, LEFT JOIN, RIGHT JOIN, FULL JOIN or CROSS JOIN"),
     };
-    match constraint {
-        JoinConstraint::On(_) => Ok((kind, constraint)),
-        JoinConstraint::Using(_) => refuse("JOIN … USING", "write ON a.col = b.col"),
-        JoinConstraint::Natural => refuse("NATURAL JOIN", "write JOIN … ON a.col = b.col"),
-        JoinConstraint::None => refuse("JOIN without ON", "write JOIN … ON a.col = b.col"),
-    }
-}
-
-fn plan_join<'c>(
-    left: Plan,
-    join: &ast::Join,
-    cx: &Context<'_, 'c>,
-    scope: &mut Scope<'c>,
-    ranked: &mut Vec<(usize, usize, Option<Location>)>,
-    fallback: Option<Location>,
-) -> Result<Plan, PlanError> {
-    let (statement, dialect) = (&cx.view.tokens, cx.dialect);
-    let join_at = factor_start(&join.relation)
-        .map(|l| statement.back_over_keywords(l, JOIN_KEYWORDS))
-        .and_then(location)
-        .or(fallback);
-    let (kind, constraint) = join_kind(&join.join_operator, join_at)?;
-    let (relation, name) = relation(&join.relation, cx, scope, join_at)?;
-    if let (Relation::Derived(d), JoinKind::Left) = (&relation, kind) {
-        if let Some((_, at)) = d.rank {
-            return Err(PlanError::new("a subquery with ROW_NUMBER() cannot be the right side of a LEFT JOIN", at)
-                .detail("its row-number bound in WHERE would also drop the left rows it does not match")
-                .hint("join it with JOIN, or make it the first table of FROM"));
+    if let JoinConstraint::None = constraint {
+        if kind.is_some() || dialect == Dialect::Postgres {
+            return refuse("JOIN without ON", "write JOIN … ON a.col = b.col, or CROSS JOIN for every pair of rows");
         }
     }
-    let left_arity = scope.arity();
-    let right = push(scope, relation, name, kind == JoinKind::Left, ranked);
-    let JoinConstraint::On(on) = constraint else { return Err(PlanError::new("JOIN without ON", join_at)) };
-    let scope = &*scope;
-    let lowerer = Lowerer { scope, statement, dialect, clause: Clause::JoinOn, grouping: None, fallback: join_at };
-    let (mut left_key, mut right_key, mut residual) = (Vec::new(), Vec::new(), Vec::new());
-    for conjunct in conjuncts(on) {
-        match equi_pair(conjunct, scope, left_arity)? {
-            Some((l, r)) => {
-                left_key.push(l);
-                right_key.push(r - left_arity);
-            }
-            None => residual.push(conjunct),
-        }
-    }
-    if left_key.is_empty() {
-        let at = statement.start_of(on).and_then(location).or(join_at);
-        return Err(PlanError::new(
-            "join conditions must include an equality between columns of the joined tables",
-            at,
-        )
-        .hint("e.g. JOIN reviews r ON r.product_id = p.id; other conditions may follow with AND"));
-    }
-    Ok(Plan::Join {
-        left: Box::new(left),
-        right: Box::new(right),
-        kind,
-        left_key,
-        right_key,
-        residual: residual_expr(&residual, &lowerer)?,
-    })
-}
-
-/// The residual conjuncts as one condition.
-fn residual_expr(conjuncts: &[&ast::Expr], lowerer: &Lowerer<'_, '_>) -> Result<Option<Expr>, PlanError> {
-    let mut out: Option<Expr> = None;
-    for c in conjuncts {
-        let t = lowerer.lower_condition(c, "JOIN/ON", 0)?;
-        out = Some(match out {
-            None => t.expr,
-            Some(prev) => Expr::binary(BinaryOp::And, prev, t.expr),
-        });
-    }
-    Ok(out)
+    Ok((kind, constraint))
 }
 
 /// The conjuncts of `a AND (b AND c)`, left to right, without recursion.
@@ -350,19 +803,39 @@ fn column_idents(e: &ast::Expr) -> Option<&[ast::Ident]> {
     }
 }
 
-/// `l = r` between a column left of `left_arity` and one right of it, of the
-/// same type (a hash join would not match 1 with 1.0, so mixed numeric
-/// equalities stay in the residual).
-fn equi_pair(e: &ast::Expr, scope: &Scope<'_>, left_arity: usize) -> Result<Option<(usize, usize)>, PlanError> {
-    let ast::Expr::BinaryOp { left, op: ast::BinaryOperator::Eq, right } = e else { return Ok(None) };
+/// `l = r` between two columns of the same type (a hash join would not
+/// match 1 with 1.0, so mixed numeric equalities stay residual): their
+/// positions.
+fn equi_pair(e: &ast::Expr, scope: &Scope<'_>) -> Result<Option<(usize, usize)>, PlanError> {
+    let ast::Expr::BinaryOp { left, op: ast::BinaryOperator::Eq, right } = strip(e) else { return Ok(None) };
     let (Some(l), Some(r)) = (column_idents(left), column_idents(right)) else { return Ok(None) };
     let (l, r) = (scope.resolve(l)?, scope.resolve(r)?);
-    if l.ty != r.ty || l.ty == ScalarType::Null {
+    if l.ty != r.ty || l.ty == ScalarType::Null || l.position == r.position {
         return Ok(None);
     }
-    Ok(match (l.position < left_arity, r.position < left_arity) {
-        (true, false) => Some((l.position, r.position)),
-        (false, true) => Some((r.position, l.position)),
-        _ => None,
-    })
+    Ok(Some((l.position, r.position)))
+}
+
+fn strip(mut e: &ast::Expr) -> &ast::Expr {
+    while let ast::Expr::Nested(inner) = e {
+        e = inner;
+    }
+    e
+}
+
+/// The branches of `a OR (b OR c)`, left to right, without recursion.
+fn disjuncts(e: &ast::Expr) -> Vec<&ast::Expr> {
+    let mut out = Vec::new();
+    let mut stack = vec![e];
+    while let Some(e) = stack.pop() {
+        match e {
+            ast::Expr::Nested(inner) => stack.push(inner),
+            ast::Expr::BinaryOp { left, op: ast::BinaryOperator::Or, right } => {
+                stack.push(right);
+                stack.push(left);
+            }
+            _ => out.push(e),
+        }
+    }
+    out
 }

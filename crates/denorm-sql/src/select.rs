@@ -442,11 +442,11 @@ fn lower_items(
             }
             SelectItem::Wildcard(options) => {
                 let relations: Vec<usize> = (0..lw.scope.relations.len()).collect();
-                items.extend(wildcard(lw, options, &relations)?);
+                items.extend(wildcard(lw, options, &relations, true)?);
             }
             SelectItem::QualifiedWildcard(kind, options) => {
                 let relation = qualified_relation(lw, kind, options)?;
-                items.extend(wildcard(lw, options, &[relation])?);
+                items.extend(wildcard(lw, options, &[relation], false)?);
             }
         }
     }
@@ -470,11 +470,13 @@ fn qualified_relation(
     })
 }
 
-/// `*` or `t.*`: every column of the relations, in schema order.
+/// `*` or `t.*`: every column of the relations, in schema order; with
+/// `merge` (`*`), a USING / NATURAL pair once (see [`Scope::star_column`]).
 fn wildcard(
     lw: &Lowerer<'_, '_>,
     options: &ast::WildcardAdditionalOptions,
     relations: &[usize],
+    merge: bool,
 ) -> Result<Vec<Item>, PlanError> {
     let at = location(options.wildcard_token.0.span.start);
     let o = options;
@@ -492,6 +494,7 @@ fn wildcard(
     for &r in relations {
         let table = &lw.scope.relations[r].table;
         for (c, column) in table.columns.iter().enumerate() {
+            let Some((r, c)) = (if merge { lw.scope.star_column(r, c) } else { Some((r, c)) }) else { continue };
             let typed = lw.lower_position(r, c)?;
             items.push(Item { typed, name: column.name.clone(), at });
         }

@@ -160,3 +160,85 @@ SELECT category, COUNT(*) AS n, SUM(rn) AS rank_sum FROM (
   SELECT category, id, ROW_NUMBER() OVER (PARTITION BY category ORDER BY name, id) AS rn FROM products) AS r
 WHERE rn <= 2
 GROUP BY category;
+
+-- Joins (helper A): comma FROM with join keys in WHERE, an OR with a common
+-- equality, CROSS JOIN and non-equi joins, USING, NATURAL, parenthesized,
+-- RIGHT and FULL joins (NULL keys included), join order chosen by the planner.
+
+CREATE MATERIALIZED VIEW comma_three_way AS
+SELECT r.id AS review_id, p.name AS product, u.name AS reviewer, r.rating
+FROM reviews r, users u, products p
+WHERE u.id = r.user_id AND p.id = r.product_id AND r.rating >= 2 AND u.karma > r.rating;
+
+CREATE MATERIALIZED VIEW comma_reordered AS
+SELECT f.follower_id, p.id AS post_id, u.name
+FROM users u, follows f, posts p
+WHERE p.author_id = f.followee_id AND u.id = p.author_id;
+
+CREATE MATERIALIZED VIEW or_common_key AS
+SELECT r.id, p.name, r.rating
+FROM reviews r, products p
+WHERE (p.id = r.product_id AND p.category = 'a' AND r.rating >= 3)
+   OR (r.product_id = p.id AND p.price < 1.0 AND r.helpful IS NOT NULL)
+   OR (p.id = r.product_id AND r.rating = 1);
+
+CREATE MATERIALIZED VIEW comma_and_join AS
+SELECT p.id AS post_id, u.name, f.follower_id
+FROM posts p JOIN users u ON u.id = p.author_id, follows f
+WHERE f.followee_id = u.id AND f.follower_id <> p.author_id;
+
+CREATE MATERIALIZED VIEW comma_and_left_join AS
+SELECT u.id AS user_id, p.id AS post_id, f.follower_id
+FROM users u LEFT JOIN posts p ON p.author_id = u.id, follows f
+WHERE f.followee_id = u.id AND (p.score IS NULL OR p.score > 0);
+
+CREATE MATERIALIZED VIEW cross_join_residual AS
+SELECT u.id AS user_id, p.id AS product_id
+FROM users u CROSS JOIN products p
+WHERE p.price > u.karma;
+
+CREATE MATERIALIZED VIEW non_equi_join AS
+SELECT a.id AS a_id, b.id AS b_id
+FROM posts a JOIN posts b ON a.score < b.score AND a.author_id = b.created_at % 5;
+
+CREATE MATERIALIZED VIEW comma_product_count AS
+SELECT COUNT(*) AS pairs, SUM(u.karma) AS karma FROM users u, follows f;
+
+CREATE MATERIALIZED VIEW left_join_no_equality AS
+SELECT u.id AS user_id, r.id AS review_id
+FROM users u LEFT JOIN reviews r ON r.rating > u.karma AND r.rating < 3;
+
+CREATE MATERIALIZED VIEW using_join AS
+SELECT * FROM posts JOIN (SELECT id, name, karma FROM users) AS u USING (id);
+
+CREATE MATERIALIZED VIEW left_using_join AS
+SELECT id, title, karma, u.id AS uid
+FROM posts p LEFT JOIN users u USING (id);
+
+CREATE MATERIALIZED VIEW natural_join AS
+SELECT * FROM (SELECT id AS follower_id, name FROM users) AS u NATURAL JOIN follows;
+
+CREATE MATERIALIZED VIEW parenthesized_join AS
+SELECT p.id AS post_id, u.name, f.follower_id
+FROM posts p LEFT JOIN (users u JOIN follows f ON f.followee_id = u.id) ON u.id = p.author_id;
+
+CREATE MATERIALIZED VIEW right_join AS
+SELECT p.id AS post_id, p.title, u.id AS user_id, u.name
+FROM posts p RIGHT JOIN users u ON u.id = p.author_id AND p.score > 0;
+
+CREATE MATERIALIZED VIEW right_using_join AS
+SELECT * FROM reviews RIGHT JOIN (SELECT id, name FROM products) AS p USING (id);
+
+CREATE MATERIALIZED VIEW full_join AS
+SELECT r.id AS review_id, r.rating, p.id AS product_id, p.name
+FROM reviews r FULL OUTER JOIN products p ON p.id = r.product_id;
+
+CREATE MATERIALIZED VIEW full_join_residual_grouped AS
+SELECT p.category, COUNT(r.id) AS reviews, COUNT(*) AS n, SUM(r.rating) AS ratings
+FROM reviews r FULL JOIN products p ON p.id = r.product_id AND r.helpful > 0
+GROUP BY p.category;
+
+CREATE MATERIALIZED VIEW full_join_where AS
+SELECT a.id AS a_id, b.id AS b_id
+FROM posts a FULL JOIN users b ON b.karma = a.score
+WHERE a.id IS NULL OR b.id IS NULL OR a.title <> b.name;
