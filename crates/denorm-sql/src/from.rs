@@ -222,6 +222,16 @@ impl<'x, 'c> Planner<'x, 'c> {
         let right = self.factor(&join.relation, join_at)?;
         let right_rels = right.rels();
         let preds = self.constraint(constraint, &left_rels, &right_rels, kind, join_at)?;
+        let span = self.span(&(left_rels.start..right_rels.end));
+        if let Some(at) = preds.iter().flat_map(|p| &p.columns).find(|c| !span.contains(c)) {
+            let name = &self.scope.relations[self.relation_of(*at)].name;
+            return Err(PlanError::new(
+                format!("the ON clause refers to \"{name}\", which is not one of the tables this JOIN joins"),
+                join_at,
+            )
+            .detail("an ON clause sees the tables of its own join: those before it up to the last comma, and the one it adds")
+            .hint("move the condition to WHERE"));
+        }
         let Some(kind) = kind else {
             let mut group = left;
             group.units.extend(right.units);
@@ -229,15 +239,6 @@ impl<'x, 'c> Planner<'x, 'c> {
             group.preds.extend(preds);
             return Ok(group);
         };
-        let span = self.span(&(left_rels.start..right_rels.end));
-        if let Some(at) = preds.iter().flat_map(|p| &p.columns).find(|c| !span.contains(c)) {
-            let name = &self.scope.relations[self.relation_of(*at)].name;
-            return Err(PlanError::new(
-                format!("the ON clause of an outer join refers to \"{name}\", which is not one of the joined tables"),
-                join_at,
-            )
-            .hint("move the condition to WHERE, or join that table inside the outer join's operands"));
-        }
         let outer = match kind {
             OuterKind::Left => vec![right_rels.clone()],
             OuterKind::Right => vec![left_rels.clone()],

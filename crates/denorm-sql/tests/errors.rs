@@ -54,6 +54,7 @@ const CASES: &[(&str, Dialect, &str)] = &[
     ("using_ambiguous_left", Dialect::Sqlite, "SELECT r.id FROM posts p JOIN users u ON u.id = p.author_id JOIN reviews r USING (id)"),
     ("using_column_hidden", Dialect::Sqlite, "SELECT id, p.id AS pid, u.id AS uid FROM posts p JOIN users u USING (id) JOIN reviews r ON r.id = id JOIN users u2 USING (name)"),
     ("outer_on_other_table", Dialect::Sqlite, "SELECT p.id FROM users x, posts p LEFT JOIN users u ON u.id = x.id"),
+    ("inner_on_other_table", Dialect::Postgres, "SELECT p.id FROM users x, posts p JOIN users u ON u.id = x.id"),
     ("nested_join_alias", Dialect::Postgres, "SELECT p.id FROM posts p JOIN (users u JOIN reviews r ON r.user_id = u.id) AS ur ON u.id = p.author_id"),
     ("top_k_right_join", Dialect::Sqlite, "SELECT u.id, r.id AS post_id FROM (SELECT id, author_id, ROW_NUMBER() OVER (PARTITION BY author_id ORDER BY id) AS rn FROM posts) AS r RIGHT JOIN users u ON r.author_id = u.id WHERE rn <= 2"),
     ("unknown_function", Dialect::Sqlite, "SELECT id, md5(title) FROM posts"),
