@@ -81,7 +81,9 @@ pub(crate) fn plan_from<'q, 'c>(
         let g = p.item(item, fallback)?;
         group.units.extend(g.units);
         group.preds.extend(g.preds);
+        group.star.extend(g.star);
     }
+    p.scope.star = std::mem::take(&mut group.star);
     let conjuncts = selection.map(conjuncts).unwrap_or_default();
     let mut consumed = Vec::new();
     for (r, column, at) in std::mem::take(&mut p.ranked) {
@@ -133,6 +135,8 @@ struct Unit {
 struct Group {
     units: Vec<Unit>,
     preds: Vec<Pred>,
+    /// What `*` shows of the group's relations (see [`Scope::star`]).
+    star: Vec<(usize, usize, String)>,
 }
 
 impl Group {
@@ -198,7 +202,9 @@ impl<'x, 'c> Planner<'x, 'c> {
         let r = self.scope.relations.len();
         let plan = push(&mut self.scope, relation, name, false, &mut self.ranked);
         self.leaves.push(Some(plan));
-        Ok(Group { units: vec![Unit { tree: Tree::Leaf(r), rels: r..r + 1 }], preds: Vec::new() })
+        let star = self.scope.relations[r].table.columns.iter().enumerate().map(|(c, col)| (r, c, col.name.clone()));
+        let star = star.collect();
+        Ok(Group { units: vec![Unit { tree: Tree::Leaf(r), rels: r..r + 1 }], preds: Vec::new(), star })
     }
 
     /// Column positions of relations `rels`.
@@ -221,7 +227,9 @@ impl<'x, 'c> Planner<'x, 'c> {
         let left_rels = left.rels();
         let right = self.factor(&join.relation, join_at)?;
         let right_rels = right.rels();
+        let merged_before = self.scope.merged.len();
         let preds = self.constraint(constraint, &left_rels, &right_rels, kind, join_at)?;
+        let star = self.star(&left.star, &right.star, merged_before);
         let span = self.span(&(left_rels.start..right_rels.end));
         if let Some(at) = preds.iter().flat_map(|p| &p.columns).find(|c| !span.contains(c)) {
             let name = &self.scope.relations[self.relation_of(*at)].name;
@@ -237,6 +245,7 @@ impl<'x, 'c> Planner<'x, 'c> {
             group.units.extend(right.units);
             group.preds.extend(right.preds);
             group.preds.extend(preds);
+            group.star = star;
             return Ok(group);
         };
         let outer = match kind {
@@ -272,7 +281,38 @@ impl<'x, 'c> Planner<'x, 'c> {
             },
         };
         let unit = Unit { tree: Tree::Join(Box::new(node)), rels: left_rels.start..right_rels.end };
-        Ok(Group { units: vec![unit], preds: Vec::new() })
+        Ok(Group { units: vec![unit], preds: Vec::new(), star })
+    }
+
+    /// `*` over a join of `left` and `right` whose USING / NATURAL pairs
+    /// are the scope's merged pairs from `from` on: SQLite shows a pair at
+    /// the left column's place, PostgreSQL first, in USING order; the
+    /// surviving column (the right one for a RIGHT JOIN) under the left
+    /// column's name.
+    fn star(
+        &self,
+        left: &[(usize, usize, String)],
+        right: &[(usize, usize, String)],
+        from: usize,
+    ) -> Vec<(usize, usize, String)> {
+        let merged = &self.scope.merged[from..];
+        let value = |m: &Merged| if m.value_right { m.right } else { m.left };
+        let name = |(r, c): (usize, usize)| self.scope.relations[r].table.columns[c].name.clone();
+        let right = right.iter().filter(|(r, c, _)| !merged.iter().any(|m| m.right == (*r, *c))).cloned();
+        match self.cx.dialect {
+            Dialect::Sqlite => {
+                let left = left.iter().map(|(r, c, n)| match merged.iter().find(|m| m.left == (*r, *c)) {
+                    Some(m) => (value(m).0, value(m).1, n.clone()),
+                    None => (*r, *c, n.clone()),
+                });
+                left.chain(right).collect()
+            }
+            Dialect::Postgres => {
+                let pairs = merged.iter().map(|m| (value(m).0, value(m).1, name(m.left)));
+                let left = left.iter().filter(|(r, c, _)| !merged.iter().any(|m| m.left == (*r, *c))).cloned();
+                pairs.chain(left).chain(right).collect()
+            }
+        }
     }
 
     /// Marks `rels` as the NULL-padded side of an outer join.
@@ -452,7 +492,7 @@ impl<'x, 'c> Planner<'x, 'c> {
 
     /// Joins a group's units in the order described in the module docs.
     fn order(&self, group: Group) -> Tree {
-        let Group { units, preds } = group;
+        let Group { units, preds, .. } = group;
         let n = units.len();
         let unit_of = |p: usize| {
             let r = self.relation_of(p);

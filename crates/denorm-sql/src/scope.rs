@@ -49,7 +49,7 @@ pub(crate) struct ColumnRef {
 
 /// Two columns merged into one by `JOIN … USING (c)` or `NATURAL JOIN`:
 /// `(relation, column)` of the left and the right one. An unqualified `c`
-/// and `*` see one column, the left one, or the right one when
+/// and `*` see one column: the left one, or the right one when
 /// `value_right` (a RIGHT JOIN keeps every right row: there the left
 /// column is NULL where the right one is not); qualified names see both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +65,10 @@ pub(crate) struct Scope<'c> {
     pub relations: Vec<Relation<'c>>,
     /// Columns merged by USING / NATURAL joins.
     pub merged: Vec<Merged>,
+    /// What `*` shows, in order: (relation, column, name); a merged pair
+    /// shows once, where the dialect puts it (see [`crate::from`]). Empty:
+    /// every column in FROM order.
+    pub star: Vec<(usize, usize, String)>,
     /// `used[r][c]`: column `c` of relation `r` is read by the view.
     used: RefCell<Vec<Vec<bool>>>,
     /// The catalog, for the source's names of unsupported column types.
@@ -134,20 +138,6 @@ impl<'c> Scope<'c> {
     /// `relation` (the hidden half of a USING / NATURAL pair).
     pub fn hidden(&self, relation: usize, column: usize) -> bool {
         self.merged.iter().any(|m| (if m.value_right { m.left } else { m.right }) == (relation, column))
-    }
-
-    /// What `*` shows at column `column` of `relation`: the column itself,
-    /// the surviving column of a merged pair at the left one's place, or
-    /// nothing at the right one's.
-    pub fn star_column(&self, relation: usize, column: usize) -> Option<(usize, usize)> {
-        if self.merged.iter().any(|m| m.right == (relation, column)) {
-            return None;
-        }
-        let mut shown = (relation, column);
-        while let Some(m) = self.merged.iter().find(|m| m.left == shown && m.value_right) {
-            shown = m.right;
-        }
-        Some(shown)
     }
 
     fn resolve_unqualified(&self, column: &Ident) -> Result<ColumnRef, PlanError> {

@@ -471,7 +471,7 @@ fn qualified_relation(
 }
 
 /// `*` or `t.*`: every column of the relations, in schema order; with
-/// `merge` (`*`), a USING / NATURAL pair once (see [`Scope::star_column`]).
+/// `merge` (`*`), as [`Scope::star`] lists them (a USING / NATURAL pair once).
 fn wildcard(
     lw: &Lowerer<'_, '_>,
     options: &ast::WildcardAdditionalOptions,
@@ -491,13 +491,16 @@ fn wildcard(
     }
     let lw = Lowerer { fallback: at, ..*lw };
     let mut items = Vec::new();
-    for &r in relations {
-        let table = &lw.scope.relations[r].table;
-        for (c, column) in table.columns.iter().enumerate() {
-            let Some((r, c)) = (if merge { lw.scope.star_column(r, c) } else { Some((r, c)) }) else { continue };
-            let typed = lw.lower_position(r, c)?;
-            items.push(Item { typed, name: column.name.clone(), at });
-        }
+    let columns: Vec<(usize, usize, String)> = if merge && !lw.scope.star.is_empty() {
+        lw.scope.star.clone()
+    } else {
+        let table = |r: usize| &lw.scope.relations[r].table;
+        let all = |r: usize| table(r).columns.iter().enumerate().map(move |(c, col)| (r, c, col.name.clone()));
+        relations.iter().flat_map(|&r| all(r)).collect()
+    };
+    for (r, c, name) in columns {
+        let typed = lw.lower_position(r, c)?;
+        items.push(Item { typed, name, at });
     }
     Ok(items)
 }

@@ -258,3 +258,24 @@ fn a_64_table_chain_plans_as_equi_joins() {
         assert!(views[0].key.proven_unique, "t0.id identifies a row of the chain");
     }
 }
+
+/// `*` over `JOIN … USING`: the pair once, at the left column's place in
+/// SQLite, first in PostgreSQL; a RIGHT JOIN's merged column is the right
+/// one (never NULL here), qualified names still see both.
+#[test]
+fn star_over_using_follows_each_dialect() {
+    let names = |sql: &str, dialect| {
+        let v = plan_one(sql, dialect);
+        v.columns.iter().map(|c| format!("{}{}", c.name, if c.nullable { "?" } else { "" })).collect::<Vec<_>>()
+    };
+    let users = "(SELECT id AS followee_id, name FROM users) AS u";
+    let inner = format!("CREATE MATERIALIZED VIEW v AS SELECT * FROM follows f JOIN {users} USING (followee_id)");
+    assert_eq!(names(&inner, Dialect::Sqlite), ["follower_id", "followee_id", "name"]);
+    assert_eq!(names(&inner, Dialect::Postgres), ["followee_id", "follower_id", "name"]);
+    let right = format!(
+        "CREATE MATERIALIZED VIEW v AS SELECT *, f.followee_id AS f_id FROM follows f RIGHT JOIN {users} USING (followee_id)"
+    );
+    assert_eq!(names(&right, Dialect::Sqlite), ["follower_id?", "followee_id", "name", "f_id?"]);
+    let natural = format!("CREATE MATERIALIZED VIEW v AS SELECT followee_id, name FROM follows NATURAL LEFT JOIN {users}");
+    assert_eq!(names(&natural, Dialect::Postgres), ["followee_id", "name?"]);
+}

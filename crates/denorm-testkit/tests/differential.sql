@@ -242,3 +242,8 @@ CREATE MATERIALIZED VIEW full_join_where AS
 SELECT a.id AS a_id, b.id AS b_id
 FROM posts a FULL JOIN users b ON b.karma = a.score
 WHERE a.id IS NULL OR b.id IS NULL OR a.title <> b.name;
+
+CREATE MATERIALIZED VIEW chained_using AS
+SELECT * FROM (SELECT id, name FROM users) AS a
+RIGHT JOIN (SELECT id, karma FROM users WHERE karma > 0) AS b USING (id)
+JOIN (SELECT author_id AS id, title FROM posts) AS c USING (id);
