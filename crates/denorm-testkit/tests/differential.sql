@@ -247,3 +247,13 @@ CREATE MATERIALIZED VIEW chained_using AS
 SELECT * FROM (SELECT id, name FROM users) AS a
 RIGHT JOIN (SELECT id, karma FROM users WHERE karma > 0) AS b USING (id)
 JOIN (SELECT author_id AS id, title FROM posts) AS c USING (id);
+
+CREATE MATERIALIZED VIEW users_without_posts AS
+SELECT u.id, u.name, f.followee_id
+FROM follows f, users u LEFT JOIN posts p ON p.author_id = u.id
+WHERE p.id IS NULL AND f.follower_id = u.id;
+
+CREATE MATERIALIZED VIEW right_join_where AS
+SELECT u.id AS user_id, p.id AS post_id, r.rating
+FROM posts p RIGHT JOIN users u ON u.id = p.author_id, reviews r
+WHERE r.user_id = u.id AND (p.score IS NULL OR p.score < r.rating);
