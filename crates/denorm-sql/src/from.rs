@@ -78,10 +78,7 @@ pub(crate) fn plan_from<'q, 'c>(
     let mut p = Planner { cx, scope, leaves: Vec::new(), ranked: Vec::new(), fallback, in_order };
     let mut group = Group::default();
     for item in from {
-        let g = p.item(item, fallback)?;
-        group.units.extend(g.units);
-        group.preds.extend(g.preds);
-        group.star.extend(g.star);
+        p.item(item, &mut group, fallback)?;
     }
     p.scope.star = std::mem::take(&mut group.star);
     let conjuncts = selection.map(conjuncts).unwrap_or_default();
@@ -140,6 +137,12 @@ struct Group {
 }
 
 impl Group {
+    fn append(&mut self, other: Group) {
+        self.units.extend(other.units);
+        self.preds.extend(other.preds);
+        self.star.extend(other.star);
+    }
+
     fn rels(&self) -> Range<usize> {
         let start = self.units.first().map_or(0, |u| u.rels.start);
         start..self.units.last().map_or(start, |u| u.rels.end)
@@ -180,13 +183,20 @@ impl<'x, 'c> Planner<'x, 'c> {
         }
     }
 
-    /// One comma-separated FROM item (or a parenthesized join) as a group.
-    fn item(&mut self, item: &ast::TableWithJoins, fallback: Option<Location>) -> Result<Group, PlanError> {
+    /// One comma-separated FROM item (or a parenthesized join), appended
+    /// to `prefix`, the items before it.
+    fn item(
+        &mut self,
+        item: &ast::TableWithJoins,
+        prefix: &mut Group,
+        fallback: Option<Location>,
+    ) -> Result<(), PlanError> {
         let mut group = self.factor(&item.relation, fallback)?;
         for join in &item.joins {
-            group = self.join(group, join)?;
+            group = self.join(prefix, group, join)?;
         }
-        Ok(group)
+        prefix.append(group);
+        Ok(())
     }
 
     /// A table, a subquery or a parenthesized join.
@@ -196,7 +206,9 @@ impl<'x, 'c> Planner<'x, 'c> {
                 return Err(PlanError::new("an alias for a parenthesized join is not supported", location(alias.name.span.start))
                     .hint("qualify columns with the tables' own names or aliases"));
             }
-            return self.item(table_with_joins, fallback);
+            let mut group = Group::default();
+            self.item(table_with_joins, &mut group, fallback)?;
+            return Ok(group);
         }
         let (relation, name) = relation(factor, self.cx, &self.scope, fallback)?;
         let r = self.scope.relations.len();
@@ -217,29 +229,43 @@ impl<'x, 'c> Planner<'x, 'c> {
         self.scope.relations.partition_point(|r| r.offset <= position) - 1
     }
 
-    fn join(&mut self, left: Group, join: &ast::Join) -> Result<Group, PlanError> {
+    /// `left` (of the current FROM item) joined by `join`. In SQLite a comma
+    /// is a join like the others, left-deep, so the items before (`prefix`)
+    /// are part of an outer join's left operand; a LEFT JOIN whose ON does
+    /// not read them gives the same rows either way, and is planned as in
+    /// PostgreSQL (where the comma binds loosest) so the WHERE conditions
+    /// between the items still join them.
+    fn join(&mut self, prefix: &mut Group, mut left: Group, join: &ast::Join) -> Result<Group, PlanError> {
         let statement = &self.cx.view.tokens;
         let join_at = factor_start(&join.relation)
             .map(|l| statement.back_over_keywords(l, JOIN_KEYWORDS))
             .and_then(location)
             .or(self.fallback);
         let (kind, constraint) = join_kind(&join.join_operator, self.cx.dialect, join_at)?;
+        let sqlite = self.cx.dialect == Dialect::Sqlite;
+        if sqlite && matches!(kind, Some(OuterKind::Right | OuterKind::Full)) {
+            left = self.with_prefix(prefix, left);
+        }
         let left_rels = left.rels();
         let right = self.factor(&join.relation, join_at)?;
         let right_rels = right.rels();
         let merged_before = self.scope.merged.len();
         let preds = self.constraint(constraint, &left_rels, &right_rels, kind, join_at)?;
-        let star = self.star(&left.star, &right.star, merged_before);
-        let span = self.span(&(left_rels.start..right_rels.end));
-        if let Some(at) = preds.iter().flat_map(|p| &p.columns).find(|c| !span.contains(c)) {
-            let name = &self.scope.relations[self.relation_of(*at)].name;
-            return Err(PlanError::new(
-                format!("the ON clause refers to \"{name}\", which is not one of the tables this JOIN joins"),
-                join_at,
-            )
-            .detail("an ON clause sees the tables of its own join: those before it up to the last comma, and the one it adds")
-            .hint("move the condition to WHERE"));
+        if let Some(c) = self.outside(right.preds.iter(), &right_rels) {
+            return Err(self.outside_error(c, join_at));
         }
+        let mut read = preds.iter().chain(if kind.is_some() { &left.preds[..] } else { &[] });
+        if let Some(c) = self.outside(&mut read, &(left_rels.start..right_rels.end)) {
+            let in_prefix = !prefix.units.is_empty() && self.relation_of(c) >= prefix.rels().start;
+            if !(sqlite && in_prefix) {
+                return Err(self.outside_error(c, join_at));
+            }
+            if kind.is_some() {
+                left = self.with_prefix(prefix, left);
+            }
+        }
+        let left_rels = left.rels();
+        let star = self.star(&left.star, &right.star, merged_before);
         let Some(kind) = kind else {
             let mut group = left;
             group.units.extend(right.units);
@@ -313,6 +339,26 @@ impl<'x, 'c> Planner<'x, 'c> {
                 pairs.chain(left).chain(right).collect()
             }
         }
+    }
+
+    /// The items before the current one and `left`, as one operand.
+    fn with_prefix(&self, prefix: &mut Group, left: Group) -> Group {
+        let mut group = std::mem::take(prefix);
+        group.append(left);
+        group
+    }
+
+    /// A column the conditions read outside relations `rels`.
+    fn outside<'p>(&self, mut preds: impl Iterator<Item = &'p Pred>, rels: &Range<usize>) -> Option<usize> {
+        let span = self.span(rels);
+        preds.find_map(|p| p.columns.iter().copied().find(|c| !span.contains(c)))
+    }
+
+    fn outside_error(&self, column: usize, at: Option<Location>) -> PlanError {
+        let name = &self.scope.relations[self.relation_of(column)].name;
+        PlanError::new(format!("the ON clause refers to \"{name}\", which is not one of the tables this JOIN joins"), at)
+            .detail("an ON clause sees the tables of its own join: those before it up to the last comma, and the one it adds")
+            .hint("move the condition to WHERE")
     }
 
     /// Marks `rels` as the NULL-padded side of an outer join.
@@ -811,7 +857,9 @@ fn join_kind(
         _ => return refuse("this kind of join", "use JOIN, LEFT JOIN, RIGHT JOIN, FULL JOIN or CROSS JOIN"),
     };
     if let JoinConstraint::None = constraint {
-        if kind.is_some() || dialect == Dialect::Postgres {
+        // SQLite joins every pair (an outer join keeps a side's rows when
+        // the other side is empty); PostgreSQL requires ON for JOIN.
+        if dialect == Dialect::Postgres {
             return refuse("JOIN without ON", "write JOIN … ON a.col = b.col, or CROSS JOIN for every pair of rows");
         }
     }

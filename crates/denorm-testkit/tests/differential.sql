@@ -257,3 +257,17 @@ CREATE MATERIALIZED VIEW right_join_where AS
 SELECT u.id AS user_id, p.id AS post_id, r.rating
 FROM posts p RIGHT JOIN users u ON u.id = p.author_id, reviews r
 WHERE r.user_id = u.id AND (p.score IS NULL OR p.score < r.rating);
+
+-- SQLite joins a comma like any join, left-deep: the items before an outer
+-- join are part of its left operand.
+CREATE MATERIALIZED VIEW comma_then_right_join AS
+SELECT f.id AS follow_id, p.id AS post_id, u.id AS user_id
+FROM follows f, posts p RIGHT JOIN users u ON u.id = p.author_id AND u.id = f.follower_id;
+
+CREATE MATERIALIZED VIEW comma_then_left_join_reading_it AS
+SELECT f.id AS follow_id, u.id AS user_id, p.id AS post_id
+FROM follows f, users u LEFT JOIN posts p ON p.author_id = u.id AND p.score > f.followee_id
+WHERE u.id = f.follower_id;
+
+CREATE MATERIALIZED VIEW left_join_without_on AS
+SELECT u.id, b.n FROM users u LEFT JOIN (SELECT COUNT(*) AS n FROM posts WHERE score > 5 GROUP BY author_id) AS b;
