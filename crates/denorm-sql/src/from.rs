@@ -264,7 +264,6 @@ impl<'x, 'c> Planner<'x, 'c> {
                 left = self.with_prefix(prefix, left);
             }
         }
-        let left_rels = left.rels();
         let star = self.star(&left.star, &right.star, merged_before);
         let Some(kind) = kind else {
             let mut group = left;
@@ -274,6 +273,22 @@ impl<'x, 'c> Planner<'x, 'c> {
             group.star = star;
             return Ok(group);
         };
+        let mut group = self.outer_join(kind, left, right, preds, join_at)?;
+        group.star = star;
+        Ok(group)
+    }
+
+    /// `left` and `right` (each joined in its own order) joined by an outer
+    /// join on `preds`: one unit.
+    fn outer_join(
+        &mut self,
+        kind: OuterKind,
+        left: Group,
+        right: Group,
+        preds: Vec<Pred>,
+        join_at: Option<Location>,
+    ) -> Result<Group, PlanError> {
+        let (left_rels, right_rels) = (left.rels(), right.rels());
         let outer = match kind {
             OuterKind::Left => vec![right_rels.clone()],
             OuterKind::Right => vec![left_rels.clone()],
@@ -307,7 +322,7 @@ impl<'x, 'c> Planner<'x, 'c> {
             },
         };
         let unit = Unit { tree: Tree::Join(Box::new(node)), rels: left_rels.start..right_rels.end };
-        Ok(Group { units: vec![unit], preds: Vec::new(), star })
+        Ok(Group { units: vec![unit], ..Group::default() })
     }
 
     /// `*` over a join of `left` and `right` whose USING / NATURAL pairs
