@@ -109,6 +109,33 @@ fn shapes() -> Vec<(&'static str, Plan)> {
             "full join with residual",
             join(JoinKind::Full, get("a"), get("b"), Some(Expr::binary(BinaryOp::Lt, col(2), col(6)))),
         ),
+        // Residual conjuncts over one side (the optimizer moves some below the join).
+        (
+            "left join with one-sided residuals",
+            join(
+                JoinKind::Left,
+                get("a"),
+                get("b"),
+                Some(Expr::binary(
+                    BinaryOp::And,
+                    Expr::binary(BinaryOp::Gt, col(2), lit(0)),
+                    Expr::binary(BinaryOp::Gt, col(6), lit(0)),
+                )),
+            ),
+        ),
+        (
+            "full join with one-sided residuals",
+            join(
+                JoinKind::Full,
+                get("a"),
+                get("b"),
+                Some(Expr::binary(
+                    BinaryOp::And,
+                    Expr::binary(BinaryOp::Gt, col(2), lit(0)),
+                    Expr::binary(BinaryOp::Gt, col(6), lit(0)),
+                )),
+            ),
+        ),
         // A product (no key) with a residual, inner and full.
         (
             "product with residual",
