@@ -13,8 +13,10 @@
 //! condition between them (ON conjuncts, WHERE conjuncts that read two or
 //! more units, and equalities common to every branch of an OR) form one
 //! group, joined in an order the planner picks: start from the first unit,
-//! then always join a unit connected to those joined by an equality between
-//! columns of one type (the join key), else one connected by any condition,
+//! then always join a unit connected to those joined by an equality of one
+//! type whose sides read the joined units and the new one (the join key; a
+//! side that is not a bare column is computed by a Map below the join),
+//! else one connected by any condition,
 //! else the next (a product). A condition becomes a key or a residual at the
 //! first join that has all its columns; an equality implied by an OR only
 //! helps as a key (the OR itself stays in WHERE). An outer join's operands
@@ -115,8 +117,8 @@ struct Node {
     left: Tree,
     right: Tree,
     kind: JoinKind,
-    /// (left column, right column) pairs.
-    keys: Vec<(usize, usize)>,
+    /// (left, right) key expressions.
+    keys: Vec<(Expr, Expr)>,
     residual: Vec<Expr>,
 }
 
@@ -151,12 +153,31 @@ impl Group {
 
 /// One condition: its expression (`None` for an equality implied by an OR,
 /// useful only as a join key), the columns it reads, and for `a = b`
-/// between columns of one type, the pair.
+/// between two expressions of one type that both read columns, the two
+/// sides (a join key when each side reads one operand).
 #[derive(Debug)]
 struct Pred {
     expr: Option<Expr>,
     columns: Vec<usize>,
-    eq: Option<(usize, usize)>,
+    eq: Option<(KeySide, KeySide)>,
+}
+
+/// One side of an equality: an expression over scope positions (mostly a
+/// bare column) and the columns it reads.
+#[derive(Debug, Clone, PartialEq)]
+struct KeySide {
+    expr: Expr,
+    columns: Vec<usize>,
+}
+
+impl KeySide {
+    fn column(position: usize) -> Self {
+        KeySide { expr: Expr::Column(position), columns: vec![position] }
+    }
+
+    fn within(&self, span: &Range<usize>) -> bool {
+        self.columns.iter().all(|c| span.contains(c))
+    }
 }
 
 struct Planner<'x, 'c> {
@@ -299,11 +320,11 @@ impl<'x, 'c> Planner<'x, 'c> {
         }
         let left_span = self.span(&left_rels);
         let (mut keys, mut residual) = (Vec::new(), Vec::new());
+        let right_span = self.span(&right_rels);
         for p in preds {
             match p.eq {
-                Some((a, b)) if left_span.contains(&a) != left_span.contains(&b) => {
-                    keys.push(if left_span.contains(&a) { (a, b) } else { (b, a) });
-                }
+                Some((a, b)) if a.within(&left_span) && b.within(&right_span) => keys.push((a.expr, b.expr)),
+                Some((a, b)) if b.within(&left_span) && a.within(&right_span) => keys.push((b.expr, a.expr)),
                 _ => residual.extend(p.expr),
             }
         }
@@ -407,7 +428,7 @@ impl<'x, 'c> Planner<'x, 'c> {
                 for c in conjuncts(on) {
                     let lw = self.lowerer(Clause::JoinOn, join_at);
                     let t = lw.lower_condition(c, "JOIN/ON", 0)?;
-                    preds.push(Pred { columns: t.expr.columns(), expr: Some(t.expr), eq: equi_pair(c, &self.scope)? });
+                    preds.push(Pred { columns: t.expr.columns(), expr: Some(t.expr), eq: self.equality(c, &lw) });
                     preds.extend(self.implied(c));
                 }
                 Ok(preds)
@@ -494,11 +515,35 @@ impl<'x, 'c> Planner<'x, 'c> {
             preds.push(Pred {
                 expr: Some(Expr::binary(BinaryOp::Eq, a.expr, b.expr)),
                 columns: vec![lc.position, rc.position],
-                eq: same.then_some((lc.position, rc.position)),
+                eq: same.then(|| (KeySide::column(lc.position), KeySide::column(rc.position))),
             });
             self.scope.merged.push(Merged { left: l, right: r, value_right: kind == Some(OuterKind::Right) });
         }
         Ok(preds)
+    }
+
+    /// The sides of `a = b` when both read columns and have one type (a
+    /// hash join would not match 1 with 1.0; in PostgreSQL, which compares
+    /// an integer with a double as a double, the integer side is cast).
+    fn equality(&self, e: &ast::Expr, lw: &Lowerer<'_, '_>) -> Option<(KeySide, KeySide)> {
+        let ast::Expr::BinaryOp { left, op: ast::BinaryOperator::Eq, right } = strip(e) else { return None };
+        let (a, b) = (lw.lower(left, 0).ok()?, lw.lower(right, 0).ok()?);
+        let to_float = |t: Typed, other: ScalarType| match (t.ty, other) {
+            (ScalarType::Int, ScalarType::Float) if self.cx.dialect == Dialect::Postgres => {
+                let expr = Expr::Cast { expr: Box::new(t.expr), to: ScalarType::Float };
+                Typed::new(expr, ScalarType::Float, t.nullable)
+            }
+            _ => t,
+        };
+        let (a_ty, b_ty) = (a.ty, b.ty);
+        let (a, b) = (to_float(a, b_ty), to_float(b, a_ty));
+        if a.ty != b.ty || a.ty == ScalarType::Null {
+            return None;
+        }
+        let side = |t: Typed| KeySide { columns: t.expr.columns(), expr: t.expr };
+        let (a, b) = (side(a), side(b));
+        let keyable = a.expr != b.expr && !a.columns.is_empty() && !b.columns.is_empty();
+        keyable.then_some((a, b))
     }
 
     /// Equalities between columns common to every branch of an OR.
@@ -520,7 +565,8 @@ impl<'x, 'c> Planner<'x, 'c> {
             });
         }
         let pairs = common.unwrap_or_default();
-        pairs.into_iter().map(|(a, b)| Pred { expr: None, columns: vec![a, b], eq: Some((a, b)) }).collect()
+        let pred = |(a, b)| Pred { expr: None, columns: vec![a, b], eq: Some((KeySide::column(a), KeySide::column(b))) };
+        pairs.into_iter().map(pred).collect()
     }
 
     /// WHERE conjuncts over two or more units join them (they are consumed);
@@ -536,7 +582,8 @@ impl<'x, 'c> Planner<'x, 'c> {
             if consumed.iter().any(|x| std::ptr::eq(*x, c)) {
                 continue;
             }
-            let Ok(t) = self.lowerer(Clause::Where, self.fallback).lower_condition(c, "WHERE", 0) else { continue };
+            let lw = self.lowerer(Clause::Where, self.fallback);
+            let Ok(t) = lw.lower_condition(c, "WHERE", 0) else { continue };
             let columns = t.expr.columns();
             let mut units: Vec<Option<usize>> = columns.iter().map(|&p| unit_of(self.relation_of(p))).collect();
             units.sort_unstable();
@@ -544,8 +591,7 @@ impl<'x, 'c> Planner<'x, 'c> {
             if units.len() < 2 || units.contains(&None) {
                 continue;
             }
-            let eq = equi_pair(c, &self.scope).ok().flatten();
-            preds.push(Pred { expr: Some(t.expr), columns, eq });
+            preds.push(Pred { expr: Some(t.expr), columns, eq: self.equality(c, &lw) });
             consumed.push(c);
         }
         group.preds.extend(preds);
@@ -568,8 +614,14 @@ impl<'x, 'c> Planner<'x, 'c> {
                 v
             })
             .collect();
-        let eq_units: Vec<Option<(usize, usize)>> =
-            preds.iter().map(|p| p.eq.map(|(a, b)| (unit_of(a), unit_of(b)))).collect();
+        let units_of = |side: &KeySide| {
+            let mut v: Vec<usize> = side.columns.iter().map(|&c| unit_of(c)).collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        let eq_units: Vec<Option<(Vec<usize>, Vec<usize>)>> =
+            preds.iter().map(|p| p.eq.as_ref().map(|(a, b)| (units_of(a), units_of(b)))).collect();
         let mut trees: Vec<Option<Tree>> = units.into_iter().map(|u| Some(u.tree)).collect();
         let mut joined = vec![false; n];
         let mut used = vec![false; preds.len()];
@@ -582,11 +634,11 @@ impl<'x, 'c> Planner<'x, 'c> {
                 if used[i] {
                     continue;
                 }
-                if let (Some((a, b)), Some((ua, ub))) = (p.eq, eq_units[i]) {
-                    let key = if joined[ua] && ub == next {
-                        Some((a, b))
-                    } else if joined[ub] && ua == next {
-                        Some((b, a))
+                if let (Some((a, b)), Some((ua, ub))) = (&p.eq, &eq_units[i]) {
+                    let key = if joins(ua, ub, &joined, next) {
+                        Some((a.expr.clone(), b.expr.clone()))
+                    } else if joins(ub, ua, &joined, next) {
+                        Some((b.expr.clone(), a.expr.clone()))
                     } else {
                         None
                     };
@@ -622,7 +674,7 @@ impl<'x, 'c> Planner<'x, 'c> {
         &self,
         joined: &[bool],
         used: &[bool],
-        eq_units: &[Option<(usize, usize)>],
+        eq_units: &[Option<(Vec<usize>, Vec<usize>)>],
         pred_units: &[Vec<usize>],
     ) -> usize {
         let remaining: Vec<usize> = (0..joined.len()).filter(|&u| !joined[u]).collect();
@@ -632,7 +684,7 @@ impl<'x, 'c> Planner<'x, 'c> {
         let open = |i: usize| !used[i];
         let by_key = remaining.iter().copied().find(|&u| {
             eq_units.iter().enumerate().any(|(i, e)| {
-                open(i) && matches!(*e, Some((a, b)) if (joined[a] && b == u) || (joined[b] && a == u))
+                open(i) && matches!(e, Some((a, b)) if joins(a, b, joined, u) || joins(b, a, joined, u))
             })
         });
         let by_condition = || {
@@ -661,17 +713,20 @@ impl<'x, 'c> Planner<'x, 'c> {
             }
             Tree::Join(node) => {
                 let Node { left, right, kind, keys, residual } = *node;
+                let arity = self.scope.arity();
                 let (left, mut layout) = self.build(left);
-                let (right, right_layout) = self.build(right);
-                let left_arity = layout.len();
+                let (right, mut right_layout) = self.build(right);
+                let (left_keys, right_keys): (Vec<Expr>, Vec<Expr>) = keys.into_iter().unzip();
+                let (left, left_key) = key_columns(left, &mut layout, left_keys, arity);
+                let (right, right_key) = key_columns(right, &mut right_layout, right_keys, arity);
                 layout.extend(right_layout);
-                let at = index(&layout, self.scope.arity());
+                let at = index(&layout, arity);
                 let plan = Plan::Join {
                     left: Box::new(left),
                     right: Box::new(right),
                     kind,
-                    left_key: keys.iter().map(|&(a, _)| at[a]).collect(),
-                    right_key: keys.iter().map(|&(_, b)| at[b] - left_arity).collect(),
+                    left_key,
+                    right_key,
                     residual: conjoin(residual, &at),
                 };
                 (plan, layout)
@@ -680,13 +735,50 @@ impl<'x, 'c> Planner<'x, 'c> {
     }
 }
 
-/// `at[p]`: where scope position `p` is in `layout`.
+/// Whether an equality whose sides read units `have` and `new` keys the
+/// join of unit `next` to the `joined` ones.
+fn joins(have: &[usize], new: &[usize], joined: &[bool], next: usize) -> bool {
+    have.iter().all(|&u| joined[u]) && new == [next]
+}
+
+/// `at[p]`: where scope position `p` is in `layout` (a layout marks a
+/// computed key column [`COMPUTED`]).
 fn index(layout: &[usize], arity: usize) -> Vec<usize> {
     let mut at = vec![usize::MAX; arity];
     for (i, &p) in layout.iter().enumerate() {
-        at[p] = i;
+        if p != COMPUTED {
+            at[p] = i;
+        }
     }
     at
+}
+
+/// A layout entry for a column computed as a join key.
+const COMPUTED: usize = usize::MAX;
+
+/// The positions of the key expressions in `plan`'s output: a bare column
+/// where it is, other expressions computed by a Map appending them.
+fn key_columns(plan: Plan, layout: &mut Vec<usize>, keys: Vec<Expr>, arity: usize) -> (Plan, Vec<usize>) {
+    let at = index(layout, arity);
+    let width = layout.len();
+    let mut computed = Vec::new();
+    let mut positions = Vec::with_capacity(keys.len());
+    for mut key in keys {
+        match key {
+            Expr::Column(p) => positions.push(at[p]),
+            _ => {
+                key.remap_columns(&|c| at[c]);
+                positions.push(width + computed.len());
+                computed.push(key);
+            }
+        }
+    }
+    if computed.is_empty() {
+        return (plan, positions);
+    }
+    layout.extend(std::iter::repeat_n(COMPUTED, computed.len()));
+    let exprs = (0..width).map(Expr::Column).chain(computed).collect();
+    (Plan::Map { input: Box::new(plan), exprs }, positions)
 }
 
 /// The conditions as one, over the columns `at` gives.

@@ -279,3 +279,16 @@ fn star_over_using_follows_each_dialect() {
     let natural = format!("CREATE MATERIALIZED VIEW v AS SELECT followee_id, name FROM follows NATURAL LEFT JOIN {users}");
     assert_eq!(names(&natural, Dialect::Postgres), ["followee_id", "name?"]);
 }
+
+/// An equality between expressions keys a join: each side is computed
+/// below it. PostgreSQL compares an integer with a double as a double, so
+/// the integer side is cast; SQLite compares them exactly, so that
+/// equality stays a residual.
+#[test]
+fn expression_equalities_are_join_keys() {
+    let sql = "CREATE MATERIALIZED VIEW v AS SELECT r.id, p.id AS post_id FROM reviews r, posts p
+               WHERE r.rating + 1 = p.author_id * 2 AND p.score = r.user_id";
+    let plan = |dialect| plan_one(sql, dialect).plan.to_string();
+    let text = format!("{}\n{}", plan(Dialect::Postgres), plan(Dialect::Sqlite));
+    insta::assert_snapshot!("expression_equalities_are_join_keys", text);
+}

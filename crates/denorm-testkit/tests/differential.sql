@@ -271,3 +271,14 @@ WHERE u.id = f.follower_id;
 
 CREATE MATERIALIZED VIEW left_join_without_on AS
 SELECT u.id, b.n FROM users u LEFT JOIN (SELECT COUNT(*) AS n FROM posts WHERE score > 5 GROUP BY author_id) AS b;
+
+-- Equalities between expressions are join keys too (each side computed
+-- below the join), also when one side reads two tables already joined.
+CREATE MATERIALIZED VIEW expression_key_join AS
+SELECT r.id AS review_id, p.id AS post_id, u.name
+FROM reviews r, posts p, users u
+WHERE r.rating + 1 = p.score % 7 AND u.id = r.user_id AND u.karma + p.author_id = r.product_id * 2;
+
+CREATE MATERIALIZED VIEW expression_key_left_join AS
+SELECT u.id AS user_id, p.id AS post_id
+FROM users u LEFT JOIN posts p ON p.author_id * 2 = u.karma + u.id AND lower(p.title) <> 'beta';
