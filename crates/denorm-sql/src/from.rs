@@ -11,15 +11,16 @@
 //! Inner joins (JOIN, CROSS JOIN, commas) are associative: their operands
 //! (*units*: a table, a subquery, or an outer join already built) and every
 //! condition between them (ON conjuncts, WHERE conjuncts that read two or
-//! more units, and equalities common to every branch of an OR) form one
+//! more units, and the conjuncts common to every branch of an OR) form one
 //! group, joined in an order the planner picks: start from the first unit,
 //! then always join a unit connected to those joined by an equality of one
 //! type whose sides read the joined units and the new one (the join key; a
 //! side that is not a bare column is computed by a Map below the join),
 //! else one connected by any condition,
 //! else the next (a product). A condition becomes a key or a residual at the
-//! first join that has all its columns; an equality implied by an OR only
-//! helps as a key (the OR itself stays in WHERE). An outer join's operands
+//! first join that has all its columns (the optimizer moves a residual
+//! conjunct over one side below the join); an equality implied by an OR only
+//! helps as a key, another implied conjunct as a filter (the OR still applies). An outer join's operands
 //! are planned as groups of their own, and WHERE conditions never move into
 //! its ON. RIGHT JOIN is a LEFT JOIN with its operands swapped; FULL JOIN is
 //! [`JoinKind::Full`]. USING and NATURAL joins equate the named columns and
@@ -429,7 +430,7 @@ impl<'x, 'c> Planner<'x, 'c> {
                     let lw = self.lowerer(Clause::JoinOn, join_at);
                     let t = lw.lower_condition(c, "JOIN/ON", 0)?;
                     preds.push(Pred { columns: t.expr.columns(), expr: Some(t.expr), eq: self.equality(c, &lw) });
-                    preds.extend(self.implied(c));
+                    preds.extend(self.implied(c, &lw));
                 }
                 Ok(preds)
             }
@@ -546,27 +547,46 @@ impl<'x, 'c> Planner<'x, 'c> {
         keyable.then_some((a, b))
     }
 
-    /// Equalities between columns common to every branch of an OR.
-    fn implied(&self, e: &ast::Expr) -> Vec<Pred> {
+    /// What every branch of an OR implies: the column equalities common to
+    /// all branches (join keys, or nothing), and the other conjuncts common
+    /// to all branches (filters of the side they read, or residuals). The
+    /// OR itself still applies.
+    fn implied(&self, e: &ast::Expr, lw: &Lowerer<'_, '_>) -> Vec<Pred> {
         let branches = disjuncts(e);
         if branches.len() < 2 {
             return Vec::new();
         }
-        let mut common: Option<Vec<(usize, usize)>> = None;
+        let mut pairs: Option<Vec<(usize, usize)>> = None;
+        let mut exprs: Option<Vec<Expr>> = None;
         for b in branches {
-            let pairs: Vec<(usize, usize)> = conjuncts(b)
-                .into_iter()
-                .filter_map(|c| equi_pair(c, &self.scope).ok().flatten())
-                .map(|(x, y)| (x.min(y), x.max(y)))
-                .collect();
-            common = Some(match common {
-                None => pairs,
-                Some(c) => c.into_iter().filter(|p| pairs.contains(p)).collect(),
+            let (mut these_pairs, mut these_exprs) = (Vec::new(), Vec::new());
+            for c in conjuncts(b) {
+                match equi_pair(c, &self.scope).ok().flatten() {
+                    Some((x, y)) => these_pairs.push((x.min(y), x.max(y))),
+                    None => these_exprs.extend(lw.lower_condition(c, "OR", 0).ok().map(|t| t.expr)),
+                }
+            }
+            pairs = Some(match pairs {
+                None => these_pairs,
+                Some(p) => p.into_iter().filter(|x| these_pairs.contains(x)).collect(),
+            });
+            exprs = Some(match exprs {
+                None => these_exprs,
+                Some(p) => p.into_iter().filter(|x| these_exprs.contains(x)).collect(),
             });
         }
-        let pairs = common.unwrap_or_default();
-        let pred = |(a, b)| Pred { expr: None, columns: vec![a, b], eq: Some((KeySide::column(a), KeySide::column(b))) };
-        pairs.into_iter().map(pred).collect()
+        let pair = |(a, b)| Pred { expr: None, columns: vec![a, b], eq: Some((KeySide::column(a), KeySide::column(b))) };
+        let filter = |e: Expr| Pred { columns: e.columns(), expr: Some(e), eq: None };
+        let (mut pairs, mut exprs) = (pairs.unwrap_or_default(), exprs.unwrap_or_default());
+        pairs.sort_unstable();
+        pairs.dedup();
+        let mut kept: Vec<Expr> = Vec::new();
+        for e in exprs.drain(..) {
+            if !e.columns().is_empty() && !kept.contains(&e) {
+                kept.push(e);
+            }
+        }
+        pairs.into_iter().map(pair).chain(kept.into_iter().map(filter)).collect()
     }
 
     /// WHERE conjuncts over two or more units join them (they are consumed);
@@ -577,12 +597,12 @@ impl<'x, 'c> Planner<'x, 'c> {
         }
         let unit_of = |rel: usize| group.units.iter().position(|u| u.rels.contains(&rel));
         let mut preds = Vec::new();
+        let lw = self.lowerer(Clause::Where, self.fallback);
         for &c in conjuncts {
-            preds.extend(self.implied(c));
+            preds.extend(self.implied(c, &lw));
             if consumed.iter().any(|x| std::ptr::eq(*x, c)) {
                 continue;
             }
-            let lw = self.lowerer(Clause::Where, self.fallback);
             let Ok(t) = lw.lower_condition(c, "WHERE", 0) else { continue };
             let columns = t.expr.columns();
             let mut units: Vec<Option<usize>> = columns.iter().map(|&p| unit_of(self.relation_of(p))).collect();

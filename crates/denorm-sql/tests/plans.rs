@@ -292,3 +292,87 @@ fn expression_equalities_are_join_keys() {
     let text = format!("{}\n{}", plan(Dialect::Postgres), plan(Dialect::Sqlite));
     insta::assert_snapshot!("expression_equalities_are_join_keys", text);
 }
+
+/// TPC-H's multi-table queries as the specification writes their FROM and
+/// WHERE (comma joins, join keys among the filters, Q7's OR of names, Q19's
+/// OR of branches that each repeat the join key) plan as equi-joins: no
+/// product anywhere.
+#[test]
+fn tpch_comma_joins_plan_as_equi_joins() {
+    use denorm_types::{Catalog, ColumnSchema, TableSchema};
+    let tables: &[(&str, &str)] = &[
+        ("part", "p_partkey p_name:t p_brand:t p_type:t p_size p_container:t"),
+        ("supplier", "s_suppkey s_name:t s_nationkey"),
+        ("partsupp", "ps_partkey ps_suppkey ps_supplycost:f"),
+        ("customer", "c_custkey c_nationkey"),
+        ("orders", "o_orderkey o_custkey o_orderdate:t"),
+        (
+            "lineitem",
+            "l_orderkey l_partkey l_suppkey l_quantity l_extendedprice:f l_discount:f l_shipdate:t l_shipmode:t l_shipinstruct:t",
+        ),
+        ("nation", "n_nationkey n_name:t n_regionkey"),
+        ("region", "r_regionkey r_name:t"),
+    ];
+    let mut catalog = Catalog::new();
+    for (name, columns) in tables {
+        let columns = columns
+            .split(' ')
+            .map(|c| {
+                let (name, ty) = match c.split_once(':') {
+                    Some((n, "t")) => (n, ScalarType::Text),
+                    Some((n, _)) => (n, ScalarType::Float),
+                    None => (c, ScalarType::Int),
+                };
+                ColumnSchema { name: name.into(), ty, nullable: false }
+            })
+            .collect();
+        catalog.add(TableSchema { name: (*name).into(), columns, primary_key: vec![0], unique_keys: vec![] });
+    }
+    let queries = [
+        "SELECT n_name, SUM(l_extendedprice * (1 - l_discount)) AS revenue
+         FROM customer, orders, lineitem, supplier, nation, region
+         WHERE c_custkey = o_custkey AND l_orderkey = o_orderkey AND l_suppkey = s_suppkey
+           AND c_nationkey = s_nationkey AND s_nationkey = n_nationkey AND n_regionkey = r_regionkey
+           AND r_name = 'ASIA' AND o_orderdate >= '1994-01-01' AND o_orderdate < '1995-01-01'
+         GROUP BY n_name",
+        "SELECT n1.n_name AS supp_nation, n2.n_name AS cust_nation, SUM(l_extendedprice) AS revenue
+         FROM supplier, lineitem, orders, customer, nation n1, nation n2
+         WHERE s_suppkey = l_suppkey AND o_orderkey = l_orderkey AND c_custkey = o_custkey
+           AND s_nationkey = n1.n_nationkey AND c_nationkey = n2.n_nationkey
+           AND ((n1.n_name = 'FRANCE' AND n2.n_name = 'GERMANY') OR (n1.n_name = 'GERMANY' AND n2.n_name = 'FRANCE'))
+           AND l_shipdate BETWEEN '1995-01-01' AND '1996-12-31'
+         GROUP BY n1.n_name, n2.n_name",
+        "SELECT o_orderdate, SUM(CASE WHEN n2.n_name = 'BRAZIL' THEN l_extendedprice ELSE 0 END) AS brazil
+         FROM part, supplier, lineitem, orders, customer, nation n1, nation n2, region
+         WHERE p_partkey = l_partkey AND s_suppkey = l_suppkey AND l_orderkey = o_orderkey
+           AND o_custkey = c_custkey AND c_nationkey = n1.n_nationkey AND n1.n_regionkey = r_regionkey
+           AND r_name = 'AMERICA' AND s_nationkey = n2.n_nationkey AND p_type = 'ECONOMY ANODIZED STEEL'
+         GROUP BY o_orderdate",
+        "SELECT n_name, SUM(l_extendedprice * (1 - l_discount) - ps_supplycost * l_quantity) AS amount
+         FROM part, supplier, lineitem, partsupp, orders, nation
+         WHERE s_suppkey = l_suppkey AND ps_suppkey = l_suppkey AND ps_partkey = l_partkey
+           AND p_partkey = l_partkey AND o_orderkey = l_orderkey AND s_nationkey = n_nationkey
+           AND p_name LIKE '%green%'
+         GROUP BY n_name",
+        "SELECT SUM(l_extendedprice * (1 - l_discount)) AS revenue FROM lineitem, part
+         WHERE (p_partkey = l_partkey AND p_brand = 'Brand#12' AND l_quantity >= 1 AND p_size BETWEEN 1 AND 5
+                AND l_shipmode IN ('AIR', 'AIR REG') AND l_shipinstruct = 'DELIVER IN PERSON')
+            OR (p_partkey = l_partkey AND p_brand = 'Brand#23' AND l_quantity >= 10 AND p_size BETWEEN 1 AND 10
+                AND l_shipmode IN ('AIR', 'AIR REG') AND l_shipinstruct = 'DELIVER IN PERSON')
+            OR (p_partkey = l_partkey AND p_brand = 'Brand#34' AND l_quantity >= 20 AND p_size BETWEEN 1 AND 15
+                AND l_shipmode IN ('AIR', 'AIR REG') AND l_shipinstruct = 'DELIVER IN PERSON')",
+    ];
+    for (i, q) in queries.iter().enumerate() {
+        let sql = format!("CREATE MATERIALIZED VIEW q{i} AS {q}");
+        for dialect in [Dialect::Sqlite, Dialect::Postgres] {
+            let views = plan_views(&sql, &catalog, dialect).unwrap_or_else(|e| panic!("{}", e[0].render("q.sql")));
+            let plan = views[0].plan.to_string();
+            let joins = plan.lines().filter(|l| l.trim_start().starts_with("Join")).count();
+            assert_eq!(joins, plan.matches("Get ").count() - 1, "{plan}");
+            assert!(!plan.contains("(a product)"), "query {i}:\n{plan}");
+            if std::env::var("SHOW_PLANS").is_ok() {
+                println!("{plan}");
+            }
+        }
+    }
+}

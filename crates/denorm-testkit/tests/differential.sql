@@ -282,3 +282,8 @@ WHERE r.rating + 1 = p.score % 7 AND u.id = r.user_id AND u.karma + p.author_id 
 CREATE MATERIALIZED VIEW expression_key_left_join AS
 SELECT u.id AS user_id, p.id AS post_id
 FROM users u LEFT JOIN posts p ON p.author_id * 2 = u.karma + u.id AND lower(p.title) <> 'beta';
+
+CREATE MATERIALIZED VIEW or_common_filters AS
+SELECT r.id, p.name FROM reviews r, products p
+WHERE (p.id = r.product_id AND r.rating > 1 AND p.category = 'a')
+   OR (r.product_id = p.id AND r.rating > 1 AND p.price > 0.5);
