@@ -40,7 +40,8 @@ pub fn evaluate(plan: &Plan, tables: &Tables, dialect: Dialect) -> Result<Vec<(R
         Plan::Join { left, right, kind, left_key, right_key, residual } => {
             let left_rows = evaluate(left, tables, dialect)?;
             let right_rows = evaluate(right, tables, dialect)?;
-            join(&left_rows, &right_rows, *kind, left_key, right_key, residual.as_ref(), right.arity(), dialect)?
+            let arities = (left.arity(), right.arity());
+            join(&left_rows, &right_rows, *kind, left_key, right_key, residual.as_ref(), arities, dialect)?
         }
         Plan::Reduce { input, group_key, aggregates } => {
             reduce(&evaluate(input, tables, dialect)?, group_key, aggregates, dialect)?
@@ -82,14 +83,15 @@ fn join(
     left_key: &[usize],
     right_key: &[usize],
     residual: Option<&Expr>,
-    right_arity: usize,
+    (left_arity, right_arity): (usize, usize),
     dialect: Dialect,
 ) -> Result<Vec<(Row, Diff)>, EvalError> {
     let mut out = Vec::new();
+    let mut right_matched = vec![false; right.len()];
     for (l, ld) in left {
         let lv = l.unpack();
         let mut matched = false;
-        for (r, rd) in right {
+        for (i, (r, rd)) in right.iter().enumerate() {
             let rv = r.unpack();
             let keys_equal = left_key.iter().zip(right_key).all(|(&a, &b)| lv[a].sql_eq(&rv[b]) == Some(true));
             if !keys_equal {
@@ -98,13 +100,22 @@ fn join(
             let both: Vec<Datum<'_>> = lv.iter().chain(&rv).cloned().collect();
             if residual.map_or(Ok(true), |p| p.holds(&both, dialect))? {
                 matched = true;
+                right_matched[i] = true;
                 out.push((Row::pack(&both), ld * rd));
             }
         }
-        if kind == JoinKind::Left && !matched {
+        if kind != JoinKind::Inner && !matched {
             let padded: Vec<Datum<'_>> =
                 lv.iter().cloned().chain(std::iter::repeat_n(Datum::Null, right_arity)).collect();
             out.push((Row::pack(&padded), *ld));
+        }
+    }
+    if kind == JoinKind::Full {
+        for ((r, rd), matched) in right.iter().zip(right_matched) {
+            if !matched {
+                let padded: Vec<Datum<'_>> = std::iter::repeat_n(Datum::Null, left_arity).chain(r.unpack()).collect();
+                out.push((Row::pack(&padded), *rd));
+            }
         }
     }
     Ok(out)

@@ -122,6 +122,66 @@ fn shapes() -> Vec<(&'static str, Plan)> {
             join(JoinKind::Inner, get("a"), get("b"), Some(Expr::binary(BinaryOp::NotEq, col(2), col(6)))),
         ),
         ("self join", join(JoinKind::Inner, get("a"), get("a"), None)),
+        ("full join", join(JoinKind::Full, get("a"), get("b"), None)),
+        (
+            "full join with residual",
+            join(JoinKind::Full, get("a"), get("b"), Some(Expr::binary(BinaryOp::Lt, col(2), col(6)))),
+        ),
+        // Residual conjuncts over one side (the optimizer moves some below the join).
+        (
+            "left join with one-sided residuals",
+            join(
+                JoinKind::Left,
+                get("a"),
+                get("b"),
+                Some(Expr::binary(
+                    BinaryOp::And,
+                    Expr::binary(BinaryOp::Gt, col(2), lit(0)),
+                    Expr::binary(BinaryOp::Gt, col(6), lit(0)),
+                )),
+            ),
+        ),
+        (
+            "full join with one-sided residuals",
+            join(
+                JoinKind::Full,
+                get("a"),
+                get("b"),
+                Some(Expr::binary(
+                    BinaryOp::And,
+                    Expr::binary(BinaryOp::Gt, col(2), lit(0)),
+                    Expr::binary(BinaryOp::Gt, col(6), lit(0)),
+                )),
+            ),
+        ),
+        // A product (no key) with a residual, inner and full.
+        (
+            "product with residual",
+            Plan::Join {
+                left: get("a"),
+                right: get("b"),
+                kind: JoinKind::Inner,
+                left_key: vec![],
+                right_key: vec![],
+                residual: Some(Expr::binary(BinaryOp::Lt, col(2), col(6))),
+            },
+        ),
+        (
+            "full product with residual",
+            Plan::Join {
+                left: get("a"),
+                right: get("b"),
+                kind: JoinKind::Full,
+                left_key: vec![],
+                right_key: vec![],
+                residual: Some(Expr::binary(BinaryOp::Eq, col(1), col(5))),
+            },
+        ),
+        // A full join's output projected (the projection fused into the join).
+        (
+            "full join projected",
+            Plan::Map { input: Box::new(join(JoinKind::Full, get("a"), get("b"), None)), exprs: vec![col(6), col(0)] },
+        ),
         ("group by", Plan::Reduce { input: get("a"), group_key: vec![1], aggregates: all_aggs(3, 2) }),
         ("group by float", Plan::Reduce { input: get("b"), group_key: vec![1], aggregates: all_aggs(2, 3) }),
         ("global aggregate", Plan::Reduce { input: get("a"), group_key: vec![], aggregates: all_aggs(3, 2) }),

@@ -1,8 +1,11 @@
 //! Plan rewrites that shrink operator state without changing results:
 //!
 //! 1. **Predicate pushdown**: WHERE conjuncts over a join move to the side they
-//!    read (the right side only for inner joins), so arrangements hold only
-//!    rows that can contribute.
+//!    read (the left side of a FULL join never: it is padded too; the right
+//!    side only for inner joins), so arrangements hold only rows that can
+//!    contribute. A join's residual conjuncts over one side move to that side
+//!    the same way (not to the left of a LEFT JOIN, to neither side of a FULL
+//!    JOIN). A filter passes through a column projection.
 //! 2. **Column pruning**: every node keeps only the columns something above it
 //!    reads; source tables are projected right at the input.
 //! 3. **Projection fusion**: a projection of a projection becomes one.
@@ -65,7 +68,9 @@ fn push_down_filters(plan: Plan) -> Plan {
                 let (mut to_left, mut to_right, mut stay) = (Vec::new(), Vec::new(), Vec::new());
                 for p in parts {
                     let cols = p.columns();
-                    if cols.iter().all(|&c| c < left_arity) {
+                    // A FULL JOIN pads left columns with NULLs too: a
+                    // condition on them must see the padded rows.
+                    if kind != JoinKind::Full && cols.iter().all(|&c| c < left_arity) {
                         to_left.push(p);
                     } else if kind == JoinKind::Inner && cols.iter().all(|&c| c >= left_arity) {
                         let mut p = p;
@@ -76,27 +81,41 @@ fn push_down_filters(plan: Plan) -> Plan {
                     }
                 }
                 let join = Plan::Join {
-                    left: Box::new(push_down_filters(filter(*left, to_left))),
-                    right: Box::new(push_down_filters(filter(*right, to_right))),
+                    left: Box::new(filter(*left, to_left)),
+                    right: Box::new(filter(*right, to_right)),
                     kind,
                     left_key,
                     right_key,
                     residual,
                 };
-                filter(join, stay)
+                filter(push_down_filters(join), stay)
+            }
+            // A column projection (the planner's restoring of FROM order
+            // over a reordered join) lets the filter through.
+            Plan::Map { input: below, exprs } if exprs.iter().all(|e| matches!(e, Expr::Column(_))) => {
+                let mut predicate = predicate;
+                predicate.remap_columns(&|c| match exprs[c] {
+                    Expr::Column(i) => i,
+                    _ => unreachable!("a column projection"),
+                });
+                let pushed = push_down_filters(Plan::Filter { input: below, predicate });
+                Plan::Map { input: Box::new(pushed), exprs }
             }
             other => Plan::Filter { input: Box::new(push_down_filters(other)), predicate },
         },
         Plan::Get { .. } => plan,
         Plan::Map { input, exprs } => Plan::Map { input: Box::new(push_down_filters(*input)), exprs },
-        Plan::Join { left, right, kind, left_key, right_key, residual } => Plan::Join {
-            left: Box::new(push_down_filters(*left)),
-            right: Box::new(push_down_filters(*right)),
-            kind,
-            left_key,
-            right_key,
-            residual,
-        },
+        Plan::Join { left, right, kind, left_key, right_key, residual } => {
+            let (left, right, residual) = split_residual(*left, *right, kind, residual);
+            Plan::Join {
+                left: Box::new(push_down_filters(left)),
+                right: Box::new(push_down_filters(right)),
+                kind,
+                left_key,
+                right_key,
+                residual,
+            }
+        }
         Plan::Reduce { input, group_key, aggregates } => {
             Plan::Reduce { input: Box::new(push_down_filters(*input)), group_key, aggregates }
         }
@@ -110,6 +129,33 @@ fn push_down_filters(plan: Plan) -> Plan {
         Plan::Threshold { input } => Plan::Threshold { input: Box::new(push_down_filters(*input)) },
         Plan::Values { .. } => plan,
     }
+}
+
+/// Residual conjuncts that read one side only become filters of that side
+/// where that keeps the join's result: either side of an inner join, the
+/// right side of a LEFT JOIN (a right row failing them matches nothing
+/// either way); none of a FULL JOIN, whose unmatched rows of both sides
+/// are kept.
+fn split_residual(left: Plan, right: Plan, kind: JoinKind, residual: Option<Expr>) -> (Plan, Plan, Option<Expr>) {
+    let Some(residual) = residual else { return (left, right, None) };
+    let left_arity = left.arity();
+    let mut parts = Vec::new();
+    conjuncts(residual, &mut parts);
+    let (mut to_left, mut to_right, mut stay) = (Vec::new(), Vec::new(), Vec::new());
+    for mut p in parts {
+        let cols = p.columns();
+        if cols.is_empty() {
+            stay.push(p);
+        } else if kind == JoinKind::Inner && cols.iter().all(|&c| c < left_arity) {
+            to_left.push(p);
+        } else if kind != JoinKind::Full && cols.iter().all(|&c| c >= left_arity) {
+            p.remap_columns(&|c| c - left_arity);
+            to_right.push(p);
+        } else {
+            stay.push(p);
+        }
+    }
+    (filter(left, to_left), filter(right, to_right), conjoin(stay))
 }
 
 /// Column `c` of the old output is column `remap[c]` of the new one (`None`
@@ -394,6 +440,65 @@ mod tests {
         assert_eq!(
             text,
             "Map #0, #3\n  Join on left.#1 = right.#0\n    Map #0, #1\n      Get posts\n    Map #0, #1\n      Filter (#2 = 1)\n        Map #0, #1, #3\n          Get users\n"
+        );
+    }
+
+    #[test]
+    fn filters_pass_a_column_projection_but_not_into_a_full_join() {
+        // Filter(Map[#2, #3, #0, #1](a ⋈ b)) as the planner builds a reordered join.
+        let join = |kind| Plan::Join {
+            left: get("a", 2),
+            right: get("b", 2),
+            kind,
+            left_key: vec![0],
+            right_key: vec![0],
+            residual: None,
+        };
+        let plan = |kind| Plan::Filter {
+            input: Box::new(Plan::Map {
+                input: Box::new(join(kind)),
+                exprs: vec![Expr::Column(2), Expr::Column(3), Expr::Column(0), Expr::Column(1)],
+            }),
+            predicate: Expr::binary(BinaryOp::Gt, Expr::Column(3), Expr::Literal(Datum::Int(1))),
+        };
+        assert_eq!(
+            optimize(plan(JoinKind::Inner)).to_string(),
+            "Map #2, #3, #0, #1\n  Join on left.#0 = right.#0\n    Filter (#1 > 1)\n      Get a\n    Get b\n"
+        );
+        assert_eq!(
+            optimize(plan(JoinKind::Full)).to_string(),
+            "Map #2, #3, #0, #1\n  Filter (#1 > 1)\n    FullJoin on left.#0 = right.#0\n      Get a\n      Get b\n"
+        );
+    }
+
+    #[test]
+    fn one_sided_residual_conjuncts_become_filters_where_that_keeps_the_result() {
+        // a(x, y) ⋈ b(x, y) on a.x = b.x and a.y > 1 and b.y > 2 and a.y < b.y
+        let residual = [
+            Expr::binary(BinaryOp::Gt, Expr::Column(1), Expr::Literal(Datum::Int(1))),
+            Expr::binary(BinaryOp::Gt, Expr::Column(3), Expr::Literal(Datum::Int(2))),
+            Expr::binary(BinaryOp::Lt, Expr::Column(1), Expr::Column(3)),
+        ];
+        let join = |kind| Plan::Join {
+            left: get("a", 2),
+            right: get("b", 2),
+            kind,
+            left_key: vec![0],
+            right_key: vec![0],
+            residual: conjoin(residual.to_vec()),
+        };
+        let text = |kind| push_down_filters(join(kind)).to_string();
+        assert_eq!(
+            text(JoinKind::Inner),
+            "Join on left.#0 = right.#0 AND (#1 < #3)\n  Filter (#1 > 1)\n    Get a\n  Filter (#1 > 2)\n    Get b\n"
+        );
+        assert_eq!(
+            text(JoinKind::Left),
+            "LeftJoin on left.#0 = right.#0 AND ((#1 > 1) AND (#1 < #3))\n  Get a\n  Filter (#1 > 2)\n    Get b\n"
+        );
+        assert_eq!(
+            text(JoinKind::Full),
+            "FullJoin on left.#0 = right.#0 AND ((#1 > 1) AND ((#3 > 2) AND (#1 < #3)))\n  Get a\n  Get b\n"
         );
     }
 

@@ -30,6 +30,9 @@ pub enum JoinKind {
     Inner,
     /// Left outer: left rows without a match appear once, right columns NULL.
     Left,
+    /// Full outer: as `Left`, and right rows without a match appear once,
+    /// left columns NULL.
+    Full,
 }
 
 /// A relational plan. Each node's output is a multiset of rows with a fixed
@@ -145,12 +148,19 @@ impl Plan {
                 let kind = match kind {
                     JoinKind::Inner => "Join",
                     JoinKind::Left => "LeftJoin",
+                    JoinKind::Full => "FullJoin",
                 };
                 let on: Vec<String> =
                     left_key.iter().zip(right_key).map(|(l, r)| format!("left.#{l} = right.#{r}")).collect();
-                write!(f, "{pad}{kind} on {}", on.join(" AND "))?;
-                if let Some(r) = residual {
-                    write!(f, " AND {r}")?;
+                match (on.is_empty(), residual) {
+                    (true, None) => write!(f, "{pad}{kind} on TRUE (a product)")?,
+                    (true, Some(r)) => write!(f, "{pad}{kind} on {r} (a product)")?,
+                    (false, r) => {
+                        write!(f, "{pad}{kind} on {}", on.join(" AND "))?;
+                        if let Some(r) = r {
+                            write!(f, " AND {r}")?;
+                        }
+                    }
                 }
                 writeln!(f)?;
                 left.fmt_indented(f, depth + 1)?;

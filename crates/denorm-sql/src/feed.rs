@@ -227,8 +227,9 @@ pub(crate) fn plan_feed(
     let mut joins = Vec::new();
     flatten(tree, &mut joins)
         .ok_or_else(|| PlanError::new("a feed view must be a plain SELECT over joined tables", at))?;
-    if joins.iter().any(|j| j.kind == JoinKind::Left) {
-        return Err(PlanError::new("LEFT JOIN is not supported in a feed view", places.left_join.or(at))
+    if let Some(j) = joins.iter().find(|j| j.kind != JoinKind::Inner) {
+        let what = if j.kind == JoinKind::Full { "FULL JOIN" } else { "LEFT JOIN" };
+        return Err(PlanError::new(format!("{what} is not supported in a feed view"), places.left_join.or(at))
             .hint("a feed's tables are joined with JOIN … ON (inner joins)"));
     }
 

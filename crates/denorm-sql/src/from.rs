@@ -1,26 +1,51 @@
-//! FROM and JOIN → a left-deep tree of equi-joins in FROM order.
+//! FROM, JOIN and the join conditions of WHERE → a join tree.
 //!
 //! ```text
-//!  FROM a JOIN b ON … LEFT JOIN c ON …      Join(left: Join(Get a, Get b), right: Get c)
+//!  FROM a, b JOIN c ON c.k = b.k LEFT JOIN d ON d.k = c.k WHERE b.x = a.x
+//!
+//!  units of the inner joins:  [a, b, c]  conditions: c.k = b.k, b.x = a.x
+//!  LEFT JOIN:                 [(greedy order of a, b, c) ⟕ d]
+//!  plan:                      LeftJoin(Join(Join(a, b), c), d), then a Map back to FROM order
 //! ```
 //!
-//! Each ON is split into its conjuncts: equalities between a column of the
-//! tables joined so far and a column of the new table become the join key;
-//! everything else is the residual, evaluated over the concatenated row.
+//! Inner joins (JOIN, CROSS JOIN, commas) are associative: their operands
+//! (*units*: a table, a subquery, or an outer join already built) and every
+//! condition between them (ON conjuncts, WHERE conjuncts that read two or
+//! more units, and the conjuncts common to every branch of an OR) form one
+//! group, joined in an order the planner picks: start from the first unit,
+//! then always join a unit connected to those joined by an equality of one
+//! type whose sides read the joined units and the new one (the join key; a
+//! side that is not a bare column is computed by a Map below the join),
+//! else one connected by any condition,
+//! else the next (a product). A condition becomes a key or a residual at the
+//! first join that has all its columns (the optimizer moves a residual
+//! conjunct over one side below the join); an equality implied by an OR only
+//! helps as a key, another implied conjunct as a filter (the OR still applies). An outer join's operands
+//! are planned as groups of their own, and WHERE conditions never move into
+//! its ON. RIGHT JOIN is a LEFT JOIN with its operands swapped; FULL JOIN is
+//! [`JoinKind::Full`]. USING and NATURAL joins equate the named columns and
+//! merge each pair into one (see [`crate::scope::Merged`]).
+//!
+//! Relations keep their FROM-order positions in the [`Scope`]; the join tree
+//! lays columns out in join order, and a column projection on top restores
+//! FROM order (the optimizer folds it away). A feed view keeps FROM order.
 //!
 //! A FROM item is a source table or a subquery with an alias (see
 //! [`crate::derived`]); a subquery's plan stands where a `Get` would.
 
+use std::ops::Range;
+
 use denorm_expr::{BinaryOp, Expr, JoinKind, Plan};
-use denorm_types::{Catalog, Row, ScalarType, TableSchema};
+use denorm_types::{Catalog, Dialect, Row, ScalarType, TableSchema};
 use sqlparser::ast::{self, JoinConstraint, JoinOperator, TableFactor};
 use sqlparser::keywords::Keyword;
 
 use crate::derived::{bound, plan_derived, set_limit, subquery_location, Derived};
 use crate::expr::{Clause, Lowerer};
-use crate::scope::Scope;
+use crate::scope::{Merged, Scope};
 use crate::select::Context;
 use crate::source::{location, object_name_start};
+use crate::types::{comparison_operands, Typed};
 use crate::{Location, PlanError};
 
 const JOIN_KEYWORDS: &[Keyword] = &[
@@ -37,41 +62,767 @@ const JOIN_KEYWORDS: &[Keyword] = &[
 ];
 
 /// The FROM clause's relations and the plan reading them, and the WHERE
-/// conjuncts (of `selection`) that became the limit of a ranked subquery.
+/// conjuncts (of `selection`) the plan already applies: those that became
+/// the limit of a ranked subquery, a join key or a join's residual. The
+/// caller filters by the others.
 pub(crate) fn plan_from<'q, 'c>(
     from: &[ast::TableWithJoins],
     selection: Option<&'q ast::Expr>,
     cx: &Context<'_, 'c>,
     fallback: Option<Location>,
 ) -> Result<(Scope<'c>, Plan, Vec<&'q ast::Expr>), PlanError> {
-    let statement = &cx.view.tokens;
-    let Some(first) = from.first() else {
+    if from.is_empty() {
         // No FROM: the select list is evaluated once, over one empty row.
         let mut scope = Scope::default();
         scope.catalog = Some(cx.catalog);
         return Ok((scope, Plan::Values { rows: vec![Row::empty()], arity: 0 }, Vec::new()));
-    };
-    if let Some(second) = from.get(1) {
-        let at = factor_start(&second.relation).map(|l| statement.back(l, 1)).and_then(location).or(fallback);
-        return Err(PlanError::new("comma-separated FROM lists are not supported", at)
-            .hint("write JOIN … ON with an equality between the tables"));
     }
     let mut scope = Scope::default();
     scope.catalog = Some(cx.catalog);
-    let mut ranked = Vec::new();
-    let (relation, name) = relation(&first.relation, cx, &scope, fallback)?;
-    let mut plan = push(&mut scope, relation, name, false, &mut ranked);
-    for join in &first.joins {
-        plan = plan_join(plan, join, cx, &mut scope, &mut ranked, fallback)?;
+    let in_order = cx.view.feed.is_some() && cx.depth == 0;
+    let mut p = Planner { cx, scope, leaves: Vec::new(), ranked: Vec::new(), fallback, in_order };
+    let mut group = Group::default();
+    for item in from {
+        p.item(item, &mut group, fallback)?;
     }
+    p.scope.star = std::mem::take(&mut group.star);
     let conjuncts = selection.map(conjuncts).unwrap_or_default();
     let mut consumed = Vec::new();
-    for (r, column, at) in ranked {
-        let (limit, exact) = bound(r, column, at, &conjuncts, &scope)?;
-        set_limit(relation_plan(&mut plan, r, scope.relations.len()), limit);
+    for (r, column, at) in std::mem::take(&mut p.ranked) {
+        let (limit, exact) = bound(r, column, at, &conjuncts, &p.scope)?;
+        set_limit(p.leaves[r].as_mut().expect("a relation is planned once (bug)"), limit);
         consumed.extend(exact);
     }
-    Ok((scope, plan, consumed))
+    p.where_preds(&mut group, &conjuncts, &mut consumed);
+    let tree = p.order(group);
+    let (plan, layout) = p.build(tree);
+    let arity = p.scope.arity();
+    let plan = if layout.iter().copied().eq(0..arity) {
+        plan
+    } else {
+        let at = index(&layout, arity);
+        Plan::Map { input: Box::new(plan), exprs: (0..arity).map(|c| Expr::Column(at[c])).collect() }
+    };
+    Ok((p.scope, plan, consumed))
+}
+
+/// A join tree over relations; columns are named by their positions in the
+/// scope's (FROM-order) row.
+#[derive(Debug)]
+enum Tree {
+    Leaf(usize),
+    Filter(Box<Tree>, Vec<Expr>),
+    Join(Box<Node>),
+}
+
+#[derive(Debug)]
+struct Node {
+    left: Tree,
+    right: Tree,
+    kind: JoinKind,
+    /// (left, right) key expressions.
+    keys: Vec<(Expr, Expr)>,
+    residual: Vec<Expr>,
+}
+
+/// An operand of inner joins: the relations `rels` (consecutive in FROM).
+#[derive(Debug)]
+struct Unit {
+    tree: Tree,
+    rels: Range<usize>,
+}
+
+/// Inner-joined units and the conditions between them.
+#[derive(Debug, Default)]
+struct Group {
+    units: Vec<Unit>,
+    preds: Vec<Pred>,
+    /// What `*` shows of the group's relations (see [`Scope::star`]).
+    star: Vec<(usize, usize, String)>,
+}
+
+impl Group {
+    fn append(&mut self, other: Group) {
+        self.units.extend(other.units);
+        self.preds.extend(other.preds);
+        self.star.extend(other.star);
+    }
+
+    fn rels(&self) -> Range<usize> {
+        let start = self.units.first().map_or(0, |u| u.rels.start);
+        start..self.units.last().map_or(start, |u| u.rels.end)
+    }
+}
+
+/// One condition: its expression (`None` for an equality implied by an OR,
+/// useful only as a join key), the columns it reads, and for `a = b`
+/// between two expressions of one type that both read columns, the two
+/// sides (a join key when each side reads one operand).
+#[derive(Debug)]
+struct Pred {
+    expr: Option<Expr>,
+    columns: Vec<usize>,
+    eq: Option<(KeySide, KeySide)>,
+}
+
+/// One side of an equality: an expression over scope positions (mostly a
+/// bare column) and the columns it reads.
+#[derive(Debug, Clone, PartialEq)]
+struct KeySide {
+    expr: Expr,
+    columns: Vec<usize>,
+}
+
+impl KeySide {
+    fn column(position: usize) -> Self {
+        KeySide { expr: Expr::Column(position), columns: vec![position] }
+    }
+
+    fn within(&self, span: &Range<usize>) -> bool {
+        self.columns.iter().all(|c| span.contains(c))
+    }
+}
+
+struct Planner<'x, 'c> {
+    cx: &'x Context<'x, 'c>,
+    scope: Scope<'c>,
+    /// Each relation's own plan, taken when the tree is built.
+    leaves: Vec<Option<Plan>>,
+    /// Ranked subqueries: relation, row-number column, where.
+    ranked: Vec<(usize, usize, Option<Location>)>,
+    fallback: Option<Location>,
+    /// Join in FROM order (a feed view's shape is read from a left-deep tree).
+    in_order: bool,
+}
+
+impl<'x, 'c> Planner<'x, 'c> {
+    fn lowerer(&self, clause: Clause, fallback: Option<Location>) -> Lowerer<'_, 'c> {
+        Lowerer {
+            scope: &self.scope,
+            statement: &self.cx.view.tokens,
+            dialect: self.cx.dialect,
+            clause,
+            grouping: None,
+            fallback,
+            // A conjunct with a subquery does not lower here: the caller's
+            // WHERE plans it (see `where_preds`).
+            subqueries: None,
+        }
+    }
+
+    /// One comma-separated FROM item (or a parenthesized join), appended
+    /// to `prefix`, the items before it.
+    fn item(
+        &mut self,
+        item: &ast::TableWithJoins,
+        prefix: &mut Group,
+        fallback: Option<Location>,
+    ) -> Result<(), PlanError> {
+        let mut group = self.factor(&item.relation, fallback)?;
+        for join in &item.joins {
+            group = self.join(prefix, group, join)?;
+        }
+        prefix.append(group);
+        Ok(())
+    }
+
+    /// A table, a subquery or a parenthesized join.
+    fn factor(&mut self, factor: &TableFactor, fallback: Option<Location>) -> Result<Group, PlanError> {
+        if let TableFactor::NestedJoin { table_with_joins, alias } = factor {
+            if let Some(alias) = alias {
+                return Err(PlanError::new("an alias for a parenthesized join is not supported", location(alias.name.span.start))
+                    .hint("qualify columns with the tables' own names or aliases"));
+            }
+            let mut group = Group::default();
+            self.item(table_with_joins, &mut group, fallback)?;
+            return Ok(group);
+        }
+        let (relation, name) = relation(factor, self.cx, &self.scope, fallback)?;
+        let r = self.scope.relations.len();
+        let plan = push(&mut self.scope, relation, name, false, &mut self.ranked);
+        self.leaves.push(Some(plan));
+        let star = self.scope.relations[r].table.columns.iter().enumerate().map(|(c, col)| (r, c, col.name.clone()));
+        let star = star.collect();
+        Ok(Group { units: vec![Unit { tree: Tree::Leaf(r), rels: r..r + 1 }], preds: Vec::new(), star })
+    }
+
+    /// Column positions of relations `rels`.
+    fn span(&self, rels: &Range<usize>) -> Range<usize> {
+        let offset = |r: usize| self.scope.relations.get(r).map_or_else(|| self.scope.arity(), |rel| rel.offset);
+        offset(rels.start)..offset(rels.end)
+    }
+
+    fn relation_of(&self, position: usize) -> usize {
+        self.scope.relations.partition_point(|r| r.offset <= position) - 1
+    }
+
+    /// `left` (of the current FROM item) joined by `join`. In SQLite a comma
+    /// is a join like the others, left-deep, so the items before (`prefix`)
+    /// are part of an outer join's left operand; a LEFT JOIN whose ON does
+    /// not read them gives the same rows either way, and is planned as in
+    /// PostgreSQL (where the comma binds loosest) so the WHERE conditions
+    /// between the items still join them.
+    fn join(&mut self, prefix: &mut Group, mut left: Group, join: &ast::Join) -> Result<Group, PlanError> {
+        let statement = &self.cx.view.tokens;
+        let join_at = factor_start(&join.relation)
+            .map(|l| statement.back_over_keywords(l, JOIN_KEYWORDS))
+            .and_then(location)
+            .or(self.fallback);
+        let (kind, constraint) = join_kind(&join.join_operator, self.cx.dialect, join_at)?;
+        let sqlite = self.cx.dialect == Dialect::Sqlite;
+        if sqlite && matches!(kind, Some(OuterKind::Right | OuterKind::Full)) {
+            left = self.with_prefix(prefix, left);
+        }
+        let left_rels = left.rels();
+        let right = self.factor(&join.relation, join_at)?;
+        let right_rels = right.rels();
+        let merged_before = self.scope.merged.len();
+        let preds = self.constraint(constraint, &left_rels, &right_rels, kind, join_at)?;
+        if let Some(c) = self.outside(right.preds.iter(), &right_rels) {
+            return Err(self.outside_error(c, join_at));
+        }
+        let mut read = preds.iter().chain(if kind.is_some() { &left.preds[..] } else { &[] });
+        if let Some(c) = self.outside(&mut read, &(left_rels.start..right_rels.end)) {
+            let in_prefix = !prefix.units.is_empty() && self.relation_of(c) >= prefix.rels().start;
+            if !(sqlite && in_prefix) {
+                return Err(self.outside_error(c, join_at));
+            }
+            if kind.is_some() {
+                left = self.with_prefix(prefix, left);
+            }
+        }
+        let star = self.star(&left.star, &right.star, merged_before);
+        let Some(kind) = kind else {
+            let mut group = left;
+            group.units.extend(right.units);
+            group.preds.extend(right.preds);
+            group.preds.extend(preds);
+            group.star = star;
+            return Ok(group);
+        };
+        let mut group = self.outer_join(kind, left, right, preds, join_at)?;
+        group.star = star;
+        Ok(group)
+    }
+
+    /// `left` and `right` (each joined in its own order) joined by an outer
+    /// join on `preds`: one unit.
+    fn outer_join(
+        &mut self,
+        kind: OuterKind,
+        left: Group,
+        right: Group,
+        preds: Vec<Pred>,
+        join_at: Option<Location>,
+    ) -> Result<Group, PlanError> {
+        let (left_rels, right_rels) = (left.rels(), right.rels());
+        let outer = match kind {
+            OuterKind::Left => vec![right_rels.clone()],
+            OuterKind::Right => vec![left_rels.clone()],
+            OuterKind::Full => vec![left_rels.clone(), right_rels.clone()],
+        };
+        for rels in &outer {
+            self.mark_outer(rels, join_at)?;
+        }
+        let left_span = self.span(&left_rels);
+        let (mut keys, mut residual) = (Vec::new(), Vec::new());
+        let right_span = self.span(&right_rels);
+        for p in preds {
+            match p.eq {
+                Some((a, b)) if a.within(&left_span) && b.within(&right_span) => keys.push((a.expr, b.expr)),
+                Some((a, b)) if b.within(&left_span) && a.within(&right_span) => keys.push((b.expr, a.expr)),
+                _ => residual.extend(p.expr),
+            }
+        }
+        let (left_tree, right_tree) = (self.order(left), self.order(right));
+        let node = match kind {
+            OuterKind::Left | OuterKind::Full => {
+                let kind = if kind == OuterKind::Left { JoinKind::Left } else { JoinKind::Full };
+                Node { left: left_tree, right: right_tree, kind, keys, residual }
+            }
+            OuterKind::Right => Node {
+                left: right_tree,
+                right: left_tree,
+                kind: JoinKind::Left,
+                keys: keys.into_iter().map(|(a, b)| (b, a)).collect(),
+                residual,
+            },
+        };
+        let unit = Unit { tree: Tree::Join(Box::new(node)), rels: left_rels.start..right_rels.end };
+        Ok(Group { units: vec![unit], ..Group::default() })
+    }
+
+    /// `*` over a join of `left` and `right` whose USING / NATURAL pairs
+    /// are the scope's merged pairs from `from` on: SQLite shows a pair at
+    /// the left column's place, PostgreSQL first, in USING order; the
+    /// surviving column (the right one for a RIGHT JOIN) under the left
+    /// column's name.
+    fn star(
+        &self,
+        left: &[(usize, usize, String)],
+        right: &[(usize, usize, String)],
+        from: usize,
+    ) -> Vec<(usize, usize, String)> {
+        let merged = &self.scope.merged[from..];
+        let value = |m: &Merged| if m.value_right { m.right } else { m.left };
+        let name = |(r, c): (usize, usize)| self.scope.relations[r].table.columns[c].name.clone();
+        let right = right.iter().filter(|(r, c, _)| !merged.iter().any(|m| m.right == (*r, *c))).cloned();
+        match self.cx.dialect {
+            Dialect::Sqlite => {
+                let left = left.iter().map(|(r, c, n)| match merged.iter().find(|m| m.left == (*r, *c)) {
+                    Some(m) => (value(m).0, value(m).1, n.clone()),
+                    None => (*r, *c, n.clone()),
+                });
+                left.chain(right).collect()
+            }
+            Dialect::Postgres => {
+                let pairs = merged.iter().map(|m| (value(m).0, value(m).1, name(m.left)));
+                let left = left.iter().filter(|(r, c, _)| !merged.iter().any(|m| m.left == (*r, *c))).cloned();
+                pairs.chain(left).chain(right).collect()
+            }
+        }
+    }
+
+    /// The items before the current one and `left`, as one operand.
+    fn with_prefix(&self, prefix: &mut Group, left: Group) -> Group {
+        let mut group = std::mem::take(prefix);
+        group.append(left);
+        group
+    }
+
+    /// A column the conditions read outside relations `rels`.
+    fn outside<'p>(&self, mut preds: impl Iterator<Item = &'p Pred>, rels: &Range<usize>) -> Option<usize> {
+        let span = self.span(rels);
+        preds.find_map(|p| p.columns.iter().copied().find(|c| !span.contains(c)))
+    }
+
+    fn outside_error(&self, column: usize, at: Option<Location>) -> PlanError {
+        let name = &self.scope.relations[self.relation_of(column)].name;
+        PlanError::new(format!("the ON clause refers to \"{name}\", which is not one of the tables this JOIN joins"), at)
+            .detail("an ON clause sees the tables of its own join: those before it up to the last comma, and the one it adds")
+            .hint("move the condition to WHERE")
+    }
+
+    /// Marks `rels` as the NULL-padded side of an outer join.
+    fn mark_outer(&mut self, rels: &Range<usize>, at: Option<Location>) -> Result<(), PlanError> {
+        if let Some((_, _, rank_at)) = self.ranked.iter().find(|(r, _, _)| rels.contains(r)) {
+            return Err(PlanError::new(
+                "a subquery with ROW_NUMBER() cannot be the side of an outer join that is padded with NULLs",
+                rank_at.or(at),
+            )
+            .detail("its row-number bound in WHERE would also drop the rows of the other side it does not match")
+            .hint("join it with JOIN, or make it the side whose rows are all kept (the left of a LEFT JOIN)"));
+        }
+        for r in rels.clone() {
+            self.scope.relations[r].outer = true;
+        }
+        Ok(())
+    }
+
+    /// The conditions of ON, USING or NATURAL.
+    fn constraint(
+        &mut self,
+        constraint: &JoinConstraint,
+        left: &Range<usize>,
+        right: &Range<usize>,
+        kind: Option<OuterKind>,
+        join_at: Option<Location>,
+    ) -> Result<Vec<Pred>, PlanError> {
+        match constraint {
+            JoinConstraint::On(on) => {
+                let mut preds = Vec::new();
+                for c in conjuncts(on) {
+                    let lw = self.lowerer(Clause::JoinOn, join_at);
+                    let t = lw.lower_condition(c, "JOIN/ON", 0)?;
+                    preds.push(Pred { columns: t.expr.columns(), expr: Some(t.expr), eq: self.equality(c, &lw) });
+                    preds.extend(self.implied(c, &lw));
+                }
+                Ok(preds)
+            }
+            JoinConstraint::Using(names) => {
+                let mut columns = Vec::new();
+                for name in names {
+                    let at = object_name_start(name).and_then(location).or(join_at);
+                    let [ast::ObjectNamePart::Identifier(ident)] = name.0.as_slice() else {
+                        return Err(PlanError::new(format!("USING names a column, not {name}"), at));
+                    };
+                    columns.push((ident.value.clone(), at));
+                }
+                self.using(&columns, left, right, kind, join_at)
+            }
+            JoinConstraint::Natural => {
+                let right_names: Vec<String> = self.visible(right).into_iter().map(|(_, _, n)| n).collect();
+                let mut common: Vec<(String, Option<Location>)> = Vec::new();
+                for (_, _, n) in self.visible(left) {
+                    if right_names.iter().any(|r| r.eq_ignore_ascii_case(&n))
+                        && !common.iter().any(|(c, _)| c.eq_ignore_ascii_case(&n))
+                    {
+                        common.push((n, join_at));
+                    }
+                }
+                self.using(&common, left, right, kind, join_at)
+            }
+            JoinConstraint::None => Ok(Vec::new()),
+        }
+    }
+
+    /// Columns of `rels` an unqualified name sees: (relation, column, name).
+    fn visible(&self, rels: &Range<usize>) -> Vec<(usize, usize, String)> {
+        let mut out = Vec::new();
+        for r in rels.clone() {
+            for (c, column) in self.scope.relations[r].table.columns.iter().enumerate() {
+                if !self.scope.hidden(r, c) {
+                    out.push((r, c, column.name.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// `USING (c, …)`: `left.c = right.c` for each, the pairs merged.
+    fn using(
+        &mut self,
+        names: &[(String, Option<Location>)],
+        left: &Range<usize>,
+        right: &Range<usize>,
+        kind: Option<OuterKind>,
+        join_at: Option<Location>,
+    ) -> Result<Vec<Pred>, PlanError> {
+        if kind == Some(OuterKind::Full) && !names.is_empty() {
+            return Err(PlanError::new("FULL JOIN with USING or NATURAL is not supported", join_at)
+                .detail("the merged column would be COALESCE(left.c, right.c), which is not a column of either table")
+                .hint("write FULL JOIN … ON a.c = b.c and select COALESCE(a.c, b.c)"));
+        }
+        let mut preds = Vec::new();
+        for (name, at) in names {
+            let find = |rels: &Range<usize>, side: &str| {
+                let found: Vec<(usize, usize, String)> =
+                    self.visible(rels).into_iter().filter(|(_, _, n)| n.eq_ignore_ascii_case(name)).collect();
+                match found.as_slice() {
+                    [(r, c, _)] => Ok((*r, *c)),
+                    [] => Err(PlanError::new(
+                        format!("column \"{name}\" specified in USING clause does not exist in {side} table"),
+                        *at,
+                    )),
+                    _ => Err(PlanError::new(
+                        format!("common column name \"{name}\" appears more than once in {side} table"),
+                        *at,
+                    )
+                    .hint("write JOIN … ON with qualified column names")),
+                }
+            };
+            let (l, r) = (find(left, "left")?, find(right, "right")?);
+            self.scope.check_supported(l.0, l.1, *at)?;
+            self.scope.check_supported(r.0, r.1, *at)?;
+            let (lc, rc) = (self.scope.column(l.0, l.1), self.scope.column(r.0, r.1));
+            let typed = |c: &crate::scope::ColumnRef| Typed::new(Expr::Column(c.position), c.ty, c.nullable);
+            let (a, b) = comparison_operands(typed(&lc), typed(&rc), "=", self.cx.dialect, *at)?;
+            let same = lc.ty == rc.ty && lc.ty != ScalarType::Null;
+            preds.push(Pred {
+                expr: Some(Expr::binary(BinaryOp::Eq, a.expr, b.expr)),
+                columns: vec![lc.position, rc.position],
+                eq: same.then(|| (KeySide::column(lc.position), KeySide::column(rc.position))),
+            });
+            self.scope.merged.push(Merged { left: l, right: r, value_right: kind == Some(OuterKind::Right) });
+        }
+        Ok(preds)
+    }
+
+    /// The sides of `a = b` when both read columns and have one type (a
+    /// hash join would not match 1 with 1.0; in PostgreSQL, which compares
+    /// an integer with a double as a double, the integer side is cast).
+    fn equality(&self, e: &ast::Expr, lw: &Lowerer<'_, '_>) -> Option<(KeySide, KeySide)> {
+        let ast::Expr::BinaryOp { left, op: ast::BinaryOperator::Eq, right } = strip(e) else { return None };
+        let (a, b) = (lw.lower(left, 0).ok()?, lw.lower(right, 0).ok()?);
+        let to_float = |t: Typed, other: ScalarType| match (t.ty, other) {
+            (ScalarType::Int, ScalarType::Float) if self.cx.dialect == Dialect::Postgres => {
+                let expr = Expr::Cast { expr: Box::new(t.expr), to: ScalarType::Float };
+                Typed::new(expr, ScalarType::Float, t.nullable)
+            }
+            _ => t,
+        };
+        let (a_ty, b_ty) = (a.ty, b.ty);
+        let (a, b) = (to_float(a, b_ty), to_float(b, a_ty));
+        if a.ty != b.ty || a.ty == ScalarType::Null {
+            return None;
+        }
+        let side = |t: Typed| KeySide { columns: t.expr.columns(), expr: t.expr };
+        let (a, b) = (side(a), side(b));
+        let keyable = a.expr != b.expr && !a.columns.is_empty() && !b.columns.is_empty();
+        keyable.then_some((a, b))
+    }
+
+    /// What every branch of an OR implies: the column equalities common to
+    /// all branches (join keys, or nothing), and the other conjuncts common
+    /// to all branches (filters of the side they read, or residuals). The
+    /// OR itself still applies.
+    fn implied(&self, e: &ast::Expr, lw: &Lowerer<'_, '_>) -> Vec<Pred> {
+        let branches = disjuncts(e);
+        if branches.len() < 2 {
+            return Vec::new();
+        }
+        let mut pairs: Option<Vec<(usize, usize)>> = None;
+        let mut exprs: Option<Vec<Expr>> = None;
+        for b in branches {
+            let (mut these_pairs, mut these_exprs) = (Vec::new(), Vec::new());
+            for c in conjuncts(b) {
+                match equi_pair(c, &self.scope).ok().flatten() {
+                    Some((x, y)) => these_pairs.push((x.min(y), x.max(y))),
+                    None => these_exprs.extend(lw.lower_condition(c, "OR", 0).ok().map(|t| t.expr)),
+                }
+            }
+            pairs = Some(match pairs {
+                None => these_pairs,
+                Some(p) => p.into_iter().filter(|x| these_pairs.contains(x)).collect(),
+            });
+            exprs = Some(match exprs {
+                None => these_exprs,
+                Some(p) => p.into_iter().filter(|x| these_exprs.contains(x)).collect(),
+            });
+        }
+        let pair = |(a, b)| Pred { expr: None, columns: vec![a, b], eq: Some((KeySide::column(a), KeySide::column(b))) };
+        let filter = |e: Expr| Pred { columns: e.columns(), expr: Some(e), eq: None };
+        let (mut pairs, mut exprs) = (pairs.unwrap_or_default(), exprs.unwrap_or_default());
+        pairs.sort_unstable();
+        pairs.dedup();
+        let mut kept: Vec<Expr> = Vec::new();
+        for e in exprs.drain(..) {
+            if !e.columns().is_empty() && !kept.contains(&e) {
+                kept.push(e);
+            }
+        }
+        pairs.into_iter().map(pair).chain(kept.into_iter().map(filter)).collect()
+    }
+
+    /// WHERE conjuncts over two or more units join them (they are consumed);
+    /// a conjunct that does not lower here is left to the caller.
+    fn where_preds<'q>(&self, group: &mut Group, conjuncts: &[&'q ast::Expr], consumed: &mut Vec<&'q ast::Expr>) {
+        if group.units.len() < 2 {
+            return;
+        }
+        let unit_of = |rel: usize| group.units.iter().position(|u| u.rels.contains(&rel));
+        let mut preds = Vec::new();
+        let lw = self.lowerer(Clause::Where, self.fallback);
+        for &c in conjuncts {
+            preds.extend(self.implied(c, &lw));
+            if consumed.iter().any(|x| std::ptr::eq(*x, c)) {
+                continue;
+            }
+            let Ok(t) = lw.lower_condition(c, "WHERE", 0) else { continue };
+            let columns = t.expr.columns();
+            let mut units: Vec<Option<usize>> = columns.iter().map(|&p| unit_of(self.relation_of(p))).collect();
+            units.sort_unstable();
+            units.dedup();
+            if units.len() < 2 || units.contains(&None) {
+                continue;
+            }
+            preds.push(Pred { expr: Some(t.expr), columns, eq: self.equality(c, &lw) });
+            consumed.push(c);
+        }
+        group.preds.extend(preds);
+    }
+
+    /// Joins a group's units in the order described in the module docs.
+    fn order(&self, group: Group) -> Tree {
+        let Group { units, preds, .. } = group;
+        let n = units.len();
+        let unit_of = |p: usize| {
+            let r = self.relation_of(p);
+            units.iter().position(|u| u.rels.contains(&r)).expect("a condition reads its group's units (bug)")
+        };
+        let pred_units: Vec<Vec<usize>> = preds
+            .iter()
+            .map(|p| {
+                let mut v: Vec<usize> = p.columns.iter().map(|&c| unit_of(c)).collect();
+                v.sort_unstable();
+                v.dedup();
+                v
+            })
+            .collect();
+        let units_of = |side: &KeySide| {
+            let mut v: Vec<usize> = side.columns.iter().map(|&c| unit_of(c)).collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        let eq_units: Vec<Option<(Vec<usize>, Vec<usize>)>> =
+            preds.iter().map(|p| p.eq.as_ref().map(|(a, b)| (units_of(a), units_of(b)))).collect();
+        let mut trees: Vec<Option<Tree>> = units.into_iter().map(|u| Some(u.tree)).collect();
+        let mut joined = vec![false; n];
+        let mut used = vec![false; preds.len()];
+        joined[0] = true;
+        let mut tree = trees[0].take().expect("a group has a unit");
+        for _ in 1..n {
+            let next = self.next_unit(&joined, &used, &eq_units, &pred_units);
+            let (mut keys, mut residual) = (Vec::new(), Vec::new());
+            for (i, p) in preds.iter().enumerate() {
+                if used[i] {
+                    continue;
+                }
+                if let (Some((a, b)), Some((ua, ub))) = (&p.eq, &eq_units[i]) {
+                    let key = if joins(ua, ub, &joined, next) {
+                        Some((a.expr.clone(), b.expr.clone()))
+                    } else if joins(ub, ua, &joined, next) {
+                        Some((b.expr.clone(), a.expr.clone()))
+                    } else {
+                        None
+                    };
+                    if let Some(key) = key {
+                        used[i] = true;
+                        if !keys.contains(&key) {
+                            keys.push(key);
+                        }
+                        continue;
+                    }
+                }
+                if pred_units[i].iter().all(|&u| joined[u] || u == next) {
+                    used[i] = true;
+                    residual.extend(p.expr.clone());
+                }
+            }
+            joined[next] = true;
+            let right = trees[next].take().expect("a unit is joined once");
+            tree = Tree::Join(Box::new(Node { left: tree, right, kind: JoinKind::Inner, keys, residual }));
+        }
+        let rest: Vec<Expr> =
+            preds.into_iter().zip(used).filter(|(_, used)| !used).filter_map(|(p, _)| p.expr).collect();
+        if rest.is_empty() {
+            tree
+        } else {
+            Tree::Filter(Box::new(tree), rest)
+        }
+    }
+
+    /// The unit to join next: the first connected to the joined ones by an
+    /// equality, else by any condition, else the first left.
+    fn next_unit(
+        &self,
+        joined: &[bool],
+        used: &[bool],
+        eq_units: &[Option<(Vec<usize>, Vec<usize>)>],
+        pred_units: &[Vec<usize>],
+    ) -> usize {
+        let remaining: Vec<usize> = (0..joined.len()).filter(|&u| !joined[u]).collect();
+        if self.in_order {
+            return remaining[0];
+        }
+        let open = |i: usize| !used[i];
+        let by_key = remaining.iter().copied().find(|&u| {
+            eq_units.iter().enumerate().any(|(i, e)| {
+                open(i) && matches!(e, Some((a, b)) if joins(a, b, joined, u) || joins(b, a, joined, u))
+            })
+        });
+        let by_condition = || {
+            remaining.iter().copied().find(|&u| {
+                pred_units.iter().enumerate().any(|(i, p)| {
+                    open(i) && p.contains(&u) && p.iter().any(|&x| joined[x]) && p.iter().all(|&x| x == u || joined[x])
+                })
+            })
+        };
+        by_key.or_else(by_condition).unwrap_or(remaining[0])
+    }
+
+    /// The plan of a tree and its column layout (scope positions in output order).
+    fn build(&mut self, tree: Tree) -> (Plan, Vec<usize>) {
+        match tree {
+            Tree::Leaf(r) => {
+                let plan = self.leaves[r].take().expect("a relation is planned once (bug)");
+                let rel = &self.scope.relations[r];
+                (plan, (rel.offset..rel.offset + rel.table.columns.len()).collect())
+            }
+            Tree::Filter(input, preds) => {
+                let (plan, layout) = self.build(*input);
+                let at = index(&layout, self.scope.arity());
+                let predicate = conjoin(preds, &at).expect("a filter has conditions");
+                (Plan::Filter { input: Box::new(plan), predicate }, layout)
+            }
+            Tree::Join(node) => {
+                let Node { left, right, kind, keys, residual } = *node;
+                let arity = self.scope.arity();
+                let (left, mut layout) = self.build(left);
+                let (right, mut right_layout) = self.build(right);
+                let (left_keys, right_keys): (Vec<Expr>, Vec<Expr>) = keys.into_iter().unzip();
+                let (left, left_key) = key_columns(left, &mut layout, left_keys, arity);
+                let (right, right_key) = key_columns(right, &mut right_layout, right_keys, arity);
+                layout.extend(right_layout);
+                let at = index(&layout, arity);
+                let plan = Plan::Join {
+                    left: Box::new(left),
+                    right: Box::new(right),
+                    kind,
+                    left_key,
+                    right_key,
+                    residual: conjoin(residual, &at),
+                };
+                (plan, layout)
+            }
+        }
+    }
+}
+
+/// Whether an equality whose sides read units `have` and `new` keys the
+/// join of unit `next` to the `joined` ones.
+fn joins(have: &[usize], new: &[usize], joined: &[bool], next: usize) -> bool {
+    have.iter().all(|&u| joined[u]) && new == [next]
+}
+
+/// `at[p]`: where scope position `p` is in `layout` (a layout marks a
+/// computed key column [`COMPUTED`]).
+fn index(layout: &[usize], arity: usize) -> Vec<usize> {
+    let mut at = vec![usize::MAX; arity];
+    for (i, &p) in layout.iter().enumerate() {
+        if p != COMPUTED {
+            at[p] = i;
+        }
+    }
+    at
+}
+
+/// A layout entry for a column computed as a join key.
+const COMPUTED: usize = usize::MAX;
+
+/// The positions of the key expressions in `plan`'s output: a bare column
+/// where it is, other expressions computed by a Map appending them.
+fn key_columns(plan: Plan, layout: &mut Vec<usize>, keys: Vec<Expr>, arity: usize) -> (Plan, Vec<usize>) {
+    let at = index(layout, arity);
+    let width = layout.len();
+    let mut computed = Vec::new();
+    let mut positions = Vec::with_capacity(keys.len());
+    for mut key in keys {
+        match key {
+            Expr::Column(p) => positions.push(at[p]),
+            _ => {
+                key.remap_columns(&|c| at[c]);
+                positions.push(width + computed.len());
+                computed.push(key);
+            }
+        }
+    }
+    if computed.is_empty() {
+        return (plan, positions);
+    }
+    layout.extend(std::iter::repeat_n(COMPUTED, computed.len()));
+    let exprs = (0..width).map(Expr::Column).chain(computed).collect();
+    (Plan::Map { input: Box::new(plan), exprs }, positions)
+}
+
+/// The conditions as one, over the columns `at` gives.
+fn conjoin(preds: Vec<Expr>, at: &[usize]) -> Option<Expr> {
+    preds
+        .into_iter()
+        .map(|mut e| {
+            e.remap_columns(&|c| at[c]);
+            e
+        })
+        .reduce(|acc, e| Expr::binary(BinaryOp::And, acc, e))
+}
+
+/// The outer join kinds (inner joins have none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OuterKind {
+    Left,
+    Right,
+    Full,
 }
 
 /// One FROM item: a source table or a planned subquery.
@@ -102,19 +853,6 @@ fn push<'c>(
             scope.push_derived(name, d.schema, d.reads, outer);
             d.plan
         }
-    }
-}
-
-/// The plan of relation `index` of `count` in a left-deep join tree.
-fn relation_plan(plan: &mut Plan, index: usize, count: usize) -> &mut Plan {
-    if count <= 1 {
-        return plan;
-    }
-    let Plan::Join { left, right, .. } = plan else { unreachable!("a left-deep join tree (bug)") };
-    if index + 1 == count {
-        right
-    } else {
-        relation_plan(left, index, count - 1)
     }
 }
 
@@ -239,105 +977,31 @@ fn unknown_table(name: &str, catalog: &Catalog, at: Option<Location>) -> PlanErr
     PlanError::new(format!("table \"{name}\" does not exist"), at).hint(hint)
 }
 
-fn join_kind(op: &JoinOperator, at: Option<Location>) -> Result<(JoinKind, &JoinConstraint), PlanError> {
+/// The kind of a join (`None`: inner) and its condition.
+fn join_kind(
+    op: &JoinOperator,
+    dialect: Dialect,
+    at: Option<Location>,
+) -> Result<(Option<OuterKind>, &JoinConstraint), PlanError> {
     let refuse =
         |what: &str, hint: &str| Err(PlanError::new(format!("{what} is not supported"), at).hint(hint.to_string()));
     let (kind, constraint) = match op {
-        JoinOperator::Join(c) | JoinOperator::Inner(c) => (JoinKind::Inner, c),
-        JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => (JoinKind::Left, c),
-        JoinOperator::Right(_) | JoinOperator::RightOuter(_) => {
-            return refuse("RIGHT JOIN", "swap the two tables and write LEFT JOIN")
-        }
-        JoinOperator::FullOuter(_) => {
-            return refuse("FULL JOIN", "define the view with LEFT JOIN from the side that must be kept")
-        }
-        JoinOperator::CrossJoin(_) => {
-            return refuse("CROSS JOIN", "write JOIN … ON with an equality between the tables")
-        }
-        _ => return refuse("this kind of join", "use JOIN … ON or LEFT JOIN … ON"),
+        JoinOperator::Join(c) | JoinOperator::Inner(c) => (None, c),
+        JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => (Some(OuterKind::Left), c),
+        JoinOperator::Right(c) | JoinOperator::RightOuter(c) => (Some(OuterKind::Right), c),
+        JoinOperator::FullOuter(c) => (Some(OuterKind::Full), c),
+        JoinOperator::CrossJoin(JoinConstraint::None) => return Ok((None, &JoinConstraint::None)),
+        JoinOperator::CrossJoin(_) => return refuse("CROSS JOIN with a join condition", "write JOIN … ON"),
+        _ => return refuse("this kind of join", "use JOIN, LEFT JOIN, RIGHT JOIN, FULL JOIN or CROSS JOIN"),
     };
-    match constraint {
-        JoinConstraint::On(_) => Ok((kind, constraint)),
-        JoinConstraint::Using(_) => refuse("JOIN … USING", "write ON a.col = b.col"),
-        JoinConstraint::Natural => refuse("NATURAL JOIN", "write JOIN … ON a.col = b.col"),
-        JoinConstraint::None => refuse("JOIN without ON", "write JOIN … ON a.col = b.col"),
-    }
-}
-
-fn plan_join<'c>(
-    left: Plan,
-    join: &ast::Join,
-    cx: &Context<'_, 'c>,
-    scope: &mut Scope<'c>,
-    ranked: &mut Vec<(usize, usize, Option<Location>)>,
-    fallback: Option<Location>,
-) -> Result<Plan, PlanError> {
-    let (statement, dialect) = (&cx.view.tokens, cx.dialect);
-    let join_at = factor_start(&join.relation)
-        .map(|l| statement.back_over_keywords(l, JOIN_KEYWORDS))
-        .and_then(location)
-        .or(fallback);
-    let (kind, constraint) = join_kind(&join.join_operator, join_at)?;
-    let (relation, name) = relation(&join.relation, cx, scope, join_at)?;
-    if let (Relation::Derived(d), JoinKind::Left) = (&relation, kind) {
-        if let Some((_, at)) = d.rank {
-            return Err(PlanError::new("a subquery with ROW_NUMBER() cannot be the right side of a LEFT JOIN", at)
-                .detail("its row-number bound in WHERE would also drop the left rows it does not match")
-                .hint("join it with JOIN, or make it the first table of FROM"));
+    if let JoinConstraint::None = constraint {
+        // SQLite joins every pair (an outer join keeps a side's rows when
+        // the other side is empty); PostgreSQL requires ON for JOIN.
+        if dialect == Dialect::Postgres {
+            return refuse("JOIN without ON", "write JOIN … ON a.col = b.col, or CROSS JOIN for every pair of rows");
         }
     }
-    let left_arity = scope.arity();
-    let right = push(scope, relation, name, kind == JoinKind::Left, ranked);
-    let JoinConstraint::On(on) = constraint else { return Err(PlanError::new("JOIN without ON", join_at)) };
-    let scope = &*scope;
-    let lowerer = Lowerer {
-        scope,
-        statement,
-        dialect,
-        clause: Clause::JoinOn,
-        grouping: None,
-        fallback: join_at,
-        subqueries: None,
-    };
-    let (mut left_key, mut right_key, mut residual) = (Vec::new(), Vec::new(), Vec::new());
-    for conjunct in conjuncts(on) {
-        match equi_pair(conjunct, scope, left_arity)? {
-            Some((l, r)) => {
-                left_key.push(l);
-                right_key.push(r - left_arity);
-            }
-            None => residual.push(conjunct),
-        }
-    }
-    if left_key.is_empty() {
-        let at = statement.start_of(on).and_then(location).or(join_at);
-        return Err(PlanError::new(
-            "join conditions must include an equality between columns of the joined tables",
-            at,
-        )
-        .hint("e.g. JOIN reviews r ON r.product_id = p.id; other conditions may follow with AND"));
-    }
-    Ok(Plan::Join {
-        left: Box::new(left),
-        right: Box::new(right),
-        kind,
-        left_key,
-        right_key,
-        residual: residual_expr(&residual, &lowerer)?,
-    })
-}
-
-/// The residual conjuncts as one condition.
-fn residual_expr(conjuncts: &[&ast::Expr], lowerer: &Lowerer<'_, '_>) -> Result<Option<Expr>, PlanError> {
-    let mut out: Option<Expr> = None;
-    for c in conjuncts {
-        let t = lowerer.lower_condition(c, "JOIN/ON", 0)?;
-        out = Some(match out {
-            None => t.expr,
-            Some(prev) => Expr::binary(BinaryOp::And, prev, t.expr),
-        });
-    }
-    Ok(out)
+    Ok((kind, constraint))
 }
 
 /// The conjuncts of `a AND (b AND c)`, left to right, without recursion.
@@ -366,19 +1030,39 @@ fn column_idents(e: &ast::Expr) -> Option<&[ast::Ident]> {
     }
 }
 
-/// `l = r` between a column left of `left_arity` and one right of it, of the
-/// same type (a hash join would not match 1 with 1.0, so mixed numeric
-/// equalities stay in the residual).
-fn equi_pair(e: &ast::Expr, scope: &Scope<'_>, left_arity: usize) -> Result<Option<(usize, usize)>, PlanError> {
-    let ast::Expr::BinaryOp { left, op: ast::BinaryOperator::Eq, right } = e else { return Ok(None) };
+/// `l = r` between two columns of the same type (a hash join would not
+/// match 1 with 1.0, so mixed numeric equalities stay residual): their
+/// positions.
+fn equi_pair(e: &ast::Expr, scope: &Scope<'_>) -> Result<Option<(usize, usize)>, PlanError> {
+    let ast::Expr::BinaryOp { left, op: ast::BinaryOperator::Eq, right } = strip(e) else { return Ok(None) };
     let (Some(l), Some(r)) = (column_idents(left), column_idents(right)) else { return Ok(None) };
     let (l, r) = (scope.resolve(l)?, scope.resolve(r)?);
-    if l.ty != r.ty || l.ty == ScalarType::Null {
+    if l.ty != r.ty || l.ty == ScalarType::Null || l.position == r.position {
         return Ok(None);
     }
-    Ok(match (l.position < left_arity, r.position < left_arity) {
-        (true, false) => Some((l.position, r.position)),
-        (false, true) => Some((r.position, l.position)),
-        _ => None,
-    })
+    Ok(Some((l.position, r.position)))
+}
+
+fn strip(mut e: &ast::Expr) -> &ast::Expr {
+    while let ast::Expr::Nested(inner) = e {
+        e = inner;
+    }
+    e
+}
+
+/// The branches of `a OR (b OR c)`, left to right, without recursion.
+fn disjuncts(e: &ast::Expr) -> Vec<&ast::Expr> {
+    let mut out = Vec::new();
+    let mut stack = vec![e];
+    while let Some(e) = stack.pop() {
+        match e {
+            ast::Expr::Nested(inner) => stack.push(inner),
+            ast::Expr::BinaryOp { left, op: ast::BinaryOperator::Or, right } => {
+                stack.push(right);
+                stack.push(left);
+            }
+            _ => out.push(e),
+        }
+    }
+    out
 }

@@ -5,8 +5,8 @@
 //!  Get t            t's primary key; its UNIQUE keys whose columns are NOT NULL
 //!  Filter           the input's sets
 //!  Map              the input's sets whose columns are all projected bare
-//!  Join             left sets, if right_key covers a unique set of the right input
-//!                   (each left row matches at most one right row); symmetric for
+//!  Join             left sets, if right_key covers a unique set of the right input (not
+//!                   FULL: it pads left columns) — each left row matches at most one right row; symmetric for
 //!                   the right side of an inner join; a left set ∪ a right set always
 //!  Reduce           the group key (one row per group; the empty set for a global
 //!                   aggregate, which has exactly one row)
@@ -146,11 +146,12 @@ fn table_keys(catalog: &Catalog, table: &str, proving: bool) -> Vec<Vec<usize>> 
 }
 
 /// Sets bounding at one how many rows of `plan` share a value of the set
-/// (NULL-tolerant: an equi-join never matches NULL).
-fn match_sets(plan: &Plan, catalog: &Catalog) -> Vec<Vec<usize>> {
+/// (NULL-tolerant: an equi-join never matches NULL), given its properties
+/// (computed once: a join tree is visited once per node, not twice).
+fn match_sets(plan: &Plan, props: &Properties, catalog: &Catalog) -> Vec<Vec<usize>> {
     match plan {
         Plan::Get { table, .. } => table_keys(catalog, table, false),
-        _ => properties(plan, catalog).unique,
+        _ => props.unique.clone(),
     }
 }
 
@@ -174,12 +175,13 @@ fn join_properties(
     let (l, r) = (properties(left, catalog), properties(right, catalog));
     let right_unique: Vec<Vec<usize>> = r.unique.iter().map(|s| shift(s, by)).collect();
     let mut unique = Vec::new();
-    if covers(right_key, &match_sets(right, catalog)) {
+    // A FULL JOIN's right rows without a match all carry NULL left columns.
+    if kind != JoinKind::Full && covers(right_key, &match_sets(right, &r, catalog)) {
         unique.extend(l.unique.iter().cloned());
     }
     // Unmatched left rows of a LEFT JOIN all carry NULL right columns, so the
     // right side's sets identify rows only in an inner join.
-    if kind == JoinKind::Inner && covers(left_key, &match_sets(left, catalog)) {
+    if kind == JoinKind::Inner && covers(left_key, &match_sets(left, &l, catalog)) {
         unique.extend(right_unique.iter().cloned());
     }
     for a in &l.unique {
@@ -191,7 +193,8 @@ fn join_properties(
     }
     let mut dependencies = l.dependencies;
     dependencies.extend(r.dependencies.iter().map(|(f, t)| (shift(f, by), shift(t, by))));
-    for (&lk, &rk) in left_key.iter().zip(right_key) {
+    let keyed = if kind == JoinKind::Full { &[][..] } else { left_key };
+    for (&lk, &rk) in keyed.iter().zip(right_key) {
         // Equal left keys find the same right rows (or none, in a LEFT JOIN).
         dependencies.push((vec![lk], vec![rk + by]));
         if kind == JoinKind::Inner {

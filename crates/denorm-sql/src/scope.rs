@@ -47,10 +47,28 @@ pub(crate) struct ColumnRef {
     pub name: String,
 }
 
+/// Two columns merged into one by `JOIN … USING (c)` or `NATURAL JOIN`:
+/// `(relation, column)` of the left and the right one. An unqualified `c`
+/// and `*` see one column: the left one, or the right one when
+/// `value_right` (a RIGHT JOIN keeps every right row: there the left
+/// column is NULL where the right one is not); qualified names see both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Merged {
+    pub left: (usize, usize),
+    pub right: (usize, usize),
+    pub value_right: bool,
+}
+
 /// The relations visible to an expression and the columns read so far.
 #[derive(Debug, Default)]
 pub(crate) struct Scope<'c> {
     pub relations: Vec<Relation<'c>>,
+    /// Columns merged by USING / NATURAL joins.
+    pub merged: Vec<Merged>,
+    /// What `*` shows, in order: (relation, column, name); a merged pair
+    /// shows once, where the dialect puts it (see [`crate::from`]). Empty:
+    /// every column in FROM order.
+    pub star: Vec<(usize, usize, String)>,
     /// `used[r][c]`: column `c` of relation `r` is read by the view.
     used: RefCell<Vec<Vec<bool>>>,
     /// The catalog, for the source's names of unsupported column types.
@@ -120,6 +138,12 @@ impl<'c> Scope<'c> {
         }
     }
 
+    /// Whether an unqualified name does not see column `column` of
+    /// `relation` (the hidden half of a USING / NATURAL pair).
+    pub fn hidden(&self, relation: usize, column: usize) -> bool {
+        self.merged.iter().any(|m| (if m.value_right { m.left } else { m.right }) == (relation, column))
+    }
+
     fn resolve_unqualified(&self, column: &Ident) -> Result<ColumnRef, PlanError> {
         let at = location(column.span.start);
         let matches: Vec<(usize, usize)> = self
@@ -127,6 +151,7 @@ impl<'c> Scope<'c> {
             .iter()
             .enumerate()
             .filter_map(|(r, rel)| rel.table.column_index(&column.value).map(|c| (r, c)))
+            .filter(|&(r, c)| !self.hidden(r, c))
             .collect();
         match matches.as_slice() {
             [(r, c)] => {

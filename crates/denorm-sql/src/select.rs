@@ -497,11 +497,11 @@ fn lower_items(
             }
             SelectItem::Wildcard(options) => {
                 let relations: Vec<usize> = (0..lw.scope.relations.len()).collect();
-                items.extend(wildcard(lw, options, &relations)?);
+                items.extend(wildcard(lw, options, &relations, true)?);
             }
             SelectItem::QualifiedWildcard(kind, options) => {
                 let relation = qualified_relation(lw, kind, options)?;
-                items.extend(wildcard(lw, options, &[relation])?);
+                items.extend(wildcard(lw, options, &[relation], false)?);
             }
         }
     }
@@ -525,11 +525,13 @@ fn qualified_relation(
     })
 }
 
-/// `*` or `t.*`: every column of the relations, in schema order.
+/// `*` or `t.*`: every column of the relations, in schema order; with
+/// `merge` (`*`), as [`Scope::star`] lists them (a USING / NATURAL pair once).
 fn wildcard(
     lw: &Lowerer<'_, '_>,
     options: &ast::WildcardAdditionalOptions,
     relations: &[usize],
+    merge: bool,
 ) -> Result<Vec<Item>, PlanError> {
     let at = location(options.wildcard_token.0.span.start);
     let o = options;
@@ -544,12 +546,16 @@ fn wildcard(
     }
     let lw = Lowerer { fallback: at, ..*lw };
     let mut items = Vec::new();
-    for &r in relations {
-        let table = &lw.scope.relations[r].table;
-        for (c, column) in table.columns.iter().enumerate() {
-            let typed = lw.lower_position(r, c)?;
-            items.push(Item { typed, name: column.name.clone(), at });
-        }
+    let columns: Vec<(usize, usize, String)> = if merge && !lw.scope.star.is_empty() {
+        lw.scope.star.clone()
+    } else {
+        let table = |r: usize| &lw.scope.relations[r].table;
+        let all = |r: usize| table(r).columns.iter().enumerate().map(move |(c, col)| (r, c, col.name.clone()));
+        relations.iter().flat_map(|&r| all(r)).collect()
+    };
+    for (r, c, name) in columns {
+        let typed = lw.lower_position(r, c)?;
+        items.push(Item { typed, name, at });
     }
     Ok(items)
 }

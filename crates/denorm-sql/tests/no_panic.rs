@@ -11,6 +11,7 @@ const VALID: &[&str] = &[
     "CREATE MATERIALIZED VIEW post_cards WITH (key = 'id', max_staleness = '2s') AS SELECT p.*, u.name AS author_name FROM posts p JOIN users u ON u.id = p.author_id WHERE p.score > 0.5",
     "CREATE MATERIALIZED VIEW product_cards AS SELECT p.id AS product_id, p.name, COUNT(r.id) AS review_count, AVG(r.rating) AS avg_rating FROM products p LEFT JOIN reviews r ON r.product_id = p.id AND r.rating > 1 GROUP BY p.id, p.name HAVING COUNT(*) > 2",
     "CREATE MATERIALIZED VIEW h AS SELECT DISTINCT product_id, rating, CASE rating WHEN 5 THEN 'top' ELSE LOWER(body) END AS b, COALESCE(user_id, 0) FROM reviews WHERE body LIKE '%x%' ESCAPE '!' AND rating BETWEEN 1 AND 5 AND NOT user_id IN (1, 2)",
+    "CREATE MATERIALIZED VIEW j AS SELECT p.id, u.name, r.rating, h.n FROM posts p, users u LEFT JOIN (reviews r JOIN follows f ON f.follower_id = r.user_id) ON r.user_id = u.id RIGHT JOIN products pr ON pr.id = r.product_id FULL JOIN flags g ON g.id = pr.id CROSS JOIN follows f2 JOIN (SELECT rating, COUNT(*) AS n FROM reviews GROUP BY rating) AS h USING (rating) WHERE (p.author_id = u.id AND p.score > 1) OR (u.id = p.author_id AND f2.follower_id = 1)",
     "CREATE MATERIALIZED VIEW t AS SELECT COUNT(*), SUM(rating) / COUNT(*), MAX(CAST(rating AS TEXT)) FROM reviews; CREATE MATERIALIZED VIEW u AS SELECT rating % 2 AS parity, COUNT(DISTINCT user_id) AS n FROM reviews GROUP BY 1",
 ];
 
@@ -63,6 +64,12 @@ const INSERTS: &[&str] = &[
     "SELECT",
     "JOIN",
     "NULL",
+    "RIGHT",
+    "FULL",
+    "NATURAL",
+    "USING (id)",
+    "CROSS JOIN users",
+    "OR",
     "-",
     "::",
     ";",

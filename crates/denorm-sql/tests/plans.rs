@@ -91,6 +91,36 @@ const CASES: &[(&str, &str)] = &[
            SELECT product_id, COUNT(*), sum( r.rating ), CAST(product_id + 0 AS TEXT), max(rating) + 1, CASE WHEN product_id > 1 THEN 1 END
            FROM reviews r GROUP BY product_id",
     ),
+    (
+        "comma_join_order",
+        "CREATE MATERIALIZED VIEW v AS
+           SELECT p.title, r.rating, u.name FROM posts p, reviews r, users u
+           WHERE u.id = r.user_id AND p.author_id = u.id AND r.rating > 3 AND p.score > r.rating",
+    ),
+    (
+        "or_common_equality",
+        "CREATE MATERIALIZED VIEW v AS
+           SELECT r.id, p.name FROM reviews r, products p
+           WHERE (p.id = r.product_id AND p.price < 10 AND r.rating = 5)
+              OR (r.product_id = p.id AND p.price >= 10 AND r.rating >= 4)",
+    ),
+    (
+        "cross_join_residual",
+        "CREATE MATERIALIZED VIEW v AS
+           SELECT u.name, p.name AS product FROM users u CROSS JOIN products p WHERE p.price > u.id",
+    ),
+    (
+        "using_and_natural",
+        "CREATE MATERIALIZED VIEW v AS
+           SELECT users.id, name, p.title, f.followee_id FROM users NATURAL JOIN flags
+           LEFT JOIN (follows f JOIN posts p ON p.author_id = f.followee_id) ON f.follower_id = users.id",
+    ),
+    (
+        "right_and_full",
+        "CREATE MATERIALIZED VIEW v AS
+           SELECT p.id AS post_id, u.id AS user_id, r.id AS review_id
+           FROM posts p RIGHT JOIN users u ON u.id = p.author_id FULL JOIN reviews r ON r.user_id = u.id",
+    ),
 ];
 
 #[test]
@@ -190,4 +220,159 @@ fn several_views_and_errors_are_all_reported() {
     assert_eq!(ok.len(), 2);
     assert_eq!(ok[1].select_sql, "SELECT id FROM posts");
     assert_eq!((ok[1].location.line, ok[1].location.column), (3, 1));
+}
+
+/// A chain of 64 tables `t{i}(id, next)`, `t{i}.next = t{i+1}.id`, joined
+/// with JOIN … ON in FROM order and with commas in reverse order: both plan
+/// as 63 equi-joins without a product. (Planning once cost twice as much per
+/// table; 64 tables would not finish.)
+#[test]
+fn a_64_table_chain_plans_as_equi_joins() {
+    use denorm_types::{Catalog, ColumnSchema, TableSchema};
+    let n = 64;
+    let mut catalog = Catalog::new();
+    for i in 0..n {
+        let col = |name: &str| ColumnSchema { name: name.into(), ty: ScalarType::Int, nullable: false };
+        catalog.add(TableSchema {
+            name: format!("t{i}"),
+            columns: vec![col("id"), col("next")],
+            primary_key: vec![0],
+            unique_keys: vec![],
+        });
+    }
+    let joins: String = (1..n).map(|i| format!(" JOIN t{i} ON t{i}.id = t{}.next", i - 1)).collect();
+    let explicit = format!("CREATE MATERIALIZED VIEW chain AS SELECT t0.id, t{}.next FROM t0{joins}", n - 1);
+    let tables: Vec<String> = (0..n).rev().map(|i| format!("t{i}")).collect();
+    let conditions: Vec<String> = (1..n).map(|i| format!("t{}.next = t{i}.id", i - 1)).collect();
+    let commas = format!(
+        "CREATE MATERIALIZED VIEW chain AS SELECT t0.id, t{}.next FROM {} WHERE {}",
+        n - 1,
+        tables.join(", "),
+        conditions.join(" AND ")
+    );
+    for sql in [explicit, commas] {
+        let views = plan_views(&sql, &catalog, Dialect::Sqlite).unwrap_or_else(|e| panic!("{}", e[0].render("v.sql")));
+        let plan = views[0].plan.to_string();
+        assert_eq!(plan.matches("Join on left.").count(), n - 1, "{plan}");
+        assert!(!plan.contains("product") && !plan.contains("Filter"), "{plan}");
+        assert!(views[0].key.proven_unique, "t0.id identifies a row of the chain");
+    }
+}
+
+/// `*` over `JOIN … USING`: the pair once, at the left column's place in
+/// SQLite, first in PostgreSQL; a RIGHT JOIN's merged column is the right
+/// one (never NULL here), qualified names still see both.
+#[test]
+fn star_over_using_follows_each_dialect() {
+    let names = |sql: &str, dialect| {
+        let v = plan_one(sql, dialect);
+        v.columns.iter().map(|c| format!("{}{}", c.name, if c.nullable { "?" } else { "" })).collect::<Vec<_>>()
+    };
+    let users = "(SELECT id AS followee_id, name FROM users) AS u";
+    let inner = format!("CREATE MATERIALIZED VIEW v AS SELECT * FROM follows f JOIN {users} USING (followee_id)");
+    assert_eq!(names(&inner, Dialect::Sqlite), ["follower_id", "followee_id", "name"]);
+    assert_eq!(names(&inner, Dialect::Postgres), ["followee_id", "follower_id", "name"]);
+    let right = format!(
+        "CREATE MATERIALIZED VIEW v AS SELECT *, f.followee_id AS f_id FROM follows f RIGHT JOIN {users} USING (followee_id)"
+    );
+    assert_eq!(names(&right, Dialect::Sqlite), ["follower_id?", "followee_id", "name", "f_id?"]);
+    let natural = format!("CREATE MATERIALIZED VIEW v AS SELECT followee_id, name FROM follows NATURAL LEFT JOIN {users}");
+    assert_eq!(names(&natural, Dialect::Postgres), ["followee_id", "name?"]);
+}
+
+/// An equality between expressions keys a join: each side is computed
+/// below it. PostgreSQL compares an integer with a double as a double, so
+/// the integer side is cast; SQLite compares them exactly, so that
+/// equality stays a residual.
+#[test]
+fn expression_equalities_are_join_keys() {
+    let sql = "CREATE MATERIALIZED VIEW v AS SELECT r.id, p.id AS post_id FROM reviews r, posts p
+               WHERE r.rating + 1 = p.author_id * 2 AND p.score = r.user_id";
+    let plan = |dialect| plan_one(sql, dialect).plan.to_string();
+    let text = format!("{}\n{}", plan(Dialect::Postgres), plan(Dialect::Sqlite));
+    insta::assert_snapshot!("expression_equalities_are_join_keys", text);
+}
+
+/// TPC-H's multi-table queries as the specification writes their FROM and
+/// WHERE (comma joins, join keys among the filters, Q7's OR of names, Q19's
+/// OR of branches that each repeat the join key) plan as equi-joins: no
+/// product anywhere.
+#[test]
+fn tpch_comma_joins_plan_as_equi_joins() {
+    use denorm_types::{Catalog, ColumnSchema, TableSchema};
+    let tables: &[(&str, &str)] = &[
+        ("part", "p_partkey p_name:t p_brand:t p_type:t p_size p_container:t"),
+        ("supplier", "s_suppkey s_name:t s_nationkey"),
+        ("partsupp", "ps_partkey ps_suppkey ps_supplycost:f"),
+        ("customer", "c_custkey c_nationkey"),
+        ("orders", "o_orderkey o_custkey o_orderdate:t"),
+        (
+            "lineitem",
+            "l_orderkey l_partkey l_suppkey l_quantity l_extendedprice:f l_discount:f l_shipdate:t l_shipmode:t l_shipinstruct:t",
+        ),
+        ("nation", "n_nationkey n_name:t n_regionkey"),
+        ("region", "r_regionkey r_name:t"),
+    ];
+    let mut catalog = Catalog::new();
+    for (name, columns) in tables {
+        let columns = columns
+            .split(' ')
+            .map(|c| {
+                let (name, ty) = match c.split_once(':') {
+                    Some((n, "t")) => (n, ScalarType::Text),
+                    Some((n, _)) => (n, ScalarType::Float),
+                    None => (c, ScalarType::Int),
+                };
+                ColumnSchema { name: name.into(), ty, nullable: false }
+            })
+            .collect();
+        catalog.add(TableSchema { name: (*name).into(), columns, primary_key: vec![0], unique_keys: vec![] });
+    }
+    let queries = [
+        "SELECT n_name, SUM(l_extendedprice * (1 - l_discount)) AS revenue
+         FROM customer, orders, lineitem, supplier, nation, region
+         WHERE c_custkey = o_custkey AND l_orderkey = o_orderkey AND l_suppkey = s_suppkey
+           AND c_nationkey = s_nationkey AND s_nationkey = n_nationkey AND n_regionkey = r_regionkey
+           AND r_name = 'ASIA' AND o_orderdate >= '1994-01-01' AND o_orderdate < '1995-01-01'
+         GROUP BY n_name",
+        "SELECT n1.n_name AS supp_nation, n2.n_name AS cust_nation, SUM(l_extendedprice) AS revenue
+         FROM supplier, lineitem, orders, customer, nation n1, nation n2
+         WHERE s_suppkey = l_suppkey AND o_orderkey = l_orderkey AND c_custkey = o_custkey
+           AND s_nationkey = n1.n_nationkey AND c_nationkey = n2.n_nationkey
+           AND ((n1.n_name = 'FRANCE' AND n2.n_name = 'GERMANY') OR (n1.n_name = 'GERMANY' AND n2.n_name = 'FRANCE'))
+           AND l_shipdate BETWEEN '1995-01-01' AND '1996-12-31'
+         GROUP BY n1.n_name, n2.n_name",
+        "SELECT o_orderdate, SUM(CASE WHEN n2.n_name = 'BRAZIL' THEN l_extendedprice ELSE 0 END) AS brazil
+         FROM part, supplier, lineitem, orders, customer, nation n1, nation n2, region
+         WHERE p_partkey = l_partkey AND s_suppkey = l_suppkey AND l_orderkey = o_orderkey
+           AND o_custkey = c_custkey AND c_nationkey = n1.n_nationkey AND n1.n_regionkey = r_regionkey
+           AND r_name = 'AMERICA' AND s_nationkey = n2.n_nationkey AND p_type = 'ECONOMY ANODIZED STEEL'
+         GROUP BY o_orderdate",
+        "SELECT n_name, SUM(l_extendedprice * (1 - l_discount) - ps_supplycost * l_quantity) AS amount
+         FROM part, supplier, lineitem, partsupp, orders, nation
+         WHERE s_suppkey = l_suppkey AND ps_suppkey = l_suppkey AND ps_partkey = l_partkey
+           AND p_partkey = l_partkey AND o_orderkey = l_orderkey AND s_nationkey = n_nationkey
+           AND p_name LIKE '%green%'
+         GROUP BY n_name",
+        "SELECT SUM(l_extendedprice * (1 - l_discount)) AS revenue FROM lineitem, part
+         WHERE (p_partkey = l_partkey AND p_brand = 'Brand#12' AND l_quantity >= 1 AND p_size BETWEEN 1 AND 5
+                AND l_shipmode IN ('AIR', 'AIR REG') AND l_shipinstruct = 'DELIVER IN PERSON')
+            OR (p_partkey = l_partkey AND p_brand = 'Brand#23' AND l_quantity >= 10 AND p_size BETWEEN 1 AND 10
+                AND l_shipmode IN ('AIR', 'AIR REG') AND l_shipinstruct = 'DELIVER IN PERSON')
+            OR (p_partkey = l_partkey AND p_brand = 'Brand#34' AND l_quantity >= 20 AND p_size BETWEEN 1 AND 15
+                AND l_shipmode IN ('AIR', 'AIR REG') AND l_shipinstruct = 'DELIVER IN PERSON')",
+    ];
+    for (i, q) in queries.iter().enumerate() {
+        let sql = format!("CREATE MATERIALIZED VIEW q{i} AS {q}");
+        for dialect in [Dialect::Sqlite, Dialect::Postgres] {
+            let views = plan_views(&sql, &catalog, dialect).unwrap_or_else(|e| panic!("{}", e[0].render("q.sql")));
+            let plan = views[0].plan.to_string();
+            let joins = plan.lines().filter(|l| l.trim_start().starts_with("Join")).count();
+            assert_eq!(joins, plan.matches("Get ").count() - 1, "{plan}");
+            assert!(!plan.contains("(a product)"), "query {i}:\n{plan}");
+            if std::env::var("SHOW_PLANS").is_ok() {
+                println!("{plan}");
+            }
+        }
+    }
 }

@@ -330,3 +330,129 @@ SELECT DISTINCT CASE WHEN id % 2 = 1 THEN acct ELSE acct * 1.0 END AS v FROM led
 CREATE MATERIALIZED VIEW ledger_value_groups AS
 SELECT CASE WHEN id % 2 = 1 THEN acct ELSE acct * 1.0 END AS v, COUNT(*) AS n, SUM(amount) AS total
 FROM ledger GROUP BY 1;
+-- Joins (helper A): comma FROM with join keys in WHERE, an OR with a common
+-- equality, CROSS JOIN and non-equi joins, USING, NATURAL, parenthesized,
+-- RIGHT and FULL joins (NULL keys included), join order chosen by the planner.
+
+CREATE MATERIALIZED VIEW comma_three_way AS
+SELECT r.id AS review_id, p.name AS product, u.name AS reviewer, r.rating
+FROM reviews r, users u, products p
+WHERE u.id = r.user_id AND p.id = r.product_id AND r.rating >= 2 AND u.karma > r.rating;
+
+CREATE MATERIALIZED VIEW comma_reordered AS
+SELECT f.follower_id, p.id AS post_id, u.name
+FROM users u, follows f, posts p
+WHERE p.author_id = f.followee_id AND u.id = p.author_id;
+
+CREATE MATERIALIZED VIEW or_common_key AS
+SELECT r.id, p.name, r.rating
+FROM reviews r, products p
+WHERE (p.id = r.product_id AND p.category = 'a' AND r.rating >= 3)
+   OR (r.product_id = p.id AND p.price < 1.0 AND r.helpful IS NOT NULL)
+   OR (p.id = r.product_id AND r.rating = 1);
+
+CREATE MATERIALIZED VIEW comma_and_join AS
+SELECT p.id AS post_id, u.name, f.follower_id
+FROM posts p JOIN users u ON u.id = p.author_id, follows f
+WHERE f.followee_id = u.id AND f.follower_id <> p.author_id;
+
+CREATE MATERIALIZED VIEW comma_and_left_join AS
+SELECT u.id AS user_id, p.id AS post_id, f.follower_id
+FROM users u LEFT JOIN posts p ON p.author_id = u.id, follows f
+WHERE f.followee_id = u.id AND (p.score IS NULL OR p.score > 0);
+
+CREATE MATERIALIZED VIEW cross_join_residual AS
+SELECT u.id AS user_id, p.id AS product_id
+FROM users u CROSS JOIN products p
+WHERE p.price > u.karma;
+
+CREATE MATERIALIZED VIEW non_equi_join AS
+SELECT a.id AS a_id, b.id AS b_id
+FROM posts a JOIN posts b ON a.score < b.score AND a.author_id = b.created_at % 5;
+
+CREATE MATERIALIZED VIEW comma_product_count AS
+SELECT COUNT(*) AS pairs, SUM(u.karma) AS karma FROM users u, follows f;
+
+CREATE MATERIALIZED VIEW left_join_no_equality AS
+SELECT u.id AS user_id, r.id AS review_id
+FROM users u LEFT JOIN reviews r ON r.rating > u.karma AND r.rating < 3;
+
+CREATE MATERIALIZED VIEW using_join AS
+SELECT * FROM posts JOIN (SELECT id, name, karma FROM users) AS u USING (id);
+
+CREATE MATERIALIZED VIEW left_using_join AS
+SELECT id, title, karma, u.id AS uid
+FROM posts p LEFT JOIN users u USING (id);
+
+CREATE MATERIALIZED VIEW natural_join AS
+SELECT * FROM (SELECT id AS follower_id, name FROM users) AS u NATURAL JOIN follows;
+
+CREATE MATERIALIZED VIEW parenthesized_join AS
+SELECT p.id AS post_id, u.name, f.follower_id
+FROM posts p LEFT JOIN (users u JOIN follows f ON f.followee_id = u.id) ON u.id = p.author_id;
+
+CREATE MATERIALIZED VIEW right_join AS
+SELECT p.id AS post_id, p.title, u.id AS user_id, u.name
+FROM posts p RIGHT JOIN users u ON u.id = p.author_id AND p.score > 0;
+
+CREATE MATERIALIZED VIEW right_using_join AS
+SELECT * FROM reviews RIGHT JOIN (SELECT id, name FROM products) AS p USING (id);
+
+CREATE MATERIALIZED VIEW full_join AS
+SELECT r.id AS review_id, r.rating, p.id AS product_id, p.name
+FROM reviews r FULL OUTER JOIN products p ON p.id = r.product_id;
+
+CREATE MATERIALIZED VIEW full_join_residual_grouped AS
+SELECT p.category, COUNT(r.id) AS reviews, COUNT(*) AS n, SUM(r.rating) AS ratings
+FROM reviews r FULL JOIN products p ON p.id = r.product_id AND r.helpful > 0
+GROUP BY p.category;
+
+CREATE MATERIALIZED VIEW full_join_where AS
+SELECT a.id AS a_id, b.id AS b_id
+FROM posts a FULL JOIN users b ON b.karma = a.score
+WHERE a.id IS NULL OR b.id IS NULL OR a.title <> b.name;
+
+CREATE MATERIALIZED VIEW chained_using AS
+SELECT * FROM (SELECT id, name FROM users) AS a
+RIGHT JOIN (SELECT id, karma FROM users WHERE karma > 0) AS b USING (id)
+JOIN (SELECT author_id AS id, title FROM posts) AS c USING (id);
+
+CREATE MATERIALIZED VIEW users_without_posts AS
+SELECT u.id, u.name, f.followee_id
+FROM follows f, users u LEFT JOIN posts p ON p.author_id = u.id
+WHERE p.id IS NULL AND f.follower_id = u.id;
+
+CREATE MATERIALIZED VIEW right_join_where AS
+SELECT u.id AS user_id, p.id AS post_id, r.rating
+FROM posts p RIGHT JOIN users u ON u.id = p.author_id, reviews r
+WHERE r.user_id = u.id AND (p.score IS NULL OR p.score < r.rating);
+
+-- SQLite joins a comma like any join, left-deep: the items before an outer
+-- join are part of its left operand.
+CREATE MATERIALIZED VIEW comma_then_right_join AS
+SELECT f.id AS follow_id, p.id AS post_id, u.id AS user_id
+FROM follows f, posts p RIGHT JOIN users u ON u.id = p.author_id AND u.id = f.follower_id;
+
+CREATE MATERIALIZED VIEW comma_then_left_join_reading_it AS
+SELECT f.id AS follow_id, u.id AS user_id, p.id AS post_id
+FROM follows f, users u LEFT JOIN posts p ON p.author_id = u.id AND p.score > f.followee_id
+WHERE u.id = f.follower_id;
+
+CREATE MATERIALIZED VIEW left_join_without_on AS
+SELECT u.id, b.n FROM users u LEFT JOIN (SELECT COUNT(*) AS n FROM posts WHERE score > 5 GROUP BY author_id) AS b;
+
+-- Equalities between expressions are join keys too (each side computed
+-- below the join), also when one side reads two tables already joined.
+CREATE MATERIALIZED VIEW expression_key_join AS
+SELECT r.id AS review_id, p.id AS post_id, u.name
+FROM reviews r, posts p, users u
+WHERE r.rating + 1 = p.score % 7 AND u.id = r.user_id AND u.karma + p.author_id = r.product_id * 2;
+
+CREATE MATERIALIZED VIEW expression_key_left_join AS
+SELECT u.id AS user_id, p.id AS post_id
+FROM users u LEFT JOIN posts p ON p.author_id * 2 = u.karma + u.id AND lower(p.title) <> 'beta';
+
+CREATE MATERIALIZED VIEW or_common_filters AS
+SELECT r.id, p.name FROM reviews r, products p
+WHERE (p.id = r.product_id AND r.rating > 1 AND p.category = 'a')
+   OR (r.product_id = p.id AND r.rating > 1 AND p.price > 0.5);

@@ -125,10 +125,14 @@ fn collect_clauses(plan: &Plan, catalog: &Catalog, out: &mut Vec<String>) {
             collect_clauses(input, catalog, out);
             out.push("keeps a count per distinct row; a row appears or disappears when its count crosses zero".into());
         }
-        Plan::Join { left, right, kind, left_key, right_key, .. } => {
+        Plan::Join { left, right, kind, left_key, right_key, residual } => {
             collect_clauses(left, catalog, out);
             collect_clauses(right, catalog, out);
-            out.push(describe_join(left, right, *kind, left_key, right_key, catalog));
+            if left_key.is_empty() {
+                out.push(describe_product(left, right, *kind, residual.as_ref()));
+            } else {
+                out.push(describe_join(left, right, *kind, left_key, right_key, catalog));
+            }
         }
         Plan::Reduce { input, group_key, aggregates } => {
             collect_clauses(input, catalog, out);
@@ -182,10 +186,32 @@ fn describe_join(
         condition.join(" AND "),
         many.tables,
     );
-    if kind == JoinKind::Left {
-        let _ = write!(text, ", keeping {} rows without a match with NULLs", left_side.tables);
-    }
+    text.push_str(&outer_rows(kind, &left_side.tables, &right_side.tables));
     text
+}
+
+/// What an outer join adds: the rows kept without a match.
+fn outer_rows(kind: JoinKind, left: &str, right: &str) -> String {
+    match kind {
+        JoinKind::Inner => String::new(),
+        JoinKind::Left => format!(", keeping {left} rows without a match with NULLs"),
+        JoinKind::Full => format!(", keeping {left} rows and {right} rows without a match with NULLs"),
+    }
+}
+
+/// A join without an equality: every pair of rows is a candidate.
+fn describe_product(left: &Plan, right: &Plan, kind: JoinKind, residual: Option<&Expr>) -> String {
+    let (l, r) = (left.tables().join(", "), right.tables().join(", "));
+    let condition = match residual {
+        Some(_) => "pairs that pass the join condition (a residual, evaluated per pair)",
+        None => "every pair",
+    };
+    format!(
+        "joins every row of {l} with every row of {r} (a product: no equality to look rows up by): \
+         a change to either side is paired with all rows of the other, O(rows of the other side) per change, \
+         and emits {condition}{} — cost warning: add an equality between the tables if one exists",
+        outer_rows(kind, &l, &r)
+    )
 }
 
 /// One input of a join, described by where its key columns come from.
@@ -416,6 +442,25 @@ mod tests {
             propagation(&plan, &catalog()),
             "a change to users re-joins matching rows of posts by users.id = posts.author_id \
              (and a change to posts looks up its users row)"
+        );
+    }
+
+    #[test]
+    fn a_product_says_so_with_a_cost_warning() {
+        let plan = Plan::Join {
+            left: get("users", 3),
+            right: get("products", 3),
+            kind: JoinKind::Full,
+            left_key: vec![],
+            right_key: vec![],
+            residual: Some(Expr::binary(denorm_expr::BinaryOp::Lt, Expr::Column(0), Expr::Column(5))),
+        };
+        assert_eq!(
+            propagation(&plan, &catalog()),
+            "joins every row of users with every row of products (a product: no equality to look rows up by): \
+             a change to either side is paired with all rows of the other, O(rows of the other side) per change, \
+             and emits pairs that pass the join condition (a residual, evaluated per pair), keeping users rows \
+             and products rows without a match with NULLs — cost warning: add an equality between the tables if one exists"
         );
     }
 

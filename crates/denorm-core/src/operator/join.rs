@@ -1,4 +1,4 @@
-//! Symmetric hash join, inner and left outer.
+//! Symmetric hash join: inner, left outer and full outer.
 //!
 //! Both inputs are arrangements ([`Index`]) keyed by the join columns, already
 //! updated with this batch's deltas when the join runs (they may be shared with
@@ -13,7 +13,8 @@
 //! have no match: for each key the batch touched, the padded output before and
 //! after the batch is derived from the new state and the deltas, and only the
 //! difference is emitted (a left row's padded copy is retracted when its first
-//! match arrives and re-inserted when its last match leaves).
+//! match arrives and re-inserted when its last match leaves). A full join
+//! does the same for the right rows, with the sides' roles swapped.
 
 use hashbrown::HashMap;
 
@@ -36,6 +37,13 @@ pub(crate) struct Join {
     /// `None` emits every column.
     pub(crate) project: Option<Vec<usize>>,
     pub(crate) dialect: Dialect,
+}
+
+/// Which input of the join a row comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Left,
+    Right,
 }
 
 /// A batch's delta of one side, grouped by join key.
@@ -88,6 +96,14 @@ impl Output<'_> {
         Ok(())
     }
 
+    /// The residual over `row` (of `side`) and `other` (of the other side).
+    fn holds(&self, side: Side, row: RowRef<'_>, other: RowRef<'_>) -> Result<bool, EvalError> {
+        match side {
+            Side::Left => self.residual_holds(row, other),
+            Side::Right => self.residual_holds(other, row),
+        }
+    }
+
     fn residual_holds(&self, left: RowRef<'_>, right: RowRef<'_>) -> Result<bool, EvalError> {
         match &self.join.residual {
             None => Ok(true),
@@ -98,11 +114,15 @@ impl Output<'_> {
         }
     }
 
-    /// Emits `left ++ NULL…` with weight `diff`.
-    fn padded(&mut self, left: RowRef<'_>, diff: Diff) {
+    /// Emits `row ++ NULL…` (or `NULL… ++ row` for a right row) with weight `diff`.
+    fn padded(&mut self, side: Side, row: RowRef<'_>, diff: Diff) {
         if diff == 0 {
             return;
         }
+        if side == Side::Right {
+            return self.padded_right(row, diff);
+        }
+        let left = row;
         match &self.join.project {
             None => {
                 self.packer.extend_from_ref(left);
@@ -123,11 +143,41 @@ impl Output<'_> {
         self.changes.push((self.packer.finish(), diff));
     }
 
-    /// Σ over `rows` of their weight where `left ++ row` passes the residual.
-    fn matches<'r>(&self, left: RowRef<'_>, rows: impl Iterator<Item = (RowRef<'r>, Diff)>) -> Result<Diff, EvalError> {
+    fn padded_right(&mut self, right: RowRef<'_>, diff: Diff) {
+        match &self.join.project {
+            None => {
+                for _ in 0..self.join.left_arity {
+                    self.packer.push(&Datum::Null);
+                }
+                self.packer.extend_from_ref(right);
+            }
+            Some(columns) => {
+                right.spans(&mut self.right_spans);
+                for &c in columns {
+                    match c.checked_sub(self.join.left_arity) {
+                        Some(r) => {
+                            let (start, end) = self.right_spans[r];
+                            self.packer.push_encoded_ref(right, start, end);
+                        }
+                        None => self.packer.push(&Datum::Null),
+                    }
+                }
+            }
+        }
+        self.changes.push((self.packer.finish(), diff));
+    }
+
+    /// Σ over `rows` (of the other side) of their weight where the pair
+    /// with `row` (of `side`) passes the residual.
+    fn matches<'r>(
+        &self,
+        side: Side,
+        row: RowRef<'_>,
+        rows: impl Iterator<Item = (RowRef<'r>, Diff)>,
+    ) -> Result<Diff, EvalError> {
         let mut total = 0;
         for (r, d) in rows {
-            if self.residual_holds(left, r)? {
+            if self.holds(side, row, r)? {
                 total += d;
             }
         }
@@ -184,8 +234,11 @@ impl Join {
                 }
             }
         }
-        if self.kind == JoinKind::Left {
-            self.pad(left, right, &dl, &dr, &mut out)?;
+        if matches!(self.kind, JoinKind::Left | JoinKind::Full) {
+            self.pad(Side::Left, left, right, &dl, &dr, &mut out)?;
+        }
+        if self.kind == JoinKind::Full {
+            self.pad(Side::Right, right, left, &dr, &dl, &mut out)?;
         }
         Ok(out.changes)
     }
@@ -234,9 +287,12 @@ impl Join {
         Ok(out.changes)
     }
 
-    /// The change in NULL-padded rows for every key the batch touched.
+    /// The change in NULL-padded rows of `side` for every key the batch
+    /// touched. `left`/`dl` are that side's arrangement and delta, `right`/
+    /// `dr` the other side's (the names read as for a left join).
     fn pad(
         &self,
+        side: Side,
         left: &Index,
         right: &Index,
         dl: &Grouped<'_>,
@@ -251,11 +307,11 @@ impl Join {
                 let group = if *has_null { None } else { right.get(key) };
                 for &(l, d) in rows {
                     let m = match group {
-                        Some((g, total)) => self.matches_in(out, l, g, *total)?,
+                        Some((g, total)) => self.matches_in(out, side, l, g, *total)?,
                         None => 0,
                     };
                     if m == 0 {
-                        out.padded(l, d);
+                        out.padded(side, l, d);
                     }
                 }
             }
@@ -265,22 +321,30 @@ impl Join {
                 continue;
             }
             let left_rows = dl.get(key).map_or(&empty, |(rows, _)| rows);
-            self.repad_key(left.get(key).map(|(g, _)| g), left_rows, right.get(key), rrows, out)?;
+            self.repad_key(side, left.get(key).map(|(g, _)| g), left_rows, right.get(key), rrows, out)?;
         }
         Ok(())
     }
 
-    fn matches_in(&self, out: &Output<'_>, l: RowRef<'_>, group: &Group, total: Diff) -> Result<Diff, EvalError> {
+    fn matches_in(
+        &self,
+        out: &Output<'_>,
+        side: Side,
+        l: RowRef<'_>,
+        group: &Group,
+        total: Diff,
+    ) -> Result<Diff, EvalError> {
         if self.residual.is_none() {
             Ok(total)
         } else {
-            out.matches(l, group.iter())
+            out.matches(side, l, group.iter())
         }
     }
 
     /// Recomputes the padded rows of one key whose right side changed.
     fn repad_key(
         &self,
+        side: Side,
         left_now: Option<&Group>,
         left_delta: &[(RowRef<'_>, Diff)],
         right_now: Option<&(Group, Diff)>,
@@ -300,13 +364,13 @@ impl Join {
             let (m_now, m_delta) = match &self.residual {
                 None => (right_now.map_or(0, |(_, t)| *t), right_delta.iter().map(|(_, d)| d).sum()),
                 Some(_) => (
-                    right_now.map_or(Ok(0), |(g, _)| out.matches(l, g.iter()))?,
-                    out.matches(l, right_delta.iter().copied())?,
+                    right_now.map_or(Ok(0), |(g, _)| out.matches(side, l, g.iter()))?,
+                    out.matches(side, l, right_delta.iter().copied())?,
                 ),
             };
             let padded_now = if m_now == 0 { count_now } else { 0 };
             let padded_before = if m_now - m_delta == 0 { count_before } else { 0 };
-            out.padded(l, padded_now - padded_before);
+            out.padded(side, l, padded_now - padded_before);
         }
         Ok(())
     }
