@@ -10,6 +10,7 @@
 
 mod compare;
 mod sqlite;
+pub mod tpch;
 mod workload;
 
 pub use compare::{canonical_json, normalize_json, same_rows, Mismatch};
