@@ -84,7 +84,7 @@ fn main() {
     let tables: Vec<_> = tpch::TABLES
         .iter()
         .map(|table| {
-            let read = tpch::rows_where(&reference.connection, table, "1").unwrap();
+            let read = denorm_testkit::writes::rows_where(&reference.connection, table, "1").unwrap();
             rows += read.len();
             (table.to_string(), read.into_iter().map(|(_, row)| (row, 1)).collect())
         })
@@ -109,7 +109,7 @@ fn main() {
     let backlog: Vec<_> = (0..rounds)
         .map(|_| {
             let statements = refresh.round(&mut random, 200);
-            tpch::capture(&reference, &statements).unwrap()
+            denorm_testkit::writes::capture(&reference, &statements).unwrap()
         })
         .collect();
     let changes: usize = backlog.iter().flat_map(|t| t.iter().map(|(_, c)| c.len())).sum();

@@ -8,21 +8,19 @@
 //! read, join keys included.
 //!
 //! ```text
-//!  load(scale) ──► SQLite ──► Refresh::round(rng) ──► Vec<Statement> ──► capture() ──► TableChanges
+//!  load(scale) ──► SQLite ──► Refresh::round(rng) ──► Vec<Statement> ──► writes::capture() ──► TableChanges
 //! ```
 //!
-//! [`capture`] runs statements on the reference database and returns the
-//! old/new rows they touched, found by rowid, as the engine's input.
+//! [`crate::writes::capture`] runs the statements on the reference database
+//! and returns the old/new rows they touched, as the engine's input.
 
-use denorm_types::{Diff, Row, Value};
 use rusqlite::Connection;
 use tpchgen::generators::{
     CustomerGenerator, LineItemGenerator, NationGenerator, OrderGenerator, PartGenerator, PartSuppGenerator,
     RegionGenerator, SupplierGenerator,
 };
 
-use crate::sqlite::{to_value, SqliteReference};
-use crate::workload::TableChanges;
+use crate::writes::Statement;
 
 /// The TPC-H schema (specification 1.4), with its primary keys.
 pub const SCHEMA: &str = "
@@ -352,78 +350,6 @@ fn insert_lines<T: ToString>(
         }
     }
     Ok(())
-}
-
-/// One write of a refresh round: `sql` changes rows of `table` only, and
-/// `rows` (a WHERE condition) selects every row it changes, before it runs;
-/// an insert names none (its new rows are found by rowid).
-#[derive(Debug, Clone)]
-pub struct Statement {
-    pub table: &'static str,
-    pub sql: String,
-    pub rows: Option<String>,
-}
-
-impl Statement {
-    fn insert(table: &'static str, values: &[String]) -> Self {
-        Statement { table, sql: format!("INSERT INTO {table} VALUES ({})", values.join(", ")), rows: None }
-    }
-
-    fn update(table: &'static str, set: String, rows: String) -> Self {
-        Statement { table, sql: format!("UPDATE {table} SET {set} WHERE {rows}"), rows: Some(rows) }
-    }
-
-    fn delete(table: &'static str, rows: String) -> Self {
-        Statement { table, sql: format!("DELETE FROM {table} WHERE {rows}"), rows: Some(rows) }
-    }
-}
-
-/// Runs `statements` in one transaction on the reference database and
-/// returns the rows they removed and added, per table: the change log a
-/// capture would have written.
-pub fn capture(reference: &SqliteReference, statements: &[Statement]) -> rusqlite::Result<TableChanges> {
-    let connection = &reference.connection;
-    connection.execute_batch("BEGIN IMMEDIATE")?;
-    let mut changes: TableChanges = Vec::new();
-    for statement in statements {
-        let table = statement.table;
-        let mut change: Vec<(Row, Diff)> = Vec::new();
-        let rowids: Vec<i64> = match &statement.rows {
-            Some(rows) => {
-                let old = rows_where(connection, table, rows)?;
-                let rowids = old.iter().map(|(id, _)| *id).collect();
-                change.extend(old.into_iter().map(|(_, row)| (row, -1)));
-                connection.execute(&statement.sql, [])?;
-                rowids
-            }
-            None => {
-                connection.execute(&statement.sql, [])?;
-                vec![connection.last_insert_rowid()]
-            }
-        };
-        for id in rowids {
-            let new = rows_where(connection, table, &format!("rowid = {id}"))?;
-            change.extend(new.into_iter().map(|(_, row)| (row, 1)));
-        }
-        match changes.iter_mut().find(|(t, _)| t == table) {
-            Some((_, c)) => c.extend(change),
-            None => changes.push((table.to_string(), change)),
-        }
-    }
-    connection.execute_batch("COMMIT")?;
-    Ok(changes)
-}
-
-/// Every row of `table` (the whole table when `condition` is `1`), with its rowid.
-pub fn rows_where(connection: &Connection, table: &str, condition: &str) -> rusqlite::Result<Vec<(i64, Row)>> {
-    let mut statement = connection.prepare(&format!("SELECT rowid, * FROM {table} WHERE {condition}"))?;
-    let width = statement.column_count();
-    let rows = statement.query_map([], |r| {
-        let id: i64 = r.get(0)?;
-        let values = (1..width).map(|i| r.get_ref(i).map(to_value)).collect::<rusqlite::Result<Vec<Value>>>()?;
-        Ok((id, Row::pack(values)))
-    })?;
-    rows.collect()
 }
 
 /// A deterministic random stream (SplitMix64): the same seed writes the same

@@ -94,7 +94,7 @@ fn views_equal_sqlite_through_refresh() {
     let snapshot = tpch::TABLES
         .iter()
         .map(|table| {
-            let rows = tpch::rows_where(&harness.reference.connection, table, "1").unwrap();
+            let rows = denorm_testkit::writes::rows_where(&harness.reference.connection, table, "1").unwrap();
             (table.to_string(), rows.into_iter().map(|(_, row)| (row, 1)).collect())
         })
         .collect();
@@ -104,7 +104,7 @@ fn views_equal_sqlite_through_refresh() {
     let mut random = Random::new(0x7c91_1000);
     for _ in 0..rounds {
         let statements = refresh.round(&mut random, 60);
-        let changes = tpch::capture(&harness.reference, &statements).unwrap();
+        let changes = denorm_testkit::writes::capture(&harness.reference, &statements).unwrap();
         harness.apply(changes);
         harness.check();
     }
