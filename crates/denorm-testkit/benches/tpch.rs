@@ -104,7 +104,7 @@ fn main() {
     );
     println!("RSS after snapshot {rss:.0} MB = {:.1}× file; peak {peak:.0} MB = {:.1}× file", rss / file_mb, peak / file_mb);
 
-    let mut refresh = Refresh::new(&reference.connection, (scale * 1500.0).max(1.0) as i64).unwrap();
+    let mut refresh = Refresh::new(|sql| reference.connection.query_row(sql, [], |r| r.get(0)), (scale * 1500.0).max(1.0) as i64).unwrap();
     let mut random = Random::new(0x7c91_1000);
     let backlog: Vec<_> = (0..rounds)
         .map(|_| {

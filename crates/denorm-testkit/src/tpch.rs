@@ -319,27 +319,36 @@ pub fn views() -> String {
 pub fn load(connection: &Connection, scale: f64) -> rusqlite::Result<()> {
     connection.execute_batch(SCHEMA)?;
     connection.execute_batch("BEGIN")?;
-    insert_lines(connection, "region", RegionGenerator::new(scale, 1, 1).iter())?;
-    insert_lines(connection, "nation", NationGenerator::new(scale, 1, 1).iter())?;
-    insert_lines(connection, "part", PartGenerator::new(scale, 1, 1).iter())?;
-    insert_lines(connection, "supplier", SupplierGenerator::new(scale, 1, 1).iter())?;
-    insert_lines(connection, "partsupp", PartSuppGenerator::new(scale, 1, 1).iter())?;
-    insert_lines(connection, "customer", CustomerGenerator::new(scale, 1, 1).iter())?;
-    insert_lines(connection, "orders", OrderGenerator::new(scale, 1, 1).iter())?;
-    insert_lines(connection, "lineitem", LineItemGenerator::new(scale, 1, 1).iter())?;
+    for table in TABLES {
+        insert_lines(connection, table, lines(table, scale))?;
+    }
     connection.execute_batch("COMMIT")
 }
 
-/// Inserts rows in TPC-H's TBL format (`a|b|c|`), each field as text: the
-/// columns' affinities store them as SQLite would from any client.
-fn insert_lines<T: ToString>(
-    connection: &Connection,
-    table: &str,
-    rows: impl Iterator<Item = T>,
-) -> rusqlite::Result<()> {
+/// The rows of `table` at `scale` in TPC-H's TBL format (`a|b|c|`), as
+/// dbgen writes them.
+pub fn lines(table: &str, scale: f64) -> Box<dyn Iterator<Item = String>> {
+    fn all<T: ToString>(rows: impl Iterator<Item = T> + 'static) -> Box<dyn Iterator<Item = String>> {
+        Box::new(rows.map(|r| r.to_string()))
+    }
+    match table {
+        "region" => all(RegionGenerator::new(scale, 1, 1).iter()),
+        "nation" => all(NationGenerator::new(scale, 1, 1).iter()),
+        "part" => all(PartGenerator::new(scale, 1, 1).iter()),
+        "supplier" => all(SupplierGenerator::new(scale, 1, 1).iter()),
+        "partsupp" => all(PartSuppGenerator::new(scale, 1, 1).iter()),
+        "customer" => all(CustomerGenerator::new(scale, 1, 1).iter()),
+        "orders" => all(OrderGenerator::new(scale, 1, 1).iter()),
+        "lineitem" => all(LineItemGenerator::new(scale, 1, 1).iter()),
+        other => panic!("{other} is not a TPC-H table"),
+    }
+}
+
+/// Inserts rows in TBL format, each field as text: the columns' affinities
+/// store them as SQLite would from any client.
+fn insert_lines(connection: &Connection, table: &str, rows: impl Iterator<Item = String>) -> rusqlite::Result<()> {
     let mut statement = None;
-    for row in rows {
-        let line = row.to_string();
+    for line in rows {
         let fields: Vec<&str> = line.strip_suffix('|').unwrap_or(&line).split('|').collect();
         if statement.is_none() {
             let marks = vec!["?"; fields.len()].join(", ");
@@ -350,6 +359,39 @@ fn insert_lines<T: ToString>(
         }
     }
     Ok(())
+}
+
+/// A query in PostgreSQL's syntax, as the specification writes it there:
+/// typed date literals, `extract(year from …)`, `substring(… from … for …)`.
+pub fn postgres_query(query: &str) -> String {
+    let mut out = String::with_capacity(query.len() + 64);
+    let mut rest = query;
+    while let Some(at) = rest.find('\'') {
+        let (before, from) = rest.split_at(at);
+        out.push_str(before);
+        let date = from.len() >= 12
+            && from.as_bytes()[11] == b'\''
+            && from[1..11].bytes().enumerate().all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+        let end = 1 + from[1..].find('\'').map_or(from.len() - 1, |e| e + 1);
+        if date {
+            out.push_str("date ");
+        }
+        out.push_str(&from[..end]);
+        rest = &from[end..];
+    }
+    out.push_str(rest);
+    let out = out.replace("substr(c_phone, 1, 2)", "substring(c_phone from 1 for 2)");
+    let mut rewritten = String::new();
+    let mut rest = out.as_str();
+    while let Some(at) = rest.find("strftime('%Y', ") {
+        rewritten.push_str(&rest[..at]);
+        let after = &rest[at + "strftime('%Y', ".len()..];
+        let close = after.find(')').expect("strftime(…) closes");
+        rewritten.push_str(&format!("extract(year from {})", &after[..close]));
+        rest = &after[close + 1..];
+    }
+    rewritten.push_str(rest);
+    rewritten
 }
 
 /// A deterministic random stream (SplitMix64): the same seed writes the same
@@ -407,15 +449,15 @@ pub struct Refresh {
 }
 
 impl Refresh {
-    /// Reads the key ranges of a database that [`load`] filled.
-    pub fn new(connection: &Connection, orders_per_round: i64) -> rusqlite::Result<Self> {
-        let max = |sql: &str| connection.query_row(sql, [], |r| r.get::<_, i64>(0));
+    /// Reads the key ranges of a database that [`load`] filled; `value`
+    /// runs a query returning one integer (on SQLite or PostgreSQL).
+    pub fn new<E>(mut value: impl FnMut(&str) -> Result<i64, E>, orders_per_round: i64) -> Result<Self, E> {
         Ok(Refresh {
-            next_order: max("SELECT max(o_orderkey) FROM orders")? + 1,
-            next_deleted: max("SELECT min(o_orderkey) FROM orders")?,
-            parts: max("SELECT max(p_partkey) FROM part")?,
-            suppliers: max("SELECT max(s_suppkey) FROM supplier")?,
-            customers: max("SELECT max(c_custkey) FROM customer")?,
+            next_order: value("SELECT max(o_orderkey) FROM orders")? + 1,
+            next_deleted: value("SELECT min(o_orderkey) FROM orders")?,
+            parts: value("SELECT max(p_partkey) FROM part")?,
+            suppliers: value("SELECT max(s_suppkey) FROM supplier")?,
+            customers: value("SELECT max(c_custkey) FROM customer")?,
             orders_per_round,
         })
     }
@@ -543,5 +585,22 @@ impl Refresh {
             20 => Statement::update("partsupp", format!("ps_supplycost = {}.{:02}", random.range(1, 1000), random.range(0, 99)), partsupp),
             _ => Statement::update("partsupp", format!("ps_availqty = {}", random.range(1, 9999)), partsupp),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_queries_type_dates_and_use_its_functions() {
+        let q07 = postgres_query(QUERIES[6].1);
+        assert!(q07.contains("extract(year from l_shipdate) as l_year"), "{q07}");
+        assert!(q07.contains("between date '1995-01-01' and date '1996-12-31'"), "{q07}");
+        assert!(q07.contains("n1.n_name = 'FRANCE'"), "{q07}");
+        let q22 = postgres_query(QUERIES[21].1);
+        assert!(q22.contains("substring(c_phone from 1 for 2) in ('13',"), "{q22}");
+        assert!(!q22.contains("substr("), "{q22}");
+        assert_eq!(postgres_query("x like '%BRASS' and d < '1995-03-15'"), "x like '%BRASS' and d < date '1995-03-15'");
     }
 }
