@@ -10,7 +10,9 @@
 
 mod compare;
 mod sqlite;
+pub mod tpch;
 mod workload;
+pub mod writes;
 
 pub use compare::{canonical_json, normalize_json, same_rows, Mismatch};
 pub use sqlite::SqliteReference;

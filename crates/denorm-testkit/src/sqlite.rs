@@ -11,7 +11,7 @@ pub struct SqliteReference {
     pub connection: Connection,
 }
 
-fn to_value(v: ValueRef<'_>) -> Value {
+pub(crate) fn to_value(v: ValueRef<'_>) -> Value {
     match v {
         ValueRef::Null => Datum::Null,
         ValueRef::Integer(i) => Datum::Int(i),

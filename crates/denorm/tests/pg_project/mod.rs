@@ -9,7 +9,14 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use postgres::{Client, NoTls};
+use std::collections::BTreeMap;
+
+use denorm_testkit::same_rows;
+use denorm_types::{Datum, Value};
+use postgres::{Client, NoTls, SimpleQueryMessage};
+use serde_json::Value as Json;
+
+use crate::common::{eventually, Denorm};
 
 pub fn server_url() -> String {
     std::env::var("DENORM_TEST_POSTGRES_URL").expect(
@@ -107,4 +114,117 @@ pub fn drop_slot(admin: &mut Client, slot: &str) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+// --- comparing views with PostgreSQL ----------------------------------------
+
+/// PostgreSQL's rows for `select`, typed by the view's column types, and
+/// its column names.
+pub fn reference(client: &mut Client, select: &str, types: &BTreeMap<String, String>) -> (Vec<String>, Vec<Vec<Value>>) {
+    let mut names = Vec::new();
+    let mut rows = Vec::new();
+    for message in client.simple_query(select).unwrap_or_else(|e| panic!("{select}: {e:?}")) {
+        match message {
+            SimpleQueryMessage::RowDescription(columns) => {
+                names = columns.iter().map(|c| c.name().to_string()).collect();
+            }
+            SimpleQueryMessage::Row(row) => {
+                let values = (0..row.len())
+                    .map(|i| {
+                        let ty = types.get(row.columns()[i].name()).map_or("text", String::as_str);
+                        match (row.get(i), ty) {
+                            (None, _) => Datum::Null,
+                            (Some(v), "integer") => Datum::Int(v.parse().unwrap()),
+                            (Some(v), "double" | "numeric") => Datum::Float(v.parse().unwrap()),
+                            (Some(v), "boolean") => Datum::Bool(v == "t"),
+                            (Some(v), "json") => Datum::owned_text(canonical(&serde_json::from_str(v).unwrap())),
+                            (Some(v), _) => Datum::owned_text(v.to_string()),
+                        }
+                    })
+                    .collect();
+                rows.push(values);
+            }
+            _ => {}
+        }
+    }
+    (names, rows)
+}
+
+/// A JSON value from the API as a datum.
+pub fn datum(json: &Json) -> Value {
+    match json {
+        Json::Null => Datum::Null,
+        Json::Bool(b) => Datum::Bool(*b),
+        Json::Number(n) => n.as_i64().map_or_else(|| Datum::Float(n.as_f64().unwrap()), Datum::Int),
+        Json::String(s) => Datum::owned_text(s.clone()),
+        // An embedded document (a json column).
+        document => Datum::owned_text(canonical(document)),
+    }
+}
+
+/// JSON text with object keys sorted, so that documents compare by content.
+pub fn canonical(json: &Json) -> String {
+    match json {
+        Json::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            let fields: Vec<String> =
+                entries.iter().map(|(k, v)| format!("{}:{}", Json::from(k.as_str()), canonical(v))).collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        Json::Array(items) => format!("[{}]", items.iter().map(canonical).collect::<Vec<_>>().join(",")),
+        scalar => scalar.to_string(),
+    }
+}
+
+/// One comparison of every listed view (but `except`) with PostgreSQL;
+/// the first difference, if any.
+pub fn compare(denorm: &Denorm, client: &mut Client, views: &[(&str, &str)], except: &[&str]) -> Result<(), String> {
+    let (_, listed) = denorm.get("/views");
+    for (name, select) in views.iter().filter(|(name, _)| !except.contains(name)) {
+        let view = listed.as_array().unwrap().iter().find(|v| v["name"] == *name).unwrap();
+        if view["status"] != "ok" {
+            return Err(format!("view {name} is not ok: {view}"));
+        }
+        let columns: Vec<String> =
+            view["columns"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect();
+        let types: BTreeMap<String, String> = view["column_types"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+            .collect();
+        let (names, want) = reference(client, select, &types);
+        assert_eq!(columns, names, "columns of {name}: denorm names them as PostgreSQL does");
+        let (status, rows) = denorm.get(&format!("/views/{name}"));
+        assert_eq!(status, 200, "GET /views/{name}: {rows}");
+        let got: Vec<Vec<Value>> = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| columns.iter().map(|c| datum(&row[c.as_str()])).collect())
+            .collect();
+        if let Err(m) = same_rows(got.clone(), want.clone()) {
+            let (got, want) = (debug_rows(&got), debug_rows(&want));
+            let only_denorm: Vec<&String> = got.iter().filter(|r| !want.contains(r)).collect();
+            let only_postgres: Vec<&String> = want.iter().filter(|r| !got.contains(r)).collect();
+            return Err(format!(
+                "view {name} at position {} differs from PostgreSQL: {}\nonly in denorm: {only_denorm:?}\n\
+                 only in PostgreSQL: {only_postgres:?}",
+                view["position"], m.first_difference
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub fn debug_rows(rows: &[Vec<Value>]) -> Vec<String> {
+    rows.iter().map(|r| format!("{r:?}")).collect()
+}
+
+/// Every view (but `except`) equals PostgreSQL's answer to its SELECT once
+/// denorm has caught up with what is committed (the writes are done: the
+/// reference no longer moves).
+pub fn assert_views_equal(denorm: &Denorm, client: &mut Client, views: &[(&str, &str)], except: &[&str]) {
+    eventually(Duration::from_millis(20), || compare(denorm, client, views, except));
 }

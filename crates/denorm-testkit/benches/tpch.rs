@@ -1,0 +1,126 @@
+//! TPC-H on SQLite: the 22 queries as views, beside SQLite recomputing them
+//! (`cargo bench -p denorm-testkit --bench tpch`). Scale with
+//! `DENORM_BENCH_SCALE` (default 0.1: about 100 MB of SQLite file); refresh
+//! rounds with `DENORM_BENCH_ROUNDS` (default 40).
+//!
+//! Prints, from one run on one machine:
+//! - SQLite running every accepted query from scratch (the baseline);
+//! - the snapshot: reading every table, then the dataflow building all views;
+//!   and its ratio to the baseline;
+//! - refresh catch-up: a backlog of RF1/RF2 rounds plus updates, captured
+//!   first, then applied one round per batch: source changes/s;
+//! - resident memory after the snapshot and at its peak, beside the file size.
+
+use std::time::Instant;
+
+use denorm_core::{Dataflow, Runtime, SourceBatch};
+use denorm_sql::plan_views;
+use denorm_testkit::tpch::{self, Random, Refresh};
+use denorm_testkit::SqliteReference;
+use denorm_types::{Dialect, Position};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// VmRSS and VmHWM of this process, in MB.
+fn memory() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn main() {
+    let scale: f64 = env("DENORM_BENCH_SCALE", 0.1);
+    let rounds: usize = env("DENORM_BENCH_ROUNDS", 40);
+    let dir = std::env::temp_dir().join(format!("denorm-tpch-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("tpch.db");
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    let load = Instant::now();
+    tpch::load(&connection, scale).unwrap();
+    drop(connection);
+    let file_mb = std::fs::metadata(&path).unwrap().len() as f64 / 1e6;
+    println!("TPC-H SF {scale}: SQLite file {file_mb:.0} MB, generated and loaded in {:.1} s", load.elapsed().as_secs_f64());
+    let reference = SqliteReference { connection: rusqlite::Connection::open(&path).unwrap() };
+
+    let catalog = reference.catalog();
+    let mut defs = Vec::new();
+    for (name, query) in tpch::QUERIES {
+        match plan_views(&tpch::view(name, query), &catalog, Dialect::Sqlite) {
+            Ok(planned) => defs.extend(planned),
+            Err(_) => println!("  {name}: refused by the planner (not measured)"),
+        }
+    }
+    println!("{} of 22 queries accepted as views", defs.len());
+
+    // Warm the page cache once, then time SQLite recomputing every view.
+    for def in &defs {
+        reference.query(&def.select_sql).unwrap();
+    }
+    let clock = Instant::now();
+    for def in &defs {
+        reference.query(&def.select_sql).unwrap();
+    }
+    let sqlite = clock.elapsed().as_secs_f64();
+    println!("SQLite recomputing the {} queries:          {sqlite:>8.2} s", defs.len());
+
+    let mut dataflow = Dataflow::new(catalog, Dialect::Sqlite);
+    for def in &defs {
+        dataflow.add_view(&def.name, &def.plan, def.key.columns.clone(), !def.key.proven_unique).unwrap();
+    }
+    let clock = Instant::now();
+    let mut rows = 0;
+    let tables: Vec<_> = tpch::TABLES
+        .iter()
+        .map(|table| {
+            let read = denorm_testkit::writes::rows_where(&reference.connection, table, "1").unwrap();
+            rows += read.len();
+            (table.to_string(), read.into_iter().map(|(_, row)| (row, 1)).collect())
+        })
+        .collect();
+    let read = clock.elapsed().as_secs_f64();
+    let clock = Instant::now();
+    let out = dataflow.apply(&SourceBatch { position: Position(1), tables });
+    let build = clock.elapsed().as_secs_f64();
+    assert!(out.errors.is_empty(), "view errors: {:?}", out.errors);
+    let (rss, peak) = memory();
+    println!("snapshot: read {rows} rows                {read:>8.2} s");
+    println!("snapshot: build the {} views                 {build:>8.2} s", defs.len());
+    println!(
+        "snapshot ÷ SQLite recomputing:               {:>8.2}×  (build alone {:.2}×)",
+        (read + build) / sqlite,
+        build / sqlite
+    );
+    println!("RSS after snapshot {rss:.0} MB = {:.1}× file; peak {peak:.0} MB = {:.1}× file", rss / file_mb, peak / file_mb);
+
+    let mut refresh = Refresh::new(|sql| reference.connection.query_row(sql, [], |r| r.get(0)), (scale * 1500.0).max(1.0) as i64).unwrap();
+    let mut random = Random::new(0x7c91_1000);
+    let backlog: Vec<_> = (0..rounds)
+        .map(|_| {
+            let statements = refresh.round(&mut random, 200);
+            denorm_testkit::writes::capture(&reference, &statements).unwrap()
+        })
+        .collect();
+    let changes: usize = backlog.iter().flat_map(|t| t.iter().map(|(_, c)| c.len())).sum();
+    let clock = Instant::now();
+    for (i, tables) in backlog.into_iter().enumerate() {
+        let out = dataflow.apply(&SourceBatch { position: Position(2 + i as u64), tables });
+        assert!(out.errors.is_empty(), "view errors: {:?}", out.errors);
+    }
+    let refresh_s = clock.elapsed().as_secs_f64();
+    println!("refresh catch-up: {changes} changes in {rounds} batches: {:>8.0} changes/s", changes as f64 / refresh_s);
+    let (rss, peak) = memory();
+    println!("RSS after refresh {rss:.0} MB = {:.1}× file; peak {peak:.0} MB = {:.1}× file", rss / file_mb, peak / file_mb);
+    std::fs::remove_dir_all(&dir).ok();
+}
