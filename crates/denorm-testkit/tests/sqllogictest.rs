@@ -30,7 +30,7 @@ const FILES: [(&str, &str); 5] = [
 ];
 
 /// The share of the sampled queries that must be accepted as views.
-const ACCEPTED_FLOOR: f64 = 0.15;
+const ACCEPTED_FLOOR: f64 = 0.80;
 
 /// One `query` record.
 struct Query {
