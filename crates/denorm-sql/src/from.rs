@@ -911,7 +911,7 @@ fn relation<'c>(
     };
     if let Some(cte) = cx.ctes.iter().rev().find(|c| c.name.eq_ignore_ascii_case(&table_name.value)) {
         // A WITH query shadows a table of the same name.
-        let (derived, visible) = crate::query::cte_relation(cte, alias.as_ref())?;
+        let (derived, visible) = crate::query::cte_relation(cte, alias.as_ref(), cx.dialect)?;
         check_unique_name(&visible, at, scope)?;
         return Ok((Relation::Derived(Box::new(derived)), visible));
     }
@@ -958,12 +958,10 @@ fn derived_relation<'c>(
     let Some(alias) = alias else {
         return Err(PlanError::new("a subquery in FROM must have an alias", at).hint("write (SELECT …) AS name"));
     };
-    if !alias.columns.is_empty() {
-        return Err(PlanError::new("column aliases in FROM are not supported", location(alias.name.span.start))
-            .hint("name the columns inside the subquery with AS"));
-    }
-    check_unique_name(&alias.name.value, location(alias.name.span.start), scope)?;
-    let derived = plan_derived(subquery, &alias.name.value, cx, at)?;
+    let alias_at = location(alias.name.span.start);
+    check_unique_name(&alias.name.value, alias_at, scope)?;
+    let mut derived = plan_derived(subquery, &alias.name.value, cx, at)?;
+    crate::query::rename_columns(&mut derived.schema, &alias.columns, alias_at, "table", cx.dialect)?;
     Ok((Relation::Derived(Box::new(derived)), alias.name.value.to_ascii_lowercase()))
 }
 

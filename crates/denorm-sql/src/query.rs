@@ -246,22 +246,29 @@ fn plan_ctes(with: &ast::With, cx: &Context<'_, '_>) -> Result<Vec<Cte>, PlanErr
         }
         let inner = Context { ctes: &ctes, ..*cx };
         let mut derived = plan_derived(&cte.query, &name.value, &inner, name_at)?;
-        rename_columns(&mut derived.schema, &cte.alias.columns, name_at)?;
+        rename_columns(&mut derived.schema, &cte.alias.columns, name_at, "WITH query", cx.dialect)?;
         ctes.push(Cte { name: name.value.to_lowercase(), derived });
     }
     Ok(ctes)
 }
 
-/// `WITH s (a, b) AS (…)`: the CTE's columns renamed, the rest kept.
-fn rename_columns(
+/// `WITH s (a, b) AS (…)` or `FROM (…) AS s (a, b)`: the first columns of a
+/// CTE (`what` is "WITH query") or subquery ("table") renamed, the rest kept.
+pub(crate) fn rename_columns(
     schema: &mut TableSchema,
     names: &[ast::TableAliasColumnDef],
     at: Option<Location>,
+    what: &str,
+    dialect: Dialect,
 ) -> Result<(), PlanError> {
+    if dialect == Dialect::Sqlite && !names.is_empty() && what == "table" {
+        return Err(PlanError::new("SQLite does not accept column names after a FROM item's alias", at)
+            .hint("name the columns inside the subquery with AS"));
+    }
     if names.len() > schema.columns.len() {
         return Err(PlanError::new(
             format!(
-                "WITH query \"{}\" has {} columns available but {} columns specified",
+                "{what} \"{}\" has {} columns available but {} columns specified",
                 schema.name,
                 schema.columns.len(),
                 names.len()
@@ -271,7 +278,7 @@ fn rename_columns(
     }
     for (column, def) in schema.columns.iter_mut().zip(names) {
         if def.data_type.is_some() {
-            return Err(PlanError::new("column types in a WITH column list are not supported", at));
+            return Err(PlanError::new(format!("column types in a {what} column list are not supported"), at));
         }
         column.name = def.name.value.clone();
     }
@@ -279,14 +286,16 @@ fn rename_columns(
 }
 
 /// A FROM item naming a CTE: its relation under the alias (or its name).
-pub(crate) fn cte_relation(cte: &Cte, alias: Option<&ast::TableAlias>) -> Result<(Derived, String), PlanError> {
+pub(crate) fn cte_relation(
+    cte: &Cte,
+    alias: Option<&ast::TableAlias>,
+    dialect: Dialect,
+) -> Result<(Derived, String), PlanError> {
     let mut derived = cte.derived.clone();
     let visible = match alias {
         Some(a) => {
-            if !a.columns.is_empty() {
-                return Err(PlanError::new("column aliases in FROM are not supported", location(a.name.span.start))
-                    .hint("name the columns in the WITH query"));
-            }
+            derived.schema.name = a.name.value.clone();
+            rename_columns(&mut derived.schema, &a.columns, location(a.name.span.start), "table", dialect)?;
             a.name.value.clone()
         }
         None => cte.name.clone(),

@@ -456,3 +456,4 @@ CREATE MATERIALIZED VIEW or_common_filters AS
 SELECT r.id, p.name FROM reviews r, products p
 WHERE (p.id = r.product_id AND r.rating > 1 AND p.category = 'a')
    OR (r.product_id = p.id AND r.rating > 1 AND p.price > 0.5);
+
