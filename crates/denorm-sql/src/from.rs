@@ -92,6 +92,14 @@ pub(crate) fn plan_from<'q, 'c>(
         consumed.extend(exact);
     }
     p.where_preds(&mut group, &conjuncts, &mut consumed);
+    if p.scope.relations.len() > MAX_RELATIONS {
+        return Err(PlanError::new(
+            format!("a FROM clause may join at most {MAX_RELATIONS} tables and subqueries"),
+            fallback,
+        )
+        .detail(format!("this one joins {}", p.scope.relations.len()))
+        .hint("split the view into views of fewer tables"));
+    }
     let tree = p.order(group);
     let (plan, layout) = p.build(tree);
     let arity = p.scope.arity();
@@ -101,7 +109,41 @@ pub(crate) fn plan_from<'q, 'c>(
         let at = index(&layout, arity);
         Plan::Map { input: Box::new(plan), exprs: (0..arity).map(|c| Expr::Column(at[c])).collect() }
     };
+    let depth = plan_depth(&plan);
+    if depth > MAX_PLAN_DEPTH {
+        return Err(PlanError::new(
+            format!("the joins and subqueries of this query nest {depth} operators deep, more than {MAX_PLAN_DEPTH}"),
+            fallback,
+        )
+        .hint("join fewer tables in the subqueries in FROM, or split the view"));
+    }
     Ok((p.scope, plan, consumed))
+}
+
+/// Tables and subqueries one FROM clause joins, at most.
+const MAX_RELATIONS: usize = 200;
+/// Operators on the longest path of a FROM clause's plan, subqueries
+/// included, at most: everything downstream (planner, optimizer, operator
+/// graph) walks plans recursively, and no input may exhaust its stack.
+const MAX_PLAN_DEPTH: usize = 240;
+
+/// The number of operators on `plan`'s longest path, without recursion.
+fn plan_depth(plan: &Plan) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(plan, 1)];
+    while let Some((p, depth)) = stack.pop() {
+        deepest = deepest.max(depth);
+        match p {
+            Plan::Get { .. } => {}
+            Plan::Filter { input, .. }
+            | Plan::Map { input, .. }
+            | Plan::Reduce { input, .. }
+            | Plan::Distinct { input }
+            | Plan::TopK { input, .. } => stack.push((input, depth + 1)),
+            Plan::Join { left, right, .. } => stack.extend([(&**left, depth + 1), (&**right, depth + 1)]),
+        }
+    }
+    deepest
 }
 
 /// A join tree over relations; columns are named by their positions in the
@@ -689,7 +731,8 @@ impl<'x, 'c> Planner<'x, 'c> {
     }
 
     /// The unit to join next: the first connected to the joined ones by an
-    /// equality, else by any condition, else the first left.
+    /// equality, else by any condition, else the first left. One pass over
+    /// the conditions, so a long chain plans in O(units × conditions).
     fn next_unit(
         &self,
         joined: &[bool],
@@ -697,24 +740,33 @@ impl<'x, 'c> Planner<'x, 'c> {
         eq_units: &[Option<(Vec<usize>, Vec<usize>)>],
         pred_units: &[Vec<usize>],
     ) -> usize {
-        let remaining: Vec<usize> = (0..joined.len()).filter(|&u| !joined[u]).collect();
+        let first_left = || joined.iter().position(|j| !j).expect("a unit is left to join");
         if self.in_order {
-            return remaining[0];
+            return first_left();
         }
-        let open = |i: usize| !used[i];
-        let by_key = remaining.iter().copied().find(|&u| {
-            eq_units.iter().enumerate().any(|(i, e)| {
-                open(i) && matches!(e, Some((a, b)) if joins(a, b, joined, u) || joins(b, a, joined, u))
-            })
-        });
-        let by_condition = || {
-            remaining.iter().copied().find(|&u| {
-                pred_units.iter().enumerate().any(|(i, p)| {
-                    open(i) && p.contains(&u) && p.iter().any(|&x| joined[x]) && p.iter().all(|&x| x == u || joined[x])
-                })
-            })
-        };
-        by_key.or_else(by_condition).unwrap_or(remaining[0])
+        let (mut by_key, mut by_condition) = (None::<usize>, None::<usize>);
+        let consider = |best: &mut Option<usize>, u: usize| *best = Some(best.map_or(u, |b| b.min(u)));
+        for (i, units) in pred_units.iter().enumerate() {
+            if used[i] {
+                continue;
+            }
+            if let Some((a, b)) = &eq_units[i] {
+                for (have, new) in [(a, b), (b, a)] {
+                    if let [u] = new[..] {
+                        if !joined[u] && have.iter().all(|&x| joined[x]) {
+                            consider(&mut by_key, u);
+                        }
+                    }
+                }
+            }
+            let mut new = units.iter().copied().filter(|&x| !joined[x]);
+            if let (Some(u), None) = (new.next(), new.next()) {
+                if units.iter().any(|&x| joined[x]) {
+                    consider(&mut by_condition, u);
+                }
+            }
+        }
+        by_key.or(by_condition).unwrap_or_else(first_left)
     }
 
     /// The plan of a tree and its column layout (scope positions in output order).
