@@ -78,13 +78,15 @@ pub(crate) fn plan_from<'q, 'c>(
     let mut scope = Scope::default();
     scope.catalog = Some(cx.catalog);
     let in_order = cx.view.feed.is_some() && cx.depth == 0;
-    let mut p = Planner { cx, scope, leaves: Vec::new(), ranked: Vec::new(), fallback, in_order };
+    let conjuncts = selection.map(conjuncts).unwrap_or_default();
+    let early = if in_order || from.iter().any(pads_left) { Vec::new() } else { conjuncts.clone() };
+    let mut p =
+        Planner { cx, scope, leaves: Vec::new(), ranked: Vec::new(), fallback, in_order, early, parenthesized: 0 };
     let mut group = Group::default();
     for item in from {
         p.item(item, &mut group, fallback)?;
     }
     p.scope.star = std::mem::take(&mut group.star);
-    let conjuncts = selection.map(conjuncts).unwrap_or_default();
     let mut consumed = Vec::new();
     for (r, column, at) in std::mem::take(&mut p.ranked) {
         let (limit, exact) = bound(r, column, at, &conjuncts, &p.scope)?;
@@ -223,7 +225,7 @@ impl KeySide {
     }
 }
 
-struct Planner<'x, 'c> {
+struct Planner<'x, 'q, 'c> {
     cx: &'x Context<'x, 'c>,
     scope: Scope<'c>,
     /// Each relation's own plan, taken when the tree is built.
@@ -233,9 +235,14 @@ struct Planner<'x, 'c> {
     fallback: Option<Location>,
     /// Join in FROM order (a feed view's shape is read from a left-deep tree).
     in_order: bool,
+    /// WHERE conjuncts that may also join the left operand of a LEFT JOIN
+    /// outside parentheses (empty when a RIGHT or FULL join could pad it).
+    early: Vec<&'q ast::Expr>,
+    /// Parenthesized joins around the one being planned.
+    parenthesized: usize,
 }
 
-impl<'x, 'c> Planner<'x, 'c> {
+impl<'x, 'q, 'c> Planner<'x, 'q, 'c> {
     fn lowerer(&self, clause: Clause, fallback: Option<Location>) -> Lowerer<'_, 'c> {
         Lowerer {
             scope: &self.scope,
@@ -271,7 +278,10 @@ impl<'x, 'c> Planner<'x, 'c> {
                     .hint("qualify columns with the tables' own names or aliases"));
             }
             let mut group = Group::default();
-            self.item(table_with_joins, &mut group, fallback)?;
+            self.parenthesized += 1;
+            let planned = self.item(table_with_joins, &mut group, fallback);
+            self.parenthesized -= 1;
+            planned?;
             return Ok(group);
         }
         let (relation, name) = relation(factor, self.cx, &self.scope, fallback)?;
@@ -370,6 +380,10 @@ impl<'x, 'c> Planner<'x, 'c> {
                 Some((a, b)) if b.within(&left_span) && a.within(&right_span) => keys.push((b.expr, a.expr)),
                 _ => residual.extend(p.expr),
             }
+        }
+        let mut left = left;
+        if kind == OuterKind::Left && self.parenthesized == 0 {
+            self.early_where(&mut left);
         }
         let (left_tree, right_tree) = (self.order(left), self.order(right));
         let node = match kind {
@@ -631,9 +645,39 @@ impl<'x, 'c> Planner<'x, 'c> {
         pairs.into_iter().map(pair).chain(kept.into_iter().map(filter)).collect()
     }
 
+    /// WHERE conjuncts over two or more of `group`'s units join them below
+    /// the LEFT JOIN whose left operand `group` is (not consumed: WHERE
+    /// still applies above). Its rows are all kept by that join and by any
+    /// join after it (no RIGHT or FULL join), so filtering them first gives
+    /// the same rows; without this, `a CROSS JOIN b LEFT JOIN c … WHERE
+    /// a.id = b.a_id` would hold the product of a and b.
+    fn early_where(&self, group: &mut Group) {
+        if group.units.len() < 2 {
+            return;
+        }
+        let span = self.span(&group.rels());
+        let unit_of = |p: usize| group.units.iter().position(|u| u.rels.contains(&self.relation_of(p)));
+        let lw = self.lowerer(Clause::Where, self.fallback);
+        let mut preds = Vec::new();
+        for &c in &self.early {
+            let Ok(t) = lw.lower_condition(c, "WHERE", 0) else { continue };
+            let columns = t.expr.columns();
+            if !columns.iter().all(|c| span.contains(c)) {
+                continue;
+            }
+            let mut units: Vec<Option<usize>> = columns.iter().map(|&p| unit_of(p)).collect();
+            units.sort_unstable();
+            units.dedup();
+            if units.len() >= 2 {
+                preds.push(Pred { expr: Some(t.expr), columns, eq: self.equality(c, &lw) });
+            }
+        }
+        group.preds.extend(preds);
+    }
+
     /// WHERE conjuncts over two or more units join them (they are consumed);
     /// a conjunct that does not lower here is left to the caller.
-    fn where_preds<'q>(&self, group: &mut Group, conjuncts: &[&'q ast::Expr], consumed: &mut Vec<&'q ast::Expr>) {
+    fn where_preds<'w>(&self, group: &mut Group, conjuncts: &[&'w ast::Expr], consumed: &mut Vec<&'w ast::Expr>) {
         if group.units.len() < 2 {
             return;
         }
@@ -811,6 +855,17 @@ impl<'x, 'c> Planner<'x, 'c> {
 /// join of unit `next` to the `joined` ones.
 fn joins(have: &[usize], new: &[usize], joined: &[bool], next: usize) -> bool {
     have.iter().all(|&u| joined[u]) && new == [next]
+}
+
+/// Whether a FROM item has a RIGHT or FULL join (one that pads its left
+/// operand), parenthesized ones included.
+fn pads_left(item: &ast::TableWithJoins) -> bool {
+    let nested = |f: &TableFactor| matches!(f, TableFactor::NestedJoin { table_with_joins, .. } if pads_left(table_with_joins));
+    nested(&item.relation)
+        || item.joins.iter().any(|j| {
+            nested(&j.relation)
+                || matches!(j.join_operator, JoinOperator::Right(_) | JoinOperator::RightOuter(_) | JoinOperator::FullOuter(_))
+        })
 }
 
 /// `at[p]`: where scope position `p` is in `layout` (a layout marks a

@@ -116,6 +116,13 @@ const CASES: &[(&str, &str)] = &[
            LEFT JOIN (follows f JOIN posts p ON p.author_id = f.followee_id) ON f.follower_id = users.id",
     ),
     (
+        "cross_join_then_left_join",
+        "CREATE MATERIALIZED VIEW v AS
+           SELECT p.id AS post_id, u.name, f.follower_id
+           FROM posts p CROSS JOIN users u LEFT JOIN follows f ON f.followee_id = u.id
+           WHERE p.author_id = u.id AND (f.follower_id IS NULL OR f.follower_id <> p.id)",
+    ),
+    (
         "right_and_full",
         "CREATE MATERIALIZED VIEW v AS
            SELECT p.id AS post_id, u.id AS user_id, r.id AS review_id
