@@ -274,8 +274,11 @@ impl<'x, 'q, 'c> Planner<'x, 'q, 'c> {
     fn factor(&mut self, factor: &TableFactor, fallback: Option<Location>) -> Result<Group, PlanError> {
         if let TableFactor::NestedJoin { table_with_joins, alias } = factor {
             if let Some(alias) = alias {
-                return Err(PlanError::new("an alias for a parenthesized join is not supported", location(alias.name.span.start))
-                    .hint("qualify columns with the tables' own names or aliases"));
+                return Err(PlanError::new(
+                    "an alias for a parenthesized join is not supported",
+                    location(alias.name.span.start),
+                )
+                .hint("qualify columns with the tables' own names or aliases"));
             }
             let mut group = Group::default();
             self.parenthesized += 1;
@@ -449,9 +452,14 @@ impl<'x, 'q, 'c> Planner<'x, 'q, 'c> {
 
     fn outside_error(&self, column: usize, at: Option<Location>) -> PlanError {
         let name = &self.scope.relations[self.relation_of(column)].name;
-        PlanError::new(format!("the ON clause refers to \"{name}\", which is not one of the tables this JOIN joins"), at)
-            .detail("an ON clause sees the tables of its own join: those before it up to the last comma, and the one it adds")
-            .hint("move the condition to WHERE")
+        PlanError::new(
+            format!("the ON clause refers to \"{name}\", which is not one of the tables this JOIN joins"),
+            at,
+        )
+        .detail(
+            "an ON clause sees the tables of its own join: those before it up to the last comma, and the one it adds",
+        )
+        .hint("move the condition to WHERE")
     }
 
     /// Marks `rels` as the NULL-padded side of an outer join.
@@ -631,7 +639,8 @@ impl<'x, 'q, 'c> Planner<'x, 'q, 'c> {
                 Some(p) => p.into_iter().filter(|x| these_exprs.contains(x)).collect(),
             });
         }
-        let pair = |(a, b)| Pred { expr: None, columns: vec![a, b], eq: Some((KeySide::column(a), KeySide::column(b))) };
+        let pair =
+            |(a, b)| Pred { expr: None, columns: vec![a, b], eq: Some((KeySide::column(a), KeySide::column(b))) };
         let filter = |e: Expr| Pred { columns: e.columns(), expr: Some(e), eq: None };
         let (mut pairs, mut exprs) = (pairs.unwrap_or_default(), exprs.unwrap_or_default());
         pairs.sort_unstable();
@@ -860,11 +869,15 @@ fn joins(have: &[usize], new: &[usize], joined: &[bool], next: usize) -> bool {
 /// Whether a FROM item has a RIGHT or FULL join (one that pads its left
 /// operand), parenthesized ones included.
 fn pads_left(item: &ast::TableWithJoins) -> bool {
-    let nested = |f: &TableFactor| matches!(f, TableFactor::NestedJoin { table_with_joins, .. } if pads_left(table_with_joins));
+    let nested =
+        |f: &TableFactor| matches!(f, TableFactor::NestedJoin { table_with_joins, .. } if pads_left(table_with_joins));
     nested(&item.relation)
         || item.joins.iter().any(|j| {
             nested(&j.relation)
-                || matches!(j.join_operator, JoinOperator::Right(_) | JoinOperator::RightOuter(_) | JoinOperator::FullOuter(_))
+                || matches!(
+                    j.join_operator,
+                    JoinOperator::Right(_) | JoinOperator::RightOuter(_) | JoinOperator::FullOuter(_)
+                )
         })
 }
 

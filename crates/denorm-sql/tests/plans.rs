@@ -298,7 +298,8 @@ fn star_over_using_follows_each_dialect() {
         "CREATE MATERIALIZED VIEW v AS SELECT *, f.followee_id AS f_id FROM follows f RIGHT JOIN {users} USING (followee_id)"
     );
     assert_eq!(names(&right, Dialect::Sqlite), ["follower_id?", "followee_id", "name", "f_id?"]);
-    let natural = format!("CREATE MATERIALIZED VIEW v AS SELECT followee_id, name FROM follows NATURAL LEFT JOIN {users}");
+    let natural =
+        format!("CREATE MATERIALIZED VIEW v AS SELECT followee_id, name FROM follows NATURAL LEFT JOIN {users}");
     assert_eq!(names(&natural, Dialect::Postgres), ["followee_id", "name?"]);
 }
 
