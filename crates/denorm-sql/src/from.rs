@@ -1010,10 +1010,6 @@ fn relation<'c>(
         TableFactor::Derived { lateral, subquery, alias, sample } => {
             return derived_relation(*lateral, subquery, alias.as_ref(), sample.is_some(), cx, scope, fallback)
         }
-        TableFactor::NestedJoin { .. } => {
-            return Err(PlanError::new("parenthesized joins are not supported", fallback)
-                .hint("write the joins one after the other: a JOIN b ON … JOIN c ON …"))
-        }
         other => {
             let at = factor_start(other).and_then(location).or(fallback);
             return Err(PlanError::new("this FROM item is not supported; only table names and subqueries are", at));
