@@ -80,13 +80,15 @@ pub(crate) fn plan_from<'q, 'c>(
     let mut scope = Scope::default();
     scope.catalog = Some(cx.catalog);
     let in_order = cx.view.feed.is_some() && cx.depth == 0;
-    let mut p = Planner { cx, scope, leaves: Vec::new(), ranked: Vec::new(), fallback, in_order };
+    let conjuncts = selection.map(conjuncts).unwrap_or_default();
+    let early = if in_order || from.iter().any(pads_left) { Vec::new() } else { conjuncts.clone() };
+    let mut p =
+        Planner { cx, scope, leaves: Vec::new(), ranked: Vec::new(), fallback, in_order, early, parenthesized: 0 };
     let mut group = Group::default();
     for item in from {
         p.item(item, &mut group, fallback)?;
     }
     p.scope.star = std::mem::take(&mut group.star);
-    let conjuncts = selection.map(conjuncts).unwrap_or_default();
     let mut consumed = Vec::new();
     for (r, column, at) in std::mem::take(&mut p.ranked) {
         let (limit, exact) = bound(r, column, at, &conjuncts, &p.scope)?;
@@ -94,6 +96,14 @@ pub(crate) fn plan_from<'q, 'c>(
         consumed.extend(exact);
     }
     p.where_preds(&mut group, &conjuncts, &mut consumed);
+    if p.scope.relations.len() > MAX_RELATIONS {
+        return Err(PlanError::new(
+            format!("a FROM clause may join at most {MAX_RELATIONS} tables and subqueries"),
+            fallback,
+        )
+        .detail(format!("this one joins {}", p.scope.relations.len()))
+        .hint("split the view into views of fewer tables"));
+    }
     let tree = p.order(group);
     let (plan, layout) = p.build(tree);
     let arity = p.scope.arity();
@@ -103,7 +113,44 @@ pub(crate) fn plan_from<'q, 'c>(
         let at = index(&layout, arity);
         Plan::Map { input: Box::new(plan), exprs: (0..arity).map(|c| Expr::Column(at[c])).collect() }
     };
+    let depth = plan_depth(&plan);
+    if depth > MAX_PLAN_DEPTH {
+        return Err(PlanError::new(
+            format!("the joins and subqueries of this query nest {depth} operators deep, more than {MAX_PLAN_DEPTH}"),
+            fallback,
+        )
+        .hint("join fewer tables in the subqueries in FROM, or split the view"));
+    }
     Ok((p.scope, plan, consumed))
+}
+
+/// Tables and subqueries one FROM clause joins, at most.
+const MAX_RELATIONS: usize = 200;
+/// Operators on the longest path of a FROM clause's plan, subqueries
+/// included, at most: everything downstream (planner, optimizer, operator
+/// graph) walks plans recursively, and no input may exhaust its stack.
+const MAX_PLAN_DEPTH: usize = 240;
+
+/// The number of operators on `plan`'s longest path, without recursion.
+fn plan_depth(plan: &Plan) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(plan, 1)];
+    while let Some((p, depth)) = stack.pop() {
+        deepest = deepest.max(depth);
+        match p {
+            Plan::Get { .. } | Plan::Values { .. } => {}
+            Plan::Filter { input, .. }
+            | Plan::Map { input, .. }
+            | Plan::Reduce { input, .. }
+            | Plan::Distinct { input }
+            | Plan::Negate { input }
+            | Plan::Threshold { input }
+            | Plan::TopK { input, .. } => stack.push((input, depth + 1)),
+            Plan::Join { left, right, .. } => stack.extend([(&**left, depth + 1), (&**right, depth + 1)]),
+            Plan::Union { inputs } => stack.extend(inputs.iter().map(|i| (i, depth + 1))),
+        }
+    }
+    deepest
 }
 
 /// A join tree over relations; columns are named by their positions in the
@@ -183,7 +230,7 @@ impl KeySide {
     }
 }
 
-struct Planner<'x, 'c> {
+struct Planner<'x, 'q, 'c> {
     cx: &'x Context<'x, 'c>,
     scope: Scope<'c>,
     /// Each relation's own plan, taken when the tree is built.
@@ -193,9 +240,14 @@ struct Planner<'x, 'c> {
     fallback: Option<Location>,
     /// Join in FROM order (a feed view's shape is read from a left-deep tree).
     in_order: bool,
+    /// WHERE conjuncts that may also join the left operand of a LEFT JOIN
+    /// outside parentheses (empty when a RIGHT or FULL join could pad it).
+    early: Vec<&'q ast::Expr>,
+    /// Parenthesized joins around the one being planned.
+    parenthesized: usize,
 }
 
-impl<'x, 'c> Planner<'x, 'c> {
+impl<'x, 'q, 'c> Planner<'x, 'q, 'c> {
     fn lowerer(&self, clause: Clause, fallback: Option<Location>) -> Lowerer<'_, 'c> {
         Lowerer {
             scope: &self.scope,
@@ -230,11 +282,17 @@ impl<'x, 'c> Planner<'x, 'c> {
     fn factor(&mut self, factor: &TableFactor, fallback: Option<Location>) -> Result<Group, PlanError> {
         if let TableFactor::NestedJoin { table_with_joins, alias } = factor {
             if let Some(alias) = alias {
-                return Err(PlanError::new("an alias for a parenthesized join is not supported", location(alias.name.span.start))
-                    .hint("qualify columns with the tables' own names or aliases"));
+                return Err(PlanError::new(
+                    "an alias for a parenthesized join is not supported",
+                    location(alias.name.span.start),
+                )
+                .hint("qualify columns with the tables' own names or aliases"));
             }
             let mut group = Group::default();
-            self.item(table_with_joins, &mut group, fallback)?;
+            self.parenthesized += 1;
+            let planned = self.item(table_with_joins, &mut group, fallback);
+            self.parenthesized -= 1;
+            planned?;
             return Ok(group);
         }
         let (relation, name) = relation(factor, self.cx, &self.scope, fallback)?;
@@ -334,6 +392,10 @@ impl<'x, 'c> Planner<'x, 'c> {
                 _ => residual.extend(p.expr),
             }
         }
+        let mut left = left;
+        if kind == OuterKind::Left && self.parenthesized == 0 {
+            self.early_where(&mut left);
+        }
         let (left_tree, right_tree) = (self.order(left), self.order(right));
         let node = match kind {
             OuterKind::Left | OuterKind::Full => {
@@ -398,9 +460,14 @@ impl<'x, 'c> Planner<'x, 'c> {
 
     fn outside_error(&self, column: usize, at: Option<Location>) -> PlanError {
         let name = &self.scope.relations[self.relation_of(column)].name;
-        PlanError::new(format!("the ON clause refers to \"{name}\", which is not one of the tables this JOIN joins"), at)
-            .detail("an ON clause sees the tables of its own join: those before it up to the last comma, and the one it adds")
-            .hint("move the condition to WHERE")
+        PlanError::new(
+            format!("the ON clause refers to \"{name}\", which is not one of the tables this JOIN joins"),
+            at,
+        )
+        .detail(
+            "an ON clause sees the tables of its own join: those before it up to the last comma, and the one it adds",
+        )
+        .hint("move the condition to WHERE")
     }
 
     /// Marks `rels` as the NULL-padded side of an outer join.
@@ -580,7 +647,8 @@ impl<'x, 'c> Planner<'x, 'c> {
                 Some(p) => p.into_iter().filter(|x| these_exprs.contains(x)).collect(),
             });
         }
-        let pair = |(a, b)| Pred { expr: None, columns: vec![a, b], eq: Some((KeySide::column(a), KeySide::column(b))) };
+        let pair =
+            |(a, b)| Pred { expr: None, columns: vec![a, b], eq: Some((KeySide::column(a), KeySide::column(b))) };
         let filter = |e: Expr| Pred { columns: e.columns(), expr: Some(e), eq: None };
         let (mut pairs, mut exprs) = (pairs.unwrap_or_default(), exprs.unwrap_or_default());
         pairs.sort_unstable();
@@ -594,9 +662,39 @@ impl<'x, 'c> Planner<'x, 'c> {
         pairs.into_iter().map(pair).chain(kept.into_iter().map(filter)).collect()
     }
 
+    /// WHERE conjuncts over two or more of `group`'s units join them below
+    /// the LEFT JOIN whose left operand `group` is (not consumed: WHERE
+    /// still applies above). Its rows are all kept by that join and by any
+    /// join after it (no RIGHT or FULL join), so filtering them first gives
+    /// the same rows; without this, `a CROSS JOIN b LEFT JOIN c … WHERE
+    /// a.id = b.a_id` would hold the product of a and b.
+    fn early_where(&self, group: &mut Group) {
+        if group.units.len() < 2 {
+            return;
+        }
+        let span = self.span(&group.rels());
+        let unit_of = |p: usize| group.units.iter().position(|u| u.rels.contains(&self.relation_of(p)));
+        let lw = self.lowerer(Clause::Where, self.fallback);
+        let mut preds = Vec::new();
+        for &c in &self.early {
+            let Ok(t) = lw.lower_condition(c, "WHERE", 0) else { continue };
+            let columns = t.expr.columns();
+            if !columns.iter().all(|c| span.contains(c)) {
+                continue;
+            }
+            let mut units: Vec<Option<usize>> = columns.iter().map(|&p| unit_of(p)).collect();
+            units.sort_unstable();
+            units.dedup();
+            if units.len() >= 2 {
+                preds.push(Pred { expr: Some(t.expr), columns, eq: self.equality(c, &lw) });
+            }
+        }
+        group.preds.extend(preds);
+    }
+
     /// WHERE conjuncts over two or more units join them (they are consumed);
     /// a conjunct that does not lower here is left to the caller.
-    fn where_preds<'q>(&self, group: &mut Group, conjuncts: &[&'q ast::Expr], consumed: &mut Vec<&'q ast::Expr>) {
+    fn where_preds<'w>(&self, group: &mut Group, conjuncts: &[&'w ast::Expr], consumed: &mut Vec<&'w ast::Expr>) {
         if group.units.len() < 2 {
             return;
         }
@@ -694,7 +792,8 @@ impl<'x, 'c> Planner<'x, 'c> {
     }
 
     /// The unit to join next: the first connected to the joined ones by an
-    /// equality, else by any condition, else the first left.
+    /// equality, else by any condition, else the first left. One pass over
+    /// the conditions, so a long chain plans in O(units × conditions).
     fn next_unit(
         &self,
         joined: &[bool],
@@ -702,24 +801,33 @@ impl<'x, 'c> Planner<'x, 'c> {
         eq_units: &[Option<(Vec<usize>, Vec<usize>)>],
         pred_units: &[Vec<usize>],
     ) -> usize {
-        let remaining: Vec<usize> = (0..joined.len()).filter(|&u| !joined[u]).collect();
+        let first_left = || joined.iter().position(|j| !j).expect("a unit is left to join");
         if self.in_order {
-            return remaining[0];
+            return first_left();
         }
-        let open = |i: usize| !used[i];
-        let by_key = remaining.iter().copied().find(|&u| {
-            eq_units.iter().enumerate().any(|(i, e)| {
-                open(i) && matches!(e, Some((a, b)) if joins(a, b, joined, u) || joins(b, a, joined, u))
-            })
-        });
-        let by_condition = || {
-            remaining.iter().copied().find(|&u| {
-                pred_units.iter().enumerate().any(|(i, p)| {
-                    open(i) && p.contains(&u) && p.iter().any(|&x| joined[x]) && p.iter().all(|&x| x == u || joined[x])
-                })
-            })
-        };
-        by_key.or_else(by_condition).unwrap_or(remaining[0])
+        let (mut by_key, mut by_condition) = (None::<usize>, None::<usize>);
+        let consider = |best: &mut Option<usize>, u: usize| *best = Some(best.map_or(u, |b| b.min(u)));
+        for (i, units) in pred_units.iter().enumerate() {
+            if used[i] {
+                continue;
+            }
+            if let Some((a, b)) = &eq_units[i] {
+                for (have, new) in [(a, b), (b, a)] {
+                    if let [u] = new[..] {
+                        if !joined[u] && have.iter().all(|&x| joined[x]) {
+                            consider(&mut by_key, u);
+                        }
+                    }
+                }
+            }
+            let mut new = units.iter().copied().filter(|&x| !joined[x]);
+            if let (Some(u), None) = (new.next(), new.next()) {
+                if units.iter().any(|&x| joined[x]) {
+                    consider(&mut by_condition, u);
+                }
+            }
+        }
+        by_key.or(by_condition).unwrap_or_else(first_left)
     }
 
     /// The plan of a tree and its column layout (scope positions in output order).
@@ -764,6 +872,21 @@ impl<'x, 'c> Planner<'x, 'c> {
 /// join of unit `next` to the `joined` ones.
 fn joins(have: &[usize], new: &[usize], joined: &[bool], next: usize) -> bool {
     have.iter().all(|&u| joined[u]) && new == [next]
+}
+
+/// Whether a FROM item has a RIGHT or FULL join (one that pads its left
+/// operand), parenthesized ones included.
+fn pads_left(item: &ast::TableWithJoins) -> bool {
+    let nested =
+        |f: &TableFactor| matches!(f, TableFactor::NestedJoin { table_with_joins, .. } if pads_left(table_with_joins));
+    nested(&item.relation)
+        || item.joins.iter().any(|j| {
+            nested(&j.relation)
+                || matches!(
+                    j.join_operator,
+                    JoinOperator::Right(_) | JoinOperator::RightOuter(_) | JoinOperator::FullOuter(_)
+                )
+        })
 }
 
 /// `at[p]`: where scope position `p` is in `layout` (a layout marks a
@@ -894,10 +1017,6 @@ fn relation<'c>(
         } if with_hints.is_empty() && partitions.is_empty() && index_hints.is_empty() => (name, alias),
         TableFactor::Derived { lateral, subquery, alias, sample } => {
             return derived_relation(*lateral, subquery, alias.as_ref(), sample.is_some(), cx, scope, fallback)
-        }
-        TableFactor::NestedJoin { .. } => {
-            return Err(PlanError::new("parenthesized joins are not supported", fallback)
-                .hint("write the joins one after the other: a JOIN b ON … JOIN c ON …"))
         }
         other => {
             let at = factor_start(other).and_then(location).or(fallback);

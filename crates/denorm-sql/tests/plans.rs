@@ -116,6 +116,13 @@ const CASES: &[(&str, &str)] = &[
            LEFT JOIN (follows f JOIN posts p ON p.author_id = f.followee_id) ON f.follower_id = users.id",
     ),
     (
+        "cross_join_then_left_join",
+        "CREATE MATERIALIZED VIEW v AS
+           SELECT p.id AS post_id, u.name, f.follower_id
+           FROM posts p CROSS JOIN users u LEFT JOIN follows f ON f.followee_id = u.id
+           WHERE p.author_id = u.id AND (f.follower_id IS NULL OR f.follower_id <> p.id)",
+    ),
+    (
         "right_and_full",
         "CREATE MATERIALIZED VIEW v AS
            SELECT p.id AS post_id, u.id AS user_id, r.id AS review_id
@@ -222,14 +229,11 @@ fn several_views_and_errors_are_all_reported() {
     assert_eq!((ok[1].location.line, ok[1].location.column), (3, 1));
 }
 
-/// A chain of 64 tables `t{i}(id, next)`, `t{i}.next = t{i+1}.id`, joined
-/// with JOIN … ON in FROM order and with commas in reverse order: both plan
-/// as 63 equi-joins without a product. (Planning once cost twice as much per
-/// table; 64 tables would not finish.)
-#[test]
-fn a_64_table_chain_plans_as_equi_joins() {
+/// A catalog of `n` tables `t{i}(id, next)` and the view joining them as a
+/// chain `t{i}.next = t{i+1}.id`: with JOIN … ON in FROM order, or with
+/// commas in reverse order and the conditions in WHERE.
+fn chain(n: usize, commas: bool) -> (denorm_types::Catalog, String) {
     use denorm_types::{Catalog, ColumnSchema, TableSchema};
-    let n = 64;
     let mut catalog = Catalog::new();
     for i in 0..n {
         let col = |name: &str| ColumnSchema { name: name.into(), ty: ScalarType::Int, nullable: false };
@@ -240,23 +244,41 @@ fn a_64_table_chain_plans_as_equi_joins() {
             unique_keys: vec![],
         });
     }
-    let joins: String = (1..n).map(|i| format!(" JOIN t{i} ON t{i}.id = t{}.next", i - 1)).collect();
-    let explicit = format!("CREATE MATERIALIZED VIEW chain AS SELECT t0.id, t{}.next FROM t0{joins}", n - 1);
+    let select = format!("CREATE MATERIALIZED VIEW chain AS SELECT t0.id, t{}.next FROM", n - 1);
+    if !commas {
+        let joins: String = (1..n).map(|i| format!(" JOIN t{i} ON t{i}.id = t{}.next", i - 1)).collect();
+        return (catalog, format!("{select} t0{joins}"));
+    }
     let tables: Vec<String> = (0..n).rev().map(|i| format!("t{i}")).collect();
     let conditions: Vec<String> = (1..n).map(|i| format!("t{}.next = t{i}.id", i - 1)).collect();
-    let commas = format!(
-        "CREATE MATERIALIZED VIEW chain AS SELECT t0.id, t{}.next FROM {} WHERE {}",
-        n - 1,
-        tables.join(", "),
-        conditions.join(" AND ")
-    );
-    for sql in [explicit, commas] {
+    (catalog, format!("{select} {} WHERE {}", tables.join(", "), conditions.join(" AND ")))
+}
+
+/// A 64-table chain plans as 63 equi-joins without a product, both ways.
+/// (Planning once cost twice as much per table: key properties were
+/// computed twice per join side; 64 tables would not finish.)
+#[test]
+fn a_64_table_chain_plans_as_equi_joins() {
+    let n = 64;
+    for commas in [false, true] {
+        let (catalog, sql) = chain(n, commas);
         let views = plan_views(&sql, &catalog, Dialect::Sqlite).unwrap_or_else(|e| panic!("{}", e[0].render("v.sql")));
         let plan = views[0].plan.to_string();
         assert_eq!(plan.matches("Join on left.").count(), n - 1, "{plan}");
         assert!(!plan.contains("product") && !plan.contains("Filter"), "{plan}");
         assert!(views[0].key.proven_unique, "t0.id identifies a row of the chain");
     }
+}
+
+/// Plans are walked recursively downstream, so their depth is bounded: a
+/// FROM joins at most 200 relations.
+#[test]
+fn joining_more_than_200_relations_is_refused() {
+    let (catalog, sql) = chain(200, true);
+    assert!(plan_views(&sql, &catalog, Dialect::Sqlite).is_ok());
+    let (catalog, sql) = chain(201, false);
+    let errors = plan_views(&sql, &catalog, Dialect::Sqlite).unwrap_err();
+    assert_eq!(errors[0].message, "a FROM clause may join at most 200 tables and subqueries");
 }
 
 /// `*` over `JOIN … USING`: the pair once, at the left column's place in
@@ -276,7 +298,8 @@ fn star_over_using_follows_each_dialect() {
         "CREATE MATERIALIZED VIEW v AS SELECT *, f.followee_id AS f_id FROM follows f RIGHT JOIN {users} USING (followee_id)"
     );
     assert_eq!(names(&right, Dialect::Sqlite), ["follower_id?", "followee_id", "name", "f_id?"]);
-    let natural = format!("CREATE MATERIALIZED VIEW v AS SELECT followee_id, name FROM follows NATURAL LEFT JOIN {users}");
+    let natural =
+        format!("CREATE MATERIALIZED VIEW v AS SELECT followee_id, name FROM follows NATURAL LEFT JOIN {users}");
     assert_eq!(names(&natural, Dialect::Postgres), ["followee_id", "name?"]);
 }
 

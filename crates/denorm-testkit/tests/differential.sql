@@ -457,3 +457,13 @@ SELECT r.id, p.name FROM reviews r, products p
 WHERE (p.id = r.product_id AND r.rating > 1 AND p.category = 'a')
    OR (r.product_id = p.id AND r.rating > 1 AND p.price > 0.5);
 
+-- WHERE conditions also join the left operand of a LEFT JOIN (no product).
+CREATE MATERIALIZED VIEW cross_then_left_join AS
+SELECT p.id AS post_id, u.name, f.follower_id
+FROM posts p CROSS JOIN users u LEFT JOIN follows f ON f.followee_id = u.id
+WHERE p.author_id = u.id AND (f.follower_id IS NULL OR f.follower_id <> p.id);
+
+CREATE MATERIALIZED VIEW comma_left_join_on_prefix_where AS
+SELECT f.id AS follow_id, u.id AS user_id, p.id AS post_id
+FROM follows f, users u LEFT JOIN posts p ON p.author_id = u.id AND p.created_at > f.id
+WHERE u.id = f.followee_id OR u.karma IS NULL;
