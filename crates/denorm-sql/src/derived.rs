@@ -24,8 +24,8 @@ use denorm_expr::Plan;
 use denorm_types::{ColumnSchema, Dialect, TableSchema};
 use sqlparser::ast;
 
-use crate::scope::Scope;
 use crate::query::plan_query;
+use crate::scope::Scope;
 use crate::select::{finish, plan_select, query_select, Context};
 use crate::source::location;
 use crate::{Location, OutputColumn, PlanError, TableDependency, ViewKey};

@@ -9,7 +9,9 @@
 //!  a UNION b            Distinct(Union [a, b])
 //!  a EXCEPT ALL b       Threshold(Union [a, Negate b])                (PostgreSQL)
 //!  a EXCEPT b           Threshold(Union [Distinct a, Negate Distinct b])
-//!  a INTERSECT ALL b    Union [a, Negate Threshold(Union [a, Negate b])]  (PostgreSQL)
+//!                       (a chain extends the one Union: max(0, max(0, x) − c) = max(0, x − c))
+//!  a INTERSECT ALL b    Union [b, Negate Threshold(Union [b, Negate a])]  (PostgreSQL)
+//!                       min(a, b), the smaller operand written twice
 //!  a INTERSECT b        the same over Distinct a, Distinct b
 //!  ORDER BY … LIMIT n   TopK(n, no partition) ─► Map(output columns)
 //!    OFFSET m           TopK(n + m, row number) ─► Filter(row number > m) ─► Map
@@ -26,8 +28,10 @@
 //! of their encoded bytes (a source may return any of them): order by a
 //! unique column last to make the view match the source exactly.
 //!
-//! `WITH RECURSIVE`, `VALUES`, `OFFSET` without `LIMIT` and non-literal
-//! limits are refused with a hint.
+//! `WITH RECURSIVE`, `VALUES`, `OFFSET` without `LIMIT`, non-literal
+//! limits, more than 64 set operators (each adds plan depth), and in SQLite
+//! a deduplicating set operation over an integer and a double column (SQLite
+//! keeps either of 1 and 1.0) are refused with a hint.
 
 use denorm_expr::{BinaryOp, Expr, Plan, SortKey};
 use denorm_types::{Catalog, Datum, Dialect, ScalarType, TableSchema};
@@ -38,13 +42,13 @@ use sqlparser::tokenizer::Token;
 use crate::derived::{plan_derived, Derived};
 use crate::order;
 use crate::select::{check_duplicate_names, finish, plan_select_ordered, Context, Item};
-use crate::types::Typed;
 use crate::source::location;
 use crate::types::unify;
+use crate::types::Typed;
 use crate::{KeyOrigin, Location, OutputColumn, PlanError, TableDependency, ViewKey};
 
 /// Set operators in one query, at most (each adds operators to the graph).
-const MAX_SET_OPERATIONS: usize = 128;
+const MAX_SET_OPERATIONS: usize = 64;
 
 const LIMIT_HINT: &str = "write LIMIT and OFFSET as integer literals, e.g. ORDER BY total DESC LIMIT 10";
 
@@ -238,8 +242,11 @@ fn plan_ctes(with: &ast::With, cx: &Context<'_, '_>) -> Result<Vec<Cte>, PlanErr
         let name = &cte.alias.name;
         let name_at = location(name.span.start);
         if ctes[outer..].iter().any(|c| c.name.eq_ignore_ascii_case(&name.value)) {
-            return Err(PlanError::new(format!("WITH query name \"{}\" specified more than once", name.value), name_at)
-                .hint("give each WITH query its own name"));
+            return Err(PlanError::new(
+                format!("WITH query name \"{}\" specified more than once", name.value),
+                name_at,
+            )
+            .hint("give each WITH query its own name"));
         }
         if cte.from.is_some() {
             return Err(PlanError::new("WITH … FROM is not supported", name_at));
@@ -440,6 +447,9 @@ fn combine(
         ));
     }
     let (columns, casts) = unify_columns(&left.columns, &right.columns, name, at, cx.dialect)?;
+    if cx.dialect == Dialect::Sqlite && !(all && op == SetOperator::Union) {
+        mixed_numbers(&left.columns, &right.columns, name, at)?;
+    }
     let (l, r) = (cast(left.plan, &casts.0), cast(right.plan, &casts.1));
     let mut reads = left.reads;
     merge_reads(&mut reads, right.reads, cx.catalog);
@@ -486,12 +496,41 @@ fn distinct(p: Plan, set: bool) -> Plan {
     }
 }
 
+/// `max(0, a − b)`; a chain stays flat, since `max(0, max(0, x) − b)` is
+/// `max(0, x − b)` for `b` without negative multiplicities.
 fn except(a: Plan, b: Plan) -> Plan {
-    Plan::Threshold { input: Box::new(Plan::Union { inputs: vec![a, negate(b)] }) }
+    match a {
+        Plan::Threshold { input } if matches!(*input, Plan::Union { .. }) => {
+            let Plan::Union { mut inputs } = *input else { unreachable!("matched above") };
+            inputs.push(negate(b));
+            Plan::Threshold { input: Box::new(Plan::Union { inputs }) }
+        }
+        a => Plan::Threshold { input: Box::new(Plan::Union { inputs: vec![a, negate(b)] }) },
+    }
 }
 
+/// `min(a, b)` as `b − max(0, b − a)` (or the mirror image): the smaller
+/// operand is the one written twice, so a chain of INTERSECTs grows the
+/// plan linearly (the graph builds equal sub-plans once either way).
 fn intersect(a: Plan, b: Plan) -> Plan {
-    Plan::Union { inputs: vec![a.clone(), negate(except(a, b))] }
+    let (once, twice) = if size(&a) >= size(&b) { (a, b) } else { (b, a) };
+    Plan::Union { inputs: vec![twice.clone(), negate(except(twice, once))] }
+}
+
+/// Nodes in the plan tree.
+fn size(plan: &Plan) -> usize {
+    match plan {
+        Plan::Get { .. } | Plan::Values { .. } => 1,
+        Plan::Filter { input, .. }
+        | Plan::Map { input, .. }
+        | Plan::Reduce { input, .. }
+        | Plan::Distinct { input }
+        | Plan::TopK { input, .. }
+        | Plan::Negate { input }
+        | Plan::Threshold { input } => 1 + size(input),
+        Plan::Join { left, right, .. } => 1 + size(left) + size(right),
+        Plan::Union { inputs } => 1 + inputs.iter().map(size).sum::<usize>(),
+    }
 }
 
 /// Per-side casts (column, type) to the unified column types.
@@ -523,6 +562,33 @@ fn unify_columns(
         columns.push(OutputColumn { name: l.name.clone(), ty, nullable: l.nullable || r.nullable });
     }
     Ok((columns, casts))
+}
+
+/// SQLite compares 1 and 1.0 as equal and keeps either when it removes
+/// duplicates (`SELECT 1 UNION SELECT 1.0` is 1.0, the other way round 1):
+/// an integer column meeting a double one is refused there.
+fn mixed_numbers(
+    left: &[OutputColumn],
+    right: &[OutputColumn],
+    name: &str,
+    at: Option<Location>,
+) -> Result<(), PlanError> {
+    use ScalarType::{Float, Int};
+    for (i, (l, r)) in left.iter().zip(right).enumerate() {
+        if matches!((l.ty, r.ty), (Int, Float) | (Float, Int)) {
+            return Err(PlanError::new(
+                format!("{name} of an integer and a double column is not supported in SQLite"),
+                at,
+            )
+            .detail(format!(
+                "column {} (\"{}\"): SQLite treats 1 and 1.0 as one row and keeps either value",
+                i + 1,
+                l.name
+            ))
+            .hint("CAST both sides AS REAL (or both AS INTEGER)"));
+        }
+    }
+    Ok(())
 }
 
 fn cast(plan: Plan, casts: &[(usize, ScalarType)]) -> Plan {
@@ -566,7 +632,8 @@ fn compound_key(branch: &Branch, cx: &Context<'_, '_>) -> Result<ViewKey, PlanEr
     let names: Vec<&str> = branch.columns.iter().map(|c| c.name.as_str()).collect();
     let mut columns = Vec::new();
     for n in &declared.names {
-        let position = names.iter().position(|x| x == n).or_else(|| names.iter().position(|x| x.eq_ignore_ascii_case(n)));
+        let position =
+            names.iter().position(|x| x == n).or_else(|| names.iter().position(|x| x.eq_ignore_ascii_case(n)));
         columns.push(position.ok_or_else(|| {
             PlanError::new(format!("key column \"{n}\" is not a column of view {}", cx.view.name), declared.location)
                 .hint(format!("the view's columns are: {}", names.join(", ")))

@@ -149,9 +149,7 @@ fn collect_clauses(plan: &Plan, catalog: &Catalog, out: &mut Vec<String>) {
         Plan::Negate { input } => collect_clauses(input, catalog, out),
         Plan::Threshold { input } => {
             collect_clauses(input, catalog, out);
-            out.push(
-                "keeps a signed count per distinct row and emits its positive part (EXCEPT/INTERSECT)".into(),
-            );
+            out.push("keeps a signed count per distinct row and emits its positive part (EXCEPT/INTERSECT)".into());
         }
         Plan::Values { rows, .. } => {
             out.push(format!("{} constant row(s), emitted once at snapshot; never changes", rows.len()))
@@ -295,10 +293,9 @@ fn column_origins(plan: &Plan, catalog: &Catalog) -> Vec<Option<ColumnOrigin>> {
                 Some(ColumnOrigin { table: table.clone(), column })
             })
             .collect(),
-        Plan::Filter { input, .. }
-        | Plan::Distinct { input }
-        | Plan::Negate { input }
-        | Plan::Threshold { input } => column_origins(input, catalog),
+        Plan::Filter { input, .. } | Plan::Distinct { input } | Plan::Negate { input } | Plan::Threshold { input } => {
+            column_origins(input, catalog)
+        }
         Plan::Union { inputs } => {
             // A column is a copy of a source column only if every branch agrees.
             let mut branches = inputs.iter().map(|i| column_origins(i, catalog));

@@ -24,9 +24,8 @@ CREATE MATERIALIZED VIEW titles AS
 /// SQLite's answer, in its order.
 fn source_rows(conn: &Connection, sql: &str, width: usize) -> Vec<Vec<Value>> {
     let mut statement = conn.prepare(sql).unwrap();
-    let rows = statement.query_map([], |row| {
-        (0..width).map(|i| row.get::<_, rusqlite::types::Value>(i).map(datum)).collect()
-    });
+    let rows =
+        statement.query_map([], |row| (0..width).map(|i| row.get::<_, rusqlite::types::Value>(i).map(datum)).collect());
     rows.unwrap().map(Result::unwrap).collect()
 }
 
