@@ -33,6 +33,7 @@ use crate::window;
 use crate::{KeyOrigin, Location, OutputColumn, PlanError, ViewDef, ViewKey};
 
 const PAGING_HINT: &str = "order and page at read time with ?order=…&limit=…";
+const FEED_HINT: &str = "a feed is ordered by its order_by option and paged at read time; define this query as a view of its own";
 
 /// One output column while planning.
 #[derive(Debug)]
@@ -279,22 +280,22 @@ impl Context<'_, '_> {
     }
 }
 
+/// The one SELECT of a plain query (a feed view's, or a plain subquery's):
+/// WITH, ORDER BY, LIMIT and set operations are planned by
+/// [`crate::query`] everywhere else, so they are refused here as in a feed.
 pub(crate) fn query_select<'q>(q: &'q ast::Query, cx: &Context<'_, '_>) -> Result<&'q ast::Select, PlanError> {
     if let Some(with) = &q.with {
-        return Err(PlanError::new(
-            "WITH queries (common table expressions) are not supported",
-            location(with.with_token.0.span.start),
-        )
-        .hint("define the inner query as its own view, or write it with JOIN"));
+        return Err(PlanError::new("WITH is not supported in a feed view", location(with.with_token.0.span.start))
+            .hint(FEED_HINT));
     }
     if q.order_by.is_some() {
         return Err(
-            PlanError::new("ORDER BY is not supported in a view", cx.keyword(&[Keyword::ORDER])).hint(PAGING_HINT)
+            PlanError::new("ORDER BY is not supported in a feed view", cx.keyword(&[Keyword::ORDER])).hint(FEED_HINT)
         );
     }
     if q.limit_clause.is_some() {
         let at = cx.keyword(&[Keyword::LIMIT, Keyword::OFFSET]);
-        return Err(PlanError::new("LIMIT and OFFSET are not supported in a view", at).hint(PAGING_HINT));
+        return Err(PlanError::new("LIMIT and OFFSET are not supported in a feed view", at).hint(FEED_HINT));
     }
     if q.fetch.is_some() {
         return Err(PlanError::new("FETCH is not supported in a view", cx.keyword(&[Keyword::FETCH])).hint(PAGING_HINT));
@@ -313,7 +314,7 @@ pub(crate) fn query_select<'q>(q: &'q ast::Query, cx: &Context<'_, '_>) -> Resul
         ast::SetExpr::Query(inner) => query_select(inner, cx),
         ast::SetExpr::SetOperation { op, .. } => {
             let at = cx.keyword(&[Keyword::UNION, Keyword::INTERSECT, Keyword::EXCEPT, Keyword::MINUS]);
-            Err(PlanError::new(format!("{op} is not supported"), at).hint("define one view per SELECT"))
+            Err(PlanError::new(format!("{op} is not supported in a feed view"), at).hint(FEED_HINT))
         }
         ast::SetExpr::Values(_) => Err(PlanError::new("VALUES is not supported in a view", Some(cx.view.location))),
         _ => Err(PlanError::new("a view must be defined by a SELECT", Some(cx.view.location))),

@@ -20,6 +20,8 @@ const CASES: &[(&str, Dialect, &str)] = &[
     ("from_subquery_offset_without_limit", Dialect::Postgres, "SELECT x.id FROM (SELECT id FROM posts ORDER BY id OFFSET 3) AS x"),
     ("from_subquery_duplicate_names", Dialect::Sqlite, "SELECT x.id FROM (SELECT id, author_id AS id FROM posts) AS x"),
     ("from_subquery_outer_column", Dialect::Sqlite, "SELECT x.id FROM posts p JOIN (SELECT id FROM users WHERE id = p.author_id) x ON x.id = p.id"),
+    ("order_by_in_feed", Dialect::Sqlite, "!CREATE MATERIALIZED VIEW f WITH (partition_by = 'author_id', order_by = 'id DESC', fanout_limit = 100) AS SELECT author_id, id FROM posts ORDER BY id LIMIT 3"),
+    ("union_in_feed", Dialect::Sqlite, "!CREATE MATERIALIZED VIEW f WITH (partition_by = 'author_id', order_by = 'id DESC', fanout_limit = 100) AS SELECT author_id, id FROM posts UNION SELECT id, id FROM users"),
     ("from_subquery_in_feed", Dialect::Sqlite, "!CREATE MATERIALIZED VIEW f WITH (partition_by = 'author_id', order_by = 'id DESC', fanout_limit = 100) AS SELECT r.author_id, r.id FROM (SELECT author_id, id FROM posts) AS r"),
     ("top_k_at_top_level", Dialect::Sqlite, "SELECT id, ROW_NUMBER() OVER (PARTITION BY author_id ORDER BY id) AS rn FROM posts"),
     ("top_k_without_bound", Dialect::Sqlite, "SELECT author_id, id FROM (SELECT author_id, id, ROW_NUMBER() OVER (PARTITION BY author_id ORDER BY score DESC, id) AS rn FROM posts) AS r"),
