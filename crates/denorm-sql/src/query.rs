@@ -40,6 +40,7 @@ use sqlparser::keywords::Keyword;
 use sqlparser::tokenizer::Token;
 
 use crate::derived::{plan_derived, Derived};
+use crate::names::alias_name;
 use crate::order;
 use crate::select::{check_duplicate_names, finish, plan_select_ordered, Context, Item};
 use crate::source::location;
@@ -253,7 +254,7 @@ fn plan_ctes(with: &ast::With, cx: &Context<'_, '_>) -> Result<Vec<Cte>, PlanErr
         }
         let inner = Context { ctes: &ctes, ..*cx };
         let mut derived = plan_derived(&cte.query, &name.value, &inner, name_at)?;
-        rename_columns(&mut derived.schema, &cte.alias.columns, name_at)?;
+        rename_columns(&mut derived.schema, &cte.alias.columns, name_at, cx.dialect)?;
         ctes.push(Cte { name: name.value.to_lowercase(), derived });
     }
     Ok(ctes)
@@ -264,6 +265,7 @@ fn rename_columns(
     schema: &mut TableSchema,
     names: &[ast::TableAliasColumnDef],
     at: Option<Location>,
+    dialect: Dialect,
 ) -> Result<(), PlanError> {
     if names.len() > schema.columns.len() {
         return Err(PlanError::new(
@@ -280,7 +282,7 @@ fn rename_columns(
         if def.data_type.is_some() {
             return Err(PlanError::new("column types in a WITH column list are not supported", at));
         }
-        column.name = def.name.value.clone();
+        column.name = alias_name(&def.name, dialect);
     }
     Ok(())
 }

@@ -218,3 +218,17 @@ SELECT 1 AS one, 'x' AS s, 2.5 AS f;
 
 CREATE MATERIALIZED VIEW users_and_nobody AS
 SELECT id, name FROM users UNION ALL SELECT 0, 'nobody';
+
+CREATE MATERIALIZED VIEW mentions_per_user AS
+SELECT u.x, COUNT(*) AS n FROM (SELECT author_id AS x FROM posts UNION ALL SELECT user_id FROM reviews) AS u
+GROUP BY u.x;
+
+CREATE MATERIALIZED VIEW busiest_category AS
+SELECT p.category, COUNT(*) AS n FROM reviews r JOIN products p ON p.id = r.product_id
+GROUP BY p.category ORDER BY n DESC, p.category LIMIT 1;
+
+CREATE MATERIALIZED VIEW followed_authors AS
+WITH authors AS (SELECT DISTINCT author_id AS id FROM posts),
+     followed AS (SELECT followee_id AS id FROM follows)
+SELECT a.id, u.name FROM (SELECT id FROM authors INTERSECT SELECT id FROM followed) AS a
+LEFT JOIN users u ON u.id = a.id;
