@@ -152,6 +152,7 @@ mod source;
 mod statement;
 
 mod types;
+mod values;
 mod window;
 
 use std::collections::HashSet;

@@ -28,7 +28,8 @@
 //! of their encoded bytes (a source may return any of them): order by a
 //! unique column last to make the view match the source exactly.
 //!
-//! `WITH RECURSIVE`, `VALUES`, `OFFSET` without `LIMIT`, non-literal
+//! `VALUES` lists are constant operands (see [`crate::values`]).
+//! `WITH RECURSIVE`, `OFFSET` without `LIMIT`, non-literal
 //! limits, more than 64 set operators (each adds plan depth), and in SQLite
 //! a deduplicating set operation over an integer and a double column (SQLite
 //! keeps either of 1 and 1.0) are refused with a hint.
@@ -412,8 +413,11 @@ fn plan_operand(e: &SetExpr, cx: &Context<'_, '_>) -> Result<Branch, PlanError> 
             let set = planned.key.proven_unique;
             Ok(Branch { plan: planned.plan, columns: planned.columns, reads: planned.reads, set })
         }
-        SetExpr::Values(_) => Err(PlanError::new("VALUES is not supported in a view", Some(cx.view.location))
-            .hint("write SELECT 1 AS a, 'x' AS b (UNION ALL SELECT …) instead")),
+        SetExpr::Values(values) => {
+            let (plan, columns) = crate::values::plan_values(values, cx)?;
+            let set = crate::key::properties(&plan, cx.catalog).is_unique(&(0..columns.len()).collect::<Vec<_>>());
+            Ok(Branch { plan, columns, reads: Vec::new(), set })
+        }
         _ => Err(PlanError::new("this query is not supported in a view", Some(cx.view.location))),
     }
 }

@@ -43,6 +43,8 @@ const CASES: &[(&str, &str)] = &[
     ),
     ("no_from", "SELECT 1 AS one, 'x' AS s"),
     ("no_from_branch", "SELECT id, name FROM users UNION ALL SELECT 0, 'nobody'"),
+    ("values", "VALUES (1, 'a'), (2, NULL), (1, 'a')"),
+    ("values_operand", "SELECT id, name FROM users EXCEPT VALUES (1, 'ann'), (2 + 1, 'b' || 'c')"),
 ];
 
 #[test]

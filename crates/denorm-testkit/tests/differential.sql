@@ -232,3 +232,9 @@ WITH authors AS (SELECT DISTINCT author_id AS id FROM posts),
      followed AS (SELECT followee_id AS id FROM follows)
 SELECT a.id, u.name FROM (SELECT id FROM authors INTERSECT SELECT id FROM followed) AS a
 LEFT JOIN users u ON u.id = a.id;
+
+CREATE MATERIALIZED VIEW value_rows AS
+VALUES (1, 'a'), (2, NULL), (1, 'a');
+
+CREATE MATERIALIZED VIEW users_or_listed AS
+SELECT id, name FROM users UNION VALUES (1, 'ann'), (100, NULL), (2, 'Bob');
