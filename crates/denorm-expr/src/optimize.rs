@@ -7,7 +7,8 @@
 //!    reads; source tables are projected right at the input.
 //! 3. **Projection fusion**: a projection of a projection becomes one.
 //!
-//! A `Union` passes pruning down to each input (a projection of a sum is
+//! Filters move into the inputs of `Union`, `Negate` and `Threshold` (each
+//! row is kept or dropped on its own). A `Union` passes pruning down to each input (a projection of a sum is
 //! the sum of the projections); `Threshold` and `Values` keep all their
 //! columns, and nothing is pushed into set operations.
 //!
@@ -84,6 +85,17 @@ fn push_down_filters(plan: Plan) -> Plan {
                     residual,
                 };
                 filter(join, stay)
+            }
+            // A filter keeps or drops each row on its own, so it commutes
+            // with a sum, a negation and a threshold of multiplicities.
+            Plan::Union { inputs } => Plan::Union {
+                inputs: inputs.into_iter().map(|i| push_down_filters(filter(i, vec![predicate.clone()]))).collect(),
+            },
+            Plan::Negate { input } => {
+                Plan::Negate { input: Box::new(push_down_filters(Plan::Filter { input, predicate })) }
+            }
+            Plan::Threshold { input } => {
+                Plan::Threshold { input: Box::new(push_down_filters(Plan::Filter { input, predicate })) }
             }
             other => Plan::Filter { input: Box::new(push_down_filters(other)), predicate },
         },
@@ -394,6 +406,23 @@ mod tests {
         assert_eq!(
             text,
             "Map #0, #3\n  Join on left.#1 = right.#0\n    Map #0, #1\n      Get posts\n    Map #0, #1\n      Filter (#2 = 1)\n        Map #0, #1, #3\n          Get users\n"
+        );
+    }
+
+    #[test]
+    fn filters_move_into_set_operations() {
+        // SELECT * FROM (SELECT k FROM a EXCEPT ALL SELECT k FROM b) WHERE k > 1
+        let branch = |t| Plan::Map { input: get(t, 2), exprs: vec![Expr::Column(1)] };
+        let except = Plan::Threshold {
+            input: Box::new(Plan::Union {
+                inputs: vec![branch("a"), Plan::Negate { input: Box::new(branch("b")) }],
+            }),
+        };
+        let predicate = Expr::binary(BinaryOp::Gt, Expr::Column(0), Expr::Literal(Datum::Int(1)));
+        let plan = Plan::Filter { input: Box::new(except), predicate };
+        assert_eq!(
+            optimize(plan).to_string(),
+            "Threshold\n  Union\n    Filter (#0 > 1)\n      Map #1\n        Get a\n    Negate\n      Filter (#0 > 1)\n        Map #1\n          Get b\n"
         );
     }
 
