@@ -414,9 +414,7 @@ mod tests {
         // SELECT * FROM (SELECT k FROM a EXCEPT ALL SELECT k FROM b) WHERE k > 1
         let branch = |t| Plan::Map { input: get(t, 2), exprs: vec![Expr::Column(1)] };
         let except = Plan::Threshold {
-            input: Box::new(Plan::Union {
-                inputs: vec![branch("a"), Plan::Negate { input: Box::new(branch("b")) }],
-            }),
+            input: Box::new(Plan::Union { inputs: vec![branch("a"), Plan::Negate { input: Box::new(branch("b")) }] }),
         };
         let predicate = Expr::binary(BinaryOp::Gt, Expr::Column(0), Expr::Literal(Datum::Int(1)));
         let plan = Plan::Filter { input: Box::new(except), predicate };
