@@ -117,13 +117,15 @@ pub(crate) fn plan_query(q: &ast::Query, cx: &Context<'_, '_>) -> Result<Planned
             (finished.plan, finished.columns, finished.key, order, scope.dependencies(cx.catalog))
         }
         body => {
-            let branch = plan_compound(body, &cx)?;
+            let branch = plan_compound(body, &Context { operand: false, ..cx })?;
             let items: Vec<Item> = branch
                 .columns
                 .iter()
                 .map(|c| Item { typed: Typed::null(), name: c.name.clone(), at: Some(cx.view.location) })
                 .collect();
-            check_duplicate_names(&items, &Context { operand: false, ..cx })?;
+            if !cx.operand {
+                check_duplicate_names(&items, &cx)?;
+            }
             let at_of = |e: &ast::Expr| cx.view.tokens.start_of(e).and_then(location);
             let order = order::resolve_output(terms, &branch.columns, cx.dialect, at_of)?;
             let key = compound_key(&branch, &cx)?;
