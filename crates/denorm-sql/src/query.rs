@@ -454,7 +454,15 @@ fn combine(
             format!("the left side has {} columns, the right side {}", left.columns.len(), right.columns.len()),
         ));
     }
-    let (columns, casts) = unify_columns(&left.columns, &right.columns, name, at, cx.dialect)?;
+    let (mut columns, casts) = unify_columns(&left.columns, &right.columns, name, at, cx.dialect)?;
+    // EXCEPT keeps left rows only; INTERSECT rows are on both sides.
+    for (c, (l, r)) in columns.iter_mut().zip(left.columns.iter().zip(&right.columns)) {
+        c.nullable = match op {
+            SetOperator::Except => l.nullable,
+            SetOperator::Intersect => l.nullable && r.nullable,
+            _ => c.nullable,
+        };
+    }
     if cx.dialect == Dialect::Sqlite && !(all && op == SetOperator::Union) {
         mixed_numbers(&left.columns, &right.columns, name, at)?;
     }

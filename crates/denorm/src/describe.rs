@@ -64,6 +64,7 @@ fn describe_key(view: &ViewDef) -> String {
         KeyOrigin::Declared => "from WITH (key = …)",
         KeyOrigin::GroupBy => "from GROUP BY",
         KeyOrigin::PrimaryKey => "from the source primary key",
+        KeyOrigin::AllColumns if view.key.proven_unique => "all columns: each row appears once",
         KeyOrigin::AllColumns => "all columns: no key could be derived, rows form a multiset",
     };
     let uniqueness = if view.key.proven_unique { "proven unique" } else { "uniqueness checked at runtime" };
@@ -135,6 +136,12 @@ fn collect_clauses(plan: &Plan, catalog: &Catalog, out: &mut Vec<String>) {
             let origins = column_origins(input, catalog);
             let funcs: Vec<AggregateFunc> = aggregates.iter().map(|a| a.func).collect();
             out.push(describe_reduce(group_key, &origins, &funcs));
+        }
+        Plan::TopK { input, limit, partition, .. } if partition.is_empty() => {
+            collect_clauses(input, catalog, out);
+            out.push(format!(
+                "keeps all rows in ORDER BY order (O(log n) per change) and emits changes to the first {limit}"
+            ));
         }
         Plan::TopK { input, limit, .. } => {
             collect_clauses(input, catalog, out);
