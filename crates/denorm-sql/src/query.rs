@@ -166,9 +166,15 @@ fn top_n(input: Plan, order: Vec<SortKey>, limit: usize, offset: usize) -> Plan 
 }
 
 fn check_clauses(q: &ast::Query, cx: &Context<'_, '_>) -> Result<(), PlanError> {
-    if q.fetch.is_some() {
-        return Err(PlanError::new("FETCH is not supported in a view", cx.keyword(&[Keyword::FETCH]))
-            .hint("write LIMIT n instead"));
+    if let Some(fetch) = &q.fetch {
+        let at = cx.keyword(&[Keyword::FETCH]);
+        if cx.dialect == Dialect::Sqlite {
+            return Err(PlanError::new("FETCH is not supported by SQLite", at).hint("write LIMIT n [OFFSET m]"));
+        }
+        if fetch.with_ties || fetch.percent {
+            return Err(PlanError::new("FETCH … WITH TIES and FETCH … PERCENT are not supported", at)
+                .hint("write FETCH FIRST n ROWS ONLY, or LIMIT n"));
+        }
     }
     if !q.locks.is_empty() {
         return Err(PlanError::new(
@@ -185,7 +191,8 @@ fn check_clauses(q: &ast::Query, cx: &Context<'_, '_>) -> Result<(), PlanError> 
 /// LIMIT (`None`: no limit) and OFFSET.
 fn paging(q: &ast::Query, cx: &Context<'_, '_>) -> Result<(Option<usize>, usize), PlanError> {
     let (limit, offset) = match &q.limit_clause {
-        None => return Ok((None, 0)),
+        None if q.fetch.is_none() => return Ok((None, 0)),
+        None => (None, None),
         Some(ast::LimitClause::LimitOffset { limit, offset, limit_by }) => {
             if !limit_by.is_empty() {
                 return Err(PlanError::new("LIMIT BY is not supported", cx.keyword(&[Keyword::BY])));
@@ -196,7 +203,18 @@ fn paging(q: &ast::Query, cx: &Context<'_, '_>) -> Result<(Option<usize>, usize)
     };
     let limit_at = cx.keyword(&[Keyword::LIMIT]);
     let offset_at = cx.keyword(&[Keyword::OFFSET]).or(limit_at);
-    let limit = limit.map(|e| integer(e, "LIMIT", limit_at, cx.dialect)).transpose()?.flatten();
+    let mut limit = limit.map(|e| integer(e, "LIMIT", limit_at, cx.dialect)).transpose()?.flatten();
+    if let Some(fetch) = &q.fetch {
+        // FETCH FIRST [n] ROWS ONLY (PostgreSQL): LIMIT n, 1 without n.
+        let at = cx.keyword(&[Keyword::FETCH]);
+        if limit.is_some() {
+            return Err(PlanError::new("a query cannot have both LIMIT and FETCH", at));
+        }
+        limit = match &fetch.quantity {
+            Some(e) => integer(e, "FETCH", at, cx.dialect)?,
+            None => Some(1),
+        };
+    }
     let offset = offset.map(|e| integer(e, "OFFSET", offset_at, cx.dialect)).transpose()?.flatten().unwrap_or(0);
     if limit.is_none() && offset > 0 {
         return Err(PlanError::new("OFFSET without LIMIT is not supported", offset_at)

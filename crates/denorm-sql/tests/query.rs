@@ -58,6 +58,20 @@ fn query_plans() {
     }
 }
 
+/// PostgreSQL's `OFFSET m ROWS FETCH FIRST n ROWS ONLY` is `LIMIT n OFFSET m`.
+#[test]
+fn fetch_first_is_a_limit() {
+    let plan = |sql: &str| plan_one(&format!("CREATE MATERIALIZED VIEW v AS {sql}"), Dialect::Postgres).plan;
+    assert_eq!(
+        plan("SELECT id, title FROM posts ORDER BY id OFFSET 2 ROWS FETCH FIRST 3 ROWS ONLY"),
+        plan("SELECT id, title FROM posts ORDER BY id LIMIT 3 OFFSET 2")
+    );
+    assert_eq!(
+        plan("SELECT id FROM posts ORDER BY id FETCH FIRST ROW ONLY"),
+        plan("SELECT id FROM posts ORDER BY id LIMIT 1")
+    );
+}
+
 #[test]
 fn keys_of_set_operations() {
     let key = |sql: &str| plan_one(&format!("CREATE MATERIALIZED VIEW v AS {sql}"), Dialect::Postgres).key;
