@@ -409,6 +409,23 @@ fn operator_locations(cx: &Context<'_, '_>) -> Vec<Option<Location>> {
     out
 }
 
+/// Where a query's own clauses start: its WITH, else its first SELECT
+/// (keywords are looked up from there at its parenthesis depth).
+pub(crate) fn query_start(q: &ast::Query) -> Option<sqlparser::tokenizer::Location> {
+    if let Some(with) = &q.with {
+        return Some(with.with_token.0.span.start);
+    }
+    let mut body = &*q.body;
+    loop {
+        match body {
+            SetExpr::Select(s) => return Some(s.select_token.0.span.start),
+            SetExpr::SetOperation { left, .. } => body = left,
+            SetExpr::Values(v) => return v.rows.first().map(|r| r.opening_token.0.span.start),
+            _ => return None,
+        }
+    }
+}
+
 /// One operand: a SELECT or a parenthesized query.
 fn plan_operand(e: &SetExpr, cx: &Context<'_, '_>) -> Result<Branch, PlanError> {
     match e {
@@ -424,10 +441,7 @@ fn plan_operand(e: &SetExpr, cx: &Context<'_, '_>) -> Result<Branch, PlanError> 
             Ok(Branch { plan: finished.plan, columns: finished.columns, reads: scope.dependencies(cx.catalog), set })
         }
         SetExpr::Query(q) => {
-            let start = match &*q.body {
-                SetExpr::Select(s) => s.select_token.0.span.start,
-                _ => cx.start,
-            };
+            let start = query_start(q).unwrap_or(cx.start);
             let inner = Context { start, depth: cx.depth + 1, operand: true, ..*cx };
             let planned = plan_query(q, &inner)?;
             let set = planned.key.proven_unique;

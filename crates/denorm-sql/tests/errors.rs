@@ -45,6 +45,7 @@ const CASES: &[(&str, Dialect, &str)] = &[
     ("union_types", Dialect::Postgres, "SELECT id FROM posts UNION ALL SELECT name FROM users"),
     ("third_operator_types", Dialect::Sqlite, "SELECT id FROM posts UNION SELECT id FROM users EXCEPT SELECT name FROM users"),
     ("union_int_and_double_sqlite", Dialect::Sqlite, "SELECT id FROM posts UNION SELECT score FROM posts"),
+    ("cte_set_operation_types", Dialect::Postgres, "WITH a AS (SELECT id FROM posts UNION SELECT id FROM users EXCEPT SELECT name FROM users) SELECT id FROM a UNION SELECT 1"),
     ("except_all_sqlite", Dialect::Sqlite, "SELECT id FROM posts EXCEPT ALL SELECT id FROM users"),
     ("intersect_all_sqlite", Dialect::Sqlite, "SELECT id FROM posts INTERSECT ALL SELECT id FROM users"),
     ("union_row_number", Dialect::Sqlite, "SELECT id FROM posts UNION SELECT ROW_NUMBER() OVER (ORDER BY id) FROM users"),
