@@ -94,49 +94,11 @@ pub(crate) fn plan_query(q: &ast::Query, cx: &Context<'_, '_>) -> Result<Planned
         None => *cx,
     };
     let (limit, offset) = paging(q, &cx)?;
-    let terms: &[ast::OrderByExpr] = match q.order_by.as_ref().map(|o| &o.kind) {
-        None => &[],
-        Some(ast::OrderByKind::Expressions(terms)) => terms,
-        Some(ast::OrderByKind::All(_)) => {
-            return Err(PlanError::new("ORDER BY ALL is not supported", cx.keyword(&[Keyword::ORDER]))
-                .hint("list the columns to order by"))
-        }
-    };
-    let (plan, columns, key, order, reads) = match &*q.body {
-        SetExpr::Select(s) => {
-            let (scope, body) = plan_select_ordered(s, terms, &cx)?;
-            if let Some(w) = &body.window {
-                return Err(PlanError::new(
-                    "ROW_NUMBER() is only supported in a plain subquery in FROM, bounded by the outer WHERE",
-                    w.at,
-                )
-                .hint(crate::window::TOP_K_FORM));
-            }
-            let order = body.ordering.order.clone();
-            let finished = finish(body, s, &scope, &cx)?;
-            (finished.plan, finished.columns, finished.key, order, scope.dependencies(cx.catalog))
-        }
-        body => {
-            let branch = plan_compound(body, &Context { operand: false, ..cx })?;
-            let items: Vec<Item> = branch
-                .columns
-                .iter()
-                .map(|c| Item { typed: Typed::null(), name: c.name.clone(), at: Some(cx.view.location) })
-                .collect();
-            if !cx.operand {
-                check_duplicate_names(&items, &cx)?;
-            }
-            let at_of = |e: &ast::Expr| cx.view.tokens.start_of(e).and_then(location);
-            let order = order::resolve_output(terms, &branch.columns, cx.dialect, at_of)?;
-            let key = compound_key(&branch, &cx)?;
-            (branch.plan, branch.columns, key, order, branch.reads)
-        }
-    };
+    let Planned { mut plan, columns, key, order, reads } = plan_body(&q.body, order_terms(q, &cx)?, &cx)?;
     let width = columns.len();
-    let mut plan = match limit {
-        Some(limit) => top_n(plan, order.clone(), limit, offset),
-        None => plan,
-    };
+    if let Some(limit) = limit {
+        plan = top_n(plan, order.clone(), limit, offset);
+    }
     if plan.arity() > width {
         plan = Plan::Map { input: Box::new(plan), exprs: (0..width).map(Expr::Column).collect() };
     }
@@ -149,6 +111,47 @@ pub(crate) fn plan_query(q: &ast::Query, cx: &Context<'_, '_>) -> Result<Planned
     }
     let order = order.into_iter().take(visible).collect();
     Ok(Planned { plan, columns, key, order, reads })
+}
+
+fn order_terms<'q>(q: &'q ast::Query, cx: &Context<'_, '_>) -> Result<&'q [ast::OrderByExpr], PlanError> {
+    match q.order_by.as_ref().map(|o| &o.kind) {
+        None => Ok(&[]),
+        Some(ast::OrderByKind::Expressions(terms)) => Ok(terms),
+        Some(ast::OrderByKind::All(_)) => {
+            Err(PlanError::new("ORDER BY ALL is not supported", cx.keyword(&[Keyword::ORDER]))
+                .hint("list the columns to order by"))
+        }
+    }
+}
+
+/// The query's SELECT or compound, with its ORDER BY resolved (over hidden
+/// columns after the output ones, for a SELECT).
+fn plan_body(body: &SetExpr, terms: &[ast::OrderByExpr], cx: &Context<'_, '_>) -> Result<Planned, PlanError> {
+    if let SetExpr::Select(s) = body {
+        let (scope, body) = plan_select_ordered(s, terms, cx)?;
+        if let Some(w) = &body.window {
+            return Err(PlanError::new(
+                "ROW_NUMBER() is only supported in a plain subquery in FROM, bounded by the outer WHERE",
+                w.at,
+            )
+            .hint(crate::window::TOP_K_FORM));
+        }
+        let order = body.ordering.order.clone();
+        let finished = finish(body, s, &scope, cx)?;
+        let reads = scope.dependencies(cx.catalog);
+        return Ok(Planned { plan: finished.plan, columns: finished.columns, key: finished.key, order, reads });
+    }
+    let branch = plan_compound(body, cx)?;
+    if !cx.operand {
+        let at = Some(cx.view.location);
+        let items: Vec<Item> =
+            branch.columns.iter().map(|c| Item { typed: Typed::null(), name: c.name.clone(), at }).collect();
+        check_duplicate_names(&items, cx)?;
+    }
+    let at_of = |e: &ast::Expr| cx.view.tokens.start_of(e).and_then(location);
+    let order = order::resolve_output(terms, &branch.columns, cx.dialect, at_of)?;
+    let key = compound_key(&branch, cx)?;
+    Ok(Planned { plan: branch.plan, columns: branch.columns, key, order, reads: branch.reads })
 }
 
 /// The first `limit` rows by `order` after skipping `offset`, with the
@@ -464,23 +467,7 @@ fn combine(
     at: Option<Location>,
     cx: &Context<'_, '_>,
 ) -> Result<Branch, PlanError> {
-    let name = match op {
-        SetOperator::Union => "UNION",
-        SetOperator::Except => "EXCEPT",
-        SetOperator::Intersect => "INTERSECT",
-        SetOperator::Minus => {
-            return Err(PlanError::new("MINUS is not supported", at).hint("write EXCEPT"));
-        }
-    };
-    let all = match quantifier {
-        SetQuantifier::All => true,
-        SetQuantifier::Distinct | SetQuantifier::None => false,
-        _ => return Err(PlanError::new(format!("{name} BY NAME is not supported"), at).hint("list the columns")),
-    };
-    if all && op != SetOperator::Union && cx.dialect == Dialect::Sqlite {
-        return Err(PlanError::new(format!("{name} ALL is not supported by SQLite"), at)
-            .hint(format!("SQLite has only {name}, which removes duplicate rows")));
-    }
+    let (name, all) = operator(op, quantifier, at, cx.dialect)?;
     if left.columns.len() != right.columns.len() {
         return Err(PlanError::new(format!("each {name} query must have the same number of columns"), at).detail(
             format!("the left side has {} columns, the right side {}", left.columns.len(), right.columns.len()),
@@ -511,6 +498,32 @@ fn combine(
         (SetOperator::Minus, true) => unreachable!("refused above"),
     };
     Ok(Branch { plan, columns, reads, set })
+}
+
+/// The operator's name and whether it keeps duplicates (ALL), if the
+/// dialect has it.
+fn operator(
+    op: SetOperator,
+    quantifier: SetQuantifier,
+    at: Option<Location>,
+    dialect: Dialect,
+) -> Result<(&'static str, bool), PlanError> {
+    let name = match op {
+        SetOperator::Union => "UNION",
+        SetOperator::Except => "EXCEPT",
+        SetOperator::Intersect => "INTERSECT",
+        SetOperator::Minus => return Err(PlanError::new("MINUS is not supported", at).hint("write EXCEPT")),
+    };
+    let all = match quantifier {
+        SetQuantifier::All => true,
+        SetQuantifier::Distinct | SetQuantifier::None => false,
+        _ => return Err(PlanError::new(format!("{name} BY NAME is not supported"), at).hint("list the columns")),
+    };
+    if all && op != SetOperator::Union && dialect == Dialect::Sqlite {
+        return Err(PlanError::new(format!("{name} ALL is not supported by SQLite"), at)
+            .hint(format!("SQLite has only {name}, which removes duplicate rows")));
+    }
+    Ok((name, all))
 }
 
 fn negate(p: Plan) -> Plan {
