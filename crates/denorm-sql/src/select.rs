@@ -24,7 +24,7 @@ use crate::from::{conjuncts, plan_from};
 use crate::key::{properties, Properties};
 use crate::names::{alias_name, bare_column, postgres_name, sqlite_name, strip_set_quantifier};
 use crate::order::{self, Ordering};
-use crate::query::{plan_query, Cte};
+use crate::query::{plan_query, Cte, Planned};
 use crate::scope::Scope;
 use crate::source::{location, Source};
 use crate::statement::{DeclaredKey, ViewStatement};
@@ -33,7 +33,8 @@ use crate::window;
 use crate::{KeyOrigin, Location, OutputColumn, PlanError, ViewDef, ViewKey};
 
 const PAGING_HINT: &str = "order and page at read time with ?order=…&limit=…";
-const FEED_HINT: &str = "a feed is ordered by its order_by option and paged at read time; define this query as a view of its own";
+const FEED_HINT: &str =
+    "a feed is ordered by its order_by option and paged at read time; define this query as a view of its own";
 
 /// One output column while planning.
 #[derive(Debug)]
@@ -102,21 +103,7 @@ pub(crate) fn plan_view(
 ) -> Result<ViewDef, PlanError> {
     let cx = Context { view, catalog, dialect, source, start: view.select_start, depth: 0, ctes: &[], operand: false };
     if view.feed.is_none() {
-        let planned = plan_query(&view.query, &cx)?;
-        return Ok(ViewDef {
-            name: view.name.clone(),
-            columns: planned.columns,
-            key: planned.key,
-            max_staleness: view.max_staleness,
-            on_stale: view.on_stale,
-            refresh: view.refresh,
-            plan: planned.plan,
-            dependencies: planned.reads,
-            select_sql: view.select_sql.clone(),
-            location: view.location,
-            feed: None,
-            order: planned.order,
-        });
+        return Ok(view_def(view, plan_query(&view.query, &cx)?));
     }
     let select = query_select(&view.query, &cx)?;
     let (scope, body) = plan_select(select, &cx)?;
@@ -126,20 +113,9 @@ pub(crate) fn plan_view(
             .hint("a feed joins source tables; define the subquery's rows as their own view"));
     }
     let finished = finish(body, select, &scope, &cx)?;
-    let mut def = ViewDef {
-        name: view.name.clone(),
-        columns: finished.columns,
-        key: finished.key,
-        max_staleness: view.max_staleness,
-        on_stale: view.on_stale,
-        refresh: view.refresh,
-        plan: finished.plan,
-        dependencies: scope.dependencies(catalog),
-        select_sql: view.select_sql.clone(),
-        location: view.location,
-        feed: None,
-        order: Vec::new(),
-    };
+    let reads = scope.dependencies(catalog);
+    let planned = Planned { plan: finished.plan, columns: finished.columns, key: finished.key, order: vec![], reads };
+    let mut def = view_def(view, planned);
     if let Some(options) = &view.feed {
         let rels: Vec<Rel> = scope
             .relations
@@ -155,6 +131,23 @@ pub(crate) fn plan_view(
         def.feed = Some(plan_feed(&def, options, &rels, places)?);
     }
     Ok(def)
+}
+
+fn view_def(view: &ViewStatement, planned: Planned) -> ViewDef {
+    ViewDef {
+        name: view.name.clone(),
+        columns: planned.columns,
+        key: planned.key,
+        max_staleness: view.max_staleness,
+        on_stale: view.on_stale,
+        refresh: view.refresh,
+        plan: planned.plan,
+        dependencies: planned.reads,
+        select_sql: view.select_sql.clone(),
+        location: view.location,
+        feed: None,
+        order: planned.order,
+    }
 }
 
 /// One SELECT (the view's, or a subquery's in FROM) → its scope and body.
