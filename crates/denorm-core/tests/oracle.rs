@@ -303,6 +303,13 @@ fn shapes() -> Vec<(&'static str, Plan)> {
         ("intersect all", intersect(kv("a"), kv("b"))),
         ("intersect", intersect(distinct(kv("a")), distinct(kv("b")))),
         (
+            "filter over except all (pushed into both sides)",
+            Plan::Filter {
+                input: Box::new(except(kv("a"), kv("b"))),
+                predicate: Expr::binary(BinaryOp::Gt, col(1), lit(0)),
+            },
+        ),
+        (
             "union with constant rows",
             Plan::Union {
                 inputs: vec![

@@ -10,7 +10,8 @@
 //!    reads; source tables are projected right at the input.
 //! 3. **Projection fusion**: a projection of a projection becomes one.
 //!
-//! A `Union` passes pruning down to each input (a projection of a sum is
+//! Filters move into the inputs of `Union`, `Negate` and `Threshold` (each
+//! row is kept or dropped on its own). A `Union` passes pruning down to each input (a projection of a sum is
 //! the sum of the projections); `Threshold` and `Values` keep all their
 //! columns, and nothing is pushed into set operations.
 //!
@@ -100,6 +101,17 @@ fn push_down_filters(plan: Plan) -> Plan {
                 });
                 let pushed = push_down_filters(Plan::Filter { input: below, predicate });
                 Plan::Map { input: Box::new(pushed), exprs }
+            }
+            // A filter keeps or drops each row on its own, so it commutes
+            // with a sum, a negation and a threshold of multiplicities.
+            Plan::Union { inputs } => Plan::Union {
+                inputs: inputs.into_iter().map(|i| push_down_filters(filter(i, vec![predicate.clone()]))).collect(),
+            },
+            Plan::Negate { input } => {
+                Plan::Negate { input: Box::new(push_down_filters(Plan::Filter { input, predicate })) }
+            }
+            Plan::Threshold { input } => {
+                Plan::Threshold { input: Box::new(push_down_filters(Plan::Filter { input, predicate })) }
             }
             other => Plan::Filter { input: Box::new(push_down_filters(other)), predicate },
         },
@@ -499,6 +511,21 @@ mod tests {
         assert_eq!(
             text(JoinKind::Full),
             "FullJoin on left.#0 = right.#0 AND ((#1 > 1) AND ((#3 > 2) AND (#1 < #3)))\n  Get a\n  Get b\n"
+        );
+    }
+
+    #[test]
+    fn filters_move_into_set_operations() {
+        // SELECT * FROM (SELECT k FROM a EXCEPT ALL SELECT k FROM b) WHERE k > 1
+        let branch = |t| Plan::Map { input: get(t, 2), exprs: vec![Expr::Column(1)] };
+        let except = Plan::Threshold {
+            input: Box::new(Plan::Union { inputs: vec![branch("a"), Plan::Negate { input: Box::new(branch("b")) }] }),
+        };
+        let predicate = Expr::binary(BinaryOp::Gt, Expr::Column(0), Expr::Literal(Datum::Int(1)));
+        let plan = Plan::Filter { input: Box::new(except), predicate };
+        assert_eq!(
+            optimize(plan).to_string(),
+            "Threshold\n  Union\n    Filter (#0 > 1)\n      Map #1\n        Get a\n    Negate\n      Filter (#0 > 1)\n        Map #1\n          Get b\n"
         );
     }
 

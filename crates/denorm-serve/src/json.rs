@@ -111,6 +111,10 @@ pub struct ViewSummary {
     /// rows fanned out on write plus the celebrities' content stored once.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub feed: Option<FeedSummary>,
+    /// The view's declared ORDER BY as an `order=` value (`score.desc.nullslast`):
+    /// the order of reads without one. Absent for views without ORDER BY.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub order: Vec<String>,
 }
 
 /// `feed` of a [`ViewSummary`].
@@ -190,6 +194,15 @@ pub fn view_summary(view: &PublishedView, source: &SourceStatus, now: f64) -> Vi
             celebrity_content_rows: view.parts.first().map_or(0, ViewRows::len),
             celebrity_edges: view.parts.get(1).map_or(0, ViewRows::len),
         }),
+        order: info
+            .order
+            .iter()
+            .map(|t| {
+                let direction = if t.descending { "desc" } else { "asc" };
+                let nulls = if t.nulls_first { "nullsfirst" } else { "nullslast" };
+                format!("{}.{direction}.{nulls}", info.columns[t.column].name)
+            })
+            .collect(),
     }
 }
 

@@ -24,8 +24,8 @@ use denorm_expr::Plan;
 use denorm_types::{ColumnSchema, Dialect, TableSchema};
 use sqlparser::ast;
 
-use crate::scope::Scope;
 use crate::query::plan_query;
+use crate::scope::Scope;
 use crate::select::{finish, plan_select, query_select, Context};
 use crate::source::location;
 use crate::{Location, OutputColumn, PlanError, TableDependency, ViewKey};
@@ -59,10 +59,7 @@ pub(crate) fn plan_derived(
             at,
         ));
     }
-    let start = match &*subquery.body {
-        ast::SetExpr::Select(s) => s.select_token.0.span.start,
-        _ => cx.start,
-    };
+    let start = crate::query::query_start(subquery).unwrap_or(cx.start);
     let inner = Context { start, depth: cx.depth + 1, operand: false, ..*cx };
     let plain = matches!(&*subquery.body, ast::SetExpr::Select(_))
         && subquery.with.is_none()

@@ -24,8 +24,10 @@
 //! `ORDER BY` without LIMIT kept as [`ViewDef::order`], the order reads
 //! return rows in. At the LIMIT boundary, rows tied on the ORDER BY are
 //! kept by their encoded bytes (the source may keep any of them): end the
-//! ORDER BY with a unique column. A SELECT without FROM reads one empty
-//! row (`SELECT 1 AS one` is a constant view).
+//! ORDER BY with a unique column. PostgreSQL's `OFFSET m ROWS FETCH FIRST
+//! n ROWS ONLY` is `LIMIT n OFFSET m`. A SELECT without FROM reads one
+//! empty row (`SELECT 1 AS one` is a constant view); `VALUES (…), (…)` is
+//! a query or an operand of its own, columns named `column1`, ….
 //!
 //! # Subqueries in FROM and top-k per group
 //!
@@ -154,6 +156,7 @@ mod statement;
 mod subquery;
 
 mod types;
+mod values;
 mod window;
 
 use std::collections::HashSet;

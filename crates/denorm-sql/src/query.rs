@@ -9,7 +9,9 @@
 //!  a UNION b            Distinct(Union [a, b])
 //!  a EXCEPT ALL b       Threshold(Union [a, Negate b])                (PostgreSQL)
 //!  a EXCEPT b           Threshold(Union [Distinct a, Negate Distinct b])
-//!  a INTERSECT ALL b    Union [a, Negate Threshold(Union [a, Negate b])]  (PostgreSQL)
+//!                       (a chain extends the one Union: max(0, max(0, x) − c) = max(0, x − c))
+//!  a INTERSECT ALL b    Union [b, Negate Threshold(Union [b, Negate a])]  (PostgreSQL)
+//!                       min(a, b), the smaller operand written twice
 //!  a INTERSECT b        the same over Distinct a, Distinct b
 //!  ORDER BY … LIMIT n   TopK(n, no partition) ─► Map(output columns)
 //!    OFFSET m           TopK(n + m, row number) ─► Filter(row number > m) ─► Map
@@ -26,8 +28,11 @@
 //! of their encoded bytes (a source may return any of them): order by a
 //! unique column last to make the view match the source exactly.
 //!
-//! `WITH RECURSIVE`, `VALUES`, `OFFSET` without `LIMIT` and non-literal
-//! limits are refused with a hint.
+//! `VALUES` lists are constant operands (see [`crate::values`]).
+//! `WITH RECURSIVE`, `OFFSET` without `LIMIT`, non-literal
+//! limits, more than 64 set operators (each adds plan depth), and in SQLite
+//! a deduplicating set operation over an integer and a double column (SQLite
+//! keeps either of 1 and 1.0) are refused with a hint.
 
 use denorm_expr::{BinaryOp, Expr, Plan, SortKey};
 use denorm_types::{Catalog, Datum, Dialect, ScalarType, TableSchema};
@@ -36,15 +41,16 @@ use sqlparser::keywords::Keyword;
 use sqlparser::tokenizer::Token;
 
 use crate::derived::{plan_derived, Derived};
+use crate::names::alias_name;
 use crate::order;
 use crate::select::{check_duplicate_names, finish, plan_select_ordered, Context, Item};
-use crate::types::Typed;
 use crate::source::location;
 use crate::types::unify;
+use crate::types::Typed;
 use crate::{KeyOrigin, Location, OutputColumn, PlanError, TableDependency, ViewKey};
 
 /// Set operators in one query, at most (each adds operators to the graph).
-const MAX_SET_OPERATIONS: usize = 128;
+const MAX_SET_OPERATIONS: usize = 64;
 
 const LIMIT_HINT: &str = "write LIMIT and OFFSET as integer literals, e.g. ORDER BY total DESC LIMIT 10";
 
@@ -88,47 +94,11 @@ pub(crate) fn plan_query(q: &ast::Query, cx: &Context<'_, '_>) -> Result<Planned
         None => *cx,
     };
     let (limit, offset) = paging(q, &cx)?;
-    let terms: &[ast::OrderByExpr] = match q.order_by.as_ref().map(|o| &o.kind) {
-        None => &[],
-        Some(ast::OrderByKind::Expressions(terms)) => terms,
-        Some(ast::OrderByKind::All(_)) => {
-            return Err(PlanError::new("ORDER BY ALL is not supported", cx.keyword(&[Keyword::ORDER]))
-                .hint("list the columns to order by"))
-        }
-    };
-    let (plan, columns, key, order, reads) = match &*q.body {
-        SetExpr::Select(s) => {
-            let (scope, body) = plan_select_ordered(s, terms, &cx)?;
-            if let Some(w) = &body.window {
-                return Err(PlanError::new(
-                    "ROW_NUMBER() is only supported in a plain subquery in FROM, bounded by the outer WHERE",
-                    w.at,
-                )
-                .hint(crate::window::TOP_K_FORM));
-            }
-            let order = body.ordering.order.clone();
-            let finished = finish(body, s, &scope, &cx)?;
-            (finished.plan, finished.columns, finished.key, order, scope.dependencies(cx.catalog))
-        }
-        body => {
-            let branch = plan_compound(body, &cx)?;
-            let items: Vec<Item> = branch
-                .columns
-                .iter()
-                .map(|c| Item { typed: Typed::null(), name: c.name.clone(), at: Some(cx.view.location) })
-                .collect();
-            check_duplicate_names(&items, &Context { operand: false, ..cx })?;
-            let at_of = |e: &ast::Expr| cx.view.tokens.start_of(e).and_then(location);
-            let order = order::resolve_output(terms, &branch.columns, cx.dialect, at_of)?;
-            let key = compound_key(&branch, &cx)?;
-            (branch.plan, branch.columns, key, order, branch.reads)
-        }
-    };
+    let Planned { mut plan, columns, key, order, reads } = plan_body(&q.body, order_terms(q, &cx)?, &cx)?;
     let width = columns.len();
-    let mut plan = match limit {
-        Some(limit) => top_n(plan, order.clone(), limit, offset),
-        None => plan,
-    };
+    if let Some(limit) = limit {
+        plan = top_n(plan, order.clone(), limit, offset);
+    }
     if plan.arity() > width {
         plan = Plan::Map { input: Box::new(plan), exprs: (0..width).map(Expr::Column).collect() };
     }
@@ -141,6 +111,47 @@ pub(crate) fn plan_query(q: &ast::Query, cx: &Context<'_, '_>) -> Result<Planned
     }
     let order = order.into_iter().take(visible).collect();
     Ok(Planned { plan, columns, key, order, reads })
+}
+
+fn order_terms<'q>(q: &'q ast::Query, cx: &Context<'_, '_>) -> Result<&'q [ast::OrderByExpr], PlanError> {
+    match q.order_by.as_ref().map(|o| &o.kind) {
+        None => Ok(&[]),
+        Some(ast::OrderByKind::Expressions(terms)) => Ok(terms),
+        Some(ast::OrderByKind::All(_)) => {
+            Err(PlanError::new("ORDER BY ALL is not supported", cx.keyword(&[Keyword::ORDER]))
+                .hint("list the columns to order by"))
+        }
+    }
+}
+
+/// The query's SELECT or compound, with its ORDER BY resolved (over hidden
+/// columns after the output ones, for a SELECT).
+fn plan_body(body: &SetExpr, terms: &[ast::OrderByExpr], cx: &Context<'_, '_>) -> Result<Planned, PlanError> {
+    if let SetExpr::Select(s) = body {
+        let (scope, body) = plan_select_ordered(s, terms, cx)?;
+        if let Some(w) = &body.window {
+            return Err(PlanError::new(
+                "ROW_NUMBER() is only supported in a plain subquery in FROM, bounded by the outer WHERE",
+                w.at,
+            )
+            .hint(crate::window::TOP_K_FORM));
+        }
+        let order = body.ordering.order.clone();
+        let finished = finish(body, s, &scope, cx)?;
+        let reads = scope.dependencies(cx.catalog);
+        return Ok(Planned { plan: finished.plan, columns: finished.columns, key: finished.key, order, reads });
+    }
+    let branch = plan_compound(body, cx)?;
+    if !cx.operand {
+        let at = Some(cx.view.location);
+        let items: Vec<Item> =
+            branch.columns.iter().map(|c| Item { typed: Typed::null(), name: c.name.clone(), at }).collect();
+        check_duplicate_names(&items, cx)?;
+    }
+    let at_of = |e: &ast::Expr| cx.view.tokens.start_of(e).and_then(location);
+    let order = order::resolve_output(terms, &branch.columns, cx.dialect, at_of)?;
+    let key = compound_key(&branch, cx)?;
+    Ok(Planned { plan: branch.plan, columns: branch.columns, key, order, reads: branch.reads })
 }
 
 /// The first `limit` rows by `order` after skipping `offset`, with the
@@ -158,9 +169,15 @@ fn top_n(input: Plan, order: Vec<SortKey>, limit: usize, offset: usize) -> Plan 
 }
 
 fn check_clauses(q: &ast::Query, cx: &Context<'_, '_>) -> Result<(), PlanError> {
-    if q.fetch.is_some() {
-        return Err(PlanError::new("FETCH is not supported in a view", cx.keyword(&[Keyword::FETCH]))
-            .hint("write LIMIT n instead"));
+    if let Some(fetch) = &q.fetch {
+        let at = cx.keyword(&[Keyword::FETCH]);
+        if cx.dialect == Dialect::Sqlite {
+            return Err(PlanError::new("FETCH is not supported by SQLite", at).hint("write LIMIT n [OFFSET m]"));
+        }
+        if fetch.with_ties || fetch.percent {
+            return Err(PlanError::new("FETCH … WITH TIES and FETCH … PERCENT are not supported", at)
+                .hint("write FETCH FIRST n ROWS ONLY, or LIMIT n"));
+        }
     }
     if !q.locks.is_empty() {
         return Err(PlanError::new(
@@ -177,7 +194,8 @@ fn check_clauses(q: &ast::Query, cx: &Context<'_, '_>) -> Result<(), PlanError> 
 /// LIMIT (`None`: no limit) and OFFSET.
 fn paging(q: &ast::Query, cx: &Context<'_, '_>) -> Result<(Option<usize>, usize), PlanError> {
     let (limit, offset) = match &q.limit_clause {
-        None => return Ok((None, 0)),
+        None if q.fetch.is_none() => return Ok((None, 0)),
+        None => (None, None),
         Some(ast::LimitClause::LimitOffset { limit, offset, limit_by }) => {
             if !limit_by.is_empty() {
                 return Err(PlanError::new("LIMIT BY is not supported", cx.keyword(&[Keyword::BY])));
@@ -188,7 +206,18 @@ fn paging(q: &ast::Query, cx: &Context<'_, '_>) -> Result<(Option<usize>, usize)
     };
     let limit_at = cx.keyword(&[Keyword::LIMIT]);
     let offset_at = cx.keyword(&[Keyword::OFFSET]).or(limit_at);
-    let limit = limit.map(|e| integer(e, "LIMIT", limit_at, cx.dialect)).transpose()?.flatten();
+    let mut limit = limit.map(|e| integer(e, "LIMIT", limit_at, cx.dialect)).transpose()?.flatten();
+    if let Some(fetch) = &q.fetch {
+        // FETCH FIRST [n] ROWS ONLY (PostgreSQL): LIMIT n, 1 without n.
+        let at = cx.keyword(&[Keyword::FETCH]);
+        if limit.is_some() {
+            return Err(PlanError::new("a query cannot have both LIMIT and FETCH", at));
+        }
+        limit = match &fetch.quantity {
+            Some(e) => integer(e, "FETCH", at, cx.dialect)?,
+            None => Some(1),
+        };
+    }
     let offset = offset.map(|e| integer(e, "OFFSET", offset_at, cx.dialect)).transpose()?.flatten().unwrap_or(0);
     if limit.is_none() && offset > 0 {
         return Err(PlanError::new("OFFSET without LIMIT is not supported", offset_at)
@@ -238,8 +267,11 @@ fn plan_ctes(with: &ast::With, cx: &Context<'_, '_>) -> Result<Vec<Cte>, PlanErr
         let name = &cte.alias.name;
         let name_at = location(name.span.start);
         if ctes[outer..].iter().any(|c| c.name.eq_ignore_ascii_case(&name.value)) {
-            return Err(PlanError::new(format!("WITH query name \"{}\" specified more than once", name.value), name_at)
-                .hint("give each WITH query its own name"));
+            return Err(PlanError::new(
+                format!("WITH query name \"{}\" specified more than once", name.value),
+                name_at,
+            )
+            .hint("give each WITH query its own name"));
         }
         if cte.from.is_some() {
             return Err(PlanError::new("WITH … FROM is not supported", name_at));
@@ -280,7 +312,7 @@ pub(crate) fn rename_columns(
         if def.data_type.is_some() {
             return Err(PlanError::new(format!("column types in a {what} column list are not supported"), at));
         }
-        column.name = def.name.value.clone();
+        column.name = alias_name(&def.name, dialect);
     }
     Ok(())
 }
@@ -388,6 +420,23 @@ fn operator_locations(cx: &Context<'_, '_>) -> Vec<Option<Location>> {
     out
 }
 
+/// Where a query's own clauses start: its WITH, else its first SELECT
+/// (keywords are looked up from there at its parenthesis depth).
+pub(crate) fn query_start(q: &ast::Query) -> Option<sqlparser::tokenizer::Location> {
+    if let Some(with) = &q.with {
+        return Some(with.with_token.0.span.start);
+    }
+    let mut body = &*q.body;
+    loop {
+        match body {
+            SetExpr::Select(s) => return Some(s.select_token.0.span.start),
+            SetExpr::SetOperation { left, .. } => body = left,
+            SetExpr::Values(v) => return v.rows.first().map(|r| r.opening_token.0.span.start),
+            _ => return None,
+        }
+    }
+}
+
 /// One operand: a SELECT or a parenthesized query.
 fn plan_operand(e: &SetExpr, cx: &Context<'_, '_>) -> Result<Branch, PlanError> {
     match e {
@@ -403,17 +452,17 @@ fn plan_operand(e: &SetExpr, cx: &Context<'_, '_>) -> Result<Branch, PlanError> 
             Ok(Branch { plan: finished.plan, columns: finished.columns, reads: scope.dependencies(cx.catalog), set })
         }
         SetExpr::Query(q) => {
-            let start = match &*q.body {
-                SetExpr::Select(s) => s.select_token.0.span.start,
-                _ => cx.start,
-            };
+            let start = query_start(q).unwrap_or(cx.start);
             let inner = Context { start, depth: cx.depth + 1, operand: true, ..*cx };
             let planned = plan_query(q, &inner)?;
             let set = planned.key.proven_unique;
             Ok(Branch { plan: planned.plan, columns: planned.columns, reads: planned.reads, set })
         }
-        SetExpr::Values(_) => Err(PlanError::new("VALUES is not supported in a view", Some(cx.view.location))
-            .hint("write SELECT 1 AS a, 'x' AS b (UNION ALL SELECT …) instead")),
+        SetExpr::Values(values) => {
+            let (plan, columns) = crate::values::plan_values(values, cx)?;
+            let set = crate::key::properties(&plan, cx.catalog).is_unique(&(0..columns.len()).collect::<Vec<_>>());
+            Ok(Branch { plan, columns, reads: Vec::new(), set })
+        }
         _ => Err(PlanError::new("this query is not supported in a view", Some(cx.view.location))),
     }
 }
@@ -426,29 +475,24 @@ fn combine(
     at: Option<Location>,
     cx: &Context<'_, '_>,
 ) -> Result<Branch, PlanError> {
-    let name = match op {
-        SetOperator::Union => "UNION",
-        SetOperator::Except => "EXCEPT",
-        SetOperator::Intersect => "INTERSECT",
-        SetOperator::Minus => {
-            return Err(PlanError::new("MINUS is not supported", at).hint("write EXCEPT"));
-        }
-    };
-    let all = match quantifier {
-        SetQuantifier::All => true,
-        SetQuantifier::Distinct | SetQuantifier::None => false,
-        _ => return Err(PlanError::new(format!("{name} BY NAME is not supported"), at).hint("list the columns")),
-    };
-    if all && op != SetOperator::Union && cx.dialect == Dialect::Sqlite {
-        return Err(PlanError::new(format!("{name} ALL is not supported by SQLite"), at)
-            .hint(format!("SQLite has only {name}, which removes duplicate rows")));
-    }
+    let (name, all) = operator(op, quantifier, at, cx.dialect)?;
     if left.columns.len() != right.columns.len() {
         return Err(PlanError::new(format!("each {name} query must have the same number of columns"), at).detail(
             format!("the left side has {} columns, the right side {}", left.columns.len(), right.columns.len()),
         ));
     }
-    let (columns, casts) = unify_columns(&left.columns, &right.columns, name, at, cx.dialect)?;
+    let (mut columns, casts) = unify_columns(&left.columns, &right.columns, name, at, cx.dialect)?;
+    // EXCEPT keeps left rows only; INTERSECT rows are on both sides.
+    for (c, (l, r)) in columns.iter_mut().zip(left.columns.iter().zip(&right.columns)) {
+        c.nullable = match op {
+            SetOperator::Except => l.nullable,
+            SetOperator::Intersect => l.nullable && r.nullable,
+            _ => c.nullable,
+        };
+    }
+    if cx.dialect == Dialect::Sqlite && !(all && op == SetOperator::Union) {
+        mixed_numbers(&left.columns, &right.columns, name, at)?;
+    }
     let (l, r) = (cast(left.plan, &casts.0), cast(right.plan, &casts.1));
     let mut reads = left.reads;
     merge_reads(&mut reads, right.reads, cx.catalog);
@@ -462,6 +506,32 @@ fn combine(
         (SetOperator::Minus, true) => unreachable!("refused above"),
     };
     Ok(Branch { plan, columns, reads, set })
+}
+
+/// The operator's name and whether it keeps duplicates (ALL), if the
+/// dialect has it.
+fn operator(
+    op: SetOperator,
+    quantifier: SetQuantifier,
+    at: Option<Location>,
+    dialect: Dialect,
+) -> Result<(&'static str, bool), PlanError> {
+    let name = match op {
+        SetOperator::Union => "UNION",
+        SetOperator::Except => "EXCEPT",
+        SetOperator::Intersect => "INTERSECT",
+        SetOperator::Minus => return Err(PlanError::new("MINUS is not supported", at).hint("write EXCEPT")),
+    };
+    let all = match quantifier {
+        SetQuantifier::All => true,
+        SetQuantifier::Distinct | SetQuantifier::None => false,
+        _ => return Err(PlanError::new(format!("{name} BY NAME is not supported"), at).hint("list the columns")),
+    };
+    if all && op != SetOperator::Union && dialect == Dialect::Sqlite {
+        return Err(PlanError::new(format!("{name} ALL is not supported by SQLite"), at)
+            .hint(format!("SQLite has only {name}, which removes duplicate rows")));
+    }
+    Ok((name, all))
 }
 
 fn negate(p: Plan) -> Plan {
@@ -495,12 +565,41 @@ fn distinct(p: Plan, set: bool) -> Plan {
     }
 }
 
+/// `max(0, a − b)`; a chain stays flat, since `max(0, max(0, x) − b)` is
+/// `max(0, x − b)` for `b` without negative multiplicities.
 fn except(a: Plan, b: Plan) -> Plan {
-    Plan::Threshold { input: Box::new(Plan::Union { inputs: vec![a, negate(b)] }) }
+    match a {
+        Plan::Threshold { input } if matches!(*input, Plan::Union { .. }) => {
+            let Plan::Union { mut inputs } = *input else { unreachable!("matched above") };
+            inputs.push(negate(b));
+            Plan::Threshold { input: Box::new(Plan::Union { inputs }) }
+        }
+        a => Plan::Threshold { input: Box::new(Plan::Union { inputs: vec![a, negate(b)] }) },
+    }
 }
 
+/// `min(a, b)` as `b − max(0, b − a)` (or the mirror image): the smaller
+/// operand is the one written twice, so a chain of INTERSECTs grows the
+/// plan linearly (the graph builds equal sub-plans once either way).
 fn intersect(a: Plan, b: Plan) -> Plan {
-    Plan::Union { inputs: vec![a.clone(), negate(except(a, b))] }
+    let (once, twice) = if size(&a) >= size(&b) { (a, b) } else { (b, a) };
+    Plan::Union { inputs: vec![twice.clone(), negate(except(twice, once))] }
+}
+
+/// Nodes in the plan tree.
+fn size(plan: &Plan) -> usize {
+    match plan {
+        Plan::Get { .. } | Plan::Values { .. } => 1,
+        Plan::Filter { input, .. }
+        | Plan::Map { input, .. }
+        | Plan::Reduce { input, .. }
+        | Plan::Distinct { input }
+        | Plan::TopK { input, .. }
+        | Plan::Negate { input }
+        | Plan::Threshold { input } => 1 + size(input),
+        Plan::Join { left, right, .. } => 1 + size(left) + size(right),
+        Plan::Union { inputs } => 1 + inputs.iter().map(size).sum::<usize>(),
+    }
 }
 
 /// Per-side casts (column, type) to the unified column types.
@@ -532,6 +631,33 @@ fn unify_columns(
         columns.push(OutputColumn { name: l.name.clone(), ty, nullable: l.nullable || r.nullable });
     }
     Ok((columns, casts))
+}
+
+/// SQLite compares 1 and 1.0 as equal and keeps either when it removes
+/// duplicates (`SELECT 1 UNION SELECT 1.0` is 1.0, the other way round 1):
+/// an integer column meeting a double one is refused there.
+fn mixed_numbers(
+    left: &[OutputColumn],
+    right: &[OutputColumn],
+    name: &str,
+    at: Option<Location>,
+) -> Result<(), PlanError> {
+    use ScalarType::{Float, Int};
+    for (i, (l, r)) in left.iter().zip(right).enumerate() {
+        if matches!((l.ty, r.ty), (Int, Float) | (Float, Int)) {
+            return Err(PlanError::new(
+                format!("{name} of an integer and a double column is not supported in SQLite"),
+                at,
+            )
+            .detail(format!(
+                "column {} (\"{}\"): SQLite treats 1 and 1.0 as one row and keeps either value",
+                i + 1,
+                l.name
+            ))
+            .hint("CAST both sides AS REAL (or both AS INTEGER)"));
+        }
+    }
+    Ok(())
 }
 
 fn cast(plan: Plan, casts: &[(usize, ScalarType)]) -> Plan {
@@ -575,7 +701,8 @@ fn compound_key(branch: &Branch, cx: &Context<'_, '_>) -> Result<ViewKey, PlanEr
     let names: Vec<&str> = branch.columns.iter().map(|c| c.name.as_str()).collect();
     let mut columns = Vec::new();
     for n in &declared.names {
-        let position = names.iter().position(|x| x == n).or_else(|| names.iter().position(|x| x.eq_ignore_ascii_case(n)));
+        let position =
+            names.iter().position(|x| x == n).or_else(|| names.iter().position(|x| x.eq_ignore_ascii_case(n)));
         columns.push(position.ok_or_else(|| {
             PlanError::new(format!("key column \"{n}\" is not a column of view {}", cx.view.name), declared.location)
                 .hint(format!("the view's columns are: {}", names.join(", ")))

@@ -22,9 +22,9 @@ use crate::expr::{is_aggregate, Clause, Grouping, Lowerer};
 use crate::feed::{plan_feed, Places, Rel};
 use crate::from::{conjuncts, plan_from};
 use crate::key::{properties, Properties};
-use crate::order::{self, Ordering};
-use crate::query::{plan_query, Cte};
 use crate::names::{alias_name, bare_column, postgres_name, sqlite_name, strip_set_quantifier};
+use crate::order::{self, Ordering};
+use crate::query::{plan_query, Cte, Planned};
 use crate::scope::Scope;
 use crate::source::{location, Source};
 use crate::statement::{DeclaredKey, ViewStatement};
@@ -34,6 +34,8 @@ use crate::window;
 use crate::{KeyOrigin, Location, OutputColumn, PlanError, ViewDef, ViewKey};
 
 const PAGING_HINT: &str = "order and page at read time with ?order=…&limit=…";
+const FEED_HINT: &str =
+    "a feed is ordered by its order_by option and paged at read time; define this query as a view of its own";
 
 /// One output column while planning.
 #[derive(Debug)]
@@ -102,21 +104,7 @@ pub(crate) fn plan_view(
 ) -> Result<ViewDef, PlanError> {
     let cx = Context { view, catalog, dialect, source, start: view.select_start, depth: 0, ctes: &[], operand: false };
     if view.feed.is_none() {
-        let planned = plan_query(&view.query, &cx)?;
-        return Ok(ViewDef {
-            name: view.name.clone(),
-            columns: planned.columns,
-            key: planned.key,
-            max_staleness: view.max_staleness,
-            on_stale: view.on_stale,
-            refresh: view.refresh,
-            plan: planned.plan,
-            dependencies: planned.reads,
-            select_sql: view.select_sql.clone(),
-            location: view.location,
-            feed: None,
-            order: planned.order,
-        });
+        return Ok(view_def(view, plan_query(&view.query, &cx)?));
     }
     let select = query_select(&view.query, &cx)?;
     let (scope, body) = plan_select(select, &cx)?;
@@ -130,20 +118,9 @@ pub(crate) fn plan_view(
             .hint("a feed joins source tables; define the subquery's rows as their own view"));
     }
     let finished = finish(body, select, &scope, &cx)?;
-    let mut def = ViewDef {
-        name: view.name.clone(),
-        columns: finished.columns,
-        key: finished.key,
-        max_staleness: view.max_staleness,
-        on_stale: view.on_stale,
-        refresh: view.refresh,
-        plan: finished.plan,
-        dependencies: scope.dependencies(catalog),
-        select_sql: view.select_sql.clone(),
-        location: view.location,
-        feed: None,
-        order: Vec::new(),
-    };
+    let reads = scope.dependencies(catalog);
+    let planned = Planned { plan: finished.plan, columns: finished.columns, key: finished.key, order: vec![], reads };
+    let mut def = view_def(view, planned);
     if let Some(options) = &view.feed {
         let rels: Vec<Rel> = scope
             .relations
@@ -159,6 +136,23 @@ pub(crate) fn plan_view(
         def.feed = Some(plan_feed(&def, options, &rels, places)?);
     }
     Ok(def)
+}
+
+fn view_def(view: &ViewStatement, planned: Planned) -> ViewDef {
+    ViewDef {
+        name: view.name.clone(),
+        columns: planned.columns,
+        key: planned.key,
+        max_staleness: view.max_staleness,
+        on_stale: view.on_stale,
+        refresh: view.refresh,
+        plan: planned.plan,
+        dependencies: planned.reads,
+        select_sql: view.select_sql.clone(),
+        location: view.location,
+        feed: None,
+        order: planned.order,
+    }
 }
 
 /// One SELECT (the view's, or a subquery's in FROM) → its scope and body.
@@ -295,22 +289,22 @@ impl Context<'_, '_> {
     }
 }
 
+/// The one SELECT of a plain query (a feed view's, or a plain subquery's):
+/// WITH, ORDER BY, LIMIT and set operations are planned by
+/// [`crate::query`] everywhere else, so they are refused here as in a feed.
 pub(crate) fn query_select<'q>(q: &'q ast::Query, cx: &Context<'_, '_>) -> Result<&'q ast::Select, PlanError> {
     if let Some(with) = &q.with {
-        return Err(PlanError::new(
-            "WITH queries (common table expressions) are not supported",
-            location(with.with_token.0.span.start),
-        )
-        .hint("define the inner query as its own view, or write it with JOIN"));
+        return Err(PlanError::new("WITH is not supported in a feed view", location(with.with_token.0.span.start))
+            .hint(FEED_HINT));
     }
     if q.order_by.is_some() {
         return Err(
-            PlanError::new("ORDER BY is not supported in a view", cx.keyword(&[Keyword::ORDER])).hint(PAGING_HINT)
+            PlanError::new("ORDER BY is not supported in a feed view", cx.keyword(&[Keyword::ORDER])).hint(FEED_HINT)
         );
     }
     if q.limit_clause.is_some() {
         let at = cx.keyword(&[Keyword::LIMIT, Keyword::OFFSET]);
-        return Err(PlanError::new("LIMIT and OFFSET are not supported in a view", at).hint(PAGING_HINT));
+        return Err(PlanError::new("LIMIT and OFFSET are not supported in a feed view", at).hint(FEED_HINT));
     }
     if q.fetch.is_some() {
         return Err(PlanError::new("FETCH is not supported in a view", cx.keyword(&[Keyword::FETCH])).hint(PAGING_HINT));
@@ -329,7 +323,7 @@ pub(crate) fn query_select<'q>(q: &'q ast::Query, cx: &Context<'_, '_>) -> Resul
         ast::SetExpr::Query(inner) => query_select(inner, cx),
         ast::SetExpr::SetOperation { op, .. } => {
             let at = cx.keyword(&[Keyword::UNION, Keyword::INTERSECT, Keyword::EXCEPT, Keyword::MINUS]);
-            Err(PlanError::new(format!("{op} is not supported"), at).hint("define one view per SELECT"))
+            Err(PlanError::new(format!("{op} is not supported in a feed view"), at).hint(FEED_HINT))
         }
         ast::SetExpr::Values(_) => Err(PlanError::new("VALUES is not supported in a view", Some(cx.view.location))),
         _ => Err(PlanError::new("a view must be defined by a SELECT", Some(cx.view.location))),

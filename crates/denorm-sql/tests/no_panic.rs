@@ -13,6 +13,7 @@ const VALID: &[&str] = &[
     "CREATE MATERIALIZED VIEW h AS SELECT DISTINCT product_id, rating, CASE rating WHEN 5 THEN 'top' ELSE LOWER(body) END AS b, COALESCE(user_id, 0) FROM reviews WHERE body LIKE '%x%' ESCAPE '!' AND rating BETWEEN 1 AND 5 AND NOT user_id IN (1, 2)",
     "CREATE MATERIALIZED VIEW j AS SELECT p.id, u.name, r.rating, h.n FROM posts p, users u LEFT JOIN (reviews r JOIN follows f ON f.follower_id = r.user_id) ON r.user_id = u.id RIGHT JOIN products pr ON pr.id = r.product_id FULL JOIN flags g ON g.id = pr.id CROSS JOIN follows f2 JOIN (SELECT rating, COUNT(*) AS n FROM reviews GROUP BY rating) AS h USING (rating) WHERE (p.author_id = u.id AND p.score > 1) OR (u.id = p.author_id AND f2.follower_id = 1)",
     "CREATE MATERIALIZED VIEW t AS SELECT COUNT(*), SUM(rating) / COUNT(*), MAX(CAST(rating AS TEXT)) FROM reviews; CREATE MATERIALIZED VIEW u AS SELECT rating % 2 AS parity, COUNT(DISTINCT user_id) AS n FROM reviews GROUP BY 1",
+    "CREATE MATERIALIZED VIEW q AS WITH c (k, n) AS (SELECT author_id, COUNT(*) FROM posts GROUP BY author_id) SELECT k, n FROM c UNION ALL SELECT id, 0 FROM users EXCEPT (SELECT 1, 2 INTERSECT VALUES (1, 2)) ORDER BY n DESC, 1 LIMIT 5 OFFSET 1",
 ];
 
 fn tokens(sql: &str) -> Vec<String> {
@@ -77,6 +78,12 @@ const INSERTS: &[&str] = &[
     "é",
     "\n",
     "9999999999999999999999",
+    "UNION",
+    "INTERSECT ALL",
+    "ORDER BY 1",
+    "LIMIT",
+    "WITH",
+    "VALUES",
 ];
 
 fn mutation() -> impl Strategy<Value = Mutation> {

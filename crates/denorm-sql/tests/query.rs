@@ -25,21 +25,26 @@ const CASES: &[(&str, &str)] = &[
     ),
     ("except", "SELECT author_id FROM posts EXCEPT SELECT id FROM users WHERE email IS NULL"),
     ("intersect", "SELECT user_id FROM reviews INTERSECT SELECT id FROM users"),
-    (
-        "precedence",
-        "SELECT id FROM posts UNION SELECT id FROM users INTERSECT SELECT id FROM products",
-    ),
+    ("precedence", "SELECT id FROM posts UNION SELECT id FROM users INTERSECT SELECT id FROM products"),
     ("parenthesized_limit", "SELECT x.id FROM (SELECT id FROM posts ORDER BY id DESC LIMIT 3) AS x"),
-    ("int_and_float", "SELECT id AS v FROM posts UNION SELECT score FROM posts"),
+    ("int_and_float", "SELECT id AS v FROM posts UNION ALL SELECT score FROM posts"),
     (
         "cte_twice",
         "WITH s AS (SELECT author_id, COUNT(*) AS n FROM posts GROUP BY author_id)
          SELECT a.author_id, a.n, b.n AS m FROM s a JOIN s b ON a.author_id = b.author_id",
     ),
-    ("cte_chain_shadowing_a_table", "WITH users AS (SELECT id, title AS name FROM posts), u2 (k) AS (SELECT id FROM users) SELECT k FROM u2"),
-    ("cte_set_operation", "WITH ids AS (SELECT id FROM posts UNION SELECT id FROM users) SELECT COUNT(*) AS n FROM ids"),
+    (
+        "cte_chain_shadowing_a_table",
+        "WITH users AS (SELECT id, title AS name FROM posts), u2 (k) AS (SELECT id FROM users) SELECT k FROM u2",
+    ),
+    (
+        "cte_set_operation",
+        "WITH ids AS (SELECT id FROM posts UNION SELECT id FROM users) SELECT COUNT(*) AS n FROM ids",
+    ),
     ("no_from", "SELECT 1 AS one, 'x' AS s"),
     ("no_from_branch", "SELECT id, name FROM users UNION ALL SELECT 0, 'nobody'"),
+    ("values", "VALUES (1, 'a'), (2, NULL), (1, 'a')"),
+    ("values_operand", "SELECT id, name FROM users EXCEPT VALUES (1, 'ann'), (2 + 1, 'b' || 'c')"),
 ];
 
 #[test]
@@ -51,6 +56,20 @@ fn query_plans() {
             insta::assert_snapshot!(format!("{name}_{suffix}"), describe(&view), sql);
         }
     }
+}
+
+/// PostgreSQL's `OFFSET m ROWS FETCH FIRST n ROWS ONLY` is `LIMIT n OFFSET m`.
+#[test]
+fn fetch_first_is_a_limit() {
+    let plan = |sql: &str| plan_one(&format!("CREATE MATERIALIZED VIEW v AS {sql}"), Dialect::Postgres).plan;
+    assert_eq!(
+        plan("SELECT id, title FROM posts ORDER BY id OFFSET 2 ROWS FETCH FIRST 3 ROWS ONLY"),
+        plan("SELECT id, title FROM posts ORDER BY id LIMIT 3 OFFSET 2")
+    );
+    assert_eq!(
+        plan("SELECT id FROM posts ORDER BY id FETCH FIRST ROW ONLY"),
+        plan("SELECT id FROM posts ORDER BY id LIMIT 1")
+    );
 }
 
 #[test]
@@ -79,9 +98,24 @@ fn keys_of_set_operations() {
 
 #[test]
 fn set_operation_columns_unify() {
-    let v = plan_one("CREATE MATERIALIZED VIEW v AS SELECT id AS v FROM posts UNION SELECT score FROM posts", Dialect::Postgres);
+    let v = plan_one(
+        "CREATE MATERIALIZED VIEW v AS SELECT id AS v FROM posts UNION SELECT score FROM posts",
+        Dialect::Postgres,
+    );
     assert_eq!((v.columns[0].name.as_str(), v.columns[0].ty, v.columns[0].nullable), ("v", ScalarType::Float, true));
     let v = plan_one("CREATE MATERIALIZED VIEW v AS SELECT 1 AS a UNION ALL SELECT NULL", Dialect::Sqlite);
     assert_eq!((v.columns[0].ty, v.columns[0].nullable), (ScalarType::Int, true));
     assert!(v.dependencies.is_empty());
+}
+
+#[test]
+fn long_set_operation_chains_are_refused_not_overflowed() {
+    for n in [65, 2000] {
+        let sql = format!("CREATE MATERIALIZED VIEW v AS SELECT 1 AS a{}", " UNION ALL SELECT 2".repeat(n));
+        let e = common::error(&sql, Dialect::Sqlite);
+        assert!(e.contains("more than 64 UNION/EXCEPT/INTERSECT") || e.contains("tokens"), "{e}");
+    }
+    // At the limit, a chain plans (one Union of all branches).
+    let sql = format!("CREATE MATERIALIZED VIEW v AS SELECT 1 AS a{}", " EXCEPT SELECT 2".repeat(64));
+    assert_eq!(plan_one(&sql, Dialect::Postgres).columns.len(), 1);
 }

@@ -467,3 +467,23 @@ CREATE MATERIALIZED VIEW comma_left_join_on_prefix_where AS
 SELECT f.id AS follow_id, u.id AS user_id, p.id AS post_id
 FROM follows f, users u LEFT JOIN posts p ON p.author_id = u.id AND p.created_at > f.id
 WHERE u.id = f.followee_id OR u.karma IS NULL;
+
+CREATE MATERIALIZED VIEW mentions_per_user AS
+SELECT u.x, COUNT(*) AS n FROM (SELECT author_id AS x FROM posts UNION ALL SELECT user_id FROM reviews) AS u
+GROUP BY u.x;
+
+CREATE MATERIALIZED VIEW busiest_category AS
+SELECT p.category, COUNT(*) AS n FROM reviews r JOIN products p ON p.id = r.product_id
+GROUP BY p.category ORDER BY n DESC, p.category LIMIT 1;
+
+CREATE MATERIALIZED VIEW followed_authors AS
+WITH authors AS (SELECT DISTINCT author_id AS id FROM posts),
+     followed AS (SELECT followee_id AS id FROM follows)
+SELECT a.id, u.name FROM (SELECT id FROM authors INTERSECT SELECT id FROM followed) AS a
+LEFT JOIN users u ON u.id = a.id;
+
+CREATE MATERIALIZED VIEW value_rows AS
+VALUES (1, 'a'), (2, NULL), (1, 'a');
+
+CREATE MATERIALIZED VIEW users_or_listed AS
+SELECT id, name FROM users UNION VALUES (1, 'ann'), (100, NULL), (2, 'Bob');

@@ -64,6 +64,7 @@ fn describe_key(view: &ViewDef) -> String {
         KeyOrigin::Declared => "from WITH (key = …)",
         KeyOrigin::GroupBy => "from GROUP BY",
         KeyOrigin::PrimaryKey => "from the source primary key",
+        KeyOrigin::AllColumns if view.key.proven_unique => "all columns: each row appears once",
         KeyOrigin::AllColumns => "all columns: no key could be derived, rows form a multiset",
     };
     let uniqueness = if view.key.proven_unique { "proven unique" } else { "uniqueness checked at runtime" };
@@ -140,6 +141,12 @@ fn collect_clauses(plan: &Plan, catalog: &Catalog, out: &mut Vec<String>) {
             let funcs: Vec<AggregateFunc> = aggregates.iter().map(|a| a.func).collect();
             out.push(describe_reduce(group_key, &origins, &funcs));
         }
+        Plan::TopK { input, limit, partition, .. } if partition.is_empty() => {
+            collect_clauses(input, catalog, out);
+            out.push(format!(
+                "keeps all rows in ORDER BY order (O(log n) per change) and emits changes to the first {limit}"
+            ));
+        }
         Plan::TopK { input, limit, .. } => {
             collect_clauses(input, catalog, out);
             out.push(format!(
@@ -153,9 +160,7 @@ fn collect_clauses(plan: &Plan, catalog: &Catalog, out: &mut Vec<String>) {
         Plan::Negate { input } => collect_clauses(input, catalog, out),
         Plan::Threshold { input } => {
             collect_clauses(input, catalog, out);
-            out.push(
-                "keeps a signed count per distinct row and emits its positive part (EXCEPT/INTERSECT)".into(),
-            );
+            out.push("keeps a signed count per distinct row and emits its positive part (EXCEPT/INTERSECT)".into());
         }
         Plan::Values { rows, .. } => {
             out.push(format!("{} constant row(s), emitted once at snapshot; never changes", rows.len()))
@@ -321,10 +326,9 @@ fn column_origins(plan: &Plan, catalog: &Catalog) -> Vec<Option<ColumnOrigin>> {
                 Some(ColumnOrigin { table: table.clone(), column })
             })
             .collect(),
-        Plan::Filter { input, .. }
-        | Plan::Distinct { input }
-        | Plan::Negate { input }
-        | Plan::Threshold { input } => column_origins(input, catalog),
+        Plan::Filter { input, .. } | Plan::Distinct { input } | Plan::Negate { input } | Plan::Threshold { input } => {
+            column_origins(input, catalog)
+        }
         Plan::Union { inputs } => {
             // A column is a copy of a source column only if every branch agrees.
             let mut branches = inputs.iter().map(|i| column_origins(i, catalog));

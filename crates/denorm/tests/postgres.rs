@@ -81,6 +81,12 @@ const VIEWS: &[(&str, &str)] = &[
          SELECT a.author_id, a.n, b.n AS m FROM c a JOIN c b ON b.author_id = a.author_id",
     ),
     ("constant_row", "SELECT 1 AS one, 'x' AS s"),
+    ("unlisted_users", "SELECT id, name FROM users EXCEPT VALUES (1, 'ann'), (2, 'Bob')"),
+    (
+        "nested_compound",
+        "(SELECT author_id FROM posts EXCEPT SELECT user_id FROM reviews) \
+         UNION ALL (SELECT follower_id FROM follows ORDER BY follower_id DESC, id LIMIT 2)",
+    ),
 ];
 
 fn views_sql(views: &[(&str, &str)]) -> String {

@@ -64,6 +64,16 @@ const VIEWS: &[(&str, &str)] = &[
          CAST(paid_at AS text) AS paid_text, account_id::text AS account_text, meta \
          FROM orders WHERE placed_on <> '2024-03-03' OR account_id = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'",
     ),
+    // Top-N ordered by numeric, date, timestamptz and uuid (ties end at the key).
+    (
+        "largest_orders",
+        "SELECT id, amount, placed_on FROM orders ORDER BY amount DESC NULLS LAST, placed_on, id LIMIT 3 OFFSET 1",
+    ),
+    ("latest_paid", "SELECT id, paid_at, account_id FROM orders ORDER BY paid_at DESC, account_id, id LIMIT 4"),
+    (
+        "order_days",
+        "SELECT placed_on FROM orders UNION SELECT opened FROM accounts EXCEPT SELECT placed_on FROM orders WHERE qty > 3",
+    ),
 ];
 
 /// JSON text with every number turned into the string `"#<its text>"`, so

@@ -24,9 +24,8 @@ CREATE MATERIALIZED VIEW titles AS
 /// SQLite's answer, in its order.
 fn source_rows(conn: &Connection, sql: &str, width: usize) -> Vec<Vec<Value>> {
     let mut statement = conn.prepare(sql).unwrap();
-    let rows = statement.query_map([], |row| {
-        (0..width).map(|i| row.get::<_, rusqlite::types::Value>(i).map(datum)).collect()
-    });
+    let rows =
+        statement.query_map([], |row| (0..width).map(|i| row.get::<_, rusqlite::types::Value>(i).map(datum)).collect());
     rows.unwrap().map(Result::unwrap).collect()
 }
 
@@ -85,4 +84,8 @@ fn reads_without_order_follow_the_views_order_by() {
     let ids: Vec<i64> = rows.as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()).collect();
     assert_eq!(ids, vec![8, 7, 5, 4, 3, 2, 1]);
     assert_eq!(view_rows(&denorm, "by_score", &columns).len(), 7);
+    // /views shows the declared order in the syntax of order=.
+    let (_, views) = denorm.get("/views");
+    let listed = views.as_array().unwrap().iter().find(|v| v["name"] == "by_score").unwrap();
+    assert_eq!(listed["order"], serde_json::json!(["score.desc.nullslast", "title.asc.nullsfirst"]));
 }
