@@ -30,9 +30,11 @@
 //! Reduce output for HAVING and a grouped SELECT list) and renumbers the
 //! clause's expressions.
 //!
-//! `EXISTS` also takes other correlated terms (`l2.suppkey <> l1.suppkey`,
-//! conditions on outer columns alone): it is then evaluated once per
-//! distinct tuple of the outer values it reads (see `domain.rs`).
+//! `EXISTS` and aggregate scalar subqueries also take other correlated terms
+//! (`l2.suppkey <> l1.suppkey`, `q.id < p.id`): they are then evaluated once
+//! per distinct tuple of the outer values they read (see `domain.rs`). In
+//! EXISTS a term on outer columns alone is taken out instead:
+//! `(o IS TRUE) AND EXISTS (…)`.
 //!
 //! Refused, with a hint: in IN and scalar subqueries, a correlated term other
 //! than such an equality;
@@ -61,7 +63,7 @@ mod correlation;
 mod domain;
 
 use correlation::{decorrelate, one, plan_inner, Inner};
-use domain::exists_residual;
+use domain::{exists_residual, scalar_aggregate_residual};
 
 /// Columns a clause's subqueries add are numbered from here until
 /// [`Subqueries::apply`] knows the width of the input they join.
@@ -257,7 +259,7 @@ fn exists(
     negated: bool,
     at: Option<Location>,
 ) -> Lowered {
-    let inner = decorrelate(lw, subqueries, q, at, false, true)?;
+    let inner = decorrelate(lw, subqueries, q, at, false)?;
     if inner.global_aggregate() {
         return Err(PlanError::new("EXISTS over an aggregate without GROUP BY is not supported", at)
             .detail("such a subquery has exactly one row (unless HAVING removes it)")
@@ -302,14 +304,15 @@ fn in_subquery(
     negated: bool,
     at: Option<Location>,
 ) -> Lowered {
-    let inner = decorrelate(lw, subqueries, q, at, true, false)?;
+    let inner = decorrelate(lw, subqueries, q, at, true)?;
     let item = inner.item("a subquery after IN")?;
     if inner.global_aggregate() {
         // One row: `x IN (v)` is `x = v`.
-        let value = scalar_aggregate(subqueries, &inner, item)?;
+        let value = scalar_aggregate(lw, subqueries, &inner, item)?;
         let eq = lw.apply_binary(BinaryOp::Eq, needle, value, at)?;
         return Ok(if negated { not(eq) } else { eq });
     }
+    inner.equalities_only()?;
     inner.check_group_positions()?;
     let select = inner.rebuild(vec![item], inner.grouped(), true);
     let (scope, body) = plan_inner(subqueries, &inner, &select)?;
@@ -354,11 +357,12 @@ fn in_subquery(
 
 /// `(SELECT …)` as a value.
 fn scalar(lw: &Lowerer<'_, '_>, subqueries: &Subqueries<'_, '_>, q: &ast::Query, at: Option<Location>) -> Lowered {
-    let inner = decorrelate(lw, subqueries, q, at, true, false)?;
+    let inner = decorrelate(lw, subqueries, q, at, true)?;
     let item = inner.item("a scalar subquery")?;
     if inner.global_aggregate() {
-        return scalar_aggregate(subqueries, &inner, item);
+        return scalar_aggregate(lw, subqueries, &inner, item);
     }
+    inner.equalities_only()?;
     let refuse = |detail: &str| {
         PlanError::new("a scalar subquery must return at most one row", at)
             .detail(detail.to_string())
@@ -387,19 +391,20 @@ fn scalar(lw: &Lowerer<'_, '_>, subqueries: &Subqueries<'_, '_>, q: &ast::Query,
 /// A subquery with aggregates and no GROUP BY: grouped by its correlation,
 /// joined, and its item evaluated over the joined aggregates, where an
 /// absent group (no inner rows) counts 0 and aggregates NULL.
-fn scalar_aggregate(subqueries: &Subqueries<'_, '_>, inner: &Inner<'_, '_, '_>, item: SelectItem) -> Lowered {
-    let at = inner.at;
+fn scalar_aggregate(
+    lw: &Lowerer<'_, '_>,
+    subqueries: &Subqueries<'_, '_>,
+    inner: &Inner<'_, '_, '_>,
+    item: SelectItem,
+) -> Lowered {
+    if inner.not_equality.is_some() {
+        return scalar_aggregate_residual(lw, subqueries, inner, item);
+    }
     let select = inner.rebuild(vec![item], true, false);
     let select = ast::Select { projection: select.projection[..1].to_vec(), ..select };
     let (_, body) = plan_inner(subqueries, inner, &select)?;
-    let (reduce, having) = match body.input {
-        Plan::Filter { input, predicate } => (*input, Some(predicate)),
-        plan => (plan, None),
-    };
-    let Plan::Reduce { aggregates, group_key, .. } = &reduce else {
-        return Err(PlanError::new("a subquery inside a scalar subquery's SELECT list or HAVING is not supported", at)
-            .hint("compute the inner value in a subquery in FROM"));
-    };
+    let (reduce, having) = split_having(body.input);
+    let Plan::Reduce { aggregates, group_key, .. } = &reduce else { return Err(nested_in_aggregate(inner.at)) };
     // The Reduce groups by the correlation expressions, deduplicated.
     let mut groups: Vec<&Expr> = Vec::new();
     let mut right_key = Vec::new();
@@ -411,18 +416,50 @@ fn scalar_aggregate(subqueries: &Subqueries<'_, '_>, inner: &Inner<'_, '_, '_>, 
         right_key.push(g);
     }
     let g = group_key.len();
+    let keys = subqueries.key_columns(inner.outer_keys());
+    let aggregates = aggregates.clone();
+    let first = subqueries.join(reduce, keys, right_key);
+    let value = &body.items[0].typed;
+    Ok(aggregate_value(subqueries, inner, value, having, &aggregates, (g, first), first + g))
+}
+
+/// A grouped plan's Reduce and its HAVING predicate.
+fn split_having(plan: Plan) -> (Plan, Option<Expr>) {
+    match plan {
+        Plan::Filter { input, predicate } => (*input, Some(predicate)),
+        plan => (plan, None),
+    }
+}
+
+fn nested_in_aggregate(at: Option<Location>) -> PlanError {
+    PlanError::new("a subquery inside a scalar subquery's SELECT list or HAVING is not supported", at)
+        .hint("compute the inner value in a subquery in FROM")
+}
+
+/// The scalar subquery's item (over a Reduce output: `groups.0` group
+/// columns, now at `groups.1`, then `aggregates`, now at `first_aggregate`)
+/// over the joined columns: an absent group has COUNTs 0 (coalesced in an
+/// appended column) and other aggregates NULL; HAVING false makes it NULL.
+fn aggregate_value(
+    subqueries: &Subqueries<'_, '_>,
+    inner: &Inner<'_, '_, '_>,
+    value: &Typed,
+    having: Option<Expr>,
+    aggregates: &[Aggregate],
+    groups: (usize, usize),
+    first_aggregate: usize,
+) -> Typed {
+    let (g, first_group) = groups;
     let counts: Vec<usize> = (0..aggregates.len())
         .filter(|&j| matches!(aggregates[j].func, AggregateFunc::Count | AggregateFunc::CountDistinct))
         .collect();
-    let keys = subqueries.key_columns(inner.outer_keys());
-    let first = subqueries.join(reduce.clone(), keys, right_key);
-    let zeroed: Vec<Expr> = counts.iter().map(|&j| coalesce_zero(Expr::Column(first + g + j))).collect();
+    let zeroed: Vec<Expr> = counts.iter().map(|&j| coalesce_zero(Expr::Column(first_aggregate + j))).collect();
     let coalesced = if zeroed.is_empty() { 0 } else { subqueries.push(Step::Append(zeroed), counts.len()) };
-    let place = |k: usize| match counts.iter().position(|&j| k == g + j) {
-        Some(i) => coalesced + i,
-        None => first + k,
+    let place = |k: usize| match (k < g, counts.iter().position(|&j| k == g + j)) {
+        (true, _) => first_group + k,
+        (false, Some(i)) => coalesced + i,
+        (false, None) => first_aggregate + (k - g),
     };
-    let value = &body.items[0].typed;
     let mut expr = value.expr.clone();
     expr.remap_columns(&place);
     let reads_group = value.expr.columns().iter().any(|&k| k < g);
@@ -432,5 +469,5 @@ fn scalar_aggregate(subqueries: &Subqueries<'_, '_>, inner: &Inner<'_, '_, '_>, 
         expr = Expr::Case { branches: vec![(predicate, expr)], otherwise: Box::new(Expr::Literal(Datum::Null)) };
     }
     let ty = crate::func::outside_subquery(value.ty, inner.cx.dialect);
-    Ok(Typed::new(expr, ty, nullable))
+    Typed::new(expr, ty, nullable)
 }

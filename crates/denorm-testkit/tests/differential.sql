@@ -253,3 +253,13 @@ SELECT p.author_id, COUNT(*) AS n,
        COUNT(*) IN (SELECT rating FROM reviews) AS count_is_a_rating
 FROM posts p GROUP BY p.author_id
 HAVING COUNT(*) >= (SELECT COUNT(*) FROM follows f WHERE f.follower_id = p.author_id);
+
+CREATE MATERIALIZED VIEW previous_post_scores AS
+SELECT p.id,
+       (SELECT MAX(q.created_at) FROM posts q
+        WHERE q.author_id = p.author_id AND q.created_at < p.created_at) AS previous_at,
+       (SELECT COUNT(*) FROM reviews r WHERE r.rating > p.score) AS better_reviews,
+       (SELECT SUM(r.helpful) FROM reviews r WHERE p.score > 2) AS helpful_if_scored,
+       (SELECT COUNT(*) + 1 FROM posts q WHERE q.author_id = p.author_id AND q.score > p.score
+        HAVING COUNT(*) < 3) AS rank_if_top3
+FROM posts p;

@@ -34,6 +34,9 @@ pub(super) struct Inner<'q, 'a, 'c> {
     /// Correlated AND terms reading only the outer query's columns (with
     /// `residual`).
     pub outer_only: Vec<&'q ast::Expr>,
+    /// Why the first of `residual` and `outer_only` is not a correlation
+    /// equality, for forms that take none.
+    pub not_equality: Option<PlanError>,
     pub at: Option<Location>,
 }
 
@@ -93,6 +96,14 @@ impl Inner<'_, '_, '_> {
         Ok(())
     }
 
+    /// Refuses correlated terms other than equalities.
+    pub fn equalities_only(&self) -> Result<(), PlanError> {
+        match &self.not_equality {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+
     pub fn outer_keys(&self) -> Vec<Expr> {
         self.pairs.iter().map(|p| p.outer.expr.clone()).collect()
     }
@@ -130,7 +141,6 @@ pub(super) fn decorrelate<'q, 'a, 'c>(
     query: &'q ast::Query,
     at: Option<Location>,
     projection_matters: bool,
-    residual_allowed: bool,
 ) -> Result<Inner<'q, 'a, 'c>, PlanError> {
     let outer_cx = subqueries.cx;
     if outer_cx.depth >= MAX_NESTING {
@@ -164,6 +174,7 @@ pub(super) fn decorrelate<'q, 'a, 'c>(
     let mut pairs = Vec::new();
     let mut residual = Vec::new();
     let mut outer_only = Vec::new();
+    let mut not_equality = None;
     for c in select.selection.as_ref().map(conjuncts).unwrap_or_default() {
         let refs = outer_references(c, &scope, outer);
         let Some(first) = refs.first() else {
@@ -180,11 +191,14 @@ pub(super) fn decorrelate<'q, 'a, 'c>(
                 .detail("in HAVING and a grouped SELECT list, a subquery is joined on equalities between its own expressions and GROUP BY expressions or aggregates")
                 .hint("compute the correlated value in WHERE or in a subquery in FROM, then group"))
             }
-            Err(PairError::NotEquality(_)) if residual_allowed && identifiers(c).len() == refs.len() => {
-                outer_only.push(c)
+            Err(PairError::NotEquality(e)) => {
+                not_equality.get_or_insert(e);
+                match identifiers(c).len() == refs.len() {
+                    true => outer_only.push(c),
+                    false => residual.push(c),
+                }
             }
-            Err(PairError::NotEquality(_)) if residual_allowed => residual.push(c),
-            Err(PairError::NotEquality(e) | PairError::Other(e)) => return Err(e),
+            Err(PairError::Other(e)) => return Err(e),
         }
     }
     let mut others: Vec<&ast::Expr> = group_exprs(select).iter().chain(select.having.as_ref()).collect();
@@ -203,7 +217,7 @@ pub(super) fn decorrelate<'q, 'a, 'c>(
             .hint(CORRELATION_HINT));
         }
     }
-    Ok(Inner { cx, select, local, pairs, residual, outer_only, at })
+    Ok(Inner { cx, select, local, pairs, residual, outer_only, not_equality, at })
 }
 
 enum PairError {

@@ -1,40 +1,97 @@
-//! EXISTS correlated by conditions other than equalities, evaluated over
-//! the domain of the outer values it reads.
+//! EXISTS and scalar aggregate subqueries correlated by conditions other
+//! than equalities, evaluated over the domain of the outer values they read.
 
-use denorm_expr::{BinaryOp, Expr, JoinKind, Plan};
+use denorm_expr::{Aggregate, BinaryOp, Expr, JoinKind, Plan};
 use denorm_types::{Datum, ScalarType};
+use sqlparser::ast::{self, SelectItem};
 
 use super::correlation::{identifiers, knows, one, Inner};
-use super::{boolean, coalesce_zero, count, Build, Step, Subqueries, CORRELATION_HINT};
+use super::{
+    aggregate_value, boolean, coalesce_zero, count, nested_in_aggregate, split_having, Build, Lowered, Step,
+    Subqueries, CORRELATION_HINT,
+};
 use crate::expr::{Clause, Lowerer};
 use crate::scope::Scope;
 use crate::select::plan_select;
 use crate::PlanError;
 
-/// The row count of an `EXISTS` whose correlation includes terms other than equalities
-/// (`l2.suppkey <> l1.suppkey`): the subquery is evaluated once per distinct
-/// tuple of the outer values it reads (its domain), joined to the inner
-/// rows on the equalities with the other terms as the join's residual,
-/// and counted per tuple.
-///
-/// ```text
-///  domain = Distinct(outer keys, outer values read)       NULL-safe keys: (v IS NULL, coalesce(v, d))
-///  right  = Reduce count(*) by keys (domain ⋈[eq, residual] inner rows)
-///  outer  ⟕ right on keys
-/// ```
+/// The row count of an `EXISTS` whose correlation includes terms other than
+/// equalities (`l2.suppkey <> l1.suppkey`); see [`domain_right`].
 pub(super) fn exists_residual(
     lw: &Lowerer<'_, '_>,
     subqueries: &Subqueries<'_, '_>,
     inner: &Inner<'_, '_, '_>,
 ) -> Result<Expr, PlanError> {
-    let at = inner.at;
     if inner.grouped() {
-        return Err(PlanError::new("a grouped subquery cannot be correlated by conditions other than equalities", at)
-            .hint(CORRELATION_HINT));
+        return Err(PlanError::new(
+            "a grouped subquery cannot be correlated by conditions other than equalities",
+            inner.at,
+        )
+        .hint(CORRELATION_HINT));
     }
     let select = inner.rebuild(vec![one()], false, false);
     let (scope, body) = plan_select(&select, &inner.cx)?;
-    let residual = residual_condition(lw, subqueries, inner, &scope)?;
+    let terms = Terms { scope: &scope, residual: &inner.residual };
+    let (first, key_count) = domain_right(lw, subqueries, inner, terms, body.input, Vec::new(), vec![count(None)])?;
+    Ok(coalesce_zero(Expr::Column(first + key_count)))
+}
+
+/// A scalar aggregate subquery (no GROUP BY) whose correlation includes
+/// terms other than equalities: its aggregates computed per domain tuple.
+pub(super) fn scalar_aggregate_residual(
+    lw: &Lowerer<'_, '_>,
+    subqueries: &Subqueries<'_, '_>,
+    inner: &Inner<'_, '_, '_>,
+    item: SelectItem,
+) -> Lowered {
+    let mut select = inner.rebuild(vec![item], false, false);
+    select.projection.truncate(1);
+    let (scope, body) = plan_select(&select, &inner.cx)?;
+    let (reduce, having) = split_having(body.input);
+    let Plan::Reduce { input, aggregates, group_key } = reduce else { return Err(nested_in_aggregate(inner.at)) };
+    let Plan::Map { input: rows, exprs: arguments } = *input else { return Err(nested_in_aggregate(inner.at)) };
+    if !group_key.is_empty() {
+        return Err(nested_in_aggregate(inner.at));
+    }
+    let residual: Vec<&ast::Expr> = inner.residual.iter().chain(&inner.outer_only).copied().collect();
+    let terms = Terms { scope: &scope, residual: &residual };
+    let (first, key_count) = domain_right(lw, subqueries, inner, terms, *rows, arguments, aggregates.clone())?;
+    let value = &body.items[0].typed;
+    Ok(aggregate_value(subqueries, inner, value, having, &aggregates, (0, first), first + key_count))
+}
+
+/// The planned subquery's scope and the correlated terms that are not
+/// equalities.
+#[derive(Clone, Copy)]
+struct Terms<'t, 'q, 'c> {
+    scope: &'t Scope<'c>,
+    residual: &'t [&'q ast::Expr],
+}
+
+/// Joins, per distinct tuple of the outer values the subquery reads (its
+/// domain), the aggregates of the inner rows that match it: on the
+/// equalities, with the other terms as the join's residual. `rows` is the
+/// subquery's FROM row (filtered by its own WHERE); `aggregates` read
+/// `extra`, expressions over it. Returns the placeholder of the right
+/// side's first column and the number of key columns before the
+/// aggregates.
+///
+/// ```text
+///  domain = Distinct(keys, outer values read)     a nullable value's key: (v IS NULL, coalesce(v, filler))
+///  right  = Reduce aggregates by keys (domain ⋈[equalities, residual] inner rows)
+///  outer  ⟕ right on keys
+/// ```
+fn domain_right(
+    lw: &Lowerer<'_, '_>,
+    subqueries: &Subqueries<'_, '_>,
+    inner: &Inner<'_, '_, '_>,
+    terms: Terms<'_, '_, '_>,
+    rows: Plan,
+    extra: Vec<Expr>,
+    mut aggregates: Vec<Aggregate>,
+) -> Result<(usize, usize), PlanError> {
+    let scope = terms.scope;
+    let residual = residual_condition(lw, subqueries, terms)?;
     subqueries.scope.subquery_reads.borrow_mut().extend(scope.dependencies(inner.cx.catalog));
     let inner_width = scope.arity();
     let columns = residual.columns();
@@ -44,15 +101,16 @@ pub(super) fn exists_residual(
     let key_count = keys.len();
     let payload: Vec<Expr> = outer_columns.iter().map(|&q| Expr::Column(q)).collect();
     let eq = inner.pairs.len();
-    // Inner rows: [equality inner values, inner columns the residual reads],
-    // over the planned subquery's FROM row.
-    let inner_lw = Lowerer { scope: &scope, clause: Clause::Where, grouping: None, subqueries: None, ..*lw };
-    let mut projected = Vec::with_capacity(eq + inner_columns.len());
+    // Inner rows: [equality inner values, inner columns the residual reads,
+    // extra], over the planned subquery's FROM row.
+    let inner_lw = Lowerer { scope, clause: Clause::Where, grouping: None, subqueries: None, ..*lw };
+    let mut projected = Vec::with_capacity(eq + inner_columns.len() + extra.len());
     for p in &inner.pairs {
         projected.push(inner_lw.lower(&p.inner_ast, 0)?.expr);
     }
     projected.extend(inner_columns.iter().map(|&c| Expr::Column(c)));
-    let inner_rows = Plan::Map { input: Box::new(body.input), exprs: projected };
+    projected.extend(extra);
+    let inner_rows = Plan::Map { input: Box::new(rows), exprs: projected };
     // Over [domain keys, domain payload, inner rows].
     let mut residual = residual;
     let domain_width = key_count + payload.len();
@@ -61,6 +119,13 @@ pub(super) fn exists_residual(
         true => domain_width + eq + position(&inner_columns, c),
         false => key_count + position(&outer_columns, c - inner_width),
     });
+    let extra_at = domain_width + eq + inner_columns.len();
+    for a in &mut aggregates {
+        if let Some(arg) = &mut a.arg {
+            arg.remap_columns(&|c| extra_at + c);
+        }
+    }
+    let width = key_count + aggregates.len();
     let build = Build(Box::new(move |domain: Plan| {
         let joined = Plan::Join {
             left: Box::new(domain),
@@ -70,12 +135,12 @@ pub(super) fn exists_residual(
             right_key: (0..eq).collect(),
             residual: Some(residual),
         };
-        Plan::Reduce { input: Box::new(joined), group_key: (0..key_count).collect(), aggregates: vec![count(None)] }
+        Plan::Reduce { input: Box::new(joined), group_key: (0..key_count).collect(), aggregates }
     }));
     let appended = subqueries.push(Step::Append(keys), key_count);
     let keys = (appended..appended + key_count).collect();
-    let first = subqueries.push(Step::Domain { keys, payload, build }, key_count + 1);
-    Ok(coalesce_zero(Expr::Column(first + key_count)))
+    let first = subqueries.push(Step::Domain { keys, payload, build }, width);
+    Ok((first, key_count))
 }
 
 /// The non-equality correlated terms as one condition over the subquery's
@@ -84,9 +149,9 @@ pub(super) fn exists_residual(
 fn residual_condition(
     lw: &Lowerer<'_, '_>,
     subqueries: &Subqueries<'_, '_>,
-    inner: &Inner<'_, '_, '_>,
-    scope: &Scope<'_>,
+    terms: Terms<'_, '_, '_>,
 ) -> Result<Expr, PlanError> {
+    let scope = terms.scope;
     let mut combined = Scope::default();
     combined.catalog = scope.catalog;
     for r in scope.relations.iter().chain(subqueries.scope.relations.iter()) {
@@ -94,7 +159,7 @@ fn residual_condition(
     }
     let residual_lw = Lowerer { scope: &combined, clause: Clause::Where, grouping: None, subqueries: None, ..*lw };
     let mut out: Option<Expr> = None;
-    for c in &inner.residual {
+    for c in terms.residual {
         for idents in identifiers(c) {
             // Errors are reported by the lowering below.
             let _ = match knows(scope, idents) {
