@@ -48,8 +48,8 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 
-use denorm_expr::{Aggregate, AggregateFunc, BinaryOp, Expr, JoinKind, Plan};
-use denorm_types::{Datum, ScalarType};
+use denorm_expr::{Aggregate, AggregateFunc, BinaryOp, Expr, JoinKind, Plan, SortKey};
+use denorm_types::{Datum, Dialect, ScalarType};
 use sqlparser::ast::{self, SelectItem};
 
 use crate::expr::{not, Clause, Lowerer};
@@ -259,7 +259,12 @@ fn exists(
     negated: bool,
     at: Option<Location>,
 ) -> Lowered {
-    let inner = decorrelate(lw, subqueries, q, at, false)?;
+    let (q, paging) = take_paging(q, at)?;
+    if paging.limit == Some(0) {
+        return Err(PlanError::new("LIMIT 0 in an EXISTS subquery is not supported", at)
+            .hint("such a subquery never has a row: leave the EXISTS out"));
+    }
+    let inner = decorrelate(lw, subqueries, &q, at, false, &[])?;
     if inner.global_aggregate() {
         return Err(PlanError::new("EXISTS over an aggregate without GROUP BY is not supported", at)
             .detail("such a subquery has exactly one row (unless HAVING removes it)")
@@ -304,7 +309,12 @@ fn in_subquery(
     negated: bool,
     at: Option<Location>,
 ) -> Lowered {
-    let inner = decorrelate(lw, subqueries, q, at, true)?;
+    let (q, paging) = take_paging(q, at)?;
+    if paging.limit.is_some() {
+        return Err(PlanError::new("LIMIT in an IN subquery is not supported", at)
+            .hint("the rows a LIMIT keeps depend on the order; select them in a subquery in FROM with ROW_NUMBER()"));
+    }
+    let inner = decorrelate(lw, subqueries, &q, at, true, &[])?;
     let item = inner.item("a subquery after IN")?;
     if inner.global_aggregate() {
         // One row: `x IN (v)` is `x = v`.
@@ -357,35 +367,140 @@ fn in_subquery(
 
 /// `(SELECT …)` as a value.
 fn scalar(lw: &Lowerer<'_, '_>, subqueries: &Subqueries<'_, '_>, q: &ast::Query, at: Option<Location>) -> Lowered {
-    let inner = decorrelate(lw, subqueries, q, at, true)?;
+    let (q, paging) = take_paging(q, at)?;
+    let inner = decorrelate(lw, subqueries, &q, at, true, &paging.order)?;
     let item = inner.item("a scalar subquery")?;
+    let refuse = |detail: &str| {
+        PlanError::new("a scalar subquery must return at most one row", at).detail(detail.to_string()).hint(
+            "aggregate the value (e.g. SELECT max(x) …), correlate on a key of the subquery's table \
+             (WHERE t.id = outer.t_id), or take the first row with ORDER BY … LIMIT 1",
+        )
+    };
+    match paging.limit {
+        Some(0) => return Err(refuse("LIMIT 0 leaves no row; write NULL")),
+        Some(k) if k > 1 => return Err(refuse("PostgreSQL fails on a second row, SQLite takes the first")),
+        _ => {}
+    }
     if inner.global_aggregate() {
         return scalar_aggregate(lw, subqueries, &inner, item);
     }
     inner.equalities_only()?;
-    let refuse = |detail: &str| {
-        PlanError::new("a scalar subquery must return at most one row", at)
-            .detail(detail.to_string())
-            .hint("aggregate the value (e.g. SELECT max(x) …), or correlate on a key of the subquery's table (WHERE t.id = outer.t_id)")
-    };
     if inner.grouped() {
         return Err(refuse("with GROUP BY it returns one row per group"));
     }
-    let select = inner.rebuild(vec![item], false, false);
+    let mut select = inner.rebuild(vec![item], false, false);
+    let first_row = paging.limit == Some(1) && !paging.order.is_empty();
+    if first_row {
+        select.projection.extend(paging.order.iter().enumerate().map(|(i, o)| SelectItem::ExprWithAlias {
+            expr: o.expr.clone(),
+            alias: ast::Ident::new(format!("__denorm_order_{i}")),
+        }));
+    }
     let (scope, body) = plan_inner(subqueries, &inner, &select)?;
     let finished = finish(body, &select, &scope, &inner.cx)?;
     let c = inner.pairs.len();
     let correlation: Vec<usize> = (1..=c).collect();
-    if !properties(&finished.plan, inner.cx.catalog).is_unique(&correlation) {
-        return Err(refuse(
-            "denorm cannot prove that it does: PostgreSQL fails on a second row, SQLite takes the first",
-        ));
-    }
+    let right = match first_row {
+        true => first_row_per_correlation(finished.plan, &finished.columns, c, &paging.order, &inner, lw)?,
+        false if properties(&finished.plan, inner.cx.catalog).is_unique(&correlation) => finished.plan,
+        false => {
+            return Err(refuse(
+                "denorm cannot prove that it does: PostgreSQL fails on a second row, SQLite takes the first",
+            ))
+        }
+    };
     let column = &finished.columns[0];
     let ty = crate::func::outside_subquery(column.ty, lw.dialect);
     let keys = subqueries.key_columns(inner.outer_keys());
-    let first = subqueries.join(finished.plan, keys, correlation);
+    let first = subqueries.join(right, keys, correlation);
     Ok(Typed::new(Expr::Column(first), ty, true))
+}
+
+/// ORDER BY … LIMIT 1 of a scalar subquery over `plan` ([value,
+/// correlation (`c`), order terms]): the first row per correlation value,
+/// as [value, correlation]. The order must identify a row (the sources
+/// pick among ties in an unspecified order).
+fn first_row_per_correlation(
+    plan: Plan,
+    columns: &[crate::OutputColumn],
+    c: usize,
+    terms: &[ast::OrderByExpr],
+    inner: &Inner<'_, '_, '_>,
+    lw: &Lowerer<'_, '_>,
+) -> Result<Plan, PlanError> {
+    let at = inner.at;
+    let mut order = Vec::with_capacity(terms.len());
+    for (i, term) in terms.iter().enumerate() {
+        let column = 1 + c + i;
+        let descending = match &term.options.sort {
+            None | Some(ast::OrderBySort::Asc) => false,
+            Some(ast::OrderBySort::Desc) => true,
+            Some(ast::OrderBySort::Using(_)) => {
+                return Err(PlanError::new("ORDER BY … USING is not supported", at).hint("write ASC or DESC"))
+            }
+        };
+        if !matches!(columns[column].ty, ScalarType::Int | ScalarType::Float | ScalarType::Text | ScalarType::Bool) {
+            return Err(PlanError::new(format!("cannot order by a value of type {}", columns[column].ty), at));
+        }
+        let nulls_first = term.options.nulls_first.unwrap_or(match lw.dialect {
+            Dialect::Sqlite => !descending,
+            Dialect::Postgres => descending,
+        });
+        order.push(SortKey { column, descending, nulls_first });
+    }
+    let identity: Vec<usize> = (1..=c + terms.len()).collect();
+    if !properties(&plan, inner.cx.catalog).is_unique(&identity) {
+        return Err(PlanError::new("the ORDER BY of a scalar subquery with LIMIT 1 must identify a row", at)
+            .detail("rows that tie on it come in an unspecified order, so the sources may pick any of them")
+            .hint("end the ORDER BY with the primary key of the subquery's table"));
+    }
+    let top = Plan::TopK { input: Box::new(plan), partition: (1..=c).collect(), order, limit: 1, rank: false };
+    Ok(Plan::Map { input: Box::new(top), exprs: (0..=c).map(Expr::Column).collect() })
+}
+
+/// ORDER BY and LIMIT taken off a subquery in an expression.
+struct Paging {
+    order: Vec<ast::OrderByExpr>,
+    /// `None` without LIMIT (or with LIMIT ALL).
+    limit: Option<u64>,
+}
+
+/// `q` without its ORDER BY and LIMIT, and those.
+fn take_paging(q: &ast::Query, at: Option<Location>) -> Result<(ast::Query, Paging), PlanError> {
+    let mut q = q.clone();
+    let order = match q.order_by.take() {
+        None => Vec::new(),
+        Some(ast::OrderBy { kind: ast::OrderByKind::Expressions(terms), interpolate: None }) => terms,
+        Some(_) => return Err(PlanError::new("this ORDER BY is not supported in a subquery", at)),
+    };
+    if order.iter().any(|o| o.with_fill.is_some()) {
+        return Err(PlanError::new("WITH FILL is not supported", at));
+    }
+    let limit = match q.limit_clause.take() {
+        None => None,
+        Some(ast::LimitClause::LimitOffset { limit: None, offset: None, limit_by }) if limit_by.is_empty() => None,
+        Some(ast::LimitClause::LimitOffset { limit: Some(e), offset: None, limit_by }) if limit_by.is_empty() => {
+            Some(limit_value(&e).ok_or_else(|| {
+                PlanError::new(format!("LIMIT {e} is not supported in a subquery"), at).hint("write an integer literal")
+            })?)
+        }
+        Some(_) => {
+            return Err(PlanError::new("OFFSET is not supported in a subquery in an expression", at)
+                .hint("select the rows in a subquery in FROM with ROW_NUMBER()"))
+        }
+    };
+    Ok((q, Paging { order, limit }))
+}
+
+fn limit_value(e: &ast::Expr) -> Option<u64> {
+    match e {
+        ast::Expr::Value(v) => match &v.value {
+            ast::Value::Number(n, _) => n.parse().ok(),
+            _ => None,
+        },
+        ast::Expr::Nested(inner) => limit_value(inner),
+        _ => None,
+    }
 }
 
 /// A subquery with aggregates and no GROUP BY: grouped by its correlation,

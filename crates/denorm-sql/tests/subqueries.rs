@@ -45,6 +45,10 @@ const PLANS: &[(&str, &str)] = &[
         "SELECT p.id, (SELECT MAX(q.score) FROM posts q WHERE q.author_id = p.author_id AND q.id < p.id) AS previous_best FROM posts p",
     ),
     (
+        "scalar_first_row",
+        "SELECT u.id, (SELECT p.title FROM posts p WHERE p.author_id = u.id ORDER BY p.score DESC, p.id LIMIT 1) AS best FROM users u",
+    ),
+    (
         "correlated_over_groups",
         "SELECT p.author_id, (SELECT u.name FROM users u WHERE u.id = p.author_id) AS author FROM posts p GROUP BY p.author_id HAVING COUNT(*) > (SELECT COUNT(*) FROM reviews r WHERE r.user_id = p.author_id)",
     ),
@@ -117,6 +121,14 @@ const REFUSED: &[(&str, Dialect, &str)] = &[
         Dialect::Sqlite,
         "SELECT id, (SELECT COUNT(*) FROM reviews GROUP BY product_id) AS n FROM posts",
     ),
+    (
+        "scalar_first_row_ties",
+        Dialect::Sqlite,
+        "SELECT u.id, (SELECT p.title FROM posts p WHERE p.author_id = u.id ORDER BY p.score DESC LIMIT 1) AS best FROM users u",
+    ),
+    ("scalar_limit_two", Dialect::Postgres, "SELECT id, (SELECT name FROM users ORDER BY id LIMIT 2) AS n FROM posts"),
+    ("in_limit", Dialect::Sqlite, "SELECT id FROM posts WHERE author_id IN (SELECT id FROM users ORDER BY id LIMIT 3)"),
+    ("subquery_offset", Dialect::Sqlite, "SELECT id, (SELECT name FROM users ORDER BY id LIMIT 1 OFFSET 1) AS n FROM posts"),
     ("scalar_two_columns", Dialect::Sqlite, "SELECT id, (SELECT id, name FROM users WHERE id = 1) AS x FROM posts"),
     (
         "exists_global_aggregate",

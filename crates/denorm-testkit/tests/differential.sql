@@ -263,3 +263,11 @@ SELECT p.id,
        (SELECT COUNT(*) + 1 FROM posts q WHERE q.author_id = p.author_id AND q.score > p.score
         HAVING COUNT(*) < 3) AS rank_if_top3
 FROM posts p;
+
+CREATE MATERIALIZED VIEW latest_per_user AS
+SELECT u.id,
+       (SELECT p.title FROM posts p WHERE p.author_id = u.id ORDER BY p.created_at DESC, p.id DESC LIMIT 1) AS latest_title,
+       (SELECT r.rating FROM reviews r WHERE r.user_id = u.id ORDER BY r.helpful, r.id LIMIT 1) AS least_helpful_rating,
+       (SELECT name FROM products ORDER BY price DESC, id LIMIT 1) AS priciest,
+       EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = u.id ORDER BY f.id LIMIT 1) AS follows_someone
+FROM users u;

@@ -141,6 +141,7 @@ pub(super) fn decorrelate<'q, 'a, 'c>(
     query: &'q ast::Query,
     at: Option<Location>,
     projection_matters: bool,
+    order: &[ast::OrderByExpr],
 ) -> Result<Inner<'q, 'a, 'c>, PlanError> {
     let outer_cx = subqueries.cx;
     if outer_cx.depth >= MAX_NESTING {
@@ -208,6 +209,7 @@ pub(super) fn decorrelate<'q, 'a, 'c>(
             _ => None,
         }));
     }
+    others.extend(order.iter().map(|o| &o.expr));
     for e in others {
         if let Some(first) = outer_references(e, &scope, outer).first() {
             return Err(PlanError::new(
