@@ -30,14 +30,14 @@
 //! Reduce output for HAVING and a grouped SELECT list) and renumbers the
 //! clause's expressions.
 //!
-//! `EXISTS` and aggregate scalar subqueries also take other correlated terms
-//! (`l2.suppkey <> l1.suppkey`, `q.id < p.id`): they are then evaluated once
-//! per distinct tuple of the outer values they read (see `domain.rs`). In
+//! `EXISTS`, `IN` and aggregate scalar subqueries also take other correlated
+//! terms (`l2.suppkey <> l1.suppkey`, `q.id < p.id`): they are then evaluated
+//! once per distinct tuple of the outer values they read (see `domain.rs`). In
 //! EXISTS a term on outer columns alone is taken out instead:
 //! `(o IS TRUE) AND EXISTS (…)`.
 //!
-//! Refused, with a hint: in IN and scalar subqueries, a correlated term other
-//! than such an equality;
+//! Refused, with a hint: in grouped subqueries and scalar subqueries that are
+//! not aggregates, a correlated term other than such an equality;
 //! a reference to the outer query outside the inner WHERE; in HAVING and a
 //! grouped SELECT list, correlation other than equalities with GROUP BY
 //! expressions (or aggregates) of the outer query;
@@ -63,7 +63,7 @@ mod correlation;
 mod domain;
 
 use correlation::{decorrelate, one, plan_inner, Inner};
-use domain::{exists_residual, scalar_aggregate_residual};
+use domain::{exists_residual, in_residual, scalar_aggregate_residual};
 
 /// Columns a clause's subqueries add are numbered from here until
 /// [`Subqueries::apply`] knows the width of the input they join.
@@ -316,25 +316,36 @@ fn in_subquery(
     }
     let inner = decorrelate(lw, subqueries, &q, at, true, &[])?;
     let item = inner.item("a subquery after IN")?;
-    if inner.global_aggregate() {
+    let e = if inner.global_aggregate() {
         // One row: `x IN (v)` is `x = v`.
         let value = scalar_aggregate(lw, subqueries, &inner, item)?;
-        let eq = lw.apply_binary(BinaryOp::Eq, needle, value, at)?;
-        return Ok(if negated { not(eq) } else { eq });
-    }
-    inner.equalities_only()?;
+        lw.apply_binary(BinaryOp::Eq, needle, value, at)?
+    } else if inner.not_equality.is_some() {
+        in_residual(lw, subqueries, &inner, needle, item)?
+    } else {
+        in_matches(lw, subqueries, &inner, needle, item)?
+    };
+    Ok(if negated { not(e) } else { e })
+}
+
+/// `x IN (SELECT y …)` correlated by equalities: y's distinct values per
+/// correlation value, matched on (x, correlation); when x or y may be NULL,
+/// also the counts of inner rows and of non-NULL y per correlation value.
+fn in_matches(
+    lw: &Lowerer<'_, '_>,
+    subqueries: &Subqueries<'_, '_>,
+    inner: &Inner<'_, '_, '_>,
+    needle: Typed,
+    item: SelectItem,
+) -> Lowered {
+    let at = inner.at;
     inner.check_group_positions()?;
     let select = inner.rebuild(vec![item], inner.grouped(), true);
-    let (scope, body) = plan_inner(subqueries, &inner, &select)?;
+    let (scope, body) = plan_inner(subqueries, inner, &select)?;
     let finished = finish(body, &select, &scope, &inner.cx)?;
     let y = &finished.columns[0];
-    let y_ty = crate::func::outside_subquery(y.ty, lw.dialect);
-    let needle = coerce_literal(needle, y_ty, at)?;
-    if needle.ty != y_ty && needle.ty != ScalarType::Null {
-        return Err(PlanError::new(format!("IN compares {} with a subquery of {}", needle.ty, y_ty), at)
-            .detail("the subquery's values are matched by a join, whose keys must have one type")
-            .hint("CAST one side to the other's type"));
-    }
+    let y = Typed::new(Expr::Column(0), crate::func::outside_subquery(y.ty, lw.dialect), y.nullable);
+    let needle = same_type(needle, &y, at)?;
     let c = inner.pairs.len();
     let nullable = needle.nullable || y.nullable;
     let mut values = vec![needle.expr];
@@ -344,8 +355,7 @@ fn in_subquery(
     // y is never NULL in a matched row: NULL matches no join key.
     let matched = not(Typed::new(Expr::IsNull(Box::new(Expr::Column(matched_at))), ScalarType::Bool, false)).expr;
     if !nullable {
-        let e = Typed::new(matched, ScalarType::Bool, false);
-        return Ok(if negated { not(e) } else { e });
+        return Ok(Typed::new(matched, ScalarType::Bool, false));
     }
     let facts = Plan::Reduce {
         input: Box::new(finished.plan),
@@ -353,16 +363,39 @@ fn in_subquery(
         aggregates: vec![count(None), count(Some(Expr::Column(0)))],
     };
     let f = subqueries.join(facts, keys[1..].to_vec(), (0..c).collect());
-    let (rows, values) = (Expr::Column(f + c), Expr::Column(f + c + 1));
+    let matches = Expr::Case {
+        branches: vec![(matched, Expr::Literal(Datum::Int(1)))],
+        otherwise: Box::new(Expr::Literal(Datum::Int(0))),
+    };
+    Ok(three_valued_in(matches, Expr::Column(f + c), Expr::Column(f + c + 1), Expr::Column(keys[0])))
+}
+
+/// `needle` checked against the subquery's values `y` (a PostgreSQL string
+/// literal read as y's type): matching is a join or an equality on one type.
+fn same_type(needle: Typed, y: &Typed, at: Option<Location>) -> Lowered {
+    let needle = coerce_literal(needle, y.ty, at)?;
+    if needle.ty != y.ty && needle.ty != ScalarType::Null && y.ty != ScalarType::Null {
+        return Err(PlanError::new(format!("IN compares {} with a subquery of {}", needle.ty, y.ty), at)
+            .detail("the subquery's values are matched by a join, whose keys must have one type")
+            .hint("CAST one side to the other's type"));
+    }
+    Ok(needle)
+}
+
+/// SQL's `x IN (subquery)` from the number of matches, of inner rows (NULL
+/// or 0 when there are none) and of inner rows with a non-NULL value:
+/// TRUE on a match; else FALSE over no rows; else NULL when x is NULL or
+/// some value is NULL; else FALSE.
+fn three_valued_in(matches: Expr, rows: Expr, values: Expr, needle: Expr) -> Typed {
+    let zero = || Expr::Literal(Datum::Int(0));
     let null = Expr::Literal(Datum::Null);
     let branches = vec![
-        (matched, boolean(true)),
-        (Expr::binary(BinaryOp::Eq, coalesce_zero(rows.clone()), Expr::Literal(Datum::Int(0))), boolean(false)),
-        (Expr::IsNull(Box::new(Expr::Column(keys[0]))), null.clone()),
+        (Expr::binary(BinaryOp::Gt, coalesce_zero(matches), zero()), boolean(true)),
+        (Expr::binary(BinaryOp::Eq, coalesce_zero(rows.clone()), zero()), boolean(false)),
+        (Expr::IsNull(Box::new(needle)), null.clone()),
         (Expr::binary(BinaryOp::Gt, rows, values), null),
     ];
-    let e = Typed::new(Expr::Case { branches, otherwise: Box::new(boolean(false)) }, ScalarType::Bool, true);
-    Ok(if negated { not(e) } else { e })
+    Typed::new(Expr::Case { branches, otherwise: Box::new(boolean(false)) }, ScalarType::Bool, true)
 }
 
 /// `(SELECT …)` as a value.

@@ -49,6 +49,10 @@ const PLANS: &[(&str, &str)] = &[
         "SELECT u.id, (SELECT p.title FROM posts p WHERE p.author_id = u.id ORDER BY p.score DESC, p.id LIMIT 1) AS best FROM users u",
     ),
     (
+        "in_not_equal",
+        "SELECT p.id, p.author_id IN (SELECT r.user_id FROM reviews r WHERE r.rating > p.score) AS x FROM posts p",
+    ),
+    (
         "correlated_over_groups",
         "SELECT p.author_id, (SELECT u.name FROM users u WHERE u.id = p.author_id) AS author FROM posts p GROUP BY p.author_id HAVING COUNT(*) > (SELECT COUNT(*) FROM reviews r WHERE r.user_id = p.author_id)",
     ),
@@ -86,9 +90,9 @@ fn subqueries_keep_the_outer_key_and_add_their_reads() {
 /// (case, dialect, SQL after `CREATE MATERIALIZED VIEW v AS `).
 const REFUSED: &[(&str, Dialect, &str)] = &[
     (
-        "in_correlated_non_equality",
+        "in_grouped_non_equality",
         Dialect::Sqlite,
-        "SELECT id FROM posts p WHERE author_id IN (SELECT r.user_id FROM reviews r WHERE r.rating > p.score)",
+        "SELECT id FROM posts p WHERE author_id IN (SELECT r.user_id FROM reviews r WHERE r.rating > p.score GROUP BY r.user_id)",
     ),
     (
         "scalar_row_correlated_non_equality",

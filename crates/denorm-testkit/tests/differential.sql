@@ -271,3 +271,10 @@ SELECT u.id,
        (SELECT name FROM products ORDER BY price DESC, id LIMIT 1) AS priciest,
        EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = u.id ORDER BY f.id LIMIT 1) AS follows_someone
 FROM users u;
+
+CREATE MATERIALIZED VIEW posts_in_correlated_ranges AS
+SELECT p.id,
+       p.author_id IN (SELECT r.user_id FROM reviews r WHERE r.rating > p.score) AS reviewed_above_score,
+       p.score NOT IN (SELECT r.rating FROM reviews r WHERE r.user_id <> p.author_id) AS unmatched_by_others
+FROM posts p
+WHERE p.created_at NOT IN (SELECT q.score FROM posts q WHERE q.id < p.id) OR p.created_at IS NULL;

@@ -1,5 +1,6 @@
-//! EXISTS and scalar aggregate subqueries correlated by conditions other
-//! than equalities, evaluated over the domain of the outer values they read.
+//! EXISTS, IN and scalar aggregate subqueries correlated by conditions
+//! other than equalities, evaluated over the domain of the outer values
+//! they read.
 
 use denorm_expr::{Aggregate, BinaryOp, Expr, JoinKind, Plan};
 use denorm_types::{Datum, ScalarType};
@@ -7,13 +8,17 @@ use sqlparser::ast::{self, SelectItem};
 
 use super::correlation::{identifiers, knows, one, Inner};
 use super::{
-    aggregate_value, boolean, coalesce_zero, count, nested_in_aggregate, split_having, Build, Lowered, Step,
-    Subqueries, CORRELATION_HINT,
+    aggregate_value, boolean, coalesce_zero, count, nested_in_aggregate, same_type, split_having, three_valued_in,
+    Build, Lowered, Step, Subqueries, CORRELATION_HINT,
 };
 use crate::expr::{Clause, Lowerer};
 use crate::scope::Scope;
 use crate::select::plan_select;
+use crate::types::Typed;
 use crate::PlanError;
+
+/// Aggregate arguments read the domain's carried values from here on.
+const OUTER_VALUE: usize = 1 << 20;
 
 /// The row count of an `EXISTS` whose correlation includes terms other than
 /// equalities (`l2.suppkey <> l1.suppkey`); see [`domain_right`].
@@ -32,7 +37,13 @@ pub(super) fn exists_residual(
     let select = inner.rebuild(vec![one()], false, false);
     let (scope, body) = plan_select(&select, &inner.cx)?;
     let terms = Terms { scope: &scope, residual: &inner.residual };
-    let (first, key_count) = domain_right(lw, subqueries, inner, terms, body.input, Vec::new(), vec![count(None)])?;
+    let (first, key_count) = domain_right(
+        lw,
+        subqueries,
+        inner,
+        terms,
+        Computed { rows: body.input, extra: Vec::new(), values: Vec::new(), aggregates: vec![count(None)] },
+    )?;
     Ok(coalesce_zero(Expr::Column(first + key_count)))
 }
 
@@ -55,9 +66,67 @@ pub(super) fn scalar_aggregate_residual(
     }
     let residual: Vec<&ast::Expr> = inner.residual.iter().chain(&inner.outer_only).copied().collect();
     let terms = Terms { scope: &scope, residual: &residual };
-    let (first, key_count) = domain_right(lw, subqueries, inner, terms, *rows, arguments, aggregates.clone())?;
+    let (first, key_count) = domain_right(
+        lw,
+        subqueries,
+        inner,
+        terms,
+        Computed { rows: *rows, extra: arguments, values: Vec::new(), aggregates: aggregates.clone() },
+    )?;
     let value = &body.items[0].typed;
     Ok(aggregate_value(subqueries, inner, value, having, &aggregates, (0, first), first + key_count))
+}
+
+/// `x [NOT] IN (SELECT y …)` whose correlation includes terms other than
+/// equalities: per domain tuple (x carried in it) the inner rows, those
+/// with a non-NULL y, and those with y = x are counted, and SQL's
+/// three-valued IN follows from the counts.
+pub(super) fn in_residual(
+    lw: &Lowerer<'_, '_>,
+    subqueries: &Subqueries<'_, '_>,
+    inner: &Inner<'_, '_, '_>,
+    needle: Typed,
+    item: SelectItem,
+) -> Lowered {
+    let at = inner.at;
+    if inner.grouped() {
+        return Err(PlanError::new("a grouped subquery cannot be correlated by conditions other than equalities", at)
+            .hint(CORRELATION_HINT));
+    }
+    let mut select = inner.rebuild(vec![item], false, false);
+    select.projection.truncate(1);
+    let (scope, body) = plan_select(&select, &inner.cx)?;
+    let y = body.items[0].typed.clone();
+    let needle = same_type(needle, &y, at)?;
+    let residual: Vec<&ast::Expr> = inner.residual.iter().chain(&inner.outer_only).copied().collect();
+    let terms = Terms { scope: &scope, residual: &residual };
+    let equal = Expr::Case {
+        branches: vec![(
+            Expr::binary(BinaryOp::Eq, Expr::Column(0), Expr::Column(OUTER_VALUE)),
+            Expr::Literal(Datum::Int(1)),
+        )],
+        otherwise: Box::new(Expr::Literal(Datum::Null)),
+    };
+    let aggregates = vec![count(None), count(Some(Expr::Column(0))), count(Some(equal))];
+    let x = needle.expr.clone();
+    let (first, key_count) = domain_right(
+        lw,
+        subqueries,
+        inner,
+        terms,
+        Computed { rows: body.input, extra: vec![y.expr], values: vec![needle], aggregates },
+    )?;
+    let (rows, values, matched) = (first + key_count, first + key_count + 1, first + key_count + 2);
+    Ok(three_valued_in(Expr::Column(matched), Expr::Column(rows), Expr::Column(values), x))
+}
+
+/// What the right side computes per domain tuple (see [`domain_right`]).
+struct Computed {
+    /// The subquery's FROM row, filtered by its own WHERE.
+    rows: Plan,
+    extra: Vec<Expr>,
+    values: Vec<Typed>,
+    aggregates: Vec<Aggregate>,
 }
 
 /// The planned subquery's scope and the correlated terms that are not
@@ -72,7 +141,9 @@ struct Terms<'t, 'q, 'c> {
 /// domain), the aggregates of the inner rows that match it: on the
 /// equalities, with the other terms as the join's residual. `rows` is the
 /// subquery's FROM row (filtered by its own WHERE); `aggregates` read
-/// `extra`, expressions over it. Returns the placeholder of the right
+/// `extra`, expressions over it (`Column(i)` is `extra[i]`), and `values`,
+/// outer expressions carried by the domain (`Column(OUTER_VALUE + j)` is
+/// `values[j]`). Returns the placeholder of the right
 /// side's first column and the number of key columns before the
 /// aggregates.
 ///
@@ -86,10 +157,9 @@ fn domain_right(
     subqueries: &Subqueries<'_, '_>,
     inner: &Inner<'_, '_, '_>,
     terms: Terms<'_, '_, '_>,
-    rows: Plan,
-    extra: Vec<Expr>,
-    mut aggregates: Vec<Aggregate>,
+    computed: Computed,
 ) -> Result<(usize, usize), PlanError> {
+    let Computed { rows, extra, values, mut aggregates } = computed;
     let scope = terms.scope;
     let residual = residual_condition(lw, subqueries, terms)?;
     subqueries.scope.subquery_reads.borrow_mut().extend(scope.dependencies(inner.cx.catalog));
@@ -97,9 +167,19 @@ fn domain_right(
     let columns = residual.columns();
     let inner_columns: Vec<usize> = columns.iter().copied().filter(|&c| c < inner_width).collect();
     let outer_columns: Vec<usize> = columns.iter().filter(|&&c| c >= inner_width).map(|&c| c - inner_width).collect();
-    let keys = domain_keys(inner, subqueries.scope, &outer_columns)?;
+    // The outer values the domain carries: the columns the residual reads,
+    // then `values`.
+    let carried: Vec<Typed> = outer_columns
+        .iter()
+        .map(|&q| {
+            let (ty, nullable) = outer_column_type(subqueries.scope, q);
+            Typed::new(Expr::Column(q), ty, nullable)
+        })
+        .chain(values)
+        .collect();
+    let keys = domain_keys(inner, &carried)?;
     let key_count = keys.len();
-    let payload: Vec<Expr> = outer_columns.iter().map(|&q| Expr::Column(q)).collect();
+    let payload: Vec<Expr> = carried.into_iter().map(|t| t.expr).collect();
     let eq = inner.pairs.len();
     // Inner rows: [equality inner values, inner columns the residual reads,
     // extra], over the planned subquery's FROM row.
@@ -120,9 +200,10 @@ fn domain_right(
         false => key_count + position(&outer_columns, c - inner_width),
     });
     let extra_at = domain_width + eq + inner_columns.len();
+    let values_at = key_count + outer_columns.len();
     for a in &mut aggregates {
         if let Some(arg) = &mut a.arg {
-            arg.remap_columns(&|c| extra_at + c);
+            arg.remap_columns(&|c| if c >= OUTER_VALUE { values_at + (c - OUTER_VALUE) } else { extra_at + c });
         }
     }
     let width = key_count + aggregates.len();
@@ -176,26 +257,25 @@ fn residual_condition(
     Ok(out.unwrap_or(boolean(true)))
 }
 
-/// The domain's key: the equalities' outer values, then each outer column
-/// the residual reads (a nullable one as `(v IS NULL, coalesce(v, filler))`,
-/// since a join key never matches NULL).
-fn domain_keys(inner: &Inner<'_, '_, '_>, outer: &Scope<'_>, outer_columns: &[usize]) -> Result<Vec<Expr>, PlanError> {
+/// The domain's key: the equalities' outer values, then each carried
+/// outer value (a nullable one as `(v IS NULL, coalesce(v, filler))`, since
+/// a join key never matches NULL).
+fn domain_keys(inner: &Inner<'_, '_, '_>, carried: &[Typed]) -> Result<Vec<Expr>, PlanError> {
     let mut keys: Vec<Expr> = inner.outer_keys();
-    for &q in outer_columns {
-        let (ty, nullable) = outer_column_type(outer, q);
-        if !nullable {
-            keys.push(Expr::Column(q));
+    for v in carried {
+        if !v.nullable {
+            keys.push(v.expr.clone());
             continue;
         }
-        let Some(filler) = filler(ty) else {
+        let Some(filler) = filler(v.ty) else {
             return Err(PlanError::new(
-                format!("a correlated condition on a nullable {ty} column cannot be decorrelated"),
+                format!("a correlated condition on a nullable {} value cannot be decorrelated", v.ty),
                 inner.at,
             )
             .hint(CORRELATION_HINT));
         };
-        keys.push(Expr::IsNull(Box::new(Expr::Column(q))));
-        keys.push(Expr::Coalesce(vec![Expr::Column(q), Expr::Literal(filler)]));
+        keys.push(Expr::IsNull(Box::new(v.expr.clone())));
+        keys.push(Expr::Coalesce(vec![v.expr.clone(), Expr::Literal(filler)]));
     }
     Ok(keys)
 }
