@@ -9,6 +9,7 @@ use crate::expr::{Clause, Lowerer};
 use crate::from::{conjuncts, plan_from};
 use crate::scope::Scope;
 use crate::select::{has_aggregate, plan_select, query_select, Body, Context};
+use crate::source::location;
 use crate::types::{coerce_literal, Typed};
 use crate::{Location, PlanError};
 
@@ -179,6 +180,7 @@ pub(super) fn decorrelate<'q, 'a, 'c>(
     for c in select.selection.as_ref().map(conjuncts).unwrap_or_default() {
         let refs = outer_references(c, &scope, outer);
         let Some(first) = refs.first() else {
+            check_nested(c, &scope, outer, at)?;
             local.push(c);
             continue;
         };
@@ -303,11 +305,23 @@ pub(super) fn knows(scope: &Scope<'_>, idents: &[ast::Ident]) -> bool {
 /// The column references in `e`, not descending into subqueries, found
 /// without recursion.
 pub(super) fn identifiers(e: &ast::Expr) -> Vec<&[ast::Ident]> {
+    walk(e).0
+}
+
+/// The column references in `e` and the subqueries it holds, not
+/// descending into those, found without recursion.
+fn walk(e: &ast::Expr) -> (Vec<&[ast::Ident]>, Vec<&ast::Query>) {
     use ast::Expr as E;
     let mut out = Vec::new();
+    let mut queries = Vec::new();
     let mut stack = vec![e];
     while let Some(e) = stack.pop() {
         match e {
+            E::Subquery(q) | E::Exists { subquery: q, .. } => queries.push(&**q),
+            E::InSubquery { expr, subquery, .. } => {
+                stack.push(expr);
+                queries.push(&**subquery);
+            }
             E::Identifier(i) => out.push(std::slice::from_ref(i)),
             E::CompoundIdentifier(v) => out.push(v.as_slice()),
             E::Nested(x)
@@ -324,8 +338,7 @@ pub(super) fn identifiers(e: &ast::Expr) -> Vec<&[ast::Ident]> {
             | E::Collate { expr: x, .. }
             | E::Extract { expr: x, .. }
             | E::Ceil { expr: x, .. }
-            | E::Floor { expr: x, .. }
-            | E::InSubquery { expr: x, .. } => stack.push(x),
+            | E::Floor { expr: x, .. } => stack.push(x),
             E::BinaryOp { left, right, .. }
             | E::IsDistinctFrom(left, right)
             | E::IsNotDistinctFrom(left, right)
@@ -372,5 +385,55 @@ pub(super) fn identifiers(e: &ast::Expr) -> Vec<&[ast::Ident]> {
             _ => {}
         }
     }
-    out
+    (out, queries)
+}
+
+/// Refuses a subquery nested in `c` (a term of the subquery's WHERE) that
+/// names a table of the query two levels out: only the enclosing query's
+/// tables can be correlated.
+fn check_nested(c: &ast::Expr, inner: &Scope<'_>, outer: &Scope<'_>, at: Option<Location>) -> Result<(), PlanError> {
+    for q in walk(c).1 {
+        let ast::SetExpr::Select(nested) = &*q.body else { continue };
+        let names: Vec<String> = nested
+            .from
+            .iter()
+            .flat_map(|t| std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)))
+            .filter_map(factor_name)
+            .collect();
+        let exprs =
+            nested.selection.iter().chain(nested.having.iter()).chain(nested.projection.iter().filter_map(|item| {
+                match item {
+                    SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => Some(e),
+                    _ => None,
+                }
+            }));
+        for e in exprs {
+            for idents in identifiers(e) {
+                let [relation, column] = idents else { continue };
+                let own = names.iter().any(|n| n.eq_ignore_ascii_case(&relation.value));
+                if !own && inner.relation(&relation.value).is_none() && outer.relation(&relation.value).is_some() {
+                    return Err(PlanError::new(
+                        format!(
+                            "a subquery inside a subquery cannot refer to {}.{} of the query two levels out",
+                            relation.value, column.value
+                        ),
+                        location(relation.span.start).or(at),
+                    )
+                    .hint("correlate the middle subquery with that table and use its own column instead (p.author_id = u.id, then p.author_id inside)"));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The name a FROM item is visible by.
+fn factor_name(f: &ast::TableFactor) -> Option<String> {
+    match f {
+        ast::TableFactor::Table { alias: Some(a), .. } | ast::TableFactor::Derived { alias: Some(a), .. } => {
+            Some(a.name.value.clone())
+        }
+        ast::TableFactor::Table { name, .. } => name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.clone()),
+        _ => None,
+    }
 }
