@@ -278,3 +278,11 @@ SELECT p.id,
        p.score NOT IN (SELECT r.rating FROM reviews r WHERE r.user_id <> p.author_id) AS unmatched_by_others
 FROM posts p
 WHERE p.created_at NOT IN (SELECT q.score FROM posts q WHERE q.id < p.id) OR p.created_at IS NULL;
+
+CREATE MATERIALIZED VIEW derived_with_subqueries AS
+SELECT d.author_id, d.n,
+       CASE WHEN d.author_id IN (SELECT id FROM users WHERE karma > 0) THEN 'good' ELSE 'other' END AS standing
+FROM (SELECT author_id, COUNT(*) AS n FROM posts p
+      WHERE EXISTS (SELECT 1 FROM follows f WHERE f.followee_id = p.author_id)
+      GROUP BY author_id) AS d
+WHERE d.n * 4 > (SELECT COUNT(*) FROM users) OR d.author_id IS NULL;
