@@ -79,7 +79,8 @@
 //!   one row (correlated on a key), or `ORDER BY … LIMIT 1` with an order
 //!   that identifies a row.
 //! * Refused with a hint: other correlations, outer references outside the
-//!   subquery's WHERE, references two levels out, subqueries in JOIN … ON,
+//!   subquery's WHERE, references two levels out (unless the middle
+//!   subquery equates them with its own column), subqueries in JOIN … ON,
 //!   GROUP BY and aggregate arguments, LIMIT in IN, OFFSET, feed views.
 //!
 //! ```

@@ -43,7 +43,9 @@
 //! expressions (or aggregates) of the outer query;
 //! a scalar subquery that may return several rows; subqueries in JOIN … ON,
 //! GROUP BY and aggregate arguments; correlation reaching past the
-//! enclosing query.
+//! enclosing query (unless it names a value the enclosing subquery equates
+//! with its own column: `p.author_id = u.id … (SELECT … WHERE r.user_id =
+//! u.id)` reads `p.author_id` there).
 
 use std::cell::{Cell, RefCell};
 use std::fmt;

@@ -53,6 +53,10 @@ const PLANS: &[(&str, &str)] = &[
         "SELECT p.id, p.author_id IN (SELECT r.user_id FROM reviews r WHERE r.rating > p.score) AS x FROM posts p",
     ),
     (
+        "two_levels_through_equality",
+        "SELECT u.id FROM users u WHERE EXISTS (SELECT 1 FROM posts p WHERE p.author_id = u.id AND EXISTS (SELECT 1 FROM reviews r WHERE r.user_id = u.id AND r.product_id = p.id))",
+    ),
+    (
         "correlated_over_groups",
         "SELECT p.author_id, (SELECT u.name FROM users u WHERE u.id = p.author_id) AS author FROM posts p GROUP BY p.author_id HAVING COUNT(*) > (SELECT COUNT(*) FROM reviews r WHERE r.user_id = p.author_id)",
     ),
@@ -159,7 +163,7 @@ const REFUSED: &[(&str, Dialect, &str)] = &[
     (
         "correlation_two_levels_out",
         Dialect::Sqlite,
-        "SELECT u.id FROM users u WHERE EXISTS (SELECT 1 FROM posts p WHERE p.author_id = u.id AND EXISTS (SELECT 1 FROM reviews r WHERE r.user_id = u.id))",
+        "SELECT u.id FROM users u WHERE EXISTS (SELECT 1 FROM posts p WHERE p.author_id = u.id AND EXISTS (SELECT 1 FROM reviews r WHERE r.body = u.name))",
     ),
     (
         "feed_with_subquery",

@@ -286,3 +286,8 @@ FROM (SELECT author_id, COUNT(*) AS n FROM posts p
       WHERE EXISTS (SELECT 1 FROM follows f WHERE f.followee_id = p.author_id)
       GROUP BY author_id) AS d
 WHERE d.n * 4 > (SELECT COUNT(*) FROM users) OR d.author_id IS NULL;
+
+CREATE MATERIALIZED VIEW two_level_correlation AS
+SELECT u.id, u.name FROM users u
+WHERE EXISTS (SELECT 1 FROM posts p WHERE p.author_id = u.id
+              AND NOT EXISTS (SELECT 1 FROM reviews r WHERE r.user_id = u.id AND r.product_id = p.id));

@@ -27,7 +27,7 @@ pub(super) struct Inner<'q, 'a, 'c> {
     pub cx: Context<'a, 'c>,
     pub select: &'q ast::Select,
     /// Its WHERE's AND terms that read only its own tables.
-    pub local: Vec<&'q ast::Expr>,
+    pub local: Vec<ast::Expr>,
     pub pairs: Vec<Pair>,
     /// Correlated AND terms that are not equalities (only where the caller
     /// can plan them, else refused).
@@ -65,7 +65,7 @@ impl Inner<'_, '_, '_> {
     /// `group` and DISTINCT when `distinct`.
     pub fn rebuild(&self, projection: Vec<SelectItem>, group: bool, distinct: bool) -> ast::Select {
         let mut s = self.select.clone();
-        s.selection = self.local.iter().map(|c| (*c).clone()).reduce(|a, b| ast::Expr::BinaryOp {
+        s.selection = self.local.iter().cloned().reduce(|a, b| ast::Expr::BinaryOp {
             left: Box::new(a),
             op: ast::BinaryOperator::And,
             right: Box::new(b),
@@ -180,7 +180,6 @@ pub(super) fn decorrelate<'q, 'a, 'c>(
     for c in select.selection.as_ref().map(conjuncts).unwrap_or_default() {
         let refs = outer_references(c, &scope, outer);
         let Some(first) = refs.first() else {
-            check_nested(c, &scope, outer, at)?;
             local.push(c);
             continue;
         };
@@ -221,6 +220,17 @@ pub(super) fn decorrelate<'q, 'a, 'c>(
             .hint(CORRELATION_HINT));
         }
     }
+    let mut rewritten = Vec::with_capacity(local.len());
+    for c in local {
+        let mut c = c.clone();
+        // Over groups the pairs' outer sides are Reduce columns, not names.
+        let pairs = if over_groups { &[][..] } else { &pairs[..] };
+        let mut nested = Nested { inner: &scope, outer, pairs, names: Vec::new() };
+        nested.expr(&mut c);
+        check_nested(&c, &scope, outer, at)?;
+        rewritten.push(c);
+    }
+    let local = rewritten;
     Ok(Inner { cx, select, local, pairs, residual, outer_only, not_equality, at })
 }
 
@@ -435,5 +445,105 @@ fn factor_name(f: &ast::TableFactor) -> Option<String> {
         }
         ast::TableFactor::Table { name, .. } => name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.clone()),
         _ => None,
+    }
+}
+
+/// Rewrites, inside the subqueries nested in a term of the subquery's
+/// WHERE, `o.c` naming the query two levels out by the inner side of a
+/// correlation equality `inner = o.c`: rows of the subquery have equal
+/// values there, so the nested subquery correlates with its enclosing one.
+struct Nested<'s, 'c> {
+    inner: &'s Scope<'c>,
+    outer: &'s Scope<'c>,
+    pairs: &'s [Pair],
+    /// The FROM names of the nested subqueries around the expression.
+    names: Vec<Vec<String>>,
+}
+
+impl Nested<'_, '_> {
+    fn expr(&mut self, e: &mut ast::Expr) {
+        use ast::Expr as E;
+        match e {
+            E::CompoundIdentifier(idents) if !self.names.is_empty() => {
+                if let Some(replacement) = self.replacement(idents) {
+                    *e = replacement;
+                }
+            }
+            E::Subquery(q) | E::Exists { subquery: q, .. } => self.query(q),
+            E::InSubquery { expr, subquery, .. } => {
+                self.expr(expr);
+                self.query(subquery);
+            }
+            E::Nested(x) | E::UnaryOp { expr: x, .. } | E::IsNull(x) | E::IsNotNull(x) | E::Cast { expr: x, .. } => {
+                self.expr(x)
+            }
+            E::BinaryOp { left, right, .. } => {
+                self.expr(left);
+                self.expr(right);
+            }
+            E::Like { expr, pattern, .. } | E::ILike { expr, pattern, .. } => {
+                self.expr(expr);
+                self.expr(pattern);
+            }
+            E::InList { expr, list, .. } => {
+                self.expr(expr);
+                list.iter_mut().for_each(|x| self.expr(x));
+            }
+            E::Between { expr, low, high, .. } => {
+                self.expr(expr);
+                self.expr(low);
+                self.expr(high);
+            }
+            E::Case { operand, conditions, else_result, .. } => {
+                operand.iter_mut().for_each(|x| self.expr(x));
+                for w in conditions {
+                    self.expr(&mut w.condition);
+                    self.expr(&mut w.result);
+                }
+                else_result.iter_mut().for_each(|x| self.expr(x));
+            }
+            _ => {}
+        }
+    }
+
+    fn query(&mut self, q: &mut ast::Query) {
+        let ast::SetExpr::Select(s) = &mut *q.body else { return };
+        let names = s
+            .from
+            .iter()
+            .flat_map(|t| std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)))
+            .filter_map(factor_name)
+            .collect();
+        self.names.push(names);
+        if let Some(w) = &mut s.selection {
+            self.expr(w);
+        }
+        if let Some(h) = &mut s.having {
+            self.expr(h);
+        }
+        for item in &mut s.projection {
+            if let SelectItem::UnnamedExpr(x) | SelectItem::ExprWithAlias { expr: x, .. } = item {
+                self.expr(x);
+            }
+        }
+        self.names.pop();
+    }
+
+    /// The inner side of the correlation equality whose outer side is
+    /// `rel.col` of the query two levels out, unless a nested subquery
+    /// has a table of that name or of the replacement's.
+    fn replacement(&self, idents: &[ast::Ident]) -> Option<ast::Expr> {
+        let [relation, column] = idents else { return None };
+        let shadowed = |name: &str| self.names.iter().flatten().any(|n| n.eq_ignore_ascii_case(name));
+        if shadowed(&relation.value) || self.inner.relation(&relation.value).is_some() {
+            return None;
+        }
+        let r = self.outer.relation(&relation.value)?;
+        let rel = &self.outer.relations[r];
+        let position = rel.offset + rel.table.column_index(&column.value)?;
+        let pair = self.pairs.iter().find(|p| p.outer.expr == Expr::Column(position))?;
+        // An unqualified name could resolve in the nested subquery itself.
+        let clashes = identifiers(&pair.inner_ast).iter().any(|i| i.len() != 2 || shadowed(&i[0].value));
+        (!clashes).then(|| ast::Expr::Nested(Box::new(pair.inner_ast.clone())))
     }
 }
