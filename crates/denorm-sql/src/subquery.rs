@@ -272,11 +272,10 @@ fn exists(
             .detail("such a subquery has exactly one row (unless HAVING removes it)")
             .hint("write the condition on the aggregate as a scalar subquery: (SELECT count(*) FROM …) > 0"));
     }
-    let rows = match inner.residual.is_empty() {
+    let mut e = match inner.residual.is_empty() {
         true => exists_rows(subqueries, &inner)?,
         false => exists_residual(lw, subqueries, &inner)?,
     };
-    let mut e = Expr::binary(BinaryOp::Gt, rows, Expr::Literal(Datum::Int(0)));
     // A term on outer columns alone holds for all inner rows or none:
     // EXISTS (… WHERE o AND r) is (o IS TRUE) AND EXISTS (… WHERE r).
     let outer_lw = Lowerer { scope: subqueries.scope, clause: Clause::Where, subqueries: None, ..*lw };
@@ -288,18 +287,37 @@ fn exists(
     Ok(if negated { not(e) } else { e })
 }
 
-/// The number of inner rows per correlation value (0 when none).
+/// Whether the correlation value has inner rows (FALSE when none).
 fn exists_rows(subqueries: &Subqueries<'_, '_>, inner: &Inner<'_, '_, '_>) -> Result<Expr, PlanError> {
     inner.check_group_positions()?;
     let select = inner.rebuild(vec![one()], inner.grouped(), false);
     let (scope, body) = plan_inner(subqueries, inner, &select)?;
     let finished = finish(body, &select, &scope, &inner.cx)?;
     let c = inner.pairs.len();
-    let right =
+    let reduce =
         Plan::Reduce { input: Box::new(finished.plan), group_key: (1..=c).collect(), aggregates: vec![count(None)] };
+    let right = flags(reduce, c, vec![positive(Expr::Column(c))]);
     let keys = subqueries.key_columns(inner.outer_keys());
     let first = subqueries.join(right, keys, (0..c).collect());
-    Ok(coalesce_zero(Expr::Column(first + c)))
+    Ok(or_false(Expr::Column(first + c)))
+}
+
+/// `plan`'s first `keys` columns, then `flags` over its row. Counts turned
+/// into flags change only when a flag flips: the Map's output is
+/// consolidated, so a count that moves between positive values re-joins no
+/// outer row.
+fn flags(plan: Plan, keys: usize, flags: Vec<Expr>) -> Plan {
+    let exprs = (0..keys).map(Expr::Column).chain(flags).collect();
+    Plan::Map { input: Box::new(plan), exprs }
+}
+
+fn positive(e: Expr) -> Expr {
+    Expr::binary(BinaryOp::Gt, e, Expr::Literal(Datum::Int(0)))
+}
+
+/// A flag of a LEFT JOINed row, FALSE when there is none.
+fn or_false(e: Expr) -> Expr {
+    Expr::Coalesce(vec![e, boolean(false)])
 }
 
 /// `x [NOT] IN (SELECT y …)` with SQL's three-valued result.
@@ -359,17 +377,14 @@ fn in_matches(
     if !nullable {
         return Ok(Typed::new(matched, ScalarType::Bool, false));
     }
-    let facts = Plan::Reduce {
+    let counts = Plan::Reduce {
         input: Box::new(finished.plan),
         group_key: (1..=c).collect(),
         aggregates: vec![count(None), count(Some(Expr::Column(0)))],
     };
+    let facts = flags(counts, c, in_flags(Expr::Column(c), Expr::Column(c + 1)));
     let f = subqueries.join(facts, keys[1..].to_vec(), (0..c).collect());
-    let matches = Expr::Case {
-        branches: vec![(matched, Expr::Literal(Datum::Int(1)))],
-        otherwise: Box::new(Expr::Literal(Datum::Int(0))),
-    };
-    Ok(three_valued_in(matches, Expr::Column(f + c), Expr::Column(f + c + 1), Expr::Column(keys[0])))
+    Ok(three_valued_in(matched, Expr::Column(f + c), Expr::Column(f + c + 1), Expr::Column(keys[0])))
 }
 
 /// `needle` checked against the subquery's values `y` (a PostgreSQL string
@@ -384,18 +399,23 @@ fn same_type(needle: Typed, y: &Typed, at: Option<Location>) -> Lowered {
     Ok(needle)
 }
 
-/// SQL's `x IN (subquery)` from the number of matches, of inner rows (NULL
-/// or 0 when there are none) and of inner rows with a non-NULL value:
-/// TRUE on a match; else FALSE over no rows; else NULL when x is NULL or
-/// some value is NULL; else FALSE.
-fn three_valued_in(matches: Expr, rows: Expr, values: Expr, needle: Expr) -> Typed {
-    let zero = || Expr::Literal(Datum::Int(0));
+/// The flags `IN` reads from the number of inner rows and of those with a
+/// non-NULL value: some row; some NULL value.
+fn in_flags(rows: Expr, values: Expr) -> Vec<Expr> {
+    vec![positive(rows.clone()), Expr::binary(BinaryOp::Gt, rows, values)]
+}
+
+/// SQL's `x IN (subquery)` from three flags of LEFT JOINed rows (NULL when
+/// absent): a match; some inner row; some NULL value. TRUE on a match; else
+/// FALSE over no rows; else NULL when x is NULL or some value is NULL; else
+/// FALSE.
+fn three_valued_in(matched: Expr, some_row: Expr, some_null: Expr, needle: Expr) -> Typed {
     let null = Expr::Literal(Datum::Null);
     let branches = vec![
-        (Expr::binary(BinaryOp::Gt, coalesce_zero(matches), zero()), boolean(true)),
-        (Expr::binary(BinaryOp::Eq, coalesce_zero(rows.clone()), zero()), boolean(false)),
+        (or_false(matched), boolean(true)),
+        (Expr::Not(Box::new(or_false(some_row))), boolean(false)),
         (Expr::IsNull(Box::new(needle)), null.clone()),
-        (Expr::binary(BinaryOp::Gt, rows, values), null),
+        (or_false(some_null), null),
     ];
     Typed::new(Expr::Case { branches, otherwise: Box::new(boolean(false)) }, ScalarType::Bool, true)
 }

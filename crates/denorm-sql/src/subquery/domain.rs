@@ -8,8 +8,8 @@ use sqlparser::ast::{self, SelectItem};
 
 use super::correlation::{identifiers, knows, one, Inner};
 use super::{
-    aggregate_value, boolean, coalesce_zero, count, nested_in_aggregate, same_type, split_having, three_valued_in,
-    Build, Lowered, Step, Subqueries, CORRELATION_HINT,
+    aggregate_value, boolean, count, in_flags, nested_in_aggregate, or_false, positive, same_type, split_having,
+    three_valued_in, Build, Lowered, Step, Subqueries, CORRELATION_HINT,
 };
 use crate::expr::{Clause, Lowerer};
 use crate::scope::Scope;
@@ -20,7 +20,7 @@ use crate::PlanError;
 /// Aggregate arguments read the domain's carried values from here on.
 const OUTER_VALUE: usize = 1 << 20;
 
-/// The row count of an `EXISTS` whose correlation includes terms other than
+/// Whether an `EXISTS` whose correlation includes terms other than
 /// equalities (`l2.suppkey <> l1.suppkey`); see [`domain_right`].
 pub(super) fn exists_residual(
     lw: &Lowerer<'_, '_>,
@@ -42,9 +42,15 @@ pub(super) fn exists_residual(
         subqueries,
         inner,
         terms,
-        Computed { rows: body.input, extra: Vec::new(), values: Vec::new(), aggregates: vec![count(None)] },
+        Computed {
+            rows: body.input,
+            extra: Vec::new(),
+            values: Vec::new(),
+            aggregates: vec![count(None)],
+            flags: vec![positive(Expr::Column(0))],
+        },
     )?;
-    Ok(coalesce_zero(Expr::Column(first + key_count)))
+    Ok(or_false(Expr::Column(first + key_count)))
 }
 
 /// A scalar aggregate subquery (no GROUP BY) whose correlation includes
@@ -71,7 +77,13 @@ pub(super) fn scalar_aggregate_residual(
         subqueries,
         inner,
         terms,
-        Computed { rows: *rows, extra: arguments, values: Vec::new(), aggregates: aggregates.clone() },
+        Computed {
+            rows: *rows,
+            extra: arguments,
+            values: Vec::new(),
+            aggregates: aggregates.clone(),
+            flags: Vec::new(),
+        },
     )?;
     let value = &body.items[0].typed;
     Ok(aggregate_value(subqueries, inner, value, having, &aggregates, (0, first), first + key_count))
@@ -109,15 +121,12 @@ pub(super) fn in_residual(
     };
     let aggregates = vec![count(None), count(Some(Expr::Column(0))), count(Some(equal))];
     let x = needle.expr.clone();
-    let (first, key_count) = domain_right(
-        lw,
-        subqueries,
-        inner,
-        terms,
-        Computed { rows: body.input, extra: vec![y.expr], values: vec![needle], aggregates },
-    )?;
-    let (rows, values, matched) = (first + key_count, first + key_count + 1, first + key_count + 2);
-    Ok(three_valued_in(Expr::Column(matched), Expr::Column(rows), Expr::Column(values), x))
+    let mut flags = in_flags(Expr::Column(0), Expr::Column(1));
+    flags.push(positive(Expr::Column(2)));
+    let computed = Computed { rows: body.input, extra: vec![y.expr], values: vec![needle], aggregates, flags };
+    let (first, key_count) = domain_right(lw, subqueries, inner, terms, computed)?;
+    let (some_row, some_null, matched) = (first + key_count, first + key_count + 1, first + key_count + 2);
+    Ok(three_valued_in(Expr::Column(matched), Expr::Column(some_row), Expr::Column(some_null), x))
 }
 
 /// What the right side computes per domain tuple (see [`domain_right`]).
@@ -127,6 +136,10 @@ struct Computed {
     extra: Vec<Expr>,
     values: Vec<Typed>,
     aggregates: Vec<Aggregate>,
+    /// Over the aggregates (`Column(j)` is aggregate j): the right side's
+    /// columns after the key, flags that change less often than the
+    /// aggregates; empty for the aggregates themselves.
+    flags: Vec<Expr>,
 }
 
 /// The planned subquery's scope and the correlated terms that are not
@@ -159,7 +172,7 @@ fn domain_right(
     terms: Terms<'_, '_, '_>,
     computed: Computed,
 ) -> Result<(usize, usize), PlanError> {
-    let Computed { rows, extra, values, mut aggregates } = computed;
+    let Computed { rows, extra, values, mut aggregates, mut flags } = computed;
     let scope = terms.scope;
     let residual = residual_condition(lw, subqueries, terms)?;
     subqueries.scope.subquery_reads.borrow_mut().extend(scope.dependencies(inner.cx.catalog));
@@ -206,7 +219,8 @@ fn domain_right(
             arg.remap_columns(&|c| if c >= OUTER_VALUE { values_at + (c - OUTER_VALUE) } else { extra_at + c });
         }
     }
-    let width = key_count + aggregates.len();
+    flags.iter_mut().for_each(|f| f.remap_columns(&|j| key_count + j));
+    let width = key_count + if flags.is_empty() { aggregates.len() } else { flags.len() };
     let build = Build(Box::new(move |domain: Plan| {
         let joined = Plan::Join {
             left: Box::new(domain),
@@ -216,7 +230,11 @@ fn domain_right(
             right_key: (0..eq).collect(),
             residual: Some(residual),
         };
-        Plan::Reduce { input: Box::new(joined), group_key: (0..key_count).collect(), aggregates }
+        let reduce = Plan::Reduce { input: Box::new(joined), group_key: (0..key_count).collect(), aggregates };
+        match flags.is_empty() {
+            true => reduce,
+            false => super::flags(reduce, key_count, flags),
+        }
     }));
     let appended = subqueries.push(Step::Append(keys), key_count);
     let keys = (appended..appended + key_count).collect();
