@@ -12,6 +12,8 @@ const VALID: &[&str] = &[
     "CREATE MATERIALIZED VIEW product_cards AS SELECT p.id AS product_id, p.name, COUNT(r.id) AS review_count, AVG(r.rating) AS avg_rating FROM products p LEFT JOIN reviews r ON r.product_id = p.id AND r.rating > 1 GROUP BY p.id, p.name HAVING COUNT(*) > 2",
     "CREATE MATERIALIZED VIEW h AS SELECT DISTINCT product_id, rating, CASE rating WHEN 5 THEN 'top' ELSE LOWER(body) END AS b, COALESCE(user_id, 0) FROM reviews WHERE body LIKE '%x%' ESCAPE '!' AND rating BETWEEN 1 AND 5 AND NOT user_id IN (1, 2)",
     "CREATE MATERIALIZED VIEW t AS SELECT COUNT(*), SUM(rating) / COUNT(*), MAX(CAST(rating AS TEXT)) FROM reviews; CREATE MATERIALIZED VIEW u AS SELECT rating % 2 AS parity, COUNT(DISTINCT user_id) AS n FROM reviews GROUP BY 1",
+    "CREATE MATERIALIZED VIEW s AS SELECT p.id, (SELECT COUNT(*) FROM reviews r WHERE r.user_id = p.author_id AND r.rating > p.score) AS n, p.author_id NOT IN (SELECT user_id FROM reviews WHERE rating > 3) AS x FROM posts p WHERE EXISTS (SELECT 1 FROM users u WHERE u.id = p.author_id AND u.name <> p.title AND u.id IN (SELECT user_id FROM reviews))",
+    "CREATE MATERIALIZED VIEW l AS SELECT u.id, (SELECT p.title FROM posts p WHERE p.author_id = u.id ORDER BY p.score DESC, p.id LIMIT 1) AS best FROM users u GROUP BY u.id HAVING COUNT(*) > (SELECT COUNT(*) FROM follows f WHERE f.followee_id = u.id)",
 ];
 
 fn tokens(sql: &str) -> Vec<String> {
