@@ -11,7 +11,8 @@
 //!  Reduce           the group key (one row per group; the empty set for a global
 //!                   aggregate, which has exactly one row)
 //!  Distinct         the input's sets and all columns
-//!  TopK             the input's sets; the partition columns with the row number
+//!  TopK             the input's sets; the partition columns with the row number;
+//!                   the partition columns when the limit is 1
 //!  Union            none (a sum may repeat rows of its inputs)
 //!  Negate/Threshold the input's sets (a subset of its rows, no more copies)
 //!  Values           the empty set for at most one row; all columns if rows differ
@@ -108,11 +109,15 @@ pub(crate) fn properties(plan: &Plan, catalog: &Catalog) -> Properties {
             props.unique.push((0..input.arity()).collect());
             props
         }
-        Plan::TopK { input, partition, rank, .. } => {
+        Plan::TopK { input, partition, rank, limit, .. } => {
             // A subset of the input's rows; a row number is unique within its partition.
             let mut props = properties(input, catalog);
             if *rank {
                 props.unique.push(partition.iter().copied().chain([input.arity()]).collect());
+            }
+            // The first row of each partition only.
+            if *limit == 1 {
+                props.unique.push(partition.clone());
             }
             props
         }

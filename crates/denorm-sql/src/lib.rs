@@ -72,6 +72,34 @@
 //! change) and emits only changes to the first k; see `denorm-core`'s
 //! `TopK`.
 //!
+//! # Subqueries in expressions
+//!
+//! `[NOT] EXISTS (…)`, `x [NOT] IN (SELECT …)` (SQL's three-valued result)
+//! and scalar `(SELECT …)` are accepted in WHERE, the SELECT list and HAVING,
+//! nested, uncorrelated or correlated, and planned as LEFT JOINs to
+//! relations with at most one row per correlation value (`subquery.rs`):
+//!
+//! ```sql
+//! SELECT u.id, (SELECT COUNT(*) FROM posts p WHERE p.author_id = u.id) AS posts,
+//!        (SELECT p.title FROM posts p WHERE p.author_id = u.id
+//!         ORDER BY p.created_at DESC, p.id DESC LIMIT 1) AS latest_title
+//! FROM users u
+//! WHERE NOT EXISTS (SELECT 1 FROM bans b WHERE b.user_id = u.id)
+//! ```
+//!
+//! * Correlation: the subquery's WHERE terms `inner = outer`; EXISTS, IN and
+//!   aggregate scalar subqueries also take other terms (`l2.suppkey <>
+//!   l1.suppkey`), evaluated per distinct tuple of the outer values read. In
+//!   HAVING and a grouped SELECT list the outer side is a GROUP BY
+//!   expression or an aggregate.
+//! * A scalar subquery is an aggregate (COUNT over no rows is 0), provably
+//!   one row (correlated on a key), or `ORDER BY … LIMIT 1` with an order
+//!   that identifies a row.
+//! * Refused with a hint: other correlations, outer references outside the
+//!   subquery's WHERE, references two levels out (unless the middle
+//!   subquery equates them with its own column), subqueries in JOIN … ON,
+//!   GROUP BY and aggregate arguments, LIMIT in IN, OFFSET, feed views.
+//!
 //! ```
 //! use denorm_sql::{plan_views, KeyOrigin};
 //! use denorm_types::{Catalog, ColumnSchema, Dialect, ScalarType, TableSchema};

@@ -30,24 +30,28 @@
 //! Reduce output for HAVING and a grouped SELECT list) and renumbers the
 //! clause's expressions.
 //!
-//! `EXISTS` also takes other correlated terms (`l2.suppkey <> l1.suppkey`,
-//! conditions on outer columns alone): it is then evaluated once per
-//! distinct tuple of the outer values it reads (see `domain.rs`).
+//! `EXISTS`, `IN` and aggregate scalar subqueries also take other correlated
+//! terms (`l2.suppkey <> l1.suppkey`, `q.id < p.id`): they are then evaluated
+//! once per distinct tuple of the outer values they read (see `domain.rs`). In
+//! EXISTS a term on outer columns alone is taken out instead:
+//! `(o IS TRUE) AND EXISTS (…)`.
 //!
-//! Refused, with a hint: in IN and scalar subqueries, a correlated term other
-//! than such an equality;
+//! Refused, with a hint: in grouped subqueries and scalar subqueries that are
+//! not aggregates, a correlated term other than such an equality;
 //! a reference to the outer query outside the inner WHERE; in HAVING and a
 //! grouped SELECT list, correlation other than equalities with GROUP BY
 //! expressions (or aggregates) of the outer query;
 //! a scalar subquery that may return several rows; subqueries in JOIN … ON,
 //! GROUP BY and aggregate arguments; correlation reaching past the
-//! enclosing query.
+//! enclosing query (unless it names a value the enclosing subquery equates
+//! with its own column: `p.author_id = u.id … (SELECT … WHERE r.user_id =
+//! u.id)` reads `p.author_id` there).
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
 
-use denorm_expr::{Aggregate, AggregateFunc, BinaryOp, Expr, JoinKind, Plan};
-use denorm_types::{Datum, ScalarType};
+use denorm_expr::{Aggregate, AggregateFunc, BinaryOp, Expr, JoinKind, Plan, SortKey};
+use denorm_types::{Datum, Dialect, ScalarType};
 use sqlparser::ast::{self, SelectItem};
 
 use crate::expr::{not, Clause, Lowerer};
@@ -61,7 +65,7 @@ mod correlation;
 mod domain;
 
 use correlation::{decorrelate, one, plan_inner, Inner};
-use domain::exists_residual;
+use domain::{exists_residual, in_residual, scalar_aggregate_residual};
 
 /// Columns a clause's subqueries add are numbered from here until
 /// [`Subqueries::apply`] knows the width of the input they join.
@@ -257,17 +261,21 @@ fn exists(
     negated: bool,
     at: Option<Location>,
 ) -> Lowered {
-    let inner = decorrelate(lw, subqueries, q, at, false, true)?;
+    let (q, paging) = take_paging(q, at)?;
+    if paging.limit == Some(0) {
+        return Err(PlanError::new("LIMIT 0 in an EXISTS subquery is not supported", at)
+            .hint("such a subquery never has a row: leave the EXISTS out"));
+    }
+    let inner = decorrelate(lw, subqueries, &q, at, false, &[])?;
     if inner.global_aggregate() {
         return Err(PlanError::new("EXISTS over an aggregate without GROUP BY is not supported", at)
             .detail("such a subquery has exactly one row (unless HAVING removes it)")
             .hint("write the condition on the aggregate as a scalar subquery: (SELECT count(*) FROM …) > 0"));
     }
-    let rows = match inner.residual.is_empty() {
+    let mut e = match inner.residual.is_empty() {
         true => exists_rows(subqueries, &inner)?,
         false => exists_residual(lw, subqueries, &inner)?,
     };
-    let mut e = Expr::binary(BinaryOp::Gt, rows, Expr::Literal(Datum::Int(0)));
     // A term on outer columns alone holds for all inner rows or none:
     // EXISTS (… WHERE o AND r) is (o IS TRUE) AND EXISTS (… WHERE r).
     let outer_lw = Lowerer { scope: subqueries.scope, clause: Clause::Where, subqueries: None, ..*lw };
@@ -279,18 +287,37 @@ fn exists(
     Ok(if negated { not(e) } else { e })
 }
 
-/// The number of inner rows per correlation value (0 when none).
+/// Whether the correlation value has inner rows (FALSE when none).
 fn exists_rows(subqueries: &Subqueries<'_, '_>, inner: &Inner<'_, '_, '_>) -> Result<Expr, PlanError> {
     inner.check_group_positions()?;
     let select = inner.rebuild(vec![one()], inner.grouped(), false);
     let (scope, body) = plan_inner(subqueries, inner, &select)?;
     let finished = finish(body, &select, &scope, &inner.cx)?;
     let c = inner.pairs.len();
-    let right =
+    let reduce =
         Plan::Reduce { input: Box::new(finished.plan), group_key: (1..=c).collect(), aggregates: vec![count(None)] };
+    let right = flags(reduce, c, vec![positive(Expr::Column(c))]);
     let keys = subqueries.key_columns(inner.outer_keys());
     let first = subqueries.join(right, keys, (0..c).collect());
-    Ok(coalesce_zero(Expr::Column(first + c)))
+    Ok(or_false(Expr::Column(first + c)))
+}
+
+/// `plan`'s first `keys` columns, then `flags` over its row. Counts turned
+/// into flags change only when a flag flips: the Map's output is
+/// consolidated, so a count that moves between positive values re-joins no
+/// outer row.
+fn flags(plan: Plan, keys: usize, flags: Vec<Expr>) -> Plan {
+    let exprs = (0..keys).map(Expr::Column).chain(flags).collect();
+    Plan::Map { input: Box::new(plan), exprs }
+}
+
+fn positive(e: Expr) -> Expr {
+    Expr::binary(BinaryOp::Gt, e, Expr::Literal(Datum::Int(0)))
+}
+
+/// A flag of a LEFT JOINed row, FALSE when there is none.
+fn or_false(e: Expr) -> Expr {
+    Expr::Coalesce(vec![e, boolean(false)])
 }
 
 /// `x [NOT] IN (SELECT y …)` with SQL's three-valued result.
@@ -302,26 +329,43 @@ fn in_subquery(
     negated: bool,
     at: Option<Location>,
 ) -> Lowered {
-    let inner = decorrelate(lw, subqueries, q, at, true, false)?;
-    let item = inner.item("a subquery after IN")?;
-    if inner.global_aggregate() {
-        // One row: `x IN (v)` is `x = v`.
-        let value = scalar_aggregate(subqueries, &inner, item)?;
-        let eq = lw.apply_binary(BinaryOp::Eq, needle, value, at)?;
-        return Ok(if negated { not(eq) } else { eq });
+    let (q, paging) = take_paging(q, at)?;
+    if paging.limit.is_some() {
+        return Err(PlanError::new("LIMIT in an IN subquery is not supported", at)
+            .hint("the rows a LIMIT keeps depend on the order; select them in a subquery in FROM with ROW_NUMBER()"));
     }
+    let inner = decorrelate(lw, subqueries, &q, at, true, &[])?;
+    let item = inner.item("a subquery after IN")?;
+    let e = if inner.global_aggregate() {
+        // One row: `x IN (v)` is `x = v`.
+        let value = scalar_aggregate(lw, subqueries, &inner, item)?;
+        lw.apply_binary(BinaryOp::Eq, needle, value, at)?
+    } else if inner.not_equality.is_some() {
+        in_residual(lw, subqueries, &inner, needle, item)?
+    } else {
+        in_matches(lw, subqueries, &inner, needle, item)?
+    };
+    Ok(if negated { not(e) } else { e })
+}
+
+/// `x IN (SELECT y …)` correlated by equalities: y's distinct values per
+/// correlation value, matched on (x, correlation); when x or y may be NULL,
+/// also the counts of inner rows and of non-NULL y per correlation value.
+fn in_matches(
+    lw: &Lowerer<'_, '_>,
+    subqueries: &Subqueries<'_, '_>,
+    inner: &Inner<'_, '_, '_>,
+    needle: Typed,
+    item: SelectItem,
+) -> Lowered {
+    let at = inner.at;
     inner.check_group_positions()?;
     let select = inner.rebuild(vec![item], inner.grouped(), true);
-    let (scope, body) = plan_inner(subqueries, &inner, &select)?;
+    let (scope, body) = plan_inner(subqueries, inner, &select)?;
     let finished = finish(body, &select, &scope, &inner.cx)?;
     let y = &finished.columns[0];
-    let y_ty = crate::func::outside_subquery(y.ty, lw.dialect);
-    let needle = coerce_literal(needle, y_ty, at)?;
-    if needle.ty != y_ty && needle.ty != ScalarType::Null {
-        return Err(PlanError::new(format!("IN compares {} with a subquery of {}", needle.ty, y_ty), at)
-            .detail("the subquery's values are matched by a join, whose keys must have one type")
-            .hint("CAST one side to the other's type"));
-    }
+    let y = Typed::new(Expr::Column(0), crate::func::outside_subquery(y.ty, lw.dialect), y.nullable);
+    let needle = same_type(needle, &y, at)?;
     let c = inner.pairs.len();
     let nullable = needle.nullable || y.nullable;
     let mut values = vec![needle.expr];
@@ -331,75 +375,206 @@ fn in_subquery(
     // y is never NULL in a matched row: NULL matches no join key.
     let matched = not(Typed::new(Expr::IsNull(Box::new(Expr::Column(matched_at))), ScalarType::Bool, false)).expr;
     if !nullable {
-        let e = Typed::new(matched, ScalarType::Bool, false);
-        return Ok(if negated { not(e) } else { e });
+        return Ok(Typed::new(matched, ScalarType::Bool, false));
     }
-    let facts = Plan::Reduce {
+    let counts = Plan::Reduce {
         input: Box::new(finished.plan),
         group_key: (1..=c).collect(),
         aggregates: vec![count(None), count(Some(Expr::Column(0)))],
     };
+    let facts = flags(counts, c, in_flags(Expr::Column(c), Expr::Column(c + 1)));
     let f = subqueries.join(facts, keys[1..].to_vec(), (0..c).collect());
-    let (rows, values) = (Expr::Column(f + c), Expr::Column(f + c + 1));
+    Ok(three_valued_in(matched, Expr::Column(f + c), Expr::Column(f + c + 1), Expr::Column(keys[0])))
+}
+
+/// `needle` checked against the subquery's values `y` (a PostgreSQL string
+/// literal read as y's type): matching is a join or an equality on one type.
+fn same_type(needle: Typed, y: &Typed, at: Option<Location>) -> Lowered {
+    let needle = coerce_literal(needle, y.ty, at)?;
+    if needle.ty != y.ty && needle.ty != ScalarType::Null && y.ty != ScalarType::Null {
+        return Err(PlanError::new(format!("IN compares {} with a subquery of {}", needle.ty, y.ty), at)
+            .detail("the subquery's values are matched by a join, whose keys must have one type")
+            .hint("CAST one side to the other's type"));
+    }
+    Ok(needle)
+}
+
+/// The flags `IN` reads from the number of inner rows and of those with a
+/// non-NULL value: some row; some NULL value.
+fn in_flags(rows: Expr, values: Expr) -> Vec<Expr> {
+    vec![positive(rows.clone()), Expr::binary(BinaryOp::Gt, rows, values)]
+}
+
+/// SQL's `x IN (subquery)` from three flags of LEFT JOINed rows (NULL when
+/// absent): a match; some inner row; some NULL value. TRUE on a match; else
+/// FALSE over no rows; else NULL when x is NULL or some value is NULL; else
+/// FALSE.
+fn three_valued_in(matched: Expr, some_row: Expr, some_null: Expr, needle: Expr) -> Typed {
     let null = Expr::Literal(Datum::Null);
     let branches = vec![
-        (matched, boolean(true)),
-        (Expr::binary(BinaryOp::Eq, coalesce_zero(rows.clone()), Expr::Literal(Datum::Int(0))), boolean(false)),
-        (Expr::IsNull(Box::new(Expr::Column(keys[0]))), null.clone()),
-        (Expr::binary(BinaryOp::Gt, rows, values), null),
+        (or_false(matched), boolean(true)),
+        (Expr::Not(Box::new(or_false(some_row))), boolean(false)),
+        (Expr::IsNull(Box::new(needle)), null.clone()),
+        (or_false(some_null), null),
     ];
-    let e = Typed::new(Expr::Case { branches, otherwise: Box::new(boolean(false)) }, ScalarType::Bool, true);
-    Ok(if negated { not(e) } else { e })
+    Typed::new(Expr::Case { branches, otherwise: Box::new(boolean(false)) }, ScalarType::Bool, true)
 }
 
 /// `(SELECT …)` as a value.
 fn scalar(lw: &Lowerer<'_, '_>, subqueries: &Subqueries<'_, '_>, q: &ast::Query, at: Option<Location>) -> Lowered {
-    let inner = decorrelate(lw, subqueries, q, at, true, false)?;
+    let (q, paging) = take_paging(q, at)?;
+    let inner = decorrelate(lw, subqueries, &q, at, true, &paging.order)?;
     let item = inner.item("a scalar subquery")?;
-    if inner.global_aggregate() {
-        return scalar_aggregate(subqueries, &inner, item);
-    }
     let refuse = |detail: &str| {
-        PlanError::new("a scalar subquery must return at most one row", at)
-            .detail(detail.to_string())
-            .hint("aggregate the value (e.g. SELECT max(x) …), or correlate on a key of the subquery's table (WHERE t.id = outer.t_id)")
+        PlanError::new("a scalar subquery must return at most one row", at).detail(detail.to_string()).hint(
+            "aggregate the value (e.g. SELECT max(x) …), correlate on a key of the subquery's table \
+             (WHERE t.id = outer.t_id), or take the first row with ORDER BY … LIMIT 1",
+        )
     };
+    match paging.limit {
+        Some(0) => return Err(refuse("LIMIT 0 leaves no row; write NULL")),
+        Some(k) if k > 1 => return Err(refuse("PostgreSQL fails on a second row, SQLite takes the first")),
+        _ => {}
+    }
+    if inner.global_aggregate() {
+        return scalar_aggregate(lw, subqueries, &inner, item);
+    }
+    inner.equalities_only()?;
     if inner.grouped() {
         return Err(refuse("with GROUP BY it returns one row per group"));
     }
-    let select = inner.rebuild(vec![item], false, false);
+    let mut select = inner.rebuild(vec![item], false, false);
+    let first_row = paging.limit == Some(1) && !paging.order.is_empty();
+    if first_row {
+        select.projection.extend(paging.order.iter().enumerate().map(|(i, o)| SelectItem::ExprWithAlias {
+            expr: o.expr.clone(),
+            alias: ast::Ident::new(format!("__denorm_order_{i}")),
+        }));
+    }
     let (scope, body) = plan_inner(subqueries, &inner, &select)?;
     let finished = finish(body, &select, &scope, &inner.cx)?;
     let c = inner.pairs.len();
     let correlation: Vec<usize> = (1..=c).collect();
-    if !properties(&finished.plan, inner.cx.catalog).is_unique(&correlation) {
-        return Err(refuse(
-            "denorm cannot prove that it does: PostgreSQL fails on a second row, SQLite takes the first",
-        ));
-    }
+    let right = match first_row {
+        true => first_row_per_correlation(finished.plan, &finished.columns, c, &paging.order, &inner, lw)?,
+        false if properties(&finished.plan, inner.cx.catalog).is_unique(&correlation) => finished.plan,
+        false => {
+            return Err(refuse(
+                "denorm cannot prove that it does: PostgreSQL fails on a second row, SQLite takes the first",
+            ))
+        }
+    };
     let column = &finished.columns[0];
     let ty = crate::func::outside_subquery(column.ty, lw.dialect);
     let keys = subqueries.key_columns(inner.outer_keys());
-    let first = subqueries.join(finished.plan, keys, correlation);
+    let first = subqueries.join(right, keys, correlation);
     Ok(Typed::new(Expr::Column(first), ty, true))
+}
+
+/// ORDER BY … LIMIT 1 of a scalar subquery over `plan` ([value,
+/// correlation (`c`), order terms]): the first row per correlation value,
+/// as [value, correlation]. The order must identify a row (the sources
+/// pick among ties in an unspecified order).
+fn first_row_per_correlation(
+    plan: Plan,
+    columns: &[crate::OutputColumn],
+    c: usize,
+    terms: &[ast::OrderByExpr],
+    inner: &Inner<'_, '_, '_>,
+    lw: &Lowerer<'_, '_>,
+) -> Result<Plan, PlanError> {
+    let at = inner.at;
+    let mut order = Vec::with_capacity(terms.len());
+    for (i, term) in terms.iter().enumerate() {
+        let column = 1 + c + i;
+        let descending = match &term.options.sort {
+            None | Some(ast::OrderBySort::Asc) => false,
+            Some(ast::OrderBySort::Desc) => true,
+            Some(ast::OrderBySort::Using(_)) => {
+                return Err(PlanError::new("ORDER BY … USING is not supported", at).hint("write ASC or DESC"))
+            }
+        };
+        if !matches!(columns[column].ty, ScalarType::Int | ScalarType::Float | ScalarType::Text | ScalarType::Bool) {
+            return Err(PlanError::new(format!("cannot order by a value of type {}", columns[column].ty), at));
+        }
+        let nulls_first = term.options.nulls_first.unwrap_or(match lw.dialect {
+            Dialect::Sqlite => !descending,
+            Dialect::Postgres => descending,
+        });
+        order.push(SortKey { column, descending, nulls_first });
+    }
+    let identity: Vec<usize> = (1..=c + terms.len()).collect();
+    if !properties(&plan, inner.cx.catalog).is_unique(&identity) {
+        return Err(PlanError::new("the ORDER BY of a scalar subquery with LIMIT 1 must identify a row", at)
+            .detail("rows that tie on it come in an unspecified order, so the sources may pick any of them")
+            .hint("end the ORDER BY with the primary key of the subquery's table"));
+    }
+    let top = Plan::TopK { input: Box::new(plan), partition: (1..=c).collect(), order, limit: 1, rank: false };
+    Ok(Plan::Map { input: Box::new(top), exprs: (0..=c).map(Expr::Column).collect() })
+}
+
+/// ORDER BY and LIMIT taken off a subquery in an expression.
+struct Paging {
+    order: Vec<ast::OrderByExpr>,
+    /// `None` without LIMIT (or with LIMIT ALL).
+    limit: Option<u64>,
+}
+
+/// `q` without its ORDER BY and LIMIT, and those.
+fn take_paging(q: &ast::Query, at: Option<Location>) -> Result<(ast::Query, Paging), PlanError> {
+    let mut q = q.clone();
+    let order = match q.order_by.take() {
+        None => Vec::new(),
+        Some(ast::OrderBy { kind: ast::OrderByKind::Expressions(terms), interpolate: None }) => terms,
+        Some(_) => return Err(PlanError::new("this ORDER BY is not supported in a subquery", at)),
+    };
+    if order.iter().any(|o| o.with_fill.is_some()) {
+        return Err(PlanError::new("WITH FILL is not supported", at));
+    }
+    let limit = match q.limit_clause.take() {
+        None => None,
+        Some(ast::LimitClause::LimitOffset { limit: None, offset: None, limit_by }) if limit_by.is_empty() => None,
+        Some(ast::LimitClause::LimitOffset { limit: Some(e), offset: None, limit_by }) if limit_by.is_empty() => {
+            Some(limit_value(&e).ok_or_else(|| {
+                PlanError::new(format!("LIMIT {e} is not supported in a subquery"), at).hint("write an integer literal")
+            })?)
+        }
+        Some(_) => {
+            return Err(PlanError::new("OFFSET is not supported in a subquery in an expression", at)
+                .hint("select the rows in a subquery in FROM with ROW_NUMBER()"))
+        }
+    };
+    Ok((q, Paging { order, limit }))
+}
+
+fn limit_value(e: &ast::Expr) -> Option<u64> {
+    match e {
+        ast::Expr::Value(v) => match &v.value {
+            ast::Value::Number(n, _) => n.parse().ok(),
+            _ => None,
+        },
+        ast::Expr::Nested(inner) => limit_value(inner),
+        _ => None,
+    }
 }
 
 /// A subquery with aggregates and no GROUP BY: grouped by its correlation,
 /// joined, and its item evaluated over the joined aggregates, where an
 /// absent group (no inner rows) counts 0 and aggregates NULL.
-fn scalar_aggregate(subqueries: &Subqueries<'_, '_>, inner: &Inner<'_, '_, '_>, item: SelectItem) -> Lowered {
-    let at = inner.at;
+fn scalar_aggregate(
+    lw: &Lowerer<'_, '_>,
+    subqueries: &Subqueries<'_, '_>,
+    inner: &Inner<'_, '_, '_>,
+    item: SelectItem,
+) -> Lowered {
+    if inner.not_equality.is_some() {
+        return scalar_aggregate_residual(lw, subqueries, inner, item);
+    }
     let select = inner.rebuild(vec![item], true, false);
     let select = ast::Select { projection: select.projection[..1].to_vec(), ..select };
     let (_, body) = plan_inner(subqueries, inner, &select)?;
-    let (reduce, having) = match body.input {
-        Plan::Filter { input, predicate } => (*input, Some(predicate)),
-        plan => (plan, None),
-    };
-    let Plan::Reduce { aggregates, group_key, .. } = &reduce else {
-        return Err(PlanError::new("a subquery inside a scalar subquery's SELECT list or HAVING is not supported", at)
-            .hint("compute the inner value in a subquery in FROM"));
-    };
+    let (reduce, having) = split_having(body.input);
+    let Plan::Reduce { aggregates, group_key, .. } = &reduce else { return Err(nested_in_aggregate(inner.at)) };
     // The Reduce groups by the correlation expressions, deduplicated.
     let mut groups: Vec<&Expr> = Vec::new();
     let mut right_key = Vec::new();
@@ -411,18 +586,50 @@ fn scalar_aggregate(subqueries: &Subqueries<'_, '_>, inner: &Inner<'_, '_, '_>, 
         right_key.push(g);
     }
     let g = group_key.len();
+    let keys = subqueries.key_columns(inner.outer_keys());
+    let aggregates = aggregates.clone();
+    let first = subqueries.join(reduce, keys, right_key);
+    let value = &body.items[0].typed;
+    Ok(aggregate_value(subqueries, inner, value, having, &aggregates, (g, first), first + g))
+}
+
+/// A grouped plan's Reduce and its HAVING predicate.
+fn split_having(plan: Plan) -> (Plan, Option<Expr>) {
+    match plan {
+        Plan::Filter { input, predicate } => (*input, Some(predicate)),
+        plan => (plan, None),
+    }
+}
+
+fn nested_in_aggregate(at: Option<Location>) -> PlanError {
+    PlanError::new("a subquery inside a scalar subquery's SELECT list or HAVING is not supported", at)
+        .hint("compute the inner value in a subquery in FROM")
+}
+
+/// The scalar subquery's item (over a Reduce output: `groups.0` group
+/// columns, now at `groups.1`, then `aggregates`, now at `first_aggregate`)
+/// over the joined columns: an absent group has COUNTs 0 (coalesced in an
+/// appended column) and other aggregates NULL; HAVING false makes it NULL.
+fn aggregate_value(
+    subqueries: &Subqueries<'_, '_>,
+    inner: &Inner<'_, '_, '_>,
+    value: &Typed,
+    having: Option<Expr>,
+    aggregates: &[Aggregate],
+    groups: (usize, usize),
+    first_aggregate: usize,
+) -> Typed {
+    let (g, first_group) = groups;
     let counts: Vec<usize> = (0..aggregates.len())
         .filter(|&j| matches!(aggregates[j].func, AggregateFunc::Count | AggregateFunc::CountDistinct))
         .collect();
-    let keys = subqueries.key_columns(inner.outer_keys());
-    let first = subqueries.join(reduce.clone(), keys, right_key);
-    let zeroed: Vec<Expr> = counts.iter().map(|&j| coalesce_zero(Expr::Column(first + g + j))).collect();
+    let zeroed: Vec<Expr> = counts.iter().map(|&j| coalesce_zero(Expr::Column(first_aggregate + j))).collect();
     let coalesced = if zeroed.is_empty() { 0 } else { subqueries.push(Step::Append(zeroed), counts.len()) };
-    let place = |k: usize| match counts.iter().position(|&j| k == g + j) {
-        Some(i) => coalesced + i,
-        None => first + k,
+    let place = |k: usize| match (k < g, counts.iter().position(|&j| k == g + j)) {
+        (true, _) => first_group + k,
+        (false, Some(i)) => coalesced + i,
+        (false, None) => first_aggregate + (k - g),
     };
-    let value = &body.items[0].typed;
     let mut expr = value.expr.clone();
     expr.remap_columns(&place);
     let reads_group = value.expr.columns().iter().any(|&k| k < g);
@@ -432,5 +639,5 @@ fn scalar_aggregate(subqueries: &Subqueries<'_, '_>, inner: &Inner<'_, '_, '_>, 
         expr = Expr::Case { branches: vec![(predicate, expr)], otherwise: Box::new(Expr::Literal(Datum::Null)) };
     }
     let ty = crate::func::outside_subquery(value.ty, inner.cx.dialect);
-    Ok(Typed::new(expr, ty, nullable))
+    Typed::new(expr, ty, nullable)
 }

@@ -14,6 +14,8 @@ const VALID: &[&str] = &[
     "CREATE MATERIALIZED VIEW j AS SELECT p.id, u.name, r.rating, h.n FROM posts p, users u LEFT JOIN (reviews r JOIN follows f ON f.follower_id = r.user_id) ON r.user_id = u.id RIGHT JOIN products pr ON pr.id = r.product_id FULL JOIN flags g ON g.id = pr.id CROSS JOIN follows f2 JOIN (SELECT rating, COUNT(*) AS n FROM reviews GROUP BY rating) AS h USING (rating) WHERE (p.author_id = u.id AND p.score > 1) OR (u.id = p.author_id AND f2.follower_id = 1)",
     "CREATE MATERIALIZED VIEW t AS SELECT COUNT(*), SUM(rating) / COUNT(*), MAX(CAST(rating AS TEXT)) FROM reviews; CREATE MATERIALIZED VIEW u AS SELECT rating % 2 AS parity, COUNT(DISTINCT user_id) AS n FROM reviews GROUP BY 1",
     "CREATE MATERIALIZED VIEW q AS WITH c (k, n) AS (SELECT author_id, COUNT(*) FROM posts GROUP BY author_id) SELECT k, n FROM c UNION ALL SELECT id, 0 FROM users EXCEPT (SELECT 1, 2 INTERSECT VALUES (1, 2)) ORDER BY n DESC, 1 LIMIT 5 OFFSET 1",
+    "CREATE MATERIALIZED VIEW s AS SELECT p.id, (SELECT COUNT(*) FROM reviews r WHERE r.user_id = p.author_id AND r.rating > p.score) AS n, p.author_id NOT IN (SELECT user_id FROM reviews WHERE rating > 3) AS x FROM posts p WHERE EXISTS (SELECT 1 FROM users u WHERE u.id = p.author_id AND u.name <> p.title AND u.id IN (SELECT user_id FROM reviews))",
+    "CREATE MATERIALIZED VIEW l AS SELECT u.id, (SELECT p.title FROM posts p WHERE p.author_id = u.id ORDER BY p.score DESC, p.id LIMIT 1) AS best FROM users u GROUP BY u.id HAVING COUNT(*) > (SELECT COUNT(*) FROM follows f WHERE f.followee_id = u.id)",
 ];
 
 fn tokens(sql: &str) -> Vec<String> {

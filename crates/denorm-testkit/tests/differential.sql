@@ -487,3 +487,41 @@ VALUES (1, 'a'), (2, NULL), (1, 'a');
 
 CREATE MATERIALIZED VIEW users_or_listed AS
 SELECT id, name FROM users UNION VALUES (1, 'ann'), (100, NULL), (2, 'Bob');
+
+CREATE MATERIALIZED VIEW previous_post_scores AS
+SELECT p.id,
+       (SELECT MAX(q.created_at) FROM posts q
+        WHERE q.author_id = p.author_id AND q.created_at < p.created_at) AS previous_at,
+       (SELECT COUNT(*) FROM reviews r WHERE r.rating > p.score) AS better_reviews,
+       (SELECT SUM(r.helpful) FROM reviews r WHERE p.score > 2) AS helpful_if_scored,
+       (SELECT COUNT(*) + 1 FROM posts q WHERE q.author_id = p.author_id AND q.score > p.score
+        HAVING COUNT(*) < 3) AS rank_if_top3
+FROM posts p;
+
+CREATE MATERIALIZED VIEW latest_per_user AS
+SELECT u.id,
+       (SELECT p.title FROM posts p WHERE p.author_id = u.id ORDER BY p.created_at DESC, p.id DESC LIMIT 1) AS latest_title,
+       (SELECT r.rating FROM reviews r WHERE r.user_id = u.id ORDER BY r.helpful, r.id LIMIT 1) AS least_helpful_rating,
+       (SELECT name FROM products ORDER BY price DESC, id LIMIT 1) AS priciest,
+       EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = u.id ORDER BY f.id LIMIT 1) AS follows_someone
+FROM users u;
+
+CREATE MATERIALIZED VIEW posts_in_correlated_ranges AS
+SELECT p.id,
+       p.author_id IN (SELECT r.user_id FROM reviews r WHERE r.rating > p.score) AS reviewed_above_score,
+       p.score NOT IN (SELECT r.rating FROM reviews r WHERE r.user_id <> p.author_id) AS unmatched_by_others
+FROM posts p
+WHERE p.created_at NOT IN (SELECT q.score FROM posts q WHERE q.id < p.id) OR p.created_at IS NULL;
+
+CREATE MATERIALIZED VIEW derived_with_subqueries AS
+SELECT d.author_id, d.n,
+       CASE WHEN d.author_id IN (SELECT id FROM users WHERE karma > 0) THEN 'good' ELSE 'other' END AS standing
+FROM (SELECT author_id, COUNT(*) AS n FROM posts p
+      WHERE EXISTS (SELECT 1 FROM follows f WHERE f.followee_id = p.author_id)
+      GROUP BY author_id) AS d
+WHERE d.n * 4 > (SELECT COUNT(*) FROM users) OR d.author_id IS NULL;
+
+CREATE MATERIALIZED VIEW two_level_correlation AS
+SELECT u.id, u.name FROM users u
+WHERE EXISTS (SELECT 1 FROM posts p WHERE p.author_id = u.id
+              AND NOT EXISTS (SELECT 1 FROM reviews r WHERE r.user_id = u.id AND r.product_id = p.id));

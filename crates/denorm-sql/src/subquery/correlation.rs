@@ -9,6 +9,7 @@ use crate::expr::{Clause, Lowerer};
 use crate::from::{conjuncts, plan_from};
 use crate::scope::Scope;
 use crate::select::{has_aggregate, plan_select, query_select, Body, Context};
+use crate::source::location;
 use crate::types::{coerce_literal, Typed};
 use crate::{Location, PlanError};
 
@@ -26,7 +27,7 @@ pub(super) struct Inner<'q, 'a, 'c> {
     pub cx: Context<'a, 'c>,
     pub select: &'q ast::Select,
     /// Its WHERE's AND terms that read only its own tables.
-    pub local: Vec<&'q ast::Expr>,
+    pub local: Vec<ast::Expr>,
     pub pairs: Vec<Pair>,
     /// Correlated AND terms that are not equalities (only where the caller
     /// can plan them, else refused).
@@ -34,6 +35,9 @@ pub(super) struct Inner<'q, 'a, 'c> {
     /// Correlated AND terms reading only the outer query's columns (with
     /// `residual`).
     pub outer_only: Vec<&'q ast::Expr>,
+    /// Why the first of `residual` and `outer_only` is not a correlation
+    /// equality, for forms that take none.
+    pub not_equality: Option<PlanError>,
     pub at: Option<Location>,
 }
 
@@ -61,7 +65,7 @@ impl Inner<'_, '_, '_> {
     /// `group` and DISTINCT when `distinct`.
     pub fn rebuild(&self, projection: Vec<SelectItem>, group: bool, distinct: bool) -> ast::Select {
         let mut s = self.select.clone();
-        s.selection = self.local.iter().map(|c| (*c).clone()).reduce(|a, b| ast::Expr::BinaryOp {
+        s.selection = self.local.iter().cloned().reduce(|a, b| ast::Expr::BinaryOp {
             left: Box::new(a),
             op: ast::BinaryOperator::And,
             right: Box::new(b),
@@ -91,6 +95,14 @@ impl Inner<'_, '_, '_> {
             }
         }
         Ok(())
+    }
+
+    /// Refuses correlated terms other than equalities.
+    pub fn equalities_only(&self) -> Result<(), PlanError> {
+        match &self.not_equality {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
     }
 
     pub fn outer_keys(&self) -> Vec<Expr> {
@@ -130,7 +142,7 @@ pub(super) fn decorrelate<'q, 'a, 'c>(
     query: &'q ast::Query,
     at: Option<Location>,
     projection_matters: bool,
-    residual_allowed: bool,
+    order: &[ast::OrderByExpr],
 ) -> Result<Inner<'q, 'a, 'c>, PlanError> {
     let outer_cx = subqueries.cx;
     if outer_cx.depth >= MAX_NESTING {
@@ -164,6 +176,7 @@ pub(super) fn decorrelate<'q, 'a, 'c>(
     let mut pairs = Vec::new();
     let mut residual = Vec::new();
     let mut outer_only = Vec::new();
+    let mut not_equality = None;
     for c in select.selection.as_ref().map(conjuncts).unwrap_or_default() {
         let refs = outer_references(c, &scope, outer);
         let Some(first) = refs.first() else {
@@ -180,11 +193,14 @@ pub(super) fn decorrelate<'q, 'a, 'c>(
                 .detail("in HAVING and a grouped SELECT list, a subquery is joined on equalities between its own expressions and GROUP BY expressions or aggregates")
                 .hint("compute the correlated value in WHERE or in a subquery in FROM, then group"))
             }
-            Err(PairError::NotEquality(_)) if residual_allowed && identifiers(c).len() == refs.len() => {
-                outer_only.push(c)
+            Err(PairError::NotEquality(e)) => {
+                not_equality.get_or_insert(e);
+                match identifiers(c).len() == refs.len() {
+                    true => outer_only.push(c),
+                    false => residual.push(c),
+                }
             }
-            Err(PairError::NotEquality(_)) if residual_allowed => residual.push(c),
-            Err(PairError::NotEquality(e) | PairError::Other(e)) => return Err(e),
+            Err(PairError::Other(e)) => return Err(e),
         }
     }
     let mut others: Vec<&ast::Expr> = group_exprs(select).iter().chain(select.having.as_ref()).collect();
@@ -194,6 +210,7 @@ pub(super) fn decorrelate<'q, 'a, 'c>(
             _ => None,
         }));
     }
+    others.extend(order.iter().map(|o| &o.expr));
     for e in others {
         if let Some(first) = outer_references(e, &scope, outer).first() {
             return Err(PlanError::new(
@@ -203,7 +220,18 @@ pub(super) fn decorrelate<'q, 'a, 'c>(
             .hint(CORRELATION_HINT));
         }
     }
-    Ok(Inner { cx, select, local, pairs, residual, outer_only, at })
+    let mut rewritten = Vec::with_capacity(local.len());
+    for c in local {
+        let mut c = c.clone();
+        // Over groups the pairs' outer sides are Reduce columns, not names.
+        let pairs = if over_groups { &[][..] } else { &pairs[..] };
+        let mut nested = Nested { inner: &scope, outer, pairs, names: Vec::new() };
+        nested.expr(&mut c);
+        check_nested(&c, &scope, outer, at)?;
+        rewritten.push(c);
+    }
+    let local = rewritten;
+    Ok(Inner { cx, select, local, pairs, residual, outer_only, not_equality, at })
 }
 
 enum PairError {
@@ -287,11 +315,23 @@ pub(super) fn knows(scope: &Scope<'_>, idents: &[ast::Ident]) -> bool {
 /// The column references in `e`, not descending into subqueries, found
 /// without recursion.
 pub(super) fn identifiers(e: &ast::Expr) -> Vec<&[ast::Ident]> {
+    walk(e).0
+}
+
+/// The column references in `e` and the subqueries it holds, not
+/// descending into those, found without recursion.
+fn walk(e: &ast::Expr) -> (Vec<&[ast::Ident]>, Vec<&ast::Query>) {
     use ast::Expr as E;
     let mut out = Vec::new();
+    let mut queries = Vec::new();
     let mut stack = vec![e];
     while let Some(e) = stack.pop() {
         match e {
+            E::Subquery(q) | E::Exists { subquery: q, .. } => queries.push(&**q),
+            E::InSubquery { expr, subquery, .. } => {
+                stack.push(expr);
+                queries.push(&**subquery);
+            }
             E::Identifier(i) => out.push(std::slice::from_ref(i)),
             E::CompoundIdentifier(v) => out.push(v.as_slice()),
             E::Nested(x)
@@ -308,8 +348,7 @@ pub(super) fn identifiers(e: &ast::Expr) -> Vec<&[ast::Ident]> {
             | E::Collate { expr: x, .. }
             | E::Extract { expr: x, .. }
             | E::Ceil { expr: x, .. }
-            | E::Floor { expr: x, .. }
-            | E::InSubquery { expr: x, .. } => stack.push(x),
+            | E::Floor { expr: x, .. } => stack.push(x),
             E::BinaryOp { left, right, .. }
             | E::IsDistinctFrom(left, right)
             | E::IsNotDistinctFrom(left, right)
@@ -356,5 +395,155 @@ pub(super) fn identifiers(e: &ast::Expr) -> Vec<&[ast::Ident]> {
             _ => {}
         }
     }
-    out
+    (out, queries)
+}
+
+/// Refuses a subquery nested in `c` (a term of the subquery's WHERE) that
+/// names a table of the query two levels out: only the enclosing query's
+/// tables can be correlated.
+fn check_nested(c: &ast::Expr, inner: &Scope<'_>, outer: &Scope<'_>, at: Option<Location>) -> Result<(), PlanError> {
+    for q in walk(c).1 {
+        let ast::SetExpr::Select(nested) = &*q.body else { continue };
+        let names: Vec<String> = nested
+            .from
+            .iter()
+            .flat_map(|t| std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)))
+            .filter_map(factor_name)
+            .collect();
+        let exprs =
+            nested.selection.iter().chain(nested.having.iter()).chain(nested.projection.iter().filter_map(|item| {
+                match item {
+                    SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => Some(e),
+                    _ => None,
+                }
+            }));
+        for e in exprs {
+            for idents in identifiers(e) {
+                let [relation, column] = idents else { continue };
+                let own = names.iter().any(|n| n.eq_ignore_ascii_case(&relation.value));
+                if !own && inner.relation(&relation.value).is_none() && outer.relation(&relation.value).is_some() {
+                    return Err(PlanError::new(
+                        format!(
+                            "a subquery inside a subquery cannot refer to {}.{} of the query two levels out",
+                            relation.value, column.value
+                        ),
+                        location(relation.span.start).or(at),
+                    )
+                    .hint("correlate the middle subquery with that table and use its own column instead (p.author_id = u.id, then p.author_id inside)"));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The name a FROM item is visible by.
+fn factor_name(f: &ast::TableFactor) -> Option<String> {
+    match f {
+        ast::TableFactor::Table { alias: Some(a), .. } | ast::TableFactor::Derived { alias: Some(a), .. } => {
+            Some(a.name.value.clone())
+        }
+        ast::TableFactor::Table { name, .. } => name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.clone()),
+        _ => None,
+    }
+}
+
+/// Rewrites, inside the subqueries nested in a term of the subquery's
+/// WHERE, `o.c` naming the query two levels out by the inner side of a
+/// correlation equality `inner = o.c`: rows of the subquery have equal
+/// values there, so the nested subquery correlates with its enclosing one.
+struct Nested<'s, 'c> {
+    inner: &'s Scope<'c>,
+    outer: &'s Scope<'c>,
+    pairs: &'s [Pair],
+    /// The FROM names of the nested subqueries around the expression.
+    names: Vec<Vec<String>>,
+}
+
+impl Nested<'_, '_> {
+    fn expr(&mut self, e: &mut ast::Expr) {
+        use ast::Expr as E;
+        match e {
+            E::CompoundIdentifier(idents) if !self.names.is_empty() => {
+                if let Some(replacement) = self.replacement(idents) {
+                    *e = replacement;
+                }
+            }
+            E::Subquery(q) | E::Exists { subquery: q, .. } => self.query(q),
+            E::InSubquery { expr, subquery, .. } => {
+                self.expr(expr);
+                self.query(subquery);
+            }
+            E::Nested(x) | E::UnaryOp { expr: x, .. } | E::IsNull(x) | E::IsNotNull(x) | E::Cast { expr: x, .. } => {
+                self.expr(x)
+            }
+            E::BinaryOp { left, right, .. } => {
+                self.expr(left);
+                self.expr(right);
+            }
+            E::Like { expr, pattern, .. } | E::ILike { expr, pattern, .. } => {
+                self.expr(expr);
+                self.expr(pattern);
+            }
+            E::InList { expr, list, .. } => {
+                self.expr(expr);
+                list.iter_mut().for_each(|x| self.expr(x));
+            }
+            E::Between { expr, low, high, .. } => {
+                self.expr(expr);
+                self.expr(low);
+                self.expr(high);
+            }
+            E::Case { operand, conditions, else_result, .. } => {
+                operand.iter_mut().for_each(|x| self.expr(x));
+                for w in conditions {
+                    self.expr(&mut w.condition);
+                    self.expr(&mut w.result);
+                }
+                else_result.iter_mut().for_each(|x| self.expr(x));
+            }
+            _ => {}
+        }
+    }
+
+    fn query(&mut self, q: &mut ast::Query) {
+        let ast::SetExpr::Select(s) = &mut *q.body else { return };
+        let names = s
+            .from
+            .iter()
+            .flat_map(|t| std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)))
+            .filter_map(factor_name)
+            .collect();
+        self.names.push(names);
+        if let Some(w) = &mut s.selection {
+            self.expr(w);
+        }
+        if let Some(h) = &mut s.having {
+            self.expr(h);
+        }
+        for item in &mut s.projection {
+            if let SelectItem::UnnamedExpr(x) | SelectItem::ExprWithAlias { expr: x, .. } = item {
+                self.expr(x);
+            }
+        }
+        self.names.pop();
+    }
+
+    /// The inner side of the correlation equality whose outer side is
+    /// `rel.col` of the query two levels out, unless a nested subquery
+    /// has a table of that name or of the replacement's.
+    fn replacement(&self, idents: &[ast::Ident]) -> Option<ast::Expr> {
+        let [relation, column] = idents else { return None };
+        let shadowed = |name: &str| self.names.iter().flatten().any(|n| n.eq_ignore_ascii_case(name));
+        if shadowed(&relation.value) || self.inner.relation(&relation.value).is_some() {
+            return None;
+        }
+        let r = self.outer.relation(&relation.value)?;
+        let rel = &self.outer.relations[r];
+        let position = rel.offset + rel.table.column_index(&column.value)?;
+        let pair = self.pairs.iter().find(|p| p.outer.expr == Expr::Column(position))?;
+        // An unqualified name could resolve in the nested subquery itself.
+        let clashes = identifiers(&pair.inner_ast).iter().any(|i| i.len() != 2 || shadowed(&i[0].value));
+        (!clashes).then(|| ast::Expr::Nested(Box::new(pair.inner_ast.clone())))
+    }
 }
