@@ -233,6 +233,7 @@ impl<'a, 'c> Lowerer<'a, 'c> {
             }
             E::Function(f) => self.function(f, e, d),
             E::Cast { kind, expr, data_type, format } => self.cast(kind, expr, data_type, format.is_some(), at, d),
+            E::TypedString(literal) => crate::types::typed_literal(literal, self.dialect, at),
             E::Subquery(_) | E::InSubquery { .. } | E::Exists { .. } => match self.subqueries {
                 Some(subqueries) => self.subquery(subqueries, e, at, d),
                 None => Err(crate::subquery::refusal(self.clause, at)),
@@ -580,7 +581,7 @@ fn refusal(e: &ast::Expr, at: Option<Location>) -> PlanError {
         E::Collate { .. } => PlanError::new("COLLATE is not supported", at),
         E::SimilarTo { .. } | E::RLike { .. } => PlanError::new("regular expression matching is not supported", at),
         E::AnyOp { .. } | E::AllOp { .. } => PlanError::new("ANY and ALL are not supported", at).hint("use IN (…)"),
-        E::Interval(_) | E::TypedString(_) | E::AtTimeZone { .. } | E::Extract { .. } => {
+        E::Interval(_) | E::AtTimeZone { .. } | E::Extract { .. } => {
             PlanError::new("date and time expressions are not supported", at)
         }
         E::Substring { .. }

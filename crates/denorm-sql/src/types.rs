@@ -82,6 +82,30 @@ pub(crate) fn coerce_literal(t: Typed, to: ScalarType, at: Option<Location>) -> 
     }
 }
 
+/// PostgreSQL's typed literal `DATE '2024-05-01'` (`TIMESTAMP '…'`,
+/// `NUMERIC '1.5'`, `INTEGER '3'`, …): the text read as a value of the type
+/// at plan time, as the server reads it. SQLite has no such syntax.
+pub(crate) fn typed_literal(
+    literal: &sqlparser::ast::TypedString,
+    dialect: Dialect,
+    at: Option<Location>,
+) -> Result<Typed, PlanError> {
+    if dialect == Dialect::Sqlite {
+        return Err(PlanError::new(format!("SQLite has no typed literals such as {literal}"), at)
+            .hint("write the text alone, e.g. '2024-05-01': SQLite keeps dates as text"));
+    }
+    let target = crate::func::cast_target(&literal.data_type, dialect).map_err(|e| PlanError { location: at, ..e })?;
+    let Some(text) = literal.value.value.clone().into_string() else {
+        return Err(PlanError::new(format!("{literal} is not a typed string literal"), at));
+    };
+    let text = Typed::new(Expr::Literal(Datum::Text(text.into())), ScalarType::Text, false);
+    match target.ty {
+        ScalarType::Text => Ok(text),
+        ty if takes_string_literal(ty) => coerce_literal(text, ty, at),
+        ty => Ok(Typed::new(Expr::Cast { expr: Box::new(text.expr), to: ty }, ty, false)),
+    }
+}
+
 /// Casts `t` to `to` when it is an integer or numeric meeting a numeric or
 /// double precision type (PostgreSQL's implicit casts); others unchanged.
 pub(crate) fn widen(t: Typed, to: ScalarType) -> Typed {

@@ -12,6 +12,8 @@ const CASES: &[(&str, Dialect, &str)] = &[
     ("window_clause", Dialect::Sqlite, "SELECT id FROM posts WINDOW w AS (ORDER BY id)"),
     ("from_subquery_without_alias", Dialect::Sqlite, "SELECT id FROM (SELECT id FROM posts)"),
     ("from_subquery_too_many_column_aliases", Dialect::Postgres, "SELECT x.a FROM (SELECT id FROM posts) AS x(a, b)"),
+    ("typed_literal_sqlite", Dialect::Sqlite, "SELECT id FROM posts WHERE title > DATE '2024-01-01'"),
+    ("typed_literal_bad_date", Dialect::Postgres, "SELECT id FROM posts WHERE id > 0 AND DATE '2024-13-01' IS NULL"),
     ("from_subquery_column_aliases_sqlite", Dialect::Sqlite, "SELECT x.a FROM (SELECT id FROM posts) AS x(a)"),
     ("from_subquery_lateral", Dialect::Postgres, "SELECT p.id FROM posts p JOIN LATERAL (SELECT id FROM users) x ON x.id = p.id"),
     ("from_subquery_inner_error", Dialect::Sqlite, "SELECT x.id FROM (SELECT nope FROM posts) AS x"),

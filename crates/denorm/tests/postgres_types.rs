@@ -57,6 +57,13 @@ const VIEWS: &[(&str, &str)] = &[
          FROM accounts a JOIN orders o ON o.account_id = a.id GROUP BY a.id",
     ),
     ("active_days", "SELECT DISTINCT placed_on, account_id FROM orders WHERE amount > 10.5"),
+    // Typed literals, read at plan time as the server reads them.
+    (
+        "typed_literals",
+        "SELECT id, amount > NUMERIC '10.50' AS large, placed_on >= DATE '2024-03-05' AS later, \
+         created_at < TIMESTAMP '2024-03-01 12:00' AS early, INTEGER '7' + qty AS q7 FROM orders \
+         WHERE paid_at IS NULL OR paid_at >= TIMESTAMPTZ '2024-02-01 00:00:00+02'",
+    ),
     (
         "order_text",
         "SELECT id, CAST(amount AS text) AS amount_text, placed_on::text AS day, amount + 1 AS plus, \
