@@ -41,6 +41,9 @@ pub enum EvalError {
     DivisionByZero,
     #[error("invalid input for type {to}: {value}")]
     InvalidCast { value: String, to: ScalarType },
+    /// A BLOB given to a JSON function (SQLite's own message).
+    #[error("JSON cannot hold BLOB values")]
+    JsonBlob,
     /// A NULL key for `json_object` (both sources fail) or PostgreSQL's
     /// `json_object_agg`.
     #[error("a JSON object key is NULL")]
@@ -137,11 +140,10 @@ fn truth(d: &Datum<'_>) -> Option<bool> {
         Datum::Int(i) => Some(*i != 0),
         Datum::Float(f) => Some(*f != 0.0),
         Datum::Text(t) => Some(affinity::real(t) != 0.0),
-        Datum::Numeric(_)
-        | Datum::Date(_)
-        | Datum::Timestamp(_)
-        | Datum::TimestampTz(_)
-        | Datum::Uuid(_) => Some(false),
+        Datum::Blob(b) => Some(affinity::real(&String::from_utf8_lossy(b)) != 0.0),
+        Datum::Numeric(_) | Datum::Date(_) | Datum::Timestamp(_) | Datum::TimestampTz(_) | Datum::Uuid(_) => {
+            Some(false)
+        }
     }
 }
 
@@ -195,7 +197,9 @@ fn overflow<'r>(as_float: f64, dialect: Dialect) -> Result<Datum<'r>> {
 fn negate<'r>(v: Datum<'r>, dialect: Dialect) -> Result<Datum<'r>> {
     match v {
         // SQLite computes `-x` as `0 - x`.
-        Datum::Text(t) if dialect == Dialect::Sqlite => arithmetic(BinaryOp::Sub, Datum::Int(0), Datum::Text(t), dialect),
+        Datum::Text(_) | Datum::Blob(_) if dialect == Dialect::Sqlite => {
+            arithmetic(BinaryOp::Sub, Datum::Int(0), v, dialect)
+        }
         Datum::Int(i) => match i.checked_neg() {
             Some(n) => Ok(Datum::Int(n)),
             None => overflow(-(i as f64), dialect),
@@ -261,6 +265,8 @@ fn numeric_arithmetic<'r>(op: BinaryOp, a: Decimal, b: Decimal) -> Result<Datum<
 fn operand<'r>(d: Datum<'r>, dialect: Dialect) -> Datum<'r> {
     match d {
         Datum::Text(t) if dialect == Dialect::Sqlite => affinity::numeric(&t),
+        // SQLite reads a BLOB's bytes as text.
+        Datum::Blob(b) => affinity::numeric(&String::from_utf8_lossy(&b)),
         d => d,
     }
 }
@@ -342,6 +348,7 @@ fn call<'r>(func: Func, args: &[Expr], row: &[Datum<'r>], dialect: Dialect) -> R
         (Func::Abs, Datum::Numeric(n)) => Datum::Numeric(if n.is_sign_negative() { numeric::negate(n) } else { n }),
         // SQLite: abs() of text is the absolute value of its double.
         (Func::Abs, Datum::Text(t)) if dialect == Dialect::Sqlite => Datum::Float(affinity::real(&t).abs()),
+        (Func::Abs, Datum::Blob(b)) => Datum::Float(affinity::real(&String::from_utf8_lossy(&b)).abs()),
         (Func::Lower { ascii_only }, Datum::Text(t)) => {
             Datum::Text(Cow::Owned(if ascii_only { t.to_ascii_lowercase() } else { t.to_lowercase() }))
         }
@@ -364,7 +371,7 @@ fn json_array<'r>(raw: u64, args: &[Expr], row: &[Datum<'r>], dialect: Dialect) 
         if i > 0 {
             out.push_str(layout.separator);
         }
-        json::write_datum(&mut out, &a.eval(row, dialect)?, is_raw(raw, i), dialect);
+        json::write_datum(&mut out, &json_value(a.eval(row, dialect)?)?, is_raw(raw, i), dialect);
     }
     out.push_str(layout.close);
     Ok(Datum::owned_text(out))
@@ -383,10 +390,19 @@ fn json_object<'r>(raw: u64, args: &[Expr], row: &[Datum<'r>], dialect: Dialect)
         }
         out.push_str(layout.colon);
         let value = pair.get(1).map(|v| v.eval(row, dialect)).transpose()?.unwrap_or(Datum::Null);
+        let value = json_value(value)?;
         json::write_datum(&mut out, &value, is_raw(raw, 2 * i + 1), dialect);
     }
     out.push_str(layout.close);
     Ok(Datum::owned_text(out))
+}
+
+/// A value a JSON function may hold: SQLite refuses BLOBs.
+fn json_value(value: Datum<'_>) -> Result<Datum<'_>> {
+    match value {
+        Datum::Blob(_) => Err(EvalError::JsonBlob),
+        v => Ok(v),
+    }
 }
 
 fn invalid(value: &Datum<'_>, to: ScalarType) -> EvalError {
@@ -449,6 +465,10 @@ fn cast<'r>(v: Datum<'r>, to: ScalarType, dialect: Dialect) -> Result<Datum<'r>>
         (ScalarType::Int, Datum::Bool(b)) => Datum::Int(i64::from(b)),
         (ScalarType::Int, Datum::Float(f)) => float_to_int(f, dialect)?,
         (ScalarType::Int, Datum::Text(t)) => text_to_int(&t, dialect)?,
+        // SQLite casts a BLOB by reading its bytes as text.
+        (ScalarType::Int, Datum::Blob(b)) => text_to_int(&String::from_utf8_lossy(&b), dialect)?,
+        (ScalarType::Float, Datum::Blob(b)) => text_to_float(&String::from_utf8_lossy(&b), dialect)?,
+        (ScalarType::Text, Datum::Blob(b)) => Datum::owned_text(String::from_utf8_lossy(&b).into_owned()),
         (ScalarType::Float, Datum::Float(f)) => Datum::Float(f),
         (ScalarType::Float, Datum::Int(i)) => Datum::Float(i as f64),
         (ScalarType::Float, Datum::Bool(b)) => Datum::Float(f64::from(u8::from(b))),

@@ -268,6 +268,12 @@ pub fn parse_value(name: &str, ty: ScalarType, raw: &str) -> Result<Value, BadPa
                 .hint("filter on the view's other columns"));
         }
         ScalarType::Unsupported => None,
+        // A column without affinity: a number when the operand reads as
+        // one (SQLite compares 12 and '12' as different values), else text.
+        ScalarType::Any => Some(match raw.trim().parse::<i64>() {
+            Ok(i) => Datum::Int(i),
+            Err(_) => number().map_or_else(|| Datum::owned_text(raw), Datum::Float),
+        }),
         ScalarType::Numeric | ScalarType::Date | ScalarType::Timestamp | ScalarType::TimestampTz | ScalarType::Uuid => {
             match denorm_types::pgtext::parse(ty, raw) {
                 Some(Ok(v)) => Some(v),

@@ -47,6 +47,9 @@ pub(crate) fn unify(a: ScalarType, b: ScalarType) -> Option<ScalarType> {
     match (a, b) {
         (Null, t) | (t, Null) => Some(t),
         (x, y) if x == y => Some(x),
+        // A SQLite column without affinity meets anything: values keep their
+        // storage class.
+        (Any, _) | (_, Any) => Some(Any),
         (Int, Float) | (Float, Int) => Some(Float),
         // PostgreSQL: integer and numeric meet as numeric, numeric and
         // double precision as double precision.
@@ -93,10 +96,12 @@ pub(crate) fn widen(t: Typed, to: ScalarType) -> Typed {
 }
 
 /// Whether `=`/`<` may compare the two types: both numeric, both text or
-/// both boolean; NULL compares with anything.
+/// both boolean; NULL, and a SQLite column without affinity (compared by
+/// storage class then value, as SQLite compares values with no affinity),
+/// with anything.
 pub(crate) fn comparable(a: ScalarType, b: ScalarType) -> bool {
     use ScalarType::*;
-    matches!((a, b), (Null, _) | (_, Null) | (Text, Text) | (Bool, Bool))
+    matches!((a, b), (Null, _) | (_, Null) | (Text, Text) | (Bool, Bool) | (Any, _) | (_, Any))
         || (a.is_numeric() && b.is_numeric())
         || (a == b && matches!(a, Date | Timestamp | TimestampTz | Uuid))
 }
@@ -138,7 +143,9 @@ pub(crate) fn operator_error(symbol: &str, left: ScalarType, right: ScalarType, 
 pub(crate) fn condition(t: Typed, context: &str, dialect: Dialect, at: Option<Location>) -> Result<Typed, PlanError> {
     match t.ty {
         ScalarType::Bool | ScalarType::Null => Ok(t),
-        ty if ty.is_numeric() && dialect == Dialect::Sqlite => Ok(Typed::new(t.expr, ScalarType::Bool, t.nullable)),
+        ty if (ty.is_numeric() || ty == ScalarType::Any) && dialect == Dialect::Sqlite => {
+            Ok(Typed::new(t.expr, ScalarType::Bool, t.nullable))
+        }
         ty => Err(PlanError::new(format!("argument of {context} must be type boolean, not type {ty}"), at)),
     }
 }

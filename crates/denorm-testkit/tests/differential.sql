@@ -181,3 +181,18 @@ SELECT DISTINCT CASE WHEN id % 2 = 1 THEN acct ELSE acct * 1.0 END AS v FROM led
 CREATE MATERIALIZED VIEW ledger_value_groups AS
 SELECT CASE WHEN id % 2 = 1 THEN acct ELSE acct * 1.0 END AS v, COUNT(*) AS n, SUM(amount) AS total
 FROM ledger GROUP BY 1;
+
+CREATE MATERIALIZED VIEW raw_groups AS
+SELECT raw, COUNT(*) AS n, SUM(acct) AS accts FROM ledger GROUP BY raw;
+
+CREATE MATERIALIZED VIEW raw_distinct AS
+SELECT DISTINCT raw FROM ledger;
+
+CREATE MATERIALIZED VIEW raw_expressions AS
+SELECT id, raw + 1 AS next, raw * 2 AS dbl, -raw AS neg, ABS(raw) AS mag, raw = 1 AS is_one, raw > 'a' AS after_a,
+       raw IS NULL AS missing, CAST(raw AS INTEGER) AS as_int, COALESCE(raw, qty) AS either, raw % 2 AS parity
+FROM ledger WHERE raw OR qty;
+
+CREATE MATERIALIZED VIEW raw_stats AS
+SELECT acct, MIN(raw) AS low, MAX(raw) AS high, SUM(raw) AS total, AVG(raw) AS mean, COUNT(DISTINCT raw) AS kinds
+FROM ledger GROUP BY acct;

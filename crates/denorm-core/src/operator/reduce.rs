@@ -74,10 +74,16 @@ enum Accumulator {
     /// SUM/AVG while every value present is an integer (or a boolean):
     /// summed exactly in 128 bits, so a transient overflow that later
     /// retractions undo is harmless. Where it starts.
-    SumInts { non_null: Diff, ints: Wide },
+    SumInts {
+        non_null: Diff,
+        ints: Wide,
+    },
     /// SUM/AVG while every value present is a double (or text SQLite reads
     /// as one): summed exactly, out of line (see [`exact`]).
-    SumFloats { non_null: Diff, floats: Box<ExactSum> },
+    SumFloats {
+        non_null: Diff,
+        floats: Box<ExactSum>,
+    },
     /// SUM/AVG once integers and doubles meet in one group (SQLite's columns
     /// may mix them): kept apart, out of line so that the common kinds keep
     /// a group within one cache line.
@@ -208,7 +214,10 @@ impl Accumulator {
     fn is_sum(&self) -> bool {
         matches!(
             self,
-            Accumulator::SumInts { .. } | Accumulator::SumFloats { .. } | Accumulator::SumMixed(_) | Accumulator::Numeric(_)
+            Accumulator::SumInts { .. }
+                | Accumulator::SumFloats { .. }
+                | Accumulator::SumMixed(_)
+                | Accumulator::Numeric(_)
         )
     }
 
@@ -226,8 +235,11 @@ impl Accumulator {
             return;
         }
         // SQLite's text in a sum (an INTEGER column may hold 'abc').
-        if let (Datum::Text(t), true) = (&*value, self.is_sum()) {
-            *value = affinity::summand(t);
+        match (&*value, self.is_sum()) {
+            (Datum::Text(t), true) => *value = affinity::summand(t),
+            // A BLOB adds as the double of its bytes read as text.
+            (Datum::Blob(b), true) => *value = Datum::Float(affinity::real(&String::from_utf8_lossy(b))),
+            _ => {}
         }
         // An empty sum takes the kind of its first value.
         let empty = match self {
@@ -368,7 +380,13 @@ fn int_sum(total: i128, dialect: Dialect) -> Result<i64, EvalError> {
 fn float_sum(func: AggregateFunc, sum: &ExactSum, non_null: Diff, dialect: Dialect) -> Value {
     let total = match sum.value() {
         Rounded::Finite(f) => f,
-        Rounded::Infinite(positive) => if positive { f64::INFINITY } else { f64::NEG_INFINITY },
+        Rounded::Infinite(positive) => {
+            if positive {
+                f64::INFINITY
+            } else {
+                f64::NEG_INFINITY
+            }
+        }
         Rounded::NotANumber if dialect == Dialect::Sqlite => return Datum::Null,
         Rounded::NotANumber => f64::NAN,
     };
@@ -927,11 +945,8 @@ mod tests {
         // A batch of integers only finds the group too.
         let mut out = reduce.step(&[(row(Datum::Int(1)), 1), (row(Datum::Int(2)), 1)]).unwrap();
         out.sort();
-        let mut want = vec![
-            (group(Datum::Float(1.0), 2), -1),
-            (group(Datum::Float(1.0), 3), 1),
-            (group(Datum::Int(2), 1), 1),
-        ];
+        let mut want =
+            vec![(group(Datum::Float(1.0), 2), -1), (group(Datum::Float(1.0), 3), 1), (group(Datum::Int(2), 1), 1)];
         want.sort();
         assert_eq!(out, want);
         let out = reduce.step(&[(row(Datum::Float(2.0)), 1), (row(Datum::Float(-0.0)), 1)]).unwrap();
