@@ -719,6 +719,10 @@ mod tests {
         assert_eq!(eval(&empty, Dialect::Sqlite), Ok("[]".into()));
         let null_key = Expr::Call { func: Func::JsonObject { raw: 0 }, args: vec![Expr::Literal(Datum::Null), lit(1)] };
         assert_eq!(eval(&null_key, Dialect::Sqlite), Err(EvalError::NullJsonKey));
+        // SQLite: "JSON cannot hold BLOB values".
+        let blob = Expr::Literal(Datum::Blob(vec![1].into()));
+        let with_blob = Expr::Call { func: Func::JsonArray { raw: 0 }, args: vec![lit(1), blob] };
+        assert_eq!(eval(&with_blob, Dialect::Sqlite), Err(EvalError::JsonBlob));
     }
 
     #[test]
