@@ -611,32 +611,14 @@ impl BatchScratch {
         }
     }
 
-    fn fill(&mut self, group_key: &[usize], input: &[(Row, Diff)], packer: &mut RowPacker, hasher: &Hasher) {
-        self.keys.clear();
-        self.packed.clear();
-        self.hashes.clear();
-        self.next.clear();
-        self.chains.clear();
-        self.local.clear();
+    /// Each change's group key: a byte range of its row when the group
+    /// columns are adjacent, else packed; in key form (packed) for the
+    /// whole batch when some key holds a double or numeric.
+    fn find_keys(&mut self, group_key: &[usize], input: &[(Row, Diff)], packer: &mut RowPacker) {
         let run = group_key.windows(2).all(|w| w[1] == w[0] + 1).then(|| (group_key.first().copied(), group_key.len()));
-        self.normalized = input.iter().any(|(row, _)| match run {
-            Some((Some(first), count)) => {
-                let span = row.columns_span(first, count);
-                RowRef::from_prefix(&row.as_bytes()[span.start..], span.len()).has_key_variants()
-            }
-            Some((None, _)) => false,
-            None => group_key.iter().any(|&c| matches!(row.get(c), Datum::Float(_) | Datum::Numeric(_))),
-        });
-        for (i, (row, _)) in input.iter().enumerate() {
+        self.normalized = false;
+        for (row, _) in input {
             match run {
-                _ if self.normalized => {
-                    for &c in group_key {
-                        packer.push_key_column(row, c);
-                    }
-                    let key = packer.finish();
-                    self.keys.push((0, key.as_bytes().len() as u32));
-                    self.packed.push(key);
-                }
                 Some((Some(first), count)) => {
                     let span = row.columns_span(first, count);
                     self.keys.push((span.start as u32, span.end as u32));
@@ -651,6 +633,38 @@ impl BatchScratch {
                     self.packed.push(key);
                 }
             }
+            let (start, end) = *self.keys.last().expect("just pushed");
+            let bytes = if self.packed.is_empty() { row.as_bytes() } else { self.packed.last().unwrap().as_bytes() };
+            let key = &bytes[start as usize..end as usize];
+            if RowRef::from_prefix(key, key.len()).has_key_variants() {
+                self.normalized = true;
+                break;
+            }
+        }
+        if !self.normalized {
+            return;
+        }
+        self.keys.clear();
+        self.packed.clear();
+        for (row, _) in input {
+            for &c in group_key {
+                packer.push_key_column(row, c);
+            }
+            let key = packer.finish();
+            self.keys.push((0, key.as_bytes().len() as u32));
+            self.packed.push(key);
+        }
+    }
+
+    fn fill(&mut self, group_key: &[usize], input: &[(Row, Diff)], packer: &mut RowPacker, hasher: &Hasher) {
+        self.keys.clear();
+        self.packed.clear();
+        self.hashes.clear();
+        self.next.clear();
+        self.chains.clear();
+        self.local.clear();
+        self.find_keys(group_key, input, packer);
+        for i in 0..input.len() {
             let key = self.key(input, i);
             let hash = hasher.hash_one(key);
             let i = i as u32;
