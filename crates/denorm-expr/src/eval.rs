@@ -83,7 +83,7 @@ impl Expr {
                 binary(*op, left.eval(row, dialect)?, right.eval(row, dialect)?, dialect)?
             }
             Expr::Like { expr, pattern, case_insensitive, escape } => {
-                match (expr.eval(row, dialect)?, pattern.eval(row, dialect)?) {
+                match (as_text(expr.eval(row, dialect)?), as_text(pattern.eval(row, dialect)?)) {
                     (Datum::Text(t), Datum::Text(p)) => Datum::Bool(like(&t, &p, *case_insensitive, *escape)),
                     _ => Datum::Null,
                 }
@@ -231,9 +231,19 @@ fn binary<'r>(op: BinaryOp, l: Datum<'r>, r: Datum<'r>, dialect: Dialect) -> Res
     }
 }
 
+/// A BLOB where SQLite reads text (`LIKE`, `lower()`, `||`): its bytes as
+/// text (invalid UTF-8 replaced: denorm's text is UTF-8).
+fn as_text(d: Datum<'_>) -> Datum<'_> {
+    match d {
+        Datum::Blob(b) => Datum::owned_text(String::from_utf8_lossy(&b).into_owned()),
+        d => d,
+    }
+}
+
 fn plain_text(d: &Datum<'_>) -> String {
     match d {
         Datum::Text(t) => t.to_string(),
+        Datum::Blob(b) => String::from_utf8_lossy(b).into_owned(),
         other => other.pg_text().unwrap_or_else(|| other.to_string()),
     }
 }
@@ -340,7 +350,12 @@ fn call<'r>(func: Func, args: &[Expr], row: &[Datum<'r>], dialect: Dialect) -> R
         Func::JsonObject { raw } => return json_object(raw, args, row, dialect),
         _ => {}
     }
-    let v = args[0].eval(row, dialect)?;
+    let v = match (func, args[0].eval(row, dialect)?) {
+        // SQLite: the length of a BLOB is its number of bytes.
+        (Func::Length, Datum::Blob(b)) => return Ok(Datum::Int(b.len() as i64)),
+        (Func::Lower { .. } | Func::Upper { .. } | Func::Length, v) => as_text(v),
+        (_, v) => v,
+    };
     Ok(match (func, v) {
         (_, Datum::Null) => Datum::Null,
         (Func::Abs, Datum::Int(i)) => Datum::Int(i.checked_abs().ok_or(EvalError::IntegerOverflow)?),
@@ -663,6 +678,30 @@ mod tests {
             (Expr::Not(Box::new(col(2))), false.into()),
             (Expr::Not(Box::new(col(4))), true.into()),
             (Expr::Not(Box::new(col(0))), true.into()),
+        ];
+        for (e, want) in cases {
+            assert_eq!(eval(&e), Ok(want), "{e}");
+        }
+    }
+
+    /// A BLOB (which SQLite lets a TEXT column hold) where SQLite reads
+    /// text: its bytes; `length()` counts them.
+    #[test]
+    fn blobs_read_as_text_where_sqlite_reads_text() {
+        let row: Vec<Value> = vec![Datum::Blob(b"Ab\xc3\xa9".to_vec().into())];
+        let eval = |e: &Expr| e.eval(&row, Dialect::Sqlite).map(Datum::into_owned);
+        let call = |func| Expr::Call { func, args: vec![Expr::Column(0)] };
+        let like = Expr::Like {
+            expr: Box::new(Expr::Column(0)),
+            pattern: Box::new(lit("a%")),
+            case_insensitive: true,
+            escape: None,
+        };
+        let cases: Vec<(Expr, Value)> = vec![
+            (call(Func::Length), 4.into()),
+            (call(Func::Upper { ascii_only: true }), "ABé".into()),
+            (Expr::binary(BinaryOp::Concat, Expr::Column(0), lit("!")), "Abé!".into()),
+            (like, true.into()),
         ];
         for (e, want) in cases {
             assert_eq!(eval(&e), Ok(want), "{e}");

@@ -196,3 +196,7 @@ FROM ledger WHERE raw OR qty;
 CREATE MATERIALIZED VIEW raw_stats AS
 SELECT acct, MIN(raw) AS low, MAX(raw) AS high, SUM(raw) AS total, AVG(raw) AS mean, COUNT(DISTINCT raw) AS kinds
 FROM ledger GROUP BY acct;
+
+CREATE MATERIALIZED VIEW note_texts AS
+SELECT id, LENGTH(note) AS len, UPPER(note) AS loud, note || '!' AS shout, note LIKE '1%' AS ones, note = '12' AS twelve
+FROM ledger;

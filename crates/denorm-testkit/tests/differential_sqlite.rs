@@ -142,9 +142,16 @@ fn untyped() -> BoxedStrategy<Value> {
     .boxed()
 }
 
-/// A TEXT column: SQLite stores the numbers written to it as text.
+/// A TEXT column: SQLite stores the numbers written to it as text, and
+/// BLOBs as BLOBs.
 fn note() -> BoxedStrategy<Value> {
-    prop_oneof![text(&["12", "abc", "0.5", "x1"]), int(-2, 3), Just(Datum::Float(1.5))].boxed()
+    prop_oneof![
+        text(&["12", "abc", "0.5", "x1"]),
+        int(-2, 3),
+        Just(Datum::Float(1.5)),
+        proptest::sample::select(BLOBS).prop_map(|b| Datum::Blob(b.to_vec().into())),
+    ]
+    .boxed()
 }
 
 struct Harness {
