@@ -629,6 +629,18 @@ mod tests {
         assert!(passes(&filter(0, true, Op::IsNull), &[int(1)]));
     }
 
+    /// A SQLite column without affinity holds any storage class: a filter
+    /// operand is a number when it reads as one, else text.
+    #[test]
+    fn untyped_columns_parse_operands_as_numbers_or_text() {
+        let parse = |raw| parse_value("x", ScalarType::Any, raw).unwrap();
+        assert_eq!(parse("12"), Datum::Int(12));
+        assert_eq!(parse("2.5"), Datum::Float(2.5));
+        assert_eq!(parse("abc"), Datum::text("abc"));
+        assert_eq!(compare(&Op::Eq(parse("1")), &Datum::Float(1.0)), Some(true));
+        assert_eq!(compare(&Op::Eq(parse("1")), &Datum::text("1")), Some(false));
+    }
+
     #[test]
     fn order_puts_nulls_like_postgresql() {
         let asc = OrderTerm { column: 0, descending: false, nulls_first: false };
