@@ -231,12 +231,32 @@ fn binary<'r>(op: BinaryOp, l: Datum<'r>, r: Datum<'r>, dialect: Dialect) -> Res
     }
 }
 
-/// A BLOB where SQLite reads text (`LIKE`, `lower()`, `||`): its bytes as
-/// text (invalid UTF-8 replaced: denorm's text is UTF-8).
+/// A number or BLOB where SQLite reads text (`LIKE`, `lower()`,
+/// `length()`: only SQLite's columns hold values of another type than
+/// their own): a number's text as SQLite writes it, a BLOB's bytes
+/// (invalid UTF-8 replaced: denorm's text is UTF-8).
 fn as_text(d: Datum<'_>) -> Datum<'_> {
     match d {
         Datum::Blob(b) => Datum::owned_text(String::from_utf8_lossy(&b).into_owned()),
+        Datum::Int(i) => Datum::owned_text(i.to_string()),
+        Datum::Float(f) => Datum::owned_text(float_text(f, Dialect::Sqlite)),
         d => d,
+    }
+}
+
+/// The text of a double: SQLite 3.54's `%!.17g` (shortest round trip, at
+/// least one digit after the point: `1.0`, `1.0e+17`), exactly what its
+/// JSON functions write; PostgreSQL's is never asked for (the planner
+/// refuses that cast).
+fn float_text(f: f64, dialect: Dialect) -> String {
+    match dialect {
+        Dialect::Sqlite if f.is_infinite() => if f > 0.0 { "Inf" } else { "-Inf" }.to_string(),
+        Dialect::Sqlite => {
+            let mut out = String::new();
+            json::write_float(&mut out, f, Dialect::Sqlite);
+            out
+        }
+        Dialect::Postgres => format!("{f:?}"),
     }
 }
 
@@ -244,6 +264,8 @@ fn plain_text(d: &Datum<'_>) -> String {
     match d {
         Datum::Text(t) => t.to_string(),
         Datum::Blob(b) => String::from_utf8_lossy(b).into_owned(),
+        // Only SQLite's columns hold a double where text is expected.
+        Datum::Float(f) => float_text(*f, Dialect::Sqlite),
         other => other.pg_text().unwrap_or_else(|| other.to_string()),
     }
 }
@@ -490,7 +512,7 @@ fn cast<'r>(v: Datum<'r>, to: ScalarType, dialect: Dialect) -> Result<Datum<'r>>
         (ScalarType::Float, Datum::Text(t)) => text_to_float(&t, dialect)?,
         (ScalarType::Text, Datum::Text(t)) => Datum::Text(t),
         (ScalarType::Text, Datum::Int(i)) => Datum::owned_text(i.to_string()),
-        (ScalarType::Text, Datum::Float(f)) => Datum::owned_text(format!("{f:?}")),
+        (ScalarType::Text, Datum::Float(f)) => Datum::owned_text(float_text(f, dialect)),
         (ScalarType::Text, Datum::Bool(b)) => Datum::owned_text(if b { "true" } else { "false" }),
         (ScalarType::Bool, Datum::Bool(b)) => Datum::Bool(b),
         (ScalarType::Bool, Datum::Int(i)) => Datum::Bool(i != 0),
@@ -741,6 +763,10 @@ mod tests {
         assert_eq!(eval(&cast(" 2.5x".into(), ScalarType::Float), Dialect::Sqlite), Ok(2.5.into()));
         assert_eq!(eval(&cast("x".into(), ScalarType::Float), Dialect::Sqlite), Ok(0.0.into()));
         assert_eq!(eval(&cast(42.into(), ScalarType::Text), Dialect::Sqlite), Ok("42".into()));
+        // SQLite 3.54's text of a double (checked against it: `CAST(x AS TEXT)`).
+        for (x, text) in [(1e16, "10000000000000000.0"), (1e17, "1.0e+17"), (0.1, "0.1"), (f64::NEG_INFINITY, "-Inf")] {
+            assert_eq!(eval(&cast(x.into(), ScalarType::Text), Dialect::Sqlite), Ok(text.into()), "{x}");
+        }
     }
 
     #[test]

@@ -321,7 +321,7 @@ impl<'a, 'c> Lowerer<'a, 'c> {
     pub fn apply_binary(&self, op: BinaryOp, left: Typed, right: Typed, at: Option<Location>) -> Lowered {
         let nullable = left.nullable || right.nullable;
         match op {
-            BinaryOp::Concat => concat(left, right, at),
+            BinaryOp::Concat => concat(left, right, self.dialect, at),
             BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Mod => {
                 self.arithmetic(op, left, right, at)
             }
@@ -523,10 +523,12 @@ fn number(text: &str, dialect: Dialect, at: Option<Location>) -> Lowered {
     }
 }
 
-fn concat(left: Typed, right: Typed, at: Option<Location>) -> Lowered {
+fn concat(left: Typed, right: Typed, dialect: Dialect, at: Option<Location>) -> Lowered {
     for t in [&left, &right] {
         match t.ty {
-            ScalarType::Float | ScalarType::Any => {
+            // SQLite's text of a double is computed exactly (`%!.17g`, as
+            // its JSON functions write doubles).
+            ScalarType::Float if dialect == Dialect::Postgres => {
                 return Err(PlanError::new("operator || is not supported for double", at)
                     .detail("SQLite and PostgreSQL format doubles as text differently")
                     .hint("CAST the operand to integer, or format the number at read time"))
@@ -547,7 +549,9 @@ fn concat(left: Typed, right: Typed, at: Option<Location>) -> Lowered {
         | ScalarType::Date
         | ScalarType::Timestamp
         | ScalarType::TimestampTz
-        | ScalarType::Uuid => Expr::Cast { expr: Box::new(t.expr), to: ScalarType::Text },
+        | ScalarType::Uuid
+        | ScalarType::Float
+        | ScalarType::Any => Expr::Cast { expr: Box::new(t.expr), to: ScalarType::Text },
         _ => t.expr,
     };
     let nullable = left.nullable || right.nullable;

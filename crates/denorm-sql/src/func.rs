@@ -283,10 +283,7 @@ impl Lowerer<'_, '_> {
                 .hint("PostgreSQL has no such cast; CAST through TEXT if the text form is what you mean"));
         }
         let refused = match (arg.ty, to) {
-            (Float, Text) => Some("SQLite and PostgreSQL format doubles as text differently"),
-            (Any, Text) => {
-                Some("a column without type affinity may hold doubles, which denorm does not format as SQLite does")
-            }
+            (Float, Text) if !sqlite => Some("SQLite and PostgreSQL format doubles as text differently"),
             (Float, Bool) => Some("PostgreSQL has no cast from double to boolean"),
             (Bool, Float) if !sqlite => Some("PostgreSQL has no cast from boolean to double"),
             (Float | Text, Int) if sqlite_boolean => {

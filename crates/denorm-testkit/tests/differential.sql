@@ -200,3 +200,8 @@ FROM ledger GROUP BY acct;
 CREATE MATERIALIZED VIEW note_texts AS
 SELECT id, LENGTH(note) AS len, UPPER(note) AS loud, note || '!' AS shout, note LIKE '1%' AS ones, note = '12' AS twelve
 FROM ledger;
+
+CREATE MATERIALIZED VIEW ledger_texts AS
+SELECT id, CAST(amount AS TEXT) AS amount_text, amount || ' EUR' AS price, qty || '' AS qty_text, raw || '' AS raw_text,
+       LENGTH(CAST(qty AS TEXT)) AS qty_len, UPPER(CAST(amount AS TEXT)) AS loud
+FROM ledger;
