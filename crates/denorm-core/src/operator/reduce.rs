@@ -770,8 +770,14 @@ impl Reduce {
                 hash,
                 |g| g.key.as_bytes().len() >= key.len() && short_eq(&g.key.as_bytes()[..key.len()], key),
                 || {
-                    let first = &input[first as usize].0;
-                    Group::new(stored_key(key, batch.normalized, first, group_key, packer), slots)
+                    // The first insertion shows the group (a batch need not
+                    // be consolidated: a deletion may come first).
+                    let mut shown = first;
+                    while input[shown as usize].1 <= 0 && batch.next[shown as usize] != END {
+                        shown = batch.next[shown as usize];
+                    }
+                    let row = &input[shown as usize].0;
+                    Group::new(stored_key(key, batch.normalized, row, group_key, packer), slots)
                 },
                 rehash,
             );
@@ -967,6 +973,10 @@ mod tests {
         assert_eq!(out.len(), 3, "group 2 changes, group 0 appears: {out:?}");
         let out = reduce.step(&[(row(Datum::Float(0.0)), 1)]).unwrap();
         assert_eq!(out, vec![(group(Datum::Float(-0.0), 1), -1), (group(Datum::Float(-0.0), 2), 1)]);
+        // An unconsolidated batch whose first change of a new group is a
+        // deletion (of a row it inserts later): the first insertion shows it.
+        let batch = [(row(Datum::Float(5.0)), -1), (row(Datum::Int(5)), 1), (row(Datum::Float(5.0)), 1)];
+        assert_eq!(reduce.step(&batch).unwrap(), vec![(group(Datum::Int(5), 1), 1)]);
     }
 
     /// Regression: text in a SQLite INTEGER column was summed as 0.0
