@@ -206,8 +206,12 @@ impl Lowerer<'_, '_> {
             (AggregateFunc::Avg, ScalarType::Numeric) => ScalarType::Numeric,
             (AggregateFunc::Avg, t) if t.is_numeric() || t == ScalarType::Any => ScalarType::Float,
             (AggregateFunc::Sum, t) if t.is_numeric() => t,
-            // SQLite sums any value as a number: an integer or a double.
+            // SQLite sums any value as a number (text by NUMERIC affinity,
+            // else its numeric prefix): an integer or a double.
             (AggregateFunc::Sum, ScalarType::Any) => ScalarType::Float,
+            (AggregateFunc::Sum | AggregateFunc::Avg, ScalarType::Text) if self.dialect == Dialect::Sqlite => {
+                ScalarType::Float
+            }
             (AggregateFunc::Min | AggregateFunc::Max, ScalarType::Json) if self.dialect == Dialect::Postgres => {
                 return Err(PlanError::new(format!("function {name}(json) does not exist"), at)
                     .hint("json values have no order; CAST the argument to text"))

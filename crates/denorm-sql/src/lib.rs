@@ -110,8 +110,9 @@
 //! * CASE and COALESCE branches unify (integer with double gives double,
 //!   without casting the values).
 //! * Aggregates: COUNT is a non-null integer; SUM keeps an integer or double
-//!   argument's type, AVG is a double, MIN/MAX keep their argument's type;
-//!   all but COUNT may be NULL.
+//!   argument's type (SQLite also sums text and untyped values, typed
+//!   double), AVG is a double, MIN/MAX keep their argument's type; all but
+//!   COUNT may be NULL.
 //! * In SQLite, booleans used as numbers (`SUM(x > 0)`) and boolean output
 //!   columns become integers (`Cast { to: Int }`), as SQLite returns 0/1.
 //!

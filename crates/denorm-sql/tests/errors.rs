@@ -86,7 +86,8 @@ const CASES: &[(&str, Dialect, &str)] = &[
     ("case_mismatch", Dialect::Sqlite, "SELECT CASE WHEN id > 1 THEN 'a' ELSE 1 END AS x FROM posts"),
     ("coalesce_mismatch", Dialect::Postgres, "SELECT COALESCE(title, id) AS x FROM posts"),
     ("coalesce_one_arg", Dialect::Sqlite, "SELECT COALESCE(title) AS x FROM posts"),
-    ("sum_text", Dialect::Sqlite, "SELECT SUM(title) AS s FROM posts"),
+    // SQLite sums text by its numeric value (see differential.sql).
+    ("sum_text", Dialect::Postgres, "SELECT SUM(title) AS s FROM posts"),
     ("avg_text", Dialect::Postgres, "SELECT author_id, AVG(title) FROM posts GROUP BY author_id"),
     ("lower_int", Dialect::Postgres, "SELECT LOWER(id) AS x FROM posts"),
     ("length_int", Dialect::Sqlite, "SELECT LENGTH(id) AS x FROM posts"),

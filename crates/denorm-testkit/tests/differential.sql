@@ -205,3 +205,6 @@ CREATE MATERIALIZED VIEW ledger_texts AS
 SELECT id, CAST(amount AS TEXT) AS amount_text, amount || ' EUR' AS price, qty || '' AS qty_text, raw || '' AS raw_text,
        LENGTH(CAST(qty AS TEXT)) AS qty_len, UPPER(CAST(amount AS TEXT)) AS loud
 FROM ledger;
+
+CREATE MATERIALIZED VIEW note_sums AS
+SELECT acct, SUM(note) AS total, AVG(note) AS mean, COUNT(note) AS notes FROM ledger GROUP BY acct;
