@@ -104,9 +104,11 @@
 //!   SQLite a number is also accepted and read as a truth value (non-zero;
 //!   text an INTEGER column holds by its numeric prefix).
 //! * SQLite columns without affinity (no declared type, or `BLOB`) are
-//!   [`ScalarType::Any`]: they compare with anything (by storage class, then
-//!   value), and their arithmetic, `abs()` and SUM are doubles (holding
-//!   integers or doubles, as SQLite computes them).
+//!   [`ScalarType::Any`]: they compare with literals and expressions of any
+//!   type (by storage class, then value) but not with a typed column or CAST
+//!   (SQLite would convert them by its affinity first), and their
+//!   arithmetic, `abs()` and SUM are doubles (holding integers or doubles,
+//!   as SQLite computes them).
 //! * CASE and COALESCE branches unify (integer with double gives double,
 //!   without casting the values).
 //! * Aggregates: COUNT is a non-null integer; SUM keeps an integer or double
