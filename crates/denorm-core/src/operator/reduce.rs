@@ -368,6 +368,9 @@ impl Accumulator {
 /// within range whose partial sums in SQLite's order were not (e.g.
 /// 2^63 - 1, then 1, then -1) is a value here and an error there. Every
 /// total out of range fails in both (some partial sum, the last, is out).
+/// With doubles in the group too the result is a double, and SQLite fails
+/// only if an integer overflow came after its last double in scan order:
+/// denorm never fails there.
 fn int_sum(total: i128, dialect: Dialect) -> Result<i64, EvalError> {
     i64::try_from(total).map_err(|_| match dialect {
         Dialect::Sqlite => EvalError::SumOverflow,
