@@ -199,8 +199,10 @@ fn aggregate(agg: &Aggregate, rows: &[(Row, Diff)], dialect: Dialect) -> Result<
         AggregateFunc::Sum | AggregateFunc::Avg => {
             // SQLite's text in a sum, as it adds it.
             for v in &mut values {
-                if let Datum::Text(t) = v {
-                    *v = denorm_types::affinity::summand(t);
+                match v {
+                    Datum::Text(t) => *v = denorm_types::affinity::summand(t),
+                    Datum::Blob(b) => *v = Datum::Float(denorm_types::affinity::real(&String::from_utf8_lossy(b))),
+                    _ => {}
                 }
             }
             let ints: i128 = values.iter().map(|v| if let Datum::Int(i) = v { i128::from(*i) } else { 0 }).sum();
@@ -215,7 +217,8 @@ fn aggregate(agg: &Aggregate, rows: &[(Row, Diff)], dialect: Dialect) -> Result<
             // (|ints| < 2^117 here), beside the doubles.
             let high = ints as f64;
             let low = (ints - high as i128) as f64;
-            let mut floats: Vec<f64> = values.iter().filter(|v| !matches!(v, Datum::Int(_))).filter_map(Datum::as_f64).collect();
+            let mut floats: Vec<f64> =
+                values.iter().filter(|v| !matches!(v, Datum::Int(_))).filter_map(Datum::as_f64).collect();
             floats.extend([high, low]);
             let total = fsum(&floats);
             if total.is_nan() && dialect == Dialect::Sqlite {

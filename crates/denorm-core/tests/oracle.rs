@@ -185,6 +185,13 @@ fn shapes() -> Vec<(&'static str, Plan)> {
         ("group by", Plan::Reduce { input: get("a"), group_key: vec![1], aggregates: all_aggs(3, 2) }),
         ("group by float", Plan::Reduce { input: get("b"), group_key: vec![1], aggregates: all_aggs(2, 3) }),
         ("global aggregate", Plan::Reduce { input: get("a"), group_key: vec![], aggregates: all_aggs(3, 2) }),
+        // Keys that are doubles: grouped and deduplicated in key form (1.0
+        // is looked up as 1), output as the doubles they are.
+        ("group by a double", Plan::Reduce { input: get("b"), group_key: vec![3], aggregates: all_aggs(1, 2) }),
+        (
+            "distinct doubles",
+            Plan::Distinct { input: Box::new(Plan::Map { input: get("b"), exprs: vec![col(3), col(1)] }) },
+        ),
         // JSON documents: ties on the ORDER BY keys (broken by the element's
         // text in both versions), NULL elements and keys, duplicates, a
         // LIMIT that deletions must refill, an empty global aggregate.

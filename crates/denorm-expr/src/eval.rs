@@ -41,6 +41,9 @@ pub enum EvalError {
     DivisionByZero,
     #[error("invalid input for type {to}: {value}")]
     InvalidCast { value: String, to: ScalarType },
+    /// A BLOB given to a JSON function (SQLite's own message).
+    #[error("JSON cannot hold BLOB values")]
+    JsonBlob,
     /// A NULL key for `json_object` (both sources fail) or PostgreSQL's
     /// `json_object_agg`.
     #[error("a JSON object key is NULL")]
@@ -80,7 +83,7 @@ impl Expr {
                 binary(*op, left.eval(row, dialect)?, right.eval(row, dialect)?, dialect)?
             }
             Expr::Like { expr, pattern, case_insensitive, escape } => {
-                match (expr.eval(row, dialect)?, pattern.eval(row, dialect)?) {
+                match (as_text(expr.eval(row, dialect)?), as_text(pattern.eval(row, dialect)?)) {
                     (Datum::Text(t), Datum::Text(p)) => Datum::Bool(like(&t, &p, *case_insensitive, *escape)),
                     _ => Datum::Null,
                 }
@@ -137,11 +140,10 @@ fn truth(d: &Datum<'_>) -> Option<bool> {
         Datum::Int(i) => Some(*i != 0),
         Datum::Float(f) => Some(*f != 0.0),
         Datum::Text(t) => Some(affinity::real(t) != 0.0),
-        Datum::Numeric(_)
-        | Datum::Date(_)
-        | Datum::Timestamp(_)
-        | Datum::TimestampTz(_)
-        | Datum::Uuid(_) => Some(false),
+        Datum::Blob(b) => Some(affinity::real(&String::from_utf8_lossy(b)) != 0.0),
+        Datum::Numeric(_) | Datum::Date(_) | Datum::Timestamp(_) | Datum::TimestampTz(_) | Datum::Uuid(_) => {
+            Some(false)
+        }
     }
 }
 
@@ -195,7 +197,9 @@ fn overflow<'r>(as_float: f64, dialect: Dialect) -> Result<Datum<'r>> {
 fn negate<'r>(v: Datum<'r>, dialect: Dialect) -> Result<Datum<'r>> {
     match v {
         // SQLite computes `-x` as `0 - x`.
-        Datum::Text(t) if dialect == Dialect::Sqlite => arithmetic(BinaryOp::Sub, Datum::Int(0), Datum::Text(t), dialect),
+        Datum::Text(_) | Datum::Blob(_) if dialect == Dialect::Sqlite => {
+            arithmetic(BinaryOp::Sub, Datum::Int(0), v, dialect)
+        }
         Datum::Int(i) => match i.checked_neg() {
             Some(n) => Ok(Datum::Int(n)),
             None => overflow(-(i as f64), dialect),
@@ -227,9 +231,41 @@ fn binary<'r>(op: BinaryOp, l: Datum<'r>, r: Datum<'r>, dialect: Dialect) -> Res
     }
 }
 
+/// A number or BLOB where SQLite reads text (`LIKE`, `lower()`,
+/// `length()`: only SQLite's columns hold values of another type than
+/// their own): a number's text as SQLite writes it, a BLOB's bytes
+/// (invalid UTF-8 replaced: denorm's text is UTF-8).
+fn as_text(d: Datum<'_>) -> Datum<'_> {
+    match d {
+        Datum::Blob(b) => Datum::owned_text(String::from_utf8_lossy(&b).into_owned()),
+        Datum::Int(i) => Datum::owned_text(i.to_string()),
+        Datum::Float(f) => Datum::owned_text(float_text(f, Dialect::Sqlite)),
+        d => d,
+    }
+}
+
+/// The text of a double: SQLite 3.54's `%!.17g` (shortest round trip, at
+/// least one digit after the point: `1.0`, `1.0e+17`), exactly what its
+/// JSON functions write; PostgreSQL's is never asked for (the planner
+/// refuses that cast).
+fn float_text(f: f64, dialect: Dialect) -> String {
+    match dialect {
+        Dialect::Sqlite if f.is_infinite() => if f > 0.0 { "Inf" } else { "-Inf" }.to_string(),
+        Dialect::Sqlite => {
+            let mut out = String::new();
+            json::write_float(&mut out, f, Dialect::Sqlite);
+            out
+        }
+        Dialect::Postgres => format!("{f:?}"),
+    }
+}
+
 fn plain_text(d: &Datum<'_>) -> String {
     match d {
         Datum::Text(t) => t.to_string(),
+        Datum::Blob(b) => String::from_utf8_lossy(b).into_owned(),
+        // Only SQLite's columns hold a double where text is expected.
+        Datum::Float(f) => float_text(*f, Dialect::Sqlite),
         other => other.pg_text().unwrap_or_else(|| other.to_string()),
     }
 }
@@ -261,6 +297,8 @@ fn numeric_arithmetic<'r>(op: BinaryOp, a: Decimal, b: Decimal) -> Result<Datum<
 fn operand<'r>(d: Datum<'r>, dialect: Dialect) -> Datum<'r> {
     match d {
         Datum::Text(t) if dialect == Dialect::Sqlite => affinity::numeric(&t),
+        // SQLite reads a BLOB's bytes as text.
+        Datum::Blob(b) => affinity::numeric(&String::from_utf8_lossy(&b)),
         d => d,
     }
 }
@@ -334,7 +372,12 @@ fn call<'r>(func: Func, args: &[Expr], row: &[Datum<'r>], dialect: Dialect) -> R
         Func::JsonObject { raw } => return json_object(raw, args, row, dialect),
         _ => {}
     }
-    let v = args[0].eval(row, dialect)?;
+    let v = match (func, args[0].eval(row, dialect)?) {
+        // SQLite: the length of a BLOB is its number of bytes.
+        (Func::Length, Datum::Blob(b)) => return Ok(Datum::Int(b.len() as i64)),
+        (Func::Lower { .. } | Func::Upper { .. } | Func::Length, v) => as_text(v),
+        (_, v) => v,
+    };
     Ok(match (func, v) {
         (_, Datum::Null) => Datum::Null,
         (Func::Abs, Datum::Int(i)) => Datum::Int(i.checked_abs().ok_or(EvalError::IntegerOverflow)?),
@@ -342,6 +385,7 @@ fn call<'r>(func: Func, args: &[Expr], row: &[Datum<'r>], dialect: Dialect) -> R
         (Func::Abs, Datum::Numeric(n)) => Datum::Numeric(if n.is_sign_negative() { numeric::negate(n) } else { n }),
         // SQLite: abs() of text is the absolute value of its double.
         (Func::Abs, Datum::Text(t)) if dialect == Dialect::Sqlite => Datum::Float(affinity::real(&t).abs()),
+        (Func::Abs, Datum::Blob(b)) => Datum::Float(affinity::real(&String::from_utf8_lossy(&b)).abs()),
         (Func::Lower { ascii_only }, Datum::Text(t)) => {
             Datum::Text(Cow::Owned(if ascii_only { t.to_ascii_lowercase() } else { t.to_lowercase() }))
         }
@@ -364,7 +408,7 @@ fn json_array<'r>(raw: u64, args: &[Expr], row: &[Datum<'r>], dialect: Dialect) 
         if i > 0 {
             out.push_str(layout.separator);
         }
-        json::write_datum(&mut out, &a.eval(row, dialect)?, is_raw(raw, i), dialect);
+        json::write_datum(&mut out, &json_value(a.eval(row, dialect)?)?, is_raw(raw, i), dialect);
     }
     out.push_str(layout.close);
     Ok(Datum::owned_text(out))
@@ -383,10 +427,19 @@ fn json_object<'r>(raw: u64, args: &[Expr], row: &[Datum<'r>], dialect: Dialect)
         }
         out.push_str(layout.colon);
         let value = pair.get(1).map(|v| v.eval(row, dialect)).transpose()?.unwrap_or(Datum::Null);
+        let value = json_value(value)?;
         json::write_datum(&mut out, &value, is_raw(raw, 2 * i + 1), dialect);
     }
     out.push_str(layout.close);
     Ok(Datum::owned_text(out))
+}
+
+/// A value a JSON function may hold: SQLite refuses BLOBs.
+fn json_value(value: Datum<'_>) -> Result<Datum<'_>> {
+    match value {
+        Datum::Blob(_) => Err(EvalError::JsonBlob),
+        v => Ok(v),
+    }
 }
 
 fn invalid(value: &Datum<'_>, to: ScalarType) -> EvalError {
@@ -449,13 +502,17 @@ fn cast<'r>(v: Datum<'r>, to: ScalarType, dialect: Dialect) -> Result<Datum<'r>>
         (ScalarType::Int, Datum::Bool(b)) => Datum::Int(i64::from(b)),
         (ScalarType::Int, Datum::Float(f)) => float_to_int(f, dialect)?,
         (ScalarType::Int, Datum::Text(t)) => text_to_int(&t, dialect)?,
+        // SQLite casts a BLOB by reading its bytes as text.
+        (ScalarType::Int, Datum::Blob(b)) => text_to_int(&String::from_utf8_lossy(&b), dialect)?,
+        (ScalarType::Float, Datum::Blob(b)) => text_to_float(&String::from_utf8_lossy(&b), dialect)?,
+        (ScalarType::Text, Datum::Blob(b)) => Datum::owned_text(String::from_utf8_lossy(&b).into_owned()),
         (ScalarType::Float, Datum::Float(f)) => Datum::Float(f),
         (ScalarType::Float, Datum::Int(i)) => Datum::Float(i as f64),
         (ScalarType::Float, Datum::Bool(b)) => Datum::Float(f64::from(u8::from(b))),
         (ScalarType::Float, Datum::Text(t)) => text_to_float(&t, dialect)?,
         (ScalarType::Text, Datum::Text(t)) => Datum::Text(t),
         (ScalarType::Text, Datum::Int(i)) => Datum::owned_text(i.to_string()),
-        (ScalarType::Text, Datum::Float(f)) => Datum::owned_text(format!("{f:?}")),
+        (ScalarType::Text, Datum::Float(f)) => Datum::owned_text(float_text(f, dialect)),
         (ScalarType::Text, Datum::Bool(b)) => Datum::owned_text(if b { "true" } else { "false" }),
         (ScalarType::Bool, Datum::Bool(b)) => Datum::Bool(b),
         (ScalarType::Bool, Datum::Int(i)) => Datum::Bool(i != 0),
@@ -649,6 +706,30 @@ mod tests {
         }
     }
 
+    /// A BLOB (which SQLite lets a TEXT column hold) where SQLite reads
+    /// text: its bytes; `length()` counts them.
+    #[test]
+    fn blobs_read_as_text_where_sqlite_reads_text() {
+        let row: Vec<Value> = vec![Datum::Blob(b"Ab\xc3\xa9".to_vec().into())];
+        let eval = |e: &Expr| e.eval(&row, Dialect::Sqlite).map(Datum::into_owned);
+        let call = |func| Expr::Call { func, args: vec![Expr::Column(0)] };
+        let like = Expr::Like {
+            expr: Box::new(Expr::Column(0)),
+            pattern: Box::new(lit("a%")),
+            case_insensitive: true,
+            escape: None,
+        };
+        let cases: Vec<(Expr, Value)> = vec![
+            (call(Func::Length), 4.into()),
+            (call(Func::Upper { ascii_only: true }), "ABé".into()),
+            (Expr::binary(BinaryOp::Concat, Expr::Column(0), lit("!")), "Abé!".into()),
+            (like, true.into()),
+        ];
+        for (e, want) in cases {
+            assert_eq!(eval(&e), Ok(want), "{e}");
+        }
+    }
+
     #[test]
     fn three_valued_logic() {
         use BinaryOp::*;
@@ -682,6 +763,10 @@ mod tests {
         assert_eq!(eval(&cast(" 2.5x".into(), ScalarType::Float), Dialect::Sqlite), Ok(2.5.into()));
         assert_eq!(eval(&cast("x".into(), ScalarType::Float), Dialect::Sqlite), Ok(0.0.into()));
         assert_eq!(eval(&cast(42.into(), ScalarType::Text), Dialect::Sqlite), Ok("42".into()));
+        // SQLite 3.54's text of a double (checked against it: `CAST(x AS TEXT)`).
+        for (x, text) in [(1e16, "10000000000000000.0"), (1e17, "1.0e+17"), (0.1, "0.1"), (f64::NEG_INFINITY, "-Inf")] {
+            assert_eq!(eval(&cast(x.into(), ScalarType::Text), Dialect::Sqlite), Ok(text.into()), "{x}");
+        }
     }
 
     #[test]
@@ -699,6 +784,10 @@ mod tests {
         assert_eq!(eval(&empty, Dialect::Sqlite), Ok("[]".into()));
         let null_key = Expr::Call { func: Func::JsonObject { raw: 0 }, args: vec![Expr::Literal(Datum::Null), lit(1)] };
         assert_eq!(eval(&null_key, Dialect::Sqlite), Err(EvalError::NullJsonKey));
+        // SQLite: "JSON cannot hold BLOB values".
+        let blob = Expr::Literal(Datum::Blob(vec![1].into()));
+        let with_blob = Expr::Call { func: Func::JsonArray { raw: 0 }, args: vec![lit(1), blob] };
+        assert_eq!(eval(&with_blob, Dialect::Sqlite), Err(EvalError::JsonBlob));
     }
 
     #[test]

@@ -154,9 +154,15 @@ fn encode(out: &mut Vec<u8>, datum: &Datum<'_>, descending: bool, nulls_first: b
             out.push(0x50);
             out.extend_from_slice(u);
         }
-        Datum::Text(t) => {
-            out.push(0x30);
-            for &b in t.as_bytes() {
+        Datum::Text(_) | Datum::Blob(_) => {
+            // A BLOB sorts after all text.
+            let (class, bytes) = match datum {
+                Datum::Text(t) => (0x30, t.as_bytes()),
+                Datum::Blob(b) => (0x38, b.as_ref()),
+                _ => unreachable!("matched above"),
+            };
+            out.push(class);
+            for &b in bytes {
                 if b == 0 {
                     out.extend_from_slice(&[0x00, 0xff]);
                 } else {
@@ -330,6 +336,8 @@ mod tests {
             prop_oneof![Just(9007199254740992.0f64), Just(9.223_372_036_854_776e18), Just(-0.0), Just(f64::NAN)]
                 .prop_map(Datum::Float),
             "[a\\x00b]{0,3}".prop_map(Datum::owned_text),
+            proptest::collection::vec(prop_oneof![Just(0u8), Just(b'a'), Just(255)], 0..3)
+                .prop_map(|b| Datum::Blob(b.into())),
         ]
     }
 

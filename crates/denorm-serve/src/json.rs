@@ -28,7 +28,13 @@ pub fn write_datum(out: &mut Vec<u8>, datum: &Datum<'_>) {
         // serde_json writes non-finite doubles as null.
         Datum::Float(x) => write_json(out, x),
         Datum::Text(t) => write_json(out, t.as_ref()),
-        Datum::Numeric(_) | Datum::Date(_) | Datum::Timestamp(_) | Datum::TimestampTz(_) | Datum::Uuid(_) => {
+        // A BLOB is a string of PostgreSQL's bytea hex form, "\\x00ff".
+        Datum::Numeric(_)
+        | Datum::Date(_)
+        | Datum::Timestamp(_)
+        | Datum::TimestampTz(_)
+        | Datum::Uuid(_)
+        | Datum::Blob(_) => {
             let mut text = String::new();
             denorm_types::json::write_datum(&mut text, datum, false, denorm_types::Dialect::Postgres);
             out.extend_from_slice(text.as_bytes());
@@ -350,6 +356,9 @@ mod tests {
             (Datum::Float(f64::NEG_INFINITY), "null"),
             (Datum::text("a\"b\\c\n"), r#""a\"b\\c\n""#),
             (Datum::text("żółw 🐢"), "\"żółw 🐢\""),
+            // A SQLite BLOB: PostgreSQL's bytea text.
+            (Datum::Blob(vec![0, 0xab, 0xff].into()), r#""\\x00abff""#),
+            (Datum::Blob(vec![].into()), r#""\\x""#),
         ];
         for (datum, want) in cases {
             assert_eq!(json(datum.clone()), want, "{datum:?}");

@@ -268,6 +268,12 @@ pub fn parse_value(name: &str, ty: ScalarType, raw: &str) -> Result<Value, BadPa
                 .hint("filter on the view's other columns"));
         }
         ScalarType::Unsupported => None,
+        // A column without affinity: a number when the operand reads as
+        // one (SQLite compares 12 and '12' as different values), else text.
+        ScalarType::Any => Some(match raw.trim().parse::<i64>() {
+            Ok(i) => Datum::Int(i),
+            Err(_) => number().map_or_else(|| Datum::owned_text(raw), Datum::Float),
+        }),
         ScalarType::Numeric | ScalarType::Date | ScalarType::Timestamp | ScalarType::TimestampTz | ScalarType::Uuid => {
             match denorm_types::pgtext::parse(ty, raw) {
                 Some(Ok(v)) => Some(v),
@@ -621,6 +627,18 @@ mod tests {
         assert!(!passes(&filter(0, false, Op::Eq(int(1))), &null));
         assert!(!passes(&filter(0, true, Op::Eq(int(1))), &null));
         assert!(passes(&filter(0, true, Op::IsNull), &[int(1)]));
+    }
+
+    /// A SQLite column without affinity holds any storage class: a filter
+    /// operand is a number when it reads as one, else text.
+    #[test]
+    fn untyped_columns_parse_operands_as_numbers_or_text() {
+        let parse = |raw| parse_value("x", ScalarType::Any, raw).unwrap();
+        assert_eq!(parse("12"), Datum::Int(12));
+        assert_eq!(parse("2.5"), Datum::Float(2.5));
+        assert_eq!(parse("abc"), Datum::text("abc"));
+        assert_eq!(compare(&Op::Eq(parse("1")), &Datum::Float(1.0)), Some(true));
+        assert_eq!(compare(&Op::Eq(parse("1")), &Datum::text("1")), Some(false));
     }
 
     #[test]

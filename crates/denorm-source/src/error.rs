@@ -41,14 +41,6 @@ pub enum SourceError {
         source: rusqlite::Error,
     },
 
-    /// A column whose declared type denorm cannot map to one of its scalar
-    /// types.
-    #[error(
-        "column {table}.{column} {}: denorm cannot type it; declare it INTEGER, REAL or TEXT",
-        describe_declared(declared_type)
-    )]
-    UnsupportedColumn { table: String, column: String, declared_type: String },
-
     /// Change capture writes triggers and a change-log table into the
     /// database, so it needs write access.
     #[error("SQLite database {} is read-only; change capture installs triggers and a change-log table in it, so denorm needs write access to the file and its directory (for the -wal and -shm files)", path.display())]
@@ -91,10 +83,6 @@ pub enum SourceError {
     /// 12-step ALTER TABLE procedure loses its triggers).
     #[error("the schema of captured table(s) {} changed since the catalog was read; re-read the catalog, re-plan the views and open the capture again", tables.join(", "))]
     SchemaChanged { tables: Vec<String> },
-
-    /// A captured column holds a value denorm has no type for.
-    #[error("table {table}, column {column} holds a BLOB value; denorm has no blob type: store TEXT (e.g. hex() or base64) or INTEGER there, or leave the column out of the views")]
-    BlobValue { table: String, column: String },
 
     /// A captured text value is not UTF-8.
     #[error("table {table}, column {column} holds text that is not valid UTF-8; denorm's text is UTF-8: fix the value or leave the column out of the views")]
@@ -276,14 +264,6 @@ pub enum InitError {
     Rename(#[source] std::io::Error),
 }
 
-fn describe_declared(declared: &str) -> String {
-    if declared.trim().is_empty() {
-        "has no declared type (BLOB affinity)".to_string()
-    } else {
-        format!("has declared type {declared:?} (BLOB affinity)")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,7 +301,6 @@ mod tests {
             (SourceError::NotFound { path: path() }, false),
             (SourceError::ReadOnly { path: path() }, false),
             (SourceError::SchemaChanged { tables: vec!["users".into()] }, false),
-            (SourceError::BlobValue { table: "t".into(), column: "c".into() }, false),
             (SourceError::SlotInUse { slot: "denorm".into() }, true),
             (SourceError::SlotMissing { slot: "denorm".into() }, false),
             (SourceError::WalLevel { server: "db".into(), actual: "replica".into() }, false),

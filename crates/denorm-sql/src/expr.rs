@@ -288,6 +288,10 @@ impl<'a, 'c> Lowerer<'a, 'c> {
         if t.ty.is_numeric() || t.ty == ScalarType::Null {
             return Ok(t);
         }
+        // SQLite reads any value as a number (text by its numeric prefix).
+        if t.ty == ScalarType::Any {
+            return Ok(Typed::new(t.expr, ScalarType::Float, t.nullable));
+        }
         Err(PlanError::new(format!("operator does not exist: {symbol} {}", t.ty), at)
             .hint("CAST the operand explicitly, e.g. CAST(x AS INTEGER)"))
     }
@@ -329,7 +333,7 @@ impl<'a, 'c> Lowerer<'a, 'c> {
     pub fn apply_binary(&self, op: BinaryOp, left: Typed, right: Typed, at: Option<Location>) -> Lowered {
         let nullable = left.nullable || right.nullable;
         match op {
-            BinaryOp::Concat => concat(left, right, at),
+            BinaryOp::Concat => concat(left, right, self.dialect, at),
             BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Mod => {
                 self.arithmetic(op, left, right, at)
             }
@@ -350,6 +354,13 @@ impl<'a, 'c> Lowerer<'a, 'c> {
                 at,
             )
             .hint("compare dates and timestamps with literals instead (d >= '2024-05-01'), or compute the value at read time"));
+        }
+        let any = left.ty == ScalarType::Any || right.ty == ScalarType::Any;
+        if any && (numeric(left.ty) || numeric(right.ty) || left.ty == right.ty) {
+            // A column without affinity: SQLite converts each value (text
+            // by its numeric prefix); the result is an integer or a double.
+            let nullable = left.nullable || right.nullable || self.dialect == Dialect::Sqlite;
+            return Ok(Typed::new(Expr::binary(op, left.expr, right.expr), ScalarType::Float, nullable));
         }
         if !numeric(left.ty) || !numeric(right.ty) {
             return Err(types::operator_error(op.symbol(), left.ty, right.ty, at));
@@ -524,10 +535,12 @@ fn number(text: &str, dialect: Dialect, at: Option<Location>) -> Lowered {
     }
 }
 
-fn concat(left: Typed, right: Typed, at: Option<Location>) -> Lowered {
+fn concat(left: Typed, right: Typed, dialect: Dialect, at: Option<Location>) -> Lowered {
     for t in [&left, &right] {
         match t.ty {
-            ScalarType::Float => {
+            // SQLite's text of a double is computed exactly (`%!.17g`, as
+            // its JSON functions write doubles).
+            ScalarType::Float if dialect == Dialect::Postgres => {
                 return Err(PlanError::new("operator || is not supported for double", at)
                     .detail("SQLite and PostgreSQL format doubles as text differently")
                     .hint("CAST the operand to integer, or format the number at read time"))
@@ -548,7 +561,9 @@ fn concat(left: Typed, right: Typed, at: Option<Location>) -> Lowered {
         | ScalarType::Date
         | ScalarType::Timestamp
         | ScalarType::TimestampTz
-        | ScalarType::Uuid => Expr::Cast { expr: Box::new(t.expr), to: ScalarType::Text },
+        | ScalarType::Uuid
+        | ScalarType::Float
+        | ScalarType::Any => Expr::Cast { expr: Box::new(t.expr), to: ScalarType::Text },
         _ => t.expr,
     };
     let nullable = left.nullable || right.nullable;

@@ -123,7 +123,8 @@ impl Lowerer<'_, '_> {
         let (func, arg, ty) = match name {
             "abs" => {
                 let arg = bool_as_int(arg, self.dialect);
-                let ty = arg.ty;
+                // abs() of a value without affinity: an integer or a double.
+                let ty = if arg.ty == ScalarType::Any { ScalarType::Float } else { arg.ty };
                 (Func::Abs, arg, ty)
             }
             "lower" => (Func::Lower { ascii_only }, arg, ScalarType::Text),
@@ -131,7 +132,7 @@ impl Lowerer<'_, '_> {
             _ => (Func::Length, arg, ScalarType::Int),
         };
         let accepted = match func {
-            Func::Abs => arg.ty.is_numeric(),
+            Func::Abs => arg.ty.is_numeric() || arg.ty == ScalarType::Any,
             _ => arg.ty == ScalarType::Text,
         };
         if !accepted && arg.ty != ScalarType::Null {
@@ -203,8 +204,14 @@ impl Lowerer<'_, '_> {
         let arg = bool_as_int(arg, self.dialect);
         let ty = match (func, arg.ty) {
             (AggregateFunc::Avg, ScalarType::Numeric) => ScalarType::Numeric,
-            (AggregateFunc::Avg, t) if t.is_numeric() => ScalarType::Float,
+            (AggregateFunc::Avg, t) if t.is_numeric() || t == ScalarType::Any => ScalarType::Float,
             (AggregateFunc::Sum, t) if t.is_numeric() => t,
+            // SQLite sums any value as a number (text by NUMERIC affinity,
+            // else its numeric prefix): an integer or a double.
+            (AggregateFunc::Sum, ScalarType::Any) => ScalarType::Float,
+            (AggregateFunc::Sum | AggregateFunc::Avg, ScalarType::Text) if self.dialect == Dialect::Sqlite => {
+                ScalarType::Float
+            }
             (AggregateFunc::Min | AggregateFunc::Max, ScalarType::Json) if self.dialect == Dialect::Postgres => {
                 return Err(PlanError::new(format!("function {name}(json) does not exist"), at)
                     .hint("json values have no order; CAST the argument to text"))
@@ -280,7 +287,7 @@ impl Lowerer<'_, '_> {
                 .hint("PostgreSQL has no such cast; CAST through TEXT if the text form is what you mean"));
         }
         let refused = match (arg.ty, to) {
-            (Float, Text) => Some("SQLite and PostgreSQL format doubles as text differently"),
+            (Float, Text) if !sqlite => Some("SQLite and PostgreSQL format doubles as text differently"),
             (Float, Bool) => Some("PostgreSQL has no cast from double to boolean"),
             (Bool, Float) if !sqlite => Some("PostgreSQL has no cast from boolean to double"),
             (Float | Text, Int) if sqlite_boolean => {

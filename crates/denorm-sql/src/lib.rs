@@ -137,19 +137,29 @@
 //! * `+ - * /` take numbers (integer op integer is an integer, a double
 //!   makes a double); `%` takes integers only (the databases disagree on
 //!   doubles).
-//! * `||` needs a text operand; an integer operand is cast to text; doubles
-//!   and booleans are refused (the databases format them differently).
+//! * `||` needs a text operand; an integer operand is cast to text; in
+//!   SQLite so is a double (as SQLite writes it: `1.0`, `1.0e+17`) or a
+//!   value of a column without affinity; PostgreSQL's doubles and booleans
+//!   are refused (denorm does not format them as PostgreSQL does).
 //! * Comparisons, `IN`, `BETWEEN`, `NULLIF` and `CASE x WHEN` compare numbers
 //!   with numbers, text with text, booleans with booleans. `'1' = 1` and
 //!   `'a' + 1` are plan-time errors asking for an explicit CAST: SQLite would
 //!   convert silently by column affinity, which denorm does not reproduce.
 //! * Conditions (WHERE, HAVING, ON, CASE WHEN, AND/OR/NOT) are booleans; in
-//!   SQLite a number is also accepted and means `x <> 0`.
+//!   SQLite a number is also accepted and read as a truth value (non-zero;
+//!   text an INTEGER column holds by its numeric prefix).
+//! * SQLite columns without affinity (no declared type, or `BLOB`) are
+//!   [`ScalarType::Any`]: they compare with literals and expressions of any
+//!   type (by storage class, then value) but not with a typed column or CAST
+//!   (SQLite would convert them by its affinity first), and their
+//!   arithmetic, `abs()` and SUM are doubles (holding integers or doubles,
+//!   as SQLite computes them).
 //! * CASE and COALESCE branches unify (integer with double gives double,
 //!   without casting the values).
 //! * Aggregates: COUNT is a non-null integer; SUM keeps an integer or double
-//!   argument's type, AVG is a double, MIN/MAX keep their argument's type;
-//!   all but COUNT may be NULL.
+//!   argument's type (SQLite also sums text and untyped values, typed
+//!   double), AVG is a double, MIN/MAX keep their argument's type; all but
+//!   COUNT may be NULL.
 //! * In SQLite, booleans used as numbers (`SUM(x > 0)`) and boolean output
 //!   columns become integers (`Cast { to: Int }`), as SQLite returns 0/1.
 //!
@@ -158,7 +168,8 @@
 //! | | SQLite | PostgreSQL |
 //! |---|---|---|
 //! | `TRUE`, comparisons as output | integer 1/0 | boolean |
-//! | number as a condition | `x <> 0` | error |
+//! | number as a condition | non-zero is true | error |
+//! | CAST of a double AS TEXT, double `\|\|` text | SQLite's text (`%!.17g`) | refused |
 //! | LIKE | case-insensitive (ASCII) | case-sensitive; ILIKE case-insensitive |
 //! | ILIKE, `x::type` | refused | accepted |
 //! | LOWER/UPPER | ASCII only | all of Unicode |

@@ -47,6 +47,9 @@ pub(crate) fn unify(a: ScalarType, b: ScalarType) -> Option<ScalarType> {
     match (a, b) {
         (Null, t) | (t, Null) => Some(t),
         (x, y) if x == y => Some(x),
+        // A SQLite column without affinity meets anything: values keep their
+        // storage class.
+        (Any, _) | (_, Any) => Some(Any),
         (Int, Float) | (Float, Int) => Some(Float),
         // PostgreSQL: integer and numeric meet as numeric, numeric and
         // double precision as double precision.
@@ -117,10 +120,12 @@ pub(crate) fn widen(t: Typed, to: ScalarType) -> Typed {
 }
 
 /// Whether `=`/`<` may compare the two types: both numeric, both text or
-/// both boolean; NULL compares with anything.
+/// both boolean; NULL, and a SQLite column without affinity (compared by
+/// storage class then value, as SQLite compares values with no affinity),
+/// with anything.
 pub(crate) fn comparable(a: ScalarType, b: ScalarType) -> bool {
     use ScalarType::*;
-    matches!((a, b), (Null, _) | (_, Null) | (Text, Text) | (Bool, Bool))
+    matches!((a, b), (Null, _) | (_, Null) | (Text, Text) | (Bool, Bool) | (Any, _) | (_, Any))
         || (a.is_numeric() && b.is_numeric())
         || (a == b && matches!(a, Date | Timestamp | TimestampTz | Uuid))
 }
@@ -142,10 +147,35 @@ pub(crate) fn comparison_operands(
     };
     let left = coerce_literal(left, right.ty, at)?;
     let right = coerce_literal(right, left.ty, at)?;
+    for (untyped, typed) in [(&left, &right), (&right, &left)] {
+        if untyped.ty == ScalarType::Any && has_affinity(typed) {
+            return Err(affinity_error(symbol, typed.ty, at));
+        }
+    }
     if comparable(left.ty, right.ty) {
         return Ok((left, right));
     }
     Err(operator_error(symbol, left.ty, right.ty, at))
+}
+
+/// Whether SQLite gives the operand a type affinity that it then applies to
+/// an operand without one: a column (of a table, a subquery or an
+/// aggregate: denorm does not tell them apart here) or a CAST.
+fn has_affinity(t: &Typed) -> bool {
+    matches!(t.ty, ScalarType::Int | ScalarType::Float | ScalarType::Text)
+        && matches!(t.expr, Expr::Column(_) | Expr::Cast { .. })
+}
+
+/// SQLite compares a value without affinity with a typed column after
+/// converting it by the column's affinity (`'12'` equals the INTEGER 12,
+/// `12` equals the TEXT '12'); denorm refuses rather than compare
+/// differently.
+fn affinity_error(symbol: &str, ty: ScalarType, at: Option<Location>) -> PlanError {
+    PlanError::new(format!("operator {symbol} between a column without type affinity and a column of type {ty}"), at)
+        .detail(
+            "SQLite first converts the untyped value by the other column's affinity, which denorm does not reproduce",
+        )
+        .hint("CAST the untyped column to the other side's type, or compare it with a literal")
 }
 
 pub(crate) fn operator_error(symbol: &str, left: ScalarType, right: ScalarType, at: Option<Location>) -> PlanError {
@@ -162,7 +192,9 @@ pub(crate) fn operator_error(symbol: &str, left: ScalarType, right: ScalarType, 
 pub(crate) fn condition(t: Typed, context: &str, dialect: Dialect, at: Option<Location>) -> Result<Typed, PlanError> {
     match t.ty {
         ScalarType::Bool | ScalarType::Null => Ok(t),
-        ty if ty.is_numeric() && dialect == Dialect::Sqlite => Ok(Typed::new(t.expr, ScalarType::Bool, t.nullable)),
+        ty if (ty.is_numeric() || ty == ScalarType::Any) && dialect == Dialect::Sqlite => {
+            Ok(Typed::new(t.expr, ScalarType::Bool, t.nullable))
+        }
         ty => Err(PlanError::new(format!("argument of {context} must be type boolean, not type {ty}"), at)),
     }
 }
@@ -224,6 +256,21 @@ mod tests {
         assert!(comparable(Text, Null));
         assert!(!comparable(Text, Int));
         assert!(!comparable(Bool, Int));
+    }
+
+    /// SQLite converts an untyped value by a typed column's affinity before
+    /// comparing ('12' = an INTEGER 12 column is true): refused, not
+    /// compared differently; a literal or an expression has no affinity.
+    #[test]
+    fn untyped_columns_compare_with_literals_not_typed_columns() {
+        let untyped = Typed::new(Expr::Column(0), Any, true);
+        let column = Typed::new(Expr::Column(1), Int, true);
+        let literal = Typed::new(Expr::Literal(Datum::Int(12)), Int, false);
+        let e = comparison_operands(untyped.clone(), column, "=", Dialect::Sqlite, None).unwrap_err();
+        assert_eq!(e.message, "operator = between a column without type affinity and a column of type integer");
+        assert!(comparison_operands(untyped.clone(), literal, "=", Dialect::Sqlite, None).is_ok());
+        let cast = Typed::new(Expr::Cast { expr: Box::new(Expr::Column(2)), to: Text }, Text, true);
+        assert!(comparison_operands(cast, untyped, "<", Dialect::Sqlite, None).is_err());
     }
 
     #[test]

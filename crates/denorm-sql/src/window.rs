@@ -138,8 +138,15 @@ pub(crate) fn plan(
             return Err(PlanError::new("WITH FILL is not supported", at));
         }
         let t = lw.lower(&term.expr, 0)?;
-        if !matches!(t.ty, ScalarType::Int | ScalarType::Float | ScalarType::Text | ScalarType::Bool | ScalarType::Null)
-        {
+        if !matches!(
+            t.ty,
+            ScalarType::Int
+                | ScalarType::Float
+                | ScalarType::Text
+                | ScalarType::Bool
+                | ScalarType::Null
+                | ScalarType::Any
+        ) {
             return Err(PlanError::new(format!("cannot order by a value of type {}", t.ty), at));
         }
         let nulls_first = term.options.nulls_first.unwrap_or(match cx.dialect {

@@ -51,9 +51,11 @@ fn sort_key(row: &[Value]) -> String {
             Datum::Int(i) => number(*i as f64, Some(*i)),
             Datum::Float(x) => {
                 let exact = (x.fract() == 0.0 && x.abs() < 9.2e18).then_some(*x as i64);
-                number(*x, exact)
+                // -0.0 sorts with 0 (SQLite may output either for one group).
+                number(*x + 0.0, exact)
             }
             Datum::Text(t) => format!("2:{t}"),
+            Datum::Blob(b) => format!("2~{b:?}"),
             other => format!("3:{}", other.pg_text().unwrap_or_default()),
         })
         .collect();
@@ -64,6 +66,7 @@ fn same_value(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Datum::Int(x), Datum::Int(y)) => x == y,
         (Datum::Text(x), Datum::Text(y)) => x == y,
+        (Datum::Blob(x), Datum::Blob(y)) => x == y,
         (Datum::Null, Datum::Null) => true,
         (Datum::Numeric(x), Datum::Numeric(y)) => x == y && x.scale() == y.scale(),
         (x, y) if x.pg_text().is_some() && y.pg_text().is_some() && !matches!(x, Datum::Numeric(_)) => x == y,

@@ -17,7 +17,7 @@ pub(crate) fn to_value(v: ValueRef<'_>) -> Value {
         ValueRef::Integer(i) => Datum::Int(i),
         ValueRef::Real(f) => Datum::Float(f),
         ValueRef::Text(t) => Datum::owned_text(String::from_utf8_lossy(t).into_owned()),
-        ValueRef::Blob(b) => Datum::owned_text(format!("<blob {} bytes>", b.len())),
+        ValueRef::Blob(b) => Datum::Blob(b.to_vec().into()),
     }
 }
 
@@ -30,6 +30,7 @@ pub(crate) fn to_sql(d: &Datum<'_>) -> rusqlite::types::Value {
         Datum::Int(i) => V::Integer(*i),
         Datum::Float(f) => V::Real(*f),
         Datum::Text(t) => V::Text(t.to_string()),
+        Datum::Blob(b) => V::Blob(b.to_vec()),
         // SQLite has no such types; the tests never write them there.
         other => V::Text(other.pg_text().unwrap_or_default()),
     }

@@ -525,3 +525,30 @@ CREATE MATERIALIZED VIEW two_level_correlation AS
 SELECT u.id, u.name FROM users u
 WHERE EXISTS (SELECT 1 FROM posts p WHERE p.author_id = u.id
               AND NOT EXISTS (SELECT 1 FROM reviews r WHERE r.user_id = u.id AND r.product_id = p.id));
+
+CREATE MATERIALIZED VIEW raw_groups AS
+SELECT raw, COUNT(*) AS n, SUM(acct) AS accts FROM ledger GROUP BY raw;
+
+CREATE MATERIALIZED VIEW raw_distinct AS
+SELECT DISTINCT raw FROM ledger;
+
+CREATE MATERIALIZED VIEW raw_expressions AS
+SELECT id, raw + 1 AS next, raw * 2 AS dbl, -raw AS neg, ABS(raw) AS mag, raw = 1 AS is_one, raw > 'a' AS after_a,
+       raw IS NULL AS missing, CAST(raw AS INTEGER) AS as_int, COALESCE(raw, qty) AS either, raw % 2 AS parity
+FROM ledger WHERE raw OR qty;
+
+CREATE MATERIALIZED VIEW raw_stats AS
+SELECT acct, MIN(raw) AS low, MAX(raw) AS high, SUM(raw) AS total, AVG(raw) AS mean, COUNT(DISTINCT raw) AS kinds
+FROM ledger GROUP BY acct;
+
+CREATE MATERIALIZED VIEW note_texts AS
+SELECT id, LENGTH(note) AS len, UPPER(note) AS loud, note || '!' AS shout, note LIKE '1%' AS ones, note = '12' AS twelve
+FROM ledger;
+
+CREATE MATERIALIZED VIEW ledger_texts AS
+SELECT id, CAST(amount AS TEXT) AS amount_text, amount || ' EUR' AS price, qty || '' AS qty_text, raw || '' AS raw_text,
+       LENGTH(CAST(qty AS TEXT)) AS qty_len, UPPER(CAST(amount AS TEXT)) AS loud
+FROM ledger;
+
+CREATE MATERIALIZED VIEW note_sums AS
+SELECT acct, SUM(note) AS total, AVG(note) AS mean, COUNT(note) AS notes FROM ledger GROUP BY acct;

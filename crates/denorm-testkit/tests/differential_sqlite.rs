@@ -20,7 +20,7 @@ CREATE TABLE posts (id INTEGER PRIMARY KEY, author_id INTEGER, title TEXT, score
 CREATE TABLE products (id INTEGER PRIMARY KEY, name TEXT, category TEXT, price REAL);
 CREATE TABLE reviews (id INTEGER PRIMARY KEY, product_id INTEGER, user_id INTEGER, rating INTEGER, helpful REAL);
 CREATE TABLE follows (id INTEGER PRIMARY KEY, follower_id INTEGER, followee_id INTEGER);
-CREATE TABLE ledger (id INTEGER PRIMARY KEY, acct INTEGER, amount REAL, qty INTEGER, note TEXT);
+CREATE TABLE ledger (id INTEGER PRIMARY KEY, acct INTEGER, amount REAL, qty INTEGER, note TEXT, raw);
 ";
 
 const VIEWS: &str = concat!(include_str!("differential.sql"), "\n", include_str!("differential_json.sql"));
@@ -93,7 +93,13 @@ fn tables() -> Vec<TableSpec> {
         TableSpec {
             name: "ledger",
             ids: 10,
-            columns: vec![nullable(int(0, 4)), nullable(amount()), nullable(mixed_qty()), nullable(note())],
+            columns: vec![
+                nullable(int(0, 4)),
+                nullable(amount()),
+                nullable(mixed_qty()),
+                nullable(note()),
+                nullable(untyped()),
+            ],
         },
     ]
 }
@@ -122,9 +128,30 @@ fn mixed_qty() -> BoxedStrategy<Value> {
     .boxed()
 }
 
-/// A TEXT column: SQLite stores the numbers written to it as text.
+const BLOBS: &[&[u8]] = &[b"1", b"", &[0, 255], b"2.5"];
+
+/// A column without type affinity: every storage class, 1 and 1.0 side by
+/// side (equal in SQLite), numeric text and BLOBs.
+fn untyped() -> BoxedStrategy<Value> {
+    prop_oneof![
+        2 => int(-2, 3),
+        1 => proptest::sample::select(&[1.0, -0.0, 2.5, 1e16][..]).prop_map(Datum::Float),
+        1 => text(&["1", "abc", " 2x", ""]),
+        1 => proptest::sample::select(BLOBS).prop_map(|b| Datum::Blob(b.to_vec().into())),
+    ]
+    .boxed()
+}
+
+/// A TEXT column: SQLite stores the numbers written to it as text, and
+/// BLOBs as BLOBs.
 fn note() -> BoxedStrategy<Value> {
-    prop_oneof![text(&["12", "abc", "0.5", "x1"]), int(-2, 3), Just(Datum::Float(1.5))].boxed()
+    prop_oneof![
+        text(&["12", "abc", "0.5", "x1"]),
+        int(-2, 3),
+        Just(Datum::Float(1.5)),
+        proptest::sample::select(BLOBS).prop_map(|b| Datum::Blob(b.to_vec().into())),
+    ]
+    .boxed()
 }
 
 struct Harness {

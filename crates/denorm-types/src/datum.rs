@@ -5,7 +5,8 @@
 //! `None`), integers and doubles compare numerically, text compares bytewise
 //! (SQLite's BINARY collation, PostgreSQL's "C" collation). [`Datum::total_cmp`]
 //! is the total order used for sorting, MIN/MAX and ordered multisets:
-//! NULL < booleans < numbers < text, as SQLite orders mixed storage classes,
+//! NULL < booleans < numbers < text < BLOBs, as SQLite orders mixed storage
+//! classes (BLOBs compare bytewise),
 //! then PostgreSQL's dates < timestamps < timestamps with time zone < UUIDs
 //! (the planner never compares across these).
 //!
@@ -42,6 +43,8 @@ pub enum Datum<'a> {
     TimestampTz(i64),
     /// PostgreSQL `uuid`: its 16 bytes (ordered bytewise, as PostgreSQL does).
     Uuid([u8; 16]),
+    /// A SQLite BLOB (any column may hold one).
+    Blob(Cow<'a, [u8]>),
 }
 
 /// A datum that owns its text.
@@ -73,6 +76,7 @@ impl<'a> Datum<'a> {
             Datum::Timestamp(t) => Datum::Timestamp(t),
             Datum::TimestampTz(t) => Datum::TimestampTz(t),
             Datum::Uuid(u) => Datum::Uuid(u),
+            Datum::Blob(b) => Datum::Blob(Cow::Owned(b.into_owned())),
         }
     }
 
@@ -89,6 +93,7 @@ impl<'a> Datum<'a> {
             Datum::Timestamp(t) => Datum::Timestamp(*t),
             Datum::TimestampTz(t) => Datum::TimestampTz(*t),
             Datum::Uuid(u) => Datum::Uuid(*u),
+            Datum::Blob(b) => Datum::Blob(Cow::Borrowed(b.as_ref())),
         }
     }
 
@@ -116,10 +121,11 @@ impl<'a> Datum<'a> {
             Datum::Bool(_) => 1,
             Datum::Int(_) | Datum::Float(_) | Datum::Numeric(_) => 2,
             Datum::Text(_) => 3,
-            Datum::Date(_) => 4,
-            Datum::Timestamp(_) => 5,
-            Datum::TimestampTz(_) => 6,
-            Datum::Uuid(_) => 7,
+            Datum::Blob(_) => 4,
+            Datum::Date(_) => 5,
+            Datum::Timestamp(_) => 6,
+            Datum::TimestampTz(_) => 7,
+            Datum::Uuid(_) => 8,
         }
     }
 
@@ -141,6 +147,7 @@ impl<'a> Datum<'a> {
             (Datum::Int(a), Datum::Float(b)) => cmp_int_f64(*a, *b),
             (Datum::Float(a), Datum::Int(b)) => cmp_int_f64(*b, *a).reverse(),
             (Datum::Text(a), Datum::Text(b)) => a.as_bytes().cmp(b.as_bytes()),
+            (Datum::Blob(a), Datum::Blob(b)) => a.as_ref().cmp(b.as_ref()),
             (Datum::Bool(a), Datum::Bool(b)) => a.cmp(b),
             (Datum::Numeric(a), Datum::Numeric(b)) => numeric::cmp(*a, *b),
             (Datum::Numeric(a), Datum::Int(b)) => numeric::cmp(*a, Decimal::from(*b)),
@@ -259,6 +266,11 @@ impl fmt::Display for Datum<'_> {
             Datum::Int(i) => write!(f, "{i}"),
             Datum::Float(x) => write!(f, "{x:?}"),
             Datum::Text(t) => write!(f, "'{}'", t.replace('\'', "''")),
+            Datum::Blob(b) => {
+                f.write_str("X'")?;
+                b.iter().try_for_each(|byte| write!(f, "{byte:02X}"))?;
+                f.write_str("'")
+            }
             Datum::Numeric(n) => f.write_str(&numeric::to_string(*n)),
             Datum::Date(_) | Datum::Timestamp(_) | Datum::TimestampTz(_) | Datum::Uuid(_) => {
                 write!(f, "'{}'", self.pg_text().unwrap_or_default())
@@ -327,8 +339,28 @@ mod tests {
 
     #[test]
     fn total_order_puts_null_first() {
-        let mut v: Vec<Value> = vec!["x".into(), Datum::Int(3), Datum::Null, Datum::Float(-1.5), Datum::Bool(true)];
+        let blob = |b: &[u8]| Datum::Blob(b.to_vec().into());
+        let mut v: Vec<Value> = vec![
+            blob(b"\x01"),
+            "x".into(),
+            Datum::Int(3),
+            Datum::Null,
+            blob(b""),
+            Datum::Float(-1.5),
+            Datum::Bool(true),
+        ];
         v.sort_by(|a, b| a.total_cmp(b));
-        assert_eq!(v, vec![Datum::Null, Datum::Bool(true), Datum::Float(-1.5), Datum::Int(3), "x".into()]);
+        // SQLite's order of storage classes: NULL, numbers, text, BLOBs.
+        let want = vec![
+            Datum::Null,
+            Datum::Bool(true),
+            Datum::Float(-1.5),
+            Datum::Int(3),
+            "x".into(),
+            blob(b""),
+            blob(b"\x01"),
+        ];
+        assert_eq!(v, want);
+        assert_eq!(blob(&[0, 255]).to_string(), "X'00FF'");
     }
 }

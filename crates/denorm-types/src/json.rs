@@ -78,6 +78,22 @@ pub fn write_datum(out: &mut String, d: &Datum<'_>, raw: bool, dialect: Dialect)
             crate::write_uuid(out, u);
             out.push('"');
         }
+        // SQLite's JSON functions refuse a BLOB (the evaluator fails the view
+        // first); anywhere else it is PostgreSQL's bytea text, `"\\x00ff"`.
+        Datum::Blob(b) => {
+            out.push_str("\"\\\\x");
+            write_hex(out, b);
+            out.push('"');
+        }
+    }
+}
+
+/// Appends `bytes` as lower-case hexadecimal digits.
+pub fn write_hex(out: &mut String, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
     }
 }
 

@@ -48,6 +48,11 @@ pub fn literal(value: &Datum<'_>) -> String {
         Datum::Timestamp(_) => quoted(&value.pg_text().unwrap_or_default(), "timestamp"),
         Datum::TimestampTz(_) => quoted(&value.pg_text().unwrap_or_default(), "timestamptz"),
         Datum::Uuid(_) => quoted(&value.pg_text().unwrap_or_default(), "uuid"),
+        Datum::Blob(b) => {
+            let mut hex = String::from("\\x");
+            crate::json::write_hex(&mut hex, b);
+            quoted(&hex, "bytea")
+        }
     }
 }
 

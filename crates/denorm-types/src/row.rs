@@ -54,6 +54,8 @@ const DATE: u8 = 11;
 const TIMESTAMP: u8 = 12;
 const TIMESTAMPTZ: u8 = 13;
 const UUID: u8 = 14;
+const BLOB8: u8 = 15;
+const BLOB32: u8 = 16;
 
 /// A packed row: see the module documentation for its encoding.
 #[derive(Clone)]
@@ -364,8 +366,8 @@ fn encoded_len(data: &[u8]) -> usize {
         INT64 | FLOAT | TIMESTAMP | TIMESTAMPTZ => 9,
         DATE => 5,
         NUMERIC | UUID => 17,
-        TEXT8 => 2 + data[1] as usize,
-        TEXT32 => 5 + u32::from_le_bytes(data[1..5].try_into().unwrap()) as usize,
+        TEXT8 | BLOB8 => 2 + data[1] as usize,
+        TEXT32 | BLOB32 => 5 + u32::from_le_bytes(data[1..5].try_into().unwrap()) as usize,
         tag => unreachable!("corrupt row: tag {tag}"),
     }
 }
@@ -393,6 +395,14 @@ fn decode(data: &[u8]) -> (Datum<'_>, usize) {
         TEXT32 => {
             let len = u32::from_le_bytes(data[1..5].try_into().unwrap()) as usize;
             (Datum::Text(Cow::Borrowed(text(&data[5..5 + len]))), 5 + len)
+        }
+        BLOB8 => {
+            let len = data[1] as usize;
+            (Datum::Blob(Cow::Borrowed(&data[2..2 + len])), 2 + len)
+        }
+        BLOB32 => {
+            let len = u32::from_le_bytes(data[1..5].try_into().unwrap()) as usize;
+            (Datum::Blob(Cow::Borrowed(&data[5..5 + len])), 5 + len)
         }
         tag => unreachable!("corrupt row: tag {tag}"),
     }
@@ -425,7 +435,8 @@ impl RowPacker {
             Datum::Bool(true) => self.buf.push(TRUE),
             Datum::Int(i) => self.push_int(*i),
             Datum::Float(x) => self.push_float(*x),
-            Datum::Text(t) => self.push_text(t),
+            Datum::Text(t) => self.push_bytes(TEXT8, TEXT32, t.as_bytes()),
+            Datum::Blob(b) => self.push_bytes(BLOB8, BLOB32, b),
             Datum::Numeric(n) => {
                 // Zero has one encoding whatever its sign.
                 let n = if n.is_zero() { numeric::from_parts(0, n.scale()).unwrap_or(*n) } else { *n };
@@ -522,14 +533,15 @@ impl RowPacker {
         }
     }
 
-    fn push_text(&mut self, t: &str) {
-        let bytes = t.as_bytes();
+    /// Text or a BLOB: a tag for the short or the long form, the length, the
+    /// bytes.
+    fn push_bytes(&mut self, short: u8, long: u8, bytes: &[u8]) {
         if let Ok(len) = u8::try_from(bytes.len()) {
-            self.buf.push(TEXT8);
+            self.buf.push(short);
             self.buf.push(len);
         } else {
-            self.buf.push(TEXT32);
-            let len = u32::try_from(bytes.len()).expect("text longer than 4 GiB");
+            self.buf.push(long);
+            let len = u32::try_from(bytes.len()).expect("value longer than 4 GiB");
             self.buf.extend_from_slice(&len.to_le_bytes());
         }
         self.buf.extend_from_slice(bytes);
@@ -665,6 +677,7 @@ mod tests {
             any::<i64>().prop_map(Datum::Timestamp),
             any::<i64>().prop_map(Datum::TimestampTz),
             any::<[u8; 16]>().prop_map(Datum::Uuid),
+            proptest::collection::vec(any::<u8>(), 0..300).prop_map(|b| Datum::Blob(b.into())),
         ]
     }
 

@@ -28,6 +28,11 @@ pub enum ScalarType {
     TimestampTz,
     /// PostgreSQL `uuid` ([`Datum::Uuid`](crate::Datum::Uuid)).
     Uuid,
+    /// A SQLite column without type affinity (declared with no type, or
+    /// `BLOB`): its values keep the storage class they were written with,
+    /// so any of NULL, integer, double, text or BLOB. Expressions over it
+    /// are evaluated per value, as SQLite does.
+    Any,
     /// A source column of a type denorm has no value for: the catalog keeps
     /// it (see [`Catalog::unsupported_type`]) so that only a view that reads
     /// it is refused, by the planner.
@@ -59,6 +64,7 @@ impl fmt::Display for ScalarType {
             ScalarType::Timestamp => "timestamp without time zone",
             ScalarType::TimestampTz => "timestamp with time zone",
             ScalarType::Uuid => "uuid",
+            ScalarType::Any => "any (no type affinity)",
             ScalarType::Unsupported => "unsupported",
         })
     }

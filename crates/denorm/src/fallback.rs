@@ -125,7 +125,7 @@ fn from_sql(value: ValueRef<'_>) -> Value {
         ValueRef::Integer(i) => Datum::Int(i),
         ValueRef::Real(f) => Datum::Float(f),
         ValueRef::Text(t) => Datum::owned_text(String::from_utf8_lossy(t).into_owned()),
-        ValueRef::Blob(b) => Datum::owned_text(format!("<blob of {} bytes>", b.len())),
+        ValueRef::Blob(b) => Datum::Blob(b.to_vec().into()),
     }
 }
 
@@ -235,7 +235,8 @@ fn from_pg_text(text: Option<&str>, ty: denorm_types::ScalarType) -> Result<Valu
             _ => return Err(bad()),
         }),
         ScalarType::Text | ScalarType::Json => Datum::owned_text(text.to_string()),
-        ScalarType::Null | ScalarType::Unsupported => Datum::Null,
+        // PostgreSQL has no column without a type.
+        ScalarType::Null | ScalarType::Unsupported | ScalarType::Any => Datum::Null,
         ScalarType::Numeric | ScalarType::Date | ScalarType::Timestamp | ScalarType::TimestampTz | ScalarType::Uuid => {
             match denorm_types::pgtext::parse(ty, text) {
                 Some(Ok(v)) => v,

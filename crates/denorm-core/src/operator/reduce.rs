@@ -74,10 +74,16 @@ enum Accumulator {
     /// SUM/AVG while every value present is an integer (or a boolean):
     /// summed exactly in 128 bits, so a transient overflow that later
     /// retractions undo is harmless. Where it starts.
-    SumInts { non_null: Diff, ints: Wide },
+    SumInts {
+        non_null: Diff,
+        ints: Wide,
+    },
     /// SUM/AVG while every value present is a double (or text SQLite reads
     /// as one): summed exactly, out of line (see [`exact`]).
-    SumFloats { non_null: Diff, floats: Box<ExactSum> },
+    SumFloats {
+        non_null: Diff,
+        floats: Box<ExactSum>,
+    },
     /// SUM/AVG once integers and doubles meet in one group (SQLite's columns
     /// may mix them): kept apart, out of line so that the common kinds keep
     /// a group within one cache line.
@@ -208,7 +214,10 @@ impl Accumulator {
     fn is_sum(&self) -> bool {
         matches!(
             self,
-            Accumulator::SumInts { .. } | Accumulator::SumFloats { .. } | Accumulator::SumMixed(_) | Accumulator::Numeric(_)
+            Accumulator::SumInts { .. }
+                | Accumulator::SumFloats { .. }
+                | Accumulator::SumMixed(_)
+                | Accumulator::Numeric(_)
         )
     }
 
@@ -226,8 +235,11 @@ impl Accumulator {
             return;
         }
         // SQLite's text in a sum (an INTEGER column may hold 'abc').
-        if let (Datum::Text(t), true) = (&*value, self.is_sum()) {
-            *value = affinity::summand(t);
+        match (&*value, self.is_sum()) {
+            (Datum::Text(t), true) => *value = affinity::summand(t),
+            // A BLOB adds as the double of its bytes read as text.
+            (Datum::Blob(b), true) => *value = Datum::Float(affinity::real(&String::from_utf8_lossy(b))),
+            _ => {}
         }
         // An empty sum takes the kind of its first value.
         let empty = match self {
@@ -356,6 +368,9 @@ impl Accumulator {
 /// within range whose partial sums in SQLite's order were not (e.g.
 /// 2^63 - 1, then 1, then -1) is a value here and an error there. Every
 /// total out of range fails in both (some partial sum, the last, is out).
+/// With doubles in the group too the result is a double, and SQLite fails
+/// only if an integer overflow came after its last double in scan order:
+/// denorm never fails there.
 fn int_sum(total: i128, dialect: Dialect) -> Result<i64, EvalError> {
     i64::try_from(total).map_err(|_| match dialect {
         Dialect::Sqlite => EvalError::SumOverflow,
@@ -368,7 +383,13 @@ fn int_sum(total: i128, dialect: Dialect) -> Result<i64, EvalError> {
 fn float_sum(func: AggregateFunc, sum: &ExactSum, non_null: Diff, dialect: Dialect) -> Value {
     let total = match sum.value() {
         Rounded::Finite(f) => f,
-        Rounded::Infinite(positive) => if positive { f64::INFINITY } else { f64::NEG_INFINITY },
+        Rounded::Infinite(positive) => {
+            if positive {
+                f64::INFINITY
+            } else {
+                f64::NEG_INFINITY
+            }
+        }
         Rounded::NotANumber if dialect == Dialect::Sqlite => return Datum::Null,
         Rounded::NotANumber => f64::NAN,
     };
@@ -593,32 +614,14 @@ impl BatchScratch {
         }
     }
 
-    fn fill(&mut self, group_key: &[usize], input: &[(Row, Diff)], packer: &mut RowPacker, hasher: &Hasher) {
-        self.keys.clear();
-        self.packed.clear();
-        self.hashes.clear();
-        self.next.clear();
-        self.chains.clear();
-        self.local.clear();
+    /// Each change's group key: a byte range of its row when the group
+    /// columns are adjacent, else packed; in key form (packed) for the
+    /// whole batch when some key holds a double or numeric.
+    fn find_keys(&mut self, group_key: &[usize], input: &[(Row, Diff)], packer: &mut RowPacker) {
         let run = group_key.windows(2).all(|w| w[1] == w[0] + 1).then(|| (group_key.first().copied(), group_key.len()));
-        self.normalized = input.iter().any(|(row, _)| match run {
-            Some((Some(first), count)) => {
-                let span = row.columns_span(first, count);
-                RowRef::from_prefix(&row.as_bytes()[span.start..], span.len()).has_key_variants()
-            }
-            Some((None, _)) => false,
-            None => group_key.iter().any(|&c| matches!(row.get(c), Datum::Float(_) | Datum::Numeric(_))),
-        });
-        for (i, (row, _)) in input.iter().enumerate() {
+        self.normalized = false;
+        for (row, _) in input {
             match run {
-                _ if self.normalized => {
-                    for &c in group_key {
-                        packer.push_key_column(row, c);
-                    }
-                    let key = packer.finish();
-                    self.keys.push((0, key.as_bytes().len() as u32));
-                    self.packed.push(key);
-                }
                 Some((Some(first), count)) => {
                     let span = row.columns_span(first, count);
                     self.keys.push((span.start as u32, span.end as u32));
@@ -633,6 +636,38 @@ impl BatchScratch {
                     self.packed.push(key);
                 }
             }
+            let (start, end) = *self.keys.last().expect("just pushed");
+            let bytes = if self.packed.is_empty() { row.as_bytes() } else { self.packed.last().unwrap().as_bytes() };
+            let key = &bytes[start as usize..end as usize];
+            if RowRef::from_prefix(key, key.len()).has_key_variants() {
+                self.normalized = true;
+                break;
+            }
+        }
+        if !self.normalized {
+            return;
+        }
+        self.keys.clear();
+        self.packed.clear();
+        for (row, _) in input {
+            for &c in group_key {
+                packer.push_key_column(row, c);
+            }
+            let key = packer.finish();
+            self.keys.push((0, key.as_bytes().len() as u32));
+            self.packed.push(key);
+        }
+    }
+
+    fn fill(&mut self, group_key: &[usize], input: &[(Row, Diff)], packer: &mut RowPacker, hasher: &Hasher) {
+        self.keys.clear();
+        self.packed.clear();
+        self.hashes.clear();
+        self.next.clear();
+        self.chains.clear();
+        self.local.clear();
+        self.find_keys(group_key, input, packer);
+        for i in 0..input.len() {
             let key = self.key(input, i);
             let hash = hasher.hash_one(key);
             let i = i as u32;
@@ -738,8 +773,14 @@ impl Reduce {
                 hash,
                 |g| g.key.as_bytes().len() >= key.len() && short_eq(&g.key.as_bytes()[..key.len()], key),
                 || {
-                    let first = &input[first as usize].0;
-                    Group::new(stored_key(key, batch.normalized, first, group_key, packer), slots)
+                    // The first insertion shows the group (a batch need not
+                    // be consolidated: a deletion may come first).
+                    let mut shown = first;
+                    while input[shown as usize].1 <= 0 && batch.next[shown as usize] != END {
+                        shown = batch.next[shown as usize];
+                    }
+                    let row = &input[shown as usize].0;
+                    Group::new(stored_key(key, batch.normalized, row, group_key, packer), slots)
                 },
                 rehash,
             );
@@ -927,17 +968,18 @@ mod tests {
         // A batch of integers only finds the group too.
         let mut out = reduce.step(&[(row(Datum::Int(1)), 1), (row(Datum::Int(2)), 1)]).unwrap();
         out.sort();
-        let mut want = vec![
-            (group(Datum::Float(1.0), 2), -1),
-            (group(Datum::Float(1.0), 3), 1),
-            (group(Datum::Int(2), 1), 1),
-        ];
+        let mut want =
+            vec![(group(Datum::Float(1.0), 2), -1), (group(Datum::Float(1.0), 3), 1), (group(Datum::Int(2), 1), 1)];
         want.sort();
         assert_eq!(out, want);
         let out = reduce.step(&[(row(Datum::Float(2.0)), 1), (row(Datum::Float(-0.0)), 1)]).unwrap();
         assert_eq!(out.len(), 3, "group 2 changes, group 0 appears: {out:?}");
         let out = reduce.step(&[(row(Datum::Float(0.0)), 1)]).unwrap();
         assert_eq!(out, vec![(group(Datum::Float(-0.0), 1), -1), (group(Datum::Float(-0.0), 2), 1)]);
+        // An unconsolidated batch whose first change of a new group is a
+        // deletion (of a row it inserts later): the first insertion shows it.
+        let batch = [(row(Datum::Float(5.0)), -1), (row(Datum::Int(5)), 1), (row(Datum::Float(5.0)), 1)];
+        assert_eq!(reduce.step(&batch).unwrap(), vec![(group(Datum::Int(5), 1), 1)]);
     }
 
     /// Regression: text in a SQLite INTEGER column was summed as 0.0

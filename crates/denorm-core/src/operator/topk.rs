@@ -168,6 +168,7 @@ impl Emit {
 ///   below 2^10 in magnitude, breaks ties between integers beyond 2^53);
 /// * booleans as the numbers 0 and 1;
 /// * text bytewise, each 0x00 escaped as 0x00 0xFF, ended by 0x00 0x00;
+///   BLOBs the same after a higher class byte;
 /// * numerics (PostgreSQL, never mixed with other numbers in one column: the
 ///   planner casts CASE/COALESCE branches to the common type) exactly: a
 ///   sign class, then for non-zero values the decimal exponent and the
@@ -203,21 +204,26 @@ pub(crate) fn encode_sort_key(row: &Row, order: &[SortKey], out: &mut Vec<u8>) {
                 out.push(0x50);
                 out.extend_from_slice(&u);
             }
-            Datum::Text(t) => {
-                out.push(0x30);
-                for &b in t.as_bytes() {
-                    out.push(b);
-                    if b == 0 {
-                        out.push(0xFF);
-                    }
-                }
-                out.extend_from_slice(&[0, 0]);
-            }
+            Datum::Text(t) => encode_bytes(0x30, t.as_bytes(), out),
+            Datum::Blob(b) => encode_bytes(0x38, &b, out),
         }
         if key.descending {
             out[start..].iter_mut().for_each(|b| *b = !*b);
         }
     }
+}
+
+/// Text or a BLOB (which sorts after all text): bytewise, each 0x00
+/// escaped as 0x00 0xFF, ended by 0x00 0x00.
+fn encode_bytes(class: u8, bytes: &[u8], out: &mut Vec<u8>) {
+    out.push(class);
+    for &b in bytes {
+        out.push(b);
+        if b == 0 {
+            out.push(0xFF);
+        }
+    }
+    out.extend_from_slice(&[0, 0]);
 }
 
 fn encode_numeric(n: denorm_types::numeric::Decimal, out: &mut Vec<u8>) {
@@ -322,7 +328,19 @@ mod tests {
             .collect();
         let stamps: Vec<Value> = [i64::MIN, -1, 0, 1, i64::MAX].into_iter().map(Datum::Timestamp).collect();
         let uuids: Vec<Value> = [[0u8; 16], [1; 16], [0xff; 16]].into_iter().map(Datum::Uuid).collect();
-        for set in [&values, &texts, &numerics, &dates, &stamps, &uuids] {
+        // SQLite's storage classes mixed, BLOBs after text.
+        let blob = |b: &[u8]| Datum::Blob(b.to_vec().into());
+        let classes: Vec<Value> = vec![
+            Datum::Null,
+            Datum::Int(1),
+            Datum::Float(1.5),
+            "a".into(),
+            "a\0".into(),
+            blob(b""),
+            blob(b"\0"),
+            blob(b"a"),
+        ];
+        for set in [&values, &texts, &numerics, &dates, &stamps, &uuids, &classes] {
             for k in [key(0, false, true), key(0, false, false), key(0, true, true), key(0, true, false)] {
                 for a in set.iter() {
                     for b in set.iter() {

@@ -7,6 +7,14 @@ use denorm_types::json::{self, Construct};
 use denorm_types::{Datum, Dialect, Diff, Row, Value};
 
 /// `json_group_array` / `json_group_object` over a whole group.
+/// SQLite's JSON aggregates refuse a BLOB value.
+fn json_value(value: &Value) -> Result<&Value, EvalError> {
+    match value {
+        Datum::Blob(_) => Err(EvalError::JsonBlob),
+        v => Ok(v),
+    }
+}
+
 pub(super) fn aggregate(agg: &Aggregate, rows: &[(Row, Diff)], dialect: Dialect) -> Result<Value, EvalError> {
     let Some(Expr::List(items)) = &agg.arg else { unreachable!("JSON aggregates take a list") };
     // (sort values, JSON text) per copy of each row.
@@ -18,7 +26,7 @@ pub(super) fn aggregate(agg: &Aggregate, rows: &[(Row, Diff)], dialect: Dialect)
         let mut text = String::new();
         let keys = match agg.func {
             AggregateFunc::JsonArray(spec) => {
-                json::write_datum(&mut text, &values[0], spec.raw, dialect);
+                json::write_datum(&mut text, json_value(&values[0])?, spec.raw, dialect);
                 values[1..].to_vec()
             }
             AggregateFunc::JsonObject { raw } => {
@@ -29,7 +37,7 @@ pub(super) fn aggregate(agg: &Aggregate, rows: &[(Row, Diff)], dialect: Dialect)
                     other => json::write_string(&mut text, &other.to_string()),
                 }
                 text.push_str(Construct::ObjectAggregate.layout(dialect).colon);
-                json::write_datum(&mut text, &values[1], raw, dialect);
+                json::write_datum(&mut text, json_value(&values[1])?, raw, dialect);
                 vec![values[0].clone()]
             }
             _ => unreachable!("not a JSON aggregate"),

@@ -608,7 +608,7 @@ fn read_rows(
     Ok(out)
 }
 
-/// A SQLite value as a datum (text borrowed); a BLOB or non-UTF-8 text is
+/// A SQLite value as a datum (text and BLOBs borrowed); non-UTF-8 text is
 /// an error naming the table and column.
 fn datum<'a>(value: ValueRef<'a>, table: &Table, logged: usize) -> Result<Datum<'a>, SourceError> {
     let column = || table.logged_names[logged].clone();
@@ -619,7 +619,7 @@ fn datum<'a>(value: ValueRef<'a>, table: &Table, logged: usize) -> Result<Datum<
         ValueRef::Text(bytes) => std::str::from_utf8(bytes)
             .map(|s| Datum::Text(Cow::Borrowed(s)))
             .map_err(|_| SourceError::InvalidText { table: table.name.clone(), column: column() }),
-        ValueRef::Blob(_) => Err(SourceError::BlobValue { table: table.name.clone(), column: column() }),
+        ValueRef::Blob(bytes) => Ok(Datum::Blob(Cow::Borrowed(bytes))),
     }
 }
 

@@ -9,7 +9,7 @@
 //!  REAL              1.0  0.1  1.0e+16  4.94065645841247e-324  1.79769313486231562234e+308
 //!                    Inf  -Inf (3.40)  9.0e+999  -9.0e+999 (newer)
 //!  TEXT              'it''s'                     quotes doubled, anything else verbatim
-//!  BLOB              X'00FF'                     not a denorm type: an error here
+//!  BLOB              X'00FF'                     upper-case hex digit pairs
 //! ```
 //!
 //! A REAL always carries a `.` or an exponent (the `!` flag of SQLite's
@@ -27,11 +27,6 @@ use denorm_types::{Datum, Value};
 /// caller (never applied, never silently dropped).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
-    #[error(
-        "logged column {column} holds a BLOB; denorm has no blob type (store TEXT, e.g. hex() or base64, instead)"
-    )]
-    Blob { column: usize },
-
     #[error("malformed logged row at byte {offset}: expected {expected}")]
     Syntax { offset: usize, expected: &'static str },
 
@@ -103,7 +98,7 @@ impl Parser<'_> {
             return self.text_value();
         }
         if rest.starts_with("X'") || rest.starts_with("x'") {
-            return Err(DecodeError::Blob { column });
+            return self.blob_value();
         }
         let len = rest.find(',').unwrap_or(rest.len());
         let token = &rest[..len];
@@ -114,6 +109,28 @@ impl Parser<'_> {
         };
         self.at += len;
         Ok(value)
+    }
+
+    /// An `X'…'` literal: pairs of hex digits.
+    fn blob_value(&mut self) -> Result<Value, DecodeError> {
+        let body = &self.text[self.at + 2..];
+        let Some(end) = body.find('\'') else {
+            self.at = self.text.len();
+            return Err(self.syntax("a closing quote"));
+        };
+        let hex = &body.as_bytes()[..end];
+        let digit = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+        let bytes: Option<Vec<u8>> = if hex.len() % 2 == 0 {
+            hex.chunks(2).map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?)).collect()
+        } else {
+            None
+        };
+        let Some(bytes) = bytes else {
+            self.at += 2;
+            return Err(self.syntax("pairs of hexadecimal digits"));
+        };
+        self.at += 2 + end + 1;
+        Ok(Datum::Blob(bytes.into()))
     }
 
     /// A `'…'` literal with `''` standing for one quote.
@@ -184,6 +201,7 @@ mod tests {
             ("'''',''''''", 2, vec![t("'"), t("''")]),
             ("'line\nbreak','żółw 🐢'", 2, vec![t("line\nbreak"), t("żółw 🐢")]),
             ("'NULL',NULL", 2, vec![t("NULL"), Datum::Null]),
+            ("X'00FF',X''", 2, vec![Datum::Blob(vec![0, 255].into()), Datum::Blob(vec![].into())]),
         ];
         for (text, expected, values) in cases {
             let got = decode_row(text, expected).unwrap_or_else(|e| panic!("{text:?}: {e}"));
@@ -201,8 +219,9 @@ mod tests {
             ("1,2", 3, ColumnCount { expected: 3, found: 2 }),
             ("", 1, ColumnCount { expected: 1, found: 0 }),
             ("1", 0, ColumnCount { expected: 0, found: 1 }),
-            ("X'00FF'", 1, Blob { column: 0 }),
-            ("1,x'00'", 2, Blob { column: 1 }),
+            ("X'0'", 1, Syntax { offset: 2, expected: "pairs of hexadecimal digits" }),
+            ("1,X'0G'", 2, Syntax { offset: 4, expected: "pairs of hexadecimal digits" }),
+            ("X'00", 1, Syntax { offset: 4, expected: "a closing quote" }),
             ("'open", 1, Syntax { offset: 5, expected: "a closing quote" }),
             ("'a'b", 1, Syntax { offset: 3, expected: "',' or the end of the row" }),
             ("1,", 2, Syntax { offset: 2, expected: "a value" }),
@@ -242,6 +261,7 @@ mod tests {
                 .prop_map(Datum::Float),
             // quote() cuts text at NUL (see the module docs).
             "[^\0]{0,12}".prop_map(Datum::owned_text),
+            proptest::collection::vec(any::<u8>(), 0..8).prop_map(|b| Datum::Blob(b.into())),
             "[',\n ab]{0,8}".prop_map(Datum::owned_text),
         ]
     }
@@ -284,6 +304,7 @@ mod tests {
             Datum::Int(i) => V::Integer(*i),
             Datum::Float(f) => V::Real(*f),
             Datum::Text(t) => V::Text(t.to_string()),
+            Datum::Blob(b) => V::Blob(b.to_vec()),
             _ => V::Null,
         }
     }

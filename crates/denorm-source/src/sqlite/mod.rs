@@ -161,11 +161,7 @@ fn read_table(conn: &Connection, table: &str, without_rowid: bool) -> Result<Tab
         !without_rowid && primary_key.len() == 1 && raw[primary_key[0]].declared_type.eq_ignore_ascii_case("INTEGER");
     let mut columns = Vec::with_capacity(raw.len());
     for (i, c) in raw.iter().enumerate() {
-        let ty = column_type(&c.declared_type).ok_or_else(|| SourceError::UnsupportedColumn {
-            table: table.to_string(),
-            column: c.name.clone(),
-            declared_type: c.declared_type.clone(),
-        })?;
+        let ty = column_type(&c.declared_type).unwrap_or(ScalarType::Any);
         // Only these primary keys reject NULL without a NOT NULL constraint.
         let pk_not_null = primary_key.contains(&i) && (rowid_alias || without_rowid);
         columns.push(ColumnSchema { name: c.name.clone(), ty, nullable: !(c.not_null || pk_not_null) });
@@ -236,8 +232,9 @@ fn index_columns(conn: &Connection, table: &TableSchema, index: &str) -> Result<
 ///
 /// 1. contains `INT` → integer;
 /// 2. contains `CHAR`, `CLOB` or `TEXT` → text;
-/// 3. contains `BLOB`, or no declared type → `None` (BLOB affinity: values
-///    keep whatever type they were written with, so denorm refuses them);
+/// 3. contains `BLOB`, or no declared type → `None`: BLOB affinity (no
+///    affinity), values keep whatever storage class they were written with;
+///    [`read_catalog`] types the column [`ScalarType::Any`];
 /// 4. contains `REAL`, `FLOA` or `DOUB` → double;
 /// 5. otherwise NUMERIC affinity, which denorm refines:
 ///    * contains `BOOL` → integer (SQLite stores booleans as 0 and 1);
@@ -415,18 +412,11 @@ mod tests {
     }
 
     #[test]
-    fn untyped_and_blob_columns_are_refused_by_name() {
-        let err = catalog_of("CREATE TABLE files (id INTEGER PRIMARY KEY, data);").unwrap_err();
-        assert!(
-            matches!(&err, SourceError::UnsupportedColumn { table, column, .. } if table == "files" && column == "data")
-        );
-        assert_eq!(
-            err.to_string(),
-            "column files.data has no declared type (BLOB affinity): denorm cannot type it; \
-             declare it INTEGER, REAL or TEXT"
-        );
-        let err = catalog_of("CREATE TABLE files (id INTEGER PRIMARY KEY, data BLOB);").unwrap_err();
-        assert!(err.to_string().starts_with("column files.data has declared type \"BLOB\""), "{err}");
+    fn untyped_and_blob_columns_hold_any_value() {
+        let catalog = catalog_of("CREATE TABLE files (id INTEGER PRIMARY KEY, data, raw BLOB, name TEXT);").unwrap();
+        let files = catalog.get("files").unwrap();
+        let types: Vec<ScalarType> = files.columns.iter().map(|c| c.ty).collect();
+        assert_eq!(types, vec![ScalarType::Int, ScalarType::Any, ScalarType::Any, ScalarType::Text]);
     }
 
     #[test]

@@ -112,9 +112,8 @@ impl RowKeys {
 pub(crate) fn row_keys(conn: &Connection, table: &str, without_rowid: bool) -> rusqlite::Result<RowKeys> {
     let mut columns =
         conn.prepare("SELECT name, type, pk, hidden FROM pragma_table_xinfo(?1) WHERE hidden <> 1 ORDER BY cid")?;
-    let columns: Vec<(String, String, i64, i64)> = columns
-        .query_map([table], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-        .collect::<Result<_, _>>()?;
+    let columns: Vec<(String, String, i64, i64)> =
+        columns.query_map([table], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?.collect::<Result<_, _>>()?;
     // hidden: 2 a VIRTUAL, 3 a STORED generated column.
     let generated = columns.iter().filter(|c| matches!(c.3, 2 | 3)).map(|c| c.0.clone()).collect();
     let mut keys = RowKeys { generated, ..RowKeys::default() };

@@ -149,7 +149,7 @@ fn datum(value: ValueRef<'_>) -> Datum<'_> {
         ValueRef::Integer(i) => Datum::Int(i),
         ValueRef::Real(f) => Datum::Float(f),
         ValueRef::Text(t) => Datum::text(std::str::from_utf8(t).unwrap()),
-        ValueRef::Blob(_) => panic!("blob in the oracle"),
+        ValueRef::Blob(b) => Datum::Blob(b.into()),
     }
 }
 

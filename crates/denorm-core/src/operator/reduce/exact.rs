@@ -14,11 +14,13 @@
 //! floating-point sum, but they can be out of a count.
 //!
 //! Against the source: SQLite (3.43 on) sums doubles with Kahan-Babuska-
-//! Neumaier compensation in scan order, which equals the correctly rounded
-//! sum unless the compensation itself loses bits (cancellation between
-//! values more than 2^106 apart in magnitude, or an intermediate sum past
-//! the double range, where SQLite returns ±Inf or NaN for a finite total);
-//! there denorm's value is the exact one. PostgreSQL adds `float8` values
+//! Neumaier compensation in scan order, which usually equals the correctly
+//! rounded sum; it does not where the compensation term (itself a rounded
+//! double sum) loses bits — one ulp off for some mixes of tenths and 1e16
+//! (`denorm-testkit/tests/float_sums.rs`), more under heavy cancellation —
+//! or where an intermediate sum passes the double range (SQLite returns ±Inf
+//! or NaN for a finite total). There denorm's value is the correctly rounded
+//! one; SQLite's depends on its scan order. PostgreSQL adds `float8` values
 //! without compensation, in scan order: its last digits depend on that order
 //! and the differential tests compare doubles to 1e-9 relative.
 

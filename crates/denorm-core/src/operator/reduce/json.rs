@@ -55,7 +55,7 @@ pub(super) fn entry(
                 })
                 .collect();
             encode_sort_key(&Row::pack(keys), &order, &mut sort);
-            json::write_datum(&mut text, &items[0].eval(row, dialect)?, spec.raw, dialect);
+            json::write_datum(&mut text, &no_blob(items[0].eval(row, dialect)?)?, spec.raw, dialect);
         }
         AggregateFunc::JsonObject { raw } => {
             let key = items[0].eval(row, dialect)?;
@@ -69,11 +69,19 @@ pub(super) fn entry(
             encode_sort_key(&Row::pack([key]), &[ascending], &mut sort);
             json::write_string(&mut text, &name);
             text.push_str(Construct::ObjectAggregate.layout(dialect).colon);
-            json::write_datum(&mut text, &items[1].eval(row, dialect)?, raw, dialect);
+            json::write_datum(&mut text, &no_blob(items[1].eval(row, dialect)?)?, raw, dialect);
         }
         _ => unreachable!("not a JSON aggregate: {func:?}"),
     }
     Ok(Some((sort.into_boxed_slice(), text.into_boxed_str())))
+}
+
+/// A JSON element's value: SQLite's JSON aggregates refuse a BLOB.
+pub(crate) fn no_blob(value: Datum<'_>) -> Result<Datum<'_>, EvalError> {
+    match value {
+        Datum::Blob(_) => Err(EvalError::JsonBlob),
+        v => Ok(v),
+    }
 }
 
 /// Adds `diff` copies of `entry`.
