@@ -38,6 +38,10 @@ pub enum EvalError {
     /// by zero).
     #[error("{0}; CAST the operands to double precision in the view if an approximate result will do")]
     Numeric(NumericError),
+    /// A value that makes a function read the clock or the machine's time
+    /// zone (`date(x)` where x is `'now'`): a maintained view cannot follow it.
+    #[error("{0} reads the clock or the time zone, which a maintained view cannot follow")]
+    NotDeterministic(String),
 }
 
 impl From<NumericError> for EvalError {
@@ -302,6 +306,11 @@ fn call<'r>(func: Func, args: &[Expr], row: &[Datum<'r>], dialect: Dialect) -> R
         Func::JsonObject { raw } => return json_object(raw, args, row, dialect),
         _ => {}
     }
+    let sqlite_length = func == Func::Length && dialect == Dialect::Sqlite;
+    if !matches!(func, Func::Abs | Func::Lower { .. } | Func::Upper { .. } | Func::Length) || sqlite_length {
+        let values = args.iter().map(|a| a.eval(row, dialect)).collect::<Result<Vec<_>>>()?;
+        return crate::scalar::call(func, values);
+    }
     let v = args[0].eval(row, dialect)?;
     Ok(match (func, v) {
         (_, Datum::Null) => Datum::Null,
@@ -451,7 +460,7 @@ fn float_to_int<'r>(f: f64, dialect: Dialect) -> Result<Datum<'r>> {
 
 /// The longest prefix of `s` (after leading spaces) that parses as an integer
 /// (SQLite), or the whole trimmed text (PostgreSQL).
-fn text_to_int<'r>(s: &str, dialect: Dialect) -> Result<Datum<'r>> {
+pub(crate) fn text_to_int<'r>(s: &str, dialect: Dialect) -> Result<Datum<'r>> {
     match dialect {
         Dialect::Postgres => {
             s.trim().parse::<i64>().map(Datum::Int).map_err(|_| invalid(&Datum::text(s), ScalarType::Int))
@@ -475,7 +484,7 @@ fn text_to_int<'r>(s: &str, dialect: Dialect) -> Result<Datum<'r>> {
     }
 }
 
-fn text_to_float<'r>(s: &str, dialect: Dialect) -> Result<Datum<'r>> {
+pub(crate) fn text_to_float<'r>(s: &str, dialect: Dialect) -> Result<Datum<'r>> {
     match dialect {
         Dialect::Postgres => {
             s.trim().parse::<f64>().map(Datum::Float).map_err(|_| invalid(&Datum::text(s), ScalarType::Float))

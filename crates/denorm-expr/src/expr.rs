@@ -129,6 +129,58 @@ pub enum Func {
     JsonObject {
         raw: u64,
     },
+    /// SQLite `substr(x, start[, length])` (also `substring`): characters,
+    /// 1-based; a negative start counts from the end, a negative length takes
+    /// the characters before the start.
+    Substr,
+    /// SQLite `trim`/`ltrim`/`rtrim(x[, characters])` (default: spaces).
+    Trim(TrimSide),
+    /// SQLite `replace(x, from, to)`; an empty `from` returns `x` unchanged.
+    Replace,
+    /// SQLite `instr(x, y)`: the 1-based character position of the first
+    /// `y` in `x`, 0 when absent.
+    Instr,
+    /// SQLite `round(x[, digits])`: always a double.
+    Round,
+    /// SQLite `sign(x)`: -1, 0 or 1; NULL for what is not a number.
+    Sign,
+    /// SQLite scalar `min(a, b, …)`/`max(…)`: NULL if any argument is.
+    Min,
+    Max,
+    /// SQLite `typeof(x)`: the storage class of the value.
+    Typeof,
+    /// SQLite `hex(x)`: upper-case hex of the value's text (UTF-8 bytes).
+    Hex,
+    /// SQLite `quote(x)`: the value as an SQL literal.
+    Quote,
+    /// SQLite `unicode(x)`: the code point of the first character.
+    Unicode,
+    /// SQLite `char(c, …)`: text of the code points.
+    Char,
+    /// SQLite `printf(format, …)` (also `format`).
+    Printf,
+    /// SQLite's date and time functions.
+    Date(DateFunc),
+}
+
+/// Which side(s) [`Func::Trim`] trims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TrimSide {
+    Both,
+    Leading,
+    Trailing,
+}
+
+/// SQLite's date and time functions: `f(time value, modifier, …)`;
+/// `strftime(format, time value, modifier, …)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DateFunc {
+    Date,
+    Time,
+    DateTime,
+    JulianDay,
+    UnixEpoch,
+    Strftime,
 }
 
 impl Func {
@@ -140,6 +192,28 @@ impl Func {
             Func::Length => "length",
             Func::JsonArray { .. } => "json_array",
             Func::JsonObject { .. } => "json_object",
+            Func::Substr => "substr",
+            Func::Trim(TrimSide::Both) => "trim",
+            Func::Trim(TrimSide::Leading) => "ltrim",
+            Func::Trim(TrimSide::Trailing) => "rtrim",
+            Func::Replace => "replace",
+            Func::Instr => "instr",
+            Func::Round => "round",
+            Func::Sign => "sign",
+            Func::Min => "min",
+            Func::Max => "max",
+            Func::Typeof => "typeof",
+            Func::Hex => "hex",
+            Func::Quote => "quote",
+            Func::Unicode => "unicode",
+            Func::Char => "char",
+            Func::Printf => "printf",
+            Func::Date(DateFunc::Date) => "date",
+            Func::Date(DateFunc::Time) => "time",
+            Func::Date(DateFunc::DateTime) => "datetime",
+            Func::Date(DateFunc::JulianDay) => "julianday",
+            Func::Date(DateFunc::UnixEpoch) => "unixepoch",
+            Func::Date(DateFunc::Strftime) => "strftime",
         }
     }
 }

@@ -19,13 +19,18 @@
 //! ```
 
 mod aggregate;
+mod datetime;
 mod eval;
 mod expr;
+pub mod function;
 mod optimize;
 mod plan;
+pub mod printf;
+mod scalar;
 
 pub use aggregate::{Aggregate, AggregateFunc, AggregateOrder, JsonArraySpec, OrderTerm};
+pub use datetime::reads_the_clock;
 pub use eval::EvalError;
-pub use expr::{BinaryOp, Expr, Func};
+pub use expr::{BinaryOp, DateFunc, Expr, Func, TrimSide};
 pub use optimize::optimize;
 pub use plan::{JoinKind, Plan, SortKey};

@@ -225,6 +225,16 @@ impl<'a, 'c> Lowerer<'a, 'c> {
                 self.case(operand.as_deref(), conditions, else_result.as_deref(), at, d)
             }
             E::Function(f) => self.function(f, e, d),
+            E::Substring { expr, substring_from, substring_for, .. } => {
+                let args: Vec<&ast::Expr> = [Some(&**expr), substring_from.as_deref(), substring_for.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                self.call("substr", &args, at, d)
+            }
+            E::Trim { trim_where, trim_what, expr, trim_characters } => {
+                self.trim(trim_where.as_ref(), trim_what.as_deref(), expr, trim_characters.as_deref(), at, d)
+            }
             E::Cast { kind, expr, data_type, format } => self.cast(kind, expr, data_type, format.is_some(), at, d),
             _ => Err(refusal(e, at)),
         }
@@ -476,7 +486,13 @@ pub(crate) fn is_aggregate(f: &ast::Function) -> bool {
 /// COUNT, SUM, AVG, MIN or MAX by name (DISTINCT decided by the caller).
 pub(crate) fn aggregate_func(f: &ast::Function) -> Option<AggregateFunc> {
     let [ast::ObjectNamePart::Identifier(name)] = f.name.0.as_slice() else { return None };
-    match name.value.to_ascii_lowercase().as_str() {
+    let name = name.value.to_ascii_lowercase();
+    // SQLite's min(a, b, …) and max(a, b, …) are scalar functions.
+    let several = matches!(&f.args, ast::FunctionArguments::List(l) if l.args.len() > 1);
+    if several && matches!(name.as_str(), "min" | "max") {
+        return None;
+    }
+    match name.as_str() {
         "count" => Some(AggregateFunc::Count),
         "sum" => Some(AggregateFunc::Sum),
         "avg" => Some(AggregateFunc::Avg),
@@ -574,13 +590,9 @@ fn refusal(e: &ast::Expr, at: Option<Location>) -> PlanError {
         E::Interval(_) | E::TypedString(_) | E::AtTimeZone { .. } | E::Extract { .. } => {
             PlanError::new("date and time expressions are not supported", at)
         }
-        E::Substring { .. }
-        | E::Trim { .. }
-        | E::Overlay { .. }
-        | E::Position { .. }
-        | E::Ceil { .. }
-        | E::Floor { .. } => {
-            PlanError::new("this function is not supported", at).hint(crate::func::SUPPORTED_FUNCTIONS)
+        E::Overlay { .. } | E::Position { .. } | E::Ceil { .. } | E::Floor { .. } => {
+            PlanError::new("this function is not supported", at)
+                .hint(denorm_expr::function::supported(denorm_types::Dialect::Sqlite))
         }
         E::Tuple(_) => PlanError::new("row constructors are not supported", at),
         _ => PlanError::new("this expression is not supported", at),

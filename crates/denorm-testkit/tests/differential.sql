@@ -160,3 +160,51 @@ SELECT category, COUNT(*) AS n, SUM(rn) AS rank_sum FROM (
   SELECT category, id, ROW_NUMBER() OVER (PARTITION BY category ORDER BY name, id) AS rn FROM products) AS r
 WHERE rn <= 2
 GROUP BY category;
+
+-- Function library (issue 11, helper D): every scalar function of the
+-- SQLite table over the test columns (NULLs, negatives, case, doubles).
+
+CREATE MATERIALIZED VIEW post_text_functions AS
+SELECT id, substr(title, 2, 3) AS s1, substr(title, -2) AS s2, substr(title, 0, 2) AS s3,
+       substr(title, score, created_at % 5 - 2) AS s4, substring(title, 2) AS s5,
+       trim(title, 'aA') AS t1, ltrim('  ' || title) AS t2, rtrim(title, 'a') AS t3, trim(title) AS t4,
+       replace(title, 'a', 'XY') AS r1, instr(title, 'a') AS i1, instr(title, title) AS i2,
+       ifnull(score, -1) AS f1, iif(score > 2, 'hi', 'lo') AS f2, iif(score, title, NULL) AS f3,
+       min(score, created_at) AS mn, max(score, created_at, 5) AS mx, min(title, 'b') AS mt,
+       typeof(score) AS ty, typeof(score / 2.0) AS ty2, hex(title) AS h, hex(score) AS h2,
+       quote(title) AS q, quote(score) AS q2,
+       printf('%5d|%-6s|%.2f|%x', score, title, score / 4.0, created_at) AS p, format('%s-%03d', title, score) AS p2,
+       char(65 + score, 98) AS c, unicode(title) AS u, sign(score - 2) AS sg, length(score) AS ls,
+       round(score / 3.0, 1) AS r2, round(score * 0.5) AS r3,
+       upper(substr(title, 1, 1)) || lower(substr(title, 2)) AS cap
+FROM posts;
+
+CREATE MATERIALIZED VIEW product_number_functions AS
+SELECT p.id, round(p.price, 1) AS r1, round(p.price) AS r0, sign(p.price) AS s, printf('%.1f|%+d', p.price, p.price) AS pf,
+       quote(p.price) AS q, typeof(p.price) AS t, max(p.price, 0.5) AS mx, min(p.price, r.helpful) AS mn,
+       round(r.helpful * p.price, 2) AS prod, hex(p.price) AS h, substr(p.name, p.price) AS sp
+FROM products p LEFT JOIN reviews r ON r.product_id = p.id;
+
+CREATE MATERIALIZED VIEW post_dates AS
+SELECT id, date(1700000000 + created_at * 86400 * 7, 'unixepoch') AS d1,
+       datetime(2460000.5 + created_at / 3.0) AS d2,
+       strftime('%Y-%m %j %W %w', 1700000000 + created_at * 1000003, 'unixepoch') AS d3,
+       date('2024-01-31', '+' || CAST(score AS TEXT) || ' months') AS d4,
+       julianday(date('2000-02-29', CAST(created_at AS TEXT) || ' years')) AS d5,
+       unixepoch('2024-03-10', 'start of month', '+' || CAST(created_at AS TEXT) || ' hours') AS d6,
+       time(created_at * 3600.5, 'unixepoch') AS d7,
+       date(title) AS d8,
+       date('1995-03-15', 'weekday ' || CAST(score AS TEXT), 'start of year') AS d9
+FROM posts;
+
+CREATE MATERIALIZED VIEW posts_per_year AS
+SELECT strftime('%Y', date('1992-01-01', '+' || CAST(created_at * 97 AS TEXT) || ' days')) AS o_year,
+       COUNT(*) AS n, SUM(score) AS total
+FROM posts
+GROUP BY strftime('%Y', date('1992-01-01', '+' || CAST(created_at * 97 AS TEXT) || ' days'));
+
+CREATE MATERIALIZED VIEW users_by_initial AS
+SELECT substr(name, 1, 1) AS initial, COUNT(*) AS n, MAX(karma) AS best
+FROM users
+WHERE instr(lower(name), 'n') > 0 OR karma > 2
+GROUP BY substr(name, 1, 1);

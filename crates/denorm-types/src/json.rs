@@ -89,6 +89,27 @@ pub fn write_float(out: &mut String, x: f64, dialect: Dialect) {
     }
 }
 
+/// SQLite's text for a double wherever it converts one to text (`CAST(x AS
+/// TEXT)`, `x || ''`, a text function's argument): `printf("%!.17g")`, the
+/// same digits as its JSON output, but infinities as `Inf`/`-Inf`.
+pub fn sqlite_float_text(x: f64) -> String {
+    if x.is_infinite() {
+        return if x < 0.0 { "-Inf" } else { "Inf" }.to_string();
+    }
+    let mut out = String::new();
+    write_sqlite_float(&mut out, x);
+    out
+}
+
+/// `x` rounded to `precision` significant digits (correctly: from its exact
+/// binary value, ties to even), as decimal
+/// digits without trailing zeros and the exponent of the first digit plus
+/// one: `x = 0.d₁d₂… × 10^point`. For `x` finite and positive.
+pub fn decimal_digits(x: f64, precision: usize) -> (Vec<u8>, i32) {
+    let d = Decimal::exact(x, precision);
+    (d.digits, d.point)
+}
+
 /// Significant digits (no leading or trailing zeros) and the decimal
 /// exponent of the first digit: `x = 0.d1d2… × 10^(point)`.
 struct Decimal {
