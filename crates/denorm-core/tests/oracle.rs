@@ -73,6 +73,8 @@ fn join(kind: JoinKind, left: Box<Plan>, right: Box<Plan>, residual: Option<Expr
 /// One plan per operator shape.
 fn shapes() -> Vec<(&'static str, Plan)> {
     use AggregateFunc::*;
+    let by_id_desc = AggregateOrder::new(&[OrderTerm { descending: true, nulls_first: false }]).unwrap();
+    let unordered = AggregateOrder::new(&[]).unwrap();
     let all_aggs = |x: usize, v: usize| {
         vec![
             agg(Count, None),
@@ -82,6 +84,10 @@ fn shapes() -> Vec<(&'static str, Plan)> {
             agg(Min, Some(col(x))),
             agg(Max, Some(col(v))),
             agg(CountDistinct, Some(col(v))),
+            agg(SumDistinct, Some(col(v))),
+            agg(AvgDistinct, Some(col(v))),
+            agg(GroupConcat(by_id_desc), Some(Expr::List(vec![col(x), lit("|"), col(0)]))),
+            agg(GroupConcat(unordered), Some(Expr::List(vec![col(v), lit(", ")]))),
         ]
     };
     vec![

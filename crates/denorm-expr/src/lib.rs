@@ -28,7 +28,7 @@ mod plan;
 pub mod printf;
 mod scalar;
 
-pub use aggregate::{Aggregate, AggregateFunc, AggregateOrder, JsonArraySpec, OrderTerm};
+pub use aggregate::{Aggregate, AggregateFunc, AggregateOrder, JsonArraySpec, OrderTerm, SqliteSum};
 pub use datetime::reads_the_clock;
 pub use eval::EvalError;
 pub use expr::{BinaryOp, DateFunc, Expr, Func, TrimSide};

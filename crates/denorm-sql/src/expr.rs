@@ -15,7 +15,7 @@
 
 use std::cell::RefCell;
 
-use denorm_expr::{AggregateFunc, BinaryOp, Expr};
+use denorm_expr::{AggregateFunc, AggregateOrder, BinaryOp, Expr};
 use denorm_types::{Datum, Dialect, ScalarType};
 use sqlparser::ast::{self, BinaryOperator, UnaryOperator};
 
@@ -498,6 +498,9 @@ pub(crate) fn aggregate_func(f: &ast::Function) -> Option<AggregateFunc> {
         "avg" => Some(AggregateFunc::Avg),
         "min" => Some(AggregateFunc::Min),
         "max" => Some(AggregateFunc::Max),
+        // total(x) is the sum, made a double and 0.0 for no values.
+        "total" => Some(AggregateFunc::Sum),
+        "group_concat" | "string_agg" => AggregateOrder::new(&[]).map(AggregateFunc::GroupConcat),
         _ => None,
     }
 }

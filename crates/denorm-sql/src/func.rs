@@ -13,8 +13,10 @@ use crate::expr::{aggregate_func, is_aggregate, Clause, Grouping, Lowerer};
 use crate::types::{self, bool_as_int, comparison_operands, Typed};
 use crate::{Location, PlanError};
 
+mod aggregate;
 mod json;
 
+use aggregate::total;
 pub(crate) use json::{is_json_aggregate, outside_subquery};
 
 const SUPPORTED_TYPES: &str =
@@ -315,35 +317,60 @@ impl Lowerer<'_, '_> {
         let name = function_name(f);
         if is_json_aggregate(&name) {
             // call_args refuses the ORDER BY and LIMIT clauses these take.
-            if f.over.is_some() || f.filter.is_some() || !f.within_group.is_empty() || f.null_treatment.is_some() {
+            if f.filter.is_some() {
+                return Err(PlanError::new(format!("FILTER is not supported on {name}(…)"), at)
+                    .detail("the JSON aggregates keep NULL elements, so the filter cannot become the argument")
+                    .hint("aggregate a subquery that keeps the wanted rows"));
+            }
+            if f.over.is_some() || !f.within_group.is_empty() || f.null_treatment.is_some() {
                 return Err(PlanError::new(format!("this form of {name}(…) is not supported"), at));
             }
             return self.json_aggregate(f, &name, grouping, at, d);
         }
-        let (args, distinct) = call_args(f, &name, at)?;
-        let Some(mut func) = aggregate_func(f) else { return Err(PlanError::new("not an aggregate", at)) };
-        if distinct && func != AggregateFunc::Count {
-            return Err(PlanError::new(
-                format!("DISTINCT is only supported in count(DISTINCT …), not in {name}(…)"),
-                at,
-            ));
+        if matches!(name.as_str(), "group_concat" | "string_agg") {
+            return self.group_concat(f, &name, grouping, at, d);
         }
+        if name == "total" && self.dialect != Dialect::Sqlite {
+            return Err(PlanError::new("function total(…) is a SQLite function, not supported on PostgreSQL", at)
+                .hint("write COALESCE(SUM(x), 0)"));
+        }
+        // FILTER (WHERE c) is planned as the argument CASE WHEN c THEN x END:
+        // every aggregate here skips NULLs, so the two agree row for row.
+        let unfiltered = ast::Function { filter: None, ..f.clone() };
+        let (args, distinct) = call_args(&unfiltered, &name, at)?;
+        let Some(mut func) = aggregate_func(f) else { return Err(PlanError::new("not an aggregate", at)) };
         let arg = match args {
             Args::Star if func == AggregateFunc::Count && !distinct => None,
             Args::Star => return Err(PlanError::new(format!("{name}(*) is not supported"), at)),
             Args::List(list) => {
-                let [arg]: [&ast::Expr; 1] = list.try_into().map_err(|_| {
-                    let hint = "in SQLite, min(a, b) and max(a, b) are scalar functions; use CASE instead";
-                    arity_error(&name, "exactly one argument", at).hint(hint)
-                })?;
+                let [arg]: [&ast::Expr; 1] =
+                    list.try_into().map_err(|_| arity_error(&name, "exactly one argument", at))?;
                 Some(self.scalar(Clause::AggregateArgument).lower(arg, d + 1)?)
             }
         };
+        let arg = match f.filter.as_deref() {
+            Some(condition) => Some(self.filtered(arg, condition, d)?),
+            None => arg,
+        };
         if distinct {
-            func = AggregateFunc::CountDistinct;
+            func = match func {
+                AggregateFunc::Count => AggregateFunc::CountDistinct,
+                AggregateFunc::Sum => AggregateFunc::SumDistinct,
+                AggregateFunc::Avg => AggregateFunc::AvgDistinct,
+                // The extremes of the distinct values are the extremes.
+                f => f,
+            };
         }
-        let (arg, ty, nullable) = self.aggregate_type(func, &name, arg, at)?;
+        let type_func = match func {
+            AggregateFunc::SumDistinct => AggregateFunc::Sum,
+            AggregateFunc::AvgDistinct => AggregateFunc::Avg,
+            f => f,
+        };
+        let (arg, ty, nullable) = self.aggregate_type(type_func, &name, arg, at)?;
         let column = grouping.borrow_mut().register(func, arg, ty, nullable);
+        if name == "total" {
+            return Ok(total(column));
+        }
         Ok(Typed::new(Expr::Column(column), ty, nullable))
     }
 

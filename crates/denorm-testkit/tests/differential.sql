@@ -208,3 +208,19 @@ SELECT substr(name, 1, 1) AS initial, COUNT(*) AS n, MAX(karma) AS best
 FROM users
 WHERE instr(lower(name), 'n') > 0 OR karma > 2
 GROUP BY substr(name, 1, 1);
+
+CREATE MATERIALIZED VIEW review_aggregate_library AS
+SELECT product_id, total(rating) AS t, total(helpful) AS th, SUM(DISTINCT rating) AS sd, AVG(DISTINCT rating) AS ad,
+       SUM(DISTINCT helpful) AS sdh, AVG(DISTINCT helpful) AS adh, COUNT(*) FILTER (WHERE rating > 3) AS good,
+       SUM(helpful) FILTER (WHERE user_id IS NOT NULL) AS sf, MAX(rating) FILTER (WHERE helpful > 0) AS mf,
+       COUNT(DISTINCT user_id) FILTER (WHERE rating >= 2) AS cdf, MIN(DISTINCT rating) AS mnd,
+       group_concat(rating, '-' ORDER BY id) AS ratings, group_concat(helpful ORDER BY id DESC) AS helpfuls,
+       string_agg(CAST(user_id AS TEXT), ', ' ORDER BY user_id DESC, id) AS users,
+       group_concat(user_id, ';' ORDER BY id) FILTER (WHERE rating > 2) AS gf
+FROM reviews
+GROUP BY product_id;
+
+CREATE MATERIALIZED VIEW user_names_concat AS
+SELECT group_concat(name) AS names, total(karma) AS karma_total, COUNT(*) FILTER (WHERE avatar IS NULL) AS no_avatar,
+       AVG(DISTINCT karma) AS distinct_karma
+FROM users;

@@ -26,8 +26,16 @@ const VIEWS: &str = concat!(include_str!("differential.sql"), "\n", include_str!
 
 /// Standard SQL equal to a view whose own SELECT SQLite cannot run (LIMIT
 /// inside an aggregate call is a denorm extension): the first n elements by
-/// ROW_NUMBER over the same order, aggregated with FILTER.
+/// ROW_NUMBER over the same order, aggregated with FILTER. Also a view whose
+/// SELECT leaves an order unspecified: unordered group_concat is joined in
+/// the order of the values' text.
 const REFERENCE_SQL: &[(&str, &str)] = &[
+    (
+        "user_names_concat",
+        "SELECT group_concat(name, ',' ORDER BY name) AS names, total(karma) AS karma_total,
+                COUNT(*) FILTER (WHERE avatar IS NULL) AS no_avatar, AVG(DISTINCT karma) AS distinct_karma
+         FROM users",
+    ),
     (
         "product_newest_reviews",
         "SELECT product_id,

@@ -194,7 +194,7 @@ impl Lowerer<'_, '_> {
         Err(PlanError::new(format!("LIMIT inside {name}(…) must be a non-negative integer literal"), self.at(e)))
     }
 
-    fn aggregate_order(
+    pub(crate) fn aggregate_order(
         &self,
         terms: &[ast::OrderByExpr],
         name: &str,
