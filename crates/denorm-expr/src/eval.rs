@@ -42,6 +42,10 @@ pub enum EvalError {
     /// zone (`date(x)` where x is `'now'`): a maintained view cannot follow it.
     #[error("{0} reads the clock or the time zone, which a maintained view cannot follow")]
     NotDeterministic(String),
+    /// An argument the function rejects (PostgreSQL: `split_part(s, d, 0)`,
+    /// a negative substring length, `make_date(2024, 2, 30)`).
+    #[error("{0}")]
+    InvalidArgument(String),
 }
 
 impl From<NumericError> for EvalError {
@@ -309,6 +313,9 @@ fn call<'r>(func: Func, args: &[Expr], row: &[Datum<'r>], dialect: Dialect) -> R
     let sqlite_length = func == Func::Length && dialect == Dialect::Sqlite;
     if !matches!(func, Func::Abs | Func::Lower { .. } | Func::Upper { .. } | Func::Length) || sqlite_length {
         let values = args.iter().map(|a| a.eval(row, dialect)).collect::<Result<Vec<_>>>()?;
+        if is_postgres_function(func) {
+            return crate::pg::call(func, values);
+        }
         return crate::scalar::call(func, values);
     }
     let v = args[0].eval(row, dialect)?;
@@ -326,6 +333,24 @@ fn call<'r>(func: Func, args: &[Expr], row: &[Datum<'r>], dialect: Dialect) -> R
         (Func::Length, Datum::Text(t)) => Datum::Int(t.chars().count() as i64),
         (_, other) => other,
     })
+}
+
+fn is_postgres_function(func: Func) -> bool {
+    matches!(
+        func,
+        Func::PgSubstring
+            | Func::Strpos
+            | Func::SplitPart
+            | Func::Concat
+            | Func::ConcatWs
+            | Func::Left
+            | Func::Right
+            | Func::PgRound
+            | Func::MakeDate
+            | Func::DateTrunc(_)
+            | Func::Extract(_)
+            | Func::DatePart(_)
+    )
 }
 
 fn is_raw(raw: u64, i: usize) -> bool {

@@ -161,6 +161,118 @@ pub enum Func {
     Printf,
     /// SQLite's date and time functions.
     Date(DateFunc),
+    /// PostgreSQL `substring(s from start for count)` (also `substr`).
+    PgSubstring,
+    /// PostgreSQL `strpos(s, sub)` / `position(sub in s)`.
+    Strpos,
+    /// PostgreSQL `split_part(s, delimiter, n)`.
+    SplitPart,
+    /// PostgreSQL `concat(…)`: NULLs skipped, never NULL.
+    Concat,
+    /// PostgreSQL `concat_ws(separator, …)`.
+    ConcatWs,
+    /// PostgreSQL `left(s, n)` / `right(s, n)`.
+    Left,
+    Right,
+    /// PostgreSQL `round(x)` (double: half to even; numeric: half away from
+    /// zero) and `round(numeric, places)`.
+    PgRound,
+    /// PostgreSQL `make_date(y, m, d)`.
+    MakeDate,
+    /// PostgreSQL `date_trunc('field', timestamp)`.
+    DateTrunc(DateField),
+    /// PostgreSQL `extract(field from date|timestamp)`: numeric.
+    Extract(DateField),
+    /// PostgreSQL `date_part('field', timestamp)`: double precision.
+    DatePart(DateField),
+}
+
+/// A field of PostgreSQL's `extract`, `date_part` and `date_trunc`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DateField {
+    Microseconds,
+    Milliseconds,
+    Second,
+    Minute,
+    Hour,
+    Day,
+    Week,
+    Month,
+    Quarter,
+    Year,
+    Decade,
+    Century,
+    Millennium,
+    Dow,
+    Isodow,
+    Doy,
+    Isoyear,
+    Epoch,
+}
+
+impl DateField {
+    /// The field named `name` (PostgreSQL's spellings, any case).
+    pub fn parse(name: &str) -> Option<DateField> {
+        use DateField::*;
+        Some(match name.to_ascii_lowercase().as_str() {
+            "microsecond" | "microseconds" | "us" => Microseconds,
+            "millisecond" | "milliseconds" | "ms" => Milliseconds,
+            "second" | "seconds" | "sec" | "secs" => Second,
+            "minute" | "minutes" | "min" | "mins" => Minute,
+            "hour" | "hours" | "h" => Hour,
+            "day" | "days" | "d" => Day,
+            "week" | "weeks" | "w" => Week,
+            "month" | "months" | "mon" | "mons" => Month,
+            "quarter" | "qtr" => Quarter,
+            "year" | "years" | "y" | "yr" | "yrs" => Year,
+            "decade" | "decades" => Decade,
+            "century" | "centuries" => Century,
+            "millennium" | "millennia" => Millennium,
+            "dow" => Dow,
+            "isodow" => Isodow,
+            "doy" => Doy,
+            "isoyear" => Isoyear,
+            "epoch" => Epoch,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        use DateField::*;
+        match self {
+            Microseconds => "microseconds",
+            Milliseconds => "milliseconds",
+            Second => "second",
+            Minute => "minute",
+            Hour => "hour",
+            Day => "day",
+            Week => "week",
+            Month => "month",
+            Quarter => "quarter",
+            Year => "year",
+            Decade => "decade",
+            Century => "century",
+            Millennium => "millennium",
+            Dow => "dow",
+            Isodow => "isodow",
+            Doy => "doy",
+            Isoyear => "isoyear",
+            Epoch => "epoch",
+        }
+    }
+
+    /// Whether `extract` takes the field from a date (the time fields no).
+    pub fn of_date(self) -> bool {
+        !matches!(
+            self,
+            DateField::Microseconds | DateField::Milliseconds | DateField::Second | DateField::Minute | DateField::Hour
+        )
+    }
+
+    /// Whether `date_trunc` takes the field.
+    pub fn truncates(self) -> bool {
+        !matches!(self, DateField::Dow | DateField::Isodow | DateField::Doy | DateField::Isoyear | DateField::Epoch)
+    }
 }
 
 /// Which side(s) [`Func::Trim`] trims.
@@ -214,6 +326,18 @@ impl Func {
             Func::Date(DateFunc::JulianDay) => "julianday",
             Func::Date(DateFunc::UnixEpoch) => "unixepoch",
             Func::Date(DateFunc::Strftime) => "strftime",
+            Func::PgSubstring => "substring",
+            Func::Strpos => "strpos",
+            Func::SplitPart => "split_part",
+            Func::Concat => "concat",
+            Func::ConcatWs => "concat_ws",
+            Func::Left => "left",
+            Func::Right => "right",
+            Func::PgRound => "round",
+            Func::MakeDate => "make_date",
+            Func::DateTrunc(_) => "date_trunc",
+            Func::Extract(_) => "extract",
+            Func::DatePart(_) => "date_part",
         }
     }
 }
@@ -345,6 +469,12 @@ impl fmt::Display for Expr {
                 f.write_str(")")
             }
             Expr::NullIf(a, b) => write!(f, "nullif({a}, {b})"),
+            Expr::Call { func: Func::Extract(field), args } if args.len() == 1 => {
+                write!(f, "extract({} from {})", field.name(), args[0])
+            }
+            Expr::Call { func: func @ (Func::DateTrunc(field) | Func::DatePart(field)), args } if args.len() == 1 => {
+                write!(f, "{}('{}', {})", func.name(), field.name(), args[0])
+            }
             Expr::Call { func, args } => {
                 write!(f, "{}(", func.name())?;
                 list(f, args)?;

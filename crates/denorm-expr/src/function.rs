@@ -15,7 +15,7 @@
 
 use denorm_types::{Dialect, ScalarType};
 
-use crate::expr::{DateFunc, Func, TrimSide};
+use crate::expr::{DateField, DateFunc, Func, TrimSide};
 
 /// How the planner checks one argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +26,14 @@ pub enum Arg {
     Text,
     /// A number (integer, double, PostgreSQL numeric).
     Number,
+    /// An integer.
+    Integer,
+    /// A PostgreSQL date or timestamp (without time zone).
+    DateOrTimestamp,
+    /// A PostgreSQL timestamp (without time zone): PostgreSQL reads a date
+    /// given to `date_trunc`/`date_part` as a timestamptz, which depends on
+    /// the session's time zone.
+    Timestamp,
 }
 
 /// The static type of the result.
@@ -128,6 +136,7 @@ const fn refused(name: &'static str, dialect: Option<Dialect>, why: &'static str
 }
 
 const SQLITE: Option<Dialect> = Some(Dialect::Sqlite);
+const PG: Option<Dialect> = Some(Dialect::Postgres);
 const BOTH: Option<Dialect> = None;
 const TEXT: Returns = Returns::Type(ScalarType::Text);
 const INT: Returns = Returns::Type(ScalarType::Int);
@@ -138,7 +147,7 @@ const NOT_DETERMINISTIC: &str = "its result changes without a change in the sour
 const NOW: &str = "the current time changes without a change in the source, so a maintained view cannot \
      follow it; compare with a fixed date, or filter by time when reading";
 
-use Arg::{Any, Number, Text};
+use Arg::{Any, DateOrTimestamp, Integer, Number, Text, Timestamp};
 use Nulls::{Always, Never, Strict};
 
 /// Every function, in the order the documentation lists them.
@@ -154,8 +163,9 @@ pub static FUNCTIONS: &[FunctionDef] = &[
     def("substr", SQLITE, (2, Some(3)), &[Text, Number], TEXT, Strict, Kind::Call(Func::Substr)),
     def("substring", SQLITE, (2, Some(3)), &[Text, Number], TEXT, Strict, Kind::Call(Func::Substr)),
     def("trim", SQLITE, (1, Some(2)), &[Text], TEXT, Strict, Kind::Call(Func::Trim(TrimSide::Both))),
-    def("ltrim", SQLITE, (1, Some(2)), &[Text], TEXT, Strict, Kind::Call(Func::Trim(TrimSide::Leading))),
-    def("rtrim", SQLITE, (1, Some(2)), &[Text], TEXT, Strict, Kind::Call(Func::Trim(TrimSide::Trailing))),
+    def("btrim", PG, (1, Some(2)), &[Text], TEXT, Strict, Kind::Call(Func::Trim(TrimSide::Both))),
+    def("ltrim", BOTH, (1, Some(2)), &[Text], TEXT, Strict, Kind::Call(Func::Trim(TrimSide::Leading))),
+    def("rtrim", BOTH, (1, Some(2)), &[Text], TEXT, Strict, Kind::Call(Func::Trim(TrimSide::Trailing))),
     def("replace", SQLITE, (3, Some(3)), &[Text], TEXT, Strict, Kind::Call(Func::Replace)),
     def("instr", SQLITE, (2, Some(2)), &[Text], INT, Strict, Kind::Call(Func::Instr)),
     def("round", SQLITE, (1, Some(2)), &[Number], FLOAT, Strict, Kind::Call(Func::Round)),
@@ -175,6 +185,35 @@ pub static FUNCTIONS: &[FunctionDef] = &[
     def("julianday", SQLITE, (1, None), DATE, FLOAT, Always, Kind::Call(Func::Date(DateFunc::JulianDay))),
     def("unixepoch", SQLITE, (1, None), DATE, INT, Always, Kind::Call(Func::Date(DateFunc::UnixEpoch))),
     def("strftime", SQLITE, (2, None), &[Text, Any, Text], TEXT, Always, Kind::Call(Func::Date(DateFunc::Strftime))),
+    def("substr", PG, (2, Some(3)), &[Text, Integer], TEXT, Strict, Kind::Call(Func::PgSubstring)),
+    def("substring", PG, (2, Some(3)), &[Text, Integer], TEXT, Strict, Kind::Call(Func::PgSubstring)),
+    def("strpos", PG, (2, Some(2)), &[Text], INT, Strict, Kind::Call(Func::Strpos)),
+    def("split_part", PG, (3, Some(3)), &[Text, Text, Integer], TEXT, Strict, Kind::Call(Func::SplitPart)),
+    def("concat", PG, (1, None), &[Any], TEXT, Never, Kind::Call(Func::Concat)),
+    def("concat_ws", PG, (2, None), &[Text, Any], TEXT, Always, Kind::Call(Func::ConcatWs)),
+    def("left", PG, (2, Some(2)), &[Text, Integer], TEXT, Strict, Kind::Call(Func::Left)),
+    def("right", PG, (2, Some(2)), &[Text, Integer], TEXT, Strict, Kind::Call(Func::Right)),
+    def("round", PG, (1, Some(2)), &[Number, Integer], Returns::FirstArgument, Strict, Kind::Call(Func::PgRound)),
+    def("make_date", PG, (3, Some(3)), &[Integer], Returns::Type(ScalarType::Date), Strict, Kind::Call(Func::MakeDate)),
+    def(
+        "date_trunc",
+        PG,
+        (2, Some(2)),
+        &[Text, Timestamp],
+        Returns::Type(ScalarType::Timestamp),
+        Strict,
+        Kind::Call(Func::DateTrunc(DateField::Day)),
+    ),
+    def("date_part", PG, (2, Some(2)), &[Text, Timestamp], FLOAT, Strict, Kind::Call(Func::DatePart(DateField::Day))),
+    def(
+        "extract",
+        PG,
+        (1, Some(1)),
+        &[DateOrTimestamp],
+        Returns::Type(ScalarType::Numeric),
+        Strict,
+        Kind::Call(Func::Extract(DateField::Day)),
+    ),
     def("json_array", SQLITE, (0, None), &[Any], Returns::Type(ScalarType::Json), Never, Kind::Json),
     def("json_object", SQLITE, (0, None), &[Any], Returns::Type(ScalarType::Json), Never, Kind::Json),
     def(
@@ -228,6 +267,9 @@ pub static AGGREGATES: &[(&str, Option<Dialect>)] = &[
     ("total", SQLITE),
     ("group_concat", SQLITE),
     ("string_agg", BOTH),
+    ("bool_and", PG),
+    ("bool_or", PG),
+    ("every", PG),
     ("json_group_array", SQLITE),
     ("json_group_object", SQLITE),
     ("json_agg", Some(Dialect::Postgres)),
@@ -267,7 +309,7 @@ mod tests {
     fn every_call_is_named_as_its_entry() {
         for f in FUNCTIONS {
             if let Kind::Call(func) = f.kind {
-                let same = func.name() == f.name || matches!(f.name, "substring" | "format");
+                let same = func.name() == f.name || matches!(f.name, "substring" | "substr" | "format" | "btrim");
                 assert!(same, "{} is shown as {}", f.name, func.name());
             }
         }

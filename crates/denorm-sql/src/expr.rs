@@ -225,6 +225,12 @@ impl<'a, 'c> Lowerer<'a, 'c> {
                 self.case(operand.as_deref(), conditions, else_result.as_deref(), at, d)
             }
             E::Function(f) => self.function(f, e, d),
+            E::Substring { special: false, substring_from: Some(_), .. } if self.dialect == Dialect::Sqlite => {
+                Err(PlanError::new("SUBSTRING(… FROM … FOR …) is not supported by SQLite", at)
+                    .hint("write substr(x, start, length)"))
+            }
+            E::Position { expr, r#in } => self.position(expr, r#in, at, d),
+            E::Extract { field, expr, .. } => self.extract(field, expr, at, d),
             E::Substring { expr, substring_from, substring_for, .. } => {
                 let args: Vec<&ast::Expr> = [Some(&**expr), substring_from.as_deref(), substring_for.as_deref()]
                     .into_iter()
@@ -500,6 +506,9 @@ pub(crate) fn aggregate_func(f: &ast::Function) -> Option<AggregateFunc> {
         "max" => Some(AggregateFunc::Max),
         // total(x) is the sum, made a double and 0.0 for no values.
         "total" => Some(AggregateFunc::Sum),
+        // PostgreSQL's boolean aggregates: false sorts before true.
+        "bool_and" | "every" => Some(AggregateFunc::Min),
+        "bool_or" => Some(AggregateFunc::Max),
         "group_concat" | "string_agg" => AggregateOrder::new(&[]).map(AggregateFunc::GroupConcat),
         _ => None,
     }
@@ -590,13 +599,14 @@ fn refusal(e: &ast::Expr, at: Option<Location>) -> PlanError {
         E::Collate { .. } => PlanError::new("COLLATE is not supported", at),
         E::SimilarTo { .. } | E::RLike { .. } => PlanError::new("regular expression matching is not supported", at),
         E::AnyOp { .. } | E::AllOp { .. } => PlanError::new("ANY and ALL are not supported", at).hint("use IN (…)"),
-        E::Interval(_) | E::TypedString(_) | E::AtTimeZone { .. } | E::Extract { .. } => {
+        E::Interval(_) | E::TypedString(_) | E::AtTimeZone { .. } => {
             PlanError::new("date and time expressions are not supported", at)
         }
-        E::Overlay { .. } | E::Position { .. } | E::Ceil { .. } | E::Floor { .. } => {
-            PlanError::new("this function is not supported", at)
-                .hint(denorm_expr::function::supported(denorm_types::Dialect::Sqlite))
+        E::Overlay { .. } => {
+            PlanError::new("function overlay(…) is not supported", at).hint("build the text with substring(…) and ||")
         }
+        E::Ceil { .. } => PlanError::new("function ceil(…) is not supported", at),
+        E::Floor { .. } => PlanError::new("function floor(…) is not supported", at),
         E::Tuple(_) => PlanError::new("row constructors are not supported", at),
         _ => PlanError::new("this expression is not supported", at),
     }

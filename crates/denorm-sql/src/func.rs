@@ -15,6 +15,7 @@ use crate::{Location, PlanError};
 
 mod aggregate;
 mod json;
+mod postgres;
 
 use aggregate::total;
 pub(crate) use json::{is_json_aggregate, outside_subquery};
@@ -37,8 +38,7 @@ fn call_args<'e>(f: &'e ast::Function, name: &str, at: Option<Location>) -> Resu
             .hint("compute the aggregate with GROUP BY in its own view"));
     }
     if f.filter.is_some() {
-        return Err(PlanError::new("FILTER clauses are not supported", at)
-            .hint("move the condition into the argument: SUM(CASE WHEN cond THEN x END)"));
+        return Err(PlanError::new(format!("FILTER is only allowed on aggregates, not on {name}(…)"), at));
     }
     if !f.within_group.is_empty() || f.null_treatment.is_some() || !matches!(f.parameters, ast::FunctionArguments::None)
     {
@@ -93,7 +93,7 @@ fn is_postgres_only(ty: ScalarType) -> bool {
 }
 
 /// The text of a string literal argument, if it is one.
-fn string_literal(e: &ast::Expr) -> Option<&str> {
+pub(crate) fn string_literal(e: &ast::Expr) -> Option<&str> {
     match e {
         ast::Expr::Value(v) => match &v.value {
             ast::Value::SingleQuotedString(s) => Some(s),
@@ -173,10 +173,13 @@ impl Lowerer<'_, '_> {
             check_printf_format(args[0], at)?;
         }
         let lowered = args.iter().map(|a| self.lower(a, d)).collect::<Result<Vec<_>, _>>()?;
+        let signature: Vec<String> =
+            lowered.iter().map(|t| bool_as_int(t.clone(), self.dialect).ty.to_string()).collect();
+        let signature = signature.join(", ");
         let lowered = lowered
             .into_iter()
             .enumerate()
-            .map(|(i, t)| self.check_argument(def, i, t, at))
+            .map(|(i, t)| self.check_argument(def, i, t, &signature, at))
             .collect::<Result<Vec<_>, _>>()?;
         match def.kind {
             Kind::Coalesce => {
@@ -186,7 +189,14 @@ impl Lowerer<'_, '_> {
             }
             Kind::NullIf => self.nullif(lowered, at),
             Kind::Iif => self.iif(lowered, at),
-            _ => self.scalar_call(def, lowered, at),
+            _ if call_func(def) == Func::PgRound => self.pg_round(lowered, at),
+            _ => {
+                let typed = self.scalar_call(def, lowered, at)?;
+                match call_func(def) {
+                    Func::DateTrunc(_) | Func::DatePart(_) => self.field_call(typed, args[0], at),
+                    _ => Ok(typed),
+                }
+            }
         }
     }
 
@@ -210,7 +220,14 @@ impl Lowerer<'_, '_> {
 
     /// Checks argument `i` against the table (SQLite: a comparison is the
     /// integer 0 or 1; a number where text is wanted is read as its text).
-    fn check_argument(&self, def: &FunctionDef, i: usize, t: Typed, at: Option<Location>) -> Result<Typed, PlanError> {
+    fn check_argument(
+        &self,
+        def: &FunctionDef,
+        i: usize,
+        t: Typed,
+        signature: &str,
+        at: Option<Location>,
+    ) -> Result<Typed, PlanError> {
         let t = bool_as_int(t, self.dialect);
         let sqlite = self.dialect == Dialect::Sqlite;
         let ok = match (def.arg(i), t.ty) {
@@ -220,6 +237,9 @@ impl Lowerer<'_, '_> {
             (Arg::Text, ScalarType::Text | ScalarType::Json) => true,
             (Arg::Text, ty) => sqlite && ty.is_numeric() && ty != ScalarType::Numeric,
             (Arg::Number, ty) => ty.is_numeric(),
+            (Arg::Integer, ty) => ty == ScalarType::Int || (sqlite && ty.is_numeric()),
+            (Arg::DateOrTimestamp, ty) => matches!(ty, ScalarType::Date | ScalarType::Timestamp),
+            (Arg::Timestamp, ty) => ty == ScalarType::Timestamp,
         };
         if ok {
             return Ok(t);
@@ -227,9 +247,15 @@ impl Lowerer<'_, '_> {
         let wants = match def.arg(i) {
             Arg::Text => "text",
             Arg::Number => "a number",
+            Arg::Integer => "an integer",
+            Arg::DateOrTimestamp => "a date or a timestamp (a timestamptz depends on the session's time zone)",
+            Arg::Timestamp => {
+                "a timestamp (PostgreSQL reads a date here as a timestamptz, which depends on the \
+                               session's time zone: CAST it AS timestamp)"
+            }
             Arg::Any => "a value",
         };
-        Err(PlanError::new(format!("function {}({}) does not exist", def.name, t.ty), at).hint(format!(
+        Err(PlanError::new(format!("function {}({signature}) does not exist", def.name), at).hint(format!(
             "argument {} of {} takes {wants}; CAST it explicitly",
             i + 1,
             def.name
@@ -295,8 +321,15 @@ impl Lowerer<'_, '_> {
         at: Option<Location>,
         d: usize,
     ) -> Result<Typed, PlanError> {
+        if self.dialect == Dialect::Postgres {
+            if characters.is_some() {
+                return Err(PlanError::new("TRIM(x, characters) is not PostgreSQL syntax", at)
+                    .hint("write btrim(x, characters) or TRIM(BOTH characters FROM x)"));
+            }
+            return self.pg_trim(side, what, x, at, d);
+        }
         if side.is_some() || what.is_some() {
-            return Err(PlanError::new("TRIM(… FROM …) is not supported", at)
+            return Err(PlanError::new("TRIM(… FROM …) is not supported by SQLite", at)
                 .hint("write trim(x, characters), ltrim(x, characters) or rtrim(x, characters)"));
         }
         let mut args = vec![x];
@@ -360,6 +393,17 @@ impl Lowerer<'_, '_> {
                 // The extremes of the distinct values are the extremes.
                 f => f,
             };
+        }
+        let pg_distinct_sum = matches!(func, AggregateFunc::SumDistinct | AggregateFunc::AvgDistinct)
+            && self.dialect == Dialect::Postgres
+            && !(func == AggregateFunc::SumDistinct && arg.as_ref().is_some_and(|a| a.ty == ScalarType::Int));
+        if pg_distinct_sum {
+            return Err(PlanError::new(format!("{name}(DISTINCT …) of this type is not supported on PostgreSQL"), at)
+                .detail("only SUM(DISTINCT x) of an integer is computed as PostgreSQL computes it")
+                .hint("aggregate a subquery that selects DISTINCT"));
+        }
+        if matches!(name.as_str(), "bool_and" | "bool_or" | "every") {
+            return self.bool_aggregate(func, &name, arg, grouping, at);
         }
         let type_func = match func {
             AggregateFunc::SumDistinct => AggregateFunc::Sum,

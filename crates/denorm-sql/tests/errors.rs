@@ -147,6 +147,14 @@ const CASES: &[(&str, Dialect, &str)] = &[
     ("substr_arity", Dialect::Sqlite, "SELECT substr(title) AS s FROM posts"),
     ("trim_from", Dialect::Sqlite, "SELECT TRIM(LEADING 'a' FROM title) AS t FROM posts"),
     ("current_date", Dialect::Sqlite, "SELECT id FROM posts WHERE title > CURRENT_DATE"),
+    ("extract_hour_of_date", Dialect::Postgres, "SELECT extract(hour from CAST(title AS DATE)) AS h FROM posts"),
+    ("extract_unknown_field", Dialect::Postgres, "SELECT extract(fortnight from CAST(title AS DATE)) AS h FROM posts"),
+    ("date_trunc_field_not_literal", Dialect::Postgres, "SELECT date_trunc(title, CAST(title AS TIMESTAMP)) AS t FROM posts"),
+    ("date_trunc_timestamptz", Dialect::Postgres, "SELECT date_trunc('day', CAST(title AS TIMESTAMPTZ)) AS t FROM posts"),
+    ("round_double_places", Dialect::Postgres, "SELECT round(score, 2) AS r FROM posts"),
+    ("extract_on_sqlite", Dialect::Sqlite, "SELECT extract(year from title) AS y FROM posts"),
+    ("substring_from_on_sqlite", Dialect::Sqlite, "SELECT substring(title from 1 for 2) AS s FROM posts"),
+    ("bool_and_on_sqlite", Dialect::Sqlite, "SELECT author_id, bool_and(score > 0) AS b FROM posts GROUP BY author_id"),
     ("current_timestamp_postgres", Dialect::Postgres, "SELECT id, current_timestamp AS t FROM posts"),
 ];
 

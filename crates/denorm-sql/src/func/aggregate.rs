@@ -106,6 +106,30 @@ impl Lowerer<'_, '_> {
         Ok(Typed::new(Expr::Column(column), ScalarType::Text, true))
     }
 
+    /// `bool_and(x)`/`every(x)` as MIN, `bool_or(x)` as MAX over booleans
+    /// (PostgreSQL only: SQLite has no boolean type).
+    pub(super) fn bool_aggregate(
+        &self,
+        func: AggregateFunc,
+        name: &str,
+        arg: Option<Typed>,
+        grouping: &RefCell<Grouping>,
+        at: Option<Location>,
+    ) -> Result<Typed, PlanError> {
+        if self.dialect == Dialect::Sqlite {
+            return Err(PlanError::new(
+                format!("function {name}(…) is a PostgreSQL aggregate, not supported on SQLite"),
+                at,
+            )
+            .hint("write MIN(x) for bool_and, MAX(x) for bool_or (x a comparison: 0 or 1)"));
+        }
+        let Some(arg) = arg.filter(|a| matches!(a.ty, ScalarType::Bool | ScalarType::Null)) else {
+            return Err(PlanError::new(format!("{name} takes a boolean"), at));
+        };
+        let column = grouping.borrow_mut().register(func, Some(arg.expr), ScalarType::Bool, true);
+        Ok(Typed::new(Expr::Column(column), ScalarType::Bool, true))
+    }
+
     /// A value or separator of group_concat: text, or in SQLite a number
     /// (joined as its text).
     fn concat_value(&self, t: Typed, name: &str, at: Option<Location>) -> Result<Typed, PlanError> {
