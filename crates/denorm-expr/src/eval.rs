@@ -313,7 +313,8 @@ fn call<'r>(func: Func, args: &[Expr], row: &[Datum<'r>], dialect: Dialect) -> R
     let sqlite_length = func == Func::Length && dialect == Dialect::Sqlite;
     if !matches!(func, Func::Abs | Func::Lower { .. } | Func::Upper { .. } | Func::Length) || sqlite_length {
         let values = args.iter().map(|a| a.eval(row, dialect)).collect::<Result<Vec<_>>>()?;
-        if is_postgres_function(func) {
+        let sqlite_concat = dialect == Dialect::Sqlite && matches!(func, Func::Concat | Func::ConcatWs);
+        if is_postgres_function(func) && !sqlite_concat {
             return crate::pg::call(func, values);
         }
         return crate::scalar::call(func, values);

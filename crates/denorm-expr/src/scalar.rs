@@ -118,6 +118,15 @@ pub(crate) fn call<'r>(func: Func, args: Vec<Datum<'r>>) -> Result<Datum<'r>> {
             None => Datum::Null,
         },
         Func::Date(kind) => crate::datetime::call(kind, &args)?,
+        // SQLite's concat/concat_ws (3.44): NULLs skipped, numbers as text.
+        Func::Concat => Datum::owned_text(args.iter().filter_map(text).collect::<String>()),
+        Func::ConcatWs => match text(&args[0]) {
+            Some(separator) => {
+                let parts: Vec<Cow<'_, str>> = args[1..].iter().filter_map(text).collect();
+                Datum::owned_text(parts.join(&*separator))
+            }
+            None => Datum::Null,
+        },
         _ if null_in => Datum::Null,
         Func::Substr => {
             let t = text(&args[0]).unwrap_or_default();

@@ -269,20 +269,30 @@ impl Lowerer<'_, '_> {
         Ok(Typed::new(Expr::NullIf(Box::new(a.expr), Box::new(b.expr)), ty, true))
     }
 
-    /// `iif(c, a[, b])` → `CASE WHEN c THEN a ELSE b END`.
+    /// `iif(c₁, a₁[, c₂, a₂ …][, b])` (also `if`) → `CASE WHEN c₁ THEN a₁ … ELSE b END`.
     fn iif(&self, args: Vec<Typed>, at: Option<Location>) -> Result<Typed, PlanError> {
+        let mut conditions = Vec::new();
+        let mut values = Vec::new();
         let mut args = args.into_iter();
-        let (Some(cond), Some(then)) = (args.next(), args.next()) else {
-            return Err(arity_error("iif", "two to three arguments", at));
-        };
-        let cond = types::condition(cond, "IIF", self.dialect, at)?;
-        let otherwise = args.next().unwrap_or_else(Typed::null);
-        let (items, ty) = types::unify_all(vec![then, otherwise], "IIF", self.dialect, at)?;
+        while let Some(first) = args.next() {
+            match args.next() {
+                Some(value) => {
+                    conditions.push(types::condition(first, "IIF", self.dialect, at)?);
+                    values.push(value);
+                }
+                None => values.push(first),
+            }
+        }
+        if values.len() == conditions.len() {
+            values.push(Typed::null());
+        }
+        let (items, ty) = types::unify_all(values, "IIF", self.dialect, at)?;
         let nullable = items.iter().any(|t| t.nullable);
-        let [then, otherwise]: [Typed; 2] =
-            items.try_into().map_err(|_| arity_error("iif", "two to three arguments", at))?;
-        let expr = Expr::Case { branches: vec![(cond.expr, then.expr)], otherwise: Box::new(otherwise.expr) };
-        Ok(Typed::new(expr, ty, nullable))
+        let mut items = items.into_iter().map(|t| t.expr);
+        let branches: Vec<(Expr, Expr)> =
+            conditions.into_iter().map(|c| (c.expr, items.next().expect("a value per condition"))).collect();
+        let otherwise = items.next().expect("the ELSE value");
+        Ok(Typed::new(Expr::Case { branches, otherwise: Box::new(otherwise) }, ty, nullable))
     }
 
     fn scalar_call(&self, def: &FunctionDef, args: Vec<Typed>, at: Option<Location>) -> Result<Typed, PlanError> {

@@ -224,3 +224,9 @@ CREATE MATERIALIZED VIEW user_names_concat AS
 SELECT group_concat(name) AS names, total(karma) AS karma_total, COUNT(*) FILTER (WHERE avatar IS NULL) AS no_avatar,
        AVG(DISTINCT karma) AS distinct_karma
 FROM users;
+
+CREATE MATERIALIZED VIEW post_branches AS
+SELECT id, iif(score > 4, 'high', score > 0, 'mid', score IS NULL, 'none', 'low') AS band,
+       iif(score < 0, -score, created_at > 20, created_at) AS picked, if(title IS NULL, 'untitled', title) AS t,
+       concat(title, '#', score, NULL, score / 2.0) AS c, concat_ws(' / ', title, score, created_at) AS cw
+FROM posts;

@@ -177,6 +177,9 @@ fn text_and_number_functions_equal_sqlite() {
             c.check("replace", Func::Replace, &[v.clone(), Value::from(from), Value::from(to)]);
         }
         c.check("char", Func::Char, &[v.clone(), Datum::Int(66), Datum::Int(0x1F600)]);
+        c.check("concat", Func::Concat, &[v.clone(), Datum::Null, Value::from("|"), v.clone()]);
+        c.check("concat_ws", Func::ConcatWs, &[Value::from(", "), v.clone(), Datum::Null, Datum::Float(0.5)]);
+        c.check("concat_ws", Func::ConcatWs, &[v.clone(), Datum::Int(1), Datum::Int(2)]);
     }
     c.finish();
 }
