@@ -21,7 +21,7 @@
 //! read the machine's time zone). The planner refuses them when written as
 //! literals; a column holding them stops the view with [`EvalError`].
 
-use denorm_types::json::decimal_digits;
+use denorm_types::sqlite_float;
 use denorm_types::Datum;
 
 use crate::eval::EvalError;
@@ -465,7 +465,7 @@ impl DateTime {
             }
             b'f' if lower == "floor" => {
                 self.compute_jd();
-                self.jd -= i64::from(self.floor_days) * DAY_MS;
+                self.jd = self.jd.wrapping_sub(i64::from(self.floor_days) * DAY_MS);
                 self.clear_ymd_hms_tz();
                 true
             }
@@ -529,9 +529,9 @@ impl DateTime {
             if z > n {
                 z -= 7;
             }
-            self.jd += (n - z) * DAY_MS;
+            self.jd = self.jd.wrapping_add((n - z) * DAY_MS);
             if arg.contains('-') {
-                self.jd -= 7 * DAY_MS;
+                self.jd = self.jd.wrapping_sub(7 * DAY_MS);
             }
         }
         self.clear_ymd_hms_tz();
@@ -666,7 +666,7 @@ impl DateTime {
         self.compute_jd();
         self.valid_hms = false;
         self.valid_ymd = false;
-        self.jd += i64::from(d) * DAY_MS;
+        self.jd = self.jd.wrapping_add(i64::from(d) * DAY_MS);
         let z11 = at(z, 11);
         if z11 == 0 {
             return Some(None);
@@ -692,7 +692,7 @@ impl DateTime {
         }
         self.compute_jd();
         self.clear_ymd_hms_tz();
-        self.jd += tx.jd;
+        self.jd = self.jd.wrapping_add(tx.jd);
         true
     }
 
@@ -728,7 +728,9 @@ impl DateTime {
                 r -= f64::from(r as i32);
             }
             self.compute_jd();
-            self.jd += (r * 1000.0 * seconds + rounder) as i64;
+            // Modifiers are not range-checked until the end (as in date.c,
+            // whose signed overflow wraps): many huge ones must not panic.
+            self.jd = self.jd.wrapping_add((r * 1000.0 * seconds + rounder) as i64);
             ok = true;
             break;
         }
@@ -768,7 +770,30 @@ fn g16(x: f64) -> String {
     if x == 0.0 {
         return "0".to_string();
     }
-    let (digits, point) = decimal_digits(x.abs(), 16);
+    // FpDecode(x, 16, 16): 17 truncated digits, rounded half up to 16.
+    let (mut digits, mut point) = sqlite_float::decimal(x.abs(), 17);
+    let round_up = digits.get(16).is_some_and(|&d| d >= 5);
+    digits.truncate(16);
+    if round_up {
+        let mut i = digits.len();
+        loop {
+            if i == 0 {
+                digits.insert(0, 1);
+                point += 1;
+                break;
+            }
+            i -= 1;
+            if digits[i] == 9 {
+                digits[i] = 0;
+            } else {
+                digits[i] += 1;
+                break;
+            }
+        }
+    }
+    while digits.len() > 1 && digits.last() == Some(&0) {
+        digits.pop();
+    }
     let text: String = digits.iter().map(|d| char::from(b'0' + d)).collect();
     let sign = if x < 0.0 { "-" } else { "" };
     let exponent = point - 1;
@@ -798,11 +823,8 @@ fn strftime(format: &str, x: &mut DateTime) -> Option<String> {
             out.push(c);
             continue;
         }
-        let Some(cf) = chars.next() else {
-            // A trailing lone '%' is copied as SQLite copies the rest.
-            out.push('%');
-            break;
-        };
+        // A trailing lone '%' is an unknown conversion (the terminating NUL).
+        let cf = chars.next()?;
         out.push_str(&conversion(cf, x)?);
     }
     Some(out)

@@ -11,7 +11,8 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
-use denorm_types::json::{self, decimal_digits, sqlite_float_text};
+use denorm_types::json::{self, sqlite_float_text};
+use denorm_types::sqlite_float;
 use denorm_types::{Datum, Dialect};
 
 use crate::eval::{text_to_float, text_to_int, EvalError};
@@ -311,10 +312,7 @@ fn fixed(x: f64, n: usize) -> String {
 /// half up at `n` digits after the point but to at most `max_significant`
 /// digits (16 for `printf`, 20 for `round`'s `%!.nf`), zeros after.
 pub(crate) fn fixed_digits(x: f64, n: usize, max_significant: usize) -> String {
-    let (mut digits, mut point) = if x == 0.0 { (vec![0], 1) } else { decimal_digits(x, 18) };
-    if x != 0.0 {
-        digits.resize(18, 0);
-    }
+    let (mut digits, mut point) = if x == 0.0 { (vec![0], 1) } else { sqlite_float::decimal(x, 18) };
     let keep = point + n as i32;
     if keep < 0 {
         digits = vec![0];
