@@ -361,5 +361,31 @@ mod random {
             }
             prop_assert!(c.failures.is_empty(), "{}", c.failures.join("\n"));
         }
+
+        /// Text functions over random strings (ASCII, multi-byte, quotes,
+        /// spaces) and random positions.
+        #[test]
+        fn text_functions_equal_sqlite_on_random_input(
+            a in "[ a-cé'😀%_]{0,8}",
+            b in "[ a-cé'😀]{0,3}",
+            p in -12i64..12,
+            q in -12i64..12,
+        ) {
+            let mut c = Checker::new();
+            let (x, y) = (Value::from(a.as_str()), Value::from(b.as_str()));
+            c.check("substr", Func::Substr, &[x.clone(), Datum::Int(p), Datum::Int(q)]);
+            c.check("substr", Func::Substr, &[x.clone(), Datum::Int(p)]);
+            c.check("instr", Func::Instr, &[x.clone(), y.clone()]);
+            c.check("replace", Func::Replace, &[x.clone(), y.clone(), Value::from("<>")]);
+            c.check("trim", Func::Trim(TrimSide::Both), &[x.clone(), y.clone()]);
+            c.check("ltrim", Func::Trim(TrimSide::Leading), &[x.clone(), y.clone()]);
+            c.check("rtrim", Func::Trim(TrimSide::Trailing), &[x.clone(), y.clone()]);
+            c.check("hex", Func::Hex, std::slice::from_ref(&x));
+            c.check("quote", Func::Quote, std::slice::from_ref(&x));
+            c.check("unicode", Func::Unicode, std::slice::from_ref(&x));
+            c.check("length", Func::Length, std::slice::from_ref(&x));
+            c.check("printf", Func::Printf, &[Value::from(format!("%{}s|%-{}.{}s|%c", p.abs(), q.abs(), p.abs())), x.clone(), y.clone(), x.clone()]);
+            prop_assert!(c.failures.is_empty(), "{}", c.failures.join("\n"));
+        }
     }
 }
