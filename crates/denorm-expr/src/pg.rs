@@ -51,11 +51,42 @@ pub(crate) fn call<'r>(func: Func, args: Vec<Datum<'r>>) -> Result<Datum<'r>> {
         (Func::PgRound, [n]) => Datum::Numeric(round_numeric(decimal(n), 0)?),
         (Func::PgRound, [n, places]) => Datum::Numeric(round_numeric(decimal(n), int(places))?),
         (Func::MakeDate, [y, m, d]) => Datum::Date(make_date(int(y), int(m), int(d))?),
+        (Func::DateTrunc(_), [Datum::Timestamp(t)]) if infinite(&Datum::Timestamp(*t)).is_some() => {
+            Datum::Timestamp(*t)
+        }
         (Func::DateTrunc(field), [Datum::Timestamp(t)]) => Datum::Timestamp(date_trunc(field, *t)),
+        (Func::Extract(field) | Func::DatePart(field), [d]) if infinite(d).is_some() => {
+            // PostgreSQL: ±Infinity for the fields that grow with time, else NULL.
+            let grows = matches!(
+                field,
+                DateField::Year
+                    | DateField::Decade
+                    | DateField::Century
+                    | DateField::Millennium
+                    | DateField::Isoyear
+                    | DateField::Epoch
+            );
+            match (grows, func) {
+                (false, _) => Datum::Null,
+                (true, Func::DatePart(_)) => Datum::Float(infinite(d).unwrap_or(f64::INFINITY)),
+                (true, _) => return Err(EvalError::Numeric(numeric::NumericError::NotFinite)),
+            }
+        }
         (Func::Extract(field), [d]) => Datum::Numeric(extract(field, d)?),
         (Func::DatePart(field), [d]) => Datum::Float(numeric::to_f64(extract(field, &as_timestamp(d))?)),
         (func, args) => unreachable!("{func:?} over {args:?}: the planner types PostgreSQL's functions"),
     })
+}
+
+/// `Some(±∞)` for PostgreSQL's infinite dates and timestamps.
+fn infinite(d: &Datum<'_>) -> Option<f64> {
+    match d {
+        Datum::Date(temporal::DATE_INFINITY) | Datum::Timestamp(temporal::TIMESTAMP_INFINITY) => Some(f64::INFINITY),
+        Datum::Date(temporal::DATE_NEG_INFINITY) | Datum::Timestamp(temporal::TIMESTAMP_NEG_INFINITY) => {
+            Some(f64::NEG_INFINITY)
+        }
+        _ => None,
+    }
 }
 
 fn int(d: &Datum<'_>) -> i64 {
@@ -166,7 +197,8 @@ fn pg_year(astronomical: i64) -> i64 {
 
 fn make_date(y: i64, m: i64, d: i64) -> Result<i32> {
     let bad = || invalid(format!("date field value out of range: {y}-{m:02}-{d:02}"));
-    if y == 0 || !(1..=12).contains(&m) || d < 1 {
+    // Beyond PostgreSQL's date range (5874897 AD) nothing is valid either.
+    if y == 0 || !(-4713..=5_874_897).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
         return Err(bad());
     }
     let astronomical = if y < 0 { y + 1 } else { y };
