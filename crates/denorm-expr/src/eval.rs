@@ -348,6 +348,12 @@ fn is_postgres_function(func: Func) -> bool {
             | Func::Right
             | Func::PgRound
             | Func::MakeDate
+            | Func::Reverse
+            | Func::Repeat
+            | Func::Lpad
+            | Func::Rpad
+            | Func::Initcap
+            | Func::StartsWith
             | Func::DateTrunc(_)
             | Func::Extract(_)
             | Func::DatePart(_)

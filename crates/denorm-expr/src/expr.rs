@@ -179,6 +179,16 @@ pub enum Func {
     PgRound,
     /// PostgreSQL `make_date(y, m, d)`.
     MakeDate,
+    /// PostgreSQL `reverse(s)`, `repeat(s, n)`, `lpad`/`rpad(s, n[, fill])`,
+    /// `initcap(s)`, `starts_with(s, prefix)`.
+    Reverse,
+    Repeat,
+    Lpad,
+    Rpad,
+    Initcap,
+    StartsWith,
+    /// `octet_length(x)`: bytes of the value's text (both dialects).
+    OctetLength,
     /// PostgreSQL `date_trunc('field', timestamp)`.
     DateTrunc(DateField),
     /// PostgreSQL `extract(field from date|timestamp)`: numeric.
@@ -335,6 +345,13 @@ impl Func {
             Func::Right => "right",
             Func::PgRound => "round",
             Func::MakeDate => "make_date",
+            Func::Reverse => "reverse",
+            Func::Repeat => "repeat",
+            Func::Lpad => "lpad",
+            Func::Rpad => "rpad",
+            Func::Initcap => "initcap",
+            Func::StartsWith => "starts_with",
+            Func::OctetLength => "octet_length",
             Func::DateTrunc(_) => "date_trunc",
             Func::Extract(_) => "extract",
             Func::DatePart(_) => "date_part",

@@ -195,6 +195,24 @@ pub static FUNCTIONS: &[FunctionDef] = &[
     def("left", PG, (2, Some(2)), &[Text, Integer], TEXT, Strict, Kind::Call(Func::Left)),
     def("right", PG, (2, Some(2)), &[Text, Integer], TEXT, Strict, Kind::Call(Func::Right)),
     def("round", PG, (1, Some(2)), &[Number, Integer], Returns::FirstArgument, Strict, Kind::Call(Func::PgRound)),
+    def("replace", PG, (3, Some(3)), &[Text], TEXT, Strict, Kind::Call(Func::Replace)),
+    def("reverse", PG, (1, Some(1)), &[Text], TEXT, Strict, Kind::Call(Func::Reverse)),
+    def("repeat", PG, (2, Some(2)), &[Text, Integer], TEXT, Strict, Kind::Call(Func::Repeat)),
+    def("lpad", PG, (2, Some(3)), &[Text, Integer, Text], TEXT, Strict, Kind::Call(Func::Lpad)),
+    def("rpad", PG, (2, Some(3)), &[Text, Integer, Text], TEXT, Strict, Kind::Call(Func::Rpad)),
+    def("initcap", PG, (1, Some(1)), &[Text], TEXT, Strict, Kind::Call(Func::Initcap)),
+    def(
+        "starts_with",
+        PG,
+        (2, Some(2)),
+        &[Text],
+        Returns::Type(ScalarType::Bool),
+        Strict,
+        Kind::Call(Func::StartsWith),
+    ),
+    def("char_length", PG, (1, Some(1)), &[Text], INT, Strict, Kind::Call(Func::Length)),
+    def("character_length", PG, (1, Some(1)), &[Text], INT, Strict, Kind::Call(Func::Length)),
+    def("octet_length", BOTH, (1, Some(1)), &[Text], INT, Strict, Kind::Call(Func::OctetLength)),
     def("make_date", PG, (3, Some(3)), &[Integer], Returns::Type(ScalarType::Date), Strict, Kind::Call(Func::MakeDate)),
     def(
         "date_trunc",
@@ -310,7 +328,8 @@ mod tests {
     fn every_call_is_named_as_its_entry() {
         for f in FUNCTIONS {
             if let Kind::Call(func) = f.kind {
-                let same = func.name() == f.name || matches!(f.name, "substring" | "substr" | "format" | "btrim");
+                let aliases = ["substring", "substr", "format", "btrim", "char_length", "character_length"];
+                let same = func.name() == f.name || aliases.contains(&f.name);
                 assert!(same, "{} is shown as {}", f.name, func.name());
             }
         }

@@ -46,6 +46,17 @@ pub(crate) fn call<'r>(func: Func, args: Vec<Datum<'r>>) -> Result<Datum<'r>> {
         }
         (Func::Left, [Datum::Text(s), n]) => Datum::owned_text(left(s, int(n))),
         (Func::Right, [Datum::Text(s), n]) => Datum::owned_text(right(s, int(n))),
+        (Func::Reverse, [Datum::Text(s)]) => Datum::owned_text(s.chars().rev().collect::<String>()),
+        (Func::Repeat, [Datum::Text(s), n]) => Datum::owned_text(repeat(s, int(n))?),
+        (Func::Lpad | Func::Rpad, [Datum::Text(s), n, rest @ ..]) => {
+            let fill = match rest.first() {
+                Some(Datum::Text(f)) => f.to_string(),
+                _ => " ".to_string(),
+            };
+            Datum::owned_text(pad(s, int(n), &fill, func == Func::Lpad))
+        }
+        (Func::Initcap, [Datum::Text(s)]) => Datum::owned_text(initcap(s)),
+        (Func::StartsWith, [Datum::Text(s), Datum::Text(prefix)]) => Datum::Bool(s.starts_with(&**prefix)),
         (Func::PgRound, [Datum::Float(x)]) => Datum::Float(x.round_ties_even()),
         (Func::PgRound, [Datum::Int(i)]) => Datum::Float((*i as f64).round_ties_even()),
         (Func::PgRound, [n]) => Datum::Numeric(round_numeric(decimal(n), 0)?),
@@ -121,6 +132,48 @@ fn text(d: &Datum<'_>) -> Option<String> {
         }
         other => other.pg_text().unwrap_or_default(),
     })
+}
+
+/// Longest text `repeat` builds (PostgreSQL's limit is 1 GB).
+const MAX_REPEAT_BYTES: usize = 1 << 26;
+
+fn repeat(s: &str, n: i64) -> Result<String> {
+    let n = usize::try_from(n).unwrap_or(0);
+    if s.len().saturating_mul(n) > MAX_REPEAT_BYTES {
+        return Err(invalid("requested length too large"));
+    }
+    Ok(s.repeat(n))
+}
+
+/// `lpad`/`rpad(s, n, fill)`: `s` cut or filled to `n` characters.
+fn pad(s: &str, n: i64, fill: &str, left: bool) -> String {
+    let n = usize::try_from(n).unwrap_or(0).min(MAX_REPEAT_BYTES);
+    let len = s.chars().count();
+    if len >= n || fill.is_empty() {
+        return s.chars().take(n).collect();
+    }
+    let filling: String = fill.chars().cycle().take(n - len).collect();
+    if left {
+        format!("{filling}{s}")
+    } else {
+        format!("{s}{filling}")
+    }
+}
+
+/// `initcap`: the first letter of each run of letters and digits upper
+/// case, the others lower case.
+fn initcap(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut in_word = false;
+    for c in s.chars() {
+        if in_word {
+            out.extend(c.to_lowercase());
+        } else {
+            out.extend(c.to_uppercase());
+        }
+        in_word = c.is_alphanumeric();
+    }
+    out
 }
 
 fn concat_ws<'r>(args: &[Datum<'_>]) -> Datum<'r> {

@@ -111,7 +111,7 @@ impl Checker {
 #[test]
 fn string_functions_equal_postgres() {
     let mut c = Checker::new();
-    let texts = ["", "hello", "héllo wörld", " a,b,,c ", "xxhixx", "a'b"].map(text);
+    let texts = ["", "hello", "héllo wörld", " a,b,,c ", "xxhixx", "a'b", "hELLO wORLD-foo bar_baz 3rd"].map(text);
     let ints: Vec<Arg> = [-7, -2, -1, 0, 1, 2, 3, 9].into_iter().map(int).chain([null("int4")]).collect();
     for s in texts.iter().cloned().chain([null("text")]) {
         for start in &ints {
@@ -132,6 +132,24 @@ fn string_functions_equal_postgres() {
             c.check("rtrim({})", Func::Trim(TrimSide::Trailing), &[s.clone(), other.clone()]);
         }
         c.check("btrim({})", Func::Trim(TrimSide::Both), std::slice::from_ref(&s));
+        for one in [
+            ("reverse({})", Func::Reverse),
+            ("initcap({})", Func::Initcap),
+            ("octet_length({})", Func::OctetLength),
+            ("char_length({})", Func::Length),
+        ] {
+            c.check(one.0, one.1, std::slice::from_ref(&s));
+        }
+        for n in &ints {
+            c.check("repeat({})", Func::Repeat, &[s.clone(), n.clone()]);
+            c.check("lpad({})", Func::Lpad, &[s.clone(), n.clone()]);
+            c.check("rpad({})", Func::Rpad, &[s.clone(), n.clone(), text("xy")]);
+            c.check("lpad({})", Func::Lpad, &[s.clone(), n.clone(), text("")]);
+        }
+        for (from, to) in [("l", "L"), ("", "x"), (",", ""), ("é", "e")] {
+            c.check("replace({})", Func::Replace, &[s.clone(), text(from), text(to)]);
+            c.check("starts_with({})", Func::StartsWith, &[s.clone(), text(from)]);
+        }
     }
     let mixed = [
         text("a"),

@@ -153,6 +153,7 @@ fn text_and_number_functions_equal_sqlite() {
         ("sign", Func::Sign),
         ("round", Func::Round),
         ("length", Func::Length),
+        ("octet_length", Func::OctetLength),
         ("trim", Func::Trim(TrimSide::Both)),
         ("ltrim", Func::Trim(TrimSide::Leading)),
         ("rtrim", Func::Trim(TrimSide::Trailing)),
