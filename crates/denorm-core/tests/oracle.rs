@@ -51,13 +51,18 @@ fn agg(func: AggregateFunc, arg: Option<Expr>) -> Aggregate {
 fn json_aggs(limit: Option<u32>) -> Vec<Aggregate> {
     let term = |descending, nulls_first| OrderTerm { descending, nulls_first };
     let order = AggregateOrder::new(&[term(true, false), term(false, true)]).unwrap();
-    let newest = JsonArraySpec { raw: false, order, limit };
-    let by_x = JsonArraySpec { raw: true, order: AggregateOrder::new(&[term(false, true)]).unwrap(), limit: None };
+    let newest = JsonArraySpec { raw: false, order, limit, filtered: false };
+    let by_x_order = AggregateOrder::new(&[term(false, true)]).unwrap();
+    let by_x = JsonArraySpec { raw: true, order: by_x_order, limit: None, filtered: true };
     let pair = Expr::Call { func: Func::JsonArray { raw: 0 }, args: vec![col(0), col(3)] };
     vec![
         agg(AggregateFunc::JsonArray(newest), Some(Expr::List(vec![col(3), col(2), col(0)]))),
-        agg(AggregateFunc::JsonArray(by_x), Some(Expr::List(vec![pair, col(3)]))),
-        agg(AggregateFunc::JsonObject { raw: false }, Some(Expr::List(vec![col(2), col(3)]))),
+        // FILTER (WHERE v > 0).
+        agg(
+            AggregateFunc::JsonArray(by_x),
+            Some(Expr::List(vec![pair, col(3), Expr::binary(BinaryOp::Gt, col(2), lit(0))])),
+        ),
+        agg(AggregateFunc::JsonObject { raw: false, filtered: false }, Some(Expr::List(vec![col(2), col(3)]))),
     ]
 }
 fn sort(column: usize, descending: bool, nulls_first: bool) -> SortKey {

@@ -33,6 +33,9 @@ pub enum AggregateFunc {
     /// aggregation order). SQLite skips NULL keys; PostgreSQL fails.
     JsonObject {
         raw: bool,
+        /// The list's last item is a FILTER condition (see
+        /// [`JsonArraySpec::filtered`]).
+        filtered: bool,
     },
     /// `SUM(DISTINCT x)` / `AVG(DISTINCT x)`: the sum (average) of the
     /// distinct non-NULL values, as SQLite's `sumStep` adds them (see
@@ -163,6 +166,21 @@ pub struct JsonArraySpec {
     /// Only the first `limit` elements in order (a denorm extension:
     /// `json_group_array(x ORDER BY t DESC LIMIT 3)`).
     pub limit: Option<u32>,
+    /// `FILTER (WHERE c)`: the list's last item is `c`, and a row where it
+    /// is not true contributes no element (the JSON aggregates keep NULL
+    /// elements, so the filter cannot become the argument as elsewhere).
+    pub filtered: bool,
+}
+
+impl AggregateFunc {
+    /// Whether the argument list ends with a FILTER condition.
+    pub fn filtered(self) -> bool {
+        match self {
+            AggregateFunc::JsonArray(spec) => spec.filtered,
+            AggregateFunc::JsonObject { filtered, .. } => filtered,
+            _ => false,
+        }
+    }
 }
 
 /// One ORDER BY term inside an aggregate call.
@@ -278,7 +296,8 @@ impl fmt::Display for Aggregate {
                 }
                 f.write_str(")")
             }
-            (Some(Expr::List(items)), AggregateFunc::JsonArray(spec)) if !items.is_empty() => {
+            (Some(Expr::List(all)), AggregateFunc::JsonArray(spec)) if all.len() > usize::from(spec.filtered) => {
+                let (items, filter) = split_filter(all, spec.filtered);
                 write!(f, "json_group_array({}", items[0])?;
                 for (i, key) in items[1..].iter().enumerate() {
                     let term = spec.order.term(i);
@@ -287,20 +306,38 @@ impl fmt::Display for Aggregate {
                     let nulls = if term.nulls_first { "FIRST" } else { "LAST" };
                     write!(f, "{lead}{key} {direction} NULLS {nulls}")?;
                 }
-                match spec.limit {
-                    Some(limit) => write!(f, " LIMIT {limit})"),
-                    None => f.write_str(")"),
+                if let Some(limit) = spec.limit {
+                    write!(f, " LIMIT {limit}")?;
                 }
+                f.write_str(")")?;
+                write_filter(f, filter)
             }
-            (Some(Expr::List(items)), AggregateFunc::JsonObject { .. }) => {
+            (Some(Expr::List(all)), AggregateFunc::JsonObject { filtered, .. }) => {
+                let (items, filter) = split_filter(all, filtered);
                 f.write_str("json_group_object(")?;
                 for (i, item) in items.iter().enumerate() {
                     write!(f, "{}{item}", if i == 0 { "" } else { ", " })?;
                 }
-                f.write_str(")")
+                f.write_str(")")?;
+                write_filter(f, filter)
             }
             (Some(a), func) => write!(f, "{}({a})", func.name()),
         }
+    }
+}
+
+/// The items of an aggregate's argument list and its FILTER condition.
+pub fn split_filter(items: &[Expr], filtered: bool) -> (&[Expr], Option<&Expr>) {
+    match items.split_last() {
+        Some((condition, rest)) if filtered => (rest, Some(condition)),
+        _ => (items, None),
+    }
+}
+
+fn write_filter(f: &mut fmt::Formatter<'_>, filter: Option<&Expr>) -> fmt::Result {
+    match filter {
+        Some(c) => write!(f, " FILTER (WHERE {c})"),
+        None => Ok(()),
     }
 }
 

@@ -360,11 +360,6 @@ impl Lowerer<'_, '_> {
         let name = function_name(f);
         if is_json_aggregate(&name) {
             // call_args refuses the ORDER BY and LIMIT clauses these take.
-            if f.filter.is_some() {
-                return Err(PlanError::new(format!("FILTER is not supported on {name}(…)"), at)
-                    .detail("the JSON aggregates keep NULL elements, so the filter cannot become the argument")
-                    .hint("aggregate a subquery that keeps the wanted rows"));
-            }
             if f.over.is_some() || !f.within_group.is_empty() || f.null_treatment.is_some() {
                 return Err(PlanError::new(format!("this form of {name}(…) is not supported"), at));
             }

@@ -58,7 +58,7 @@ const CASES: &[(&str, Dialect, &str)] = &[
     ("aggregate_in_group_by", Dialect::Postgres, "SELECT COUNT(*) FROM reviews GROUP BY COUNT(*)"),
     ("nested_aggregate", Dialect::Sqlite, "SELECT product_id, SUM(COUNT(*)) FROM reviews GROUP BY product_id"),
     ("distinct_group_concat", Dialect::Sqlite, "SELECT product_id, group_concat(DISTINCT body) FROM reviews GROUP BY product_id"),
-    ("filter_json_aggregate", Dialect::Sqlite, "SELECT product_id, json_group_array(id ORDER BY id) FILTER (WHERE rating > 3) FROM reviews GROUP BY product_id"),
+    ("filter_on_scalar_function", Dialect::Sqlite, "SELECT upper(body) FILTER (WHERE rating > 3) AS u FROM reviews"),
     ("group_concat_postgres", Dialect::Postgres, "SELECT product_id, group_concat(body) FROM reviews GROUP BY product_id"),
     ("total_postgres", Dialect::Postgres, "SELECT product_id, total(rating) FROM reviews GROUP BY product_id"),
     ("string_agg_one_argument", Dialect::Postgres, "SELECT product_id, string_agg(body) FROM reviews GROUP BY product_id"),

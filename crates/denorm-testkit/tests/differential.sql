@@ -230,3 +230,9 @@ SELECT id, iif(score > 4, 'high', score > 0, 'mid', score IS NULL, 'none', 'low'
        iif(score < 0, -score, created_at > 20, created_at) AS picked, if(title IS NULL, 'untitled', title) AS t,
        concat(title, '#', score, NULL, score / 2.0) AS c, concat_ws(' / ', title, score, created_at) AS cw
 FROM posts;
+
+CREATE MATERIALIZED VIEW product_json_filtered AS
+SELECT product_id, json_group_array(rating ORDER BY id) FILTER (WHERE helpful > 0) AS helpful_ratings,
+       json_group_object(CAST(id AS TEXT), rating) FILTER (WHERE rating >= 3) AS good
+FROM reviews
+GROUP BY product_id;

@@ -8,11 +8,17 @@ use denorm_types::{Datum, Dialect, Diff, Row, Value};
 
 /// `json_group_array` / `json_group_object` over a whole group.
 pub(super) fn aggregate(agg: &Aggregate, rows: &[(Row, Diff)], dialect: Dialect) -> Result<Value, EvalError> {
-    let Some(Expr::List(items)) = &agg.arg else { unreachable!("JSON aggregates take a list") };
+    let Some(Expr::List(all)) = &agg.arg else { unreachable!("JSON aggregates take a list") };
+    let (items, filter) = denorm_expr::split_filter(all, agg.func.filtered());
     // (sort values, JSON text) per copy of each row.
     let mut elements: Vec<(Vec<Value>, String)> = Vec::new();
     for (row, diff) in rows {
         let datums = row.unpack();
+        if let Some(condition) = filter {
+            if !condition.holds(&datums, dialect)? {
+                continue;
+            }
+        }
         let values: Vec<Value> =
             items.iter().map(|e| e.eval(&datums, dialect).map(Datum::into_owned)).collect::<Result<_, _>>()?;
         let mut text = String::new();
@@ -21,7 +27,7 @@ pub(super) fn aggregate(agg: &Aggregate, rows: &[(Row, Diff)], dialect: Dialect)
                 json::write_datum(&mut text, &values[0], spec.raw, dialect);
                 values[1..].to_vec()
             }
-            AggregateFunc::JsonObject { raw } => {
+            AggregateFunc::JsonObject { raw, .. } => {
                 match &values[0] {
                     Datum::Null if dialect == Dialect::Sqlite => continue,
                     Datum::Null => return Err(EvalError::NullJsonKey),

@@ -162,7 +162,8 @@ impl Lowerer<'_, '_> {
                     .hint(format!("write e.g. {name}(x ORDER BY created_at DESC, id DESC)")));
             };
             let (order, keys) = self.aggregate_order(terms, name, at, d)?;
-            let spec = JsonArraySpec { raw: element.ty == ScalarType::Json, order, limit };
+            let spec =
+                JsonArraySpec { raw: element.ty == ScalarType::Json, order, limit, filtered: f.filter.is_some() };
             (AggregateFunc::JsonArray(spec), std::iter::once(element.expr).chain(keys).collect::<Vec<_>>())
         } else {
             if order_by.is_some() || limit.is_some() {
@@ -177,8 +178,13 @@ impl Lowerer<'_, '_> {
                     .hint("CAST the key to TEXT or INTEGER"));
             }
             let value = json_value(value, self.dialect);
-            (AggregateFunc::JsonObject { raw: value.ty == ScalarType::Json }, vec![key.expr, value.expr])
+            let func = AggregateFunc::JsonObject { raw: value.ty == ScalarType::Json, filtered: f.filter.is_some() };
+            (func, vec![key.expr, value.expr])
         };
+        let mut list = list;
+        if let Some(condition) = f.filter.as_deref() {
+            list.push(scalar.lower_condition(condition, "FILTER", d + 1)?.expr);
+        }
         let column = grouping.borrow_mut().register(func, Some(Expr::List(list)), ScalarType::Json, nullable);
         Ok(Typed::new(Expr::Column(column), ScalarType::Json, nullable))
     }
