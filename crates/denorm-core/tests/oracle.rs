@@ -7,7 +7,8 @@
 use denorm_core::reference::{evaluate, Tables};
 use denorm_core::{Dataflow, Runtime, SourceBatch};
 use denorm_expr::{
-    Aggregate, AggregateFunc, AggregateOrder, BinaryOp, Expr, Func, JoinKind, JsonArraySpec, OrderTerm, Plan, SortKey,
+    Aggregate, AggregateFunc, AggregateOrder, BinaryOp, ConcatSpec, Expr, Func, JoinKind, JsonArraySpec, OrderTerm,
+    Plan, SortKey,
 };
 use denorm_types::{
     consolidate, Catalog, ColumnSchema, Datum, Dialect, Diff, Position, Row, ScalarType, TableSchema, Value,
@@ -78,8 +79,10 @@ fn join(kind: JoinKind, left: Box<Plan>, right: Box<Plan>, residual: Option<Expr
 /// One plan per operator shape.
 fn shapes() -> Vec<(&'static str, Plan)> {
     use AggregateFunc::*;
-    let by_id_desc = AggregateOrder::new(&[OrderTerm { descending: true, nulls_first: false }]).unwrap();
-    let unordered = AggregateOrder::new(&[]).unwrap();
+    let spec = |order, distinct| ConcatSpec { order, distinct };
+    let by_id_desc = spec(AggregateOrder::new(&[OrderTerm { descending: true, nulls_first: false }]).unwrap(), false);
+    let unordered = spec(AggregateOrder::new(&[]).unwrap(), false);
+    let distinct = spec(AggregateOrder::new(&[]).unwrap(), true);
     let all_aggs = |x: usize, v: usize| {
         vec![
             agg(Count, None),
@@ -93,6 +96,7 @@ fn shapes() -> Vec<(&'static str, Plan)> {
             agg(AvgDistinct, Some(col(v))),
             agg(GroupConcat(by_id_desc), Some(Expr::List(vec![col(x), lit("|"), col(0)]))),
             agg(GroupConcat(unordered), Some(Expr::List(vec![col(v), lit(", ")]))),
+            agg(GroupConcat(distinct), Some(Expr::List(vec![col(v), lit(";")]))),
         ]
     };
     vec![

@@ -48,7 +48,17 @@ pub enum AggregateFunc {
     /// preceded by its row's separator; NULL for no such value. Without ORDER
     /// BY the values come in ascending order of their text (the sources
     /// leave that order unspecified).
-    GroupConcat(AggregateOrder),
+    GroupConcat(ConcatSpec),
+}
+
+/// The parameters of [`AggregateFunc::GroupConcat`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConcatSpec {
+    pub order: AggregateOrder,
+    /// `group_concat(DISTINCT x)`: each distinct text once. The planner
+    /// allows it only without ORDER BY or ordered by the value itself, so
+    /// equal values are neighbours in the element order.
+    pub distinct: bool,
 }
 
 /// SQLite's `sum()`/`avg()`/`total()` accumulator (`func.c`'s `sumStep`):
@@ -282,8 +292,10 @@ impl fmt::Display for Aggregate {
             (Some(a), AggregateFunc::CountDistinct | AggregateFunc::SumDistinct | AggregateFunc::AvgDistinct) => {
                 write!(f, "{}(DISTINCT {a})", self.func.name())
             }
-            (Some(Expr::List(items)), AggregateFunc::GroupConcat(order)) if items.len() >= 2 => {
-                write!(f, "group_concat({}, {}", items[0], items[1])?;
+            (Some(Expr::List(items)), AggregateFunc::GroupConcat(spec)) if items.len() >= 2 => {
+                let order = spec.order;
+                let distinct = if spec.distinct { "DISTINCT " } else { "" };
+                write!(f, "group_concat({distinct}{}, {}", items[0], items[1])?;
                 for (i, key) in items[2..].iter().enumerate() {
                     let term = order.term(i);
                     let lead = if i == 0 { " ORDER BY " } else { ", " };

@@ -29,7 +29,9 @@ mod plan;
 pub mod printf;
 mod scalar;
 
-pub use aggregate::{split_filter, Aggregate, AggregateFunc, AggregateOrder, JsonArraySpec, OrderTerm, SqliteSum};
+pub use aggregate::{
+    split_filter, Aggregate, AggregateFunc, AggregateOrder, ConcatSpec, JsonArraySpec, OrderTerm, SqliteSum,
+};
 pub use datetime::reads_the_clock;
 pub use eval::EvalError;
 pub use expr::{BinaryOp, DateField, DateFunc, Expr, Func, TrimSide};

@@ -509,7 +509,8 @@ pub(crate) fn aggregate_func(f: &ast::Function) -> Option<AggregateFunc> {
         // PostgreSQL's boolean aggregates: false sorts before true.
         "bool_and" | "every" => Some(AggregateFunc::Min),
         "bool_or" => Some(AggregateFunc::Max),
-        "group_concat" | "string_agg" => AggregateOrder::new(&[]).map(AggregateFunc::GroupConcat),
+        "group_concat" | "string_agg" => AggregateOrder::new(&[])
+            .map(|order| AggregateFunc::GroupConcat(denorm_expr::ConcatSpec { order, distinct: false })),
         _ => None,
     }
 }

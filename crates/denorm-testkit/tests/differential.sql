@@ -236,3 +236,8 @@ SELECT product_id, json_group_array(rating ORDER BY id) FILTER (WHERE helpful > 
        json_group_object(CAST(id AS TEXT), rating) FILTER (WHERE rating >= 3) AS good
 FROM reviews
 GROUP BY product_id;
+
+CREATE MATERIALIZED VIEW distinct_titles AS
+SELECT author_id, group_concat(DISTINCT title) AS titles, COUNT(DISTINCT title) AS n
+FROM posts
+GROUP BY author_id;

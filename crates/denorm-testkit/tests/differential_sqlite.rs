@@ -31,6 +31,11 @@ const VIEWS: &str = concat!(include_str!("differential.sql"), "\n", include_str!
 /// the order of the values' text.
 const REFERENCE_SQL: &[(&str, &str)] = &[
     (
+        "distinct_titles",
+        "SELECT author_id, group_concat(DISTINCT title ORDER BY title) AS titles, COUNT(DISTINCT title) AS n
+         FROM posts GROUP BY author_id",
+    ),
+    (
         "user_names_concat",
         "SELECT group_concat(name, ',' ORDER BY name) AS names, total(karma) AS karma_total,
                 COUNT(*) FILTER (WHERE avatar IS NULL) AS no_avatar, AVG(DISTINCT karma) AS distinct_karma

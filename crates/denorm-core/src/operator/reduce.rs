@@ -355,7 +355,9 @@ impl Accumulator {
                 v.map_or(Datum::Null, |o| o.0.clone())
             }
             Accumulator::Distinct(values) => Datum::Int(values.len() as i64),
-            Accumulator::Json(elements) if matches!(func, AggregateFunc::GroupConcat(_)) => concat::value(elements),
+            Accumulator::Json(elements) if matches!(func, AggregateFunc::GroupConcat(_)) => {
+                concat::value(elements, matches!(func, AggregateFunc::GroupConcat(spec) if spec.distinct))
+            }
             Accumulator::Json(elements) => json::value(func, elements, dialect),
         })
         .map(|v| if func == AggregateFunc::Count && rows == 0 { Datum::Int(0) } else { v })
@@ -733,8 +735,8 @@ impl Reduce {
                             (Some(e), AggregateFunc::JsonArray(_) | AggregateFunc::JsonObject { .. }) => {
                                 Input::Json(json::entry(slot.func, e, &datums, *dialect)?)
                             }
-                            (Some(e), AggregateFunc::GroupConcat(order)) => {
-                                Input::Json(concat::entry(order, e, &datums, *dialect)?)
+                            (Some(e), AggregateFunc::GroupConcat(spec)) => {
+                                Input::Json(concat::entry(spec.order, e, &datums, *dialect)?)
                             }
                             (Some(e), _) => Input::Value(e.eval(&datums, *dialect)?),
                             (None, _) => Input::Value(Datum::Int(1)),

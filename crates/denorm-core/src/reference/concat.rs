@@ -19,7 +19,7 @@ fn text(v: &Value) -> Option<String> {
 
 /// `group_concat(x, sep ORDER BY …)` over a whole group.
 pub(super) fn aggregate(agg: &Aggregate, rows: &[(Row, Diff)], dialect: Dialect) -> Result<Value, EvalError> {
-    let (Some(Expr::List(items)), AggregateFunc::GroupConcat(order)) = (&agg.arg, agg.func) else {
+    let (Some(Expr::List(items)), AggregateFunc::GroupConcat(spec)) = (&agg.arg, agg.func) else {
         unreachable!("group_concat takes a list")
     };
     // (sort values, separator, text) per copy of each row.
@@ -34,11 +34,15 @@ pub(super) fn aggregate(agg: &Aggregate, rows: &[(Row, Diff)], dialect: Dialect)
             elements.push((values[2..].to_vec(), separator.clone(), element.clone()));
         }
     }
+    let order = spec.order;
     elements.sort_by(|a, b| {
         order
             .compare(&a.0, &b.0)
             .then_with(|| (a.1.as_bytes(), a.1.len(), &a.2).cmp(&(b.1.as_bytes(), b.1.len(), &b.2)))
     });
+    if spec.distinct {
+        elements.dedup_by(|a, b| a.2 == b.2);
+    }
     let mut out: Option<String> = None;
     for (_, separator, element) in elements {
         match &mut out {

@@ -13,7 +13,7 @@
 
 use std::cell::RefCell;
 
-use denorm_expr::{AggregateFunc, AggregateOrder, Expr};
+use denorm_expr::{AggregateFunc, AggregateOrder, ConcatSpec, Expr};
 use denorm_types::{Datum, Dialect, ScalarType};
 use sqlparser::ast::{self, DuplicateTreatment, FunctionArg, FunctionArgExpr, FunctionArgumentClause};
 
@@ -74,9 +74,9 @@ impl Lowerer<'_, '_> {
             return Err(PlanError::new(format!("{name} takes {expected}"), at));
         }
         let distinct = matches!(list.duplicate_treatment, Some(DuplicateTreatment::Distinct));
-        if distinct {
-            return Err(PlanError::new(format!("DISTINCT is not supported in {name}(…)"), at)
-                .hint("concatenate the values of a subquery that selects DISTINCT"));
+        if distinct && name == "group_concat" && args.len() > 1 {
+            return Err(PlanError::new("DISTINCT aggregates must have exactly one argument", at)
+                .hint("group_concat(DISTINCT x) joins with ','"));
         }
         let mut order_by = None;
         for clause in &list.clauses {
@@ -95,13 +95,17 @@ impl Lowerer<'_, '_> {
             Some(s) => self.concat_value(s, name, at)?,
             None => Typed::new(Expr::Literal(Datum::text(",")), ScalarType::Text, false),
         };
+        if distinct && !(keys.is_empty() || keys == [value.expr.clone()]) {
+            return Err(PlanError::new(format!("with DISTINCT, {name}(…) can only be ordered by its value"), at)
+                .hint(format!("write {name}(DISTINCT x, … ORDER BY x)")));
+        }
         let mut list = vec![value.expr, separator.expr];
         list.extend(keys);
         if let Some(condition) = f.filter.as_deref() {
             let filtered = self.filtered(Some(Typed::new(list[0].clone(), ScalarType::Text, true)), condition, d)?;
             list[0] = filtered.expr;
         }
-        let func = AggregateFunc::GroupConcat(order);
+        let func = AggregateFunc::GroupConcat(ConcatSpec { order, distinct });
         let column = grouping.borrow_mut().register(func, Some(Expr::List(list)), ScalarType::Text, true);
         Ok(Typed::new(Expr::Column(column), ScalarType::Text, true))
     }

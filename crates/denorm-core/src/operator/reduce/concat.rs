@@ -68,15 +68,24 @@ fn separator(sort: &[u8]) -> &str {
     std::str::from_utf8(&rest[rest.len() - len..]).unwrap_or_default()
 }
 
-/// The joined text, NULL for an empty group.
-pub(super) fn value(elements: &Elements) -> Value {
+/// The joined text, NULL for an empty group; with `distinct` each text once
+/// (equal texts are neighbours: the planner orders DISTINCT by the value).
+pub(super) fn value(elements: &Elements, distinct: bool) -> Value {
     if elements.is_empty() {
         return Datum::Null;
     }
     let mut out = String::new();
     let mut first = true;
+    let mut previous: Option<&str> = None;
     for ((sort, text), &count) in elements {
-        for _ in 0..count.max(0) {
+        if distinct && count > 0 {
+            if previous == Some(&**text) {
+                continue;
+            }
+            previous = Some(text);
+        }
+        let copies = if distinct { count.clamp(0, 1) } else { count.max(0) };
+        for _ in 0..copies {
             if !first {
                 out.push_str(separator(sort));
             }
@@ -89,7 +98,7 @@ pub(super) fn value(elements: &Elements) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use denorm_expr::{Aggregate, AggregateFunc, OrderTerm};
+    use denorm_expr::{Aggregate, AggregateFunc, ConcatSpec, OrderTerm};
 
     use super::super::Reduce;
     use super::*;
@@ -100,7 +109,7 @@ mod tests {
         let arg = Expr::List(vec![Expr::Column(2), Expr::Literal(Datum::text("-")), Expr::Column(1)]);
         Reduce::new(
             vec![0],
-            vec![Aggregate { func: AggregateFunc::GroupConcat(order), arg: Some(arg) }],
+            vec![Aggregate { func: AggregateFunc::GroupConcat(ConcatSpec { order, distinct: false }), arg: Some(arg) }],
             Dialect::Sqlite,
         )
     }
