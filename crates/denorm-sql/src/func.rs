@@ -191,9 +191,19 @@ impl Lowerer<'_, '_> {
             Kind::Iif => self.iif(lowered, at),
             _ if call_func(def) == Func::PgRound => self.pg_round(lowered, at),
             _ => {
-                let typed = self.scalar_call(def, lowered, at)?;
+                let mut typed = self.scalar_call(def, lowered, at)?;
                 match call_func(def) {
                     Func::DateTrunc(_) | Func::DatePart(_) => self.field_call(typed, args[0], at),
+                    // unixepoch(…, 'subsec') is a double.
+                    Func::Date(DateFunc::UnixEpoch)
+                        if args
+                            .iter()
+                            .filter_map(|a| string_literal(a))
+                            .any(|t| t.eq_ignore_ascii_case("subsec") || t.eq_ignore_ascii_case("subsecond")) =>
+                    {
+                        typed.ty = ScalarType::Float;
+                        Ok(typed)
+                    }
                     _ => Ok(typed),
                 }
             }
