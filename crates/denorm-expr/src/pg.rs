@@ -85,7 +85,11 @@ pub(crate) fn call<'r>(func: Func, args: Vec<Datum<'r>>) -> Result<Datum<'r>> {
         }
         (Func::Extract(field), [d]) => Datum::Numeric(extract(field, d)?),
         (Func::DatePart(field), [d]) => Datum::Float(numeric::to_f64(extract(field, &as_timestamp(d))?)),
-        (func, args) => unreachable!("{func:?} over {args:?}: the planner types PostgreSQL's functions"),
+        // The planner types PostgreSQL's functions; a value of another type
+        // is refused rather than trusted.
+        (func, args) => {
+            return Err(invalid(format!("{}() does not take the values {args:?}", func.name())));
+        }
     })
 }
 

@@ -147,7 +147,9 @@ pub(crate) fn call<'r>(func: Func, args: Vec<Datum<'r>>) -> Result<Datum<'r>> {
         Func::Round => Datum::Float(round(double(&args[0]), args.get(1).map_or(0, int64))),
         Func::Length => Datum::Int(text(&args[0]).map_or(0, |t| t.chars().count() as i64)),
         Func::OctetLength => Datum::Int(text(&args[0]).map_or(0, |t| t.len() as i64)),
-        other => unreachable!("not one of SQLite's scalar functions: {other:?}"),
+        other => {
+            return Err(EvalError::InvalidArgument(format!("{}() is not one of SQLite's functions", other.name())))
+        }
     })
 }
 
