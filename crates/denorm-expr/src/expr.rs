@@ -4,6 +4,8 @@ use std::fmt;
 
 use denorm_types::{ScalarType, Value};
 
+pub use crate::json_path::JsonAccess;
+
 /// A scalar expression. Column references are positions in the input row of
 /// the plan node that evaluates the expression. The planner has already
 /// type-checked it and lowered sugar (`BETWEEN`, `CASE x WHEN`, `NOT IN`, …)
@@ -189,6 +191,8 @@ pub enum Func {
     StartsWith,
     /// `octet_length(x)`: bytes of the value's text (both dialects).
     OctetLength,
+    /// SQLite `json_extract(j, path)`, `j -> path`, `j ->> path`.
+    JsonAccess(JsonAccess),
     /// PostgreSQL `date_trunc('field', timestamp)`.
     DateTrunc(DateField),
     /// PostgreSQL `extract(field from date|timestamp)`: numeric.
@@ -352,6 +356,9 @@ impl Func {
             Func::Initcap => "initcap",
             Func::StartsWith => "starts_with",
             Func::OctetLength => "octet_length",
+            Func::JsonAccess(JsonAccess::Extract) => "json_extract",
+            Func::JsonAccess(JsonAccess::Json) => "->",
+            Func::JsonAccess(JsonAccess::Value) => "->>",
             Func::DateTrunc(_) => "date_trunc",
             Func::Extract(_) => "extract",
             Func::DatePart(_) => "date_part",
@@ -491,6 +498,11 @@ impl fmt::Display for Expr {
             }
             Expr::Call { func: func @ (Func::DateTrunc(field) | Func::DatePart(field)), args } if args.len() == 1 => {
                 write!(f, "{}('{}', {})", func.name(), field.name(), args[0])
+            }
+            Expr::Call { func: func @ Func::JsonAccess(JsonAccess::Json | JsonAccess::Value), args }
+                if args.len() == 2 =>
+            {
+                write!(f, "({} {} {})", args[0], func.name(), args[1])
             }
             Expr::Call { func, args } => {
                 write!(f, "{}(", func.name())?;

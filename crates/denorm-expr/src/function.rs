@@ -15,7 +15,7 @@
 
 use denorm_types::{Dialect, ScalarType};
 
-use crate::expr::{DateField, DateFunc, Func, TrimSide};
+use crate::expr::{DateField, DateFunc, Func, JsonAccess, TrimSide};
 
 /// How the planner checks one argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,6 +232,15 @@ pub static FUNCTIONS: &[FunctionDef] = &[
         Returns::Type(ScalarType::Numeric),
         Strict,
         Kind::Call(Func::Extract(DateField::Day)),
+    ),
+    def(
+        "json_extract",
+        SQLITE,
+        (2, Some(2)),
+        &[Any, Text],
+        TEXT,
+        Always,
+        Kind::Call(Func::JsonAccess(JsonAccess::Extract)),
     ),
     def("json_array", SQLITE, (0, None), &[Any], Returns::Type(ScalarType::Json), Never, Kind::Json),
     def("json_object", SQLITE, (0, None), &[Any], Returns::Type(ScalarType::Json), Never, Kind::Json),

@@ -23,6 +23,7 @@ mod datetime;
 mod eval;
 mod expr;
 pub mod function;
+mod json_path;
 mod optimize;
 mod pg;
 mod plan;
@@ -34,6 +35,6 @@ pub use aggregate::{
 };
 pub use datetime::reads_the_clock;
 pub use eval::EvalError;
-pub use expr::{BinaryOp, DateField, DateFunc, Expr, Func, TrimSide};
+pub use expr::{BinaryOp, DateField, DateFunc, Expr, Func, JsonAccess, TrimSide};
 pub use optimize::optimize;
 pub use plan::{JoinKind, Plan, SortKey};

@@ -119,6 +119,7 @@ pub(crate) fn call<'r>(func: Func, args: Vec<Datum<'r>>) -> Result<Datum<'r>> {
             None => Datum::Null,
         },
         Func::Date(kind) => crate::datetime::call(kind, &args)?,
+        Func::JsonAccess(kind) => crate::json_path::access(kind, &args[0], &args[1])?,
         // SQLite's concat/concat_ws (3.44): NULLs skipped, numbers as text.
         Func::Concat => Datum::owned_text(args.iter().filter_map(text).collect::<String>()),
         Func::ConcatWs => match text(&args[0]) {

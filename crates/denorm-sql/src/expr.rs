@@ -299,6 +299,7 @@ impl<'a, 'c> Lowerer<'a, 'c> {
     fn binary(&self, l: &ast::Expr, op: &BinaryOperator, r: &ast::Expr, at: Option<Location>, d: usize) -> Lowered {
         use BinaryOperator as B;
         let bop = match op {
+            B::Arrow | B::LongArrow => return self.json_arrow(l, r, matches!(op, B::LongArrow), at, d),
             B::Plus => BinaryOp::Add,
             B::Minus => BinaryOp::Sub,
             B::Multiply => BinaryOp::Mul,

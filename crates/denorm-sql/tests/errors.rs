@@ -155,6 +155,8 @@ const CASES: &[(&str, Dialect, &str)] = &[
     ("round_double_places", Dialect::Postgres, "SELECT round(score, 2) AS r FROM posts"),
     ("extract_on_sqlite", Dialect::Sqlite, "SELECT extract(year from title) AS y FROM posts"),
     ("substring_from_on_sqlite", Dialect::Sqlite, "SELECT substring(title from 1 for 2) AS s FROM posts"),
+    ("json_arrow_postgres", Dialect::Postgres, "SELECT body -> 'a' AS a FROM posts"),
+    ("json_extract_several_paths", Dialect::Sqlite, "SELECT json_extract(body, '$.a', '$.b') AS a FROM posts"),
     ("bool_and_on_sqlite", Dialect::Sqlite, "SELECT author_id, bool_and(score > 0) AS b FROM posts GROUP BY author_id"),
     ("current_timestamp_postgres", Dialect::Postgres, "SELECT id, current_timestamp AS t FROM posts"),
 ];

@@ -241,3 +241,11 @@ CREATE MATERIALIZED VIEW distinct_titles AS
 SELECT author_id, group_concat(DISTINCT title) AS titles, COUNT(DISTINCT title) AS n
 FROM posts
 GROUP BY author_id;
+
+CREATE MATERIALIZED VIEW post_json_access AS
+SELECT id, json_object('s', score, 't', title, 'l', json_array(score, created_at)) ->> 's' AS s,
+       json_object('t', title) -> '$.t' AS t_json,
+       json_extract(json_array(score, title, created_at / 4.0), '$[2]') AS third,
+       (json_object('l', json_array(score, created_at)) -> 'l') ->> 1 AS second,
+       json_object('n', score) ->> 'missing' AS missing
+FROM posts;

@@ -6,7 +6,7 @@
 //! quotes, numeric prefixes, dates in every accepted form). The expected
 //! result is SQLite's own answer, not a hand-typed one.
 
-use denorm_expr::{DateFunc, Expr, Func, TrimSide};
+use denorm_expr::{DateFunc, Expr, Func, JsonAccess, TrimSide};
 use denorm_types::{Datum, Dialect, Value};
 use rusqlite::types::Value as Sql;
 
@@ -106,7 +106,10 @@ impl Checker {
 
     fn check(&mut self, sql_name: &str, func: Func, args: &[Value]) {
         let placeholders = vec!["?"; args.len()].join(", ");
-        let sql = format!("SELECT {sql_name}({placeholders})");
+        let sql = match sql_name {
+            "->" | "->>" => format!("SELECT ? {sql_name} ?"),
+            _ => format!("SELECT {sql_name}({placeholders})"),
+        };
         let params: Vec<Sql> = args.iter().map(to_sql).collect();
         let theirs: Result<Sql, _> =
             self.db.query_row(&sql, rusqlite::params_from_iter(params.iter()), |r| r.get::<_, Sql>(0));
@@ -187,6 +190,72 @@ fn text_and_number_functions_equal_sqlite() {
         c.check("concat_ws", Func::ConcatWs, &[v.clone(), Datum::Int(1), Datum::Int(2)]);
     }
     c.finish();
+}
+
+#[test]
+fn json_access_equals_sqlite() {
+    let mut c = Checker::new();
+    let documents = [
+        r#"{"a":1,"b":[1,2.5,"x",true,false,null,{"c":"d"}],"e":{"f":-0.5e3},"g":"\u00e9\n\"q\"","a.b":7}"#,
+        r#" [ 10 , -9223372036854775808, 9223372036854775808, 1E2, "s", [ ] , { } ] "#,
+        r#"{"k":"v","k":"w","n":null,"u":"\ud83d\ude00","big":123456789012345678901234567890}"#,
+        "42",
+        "\"just text\"",
+        "{bad}",
+        "",
+    ];
+    let paths = [
+        "$",
+        "$.a",
+        "$.b",
+        "$.b[1]",
+        "$.b[6].c",
+        "$.b[#-1]",
+        "$.b[#]",
+        "$.b[9]",
+        "$.e.f",
+        "$.g",
+        "$.\"a.b\"",
+        "$[0]",
+        "$[1]",
+        "$[2]",
+        "$[3]",
+        "$[5]",
+        "$.k",
+        "$.n",
+        "$.u",
+        "$.big",
+        "$.missing",
+        "a",
+        "$a",
+        "$.",
+        "$[x]",
+    ];
+    let labels: Vec<Value> = ["a", "b", "a.b", "", "[1]", "k", "g", "e"]
+        .into_iter()
+        .map(Value::from)
+        .chain([Datum::Int(0), Datum::Int(1), Datum::Int(-1), Datum::Int(9), Datum::Null, Datum::Float(1.5)])
+        .collect();
+    for document in documents.map(Value::from).into_iter().chain([Datum::Null, Datum::Int(5), Datum::Float(0.5)]) {
+        for path in paths.map(Value::from).into_iter().chain([Datum::Null, Datum::Int(1)]) {
+            c.check("json_extract", Func::JsonAccess(JsonAccess::Extract), &[document.clone(), path.clone()]);
+            c.check("->", Func::JsonAccess(JsonAccess::Json), &[document.clone(), path.clone()]);
+            c.check("->>", Func::JsonAccess(JsonAccess::Value), &[document.clone(), path]);
+        }
+        for label in &labels {
+            c.check("->", Func::JsonAccess(JsonAccess::Json), &[document.clone(), label.clone()]);
+            c.check("->>", Func::JsonAccess(JsonAccess::Value), &[document.clone(), label.clone()]);
+        }
+    }
+    c.finish();
+    // SQLite also reads JSON5; denorm refuses it rather than guess.
+    for json5 in ["{'a':1}", "[1,2,]", "{a:1}", "[0x10]", "/* c */ 1"] {
+        let expr = Expr::Call {
+            func: Func::JsonAccess(JsonAccess::Extract),
+            args: vec![Expr::Literal(Value::from(json5)), Expr::Literal(Value::from("$"))],
+        };
+        assert!(expr.eval(&[], Dialect::Sqlite).is_err(), "{json5}");
+    }
 }
 
 #[test]

@@ -18,7 +18,7 @@
 
 use std::cell::RefCell;
 
-use denorm_expr::{AggregateFunc, AggregateOrder, Expr, Func, JsonArraySpec, OrderTerm};
+use denorm_expr::{AggregateFunc, AggregateOrder, Expr, Func, JsonAccess, JsonArraySpec, OrderTerm};
 use denorm_types::{Dialect, ScalarType};
 use sqlparser::ast::{self, FunctionArg, FunctionArgExpr, FunctionArgumentClause, OrderBySort};
 
@@ -116,6 +116,37 @@ impl Lowerer<'_, '_> {
             Func::JsonObject { raw }
         };
         Ok(Typed::new(Expr::Call { func, args: args.into_iter().map(|a| a.expr).collect() }, ScalarType::Json, false))
+    }
+
+    /// SQLite's `j -> path` (the element's JSON text) and `j ->> path` (its
+    /// SQL value: text, integer or double, whatever the element holds).
+    pub(crate) fn json_arrow(
+        &self,
+        l: &ast::Expr,
+        r: &ast::Expr,
+        value: bool,
+        at: Option<Location>,
+        d: usize,
+    ) -> Result<Typed, PlanError> {
+        let symbol = if value { "->>" } else { "->" };
+        if self.dialect == Dialect::Postgres {
+            return Err(PlanError::new(format!("operator {symbol} is not supported on PostgreSQL"), at)
+                .hint("denorm reads SQLite's JSON operators only"));
+        }
+        let document = bool_as_int(self.lower(l, d)?, self.dialect);
+        let path = bool_as_int(self.lower(r, d)?, self.dialect);
+        let accepted = |t: ScalarType| {
+            matches!(t, ScalarType::Text | ScalarType::Json | ScalarType::Null | ScalarType::Int | ScalarType::Float)
+        };
+        if !accepted(document.ty) || !accepted(path.ty) {
+            return Err(crate::types::operator_error(symbol, document.ty, path.ty, at));
+        }
+        let (func, ty) = if value {
+            (Func::JsonAccess(JsonAccess::Value), ScalarType::Text)
+        } else {
+            (Func::JsonAccess(JsonAccess::Json), ScalarType::Json)
+        };
+        Ok(Typed::new(Expr::Call { func, args: vec![document.expr, path.expr] }, ty, true))
     }
 
     /// A JSON aggregate in the SELECT list or HAVING of a grouped query.
