@@ -323,6 +323,59 @@ mod random {
 
     use super::*;
 
+    /// A JSON document's text with random spacing.
+    fn json() -> impl Strategy<Value = String> {
+        let space = || proptest::sample::select(vec!["", " ", "\n\t "]);
+        let leaf = prop_oneof![
+            Just("null".to_string()),
+            Just("true".to_string()),
+            Just("false".to_string()),
+            proptest::sample::select(vec![
+                "0",
+                "-0",
+                "12",
+                "-7",
+                "1.5",
+                "-0.25e2",
+                "1E+3",
+                "9223372036854775807",
+                "9223372036854775808",
+                "-9223372036854775809",
+                "123456789012345678901234",
+                "0.1e-400",
+                "1e400",
+            ])
+            .prop_map(str::to_string),
+            proptest::sample::select(vec![
+                r#""""#,
+                r#""a""#,
+                r#""é\u00e9""#,
+                r#""q\"\\\/\n""#,
+                r#""\ud83d\ude00""#,
+                r#""\ud800x""#,
+            ])
+            .prop_map(str::to_string),
+        ];
+        leaf.prop_recursive(4, 32, 5, move |inner| {
+            prop_oneof![
+                (proptest::collection::vec(inner.clone(), 0..5), space())
+                    .prop_map(|(items, s)| format!("[{s}{}{s}]", items.join(&format!("{s},{s}")))),
+                (
+                    proptest::collection::vec(
+                        (proptest::sample::select(vec!["a", "b", "a b", "é", "\\u0061", "a"]), inner),
+                        0..5
+                    ),
+                    space()
+                )
+                    .prop_map(|(members, s)| {
+                        let members: Vec<String> =
+                            members.into_iter().map(|(k, v)| format!("\"{k}\"{s}:{s}{v}")).collect();
+                        format!("{{{s}{}{s}}}", members.join(","))
+                    }),
+            ]
+        })
+    }
+
     fn piece() -> impl Strategy<Value = String> {
         prop_oneof![
             (0u32..10000).prop_map(|n| n.to_string()),
@@ -455,6 +508,29 @@ mod random {
             c.check("unicode", Func::Unicode, std::slice::from_ref(&x));
             c.check("length", Func::Length, std::slice::from_ref(&x));
             c.check("printf", Func::Printf, &[Value::from(format!("%{}s|%-{}.{}s|%c", p.abs(), q.abs(), p.abs())), x.clone(), y.clone(), x.clone()]);
+            prop_assert!(c.failures.is_empty(), "{}", c.failures.join("\n"));
+        }
+
+        /// Random JSON documents (nesting, escapes, numbers of every form,
+        /// whitespace) and paths, through json_extract, -> and ->>.
+        #[test]
+        fn json_access_equals_sqlite_on_random_documents(
+            document in json(),
+            path in proptest::collection::vec(prop_oneof![
+                proptest::sample::select(vec![".a", ".b", ".\"a b\"", ".é", "[0]", "[1]", "[#-1]", "[5]"]),
+            ], 0..4),
+            label in prop_oneof![
+                proptest::sample::select(vec!["a", "b", "a b", "é", "[0]", "$.a[0]"]).prop_map(Value::from),
+                (-3i64..4).prop_map(Datum::Int),
+            ],
+        ) {
+            let mut c = Checker::new();
+            let document = Value::from(document);
+            let path = Value::from(format!("${}", path.concat()));
+            c.check("json_extract", Func::JsonAccess(JsonAccess::Extract), &[document.clone(), path.clone()]);
+            c.check("->", Func::JsonAccess(JsonAccess::Json), &[document.clone(), path]);
+            c.check("->", Func::JsonAccess(JsonAccess::Json), &[document.clone(), label.clone()]);
+            c.check("->>", Func::JsonAccess(JsonAccess::Value), &[document, label]);
             prop_assert!(c.failures.is_empty(), "{}", c.failures.join("\n"));
         }
     }
