@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use denorm_expr::{Aggregate, AggregateFunc, EvalError, Expr, JoinKind, Plan, SortKey};
 use denorm_types::{consolidate, Datum, Dialect, Diff, Row, RowPacker, Value};
 
+mod concat;
 mod json;
 
 /// Table contents by table name (as the plan's `Get` names them).
@@ -155,6 +156,9 @@ fn aggregate(agg: &Aggregate, rows: &[(Row, Diff)], dialect: Dialect) -> Result<
     if let AggregateFunc::JsonArray(_) | AggregateFunc::JsonObject { .. } = agg.func {
         return json::aggregate(agg, rows, dialect);
     }
+    if let AggregateFunc::GroupConcat(_) = agg.func {
+        return concat::aggregate(agg, rows, dialect);
+    }
     let mut values: Vec<Value> = Vec::new();
     for (row, diff) in rows {
         let v = match &agg.arg {
@@ -181,6 +185,17 @@ fn aggregate(agg: &Aggregate, rows: &[(Row, Diff)], dialect: Dialect) -> Result<
             Datum::Int(packed.len() as i64)
         }
         _ if values.is_empty() => Datum::Null,
+        AggregateFunc::SumDistinct | AggregateFunc::AvgDistinct => {
+            values.sort_by(|a, b| a.total_cmp(b));
+            values.dedup_by(|a, b| a.total_cmp(b) == Ordering::Equal);
+            let mut sum = denorm_expr::SqliteSum::default();
+            values.iter().for_each(|v| sum.add(v));
+            if agg.func == AggregateFunc::AvgDistinct {
+                sum.avg()
+            } else {
+                sum.sum()?
+            }
+        }
         AggregateFunc::Sum | AggregateFunc::Avg if matches!(values[0], Datum::Numeric(_)) => {
             // Exact, at the largest display scale; AVG at PostgreSQL's division scale.
             let mut sum = denorm_types::numeric::Decimal::ZERO;
@@ -231,7 +246,9 @@ fn aggregate(agg: &Aggregate, rows: &[(Row, Diff)], dialect: Dialect) -> Result<
         }
         AggregateFunc::Min => values.into_iter().min_by(|a, b| a.total_cmp(b)).unwrap(),
         AggregateFunc::Max => values.into_iter().max_by(|a, b| a.total_cmp(b)).unwrap(),
-        AggregateFunc::JsonArray(_) | AggregateFunc::JsonObject { .. } => unreachable!("evaluated above"),
+        AggregateFunc::JsonArray(_) | AggregateFunc::JsonObject { .. } | AggregateFunc::GroupConcat(_) => {
+            unreachable!("evaluated above")
+        }
     })
 }
 

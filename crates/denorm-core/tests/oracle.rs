@@ -7,7 +7,8 @@
 use denorm_core::reference::{evaluate, Tables};
 use denorm_core::{Dataflow, Runtime, SourceBatch};
 use denorm_expr::{
-    Aggregate, AggregateFunc, AggregateOrder, BinaryOp, Expr, Func, JoinKind, JsonArraySpec, OrderTerm, Plan, SortKey,
+    Aggregate, AggregateFunc, AggregateOrder, BinaryOp, ConcatSpec, Expr, Func, JoinKind, JsonArraySpec, OrderTerm,
+    Plan, SortKey,
 };
 use denorm_types::{
     consolidate, Catalog, ColumnSchema, Datum, Dialect, Diff, Position, Row, ScalarType, TableSchema, Value,
@@ -51,13 +52,18 @@ fn agg(func: AggregateFunc, arg: Option<Expr>) -> Aggregate {
 fn json_aggs(limit: Option<u32>) -> Vec<Aggregate> {
     let term = |descending, nulls_first| OrderTerm { descending, nulls_first };
     let order = AggregateOrder::new(&[term(true, false), term(false, true)]).unwrap();
-    let newest = JsonArraySpec { raw: false, order, limit };
-    let by_x = JsonArraySpec { raw: true, order: AggregateOrder::new(&[term(false, true)]).unwrap(), limit: None };
+    let newest = JsonArraySpec { raw: false, order, limit, filtered: false };
+    let by_x_order = AggregateOrder::new(&[term(false, true)]).unwrap();
+    let by_x = JsonArraySpec { raw: true, order: by_x_order, limit: None, filtered: true };
     let pair = Expr::Call { func: Func::JsonArray { raw: 0 }, args: vec![col(0), col(3)] };
     vec![
         agg(AggregateFunc::JsonArray(newest), Some(Expr::List(vec![col(3), col(2), col(0)]))),
-        agg(AggregateFunc::JsonArray(by_x), Some(Expr::List(vec![pair, col(3)]))),
-        agg(AggregateFunc::JsonObject { raw: false }, Some(Expr::List(vec![col(2), col(3)]))),
+        // FILTER (WHERE v > 0).
+        agg(
+            AggregateFunc::JsonArray(by_x),
+            Some(Expr::List(vec![pair, col(3), Expr::binary(BinaryOp::Gt, col(2), lit(0))])),
+        ),
+        agg(AggregateFunc::JsonObject { raw: false, filtered: false }, Some(Expr::List(vec![col(2), col(3)]))),
     ]
 }
 fn sort(column: usize, descending: bool, nulls_first: bool) -> SortKey {
@@ -91,6 +97,10 @@ fn join(kind: JoinKind, left: Box<Plan>, right: Box<Plan>, residual: Option<Expr
 /// One plan per operator shape.
 fn shapes() -> Vec<(&'static str, Plan)> {
     use AggregateFunc::*;
+    let spec = |order, distinct| ConcatSpec { order, distinct };
+    let by_id_desc = spec(AggregateOrder::new(&[OrderTerm { descending: true, nulls_first: false }]).unwrap(), false);
+    let unordered = spec(AggregateOrder::new(&[]).unwrap(), false);
+    let distinct_values = spec(AggregateOrder::new(&[]).unwrap(), true);
     let all_aggs = |x: usize, v: usize| {
         vec![
             agg(Count, None),
@@ -100,6 +110,11 @@ fn shapes() -> Vec<(&'static str, Plan)> {
             agg(Min, Some(col(x))),
             agg(Max, Some(col(v))),
             agg(CountDistinct, Some(col(v))),
+            agg(SumDistinct, Some(col(v))),
+            agg(AvgDistinct, Some(col(v))),
+            agg(GroupConcat(by_id_desc), Some(Expr::List(vec![col(x), lit("|"), col(0)]))),
+            agg(GroupConcat(unordered), Some(Expr::List(vec![col(v), lit(", ")]))),
+            agg(GroupConcat(distinct_values), Some(Expr::List(vec![col(v), lit(";")]))),
         ]
     };
     vec![

@@ -52,6 +52,14 @@ pub enum EvalError {
     /// by zero).
     #[error("{0}; CAST the operands to double precision in the view if an approximate result will do")]
     Numeric(NumericError),
+    /// A value that makes a function read the clock or the machine's time
+    /// zone (`date(x)` where x is `'now'`): a maintained view cannot follow it.
+    #[error("{0} reads the clock or the time zone, which a maintained view cannot follow")]
+    NotDeterministic(String),
+    /// An argument the function rejects (PostgreSQL: `split_part(s, d, 0)`,
+    /// a negative substring length, `make_date(2024, 2, 30)`).
+    #[error("{0}")]
+    InvalidArgument(String),
 }
 
 impl From<NumericError> for EvalError {
@@ -372,9 +380,20 @@ fn call<'r>(func: Func, args: &[Expr], row: &[Datum<'r>], dialect: Dialect) -> R
         Func::JsonObject { raw } => return json_object(raw, args, row, dialect),
         _ => {}
     }
-    let v = match (func, args[0].eval(row, dialect)?) {
+    let sqlite_length = func == Func::Length && dialect == Dialect::Sqlite;
+    if !matches!(func, Func::Abs | Func::Lower { .. } | Func::Upper { .. } | Func::Length) || sqlite_length {
+        let values = args.iter().map(|a| a.eval(row, dialect)).collect::<Result<Vec<_>>>()?;
         // SQLite: the length of a BLOB is its number of bytes.
-        (Func::Length, Datum::Blob(b)) => return Ok(Datum::Int(b.len() as i64)),
+        if let (Func::Length, [Datum::Blob(b)]) = (func, values.as_slice()) {
+            return Ok(Datum::Int(b.len() as i64));
+        }
+        let sqlite_concat = dialect == Dialect::Sqlite && matches!(func, Func::Concat | Func::ConcatWs);
+        if is_postgres_function(func) && !sqlite_concat {
+            return crate::pg::call(func, values);
+        }
+        return crate::scalar::call(func, values);
+    }
+    let v = match (func, args[0].eval(row, dialect)?) {
         (Func::Lower { .. } | Func::Upper { .. } | Func::Length, v) => as_text(v),
         (_, v) => v,
     };
@@ -395,6 +414,30 @@ fn call<'r>(func: Func, args: &[Expr], row: &[Datum<'r>], dialect: Dialect) -> R
         (Func::Length, Datum::Text(t)) => Datum::Int(t.chars().count() as i64),
         (_, other) => other,
     })
+}
+
+fn is_postgres_function(func: Func) -> bool {
+    matches!(
+        func,
+        Func::PgSubstring
+            | Func::Strpos
+            | Func::SplitPart
+            | Func::Concat
+            | Func::ConcatWs
+            | Func::Left
+            | Func::Right
+            | Func::PgRound
+            | Func::MakeDate
+            | Func::Reverse
+            | Func::Repeat
+            | Func::Lpad
+            | Func::Rpad
+            | Func::Initcap
+            | Func::StartsWith
+            | Func::DateTrunc(_)
+            | Func::Extract(_)
+            | Func::DatePart(_)
+    )
 }
 
 fn is_raw(raw: u64, i: usize) -> bool {
@@ -542,7 +585,7 @@ fn float_to_int<'r>(f: f64, dialect: Dialect) -> Result<Datum<'r>> {
 
 /// The longest prefix of `s` (after leading spaces) that parses as an integer
 /// (SQLite), or the whole trimmed text (PostgreSQL).
-fn text_to_int<'r>(s: &str, dialect: Dialect) -> Result<Datum<'r>> {
+pub(crate) fn text_to_int<'r>(s: &str, dialect: Dialect) -> Result<Datum<'r>> {
     match dialect {
         Dialect::Postgres => {
             s.trim().parse::<i64>().map(Datum::Int).map_err(|_| invalid(&Datum::text(s), ScalarType::Int))
@@ -566,7 +609,7 @@ fn text_to_int<'r>(s: &str, dialect: Dialect) -> Result<Datum<'r>> {
     }
 }
 
-fn text_to_float<'r>(s: &str, dialect: Dialect) -> Result<Datum<'r>> {
+pub(crate) fn text_to_float<'r>(s: &str, dialect: Dialect) -> Result<Datum<'r>> {
     match dialect {
         Dialect::Postgres => {
             s.trim().parse::<f64>().map(Datum::Float).map_err(|_| invalid(&Datum::text(s), ScalarType::Float))

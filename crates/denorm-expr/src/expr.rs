@@ -4,6 +4,8 @@ use std::fmt;
 
 use denorm_types::{ScalarType, Value};
 
+pub use crate::json_path::JsonAccess;
+
 /// A scalar expression. Column references are positions in the input row of
 /// the plan node that evaluates the expression. The planner has already
 /// type-checked it and lowered sugar (`BETWEEN`, `CASE x WHEN`, `NOT IN`, …)
@@ -129,6 +131,182 @@ pub enum Func {
     JsonObject {
         raw: u64,
     },
+    /// SQLite `substr(x, start[, length])` (also `substring`): characters,
+    /// 1-based; a negative start counts from the end, a negative length takes
+    /// the characters before the start.
+    Substr,
+    /// SQLite `trim`/`ltrim`/`rtrim(x[, characters])` (default: spaces).
+    Trim(TrimSide),
+    /// SQLite `replace(x, from, to)`; an empty `from` returns `x` unchanged.
+    Replace,
+    /// SQLite `instr(x, y)`: the 1-based character position of the first
+    /// `y` in `x`, 0 when absent.
+    Instr,
+    /// SQLite `round(x[, digits])`: always a double.
+    Round,
+    /// SQLite `sign(x)`: -1, 0 or 1; NULL for what is not a number.
+    Sign,
+    /// SQLite scalar `min(a, b, …)`/`max(…)`: NULL if any argument is.
+    Min,
+    Max,
+    /// SQLite `typeof(x)`: the storage class of the value.
+    Typeof,
+    /// SQLite `hex(x)`: upper-case hex of the value's text (UTF-8 bytes).
+    Hex,
+    /// SQLite `quote(x)`: the value as an SQL literal.
+    Quote,
+    /// SQLite `unicode(x)`: the code point of the first character.
+    Unicode,
+    /// SQLite `char(c, …)`: text of the code points.
+    Char,
+    /// SQLite `printf(format, …)` (also `format`).
+    Printf,
+    /// SQLite's date and time functions.
+    Date(DateFunc),
+    /// PostgreSQL `substring(s from start for count)` (also `substr`).
+    PgSubstring,
+    /// PostgreSQL `strpos(s, sub)` / `position(sub in s)`.
+    Strpos,
+    /// PostgreSQL `split_part(s, delimiter, n)`.
+    SplitPart,
+    /// PostgreSQL `concat(…)`: NULLs skipped, never NULL.
+    Concat,
+    /// PostgreSQL `concat_ws(separator, …)`.
+    ConcatWs,
+    /// PostgreSQL `left(s, n)` / `right(s, n)`.
+    Left,
+    Right,
+    /// PostgreSQL `round(x)` (double: half to even; numeric: half away from
+    /// zero) and `round(numeric, places)`.
+    PgRound,
+    /// PostgreSQL `make_date(y, m, d)`.
+    MakeDate,
+    /// PostgreSQL `reverse(s)`, `repeat(s, n)`, `lpad`/`rpad(s, n[, fill])`,
+    /// `initcap(s)`, `starts_with(s, prefix)`.
+    Reverse,
+    Repeat,
+    Lpad,
+    Rpad,
+    Initcap,
+    StartsWith,
+    /// `octet_length(x)`: bytes of the value's text (both dialects).
+    OctetLength,
+    /// SQLite `json_extract(j, path)`, `j -> path`, `j ->> path`.
+    JsonAccess(JsonAccess),
+    /// PostgreSQL `date_trunc('field', timestamp)`.
+    DateTrunc(DateField),
+    /// PostgreSQL `extract(field from date|timestamp)`: numeric.
+    Extract(DateField),
+    /// PostgreSQL `date_part('field', timestamp)`: double precision.
+    DatePart(DateField),
+}
+
+/// A field of PostgreSQL's `extract`, `date_part` and `date_trunc`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DateField {
+    Microseconds,
+    Milliseconds,
+    Second,
+    Minute,
+    Hour,
+    Day,
+    Week,
+    Month,
+    Quarter,
+    Year,
+    Decade,
+    Century,
+    Millennium,
+    Dow,
+    Isodow,
+    Doy,
+    Isoyear,
+    Epoch,
+}
+
+impl DateField {
+    /// The field named `name` (PostgreSQL's spellings, any case).
+    pub fn parse(name: &str) -> Option<DateField> {
+        use DateField::*;
+        Some(match name.to_ascii_lowercase().as_str() {
+            "microsecond" | "microseconds" | "us" => Microseconds,
+            "millisecond" | "milliseconds" | "ms" => Milliseconds,
+            "second" | "seconds" | "sec" | "secs" => Second,
+            "minute" | "minutes" | "min" | "mins" => Minute,
+            "hour" | "hours" | "h" => Hour,
+            "day" | "days" | "d" => Day,
+            "week" | "weeks" | "w" => Week,
+            "month" | "months" | "mon" | "mons" => Month,
+            "quarter" | "qtr" => Quarter,
+            "year" | "years" | "y" | "yr" | "yrs" => Year,
+            "decade" | "decades" => Decade,
+            "century" | "centuries" => Century,
+            "millennium" | "millennia" => Millennium,
+            "dow" => Dow,
+            "isodow" => Isodow,
+            "doy" => Doy,
+            "isoyear" => Isoyear,
+            "epoch" => Epoch,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        use DateField::*;
+        match self {
+            Microseconds => "microseconds",
+            Milliseconds => "milliseconds",
+            Second => "second",
+            Minute => "minute",
+            Hour => "hour",
+            Day => "day",
+            Week => "week",
+            Month => "month",
+            Quarter => "quarter",
+            Year => "year",
+            Decade => "decade",
+            Century => "century",
+            Millennium => "millennium",
+            Dow => "dow",
+            Isodow => "isodow",
+            Doy => "doy",
+            Isoyear => "isoyear",
+            Epoch => "epoch",
+        }
+    }
+
+    /// Whether `extract` takes the field from a date (the time fields no).
+    pub fn of_date(self) -> bool {
+        !matches!(
+            self,
+            DateField::Microseconds | DateField::Milliseconds | DateField::Second | DateField::Minute | DateField::Hour
+        )
+    }
+
+    /// Whether `date_trunc` takes the field.
+    pub fn truncates(self) -> bool {
+        !matches!(self, DateField::Dow | DateField::Isodow | DateField::Doy | DateField::Isoyear | DateField::Epoch)
+    }
+}
+
+/// Which side(s) [`Func::Trim`] trims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TrimSide {
+    Both,
+    Leading,
+    Trailing,
+}
+
+/// SQLite's date and time functions: `f(time value, modifier, …)`;
+/// `strftime(format, time value, modifier, …)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DateFunc {
+    Date,
+    Time,
+    DateTime,
+    JulianDay,
+    UnixEpoch,
+    Strftime,
 }
 
 impl Func {
@@ -140,6 +318,50 @@ impl Func {
             Func::Length => "length",
             Func::JsonArray { .. } => "json_array",
             Func::JsonObject { .. } => "json_object",
+            Func::Substr => "substr",
+            Func::Trim(TrimSide::Both) => "trim",
+            Func::Trim(TrimSide::Leading) => "ltrim",
+            Func::Trim(TrimSide::Trailing) => "rtrim",
+            Func::Replace => "replace",
+            Func::Instr => "instr",
+            Func::Round => "round",
+            Func::Sign => "sign",
+            Func::Min => "min",
+            Func::Max => "max",
+            Func::Typeof => "typeof",
+            Func::Hex => "hex",
+            Func::Quote => "quote",
+            Func::Unicode => "unicode",
+            Func::Char => "char",
+            Func::Printf => "printf",
+            Func::Date(DateFunc::Date) => "date",
+            Func::Date(DateFunc::Time) => "time",
+            Func::Date(DateFunc::DateTime) => "datetime",
+            Func::Date(DateFunc::JulianDay) => "julianday",
+            Func::Date(DateFunc::UnixEpoch) => "unixepoch",
+            Func::Date(DateFunc::Strftime) => "strftime",
+            Func::PgSubstring => "substring",
+            Func::Strpos => "strpos",
+            Func::SplitPart => "split_part",
+            Func::Concat => "concat",
+            Func::ConcatWs => "concat_ws",
+            Func::Left => "left",
+            Func::Right => "right",
+            Func::PgRound => "round",
+            Func::MakeDate => "make_date",
+            Func::Reverse => "reverse",
+            Func::Repeat => "repeat",
+            Func::Lpad => "lpad",
+            Func::Rpad => "rpad",
+            Func::Initcap => "initcap",
+            Func::StartsWith => "starts_with",
+            Func::OctetLength => "octet_length",
+            Func::JsonAccess(JsonAccess::Extract) => "json_extract",
+            Func::JsonAccess(JsonAccess::Json) => "->",
+            Func::JsonAccess(JsonAccess::Value) => "->>",
+            Func::DateTrunc(_) => "date_trunc",
+            Func::Extract(_) => "extract",
+            Func::DatePart(_) => "date_part",
         }
     }
 }
@@ -271,6 +493,17 @@ impl fmt::Display for Expr {
                 f.write_str(")")
             }
             Expr::NullIf(a, b) => write!(f, "nullif({a}, {b})"),
+            Expr::Call { func: Func::Extract(field), args } if args.len() == 1 => {
+                write!(f, "extract({} from {})", field.name(), args[0])
+            }
+            Expr::Call { func: func @ (Func::DateTrunc(field) | Func::DatePart(field)), args } if args.len() == 1 => {
+                write!(f, "{}('{}', {})", func.name(), field.name(), args[0])
+            }
+            Expr::Call { func: func @ Func::JsonAccess(JsonAccess::Json | JsonAccess::Value), args }
+                if args.len() == 2 =>
+            {
+                write!(f, "({} {} {})", args[0], func.name(), args[1])
+            }
             Expr::Call { func, args } => {
                 write!(f, "{}(", func.name())?;
                 list(f, args)?;

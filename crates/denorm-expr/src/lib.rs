@@ -19,13 +19,22 @@
 //! ```
 
 mod aggregate;
+mod datetime;
 mod eval;
 mod expr;
+pub mod function;
+mod json_path;
 mod optimize;
+mod pg;
 mod plan;
+pub mod printf;
+mod scalar;
 
-pub use aggregate::{Aggregate, AggregateFunc, AggregateOrder, JsonArraySpec, OrderTerm};
+pub use aggregate::{
+    split_filter, Aggregate, AggregateFunc, AggregateOrder, ConcatSpec, JsonArraySpec, OrderTerm, SqliteSum,
+};
+pub use datetime::reads_the_clock;
 pub use eval::EvalError;
-pub use expr::{BinaryOp, Expr, Func};
+pub use expr::{BinaryOp, DateField, DateFunc, Expr, Func, JsonAccess, TrimSide};
 pub use optimize::optimize;
 pub use plan::{JoinKind, Plan, SortKey};

@@ -15,7 +15,7 @@
 
 use std::cell::RefCell;
 
-use denorm_expr::{AggregateFunc, BinaryOp, Expr};
+use denorm_expr::{AggregateFunc, AggregateOrder, BinaryOp, Expr};
 use denorm_types::{Datum, Dialect, ScalarType};
 use sqlparser::ast::{self, BinaryOperator, UnaryOperator};
 
@@ -232,6 +232,22 @@ impl<'a, 'c> Lowerer<'a, 'c> {
                 self.case(operand.as_deref(), conditions, else_result.as_deref(), at, d)
             }
             E::Function(f) => self.function(f, e, d),
+            E::Substring { special: false, substring_from: Some(_), .. } if self.dialect == Dialect::Sqlite => {
+                Err(PlanError::new("SUBSTRING(… FROM … FOR …) is not supported by SQLite", at)
+                    .hint("write substr(x, start, length)"))
+            }
+            E::Position { expr, r#in } => self.position(expr, r#in, at, d),
+            E::Extract { field, expr, .. } => self.extract(field, expr, at, d),
+            E::Substring { expr, substring_from, substring_for, .. } => {
+                let args: Vec<&ast::Expr> = [Some(&**expr), substring_from.as_deref(), substring_for.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                self.call("substr", &args, at, d)
+            }
+            E::Trim { trim_where, trim_what, expr, trim_characters } => {
+                self.trim(trim_where.as_ref(), trim_what.as_deref(), expr, trim_characters.as_deref(), at, d)
+            }
             E::Cast { kind, expr, data_type, format } => self.cast(kind, expr, data_type, format.is_some(), at, d),
             E::TypedString(literal) => crate::types::typed_literal(literal, self.dialect, at),
             E::Subquery(_) | E::InSubquery { .. } | E::Exists { .. } => match self.subqueries {
@@ -299,6 +315,7 @@ impl<'a, 'c> Lowerer<'a, 'c> {
     fn binary(&self, l: &ast::Expr, op: &BinaryOperator, r: &ast::Expr, at: Option<Location>, d: usize) -> Lowered {
         use BinaryOperator as B;
         let bop = match op {
+            B::Arrow | B::LongArrow => return self.json_arrow(l, r, matches!(op, B::LongArrow), at, d),
             B::Plus => BinaryOp::Add,
             B::Minus => BinaryOp::Sub,
             B::Multiply => BinaryOp::Mul,
@@ -499,12 +516,25 @@ pub(crate) fn is_aggregate(f: &ast::Function) -> bool {
 /// COUNT, SUM, AVG, MIN or MAX by name (DISTINCT decided by the caller).
 pub(crate) fn aggregate_func(f: &ast::Function) -> Option<AggregateFunc> {
     let [ast::ObjectNamePart::Identifier(name)] = f.name.0.as_slice() else { return None };
-    match name.value.to_ascii_lowercase().as_str() {
+    let name = name.value.to_ascii_lowercase();
+    // SQLite's min(a, b, …) and max(a, b, …) are scalar functions.
+    let several = matches!(&f.args, ast::FunctionArguments::List(l) if l.args.len() > 1);
+    if several && matches!(name.as_str(), "min" | "max") {
+        return None;
+    }
+    match name.as_str() {
         "count" => Some(AggregateFunc::Count),
         "sum" => Some(AggregateFunc::Sum),
         "avg" => Some(AggregateFunc::Avg),
         "min" => Some(AggregateFunc::Min),
         "max" => Some(AggregateFunc::Max),
+        // total(x) is the sum, made a double and 0.0 for no values.
+        "total" => Some(AggregateFunc::Sum),
+        // PostgreSQL's boolean aggregates: false sorts before true.
+        "bool_and" | "every" => Some(AggregateFunc::Min),
+        "bool_or" => Some(AggregateFunc::Max),
+        "group_concat" | "string_agg" => AggregateOrder::new(&[])
+            .map(|order| AggregateFunc::GroupConcat(denorm_expr::ConcatSpec { order, distinct: false })),
         _ => None,
     }
 }
@@ -596,17 +626,14 @@ fn refusal(e: &ast::Expr, at: Option<Location>) -> PlanError {
         E::Collate { .. } => PlanError::new("COLLATE is not supported", at),
         E::SimilarTo { .. } | E::RLike { .. } => PlanError::new("regular expression matching is not supported", at),
         E::AnyOp { .. } | E::AllOp { .. } => PlanError::new("ANY and ALL are not supported", at).hint("use IN (…)"),
-        E::Interval(_) | E::AtTimeZone { .. } | E::Extract { .. } => {
+        E::Interval(_) | E::AtTimeZone { .. } => {
             PlanError::new("date and time expressions are not supported", at)
         }
-        E::Substring { .. }
-        | E::Trim { .. }
-        | E::Overlay { .. }
-        | E::Position { .. }
-        | E::Ceil { .. }
-        | E::Floor { .. } => {
-            PlanError::new("this function is not supported", at).hint(crate::func::SUPPORTED_FUNCTIONS)
+        E::Overlay { .. } => {
+            PlanError::new("function overlay(…) is not supported", at).hint("build the text with substring(…) and ||")
         }
+        E::Ceil { .. } => PlanError::new("function ceil(…) is not supported", at),
+        E::Floor { .. } => PlanError::new("function floor(…) is not supported", at),
         E::Tuple(_) => PlanError::new("row constructors are not supported", at),
         _ => PlanError::new("this expression is not supported", at),
     }

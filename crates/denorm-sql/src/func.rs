@@ -2,7 +2,8 @@
 
 use std::cell::RefCell;
 
-use denorm_expr::{AggregateFunc, Expr, Func};
+use denorm_expr::function::{self, Arg, FunctionDef, Kind, Nulls, Returns};
+use denorm_expr::{AggregateFunc, DateFunc, Expr, Func};
 use denorm_types::{Dialect, ScalarType};
 use sqlparser::ast::{
     self, CastKind, DataType, DuplicateTreatment, ExactNumberInfo, FunctionArg, FunctionArgExpr, TimezoneInfo,
@@ -12,13 +13,12 @@ use crate::expr::{aggregate_func, is_aggregate, Clause, Grouping, Lowerer};
 use crate::types::{self, bool_as_int, comparison_operands, Typed};
 use crate::{Location, PlanError};
 
+mod aggregate;
 mod json;
+mod postgres;
 
+use aggregate::total;
 pub(crate) use json::{is_json_aggregate, outside_subquery};
-
-pub(crate) const SUPPORTED_FUNCTIONS: &str = "supported functions: abs, coalesce, length, lower, nullif, upper, \
-     json_array, json_object (PostgreSQL: json_build_array, json_build_object); aggregates: count, sum, avg, min, max, \
-     json_group_array, json_group_object (PostgreSQL: json_agg, json_object_agg)";
 
 const SUPPORTED_TYPES: &str =
     "supported types: INTEGER, BIGINT, SMALLINT, DOUBLE PRECISION, FLOAT, REAL (SQLite), TEXT, VARCHAR, BOOLEAN; \
@@ -38,8 +38,7 @@ fn call_args<'e>(f: &'e ast::Function, name: &str, at: Option<Location>) -> Resu
             .hint("compute the aggregate with GROUP BY in its own view"));
     }
     if f.filter.is_some() {
-        return Err(PlanError::new("FILTER clauses are not supported", at)
-            .hint("move the condition into the argument: SUM(CASE WHEN cond THEN x END)"));
+        return Err(PlanError::new(format!("FILTER is only allowed on aggregates, not on {name}(…)"), at));
     }
     if !f.within_group.is_empty() || f.null_treatment.is_some() || !matches!(f.parameters, ast::FunctionArguments::None)
     {
@@ -81,6 +80,54 @@ fn arity_error(name: &str, expected: &str, at: Option<Location>) -> PlanError {
     PlanError::new(format!("{name} takes {expected}"), at)
 }
 
+fn call_func(def: &FunctionDef) -> Func {
+    match def.kind {
+        Kind::Call(func) => func,
+        _ => Func::Abs,
+    }
+}
+
+fn is_postgres_only(ty: ScalarType) -> bool {
+    use ScalarType::*;
+    matches!(ty, Numeric | Date | Timestamp | TimestampTz | Uuid)
+}
+
+/// The text of a string literal argument, if it is one.
+pub(crate) fn string_literal(e: &ast::Expr) -> Option<&str> {
+    match e {
+        ast::Expr::Value(v) => match &v.value {
+            ast::Value::SingleQuotedString(s) => Some(s),
+            _ => None,
+        },
+        ast::Expr::Nested(inner) => string_literal(inner),
+        _ => None,
+    }
+}
+
+/// Refuses `'now'`, `'localtime'` and `'utc'` written in a date function.
+fn check_date_literals(name: &str, kind: DateFunc, args: &[&ast::Expr], at: Option<Location>) -> Result<(), PlanError> {
+    let values = if kind == DateFunc::Strftime { &args[1..] } else { args };
+    for (i, a) in values.iter().enumerate() {
+        if let Some(text) = string_literal(a).filter(|t| denorm_expr::reads_the_clock(i, t)) {
+            return Err(PlanError::new(format!("{name}(…) with '{text}' is not supported in a maintained view"), at)
+                .detail("it reads the clock or the machine's time zone, which change without a change in the source")
+                .hint("compare with a fixed date, or filter by time when reading"));
+        }
+    }
+    Ok(())
+}
+
+/// The format of printf must be a literal using the supported conversions.
+fn check_printf_format(format: &ast::Expr, at: Option<Location>) -> Result<(), PlanError> {
+    let Some(text) = string_literal(format) else {
+        return Err(PlanError::new("the format of printf(…) must be a string literal", at));
+    };
+    denorm_expr::printf::check(text).map_err(|why| {
+        PlanError::new(format!("printf format '{text}': {why}"), at)
+            .hint("supported: %d %i %x %X %f %s %c %% with the flags - + space 0, a width and a precision")
+    })
+}
+
 impl Lowerer<'_, '_> {
     pub(crate) fn function(&self, f: &ast::Function, e: &ast::Expr, d: usize) -> Result<Typed, PlanError> {
         let at = self.at(e);
@@ -95,19 +142,136 @@ impl Lowerer<'_, '_> {
         if distinct {
             return Err(PlanError::new(format!("DISTINCT is not supported in {name}(…)"), at));
         }
+        self.call(&name, &args, at, d)
+    }
+
+    /// A scalar function call by name, planned from the function table.
+    pub(crate) fn call(
+        &self,
+        name: &str,
+        args: &[&ast::Expr],
+        at: Option<Location>,
+        d: usize,
+    ) -> Result<Typed, PlanError> {
+        if json::is_json_function(name) {
+            let lowered = args.iter().map(|a| self.lower(a, d)).collect::<Result<Vec<_>, _>>()?;
+            return self.json_function(name, lowered, at);
+        }
+        let def = self.function_def(name, at)?;
+        if let Kind::Refused(why) = def.kind {
+            return Err(
+                PlanError::new(format!("function {name}() is not supported in a maintained view"), at).detail(why)
+            );
+        }
+        if !def.takes(args.len()) {
+            return Err(arity_error(name, &def.arity_text(), at));
+        }
+        if let Func::Date(kind) = call_func(def) {
+            check_date_literals(name, kind, args, at)?;
+        }
+        if call_func(def) == Func::Printf {
+            check_printf_format(args[0], at)?;
+        }
         let lowered = args.iter().map(|a| self.lower(a, d)).collect::<Result<Vec<_>, _>>()?;
-        match name.as_str() {
-            "coalesce" if lowered.len() >= 2 => {
-                let (items, ty) = types::unify_all(lowered, "COALESCE", self.dialect, at)?;
+        let signature: Vec<String> =
+            lowered.iter().map(|t| bool_as_int(t.clone(), self.dialect).ty.to_string()).collect();
+        let signature = signature.join(", ");
+        let lowered = lowered
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| self.check_argument(def, i, t, &signature, at))
+            .collect::<Result<Vec<_>, _>>()?;
+        match def.kind {
+            Kind::Coalesce => {
+                let (items, ty) = types::unify_all(lowered, &name.to_uppercase(), self.dialect, at)?;
                 let nullable = items.iter().all(|t| t.nullable);
                 Ok(Typed::new(Expr::Coalesce(items.into_iter().map(|t| t.expr).collect()), ty, nullable))
             }
-            "coalesce" => Err(arity_error("coalesce", "at least two arguments", at)),
-            "nullif" => self.nullif(lowered, at),
-            "abs" | "lower" | "upper" | "length" => self.scalar_call(&name, lowered, at),
-            _ if json::is_json_function(&name) => self.json_function(&name, lowered, at),
-            _ => Err(PlanError::new(format!("function {name}(…) is not supported"), at).hint(SUPPORTED_FUNCTIONS)),
+            Kind::NullIf => self.nullif(lowered, at),
+            Kind::Iif => self.iif(lowered, at),
+            _ if call_func(def) == Func::PgRound => self.pg_round(lowered, at),
+            _ => {
+                let mut typed = self.scalar_call(def, lowered, at)?;
+                match call_func(def) {
+                    Func::DateTrunc(_) | Func::DatePart(_) => self.field_call(typed, args[0], at),
+                    // unixepoch(…, 'subsec') is a double.
+                    Func::Date(DateFunc::UnixEpoch)
+                        if args
+                            .iter()
+                            .filter_map(|a| string_literal(a))
+                            .any(|t| t.eq_ignore_ascii_case("subsec") || t.eq_ignore_ascii_case("subsecond")) =>
+                    {
+                        typed.ty = ScalarType::Float;
+                        Ok(typed)
+                    }
+                    _ => Ok(typed),
+                }
+            }
         }
+    }
+
+    /// The table entry for `name`, or the error naming it.
+    fn function_def(&self, name: &str, at: Option<Location>) -> Result<&'static FunctionDef, PlanError> {
+        if let Some(def) = function::lookup(name, self.dialect) {
+            return Ok(def);
+        }
+        let other = match self.dialect {
+            Dialect::Sqlite => Dialect::Postgres,
+            Dialect::Postgres => Dialect::Sqlite,
+        };
+        let source = |d: Dialect| if d == Dialect::Sqlite { "SQLite" } else { "PostgreSQL" };
+        let message = if function::lookup(name, other).is_some() {
+            format!("function {name}(…) is a {} function, not supported on {}", source(other), source(self.dialect))
+        } else {
+            format!("function {name}(…) is not supported")
+        };
+        Err(PlanError::new(message, at).hint(function::supported(self.dialect)))
+    }
+
+    /// Checks argument `i` against the table (SQLite: a comparison is the
+    /// integer 0 or 1; a number where text is wanted is read as its text).
+    fn check_argument(
+        &self,
+        def: &FunctionDef,
+        i: usize,
+        t: Typed,
+        signature: &str,
+        at: Option<Location>,
+    ) -> Result<Typed, PlanError> {
+        let t = bool_as_int(t, self.dialect);
+        let sqlite = self.dialect == Dialect::Sqlite;
+        let ok = match (def.arg(i), t.ty) {
+            (_, ScalarType::Null) => true,
+            (_, ScalarType::Unsupported) => false,
+            // A value without affinity: SQLite converts it as the function needs.
+            (_, ScalarType::Any) => sqlite,
+            (Arg::Any, ty) => !sqlite || !is_postgres_only(ty),
+            (Arg::Text, ScalarType::Text | ScalarType::Json) => true,
+            (Arg::Text, ty) => sqlite && ty.is_numeric() && ty != ScalarType::Numeric,
+            (Arg::Number, ty) => ty.is_numeric(),
+            (Arg::Integer, ty) => ty == ScalarType::Int || (sqlite && ty.is_numeric()),
+            (Arg::DateOrTimestamp, ty) => matches!(ty, ScalarType::Date | ScalarType::Timestamp),
+            (Arg::Timestamp, ty) => ty == ScalarType::Timestamp,
+        };
+        if ok {
+            return Ok(t);
+        }
+        let wants = match def.arg(i) {
+            Arg::Text => "text",
+            Arg::Number => "a number",
+            Arg::Integer => "an integer",
+            Arg::DateOrTimestamp => "a date or a timestamp (a timestamptz depends on the session's time zone)",
+            Arg::Timestamp => {
+                "a timestamp (PostgreSQL reads a date here as a timestamptz, which depends on the \
+                               session's time zone: CAST it AS timestamp)"
+            }
+            Arg::Any => "a value",
+        };
+        Err(PlanError::new(format!("function {}({signature}) does not exist", def.name), at).hint(format!(
+            "argument {} of {} takes {wants}; CAST it explicitly",
+            i + 1,
+            def.name
+        )))
     }
 
     fn nullif(&self, args: Vec<Typed>, at: Option<Location>) -> Result<Typed, PlanError> {
@@ -117,33 +281,83 @@ impl Lowerer<'_, '_> {
         Ok(Typed::new(Expr::NullIf(Box::new(a.expr), Box::new(b.expr)), ty, true))
     }
 
-    fn scalar_call(&self, name: &str, args: Vec<Typed>, at: Option<Location>) -> Result<Typed, PlanError> {
-        let [arg]: [Typed; 1] = args.try_into().map_err(|_| arity_error(name, "one argument", at))?;
-        let ascii_only = self.dialect == Dialect::Sqlite;
-        let (func, arg, ty) = match name {
-            "abs" => {
-                let arg = bool_as_int(arg, self.dialect);
-                // abs() of a value without affinity: an integer or a double.
-                let ty = if arg.ty == ScalarType::Any { ScalarType::Float } else { arg.ty };
-                (Func::Abs, arg, ty)
+    /// `iif(c₁, a₁[, c₂, a₂ …][, b])` (also `if`) → `CASE WHEN c₁ THEN a₁ … ELSE b END`.
+    fn iif(&self, args: Vec<Typed>, at: Option<Location>) -> Result<Typed, PlanError> {
+        let mut conditions = Vec::new();
+        let mut values = Vec::new();
+        let mut args = args.into_iter();
+        while let Some(first) = args.next() {
+            match args.next() {
+                Some(value) => {
+                    conditions.push(types::condition(first, "IIF", self.dialect, at)?);
+                    values.push(value);
+                }
+                None => values.push(first),
             }
-            "lower" => (Func::Lower { ascii_only }, arg, ScalarType::Text),
-            "upper" => (Func::Upper { ascii_only }, arg, ScalarType::Text),
-            _ => (Func::Length, arg, ScalarType::Int),
-        };
-        let accepted = match func {
-            Func::Abs => arg.ty.is_numeric() || arg.ty == ScalarType::Any,
-            _ => arg.ty == ScalarType::Text,
-        };
-        if !accepted && arg.ty != ScalarType::Null {
-            let wants = if func == Func::Abs { "a number" } else { "text" };
-            return Err(PlanError::new(format!("function {name}({}) does not exist", arg.ty), at)
-                .hint(format!("{name} takes {wants}; CAST the argument explicitly")));
         }
-        let nullable = arg.nullable;
-        Ok(Typed::new(Expr::Call { func, args: vec![arg.expr] }, ty, nullable))
+        if values.len() == conditions.len() {
+            values.push(Typed::null());
+        }
+        let (items, ty) = types::unify_all(values, "IIF", self.dialect, at)?;
+        let nullable = items.iter().any(|t| t.nullable);
+        let mut items = items.into_iter().map(|t| t.expr);
+        let branches: Vec<(Expr, Expr)> =
+            conditions.into_iter().map(|c| (c.expr, items.next().expect("a value per condition"))).collect();
+        let otherwise = items.next().expect("the ELSE value");
+        Ok(Typed::new(Expr::Case { branches, otherwise: Box::new(otherwise) }, ty, nullable))
     }
 
+    fn scalar_call(&self, def: &FunctionDef, args: Vec<Typed>, at: Option<Location>) -> Result<Typed, PlanError> {
+        let ascii_only = self.dialect == Dialect::Sqlite;
+        let func = match call_func(def) {
+            Func::Lower { .. } => Func::Lower { ascii_only },
+            Func::Upper { .. } => Func::Upper { ascii_only },
+            func => func,
+        };
+        let any_nullable = args.iter().any(|t| t.nullable);
+        let ty = match def.returns {
+            Returns::Type(ty) => ty,
+            Returns::FirstArgument => args.first().map_or(ScalarType::Null, |t| t.ty),
+            Returns::Unified => {
+                let types: Vec<Typed> =
+                    args.iter().map(|t| Typed::new(Expr::Literal(denorm_types::Datum::Null), t.ty, true)).collect();
+                types::unify_all(types, def.name, self.dialect, at)?.1
+            }
+        };
+        let nullable = match def.nulls {
+            Nulls::Strict => any_nullable,
+            Nulls::Always => true,
+            Nulls::Never => false,
+        };
+        Ok(Typed::new(Expr::Call { func, args: args.into_iter().map(|t| t.expr).collect() }, ty, nullable))
+    }
+
+    /// `TRIM(x)`, SQLite's `trim(x, characters)`; the standard's `TRIM(LEADING
+    /// c FROM x)` is PostgreSQL syntax SQLite does not run.
+    pub(crate) fn trim(
+        &self,
+        side: Option<&ast::TrimWhereField>,
+        what: Option<&ast::Expr>,
+        x: &ast::Expr,
+        characters: Option<&[ast::Expr]>,
+        at: Option<Location>,
+        d: usize,
+    ) -> Result<Typed, PlanError> {
+        if self.dialect == Dialect::Postgres {
+            if characters.is_some() {
+                return Err(PlanError::new("TRIM(x, characters) is not PostgreSQL syntax", at)
+                    .hint("write btrim(x, characters) or TRIM(BOTH characters FROM x)"));
+            }
+            return self.pg_trim(side, what, x, at, d);
+        }
+        if side.is_some() || what.is_some() {
+            return Err(PlanError::new("TRIM(… FROM …) is not supported by SQLite", at)
+                .hint("write trim(x, characters), ltrim(x, characters) or rtrim(x, characters)"));
+        }
+        let mut args = vec![x];
+        args.extend(characters.unwrap_or_default());
+        self.call("trim", &args, at, d)
+    }
     /// An aggregate in the SELECT list or HAVING of a grouped query: its
     /// argument is lowered over the joined row and the aggregate becomes a
     /// column of the `Reduce` output.
@@ -158,35 +372,66 @@ impl Lowerer<'_, '_> {
         let name = function_name(f);
         if is_json_aggregate(&name) {
             // call_args refuses the ORDER BY and LIMIT clauses these take.
-            if f.over.is_some() || f.filter.is_some() || !f.within_group.is_empty() || f.null_treatment.is_some() {
+            if f.over.is_some() || !f.within_group.is_empty() || f.null_treatment.is_some() {
                 return Err(PlanError::new(format!("this form of {name}(…) is not supported"), at));
             }
             return self.json_aggregate(f, &name, grouping, at, d);
         }
-        let (args, distinct) = call_args(f, &name, at)?;
-        let Some(mut func) = aggregate_func(f) else { return Err(PlanError::new("not an aggregate", at)) };
-        if distinct && func != AggregateFunc::Count {
-            return Err(PlanError::new(
-                format!("DISTINCT is only supported in count(DISTINCT …), not in {name}(…)"),
-                at,
-            ));
+        if matches!(name.as_str(), "group_concat" | "string_agg") {
+            return self.group_concat(f, &name, grouping, at, d);
         }
+        if name == "total" && self.dialect != Dialect::Sqlite {
+            return Err(PlanError::new("function total(…) is a SQLite function, not supported on PostgreSQL", at)
+                .hint("write COALESCE(SUM(x), 0)"));
+        }
+        // FILTER (WHERE c) is planned as the argument CASE WHEN c THEN x END:
+        // every aggregate here skips NULLs, so the two agree row for row.
+        let unfiltered = ast::Function { filter: None, ..f.clone() };
+        let (args, distinct) = call_args(&unfiltered, &name, at)?;
+        let Some(mut func) = aggregate_func(f) else { return Err(PlanError::new("not an aggregate", at)) };
         let arg = match args {
             Args::Star if func == AggregateFunc::Count && !distinct => None,
             Args::Star => return Err(PlanError::new(format!("{name}(*) is not supported"), at)),
             Args::List(list) => {
-                let [arg]: [&ast::Expr; 1] = list.try_into().map_err(|_| {
-                    let hint = "in SQLite, min(a, b) and max(a, b) are scalar functions; use CASE instead";
-                    arity_error(&name, "exactly one argument", at).hint(hint)
-                })?;
+                let [arg]: [&ast::Expr; 1] =
+                    list.try_into().map_err(|_| arity_error(&name, "exactly one argument", at))?;
                 Some(self.scalar(Clause::AggregateArgument).lower(arg, d + 1)?)
             }
         };
+        let arg = match f.filter.as_deref() {
+            Some(condition) => Some(self.filtered(arg, condition, d)?),
+            None => arg,
+        };
         if distinct {
-            func = AggregateFunc::CountDistinct;
+            func = match func {
+                AggregateFunc::Count => AggregateFunc::CountDistinct,
+                AggregateFunc::Sum => AggregateFunc::SumDistinct,
+                AggregateFunc::Avg => AggregateFunc::AvgDistinct,
+                // The extremes of the distinct values are the extremes.
+                f => f,
+            };
         }
-        let (arg, ty, nullable) = self.aggregate_type(func, &name, arg, at)?;
+        let pg_distinct_sum = matches!(func, AggregateFunc::SumDistinct | AggregateFunc::AvgDistinct)
+            && self.dialect == Dialect::Postgres
+            && !(func == AggregateFunc::SumDistinct && arg.as_ref().is_some_and(|a| a.ty == ScalarType::Int));
+        if pg_distinct_sum {
+            return Err(PlanError::new(format!("{name}(DISTINCT …) of this type is not supported on PostgreSQL"), at)
+                .detail("only SUM(DISTINCT x) of an integer is computed as PostgreSQL computes it")
+                .hint("aggregate a subquery that selects DISTINCT"));
+        }
+        if matches!(name.as_str(), "bool_and" | "bool_or" | "every") {
+            return self.bool_aggregate(func, &name, arg, grouping, at);
+        }
+        let type_func = match func {
+            AggregateFunc::SumDistinct => AggregateFunc::Sum,
+            AggregateFunc::AvgDistinct => AggregateFunc::Avg,
+            f => f,
+        };
+        let (arg, ty, nullable) = self.aggregate_type(type_func, &name, arg, at)?;
         let column = grouping.borrow_mut().register(func, arg, ty, nullable);
+        if name == "total" {
+            return Ok(total(column));
+        }
         Ok(Typed::new(Expr::Column(column), ty, nullable))
     }
 

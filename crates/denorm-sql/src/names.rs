@@ -57,6 +57,14 @@ pub(crate) fn postgres_name(e: &ast::Expr) -> String {
             ast::Expr::CompoundIdentifier(v) => break (v.last().map(fold).unwrap_or_default(), 2),
             ast::Expr::Function(f) => break (function_name(f), 2),
             ast::Expr::Case { .. } => break ("case".to_string(), 1),
+            // The special call syntaxes are named by the function they call.
+            ast::Expr::Extract { .. } => break ("extract".to_string(), 2),
+            ast::Expr::Position { .. } => break ("position".to_string(), 2),
+            ast::Expr::Substring { shorthand: true, .. } => break ("substr".to_string(), 2),
+            ast::Expr::Substring { .. } => break ("substring".to_string(), 2),
+            ast::Expr::Trim { trim_where: Some(ast::TrimWhereField::Leading), .. } => break ("ltrim".to_string(), 2),
+            ast::Expr::Trim { trim_where: Some(ast::TrimWhereField::Trailing), .. } => break ("rtrim".to_string(), 2),
+            ast::Expr::Trim { .. } => break ("btrim".to_string(), 2),
             _ => break ("?column?".to_string(), 0),
         }
     };

@@ -399,3 +399,46 @@ fn tpch_comma_joins_plan_as_equi_joins() {
         }
     }
 }
+
+/// The function library (issue 11): each call as `denorm check` shows it.
+#[test]
+fn function_library_plans() {
+    let cases = [
+        (
+            "functions_sqlite",
+            Dialect::Sqlite,
+            "CREATE MATERIALIZED VIEW f AS
+               SELECT id, substr(title, 2, 3) AS s, strftime('%Y', body, '+1 month') AS y, iif(score > 1, 'a', 'b') AS i,
+                      printf('%5.1f', score) AS p, max(score, 1) AS m, trim(title, 'x') AS t, ifnull(body, '') AS b
+               FROM posts",
+        ),
+        (
+            "aggregates_sqlite",
+            Dialect::Sqlite,
+            "CREATE MATERIALIZED VIEW g AS
+               SELECT product_id, total(rating) AS t, SUM(DISTINCT rating) AS s, COUNT(*) FILTER (WHERE rating > 3) AS good,
+                      group_concat(body, '; ' ORDER BY id DESC) AS bodies, group_concat(body) AS any_order
+               FROM reviews GROUP BY product_id",
+        ),
+        (
+            "functions_postgres",
+            Dialect::Postgres,
+            "CREATE MATERIALIZED VIEW f AS
+               SELECT id, extract(year from CAST(body AS DATE)) AS y, date_trunc('month', CAST(body AS TIMESTAMP)) AS m,
+                      substring(title from 2 for 3) AS s, split_part(title, ',', 2) AS p,
+                      round(CAST(score AS NUMERIC), 2) AS r, position('a' in title), TRIM(LEADING 'x' FROM title)
+               FROM posts",
+        ),
+        (
+            "aggregates_postgres",
+            Dialect::Postgres,
+            "CREATE MATERIALIZED VIEW g AS
+               SELECT product_id, bool_and(rating > 2) AS all_good, string_agg(body, ',' ORDER BY id) AS bodies,
+                      SUM(DISTINCT rating) AS s, AVG(rating) FILTER (WHERE user_id IS NOT NULL) AS a
+               FROM reviews GROUP BY product_id",
+        ),
+    ];
+    for (name, dialect, sql) in cases {
+        insta::assert_snapshot!(name, describe(&plan_one(sql, dialect)));
+    }
+}

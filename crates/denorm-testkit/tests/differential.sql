@@ -552,3 +552,91 @@ FROM ledger;
 
 CREATE MATERIALIZED VIEW note_sums AS
 SELECT acct, SUM(note) AS total, AVG(note) AS mean, COUNT(note) AS notes FROM ledger GROUP BY acct;
+-- Function library (issue 11, helper D): every scalar function of the
+-- SQLite table over the test columns (NULLs, negatives, case, doubles).
+
+CREATE MATERIALIZED VIEW post_text_functions AS
+SELECT id, substr(title, 2, 3) AS s1, substr(title, -2) AS s2, substr(title, 0, 2) AS s3,
+       substr(title, score, created_at % 5 - 2) AS s4, substring(title, 2) AS s5,
+       trim(title, 'aA') AS t1, ltrim('  ' || title) AS t2, rtrim(title, 'a') AS t3, trim(title) AS t4,
+       replace(title, 'a', 'XY') AS r1, instr(title, 'a') AS i1, instr(title, title) AS i2,
+       ifnull(score, -1) AS f1, iif(score > 2, 'hi', 'lo') AS f2, iif(score, title, NULL) AS f3,
+       min(score, created_at) AS mn, max(score, created_at, 5) AS mx, min(title, 'b') AS mt,
+       typeof(score) AS ty, typeof(score / 2.0) AS ty2, hex(title) AS h, hex(score) AS h2,
+       quote(title) AS q, quote(score) AS q2,
+       printf('%5d|%-6s|%.2f|%x', score, title, score / 4.0, created_at) AS p, format('%s-%03d', title, score) AS p2,
+       char(65 + score, 98) AS c, unicode(title) AS u, sign(score - 2) AS sg, length(score) AS ls,
+       round(score / 3.0, 1) AS r2, round(score * 0.5) AS r3,
+       upper(substr(title, 1, 1)) || lower(substr(title, 2)) AS cap
+FROM posts;
+
+CREATE MATERIALIZED VIEW product_number_functions AS
+SELECT p.id, round(p.price, 1) AS r1, round(p.price) AS r0, sign(p.price) AS s, printf('%.1f|%+d', p.price, p.price) AS pf,
+       quote(p.price) AS q, typeof(p.price) AS t, max(p.price, 0.5) AS mx, min(p.price, r.helpful) AS mn,
+       round(r.helpful * p.price, 2) AS prod, hex(p.price) AS h, substr(p.name, p.price) AS sp
+FROM products p LEFT JOIN reviews r ON r.product_id = p.id;
+
+CREATE MATERIALIZED VIEW post_dates AS
+SELECT id, date(1700000000 + created_at * 86400 * 7, 'unixepoch') AS d1,
+       datetime(2460000.5 + created_at / 3.0) AS d2,
+       strftime('%Y-%m %j %W %w', 1700000000 + created_at * 1000003, 'unixepoch') AS d3,
+       date('2024-01-31', '+' || CAST(score AS TEXT) || ' months') AS d4,
+       julianday(date('2000-02-29', CAST(created_at AS TEXT) || ' years')) AS d5,
+       unixepoch('2024-03-10', 'start of month', '+' || CAST(created_at AS TEXT) || ' hours') AS d6,
+       time(created_at * 3600.5, 'unixepoch') AS d7,
+       date(title) AS d8,
+       date('1995-03-15', 'weekday ' || CAST(score AS TEXT), 'start of year') AS d9
+FROM posts;
+
+CREATE MATERIALIZED VIEW posts_per_year AS
+SELECT strftime('%Y', date('1992-01-01', '+' || CAST(created_at * 97 AS TEXT) || ' days')) AS o_year,
+       COUNT(*) AS n, SUM(score) AS total
+FROM posts
+GROUP BY strftime('%Y', date('1992-01-01', '+' || CAST(created_at * 97 AS TEXT) || ' days'));
+
+CREATE MATERIALIZED VIEW users_by_initial AS
+SELECT substr(name, 1, 1) AS initial, COUNT(*) AS n, MAX(karma) AS best
+FROM users
+WHERE instr(lower(name), 'n') > 0 OR karma > 2
+GROUP BY substr(name, 1, 1);
+
+CREATE MATERIALIZED VIEW review_aggregate_library AS
+SELECT product_id, total(rating) AS t, total(helpful) AS th, SUM(DISTINCT rating) AS sd, AVG(DISTINCT rating) AS ad,
+       SUM(DISTINCT helpful) AS sdh, AVG(DISTINCT helpful) AS adh, COUNT(*) FILTER (WHERE rating > 3) AS good,
+       SUM(helpful) FILTER (WHERE user_id IS NOT NULL) AS sf, MAX(rating) FILTER (WHERE helpful > 0) AS mf,
+       COUNT(DISTINCT user_id) FILTER (WHERE rating >= 2) AS cdf, MIN(DISTINCT rating) AS mnd,
+       group_concat(rating, '-' ORDER BY id) AS ratings, group_concat(helpful ORDER BY id DESC) AS helpfuls,
+       string_agg(CAST(user_id AS TEXT), ', ' ORDER BY user_id DESC, id) AS users,
+       group_concat(user_id, ';' ORDER BY id) FILTER (WHERE rating > 2) AS gf
+FROM reviews
+GROUP BY product_id;
+
+CREATE MATERIALIZED VIEW user_names_concat AS
+SELECT group_concat(name) AS names, total(karma) AS karma_total, COUNT(*) FILTER (WHERE avatar IS NULL) AS no_avatar,
+       AVG(DISTINCT karma) AS distinct_karma
+FROM users;
+
+CREATE MATERIALIZED VIEW post_branches AS
+SELECT id, iif(score > 4, 'high', score > 0, 'mid', score IS NULL, 'none', 'low') AS band,
+       iif(score < 0, -score, created_at > 20, created_at) AS picked, if(title IS NULL, 'untitled', title) AS t,
+       concat(title, '#', score, NULL, score / 2.0) AS c, concat_ws(' / ', title, score, created_at) AS cw
+FROM posts;
+
+CREATE MATERIALIZED VIEW product_json_filtered AS
+SELECT product_id, json_group_array(rating ORDER BY id) FILTER (WHERE helpful > 0) AS helpful_ratings,
+       json_group_object(CAST(id AS TEXT), rating) FILTER (WHERE rating >= 3) AS good
+FROM reviews
+GROUP BY product_id;
+
+CREATE MATERIALIZED VIEW distinct_titles AS
+SELECT author_id, group_concat(DISTINCT title) AS titles, COUNT(DISTINCT title) AS n
+FROM posts
+GROUP BY author_id;
+
+CREATE MATERIALIZED VIEW post_json_access AS
+SELECT id, json_object('s', score, 't', title, 'l', json_array(score, created_at)) ->> 's' AS s,
+       json_object('t', title) -> '$.t' AS t_json,
+       json_extract(json_array(score, title, created_at / 4.0), '$[2]') AS third,
+       (json_object('l', json_array(score, created_at)) -> 'l') ->> 1 AS second,
+       json_object('n', score) ->> 'missing' AS missing
+FROM posts;

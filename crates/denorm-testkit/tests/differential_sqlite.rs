@@ -27,8 +27,21 @@ const VIEWS: &str = concat!(include_str!("differential.sql"), "\n", include_str!
 
 /// Standard SQL equal to a view whose own SELECT SQLite cannot run (LIMIT
 /// inside an aggregate call is a denorm extension): the first n elements by
-/// ROW_NUMBER over the same order, aggregated with FILTER.
+/// ROW_NUMBER over the same order, aggregated with FILTER. Also a view whose
+/// SELECT leaves an order unspecified: unordered group_concat is joined in
+/// the order of the values' text.
 const REFERENCE_SQL: &[(&str, &str)] = &[
+    (
+        "distinct_titles",
+        "SELECT author_id, group_concat(DISTINCT title ORDER BY title) AS titles, COUNT(DISTINCT title) AS n
+         FROM posts GROUP BY author_id",
+    ),
+    (
+        "user_names_concat",
+        "SELECT group_concat(name, ',' ORDER BY name) AS names, total(karma) AS karma_total,
+                COUNT(*) FILTER (WHERE avatar IS NULL) AS no_avatar, AVG(DISTINCT karma) AS distinct_karma
+         FROM users",
+    ),
     (
         "product_newest_reviews",
         "SELECT product_id,

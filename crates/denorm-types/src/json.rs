@@ -105,6 +105,18 @@ pub fn write_float(out: &mut String, x: f64, dialect: Dialect) {
     }
 }
 
+/// SQLite's text for a double wherever it converts one to text (`CAST(x AS
+/// TEXT)`, `x || ''`, a text function's argument): `printf("%!.17g")`, the
+/// same digits as its JSON output, but infinities as `Inf`/`-Inf`.
+pub fn sqlite_float_text(x: f64) -> String {
+    if x.is_infinite() {
+        return if x < 0.0 { "-Inf" } else { "Inf" }.to_string();
+    }
+    let mut out = String::new();
+    write_sqlite_float(&mut out, x);
+    out
+}
+
 /// Significant digits (no leading or trailing zeros) and the decimal
 /// exponent of the first digit: `x = 0.d1d2… × 10^(point)`.
 struct Decimal {
@@ -113,11 +125,6 @@ struct Decimal {
 }
 
 impl Decimal {
-    /// `x` (finite, > 0) rounded to `precision` significant digits, exactly.
-    fn exact(x: f64, precision: usize) -> Decimal {
-        Self::parse_scientific(&format!("{:.*e}", precision - 1, x))
-    }
-
     /// The shortest digits that read back as `x` (finite, > 0).
     fn shortest(x: f64) -> Decimal {
         Self::parse_scientific(&format!("{x:e}"))
@@ -197,9 +204,10 @@ fn write_positional(out: &mut String, digits: &str, point: i32, bare: &str) {
 /// unless a run of 9s or 0s from the 15th digit on can be rounded away and
 /// the shorter text still reads back as `x`.
 fn sqlite_digits(x: f64) -> Decimal {
-    let full = Decimal::exact(x, 18);
-    let mut z = full.digits.clone();
-    z.resize(18, 0);
+    // SQLite's own digits (18 or 19 of them, the 18th not always correctly
+    // rounded): its text is made from these, not from the exact ones.
+    let (z, point) = crate::sqlite_float::decimal(x, 18);
+    let full = Decimal { digits: z.clone(), point };
     let shorter = |keep: usize, round_up: bool| -> Option<Decimal> {
         let mut digits = z[..keep].to_vec();
         let mut point = full.point;
@@ -233,7 +241,7 @@ fn sqlite_digits(x: f64) -> Decimal {
             jj -= 1;
         }
         shorter(jj, true)
-    } else if full.point >= 18 || (z[15] == 0 && z[14] == 0 && z[13] == 0) {
+    } else if full.point >= z.len() as i32 || (z[15] == 0 && z[14] == 0 && z[13] == 0) {
         let mut jj = 13;
         while jj > 1 && z[jj - 1] == 0 {
             jj -= 1;

@@ -20,6 +20,7 @@ pub mod numeric;
 pub mod pgtext;
 mod row;
 mod schema;
+pub mod sqlite_float;
 pub mod temporal;
 
 pub use datum::{parse_uuid, write_uuid, Datum, Value};

@@ -274,9 +274,18 @@ fn describe_reduce(group_key: &[usize], origins: &[Option<ColumnOrigin>], funcs:
         names
     };
     let constant = pick(&[AggregateFunc::Count, AggregateFunc::Sum, AggregateFunc::Avg]);
-    let mut ordered = pick(&[AggregateFunc::Min, AggregateFunc::Max, AggregateFunc::CountDistinct]);
+    let mut ordered = pick(&[
+        AggregateFunc::Min,
+        AggregateFunc::Max,
+        AggregateFunc::CountDistinct,
+        AggregateFunc::SumDistinct,
+        AggregateFunc::AvgDistinct,
+    ]);
     if funcs.iter().any(|f| matches!(f, AggregateFunc::JsonArray(_) | AggregateFunc::JsonObject { .. })) {
         ordered.push("JSON");
+    }
+    if funcs.iter().any(|f| matches!(f, AggregateFunc::GroupConcat(_))) {
+        ordered.push("GROUP_CONCAT");
     }
     match (constant.is_empty(), ordered.is_empty()) {
         (true, true) => format!("{prefix} a row count per group; a group appears or disappears when it crosses zero"),
@@ -300,6 +309,9 @@ fn aggregate_label(func: AggregateFunc) -> &'static str {
         AggregateFunc::Max => "MAX",
         AggregateFunc::JsonArray(_) => "JSON_GROUP_ARRAY",
         AggregateFunc::JsonObject { .. } => "JSON_GROUP_OBJECT",
+        AggregateFunc::SumDistinct => "SUM DISTINCT",
+        AggregateFunc::AvgDistinct => "AVG DISTINCT",
+        AggregateFunc::GroupConcat(_) => "GROUP_CONCAT",
     }
 }
 

@@ -81,6 +81,27 @@ const VIEWS: &[(&str, &str)] = &[
         "order_days",
         "SELECT placed_on FROM orders UNION SELECT opened FROM accounts EXCEPT SELECT placed_on FROM orders WHERE qty > 3",
     ),
+    // The PostgreSQL function library (issue 11).
+    (
+        "order_functions",
+        "SELECT id, extract(year from placed_on) AS y, extract(epoch from created_at) AS epoch, \
+         CAST(date_part('dow', created_at) AS integer) AS dow, date_trunc('month', created_at) AS month, \
+         date_trunc('week', CAST(placed_on AS timestamp)) AS week, round(amount, 1) AS r1, round(amount) AS r0, \
+         split_part(account_id::text, '-', 2) AS part, left(CAST(amount AS text), 3) AS head, \
+         right(CAST(amount AS text), -1) AS tail, concat(id, '/', qty, '/', placed_on) AS joined, \
+         concat_ws('-', qty, amount, created_at) AS dashed, strpos(CAST(amount AS text), '.') AS dot, \
+         substring(CAST(amount AS text) from 2 for 3) AS middle, make_date(2024, 1 + id % 12, 1 + qty % 28) AS made, \
+         TRIM(LEADING '1' FROM CAST(qty AS text)) AS trimmed, position('0' in CAST(amount AS text)) AS zero \
+         FROM orders",
+    ),
+    (
+        "account_functions",
+        "SELECT a.id AS account_id, btrim(a.name, 'a') AS name, bool_and(o.qty > 2) AS all_big, \
+         bool_or(o.amount > 100) AS any_large, every(o.placed_on > a.opened) AS after_opening, \
+         string_agg(CAST(o.id AS text), ',' ORDER BY o.id) AS ids, \
+         COUNT(*) FILTER (WHERE o.qty > 1) AS multi, SUM(DISTINCT o.qty) AS distinct_qty \
+         FROM accounts a JOIN orders o ON o.account_id = a.id GROUP BY a.id, a.name",
+    ),
 ];
 
 /// JSON text with every number turned into the string `"#<its text>"`, so

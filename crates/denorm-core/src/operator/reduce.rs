@@ -19,6 +19,8 @@ use denorm_types::{affinity, Datum, Dialect, Diff, Row, RowPacker, RowRef, Value
 
 use crate::Hasher;
 
+mod concat;
+mod distinct;
 mod exact;
 mod json;
 mod table;
@@ -206,6 +208,8 @@ impl Accumulator {
             AggregateFunc::Count => Accumulator::Count(0),
             AggregateFunc::Sum | AggregateFunc::Avg => Accumulator::SumInts { non_null: 0, ints: Wide::default() },
             AggregateFunc::Min | AggregateFunc::Max => Accumulator::Extreme(BTreeMap::new()),
+            AggregateFunc::SumDistinct | AggregateFunc::AvgDistinct => Accumulator::Extreme(BTreeMap::new()),
+            AggregateFunc::GroupConcat(_) => Accumulator::Json(BTreeMap::new()),
             AggregateFunc::CountDistinct => Accumulator::Distinct(Box::default()),
             AggregateFunc::JsonArray(_) | AggregateFunc::JsonObject { .. } => Accumulator::Json(BTreeMap::new()),
         }
@@ -348,11 +352,17 @@ impl Accumulator {
                 }
             }
             Accumulator::Numeric(sum) => sum.value(func)?,
+            Accumulator::Extreme(values) if matches!(func, AggregateFunc::SumDistinct | AggregateFunc::AvgDistinct) => {
+                distinct::value(func, values.keys().map(|o| &o.0))?
+            }
             Accumulator::Extreme(values) => {
                 let v = if func == AggregateFunc::Min { values.keys().next() } else { values.keys().next_back() };
                 v.map_or(Datum::Null, |o| o.0.clone())
             }
             Accumulator::Distinct(values) => Datum::Int(values.len() as i64),
+            Accumulator::Json(elements) if matches!(func, AggregateFunc::GroupConcat(_)) => {
+                concat::value(elements, matches!(func, AggregateFunc::GroupConcat(spec) if spec.distinct))
+            }
             Accumulator::Json(elements) => json::value(func, elements, dialect),
         })
         .map(|v| if func == AggregateFunc::Count && rows == 0 { Datum::Int(0) } else { v })
@@ -707,7 +717,8 @@ impl Reduce {
                     continue;
                 }
                 AggregateFunc::Avg => AggregateFunc::Sum,
-                AggregateFunc::Max => AggregateFunc::Min,
+                // The ordered multiset of values serves all four.
+                AggregateFunc::Max | AggregateFunc::SumDistinct | AggregateFunc::AvgDistinct => AggregateFunc::Min,
                 f => f,
             };
             let slot = Slot { func, arg: agg.arg };
@@ -808,6 +819,9 @@ impl Reduce {
                         args.push(match (&slot.arg, slot.func) {
                             (Some(e), AggregateFunc::JsonArray(_) | AggregateFunc::JsonObject { .. }) => {
                                 Input::Json(json::entry(slot.func, e, &datums, *dialect)?)
+                            }
+                            (Some(e), AggregateFunc::GroupConcat(spec)) => {
+                                Input::Json(concat::entry(spec.order, e, &datums, *dialect)?)
                             }
                             (Some(e), _) => Input::Value(e.eval(&datums, *dialect)?),
                             (None, _) => Input::Value(Datum::Int(1)),

@@ -16,11 +16,17 @@ fn json_value(value: &Value) -> Result<&Value, EvalError> {
 }
 
 pub(super) fn aggregate(agg: &Aggregate, rows: &[(Row, Diff)], dialect: Dialect) -> Result<Value, EvalError> {
-    let Some(Expr::List(items)) = &agg.arg else { unreachable!("JSON aggregates take a list") };
+    let Some(Expr::List(all)) = &agg.arg else { unreachable!("JSON aggregates take a list") };
+    let (items, filter) = denorm_expr::split_filter(all, agg.func.filtered());
     // (sort values, JSON text) per copy of each row.
     let mut elements: Vec<(Vec<Value>, String)> = Vec::new();
     for (row, diff) in rows {
         let datums = row.unpack();
+        if let Some(condition) = filter {
+            if !condition.holds(&datums, dialect)? {
+                continue;
+            }
+        }
         let values: Vec<Value> =
             items.iter().map(|e| e.eval(&datums, dialect).map(Datum::into_owned)).collect::<Result<_, _>>()?;
         let mut text = String::new();
@@ -29,7 +35,7 @@ pub(super) fn aggregate(agg: &Aggregate, rows: &[(Row, Diff)], dialect: Dialect)
                 json::write_datum(&mut text, json_value(&values[0])?, spec.raw, dialect);
                 values[1..].to_vec()
             }
-            AggregateFunc::JsonObject { raw } => {
+            AggregateFunc::JsonObject { raw, .. } => {
                 match &values[0] {
                     Datum::Null if dialect == Dialect::Sqlite => continue,
                     Datum::Null => return Err(EvalError::NullJsonKey),

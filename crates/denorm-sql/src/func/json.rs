@@ -18,7 +18,7 @@
 
 use std::cell::RefCell;
 
-use denorm_expr::{AggregateFunc, AggregateOrder, Expr, Func, JsonArraySpec, OrderTerm};
+use denorm_expr::{AggregateFunc, AggregateOrder, Expr, Func, JsonAccess, JsonArraySpec, OrderTerm};
 use denorm_types::{Dialect, ScalarType};
 use sqlparser::ast::{self, FunctionArg, FunctionArgExpr, FunctionArgumentClause, OrderBySort};
 
@@ -118,6 +118,37 @@ impl Lowerer<'_, '_> {
         Ok(Typed::new(Expr::Call { func, args: args.into_iter().map(|a| a.expr).collect() }, ScalarType::Json, false))
     }
 
+    /// SQLite's `j -> path` (the element's JSON text) and `j ->> path` (its
+    /// SQL value: text, integer or double, whatever the element holds).
+    pub(crate) fn json_arrow(
+        &self,
+        l: &ast::Expr,
+        r: &ast::Expr,
+        value: bool,
+        at: Option<Location>,
+        d: usize,
+    ) -> Result<Typed, PlanError> {
+        let symbol = if value { "->>" } else { "->" };
+        if self.dialect == Dialect::Postgres {
+            return Err(PlanError::new(format!("operator {symbol} is not supported on PostgreSQL"), at)
+                .hint("denorm reads SQLite's JSON operators only"));
+        }
+        let document = bool_as_int(self.lower(l, d)?, self.dialect);
+        let path = bool_as_int(self.lower(r, d)?, self.dialect);
+        let accepted = |t: ScalarType| {
+            matches!(t, ScalarType::Text | ScalarType::Json | ScalarType::Null | ScalarType::Int | ScalarType::Float)
+        };
+        if !accepted(document.ty) || !accepted(path.ty) {
+            return Err(crate::types::operator_error(symbol, document.ty, path.ty, at));
+        }
+        let (func, ty) = if value {
+            (Func::JsonAccess(JsonAccess::Value), ScalarType::Text)
+        } else {
+            (Func::JsonAccess(JsonAccess::Json), ScalarType::Json)
+        };
+        Ok(Typed::new(Expr::Call { func, args: vec![document.expr, path.expr] }, ty, true))
+    }
+
     /// A JSON aggregate in the SELECT list or HAVING of a grouped query.
     pub(crate) fn json_aggregate(
         &self,
@@ -162,7 +193,8 @@ impl Lowerer<'_, '_> {
                     .hint(format!("write e.g. {name}(x ORDER BY created_at DESC, id DESC)")));
             };
             let (order, keys) = self.aggregate_order(terms, name, at, d)?;
-            let spec = JsonArraySpec { raw: element.ty == ScalarType::Json, order, limit };
+            let spec =
+                JsonArraySpec { raw: element.ty == ScalarType::Json, order, limit, filtered: f.filter.is_some() };
             (AggregateFunc::JsonArray(spec), std::iter::once(element.expr).chain(keys).collect::<Vec<_>>())
         } else {
             if order_by.is_some() || limit.is_some() {
@@ -177,8 +209,13 @@ impl Lowerer<'_, '_> {
                     .hint("CAST the key to TEXT or INTEGER"));
             }
             let value = json_value(value, self.dialect);
-            (AggregateFunc::JsonObject { raw: value.ty == ScalarType::Json }, vec![key.expr, value.expr])
+            let func = AggregateFunc::JsonObject { raw: value.ty == ScalarType::Json, filtered: f.filter.is_some() };
+            (func, vec![key.expr, value.expr])
         };
+        let mut list = list;
+        if let Some(condition) = f.filter.as_deref() {
+            list.push(scalar.lower_condition(condition, "FILTER", d + 1)?.expr);
+        }
         let column = grouping.borrow_mut().register(func, Some(Expr::List(list)), ScalarType::Json, nullable);
         Ok(Typed::new(Expr::Column(column), ScalarType::Json, nullable))
     }
@@ -194,7 +231,7 @@ impl Lowerer<'_, '_> {
         Err(PlanError::new(format!("LIMIT inside {name}(…) must be a non-negative integer literal"), self.at(e)))
     }
 
-    fn aggregate_order(
+    pub(crate) fn aggregate_order(
         &self,
         terms: &[ast::OrderByExpr],
         name: &str,

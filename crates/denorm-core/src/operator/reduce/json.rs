@@ -21,7 +21,7 @@
 
 use std::collections::{btree_map, BTreeMap};
 
-use denorm_expr::{AggregateFunc, EvalError, Expr, SortKey};
+use denorm_expr::{split_filter, AggregateFunc, EvalError, Expr, SortKey};
 use denorm_types::json::{self, Construct};
 use denorm_types::{Datum, Dialect, Diff, Row, Value};
 
@@ -41,7 +41,13 @@ pub(super) fn entry(
     row: &[Datum<'_>],
     dialect: Dialect,
 ) -> Result<Option<Entry>, EvalError> {
-    let Expr::List(items) = arg else { unreachable!("the planner passes JSON aggregate inputs as a list") };
+    let Expr::List(all) = arg else { unreachable!("the planner passes JSON aggregate inputs as a list") };
+    let (items, filter) = split_filter(all, func.filtered());
+    if let Some(condition) = filter {
+        if !condition.holds(row, dialect)? {
+            return Ok(None);
+        }
+    }
     let mut text = String::new();
     let mut sort = Vec::new();
     match func {
@@ -57,7 +63,7 @@ pub(super) fn entry(
             encode_sort_key(&Row::pack(keys), &order, &mut sort);
             json::write_datum(&mut text, &no_blob(items[0].eval(row, dialect)?)?, spec.raw, dialect);
         }
-        AggregateFunc::JsonObject { raw } => {
+        AggregateFunc::JsonObject { raw, .. } => {
             let key = items[0].eval(row, dialect)?;
             let name = match &key {
                 Datum::Null if dialect == Dialect::Sqlite => return Ok(None),
@@ -135,7 +141,7 @@ mod tests {
     /// Rows (group, id, value); `json_group_array(value ORDER BY id DESC LIMIT 2)`.
     fn newest_two(dialect: Dialect) -> Reduce {
         let order = AggregateOrder::new(&[OrderTerm { descending: true, nulls_first: false }]).unwrap();
-        let func = AggregateFunc::JsonArray(JsonArraySpec { raw: false, order, limit: Some(2) });
+        let func = AggregateFunc::JsonArray(JsonArraySpec { raw: false, order, limit: Some(2), filtered: false });
         let arg = Expr::List(vec![Expr::Column(2), Expr::Column(1)]);
         Reduce::new(vec![0], vec![Aggregate { func, arg: Some(arg) }], dialect)
     }
@@ -175,7 +181,7 @@ mod tests {
 
     #[test]
     fn objects_skip_null_keys_in_sqlite_and_fail_in_postgres() {
-        let func = AggregateFunc::JsonObject { raw: true };
+        let func = AggregateFunc::JsonObject { raw: true, filtered: false };
         let arg = Expr::List(vec![Expr::Column(1), Expr::Column(2)]);
         let rows = [
             (Row::pack([Datum::Int(1), Datum::Int(5), Datum::text("[1]")]), 1),

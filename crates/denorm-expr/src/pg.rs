@@ -1,0 +1,351 @@
+//! PostgreSQL's string, number and date functions, as PostgreSQL 15
+//! computes them: `substring`, `strpos`/`position`, `split_part`,
+//! `concat`, `concat_ws`, `left`, `right`, `round`, `date_trunc`,
+//! `extract`/`date_part`, `make_date`.
+//!
+//! PostgreSQL is strictly typed, so the planner has already checked every
+//! argument's type; a value that PostgreSQL rejects at run time (a zero
+//! `split_part` field, a negative substring length, an invalid date) is an
+//! [`EvalError`] here too. Years are PostgreSQL's: no year zero, 1 BC is -1
+//! (denorm's days count astronomical years: 1 BC is 0).
+
+use denorm_types::numeric::{self, Decimal};
+use denorm_types::{temporal, Datum};
+
+use crate::eval::EvalError;
+use crate::expr::{DateField, Func};
+
+type Result<T> = std::result::Result<T, EvalError>;
+
+const DAY_MICROS: i64 = 86_400_000_000;
+
+fn invalid(message: impl Into<String>) -> EvalError {
+    EvalError::InvalidArgument(message.into())
+}
+
+/// Evaluates one of PostgreSQL's functions over its evaluated arguments.
+pub(crate) fn call<'r>(func: Func, args: Vec<Datum<'r>>) -> Result<Datum<'r>> {
+    match func {
+        Func::Concat => return Ok(Datum::owned_text(args.iter().filter_map(text).collect::<String>())),
+        Func::ConcatWs => return Ok(concat_ws(&args)),
+        _ => {}
+    }
+    if args.iter().any(Datum::is_null) {
+        return Ok(Datum::Null);
+    }
+    Ok(match (func, args.as_slice()) {
+        (Func::PgSubstring, [Datum::Text(s), start, rest @ ..]) => {
+            Datum::owned_text(substring(s, int(start), rest.first().map(int))?)
+        }
+        (Func::Strpos, [Datum::Text(s), Datum::Text(sub)]) => Datum::Int(match s.find(&**sub) {
+            Some(byte) => s[..byte].chars().count() as i64 + 1,
+            None => 0,
+        }),
+        (Func::SplitPart, [Datum::Text(s), Datum::Text(delimiter), n]) => {
+            Datum::owned_text(split_part(s, delimiter, int(n))?)
+        }
+        (Func::Left, [Datum::Text(s), n]) => Datum::owned_text(left(s, int(n))),
+        (Func::Right, [Datum::Text(s), n]) => Datum::owned_text(right(s, int(n))),
+        (Func::Reverse, [Datum::Text(s)]) => Datum::owned_text(s.chars().rev().collect::<String>()),
+        (Func::Repeat, [Datum::Text(s), n]) => Datum::owned_text(repeat(s, int(n))?),
+        (Func::Lpad | Func::Rpad, [Datum::Text(s), n, rest @ ..]) => {
+            let fill = match rest.first() {
+                Some(Datum::Text(f)) => f.to_string(),
+                _ => " ".to_string(),
+            };
+            Datum::owned_text(pad(s, int(n), &fill, func == Func::Lpad))
+        }
+        (Func::Initcap, [Datum::Text(s)]) => Datum::owned_text(initcap(s)),
+        (Func::StartsWith, [Datum::Text(s), Datum::Text(prefix)]) => Datum::Bool(s.starts_with(&**prefix)),
+        (Func::PgRound, [Datum::Float(x)]) => Datum::Float(x.round_ties_even()),
+        (Func::PgRound, [Datum::Int(i)]) => Datum::Float((*i as f64).round_ties_even()),
+        (Func::PgRound, [n]) => Datum::Numeric(round_numeric(decimal(n), 0)?),
+        (Func::PgRound, [n, places]) => Datum::Numeric(round_numeric(decimal(n), int(places))?),
+        (Func::MakeDate, [y, m, d]) => Datum::Date(make_date(int(y), int(m), int(d))?),
+        (Func::DateTrunc(_), [Datum::Timestamp(t)]) if infinite(&Datum::Timestamp(*t)).is_some() => {
+            Datum::Timestamp(*t)
+        }
+        (Func::DateTrunc(field), [Datum::Timestamp(t)]) => Datum::Timestamp(date_trunc(field, *t)),
+        (Func::Extract(field) | Func::DatePart(field), [d]) if infinite(d).is_some() => {
+            // PostgreSQL: ±Infinity for the fields that grow with time, else NULL.
+            let grows = matches!(
+                field,
+                DateField::Year
+                    | DateField::Decade
+                    | DateField::Century
+                    | DateField::Millennium
+                    | DateField::Isoyear
+                    | DateField::Epoch
+            );
+            match (grows, func) {
+                (false, _) => Datum::Null,
+                (true, Func::DatePart(_)) => Datum::Float(infinite(d).unwrap_or(f64::INFINITY)),
+                (true, _) => return Err(EvalError::Numeric(numeric::NumericError::NotFinite)),
+            }
+        }
+        (Func::Extract(field), [d]) => Datum::Numeric(extract(field, d)?),
+        (Func::DatePart(field), [d]) => Datum::Float(numeric::to_f64(extract(field, &as_timestamp(d))?)),
+        // The planner types PostgreSQL's functions; a value of another type
+        // is refused rather than trusted.
+        (func, args) => {
+            return Err(invalid(format!("{}() does not take the values {args:?}", func.name())));
+        }
+    })
+}
+
+/// `Some(±∞)` for PostgreSQL's infinite dates and timestamps.
+fn infinite(d: &Datum<'_>) -> Option<f64> {
+    match d {
+        Datum::Date(temporal::DATE_INFINITY) | Datum::Timestamp(temporal::TIMESTAMP_INFINITY) => Some(f64::INFINITY),
+        Datum::Date(temporal::DATE_NEG_INFINITY) | Datum::Timestamp(temporal::TIMESTAMP_NEG_INFINITY) => {
+            Some(f64::NEG_INFINITY)
+        }
+        _ => None,
+    }
+}
+
+fn int(d: &Datum<'_>) -> i64 {
+    match d {
+        Datum::Int(i) => *i,
+        Datum::Numeric(n) => numeric::to_i64(*n).unwrap_or(0),
+        _ => 0,
+    }
+}
+
+fn decimal(d: &Datum<'_>) -> Decimal {
+    match d {
+        Datum::Numeric(n) => *n,
+        Datum::Int(i) => numeric::from_i64(*i),
+        _ => Decimal::ZERO,
+    }
+}
+
+/// A value's text as `concat` writes it (PostgreSQL's output functions).
+fn text(d: &Datum<'_>) -> Option<String> {
+    Some(match d {
+        Datum::Null => return None,
+        Datum::Text(t) => t.to_string(),
+        Datum::Int(i) => i.to_string(),
+        Datum::Bool(b) => if *b { "t" } else { "f" }.to_string(),
+        Datum::Float(x) if x.is_nan() => "NaN".to_string(),
+        Datum::Float(x) if x.is_infinite() => if *x > 0.0 { "Infinity" } else { "-Infinity" }.to_string(),
+        Datum::Float(x) => {
+            let mut out = String::new();
+            denorm_types::json::write_float(&mut out, *x, denorm_types::Dialect::Postgres);
+            out
+        }
+        other => other.pg_text().unwrap_or_default(),
+    })
+}
+
+/// Longest text `repeat` builds (PostgreSQL's limit is 1 GB).
+const MAX_REPEAT_BYTES: usize = 1 << 26;
+
+fn repeat(s: &str, n: i64) -> Result<String> {
+    let n = usize::try_from(n).unwrap_or(0);
+    if s.len().saturating_mul(n) > MAX_REPEAT_BYTES {
+        return Err(invalid("requested length too large"));
+    }
+    Ok(s.repeat(n))
+}
+
+/// `lpad`/`rpad(s, n, fill)`: `s` cut or filled to `n` characters.
+fn pad(s: &str, n: i64, fill: &str, left: bool) -> String {
+    let n = usize::try_from(n).unwrap_or(0).min(MAX_REPEAT_BYTES);
+    let len = s.chars().count();
+    if len >= n || fill.is_empty() {
+        return s.chars().take(n).collect();
+    }
+    let filling: String = fill.chars().cycle().take(n - len).collect();
+    if left {
+        format!("{filling}{s}")
+    } else {
+        format!("{s}{filling}")
+    }
+}
+
+/// `initcap`: the first letter of each run of letters and digits upper
+/// case, the others lower case.
+fn initcap(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut in_word = false;
+    for c in s.chars() {
+        if in_word {
+            out.extend(c.to_lowercase());
+        } else {
+            out.extend(c.to_uppercase());
+        }
+        in_word = c.is_alphanumeric();
+    }
+    out
+}
+
+fn concat_ws<'r>(args: &[Datum<'_>]) -> Datum<'r> {
+    let Some(separator) = text(&args[0]) else { return Datum::Null };
+    let parts: Vec<String> = args[1..].iter().filter_map(text).collect();
+    Datum::owned_text(parts.join(&separator))
+}
+
+/// `substring(s from start for count)`: the characters at positions
+/// `start .. start + count` that exist.
+fn substring(s: &str, start: i64, count: Option<i64>) -> Result<String> {
+    let end = match count {
+        Some(c) if c < 0 => return Err(invalid("negative substring length not allowed")),
+        Some(c) => start.saturating_add(c),
+        None => i64::MAX,
+    };
+    let from = start.max(1);
+    if end <= from {
+        return Ok(String::new());
+    }
+    let skip = usize::try_from(from - 1).unwrap_or(usize::MAX);
+    let take = usize::try_from(end - from).unwrap_or(usize::MAX);
+    Ok(s.chars().skip(skip).take(take).collect())
+}
+
+fn split_part(s: &str, delimiter: &str, n: i64) -> Result<String> {
+    if n == 0 {
+        return Err(invalid("field position must not be zero"));
+    }
+    if delimiter.is_empty() {
+        return Ok(if n == 1 || n == -1 { s.to_string() } else { String::new() });
+    }
+    let fields: Vec<&str> = s.split(delimiter).collect();
+    let index = if n > 0 { usize::try_from(n - 1).ok() } else { fields.len().checked_sub(n.unsigned_abs() as usize) };
+    Ok(index.and_then(|i| fields.get(i)).map_or(String::new(), |f| f.to_string()))
+}
+
+fn left(s: &str, n: i64) -> String {
+    let len = s.chars().count() as i64;
+    let keep = if n >= 0 { n.min(len) } else { (len + n).max(0) };
+    s.chars().take(keep as usize).collect()
+}
+
+fn right(s: &str, n: i64) -> String {
+    let len = s.chars().count() as i64;
+    let keep = if n >= 0 { n.min(len) } else { (len + n).max(0) };
+    s.chars().skip((len - keep) as usize).collect()
+}
+
+/// `round(numeric, places)`: half away from zero, the result's scale is
+/// `places` (0 when negative: `round(1234.5, -2)` is 1200).
+fn round_numeric(n: Decimal, places: i64) -> Result<Decimal> {
+    if places >= 0 {
+        let mut r = n;
+        r.rescale(places.min(i64::from(numeric::MAX_SCALE)) as u32);
+        return Ok(r);
+    }
+    let factor = numeric::from_parts(10i128.pow(places.unsigned_abs().min(28) as u32), 0)?;
+    let mut scaled = numeric::div(n, factor)?;
+    scaled.rescale(0);
+    let mut r = numeric::mul(scaled, factor)?;
+    r.rescale(0);
+    Ok(r)
+}
+
+/// PostgreSQL's year from an astronomical one (no year zero).
+fn pg_year(astronomical: i64) -> i64 {
+    if astronomical <= 0 {
+        astronomical - 1
+    } else {
+        astronomical
+    }
+}
+
+fn make_date(y: i64, m: i64, d: i64) -> Result<i32> {
+    let bad = || invalid(format!("date field value out of range: {y}-{m:02}-{d:02}"));
+    // Beyond PostgreSQL's date range (5874897 AD) nothing is valid either.
+    if y == 0 || !(-4713..=5_874_897).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return Err(bad());
+    }
+    let astronomical = if y < 0 { y + 1 } else { y };
+    let days = temporal::days_from_civil(astronomical, m as u32, d as u32);
+    if temporal::civil_from_days(days) != (astronomical, m as u32, d as u32) {
+        return Err(bad());
+    }
+    i32::try_from(days).map_err(|_| bad())
+}
+
+fn as_timestamp<'r>(d: &Datum<'_>) -> Datum<'r> {
+    match d {
+        Datum::Date(days) => Datum::Timestamp(temporal::date_timestamp(*days)),
+        Datum::Timestamp(t) => Datum::Timestamp(*t),
+        _ => Datum::Null,
+    }
+}
+
+/// The ISO 8601 (year, week) of a day count, weeks starting on Monday.
+fn iso_week(days: i64) -> (i64, i64) {
+    // 1970-01-01 was a Thursday; the week's Thursday decides its year.
+    let weekday = (days + 3).rem_euclid(7); // 0 = Monday
+    let thursday = days - weekday + 3;
+    let (year, _, _) = temporal::civil_from_days(thursday);
+    let jan1 = temporal::days_from_civil(year, 1, 1);
+    (year, (thursday - jan1) / 7 + 1)
+}
+
+fn extract(field: DateField, d: &Datum<'_>) -> Result<Decimal> {
+    let (micros, is_date) = match d {
+        Datum::Date(days) => (i64::from(*days) * DAY_MICROS, true),
+        Datum::Timestamp(t) => (*t, false),
+        _ => return Err(invalid("extract needs a date or a timestamp")),
+    };
+    let days = micros.div_euclid(DAY_MICROS);
+    let of_day = micros.rem_euclid(DAY_MICROS);
+    let (y, m, day) = temporal::civil_from_days(days);
+    let year = pg_year(y);
+    let whole = |v: i64| numeric::from_parts(i128::from(v), 0);
+    let seconds_micros = i128::from(of_day % 60_000_000);
+    let value = match field {
+        DateField::Year => whole(year),
+        DateField::Month => whole(i64::from(m)),
+        DateField::Day => whole(i64::from(day)),
+        DateField::Hour => whole(of_day / 3_600_000_000),
+        DateField::Minute => whole(of_day / 60_000_000 % 60),
+        DateField::Second => numeric::from_parts(seconds_micros, 6),
+        DateField::Milliseconds => numeric::from_parts(seconds_micros, 3),
+        DateField::Microseconds => numeric::from_parts(seconds_micros, 0),
+        DateField::Dow => whole((days + 4).rem_euclid(7)),
+        DateField::Isodow => whole((days + 3).rem_euclid(7) + 1),
+        DateField::Doy => whole(days - temporal::days_from_civil(y, 1, 1) + 1),
+        DateField::Quarter => whole((i64::from(m) - 1) / 3 + 1),
+        DateField::Week => whole(iso_week(days).1),
+        DateField::Isoyear => whole(pg_year(iso_week(days).0)),
+        // PostgreSQL's formulas, over the astronomical year.
+        DateField::Decade => whole(if y >= 0 { y / 10 } else { -((8 - (y - 1)) / 10) }),
+        DateField::Century => whole(if y > 0 { (y + 99) / 100 } else { -((99 - (y - 1)) / 100) }),
+        DateField::Millennium => whole(if y > 0 { (y + 999) / 1000 } else { -((999 - (y - 1)) / 1000) }),
+        DateField::Epoch if is_date => whole(days * 86_400),
+        DateField::Epoch => numeric::from_parts(i128::from(micros), 6),
+    };
+    Ok(value?)
+}
+
+/// `date_trunc(field, timestamp)`.
+fn date_trunc(field: DateField, t: i64) -> i64 {
+    let days = t.div_euclid(DAY_MICROS);
+    let of_day = t.rem_euclid(DAY_MICROS);
+    let (y, m, _) = temporal::civil_from_days(days);
+    let start_of_year = |y: i64| temporal::days_from_civil(y, 1, 1) * DAY_MICROS;
+    match field {
+        DateField::Microseconds => t,
+        DateField::Milliseconds => t - t.rem_euclid(1000),
+        DateField::Second => t - t.rem_euclid(1_000_000),
+        DateField::Minute => t - t.rem_euclid(60_000_000),
+        DateField::Hour => t - t.rem_euclid(3_600_000_000),
+        DateField::Day => t - of_day,
+        DateField::Week => (days - (days + 3).rem_euclid(7)) * DAY_MICROS,
+        DateField::Month => temporal::days_from_civil(y, m, 1) * DAY_MICROS,
+        DateField::Quarter => temporal::days_from_civil(y, (m - 1) / 3 * 3 + 1, 1) * DAY_MICROS,
+        DateField::Year => start_of_year(y),
+        // PostgreSQL's formulas (timestamp_trunc), over the astronomical year.
+        DateField::Decade => start_of_year(if y > 0 { y / 10 * 10 } else { -((8 - (y - 1)) / 10) * 10 }),
+        DateField::Century => {
+            start_of_year(if y > 0 { (y + 99) / 100 * 100 - 99 } else { -((99 - (y - 1)) / 100) * 100 + 1 })
+        }
+        DateField::Millennium => {
+            start_of_year(if y > 0 { (y + 999) / 1000 * 1000 - 999 } else { -((999 - (y - 1)) / 1000) * 1000 + 1 })
+        }
+        _ => t,
+    }
+}
