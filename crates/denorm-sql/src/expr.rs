@@ -178,7 +178,11 @@ impl<'a, 'c> Lowerer<'a, 'c> {
                 self.lower_aggregate(f, e, grouping, depth)
             }
             ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_) => {
-                self.lower_node(e, depth)?;
+                let t = self.scalar(Clause::Select).lower_node(e, depth)?;
+                let dependent = self.dependent_column(&t, &grouping.borrow());
+                if let Some(column) = dependent {
+                    return Ok(self.dependent_value(column, t, grouping));
+                }
                 Err(PlanError::new(
                     format!("column \"{e}\" must appear in the GROUP BY clause or be used in an aggregate function"),
                     self.at(e),
@@ -186,6 +190,28 @@ impl<'a, 'c> Lowerer<'a, 'c> {
             }
             _ => self.lower_node(e, depth),
         }
+    }
+
+    /// The position of a column that the GROUP BY determines: its table's
+    /// primary key (a derived table's proven key) is grouped by, column for
+    /// column, so every row of a group holds the same value (`SELECT p.title
+    /// … GROUP BY p.id`, which PostgreSQL and SQLite accept).
+    fn dependent_column(&self, t: &Typed, g: &Grouping) -> Option<usize> {
+        let Expr::Column(position) = t.expr else { return None };
+        let relation = self.scope.relations.iter().find(|r| {
+            (r.offset..r.offset + r.table.columns.len()).contains(&position)
+        })?;
+        let key = &relation.table.primary_key;
+        let grouped = |c: &usize| g.groups.iter().any(|group| group.expr == Expr::Column(relation.offset + c));
+        (!key.is_empty() && key.iter().all(grouped)).then_some(position)
+    }
+
+    /// A dependent column's value in its group: `MIN` over rows that all hold
+    /// the same value (NULL when they hold NULL), so the group key stays as
+    /// written.
+    fn dependent_value(&self, position: usize, t: Typed, grouping: &RefCell<Grouping>) -> Typed {
+        let column = grouping.borrow_mut().register(AggregateFunc::Min, Some(Expr::Column(position)), t.ty, t.nullable);
+        Typed::new(Expr::Column(column), t.ty, t.nullable)
     }
 
     /// A column of the joined row (wildcard expansion) in the current mode.
@@ -197,6 +223,10 @@ impl<'a, 'c> Lowerer<'a, 'c> {
         let g = grouping.borrow();
         match g.groups.iter().position(|group| group.expr == t.expr) {
             Some(i) => Ok(Typed::new(Expr::Column(i), t.ty, t.nullable)),
+            None if self.dependent_column(&t, &g).is_some() => {
+                drop(g);
+                Ok(self.dependent_value(c.position, t, grouping))
+            }
             None => Err(PlanError::new(
                 format!(
                     "column \"{}.{}\" must appear in the GROUP BY clause or be used in an aggregate function",

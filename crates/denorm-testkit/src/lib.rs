@@ -9,11 +9,13 @@
 //! ```
 
 mod compare;
+mod reference;
 mod sqlite;
 pub mod tpch;
 mod workload;
 pub mod writes;
 
+pub use reference::{reference_sql, REFERENCE_SQL};
 pub use compare::{canonical_json, normalize_json, same_rows, Mismatch};
 pub use sqlite::SqliteReference;
 pub use workload::{apply_workload, Op, TableChanges, TableSpec, WorkloadError};

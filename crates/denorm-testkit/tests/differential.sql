@@ -640,3 +640,15 @@ SELECT id, json_object('s', score, 't', title, 'l', json_array(score, created_at
        (json_object('l', json_array(score, created_at)) -> 'l') ->> 1 AS second,
        json_object('n', score) ->> 'missing' AS missing
 FROM posts;
+
+-- Bare columns functionally dependent on the GROUP BY key: a table's
+-- primary key grouped by determines its other columns (also through `*`
+-- and on the padded side of a LEFT JOIN).
+CREATE MATERIALIZED VIEW post_review_counts AS
+SELECT p.id, p.title, u.name, COUNT(r.id) AS reviews, MAX(r.rating) + p.score AS best_plus
+FROM posts p LEFT JOIN users u ON u.id = p.author_id LEFT JOIN reviews r ON r.user_id = p.author_id
+GROUP BY p.id, u.id
+HAVING p.score IS NULL OR p.score > -2;
+
+CREATE MATERIALIZED VIEW user_rows_with_counts AS
+SELECT u.*, COUNT(p.id) AS posts FROM users u LEFT JOIN posts p ON p.author_id = u.id GROUP BY u.id;

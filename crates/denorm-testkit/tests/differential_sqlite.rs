@@ -10,7 +10,7 @@
 
 use denorm_core::{Dataflow, Runtime, SourceBatch, ViewId};
 use denorm_sql::{plan_views, ViewDef};
-use denorm_testkit::{apply_workload, normalize_json, same_rows, Op, SqliteReference, TableSpec};
+use denorm_testkit::{apply_workload, normalize_json, reference_sql, same_rows, Op, SqliteReference, TableSpec};
 use denorm_types::{Datum, Dialect, Position, ScalarType, Value};
 use proptest::prelude::*;
 
@@ -25,44 +25,6 @@ CREATE TABLE ledger (id INTEGER PRIMARY KEY, acct INTEGER, amount REAL, qty INTE
 
 const VIEWS: &str = concat!(include_str!("differential.sql"), "\n", include_str!("differential_json.sql"));
 
-/// Standard SQL equal to a view whose own SELECT SQLite cannot run (LIMIT
-/// inside an aggregate call is a denorm extension): the first n elements by
-/// ROW_NUMBER over the same order, aggregated with FILTER. Also a view whose
-/// SELECT leaves an order unspecified: unordered group_concat is joined in
-/// the order of the values' text.
-const REFERENCE_SQL: &[(&str, &str)] = &[
-    (
-        "distinct_titles",
-        "SELECT author_id, group_concat(DISTINCT title ORDER BY title) AS titles, COUNT(DISTINCT title) AS n
-         FROM posts GROUP BY author_id",
-    ),
-    (
-        "user_names_concat",
-        "SELECT group_concat(name, ',' ORDER BY name) AS names, total(karma) AS karma_total,
-                COUNT(*) FILTER (WHERE avatar IS NULL) AS no_avatar, AVG(DISTINCT karma) AS distinct_karma
-         FROM users",
-    ),
-    (
-        "product_newest_reviews",
-        "SELECT product_id,
-                json_group_array(json_object('id', id, 'user', user_id, 'rating', rating) ORDER BY id DESC)
-                  FILTER (WHERE rn <= 3) AS newest,
-                COUNT(*) AS reviews
-         FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY product_id ORDER BY id DESC) AS rn FROM reviews)
-         GROUP BY product_id",
-    ),
-    (
-        "author_documents",
-        "SELECT id, json_object('name', name, 'avatar', avatar,
-                  'posts', json_group_array(json_array(pid, title, score, score > 2) ORDER BY created_at DESC, pid DESC)
-                           FILTER (WHERE rn <= 2),
-                  'post_count', COUNT(pid)) AS doc
-         FROM (SELECT u.id, u.name, u.avatar, p.id AS pid, p.title, p.score, p.created_at,
-                      ROW_NUMBER() OVER (PARTITION BY u.id ORDER BY p.created_at DESC, p.id DESC) AS rn
-               FROM users u LEFT JOIN posts p ON p.author_id = u.id)
-         GROUP BY id, name, avatar",
-    ),
-];
 
 fn nullable(s: BoxedStrategy<Value>) -> BoxedStrategy<Value> {
     prop_oneof![1 => Just(Datum::Null), 5 => s].boxed()
@@ -207,10 +169,7 @@ impl Harness {
 
     fn check(&self) -> Result<(), TestCaseError> {
         for (def, id) in &self.views {
-            let sql = REFERENCE_SQL
-                .iter()
-                .find(|(name, _)| *name == def.name)
-                .map_or(def.select_sql.as_str(), |(_, sql)| sql);
+            let sql = reference_sql(&def.name, &def.select_sql);
             let (names, mut want) = self.reference.query(sql).unwrap();
             let ours: Vec<&str> = def.columns.iter().map(|c| c.name.as_str()).collect();
             prop_assert_eq!(&ours, &names, "column names of {}", def.name);
