@@ -349,6 +349,10 @@ fn call<'r>(func: Func, args: &[Expr], row: &[Datum<'r>], dialect: Dialect) -> R
             Datum::Text(Cow::Owned(if ascii_only { t.to_ascii_uppercase() } else { t.to_uppercase() }))
         }
         (Func::Length, Datum::Text(t)) => Datum::Int(t.chars().count() as i64),
+        (Func::CollationKey(c), Datum::Text(t)) => Datum::Text(match c.key(&t) {
+            Cow::Borrowed(k) if k.len() == t.len() => t,
+            k => Cow::Owned(k.into_owned()),
+        }),
         (_, other) => other,
     })
 }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use denorm_types::{ScalarType, Value};
+use denorm_types::{Collation, ScalarType, Value};
 
 /// A scalar expression. Column references are positions in the input row of
 /// the plan node that evaluates the expression. The planner has already
@@ -129,6 +129,11 @@ pub enum Func {
     JsonObject {
         raw: u64,
     },
+    /// The collation key of a text ([`Collation::key`]); other values
+    /// unchanged. The planner compares, groups and deduplicates text under a
+    /// SQLite collation by comparing these keys bytewise, so the core stays
+    /// collation-agnostic.
+    CollationKey(Collation),
 }
 
 impl Func {
@@ -140,6 +145,9 @@ impl Func {
             Func::Length => "length",
             Func::JsonArray { .. } => "json_array",
             Func::JsonObject { .. } => "json_object",
+            Func::CollationKey(Collation::Binary) => "collation_key_binary",
+            Func::CollationKey(Collation::NoCase) => "collation_key_nocase",
+            Func::CollationKey(Collation::Rtrim) => "collation_key_rtrim",
         }
     }
 }

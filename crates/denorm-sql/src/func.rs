@@ -9,7 +9,7 @@ use sqlparser::ast::{
 };
 
 use crate::expr::{aggregate_func, is_aggregate, Clause, Grouping, Lowerer};
-use crate::types::{self, bool_as_int, comparison_operands, Typed};
+use crate::types::{self, bool_as_int, Typed};
 use crate::{Location, PlanError};
 
 mod json;
@@ -112,8 +112,16 @@ impl Lowerer<'_, '_> {
 
     fn nullif(&self, args: Vec<Typed>, at: Option<Location>) -> Result<Typed, PlanError> {
         let [a, b]: [Typed; 2] = args.try_into().map_err(|_| arity_error("nullif", "two arguments", at))?;
-        let (a, b) = comparison_operands(a, b, "=", self.dialect, at)?;
+        let collation = types::comparison_collation(&a, &b);
+        let (a, b) = types::uncollated_operands(a, b, "=", self.dialect, at)?;
         let ty = if a.ty == ScalarType::Null { b.ty } else { a.ty };
+        if collation != denorm_types::Collation::Binary && a.ty == ScalarType::Text {
+            // Compared under the collation, but the value returned is `a` itself.
+            let (ka, kb) = (types::collation_key(a.clone(), collation), types::collation_key(b, collation));
+            let equal = Expr::binary(denorm_expr::BinaryOp::Eq, ka.expr, kb.expr);
+            let case = Expr::Case { branches: vec![(equal, Expr::Literal(denorm_types::Datum::Null))], otherwise: Box::new(a.expr) };
+            return Ok(Typed::new(case, ty, true));
+        }
         Ok(Typed::new(Expr::NullIf(Box::new(a.expr), Box::new(b.expr)), ty, true))
     }
 
@@ -184,6 +192,15 @@ impl Lowerer<'_, '_> {
         if distinct {
             func = AggregateFunc::CountDistinct;
         }
+        // MIN/MAX and DISTINCT compare under the argument's collation: over
+        // its collation key (so MIN/MAX return the key, a deterministic
+        // representative of the rows that tie under the collation).
+        let arg = match func {
+            AggregateFunc::Min | AggregateFunc::Max | AggregateFunc::CountDistinct => {
+                arg.map(|a| { let c = a.own_collation(); types::collation_key(a, c) })
+            }
+            _ => arg,
+        };
         let (arg, ty, nullable) = self.aggregate_type(func, &name, arg, at)?;
         let column = grouping.borrow_mut().register(func, arg, ty, nullable);
         Ok(Typed::new(Expr::Column(column), ty, nullable))
@@ -245,8 +262,10 @@ impl Lowerer<'_, '_> {
         let arg = self.lower(x, d)?;
         self.check_cast(&arg, target.ty, data_type, at)?;
         let arg = bool_as_int(arg, self.dialect);
-        let nullable = arg.nullable;
-        Ok(Typed::new(Expr::Cast { expr: Box::new(arg.expr), to: target.ty }, target.ty, nullable))
+        let (nullable, collation, explicit) = (arg.nullable, arg.collation, arg.explicit);
+        // SQLite: a CAST keeps its operand's collation.
+        let cast = Typed::new(Expr::Cast { expr: Box::new(arg.expr), to: target.ty }, target.ty, nullable);
+        Ok(cast.collated(collation, explicit))
     }
 
     fn check_cast(

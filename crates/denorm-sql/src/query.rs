@@ -492,6 +492,7 @@ fn combine(
     }
     if cx.dialect == Dialect::Sqlite && !(all && op == SetOperator::Union) {
         mixed_numbers(&left.columns, &right.columns, name, at)?;
+        collated_columns(&left.columns, &right.columns, name, at)?;
     }
     let (l, r) = (cast(left.plan, &casts.0), cast(right.plan, &casts.1));
     let mut reads = left.reads;
@@ -628,9 +629,38 @@ fn unify_columns(
                 }
             }
         }
-        columns.push(OutputColumn { name: l.name.clone(), ty, nullable: l.nullable || r.nullable });
+        // SQLite: a compound's column takes the leftmost operand's collation.
+        let collation = l.collation.or(r.collation);
+        columns.push(OutputColumn { name: l.name.clone(), ty, nullable: l.nullable || r.nullable, collation });
     }
     Ok((columns, casts))
+}
+
+/// A set operation that compares rows (all but UNION ALL) over text under a
+/// collation other than BINARY is refused: which of the rows that tie under
+/// the collation SQLite keeps depends on its scan order.
+fn collated_columns(
+    left: &[OutputColumn],
+    right: &[OutputColumn],
+    name: &str,
+    at: Option<Location>,
+) -> Result<(), PlanError> {
+    for (i, (l, r)) in left.iter().zip(right).enumerate() {
+        let collation = l.collation.or(r.collation).unwrap_or_default();
+        if collation != denorm_types::Collation::Binary && (l.ty == ScalarType::Text || r.ty == ScalarType::Text) {
+            return Err(PlanError::new(
+                format!("{name} over a {collation} column is not supported"),
+                at,
+            )
+            .detail(format!(
+                "column {} (\"{}\"): rows equal under {collation} would be merged, keeping a value SQLite picks by scan order",
+                i + 1,
+                l.name
+            ))
+            .hint("write COLLATE BINARY on the column in the first operand, or use UNION ALL"));
+        }
+    }
+    Ok(())
 }
 
 /// SQLite compares 1 and 1.0 as equal and keeps either when it removes

@@ -24,7 +24,7 @@
 
 use std::path::{Path, PathBuf};
 
-use denorm_types::{Catalog, ColumnSchema, ScalarType, TableSchema};
+use denorm_types::{Catalog, Collation, ColumnSchema, ScalarType, TableSchema};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::error::InitError;
@@ -115,7 +115,9 @@ fn build_database(path: &Path, sql: &str) -> Result<(), rusqlite::Error> {
 pub fn read_catalog(conn: &Connection) -> Result<Catalog, SourceError> {
     let mut catalog = Catalog::new();
     for (name, without_rowid) in user_tables(conn)? {
-        catalog.add(read_table(conn, &name, without_rowid)?);
+        let mut table = read_table(conn, &name, without_rowid)?;
+        read_collations(conn, &mut table, &mut catalog)?;
+        catalog.add(table);
     }
     Ok(catalog)
 }
@@ -193,6 +195,28 @@ fn raw_columns(conn: &Connection, table: &str) -> Result<Vec<RawColumn>, SourceE
         .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
         .map_err(introspect(what()))?;
     Ok(rows)
+}
+
+/// Records each column's declared collation (`c TEXT COLLATE NOCASE`) in
+/// the catalog, as SQLite itself resolves it (`sqlite3_table_column_metadata`,
+/// so no DDL parsing). A collation SQLite does not build in (an application
+/// or extension collation such as ICU's) has no known order: the column
+/// becomes unsupported, so only the views that read it are refused.
+fn read_collations(conn: &Connection, table: &mut TableSchema, catalog: &mut Catalog) -> Result<(), SourceError> {
+    for column in &mut table.columns {
+        let what = || format!("collation of column {}.{}", table.name, column.name);
+        let (_, collation, ..) =
+            conn.column_metadata(None, table.name.as_str(), column.name.as_str()).map_err(introspect(what()))?;
+        let name = collation.map(|c| c.to_string_lossy().into_owned()).unwrap_or_default();
+        match Collation::from_name(if name.is_empty() { "BINARY" } else { &name }) {
+            Some(c) => catalog.set_collation(&table.name, &column.name, c),
+            None => {
+                catalog.set_unsupported_type(&table.name, &column.name, format!("{} COLLATE {name}", column.ty));
+                column.ty = ScalarType::Unsupported;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Column sets of the table's complete (not partial) UNIQUE indexes and
