@@ -374,6 +374,11 @@ impl<'a, 'c> Lowerer<'a, 'c> {
     pub fn apply_binary(&self, op: BinaryOp, left: Typed, right: Typed, at: Option<Location>) -> Lowered {
         let nullable = left.nullable || right.nullable;
         match op {
+            BinaryOp::Concat | BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Mod
+                if left.explicit || right.explicit =>
+            {
+                Err(nested_collate(at))
+            }
             BinaryOp::Concat => concat(left, right, at),
             BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Mod => {
                 self.arithmetic(op, left, right, at)
@@ -620,6 +625,14 @@ pub(crate) fn not(t: Typed) -> Typed {
 
 fn is_null(t: Typed) -> Typed {
     Typed::new(Expr::IsNull(Box::new(t.expr)), ScalarType::Bool, false)
+}
+
+/// SQLite lets an explicit COLLATE inside an operator's or a function's
+/// operand decide how the whole expression compares; denorm does not
+/// follow it there.
+pub(crate) fn nested_collate(at: Option<Location>) -> PlanError {
+    PlanError::new("COLLATE inside an operand of an operator or a function is not supported", at)
+        .hint("write COLLATE on the whole operand of the comparison: (a || b) COLLATE NOCASE = 'x'")
 }
 
 /// The error for an expression form denorm does not support.

@@ -96,6 +96,9 @@ impl Lowerer<'_, '_> {
             return Err(PlanError::new(format!("DISTINCT is not supported in {name}(…)"), at));
         }
         let lowered = args.iter().map(|a| self.lower(a, d)).collect::<Result<Vec<_>, _>>()?;
+        if lowered.iter().any(|t| t.explicit) {
+            return Err(crate::expr::nested_collate(at));
+        }
         match name.as_str() {
             "coalesce" if lowered.len() >= 2 => {
                 let (items, ty) = types::unify_all(lowered, "COALESCE", self.dialect, at)?;
