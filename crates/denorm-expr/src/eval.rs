@@ -623,6 +623,37 @@ mod tests {
         }
     }
 
+    /// A collation key compares bytewise as its text compares under the
+    /// collation in SQLite; values other than text pass unchanged.
+    #[test]
+    fn collation_keys() {
+        use denorm_types::Collation::*;
+        let key = |c, v: Value| {
+            let e = Expr::Call { func: Func::CollationKey(c), args: vec![Expr::Literal(v)] };
+            e.eval(&[], Dialect::Sqlite).map(Datum::into_owned).unwrap()
+        };
+        let cases: Vec<(denorm_types::Collation, Value, Value)> = vec![
+            (NoCase, "PaRiS".into(), "paris".into()),
+            // ASCII only, as SQLite's NOCASE.
+            (NoCase, "ÉCOLE_Z".into(), "École_z".into()),
+            (Rtrim, "ab  ".into(), "ab".into()),
+            // Only spaces: tabs and leading spaces stay.
+            (Rtrim, " ab\t ".into(), " ab\t".into()),
+            (Binary, "Ab ".into(), "Ab ".into()),
+            (NoCase, 7.into(), 7.into()),
+            (Rtrim, Datum::Null, Datum::Null),
+        ];
+        for (c, v, want) in cases {
+            assert_eq!(key(c, v.clone()), want, "{c} key of {v:?}");
+        }
+        // NOCASE orders '_' (0x5F) before letters, as lower-casing does.
+        let text = |v: Value| match v {
+            Datum::Text(t) => t.into_owned(),
+            other => panic!("{other:?}"),
+        };
+        assert!(text(key(NoCase, "_".into())) < text(key(NoCase, "A".into())));
+    }
+
     /// Regression: SQLite keeps `'abc'` as text in an INTEGER column, and
     /// `a / b` over it was NULL (SQLite: 0), `abs(a)` was 'abc' (SQLite:
     /// 0.0). Text in arithmetic, `abs()` and truth values reads as SQLite

@@ -304,6 +304,25 @@ mod tests {
         &table.columns[table.column_index(name).unwrap()]
     }
 
+    /// Regression (issue 11): declared collations were not read, so a
+    /// NOCASE column grouped `Paris` and `paris` apart.
+    #[test]
+    fn declared_collations_are_read() {
+        let catalog = catalog_of(
+            "CREATE TABLE \"Cities\" (id INTEGER PRIMARY KEY, city TEXT COLLATE nocase NOT NULL, \
+             code VARCHAR(3) COLLATE RTRIM, plain TEXT, b TEXT COLLATE BINARY, \
+             g TEXT GENERATED ALWAYS AS (city) STORED COLLATE NOCASE);",
+        )
+        .unwrap();
+        let collation = |c: &str| catalog.collation("cities", c);
+        assert_eq!(collation("city"), Collation::NoCase);
+        assert_eq!(collation("CODE"), Collation::Rtrim);
+        assert_eq!(collation("plain"), Collation::Binary);
+        assert_eq!(collation("b"), Collation::Binary);
+        assert_eq!(collation("g"), Collation::NoCase);
+        assert_eq!(column(catalog.get("cities").unwrap(), "city").ty, ScalarType::Text);
+    }
+
     #[test]
     fn affinity_rules_in_sqlite_order() {
         use ScalarType::*;
