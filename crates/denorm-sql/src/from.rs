@@ -1165,6 +1165,11 @@ fn equi_pair(e: &ast::Expr, scope: &Scope<'_>) -> Result<Option<(usize, usize)>,
     if l.ty != r.ty || l.ty == ScalarType::Null || l.position == r.position {
         return Ok(None);
     }
+    // Text under a collation other than BINARY matches by its key, not its bytes.
+    let collation = l.collation.or(r.collation).unwrap_or_default();
+    if l.ty == ScalarType::Text && collation != denorm_types::Collation::Binary {
+        return Ok(None);
+    }
     Ok(Some((l.position, r.position)))
 }
 

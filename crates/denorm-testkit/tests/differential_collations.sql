@@ -107,3 +107,11 @@ SELECT city, COUNT(*) AS n FROM (SELECT city FROM cities UNION ALL SELECT city F
 
 CREATE MATERIALIZED VIEW using_city AS
 SELECT c.id, v.id AS vid FROM cities c JOIN visits v USING (city);
+
+CREATE MATERIALIZED VIEW or_common_city AS
+SELECT c.id, v.id AS vid FROM cities c, visits v
+WHERE (v.city = c.city AND v.n > 1) OR (v.city = c.city AND c.pop < 10);
+
+CREATE MATERIALIZED VIEW having_and_subquery_on_groups AS
+SELECT city, COUNT(*) AS n FROM cities GROUP BY city
+HAVING city IN (SELECT v.city FROM visits v) OR COUNT(*) > 2;
