@@ -34,8 +34,8 @@
 //! a deduplicating set operation over an integer and a double column (SQLite
 //! keeps either of 1 and 1.0) are refused with a hint.
 
-use denorm_expr::{BinaryOp, Expr, Plan, SortKey};
-use denorm_types::{Catalog, Datum, Dialect, ScalarType, TableSchema};
+use denorm_expr::{BinaryOp, Expr, Func, Plan, SortKey};
+use denorm_types::{Catalog, Collation, Datum, Dialect, ScalarType, TableSchema};
 use sqlparser::ast::{self, SetExpr, SetOperator, SetQuantifier};
 use sqlparser::keywords::Keyword;
 use sqlparser::tokenizer::Token;
@@ -492,18 +492,27 @@ fn combine(
     }
     if cx.dialect == Dialect::Sqlite && !(all && op == SetOperator::Union) {
         mixed_numbers(&left.columns, &right.columns, name, at)?;
-        collated_columns(&left.columns, &right.columns, name, at)?;
     }
     let (l, r) = (cast(left.plan, &casts.0), cast(right.plan, &casts.1));
+    // Rows compare under each column's collation: text under one other than
+    // BINARY is replaced by its key (a row stands for those equal to it
+    // under the collation, as DISTINCT does), which may make a distinct
+    // side's rows equal.
+    let keyed = match all && op == SetOperator::Union {
+        true => Vec::new(),
+        false => collation_keys(&columns),
+    };
+    let (l, r) = (key_columns(l, &keyed), key_columns(r, &keyed));
+    let (left_set, right_set) = (left.set && keyed.is_empty(), right.set && keyed.is_empty());
     let mut reads = left.reads;
     merge_reads(&mut reads, right.reads, cx.catalog);
     let (plan, set) = match (op, all) {
         (SetOperator::Union, true) => (union_all(l, r), false),
         (SetOperator::Union, false) => (Plan::Distinct { input: Box::new(union_all(undistinct(l), r)) }, true),
         (SetOperator::Except, true) => (except(l, r), false),
-        (SetOperator::Except, false) => (except(distinct(l, left.set), distinct(r, right.set)), true),
+        (SetOperator::Except, false) => (except(distinct(l, left_set), distinct(r, right_set)), true),
         (SetOperator::Intersect, true) => (intersect(l, r), false),
-        (_, false) => (intersect(distinct(l, left.set), distinct(r, right.set)), true),
+        (_, false) => (intersect(distinct(l, left_set), distinct(r, right_set)), true),
         (SetOperator::Minus, true) => unreachable!("refused above"),
     };
     Ok(Branch { plan, columns, reads, set })
@@ -636,31 +645,28 @@ fn unify_columns(
     Ok((columns, casts))
 }
 
-/// A set operation that compares rows (all but UNION ALL) over text under a
-/// collation other than BINARY is refused: which of the rows that tie under
-/// the collation SQLite keeps depends on its scan order.
-fn collated_columns(
-    left: &[OutputColumn],
-    right: &[OutputColumn],
-    name: &str,
-    at: Option<Location>,
-) -> Result<(), PlanError> {
-    for (i, (l, r)) in left.iter().zip(right).enumerate() {
-        let collation = l.collation.or(r.collation).unwrap_or_default();
-        if collation != denorm_types::Collation::Binary && (l.ty == ScalarType::Text || r.ty == ScalarType::Text) {
-            return Err(PlanError::new(
-                format!("{name} over a {collation} column is not supported"),
-                at,
-            )
-            .detail(format!(
-                "column {} (\"{}\"): rows equal under {collation} would be merged, keeping a value SQLite picks by scan order",
-                i + 1,
-                l.name
-            ))
-            .hint("write COLLATE BINARY on the column in the first operand, or use UNION ALL"));
-        }
+/// The text columns whose collation (the compound's, see [`unify_columns`])
+/// is not BINARY, with it.
+fn collation_keys(columns: &[OutputColumn]) -> Vec<(usize, Collation)> {
+    let keyed = |(i, c): (usize, &OutputColumn)| {
+        let collation = c.collation.unwrap_or_default();
+        (collation != Collation::Binary && c.ty == ScalarType::Text).then_some((i, collation))
+    };
+    columns.iter().enumerate().filter_map(keyed).collect()
+}
+
+/// `plan` with the columns of `keys` replaced by their collation keys.
+fn key_columns(plan: Plan, keys: &[(usize, Collation)]) -> Plan {
+    if keys.is_empty() {
+        return plan;
     }
-    Ok(())
+    let exprs = (0..plan.arity())
+        .map(|i| match keys.iter().find(|(k, _)| *k == i) {
+            Some((_, c)) => Expr::Call { func: Func::CollationKey(*c), args: vec![Expr::Column(i)] },
+            None => Expr::Column(i),
+        })
+        .collect();
+    Plan::Map { input: Box::new(plan), exprs }
 }
 
 /// SQLite compares 1 and 1.0 as equal and keeps either when it removes

@@ -115,3 +115,18 @@ WHERE (v.city = c.city AND v.n > 1) OR (v.city = c.city AND c.pop < 10);
 CREATE MATERIALIZED VIEW having_and_subquery_on_groups AS
 SELECT city, COUNT(*) AS n FROM cities GROUP BY city
 HAVING city IN (SELECT v.city FROM visits v) OR COUNT(*) > 2;
+
+CREATE MATERIALIZED VIEW union_cities AS
+SELECT city FROM cities UNION SELECT city FROM visits;
+
+CREATE MATERIALIZED VIEW plain_union_city AS
+SELECT plain, pop FROM cities UNION SELECT city, n FROM visits;
+
+CREATE MATERIALIZED VIEW city_except_visits AS
+SELECT city, code FROM cities EXCEPT SELECT city, 'ab' FROM visits;
+
+CREATE MATERIALIZED VIEW plain_intersect AS
+SELECT plain COLLATE NOCASE FROM cities INTERSECT SELECT city FROM visits;
+
+CREATE MATERIALIZED VIEW nested_compound AS
+SELECT city FROM visits EXCEPT SELECT plain FROM cities UNION SELECT code FROM cities;
