@@ -130,3 +130,10 @@ SELECT plain COLLATE NOCASE FROM cities INTERSECT SELECT city FROM visits;
 
 CREATE MATERIALIZED VIEW nested_compound AS
 SELECT city FROM visits EXCEPT SELECT plain FROM cities UNION SELECT code FROM cities;
+
+CREATE MATERIALIZED VIEW correlated_by_order AS
+SELECT c.id,
+       EXISTS (SELECT 1 FROM visits v WHERE v.city > c.city) AS later_visit,
+       c.city IN (SELECT v.city FROM visits v WHERE v.n <> c.pop) AS in_other,
+       (SELECT COUNT(*) FROM visits v WHERE v.city <= c.code) AS upto_code
+FROM cities c;
