@@ -195,7 +195,9 @@ impl<'a, 'c> Lowerer<'a, 'c> {
             let g = grouping.borrow();
             if let Some(i) = g.position(&t.expr) {
                 let group = &g.groups[i];
-                return Ok(Typed::new(Expr::Column(i), group.ty, group.nullable).collated(group.collation, group.explicit));
+                return Ok(
+                    Typed::new(Expr::Column(i), group.ty, group.nullable).collated(group.collation, group.explicit)
+                );
             }
         }
         match e {

@@ -122,7 +122,10 @@ impl Lowerer<'_, '_> {
             // Compared under the collation, but the value returned is `a` itself.
             let (ka, kb) = (types::collation_key(a.clone(), collation), types::collation_key(b, collation));
             let equal = Expr::binary(denorm_expr::BinaryOp::Eq, ka.expr, kb.expr);
-            let case = Expr::Case { branches: vec![(equal, Expr::Literal(denorm_types::Datum::Null))], otherwise: Box::new(a.expr) };
+            let case = Expr::Case {
+                branches: vec![(equal, Expr::Literal(denorm_types::Datum::Null))],
+                otherwise: Box::new(a.expr),
+            };
             return Ok(Typed::new(case, ty, true));
         }
         Ok(Typed::new(Expr::NullIf(Box::new(a.expr), Box::new(b.expr)), ty, true))
@@ -199,9 +202,10 @@ impl Lowerer<'_, '_> {
         // its collation key (so MIN/MAX return the key, a deterministic
         // representative of the rows that tie under the collation).
         let arg = match func {
-            AggregateFunc::Min | AggregateFunc::Max | AggregateFunc::CountDistinct => {
-                arg.map(|a| { let c = a.own_collation(); types::collation_key(a, c) })
-            }
+            AggregateFunc::Min | AggregateFunc::Max | AggregateFunc::CountDistinct => arg.map(|a| {
+                let c = a.own_collation();
+                types::collation_key(a, c)
+            }),
             _ => arg,
         };
         let (arg, ty, nullable) = self.aggregate_type(func, &name, arg, at)?;

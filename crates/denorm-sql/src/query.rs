@@ -96,6 +96,13 @@ pub(crate) fn plan_query(q: &ast::Query, cx: &Context<'_, '_>) -> Result<Planned
     let (limit, offset) = paging(q, &cx)?;
     let Planned { mut plan, columns, key, order, reads } = plan_body(&q.body, order_terms(q, &cx)?, &cx)?;
     let width = columns.len();
+    if limit.is_none() && cx.depth == 0 {
+        if let Some(c) = order.iter().find_map(|k| collation_sort_key(&plan, k.column)) {
+            return Err(PlanError::new(format!("ORDER BY without LIMIT over a {c} column is not supported"), cx.keyword(&[Keyword::ORDER]))
+                .detail(format!("the rows would be ordered by their {c} collation key, which reads cannot order by"))
+                .hint("add a LIMIT, or select a value without the collation and order by it (e.g. lower(city) AS k … ORDER BY k)"));
+        }
+    }
     if let Some(limit) = limit {
         plan = top_n(plan, order.clone(), limit, offset);
     }
@@ -643,6 +650,20 @@ fn unify_columns(
         columns.push(OutputColumn { name: l.name.clone(), ty, nullable: l.nullable || r.nullable, collation });
     }
     Ok((columns, casts))
+}
+
+/// The collation whose key `plan` (a SELECT's final Map, possibly under
+/// its DISTINCT) computes as column `column`: a hidden ORDER BY term.
+fn collation_sort_key(plan: &Plan, column: usize) -> Option<Collation> {
+    let plan = match plan {
+        Plan::Distinct { input } => input,
+        plan => plan,
+    };
+    let Plan::Map { exprs, .. } = plan else { return None };
+    match exprs.get(column)? {
+        Expr::Call { func: Func::CollationKey(c), .. } => Some(*c),
+        _ => None,
+    }
 }
 
 /// The text columns whose collation (the compound's, see [`unify_columns`])

@@ -108,11 +108,9 @@ impl<'c> Scope<'c> {
         let offset = self.arity();
         self.used.borrow_mut().push(vec![false; table.columns.len()]);
         let collations = match (&derived, self.catalog) {
-            (None, Some(catalog)) => table
-                .columns
-                .iter()
-                .map(|c| Some(catalog.collation(&table.name, &c.name)))
-                .collect(),
+            (None, Some(catalog)) => {
+                table.columns.iter().map(|c| Some(catalog.collation(&table.name, &c.name))).collect()
+            }
             _ => vec![None; table.columns.len()],
         };
         self.relations.push(Relation { name, table, derived, offset, outer, collations });

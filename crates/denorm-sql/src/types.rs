@@ -6,9 +6,8 @@
 //! PostgreSQL resolves `unknown` literals by context. denorm asks for an
 //! explicit CAST instead, which then means the same thing everywhere.
 
-use denorm_expr::Expr;
+use denorm_expr::{Expr, Func};
 use denorm_types::{pgtext, Collation, Datum, Dialect, ScalarType};
-use denorm_expr::Func;
 
 use crate::{Location, PlanError};
 

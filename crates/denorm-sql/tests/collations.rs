@@ -58,10 +58,18 @@ fn collation_keys_in_plans() {
 fn refused_collations() {
     let cases = [
         ("order_without_limit", Dialect::Sqlite, "SELECT id, city FROM cities ORDER BY city"),
-        ("compound_order", Dialect::Sqlite, "SELECT city FROM cities UNION ALL SELECT name FROM users ORDER BY 1 LIMIT 2"),
+        (
+            "compound_order",
+            Dialect::Sqlite,
+            "SELECT city FROM cities UNION ALL SELECT name FROM users ORDER BY 1 LIMIT 2",
+        ),
         ("unknown_collation", Dialect::Sqlite, "SELECT id FROM cities WHERE plain = 'a' COLLATE german"),
         ("postgres_collate", Dialect::Postgres, "SELECT id FROM users WHERE name = 'a' COLLATE \"C\""),
-        ("in_list_mixed", Dialect::Sqlite, "SELECT id FROM cities WHERE plain IN ('a' COLLATE NOCASE, 'b' COLLATE RTRIM)"),
+        (
+            "in_list_mixed",
+            Dialect::Sqlite,
+            "SELECT id FROM cities WHERE plain IN ('a' COLLATE NOCASE, 'b' COLLATE RTRIM)",
+        ),
         ("concat_of_collate", Dialect::Sqlite, "SELECT id FROM cities WHERE (plain COLLATE NOCASE) || 'x' = 'AX'"),
     ];
     let report: Vec<String> =

@@ -24,7 +24,8 @@ CREATE TABLE visits (id INTEGER PRIMARY KEY, city TEXT COLLATE NOCASE, n INTEGER
 
 const VIEWS: &str = include_str!("differential_collations.sql");
 
-const CITIES: &[&str] = &["paris", "Paris", "PARIS", "lyon", "Lyon", "nice", "Nice", "nice ", "a_b", "A_B", "Zed", "_x"];
+const CITIES: &[&str] =
+    &["paris", "Paris", "PARIS", "lyon", "Lyon", "nice", "Nice", "nice ", "a_b", "A_B", "Zed", "_x"];
 const CODES: &[&str] = &["ab", "ab ", "ab  ", "AB", "x", "x  ", " x", ""];
 
 fn nullable(s: BoxedStrategy<Value>) -> BoxedStrategy<Value> {
