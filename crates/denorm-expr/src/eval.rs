@@ -381,7 +381,8 @@ fn call<'r>(func: Func, args: &[Expr], row: &[Datum<'r>], dialect: Dialect) -> R
         _ => {}
     }
     let sqlite_length = func == Func::Length && dialect == Dialect::Sqlite;
-    if !matches!(func, Func::Abs | Func::Lower { .. } | Func::Upper { .. } | Func::Length) || sqlite_length {
+    let local = matches!(func, Func::Abs | Func::Lower { .. } | Func::Upper { .. } | Func::Length | Func::CollationKey(_));
+    if !local || sqlite_length {
         let values = args.iter().map(|a| a.eval(row, dialect)).collect::<Result<Vec<_>>>()?;
         // SQLite: the length of a BLOB is its number of bytes.
         if let (Func::Length, [Datum::Blob(b)]) = (func, values.as_slice()) {
@@ -412,6 +413,10 @@ fn call<'r>(func: Func, args: &[Expr], row: &[Datum<'r>], dialect: Dialect) -> R
             Datum::Text(Cow::Owned(if ascii_only { t.to_ascii_uppercase() } else { t.to_uppercase() }))
         }
         (Func::Length, Datum::Text(t)) => Datum::Int(t.chars().count() as i64),
+        (Func::CollationKey(c), Datum::Text(t)) => Datum::Text(match c.key(&t) {
+            Cow::Borrowed(k) if k.len() == t.len() => t,
+            k => Cow::Owned(k.into_owned()),
+        }),
         (_, other) => other,
     })
 }
@@ -717,6 +722,37 @@ mod tests {
             assert_eq!(eval(&e, Dialect::Sqlite), sqlite, "sqlite {a} {op:?} {b}");
             assert_eq!(eval(&e, Dialect::Postgres), pg, "postgres {a} {op:?} {b}");
         }
+    }
+
+    /// A collation key compares bytewise as its text compares under the
+    /// collation in SQLite; values other than text pass unchanged.
+    #[test]
+    fn collation_keys() {
+        use denorm_types::Collation::*;
+        let key = |c, v: Value| {
+            let e = Expr::Call { func: Func::CollationKey(c), args: vec![Expr::Literal(v)] };
+            e.eval(&[], Dialect::Sqlite).map(Datum::into_owned).unwrap()
+        };
+        let cases: Vec<(denorm_types::Collation, Value, Value)> = vec![
+            (NoCase, "PaRiS".into(), "paris".into()),
+            // ASCII only, as SQLite's NOCASE.
+            (NoCase, "ÉCOLE_Z".into(), "École_z".into()),
+            (Rtrim, "ab  ".into(), "ab".into()),
+            // Only spaces: tabs and leading spaces stay.
+            (Rtrim, " ab\t ".into(), " ab\t".into()),
+            (Binary, "Ab ".into(), "Ab ".into()),
+            (NoCase, 7.into(), 7.into()),
+            (Rtrim, Datum::Null, Datum::Null),
+        ];
+        for (c, v, want) in cases {
+            assert_eq!(key(c, v.clone()), want, "{c} key of {v:?}");
+        }
+        // NOCASE orders '_' (0x5F) before letters, as lower-casing does.
+        let text = |v: Value| match v {
+            Datum::Text(t) => t.into_owned(),
+            other => panic!("{other:?}"),
+        };
+        assert!(text(key(NoCase, "_".into())) < text(key(NoCase, "A".into())));
     }
 
     /// Regression: SQLite keeps `'abc'` as text in an INTEGER column, and

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use denorm_types::{ScalarType, Value};
+use denorm_types::{Collation, ScalarType, Value};
 
 pub use crate::json_path::JsonAccess;
 
@@ -199,6 +199,11 @@ pub enum Func {
     Extract(DateField),
     /// PostgreSQL `date_part('field', timestamp)`: double precision.
     DatePart(DateField),
+    /// The collation key of a text ([`Collation::key`]); other values
+    /// unchanged. The planner compares, groups and deduplicates text under a
+    /// SQLite collation by comparing these keys bytewise, so the core stays
+    /// collation-agnostic.
+    CollationKey(Collation),
 }
 
 /// A field of PostgreSQL's `extract`, `date_part` and `date_trunc`.
@@ -362,6 +367,9 @@ impl Func {
             Func::DateTrunc(_) => "date_trunc",
             Func::Extract(_) => "extract",
             Func::DatePart(_) => "date_part",
+            Func::CollationKey(Collation::Binary) => "collation_key_binary",
+            Func::CollationKey(Collation::NoCase) => "collation_key_nocase",
+            Func::CollationKey(Collation::Rtrim) => "collation_key_rtrim",
         }
     }
 }

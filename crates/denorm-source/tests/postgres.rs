@@ -94,6 +94,24 @@ fn catalog_maps_types_keys_and_nullability() {
     assert_eq!(nullable, [false, true, false, true, true, true, true, true, true, true]);
 }
 
+/// Regression (issue 11): text columns are compared bytewise, so a column
+/// declared with another collation is kept but unsupported (only views
+/// reading it are refused); "C", "POSIX" and the database default pass.
+#[test]
+fn catalog_marks_collated_columns_unsupported() {
+    let pg = Pg::new(
+        "collations",
+        "CREATE COLLATION denorm_copy_of_c FROM \"C\";
+         CREATE TABLE k (id integer PRIMARY KEY, a text COLLATE \"C\", b text COLLATE \"POSIX\", c text, \
+         d varchar(5) COLLATE denorm_copy_of_c, n name);",
+    );
+    let catalog = pg.catalog();
+    use denorm_types::ScalarType::*;
+    let types: Vec<_> = catalog.get("k").unwrap().columns.iter().map(|c| c.ty).collect();
+    assert_eq!(types, [Int, Text, Text, Text, Unsupported, Text]);
+    assert_eq!(catalog.unsupported_type("k", "d"), Some("character varying(5) COLLATE \"denorm_copy_of_c\""));
+}
+
 #[test]
 fn every_kind_of_change_is_one_batch_per_transaction() {
     let pg = Pg::new("changes", USERS);

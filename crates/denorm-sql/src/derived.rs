@@ -45,6 +45,9 @@ pub(crate) struct Derived {
     pub reads: Vec<TableDependency>,
     /// For a ranked subquery: its row number column and the call's position.
     pub rank: Option<(usize, Option<Location>)>,
+    /// Each output column's collation (SQLite keeps a column's collation
+    /// through a subquery in FROM).
+    pub collations: Vec<Option<denorm_types::Collation>>,
 }
 
 pub(crate) fn plan_derived(
@@ -69,14 +72,16 @@ pub(crate) fn plan_derived(
         // WITH, UNION/EXCEPT/INTERSECT, ORDER BY … LIMIT: a whole query.
         let planned = plan_query(subquery, &inner)?;
         let schema = relation_schema(alias, &planned.columns, &planned.key, cx.dialect);
-        return Ok(Derived { schema, plan: planned.plan, reads: planned.reads, rank: None });
+        let collations = planned.columns.iter().map(|c| c.collation).collect();
+        return Ok(Derived { schema, plan: planned.plan, reads: planned.reads, rank: None, collations });
     }
     let select = query_select(subquery, &inner)?;
     let (scope, body) = plan_select(select, &inner)?;
     let rank = body.window.as_ref().map(|w| (w.item, w.at));
     let finished = finish(body, select, &scope, &inner)?;
     let schema = relation_schema(alias, &finished.columns, &finished.key, cx.dialect);
-    Ok(Derived { schema, plan: finished.plan, reads: scope.dependencies(cx.catalog), rank })
+    let collations = finished.columns.iter().map(|c| c.collation).collect();
+    Ok(Derived { schema, plan: finished.plan, reads: scope.dependencies(cx.catalog), rank, collations })
 }
 
 /// How the outer query sees a subquery's output: typed columns, keyed by

@@ -60,6 +60,10 @@ pub(crate) struct Grouping {
     pub args: Vec<Expr>,
     /// `Reduce` output columns g.., deduplicated.
     pub aggregates: Vec<AggregateColumn>,
+    /// Each group expression as written, before its collation key replaced
+    /// it (`GROUP BY city` over a NOCASE column groups by the key; `city` in
+    /// the SELECT list is that group column).
+    pub written: Vec<Expr>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -104,6 +108,12 @@ impl Grouping {
         self.groups.len() + j
     }
 
+    /// The group column computing `expr` (as keyed or as written).
+    pub fn position(&self, expr: &Expr) -> Option<usize> {
+        let written = |i: usize| self.written.get(i) == Some(expr);
+        (0..self.groups.len()).find(|&i| self.groups[i].expr == *expr || written(i))
+    }
+
     /// The index of `arg` in [`Grouping::args`], added if new.
     fn argument(&mut self, arg: Expr) -> usize {
         match self.args.iter().position(|x| *x == arg) {
@@ -113,6 +123,20 @@ impl Grouping {
                 self.args.len() - 1
             }
         }
+    }
+}
+
+/// The prefix of the collation name [`collation_key_ast`] writes.
+const KEY_COLLATION: &str = "__denorm_key_";
+
+/// `e` replaced by its collation key under `c`, as an AST the planner
+/// re-plans (a subquery's correlation side, grouped, deduplicated and
+/// projected by the key): `e COLLATE __denorm_key_<c>`, which no source
+/// accepts, so no view text can name it.
+pub(crate) fn collation_key_ast(e: ast::Expr, c: denorm_types::Collation) -> ast::Expr {
+    ast::Expr::Collate {
+        expr: Box::new(ast::Expr::Nested(Box::new(e))),
+        collation: ast::ObjectName::from(vec![ast::Ident::new(format!("{KEY_COLLATION}{}", c.name()))]),
     }
 }
 
@@ -169,8 +193,11 @@ impl<'a, 'c> Lowerer<'a, 'c> {
         let whole = self.scalar(Clause::Select).lower(e, depth);
         if let Ok(t) = whole {
             let g = grouping.borrow();
-            if let Some(i) = g.groups.iter().position(|group| group.expr == t.expr) {
-                return Ok(Typed::new(Expr::Column(i), g.groups[i].ty, g.groups[i].nullable));
+            if let Some(i) = g.position(&t.expr) {
+                let group = &g.groups[i];
+                return Ok(
+                    Typed::new(Expr::Column(i), group.ty, group.nullable).collated(group.collation, group.explicit)
+                );
             }
         }
         match e {
@@ -211,7 +238,7 @@ impl<'a, 'c> Lowerer<'a, 'c> {
     /// written.
     fn dependent_value(&self, position: usize, t: Typed, grouping: &RefCell<Grouping>) -> Typed {
         let column = grouping.borrow_mut().register(AggregateFunc::Min, Some(Expr::Column(position)), t.ty, t.nullable);
-        Typed::new(Expr::Column(column), t.ty, t.nullable)
+        Typed::new(Expr::Column(column), t.ty, t.nullable).collated(t.collation, false)
     }
 
     /// A column of the joined row (wildcard expansion) in the current mode.
@@ -221,8 +248,8 @@ impl<'a, 'c> Lowerer<'a, 'c> {
         let t = Typed::new(Expr::Column(c.position), c.ty, c.nullable);
         let Some(grouping) = self.grouping else { return Ok(t) };
         let g = grouping.borrow();
-        match g.groups.iter().position(|group| group.expr == t.expr) {
-            Some(i) => Ok(Typed::new(Expr::Column(i), t.ty, t.nullable)),
+        match g.position(&t.expr) {
+            Some(i) => Ok(Typed::new(Expr::Column(i), t.ty, t.nullable).collated(t.collation, false)),
             None if self.dependent_column(&t, &g).is_some() => {
                 drop(g);
                 Ok(self.dependent_value(c.position, t, grouping))
@@ -278,6 +305,7 @@ impl<'a, 'c> Lowerer<'a, 'c> {
             E::Trim { trim_where, trim_what, expr, trim_characters } => {
                 self.trim(trim_where.as_ref(), trim_what.as_deref(), expr, trim_characters.as_deref(), at, d)
             }
+            E::Collate { expr, collation } => self.collate(expr, collation, at, d),
             E::Cast { kind, expr, data_type, format } => self.cast(kind, expr, data_type, format.is_some(), at, d),
             E::TypedString(literal) => crate::types::typed_literal(literal, self.dialect, at),
             E::Subquery(_) | E::InSubquery { .. } | E::Exists { .. } => match self.subqueries {
@@ -290,7 +318,27 @@ impl<'a, 'c> Lowerer<'a, 'c> {
 
     fn column(&self, idents: &[ast::Ident]) -> Lowered {
         let c = self.scope.resolve(idents)?;
-        Ok(Typed::new(Expr::Column(c.position), c.ty, c.nullable))
+        Ok(Typed::new(Expr::Column(c.position), c.ty, c.nullable).collated(c.collation, false))
+    }
+
+    /// `x COLLATE name`: SQLite's built-in collations; the expression keeps
+    /// its value and carries the collation explicitly.
+    fn collate(&self, x: &ast::Expr, name: &ast::ObjectName, at: Option<Location>, d: usize) -> Lowered {
+        if self.dialect == Dialect::Postgres {
+            return Err(PlanError::new("COLLATE is not supported in PostgreSQL views", at)
+                .hint("denorm compares PostgreSQL text bytewise (the \"C\" collation); remove the COLLATE clause"));
+        }
+        let text = name.to_string();
+        if let Some(c) = text.strip_prefix(KEY_COLLATION).and_then(denorm_types::Collation::from_name) {
+            let t = self.lower(x, d)?;
+            return Ok(types::collation_key(t, c));
+        }
+        let unquoted = text.trim_matches(|c| c == '"' || c == '`' || c == '[' || c == ']');
+        let Some(collation) = denorm_types::Collation::from_name(unquoted) else {
+            return Err(PlanError::new(format!("collation \"{unquoted}\" is not supported"), at)
+                .hint("use one of SQLite's built-in collations: BINARY, NOCASE or RTRIM"));
+        };
+        Ok(self.lower(x, d)?.collated(Some(collation), true))
     }
 
     pub fn literal(&self, v: &ast::Value, negative: bool, at: Option<Location>) -> Lowered {
@@ -380,6 +428,11 @@ impl<'a, 'c> Lowerer<'a, 'c> {
     pub fn apply_binary(&self, op: BinaryOp, left: Typed, right: Typed, at: Option<Location>) -> Lowered {
         let nullable = left.nullable || right.nullable;
         match op {
+            BinaryOp::Concat | BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Mod
+                if left.explicit || right.explicit =>
+            {
+                Err(nested_collate(at))
+            }
             BinaryOp::Concat => concat(left, right, self.dialect, at),
             BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Mod => {
                 self.arithmetic(op, left, right, at)
@@ -427,12 +480,26 @@ impl<'a, 'c> Lowerer<'a, 'c> {
         let mut needle = self.lower(x, d)?;
         let mut items = Vec::with_capacity(list.len());
         let mut nullable = needle.nullable;
+        // Each item compares with the needle under the pair's collation
+        // (`x IN (a, b)` is `x = a OR x = b`); one InList needs one.
+        let mut collation = None;
         for item in list {
-            let (n, t) = comparison_operands(needle, self.lower(item, d)?, "=", self.dialect, self.at(item).or(at))?;
+            let at_item = self.at(item).or(at);
+            let item = self.lower(item, d)?;
+            let c = types::comparison_collation(&needle, &item);
+            if collation.is_some_and(|prev| prev != c) {
+                return Err(PlanError::new("IN list items with different collations are not supported", at_item)
+                    .hint("write COLLATE on the left operand so that every item compares under it"));
+            }
+            collation = Some(c);
+            let (n, t) = types::uncollated_operands(needle, item, "=", self.dialect, at_item)?;
             needle = n;
             nullable |= t.nullable;
-            items.push(t.expr);
+            items.push(t);
         }
+        let c = collation.unwrap_or_default();
+        let needle = types::collation_key(needle, c);
+        let items = items.into_iter().map(|t| types::collation_key(t, c).expr).collect();
         let e = Typed::new(Expr::InList { expr: Box::new(needle.expr), list: items }, ScalarType::Bool, nullable);
         Ok(if negated { not(e) } else { e })
     }
@@ -638,6 +705,14 @@ fn is_null(t: Typed) -> Typed {
     Typed::new(Expr::IsNull(Box::new(t.expr)), ScalarType::Bool, false)
 }
 
+/// SQLite lets an explicit COLLATE inside an operator's or a function's
+/// operand decide how the whole expression compares; denorm does not
+/// follow it there.
+pub(crate) fn nested_collate(at: Option<Location>) -> PlanError {
+    PlanError::new("COLLATE inside an operand of an operator or a function is not supported", at)
+        .hint("write COLLATE on the whole operand of the comparison: (a || b) COLLATE NOCASE = 'x'")
+}
+
 /// The error for an expression form denorm does not support.
 fn refusal(e: &ast::Expr, at: Option<Location>) -> PlanError {
     use ast::Expr as E;
@@ -653,7 +728,6 @@ fn refusal(e: &ast::Expr, at: Option<Location>) -> PlanError {
         E::IsDistinctFrom(..) | E::IsNotDistinctFrom(..) => {
             PlanError::new("IS [NOT] DISTINCT FROM is not supported", at).hint("compare with = and IS NULL")
         }
-        E::Collate { .. } => PlanError::new("COLLATE is not supported", at),
         E::SimilarTo { .. } | E::RLike { .. } => PlanError::new("regular expression matching is not supported", at),
         E::AnyOp { .. } | E::AllOp { .. } => PlanError::new("ANY and ALL are not supported", at).hint("use IN (…)"),
         E::Interval(_) | E::AtTimeZone { .. } => {

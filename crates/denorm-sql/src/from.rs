@@ -582,13 +582,17 @@ impl<'x, 'q, 'c> Planner<'x, 'q, 'c> {
             self.scope.check_supported(l.0, l.1, *at)?;
             self.scope.check_supported(r.0, r.1, *at)?;
             let (lc, rc) = (self.scope.column(l.0, l.1), self.scope.column(r.0, r.1));
-            let typed = |c: &crate::scope::ColumnRef| Typed::new(Expr::Column(c.position), c.ty, c.nullable);
+            let typed = |c: &crate::scope::ColumnRef| {
+                Typed::new(Expr::Column(c.position), c.ty, c.nullable).collated(c.collation, false)
+            };
             let (a, b) = comparison_operands(typed(&lc), typed(&rc), "=", self.cx.dialect, *at)?;
             let same = lc.ty == rc.ty && lc.ty != ScalarType::Null;
+            let side = |t: &Typed| KeySide { columns: t.expr.columns(), expr: t.expr.clone() };
+            let eq = same.then(|| (side(&a), side(&b)));
             preds.push(Pred {
                 expr: Some(Expr::binary(BinaryOp::Eq, a.expr, b.expr)),
                 columns: vec![lc.position, rc.position],
-                eq: same.then(|| (KeySide::column(lc.position), KeySide::column(rc.position))),
+                eq,
             });
             self.scope.merged.push(Merged { left: l, right: r, value_right: kind == Some(OuterKind::Right) });
         }
@@ -601,6 +605,9 @@ impl<'x, 'q, 'c> Planner<'x, 'q, 'c> {
     fn equality(&self, e: &ast::Expr, lw: &Lowerer<'_, '_>) -> Option<(KeySide, KeySide)> {
         let ast::Expr::BinaryOp { left, op: ast::BinaryOperator::Eq, right } = strip(e) else { return None };
         let (a, b) = (lw.lower(left, 0).ok()?, lw.lower(right, 0).ok()?);
+        // Text under a collation is keyed by its collation key.
+        let collation = crate::types::comparison_collation(&a, &b);
+        let (a, b) = (crate::types::collation_key(a, collation), crate::types::collation_key(b, collation));
         let to_float = |t: Typed, other: ScalarType| match (t.ty, other) {
             (ScalarType::Int, ScalarType::Float) if self.cx.dialect == Dialect::Postgres => {
                 let expr = Expr::Cast { expr: Box::new(t.expr), to: ScalarType::Float };
@@ -974,6 +981,7 @@ fn push<'c>(
                 ranked.push((scope.relations.len(), column, at));
             }
             scope.push_derived(name, d.schema, d.reads, outer);
+            scope.set_collations(d.collations);
             d.plan
         }
     }
@@ -1155,6 +1163,11 @@ fn equi_pair(e: &ast::Expr, scope: &Scope<'_>) -> Result<Option<(usize, usize)>,
     let (Some(l), Some(r)) = (column_idents(left), column_idents(right)) else { return Ok(None) };
     let (l, r) = (scope.resolve(l)?, scope.resolve(r)?);
     if l.ty != r.ty || l.ty == ScalarType::Null || l.position == r.position {
+        return Ok(None);
+    }
+    // Text under a collation other than BINARY matches by its key, not its bytes.
+    let collation = l.collation.or(r.collation).unwrap_or_default();
+    if l.ty == ScalarType::Text && collation != denorm_types::Collation::Binary {
         return Ok(None);
     }
     Ok(Some((l.position, r.position)))

@@ -10,7 +10,7 @@ use sqlparser::ast::{
 };
 
 use crate::expr::{aggregate_func, is_aggregate, Clause, Grouping, Lowerer};
-use crate::types::{self, bool_as_int, comparison_operands, Typed};
+use crate::types::{self, bool_as_int, Typed};
 use crate::{Location, PlanError};
 
 mod aggregate;
@@ -173,6 +173,9 @@ impl Lowerer<'_, '_> {
             check_printf_format(args[0], at)?;
         }
         let lowered = args.iter().map(|a| self.lower(a, d)).collect::<Result<Vec<_>, _>>()?;
+        if lowered.iter().any(|t| t.explicit) {
+            return Err(crate::expr::nested_collate(at));
+        }
         let signature: Vec<String> =
             lowered.iter().map(|t| bool_as_int(t.clone(), self.dialect).ty.to_string()).collect();
         let signature = signature.join(", ");
@@ -276,8 +279,19 @@ impl Lowerer<'_, '_> {
 
     fn nullif(&self, args: Vec<Typed>, at: Option<Location>) -> Result<Typed, PlanError> {
         let [a, b]: [Typed; 2] = args.try_into().map_err(|_| arity_error("nullif", "two arguments", at))?;
-        let (a, b) = comparison_operands(a, b, "=", self.dialect, at)?;
+        let collation = types::comparison_collation(&a, &b);
+        let (a, b) = types::uncollated_operands(a, b, "=", self.dialect, at)?;
         let ty = if a.ty == ScalarType::Null { b.ty } else { a.ty };
+        if collation != denorm_types::Collation::Binary && a.ty == ScalarType::Text {
+            // Compared under the collation, but the value returned is `a` itself.
+            let (ka, kb) = (types::collation_key(a.clone(), collation), types::collation_key(b, collation));
+            let equal = Expr::binary(denorm_expr::BinaryOp::Eq, ka.expr, kb.expr);
+            let case = Expr::Case {
+                branches: vec![(equal, Expr::Literal(denorm_types::Datum::Null))],
+                otherwise: Box::new(a.expr),
+            };
+            return Ok(Typed::new(case, ty, true));
+        }
         Ok(Typed::new(Expr::NullIf(Box::new(a.expr), Box::new(b.expr)), ty, true))
     }
 
@@ -422,6 +436,16 @@ impl Lowerer<'_, '_> {
         if matches!(name.as_str(), "bool_and" | "bool_or" | "every") {
             return self.bool_aggregate(func, &name, arg, grouping, at);
         }
+        // MIN/MAX and DISTINCT compare under the argument's collation: over
+        // its collation key (so MIN/MAX return the key, a deterministic
+        // representative of the rows that tie under the collation).
+        let arg = match func {
+            AggregateFunc::Min | AggregateFunc::Max | AggregateFunc::CountDistinct => arg.map(|a| {
+                let c = a.own_collation();
+                types::collation_key(a, c)
+            }),
+            _ => arg,
+        };
         let type_func = match func {
             AggregateFunc::SumDistinct => AggregateFunc::Sum,
             AggregateFunc::AvgDistinct => AggregateFunc::Avg,
@@ -497,8 +521,10 @@ impl Lowerer<'_, '_> {
         let arg = self.lower(x, d)?;
         self.check_cast(&arg, target.ty, data_type, at)?;
         let arg = bool_as_int(arg, self.dialect);
-        let nullable = arg.nullable;
-        Ok(Typed::new(Expr::Cast { expr: Box::new(arg.expr), to: target.ty }, target.ty, nullable))
+        let (nullable, collation, explicit) = (arg.nullable, arg.collation, arg.explicit);
+        // SQLite: a CAST keeps its operand's collation.
+        let cast = Typed::new(Expr::Cast { expr: Box::new(arg.expr), to: target.ty }, target.ty, nullable);
+        Ok(cast.collated(collation, explicit))
     }
 
     fn check_cast(

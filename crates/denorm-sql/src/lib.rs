@@ -278,6 +278,11 @@ pub struct OutputColumn {
     pub name: String,
     pub ty: ScalarType,
     pub nullable: bool,
+    /// SQLite: the collation the column carries (a source column's declared
+    /// one, or a `COLLATE`), `None` for other expressions. Where the view
+    /// groups or deduplicates under a collation other than BINARY, the column
+    /// holds the collation key (see ARCHITECTURE.md, "Collations").
+    pub collation: Option<denorm_types::Collation>,
 }
 
 /// `WITH (on_stale = …)`: what a read gets while the view is beyond its

@@ -15,11 +15,12 @@
 //! requires.
 
 use denorm_expr::SortKey;
-use denorm_types::{Dialect, ScalarType};
+use denorm_types::{Collation, Dialect, ScalarType};
 use sqlparser::ast;
 
 use crate::expr::Lowerer;
 use crate::select::Item;
+use crate::types;
 use crate::{Location, OutputColumn, PlanError};
 
 /// Resolved terms over the output columns then the hidden ones.
@@ -41,10 +42,12 @@ pub(crate) fn resolve(
     for term in terms {
         let at = lw.at(&term.expr);
         let (descending, nulls_first) = direction(term, lw.dialect, at)?;
+        let mut collation = None;
         let column = match output_position(&term.expr, &names, at)? {
             Some(c) => c,
             None => {
                 let t = lw.lower(&term.expr, 0)?;
+                collation = t.collation;
                 match items.iter().position(|i| i.typed.expr == t.expr) {
                     Some(c) => c,
                     None if distinct => {
@@ -61,11 +64,23 @@ pub(crate) fn resolve(
                 }
             }
         };
-        let ty = match items.get(column) {
-            Some(item) => item.typed.ty,
-            None => out.hidden[column - items.len()].typed.ty,
+        let typed = match items.get(column) {
+            Some(item) => &item.typed,
+            None => &out.hidden[column - items.len()].typed,
         };
-        orderable(ty, at)?;
+        orderable(typed.ty, at)?;
+        let collation = collation.or(typed.collation).unwrap_or_default();
+        let column = match collation {
+            // DISTINCT output under a collation is already its key.
+            _ if distinct || typed.ty != ScalarType::Text => column,
+            Collation::Binary => column,
+            // Text under a collation sorts by its key, a hidden column.
+            c => {
+                let key = types::collation_key(typed.clone(), c);
+                out.hidden.push(Item { typed: key, name: String::new(), at });
+                items.len() + out.hidden.len() - 1
+            }
+        };
         out.order.push(SortKey { column, descending, nulls_first });
     }
     Ok(out)
@@ -91,6 +106,14 @@ pub(crate) fn resolve_output(
             .hint(format!("order by one of: {}, or by a position 1 to {}", names.join(", "), names.len())));
         };
         orderable(columns[column].ty, at)?;
+        let collation = columns[column].collation.unwrap_or_default();
+        if collation != Collation::Binary && columns[column].ty == ScalarType::Text {
+            return Err(PlanError::new(
+                format!("ORDER BY of a UNION, EXCEPT or INTERSECT over a {collation} column is not supported"),
+                at,
+            )
+            .hint("order the compound as a subquery in FROM: SELECT * FROM (… UNION ALL …) ORDER BY c LIMIT n"));
+        }
         order.push(SortKey { column, descending, nulls_first });
     }
     Ok(order)

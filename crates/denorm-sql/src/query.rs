@@ -34,8 +34,8 @@
 //! a deduplicating set operation over an integer and a double column (SQLite
 //! keeps either of 1 and 1.0) are refused with a hint.
 
-use denorm_expr::{BinaryOp, Expr, Plan, SortKey};
-use denorm_types::{Catalog, Datum, Dialect, ScalarType, TableSchema};
+use denorm_expr::{BinaryOp, Expr, Func, Plan, SortKey};
+use denorm_types::{Catalog, Collation, Datum, Dialect, ScalarType, TableSchema};
 use sqlparser::ast::{self, SetExpr, SetOperator, SetQuantifier};
 use sqlparser::keywords::Keyword;
 use sqlparser::tokenizer::Token;
@@ -96,6 +96,13 @@ pub(crate) fn plan_query(q: &ast::Query, cx: &Context<'_, '_>) -> Result<Planned
     let (limit, offset) = paging(q, &cx)?;
     let Planned { mut plan, columns, key, order, reads } = plan_body(&q.body, order_terms(q, &cx)?, &cx)?;
     let width = columns.len();
+    if limit.is_none() && cx.depth == 0 {
+        if let Some(c) = order.iter().find_map(|k| collation_sort_key(&plan, k.column)) {
+            return Err(PlanError::new(format!("ORDER BY without LIMIT over a {c} column is not supported"), cx.keyword(&[Keyword::ORDER]))
+                .detail(format!("the rows would be ordered by their {c} collation key, which reads cannot order by"))
+                .hint("add a LIMIT, or select a value without the collation and order by it (e.g. lower(city) AS k … ORDER BY k)"));
+        }
+    }
     if let Some(limit) = limit {
         plan = top_n(plan, order.clone(), limit, offset);
     }
@@ -494,15 +501,25 @@ fn combine(
         mixed_numbers(&left.columns, &right.columns, name, at)?;
     }
     let (l, r) = (cast(left.plan, &casts.0), cast(right.plan, &casts.1));
+    // Rows compare under each column's collation: text under one other than
+    // BINARY is replaced by its key (a row stands for those equal to it
+    // under the collation, as DISTINCT does), which may make a distinct
+    // side's rows equal.
+    let keyed = match all && op == SetOperator::Union {
+        true => Vec::new(),
+        false => collation_keys(&columns),
+    };
+    let (l, r) = (key_columns(l, &keyed), key_columns(r, &keyed));
+    let (left_set, right_set) = (left.set && keyed.is_empty(), right.set && keyed.is_empty());
     let mut reads = left.reads;
     merge_reads(&mut reads, right.reads, cx.catalog);
     let (plan, set) = match (op, all) {
         (SetOperator::Union, true) => (union_all(l, r), false),
         (SetOperator::Union, false) => (Plan::Distinct { input: Box::new(union_all(undistinct(l), r)) }, true),
         (SetOperator::Except, true) => (except(l, r), false),
-        (SetOperator::Except, false) => (except(distinct(l, left.set), distinct(r, right.set)), true),
+        (SetOperator::Except, false) => (except(distinct(l, left_set), distinct(r, right_set)), true),
         (SetOperator::Intersect, true) => (intersect(l, r), false),
-        (_, false) => (intersect(distinct(l, left.set), distinct(r, right.set)), true),
+        (_, false) => (intersect(distinct(l, left_set), distinct(r, right_set)), true),
         (SetOperator::Minus, true) => unreachable!("refused above"),
     };
     Ok(Branch { plan, columns, reads, set })
@@ -628,9 +645,49 @@ fn unify_columns(
                 }
             }
         }
-        columns.push(OutputColumn { name: l.name.clone(), ty, nullable: l.nullable || r.nullable });
+        // SQLite: a compound's column takes the leftmost operand's collation.
+        let collation = l.collation.or(r.collation);
+        columns.push(OutputColumn { name: l.name.clone(), ty, nullable: l.nullable || r.nullable, collation });
     }
     Ok((columns, casts))
+}
+
+/// The collation whose key `plan` (a SELECT's final Map, possibly under
+/// its DISTINCT) computes as column `column`: a hidden ORDER BY term.
+fn collation_sort_key(plan: &Plan, column: usize) -> Option<Collation> {
+    let plan = match plan {
+        Plan::Distinct { input } => input,
+        plan => plan,
+    };
+    let Plan::Map { exprs, .. } = plan else { return None };
+    match exprs.get(column)? {
+        Expr::Call { func: Func::CollationKey(c), .. } => Some(*c),
+        _ => None,
+    }
+}
+
+/// The text columns whose collation (the compound's, see [`unify_columns`])
+/// is not BINARY, with it.
+fn collation_keys(columns: &[OutputColumn]) -> Vec<(usize, Collation)> {
+    let keyed = |(i, c): (usize, &OutputColumn)| {
+        let collation = c.collation.unwrap_or_default();
+        (collation != Collation::Binary && c.ty == ScalarType::Text).then_some((i, collation))
+    };
+    columns.iter().enumerate().filter_map(keyed).collect()
+}
+
+/// `plan` with the columns of `keys` replaced by their collation keys.
+fn key_columns(plan: Plan, keys: &[(usize, Collation)]) -> Plan {
+    if keys.is_empty() {
+        return plan;
+    }
+    let exprs = (0..plan.arity())
+        .map(|i| match keys.iter().find(|(k, _)| *k == i) {
+            Some((_, c)) => Expr::Call { func: Func::CollationKey(*c), args: vec![Expr::Column(i)] },
+            None => Expr::Column(i),
+        })
+        .collect();
+    Plan::Map { input: Box::new(plan), exprs }
 }
 
 /// SQLite compares 1 and 1.0 as equal and keeps either when it removes

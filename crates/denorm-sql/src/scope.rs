@@ -13,7 +13,7 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 
-use denorm_types::{Catalog, ScalarType, TableSchema};
+use denorm_types::{Catalog, Collation, ScalarType, TableSchema};
 
 use crate::Location;
 use sqlparser::ast::Ident;
@@ -35,6 +35,9 @@ pub(crate) struct Relation<'c> {
     pub offset: usize,
     /// True for the right side of a LEFT JOIN: every column may be NULL.
     pub outer: bool,
+    /// Each column's collation (SQLite: the declared one of a source
+    /// column, the output collation of a derived table's column).
+    pub collations: Vec<Option<Collation>>,
 }
 
 /// A column resolved to its position in the joined row.
@@ -45,6 +48,7 @@ pub(crate) struct ColumnRef {
     pub nullable: bool,
     /// The column's name as declared in the source schema.
     pub name: String,
+    pub collation: Option<Collation>,
 }
 
 /// Two columns merged into one by `JOIN … USING (c)` or `NATURAL JOIN`:
@@ -103,7 +107,23 @@ impl<'c> Scope<'c> {
     ) {
         let offset = self.arity();
         self.used.borrow_mut().push(vec![false; table.columns.len()]);
-        self.relations.push(Relation { name, table, derived, offset, outer });
+        let collations = match (&derived, self.catalog) {
+            (None, Some(catalog)) => {
+                table.columns.iter().map(|c| Some(catalog.collation(&table.name, &c.name))).collect()
+            }
+            _ => vec![None; table.columns.len()],
+        };
+        self.relations.push(Relation { name, table, derived, offset, outer, collations });
+    }
+
+    /// Sets the collations of the last relation's columns (a derived table's
+    /// output collations, or a copy of another scope's relation).
+    pub fn set_collations(&mut self, collations: Vec<Option<Collation>>) {
+        if let Some(r) = self.relations.last_mut() {
+            if collations.len() == r.collations.len() {
+                r.collations = collations;
+            }
+        }
     }
 
     pub fn relation(&self, name: &str) -> Option<usize> {
@@ -122,6 +142,7 @@ impl<'c> Scope<'c> {
             ty: schema.ty,
             nullable: schema.nullable || r.outer,
             name: schema.name.clone(),
+            collation: r.collations.get(column).copied().flatten(),
         }
     }
 

@@ -29,7 +29,7 @@ use crate::scope::Scope;
 use crate::source::{location, Source};
 use crate::statement::{DeclaredKey, ViewStatement};
 use crate::subquery::Subqueries;
-use crate::types::Typed;
+use crate::types::{self, Typed};
 use crate::window;
 use crate::{KeyOrigin, Location, OutputColumn, PlanError, ViewDef, ViewKey};
 
@@ -564,15 +564,20 @@ fn plan_grouped<'q>(
 ) -> Result<Body<'q>, PlanError> {
     let group_lowerer = base.scalar(Clause::GroupBy);
     let (mut groups, mut asts): (Vec<Typed>, Vec<&ast::Expr>) = (Vec::new(), Vec::new());
+    let mut written = Vec::new();
     for e in group_exprs {
         let target = group_target(e, select, base)?;
         let t = group_lowerer.lower(target, 0)?;
-        if !groups.iter().any(|g| g.expr == t.expr) {
-            groups.push(t);
+        // Text under a collation groups by its collation key.
+        let (collation, explicit) = (t.collation, t.explicit);
+        let keyed = types::collation_key(t.clone(), t.own_collation()).collated(collation, explicit);
+        if !groups.iter().any(|g| g.expr == keyed.expr) {
+            groups.push(keyed);
+            written.push(t.expr);
             asts.push(target);
         }
     }
-    let grouping = RefCell::new(Grouping { groups, ..Grouping::default() });
+    let grouping = RefCell::new(Grouping { groups, written, ..Grouping::default() });
     // Subqueries in the SELECT list and HAVING join the Reduce output.
     let subqueries = base.subqueries.map(Subqueries::grouped);
     let lowerer =
@@ -658,7 +663,12 @@ pub(crate) fn finish(
     cx: &Context<'_, '_>,
 ) -> Result<Finished, PlanError> {
     let distinct = matches!(select.distinct, Some(ast::Distinct::Distinct));
-    let exprs: Vec<Expr> = body.items.iter().map(|i| i.typed.expr.clone()).collect();
+    // DISTINCT compares text under its collation: the output is the key.
+    let output = |t: &Typed| match distinct {
+        true => types::collation_key(t.clone(), t.own_collation()).expr,
+        false => t.expr.clone(),
+    };
+    let exprs: Vec<Expr> = body.items.iter().map(|i| output(&i.typed)).collect();
     let wrap = |input: Plan, exprs: Vec<Expr>| {
         let map = Plan::Map { input: Box::new(input), exprs };
         if distinct {
@@ -689,7 +699,8 @@ pub(crate) fn finish(
             ty => (expr, ty),
         };
         final_exprs.push(expr);
-        columns.push(OutputColumn { name: item.name.clone(), ty, nullable: item.typed.nullable });
+        let collation = item.typed.collation;
+        columns.push(OutputColumn { name: item.name.clone(), ty, nullable: item.typed.nullable, collation });
     }
     // ORDER BY expressions outside the select list ride along after it.
     final_exprs.extend(body.ordering.hidden.iter().map(|i| i.typed.expr.clone()));

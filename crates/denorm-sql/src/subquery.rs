@@ -51,14 +51,14 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 
 use denorm_expr::{Aggregate, AggregateFunc, BinaryOp, Expr, JoinKind, Plan, SortKey};
-use denorm_types::{Datum, Dialect, ScalarType};
+use denorm_types::{Collation, Datum, Dialect, ScalarType};
 use sqlparser::ast::{self, SelectItem};
 
 use crate::expr::{not, Clause, Lowerer};
 use crate::key::properties;
 use crate::scope::Scope;
 use crate::select::{finish, Context};
-use crate::types::{coerce_literal, Typed};
+use crate::types::{self, coerce_literal, Typed};
 use crate::{Location, PlanError};
 
 mod correlation;
@@ -360,11 +360,21 @@ fn in_matches(
 ) -> Lowered {
     let at = inner.at;
     inner.check_group_positions()?;
-    let select = inner.rebuild(vec![item], inner.grouped(), true);
+    let select = inner.rebuild(vec![item.clone()], inner.grouped(), true);
     let (scope, body) = plan_inner(subqueries, inner, &select)?;
-    let finished = finish(body, &select, &scope, &inner.cx)?;
+    let mut finished = finish(body, &select, &scope, &inner.cx)?;
     let y = &finished.columns[0];
-    let y = Typed::new(Expr::Column(0), crate::func::outside_subquery(y.ty, lw.dialect), y.nullable);
+    let y = Typed::new(Expr::Column(0), crate::func::outside_subquery(y.ty, lw.dialect), y.nullable)
+        .collated(y.collation, false);
+    let collation = types::comparison_collation(&needle, &y);
+    if collation != y.own_collation() && y.ty == ScalarType::Text {
+        // Matched under a collation: the subquery's values deduplicated by
+        // their key (planned again over `y COLLATE c`), the needle keyed.
+        let select = inner.rebuild(vec![collated_item(item, collation)], inner.grouped(), true);
+        let (scope, body) = plan_inner(subqueries, inner, &select)?;
+        finished = finish(body, &select, &scope, &inner.cx)?;
+    }
+    let needle = types::collation_key(needle, collation);
     let needle = same_type(needle, &y, at)?;
     let c = inner.pairs.len();
     let nullable = needle.nullable || y.nullable;
@@ -385,6 +395,16 @@ fn in_matches(
     let facts = flags(counts, c, in_flags(Expr::Column(c), Expr::Column(c + 1)));
     let f = subqueries.join(facts, keys[1..].to_vec(), (0..c).collect());
     Ok(three_valued_in(matched, Expr::Column(f + c), Expr::Column(f + c + 1), Expr::Column(keys[0])))
+}
+
+/// The select item `y` as `(y) COLLATE c` (its alias kept).
+fn collated_item(item: SelectItem, c: Collation) -> SelectItem {
+    let collate = |e: ast::Expr| crate::expr::collation_key_ast(e, c);
+    match item {
+        SelectItem::UnnamedExpr(e) => SelectItem::UnnamedExpr(collate(e)),
+        SelectItem::ExprWithAlias { expr, alias } => SelectItem::ExprWithAlias { expr: collate(expr), alias },
+        other => other,
+    }
 }
 
 /// `needle` checked against the subquery's values `y` (a PostgreSQL string

@@ -6,8 +6,8 @@
 //! PostgreSQL resolves `unknown` literals by context. denorm asks for an
 //! explicit CAST instead, which then means the same thing everywhere.
 
-use denorm_expr::Expr;
-use denorm_types::{pgtext, Datum, Dialect, ScalarType};
+use denorm_expr::{Expr, Func};
+use denorm_types::{pgtext, Collation, Datum, Dialect, ScalarType};
 
 use crate::{Location, PlanError};
 
@@ -17,11 +17,28 @@ pub(crate) struct Typed {
     pub expr: Expr,
     pub ty: ScalarType,
     pub nullable: bool,
+    /// The SQLite collation the expression carries
+    /// (<https://www.sqlite.org/datatype3.html#collation>): a column's
+    /// declared one, or one written with `COLLATE` (`explicit`); `None` for
+    /// any other expression.
+    pub collation: Option<Collation>,
+    pub explicit: bool,
 }
 
 impl Typed {
     pub fn new(expr: Expr, ty: ScalarType, nullable: bool) -> Self {
-        Typed { expr, ty, nullable }
+        Typed { expr, ty, nullable, collation: None, explicit: false }
+    }
+
+    /// The same expression carrying `collation`.
+    pub fn collated(self, collation: Option<Collation>, explicit: bool) -> Self {
+        Typed { collation, explicit, ..self }
+    }
+
+    /// The collation that GROUP BY, DISTINCT, ORDER BY and set operations
+    /// use for this expression (BINARY when it carries none).
+    pub fn own_collation(&self) -> Collation {
+        self.collation.unwrap_or_default()
     }
 
     pub fn null() -> Self {
@@ -139,6 +156,19 @@ pub(crate) fn comparison_operands(
     dialect: Dialect,
     at: Option<Location>,
 ) -> Result<(Typed, Typed), PlanError> {
+    let c = comparison_collation(&left, &right);
+    let (left, right) = uncollated_operands(left, right, symbol, dialect, at)?;
+    Ok((collation_key(left, c), collation_key(right, c)))
+}
+
+/// [`comparison_operands`] without the collation keys.
+pub(crate) fn uncollated_operands(
+    left: Typed,
+    right: Typed,
+    symbol: &str,
+    dialect: Dialect,
+    at: Option<Location>,
+) -> Result<(Typed, Typed), PlanError> {
     let (left, right) = if dialect == Dialect::Sqlite && (left.ty == ScalarType::Bool) != (right.ty == ScalarType::Bool)
     {
         (bool_as_int(left, dialect), bool_as_int(right, dialect))
@@ -176,6 +206,29 @@ fn affinity_error(symbol: &str, ty: ScalarType, at: Option<Location>) -> PlanErr
             "SQLite first converts the untyped value by the other column's affinity, which denorm does not reproduce",
         )
         .hint("CAST the untyped column to the other side's type, or compare it with a literal")
+}
+
+/// The collation SQLite compares two operands with: an explicit `COLLATE`
+/// on either (the left first), else the left operand's column collation,
+/// else the right's, else BINARY.
+pub(crate) fn comparison_collation(left: &Typed, right: &Typed) -> Collation {
+    let explicit = |t: &Typed| t.collation.filter(|_| t.explicit);
+    explicit(left).or(explicit(right)).or(left.collation).or(right.collation).unwrap_or_default()
+}
+
+/// `t` replaced by its collation key under `c` when `c` is not BINARY and
+/// `t` is text (the key compares bytewise as `t` compares under `c`); the
+/// key carries no collation (it compares bytewise, even where `t` carried
+/// another collation and `c` is BINARY).
+pub(crate) fn collation_key(t: Typed, c: Collation) -> Typed {
+    if c == Collation::Binary || t.ty != ScalarType::Text {
+        return Typed::new(t.expr, t.ty, t.nullable);
+    }
+    let expr = match t.expr {
+        Expr::Literal(Datum::Text(s)) => Expr::Literal(Datum::Text(c.key(&s).into_owned().into())),
+        e => Expr::Call { func: Func::CollationKey(c), args: vec![e] },
+    };
+    Typed::new(expr, t.ty, t.nullable)
 }
 
 pub(crate) fn operator_error(symbol: &str, left: ScalarType, right: ScalarType, at: Option<Location>) -> PlanError {

@@ -76,7 +76,7 @@ fn columns(rows: &[Vec<Typed>], at: Option<Location>) -> Result<Vec<OutputColumn
             })?;
             nullable |= row[i].nullable || row[i].ty == ScalarType::Null;
         }
-        columns.push(OutputColumn { name: format!("column{}", i + 1), ty, nullable });
+        columns.push(OutputColumn { name: format!("column{}", i + 1), ty, nullable, collation: None });
     }
     Ok(columns)
 }

@@ -19,6 +19,7 @@ use crate::expr::Lowerer;
 use crate::key::properties;
 use crate::select::{Context, Window};
 use crate::source::location;
+use crate::types::Typed;
 use crate::{Location, PlanError};
 
 /// The supported top-k form, for hints.
@@ -120,9 +121,14 @@ pub(crate) fn plan(
             width + extra.len() - 1
         }
     };
+    // Text under a collation partitions and sorts by its collation key.
+    let keyed = |t: Typed| {
+        let c = t.own_collation();
+        crate::types::collation_key(t, c)
+    };
     let mut partition = Vec::new();
     for e in &found.spec.partition_by {
-        partition.push(column(lw.lower(e, 0)?.expr));
+        partition.push(column(keyed(lw.lower(e, 0)?).expr));
     }
     let mut order = Vec::new();
     for term in &found.spec.order_by {
@@ -137,7 +143,7 @@ pub(crate) fn plan(
         if term.with_fill.is_some() {
             return Err(PlanError::new("WITH FILL is not supported", at));
         }
-        let t = lw.lower(&term.expr, 0)?;
+        let t = keyed(lw.lower(&term.expr, 0)?);
         if !matches!(
             t.ty,
             ScalarType::Int

@@ -25,7 +25,7 @@ pub mod temporal;
 
 pub use datum::{parse_uuid, write_uuid, Datum, Value};
 pub use row::{DatumIter, Row, RowPacker, RowRef};
-pub use schema::{Catalog, ColumnSchema, Dialect, ScalarType, TableSchema};
+pub use schema::{Catalog, Collation, ColumnSchema, Dialect, ScalarType, TableSchema};
 
 use std::fmt;
 

@@ -78,6 +78,61 @@ pub enum Dialect {
     Postgres,
 }
 
+/// A SQLite collating sequence (<https://www.sqlite.org/datatype3.html#collation>):
+/// how two text values compare. It only affects text against text; numbers,
+/// NULLs and BLOBs compare the same under every collation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum Collation {
+    /// Bytewise (`memcmp`), the default.
+    #[default]
+    Binary,
+    /// ASCII letters compared as if lower-cased; other characters bytewise.
+    NoCase,
+    /// Trailing spaces (U+0020 only) ignored, then bytewise.
+    Rtrim,
+}
+
+impl Collation {
+    /// The collation named `name` (case-insensitive), if SQLite has it built in.
+    pub fn from_name(name: &str) -> Option<Collation> {
+        match name.to_ascii_uppercase().as_str() {
+            "BINARY" => Some(Collation::Binary),
+            "NOCASE" => Some(Collation::NoCase),
+            "RTRIM" => Some(Collation::Rtrim),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Collation::Binary => "BINARY",
+            Collation::NoCase => "NOCASE",
+            Collation::Rtrim => "RTRIM",
+        }
+    }
+
+    /// The collation key of a text: two texts compare under the collation
+    /// exactly as their keys compare bytewise (NOCASE lower-cases ASCII
+    /// letters, as SQLite's `sqlite3StrICmp` maps them; RTRIM drops trailing
+    /// spaces). So equality, grouping *and* order under a collation are
+    /// BINARY equality, grouping and order of the keys.
+    pub fn key(self, text: &str) -> std::borrow::Cow<'_, str> {
+        use std::borrow::Cow;
+        match self {
+            Collation::Binary => Cow::Borrowed(text),
+            Collation::NoCase if text.bytes().any(|b| b.is_ascii_uppercase()) => Cow::Owned(text.to_ascii_lowercase()),
+            Collation::NoCase => Cow::Borrowed(text),
+            Collation::Rtrim => Cow::Borrowed(text.trim_end_matches(' ')),
+        }
+    }
+}
+
+impl fmt::Display for Collation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ColumnSchema {
     pub name: String,
@@ -108,6 +163,9 @@ pub struct Catalog {
     /// The source's type name of every [`ScalarType::Unsupported`] column,
     /// by lower-cased (table, column).
     unsupported: BTreeMap<(String, String), String>,
+    /// The declared collation of every column whose collation is not
+    /// BINARY, by lower-cased (table, column).
+    collations: BTreeMap<(String, String), Collation>,
 }
 
 impl Catalog {
@@ -131,6 +189,23 @@ impl Catalog {
     /// [`ScalarType::Unsupported`].
     pub fn set_unsupported_type(&mut self, table: &str, column: &str, type_name: impl Into<String>) {
         self.unsupported.insert((table.to_ascii_lowercase(), column.to_ascii_lowercase()), type_name.into());
+    }
+
+    /// Records a column's declared collation (BINARY is the default and
+    /// need not be recorded).
+    pub fn set_collation(&mut self, table: &str, column: &str, collation: Collation) {
+        let at = (table.to_ascii_lowercase(), column.to_ascii_lowercase());
+        if collation == Collation::Binary {
+            self.collations.remove(&at);
+        } else {
+            self.collations.insert(at, collation);
+        }
+    }
+
+    /// A column's declared collation (BINARY unless recorded otherwise).
+    pub fn collation(&self, table: &str, column: &str) -> Collation {
+        let at = (table.to_ascii_lowercase(), column.to_ascii_lowercase());
+        self.collations.get(&at).copied().unwrap_or_default()
     }
 
     /// The source's name for the type of an unsupported column.

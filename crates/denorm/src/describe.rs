@@ -550,7 +550,7 @@ mod tests {
 
     #[test]
     fn full_report() {
-        let column = |name: &str, ty, nullable| OutputColumn { name: name.into(), ty, nullable };
+        let column = |name: &str, ty, nullable| OutputColumn { name: name.into(), ty, nullable, collation: None };
         let view = ViewDef {
             name: "product_stats".into(),
             columns: vec![

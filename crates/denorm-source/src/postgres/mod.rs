@@ -198,6 +198,12 @@ pub(crate) fn read_tables(
     Ok(tables)
 }
 
+/// Collations that compare text as denorm does (bytewise), or the
+/// database's default, which denorm takes to be "C".
+fn is_bytewise_collation(name: &str) -> bool {
+    matches!(name, "default" | "C" | "POSIX" | "ucs_basic")
+}
+
 fn read_table(
     client: &mut impl postgres::GenericClient,
     oid: u32,
@@ -207,7 +213,8 @@ fn read_table(
     let introspect = |what: String| move |source| SourceError::PostgresIntrospect { what, source };
     let columns = client
         .query(
-            "SELECT attnum, attname, atttypid, format_type(atttypid, atttypmod), attnotnull FROM pg_attribute \
+            "SELECT attnum, attname, atttypid, format_type(atttypid, atttypmod), attnotnull, \
+             (SELECT collname::text FROM pg_collation WHERE oid = attcollation) FROM pg_attribute \
              WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND attgenerated = '' ORDER BY attnum",
             &[&oid],
         )
@@ -220,16 +227,21 @@ fn read_table(
         let column_name: String = column.get(1);
         let type_oid: u32 = column.get(2);
         let ty = PgType::from_oid(type_oid);
+        let mut scalar = ty.scalar_type();
         if let PgType::Unsupported(_) = ty {
             unsupported.push((column_name.clone(), column.get::<_, String>(3)));
         }
+        if let Some(collation) = column.get::<_, Option<String>>(5).filter(|c| !is_bytewise_collation(c)) {
+            // denorm compares text bytewise; a column declared with another
+            // collation is read by no view (the database default is taken
+            // as bytewise: give the database the "C" collation).
+            let declared = format!("{} COLLATE \"{collation}\"", column.get::<_, String>(3));
+            unsupported.push((column_name.clone(), declared));
+            scalar = denorm_types::ScalarType::Unsupported;
+        }
         attnums.push(column.get::<_, i16>(0));
         types.push(ty);
-        schema_columns.push(ColumnSchema {
-            name: column_name,
-            ty: ty.scalar_type(),
-            nullable: !column.get::<_, bool>(4),
-        });
+        schema_columns.push(ColumnSchema { name: column_name, ty: scalar, nullable: !column.get::<_, bool>(4) });
     }
     let indexes = client
         .query(

@@ -24,7 +24,7 @@
 
 use std::path::{Path, PathBuf};
 
-use denorm_types::{Catalog, ColumnSchema, ScalarType, TableSchema};
+use denorm_types::{Catalog, Collation, ColumnSchema, ScalarType, TableSchema};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::error::InitError;
@@ -115,7 +115,9 @@ fn build_database(path: &Path, sql: &str) -> Result<(), rusqlite::Error> {
 pub fn read_catalog(conn: &Connection) -> Result<Catalog, SourceError> {
     let mut catalog = Catalog::new();
     for (name, without_rowid) in user_tables(conn)? {
-        catalog.add(read_table(conn, &name, without_rowid)?);
+        let mut table = read_table(conn, &name, without_rowid)?;
+        read_collations(conn, &mut table, &mut catalog)?;
+        catalog.add(table);
     }
     Ok(catalog)
 }
@@ -189,6 +191,28 @@ fn raw_columns(conn: &Connection, table: &str) -> Result<Vec<RawColumn>, SourceE
         .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
         .map_err(introspect(what()))?;
     Ok(rows)
+}
+
+/// Records each column's declared collation (`c TEXT COLLATE NOCASE`) in
+/// the catalog, as SQLite itself resolves it (`sqlite3_table_column_metadata`,
+/// so no DDL parsing). A collation SQLite does not build in (an application
+/// or extension collation such as ICU's) has no known order: the column
+/// becomes unsupported, so only the views that read it are refused.
+fn read_collations(conn: &Connection, table: &mut TableSchema, catalog: &mut Catalog) -> Result<(), SourceError> {
+    for column in &mut table.columns {
+        let what = || format!("collation of column {}.{}", table.name, column.name);
+        let (_, collation, ..) =
+            conn.column_metadata(None, table.name.as_str(), column.name.as_str()).map_err(introspect(what()))?;
+        let name = collation.map(|c| c.to_string_lossy().into_owned()).unwrap_or_default();
+        match Collation::from_name(if name.is_empty() { "BINARY" } else { &name }) {
+            Some(c) => catalog.set_collation(&table.name, &column.name, c),
+            None => {
+                catalog.set_unsupported_type(&table.name, &column.name, format!("{} COLLATE {name}", column.ty));
+                column.ty = ScalarType::Unsupported;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Column sets of the table's complete (not partial) UNIQUE indexes and
@@ -275,6 +299,25 @@ mod tests {
 
     fn column<'a>(table: &'a TableSchema, name: &str) -> &'a ColumnSchema {
         &table.columns[table.column_index(name).unwrap()]
+    }
+
+    /// Regression (issue 11): declared collations were not read, so a
+    /// NOCASE column grouped `Paris` and `paris` apart.
+    #[test]
+    fn declared_collations_are_read() {
+        let catalog = catalog_of(
+            "CREATE TABLE \"Cities\" (id INTEGER PRIMARY KEY, city TEXT COLLATE nocase NOT NULL, \
+             code VARCHAR(3) COLLATE RTRIM, plain TEXT, b TEXT COLLATE BINARY, \
+             g TEXT GENERATED ALWAYS AS (city) STORED COLLATE NOCASE);",
+        )
+        .unwrap();
+        let collation = |c: &str| catalog.collation("cities", c);
+        assert_eq!(collation("city"), Collation::NoCase);
+        assert_eq!(collation("CODE"), Collation::Rtrim);
+        assert_eq!(collation("plain"), Collation::Binary);
+        assert_eq!(collation("b"), Collation::Binary);
+        assert_eq!(collation("g"), Collation::NoCase);
+        assert_eq!(column(catalog.get("cities").unwrap(), "city").ty, ScalarType::Text);
     }
 
     #[test]

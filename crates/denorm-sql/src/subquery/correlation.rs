@@ -2,6 +2,7 @@
 //! to the outer query, and which AND terms are equalities `inner = outer`.
 
 use denorm_expr::Expr;
+use denorm_types::{Collation, ScalarType};
 use sqlparser::ast::{self, GroupByExpr, SelectItem};
 
 use super::{Subqueries, CORRELATION_HINT, MAX_NESTING};
@@ -10,7 +11,7 @@ use crate::from::{conjuncts, plan_from};
 use crate::scope::Scope;
 use crate::select::{has_aggregate, plan_select, query_select, Body, Context};
 use crate::source::location;
-use crate::types::{coerce_literal, Typed};
+use crate::types::{coerce_literal, collation_key, comparison_collation, Typed};
 use crate::{Location, PlanError};
 
 /// One correlation equality `inner = outer`.
@@ -290,6 +291,20 @@ fn pair(
                 .detail("a correlation is a join key, and join keys must have one type")
                 .hint("CAST one side to the other's type"),
         ));
+    }
+    let collation = match std::ptr::eq(inner_ast, &**left) {
+        true => comparison_collation(&inner_t, &outer_t),
+        false => comparison_collation(&outer_t, &inner_t),
+    };
+    let differs = collation != inner_t.own_collation();
+    if (collation != Collation::Binary || differs) && inner_t.ty == ScalarType::Text {
+        // Both sides keyed by their collation key: the subquery is planned
+        // over `inner COLLATE c` (grouped and deduplicated by the key), the
+        // outer side joins with its key. The outer side is then no column,
+        // so no nested subquery reads the inner side in its place.
+        let inner_ast = crate::expr::collation_key_ast(inner_ast.clone(), collation);
+        let (inner, outer) = (collation_key(inner_t, collation), collation_key(outer_t, collation));
+        return Ok(Pair { inner_ast, inner, outer });
     }
     Ok(Pair { inner_ast: inner_ast.clone(), inner: inner_t, outer: outer_t })
 }

@@ -109,6 +109,8 @@ pub(super) fn in_residual(
     select.projection.truncate(1);
     let (scope, body) = plan_select(&select, &inner.cx)?;
     let y = body.items[0].typed.clone();
+    let collation = crate::types::comparison_collation(&needle, &y);
+    let (y, needle) = (crate::types::collation_key(y, collation), crate::types::collation_key(needle, collation));
     let needle = same_type(needle, &y, at)?;
     let residual: Vec<&ast::Expr> = inner.residual.iter().chain(&inner.outer_only).copied().collect();
     let terms = Terms { scope: &scope, residual: &residual };
@@ -255,6 +257,7 @@ fn residual_condition(
     combined.catalog = scope.catalog;
     for r in scope.relations.iter().chain(subqueries.scope.relations.iter()) {
         combined.push_derived(r.name.clone(), r.table.clone().into_owned(), Vec::new(), r.outer);
+        combined.set_collations(r.collations.clone());
     }
     let residual_lw = Lowerer { scope: &combined, clause: Clause::Where, grouping: None, subqueries: None, ..*lw };
     let mut out: Option<Expr> = None;
