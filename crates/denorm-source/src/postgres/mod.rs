@@ -231,6 +231,13 @@ fn read_table(
         if let PgType::Unsupported(_) = ty {
             unsupported.push((column_name.clone(), column.get::<_, String>(3)));
         }
+        if ty == PgType::Bpchar {
+            // character(n) compares, groups and matches ignoring trailing
+            // spaces while its text keeps them; denorm compares bytewise, so
+            // a view reading such a column is refused rather than wrong.
+            unsupported.push((column_name.clone(), column.get::<_, String>(3)));
+            scalar = denorm_types::ScalarType::Unsupported;
+        }
         if let Some(collation) = column.get::<_, Option<String>>(5).filter(|c| !is_bytewise_collation(c)) {
             // denorm compares text bytewise; a column declared with another
             // collation is read by no view (the database default is taken
