@@ -326,21 +326,7 @@ pub(crate) fn fixed_digits(x: f64, n: usize, max_significant: usize) -> String {
         let round_up = digits.get(keep).is_some_and(|&d| d >= 5);
         digits.truncate(keep);
         if round_up {
-            let mut i = digits.len();
-            loop {
-                if i == 0 {
-                    digits.insert(0, 1);
-                    point += 1;
-                    break;
-                }
-                i -= 1;
-                if digits[i] == 9 {
-                    digits[i] = 0;
-                } else {
-                    digits[i] += 1;
-                    break;
-                }
-            }
+            sqlite_float::round_up(&mut digits, &mut point);
         }
     }
     let digit = |i: i32| usize::try_from(i).ok().and_then(|i| digits.get(i)).map_or('0', |d| char::from(b'0' + d));

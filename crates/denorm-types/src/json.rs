@@ -212,21 +212,7 @@ fn sqlite_digits(x: f64) -> Decimal {
         let mut digits = z[..keep].to_vec();
         let mut point = full.point;
         if round_up {
-            let mut i = digits.len();
-            loop {
-                if i == 0 {
-                    digits.insert(0, 1);
-                    point += 1;
-                    break;
-                }
-                i -= 1;
-                if digits[i] == 9 {
-                    digits[i] = 0;
-                } else {
-                    digits[i] += 1;
-                    break;
-                }
-            }
+            crate::sqlite_float::round_up(&mut digits, &mut point);
         }
         if digits.is_empty() {
             digits.push(1);

@@ -150,6 +150,22 @@ pub fn digits(x: f64, n: i32) -> (u64, i32) {
     (d, -p)
 }
 
+/// Adds one unit in the last place of the decimal `digits` (most significant
+/// first), carrying; a carry out of the first digit makes it `1` and moves
+/// the decimal `point` one place right (`999` → `1000`).
+pub fn round_up(digits: &mut Vec<u8>, point: &mut i32) {
+    for d in digits.iter_mut().rev() {
+        if *d == 9 {
+            *d = 0;
+        } else {
+            *d += 1;
+            return;
+        }
+    }
+    digits.insert(0, 1);
+    *point += 1;
+}
+
 /// [`digits`] as decimal digits (0–9, all of them) and the position of the
 /// decimal point: `x ≈ 0.d₁d₂… × 10^point` (`FpDecode`'s `z` and `iDP`).
 pub fn decimal(x: f64, n: i32) -> (Vec<u8>, i32) {

@@ -16,21 +16,7 @@ fn g16(x: f64) -> String {
     let round_up = digits.get(16).is_some_and(|&d| d >= 5);
     digits.truncate(16);
     if round_up {
-        let mut i = digits.len();
-        loop {
-            if i == 0 {
-                digits.insert(0, 1);
-                point += 1;
-                break;
-            }
-            i -= 1;
-            if digits[i] == 9 {
-                digits[i] = 0;
-            } else {
-                digits[i] += 1;
-                break;
-            }
-        }
+        sqlite_float::round_up(&mut digits, &mut point);
     }
     while digits.len() > 1 && digits.last() == Some(&0) {
         digits.pop();
