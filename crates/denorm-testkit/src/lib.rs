@@ -9,6 +9,7 @@
 //! ```
 
 mod compare;
+mod harness;
 mod reference;
 mod sqlite;
 pub mod tpch;
@@ -16,6 +17,7 @@ mod workload;
 pub mod writes;
 
 pub use reference::{reference_sql, REFERENCE_SQL};
+pub use harness::Differential;
 pub use compare::{canonical_json, normalize_json, same_rows, Mismatch};
 pub use sqlite::SqliteReference;
 pub use workload::{apply_workload, Op, TableChanges, TableSpec, WorkloadError};

@@ -11,10 +11,8 @@
 //! (both sides mapped to their collation key); counts, sums and filters are
 //! compared exactly.
 
-use denorm_core::{Dataflow, Runtime, SourceBatch, ViewId};
-use denorm_sql::{plan_views, ViewDef};
-use denorm_testkit::{apply_workload, same_rows, Op, SqliteReference, TableSpec};
-use denorm_types::{Collation, Datum, Dialect, Position, Value};
+use denorm_testkit::{Differential, Op, TableSpec};
+use denorm_types::{Datum, Value};
 use proptest::prelude::*;
 
 const SCHEMA: &str = "
@@ -55,78 +53,7 @@ fn tables() -> Vec<TableSpec> {
     ]
 }
 
-/// Replaces the text in the columns that carry a collation by its key.
-fn under_collations(rows: &mut [Vec<Value>], collations: &[Option<Collation>]) {
-    for row in rows {
-        for (value, collation) in row.iter_mut().zip(collations) {
-            if let (Datum::Text(t), Some(c)) = (&*value, collation) {
-                *value = Value::from(c.key(t).into_owned());
-            }
-        }
-    }
-}
 
-struct Harness {
-    reference: SqliteReference,
-    dataflow: Dataflow,
-    views: Vec<(ViewDef, ViewId)>,
-    position: u64,
-}
-
-impl Harness {
-    fn new() -> Self {
-        let reference = SqliteReference::new(SCHEMA).unwrap();
-        let catalog = reference.catalog();
-        let defs = plan_views(VIEWS, &catalog, Dialect::Sqlite).unwrap_or_else(|errors| {
-            let text: Vec<String> = errors.iter().map(|e| e.render("differential_collations.sql")).collect();
-            panic!("views must plan:\n{}", text.join("\n"))
-        });
-        let mut dataflow = Dataflow::new(catalog, Dialect::Sqlite);
-        let views = defs
-            .into_iter()
-            .map(|def| {
-                let id =
-                    dataflow.add_view(&def.name, &def.plan, def.key.columns.clone(), !def.key.proven_unique).unwrap();
-                (def, id)
-            })
-            .collect();
-        let mut harness = Harness { reference, dataflow, views, position: 0 };
-        harness.dataflow.apply(&SourceBatch::default());
-        harness
-    }
-
-    fn step(&mut self, specs: &[TableSpec], ops: &[Op]) -> Result<(), TestCaseError> {
-        let tables = apply_workload(&self.reference, specs, ops).unwrap();
-        self.position += 1;
-        let out = self.dataflow.apply(&SourceBatch { position: Position(self.position), tables });
-        prop_assert!(out.errors.is_empty(), "view errors: {:?}", out.errors);
-        prop_assert!(out.rejected.is_empty(), "rejected: {:?}", out.rejected);
-        self.check()
-    }
-
-    fn check(&self) -> Result<(), TestCaseError> {
-        for (def, id) in &self.views {
-            let (names, mut want) = self.reference.query(&def.select_sql).unwrap();
-            let ours: Vec<&str> = def.columns.iter().map(|c| c.name.as_str()).collect();
-            prop_assert_eq!(&ours, &names, "column names of {}", def.name);
-            let mut got = Vec::new();
-            for (row, diff) in self.dataflow.view_rows(*id) {
-                let values: Vec<Value> = row.iter().map(Datum::into_owned).collect();
-                got.extend(std::iter::repeat_n(values, usize::try_from(diff).unwrap()));
-            }
-            let collations: Vec<Option<Collation>> = def.columns.iter().map(|c| c.collation).collect();
-            under_collations(&mut got, &collations);
-            under_collations(&mut want, &collations);
-            if let Err(m) = same_rows(got, want) {
-                return Err(TestCaseError::fail(format!(
-                    "view {} differs after batch {}: {m}",
-                    def.name, self.position
-                )));
-            }
-        }
-        Ok(())
-    }
-}
 
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(500)
@@ -141,8 +68,8 @@ proptest! {
         batch_sizes in proptest::collection::vec(1usize..10, 1..6),
     ) {
         let specs = tables();
-        let mut harness = Harness::new();
-        harness.check()?;
+        let mut harness = Differential::new(SCHEMA, VIEWS, "differential_collations.sql");
+        harness.check().map_err(TestCaseError::fail)?;
         let mut rest = &ops[..];
         for size in batch_sizes.iter().cycle() {
             if rest.is_empty() {
@@ -150,7 +77,7 @@ proptest! {
             }
             let (now, later) = rest.split_at((*size).min(rest.len()));
             rest = later;
-            harness.step(&specs, now)?;
+            harness.step(&specs, now).map_err(TestCaseError::fail)?;
         }
     }
 }
@@ -159,7 +86,7 @@ proptest! {
 /// groups, and `city = 'paris'` matches every spelling of Paris.
 #[test]
 fn nocase_groups_and_filters_like_sqlite() {
-    let mut harness = Harness::new();
+    let mut harness = Differential::new(SCHEMA, VIEWS, "differential_collations.sql");
     let spellings = ["paris", "Paris", "PARIS", "lyon", "LYON", "nice", "Nice", "rome", "oslo"];
     let ops: Vec<Op> = spellings
         .iter()

@@ -8,10 +8,8 @@
 //! Cases: `PROPTEST_CASES` (default 2000; `scripts/test` passes
 //! `DENORM_PROPTEST_CASES` through as `PROPTEST_CASES`).
 
-use denorm_core::{Dataflow, Runtime, SourceBatch, ViewId};
-use denorm_sql::{plan_views, ViewDef};
-use denorm_testkit::{apply_workload, normalize_json, reference_sql, same_rows, Op, SqliteReference, TableSpec};
-use denorm_types::{Datum, Dialect, Position, ScalarType, Value};
+use denorm_testkit::{Differential, Op, TableSpec};
+use denorm_types::{Datum, Value};
 use proptest::prelude::*;
 
 const SCHEMA: &str = "
@@ -129,68 +127,6 @@ fn note() -> BoxedStrategy<Value> {
     .boxed()
 }
 
-struct Harness {
-    reference: SqliteReference,
-    dataflow: Dataflow,
-    views: Vec<(ViewDef, ViewId)>,
-    position: u64,
-}
-
-impl Harness {
-    fn new() -> Self {
-        let reference = SqliteReference::new(SCHEMA).unwrap();
-        let catalog = reference.catalog();
-        let defs = plan_views(VIEWS, &catalog, Dialect::Sqlite).unwrap_or_else(|errors| {
-            let text: Vec<String> = errors.iter().map(|e| e.render("differential.sql")).collect();
-            panic!("views must plan:\n{}", text.join("\n"))
-        });
-        let mut dataflow = Dataflow::new(catalog, Dialect::Sqlite);
-        let views = defs
-            .into_iter()
-            .map(|def| {
-                let id =
-                    dataflow.add_view(&def.name, &def.plan, def.key.columns.clone(), !def.key.proven_unique).unwrap();
-                (def, id)
-            })
-            .collect();
-        let mut harness = Harness { reference, dataflow, views, position: 0 };
-        harness.dataflow.apply(&SourceBatch::default());
-        harness
-    }
-
-    fn step(&mut self, specs: &[TableSpec], ops: &[Op]) -> Result<(), TestCaseError> {
-        let tables = apply_workload(&self.reference, specs, ops).unwrap();
-        self.position += 1;
-        let out = self.dataflow.apply(&SourceBatch { position: Position(self.position), tables });
-        prop_assert!(out.errors.is_empty(), "view errors: {:?}", out.errors);
-        prop_assert!(out.rejected.is_empty(), "rejected: {:?}", out.rejected);
-        self.check()
-    }
-
-    fn check(&self) -> Result<(), TestCaseError> {
-        for (def, id) in &self.views {
-            let sql = reference_sql(&def.name, &def.select_sql);
-            let (names, mut want) = self.reference.query(sql).unwrap();
-            let ours: Vec<&str> = def.columns.iter().map(|c| c.name.as_str()).collect();
-            prop_assert_eq!(&ours, &names, "column names of {}", def.name);
-            let mut got = Vec::new();
-            for (row, diff) in self.dataflow.view_rows(*id) {
-                let values: Vec<Value> = row.iter().map(Datum::into_owned).collect();
-                got.extend(std::iter::repeat_n(values, usize::try_from(diff).unwrap()));
-            }
-            let json: Vec<usize> = (0..def.columns.len()).filter(|&c| def.columns[c].ty == ScalarType::Json).collect();
-            normalize_json(&mut got, &json);
-            normalize_json(&mut want, &json);
-            if let Err(m) = same_rows(got, want) {
-                return Err(TestCaseError::fail(format!(
-                    "view {} differs after batch {}: {m}",
-                    def.name, self.position
-                )));
-            }
-        }
-        Ok(())
-    }
-}
 
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(2000)
@@ -205,8 +141,8 @@ proptest! {
         batch_sizes in proptest::collection::vec(1usize..12, 1..6),
     ) {
         let specs = tables();
-        let mut harness = Harness::new();
-        harness.check()?;
+        let mut harness = Differential::new(SCHEMA, VIEWS, "differential.sql");
+        harness.check().map_err(TestCaseError::fail)?;
         let mut rest = &ops[..];
         for size in batch_sizes.iter().cycle() {
             if rest.is_empty() {
@@ -214,14 +150,14 @@ proptest! {
             }
             let (now, later) = rest.split_at((*size).min(rest.len()));
             rest = later;
-            harness.step(&specs, now)?;
+            harness.step(&specs, now).map_err(TestCaseError::fail)?;
         }
     }
 }
 
 #[test]
 fn every_view_plans_and_starts_empty_equal() {
-    let harness = Harness::new();
+    let harness = Differential::new(SCHEMA, VIEWS, "differential.sql");
     assert!(harness.views.len() >= 20);
     harness.check().unwrap();
 }
