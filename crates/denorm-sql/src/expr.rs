@@ -277,11 +277,16 @@ impl<'a, 'c> Lowerer<'a, 'c> {
     /// `x COLLATE name`: SQLite's built-in collations; the expression keeps
     /// its value and carries the collation explicitly.
     fn collate(&self, x: &ast::Expr, name: &ast::ObjectName, at: Option<Location>, d: usize) -> Lowered {
-        if self.dialect == Dialect::Postgres {
-            return Err(PlanError::new("COLLATE is not supported in PostgreSQL views", at)
-                .hint("denorm compares PostgreSQL text bytewise (the \"C\" collation); remove the COLLATE clause"));
-        }
         let text = name.to_string();
+        if self.dialect == Dialect::Postgres {
+            // denorm compares PostgreSQL text bytewise, as "C" and "POSIX" do.
+            if matches!(text.as_str(), "\"C\"" | "\"POSIX\"" | "ucs_basic") {
+                return self.lower(x, d);
+            }
+            return Err(PlanError::new(format!("collation {text} is not supported"), at)
+                .detail("denorm compares PostgreSQL text bytewise")
+                .hint("remove the COLLATE clause, or write COLLATE \"C\""));
+        }
         if let Some(c) = text.strip_prefix(KEY_COLLATION).and_then(denorm_types::Collation::from_name) {
             let t = self.lower(x, d)?;
             return Ok(types::collation_key(t, c));

@@ -54,6 +54,17 @@ fn collation_keys_in_plans() {
     insta::assert_snapshot!("collation_keys_in_plans", report.join("\n"));
 }
 
+/// PostgreSQL compares bytewise: `COLLATE "C"` changes nothing.
+#[test]
+fn postgres_c_collation_is_bytewise() {
+    let plan_lines = |sql: &str| {
+        let text = plan(sql, Dialect::Postgres);
+        text.lines().filter(|l| !l.contains("sql:")).map(String::from).collect::<Vec<_>>()
+    };
+    let with = plan_lines("SELECT id FROM users WHERE name < 'a' COLLATE \"C\"");
+    assert_eq!(with, plan_lines("SELECT id FROM users WHERE name < 'a'"));
+}
+
 #[test]
 fn refused_collations() {
     let cases = [
@@ -64,7 +75,7 @@ fn refused_collations() {
             "SELECT city FROM cities UNION ALL SELECT name FROM users ORDER BY 1 LIMIT 2",
         ),
         ("unknown_collation", Dialect::Sqlite, "SELECT id FROM cities WHERE plain = 'a' COLLATE german"),
-        ("postgres_collate", Dialect::Postgres, "SELECT id FROM users WHERE name = 'a' COLLATE \"C\""),
+        ("postgres_collate", Dialect::Postgres, "SELECT id FROM users WHERE name = 'a' COLLATE \"de_DE\""),
         (
             "in_list_mixed",
             Dialect::Sqlite,

@@ -23,7 +23,11 @@ pub fn render_view(view: &ViewDef, file: &Path, catalog: &Catalog) -> String {
     for (i, c) in view.columns.iter().enumerate() {
         let nullability = if c.nullable { "null" } else { "not null" };
         let key = if view.key.columns.contains(&i) { "  key" } else { "" };
-        let line = format!("    {:width$}  {:8} {nullability}{key}", c.name, c.ty.to_string());
+        let collation = match c.collation {
+            Some(collation) if collation != denorm_types::Collation::Binary => format!(" collate {collation}"),
+            _ => String::new(),
+        };
+        let line = format!("    {:width$}  {:8} {nullability}{collation}{key}", c.name, c.ty.to_string());
         let _ = writeln!(out, "{}", line.trim_end());
     }
     if !view.order.is_empty() {
