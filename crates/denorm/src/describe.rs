@@ -547,7 +547,7 @@ mod tests {
             name: "product_stats".into(),
             columns: vec![
                 column("product_id", ScalarType::Int, false),
-                column("name", ScalarType::Text, false),
+                OutputColumn { collation: Some(denorm_types::Collation::NoCase), ..column("name", ScalarType::Text, false) },
                 column("review_count", ScalarType::Int, false),
                 column("avg_rating", ScalarType::Float, true),
             ],
@@ -577,7 +577,7 @@ view product_stats (examples/marketplace/views.sql:12:1)
   key: (product_id) from WITH (key = …); proven unique
   columns:
     product_id    integer  not null  key
-    name          text     not null
+    name          text     not null collate NOCASE
     review_count  integer  not null
     avg_rating    double   null
   read order: review_count DESC NULLS LAST, product_id (reads without ?order=)
