@@ -547,7 +547,10 @@ mod tests {
             name: "product_stats".into(),
             columns: vec![
                 column("product_id", ScalarType::Int, false),
-                OutputColumn { collation: Some(denorm_types::Collation::NoCase), ..column("name", ScalarType::Text, false) },
+                OutputColumn {
+                    collation: Some(denorm_types::Collation::NoCase),
+                    ..column("name", ScalarType::Text, false)
+                },
                 column("review_count", ScalarType::Int, false),
                 column("avg_rating", ScalarType::Float, true),
             ],
