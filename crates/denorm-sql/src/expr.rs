@@ -108,6 +108,15 @@ impl Grouping {
         self.groups.len() + j
     }
 
+    /// Group column `i` over the `Reduce` output, with its collation (and
+    /// whether it holds the collation key).
+    pub fn column(&self, i: usize) -> Typed {
+        let group = &self.groups[i];
+        let keyed = self.written.get(i).is_some_and(|w| *w != group.expr);
+        let t = Typed::new(Expr::Column(i), group.ty, group.nullable).collated(group.collation, group.explicit);
+        Typed { keyed, ..t }
+    }
+
     /// The group column computing `expr` (as keyed or as written).
     pub fn position(&self, expr: &Expr) -> Option<usize> {
         let written = |i: usize| self.written.get(i) == Some(expr);
@@ -194,10 +203,7 @@ impl<'a, 'c> Lowerer<'a, 'c> {
         if let Ok(t) = whole {
             let g = grouping.borrow();
             if let Some(i) = g.position(&t.expr) {
-                let group = &g.groups[i];
-                return Ok(
-                    Typed::new(Expr::Column(i), group.ty, group.nullable).collated(group.collation, group.explicit)
-                );
+                return Ok(g.column(i));
             }
         }
         match e {
@@ -223,7 +229,7 @@ impl<'a, 'c> Lowerer<'a, 'c> {
         let Some(grouping) = self.grouping else { return Ok(t) };
         let g = grouping.borrow();
         match g.position(&t.expr) {
-            Some(i) => Ok(Typed::new(Expr::Column(i), t.ty, t.nullable).collated(t.collation, false)),
+            Some(i) => Ok(g.column(i)),
             None => Err(PlanError::new(
                 format!(
                     "column \"{}.{}\" must appear in the GROUP BY clause or be used in an aggregate function",

@@ -73,6 +73,8 @@ pub(crate) fn resolve(
         let column = match collation {
             // DISTINCT output under a collation is already its key.
             _ if distinct || typed.ty != ScalarType::Text => column,
+            // A group column grouped under this collation holds its key.
+            c if typed.keyed && typed.collation == Some(c) => column,
             Collation::Binary => column,
             // Text under a collation sorts by its key, a hidden column.
             c => {

@@ -46,6 +46,7 @@ fn collation_keys_in_plans() {
         "SELECT id FROM cities WHERE plain COLLATE NOCASE IN ('A', 'b') OR plain IN ('x ' COLLATE RTRIM)",
         "SELECT c.id, u.id AS uid FROM cities c JOIN users u ON u.name = c.city",
         "SELECT id, city FROM cities ORDER BY city, id LIMIT 3",
+        "SELECT city, COUNT(*) AS n FROM cities GROUP BY city ORDER BY city",
         "SELECT city FROM cities UNION SELECT name FROM users",
         "SELECT code FROM cities INTERSECT SELECT plain FROM cities",
         "SELECT MIN(city) AS lo, COUNT(DISTINCT code) AS k, NULLIF(MAX(plain), 'x') AS hi FROM cities",

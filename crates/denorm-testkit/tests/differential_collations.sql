@@ -137,3 +137,9 @@ SELECT c.id,
        c.city IN (SELECT v.city FROM visits v WHERE v.n <> c.pop) AS in_other,
        (SELECT COUNT(*) FROM visits v WHERE v.city <= c.code) AS upto_code
 FROM cities c;
+
+CREATE MATERIALIZED VIEW city_groups_ordered AS
+SELECT city, COUNT(*) AS n FROM cities GROUP BY city ORDER BY city;
+
+CREATE MATERIALIZED VIEW first_city_groups AS
+SELECT city, SUM(pop) AS total FROM cities GROUP BY city ORDER BY city DESC LIMIT 2;
