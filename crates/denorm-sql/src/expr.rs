@@ -432,26 +432,19 @@ impl<'a, 'c> Lowerer<'a, 'c> {
         let mut needle = self.lower(x, d)?;
         let mut items = Vec::with_capacity(list.len());
         let mut nullable = needle.nullable;
-        // Each item compares with the needle under the pair's collation
-        // (`x IN (a, b)` is `x = a OR x = b`); one InList needs one.
-        let mut collation = None;
+        // SQLite (3.54) compares an IN list under the left operand's
+        // collation (explicit or its column's), whatever the items carry.
+        let collation = needle.own_collation();
         for item in list {
             let at_item = self.at(item).or(at);
             let item = self.lower(item, d)?;
-            let c = types::comparison_collation(&needle, &item);
-            if collation.is_some_and(|prev| prev != c) {
-                return Err(PlanError::new("IN list items with different collations are not supported", at_item)
-                    .hint("write COLLATE on the left operand so that every item compares under it"));
-            }
-            collation = Some(c);
             let (n, t) = types::uncollated_operands(needle, item, "=", self.dialect, at_item)?;
             needle = n;
             nullable |= t.nullable;
             items.push(t);
         }
-        let c = collation.unwrap_or_default();
-        let needle = types::collation_key(needle, c);
-        let items = items.into_iter().map(|t| types::collation_key(t, c).expr).collect();
+        let needle = types::collation_key(needle, collation);
+        let items = items.into_iter().map(|t| types::collation_key(t, collation).expr).collect();
         let e = Typed::new(Expr::InList { expr: Box::new(needle.expr), list: items }, ScalarType::Bool, nullable);
         Ok(if negated { not(e) } else { e })
     }

@@ -143,3 +143,9 @@ SELECT city, COUNT(*) AS n FROM cities GROUP BY city ORDER BY city;
 
 CREATE MATERIALIZED VIEW first_city_groups AS
 SELECT city, SUM(pop) AS total FROM cities GROUP BY city ORDER BY city DESC LIMIT 2;
+
+CREATE MATERIALIZED VIEW in_list_collations AS
+SELECT id, 'ab' IN (code, 'x') AS literal_first, 'PARIS' IN (city) AS one_column,
+       plain IN ('PARIS' COLLATE NOCASE, 'lyon') AS explicit_item, plain IN ('NICE' COLLATE NOCASE) AS one_constant,
+       city NOT IN (plain, 'rome') AS column_items
+FROM cities;
