@@ -76,6 +76,11 @@ fn refused_collations() {
             Dialect::Sqlite,
             "SELECT city FROM cities UNION ALL SELECT name FROM users ORDER BY 1 LIMIT 2",
         ),
+        (
+            "distinct_reordered",
+            Dialect::Sqlite,
+            "SELECT DISTINCT city FROM cities ORDER BY city COLLATE BINARY LIMIT 2",
+        ),
         ("unknown_collation", Dialect::Sqlite, "SELECT id FROM cities WHERE plain = 'a' COLLATE german"),
         ("postgres_collate", Dialect::Postgres, "SELECT id FROM users WHERE name = 'a' COLLATE \"de_DE\""),
         ("concat_of_collate", Dialect::Sqlite, "SELECT id FROM cities WHERE (plain COLLATE NOCASE) || 'x' = 'AX'"),

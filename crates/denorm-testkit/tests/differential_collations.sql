@@ -166,3 +166,6 @@ SELECT id, plain FROM (
   SELECT id, plain, ROW_NUMBER() OVER (PARTITION BY plain COLLATE NOCASE ORDER BY city COLLATE BINARY, id) AS rn
   FROM cities
 ) AS r WHERE rn = 1;
+
+CREATE MATERIALIZED VIEW distinct_ordered_other_collation AS
+SELECT DISTINCT plain FROM cities ORDER BY plain COLLATE NOCASE DESC, plain LIMIT 3;
