@@ -108,6 +108,15 @@ impl Grouping {
         self.groups.len() + j
     }
 
+    /// Group column `i` over the `Reduce` output, with its collation (and
+    /// whether it holds the collation key).
+    pub fn column(&self, i: usize) -> Typed {
+        let group = &self.groups[i];
+        let keyed = self.written.get(i).is_some_and(|w| *w != group.expr);
+        let t = Typed::new(Expr::Column(i), group.ty, group.nullable).collated(group.collation, group.explicit);
+        Typed { keyed, ..t }
+    }
+
     /// The group column computing `expr` (as keyed or as written).
     pub fn position(&self, expr: &Expr) -> Option<usize> {
         let written = |i: usize| self.written.get(i) == Some(expr);
@@ -194,10 +203,7 @@ impl<'a, 'c> Lowerer<'a, 'c> {
         if let Ok(t) = whole {
             let g = grouping.borrow();
             if let Some(i) = g.position(&t.expr) {
-                let group = &g.groups[i];
-                return Ok(
-                    Typed::new(Expr::Column(i), group.ty, group.nullable).collated(group.collation, group.explicit)
-                );
+                return Ok(g.column(i));
             }
         }
         match e {
@@ -229,7 +235,7 @@ impl<'a, 'c> Lowerer<'a, 'c> {
             (r.offset..r.offset + r.table.columns.len()).contains(&position)
         })?;
         let key = &relation.table.primary_key;
-        let grouped = |c: &usize| g.groups.iter().any(|group| group.expr == Expr::Column(relation.offset + c));
+        let grouped = |c: &usize| g.position(&Expr::Column(relation.offset + c)).is_some();
         (!key.is_empty() && key.iter().all(grouped)).then_some(position)
     }
 
@@ -249,7 +255,7 @@ impl<'a, 'c> Lowerer<'a, 'c> {
         let Some(grouping) = self.grouping else { return Ok(t) };
         let g = grouping.borrow();
         match g.position(&t.expr) {
-            Some(i) => Ok(Typed::new(Expr::Column(i), t.ty, t.nullable).collated(t.collation, false)),
+            Some(i) => Ok(g.column(i)),
             None if self.dependent_column(&t, &g).is_some() => {
                 drop(g);
                 Ok(self.dependent_value(c.position, t, grouping))
@@ -324,11 +330,16 @@ impl<'a, 'c> Lowerer<'a, 'c> {
     /// `x COLLATE name`: SQLite's built-in collations; the expression keeps
     /// its value and carries the collation explicitly.
     fn collate(&self, x: &ast::Expr, name: &ast::ObjectName, at: Option<Location>, d: usize) -> Lowered {
-        if self.dialect == Dialect::Postgres {
-            return Err(PlanError::new("COLLATE is not supported in PostgreSQL views", at)
-                .hint("denorm compares PostgreSQL text bytewise (the \"C\" collation); remove the COLLATE clause"));
-        }
         let text = name.to_string();
+        if self.dialect == Dialect::Postgres {
+            // denorm compares PostgreSQL text bytewise, as "C" and "POSIX" do.
+            if matches!(text.as_str(), "\"C\"" | "\"POSIX\"" | "ucs_basic") {
+                return self.lower(x, d);
+            }
+            return Err(PlanError::new(format!("collation {text} is not supported"), at)
+                .detail("denorm compares PostgreSQL text bytewise")
+                .hint("remove the COLLATE clause, or write COLLATE \"C\""));
+        }
         if let Some(c) = text.strip_prefix(KEY_COLLATION).and_then(denorm_types::Collation::from_name) {
             let t = self.lower(x, d)?;
             return Ok(types::collation_key(t, c));
@@ -480,26 +491,19 @@ impl<'a, 'c> Lowerer<'a, 'c> {
         let mut needle = self.lower(x, d)?;
         let mut items = Vec::with_capacity(list.len());
         let mut nullable = needle.nullable;
-        // Each item compares with the needle under the pair's collation
-        // (`x IN (a, b)` is `x = a OR x = b`); one InList needs one.
-        let mut collation = None;
+        // SQLite (3.54) compares an IN list under the left operand's
+        // collation (explicit or its column's), whatever the items carry.
+        let collation = needle.own_collation();
         for item in list {
             let at_item = self.at(item).or(at);
             let item = self.lower(item, d)?;
-            let c = types::comparison_collation(&needle, &item);
-            if collation.is_some_and(|prev| prev != c) {
-                return Err(PlanError::new("IN list items with different collations are not supported", at_item)
-                    .hint("write COLLATE on the left operand so that every item compares under it"));
-            }
-            collation = Some(c);
             let (n, t) = types::uncollated_operands(needle, item, "=", self.dialect, at_item)?;
             needle = n;
             nullable |= t.nullable;
             items.push(t);
         }
-        let c = collation.unwrap_or_default();
-        let needle = types::collation_key(needle, c);
-        let items = items.into_iter().map(|t| types::collation_key(t, c).expr).collect();
+        let needle = types::collation_key(needle, collation);
+        let items = items.into_iter().map(|t| types::collation_key(t, collation).expr).collect();
         let e = Typed::new(Expr::InList { expr: Box::new(needle.expr), list: items }, ScalarType::Bool, nullable);
         Ok(if negated { not(e) } else { e })
     }

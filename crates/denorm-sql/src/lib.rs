@@ -29,6 +29,19 @@
 //! empty row (`SELECT 1 AS one` is a constant view); `VALUES (…), (…)` is
 //! a query or an operand of its own, columns named `column1`, ….
 //!
+//! # Collations (SQLite)
+//!
+//! A column's declared collation (`TEXT COLLATE NOCASE`, from
+//! [`denorm_types::Catalog::collation`]) and `x COLLATE NOCASE|RTRIM|BINARY`
+//! decide how text compares, by SQLite's rule: an explicit COLLATE on either
+//! operand (left first), else the left operand's column, else the right's.
+//! Under NOCASE or RTRIM the planner compares, groups, deduplicates and
+//! sorts the collation key (`Func::CollationKey`), so a column that groups
+//! or deduplicates under a collation holds the key (`paris` for `Paris`).
+//! Refused: ORDER BY without LIMIT over such a column, ORDER BY of a compound
+//! over one, COLLATE inside an operand of an operator or a function, other
+//! collations. PostgreSQL compares bytewise: `COLLATE "C"` or `"POSIX"` only.
+//!
 //! # Subqueries in FROM and top-k per group
 //!
 //! `FROM (SELECT …) AS alias` (also joined, `JOIN (SELECT …) AS a ON …`) is

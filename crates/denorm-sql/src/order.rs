@@ -70,14 +70,34 @@ pub(crate) fn resolve(
         };
         orderable(typed.ty, at)?;
         let collation = collation.or(typed.collation).unwrap_or_default();
+        // The value shown: a DISTINCT column holds its key under its own
+        // collation, and so does a GROUP BY column grouped under it.
+        let holds_key = distinct || typed.keyed;
+        let own = typed.own_collation();
+        if holds_key && typed.ty == ScalarType::Text && own != Collation::Binary && collation != own {
+            // The value shown stands for rows equal under `own`; SQLite
+            // shows whichever it scanned, and its order under another
+            // collation depends on which.
+            return Err(PlanError::new(
+                format!("ORDER BY under {collation} of a column grouped or deduplicated under {own} is not supported"),
+                at,
+            )
+            .detail("SQLite shows any one of the values equal under the column's collation, and their order differs")
+            .hint(format!("order by the column under its own collation (drop the COLLATE {collation})")));
+        }
         let column = match collation {
-            // DISTINCT output under a collation is already its key.
-            _ if distinct || typed.ty != ScalarType::Text => column,
+            _ if typed.ty != ScalarType::Text => column,
             Collation::Binary => column,
-            // Text under a collation sorts by its key, a hidden column.
+            c if holds_key && own == c => column,
+            // Text under another collation sorts by its key of the value
+            // shown, a hidden column (under DISTINCT a function of the
+            // shown value, so it merges no further rows).
             c => {
-                let key = types::collation_key(typed.clone(), c);
-                out.hidden.push(Item { typed: key, name: String::new(), at });
+                let shown = match distinct {
+                    true => types::collation_key(typed.clone(), own),
+                    false => typed.clone(),
+                };
+                out.hidden.push(Item { typed: types::collation_key(shown, c), name: String::new(), at });
                 items.len() + out.hidden.len() - 1
             }
         };

@@ -23,11 +23,14 @@ pub(crate) struct Typed {
     /// any other expression.
     pub collation: Option<Collation>,
     pub explicit: bool,
+    /// The value is already its key under `collation` (a GROUP BY column
+    /// grouped under it), so comparing or sorting it needs no other key.
+    pub keyed: bool,
 }
 
 impl Typed {
     pub fn new(expr: Expr, ty: ScalarType, nullable: bool) -> Self {
-        Typed { expr, ty, nullable, collation: None, explicit: false }
+        Typed { expr, ty, nullable, collation: None, explicit: false, keyed: false }
     }
 
     /// The same expression carrying `collation`.
@@ -221,7 +224,7 @@ pub(crate) fn comparison_collation(left: &Typed, right: &Typed) -> Collation {
 /// key carries no collation (it compares bytewise, even where `t` carried
 /// another collation and `c` is BINARY).
 pub(crate) fn collation_key(t: Typed, c: Collation) -> Typed {
-    if c == Collation::Binary || t.ty != ScalarType::Text {
+    if c == Collation::Binary || t.ty != ScalarType::Text || (t.keyed && t.collation == Some(c)) {
         return Typed::new(t.expr, t.ty, t.nullable);
     }
     let expr = match t.expr {

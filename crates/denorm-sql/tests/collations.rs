@@ -44,14 +44,27 @@ fn collation_keys_in_plans() {
         "SELECT id FROM cities WHERE city = 'Paris' AND plain = code AND code = plain",
         "SELECT DISTINCT code FROM cities",
         "SELECT id FROM cities WHERE plain COLLATE NOCASE IN ('A', 'b') OR plain IN ('x ' COLLATE RTRIM)",
+        "SELECT id FROM cities WHERE 'ab' IN (code, 'x') OR 'AB' IN (city) OR plain IN ('A' COLLATE NOCASE, 'b')",
         "SELECT c.id, u.id AS uid FROM cities c JOIN users u ON u.name = c.city",
         "SELECT id, city FROM cities ORDER BY city, id LIMIT 3",
+        "SELECT city, COUNT(*) AS n FROM cities GROUP BY city ORDER BY city",
         "SELECT city FROM cities UNION SELECT name FROM users",
         "SELECT code FROM cities INTERSECT SELECT plain FROM cities",
         "SELECT MIN(city) AS lo, COUNT(DISTINCT code) AS k, NULLIF(MAX(plain), 'x') AS hi FROM cities",
     ];
     let report: Vec<String> = cases.iter().map(|sql| format!("-- {sql}\n{}", plan(sql, Dialect::Sqlite))).collect();
     insta::assert_snapshot!("collation_keys_in_plans", report.join("\n"));
+}
+
+/// PostgreSQL compares bytewise: `COLLATE "C"` changes nothing.
+#[test]
+fn postgres_c_collation_is_bytewise() {
+    let plan_lines = |sql: &str| {
+        let text = plan(sql, Dialect::Postgres);
+        text.lines().filter(|l| !l.contains("sql:")).map(String::from).collect::<Vec<_>>()
+    };
+    let with = plan_lines("SELECT id FROM users WHERE name < 'a' COLLATE \"C\"");
+    assert_eq!(with, plan_lines("SELECT id FROM users WHERE name < 'a'"));
 }
 
 #[test]
@@ -63,13 +76,13 @@ fn refused_collations() {
             Dialect::Sqlite,
             "SELECT city FROM cities UNION ALL SELECT name FROM users ORDER BY 1 LIMIT 2",
         ),
-        ("unknown_collation", Dialect::Sqlite, "SELECT id FROM cities WHERE plain = 'a' COLLATE german"),
-        ("postgres_collate", Dialect::Postgres, "SELECT id FROM users WHERE name = 'a' COLLATE \"C\""),
         (
-            "in_list_mixed",
+            "distinct_reordered",
             Dialect::Sqlite,
-            "SELECT id FROM cities WHERE plain IN ('a' COLLATE NOCASE, 'b' COLLATE RTRIM)",
+            "SELECT DISTINCT city FROM cities ORDER BY city COLLATE BINARY LIMIT 2",
         ),
+        ("unknown_collation", Dialect::Sqlite, "SELECT id FROM cities WHERE plain = 'a' COLLATE german"),
+        ("postgres_collate", Dialect::Postgres, "SELECT id FROM users WHERE name = 'a' COLLATE \"de_DE\""),
         ("concat_of_collate", Dialect::Sqlite, "SELECT id FROM cities WHERE (plain COLLATE NOCASE) || 'x' = 'AX'"),
     ];
     let report: Vec<String> =

@@ -58,6 +58,7 @@ enum Mutation {
 }
 
 const INSERTS: &[&str] = &[
+    "COLLATE NOCASE",
     "(",
     ")",
     ",",

@@ -137,3 +137,35 @@ SELECT c.id,
        c.city IN (SELECT v.city FROM visits v WHERE v.n <> c.pop) AS in_other,
        (SELECT COUNT(*) FROM visits v WHERE v.city <= c.code) AS upto_code
 FROM cities c;
+
+CREATE MATERIALIZED VIEW city_groups_ordered AS
+SELECT city, COUNT(*) AS n FROM cities GROUP BY city ORDER BY city;
+
+CREATE MATERIALIZED VIEW first_city_groups AS
+SELECT city, SUM(pop) AS total FROM cities GROUP BY city ORDER BY city DESC LIMIT 2;
+
+CREATE MATERIALIZED VIEW in_list_collations AS
+SELECT id, 'ab' IN (code, 'x') AS literal_first, 'PARIS' IN (city) AS one_column,
+       plain IN ('PARIS' COLLATE NOCASE, 'lyon') AS explicit_item, plain IN ('NICE' COLLATE NOCASE) AS one_constant,
+       city NOT IN (plain, 'rome') AS column_items
+FROM cities;
+
+CREATE MATERIALIZED VIEW explicit_everywhere AS
+SELECT code COLLATE NOCASE AS c, COUNT(DISTINCT plain COLLATE NOCASE) AS plains,
+       lower(MIN(plain COLLATE NOCASE)) AS lo, MAX(plain COLLATE BINARY) AS hi
+FROM cities GROUP BY code COLLATE NOCASE;
+
+CREATE MATERIALIZED VIEW distinct_explicit AS
+SELECT DISTINCT plain COLLATE RTRIM AS p, city COLLATE BINARY AS c FROM cities;
+
+CREATE MATERIALIZED VIEW ordered_explicit AS
+SELECT id, plain FROM cities ORDER BY plain COLLATE NOCASE DESC, id LIMIT 3;
+
+CREATE MATERIALIZED VIEW ranked_explicit AS
+SELECT id, plain FROM (
+  SELECT id, plain, ROW_NUMBER() OVER (PARTITION BY plain COLLATE NOCASE ORDER BY city COLLATE BINARY, id) AS rn
+  FROM cities
+) AS r WHERE rn = 1;
+
+CREATE MATERIALIZED VIEW distinct_ordered_other_collation AS
+SELECT DISTINCT plain FROM cities ORDER BY plain COLLATE NOCASE DESC, plain LIMIT 3;

@@ -23,7 +23,11 @@ pub fn render_view(view: &ViewDef, file: &Path, catalog: &Catalog) -> String {
     for (i, c) in view.columns.iter().enumerate() {
         let nullability = if c.nullable { "null" } else { "not null" };
         let key = if view.key.columns.contains(&i) { "  key" } else { "" };
-        let line = format!("    {:width$}  {:8} {nullability}{key}", c.name, c.ty.to_string());
+        let collation = match c.collation {
+            Some(collation) if collation != denorm_types::Collation::Binary => format!(" collate {collation}"),
+            _ => String::new(),
+        };
+        let line = format!("    {:width$}  {:8} {nullability}{collation}{key}", c.name, c.ty.to_string());
         let _ = writeln!(out, "{}", line.trim_end());
     }
     if !view.order.is_empty() {
@@ -555,7 +559,10 @@ mod tests {
             name: "product_stats".into(),
             columns: vec![
                 column("product_id", ScalarType::Int, false),
-                column("name", ScalarType::Text, false),
+                OutputColumn {
+                    collation: Some(denorm_types::Collation::NoCase),
+                    ..column("name", ScalarType::Text, false)
+                },
                 column("review_count", ScalarType::Int, false),
                 column("avg_rating", ScalarType::Float, true),
             ],
@@ -585,7 +592,7 @@ view product_stats (examples/marketplace/views.sql:12:1)
   key: (product_id) from WITH (key = …); proven unique
   columns:
     product_id    integer  not null  key
-    name          text     not null
+    name          text     not null collate NOCASE
     review_count  integer  not null
     avg_rating    double   null
   read order: review_count DESC NULLS LAST, product_id (reads without ?order=)
