@@ -9,7 +9,9 @@
 //!   and its ratio to the baseline;
 //! - refresh catch-up: a backlog of RF1/RF2 rounds plus updates, captured
 //!   first, then applied one round per batch: source changes/s;
-//! - resident memory after the snapshot and at its peak, beside the file size.
+//! - resident memory after the snapshot and at its peak, beside the file size;
+//! - with `DENORM_BENCH_PER_VIEW=1`, first each view's snapshot alone (its
+//!   own dataflow): where the build time goes.
 
 use std::time::Instant;
 
@@ -74,6 +76,29 @@ fn main() {
     }
     let sqlite = clock.elapsed().as_secs_f64();
     println!("SQLite recomputing the {} queries:          {sqlite:>8.2} s", defs.len());
+
+    let tables: Vec<(String, Vec<_>)> = tpch::TABLES
+        .iter()
+        .map(|table| {
+            let read = denorm_testkit::writes::rows_where(&reference.connection, table, "1").unwrap();
+            (table.to_string(), read.into_iter().map(|(_, row)| (row, 1)).collect())
+        })
+        .collect();
+    if env("DENORM_BENCH_PER_VIEW", 0) == 1 {
+        let mut per_view = Vec::new();
+        for def in &defs {
+            let mut alone = Dataflow::new(catalog.clone(), Dialect::Sqlite);
+            let id = alone.add_view(&def.name, &def.plan, def.key.columns.clone(), !def.key.proven_unique).unwrap();
+            let clock = Instant::now();
+            alone.apply(&SourceBatch { position: Position(1), tables: tables.clone() });
+            per_view.push((clock.elapsed().as_secs_f64(), def.name.clone(), alone.view_rows(id).len()));
+        }
+        per_view.sort_by(|a, b| b.0.total_cmp(&a.0));
+        for (seconds, name, rows) in per_view {
+            println!("  {name}: snapshot alone {seconds:>7.2} s, {rows} rows");
+        }
+    }
+    drop(tables);
 
     let mut dataflow = Dataflow::new(catalog, Dialect::Sqlite);
     for def in &defs {
