@@ -102,7 +102,7 @@ fn relation_schema(alias: &str, columns: &[OutputColumn], key: &ViewKey, dialect
 /// `column`) from the outer WHERE, and the conjuncts it makes redundant.
 pub(crate) fn bound<'q>(
     relation: usize,
-    column: usize,
+    (column, function): (usize, &str),
     rank_at: Option<Location>,
     conjuncts: &[&'q ast::Expr],
     scope: &Scope<'_>,
@@ -130,7 +130,7 @@ pub(crate) fn bound<'q>(
     match limit {
         Some(limit) => Ok((limit, consumed)),
         None => Err(PlanError::new(
-            format!("ROW_NUMBER() of subquery \"{name}\" needs a bound in the outer WHERE"),
+            format!("{function} of subquery \"{name}\" needs a bound in the outer WHERE"),
             rank_at,
         )
         .detail(format!("denorm maintains the first k rows of each partition; no condition {name}.{rn} <= k was found"))
@@ -201,6 +201,18 @@ pub(crate) fn set_limit(plan: &mut Plan, k: usize) {
         }
     }
     unreachable!("a ranked subquery plans as Map over TopK (bug)")
+}
+
+/// `ROW_NUMBER()`, `RANK()` or `DENSE_RANK()`: the ranking a ranked
+/// subquery's plan (`Map` over `TopK`) computes, for messages.
+pub(crate) fn ranking_name(plan: Option<&Plan>) -> &'static str {
+    match plan {
+        Some(Plan::Map { input, .. }) => match &**input {
+            Plan::TopK { numbering, .. } => crate::window::sql_name(*numbering),
+            _ => "ROW_NUMBER()",
+        },
+        _ => "ROW_NUMBER()",
+    }
 }
 
 /// Where a subquery in FROM starts, for errors about it.

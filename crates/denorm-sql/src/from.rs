@@ -91,7 +91,8 @@ pub(crate) fn plan_from<'q, 'c>(
     p.scope.star = std::mem::take(&mut group.star);
     let mut consumed = Vec::new();
     for (r, column, at) in std::mem::take(&mut p.ranked) {
-        let (limit, exact) = bound(r, column, at, &conjuncts, &p.scope)?;
+        let function = crate::derived::ranking_name(p.leaves[r].as_ref());
+        let (limit, exact) = bound(r, (column, function), at, &conjuncts, &p.scope)?;
         set_limit(p.leaves[r].as_mut().expect("a relation is planned once (bug)"), limit);
         consumed.extend(exact);
     }

@@ -25,6 +25,23 @@ const CASES: &[(&str, &str)] = &[
            WHERE r.rn BETWEEN 1 AND 3 AND u.name <> 'x'",
     ),
     (
+        "top_k_rank_with_ties",
+        "CREATE MATERIALIZED VIEW best_rated AS
+           SELECT author_id, post_id, score, rk FROM (
+             SELECT author_id, id AS post_id, score,
+                    RANK() OVER (PARTITION BY author_id ORDER BY score DESC) AS rk
+             FROM posts) AS ranked
+           WHERE rk <= 3",
+    ),
+    (
+        "top_k_dense_rank_unselected",
+        "CREATE MATERIALIZED VIEW top_scores AS
+           SELECT author_id, score FROM (
+             SELECT author_id, score, DENSE_RANK() OVER (PARTITION BY author_id ORDER BY score) AS rk
+             FROM posts) AS ranked
+           WHERE rk < 3",
+    ),
+    (
         "aggregate_over_aggregate",
         "CREATE MATERIALIZED VIEW ratings_per_product AS
            SELECT product_id, COUNT(*) AS ratings

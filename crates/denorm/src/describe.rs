@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use denorm_expr::{AggregateFunc, Expr, JoinKind, Plan};
+use denorm_expr::{AggregateFunc, Expr, JoinKind, Numbering, Plan};
 use denorm_sql::{KeyOrigin, OnStale, Refresh, ViewDef};
 use denorm_types::Catalog;
 
@@ -140,6 +140,13 @@ fn collect_clauses(plan: &Plan, catalog: &Catalog, out: &mut Vec<String>) {
             let origins = column_origins(input, catalog);
             let funcs: Vec<AggregateFunc> = aggregates.iter().map(|a| a.func).collect();
             out.push(describe_reduce(group_key, &origins, &funcs));
+        }
+        Plan::TopK { input, limit, numbering, partition, .. } if *numbering != Numbering::RowNumber => {
+            collect_clauses(input, catalog, out);
+            let each = if partition.is_empty() { "all rows" } else { "each partition's rows" };
+            out.push(format!(
+                "keeps {each} in ORDER BY order (O(log n) per change) and emits changes to the rows of {numbering} at most {limit}, every tie at the boundary kept (a change above the boundary re-emits the kept rows)"
+            ));
         }
         Plan::TopK { input, limit, partition, .. } if partition.is_empty() => {
             collect_clauses(input, catalog, out);
