@@ -341,8 +341,7 @@ fn top_k(
                 Numbering::RowNumber => i + 1,
                 Numbering::Rank => 1 + rows.iter().filter(|r| compare(r, &rows[i], order).is_lt()).count(),
                 Numbering::DenseRank => {
-                    let mut earlier: Vec<&Row> =
-                        rows.iter().filter(|r| compare(r, &rows[i], order).is_lt()).collect();
+                    let mut earlier: Vec<&Row> = rows.iter().filter(|r| compare(r, &rows[i], order).is_lt()).collect();
                     earlier.dedup_by(|a, b| compare(a, b, order).is_eq());
                     1 + earlier.len()
                 }

@@ -96,7 +96,14 @@ pub enum Plan {
     /// only accepts such orders when they identify each row, so ties never
     /// reach a view. `Rank` and `DenseRank` give ties one number, so every
     /// row tied at the boundary is kept (possibly more than `limit` rows).
-    TopK { input: Box<Plan>, partition: Vec<usize>, order: Vec<SortKey>, limit: usize, rank: bool, numbering: Numbering },
+    TopK {
+        input: Box<Plan>,
+        partition: Vec<usize>,
+        order: Vec<SortKey>,
+        limit: usize,
+        rank: bool,
+        numbering: Numbering,
+    },
     /// The Z-set sum of its inputs (`UNION ALL`): every input row with its
     /// multiplicity. All inputs have the same arity; there is at least one.
     Union { inputs: Vec<Plan> },

@@ -129,12 +129,13 @@ pub(crate) fn bound<'q>(
     let name = &scope.relations[relation].name;
     match limit {
         Some(limit) => Ok((limit, consumed)),
-        None => Err(PlanError::new(
-            format!("{function} of subquery \"{name}\" needs a bound in the outer WHERE"),
-            rank_at,
-        )
-        .detail(format!("denorm maintains the first k rows of each partition; no condition {name}.{rn} <= k was found"))
-        .hint(BOUND_HINT)),
+        None => {
+            Err(PlanError::new(format!("{function} of subquery \"{name}\" needs a bound in the outer WHERE"), rank_at)
+                .detail(format!(
+                    "denorm maintains the first k rows of each partition; no condition {name}.{rn} <= k was found"
+                ))
+                .hint(BOUND_HINT))
+        }
     }
 }
 

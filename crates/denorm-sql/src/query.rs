@@ -169,7 +169,14 @@ fn plan_body(body: &SetExpr, terms: &[ast::OrderByExpr], cx: &Context<'_, '_>) -
 fn top_n(input: Plan, order: Vec<SortKey>, limit: usize, offset: usize) -> Plan {
     let arity = input.arity();
     let limit = limit.saturating_add(offset);
-    let top = Plan::TopK { input: Box::new(input), partition: Vec::new(), order, limit, rank: offset > 0, numbering: denorm_expr::Numbering::RowNumber };
+    let top = Plan::TopK {
+        input: Box::new(input),
+        partition: Vec::new(),
+        order,
+        limit,
+        rank: offset > 0,
+        numbering: denorm_expr::Numbering::RowNumber,
+    };
     if offset == 0 {
         return top;
     }

@@ -466,10 +466,7 @@ mod tests {
             sorted(vec![(ranked(1, 20, 1), 1), (ranked(2, 20, 1), 1), (ranked(3, 10, 2), 1)])
         );
         // Deleting one of the tied rows brings the next in under RANK.
-        assert_eq!(
-            sorted(rank.step(&[(row(2, 20), -1)])),
-            sorted(vec![(ranked(2, 20, 1), -1), (ranked(3, 10, 2), 1)])
-        );
+        assert_eq!(sorted(rank.step(&[(row(2, 20), -1)])), sorted(vec![(ranked(2, 20, 1), -1), (ranked(3, 10, 2), 1)]));
         // A new tie at the boundary joins it; past the boundary nothing.
         assert_eq!(rank.step(&[(row(5, 10), 1)]), vec![(ranked(5, 10, 2), 1)]);
         assert!(rank.step(&[(row(6, 1), 1)]).is_empty());
