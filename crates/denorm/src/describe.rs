@@ -533,6 +533,30 @@ mod tests {
     }
 
     #[test]
+    fn ranks_say_that_ties_at_the_boundary_are_kept() {
+        let top = |partition: Vec<usize>, numbering| Plan::TopK {
+            input: get("reviews", 3),
+            partition,
+            order: vec![SortKey { column: 2, descending: true, nulls_first: false }],
+            limit: 3,
+            rank: true,
+            numbering,
+        };
+        let c = catalog();
+        assert_eq!(
+            propagation(&top(vec![1], Numbering::Rank), &c),
+            "keeps each partition's rows in ORDER BY order (O(log n) per change) and emits changes to the rows of \
+             rank at most 3, every tie at the boundary kept (a change above the boundary re-emits the kept rows)"
+        );
+        assert!(propagation(&top(vec![], Numbering::DenseRank), &c).starts_with("keeps all rows in ORDER BY order"));
+        assert!(propagation(&top(vec![], Numbering::DenseRank), &c).contains("dense rank at most 3"));
+        assert_eq!(
+            propagation(&top(vec![1], Numbering::RowNumber), &c),
+            "keeps each partition's rows in order (O(log n) per change) and emits changes to its first 3"
+        );
+    }
+
+    #[test]
     fn single_table_views_update_one_row() {
         let plan = Plan::Filter { input: get("trips", 4), predicate: Expr::IsNull(Box::new(Expr::Column(3))) };
         assert_eq!(propagation(&plan, &catalog()), "each change to trips updates at most one view row, in O(1)");
