@@ -18,7 +18,8 @@
 //! `rn BETWEEN j AND k` bound at k and stay as filters. Other conditions on
 //! `rn` are ordinary filters over the top k. A ranked subquery cannot be
 //! the right side of a LEFT JOIN (the bound would have to keep unmatched
-//! rows).
+//! rows). `RANK()` and `DENSE_RANK()` take the same bounds (the plan's
+//! `TopK` carries the numbering).
 
 use denorm_expr::Plan;
 use denorm_types::{ColumnSchema, Dialect, TableSchema};

@@ -473,9 +473,10 @@ impl<'x, 'q, 'c> Planner<'x, 'q, 'c> {
 
     /// Marks `rels` as the NULL-padded side of an outer join.
     fn mark_outer(&mut self, rels: &Range<usize>, at: Option<Location>) -> Result<(), PlanError> {
-        if let Some((_, _, rank_at)) = self.ranked.iter().find(|(r, _, _)| rels.contains(r)) {
+        if let Some((r, _, rank_at)) = self.ranked.iter().find(|(r, _, _)| rels.contains(r)) {
+            let function = crate::derived::ranking_name(self.leaves.get(*r).and_then(Option::as_ref));
             return Err(PlanError::new(
-                "a subquery with ROW_NUMBER() cannot be the side of an outer join that is padded with NULLs",
+                format!("a subquery with {function} cannot be the side of an outer join that is padded with NULLs"),
                 rank_at.or(at),
             )
             .detail("its row-number bound in WHERE would also drop the rows of the other side it does not match")

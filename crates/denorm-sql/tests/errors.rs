@@ -38,6 +38,7 @@ const CASES: &[(&str, Dialect, &str)] = &[
     ("top_k_dense_rank_argument", Dialect::Sqlite, "SELECT id FROM (SELECT id, DENSE_RANK(score) OVER (ORDER BY score) AS rk FROM posts) AS r WHERE rk <= 3"),
     ("top_k_rank_grouped", Dialect::Sqlite, "SELECT author_id FROM (SELECT author_id, RANK() OVER (ORDER BY COUNT(*) DESC) AS rk FROM posts GROUP BY author_id) AS r WHERE rk <= 3"),
     ("top_k_rank_and_row_number", Dialect::Sqlite, "SELECT id FROM (SELECT id, RANK() OVER (ORDER BY score) AS a, ROW_NUMBER() OVER (ORDER BY id) AS b FROM posts) AS r WHERE a <= 3"),
+    ("top_k_rank_left_join", Dialect::Postgres, "SELECT u.id, r.id AS post_id FROM users u LEFT JOIN (SELECT id, author_id, RANK() OVER (PARTITION BY author_id ORDER BY score) AS rk FROM posts) AS r ON r.author_id = u.id WHERE rk <= 2"),
     ("top_k_rank_in_union", Dialect::Sqlite, "SELECT id FROM posts UNION SELECT RANK() OVER (ORDER BY id) FROM users"),
     ("top_k_two_windows", Dialect::Sqlite, "SELECT id FROM (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS a, ROW_NUMBER() OVER (ORDER BY id DESC) AS b FROM posts) AS r WHERE a <= 3"),
     ("top_k_arguments", Dialect::Sqlite, "SELECT id FROM (SELECT id, ROW_NUMBER(id) OVER (ORDER BY id) AS rn FROM posts) AS r WHERE rn <= 3"),
