@@ -32,8 +32,10 @@
 //! number and every row tied at the k-th place is kept. Their boundary is
 //! the first entry whose number exceeds k: a change at or past its sort key
 //! cannot renumber or bring in anything (its number is at least the
-//! boundary's). A batch that reaches above it re-emits the partition's kept
-//! rows, O(kept rows), and the consolidation leaves only what changed.
+//! boundary's). A batch that reaches above it walks the partition's kept
+//! rows, O(kept rows), re-emitting those from its first changed entry on
+//! (earlier rows keep their numbers); the consolidation leaves only what
+//! changed.
 
 use std::collections::BTreeMap;
 
@@ -165,10 +167,10 @@ impl Emit {
 
     /// `update` for `RANK()` / `DENSE_RANK()`.
     fn update_ranked(&self, partition: &mut Partition, changes: Vec<(Key, Diff)>, out: &mut Vec<(Row, Diff)>) {
-        let Some(first) = changes.iter().map(|(k, _)| &k.0).min().cloned() else { return };
-        let affected = self.limit > 0 && partition.boundary.as_ref().is_none_or(|b| first < b.0);
+        let Some(first) = changes.iter().map(|(k, _)| k).min().cloned() else { return };
+        let affected = self.limit > 0 && partition.boundary.as_ref().is_none_or(|b| first.0 < b.0);
         if affected {
-            self.emit_ranked(partition, -1, out);
+            self.emit_ranked(partition, &first, -1, out);
         }
         for (key, diff) in changes {
             let count = partition.rows.entry(key.clone()).or_insert(0);
@@ -178,13 +180,15 @@ impl Emit {
             }
         }
         if affected {
-            partition.boundary = self.emit_ranked(partition, 1, out);
+            partition.boundary = self.emit_ranked(partition, &first, 1, out);
         }
     }
 
-    /// The partition's rows numbered at most k, with `sign`; returns the
-    /// first entry numbered past k (the new boundary).
-    fn emit_ranked(&self, partition: &Partition, sign: Diff, out: &mut Vec<(Row, Diff)>) -> Option<Key> {
+    /// The partition's rows numbered at most k from `from` on, with `sign`
+    /// (a row before the first change keeps its number: it depends only on
+    /// the rows before it); returns the first entry numbered past k (the
+    /// new boundary).
+    fn emit_ranked(&self, partition: &Partition, from: &Key, sign: Diff, out: &mut Vec<(Row, Diff)>) -> Option<Key> {
         let limit = self.limit as Diff;
         let (mut before, mut distinct, mut number): (Diff, Diff, Diff) = (0, 0, 0);
         let mut previous: Option<&[u8]> = None;
@@ -205,12 +209,14 @@ impl Emit {
             if number > limit {
                 return Some(key.clone());
             }
-            if self.rank {
-                packer.extend_from_row(&key.1);
-                packer.push(&Datum::Int(number));
-                out.push((packer.finish(), sign * count));
-            } else {
-                out.push((key.1.clone(), sign * count));
+            if key >= from {
+                if self.rank {
+                    packer.extend_from_row(&key.1);
+                    packer.push(&Datum::Int(number));
+                    out.push((packer.finish(), sign * count));
+                } else {
+                    out.push((key.1.clone(), sign * count));
+                }
             }
             before += count;
         }
