@@ -145,7 +145,7 @@ fn collect_clauses(plan: &Plan, catalog: &Catalog, out: &mut Vec<String>) {
             collect_clauses(input, catalog, out);
             let each = if partition.is_empty() { "all rows" } else { "each partition's rows" };
             out.push(format!(
-                "keeps {each} in ORDER BY order (O(log n) per change) and emits changes to the rows of {numbering} at most {limit}, every tie at the boundary kept (a change above the boundary re-emits the kept rows)"
+                "keeps {each} in ORDER BY order (O(log n) per change) and emits changes to the rows of {numbering} at most {limit}, every tie at the boundary kept (a change above the boundary re-emits the kept rows from it on)"
             ));
         }
         Plan::TopK { input, limit, partition, .. } if partition.is_empty() => {
@@ -546,7 +546,8 @@ mod tests {
         assert_eq!(
             propagation(&top(vec![1], Numbering::Rank), &c),
             "keeps each partition's rows in ORDER BY order (O(log n) per change) and emits changes to the rows of \
-             rank at most 3, every tie at the boundary kept (a change above the boundary re-emits the kept rows)"
+             rank at most 3, every tie at the boundary kept (a change above the boundary re-emits the kept rows from it \
+             on)"
         );
         assert!(propagation(&top(vec![], Numbering::DenseRank), &c).starts_with("keeps all rows in ORDER BY order"));
         assert!(propagation(&top(vec![], Numbering::DenseRank), &c).contains("dense rank at most 3"));
