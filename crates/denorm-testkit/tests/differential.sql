@@ -690,3 +690,9 @@ CREATE MATERIALIZED VIEW title_dense_rank AS
 SELECT title, rk FROM (
   SELECT title, DENSE_RANK() OVER (ORDER BY title DESC) AS rk FROM posts) AS t
 WHERE rk <= 3;
+
+-- rk = 1 keeps every tie: the partition is not a key of the view.
+CREATE MATERIALIZED VIEW best_score_per_author AS
+SELECT author_id, created_at FROM (
+  SELECT author_id, created_at, RANK() OVER (PARTITION BY author_id ORDER BY score DESC) AS rk FROM posts) AS p
+WHERE rk = 1;
