@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use denorm_expr::{EvalError, Expr, Plan};
+use denorm_expr::{EvalError, Expr, Numbering, Plan};
 use denorm_types::{Catalog, Dialect};
 
 use crate::executor::BuildError;
@@ -110,16 +110,18 @@ impl Graph {
                 let input = self.build(input, catalog, dialect)?;
                 self.node("Distinct".into(), vec![input], || Operator::Distinct(Distinct::default()))
             }
-            Plan::TopK { input, partition, order, limit, rank } => {
-                if !*rank {
+            Plan::TopK { input, partition, order, limit, rank, numbering } => {
+                // JoinTopK keeps only the first k rows: row numbers only.
+                if !*rank && *numbering == Numbering::RowNumber {
                     if let Some(id) = self.join_top_k(input, partition, order, *limit, catalog, dialect)? {
                         return Ok(id);
                     }
                 }
                 let input = self.build(input, catalog, dialect)?;
-                let (partition, order, limit, rank) = (partition.clone(), order.clone(), *limit, *rank);
-                self.node(format!("TopK {partition:?} {order:?} {limit} {rank}"), vec![input], || {
-                    Operator::TopK(TopK::new(partition, order, limit, rank))
+                let (partition, order, limit, rank, numbering) =
+                    (partition.clone(), order.clone(), *limit, *rank, *numbering);
+                self.node(format!("TopK {partition:?} {order:?} {limit} {rank} {numbering:?}"), vec![input], || {
+                    Operator::TopK(TopK::new(partition, order, limit, rank, numbering))
                 })
             }
             Plan::Union { inputs } => {

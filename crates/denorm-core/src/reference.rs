@@ -6,7 +6,7 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-use denorm_expr::{Aggregate, AggregateFunc, EvalError, Expr, JoinKind, Plan, SortKey};
+use denorm_expr::{Aggregate, AggregateFunc, EvalError, Expr, JoinKind, Numbering, Plan, SortKey};
 use denorm_types::{consolidate, Datum, Dialect, Diff, Row, RowPacker, Value};
 
 mod concat;
@@ -58,8 +58,8 @@ pub fn evaluate(plan: &Plan, tables: &Tables, dialect: Dialect) -> Result<Vec<(R
             }
             seen.into_values().map(|r| (r, 1)).collect()
         }
-        Plan::TopK { input, partition, order, limit, rank } => {
-            top_k(evaluate(input, tables, dialect)?, partition, order, *limit, *rank)
+        Plan::TopK { input, partition, order, limit, rank, numbering } => {
+            top_k(evaluate(input, tables, dialect)?, partition, order, (*limit, *numbering), *rank)
         }
         Plan::Union { inputs } => {
             let mut out = Vec::new();
@@ -319,7 +319,7 @@ fn top_k(
     input: Vec<(Row, Diff)>,
     partition: &[usize],
     order: &[SortKey],
-    limit: usize,
+    (limit, numbering): (usize, Numbering),
     rank: bool,
 ) -> Vec<(Row, Diff)> {
     let mut partitions: BTreeMap<Row, Vec<Row>> = BTreeMap::new();
@@ -334,11 +334,27 @@ fn top_k(
     let mut out = Vec::new();
     for (_, mut rows) in partitions {
         rows.sort_by(|a, b| compare(a, b, order).then_with(|| a.cmp(b)));
-        for (i, row) in rows.into_iter().take(limit).enumerate() {
+        // The definitions, written directly: rows strictly before, distinct
+        // ORDER BY values strictly before.
+        let numbers: Vec<usize> = (0..rows.len())
+            .map(|i| match numbering {
+                Numbering::RowNumber => i + 1,
+                Numbering::Rank => 1 + rows.iter().filter(|r| compare(r, &rows[i], order).is_lt()).count(),
+                Numbering::DenseRank => {
+                    let mut earlier: Vec<&Row> = rows.iter().filter(|r| compare(r, &rows[i], order).is_lt()).collect();
+                    earlier.dedup_by(|a, b| compare(a, b, order).is_eq());
+                    1 + earlier.len()
+                }
+            })
+            .collect();
+        for (row, n) in rows.into_iter().zip(numbers) {
+            if n > limit {
+                continue;
+            }
             if rank {
                 let mut packer = RowPacker::new();
                 packer.extend_from_row(&row);
-                packer.push(&Datum::Int(i as i64 + 1));
+                packer.push(&Datum::Int(n as i64));
                 out.push((packer.finish(), 1));
             } else {
                 out.push((row, 1));

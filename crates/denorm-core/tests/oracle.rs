@@ -7,8 +7,8 @@
 use denorm_core::reference::{evaluate, Tables};
 use denorm_core::{Dataflow, Runtime, SourceBatch};
 use denorm_expr::{
-    Aggregate, AggregateFunc, AggregateOrder, BinaryOp, ConcatSpec, Expr, Func, JoinKind, JsonArraySpec, OrderTerm,
-    Plan, SortKey,
+    Aggregate, AggregateFunc, AggregateOrder, BinaryOp, ConcatSpec, Expr, Func, JoinKind, JsonArraySpec, Numbering,
+    OrderTerm, Plan, SortKey,
 };
 use denorm_types::{
     consolidate, Catalog, ColumnSchema, Datum, Dialect, Diff, Position, Row, ScalarType, TableSchema, Value,
@@ -70,7 +70,11 @@ fn sort(column: usize, descending: bool, nulls_first: bool) -> SortKey {
     SortKey { column, descending, nulls_first }
 }
 fn top_k(input: Box<Plan>, partition: Vec<usize>, order: Vec<SortKey>, limit: usize, rank: bool) -> Plan {
-    Plan::TopK { input, partition, order, limit, rank }
+    Plan::TopK { input, partition, order, limit, rank, numbering: Numbering::RowNumber }
+}
+/// `RANK()` / `DENSE_RANK()` top-k.
+fn ranked(input: Box<Plan>, partition: Vec<usize>, order: Vec<SortKey>, limit: usize, numbering: Numbering) -> Plan {
+    Plan::TopK { input, partition, order, limit, rank: true, numbering }
 }
 /// (k, v) of table `t`: the set operations' operands (duplicates and NULLs).
 fn kv(t: &str) -> Plan {
@@ -233,6 +237,46 @@ fn shapes() -> Vec<(&'static str, Plan)> {
         ("top-1 of everything", top_k(get("a"), vec![], vec![sort(3, true, true), sort(0, false, false)], 1, true)),
         ("top-k of two partition columns", top_k(get("b"), vec![1, 2], vec![sort(0, true, true)], 2, true)),
         ("top-0", top_k(get("a"), vec![1], vec![sort(2, false, true)], 0, true)),
+        // RANK / DENSE_RANK: small value ranges, so ties everywhere
+        // (duplicates, NULLs, 0.0 and -0.0, 1 and 1.0 in mixed columns).
+        ("rank", ranked(get("a"), vec![1], vec![sort(2, true, false)], 2, Numbering::Rank)),
+        ("dense rank", ranked(get("a"), vec![1], vec![sort(2, true, false)], 2, Numbering::DenseRank)),
+        ("rank by text, nulls first", ranked(get("a"), vec![2], vec![sort(3, false, true)], 1, Numbering::Rank)),
+        ("dense rank of doubles", ranked(get("b"), vec![1], vec![sort(3, false, false)], 3, Numbering::DenseRank)),
+        (
+            "rank of everything by two keys",
+            ranked(get("b"), vec![], vec![sort(2, true, true), sort(3, false, true)], 3, Numbering::Rank),
+        ),
+        ("rank top-0", ranked(get("a"), vec![1], vec![sort(2, false, true)], 0, Numbering::Rank)),
+        (
+            "rank without its number",
+            Plan::TopK {
+                input: get("b"),
+                partition: vec![2],
+                order: vec![sort(1, false, true)],
+                limit: 2,
+                rank: false,
+                numbering: Numbering::Rank,
+            },
+        ),
+        (
+            "dense rank over a join, without its number (no JoinTopK)",
+            Plan::TopK {
+                input: Box::new(join(JoinKind::Inner, get("a"), get("b"), None)),
+                partition: vec![2],
+                order: vec![sort(7, true, false)],
+                limit: 1,
+                rank: false,
+                numbering: Numbering::DenseRank,
+            },
+        ),
+        (
+            "dense rank then filter on it",
+            Plan::Filter {
+                input: Box::new(ranked(get("a"), vec![], vec![sort(1, false, false)], 3, Numbering::DenseRank)),
+                predicate: Expr::binary(BinaryOp::GtEq, col(4), lit(2)),
+            },
+        ),
         (
             "top-k then filter on the row number",
             Plan::Filter {

@@ -22,7 +22,7 @@
 use std::collections::BTreeSet;
 
 use crate::expr::{BinaryOp, Expr};
-use crate::plan::{JoinKind, Plan, SortKey};
+use crate::plan::{JoinKind, Numbering, Plan, SortKey};
 
 /// Applies all rewrites; the result has the same output columns as `plan`.
 pub fn optimize(plan: Plan) -> Plan {
@@ -133,8 +133,8 @@ fn push_down_filters(plan: Plan) -> Plan {
         }
         Plan::Distinct { input } => Plan::Distinct { input: Box::new(push_down_filters(*input)) },
         // A filter above a TopK stays there: rows it drops still take ranks.
-        Plan::TopK { input, partition, order, limit, rank } => {
-            Plan::TopK { input: Box::new(push_down_filters(*input)), partition, order, limit, rank }
+        Plan::TopK { input, partition, order, limit, rank, numbering } => {
+            Plan::TopK { input: Box::new(push_down_filters(*input)), partition, order, limit, rank, numbering }
         }
         Plan::Union { inputs } => Plan::Union { inputs: inputs.into_iter().map(push_down_filters).collect() },
         Plan::Negate { input } => Plan::Negate { input: Box::new(push_down_filters(*input)) },
@@ -257,8 +257,8 @@ fn prune(plan: Plan, needed: &BTreeSet<usize>) -> (Plan, Remap) {
             let input = Plan::Map { input: Box::new(input), exprs: exact };
             (Plan::Distinct { input: Box::new(input) }, (0..arity).map(Some).collect())
         }
-        Plan::TopK { input, partition, order, limit, rank } => {
-            prune_top_k(*input, partition, order, limit, rank, needed)
+        Plan::TopK { input, partition, order, limit, rank, numbering } => {
+            prune_top_k(*input, partition, order, (limit, numbering), rank, needed)
         }
         Plan::Union { inputs } => {
             let arity = inputs.first().map_or(0, Plan::arity);
@@ -294,7 +294,7 @@ fn prune_top_k(
     input: Plan,
     partition: Vec<usize>,
     mut order: Vec<SortKey>,
-    limit: usize,
+    (limit, numbering): (usize, Numbering),
     rank: bool,
     needed: &BTreeSet<usize>,
 ) -> (Plan, Remap) {
@@ -311,7 +311,7 @@ fn prune_top_k(
     let new_input_arity = input.arity();
     let mut out = remap;
     out.push(rank.then_some(new_input_arity));
-    (Plan::TopK { input: Box::new(input), partition, order, limit, rank }, out)
+    (Plan::TopK { input: Box::new(input), partition, order, limit, rank, numbering }, out)
 }
 
 fn prune_join(
@@ -412,8 +412,8 @@ fn fuse_maps(plan: Plan) -> Plan {
             input => Plan::Reduce { input: Box::new(input), group_key, aggregates },
         },
         Plan::Distinct { input } => Plan::Distinct { input: Box::new(fuse_maps(*input)) },
-        Plan::TopK { input, partition, order, limit, rank } => {
-            Plan::TopK { input: Box::new(fuse_maps(*input)), partition, order, limit, rank }
+        Plan::TopK { input, partition, order, limit, rank, numbering } => {
+            Plan::TopK { input: Box::new(fuse_maps(*input)), partition, order, limit, rank, numbering }
         }
         Plan::Union { inputs } => Plan::Union { inputs: inputs.into_iter().map(fuse_maps).collect() },
         Plan::Negate { input } => Plan::Negate { input: Box::new(fuse_maps(*input)) },
@@ -538,6 +538,7 @@ mod tests {
             order: vec![SortKey { column: 2, descending: true, nulls_first: false }],
             limit: 3,
             rank: true,
+            numbering: Numbering::RowNumber,
         };
         let plan = Plan::Map { input: Box::new(top), exprs: vec![Expr::Column(0)] };
         assert_eq!(

@@ -25,6 +25,29 @@ impl fmt::Display for SortKey {
     }
 }
 
+/// How a [`Plan::TopK`] numbers the rows of a partition, in ORDER BY order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Numbering {
+    /// `ROW_NUMBER()`: 1, 2, 3, … (ties broken by the rows' encoded bytes).
+    #[default]
+    RowNumber,
+    /// `RANK()`: 1 + the number of rows strictly before (ties share a
+    /// number, gaps follow them).
+    Rank,
+    /// `DENSE_RANK()`: 1 + the number of distinct ORDER BY values before.
+    DenseRank,
+}
+
+impl fmt::Display for Numbering {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Numbering::RowNumber => "row number",
+            Numbering::Rank => "rank",
+            Numbering::DenseRank => "dense rank",
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum JoinKind {
     Inner,
@@ -64,13 +87,23 @@ pub enum Plan {
     /// Each distinct row once.
     Distinct { input: Box<Plan> },
     /// Top-k per group: `ROW_NUMBER() OVER (PARTITION BY partition ORDER BY
-    /// order) <= limit`. Output: the input rows whose row number within their
-    /// partition (rows equal on `partition`, NULLs forming one partition) is
-    /// at most `limit`, then, with `rank`, that row number (an integer, the
-    /// first row is number one) as one more column. Rows that tie on `order`
-    /// are numbered in the order of their encoded bytes; the planner only
-    /// accepts orders that identify each row, so ties never reach a view.
-    TopK { input: Box<Plan>, partition: Vec<usize>, order: Vec<SortKey>, limit: usize, rank: bool },
+    /// order) <= limit` (or `RANK()` / `DENSE_RANK()` per `numbering`).
+    /// Output: the input rows whose number within their partition (rows
+    /// equal on `partition`, NULLs forming one partition) is at most
+    /// `limit`, then, with `rank`, that number (an integer, the first row is
+    /// number one) as one more column. With `RowNumber`, rows that tie on
+    /// `order` are numbered in the order of their encoded bytes; the planner
+    /// only accepts such orders when they identify each row, so ties never
+    /// reach a view. `Rank` and `DenseRank` give ties one number, so every
+    /// row tied at the boundary is kept (possibly more than `limit` rows).
+    TopK {
+        input: Box<Plan>,
+        partition: Vec<usize>,
+        order: Vec<SortKey>,
+        limit: usize,
+        rank: bool,
+        numbering: Numbering,
+    },
     /// The Z-set sum of its inputs (`UNION ALL`): every input row with its
     /// multiplicity. All inputs have the same arity; there is at least one.
     Union { inputs: Vec<Plan> },
@@ -176,11 +209,15 @@ impl Plan {
                 writeln!(f, "{pad}Distinct")?;
                 input.fmt_indented(f, depth + 1)
             }
-            Plan::TopK { input, partition, order, limit, rank } => {
+            Plan::TopK { input, partition, order, limit, rank, numbering } => {
                 let keys: Vec<String> = partition.iter().map(|k| format!("#{k}")).collect();
                 let order: Vec<String> = order.iter().map(ToString::to_string).collect();
-                let rank = if *rank { " with row number" } else { "" };
-                writeln!(f, "{pad}TopK {limit} per [{}] order by [{}]{rank}", keys.join(", "), order.join(", "))?;
+                let by = match numbering {
+                    Numbering::RowNumber => String::new(),
+                    n => format!(" by {n}"),
+                };
+                let rank = if *rank { format!(" with {numbering}") } else { String::new() };
+                writeln!(f, "{pad}TopK {limit}{by} per [{}] order by [{}]{rank}", keys.join(", "), order.join(", "))?;
                 input.fmt_indented(f, depth + 1)
             }
             Plan::Union { inputs } => {

@@ -18,7 +18,8 @@
 //! `rn BETWEEN j AND k` bound at k and stay as filters. Other conditions on
 //! `rn` are ordinary filters over the top k. A ranked subquery cannot be
 //! the right side of a LEFT JOIN (the bound would have to keep unmatched
-//! rows).
+//! rows). `RANK()` and `DENSE_RANK()` take the same bounds (the plan's
+//! `TopK` carries the numbering).
 
 use denorm_expr::Plan;
 use denorm_types::{ColumnSchema, Dialect, TableSchema};
@@ -102,7 +103,7 @@ fn relation_schema(alias: &str, columns: &[OutputColumn], key: &ViewKey, dialect
 /// `column`) from the outer WHERE, and the conjuncts it makes redundant.
 pub(crate) fn bound<'q>(
     relation: usize,
-    column: usize,
+    (column, function): (usize, &str),
     rank_at: Option<Location>,
     conjuncts: &[&'q ast::Expr],
     scope: &Scope<'_>,
@@ -129,12 +130,13 @@ pub(crate) fn bound<'q>(
     let name = &scope.relations[relation].name;
     match limit {
         Some(limit) => Ok((limit, consumed)),
-        None => Err(PlanError::new(
-            format!("ROW_NUMBER() of subquery \"{name}\" needs a bound in the outer WHERE"),
-            rank_at,
-        )
-        .detail(format!("denorm maintains the first k rows of each partition; no condition {name}.{rn} <= k was found"))
-        .hint(BOUND_HINT)),
+        None => {
+            Err(PlanError::new(format!("{function} of subquery \"{name}\" needs a bound in the outer WHERE"), rank_at)
+                .detail(format!(
+                    "denorm maintains the first k rows of each partition; no condition {name}.{rn} <= k was found"
+                ))
+                .hint(BOUND_HINT))
+        }
     }
 }
 
@@ -201,6 +203,18 @@ pub(crate) fn set_limit(plan: &mut Plan, k: usize) {
         }
     }
     unreachable!("a ranked subquery plans as Map over TopK (bug)")
+}
+
+/// `ROW_NUMBER()`, `RANK()` or `DENSE_RANK()`: the ranking a ranked
+/// subquery's plan (`Map` over `TopK`) computes, for messages.
+pub(crate) fn ranking_name(plan: Option<&Plan>) -> &'static str {
+    match plan {
+        Some(Plan::Map { input, .. }) => match &**input {
+            Plan::TopK { numbering, .. } => crate::window::sql_name(*numbering),
+            _ => "ROW_NUMBER()",
+        },
+        _ => "ROW_NUMBER()",
+    }
 }
 
 /// Where a subquery in FROM starts, for errors about it.

@@ -485,6 +485,7 @@ pub(crate) fn plan_feed(
                 .collect(),
             limit,
             rank: false,
+            numbering: denorm_expr::Numbering::RowNumber,
         },
         None => materialized,
     };

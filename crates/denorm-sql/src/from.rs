@@ -91,7 +91,8 @@ pub(crate) fn plan_from<'q, 'c>(
     p.scope.star = std::mem::take(&mut group.star);
     let mut consumed = Vec::new();
     for (r, column, at) in std::mem::take(&mut p.ranked) {
-        let (limit, exact) = bound(r, column, at, &conjuncts, &p.scope)?;
+        let function = crate::derived::ranking_name(p.leaves[r].as_ref());
+        let (limit, exact) = bound(r, (column, function), at, &conjuncts, &p.scope)?;
         set_limit(p.leaves[r].as_mut().expect("a relation is planned once (bug)"), limit);
         consumed.extend(exact);
     }
@@ -472,9 +473,10 @@ impl<'x, 'q, 'c> Planner<'x, 'q, 'c> {
 
     /// Marks `rels` as the NULL-padded side of an outer join.
     fn mark_outer(&mut self, rels: &Range<usize>, at: Option<Location>) -> Result<(), PlanError> {
-        if let Some((_, _, rank_at)) = self.ranked.iter().find(|(r, _, _)| rels.contains(r)) {
+        if let Some((r, _, rank_at)) = self.ranked.iter().find(|(r, _, _)| rels.contains(r)) {
+            let function = crate::derived::ranking_name(self.leaves.get(*r).and_then(Option::as_ref));
             return Err(PlanError::new(
-                "a subquery with ROW_NUMBER() cannot be the side of an outer join that is padded with NULLs",
+                format!("a subquery with {function} cannot be the side of an outer join that is padded with NULLs"),
                 rank_at.or(at),
             )
             .detail("its row-number bound in WHERE would also drop the rows of the other side it does not match")

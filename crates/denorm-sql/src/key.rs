@@ -109,14 +109,16 @@ pub(crate) fn properties(plan: &Plan, catalog: &Catalog) -> Properties {
             props.unique.push((0..input.arity()).collect());
             props
         }
-        Plan::TopK { input, partition, rank, limit, .. } => {
-            // A subset of the input's rows; a row number is unique within its partition.
+        Plan::TopK { input, partition, rank, limit, numbering, .. } => {
+            // A subset of the input's rows; a row number is unique within
+            // its partition (a rank is not: ties share it).
             let mut props = properties(input, catalog);
-            if *rank {
+            let numbered = *numbering == denorm_expr::Numbering::RowNumber;
+            if *rank && numbered {
                 props.unique.push(partition.iter().copied().chain([input.arity()]).collect());
             }
             // The first row of each partition only.
-            if *limit == 1 {
+            if *limit == 1 && numbered {
                 props.unique.push(partition.clone());
             }
             props

@@ -64,16 +64,18 @@
 //! WHERE rn <= 10;
 //! ```
 //!
-//! * One `ROW_NUMBER() OVER (PARTITION BY … ORDER BY …)` per subquery, as a
-//!   whole select item, in an ungrouped, non-DISTINCT subquery (rank a
-//!   grouped query from a subquery around it). RANK, DENSE_RANK and other
-//!   window functions, frames and named windows are refused.
+//! * One `ROW_NUMBER()`, `RANK()` or `DENSE_RANK()` `OVER (PARTITION BY …
+//!   ORDER BY …)` per subquery, as a whole select item, in an ungrouped,
+//!   non-DISTINCT subquery (rank a grouped query from a subquery around
+//!   it). Other window functions, frames and named windows are refused.
+//!   RANK and DENSE_RANK number tied rows alike (no unique ORDER BY needed)
+//!   and the bound keeps every row tied at the boundary.
 //! * ORDER BY terms take ASC/DESC and NULLS FIRST/LAST; without NULLS the
 //!   dialect's default holds (SQLite: NULLs first ascending, last
 //!   descending; PostgreSQL the reverse).
-//! * The partition and order terms together must identify a row (SQL
-//!   numbers tied rows in an unspecified order): end the ORDER BY with the
-//!   primary key. Otherwise the view is refused, with that hint.
+//! * For ROW_NUMBER the partition and order terms together must identify a
+//!   row (SQL numbers tied rows in an unspecified order): end the ORDER BY
+//!   with the primary key. Otherwise the view is refused, with that hint.
 //! * The outer WHERE must bound the row number with a top-level AND term:
 //!   `rn <= k`, `rn < k`, `rn = 1`, `rn BETWEEN 1 AND k` or mirrored
 //!   (`k >= rn`), k an integer literal; `rn = k` and `rn BETWEEN j AND k`

@@ -138,7 +138,10 @@ fn plan_body(body: &SetExpr, terms: &[ast::OrderByExpr], cx: &Context<'_, '_>) -
         let (scope, body) = plan_select_ordered(s, terms, cx)?;
         if let Some(w) = &body.window {
             return Err(PlanError::new(
-                "ROW_NUMBER() is only supported in a plain subquery in FROM, bounded by the outer WHERE",
+                format!(
+                    "{} is only supported in a plain subquery in FROM, bounded by the outer WHERE",
+                    crate::window::sql_name(w.numbering)
+                ),
                 w.at,
             )
             .hint(crate::window::TOP_K_FORM));
@@ -166,7 +169,14 @@ fn plan_body(body: &SetExpr, terms: &[ast::OrderByExpr], cx: &Context<'_, '_>) -
 fn top_n(input: Plan, order: Vec<SortKey>, limit: usize, offset: usize) -> Plan {
     let arity = input.arity();
     let limit = limit.saturating_add(offset);
-    let top = Plan::TopK { input: Box::new(input), partition: Vec::new(), order, limit, rank: offset > 0 };
+    let top = Plan::TopK {
+        input: Box::new(input),
+        partition: Vec::new(),
+        order,
+        limit,
+        rank: offset > 0,
+        numbering: denorm_expr::Numbering::RowNumber,
+    };
     if offset == 0 {
         return top;
     }
@@ -451,7 +461,8 @@ fn plan_operand(e: &SetExpr, cx: &Context<'_, '_>) -> Result<Branch, PlanError> 
             let inner = Context { start: s.select_token.0.span.start, depth: cx.depth + 1, operand: true, ..*cx };
             let (scope, body) = plan_select_ordered(s, &[], &inner)?;
             if let Some(w) = &body.window {
-                return Err(PlanError::new("ROW_NUMBER() is not supported in a UNION, EXCEPT or INTERSECT", w.at)
+                let name = crate::window::sql_name(w.numbering);
+                return Err(PlanError::new(format!("{name} is not supported in a UNION, EXCEPT or INTERSECT"), w.at)
                     .hint(crate::window::TOP_K_FORM));
             }
             let finished = finish(body, s, &scope, &inner)?;

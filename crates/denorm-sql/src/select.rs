@@ -67,6 +67,8 @@ pub(crate) struct Window {
     /// The select item holding the row number.
     pub item: usize,
     pub at: Option<Location>,
+    /// ROW_NUMBER(), RANK() or DENSE_RANK().
+    pub numbering: denorm_expr::Numbering,
 }
 
 /// Everything one query's planning reads: the view, and for a subquery in
@@ -205,7 +207,7 @@ pub(crate) fn plan_select_ordered<'q, 'c>(
     let window = window::find(select, cx)?;
     if let (Some(w), 0) = (&window, cx.depth) {
         return Err(PlanError::new(
-            "ROW_NUMBER() is only supported in a subquery in FROM, bounded by the outer WHERE",
+            format!("{} is only supported in a subquery in FROM, bounded by the outer WHERE", w.name()),
             w.at,
         )
         .hint(window::TOP_K_FORM));
@@ -219,7 +221,8 @@ pub(crate) fn plan_select_ordered<'q, 'c>(
                     cx.keyword(&[Keyword::DISTINCT])
                 };
                 let at = if grouped && group_exprs.is_empty() && select.having.is_none() { w.at } else { at };
-                return Err(PlanError::new("ROW_NUMBER() in a grouped or DISTINCT query is not supported", at).hint(
+                let what = format!("{} in a grouped or DISTINCT query is not supported", w.name());
+                return Err(PlanError::new(what, at).hint(
                     "group in a subquery of its own and rank its rows: FROM (SELECT …, ROW_NUMBER() OVER (…) AS rn FROM (SELECT … GROUP BY …) AS g) AS ranked",
                 ));
             }
@@ -684,6 +687,7 @@ pub(crate) fn finish(
             order: w.order.clone(),
             limit: 0,
             rank: true,
+            numbering: w.numbering,
         },
         None => body.input.clone(),
     };

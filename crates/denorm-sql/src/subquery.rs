@@ -529,7 +529,14 @@ fn first_row_per_correlation(
             .detail("rows that tie on it come in an unspecified order, so the sources may pick any of them")
             .hint("end the ORDER BY with the primary key of the subquery's table"));
     }
-    let top = Plan::TopK { input: Box::new(plan), partition: (1..=c).collect(), order, limit: 1, rank: false };
+    let top = Plan::TopK {
+        input: Box::new(plan),
+        partition: (1..=c).collect(),
+        order,
+        limit: 1,
+        rank: false,
+        numbering: denorm_expr::Numbering::RowNumber,
+    };
     Ok(Plan::Map { input: Box::new(top), exprs: (0..=c).map(Expr::Column).collect() })
 }
 

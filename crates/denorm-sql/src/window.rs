@@ -1,17 +1,20 @@
-//! `ROW_NUMBER() OVER (PARTITION BY … ORDER BY …)` in the select list of a
-//! subquery in FROM: the top-k form (see [`crate::derived`] for the bound).
+//! `ROW_NUMBER()`, `RANK()` or `DENSE_RANK()` `OVER (PARTITION BY … ORDER BY
+//! …)` in the select list of a subquery in FROM: the top-k form (see
+//! [`crate::derived`] for the bound).
 //!
 //! ```text
-//!  FROM/WHERE row ─► Map(row ++ computed partition/order terms) ─► TopK(k, row number) ─► Map(select list)
+//!  FROM/WHERE row ─► Map(row ++ computed partition/order terms) ─► TopK(k, numbering) ─► Map(select list)
 //! ```
 //!
 //! The row number needs a total order to be the source's: SQL leaves the
-//! order of rows that tie on ORDER BY unspecified, so the partition and
-//! order terms together must identify a row (end the ORDER BY with the
-//! primary key). NULLs sort as the dialect does when the term does not say:
-//! first ascending in SQLite, last ascending in PostgreSQL.
+//! order of rows that tie on ORDER BY unspecified, so for `ROW_NUMBER()` the
+//! partition and order terms together must identify a row (end the ORDER BY
+//! with the primary key). `RANK()` and `DENSE_RANK()` give tied rows one
+//! number, so any order is deterministic; `rk <= k` then keeps every row
+//! tied at the k-th place. NULLs sort as the dialect does when the term does
+//! not say: first ascending in SQLite, last ascending in PostgreSQL.
 
-use denorm_expr::{Expr, Plan, SortKey};
+use denorm_expr::{Expr, Numbering, Plan, SortKey};
 use denorm_types::{Dialect, ScalarType};
 use sqlparser::ast::{self, SelectItem};
 
@@ -34,10 +37,27 @@ pub(crate) struct Found<'q> {
     pub index: usize,
     pub spec: &'q ast::WindowSpec,
     pub at: Option<Location>,
+    pub numbering: Numbering,
 }
 
-/// The one `ROW_NUMBER() OVER (…)` item of `select`, if any; other window
-/// calls and shapes are refused with their position.
+impl Found<'_> {
+    /// The function's name as SQL spells it, for messages.
+    pub(crate) fn name(&self) -> &'static str {
+        sql_name(self.numbering)
+    }
+}
+
+pub(crate) fn sql_name(numbering: Numbering) -> &'static str {
+    match numbering {
+        Numbering::RowNumber => "ROW_NUMBER()",
+        Numbering::Rank => "RANK()",
+        Numbering::DenseRank => "DENSE_RANK()",
+    }
+}
+
+/// The one `ROW_NUMBER()` / `RANK()` / `DENSE_RANK()` `OVER (…)` item of
+/// `select`, if any; other window calls and shapes are refused with their
+/// position.
 pub(crate) fn find<'q>(select: &'q ast::Select, cx: &Context<'_, '_>) -> Result<Option<Found<'q>>, PlanError> {
     let mut found: Option<Found<'q>> = None;
     for (index, item) in select.projection.iter().enumerate() {
@@ -52,30 +72,36 @@ pub(crate) fn find<'q>(select: &'q ast::Select, cx: &Context<'_, '_>) -> Result<
         let ast::Expr::Function(f) = e else { continue };
         let Some(over) = &f.over else { continue };
         let at = cx.view.tokens.start_of(expr).and_then(location).or(Some(cx.view.location));
-        let spec = row_number(f, over, at)?;
+        let (spec, numbering) = ranking(f, over, at)?;
         if found.is_some() {
-            return Err(PlanError::new("only one ROW_NUMBER() per subquery is supported", at)
+            return Err(PlanError::new("only one ranking window function per subquery is supported", at)
                 .hint("rank in one window; nest subqueries for a second ranking"));
         }
-        found = Some(Found { index, spec, at });
+        found = Some(Found { index, spec, at, numbering });
     }
     Ok(found)
 }
 
-fn row_number<'q>(
+fn ranking<'q>(
     f: &'q ast::Function,
     over: &'q ast::WindowType,
     at: Option<Location>,
-) -> Result<&'q ast::WindowSpec, PlanError> {
+) -> Result<(&'q ast::WindowSpec, Numbering), PlanError> {
     let name = match f.name.0.as_slice() {
         [ast::ObjectNamePart::Identifier(i)] => i.value.to_ascii_lowercase(),
         _ => f.name.to_string(),
     };
-    if name != "row_number" {
-        return Err(PlanError::new(format!("window function {}() is not supported", name.to_uppercase()), at)
-            .detail("only ROW_NUMBER() is maintained, for top-k per group")
-            .hint("use ROW_NUMBER() with an ORDER BY that identifies each row"));
-    }
+    let numbering = match name.as_str() {
+        "row_number" => Numbering::RowNumber,
+        "rank" => Numbering::Rank,
+        "dense_rank" => Numbering::DenseRank,
+        _ => {
+            return Err(PlanError::new(format!("window function {}() is not supported", name.to_uppercase()), at)
+                .detail("only ROW_NUMBER(), RANK() and DENSE_RANK() are maintained, for top-k per group")
+                .hint(TOP_K_FORM))
+        }
+    };
+    let fname = sql_name(numbering);
     let no_args = match &f.args {
         ast::FunctionArguments::None => true,
         ast::FunctionArguments::List(list) => list.args.is_empty() && list.clauses.is_empty(),
@@ -86,22 +112,28 @@ fn row_number<'q>(
         && f.null_treatment.is_none()
         && f.within_group.is_empty();
     if !no_args || !plain {
-        return Err(PlanError::new("ROW_NUMBER() takes no arguments or clauses", at));
+        return Err(PlanError::new(format!("{fname} takes no arguments or clauses"), at));
     }
     let ast::WindowType::WindowSpec(spec) = over else {
         return Err(PlanError::new("named windows are not supported", at)
             .hint("write the window inline: OVER (PARTITION BY … ORDER BY …)"));
     };
     if spec.window_name.is_some() || spec.window_frame.is_some() {
-        return Err(PlanError::new("window names and frames are not supported in ROW_NUMBER()", at)
+        return Err(PlanError::new(format!("window names and frames are not supported in {fname}"), at)
             .hint("write OVER (PARTITION BY … ORDER BY …)"));
     }
     if spec.order_by.is_empty() {
-        return Err(PlanError::new("ROW_NUMBER() needs an ORDER BY", at)
-            .detail("without one, the source numbers rows in an unspecified order")
-            .hint(TOTAL_ORDER_HINT));
+        let refused = PlanError::new(format!("{fname} needs an ORDER BY"), at);
+        return Err(match numbering {
+            Numbering::RowNumber => {
+                refused.detail("without one, the source numbers rows in an unspecified order").hint(TOTAL_ORDER_HINT)
+            }
+            _ => refused
+                .detail("without one every row ranks 1, so the bound keeps every row")
+                .hint("write OVER (PARTITION BY … ORDER BY rating DESC)"),
+        });
     }
-    Ok(spec)
+    Ok((spec, numbering))
 }
 
 /// The plan below the `TopK`: `input` with any computed partition and
@@ -167,8 +199,10 @@ pub(crate) fn plan(
         let exprs = (0..width).map(Expr::Column).chain(extra).collect();
         Plan::Map { input: Box::new(input), exprs }
     };
-    check_total(&input, &partition, &order, found, cx)?;
-    Ok((input, Window { partition, order, item: found.index, at: found.at }))
+    if found.numbering == Numbering::RowNumber {
+        check_total(&input, &partition, &order, found, cx)?;
+    }
+    Ok((input, Window { partition, order, item: found.index, at: found.at, numbering: found.numbering }))
 }
 
 /// Refuses an order under which two rows of a partition may tie.

@@ -25,6 +25,23 @@ const CASES: &[(&str, &str)] = &[
            WHERE r.rn BETWEEN 1 AND 3 AND u.name <> 'x'",
     ),
     (
+        "top_k_rank_with_ties",
+        "CREATE MATERIALIZED VIEW best_rated AS
+           SELECT author_id, post_id, score, rk FROM (
+             SELECT author_id, id AS post_id, score,
+                    RANK() OVER (PARTITION BY author_id ORDER BY score DESC) AS rk
+             FROM posts) AS ranked
+           WHERE rk <= 3",
+    ),
+    (
+        "top_k_dense_rank_unselected",
+        "CREATE MATERIALIZED VIEW top_scores AS
+           SELECT author_id, score FROM (
+             SELECT author_id, score, DENSE_RANK() OVER (PARTITION BY author_id ORDER BY score) AS rk
+             FROM posts) AS ranked
+           WHERE rk < 3",
+    ),
+    (
         "aggregate_over_aggregate",
         "CREATE MATERIALIZED VIEW ratings_per_product AS
            SELECT product_id, COUNT(*) AS ratings
@@ -166,6 +183,23 @@ fn keys_are_derived() {
     assert_eq!((k.columns, k.proven_unique), (vec![1, 0], true));
     let k = key("CREATE MATERIALIZED VIEW v WITH (key = 'f, p') AS SELECT f.follower_id AS f, p.id AS p FROM follows f JOIN posts p ON p.author_id = f.followee_id");
     assert!(k.proven_unique);
+    // ROW_NUMBER() ... = 1 keeps one row per partition; RANK()/DENSE_RANK()
+    // = 1 keep every tie, and their number is not unique in a partition.
+    let top = |f: &str, rk: &str| {
+        key(&format!(
+            "CREATE MATERIALIZED VIEW v AS SELECT author_id{rk} FROM (SELECT author_id, \
+             {f}() OVER (PARTITION BY author_id ORDER BY score DESC, id) AS rk FROM posts) AS r WHERE rk = 1"
+        ))
+    };
+    let k = top("ROW_NUMBER", "");
+    assert_eq!((k.columns, k.proven_unique), (vec![0], true));
+    assert!(top("ROW_NUMBER", ", rk").proven_unique);
+    for f in ["RANK", "DENSE_RANK"] {
+        for rk in ["", ", rk"] {
+            let k = top(f, rk);
+            assert!(!k.proven_unique, "{f}{rk}: {k:?}");
+        }
+    }
 }
 
 #[test]

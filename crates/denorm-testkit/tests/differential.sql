@@ -652,3 +652,47 @@ HAVING p.score IS NULL OR p.score > -2;
 
 CREATE MATERIALIZED VIEW user_rows_with_counts AS
 SELECT u.*, COUNT(p.id) AS posts FROM users u LEFT JOIN posts p ON p.author_id = u.id GROUP BY u.id;
+
+-- RANK() / DENSE_RANK() in the top-k form (helper G): ties share a number,
+-- every row tied at the boundary is kept; NULLs, duplicates, deletions and
+-- updates of partition and order columns come from the workload.
+CREATE MATERIALIZED VIEW priciest_ranked AS
+SELECT category, product_id, price, rk FROM (
+  SELECT category, id AS product_id, price,
+         RANK() OVER (PARTITION BY category ORDER BY price DESC) AS rk
+  FROM products) AS ranked
+WHERE rk <= 2;
+
+CREATE MATERIALIZED VIEW best_reviews_dense AS
+SELECT product_id, id FROM (
+  SELECT product_id, id, DENSE_RANK() OVER (PARTITION BY product_id ORDER BY rating DESC) AS rk
+  FROM reviews) AS r
+WHERE rk <= 2;
+
+-- Not unique: two posts with the same author and score are two rows.
+CREATE MATERIALIZED VIEW low_scores_ranked AS
+SELECT author_id, score, rk FROM (
+  SELECT author_id, score, RANK() OVER (ORDER BY score, author_id DESC) AS rk FROM posts) AS p
+WHERE rk < 4;
+
+CREATE MATERIALIZED VIEW top_author_posts_dense AS
+SELECT u.name, p.id, p.rk FROM (
+  SELECT id, author_id, DENSE_RANK() OVER (PARTITION BY author_id ORDER BY score % 3 DESC NULLS LAST) AS rk
+  FROM posts) AS p JOIN users u ON u.id = p.author_id
+WHERE p.rk BETWEEN 1 AND 2 AND u.karma IS NOT NULL;
+
+CREATE MATERIALIZED VIEW first_ledger_rank AS
+SELECT acct, id, raw, rk FROM (
+  SELECT acct, id, raw, RANK() OVER (PARTITION BY acct ORDER BY raw) AS rk FROM ledger) AS l
+WHERE rk = 1;
+
+CREATE MATERIALIZED VIEW title_dense_rank AS
+SELECT title, rk FROM (
+  SELECT title, DENSE_RANK() OVER (ORDER BY title DESC) AS rk FROM posts) AS t
+WHERE rk <= 3;
+
+-- rk = 1 keeps every tie: the partition is not a key of the view.
+CREATE MATERIALIZED VIEW best_score_per_author AS
+SELECT author_id, created_at FROM (
+  SELECT author_id, created_at, RANK() OVER (PARTITION BY author_id ORDER BY score DESC) AS rk FROM posts) AS p
+WHERE rk = 1;

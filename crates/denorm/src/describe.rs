@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use denorm_expr::{AggregateFunc, Expr, JoinKind, Plan};
+use denorm_expr::{AggregateFunc, Expr, JoinKind, Numbering, Plan};
 use denorm_sql::{KeyOrigin, OnStale, Refresh, ViewDef};
 use denorm_types::Catalog;
 
@@ -144,6 +144,13 @@ fn collect_clauses(plan: &Plan, catalog: &Catalog, out: &mut Vec<String>) {
             let origins = column_origins(input, catalog);
             let funcs: Vec<AggregateFunc> = aggregates.iter().map(|a| a.func).collect();
             out.push(describe_reduce(group_key, &origins, &funcs));
+        }
+        Plan::TopK { input, limit, numbering, partition, .. } if *numbering != Numbering::RowNumber => {
+            collect_clauses(input, catalog, out);
+            let each = if partition.is_empty() { "all rows" } else { "each partition's rows" };
+            out.push(format!(
+                "keeps {each} in ORDER BY order (O(log n) per change) and emits changes to the rows of {numbering} at most {limit}, every tie at the boundary kept (a change above the boundary re-emits the kept rows from it on)"
+            ));
         }
         Plan::TopK { input, limit, partition, .. } if partition.is_empty() => {
             collect_clauses(input, catalog, out);
@@ -527,6 +534,31 @@ mod tests {
         for (plan, expected) in cases {
             assert_eq!(propagation(&plan, &catalog()), expected);
         }
+    }
+
+    #[test]
+    fn ranks_say_that_ties_at_the_boundary_are_kept() {
+        let top = |partition: Vec<usize>, numbering| Plan::TopK {
+            input: get("reviews", 3),
+            partition,
+            order: vec![SortKey { column: 2, descending: true, nulls_first: false }],
+            limit: 3,
+            rank: true,
+            numbering,
+        };
+        let c = catalog();
+        assert_eq!(
+            propagation(&top(vec![1], Numbering::Rank), &c),
+            "keeps each partition's rows in ORDER BY order (O(log n) per change) and emits changes to the rows of \
+             rank at most 3, every tie at the boundary kept (a change above the boundary re-emits the kept rows from it \
+             on)"
+        );
+        assert!(propagation(&top(vec![], Numbering::DenseRank), &c).starts_with("keeps all rows in ORDER BY order"));
+        assert!(propagation(&top(vec![], Numbering::DenseRank), &c).contains("dense rank at most 3"));
+        assert_eq!(
+            propagation(&top(vec![1], Numbering::RowNumber), &c),
+            "keeps each partition's rows in order (O(log n) per change) and emits changes to its first 3"
+        );
     }
 
     #[test]

@@ -87,6 +87,17 @@ const VIEWS: &[(&str, &str)] = &[
         "(SELECT author_id FROM posts EXCEPT SELECT user_id FROM reviews) \
          UNION ALL (SELECT follower_id FROM follows ORDER BY follower_id DESC, id LIMIT 2)",
     ),
+    // RANK / DENSE_RANK top-k: ties kept, PostgreSQL's NULLS FIRST for DESC.
+    (
+        "posts_ranked",
+        "SELECT author_id, id, score, rk FROM (SELECT author_id, id, score, \
+         RANK() OVER (PARTITION BY author_id ORDER BY score DESC) AS rk FROM posts) AS r WHERE rk <= 2",
+    ),
+    (
+        "ratings_dense_ranked",
+        "SELECT product_id, rating, rk FROM (SELECT product_id, rating, \
+         DENSE_RANK() OVER (PARTITION BY product_id ORDER BY rating) AS rk FROM reviews) AS r WHERE rk < 3",
+    ),
 ];
 
 fn views_sql(views: &[(&str, &str)]) -> String {

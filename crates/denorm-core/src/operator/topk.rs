@@ -26,12 +26,22 @@
 //!
 //! Sort keys are encoded so that byte order is the requested order (see
 //! [`encode_sort_key`]); rows that tie on it are ordered by their own bytes.
+//!
+//! `RANK()` and `DENSE_RANK()` number a row by its sort bytes alone (1 + the
+//! copies, or the distinct sort keys, strictly before it), so ties share a
+//! number and every row tied at the k-th place is kept. Their boundary is
+//! the first entry whose number exceeds k: a change at or past its sort key
+//! cannot renumber or bring in anything (its number is at least the
+//! boundary's). A batch that reaches above it walks the partition's kept
+//! rows, O(kept rows), re-emitting those from its first changed entry on
+//! (earlier rows keep their numbers); the consolidation leaves only what
+//! changed.
 
 use std::collections::BTreeMap;
 
 use hashbrown::HashMap;
 
-use denorm_expr::SortKey;
+use denorm_expr::{Numbering, SortKey};
 use denorm_types::{consolidate_unordered, Datum, Diff, Row, RowPacker};
 
 use crate::Hasher;
@@ -44,7 +54,8 @@ struct Partition {
     /// Every row of the partition with its multiplicity, in output order.
     rows: BTreeMap<Key, Diff>,
     /// The entry holding the k-th copy; `None` while the partition has
-    /// fewer than k rows (then every change reaches the output).
+    /// fewer than k rows (then every change reaches the output). For ranks:
+    /// the first entry numbered past k.
     boundary: Option<Key>,
 }
 
@@ -56,17 +67,24 @@ pub(crate) struct TopK {
     partitions: HashMap<Row, Partition, Hasher>,
 }
 
-/// What a partition's top k emits: its first `limit` copies, with their row
-/// number appended when `rank`.
+/// What a partition's top k emits: its copies numbered at most `limit`,
+/// with their number appended when `rank`.
 #[derive(Debug, Clone, Copy)]
 struct Emit {
     limit: usize,
     rank: bool,
+    numbering: Numbering,
 }
 
 impl TopK {
-    pub(crate) fn new(partition: Vec<usize>, order: Vec<SortKey>, limit: usize, rank: bool) -> Self {
-        TopK { partition, order, emit: Emit { limit, rank }, partitions: HashMap::default() }
+    pub(crate) fn new(
+        partition: Vec<usize>,
+        order: Vec<SortKey>,
+        limit: usize,
+        rank: bool,
+        numbering: Numbering,
+    ) -> Self {
+        TopK { partition, order, emit: Emit { limit, rank, numbering }, partitions: HashMap::default() }
     }
 
     /// `input` must be consolidated (each row once).
@@ -97,6 +115,9 @@ impl TopK {
 
 impl Emit {
     fn update(&self, partition: &mut Partition, changes: Vec<(Key, Diff)>, out: &mut Vec<(Row, Diff)>) {
+        if self.numbering != Numbering::RowNumber {
+            return self.update_ranked(partition, changes, out);
+        }
         let Some(first) = changes.iter().map(|(k, _)| k).min().cloned() else { return };
         let affected = self.limit > 0 && partition.boundary.as_ref().is_none_or(|b| first <= *b);
         if affected {
@@ -142,6 +163,64 @@ impl Emit {
             }
             rank += take;
         }
+    }
+
+    /// `update` for `RANK()` / `DENSE_RANK()`.
+    fn update_ranked(&self, partition: &mut Partition, changes: Vec<(Key, Diff)>, out: &mut Vec<(Row, Diff)>) {
+        let Some(first) = changes.iter().map(|(k, _)| k).min().cloned() else { return };
+        let affected = self.limit > 0 && partition.boundary.as_ref().is_none_or(|b| first.0 < b.0);
+        if affected {
+            self.emit_ranked(partition, &first, -1, out);
+        }
+        for (key, diff) in changes {
+            let count = partition.rows.entry(key.clone()).or_insert(0);
+            *count += diff;
+            if *count == 0 {
+                partition.rows.remove(&key);
+            }
+        }
+        if affected {
+            partition.boundary = self.emit_ranked(partition, &first, 1, out);
+        }
+    }
+
+    /// The partition's rows numbered at most k from `from` on, with `sign`
+    /// (a row before the first change keeps its number: it depends only on
+    /// the rows before it); returns the first entry numbered past k (the
+    /// new boundary).
+    fn emit_ranked(&self, partition: &Partition, from: &Key, sign: Diff, out: &mut Vec<(Row, Diff)>) -> Option<Key> {
+        let limit = self.limit as Diff;
+        let (mut before, mut distinct, mut number): (Diff, Diff, Diff) = (0, 0, 0);
+        let mut previous: Option<&[u8]> = None;
+        let mut packer = RowPacker::new();
+        for (key, &count) in &partition.rows {
+            let count = count.max(0);
+            if count == 0 {
+                continue;
+            }
+            if previous != Some(&key.0) {
+                distinct += 1;
+                number = match self.numbering {
+                    Numbering::DenseRank => distinct,
+                    _ => before + 1,
+                };
+                previous = Some(&key.0);
+            }
+            if number > limit {
+                return Some(key.clone());
+            }
+            if key >= from {
+                if self.rank {
+                    packer.extend_from_row(&key.1);
+                    packer.push(&Datum::Int(number));
+                    out.push((packer.finish(), sign * count));
+                } else {
+                    out.push((key.1.clone(), sign * count));
+                }
+            }
+            before += count;
+        }
+        None
     }
 
     fn boundary(&self, partition: &Partition) -> Option<Key> {
@@ -354,7 +433,7 @@ mod tests {
     #[test]
     fn deletion_in_the_top_k_brings_the_next_row_in() {
         let row = |id: i64, score: i64| Row::pack([Datum::Int(id), Datum::Int(score)]);
-        let mut top = TopK::new(vec![], vec![key(1, true, false)], 2, true);
+        let mut top = TopK::new(vec![], vec![key(1, true, false)], 2, true, Numbering::RowNumber);
         let with_rank = |id, score, n| Row::pack([Datum::Int(id), Datum::Int(score), Datum::Int(n)]);
         let mut out = top.step(&[(row(1, 10), 1), (row(2, 20), 1), (row(3, 5), 1)]);
         out.sort();
@@ -373,5 +452,30 @@ mod tests {
         ];
         want.sort();
         assert_eq!(out, want);
+    }
+
+    #[test]
+    fn ranks_keep_every_tie_at_the_boundary() {
+        let row = |id: i64, score: i64| Row::pack([Datum::Int(id), Datum::Int(score)]);
+        let ranked = |id, score, n| Row::pack([Datum::Int(id), Datum::Int(score), Datum::Int(n)]);
+        let sorted = |mut v: Vec<(Row, Diff)>| {
+            v.sort();
+            v
+        };
+        let mut rank = TopK::new(vec![], vec![key(1, true, false)], 2, true, Numbering::Rank);
+        let mut dense = TopK::new(vec![], vec![key(1, true, false)], 2, true, Numbering::DenseRank);
+        let rows = [(row(1, 20), 1), (row(2, 20), 1), (row(3, 10), 1), (row(4, 5), 1)];
+        // RANK: 1, 1, 3, 4; DENSE_RANK: 1, 1, 2, 3.
+        assert_eq!(rank.step(&rows), sorted(vec![(ranked(1, 20, 1), 1), (ranked(2, 20, 1), 1)]));
+        assert_eq!(
+            sorted(dense.step(&rows)),
+            sorted(vec![(ranked(1, 20, 1), 1), (ranked(2, 20, 1), 1), (ranked(3, 10, 2), 1)])
+        );
+        // Deleting one of the tied rows brings the next in under RANK.
+        assert_eq!(sorted(rank.step(&[(row(2, 20), -1)])), sorted(vec![(ranked(2, 20, 1), -1), (ranked(3, 10, 2), 1)]));
+        // A new tie at the boundary joins it; past the boundary nothing.
+        assert_eq!(rank.step(&[(row(5, 10), 1)]), vec![(ranked(5, 10, 2), 1)]);
+        assert!(rank.step(&[(row(6, 1), 1)]).is_empty());
+        assert_eq!(dense.step(&[(row(5, 10), 1)]), vec![(ranked(5, 10, 2), 1)]);
     }
 }
