@@ -61,6 +61,22 @@ impl Differential {
         self.check()
     }
 
+    /// Compares the empty views, then runs `ops` in batches of the given
+    /// sizes (cycled), comparing every view after each.
+    pub fn run(&mut self, specs: &[TableSpec], ops: &[Op], batch_sizes: &[usize]) -> Result<(), String> {
+        self.check()?;
+        let mut rest = ops;
+        for size in batch_sizes.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (now, later) = rest.split_at((*size).clamp(1, rest.len()));
+            rest = later;
+            self.step(specs, now)?;
+        }
+        Ok(())
+    }
+
     /// Every view equals SQLite's answer to its SELECT (or its reference
     /// query), column names included; JSON columns compare parsed, columns
     /// with a collation compare under it (which of the rows that tie under

@@ -67,18 +67,8 @@ proptest! {
         ops in proptest::collection::vec(Op::strategy(&tables()), 1..60),
         batch_sizes in proptest::collection::vec(1usize..10, 1..6),
     ) {
-        let specs = tables();
         let mut harness = Differential::new(SCHEMA, VIEWS, "differential_collations.sql");
-        harness.check().map_err(TestCaseError::fail)?;
-        let mut rest = &ops[..];
-        for size in batch_sizes.iter().cycle() {
-            if rest.is_empty() {
-                break;
-            }
-            let (now, later) = rest.split_at((*size).min(rest.len()));
-            rest = later;
-            harness.step(&specs, now).map_err(TestCaseError::fail)?;
-        }
+        harness.run(&tables(), &ops, &batch_sizes).map_err(TestCaseError::fail)?;
     }
 }
 

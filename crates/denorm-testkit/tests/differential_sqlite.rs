@@ -140,18 +140,8 @@ proptest! {
         ops in proptest::collection::vec(Op::strategy(&tables()), 1..80),
         batch_sizes in proptest::collection::vec(1usize..12, 1..6),
     ) {
-        let specs = tables();
         let mut harness = Differential::new(SCHEMA, VIEWS, "differential.sql");
-        harness.check().map_err(TestCaseError::fail)?;
-        let mut rest = &ops[..];
-        for size in batch_sizes.iter().cycle() {
-            if rest.is_empty() {
-                break;
-            }
-            let (now, later) = rest.split_at((*size).min(rest.len()));
-            rest = later;
-            harness.step(&specs, now).map_err(TestCaseError::fail)?;
-        }
+        harness.run(&tables(), &ops, &batch_sizes).map_err(TestCaseError::fail)?;
     }
 }
 
