@@ -130,6 +130,18 @@ fn describe_join(
     right_key: &[usize],
     catalog: &Catalog,
 ) -> String {
+    if left_key.is_empty() {
+        // No equality to join on (an uncorrelated subquery's one row, or a
+        // product): every pair is formed.
+        let (left, right) = (left.tables().join(", "), right.tables().join(", "));
+        let mut text = format!(
+            "pairs every row of {left} with every row of {right} (no join key: a change to {right} re-joins all rows of {left})"
+        );
+        if kind == JoinKind::Left {
+            let _ = write!(text, ", keeping {left} rows without a match with NULLs");
+        }
+        return text;
+    }
     let left_side = JoinSide::new(left, left_key, catalog);
     let right_side = JoinSide::new(right, right_key, catalog);
     // Lead with the side whose key is unique in its table (the "one" of a
@@ -362,6 +374,24 @@ mod tests {
             "a change to users re-joins matching rows of posts by users.id = posts.author_id \
              (and a change to posts looks up its users row)"
         );
+    }
+
+    #[test]
+    fn join_without_key_pairs_every_row() {
+        // An uncorrelated subquery's one row (SELECT COUNT(*) FROM users) beside every post.
+        let total = Plan::Reduce { input: get("users", 3), group_key: vec![], aggregates: vec![] };
+        let plan = Plan::Join {
+            left: get("posts", 3),
+            right: Box::new(total),
+            kind: JoinKind::Left,
+            left_key: vec![],
+            right_key: vec![],
+            residual: None,
+        };
+        assert!(propagation(&plan, &catalog()).ends_with(
+            "pairs every row of posts with every row of users (no join key: a change to users re-joins all rows \
+             of posts), keeping posts rows without a match with NULLs"
+        ));
     }
 
     #[test]
