@@ -291,3 +291,10 @@ CREATE MATERIALIZED VIEW two_level_correlation AS
 SELECT u.id, u.name FROM users u
 WHERE EXISTS (SELECT 1 FROM posts p WHERE p.author_id = u.id
               AND NOT EXISTS (SELECT 1 FROM reviews r WHERE r.user_id = u.id AND r.product_id = p.id));
+
+CREATE MATERIALIZED VIEW previous_posts AS
+SELECT p.id,
+       (SELECT q.title FROM posts q WHERE q.author_id = p.author_id AND q.id < p.id
+        ORDER BY q.id DESC LIMIT 1) AS previous_title,
+       (SELECT r.rating FROM reviews r WHERE r.rating >= p.score ORDER BY r.rating, r.id LIMIT 1) AS closest_rating_above
+FROM posts p;
