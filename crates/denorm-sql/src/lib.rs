@@ -102,9 +102,10 @@
 //! WHERE NOT EXISTS (SELECT 1 FROM bans b WHERE b.user_id = u.id)
 //! ```
 //!
-//! * Correlation: the subquery's WHERE terms `inner = outer`; EXISTS, IN and
-//!   aggregate scalar subqueries also take other terms (`l2.suppkey <>
-//!   l1.suppkey`), evaluated per distinct tuple of the outer values read. In
+//! * Correlation: the subquery's WHERE terms `inner = outer`; EXISTS, IN,
+//!   aggregate and first-row scalar subqueries also take other terms
+//!   (`l2.suppkey <> l1.suppkey`), evaluated per distinct tuple of the outer
+//!   values read. In
 //!   HAVING and a grouped SELECT list the outer side is a GROUP BY
 //!   expression or an aggregate.
 //! * A scalar subquery is an aggregate (COUNT over no rows is 0), provably

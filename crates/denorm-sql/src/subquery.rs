@@ -30,8 +30,8 @@
 //! Reduce output for HAVING and a grouped SELECT list) and renumbers the
 //! clause's expressions.
 //!
-//! `EXISTS`, `IN` and aggregate scalar subqueries also take other correlated
-//! terms (`l2.suppkey <> l1.suppkey`, `q.id < p.id`): they are then evaluated
+//! `EXISTS`, `IN`, aggregate and `ORDER BY … LIMIT 1` scalar subqueries also
+//! take other correlated terms (`l2.suppkey <> l1.suppkey`, `q.id < p.id`): they are then evaluated
 //! once per distinct tuple of the outer values they read (see `domain.rs`). In
 //! EXISTS a term on outer columns alone is taken out instead:
 //! `(o IS TRUE) AND EXISTS (…)`.
@@ -65,7 +65,7 @@ mod correlation;
 mod domain;
 
 use correlation::{decorrelate, one, plan_inner, Inner};
-use domain::{exists_residual, in_residual, scalar_aggregate_residual};
+use domain::{exists_residual, first_row_residual, in_residual, scalar_aggregate_residual};
 
 /// Columns a clause's subqueries add are numbered from here until
 /// [`Subqueries::apply`] knows the width of the input they join.
@@ -459,17 +459,18 @@ fn scalar(lw: &Lowerer<'_, '_>, subqueries: &Subqueries<'_, '_>, q: &ast::Query,
     if inner.global_aggregate() {
         return scalar_aggregate(lw, subqueries, &inner, item);
     }
-    inner.equalities_only()?;
     if inner.grouped() {
+        inner.equalities_only()?;
         return Err(refuse("with GROUP BY it returns one row per group"));
     }
-    let mut select = inner.rebuild(vec![item], false, false);
     let first_row = paging.limit == Some(1) && !paging.order.is_empty();
+    if first_row && inner.not_equality.is_some() {
+        return first_row_residual(lw, subqueries, &inner, item, &paging.order);
+    }
+    inner.equalities_only()?;
+    let mut select = inner.rebuild(vec![item], false, false);
     if first_row {
-        select.projection.extend(paging.order.iter().enumerate().map(|(i, o)| SelectItem::ExprWithAlias {
-            expr: o.expr.clone(),
-            alias: ast::Ident::new(format!("__denorm_order_{i}")),
-        }));
+        order_items(&mut select, &paging.order);
     }
     let (scope, body) = plan_inner(subqueries, &inner, &select)?;
     let finished = finish(body, &select, &scope, &inner.cx)?;
@@ -503,31 +504,13 @@ fn first_row_per_correlation(
     inner: &Inner<'_, '_, '_>,
     lw: &Lowerer<'_, '_>,
 ) -> Result<Plan, PlanError> {
-    let at = inner.at;
     let mut order = Vec::with_capacity(terms.len());
     for (i, term) in terms.iter().enumerate() {
-        let column = 1 + c + i;
-        let descending = match &term.options.sort {
-            None | Some(ast::OrderBySort::Asc) => false,
-            Some(ast::OrderBySort::Desc) => true,
-            Some(ast::OrderBySort::Using(_)) => {
-                return Err(PlanError::new("ORDER BY … USING is not supported", at).hint("write ASC or DESC"))
-            }
-        };
-        if !matches!(columns[column].ty, ScalarType::Int | ScalarType::Float | ScalarType::Text | ScalarType::Bool) {
-            return Err(PlanError::new(format!("cannot order by a value of type {}", columns[column].ty), at));
-        }
-        let nulls_first = term.options.nulls_first.unwrap_or(match lw.dialect {
-            Dialect::Sqlite => !descending,
-            Dialect::Postgres => descending,
-        });
-        order.push(SortKey { column, descending, nulls_first });
+        order.push(sort_key(term, columns[1 + c + i].ty, 1 + c + i, lw.dialect, inner.at)?);
     }
     let identity: Vec<usize> = (1..=c + terms.len()).collect();
     if !properties(&plan, inner.cx.catalog).is_unique(&identity) {
-        return Err(PlanError::new("the ORDER BY of a scalar subquery with LIMIT 1 must identify a row", at)
-            .detail("rows that tie on it come in an unspecified order, so the sources may pick any of them")
-            .hint("end the ORDER BY with the primary key of the subquery's table"));
+        return Err(ties(inner.at));
     }
     let top = Plan::TopK {
         input: Box::new(plan),
@@ -538,6 +521,47 @@ fn first_row_per_correlation(
         numbering: denorm_expr::Numbering::RowNumber,
     };
     Ok(Plan::Map { input: Box::new(top), exprs: (0..=c).map(Expr::Column).collect() })
+}
+
+/// One ORDER BY term of a first-row subquery, ordering `column` (of type
+/// `ty`); NULLs where the dialect puts them unless the term says.
+fn sort_key(
+    term: &ast::OrderByExpr,
+    ty: ScalarType,
+    column: usize,
+    dialect: Dialect,
+    at: Option<Location>,
+) -> Result<SortKey, PlanError> {
+    let descending = match &term.options.sort {
+        None | Some(ast::OrderBySort::Asc) => false,
+        Some(ast::OrderBySort::Desc) => true,
+        Some(ast::OrderBySort::Using(_)) => {
+            return Err(PlanError::new("ORDER BY … USING is not supported", at).hint("write ASC or DESC"))
+        }
+    };
+    if !matches!(ty, ScalarType::Int | ScalarType::Float | ScalarType::Text | ScalarType::Bool) {
+        return Err(PlanError::new(format!("cannot order by a value of type {ty}"), at));
+    }
+    let nulls_first = term.options.nulls_first.unwrap_or(match dialect {
+        Dialect::Sqlite => !descending,
+        Dialect::Postgres => descending,
+    });
+    Ok(SortKey { column, descending, nulls_first })
+}
+
+fn ties(at: Option<Location>) -> PlanError {
+    PlanError::new("the ORDER BY of a scalar subquery with LIMIT 1 must identify a row", at)
+        .detail("rows that tie on it come in an unspecified order, so the sources may pick any of them")
+        .hint("end the ORDER BY with the primary key of the subquery's table")
+}
+
+/// The ORDER BY terms of a first-row subquery as select items after
+/// `select`'s own.
+fn order_items(select: &mut ast::Select, terms: &[ast::OrderByExpr]) {
+    select.projection.extend(terms.iter().enumerate().map(|(i, o)| SelectItem::ExprWithAlias {
+        expr: o.expr.clone(),
+        alias: ast::Ident::new(format!("__denorm_order_{i}")),
+    }));
 }
 
 /// ORDER BY and LIMIT taken off a subquery in an expression.

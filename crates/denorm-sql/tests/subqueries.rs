@@ -57,6 +57,10 @@ const PLANS: &[(&str, &str)] = &[
         "SELECT u.id FROM users u WHERE EXISTS (SELECT 1 FROM posts p WHERE p.author_id = u.id AND EXISTS (SELECT 1 FROM reviews r WHERE r.user_id = u.id AND r.product_id = p.id))",
     ),
     (
+        "first_row_not_equal",
+        "SELECT p.id, (SELECT q.title FROM posts q WHERE q.author_id = p.author_id AND q.id < p.id ORDER BY q.id DESC LIMIT 1) AS previous FROM posts p",
+    ),
+    (
         "correlated_over_groups",
         "SELECT p.author_id, (SELECT u.name FROM users u WHERE u.id = p.author_id) AS author FROM posts p GROUP BY p.author_id HAVING COUNT(*) > (SELECT COUNT(*) FROM reviews r WHERE r.user_id = p.author_id)",
     ),
@@ -133,6 +137,11 @@ const REFUSED: &[(&str, Dialect, &str)] = &[
         "scalar_first_row_ties",
         Dialect::Sqlite,
         "SELECT u.id, (SELECT p.title FROM posts p WHERE p.author_id = u.id ORDER BY p.score DESC LIMIT 1) AS best FROM users u",
+    ),
+    (
+        "first_row_not_equal_ties",
+        Dialect::Sqlite,
+        "SELECT p.id, (SELECT q.title FROM posts q WHERE q.id < p.id ORDER BY q.author_id LIMIT 1) AS previous FROM posts p",
     ),
     ("scalar_limit_two", Dialect::Postgres, "SELECT id, (SELECT name FROM users ORDER BY id LIMIT 2) AS n FROM posts"),
     ("in_limit", Dialect::Sqlite, "SELECT id FROM posts WHERE author_id IN (SELECT id FROM users ORDER BY id LIMIT 3)"),

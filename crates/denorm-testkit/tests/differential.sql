@@ -696,3 +696,9 @@ CREATE MATERIALIZED VIEW best_score_per_author AS
 SELECT author_id, created_at FROM (
   SELECT author_id, created_at, RANK() OVER (PARTITION BY author_id ORDER BY score DESC) AS rk FROM posts) AS p
 WHERE rk = 1;
+CREATE MATERIALIZED VIEW previous_posts AS
+SELECT p.id,
+       (SELECT q.title FROM posts q WHERE q.author_id = p.author_id AND q.id < p.id
+        ORDER BY q.id DESC LIMIT 1) AS previous_title,
+       (SELECT r.rating FROM reviews r WHERE r.rating >= p.score ORDER BY r.rating, r.id LIMIT 1) AS closest_rating_above
+FROM posts p;

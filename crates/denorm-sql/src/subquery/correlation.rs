@@ -158,9 +158,56 @@ pub(super) fn decorrelate<'q, 'a, 'c>(
     // Only its names matter here (the WHERE, read with the outer query's
     // names, is planned once split).
     let (scope, _, _) = plan_from(&select.from, None, &cx, at)?;
+    let split = split_where(lw, subqueries, select, &scope, at)?;
+    let mut others: Vec<&ast::Expr> = group_exprs(select).iter().chain(select.having.as_ref()).collect();
+    if projection_matters {
+        others.extend(select.projection.iter().filter_map(|item| match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => Some(e),
+            _ => None,
+        }));
+    }
+    others.extend(order.iter().map(|o| &o.expr));
+    for e in others {
+        if let Some(first) = outer_references(e, &scope, subqueries.scope).first() {
+            return Err(PlanError::new(
+                format!("a subquery can refer to the outer query's column {first} only in its WHERE"),
+                lw.at(e).or(at),
+            )
+            .hint(CORRELATION_HINT));
+        }
+    }
+    // Over groups the pairs' outer sides are Reduce columns, not names.
+    let through = if subqueries.over_groups { &[][..] } else { &split.pairs[..] };
+    let mut local = Vec::with_capacity(split.local.len());
+    for c in &split.local {
+        let mut c = (*c).clone();
+        Nested { inner: &scope, outer: subqueries.scope, pairs: through, names: Vec::new() }.expr(&mut c);
+        check_nested(&c, &scope, subqueries.scope, at)?;
+        local.push(c);
+    }
+    let Split { pairs, residual, outer_only, not_equality, .. } = split;
+    Ok(Inner { cx, select, local, pairs, residual, outer_only, not_equality, at })
+}
+
+/// A subquery's WHERE terms by what they read.
+struct Split<'q> {
+    local: Vec<&'q ast::Expr>,
+    pairs: Vec<Pair>,
+    residual: Vec<&'q ast::Expr>,
+    outer_only: Vec<&'q ast::Expr>,
+    not_equality: Option<PlanError>,
+}
+
+fn split_where<'q>(
+    lw: &Lowerer<'_, '_>,
+    subqueries: &Subqueries<'_, '_>,
+    select: &'q ast::Select,
+    scope: &Scope<'_>,
+    at: Option<Location>,
+) -> Result<Split<'q>, PlanError> {
     let outer = subqueries.scope;
     let inner_lw = Lowerer {
-        scope: &scope,
+        scope,
         statement: lw.statement,
         dialect: lw.dialect,
         clause: Clause::Where,
@@ -173,19 +220,21 @@ pub(super) fn decorrelate<'q, 'a, 'c>(
     let over_groups = subqueries.over_groups;
     let clause = if over_groups { Clause::Select } else { Clause::Where };
     let outer_lw = Lowerer { scope: outer, clause, grouping: lw.grouping, subqueries: None, ..*lw };
-    let mut local = Vec::new();
-    let mut pairs = Vec::new();
-    let mut residual = Vec::new();
-    let mut outer_only = Vec::new();
-    let mut not_equality = None;
+    let mut split = Split {
+        local: Vec::new(),
+        pairs: Vec::new(),
+        residual: Vec::new(),
+        outer_only: Vec::new(),
+        not_equality: None,
+    };
     for c in select.selection.as_ref().map(conjuncts).unwrap_or_default() {
-        let refs = outer_references(c, &scope, outer);
+        let refs = outer_references(c, scope, outer);
         let Some(first) = refs.first() else {
-            local.push(c);
+            split.local.push(c);
             continue;
         };
-        match pair(c, &scope, outer, &inner_lw, &outer_lw, first) {
-            Ok(p) => pairs.push(p),
+        match pair(c, scope, outer, &inner_lw, &outer_lw, first) {
+            Ok(p) => split.pairs.push(p),
             Err(PairError::NotEquality(_)) if over_groups => {
                 return Err(PlanError::new(
                     format!("this correlated condition on {first} cannot be decorrelated over groups"),
@@ -195,44 +244,16 @@ pub(super) fn decorrelate<'q, 'a, 'c>(
                 .hint("compute the correlated value in WHERE or in a subquery in FROM, then group"))
             }
             Err(PairError::NotEquality(e)) => {
-                not_equality.get_or_insert(e);
+                split.not_equality.get_or_insert(e);
                 match identifiers(c).len() == refs.len() {
-                    true => outer_only.push(c),
-                    false => residual.push(c),
+                    true => split.outer_only.push(c),
+                    false => split.residual.push(c),
                 }
             }
             Err(PairError::Other(e)) => return Err(e),
         }
     }
-    let mut others: Vec<&ast::Expr> = group_exprs(select).iter().chain(select.having.as_ref()).collect();
-    if projection_matters {
-        others.extend(select.projection.iter().filter_map(|item| match item {
-            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => Some(e),
-            _ => None,
-        }));
-    }
-    others.extend(order.iter().map(|o| &o.expr));
-    for e in others {
-        if let Some(first) = outer_references(e, &scope, outer).first() {
-            return Err(PlanError::new(
-                format!("a subquery can refer to the outer query's column {first} only in its WHERE"),
-                lw.at(e).or(at),
-            )
-            .hint(CORRELATION_HINT));
-        }
-    }
-    let mut rewritten = Vec::with_capacity(local.len());
-    for c in local {
-        let mut c = c.clone();
-        // Over groups the pairs' outer sides are Reduce columns, not names.
-        let pairs = if over_groups { &[][..] } else { &pairs[..] };
-        let mut nested = Nested { inner: &scope, outer, pairs, names: Vec::new() };
-        nested.expr(&mut c);
-        check_nested(&c, &scope, outer, at)?;
-        rewritten.push(c);
-    }
-    let local = rewritten;
-    Ok(Inner { cx, select, local, pairs, residual, outer_only, not_equality, at })
+    Ok(split)
 }
 
 enum PairError {

@@ -2,16 +2,17 @@
 //! other than equalities, evaluated over the domain of the outer values
 //! they read.
 
-use denorm_expr::{Aggregate, BinaryOp, Expr, JoinKind, Plan};
+use denorm_expr::{Aggregate, BinaryOp, Expr, JoinKind, Plan, SortKey};
 use denorm_types::{Datum, ScalarType};
 use sqlparser::ast::{self, SelectItem};
 
 use super::correlation::{identifiers, knows, one, Inner};
 use super::{
-    aggregate_value, boolean, count, in_flags, nested_in_aggregate, or_false, positive, same_type, split_having,
-    three_valued_in, Build, Lowered, Step, Subqueries, CORRELATION_HINT,
+    aggregate_value, boolean, count, in_flags, nested_in_aggregate, or_false, order_items, positive, same_type,
+    sort_key, split_having, three_valued_in, ties, Build, Lowered, Step, Subqueries, CORRELATION_HINT,
 };
 use crate::expr::{Clause, Lowerer};
+use crate::key::properties;
 use crate::scope::Scope;
 use crate::select::plan_select;
 use crate::types::Typed;
@@ -48,6 +49,7 @@ pub(super) fn exists_residual(
             values: Vec::new(),
             aggregates: vec![count(None)],
             flags: vec![positive(Expr::Column(0))],
+            first: None,
         },
     )?;
     Ok(or_false(Expr::Column(first + key_count)))
@@ -83,6 +85,7 @@ pub(super) fn scalar_aggregate_residual(
             values: Vec::new(),
             aggregates: aggregates.clone(),
             flags: Vec::new(),
+            first: None,
         },
     )?;
     let value = &body.items[0].typed;
@@ -125,10 +128,61 @@ pub(super) fn in_residual(
     let x = needle.expr.clone();
     let mut flags = in_flags(Expr::Column(0), Expr::Column(1));
     flags.push(positive(Expr::Column(2)));
-    let computed = Computed { rows: body.input, extra: vec![y.expr], values: vec![needle], aggregates, flags };
+    let computed =
+        Computed { rows: body.input, extra: vec![y.expr], values: vec![needle], aggregates, flags, first: None };
     let (first, key_count) = domain_right(lw, subqueries, inner, terms, computed)?;
     let (some_row, some_null, matched) = (first + key_count, first + key_count + 1, first + key_count + 2);
     Ok(three_valued_in(Expr::Column(matched), Expr::Column(some_row), Expr::Column(some_null), x))
+}
+
+/// A scalar subquery's `ORDER BY … LIMIT 1` row whose correlation includes
+/// terms other than equalities ("the previous post": `q.id < p.id ORDER BY
+/// q.id DESC LIMIT 1`): the first inner row per domain tuple. The order,
+/// with the equalities' inner values, must identify an inner row.
+pub(super) fn first_row_residual(
+    lw: &Lowerer<'_, '_>,
+    subqueries: &Subqueries<'_, '_>,
+    inner: &Inner<'_, '_, '_>,
+    item: SelectItem,
+    terms: &[ast::OrderByExpr],
+) -> Lowered {
+    let at = inner.at;
+    let mut select = inner.rebuild(vec![item], false, false);
+    select.projection.truncate(1);
+    order_items(&mut select, terms);
+    let (scope, body) = plan_select(&select, &inner.cx)?;
+    let value = body.items[0].typed.clone();
+    let mut extra = vec![value.expr.clone()];
+    let mut order = Vec::with_capacity(terms.len());
+    for (i, term) in terms.iter().enumerate() {
+        let t = &body.items[1 + i].typed;
+        order.push(sort_key(term, t.ty, 1 + i, lw.dialect, at)?);
+        extra.push(t.expr.clone());
+    }
+    let inner_lw = Lowerer { scope: &scope, clause: Clause::Where, grouping: None, subqueries: None, ..*lw };
+    let mut identity = Vec::with_capacity(inner.pairs.len() + terms.len());
+    for p in &inner.pairs {
+        identity.push(inner_lw.lower(&p.inner_ast, 0)?.expr);
+    }
+    identity.extend(extra[1..].iter().cloned());
+    let width = identity.len();
+    let identified = Plan::Map { input: Box::new(body.input.clone()), exprs: identity };
+    if !properties(&identified, inner.cx.catalog).is_unique(&(0..width).collect::<Vec<usize>>()) {
+        return Err(ties(at));
+    }
+    let residual: Vec<&ast::Expr> = inner.residual.iter().chain(&inner.outer_only).copied().collect();
+    let terms = Terms { scope: &scope, residual: &residual };
+    let computed = Computed {
+        rows: body.input,
+        extra,
+        values: Vec::new(),
+        aggregates: Vec::new(),
+        flags: Vec::new(),
+        first: Some(order),
+    };
+    let (first, key_count) = domain_right(lw, subqueries, inner, terms, computed)?;
+    let ty = crate::func::outside_subquery(value.ty, lw.dialect);
+    Ok(Typed::new(Expr::Column(first + key_count), ty, true))
 }
 
 /// What the right side computes per domain tuple (see [`domain_right`]).
@@ -142,6 +196,9 @@ struct Computed {
     /// columns after the key, flags that change less often than the
     /// aggregates; empty for the aggregates themselves.
     flags: Vec<Expr>,
+    /// Instead of aggregates: `extra[0]` of the first inner row per domain
+    /// tuple in this order (its columns index `extra`).
+    first: Option<Vec<SortKey>>,
 }
 
 /// The planned subquery's scope and the correlated terms that are not
@@ -174,7 +231,7 @@ fn domain_right(
     terms: Terms<'_, '_, '_>,
     computed: Computed,
 ) -> Result<(usize, usize), PlanError> {
-    let Computed { rows, extra, values, mut aggregates, mut flags } = computed;
+    let Computed { rows, extra, values, mut aggregates, mut flags, first } = computed;
     let scope = terms.scope;
     let residual = residual_condition(lw, subqueries, terms)?;
     subqueries.scope.subquery_reads.borrow_mut().extend(scope.dependencies(inner.cx.catalog));
@@ -222,7 +279,14 @@ fn domain_right(
         }
     }
     flags.iter_mut().for_each(|f| f.remap_columns(&|j| key_count + j));
-    let width = key_count + if flags.is_empty() { aggregates.len() } else { flags.len() };
+    let first = first
+        .map(|order| order.into_iter().map(|k| SortKey { column: extra_at + k.column, ..k }).collect::<Vec<SortKey>>());
+    let width = key_count
+        + match (&first, flags.is_empty()) {
+            (Some(_), _) => 1,
+            (None, true) => aggregates.len(),
+            (None, false) => flags.len(),
+        };
     let build = Build(Box::new(move |domain: Plan| {
         let joined = Plan::Join {
             left: Box::new(domain),
@@ -232,6 +296,17 @@ fn domain_right(
             right_key: (0..eq).collect(),
             residual: Some(residual),
         };
+        if let Some(order) = first {
+            let top = Plan::TopK {
+                input: Box::new(joined),
+                partition: (0..key_count).collect(),
+                order,
+                limit: 1,
+                rank: false,
+                numbering: denorm_expr::Numbering::RowNumber,
+            };
+            return super::flags(top, key_count, vec![Expr::Column(extra_at)]);
+        }
         let reduce = Plan::Reduce { input: Box::new(joined), group_key: (0..key_count).collect(), aggregates };
         match flags.is_empty() {
             true => reduce,
