@@ -21,8 +21,35 @@ use denorm_testkit::tpch::{self, Random, Refresh};
 use denorm_testkit::SqliteReference;
 use denorm_types::{Dialect, Position};
 
+/// mimalloc, counting live heap bytes: what a view's state costs, exactly.
+struct Counting;
+
+static LIVE: std::sync::atomic::AtomicIsize = std::sync::atomic::AtomicIsize::new(0);
+
+// SAFETY: forwards to mimalloc unchanged; only counts the sizes.
+#[allow(unsafe_code)]
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, std::sync::atomic::Ordering::Relaxed);
+        mimalloc::MiMalloc.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        LIVE.fetch_sub(layout.size() as isize, std::sync::atomic::Ordering::Relaxed);
+        mimalloc::MiMalloc.dealloc(ptr, layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size as isize - layout.size() as isize, std::sync::atomic::Ordering::Relaxed);
+        mimalloc::MiMalloc.realloc(ptr, layout, new_size)
+    }
+}
+
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: Counting = Counting;
+
+/// Live heap bytes of the process, in MB.
+fn live_mb() -> f64 {
+    LIVE.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e6
+}
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -87,15 +114,19 @@ fn main() {
     if env("DENORM_BENCH_PER_VIEW", 0) == 1 {
         let mut per_view = Vec::new();
         for def in &defs {
+            let batch = SourceBatch { position: Position(1), tables: tables.clone() };
+            let before = live_mb();
             let mut alone = Dataflow::new(catalog.clone(), Dialect::Sqlite);
             let id = alone.add_view(&def.name, &def.plan, def.key.columns.clone(), !def.key.proven_unique).unwrap();
             let clock = Instant::now();
-            alone.apply(&SourceBatch { position: Position(1), tables: tables.clone() });
-            per_view.push((clock.elapsed().as_secs_f64(), def.name.clone(), alone.view_rows(id).len()));
+            alone.apply(&batch);
+            let seconds = clock.elapsed().as_secs_f64();
+            drop(batch);
+            per_view.push((seconds, def.name.clone(), alone.view_rows(id).len(), live_mb() - before));
         }
         per_view.sort_by(|a, b| b.0.total_cmp(&a.0));
-        for (seconds, name, rows) in per_view {
-            println!("  {name}: snapshot alone {seconds:>7.2} s, {rows} rows");
+        for (seconds, name, rows, mb) in per_view {
+            println!("  {name}: snapshot alone {seconds:>7.2} s, {rows} rows, state {mb:>7.1} MB");
         }
     }
     drop(tables);
@@ -128,6 +159,7 @@ fn main() {
         build / sqlite
     );
     println!("RSS after snapshot {rss:.0} MB = {:.1}× file; peak {peak:.0} MB = {:.1}× file", rss / file_mb, peak / file_mb);
+    println!("live heap after snapshot {:.0} MB = {:.1}× file", live_mb(), live_mb() / file_mb);
 
     let mut refresh = Refresh::new(|sql| reference.connection.query_row(sql, [], |r| r.get(0)), (scale * 1500.0).max(1.0) as i64).unwrap();
     let mut random = Random::new(0x7c91_1000);
