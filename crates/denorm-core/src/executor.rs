@@ -85,6 +85,12 @@ pub struct Dataflow {
     /// Tables whose changes go unconsolidated (see
     /// `tables_read_only_by_reduce`), as of the last view added.
     reduce_only: HashSet<String>,
+    /// For each node, the nodes whose step frees the outputs it no longer
+    /// needs (see [`Dataflow::last_readers`]), as of the last view added.
+    frees: Vec<Vec<NodeId>>,
+    /// Insertion-only batches larger than this run in chunks (see
+    /// [`Runtime::apply`] for `Dataflow`).
+    chunk: usize,
 }
 
 impl Dataflow {
@@ -98,6 +104,8 @@ impl Dataflow {
             outputs: Vec::new(),
             views_reading: Vec::new(),
             reduce_only: HashSet::new(),
+            frees: Vec::new(),
+            chunk: CHUNK,
         }
     }
 
@@ -122,6 +130,7 @@ impl Dataflow {
         self.views_reading.resize(self.graph.nodes.len(), usize::MAX);
         self.views_reading[node] = self.views.len() - 1;
         self.reduce_only = self.tables_read_only_by_reduce();
+        self.frees = self.last_readers();
         Ok(ViewId(self.views.len() - 1))
     }
 
@@ -134,6 +143,13 @@ impl Dataflow {
         let id = self.add_view(name, plan, Vec::new(), false)?;
         self.views[id.0].state = None;
         Ok(id)
+    }
+
+    /// Sets the number of changes an insertion-only batch is cut into
+    /// (default 65,536): smaller pieces hold fewer intermediate results at
+    /// once. Tests set it small so that every shape runs chunked.
+    pub fn set_chunk_size(&mut self, changes: usize) {
+        self.chunk = changes.max(1);
     }
 
     pub fn view_name(&self, view: ViewId) -> &str {
@@ -222,6 +238,34 @@ impl Dataflow {
             }
         }
         tables.into_iter().filter(|&(_, only)| only).map(|(t, _)| t.to_string()).collect()
+    }
+
+    /// For each node id, the nodes whose outputs nothing after `id` reads:
+    /// freed right after `id` runs, so a snapshot-sized batch holds only the
+    /// outputs still to be read, not every intermediate result at once. A
+    /// node reads its inputs' outputs, and through an arrangement the
+    /// arrangement's input's (see `delta_of`); a view's root is read at the
+    /// end of the batch and never freed early.
+    fn last_readers(&self) -> Vec<Vec<NodeId>> {
+        let nodes = &self.graph.nodes;
+        let mut last: Vec<Option<NodeId>> = vec![None; nodes.len()];
+        for (id, node) in nodes.iter().enumerate() {
+            for &input in &node.inputs {
+                last[input] = Some(id);
+                if let Operator::Arrange(_) = nodes[input].operator {
+                    last[nodes[input].inputs[0]] = Some(id);
+                }
+            }
+        }
+        let mut frees = vec![Vec::new(); nodes.len()];
+        for (node, reader) in last.into_iter().enumerate() {
+            if let Some(reader) = reader {
+                if !self.views.iter().any(|v| v.node == node) {
+                    frees[reader].push(node);
+                }
+            }
+        }
+        frees
     }
 
     /// The changes node `id` passed on in this batch: an arrangement passes
@@ -320,14 +364,80 @@ impl Dataflow {
     }
 }
 
+/// By default, a batch of insertions larger than this runs in chunks of
+/// this many changes (see [`Dataflow::set_chunk_size`]).
+const CHUNK: usize = 1 << 16;
+
+/// `batch` cut into consecutive pieces of at most `size` changes.
+fn chunks(batch: &SourceBatch, size: usize) -> Vec<SourceBatch> {
+    let mut out = vec![SourceBatch { position: batch.position, tables: Vec::new() }];
+    let mut room = size;
+    for (table, changes) in &batch.tables {
+        let mut rest = &changes[..];
+        while !rest.is_empty() {
+            if room == 0 {
+                out.push(SourceBatch { position: batch.position, tables: Vec::new() });
+                room = size;
+            }
+            let (piece, tail) = rest.split_at(room.min(rest.len()));
+            out.last_mut().expect("one chunk at least").tables.push((table.clone(), piece.to_vec()));
+            room -= piece.len();
+            rest = tail;
+        }
+    }
+    out
+}
+
 impl Runtime for Dataflow {
+    /// A large batch of insertions only (a snapshot) runs in chunks of
+    /// [`Dataflow::set_chunk_size`] changes, its views' changes summed: every operator is
+    /// linear in its input's changes, so the result is the batch's, while
+    /// the intermediate results alive at once are a chunk's, not the whole
+    /// table's. With insertions only, every intermediate state is a subset
+    /// of the final one, so no chunk can see a key conflict the batch has
+    /// not. (An integer SUM whose partial total over the first chunks
+    /// leaves 64 bits fails, as SQLite's scan does when a partial sum does.)
     fn apply(&mut self, batch: &SourceBatch) -> BatchOutput {
+        let total: usize = batch.tables.iter().map(|(_, c)| c.len()).sum();
+        if total <= self.chunk || batch.tables.iter().any(|(_, c)| c.iter().any(|(_, d)| *d < 0)) {
+            return self.apply_whole(batch);
+        }
+        let mut output = BatchOutput { position: batch.position, ..BatchOutput::default() };
+        let mut views: Vec<Option<Vec<(Row, Diff)>>> = vec![None; self.views.len()];
+        for chunk in chunks(batch, self.chunk) {
+            let part = self.apply_whole(&chunk);
+            for out in part.views {
+                views[out.view.0].get_or_insert_with(Vec::new).extend(out.changes);
+            }
+            output.errors.extend(part.errors);
+            output.rejected.extend(part.rejected);
+        }
+        for (i, changes) in views.into_iter().enumerate() {
+            let Some(mut changes) = changes else { continue };
+            if self.views[i].error.is_some() {
+                continue;
+            }
+            consolidate_unordered(&mut changes);
+            if !changes.is_empty() {
+                output.views.push(ViewOutput { view: ViewId(i), changes });
+            }
+        }
+        output
+    }
+}
+
+impl Dataflow {
+    /// Runs one batch through every node at once.
+    fn apply_whole(&mut self, batch: &SourceBatch) -> BatchOutput {
         let mut output = BatchOutput { position: batch.position, ..BatchOutput::default() };
         let first = self.position.is_none();
         let mut inputs = self.input_changes(batch, &mut output.rejected);
         self.outputs.resize_with(self.graph.nodes.len(), Vec::new);
         for id in 0..self.graph.nodes.len() {
             inputs = self.step(id, inputs, first);
+            for &done in &self.frees[id] {
+                self.outputs[done] = Vec::new();
+            }
         }
         for (i, view) in self.views.iter_mut().enumerate() {
             if view.error.is_some() {

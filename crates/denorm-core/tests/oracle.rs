@@ -476,8 +476,10 @@ fn sorted(mut rows: Vec<(Row, Diff)>) -> Vec<(Row, Diff)> {
     rows
 }
 
-fn check_shape(plan: &Plan, ops: &[Op], batch_sizes: &[usize]) -> Result<(), TestCaseError> {
+fn check_shape(plan: &Plan, ops: &[Op], batch_sizes: &[usize], chunk: usize) -> Result<(), TestCaseError> {
     let mut dataflow = Dataflow::new(catalog(), Dialect::Sqlite);
+    // Batches of insertions only run in pieces of `chunk` changes.
+    dataflow.set_chunk_size(chunk);
     let view = dataflow.add_view("v", plan, (0..plan.arity()).collect(), false).unwrap();
     // The same view emitting its changes only (its consumer keeps the
     // rows): what it emits, accumulated, must be the same rows.
@@ -522,9 +524,10 @@ proptest! {
     fn incremental_equals_from_scratch(
         ops in proptest::collection::vec(op(), 1..60),
         batch_sizes in proptest::collection::vec(1usize..8, 1..5),
+        chunk in 1usize..6,
     ) {
         for (name, plan) in shapes() {
-            check_shape(&plan, &ops, &batch_sizes).map_err(|e| TestCaseError::fail(format!("{name}: {e}")))?;
+            check_shape(&plan, &ops, &batch_sizes, chunk).map_err(|e| TestCaseError::fail(format!("{name}: {e}")))?;
         }
     }
 }

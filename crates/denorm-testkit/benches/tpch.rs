@@ -114,8 +114,8 @@ fn main() {
     if env("DENORM_BENCH_PER_VIEW", 0) == 1 {
         let mut per_view = Vec::new();
         for def in &defs {
-            let batch = SourceBatch { position: Position(1), tables: tables.clone() };
             let before = live_mb();
+            let batch = SourceBatch { position: Position(1), tables: tables.clone() };
             let mut alone = Dataflow::new(catalog.clone(), Dialect::Sqlite);
             let id = alone.add_view(&def.name, &def.plan, def.key.columns.clone(), !def.key.proven_unique).unwrap();
             let clock = Instant::now();

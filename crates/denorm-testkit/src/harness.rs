@@ -33,6 +33,9 @@ impl Differential {
             panic!("views must plan:\n{}", text.join("\n"))
         });
         let mut dataflow = Dataflow::new(catalog, Dialect::Sqlite);
+        // Batches of insertions run in pieces of two changes, as a
+        // snapshot runs in pieces (the result must not depend on it).
+        dataflow.set_chunk_size(2);
         let views = defs
             .into_iter()
             .map(|def| {
