@@ -85,6 +85,9 @@ pub struct Dataflow {
     /// Tables whose changes go unconsolidated (see
     /// `tables_read_only_by_reduce`), as of the last view added.
     reduce_only: HashSet<String>,
+    /// Views failed by [`Dataflow::fail_view`] not yet reported in a
+    /// batch's output.
+    failed_unreported: Vec<ViewId>,
 }
 
 impl Dataflow {
@@ -98,6 +101,7 @@ impl Dataflow {
             outputs: Vec::new(),
             views_reading: Vec::new(),
             reduce_only: HashSet::new(),
+            failed_unreported: Vec::new(),
         }
     }
 
@@ -174,6 +178,92 @@ impl Dataflow {
             .collect()
     }
 
+    /// Live heap bytes of every stateful node and kept view state:
+    /// `(view, operator label, bytes)`, in node order, then the views' rows.
+    /// A node several views read is reported once, under the first view
+    /// (in the order added) that reads it, its label ending `shared by N
+    /// views`. Exact from the state's sizes and capacities (see the rules
+    /// in `memory.rs`: a buffer held by two operators is in both figures);
+    /// it walks the state, O(groups), so callers sample it periodically
+    /// rather than per batch.
+    pub fn state_bytes(&self) -> Vec<(String, String, usize)> {
+        let readers = self.readers();
+        let mut out = Vec::new();
+        for (id, node) in self.graph.nodes.iter().enumerate() {
+            let Some((kind, bytes)) = node.operator.state_bytes() else { continue };
+            let Some(&first) = readers[id].first() else { continue };
+            let mut label = format!("{id} {kind}");
+            if readers[id].len() > 1 {
+                label.push_str(&format!(", shared by {} views", readers[id].len()));
+            }
+            out.push((self.views[first].name.clone(), label, bytes));
+        }
+        for view in &self.views {
+            if let Some(state) = &view.state {
+                out.push((view.name.clone(), "view rows".to_string(), state.state_bytes()));
+            }
+        }
+        out
+    }
+
+    /// The sum of [`Dataflow::state_bytes`].
+    pub fn total_state_bytes(&self) -> usize {
+        self.state_bytes().iter().map(|(_, _, bytes)| bytes).sum()
+    }
+
+    /// Each live view's bytes that failing it would free: its kept rows and
+    /// the state of the nodes no other live view reads.
+    pub fn exclusive_state_bytes(&self) -> Vec<(ViewId, usize)> {
+        let readers = self.readers();
+        let mut bytes = vec![0; self.views.len()];
+        for (id, node) in self.graph.nodes.iter().enumerate() {
+            if let ([only], Some((_, b))) = (readers[id].as_slice(), node.operator.state_bytes()) {
+                bytes[*only] += b;
+            }
+        }
+        self.views
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.error.is_none())
+            .map(|(i, v)| (ViewId(i), bytes[i] + v.state.as_ref().map_or(0, ViewState::state_bytes)))
+            .collect()
+    }
+
+    /// Fails `view` with `error` (a later batch reports it like any view
+    /// failure) and frees the state of the nodes no live view reads any
+    /// more; they compute nothing from then on.
+    pub fn fail_view(&mut self, view: ViewId, error: ViewError) {
+        let Some(v) = self.views.get_mut(view.0) else { return };
+        if v.error.is_some() {
+            return;
+        }
+        v.error = Some(error);
+        v.state = None;
+        self.failed_unreported.push(view);
+        let readers = self.readers();
+        for (id, node) in self.graph.nodes.iter_mut().enumerate() {
+            if readers[id].is_empty() && !matches!(node.operator, Operator::Input { .. }) {
+                node.operator = Operator::Released;
+            }
+        }
+    }
+
+    /// For each node, the live views reading it (directly or through other
+    /// nodes), in the order they were added.
+    fn readers(&self) -> Vec<Vec<usize>> {
+        let mut readers: Vec<Vec<usize>> = vec![Vec::new(); self.graph.nodes.len()];
+        for (i, view) in self.views.iter().enumerate().filter(|(_, v)| v.error.is_none()) {
+            let mut stack = vec![view.node];
+            while let Some(id) = stack.pop() {
+                if readers[id].last() != Some(&i) {
+                    readers[id].push(i);
+                    stack.extend(&self.graph.nodes[id].inputs);
+                }
+            }
+        }
+        readers
+    }
+
     fn input_changes(
         &self,
         batch: &SourceBatch,
@@ -241,6 +331,9 @@ impl Dataflow {
         first: bool,
     ) -> HashMap<String, Vec<(Row, Diff)>> {
         let node_inputs = self.graph.nodes[id].inputs.clone();
+        if matches!(self.graph.nodes[id].operator, Operator::Released) {
+            return inputs;
+        }
         if node_inputs.iter().any(|&i| self.graph.nodes[i].failed.is_some()) {
             self.graph.nodes[id].failed = node_inputs.iter().find_map(|&i| self.graph.nodes[i].failed.clone());
             return inputs;
@@ -311,6 +404,7 @@ impl Dataflow {
             Operator::Threshold(t) => Ok(t.step(input(0))),
             Operator::Values(v) => Ok(v.step()),
             Operator::JoinTopK(_) => unreachable!("handled above"),
+            Operator::Released => unreachable!("skipped above"),
         };
         match result {
             Ok(out) => self.outputs[id] = out,
@@ -328,6 +422,11 @@ impl Runtime for Dataflow {
         self.outputs.resize_with(self.graph.nodes.len(), Vec::new);
         for id in 0..self.graph.nodes.len() {
             inputs = self.step(id, inputs, first);
+        }
+        for failed in std::mem::take(&mut self.failed_unreported) {
+            if let Some(e) = &self.views[failed.0].error {
+                output.errors.push((failed, e.clone()));
+            }
         }
         for (i, view) in self.views.iter_mut().enumerate() {
             if view.error.is_some() {

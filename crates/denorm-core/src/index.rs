@@ -12,7 +12,7 @@ use hashbrown::HashMap;
 
 use denorm_types::{Diff, Row, RowPacker, RowRef};
 
-use crate::Hasher;
+use crate::{memory, Hasher};
 
 /// Groups larger than this are hashed instead of scanned.
 const SCAN_LIMIT: usize = 16;
@@ -164,6 +164,19 @@ impl Group {
         }
     }
 
+    /// Heap bytes of the group (see [`crate::memory`]).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        match self {
+            Group::One(row, _) => memory::row(row),
+            Group::Few(buf) => memory::slice(buf),
+            Group::Many(rows) => {
+                memory::boxed::<HashMap<Row, Diff, Hasher>>()
+                    + rows.allocation_size()
+                    + rows.keys().map(memory::row).sum::<usize>()
+            }
+        }
+    }
+
     /// The multiplicity of one row.
     pub(crate) fn count(&self, row: RowRef<'_>) -> Diff {
         match self {
@@ -186,6 +199,10 @@ impl Index {
         Index { key_columns, groups: HashMap::default(), packer: RowPacker::new() }
     }
 
+    pub(crate) fn key_columns(&self) -> &[usize] {
+        &self.key_columns
+    }
+
     /// The key of `row`, and whether it has a NULL column.
     pub(crate) fn key_of(&mut self, row: &Row) -> (Row, bool) {
         key_of(&self.key_columns, row, &mut self.packer)
@@ -205,6 +222,14 @@ impl Index {
                 v.insert((Group::One(row.clone(), diff), diff));
             }
         }
+    }
+
+    /// Live heap bytes of the arrangement: its table, each key, each group
+    /// (see [`crate::memory`]).
+    pub(crate) fn state_bytes(&self) -> usize {
+        self.groups.allocation_size()
+            + self.packer.allocated_bytes()
+            + self.groups.iter().map(|(key, (group, _))| memory::row(key) + group.heap_bytes()).sum::<usize>()
     }
 
     /// The rows under `key` and their total multiplicity.

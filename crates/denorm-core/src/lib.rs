@@ -45,6 +45,7 @@
 mod executor;
 mod graph;
 mod index;
+mod memory;
 mod operator;
 pub mod reference;
 mod view;
