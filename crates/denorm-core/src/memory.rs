@@ -160,7 +160,7 @@ mod tests {
     use std::collections::HashMap;
 
     use denorm_expr::{Aggregate, AggregateFunc, Expr, JoinKind, Numbering, Plan, SortKey};
-    use denorm_types::{Catalog, ColumnSchema, Diff, Dialect, Position, ScalarType, TableSchema};
+    use denorm_types::{Catalog, ColumnSchema, Dialect, Diff, Position, ScalarType, TableSchema};
 
     use super::*;
     use crate::index::Index;
@@ -206,7 +206,12 @@ mod tests {
                     *batch.entry(row).or_insert(0) -= 1;
                 } else {
                     // `v` numbers the insertions: rows are unique (a keyed view).
-                    let row = (k, out.len() as i64 * 100 + random.below(60) as i64, random.below(50) as usize, random.below(4));
+                    let row = (
+                        k,
+                        out.len() as i64 * 100 + random.below(60) as i64,
+                        random.below(50) as usize,
+                        random.below(4),
+                    );
                     rows.push(row);
                     *batch.entry(row).or_insert(0) += 1;
                 }
@@ -255,12 +260,19 @@ mod tests {
             // Few keys: groups go from one row to packed rows to a map.
             for (keys, per_key) in [(300, 3), (4, 40)] {
                 let mut index = Index::new(vec![0]);
-                check("arrangement", &mut index, &workload(seed, keys, per_key, 60), 0.0, |index, batch| {
-                    for (row, diff) in batch {
-                        let (key, _) = index.key_of(row);
-                        index.update(key, row, *diff);
-                    }
-                }, Index::state_bytes);
+                check(
+                    "arrangement",
+                    &mut index,
+                    &workload(seed, keys, per_key, 60),
+                    0.0,
+                    |index, batch| {
+                        for (row, diff) in batch {
+                            let (key, _) = index.key_of(row);
+                            index.update(key, row, *diff);
+                        }
+                    },
+                    Index::state_bytes,
+                );
             }
         }
     }
@@ -279,13 +291,27 @@ mod tests {
         for seed in SEEDS {
             let mut reduce = Reduce::new(vec![0], aggregates.clone(), Dialect::Sqlite);
             // At most 8 rows a group: each MIN/MAX map is one node, exact.
-            check("reduce", &mut reduce, &workload(seed, 200, 8, 60), 0.0, |r, batch| {
-                r.step(batch).unwrap();
-            }, Reduce::state_bytes);
+            check(
+                "reduce",
+                &mut reduce,
+                &workload(seed, 200, 8, 60),
+                0.0,
+                |r, batch| {
+                    r.step(batch).unwrap();
+                },
+                Reduce::state_bytes,
+            );
             let mut sum = Reduce::new(vec![0], aggregates[..3].to_vec(), Dialect::Sqlite);
-            check("reduce (sums)", &mut sum, &workload(seed, 200, 8, 60), 0.0, |r, batch| {
-                r.step(batch).unwrap();
-            }, Reduce::state_bytes);
+            check(
+                "reduce (sums)",
+                &mut sum,
+                &workload(seed, 200, 8, 60),
+                0.0,
+                |r, batch| {
+                    r.step(batch).unwrap();
+                },
+                Reduce::state_bytes,
+            );
         }
     }
 
@@ -293,20 +319,48 @@ mod tests {
     fn distinct_threshold_and_views_report_their_live_bytes() {
         for seed in SEEDS {
             let batches = workload(seed, 100, 6, 60);
-            check("distinct", &mut Distinct::default(), &batches, 0.0, |d, b| {
-                d.step(b);
-            }, Distinct::state_bytes);
-            check("threshold", &mut Threshold::default(), &batches, 0.0, |t, b| {
-                t.step(b);
-            }, Threshold::state_bytes);
+            check(
+                "distinct",
+                &mut Distinct::default(),
+                &batches,
+                0.0,
+                |d, b| {
+                    d.step(b);
+                },
+                Distinct::state_bytes,
+            );
+            check(
+                "threshold",
+                &mut Threshold::default(),
+                &batches,
+                0.0,
+                |t, b| {
+                    t.step(b);
+                },
+                Threshold::state_bytes,
+            );
             // Keyed by all columns (a multiset, rows keyed by themselves)
             // and by a unique key: (k, v, text, x) is the whole row.
-            check("multiset view", &mut ViewState::new(vec![0, 1, 2, 3], 4), &batches, 0.0, |v, b| {
-                v.apply(b).unwrap();
-            }, ViewState::state_bytes);
-            check("keyed view", &mut ViewState::new(vec![3, 2, 1, 0], 4), &batches, 0.0, |v, b| {
-                v.apply(b).unwrap();
-            }, ViewState::state_bytes);
+            check(
+                "multiset view",
+                &mut ViewState::new(vec![0, 1, 2, 3], 4),
+                &batches,
+                0.0,
+                |v, b| {
+                    v.apply(b).unwrap();
+                },
+                ViewState::state_bytes,
+            );
+            check(
+                "keyed view",
+                &mut ViewState::new(vec![3, 2, 1, 0], 4),
+                &batches,
+                0.0,
+                |v, b| {
+                    v.apply(b).unwrap();
+                },
+                ViewState::state_bytes,
+            );
         }
     }
 
@@ -316,14 +370,28 @@ mod tests {
         for seed in SEEDS {
             // Partitions of at most 8 rows: one B-tree node each, exact.
             let mut top = TopK::new(vec![0], order.clone(), 3, false, Numbering::RowNumber);
-            check("top-k", &mut top, &workload(seed, 100, 8, 60), 0.0, |t, b| {
-                t.step(b);
-            }, TopK::state_bytes);
+            check(
+                "top-k",
+                &mut top,
+                &workload(seed, 100, 8, 60),
+                0.0,
+                |t, b| {
+                    t.step(b);
+                },
+                TopK::state_bytes,
+            );
             // Partitions of up to 200 rows: the nodes are estimated.
             let mut top = TopK::new(vec![0], order.clone(), 3, true, Numbering::RowNumber);
-            check("top-k, large partitions", &mut top, &workload(seed, 3, 200, 80), 0.3, |t, b| {
-                t.step(b);
-            }, TopK::state_bytes);
+            check(
+                "top-k, large partitions",
+                &mut top,
+                &workload(seed, 3, 200, 80),
+                0.3,
+                |t, b| {
+                    t.step(b);
+                },
+                TopK::state_bytes,
+            );
         }
     }
 
@@ -338,7 +406,12 @@ mod tests {
         let mut catalog = Catalog::new();
         let columns = vec![int("k"), int("v"), text("t"), float("x")];
         catalog.add(TableSchema { name: "posts".into(), columns, primary_key: vec![], unique_keys: vec![] });
-        catalog.add(TableSchema { name: "follows".into(), columns: vec![int("reader"), int("author")], primary_key: vec![], unique_keys: vec![] });
+        catalog.add(TableSchema {
+            name: "follows".into(),
+            columns: vec![int("reader"), int("author")],
+            primary_key: vec![],
+            unique_keys: vec![],
+        });
         // Each reader's three latest posts (by text) of the authors followed.
         let join = Plan::Join {
             left: Box::new(Plan::Get { table: "follows".into(), arity: 2 }),
@@ -362,9 +435,16 @@ mod tests {
             let follows: Vec<(Row, Diff)> =
                 (0..40).map(|i| (Row::pack([Datum::Int(i % 10), Datum::Int(i % 7)]), 1)).collect();
             dataflow.apply(&SourceBatch { position: Position(1), tables: vec![("follows".into(), follows)] });
-            check("dataflow", &mut dataflow, &workload(seed, 7, 10, 40), 0.0, |d, b| {
-                d.apply(&SourceBatch { position: Position(2), tables: vec![("posts".into(), b.to_vec())] });
-            }, Dataflow::total_state_bytes);
+            check(
+                "dataflow",
+                &mut dataflow,
+                &workload(seed, 7, 10, 40),
+                0.0,
+                |d, b| {
+                    d.apply(&SourceBatch { position: Position(2), tables: vec![("posts".into(), b.to_vec())] });
+                },
+                Dataflow::total_state_bytes,
+            );
             assert!(dataflow.state_bytes().iter().any(|(_, label, bytes)| label.contains("JoinTopK") && *bytes > 0));
         }
     }
@@ -376,9 +456,18 @@ mod tests {
     fn failing_a_view_frees_its_state_and_the_others_go_on() {
         let int = |name: &str| ColumnSchema { name: name.into(), ty: ScalarType::Int, nullable: false };
         let mut catalog = Catalog::new();
-        catalog.add(TableSchema { name: "t".into(), columns: vec![int("a"), int("b")], primary_key: vec![], unique_keys: vec![] });
+        catalog.add(TableSchema {
+            name: "t".into(),
+            columns: vec![int("a"), int("b")],
+            primary_key: vec![],
+            unique_keys: vec![],
+        });
         let get = Box::new(Plan::Get { table: "t".into(), arity: 2 });
-        let count = Plan::Reduce { input: get.clone(), group_key: vec![], aggregates: vec![Aggregate { func: AggregateFunc::Count, arg: None }] };
+        let count = Plan::Reduce {
+            input: get.clone(),
+            group_key: vec![],
+            aggregates: vec![Aggregate { func: AggregateFunc::Count, arg: None }],
+        };
         let by_b = Plan::Reduce { input: get, group_key: vec![1], aggregates: vec![] };
         let mut dataflow = Dataflow::new(catalog, Dialect::Sqlite);
         let small = dataflow.add_view("small", &count, vec![], false).unwrap();

@@ -66,6 +66,10 @@ const RETAINED_WARNING_EVERY: Duration = Duration::from_secs(60);
 /// Failed attempts to resume a dropped stream before the session ends (and
 /// the next one snapshots again).
 const RESUME_ATTEMPTS: u32 = 6;
+/// The operators' state bytes are sampled (for `denorm_state_bytes`,
+/// `/views` and the memory budget) this often, and after every snapshot:
+/// sampling walks the state (O(groups)), so not per batch.
+const STATE_BYTES_EVERY: Duration = Duration::from_secs(5);
 /// A batch whose oldest change took longer than this (seconds) from commit
 /// to visible is logged.
 const SLOW_BATCH: f64 = 0.1;
@@ -114,6 +118,10 @@ pub struct Engine {
     /// When a slow batch was last logged, and how many were slow since.
     slow_logged: Option<Instant>,
     slow_batches: u64,
+    /// `[engine] max_memory`: the operators' state budget, in bytes.
+    max_memory: Option<u64>,
+    /// When the state bytes were last sampled.
+    state_sampled: Option<Instant>,
 }
 
 impl Engine {
@@ -128,7 +136,16 @@ impl Engine {
             retained_warned: None,
             slow_logged: None,
             slow_batches: 0,
+            max_memory: None,
+            state_sampled: None,
         }
+    }
+
+    /// Sets the operators' state budget (`[engine] max_memory`): when a
+    /// sample of the state passes it, the view holding the most fails.
+    pub fn with_max_memory(mut self, max_memory: Option<u64>) -> Self {
+        self.max_memory = max_memory;
+        self
     }
 
     /// Runs sessions until shutdown. Transient source errors (a locked or
@@ -180,6 +197,7 @@ impl Engine {
         let mut flow = Flow::new(catalog, &planned, self.source.dialect(), Instant::now())?;
 
         self.snapshot(&mut *capture, &mut flow, &planned)?;
+        self.account(&mut flow);
         release(&mut *capture, flow.position);
         let mut released_at = Instant::now();
         let mut lag_at: Option<Instant> = None;
@@ -236,7 +254,32 @@ impl Engine {
                 lag_at = Some(Instant::now());
                 self.report_lag(&mut *capture);
             }
+            if self.state_sampled.is_none_or(|at| at.elapsed() >= STATE_BYTES_EVERY) {
+                self.account(&mut flow);
+            }
         }
+    }
+
+    /// Samples the operators' state bytes into the metrics and `/views`;
+    /// past the budget, fails the views whose state frees the most until
+    /// it holds (each with the reason, logged and shown in `/views`), and
+    /// publishes the failures. The other views go on.
+    fn account(&mut self, flow: &mut Flow) {
+        self.state_sampled = Some(Instant::now());
+        let mut entries = flow.state_bytes(&self.sources.names);
+        if let Some(budget) = self.max_memory {
+            let total: usize = entries.iter().map(|(_, _, bytes)| bytes).sum();
+            if total as u64 > budget {
+                let failures = flow.enforce_budget(budget, &self.sources.names);
+                for (slot, reason) in failures {
+                    error!(view = %self.sources.names[slot], error = %reason, "view failed: over the memory budget");
+                    self.publisher.fail(slot, reason);
+                }
+                self.publisher.publish(flow.position, &[]);
+                entries = flow.state_bytes(&self.sources.names);
+            }
+        }
+        self.publisher.metrics().set_state_bytes(&entries);
     }
 
     /// Reconnects a source whose stream dropped (`error`), continuing after
