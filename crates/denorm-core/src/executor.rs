@@ -73,9 +73,9 @@ struct View {
 /// The single-threaded runtime: one operator graph shared by all views.
 #[derive(Debug)]
 pub struct Dataflow {
-    catalog: Catalog,
+    pub(crate) catalog: Catalog,
     dialect: Dialect,
-    graph: Graph,
+    pub(crate) graph: Graph,
     views: Vec<View>,
     position: Option<Position>,
     /// Each node's output for the batch in flight.
@@ -191,12 +191,9 @@ impl Dataflow {
         let mut out = Vec::new();
         for (id, node) in self.graph.nodes.iter().enumerate() {
             let Some((kind, bytes)) = node.operator.state_bytes() else { continue };
-            let Some(&first) = readers[id].first() else { continue };
-            let mut label = format!("{id} {kind}");
-            if readers[id].len() > 1 {
-                label.push_str(&format!(", shared by {} views", readers[id].len()));
+            if let Some((view, label)) = self.attribute(id, &kind, &readers) {
+                out.push((view, label, bytes));
             }
-            out.push((self.views[first].name.clone(), label, bytes));
         }
         for view in &self.views {
             if let Some(state) = &view.state {
@@ -248,9 +245,21 @@ impl Dataflow {
         }
     }
 
+    /// The view node `id` is reported under (the first live view reading
+    /// it) and its label (`{id} {kind}`, and `shared by N views`); `None`
+    /// when no live view reads it.
+    pub(crate) fn attribute(&self, id: NodeId, kind: &str, readers: &[Vec<usize>]) -> Option<(String, String)> {
+        let &first = readers[id].first()?;
+        let mut label = format!("{id} {kind}");
+        if readers[id].len() > 1 {
+            label.push_str(&format!(", shared by {} views", readers[id].len()));
+        }
+        Some((self.views[first].name.clone(), label))
+    }
+
     /// For each node, the live views reading it (directly or through other
     /// nodes), in the order they were added.
-    fn readers(&self) -> Vec<Vec<usize>> {
+    pub(crate) fn readers(&self) -> Vec<Vec<usize>> {
         let mut readers: Vec<Vec<usize>> = vec![Vec::new(); self.graph.nodes.len()];
         for (i, view) in self.views.iter().enumerate().filter(|(_, v)| v.error.is_none()) {
             let mut stack = vec![view.node];

@@ -99,6 +99,20 @@ pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
         let s = if errors.len() == 1 { "" } else { "s" };
         bail!("{}\nrefusing to start: {} view error{s}", errors.join("\n"), errors.len());
     }
+    if let Some(budget) = config.engine.max_memory {
+        let defs: Vec<ViewDef> = views.iter().map(|(v, _)| v.clone()).collect();
+        match crate::estimate::estimate(config, &catalog, &defs) {
+            Ok(estimates) => {
+                if let Some(refusal) = crate::estimate::over_budget(&estimates, budget) {
+                    bail!("{refusal}");
+                }
+            }
+            Err(e) => tracing::warn!(
+                error = %crate::cli::render_error(&e),
+                "cannot estimate the views' state at start; [engine] max_memory is enforced once running"
+            ),
+        }
+    }
     if let SourceConfig::Postgres(pg) = &config.source {
         let planned: Vec<Option<ViewDef>> = views.iter().map(|(v, _)| Some(v.clone())).collect();
         let spec = capture_spec(&planned, &catalog);

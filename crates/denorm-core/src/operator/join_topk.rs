@@ -108,6 +108,11 @@ impl JoinTopK {
         state
     }
 
+    /// k, the most rows a partition holds.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
+    }
+
     /// Live heap bytes: the partition table, each partition's key and ring
     /// of held rows, and the interned rows (every held row is a handle to
     /// one of them: counted once, there; see [`crate::memory`]).

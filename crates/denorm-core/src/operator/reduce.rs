@@ -623,7 +623,7 @@ const END: u32 = u32::MAX;
 
 /// Per-batch buffers larger than this many entries are freed after their
 /// batch (a snapshot), not kept for reuse.
-const KEEP_SCRATCH: usize = 1 << 16;
+pub(crate) const KEEP_SCRATCH: usize = 1 << 16;
 
 /// How many groups ahead of the one being updated the table is asked to
 /// bring a group's memory into cache.
@@ -768,6 +768,16 @@ impl Reduce {
 
     pub(crate) fn group_key(&self) -> &[usize] {
         &self.group_key
+    }
+
+    /// The output's aggregate columns, and whether some accumulator keeps
+    /// every value (MIN/MAX, DISTINCT, JSON and string aggregates).
+    pub(crate) fn aggregates(&self) -> (usize, bool) {
+        let ordered = self
+            .slots
+            .iter()
+            .any(|s| !matches!(s.func, AggregateFunc::Count | AggregateFunc::Sum | AggregateFunc::Avg));
+        (self.columns.len(), ordered)
     }
 
     /// Live heap bytes: the group table, each group's key and accumulators

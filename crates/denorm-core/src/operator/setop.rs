@@ -85,6 +85,10 @@ pub(crate) struct Values {
 }
 
 impl Values {
+    pub(crate) fn len(&self) -> usize {
+        self.rows.len()
+    }
+
     pub(crate) fn new(rows: Vec<Row>) -> Self {
         Values { rows, emitted: false }
     }

@@ -87,6 +87,11 @@ impl TopK {
         TopK { partition, order, emit: Emit { limit, rank, numbering }, partitions: HashMap::default() }
     }
 
+    /// The partition columns, the sort columns and k.
+    pub(crate) fn shape(&self) -> (&[usize], &[SortKey], usize) {
+        (&self.partition, &self.order, self.emit.limit)
+    }
+
     /// Live heap bytes: the partition table, each partition's key, its
     /// ordered map (nodes estimated past 11 rows, see [`crate::memory`]),
     /// each entry's sort bytes and row, and the boundary's sort bytes (its

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use denorm_core::{BuildError, Dataflow, Runtime, SourceBatch, ViewError, ViewId};
+use denorm_core::{BuildError, Dataflow, Runtime, SourceBatch, StateEstimate, TableStats, ViewError, ViewId};
 use denorm_expr::Plan;
 use denorm_serve::feed::{CELEBRITY_CONTENT, CELEBRITY_EDGES};
 use denorm_sql::{Refresh, ViewDef};
@@ -172,16 +172,14 @@ impl Flow {
     /// changes a scheduled view has gathered for its next refresh. `names`
     /// are the publishing slots' view names. Walks the state: O(groups).
     pub fn state_bytes(&self, names: &[String]) -> Vec<(String, String, usize)> {
-        let slot_of: BTreeMap<&str, usize> =
-            self.slots.iter().enumerate().map(|(i, &(slot, _))| (self.main.view_name(ViewId(i)), slot)).collect();
+        let rename = self.main_names(names);
         let mut out: Vec<(String, String, usize)> = self
             .main
             .state_bytes()
             .into_iter()
             .map(|(view, label, bytes)| {
-                let slot = slot_of.get(view.as_str()).copied();
-                let part = view.split_once('#').map(|(_, part)| format!("{part}: "));
-                (slot.map_or(view, |s| names[s].clone()), format!("{}{label}", part.unwrap_or_default()), bytes)
+                let (view, label) = rename(view, label);
+                (view, label, bytes)
             })
             .collect();
         for s in &self.scheduled {
@@ -200,6 +198,48 @@ impl Flow {
             }
         }
         out
+    }
+
+    /// The estimate of the state every dataflow will hold once loaded (see
+    /// [`Dataflow::estimate_state_bytes`]), named as [`Flow::state_bytes`]
+    /// names nodes.
+    pub fn estimate_state_bytes(
+        &self,
+        stats: &std::collections::HashMap<String, TableStats>,
+        names: &[String],
+    ) -> Vec<StateEstimate> {
+        let rename = self.main_names(names);
+        let mut out: Vec<StateEstimate> = self
+            .main
+            .estimate_state_bytes(stats)
+            .into_iter()
+            .map(|e| {
+                let (view, operator) = rename(e.view, e.operator);
+                StateEstimate { view, operator, ..e }
+            })
+            .collect();
+        for s in &self.scheduled {
+            let view = &names[s.slot];
+            out.extend(
+                s.dataflow.estimate_state_bytes(stats).into_iter().map(|e| StateEstimate { view: view.clone(), ..e }),
+            );
+        }
+        out
+    }
+
+    /// Maps a main dataflow view's name and a node label to the publishing
+    /// slot's name and the label (prefixed with the part of a feed view).
+    fn main_names<'a>(&'a self, names: &'a [String]) -> impl Fn(String, String) -> (String, String) + 'a {
+        let slot_of: BTreeMap<&str, usize> =
+            self.slots.iter().enumerate().map(|(i, &(slot, _))| (self.main.view_name(ViewId(i)), slot)).collect();
+        move |view: String, label: String| {
+            let part = view.split_once('#').map(|(_, part)| format!("{part}: "));
+            let label = format!("{}{label}", part.unwrap_or_default());
+            match slot_of.get(view.as_str()) {
+                Some(&slot) => (names[slot].clone(), label),
+                None => (view, label),
+            }
+        }
     }
 
     /// Fails views until the operators' state is at most `budget` bytes:

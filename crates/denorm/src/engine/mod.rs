@@ -53,7 +53,7 @@ use source::{Batch, ChangeSource, Polled};
 
 use crate::config::SourceConfig;
 
-mod flow;
+pub(crate) mod flow;
 pub mod source;
 
 /// How long the follow loop waits for a wake-up before it checks for
