@@ -270,6 +270,7 @@ mod tests {
                             let (key, _) = index.key_of(row);
                             index.update(key, row, *diff);
                         }
+                        assert_eq!(index.state_bytes(), index.walked_state_bytes(), "the running count");
                     },
                     Index::state_bytes,
                 );

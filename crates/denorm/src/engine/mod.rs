@@ -68,8 +68,13 @@ const RETAINED_WARNING_EVERY: Duration = Duration::from_secs(60);
 const RESUME_ATTEMPTS: u32 = 6;
 /// The operators' state bytes are sampled (for `denorm_state_bytes`,
 /// `/views` and the memory budget) this often, and after every snapshot:
-/// sampling walks the state (O(groups)), so not per batch.
+/// sampling walks most operators' state (O(groups); arrangements keep a
+/// running count), so not per batch, and never more often than
+/// [`STATE_BYTES_SHARE`] of the time allows.
 const STATE_BYTES_EVERY: Duration = Duration::from_secs(5);
+/// Sampling takes at most 1/this of the engine thread's time: the next
+/// sample waits at least this many times as long as the last one took.
+const STATE_BYTES_SHARE: u32 = 50;
 /// A batch whose oldest change took longer than this (seconds) from commit
 /// to visible is logged.
 const SLOW_BATCH: f64 = 0.1;
@@ -120,8 +125,8 @@ pub struct Engine {
     slow_batches: u64,
     /// `[engine] max_memory`: the operators' state budget, in bytes.
     max_memory: Option<u64>,
-    /// When the state bytes were last sampled.
-    state_sampled: Option<Instant>,
+    /// When the state bytes are sampled next.
+    state_due: Option<Instant>,
 }
 
 impl Engine {
@@ -137,7 +142,7 @@ impl Engine {
             slow_logged: None,
             slow_batches: 0,
             max_memory: None,
-            state_sampled: None,
+            state_due: None,
         }
     }
 
@@ -254,7 +259,7 @@ impl Engine {
                 lag_at = Some(Instant::now());
                 self.report_lag(&mut *capture);
             }
-            if self.state_sampled.is_none_or(|at| at.elapsed() >= STATE_BYTES_EVERY) {
+            if self.state_due.is_none_or(|due| Instant::now() >= due) {
                 self.account(&mut flow);
             }
         }
@@ -265,7 +270,7 @@ impl Engine {
     /// it holds (each with the reason, logged and shown in `/views`), and
     /// publishes the failures. The other views go on.
     fn account(&mut self, flow: &mut Flow) {
-        self.state_sampled = Some(Instant::now());
+        let started = Instant::now();
         let mut entries = flow.state_bytes(&self.sources.names);
         if let Some(budget) = self.max_memory {
             let total: usize = entries.iter().map(|(_, _, bytes)| bytes).sum();
@@ -280,6 +285,7 @@ impl Engine {
             }
         }
         self.publisher.metrics().set_state_bytes(&entries);
+        self.state_due = Some(Instant::now() + STATE_BYTES_EVERY.max(started.elapsed() * STATE_BYTES_SHARE));
     }
 
     /// Reconnects a source whose stream dropped (`error`), continuing after
