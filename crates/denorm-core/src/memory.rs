@@ -490,6 +490,78 @@ mod tests {
         assert!(dataflow.state_bytes().iter().all(|(view, _, _)| view == "small"));
     }
 
+    /// Nodes shared with a live view survive a failure: failing one of two
+    /// views over one join keeps the join and its arrangements; failing the
+    /// other too releases them, and a third view over the same table goes
+    /// on with correct rows.
+    #[test]
+    fn shared_nodes_are_released_only_with_their_last_view() {
+        let int = |name: &str| ColumnSchema { name: name.into(), ty: ScalarType::Int, nullable: false };
+        let mut catalog = Catalog::new();
+        catalog.add(TableSchema {
+            name: "t".into(),
+            columns: vec![int("id"), int("u")],
+            primary_key: vec![0],
+            unique_keys: vec![],
+        });
+        catalog.add(TableSchema {
+            name: "u".into(),
+            columns: vec![int("id")],
+            primary_key: vec![0],
+            unique_keys: vec![],
+        });
+        let join = Box::new(Plan::Join {
+            left: Box::new(Plan::Get { table: "t".into(), arity: 2 }),
+            right: Box::new(Plan::Get { table: "u".into(), arity: 1 }),
+            kind: JoinKind::Inner,
+            left_key: vec![1],
+            right_key: vec![0],
+            residual: None,
+        });
+        let count = |input: Box<Plan>, key: Vec<usize>| Plan::Reduce {
+            input,
+            group_key: key,
+            aggregates: vec![Aggregate { func: AggregateFunc::Count, arg: None }],
+        };
+        let mut dataflow = Dataflow::new(catalog, Dialect::Sqlite);
+        let a = dataflow.add_view("a", &count(join.clone(), vec![]), vec![], false).unwrap();
+        let b = dataflow.add_view("b", &count(join, vec![1]), vec![0], false).unwrap();
+        let c = dataflow
+            .add_view("c", &count(Box::new(Plan::Get { table: "t".into(), arity: 2 }), vec![]), vec![], false)
+            .unwrap();
+        let batch = |position: u64, from: i64| SourceBatch {
+            position: Position(position),
+            tables: vec![
+                ("t".into(), (from..from + 100).map(|i| (Row::pack([Datum::Int(i), Datum::Int(i % 10)]), 1)).collect()),
+                ("u".into(), (from..from + 10).map(|i| (Row::pack([Datum::Int(i)]), 1)).collect()),
+            ],
+        };
+        dataflow.apply(&batch(1, 0));
+        let labels =
+            |d: &Dataflow| d.state_bytes().into_iter().map(|(v, l, _)| format!("{v}: {l}")).collect::<Vec<_>>();
+        let before = labels(&dataflow);
+        assert!(
+            before.iter().any(|l| l.starts_with("a: ") && l.contains("Arrange") && l.contains("shared by 2 views")),
+            "{before:?}"
+        );
+        let error = || crate::ViewError::MemoryBudget { state_bytes: 1, budget: 0, view_bytes: 1 };
+        dataflow.fail_view(b, error());
+        let after_b = labels(&dataflow);
+        assert!(
+            after_b.iter().any(|l| l.starts_with("a: ") && l.contains("Arrange") && !l.contains("shared")),
+            "{after_b:?}"
+        );
+        let out = dataflow.apply(&batch(2, 100));
+        assert_eq!(out.errors.len(), 1);
+        // a: 200 rows of t each meeting one u row (ids 0..9 and 100..109
+        // give keys 0..9, all present).
+        assert_eq!(dataflow.view_rows(a), vec![(Row::pack([Datum::Int(200)]), 1)]);
+        dataflow.fail_view(a, error());
+        assert!(labels(&dataflow).iter().all(|l| l.starts_with("c: ")), "{:?}", labels(&dataflow));
+        dataflow.apply(&batch(3, 200));
+        assert_eq!(dataflow.view_rows(c), vec![(Row::pack([Datum::Int(300)]), 1)]);
+    }
+
     /// A row's reported heap bytes are what allocating it costs.
     #[test]
     fn a_row_costs_its_arc() {
