@@ -302,6 +302,28 @@ mod tests {
                 },
                 Reduce::state_bytes,
             );
+            // group_concat(text, ',') and SUM(DISTINCT v): ordered multisets
+            // of rendered elements and values (one node each, exact).
+            let concat =
+                denorm_expr::ConcatSpec { order: denorm_expr::AggregateOrder::new(&[]).unwrap(), distinct: false };
+            let ordered = vec![
+                Aggregate {
+                    func: AggregateFunc::GroupConcat(concat),
+                    arg: Some(Expr::List(vec![col(2), Expr::Literal(Datum::text(",").into_owned())])),
+                },
+                Aggregate { func: AggregateFunc::SumDistinct, arg: Some(col(1)) },
+            ];
+            let mut reduce = Reduce::new(vec![0], ordered, Dialect::Sqlite);
+            check(
+                "reduce (group_concat, sum distinct)",
+                &mut reduce,
+                &workload(seed, 200, 8, 60),
+                0.0,
+                |r, batch| {
+                    r.step(batch).unwrap();
+                },
+                Reduce::state_bytes,
+            );
             let mut sum = Reduce::new(vec![0], aggregates[..3].to_vec(), Dialect::Sqlite);
             check(
                 "reduce (sums)",

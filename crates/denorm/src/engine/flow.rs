@@ -128,7 +128,8 @@ impl Flow {
     /// changes of their tables for their next refresh.
     pub fn apply(&mut self, batch: &SourceBatch) -> Step {
         let step = self.apply_main(batch);
-        for s in &mut self.scheduled {
+        // A failed view gathers nothing (its state was freed).
+        for s in self.scheduled.iter_mut().filter(|s| !self.failed.contains(&s.slot)) {
             for (table, changes) in batch.tables.iter().filter(|(t, _)| s.tables.contains(t)) {
                 s.pending.entry(table.clone()).or_default().extend(changes.iter().cloned());
                 s.pending_changes += changes.len();
@@ -430,6 +431,9 @@ mod tests {
         assert!(step.failures.is_empty(), "{:?}", step.failures);
         assert!(step.views.iter().any(|(slot, _, _)| *slot == 1));
         assert!(flow.enforce_budget(0, &names).len() == 2, "a zero budget fails every view holding state");
+        flow.apply(&batch(4, vec![(sale(902, day, 1), 1)]));
+        let gathered = flow.state_bytes(&names).iter().any(|(_, label, _)| label.starts_with("changes gathered"));
+        assert!(!gathered, "a failed scheduled view gathers no changes");
     }
 
     fn of_after(flow: &Flow, names: &[String], view: &str) -> usize {
