@@ -184,8 +184,9 @@ impl Dataflow {
     /// (in the order added) that reads it, its label ending `shared by N
     /// views`. Exact from the state's sizes and capacities (see the rules
     /// in `memory.rs`: a buffer held by two operators is in both figures);
-    /// it walks the state, O(groups), so callers sample it periodically
-    /// rather than per batch.
+    /// arrangements keep a running count (O(1)), the other operators are
+    /// walked (O(groups)), so callers sample it periodically rather than
+    /// per batch.
     pub fn state_bytes(&self) -> Vec<(String, String, usize)> {
         let readers = self.readers();
         let mut out = Vec::new();

@@ -28,6 +28,9 @@
 //!   internal node per 8 children ([`btree_map`]) — the one estimate here,
 //!   documented as such; its error is bounded by the node fill
 //!   (every non-root node holds 5 to 11 entries).
+//! - Arrangements (`Index`) keep these figures as a running count updated
+//!   by every change, so that sampling them is O(1); the other operators
+//!   compute them by walking their state.
 //! - An operator's definition (expressions, key column lists) is not state
 //!   and is not counted.
 
