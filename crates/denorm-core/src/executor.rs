@@ -73,9 +73,9 @@ struct View {
 /// The single-threaded runtime: one operator graph shared by all views.
 #[derive(Debug)]
 pub struct Dataflow {
-    catalog: Catalog,
+    pub(crate) catalog: Catalog,
     dialect: Dialect,
-    graph: Graph,
+    pub(crate) graph: Graph,
     views: Vec<View>,
     position: Option<Position>,
     /// Each node's output for the batch in flight.
@@ -91,6 +91,9 @@ pub struct Dataflow {
     /// Insertion-only batches larger than this run in chunks (see
     /// [`Runtime::apply`] for `Dataflow`).
     chunk: usize,
+    /// Views failed by [`Dataflow::fail_view`] not yet reported in a
+    /// batch's output.
+    failed_unreported: Vec<ViewId>,
 }
 
 impl Dataflow {
@@ -106,6 +109,7 @@ impl Dataflow {
             reduce_only: HashSet::new(),
             frees: Vec::new(),
             chunk: CHUNK,
+            failed_unreported: Vec::new(),
         }
     }
 
@@ -188,6 +192,102 @@ impl Dataflow {
             .iter()
             .filter_map(|n| if let Operator::JoinTopK(t) = &n.operator { Some(t.state()) } else { None })
             .collect()
+    }
+
+    /// Live heap bytes of every stateful node and kept view state:
+    /// `(view, operator label, bytes)`, in node order, then the views' rows.
+    /// A node several views read is reported once, under the first view
+    /// (in the order added) that reads it, its label ending `shared by N
+    /// views`. Exact from the state's sizes and capacities (see the rules
+    /// in `memory.rs`: a buffer held by two operators is in both figures);
+    /// arrangements keep a running count (O(1)), the other operators are
+    /// walked (O(groups)), so callers sample it periodically rather than
+    /// per batch.
+    pub fn state_bytes(&self) -> Vec<(String, String, usize)> {
+        let readers = self.readers();
+        let mut out = Vec::new();
+        for (id, node) in self.graph.nodes.iter().enumerate() {
+            let Some((kind, bytes)) = node.operator.state_bytes() else { continue };
+            if let Some((view, label)) = self.attribute(id, &kind, &readers) {
+                out.push((view, label, bytes));
+            }
+        }
+        for view in &self.views {
+            if let Some(state) = &view.state {
+                out.push((view.name.clone(), "view rows".to_string(), state.state_bytes()));
+            }
+        }
+        out
+    }
+
+    /// The sum of [`Dataflow::state_bytes`].
+    pub fn total_state_bytes(&self) -> usize {
+        self.state_bytes().iter().map(|(_, _, bytes)| bytes).sum()
+    }
+
+    /// Each live view's bytes that failing it would free: its kept rows and
+    /// the state of the nodes no other live view reads.
+    pub fn exclusive_state_bytes(&self) -> Vec<(ViewId, usize)> {
+        let readers = self.readers();
+        let mut bytes = vec![0; self.views.len()];
+        for (id, node) in self.graph.nodes.iter().enumerate() {
+            if let ([only], Some((_, b))) = (readers[id].as_slice(), node.operator.state_bytes()) {
+                bytes[*only] += b;
+            }
+        }
+        self.views
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.error.is_none())
+            .map(|(i, v)| (ViewId(i), bytes[i] + v.state.as_ref().map_or(0, ViewState::state_bytes)))
+            .collect()
+    }
+
+    /// Fails `view` with `error` (a later batch reports it like any view
+    /// failure) and frees the state of the nodes no live view reads any
+    /// more; they compute nothing from then on.
+    pub fn fail_view(&mut self, view: ViewId, error: ViewError) {
+        let Some(v) = self.views.get_mut(view.0) else { return };
+        if v.error.is_some() {
+            return;
+        }
+        v.error = Some(error);
+        v.state = None;
+        self.failed_unreported.push(view);
+        let readers = self.readers();
+        for (id, node) in self.graph.nodes.iter_mut().enumerate() {
+            if readers[id].is_empty() && !matches!(node.operator, Operator::Input { .. }) {
+                node.operator = Operator::Released;
+            }
+        }
+    }
+
+    /// The view node `id` is reported under (the first live view reading
+    /// it) and its label (`{id} {kind}`, and `shared by N views`); `None`
+    /// when no live view reads it.
+    pub(crate) fn attribute(&self, id: NodeId, kind: &str, readers: &[Vec<usize>]) -> Option<(String, String)> {
+        let &first = readers[id].first()?;
+        let mut label = format!("{id} {kind}");
+        if readers[id].len() > 1 {
+            label.push_str(&format!(", shared by {} views", readers[id].len()));
+        }
+        Some((self.views[first].name.clone(), label))
+    }
+
+    /// For each node, the live views reading it (directly or through other
+    /// nodes), in the order they were added.
+    pub(crate) fn readers(&self) -> Vec<Vec<usize>> {
+        let mut readers: Vec<Vec<usize>> = vec![Vec::new(); self.graph.nodes.len()];
+        for (i, view) in self.views.iter().enumerate().filter(|(_, v)| v.error.is_none()) {
+            let mut stack = vec![view.node];
+            while let Some(id) = stack.pop() {
+                if readers[id].last() != Some(&i) {
+                    readers[id].push(i);
+                    stack.extend(&self.graph.nodes[id].inputs);
+                }
+            }
+        }
+        readers
     }
 
     fn input_changes(
@@ -285,6 +385,9 @@ impl Dataflow {
         first: bool,
     ) -> HashMap<String, Vec<(Row, Diff)>> {
         let node_inputs = self.graph.nodes[id].inputs.clone();
+        if matches!(self.graph.nodes[id].operator, Operator::Released) {
+            return inputs;
+        }
         if node_inputs.iter().any(|&i| self.graph.nodes[i].failed.is_some()) {
             self.graph.nodes[id].failed = node_inputs.iter().find_map(|&i| self.graph.nodes[i].failed.clone());
             return inputs;
@@ -355,6 +458,7 @@ impl Dataflow {
             Operator::Threshold(t) => Ok(t.step(input(0))),
             Operator::Values(v) => Ok(v.step()),
             Operator::JoinTopK(_) => unreachable!("handled above"),
+            Operator::Released => unreachable!("skipped above"),
         };
         match result {
             Ok(out) => self.outputs[id] = out,
@@ -437,6 +541,11 @@ impl Dataflow {
             inputs = self.step(id, inputs, first);
             for &done in &self.frees[id] {
                 self.outputs[done] = Vec::new();
+            }
+        }
+        for failed in std::mem::take(&mut self.failed_unreported) {
+            if let Some(e) = &self.views[failed.0].error {
+                output.errors.push((failed, e.clone()));
             }
         }
         for (i, view) in self.views.iter_mut().enumerate() {

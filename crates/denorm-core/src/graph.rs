@@ -36,6 +36,25 @@ pub(crate) enum Operator {
     Negate,
     Threshold(Threshold),
     Values(Values),
+    /// A node no live view reads any more (its views failed, see
+    /// `Dataflow::fail_view`): its state is freed and it computes nothing.
+    Released,
+}
+
+impl Operator {
+    /// The kind of a stateful node (with its key) and its live heap bytes;
+    /// `None` for stateless nodes.
+    pub(crate) fn state_bytes(&self) -> Option<(String, usize)> {
+        Some(match self {
+            Operator::Arrange(index) => (format!("Arrange {:?}", index.key_columns()), index.state_bytes()),
+            Operator::JoinTopK(top) => ("JoinTopK".to_string(), top.state_bytes()),
+            Operator::Reduce(reduce) => (format!("Reduce {:?}", reduce.group_key()), reduce.state_bytes()),
+            Operator::Distinct(distinct) => ("Distinct".to_string(), distinct.state_bytes()),
+            Operator::TopK(top) => ("TopK".to_string(), top.state_bytes()),
+            Operator::Threshold(threshold) => ("Threshold".to_string(), threshold.state_bytes()),
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Debug)]

@@ -12,7 +12,7 @@ use hashbrown::HashMap;
 
 use denorm_types::{Diff, Row, RowPacker, RowRef};
 
-use crate::Hasher;
+use crate::{memory, Hasher};
 
 /// Groups larger than this are hashed instead of scanned.
 const SCAN_LIMIT: usize = 16;
@@ -101,7 +101,9 @@ impl<'a> Iterator for GroupIter<'a> {
 }
 
 impl Group {
-    fn update(&mut self, row: &Row, diff: Diff) {
+    /// Applies one change; returns how the group's heap bytes changed.
+    fn update(&mut self, row: &Row, diff: Diff) -> isize {
+        let before = self.small_heap_bytes();
         match self {
             Group::One(r, d) if r == row => *d += diff,
             Group::One(r, d) => {
@@ -136,14 +138,36 @@ impl Group {
                 } else {
                     Group::Few(next.into_boxed_slice())
                 };
-            }
-            Group::Many(rows) => {
-                let count = rows.entry_ref(row).or_insert(0);
-                *count += diff;
-                if *count == 0 {
-                    rows.remove(row);
+                if let Group::Many(_) = self {
+                    return self.heap_bytes() as isize - before as isize;
                 }
             }
+            Group::Many(rows) => {
+                let table = rows.allocation_size() as isize;
+                let count = rows.entry_ref(row).or_insert(0);
+                let added = *count == 0;
+                *count += diff;
+                let removed = *count == 0;
+                if removed {
+                    rows.remove(row);
+                }
+                let rows_delta = match (added, removed) {
+                    (true, false) => memory::row(row) as isize,
+                    (false, true) => -(memory::row(row) as isize),
+                    _ => 0,
+                };
+                return rows.allocation_size() as isize - table + rows_delta;
+            }
+        }
+        self.small_heap_bytes() as isize - before as isize
+    }
+
+    /// [`Group::heap_bytes`] in O(1), for a group that is not a map (a map
+    /// counts only its box and table here).
+    fn small_heap_bytes(&self) -> usize {
+        match self {
+            Group::Many(rows) => memory::boxed::<HashMap<Row, Diff, Hasher>>() + rows.allocation_size(),
+            other => other.heap_bytes(),
         }
     }
 
@@ -164,6 +188,19 @@ impl Group {
         }
     }
 
+    /// Heap bytes of the group (see [`crate::memory`]).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        match self {
+            Group::One(row, _) => memory::row(row),
+            Group::Few(buf) => memory::slice(buf),
+            Group::Many(rows) => {
+                memory::boxed::<HashMap<Row, Diff, Hasher>>()
+                    + rows.allocation_size()
+                    + rows.keys().map(memory::row).sum::<usize>()
+            }
+        }
+    }
+
     /// The multiplicity of one row.
     pub(crate) fn count(&self, row: RowRef<'_>) -> Diff {
         match self {
@@ -179,11 +216,18 @@ pub(crate) struct Index {
     key_columns: Vec<usize>,
     groups: HashMap<Row, (Group, Diff), Hasher>,
     packer: RowPacker,
+    /// Heap bytes of the keys and groups, kept up to date by
+    /// [`Index::update`] so that [`Index::state_bytes`] is O(1).
+    heap: usize,
 }
 
 impl Index {
     pub(crate) fn new(key_columns: Vec<usize>) -> Self {
-        Index { key_columns, groups: HashMap::default(), packer: RowPacker::new() }
+        Index { key_columns, groups: HashMap::default(), packer: RowPacker::new(), heap: 0 }
+    }
+
+    pub(crate) fn key_columns(&self) -> &[usize] {
+        &self.key_columns
     }
 
     /// The key of `row`, and whether it has a NULL column.
@@ -195,16 +239,35 @@ impl Index {
         match self.groups.entry(key) {
             Entry::Occupied(mut o) => {
                 let slot = o.get_mut();
-                slot.0.update(row, diff);
+                let delta = slot.0.update(row, diff);
+                self.heap = self.heap.wrapping_add_signed(delta);
                 slot.1 += diff;
                 if slot.0.is_empty() {
+                    // An empty group's heap is O(1): a map holds no row.
+                    self.heap -= memory::row(o.key()) + o.get().0.small_heap_bytes();
                     o.remove();
                 }
             }
             Entry::Vacant(v) => {
+                self.heap += memory::row(v.key()) + memory::row(row);
                 v.insert((Group::One(row.clone(), diff), diff));
             }
         }
+    }
+
+    /// Live heap bytes of the arrangement: its table, and each key and
+    /// group (see [`crate::memory`]), kept as a running count: O(1).
+    pub(crate) fn state_bytes(&self) -> usize {
+        self.groups.allocation_size() + self.packer.allocated_bytes() + self.heap
+    }
+
+    /// [`Index::state_bytes`] computed by walking every group (tests check
+    /// the running count against it).
+    #[cfg(test)]
+    pub(crate) fn walked_state_bytes(&self) -> usize {
+        self.groups.allocation_size()
+            + self.packer.allocated_bytes()
+            + self.groups.iter().map(|(key, (group, _))| memory::row(key) + group.heap_bytes()).sum::<usize>()
     }
 
     /// The rows under `key` and their total multiplicity.

@@ -42,13 +42,16 @@
 //! assert_eq!(dataflow.view_rows(view).len(), 1);
 //! ```
 
+mod estimate;
 mod executor;
 mod graph;
 mod index;
+mod memory;
 mod operator;
 pub mod reference;
 mod view;
 
+pub use estimate::{StateEstimate, TableStats, COMPUTED_WIDTH};
 pub use executor::{BatchOutput, BuildError, Dataflow, Runtime, SourceBatch, ViewId, ViewOutput};
 pub use operator::TopKState;
 pub use view::ViewError;

@@ -7,7 +7,7 @@ use denorm_expr::EvalError;
 use denorm_types::{Diff, Row, RowPacker};
 
 use crate::index::key_of;
-use crate::Hasher;
+use crate::{memory, Hasher};
 
 /// A runtime failure that stops one view; the other views go on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -16,6 +16,12 @@ pub enum ViewError {
     KeyViolation { key: String },
     #[error("{0}")]
     Eval(#[from] EvalError),
+    /// Failed to bring the engine's state back under its memory budget.
+    #[error(
+        "memory budget exceeded: operator state is {state_bytes} bytes, over max_memory = {budget} bytes; this view \
+         held the most ({view_bytes} bytes) and was stopped to free it"
+    )]
+    MemoryBudget { state_bytes: u64, budget: u64, view_bytes: u64 },
 }
 
 /// The rows of one view by key. A keyed view holds at most one live row per
@@ -108,6 +114,17 @@ impl ViewState {
 
     pub(crate) fn len(&self) -> usize {
         self.rows.len()
+    }
+
+    /// Live heap bytes: the table, each key and row (a multiset view's key
+    /// is its row, one buffer counted once; see [`crate::memory`]).
+    pub(crate) fn state_bytes(&self) -> usize {
+        let entries: usize = if self.multiset {
+            self.rows.values().map(|(row, _)| memory::row(row)).sum()
+        } else {
+            self.rows.iter().map(|(key, (row, _))| memory::row(key) + memory::row(row)).sum()
+        };
+        self.rows.allocation_size() + self.packer.allocated_bytes() + entries
     }
 }
 

@@ -17,7 +17,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use crate::fallback::{output_columns, render_source_rows, source_key, Fallback};
-use crate::json::{health, render_rows, view_summary};
+use crate::json::{health, render_rows, view_summary, ViewSummary};
 use crate::metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
 use crate::query::{decode_pairs, execute, paginate, parse_query, BadParameter, Query};
 use crate::state::{now, Published, Reader, ViewInfo, ViewStatus, WaitError};
@@ -258,7 +258,15 @@ async fn not_found(request: Request) -> ApiError {
 async fn list_views(State(app): State<App>) -> Response {
     let published = app.reader.snapshot();
     let now = now();
-    let views: Vec<_> = published.views.iter().map(|v| view_summary(v, &published.source, now)).collect();
+    let metrics = app.reader.metrics();
+    let views: Vec<_> = published
+        .views
+        .iter()
+        .map(|v| ViewSummary {
+            state_bytes: metrics.view_state_bytes(&v.info.name),
+            ..view_summary(v, &published.source, now)
+        })
+        .collect();
     with_position(Json(views).into_response(), published.position.map(|p| p.0))
 }
 

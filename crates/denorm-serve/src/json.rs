@@ -113,6 +113,12 @@ pub struct ViewSummary {
     /// rows, with `Denorm-Stale: true`) or `"fallback"` (key lookups are
     /// answered by the source).
     pub on_stale: &'static str,
+    /// Live heap bytes of the view's operator state at the last sample
+    /// (every few seconds; the `denorm_state_bytes` series summed over the
+    /// view's operators; a node several views share counts under the first
+    /// view reading it); null before the first sample. The published rows
+    /// are not included.
+    pub state_bytes: Option<u64>,
     /// A feed view's figures (absent for other views). Its `rows` count the
     /// rows fanned out on write plus the celebrities' content stored once.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -182,6 +188,7 @@ pub fn view_summary(view: &PublishedView, source: &SourceStatus, now: f64) -> Vi
         refresh: info.refresh.map_or(RefreshSummary::OnChange, |d| RefreshSummary::Every(d.as_secs_f64())),
         refreshed_at: view.refreshed_at,
         on_stale: if info.fallback { "fallback" } else { "serve" },
+        state_bytes: None,
         feed: info.feed.as_ref().map(|feed| FeedSummary {
             partition_by: info.columns[feed.partition].name.clone(),
             order_by: feed

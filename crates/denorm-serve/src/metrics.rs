@@ -6,8 +6,9 @@
 //! the Prometheus text format 0.0.4 that `promtool check metrics` and every
 //! Prometheus scraper parse (see [`Metrics::render`]).
 
+use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use prometheus_client::encoding::{text, EncodeLabelSet};
 use prometheus_client::metrics::counter::Counter;
@@ -34,6 +35,12 @@ struct TableLabel {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ViewLabel {
     view: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    view: String,
+    operator: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -77,6 +84,9 @@ struct Inner {
     source_head: Gauge,
     published_position: Gauge,
     http_requests: Family<RequestLabels, Counter>,
+    state_bytes: Family<StateLabels, Gauge>,
+    /// The last sample of each view's operator state, for `/views`.
+    view_state_bytes: Mutex<Option<HashMap<String, u64>>>,
 }
 
 /// denorm's Prometheus metrics. Clone it freely: clones share the counters.
@@ -117,6 +127,8 @@ impl Metrics {
             source_head: Gauge::default(),
             published_position: Gauge::default(),
             http_requests: Family::default(),
+            state_bytes: Family::default(),
+            view_state_bytes: Mutex::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -214,6 +226,12 @@ impl Metrics {
             "http_requests",
             "HTTP requests served, by route template and status code",
             inner.http_requests.clone(),
+        );
+        r.register(
+            "state_bytes",
+            "Live heap bytes of an operator's state (a node several views share is reported once, under the first \
+             view reading it), sampled periodically",
+            inner.state_bytes.clone(),
         );
         Metrics { inner: Arc::new(Inner { registry, ..inner }) }
     }
@@ -326,6 +344,26 @@ impl Metrics {
         self.inner.http_requests.get_or_create(&RequestLabels { route: route.to_owned(), status }).inc();
     }
 
+    /// Replaces the operator state sample: `(view, operator, bytes)` per
+    /// stateful node (series of nodes no longer reported disappear).
+    pub fn set_state_bytes(&self, entries: &[(String, String, usize)]) {
+        let mut per_view: HashMap<String, u64> = HashMap::new();
+        self.inner.state_bytes.clear();
+        for (view, operator, bytes) in entries {
+            let label = StateLabels { view: view.clone(), operator: operator.clone() };
+            self.inner.state_bytes.get_or_create(&label).set(saturate(*bytes as u64));
+            *per_view.entry(view.clone()).or_default() += *bytes as u64;
+        }
+        *self.inner.view_state_bytes.lock().unwrap_or_else(PoisonError::into_inner) = Some(per_view);
+    }
+
+    /// A view's operator state bytes at the last sample (0 for a view
+    /// holding none then; `None` before the first sample).
+    pub fn view_state_bytes(&self, view: &str) -> Option<u64> {
+        let sample = self.inner.view_state_bytes.lock().unwrap_or_else(PoisonError::into_inner);
+        sample.as_ref().map(|per_view| per_view.get(view).copied().unwrap_or(0))
+    }
+
     /// The metrics in the Prometheus text format 0.0.4 ([`CONTENT_TYPE`]).
     ///
     /// `prometheus-client` writes OpenMetrics, where a counter family is
@@ -392,7 +430,14 @@ mod tests {
         m.fallback_read("v", false);
         m.observe_freshness("v", 0.002);
         m.http_request("/views/{name}", 200);
+        assert_eq!(m.view_state_bytes("v"), None);
+        m.set_state_bytes(&[("v".into(), "3 Reduce [0]".into(), 4096), ("v".into(), "1 Arrange [1]".into(), 100)]);
         let text = m.render();
+        assert!(text.contains("denorm_state_bytes{view=\"v\",operator=\"3 Reduce [0]\"} 4096"), "{text}");
+        assert_eq!(m.view_state_bytes("v"), Some(4196));
+        m.set_state_bytes(&[("w".into(), "0 Distinct".into(), 7)]);
+        assert!(!m.render().contains("Reduce"), "a series no longer sampled is gone");
+        assert_eq!((m.view_state_bytes("v"), m.view_state_bytes("w")), (Some(0), Some(7)));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             assert!(line.starts_with("denorm_"), "{line}");
         }

@@ -52,6 +52,10 @@ fn metrics_pass_promtool_check_metrics() {
         slot: "denorm".into(),
         head_text: None,
     });
+    publisher.metrics().set_state_bytes(&[
+        ("a".into(), "3 Reduce [0], shared by 2 views".into(), 4096),
+        ("b \"quoted\"".into(), "celebrity_content: 5 Arrange [1]".into(), 0),
+    ]);
     let server = Server::start_with(reader, Some(Arc::new(Source)));
     server.get("/views/a");
     server.get("/views/b%20%22quoted%22");
@@ -62,6 +66,7 @@ fn metrics_pass_promtool_check_metrics() {
         "denorm_view_within_sla{view=\"cards\"} 0",
         "denorm_staleness_budget_exceeded_total{view=\"cards\"} 1",
         "denorm_fallback_reads_total{view=\"cards\"} 1",
+        "denorm_state_bytes{view=\"a\",operator=\"3 Reduce [0], shared by 2 views\"} 4096",
     ] {
         assert!(metrics.lines().any(|l| l == series), "missing {series}:\n{metrics}");
     }

@@ -69,6 +69,42 @@ fn memory() -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// The operators' state after the snapshot (exact, `Dataflow::state_bytes`):
+/// per view (a shared node under the first view reading it) and the 20
+/// largest nodes, so that one sees where the memory goes.
+fn print_state(dataflow: &Dataflow, file_mb: f64, dataflow_live_mb: f64) {
+    let clock = Instant::now();
+    let state = dataflow.state_bytes();
+    let walk = clock.elapsed().as_secs_f64();
+    let mb = |bytes: usize| bytes as f64 / 1e6;
+    let total: usize = state.iter().map(|(_, _, b)| b).sum();
+    println!(
+        "operator state (Dataflow::state_bytes, a {:.0} ms walk) {:.1} MB = {:.1}× file; live heap the dataflow \
+         holds {dataflow_live_mb:.1} MB",
+        walk * 1e3,
+        mb(total),
+        mb(total) / file_mb
+    );
+    let mut per_view: Vec<(&str, usize)> = Vec::new();
+    for (view, _, bytes) in &state {
+        match per_view.iter_mut().find(|(v, _)| v == view) {
+            Some((_, b)) => *b += bytes,
+            None => per_view.push((view, *bytes)),
+        }
+    }
+    per_view.sort_by_key(|&(_, bytes)| std::cmp::Reverse(bytes));
+    println!("  per view:");
+    for (view, bytes) in per_view {
+        println!("    {view:<5} {:>9.1} MB", mb(bytes));
+    }
+    let mut nodes: Vec<&(String, String, usize)> = state.iter().collect();
+    nodes.sort_by_key(|(_, _, bytes)| std::cmp::Reverse(*bytes));
+    println!("  largest nodes:");
+    for (view, label, bytes) in nodes.into_iter().take(20) {
+        println!("    {:>9.1} MB  {view:<5} {label}", mb(*bytes));
+    }
+}
+
 fn main() {
     let scale: f64 = env("DENORM_BENCH_SCALE", 0.1);
     let rounds: usize = env("DENORM_BENCH_ROUNDS", 40);
@@ -122,15 +158,22 @@ fn main() {
             alone.apply(&batch);
             let seconds = clock.elapsed().as_secs_f64();
             drop(batch);
-            per_view.push((seconds, def.name.clone(), alone.view_rows(id).len(), live_mb() - before));
+            let state: usize = alone.state_bytes().iter().map(|(_, _, bytes)| bytes).sum();
+            let live = live_mb() - before;
+            per_view.push((seconds, def.name.clone(), alone.view_rows(id).len(), live, state as f64 / 1e6));
         }
         per_view.sort_by(|a, b| b.0.total_cmp(&a.0));
-        for (seconds, name, rows, mb) in per_view {
-            println!("  {name}: snapshot alone {seconds:>7.2} s, {rows} rows, state {mb:>7.1} MB");
+        for (seconds, name, rows, mb, state) in per_view {
+            println!(
+                "  {name}: snapshot alone {seconds:>7.2} s, {rows} rows, live heap {mb:>7.1} MB, state_bytes {state:>7.1} MB"
+            );
         }
     }
     drop(tables);
 
+    // What the process holds before the dataflow (the data generator's
+    // text pool among it), to compare the dataflow's share with its state.
+    let live_before = live_mb();
     let mut dataflow = Dataflow::new(catalog, Dialect::Sqlite);
     for def in &defs {
         dataflow.add_view(&def.name, &def.plan, def.key.columns.clone(), !def.key.proven_unique).unwrap();
@@ -160,6 +203,7 @@ fn main() {
     );
     println!("RSS after snapshot {rss:.0} MB = {:.1}× file; peak {peak:.0} MB = {:.1}× file", rss / file_mb, peak / file_mb);
     println!("live heap after snapshot {:.0} MB = {:.1}× file", live_mb(), live_mb() / file_mb);
+    print_state(&dataflow, file_mb, live_mb() - live_before);
 
     let mut refresh = Refresh::new(|sql| reference.connection.query_row(sql, [], |r| r.get(0)), (scale * 1500.0).max(1.0) as i64).unwrap();
     let mut random = Random::new(0x7c91_1000);

@@ -428,6 +428,12 @@ impl RowPacker {
         Self::default()
     }
 
+    /// Bytes of the packer's buffer allocation (its capacity), for state
+    /// accounting.
+    pub fn allocated_bytes(&self) -> usize {
+        self.buf.capacity()
+    }
+
     pub fn push(&mut self, datum: &Datum<'_>) {
         match datum {
             Datum::Null => self.buf.push(NULL),

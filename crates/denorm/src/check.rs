@@ -7,6 +7,7 @@ use std::path::Path;
 
 use crate::config;
 use crate::describe;
+use crate::estimate;
 use crate::plan::plan_all;
 use crate::source;
 
@@ -33,11 +34,30 @@ pub fn run(config_path: &Path, out: &mut dyn Write, err: &mut dyn Write) -> anyh
         writeln!(err, "check failed: {} error{s}", errors.len())?;
         return Ok(Outcome::Refused);
     }
+    let defs: Vec<_> = views.iter().map(|(view, _)| view.clone()).collect();
+    let estimates = estimate::estimate(&config, &catalog, &defs);
     for (i, (view, file)) in views.iter().enumerate() {
         if i > 0 {
             writeln!(out)?;
         }
         write!(out, "{}", describe::render_view(view, file, &catalog))?;
+        if let Ok(estimates) = &estimates {
+            write!(out, "{}", estimate::render(&estimates[i]))?;
+        }
+    }
+    match &estimates {
+        Ok(estimates) => {
+            let total: f64 = estimates.iter().map(|e| e.bytes).sum();
+            let budget = config.engine.max_memory.map_or_else(
+                || "no [engine] max_memory".to_string(),
+                |b| format!("[engine] max_memory = {}", estimate::bytes(b as f64)),
+            );
+            writeln!(out, "\noperator state, estimated: ~{} in all; {budget}", estimate::bytes(total))?;
+            if let Some(refusal) = config.engine.max_memory.and_then(|b| estimate::over_budget(estimates, b)) {
+                writeln!(out, "warning: denorm run would refuse to start:\n{refusal}")?;
+            }
+        }
+        Err(e) => writeln!(out, "\noperator state: no estimate ({})", crate::cli::render_error(e))?,
     }
     let files = config.views.len();
     writeln!(

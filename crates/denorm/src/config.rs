@@ -10,6 +10,8 @@
 //! max_retained_wal = "1GB"             # PostgreSQL only, optional: warn when the slot retains more WAL
 //! [server]
 //! listen = "127.0.0.1:7878"            # optional
+//! [engine]
+//! max_memory = "8GB"                   # optional: budget for operator state (see `EngineConfig`)
 //! ```
 //!
 //! Every error names the file and the line:column of the offending key or
@@ -36,6 +38,18 @@ pub struct Config {
     pub views: Vec<ViewsFile>,
     pub source: SourceConfig,
     pub server: ServerConfig,
+    pub engine: EngineConfig,
+}
+
+/// `[engine]`: how the engine may use the machine.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EngineConfig {
+    /// `max_memory`: a budget for the operators' state, in bytes. At start,
+    /// `denorm run` refuses views whose estimated state (the estimate
+    /// `denorm check` prints) exceeds it; while running, when the exact
+    /// state passes it, the view holding the most state fails (the others
+    /// go on). `None`: no budget.
+    pub max_memory: Option<u64>,
 }
 
 /// A file of `CREATE MATERIALIZED VIEW` statements.
@@ -232,7 +246,33 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         Some(listen) => listen,
         None => DEFAULT_LISTEN.parse().expect("the default listen address parses"),
     };
-    Ok(Config { file: path.to_path_buf(), views, source, server: ServerConfig { listen } })
+    let max_memory = match raw.engine.and_then(|e| e.max_memory) {
+        None => None,
+        Some(size) => match parse_size(size.get_ref()) {
+            Ok(0) => {
+                return Err(invalid(
+                    Some(size.span()),
+                    "[engine] max_memory is 0: no view could run".to_string(),
+                    Some("give a budget such as \"8GB\", or remove max_memory for none".to_string()),
+                ))
+            }
+            Ok(bytes) => Some(bytes),
+            Err(message) => {
+                return Err(invalid(
+                    Some(size.span()),
+                    format!("[engine] max_memory: {message}"),
+                    Some(SIZE_HINT.into()),
+                ))
+            }
+        },
+    };
+    Ok(Config {
+        file: path.to_path_buf(),
+        views,
+        source,
+        server: ServerConfig { listen },
+        engine: EngineConfig { max_memory },
+    })
 }
 
 /// The database path of a `sqlite://` url, or a message and a hint.
@@ -288,6 +328,13 @@ struct RawConfig {
     views: Spanned<Vec<Spanned<String>>>,
     source: RawSource,
     server: Option<RawServer>,
+    engine: Option<RawEngine>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEngine {
+    max_memory: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -475,6 +522,30 @@ mod tests {
         for bad in ["", "GB", "1.5GB", "-1", "1 parsec", "99999999999TB"] {
             assert!(parse_size(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn max_memory_is_a_size() {
+        let base = "views = [\"v.sql\"]\n[source]\nurl = \"sqlite://a.db\"\n";
+        assert_eq!(parse_at(base).unwrap().engine.max_memory, None);
+        let config = parse_at(&format!("{base}[engine]\nmax_memory = \"8GB\"\n")).unwrap();
+        assert_eq!(config.engine.max_memory, Some(8 << 30));
+        let config = parse_at(&format!("{base}[engine]\nmax_memory = \"512 MB\"\n")).unwrap();
+        assert_eq!(config.engine.max_memory, Some(512 << 20));
+        let cases = [
+            ("max_memory = \"8 gigs\"", "[engine] max_memory: invalid size \"8 gigs\": unknown unit \"gigs\""),
+            ("max_memory = \"0\"", "[engine] max_memory is 0"),
+            ("max_memory = 8", "invalid type"),
+            ("max_memroy = \"8GB\"", "unknown field `max_memroy`"),
+        ];
+        for (line, message) in cases {
+            let text = format!("{base}[engine]\n{line}\n");
+            let (at, got) = error_of(&text);
+            assert!(at.starts_with("conf/denorm.toml:5:"), "{line}: at {at}");
+            assert!(got.contains(message), "{line}: {got:?}, expected {message:?}");
+        }
+        let err = parse_at(&format!("{base}[engine]\nmax_memory = \"lots\"\n")).unwrap_err();
+        assert!(err.to_string().contains("hint: write a size such as"), "{err}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod config;
 mod demo;
 mod describe;
 mod engine;
+mod estimate;
 mod fallback;
 mod plan;
 mod run;

@@ -46,7 +46,8 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
     let listener = runtime.block_on(bind(&config))?;
     let shutdown = Arc::new(AtomicBool::new(false));
     let (publisher, reader) = denorm_serve::channel(prepared.infos);
-    let engine = Engine::new(config.source.clone(), prepared.sources, publisher, shutdown.clone());
+    let engine = Engine::new(config.source.clone(), prepared.sources, publisher, shutdown.clone())
+        .with_max_memory(config.engine.max_memory);
     runtime.block_on(serve_until(listener, reader, prepared.fallback, engine, shutdown, termination()))
 }
 
@@ -97,6 +98,20 @@ pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
     if !errors.is_empty() {
         let s = if errors.len() == 1 { "" } else { "s" };
         bail!("{}\nrefusing to start: {} view error{s}", errors.join("\n"), errors.len());
+    }
+    if let Some(budget) = config.engine.max_memory {
+        let defs: Vec<ViewDef> = views.iter().map(|(v, _)| v.clone()).collect();
+        match crate::estimate::estimate(config, &catalog, &defs) {
+            Ok(estimates) => {
+                if let Some(refusal) = crate::estimate::over_budget(&estimates, budget) {
+                    bail!("{refusal}");
+                }
+            }
+            Err(e) => tracing::warn!(
+                error = %crate::cli::render_error(&e),
+                "cannot estimate the views' state at start; [engine] max_memory is enforced once running"
+            ),
+        }
     }
     if let SourceConfig::Postgres(pg) = &config.source {
         let planned: Vec<Option<ViewDef>> = views.iter().map(|(v, _)| Some(v.clone())).collect();

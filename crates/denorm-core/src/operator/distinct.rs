@@ -13,7 +13,7 @@ use hashbrown::HashMap;
 
 use denorm_types::{Diff, Row, RowPacker, RowRef};
 
-use crate::Hasher;
+use crate::{memory, Hasher};
 
 #[derive(Debug, Default)]
 pub(crate) struct Distinct {
@@ -61,6 +61,16 @@ impl Distinct {
             }
         }
         out
+    }
+}
+
+impl Distinct {
+    /// Live heap bytes: the table, each key form and each row shown for
+    /// it (see [`crate::memory`]).
+    pub(crate) fn state_bytes(&self) -> usize {
+        let entries: usize =
+            self.counts.iter().map(|(key, (_, shown))| memory::row(key) + shown.as_ref().map_or(0, memory::row)).sum();
+        self.counts.allocation_size() + self.packer.allocated_bytes() + entries
     }
 }
 

@@ -48,7 +48,7 @@ use denorm_types::{consolidate_unordered, Datum, Diff, Row, RowPacker};
 
 use crate::index::Index;
 use crate::operator::Join;
-use crate::Hasher;
+use crate::{memory, Hasher};
 
 #[derive(Debug, Default)]
 struct Part {
@@ -106,6 +106,26 @@ impl JoinTopK {
             state.largest = state.largest.max(p.held as usize);
         }
         state
+    }
+
+    /// k, the most rows a partition holds.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Live heap bytes: the partition table, each partition's key and ring
+    /// of held rows, and the interned rows (every held row is a handle to
+    /// one of them: counted once, there; see [`crate::memory`]).
+    pub(crate) fn state_bytes(&self) -> usize {
+        let partitions: usize = self
+            .partitions
+            .iter()
+            .map(|(key, part)| memory::row(key) + part.top.capacity() * std::mem::size_of::<(Row, Diff)>())
+            .sum();
+        let content = self.content.rows.allocation_size()
+            + memory::vec(&self.content.spans)
+            + self.content.rows.keys().map(memory::row).sum::<usize>();
+        self.partitions.allocation_size() + partitions + content
     }
 
     /// `input` is the join's consolidated delta; `by_partition` the partition

@@ -36,6 +36,10 @@ pub(crate) struct Map {
 }
 
 impl Map {
+    pub(crate) fn exprs(&self) -> &[Expr] {
+        &self.exprs
+    }
+
     pub(crate) fn new(exprs: Vec<Expr>, dialect: Dialect) -> Self {
         let columns = exprs.iter().map(|e| if let Expr::Column(c) = e { Some(*c) } else { None }).collect();
         Map { exprs, columns, dialect }

@@ -15,6 +15,6 @@ pub(crate) use join::Join;
 pub(crate) use join_topk::JoinTopK;
 pub use join_topk::TopKState;
 pub(crate) use map::{Filter, Map};
-pub(crate) use reduce::Reduce;
+pub(crate) use reduce::{Reduce, KEEP_SCRATCH};
 pub(crate) use setop::{negate, union, Threshold, Values};
 pub(crate) use topk::TopK;

@@ -17,7 +17,7 @@ use denorm_expr::{Aggregate, AggregateFunc, EvalError, Expr};
 use denorm_types::numeric::{self, Decimal, NumericError};
 use denorm_types::{affinity, Datum, Dialect, Diff, Row, RowPacker, RowRef, Value};
 
-use crate::Hasher;
+use crate::{memory, Hasher};
 
 mod concat;
 mod distinct;
@@ -203,6 +203,28 @@ enum Input<'r> {
 }
 
 impl Accumulator {
+    /// Heap bytes the accumulator owns (see [`crate::memory`]).
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Accumulator::Count(_) | Accumulator::SumInts { .. } => 0,
+            Accumulator::SumFloats { floats, .. } => memory::boxed::<ExactSum>() + floats.heap_bytes(),
+            Accumulator::SumMixed(sum) => memory::boxed::<MixedSum>() + sum.floats.heap_bytes(),
+            Accumulator::Numeric(sum) => memory::boxed::<NumericSum>() + memory::vec(&sum.scales),
+            Accumulator::Extreme(values) => {
+                memory::btree_map(values) + values.keys().map(|v| memory::datum(&v.0)).sum::<usize>()
+            }
+            Accumulator::Distinct(values) => {
+                memory::boxed::<HashMap<Row, Diff, Hasher>>()
+                    + values.allocation_size()
+                    + values.keys().map(memory::row).sum::<usize>()
+            }
+            Accumulator::Json(elements) => {
+                memory::btree_map(elements)
+                    + elements.keys().map(|(sort, text)| memory::slice(sort) + text.len()).sum::<usize>()
+            }
+        }
+    }
+
     fn new(func: AggregateFunc) -> Self {
         match func {
             AggregateFunc::Count => Accumulator::Count(0),
@@ -601,7 +623,7 @@ const END: u32 = u32::MAX;
 
 /// Per-batch buffers larger than this many entries are freed after their
 /// batch (a snapshot), not kept for reuse.
-const KEEP_SCRATCH: usize = 1 << 16;
+pub(crate) const KEEP_SCRATCH: usize = 1 << 16;
 
 /// How many groups ahead of the one being updated the table is asked to
 /// bring a group's memory into cache.
@@ -742,6 +764,50 @@ impl Reduce {
             batch: Box::default(),
             emitted: Emitted::default(),
         }
+    }
+
+    pub(crate) fn group_key(&self) -> &[usize] {
+        &self.group_key
+    }
+
+    /// The output's aggregate columns, and whether some accumulator keeps
+    /// every value (MIN/MAX, DISTINCT, JSON and string aggregates).
+    pub(crate) fn aggregates(&self) -> (usize, bool) {
+        let ordered = self
+            .slots
+            .iter()
+            .any(|s| !matches!(s.func, AggregateFunc::Count | AggregateFunc::Sum | AggregateFunc::Avg));
+        (self.columns.len(), ordered)
+    }
+
+    /// Live heap bytes: the group table, each group's key and accumulators
+    /// (see [`crate::memory`]), and the per-batch scratch kept for reuse.
+    pub(crate) fn state_bytes(&self) -> usize {
+        let groups: usize = self
+            .groups
+            .iter()
+            .map(|group| {
+                let accumulators = match &group.accumulators {
+                    Accumulators::One(one) => one.as_ref().map_or(0, Accumulator::heap_bytes),
+                    Accumulators::Many(many) => {
+                        memory::slice(many) + many.iter().map(Accumulator::heap_bytes).sum::<usize>()
+                    }
+                };
+                memory::row(&group.key) + accumulators
+            })
+            .sum();
+        let batch = &self.batch;
+        let scratch = memory::boxed::<BatchScratch>()
+            + memory::vec(&batch.keys)
+            + memory::vec(&batch.packed)
+            + batch.packed.iter().map(memory::row).sum::<usize>()
+            + memory::vec(&batch.hashes)
+            + memory::vec(&batch.next)
+            + memory::vec(&batch.chains)
+            + batch.local.allocation_size()
+            + self.emitted.rows.allocated_bytes()
+            + memory::vec(&self.emitted.spans);
+        self.groups.table_bytes() + groups + self.packer.allocated_bytes() + scratch
     }
 
     /// Applies one batch. Each distinct group the batch touches is visited

@@ -20,7 +20,7 @@ use hashbrown::HashMap;
 
 use denorm_types::{consolidate_unordered, Diff, Row};
 
-use crate::Hasher;
+use crate::{memory, Hasher};
 
 /// The sum of the inputs' changes.
 pub(crate) fn union(inputs: &[&[(Row, Diff)]]) -> Vec<(Row, Diff)> {
@@ -44,6 +44,11 @@ pub(crate) struct Threshold {
 }
 
 impl Threshold {
+    /// Live heap bytes: the table and each row (see [`crate::memory`]).
+    pub(crate) fn state_bytes(&self) -> usize {
+        self.counts.allocation_size() + self.counts.keys().map(memory::row).sum::<usize>()
+    }
+
     pub(crate) fn step(&mut self, input: &[(Row, Diff)]) -> Vec<(Row, Diff)> {
         let mut out = Vec::new();
         for (row, diff) in input {
@@ -80,6 +85,10 @@ pub(crate) struct Values {
 }
 
 impl Values {
+    pub(crate) fn len(&self) -> usize {
+        self.rows.len()
+    }
+
     pub(crate) fn new(rows: Vec<Row>) -> Self {
         Values { rows, emitted: false }
     }

@@ -44,7 +44,7 @@ use hashbrown::HashMap;
 use denorm_expr::{Numbering, SortKey};
 use denorm_types::{consolidate_unordered, Datum, Diff, Row, RowPacker};
 
-use crate::Hasher;
+use crate::{memory, Hasher};
 
 /// A partition's entry: the encoded sort key, then the row (ties).
 type Key = (Box<[u8]>, Row);
@@ -85,6 +85,29 @@ impl TopK {
         numbering: Numbering,
     ) -> Self {
         TopK { partition, order, emit: Emit { limit, rank, numbering }, partitions: HashMap::default() }
+    }
+
+    /// The partition columns, the sort columns and k.
+    pub(crate) fn shape(&self) -> (&[usize], &[SortKey], usize) {
+        (&self.partition, &self.order, self.emit.limit)
+    }
+
+    /// Live heap bytes: the partition table, each partition's key, its
+    /// ordered map (nodes estimated past 11 rows, see [`crate::memory`]),
+    /// each entry's sort bytes and row, and the boundary's sort bytes (its
+    /// row is the boundary entry's, one buffer).
+    pub(crate) fn state_bytes(&self) -> usize {
+        let partitions: usize = self
+            .partitions
+            .iter()
+            .map(|(key, partition)| {
+                let entries: usize =
+                    partition.rows.keys().map(|(sort, row)| memory::slice(sort) + memory::row(row)).sum();
+                let boundary = partition.boundary.as_ref().map_or(0, |(sort, _)| memory::slice(sort));
+                memory::row(key) + memory::btree_map(&partition.rows) + entries + boundary
+            })
+            .sum();
+        self.partitions.allocation_size() + partitions
     }
 
     /// `input` must be consolidated (each row once).

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use denorm_core::{BuildError, Dataflow, Runtime, SourceBatch};
+use denorm_core::{BuildError, Dataflow, Runtime, SourceBatch, StateEstimate, TableStats, ViewError, ViewId};
 use denorm_expr::Plan;
 use denorm_serve::feed::{CELEBRITY_CONTENT, CELEBRITY_EDGES};
 use denorm_sql::{Refresh, ViewDef};
@@ -128,7 +128,8 @@ impl Flow {
     /// changes of their tables for their next refresh.
     pub fn apply(&mut self, batch: &SourceBatch) -> Step {
         let step = self.apply_main(batch);
-        for s in &mut self.scheduled {
+        // A failed view gathers nothing (its state was freed).
+        for s in self.scheduled.iter_mut().filter(|s| !self.failed.contains(&s.slot)) {
             for (table, changes) in batch.tables.iter().filter(|(t, _)| s.tables.contains(t)) {
                 s.pending.entry(table.clone()).or_default().extend(changes.iter().cloned());
                 s.pending_changes += changes.len();
@@ -165,6 +166,128 @@ impl Flow {
         self.scheduled.iter().map(|s| s.due).min()
     }
 
+    /// Live heap bytes of the operators' state, `(view, operator, bytes)`:
+    /// the shared dataflow's nodes (each once, under the first view reading
+    /// it; a feed's parts under the feed's name, see
+    /// [`Dataflow::state_bytes`]), each scheduled view's dataflow, and the
+    /// changes a scheduled view has gathered for its next refresh. `names`
+    /// are the publishing slots' view names. Walks the state: O(groups).
+    pub fn state_bytes(&self, names: &[String]) -> Vec<(String, String, usize)> {
+        let rename = self.main_names(names);
+        let mut out: Vec<(String, String, usize)> = self
+            .main
+            .state_bytes()
+            .into_iter()
+            .map(|(view, label, bytes)| {
+                let (view, label) = rename(view, label);
+                (view, label, bytes)
+            })
+            .collect();
+        for s in &self.scheduled {
+            let name = &names[s.slot];
+            out.extend(s.dataflow.state_bytes().into_iter().map(|(_, label, bytes)| (name.clone(), label, bytes)));
+            let pending: usize = s
+                .pending
+                .values()
+                .map(|changes| {
+                    changes.capacity() * std::mem::size_of::<(Row, Diff)>()
+                        + changes.iter().map(|(row, _)| heap_row_bytes(row)).sum::<usize>()
+                })
+                .sum();
+            if pending > 0 {
+                out.push((name.clone(), "changes gathered for the next refresh".to_string(), pending));
+            }
+        }
+        out
+    }
+
+    /// The estimate of the state every dataflow will hold once loaded (see
+    /// [`Dataflow::estimate_state_bytes`]), named as [`Flow::state_bytes`]
+    /// names nodes.
+    pub fn estimate_state_bytes(
+        &self,
+        stats: &std::collections::HashMap<String, TableStats>,
+        names: &[String],
+    ) -> Vec<StateEstimate> {
+        let rename = self.main_names(names);
+        let mut out: Vec<StateEstimate> = self
+            .main
+            .estimate_state_bytes(stats)
+            .into_iter()
+            .map(|e| {
+                let (view, operator) = rename(e.view, e.operator);
+                StateEstimate { view, operator, ..e }
+            })
+            .collect();
+        for s in &self.scheduled {
+            let view = &names[s.slot];
+            out.extend(
+                s.dataflow.estimate_state_bytes(stats).into_iter().map(|e| StateEstimate { view: view.clone(), ..e }),
+            );
+        }
+        out
+    }
+
+    /// Maps a main dataflow view's name and a node label to the publishing
+    /// slot's name and the label (prefixed with the part of a feed view).
+    fn main_names<'a>(&'a self, names: &'a [String]) -> impl Fn(String, String) -> (String, String) + 'a {
+        let slot_of: BTreeMap<&str, usize> =
+            self.slots.iter().enumerate().map(|(i, &(slot, _))| (self.main.view_name(ViewId(i)), slot)).collect();
+        move |view: String, label: String| {
+            let part = view.split_once('#').map(|(_, part)| format!("{part}: "));
+            let label = format!("{}{label}", part.unwrap_or_default());
+            match slot_of.get(view.as_str()) {
+                Some(&slot) => (names[slot].clone(), label),
+                None => (view, label),
+            }
+        }
+    }
+
+    /// Fails views until the operators' state is at most `budget` bytes:
+    /// each time the view whose failure frees the most (the state no other
+    /// live view reads), with the reason. Returns the failed slots.
+    pub fn enforce_budget(&mut self, budget: u64, names: &[String]) -> Vec<(usize, String)> {
+        let mut failures = Vec::new();
+        loop {
+            let total: usize = self.state_bytes(names).iter().map(|(_, _, bytes)| bytes).sum();
+            if total as u64 <= budget {
+                return failures;
+            }
+            // Bytes each live slot alone holds.
+            let mut freed: BTreeMap<usize, usize> = BTreeMap::new();
+            for (view, bytes) in self.main.exclusive_state_bytes() {
+                *freed.entry(self.slots[view.0].0).or_default() += bytes;
+            }
+            for s in &self.scheduled {
+                let bytes: usize = s.dataflow.exclusive_state_bytes().iter().map(|(_, b)| b).sum();
+                *freed.entry(s.slot).or_default() += bytes;
+            }
+            freed.retain(|slot, _| !self.failed.contains(slot));
+            let Some((&slot, &bytes)) = freed.iter().max_by_key(|&(slot, bytes)| (*bytes, std::cmp::Reverse(*slot)))
+            else {
+                return failures;
+            };
+            if bytes == 0 {
+                return failures;
+            }
+            let error = ViewError::MemoryBudget { state_bytes: total as u64, budget, view_bytes: bytes as u64 };
+            for (i, &(s, _)) in self.slots.iter().enumerate() {
+                if s == slot {
+                    self.main.fail_view(ViewId(i), error.clone());
+                }
+            }
+            for s in self.scheduled.iter_mut().filter(|s| s.slot == slot) {
+                for view in 0..s.parts.len() {
+                    s.dataflow.fail_view(ViewId(view), error.clone());
+                }
+                s.pending = BTreeMap::new();
+                s.pending_changes = 0;
+            }
+            self.failed.insert(slot);
+            failures.push((slot, error.to_string()));
+        }
+    }
+
     fn apply_main(&mut self, batch: &SourceBatch) -> Step {
         let mut step = Step::default();
         let output = self.main.apply(batch);
@@ -189,6 +312,16 @@ fn dataflow_views(def: &ViewDef) -> Vec<(String, &Plan, usize)> {
         (format!("{}#celebrity_content", def.name), &feed.celebrity_content, CELEBRITY_CONTENT),
         (format!("{}#celebrity_edges", def.name), &feed.celebrity_edges, CELEBRITY_EDGES),
     ]
+}
+
+/// The heap allocation of a row longer than [`Row::INLINE`]: its
+/// `Arc<[u8]>` (two counts and the bytes, rounded to 8), as denorm-core
+/// counts it.
+fn heap_row_bytes(row: &Row) -> usize {
+    match row.heap_size() {
+        0 => 0,
+        len => (16 + len).next_multiple_of(8),
+    }
 }
 
 /// Moves a dataflow's output into `step`, mapping its view ids to (slot,
@@ -265,5 +398,45 @@ mod tests {
         seen.sort_by_key(|(_, d)| *d);
         assert_eq!(seen, vec![(Datum::Int(5), -1), (Datum::Int(14), 1)]);
         assert_eq!(flow.next_due(), Some(start + Duration::from_secs(7200)));
+    }
+
+    /// State is reported under the publishing slots' names, a scheduled
+    /// view's gathered changes included; over a budget the slot holding the
+    /// most fails (once), the others stay.
+    #[test]
+    fn state_by_view_and_the_budget_fails_the_largest() {
+        let sql = "CREATE MATERIALIZED VIEW per_sale AS SELECT id, day, SUM(amount) AS total FROM sales GROUP BY id, day;
+                   CREATE MATERIALIZED VIEW per_day AS SELECT day, COUNT(*) AS n FROM sales GROUP BY day;
+                   CREATE MATERIALIZED VIEW hourly WITH (refresh = '1h') AS SELECT day, COUNT(*) AS n FROM sales GROUP BY day;";
+        let planned: Vec<Option<ViewDef>> =
+            plan_views(sql, &catalog(), Dialect::Sqlite).unwrap().into_iter().map(Some).collect();
+        let names: Vec<String> = ["per_sale", "per_day", "hourly"].map(String::from).to_vec();
+        let mut flow = Flow::new(catalog(), &planned, Dialect::Sqlite, Instant::now()).unwrap();
+        let day = "a day name longer than an inline row can hold";
+        flow.snapshot(&batch(1, (0..500).map(|i| (sale(i, &day[..(i % 3) as usize + 40], i), 1)).collect()));
+        flow.apply(&batch(2, vec![(sale(900, day, 1), 1)]));
+        let state = flow.state_bytes(&names);
+        let of = |view: &str| state.iter().filter(|(v, _, _)| v == view).map(|(_, _, b)| b).sum::<usize>();
+        assert!(of("per_sale") > of("per_day") && of("per_day") > 0, "{state:?}");
+        assert!(state.iter().any(|(v, label, b)| v == "hourly" && label.starts_with("changes gathered") && *b > 0));
+        let total: usize = state.iter().map(|(_, _, b)| b).sum();
+        let failures = flow.enforce_budget((total - 1) as u64, &names);
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert_eq!(failures[0].0, 0);
+        assert!(failures[0].1.contains("memory budget exceeded"), "{}", failures[0].1);
+        assert_eq!(of_after(&flow, &names, "per_sale"), 0);
+        assert!(of_after(&flow, &names, "per_day") > 0);
+        // The failure is not reported again by the next batch.
+        let step = flow.apply(&batch(3, vec![(sale(901, day, 1), 1)]));
+        assert!(step.failures.is_empty(), "{:?}", step.failures);
+        assert!(step.views.iter().any(|(slot, _, _)| *slot == 1));
+        assert!(flow.enforce_budget(0, &names).len() == 2, "a zero budget fails every view holding state");
+        flow.apply(&batch(4, vec![(sale(902, day, 1), 1)]));
+        let gathered = flow.state_bytes(&names).iter().any(|(_, label, _)| label.starts_with("changes gathered"));
+        assert!(!gathered, "a failed scheduled view gathers no changes");
+    }
+
+    fn of_after(flow: &Flow, names: &[String], view: &str) -> usize {
+        flow.state_bytes(names).iter().filter(|(v, _, _)| v == view).map(|(_, _, b)| b).sum()
     }
 }

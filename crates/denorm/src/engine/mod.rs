@@ -53,7 +53,7 @@ use source::{Batch, ChangeSource, Polled};
 
 use crate::config::SourceConfig;
 
-mod flow;
+pub(crate) mod flow;
 pub mod source;
 
 /// How long the follow loop waits for a wake-up before it checks for
@@ -66,6 +66,15 @@ const RETAINED_WARNING_EVERY: Duration = Duration::from_secs(60);
 /// Failed attempts to resume a dropped stream before the session ends (and
 /// the next one snapshots again).
 const RESUME_ATTEMPTS: u32 = 6;
+/// The operators' state bytes are sampled (for `denorm_state_bytes`,
+/// `/views` and the memory budget) this often, and after every snapshot:
+/// sampling walks most operators' state (O(groups); arrangements keep a
+/// running count), so not per batch, and never more often than
+/// [`STATE_BYTES_SHARE`] of the time allows.
+const STATE_BYTES_EVERY: Duration = Duration::from_secs(5);
+/// Sampling takes at most 1/this of the engine thread's time: the next
+/// sample waits at least this many times as long as the last one took.
+const STATE_BYTES_SHARE: u32 = 50;
 /// A batch whose oldest change took longer than this (seconds) from commit
 /// to visible is logged.
 const SLOW_BATCH: f64 = 0.1;
@@ -114,6 +123,10 @@ pub struct Engine {
     /// When a slow batch was last logged, and how many were slow since.
     slow_logged: Option<Instant>,
     slow_batches: u64,
+    /// `[engine] max_memory`: the operators' state budget, in bytes.
+    max_memory: Option<u64>,
+    /// When the state bytes are sampled next.
+    state_due: Option<Instant>,
 }
 
 impl Engine {
@@ -128,7 +141,16 @@ impl Engine {
             retained_warned: None,
             slow_logged: None,
             slow_batches: 0,
+            max_memory: None,
+            state_due: None,
         }
+    }
+
+    /// Sets the operators' state budget (`[engine] max_memory`): when a
+    /// sample of the state passes it, the view holding the most fails.
+    pub fn with_max_memory(mut self, max_memory: Option<u64>) -> Self {
+        self.max_memory = max_memory;
+        self
     }
 
     /// Runs sessions until shutdown. Transient source errors (a locked or
@@ -180,6 +202,7 @@ impl Engine {
         let mut flow = Flow::new(catalog, &planned, self.source.dialect(), Instant::now())?;
 
         self.snapshot(&mut *capture, &mut flow, &planned)?;
+        self.account(&mut flow);
         release(&mut *capture, flow.position);
         let mut released_at = Instant::now();
         let mut lag_at: Option<Instant> = None;
@@ -236,7 +259,33 @@ impl Engine {
                 lag_at = Some(Instant::now());
                 self.report_lag(&mut *capture);
             }
+            if self.state_due.is_none_or(|due| Instant::now() >= due) {
+                self.account(&mut flow);
+            }
         }
+    }
+
+    /// Samples the operators' state bytes into the metrics and `/views`;
+    /// past the budget, fails the views whose state frees the most until
+    /// it holds (each with the reason, logged and shown in `/views`), and
+    /// publishes the failures. The other views go on.
+    fn account(&mut self, flow: &mut Flow) {
+        let started = Instant::now();
+        let mut entries = flow.state_bytes(&self.sources.names);
+        if let Some(budget) = self.max_memory {
+            let total: usize = entries.iter().map(|(_, _, bytes)| bytes).sum();
+            if total as u64 > budget {
+                let failures = flow.enforce_budget(budget, &self.sources.names);
+                for (slot, reason) in failures {
+                    error!(view = %self.sources.names[slot], error = %reason, "view failed: over the memory budget");
+                    self.publisher.fail(slot, reason);
+                }
+                self.publisher.publish(flow.position, &[]);
+                entries = flow.state_bytes(&self.sources.names);
+            }
+        }
+        self.publisher.metrics().set_state_bytes(&entries);
+        self.state_due = Some(Instant::now() + STATE_BYTES_EVERY.max(started.elapsed() * STATE_BYTES_SHARE));
     }
 
     /// Reconnects a source whose stream dropped (`error`), continuing after

@@ -57,6 +57,13 @@ pub(crate) enum Rounded {
 }
 
 impl ExactSum {
+    /// Heap bytes of the words (see [`crate::memory`]).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        crate::memory::vec(&self.words)
+    }
+}
+
+impl ExactSum {
     /// Adds `value · diff`.
     pub(crate) fn add(&mut self, value: f64, diff: Diff) {
         if diff == 0 {

@@ -152,6 +152,17 @@ impl<T> GroupTable<T> {
         removed
     }
 
+    /// Bytes of the tag and slot arrays (the values' own heap is the
+    /// caller's to add, through [`GroupTable::iter`]).
+    pub(super) fn table_bytes(&self) -> usize {
+        crate::memory::vec(&self.tags) + crate::memory::vec(&self.slots)
+    }
+
+    /// Every value, in slot order.
+    pub(super) fn iter(&self) -> impl Iterator<Item = &T> {
+        self.slots.iter().filter_map(|line| line.0.as_ref())
+    }
+
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.len
