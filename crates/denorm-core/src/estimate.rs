@@ -232,17 +232,14 @@ impl Dataflow {
                 let keys = shape.distinct_of(index.key_columns());
                 let per_key = shape.rows / keys.max(1.0);
                 let width = shape.width();
-                // One row inline in its slot; a few packed in one buffer
+                // A few rows per key packed in one buffer with the key
                 // (bytes and two varints each); more in a map of rows.
-                let rows = if per_key <= 1.0 {
-                    shape.rows * heap(width)
-                } else if per_key <= PACKED_GROUP {
+                let rows = if per_key <= PACKED_GROUP {
                     shape.rows * (width + 2.0)
                 } else {
                     shape.rows * (slot::<(Row, Diff)>() + heap(width))
                 };
-                let groups =
-                    keys * (slot::<(Row, (crate::index::Group, Diff))>() + heap(shape.width_of(index.key_columns())));
+                let groups = keys * (slot::<Box<[u8]>>() + shape.width_of(index.key_columns()) + 1.0);
                 let held = (shape.rows, groups + rows);
                 (shape, Some(held))
             }

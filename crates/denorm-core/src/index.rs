@@ -2,13 +2,15 @@
 //! probes.
 //!
 //! Rows are kept whole with their multiplicity, grouped by the SQL-normalized
-//! key ([`RowPacker::push_key`]). A group starts as one inline row (most keys
-//! of a primary-key index hold one), then packs a few rows into one buffer,
-//! and becomes a hash map once it grows, so updating a celebrity's group of a
-//! million rows stays O(1).
+//! key ([`RowPacker::push_key`]). A group of up to [`SCAN_LIMIT`] rows is one
+//! exactly sized buffer holding its key and its rows back to back, and the
+//! table holds only that buffer's pointer (16 bytes a slot): a key with one
+//! short row costs its bytes plus about 4, where a map of `Row` keys to row
+//! lists cost 72 bytes a slot plus an `Arc` per row longer than 22 bytes.
+//! A larger group moves to a second map of hash maps, so updating a
+//! celebrity's group of a million rows stays O(1).
 
-use hashbrown::hash_map::Entry;
-use hashbrown::HashMap;
+use hashbrown::{HashMap, HashTable};
 
 use denorm_types::{Diff, Row, RowPacker, RowRef};
 
@@ -16,19 +18,6 @@ use crate::{memory, Hasher};
 
 /// Groups larger than this are hashed instead of scanned.
 const SCAN_LIMIT: usize = 16;
-
-/// The rows sharing one key. Most keys of a primary-key index hold one row,
-/// kept inline without a separate allocation; a few rows share one exactly
-/// sized buffer (a row costs its bytes plus about two); a large group is a
-/// hash map so that updating a celebrity's group stays O(1).
-#[derive(Debug, Clone)]
-pub(crate) enum Group {
-    One(Row, Diff),
-    /// Up to [`SCAN_LIMIT`] rows back to back, each encoded as its diff
-    /// (zigzag LEB128), its length (LEB128) and its bytes.
-    Few(Box<[u8]>),
-    Many(Box<HashMap<Row, Diff, Hasher>>),
-}
 
 fn push_varint(buf: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
@@ -57,7 +46,18 @@ fn push_entry(buf: &mut Vec<u8>, row: RowRef<'_>, diff: Diff) {
     buf.extend_from_slice(row.as_bytes());
 }
 
-/// The rows of a [`Group::Few`] buffer.
+/// A small group's buffer: the key's length (LEB128) and bytes, then each
+/// row as its diff (zigzag LEB128), its length (LEB128) and its bytes.
+type Small = Box<[u8]>;
+
+/// The key bytes of a small group and where its rows start.
+fn split(buf: &[u8]) -> (&[u8], usize) {
+    let mut at = 0;
+    let len = read_varint(buf, &mut at) as usize;
+    (&buf[at..at + len], at + len)
+}
+
+/// Rows packed back to back (the rows of a [`Small`] group).
 #[derive(Debug, Clone)]
 pub(crate) struct Packed<'a> {
     buf: &'a [u8],
@@ -80,10 +80,24 @@ impl<'a> Iterator for Packed<'a> {
     }
 }
 
+/// A group too large to scan: its rows hashed, and their total.
+#[derive(Debug, Default)]
+struct Large {
+    rows: HashMap<Row, Diff, Hasher>,
+    total: Diff,
+}
+
+/// The rows sharing one key, borrowed from an arrangement.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Group<'a> {
+    /// The rows of a small group, packed.
+    Few(&'a [u8]),
+    Many(&'a HashMap<Row, Diff, Hasher>),
+}
+
 /// The rows of a group with their multiplicities.
 #[derive(Debug)]
 pub(crate) enum GroupIter<'a> {
-    One(Option<(RowRef<'a>, Diff)>),
     Few(Packed<'a>),
     Many(hashbrown::hash_map::Iter<'a, Row, Diff>),
 }
@@ -93,111 +107,18 @@ impl<'a> Iterator for GroupIter<'a> {
 
     fn next(&mut self) -> Option<(RowRef<'a>, Diff)> {
         match self {
-            GroupIter::One(one) => one.take(),
             GroupIter::Few(packed) => packed.next(),
             GroupIter::Many(rows) => rows.next().map(|(r, d)| (r.into(), *d)),
         }
     }
 }
 
-impl Group {
-    /// Applies one change; returns how the group's heap bytes changed.
-    fn update(&mut self, row: &Row, diff: Diff) -> isize {
-        let before = self.small_heap_bytes();
-        match self {
-            Group::One(r, d) if r == row => *d += diff,
-            Group::One(r, d) => {
-                let mut buf = Vec::new();
-                push_entry(&mut buf, (&*r).into(), *d);
-                push_entry(&mut buf, row.into(), diff);
-                *self = Group::Few(buf.into_boxed_slice());
-            }
-            Group::Few(buf) => {
-                // Rebuilt exactly sized on every change: groups here are
-                // short, and an exact buffer keeps the state compact.
-                let mut next = Vec::with_capacity(buf.len() + row.as_bytes().len() + 4);
-                let (mut found, mut count) = (false, 0);
-                for (r, d) in (Packed { buf, at: 0 }) {
-                    let d = if r.as_bytes() == row.as_bytes() {
-                        found = true;
-                        d + diff
-                    } else {
-                        d
-                    };
-                    if d != 0 {
-                        push_entry(&mut next, r, d);
-                        count += 1;
-                    }
-                }
-                if !found {
-                    push_entry(&mut next, row.into(), diff);
-                    count += 1;
-                }
-                *self = if count > SCAN_LIMIT {
-                    Group::Many(Box::new(Packed { buf: &next, at: 0 }.map(|(r, d)| (r.to_row(), d)).collect()))
-                } else {
-                    Group::Few(next.into_boxed_slice())
-                };
-                if let Group::Many(_) = self {
-                    return self.heap_bytes() as isize - before as isize;
-                }
-            }
-            Group::Many(rows) => {
-                let table = rows.allocation_size() as isize;
-                let count = rows.entry_ref(row).or_insert(0);
-                let added = *count == 0;
-                *count += diff;
-                let removed = *count == 0;
-                if removed {
-                    rows.remove(row);
-                }
-                let rows_delta = match (added, removed) {
-                    (true, false) => memory::row(row) as isize,
-                    (false, true) => -(memory::row(row) as isize),
-                    _ => 0,
-                };
-                return rows.allocation_size() as isize - table + rows_delta;
-            }
-        }
-        self.small_heap_bytes() as isize - before as isize
-    }
-
-    /// [`Group::heap_bytes`] in O(1), for a group that is not a map (a map
-    /// counts only its box and table here).
-    fn small_heap_bytes(&self) -> usize {
-        match self {
-            Group::Many(rows) => memory::boxed::<HashMap<Row, Diff, Hasher>>() + rows.allocation_size(),
-            other => other.heap_bytes(),
-        }
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        match self {
-            Group::One(_, d) => *d == 0,
-            Group::Few(buf) => buf.is_empty(),
-            Group::Many(rows) => rows.is_empty(),
-        }
-    }
-
+impl<'a> Group<'a> {
     /// The group's rows with their multiplicities.
-    pub(crate) fn iter(&self) -> GroupIter<'_> {
-        match self {
-            Group::One(r, d) => GroupIter::One(Some((r.into(), *d))),
+    pub(crate) fn iter(&self) -> GroupIter<'a> {
+        match *self {
             Group::Few(buf) => GroupIter::Few(Packed { buf, at: 0 }),
             Group::Many(rows) => GroupIter::Many(rows.iter()),
-        }
-    }
-
-    /// Heap bytes of the group (see [`crate::memory`]).
-    pub(crate) fn heap_bytes(&self) -> usize {
-        match self {
-            Group::One(row, _) => memory::row(row),
-            Group::Few(buf) => memory::slice(buf),
-            Group::Many(rows) => {
-                memory::boxed::<HashMap<Row, Diff, Hasher>>()
-                    + rows.allocation_size()
-                    + rows.keys().map(memory::row).sum::<usize>()
-            }
         }
     }
 
@@ -214,16 +135,29 @@ impl Group {
 #[derive(Debug)]
 pub(crate) struct Index {
     key_columns: Vec<usize>,
-    groups: HashMap<Row, (Group, Diff), Hasher>,
+    hasher: Hasher,
+    small: HashTable<Small>,
+    large: HashMap<Row, Large, Hasher>,
     packer: RowPacker,
-    /// Heap bytes of the keys and groups, kept up to date by
-    /// [`Index::update`] so that [`Index::state_bytes`] is O(1).
+    /// Reused to rebuild a small group.
+    scratch: Vec<u8>,
+    /// Heap bytes of the small groups' buffers and the large groups (keys,
+    /// maps and rows), kept up to date by [`Index::update`] so that
+    /// [`Index::state_bytes`] is O(1).
     heap: usize,
 }
 
 impl Index {
     pub(crate) fn new(key_columns: Vec<usize>) -> Self {
-        Index { key_columns, groups: HashMap::default(), packer: RowPacker::new(), heap: 0 }
+        Index {
+            key_columns,
+            hasher: Hasher::default(),
+            small: HashTable::new(),
+            large: HashMap::default(),
+            packer: RowPacker::new(),
+            scratch: Vec::new(),
+            heap: 0,
+        }
     }
 
     pub(crate) fn key_columns(&self) -> &[usize] {
@@ -236,43 +170,128 @@ impl Index {
     }
 
     pub(crate) fn update(&mut self, key: Row, row: &Row, diff: Diff) {
-        match self.groups.entry(key) {
-            Entry::Occupied(mut o) => {
-                let slot = o.get_mut();
-                let delta = slot.0.update(row, diff);
-                self.heap = self.heap.wrapping_add_signed(delta);
-                slot.1 += diff;
-                if slot.0.is_empty() {
-                    // An empty group's heap is O(1): a map holds no row.
-                    self.heap -= memory::row(o.key()) + o.get().0.small_heap_bytes();
-                    o.remove();
+        if diff == 0 {
+            return;
+        }
+        if let Some(large) = self.large.get_mut(key.as_bytes()) {
+            // O(1): the map's table and the one row's buffer.
+            self.heap -= large.rows.allocation_size();
+            large.total += diff;
+            let count = large.rows.entry_ref(row).or_insert(0);
+            if *count == 0 {
+                self.heap += memory::row(row);
+            }
+            *count += diff;
+            if *count == 0 {
+                large.rows.remove(row);
+                self.heap -= memory::row(row);
+            }
+            if large.rows.is_empty() {
+                self.heap -= memory::row(&key);
+                self.large.remove(key.as_bytes());
+            } else {
+                self.heap += large.rows.allocation_size();
+            }
+            return;
+        }
+        let hash = self.hasher.hash_one(key.as_bytes());
+        let hasher = &self.hasher;
+        match self.small.find_entry(hash, |buf| split(buf).0 == key.as_bytes()) {
+            Ok(entry) => {
+                let buf = entry.get();
+                self.heap -= memory::slice(buf);
+                let (key_bytes, start) = split(buf);
+                // Rebuilt exactly sized on every change: groups here are
+                // short, and an exact buffer keeps the state compact.
+                self.scratch.clear();
+                self.scratch.extend_from_slice(&buf[..start]);
+                let (mut found, mut count) = (false, 0);
+                for (r, d) in (Packed { buf, at: start }) {
+                    let d = if r.as_bytes() == row.as_bytes() {
+                        found = true;
+                        d + diff
+                    } else {
+                        d
+                    };
+                    if d != 0 {
+                        push_entry(&mut self.scratch, r, d);
+                        count += 1;
+                    }
+                }
+                if !found {
+                    push_entry(&mut self.scratch, row.into(), diff);
+                    count += 1;
+                }
+                if count == 0 {
+                    entry.remove();
+                } else if count > SCAN_LIMIT {
+                    let mut large = Large::default();
+                    for (r, d) in (Packed { buf: &self.scratch, at: start }) {
+                        large.rows.insert(r.to_row(), d);
+                        large.total += d;
+                    }
+                    let key = RowRef::from_prefix(key_bytes, key_bytes.len()).to_row();
+                    entry.remove();
+                    self.heap += Self::large_bytes(&key, &large);
+                    self.large.insert(key, large);
+                } else {
+                    let mut entry = entry;
+                    *entry.get_mut() = self.scratch.as_slice().into();
+                    self.heap += self.scratch.len();
                 }
             }
-            Entry::Vacant(v) => {
-                self.heap += memory::row(v.key()) + memory::row(row);
-                v.insert((Group::One(row.clone(), diff), diff));
+            Err(_) => {
+                self.scratch.clear();
+                push_varint(&mut self.scratch, key.as_bytes().len() as u64);
+                self.scratch.extend_from_slice(key.as_bytes());
+                push_entry(&mut self.scratch, row.into(), diff);
+                self.heap += self.scratch.len();
+                let buf: Small = self.scratch.as_slice().into();
+                self.small.insert_unique(hash, buf, |b| hasher.hash_one(split(b).0));
             }
         }
     }
 
-    /// Live heap bytes of the arrangement: its table, and each key and
-    /// group (see [`crate::memory`]), kept as a running count: O(1).
+    /// Heap bytes of a large group: its key, its map, and its rows.
+    fn large_bytes(key: &Row, large: &Large) -> usize {
+        memory::row(key) + large.rows.allocation_size() + large.rows.keys().map(memory::row).sum::<usize>()
+    }
+
+    /// Live heap bytes of the arrangement: its tables, the small groups'
+    /// buffers and the large groups (see [`crate::memory`]), kept as a
+    /// running count: O(1) but for large groups, walked.
     pub(crate) fn state_bytes(&self) -> usize {
-        self.groups.allocation_size() + self.packer.allocated_bytes() + self.heap
+        self.small.allocation_size()
+            + self.large.allocation_size()
+            + self.packer.allocated_bytes()
+            + self.scratch.capacity()
+            + self.heap
     }
 
     /// [`Index::state_bytes`] computed by walking every group (tests check
     /// the running count against it).
     #[cfg(test)]
     pub(crate) fn walked_state_bytes(&self) -> usize {
-        self.groups.allocation_size()
+        self.small.allocation_size()
+            + self.large.allocation_size()
             + self.packer.allocated_bytes()
-            + self.groups.iter().map(|(key, (group, _))| memory::row(key) + group.heap_bytes()).sum::<usize>()
+            + self.scratch.capacity()
+            + self.small.iter().map(|b| memory::slice(b)).sum::<usize>()
+            + self.large.iter().map(|(k, l)| Self::large_bytes(k, l)).sum::<usize>()
     }
 
     /// The rows under `key` and their total multiplicity.
-    pub(crate) fn get(&self, key: &Row) -> Option<&(Group, Diff)> {
-        self.groups.get(key)
+    pub(crate) fn get(&self, key: &Row) -> Option<(Group<'_>, Diff)> {
+        let hash = self.hasher.hash_one(key.as_bytes());
+        if let Some(buf) = self.small.find(hash, |buf| split(buf).0 == key.as_bytes()) {
+            let rows = &buf[split(buf).1..];
+            let total = (Packed { buf: rows, at: 0 }).map(|(_, d)| d).sum();
+            return Some((Group::Few(rows), total));
+        }
+        if self.large.is_empty() {
+            return None;
+        }
+        self.large.get(key.as_bytes()).map(|l| (Group::Many(&l.rows), l.total))
     }
 }
 
@@ -284,4 +303,52 @@ pub(crate) fn key_of(key_columns: &[usize], row: &Row, packer: &mut RowPacker) -
         has_null |= packer.push_key_column(row, c);
     }
     (packer.finish(), has_null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use denorm_types::Datum;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    fn row(k: i64, v: i64) -> Row {
+        Row::pack([Datum::Int(k), Datum::owned_text(format!("value number {v} of a row long enough for the heap"))])
+    }
+
+    proptest! {
+        /// The arrangement equals a plain map of keys to row counts after
+        /// any changes: groups growing past the scan limit and shrinking
+        /// back, rows cancelling out, keys disappearing.
+        #[test]
+        fn equals_a_map_of_row_counts(changes in proptest::collection::vec((0i64..4, 0i64..40, -2i64..3), 1..400)) {
+            let mut index = Index::new(vec![0]);
+            let mut model: BTreeMap<Vec<u8>, BTreeMap<Vec<u8>, Diff>> = BTreeMap::new();
+            for (k, v, diff) in changes {
+                let r = row(k, v);
+                let (key, _) = index.key_of(&r);
+                index.update(key.clone(), &r, diff);
+                let group = model.entry(key.as_bytes().to_vec()).or_default();
+                *group.entry(r.as_bytes().to_vec()).or_default() += diff;
+                group.retain(|_, d| *d != 0);
+                model.retain(|_, g| !g.is_empty());
+                prop_assert_eq!(index.state_bytes(), index.walked_state_bytes());
+            }
+            for k in 0..4 {
+                let (key, _) = index.key_of(&row(k, 0));
+                let want = model.get(key.as_bytes());
+                match index.get(&key) {
+                    None => prop_assert!(want.is_none()),
+                    Some((group, total)) => {
+                        let got: BTreeMap<Vec<u8>, Diff> = group.iter().map(|(r, d)| (r.as_bytes().to_vec(), d)).collect();
+                        prop_assert_eq!(Some(&got), want);
+                        prop_assert_eq!(total, got.values().sum::<Diff>());
+                        for (r, d) in &got {
+                            prop_assert_eq!(group.count(RowRef::from_prefix(r, r.len())), *d);
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

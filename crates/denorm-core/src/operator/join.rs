@@ -307,7 +307,7 @@ impl Join {
                 let group = if *has_null { None } else { right.get(key) };
                 for &(l, d) in rows {
                     let m = match group {
-                        Some((g, total)) => self.matches_in(out, side, l, g, *total)?,
+                        Some((g, total)) => self.matches_in(out, side, l, g, total)?,
                         None => 0,
                     };
                     if m == 0 {
@@ -331,7 +331,7 @@ impl Join {
         out: &Output<'_>,
         side: Side,
         l: RowRef<'_>,
-        group: &Group,
+        group: Group<'_>,
         total: Diff,
     ) -> Result<Diff, EvalError> {
         if self.residual.is_none() {
@@ -345,9 +345,9 @@ impl Join {
     fn repad_key(
         &self,
         side: Side,
-        left_now: Option<&Group>,
+        left_now: Option<Group<'_>>,
         left_delta: &[(RowRef<'_>, Diff)],
-        right_now: Option<&(Group, Diff)>,
+        right_now: Option<(Group<'_>, Diff)>,
         right_delta: &[(RowRef<'_>, Diff)],
         out: &mut Output<'_>,
     ) -> Result<(), EvalError> {
@@ -362,7 +362,7 @@ impl Join {
             let delta = left_delta.iter().filter(|(r, _)| *r == l).map(|(_, d)| d).sum::<Diff>();
             let count_before = count_now - delta;
             let (m_now, m_delta) = match &self.residual {
-                None => (right_now.map_or(0, |(_, t)| *t), right_delta.iter().map(|(_, d)| d).sum()),
+                None => (right_now.map_or(0, |(_, t)| t), right_delta.iter().map(|(_, d)| d).sum()),
                 Some(_) => (
                     right_now.map_or(Ok(0), |(g, _)| out.matches(side, l, g.iter()))?,
                     out.matches(side, l, right_delta.iter().copied())?,
