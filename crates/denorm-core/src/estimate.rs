@@ -301,7 +301,9 @@ impl Dataflow {
                 let adjacent = key.windows(2).all(|w| w[1] == w[0] + 1);
                 let packed = if adjacent { 0.0 } else { size_of::<Row>() as f64 + heap(from.width_of(key)) };
                 let output = from.width_of(key) + COMPUTED_WIDTH * aggregates as f64;
-                let changes = from.rows.min(KEEP_SCRATCH as f64);
+                // (A snapshot larger than that runs in chunks larger than
+                // that too: its last chunk's buffers are freed as well.)
+                let changes = if from.rows <= KEEP_SCRATCH as f64 { from.rows } else { 0.0 };
                 bytes += 1.3 * (changes * (20.0 + packed) + groups.min(changes) * (16.0 + 2.0 * (32.0 + output)));
                 (shape, Some((groups, bytes)))
             }

@@ -623,7 +623,7 @@ const END: u32 = u32::MAX;
 
 /// Per-batch buffers larger than this many entries are freed after their
 /// batch (a snapshot), not kept for reuse.
-pub(crate) const KEEP_SCRATCH: usize = 1 << 16;
+pub(crate) const KEEP_SCRATCH: usize = 1 << 14;
 
 /// How many groups ahead of the one being updated the table is asked to
 /// bring a group's memory into cache.
