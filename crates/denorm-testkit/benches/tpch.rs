@@ -1,7 +1,9 @@
 //! TPC-H on SQLite: the 22 queries as views, beside SQLite recomputing them
 //! (`cargo bench -p denorm-testkit --bench tpch`). Scale with
 //! `DENORM_BENCH_SCALE` (default 0.1: about 100 MB of SQLite file); refresh
-//! rounds with `DENORM_BENCH_ROUNDS` (default 40).
+//! rounds with `DENORM_BENCH_ROUNDS` (default 40); `DENORM_BENCH_VIEWS`
+//! (e.g. `q11,q15,q22`) builds and times only the views named (default: all
+//! 22).
 //!
 //! Prints, from one run on one machine:
 //! - SQLite running every accepted query from scratch (the baseline);
@@ -84,14 +86,19 @@ fn main() {
     let reference = SqliteReference { connection: rusqlite::Connection::open(&path).unwrap() };
 
     let catalog = reference.catalog();
+    let selected: Option<Vec<String>> =
+        std::env::var("DENORM_BENCH_VIEWS").ok().map(|v| v.split(',').map(|n| n.trim().to_string()).collect());
     let mut defs = Vec::new();
     for (name, query) in tpch::QUERIES {
+        if selected.as_ref().is_some_and(|names| !names.iter().any(|n| n == name)) {
+            continue;
+        }
         match plan_views(&tpch::view(name, query), &catalog, Dialect::Sqlite) {
             Ok(planned) => defs.extend(planned),
             Err(_) => println!("  {name}: refused by the planner (not measured)"),
         }
     }
-    println!("{} of 22 queries accepted as views", defs.len());
+    println!("{} of {} queries accepted as views", defs.len(), selected.as_ref().map_or(22, Vec::len));
 
     // Warm the page cache once, then time SQLite recomputing every view.
     for def in &defs {
