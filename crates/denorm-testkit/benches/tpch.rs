@@ -10,7 +10,8 @@
 //! - the snapshot: reading every table, then the dataflow building all views;
 //!   and its ratio to the baseline;
 //! - refresh catch-up: a backlog of RF1/RF2 rounds plus updates, captured
-//!   first, then applied one round per batch: source changes/s;
+//!   first, then applied one round per batch: source changes/s, by the
+//!   clock and per second on a CPU (this thread's schedstat);
 //! - resident memory after the snapshot and at its peak, beside the file size;
 //! - with `DENORM_BENCH_PER_VIEW=1`, first each view's snapshot alone (its
 //!   own dataflow): where the build time goes.
@@ -55,6 +56,14 @@ fn live_mb() -> f64 {
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Seconds this thread has spent on a CPU (the kernel's schedstat, in
+/// nanoseconds): on a shared machine, the figure that other processes'
+/// load does not inflate. 0 where /proc does not have it.
+fn on_cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    stat.split_whitespace().next().and_then(|ns| ns.parse::<f64>().ok()).unwrap_or(0.0) / 1e9
 }
 
 /// VmRSS and VmHWM of this process, in MB.
@@ -177,13 +186,17 @@ fn main() {
         })
         .collect();
     let changes: usize = backlog.iter().flat_map(|t| t.iter().map(|(_, c)| c.len())).sum();
-    let clock = Instant::now();
+    let (clock, cpu) = (Instant::now(), on_cpu());
     for (i, tables) in backlog.into_iter().enumerate() {
         let out = dataflow.apply(&SourceBatch { position: Position(2 + i as u64), tables });
         assert!(out.errors.is_empty(), "view errors: {:?}", out.errors);
     }
-    let refresh_s = clock.elapsed().as_secs_f64();
-    println!("refresh catch-up: {changes} changes in {rounds} batches: {:>8.0} changes/s", changes as f64 / refresh_s);
+    let (refresh_s, refresh_cpu) = (clock.elapsed().as_secs_f64(), on_cpu() - cpu);
+    println!(
+        "refresh catch-up: {changes} changes in {rounds} batches: {:>8.0} changes/s ({:.0} on-CPU)",
+        changes as f64 / refresh_s,
+        changes as f64 / refresh_cpu
+    );
     let (rss, peak) = memory();
     println!("RSS after refresh {rss:.0} MB = {:.1}× file; peak {peak:.0} MB = {:.1}× file", rss / file_mb, peak / file_mb);
     std::fs::remove_dir_all(&dir).ok();
