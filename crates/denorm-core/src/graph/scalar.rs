@@ -17,7 +17,7 @@
 //! Recognised when: the join has no key (a LEFT JOIN with the scalar on the
 //! right and no residual, or an inner join with the scalar on either side,
 //! its residual joining the filter's conjuncts); the scalar side provably
-//! has at most one row ([`at_most_one_row`]); a Map between the filter and
+//! has at most one row ([`Plan::at_most_one_row`]); a Map between the filter and
 //! the join is read through (its expressions substituted); exactly one
 //! conjunct reads
 //! the scalar's columns, and it is a comparison of an expression over the
@@ -26,7 +26,7 @@
 //! moves: the product is as good there). Any other shape is built as
 //! written.
 
-use denorm_expr::{BinaryOp, Expr, JoinKind, Numbering, Plan};
+use denorm_expr::{BinaryOp, Expr, JoinKind, Plan};
 use denorm_types::{Catalog, Dialect};
 
 use super::{Graph, NodeId, Operator};
@@ -97,9 +97,9 @@ fn shape<'p>(exprs: &[Expr], input: &'p Plan) -> Option<Shape<'p>> {
         return None;
     }
     let scalar_on_left = match kind {
-        JoinKind::Left if residual.is_none() && at_most_one_row(right) => false,
-        JoinKind::Inner if at_most_one_row(right) => false,
-        JoinKind::Inner if at_most_one_row(left) => true,
+        JoinKind::Left if residual.is_none() && right.at_most_one_row() => false,
+        JoinKind::Inner if right.at_most_one_row() => false,
+        JoinKind::Inner if left.at_most_one_row() => true,
         _ => return None,
     };
     let (outer, scalar) = if scalar_on_left { (&**right, &**left) } else { (&**left, &**right) };
@@ -183,20 +183,5 @@ fn split_and<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
             split_and(right, out);
         }
         e => out.push(e),
-    }
-}
-
-/// Whether `plan` never has more than one row: a GROUP BY of no columns
-/// (exactly one), or what keeps or joins such relations only.
-fn at_most_one_row(plan: &Plan) -> bool {
-    match plan {
-        Plan::Reduce { group_key, .. } => group_key.is_empty(),
-        Plan::Map { input, .. } | Plan::Filter { input, .. } | Plan::Distinct { input } => at_most_one_row(input),
-        Plan::TopK { partition, limit, numbering: Numbering::RowNumber, .. } => partition.is_empty() && *limit <= 1,
-        Plan::Values { rows, .. } => rows.len() <= 1,
-        Plan::Join { left, right, kind: JoinKind::Inner | JoinKind::Left, .. } => {
-            at_most_one_row(left) && at_most_one_row(right)
-        }
-        _ => false,
     }
 }
