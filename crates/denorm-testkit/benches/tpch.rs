@@ -162,13 +162,13 @@ fn main() {
         })
         .collect();
     let read = clock.elapsed().as_secs_f64();
-    let clock = Instant::now();
+    let (clock, cpu) = (Instant::now(), on_cpu());
     let out = dataflow.apply(&SourceBatch { position: Position(1), tables });
-    let build = clock.elapsed().as_secs_f64();
+    let (build, build_cpu) = (clock.elapsed().as_secs_f64(), on_cpu() - cpu);
     assert!(out.errors.is_empty(), "view errors: {:?}", out.errors);
     let (rss, peak) = memory();
     println!("snapshot: read {rows} rows                {read:>8.2} s");
-    println!("snapshot: build the {} views                 {build:>8.2} s", defs.len());
+    println!("snapshot: build the {} views                 {build:>8.2} s ({build_cpu:.2} s on-CPU)", defs.len());
     println!(
         "snapshot ÷ SQLite recomputing:               {:>8.2}×  (build alone {:.2}×)",
         (read + build) / sqlite,
