@@ -137,7 +137,10 @@ impl ScalarFilter {
         scalar: &[(Row, Diff)],
     ) -> Result<Vec<(Row, Diff)>, EvalError> {
         let first = self.threshold.is_none();
-        let old = self.threshold.take().unwrap_or(Threshold::Nothing);
+        let kept = self.threshold.take().unwrap_or(Threshold::Nothing);
+        // A failed threshold is only ever kept over no outer rows (see
+        // below): no row matched it.
+        let old = if matches!(kept, Threshold::Failed(_)) { Threshold::Nothing } else { kept.clone() };
         let mut out = Vec::new();
         // Outer changes first, against the old threshold …
         for (row, diff) in outer {
@@ -146,7 +149,7 @@ impl ScalarFilter {
             if value.is_null() {
                 continue;
             }
-            if self.matches(&value, &old)? {
+            if self.matches(&value, &old) {
                 out.push((row.clone(), *diff));
             }
             let mut key = Vec::new();
@@ -155,7 +158,7 @@ impl ScalarFilter {
         }
         // … then the threshold's move, over the updated rows.
         let new = if scalar.is_empty() && !first {
-            old.clone()
+            kept
         } else {
             self.relation.extend_from_slice(scalar);
             consolidate_unordered(&mut self.relation);
@@ -183,18 +186,15 @@ impl ScalarFilter {
         }
     }
 
-    /// `f op t` as the evaluator computes it.
-    fn matches(&self, value: &Datum<'_>, threshold: &Threshold) -> Result<bool, EvalError> {
-        let t = match threshold {
-            Threshold::Nothing => return Ok(false),
-            Threshold::Failed(e) => return Err(e.clone()),
-            Threshold::Value { value, .. } => value,
-        };
+    /// `f op t` as the evaluator computes it (a failed threshold is never
+    /// compared: it is kept over no rows).
+    fn matches(&self, value: &Datum<'_>, threshold: &Threshold) -> bool {
+        let Threshold::Value { value: t, .. } = threshold else { return false };
         if value.is_null() {
-            return Ok(false);
+            return false;
         }
         let o = value.total_cmp(t);
-        Ok(match self.comparison.op {
+        match self.comparison.op {
             BinaryOp::Eq => o.is_eq(),
             BinaryOp::NotEq => o.is_ne(),
             BinaryOp::Lt => o.is_lt(),
@@ -202,7 +202,7 @@ impl ScalarFilter {
             BinaryOp::Gt => o.is_gt(),
             BinaryOp::GtEq => o.is_ge(),
             _ => false,
-        })
+        }
     }
 
     fn update(&mut self, key: Box<[u8]>, row: &Row, diff: Diff) {
@@ -257,16 +257,13 @@ impl ScalarFilter {
     /// Emits `(rows matching new) − (rows matching old)`, visiting only the
     /// rows whose key lies where the two can differ.
     fn moved(&self, old: &Threshold, new: &Threshold, out: &mut Vec<(Row, Diff)>) -> Result<(), EvalError> {
-        // A failed threshold was only ever kept over no outer rows.
-        let old = if matches!(old, Threshold::Failed(_)) { &Threshold::Nothing } else { old };
-        let new = if matches!(new, Threshold::Failed(_)) { &Threshold::Nothing } else { new };
         if old.key() == new.key() {
             return Ok(());
         }
         for (lower, upper) in self.candidates(old.key(), new.key()) {
             for ((_, row), diff) in self.rows.range((lower, upper)) {
                 let value = self.outer_value(row)?;
-                let change = Diff::from(self.matches(&value, new)?) - Diff::from(self.matches(&value, old)?);
+                let change = Diff::from(self.matches(&value, new)) - Diff::from(self.matches(&value, old));
                 if change != 0 {
                     out.push((row.clone(), change * diff));
                 }
@@ -605,6 +602,23 @@ mod tests {
         ) {
             check(comparison, &changes, &cuts)?;
         }
+    }
+
+    /// `g` failing (PostgreSQL's division by zero) fails the view only
+    /// while outer rows are compared with it, as the product's filter
+    /// would.
+    #[test]
+    fn a_failing_scalar_fails_only_over_outer_rows() {
+        let inverse = Expr::binary(BinaryOp::Div, Expr::Literal(Datum::Int(1)), Expr::Column(0));
+        let comparison =
+            ScalarComparison { outer: Expr::Column(0), op: BinaryOp::Lt, scalar: inverse, scalar_arity: 1, pad: false };
+        let mut op = ScalarFilter::new(comparison, Dialect::Postgres);
+        let (zero, one) = (Row::pack([Datum::Int(0)]), Row::pack([Datum::Int(1)]));
+        assert_eq!(op.step(&[], &[(zero.clone(), 1)]), Ok(Vec::new()), "no outer rows: nothing fails");
+        let outer = [(Row::pack([Datum::Int(0)]), 1), (Row::pack([Datum::Int(5)]), 1)];
+        let out = op.step(&outer, &[(zero.clone(), -1), (one.clone(), 1)]).unwrap();
+        assert_eq!(out, vec![(Row::pack([Datum::Int(0)]), 1)], "0 < 1/1, with the scalar fixed in the same batch");
+        assert_eq!(op.step(&[], &[(one, -1), (zero, 1)]), Err(EvalError::DivisionByZero));
     }
 
     #[test]
