@@ -36,6 +36,10 @@
 //! matches nothing, except under a LEFT JOIN (`pad`), where the threshold is
 //! `g` of an all-NULL row, as the padded product would compute it.
 //!
+//! Errors: a failing `g` (PostgreSQL's division by zero) fails the view
+//! only while there are outer rows to compare with it, as the product's
+//! filter would; over no outer rows it is kept and matches nothing.
+//!
 //! Cost: an outer change O(log n); a move of the scalar O(log n + rows
 //! between the thresholds), plus, when the outer rows are all visited
 //! (a threshold becoming NULL or the relation emptying), O(matched rows).
