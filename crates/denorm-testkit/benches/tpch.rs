@@ -60,7 +60,10 @@ fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 /// Seconds this thread has spent on a CPU (the kernel's schedstat, in
 /// nanoseconds): on a shared machine, the figure that other processes'
-/// load does not inflate. 0 where /proc does not have it.
+/// load does not inflate. 0 where /proc does not have it. The kernel brings
+/// a running thread's figure up to date at scheduler ticks only, so a phase
+/// of a few tens of milliseconds is off by up to a few milliseconds: give
+/// short refreshes more rounds.
 fn on_cpu() -> f64 {
     let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
     stat.split_whitespace().next().and_then(|ns| ns.parse::<f64>().ok()).unwrap_or(0.0) / 1e9
@@ -192,10 +195,14 @@ fn main() {
         assert!(out.errors.is_empty(), "view errors: {:?}", out.errors);
     }
     let (refresh_s, refresh_cpu) = (clock.elapsed().as_secs_f64(), on_cpu() - cpu);
+    let per_cpu_second = if refresh_cpu > 0.0 {
+        format!("{:.0} on-CPU", changes as f64 / refresh_cpu)
+    } else {
+        "too short to time on-CPU".to_string()
+    };
     println!(
-        "refresh catch-up: {changes} changes in {rounds} batches: {:>8.0} changes/s ({:.0} on-CPU)",
-        changes as f64 / refresh_s,
-        changes as f64 / refresh_cpu
+        "refresh catch-up: {changes} changes in {rounds} batches: {:>8.0} changes/s ({per_cpu_second})",
+        changes as f64 / refresh_s
     );
     let (rss, peak) = memory();
     println!("RSS after refresh {rss:.0} MB = {:.1}× file; peak {peak:.0} MB = {:.1}× file", rss / file_mb, peak / file_mb);
