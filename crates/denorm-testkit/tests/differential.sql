@@ -728,3 +728,8 @@ SELECT id, raw FROM ledger WHERE raw < (SELECT MAX(raw) FROM ledger);
 
 CREATE MATERIALIZED VIEW qty_over_mean_amount AS
 SELECT id, qty FROM ledger WHERE qty > (SELECT AVG(amount) FROM ledger WHERE acct = 1);
+
+-- Under NOCASE both sides compare as collation keys (the outer rows are
+-- ordered by their keys).
+CREATE MATERIALIZED VIEW names_from_max_nocase AS
+SELECT id, name FROM users WHERE name COLLATE NOCASE >= (SELECT MAX(name) FROM users);
