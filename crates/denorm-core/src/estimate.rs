@@ -307,6 +307,15 @@ impl Dataflow {
                 bytes += 1.3 * (changes * (20.0 + packed) + groups.min(changes) * (16.0 + 2.0 * (32.0 + output)));
                 (shape, Some((groups, bytes)))
             }
+            Operator::ScalarFilter(_) => {
+                // Every outer row kept, ordered by the compared value.
+                let from = input(0);
+                let entry = size_of::<((Box<[u8]>, Row), Diff)>() as f64 / BTREE_FILL;
+                let held = (from.rows, from.rows * (entry + COMPUTED_WIDTH + heap(from.width())));
+                // A comparison keeps a third, as `selectivity` guesses a range.
+                let kept = from.rows / 3.0;
+                (from.restrict(kept), Some(held))
+            }
             Operator::TopK(top) => {
                 let from = input(0);
                 let (partition, order, limit) = top.shape();

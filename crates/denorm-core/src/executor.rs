@@ -290,6 +290,13 @@ impl Dataflow {
         readers
     }
 
+    /// How many comparisons of outer rows with a scalar subquery's one row
+    /// the graph maintains ordered (see `operator::scalar_filter`), rather
+    /// than as a product.
+    pub fn scalar_filter_count(&self) -> usize {
+        self.graph.nodes.iter().filter(|n| matches!(n.operator, Operator::ScalarFilter(_))).count()
+    }
+
     fn input_changes(
         &self,
         batch: &SourceBatch,
@@ -448,6 +455,7 @@ impl Dataflow {
             }
             Operator::Join(_) => unreachable!("handled above"),
             Operator::Reduce(r) => r.step(input(0)),
+            Operator::ScalarFilter(s) => s.step(input(0), input(1)),
             Operator::Distinct(d) => Ok(d.step(input(0))),
             Operator::TopK(t) => Ok(t.step(input(0))),
             Operator::Union => {

@@ -13,7 +13,9 @@ use denorm_types::{Catalog, Dialect};
 
 use crate::executor::BuildError;
 use crate::index::Index;
-use crate::operator::{Distinct, Filter, Join, JoinTopK, Map, Reduce, Threshold, TopK, Values};
+use crate::operator::{Distinct, Filter, Join, JoinTopK, Map, Reduce, ScalarFilter, Threshold, TopK, Values};
+
+mod scalar;
 
 pub(crate) type NodeId = usize;
 
@@ -29,6 +31,8 @@ pub(crate) enum Operator {
     /// Inputs: the join, and its partition side arranged by the partition.
     JoinTopK(JoinTopK),
     Reduce(Reduce),
+    /// Inputs: the outer rows, and a relation of at most one row.
+    ScalarFilter(ScalarFilter),
     Distinct(Distinct),
     TopK(TopK),
     /// Inputs: the summed plans, in order (one node may appear twice).
@@ -52,6 +56,7 @@ impl Operator {
             Operator::Distinct(distinct) => ("Distinct".to_string(), distinct.state_bytes()),
             Operator::TopK(top) => ("TopK".to_string(), top.state_bytes()),
             Operator::Threshold(threshold) => ("Threshold".to_string(), threshold.state_bytes()),
+            Operator::ScalarFilter(filter) => ("ScalarFilter".to_string(), filter.state_bytes()),
             _ => return None,
         })
     }
@@ -108,6 +113,9 @@ impl Graph {
             Plan::Map { input, exprs } => {
                 let columns: Option<Vec<usize>> =
                     exprs.iter().map(|e| if let Expr::Column(c) = e { Some(*c) } else { None }).collect();
+                if let Some(id) = self.scalar_filter(exprs, input, catalog, dialect)? {
+                    return Ok(id);
+                }
                 if let (Plan::Join { .. }, Some(columns)) = (input.as_ref(), columns) {
                     // A column projection of a join is fused into it: the
                     // join emits only the columns the projection keeps.

@@ -421,6 +421,39 @@ mod tests {
         }
     }
 
+    #[test]
+    fn scalar_filter_reports_its_live_bytes() {
+        use crate::operator::{ScalarComparison, ScalarFilter};
+        use denorm_expr::{BinaryOp, Expr};
+        for seed in SEEDS {
+            // Outer rows kept ordered by `x` (a double), compared with a
+            // scalar that moves every batch.
+            let comparison = ScalarComparison {
+                outer: Expr::Column(3),
+                op: BinaryOp::Gt,
+                scalar: Expr::Column(0),
+                scalar_arity: 1,
+                pad: false,
+            };
+            let mut filter = ScalarFilter::new(comparison, denorm_types::Dialect::Sqlite);
+            filter.step(&[], &[(Row::pack([Datum::Float(0.5)]), 1)]).unwrap();
+            let moved = std::cell::Cell::new(0.5);
+            check(
+                "scalar filter",
+                &mut filter,
+                &workload(seed, 100, 3, 60),
+                0.3,
+                |f, b| {
+                    let (old, new) = (moved.get(), 1.5 - moved.get());
+                    moved.set(new);
+                    let scalar = [(Row::pack([Datum::Float(old)]), -1), (Row::pack([Datum::Float(new)]), 1)];
+                    f.step(b, &scalar).unwrap();
+                },
+                ScalarFilter::state_bytes,
+            );
+        }
+    }
+
     /// A bounded top-k over a join, through a dataflow: everything the
     /// dataflow holds between batches is the state it reports (the
     /// partition side's rows are inline, so no buffer has two owners).

@@ -413,7 +413,96 @@ fn shapes() -> Vec<(&'static str, Plan)> {
                 residual: None,
             },
         ),
+        // An uncorrelated scalar subquery compared with the outer rows: a
+        // ScalarFilter (outer rows ordered by the compared value), not a
+        // product; scalars through NULL (avg of nothing), 1 beside 1.0.
+        (
+            "scalar: a.v > (SELECT avg(v) FROM b)",
+            Plan::Map {
+                input: Box::new(Plan::Filter {
+                    input: Box::new(product(JoinKind::Left, get("a"), scalar(agg(AggregateFunc::Avg, Some(col(2)))))),
+                    predicate: Expr::binary(BinaryOp::Gt, col(2), col(4)),
+                }),
+                exprs: vec![col(0), col(1), col(2), col(3)],
+            },
+        ),
+        (
+            "scalar on the left of an inner join: max(b.x) * 0.5 <= a.k, projected",
+            Plan::Map {
+                input: Box::new(Plan::Join {
+                    left: scalar(agg(AggregateFunc::Max, Some(col(3)))),
+                    right: get("a"),
+                    kind: JoinKind::Inner,
+                    left_key: vec![],
+                    right_key: vec![],
+                    residual: Some(Expr::binary(BinaryOp::LtEq, Expr::binary(BinaryOp::Mul, col(0), lit(0.5)), col(2))),
+                }),
+                exprs: vec![col(1), Expr::binary(BinaryOp::Mul, col(3), lit(2))],
+            },
+        ),
+        (
+            "scalar: b.x = (SELECT min(x) FROM b) AND b.k IS NOT NULL",
+            Plan::Map {
+                input: Box::new(Plan::Filter {
+                    input: Box::new(product(JoinKind::Left, get("b"), scalar(agg(AggregateFunc::Min, Some(col(3)))))),
+                    predicate: Expr::binary(
+                        BinaryOp::And,
+                        Expr::binary(BinaryOp::Eq, col(4), col(3)),
+                        Expr::Not(Box::new(Expr::IsNull(Box::new(col(1))))),
+                    ),
+                }),
+                exprs: vec![col(0), col(3)],
+            },
+        ),
+        (
+            // The scalar side may be empty (a filtered global aggregate):
+            // the LEFT JOIN's padding compares coalesce(NULL, 0).
+            "scalar: a.v <> coalesce(count over 2 rows, 0)",
+            Plan::Map {
+                input: Box::new(Plan::Filter {
+                    input: Box::new(product(
+                        JoinKind::Left,
+                        get("a"),
+                        Box::new(Plan::Filter {
+                            input: scalar(agg(AggregateFunc::Count, None)),
+                            predicate: Expr::binary(BinaryOp::Gt, col(0), lit(2)),
+                        }),
+                    )),
+                    predicate: Expr::binary(BinaryOp::NotEq, col(2), Expr::Coalesce(vec![col(4), lit(0)])),
+                }),
+                exprs: vec![col(0), col(2)],
+            },
+        ),
+        (
+            // As the planner builds `v <> (SELECT count(*) …)`: the count
+            // coalesced by a Map between the filter and the join.
+            "scalar: a.k >= coalesce(count(b.v), 0) through a Map",
+            Plan::Map {
+                input: Box::new(Plan::Filter {
+                    input: Box::new(Plan::Map {
+                        input: Box::new(product(
+                            JoinKind::Left,
+                            get("a"),
+                            scalar(agg(AggregateFunc::Count, Some(col(2)))),
+                        )),
+                        exprs: vec![col(0), col(1), Expr::Coalesce(vec![col(4), lit(0)])],
+                    }),
+                    predicate: Expr::binary(BinaryOp::GtEq, col(1), col(2)),
+                }),
+                exprs: vec![col(0), col(1)],
+            },
+        ),
     ]
+}
+
+/// `SELECT agg FROM b`: one row, always.
+fn scalar(aggregate: Aggregate) -> Box<Plan> {
+    Box::new(Plan::Reduce { input: get("b"), group_key: vec![], aggregates: vec![aggregate] })
+}
+
+/// A join on no key (how the planner joins an uncorrelated scalar subquery).
+fn product(kind: JoinKind, left: Box<Plan>, right: Box<Plan>) -> Plan {
+    Plan::Join { left, right, kind, left_key: vec![], right_key: vec![], residual: None }
 }
 
 #[derive(Debug, Clone)]
@@ -551,6 +640,15 @@ fn top_k_over_an_inner_join_is_bounded() {
         let mut dataflow = Dataflow::new(catalog(), Dialect::Sqlite);
         dataflow.add_view_emitting("v", &plan).unwrap();
         assert_eq!(dataflow.bounded_top_k().len(), usize::from(name.starts_with("bounded")), "{name}");
+    }
+}
+
+#[test]
+fn scalar_subquery_comparisons_are_not_products() {
+    for (name, plan) in shapes() {
+        let mut dataflow = Dataflow::new(catalog(), Dialect::Sqlite);
+        dataflow.add_view_emitting("v", &plan).unwrap();
+        assert_eq!(dataflow.scalar_filter_count(), usize::from(name.starts_with("scalar")), "{name}");
     }
 }
 

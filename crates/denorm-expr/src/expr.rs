@@ -397,6 +397,30 @@ impl Expr {
         out
     }
 
+    /// This expression read over a Map's output, rewritten over the Map's
+    /// input: each column reference `#i` replaced by `exprs[i]`. `None`
+    /// when it reads a column past `exprs`.
+    pub fn substitute(&self, exprs: &[Expr]) -> Option<Expr> {
+        // Substituted columns are moved out of the way while the walk goes
+        // on into the expressions put in, then moved back.
+        const MOVED: usize = usize::MAX / 2;
+        if self.columns().iter().any(|&c| c >= exprs.len()) {
+            return None;
+        }
+        let mut out = self.clone();
+        out.visit_mut(&mut |e| {
+            if let Expr::Column(c) = e {
+                if *c < MOVED {
+                    let mut put = exprs[*c].clone();
+                    put.remap_columns(&|i| i + MOVED);
+                    *e = put;
+                }
+            }
+        });
+        out.remap_columns(&|c| c - MOVED);
+        Some(out)
+    }
+
     /// Renumbers column references (`map[old] = new`).
     pub fn remap_columns(&mut self, map: &impl Fn(usize) -> usize) {
         self.visit_mut(&mut |e| {
@@ -524,5 +548,21 @@ impl fmt::Display for Expr {
                 f.write_str(")")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn substitute_reads_through_a_map_once() {
+        // (#1 <> #2) over Map [#0, #3, coalesce(#1, #0)].
+        let computed = vec![Expr::Column(0), Expr::Column(3), Expr::Coalesce(vec![Expr::Column(1), Expr::Column(0)])];
+        let e = Expr::binary(BinaryOp::NotEq, Expr::Column(1), Expr::Column(2));
+        let want =
+            Expr::binary(BinaryOp::NotEq, Expr::Column(3), Expr::Coalesce(vec![Expr::Column(1), Expr::Column(0)]));
+        assert_eq!(e.substitute(&computed), Some(want));
+        assert_eq!(Expr::Column(3).substitute(&computed), None, "past the Map's columns");
     }
 }

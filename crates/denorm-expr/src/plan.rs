@@ -134,6 +134,24 @@ impl Plan {
         }
     }
 
+    /// Whether this plan never has more than one row: a GROUP BY of no
+    /// columns (exactly one row), or what keeps or joins such relations
+    /// only (Map, Filter, Distinct, an inner or left join, a top-1 by row
+    /// number without partition, a one-row Values). An uncorrelated scalar
+    /// subquery's result is such a plan.
+    pub fn at_most_one_row(&self) -> bool {
+        match self {
+            Plan::Reduce { group_key, .. } => group_key.is_empty(),
+            Plan::Map { input, .. } | Plan::Filter { input, .. } | Plan::Distinct { input } => input.at_most_one_row(),
+            Plan::TopK { partition, limit, numbering: Numbering::RowNumber, .. } => partition.is_empty() && *limit <= 1,
+            Plan::Values { rows, .. } => rows.len() <= 1,
+            Plan::Join { left, right, kind: JoinKind::Inner | JoinKind::Left, .. } => {
+                left.at_most_one_row() && right.at_most_one_row()
+            }
+            _ => false,
+        }
+    }
+
     /// The source tables this plan reads, in first-use order, without repeats.
     pub fn tables(&self) -> Vec<&str> {
         let mut out = Vec::new();
@@ -244,5 +262,43 @@ impl Plan {
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.fmt_indented(f, 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_most_one_row_holds_for_global_aggregates_and_what_keeps_them() {
+        let get = || Box::new(Plan::Get { table: "t".into(), arity: 2 });
+        let global = || Box::new(Plan::Reduce { input: get(), group_key: vec![], aggregates: vec![] });
+        let grouped = Plan::Reduce { input: get(), group_key: vec![0], aggregates: vec![] };
+        let filtered = Plan::Filter { input: global(), predicate: Expr::Column(0) };
+        let join =
+            |left, right, kind| Plan::Join { left, right, kind, left_key: vec![], right_key: vec![], residual: None };
+        let top = |limit, numbering| Plan::TopK {
+            input: get(),
+            partition: vec![],
+            order: vec![],
+            limit,
+            rank: false,
+            numbering,
+        };
+        for (plan, want) in [
+            (*global(), true),
+            (filtered, true),
+            (Plan::Map { input: global(), exprs: vec![Expr::Column(0)] }, true),
+            (join(global(), global(), JoinKind::Left), true),
+            (join(global(), global(), JoinKind::Full), false),
+            (top(1, Numbering::RowNumber), true),
+            (top(1, Numbering::Rank), false),
+            (top(2, Numbering::RowNumber), false),
+            (Plan::Values { rows: vec![Row::empty()], arity: 0 }, true),
+            (grouped, false),
+            (*get(), false),
+        ] {
+            assert_eq!(plan.at_most_one_row(), want, "{plan}");
+        }
     }
 }

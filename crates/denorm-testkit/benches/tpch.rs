@@ -1,14 +1,17 @@
 //! TPC-H on SQLite: the 22 queries as views, beside SQLite recomputing them
 //! (`cargo bench -p denorm-testkit --bench tpch`). Scale with
 //! `DENORM_BENCH_SCALE` (default 0.1: about 100 MB of SQLite file); refresh
-//! rounds with `DENORM_BENCH_ROUNDS` (default 40).
+//! rounds with `DENORM_BENCH_ROUNDS` (default 40); `DENORM_BENCH_VIEWS`
+//! (e.g. `q11,q15,q22`) builds and times only the views named (default: all
+//! 22).
 //!
 //! Prints, from one run on one machine:
 //! - SQLite running every accepted query from scratch (the baseline);
 //! - the snapshot: reading every table, then the dataflow building all views;
 //!   and its ratio to the baseline;
 //! - refresh catch-up: a backlog of RF1/RF2 rounds plus updates, captured
-//!   first, then applied one round per batch: source changes/s;
+//!   first, then applied one round per batch: source changes/s, by the
+//!   clock and per second on a CPU (this thread's schedstat);
 //! - resident memory after the snapshot and at its peak, beside the file size;
 //! - with `DENORM_BENCH_PER_VIEW=1`, first each view's snapshot alone (its
 //!   own dataflow): where the build time goes.
@@ -53,6 +56,17 @@ fn live_mb() -> f64 {
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Seconds this thread has spent on a CPU (the kernel's schedstat, in
+/// nanoseconds): on a shared machine, the figure that other processes'
+/// load does not inflate. 0 where /proc does not have it. The kernel brings
+/// a running thread's figure up to date at scheduler ticks only, so a phase
+/// of a few tens of milliseconds is off by up to a few milliseconds: give
+/// short refreshes more rounds.
+fn on_cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    stat.split_whitespace().next().and_then(|ns| ns.parse::<f64>().ok()).unwrap_or(0.0) / 1e9
 }
 
 /// VmRSS and VmHWM of this process, in MB.
@@ -120,14 +134,19 @@ fn main() {
     let reference = SqliteReference { connection: rusqlite::Connection::open(&path).unwrap() };
 
     let catalog = reference.catalog();
+    let selected: Option<Vec<String>> =
+        std::env::var("DENORM_BENCH_VIEWS").ok().map(|v| v.split(',').map(|n| n.trim().to_string()).collect());
     let mut defs = Vec::new();
     for (name, query) in tpch::QUERIES {
+        if selected.as_ref().is_some_and(|names| !names.iter().any(|n| n == name)) {
+            continue;
+        }
         match plan_views(&tpch::view(name, query), &catalog, Dialect::Sqlite) {
             Ok(planned) => defs.extend(planned),
             Err(_) => println!("  {name}: refused by the planner (not measured)"),
         }
     }
-    println!("{} of 22 queries accepted as views", defs.len());
+    println!("{} of {} queries accepted as views", defs.len(), selected.as_ref().map_or(22, Vec::len));
 
     // Warm the page cache once, then time SQLite recomputing every view.
     for def in &defs {
@@ -189,13 +208,13 @@ fn main() {
         })
         .collect();
     let read = clock.elapsed().as_secs_f64();
-    let clock = Instant::now();
+    let (clock, cpu) = (Instant::now(), on_cpu());
     let out = dataflow.apply(&SourceBatch { position: Position(1), tables });
-    let build = clock.elapsed().as_secs_f64();
+    let (build, build_cpu) = (clock.elapsed().as_secs_f64(), on_cpu() - cpu);
     assert!(out.errors.is_empty(), "view errors: {:?}", out.errors);
     let (rss, peak) = memory();
     println!("snapshot: read {rows} rows                {read:>8.2} s");
-    println!("snapshot: build the {} views                 {build:>8.2} s", defs.len());
+    println!("snapshot: build the {} views                 {build:>8.2} s ({build_cpu:.2} s on-CPU)", defs.len());
     println!(
         "snapshot ÷ SQLite recomputing:               {:>8.2}×  (build alone {:.2}×)",
         (read + build) / sqlite,
@@ -214,13 +233,21 @@ fn main() {
         })
         .collect();
     let changes: usize = backlog.iter().flat_map(|t| t.iter().map(|(_, c)| c.len())).sum();
-    let clock = Instant::now();
+    let (clock, cpu) = (Instant::now(), on_cpu());
     for (i, tables) in backlog.into_iter().enumerate() {
         let out = dataflow.apply(&SourceBatch { position: Position(2 + i as u64), tables });
         assert!(out.errors.is_empty(), "view errors: {:?}", out.errors);
     }
-    let refresh_s = clock.elapsed().as_secs_f64();
-    println!("refresh catch-up: {changes} changes in {rounds} batches: {:>8.0} changes/s", changes as f64 / refresh_s);
+    let (refresh_s, refresh_cpu) = (clock.elapsed().as_secs_f64(), on_cpu() - cpu);
+    let per_cpu_second = if refresh_cpu > 0.0 {
+        format!("{:.0} on-CPU", changes as f64 / refresh_cpu)
+    } else {
+        "too short to time on-CPU".to_string()
+    };
+    println!(
+        "refresh catch-up: {changes} changes in {rounds} batches: {:>8.0} changes/s ({per_cpu_second})",
+        changes as f64 / refresh_s
+    );
     let (rss, peak) = memory();
     println!("RSS after refresh {rss:.0} MB = {:.1}× file; peak {peak:.0} MB = {:.1}× file", rss / file_mb, peak / file_mb);
     std::fs::remove_dir_all(&dir).ok();

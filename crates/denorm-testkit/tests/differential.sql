@@ -702,3 +702,34 @@ SELECT p.id,
         ORDER BY q.id DESC LIMIT 1) AS previous_title,
        (SELECT r.rating FROM reviews r WHERE r.rating >= p.score ORDER BY r.rating, r.id LIMIT 1) AS closest_rating_above
 FROM posts p;
+
+-- Uncorrelated scalar subqueries compared with the outer rows, maintained as
+-- the outer rows ordered by the compared value (denorm-core's ScalarFilter:
+-- a move of the scalar re-emits only the rows it passes): ties under `=`,
+-- `<>`, the scalar on the left, a NULL scalar (the average of no rows), an
+-- INTEGER sum against a REAL average, and columns holding every storage
+-- class (text and BLOBs above numbers, 1 beside 1.0).
+CREATE MATERIALIZED VIEW posts_at_max_score AS
+SELECT id, author_id, score FROM posts WHERE score = (SELECT MAX(score) FROM posts);
+
+CREATE MATERIALIZED VIEW ratings_off_follow_count AS
+SELECT id, rating FROM reviews WHERE rating <> (SELECT COUNT(*) FROM follows);
+
+CREATE MATERIALIZED VIEW helpful_over_category_a AS
+SELECT id, helpful FROM reviews
+WHERE (SELECT AVG(price) FROM products WHERE category = 'a') <= helpful;
+
+CREATE MATERIALIZED VIEW heavy_accounts AS
+SELECT acct, SUM(qty) AS total FROM ledger GROUP BY acct
+HAVING SUM(qty) >= (SELECT AVG(amount) FROM ledger);
+
+CREATE MATERIALIZED VIEW raw_below_max AS
+SELECT id, raw FROM ledger WHERE raw < (SELECT MAX(raw) FROM ledger);
+
+CREATE MATERIALIZED VIEW qty_over_mean_amount AS
+SELECT id, qty FROM ledger WHERE qty > (SELECT AVG(amount) FROM ledger WHERE acct = 1);
+
+-- Under NOCASE both sides compare as collation keys (the outer rows are
+-- ordered by their keys).
+CREATE MATERIALIZED VIEW names_from_max_nocase AS
+SELECT id, name FROM users WHERE name COLLATE NOCASE >= (SELECT MAX(name) FROM users);

@@ -218,6 +218,14 @@ fn outer_rows(kind: JoinKind, left: &str, right: &str) -> String {
 /// A join without an equality: every pair of rows is a candidate.
 fn describe_product(left: &Plan, right: &Plan, kind: JoinKind, residual: Option<&Expr>) -> String {
     let (l, r) = (left.tables().join(", "), right.tables().join(", "));
+    let scalar = match kind {
+        JoinKind::Left | JoinKind::Inner if right.at_most_one_row() => Some((&l, &r)),
+        JoinKind::Inner if left.at_most_one_row() => Some((&r, &l)),
+        _ => None,
+    };
+    if let Some((outer, scalar)) = scalar {
+        return describe_scalar_product(outer, scalar);
+    }
     let condition = match residual {
         Some(_) => "pairs that pass the join condition (a residual, evaluated per pair)",
         None => "every pair",
@@ -227,6 +235,19 @@ fn describe_product(left: &Plan, right: &Plan, kind: JoinKind, residual: Option<
          a change to either side is paired with all rows of the other, O(rows of the other side) per change, \
          and emits {condition}{} — cost warning: add an equality between the tables if one exists",
         outer_rows(kind, &l, &r)
+    )
+}
+
+/// A product with a relation of at most one row (an uncorrelated scalar
+/// subquery): the core keeps a comparison with it ordered
+/// (denorm-core's `ScalarFilter`).
+fn describe_scalar_product(outer: &str, scalar: &str) -> String {
+    format!(
+        "pairs every row of {outer} with the one row computed from {scalar} (an uncorrelated scalar subquery): \
+         when a comparison with it filters the rows and the view does not show it, {outer} rows are kept ordered \
+         by the compared value, so a change to {outer} costs O(log n) and a change of the subquery's value \
+         re-emits only the rows between the old and the new value; otherwise a change of that value re-pairs \
+         every row of {outer}"
     )
 }
 
@@ -489,6 +510,42 @@ mod tests {
              and emits pairs that pass the join condition (a residual, evaluated per pair), keeping users rows \
              and products rows without a match with NULLs — cost warning: add an equality between the tables if one exists"
         );
+    }
+
+    #[test]
+    fn a_product_with_a_scalar_subquery_says_it_is_kept_ordered() {
+        // users.karma > (SELECT avg(price) FROM products), as the planner joins it.
+        let average = Plan::Reduce {
+            input: get("products", 3),
+            group_key: vec![],
+            aggregates: vec![denorm_expr::Aggregate {
+                func: AggregateFunc::Avg,
+                arg: Some(Expr::Column(2)),
+            }],
+        };
+        let plan = Plan::Filter {
+            input: Box::new(Plan::Join {
+                left: get("users", 3),
+                right: Box::new(average),
+                kind: JoinKind::Left,
+                left_key: vec![],
+                right_key: vec![],
+                residual: None,
+            }),
+            predicate: Expr::binary(denorm_expr::BinaryOp::Gt, Expr::Column(2), Expr::Column(3)),
+        };
+        let text = propagation(&plan, &catalog());
+        assert!(
+            text.ends_with(
+                "pairs every row of users with the one row computed from products (an uncorrelated scalar subquery): \
+                 when a comparison with it filters the rows and the view does not show it, users rows are kept \
+                 ordered by the compared value, so a change to users costs O(log n) and a change of the subquery's \
+                 value re-emits only the rows between the old and the new value; otherwise a change of that value \
+                 re-pairs every row of users"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("cost warning"), "{text}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod join;
 mod join_topk;
 mod map;
 mod reduce;
+mod scalar_filter;
 mod setop;
 mod topk;
 
@@ -16,5 +17,6 @@ pub(crate) use join_topk::JoinTopK;
 pub use join_topk::TopKState;
 pub(crate) use map::{Filter, Map};
 pub(crate) use reduce::{Reduce, KEEP_SCRATCH};
+pub(crate) use scalar_filter::{ScalarComparison, ScalarFilter};
 pub(crate) use setop::{negate, union, Threshold, Values};
 pub(crate) use topk::TopK;

@@ -317,7 +317,7 @@ pub(crate) fn encode_sort_key(row: &Row, order: &[SortKey], out: &mut Vec<u8>) {
 
 /// Text or a BLOB (which sorts after all text): bytewise, each 0x00
 /// escaped as 0x00 0xFF, ended by 0x00 0x00.
-fn encode_bytes(class: u8, bytes: &[u8], out: &mut Vec<u8>) {
+pub(crate) fn encode_bytes(class: u8, bytes: &[u8], out: &mut Vec<u8>) {
     out.push(class);
     for &b in bytes {
         out.push(b);
@@ -328,12 +328,12 @@ fn encode_bytes(class: u8, bytes: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&[0, 0]);
 }
 
-fn encode_numeric(n: denorm_types::numeric::Decimal, out: &mut Vec<u8>) {
+pub(crate) fn encode_numeric(n: denorm_types::numeric::Decimal, out: &mut Vec<u8>) {
     out.push(0x21);
     denorm_types::numeric::write_sort_key(n, out);
 }
 
-fn encode_number(d: f64, remainder: i128, out: &mut Vec<u8>) {
+pub(crate) fn encode_number(d: f64, remainder: i128, out: &mut Vec<u8>) {
     out.push(0x20);
     // -0.0 equals 0.0 in SQL.
     let d = if d == 0.0 { 0.0 } else { d };
