@@ -32,7 +32,9 @@
 //!
 //! `EXISTS`, `IN`, aggregate and `ORDER BY … LIMIT 1` scalar subqueries also
 //! take other correlated terms (`l2.suppkey <> l1.suppkey`, `q.id < p.id`): they are then evaluated
-//! once per distinct tuple of the outer values they read (see `domain.rs`). In
+//! once per distinct tuple of the outer values they read (see `domain.rs`),
+//! but an EXISTS or a COUNT whose only such term is one `inner <> outer`
+//! is counted with state linear in the inner rows (see `not_equal.rs`). In
 //! EXISTS a term on outer columns alone is taken out instead:
 //! `(o IS TRUE) AND EXISTS (…)`.
 //!
@@ -63,9 +65,11 @@ use crate::{Location, PlanError};
 
 mod correlation;
 mod domain;
+mod not_equal;
 
 use correlation::{decorrelate, one, plan_inner, Inner};
 use domain::{exists_residual, first_row_residual, in_residual, scalar_aggregate_residual};
+use not_equal::{exists_not_equal, scalar_count_not_equal};
 
 /// Columns a clause's subqueries add are numbered from here until
 /// [`Subqueries::apply`] knows the width of the input they join.
@@ -272,9 +276,10 @@ fn exists(
             .detail("such a subquery has exactly one row (unless HAVING removes it)")
             .hint("write the condition on the aggregate as a scalar subquery: (SELECT count(*) FROM …) > 0"));
     }
-    let mut e = match inner.residual.is_empty() {
-        true => exists_rows(subqueries, &inner)?,
-        false => exists_residual(lw, subqueries, &inner)?,
+    let mut e = match (inner.residual.is_empty(), &inner.not_equal) {
+        (true, _) => exists_rows(subqueries, &inner)?,
+        (false, Some(ne)) if !inner.grouped() => exists_not_equal(lw, subqueries, &inner, ne)?,
+        (false, _) => exists_residual(lw, subqueries, &inner)?,
     };
     // A term on outer columns alone holds for all inner rows or none:
     // EXISTS (… WHERE o AND r) is (o IS TRUE) AND EXISTS (… WHERE r).
@@ -619,6 +624,11 @@ fn scalar_aggregate(
     item: SelectItem,
 ) -> Lowered {
     if inner.not_equality.is_some() {
+        if let (Some(ne), true) = (&inner.not_equal, inner.outer_only.is_empty()) {
+            if let Some(value) = scalar_count_not_equal(lw, subqueries, inner, ne, item.clone())? {
+                return Ok(value);
+            }
+        }
         return scalar_aggregate_residual(lw, subqueries, inner, item);
     }
     let select = inner.rebuild(vec![item], true, false);
