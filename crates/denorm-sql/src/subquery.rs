@@ -166,6 +166,28 @@ impl<'a, 'c> Subqueries<'a, 'c> {
         self.push(Step::Join { right, left_key, right_key }, width)
     }
 
+    /// Filters `input` by a WHERE `predicate` over its columns and the
+    /// pending subqueries': the AND terms that read no subquery filter the
+    /// input before the subqueries are joined, so that their domains and
+    /// joins hold only the rows that can pass (TPC-H q21: the late lines of
+    /// one nation's suppliers, not every line), the others after.
+    pub fn apply_where(&self, input: Plan, predicate: Expr) -> Plan {
+        let mut terms = Vec::new();
+        conjuncts(predicate, &mut terms);
+        let (before, after): (Vec<Expr>, Vec<Expr>) =
+            terms.into_iter().partition(|t| t.columns().iter().all(|&c| c < PLACEHOLDER));
+        let input = match conjoin(before) {
+            Some(predicate) => Plan::Filter { input: Box::new(input), predicate },
+            None => input,
+        };
+        let mut predicate = conjoin(after);
+        let input = self.apply(input, predicate.iter_mut());
+        match predicate {
+            Some(predicate) => Plan::Filter { input: Box::new(input), predicate },
+            None => input,
+        }
+    }
+
     /// Joins the pending subqueries to `input` and renumbers `exprs` (the
     /// clause's lowered expressions) to read their columns.
     pub fn apply<'e>(&self, input: Plan, exprs: impl IntoIterator<Item = &'e mut Expr>) -> Plan {
@@ -210,6 +232,22 @@ impl<'a, 'c> Subqueries<'a, 'c> {
         }
         plan
     }
+}
+
+/// The AND terms of `e`, left to right.
+fn conjuncts(e: Expr, out: &mut Vec<Expr>) {
+    match e {
+        Expr::Binary { op: BinaryOp::And, left, right } => {
+            conjuncts(*left, out);
+            conjuncts(*right, out);
+        }
+        e => out.push(e),
+    }
+}
+
+/// `terms` joined by AND as they were written (nested to the left).
+fn conjoin(terms: Vec<Expr>) -> Option<Expr> {
+    terms.into_iter().reduce(|a, b| Expr::binary(BinaryOp::And, a, b))
 }
 
 /// The error for a subquery where none can be planned.

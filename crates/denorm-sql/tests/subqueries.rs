@@ -69,6 +69,10 @@ const PLANS: &[(&str, &str)] = &[
         "SELECT p.id, (SELECT COUNT(r.user_id) FROM reviews r WHERE r.product_id = p.id AND p.author_id <> r.rating) AS others FROM posts p",
     ),
     (
+        "where_filters_before_subqueries",
+        "SELECT r1.id FROM reviews r1 WHERE r1.rating > 3 AND EXISTS (SELECT 1 FROM reviews r2 WHERE r2.product_id = r1.product_id AND r2.user_id <> r1.user_id) AND r1.body IS NOT NULL",
+    ),
+    (
         "correlation_on_expression",
         "SELECT p.id FROM posts p WHERE EXISTS (SELECT 1 FROM reviews r WHERE r.rating = p.author_id + 1)",
     ),

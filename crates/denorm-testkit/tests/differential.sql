@@ -730,6 +730,15 @@ WHERE EXISTS (SELECT 1 FROM reviews r2 WHERE r2.product_id = r1.product_id AND r
                   AND r3.user_id <> r1.user_id AND r3.rating > 4)
   AND (SELECT COUNT(*) FROM reviews r4 WHERE r4.product_id = r1.product_id AND r4.rating <> r1.rating) < 3;
 
+-- q21's shape: WHERE terms without subqueries filter the joined rows before
+-- the subqueries' domains are taken.
+CREATE MATERIALIZED VIEW others_only_in_category AS
+SELECT r1.id, p.name FROM reviews r1 JOIN products p ON p.id = r1.product_id
+WHERE r1.rating > 2 AND p.category = 'a'
+  AND EXISTS (SELECT 1 FROM reviews r2 WHERE r2.product_id = r1.product_id AND r2.user_id <> r1.user_id)
+  AND NOT EXISTS (SELECT 1 FROM reviews r3 WHERE r3.product_id = r1.product_id AND r3.user_id <> r1.user_id
+                  AND r3.helpful > r3.rating);
+
 CREATE MATERIALIZED VIEW not_equal_shapes AS
 SELECT u.id,
        EXISTS (SELECT 1 FROM posts p WHERE p.author_id <> u.karma) AS other_author,
