@@ -195,11 +195,18 @@ impl<'a, 'c> Subqueries<'a, 'c> {
         self.width.set(0);
         let base = input.arity();
         let place = |c: usize| if c >= PLACEHOLDER { base + (c - PLACEHOLDER) } else { c };
+        // Domains are taken from the input, not from the joins of earlier
+        // steps: appended columns that read only the input are computed
+        // there again (`over_input`).
+        let input_plan = input.clone();
+        let mut over_input: Vec<Option<Expr>> = Vec::new();
         let mut plan = input;
         for step in steps {
             plan = match step {
                 Step::Append(mut values) => {
                     values.iter_mut().for_each(|v| v.remap_columns(&place));
+                    over_input.resize(plan.arity() - base, None);
+                    over_input.extend(values.iter().map(|v| v.columns().iter().all(|&c| c < base).then(|| v.clone())));
                     let exprs = (0..plan.arity()).map(Expr::Column).chain(values).collect();
                     Plan::Map { input: Box::new(plan), exprs }
                 }
@@ -214,8 +221,16 @@ impl<'a, 'c> Subqueries<'a, 'c> {
                 Step::Domain { keys, mut payload, build } => {
                     let keys: Vec<usize> = keys.into_iter().map(place).collect();
                     payload.iter_mut().for_each(|v| v.remap_columns(&place));
-                    let exprs = keys.iter().map(|&k| Expr::Column(k)).chain(payload).collect();
-                    let domain = Plan::Distinct { input: Box::new(Plan::Map { input: Box::new(plan.clone()), exprs }) };
+                    let exprs: Vec<Expr> = keys.iter().map(|&k| Expr::Column(k)).chain(payload).collect();
+                    let from_input = |e: &Expr| match e {
+                        Expr::Column(k) if *k >= base => over_input.get(k - base).cloned().flatten(),
+                        e => e.columns().iter().all(|&c| c < base).then(|| e.clone()),
+                    };
+                    let domain_rows = match exprs.iter().map(from_input).collect::<Option<Vec<Expr>>>() {
+                        Some(exprs) => Plan::Map { input: Box::new(input_plan.clone()), exprs },
+                        None => Plan::Map { input: Box::new(plan.clone()), exprs },
+                    };
+                    let domain = Plan::Distinct { input: Box::new(domain_rows) };
                     Plan::Join {
                         left: Box::new(plan),
                         right: Box::new((build.0)(domain)),

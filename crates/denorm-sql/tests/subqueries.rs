@@ -70,7 +70,7 @@ const PLANS: &[(&str, &str)] = &[
     ),
     (
         "where_filters_before_subqueries",
-        "SELECT r1.id FROM reviews r1 WHERE r1.rating > 3 AND EXISTS (SELECT 1 FROM reviews r2 WHERE r2.product_id = r1.product_id AND r2.user_id <> r1.user_id) AND r1.body IS NOT NULL",
+        "SELECT r1.id FROM reviews r1 WHERE r1.rating > 3 AND EXISTS (SELECT 1 FROM reviews r2 WHERE r2.product_id = r1.product_id AND r2.user_id <> r1.user_id) AND r1.body IS NOT NULL AND NOT EXISTS (SELECT 1 FROM reviews r3 WHERE r3.product_id = r1.product_id AND r3.user_id <> r1.user_id AND r3.rating > 4)",
     ),
     (
         "correlation_on_expression",
