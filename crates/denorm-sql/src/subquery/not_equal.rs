@@ -1,14 +1,17 @@
 //! EXISTS and COUNT subqueries correlated by equalities E and one term
 //! `a <> x` (`a` over the subquery's row, `x` over the outer row), planned
-//! by counting instead of per domain tuple (`domain.rs`), so their state is
-//! linear in the inner rows (TPC-H q21: the other suppliers of an order):
+//! by counting instead of per domain tuple (`domain.rs`, which joins each
+//! outer tuple with every inner row of its equality group: quadratic per
+//! group), so their state and work are linear in the inner rows whatever
+//! the groups' sizes (TPC-H q21: the other suppliers of an order):
 //!
 //! ```text
 //!  #{inner rows matching E with a <> x} = #{matching E, a NOT NULL} − #{matching E, a = x}
 //!
-//!  rows   = the subquery's rows with a NOT NULL: [E inner values, a, COUNT arguments]
-//!  all    = Reduce counts by E (rows)          same = Reduce counts by (E, a) (rows)
 //!  domain = Distinct (E outer values, x) of the outer rows, x NOT NULL
+//!  rows   = the subquery's rows with a NOT NULL: [E inner values, a, COUNT arguments],
+//!           semi-joined to the domain's E values (counts only for the outer rows' groups)
+//!  all    = Reduce counts by E (rows)          same = Reduce counts by (E, a) (rows)
 //!  right  = Map [domain, coalesce(all, 0) − coalesce(same, 0)]  (domain ⟕ all on E ⟕ same on (E, x))
 //!  outer  ⟕ right on (E, x)                   EXISTS: the difference > 0, computed in the Map
 //! ```
@@ -139,9 +142,6 @@ fn counted_right(
         })
         .collect();
     let n = aggregates.len();
-    let all =
-        Plan::Reduce { input: Box::new(rows.clone()), group_key: (0..c).collect(), aggregates: aggregates.clone() };
-    let same = Plan::Reduce { input: Box::new(rows), group_key: (0..=c).collect(), aggregates };
     // Over [domain: E outer values, x][all: E, counts][same: E, a, counts].
     let key_count = c + 1;
     let (all_at, same_at) = (key_count + c, key_count + c + n + c + 1);
@@ -156,6 +156,13 @@ fn counted_right(
     let width = exprs.len();
     let build = Build(Box::new(move |domain: Plan| {
         let domain = Plan::Filter { input: Box::new(domain), predicate: not_null(Expr::Column(c)) };
+        let rows = match c {
+            0 => rows,
+            _ => semi_join(rows, &domain, c),
+        };
+        let all =
+            Plan::Reduce { input: Box::new(rows.clone()), group_key: (0..c).collect(), aggregates: aggregates.clone() };
+        let same = Plan::Reduce { input: Box::new(rows), group_key: (0..=c).collect(), aggregates };
         let with_all = left_join(domain, all, (0..c).collect());
         let with_same = left_join(with_all, same, (0..=c).collect());
         Plan::Map { input: Box::new(with_same), exprs }
@@ -165,6 +172,25 @@ fn counted_right(
     let keys = subqueries.key_columns(values);
     let first = subqueries.push(Step::Domain { keys, payload: Vec::new(), build }, width);
     Ok(first + key_count)
+}
+
+/// The inner `rows` whose first `c` columns (the equalities' inner values)
+/// are some domain tuple's: the counts are kept only for the outer rows'
+/// groups.
+fn semi_join(rows: Plan, domain: &Plan, c: usize) -> Plan {
+    let groups = Plan::Distinct {
+        input: Box::new(Plan::Map { input: Box::new(domain.clone()), exprs: (0..c).map(Expr::Column).collect() }),
+    };
+    let width = rows.arity();
+    let joined = Plan::Join {
+        left: Box::new(rows),
+        right: Box::new(groups),
+        kind: JoinKind::Inner,
+        left_key: (0..c).collect(),
+        right_key: (0..c).collect(),
+        residual: None,
+    };
+    Plan::Map { input: Box::new(joined), exprs: (0..width).map(Expr::Column).collect() }
 }
 
 /// `left ⟕ right` on `key` (the same columns of each side).
