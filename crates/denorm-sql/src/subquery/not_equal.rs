@@ -42,7 +42,7 @@ use crate::types::Typed;
 use crate::PlanError;
 
 /// What the right side holds per domain tuple after its key.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 enum Output {
     /// Whether some inner row matches (EXISTS).
     Exists,
@@ -117,21 +117,8 @@ fn counted_right(
     counted: Counted,
 ) -> Result<usize, PlanError> {
     let Counted { rows, arguments, counts, output } = counted;
-    let inner_lw = Lowerer { scope, clause: Clause::Where, grouping: None, subqueries: None, ..*lw };
     let c = inner.pairs.len();
-    // [E inner values (c), a, arguments] with a NOT NULL.
-    let mut projected = Vec::with_capacity(c + 1 + arguments.len());
-    for p in &inner.pairs {
-        projected.push(inner_lw.lower(&p.inner_ast, 0)?.expr);
-    }
-    projected.push(inner_lw.lower(&ne.inner_ast, 0)?.expr);
-    projected.extend(arguments);
-    // After lowering: the view reads what the subquery's sides read.
-    subqueries.scope.subquery_reads.borrow_mut().extend(scope.dependencies(inner.cx.catalog));
-    let rows = Plan::Filter {
-        input: Box::new(Plan::Map { input: Box::new(rows), exprs: projected }),
-        predicate: not_null(Expr::Column(c)),
-    };
+    let rows = counted_rows(lw, subqueries, inner, ne, scope, rows, arguments)?;
     let aggregates: Vec<Aggregate> = counts
         .into_iter()
         .map(|arg| {
@@ -141,18 +128,7 @@ fn counted_right(
             }))
         })
         .collect();
-    let n = aggregates.len();
-    // Over [domain: E outer values, x][all: E, counts][same: E, a, counts].
-    let key_count = c + 1;
-    let (all_at, same_at) = (key_count + c, key_count + c + n + c + 1);
-    let differences = (0..n).map(|k| {
-        Expr::binary(BinaryOp::Sub, coalesce_zero(Expr::Column(all_at + k)), coalesce_zero(Expr::Column(same_at + k)))
-    });
-    let mut exprs: Vec<Expr> = (0..key_count).map(Expr::Column).collect();
-    match output {
-        Output::Exists => exprs.extend(differences.take(1).map(positive)),
-        Output::Counts => exprs.extend(differences),
-    }
+    let exprs = right_columns(c, aggregates.len(), output);
     let width = exprs.len();
     let build = Build(Box::new(move |domain: Plan| {
         let domain = Plan::Filter { input: Box::new(domain), predicate: not_null(Expr::Column(c)) };
@@ -171,7 +147,52 @@ fn counted_right(
     values.push(ne.outer.expr.clone());
     let keys = subqueries.key_columns(values);
     let first = subqueries.push(Step::Domain { keys, payload: Vec::new(), build }, width);
-    Ok(first + key_count)
+    Ok(first + c + 1)
+}
+
+/// The subquery's `rows` as [E inner values, a, `arguments`], those with a
+/// non-NULL `a`; what they read is recorded as the view's reads.
+fn counted_rows(
+    lw: &Lowerer<'_, '_>,
+    subqueries: &Subqueries<'_, '_>,
+    inner: &Inner<'_, '_, '_>,
+    ne: &Pair,
+    scope: &Scope<'_>,
+    rows: Plan,
+    arguments: Vec<Expr>,
+) -> Result<Plan, PlanError> {
+    let inner_lw = Lowerer { scope, clause: Clause::Where, grouping: None, subqueries: None, ..*lw };
+    let c = inner.pairs.len();
+    let mut projected = Vec::with_capacity(c + 1 + arguments.len());
+    for p in &inner.pairs {
+        projected.push(inner_lw.lower(&p.inner_ast, 0)?.expr);
+    }
+    projected.push(inner_lw.lower(&ne.inner_ast, 0)?.expr);
+    projected.extend(arguments);
+    // After lowering: the view reads what the subquery's sides read.
+    subqueries.scope.subquery_reads.borrow_mut().extend(scope.dependencies(inner.cx.catalog));
+    Ok(Plan::Filter {
+        input: Box::new(Plan::Map { input: Box::new(rows), exprs: projected }),
+        predicate: not_null(Expr::Column(c)),
+    })
+}
+
+/// The right side's columns over [domain: E outer values (`c`), x][all: E,
+/// `n` counts][same: E, a, `n` counts]: the domain, then each count's
+/// difference (absent groups count 0), or for EXISTS whether the first is
+/// positive.
+fn right_columns(c: usize, n: usize, output: Output) -> Vec<Expr> {
+    let key_count = c + 1;
+    let (all_at, same_at) = (key_count + c, key_count + c + n + c + 1);
+    let differences = (0..n).map(|k| {
+        Expr::binary(BinaryOp::Sub, coalesce_zero(Expr::Column(all_at + k)), coalesce_zero(Expr::Column(same_at + k)))
+    });
+    let mut exprs: Vec<Expr> = (0..key_count).map(Expr::Column).collect();
+    match output {
+        Output::Exists => exprs.extend(differences.take(1).map(positive)),
+        Output::Counts => exprs.extend(differences),
+    }
+    exprs
 }
 
 /// The inner `rows` whose first `c` columns (the equalities' inner values)
