@@ -186,9 +186,8 @@ pub(crate) fn plan_select_ordered<'q, 'c>(
         fallback,
         subqueries: Some(&subqueries),
     };
-    if let Some(mut predicate) = where_predicate(select.selection.as_ref(), &ranked, &base)? {
-        input = subqueries.apply(input, [&mut predicate]);
-        input = Plan::Filter { input: Box::new(input), predicate };
+    if let Some(predicate) = where_predicate(select.selection.as_ref(), &ranked, &base)? {
+        input = subqueries.apply_where(input, predicate);
     }
     let group_exprs = group_by(select, cx)?;
     let namer = Namer::new(select, &scope, cx);

@@ -32,7 +32,9 @@
 //!
 //! `EXISTS`, `IN`, aggregate and `ORDER BY … LIMIT 1` scalar subqueries also
 //! take other correlated terms (`l2.suppkey <> l1.suppkey`, `q.id < p.id`): they are then evaluated
-//! once per distinct tuple of the outer values they read (see `domain.rs`). In
+//! once per distinct tuple of the outer values they read (see `domain.rs`),
+//! but an EXISTS or a COUNT whose only such term is one `inner <> outer`
+//! is counted with state linear in the inner rows (see `not_equal.rs`). In
 //! EXISTS a term on outer columns alone is taken out instead:
 //! `(o IS TRUE) AND EXISTS (…)`.
 //!
@@ -63,9 +65,11 @@ use crate::{Location, PlanError};
 
 mod correlation;
 mod domain;
+mod not_equal;
 
 use correlation::{decorrelate, one, plan_inner, Inner};
 use domain::{exists_residual, first_row_residual, in_residual, scalar_aggregate_residual};
+use not_equal::{exists_not_equal, scalar_count_not_equal};
 
 /// Columns a clause's subqueries add are numbered from here until
 /// [`Subqueries::apply`] knows the width of the input they join.
@@ -162,6 +166,28 @@ impl<'a, 'c> Subqueries<'a, 'c> {
         self.push(Step::Join { right, left_key, right_key }, width)
     }
 
+    /// Filters `input` by a WHERE `predicate` over its columns and the
+    /// pending subqueries': the AND terms that read no subquery filter the
+    /// input before the subqueries are joined, so that their domains and
+    /// joins hold only the rows that can pass (TPC-H q21: the late lines of
+    /// one nation's suppliers, not every line), the others after.
+    pub fn apply_where(&self, input: Plan, predicate: Expr) -> Plan {
+        let mut terms = Vec::new();
+        conjuncts(predicate, &mut terms);
+        let (before, after): (Vec<Expr>, Vec<Expr>) =
+            terms.into_iter().partition(|t| t.columns().iter().all(|&c| c < PLACEHOLDER));
+        let input = match conjoin(before) {
+            Some(predicate) => Plan::Filter { input: Box::new(input), predicate },
+            None => input,
+        };
+        let mut predicate = conjoin(after);
+        let input = self.apply(input, predicate.iter_mut());
+        match predicate {
+            Some(predicate) => Plan::Filter { input: Box::new(input), predicate },
+            None => input,
+        }
+    }
+
     /// Joins the pending subqueries to `input` and renumbers `exprs` (the
     /// clause's lowered expressions) to read their columns.
     pub fn apply<'e>(&self, input: Plan, exprs: impl IntoIterator<Item = &'e mut Expr>) -> Plan {
@@ -169,11 +195,18 @@ impl<'a, 'c> Subqueries<'a, 'c> {
         self.width.set(0);
         let base = input.arity();
         let place = |c: usize| if c >= PLACEHOLDER { base + (c - PLACEHOLDER) } else { c };
+        // Domains are taken from the input, not from the joins of earlier
+        // steps: appended columns that read only the input are computed
+        // there again (`over_input`).
+        let input_plan = input.clone();
+        let mut over_input: Vec<Option<Expr>> = Vec::new();
         let mut plan = input;
         for step in steps {
             plan = match step {
                 Step::Append(mut values) => {
                     values.iter_mut().for_each(|v| v.remap_columns(&place));
+                    over_input.resize(plan.arity() - base, None);
+                    over_input.extend(values.iter().map(|v| v.columns().iter().all(|&c| c < base).then(|| v.clone())));
                     let exprs = (0..plan.arity()).map(Expr::Column).chain(values).collect();
                     Plan::Map { input: Box::new(plan), exprs }
                 }
@@ -188,8 +221,16 @@ impl<'a, 'c> Subqueries<'a, 'c> {
                 Step::Domain { keys, mut payload, build } => {
                     let keys: Vec<usize> = keys.into_iter().map(place).collect();
                     payload.iter_mut().for_each(|v| v.remap_columns(&place));
-                    let exprs = keys.iter().map(|&k| Expr::Column(k)).chain(payload).collect();
-                    let domain = Plan::Distinct { input: Box::new(Plan::Map { input: Box::new(plan.clone()), exprs }) };
+                    let exprs: Vec<Expr> = keys.iter().map(|&k| Expr::Column(k)).chain(payload).collect();
+                    let from_input = |e: &Expr| match e {
+                        Expr::Column(k) if *k >= base => over_input.get(k - base).cloned().flatten(),
+                        e => e.columns().iter().all(|&c| c < base).then(|| e.clone()),
+                    };
+                    let domain_rows = match exprs.iter().map(from_input).collect::<Option<Vec<Expr>>>() {
+                        Some(exprs) => Plan::Map { input: Box::new(input_plan.clone()), exprs },
+                        None => Plan::Map { input: Box::new(plan.clone()), exprs },
+                    };
+                    let domain = Plan::Distinct { input: Box::new(domain_rows) };
                     Plan::Join {
                         left: Box::new(plan),
                         right: Box::new((build.0)(domain)),
@@ -206,6 +247,22 @@ impl<'a, 'c> Subqueries<'a, 'c> {
         }
         plan
     }
+}
+
+/// The AND terms of `e`, left to right.
+fn conjuncts(e: Expr, out: &mut Vec<Expr>) {
+    match e {
+        Expr::Binary { op: BinaryOp::And, left, right } => {
+            conjuncts(*left, out);
+            conjuncts(*right, out);
+        }
+        e => out.push(e),
+    }
+}
+
+/// `terms` joined by AND as they were written (nested to the left).
+fn conjoin(terms: Vec<Expr>) -> Option<Expr> {
+    terms.into_iter().reduce(|a, b| Expr::binary(BinaryOp::And, a, b))
 }
 
 /// The error for a subquery where none can be planned.
@@ -272,9 +329,10 @@ fn exists(
             .detail("such a subquery has exactly one row (unless HAVING removes it)")
             .hint("write the condition on the aggregate as a scalar subquery: (SELECT count(*) FROM …) > 0"));
     }
-    let mut e = match inner.residual.is_empty() {
-        true => exists_rows(subqueries, &inner)?,
-        false => exists_residual(lw, subqueries, &inner)?,
+    let mut e = match (inner.residual.is_empty(), &inner.not_equal) {
+        (true, _) => exists_rows(subqueries, &inner)?,
+        (false, Some(ne)) if !inner.grouped() => exists_not_equal(lw, subqueries, &inner, ne)?,
+        (false, _) => exists_residual(lw, subqueries, &inner)?,
     };
     // A term on outer columns alone holds for all inner rows or none:
     // EXISTS (… WHERE o AND r) is (o IS TRUE) AND EXISTS (… WHERE r).
@@ -619,6 +677,11 @@ fn scalar_aggregate(
     item: SelectItem,
 ) -> Lowered {
     if inner.not_equality.is_some() {
+        if let (Some(ne), true) = (&inner.not_equal, inner.outer_only.is_empty()) {
+            if let Some(value) = scalar_count_not_equal(lw, subqueries, inner, ne, item.clone())? {
+                return Ok(value);
+            }
+        }
         return scalar_aggregate_residual(lw, subqueries, inner, item);
     }
     let select = inner.rebuild(vec![item], true, false);

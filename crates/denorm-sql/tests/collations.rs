@@ -51,6 +51,8 @@ fn collation_keys_in_plans() {
         "SELECT city FROM cities UNION SELECT name FROM users",
         "SELECT code FROM cities INTERSECT SELECT plain FROM cities",
         "SELECT MIN(city) AS lo, COUNT(DISTINCT code) AS k, NULLIF(MAX(plain), 'x') AS hi FROM cities",
+        // Counted under NOCASE: `c.city <> u.name` keyed as `c.city = u.name` would be.
+        "SELECT u.id FROM users u WHERE EXISTS (SELECT 1 FROM cities c WHERE c.id = u.id AND c.city <> u.name)",
     ];
     let report: Vec<String> = cases.iter().map(|sql| format!("-- {sql}\n{}", plan(sql, Dialect::Sqlite))).collect();
     insta::assert_snapshot!("collation_keys_in_plans", report.join("\n"));

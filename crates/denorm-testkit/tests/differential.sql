@@ -733,3 +733,55 @@ SELECT id, qty FROM ledger WHERE qty > (SELECT AVG(amount) FROM ledger WHERE acc
 -- ordered by their keys).
 CREATE MATERIALIZED VIEW names_from_max_nocase AS
 SELECT id, name FROM users WHERE name COLLATE NOCASE >= (SELECT MAX(name) FROM users);
+-- EXISTS / NOT EXISTS / COUNT correlated by equalities and one `<>` (planned
+-- by counting: the rows matching the equalities with a non-NULL inner side,
+-- minus those equal to the outer side): NULLs on both sides of `<>` and in
+-- the equalities, no equality at all, text and expression sides, deletes of
+-- the referenced rows and updates of the correlated columns (the workload's).
+-- IN with `<>` keeps the domain plan.
+
+CREATE MATERIALIZED VIEW posts_other_reviewers AS
+SELECT p.id,
+       EXISTS (SELECT 1 FROM reviews r WHERE r.product_id = p.score AND r.user_id <> p.author_id) AS other_reviewer,
+       NOT EXISTS (SELECT * FROM reviews r WHERE r.product_id = p.score AND p.author_id != r.user_id
+                   AND r.rating > 3) AS no_other_high,
+       (SELECT COUNT(*) FROM reviews r WHERE r.product_id = p.score AND r.user_id <> p.author_id) AS others,
+       (SELECT COUNT(r.helpful) * 10 + COUNT(*) FROM reviews r
+        WHERE r.user_id <> p.author_id AND r.product_id = p.score AND r.rating >= 2) AS others_helpful,
+       EXISTS (SELECT 1 FROM reviews r WHERE r.product_id = p.id AND r.rating + 1 <> p.score * 2) AS other_rating,
+       EXISTS (SELECT 1 FROM reviews r WHERE r.product_id = p.score AND r.user_id <> p.author_id
+               AND p.created_at > 10) AS late_and_reviewed
+FROM posts p;
+
+CREATE MATERIALIZED VIEW reviews_by_others_only AS
+SELECT r1.id, r1.product_id FROM reviews r1
+WHERE EXISTS (SELECT 1 FROM reviews r2 WHERE r2.product_id = r1.product_id AND r2.user_id <> r1.user_id)
+  AND NOT EXISTS (SELECT 1 FROM reviews r3 WHERE r3.product_id = r1.product_id
+                  AND r3.user_id <> r1.user_id AND r3.rating > 4)
+  AND (SELECT COUNT(*) FROM reviews r4 WHERE r4.product_id = r1.product_id AND r4.rating <> r1.rating) < 3;
+
+-- q21's shape: WHERE terms without subqueries filter the joined rows before
+-- the subqueries' domains are taken.
+CREATE MATERIALIZED VIEW others_only_in_category AS
+SELECT r1.id, p.name FROM reviews r1 JOIN products p ON p.id = r1.product_id
+WHERE r1.rating > 2 AND p.category = 'a'
+  AND EXISTS (SELECT 1 FROM reviews r2 WHERE r2.product_id = r1.product_id AND r2.user_id <> r1.user_id)
+  AND NOT EXISTS (SELECT 1 FROM reviews r3 WHERE r3.product_id = r1.product_id AND r3.user_id <> r1.user_id
+                  AND r3.helpful > r3.rating);
+
+CREATE MATERIALIZED VIEW not_equal_shapes AS
+SELECT u.id,
+       EXISTS (SELECT 1 FROM posts p WHERE p.author_id <> u.karma) AS other_author,
+       (SELECT COUNT(p.score) FROM posts p WHERE p.title <> u.name) AS other_titles,
+       EXISTS (SELECT 1 FROM posts p WHERE p.author_id = u.id AND p.score = u.karma
+               AND p.title <> u.avatar) AS same_score_other_title,
+       NOT EXISTS (SELECT 1 FROM follows f WHERE f.followee_id = u.id AND f.follower_id <> u.karma) AS no_other_follower
+FROM users u;
+
+CREATE MATERIALIZED VIEW in_with_not_equal AS
+SELECT p.id,
+       p.score IN (SELECT r.rating FROM reviews r WHERE r.product_id = p.author_id AND r.user_id <> p.author_id)
+         AS rated_by_other,
+       p.created_at NOT IN (SELECT r.user_id FROM reviews r WHERE r.product_id = p.score AND r.rating <> p.score)
+         AS not_other
+FROM posts p;

@@ -169,3 +169,13 @@ SELECT id, plain FROM (
 
 CREATE MATERIALIZED VIEW distinct_ordered_other_collation AS
 SELECT DISTINCT plain FROM cities ORDER BY plain COLLATE NOCASE DESC, plain LIMIT 3;
+
+-- Subqueries correlated by `<>`, counted: `a <> x` is NOT (a = x) under the
+-- comparison's collation, so both counts are keyed by its collation key.
+CREATE MATERIALIZED VIEW visits_elsewhere AS
+SELECT v.id,
+       EXISTS (SELECT 1 FROM cities c WHERE c.pop % 5 = v.n AND c.city <> v.city) AS other_city,
+       (SELECT COUNT(*) FROM cities c WHERE c.pop % 5 = v.n AND v.city <> c.plain) AS other_plain,
+       NOT EXISTS (SELECT 1 FROM cities c WHERE c.id % 5 = v.n AND c.code <> v.city) AS same_code,
+       (SELECT COUNT(c.pop) FROM cities c WHERE c.plain <> v.city COLLATE BINARY) AS binary_others
+FROM visits v;

@@ -39,6 +39,10 @@ pub(super) struct Inner<'q, 'a, 'c> {
     /// Why the first of `residual` and `outer_only` is not a correlation
     /// equality, for forms that take none.
     pub not_equality: Option<PlanError>,
+    /// When `residual` is one term `inner <> outer` (or `!=`): that term
+    /// as the pair of its sides (typed and keyed as an equality would be),
+    /// which `not_equal.rs` plans by counting.
+    pub not_equal: Option<Pair>,
     pub at: Option<Location>,
 }
 
@@ -185,8 +189,8 @@ pub(super) fn decorrelate<'q, 'a, 'c>(
         check_nested(&c, &scope, subqueries.scope, at)?;
         local.push(c);
     }
-    let Split { pairs, residual, outer_only, not_equality, .. } = split;
-    Ok(Inner { cx, select, local, pairs, residual, outer_only, not_equality, at })
+    let Split { pairs, residual, outer_only, not_equality, not_equal, .. } = split;
+    Ok(Inner { cx, select, local, pairs, residual, outer_only, not_equality, not_equal, at })
 }
 
 /// A subquery's WHERE terms by what they read.
@@ -196,6 +200,7 @@ struct Split<'q> {
     residual: Vec<&'q ast::Expr>,
     outer_only: Vec<&'q ast::Expr>,
     not_equality: Option<PlanError>,
+    not_equal: Option<Pair>,
 }
 
 fn split_where<'q>(
@@ -226,6 +231,7 @@ fn split_where<'q>(
         residual: Vec::new(),
         outer_only: Vec::new(),
         not_equality: None,
+        not_equal: None,
     };
     for c in select.selection.as_ref().map(conjuncts).unwrap_or_default() {
         let refs = outer_references(c, scope, outer);
@@ -253,7 +259,29 @@ fn split_where<'q>(
             Err(PairError::Other(e)) => return Err(e),
         }
     }
+    if let [term] = split.residual[..] {
+        split.not_equal = not_equal(term, scope, outer, &inner_lw, &outer_lw);
+    }
     Ok(split)
+}
+
+/// `inner <> outer` (or `!=`, either way round) as the pair of an
+/// equality `inner = outer`; `None` for any other term, or when the sides
+/// would not make a join key (the domain plan then evaluates the term).
+fn not_equal(
+    c: &ast::Expr,
+    inner: &Scope<'_>,
+    outer: &Scope<'_>,
+    inner_lw: &Lowerer<'_, '_>,
+    outer_lw: &Lowerer<'_, '_>,
+) -> Option<Pair> {
+    let mut e = c;
+    while let ast::Expr::Nested(x) = e {
+        e = x;
+    }
+    let ast::Expr::BinaryOp { left, op: ast::BinaryOperator::NotEq, right } = e else { return None };
+    let equality = ast::Expr::BinaryOp { left: left.clone(), op: ast::BinaryOperator::Eq, right: right.clone() };
+    pair(&equality, inner, outer, inner_lw, outer_lw, "").ok()
 }
 
 enum PairError {
