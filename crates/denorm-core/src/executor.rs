@@ -447,10 +447,7 @@ impl Dataflow {
             Operator::Arrange(index) => {
                 // An arrangement only indexes; its readers take the delta
                 // from its input (see `delta_of`), so nothing is copied.
-                for (row, diff) in input(0) {
-                    let (key, _) = index.key_of(row);
-                    index.update(key, row, *diff);
-                }
+                index.apply(input(0));
                 Ok(Vec::new())
             }
             Operator::Join(_) => unreachable!("handled above"),

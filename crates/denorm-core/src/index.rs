@@ -17,7 +17,7 @@ use denorm_types::{Diff, Row, RowPacker, RowRef};
 use crate::{memory, Hasher};
 
 /// Groups larger than this are hashed instead of scanned.
-const SCAN_LIMIT: usize = 16;
+const SCAN_LIMIT: usize = 64;
 
 fn push_varint(buf: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
@@ -169,22 +169,53 @@ impl Index {
         key_of(&self.key_columns, row, &mut self.packer)
     }
 
+    /// Applies one change.
     pub(crate) fn update(&mut self, key: Row, row: &Row, diff: Diff) {
-        if diff == 0 {
+        self.update_group(key, &[(row.into(), diff)]);
+    }
+
+    /// Applies a batch of changes: each group the batch touches is rebuilt
+    /// once, whatever the number of its changes (a snapshot inserts a whole
+    /// group at once).
+    pub(crate) fn apply(&mut self, changes: &[(Row, Diff)]) {
+        if changes.len() <= 1 {
+            for (row, diff) in changes {
+                let (key, _) = self.key_of(row);
+                self.update(key, row, *diff);
+            }
             return;
         }
+        let mut by_key: HashMap<Row, Vec<(RowRef<'_>, Diff)>, Hasher> = HashMap::default();
+        for (row, diff) in changes {
+            let (key, _) = key_of(&self.key_columns, row, &mut self.packer);
+            by_key.entry(key).or_default().push((row.into(), *diff));
+        }
+        for (key, group) in by_key {
+            self.update_group(key, &group);
+        }
+    }
+
+    /// Applies `changes` (each row at most once) to the group of `key`.
+    fn update_group(&mut self, key: Row, changes: &[(RowRef<'_>, Diff)]) {
         if let Some(large) = self.large.get_mut(key.as_bytes()) {
-            // O(1): the map's table and the one row's buffer.
+            // O(changes): the map's table and the changed rows' buffers.
             self.heap -= large.rows.allocation_size();
-            large.total += diff;
-            let count = large.rows.entry_ref(row).or_insert(0);
-            if *count == 0 {
-                self.heap += memory::row(row);
-            }
-            *count += diff;
-            if *count == 0 {
-                large.rows.remove(row);
-                self.heap -= memory::row(row);
+            for &(row, diff) in changes.iter().filter(|(_, d)| *d != 0) {
+                large.total += diff;
+                match large.rows.get_mut(row.as_bytes()) {
+                    Some(count) => {
+                        *count += diff;
+                        if *count == 0 {
+                            let (gone, _) = large.rows.remove_entry(row.as_bytes()).expect("present");
+                            self.heap -= memory::row(&gone);
+                        }
+                    }
+                    None => {
+                        let row = row.to_row();
+                        self.heap += memory::row(&row);
+                        large.rows.insert(row, diff);
+                    }
+                }
             }
             if large.rows.is_empty() {
                 self.heap -= memory::row(&key);
@@ -196,55 +227,55 @@ impl Index {
         }
         let hash = self.hasher.hash_one(key.as_bytes());
         let hasher = &self.hasher;
-        match self.small.find_entry(hash, |buf| split(buf).0 == key.as_bytes()) {
+        let entry = self.small.find_entry(hash, |buf| split(buf).0 == key.as_bytes());
+        // The group's rows after the changes, in order: kept rows first.
+        let mut rows: Vec<(RowRef<'_>, Diff)> = Vec::new();
+        let start = match &entry {
             Ok(entry) => {
                 let buf = entry.get();
-                self.heap -= memory::slice(buf);
-                let (key_bytes, start) = split(buf);
-                // Rebuilt exactly sized on every change: groups here are
-                // short, and an exact buffer keeps the state compact.
-                self.scratch.clear();
-                self.scratch.extend_from_slice(&buf[..start]);
-                let (mut found, mut count) = (false, 0);
-                for (r, d) in (Packed { buf, at: start }) {
-                    let d = if r.as_bytes() == row.as_bytes() {
-                        found = true;
-                        d + diff
-                    } else {
-                        d
-                    };
-                    if d != 0 {
-                        push_entry(&mut self.scratch, r, d);
-                        count += 1;
-                    }
-                }
-                if !found {
-                    push_entry(&mut self.scratch, row.into(), diff);
-                    count += 1;
-                }
-                if count == 0 {
-                    entry.remove();
-                } else if count > SCAN_LIMIT {
-                    let mut large = Large::default();
-                    for (r, d) in (Packed { buf: &self.scratch, at: start }) {
-                        large.rows.insert(r.to_row(), d);
-                        large.total += d;
-                    }
-                    let key = RowRef::from_prefix(key_bytes, key_bytes.len()).to_row();
-                    entry.remove();
-                    self.heap += Self::large_bytes(&key, &large);
-                    self.large.insert(key, large);
-                } else {
-                    let mut entry = entry;
-                    *entry.get_mut() = self.scratch.as_slice().into();
-                    self.heap += self.scratch.len();
-                }
+                let start = split(buf).1;
+                rows.extend(Packed { buf, at: start });
+                start
             }
+            Err(_) => 0,
+        };
+        merge(&mut rows, changes);
+        let old_bytes = entry.as_ref().map_or(0, |e| memory::slice(e.get()));
+        self.scratch.clear();
+        push_varint(&mut self.scratch, key.as_bytes().len() as u64);
+        self.scratch.extend_from_slice(key.as_bytes());
+        debug_assert!(start == 0 || start == self.scratch.len());
+        let count = rows.len();
+        if count > SCAN_LIMIT {
+            let mut large = Large::default();
+            for &(r, d) in &rows {
+                large.rows.insert(r.to_row(), d);
+                large.total += d;
+            }
+            drop(rows);
+            if let Ok(entry) = entry {
+                entry.remove();
+            }
+            self.heap -= old_bytes;
+            self.heap += Self::large_bytes(&key, &large);
+            self.large.insert(key, large);
+            return;
+        }
+        for &(r, d) in &rows {
+            push_entry(&mut self.scratch, r, d);
+        }
+        drop(rows);
+        self.heap -= old_bytes;
+        match entry {
+            Ok(entry) if count == 0 => {
+                entry.remove();
+            }
+            Ok(mut entry) => {
+                *entry.get_mut() = self.scratch.as_slice().into();
+                self.heap += self.scratch.len();
+            }
+            Err(_) if count == 0 => {}
             Err(_) => {
-                self.scratch.clear();
-                push_varint(&mut self.scratch, key.as_bytes().len() as u64);
-                self.scratch.extend_from_slice(key.as_bytes());
-                push_entry(&mut self.scratch, row.into(), diff);
                 self.heap += self.scratch.len();
                 let buf: Small = self.scratch.as_slice().into();
                 self.small.insert_unique(hash, buf, |b| hasher.hash_one(split(b).0));
@@ -295,6 +326,34 @@ impl Index {
     }
 }
 
+/// Adds `changes` (each row at most once) to `rows` (each row once), in
+/// place; rows whose count reaches zero are dropped.
+fn merge<'a>(rows: &mut Vec<(RowRef<'a>, Diff)>, changes: &[(RowRef<'a>, Diff)]) {
+    if rows.len() * changes.len() <= 256 {
+        for &(row, diff) in changes {
+            match rows.iter_mut().find(|(r, _)| *r == row) {
+                Some((_, count)) => *count += diff,
+                None => rows.push((row, diff)),
+            }
+        }
+    } else {
+        let mut at: HashMap<&[u8], usize, Hasher> = HashMap::default();
+        for (i, (row, _)) in rows.iter().enumerate() {
+            at.insert(row.as_bytes(), i);
+        }
+        for &(row, diff) in changes {
+            match at.get(row.as_bytes()) {
+                Some(&i) => rows[i].1 += diff,
+                None => {
+                    at.insert(row.as_bytes(), rows.len());
+                    rows.push((row, diff));
+                }
+            }
+        }
+    }
+    rows.retain(|(_, d)| *d != 0);
+}
+
 /// Packs `key_columns` of `row` for SQL equality; the flag is true when some
 /// key column is NULL (such a key matches nothing).
 pub(crate) fn key_of(key_columns: &[usize], row: &Row, packer: &mut RowPacker) -> (Row, bool) {
@@ -321,17 +380,26 @@ mod tests {
         /// any changes: groups growing past the scan limit and shrinking
         /// back, rows cancelling out, keys disappearing.
         #[test]
-        fn equals_a_map_of_row_counts(changes in proptest::collection::vec((0i64..4, 0i64..40, -2i64..3), 1..400)) {
+        fn equals_a_map_of_row_counts(
+            changes in proptest::collection::vec((0i64..4, 0i64..40, -2i64..3), 1..400),
+            batch in 1usize..40,
+        ) {
             let mut index = Index::new(vec![0]);
             let mut model: BTreeMap<Vec<u8>, BTreeMap<Vec<u8>, Diff>> = BTreeMap::new();
-            for (k, v, diff) in changes {
-                let r = row(k, v);
-                let (key, _) = index.key_of(&r);
-                index.update(key.clone(), &r, diff);
-                let group = model.entry(key.as_bytes().to_vec()).or_default();
-                *group.entry(r.as_bytes().to_vec()).or_default() += diff;
-                group.retain(|_, d| *d != 0);
-                model.retain(|_, g| !g.is_empty());
+            for chunk in changes.chunks(batch) {
+                // A consolidated batch (each row once), applied at once.
+                let mut rows: BTreeMap<Vec<u8>, (Row, Diff)> = BTreeMap::new();
+                for &(k, v, diff) in chunk {
+                    let r = row(k, v);
+                    rows.entry(r.as_bytes().to_vec()).or_insert((r, 0)).1 += diff;
+                    let (key, _) = index.key_of(&row(k, v));
+                    let group = model.entry(key.as_bytes().to_vec()).or_default();
+                    *group.entry(row(k, v).as_bytes().to_vec()).or_default() += diff;
+                    group.retain(|_, d| *d != 0);
+                    model.retain(|_, g| !g.is_empty());
+                }
+                let batch: Vec<(Row, Diff)> = rows.into_values().filter(|(_, d)| *d != 0).collect();
+                index.apply(&batch);
                 prop_assert_eq!(index.state_bytes(), index.walked_state_bytes());
             }
             for k in 0..4 {
