@@ -10,7 +10,8 @@
 //!   (apply the view's changes, publish once per batch): the target;
 //! - the publisher alone, replaying the recorded view changes;
 //! - live heap bytes per published row (a counting allocator), with the
-//!   publisher's whole state (working and published copies) counted.
+//!   publisher's whole state (working and published copies) counted, after
+//!   each batch of the second half of the replay: mean and largest.
 
 
 #[path = "../../denorm-core/benches/common/mod.rs"]
@@ -139,7 +140,6 @@ fn main() {
 
     // The operators alone; the view's changes are recorded (outside the
     // clock's interest: a move) for the publisher-alone replay.
-    let before = live();
     let mut flow = dataflow();
     let mut recorded: Vec<Vec<(Row, Diff)>> = Vec::with_capacity(batches.len());
     let clock = Clock::start();
@@ -167,16 +167,24 @@ fn main() {
     let both_cpu = on_cpu(&clock, changes);
     drop((flow, publisher, reader));
 
-    // The publisher alone, replaying the recorded changes; then its live bytes.
+    // The publisher alone, replaying the recorded changes; its live bytes
+    // per row after each batch of the second half (steady state: the view
+    // holds about all its keys), mean and largest.
+    let before = live();
     let (mut publisher, reader) = channel(vec![view_info()]);
     let clock = Clock::start();
+    let mut per_row = Vec::new();
     for (i, changes) in recorded.iter().enumerate() {
         publisher.apply(0, changes);
         publisher.publish_at(Position(i as u64 + 1), &[], 0.0);
+        if i >= recorded.len() / 2 {
+            let bytes = live() - before;
+            per_row.push(bytes as f64 / reader.snapshot().views[0].rows.len().max(1) as f64);
+        }
     }
     let alone = clock.rate(view_changes);
-    drop(recorded);
-    let bytes = live() - before;
+    let mean = per_row.iter().sum::<f64>() / per_row.len().max(1) as f64;
+    let largest = per_row.iter().copied().fold(0.0, f64::max);
     let snapshot = reader.snapshot();
     let rows = snapshot.views[0].rows.len();
     let (runs, entries) = snapshot.views[0].rows.runs();
@@ -184,7 +192,7 @@ fn main() {
     println!("    operators alone          {operators} source changes");
     println!("    operators + publisher    {both} source changes   ({:.0}% of the operators alone, on-CPU)", 100.0 * both_cpu / operators_cpu);
     println!("    publisher alone          {alone} view changes   ({view_changes} view changes replayed)");
-    println!("    published rows           {rows:>12}   {:.1} live bytes per row (working + published state)", bytes as f64 / rows as f64);
+    println!("    published rows           {rows:>12}   live bytes per row {mean:.1} (mean), {largest:.1} (largest), working + published state");
     println!("    runs                     {runs:>12}   holding {entries} entries");
     println!("    target                   {:>12} source changes/s with the publisher", 5_000_000);
 }
