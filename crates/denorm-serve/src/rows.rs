@@ -787,6 +787,32 @@ mod tests {
         }
     }
 
+    proptest! {
+        /// Many keys, then small batches: the rows sit in several runs
+        /// (older ones much larger), so lookups, ranges and tombstones cross
+        /// runs; reads agree with the simple map all along.
+        #[test]
+        fn several_runs_read_like_a_map(
+            batches in proptest::collection::vec(
+                proptest::collection::vec((0..5i64, 0..60i64, 0..2i64, prop_oneof![Just(-1), Just(1)]), 1..6), 1..60),
+        ) {
+            let (mut rows, mut model) = (ViewRows::default(), Model::default());
+            let load: Vec<(Row, Diff)> =
+                (0..300).map(|i| (Row::pack([Datum::Int(i % 5), Datum::Int(i / 5), Datum::Int(0)]), 1)).collect();
+            check(&mut rows, &mut model, false, &load)?;
+            let mut most = 0;
+            for batch in &batches {
+                let changes: Vec<(Row, Diff)> = batch
+                    .iter()
+                    .map(|&(a, b, c, d)| (Row::pack([Datum::Int(a), Datum::Int(b), Datum::Int(c)]), d))
+                    .collect();
+                check(&mut rows, &mut model, false, &changes)?;
+                most = most.max(rows.runs().0);
+            }
+            prop_assert!(most >= 2 || batches.len() < 2, "{most} runs at most");
+        }
+    }
+
     /// One change at a time (the worst case for runs) keeps O(log n) runs
     /// and no more entries than keys touched plus the runs' overlap.
     #[test]
