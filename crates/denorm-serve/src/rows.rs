@@ -22,11 +22,12 @@
 //! Like an LSM tree (or differential dataflow's spine of batches): an apply
 //! sorts its changes, reads the current rows of each key it touches (one
 //! galloping pass over every run, keys in increasing order) and appends one
-//! run holding those keys' new contents; the newest two runs are merged
-//! while the older is at most [`MERGE_RATIO`] times the newer's size, so
-//! there are O(log n) runs, an entry is copied O(log n) times over its life,
-//! and the entries superseded by newer runs stay a small fraction of the
-//! live ones. A keyed view's update or delete (one retraction, at most one
+//! run holding those keys' new contents. Above the bottom (oldest, largest)
+//! run, the newest two runs are merged while the older is no larger (a
+//! binary counter: O(log n) runs, an entry copied O(log n) times there);
+//! once the runs above the bottom hold more than 1/[`BOTTOM_RATIO`] of its
+//! entries, all are merged into it, so the entries superseded by newer runs
+//! (and tombstones) stay a small fraction of the live ones. A keyed view's update or delete (one retraction, at most one
 //! insertion under a key) is written without reading the key's rows: the
 //! retraction names them. Runs are never edited: cloning a [`ViewRows`]
 //! clones a short list of `Arc`s, so publishing the working copy costs
@@ -170,11 +171,10 @@ struct Entry {
 /// An immutable run of entries sorted by key, each key at most once.
 type Run = Arc<Vec<Entry>>;
 
-/// A run is merged into the one before it while that one is at most this
-/// many times its size. Larger merges more eagerly: fewer runs and fewer
-/// superseded entries kept, more copying (measured by `benches/publish.rs`:
-/// 2 kept 1.2–1.5 entries per row, 4 about 1.15, at the same speed).
-const MERGE_RATIO: usize = 4;
+/// The runs above the bottom one are merged into it once they hold more
+/// than 1/this of its entries. Larger keeps fewer superseded entries and
+/// copies the bottom run more often.
+const BOTTOM_RATIO: usize = 8;
 
 /// A view's rows indexed by packed key.
 ///
@@ -356,21 +356,37 @@ impl ViewRows {
     }
 
     /// Appends a run, then merges the newest runs while the one before the
-    /// newest is at most [`MERGE_RATIO`] times its size.
+    /// newest is no larger (a binary counter: an entry above the bottom
+    /// run is copied O(log n) times); once the runs above the bottom one
+    /// hold more than 1/[`BOTTOM_RATIO`] of its entries, all are merged
+    /// into it (superseded entries and tombstones stay a small fraction).
     fn push(&mut self, mut run: Vec<Entry>) {
         run.shrink_to_fit();
         self.runs.push(Arc::new(run));
-        while let [.., older, newer] = &self.runs[..] {
-            if older.len() > MERGE_RATIO * newer.len() {
+        while let [_, .., older, newer] = &self.runs[..] {
+            if older.len() > newer.len() {
                 break;
             }
-            let bottom = self.runs.len() == 2;
-            let mut merged = merge(older, newer, bottom);
-            self.runs.truncate(self.runs.len() - 2);
-            if !merged.is_empty() {
-                merged.shrink_to_fit();
-                self.runs.push(Arc::new(merged));
+            self.merge_newest();
+        }
+        if let [bottom, above @ ..] = &self.runs[..] {
+            if above.iter().map(|r| r.len()).sum::<usize>() * BOTTOM_RATIO > bottom.len() {
+                while self.runs.len() > 1 {
+                    self.merge_newest();
+                }
             }
+        }
+    }
+
+    /// Merges the newest two runs.
+    fn merge_newest(&mut self) {
+        let [.., older, newer] = &self.runs[..] else { return };
+        let bottom = self.runs.len() == 2;
+        let mut merged = merge(older, newer, bottom);
+        self.runs.truncate(self.runs.len() - 2);
+        if !merged.is_empty() {
+            merged.shrink_to_fit();
+            self.runs.push(Arc::new(merged));
         }
     }
 
