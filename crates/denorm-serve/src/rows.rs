@@ -258,9 +258,16 @@ impl ViewRows {
         changes: &[(Row, Diff)],
         packer: &mut RowPacker,
     ) -> Result<(), Row> {
+        let leading = key_columns.iter().enumerate().all(|(i, &k)| i == k);
         let changes = changes
             .iter()
-            .map(|(row, diff)| (Key::new(pack_row_key(key_columns, row, packer).as_bytes()), row.clone(), *diff))
+            .map(|(row, diff)| {
+                let key = match leading.then(|| leading_key(row, key_columns.len())).flatten() {
+                    Some(key) => Key::new(key),
+                    None => Key::new(pack_row_key(key_columns, row, packer).as_bytes()),
+                };
+                (key, row.clone(), *diff)
+            })
             .collect();
         self.apply_changes(changes, unique, None)
             .map_err(|key| denorm_types::RowRef::from_prefix(key.as_bytes(), key.as_bytes().len()).to_row())
@@ -608,6 +615,16 @@ impl SharedRows {
             }
         }
     }
+}
+
+/// The key of a row whose key is its first `count` columns, when their
+/// encoding is already their key form (no double or numeric among them):
+/// the row's leading bytes, with no packing.
+fn leading_key(row: &Row, count: usize) -> Option<&[u8]> {
+    let bytes = row.as_bytes();
+    let len = denorm_types::RowRef::from(row).prefix_len(count);
+    let key = &bytes[..len];
+    (!denorm_types::RowRef::from_prefix(bytes, len).has_key_variants()).then_some(key)
 }
 
 /// Packs the key of `row` for a view keyed by `key_columns`.
