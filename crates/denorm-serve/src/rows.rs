@@ -866,6 +866,32 @@ mod tests {
         assert!(entries <= 3000, "{entries} entries for 1000 rows");
     }
 
+    /// A key taken from a row's leading bytes is the packed key, and rows
+    /// whose leading columns need folding (a double, a numeric) are packed.
+    #[test]
+    fn leading_keys_are_packed_keys() {
+        let rows = [
+            Row::pack([Datum::Int(7), Datum::text("a"), Datum::Float(2.5)]),
+            Row::pack([Datum::Null, Datum::Int(-300_000), Datum::Float(1.0)]),
+            Row::pack([Datum::Float(3.0), Datum::Int(1), Datum::Int(2)]),
+            Row::pack([Datum::Int(1), Datum::Float(-0.0), Datum::Int(2)]),
+        ];
+        let mut packer = RowPacker::new();
+        let mut taken = 0;
+        for row in &rows {
+            for count in 0..=3 {
+                let columns: Vec<usize> = (0..count).collect();
+                let packed = pack_row_key(&columns, row, &mut packer);
+                if let Some(key) = leading_key(row, count) {
+                    assert_eq!(key, packed.as_bytes(), "{row:?}, {count} columns");
+                    taken += 1;
+                }
+            }
+        }
+        assert_eq!(leading_key(&rows[2], 1), None, "3.0 is folded to 3");
+        assert_eq!(taken, 9);
+    }
+
     /// Inline keys order like their bytes, a prefix first.
     #[test]
     fn inline_keys_compare_as_bytes() {
