@@ -9,6 +9,7 @@
 //! - the operators with the real [`Publisher`] as `denorm run` drives it
 //!   (apply the view's changes, publish once per batch): the target;
 //! - the publisher alone, replaying the recorded view changes;
+//! - lookups of random keys in the published snapshot, µs each;
 //! - live heap bytes per published row (a counting allocator), with the
 //!   publisher's whole state (working and published copies) counted, after
 //!   each batch of the second half of the replay: mean and largest.
@@ -20,7 +21,7 @@ mod common;
 use common::{scale, Clock};
 use denorm_core::{Dataflow, Runtime, SourceBatch};
 use denorm_expr::{Aggregate, AggregateFunc, Expr, Plan};
-use denorm_serve::{channel, ColumnInfo, ViewInfo};
+use denorm_serve::{channel, pack_key, ColumnInfo, ViewInfo};
 use denorm_types::{Catalog, Datum, Dialect, Diff, Position, Row, ScalarType};
 
 /// mimalloc, counting live heap bytes.
@@ -189,11 +190,21 @@ fn main() {
     let rows = snapshot.views[0].rows.len();
     let (runs, entries) = snapshot.views[0].rows.runs();
 
+    // Readers: lookups of random products in the published snapshot.
+    let lookups = 200_000;
+    let mut rng = Rng(7);
+    let probes: Vec<Row> = (0..lookups).map(|_| pack_key(&[Datum::Int(rng.below(keys) as i64)])).collect();
+    let clock = Clock::start();
+    let found: usize = probes.iter().map(|k| snapshot.views[0].rows.get(k).len()).sum();
+    let (wall, cpu) = clock.elapsed();
+    let lookup_us = 1e6 * cpu.unwrap_or(wall) / lookups as f64;
+
     println!("    operators alone          {operators} source changes");
     println!("    operators + publisher    {both} source changes   ({:.0}% of the operators alone, on-CPU)", 100.0 * both_cpu / operators_cpu);
     println!("    publisher alone          {alone} view changes   ({view_changes} view changes replayed)");
     println!("    published rows           {rows:>12}   live bytes per row {mean:.1} (mean), {largest:.1} (largest), working + published state");
     println!("    runs                     {runs:>12}   holding {entries} entries");
+    println!("    lookups                  {lookup_us:>12.2} µs each on-CPU   ({lookups} random keys, {found} found)");
     println!("    target                   {:>12} source changes/s with the publisher", 5_000_000);
 }
 
