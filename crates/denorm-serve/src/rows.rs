@@ -27,15 +27,20 @@
 //! binary counter: O(log n) runs, an entry copied O(log n) times there);
 //! once the runs above the bottom hold more than 1/[`BOTTOM_RATIO`] of its
 //! entries, all are merged into it, so the entries superseded by newer runs
-//! (and tombstones) stay a small fraction of the live ones. A keyed view's update or delete (one retraction, at most one
-//! insertion under a key) is written without reading the key's rows: the
-//! retraction names them. Runs are never edited: cloning a [`ViewRows`]
-//! clones a short list of `Arc`s, so publishing the working copy costs
-//! O(runs), and the published and the working copy share every run (one
-//! copy of the rows, no copy-on-write of tree nodes). An entry is a key with
-//! its whole slot (every row under the key), so a lookup is one binary
-//! search per run, newest first, and a range is a merge of the runs' ranges
-//! where the newest entry of a key wins.
+//! (and tombstones) stay a small fraction of the live ones.
+//!
+//! A keyed view's update or delete (one retraction, at most one insertion
+//! under a key) is written without reading the key's rows: the view holds
+//! at most one row per key, and the retraction names it (the dataflow's
+//! retractions are trusted there; see [`ViewRows::apply_checked`]).
+//!
+//! Runs are never edited: cloning a [`ViewRows`] clones a short list of
+//! `Arc`s, so publishing the working copy costs O(runs), and the published
+//! and the working copy share every run (one copy of the rows, no
+//! copy-on-write of tree nodes). An entry is a key with its whole slot
+//! (every row under the key), so a lookup is one binary search per run,
+//! newest first, and a range is a merge of the runs' ranges where the
+//! newest entry of a key wins.
 
 use std::sync::Arc;
 
@@ -250,7 +255,11 @@ impl ViewRows {
     /// [`ViewRows::apply`] that, for a keyed view (`unique`), reports the
     /// first key (in key order) left holding two distinct rows or a row
     /// twice: the view's declared key is not unique in its query result.
-    /// The changes are applied either way.
+    /// The changes are applied either way; after a violation the caller
+    /// must not apply more changes with `unique` to these rows (the
+    /// publisher fails the view and goes back to its last published rows):
+    /// with `unique`, a key's update or delete is written as the retraction
+    /// says, without reading what the key holds.
     pub(crate) fn apply_checked(
         &mut self,
         key_columns: &[usize],
