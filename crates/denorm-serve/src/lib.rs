@@ -11,9 +11,9 @@
 //! [`Publisher::publish`]. Readers see state only through a [`Reader`]:
 //! every view as of one batch boundary, never half a batch, and reads never
 //! wait for maintenance: [`Publisher::publish`] swaps in an immutable
-//! [`Published`] snapshot whose per-view rows are persistent maps that
-//! share structure with the previous snapshot, so publishing costs
-//! O(changes).
+//! [`Published`] snapshot whose per-view rows are immutable sorted runs
+//! shared with the previous snapshot and the working copy, so publishing
+//! costs O(changes) (amortized: see [`ViewRows`]).
 //!
 //! ```
 //! use std::time::Duration;

@@ -18,10 +18,11 @@
 //! position of their last good state, and scheduled views, which keep the
 //! position of their last refresh: see [`Publisher::refreshed`]).
 //!
-//! Rows live in persistent hash maps (`imbl`): cloning one is O(1) and the
-//! working copy and published copies share structure, so publishing costs
-//! O(changes), not O(view size). Keys and slots are behind `Arc`s because
-//! copy-on-write clones every entry of a touched map node.
+//! Rows live in [`ViewRows`]: immutable sorted runs behind `Arc`s (an
+//! apply adds a run of the keys it changed and merges runs of similar
+//! size), so cloning one is O(runs), the working copy and the published
+//! copies share every run, and publishing costs O(changes) amortized, not
+//! O(view size).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -1,8 +1,8 @@
-/// mimalloc, not the system allocator: published view state is persistent
-/// maps, and every write copies the few nodes on its path (small, short-lived
-/// allocations). After a large snapshot glibc's malloc took about a quarter of
-/// a feed's write path (`cargo bench -p denorm --bench feed`, which runs on
-/// the same allocator).
+/// mimalloc, not the system allocator: operators and the published state
+/// (sorted runs rebuilt per batch) make many small, short-lived allocations.
+/// After a large snapshot glibc's malloc took about a quarter of a feed's
+/// write path (`cargo bench -p denorm --bench feed`, which runs on the same
+/// allocator).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
