@@ -24,33 +24,11 @@ use denorm_expr::{Aggregate, AggregateFunc, Expr, Plan};
 use denorm_serve::{channel, pack_key, ColumnInfo, ViewInfo};
 use denorm_types::{Catalog, Datum, Dialect, Diff, Position, Row, ScalarType};
 
-/// mimalloc, counting live heap bytes.
-struct Counting;
-
-static LIVE: std::sync::atomic::AtomicIsize = std::sync::atomic::AtomicIsize::new(0);
-
-// SAFETY: forwards to mimalloc unchanged; only counts the sizes.
-#[allow(unsafe_code)]
-unsafe impl std::alloc::GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, std::sync::atomic::Ordering::Relaxed);
-        mimalloc::MiMalloc.alloc(layout)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
-        LIVE.fetch_sub(layout.size() as isize, std::sync::atomic::Ordering::Relaxed);
-        mimalloc::MiMalloc.dealloc(ptr, layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, std::sync::atomic::Ordering::Relaxed);
-        mimalloc::MiMalloc.realloc(ptr, layout, new_size)
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: denorm_testkit::alloc::Counting = denorm_testkit::alloc::Counting;
 
 fn live() -> isize {
-    LIVE.load(std::sync::atomic::Ordering::Relaxed)
+    denorm_testkit::alloc::live_bytes()
 }
 
 /// xorshift: deterministic and fast, so generation never dominates.

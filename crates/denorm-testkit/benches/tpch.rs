@@ -26,34 +26,12 @@ use denorm_testkit::tpch::{self, Random, Refresh};
 use denorm_testkit::SqliteReference;
 use denorm_types::{Dialect, Position};
 
-/// mimalloc, counting live heap bytes: what a view's state costs, exactly.
-struct Counting;
-
-static LIVE: std::sync::atomic::AtomicIsize = std::sync::atomic::AtomicIsize::new(0);
-
-// SAFETY: forwards to mimalloc unchanged; only counts the sizes.
-#[allow(unsafe_code)]
-unsafe impl std::alloc::GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, std::sync::atomic::Ordering::Relaxed);
-        mimalloc::MiMalloc.alloc(layout)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
-        LIVE.fetch_sub(layout.size() as isize, std::sync::atomic::Ordering::Relaxed);
-        mimalloc::MiMalloc.dealloc(ptr, layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, std::sync::atomic::Ordering::Relaxed);
-        mimalloc::MiMalloc.realloc(ptr, layout, new_size)
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: denorm_testkit::alloc::Counting = denorm_testkit::alloc::Counting;
 
 /// Live heap bytes of the process, in MB.
 fn live_mb() -> f64 {
-    LIVE.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e6
+    denorm_testkit::alloc::live_bytes() as f64 / 1e6
 }
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {

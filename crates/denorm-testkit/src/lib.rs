@@ -8,6 +8,7 @@
 //!            └──────────────────┴──► SourceBatch ──► Dataflow ──► view rows ────────┘
 //! ```
 
+pub mod alloc;
 mod compare;
 mod harness;
 mod reference;
