@@ -15,24 +15,13 @@ use std::time::Instant;
 
 mod common;
 
-use common::{scale, table, Clock};
+use common::{scale, table, Clock, Rng};
 use denorm_core::{Dataflow, Runtime, SourceBatch};
 use denorm_expr::{Aggregate, AggregateFunc, Expr, JoinKind, Plan};
 use denorm_types::{Catalog, Datum, Dialect, Diff, Position, Row, ScalarType};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// xorshift: deterministic and fast, so generation never dominates.
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 fn catalog() -> Catalog {
     use ScalarType::*;

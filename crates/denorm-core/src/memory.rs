@@ -281,6 +281,21 @@ mod tests {
         }
     }
 
+    /// [`check`] of a `Reduce` over groups of at most 8 rows (each MIN/MAX
+    /// or ordered multiset one B-tree node: exact).
+    fn check_reduce(name: &str, reduce: &mut Reduce, seed: u64) {
+        check(
+            name,
+            reduce,
+            &workload(seed, 200, 8, 60),
+            0.0,
+            |r, batch| {
+                r.step(batch).unwrap();
+            },
+            Reduce::state_bytes,
+        );
+    }
+
     #[test]
     fn reduces_report_their_live_bytes() {
         let col = Expr::Column;
@@ -295,16 +310,7 @@ mod tests {
         for seed in SEEDS {
             let mut reduce = Reduce::new(vec![0], aggregates.clone(), Dialect::Sqlite);
             // At most 8 rows a group: each MIN/MAX map is one node, exact.
-            check(
-                "reduce",
-                &mut reduce,
-                &workload(seed, 200, 8, 60),
-                0.0,
-                |r, batch| {
-                    r.step(batch).unwrap();
-                },
-                Reduce::state_bytes,
-            );
+            check_reduce("reduce", &mut reduce, seed);
             // group_concat(text, ',') and SUM(DISTINCT v): ordered multisets
             // of rendered elements and values (one node each, exact).
             let concat =
@@ -317,27 +323,9 @@ mod tests {
                 Aggregate { func: AggregateFunc::SumDistinct, arg: Some(col(1)) },
             ];
             let mut reduce = Reduce::new(vec![0], ordered, Dialect::Sqlite);
-            check(
-                "reduce (group_concat, sum distinct)",
-                &mut reduce,
-                &workload(seed, 200, 8, 60),
-                0.0,
-                |r, batch| {
-                    r.step(batch).unwrap();
-                },
-                Reduce::state_bytes,
-            );
+            check_reduce("reduce (group_concat, sum distinct)", &mut reduce, seed);
             let mut sum = Reduce::new(vec![0], aggregates[..3].to_vec(), Dialect::Sqlite);
-            check(
-                "reduce (sums)",
-                &mut sum,
-                &workload(seed, 200, 8, 60),
-                0.0,
-                |r, batch| {
-                    r.step(batch).unwrap();
-                },
-                Reduce::state_bytes,
-            );
+            check_reduce("reduce (sums)", &mut sum, seed);
         }
     }
 

@@ -18,7 +18,7 @@
 #[path = "../../denorm-core/benches/common/mod.rs"]
 mod common;
 
-use common::{scale, Clock};
+use common::{scale, Clock, Rng};
 use denorm_core::{Dataflow, Runtime, SourceBatch};
 use denorm_expr::{Aggregate, AggregateFunc, Expr, Plan};
 use denorm_serve::{channel, pack_key, ColumnInfo, ViewInfo};
@@ -29,17 +29,6 @@ static GLOBAL: denorm_testkit::alloc::Counting = denorm_testkit::alloc::Counting
 
 fn live() -> isize {
     denorm_testkit::alloc::live_bytes()
-}
-
-/// xorshift: deterministic and fast, so generation never dominates.
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
 }
 
 fn catalog() -> Catalog {
