@@ -55,6 +55,15 @@ pub struct StateEstimate {
     pub bytes: f64,
 }
 
+/// One view's estimated output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViewRowsEstimate {
+    pub view: String,
+    pub rows: f64,
+    /// Average encoded bytes of one row.
+    pub width: f64,
+}
+
 /// The width assumed for a computed column (a number: a tag and 8 bytes).
 pub const COMPUTED_WIDTH: f64 = 9.0;
 
@@ -174,19 +183,46 @@ impl Dataflow {
     /// as [`Dataflow::state_bytes`] does.
     pub fn estimate_state_bytes(&self, stats: &HashMap<String, TableStats>) -> Vec<StateEstimate> {
         let readers = self.readers();
-        let mut shapes: Vec<Shape> = Vec::with_capacity(self.graph.nodes.len());
         let mut out = Vec::new();
-        for (id, node) in self.graph.nodes.iter().enumerate() {
-            let inputs: Vec<&Shape> = node.inputs.iter().map(|&i| &shapes[i]).collect();
-            let (shape, held) = self.estimate_node(&node.operator, &inputs, stats);
-            shapes.push(shape);
-            let Some((rows, bytes)) = held else { continue };
-            let kind = node.operator.state_bytes().map_or_else(String::new, |(kind, _)| kind);
+        self.estimate_shapes(stats, |id, held| {
+            let Some((rows, bytes)) = held else { return };
+            let kind = self.graph.nodes[id].operator.state_bytes().map_or_else(String::new, |(kind, _)| kind);
             if let Some((view, operator)) = self.attribute(id, &kind, &readers) {
                 out.push(StateEstimate { view, operator, rows, bytes });
             }
-        }
+        });
         out
+    }
+
+    /// Estimates each view's output from `stats`, in the order the views
+    /// were added: its rows and the average encoded width of a row (the
+    /// same node estimates as [`Dataflow::estimate_state_bytes`]).
+    pub fn estimate_view_rows(&self, stats: &HashMap<String, TableStats>) -> Vec<ViewRowsEstimate> {
+        let shapes = self.estimate_shapes(stats, |_, _| {});
+        self.view_nodes()
+            .map(|(name, node)| ViewRowsEstimate {
+                view: name.to_string(),
+                rows: shapes[node].rows,
+                width: shapes[node].width(),
+            })
+            .collect()
+    }
+
+    /// Every node's output shape in topological order; `held` is told each
+    /// node's state (rows and bytes) when it has state.
+    fn estimate_shapes(
+        &self,
+        stats: &HashMap<String, TableStats>,
+        mut held: impl FnMut(usize, Option<(f64, f64)>),
+    ) -> Vec<Shape> {
+        let mut shapes: Vec<Shape> = Vec::with_capacity(self.graph.nodes.len());
+        for (id, node) in self.graph.nodes.iter().enumerate() {
+            let inputs: Vec<&Shape> = node.inputs.iter().map(|&i| &shapes[i]).collect();
+            let (shape, state) = self.estimate_node(&node.operator, &inputs, stats);
+            shapes.push(shape);
+            held(id, state);
+        }
+        shapes
     }
 
     /// One node's output shape, and the rows and bytes of its state when it

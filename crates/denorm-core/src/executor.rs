@@ -274,6 +274,11 @@ impl Dataflow {
         Some((self.views[first].name.clone(), label))
     }
 
+    /// Each view's name and output node, in the order they were added.
+    pub(crate) fn view_nodes(&self) -> impl Iterator<Item = (&str, NodeId)> {
+        self.views.iter().map(|v| (v.name.as_str(), v.node))
+    }
+
     /// For each node, the live views reading it (directly or through other
     /// nodes), in the order they were added.
     pub(crate) fn readers(&self) -> Vec<Vec<usize>> {

@@ -51,7 +51,7 @@ mod operator;
 pub mod reference;
 mod view;
 
-pub use estimate::{StateEstimate, TableStats, COMPUTED_WIDTH};
+pub use estimate::{StateEstimate, TableStats, ViewRowsEstimate, COMPUTED_WIDTH};
 pub use executor::{BatchOutput, BuildError, Dataflow, Runtime, SourceBatch, ViewId, ViewOutput};
 pub use operator::TopKState;
 pub use view::ViewError;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::advise;
 use crate::check;
 use crate::config;
 use crate::demo;
@@ -60,6 +61,28 @@ pub enum Command {
         #[arg(long, value_name = "SECONDS", default_value_t = 3.0)]
         every: f64,
     },
+    /// Rank the application's frequent reads by the time a view would save,
+    /// with a verdict per the seeds' decision framework, and write the
+    /// recommended ones as views.
+    Advise {
+        /// The source: sqlite://app.db or postgres://user:pw@host/db
+        /// (PostgreSQL: reads pg_stat_statements and pg_stat_user_tables).
+        #[arg(long, value_name = "URL")]
+        source: String,
+        /// SQLite: the application's frequent statements, each ended by `;`
+        /// with an optional `-- calls: N` comment (writes included).
+        #[arg(long, value_name = "FILE")]
+        queries: Option<PathBuf>,
+        /// Report at most this many queries.
+        #[arg(long, value_name = "N", default_value_t = 10)]
+        top: usize,
+        /// Append the recommended views to this file (e.g. views.sql).
+        #[arg(long, value_name = "FILE")]
+        write: Option<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage what denorm installs in the source database.
     Source {
         #[command(subcommand)]
@@ -107,6 +130,16 @@ pub fn run(cli: Cli) -> ExitCode {
                 every: std::time::Duration::from_secs_f64(every.max(0.5)),
             };
             demo::run(&args).map(|()| check::Outcome::Ok)
+        }
+        Command::Advise { source, queries, top, write, json } => {
+            let args = advise::AdviseArgs {
+                source: source.clone(),
+                queries: queries.clone(),
+                top: *top,
+                write: write.clone(),
+                json: *json,
+            };
+            advise::run(&args, &mut stdout.lock())
         }
         Command::Source { command: SourceCommand::Uninstall { config } } => {
             uninstall(config, &mut stdout.lock()).map(|()| check::Outcome::Ok)

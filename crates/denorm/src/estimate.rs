@@ -132,7 +132,8 @@ fn count(value: f64) -> String {
     out
 }
 
-fn read_stats(
+/// Reads the statistics of `tables` from the configured source.
+pub(crate) fn read_stats(
     config: &Config,
     catalog: &Catalog,
     tables: &BTreeSet<String>,

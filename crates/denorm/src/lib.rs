@@ -2,6 +2,7 @@
 //! configuration file ([`config`]) and the commands that wire sources, the
 //! planner and the engine together. `main.rs` only calls [`cli::main`].
 
+pub mod advise;
 mod check;
 pub mod cli;
 pub mod config;
