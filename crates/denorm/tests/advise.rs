@@ -237,3 +237,22 @@ fn advise_on_postgres_reads_pg_stat_statements() {
     }
     denorm.terminate();
 }
+
+/// What bad input gets: a message saying what to do, exit 1.
+#[test]
+fn advise_refuses_with_what_to_do() {
+    let project = Project::new(SCHEMA, "");
+    let dir = project.dir.path();
+    let run = |args: &[&str]| {
+        let output =
+            Command::new(env!("CARGO_BIN_EXE_denorm")).arg("advise").args(args).current_dir(dir).output().unwrap();
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        String::from_utf8_lossy(&output.stderr).to_string()
+    };
+    assert!(run(&["--source", "sqlite://app.db"]).contains("pass --queries FILE"));
+    assert!(run(&["--source", "sqlite://app.db", "--queries", "missing.sql"]).contains("cannot read missing.sql"));
+    std::fs::write(dir.join("bad.sql"), "-- calls: lots\nSELECT 1;").unwrap();
+    assert!(run(&["--source", "sqlite://app.db", "--queries", "bad.sql"]).contains("number of calls"));
+    assert!(run(&["--source", "mysql://x"]).contains("invalid --source"));
+    assert!(run(&["--source", "sqlite://none.db", "--queries", "bad.sql"]).contains("does not exist"));
+}
