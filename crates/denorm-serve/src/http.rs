@@ -208,6 +208,7 @@ pub fn router_with(reader: Reader, fallback: Option<Arc<dyn Fallback>>) -> Route
         .route("/views/{name}", get(read_view))
         .route("/health", get(get_health))
         .route("/metrics", get(get_metrics))
+        .route("/ui", get(get_ui))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(app.clone(), count_request))
         .with_state(app)
@@ -407,6 +408,13 @@ async fn get_health(State(app): State<App>) -> Response {
     let health = health(&app.reader.snapshot());
     let status = if health.status == "starting" { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
     (status, Json(health)).into_response()
+}
+
+async fn get_ui(State(app): State<App>) -> Response {
+    let now = now();
+    let metrics = app.reader.metrics();
+    let page = crate::ui::render(&app.reader.snapshot(), &app.reader.history(now), &|v| metrics.view_state_bytes(v), now);
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], page).into_response()
 }
 
 async fn get_metrics(State(app): State<App>) -> Response {

@@ -3,7 +3,7 @@
 //! ```text
 //!  engine thread ──Publisher──► ArcSwap<Published> ◄──Reader── HTTP handlers (axum)
 //!   apply / fail / clear         one immutable snapshot         GET /views, /views/{name},
-//!   publish(position, commits)   per batch boundary             /health, /metrics
+//!   publish(position, commits)   per batch boundary             /health, /metrics, /ui (dashboard)
 //! ```
 //!
 //! The engine applies each source batch to the dataflow, hands every
@@ -125,12 +125,14 @@
 
 pub mod fallback;
 pub mod feed;
+pub mod history;
 mod http;
 pub mod json;
 mod metrics;
 pub mod query;
 mod rows;
 mod state;
+pub mod ui;
 
 pub use fallback::Fallback;
 pub use http::{

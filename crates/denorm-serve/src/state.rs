@@ -33,6 +33,7 @@ use denorm_types::{Diff, Position, Row, RowPacker, ScalarType};
 use tokio::sync::watch;
 
 use crate::feed::{self, FeedInfo};
+use crate::history::{Point, ViewHistory};
 use crate::metrics::Metrics;
 use crate::rows::SharedRows;
 pub use crate::rows::{pack_key, ViewRows};
@@ -319,6 +320,10 @@ const RECENT: usize = 4096;
 struct Recent {
     samples: Vec<f64>,
     next: usize,
+    /// The last hour, for the dashboard.
+    history: ViewHistory,
+    /// `changes_total` when the history last recorded it.
+    recorded_changes: u64,
 }
 
 impl Recent {
@@ -548,12 +553,17 @@ impl Publisher {
                 v.position = Some(position);
                 v.refreshed_at = Some(now);
                 let mut worst: Option<f64> = None;
+                let mut observed = Vec::new();
                 for committed_at in relevant().chain(self.gathered[i].take()) {
                     let latency = (now - committed_at).max(0.0);
                     metrics.observe_freshness(&v.info.name, latency);
                     recent.push(latency);
+                    observed.push(latency);
                     worst = Some(worst.map_or(latency, |w: f64| w.max(latency)));
                 }
+                let changes = v.changes_total.saturating_sub(recent.recorded_changes);
+                recent.recorded_changes = v.changes_total;
+                recent.history.record(now, observed, changes);
                 if let Some(w) = worst {
                     v.last_freshness_seconds = w;
                 }
@@ -666,6 +676,12 @@ impl Reader {
                 freshness_recent: percentiles(&mut recent.samples),
             })
             .collect()
+    }
+
+    /// Every view's last hour (see [`crate::history`]), in view order.
+    pub fn history(&self, now: f64) -> Vec<Vec<Point>> {
+        let recent = self.shared.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        recent.iter().map(|r| r.history.series(now)).collect()
     }
 
     /// Waits until the published position is at least `position`, then
