@@ -57,7 +57,7 @@ pub struct ViewHistory {
 
 /// The bin of an observation of `seconds`.
 fn bin(seconds: f64) -> usize {
-    if !(seconds > FIRST_BIN) {
+    if seconds.is_nan() || seconds <= FIRST_BIN {
         return 0;
     }
     let half_octaves = (2.0 * (seconds / FIRST_BIN).log2()).ceil();

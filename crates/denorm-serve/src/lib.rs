@@ -123,6 +123,8 @@
 //! `not_found` 404, `position_timeout` 504, `fallback_failed` 503 (the
 //! source lookup failed; the message says why).
 
+pub mod audit;
+pub mod auth;
 pub mod fallback;
 pub mod feed;
 pub mod history;

@@ -44,6 +44,17 @@ struct StateLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReadLabels {
+    view: String,
+    role: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     route: String,
     status: u16,
@@ -84,6 +95,8 @@ struct Inner {
     source_head: Gauge,
     published_position: Gauge,
     http_requests: Family<RequestLabels, Counter>,
+    auth_denied: Family<ReasonLabel, Counter>,
+    reads: Family<ReadLabels, Counter>,
     state_bytes: Family<StateLabels, Gauge>,
     /// The last sample of each view's operator state, for `/views`.
     view_state_bytes: Mutex<Option<HashMap<String, u64>>>,
@@ -127,6 +140,8 @@ impl Metrics {
             source_head: Gauge::default(),
             published_position: Gauge::default(),
             http_requests: Family::default(),
+            auth_denied: Family::default(),
+            reads: Family::default(),
             state_bytes: Family::default(),
             view_state_bytes: Mutex::default(),
             registry: Registry::default(),
@@ -228,6 +243,13 @@ impl Metrics {
             inner.http_requests.clone(),
         );
         r.register(
+            "auth_denied",
+            "Requests refused by authentication or authorization (metric M10), by reason: missing_token, \
+             invalid_token, expired, unknown_role, view, masked_column, missing_claim, monitor",
+            inner.auth_denied.clone(),
+        );
+        r.register("reads", "Reads of a view, by view and role (anonymous without [auth])", inner.reads.clone());
+        r.register(
             "state_bytes",
             "Live heap bytes of an operator's state (a node several views share is reported once, under the first \
              view reading it), sampled periodically",
@@ -249,6 +271,16 @@ impl Metrics {
     /// Counts `n` changes of `table` that could not be decoded.
     pub fn undecodable(&self, table: &str, n: u64) {
         self.inner.changes_undecodable.get_or_create(&TableLabel { table: table.to_owned() }).inc_by(n);
+    }
+
+    /// Counts a request refused by `[auth]`, by [`crate::auth::Denied::reason`].
+    pub fn auth_denied(&self, reason: &str) {
+        self.inner.auth_denied.get_or_create(&ReasonLabel { reason: reason.to_owned() }).inc();
+    }
+
+    /// Counts a read of `view` by `role`.
+    pub fn read(&self, view: &str, role: &str) {
+        self.inner.reads.get_or_create(&ReadLabels { view: view.to_owned(), role: role.to_owned() }).inc();
     }
 
     /// Counts `n` rows read by a snapshot.

@@ -55,12 +55,13 @@ pub fn render(
         out,
         "<header><h1>denorm</h1><span class=\"badge {status}\" id=\"health\">{status}</span>\
          <span>source position {position}</span><span>{views} views, {failed} failed</span>\
-         <span class=\"muted\">reloads every {REFRESH_SECONDS} s</span></header>\n",
+         <span class=\"muted\">reloads every {REFRESH_SECONDS} s</span></header>",
         status = health.status,
         position = health.source_position.map_or("–".to_string(), |p| p.to_string()),
         views = health.views,
         failed = health.failed_views.len(),
     );
+    out.push('\n');
     out.push_str("<section class=\"source\"><h2>Source</h2><dl>");
     let _ = write!(out, "<dt>state</dt><dd>{}</dd>", escape(health.source.state));
     let _ = write!(out, "<dt>changes not yet applied</dt><dd>{}</dd>", health.source.lag_changes);

@@ -26,12 +26,16 @@ use denorm_types::Dialect;
 use serde::Deserialize;
 use toml::Spanned;
 
+mod auth;
+
+pub use auth::AuditTarget;
+
 /// Where the HTTP server listens when `[server] listen` is absent.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
 
 /// A validated configuration with every path resolved against the config
 /// file's directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// The configuration file, as given.
     pub file: PathBuf,
@@ -39,6 +43,11 @@ pub struct Config {
     pub source: SourceConfig,
     pub server: ServerConfig,
     pub engine: EngineConfig,
+    /// `[auth]`: token verification and per-role grants (`None`: every
+    /// reader reads everything, as before).
+    pub auth: Option<denorm_serve::auth::Auth>,
+    /// `[audit]`: where one JSON line per read goes.
+    pub audit: Option<AuditTarget>,
 }
 
 /// `[engine]`: how the engine may use the machine.
@@ -266,12 +275,19 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             }
         },
     };
+    let auth = match raw.auth {
+        None => None,
+        Some(raw) => Some(auth::auth(raw, base).map_err(|(span, message, hint)| invalid(span, message, hint))?),
+    };
+    let audit = raw.audit.map(|raw| auth::audit(raw, base));
     Ok(Config {
         file: path.to_path_buf(),
         views,
         source,
         server: ServerConfig { listen },
         engine: EngineConfig { max_memory },
+        auth,
+        audit,
     })
 }
 
@@ -329,6 +345,8 @@ struct RawConfig {
     source: RawSource,
     server: Option<RawServer>,
     engine: Option<RawEngine>,
+    auth: Option<auth::RawAuth>,
+    audit: Option<auth::RawAudit>,
 }
 
 #[derive(Deserialize)]
