@@ -1,0 +1,140 @@
+//! `[auth]` and `[audit]` through the real binary over HTTP: every denial
+//! path (no token, bad signature, expired, unknown role, a view or a
+//! monitoring endpoint not granted, a masked column filtered on, a claim
+//! the row filter needs but the token lacks), masking and row filters on
+//! what is served, `/views` listing only what the caller may read, and one
+//! audit line per read.
+
+mod common;
+
+use common::{committed_position, Denorm, Project};
+use jsonwebtoken::{encode, EncodingKey, Header};
+use serde_json::{json, Value as Json};
+
+const SECRET: &str = "an-hs256-secret-of-at-least-32-bytes!";
+
+const SCHEMA: &str = "
+CREATE TABLE orders (id INTEGER PRIMARY KEY, tenant_id INTEGER NOT NULL, email TEXT, total INTEGER NOT NULL);
+";
+
+const VIEWS: &str = "
+CREATE MATERIALIZED VIEW tenant_stats AS
+  SELECT tenant_id, count(*) AS orders, sum(total) AS total FROM orders GROUP BY tenant_id;
+CREATE MATERIALIZED VIEW order_list AS SELECT id, tenant_id, email, total FROM orders;
+";
+
+fn config(project: &Project) -> String {
+    format!(
+        "views = [\"views.sql\"]\n[source]\nurl = \"sqlite://app.db\"\n[server]\nlisten = \"127.0.0.1:0\"\n\
+         [auth]\njwt_secret = \"{SECRET}\"\nanonymous_role = \"anon\"\n\
+         [auth.roles.anon]\nviews = [\"tenant_stats\"]\n\
+         [auth.roles.tenant]\nviews = [\"order_list\"]\nmask = {{ \"order_list.email\" = \"last4\" }}\n\
+         where = \"tenant_id = claim.tenant_id\"\n\
+         [auth.roles.ops]\nmonitor = true\n\
+         [audit]\npath = \"{}\"\n",
+        project.dir.path().join("audit.jsonl").display()
+    )
+}
+
+fn token(claims: Json, secret: &str) -> String {
+    encode(&Header::default(), &claims, &EncodingKey::from_secret(secret.as_bytes()).unwrap()).unwrap()
+}
+
+/// GET with an optional bearer token: status and JSON body.
+fn get(denorm: &Denorm, path: &str, bearer: Option<&str>) -> (u16, Json) {
+    let agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
+    let mut request = agent.get(&format!("{}{path}", denorm.base));
+    if let Some(t) = bearer {
+        request = request.header("Authorization", &format!("Bearer {t}"));
+    }
+    let mut response = request.call().unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    let status = response.status().as_u16();
+    let body = response.body_mut().read_to_string().unwrap();
+    (status, serde_json::from_str(&body).unwrap_or(Json::String(body)))
+}
+
+#[test]
+fn every_denial_path_masks_row_filters_and_audit() {
+    let project = Project::new(SCHEMA, VIEWS);
+    std::fs::write(&project.config, config(&project)).unwrap();
+    let conn = project.connect();
+    conn.execute_batch(
+        "INSERT INTO orders VALUES (1, 1, 'ada@example.com', 10), (2, 1, 'bob@example.org', 20),
+                                   (3, 2, 'eve@example.net', 30), (4, 2, NULL, 40);",
+    )
+    .unwrap();
+    let denorm = Denorm::start(&project.config);
+    denorm.wait_for_position(committed_position(&conn));
+    let far = 4_000_000_000u64;
+
+    // Anonymous: the granted view only, and no monitoring.
+    let (status, rows) = get(&denorm, "/views/tenant_stats", None);
+    assert_eq!(status, 200, "{rows}");
+    assert_eq!(rows.as_array().unwrap().len(), 2);
+    assert_eq!(get(&denorm, "/views/order_list", None).0, 403);
+    let (_, listed) = get(&denorm, "/views", None);
+    let names: Vec<&str> = listed.as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["tenant_stats"], "/views lists only what the caller may read");
+    assert_eq!(get(&denorm, "/metrics", None).0, 403);
+    assert_eq!(get(&denorm, "/ui", None).0, 403);
+    let (status, health) = get(&denorm, "/health", None);
+    assert_eq!(status, 200);
+    assert!(health.get("status").is_some() && health.get("source").is_none(), "health without details: {health}");
+
+    // Tokens that do not authenticate.
+    let forged = token(json!({"role": "ops", "exp": far}), "another-secret-of-at-least-32-bytes!!");
+    assert_eq!(get(&denorm, "/views/tenant_stats", Some(&forged)).0, 401);
+    let expired = token(json!({"role": "ops", "exp": 1000}), SECRET);
+    assert_eq!(get(&denorm, "/views/tenant_stats", Some(&expired)).0, 401);
+    assert_eq!(get(&denorm, "/views/tenant_stats", Some("garbage")).0, 401);
+    let stranger = token(json!({"role": "root", "exp": far}), SECRET);
+    assert_eq!(get(&denorm, "/views/tenant_stats", Some(&stranger)).0, 403);
+
+    // A tenant: its rows only, the email masked, no filtering on it.
+    let tenant = token(json!({"role": "tenant", "tenant_id": 1, "sub": "user-1", "exp": far}), SECRET);
+    let (status, rows) = get(&denorm, "/views/order_list?order=id", Some(&tenant));
+    assert_eq!(status, 200, "{rows}");
+    assert_eq!(
+        rows,
+        json!([
+            {"id": 1, "tenant_id": 1, "email": "***.com", "total": 10},
+            {"id": 2, "tenant_id": 1, "email": "***.org", "total": 20}
+        ])
+    );
+    assert_eq!(get(&denorm, "/views/order_list?id=eq.3", Some(&tenant)).1, json!([]), "another tenant's row");
+    assert_eq!(get(&denorm, "/views/order_list?email=eq.ada@example.com", Some(&tenant)).0, 403);
+    assert_eq!(get(&denorm, "/views/order_list?order=email", Some(&tenant)).0, 403);
+    assert_eq!(get(&denorm, "/views/tenant_stats", Some(&tenant)).0, 403);
+    let no_claim = token(json!({"role": "tenant", "exp": far}), SECRET);
+    assert_eq!(get(&denorm, "/views/order_list", Some(&no_claim)).0, 403);
+
+    // Operations: everything, unmasked, and the monitoring endpoints.
+    let ops = token(json!({"role": "ops", "exp": far}), SECRET);
+    let (status, rows) = get(&denorm, "/views/order_list", Some(&ops));
+    assert_eq!(status, 200);
+    assert_eq!(rows.as_array().unwrap().len(), 4);
+    let (status, metrics) = get(&denorm, "/metrics", Some(&ops));
+    assert_eq!(status, 200);
+    let metrics = metrics.as_str().unwrap().to_string();
+    for reason in ["missing_token", "invalid_token", "expired", "unknown_role", "view", "masked_column", "missing_claim"]
+    {
+        let line = format!("denorm_auth_denied_total{{reason=\"{reason}\"}}");
+        assert!(metrics.contains(&line), "{line} in /metrics");
+    }
+    assert!(metrics.contains("denorm_reads_total{view=\"order_list\",role=\"tenant\"}"), "{metrics}");
+    assert!(get(&denorm, "/health", Some(&ops)).1.get("source").is_some());
+    assert_eq!(get(&denorm, "/ui", Some(&ops)).0, 200);
+    denorm.terminate();
+
+    // One audit line per read of a view, allowed or not.
+    let audit = std::fs::read_to_string(project.dir.path().join("audit.jsonl")).unwrap();
+    let lines: Vec<Json> = audit.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let tenant_read = lines
+        .iter()
+        .find(|l| l["role"] == "tenant" && l["status"] == 200 && l["view"] == "order_list")
+        .unwrap_or_else(|| panic!("no audited tenant read in {audit}"));
+    assert_eq!(tenant_read["subject"], "user-1");
+    assert_eq!(tenant_read["rows"], 2);
+    assert!(lines.iter().any(|l| l["status"] == 401 && l["denied"] == "invalid_token"), "{audit}");
+    assert!(lines.iter().any(|l| l["status"] == 403 && l["denied"] == "masked_column"), "{audit}");
+}
