@@ -12,7 +12,6 @@ mod pg_project;
 use std::path::Path;
 use std::process::Command;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::{eventually, page_rows, Denorm, Project};
@@ -216,12 +215,7 @@ fn advise_on_postgres_reads_pg_stat_statements() {
         let read = a["read"].as_str().unwrap();
         let (_, listed) = denorm.get("/views");
         let view = listed.as_array().unwrap().iter().find(|v| v["name"] == name).unwrap().clone();
-        let types: BTreeMap<String, String> = view["column_types"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-            .collect();
+        let types = pg_project::column_types(&view);
         for value in [1, 2, 3, 7, 150] {
             // pg_stat_statements wrote the LIMIT's 20 as $2.
             let bind = |text: &str| text.replace("$1", &value.to_string()).replace("$2", "20");

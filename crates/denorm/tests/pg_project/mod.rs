@@ -150,6 +150,11 @@ pub fn reference(client: &mut Client, select: &str, types: &BTreeMap<String, Str
     (names, rows)
 }
 
+/// A view's `column_types` as `/views` lists them.
+pub fn column_types(view: &Json) -> BTreeMap<String, String> {
+    view["column_types"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect()
+}
+
 /// A JSON value from the API as a datum.
 pub fn datum(json: &Json) -> Value {
     match json {
@@ -188,12 +193,7 @@ pub fn compare(denorm: &Denorm, client: &mut Client, views: &[(&str, &str)], exc
         }
         let columns: Vec<String> =
             view["columns"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect();
-        let types: BTreeMap<String, String> = view["column_types"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-            .collect();
+        let types = column_types(view);
         let (names, want) = reference(client, select, &types);
         assert_eq!(columns, names, "columns of {name}: denorm names them as PostgreSQL does");
         let (status, rows) = denorm.get(&format!("/views/{name}"));
