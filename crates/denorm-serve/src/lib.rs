@@ -128,8 +128,10 @@ pub mod feed;
 mod http;
 pub mod json;
 mod metrics;
+mod ops;
 pub mod query;
 mod rows;
+pub mod select;
 mod state;
 
 pub use fallback::Fallback;
