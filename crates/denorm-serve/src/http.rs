@@ -104,7 +104,8 @@ impl ApiError {
     pub fn details(&self) -> Option<String> {
         match self {
             ApiError::BadParameter(e) => Some(format!("query parameter or header: {}", e.parameter)),
-            ApiError::SingleObject { rows } => Some(format!("The result contains {rows} rows")),
+            ApiError::SingleObject { rows: 0 } => Some("The result contains 0 rows".to_owned()),
+            ApiError::SingleObject { .. } => Some("The result contains more than one row".to_owned()),
             ApiError::RangeNotSatisfiable { total, .. } => Some(format!("{total} rows match")),
             _ => None,
         }

@@ -255,7 +255,7 @@ pub(crate) fn split_top_level(text: &str) -> Vec<String> {
 }
 
 /// `data->a->>b` → the column and its path.
-pub(crate) fn parse_path<'a>(name: &'a str) -> (&'a str, JsonPath) {
+pub(crate) fn parse_path(name: &str) -> (&str, JsonPath) {
     let Some(start) = name.find("->") else { return (name, JsonPath::default()) };
     let mut path = JsonPath::default();
     let mut rest = &name[start..];
@@ -642,7 +642,7 @@ pub fn evaluate(condition: &Condition, datums: &[Datum<'_>]) -> Option<bool> {
                     Some(_) => {}
                 }
             }
-            (!unknown).then_some(!*or != *negated)
+            (!unknown).then_some(*or == *negated)
         }
     }
 }

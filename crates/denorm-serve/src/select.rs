@@ -258,13 +258,16 @@ impl Format {
     }
 }
 
+/// Projected rows with the output columns' types and names.
+type Projected = (Vec<Vec<Value>>, Vec<ScalarType>, Vec<String>);
+
 /// The output rows of `query` for `rows` (the page), projected, as
 /// `(values, types, names)`.
 fn projected<'r, 'a: 'r>(
     view: &ViewInfo,
     query: &Query,
     rows: impl Iterator<Item = &'r [Datum<'a>]>,
-) -> Result<(Vec<Vec<Value>>, Vec<ScalarType>, Vec<String>), String> {
+) -> Result<Projected, String> {
     let items: Vec<SelectItem> = match (&query.projection, &query.select) {
         (Some(items), _) => items.clone(),
         (None, select) => {

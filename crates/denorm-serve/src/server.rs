@@ -292,7 +292,7 @@ mod tests {
         assert_eq!(a.deadline(&options), Some(now + Duration::from_secs(3)));
         a.in_flight = 1;
         assert_eq!(a.deadline(&options), None);
-        assert!(options.allows_origin("x") == false);
+        assert!(!options.allows_origin("x"));
         let any = ServeOptions { cors_origins: vec!["*".into()], ..Default::default() };
         assert!(any.allows_origin("https://a.example"));
     }
