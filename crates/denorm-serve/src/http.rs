@@ -128,9 +128,9 @@ impl ApiError {
                 "retry; a read without eq on every key column is served from the view's rows (marked Denorm-Stale)"
                     .to_owned(),
             ),
-            ApiError::NotAcceptable { .. } => Some(
-                "accept application/json, text/csv or application/vnd.pgrst.object+json".to_owned(),
-            ),
+            ApiError::NotAcceptable { .. } => {
+                Some("accept application/json, text/csv or application/vnd.pgrst.object+json".to_owned())
+            }
             ApiError::SingleObject { .. } => {
                 Some("filter to exactly one row (eq on every key column), or accept application/json".to_owned())
             }
@@ -311,7 +311,10 @@ async fn cors(State(app): State<App>, request: Request, next: Next) -> Response 
         if allowed {
             headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, HEAD, OPTIONS"));
             let asked = request.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS).cloned();
-            headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked.unwrap_or(HeaderValue::from_static(ALLOWED_HEADERS)));
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                asked.unwrap_or(HeaderValue::from_static(ALLOWED_HEADERS)),
+            );
             headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
         }
         response
@@ -330,8 +333,7 @@ async fn cors(State(app): State<App>, request: Request, next: Next) -> Response 
 
 const ALLOWED_HEADERS: &str =
     "Accept, Authorization, Content-Type, Prefer, Range, Range-Unit, Denorm-Min-Position, Denorm-Timeout, apikey, x-client-info";
-const EXPOSED_HEADERS: &str =
-    "Content-Range, Preference-Applied, Denorm-Position, Denorm-Served-By, Denorm-Stale";
+const EXPOSED_HEADERS: &str = "Content-Range, Preference-Applied, Denorm-Position, Denorm-Served-By, Denorm-Stale";
 
 /// Serves the API on an already bound listener until `shutdown` resolves,
 /// without a [`Fallback`].
@@ -485,16 +487,14 @@ impl ReadOptions {
                 bad("Range", format!("expected first-last or first- (row numbers from 0), got \"{range}\""))
             })?),
         };
-        let count = headers
-            .get_all("prefer")
-            .iter()
-            .flat_map(|v| v.to_str().unwrap_or("").split(','))
-            .find_map(|p| match p.trim() {
+        let count = headers.get_all("prefer").iter().flat_map(|v| v.to_str().unwrap_or("").split(',')).find_map(|p| {
+            match p.trim() {
                 "count=exact" => Some("count=exact"),
                 "count=planned" => Some("count=planned"),
                 "count=estimated" => Some("count=estimated"),
                 _ => None,
-            });
+            }
+        });
         Ok(ReadOptions { format, range, count })
     }
 }
@@ -637,7 +637,8 @@ impl Page {
 
     fn into_response(self, options: &ReadOptions) -> Response {
         let status = if self.partial { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
-        let mut response = (status, [(header::CONTENT_TYPE, self.format.content_type())], Body::from(self.body)).into_response();
+        let mut response =
+            (status, [(header::CONTENT_TYPE, self.format.content_type())], Body::from(self.body)).into_response();
         let headers = response.headers_mut();
         if let Ok(value) = HeaderValue::from_str(&self.content_range) {
             headers.insert(header::CONTENT_RANGE, value);

@@ -128,23 +128,23 @@ pub mod feed;
 mod http;
 pub mod json;
 mod metrics;
-mod ops;
 pub mod openapi;
+mod ops;
 pub mod query;
 mod rows;
-pub mod server;
 pub mod select;
+pub mod server;
 mod state;
 
 pub use fallback::Fallback;
 pub use http::{
     parse_wait, read_rows, redact_paths, router, router_configured, router_with, serve, serve_configured, serve_with,
-    ApiError, ReadOptions, DEFAULT_WAIT, MAX_WAIT, MIN_POSITION_HEADER,
-    POSITION_HEADER, SERVED_BY_HEADER, STALE_HEADER, TIMEOUT_HEADER,
+    ApiError, ReadOptions, DEFAULT_WAIT, MAX_WAIT, MIN_POSITION_HEADER, POSITION_HEADER, SERVED_BY_HEADER,
+    STALE_HEADER, TIMEOUT_HEADER,
 };
 pub use json::{FeedSummary, Health, RefreshSummary, ViewSummary};
-pub use server::ServeOptions;
 pub use metrics::{Metrics, CONTENT_TYPE as METRICS_CONTENT_TYPE};
+pub use server::ServeOptions;
 pub use state::{
     channel, pack_key, percentiles, ColumnInfo, Published, PublishedView, Publisher, Reader, ReplicationStatus,
     SourceState, SourceStatus, ViewInfo, ViewRows, ViewStats, ViewStatus, WaitError,

@@ -32,8 +32,7 @@ pub fn document(published: &Published) -> Json_ {
     let mut schemas = Map::new();
     for view in published.views.iter() {
         let info = &view.info;
-        let properties: Map<String, Json_> =
-            info.columns.iter().map(|c| (c.name.clone(), schema_of(c.ty))).collect();
+        let properties: Map<String, Json_> = info.columns.iter().map(|c| (c.name.clone(), schema_of(c.ty))).collect();
         let key: Vec<&str> = info.key.iter().map(|&k| info.columns[k].name.as_str()).collect();
         schemas.insert(info.name.clone(), json!({"type": "object", "properties": properties, "x-key": key}));
         let mut parameters = vec![

@@ -90,7 +90,10 @@ pub fn text_of(datum: &Datum<'_>) -> Option<String> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Tsquery {
     /// A word; `prefix` for `word:*`.
-    Word { word: String, prefix: bool },
+    Word {
+        word: String,
+        prefix: bool,
+    },
     /// Words at consecutive positions (`a <-> b`, a phrase).
     Phrase(Vec<String>),
     And(Box<Tsquery>, Box<Tsquery>),
@@ -189,7 +192,9 @@ impl Tsquery {
         let query = parser.or()?;
         match parser.tokens.get(parser.at) {
             None => Ok(query),
-            Some(t) => Err(format!("syntax error in tsquery \"{text}\" at {t:?}; join words with & | <-> and group with ( )")),
+            Some(t) => {
+                Err(format!("syntax error in tsquery \"{text}\" at {t:?}; join words with & | <-> and group with ( )"))
+            }
         }
     }
 }
@@ -286,7 +291,9 @@ impl TsParser {
                 self.at += 1;
                 Ok(Tsquery::Word { word, prefix })
             }
-            other => Err(format!("expected a word in tsquery, got {}", other.map_or("the end".into(), |t| format!("{t:?}")))),
+            other => {
+                Err(format!("expected a word in tsquery, got {}", other.map_or("the end".into(), |t| format!("{t:?}"))))
+            }
         }
     }
 }
@@ -386,7 +393,11 @@ pub fn sqlite_truth(datum: &Datum<'_>) -> Option<bool> {
 
 fn leading_number(text: &str) -> f64 {
     let text = text.trim_start();
-    (1..=text.len()).rev().filter(|&end| text.is_char_boundary(end)).find_map(|end| text[..end].parse::<f64>().ok()).unwrap_or(0.0)
+    (1..=text.len())
+        .rev()
+        .filter(|&end| text.is_char_boundary(end))
+        .find_map(|end| text[..end].parse::<f64>().ok())
+        .unwrap_or(0.0)
 }
 
 #[cfg(test)]
@@ -422,7 +433,9 @@ mod tests {
         assert!(fts("fox") && fts("FOX & dog") && fts("cat | dog") && !fts("cat") && fts("!cat"));
         assert!(fts("qui:*") && !fts("quo:*") && fts("quick <-> brown") && !fts("brown <-> quick"));
         assert!(fts("(cat | fox) & !(bird)") && fts("42"));
-        assert!(Tsquery::parse("quick brown").is_err() && Tsquery::parse("(a").is_err() && Tsquery::parse("a &").is_err());
+        assert!(
+            Tsquery::parse("quick brown").is_err() && Tsquery::parse("(a").is_err() && Tsquery::parse("a &").is_err()
+        );
         assert!(Tsquery::plain("Lazy, dog!").matches(&doc) && !Tsquery::plain("lazy cat").matches(&doc));
         assert!(Tsquery::phrase_of("lazy dog").matches(&doc) && !Tsquery::phrase_of("dog lazy").matches(&doc));
         assert!(!Tsquery::plain("").matches(&doc) && !Tsquery::plain("...").matches(&doc));

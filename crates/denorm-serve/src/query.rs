@@ -27,7 +27,9 @@ use denorm_types::{Datum, Diff, Row, ScalarType, Value};
 
 use serde_json::Value as Json;
 
-use crate::ops::{json_contains, json_of, json_overlaps, parse_json_operand, sqlite_truth, text_of, words, Pattern, Tsquery};
+use crate::ops::{
+    json_contains, json_of, json_overlaps, parse_json_operand, sqlite_truth, text_of, words, Pattern, Tsquery,
+};
 pub use crate::select::{Cast, SelectItem};
 use crate::state::{pack_key, PublishedView, ViewInfo};
 
@@ -352,14 +354,17 @@ fn parse_op(parameter: &str, name: &str, ty: ScalarType, op: &str, operand: &str
     // A JSON path's `->` value compares as the JSON scalar it holds.
     let scalar = |ctor: fn(Value) -> Op| match ty {
         ScalarType::Json => Ok(ctor(json_scalar(operand))),
-        _ => parse_value(name, ty, operand).map(ctor).map_err(|e| BadParameter { parameter: parameter.to_owned(), ..e }),
+        _ => {
+            parse_value(name, ty, operand).map(ctor).map_err(|e| BadParameter { parameter: parameter.to_owned(), ..e })
+        }
     };
     let textual = |what: &str| {
         if json_capable(ty) {
             Ok(())
         } else {
-            Err(bad(format!("{what} needs a text column; \"{name}\" is {ty}"))
-                .hint("filter text columns (or a JSON path with ->>) with like, ilike, match, imatch and the fts operators"))
+            Err(bad(format!("{what} needs a text column; \"{name}\" is {ty}")).hint(
+                "filter text columns (or a JSON path with ->>) with like, ilike, match, imatch and the fts operators",
+            ))
         }
     };
     let pattern = |result: Result<Pattern, String>| result.map_err(|e| bad(format!("{op}: {e}")));
@@ -433,7 +438,13 @@ fn json_scalar(raw: &str) -> Value {
 fn parse_is(parameter: &str, name: &str, ty: ScalarType, operand: &str) -> Result<Op, BadParameter> {
     let truthy = matches!(
         ty,
-        ScalarType::Bool | ScalarType::Int | ScalarType::Float | ScalarType::Any | ScalarType::Numeric | ScalarType::Null | ScalarType::Json
+        ScalarType::Bool
+            | ScalarType::Int
+            | ScalarType::Float
+            | ScalarType::Any
+            | ScalarType::Numeric
+            | ScalarType::Null
+            | ScalarType::Json
     );
     match operand {
         "null" | "unknown" => Ok(Op::IsNull),
@@ -649,7 +660,8 @@ pub fn evaluate(condition: &Condition, datums: &[Datum<'_>]) -> Option<bool> {
 
 /// Whether a row passes every filter and condition of `query`.
 pub fn matches(query: &Query, datums: &[Datum<'_>]) -> bool {
-    query.filters.iter().all(|f| passes(f, datums)) && query.conditions.iter().all(|c| evaluate(c, datums) == Some(true))
+    query.filters.iter().all(|f| passes(f, datums))
+        && query.conditions.iter().all(|c| evaluate(c, datums) == Some(true))
 }
 
 /// A matching row, decoded once, with its multiplicity.
@@ -681,11 +693,8 @@ pub fn execute<'a>(view: &'a PublishedView, query: &Query) -> Vec<Match<'a>> {
 /// trimming; [`paginate`] then pages. Every row must have one value per
 /// column of `view`.
 pub fn execute_values(view: &ViewInfo, query: &Query, rows: Vec<Vec<Value>>) -> Vec<Match<'static>> {
-    let matches = rows
-        .into_iter()
-        .filter(|datums| matches(query, datums))
-        .map(|datums| Match { datums, count: 1 })
-        .collect();
+    let matches =
+        rows.into_iter().filter(|datums| matches(query, datums)).map(|datums| Match { datums, count: 1 }).collect();
     order_and_trim(&view.key, query, matches)
 }
 

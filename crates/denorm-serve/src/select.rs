@@ -78,8 +78,11 @@ pub fn parse_select(view: &ViewInfo, value: &str) -> Result<Vec<SelectItem>, Bad
             continue;
         }
         if raw.contains('(') || raw.starts_with("...") {
-            return Err(BadParameter::new("select", format!("\"{raw}\" embeds a related resource; denorm views have no relationships"))
-                .hint("select the view's own columns; define a view that joins what you need"));
+            return Err(BadParameter::new(
+                "select",
+                format!("\"{raw}\" embeds a related resource; denorm views have no relationships"),
+            )
+            .hint("select the view's own columns; define a view that joins what you need"));
         }
         items.push(parse_item(view, raw)?);
     }
@@ -88,9 +91,9 @@ pub fn parse_select(view: &ViewInfo, value: &str) -> Result<Vec<SelectItem>, Bad
 
 fn parse_item(view: &ViewInfo, raw: &str) -> Result<SelectItem, BadParameter> {
     // `alias:expr`, where `::` is a cast and not an alias.
-    let alias_end = raw.char_indices().find(|&(i, c)| {
-        c == ':' && !raw[i + 1..].starts_with(':') && (i == 0 || !raw[..i].ends_with(':'))
-    });
+    let alias_end = raw
+        .char_indices()
+        .find(|&(i, c)| c == ':' && !raw[i + 1..].starts_with(':') && (i == 0 || !raw[..i].ends_with(':')));
     let (alias, expr) = match alias_end {
         Some((i, _)) => (Some(raw[..i].trim()), raw[i + 1..].trim()),
         None => (None, raw),
@@ -135,7 +138,8 @@ fn walk(datum: &Datum<'_>, steps: &[String]) -> Option<Json> {
             Json::Object(mut map) => map.remove(step)?,
             Json::Array(mut items) => {
                 let index = step.parse::<i64>().ok()?;
-                let index = if index < 0 { items.len().checked_sub(index.unsigned_abs() as usize)? } else { index as usize };
+                let index =
+                    if index < 0 { items.len().checked_sub(index.unsigned_abs() as usize)? } else { index as usize };
                 (index < items.len()).then(|| items.swap_remove(index))?
             }
             _ => return None,
@@ -175,12 +179,16 @@ fn project_item(item: &SelectItem, view: &ViewInfo, datums: &[Datum<'_>]) -> Res
     };
     match item.cast {
         None => Ok((value, ty)),
-        Some(cast) => cast_value(value, ty, cast).map(|v| (v, cast.ty())).map_err(|e| format!("\"{}\": {e}", item.name)),
+        Some(cast) => {
+            cast_value(value, ty, cast).map(|v| (v, cast.ty())).map_err(|e| format!("\"{}\": {e}", item.name))
+        }
     }
 }
 
 fn cast_value(value: Value, from: ScalarType, cast: Cast) -> Result<Value, String> {
-    let invalid = |what: &str| format!("invalid input syntax for type {what}: \"{}\"", crate::ops::text_of(&value).unwrap_or_default());
+    let invalid = |what: &str| {
+        format!("invalid input syntax for type {what}: \"{}\"", crate::ops::text_of(&value).unwrap_or_default())
+    };
     Ok(match (cast, &value) {
         (_, Datum::Null) => Datum::Null,
         (Cast::Text, Datum::Text(_)) => value,
@@ -274,12 +282,16 @@ fn projected<'r, 'a: 'r>(
             let columns: Vec<usize> = select.clone().unwrap_or_else(|| (0..view.columns.len()).collect());
             columns
                 .into_iter()
-                .map(|c| SelectItem { column: c, path: JsonPath::default(), cast: None, name: view.columns[c].name.clone() })
+                .map(|c| SelectItem {
+                    column: c,
+                    path: JsonPath::default(),
+                    cast: None,
+                    name: view.columns[c].name.clone(),
+                })
                 .collect()
         }
     };
-    let mut types: Vec<ScalarType> =
-        items.iter().map(|i| i.cast.map_or(view.columns[i.column].ty, Cast::ty)).collect();
+    let mut types: Vec<ScalarType> = items.iter().map(|i| i.cast.map_or(view.columns[i.column].ty, Cast::ty)).collect();
     let mut out = vec![];
     for row in rows {
         let mut values = Vec::with_capacity(items.len());
@@ -300,9 +312,7 @@ fn projected<'r, 'a: 'r>(
 
 /// Whether `query` selects plain columns only (rendered without copying).
 pub fn is_plain(query: &Query) -> bool {
-    query.projection.as_ref().is_none_or(|items| {
-        items.iter().all(|i| i.path.steps.is_empty() && i.cast.is_none())
-    })
+    query.projection.as_ref().is_none_or(|items| items.iter().all(|i| i.path.steps.is_empty() && i.cast.is_none()))
 }
 
 /// Renders the page `rows` of `query` over `view` in `format`. A cast
@@ -406,7 +416,10 @@ mod tests {
         let json = |raw| render_as(raw, &rows(), Format::Json).unwrap();
         assert_eq!(json("select=*"), r#"[{"id":1,"data":{"a":{"b":"x","n":2.5},"l":[1,2]},"note":"1,5"}]"#);
         assert_eq!(json("select=k:id,note"), r#"[{"k":1,"note":"1,5"}]"#);
-        assert_eq!(json("select=id::text,data->a->>b,x:data->l->1,data->a->n::int"), r#"[{"id":"1","b":"x","x":2,"n":2}]"#);
+        assert_eq!(
+            json("select=id::text,data->a->>b,x:data->l->1,data->a->n::int"),
+            r#"[{"id":"1","b":"x","x":2,"n":2}]"#
+        );
         assert_eq!(json("select=data->zz,data->>l"), r#"[{"zz":null,"l":"[1,2]"}]"#);
         assert_eq!(json("select=data->l->-1"), r#"[{"-1":2}]"#);
         assert!(render_as("select=note::int", &rows(), Format::Json).unwrap_err().contains("integer"));

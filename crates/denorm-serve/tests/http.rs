@@ -426,7 +426,8 @@ fn json_columns_are_served_as_json() {
     // JSON columns take JSON paths and containment.
     let (status, body) = server.json("/views/docs?doc=eq.x");
     assert_eq!((status, body), (200, json!([])));
-    let (status, body) = server.json("/views/docs?doc=cs.%7B%22name%22:%22mug%22%7D&select=id,name:doc-%3E%3Ename,doc-%3Eprice");
+    let (status, body) =
+        server.json("/views/docs?doc=cs.%7B%22name%22:%22mug%22%7D&select=id,name:doc-%3E%3Ename,doc-%3Eprice");
     assert_eq!((status, body), (200, json!([{"id": 1, "name": "mug", "price": 2.5}])));
     let (_, body) = server.json("/views/docs?doc-%3Ereviews-%3E0-%3Erating=gte.5&select=id");
     assert_eq!(body, json!([{"id": 1}]));

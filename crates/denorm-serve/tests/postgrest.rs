@@ -31,7 +31,12 @@ fn views() -> Vec<ViewInfo> {
             key: vec![0],
             ..Default::default()
         },
-        ViewInfo { name: "broken".into(), columns: vec![column("id", ScalarType::Int)], key: vec![0], ..Default::default() },
+        ViewInfo {
+            name: "broken".into(),
+            columns: vec![column("id", ScalarType::Int)],
+            key: vec![0],
+            ..Default::default()
+        },
     ]
 }
 
@@ -154,7 +159,8 @@ fn openapi_document_describes_the_views() {
     let doc = get(&server, "/", &[]).json();
     assert_eq!(doc["openapi"], "3.0.3");
     let items = &doc["paths"]["/views/items"]["get"];
-    let names: Vec<&str> = items["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        items["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
     for name in ["select", "order", "limit", "offset", "Range", "Prefer", "id", "name", "tags"] {
         assert!(names.contains(&name), "{name}: {names:?}");
     }
@@ -208,10 +214,7 @@ fn operators_over_http() {
     assert_eq!(ids("order=price.desc.nullslast&limit=2"), [5, 4]);
     assert_eq!(ids("order=price.asc.nullsfirst&limit=2"), [3, 1]);
     let r = get(&server, "/views/items?select=*&id=eq.1", &[]);
-    assert_eq!(
-        r.json(),
-        json!([{"id": 1, "name": "red mug", "price": 2.5, "flag": 1, "tags": ["kitchen", "red"]}])
-    );
+    assert_eq!(r.json(), json!([{"id": 1, "name": "red mug", "price": 2.5, "flag": 1, "tags": ["kitchen", "red"]}]));
     let r = get(&server, "/views/items?select=n:name,p:price::text,first:tags-%3E%3E0&id=eq.1", &[]);
     assert_eq!(r.json(), json!([{"n": "red mug", "p": "2.5", "first": "kitchen"}]));
 }
