@@ -302,6 +302,10 @@ impl TsParser {
 /// (elements that read as JSON numbers, `true`, `false` or `null` are
 /// those, anything else a string).
 pub fn parse_json_operand(raw: &str) -> Result<Json, String> {
+    // `{}` is the empty array literal (what clients send for `[]`).
+    if raw.trim() == "{}" {
+        return Ok(Json::Array(vec![]));
+    }
     if let Ok(json) = serde_json::from_str::<Json>(raw) {
         return Ok(json);
     }
@@ -455,7 +459,7 @@ mod tests {
         assert_eq!(parse_json_operand("{a,\"b,c\",3}").unwrap(), json!(["a", "b,c", 3]));
         assert_eq!(parse_json_operand("[1,\"x\"]").unwrap(), json!([1, "x"]));
         assert_eq!(parse_json_operand("{\"k\":1}").unwrap(), json!({"k": 1}));
-        assert_eq!(parse_json_operand("{}").unwrap(), json!({}));
+        assert_eq!(parse_json_operand("{}").unwrap(), json!([]));
         assert!(parse_json_operand("nope").is_err());
     }
 

@@ -232,7 +232,8 @@ fn unquote_operand(value: &str) -> String {
     }
 }
 
-/// Splits at commas outside parentheses and double quotes.
+/// Splits at commas outside parentheses, brackets, braces (a JSON or
+/// array operand) and double quotes.
 pub(crate) fn split_top_level(text: &str) -> Vec<String> {
     let mut items = vec![String::new()];
     let (mut depth, mut quoted, mut escaped) = (0usize, false, false);
@@ -241,8 +242,8 @@ pub(crate) fn split_top_level(text: &str) -> Vec<String> {
             _ if escaped => escaped = false,
             '\\' if quoted => escaped = true,
             '"' => quoted = !quoted,
-            '(' if !quoted => depth += 1,
-            ')' if !quoted => depth = depth.saturating_sub(1),
+            '(' | '[' | '{' if !quoted => depth += 1,
+            ')' | ']' | '}' if !quoted => depth = depth.saturating_sub(1),
             ',' if !quoted && depth == 0 => {
                 items.push(String::new());
                 continue;
