@@ -62,7 +62,7 @@ pub fn source_key(
 pub fn render_source_rows(view: &ViewInfo, query: &Query, rows: Vec<Vec<Value>>) -> Result<Vec<u8>, String> {
     let rows = check_source_rows(view, rows)?;
     let matches = execute_values(view, query, rows);
-    crate::select::render(view, query, paginate(&matches, query), crate::select::Format::Json)
+    crate::select::render(view, query, paginate(&matches, query), crate::select::Format::Json, false)
 }
 
 /// `rows` when each has one value per column of `view`, else a message.

@@ -119,7 +119,7 @@ impl ApiError {
                 Some("the view keeps its last good rows; restart denorm after fixing the cause".to_owned())
             }
             ApiError::Starting { .. } => Some("retry shortly; GET /health shows snapshot progress".to_owned()),
-            ApiError::NotFound { .. } => Some("endpoints: /views, /views/{name}, /health, /metrics".to_owned()),
+            ApiError::NotFound { .. } => Some("endpoints: / (OpenAPI), /views, /views/{name}, /health, /metrics".to_owned()),
             ApiError::PositionTimeout { .. } => Some(format!(
                 "denorm is behind the source; retry, raise {TIMEOUT_HEADER} (at most {} s), or check /health",
                 MAX_WAIT.as_secs()
@@ -450,26 +450,32 @@ pub struct ReadOptions {
     pub range: Option<(usize, Option<usize>)>,
     /// The `count=` asked for, echoed in `Preference-Applied`.
     pub count: Option<&'static str>,
+    /// `Accept: application/json;nulls=stripped`: NULL fields left out.
+    pub strip_nulls: bool,
 }
 
 impl Default for ReadOptions {
     fn default() -> Self {
-        ReadOptions { format: Format::Json, range: None, count: None }
+        ReadOptions { format: Format::Json, range: None, count: None, strip_nulls: false }
     }
 }
 
 impl ReadOptions {
     pub fn from_headers(headers: &HeaderMap) -> Result<ReadOptions, ApiError> {
         let text = |name: header::HeaderName| headers.get(name).map(|v| v.to_str().unwrap_or("?").trim().to_owned());
-        let format = match text(header::ACCEPT) {
-            None => Format::Json,
+        let (format, strip_nulls) = match text(header::ACCEPT) {
+            None => (Format::Json, false),
             Some(accept) => accept
                 .split(',')
-                .find_map(|media| match media.split(';').next().unwrap_or("").trim().to_ascii_lowercase().as_str() {
-                    "" | "*/*" | "application/*" | "application/json" => Some(Format::Json),
-                    "text/csv" | "text/*" => Some(Format::Csv),
-                    "application/vnd.pgrst.object+json" | "application/vnd.pgrst.object" => Some(Format::Object),
-                    _ => None,
+                .find_map(|media| {
+                    let mut parts = media.split(';').map(|p| p.trim().to_ascii_lowercase());
+                    let format = match parts.next().unwrap_or_default().as_str() {
+                        "" | "*/*" | "application/*" | "application/json" => Format::Json,
+                        "text/csv" | "text/*" => Format::Csv,
+                        "application/vnd.pgrst.object+json" | "application/vnd.pgrst.object" => Format::Object,
+                        _ => return None,
+                    };
+                    Some((format, parts.any(|p| p.replace(' ', "") == "nulls=stripped")))
                 })
                 .ok_or(ApiError::NotAcceptable { accept })?,
         };
@@ -495,7 +501,7 @@ impl ReadOptions {
                 _ => None,
             }
         });
-        Ok(ReadOptions { format, range, count })
+        Ok(ReadOptions { format, range, count, strip_nulls })
     }
 }
 
@@ -623,7 +629,7 @@ impl Page {
             return Err(ApiError::SingleObject { rows: rows.len() });
         }
         let shown = rows.len();
-        let body = render(view, query, rows.into_iter(), options.format).map_err(|message| {
+        let body = render(view, query, rows.into_iter(), options.format, options.strip_nulls).map_err(|message| {
             ApiError::BadParameter(BadParameter { parameter: "select".into(), message, hint: None })
         })?;
         let total_text = total.map_or("*".to_owned(), |t| t.to_string());

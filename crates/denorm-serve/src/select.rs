@@ -322,8 +322,9 @@ pub fn render<'r, 'a: 'r>(
     query: &Query,
     rows: impl Iterator<Item = &'r [Datum<'a>]>,
     format: Format,
+    strip_nulls: bool,
 ) -> Result<Vec<u8>, String> {
-    if format == Format::Json && is_plain(query) {
+    if format == Format::Json && !strip_nulls && is_plain(query) {
         let columns: Vec<(usize, &str, ScalarType)> = match &query.projection {
             Some(items) => items.iter().map(|i| (i.column, i.name.as_str(), view.columns[i.column].ty)).collect(),
             None => crate::fallback::output_columns(view, query),
@@ -334,9 +335,9 @@ pub fn render<'r, 'a: 'r>(
     let columns: Vec<(usize, &str, ScalarType)> =
         names.iter().enumerate().map(|(i, n)| (i, n.as_str(), types[i])).collect();
     Ok(match format {
-        Format::Json => crate::json::render_rows(&columns, values.iter().map(Vec::as_slice)),
+        Format::Json => render_objects(&columns, &values, strip_nulls),
         Format::Object => {
-            let mut array = crate::json::render_rows(&columns, values.iter().map(Vec::as_slice));
+            let mut array = render_objects(&columns, &values, strip_nulls);
             // `[{…}]` → `{…}`: the caller checked there is exactly one row.
             array.pop();
             array.remove(0);
@@ -344,6 +345,34 @@ pub fn render<'r, 'a: 'r>(
         }
         Format::Csv => render_csv(&columns, &values),
     })
+}
+
+/// A JSON array of objects; with `strip_nulls` (`Accept: …;nulls=stripped`)
+/// NULL fields are left out.
+fn render_objects(columns: &[(usize, &str, ScalarType)], rows: &[Vec<Value>], strip_nulls: bool) -> Vec<u8> {
+    let mut out = vec![b'['];
+    for (i, row) in rows.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'{');
+        let mut first = true;
+        for (j, (_, name, ty)) in columns.iter().enumerate() {
+            if strip_nulls && row[j].is_null() {
+                continue;
+            }
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            serde_json::to_writer(&mut out, name).expect("a string");
+            out.push(b':');
+            write_cell(&mut out, &row[j], *ty);
+        }
+        out.push(b'}');
+    }
+    out.push(b']');
+    out
 }
 
 /// PostgreSQL's CSV: NULL empty, a field quoted when it holds a comma, a
@@ -404,7 +433,7 @@ mod tests {
 
     fn render_as(raw: &str, rows: &[Vec<Value>], format: Format) -> Result<String, String> {
         let query = parse_query(&view(), &decode_pairs(raw)).map_err(|e| e.message)?;
-        render(&view(), &query, rows.iter().map(Vec::as_slice), format).map(|b| String::from_utf8(b).unwrap())
+        render(&view(), &query, rows.iter().map(Vec::as_slice), format, false).map(|b| String::from_utf8(b).unwrap())
     }
 
     fn rows() -> Vec<Vec<Value>> {
@@ -435,6 +464,9 @@ mod tests {
         with_null[0][2] = Datum::Null;
         assert_eq!(render_as("select=id,note", &with_null, Format::Csv).unwrap(), "id,note\n1,");
         assert_eq!(render_as("select=id", &rows(), Format::Object).unwrap(), r#"{"id":1}"#);
+        let query = parse_query(&view(), &decode_pairs("select=id,note")).unwrap();
+        let stripped = render(&view(), &query, with_null.iter().map(Vec::as_slice), Format::Json, true).unwrap();
+        assert_eq!(String::from_utf8(stripped).unwrap(), r#"[{"id":1}]"#);
     }
 
     #[test]

@@ -121,6 +121,8 @@ fn media_types_csv_and_single_object() {
         assert_eq!(r.status, 406, "{}", r.body);
         assert_eq!((r.json()["code"].as_str(), r.json()["details"].as_str()), (Some("PGRST116"), Some(details)));
     }
+    let r = get(&server, "/views/items?id=eq.3&select=id,price", &[("Accept", "application/json;nulls=stripped")]);
+    assert_eq!(r.body, r#"[{"id":3}]"#);
     let r = get(&server, "/views/items", &[("Accept", "text/html")]);
     assert_eq!((r.status, r.json()["code"].as_str()), (406, Some("not_acceptable")));
     // A browser's Accept list ends in */*: JSON.
