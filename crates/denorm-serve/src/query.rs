@@ -3,14 +3,15 @@
 //! pagination.
 //!
 //! ```text
-//!  ?id=eq.7&order=name.desc&limit=10
+//!  ?id=eq.7&or=(a.lt.1,b->>c.like.x*)&order=name.desc&limit=10
 //!        │ parse_query (by the view's column types)
 //!        ▼
-//!  Query { filters, order, limit, offset, select }
-//!        │ plan: `eq` on every key column?
+//!  Query { filters, conditions, order, limit, offset, select, projection }
+//!        │ plan (top-level `filters` only): `eq` on every key column?
 //!        ├── yes ─► Lookup(packed key) ─► rows under that key
 //!        └── no ──► Scan ──────────────► every row
-//!        ▼ all filters (SQL: NULL matches no comparison)
+//!        ▼ all filters and conditions (SQL: NULL matches no comparison;
+//!        ▼ or/and groups in three-valued logic)
 //!        ▼ order terms, then key, then whole row (a total, stable order)
 //!        ▼ offset, limit (a row of multiplicity n counts n times)
 //! ```
@@ -19,7 +20,10 @@
 //! an integer or any number (compared numerically and exactly: `id=eq.2.5`
 //! matches nothing, `id=eq.2.0` matches 2); a double column takes a finite
 //! number; a text column takes the raw, percent-decoded string; a boolean
-//! column takes `true` or `false`.
+//! column takes `true` or `false` (an integer column too, as 1 and 0). The
+//! operators beyond comparison (`like`, `match`, text search, containment)
+//! are documented in `ops.rs`; a JSON path's `->` value compares as the
+//! JSON scalar it holds, its `->>` value as text.
 
 use std::cmp::Ordering;
 
