@@ -147,6 +147,8 @@ pub fn redact_paths(text: &str) -> String {
     while let Some(at) = rest.find('/') {
         let boundary = rest[..at].chars().next_back().is_none_or(|c| c.is_whitespace() || "\"'(=:[,".contains(c));
         let end = rest[at..].find(|c: char| c.is_whitespace() || "\"'),]".contains(c)).map_or(rest.len(), |e| at + e);
+        // Trailing punctuation (`/a/b.db:`, `/a/b.`) ends the sentence, not the path.
+        let end = at + rest[at..end].trim_end_matches([':', ';', ',', '.']).len();
         let token = &rest[at..end];
         out.push_str(&rest[..at]);
         // A path has a second component: `/a/b`, not `/` or `/views`.
@@ -731,12 +733,62 @@ mod tests {
             (ApiError::Starting { name: "x".into() }, 503, "starting"),
             (ApiError::NotFound { path: "/x".into() }, 404, "not_found"),
             (ApiError::FallbackFailed { name: "x".into(), message: "m".into() }, 503, "fallback_failed"),
+            (ApiError::NotAcceptable { accept: "text/html".into() }, 406, "not_acceptable"),
+            (ApiError::SingleObject { rows: 2 }, 406, "PGRST116"),
+            (ApiError::RangeNotSatisfiable { offset: 9, total: 5 }, 416, "range_not_satisfiable"),
         ];
         for (e, status, code) in cases {
             assert_eq!((e.status().as_u16(), e.code()), (status, code), "{e}");
         }
         let e = ApiError::UnknownView { name: "x".into(), views: vec!["a".into(), "b".into()] };
         assert_eq!(e.hint().unwrap(), "views: a, b");
+    }
+
+    #[test]
+    fn paths_are_redacted_from_error_texts() {
+        let cases = [
+            ("cannot open /var/lib/app.db: locked", "cannot open <path>: locked"),
+            ("file \"/home/a/x.db\" busy", "file \"<path>\" busy"),
+            ("(/srv/data/db) gone", "(<path>) gone"),
+            ("no such endpoint: /views", "no such endpoint: /views"),
+            ("ratio 1/2 and a/b/c", "ratio 1/2 and a/b/c"),
+            ("see https://example.com/a/b", "see https://example.com/a/b"),
+            ("", ""),
+        ];
+        for (text, want) in cases {
+            assert_eq!(redact_paths(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn waits_take_units_and_bare_seconds() {
+        use std::time::Duration;
+        assert_eq!(parse_wait("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_wait("2s"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_wait("0.5"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_wait(" 1 "), Some(Duration::from_secs(1)));
+        for bad in ["", "x", "-1", "61", "2h", "NaN", "infs"] {
+            assert_eq!(parse_wait(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn ranges_and_their_intersection_with_limit_and_offset() {
+        assert_eq!(parse_range("0-9"), Some((0, Some(9))));
+        assert_eq!(parse_range("items=5-"), Some((5, None)));
+        for bad in ["", "5", "-5", "9-1", "a-b"] {
+            assert_eq!(parse_range(bad), None, "{bad}");
+        }
+        let paged = |offset, limit, range| {
+            let mut q = Query { offset, limit, ..Query::default() };
+            apply_range(&mut q, range);
+            (q.offset, q.limit)
+        };
+        assert_eq!(paged(0, None, Some((2, Some(4)))), (2, Some(3)));
+        assert_eq!(paged(3, Some(10), Some((0, Some(4)))), (3, Some(2)));
+        assert_eq!(paged(3, Some(1), Some((0, Some(9)))), (3, Some(1)));
+        assert_eq!(paged(5, None, Some((0, Some(2)))), (5, Some(0)));
+        assert_eq!(paged(1, Some(2), None), (1, Some(2)));
     }
 
     #[test]
