@@ -2,7 +2,8 @@
 //! PyPI's `postgrest` (postgrest-py, pinned in scripts/test, which installs
 //! it into a virtualenv under `target/`) runs
 //! `tests/postgrest_client/client.py` against `denorm run` on a SQLite file:
-//! select, filters, or/and, order, range, count, single object, CSV.
+//! select, filters, or/and, order, range, count, single object, CSV; and
+//! `[server] cors_origins` from the configuration file reaches the server.
 
 mod common;
 
@@ -43,7 +44,19 @@ fn postgrest_py_reads_views() {
              (5, 'desk', 120.0, 1, '["office","wood"]');"#,
     )
     .unwrap();
+    // The [server] HTTP settings reach the server: CORS for this origin.
+    let mut config = std::fs::read_to_string(&project.config).unwrap();
+    config.push_str("cors_origins = [\"https://app.example\"]\nheader_timeout = \"5s\"\nmax_connections = 64\n");
+    std::fs::write(&project.config, config).unwrap();
     let denorm = Denorm::start(&project.config);
+    let agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
+    let response = agent
+        .get(format!("{}/views/catalog?id=eq.1", denorm.base))
+        .header("Origin", "https://app.example")
+        .call()
+        .unwrap();
+    let allowed = response.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(allowed.as_deref(), Some("https://app.example"));
     denorm.wait_for_position(committed_position(&conn));
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/postgrest_client/client.py");
     let output = Command::new(python())
