@@ -300,6 +300,10 @@ fn parse_order(view: &ViewInfo, value: &str) -> Result<Vec<OrderTerm>, BadParame
 fn parse_order_term(view: &ViewInfo, term: &str) -> Result<OrderTerm, BadParameter> {
     let mut parts = term.split('.');
     let name = parts.next().unwrap_or_default();
+    if name.contains("->") {
+        return Err(BadParameter::new("order", format!("ordering by a JSON path (\"{name}\") is not supported"))
+            .hint("order by the view's columns; a view can expose the JSON value as a column of its own"));
+    }
     let column = column(view, "order", name, "order")?;
     let mut descending = false;
     let mut nulls: Option<bool> = None;

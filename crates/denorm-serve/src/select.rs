@@ -77,6 +77,10 @@ pub fn parse_select(view: &ViewInfo, value: &str) -> Result<Vec<SelectItem>, Bad
             }));
             continue;
         }
+        if raw.contains("()") {
+            return Err(BadParameter::new("select", format!("\"{raw}\": aggregate functions in select are not supported"))
+                .hint("define a view that aggregates (GROUP BY) and read it"));
+        }
         if raw.contains('(') || raw.starts_with("...") {
             return Err(BadParameter::new(
                 "select",
@@ -454,6 +458,8 @@ mod tests {
         assert!(render_as("select=note::int", &rows(), Format::Json).unwrap_err().contains("integer"));
         assert!(render_as("select=id::money", &rows(), Format::Json).unwrap_err().contains("money"));
         assert!(render_as("select=other(*)", &rows(), Format::Json).unwrap_err().contains("relationships"));
+        assert!(render_as("select=count()", &rows(), Format::Json).unwrap_err().contains("aggregate"));
+        assert!(render_as("order=data->a", &rows(), Format::Json).unwrap_err().contains("JSON path"));
     }
 
     #[test]
