@@ -596,15 +596,19 @@ async fn from_source(
 
 /// `query` as executed: without offset and limit when the total is
 /// counted; at most two rows past the offset for a single object.
-fn unpaged(query: &Query, options: &ReadOptions) -> Query {
+fn unpaged<'q>(query: &'q Query, options: &ReadOptions) -> std::borrow::Cow<'q, Query> {
+    if options.count.is_none() && options.format != Format::Object {
+        // The common read: executed as asked, no copy.
+        return std::borrow::Cow::Borrowed(query);
+    }
     let mut executed = query.clone();
     if options.count.is_some() {
         executed.offset = 0;
         executed.limit = None;
-    } else if options.format == Format::Object {
+    } else {
         executed.limit = Some(query.limit.unwrap_or(usize::MAX).min(2));
     }
-    executed
+    std::borrow::Cow::Owned(executed)
 }
 
 /// A rendered page of a read.
