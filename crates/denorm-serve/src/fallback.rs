@@ -17,7 +17,6 @@
 
 use denorm_types::{ScalarType, Value};
 
-use crate::json::render_rows;
 use crate::query::{execute_values, lookup_key, paginate, Query};
 use crate::state::{PublishedView, SourceStatus, ViewInfo, ViewStatus};
 
@@ -61,6 +60,13 @@ pub fn source_key(
 /// are rendered: filters, order, `offset`, `limit` and `select` applied.
 /// Rows whose width is not the view's are refused with a message.
 pub fn render_source_rows(view: &ViewInfo, query: &Query, rows: Vec<Vec<Value>>) -> Result<Vec<u8>, String> {
+    let rows = check_source_rows(view, rows)?;
+    let matches = execute_values(view, query, rows);
+    crate::select::render(view, query, paginate(&matches, query), crate::select::Format::Json, false)
+}
+
+/// `rows` when each has one value per column of `view`, else a message.
+pub fn check_source_rows(view: &ViewInfo, rows: Vec<Vec<Value>>) -> Result<Vec<Vec<Value>>, String> {
     if let Some(bad) = rows.iter().find(|r| r.len() != view.columns.len()) {
         return Err(format!(
             "the source returned a row of {} values for view \"{}\", which has {} columns",
@@ -69,8 +75,7 @@ pub fn render_source_rows(view: &ViewInfo, query: &Query, rows: Vec<Vec<Value>>)
             view.columns.len()
         ));
     }
-    let matches = execute_values(view, query, rows);
-    Ok(render_rows(&output_columns(view, query), paginate(&matches, query)))
+    Ok(rows)
 }
 
 /// The output columns of `query` as (index into the row, name).

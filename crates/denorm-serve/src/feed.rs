@@ -49,7 +49,7 @@ use std::collections::BinaryHeap;
 
 use denorm_types::{Datum, Diff, Row, RowPacker, RowRef};
 
-use crate::query::{passes, row_order, BadParameter, Match, OrderTerm, Query};
+use crate::query::{row_order, BadParameter, Match, OrderTerm, Query};
 use crate::state::{PublishedView, ViewInfo};
 
 /// Index of the celebrities' content in [`PublishedView::parts`] + 1, as
@@ -292,7 +292,7 @@ pub fn execute<'a>(view: &'a PublishedView, feed: &FeedInfo, query: &Query) -> R
                     datums[feed.partition] = p.clone();
                 }
             }
-            if query.filters.iter().all(|f| passes(f, &datums)) {
+            if crate::query::matches(query, &datums) {
                 passing = passing.saturating_add(count);
                 matches.push(Match { datums, count: count as Diff });
             }

@@ -1,4 +1,7 @@
-//! The HTTP API (axum): `/views`, `/views/{name}`, `/health`, `/metrics`.
+//! The HTTP API (axum): `/` (OpenAPI), `/views`, `/views/{name}`,
+//! `/health`, `/metrics`, with PostgREST's read protocol on
+//! `/views/{name}`: `Accept` (JSON, CSV, the single-object type), `Range`
+//! and `Content-Range`, `Prefer: count=…`, HEAD, OPTIONS and CORS.
 //!
 //! Every handler loads one [`Published`](crate::Published) snapshot and
 //! answers from it alone, so a response never mixes two batches and never
@@ -16,10 +19,12 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::fallback::{output_columns, render_source_rows, source_key, Fallback};
-use crate::json::{health, render_rows, view_summary, ViewSummary};
+use crate::fallback::{check_source_rows, source_key, Fallback};
+use crate::json::{health, view_summary, ViewSummary};
 use crate::metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
-use crate::query::{decode_pairs, execute, paginate, parse_query, BadParameter, Query};
+use crate::query::{decode_pairs, execute, execute_values, paginate, parse_query, BadParameter, Match, Query};
+use crate::select::{render, Format};
+use crate::server::ServeOptions;
 use crate::state::{now, Published, Reader, ViewInfo, ViewStatus, WaitError};
 use denorm_types::{Position, Value};
 
@@ -50,6 +55,12 @@ pub enum ApiError {
     PositionTimeout { wanted: u64, published: Option<u64>, timeout_ms: u64 },
     #[error("view \"{name}\" is beyond its staleness budget and reading the source failed: {message}")]
     FallbackFailed { name: String, message: String },
+    #[error("none of the media types in Accept: {accept} can be served")]
+    NotAcceptable { accept: String },
+    #[error("JSON object requested, multiple (or no) rows returned")]
+    SingleObject { rows: usize },
+    #[error("requested range not satisfiable: offset {offset} is past the {total} matching rows")]
+    RangeNotSatisfiable { offset: usize, total: u64 },
 }
 
 impl From<BadParameter> for ApiError {
@@ -67,6 +78,8 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::PositionTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::NotAcceptable { .. } | ApiError::SingleObject { .. } => StatusCode::NOT_ACCEPTABLE,
+            ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
         }
     }
 
@@ -80,6 +93,21 @@ impl ApiError {
             ApiError::NotFound { .. } => "not_found",
             ApiError::PositionTimeout { .. } => "position_timeout",
             ApiError::FallbackFailed { .. } => "fallback_failed",
+            ApiError::NotAcceptable { .. } => "not_acceptable",
+            // PostgREST's own code, which its clients recognize.
+            ApiError::SingleObject { .. } => "PGRST116",
+            ApiError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
+        }
+    }
+
+    /// PostgREST's `details`: what exactly was wrong, when there is more to say.
+    pub fn details(&self) -> Option<String> {
+        match self {
+            ApiError::BadParameter(e) => Some(format!("query parameter or header: {}", e.parameter)),
+            ApiError::SingleObject { rows: 0 } => Some("The result contains 0 rows".to_owned()),
+            ApiError::SingleObject { .. } => Some("The result contains more than one row".to_owned()),
+            ApiError::RangeNotSatisfiable { total, .. } => Some(format!("{total} rows match")),
+            _ => None,
         }
     }
 
@@ -91,7 +119,7 @@ impl ApiError {
                 Some("the view keeps its last good rows; restart denorm after fixing the cause".to_owned())
             }
             ApiError::Starting { .. } => Some("retry shortly; GET /health shows snapshot progress".to_owned()),
-            ApiError::NotFound { .. } => Some("endpoints: /views, /views/{name}, /health, /metrics".to_owned()),
+            ApiError::NotFound { .. } => Some("endpoints: / (OpenAPI), /views, /views/{name}, /health, /metrics".to_owned()),
             ApiError::PositionTimeout { .. } => Some(format!(
                 "denorm is behind the source; retry, raise {TIMEOUT_HEADER} (at most {} s), or check /health",
                 MAX_WAIT.as_secs()
@@ -100,14 +128,56 @@ impl ApiError {
                 "retry; a read without eq on every key column is served from the view's rows (marked Denorm-Stale)"
                     .to_owned(),
             ),
+            ApiError::NotAcceptable { .. } => {
+                Some("accept application/json, text/csv or application/vnd.pgrst.object+json".to_owned())
+            }
+            ApiError::SingleObject { .. } => {
+                Some("filter to exactly one row (eq on every key column), or accept application/json".to_owned())
+            }
+            ApiError::RangeNotSatisfiable { .. } => Some("ask for a range that starts within the count".to_owned()),
         }
     }
 }
 
+/// Replaces absolute file paths in an error text (a source's message may
+/// name its database file) by `<path>`: error bodies reveal no paths.
+pub fn redact_paths(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('/') {
+        let boundary = rest[..at].chars().next_back().is_none_or(|c| c.is_whitespace() || "\"'(=:[,".contains(c));
+        let end = rest[at..].find(|c: char| c.is_whitespace() || "\"'),]".contains(c)).map_or(rest.len(), |e| at + e);
+        // Trailing punctuation (`/a/b.db:`, `/a/b.`) ends the sentence, not the path.
+        let end = at + rest[at..end].trim_end_matches([':', ';', ',', '.']).len();
+        let token = &rest[at..end];
+        out.push_str(&rest[..at]);
+        // A path has a second component: `/a/b`, not `/` or `/views`.
+        if boundary && token[1..].contains('/') && !token.starts_with("//") {
+            out.push_str("<path>");
+        } else {
+            out.push_str(token);
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code(), "message": self.to_string(), "hint": self.hint()}});
-        let response = (self.status(), Json(body)).into_response();
+        let redact = |text: String| if matches!(self, ApiError::NotFound { .. }) { text } else { redact_paths(&text) };
+        let body = json!({
+            "code": self.code(),
+            "message": redact(self.to_string()),
+            "details": self.details().map(redact),
+            "hint": self.hint().map(redact),
+        });
+        let mut response = (self.status(), Json(body)).into_response();
+        if let ApiError::RangeNotSatisfiable { total, .. } = self {
+            if let Ok(value) = HeaderValue::from_str(&format!("*/{total}")) {
+                response.headers_mut().insert(header::CONTENT_RANGE, value);
+            }
+        }
         match self {
             ApiError::PositionTimeout { published, .. } => with_position(response, published),
             _ => response,
@@ -119,8 +189,9 @@ impl IntoResponse for ApiError {
 /// the application read it after its commit) is answered only once the
 /// views reflect at least that position.
 pub const MIN_POSITION_HEADER: &str = "denorm-min-position";
-/// How long such a request may wait (`250ms`, `2s`, or milliseconds); also
-/// accepted as the `timeout` query parameter. Default [`DEFAULT_WAIT`].
+/// How long such a request may wait (`250ms`, `2s`, or a bare number of
+/// seconds such as `0.5`); also accepted as the `timeout` query
+/// parameter. Default [`DEFAULT_WAIT`].
 pub const TIMEOUT_HEADER: &str = "denorm-timeout";
 pub const DEFAULT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 pub const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
@@ -143,13 +214,21 @@ fn wait_request(
             "expected a source position: a non-negative integer, or a PostgreSQL LSN such as 16/B374D848".to_owned(),
         )
     })?;
-    let from_query =
-        decode_pairs(raw_query).into_iter().find(|(k, _)| k == "timeout" && !column_named_timeout).map(|(_, v)| v);
-    let from_header = headers.get(TIMEOUT_HEADER).map(|v| v.to_str().unwrap_or("?").to_owned());
+    let from_query = decode_pairs(raw_query)
+        .into_iter()
+        .find(|(k, _)| k == "timeout" && !column_named_timeout)
+        .map(|(_, v)| ("timeout", v));
+    let from_header = headers.get(TIMEOUT_HEADER).map(|v| (TIMEOUT_HEADER, v.to_str().unwrap_or("?").to_owned()));
     let timeout = match from_header.or(from_query) {
         None => DEFAULT_WAIT,
-        Some(text) => parse_wait(&text).ok_or_else(|| {
-            bad(TIMEOUT_HEADER, format!("expected a duration such as 250ms or 2s (at most 60s), got \"{text}\""))
+        Some((parameter, text)) => parse_wait(&text).ok_or_else(|| {
+            bad(
+                parameter,
+                format!(
+                    "expected a duration such as 500ms, 2s or 0.5 (seconds), at most {}s, got \"{text}\"",
+                    MAX_WAIT.as_secs()
+                ),
+            )
         })?,
     };
     Ok(Some((Position(min), timeout)))
@@ -169,15 +248,16 @@ fn parse_position(text: &str) -> Option<u64> {
     Some(hex(high)? << 32 | hex(low)?)
 }
 
-/// `250ms`, `2s`, `1.5s` or a number of milliseconds, at most [`MAX_WAIT`].
-fn parse_wait(text: &str) -> Option<std::time::Duration> {
+/// `250ms`, `2s`, `1.5s` or a bare number of seconds (`0.5`), at most
+/// [`MAX_WAIT`].
+pub fn parse_wait(text: &str) -> Option<std::time::Duration> {
     let text = text.trim();
     let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
         (ms, 1e-3)
     } else if let Some(s) = text.strip_suffix('s') {
         (s, 1.0)
     } else {
-        (text, 1e-3)
+        (text, 1.0)
     };
     let seconds = number.trim().parse::<f64>().ok()? * scale;
     (seconds.is_finite() && seconds >= 0.0 && seconds <= MAX_WAIT.as_secs_f64())
@@ -190,6 +270,7 @@ fn parse_wait(text: &str) -> Option<std::time::Duration> {
 struct App {
     reader: Reader,
     fallback: Option<Arc<dyn Fallback>>,
+    options: Arc<ServeOptions>,
 }
 
 /// The router over `reader`'s published state, without a [`Fallback`]:
@@ -202,8 +283,14 @@ pub fn router(reader: Reader) -> Router {
 /// with `on_stale = 'fallback'` go to `fallback` when one is given (see
 /// [`crate::fallback`]).
 pub fn router_with(reader: Reader, fallback: Option<Arc<dyn Fallback>>) -> Router {
-    let app = App { reader, fallback };
+    router_configured(reader, fallback, ServeOptions::default())
+}
+
+/// [`router_with`] with the server's [`ServeOptions`] (CORS origins).
+pub fn router_configured(reader: Reader, fallback: Option<Arc<dyn Fallback>>, options: ServeOptions) -> Router {
+    let app = App { reader, fallback, options: Arc::new(options) };
     Router::new()
+        .route("/", get(get_openapi))
         .route("/views", get(list_views))
         .route("/views/{name}", get(read_view))
         .route("/health", get(get_health))
@@ -211,8 +298,45 @@ pub fn router_with(reader: Reader, fallback: Option<Arc<dyn Fallback>>) -> Route
         .route("/ui", get(get_ui))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(app.clone(), count_request))
+        .layer(middleware::from_fn_with_state(app.clone(), cors))
         .with_state(app)
 }
+
+/// OPTIONS on any path (PostgREST answers it for its resources) and CORS
+/// headers for allowed origins ([`ServeOptions::cors_origins`]).
+async fn cors(State(app): State<App>, request: Request, next: Next) -> Response {
+    let origin = request.headers().get(header::ORIGIN).cloned();
+    let allowed = origin.as_ref().and_then(|o| o.to_str().ok()).is_some_and(|o| app.options.allows_origin(o));
+    let mut response = if request.method() == axum::http::Method::OPTIONS {
+        let mut response = StatusCode::OK.into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+        if allowed {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+            let asked = request.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS).cloned();
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                asked.unwrap_or(HeaderValue::from_static(ALLOWED_HEADERS)),
+            );
+            headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+        }
+        response
+    } else {
+        next.run(request).await
+    };
+    if let (true, Some(origin)) = (allowed, origin) {
+        let headers = response.headers_mut();
+        let any = app.options.cors_origins.iter().any(|o| o == "*");
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, if any { HeaderValue::from_static("*") } else { origin });
+        headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+        headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSED_HEADERS));
+    }
+    response
+}
+
+const ALLOWED_HEADERS: &str =
+    "Accept, Authorization, Content-Type, Prefer, Range, Range-Unit, Denorm-Min-Position, Denorm-Timeout, apikey, x-client-info";
+const EXPOSED_HEADERS: &str = "Content-Range, Preference-Applied, Denorm-Position, Denorm-Served-By, Denorm-Stale";
 
 /// Serves the API on an already bound listener until `shutdown` resolves,
 /// without a [`Fallback`].
@@ -232,16 +356,23 @@ pub async fn serve_with(
     fallback: Option<Arc<dyn Fallback>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_configured(listener, reader, fallback, ServeOptions::default(), shutdown).await
+}
+
+/// [`serve_with`] under `options`: CORS origins, the header and idle
+/// timeouts and the connection limit (see [`crate::server`]).
+pub async fn serve_configured(
+    listener: tokio::net::TcpListener,
+    reader: Reader,
+    fallback: Option<Arc<dyn Fallback>>,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     if let Ok(address) = listener.local_addr() {
         tracing::info!(%address, fallback = fallback.is_some(), "serving HTTP");
     }
-    // Responses are small and latency is the point: no Nagle delay.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, router_with(reader, fallback)).with_graceful_shutdown(shutdown).await
+    let router = router_configured(reader, fallback, options.clone());
+    crate::server::serve_connections(listener, router, options, shutdown).await
 }
 
 async fn count_request(State(app): State<App>, request: Request, next: Next) -> Response {
@@ -278,15 +409,16 @@ async fn read_view(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let raw = raw.as_deref().unwrap_or("");
+    let options = ReadOptions::from_headers(&headers)?;
     let current = app.reader.snapshot();
     let column_named_timeout = current.view(&name).is_some_and(|v| v.info.column_index("timeout").is_some());
     let Some((min, timeout)) = wait_request(&headers, raw, column_named_timeout)? else {
-        return answer(&app, &current, &name, raw).await;
+        return answer(&app, &current, &name, raw, &options).await;
     };
     // A read the source answers needs no wait: the source holds every
     // committed write.
     if to_source(&app, &current, &name, raw).is_some() {
-        return answer(&app, &current, &name, raw).await;
+        return answer(&app, &current, &name, raw, &options).await;
     }
     // A scheduled view reflects a position only once refreshed at or past
     // it, so wait for the view itself; others move with every publish.
@@ -296,11 +428,11 @@ async fn read_view(
         None => app.reader.wait_for_position(min, timeout).await,
     };
     match waited {
-        Ok(published) => answer(&app, &published, &name, raw).await,
+        Ok(published) => answer(&app, &published, &name, raw, &options).await,
         Err(WaitError::Timeout { wanted, published } | WaitError::Closed { wanted, published }) => {
             let latest = app.reader.snapshot();
             if to_source(&app, &latest, &name, raw).is_some() {
-                return answer(&app, &latest, &name, raw).await;
+                return answer(&app, &latest, &name, raw, &options).await;
             }
             Err(ApiError::PositionTimeout {
                 wanted: wanted.0,
@@ -309,6 +441,99 @@ async fn read_view(
             })
         }
     }
+}
+
+/// What the request headers ask of a read: the media type (`Accept`), a
+/// row range (`Range: 0-9`, `Range-Unit: items`) and a count (`Prefer:
+/// count=exact|planned|estimated`; denorm always counts exactly).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadOptions {
+    pub format: Format,
+    /// First row and last row (inclusive; `None`: to the end).
+    pub range: Option<(usize, Option<usize>)>,
+    /// The `count=` asked for, echoed in `Preference-Applied`.
+    pub count: Option<&'static str>,
+    /// `Accept: application/json;nulls=stripped`: NULL fields left out.
+    pub strip_nulls: bool,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions { format: Format::Json, range: None, count: None, strip_nulls: false }
+    }
+}
+
+impl ReadOptions {
+    pub fn from_headers(headers: &HeaderMap) -> Result<ReadOptions, ApiError> {
+        let text = |name: header::HeaderName| headers.get(name).map(|v| v.to_str().unwrap_or("?").trim().to_owned());
+        let (format, strip_nulls) = match text(header::ACCEPT) {
+            None => (Format::Json, false),
+            Some(accept) => accept
+                .split(',')
+                .find_map(|media| {
+                    let mut parts = media.split(';').map(|p| p.trim().to_ascii_lowercase());
+                    let format = match parts.next().unwrap_or_default().as_str() {
+                        "" | "*/*" | "application/*" | "application/json" => Format::Json,
+                        "text/csv" | "text/*" => Format::Csv,
+                        "application/vnd.pgrst.object+json" | "application/vnd.pgrst.object" => Format::Object,
+                        _ => return None,
+                    };
+                    Some((format, parts.any(|p| p.replace(' ', "") == "nulls=stripped")))
+                })
+                .ok_or(ApiError::NotAcceptable { accept })?,
+        };
+        let bad = |parameter: &str, message: String| {
+            ApiError::BadParameter(BadParameter { parameter: parameter.to_owned(), message, hint: None })
+        };
+        if let Some(unit) = text(header::HeaderName::from_static("range-unit")) {
+            if unit != "items" {
+                return Err(bad("Range-Unit", format!("expected items, got \"{unit}\"")));
+            }
+        }
+        let range = match text(header::RANGE) {
+            None => None,
+            Some(range) => Some(parse_range(&range).ok_or_else(|| {
+                bad("Range", format!("expected first-last or first- (row numbers from 0), got \"{range}\""))
+            })?),
+        };
+        let count = headers.get_all("prefer").iter().flat_map(|v| v.to_str().unwrap_or("").split(',')).find_map(|p| {
+            match p.trim() {
+                "count=exact" => Some("count=exact"),
+                "count=planned" => Some("count=planned"),
+                "count=estimated" => Some("count=estimated"),
+                _ => None,
+            }
+        });
+        Ok(ReadOptions { format, range, count, strip_nulls })
+    }
+}
+
+/// `a-b` or `a-` (PostgREST's `Range` without the `items=` unit prefix,
+/// which is accepted too).
+fn parse_range(text: &str) -> Option<(usize, Option<usize>)> {
+    let text = text.strip_prefix("items=").unwrap_or(text);
+    let (first, last) = text.split_once('-')?;
+    let first = first.trim().parse().ok()?;
+    let last = match last.trim() {
+        "" => None,
+        last => Some(last.parse().ok().filter(|&l| l >= first)?),
+    };
+    Some((first, last))
+}
+
+/// Narrows `query`'s offset and limit to the `Range` (their intersection,
+/// as PostgREST takes it).
+fn apply_range(query: &mut Query, range: Option<(usize, Option<usize>)>) {
+    let Some((first, last)) = range else { return };
+    let start = query.offset.max(first);
+    let end_by_limit = query.limit.map(|l| query.offset.saturating_add(l));
+    let end_by_range = last.map(|l| l.saturating_add(1));
+    let end = match (end_by_limit, end_by_range) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    query.offset = start;
+    query.limit = end.map(|e| e.saturating_sub(start));
 }
 
 /// The view, parsed query and key of a read that goes to the source, if it does.
@@ -320,16 +545,22 @@ fn to_source(app: &App, published: &Published, name: &str, raw: &str) -> Option<
 }
 
 /// Answers a read from `published`, or from the source when it goes there.
-async fn answer(app: &App, published: &Published, name: &str, raw: &str) -> Result<Response, ApiError> {
+async fn answer(
+    app: &App,
+    published: &Published,
+    name: &str,
+    raw: &str,
+    options: &ReadOptions,
+) -> Result<Response, ApiError> {
     if let (Some(fallback), Some((info, query, key))) = (&app.fallback, to_source(app, published, name, raw)) {
-        return from_source(app, fallback.clone(), info, query, key).await;
+        return from_source(app, fallback.clone(), info, query, key, options).await;
     }
-    let (body, position, merges) = read_counted(published, name, raw)?;
+    let (page, position, merges) = read_page(published, name, raw, options)?;
     if merges > 0 {
         app.reader.metrics().fanout_read_merges(name, merges);
     }
     let stale = published.view(name).is_some_and(|v| !v.within_sla(&published.source, now()));
-    let mut response = ([(header::CONTENT_TYPE, "application/json")], Body::from(body)).into_response();
+    let mut response = page.into_response(options);
     response.headers_mut().insert(SERVED_BY_HEADER, HeaderValue::from_static("view"));
     if stale {
         response.headers_mut().insert(STALE_HEADER, HeaderValue::from_static("true"));
@@ -342,22 +573,94 @@ async fn from_source(
     app: &App,
     fallback: Arc<dyn Fallback>,
     info: Arc<ViewInfo>,
-    query: Query,
+    mut query: Query,
     key: Vec<Value>,
+    options: &ReadOptions,
 ) -> Result<Response, ApiError> {
     let view = info.clone();
     let rows = tokio::task::spawn_blocking(move || fallback.lookup(&view, &key))
         .await
         .unwrap_or_else(|e| Err(format!("the source lookup did not complete: {e}")));
-    let body = rows.and_then(|rows| render_source_rows(&info, &query, rows));
-    app.reader.metrics().fallback_read(&info.name, body.is_err());
-    let body = body.map_err(|message| {
+    let rows = rows.and_then(|rows| check_source_rows(&info, rows));
+    app.reader.metrics().fallback_read(&info.name, rows.is_err());
+    let rows = rows.map_err(|message| {
         tracing::warn!(view = %info.name, %message, "fallback lookup failed");
         ApiError::FallbackFailed { name: info.name.clone(), message }
     })?;
-    let mut response = ([(header::CONTENT_TYPE, "application/json")], Body::from(body)).into_response();
+    apply_range(&mut query, options.range);
+    let matches = execute_values(&info, &unpaged(&query, options), rows);
+    let page = Page::render(&info, &query, &matches, options)?;
+    let mut response = page.into_response(options);
     response.headers_mut().insert(SERVED_BY_HEADER, HeaderValue::from_static("source"));
     Ok(response)
+}
+
+/// `query` as executed: without offset and limit when the total is
+/// counted; at most two rows past the offset for a single object.
+fn unpaged<'q>(query: &'q Query, options: &ReadOptions) -> std::borrow::Cow<'q, Query> {
+    if options.count.is_none() && options.format != Format::Object {
+        // The common read: executed as asked, no copy.
+        return std::borrow::Cow::Borrowed(query);
+    }
+    let mut executed = query.clone();
+    if options.count.is_some() {
+        executed.offset = 0;
+        executed.limit = None;
+    } else {
+        executed.limit = Some(query.limit.unwrap_or(usize::MAX).min(2));
+    }
+    std::borrow::Cow::Owned(executed)
+}
+
+/// A rendered page of a read.
+struct Page {
+    body: Vec<u8>,
+    format: Format,
+    /// `first-last/total` (`*` when not counted; `*/total` when empty).
+    content_range: String,
+    /// 206 when a counted result is returned only in part.
+    partial: bool,
+}
+
+impl Page {
+    fn render(view: &ViewInfo, query: &Query, matches: &[Match<'_>], options: &ReadOptions) -> Result<Page, ApiError> {
+        let total: Option<u64> =
+            options.count.map(|_| matches.iter().map(|m| u64::try_from(m.count).unwrap_or(0)).sum());
+        if let Some(total) = total {
+            if query.offset > 0 && query.offset as u64 >= total {
+                return Err(ApiError::RangeNotSatisfiable { offset: query.offset, total });
+            }
+        }
+        let rows: Vec<_> = paginate(matches, query).collect();
+        if options.format == Format::Object && rows.len() != 1 {
+            return Err(ApiError::SingleObject { rows: rows.len() });
+        }
+        let shown = rows.len();
+        let body = render(view, query, rows.into_iter(), options.format, options.strip_nulls).map_err(|message| {
+            ApiError::BadParameter(BadParameter { parameter: "select".into(), message, hint: None })
+        })?;
+        let total_text = total.map_or("*".to_owned(), |t| t.to_string());
+        let content_range = match shown {
+            0 => format!("*/{total_text}"),
+            n => format!("{}-{}/{total_text}", query.offset, query.offset + n - 1),
+        };
+        let partial = total.is_some_and(|t| (shown as u64) < t);
+        Ok(Page { body, format: options.format, content_range, partial })
+    }
+
+    fn into_response(self, options: &ReadOptions) -> Response {
+        let status = if self.partial { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
+        let mut response =
+            (status, [(header::CONTENT_TYPE, self.format.content_type())], Body::from(self.body)).into_response();
+        let headers = response.headers_mut();
+        if let Ok(value) = HeaderValue::from_str(&self.content_range) {
+            headers.insert(header::CONTENT_RANGE, value);
+        }
+        if let Some(count) = options.count {
+            headers.insert("preference-applied", HeaderValue::from_static(count));
+        }
+        response
+    }
 }
 
 /// `GET /views/{name}?{raw_query}` without HTTP, from the view's rows only
@@ -365,21 +668,23 @@ async fn from_source(
 /// handler and in-process readers (the demo's latency comparison, a later
 /// pgwire reader) share it.
 pub fn read_rows(published: &Published, name: &str, raw_query: &str) -> Result<(Vec<u8>, Option<Position>), ApiError> {
-    read_counted(published, name, raw_query).map(|(body, position, _)| (body, position))
+    read_page(published, name, raw_query, &ReadOptions::default()).map(|(page, position, _)| (page.body, position))
 }
 
-/// [`read_rows`], also returning how many celebrities' content a feed read
-/// merged in (0 for other views).
-fn read_counted(
+/// [`read_rows`] in the form `options` ask for, also returning how many
+/// celebrities' content a feed read merged in (0 for other views).
+fn read_page(
     published: &Published,
     name: &str,
     raw_query: &str,
-) -> Result<(Vec<u8>, Option<Position>, u64), ApiError> {
+    options: &ReadOptions,
+) -> Result<(Page, Option<Position>, u64), ApiError> {
     let Some(view) = published.view(name) else {
         let views = published.views.iter().map(|v| v.info.name.clone()).collect();
         return Err(ApiError::UnknownView { name: name.to_owned(), views });
     };
-    let query = parse_query(&view.info, &decode_pairs(raw_query))?;
+    let mut query = parse_query(&view.info, &decode_pairs(raw_query))?;
+    apply_range(&mut query, options.range);
     match &view.status {
         ViewStatus::Ok => {}
         ViewStatus::Starting => return Err(ApiError::Starting { name: name.to_owned() }),
@@ -387,14 +692,15 @@ fn read_counted(
             return Err(ApiError::ViewFailed { name: name.to_owned(), reason: reason.clone() })
         }
     }
+    let executed = unpaged(&query, options);
     let (matches, merges) = match &view.info.feed {
         Some(feed) => {
-            let read = crate::feed::execute(view, feed, &query)?;
+            let read = crate::feed::execute(view, feed, &executed)?;
             (read.matches, read.merges)
         }
-        None => (execute(view, &query), 0),
+        None => (execute(view, &executed), 0),
     };
-    Ok((render_rows(&output_columns(&view.info, &query), paginate(&matches, &query)), view.position, merges))
+    Ok((Page::render(&view.info, &query, &matches, options)?, view.position, merges))
 }
 
 fn with_position(mut response: Response, position: Option<u64>) -> Response {
@@ -402,6 +708,10 @@ fn with_position(mut response: Response, position: Option<u64>) -> Response {
         response.headers_mut().insert(POSITION_HEADER, HeaderValue::from(p));
     }
     response
+}
+
+async fn get_openapi(State(app): State<App>) -> Response {
+    Json(crate::openapi::document(&app.reader.snapshot())).into_response()
 }
 
 async fn get_health(State(app): State<App>) -> Response {
@@ -435,12 +745,62 @@ mod tests {
             (ApiError::Starting { name: "x".into() }, 503, "starting"),
             (ApiError::NotFound { path: "/x".into() }, 404, "not_found"),
             (ApiError::FallbackFailed { name: "x".into(), message: "m".into() }, 503, "fallback_failed"),
+            (ApiError::NotAcceptable { accept: "text/html".into() }, 406, "not_acceptable"),
+            (ApiError::SingleObject { rows: 2 }, 406, "PGRST116"),
+            (ApiError::RangeNotSatisfiable { offset: 9, total: 5 }, 416, "range_not_satisfiable"),
         ];
         for (e, status, code) in cases {
             assert_eq!((e.status().as_u16(), e.code()), (status, code), "{e}");
         }
         let e = ApiError::UnknownView { name: "x".into(), views: vec!["a".into(), "b".into()] };
         assert_eq!(e.hint().unwrap(), "views: a, b");
+    }
+
+    #[test]
+    fn paths_are_redacted_from_error_texts() {
+        let cases = [
+            ("cannot open /var/lib/app.db: locked", "cannot open <path>: locked"),
+            ("file \"/home/a/x.db\" busy", "file \"<path>\" busy"),
+            ("(/srv/data/db) gone", "(<path>) gone"),
+            ("no such endpoint: /views", "no such endpoint: /views"),
+            ("ratio 1/2 and a/b/c", "ratio 1/2 and a/b/c"),
+            ("see https://example.com/a/b", "see https://example.com/a/b"),
+            ("", ""),
+        ];
+        for (text, want) in cases {
+            assert_eq!(redact_paths(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn waits_take_units_and_bare_seconds() {
+        use std::time::Duration;
+        assert_eq!(parse_wait("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_wait("2s"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_wait("0.5"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_wait(" 1 "), Some(Duration::from_secs(1)));
+        for bad in ["", "x", "-1", "61", "2h", "NaN", "infs"] {
+            assert_eq!(parse_wait(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn ranges_and_their_intersection_with_limit_and_offset() {
+        assert_eq!(parse_range("0-9"), Some((0, Some(9))));
+        assert_eq!(parse_range("items=5-"), Some((5, None)));
+        for bad in ["", "5", "-5", "9-1", "a-b"] {
+            assert_eq!(parse_range(bad), None, "{bad}");
+        }
+        let paged = |offset, limit, range| {
+            let mut q = Query { offset, limit, ..Query::default() };
+            apply_range(&mut q, range);
+            (q.offset, q.limit)
+        };
+        assert_eq!(paged(0, None, Some((2, Some(4)))), (2, Some(3)));
+        assert_eq!(paged(3, Some(10), Some((0, Some(4)))), (3, Some(2)));
+        assert_eq!(paged(3, Some(1), Some((0, Some(9)))), (3, Some(1)));
+        assert_eq!(paged(5, None, Some((0, Some(2)))), (5, Some(0)));
+        assert_eq!(paged(1, Some(2), None), (1, Some(2)));
     }
 
     #[test]

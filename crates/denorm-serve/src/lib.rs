@@ -98,18 +98,24 @@
 //!   unix seconds (null before the first publish); `on_stale` `"serve"` or
 //!   `"fallback"`.
 //! - `GET /views/{name}`: an array of row objects (see [`json`] for the
-//!   rendering of values; non-finite doubles are `null`), PostgREST-style
-//!   parameters `col=[not.]op.value` with op `eq, neq, lt, lte, gt, gte,
-//!   in.(a,b), is.null, is.true, is.false` (ANDed), `order=col.desc,col2`
-//!   with `.nullsfirst`/`.nullslast`, `limit`, `offset`, `select`; see
-//!   [`query`] for value parsing and semantics. Without `order` rows come by
-//!   key. `eq` on every key column is served by a key lookup, not a scan.
+//!   rendering of values; non-finite doubles are `null`), PostgREST's read
+//!   protocol: filters `col=[not.]op.value` with every PostgREST read
+//!   operator, `or=(…)`/`and=(…)` groups, JSON paths, `select` with `*`,
+//!   aliases, casts and JSON paths, `order`, `limit`, `offset` ([`query`],
+//!   [`select`]); headers `Range`/`Range-Unit` (answered with
+//!   `Content-Range`, 206 when a counted result is partial, 416 past it),
+//!   `Prefer: count=…`, `Accept` (`application/json`, `text/csv`,
+//!   `application/vnd.pgrst.object+json`, `;nulls=stripped`; 406
+//!   otherwise). HEAD and OPTIONS too; CORS for [`ServeOptions::cors_origins`].
+//!   Without `order` rows come by key. `eq` on every key column is served by
+//!   a key lookup, not a scan.
 //!   Response headers: `Denorm-Position`, the position of the rows (absent
 //!   when served by the source); `Denorm-Served-By`, `view` or `source`;
 //!   `Denorm-Stale: true` on view rows beyond the view's budget.
-//!   `Denorm-Min-Position: P` (with `Denorm-Timeout` or `timeout`, default
-//!   5 s, at most 60 s) answers only once the view reflects position P, else
-//!   504 `position_timeout`.
+//!   `Denorm-Min-Position: P` (with `Denorm-Timeout` or `timeout`: `500ms`,
+//!   `2s` or seconds, default 5 s, at most 60 s) answers only once the view
+//!   reflects position P, else 504 `position_timeout`.
+//! - `GET /`: an OpenAPI 3 document of the views ([`openapi`]).
 //! - `GET /health`: [`Health`]; HTTP 503 while `starting`.
 //! - `GET /metrics`: Prometheus text format; see [`Metrics`]. Per view,
 //!   among others: `denorm_view_refreshed_at` (unix seconds),
@@ -118,10 +124,16 @@
 //!   was beyond its budget), `denorm_fallback_reads_total` and
 //!   `denorm_fallback_errors_total` (lookups sent to the source).
 //!
-//! Errors are `{"error": {"code", "message", "hint"}}` ([`ApiError`]):
-//! `unknown_view` 404, `bad_parameter` 400, `view_failed` 503, `starting` 503,
-//! `not_found` 404, `position_timeout` 504, `fallback_failed` 503 (the
-//! source lookup failed; the message says why).
+//! Errors have PostgREST's shape, `{"code", "message", "details", "hint"}`
+//! ([`ApiError`]), with file paths redacted: `unknown_view` 404,
+//! `bad_parameter` 400, `view_failed` 503, `starting` 503, `not_found` 404,
+//! `position_timeout` 504, `fallback_failed` 503 (the source lookup failed;
+//! the message says why), `not_acceptable` 406, `PGRST116` 406 (not exactly
+//! one row for the single-object type), `range_not_satisfiable` 416.
+//!
+//! Connections ([`server`]): a request head must arrive within
+//! `header_timeout` of its first byte, an idle connection is closed after
+//! `idle_timeout`, at most `max_connections` are served at once.
 
 pub mod audit;
 pub mod auth;
@@ -131,18 +143,24 @@ pub mod history;
 mod http;
 pub mod json;
 mod metrics;
+pub mod openapi;
+mod ops;
 pub mod query;
 mod rows;
+pub mod select;
+pub mod server;
 mod state;
 pub mod ui;
 
 pub use fallback::Fallback;
 pub use http::{
-    read_rows, router, router_with, serve, serve_with, ApiError, DEFAULT_WAIT, MAX_WAIT, MIN_POSITION_HEADER,
-    POSITION_HEADER, SERVED_BY_HEADER, STALE_HEADER, TIMEOUT_HEADER,
+    parse_wait, read_rows, redact_paths, router, router_configured, router_with, serve, serve_configured, serve_with,
+    ApiError, ReadOptions, DEFAULT_WAIT, MAX_WAIT, MIN_POSITION_HEADER, POSITION_HEADER, SERVED_BY_HEADER,
+    STALE_HEADER, TIMEOUT_HEADER,
 };
 pub use json::{FeedSummary, Health, RefreshSummary, ViewSummary};
 pub use metrics::{Metrics, CONTENT_TYPE as METRICS_CONTENT_TYPE};
+pub use server::ServeOptions;
 pub use state::{
     channel, pack_key, percentiles, ColumnInfo, Published, PublishedView, Publisher, Reader, ReplicationStatus,
     SourceState, SourceStatus, ViewInfo, ViewRows, ViewStats, ViewStatus, WaitError,

@@ -3,14 +3,15 @@
 //! pagination.
 //!
 //! ```text
-//!  ?id=eq.7&order=name.desc&limit=10
+//!  ?id=eq.7&or=(a.lt.1,b->>c.like.x*)&order=name.desc&limit=10
 //!        │ parse_query (by the view's column types)
 //!        ▼
-//!  Query { filters, order, limit, offset, select }
-//!        │ plan: `eq` on every key column?
+//!  Query { filters, conditions, order, limit, offset, select, projection }
+//!        │ plan (top-level `filters` only): `eq` on every key column?
 //!        ├── yes ─► Lookup(packed key) ─► rows under that key
 //!        └── no ──► Scan ──────────────► every row
-//!        ▼ all filters (SQL: NULL matches no comparison)
+//!        ▼ all filters and conditions (SQL: NULL matches no comparison;
+//!        ▼ or/and groups in three-valued logic)
 //!        ▼ order terms, then key, then whole row (a total, stable order)
 //!        ▼ offset, limit (a row of multiplicity n counts n times)
 //! ```
@@ -19,24 +20,58 @@
 //! an integer or any number (compared numerically and exactly: `id=eq.2.5`
 //! matches nothing, `id=eq.2.0` matches 2); a double column takes a finite
 //! number; a text column takes the raw, percent-decoded string; a boolean
-//! column takes `true` or `false`.
+//! column takes `true` or `false` (an integer column too, as 1 and 0). The
+//! operators beyond comparison (`like`, `match`, text search, containment)
+//! are documented in `ops.rs`; a JSON path's `->` value compares as the
+//! JSON scalar it holds, its `->>` value as text.
 
 use std::cmp::Ordering;
 
 use denorm_types::{Datum, Diff, Row, ScalarType, Value};
 
+use serde_json::Value as Json;
+
+use crate::ops::{
+    json_contains, json_of, json_overlaps, parse_json_operand, sqlite_truth, text_of, words, Pattern, Tsquery,
+};
+pub use crate::select::{Cast, SelectItem};
 use crate::state::{pack_key, PublishedView, ViewInfo};
 
 /// A parsed read query.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Query {
-    /// All must hold (AND).
+    /// All must hold (AND); only these choose a key lookup ([`plan`]).
     pub filters: Vec<Filter>,
+    /// Further conditions that must all hold too (AND with `filters`):
+    /// logical groups (`or=(…)`, `and=(…)`, `not.or=(…)`) and filters on
+    /// JSON paths (`data->>kind=eq.x`).
+    pub conditions: Vec<Condition>,
     pub order: Vec<OrderTerm>,
     pub limit: Option<usize>,
     pub offset: usize,
     /// Output columns by index; `None` for all, in view order.
     pub select: Option<Vec<usize>>,
+    /// The `select` list with aliases, casts and JSON paths (its items'
+    /// columns are `select`); `None`: the plain columns of `select`.
+    pub projection: Option<Vec<SelectItem>>,
+}
+
+/// A condition of a logical group, or a filter on a JSON path.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    /// `column[->path]=[not.]op.value`.
+    Filter { filter: Filter, path: JsonPath },
+    /// `or(…)` (`or`) or `and(…)`, negated by `not.`; SQL's three-valued
+    /// logic: a NULL item makes an OR without a true item NULL.
+    Group { or: bool, negated: bool, items: Vec<Condition> },
+}
+
+/// A JSON path into a column: `->a->0` (`text: false`, the JSON value) or
+/// `->a->>b` (`text: true`, the value as text). Empty: the column itself.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct JsonPath {
+    pub steps: Vec<String>,
+    pub text: bool,
 }
 
 /// `column=[not.]op.value`.
@@ -58,8 +93,20 @@ pub enum Op {
     Gte(Value),
     In(Vec<Value>),
     IsNull,
+    /// `is.true`: true for SQLite's true values too (non-zero numbers).
     IsTrue,
     IsFalse,
+    /// `IS DISTINCT FROM`: never NULL.
+    IsDistinct(Value),
+    /// `like`/`ilike` (the pattern folds case) and `match`/`imatch`.
+    Like(Pattern),
+    Match(Pattern),
+    /// `fts`, `plfts`, `phfts`, `wfts`: the parsed text-search query.
+    Fts(Tsquery),
+    /// `cs` (`@>`), `cd` (`<@`), `ov` (`&&`) with a JSON operand.
+    Contains(Json),
+    ContainedIn(Json),
+    Overlaps(Json),
 }
 
 /// One `order` term.
@@ -91,11 +138,11 @@ pub struct BadParameter {
 }
 
 impl BadParameter {
-    fn new(parameter: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(parameter: &str, message: impl Into<String>) -> Self {
         BadParameter { parameter: parameter.to_owned(), message: message.into(), hint: None }
     }
 
-    fn hint(mut self, hint: impl Into<String>) -> Self {
+    pub(crate) fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
     }
@@ -125,17 +172,111 @@ pub fn parse_query(view: &ViewInfo, pairs: &[(String, String)]) -> Result<Query,
             "order" => query.order = parse_order(view, value)?,
             "limit" => query.limit = Some(parse_count("limit", value)?),
             "offset" => query.offset = parse_count("offset", value)?,
-            "select" => query.select = Some(parse_select(view, value)?),
+            "select" => {
+                let items = crate::select::parse_select(view, value)?;
+                query.select = Some(items.iter().map(|i| i.column).collect());
+                query.projection = Some(items);
+            }
             // Read-your-writes wait bound, read by the HTTP layer (a column
             // named `timeout` is filtered with `timeout=eq.…` as usual).
             "timeout" if view.column_index("timeout").is_none() => {}
-            column => query.filters.push(parse_filter(view, column, value)?),
+            "or" | "and" | "not.or" | "not.and" if view.column_index(name).is_none() => {
+                let negated = name.starts_with("not.");
+                let inner = value.strip_prefix('(').and_then(|v| v.strip_suffix(')')).ok_or_else(|| {
+                    BadParameter::new(name, format!("expected {name}=(filter,filter,...), got \"{value}\""))
+                        .hint(LOGIC_HINT)
+                })?;
+                let items = parse_group_items(view, name, inner)?;
+                query.conditions.push(Condition::Group { or: name.ends_with("or"), negated, items });
+            }
+            column => match parse_condition(view, name, column, value)? {
+                Condition::Filter { filter, path } if path.steps.is_empty() => query.filters.push(filter),
+                condition => query.conditions.push(condition),
+            },
         }
     }
     Ok(query)
 }
 
-fn column(view: &ViewInfo, parameter: &str, name: &str, role: &str) -> Result<usize, BadParameter> {
+const LOGIC_HINT: &str =
+    "write or=(col.op.value,and(col.op.value,col.not.op.value)); quote values holding , ( ) with double quotes";
+
+/// The items of `or(…)`/`and(…)`: filters `col.[not.]op.value` and nested groups.
+fn parse_group_items(view: &ViewInfo, parameter: &str, inner: &str) -> Result<Vec<Condition>, BadParameter> {
+    split_top_level(inner)
+        .iter()
+        .map(|item| {
+            let item = item.trim();
+            for (prefix, or, negated) in
+                [("or(", true, false), ("and(", false, false), ("not.or(", true, true), ("not.and(", false, true)]
+            {
+                if let Some(rest) = item.strip_prefix(prefix) {
+                    let body = rest.strip_suffix(')').ok_or_else(|| {
+                        BadParameter::new(parameter, format!("unbalanced parentheses in \"{item}\"")).hint(LOGIC_HINT)
+                    })?;
+                    return Ok(Condition::Group { or, negated, items: parse_group_items(view, parameter, body)? });
+                }
+            }
+            let (column, value) = item.split_once('.').ok_or_else(|| {
+                BadParameter::new(parameter, format!("expected col.op.value, got \"{item}\"")).hint(LOGIC_HINT)
+            })?;
+            parse_condition(view, parameter, column, &unquote_operand(value))
+        })
+        .collect()
+}
+
+/// `op."a,b"` → `op.a,b`: a logical group's double-quoted operand.
+fn unquote_operand(value: &str) -> String {
+    let (negation, rest) = value.strip_prefix("not.").map_or(("", value), |r| ("not.", r));
+    match rest.split_once('.') {
+        Some((op, operand)) if operand.len() >= 2 && operand.starts_with('"') && operand.ends_with('"') => {
+            format!("{negation}{op}.{}", operand[1..operand.len() - 1].replace("\\\"", "\""))
+        }
+        _ => value.to_owned(),
+    }
+}
+
+/// Splits at commas outside parentheses, brackets, braces (a JSON or
+/// array operand) and double quotes.
+pub(crate) fn split_top_level(text: &str) -> Vec<String> {
+    let mut items = vec![String::new()];
+    let (mut depth, mut quoted, mut escaped) = (0usize, false, false);
+    for c in text.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '(' | '[' | '{' if !quoted => depth += 1,
+            ')' | ']' | '}' if !quoted => depth = depth.saturating_sub(1),
+            ',' if !quoted && depth == 0 => {
+                items.push(String::new());
+                continue;
+            }
+            _ => {}
+        }
+        if let Some(last) = items.last_mut() {
+            last.push(c);
+        }
+    }
+    items
+}
+
+/// `data->a->>b` → the column and its path.
+pub(crate) fn parse_path(name: &str) -> (&str, JsonPath) {
+    let Some(start) = name.find("->") else { return (name, JsonPath::default()) };
+    let mut path = JsonPath::default();
+    let mut rest = &name[start..];
+    while let Some(after) = rest.strip_prefix("->") {
+        let (text, after) = after.strip_prefix('>').map_or((false, after), |a| (true, a));
+        let end = after.find("->").unwrap_or(after.len());
+        path.steps.push(after[..end].trim_matches(|c| c == '\'' || c == '"').to_owned());
+        path.text = text;
+        rest = &after[end..];
+    }
+    (&name[..start], path)
+}
+
+pub(crate) fn column(view: &ViewInfo, parameter: &str, name: &str, role: &str) -> Result<usize, BadParameter> {
     view.column_index(name).ok_or_else(|| {
         let names: Vec<&str> = view.columns.iter().map(|c| c.name.as_str()).collect();
         BadParameter::new(parameter, format!("unknown column \"{name}\" in {role}")).hint(format!(
@@ -152,10 +293,6 @@ fn parse_count(parameter: &str, value: &str) -> Result<usize, BadParameter> {
         .map_err(|_| BadParameter::new(parameter, format!("expected a non-negative integer, got \"{value}\"")))
 }
 
-fn parse_select(view: &ViewInfo, value: &str) -> Result<Vec<usize>, BadParameter> {
-    value.split(',').map(|name| column(view, "select", name.trim(), "select")).collect()
-}
-
 fn parse_order(view: &ViewInfo, value: &str) -> Result<Vec<OrderTerm>, BadParameter> {
     value.split(',').map(|term| parse_order_term(view, term.trim())).collect()
 }
@@ -163,6 +300,10 @@ fn parse_order(view: &ViewInfo, value: &str) -> Result<Vec<OrderTerm>, BadParame
 fn parse_order_term(view: &ViewInfo, term: &str) -> Result<OrderTerm, BadParameter> {
     let mut parts = term.split('.');
     let name = parts.next().unwrap_or_default();
+    if name.contains("->") {
+        return Err(BadParameter::new("order", format!("ordering by a JSON path (\"{name}\") is not supported"))
+            .hint("order by the view's columns; a view can expose the JSON value as a column of its own"));
+    }
     let column = column(view, "order", name, "order")?;
     let mut descending = false;
     let mut nulls: Option<bool> = None;
@@ -183,68 +324,184 @@ fn parse_order_term(view: &ViewInfo, term: &str) -> Result<OrderTerm, BadParamet
     Ok(OrderTerm { column, descending, nulls_first })
 }
 
-const OPERATORS_HINT: &str =
-    "write column=op.value with op one of eq, neq, lt, lte, gt, gte, in.(a,b), is.null, is.true, is.false, optionally prefixed by not.";
+const OPERATORS_HINT: &str = "write column=op.value with op one of eq, neq, lt, lte, gt, gte, like, ilike, match, imatch, \
+     in.(a,b), is.null|true|false|unknown, isdistinct, fts, plfts, phfts, wfts, cs, cd, ov, optionally prefixed by not.";
 
-fn parse_filter(view: &ViewInfo, name: &str, value: &str) -> Result<Filter, BadParameter> {
-    let column = column(view, name, name, "filter")?;
-    let ty = view.columns[column].ty;
+/// `column[->path]=[not.]op.value`; `parameter` names the query parameter
+/// in errors.
+fn parse_condition(view: &ViewInfo, parameter: &str, name: &str, value: &str) -> Result<Condition, BadParameter> {
+    let (column_name, path) = parse_path(name.trim());
+    let column = column(view, parameter, column_name, "filter")?;
+    let ty = match (path.steps.is_empty(), path.text) {
+        (true, _) => view.columns[column].ty,
+        (false, true) => ScalarType::Text,
+        (false, false) => ScalarType::Json,
+    };
+    if !path.steps.is_empty() && !json_capable(view.columns[column].ty) {
+        return Err(BadParameter::new(
+            parameter,
+            format!("\"{column_name}\" is {}: a JSON path needs a json or text column", view.columns[column].ty),
+        ));
+    }
     let (negated, rest) = match value.strip_prefix("not.") {
         Some(rest) => (true, rest),
         None => (false, value),
     };
     let Some((op, operand)) = rest.split_once('.') else {
-        return Err(BadParameter::new(name, format!("expected op.value, got \"{value}\"")).hint(OPERATORS_HINT));
+        return Err(BadParameter::new(parameter, format!("expected op.value, got \"{value}\"")).hint(OPERATORS_HINT));
     };
-    let scalar = |ctor: fn(Value) -> Op| parse_value(name, ty, operand).map(ctor);
-    let op = match op {
+    let op = parse_op(parameter, name, ty, op, operand)?;
+    Ok(Condition::Filter { filter: Filter { column, negated, op }, path })
+}
+
+fn json_capable(ty: ScalarType) -> bool {
+    matches!(ty, ScalarType::Json | ScalarType::Text | ScalarType::Any | ScalarType::Null)
+}
+
+fn parse_op(parameter: &str, name: &str, ty: ScalarType, op: &str, operand: &str) -> Result<Op, BadParameter> {
+    let bad = |message: String| BadParameter::new(parameter, message);
+    // A JSON path's `->` value compares as the JSON scalar it holds.
+    let scalar = |ctor: fn(Value) -> Op| match ty {
+        ScalarType::Json => Ok(ctor(json_scalar(operand))),
+        _ => {
+            parse_value(name, ty, operand).map(ctor).map_err(|e| BadParameter { parameter: parameter.to_owned(), ..e })
+        }
+    };
+    let textual = |what: &str| {
+        if json_capable(ty) {
+            Ok(())
+        } else {
+            Err(bad(format!("{what} needs a text column; \"{name}\" is {ty}")).hint(
+                "filter text columns (or a JSON path with ->>) with like, ilike, match, imatch and the fts operators",
+            ))
+        }
+    };
+    let pattern = |result: Result<Pattern, String>| result.map_err(|e| bad(format!("{op}: {e}")));
+    let (base, config) = match op.split_once('(') {
+        Some((base, config)) => (base, config.strip_suffix(')')),
+        None => (op, None),
+    };
+    if let Some(config) = config.filter(|c| !c.eq_ignore_ascii_case("simple")) {
+        return Err(bad(format!("text search configuration \"{config}\" is not supported: denorm searches text with the simple configuration only"))
+            .hint(format!("write {base}.words or {base}(simple).words")));
+    }
+    Ok(match base {
         "eq" => scalar(Op::Eq)?,
         "neq" => scalar(Op::Neq)?,
         "lt" => scalar(Op::Lt)?,
         "lte" => scalar(Op::Lte)?,
         "gt" => scalar(Op::Gt)?,
         "gte" => scalar(Op::Gte)?,
-        "in" => Op::In(parse_list(name, ty, operand)?),
-        "is" => parse_is(name, ty, operand)?,
-        other => {
-            return Err(BadParameter::new(name, format!("unknown operator \"{other}\"")).hint(OPERATORS_HINT));
+        "isdistinct" => scalar(Op::IsDistinct)?,
+        "in" => Op::In(parse_list(parameter, name, ty, operand)?),
+        "is" => parse_is(parameter, name, ty, operand)?,
+        "like" | "ilike" => {
+            textual(base)?;
+            Op::Like(pattern(Pattern::like(operand, base == "ilike"))?)
         }
-    };
-    Ok(Filter { column, negated, op })
+        "match" | "imatch" => {
+            textual(base)?;
+            Op::Match(pattern(Pattern::regex(operand, base == "imatch"))?)
+        }
+        "fts" | "plfts" | "phfts" | "wfts" => {
+            textual(base)?;
+            Op::Fts(match base {
+                "fts" => Tsquery::parse(operand).map_err(|e| bad(format!("fts: {e}")))?,
+                "plfts" => Tsquery::plain(operand),
+                "phfts" => Tsquery::phrase_of(operand),
+                _ => Tsquery::websearch(operand),
+            })
+        }
+        "cs" | "cd" | "ov" => {
+            if !json_capable(ty) {
+                return Err(bad(format!(
+                    "{base} compares arrays, JSON or ranges; \"{name}\" is {ty}, which has no containment"
+                ))
+                .hint("use cs, cd and ov on json columns (or text columns holding JSON)"));
+            }
+            let json = parse_json_operand(operand).map_err(|e| bad(format!("{base}: {e}")))?;
+            match base {
+                "cs" => Op::Contains(json),
+                "cd" => Op::ContainedIn(json),
+                _ => Op::Overlaps(json),
+            }
+        }
+        "sl" | "sr" | "nxr" | "nxl" | "adj" => {
+            return Err(bad(format!(
+                "operator \"{base}\" compares ranges (PostgreSQL's << >> &< &> -|-); denorm has no range types and \"{name}\" is {ty}"
+            ))
+            .hint("compare the range's bounds as two columns with lt, lte, gt, gte"));
+        }
+        other => return Err(bad(format!("unknown operator \"{other}\"")).hint(OPERATORS_HINT)),
+    })
 }
 
-fn parse_is(name: &str, ty: ScalarType, operand: &str) -> Result<Op, BadParameter> {
+/// A JSON path value's operand: the JSON scalar it reads as, else text.
+fn json_scalar(raw: &str) -> Value {
+    match serde_json::from_str::<Json>(raw) {
+        Ok(json) => crate::select::json_datum(&json),
+        Err(_) => Datum::owned_text(raw),
+    }
+}
+
+fn parse_is(parameter: &str, name: &str, ty: ScalarType, operand: &str) -> Result<Op, BadParameter> {
+    let truthy = matches!(
+        ty,
+        ScalarType::Bool
+            | ScalarType::Int
+            | ScalarType::Float
+            | ScalarType::Any
+            | ScalarType::Numeric
+            | ScalarType::Null
+            | ScalarType::Json
+    );
     match operand {
-        "null" => Ok(Op::IsNull),
-        "true" | "false" if ty != ScalarType::Bool => {
-            Err(BadParameter::new(name, format!("is.{operand} needs a boolean column; \"{name}\" is {ty}")))
-        }
+        "null" | "unknown" => Ok(Op::IsNull),
+        "true" | "false" if !truthy => Err(BadParameter::new(
+            parameter,
+            format!("is.{operand} needs a boolean (or SQLite 0/1 number) column; \"{name}\" is {ty}"),
+        )),
         "true" => Ok(Op::IsTrue),
         "false" => Ok(Op::IsFalse),
-        other => Err(BadParameter::new(name, format!("expected is.null, is.true or is.false, got is.{other}"))),
+        other => Err(BadParameter::new(
+            parameter,
+            format!("expected is.null, is.true, is.false or is.unknown, got is.{other}"),
+        )),
     }
 }
 
 /// `(a,b,"c,d")`: a comma-separated list in parentheses; double quotes
 /// protect commas, `\"` is a quote.
-fn parse_list(name: &str, ty: ScalarType, operand: &str) -> Result<Vec<Value>, BadParameter> {
+fn parse_list(parameter: &str, name: &str, ty: ScalarType, operand: &str) -> Result<Vec<Value>, BadParameter> {
     let inner = operand
         .strip_prefix('(')
         .and_then(|s| s.strip_suffix(')'))
-        .ok_or_else(|| BadParameter::new(name, format!("expected in.(a,b,...), got in.{operand}")))?;
-    split_list(inner).iter().map(|item| parse_value(name, ty, item)).collect()
+        .ok_or_else(|| BadParameter::new(parameter, format!("expected in.(a,b,...), got in.{operand}")))?;
+    split_list(inner)
+        .iter()
+        .map(|(item, _)| match ty {
+            ScalarType::Json => Ok(json_scalar(item)),
+            _ => parse_value(name, ty, item).map_err(|e| BadParameter { parameter: parameter.to_owned(), ..e }),
+        })
+        .collect()
 }
 
-fn split_list(inner: &str) -> Vec<String> {
-    let mut items = vec![String::new()];
+/// The items of a comma-separated list, each with whether it was (partly)
+/// double-quoted; double quotes protect commas, `\"` is a quote.
+pub(crate) fn split_list(inner: &str) -> Vec<(String, bool)> {
+    let mut items = vec![(String::new(), false)];
     let mut quoted = false;
     let mut chars = inner.chars();
     while let Some(c) = chars.next() {
+        let Some(last) = items.last_mut() else { break };
         match c {
-            '"' => quoted = !quoted,
-            '\\' if quoted => items.last_mut().unwrap().extend(chars.next()),
-            ',' if !quoted => items.push(String::new()),
-            c => items.last_mut().unwrap().push(c),
+            '"' => {
+                quoted = !quoted;
+                last.1 = true;
+            }
+            '\\' if quoted => last.0.extend(chars.next()),
+            ',' if !quoted => items.push((String::new(), false)),
+            c => last.0.push(c),
         }
     }
     items
@@ -254,7 +511,12 @@ fn split_list(inner: &str) -> Vec<String> {
 pub fn parse_value(name: &str, ty: ScalarType, raw: &str) -> Result<Value, BadParameter> {
     let number = || raw.trim().parse::<f64>().ok().filter(|x| x.is_finite());
     let value = match ty {
-        ScalarType::Int => raw.trim().parse::<i64>().ok().map(Datum::Int).or_else(|| number().map(Datum::Float)),
+        // SQLite reads `true`/`false` as 1/0.
+        ScalarType::Int => match raw {
+            "true" => Some(Datum::Int(1)),
+            "false" => Some(Datum::Int(0)),
+            _ => raw.trim().parse::<i64>().ok().map(Datum::Int).or_else(|| number().map(Datum::Float)),
+        },
         ScalarType::Float => number().map(Datum::Float),
         ScalarType::Bool => match raw {
             "true" => Some(Datum::Bool(true)),
@@ -360,8 +622,18 @@ pub fn compare(op: &Op, datum: &Datum<'_>) -> Option<bool> {
             }
         }
         Op::IsNull => Some(datum.is_null()),
-        Op::IsTrue => Some(matches!(datum, Datum::Bool(true))),
-        Op::IsFalse => Some(matches!(datum, Datum::Bool(false))),
+        Op::IsTrue => Some(sqlite_truth(datum) == Some(true)),
+        Op::IsFalse => Some(sqlite_truth(datum) == Some(false)),
+        Op::IsDistinct(v) => Some(match (datum.is_null(), v.is_null()) {
+            (true, true) => false,
+            (true, false) | (false, true) => true,
+            (false, false) => cmp(v) != Some(Ordering::Equal),
+        }),
+        Op::Like(p) | Op::Match(p) => text_of(datum).map(|t| p.matches(&t)),
+        Op::Fts(q) => text_of(datum).map(|t| q.matches(&words(&t))),
+        Op::Contains(v) => json_of(datum).map(|j| json_contains(&j, v)),
+        Op::ContainedIn(v) => json_of(datum).map(|j| json_contains(v, &j)),
+        Op::Overlaps(v) => json_of(datum).map(|j| json_overlaps(&j, v)),
     }
 }
 
@@ -369,6 +641,36 @@ pub fn compare(op: &Op, datum: &Datum<'_>) -> Option<bool> {
 /// matches neither `eq` nor `not.eq`.
 pub fn passes(filter: &Filter, datums: &[Datum<'_>]) -> bool {
     compare(&filter.op, &datums[filter.column]).map(|b| b != filter.negated) == Some(true)
+}
+
+/// SQL's three-valued result of a condition on a row.
+pub fn evaluate(condition: &Condition, datums: &[Datum<'_>]) -> Option<bool> {
+    match condition {
+        Condition::Filter { filter, path } if path.steps.is_empty() => {
+            compare(&filter.op, &datums[filter.column]).map(|b| b != filter.negated)
+        }
+        Condition::Filter { filter, path } => {
+            let value = crate::select::extract(&datums[filter.column], path);
+            compare(&filter.op, &value).map(|b| b != filter.negated)
+        }
+        Condition::Group { or, negated, items } => {
+            let mut unknown = false;
+            for item in items {
+                match evaluate(item, datums) {
+                    Some(b) if b == *or => return Some(*or != *negated),
+                    None => unknown = true,
+                    Some(_) => {}
+                }
+            }
+            (!unknown).then_some(*or == *negated)
+        }
+    }
+}
+
+/// Whether a row passes every filter and condition of `query`.
+pub fn matches(query: &Query, datums: &[Datum<'_>]) -> bool {
+    query.filters.iter().all(|f| passes(f, datums))
+        && query.conditions.iter().all(|c| evaluate(c, datums) == Some(true))
 }
 
 /// A matching row, decoded once, with its multiplicity.
@@ -383,7 +685,7 @@ pub struct Match<'a> {
 pub fn execute<'a>(view: &'a PublishedView, query: &Query) -> Vec<Match<'a>> {
     let keep = |(row, count): (&'a Row, Diff)| {
         let datums = row.unpack();
-        query.filters.iter().all(|f| passes(f, &datums)).then_some(Match { datums, count })
+        matches(query, &datums).then_some(Match { datums, count })
     };
     let plan = plan(&view.info, &query.filters);
     let matches: Vec<Match<'a>> = match &plan {
@@ -400,11 +702,8 @@ pub fn execute<'a>(view: &'a PublishedView, query: &Query) -> Vec<Match<'a>> {
 /// trimming; [`paginate`] then pages. Every row must have one value per
 /// column of `view`.
 pub fn execute_values(view: &ViewInfo, query: &Query, rows: Vec<Vec<Value>>) -> Vec<Match<'static>> {
-    let matches = rows
-        .into_iter()
-        .filter(|datums| query.filters.iter().all(|f| passes(f, datums)))
-        .map(|datums| Match { datums, count: 1 })
-        .collect();
+    let matches =
+        rows.into_iter().filter(|datums| matches(query, datums)).map(|datums| Match { datums, count: 1 }).collect();
     order_and_trim(&view.key, query, matches)
 }
 
@@ -528,7 +827,15 @@ mod tests {
             ("score=eq.inf", Err(())),
             ("score=eq.x", Err(())),
             ("active=eq.yes", Err(())),
-            ("id=is.true", Err(())),
+            ("region=is.true", Err(())),
+            ("id=is.true", f(false, Op::IsTrue)),
+            ("id=eq.true", f(false, Op::Eq(Datum::Int(1)))),
+            ("id=isdistinct.3", f(false, Op::IsDistinct(Datum::Int(3)))),
+            ("id=sl.(1,2)", Err(())),
+            ("id=cs.{1}", Err(())),
+            ("region=fts(english).a", Err(())),
+            ("region=fts.a b", Err(())),
+            ("region=match.(", Err(())),
             ("id=is.nothing", Err(())),
             ("id=like.5", Err(())),
             ("id=5", Err(())),
@@ -549,8 +856,14 @@ mod tests {
         assert!(e.hint.unwrap().contains("id, region, score, active"));
         let e = parse("id=eq.abc").unwrap_err();
         assert_eq!((e.parameter.as_str(), e.message.contains("\"abc\"")), ("id", true), "{e:?}");
+        let e = parse("id=nope.5").unwrap_err();
+        assert!(e.message.contains("unknown operator \"nope\""), "{e:?}");
         let e = parse("id=like.5").unwrap_err();
-        assert!(e.message.contains("unknown operator \"like\""), "{e:?}");
+        assert!(e.message.contains("like needs a text column"), "{e:?}");
+        let e = parse("id=adj.(1,2)").unwrap_err();
+        assert!(e.message.contains("\"adj\" compares ranges"), "{e:?}");
+        assert_eq!(parse("or=(id.eq.1,nope.eq.2)").unwrap_err().parameter, "or");
+        assert!(parse("or=id.eq.1").unwrap_err().message.contains("or=(filter"));
         assert_eq!(parse("limit=-1").unwrap_err().parameter, "limit");
         assert_eq!(parse("offset=x").unwrap_err().parameter, "offset");
         assert_eq!(parse("select=id,nope").unwrap_err().parameter, "select");
@@ -639,6 +952,94 @@ mod tests {
         assert_eq!(parse("abc"), Datum::text("abc"));
         assert_eq!(compare(&Op::Eq(parse("1")), &Datum::Float(1.0)), Some(true));
         assert_eq!(compare(&Op::Eq(parse("1")), &Datum::text("1")), Some(false));
+    }
+
+    /// Rows of `view()` with the ids for which `raw` holds.
+    fn ids_matching(raw: &str) -> Vec<i64> {
+        let q = parse(raw).unwrap();
+        let rows: Vec<Vec<Value>> = vec![
+            vec![Datum::Int(1), "eu north".into(), Datum::Float(1.5), Datum::Bool(true)],
+            vec![Datum::Int(2), "US west".into(), Datum::Null, Datum::Bool(false)],
+            vec![Datum::Int(3), Datum::Null, Datum::Float(-2.0), Datum::Null],
+            vec![Datum::Int(4), "eu, south".into(), Datum::Float(0.0), Datum::Bool(true)],
+        ];
+        rows.iter().filter(|r| matches(&q, r)).map(|r| if let Datum::Int(i) = r[0] { i } else { 0 }).collect()
+    }
+
+    #[test]
+    fn operators_and_logical_groups() {
+        let cases: &[(&str, &[i64])] = &[
+            ("region=like.eu*", &[1, 4]),
+            ("region=like.EU*", &[]),
+            ("region=ilike.EU%25", &[1, 4]),
+            ("region=not.like.eu*", &[2]),
+            ("region=match.^US", &[2]),
+            ("region=imatch.^us", &[2]),
+            ("region=fts.eu%26south", &[4]),
+            ("region=plfts.North EU", &[1]),
+            ("region=phfts.eu north", &[1]),
+            ("region=wfts.west or south", &[2, 4]),
+            ("region=fts(simple).us", &[2]),
+            ("score=isdistinct.1.5", &[2, 3, 4]),
+            ("score=not.isdistinct.1.5", &[1]),
+            ("active=is.unknown", &[3]),
+            ("score=is.true", &[1, 3]),
+            ("score=is.false", &[4]),
+            ("or=(id.eq.1,score.lt.0)", &[1, 3]),
+            ("or=(score.gt.100,region.eq.x)", &[]),
+            ("not.or=(score.gt.0,id.eq.4)", &[3]),
+            ("and=(id.gt.1,or(score.is.null,score.lt.0))", &[2, 3]),
+            ("or=(and(id.gte.3,region.not.is.null),id.eq.1)", &[1, 4]),
+            ("or=(region.eq.\"eu, south\",id.in.(2,3))", &[2, 3, 4]),
+            ("or=(region.not.and(a))", &[]),
+            ("id=gt.1&or=(score.lt.0,active.is.false)", &[2, 3]),
+            // NULL OR false is NULL: row 2's score is NULL; NOT keeps it out.
+            ("not.or=(score.gt.1,id.eq.9)", &[3, 4]),
+        ];
+        for (raw, want) in cases {
+            if raw.contains("region.not.and") {
+                assert!(parse(raw).is_err(), "{raw}");
+                continue;
+            }
+            assert_eq!(ids_matching(raw), *want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn logical_groups_and_json_paths_are_conditions_not_filters() {
+        let q = parse("id=eq.5&region=eq.eu&or=(id.eq.1,id.eq.2)").unwrap();
+        assert_eq!(q.filters.len(), 2);
+        assert_eq!(q.conditions.len(), 1);
+        // The keyed lookup stays: the group is checked on the looked-up rows.
+        assert_eq!(plan(&view(), &q.filters), Plan::Lookup(pack_key(&[Datum::Int(5), "eu".into()])));
+        let q = parse("region->>a=eq.x").unwrap();
+        assert!(q.filters.is_empty());
+        assert_eq!(
+            q.conditions,
+            vec![Condition::Filter {
+                filter: filter(1, false, Op::Eq("x".into())),
+                path: JsonPath { steps: vec!["a".into()], text: true }
+            }]
+        );
+        assert!(parse("score->a=eq.1").is_err());
+    }
+
+    #[test]
+    fn json_path_filters() {
+        let q = |raw| parse(raw).unwrap();
+        let row = |json: &str| vec![Datum::Int(1), Datum::owned_text(json), Datum::Null, Datum::Null];
+        let doc = row(r#"{"a":{"b":"x","n":2},"tags":["red","blue"]}"#);
+        assert!(matches(&q("region->a->>b=eq.x"), &doc));
+        assert!(matches(&q("region->a->n=gt.1"), &doc));
+        assert!(matches(&q("region->a->>n=eq.2"), &doc));
+        assert!(!matches(&q("region->a->n=eq.3"), &doc));
+        assert!(matches(&q("region->tags=cs.[\"red\"]"), &doc));
+        assert!(matches(&q("region=cs.{\"a\":{\"n\":2}}"), &doc));
+        assert!(matches(&q("region->tags=ov.{blue,green}"), &doc));
+        assert!(matches(&q("region->tags=cd.[\"red\",\"blue\",\"green\"]"), &doc));
+        assert!(!matches(&q("region->missing->>x=eq.x"), &doc));
+        assert!(matches(&q("region->missing=is.null"), &doc));
+        assert!(!matches(&q("region->>a=eq.x"), &row("not json")));
     }
 
     #[test]

@@ -10,6 +10,10 @@
 //! max_retained_wal = "1GB"             # PostgreSQL only, optional: warn when the slot retains more WAL
 //! [server]
 //! listen = "127.0.0.1:7878"            # optional
+//! cors_origins = ["https://app.example"] # optional: origins browsers may read from ("*": any); default none
+//! header_timeout = "10s"               # optional: a request head must arrive within this (slowloris)
+//! idle_timeout = "60s"                 # optional: an idle keep-alive connection is closed after this
+//! max_connections = 1024               # optional: connections served at once
 //! [engine]
 //! max_memory = "8GB"                   # optional: budget for operator state (see `EngineConfig`)
 //! ```
@@ -123,6 +127,9 @@ pub struct SqliteSource {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
+    /// `cors_origins`, `header_timeout`, `idle_timeout`, `max_connections`:
+    /// how the HTTP server treats browsers and slow or idle connections.
+    pub http: denorm_serve::ServeOptions,
 }
 
 /// A 1-based line:column position in the config file.
@@ -251,7 +258,15 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         SourceConfig::Sqlite(SqliteSource { path: db, init, url_at })
     };
 
-    let listen = match raw.server.and_then(|s| s.listen) {
+    let (listen, http) = match raw.server {
+        Some(server) => {
+            let http =
+                serve_options(&server).map_err(|(span, message, hint)| invalid(Some(span), message, Some(hint)))?;
+            (server.listen, http)
+        }
+        None => (None, denorm_serve::ServeOptions::default()),
+    };
+    let listen = match listen {
         Some(listen) => listen,
         None => DEFAULT_LISTEN.parse().expect("the default listen address parses"),
     };
@@ -284,11 +299,65 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         file: path.to_path_buf(),
         views,
         source,
-        server: ServerConfig { listen },
+        server: ServerConfig { listen, http },
         engine: EngineConfig { max_memory },
         auth,
         audit,
     })
+}
+
+/// `[server]`'s HTTP settings, or the span, message and hint of a bad one.
+fn serve_options(server: &RawServer) -> Result<denorm_serve::ServeOptions, (Range<usize>, String, String)> {
+    let mut options = denorm_serve::ServeOptions::default();
+    if let Some(origins) = &server.cors_origins {
+        for origin in origins.get_ref() {
+            let ok = origin == "*" || origin.starts_with("http://") || origin.starts_with("https://");
+            if !ok || origin.ends_with('/') {
+                return Err((
+                    origins.span(),
+                    format!("[server] cors_origins: {origin:?} is not an origin"),
+                    "write origins as scheme://host[:port] without a path, e.g. [\"https://app.example\"], or [\"*\"] for any".into(),
+                ));
+            }
+        }
+        options.cors_origins = origins.get_ref().clone();
+    }
+    for (key, value, slot) in [
+        ("header_timeout", &server.header_timeout, &mut options.header_timeout),
+        ("idle_timeout", &server.idle_timeout, &mut options.idle_timeout),
+    ] {
+        if let Some(value) = value {
+            *slot = parse_duration(value.get_ref()).filter(|d| !d.is_zero()).ok_or_else(|| {
+                (
+                    value.span(),
+                    format!("[server] {key}: invalid duration {:?}", value.get_ref()),
+                    "write a positive duration such as \"500ms\", \"10s\", \"2m\" or a number of seconds".into(),
+                )
+            })?;
+        }
+    }
+    if let Some(max) = &server.max_connections {
+        if *max.get_ref() == 0 {
+            return Err((
+                max.span(),
+                "[server] max_connections is 0: no request could be served".into(),
+                "give a limit such as 1024".into(),
+            ));
+        }
+        options.max_connections = *max.get_ref();
+    }
+    Ok(options)
+}
+
+/// `500ms`, `10s`, `2m`, `1h`, or a bare number of seconds.
+fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let text = text.trim();
+    let (number, scale) = [("ms", 1e-3), ("s", 1.0), ("m", 60.0), ("h", 3600.0)]
+        .into_iter()
+        .find_map(|(unit, scale)| text.strip_suffix(unit).map(|n| (n, scale)))
+        .unwrap_or((text, 1.0));
+    let seconds = number.trim().parse::<f64>().ok()? * scale;
+    (0.0..1e9).contains(&seconds).then(|| std::time::Duration::from_secs_f64(seconds))
 }
 
 /// The database path of a `sqlite://` url, or a message and a hint.
@@ -369,6 +438,10 @@ struct RawSource {
 #[serde(deny_unknown_fields)]
 struct RawServer {
     listen: Option<SocketAddr>,
+    cors_origins: Option<Spanned<Vec<String>>>,
+    header_timeout: Option<Spanned<String>>,
+    idle_timeout: Option<Spanned<String>>,
+    max_connections: Option<Spanned<usize>>,
 }
 
 #[cfg(test)]
@@ -406,6 +479,30 @@ mod tests {
         assert_eq!(sqlite.init.as_deref(), Some(Path::new("conf/schema.sql")));
         assert_eq!(sqlite.url_at, Location { line: 3, column: 7 });
         assert_eq!(config.server.listen, "0.0.0.0:9000".parse().unwrap());
+    }
+
+    #[test]
+    fn server_http_settings() {
+        let base = "views = [\"v.sql\"]\n[source]\nurl = \"sqlite://a.db\"\n[server]\n";
+        let config = parse_at(&format!(
+            "{base}cors_origins = [\"https://app.example\", \"*\"]\nheader_timeout = \"500ms\"\nidle_timeout = \"2\"\nmax_connections = 8\n"
+        ))
+        .unwrap();
+        let http = &config.server.http;
+        assert_eq!(http.cors_origins, vec!["https://app.example".to_string(), "*".to_string()]);
+        assert_eq!(http.header_timeout, std::time::Duration::from_millis(500));
+        assert_eq!(http.idle_timeout, std::time::Duration::from_secs(2));
+        assert_eq!(http.max_connections, 8);
+        for (bad, message) in [
+            ("cors_origins = [\"app.example\"]", "is not an origin"),
+            ("header_timeout = \"soon\"", "header_timeout: invalid duration"),
+            ("idle_timeout = \"0s\"", "idle_timeout: invalid duration"),
+            ("max_connections = 0", "max_connections is 0"),
+        ] {
+            let (at, got) = error_of(&format!("{base}{bad}\n"));
+            assert!(got.contains(message), "{bad}: {got}");
+            assert_eq!(at, "conf/denorm.toml:5:".to_string() + &(bad.find('=').unwrap() + 3).to_string(), "{bad}");
+        }
     }
 
     #[test]

@@ -48,7 +48,15 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
     let (publisher, reader) = denorm_serve::channel(prepared.infos);
     let engine = Engine::new(config.source.clone(), prepared.sources, publisher, shutdown.clone())
         .with_max_memory(config.engine.max_memory);
-    runtime.block_on(serve_until(listener, reader, prepared.fallback, engine, shutdown, termination()))
+    runtime.block_on(serve_until(
+        listener,
+        reader,
+        prepared.fallback,
+        config.server.http.clone(),
+        engine,
+        shutdown,
+        termination(),
+    ))
 }
 
 /// What `run` and `demo` need before serving: the view texts (to re-plan
@@ -211,6 +219,7 @@ pub async fn serve_until(
     listener: TcpListener,
     reader: Reader,
     fallback: Option<Arc<dyn Fallback>>,
+    options: denorm_serve::ServeOptions,
     engine: Engine,
     shutdown: Arc<AtomicBool>,
     stop: impl Future<Output = &'static str>,
@@ -227,7 +236,7 @@ pub async fn serve_until(
         })
         .context("cannot start the engine thread")?;
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(denorm_serve::serve_with(listener, reader, fallback, async move {
+    let server = tokio::spawn(denorm_serve::serve_configured(listener, reader, fallback, options, async move {
         let _ = server_stopped.await;
     }));
     tokio::select! {

@@ -556,7 +556,7 @@ fn the_binary_serves_feeds_equal_to_sqlite() {
 
     let (status, body) = http("home_feed", "limit=5");
     assert_eq!(status, 400, "{body}");
-    assert_eq!(body["error"]["code"], "bad_parameter");
+    assert_eq!(body["code"], "bad_parameter");
 
     // Bob loses a follower (back to fan-out on write), cy gains two (to the
     // read path), a rename, a delete, a post by the celebrity.

@@ -91,7 +91,15 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
             None => run::termination().await,
         }
     };
-    let result = runtime.block_on(run::serve_until(listener, reader, prepared_fallback, engine, shutdown, stop));
+    let result = runtime.block_on(run::serve_until(
+        listener,
+        reader,
+        prepared_fallback,
+        config.server.http.clone(),
+        engine,
+        shutdown,
+        stop,
+    ));
     reporter.abort();
     stop_writer.store(true, Ordering::SeqCst);
     let _ = writer.join();

@@ -1,0 +1,187 @@
+//! Key lookups over HTTP under load beside the same lookup on SQLite
+//! (`cargo bench -p denorm-serve --bench http_lookup`; `DENORM_BENCH_SCALE`
+//! scales the rows, default 100k; `DENORM_BENCH_SECONDS` each phase,
+//! default 5; `DENORM_BENCH_CLIENTS`, default 64).
+//!
+//! A view of `users (id, name, score)` keyed by `id` is published, served
+//! on 127.0.0.1, and read by as many client threads, each on its own
+//! keep-alive connection, `GET /views/users?id=eq.K` for random K; the
+//! same rows sit in a SQLite file (WAL) read by as many threads, each with
+//! its own connection, `SELECT id, name, score FROM users WHERE id = ?`.
+//! Prints p50/p99 of each, and of the same HTTP load on `axum::serve`
+//! (the connection loop before the slowloris protections) as the baseline
+//! of [`denorm_serve::serve_configured`]'s own loop.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use denorm_serve::{channel, ColumnInfo, Reader, ServeOptions, ViewInfo};
+use denorm_types::{Datum, Position, Row, ScalarType, Value};
+
+fn scale(n: usize) -> usize {
+    let s: f64 = std::env::var("DENORM_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
+    ((n as f64) * s).max(1.0) as usize
+}
+
+/// xorshift64: keys to look up.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg").map_or("load unknown".into(), |l| {
+        format!("load {}", l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+    })
+}
+
+/// Runs `clients` threads, each calling `lookup(thread, key)` with random
+/// keys for `seconds`; every call's latency in µs.
+fn hammer<C: Send>(
+    clients: usize,
+    seconds: u64,
+    rows: u64,
+    connect: impl Fn() -> C + Sync,
+    lookup: impl Fn(&mut C, i64) + Sync,
+) -> Vec<f64> {
+    let stop = AtomicBool::new(false);
+    let samples = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..clients)
+            .map(|i| {
+                let (stop, connect, lookup) = (&stop, &connect, &lookup);
+                scope.spawn(move || {
+                    let mut client = connect();
+                    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1));
+                    let mut samples = Vec::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        let key = rng.below(rows) as i64;
+                        let t = Instant::now();
+                        lookup(&mut client, key);
+                        samples.push(t.elapsed().as_secs_f64() * 1e6);
+                    }
+                    samples
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_secs(seconds));
+        stop.store(true, Ordering::Relaxed);
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect::<Vec<f64>>()
+    });
+    samples
+}
+
+fn row(id: i64) -> [Value; 3] {
+    [Datum::Int(id), Datum::owned_text(format!("user {id}")), Datum::Float(id as f64 / 7.0)]
+}
+
+/// Serves `reader` on a 2-worker runtime, with the old or the new loop.
+fn serve(reader: Reader, old_loop: bool) -> (String, tokio::runtime::Runtime) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    if old_loop {
+        let router = denorm_serve::router(reader);
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        runtime.spawn(async move { axum::serve(listener, router).await });
+    } else {
+        runtime.spawn(denorm_serve::serve_configured(listener, reader, None, ServeOptions::default(), async {
+            std::future::pending::<()>().await;
+        }));
+    }
+    (url, runtime)
+}
+
+fn http_phase(url: &str, clients: usize, seconds: u64, rows: u64) -> Vec<f64> {
+    hammer(
+        clients,
+        seconds,
+        rows,
+        || ureq::Agent::config_builder().http_status_as_error(false).build().new_agent(),
+        |agent, key| {
+            let mut response = agent.get(format!("{url}/views/users?id=eq.{key}")).call().unwrap();
+            let body = response.body_mut().read_to_string().unwrap();
+            assert!(body.len() > 10, "{body}");
+        },
+    )
+}
+
+fn main() {
+    let rows = scale(100_000) as u64;
+    let seconds = env_or("DENORM_BENCH_SECONDS", 5);
+    let clients = env_or("DENORM_BENCH_CLIENTS", 64) as usize;
+    println!(
+        "http_lookup: {rows} rows, {clients} clients, {seconds} s per phase; machine: {} cores, {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load()
+    );
+    let info = ViewInfo {
+        name: "users".into(),
+        columns: vec![
+            ColumnInfo { name: "id".into(), ty: ScalarType::Int },
+            ColumnInfo { name: "name".into(), ty: ScalarType::Text },
+            ColumnInfo { name: "score".into(), ty: ScalarType::Float },
+        ],
+        key: vec![0],
+        ..Default::default()
+    };
+    let (mut publisher, reader) = channel(vec![info]);
+    let changes: Vec<(Row, i64)> = (0..rows as i64).map(|id| (Row::pack(&row(id)), 1)).collect();
+    publisher.apply(0, &changes);
+    publisher.publish(Position(1), &[]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.db");
+    {
+        let mut db = rusqlite::Connection::open(&path).unwrap();
+        db.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT, score REAL);")
+            .unwrap();
+        let tx = db.transaction().unwrap();
+        {
+            let mut insert = tx.prepare("INSERT INTO users VALUES (?1, ?2, ?3)").unwrap();
+            for id in 0..rows as i64 {
+                insert.execute(rusqlite::params![id, format!("user {id}"), id as f64 / 7.0]).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+
+    let mut results = Vec::new();
+    for (label, old_loop) in [("HTTP, denorm's connection loop", false), ("HTTP, axum::serve (before)", true)] {
+        let (url, runtime) = serve(reader.clone(), old_loop);
+        let mut samples = http_phase(&url, clients, seconds, rows);
+        results.push((label, samples.len(), denorm_serve::percentiles(&mut samples)));
+        runtime.shutdown_timeout(Duration::from_secs(1));
+    }
+    let path = Arc::new(path);
+    let mut samples = hammer(
+        clients,
+        seconds,
+        rows,
+        || rusqlite::Connection::open(path.as_ref()).unwrap(),
+        |db, key| {
+            let mut statement = db.prepare_cached("SELECT id, name, score FROM users WHERE id = ?1").unwrap();
+            let found: (i64, String, f64) =
+                statement.query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap();
+            std::hint::black_box(found);
+        },
+    );
+    results.push(("SQLite, a connection per client", samples.len(), denorm_serve::percentiles(&mut samples)));
+    println!("  {:<36} {:>10} {:>12} {:>12}", "key lookup", "lookups", "p50", "p99");
+    for (label, n, (p50, p99)) in &results {
+        println!("  {label:<36} {n:>10} {p50:>9.1} µs {p99:>9.1} µs");
+    }
+    println!("machine after: {}", load());
+}
