@@ -204,7 +204,7 @@ pub struct Principal {
 }
 
 /// Why a request is refused.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Denied {
     #[error("authentication required: no bearer token, and no anonymous role is configured")]
     MissingToken,

@@ -19,10 +19,15 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
+use crate::audit::AuditEntry;
+use crate::auth::{Denied, Mask, Principal, ViewAccess};
 use crate::fallback::{check_source_rows, source_key, Fallback};
 use crate::json::{health, view_summary, ViewSummary};
 use crate::metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
-use crate::query::{decode_pairs, execute, execute_values, paginate, parse_query, BadParameter, Match, Query};
+use crate::query::{
+    decode_pairs, execute, execute_values, paginate, parse_query, parse_value, BadParameter, Condition, Filter, Match,
+    Op, Query,
+};
 use crate::select::{render, Format};
 use crate::server::ServeOptions;
 use crate::state::{now, Published, Reader, ViewInfo, ViewStatus, WaitError};
@@ -61,6 +66,9 @@ pub enum ApiError {
     SingleObject { rows: usize },
     #[error("requested range not satisfiable: offset {offset} is past the {total} matching rows")]
     RangeNotSatisfiable { offset: usize, total: u64 },
+    /// Refused by `[auth]`: 401 or 403.
+    #[error("{0}")]
+    Denied(Denied),
 }
 
 impl From<BadParameter> for ApiError {
@@ -80,6 +88,7 @@ impl ApiError {
             ApiError::PositionTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ApiError::NotAcceptable { .. } | ApiError::SingleObject { .. } => StatusCode::NOT_ACCEPTABLE,
             ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            ApiError::Denied(d) => StatusCode::from_u16(d.status()).unwrap_or(StatusCode::FORBIDDEN),
         }
     }
 
@@ -97,6 +106,11 @@ impl ApiError {
             // PostgREST's own code, which its clients recognize.
             ApiError::SingleObject { .. } => "PGRST116",
             ApiError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
+            // PostgREST's: no token where one is needed; a token that does
+            // not verify; PostgreSQL's insufficient_privilege.
+            ApiError::Denied(Denied::MissingToken) => "PGRST302",
+            ApiError::Denied(Denied::InvalidToken(_) | Denied::Expired) => "PGRST301",
+            ApiError::Denied(_) => "42501",
         }
     }
 
@@ -119,7 +133,9 @@ impl ApiError {
                 Some("the view keeps its last good rows; restart denorm after fixing the cause".to_owned())
             }
             ApiError::Starting { .. } => Some("retry shortly; GET /health shows snapshot progress".to_owned()),
-            ApiError::NotFound { .. } => Some("endpoints: / (OpenAPI), /views, /views/{name}, /health, /metrics".to_owned()),
+            ApiError::NotFound { .. } => {
+                Some("endpoints: / (OpenAPI), /views, /views/{name}, /health, /metrics".to_owned())
+            }
             ApiError::PositionTimeout { .. } => Some(format!(
                 "denorm is behind the source; retry, raise {TIMEOUT_HEADER} (at most {} s), or check /health",
                 MAX_WAIT.as_secs()
@@ -135,6 +151,7 @@ impl ApiError {
                 Some("filter to exactly one row (eq on every key column), or accept application/json".to_owned())
             }
             ApiError::RangeNotSatisfiable { .. } => Some("ask for a range that starts within the count".to_owned()),
+            ApiError::Denied(d) => Some(d.hint()),
         }
     }
 }
@@ -180,6 +197,10 @@ impl IntoResponse for ApiError {
         }
         match self {
             ApiError::PositionTimeout { published, .. } => with_position(response, published),
+            ApiError::Denied(d) if d.status() == 401 => {
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                response
+            }
             _ => response,
         }
     }
@@ -387,19 +408,151 @@ async fn not_found(request: Request) -> ApiError {
     ApiError::NotFound { path: request.uri().path().to_owned() }
 }
 
-async fn list_views(State(app): State<App>) -> Response {
+async fn list_views(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let caller = app.caller(&headers, None, "")?;
     let published = app.reader.snapshot();
     let now = now();
     let metrics = app.reader.metrics();
     let views: Vec<_> = published
         .views
         .iter()
+        .filter(|v| app.may_read(caller.as_ref(), &v.info.name))
         .map(|v| ViewSummary {
             state_bytes: metrics.view_state_bytes(&v.info.name),
             ..view_summary(v, &published.source, now)
         })
         .collect();
-    with_position(Json(views).into_response(), published.position.map(|p| p.0))
+    Ok(with_position(Json(views).into_response(), published.position.map(|p| p.0)))
+}
+
+/// The rows a read returned, left on its response for the audit log.
+#[derive(Debug, Clone, Copy)]
+struct RowsReturned(usize);
+
+impl App {
+    /// Who is asking (`None` without `[auth]`), or the refusal, counted and
+    /// audited (against `view` when the request reads one).
+    fn caller(&self, headers: &HeaderMap, view: Option<&str>, raw: &str) -> Result<Option<Principal>, ApiError> {
+        let Some(auth) = &self.options.auth else { return Ok(None) };
+        let bearer = match headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("")) {
+            None => None,
+            Some(value) => match value.split_once(' ') {
+                Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Some(token),
+                _ => {
+                    return Err(self.denied(
+                        Denied::InvalidToken("expected Authorization: Bearer <JWT>".into()),
+                        None,
+                        view,
+                        raw,
+                    ))
+                }
+            },
+        };
+        auth.authenticate(bearer).map(Some).map_err(|d| self.denied(d, None, view, raw))
+    }
+
+    /// Counts and audits a refusal.
+    fn denied(&self, denied: Denied, caller: Option<&Principal>, view: Option<&str>, raw: &str) -> ApiError {
+        self.reader.metrics().auth_denied(denied.reason());
+        if let (Some(audit), Some(view)) = (&self.options.audit, view) {
+            audit.record(&AuditEntry {
+                time: now(),
+                role: caller.map(|c| c.role.as_str()),
+                subject: caller.and_then(|c| c.subject.as_deref()),
+                view,
+                query: raw,
+                rows: None,
+                status: denied.status(),
+                denied: Some(denied.reason()),
+            });
+        }
+        ApiError::Denied(denied)
+    }
+
+    fn may_read(&self, caller: Option<&Principal>, view: &str) -> bool {
+        match (&self.options.auth, caller) {
+            (Some(auth), Some(caller)) => auth.may_read(caller, view),
+            _ => true,
+        }
+    }
+
+    /// The caller's access to `view`: `None` without `[auth]` (or for an
+    /// unknown view, which is then a 404 like any).
+    fn access(&self, caller: Option<&Principal>, view: &str, raw: &str) -> Result<Option<ViewAccess>, ApiError> {
+        let (Some(auth), Some(caller)) = (&self.options.auth, caller) else { return Ok(None) };
+        let published = self.reader.snapshot();
+        let Some(info) = published.view(view).map(|v| v.info.clone()) else {
+            return if auth.may_read(caller, view) {
+                Ok(None)
+            } else {
+                Err(self.denied(
+                    Denied::View { role: caller.role.clone(), view: view.to_owned() },
+                    Some(caller),
+                    Some(view),
+                    raw,
+                ))
+            };
+        };
+        auth.access(caller, &info).map(Some).map_err(|d| self.denied(d, Some(caller), Some(view), raw))
+    }
+
+    /// The monitoring endpoints: anyone without `[auth]`, else a role with
+    /// `monitor = true`.
+    fn monitor(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let Some(auth) = &self.options.auth else { return Ok(()) };
+        let caller = self.caller(headers, None, "")?.expect("a caller under [auth]");
+        auth.monitor(&caller).map_err(|d| self.denied(d, Some(&caller), None, ""))
+    }
+}
+
+/// Applies a role's restrictions to a parsed read: its row filters become
+/// `eq` filters (at the front, so a filter on key columns still makes a
+/// lookup), and a filter, condition, order or computed select item over a
+/// masked column is refused (it would reveal the value).
+fn restrict(view: &ViewInfo, query: &mut Query, access: &ViewAccess, role: &str) -> Result<(), ApiError> {
+    let masked = |column: usize| access.mask_of(column).is_some();
+    let refuse = |column: usize| {
+        ApiError::Denied(Denied::MaskedColumn {
+            role: role.to_owned(),
+            view: view.name.clone(),
+            column: view.columns[column].name.clone(),
+        })
+    };
+    fn in_condition(condition: &Condition, masked: &dyn Fn(usize) -> bool) -> Option<usize> {
+        match condition {
+            Condition::Filter { filter, .. } => masked(filter.column).then_some(filter.column),
+            Condition::Group { items, .. } => items.iter().find_map(|c| in_condition(c, masked)),
+        }
+    }
+    let used = query
+        .filters
+        .iter()
+        .map(|f| f.column)
+        .chain(query.order.iter().map(|o| o.column))
+        .find(|&c| masked(c))
+        .or_else(|| query.conditions.iter().find_map(|c| in_condition(c, &masked)))
+        .or_else(|| {
+            let items = query.projection.as_deref().unwrap_or(&[]);
+            items.iter().find(|i| masked(i.column) && (!i.path.steps.is_empty() || i.cast.is_some())).map(|i| i.column)
+        });
+    if let Some(column) = used {
+        return Err(refuse(column));
+    }
+    for (i, (column, value)) in access.rows.iter().enumerate() {
+        let text = match value {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let column_info = &view.columns[*column];
+        let value = parse_value(&column_info.name, column_info.ty, &text).map_err(|_| {
+            ApiError::Denied(Denied::MissingClaim {
+                role: role.to_owned(),
+                claim: format!("{} (of the column's type)", column_info.name),
+            })
+        })?;
+        query.filters.insert(i, Filter { column: *column, negated: false, op: Op::Eq(value) });
+    }
+    Ok(())
 }
 
 async fn read_view(
@@ -409,16 +562,60 @@ async fn read_view(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let raw = raw.as_deref().unwrap_or("");
-    let options = ReadOptions::from_headers(&headers)?;
+    let caller = app.caller(&headers, Some(&name), raw)?;
+    let access = app.access(caller.as_ref(), &name, raw)?;
+    let restriction = access.as_ref().zip(caller.as_ref()).map(|(a, c)| (a, c.role.as_str()));
+    let result = read_view_as(&app, &name, raw, &headers, restriction).await;
+    let role = caller.as_ref().map_or("anonymous", |c| c.role.as_str());
+    let (status, rows) = match &result {
+        Ok(response) => (response.status().as_u16(), response.extensions().get::<RowsReturned>().map(|r| r.0)),
+        Err(e) => (e.status().as_u16(), None),
+    };
+    if let Err(ApiError::Denied(d)) = &result {
+        app.reader.metrics().auth_denied(d.reason());
+    } else if status < 300 {
+        app.reader.metrics().read(&name, role);
+    }
+    if let Some(audit) = &app.options.audit {
+        audit.record(&AuditEntry {
+            time: now(),
+            role: caller.as_ref().map(|c| c.role.as_str()),
+            subject: caller.as_ref().and_then(|c| c.subject.as_deref()),
+            view: &name,
+            query: raw,
+            rows,
+            status,
+            denied: match &result {
+                Err(ApiError::Denied(d)) => Some(d.reason()),
+                _ => None,
+            },
+        });
+    }
+    result
+}
+
+/// A role's access to the view read, and the role's name (`None`: no
+/// restriction).
+type Restriction<'a> = Option<(&'a ViewAccess, &'a str)>;
+
+/// A read of view `name` under the caller's restrictions, if any.
+async fn read_view_as(
+    app: &App,
+    name: &str,
+    raw: &str,
+    headers: &HeaderMap,
+    restriction: Restriction<'_>,
+) -> Result<Response, ApiError> {
+    let options = ReadOptions::from_headers(headers)?;
     let current = app.reader.snapshot();
-    let column_named_timeout = current.view(&name).is_some_and(|v| v.info.column_index("timeout").is_some());
-    let Some((min, timeout)) = wait_request(&headers, raw, column_named_timeout)? else {
-        return answer(&app, &current, &name, raw, &options).await;
+    let column_named_timeout = current.view(name).is_some_and(|v| v.info.column_index("timeout").is_some());
+    let Some((min, timeout)) = wait_request(headers, raw, column_named_timeout)? else {
+        return answer(app, &current, name, raw, &options, restriction).await;
     };
     // A read the source answers needs no wait: the source holds every
     // committed write.
-    if to_source(&app, &current, &name, raw).is_some() {
-        return answer(&app, &current, &name, raw, &options).await;
+    if to_source(app, &current, name, raw, restriction).is_some() {
+        return answer(app, &current, name, raw, &options, restriction).await;
     }
     // A scheduled view reflects a position only once refreshed at or past
     // it, so wait for the view itself; others move with every publish.
@@ -428,11 +625,11 @@ async fn read_view(
         None => app.reader.wait_for_position(min, timeout).await,
     };
     match waited {
-        Ok(published) => answer(&app, &published, &name, raw, &options).await,
+        Ok(published) => answer(app, &published, name, raw, &options, restriction).await,
         Err(WaitError::Timeout { wanted, published } | WaitError::Closed { wanted, published }) => {
             let latest = app.reader.snapshot();
-            if to_source(&app, &latest, &name, raw).is_some() {
-                return answer(&app, &latest, &name, raw, &options).await;
+            if to_source(app, &latest, name, raw, restriction).is_some() {
+                return answer(app, &latest, name, raw, &options, restriction).await;
             }
             Err(ApiError::PositionTimeout {
                 wanted: wanted.0,
@@ -537,9 +734,18 @@ fn apply_range(query: &mut Query, range: Option<(usize, Option<usize>)>) {
 }
 
 /// The view, parsed query and key of a read that goes to the source, if it does.
-fn to_source(app: &App, published: &Published, name: &str, raw: &str) -> Option<(Arc<ViewInfo>, Query, Vec<Value>)> {
+fn to_source(
+    app: &App,
+    published: &Published,
+    name: &str,
+    raw: &str,
+    restriction: Restriction<'_>,
+) -> Option<(Arc<ViewInfo>, Query, Vec<Value>)> {
     let view = published.view(name)?;
-    let query = parse_query(&view.info, &decode_pairs(raw)).ok()?;
+    let mut query = parse_query(&view.info, &decode_pairs(raw)).ok()?;
+    if let Some((access, role)) = restriction {
+        restrict(&view.info, &mut query, access, role).ok()?;
+    }
     let key = source_key(app.fallback.is_some(), view, &published.source, &query, now())?;
     Some((view.info.clone(), query, key))
 }
@@ -551,11 +757,15 @@ async fn answer(
     name: &str,
     raw: &str,
     options: &ReadOptions,
+    restriction: Restriction<'_>,
 ) -> Result<Response, ApiError> {
-    if let (Some(fallback), Some((info, query, key))) = (&app.fallback, to_source(app, published, name, raw)) {
-        return from_source(app, fallback.clone(), info, query, key, options).await;
+    let masks = restriction.map_or(&[][..], |(access, _)| access.masks.as_slice());
+    if let (Some(fallback), Some((info, query, key))) =
+        (&app.fallback, to_source(app, published, name, raw, restriction))
+    {
+        return from_source(app, fallback.clone(), info, query, key, options, masks).await;
     }
-    let (page, position, merges) = read_page(published, name, raw, options)?;
+    let (page, position, merges) = read_page(published, name, raw, options, restriction)?;
     if merges > 0 {
         app.reader.metrics().fanout_read_merges(name, merges);
     }
@@ -576,6 +786,7 @@ async fn from_source(
     mut query: Query,
     key: Vec<Value>,
     options: &ReadOptions,
+    masks: &[(usize, Mask)],
 ) -> Result<Response, ApiError> {
     let view = info.clone();
     let rows = tokio::task::spawn_blocking(move || fallback.lookup(&view, &key))
@@ -589,7 +800,7 @@ async fn from_source(
     })?;
     apply_range(&mut query, options.range);
     let matches = execute_values(&info, &unpaged(&query, options), rows);
-    let page = Page::render(&info, &query, &matches, options)?;
+    let page = Page::render(&info, &query, &matches, options, masks)?;
     let mut response = page.into_response(options);
     response.headers_mut().insert(SERVED_BY_HEADER, HeaderValue::from_static("source"));
     Ok(response)
@@ -620,10 +831,19 @@ struct Page {
     content_range: String,
     /// 206 when a counted result is returned only in part.
     partial: bool,
+    /// Rows in the page.
+    rows: usize,
 }
 
 impl Page {
-    fn render(view: &ViewInfo, query: &Query, matches: &[Match<'_>], options: &ReadOptions) -> Result<Page, ApiError> {
+    /// `masks`: columns shown masked (`[auth]`), applied to the page's rows.
+    fn render(
+        view: &ViewInfo,
+        query: &Query,
+        matches: &[Match<'_>],
+        options: &ReadOptions,
+        masks: &[(usize, Mask)],
+    ) -> Result<Page, ApiError> {
         let total: Option<u64> =
             options.count.map(|_| matches.iter().map(|m| u64::try_from(m.count).unwrap_or(0)).sum());
         if let Some(total) = total {
@@ -636,7 +856,22 @@ impl Page {
             return Err(ApiError::SingleObject { rows: rows.len() });
         }
         let shown = rows.len();
-        let body = render(view, query, rows.into_iter(), options.format, options.strip_nulls).map_err(|message| {
+        let rendered = if masks.is_empty() {
+            render(view, query, rows.into_iter(), options.format, options.strip_nulls)
+        } else {
+            let masked: Vec<Vec<Value>> = rows
+                .iter()
+                .map(|row| {
+                    let cell = |(i, d): (usize, &denorm_types::Datum<'_>)| match masks.iter().find(|(c, _)| *c == i) {
+                        Some((_, mask)) => mask.apply(d),
+                        None => d.clone().into_owned(),
+                    };
+                    row.iter().enumerate().map(cell).collect()
+                })
+                .collect();
+            render(view, query, masked.iter().map(Vec::as_slice), options.format, options.strip_nulls)
+        };
+        let body = rendered.map_err(|message| {
             ApiError::BadParameter(BadParameter { parameter: "select".into(), message, hint: None })
         })?;
         let total_text = total.map_or("*".to_owned(), |t| t.to_string());
@@ -645,7 +880,7 @@ impl Page {
             n => format!("{}-{}/{total_text}", query.offset, query.offset + n - 1),
         };
         let partial = total.is_some_and(|t| (shown as u64) < t);
-        Ok(Page { body, format: options.format, content_range, partial })
+        Ok(Page { body, format: options.format, content_range, partial, rows: shown })
     }
 
     fn into_response(self, options: &ReadOptions) -> Response {
@@ -659,6 +894,7 @@ impl Page {
         if let Some(count) = options.count {
             headers.insert("preference-applied", HeaderValue::from_static(count));
         }
+        response.extensions_mut().insert(RowsReturned(self.rows));
         response
     }
 }
@@ -668,7 +904,8 @@ impl Page {
 /// handler and in-process readers (the demo's latency comparison, a later
 /// pgwire reader) share it.
 pub fn read_rows(published: &Published, name: &str, raw_query: &str) -> Result<(Vec<u8>, Option<Position>), ApiError> {
-    read_page(published, name, raw_query, &ReadOptions::default()).map(|(page, position, _)| (page.body, position))
+    read_page(published, name, raw_query, &ReadOptions::default(), None)
+        .map(|(page, position, _)| (page.body, position))
 }
 
 /// [`read_rows`] in the form `options` ask for, also returning how many
@@ -678,12 +915,16 @@ fn read_page(
     name: &str,
     raw_query: &str,
     options: &ReadOptions,
+    restriction: Restriction<'_>,
 ) -> Result<(Page, Option<Position>, u64), ApiError> {
     let Some(view) = published.view(name) else {
         let views = published.views.iter().map(|v| v.info.name.clone()).collect();
         return Err(ApiError::UnknownView { name: name.to_owned(), views });
     };
     let mut query = parse_query(&view.info, &decode_pairs(raw_query))?;
+    if let Some((access, role)) = restriction {
+        restrict(&view.info, &mut query, access, role)?;
+    }
     apply_range(&mut query, options.range);
     match &view.status {
         ViewStatus::Ok => {}
@@ -700,7 +941,8 @@ fn read_page(
         }
         None => (execute(view, &executed), 0),
     };
-    Ok((Page::render(&view.info, &query, &matches, options)?, view.position, merges))
+    let masks = restriction.map_or(&[][..], |(access, _)| access.masks.as_slice());
+    Ok((Page::render(&view.info, &query, &matches, options, masks)?, view.position, merges))
 }
 
 fn with_position(mut response: Response, position: Option<u64>) -> Response {
@@ -710,25 +952,43 @@ fn with_position(mut response: Response, position: Option<u64>) -> Response {
     response
 }
 
-async fn get_openapi(State(app): State<App>) -> Response {
-    Json(crate::openapi::document(&app.reader.snapshot())).into_response()
+async fn get_openapi(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let caller = app.caller(&headers, None, "")?;
+    let published = app.reader.snapshot();
+    if app.options.auth.is_none() {
+        return Ok(Json(crate::openapi::document(&published)).into_response());
+    }
+    // Only the views the caller may read.
+    let views: Vec<_> =
+        published.views.iter().filter(|v| app.may_read(caller.as_ref(), &v.info.name)).cloned().collect();
+    let visible = Published { views: views.into(), ..(*published).clone() };
+    Ok(Json(crate::openapi::document(&visible)).into_response())
 }
 
-async fn get_health(State(app): State<App>) -> Response {
+async fn get_health(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
     let health = health(&app.reader.snapshot());
     let status = if health.status == "starting" { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
-    (status, Json(health)).into_response()
+    // Under [auth], the details (source, problems, failed views) are for
+    // monitoring roles; anyone may see the status.
+    if app.options.auth.is_some() && app.monitor(&headers).is_err() {
+        return Ok((status, Json(json!({ "status": health.status }))).into_response());
+    }
+    Ok((status, Json(health)).into_response())
 }
 
-async fn get_ui(State(app): State<App>) -> Response {
+async fn get_ui(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
+    app.monitor(&headers)?;
     let now = now();
     let metrics = app.reader.metrics();
-    let page = crate::ui::render(&app.reader.snapshot(), &app.reader.history(now), &|v| metrics.view_state_bytes(v), now);
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], page).into_response()
+    let page =
+        crate::ui::render(&app.reader.snapshot(), &app.reader.history(now), &|v| metrics.view_state_bytes(v), now);
+    Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], page)
+        .into_response())
 }
 
-async fn get_metrics(State(app): State<App>) -> Response {
-    ([(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], app.reader.metrics().render()).into_response()
+async fn get_metrics(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
+    app.monitor(&headers)?;
+    Ok(([(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], app.reader.metrics().render()).into_response())
 }
 
 #[cfg(test)]

@@ -24,6 +24,9 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
+
+use crate::audit::AuditLog;
+use crate::auth::Auth;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -31,7 +34,7 @@ use tokio::sync::{watch, Semaphore};
 
 /// How the HTTP server treats connections and browsers (`[server]` in the
 /// configuration file).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// Origins allowed by CORS (`https://app.example`), `*` for any; empty:
     /// no CORS headers (browsers on other origins cannot read responses).
@@ -42,6 +45,10 @@ pub struct ServeOptions {
     pub idle_timeout: Duration,
     /// Connections served at once; further ones wait to be accepted.
     pub max_connections: usize,
+    /// `[auth]`: who may read what (`None`: everyone reads everything).
+    pub auth: Option<Arc<Auth>>,
+    /// `[audit]`: one line per read of a view.
+    pub audit: Option<Arc<AuditLog>>,
 }
 
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -55,6 +62,8 @@ impl Default for ServeOptions {
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            auth: None,
+            audit: None,
         }
     }
 }

@@ -124,7 +124,7 @@ pub struct SqliteSource {
     pub url_at: Location,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
     /// `cors_origins`, `header_timeout`, `idle_timeout`, `max_connections`:

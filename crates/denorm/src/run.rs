@@ -43,6 +43,7 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let http = http_options(&config, &prepared.infos)?;
     let listener = runtime.block_on(bind(&config))?;
     let shutdown = Arc::new(AtomicBool::new(false));
     let (publisher, reader) = denorm_serve::channel(prepared.infos);
@@ -52,11 +53,30 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
         listener,
         reader,
         prepared.fallback,
-        config.server.http.clone(),
+        http,
         engine,
         shutdown,
         termination(),
     ))
+}
+
+/// The HTTP server's options with `[auth]` checked against the views (a
+/// role's row filter must read a column every view granted to it has) and
+/// the `[audit]` log opened.
+fn http_options(config: &Config, views: &[ViewInfo]) -> anyhow::Result<denorm_serve::ServeOptions> {
+    let mut http = config.server.http.clone();
+    if let Some(auth) = &config.auth {
+        auth.check_views(views).map_err(|problems| {
+            anyhow::anyhow!("{}: [auth] does not fit the views:\n{problems}", config.file.display())
+        })?;
+        http.auth = Some(Arc::new(auth.clone()));
+    }
+    if let Some(target) = &config.audit {
+        let log = denorm_serve::audit::AuditLog::open(target)
+            .with_context(|| format!("{}: cannot open the [audit] log {target:?}", config.file.display()))?;
+        http.audit = Some(Arc::new(log));
+    }
+    Ok(http)
 }
 
 /// What `run` and `demo` need before serving: the view texts (to re-plan

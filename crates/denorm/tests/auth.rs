@@ -116,8 +116,7 @@ fn every_denial_path_masks_row_filters_and_audit() {
     let (status, metrics) = get(&denorm, "/metrics", Some(&ops));
     assert_eq!(status, 200);
     let metrics = metrics.as_str().unwrap().to_string();
-    for reason in ["missing_token", "invalid_token", "expired", "unknown_role", "view", "masked_column", "missing_claim"]
-    {
+    for reason in ["invalid_token", "expired", "unknown_role", "view", "masked_column", "missing_claim", "monitor"] {
         let line = format!("denorm_auth_denied_total{{reason=\"{reason}\"}}");
         assert!(metrics.contains(&line), "{line} in /metrics");
     }
