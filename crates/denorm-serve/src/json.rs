@@ -441,6 +441,7 @@ mod tests {
             head: Some(Position(9)),
             oldest_pending_commit_at: Some(20.0),
             last_error: None,
+            disconnected_since: None,
         });
         let snap = r.snapshot();
         let s = view_summary(&snap.views[0], &snap.source, 21.0);

@@ -52,6 +52,20 @@
 //! acknowledged too (nothing before it concerns the captured tables), so an
 //! idle capture does not hold back the server's WAL.
 //!
+//! The capture does not rely on the server alone for this: a transaction
+//! whose commit ends at or before the last position handed out is dropped
+//! when it arrives. The slot's `confirmed_flush_lsn` is made durable only
+//! at checkpoints, so after a crash of the server (`pg_ctl stop -m
+//! immediate`) it can lie before what denorm published.
+//!
+//! # Server restart
+//!
+//! A walsender shutting down with its server ends the stream with
+//! CommandComplete (no CopyDone): [`WireError::Ended`], transient, like a
+//! lost connection. [`PgCapture::resume`] reconnects both the replication
+//! and the ordinary connection and streams on from the slot, which
+//! survives the restart.
+//!
 //! # Progress past WAL with nothing captured (read-your-writes)
 //!
 //! Commits of captured tables are not the only WAL: other tables, other
@@ -324,6 +338,11 @@ impl PgCapture {
         self.held = None;
         self.relations.clear();
         self.schema_changed = None;
+        if self.client.is_closed() {
+            // The server restarted (or the network dropped): the ordinary
+            // session is gone too.
+            self.client = connect_config(&self.config)?;
+        }
         let confirmed = self.slot_position()?;
         let start = from.max(confirmed);
         let conn = self.replication_connection()?;
@@ -619,6 +638,13 @@ impl PgCapture {
                 let Some(transaction) = stream.transaction.take() else {
                     return Err(protocol_error(&self.server, "Commit without Begin"));
                 };
+                if commit.end_lsn <= self.position.0 {
+                    // Handed out already: a stream restarted before the
+                    // position (the slot's confirmed position can go back
+                    // after a crash of the server) replays it. Applying it
+                    // again would count it twice.
+                    return Ok(None);
+                }
                 let batch = transaction.finish(&self.tables, commit.end_lsn, stream.received);
                 if batch.tables.is_empty() && batch.truncated.is_empty() && batch.undecodable.is_empty() {
                     // Nothing captured changed: nothing to apply, and

@@ -68,12 +68,15 @@ impl ChangeSource for SqliteSource {
         Duration::from_millis(500)
     }
 
+    /// A failed poll consumed nothing (its read transaction rolled back):
+    /// the next one reads on from the same position.
     fn can_resume(&self) -> bool {
-        false
+        true
     }
 
+    /// Nothing to reconnect: the next poll retries the read.
     fn resume(&mut self, _at: Position) -> Result<(), SourceError> {
-        unreachable!("SqliteSource cannot resume: can_resume is false")
+        Ok(())
     }
 
     fn lag(&mut self) -> Option<Result<Lag, SourceError>> {
