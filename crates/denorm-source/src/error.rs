@@ -177,6 +177,10 @@ pub enum SourceError {
     #[error("replication slot {slot} does not exist (it was dropped, or never created): changes since the last position are lost to denorm; take a new snapshot, which creates the slot again")]
     SlotMissing { slot: String },
 
+    /// The publication the slot streams was dropped while denorm ran.
+    #[error("publication {publication} does not exist (it was dropped while denorm streamed from it), so PostgreSQL cannot decode the captured tables' changes: restart denorm, which creates the publication again and takes a new snapshot; to remove denorm from the database, stop it and run `denorm source uninstall`")]
+    PublicationMissing { publication: String },
+
     /// A slot or publication name PostgreSQL would refuse or fold.
     #[error(
         "invalid replication slot or publication name {name:?}: use 1 to 63 lower-case letters, digits and underscores"
@@ -230,6 +234,7 @@ impl SourceError {
             | SourceError::NoFreeWalSender { .. }
             | SourceError::ReplicaIdentity { .. }
             | SourceError::SlotMissing { .. }
+            | SourceError::PublicationMissing { .. }
             | SourceError::PostgresName { .. } => Definite,
         }
     }
@@ -340,6 +345,7 @@ mod tests {
             (SourceError::SchemaChanged { tables: vec!["users".into()] }, false),
             (SourceError::SlotInUse { slot: "denorm".into() }, true),
             (SourceError::SlotMissing { slot: "denorm".into() }, false),
+            (SourceError::PublicationMissing { publication: "denorm".into() }, false),
             (SourceError::WalLevel { server: "db".into(), actual: "replica".into() }, false),
             (SourceError::ReplicationPrivilege { role: "app".into() }, false),
             (SourceError::NoFreeReplicationSlot { max: 10 }, false),

@@ -5,6 +5,9 @@
 //! `denorm_source_connected` 0 while the server is down, and the views
 //! converge to exactly PostgreSQL's rows afterwards.
 //!
+//! A definite error (the publication dropped under denorm) stops it with
+//! the fix in the message instead.
+//!
 //! These tests restart the server of `DENORM_TEST_POSTGRES_URL` (the one
 //! `scripts/postgres` runs, found by its port): they live in a test binary
 //! of their own, so no other test binary's connections see the restarts,
@@ -247,4 +250,17 @@ fn a_stopped_server_degrades_health_until_it_is_back() {
         assert_eq!(metric(denorm, "denorm_view_within_sla{view=\"balances\"}").as_deref(), Some("0"));
         pg_ctl(&["start"]);
     });
+}
+
+#[test]
+fn a_dropped_publication_stops_denorm_with_the_fix() {
+    let project = PgProject::new("dropped_publication", SCHEMA, &views_sql());
+    let denorm = Denorm::start(&project.config);
+    let mut client = project.client();
+    client.batch_execute(&format!("DROP PUBLICATION {}", project.slot)).unwrap();
+    client.batch_execute("INSERT INTO transfers VALUES (99999, 1, 1)").unwrap();
+    let (code, log) = denorm.exit();
+    assert_eq!(code, Some(1), "{log}");
+    assert!(log.contains("publication denorm_dropped_publication does not exist"), "{log}");
+    assert!(log.contains("restart denorm, which creates the publication again"), "{log}");
 }

@@ -418,8 +418,7 @@ impl PgCapture {
                 }
             };
             let stream = self.stream.as_mut().expect("streaming");
-            let data =
-                stream.conn.recv_copy_data(wake).map_err(wire_error(&self.server, &self.names.slot, "streaming"))?;
+            let data = stream.conn.recv_copy_data(wake).map_err(wire_error(&self.server, &self.names, "streaming"))?;
             let Some(data) = data else {
                 if let Some(batch) = pending {
                     return Ok(self.hand_out(batch));
@@ -542,11 +541,11 @@ impl PgCapture {
     }
 
     fn replication_connection(&self) -> Result<ReplicationConnection, SourceError> {
-        wire::connect(&self.config).map_err(wire_error(&self.server, &self.names.slot, "connecting for replication"))
+        wire::connect(&self.config).map_err(wire_error(&self.server, &self.names, "connecting for replication"))
     }
 
     fn wire_error(&self, what: &str) -> impl FnOnce(WireError) -> SourceError {
-        wire_error(&self.server, &self.names.slot, what)
+        wire_error(&self.server, &self.names, what)
     }
 
     fn protocol_error(&self, what: &str) -> SourceError {
@@ -581,11 +580,7 @@ impl PgCapture {
             format_lsn(start),
             self.names.publication
         );
-        stream.conn.start_replication(&sql).map_err(wire_error(
-            &self.server,
-            &self.names.slot,
-            "starting replication",
-        ))?;
+        stream.conn.start_replication(&sql).map_err(wire_error(&self.server, &self.names, "starting replication"))?;
         stream.start_at = None;
         stream.received = stream.received.max(start.0);
         self.send_status(false)
@@ -609,7 +604,7 @@ impl PgCapture {
         let stream = self.stream.as_mut().expect("streaming");
         let now = postgres_micros(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64());
         let status = encode_standby_status(stream.received.max(flush), flush, flush, now, reply_requested);
-        stream.conn.send_copy_data(&status).map_err(wire_error(&self.server, &self.names.slot, "acknowledging"))?;
+        stream.conn.send_copy_data(&status).map_err(wire_error(&self.server, &self.names, "acknowledging"))?;
         stream.last_status = Instant::now();
         stream.status_pending = false;
         Ok(())
@@ -1109,11 +1104,16 @@ fn pg_error(server: &str, what: &str) -> impl FnOnce(postgres::Error) -> SourceE
 
 /// Maps a replication connection error: a slot held by another connection
 /// is [`SourceError::SlotInUse`], a missing one [`SourceError::SlotMissing`].
-fn wire_error(server: &str, slot: &str, what: &str) -> impl FnOnce(WireError) -> SourceError {
-    let (server, slot, what) = (server.to_string(), slot.to_string(), what.to_string());
-    move |source| match source.code() {
-        Some("55006") => SourceError::SlotInUse { slot },
-        Some("42704") if what == "starting replication" => SourceError::SlotMissing { slot },
+/// A missing publication (dropped while streaming: pgoutput fails at the
+/// next change) is [`SourceError::PublicationMissing`].
+fn wire_error(server: &str, names: &Names, what: &str) -> impl FnOnce(WireError) -> SourceError {
+    let (server, names, what) = (server.to_string(), names.clone(), what.to_string());
+    move |source| match (source.code(), &source) {
+        (Some("55006"), _) => SourceError::SlotInUse { slot: names.slot },
+        (Some("42704"), WireError::Server(e)) if e.message.starts_with("publication ") => {
+            SourceError::PublicationMissing { publication: names.publication }
+        }
+        (Some("42704"), _) if what == "starting replication" => SourceError::SlotMissing { slot: names.slot },
         _ => SourceError::PostgresReplication { server, what, source },
     }
 }
