@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use crate::check;
 use crate::config;
 use crate::demo;
+use crate::redacting::Redacting;
 use crate::run;
 
 /// denorm keeps denormalized read models in sync with a normalized source
@@ -88,10 +89,13 @@ pub fn main() -> ExitCode {
 /// Runs a parsed command: exit 0 on success, 1 when the configuration, the
 /// source or a view is refused.
 pub fn run(cli: Cli) -> ExitCode {
+    // Nothing printed shows a password (see `redacting`).
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
     let result = match &cli.command {
-        Command::Check { config } => check::run(config, &mut stdout.lock(), &mut stderr.lock()),
+        Command::Check { config } => {
+            check::run(config, &mut Redacting::new(stdout.lock()), &mut Redacting::new(stderr.lock()))
+        }
         Command::Run { config } => {
             run::init_logging();
             run::run(config).map(|()| check::Outcome::Ok)
@@ -109,14 +113,14 @@ pub fn run(cli: Cli) -> ExitCode {
             demo::run(&args).map(|()| check::Outcome::Ok)
         }
         Command::Source { command: SourceCommand::Uninstall { config } } => {
-            uninstall(config, &mut stdout.lock()).map(|()| check::Outcome::Ok)
+            uninstall(config, &mut Redacting::new(stdout.lock())).map(|()| check::Outcome::Ok)
         }
     };
     match result {
         Ok(check::Outcome::Ok) => ExitCode::SUCCESS,
         Ok(check::Outcome::Refused) => ExitCode::from(1),
         Err(e) => {
-            let _ = writeln!(stderr.lock(), "{}", render_error(&e));
+            let _ = writeln!(Redacting::new(stderr.lock()), "{}", render_error(&e));
             ExitCode::from(1)
         }
     }

@@ -507,7 +507,13 @@ mod tests {
             };
             let mut bytes = vec![b'd', 0, 0, 0, 5, 42];
             for &tag in tags {
-                let body: &[u8] = if tag == b'C' { b"COPY 0\0" } else if tag == b'Z' { b"I" } else { b"" };
+                let body: &[u8] = if tag == b'C' {
+                    b"COPY 0\0"
+                } else if tag == b'Z' {
+                    b"I"
+                } else {
+                    b""
+                };
                 bytes.push(tag);
                 bytes.extend_from_slice(&(4 + body.len() as u32).to_be_bytes());
                 bytes.extend_from_slice(body);

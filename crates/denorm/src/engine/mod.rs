@@ -619,7 +619,8 @@ fn unix_now() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// An error and its causes on one line.
+/// An error and its causes on one line, passwords hidden (it is logged
+/// and shown on `/health`).
 pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut out = error.to_string();
     let mut cause = error.source();
@@ -628,5 +629,5 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
         out.push_str(&c.to_string());
         cause = c.source();
     }
-    out
+    denorm_source::redact(&out)
 }
