@@ -39,7 +39,7 @@ pub mod wakeup;
 
 pub use capture::{
     CaptureSpec, CapturedTable, ChangeBatch, CommitTime, Poll, Snapshot, SnapshotProgress, SqliteCapture, Undecodable,
-    INSTALL_BUSY_TIMEOUT, RELEASE_BUSY_TIMEOUT,
+    INSTALL_BUSY_TIMEOUT, RELEASE_BATCH, RELEASE_BUSY_TIMEOUT,
 };
 pub use decode::{decode_row, DecodeError};
 pub use source::SqliteSource;
