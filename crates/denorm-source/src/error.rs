@@ -239,6 +239,32 @@ impl SourceError {
         }
     }
 
+    /// What to do about a definite PostgreSQL server error that carries no
+    /// fix of its own (the server's SQLSTATE says what is wrong): `None`
+    /// for other errors, whose messages say it already.
+    pub fn hint(&self) -> Option<&'static str> {
+        let code = match self {
+            SourceError::Postgres { source, .. } | SourceError::PostgresIntrospect { source, .. } => {
+                source.code().map(|c| c.code())
+            }
+            SourceError::PostgresReplication { source, .. } => source.code(),
+            _ => None,
+        }?;
+        Some(match code {
+            "28000" | "28P01" => {
+                "the server refused denorm's credentials: check the user and password in [source] url, and the \
+                 server's pg_hba.conf lines for this host (ordinary and replication connections)"
+            }
+            "42501" => {
+                "the role lacks a privilege denorm needs: ALTER ROLE <role> REPLICATION and GRANT SELECT on the \
+                 captured tables (see README, PostgreSQL requirements)"
+            }
+            "3D000" => "the database named in [source] url does not exist (was it dropped or renamed?)",
+            "42P01" | "42703" => "a captured table or column is gone: restart denorm to re-plan the views",
+            _ => return None,
+        })
+    }
+
     /// `kind() == Transient`: retrying the same call later (with backoff)
     /// may succeed.
     pub fn is_transient(&self) -> bool {
@@ -359,6 +385,16 @@ mod tests {
             let kind = if transient { ErrorKind::Transient } else { ErrorKind::Definite };
             assert_eq!(error.kind(), kind, "{error:?}");
         }
+    }
+
+    #[test]
+    fn definite_server_errors_have_a_fix() {
+        let hint = |code| replication(server_error(code)).hint();
+        assert!(hint("28P01").is_some_and(|h| h.contains("pg_hba.conf")));
+        assert!(hint("42501").is_some_and(|h| h.contains("REPLICATION")));
+        assert!(hint("3D000").is_some_and(|h| h.contains("does not exist")));
+        assert_eq!(hint("57P01"), None, "transient: retried, not a fix");
+        assert_eq!(SourceError::SlotMissing { slot: "s".into() }.hint(), None, "its message says it");
     }
 
     #[test]

@@ -247,8 +247,13 @@ pub async fn serve_until(
             Ok(())
         }
         Err(e) => {
-            error!(error = %error_chain(&e), "engine stopped");
-            Err(anyhow::Error::new(e).context("the engine stopped"))
+            let hint = match &e {
+                crate::engine::EngineError::Source(s) => s.hint().map(|h| format!("\n  hint: {h}")),
+                _ => None,
+            }
+            .unwrap_or_default();
+            error!(error = %error_chain(&e), "engine stopped{hint}");
+            Err(anyhow::Error::new(e).context(format!("the engine stopped{hint}")))
         }
     }
 }

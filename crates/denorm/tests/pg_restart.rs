@@ -26,7 +26,7 @@ use common::{get_text, Denorm, SplitMix, PATIENCE};
 use pg_project::{assert_views_equal, server_url, PgProject};
 use postgres::{Client, NoTls};
 
-/// One restart at a time.
+/// One test at a time: the others restart the server.
 static SERVER: Mutex<()> = Mutex::new(());
 
 const SCHEMA: &str = "
@@ -254,6 +254,8 @@ fn a_stopped_server_degrades_health_until_it_is_back() {
 
 #[test]
 fn a_dropped_publication_stops_denorm_with_the_fix() {
+    // The server must be up: the other tests restart it.
+    let _server = SERVER.lock().unwrap_or_else(|e| e.into_inner());
     let project = PgProject::new("dropped_publication", SCHEMA, &views_sql());
     let denorm = Denorm::start(&project.config);
     let mut client = project.client();
@@ -263,4 +265,30 @@ fn a_dropped_publication_stops_denorm_with_the_fix() {
     assert_eq!(code, Some(1), "{log}");
     assert!(log.contains("publication denorm_dropped_publication does not exist"), "{log}");
     assert!(log.contains("restart denorm, which creates the publication again"), "{log}");
+}
+
+/// Credentials that stop working while denorm runs (the password changed,
+/// then the connection dropped) are definite: denorm stops with the fix
+/// instead of retrying forever.
+#[test]
+fn credentials_refused_mid_run_stop_denorm_with_the_fix() {
+    // The server must be up: the other tests restart it.
+    let _server = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let project = PgProject::new("refused_credentials", SCHEMA, &views_sql());
+    let mut admin = Client::connect(&server_url(), NoTls).unwrap();
+    admin.batch_execute("DROP ROLE IF EXISTS denorm_refused; CREATE ROLE denorm_refused LOGIN SUPERUSER REPLICATION PASSWORD 'Pw1stXyz'").unwrap();
+    let credentials = server_url().split("://").nth(1).unwrap().split('@').next().unwrap().to_string();
+    let config = std::fs::read_to_string(&project.config).unwrap().replace(&credentials, "denorm_refused:Pw1stXyz");
+    std::fs::write(&project.config, config).unwrap();
+    let denorm = Denorm::start(&project.config);
+    admin.batch_execute("ALTER ROLE denorm_refused PASSWORD 'Pw2ndXyz'").unwrap();
+    admin
+        .query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'denorm_refused'", &[])
+        .unwrap();
+    let (code, log) = denorm.exit();
+    admin.batch_execute("DROP ROLE IF EXISTS denorm_refused").ok();
+    assert_eq!(code, Some(1), "{log}");
+    assert!(log.contains("password authentication failed"), "{log}");
+    assert!(log.contains("hint: the server refused denorm's credentials"), "{log}");
+    assert!(!log.contains("Pw1stXyz") && !log.contains("Pw2ndXyz"), "no password printed: {log}");
 }

@@ -47,7 +47,7 @@ fn insert_many(project: &Project, first_id: i64, busy_timeout: Duration) -> usiz
 fn other_writers_and_the_busy_timeout() {
     let project = Project::new(SCHEMA, VIEWS);
     let baseline = insert_many(&project, 0, Duration::ZERO);
-    let mut denorm = Denorm::start(&project.config);
+    let denorm = Denorm::start(&project.config);
     let without_timeout = insert_many(&project, 10_000, Duration::ZERO);
     let with_timeout = insert_many(&project, 20_000, Duration::from_secs(5));
     eprintln!(
