@@ -638,6 +638,11 @@ impl PgCapture {
                     // position (the slot's confirmed position can go back
                     // after a crash of the server) replays it. Applying it
                     // again would count it twice.
+                    tracing::info!(
+                        commit_end = %format_lsn(Position(commit.end_lsn)),
+                        position = %format_lsn(self.position),
+                        "skipped a transaction the server sent again from before the last position handed out"
+                    );
                     return Ok(None);
                 }
                 let batch = transaction.finish(&self.tables, commit.end_lsn, stream.received);

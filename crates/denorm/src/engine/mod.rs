@@ -631,3 +631,21 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     }
     denorm_source::redact(&out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `/health` and the log show of a source error never holds a
+    /// password, whichever error in the chain quotes the URL.
+    #[test]
+    fn error_chains_hide_passwords() {
+        let error = SourceError::PostgresUrl {
+            url: "postgres://app:pw@db/app?password=pw2".into(),
+            reason: "bad host=db password='pw3'".into(),
+        };
+        let text = error_chain(&error);
+        assert!(!text.contains("pw@") && !text.contains("pw2") && !text.contains("pw3"), "{text}");
+        assert!(text.contains("postgres://app:***@db/app?password=***"), "{text}");
+    }
+}
