@@ -170,6 +170,15 @@ impl Engine {
             match self.session() {
                 Ok(End::Shutdown) => return Ok(()),
                 Ok(End::Resnapshot) => self.backoff.reset(),
+                // The schema moved between reading the catalog and opening
+                // the capture: plan again against the new one.
+                Err(EngineError::Source(SourceError::SchemaChanged { tables })) => {
+                    warn!(?tables, "the schema of a captured table changed while the session started; re-planning");
+                    let wait = self.backoff.next_wait();
+                    if self.sleep(wait) {
+                        return Ok(());
+                    }
+                }
                 Err(EngineError::Source(e)) if e.is_transient() => {
                     let wait = self.source_down(&e, None);
                     if self.sleep(wait) {
