@@ -273,10 +273,14 @@ impl SourceError {
 }
 
 /// SQLite result codes that describe a passing condition rather than the
-/// database or the request.
+/// database or the request: a lock, an I/O error, a full disk (it passes
+/// once space is freed; the application's own writes fail meanwhile too).
 pub(crate) fn is_transient_sqlite(e: &rusqlite::Error) -> bool {
     use rusqlite::ErrorCode::*;
-    matches!(e.sqlite_error_code(), Some(DatabaseBusy | DatabaseLocked | SystemIoFailure | FileLockingProtocolFailed))
+    matches!(
+        e.sqlite_error_code(),
+        Some(DatabaseBusy | DatabaseLocked | SystemIoFailure | FileLockingProtocolFailed | DiskFull)
+    )
 }
 
 /// Whether a PostgreSQL error describes a passing condition: a broken
@@ -363,6 +367,7 @@ mod tests {
             (SourceError::Busy { path: path(), what: "x".into(), source: sqlite(ffi::SQLITE_BUSY) }, true),
             (capture(ffi::SQLITE_LOCKED), true),
             (capture(ffi::SQLITE_IOERR), true),
+            (capture(ffi::SQLITE_FULL), true),
             (capture(ffi::SQLITE_CONSTRAINT), false),
             (capture(ffi::SQLITE_CORRUPT), false),
             (SourceError::Open { path: path(), source: sqlite(ffi::SQLITE_BUSY) }, true),

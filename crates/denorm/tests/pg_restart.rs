@@ -63,6 +63,22 @@ fn views_sql() -> String {
 
 /// `pg_ctl` of the test server, run as the server's owner.
 fn pg_ctl(args: &[&str]) {
+    assert!(try_pg_ctl(args), "pg_ctl {args:?} failed");
+}
+
+/// Starts the server again if a failed test left it stopped, so that the
+/// tests after it (and other test binaries) find it running.
+struct ServerBack;
+
+impl Drop for ServerBack {
+    fn drop(&mut self) {
+        if !try_pg_ctl(&["status"]) {
+            try_pg_ctl(&["start"]);
+        }
+    }
+}
+
+fn try_pg_ctl(args: &[&str]) -> bool {
     let port = server_url().rsplit_once(':').unwrap().1.split('/').next().unwrap().to_string();
     let tmp = std::env::var("TMPDIR").unwrap_or_else(|_| "/tmp".into());
     let dir = format!("{tmp}/denorm-postgres-{port}");
@@ -82,13 +98,15 @@ fn pg_ctl(args: &[&str]) {
     } else {
         Command::new(&bin)
     };
-    command.args(args).args(["-w", "-t", "60", "-D", &format!("{dir}/data")]);
-    if args[0] != "stop" {
+    command.args(args).args(["-D", &format!("{dir}/data")]);
+    if args[0] != "status" {
+        command.args(["-w", "-t", "60"]);
+    }
+    if matches!(args[0], "start" | "restart") {
         // The server's output goes to its log, not to this process's pipes.
         command.args(["-l", &format!("{dir}/server.log")]);
     }
-    let status = command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap();
-    assert!(status.success(), "pg_ctl {args:?} failed");
+    command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
 }
 
 fn is_root() -> bool {
@@ -197,6 +215,7 @@ fn wait_health(denorm: &Denorm, what: &str, check: impl Fn(&serde_json::Value) -
 /// that denorm survived without a new snapshot and converges.
 fn survives(name: &str, outage: impl FnOnce(&Denorm)) {
     let _server = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let _back = ServerBack;
     let project = PgProject::new(name, SCHEMA, &views_sql());
     let mut denorm = Denorm::start(&project.config);
     assert_eq!(metric(&denorm, "denorm_source_connected").as_deref(), Some("1"));
