@@ -256,7 +256,7 @@ fn a_stopped_server_degrades_health_until_it_is_back() {
     survives("restart_stopped", |denorm| {
         pg_ctl(&["stop", "-m", "fast"]);
         let health = wait_health(denorm, "degraded", |h| h["status"] == "degraded");
-        assert!(health["problems"].to_string().contains("retrying"), "{health}");
+        assert!(health["problems"].to_string().contains("unreachable for"), "{health}");
         assert_eq!(metric(denorm, "denorm_source_connected").as_deref(), Some("0"));
         // Readers keep the last published state.
         let (status, _) = denorm.get("/views/owners");
