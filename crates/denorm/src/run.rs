@@ -67,16 +67,25 @@ pub struct Prepared {
 /// error (exit 1), not something to wait for: once running, the engine
 /// retries lost connections itself.
 pub fn prepare_patiently(config: &Config) -> anyhow::Result<Prepared> {
-    let mut backoff = std::time::Duration::from_millis(100);
+    let mut backoff = crate::engine::retry::Backoff::default();
+    let mut outage: Option<crate::engine::retry::Outage> = None;
     let patient = matches!(config.source, SourceConfig::Sqlite(_));
     loop {
         match prepare(config) {
             Err(e) if patient && is_transient(&e) => {
-                tracing::warn!(error = %crate::cli::render_error(&e), retry_in = ?backoff, "source unavailable; retrying");
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+                let (error, wait) = (crate::cli::render_error(&e), backoff.next_wait());
+                match &mut outage {
+                    None => outage = Some(crate::engine::retry::Outage::begin(error, wait, "nothing is served yet")),
+                    Some(o) => o.again(error, wait),
+                }
+                std::thread::sleep(wait);
             }
-            other => return other,
+            other => {
+                if let (Some(o), Ok(_)) = (outage, &other) {
+                    o.end("starting");
+                }
+                return other;
+            }
         }
     }
 }

@@ -62,7 +62,7 @@ use retry::{Backoff, Outage};
 use crate::config::SourceConfig;
 
 pub(crate) mod flow;
-mod retry;
+pub(crate) mod retry;
 
 /// How long the follow loop waits for a wake-up before it checks for
 /// shutdown again. Changes wake it at once; this only bounds shutdown time.
@@ -197,7 +197,7 @@ impl Engine {
         let wait = self.backoff.next_wait();
         let text = error_chain(error);
         match &mut self.outage {
-            None => self.outage = Some(Outage::begin(text.clone(), wait)),
+            None => self.outage = Some(Outage::begin(text.clone(), wait, "readers keep the last published state")),
             Some(outage) => outage.again(text.clone(), wait),
         }
         self.publisher.set_source(SourceStatus {

@@ -73,13 +73,10 @@ pub struct Outage {
 }
 
 impl Outage {
-    /// The first failure: logged at warn level.
-    pub fn begin(error: String, retry_in: Duration) -> Outage {
-        warn!(
-            error = %error,
-            retry_in = ?retry_in,
-            "source unavailable; retrying with backoff until it returns (readers keep the last published state)"
-        );
+    /// The first failure: logged at warn level, with what readers get
+    /// meanwhile (`readers`).
+    pub fn begin(error: String, retry_in: Duration, readers: &str) -> Outage {
+        warn!(error = %error, retry_in = ?retry_in, "source unavailable; retrying with backoff until it returns ({readers})");
         let now = Instant::now();
         let since_unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
         Outage { started: now, since_unix, attempts: 1, last_error: error, last_logged: now }
