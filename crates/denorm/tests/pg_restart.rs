@@ -5,8 +5,9 @@
 //! `denorm_source_connected` 0 while the server is down, and the views
 //! converge to exactly PostgreSQL's rows afterwards.
 //!
-//! A definite error (the publication dropped under denorm) stops it with
-//! the fix in the message instead.
+//! A dropped slot costs one new snapshot; a definite error (the
+//! publication dropped under denorm, credentials refused) stops it with the
+//! fix in the message instead.
 //!
 //! These tests restart the server of `DENORM_TEST_POSTGRES_URL` (the one
 //! `scripts/postgres` runs, found by its port): they live in a test binary
@@ -310,4 +311,21 @@ fn credentials_refused_mid_run_stop_denorm_with_the_fix() {
     assert!(log.contains("password authentication failed"), "{log}");
     assert!(log.contains("hint: the server refused denorm's credentials"), "{log}");
     assert!(!log.contains("Pw1stXyz") && !log.contains("Pw2ndXyz"), "no password printed: {log}");
+}
+
+/// The slot dropped under a running denorm (its walsender terminated so
+/// that the drop succeeds): the stream cannot resume, so denorm takes a
+/// new snapshot (creating the slot again) and converges; it never exits.
+#[test]
+fn a_dropped_slot_costs_one_new_snapshot() {
+    let _server = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let project = PgProject::new("dropped_slot", SCHEMA, &views_sql());
+    let mut denorm = Denorm::start(&project.config);
+    let mut admin = Client::connect(&server_url(), NoTls).unwrap();
+    pg_project::drop_slot(&mut admin, &project.slot);
+    project.client().batch_execute("INSERT INTO transfers VALUES (99999, 1, 99)").unwrap();
+    denorm.wait_for_log("cannot resume; taking a new snapshot");
+    assert_views_equal(&denorm, &mut project.client(), VIEWS, &[]);
+    assert!(denorm.child.try_wait().unwrap().is_none(), "denorm exited");
+    assert_eq!(denorm.terminate(), Some(0));
 }
