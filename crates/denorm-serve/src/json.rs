@@ -294,7 +294,17 @@ pub fn health(published: &Published) -> Health {
         ));
     }
     if let SourceState::Retrying { error } = &source.state {
-        problems.push(format!("the source is retrying after an error: {error}"));
+        // How long it has been unreachable: the views may lack every change since.
+        let down = source
+            .disconnected_since
+            .map(|since| {
+                format!(
+                    " (unreachable for {:.0} s; readers get the state published before)",
+                    (crate::state::now() - since).max(0.0)
+                )
+            })
+            .unwrap_or_default();
+        problems.push(format!("the source is retrying after an error{down}: {error}"));
     }
     problems.extend(published.replication.as_ref().and_then(|r| r.problem()));
     let status = if published.position.is_none() {
@@ -441,6 +451,7 @@ mod tests {
             head: Some(Position(9)),
             oldest_pending_commit_at: Some(20.0),
             last_error: None,
+            disconnected_since: None,
         });
         let snap = r.snapshot();
         let s = view_summary(&snap.views[0], &snap.source, 21.0);

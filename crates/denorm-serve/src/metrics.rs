@@ -93,6 +93,7 @@ struct Inner {
     source_lag_seconds: Gauge<f64, AtomicU64>,
     source_retained_wal: Gauge,
     source_head: Gauge,
+    source_connected: Gauge,
     published_position: Gauge,
     http_requests: Family<RequestLabels, Counter>,
     auth_denied: Family<ReasonLabel, Counter>,
@@ -138,6 +139,7 @@ impl Metrics {
             source_lag_seconds: Gauge::default(),
             source_retained_wal: Gauge::default(),
             source_head: Gauge::default(),
+            source_connected: Gauge::default(),
             published_position: Gauge::default(),
             http_requests: Family::default(),
             auth_denied: Family::default(),
@@ -233,6 +235,12 @@ impl Metrics {
         );
         r.register("source_head_position", "Latest position the source has seen", inner.source_head.clone());
         r.register(
+            "source_connected",
+            "1 while denorm is connected to the source, 0 before it first connects and while it retries an \
+             unreachable source (readers keep the last published state)",
+            inner.source_connected.clone(),
+        );
+        r.register(
             "published_position",
             "Source position of the state readers currently see",
             inner.published_position.clone(),
@@ -313,6 +321,16 @@ impl Metrics {
         if let Some(at) = refreshed_at {
             self.inner.view_refreshed_at.get_or_create(&label).set(at);
         }
+    }
+
+    /// Whether a view is within its staleness budget, between publishes
+    /// (while the source is unreachable).
+    pub(crate) fn set_view_within_sla(&self, view: &str, within: bool) {
+        self.inner.view_within_sla.get_or_create(&ViewLabel { view: view.to_owned() }).set(i64::from(within));
+    }
+
+    pub(crate) fn set_source_connected(&self, connected: bool) {
+        self.inner.source_connected.set(i64::from(connected));
     }
 
     /// Counts a key lookup sent to the source, and whether it failed.

@@ -111,6 +111,10 @@ pub struct SourceStatus {
     pub oldest_pending_commit_at: Option<f64>,
     /// The last error the source met, kept after it recovered.
     pub last_error: Option<String>,
+    /// Since when (unix seconds) the source has been unreachable, while
+    /// denorm retries it: the views may miss every change since, so their
+    /// freshness is at least `now` minus this.
+    pub disconnected_since: Option<f64>,
 }
 
 /// How far a replication slot is behind its server (PostgreSQL), set by
@@ -195,6 +199,12 @@ impl SourceState {
             SourceState::Retrying { .. } => "retrying",
         }
     }
+
+    /// Whether denorm is connected to the source (`denorm_source_connected`):
+    /// not before the first connection, nor while it retries.
+    pub fn connected(&self) -> bool {
+        matches!(self, SourceState::Snapshotting { .. } | SourceState::Following)
+    }
 }
 
 /// One view in a [`Published`] snapshot.
@@ -244,9 +254,13 @@ impl PublishedView {
             Some(committed_at) if behind => (now - committed_at).max(0.0),
             _ => self.last_freshness_seconds,
         };
-        match self.refreshed_at {
+        let known = match self.refreshed_at {
             Some(refreshed_at) if behind && self.info.refresh.is_some() => usual.max(now - refreshed_at),
             _ => usual,
+        };
+        match source.disconnected_since {
+            Some(since) => known.max(now - since),
+            None => known,
         }
     }
 
@@ -588,8 +602,16 @@ impl Publisher {
 
     /// Records the source's status; readers see it at once (it does not
     /// touch view state, so no batch boundary is needed).
+    /// While the source is unreachable, each view's `denorm_view_within_sla`
+    /// follows its staleness budget here (no publish happens meanwhile).
     pub fn set_source(&mut self, status: SourceStatus) {
         let current = self.shared.published.load_full();
+        if status.disconnected_since.is_some() || current.source.disconnected_since.is_some() {
+            let now = unix_now();
+            for v in current.views.iter().filter(|v| v.position.is_some()) {
+                self.shared.metrics.set_view_within_sla(&v.info.name, v.within_sla(&status, now));
+            }
+        }
         self.store(Published {
             position: current.position,
             views: current.views.clone(),
@@ -608,6 +630,7 @@ impl Publisher {
 
     fn store(&self, published: Published) {
         self.shared.metrics.set_source(published.source.head.map(|p| p.0), published.position.map(|p| p.0));
+        self.shared.metrics.set_source_connected(published.source.state.connected());
         self.shared.published.store(Arc::new(published));
     }
 
@@ -902,6 +925,7 @@ mod tests {
             head: Some(Position(head)),
             oldest_pending_commit_at: Some(200.0),
             last_error: None,
+            disconnected_since: None,
         };
         p.set_source(pending(12));
         let s = r.snapshot();
@@ -925,6 +949,7 @@ mod tests {
             head: Some(Position(head)),
             oldest_pending_commit_at,
             last_error: None,
+            disconnected_since: None,
         }
     }
 
@@ -1069,6 +1094,43 @@ mod tests {
             r.wait_for_position(Position(9), Duration::from_secs(3600)).await,
             Err(WaitError::Closed { .. })
         ));
+    }
+
+    /// While the source is unreachable, a view's freshness grows from the
+    /// moment it was lost, so a budgeted view leaves its SLA (in `/views` and
+    /// in `denorm_view_within_sla`, with no publish); `denorm_source_connected`
+    /// follows the state.
+    #[test]
+    fn a_disconnected_source_makes_views_stale_and_is_shown() {
+        let (mut p, r) = channel(vec![info("a", vec![0], &["t"], Some(1.0)), info("b", vec![0], &["t"], None)]);
+        let connected = |r: &Reader| {
+            r.metrics().render().lines().find(|l| l.starts_with("denorm_source_connected ")).map(str::to_owned)
+        };
+        assert_eq!(connected(&r).as_deref(), Some("denorm_source_connected 0"), "0 before connecting");
+        p.publish_at(Position(10), &[("t".into(), 99.9)], 100.0);
+        p.set_source(SourceStatus { state: SourceState::Following, head: Some(Position(10)), ..Default::default() });
+        assert_eq!(connected(&r).as_deref(), Some("denorm_source_connected 1"));
+        let since = unix_now() - 5.0;
+        let down = SourceStatus {
+            state: SourceState::Retrying { error: "connection refused".into() },
+            head: Some(Position(10)),
+            disconnected_since: Some(since),
+            ..Default::default()
+        };
+        p.set_source(down.clone());
+        let s = r.snapshot();
+        assert!((s.views[0].freshness_seconds(&s.source, since + 0.5) - 0.5).abs() < 1e-6);
+        assert!(s.views[0].within_sla(&s.source, since + 0.5));
+        assert!(!s.views[0].within_sla(&s.source, since + 2.0), "past the 1 s budget while down");
+        assert!(s.views[1].within_sla(&s.source, since + 2.0), "no budget: always within");
+        let metrics = r.metrics().render();
+        assert!(metrics.contains("denorm_view_within_sla{view=\"a\"} 0"), "{metrics}");
+        assert!(metrics.contains("denorm_source_connected 0"), "{metrics}");
+        assert_eq!(crate::json::health(&s).status, "degraded");
+        p.set_source(SourceStatus { state: SourceState::Following, head: Some(Position(10)), ..Default::default() });
+        let metrics = r.metrics().render();
+        assert!(metrics.contains("denorm_view_within_sla{view=\"a\"} 1"), "{metrics}");
+        assert!(metrics.contains("denorm_source_connected 1"), "{metrics}");
     }
 
     /// Replication lag reaches `/health` and `/metrics`, survives publishes

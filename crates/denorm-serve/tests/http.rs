@@ -80,6 +80,7 @@ fn fixture() -> (Publisher, Server) {
         head: Some(Position(7)),
         oldest_pending_commit_at: None,
         last_error: None,
+        disconnected_since: None,
     });
     let server = Server::start(reader);
     (publisher, server)

@@ -26,6 +26,7 @@ fn following(head: u64, oldest_pending_commit_at: Option<f64>) -> SourceStatus {
         head: Some(Position(head)),
         oldest_pending_commit_at,
         last_error: None,
+        disconnected_since: None,
     }
 }
 

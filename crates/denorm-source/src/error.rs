@@ -177,6 +177,10 @@ pub enum SourceError {
     #[error("replication slot {slot} does not exist (it was dropped, or never created): changes since the last position are lost to denorm; take a new snapshot, which creates the slot again")]
     SlotMissing { slot: String },
 
+    /// The publication the slot streams was dropped while denorm ran.
+    #[error("publication {publication} does not exist (it was dropped while denorm streamed from it), so PostgreSQL cannot decode the captured tables' changes: restart denorm, which creates the publication again and takes a new snapshot; to remove denorm from the database, stop it and run `denorm source uninstall`")]
+    PublicationMissing { publication: String },
+
     /// A slot or publication name PostgreSQL would refuse or fold.
     #[error(
         "invalid replication slot or publication name {name:?}: use 1 to 63 lower-case letters, digits and underscores"
@@ -184,31 +188,99 @@ pub enum SourceError {
     PostgresName { name: String },
 }
 
+/// Whether an error may pass by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A passing condition (a busy database, a lost connection, a server
+    /// restarting): retrying the same call later, with backoff, may succeed.
+    Transient,
+    /// Retrying fails the same way until something is changed (the
+    /// configuration, a privilege, the schema, a dropped slot): the message
+    /// says what.
+    Definite,
+}
+
 impl SourceError {
-    /// Whether retrying the same call later (with backoff) may succeed:
-    /// a busy or locked database, or an I/O hiccup. Everything else is
-    /// definite: retrying without changing something fails the same way.
-    pub fn is_transient(&self) -> bool {
+    /// Whether retrying may succeed. Every variant answers (no catch-all),
+    /// so a new variant must be classified.
+    pub fn kind(&self) -> ErrorKind {
+        use ErrorKind::{Definite, Transient};
+        let transient = |yes: bool| if yes { Transient } else { Definite };
         match self {
-            SourceError::Busy { .. } => true,
+            SourceError::Busy { .. } | SourceError::SlotInUse { .. } => Transient,
             SourceError::Capture { source, .. }
             | SourceError::Open { source, .. }
-            | SourceError::Introspect { source, .. } => is_transient_sqlite(source),
+            | SourceError::Introspect { source, .. } => transient(is_transient_sqlite(source)),
             SourceError::Postgres { source, .. } | SourceError::PostgresIntrospect { source, .. } => {
-                is_transient_postgres(source)
+                transient(is_transient_postgres(source))
             }
-            SourceError::PostgresReplication { source, .. } => source.is_transient(),
-            SourceError::SlotInUse { .. } => true,
-            _ => false,
+            SourceError::PostgresReplication { source, .. } => transient(source.is_transient()),
+            SourceError::NotFound { .. }
+            | SourceError::NotADatabase { .. }
+            | SourceError::Init { .. }
+            | SourceError::ReadOnly { .. }
+            | SourceError::JournalMode { .. }
+            | SourceError::UnknownTable { .. }
+            | SourceError::UnknownColumn { .. }
+            | SourceError::SchemaChanged { .. }
+            | SourceError::InvalidText { .. }
+            | SourceError::PostgresUrl { .. }
+            | SourceError::PostgresStream { .. }
+            | SourceError::PostgresValue { .. }
+            | SourceError::PostgresUnsupportedType { .. }
+            | SourceError::WalLevel { .. }
+            | SourceError::ReplicationPrivilege { .. }
+            | SourceError::NoFreeReplicationSlot { .. }
+            | SourceError::NoFreeWalSender { .. }
+            | SourceError::ReplicaIdentity { .. }
+            | SourceError::SlotMissing { .. }
+            | SourceError::PublicationMissing { .. }
+            | SourceError::PostgresName { .. } => Definite,
         }
+    }
+
+    /// What to do about a definite PostgreSQL server error that carries no
+    /// fix of its own (the server's SQLSTATE says what is wrong): `None`
+    /// for other errors, whose messages say it already.
+    pub fn hint(&self) -> Option<&'static str> {
+        let code = match self {
+            SourceError::Postgres { source, .. } | SourceError::PostgresIntrospect { source, .. } => {
+                source.code().map(|c| c.code())
+            }
+            SourceError::PostgresReplication { source, .. } => source.code(),
+            _ => None,
+        }?;
+        Some(match code {
+            "28000" | "28P01" => {
+                "the server refused denorm's credentials: check the user and password in [source] url, and the \
+                 server's pg_hba.conf lines for this host (ordinary and replication connections)"
+            }
+            "42501" => {
+                "the role lacks a privilege denorm needs: ALTER ROLE <role> REPLICATION and GRANT SELECT on the \
+                 captured tables (see README, PostgreSQL requirements)"
+            }
+            "3D000" => "the database named in [source] url does not exist (was it dropped or renamed?)",
+            "42P01" | "42703" => "a captured table or column is gone: restart denorm to re-plan the views",
+            _ => return None,
+        })
+    }
+
+    /// `kind() == Transient`: retrying the same call later (with backoff)
+    /// may succeed.
+    pub fn is_transient(&self) -> bool {
+        self.kind() == ErrorKind::Transient
     }
 }
 
 /// SQLite result codes that describe a passing condition rather than the
-/// database or the request.
+/// database or the request: a lock, an I/O error, a full disk (it passes
+/// once space is freed; the application's own writes fail meanwhile too).
 pub(crate) fn is_transient_sqlite(e: &rusqlite::Error) -> bool {
     use rusqlite::ErrorCode::*;
-    matches!(e.sqlite_error_code(), Some(DatabaseBusy | DatabaseLocked | SystemIoFailure | FileLockingProtocolFailed))
+    matches!(
+        e.sqlite_error_code(),
+        Some(DatabaseBusy | DatabaseLocked | SystemIoFailure | FileLockingProtocolFailed | DiskFull)
+    )
 }
 
 /// Whether a PostgreSQL error describes a passing condition: a broken
@@ -295,6 +367,7 @@ mod tests {
             (SourceError::Busy { path: path(), what: "x".into(), source: sqlite(ffi::SQLITE_BUSY) }, true),
             (capture(ffi::SQLITE_LOCKED), true),
             (capture(ffi::SQLITE_IOERR), true),
+            (capture(ffi::SQLITE_FULL), true),
             (capture(ffi::SQLITE_CONSTRAINT), false),
             (capture(ffi::SQLITE_CORRUPT), false),
             (SourceError::Open { path: path(), source: sqlite(ffi::SQLITE_BUSY) }, true),
@@ -303,6 +376,7 @@ mod tests {
             (SourceError::SchemaChanged { tables: vec!["users".into()] }, false),
             (SourceError::SlotInUse { slot: "denorm".into() }, true),
             (SourceError::SlotMissing { slot: "denorm".into() }, false),
+            (SourceError::PublicationMissing { publication: "denorm".into() }, false),
             (SourceError::WalLevel { server: "db".into(), actual: "replica".into() }, false),
             (SourceError::ReplicationPrivilege { role: "app".into() }, false),
             (SourceError::NoFreeReplicationSlot { max: 10 }, false),
@@ -313,7 +387,19 @@ mod tests {
         ];
         for (error, transient) in cases {
             assert_eq!(error.is_transient(), transient, "{error:?}");
+            let kind = if transient { ErrorKind::Transient } else { ErrorKind::Definite };
+            assert_eq!(error.kind(), kind, "{error:?}");
         }
+    }
+
+    #[test]
+    fn definite_server_errors_have_a_fix() {
+        let hint = |code| replication(server_error(code)).hint();
+        assert!(hint("28P01").is_some_and(|h| h.contains("pg_hba.conf")));
+        assert!(hint("42501").is_some_and(|h| h.contains("REPLICATION")));
+        assert!(hint("3D000").is_some_and(|h| h.contains("does not exist")));
+        assert_eq!(hint("57P01"), None, "transient: retried, not a fix");
+        assert_eq!(SourceError::SlotMissing { slot: "s".into() }.hint(), None, "its message says it");
     }
 
     #[test]

@@ -289,6 +289,31 @@ fn release_on_a_locked_database_is_a_transient_error() {
     assert_eq!(capture.release(Position(1)).unwrap(), 1);
 }
 
+/// Releasing takes the write lock only when there is something new to
+/// delete, and deletes in transactions of at most `RELEASE_BATCH` rows;
+/// a batch that finds the lock taken keeps what was deleted before it.
+#[test]
+fn release_takes_no_lock_when_idle_and_deletes_in_batches() {
+    let db = Db::new(USERS);
+    let mut capture = db.open(&spec(&[("users", USERS_READ)]));
+    let w = db.writer();
+    let rows = 2 * denorm_source::sqlite::RELEASE_BATCH + 10;
+    w.execute_batch(&format!(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows}) \
+         INSERT INTO users (id) SELECT i FROM n"
+    ))
+    .unwrap();
+    let Poll::Changes(batch) = capture.poll().unwrap() else { panic!() };
+    assert_eq!(capture.release(batch.position).unwrap(), rows as usize);
+    assert_eq!(db.log_rows(), 0);
+    // Nothing new: no lock is needed, so another writer's lock is no error.
+    w.execute_batch("BEGIN IMMEDIATE; INSERT INTO users (id) VALUES (-1)").unwrap();
+    assert_eq!(capture.release(batch.position).unwrap(), 0);
+    w.execute_batch("COMMIT").unwrap();
+    let Poll::Changes(batch) = capture.poll().unwrap() else { panic!() };
+    assert_eq!(capture.release(batch.position).unwrap(), 1);
+}
+
 #[test]
 fn wakeup_returns_when_another_connection_commits() {
     let db = Db::new(USERS);

@@ -11,6 +11,7 @@ use crate::advise;
 use crate::check;
 use crate::config;
 use crate::demo;
+use crate::redacting::Redacting;
 use crate::run;
 
 /// denorm keeps denormalized read models in sync with a normalized source
@@ -111,10 +112,13 @@ pub fn main() -> ExitCode {
 /// Runs a parsed command: exit 0 on success, 1 when the configuration, the
 /// source or a view is refused.
 pub fn run(cli: Cli) -> ExitCode {
+    // Nothing printed shows a password (see `redacting`).
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
     let result = match &cli.command {
-        Command::Check { config } => check::run(config, &mut stdout.lock(), &mut stderr.lock()),
+        Command::Check { config } => {
+            check::run(config, &mut Redacting::new(stdout.lock()), &mut Redacting::new(stderr.lock()))
+        }
         Command::Run { config } => {
             run::init_logging();
             run::run(config).map(|()| check::Outcome::Ok)
@@ -142,14 +146,14 @@ pub fn run(cli: Cli) -> ExitCode {
             advise::run(&args, &mut stdout.lock())
         }
         Command::Source { command: SourceCommand::Uninstall { config } } => {
-            uninstall(config, &mut stdout.lock()).map(|()| check::Outcome::Ok)
+            uninstall(config, &mut Redacting::new(stdout.lock())).map(|()| check::Outcome::Ok)
         }
     };
     match result {
         Ok(check::Outcome::Ok) => ExitCode::SUCCESS,
         Ok(check::Outcome::Refused) => ExitCode::from(1),
         Err(e) => {
-            let _ = writeln!(stderr.lock(), "{}", render_error(&e));
+            let _ = writeln!(Redacting::new(stderr.lock()), "{}", render_error(&e));
             ExitCode::from(1)
         }
     }
@@ -191,7 +195,7 @@ fn uninstall(config_path: &std::path::Path, out: &mut dyn Write) -> anyhow::Resu
 /// publication.
 fn uninstall_postgres(pg: &config::PostgresSource, out: &mut dyn Write) -> anyhow::Result<()> {
     let name = denorm_source::postgres::redact(&pg.url);
-    let dropped = denorm_source::postgres::uninstall(&pg.url, &crate::engine::source::names(pg))
+    let dropped = denorm_source::postgres::uninstall(&pg.url, &pg.names())
         .map_err(|e| anyhow::Error::new(e).context(format!("cannot uninstall denorm from {name}")))?;
     if !dropped.slot && !dropped.publication {
         writeln!(

@@ -3,7 +3,7 @@
 //! ```toml
 //! views = ["views.sql"]                # files of CREATE MATERIALIZED VIEW statements
 //! [source]
-//! url = "sqlite://app.db"              # or sqlite:///abs/app.db, or postgres://user:pw@host:port/db
+//! url = "sqlite://app.db"              # or sqlite:///abs/app.db, or postgres://user:pw@host:port/db, or "host=… dbname=… user=… password=…"
 //! init = "schema.sql"                  # SQLite only, optional: SQL that creates the database when the file does not exist
 //! slot = "denorm"                      # PostgreSQL only, optional: the replication slot's name
 //! publication = "denorm"               # PostgreSQL only, optional: the publication's name
@@ -95,6 +95,19 @@ impl SourceConfig {
             SourceConfig::Postgres(p) => p.url_at,
         }
     }
+
+    /// What `denorm_source::open` needs of it.
+    pub fn capture(&self) -> denorm_source::SourceConfig {
+        match self {
+            SourceConfig::Sqlite(s) => {
+                denorm_source::SourceConfig::Sqlite(denorm_source::SqliteConfig { path: s.path.clone() })
+            }
+            SourceConfig::Postgres(p) => denorm_source::SourceConfig::Postgres(denorm_source::PostgresConfig {
+                url: p.url.clone(),
+                names: p.names(),
+            }),
+        }
+    }
 }
 
 /// The slot retains more WAL than this → a loud warning (log, `/health`).
@@ -111,6 +124,13 @@ pub struct PostgresSource {
     pub max_retained_wal: u64,
     /// Where the config file sets `[source] url`.
     pub url_at: Location,
+}
+
+impl PostgresSource {
+    /// The publication and slot names, as `denorm_source` takes them.
+    pub fn names(&self) -> denorm_source::postgres::Names {
+        denorm_source::postgres::Names { publication: self.publication.clone(), slot: self.slot.clone() }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,7 +220,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
 
     let url_at = location(text, raw.source.url.span().start);
     let url = raw.source.url.get_ref();
-    let source = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    let source = if is_postgres(url) {
         if let Some(init) = &raw.source.init {
             return Err(invalid(
                 Some(init.span()),
@@ -361,6 +381,14 @@ fn parse_duration(text: &str) -> Option<std::time::Duration> {
 }
 
 /// The database path of a `sqlite://` url, or a message and a hint.
+/// A PostgreSQL URL, or a libpq `key=value` connection string
+/// (`host=db dbname=app user=denorm password=…`).
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://")
+        || url.starts_with("postgresql://")
+        || (!url.contains("://") && url.split_whitespace().next().is_some_and(|pair| pair.contains('=')))
+}
+
 fn sqlite_path(url: &str, base: &Path) -> Result<PathBuf, (String, String)> {
     if let Some(rest) = url.strip_prefix("sqlite://") {
         if rest.is_empty() {
@@ -373,8 +401,8 @@ fn sqlite_path(url: &str, base: &Path) -> Result<PathBuf, (String, String)> {
         return Ok(base.join(rest));
     }
     Err((
-        format!("unsupported source url {url:?}"),
-        "expected sqlite://PATH (relative to this file), sqlite:///ABSOLUTE/PATH or postgres://…".to_string(),
+        format!("unsupported source url {:?}", denorm_source::redact(url)),
+        "expected sqlite://PATH (relative to this file), sqlite:///ABSOLUTE/PATH, postgres://… or a key=value connection string (host=… dbname=…)".to_string(),
     ))
 }
 
@@ -601,6 +629,20 @@ mod tests {
             "conf/denorm.toml:4:8: [source] init is for SQLite sources only\n  \
              hint: create the PostgreSQL schema with your own migrations, then remove init"
         );
+    }
+
+    /// A libpq `key=value` connection string is a PostgreSQL source; an
+    /// unsupported url is refused without printing its password.
+    #[test]
+    fn key_value_connection_strings_and_refusals_hide_the_password() {
+        let text = "views = [\"v.sql\"]\n[source]\nurl = \"host=db dbname=app user=ada password='p w'\"\n";
+        let config = parse_at(text).unwrap();
+        let SourceConfig::Postgres(pg) = &config.source else { panic!("a PostgreSQL source") };
+        assert_eq!(pg.url, "host=db dbname=app user=ada password='p w'");
+        let err = parse_at("views = [\"v.sql\"]\n[source]\nurl = \"mysql://ada:hunter2@db/app\"\n").unwrap_err();
+        assert!(err.to_string().contains("mysql://ada:***@db/app") && !err.to_string().contains("hunter2"), "{err}");
+        let err = parse_at("views = [\"v.sql\"]\n[source]\nurl = \"host=db port=x password=hunter2\"\n").unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
     }
 
     #[test]

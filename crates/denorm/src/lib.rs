@@ -12,6 +12,7 @@ mod engine;
 mod estimate;
 mod fallback;
 mod plan;
+mod redacting;
 mod run;
 mod source;
 

@@ -25,7 +25,7 @@ use tokio::net::TcpListener;
 use tracing::{error, info};
 
 use crate::config::{self, Config, SourceConfig};
-use crate::engine::{self, capture_spec, error_chain, Engine, ViewSources};
+use crate::engine::{capture_spec, error_chain, Engine, ViewSources};
 use crate::fallback::{PostgresFallback, SqliteFallback};
 use crate::plan::{plan_all, Planned};
 use crate::source;
@@ -95,16 +95,25 @@ pub struct Prepared {
 /// error (exit 1), not something to wait for: once running, the engine
 /// retries lost connections itself.
 pub fn prepare_patiently(config: &Config) -> anyhow::Result<Prepared> {
-    let mut backoff = std::time::Duration::from_millis(100);
+    let mut backoff = crate::engine::retry::Backoff::default();
+    let mut outage: Option<crate::engine::retry::Outage> = None;
     let patient = matches!(config.source, SourceConfig::Sqlite(_));
     loop {
         match prepare(config) {
             Err(e) if patient && is_transient(&e) => {
-                tracing::warn!(error = %crate::cli::render_error(&e), retry_in = ?backoff, "source unavailable; retrying");
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+                let (error, wait) = (crate::cli::render_error(&e), backoff.next_wait());
+                match &mut outage {
+                    None => outage = Some(crate::engine::retry::Outage::begin(error, wait, "nothing is served yet")),
+                    Some(o) => o.again(error, wait),
+                }
+                std::thread::sleep(wait);
             }
-            other => return other,
+            other => {
+                if let (Some(o), Ok(_)) = (outage, &other) {
+                    o.end("starting");
+                }
+                return other;
+            }
         }
     }
 }
@@ -144,7 +153,7 @@ pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
     if let SourceConfig::Postgres(pg) = &config.source {
         let planned: Vec<Option<ViewDef>> = views.iter().map(|(v, _)| Some(v.clone())).collect();
         let spec = capture_spec(&planned, &catalog);
-        denorm_source::postgres::PgCapture::open(&pg.url, &catalog, &spec, &engine::source::names(pg))
+        denorm_source::postgres::PgCapture::open(&pg.url, &catalog, &spec, &pg.names())
             .with_context(|| format!("cannot capture changes from {}", opened.name))?;
     }
     let mut files = Vec::new();
@@ -276,8 +285,13 @@ pub async fn serve_until(
             Ok(())
         }
         Err(e) => {
-            error!(error = %error_chain(&e), "engine stopped");
-            Err(anyhow::Error::new(e).context("the engine stopped"))
+            let hint = match &e {
+                crate::engine::EngineError::Source(s) => s.hint().map(|h| format!("\n  hint: {h}")),
+                _ => None,
+            }
+            .unwrap_or_default();
+            error!(error = %error_chain(&e), "engine stopped{hint}");
+            Err(anyhow::Error::new(e).context(format!("the engine stopped{hint}")))
         }
     }
 }
@@ -305,5 +319,7 @@ pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
+    // Passwords of connection URLs are hidden from every log line.
+    let writer = || crate::redacting::Redacting::new(std::io::stderr());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(writer).try_init();
 }

@@ -52,6 +52,20 @@
 //! acknowledged too (nothing before it concerns the captured tables), so an
 //! idle capture does not hold back the server's WAL.
 //!
+//! The capture does not rely on the server alone for this: a transaction
+//! whose commit ends at or before the last position handed out is dropped
+//! when it arrives. The slot's `confirmed_flush_lsn` is made durable only
+//! at checkpoints, so after a crash of the server (`pg_ctl stop -m
+//! immediate`) it can lie before what denorm published.
+//!
+//! # Server restart
+//!
+//! A walsender shutting down with its server ends the stream with
+//! CommandComplete (no CopyDone): [`WireError::Ended`], transient, like a
+//! lost connection. [`PgCapture::resume`] reconnects both the replication
+//! and the ordinary connection and streams on from the slot, which
+//! survives the restart.
+//!
 //! # Progress past WAL with nothing captured (read-your-writes)
 //!
 //! Commits of captured tables are not the only WAL: other tables, other
@@ -324,6 +338,11 @@ impl PgCapture {
         self.held = None;
         self.relations.clear();
         self.schema_changed = None;
+        if self.client.is_closed() {
+            // The server restarted (or the network dropped): the ordinary
+            // session is gone too.
+            self.client = connect_config(&self.config)?;
+        }
         let confirmed = self.slot_position()?;
         let start = from.max(confirmed);
         let conn = self.replication_connection()?;
@@ -399,8 +418,7 @@ impl PgCapture {
                 }
             };
             let stream = self.stream.as_mut().expect("streaming");
-            let data =
-                stream.conn.recv_copy_data(wake).map_err(wire_error(&self.server, &self.names.slot, "streaming"))?;
+            let data = stream.conn.recv_copy_data(wake).map_err(wire_error(&self.server, &self.names, "streaming"))?;
             let Some(data) = data else {
                 if let Some(batch) = pending {
                     return Ok(self.hand_out(batch));
@@ -523,11 +541,11 @@ impl PgCapture {
     }
 
     fn replication_connection(&self) -> Result<ReplicationConnection, SourceError> {
-        wire::connect(&self.config).map_err(wire_error(&self.server, &self.names.slot, "connecting for replication"))
+        wire::connect(&self.config).map_err(wire_error(&self.server, &self.names, "connecting for replication"))
     }
 
     fn wire_error(&self, what: &str) -> impl FnOnce(WireError) -> SourceError {
-        wire_error(&self.server, &self.names.slot, what)
+        wire_error(&self.server, &self.names, what)
     }
 
     fn protocol_error(&self, what: &str) -> SourceError {
@@ -562,11 +580,7 @@ impl PgCapture {
             format_lsn(start),
             self.names.publication
         );
-        stream.conn.start_replication(&sql).map_err(wire_error(
-            &self.server,
-            &self.names.slot,
-            "starting replication",
-        ))?;
+        stream.conn.start_replication(&sql).map_err(wire_error(&self.server, &self.names, "starting replication"))?;
         stream.start_at = None;
         stream.received = stream.received.max(start.0);
         self.send_status(false)
@@ -590,7 +604,7 @@ impl PgCapture {
         let stream = self.stream.as_mut().expect("streaming");
         let now = postgres_micros(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64());
         let status = encode_standby_status(stream.received.max(flush), flush, flush, now, reply_requested);
-        stream.conn.send_copy_data(&status).map_err(wire_error(&self.server, &self.names.slot, "acknowledging"))?;
+        stream.conn.send_copy_data(&status).map_err(wire_error(&self.server, &self.names, "acknowledging"))?;
         stream.last_status = Instant::now();
         stream.status_pending = false;
         Ok(())
@@ -619,6 +633,18 @@ impl PgCapture {
                 let Some(transaction) = stream.transaction.take() else {
                     return Err(protocol_error(&self.server, "Commit without Begin"));
                 };
+                if commit.end_lsn <= self.position.0 {
+                    // Handed out already: a stream restarted before the
+                    // position (the slot's confirmed position can go back
+                    // after a crash of the server) replays it. Applying it
+                    // again would count it twice.
+                    tracing::info!(
+                        commit_end = %format_lsn(Position(commit.end_lsn)),
+                        position = %format_lsn(self.position),
+                        "skipped a transaction the server sent again from before the last position handed out"
+                    );
+                    return Ok(None);
+                }
                 let batch = transaction.finish(&self.tables, commit.end_lsn, stream.received);
                 if batch.tables.is_empty() && batch.truncated.is_empty() && batch.undecodable.is_empty() {
                     // Nothing captured changed: nothing to apply, and
@@ -1083,11 +1109,16 @@ fn pg_error(server: &str, what: &str) -> impl FnOnce(postgres::Error) -> SourceE
 
 /// Maps a replication connection error: a slot held by another connection
 /// is [`SourceError::SlotInUse`], a missing one [`SourceError::SlotMissing`].
-fn wire_error(server: &str, slot: &str, what: &str) -> impl FnOnce(WireError) -> SourceError {
-    let (server, slot, what) = (server.to_string(), slot.to_string(), what.to_string());
-    move |source| match source.code() {
-        Some("55006") => SourceError::SlotInUse { slot },
-        Some("42704") if what == "starting replication" => SourceError::SlotMissing { slot },
+/// A missing publication (dropped while streaming: pgoutput fails at the
+/// next change) is [`SourceError::PublicationMissing`].
+fn wire_error(server: &str, names: &Names, what: &str) -> impl FnOnce(WireError) -> SourceError {
+    let (server, names, what) = (server.to_string(), names.clone(), what.to_string());
+    move |source| match (source.code(), &source) {
+        (Some("55006"), _) => SourceError::SlotInUse { slot: names.slot },
+        (Some("42704"), WireError::Server(e)) if e.message.starts_with("publication ") => {
+            SourceError::PublicationMissing { publication: names.publication }
+        }
+        (Some("42704"), _) if what == "starting replication" => SourceError::SlotMissing { slot: names.slot },
         _ => SourceError::PostgresReplication { server, what, source },
     }
 }

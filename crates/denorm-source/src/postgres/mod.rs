@@ -42,11 +42,13 @@ use crate::SourceError;
 mod batch;
 pub mod capture;
 pub mod pgoutput;
+mod source;
 pub mod types;
 mod wire;
 
 pub use batch::{ChangeBatch, Undecodable};
 pub use capture::{read_lag, uninstall, Lag, Names, PgCapture, Poll, Uninstalled};
+pub use source::PostgresSource;
 pub use types::{PgType, ValueError};
 pub use wire::{is_transient_sqlstate, ServerError, WireError};
 
@@ -62,18 +64,10 @@ pub fn parse_url(url: &str) -> Result<postgres::Config, SourceError> {
     url.parse::<postgres::Config>().map_err(|e| SourceError::PostgresUrl { url: redact(url), reason: e.to_string() })
 }
 
-/// A URL with its password replaced by `***`, for messages and logs.
+/// A URL or connection string with its password replaced by `***`, for
+/// messages and logs: [`crate::redact`].
 pub fn redact(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else { return url.to_string() };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    match (authority.rfind('@'), authority.find(':')) {
-        (Some(at), Some(colon)) if colon < at => {
-            format!("{}{}:***{}", &url[..scheme_end + 3], &authority[..colon], &rest[at..])
-        }
-        _ => url.to_string(),
-    }
+    crate::redact(url)
 }
 
 /// `host:port/database` of a configuration, naming the server in messages.

@@ -29,6 +29,10 @@ pub enum WireError {
     Io(#[from] io::Error),
     #[error("the server closed the replication connection")]
     Closed,
+    /// The server ended the replication stream (CopyDone or
+    /// CommandComplete): it is shutting down or restarting. Transient.
+    #[error("the server ended the replication stream (it is shutting down or restarting)")]
+    Ended,
     #[error("{0}")]
     Server(Box<ServerError>),
     #[error("the server sent {0}, which denorm did not expect here (a bug, or a server denorm does not support)")]
@@ -48,7 +52,7 @@ impl WireError {
     /// whose SQLSTATE says so (see [`is_transient_sqlstate`]).
     pub fn is_transient(&self) -> bool {
         match self {
-            WireError::Io(_) | WireError::Closed => true,
+            WireError::Io(_) | WireError::Closed | WireError::Ended => true,
             WireError::Server(e) => is_transient_sqlstate(&e.code),
             _ => false,
         }
@@ -352,7 +356,10 @@ impl ReplicationConnection {
                     b'd' => return Ok(Some(frame.body)),
                     b'N' | b'S' => continue,
                     b'E' => return Err(WireError::Server(Box::new(parse_error(&frame.body)))),
-                    b'c' => return Err(WireError::Closed),
+                    // The server ends the stream: CopyDone, or (a walsender
+                    // shutting down with the server, `WalSndDone`) straight
+                    // CommandComplete and ReadyForQuery.
+                    b'c' | b'C' | b'Z' => return Err(WireError::Ended),
                     tag => return Err(unexpected(tag, "in the replication stream")),
                 }
             }
@@ -484,6 +491,39 @@ mod tests {
         let mut body = vec![0, 2, 0, 0, 0, 2, b'o', b'k'];
         body.extend_from_slice(&(-1i32).to_be_bytes());
         assert_eq!(data_row(&body), vec![Some("ok".to_string()), None]);
+    }
+
+    /// A walsender shutting down with its server sends CommandComplete
+    /// (no CopyDone) and ReadyForQuery: the end of the stream, transient.
+    #[test]
+    fn command_complete_in_the_stream_ends_it() {
+        for tags in [&b"CZ"[..], b"c", b"Z"] {
+            let (ours, mut theirs) = UnixStream::pair().unwrap();
+            let mut conn = ReplicationConnection {
+                stream: Stream::Unix(ours),
+                read: BytesMut::new(),
+                write: BytesMut::new(),
+                backend_pid: 0,
+            };
+            let mut bytes = vec![b'd', 0, 0, 0, 5, 42];
+            for &tag in tags {
+                let body: &[u8] = if tag == b'C' {
+                    b"COPY 0\0"
+                } else if tag == b'Z' {
+                    b"I"
+                } else {
+                    b""
+                };
+                bytes.push(tag);
+                bytes.extend_from_slice(&(4 + body.len() as u32).to_be_bytes());
+                bytes.extend_from_slice(body);
+            }
+            theirs.write_all(&bytes).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            assert_eq!(conn.recv_copy_data(deadline).unwrap().as_deref(), Some(&[42u8][..]));
+            let end = conn.recv_copy_data(deadline).unwrap_err();
+            assert!(matches!(end, WireError::Ended) && end.is_transient(), "{end:?}");
+        }
     }
 
     #[test]

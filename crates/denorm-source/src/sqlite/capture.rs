@@ -105,9 +105,15 @@
 //!   mode (the first [`SqliteCapture::open`]) needs a moment with no other
 //!   connection in a transaction; WAL mode then persists in the file.
 //! * **Busy handling.** Installing waits up to [`INSTALL_BUSY_TIMEOUT`] for
-//!   the write lock; [`SqliteCapture::release`] waits only
-//!   [`RELEASE_BUSY_TIMEOUT`] and otherwise returns [`SourceError::Busy`]
-//!   (transient: retry later). Reads never wait for writers.
+//!   the write lock; [`SqliteCapture::release`] takes no lock when there is
+//!   nothing new to delete, deletes at most [`RELEASE_BATCH`] rows per
+//!   transaction (committed without fsync: `synchronous = NORMAL` on
+//!   denorm's connection only), waits only [`RELEASE_BUSY_TIMEOUT`] per
+//!   transaction and otherwise leaves the rest for its next call
+//!   ([`SourceError::Busy`], transient, when nothing was deleted). Reads
+//!   never wait for writers. A writer of the application that sets no busy
+//!   timeout (a plain `sqlite3` shell) can still meet `database is locked`
+//!   during those short transactions: it should set `PRAGMA busy_timeout`.
 //! * **Text with NUL** is cut at the NUL by `quote()`; such a value differs
 //!   between snapshot and change stream.
 
@@ -133,6 +139,9 @@ use crate::SourceError;
 pub const INSTALL_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long [`SqliteCapture::release`] waits for the write lock.
 pub const RELEASE_BUSY_TIMEOUT: Duration = Duration::from_millis(100);
+/// [`SqliteCapture::release`] deletes at most this many log rows per write
+/// transaction, so that it never holds the write lock for long.
+pub const RELEASE_BATCH: i64 = 1000;
 /// How long reads wait when SQLite reports busy (WAL recovery, rare).
 const READ_BUSY_TIMEOUT: Duration = Duration::from_secs(1);
 /// Rows between two snapshot progress reports.
@@ -232,6 +241,9 @@ pub struct SqliteCapture {
     /// `PRAGMA schema_version` as last checked good.
     schema_version: i64,
     position: Position,
+    /// What [`release`](Self::release) deleted up to (0: nothing yet this
+    /// life, so the first release also clears rows a previous one left).
+    released: Position,
 }
 
 impl SqliteCapture {
@@ -249,10 +261,27 @@ impl SqliteCapture {
         ensure_wal(&writer, path)?;
         let (schema_version, position) = install(&mut writer, path, catalog, &mut tables)?;
         writer.busy_timeout(RELEASE_BUSY_TIMEOUT).map_err(sqlite_error(path, "setting the busy timeout"))?;
+        // denorm's own commits (deleting applied log rows) need not reach
+        // the disk before the lock is given back: a deletion lost to a power
+        // failure only leaves rows at or below a position already read.
+        // This connection's commits skip the fsync, which is most of the
+        // time other writers could find the database locked by denorm.
+        writer
+            .execute_batch("PRAGMA synchronous = NORMAL")
+            .map_err(sqlite_error(path, "setting synchronous = NORMAL"))?;
         let reader = super::open_read_only(path)?;
         reader.busy_timeout(READ_BUSY_TIMEOUT).map_err(sqlite_error(path, "setting the busy timeout"))?;
         let by_name = tables.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
-        Ok(SqliteCapture { path: path.to_path_buf(), reader, writer, tables, by_name, schema_version, position })
+        Ok(SqliteCapture {
+            path: path.to_path_buf(),
+            reader,
+            writer,
+            tables,
+            by_name,
+            schema_version,
+            position,
+            released: Position(0),
+        })
     }
 
     /// Reads every captured table and the log position in one read
@@ -316,20 +345,35 @@ impl SqliteCapture {
 
     /// Deletes the log rows at or below `upto` (clamped to the position
     /// read so far, so unread changes are never lost); call it once those
-    /// changes are applied and published. Returns the rows deleted. Waits at
-    /// most [`RELEASE_BUSY_TIMEOUT`] for the write lock, then fails with the
-    /// transient [`SourceError::Busy`]; readers are never blocked.
+    /// changes are applied and published. Returns the rows deleted.
+    ///
+    /// Other processes write this database, and each of denorm's write
+    /// transactions is a moment in which a writer without a busy timeout
+    /// fails with `database is locked`: a release with nothing new to
+    /// delete takes no lock at all, and the rows go in transactions of at
+    /// most [`RELEASE_BATCH`] each (short, without fsync, see
+    /// [`open`](Self::open)). Each waits at most [`RELEASE_BUSY_TIMEOUT`]
+    /// for the write lock; when it is not free, what was deleted so far is
+    /// kept and returned, and the rest waits for the next call — or, when
+    /// nothing could be deleted, this fails with the transient
+    /// [`SourceError::Busy`]. Readers are never blocked.
     pub fn release(&mut self, upto: Position) -> Result<usize, SourceError> {
         let upto = upto.min(self.position);
+        if upto <= self.released {
+            return Ok(0);
+        }
         let seq = i64::try_from(upto.0).unwrap_or(i64::MAX);
-        let error = sqlite_error(&self.path, "releasing applied changes");
-        let release = |conn: &mut Connection| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let deleted = triggers::release(&tx, seq)?;
-            tx.commit()?;
-            Ok(deleted)
-        };
-        release(&mut self.writer).map_err(error)
+        let mut deleted = 0;
+        loop {
+            match release_batch(&mut self.writer, seq) {
+                Ok(None) => break,
+                Ok(Some(n)) => deleted += n,
+                Err(e) if deleted > 0 && is_busy(&e) => return Ok(deleted),
+                Err(e) => return Err(sqlite_error(&self.path, "releasing applied changes")(e)),
+            }
+        }
+        self.released = upto;
+        Ok(deleted)
     }
 
     /// A [`Wakeup`] that blocks until the database may hold new committed
@@ -348,6 +392,20 @@ impl SqliteCapture {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Deletes the oldest log rows at or below `upto`, at most
+/// [`RELEASE_BATCH`] of them, in one write transaction; `None` when there
+/// are none left.
+fn release_batch(conn: &mut Connection, upto: i64) -> rusqlite::Result<Option<usize>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let oldest: Option<i64> =
+        tx.query_row(&format!("SELECT min(seq) FROM {}", triggers::LOG_TABLE), [], |r| r.get(0))?;
+    let Some(oldest) = oldest.filter(|&oldest| oldest <= upto) else { return Ok(None) };
+    let end = upto.min(oldest.saturating_add(RELEASE_BATCH - 1));
+    let deleted = triggers::release(&tx, end)?;
+    tx.commit()?;
+    Ok(Some(deleted))
 }
 
 /// Maps a SQLite error met while doing `what` to a [`SourceError`]: busy

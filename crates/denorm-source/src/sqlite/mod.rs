@@ -33,14 +33,16 @@ use crate::SourceError;
 mod batch;
 pub mod capture;
 mod decode;
+mod source;
 mod triggers;
 pub mod wakeup;
 
 pub use capture::{
     CaptureSpec, CapturedTable, ChangeBatch, CommitTime, Poll, Snapshot, SnapshotProgress, SqliteCapture, Undecodable,
-    INSTALL_BUSY_TIMEOUT, RELEASE_BUSY_TIMEOUT,
+    INSTALL_BUSY_TIMEOUT, RELEASE_BATCH, RELEASE_BUSY_TIMEOUT,
 };
 pub use decode::{decode_row, DecodeError};
+pub use source::SqliteSource;
 pub use triggers::{uninstall, Uninstalled};
 pub use wakeup::{WakeReason, Wakeup, POLL_INTERVAL};
 

@@ -15,11 +15,19 @@
 //! change of a captured table (the next session re-plans: views the change
 //! breaks fail with the reason, the others are re-snapshotted and go on), on
 //! a TRUNCATE of a captured table (PostgreSQL: the next session snapshots
-//! again, see below), or on a transient source error (the next session
-//! starts after a backoff). A PostgreSQL session whose replication
-//! connection drops (walsender terminated, network) first tries to resume
-//! the stream from the last published position, keeping its state; only
-//! when that keeps failing, or the slot is gone, does it end.
+//! again, see below), or on a definite source error (the engine stops with
+//! the error, which says what to fix).
+//!
+//! Transient source errors (`SourceError::kind`) never stop the engine:
+//! they are retried forever with capped exponential backoff and jitter
+//! ([`retry`]), logged once per state change, while readers keep the last
+//! published state (`/health` degraded with the reason,
+//! `denorm_source_connected 0`, each view's `within_sla` false once its
+//! budget passes). A session that has state resumes the stream after the
+//! last published position instead of snapshotting again (PostgreSQL: the
+//! slot survives a server restart; SQLite: the next poll reads on from the
+//! change log); only a slot that is gone costs a new snapshot. A failure
+//! before the first snapshot of a session retries the whole session.
 //!
 //! Restart costs one snapshot: nothing is persisted, and the source forgets
 //! changes (SQLite log rows deleted, PostgreSQL slot acknowledged) only after
@@ -43,18 +51,18 @@ use denorm_core::{BuildError, SourceBatch};
 use denorm_serve::{Publisher, ReplicationStatus, SourceState, SourceStatus};
 use denorm_source::postgres::Lag;
 use denorm_source::sqlite::{CaptureSpec, CapturedTable};
-use denorm_source::SourceError;
+use denorm_source::{Batch, ChangeSource, Polled, SourceError};
 use denorm_sql::{plan_each, ViewDef};
 use denorm_types::{Catalog, Diff, Position};
 use tracing::{error, info, warn};
 
 use flow::{Flow, Step};
-use source::{Batch, ChangeSource, Polled};
+use retry::{Backoff, Outage};
 
 use crate::config::SourceConfig;
 
 pub(crate) mod flow;
-pub mod source;
+pub(crate) mod retry;
 
 /// How long the follow loop waits for a wake-up before it checks for
 /// shutdown again. Changes wake it at once; this only bounds shutdown time.
@@ -63,9 +71,6 @@ const WAIT: Duration = Duration::from_millis(100);
 const LAG_EVERY: Duration = Duration::from_secs(1);
 /// The warning about a slot retaining too much WAL is logged again this often.
 const RETAINED_WARNING_EVERY: Duration = Duration::from_secs(60);
-/// Failed attempts to resume a dropped stream before the session ends (and
-/// the next one snapshots again).
-const RESUME_ATTEMPTS: u32 = 6;
 /// The operators' state bytes are sampled (for `denorm_state_bytes`,
 /// `/views` and the memory budget) this often, and after every snapshot:
 /// sampling walks most operators' state (O(groups); arrangements keep a
@@ -80,8 +85,6 @@ const STATE_BYTES_SHARE: u32 = 50;
 const SLOW_BATCH: f64 = 0.1;
 /// Slow batches are logged at most this often.
 const SLOW_BATCH_LOG_EVERY: Duration = Duration::from_secs(5);
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// The views files' text, read once at start: a running engine re-plans the
 /// same definitions after a schema change.
@@ -127,6 +130,10 @@ pub struct Engine {
     max_memory: Option<u64>,
     /// When the state bytes are sampled next.
     state_due: Option<Instant>,
+    /// The waits between retries of an unreachable source.
+    backoff: Backoff,
+    /// Set while the source is unreachable.
+    outage: Option<Outage>,
 }
 
 impl Engine {
@@ -143,6 +150,8 @@ impl Engine {
             slow_batches: 0,
             max_memory: None,
             state_due: None,
+            backoff: Backoff::default(),
+            outage: None,
         }
     }
 
@@ -154,28 +163,65 @@ impl Engine {
     }
 
     /// Runs sessions until shutdown. Transient source errors (a locked or
-    /// busy database, an I/O hiccup) are retried with exponential backoff;
-    /// a definite one ends the engine.
+    /// busy database, a lost connection, a server restarting) are retried
+    /// forever with backoff; a definite one ends the engine.
     pub fn run(mut self) -> Result<(), EngineError> {
-        let mut backoff = BACKOFF_MIN;
         loop {
             match self.session() {
                 Ok(End::Shutdown) => return Ok(()),
-                Ok(End::Resnapshot) => backoff = BACKOFF_MIN,
-                Err(EngineError::Source(e)) if e.is_transient() => {
-                    warn!(error = %error_chain(&e), retry_in = ?backoff, "source unavailable; retrying");
-                    self.publisher.set_source(SourceStatus {
-                        state: SourceState::Retrying { error: error_chain(&e) },
-                        ..SourceStatus::default()
-                    });
-                    if self.sleep(backoff) {
+                Ok(End::Resnapshot) => self.backoff.reset(),
+                // The schema moved between reading the catalog and opening
+                // the capture: plan again against the new one.
+                Err(EngineError::Source(SourceError::SchemaChanged { tables })) => {
+                    warn!(?tables, "the schema of a captured table changed while the session started; re-planning");
+                    let wait = self.backoff.next_wait();
+                    if self.sleep(wait) {
                         return Ok(());
                     }
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+                Err(EngineError::Source(e)) if e.is_transient() => {
+                    let wait = self.source_down(&e, None);
+                    if self.sleep(wait) {
+                        return Ok(());
+                    }
                 }
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Records a failed attempt to reach the source (`head`: the position
+    /// the engine's state is at, when it has state) and returns how long to
+    /// wait before the next.
+    fn source_down(&mut self, error: &SourceError, head: Option<Position>) -> Duration {
+        let wait = self.backoff.next_wait();
+        let text = error_chain(error);
+        match &mut self.outage {
+            None => self.outage = Some(Outage::begin(text.clone(), wait, "readers keep the last published state")),
+            Some(outage) => outage.again(text.clone(), wait),
+        }
+        self.publisher.set_source(SourceStatus {
+            state: SourceState::Retrying { error: text.clone() },
+            head,
+            last_error: Some(text),
+            disconnected_since: self.outage.as_ref().map(|o| o.since_unix),
+            ..SourceStatus::default()
+        });
+        wait
+    }
+
+    /// The source answered: ends an outage (logged once, the status back to
+    /// following at `position`).
+    fn source_up(&mut self, position: Position, how: &str) {
+        let Some(outage) = self.outage.take() else { return };
+        self.backoff.reset();
+        let last_error = outage.end(how);
+        self.publisher.set_source(SourceStatus {
+            state: SourceState::Following,
+            head: Some(position),
+            last_error: Some(last_error),
+            ..SourceStatus::default()
+        });
     }
 
     /// Sleeps up to `duration`; true when shutdown was asked for meanwhile.
@@ -195,13 +241,14 @@ impl Engine {
     }
 
     fn session(&mut self) -> Result<End, EngineError> {
-        let catalog = source::read_catalog(&self.source)?;
+        let catalog = denorm_source::read_catalog(&self.source.capture())?;
         let planned = self.plan(&catalog);
         let spec = capture_spec(&planned, &catalog);
-        let mut capture = source::open(&self.source, &catalog, &spec)?;
+        let mut capture = denorm_source::open(&self.source.capture(), &catalog, &spec)?;
         let mut flow = Flow::new(catalog, &planned, self.source.dialect(), Instant::now())?;
 
         self.snapshot(&mut *capture, &mut flow, &planned)?;
+        self.source_up(flow.position, "took a new snapshot");
         self.account(&mut flow);
         release(&mut *capture, flow.position);
         let mut released_at = Instant::now();
@@ -214,7 +261,13 @@ impl Engine {
             let wait = flow.next_due().map_or(WAIT, |due| due.saturating_duration_since(Instant::now()).min(WAIT));
             let publisher = &self.publisher;
             let polled = match capture.poll(wait, &|| publisher.wanted()) {
-                Ok(polled) => polled,
+                Ok(polled) => {
+                    self.source_up(
+                        flow.position,
+                        "resumed the stream after the last published position (no new snapshot)",
+                    );
+                    polled
+                }
                 Err(e) if e.is_transient() && capture.can_resume() => {
                     match self.resume(&mut *capture, flow.position, e)? {
                         Some(end) => return Ok(end),
@@ -289,56 +342,34 @@ impl Engine {
     }
 
     /// Reconnects a source whose stream dropped (`error`), continuing after
-    /// `at` without a new snapshot; retries with backoff. `Some(end)` when
-    /// the session must end instead (shutdown, or the slot is gone).
+    /// `at` without a new snapshot; retries forever with backoff while the
+    /// errors are transient. `Some(end)` when the session must end instead
+    /// (shutdown, or the slot is gone).
     fn resume(
         &mut self,
         capture: &mut dyn ChangeSource,
         at: Position,
         error: SourceError,
     ) -> Result<Option<End>, EngineError> {
-        let mut backoff = BACKOFF_MIN;
         let mut error = error;
-        for attempt in 1..=RESUME_ATTEMPTS {
-            warn!(
-                error = %error_chain(&error),
-                retry_in = ?backoff,
-                attempt,
-                "source connection lost; resuming the stream after the last published position (no new snapshot)"
-            );
-            self.publisher.set_source(SourceStatus {
-                state: SourceState::Retrying { error: error_chain(&error) },
-                head: Some(at),
-                last_error: Some(error_chain(&error)),
-                ..SourceStatus::default()
-            });
-            if self.sleep(backoff) {
+        loop {
+            let wait = self.source_down(&error, Some(at));
+            if self.sleep(wait) {
                 return Ok(Some(End::Shutdown));
             }
             match capture.resume(at) {
                 Ok(()) => {
-                    info!(from = %capture.describe(at), "resumed the stream");
-                    self.publisher.set_source(SourceStatus {
-                        state: SourceState::Following,
-                        head: Some(at),
-                        last_error: Some(error_chain(&error)),
-                        ..SourceStatus::default()
-                    });
+                    tracing::debug!(from = %capture.describe(at), "reconnected; streaming on");
                     return Ok(None);
                 }
                 Err(e @ SourceError::SlotMissing { .. }) => {
                     warn!(error = %error_chain(&e), "cannot resume; taking a new snapshot");
                     return Ok(Some(End::Resnapshot));
                 }
-                Err(e) if e.is_transient() => {
-                    error = e;
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
-                }
+                Err(e) if e.is_transient() => error = e,
                 Err(e) => return Err(e.into()),
             }
         }
-        // Give up on this session: the next one reconnects from scratch.
-        Err(error.into())
     }
 
     /// Reads the replication slot's lag (PostgreSQL) and shows it; warns
@@ -597,7 +628,8 @@ fn unix_now() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// An error and its causes on one line.
+/// An error and its causes on one line, passwords hidden (it is logged
+/// and shown on `/health`).
 pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut out = error.to_string();
     let mut cause = error.source();
@@ -606,5 +638,23 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
         out.push_str(&c.to_string());
         cause = c.source();
     }
-    out
+    denorm_source::redact(&out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `/health` and the log show of a source error never holds a
+    /// password, whichever error in the chain quotes the URL.
+    #[test]
+    fn error_chains_hide_passwords() {
+        let error = SourceError::PostgresUrl {
+            url: "postgres://app:pw@db/app?password=pw2".into(),
+            reason: "bad host=db password='pw3'".into(),
+        };
+        let text = error_chain(&error);
+        assert!(!text.contains("pw@") && !text.contains("pw2") && !text.contains("pw3"), "{text}");
+        assert!(text.contains("postgres://app:***@db/app?password=***"), "{text}");
+    }
 }
