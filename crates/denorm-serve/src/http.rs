@@ -158,7 +158,7 @@ fn wait_request(
 /// A position as an integer (SQLite's change-log id; PostgreSQL's LSN as a
 /// number, as `/views` shows it) or as PostgreSQL writes an LSN, `X/Y` in
 /// hexadecimal (what `SELECT pg_current_wal_lsn()` returns).
-fn parse_position(text: &str) -> Option<u64> {
+pub(crate) fn parse_position(text: &str) -> Option<u64> {
     let text = text.trim();
     let Some((high, low)) = text.split_once('/') else { return text.parse().ok() };
     let hex = |part: &str| {
@@ -170,7 +170,7 @@ fn parse_position(text: &str) -> Option<u64> {
 }
 
 /// `250ms`, `2s`, `1.5s` or a number of milliseconds, at most [`MAX_WAIT`].
-fn parse_wait(text: &str) -> Option<std::time::Duration> {
+pub(crate) fn parse_wait(text: &str) -> Option<std::time::Duration> {
     let text = text.trim();
     let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
         (ms, 1e-3)

@@ -131,6 +131,7 @@ mod metrics;
 pub mod query;
 mod rows;
 mod state;
+pub mod wire;
 
 pub use fallback::Fallback;
 pub use http::{
