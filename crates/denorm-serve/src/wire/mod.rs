@@ -57,6 +57,8 @@ use crate::query::{execute, paginate, Query};
 use crate::state::{Published, Reader, ViewStatus, WaitError};
 use sql::{Constant, Param, ParamUse, Select, SqlError, Statement};
 
+pub use pgwire::tokio::TlsAcceptor;
+
 /// The version string of `SELECT version()` and `server_version`:
 /// PostgreSQL's major for the clients that parse it, then denorm's.
 pub const SERVER_VERSION: &str = "15.0";
