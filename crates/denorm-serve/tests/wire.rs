@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use denorm_serve::wire::{serve_pg, AllowAll, Backend};
+use denorm_serve::wire::{serve_pg, tls_acceptor, AllowAll, Backend, TlsAcceptor};
 use denorm_serve::{channel, ColumnInfo, Publisher, ViewInfo};
 use denorm_types::{Datum, Position, Row, ScalarType, Value};
 use postgres::types::Type;
@@ -61,6 +61,11 @@ impl Drop for Server {
 
 /// The fixture published at position 7; `broken` has failed.
 fn fixture() -> (Publisher, Server) {
+    fixture_with(None)
+}
+
+/// [`fixture`], serving TLS with `tls`.
+fn fixture_with(tls: Option<TlsAcceptor>) -> (Publisher, Server) {
     let (mut publisher, reader) = channel(views());
     publisher.apply(
         0,
@@ -79,7 +84,7 @@ fn fixture() -> (Publisher, Server) {
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let port = listener.local_addr().unwrap().port();
     let (stop, stopped) = oneshot::channel::<()>();
-    runtime.spawn(serve_pg(listener, Backend::new(reader, Arc::new(AllowAll)), None, async {
+    runtime.spawn(serve_pg(listener, Backend::new(reader, Arc::new(AllowAll)), tls, async {
         let _ = stopped.await;
     }));
     (publisher, Server { port, stop: Some(stop), runtime })
@@ -220,30 +225,63 @@ fn min_position_waits_for_the_view_like_the_http_header() {
     assert_eq!(position, "9");
 }
 
+/// Runs psql against `server` with `sslmode` and `args`: its stdout and stderr.
+fn psql(server: &Server, sslmode: &str, args: &[&str]) -> (String, String) {
+    let target = format!("host=127.0.0.1 port={} user=reader dbname=denorm sslmode={sslmode}", server.port);
+    let out = std::process::Command::new("psql")
+        .args(["-X", "-d", &target])
+        .args(args)
+        .output()
+        .expect("psql is installed (scripts/test installs postgresql-client)");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
+}
+
 /// psql, the PostgreSQL client: `-c` with aligned and `-A -t` output, and
 /// its catalog queries for `\dv` and `\d view`.
 #[test]
 fn psql_reads_views_and_describes_them() {
     let (_publisher, server) = fixture();
-    let psql = |args: &[&str]| {
-        let out = std::process::Command::new("psql")
-            .args(["-X", "-h", "127.0.0.1", "-p", &server.port.to_string(), "-U", "reader", "-d", "denorm"])
-            .args(args)
-            .output()
-            .expect("psql is installed (scripts/test installs postgresql-client)");
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        (String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
-    };
+    let psql = |args: &[&str]| psql(&server, "disable", args);
     let (out, err) = psql(&["-A", "-t", "-c", "SELECT id, price FROM cards WHERE id IN (1, 2) ORDER BY id"]);
     assert_eq!(out, "1|10.50\n2|0.01\n", "{err}");
     let (out, err) = psql(&["-c", "SELECT region FROM cards WHERE id = 3"]);
     assert!(out.contains(" region \n--------\n eu\n(1 row)"), "{out}{err}");
     let (out, err) = psql(&["-c", "\\dv"]);
     assert!(out.contains("public | cards  | view | denorm") && out.contains("broken"), "{out}{err}");
+    let (out, err) = psql(&["-c", "\\d"]);
+    assert!(out.contains("public | broken | view | denorm"), "{out}{err}");
     let (out, err) = psql(&["-c", "\\d cards"]);
     assert!(out.contains("View \"public.cards\""), "{out}{err}");
     assert!(out.contains(" price  | numeric"), "{out}{err}");
     assert!(out.contains(" score  | double precision"), "{out}{err}");
     let (_, err) = psql(&["-c", "SELECT * FROM cards GROUP BY id"]);
     assert!(err.contains("GROUP BY is not supported") && err.contains("HINT"), "{err}");
+}
+
+/// With `pg_tls_cert`/`pg_tls_key`, a client that asks for TLS gets it
+/// (psql `sslmode=require`); one that does not still connects.
+#[test]
+fn tls_when_the_client_asks_for_it() {
+    let dir = std::env::temp_dir().join(format!("denorm-wire-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl makes a test certificate");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let (_publisher, server) = fixture_with(Some(tls_acceptor(&cert, &key).unwrap()));
+    let (out, err) = psql(&server, "require", &["-c", "\\conninfo", "-c", "SELECT id FROM cards WHERE id = 2"]);
+    assert!(out.contains("SSL connection"), "{out}{err}");
+    assert!(out.contains(" id \n----\n  2\n(1 row)"), "{out}{err}");
+    let mut client = connect(&server);
+    assert_eq!(client.query("SELECT id FROM cards", &[]).unwrap().len(), 4);
+    let e = tls_acceptor(&dir.join("missing.pem"), &key).err().unwrap();
+    assert!(e.contains("missing.pem"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
