@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use denorm_serve::wire::{serve_pg, tls_acceptor, AllowAll, Backend, TlsAcceptor};
+use denorm_serve::wire::sql::SqlError;
+use denorm_serve::wire::{serve_pg, tls_acceptor, AllowAll, Authenticate, Backend, Login, TlsAcceptor};
 use denorm_serve::{channel, ColumnInfo, Publisher, ViewInfo};
 use denorm_types::{Datum, Position, Row, ScalarType, Value};
 use postgres::types::Type;
@@ -61,11 +62,11 @@ impl Drop for Server {
 
 /// The fixture published at position 7; `broken` has failed.
 fn fixture() -> (Publisher, Server) {
-    fixture_with(None)
+    fixture_with(None, Arc::new(AllowAll))
 }
 
-/// [`fixture`], serving TLS with `tls`.
-fn fixture_with(tls: Option<TlsAcceptor>) -> (Publisher, Server) {
+/// [`fixture`], serving TLS with `tls` and checking logins with `auth`.
+fn fixture_with(tls: Option<TlsAcceptor>, auth: Arc<dyn Authenticate>) -> (Publisher, Server) {
     let (mut publisher, reader) = channel(views());
     publisher.apply(
         0,
@@ -84,7 +85,7 @@ fn fixture_with(tls: Option<TlsAcceptor>) -> (Publisher, Server) {
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let port = listener.local_addr().unwrap().port();
     let (stop, stopped) = oneshot::channel::<()>();
-    runtime.spawn(serve_pg(listener, Backend::new(reader, Arc::new(AllowAll)), tls, async {
+    runtime.spawn(serve_pg(listener, Backend::new(reader, auth), tls, async {
         let _ = stopped.await;
     }));
     (publisher, Server { port, stop: Some(stop), runtime })
@@ -245,6 +246,7 @@ fn psql_reads_views_and_describes_them() {
     let psql = |args: &[&str]| psql(&server, "disable", args);
     let (out, err) = psql(&["-A", "-t", "-c", "SELECT id, price FROM cards WHERE id IN (1, 2) ORDER BY id"]);
     assert_eq!(out, "1|10.50\n2|0.01\n", "{err}");
+    assert_eq!(err, "", "no warning (e.g. about the server's version)");
     let (out, err) = psql(&["-c", "SELECT region FROM cards WHERE id = 3"]);
     assert!(out.contains(" region \n--------\n eu\n(1 row)"), "{out}{err}");
     let (out, err) = psql(&["-c", "\\dv"]);
@@ -275,7 +277,7 @@ fn tls_when_the_client_asks_for_it() {
         .output()
         .expect("openssl makes a test certificate");
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-    let (_publisher, server) = fixture_with(Some(tls_acceptor(&cert, &key).unwrap()));
+    let (_publisher, server) = fixture_with(Some(tls_acceptor(&cert, &key).unwrap()), Arc::new(AllowAll));
     let (out, err) = psql(&server, "require", &["-c", "\\conninfo", "-c", "SELECT id FROM cards WHERE id = 2"]);
     assert!(out.contains("SSL connection"), "{out}{err}");
     assert!(out.contains(" id \n----\n  2\n(1 row)"), "{out}{err}");
@@ -284,4 +286,28 @@ fn tls_when_the_client_asks_for_it() {
     let e = tls_acceptor(&dir.join("missing.pem"), &key).err().unwrap();
     assert!(e.contains("missing.pem"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Lets in only the user `ada`: the seam where authentication plugs in.
+#[derive(Debug)]
+struct OnlyAda;
+
+impl Authenticate for OnlyAda {
+    fn check(&self, login: &Login) -> Result<(), SqlError> {
+        match login.user.as_deref() {
+            Some("ada") => Ok(()),
+            _ => Err(SqlError::new("28000", "this user may not read the views").hint("connect as ada")),
+        }
+    }
+}
+
+#[test]
+fn the_authentication_seam_refuses_a_login() {
+    let (_publisher, server) = fixture_with(None, Arc::new(OnlyAda));
+    let target = |user: &str| format!("host=127.0.0.1 port={} user={user} dbname=denorm", server.port);
+    let e = Client::connect(&target("bob"), NoTls).err().unwrap();
+    let db = e.as_db_error().unwrap_or_else(|| panic!("{e}"));
+    assert_eq!((db.code().code(), db.severity()), ("28000", "FATAL"), "{db:?}");
+    let mut ada = Client::connect(&target("ada"), NoTls).unwrap();
+    assert_eq!(ada.query("SELECT id FROM cards", &[]).unwrap().len(), 4);
 }

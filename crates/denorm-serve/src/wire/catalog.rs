@@ -334,18 +334,13 @@ pub fn answer(published: &Published, query: &ast::Query) -> Result<Rows, SqlErro
             rows.truncate(usize::try_from(n).unwrap_or(0));
         }
     }
-    let columns = names
+    // Every column is text (an oid as its digits, a boolean as t/f, as
+    // PostgreSQL prints them): the description of a statement does not
+    // depend on the rows it will find.
+    let columns = names.into_iter().map(|name| (name, ScalarType::Text)).collect();
+    let rows = rows
         .into_iter()
-        .enumerate()
-        .map(|(i, name)| {
-            let ty = rows.iter().map(|r| &r[i]).find(|d| !d.is_null()).map_or(ScalarType::Text, |d| match d {
-                Datum::Int(_) => ScalarType::Int,
-                Datum::Bool(_) => ScalarType::Bool,
-                Datum::Float(_) => ScalarType::Float,
-                _ => ScalarType::Text,
-            });
-            (name, ty)
-        })
+        .map(|row| row.into_iter().map(|d| if d.is_null() { d } else { text(super::encode::text(&d)) }).collect())
         .collect();
     Ok((columns, rows))
 }
@@ -434,10 +429,25 @@ fn output_names(select: &ast::Select, env: Option<&Env<'_>>, loaded: &[(String, 
                 Some(env) => env.iter().for_each(|b| names.extend(b.columns.iter().map(|c| c.to_string()))),
                 None => loaded.iter().for_each(|(_, t)| names.extend(t.columns.iter().map(|c| c.to_string()))),
             },
+            SelectItem::QualifiedWildcard(kind, _) => {
+                let alias = wildcard_alias(kind);
+                loaded
+                    .iter()
+                    .filter(|(a, _)| *a == alias)
+                    .for_each(|(_, t)| names.extend(t.columns.iter().map(|c| c.to_string())));
+            }
             _ => names.push("?column?".into()),
         }
     }
     names
+}
+
+/// The table alias of `alias.*`.
+fn wildcard_alias(kind: &ast::SelectItemQualifiedWildcardKind) -> String {
+    match kind {
+        ast::SelectItemQualifiedWildcardKind::ObjectName(name) => name.to_string().to_lowercase(),
+        ast::SelectItemQualifiedWildcardKind::Expr(e) => e.to_string().to_lowercase(),
+    }
 }
 
 fn expr_name(e: &Expr) -> String {
@@ -455,8 +465,12 @@ fn project(env: &Env<'_>, projection: &[SelectItem]) -> Result<Vec<Value>, SqlEr
     for item in projection {
         match item {
             SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => row.push(eval(env, e)?),
-            SelectItem::Wildcard(_) => {
-                for b in env {
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => {
+                let only = match item {
+                    SelectItem::QualifiedWildcard(kind, _) => Some(wildcard_alias(kind)),
+                    _ => None,
+                };
+                for b in env.iter().filter(|b| only.as_ref().is_none_or(|a| *a == b.alias)) {
                     match b.row {
                         Some(r) => row.extend(r.iter().cloned()),
                         None => row.extend(b.columns.iter().map(|_| Datum::Null)),
@@ -734,6 +748,15 @@ ORDER BY a.attnum;"#);
             "SELECT table_name FROM information_schema.tables WHERE table_type = 'VIEW' ORDER BY table_name LIMIT 1",
         );
         assert_eq!(rows, vec![vec!["orders"]]);
+    }
+
+    /// DBeaver-style: `alias.*` beside other columns.
+    #[test]
+    fn qualified_wildcards() {
+        let (columns, rows) = run("SELECT n.oid, n.* FROM pg_catalog.pg_namespace n WHERE n.nspname = 'public'");
+        let names: Vec<&str> = columns.iter().map(|c| c.0.as_str()).collect();
+        assert_eq!(names, ["oid", "oid", "nspname", "nspowner"]);
+        assert_eq!(rows, vec![vec!["2200", "2200", "public", "10"]]);
     }
 
     #[test]

@@ -38,8 +38,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::{stream, Sink};
-use pgwire::api::auth::noop::NoopStartupHandler;
-use pgwire::api::auth::StartupHandler;
+use pgwire::api::auth::{self, StartupHandler};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{
@@ -178,13 +177,16 @@ impl PgWireServerHandlers for Handlers {
 }
 
 #[async_trait]
-impl NoopStartupHandler for Backend {
-    async fn post_startup<C>(&self, client: &mut C, _message: PgWireFrontendMessage) -> PgWireResult<()>
+impl StartupHandler for Backend {
+    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let PgWireFrontendMessage::Startup(startup) = &message else { return Ok(()) };
+        auth::protocol_negotiation(client, startup).await?;
+        auth::save_startup_parameters_to_metadata(client, startup);
         let metadata = client.metadata();
         let login = Login {
             user: metadata.get(pgwire::api::METADATA_USER).cloned(),
@@ -192,7 +194,12 @@ impl NoopStartupHandler for Backend {
             address: client.socket_addr(),
             tls: client.is_secure(),
         };
-        self.auth.check(&login).map_err(|e| user_error(e, "FATAL"))
+        self.auth.check(&login).map_err(|e| user_error(e, "FATAL"))?;
+        let mut parameters = auth::DefaultServerParameterProvider::default();
+        parameters.server_version = format!("{SERVER_VERSION} (denorm {})", env!("CARGO_PKG_VERSION"));
+        parameters.is_superuser = false;
+        parameters.default_transaction_read_only = true;
+        auth::finish_authentication(client, &parameters).await
     }
 }
 
@@ -272,7 +279,8 @@ impl Backend {
             Statement::Select(select) => self.read(select, params, settings).await,
             Statement::Constant(items) => Ok(constant_row(items, settings, &self.reader.snapshot())),
             Statement::Catalog(query) => {
-                catalog::answer(&self.reader.snapshot(), query).map(|(columns, rows)| Answer::Rows { columns, rows })
+                let bound = sql::substitute_params(query, params)?;
+                catalog::answer(&self.reader.snapshot(), &bound).map(|(columns, rows)| Answer::Rows { columns, rows })
             }
             Statement::Set { name, value } => {
                 set(settings, name, value.as_deref())?;

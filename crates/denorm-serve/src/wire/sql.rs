@@ -771,6 +771,43 @@ fn condition(from: &Source<'_>, expr: &Expr) -> Result<Vec<FilterTemplate>, SqlE
     }
 }
 
+/// A catalog query with its `$n` parameters replaced by their values as
+/// string literals (NULL for NULL): catalog queries (DBeaver's) take the
+/// schema's oid as a parameter.
+pub fn substitute_params(query: &ast::Query, params: &[Param]) -> Result<ast::Query, SqlError> {
+    if params.is_empty() {
+        return Ok(query.clone());
+    }
+    let text = query.to_string();
+    let bytes = text.as_bytes();
+    let (mut out, mut i, mut quoted) = (String::with_capacity(text.len()), 0, false);
+    while i < bytes.len() {
+        let c = bytes[i];
+        if c == b'\'' {
+            quoted = !quoted;
+        } else if c == b'$' && !quoted && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) {
+            let end = (i + 1..bytes.len()).find(|&j| !bytes[j].is_ascii_digit()).unwrap_or(bytes.len());
+            let n: usize = text[i + 1..end].parse().unwrap_or(0);
+            match params.get(n.wrapping_sub(1)) {
+                Some(Some(v)) => out.push_str(&format!("'{}'", v.replace('\'', "''"))),
+                Some(None) => out.push_str("NULL"),
+                None => return Err(SqlError::new(UNDEFINED_PARAMETER, format!("there is no parameter ${n}"))),
+            }
+            i = end;
+            continue;
+        }
+        let next = text[i..].chars().next().map_or(1, char::len_utf8);
+        out.push_str(&text[i..i + next]);
+        i += next;
+    }
+    let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, &out)
+        .map_err(|e| SqlError::new(SYNTAX_ERROR, format!("cannot parse the query with its parameters: {e}")))?;
+    match statements.pop() {
+        Some(ast::Statement::Query(q)) => Ok(*q),
+        _ => Err(SqlError::new(SYNTAX_ERROR, "expected a query")),
+    }
+}
+
 /// A parameter's value as the client sent it, in text form (binary
 /// parameters are converted to text by the caller); `None` is NULL.
 pub type Param = Option<String>;
@@ -1000,5 +1037,18 @@ mod tests {
         assert!(matches!(parse(&p, "SELECT version(), 1 AS one").unwrap(), Statement::Constant(c) if c.len() == 2));
         assert!(matches!(parse(&p, "SELECT c.relname FROM pg_catalog.pg_class c").unwrap(), Statement::Catalog(_)));
         assert_eq!(split_statements("SET a = ';'; SELECT 1; -- x;\n ;"), vec!["SET a = ';'", " SELECT 1"]);
+    }
+
+    #[test]
+    fn catalog_parameters_become_literals() {
+        let sql = "SELECT c.relname FROM pg_class c WHERE c.relnamespace = $1 AND c.relname <> '$2' AND $2 IS NULL";
+        let Statement::Catalog(q) = parse(&published(), sql).unwrap() else { panic!("{sql}") };
+        let bound = substitute_params(&q, &[Some("2200".into()), None]).unwrap();
+        assert_eq!(
+            bound.to_string(),
+            "SELECT c.relname FROM pg_class c WHERE c.relnamespace = '2200' AND c.relname <> '$2' AND NULL IS NULL"
+        );
+        assert_eq!(substitute_params(&q, &[]).unwrap(), *q);
+        assert_eq!(substitute_params(&q, &[Some("x".into())]).unwrap_err().code, UNDEFINED_PARAMETER);
     }
 }
