@@ -37,7 +37,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use futures::{stream, Sink};
+use futures::{stream, Sink, SinkExt, StreamExt};
 use pgwire::api::auth::{self, StartupHandler};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
@@ -45,7 +45,11 @@ use pgwire::api::results::{
     DescribePortalResponse, DescribeStatementResponse, FieldFormat, FieldInfo, QueryResponse, Response, Tag,
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
-use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
+use pgwire::api::portal::PortalExecutionState;
+use pgwire::api::store::PortalStore;
+use pgwire::api::{ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, Type, DEFAULT_NAME};
+use pgwire::messages::extendedquery::{Bind, BindComplete, Execute, Parse, ParseComplete};
+use pgwire::messages::response::EmptyQueryResponse;
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
@@ -544,6 +548,104 @@ impl ExtendedQueryHandler for Backend {
 
     fn query_parser(&self) -> Arc<Self::QueryParser> {
         Arc::new(self.clone())
+    }
+
+    // Parse, Bind and Execute queue their replies (pgwire's defaults flush
+    // each one): the client's Sync flushes them together, one write per
+    // lookup instead of three.
+    async fn on_parse<C>(&self, client: &mut C, message: Parse) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let types: Vec<Option<Type>> = message.type_oids.iter().map(|oid| Type::from_oid(*oid)).collect();
+        let statement = self.parse_sql(client, &message.query, &types).await?;
+        let name = message.name.clone().unwrap_or_else(|| DEFAULT_NAME.to_owned());
+        client.portal_store().put_statement(Arc::new(StoredStatement::new(name, statement, types)));
+        client.feed(PgWireBackendMessage::ParseComplete(ParseComplete::new())).await?;
+        Ok(())
+    }
+
+    async fn on_bind<C>(&self, client: &mut C, message: Bind) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.statement_name.as_deref().unwrap_or(DEFAULT_NAME);
+        let statement =
+            client.portal_store().get_statement(name).ok_or_else(|| PgWireError::StatementNotFound(name.to_owned()))?;
+        let portal = Portal::try_new(&message, statement)?;
+        client.portal_store().put_portal(Arc::new(portal));
+        client.feed(PgWireBackendMessage::BindComplete(BindComplete::new())).await?;
+        Ok(())
+    }
+
+    async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME).to_owned();
+        let portal = client.portal_store().get_portal(&name);
+        // Row-limited and resumed portals take pgwire's path.
+        let fresh = match &portal {
+            Some(p) => matches!(*p.state().lock().await, PortalExecutionState::Initial),
+            None => false,
+        };
+        let (Some(portal), true, 0, PgWireConnectionState::ReadyForQuery) =
+            (portal, fresh, message.max_rows, client.state())
+        else {
+            return self._on_execute(client, message).await;
+        };
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        let mut status = client.transaction_status();
+        let response = ExtendedQueryHandler::do_query(self, client, &portal, 0).await?;
+        let tag = match response {
+            Response::Query(mut results) => {
+                let mut rows = 0;
+                while let Some(row) = results.data_rows().next().await {
+                    client.feed(PgWireBackendMessage::DataRow(row?)).await?;
+                    rows += 1;
+                }
+                Some(Tag::new(results.command_tag()).with_rows(rows))
+            }
+            Response::Execution(tag) => Some(tag),
+            Response::TransactionStart(tag) => {
+                status = status.to_in_transaction_state();
+                Some(tag)
+            }
+            Response::TransactionEnd(tag) => {
+                status = status.to_idle_state();
+                Some(tag)
+            }
+            Response::EmptyQuery => {
+                client.feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new())).await?;
+                None
+            }
+            Response::Error(e) => {
+                client.feed(PgWireBackendMessage::ErrorResponse((*e).into())).await?;
+                status = status.to_error_state();
+                None
+            }
+            Response::CopyIn(_) | Response::CopyOut(_) | Response::CopyBoth(_) => {
+                return Err(user_error(SqlError::new(sql::FEATURE_NOT_SUPPORTED, "COPY is not supported"), "ERROR"))
+            }
+        };
+        if let Some(tag) = tag {
+            client.feed(PgWireBackendMessage::CommandComplete(tag.into())).await?;
+        }
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        client.set_transaction_status(status);
+        if name == DEFAULT_NAME {
+            client.portal_store().rm_portal(&name);
+        }
+        Ok(())
     }
 
     async fn do_query<C>(&self, client: &mut C, portal: &Portal<Prepared>, _max_rows: usize) -> PgWireResult<Response>
