@@ -1,11 +1,12 @@
 //! Key lookup latency under load over the PostgreSQL wire protocol, beside
 //! the same lookup over HTTP and on the source databases
 //! (`cargo bench -p denorm-serve --bench wire`). Scale with
-//! `DENORM_BENCH_SCALE` (default 1.0: 100k rows, 64 clients × 500 lookups).
+//! `DENORM_BENCH_SCALE` (default 1.0: 100k rows, 500 lookups per client).
 //!
 //! One view `users_v (id key, name, karma, score)` is published in process
-//! and served by `serve_pg` and `serve` on loopback; 64 client threads, each
-//! with its own connection, look up random keys one after the other:
+//! and served by `serve_pg` and `serve` on loopback; 64 client threads (then
+//! one, for the latency without queueing), each with its own connection,
+//! look up random keys one after the other:
 //! - wire: the `postgres` crate, a prepared `SELECT … WHERE id = $1`
 //!   (extended protocol, binary results);
 //! - HTTP: `GET /views/users_v?id=eq.N` with a keep-alive agent;
@@ -24,7 +25,7 @@ use denorm_serve::wire::{serve_pg, AllowAll, Backend};
 use denorm_serve::{channel, percentiles, ColumnInfo, ViewInfo};
 use denorm_types::{Datum, Position, Row, ScalarType, Value};
 
-const CLIENTS: usize = 64;
+const CLIENTS: [usize; 2] = [64, 1];
 const WARMUP: usize = 20;
 
 fn scale(n: usize) -> usize {
@@ -47,21 +48,32 @@ fn user(id: i64) -> (i64, String, i64, f64) {
     (id, format!("user {id}"), id % 97, id as f64 * 0.25)
 }
 
-/// Runs `lookup` from `CLIENTS` threads, each with its own state from
-/// `connect`, `per_client` times after the warm-up: latencies (µs) and
-/// lookups per second.
+/// Runs `lookup` from 64 threads, then from 1, each with its own state
+/// from `connect`, `per_client` times after the warm-up: per run, the
+/// label, latencies (µs) and lookups per second.
 fn load<C>(
     name: &str,
     rows: i64,
     per_client: usize,
     connect: impl Fn() -> C + Sync,
     lookup: impl Fn(&mut C, i64) + Sync,
+) -> Vec<(String, Vec<f64>, f64)> {
+    CLIENTS.iter().map(|&clients| load_with(clients, name, rows, per_client, &connect, &lookup)).collect()
+}
+
+fn load_with<C>(
+    clients: usize,
+    name: &str,
+    rows: i64,
+    per_client: usize,
+    connect: &(impl Fn() -> C + Sync),
+    lookup: &(impl Fn(&mut C, i64) + Sync),
 ) -> (String, Vec<f64>, f64) {
-    let barrier = Barrier::new(CLIENTS);
+    let barrier = Barrier::new(clients);
     let (samples, elapsed) = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..CLIENTS)
+        let handles: Vec<_> = (0..clients)
             .map(|c| {
-                let (barrier, connect, lookup) = (&barrier, &connect, &lookup);
+                let barrier = &barrier;
                 s.spawn(move || {
                     let mut client = connect();
                     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((c as u64 + 1) * 0x2545_f491));
@@ -91,7 +103,7 @@ fn load<C>(
         (all, longest)
     });
     let rate = samples.len() as f64 / elapsed.as_secs_f64();
-    (name.to_owned(), samples, rate)
+    (format!("{name}, {clients} client{}", if clients == 1 { "" } else { "s" }), samples, rate)
 }
 
 fn main() {
@@ -147,11 +159,11 @@ fn main() {
         }
         tx.commit().unwrap();
     }
-    println!("wire: {rows} rows, {CLIENTS} clients × {per_client} key lookups each (after {WARMUP} warm-up)");
+    println!("wire: {rows} rows, 64 clients, then 1, × {per_client} key lookups each (after {WARMUP} warm-up)");
 
     let mut results = Vec::new();
     let wire_url = format!("host=127.0.0.1 port={pg_port} user=bench dbname=denorm");
-    results.push(load(
+    results.extend(load(
         "denorm, PostgreSQL wire protocol",
         rows,
         per_client,
@@ -165,11 +177,11 @@ fn main() {
             assert_eq!(row.get::<_, i64>(0), key);
         },
     ));
-    results.push(load("denorm, HTTP", rows, per_client, ureq::Agent::new_with_defaults, |agent, key| {
+    results.extend(load("denorm, HTTP", rows, per_client, ureq::Agent::new_with_defaults, |agent, key| {
         let body = agent.get(format!("{http_base}{key}")).call().unwrap().body_mut().read_to_string().unwrap();
         assert!(body.starts_with("[{\"id\":"), "{body}");
     }));
-    results.push(load(
+    results.extend(load(
         "SQLite, in process (prepared statement)",
         rows,
         per_client,
@@ -192,7 +204,7 @@ fn main() {
         std::io::Write::write_all(&mut writer, text.as_bytes()).unwrap();
         writer.finish().unwrap();
         admin.batch_execute("ANALYZE bench_wire_users").unwrap();
-        results.push(load(
+        results.extend(load(
             "PostgreSQL server, its own protocol",
             rows,
             per_client,
@@ -211,10 +223,10 @@ fn main() {
     } else {
         println!("  (set DENORM_TEST_POSTGRES_URL, e.g. from scripts/postgres start, to add a PostgreSQL server)");
     }
-    println!("  {:<44} {:>10} {:>10} {:>12}", "key lookup", "p50", "p99", "lookups/s");
+    println!("  {:<52} {:>10} {:>10} {:>12}", "key lookup", "p50", "p99", "lookups/s");
     for (name, mut samples, rate) in results {
         let (p50, p99) = percentiles(&mut samples);
-        println!("  {name:<44} {p50:>7.0} µs {p99:>7.0} µs {rate:>12.0}");
+        println!("  {name:<52} {p50:>7.0} µs {p99:>7.0} µs {rate:>12.0}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
