@@ -307,7 +307,7 @@ pub fn answer(published: &Published, query: &ast::Query) -> Result<Rows, SqlErro
             for (i, row) in &ordered {
                 let mut key = Vec::with_capacity(terms.len());
                 for term in terms {
-                    key.push(order_key(&kept[*i], row, &term.expr)?);
+                    key.push(order_key(&kept[*i], row, &names, &term.expr)?);
                 }
                 keys.push(key);
             }
@@ -483,7 +483,14 @@ fn project(env: &Env<'_>, projection: &[SelectItem]) -> Result<Vec<Value>, SqlEr
     Ok(row)
 }
 
-fn order_key(env: &Env<'_>, row: &[Value], e: &Expr) -> Result<Value, SqlError> {
+/// An ORDER BY term's value: a select-list position, an output column's
+/// name, or an expression over the row's tables.
+fn order_key(env: &Env<'_>, row: &[Value], names: &[String], e: &Expr) -> Result<Value, SqlError> {
+    if let Expr::Identifier(id) = e {
+        if let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(&id.value)) {
+            return Ok(row[i].clone());
+        }
+    }
     if let Expr::Value(v) = e {
         if let ast::Value::Number(n, _) = &v.value {
             let i = n.parse::<usize>().ok().filter(|i| (1..=row.len()).contains(i));
@@ -552,6 +559,12 @@ fn eval(env: &Env<'_>, e: &Expr) -> Result<Value, SqlError> {
             else_result.as_ref().map_or(Ok(Datum::Null), |e| eval(env, e))?
         }
         Expr::Function(f) => function(env, f)?,
+        Expr::Like { negated, expr, pattern, any: false, .. } => {
+            like(eval(env, expr)?, eval(env, pattern)?, false, *negated)?
+        }
+        Expr::ILike { negated, expr, pattern, any: false, .. } => {
+            like(eval(env, expr)?, eval(env, pattern)?, true, *negated)?
+        }
         Expr::Subquery(_) => Datum::Null,
         Expr::Exists { negated, .. } => Datum::Bool(*negated),
         Expr::TypedString(t) => literal(&t.value.value),
@@ -621,6 +634,23 @@ fn binary(env: &Env<'_>, left: &Expr, op: &BinaryOperator, right: &Expr) -> Resu
         },
         other => return Err(unsupported(&format!("the operator {other} in a catalog query"))),
     })
+}
+
+/// `subject [NOT] [I]LIKE pattern` (`%`, `_`, `\\` escapes).
+fn like(subject: Value, pattern: Value, insensitive: bool, negated: bool) -> Result<Value, SqlError> {
+    let Datum::Text(p) = &pattern else { return Ok(Datum::Null) };
+    let mut re = String::from("^");
+    let mut chars = p.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '%' => re.push_str(".*"),
+            '_' => re.push('.'),
+            '\\' => re.push_str(&regex::escape(&chars.next().map(String::from).unwrap_or_default())),
+            c => re.push_str(&regex::escape(&c.to_string())),
+        }
+    }
+    re.push('$');
+    regex_match(&subject, &text(re), insensitive, negated)
 }
 
 fn regex_match(l: &Value, r: &Value, insensitive: bool, negated: bool) -> Result<Value, SqlError> {
@@ -748,6 +778,25 @@ ORDER BY a.attnum;"#);
             "SELECT table_name FROM information_schema.tables WHERE table_type = 'VIEW' ORDER BY table_name LIMIT 1",
         );
         assert_eq!(rows, vec![vec!["orders"]]);
+    }
+
+    /// pgJDBC's `DatabaseMetaData.getTables(null, "public", "%", {"VIEW"})`.
+    #[test]
+    fn jdbc_lists_views() {
+        let (_, rows) = run(r#"SELECT NULL AS TABLE_CAT, n.nspname AS TABLE_SCHEM, c.relname AS TABLE_NAME,
+ CASE n.nspname ~ '^pg_' OR n.nspname = 'information_schema' WHEN true THEN CASE WHEN n.nspname = 'pg_catalog' OR n.nspname = 'information_schema' THEN CASE c.relkind WHEN 'r' THEN 'SYSTEM TABLE' WHEN 'v' THEN 'SYSTEM VIEW' ELSE NULL END ELSE NULL END
+ WHEN false THEN CASE c.relkind WHEN 'r' THEN 'TABLE' WHEN 'v' THEN 'VIEW' ELSE NULL END ELSE NULL END AS TABLE_TYPE,
+ d.description AS REMARKS, '' as TYPE_CAT, '' as TYPE_SCHEM, '' as TYPE_NAME, '' AS SELF_REFERENCING_COL_NAME, '' AS REF_GENERATION
+ FROM pg_catalog.pg_namespace n, pg_catalog.pg_class c
+ LEFT JOIN pg_catalog.pg_description d ON (c.oid = d.objoid AND d.objsubid = 0 and d.classoid = 'pg_class'::regclass)
+ WHERE c.relnamespace = n.oid AND n.nspname LIKE 'public' AND c.relname LIKE '%'
+ AND (false OR ( c.relkind = 'v' AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema' ) )
+ ORDER BY TABLE_TYPE,TABLE_SCHEM,TABLE_NAME"#);
+        let views: Vec<(&str, &str, &str)> =
+            rows.iter().map(|r| (r[1].as_str(), r[2].as_str(), r[3].as_str())).collect();
+        assert_eq!(views, [("public", "orders", "VIEW"), ("public", "users", "VIEW")]);
+        let (_, rows) = run("SELECT relname FROM pg_class WHERE relname ILIKE 'U\\_%' OR relname NOT LIKE '_r%'");
+        assert_eq!(rows, vec![vec!["users"]]);
     }
 
     /// DBeaver-style: `alias.*` beside other columns.

@@ -39,18 +39,18 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::{stream, Sink, SinkExt, StreamExt};
 use pgwire::api::auth::{self, StartupHandler};
+use pgwire::api::portal::PortalExecutionState;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{
     DescribePortalResponse, DescribeStatementResponse, FieldFormat, FieldInfo, QueryResponse, Response, Tag,
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
-use pgwire::api::portal::PortalExecutionState;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, Type, DEFAULT_NAME};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::extendedquery::{Bind, BindComplete, Execute, Parse, ParseComplete};
 use pgwire::messages::response::EmptyQueryResponse;
-use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
 use denorm_types::{Datum, Position, ScalarType, Value};
