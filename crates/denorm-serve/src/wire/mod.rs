@@ -49,8 +49,10 @@ use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, Type, DEFAULT_NAME};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::data::RowDescription;
 use pgwire::messages::extendedquery::{Bind, BindComplete, Execute, Parse, ParseComplete};
-use pgwire::messages::response::EmptyQueryResponse;
+use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery, TransactionStatus};
+use pgwire::messages::simplequery::Query as SimpleQuery;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
 use denorm_types::{Datum, Position, ScalarType, Value};
@@ -511,6 +513,29 @@ fn respond(answer: Answer, format: &Format) -> Result<Response, SqlError> {
 
 #[async_trait]
 impl SimpleQueryHandler for Backend {
+    /// As pgwire's default, but the replies of every statement are queued
+    /// and flushed once with ReadyForQuery.
+    async fn on_query<C>(&self, client: &mut C, query: SimpleQuery) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            return Err(PgWireError::NotReadyForQuery);
+        }
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        let mut status = client.transaction_status();
+        let responses = SimpleQueryHandler::do_query(self, client, &query.query).await?;
+        for response in responses {
+            feed_response(client, response, &mut status, true).await?;
+        }
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        client.set_transaction_status(status);
+        client.send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(status))).await?;
+        Ok(())
+    }
+
     async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -606,40 +631,7 @@ impl ExtendedQueryHandler for Backend {
         client.set_state(PgWireConnectionState::QueryInProgress);
         let mut status = client.transaction_status();
         let response = ExtendedQueryHandler::do_query(self, client, &portal, 0).await?;
-        let tag = match response {
-            Response::Query(mut results) => {
-                let mut rows = 0;
-                while let Some(row) = results.data_rows().next().await {
-                    client.feed(PgWireBackendMessage::DataRow(row?)).await?;
-                    rows += 1;
-                }
-                Some(Tag::new(results.command_tag()).with_rows(rows))
-            }
-            Response::Execution(tag) => Some(tag),
-            Response::TransactionStart(tag) => {
-                status = status.to_in_transaction_state();
-                Some(tag)
-            }
-            Response::TransactionEnd(tag) => {
-                status = status.to_idle_state();
-                Some(tag)
-            }
-            Response::EmptyQuery => {
-                client.feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new())).await?;
-                None
-            }
-            Response::Error(e) => {
-                client.feed(PgWireBackendMessage::ErrorResponse((*e).into())).await?;
-                status = status.to_error_state();
-                None
-            }
-            Response::CopyIn(_) | Response::CopyOut(_) | Response::CopyBoth(_) => {
-                return Err(user_error(SqlError::new(sql::FEATURE_NOT_SUPPORTED, "COPY is not supported"), "ERROR"))
-            }
-        };
-        if let Some(tag) = tag {
-            client.feed(PgWireBackendMessage::CommandComplete(tag.into())).await?;
-        }
+        feed_response(client, response, &mut status, false).await?;
         client.set_state(PgWireConnectionState::ReadyForQuery);
         client.set_transaction_status(status);
         if name == DEFAULT_NAME {
@@ -716,6 +708,61 @@ impl Backend {
             _ => vec![],
         })
     }
+}
+
+/// Queues one statement's reply (without flushing): its row description
+/// when `describe` (simple query), rows and command tag, or its error;
+/// updates the transaction status.
+async fn feed_response<C>(
+    client: &mut C,
+    response: Response,
+    status: &mut TransactionStatus,
+    describe: bool,
+) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let tag = match response {
+        Response::Query(mut results) => {
+            if describe {
+                let fields = results.row_schema().iter().map(Into::into).collect();
+                client.feed(PgWireBackendMessage::RowDescription(RowDescription::new(fields))).await?;
+            }
+            let mut rows = 0;
+            while let Some(row) = results.data_rows().next().await {
+                client.feed(PgWireBackendMessage::DataRow(row?)).await?;
+                rows += 1;
+            }
+            Some(Tag::new(results.command_tag()).with_rows(rows))
+        }
+        Response::Execution(tag) => Some(tag),
+        Response::TransactionStart(tag) => {
+            *status = status.to_in_transaction_state();
+            Some(tag)
+        }
+        Response::TransactionEnd(tag) => {
+            *status = status.to_idle_state();
+            Some(tag)
+        }
+        Response::EmptyQuery => {
+            client.feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new())).await?;
+            None
+        }
+        Response::Error(e) => {
+            client.feed(PgWireBackendMessage::ErrorResponse((*e).into())).await?;
+            *status = status.to_error_state();
+            None
+        }
+        Response::CopyIn(_) | Response::CopyOut(_) | Response::CopyBoth(_) => {
+            return Err(user_error(SqlError::new(sql::FEATURE_NOT_SUPPORTED, "COPY is not supported"), "ERROR"))
+        }
+    };
+    if let Some(tag) = tag {
+        client.feed(PgWireBackendMessage::CommandComplete(tag.into())).await?;
+    }
+    Ok(())
 }
 
 /// The portal's parameters as text, binary ones decoded by their type.
