@@ -258,7 +258,7 @@ fn wait_request(
 /// A position as an integer (SQLite's change-log id; PostgreSQL's LSN as a
 /// number, as `/views` shows it) or as PostgreSQL writes an LSN, `X/Y` in
 /// hexadecimal (what `SELECT pg_current_wal_lsn()` returns).
-fn parse_position(text: &str) -> Option<u64> {
+pub(crate) fn parse_position(text: &str) -> Option<u64> {
     let text = text.trim();
     let Some((high, low)) = text.split_once('/') else { return text.parse().ok() };
     let hex = |part: &str| {

@@ -151,6 +151,7 @@ pub mod select;
 pub mod server;
 mod state;
 pub mod ui;
+pub mod wire;
 
 pub use fallback::Fallback;
 pub use http::{

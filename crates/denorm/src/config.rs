@@ -14,6 +14,9 @@
 //! header_timeout = "10s"               # optional: a request head must arrive within this (slowloris)
 //! idle_timeout = "60s"                 # optional: an idle keep-alive connection is closed after this
 //! max_connections = 1024               # optional: connections served at once
+//! pg_listen = "127.0.0.1:6875"         # optional: the PostgreSQL wire protocol (off when absent; no auth yet)
+//! pg_tls_cert = "server.crt"           # optional, with pg_tls_key: TLS for the wire protocol (PEM files)
+//! pg_tls_key = "server.key"
 //! [engine]
 //! max_memory = "8GB"                   # optional: budget for operator state (see `EngineConfig`)
 //! ```
@@ -150,6 +153,17 @@ pub struct ServerConfig {
     /// `cors_origins`, `header_timeout`, `idle_timeout`, `max_connections`:
     /// how the HTTP server treats browsers and slow or idle connections.
     pub http: denorm_serve::ServeOptions,
+    /// Where the PostgreSQL wire protocol listens; `None`: not served.
+    pub pg_listen: Option<SocketAddr>,
+    /// `pg_tls_cert` and `pg_tls_key`: TLS for the wire protocol.
+    pub pg_tls: Option<PgTls>,
+}
+
+/// The certificate chain and private key (PEM) of the wire protocol's TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// A 1-based line:column position in the config file.
@@ -278,18 +292,13 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         SourceConfig::Sqlite(SqliteSource { path: db, init, url_at })
     };
 
-    let (listen, http) = match raw.server {
-        Some(server) => {
-            let http =
-                serve_options(&server).map_err(|(span, message, hint)| invalid(Some(span), message, Some(hint)))?;
-            (server.listen, http)
-        }
-        None => (None, denorm_serve::ServeOptions::default()),
-    };
-    let listen = match listen {
+    let raw_server = raw.server.unwrap_or_default();
+    let http = serve_options(&raw_server).map_err(|(span, message, hint)| invalid(Some(span), message, Some(hint)))?;
+    let listen = match raw_server.listen {
         Some(listen) => listen,
         None => DEFAULT_LISTEN.parse().expect("the default listen address parses"),
     };
+    let pg_tls = pg_tls(&raw_server, base).map_err(|(span, message, hint)| invalid(Some(span), message, Some(hint)))?;
     let max_memory = match raw.engine.and_then(|e| e.max_memory) {
         None => None,
         Some(size) => match parse_size(size.get_ref()) {
@@ -319,7 +328,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         file: path.to_path_buf(),
         views,
         source,
-        server: ServerConfig { listen, http },
+        server: ServerConfig { listen, http, pg_listen: raw_server.pg_listen, pg_tls },
         engine: EngineConfig { max_memory },
         auth,
         audit,
@@ -378,6 +387,30 @@ fn parse_duration(text: &str) -> Option<std::time::Duration> {
         .unwrap_or((text, 1.0));
     let seconds = number.trim().parse::<f64>().ok()? * scale;
     (0.0..1e9).contains(&seconds).then(|| std::time::Duration::from_secs_f64(seconds))
+}
+
+/// `[server] pg_tls_cert`/`pg_tls_key`: both or neither, and only with
+/// `pg_listen`; or the offending span, a message and a hint.
+fn pg_tls(raw: &RawServer, base: &Path) -> Result<Option<PgTls>, (Range<usize>, String, String)> {
+    match (&raw.pg_tls_cert, &raw.pg_tls_key) {
+        (None, None) => Ok(None),
+        (Some(cert), None) => Err((
+            cert.span(),
+            "[server] pg_tls_cert is set without pg_tls_key".into(),
+            "add pg_tls_key = \"server.key\" (the certificate's private key, PEM)".into(),
+        )),
+        (None, Some(key)) => Err((
+            key.span(),
+            "[server] pg_tls_key is set without pg_tls_cert".into(),
+            "add pg_tls_cert = \"server.crt\" (the certificate chain, PEM)".into(),
+        )),
+        (Some(cert), Some(_)) if raw.pg_listen.is_none() => Err((
+            cert.span(),
+            "[server] pg_tls_cert is set but the wire protocol is off".into(),
+            "add pg_listen = \"127.0.0.1:6875\", or remove pg_tls_cert and pg_tls_key".into(),
+        )),
+        (Some(cert), Some(key)) => Ok(Some(PgTls { cert: base.join(cert.get_ref()), key: base.join(key.get_ref()) })),
+    }
 }
 
 /// The database path of a `sqlite://` url, or a message and a hint.
@@ -462,7 +495,7 @@ struct RawSource {
     max_retained_wal: Option<Spanned<String>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawServer {
     listen: Option<SocketAddr>,
@@ -470,6 +503,9 @@ struct RawServer {
     header_timeout: Option<Spanned<String>>,
     idle_timeout: Option<Spanned<String>>,
     max_connections: Option<Spanned<usize>>,
+    pg_listen: Option<SocketAddr>,
+    pg_tls_cert: Option<Spanned<String>>,
+    pg_tls_key: Option<Spanned<String>>,
 }
 
 #[cfg(test)]
@@ -540,6 +576,38 @@ mod tests {
         assert_eq!(sqlite.path, Path::new("/var/lib/app.db"));
         assert_eq!(sqlite.init, None);
         assert_eq!(config.server.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!((config.server.pg_listen, &config.server.pg_tls), (None, &None));
+    }
+
+    #[test]
+    fn wire_protocol_listen_address_and_tls_files() {
+        let base = "views = [\"v.sql\"]\n[source]\nurl = \"sqlite://a.db\"\n[server]\n";
+        let config = parse_at(&format!(
+            "{base}pg_listen = \"127.0.0.1:6875\"\npg_tls_cert = \"c.pem\"\npg_tls_key = \"k.pem\"\n"
+        ))
+        .unwrap();
+        assert_eq!(config.server.pg_listen, Some("127.0.0.1:6875".parse().unwrap()));
+        let tls = PgTls { cert: PathBuf::from("conf/c.pem"), key: PathBuf::from("conf/k.pem") };
+        assert_eq!(config.server.pg_tls, Some(tls));
+        let cases = [
+            (
+                "pg_listen = \"127.0.0.1:6875\"\npg_tls_cert = \"c.pem\"\n",
+                "conf/denorm.toml:6:15",
+                "without pg_tls_key",
+            ),
+            (
+                "pg_listen = \"127.0.0.1:6875\"\npg_tls_key = \"k.pem\"\n",
+                "conf/denorm.toml:6:14",
+                "without pg_tls_cert",
+            ),
+            ("pg_tls_cert = \"c.pem\"\npg_tls_key = \"k.pem\"\n", "conf/denorm.toml:5:15", "wire protocol is off"),
+            ("pg_listen = \"6875\"\n", "conf/denorm.toml:5:13", "socket address"),
+        ];
+        for (server, at, message) in cases {
+            let (location, text) = error_of(&format!("{base}{server}"));
+            assert_eq!(location, at, "{server}: {text}");
+            assert!(text.contains(message), "{server}: {text}");
+        }
     }
 
     #[test]

@@ -45,19 +45,22 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     let http = http_options(&config, &prepared.infos)?;
     let listener = runtime.block_on(bind(&config))?;
+    let wire = runtime.block_on(bind_wire(&config))?;
     let shutdown = Arc::new(AtomicBool::new(false));
     let (publisher, reader) = denorm_serve::channel(prepared.infos);
+    let (stop_wire, wire_stopped) = tokio::sync::oneshot::channel::<()>();
+    if let Some((listener, tls)) = wire {
+        let backend = denorm_serve::wire::Backend::new(reader.clone(), Arc::new(denorm_serve::wire::AllowAll));
+        runtime.spawn(denorm_serve::wire::serve_pg(listener, backend, tls, async move {
+            let _ = wire_stopped.await;
+        }));
+    }
     let engine = Engine::new(config.source.clone(), prepared.sources, publisher, shutdown.clone())
         .with_max_memory(config.engine.max_memory);
-    runtime.block_on(serve_until(
-        listener,
-        reader,
-        prepared.fallback,
-        http,
-        engine,
-        shutdown,
-        termination(),
-    ))
+    let served =
+        runtime.block_on(serve_until(listener, reader, prepared.fallback, http, engine, shutdown, termination()));
+    let _ = stop_wire.send(());
+    served
 }
 
 /// The HTTP server's options with `[auth]` checked against the views (a
@@ -77,6 +80,28 @@ fn http_options(config: &Config, views: &[ViewInfo]) -> anyhow::Result<denorm_se
         http.audit = Some(Arc::new(log));
     }
     Ok(http)
+}
+
+/// The PostgreSQL wire protocol's listener and TLS acceptor, when
+/// `[server] pg_listen` is set.
+async fn bind_wire(config: &Config) -> anyhow::Result<Option<(TcpListener, Option<denorm_serve::wire::TlsAcceptor>)>> {
+    let Some(listen) = config.server.pg_listen else { return Ok(None) };
+    let tls = match &config.server.pg_tls {
+        None => None,
+        Some(tls) => Some(denorm_serve::wire::tls_acceptor(&tls.cert, &tls.key).map_err(|e| {
+            anyhow!("{e}\n  hint: set [server] pg_tls_cert and pg_tls_key in {} to PEM files", config.file.display())
+        })?),
+    };
+    let listener = TcpListener::bind(listen).await.with_context(|| {
+        format!(
+            "cannot listen on {listen} for the PostgreSQL wire protocol\n  hint: another process may be using the port; \
+             set [server] pg_listen = \"127.0.0.1:PORT\" in {}",
+            config.file.display()
+        )
+    })?;
+    let address = listener.local_addr()?;
+    info!("serving the PostgreSQL wire protocol on {address} (no authentication: keep it on loopback)");
+    Ok(Some((listener, tls)))
 }
 
 /// What `run` and `demo` need before serving: the view texts (to re-plan
