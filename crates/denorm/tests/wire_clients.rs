@@ -183,6 +183,22 @@ fn psycopg_reads_views_like_sqlite_reads_the_source() {
         }
     }
 
+    // A list parameter as psycopg sends it, in text (%s) and binary (%b).
+    let want = sqlite_rows(
+        &conn,
+        "SELECT id, name FROM users WHERE id IN (?, ?, ?) ORDER BY id",
+        &[json!(1), json!(3), json!(99)],
+    );
+    let steps: Vec<Json> = ["%s", "%b"]
+        .iter()
+        .map(|p| json!({"sql": format!("SELECT id, name FROM users_v WHERE id = ANY({p}) ORDER BY id"), "params": [[1, 3, 99]]}))
+        .collect();
+    for (step, result) in steps.iter().zip(psycopg(port, &steps)) {
+        for got in result.as_array().unwrap() {
+            assert_eq!(got, &want, "{step}");
+        }
+    }
+
     // Read-your-writes: the write's position, then a read that waits for it.
     conn.execute("INSERT INTO users VALUES (8, 'eve', 1, 0.5)", []).unwrap();
     let position = committed_position(&conn);

@@ -14,7 +14,8 @@
 //! ```
 //!
 //! What the HTTP API supports is supported: comparisons (`= <> < <= > >=`,
-//! either side), `IN (…)`, `IS [NOT] NULL|TRUE|FALSE`, `NOT`, `BETWEEN`,
+//! either side), `IN (…)`, `= ANY(array)` (an `IN` whose list is one
+//! array parameter or `ARRAY[…]`), `IS [NOT] NULL|TRUE|FALSE`, `NOT`, `BETWEEN`,
 //! `AND`, `ORDER BY` (columns or select-list positions, `ASC/DESC`,
 //! `NULLS FIRST/LAST`), `LIMIT/OFFSET`, a column list or `*`. Anything else
 //! is a [`SqlError`] with SQLSTATE `0A000` naming what is missing. A
@@ -90,6 +91,8 @@ pub struct Select {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ParamUse {
     Column(ScalarType),
+    /// An array of the column's type (`col = ANY($1)`).
+    Array(ScalarType),
     Count,
 }
 
@@ -113,6 +116,8 @@ struct FilterTemplate {
 enum OpTemplate {
     Cmp(Cmp, Operand),
     In(Vec<Operand>),
+    /// `col = ANY($1)`: an array operand, as PostgreSQL's text `{a,b}`.
+    InArray(Operand),
     IsNull,
     IsTrue,
     IsFalse,
@@ -708,6 +713,10 @@ fn conjuncts(
                 let operands: Vec<&Operand> = match &f.op {
                     OpTemplate::Cmp(_, o) => vec![o],
                     OpTemplate::In(os) => os.iter().collect(),
+                    OpTemplate::InArray(o) => {
+                        note_param(o, ParamUse::Array(ty), parameters);
+                        vec![]
+                    }
                     _ => vec![],
                 };
                 operands.into_iter().for_each(|o| note_param(o, ParamUse::Column(ty), parameters));
@@ -762,6 +771,14 @@ fn condition(from: &Source<'_>, expr: &Expr) -> Result<Vec<FilterTemplate>, SqlE
             ])
         }
         Expr::Between { negated: true, .. } => Err(SqlError::unsupported("NOT BETWEEN")),
+        Expr::AnyOp { left, compare_op: BinaryOperator::Eq, right, .. } => match right.as_ref() {
+            Expr::Array(array) => {
+                let operands = array.elem.iter().map(operand).collect::<Result<_, _>>()?;
+                is(left, false, OpTemplate::In(operands))
+            }
+            other => is(left, false, OpTemplate::InArray(operand(other)?)),
+        },
+        Expr::AnyOp { .. } | Expr::AllOp { .. } => Err(SqlError::unsupported("ANY/ALL with another operator than =")),
         Expr::Like { .. } | Expr::ILike { .. } | Expr::SimilarTo { .. } | Expr::RLike { .. } => {
             Err(SqlError::unsupported("LIKE, ILIKE and pattern matching"))
         }
@@ -808,6 +825,49 @@ pub fn substitute_params(query: &ast::Query, params: &[Param]) -> Result<ast::Qu
     }
 }
 
+/// A one-dimensional array in PostgreSQL's text form (`{1,2}`,
+/// `{"a,b",NULL}`): its elements, `None` for NULL.
+pub fn parse_array(text: &str) -> Result<Vec<Option<String>>, SqlError> {
+    let bad = || {
+        SqlError::new(INVALID_TEXT, format!("malformed array literal: \"{text}\""))
+            .hint("write a one-dimensional array such as {1,2,3}")
+    };
+    let inner = text.trim().strip_prefix('{').and_then(|t| t.strip_suffix('}')).ok_or_else(bad)?;
+    if inner.trim().is_empty() {
+        return Ok(vec![]);
+    }
+    let (mut items, mut current, mut quoted_item, mut in_quotes) = (Vec::new(), String::new(), false, false);
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                in_quotes = !in_quotes;
+                quoted_item = true;
+            }
+            '\\' => current.push(chars.next().ok_or_else(bad)?),
+            ',' if !in_quotes => {
+                items.push(array_item(std::mem::take(&mut current), quoted_item));
+                quoted_item = false;
+            }
+            '{' | '}' if !in_quotes => return Err(bad()),
+            c => current.push(c),
+        }
+    }
+    if in_quotes {
+        return Err(bad());
+    }
+    items.push(array_item(current, quoted_item));
+    Ok(items)
+}
+
+fn array_item(item: String, quoted: bool) -> Option<String> {
+    if quoted {
+        return Some(item);
+    }
+    let trimmed = item.trim();
+    (!trimmed.eq_ignore_ascii_case("null")).then(|| trimmed.to_owned())
+}
+
 /// A parameter's value as the client sent it, in text form (binary
 /// parameters are converted to text by the caller); `None` is NULL.
 pub type Param = Option<String>;
@@ -846,11 +906,20 @@ impl Select {
                         Cmp::Gte => Op::Gte(v),
                     }
                 }
-                OpTemplate::In(os) => {
-                    let mut values = Vec::with_capacity(os.len());
+                OpTemplate::In(_) | OpTemplate::InArray(_) => {
+                    let items = match &f.op {
+                        OpTemplate::In(os) => os.iter().map(&value).collect::<Result<Vec<_>, _>>()?,
+                        OpTemplate::InArray(o) => match value(o)? {
+                            Some(text) => parse_array(&text)?,
+                            // x = ANY(NULL) is NULL.
+                            None => return Ok(None),
+                        },
+                        _ => unreachable!("matched above"),
+                    };
+                    let mut values = Vec::with_capacity(items.len());
                     let mut null = false;
-                    for o in os {
-                        match value(o)? {
+                    for item in items {
+                        match item {
                             Some(text) => values.push(typed(text)?),
                             None => null = true,
                         }
@@ -961,6 +1030,34 @@ mod tests {
             let q = bound(&sql, &[Some("7".into())]).unwrap().unwrap();
             assert_eq!(q.filters, want, "{sql}");
         }
+    }
+
+    #[test]
+    fn any_of_an_array_is_in() {
+        let s = select("SELECT * FROM cards WHERE id = ANY($1) AND region = ANY(ARRAY['eu', $2])").unwrap();
+        assert_eq!(
+            s.parameters,
+            vec![Some(ParamUse::Array(ScalarType::Int)), Some(ParamUse::Column(ScalarType::Text))]
+        );
+        let q = s.bind(&published().views[0].info, &[Some("{1, 2,NULL}".into()), Some("us".into())]).unwrap().unwrap();
+        assert_eq!(
+            q.filters,
+            vec![
+                f(0, false, Op::In(vec![Datum::Int(1), Datum::Int(2)])),
+                f(1, false, Op::In(vec!["eu".into(), "us".into()])),
+            ]
+        );
+        assert_eq!(bound("SELECT * FROM cards WHERE id = ANY($1)", &[None]).unwrap(), None);
+        assert_eq!(bound("SELECT * FROM cards WHERE NOT id = ANY('{1,NULL}')", &[]).unwrap(), None);
+        assert_eq!(code("SELECT * FROM cards WHERE id = ANY('1,2')"), INVALID_TEXT);
+        assert_eq!(code("SELECT * FROM cards WHERE id > ANY('{1}')"), FEATURE_NOT_SUPPORTED);
+        let some = |s: &str| Some(s.to_owned());
+        assert_eq!(
+            parse_array(r#"{"a,b", c ,NULL,"NULL","x\"y",""}"#).unwrap(),
+            vec![some("a,b"), some("c"), None, some("NULL"), some("x\"y"), some(""),]
+        );
+        assert_eq!(parse_array("{}").unwrap(), vec![]);
+        assert!(parse_array("{{1},{2}}").is_err() && parse_array("{\"a}").is_err());
     }
 
     #[test]
