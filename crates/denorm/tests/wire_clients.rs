@@ -214,3 +214,16 @@ fn psycopg_reads_views_like_sqlite_reads_the_source() {
     assert_eq!(results[2..], [json!("0A000"), json!("0A000"), json!("42P01")]);
     drop(denorm);
 }
+
+/// A missing TLS certificate stops `denorm run` before it serves, naming
+/// the file and the settings.
+#[test]
+fn unreadable_tls_files_are_refused_at_start() {
+    let project = Project::new(SCHEMA, VIEWS);
+    let config = std::fs::read_to_string(&project.config).unwrap();
+    let tls = "pg_listen = \"127.0.0.1:0\"\npg_tls_cert = \"missing.crt\"\npg_tls_key = \"missing.key\"\n";
+    std::fs::write(&project.config, format!("{config}{tls}")).unwrap();
+    let (code, log) = Denorm::spawn(&project.config).exit();
+    assert_eq!(code, Some(1), "{log}");
+    assert!(log.contains("missing.crt") && log.contains("pg_tls_cert"), "{log}");
+}
