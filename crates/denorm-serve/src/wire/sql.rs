@@ -944,13 +944,18 @@ impl Select {
             })
         };
         let select = Some(self.columns.iter().map(|(c, _)| *c).collect());
-        Ok(Some(Query {
+        // `..Query::default()`: fields the HTTP API may add (or/and groups
+        // …) keep their defaults when the branches are merged.
+        #[allow(clippy::needless_update)]
+        let query = Query {
             filters,
             order: self.order.clone(),
             limit: count(&self.limit, "LIMIT")?,
             offset: count(&self.offset, "OFFSET")?.unwrap_or(0),
             select,
-        }))
+            ..Query::default()
+        };
+        Ok(Some(query))
     }
 }
 
