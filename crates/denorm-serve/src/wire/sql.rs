@@ -270,6 +270,11 @@ fn parse_set(words: &[&str], text: &str) -> Result<Statement, SqlError> {
     }
     let rest = words.join(" ");
     let lower = rest.to_ascii_lowercase();
+    // Every read sees one published snapshot: isolation and read-only
+    // settings hold already.
+    if lower.starts_with("transaction ") || lower.starts_with("characteristics ") {
+        return Ok(Statement::Ack { tag: "SET".into() });
+    }
     if lower.starts_with("time zone ") {
         let zone = &rest["time zone ".len()..];
         return Ok(Statement::Set { name: "timezone".into(), value: Some(unquote(zone.trim())) });
@@ -1135,6 +1140,9 @@ mod tests {
         assert_eq!(parse(&p, "RESET denorm.min_position").unwrap(), set("denorm.min_position", None));
         assert_eq!(parse(&p, "SHOW DateStyle").unwrap(), Statement::Show("datestyle".into()));
         assert_eq!(parse(&p, "BEGIN").unwrap(), Statement::Begin);
+        let ack = Statement::Ack { tag: "SET".into() };
+        assert_eq!(parse(&p, "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE").unwrap(), ack);
+        assert_eq!(parse(&p, "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY").unwrap(), ack);
         assert_eq!(parse(&p, "-- hi\n").unwrap(), Statement::Empty);
         assert!(matches!(parse(&p, "SELECT version(), 1 AS one").unwrap(), Statement::Constant(c) if c.len() == 2));
         assert!(matches!(parse(&p, "SELECT c.relname FROM pg_catalog.pg_class c").unwrap(), Statement::Catalog(_)));
