@@ -311,3 +311,165 @@ fn the_authentication_seam_refuses_a_login() {
     let mut ada = Client::connect(&target("ada"), NoTls).unwrap();
     assert_eq!(ada.query("SELECT id FROM cards", &[]).unwrap().len(), 4);
 }
+
+/// Random WHERE clauses (comparisons either way round, IN, NOT IN, IS
+/// [NOT] NULL, NOT, BETWEEN, with literals or typed parameters) with ORDER
+/// BY and LIMIT/OFFSET, over the wire protocol against a published view
+/// and by SQLite over the same rows: the same rows every time.
+#[test]
+fn random_selects_match_sqlite() {
+    type Wide = (i64, Option<i64>, Option<String>, Option<f64>);
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut below = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    let texts = ["a", "b", "ab", "", "c'd"];
+    let rows: Vec<Wide> = (1..=120)
+        .map(|id| {
+            let a = (below(5) > 0).then(|| below(11) as i64 - 5);
+            let t = (below(5) > 0).then(|| texts[below(5) as usize].to_owned());
+            let x = (below(5) > 0).then(|| (below(17) as f64 - 8.0) * 0.5);
+            (id, a, t, x)
+        })
+        .collect();
+    let col = |name: &str, ty| ColumnInfo { name: name.into(), ty };
+    let (mut publisher, reader) = channel(vec![ViewInfo {
+        name: "wide".into(),
+        columns: vec![
+            col("id", ScalarType::Int),
+            col("a", ScalarType::Int),
+            col("t", ScalarType::Text),
+            col("x", ScalarType::Float),
+        ],
+        key: vec![0],
+        ..Default::default()
+    }]);
+    let changes: Vec<(Row, i64)> = rows
+        .iter()
+        .map(|(id, a, t, x)| {
+            let values: [Value; 4] = [Datum::Int(*id), (*a).into(), t.as_deref().into(), (*x).into()];
+            (Row::pack(&values), 1)
+        })
+        .collect();
+    publisher.apply(0, &changes);
+    publisher.publish(Position(1), &[]);
+    let sqlite = rusqlite::Connection::open_in_memory().unwrap();
+    sqlite.execute_batch("CREATE TABLE wide (id INTEGER PRIMARY KEY, a INTEGER, t TEXT, x REAL)").unwrap();
+    for (id, a, t, x) in &rows {
+        sqlite.execute("INSERT INTO wide VALUES (?1, ?2, ?3, ?4)", rusqlite::params![id, a, t, x]).unwrap();
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    runtime.spawn(serve_pg(listener, Backend::new(reader, Arc::new(AllowAll)), None, std::future::pending()));
+    let mut client = Client::connect(&format!("host=127.0.0.1 port={port} user=t dbname=denorm"), NoTls).unwrap();
+
+    enum Lit {
+        Int(i64),
+        Text(String),
+        Float(f64),
+    }
+    let mut answered = 0;
+    for _ in 0..300 {
+        let mut pg = Vec::new();
+        let mut lite = Vec::new();
+        let mut params: Vec<Lit> = Vec::new();
+        for _ in 0..1 + below(3) {
+            let column = ["a", "t", "x", "id"][below(4) as usize];
+            let mut literal = |below: &mut dyn FnMut(u64) -> u64| -> (String, String) {
+                let lit = match column {
+                    "t" => Lit::Text(texts[below(5) as usize].to_owned()),
+                    "x" => Lit::Float((below(17) as f64 - 8.0) * 0.5),
+                    "id" => Lit::Int(below(130) as i64),
+                    _ => Lit::Int(below(11) as i64 - 5),
+                };
+                if below(2) == 0 {
+                    params.push(lit);
+                    (format!("${}", params.len()), format!("?{}", params.len()))
+                } else {
+                    let text = match lit {
+                        Lit::Int(i) => i.to_string(),
+                        Lit::Float(x) => format!("{x:?}"),
+                        Lit::Text(s) => format!("'{}'", s.replace('\'', "''")),
+                    };
+                    (text.clone(), text)
+                }
+            };
+            let op = ["=", "<>", "<", "<=", ">", ">="][below(6) as usize];
+            let (p, l) = match below(7) {
+                0 | 1 => {
+                    let (vp, vl) = literal(&mut below);
+                    (format!("{column} {op} {vp}"), format!("{column} {op} {vl}"))
+                }
+                2 => {
+                    let (vp, vl) = literal(&mut below);
+                    (format!("{vp} {op} {column}"), format!("{vl} {op} {column}"))
+                }
+                3 => {
+                    let ((p1, l1), (p2, l2)) = (literal(&mut below), literal(&mut below));
+                    let not = if below(2) == 0 { "NOT " } else { "" };
+                    (format!("{column} {not}IN ({p1}, {p2})"), format!("{column} {not}IN ({l1}, {l2})"))
+                }
+                4 => {
+                    let not = if below(2) == 0 { " NOT" } else { "" };
+                    (format!("{column} IS{not} NULL"), format!("{column} IS{not} NULL"))
+                }
+                5 => {
+                    let (vp, vl) = literal(&mut below);
+                    (format!("NOT ({column} {op} {vp})"), format!("NOT ({column} {op} {vl})"))
+                }
+                _ => {
+                    let ((p1, l1), (p2, l2)) = (literal(&mut below), literal(&mut below));
+                    (format!("{column} BETWEEN {p1} AND {p2}"), format!("{column} BETWEEN {l1} AND {l2}"))
+                }
+            };
+            pg.push(p);
+            lite.push(l);
+        }
+        let order = if below(2) == 0 { " ORDER BY id DESC" } else { " ORDER BY id" };
+        let page = match below(3) {
+            0 => String::new(),
+            1 => format!(" LIMIT {}", below(10)),
+            _ => format!(" LIMIT {} OFFSET {}", below(10), below(10)),
+        };
+        let pg_sql = format!("SELECT id, a, t, x FROM wide WHERE {}{order}{page}", pg.join(" AND "));
+        let lite_sql = format!("SELECT id, a, t, x FROM wide WHERE {}{order}{page}", lite.join(" AND "));
+        let values: Vec<Box<dyn postgres::types::ToSql + Sync>> = params
+            .iter()
+            .map(|p| -> Box<dyn postgres::types::ToSql + Sync> {
+                match p {
+                    Lit::Int(i) => Box::new(*i),
+                    Lit::Float(x) => Box::new(*x),
+                    Lit::Text(s) => Box::new(s.clone()),
+                }
+            })
+            .collect();
+        let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = values.iter().map(|b| b.as_ref()).collect();
+        let got: Vec<Wide> = client
+            .query(pg_sql.as_str(), &refs)
+            .unwrap_or_else(|e| panic!("{pg_sql}: {e}"))
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect();
+        let lite_params: Vec<rusqlite::types::Value> = params
+            .iter()
+            .map(|p| match p {
+                Lit::Int(i) => rusqlite::types::Value::Integer(*i),
+                Lit::Float(x) => rusqlite::types::Value::Real(*x),
+                Lit::Text(s) => rusqlite::types::Value::Text(s.clone()),
+            })
+            .collect();
+        let mut statement = sqlite.prepare(&lite_sql).unwrap();
+        let want: Vec<Wide> = statement
+            .query_map(rusqlite::params_from_iter(lite_params), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(got, want, "{pg_sql}\n{lite_sql}");
+        answered += usize::from(!got.is_empty());
+    }
+    assert!(answered > 100, "only {answered} of 300 queries found rows");
+}

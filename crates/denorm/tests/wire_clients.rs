@@ -183,6 +183,22 @@ fn psycopg_reads_views_like_sqlite_reads_the_source() {
         }
     }
 
+    // A list parameter as psycopg sends it, in text (%s) and binary (%b).
+    let want = sqlite_rows(
+        &conn,
+        "SELECT id, name FROM users WHERE id IN (?, ?, ?) ORDER BY id",
+        &[json!(1), json!(3), json!(99)],
+    );
+    let steps: Vec<Json> = ["%s", "%b"]
+        .iter()
+        .map(|p| json!({"sql": format!("SELECT id, name FROM users_v WHERE id = ANY({p}) ORDER BY id"), "params": [[1, 3, 99]]}))
+        .collect();
+    for (step, result) in steps.iter().zip(psycopg(port, &steps)) {
+        for got in result.as_array().unwrap() {
+            assert_eq!(got, &want, "{step}");
+        }
+    }
+
     // Read-your-writes: the write's position, then a read that waits for it.
     conn.execute("INSERT INTO users VALUES (8, 'eve', 1, 0.5)", []).unwrap();
     let position = committed_position(&conn);
@@ -197,4 +213,17 @@ fn psycopg_reads_views_like_sqlite_reads_the_source() {
     assert_eq!(results[1][0], json!([["eve"]]), "{results:?}");
     assert_eq!(results[2..], [json!("0A000"), json!("0A000"), json!("42P01")]);
     drop(denorm);
+}
+
+/// A missing TLS certificate stops `denorm run` before it serves, naming
+/// the file and the settings.
+#[test]
+fn unreadable_tls_files_are_refused_at_start() {
+    let project = Project::new(SCHEMA, VIEWS);
+    let config = std::fs::read_to_string(&project.config).unwrap();
+    let tls = "pg_listen = \"127.0.0.1:0\"\npg_tls_cert = \"missing.crt\"\npg_tls_key = \"missing.key\"\n";
+    std::fs::write(&project.config, format!("{config}{tls}")).unwrap();
+    let (code, log) = Denorm::spawn(&project.config).exit();
+    assert_eq!(code, Some(1), "{log}");
+    assert!(log.contains("missing.crt") && log.contains("pg_tls_cert"), "{log}");
 }

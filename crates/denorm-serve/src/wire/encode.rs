@@ -50,6 +50,25 @@ pub fn pg_type(ty: ScalarType) -> Type {
     }
 }
 
+/// The array type of a column type's [`pg_type`] (`col = ANY($1)`).
+pub fn array_type(ty: ScalarType) -> Type {
+    let element = pg_type(ty);
+    [
+        (Type::BOOL, Type::BOOL_ARRAY),
+        (Type::INT8, Type::INT8_ARRAY),
+        (Type::FLOAT8, Type::FLOAT8_ARRAY),
+        (Type::JSON, Type::JSON_ARRAY),
+        (Type::NUMERIC, Type::NUMERIC_ARRAY),
+        (Type::DATE, Type::DATE_ARRAY),
+        (Type::TIMESTAMP, Type::TIMESTAMP_ARRAY),
+        (Type::TIMESTAMPTZ, Type::TIMESTAMPTZ_ARRAY),
+        (Type::UUID, Type::UUID_ARRAY),
+    ]
+    .into_iter()
+    .find(|(e, _)| *e == element)
+    .map_or(Type::TEXT_ARRAY, |(_, array)| array)
+}
+
 /// One data row: `datums` are the row's values in output order, `types`
 /// and `formats` the output columns' types and formats.
 pub fn data_row(datums: &[&Datum<'_>], types: &[ScalarType], formats: &[FieldFormat]) -> Result<DataRow, SqlError> {
@@ -182,11 +201,47 @@ pub fn param_text(bytes: &[u8], binary: bool, ty: &Type) -> Result<String, SqlEr
             let datum = if *ty == Type::TIMESTAMP { Datum::Timestamp(micros) } else { Datum::TimestampTz(micros) };
             Ok(datum.pg_text().unwrap_or_default())
         }
+        ref t if matches!(t.kind(), postgres_types::Kind::Array(_)) => binary_array_text(bytes).map_err(bad),
         Type::UUID => {
             <[u8; 16]>::try_from(bytes).map(|u| text(&Datum::Uuid(u))).map_err(|_| bad("not 16 bytes".into()))
         }
         _ => String::from_utf8(bytes.to_vec()).map_err(|_| bad("not UTF-8 text".into())),
     }
+}
+
+/// A binary one-dimensional array parameter as PostgreSQL's text form
+/// (`{"1","2",NULL}`), each element decoded by the array's element type.
+fn binary_array_text(bytes: &[u8]) -> Result<String, String> {
+    let mut at = 0;
+    let mut word = |n: usize| -> Result<&[u8], String> {
+        let part = bytes.get(at..at + n).ok_or("the array is truncated")?;
+        at += n;
+        Ok(part)
+    };
+    let int = |b: &[u8]| i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    let dimensions = int(word(4)?);
+    let _has_nulls = word(4)?;
+    let element = Type::from_oid(u32::from_be_bytes(word(4)?.try_into().map_err(|_| "bad element type")?))
+        .ok_or("unknown element type")?;
+    if dimensions == 0 {
+        return Ok("{}".into());
+    }
+    if dimensions != 1 {
+        return Err("only one-dimensional arrays are supported".into());
+    }
+    let length = int(word(4)?);
+    let _lower_bound = word(4)?;
+    let mut items = Vec::new();
+    for _ in 0..length.max(0) {
+        let size = int(word(4)?);
+        if size < 0 {
+            items.push("NULL".to_owned());
+            continue;
+        }
+        let value = param_text(word(size as usize)?, true, &element).map_err(|e| e.message)?;
+        items.push(format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\"")));
+    }
+    Ok(format!("{{{}}}", items.join(",")))
 }
 
 #[cfg(test)]
@@ -246,5 +301,12 @@ mod tests {
         assert_eq!(param_text(b"eu", false, &Type::UNKNOWN).unwrap(), "eu");
         assert_eq!(param_text(&0i64.to_be_bytes(), true, &Type::TIMESTAMP).unwrap(), "2000-01-01 00:00:00");
         assert!(param_text(b"ab", true, &Type::INT8).is_err());
+        let mut buf = BytesMut::new();
+        vec![Some(3i64), None, Some(-1)].to_sql(&Type::INT8_ARRAY, &mut buf).unwrap();
+        assert_eq!(param_text(&buf, true, &Type::INT8_ARRAY).unwrap(), r#"{"3",NULL,"-1"}"#);
+        let mut buf = BytesMut::new();
+        vec!["a\"b,c"].to_sql(&Type::TEXT_ARRAY, &mut buf).unwrap();
+        let text = param_text(&buf, true, &Type::TEXT_ARRAY).unwrap();
+        assert_eq!(super::super::sql::parse_array(&text).unwrap(), vec![Some("a\"b,c".to_owned())]);
     }
 }

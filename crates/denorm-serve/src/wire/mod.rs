@@ -255,6 +255,7 @@ impl QueryParser for Backend {
                 Some(t) if t != Type::UNKNOWN => t,
                 _ => match inferred.get(i).copied().flatten() {
                     Some(ParamUse::Column(ty)) => encode::pg_type(ty),
+                    Some(ParamUse::Array(ty)) => encode::array_type(ty),
                     Some(ParamUse::Count) => Type::INT8,
                     None => Type::TEXT,
                 },

@@ -14,7 +14,8 @@
 //! ```
 //!
 //! What the HTTP API supports is supported: comparisons (`= <> < <= > >=`,
-//! either side), `IN (…)`, `IS [NOT] NULL|TRUE|FALSE`, `NOT`, `BETWEEN`,
+//! either side), `IN (…)`, `= ANY(array)` (an `IN` whose list is one
+//! array parameter or `ARRAY[…]`), `IS [NOT] NULL|TRUE|FALSE`, `NOT`, `BETWEEN`,
 //! `AND`, `ORDER BY` (columns or select-list positions, `ASC/DESC`,
 //! `NULLS FIRST/LAST`), `LIMIT/OFFSET`, a column list or `*`. Anything else
 //! is a [`SqlError`] with SQLSTATE `0A000` naming what is missing. A
@@ -90,6 +91,8 @@ pub struct Select {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ParamUse {
     Column(ScalarType),
+    /// An array of the column's type (`col = ANY($1)`).
+    Array(ScalarType),
     Count,
 }
 
@@ -113,6 +116,8 @@ struct FilterTemplate {
 enum OpTemplate {
     Cmp(Cmp, Operand),
     In(Vec<Operand>),
+    /// `col = ANY($1)`: an array operand, as PostgreSQL's text `{a,b}`.
+    InArray(Operand),
     IsNull,
     IsTrue,
     IsFalse,
@@ -265,6 +270,11 @@ fn parse_set(words: &[&str], text: &str) -> Result<Statement, SqlError> {
     }
     let rest = words.join(" ");
     let lower = rest.to_ascii_lowercase();
+    // Every read sees one published snapshot: isolation and read-only
+    // settings hold already.
+    if lower.starts_with("transaction ") || lower.starts_with("characteristics ") {
+        return Ok(Statement::Ack { tag: "SET".into() });
+    }
     if lower.starts_with("time zone ") {
         let zone = &rest["time zone ".len()..];
         return Ok(Statement::Set { name: "timezone".into(), value: Some(unquote(zone.trim())) });
@@ -708,6 +718,10 @@ fn conjuncts(
                 let operands: Vec<&Operand> = match &f.op {
                     OpTemplate::Cmp(_, o) => vec![o],
                     OpTemplate::In(os) => os.iter().collect(),
+                    OpTemplate::InArray(o) => {
+                        note_param(o, ParamUse::Array(ty), parameters);
+                        vec![]
+                    }
                     _ => vec![],
                 };
                 operands.into_iter().for_each(|o| note_param(o, ParamUse::Column(ty), parameters));
@@ -762,6 +776,14 @@ fn condition(from: &Source<'_>, expr: &Expr) -> Result<Vec<FilterTemplate>, SqlE
             ])
         }
         Expr::Between { negated: true, .. } => Err(SqlError::unsupported("NOT BETWEEN")),
+        Expr::AnyOp { left, compare_op: BinaryOperator::Eq, right, .. } => match right.as_ref() {
+            Expr::Array(array) => {
+                let operands = array.elem.iter().map(operand).collect::<Result<_, _>>()?;
+                is(left, false, OpTemplate::In(operands))
+            }
+            other => is(left, false, OpTemplate::InArray(operand(other)?)),
+        },
+        Expr::AnyOp { .. } | Expr::AllOp { .. } => Err(SqlError::unsupported("ANY/ALL with another operator than =")),
         Expr::Like { .. } | Expr::ILike { .. } | Expr::SimilarTo { .. } | Expr::RLike { .. } => {
             Err(SqlError::unsupported("LIKE, ILIKE and pattern matching"))
         }
@@ -808,6 +830,49 @@ pub fn substitute_params(query: &ast::Query, params: &[Param]) -> Result<ast::Qu
     }
 }
 
+/// A one-dimensional array in PostgreSQL's text form (`{1,2}`,
+/// `{"a,b",NULL}`): its elements, `None` for NULL.
+pub fn parse_array(text: &str) -> Result<Vec<Option<String>>, SqlError> {
+    let bad = || {
+        SqlError::new(INVALID_TEXT, format!("malformed array literal: \"{text}\""))
+            .hint("write a one-dimensional array such as {1,2,3}")
+    };
+    let inner = text.trim().strip_prefix('{').and_then(|t| t.strip_suffix('}')).ok_or_else(bad)?;
+    if inner.trim().is_empty() {
+        return Ok(vec![]);
+    }
+    let (mut items, mut current, mut quoted_item, mut in_quotes) = (Vec::new(), String::new(), false, false);
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                in_quotes = !in_quotes;
+                quoted_item = true;
+            }
+            '\\' => current.push(chars.next().ok_or_else(bad)?),
+            ',' if !in_quotes => {
+                items.push(array_item(std::mem::take(&mut current), quoted_item));
+                quoted_item = false;
+            }
+            '{' | '}' if !in_quotes => return Err(bad()),
+            c => current.push(c),
+        }
+    }
+    if in_quotes {
+        return Err(bad());
+    }
+    items.push(array_item(current, quoted_item));
+    Ok(items)
+}
+
+fn array_item(item: String, quoted: bool) -> Option<String> {
+    if quoted {
+        return Some(item);
+    }
+    let trimmed = item.trim();
+    (!trimmed.eq_ignore_ascii_case("null")).then(|| trimmed.to_owned())
+}
+
 /// A parameter's value as the client sent it, in text form (binary
 /// parameters are converted to text by the caller); `None` is NULL.
 pub type Param = Option<String>;
@@ -846,11 +911,20 @@ impl Select {
                         Cmp::Gte => Op::Gte(v),
                     }
                 }
-                OpTemplate::In(os) => {
-                    let mut values = Vec::with_capacity(os.len());
+                OpTemplate::In(_) | OpTemplate::InArray(_) => {
+                    let items = match &f.op {
+                        OpTemplate::In(os) => os.iter().map(&value).collect::<Result<Vec<_>, _>>()?,
+                        OpTemplate::InArray(o) => match value(o)? {
+                            Some(text) => parse_array(&text)?,
+                            // x = ANY(NULL) is NULL.
+                            None => return Ok(None),
+                        },
+                        _ => unreachable!("matched above"),
+                    };
+                    let mut values = Vec::with_capacity(items.len());
                     let mut null = false;
-                    for o in os {
-                        match value(o)? {
+                    for item in items {
+                        match item {
                             Some(text) => values.push(typed(text)?),
                             None => null = true,
                         }
@@ -875,14 +949,18 @@ impl Select {
             })
         };
         let select = Some(self.columns.iter().map(|(c, _)| *c).collect());
-        Ok(Some(Query {
+        // `..Query::default()`: fields the HTTP API may add (or/and groups
+        // …) keep their defaults when the branches are merged.
+        #[allow(clippy::needless_update)]
+        let query = Query {
             filters,
             order: self.order.clone(),
             limit: count(&self.limit, "LIMIT")?,
             offset: count(&self.offset, "OFFSET")?.unwrap_or(0),
             select,
             ..Query::default()
-        }))
+        };
+        Ok(Some(query))
     }
 }
 
@@ -965,6 +1043,34 @@ mod tests {
     }
 
     #[test]
+    fn any_of_an_array_is_in() {
+        let s = select("SELECT * FROM cards WHERE id = ANY($1) AND region = ANY(ARRAY['eu', $2])").unwrap();
+        assert_eq!(
+            s.parameters,
+            vec![Some(ParamUse::Array(ScalarType::Int)), Some(ParamUse::Column(ScalarType::Text))]
+        );
+        let q = s.bind(&published().views[0].info, &[Some("{1, 2,NULL}".into()), Some("us".into())]).unwrap().unwrap();
+        assert_eq!(
+            q.filters,
+            vec![
+                f(0, false, Op::In(vec![Datum::Int(1), Datum::Int(2)])),
+                f(1, false, Op::In(vec!["eu".into(), "us".into()])),
+            ]
+        );
+        assert_eq!(bound("SELECT * FROM cards WHERE id = ANY($1)", &[None]).unwrap(), None);
+        assert_eq!(bound("SELECT * FROM cards WHERE NOT id = ANY('{1,NULL}')", &[]).unwrap(), None);
+        assert_eq!(code("SELECT * FROM cards WHERE id = ANY('1,2')"), INVALID_TEXT);
+        assert_eq!(code("SELECT * FROM cards WHERE id > ANY('{1}')"), FEATURE_NOT_SUPPORTED);
+        let some = |s: &str| Some(s.to_owned());
+        assert_eq!(
+            parse_array(r#"{"a,b", c ,NULL,"NULL","x\"y",""}"#).unwrap(),
+            vec![some("a,b"), some("c"), None, some("NULL"), some("x\"y"), some(""),]
+        );
+        assert_eq!(parse_array("{}").unwrap(), vec![]);
+        assert!(parse_array("{{1},{2}}").is_err() && parse_array("{\"a}").is_err());
+    }
+
+    #[test]
     fn comparisons_with_null_match_nothing() {
         assert_eq!(bound("SELECT * FROM cards WHERE id = NULL", &[]).unwrap(), None);
         assert_eq!(bound("SELECT * FROM cards WHERE id = $1", &[None]).unwrap(), None);
@@ -1034,6 +1140,9 @@ mod tests {
         assert_eq!(parse(&p, "RESET denorm.min_position").unwrap(), set("denorm.min_position", None));
         assert_eq!(parse(&p, "SHOW DateStyle").unwrap(), Statement::Show("datestyle".into()));
         assert_eq!(parse(&p, "BEGIN").unwrap(), Statement::Begin);
+        let ack = Statement::Ack { tag: "SET".into() };
+        assert_eq!(parse(&p, "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE").unwrap(), ack);
+        assert_eq!(parse(&p, "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY").unwrap(), ack);
         assert_eq!(parse(&p, "-- hi\n").unwrap(), Statement::Empty);
         assert!(matches!(parse(&p, "SELECT version(), 1 AS one").unwrap(), Statement::Constant(c) if c.len() == 2));
         assert!(matches!(parse(&p, "SELECT c.relname FROM pg_catalog.pg_class c").unwrap(), Statement::Catalog(_)));
