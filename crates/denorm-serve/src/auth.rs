@@ -30,6 +30,7 @@ use sha2::{Digest, Sha256};
 
 use denorm_types::{Datum, Value};
 
+use crate::query::{parse_value, Condition, Filter, Op, Query};
 use crate::state::ViewInfo;
 
 /// How a masked column's values are shown.
@@ -275,6 +276,14 @@ impl ViewAccess {
     pub fn mask_of(&self, column: usize) -> Option<Mask> {
         self.masks.iter().find(|(c, _)| *c == column).map(|(_, m)| *m)
     }
+
+    /// `datum` of view column `column` as the role sees it.
+    pub fn show(&self, column: usize, datum: &Datum<'_>) -> Value {
+        match self.mask_of(column) {
+            Some(mask) => mask.apply(datum),
+            None => datum.clone().into_owned(),
+        }
+    }
 }
 
 impl Auth {
@@ -409,6 +418,51 @@ impl Auth {
             Err(problems.join("\n"))
         }
     }
+}
+
+/// Applies a role's restrictions to a parsed read: its row filters become
+/// `eq` filters (at the front, so a filter on key columns still makes a
+/// lookup), and a filter, condition, order or computed select item over a
+/// masked column is refused (it would reveal the value).
+pub fn restrict(view: &ViewInfo, query: &mut Query, access: &ViewAccess, role: &str) -> Result<(), Denied> {
+    let masked = |column: usize| access.mask_of(column).is_some();
+    let refuse = |column: usize| Denied::MaskedColumn {
+        role: role.to_owned(),
+        view: view.name.clone(),
+        column: view.columns[column].name.clone(),
+    };
+    fn in_condition(condition: &Condition, masked: &dyn Fn(usize) -> bool) -> Option<usize> {
+        match condition {
+            Condition::Filter { filter, .. } => masked(filter.column).then_some(filter.column),
+            Condition::Group { items, .. } => items.iter().find_map(|c| in_condition(c, masked)),
+        }
+    }
+    let used = query
+        .filters
+        .iter()
+        .map(|f| f.column)
+        .chain(query.order.iter().map(|o| o.column))
+        .find(|&c| masked(c))
+        .or_else(|| query.conditions.iter().find_map(|c| in_condition(c, &masked)))
+        .or_else(|| {
+            let items = query.projection.as_deref().unwrap_or(&[]);
+            items.iter().find(|i| masked(i.column) && (!i.path.steps.is_empty() || i.cast.is_some())).map(|i| i.column)
+        });
+    if let Some(column) = used {
+        return Err(refuse(column));
+    }
+    for (i, (column, value)) in access.rows.iter().enumerate() {
+        let text = match value {
+            Json::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let column_info = &view.columns[*column];
+        let value = parse_value(&column_info.name, column_info.ty, &text).map_err(|_| {
+            Denied::MissingClaim { role: role.to_owned(), claim: format!("{} (of the column's type)", column_info.name) }
+        })?;
+        query.filters.insert(i, Filter { column: *column, negated: false, op: Op::Eq(value) });
+    }
+    Ok(())
 }
 
 /// The value at a dotted path of a JSON object.

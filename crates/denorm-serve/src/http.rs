@@ -20,14 +20,11 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use crate::audit::AuditEntry;
-use crate::auth::{Denied, Mask, Principal, ViewAccess};
+use crate::auth::{restrict, Denied, Mask, Principal, ViewAccess};
 use crate::fallback::{check_source_rows, source_key, Fallback};
 use crate::json::{health, view_summary, ViewSummary};
 use crate::metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
-use crate::query::{
-    decode_pairs, execute, execute_values, paginate, parse_query, parse_value, BadParameter, Condition, Filter, Match,
-    Op, Query,
-};
+use crate::query::{decode_pairs, execute, execute_values, paginate, parse_query, BadParameter, Match, Query};
 use crate::select::{render, Format};
 use crate::server::ServeOptions;
 use crate::state::{now, Published, Reader, ViewInfo, ViewStatus, WaitError};
@@ -505,55 +502,6 @@ impl App {
     }
 }
 
-/// Applies a role's restrictions to a parsed read: its row filters become
-/// `eq` filters (at the front, so a filter on key columns still makes a
-/// lookup), and a filter, condition, order or computed select item over a
-/// masked column is refused (it would reveal the value).
-fn restrict(view: &ViewInfo, query: &mut Query, access: &ViewAccess, role: &str) -> Result<(), ApiError> {
-    let masked = |column: usize| access.mask_of(column).is_some();
-    let refuse = |column: usize| {
-        ApiError::Denied(Denied::MaskedColumn {
-            role: role.to_owned(),
-            view: view.name.clone(),
-            column: view.columns[column].name.clone(),
-        })
-    };
-    fn in_condition(condition: &Condition, masked: &dyn Fn(usize) -> bool) -> Option<usize> {
-        match condition {
-            Condition::Filter { filter, .. } => masked(filter.column).then_some(filter.column),
-            Condition::Group { items, .. } => items.iter().find_map(|c| in_condition(c, masked)),
-        }
-    }
-    let used = query
-        .filters
-        .iter()
-        .map(|f| f.column)
-        .chain(query.order.iter().map(|o| o.column))
-        .find(|&c| masked(c))
-        .or_else(|| query.conditions.iter().find_map(|c| in_condition(c, &masked)))
-        .or_else(|| {
-            let items = query.projection.as_deref().unwrap_or(&[]);
-            items.iter().find(|i| masked(i.column) && (!i.path.steps.is_empty() || i.cast.is_some())).map(|i| i.column)
-        });
-    if let Some(column) = used {
-        return Err(refuse(column));
-    }
-    for (i, (column, value)) in access.rows.iter().enumerate() {
-        let text = match value {
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        let column_info = &view.columns[*column];
-        let value = parse_value(&column_info.name, column_info.ty, &text).map_err(|_| {
-            ApiError::Denied(Denied::MissingClaim {
-                role: role.to_owned(),
-                claim: format!("{} (of the column's type)", column_info.name),
-            })
-        })?;
-        query.filters.insert(i, Filter { column: *column, negated: false, op: Op::Eq(value) });
-    }
-    Ok(())
-}
 
 async fn read_view(
     State(app): State<App>,
@@ -923,7 +871,7 @@ fn read_page(
     };
     let mut query = parse_query(&view.info, &decode_pairs(raw_query))?;
     if let Some((access, role)) = restriction {
-        restrict(&view.info, &mut query, access, role)?;
+        restrict(&view.info, &mut query, access, role).map_err(ApiError::Denied)?;
     }
     apply_range(&mut query, options.range);
     match &view.status {

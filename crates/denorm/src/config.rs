@@ -14,7 +14,7 @@
 //! header_timeout = "10s"               # optional: a request head must arrive within this (slowloris)
 //! idle_timeout = "60s"                 # optional: an idle keep-alive connection is closed after this
 //! max_connections = 1024               # optional: connections served at once
-//! pg_listen = "127.0.0.1:6875"         # optional: the PostgreSQL wire protocol (off when absent; no auth yet)
+//! pg_listen = "127.0.0.1:6875"         # optional: the PostgreSQL wire protocol (off when absent; [auth] applies)
 //! pg_tls_cert = "server.crt"           # optional, with pg_tls_key: TLS for the wire protocol (PEM files)
 //! pg_tls_key = "server.key"
 //! [engine]

@@ -50,7 +50,10 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
     let (publisher, reader) = denorm_serve::channel(prepared.infos);
     let (stop_wire, wire_stopped) = tokio::sync::oneshot::channel::<()>();
     if let Some((listener, tls)) = wire {
-        let backend = denorm_serve::wire::Backend::new(reader.clone(), Arc::new(denorm_serve::wire::AllowAll));
+        let mut backend = denorm_serve::wire::Backend::new(reader.clone(), Arc::new(denorm_serve::wire::AllowAll));
+        if let Some(auth) = &http.auth {
+            backend = backend.with_jwt(auth.clone());
+        }
         runtime.spawn(denorm_serve::wire::serve_pg(listener, backend, tls, async move {
             let _ = wire_stopped.await;
         }));
@@ -100,7 +103,11 @@ async fn bind_wire(config: &Config) -> anyhow::Result<Option<(TcpListener, Optio
         )
     })?;
     let address = listener.local_addr()?;
-    info!("serving the PostgreSQL wire protocol on {address} (no authentication: keep it on loopback)");
+    if config.auth.is_some() {
+        info!("serving the PostgreSQL wire protocol on {address} (password: a JWT, as [auth] says)");
+    } else {
+        info!("serving the PostgreSQL wire protocol on {address} (no authentication: keep it on loopback)");
+    }
     Ok(Some((listener, tls)))
 }
 

@@ -10,6 +10,7 @@ mod common;
 use common::{committed_position, Denorm, Project};
 use jsonwebtoken::{encode, EncodingKey, Header};
 use serde_json::{json, Value as Json};
+use std::process::Command;
 
 const SECRET: &str = "an-hs256-secret-of-at-least-32-bytes!";
 
@@ -26,7 +27,7 @@ CREATE MATERIALIZED VIEW order_list AS SELECT id, tenant_id, email, total FROM o
 fn config(project: &Project) -> String {
     format!(
         "views = [\"views.sql\"]\n[source]\nurl = \"sqlite://app.db\"\n[server]\nlisten = \"127.0.0.1:0\"\n\
-         [auth]\njwt_secret = \"{SECRET}\"\nanonymous_role = \"anon\"\n\
+         pg_listen = \"127.0.0.1:0\"\n[auth]\njwt_secret = \"{SECRET}\"\nanonymous_role = \"anon\"\n\
          [auth.roles.anon]\nviews = [\"tenant_stats\"]\n\
          [auth.roles.tenant]\nviews = [\"order_list\"]\nmask = {{ \"order_list.email\" = \"last4\" }}\n\
          where = \"tenant_id = claim.tenant_id\"\n\
@@ -63,8 +64,21 @@ fn every_denial_path_masks_row_filters_and_audit() {
                                    (3, 2, 'eve@example.net', 30), (4, 2, NULL, 40);",
     )
     .unwrap();
-    let denorm = Denorm::start(&project.config);
+    let mut denorm = Denorm::start(&project.config);
     denorm.wait_for_position(committed_position(&conn));
+    let line = denorm.wait_for_log("serving the PostgreSQL wire protocol on ");
+    let port: u16 = line
+        .split("protocol on ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     let far = 4_000_000_000u64;
 
     // Anonymous: the granted view only, and no monitoring.
@@ -107,6 +121,26 @@ fn every_denial_path_masks_row_filters_and_audit() {
     assert_eq!(get(&denorm, "/views/tenant_stats", Some(&tenant)).0, 403);
     let no_claim = token(json!({"role": "tenant", "exp": far}), SECRET);
     assert_eq!(get(&denorm, "/views/order_list", Some(&no_claim)).0, 403);
+
+    // The same rules over the wire protocol: the password is the JWT.
+    let psql = |password: &str, sql: &str| {
+        let out = Command::new("psql")
+            .args(["-X", "-A", "-t", "-d", &format!("host=127.0.0.1 port={port} user=app dbname=denorm"), "-c", sql])
+            .env("PGPASSWORD", password)
+            .output()
+            .expect("psql is installed (scripts/test installs postgresql-client)");
+        (String::from_utf8_lossy(&out.stdout).trim().to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    let (rows, err) = psql(&tenant, "SELECT id, email FROM order_list ORDER BY id");
+    assert_eq!(rows, "1|***.com\n2|***.org", "{err}");
+    let (_, err) = psql(&tenant, "SELECT id FROM order_list WHERE email = 'ada@example.com'");
+    assert!(err.contains("masked"), "{err}");
+    let (_, err) = psql(&tenant, "SELECT * FROM tenant_stats");
+    assert!(err.contains("may not read view"), "{err}");
+    let (_, err) = psql(&forged, "SELECT 1");
+    assert!(err.contains("invalid token"), "{err}");
+    let (_, err) = psql(&tenant, "SET denorm.auth.role = 'ops'");
+    assert!(err.contains("cannot be changed"), "{err}");
 
     // Operations: everything, unmasked, and the monitoring endpoints.
     let ops = token(json!({"role": "ops", "exp": far}), SECRET);

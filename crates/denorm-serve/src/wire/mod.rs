@@ -2,7 +2,7 @@
 //! crate: psql, psycopg, JDBC and BI tools read the published views.
 //!
 //! ```text
-//!  client ──startup──► Login ──► Authenticate::check (the auth seam; AllowAll today)
+//!  client ──startup──► Login ──► Authenticate::check ──► [auth]: password = JWT → role in the connection's metadata
 //!         ──Query "…;…"──────────► sql::split_statements ─► sql::parse ─┐
 //!         ──Parse/Bind/Execute──► sql::parse at Parse, bind at Execute ─┤
 //!                                                                       ▼
@@ -53,13 +53,15 @@ use pgwire::messages::data::RowDescription;
 use pgwire::messages::extendedquery::{Bind, BindComplete, Execute, Parse, ParseComplete};
 use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery, TransactionStatus};
 use pgwire::messages::simplequery::Query as SimpleQuery;
+use pgwire::messages::startup::Authentication;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
 use denorm_types::{Datum, Position, ScalarType, Value};
 
 use crate::http::{parse_position, parse_wait, DEFAULT_WAIT, MAX_WAIT};
 use crate::query::{execute, paginate, Query};
-use crate::state::{Published, Reader, ViewStatus, WaitError};
+use crate::auth::{restrict, Auth, Denied, Principal, ViewAccess};
+use crate::state::{Published, Reader, ViewInfo, ViewStatus, WaitError};
 use sql::{Constant, Param, ParamUse, Select, SqlError, Statement};
 
 pub use pgwire::tokio::TlsAcceptor;
@@ -84,7 +86,8 @@ pub trait Authenticate: Send + Sync + Debug {
     fn check(&self, login: &Login) -> Result<(), SqlError>;
 }
 
-/// Lets everyone in: the wire protocol has no authentication yet, so it
+/// Lets everyone in (the login seam's default; `[auth]` checks the JWT
+/// password in the startup handler itself, see [`Backend::with_jwt`]), so it
 /// listens on loopback by default.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AllowAll;
@@ -100,11 +103,45 @@ impl Authenticate for AllowAll {
 pub struct Backend {
     reader: Reader,
     auth: Arc<dyn Authenticate>,
+    /// `[auth]`: the password is a JWT, and its role's grants, masks and
+    /// row filters apply to every read, as on HTTP.
+    jwt: Option<Arc<Auth>>,
 }
+
+/// Where a connection's verified principal is kept (the client's metadata;
+/// `SET` cannot change these names).
+const ROLE: &str = "denorm.auth.role";
+const SUBJECT: &str = "denorm.auth.subject";
+const CLAIMS: &str = "denorm.auth.claims";
 
 impl Backend {
     pub fn new(reader: Reader, auth: Arc<dyn Authenticate>) -> Self {
-        Backend { reader, auth }
+        Backend { reader, auth, jwt: None }
+    }
+
+    /// Requires a JWT as the password and applies `auth`'s rules to reads.
+    pub fn with_jwt(mut self, auth: Arc<Auth>) -> Self {
+        self.jwt = Some(auth);
+        self
+    }
+
+    /// The connection's role's access to `view` (`None` without `[auth]`).
+    fn access(&self, settings: &HashMap<String, String>, view: &ViewInfo) -> Result<Option<(ViewAccess, String)>, SqlError> {
+        let Some(auth) = &self.jwt else { return Ok(None) };
+        let principal = Principal {
+            role: settings.get(ROLE).cloned().unwrap_or_default(),
+            subject: settings.get(SUBJECT).cloned(),
+            claims: settings.get(CLAIMS).and_then(|c| serde_json::from_str(c).ok()).unwrap_or(serde_json::Value::Null),
+        };
+        let access = auth.access(&principal, view).map_err(|d| self.denied(d))?;
+        Ok(Some((access, principal.role)))
+    }
+
+    /// A refusal as a SQLSTATE (`28000` who are you, `42501` not allowed), counted.
+    fn denied(&self, denied: Denied) -> SqlError {
+        self.reader.metrics().auth_denied(denied.reason());
+        let code = if denied.status() == 401 { "28000" } else { "42501" };
+        SqlError::new(code, denied.to_string()).hint(denied.hint())
     }
 }
 
@@ -190,9 +227,25 @@ impl StartupHandler for Backend {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let PgWireFrontendMessage::Startup(startup) = &message else { return Ok(()) };
-        auth::protocol_negotiation(client, startup).await?;
-        auth::save_startup_parameters_to_metadata(client, startup);
+        let startup = match message {
+            PgWireFrontendMessage::Startup(startup) => startup,
+            // The JWT, when [auth] asked for it.
+            PgWireFrontendMessage::PasswordMessageFamily(password) => {
+                let Some(jwt) = &self.jwt else { return Ok(()) };
+                let password = password.into_password()?.password;
+                let principal = jwt.authenticate(Some(&password)).map_err(|d| user_error(self.denied(d), "FATAL"))?;
+                let metadata = client.metadata_mut();
+                metadata.insert(ROLE.to_owned(), principal.role);
+                if let Some(subject) = principal.subject {
+                    metadata.insert(SUBJECT.to_owned(), subject);
+                }
+                metadata.insert(CLAIMS.to_owned(), principal.claims.to_string());
+                return finish_startup(client).await;
+            }
+            _ => return Ok(()),
+        };
+        auth::protocol_negotiation(client, &startup).await?;
+        auth::save_startup_parameters_to_metadata(client, &startup);
         let metadata = client.metadata();
         let login = Login {
             user: metadata.get(pgwire::api::METADATA_USER).cloned(),
@@ -201,12 +254,28 @@ impl StartupHandler for Backend {
             tls: client.is_secure(),
         };
         self.auth.check(&login).map_err(|e| user_error(e, "FATAL"))?;
-        let mut parameters = auth::DefaultServerParameterProvider::default();
-        parameters.server_version = format!("{SERVER_VERSION} (denorm {})", env!("CARGO_PKG_VERSION"));
-        parameters.is_superuser = false;
-        parameters.default_transaction_read_only = true;
-        auth::finish_authentication(client, &parameters).await
+        if self.jwt.is_some() {
+            // The password is the JWT (send it over TLS: it travels in clear).
+            client.set_state(PgWireConnectionState::AuthenticationInProgress);
+            client.send(PgWireBackendMessage::Authentication(Authentication::CleartextPassword)).await?;
+            return Ok(());
+        }
+        finish_startup(client).await
     }
+}
+
+/// Ends the startup: the server's parameters, then ReadyForQuery.
+async fn finish_startup<C>(client: &mut C) -> PgWireResult<()>
+where
+    C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let mut parameters = auth::DefaultServerParameterProvider::default();
+    parameters.server_version = format!("{SERVER_VERSION} (denorm {})", env!("CARGO_PKG_VERSION"));
+    parameters.is_superuser = false;
+    parameters.default_transaction_read_only = true;
+    auth::finish_authentication(client, &parameters).await
 }
 
 fn user_error(e: SqlError, severity: &str) -> PgWireError {
@@ -337,10 +406,16 @@ impl Backend {
         }
         let columns: Vec<(String, ScalarType)> =
             select.columns.iter().map(|(c, name)| (name.clone(), view.info.columns[*c].ty)).collect();
-        let Some(query) = select.bind(&view.info, params)? else {
+        let access = self.access(settings, &view.info)?;
+        let Some(mut query) = select.bind(&view.info, params)? else {
             return Ok(Answer::Rows { columns, rows: vec![] });
         };
-        let rows = rows_of(view, &query)?;
+        if let Some((access, role)) = &access {
+            restrict(&view.info, &mut query, access, role).map_err(|d| self.denied(d))?;
+        }
+        let rows = rows_of(view, &query, access.as_ref().map(|(a, _)| a))?;
+        let role = access.as_ref().map_or("anonymous", |(_, role)| role.as_str());
+        self.reader.metrics().read(&select.view, role);
         Ok(Answer::Rows { columns, rows })
     }
 
@@ -372,7 +447,11 @@ impl Backend {
 }
 
 /// The rows `query` selects from `view`, projected, paged and owned.
-fn rows_of(view: &crate::state::PublishedView, query: &Query) -> Result<Vec<Vec<Value>>, SqlError> {
+fn rows_of(
+    view: &crate::state::PublishedView,
+    query: &Query,
+    access: Option<&ViewAccess>,
+) -> Result<Vec<Vec<Value>>, SqlError> {
     let matches = match &view.info.feed {
         Some(feed) => {
             crate::feed::execute(view, feed, query)
@@ -382,7 +461,11 @@ fn rows_of(view: &crate::state::PublishedView, query: &Query) -> Result<Vec<Vec<
         None => execute(view, query),
     };
     let select: Vec<usize> = query.select.clone().unwrap_or_else(|| (0..view.info.columns.len()).collect());
-    Ok(paginate(&matches, query).map(|row| select.iter().map(|&c| row[c].clone().into_owned()).collect()).collect())
+    let cell = |c: usize, datum: &Datum<'_>| match access {
+        Some(access) => access.show(c, datum),
+        None => datum.clone().into_owned(),
+    };
+    Ok(paginate(&matches, query).map(|row| select.iter().map(|&c| cell(c, &row[c])).collect()).collect())
 }
 
 pub const MIN_POSITION: &str = "denorm.min_position";
@@ -421,6 +504,10 @@ fn set(settings: &mut HashMap<String, String>, name: &str, value: Option<&str>) 
             .hint(hint)
     };
     match (name, value) {
+        (name, _) if name.starts_with("denorm.auth.") => {
+            return Err(SqlError::new("42501", format!("parameter \"{name}\" cannot be changed"))
+                .hint("it is the role the connection authenticated as"))
+        }
         (POSITION, _) => {
             return Err(SqlError::new("55P02", format!("parameter \"{POSITION}\" cannot be changed"))
                 .hint(format!("it is the published position; SET {MIN_POSITION} to wait for one")))
