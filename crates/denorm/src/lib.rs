@@ -13,5 +13,6 @@ mod fallback;
 mod plan;
 mod run;
 mod source;
+pub mod state_dir;
 
 pub use run::serving_info;
