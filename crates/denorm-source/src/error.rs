@@ -184,23 +184,60 @@ pub enum SourceError {
     PostgresName { name: String },
 }
 
+/// Whether an error may pass by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A passing condition (a busy database, a lost connection, a server
+    /// restarting): retrying the same call later, with backoff, may succeed.
+    Transient,
+    /// Retrying fails the same way until something is changed (the
+    /// configuration, a privilege, the schema, a dropped slot): the message
+    /// says what.
+    Definite,
+}
+
 impl SourceError {
-    /// Whether retrying the same call later (with backoff) may succeed:
-    /// a busy or locked database, or an I/O hiccup. Everything else is
-    /// definite: retrying without changing something fails the same way.
-    pub fn is_transient(&self) -> bool {
+    /// Whether retrying may succeed. Every variant answers (no catch-all),
+    /// so a new variant must be classified.
+    pub fn kind(&self) -> ErrorKind {
+        use ErrorKind::{Definite, Transient};
+        let transient = |yes: bool| if yes { Transient } else { Definite };
         match self {
-            SourceError::Busy { .. } => true,
+            SourceError::Busy { .. } | SourceError::SlotInUse { .. } => Transient,
             SourceError::Capture { source, .. }
             | SourceError::Open { source, .. }
-            | SourceError::Introspect { source, .. } => is_transient_sqlite(source),
+            | SourceError::Introspect { source, .. } => transient(is_transient_sqlite(source)),
             SourceError::Postgres { source, .. } | SourceError::PostgresIntrospect { source, .. } => {
-                is_transient_postgres(source)
+                transient(is_transient_postgres(source))
             }
-            SourceError::PostgresReplication { source, .. } => source.is_transient(),
-            SourceError::SlotInUse { .. } => true,
-            _ => false,
+            SourceError::PostgresReplication { source, .. } => transient(source.is_transient()),
+            SourceError::NotFound { .. }
+            | SourceError::NotADatabase { .. }
+            | SourceError::Init { .. }
+            | SourceError::ReadOnly { .. }
+            | SourceError::JournalMode { .. }
+            | SourceError::UnknownTable { .. }
+            | SourceError::UnknownColumn { .. }
+            | SourceError::SchemaChanged { .. }
+            | SourceError::InvalidText { .. }
+            | SourceError::PostgresUrl { .. }
+            | SourceError::PostgresStream { .. }
+            | SourceError::PostgresValue { .. }
+            | SourceError::PostgresUnsupportedType { .. }
+            | SourceError::WalLevel { .. }
+            | SourceError::ReplicationPrivilege { .. }
+            | SourceError::NoFreeReplicationSlot { .. }
+            | SourceError::NoFreeWalSender { .. }
+            | SourceError::ReplicaIdentity { .. }
+            | SourceError::SlotMissing { .. }
+            | SourceError::PostgresName { .. } => Definite,
         }
+    }
+
+    /// `kind() == Transient`: retrying the same call later (with backoff)
+    /// may succeed.
+    pub fn is_transient(&self) -> bool {
+        self.kind() == ErrorKind::Transient
     }
 }
 
@@ -313,6 +350,8 @@ mod tests {
         ];
         for (error, transient) in cases {
             assert_eq!(error.is_transient(), transient, "{error:?}");
+            let kind = if transient { ErrorKind::Transient } else { ErrorKind::Definite };
+            assert_eq!(error.kind(), kind, "{error:?}");
         }
     }
 

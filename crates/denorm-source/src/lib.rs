@@ -48,19 +48,26 @@
 //! # }
 //! ```
 //!
-//! The binary drives a capture from its own thread:
+//! The engine drives either capture through one contract, [`ChangeSource`]
+//! (see [`contract`](crate::ChangeSource)), opened by [`open`] from a
+//! [`SourceConfig`]; every [`SourceError`] answers
+//! [`kind`](SourceError::kind): [`ErrorKind::Transient`] (retry later) or
+//! [`ErrorKind::Definite`] (something must change first):
 //!
 //! ```text
-//! open → snapshot → apply it → release(snapshot.position)
-//! loop: match poll()
-//!         Idle               → wakeup.wait(timeout)
-//!         Changes(batch)     → apply, publish at batch.position, release(batch.position)
-//!         SchemaChanged{..}  → re-read the catalog, re-plan, open again, snapshot again
-//!       on Err(e): e.is_transient() → retry with backoff; else fail the affected views
+//! open(config) → snapshot → apply it → release(snapshot.position)
+//! loop: match poll(wait, wanted)
+//!         Idle | Progress(p)  → (publish at p)
+//!         Changes(batch)      → apply, publish at batch.position, release(batch.position)
+//!         SchemaChanged{..}   → re-read the catalog, re-plan, open again, snapshot again
+//!       on Err(e): e.kind() == Transient → resume or retry with backoff; Definite → stop with the fix
 //! ```
 
+mod contract;
 mod error;
 pub mod postgres;
 pub mod sqlite;
 
-pub use error::SourceError;
+pub use contract::{open, read_catalog, Batch, ChangeSource, Polled, PostgresConfig, SourceConfig, SqliteConfig};
+pub use error::{ErrorKind, SourceError};
+pub use sqlite::{CaptureSpec, CapturedTable, Snapshot, SnapshotProgress};

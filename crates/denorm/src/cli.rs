@@ -158,7 +158,7 @@ fn uninstall(config_path: &std::path::Path, out: &mut dyn Write) -> anyhow::Resu
 /// publication.
 fn uninstall_postgres(pg: &config::PostgresSource, out: &mut dyn Write) -> anyhow::Result<()> {
     let name = denorm_source::postgres::redact(&pg.url);
-    let dropped = denorm_source::postgres::uninstall(&pg.url, &crate::engine::source::names(pg))
+    let dropped = denorm_source::postgres::uninstall(&pg.url, &pg.names())
         .map_err(|e| anyhow::Error::new(e).context(format!("cannot uninstall denorm from {name}")))?;
     if !dropped.slot && !dropped.publication {
         writeln!(

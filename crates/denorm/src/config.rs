@@ -88,6 +88,19 @@ impl SourceConfig {
             SourceConfig::Postgres(p) => p.url_at,
         }
     }
+
+    /// What `denorm_source::open` needs of it.
+    pub fn capture(&self) -> denorm_source::SourceConfig {
+        match self {
+            SourceConfig::Sqlite(s) => {
+                denorm_source::SourceConfig::Sqlite(denorm_source::SqliteConfig { path: s.path.clone() })
+            }
+            SourceConfig::Postgres(p) => denorm_source::SourceConfig::Postgres(denorm_source::PostgresConfig {
+                url: p.url.clone(),
+                names: p.names(),
+            }),
+        }
+    }
 }
 
 /// The slot retains more WAL than this → a loud warning (log, `/health`).
@@ -104,6 +117,13 @@ pub struct PostgresSource {
     pub max_retained_wal: u64,
     /// Where the config file sets `[source] url`.
     pub url_at: Location,
+}
+
+impl PostgresSource {
+    /// The publication and slot names, as `denorm_source` takes them.
+    pub fn names(&self) -> denorm_source::postgres::Names {
+        denorm_source::postgres::Names { publication: self.publication.clone(), slot: self.slot.clone() }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -25,7 +25,7 @@ use tokio::net::TcpListener;
 use tracing::{error, info};
 
 use crate::config::{self, Config, SourceConfig};
-use crate::engine::{self, capture_spec, error_chain, Engine, ViewSources};
+use crate::engine::{capture_spec, error_chain, Engine, ViewSources};
 use crate::fallback::{PostgresFallback, SqliteFallback};
 use crate::plan::{plan_all, Planned};
 use crate::source;
@@ -116,7 +116,7 @@ pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
     if let SourceConfig::Postgres(pg) = &config.source {
         let planned: Vec<Option<ViewDef>> = views.iter().map(|(v, _)| Some(v.clone())).collect();
         let spec = capture_spec(&planned, &catalog);
-        denorm_source::postgres::PgCapture::open(&pg.url, &catalog, &spec, &engine::source::names(pg))
+        denorm_source::postgres::PgCapture::open(&pg.url, &catalog, &spec, &pg.names())
             .with_context(|| format!("cannot capture changes from {}", opened.name))?;
     }
     let mut files = Vec::new();

@@ -42,11 +42,13 @@ use crate::SourceError;
 mod batch;
 pub mod capture;
 pub mod pgoutput;
+mod source;
 pub mod types;
 mod wire;
 
 pub use batch::{ChangeBatch, Undecodable};
 pub use capture::{read_lag, uninstall, Lag, Names, PgCapture, Poll, Uninstalled};
+pub use source::PostgresSource;
 pub use types::{PgType, ValueError};
 pub use wire::{is_transient_sqlstate, ServerError, WireError};
 

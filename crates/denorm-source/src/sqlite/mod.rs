@@ -33,6 +33,7 @@ use crate::SourceError;
 mod batch;
 pub mod capture;
 mod decode;
+mod source;
 mod triggers;
 pub mod wakeup;
 
@@ -41,6 +42,7 @@ pub use capture::{
     INSTALL_BUSY_TIMEOUT, RELEASE_BUSY_TIMEOUT,
 };
 pub use decode::{decode_row, DecodeError};
+pub use source::SqliteSource;
 pub use triggers::{uninstall, Uninstalled};
 pub use wakeup::{WakeReason, Wakeup, POLL_INTERVAL};
 

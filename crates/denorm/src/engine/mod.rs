@@ -43,18 +43,16 @@ use denorm_core::{BuildError, SourceBatch};
 use denorm_serve::{Publisher, ReplicationStatus, SourceState, SourceStatus};
 use denorm_source::postgres::Lag;
 use denorm_source::sqlite::{CaptureSpec, CapturedTable};
-use denorm_source::SourceError;
+use denorm_source::{Batch, ChangeSource, Polled, SourceError};
 use denorm_sql::{plan_each, ViewDef};
 use denorm_types::{Catalog, Diff, Position};
 use tracing::{error, info, warn};
 
 use flow::{Flow, Step};
-use source::{Batch, ChangeSource, Polled};
 
 use crate::config::SourceConfig;
 
 pub(crate) mod flow;
-pub mod source;
 
 /// How long the follow loop waits for a wake-up before it checks for
 /// shutdown again. Changes wake it at once; this only bounds shutdown time.
@@ -195,10 +193,10 @@ impl Engine {
     }
 
     fn session(&mut self) -> Result<End, EngineError> {
-        let catalog = source::read_catalog(&self.source)?;
+        let catalog = denorm_source::read_catalog(&self.source.capture())?;
         let planned = self.plan(&catalog);
         let spec = capture_spec(&planned, &catalog);
-        let mut capture = source::open(&self.source, &catalog, &spec)?;
+        let mut capture = denorm_source::open(&self.source.capture(), &catalog, &spec)?;
         let mut flow = Flow::new(catalog, &planned, self.source.dialect(), Instant::now())?;
 
         self.snapshot(&mut *capture, &mut flow, &planned)?;

@@ -1,0 +1,141 @@
+//! The one boundary between the engine and a source database:
+//! [`ChangeSource`], its [`Batch`] and [`Polled`] types, and [`open`] /
+//! [`read_catalog`] over a [`SourceConfig`].
+//!
+//! Both sources (SQLite triggers, PostgreSQL logical replication) are
+//! normalized to one shape here, so the engine's session loop knows nothing
+//! about either; a third source is one new module implementing the trait
+//! plus one arm in [`open`] and [`read_catalog`]:
+//!
+//! ```text
+//!  open(config, catalog, spec) ─► Box<dyn ChangeSource>
+//!      snapshot(progress)  → Snapshot { position, tables }        (consistent at position)
+//!      poll(wait, wanted)  → Idle | Changes(Batch) | Progress(position) | SchemaChanged
+//!                            (Batch = committed transactions; Progress = nothing captured up to position)
+//!      release(position)   → the source may forget what is at or below position (published)
+//!      resume(position)    → reconnect after a transient error, keeping the engine's state
+//!      lag()               → replication slot figures, when the source has a slot
+//! ```
+//!
+//! Every error is a [`SourceError`] whose [`kind`](SourceError::kind) says
+//! whether retrying may succeed ([`ErrorKind::Transient`]) or something must
+//! be changed first ([`ErrorKind::Definite`]).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use denorm_types::{Catalog, Diff, Position, Row};
+
+use crate::postgres::{self, Lag, Names};
+use crate::sqlite::{self, CaptureSpec, Snapshot, SnapshotProgress};
+use crate::SourceError;
+
+/// Where the source database is and what denorm may call its objects:
+/// the part of the binary's `[source]` configuration a source needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceConfig {
+    Sqlite(SqliteConfig),
+    Postgres(PostgresConfig),
+}
+
+/// A SQLite source: the database file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteConfig {
+    pub path: PathBuf,
+}
+
+/// A PostgreSQL source: the connection URL (or `key=value` string) and the
+/// replication slot and publication denorm owns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresConfig {
+    pub url: String,
+    pub names: Names,
+}
+
+/// Committed transactions of the source, in order, as one batch.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// The batch's end (a transaction boundary): SQLite's change-log `seq`,
+    /// PostgreSQL's commit LSN (the end of the last commit record).
+    pub position: Position,
+    /// The latest position the source has seen, at or past `position`.
+    pub head: Position,
+    /// Tables emptied by TRUNCATE before the changes in `tables` (sorted).
+    pub truncated: Vec<String>,
+    /// Per changed table: full-width rows, -1 old, +1 new.
+    pub tables: Vec<(String, Vec<(Row, Diff)>)>,
+    /// `(table, commit time in unix seconds)` per changed table and
+    /// commit, for freshness.
+    pub commits: Vec<(String, f64)>,
+    /// Changes that could not be decoded: `(table, where, why)`.
+    pub undecodable: Vec<(String, String, String)>,
+}
+
+impl Batch {
+    /// The commit time of the batch's newest transaction.
+    pub fn newest_commit(&self) -> Option<f64> {
+        self.commits.iter().map(|(_, at)| *at).reduce(f64::max)
+    }
+}
+
+/// What a poll found.
+#[derive(Debug)]
+pub enum Polled {
+    /// Nothing new within the wait.
+    Idle,
+    Changes(Batch),
+    /// Nothing captured committed between the last position handed out and
+    /// this one (PostgreSQL: the stream is complete up to a keepalive's WAL
+    /// end): the state may be published as of it.
+    Progress(Position),
+    /// Captured tables changed shape: re-plan and snapshot again.
+    SchemaChanged {
+        tables: Vec<String>,
+    },
+}
+
+/// A source database's change stream, as the engine drives it.
+pub trait ChangeSource {
+    /// Reads every captured table at one position; [`poll`](Self::poll)
+    /// continues from there.
+    fn snapshot(&mut self, progress: &mut dyn FnMut(SnapshotProgress<'_>)) -> Result<Snapshot, SourceError>;
+    /// Waits up to `wait` for committed changes. `wanted` tells the
+    /// furthest position a reader waits for beyond the published one
+    /// (read-your-writes): a source that can, reports
+    /// [`Polled::Progress`] up to it promptly.
+    fn poll(&mut self, wait: Duration, wanted: &dyn Fn() -> Option<Position>) -> Result<Polled, SourceError>;
+    /// Everything at or below `upto` is applied and published.
+    fn release(&mut self, upto: Position) -> Result<(), SourceError>;
+    /// How often [`release`](Self::release) is worth calling.
+    fn release_interval(&self) -> Duration;
+    /// Whether [`resume`](Self::resume) can continue after a transient
+    /// error without a new snapshot.
+    fn can_resume(&self) -> bool;
+    /// Reconnects and continues after `at` (the last published position).
+    fn resume(&mut self, at: Position) -> Result<(), SourceError>;
+    /// The replication slot's lag, for sources that have one.
+    fn lag(&mut self) -> Option<Result<Lag, SourceError>>;
+    /// A position in the source's own notation, for logs.
+    fn describe(&self, position: Position) -> String;
+}
+
+/// Reads the catalog of the configured source (which must exist).
+pub fn read_catalog(config: &SourceConfig) -> Result<Catalog, SourceError> {
+    match config {
+        SourceConfig::Sqlite(s) => sqlite::read_catalog(&sqlite::open_read_only(&s.path)?),
+        SourceConfig::Postgres(p) => postgres::read_catalog(&mut postgres::connect(&p.url)?),
+    }
+}
+
+/// Opens capture of the tables and columns in `spec`, checked against
+/// `catalog` (what the views were planned against).
+pub fn open(
+    config: &SourceConfig,
+    catalog: &Catalog,
+    spec: &CaptureSpec,
+) -> Result<Box<dyn ChangeSource>, SourceError> {
+    match config {
+        SourceConfig::Sqlite(s) => Ok(Box::new(sqlite::SqliteSource::open(&s.path, catalog, spec)?)),
+        SourceConfig::Postgres(p) => Ok(Box::new(postgres::PostgresSource::open(&p.url, catalog, spec, &p.names)?)),
+    }
+}

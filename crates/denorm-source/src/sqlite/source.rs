@@ -1,0 +1,86 @@
+//! [`SqliteSource`]: the SQLite capture behind the
+//! [`ChangeSource`](crate::ChangeSource) contract — a [`SqliteCapture`] plus
+//! its [`Wakeup`] (`poll` waits for a wake-up, then reads the change log).
+
+use std::path::Path;
+use std::time::Duration;
+
+use denorm_types::{Catalog, Position};
+
+use super::{CaptureSpec, Poll, Snapshot, SnapshotProgress, SqliteCapture, Wakeup};
+use crate::postgres::Lag;
+use crate::{Batch, ChangeSource, Polled, SourceError};
+
+/// A SQLite database captured by triggers, as a [`ChangeSource`].
+#[derive(Debug)]
+pub struct SqliteSource {
+    capture: SqliteCapture,
+    wakeup: Wakeup,
+}
+
+impl SqliteSource {
+    /// Installs capture (WAL mode, triggers) of `spec` in the database at
+    /// `path` and starts watching it for changes.
+    pub fn open(path: &Path, catalog: &Catalog, spec: &CaptureSpec) -> Result<SqliteSource, SourceError> {
+        let capture = SqliteCapture::open(path, catalog, spec)?;
+        let wakeup = capture.wakeup()?;
+        Ok(SqliteSource { capture, wakeup })
+    }
+}
+
+impl ChangeSource for SqliteSource {
+    fn snapshot(&mut self, progress: &mut dyn FnMut(SnapshotProgress<'_>)) -> Result<Snapshot, SourceError> {
+        self.capture.snapshot(progress)
+    }
+
+    /// SQLite positions are change-log ids of captured changes only: an
+    /// application's position is reached by its own change, so `wanted`
+    /// needs no answer.
+    fn poll(&mut self, wait: Duration, _wanted: &dyn Fn() -> Option<Position>) -> Result<Polled, SourceError> {
+        self.wakeup.wait(wait)?;
+        Ok(match self.capture.poll()? {
+            Poll::Idle => Polled::Idle,
+            Poll::SchemaChanged { tables } => Polled::SchemaChanged { tables },
+            Poll::Changes(batch) => Polled::Changes(Batch {
+                position: batch.position,
+                head: batch.head,
+                truncated: Vec::new(),
+                tables: batch.tables,
+                commits: batch.commits.into_iter().map(|c| (c.table, c.committed_at)).collect(),
+                undecodable: batch
+                    .undecodable
+                    .into_iter()
+                    .map(|u| (u.table, format!("change-log seq {}", u.seq.0), u.reason.to_string()))
+                    .collect(),
+            }),
+        })
+    }
+
+    /// Deletes applied change-log rows.
+    fn release(&mut self, upto: Position) -> Result<(), SourceError> {
+        self.capture.release(upto).map(drop)
+    }
+
+    /// Deleting log rows takes SQLite's write lock: not more often than
+    /// this, so that denorm's own writes do not compete with the
+    /// application's.
+    fn release_interval(&self) -> Duration {
+        Duration::from_millis(500)
+    }
+
+    fn can_resume(&self) -> bool {
+        false
+    }
+
+    fn resume(&mut self, _at: Position) -> Result<(), SourceError> {
+        unreachable!("SqliteSource cannot resume: can_resume is false")
+    }
+
+    fn lag(&mut self) -> Option<Result<Lag, SourceError>> {
+        None
+    }
+
+    fn describe(&self, position: Position) -> String {
+        format!("change-log seq {}", position.0)
+    }
+}
