@@ -47,7 +47,8 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
     let shutdown = Arc::new(AtomicBool::new(false));
     let (publisher, reader) = denorm_serve::channel(prepared.infos);
     let engine = Engine::new(config.source.clone(), prepared.sources, publisher, shutdown.clone())
-        .with_max_memory(config.engine.max_memory);
+        .with_max_memory(config.engine.max_memory)
+        .with_state_dir(Some(config.engine.state_dir.clone()));
     runtime.block_on(serve_until(listener, reader, prepared.fallback, engine, shutdown, termination()))
 }
 

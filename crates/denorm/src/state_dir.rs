@@ -7,7 +7,7 @@
 //!   meta     "format"   → u32     FORMAT (this module's version of the layout)
 //!            "identity" → text    the source: SQLite path + the id its capture stores,
 //!                                 PostgreSQL system_identifier + slot name
-//!            "spec"     → text    the captured tables and columns
+//!            "shape"    → text    per captured table: its columns and types, the captured ones
 //!            "position" → u64     every change at or below it is in the rows, none above
 //!            "sum/<t>"  → u64     multiset checksum of table t's rows (see `row_hash`)
 //!   rows/<t>  packed row bytes → count   (a multiset: tables need no primary key)
@@ -46,8 +46,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use denorm_source::sqlite::CaptureSpec;
-use denorm_types::{Diff, Position, Row, RowRef};
+use denorm_source::CaptureSpec;
+use denorm_types::{Catalog, Diff, Position, Row, RowRef};
 use redb::{Database, DatabaseError, Durability, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle};
 
 /// The layout's version: bump it when the meaning of any key or value
@@ -128,9 +128,9 @@ impl StateDir {
     /// source `identity` capturing `spec`, and reads what it holds. A
     /// directory that does not match or fails a check is logged, emptied
     /// and returned as [`Opened::Rebuild`].
-    pub fn open(dir: &Path, identity: &str, spec: &CaptureSpec) -> Result<Opened, StateError> {
+    pub fn open(dir: &Path, identity: &str, shape: &str) -> Result<Opened, StateError> {
         std::fs::create_dir_all(dir).map_err(io_error(dir, "creating it"))?;
-        let loaded = std::panic::catch_unwind(|| load(dir, identity, spec));
+        let loaded = std::panic::catch_unwind(|| load(dir, identity, shape));
         let reason = match loaded {
             Ok(Ok(Loaded::Valid(state, stored))) => return Ok(Opened::Resume(state, stored)),
             Ok(Ok(Loaded::Empty(state))) => return Ok(Opened::Rebuild(state, "the state directory is new".into())),
@@ -171,7 +171,7 @@ impl StateDir {
     pub fn reset(
         &mut self,
         identity: &str,
-        spec: &CaptureSpec,
+        shape: &str,
         position: Position,
         tables: &[(String, Vec<Row>)],
     ) -> Result<(), StateError> {
@@ -204,7 +204,7 @@ impl StateDir {
             let mut put = |key: &str, value: &[u8]| meta.insert(key, value).map(drop);
             put("format", &FORMAT.to_le_bytes()).map_err(store_error(&self.dir, "writing the metadata"))?;
             put("identity", identity.as_bytes()).map_err(store_error(&self.dir, "writing the metadata"))?;
-            put("spec", spec_text(spec).as_bytes()).map_err(store_error(&self.dir, "writing the metadata"))?;
+            put("shape", shape.as_bytes()).map_err(store_error(&self.dir, "writing the metadata"))?;
             put("position", &position.0.to_le_bytes()).map_err(store_error(&self.dir, "writing the metadata"))?;
             for (table, sum) in &sums {
                 put(&sum_key(table), &sum.to_le_bytes()).map_err(store_error(&self.dir, "writing the metadata"))?;
@@ -329,7 +329,7 @@ enum Loaded {
 
 /// Opens the file and reads everything, checking format, identity, spec
 /// and checksums.
-fn load(dir: &Path, identity: &str, spec: &CaptureSpec) -> Result<Loaded, StateError> {
+fn load(dir: &Path, identity: &str, shape: &str) -> Result<Loaded, StateError> {
     let file = dir.join(FILE);
     let existed = file.exists();
     let db = match Database::create(&file) {
@@ -365,12 +365,12 @@ fn load(dir: &Path, identity: &str, spec: &CaptureSpec) -> Result<Loaded, StateE
         if stored != identity.as_bytes() {
             return Err(format!("it belongs to another source ({}), not {identity}", String::from_utf8_lossy(&stored)));
         }
-        let stored = get("spec")?.unwrap_or_default();
-        if stored != spec_text(spec).as_bytes() {
+        let stored = get("shape")?.unwrap_or_default();
+        if stored != shape.as_bytes() {
             return Err(format!(
-                "the captured columns changed (stored: {}; now: {})",
+                "the captured tables or columns changed (stored: {}; now: {})",
                 String::from_utf8_lossy(&stored).replace('\n', "; "),
-                spec_text(spec).replace('\n', "; ")
+                shape.replace('\n', "; ")
             ));
         }
         let position = get("position")?.and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
@@ -381,12 +381,12 @@ fn load(dir: &Path, identity: &str, spec: &CaptureSpec) -> Result<Loaded, StateE
         Err(reason) => return Ok(Loaded::Invalid(reason)),
     };
     let mut stored = Stored { position, tables: Vec::new() };
-    for captured in &spec.tables {
-        let expected = match get(&sum_key(&captured.name)) {
+    for name in tables_of(shape) {
+        let expected = match get(&sum_key(name)) {
             Ok(sum) => sum.and_then(|b| b.try_into().ok()).map(u64::from_le_bytes).unwrap_or(0),
             Err(reason) => return Ok(Loaded::Invalid(reason)),
         };
-        let rows = match read_rows(&tx, &captured.name) {
+        let rows = match read_rows(&tx, name) {
             Ok(rows) => rows,
             Err(reason) => return Ok(Loaded::Invalid(reason)),
         };
@@ -395,11 +395,11 @@ fn load(dir: &Path, identity: &str, spec: &CaptureSpec) -> Result<Loaded, StateE
         if sum != expected {
             return Ok(Loaded::Invalid(format!(
                 "the rows of table {} fail their checksum ({sum:#x}, stored {expected:#x})",
-                captured.name
+                name
             )));
         }
-        state.sums.insert(captured.name.clone(), sum);
-        stored.tables.push((captured.name.clone(), rows));
+        state.sums.insert(name.to_string(), sum);
+        stored.tables.push((name.to_string(), rows));
     }
     drop(meta);
     drop(tx);
@@ -465,11 +465,33 @@ fn sum_key(table: &str) -> String {
     format!("sum/{table}")
 }
 
-/// The spec as one line per table: `table\tcolumn,column`, sorted as the
-/// spec is.
-fn spec_text(spec: &CaptureSpec) -> String {
-    let lines: Vec<String> = spec.tables.iter().map(|t| format!("{}\t{}", t.name, t.columns.join(","))).collect();
+/// What the stored rows depend on besides the source's identity: per
+/// captured table (one line each, in `spec` order) its name, every column
+/// with its type and nullability (a row is full table width), the primary
+/// key, and the columns captured (the others are NULL in every row).
+/// Rows stored under another shape cannot be used.
+pub fn shape(catalog: &Catalog, spec: &CaptureSpec) -> String {
+    let lines: Vec<String> = spec
+        .tables
+        .iter()
+        .map(|t| {
+            let columns: Vec<String> = catalog.get(&t.name).map_or_else(Vec::new, |schema| {
+                schema
+                    .columns
+                    .iter()
+                    .map(|c| format!("{} {}{}", c.name, c.ty, if c.nullable { "" } else { " not null" }))
+                    .collect()
+            });
+            let key = catalog.get(&t.name).map_or_else(Vec::new, |schema| schema.primary_key.clone());
+            format!("{}\t{}\tkey {:?}\tcaptured {}", t.name, columns.join(", "), key, t.columns.join(", "))
+        })
+        .collect();
     lines.join("\n")
+}
+
+/// The table names of a [`shape`].
+fn tables_of(shape: &str) -> impl Iterator<Item = &str> {
+    shape.lines().filter_map(|line| line.split('\t').next()).filter(|name| !name.is_empty())
 }
 
 /// A row's contribution to its table's multiset checksum (the sum over
@@ -491,11 +513,23 @@ pub fn row_hash(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use denorm_source::sqlite::CapturedTable;
-    use denorm_types::Datum;
+    use denorm_source::CapturedTable;
+    use denorm_types::{ColumnSchema, Datum, ScalarType, TableSchema};
 
-    fn spec(columns: &[&str]) -> CaptureSpec {
-        CaptureSpec { tables: vec![CapturedTable::new("t", columns.iter().copied())] }
+    fn spec(columns: &[&str]) -> String {
+        let catalog = {
+            let mut catalog = Catalog::new();
+            catalog.add(TableSchema {
+                name: "t".into(),
+                columns: ["id", "name", "email"]
+                    .map(|name| ColumnSchema { name: name.into(), ty: ScalarType::Text, nullable: true })
+                    .to_vec(),
+                primary_key: vec![],
+                unique_keys: vec![],
+            });
+            catalog
+        };
+        shape(&catalog, &CaptureSpec { tables: vec![CapturedTable::new("t", columns.iter().copied())] })
     }
 
     fn row(id: i64, name: &str) -> Row {
@@ -507,14 +541,14 @@ mod tests {
         rows
     }
 
-    fn resume(dir: &Path, identity: &str, spec: &CaptureSpec) -> (StateDir, Stored) {
+    fn resume(dir: &Path, identity: &str, spec: &str) -> (StateDir, Stored) {
         match StateDir::open(dir, identity, spec).unwrap() {
             Opened::Resume(state, stored) => (state, stored),
             Opened::Rebuild(_, reason) => panic!("expected to resume, rebuilt: {reason}"),
         }
     }
 
-    fn rebuild_reason(dir: &Path, identity: &str, spec: &CaptureSpec) -> String {
+    fn rebuild_reason(dir: &Path, identity: &str, spec: &str) -> String {
         match StateDir::open(dir, identity, spec).unwrap() {
             Opened::Resume(_, stored) => panic!("expected a rebuild, resumed at {:?}", stored.position),
             Opened::Rebuild(_, reason) => reason,
@@ -564,7 +598,7 @@ mod tests {
         state.reset("src", &spec1, Position(1), &[("t".into(), vec![row(1, "a")])]).unwrap();
         drop(state);
         let reason = rebuild_reason(dir.path(), "src", &spec(&["id", "name", "email"]));
-        assert!(reason.contains("captured columns changed"), "{reason}");
+        assert!(reason.contains("captured tables or columns changed"), "{reason}");
     }
 
     /// Flipped or truncated bytes anywhere in the file: never a panic,
