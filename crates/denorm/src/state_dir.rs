@@ -167,13 +167,14 @@ impl StateDir {
     }
 
     /// Replaces everything with `tables` (a snapshot of the source at
-    /// `position`) for `identity` and `spec`, durably.
+    /// `position`: rows with their multiplicities, repeats allowed) for
+    /// `identity` and `shape`, durably.
     pub fn reset(
         &mut self,
         identity: &str,
         shape: &str,
         position: Position,
-        tables: &[(String, Vec<Row>)],
+        tables: &[(String, Vec<(Row, Diff)>)],
     ) -> Result<(), StateError> {
         let tx = self.db.begin_write().map_err(store_error(&self.dir, "starting the snapshot write"))?;
         let names: Vec<String> =
@@ -184,10 +185,17 @@ impl StateDir {
         }
         let mut sums = BTreeMap::new();
         for (table, rows) in tables {
-            let mut counts: BTreeMap<&[u8], u64> = BTreeMap::new();
-            for row in rows {
-                *counts.entry(row.as_bytes()).or_default() += 1;
+            // Sorted runs insert fastest into the B-tree; equal rows merge.
+            let mut sorted: Vec<(&[u8], Diff)> = rows.iter().map(|(row, n)| (row.as_bytes(), *n)).collect();
+            sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            let mut counts: Vec<(&[u8], u64)> = Vec::with_capacity(sorted.len());
+            for (bytes, n) in sorted {
+                match counts.last_mut() {
+                    Some((last, count)) if *last == bytes => *count = count.wrapping_add(n as u64),
+                    _ => counts.push((bytes, n as u64)),
+                }
             }
+            counts.retain(|(_, count)| (1..=Diff::MAX as u64).contains(count));
             let name = rows_table(table);
             let mut t = tx
                 .open_table(TableDefinition::<&[u8], u64>::new(&name))
@@ -544,6 +552,10 @@ mod tests {
         Row::pack([Datum::Int(id), Datum::text(name)])
     }
 
+    fn ones(rows: Vec<Row>) -> Vec<(Row, Diff)> {
+        rows.into_iter().map(|r| (r, 1)).collect()
+    }
+
     fn sorted(mut rows: Vec<(Row, Diff)>) -> Vec<(Row, Diff)> {
         rows.sort();
         rows
@@ -573,7 +585,9 @@ mod tests {
             panic!("a new directory resumed")
         };
         assert!(reason.contains("new"), "{reason}");
-        state.reset("src", &spec, Position(5), &[("t".into(), vec![row(1, "a"), row(1, "a"), row(2, "b")])]).unwrap();
+        state
+            .reset("src", &spec, Position(5), &[("t".into(), ones(vec![row(1, "a"), row(1, "a"), row(2, "b")]))])
+            .unwrap();
         let none = state.apply(Position(7), &[], &[("t".into(), vec![(row(2, "b"), -1), (row(3, "c"), 1)])]).unwrap();
         assert!(none.is_empty());
         state.apply(Position(9), &[], &[("t".into(), vec![(row(1, "a"), -1)])]).unwrap();
@@ -597,13 +611,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spec1 = spec(&["id", "name"]);
         let Opened::Rebuild(mut state, _) = StateDir::open(dir.path(), "src", &spec1).unwrap() else { panic!() };
-        state.reset("src", &spec1, Position(1), &[("t".into(), vec![row(1, "a")])]).unwrap();
+        state.reset("src", &spec1, Position(1), &[("t".into(), ones(vec![row(1, "a")]))]).unwrap();
         drop(state);
         assert!(rebuild_reason(dir.path(), "other", &spec1).contains("another source"));
         // The mismatch emptied it: even the right identity now rebuilds.
         assert!(rebuild_reason(dir.path(), "src", &spec1).contains("no metadata"));
         let Opened::Rebuild(mut state, _) = StateDir::open(dir.path(), "src", &spec1).unwrap() else { panic!() };
-        state.reset("src", &spec1, Position(1), &[("t".into(), vec![row(1, "a")])]).unwrap();
+        state.reset("src", &spec1, Position(1), &[("t".into(), ones(vec![row(1, "a")]))]).unwrap();
         drop(state);
         let reason = rebuild_reason(dir.path(), "src", &spec(&["id", "name", "email"]));
         assert!(reason.contains("captured tables or columns changed"), "{reason}");
@@ -619,7 +633,7 @@ mod tests {
         let pristine = {
             let dir = tempfile::tempdir().unwrap();
             let Opened::Rebuild(mut state, _) = StateDir::open(dir.path(), "src", &spec).unwrap() else { panic!() };
-            state.reset("src", &spec, Position(3), &[("t".into(), rows.clone())]).unwrap();
+            state.reset("src", &spec, Position(3), &[("t".into(), ones(rows.clone()))]).unwrap();
             drop(state);
             std::fs::read(dir.path().join(FILE)).unwrap()
         };
@@ -712,6 +726,7 @@ mod tests {
         let _ = std::fs::remove_file(dir.join(FILE));
         let (shape, position, tables) = fixture();
         let Opened::Rebuild(mut state, _) = StateDir::open(&dir, FIXTURE_IDENTITY, &shape).unwrap() else { panic!() };
+        let tables: Vec<(String, Vec<(Row, Diff)>)> = tables.into_iter().map(|(t, rows)| (t, ones(rows))).collect();
         state.reset(FIXTURE_IDENTITY, &shape, position, &tables).unwrap();
         state.compact().unwrap();
     }

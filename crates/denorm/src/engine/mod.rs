@@ -471,7 +471,7 @@ impl Engine {
     ) -> Result<Option<StateDir>, EngineError> {
         let Some(dir) = self.state_dir.clone() else {
             let snapshot = self.snapshot(capture)?;
-            self.load(capture, flow, planned, snapshot_batch(snapshot), Instant::now(), "snapshot published");
+            self.load(capture, flow, planned, &snapshot_batch(snapshot), Instant::now(), "snapshot published");
             return Ok(None);
         };
         let identity = capture.identity()?;
@@ -481,7 +481,7 @@ impl Engine {
                 None => {
                     let rows = stored.rows();
                     let position = stored.position;
-                    self.load(capture, flow, planned, stored_batch(stored), started, "state loaded and published");
+                    self.load(capture, flow, planned, &stored_batch(stored), started, "state loaded and published");
                     info!(
                         dir = %dir.display(),
                         rows,
@@ -501,16 +501,18 @@ impl Engine {
                 state
             }
         };
-        let snapshot = self.snapshot(capture)?;
+        // Published first, written after: readers need not wait for the
+        // write, and nothing is released before it is durable.
+        let batch = snapshot_batch(self.snapshot(capture)?);
+        self.load(capture, flow, planned, &batch, started, "snapshot published");
         let writing = Instant::now();
-        state.reset(&identity, shape, snapshot.position, &snapshot.tables)?;
+        state.reset(&identity, shape, batch.position, &batch.tables)?;
         info!(
             dir = %dir.display(),
             state_bytes = state.file_bytes(),
             write_seconds = writing.elapsed().as_secs_f64(),
             "snapshot written to the state directory"
         );
-        self.load(capture, flow, planned, snapshot_batch(snapshot), started, "snapshot published");
         Ok(Some(state))
     }
 
@@ -561,7 +563,7 @@ impl Engine {
         capture: &mut dyn ChangeSource,
         flow: &mut Flow,
         planned: &[Option<ViewDef>],
-        batch: SourceBatch,
+        batch: &SourceBatch,
         started: Instant,
         what: &str,
     ) {
@@ -573,7 +575,7 @@ impl Engine {
         }
         self.publisher.metrics().snapshot_rows(rows as u64);
         let applying = Instant::now();
-        let step = flow.snapshot(&batch);
+        let step = flow.snapshot(batch);
         self.publish(step, batch.position, &[], applying);
         info!(
             rows,
