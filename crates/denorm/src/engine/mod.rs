@@ -479,6 +479,7 @@ impl Engine {
         let mut state = match StateDir::open(&dir, &identity, shape)? {
             Opened::Resume(state, stored) => match capture.follow_from(stored.position)? {
                 None => {
+                    let read_seconds = started.elapsed().as_secs_f64();
                     let rows = stored.rows();
                     let position = stored.position;
                     self.load(capture, flow, planned, &stored_batch(stored), started, "state loaded and published");
@@ -486,6 +487,7 @@ impl Engine {
                         dir = %dir.display(),
                         rows,
                         state_bytes = state.file_bytes(),
+                        read_seconds,
                         from = %capture.describe(position),
                         "resumed from the state directory without reading the source tables"
                     );
