@@ -27,6 +27,11 @@
 //! commit before it. fjall (an LSM with a journal) writes faster but needs
 //! compaction threads and a directory of files; the engine's write rate is
 //! bounded by the source's, where redb's single writer is not the limit.
+//! Durable commits use redb's *quick repair* (the allocator state is saved
+//! with the commit, two-phase): reopening after a `kill -9` does not walk
+//! the whole file (at 10M rows that walk took longer than the restart
+//! itself; BENCHMARKS.md). Row contents are verified by this module's own
+//! checksums at every load instead.
 //!
 //! # Invariants
 //!
@@ -176,7 +181,8 @@ impl StateDir {
         position: Position,
         tables: &[(String, Vec<(Row, Diff)>)],
     ) -> Result<(), StateError> {
-        let tx = self.db.begin_write().map_err(store_error(&self.dir, "starting the snapshot write"))?;
+        let mut tx = self.db.begin_write().map_err(store_error(&self.dir, "starting the snapshot write"))?;
+        tx.set_quick_repair(true);
         let names: Vec<String> =
             tx.list_tables().map_err(store_error(&self.dir, "listing tables"))?.map(|t| t.name().to_string()).collect();
         for name in names {
@@ -306,6 +312,7 @@ impl StateDir {
         if self.pending {
             let mut tx = self.db.begin_write().map_err(store_error(&self.dir, "starting a durable commit"))?;
             tx.set_durability(Durability::Immediate);
+            tx.set_quick_repair(true);
             tx.commit().map_err(store_error(&self.dir, "committing durably"))?;
             self.pending = false;
             self.durable = self.position;

@@ -39,6 +39,9 @@ const QUERIES: [(&str, &str); 3] = [
 
 const RESUMED: &str = "resumed from the state directory without reading the source tables";
 const SNAPSHOT_READ: &str = "snapshot read";
+/// Logged once a snapshot is durable in the state directory (after it is
+/// published: a kill before leaves no usable state).
+const SNAPSHOT_WRITTEN: &str = "snapshot written to the state directory";
 
 /// Random transactions on a connection of its own until stopped; paused
 /// while `paused` is set.
@@ -195,7 +198,7 @@ fn kill_at_random_points_under_a_writer_resumes_exactly() {
     let db = project.connect();
     seed(&db);
     let mut denorm = Denorm::start(&project.config);
-    denorm.wait_for_log(SNAPSHOT_READ);
+    denorm.wait_for_log(SNAPSHOT_WRITTEN);
     assert_views_equal_sqlite(&denorm, &db);
     let writer = Writer::start(&project, 42);
     let mut rng = SplitMix(7);
@@ -258,7 +261,7 @@ fn a_corrupt_state_directory_is_logged_and_rebuilt() {
         let mut denorm = Denorm::start(&project.config);
         let line = denorm.wait_for_log("state directory unusable");
         assert!(line.contains("rebuilt from a snapshot"), "{line}");
-        denorm.wait_for_log(SNAPSHOT_READ);
+        denorm.wait_for_log(SNAPSHOT_WRITTEN);
         assert_views_equal_sqlite(&denorm, &db);
         denorm.kill();
         let mut denorm = Denorm::start(&project.config);

@@ -100,7 +100,7 @@ fn kill_under_a_writer_resumes_from_the_slot_without_reading_the_tables() {
     // Control: the first start snapshots, and the statistics show it.
     let before = settled_reads(&project.url);
     let mut denorm = Denorm::start(&project.config);
-    denorm.wait_for_log(SNAPSHOT_READ);
+    denorm.wait_for_log("snapshot written to the state directory");
     assert_views_equal(&denorm, &mut client, VIEWS, &[]);
     denorm.kill();
     let after_snapshot = settled_reads(&project.url);
