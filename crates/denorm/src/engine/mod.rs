@@ -234,7 +234,6 @@ impl Engine {
         let mut flow = Flow::new(catalog, &planned, self.source.dialect(), Instant::now())?;
 
         let mut state = self.start(&mut *capture, &mut flow, &planned, &shape)?;
-        self.account(&mut flow);
         let release_every = capture.release_interval().max(if state.is_some() { DURABLE_MIN } else { Duration::ZERO });
         release_durable(&mut *capture, state.as_mut(), flow.position)?;
         let mut released_at = Instant::now();
@@ -592,6 +591,9 @@ impl Engine {
             head: Some(batch.position),
             ..SourceStatus::default()
         });
+        // Sampled with the first publish (before a snapshot is written to
+        // the state directory): `/views` shows state bytes once ready.
+        self.account(flow);
     }
 
     /// Applies one polled batch of committed transactions.
