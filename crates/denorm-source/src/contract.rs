@@ -14,6 +14,8 @@
 //!                            (Batch = committed transactions; Progress = nothing captured up to position)
 //!      release(position)   → the source may forget what is at or below position (published)
 //!      resume(position)    → reconnect after a transient error, keeping the engine's state
+//!      identity()          → names the database, for a state directory kept across restarts
+//!      follow_from(position) → instead of snapshot: continue after a durably kept position
 //!      lag()               → replication slot figures, when the source has a slot
 //! ```
 //!
@@ -113,6 +115,14 @@ pub trait ChangeSource {
     fn can_resume(&self) -> bool;
     /// Reconnects and continues after `at` (the last published position).
     fn resume(&mut self, at: Position) -> Result<(), SourceError>;
+    /// Names the source database for a state directory kept across
+    /// restarts: the same database (and capture) gives the same name.
+    fn identity(&mut self) -> Result<String, SourceError>;
+    /// Instead of [`snapshot`](Self::snapshot): continues after `at`, for a
+    /// caller that kept the captured tables as of `at` durably. `Ok(None)`
+    /// when the source still holds every change above `at`;
+    /// `Ok(Some(reason))` when it may not (then snapshot).
+    fn follow_from(&mut self, at: Position) -> Result<Option<String>, SourceError>;
     /// The replication slot's lag, for sources that have one.
     fn lag(&mut self) -> Option<Result<Lag, SourceError>>;
     /// A position in the source's own notation, for logs.

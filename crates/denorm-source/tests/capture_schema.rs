@@ -80,7 +80,7 @@ fn uninstall_removes_every_denorm_object() {
             "_denorm_update_users"
         ]
     );
-    assert_eq!(removed.tables, vec!["_denorm_changes", "_denorm_pending"]);
+    assert_eq!(removed.tables, vec!["_denorm_capture", "_denorm_changes", "_denorm_pending"]);
     assert!(db.denorm_objects().is_empty());
     // The application goes on writing; nothing is left to log it.
     db.writer().execute_batch("INSERT INTO users VALUES (2, 'b', NULL)").unwrap();

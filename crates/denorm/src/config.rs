@@ -19,6 +19,7 @@
 //! pg_tls_key = "server.key"
 //! [engine]
 //! max_memory = "8GB"                   # optional: budget for operator state (see `EngineConfig`)
+//! state_dir = "app.state"              # optional: the durable state directory (default: <config stem>.state)
 //! ```
 //!
 //! Every error names the file and the line:column of the offending key or
@@ -66,6 +67,11 @@ pub struct EngineConfig {
     /// state passes it, the view holding the most state fails (the others
     /// go on). `None`: no budget.
     pub max_memory: Option<u64>,
+    /// `state_dir`: where the captured input rows and the source position
+    /// are kept durably, so that a restart resumes without reading the
+    /// source tables (see `state_dir.rs`). Default: `<config stem>.state`
+    /// beside the configuration file.
+    pub state_dir: PathBuf,
 }
 
 /// A file of `CREATE MATERIALIZED VIEW` statements.
@@ -299,7 +305,22 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         None => DEFAULT_LISTEN.parse().expect("the default listen address parses"),
     };
     let pg_tls = pg_tls(&raw_server, base).map_err(|(span, message, hint)| invalid(Some(span), message, Some(hint)))?;
-    let max_memory = match raw.engine.and_then(|e| e.max_memory) {
+    let raw_engine = raw.engine.unwrap_or_default();
+    let state_dir = match raw_engine.state_dir {
+        None => {
+            let stem = path.file_stem().map_or("denorm".into(), |s| s.to_string_lossy());
+            base.join(format!("{stem}.state"))
+        }
+        Some(dir) if dir.get_ref().trim().is_empty() => {
+            return Err(invalid(
+                Some(dir.span()),
+                "[engine] state_dir is empty".to_string(),
+                Some("name a directory (relative to this file), or remove state_dir for <config>.state".to_string()),
+            ))
+        }
+        Some(dir) => base.join(dir.get_ref()),
+    };
+    let max_memory = match raw_engine.max_memory {
         None => None,
         Some(size) => match parse_size(size.get_ref()) {
             Ok(0) => {
@@ -329,7 +350,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         views,
         source,
         server: ServerConfig { listen, http, pg_listen: raw_server.pg_listen, pg_tls },
-        engine: EngineConfig { max_memory },
+        engine: EngineConfig { max_memory, state_dir },
         auth,
         audit,
     })
@@ -479,10 +500,11 @@ struct RawConfig {
     audit: Option<auth::RawAudit>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawEngine {
     max_memory: Option<Spanned<String>>,
+    state_dir: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -771,6 +793,20 @@ mod tests {
         }
         let err = parse_at(&format!("{base}[engine]\nmax_memory = \"lots\"\n")).unwrap_err();
         assert!(err.to_string().contains("hint: write a size such as"), "{err}");
+    }
+
+    /// `state_dir` defaults to `<config stem>.state` beside the file and is
+    /// relative to it; empty is refused.
+    #[test]
+    fn state_dir_defaults_beside_the_config() {
+        let base = "views = [\"v.sql\"]\n[source]\nurl = \"sqlite://a.db\"\n";
+        assert_eq!(parse_at(base).unwrap().engine.state_dir, Path::new("conf/denorm.state"));
+        let config = parse_at(&format!("{base}[engine]\nstate_dir = \"var/st\"\n")).unwrap();
+        assert_eq!(config.engine.state_dir, Path::new("conf/var/st"));
+        let config = parse_at(&format!("{base}[engine]\nstate_dir = \"/abs/st\"\n")).unwrap();
+        assert_eq!(config.engine.state_dir, Path::new("/abs/st"));
+        let (at, message) = error_of(&format!("{base}[engine]\nstate_dir = \"\"\n"));
+        assert_eq!((at.as_str(), message.as_str()), ("conf/denorm.toml:5:13", "[engine] state_dir is empty"));
     }
 
     #[test]

@@ -15,5 +15,6 @@ mod plan;
 mod redacting;
 mod run;
 mod source;
+pub mod state_dir;
 
 pub use run::serving_info;

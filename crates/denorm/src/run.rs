@@ -59,7 +59,8 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
         }));
     }
     let engine = Engine::new(config.source.clone(), prepared.sources, publisher, shutdown.clone())
-        .with_max_memory(config.engine.max_memory);
+        .with_max_memory(config.engine.max_memory)
+        .with_state_dir(Some(config.engine.state_dir.clone()));
     let served =
         runtime.block_on(serve_until(listener, reader, prepared.fallback, http, engine, shutdown, termination()));
     let _ = stop_wire.send(());

@@ -364,6 +364,8 @@ fn walsender_termination_resumes_without_a_snapshot() {
     let mut client = project.client();
     writer.transactions(20);
     let mut denorm = Denorm::start(&project.config);
+    // Streaming starts once the snapshot is in the state directory.
+    denorm.wait_for_log("snapshot written to the state directory");
     assert_views_equal(&denorm, &mut client, VIEWS, &[]);
     for round in 1..=3 {
         writer.transactions(10);

@@ -334,6 +334,13 @@ impl PgCapture {
     /// [`SourceError::SlotMissing`] when the slot is gone and with the
     /// transient [`SourceError::SlotInUse`] when another connection holds it.
     pub fn resume(&mut self, from: Position) -> Result<(), SourceError> {
+        self.prepare_stream(from)?;
+        self.start_streaming()
+    }
+
+    /// [`resume`](Self::resume) up to `START_REPLICATION`, which the next
+    /// [`poll`](Self::poll) sends.
+    fn prepare_stream(&mut self, from: Position) -> Result<(), SourceError> {
         self.stream = None;
         self.held = None;
         self.relations.clear();
@@ -349,7 +356,37 @@ impl PgCapture {
         self.position = start;
         self.released = start;
         self.stream = Some(Stream::new(conn, start));
-        self.start_streaming()
+        Ok(())
+    }
+
+    /// Names this server and slot for a state directory: the cluster's
+    /// `system_identifier` (`IDENTIFY_SYSTEM`) and the slot's name.
+    pub fn identity(&mut self) -> Result<String, SourceError> {
+        let mut conn = self.replication_connection()?;
+        let rows = conn.simple_query("IDENTIFY_SYSTEM").map_err(self.wire_error("identifying the server"))?;
+        let system = rows
+            .first()
+            .and_then(|row| row.first()?.clone())
+            .ok_or_else(|| self.protocol_error("IDENTIFY_SYSTEM returned no system identifier"))?;
+        Ok(format!("postgres system {system} slot {}", self.names.slot))
+    }
+
+    /// Continues streaming from the kept slot after `at` without a
+    /// snapshot (see [`resume`](Self::resume)), for a caller that kept the
+    /// captured tables as of `at` durably. `Ok(Some(reason))` when the slot
+    /// is gone: snapshot then. The slot is acknowledged only up to what the
+    /// caller releases, so it still holds every change above `at`.
+    /// `START_REPLICATION` waits for the first [`poll`](Self::poll), so
+    /// the caller may take its time loading its state (no keepalive is
+    /// due before).
+    pub fn follow_from(&mut self, at: Position) -> Result<Option<String>, SourceError> {
+        match self.prepare_stream(at) {
+            Ok(()) => Ok(None),
+            Err(SourceError::SlotMissing { slot }) => {
+                Ok(Some(format!("the replication slot {slot} is gone (dropped by hand, or never created)")))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Waits up to `timeout` for the next committed transaction, or for

@@ -140,6 +140,14 @@ impl ChangeSource for PostgresSource {
         self.capture.resume(at)
     }
 
+    fn identity(&mut self) -> Result<String, SourceError> {
+        self.capture.identity()
+    }
+
+    fn follow_from(&mut self, at: Position) -> Result<Option<String>, SourceError> {
+        self.capture.follow_from(at)
+    }
+
     /// The latest reading of the lag thread (`None` until there is a new one).
     fn lag(&mut self) -> Option<Result<Lag, SourceError>> {
         self.lag.take()

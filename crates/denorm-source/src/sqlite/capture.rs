@@ -244,6 +244,11 @@ pub struct SqliteCapture {
     /// What [`release`](Self::release) deleted up to (0: nothing yet this
     /// life, so the first release also clears rows a previous one left).
     released: Position,
+    /// The capture's id stored in the database (see [`identity`](Self::identity)).
+    capture_id: String,
+    /// Whether [`open`](Self::open) had to create or change the log or a
+    /// trigger: changes made before may not have been logged.
+    reinstalled: bool,
 }
 
 impl SqliteCapture {
@@ -259,7 +264,8 @@ impl SqliteCapture {
         let mut tables = plan_tables(catalog, spec)?;
         let mut writer = writable_connection(path)?;
         ensure_wal(&writer, path)?;
-        let (schema_version, position) = install(&mut writer, path, catalog, &mut tables)?;
+        let installed = install(&mut writer, path, catalog, &mut tables)?;
+        let Installed { schema_version, position, capture_id, reinstalled } = installed;
         writer.busy_timeout(RELEASE_BUSY_TIMEOUT).map_err(sqlite_error(path, "setting the busy timeout"))?;
         // denorm's own commits (deleting applied log rows) need not reach
         // the disk before the lock is given back: a deletion lost to a power
@@ -281,6 +287,8 @@ impl SqliteCapture {
             schema_version,
             position,
             released: Position(0),
+            capture_id,
+            reinstalled,
         })
     }
 
@@ -374,6 +382,47 @@ impl SqliteCapture {
         }
         self.released = upto;
         Ok(deleted)
+    }
+
+    /// Names this database for a state directory: its canonical path and
+    /// the id its capture stores (made when capture is first installed).
+    pub fn identity(&self) -> String {
+        let path = std::fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
+        format!("sqlite {} capture {}", path.display(), self.capture_id)
+    }
+
+    /// Continues after `at` without a snapshot, for a caller whose state
+    /// (kept durably) is the captured tables as of `at`: `Ok(None)` when the
+    /// change log still holds every change above `at`; `Ok(Some(reason))`
+    /// when it may not (triggers were missing and re-installed at open, the
+    /// log was re-created, or rows above `at` were deleted): snapshot then.
+    pub fn follow_from(&mut self, at: Position) -> Result<Option<String>, SourceError> {
+        if self.reinstalled {
+            return Ok(Some(
+                "capture was (re)installed at start: changes made while it was missing were not logged".into(),
+            ));
+        }
+        let path = self.path.as_path();
+        let tx = self.reader.transaction().map_err(sqlite_error(path, "starting to read the change log"))?;
+        let head = last_seq(&tx).map_err(sqlite_error(path, "reading the change-log position"))?;
+        let first = triggers::first_seq(&tx).map_err(sqlite_error(path, "reading the change-log start"))?;
+        tx.commit().map_err(sqlite_error(path, "ending the change-log read"))?;
+        let gap = match first {
+            _ if head < at.0 => {
+                Some(format!("the change log ends at seq {head}, before seq {} (it was re-created)", at.0))
+            }
+            Some(first) if first > at.0 + 1 => {
+                Some(format!("the change log starts at seq {first}: changes after seq {} were deleted", at.0))
+            }
+            None if head > at.0 => {
+                Some(format!("the change log is empty up to seq {head}: changes after seq {} were deleted", at.0))
+            }
+            _ => None,
+        };
+        if gap.is_none() {
+            self.position = at;
+        }
+        Ok(gap)
     }
 
     /// A [`Wakeup`] that blocks until the database may hold new committed
@@ -521,12 +570,20 @@ fn ensure_wal(conn: &Connection, path: &Path) -> Result<(), SourceError> {
 /// Installs the triggers in one write transaction after checking the tables
 /// still match the catalog; returns the schema version and the log position
 /// right after.
+/// What [`install`] found and did.
+struct Installed {
+    schema_version: i64,
+    position: Position,
+    capture_id: String,
+    reinstalled: bool,
+}
+
 fn install(
     conn: &mut Connection,
     path: &Path,
     catalog: &Catalog,
     tables: &mut [Table],
-) -> Result<(i64, Position), SourceError> {
+) -> Result<Installed, SourceError> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sqlite_error(path, "starting to install the triggers"))?;
@@ -535,11 +592,12 @@ fn install(
     let changed = triggers::sync(&tx, &wanted).map_err(sqlite_error(path, "installing the triggers"))?;
     let version = schema_version(&tx).map_err(sqlite_error(path, "reading the schema version"))?;
     let position = Position(last_seq(&tx).map_err(sqlite_error(path, "reading the change-log position"))?);
+    let capture_id = triggers::capture_id(&tx).map_err(sqlite_error(path, "reading the capture id"))?;
     tx.commit().map_err(sqlite_error(path, "committing the triggers"))?;
     if changed {
         tracing::info!(path = %path.display(), tables = tables.len(), "installed change-capture triggers");
     }
-    Ok((version, position))
+    Ok(Installed { schema_version: version, position, capture_id, reinstalled: changed })
 }
 
 /// Fails with [`SourceError::SchemaChanged`] naming every captured table

@@ -79,6 +79,14 @@ impl ChangeSource for SqliteSource {
         Ok(())
     }
 
+    fn identity(&mut self) -> Result<String, SourceError> {
+        Ok(self.capture.identity())
+    }
+
+    fn follow_from(&mut self, at: Position) -> Result<Option<String>, SourceError> {
+        self.capture.follow_from(at)
+    }
+
     fn lag(&mut self) -> Option<Result<Lag, SourceError>> {
         None
     }

@@ -25,6 +25,14 @@ pub(crate) const LOG_TABLE: &str = "_denorm_changes";
 const LOG_TABLE_SQL: &str = "CREATE TABLE _denorm_changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, \
      tbl TEXT NOT NULL, old TEXT, new TEXT, committed_at REAL NOT NULL)";
 
+/// One row: the id of this database's capture, a random hex string made
+/// when capture is first installed (dropped by `uninstall` with the rest):
+/// part of the source identity a state directory is tied to, so that a
+/// database replaced by another file, or whose capture was re-installed,
+/// is not mistaken for the one the state came from.
+pub(crate) const CAPTURE_ID_TABLE: &str = "_denorm_capture";
+const CAPTURE_ID_TABLE_SQL: &str = "CREATE TABLE _denorm_capture (id TEXT NOT NULL)";
+
 /// Unix seconds with SQLite's clock resolution (milliseconds). SQLite 3.38
 /// has neither `unixepoch('subsec')` (3.42) nor a finer clock.
 const NOW_SQL: &str = "(julianday('now') - 2440587.5) * 86400.0";
@@ -336,7 +344,9 @@ pub(crate) fn installed_triggers(conn: &Connection) -> rusqlite::Result<BTreeMap
 /// Returns whether it changed anything.
 pub(crate) fn sync(conn: &Connection, wanted: &[Trigger]) -> rusqlite::Result<bool> {
     let mut changed = false;
-    for (table, sql) in [(LOG_TABLE, LOG_TABLE_SQL), (PENDING_TABLE, PENDING_TABLE_SQL)] {
+    for (table, sql) in
+        [(LOG_TABLE, LOG_TABLE_SQL), (PENDING_TABLE, PENDING_TABLE_SQL), (CAPTURE_ID_TABLE, CAPTURE_ID_TABLE_SQL)]
+    {
         if !table_exists(conn, table)? {
             conn.execute_batch(sql)?;
             changed = true;
@@ -360,6 +370,23 @@ pub(crate) fn sync(conn: &Connection, wanted: &[Trigger]) -> rusqlite::Result<bo
 }
 
 /// Whether the change-log and pending tables both exist.
+/// The capture's id (see [`CAPTURE_ID_TABLE`]), made on first call; in a
+/// write transaction, after [`sync`].
+pub(crate) fn capture_id(conn: &Connection) -> rusqlite::Result<String> {
+    conn.execute(
+        "INSERT INTO _denorm_capture (id) SELECT lower(hex(randomblob(16))) \
+         WHERE NOT EXISTS (SELECT 1 FROM _denorm_capture)",
+        [],
+    )?;
+    conn.query_row("SELECT id FROM _denorm_capture ORDER BY rowid LIMIT 1", [], |r| r.get(0))
+}
+
+/// The smallest `seq` still in the change log, if any.
+pub(crate) fn first_seq(conn: &Connection) -> rusqlite::Result<Option<u64>> {
+    let first: Option<i64> = conn.query_row(&format!("SELECT min(seq) FROM {LOG_TABLE}"), [], |r| r.get(0))?;
+    Ok(first.map(|s| s.max(0) as u64))
+}
+
 pub(crate) fn log_tables_exist(conn: &Connection) -> rusqlite::Result<bool> {
     Ok(table_exists(conn, LOG_TABLE)? && table_exists(conn, PENDING_TABLE)?)
 }

@@ -29,17 +29,25 @@
 //! change log); only a slot that is gone costs a new snapshot. A failure
 //! before the first snapshot of a session retries the whole session.
 //!
-//! Restart costs one snapshot: nothing is persisted, and the source forgets
-//! changes (SQLite log rows deleted, PostgreSQL slot acknowledged) only after
-//! the state that contains them was published, so a crash at any point
-//! loses nothing and applies nothing twice (the next snapshot supersedes
-//! everything at or below its position).
+//! **Durable state** (`[engine] state_dir`, see [`crate::state_dir`]): the
+//! captured input rows and their position are written with every batch (one
+//! atomic write, not fsynced) and made durable at least every
+//! `release_interval` (at most every [`DURABLE_MIN`]); the source forgets
+//! changes (SQLite log rows deleted, PostgreSQL slot acknowledged) only up to
+//! the last *durable* position. A session starts from the state directory
+//! when it is valid for the source (identity), the captured tables' shape is
+//! unchanged and the source still holds every change after its position
+//! ([`ChangeSource::follow_from`]): the stored rows are the snapshot, and
+//! the source tables are not read. Otherwise (the reason is logged) it
+//! snapshots the source and rewrites the directory. So a crash at any point
+//! loses nothing and applies nothing twice. Without a state directory
+//! (`denorm demo`) every session snapshots, and the source is released up
+//! to what was published.
 //!
-//! TRUNCATE: the operators keep no copy of a table's rows that could be
-//! retracted, so a batch that truncates a captured table ends the session
-//! unapplied and the next one snapshots again (the new snapshot includes
-//! the truncation). Cost: one full snapshot of the captured tables per
-//! TRUNCATE; readers keep the last published state meanwhile.
+//! TRUNCATE: with a state directory, a truncated table's stored rows are
+//! retracted from the views in the same batch. Without one the operators
+//! keep no copy of a table's rows that could be retracted, so the batch ends
+//! the session unapplied and the next one snapshots again.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -60,6 +68,7 @@ use flow::{Flow, Step};
 use retry::{Backoff, Outage};
 
 use crate::config::SourceConfig;
+use crate::state_dir::{self, Opened, StateDir, StateError, Stored};
 
 pub(crate) mod flow;
 pub(crate) mod retry;
@@ -85,6 +94,9 @@ const STATE_BYTES_SHARE: u32 = 50;
 const SLOW_BATCH: f64 = 0.1;
 /// Slow batches are logged at most this often.
 const SLOW_BATCH_LOG_EVERY: Duration = Duration::from_secs(5);
+/// Durable commits of the state directory (an fsync) happen at most this
+/// often, however small the source's release interval.
+const DURABLE_MIN: Duration = Duration::from_millis(200);
 
 /// The views files' text, read once at start: a running engine re-plans the
 /// same definitions after a schema change.
@@ -102,6 +114,8 @@ pub enum EngineError {
     Source(#[from] SourceError),
     #[error("cannot build the dataflow (bug)")]
     Build(#[from] BuildError),
+    #[error(transparent)]
+    State(#[from] StateError),
 }
 
 /// How a session ended.
@@ -134,6 +148,8 @@ pub struct Engine {
     backoff: Backoff,
     /// Set while the source is unreachable.
     outage: Option<Outage>,
+    /// `[engine] state_dir`; `None`: nothing is kept across restarts.
+    state_dir: Option<PathBuf>,
 }
 
 impl Engine {
@@ -152,7 +168,15 @@ impl Engine {
             state_due: None,
             backoff: Backoff::default(),
             outage: None,
+            state_dir: None,
         }
+    }
+
+    /// Keeps the captured input rows in `state_dir` (`[engine] state_dir`),
+    /// so that a restart resumes without reading the source tables.
+    pub fn with_state_dir(mut self, state_dir: Option<PathBuf>) -> Self {
+        self.state_dir = state_dir;
+        self
     }
 
     /// Sets the operators' state budget (`[engine] max_memory`): when a
@@ -175,6 +199,15 @@ impl Engine {
                 Err(EngineError::Source(SourceError::SchemaChanged { tables })) => {
                     warn!(?tables, "the schema of a captured table changed while the session started; re-planning");
                     let wait = self.backoff.next_wait();
+                    if self.sleep(wait) {
+                        return Ok(());
+                    }
+                }
+                // A failed state write: the directory is consistent at its
+                // last commit, the next session starts from it.
+                Err(EngineError::State(e)) if !matches!(e, StateError::InUse { .. }) => {
+                    let wait = self.backoff.next_wait();
+                    warn!(error = %error_chain(&e), retry_in = ?wait, "state directory write failed; retrying");
                     if self.sleep(wait) {
                         return Ok(());
                     }
@@ -245,17 +278,18 @@ impl Engine {
         let planned = self.plan(&catalog);
         let spec = capture_spec(&planned, &catalog);
         let mut capture = denorm_source::open(&self.source.capture(), &catalog, &spec)?;
+        let shape = state_dir::shape(&catalog, &spec);
         let mut flow = Flow::new(catalog, &planned, self.source.dialect(), Instant::now())?;
 
-        self.snapshot(&mut *capture, &mut flow, &planned)?;
-        self.source_up(flow.position, "took a new snapshot");
-        self.account(&mut flow);
-        release(&mut *capture, flow.position);
+        let mut state = self.start(&mut *capture, &mut flow, &planned, &shape)?;
+        self.source_up(flow.position, if state.is_some() { "resumed" } else { "took a new snapshot" });
+        let release_every = capture.release_interval().max(if state.is_some() { DURABLE_MIN } else { Duration::ZERO });
+        release_durable(&mut *capture, state.as_mut(), flow.position)?;
         let mut released_at = Instant::now();
         let mut lag_at: Option<Instant> = None;
         loop {
             if self.stopping() {
-                release(&mut *capture, flow.position);
+                release_durable(&mut *capture, state.as_mut(), flow.position)?;
                 return Ok(End::Shutdown);
             }
             let wait = flow.next_due().map_or(WAIT, |due| due.saturating_duration_since(Instant::now()).min(WAIT));
@@ -280,13 +314,16 @@ impl Engine {
                 Polled::Idle => self.caught_up = true,
                 Polled::Progress(position) => {
                     self.caught_up = true;
+                    if let Some(state) = state.as_mut() {
+                        state.advance(position)?;
+                    }
                     self.progress(&mut flow, position);
                 }
                 Polled::SchemaChanged { tables } => {
                     warn!(?tables, "the schema of a captured table changed; re-planning the views");
                     return Ok(End::Resnapshot);
                 }
-                Polled::Changes(batch) if !batch.truncated.is_empty() => {
+                Polled::Changes(batch) if !batch.truncated.is_empty() && state.is_none() => {
                     warn!(
                         tables = ?batch.truncated,
                         at = %capture.describe(batch.position),
@@ -295,17 +332,24 @@ impl Engine {
                     );
                     return Ok(End::Resnapshot);
                 }
-                Polled::Changes(batch) => {
+                Polled::Changes(mut batch) => {
                     self.caught_up = false;
                     self.newest_commit = batch.newest_commit().or(self.newest_commit);
+                    if let Some(state) = state.as_mut() {
+                        let retracted = state.apply(batch.position, &batch.truncated, &batch.tables)?;
+                        if !retracted.is_empty() {
+                            info!(tables = ?batch.truncated, at = %capture.describe(batch.position), "a captured table was truncated; its stored rows are retracted");
+                            batch.tables = retracted.into_iter().chain(batch.tables).collect();
+                        }
+                    }
                     self.follow(&mut flow, batch);
                 }
             }
             if let Some(step) = flow.refresh_due(Instant::now()) {
                 self.publish(step, flow.position, &[], Instant::now());
             }
-            if released_at.elapsed() >= capture.release_interval() {
-                release(&mut *capture, flow.position);
+            if released_at.elapsed() >= release_every {
+                release_durable(&mut *capture, state.as_mut(), flow.position)?;
                 released_at = Instant::now();
             }
             if lag_at.is_none_or(|at| at.elapsed() >= LAG_EVERY) {
@@ -446,13 +490,68 @@ impl Engine {
         planned
     }
 
-    /// Reads the snapshot and publishes it as the views' first state.
-    fn snapshot(
+    /// Brings the views to their first state: from the state directory
+    /// when it is valid and the source still holds every change after it,
+    /// else from a snapshot of the source (written to the directory). The
+    /// directory (when configured) is returned open.
+    fn start(
         &mut self,
         capture: &mut dyn ChangeSource,
         flow: &mut Flow,
         planned: &[Option<ViewDef>],
-    ) -> Result<(), EngineError> {
+        shape: &str,
+    ) -> Result<Option<StateDir>, EngineError> {
+        let Some(dir) = self.state_dir.clone() else {
+            let snapshot = self.snapshot(capture)?;
+            self.load(capture, flow, planned, &snapshot_batch(snapshot), Instant::now(), "snapshot published");
+            return Ok(None);
+        };
+        let identity = capture.identity()?;
+        let started = Instant::now();
+        let mut state = match StateDir::open(&dir, &identity, shape)? {
+            Opened::Resume(state, stored) => match capture.follow_from(stored.position)? {
+                None => {
+                    let read_seconds = started.elapsed().as_secs_f64();
+                    let rows = stored.rows();
+                    let position = stored.position;
+                    self.load(capture, flow, planned, &stored_batch(stored), started, "state loaded and published");
+                    info!(
+                        dir = %dir.display(),
+                        rows,
+                        state_bytes = state.file_bytes(),
+                        read_seconds,
+                        from = %capture.describe(position),
+                        "resumed from the state directory without reading the source tables"
+                    );
+                    return Ok(Some(state));
+                }
+                Some(reason) => {
+                    warn!(dir = %dir.display(), %reason, "cannot resume from the state directory; taking a snapshot of the source");
+                    state
+                }
+            },
+            Opened::Rebuild(state, reason) => {
+                info!(dir = %dir.display(), %reason, "taking a snapshot of the source into the state directory");
+                state
+            }
+        };
+        // Published first, written after: readers need not wait for the
+        // write, and nothing is released before it is durable.
+        let batch = snapshot_batch(self.snapshot(capture)?);
+        self.load(capture, flow, planned, &batch, started, "snapshot published");
+        let writing = Instant::now();
+        state.reset(&identity, shape, batch.position, &batch.tables)?;
+        info!(
+            dir = %dir.display(),
+            state_bytes = state.file_bytes(),
+            write_seconds = writing.elapsed().as_secs_f64(),
+            "snapshot written to the state directory"
+        );
+        Ok(Some(state))
+    }
+
+    /// Reads a snapshot of every captured table, reporting progress.
+    fn snapshot(&mut self, capture: &mut dyn ChangeSource) -> Result<denorm_source::Snapshot, EngineError> {
         let started = Instant::now();
         let mut last_report = Instant::now();
         let publisher = &mut self.publisher;
@@ -481,14 +580,28 @@ impl Engine {
         })?;
         let rows: usize = snapshot.tables.iter().map(|(_, rows)| rows.len()).sum();
         let read_in = started.elapsed();
-        let batch = SourceBatch {
-            position: snapshot.position,
-            tables: snapshot
-                .tables
-                .into_iter()
-                .map(|(table, rows)| (table, rows.into_iter().map(|r| (r, 1 as Diff)).collect()))
-                .collect(),
-        };
+        info!(
+            rows,
+            at = %capture.describe(snapshot.position),
+            read_seconds = read_in.as_secs_f64(),
+            read_rows_per_second = (rows as f64 / read_in.as_secs_f64().max(1e-9)) as u64,
+            "snapshot read"
+        );
+        Ok(snapshot)
+    }
+
+    /// Applies the first batch of a session (a snapshot, or the stored
+    /// rows) to fresh views and publishes it as their first state.
+    fn load(
+        &mut self,
+        capture: &mut dyn ChangeSource,
+        flow: &mut Flow,
+        planned: &[Option<ViewDef>],
+        batch: &SourceBatch,
+        started: Instant,
+        what: &str,
+    ) {
+        let rows: usize = batch.tables.iter().map(|(_, rows)| rows.len()).sum();
         for (i, def) in planned.iter().enumerate() {
             if def.is_some() {
                 self.publisher.clear(i);
@@ -496,24 +609,24 @@ impl Engine {
         }
         self.publisher.metrics().snapshot_rows(rows as u64);
         let applying = Instant::now();
-        let step = flow.snapshot(&batch);
+        let step = flow.snapshot(batch);
         self.publish(step, batch.position, &[], applying);
         info!(
             rows,
-            position = snapshot.position.0,
-            at = %capture.describe(snapshot.position),
-            read_seconds = read_in.as_secs_f64(),
+            position = batch.position.0,
+            at = %capture.describe(batch.position),
             total_seconds = started.elapsed().as_secs_f64(),
-            read_rows_per_second = (rows as f64 / read_in.as_secs_f64().max(1e-9)) as u64,
             rows_per_second = (rows as f64 / started.elapsed().as_secs_f64().max(1e-9)) as u64,
-            "snapshot published (rows_per_second: read, maintained and published)"
+            "{what} (rows_per_second: read, maintained and published)"
         );
         self.publisher.set_source(SourceStatus {
             state: SourceState::Following,
-            head: Some(snapshot.position),
+            head: Some(batch.position),
             ..SourceStatus::default()
         });
-        Ok(())
+        // Sampled with the first publish (before a snapshot is written to
+        // the state directory): `/views` shows state bytes once ready.
+        self.account(flow);
     }
 
     /// Applies one polled batch of committed transactions.
@@ -613,6 +726,39 @@ pub fn capture_spec(planned: &[Option<ViewDef>], catalog: &Catalog) -> CaptureSp
             .map(|(name, columns)| CapturedTable { name, columns: columns.into_iter().collect() })
             .collect(),
     }
+}
+
+/// A snapshot as the first batch: every row once.
+fn snapshot_batch(snapshot: denorm_source::Snapshot) -> SourceBatch {
+    SourceBatch {
+        position: snapshot.position,
+        tables: snapshot
+            .tables
+            .into_iter()
+            .map(|(table, rows)| (table, rows.into_iter().map(|r| (r, 1 as Diff)).collect()))
+            .collect(),
+    }
+}
+
+/// The stored rows as the first batch: each with its multiplicity.
+fn stored_batch(stored: Stored) -> SourceBatch {
+    SourceBatch { position: stored.position, tables: stored.tables }
+}
+
+/// Makes the state directory durable and lets the source forget what is
+/// both published (`published`) and durable; without a state directory,
+/// what is published.
+fn release_durable(
+    capture: &mut dyn ChangeSource,
+    state: Option<&mut StateDir>,
+    published: Position,
+) -> Result<(), StateError> {
+    let upto = match state {
+        Some(state) => state.make_durable()?.min(published),
+        None => published,
+    };
+    release(capture, upto);
+    Ok(())
 }
 
 /// Lets the source forget what is published. Failing is harmless (it is

@@ -120,7 +120,11 @@ pub fn drop_slot(admin: &mut Client, slot: &str) {
 
 /// PostgreSQL's rows for `select`, typed by the view's column types, and
 /// its column names.
-pub fn reference(client: &mut Client, select: &str, types: &BTreeMap<String, String>) -> (Vec<String>, Vec<Vec<Value>>) {
+pub fn reference(
+    client: &mut Client,
+    select: &str,
+    types: &BTreeMap<String, String>,
+) -> (Vec<String>, Vec<Vec<Value>>) {
     let mut names = Vec::new();
     let mut rows = Vec::new();
     for message in client.simple_query(select).unwrap_or_else(|e| panic!("{select}: {e:?}")) {

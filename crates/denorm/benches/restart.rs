@@ -1,0 +1,218 @@
+//! Restart time vs snapshot time vs state directory size (issue 13): the
+//! release `denorm` binary on a SQLite source of `DENORM_BENCH_ROWS` rows
+//! (default 1,000,000; `DENORM_BENCH_ROWS=10000000` for the issue's 10M):
+//!
+//! ```sh
+//! cargo bench -p denorm --bench restart
+//! ```
+//!
+//! 1. **first start** (empty state directory): spawn → snapshot read, views
+//!    built and published, then → the snapshot written to the state
+//!    directory (durable), with the log's read / write / total figures;
+//! 2. **snapshot start** (state directory removed before each start): spawn
+//!    → published: a start that reads the source, as every start did before
+//!    the state directory;
+//! 3. **restart after SIGTERM**: spawn → ready, the stored rows loaded
+//!    into the dataflow, no source read;
+//! 4. **restart after kill -9** (redb checks the file after an unclean
+//!    shutdown): spawn → ready.
+//!
+//! The views: an aggregate over every row (1,000 groups) and a filter that
+//! keeps half of the rows (so the published state is large, as a per-key
+//! view's is). Each figure is printed with the load average (other work on
+//! the machine changes it). Nothing here asserts: benchmarks are not tests.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const VIEWS: &str = "
+CREATE MATERIALIZED VIEW by_grp AS SELECT grp, SUM(amount) AS total, COUNT(*) AS n FROM items GROUP BY grp;
+CREATE MATERIALIZED VIEW big_items AS SELECT id, grp, amount, note FROM items WHERE amount >= 50;
+";
+
+struct Running {
+    child: Child,
+    log: mpsc::Receiver<String>,
+    lines: Vec<String>,
+}
+
+impl Running {
+    fn spawn(config: &Path) -> Running {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_denorm"))
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the denorm binary starts");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, log) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running { child, log, lines: Vec::new() }
+    }
+
+    /// Waits for a log line containing `needle`.
+    fn wait_for(&mut self, needle: &str) -> String {
+        loop {
+            let line = self
+                .log
+                .recv_timeout(Duration::from_secs(1800))
+                .unwrap_or_else(|_| panic!("denorm never logged {needle:?}:\n{}", self.lines.join("\n")));
+            self.lines.push(line.clone());
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
+    fn terminate(mut self) {
+        Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+/// The value of `key=` in a log line.
+fn field(line: &str, key: &str) -> String {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{key}=")))
+        .map_or_else(|| "?".to_string(), |v| v.trim_matches('"').to_string())
+}
+
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map_or_else(|_| "?".into(), |l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map_or(0, |entries| entries.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / (1 << 20) as f64
+}
+
+/// Starts denorm, waits until its first state is published; the seconds
+/// from spawn and the process, still running.
+fn start(config: &Path, published: &str) -> (f64, String, Running) {
+    let started = Instant::now();
+    let mut denorm = Running::spawn(config);
+    let line = denorm.wait_for(published);
+    (started.elapsed().as_secs_f64(), line, denorm)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let rows: u64 = std::env::var("DENORM_BENCH_ROWS").ok().and_then(|r| r.parse().ok()).unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    let setup = Instant::now();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL;
+         CREATE TABLE items (id INTEGER PRIMARY KEY, grp INTEGER NOT NULL, amount INTEGER NOT NULL, note TEXT);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})
+         INSERT INTO items SELECT i, i % 1000, (i * 7919) % 100, 'note ' || (i % 977) FROM n;"
+    ))
+    .unwrap();
+    drop(conn);
+    std::fs::write(dir.path().join("views.sql"), VIEWS).unwrap();
+    let config = dir.path().join("denorm.toml");
+    std::fs::write(
+        &config,
+        "views = [\"views.sql\"]\n[source]\nurl = \"sqlite://app.db\"\n[server]\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let state: PathBuf = dir.path().join("denorm.state");
+    println!(
+        "restart bench: {rows} rows, SQLite file {:.1} MB (made in {:.1} s)",
+        mb(std::fs::metadata(&db).unwrap().len()),
+        setup.elapsed().as_secs_f64()
+    );
+    println!("{:<34} {:>9} {:>30} {:>16}", "start", "seconds", "detail (from the log)", "load avg");
+
+    let (first, published, mut denorm) = start(&config, "snapshot published");
+    let written = denorm.wait_for("snapshot written");
+    let durable = first + field(&written, "write_seconds").parse::<f64>().unwrap_or(f64::NAN);
+    let read =
+        denorm.lines.iter().find(|l| l.contains("snapshot read")).map_or("?".into(), |l| field(l, "read_seconds"));
+    println!(
+        "{:<34} {:>9.2} {:>30} {:>16}",
+        "first start: snapshot published",
+        first,
+        format!("read {read} s, total {}", field(&published, "total_seconds")),
+        load()
+    );
+    println!(
+        "{:<34} {:>9.2} {:>30} {:>16}",
+        "first start: state written",
+        durable,
+        format!("write {} s", field(&written, "write_seconds")),
+        load()
+    );
+    denorm.terminate();
+    let state_size = dir_bytes(&state);
+
+    // A start that reads the source, as every start did before the state
+    // directory (its write comes after the publish).
+    let mut snapshot_only = f64::MAX;
+    for _ in 0..2 {
+        std::fs::remove_dir_all(&state).unwrap();
+        let (seconds, _, mut denorm) = start(&config, "snapshot published");
+        denorm.wait_for("snapshot written");
+        denorm.terminate();
+        snapshot_only = snapshot_only.min(seconds);
+    }
+    println!("{:<34} {:>9.2} {:>30} {:>16}", "snapshot start: published", snapshot_only, "best of 2", load());
+
+    let mut restart = f64::MAX;
+    let mut loaded = String::new();
+    for _ in 0..2 {
+        let (seconds, line, mut denorm) = start(&config, "state loaded and published");
+        let read = field(&denorm.wait_for("resumed from the state directory"), "read_seconds");
+        denorm.terminate();
+        if seconds < restart {
+            restart = seconds;
+            loaded = format!("read {read} s, read+build {} s", field(&line, "total_seconds"));
+        }
+    }
+    println!("{:<34} {:>9.2} {:>30} {:>16}", "restart after SIGTERM", restart, format!("best of 2: {loaded}"), load());
+
+    let (_, _, denorm) = start(&config, "state loaded and published");
+    denorm.kill();
+    let (killed, line, denorm) = start(&config, "state loaded and published");
+    denorm.terminate();
+    println!(
+        "{:<34} {:>9.2} {:>30} {:>16}",
+        "restart after kill -9",
+        killed,
+        format!("load+build {} s", field(&line, "total_seconds")),
+        load()
+    );
+    println!(
+        "state directory {:.1} MB ({:.2}x the SQLite file); restart {:.1}x faster than a snapshot-only start, \
+         {:.1}x faster than the first start's durable state",
+        mb(state_size),
+        state_size as f64 / std::fs::metadata(&db).unwrap().len() as f64,
+        snapshot_only / restart,
+        durable / restart
+    );
+}

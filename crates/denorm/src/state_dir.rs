@@ -1,0 +1,776 @@
+//! The state directory (`[engine] state_dir`): the captured input rows, kept
+//! durably so that a restart resumes from the source position they are at
+//! instead of reading every captured table again.
+//!
+//! ```text
+//!  <config stem>.state/state.redb            (one redb file, one writer: this process)
+//!   meta     "format"   → u32     FORMAT (this module's version of the layout)
+//!            "identity" → text    the source: SQLite path + the id its capture stores,
+//!                                 PostgreSQL system_identifier + slot name
+//!            "shape"    → text    per captured table: its columns and types, the captured ones
+//!            "position" → u64     every change at or below it is in the rows, none above
+//!            "sum/<t>"  → u64     multiset checksum of table t's rows (see `row_hash`)
+//!   rows/<t>  packed row bytes → count   (a multiset: tables need no primary key)
+//! ```
+//!
+//! **What is kept: the captured input rows, not the operators' state.** Every
+//! view is a function of them, so a restart replays them into the dataflow
+//! as its snapshot (no source read), a changed view definition needs only
+//! them, and a TRUNCATE is a retraction of the stored rows. The cost is the
+//! dataflow's build time at each start (measured in BENCHMARKS.md).
+//!
+//! **Why redb.** One file, ACID transactions, copy-on-write B-trees with
+//! checksummed commit slots, a stable and versioned file format, pure Rust,
+//! and exactly the durability split the engine needs: each batch commits
+//! with [`Durability::None`] (no fsync; lost on a crash, never torn), and a
+//! [`Durability::Immediate`] commit every `DURABLE_EVERY` persists every
+//! commit before it. fjall (an LSM with a journal) writes faster but needs
+//! compaction threads and a directory of files; the engine's write rate is
+//! bounded by the source's, where redb's single writer is not the limit.
+//! Durable commits use redb's *quick repair* (the allocator state is saved
+//! with the commit, two-phase): reopening after a `kill -9` does not walk
+//! the whole file (at 10M rows that walk took longer than the restart
+//! itself; BENCHMARKS.md). Row contents are verified by this module's own
+//! checksums at every load instead.
+//!
+//! # Invariants
+//!
+//! * **One atomic write per batch**: a batch's row changes and its end
+//!   position commit together, so the stored rows always equal the source's
+//!   captured tables at the stored position.
+//! * **The source is released only up to [`StateDir::durable`]** (the
+//!   position of the last fsynced commit): after a crash the directory
+//!   reopens at that position or later, and the source still holds every
+//!   change above it. That makes a `kill -9` anywhere exactly-once.
+//! * **Anything unexpected rebuilds**: a format or identity mismatch, a
+//!   changed capture spec, a redb error, a checksum that does not match the
+//!   rows read, is logged with the reason; the directory is emptied and the
+//!   engine snapshots the source again. Another process holding the file is
+//!   not that: it is an error (two engines on one directory).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use denorm_source::CaptureSpec;
+use denorm_types::{Catalog, Diff, Position, Row, RowRef};
+use redb::{Database, DatabaseError, Durability, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle};
+
+/// The layout's version: bump it when the meaning of any key or value
+/// changes, and keep `tests/fixtures/state-v1` opening (see the tests).
+pub const FORMAT: u32 = 1;
+/// The state file inside the directory.
+const FILE: &str = "state.redb";
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+/// Why the state directory cannot be used (beyond "rebuild": these stop
+/// the engine or the write).
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(
+        "state directory {} is in use by another process\n  hint: two denorm processes cannot share a state \
+         directory; stop the other one or set [engine] state_dir",
+        dir.display()
+    )]
+    InUse { dir: PathBuf },
+    #[error("cannot use state directory {}: {what}", dir.display())]
+    Io {
+        dir: PathBuf,
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("state directory {}: {what}", dir.display())]
+    Store {
+        dir: PathBuf,
+        what: String,
+        #[source]
+        source: Box<redb::Error>,
+    },
+}
+
+/// Per table, its rows with a multiplicity (stored) or a diff (changes).
+pub type TableChanges = Vec<(String, Vec<(Row, Diff)>)>;
+
+/// What the directory held for this source and spec.
+#[derive(Debug, Default, PartialEq)]
+pub struct Stored {
+    pub position: Position,
+    /// Per captured table (spec order), its rows and their multiplicities.
+    pub tables: Vec<(String, Vec<(Row, Diff)>)>,
+}
+
+impl Stored {
+    pub fn rows(&self) -> usize {
+        self.tables.iter().map(|(_, rows)| rows.len()).sum()
+    }
+}
+
+/// An open state directory: see the module documentation.
+#[derive(Debug)]
+pub struct StateDir {
+    dir: PathBuf,
+    db: Database,
+    /// Per stored table, its running multiset checksum.
+    sums: BTreeMap<String, u64>,
+    position: Position,
+    durable: Position,
+    /// Commits since the last durable one.
+    pending: bool,
+}
+
+/// The outcome of [`StateDir::open`].
+#[derive(Debug)]
+pub enum Opened {
+    /// Valid for this source and spec: the rows at the stored position.
+    Resume(StateDir, Stored),
+    /// Empty (new, or emptied for `reason`): [`StateDir::reset`] it with a
+    /// snapshot.
+    Rebuild(StateDir, String),
+}
+
+impl StateDir {
+    /// Opens (creating it when missing) the state directory `dir` for the
+    /// source `identity` capturing `spec`, and reads what it holds. A
+    /// directory that does not match or fails a check is logged, emptied
+    /// and returned as [`Opened::Rebuild`].
+    pub fn open(dir: &Path, identity: &str, shape: &str) -> Result<Opened, StateError> {
+        std::fs::create_dir_all(dir).map_err(io_error(dir, "creating it"))?;
+        let loaded = std::panic::catch_unwind(|| load(dir, identity, shape));
+        let reason = match loaded {
+            Ok(Ok(Loaded::Valid(state, stored))) => return Ok(Opened::Resume(state, stored)),
+            Ok(Ok(Loaded::Empty(state))) => return Ok(Opened::Rebuild(state, "the state directory is new".into())),
+            Ok(Ok(Loaded::Invalid(reason))) => reason,
+            Ok(Err(e @ StateError::InUse { .. })) => return Err(e),
+            Ok(Err(e)) => crate::engine::error_chain(&e),
+            Err(_) => "reading it panicked (a corrupt file)".to_string(),
+        };
+        tracing::warn!(dir = %dir.display(), %reason, "state directory unusable; it is emptied and rebuilt from a snapshot of the source");
+        let file = dir.join(FILE);
+        match std::fs::remove_file(&file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(StateError::Io {
+                    dir: dir.into(),
+                    what: "removing the unusable state file".into(),
+                    source: e,
+                })
+            }
+            _ => {}
+        }
+        let db = create(dir)?;
+        Ok(Opened::Rebuild(StateDir::new(dir, db), reason))
+    }
+
+    fn new(dir: &Path, db: Database) -> StateDir {
+        StateDir {
+            dir: dir.to_path_buf(),
+            db,
+            sums: BTreeMap::new(),
+            position: Position(0),
+            durable: Position(0),
+            pending: false,
+        }
+    }
+
+    /// Replaces everything with `tables` (a snapshot of the source at
+    /// `position`: rows with their multiplicities, repeats allowed) for
+    /// `identity` and `shape`, durably.
+    pub fn reset(
+        &mut self,
+        identity: &str,
+        shape: &str,
+        position: Position,
+        tables: &[(String, Vec<(Row, Diff)>)],
+    ) -> Result<(), StateError> {
+        let mut tx = self.db.begin_write().map_err(store_error(&self.dir, "starting the snapshot write"))?;
+        tx.set_quick_repair(true);
+        let names: Vec<String> =
+            tx.list_tables().map_err(store_error(&self.dir, "listing tables"))?.map(|t| t.name().to_string()).collect();
+        for name in names {
+            tx.delete_table(TableDefinition::<&[u8], u64>::new(&name))
+                .map_err(store_error(&self.dir, "emptying the state"))?;
+        }
+        let mut sums = BTreeMap::new();
+        for (table, rows) in tables {
+            // Sorted runs insert fastest into the B-tree; equal rows merge.
+            let mut sorted: Vec<(&[u8], Diff)> = rows.iter().map(|(row, n)| (row.as_bytes(), *n)).collect();
+            sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            let mut counts: Vec<(&[u8], u64)> = Vec::with_capacity(sorted.len());
+            for (bytes, n) in sorted {
+                match counts.last_mut() {
+                    Some((last, count)) if *last == bytes => *count = count.wrapping_add(n as u64),
+                    _ => counts.push((bytes, n as u64)),
+                }
+            }
+            counts.retain(|(_, count)| (1..=Diff::MAX as u64).contains(count));
+            let name = rows_table(table);
+            let mut t = tx
+                .open_table(TableDefinition::<&[u8], u64>::new(&name))
+                .map_err(store_error(&self.dir, "writing rows"))?;
+            let mut sum = 0u64;
+            for (bytes, count) in counts {
+                sum = sum.wrapping_add(row_hash(bytes).wrapping_mul(count));
+                t.insert(bytes, count).map_err(store_error(&self.dir, "writing rows"))?;
+            }
+            sums.insert(table.clone(), sum);
+        }
+        {
+            let mut meta = tx.open_table(META).map_err(store_error(&self.dir, "writing the metadata"))?;
+            let mut put = |key: &str, value: &[u8]| meta.insert(key, value).map(drop);
+            put("format", &FORMAT.to_le_bytes()).map_err(store_error(&self.dir, "writing the metadata"))?;
+            put("identity", identity.as_bytes()).map_err(store_error(&self.dir, "writing the metadata"))?;
+            put("shape", shape.as_bytes()).map_err(store_error(&self.dir, "writing the metadata"))?;
+            put("position", &position.0.to_le_bytes()).map_err(store_error(&self.dir, "writing the metadata"))?;
+            for (table, sum) in &sums {
+                put(&sum_key(table), &sum.to_le_bytes()).map_err(store_error(&self.dir, "writing the metadata"))?;
+            }
+        }
+        tx.commit().map_err(store_error(&self.dir, "committing the snapshot"))?;
+        self.sums = sums;
+        self.position = position;
+        self.durable = position;
+        self.pending = false;
+        Ok(())
+    }
+
+    /// Applies one batch: `truncated` tables are emptied first (their rows
+    /// are returned, to be retracted from the views), then `tables`'
+    /// changes, and the position moves to `position`; one commit, not yet
+    /// durable (see [`make_durable`](Self::make_durable)).
+    pub fn apply(
+        &mut self,
+        position: Position,
+        truncated: &[String],
+        tables: &[(String, Vec<(Row, Diff)>)],
+    ) -> Result<TableChanges, StateError> {
+        let mut tx = self.db.begin_write().map_err(store_error(&self.dir, "starting a batch write"))?;
+        tx.set_durability(Durability::None);
+        let mut retracted = Vec::new();
+        for table in truncated {
+            let name = rows_table(table);
+            let mut t = tx
+                .open_table(TableDefinition::<&[u8], u64>::new(&name))
+                .map_err(store_error(&self.dir, "truncating"))?;
+            let mut rows = Vec::new();
+            for entry in t.iter().map_err(store_error(&self.dir, "truncating"))? {
+                let (row, count) = entry.map_err(store_error(&self.dir, "truncating"))?;
+                rows.push((stored_row(row.value()), -(count.value() as Diff)));
+            }
+            t.retain(|_, _| false).map_err(store_error(&self.dir, "truncating"))?;
+            self.sums.insert(table.clone(), 0);
+            retracted.push((table.clone(), rows));
+        }
+        for (table, changes) in tables {
+            let name = rows_table(table);
+            let mut t = tx
+                .open_table(TableDefinition::<&[u8], u64>::new(&name))
+                .map_err(store_error(&self.dir, "writing rows"))?;
+            let sum = self.sums.entry(table.clone()).or_default();
+            for (row, diff) in changes {
+                let bytes = row.as_bytes();
+                let old = t.get(bytes).map_err(store_error(&self.dir, "reading rows"))?.map_or(0, |c| c.value());
+                // A retraction of a row the store does not hold (a forged log
+                // row) keeps the count at 0: the views see it as the source
+                // sent it, the store stays a multiset.
+                let new = (old as i128 + *diff as i128).max(0) as u64;
+                *sum = sum.wrapping_add(row_hash(bytes).wrapping_mul(new.wrapping_sub(old)));
+                if new == 0 {
+                    t.remove(bytes).map_err(store_error(&self.dir, "writing rows"))?;
+                } else {
+                    t.insert(bytes, new).map_err(store_error(&self.dir, "writing rows"))?;
+                }
+            }
+        }
+        {
+            let mut meta = tx.open_table(META).map_err(store_error(&self.dir, "writing the metadata"))?;
+            let touched = truncated.iter().chain(tables.iter().map(|(t, _)| t));
+            for table in touched {
+                let sum = self.sums.get(table).copied().unwrap_or(0);
+                meta.insert(sum_key(table).as_str(), sum.to_le_bytes().as_slice())
+                    .map_err(store_error(&self.dir, "writing the metadata"))?;
+            }
+            meta.insert("position", position.0.to_le_bytes().as_slice())
+                .map_err(store_error(&self.dir, "writing the metadata"))?;
+        }
+        tx.commit().map_err(store_error(&self.dir, "committing a batch"))?;
+        self.position = position;
+        self.pending = true;
+        Ok(retracted)
+    }
+
+    /// Moves the stored position to `position` with no row change (the
+    /// source reported nothing captured up to it).
+    pub fn advance(&mut self, position: Position) -> Result<(), StateError> {
+        if position <= self.position {
+            return Ok(());
+        }
+        self.apply(position, &[], &[]).map(drop)
+    }
+
+    /// Persists every commit so far (fsync) when there is any; returns the
+    /// durable position, up to which the source may be released.
+    pub fn make_durable(&mut self) -> Result<Position, StateError> {
+        if self.pending {
+            let mut tx = self.db.begin_write().map_err(store_error(&self.dir, "starting a durable commit"))?;
+            tx.set_durability(Durability::Immediate);
+            tx.set_quick_repair(true);
+            tx.commit().map_err(store_error(&self.dir, "committing durably"))?;
+            self.pending = false;
+            self.durable = self.position;
+        }
+        Ok(self.durable)
+    }
+
+    /// The position of the last durable commit.
+    pub fn durable(&self) -> Position {
+        self.durable
+    }
+
+    /// The position of the last commit.
+    pub fn position(&self) -> Position {
+        self.position
+    }
+
+    /// Rewrites the file without its free pages (commits without fsync
+    /// leave pages that only a durable commit frees); the file shrinks.
+    pub fn compact(&mut self) -> Result<(), StateError> {
+        self.make_durable()?;
+        self.db.compact().map_err(store_error(&self.dir, "compacting"))?;
+        Ok(())
+    }
+
+    /// The state file's size in bytes.
+    pub fn file_bytes(&self) -> u64 {
+        std::fs::metadata(self.dir.join(FILE)).map_or(0, |m| m.len())
+    }
+}
+
+enum Loaded {
+    Valid(StateDir, Stored),
+    Empty(StateDir),
+    Invalid(String),
+}
+
+/// Opens the file and reads everything, checking format, identity, spec
+/// and checksums.
+fn load(dir: &Path, identity: &str, shape: &str) -> Result<Loaded, StateError> {
+    let file = dir.join(FILE);
+    let existed = file.exists();
+    let db = match Database::create(&file) {
+        Ok(db) => db,
+        Err(DatabaseError::DatabaseAlreadyOpen) => return Err(StateError::InUse { dir: dir.into() }),
+        Err(e) => return Ok(Loaded::Invalid(format!("cannot open {}: {e}", file.display()))),
+    };
+    let mut state = StateDir::new(dir, db);
+    let tx = match state.db.begin_read() {
+        Ok(tx) => tx,
+        Err(e) => return Ok(Loaded::Invalid(format!("cannot read it: {e}"))),
+    };
+    let meta = match tx.open_table(META) {
+        Ok(meta) => meta,
+        Err(redb::TableError::TableDoesNotExist(_)) if !existed => {
+            drop(tx);
+            return Ok(Loaded::Empty(state));
+        }
+        Err(redb::TableError::TableDoesNotExist(_)) => {
+            return Ok(Loaded::Invalid("it holds no metadata (an interrupted first snapshot)".into()))
+        }
+        Err(e) => return Ok(Loaded::Invalid(format!("cannot read its metadata: {e}"))),
+    };
+    let get = |key: &str| -> Result<Option<Vec<u8>>, String> {
+        meta.get(key).map(|v| v.map(|v| v.value().to_vec())).map_err(|e| format!("cannot read {key}: {e}"))
+    };
+    let check = || -> Result<Position, String> {
+        let format = get("format")?.and_then(|b| b.try_into().ok()).map(u32::from_le_bytes);
+        if format != Some(FORMAT) {
+            return Err(format!("its format is {format:?}, this denorm writes {FORMAT}"));
+        }
+        let stored = get("identity")?.unwrap_or_default();
+        if stored != identity.as_bytes() {
+            return Err(format!("it belongs to another source ({}), not {identity}", String::from_utf8_lossy(&stored)));
+        }
+        let stored = get("shape")?.unwrap_or_default();
+        if stored != shape.as_bytes() {
+            return Err(format!(
+                "the captured tables or columns changed (stored: {}; now: {})",
+                String::from_utf8_lossy(&stored).replace('\n', "; "),
+                shape.replace('\n', "; ")
+            ));
+        }
+        let position = get("position")?.and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
+        position.map(Position).ok_or_else(|| "it holds no position".to_string())
+    };
+    let position = match check() {
+        Ok(position) => position,
+        Err(reason) => return Ok(Loaded::Invalid(reason)),
+    };
+    let mut stored = Stored { position, tables: Vec::new() };
+    for name in tables_of(shape) {
+        let expected = match get(&sum_key(name)) {
+            Ok(sum) => sum.and_then(|b| b.try_into().ok()).map(u64::from_le_bytes).unwrap_or(0),
+            Err(reason) => return Ok(Loaded::Invalid(reason)),
+        };
+        let rows = match read_rows(&tx, name) {
+            Ok(rows) => rows,
+            Err(reason) => return Ok(Loaded::Invalid(reason)),
+        };
+        let sum =
+            rows.iter().fold(0u64, |s, (row, n)| s.wrapping_add(row_hash(row.as_bytes()).wrapping_mul(*n as u64)));
+        if sum != expected {
+            return Ok(Loaded::Invalid(format!(
+                "the rows of table {} fail their checksum ({sum:#x}, stored {expected:#x})",
+                name
+            )));
+        }
+        state.sums.insert(name.to_string(), sum);
+        stored.tables.push((name.to_string(), rows));
+    }
+    drop(meta);
+    drop(tx);
+    state.position = position;
+    state.durable = position;
+    Ok(Loaded::Valid(state, stored))
+}
+
+fn read_rows(tx: &redb::ReadTransaction, table: &str) -> Result<Vec<(Row, Diff)>, String> {
+    let name = rows_table(table);
+    let t = match tx.open_table(TableDefinition::<&[u8], u64>::new(&name)) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(format!("cannot read table {table}: {e}")),
+    };
+    let mut rows = Vec::with_capacity(t.len().unwrap_or(0) as usize);
+    for entry in t.iter().map_err(|e| format!("cannot read table {table}: {e}"))? {
+        let (row, count) = entry.map_err(|e| format!("cannot read table {table}: {e}"))?;
+        let count = count.value();
+        if count == 0 || count > Diff::MAX as u64 {
+            return Err(format!("table {table} holds a row with count {count}"));
+        }
+        rows.push((stored_row(row.value()), count as Diff));
+    }
+    Ok(rows)
+}
+
+fn create(dir: &Path) -> Result<Database, StateError> {
+    match Database::create(dir.join(FILE)) {
+        Ok(db) => Ok(db),
+        Err(DatabaseError::DatabaseAlreadyOpen) => Err(StateError::InUse { dir: dir.into() }),
+        Err(e) => Err(StateError::Store {
+            dir: dir.into(),
+            what: "creating the state file".into(),
+            source: Box::new(e.into()),
+        }),
+    }
+}
+
+fn store_error<E: Into<redb::Error>>(dir: &Path, what: &str) -> impl FnOnce(E) -> StateError {
+    let dir = dir.to_path_buf();
+    let what = what.to_string();
+    move |e| StateError::Store { dir, what, source: Box::new(e.into()) }
+}
+
+fn io_error(dir: &Path, what: &str) -> impl FnOnce(std::io::Error) -> StateError {
+    let dir = dir.to_path_buf();
+    let what = what.to_string();
+    move |source| StateError::Io { dir, what, source }
+}
+
+/// A row as stored: its packed bytes (checked by the table's checksum
+/// before any is decoded).
+fn stored_row(bytes: &[u8]) -> Row {
+    RowRef::from_prefix(bytes, bytes.len()).to_row()
+}
+
+fn rows_table(table: &str) -> String {
+    format!("rows/{table}")
+}
+
+fn sum_key(table: &str) -> String {
+    format!("sum/{table}")
+}
+
+/// What the stored rows depend on besides the source's identity: per
+/// captured table (one line each, in `spec` order) its name, every column
+/// with its type and nullability (a row is full table width), the primary
+/// key, and the columns captured (the others are NULL in every row).
+/// Rows stored under another shape cannot be used.
+pub fn shape(catalog: &Catalog, spec: &CaptureSpec) -> String {
+    let lines: Vec<String> = spec
+        .tables
+        .iter()
+        .map(|t| {
+            let columns: Vec<String> = catalog.get(&t.name).map_or_else(Vec::new, |schema| {
+                schema
+                    .columns
+                    .iter()
+                    .map(|c| format!("{} {}{}", c.name, c.ty, if c.nullable { "" } else { " not null" }))
+                    .collect()
+            });
+            let key = catalog.get(&t.name).map_or_else(Vec::new, |schema| schema.primary_key.clone());
+            format!("{}\t{}\tkey {:?}\tcaptured {}", t.name, columns.join(", "), key, t.columns.join(", "))
+        })
+        .collect();
+    lines.join("\n")
+}
+
+/// The table names of a [`shape`].
+fn tables_of(shape: &str) -> impl Iterator<Item = &str> {
+    shape.lines().filter_map(|line| line.split('\t').next()).filter(|name| !name.is_empty())
+}
+
+/// A row's contribution to its table's multiset checksum (the sum over
+/// rows of hash × count, wrapping): FNV-1a over the bytes, then
+/// SplitMix64's finalizer. Fixed forever (part of [`FORMAT`]).
+pub fn row_hash(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use denorm_source::CapturedTable;
+    use denorm_types::{ColumnSchema, Datum, ScalarType, TableSchema};
+
+    fn spec(columns: &[&str]) -> String {
+        let catalog = {
+            let mut catalog = Catalog::new();
+            catalog.add(TableSchema {
+                name: "t".into(),
+                columns: ["id", "name", "email"]
+                    .map(|name| ColumnSchema { name: name.into(), ty: ScalarType::Text, nullable: true })
+                    .to_vec(),
+                primary_key: vec![],
+                unique_keys: vec![],
+            });
+            catalog
+        };
+        shape(&catalog, &CaptureSpec { tables: vec![CapturedTable::new("t", columns.iter().copied())] })
+    }
+
+    fn row(id: i64, name: &str) -> Row {
+        Row::pack([Datum::Int(id), Datum::text(name)])
+    }
+
+    fn ones(rows: Vec<Row>) -> Vec<(Row, Diff)> {
+        rows.into_iter().map(|r| (r, 1)).collect()
+    }
+
+    fn sorted(mut rows: Vec<(Row, Diff)>) -> Vec<(Row, Diff)> {
+        rows.sort();
+        rows
+    }
+
+    fn resume(dir: &Path, identity: &str, spec: &str) -> (StateDir, Stored) {
+        match StateDir::open(dir, identity, spec).unwrap() {
+            Opened::Resume(state, stored) => (state, stored),
+            Opened::Rebuild(_, reason) => panic!("expected to resume, rebuilt: {reason}"),
+        }
+    }
+
+    fn rebuild_reason(dir: &Path, identity: &str, spec: &str) -> String {
+        match StateDir::open(dir, identity, spec).unwrap() {
+            Opened::Resume(_, stored) => panic!("expected a rebuild, resumed at {:?}", stored.position),
+            Opened::Rebuild(_, reason) => reason,
+        }
+    }
+
+    /// Snapshot, batches (duplicates, a retraction to zero), a truncation:
+    /// what reopens equals a model multiset, at the last durable position.
+    #[test]
+    fn batches_reopen_as_the_model_multiset() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = spec(&["id", "name"]);
+        let Opened::Rebuild(mut state, reason) = StateDir::open(dir.path(), "src", &spec).unwrap() else {
+            panic!("a new directory resumed")
+        };
+        assert!(reason.contains("new"), "{reason}");
+        state
+            .reset("src", &spec, Position(5), &[("t".into(), ones(vec![row(1, "a"), row(1, "a"), row(2, "b")]))])
+            .unwrap();
+        let none = state.apply(Position(7), &[], &[("t".into(), vec![(row(2, "b"), -1), (row(3, "c"), 1)])]).unwrap();
+        assert!(none.is_empty());
+        state.apply(Position(9), &[], &[("t".into(), vec![(row(1, "a"), -1)])]).unwrap();
+        assert_eq!(state.durable(), Position(5));
+        assert_eq!(state.make_durable().unwrap(), Position(9));
+        drop(state);
+        let (mut state, stored) = resume(dir.path(), "src", &spec);
+        assert_eq!(stored.position, Position(9));
+        assert_eq!(stored.tables[0].1, sorted(vec![(row(1, "a"), 1), (row(3, "c"), 1)]));
+        let retracted = state.apply(Position(10), &["t".into()], &[("t".into(), vec![(row(4, "d"), 1)])]).unwrap();
+        assert_eq!(sorted(retracted[0].1.clone()), sorted(vec![(row(1, "a"), -1), (row(3, "c"), -1)]));
+        state.make_durable().unwrap();
+        drop(state);
+        let (_, stored) = resume(dir.path(), "src", &spec);
+        assert_eq!(stored.tables[0].1, vec![(row(4, "d"), 1)]);
+    }
+
+    /// Another source, a changed capture spec: rebuilt with the reason.
+    #[test]
+    fn identity_and_spec_mismatches_rebuild() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec1 = spec(&["id", "name"]);
+        let Opened::Rebuild(mut state, _) = StateDir::open(dir.path(), "src", &spec1).unwrap() else { panic!() };
+        state.reset("src", &spec1, Position(1), &[("t".into(), ones(vec![row(1, "a")]))]).unwrap();
+        drop(state);
+        assert!(rebuild_reason(dir.path(), "other", &spec1).contains("another source"));
+        // The mismatch emptied it: even the right identity now rebuilds.
+        assert!(rebuild_reason(dir.path(), "src", &spec1).contains("no metadata"));
+        let Opened::Rebuild(mut state, _) = StateDir::open(dir.path(), "src", &spec1).unwrap() else { panic!() };
+        state.reset("src", &spec1, Position(1), &[("t".into(), ones(vec![row(1, "a")]))]).unwrap();
+        drop(state);
+        let reason = rebuild_reason(dir.path(), "src", &spec(&["id", "name", "email"]));
+        assert!(reason.contains("captured tables or columns changed"), "{reason}");
+    }
+
+    /// Flipped or truncated bytes anywhere in the file: never a panic,
+    /// never wrong rows: either the exact rows or a rebuild.
+    #[test]
+    fn corrupt_files_rebuild_or_read_exactly() {
+        let spec = spec(&["id", "name"]);
+        let rows: Vec<Row> = (0..300).map(|i| row(i, &format!("name number {i} long enough for the heap"))).collect();
+        let expected: Vec<(Row, Diff)> = sorted(rows.iter().map(|r| (r.clone(), 1)).collect());
+        let pristine = {
+            let dir = tempfile::tempdir().unwrap();
+            let Opened::Rebuild(mut state, _) = StateDir::open(dir.path(), "src", &spec).unwrap() else { panic!() };
+            state.reset("src", &spec, Position(3), &[("t".into(), ones(rows.clone()))]).unwrap();
+            drop(state);
+            std::fs::read(dir.path().join(FILE)).unwrap()
+        };
+        let mut rebuilt = 0;
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for case in 0..40 {
+            let dir = tempfile::tempdir().unwrap();
+            let mut bytes = pristine.clone();
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let at = (seed % bytes.len() as u64) as usize;
+            if case % 4 == 0 {
+                bytes.truncate(at);
+            } else {
+                for b in &mut bytes[at..(at + 16).min(pristine.len())] {
+                    *b ^= 0x5a;
+                }
+            }
+            std::fs::write(dir.path().join(FILE), &bytes).unwrap();
+            match StateDir::open(dir.path(), "src", &spec).unwrap() {
+                Opened::Resume(_, stored) => assert_eq!(sorted(stored.tables[0].1.clone()), expected, "case {case}"),
+                Opened::Rebuild(_, _) => rebuilt += 1,
+            }
+        }
+        assert!(rebuilt > 0, "no corruption was detected in 40 cases");
+    }
+
+    /// A second open of a directory in use is an error, not a rebuild.
+    #[test]
+    fn a_directory_in_use_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = spec(&["id"]);
+        let _first = StateDir::open(dir.path(), "src", &spec).unwrap();
+        let err = StateDir::open(dir.path(), "src", &spec).unwrap_err();
+        assert!(matches!(err, StateError::InUse { .. }), "{err}");
+    }
+
+    const FIXTURE_IDENTITY: &str = "sqlite /fixture/app.db capture 0123456789abcdef";
+
+    /// The fixture's shape and rows: a keyed table and a table without a key
+    /// whose rows repeat, with NULL, doubles, long text and blobs.
+    fn fixture() -> (String, Position, Vec<(String, Vec<Row>)>) {
+        let mut catalog = Catalog::new();
+        let column = |name: &str, ty| ColumnSchema { name: name.into(), ty, nullable: true };
+        catalog.add(TableSchema {
+            name: "items".into(),
+            columns: vec![
+                column("id", ScalarType::Int),
+                column("name", ScalarType::Text),
+                column("price", ScalarType::Float),
+            ],
+            primary_key: vec![0],
+            unique_keys: vec![],
+        });
+        catalog.add(TableSchema {
+            name: "tags".into(),
+            columns: vec![column("item_id", ScalarType::Int), column("tag", ScalarType::Text)],
+            primary_key: vec![],
+            unique_keys: vec![],
+        });
+        let spec = CaptureSpec {
+            tables: vec![
+                CapturedTable::new("items", ["id", "name", "price"]),
+                CapturedTable::new("tags", ["item_id", "tag"]),
+            ],
+        };
+        let items = (0..50)
+            .map(|i| {
+                let name = if i % 7 == 0 {
+                    Datum::Null
+                } else {
+                    Datum::owned_text(format!("item {i} with a name longer than inline"))
+                };
+                Row::pack([Datum::Int(i), name, Datum::Float(i as f64 * 0.5)])
+            })
+            .collect();
+        let tags = (0..30)
+            .map(|i| Row::pack([Datum::Int(i % 5), Datum::text(["a", "b", "a\u{0}b"][i as usize % 3])]))
+            .collect();
+        (shape(&catalog, &spec), Position(42), vec![("items".into(), items), ("tags".into(), tags)])
+    }
+
+    /// Writes `tests/fixtures/state-v1/state.redb`. Run by hand, once per
+    /// format version: `cargo test -p denorm --lib write_v1_fixture -- --ignored`.
+    #[test]
+    #[ignore]
+    fn write_v1_fixture() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/state-v1");
+        let _ = std::fs::remove_file(dir.join(FILE));
+        let (shape, position, tables) = fixture();
+        let Opened::Rebuild(mut state, _) = StateDir::open(&dir, FIXTURE_IDENTITY, &shape).unwrap() else { panic!() };
+        let tables: Vec<(String, Vec<(Row, Diff)>)> = tables.into_iter().map(|(t, rows)| (t, ones(rows))).collect();
+        state.reset(FIXTURE_IDENTITY, &shape, position, &tables).unwrap();
+        state.compact().unwrap();
+    }
+
+    /// The format-1 directory committed under `tests/fixtures/state-v1`
+    /// opens with every row (the test a future format must keep passing,
+    /// by reading v1 or migrating it).
+    #[test]
+    fn opens_the_v1_fixture() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/state-v1").join(FILE);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(&file, dir.path().join(FILE)).unwrap();
+        let (shape, position, tables) = fixture();
+        let (_, stored) = resume(dir.path(), FIXTURE_IDENTITY, &shape);
+        assert_eq!(stored.position, position);
+        let want: Vec<(String, Vec<(Row, Diff)>)> = tables
+            .into_iter()
+            .map(|(table, rows)| {
+                let mut counts: BTreeMap<Row, Diff> = BTreeMap::new();
+                for row in rows {
+                    *counts.entry(row).or_default() += 1;
+                }
+                (table, sorted(counts.into_iter().collect()))
+            })
+            .collect();
+        let got: Vec<(String, Vec<(Row, Diff)>)> =
+            stored.tables.into_iter().map(|(table, rows)| (table, sorted(rows))).collect();
+        assert_eq!(got, want);
+        assert!(want[1].1.iter().any(|(_, n)| *n == 2), "the fixture holds repeated rows");
+    }
+
+    /// The checksum is a multiset hash: order-independent, count-aware.
+    #[test]
+    fn row_hash_is_fixed() {
+        assert_eq!(row_hash(b""), row_hash(b""));
+        assert_ne!(row_hash(b"a"), row_hash(b"b"));
+        // Part of the format: this value must never change.
+        assert_eq!(row_hash(b"denorm"), 0x87f8_f835_ffb1_f00e);
+    }
+}
