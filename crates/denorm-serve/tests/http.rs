@@ -4,14 +4,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::Server;
-use denorm_serve::{channel, ColumnInfo, Publisher, SourceState, SourceStatus, ViewInfo};
+use common::{column, Server};
+use denorm_serve::{channel, Publisher, SourceState, SourceStatus, ViewInfo};
 use denorm_types::{Datum, Position, Row, ScalarType, Value};
 use serde_json::{json, Value as Json};
-
-fn column(name: &str, ty: ScalarType) -> ColumnInfo {
-    ColumnInfo { name: name.into(), ty }
-}
 
 fn views() -> Vec<ViewInfo> {
     vec![

@@ -8,14 +8,10 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{raw_request, RawReply, Server};
-use denorm_serve::{channel, ColumnInfo, Publisher, ServeOptions, ViewInfo};
+use common::{column, raw_request, RawReply, Server};
+use denorm_serve::{channel, Publisher, ServeOptions, ViewInfo};
 use denorm_types::{Datum, Position, Row, ScalarType, Value};
 use serde_json::json;
-
-fn column(name: &str, ty: ScalarType) -> ColumnInfo {
-    ColumnInfo { name: name.into(), ty }
-}
 
 fn views() -> Vec<ViewInfo> {
     vec![

@@ -7,15 +7,14 @@ use std::time::Duration;
 
 use denorm_serve::wire::sql::SqlError;
 use denorm_serve::wire::{serve_pg, tls_acceptor, AllowAll, Authenticate, Backend, Login, TlsAcceptor};
+mod common;
+
+use common::column;
 use denorm_serve::{channel, ColumnInfo, Publisher, ViewInfo};
 use denorm_types::{Datum, Position, Row, ScalarType, Value};
 use postgres::types::Type;
 use postgres::{Client, NoTls, SimpleQueryMessage};
 use tokio::sync::oneshot;
-
-fn column(name: &str, ty: ScalarType) -> ColumnInfo {
-    ColumnInfo { name: name.into(), ty }
-}
 
 fn views() -> Vec<ViewInfo> {
     vec![

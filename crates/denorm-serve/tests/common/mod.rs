@@ -7,6 +7,11 @@ use std::sync::Arc;
 use denorm_serve::{Fallback, Reader, ServeOptions};
 use tokio::sync::oneshot;
 
+/// A view column for the tests' `ViewInfo`s.
+pub fn column(name: &str, ty: denorm_types::ScalarType) -> denorm_serve::ColumnInfo {
+    denorm_serve::ColumnInfo { name: name.into(), ty }
+}
+
 /// A server running on its own tokio runtime; stops when dropped.
 pub struct Server {
     pub url: String,
