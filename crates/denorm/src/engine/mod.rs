@@ -308,6 +308,13 @@ impl Engine {
                         None => continue,
                     }
                 }
+                // The slot went away before the stream started (dropped
+                // while the state directory was written): as after a
+                // resume that finds it gone, one new snapshot.
+                Err(e @ SourceError::SlotMissing { .. }) => {
+                    warn!(error = %error_chain(&e), "cannot resume; taking a new snapshot");
+                    return Ok(End::Resnapshot);
+                }
                 Err(e) => return Err(e.into()),
             };
             match polled {
