@@ -139,6 +139,8 @@ fn every_denial_path_masks_row_filters_and_audit() {
     assert!(err.contains("may not read view"), "{err}");
     let (_, err) = psql(&forged, "SELECT 1");
     assert!(err.contains("invalid token"), "{err}");
+    let (listed, err) = psql(&tenant, "SELECT table_name FROM information_schema.tables ORDER BY 1");
+    assert_eq!(listed, "order_list", "the catalog lists only the granted views: {err}");
     let (_, err) = psql(&tenant, "SET denorm.auth.role = 'ops'");
     assert!(err.contains("cannot be changed"), "{err}");
 

@@ -137,6 +137,16 @@ impl Backend {
         Ok(Some((access, principal.role)))
     }
 
+    /// `published` with only the views the connection's role may read, for
+    /// the catalog (`\d` lists what the role can query, as `/views` does).
+    fn visible(&self, settings: &HashMap<String, String>, published: Arc<Published>) -> Arc<Published> {
+        let Some(auth) = &self.jwt else { return published };
+        let role = settings.get(ROLE).cloned().unwrap_or_default();
+        let principal = Principal { role, subject: None, claims: serde_json::Value::Null };
+        let views: Vec<_> = published.views.iter().filter(|v| auth.may_read(&principal, &v.info.name)).cloned().collect();
+        Arc::new(Published { views: views.into(), ..(*published).clone() })
+    }
+
     /// A refusal as a SQLSTATE (`28000` who are you, `42501` not allowed), counted.
     fn denied(&self, denied: Denied) -> SqlError {
         self.reader.metrics().auth_denied(denied.reason());
@@ -356,7 +366,8 @@ impl Backend {
             Statement::Constant(items) => Ok(constant_row(items, settings, &self.reader.snapshot())),
             Statement::Catalog(query) => {
                 let bound = sql::substitute_params(query, params)?;
-                catalog::answer(&self.reader.snapshot(), &bound).map(|(columns, rows)| Answer::Rows { columns, rows })
+                catalog::answer(&self.visible(settings, self.reader.snapshot()), &bound)
+                    .map(|(columns, rows)| Answer::Rows { columns, rows })
             }
             Statement::Set { name, value } => {
                 set(settings, name, value.as_deref())?;
@@ -791,7 +802,7 @@ impl Backend {
                 Answer::Rows { columns, .. } => columns,
                 _ => vec![],
             },
-            Statement::Catalog(query) => catalog::answer(&published, query)?.0,
+            Statement::Catalog(query) => catalog::answer(&self.visible(settings, published.clone()), query)?.0,
             Statement::Show(name) => vec![(name.clone(), ScalarType::Text)],
             _ => vec![],
         })
