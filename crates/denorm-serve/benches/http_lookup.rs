@@ -147,8 +147,10 @@ fn main() {
     let path = dir.path().join("users.db");
     {
         let mut db = rusqlite::Connection::open(&path).unwrap();
-        db.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT, score REAL);")
-            .unwrap();
+        db.execute_batch(
+            "PRAGMA journal_mode = WAL; CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT, score REAL);",
+        )
+        .unwrap();
         let tx = db.transaction().unwrap();
         {
             let mut insert = tx.prepare("INSERT INTO users VALUES (?1, ?2, ?3)").unwrap();

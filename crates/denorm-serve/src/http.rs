@@ -119,7 +119,9 @@ impl ApiError {
                 Some("the view keeps its last good rows; restart denorm after fixing the cause".to_owned())
             }
             ApiError::Starting { .. } => Some("retry shortly; GET /health shows snapshot progress".to_owned()),
-            ApiError::NotFound { .. } => Some("endpoints: / (OpenAPI), /views, /views/{name}, /health, /metrics".to_owned()),
+            ApiError::NotFound { .. } => {
+                Some("endpoints: / (OpenAPI), /views, /views/{name}, /health, /metrics".to_owned())
+            }
             ApiError::PositionTimeout { .. } => Some(format!(
                 "denorm is behind the source; retry, raise {TIMEOUT_HEADER} (at most {} s), or check /health",
                 MAX_WAIT.as_secs()

@@ -94,8 +94,11 @@ pub fn parse_select(view: &ViewInfo, value: &str) -> Result<Vec<SelectItem>, Bad
             continue;
         }
         if raw.contains("()") {
-            return Err(BadParameter::new("select", format!("\"{raw}\": aggregate functions in select are not supported"))
-                .hint("define a view that aggregates (GROUP BY) and read it"));
+            return Err(BadParameter::new(
+                "select",
+                format!("\"{raw}\": aggregate functions in select are not supported"),
+            )
+            .hint("define a view that aggregates (GROUP BY) and read it"));
         }
         if raw.contains('(') || raw.starts_with("...") {
             return Err(BadParameter::new(

@@ -12,7 +12,8 @@ use std::process::Command;
 
 use common::{committed_position, Denorm, Project};
 
-const SCHEMA: &str = "CREATE TABLE products (id INTEGER PRIMARY KEY, name TEXT, price REAL, in_stock INTEGER, tags TEXT);";
+const SCHEMA: &str =
+    "CREATE TABLE products (id INTEGER PRIMARY KEY, name TEXT, price REAL, in_stock INTEGER, tags TEXT);";
 
 const VIEWS: &str = "CREATE MATERIALIZED VIEW catalog AS SELECT id, name, price, in_stock, tags FROM products;";
 
@@ -59,11 +60,8 @@ fn postgrest_py_reads_views() {
     assert_eq!(allowed.as_deref(), Some("https://app.example"));
     denorm.wait_for_position(committed_position(&conn));
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/postgrest_client/client.py");
-    let output = Command::new(python())
-        .arg(&script)
-        .arg(format!("{}/views", denorm.base))
-        .output()
-        .expect("python runs");
+    let output =
+        Command::new(python()).arg(&script).arg(format!("{}/views", denorm.base)).output().expect("python runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success() && stdout.contains("all ok"), "postgrest-py failed:\n{stdout}\n{stderr}");
