@@ -2,8 +2,10 @@
 //! PyPI's `postgrest` (postgrest-py, pinned in scripts/test, which installs
 //! it into a virtualenv under `target/`) runs
 //! `tests/postgrest_client/client.py` against `denorm run` on a SQLite file:
-//! select, filters, or/and, order, range, count, single object, CSV; and
-//! `[server] cors_origins` from the configuration file reaches the server.
+//! select, filters, or/and, order, range, count, single object, CSV; PyPI's
+//! `openapi-spec-validator` checks that `GET /` is a valid OpenAPI 3
+//! document; and `[server] cors_origins` from the configuration file
+//! reaches the server.
 
 mod common;
 
