@@ -8,7 +8,8 @@
 //! keep-alive connection, `GET /views/users?id=eq.K` for random K; the
 //! same rows sit in a SQLite file (WAL) read by as many threads, each with
 //! its own connection, `SELECT id, name, score FROM users WHERE id = ?`.
-//! Prints p50/p99 of each, and of the same HTTP load on `axum::serve`
+//! Prints p50/p99 of each, of `read_rows` alone (in process, one thread),
+//! and of the same HTTP load on `axum::serve`
 //! (the connection loop before the slowloris protections) as the baseline
 //! of [`denorm_serve::serve_configured`]'s own loop.
 
@@ -146,8 +147,10 @@ fn main() {
     let path = dir.path().join("users.db");
     {
         let mut db = rusqlite::Connection::open(&path).unwrap();
-        db.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT, score REAL);")
-            .unwrap();
+        db.execute_batch(
+            "PRAGMA journal_mode = WAL; CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT, score REAL);",
+        )
+        .unwrap();
         let tx = db.transaction().unwrap();
         {
             let mut insert = tx.prepare("INSERT INTO users VALUES (?1, ?2, ?3)").unwrap();
@@ -159,6 +162,21 @@ fn main() {
     }
 
     let mut results = Vec::new();
+    // The read path alone, in process (parse, plan, execute, render), one thread.
+    let snapshot = reader.snapshot();
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    let mut samples: Vec<f64> = (0..200_000)
+        .map(|_| {
+            let query = format!("id=eq.{}", rng.below(rows));
+            let t = Instant::now();
+            let (body, _) = denorm_serve::read_rows(&snapshot, "users", &query).unwrap();
+            let elapsed = t.elapsed().as_secs_f64() * 1e6;
+            std::hint::black_box(body);
+            elapsed
+        })
+        .collect();
+    drop(snapshot);
+    results.push(("read_rows in process, 1 thread", samples.len(), denorm_serve::percentiles(&mut samples)));
     for (label, old_loop) in [("HTTP, denorm's connection loop", false), ("HTTP, axum::serve (before)", true)] {
         let (url, runtime) = serve(reader.clone(), old_loop);
         let mut samples = http_phase(&url, clients, seconds, rows);

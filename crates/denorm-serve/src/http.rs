@@ -775,12 +775,13 @@ fn unpaged<'q>(query: &'q Query, options: &ReadOptions) -> std::borrow::Cow<'q, 
 struct Page {
     body: Vec<u8>,
     format: Format,
-    /// `first-last/total` (`*` when not counted; `*/total` when empty).
-    content_range: String,
+    /// The first row's number, the rows shown and the count if asked: the
+    /// `Content-Range`, formatted only for HTTP.
+    first: usize,
+    shown: usize,
+    total: Option<u64>,
     /// 206 when a counted result is returned only in part.
     partial: bool,
-    /// Rows in the page.
-    rows: usize,
 }
 
 impl Page {
@@ -799,16 +800,19 @@ impl Page {
                 return Err(ApiError::RangeNotSatisfiable { offset: query.offset, total });
             }
         }
-        let rows: Vec<_> = paginate(matches, query).collect();
-        if options.format == Format::Object && rows.len() != 1 {
-            return Err(ApiError::SingleObject { rows: rows.len() });
+        if options.format == Format::Object {
+            let rows = paginate(matches, query).count();
+            if rows != 1 {
+                return Err(ApiError::SingleObject { rows });
+            }
         }
-        let shown = rows.len();
+        // Rows are counted as they are rendered.
+        let shown = std::cell::Cell::new(0usize);
+        let rows = paginate(matches, query).inspect(|_| shown.set(shown.get() + 1));
         let rendered = if masks.is_empty() {
-            render(view, query, rows.into_iter(), options.format, options.strip_nulls)
+            render(view, query, rows, options.format, options.strip_nulls)
         } else {
             let masked: Vec<Vec<Value>> = rows
-                .iter()
                 .map(|row| {
                     let cell = |(i, d): (usize, &denorm_types::Datum<'_>)| match masks.iter().find(|(c, _)| *c == i) {
                         Some((_, mask)) => mask.apply(d),
@@ -822,27 +826,33 @@ impl Page {
         let body = rendered.map_err(|message| {
             ApiError::BadParameter(BadParameter { parameter: "select".into(), message, hint: None })
         })?;
-        let total_text = total.map_or("*".to_owned(), |t| t.to_string());
-        let content_range = match shown {
-            0 => format!("*/{total_text}"),
-            n => format!("{}-{}/{total_text}", query.offset, query.offset + n - 1),
-        };
+        let shown = shown.get();
         let partial = total.is_some_and(|t| (shown as u64) < t);
-        Ok(Page { body, format: options.format, content_range, partial, rows: shown })
+        Ok(Page { body, format: options.format, first: query.offset, shown, total, partial })
+    }
+
+    /// `first-last/total` (`*` when not counted; `*/total` when empty).
+    fn content_range(&self) -> String {
+        let total = self.total.map_or("*".to_owned(), |t| t.to_string());
+        match self.shown {
+            0 => format!("*/{total}"),
+            n => format!("{}-{}/{total}", self.first, self.first + n - 1),
+        }
     }
 
     fn into_response(self, options: &ReadOptions) -> Response {
         let status = if self.partial { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
+        let content_range = self.content_range();
         let mut response =
             (status, [(header::CONTENT_TYPE, self.format.content_type())], Body::from(self.body)).into_response();
         let headers = response.headers_mut();
-        if let Ok(value) = HeaderValue::from_str(&self.content_range) {
+        if let Ok(value) = HeaderValue::from_str(&content_range) {
             headers.insert(header::CONTENT_RANGE, value);
         }
         if let Some(count) = options.count {
             headers.insert("preference-applied", HeaderValue::from_static(count));
         }
-        response.extensions_mut().insert(RowsReturned(self.rows));
+        response.extensions_mut().insert(RowsReturned(self.shown));
         response
     }
 }

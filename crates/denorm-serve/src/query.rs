@@ -238,10 +238,10 @@ fn unquote_operand(value: &str) -> String {
 
 /// Splits at commas outside parentheses, brackets, braces (a JSON or
 /// array operand) and double quotes.
-pub(crate) fn split_top_level(text: &str) -> Vec<String> {
-    let mut items = vec![String::new()];
-    let (mut depth, mut quoted, mut escaped) = (0usize, false, false);
-    for c in text.chars() {
+pub(crate) fn split_top_level(text: &str) -> Vec<&str> {
+    let mut items = vec![];
+    let (mut start, mut depth, mut quoted, mut escaped) = (0usize, 0usize, false, false);
+    for (at, c) in text.char_indices() {
         match c {
             _ if escaped => escaped = false,
             '\\' if quoted => escaped = true,
@@ -249,15 +249,13 @@ pub(crate) fn split_top_level(text: &str) -> Vec<String> {
             '(' | '[' | '{' if !quoted => depth += 1,
             ')' | ']' | '}' if !quoted => depth = depth.saturating_sub(1),
             ',' if !quoted && depth == 0 => {
-                items.push(String::new());
-                continue;
+                items.push(&text[start..at]);
+                start = at + 1;
             }
             _ => {}
         }
-        if let Some(last) = items.last_mut() {
-            last.push(c);
-        }
     }
+    items.push(&text[start..]);
     items
 }
 

@@ -24,8 +24,24 @@ pub struct SelectItem {
     pub column: usize,
     pub path: JsonPath,
     pub cast: Option<Cast>,
+    /// `alias:…`; without one the output is named by [`SelectItem::name`].
+    pub alias: Option<String>,
+}
+
+impl SelectItem {
+    /// A plain column, named as in the view.
+    pub fn column(column: usize) -> SelectItem {
+        SelectItem { column, path: JsonPath::default(), cast: None, alias: None }
+    }
+
     /// The output name: the alias, the path's last key, or the column's name.
-    pub name: String,
+    pub fn name<'v>(&'v self, view: &'v ViewInfo) -> &'v str {
+        match (&self.alias, self.path.steps.last()) {
+            (Some(alias), _) => alias,
+            (None, Some(last)) => last,
+            (None, None) => &view.columns[self.column].name,
+        }
+    }
 }
 
 /// A `::type` cast of a selected value.
@@ -69,17 +85,20 @@ pub fn parse_select(view: &ViewInfo, value: &str) -> Result<Vec<SelectItem>, Bad
     for raw in split_top_level(value) {
         let raw = raw.trim();
         if raw == "*" {
-            items.extend(view.columns.iter().enumerate().map(|(i, c)| SelectItem {
-                column: i,
-                path: JsonPath::default(),
-                cast: None,
-                name: c.name.clone(),
-            }));
+            items.extend((0..view.columns.len()).map(SelectItem::column));
+            continue;
+        }
+        // The common item, a bare column name.
+        if let Some(c) = view.column_index(raw) {
+            items.push(SelectItem::column(c));
             continue;
         }
         if raw.contains("()") {
-            return Err(BadParameter::new("select", format!("\"{raw}\": aggregate functions in select are not supported"))
-                .hint("define a view that aggregates (GROUP BY) and read it"));
+            return Err(BadParameter::new(
+                "select",
+                format!("\"{raw}\": aggregate functions in select are not supported"),
+            )
+            .hint("define a view that aggregates (GROUP BY) and read it"));
         }
         if raw.contains('(') || raw.starts_with("...") {
             return Err(BadParameter::new(
@@ -117,9 +136,8 @@ fn parse_item(view: &ViewInfo, raw: &str) -> Result<SelectItem, BadParameter> {
         return Err(BadParameter::new("select", format!("empty column in \"{raw}\"")).hint(SELECT_HINT));
     }
     let column = column(view, "select", name.trim(), "select")?;
-    let default_name = path.steps.last().cloned().unwrap_or_else(|| view.columns[column].name.clone());
-    let name = alias.filter(|a| !a.is_empty()).map_or(default_name, str::to_owned);
-    Ok(SelectItem { column, path, cast, name })
+    let alias = alias.filter(|a| !a.is_empty()).map(str::to_owned);
+    Ok(SelectItem { column, path, cast, alias })
 }
 
 /// A JSON scalar as a datum (objects and arrays as their JSON text).
@@ -184,7 +202,7 @@ fn project_item(item: &SelectItem, view: &ViewInfo, datums: &[Datum<'_>]) -> Res
     match item.cast {
         None => Ok((value, ty)),
         Some(cast) => {
-            cast_value(value, ty, cast).map(|v| (v, cast.ty())).map_err(|e| format!("\"{}\": {e}", item.name))
+            cast_value(value, ty, cast).map(|v| (v, cast.ty())).map_err(|e| format!("\"{}\": {e}", item.name(view)))
         }
     }
 }
@@ -284,15 +302,7 @@ fn projected<'r, 'a: 'r>(
         (Some(items), _) => items.clone(),
         (None, select) => {
             let columns: Vec<usize> = select.clone().unwrap_or_else(|| (0..view.columns.len()).collect());
-            columns
-                .into_iter()
-                .map(|c| SelectItem {
-                    column: c,
-                    path: JsonPath::default(),
-                    cast: None,
-                    name: view.columns[c].name.clone(),
-                })
-                .collect()
+            columns.into_iter().map(SelectItem::column).collect()
         }
     };
     let mut types: Vec<ScalarType> = items.iter().map(|i| i.cast.map_or(view.columns[i.column].ty, Cast::ty)).collect();
@@ -311,7 +321,7 @@ fn projected<'r, 'a: 'r>(
             types[j] = if item.path.text { ScalarType::Text } else { ScalarType::Json };
         }
     }
-    Ok((out, types, items.into_iter().map(|i| i.name).collect()))
+    Ok((out, types, items.iter().map(|i| i.name(view).to_owned()).collect()))
 }
 
 /// Whether `query` selects plain columns only (rendered without copying).
@@ -330,7 +340,7 @@ pub fn render<'r, 'a: 'r>(
 ) -> Result<Vec<u8>, String> {
     if format == Format::Json && !strip_nulls && is_plain(query) {
         let columns: Vec<(usize, &str, ScalarType)> = match &query.projection {
-            Some(items) => items.iter().map(|i| (i.column, i.name.as_str(), view.columns[i.column].ty)).collect(),
+            Some(items) => items.iter().map(|i| (i.column, i.name(view), view.columns[i.column].ty)).collect(),
             None => crate::fallback::output_columns(view, query),
         };
         return Ok(crate::json::render_rows(&columns, rows));

@@ -2,8 +2,10 @@
 //! PyPI's `postgrest` (postgrest-py, pinned in scripts/test, which installs
 //! it into a virtualenv under `target/`) runs
 //! `tests/postgrest_client/client.py` against `denorm run` on a SQLite file:
-//! select, filters, or/and, order, range, count, single object, CSV; and
-//! `[server] cors_origins` from the configuration file reaches the server.
+//! select, filters, or/and, order, range, count, single object, CSV; PyPI's
+//! `openapi-spec-validator` checks that `GET /` is a valid OpenAPI 3
+//! document; and `[server] cors_origins` from the configuration file
+//! reaches the server.
 
 mod common;
 
@@ -12,7 +14,8 @@ use std::process::Command;
 
 use common::{committed_position, Denorm, Project};
 
-const SCHEMA: &str = "CREATE TABLE products (id INTEGER PRIMARY KEY, name TEXT, price REAL, in_stock INTEGER, tags TEXT);";
+const SCHEMA: &str =
+    "CREATE TABLE products (id INTEGER PRIMARY KEY, name TEXT, price REAL, in_stock INTEGER, tags TEXT);";
 
 const VIEWS: &str = "CREATE MATERIALIZED VIEW catalog AS SELECT id, name, price, in_stock, tags FROM products;";
 
@@ -59,11 +62,8 @@ fn postgrest_py_reads_views() {
     assert_eq!(allowed.as_deref(), Some("https://app.example"));
     denorm.wait_for_position(committed_position(&conn));
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/postgrest_client/client.py");
-    let output = Command::new(python())
-        .arg(&script)
-        .arg(format!("{}/views", denorm.base))
-        .output()
-        .expect("python runs");
+    let output =
+        Command::new(python()).arg(&script).arg(format!("{}/views", denorm.base)).output().expect("python runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success() && stdout.contains("all ok"), "postgrest-py failed:\n{stdout}\n{stderr}");

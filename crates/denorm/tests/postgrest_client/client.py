@@ -5,6 +5,8 @@ Prints one line per check; exits non-zero on the first failure."""
 
 import sys
 
+import httpx
+from openapi_spec_validator import validate
 from postgrest import APIError, CountMethod, SyncPostgrestClient
 
 
@@ -76,6 +78,13 @@ def main(base):
         check("range operator refused", "no error", "APIError")
     except APIError as e:
         check("range operator refused", ("compares ranges" in e.message), True)
+    spec = httpx.get(base.removesuffix("/views") + "/").json()
+    try:
+        validate(spec)
+        check("GET / is a valid OpenAPI document", sorted(spec["paths"])[:2], ["/health", "/metrics"])
+    except Exception as e:  # noqa: BLE001 - any validation error is the failure
+        check("GET / is a valid OpenAPI document", str(e)[:500], "valid")
+    check("OpenAPI describes the view", sorted(spec["components"]["schemas"]["catalog"]["properties"]), ["id", "in_stock", "name", "price", "tags"])
     if FAILURES:
         sys.exit(1)
     print("all ok")
