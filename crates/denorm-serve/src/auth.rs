@@ -13,6 +13,13 @@
 //!  ViewAccess { masks: column → hash|redact|last4, rows: column = claim value … }
 //! ```
 //!
+//! Users with a password (`[auth.users.NAME]`, a SCRAM-SHA-256 verifier as
+//! PostgreSQL stores it, see [`crate::scram`]) are the other way in: the wire
+//! protocol runs the SCRAM exchange for them, HTTP takes
+//! `Authorization: Basic` (checked against the same verifier, successful
+//! checks cached by a hash of the credentials). A user's principal is its
+//! configured role and claims, so masks and row filters apply unchanged.
+//!
 //! Denials are typed ([`Denied`]): 401 for a missing, malformed, badly
 //! signed or expired token (when there is no anonymous role), 403 for a
 //! role, view or masked column it may not use or a claim a row filter
@@ -21,7 +28,8 @@
 //! way out: `hash` is the hex SHA-256 of the value's text, `redact` is
 //! NULL, `last4` keeps a text's last four characters behind `***`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::{Arc, Mutex};
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -31,6 +39,7 @@ use sha2::{Digest, Sha256};
 use denorm_types::{Datum, Value};
 
 use crate::query::{parse_value, Condition, Filter, Op, Query};
+use crate::scram::Verifier;
 use crate::state::ViewInfo;
 
 /// How a masked column's values are shown.
@@ -182,10 +191,21 @@ impl std::fmt::Debug for Keys {
     }
 }
 
+/// A user who logs in with a password (`[auth.users.NAME]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub verifier: Verifier,
+    /// The role the user reads as.
+    pub role: String,
+    /// The claims row filters read (`claim.tenant_id`), as a token's would.
+    pub claims: Json,
+}
+
 /// The `[auth]` configuration, checked.
 #[derive(Debug, Clone)]
 pub struct Auth {
-    pub keys: Keys,
+    /// The keys tokens are verified with; `None`: only users log in.
+    pub keys: Option<Keys>,
     /// Dotted path of the claim naming the role (`role`, `app_metadata.role`).
     pub role_claim: Vec<String>,
     /// The role of a request without a token; `None`: such requests are 401.
@@ -193,7 +213,16 @@ pub struct Auth {
     /// The `aud` a token must carry, when set.
     pub audience: Option<String>,
     pub roles: BTreeMap<String, Role>,
+    /// Users by name.
+    pub users: BTreeMap<String, User>,
+    /// Hashes of HTTP Basic credentials that matched (a verifier check costs
+    /// thousands of HMACs; a cache hit costs one SHA-256).
+    pub verified: Arc<Mutex<HashSet<[u8; 32]>>>,
 }
+
+/// How many verified Basic credentials are remembered before the cache is
+/// emptied.
+const VERIFIED_CACHE: usize = 4096;
 
 /// Who is asking.
 #[derive(Debug, Clone, PartialEq)]
@@ -223,13 +252,15 @@ pub enum Denied {
     MissingClaim { role: String, claim: String },
     #[error("role {0:?} may not read monitoring endpoints")]
     Monitor(String),
+    #[error("password authentication failed for user {0:?}")]
+    Password(String),
 }
 
 impl Denied {
     /// 401 (who are you?) or 403 (not allowed).
     pub fn status(&self) -> u16 {
         match self {
-            Denied::MissingToken | Denied::InvalidToken(_) | Denied::Expired => 401,
+            Denied::MissingToken | Denied::InvalidToken(_) | Denied::Expired | Denied::Password(_) => 401,
             _ => 403,
         }
     }
@@ -245,6 +276,7 @@ impl Denied {
             Denied::MaskedColumn { .. } => "masked_column",
             Denied::MissingClaim { .. } => "missing_claim",
             Denied::Monitor(_) => "monitor",
+            Denied::Password(_) => "bad_password",
         }
     }
 
@@ -258,6 +290,9 @@ impl Denied {
             Denied::MaskedColumn { .. } => "filter and order on unmasked columns only".into(),
             Denied::MissingClaim { .. } => "issue the token with that claim".into(),
             Denied::Monitor(_) => "use a role with monitor = true".into(),
+            Denied::Password(_) => {
+                "check the user name and password ([auth.users]; `denorm auth hash-password` makes a verifier)".into()
+            }
         }
     }
 }
@@ -313,9 +348,50 @@ impl Auth {
         Ok(Principal { role, subject, claims })
     }
 
+    /// The principal of a user who proved its password (SCRAM on the wire).
+    pub fn user_principal(&self, name: &str) -> Result<Principal, Denied> {
+        let user = self.users.get(name).ok_or_else(|| Denied::Password(name.to_string()))?;
+        if !self.roles.contains_key(&user.role) {
+            return Err(Denied::UnknownRole(user.role.clone()));
+        }
+        Ok(Principal { role: user.role.clone(), subject: Some(name.to_string()), claims: user.claims.clone() })
+    }
+
+    /// HTTP Basic: `name` and `password` checked against the user's verifier.
+    pub fn basic(&self, name: &str, password: &str) -> Result<Principal, Denied> {
+        let Some(user) = self.users.get(name) else {
+            // The same work as a real check, so timing does not tell which users exist.
+            crate::scram::mock_verifier(name).matches(password);
+            return Err(Denied::Password(name.to_string()));
+        };
+        let mut hasher = Sha256::new();
+        for part in [name.as_bytes(), &[0], password.as_bytes(), &[0], user.verifier.encode().as_bytes()] {
+            hasher.update(part);
+        }
+        let fingerprint: [u8; 32] = hasher.finalize().into();
+        let known = self.verified.lock().map(|cache| cache.contains(&fingerprint)).unwrap_or(false);
+        if !known {
+            if !user.verifier.matches(password) {
+                return Err(Denied::Password(name.to_string()));
+            }
+            if let Ok(mut cache) = self.verified.lock() {
+                if cache.len() >= VERIFIED_CACHE {
+                    cache.clear();
+                }
+                cache.insert(fingerprint);
+            }
+        }
+        self.user_principal(name)
+    }
+
     fn verify(&self, token: &str) -> Result<Json, Denied> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| Denied::InvalidToken(e.to_string()))?;
-        let (key, algorithm) = match &self.keys {
+        let Some(keys) = &self.keys else {
+            return Err(Denied::InvalidToken(
+                "this server verifies no tokens ([auth] has no JWT key): log in as a user of [auth.users]".into(),
+            ));
+        };
+        let (key, algorithm) = match keys {
             Keys::Secret(secret) => {
                 (DecodingKey::from_secret(secret).map_err(|e| Denied::InvalidToken(e.to_string()))?, Algorithm::HS256)
             }
@@ -490,12 +566,23 @@ mod tests {
             },
         );
         roles.insert("ops".to_string(), Role { monitor: true, ..Role::default() });
+        let users = [(
+            "ann".to_string(),
+            User {
+                verifier: Verifier::with_salt("pencil", b"salt", 64),
+                role: "tenant".into(),
+                claims: json!({"tenant_id": 7}),
+            },
+        )]
+        .into();
         Auth {
-            keys: Keys::Secret(b"sekrit".to_vec()),
+            keys: Some(Keys::Secret(b"sekrit".to_vec())),
             role_claim: vec!["role".into()],
             anonymous_role: None,
             audience: None,
             roles,
+            users,
+            verified: Arc::default(),
         }
     }
 
@@ -510,6 +597,22 @@ mod tests {
             key: vec![0],
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn users_log_in_with_their_password_as_their_role() {
+        let auth = auth();
+        let ann = auth.basic("ann", "pencil").unwrap();
+        assert_eq!((ann.role.as_str(), ann.subject.as_deref()), ("tenant", Some("ann")));
+        assert_eq!(auth.basic("ann", "pencil").unwrap(), ann, "a cached check gives the same principal");
+        assert_eq!(auth.basic("ann", "pencils"), Err(Denied::Password("ann".into())));
+        assert_eq!(auth.basic("bob", "pencil"), Err(Denied::Password("bob".into())));
+        assert_eq!(Denied::Password("x".into()).status(), 401);
+        let access = auth.access(&ann, &view("orders", &["tenant_id", "email"])).unwrap();
+        assert_eq!(access.rows, vec![(0, json!(7))], "the user's claims drive the row filter");
+        let no_keys = Auth { keys: None, ..auth };
+        let token = token(json!({"role": "ops"}), b"sekrit");
+        assert!(matches!(no_keys.authenticate(Some(&token)), Err(Denied::InvalidToken(m)) if m.contains("[auth.users]")));
     }
 
     #[test]
@@ -599,7 +702,7 @@ TBFJbgmm5idR3Snw5Qa8GN3P4sICmRqjQcr0mau2dw9iUFVY8QjmT2j8
     #[test]
     fn es256_tokens_verify_against_the_jwks() {
         let mut auth = auth();
-        auth.keys = Keys::Jwks(serde_json::from_str(EC_JWKS).unwrap());
+        auth.keys = Some(Keys::Jwks(serde_json::from_str(EC_JWKS).unwrap()));
         auth.audience = Some("denorm".into());
         let key = EncodingKey::from_ec_pem(EC_PRIVATE.as_bytes()).unwrap();
         let sign = |kid: Option<&str>, claims: Json| {

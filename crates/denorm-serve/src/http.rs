@@ -20,7 +20,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use crate::audit::AuditEntry;
-use crate::auth::{restrict, Denied, Mask, Principal, ViewAccess};
+use crate::auth::{restrict, Auth, Denied, Mask, Principal, ViewAccess};
 use crate::fallback::{check_source_rows, source_key, Fallback};
 use crate::json::{health, view_summary, ViewSummary};
 use crate::metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
@@ -435,13 +435,17 @@ impl App {
             None => None,
             Some(value) => match value.split_once(' ') {
                 Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Some(token),
+                Some((scheme, credentials)) if scheme.eq_ignore_ascii_case("basic") && !auth.users.is_empty() => {
+                    return basic(auth, credentials).map(Some).map_err(|d| self.denied(d, None, view, raw));
+                }
                 _ => {
+                    let expected = if auth.users.is_empty() { "Bearer <JWT>" } else { "Bearer <JWT> or Basic" };
                     return Err(self.denied(
-                        Denied::InvalidToken("expected Authorization: Bearer <JWT>".into()),
+                        Denied::InvalidToken(format!("expected Authorization: {expected}")),
                         None,
                         view,
                         raw,
-                    ))
+                    ));
                 }
             },
         };
@@ -947,6 +951,16 @@ async fn get_ui(State(app): State<App>, headers: HeaderMap) -> Result<Response, 
 async fn get_metrics(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
     app.monitor(&headers)?;
     Ok(([(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], app.reader.metrics().render()).into_response())
+}
+
+/// `Authorization: Basic <base64(user:password)>` checked against `[auth.users]`.
+fn basic(auth: &Auth, credentials: &str) -> Result<Principal, Denied> {
+    use base64::Engine as _;
+    let malformed = || Denied::InvalidToken("Basic credentials are not base64 of user:password".into());
+    let decoded = base64::engine::general_purpose::STANDARD.decode(credentials.trim()).map_err(|_| malformed())?;
+    let text = String::from_utf8(decoded).map_err(|_| malformed())?;
+    let (user, password) = text.split_once(':').ok_or_else(malformed)?;
+    auth.basic(user, password)
 }
 
 #[cfg(test)]

@@ -147,6 +147,7 @@ pub mod openapi;
 mod ops;
 pub mod query;
 mod rows;
+pub mod scram;
 pub mod select;
 pub mod server;
 mod state;

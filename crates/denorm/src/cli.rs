@@ -89,6 +89,24 @@ pub enum Command {
         #[command(subcommand)]
         command: SourceCommand,
     },
+    /// Helpers for `[auth]`.
+    Auth {
+        #[command(subcommand)]
+        command: AuthCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// Read a password (the first line of standard input) and print its
+    /// SCRAM-SHA-256 verifier, for `password = "…"` in `[auth.users.NAME]`
+    /// (the form PostgreSQL keeps in pg_authid; the password itself is
+    /// never stored).
+    HashPassword {
+        /// PBKDF2 iterations (PostgreSQL's default is 4096).
+        #[arg(long, default_value_t = denorm_serve::scram::DEFAULT_ITERATIONS)]
+        iterations: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -148,6 +166,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Source { command: SourceCommand::Uninstall { config } } => {
             uninstall(config, &mut Redacting::new(stdout.lock())).map(|()| check::Outcome::Ok)
         }
+        Command::Auth { command: AuthCommand::HashPassword { iterations } } => {
+            hash_password(*iterations, &mut std::io::stdin().lock(), &mut stdout.lock()).map(|()| check::Outcome::Ok)
+        }
     };
     match result {
         Ok(check::Outcome::Ok) => ExitCode::SUCCESS,
@@ -157,6 +178,25 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `denorm auth hash-password`: the verifier of the first line of `input`.
+fn hash_password(iterations: u32, input: &mut dyn std::io::BufRead, out: &mut dyn Write) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    if iterations < 4096 {
+        anyhow::bail!("{iterations} iterations are too few for SCRAM-SHA-256: give at least 4096 (RFC 7677)");
+    }
+    if std::io::stdin().is_terminal() {
+        eprint!("password (echoed as you type; pipe it in to avoid that): ");
+    }
+    let mut line = String::new();
+    input.read_line(&mut line)?;
+    let password = line.strip_suffix('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).unwrap_or(&line);
+    if password.is_empty() {
+        anyhow::bail!("no password on standard input: e.g. `printf '%s' \"$PASSWORD\" | denorm auth hash-password`");
+    }
+    writeln!(out, "{}", denorm_serve::scram::Verifier::generate(password, iterations).encode())?;
+    Ok(())
 }
 
 /// `error: <what>` followed by one `  cause: <why>` line per underlying error.

@@ -3,7 +3,9 @@
 //! monitoring endpoint not granted, a masked column filtered on, a claim
 //! the row filter needs but the token lacks), masking and row filters on
 //! what is served, `/views` listing only what the caller may read, and one
-//! audit line per read.
+//! audit line per read. Users with passwords (`[auth.users]`): SCRAM with
+//! psql and psycopg on the wire protocol, Basic on HTTP, with verifiers
+//! made by `denorm auth hash-password` and by a real PostgreSQL.
 
 mod common;
 
@@ -37,6 +39,23 @@ fn config(project: &Project) -> String {
     )
 }
 
+/// The port of the wire protocol, from the log line that announces it.
+fn wire_port(denorm: &mut Denorm) -> u16 {
+    let line = denorm.wait_for_log("serving the PostgreSQL wire protocol on ");
+    let address = line.split("protocol on ").nth(1).and_then(|rest| rest.split_whitespace().next()).unwrap();
+    address.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+/// Runs `sql` with psql as `user`/`password`: stdout and stderr.
+fn psql(port: u16, user: &str, password: &str, sql: &str) -> (String, String) {
+    let out = Command::new("psql")
+        .args(["-X", "-A", "-t", "-d", &format!("host=127.0.0.1 port={port} user={user} dbname=denorm"), "-c", sql])
+        .env("PGPASSWORD", password)
+        .output()
+        .expect("psql is installed (scripts/test installs postgresql-client)");
+    (String::from_utf8_lossy(&out.stdout).trim().to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+}
+
 fn token(claims: Json, secret: &str) -> String {
     encode(&Header::default(), &claims, &EncodingKey::from_secret(secret.as_bytes()).unwrap()).unwrap()
 }
@@ -66,19 +85,7 @@ fn every_denial_path_masks_row_filters_and_audit() {
     .unwrap();
     let mut denorm = Denorm::start(&project.config);
     denorm.wait_for_position(committed_position(&conn));
-    let line = denorm.wait_for_log("serving the PostgreSQL wire protocol on ");
-    let port: u16 = line
-        .split("protocol on ")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let port = wire_port(&mut denorm);
     let far = 4_000_000_000u64;
 
     // Anonymous: the granted view only, and no monitoring.
@@ -123,14 +130,7 @@ fn every_denial_path_masks_row_filters_and_audit() {
     assert_eq!(get(&denorm, "/views/order_list", Some(&no_claim)).0, 403);
 
     // The same rules over the wire protocol: the password is the JWT.
-    let psql = |password: &str, sql: &str| {
-        let out = Command::new("psql")
-            .args(["-X", "-A", "-t", "-d", &format!("host=127.0.0.1 port={port} user=app dbname=denorm"), "-c", sql])
-            .env("PGPASSWORD", password)
-            .output()
-            .expect("psql is installed (scripts/test installs postgresql-client)");
-        (String::from_utf8_lossy(&out.stdout).trim().to_string(), String::from_utf8_lossy(&out.stderr).to_string())
-    };
+    let psql = |password: &str, sql: &str| psql(port, "app", password, sql);
     let (rows, err) = psql(&tenant, "SELECT id, email FROM order_list ORDER BY id");
     assert_eq!(rows, "1|***.com\n2|***.org", "{err}");
     let (_, err) = psql(&tenant, "SELECT id FROM order_list WHERE email = 'ada@example.com'");
@@ -172,4 +172,118 @@ fn every_denial_path_masks_row_filters_and_audit() {
     assert_eq!(tenant_read["rows"], 2);
     assert!(lines.iter().any(|l| l["status"] == 401 && l["denied"] == "invalid_token"), "{audit}");
     assert!(lines.iter().any(|l| l["status"] == 403 && l["denied"] == "masked_column"), "{audit}");
+}
+
+/// `denorm auth hash-password` with `password` on standard input.
+fn hash_password(password: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_denorm"))
+        .args(["auth", "hash-password"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// The verifier a real PostgreSQL stores for `password` (a throwaway role).
+fn postgres_verifier(password: &str) -> String {
+    let url = std::env::var("DENORM_TEST_POSTGRES_URL")
+        .expect("DENORM_TEST_POSTGRES_URL: run the tests through scripts/test, which starts PostgreSQL");
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    client
+        .batch_execute(&format!(
+            "SET password_encryption = 'scram-sha-256'; DROP ROLE IF EXISTS denorm_auth_probe; \
+             CREATE ROLE denorm_auth_probe PASSWORD '{password}'"
+        ))
+        .unwrap();
+    let verifier: String =
+        client.query_one("SELECT rolpassword FROM pg_authid WHERE rolname = 'denorm_auth_probe'", &[]).unwrap().get(0);
+    client.batch_execute("DROP ROLE denorm_auth_probe").unwrap();
+    verifier
+}
+
+#[test]
+fn users_log_in_with_scram_on_the_wire_and_basic_on_http() {
+    let project = Project::new(SCHEMA, VIEWS);
+    let ann = hash_password("correct horse");
+    assert!(ann.starts_with("SCRAM-SHA-256$4096:"), "{ann}");
+    let ops = postgres_verifier("battery staple");
+    std::fs::write(
+        &project.config,
+        format!(
+            "views = [\"views.sql\"]\n[source]\nurl = \"sqlite://app.db\"\n[server]\nlisten = \"127.0.0.1:0\"\n\
+             pg_listen = \"127.0.0.1:0\"\n[auth]\n\
+             [auth.roles.tenant]\nviews = [\"order_list\"]\nmask = {{ \"order_list.email\" = \"last4\" }}\n\
+             where = \"tenant_id = claim.tenant_id\"\n[auth.roles.ops]\nmonitor = true\n\
+             [auth.users.ann]\npassword = \"{ann}\"\nrole = \"tenant\"\nclaims = {{ tenant_id = 1 }}\n\
+             [auth.users.ops]\npassword = \"{ops}\"\nrole = \"ops\"\n"
+        ),
+    )
+    .unwrap();
+    let conn = project.connect();
+    conn.execute_batch(
+        "INSERT INTO orders VALUES (1, 1, 'ada@example.com', 10), (2, 1, 'bob@example.org', 20),
+                                   (3, 2, 'eve@example.net', 30);",
+    )
+    .unwrap();
+    let mut denorm = Denorm::start(&project.config);
+    let port = wire_port(&mut denorm);
+    let agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
+    let basic = |user: &str, password: &str, path: &str| {
+        use base64::Engine as _;
+        let credentials = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        let mut response = agent
+            .get(&format!("{}{path}", denorm.base))
+            .header("Authorization", &format!("Basic {credentials}"))
+            .call()
+            .unwrap();
+        let body = response.body_mut().read_to_string().unwrap();
+        (response.status().as_u16(), serde_json::from_str(&body).unwrap_or(Json::String(body)))
+    };
+    // Without an anonymous role, /views needs a login: wait as ops.
+    common::eventually(std::time::Duration::from_millis(20), || {
+        match basic("ops", "battery staple", "/views/order_list") {
+            (200, rows) if rows.as_array().is_some_and(|r| r.len() == 3) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+
+    // SCRAM with psql: the user's role, masks and claims apply.
+    let (rows, err) = psql(port, "ann", "correct horse", "SELECT id, email FROM order_list ORDER BY id");
+    assert_eq!(rows, "1|***.com\n2|***.org", "{err}");
+    let (_, err) = psql(port, "ann", "wrong horse", "SELECT 1");
+    assert!(err.contains("password authentication failed for user \"ann\""), "{err}");
+    let (_, err) = psql(port, "mallory", "correct horse", "SELECT 1");
+    assert!(err.contains("password authentication failed for user \"mallory\""), "unknown users fail alike: {err}");
+    let (rows, err) = psql(port, "ops", "battery staple", "SELECT id FROM order_list ORDER BY id");
+    assert_eq!(rows, "1\n2\n3", "a verifier made by PostgreSQL logs in: {err}");
+    let (_, err) = psql(port, "ops", "correct horse", "SELECT 1");
+    assert!(err.contains("password authentication failed"), "{err}");
+
+    // SCRAM with psycopg (libpq underneath, over the extended protocol).
+    let python = std::env::var("DENORM_TEST_PSYCOPG_PYTHON")
+        .expect("DENORM_TEST_PSYCOPG_PYTHON: run the tests through scripts/test, which installs psycopg");
+    let script = format!(
+        "import psycopg\n\
+         with psycopg.connect(host='127.0.0.1', port={port}, user='ann', password='correct horse', dbname='denorm') as c:\n\
+         \x20   print(c.execute('SELECT id FROM order_list WHERE total > %s ORDER BY id', [5]).fetchall())\n"
+    );
+    let out = Command::new(&python).args(["-c", &script]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[(1,), (2,)]", "{}", String::from_utf8_lossy(&out.stderr));
+
+    // HTTP Basic against the same verifiers; no JWT key, so bearer tokens are refused.
+    let (status, rows) = basic("ann", "correct horse", "/views/order_list?select=id&order=id");
+    assert_eq!((status, rows), (200, json!([{"id": 1}, {"id": 2}])));
+    assert_eq!(basic("ann", "wrong horse", "/views/order_list").0, 401);
+    assert_eq!(basic("ann", "correct horse", "/metrics").0, 403);
+    let (status, metrics) = basic("ops", "battery staple", "/metrics");
+    assert_eq!(status, 200);
+    assert!(metrics.as_str().unwrap().contains("denorm_auth_denied_total{reason=\"bad_password\"}"), "{metrics}");
+    let forged = token(json!({"role": "ops"}), SECRET);
+    assert_eq!(get(&denorm, "/views/order_list", Some(&forged)).0, 401);
+    denorm.terminate();
 }

@@ -58,9 +58,10 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
 use denorm_types::{Datum, Position, ScalarType, Value};
 
+use crate::auth::{restrict, Auth, Denied, Principal, ViewAccess};
 use crate::http::{parse_position, parse_wait, DEFAULT_WAIT, MAX_WAIT};
 use crate::query::{execute, paginate, Query};
-use crate::auth::{restrict, Auth, Denied, Principal, ViewAccess};
+use crate::scram::{self, Exchange};
 use crate::state::{Published, Reader, ViewInfo, ViewStatus, WaitError};
 use sql::{Constant, Param, ParamUse, Select, SqlError, Statement};
 
@@ -113,6 +114,9 @@ pub struct Backend {
 const ROLE: &str = "denorm.auth.role";
 const SUBJECT: &str = "denorm.auth.subject";
 const CLAIMS: &str = "denorm.auth.claims";
+/// A SCRAM exchange between its server-first and client-final messages.
+const SCRAM: &str = "denorm.auth.scram";
+const AUTH_PREFIX: &str = "denorm.auth.";
 
 impl Backend {
     pub fn new(reader: Reader, auth: Arc<dyn Authenticate>) -> Self {
@@ -126,7 +130,11 @@ impl Backend {
     }
 
     /// The connection's role's access to `view` (`None` without `[auth]`).
-    fn access(&self, settings: &HashMap<String, String>, view: &ViewInfo) -> Result<Option<(ViewAccess, String)>, SqlError> {
+    fn access(
+        &self,
+        settings: &HashMap<String, String>,
+        view: &ViewInfo,
+    ) -> Result<Option<(ViewAccess, String)>, SqlError> {
         let Some(auth) = &self.jwt else { return Ok(None) };
         let principal = Principal {
             role: settings.get(ROLE).cloned().unwrap_or_default(),
@@ -143,8 +151,21 @@ impl Backend {
         let Some(auth) = &self.jwt else { return published };
         let role = settings.get(ROLE).cloned().unwrap_or_default();
         let principal = Principal { role, subject: None, claims: serde_json::Value::Null };
-        let views: Vec<_> = published.views.iter().filter(|v| auth.may_read(&principal, &v.info.name)).cloned().collect();
+        let views: Vec<_> =
+            published.views.iter().filter(|v| auth.may_read(&principal, &v.info.name)).cloned().collect();
         Arc::new(Published { views: views.into(), ..(*published).clone() })
+    }
+
+    /// A failed SCRAM exchange: PostgreSQL's `28P01`, counted as a bad password.
+    fn scram_failed(&self, user: &str, error: scram::ScramError) -> PgWireError {
+        self.reader.metrics().auth_denied(Denied::Password(user.to_string()).reason());
+        let info = match error {
+            scram::ScramError::Proof => {
+                SqlError::new("28P01", format!("password authentication failed for user \"{user}\""))
+            }
+            other => SqlError::new("28P01", other.to_string()),
+        };
+        user_error(info.hint(Denied::Password(user.to_string()).hint()), "FATAL")
     }
 
     /// A refusal as a SQLSTATE (`28000` who are you, `42501` not allowed), counted.
@@ -239,11 +260,47 @@ impl StartupHandler for Backend {
     {
         let startup = match message {
             PgWireFrontendMessage::Startup(startup) => startup,
-            // The JWT, when [auth] asked for it.
+            // The JWT or a SCRAM message, when [auth] asked for one.
             PgWireFrontendMessage::PasswordMessageFamily(password) => {
                 let Some(jwt) = &self.jwt else { return Ok(()) };
-                let password = password.into_password()?.password;
-                let principal = jwt.authenticate(Some(&password)).map_err(|d| user_error(self.denied(d), "FATAL"))?;
+                let user = client.metadata().get(pgwire::api::METADATA_USER).cloned().unwrap_or_default();
+                let principal = if let Some(exchange) = client.metadata_mut().remove(SCRAM) {
+                    let response = password.into_sasl_response()?;
+                    let verifier = scram_verifier(jwt, &user);
+                    let server_final = Exchange::decode(&exchange)
+                        .ok_or(scram::ScramError::Proof)
+                        .and_then(|e| e.finish(&String::from_utf8_lossy(&response.data), &verifier))
+                        .map_err(|e| self.scram_failed(&user, e))?;
+                    let principal = jwt.user_principal(&user).map_err(|d| user_error(self.denied(d), "FATAL"))?;
+                    client
+                        .send(PgWireBackendMessage::Authentication(Authentication::SASLFinal(server_final.into())))
+                        .await?;
+                    principal
+                } else if uses_scram(jwt, &user) {
+                    let initial = password.into_sasl_initial_response()?;
+                    if initial.auth_method != "SCRAM-SHA-256" {
+                        return Err(self.scram_failed(
+                            &user,
+                            scram::ScramError::Message(format!(
+                                "mechanism {} is not offered; use SCRAM-SHA-256",
+                                initial.auth_method
+                            )),
+                        ));
+                    }
+                    let client_first =
+                        String::from_utf8_lossy(initial.data.as_deref().unwrap_or_default()).into_owned();
+                    let (server_first, exchange) =
+                        scram::start(&client_first, &scram_verifier(jwt, &user), &scram::random_nonce())
+                            .map_err(|e| self.scram_failed(&user, e))?;
+                    client.metadata_mut().insert(SCRAM.to_owned(), exchange.encode());
+                    client
+                        .send(PgWireBackendMessage::Authentication(Authentication::SASLContinue(server_first.into())))
+                        .await?;
+                    return Ok(());
+                } else {
+                    let password = password.into_password()?.password;
+                    jwt.authenticate(Some(&password)).map_err(|d| user_error(self.denied(d), "FATAL"))?
+                };
                 let metadata = client.metadata_mut();
                 metadata.insert(ROLE.to_owned(), principal.role);
                 if let Some(subject) = principal.subject {
@@ -256,6 +313,8 @@ impl StartupHandler for Backend {
         };
         auth::protocol_negotiation(client, &startup).await?;
         auth::save_startup_parameters_to_metadata(client, &startup);
+        // Startup parameters land in the same map: none may pose as a verified principal or a SCRAM state.
+        client.metadata_mut().retain(|name, _| !name.starts_with(AUTH_PREFIX));
         let metadata = client.metadata();
         let login = Login {
             user: metadata.get(pgwire::api::METADATA_USER).cloned(),
@@ -264,14 +323,30 @@ impl StartupHandler for Backend {
             tls: client.is_secure(),
         };
         self.auth.check(&login).map_err(|e| user_error(e, "FATAL"))?;
-        if self.jwt.is_some() {
-            // The password is the JWT (send it over TLS: it travels in clear).
+        if let Some(jwt) = &self.jwt {
             client.set_state(PgWireConnectionState::AuthenticationInProgress);
-            client.send(PgWireBackendMessage::Authentication(Authentication::CleartextPassword)).await?;
+            let request = if uses_scram(jwt, login.user.as_deref().unwrap_or_default()) {
+                Authentication::SASL(vec!["SCRAM-SHA-256".to_owned()])
+            } else {
+                // The password is the JWT (send it over TLS: it travels in clear).
+                Authentication::CleartextPassword
+            };
+            client.send(PgWireBackendMessage::Authentication(request)).await?;
             return Ok(());
         }
         finish_startup(client).await
     }
+}
+
+/// Whether `user` logs in by SCRAM: a user of `[auth.users]`, or anyone
+/// when no JWT key is configured (unknown names then fail the proof, as
+/// on PostgreSQL, without telling that the name is unknown).
+fn uses_scram(auth: &Auth, user: &str) -> bool {
+    auth.users.contains_key(user) || auth.keys.is_none()
+}
+
+fn scram_verifier(auth: &Auth, user: &str) -> scram::Verifier {
+    auth.users.get(user).map_or_else(|| scram::mock_verifier(user), |u| u.verifier.clone())
 }
 
 /// Ends the startup: the server's parameters, then ReadyForQuery.

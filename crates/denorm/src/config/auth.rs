@@ -18,6 +18,11 @@
 //! [auth.roles.ops]
 //! monitor = true                  # may read /metrics, the full /health and /ui
 //!
+//! [auth.users.ann]                # logs in with a password: SCRAM on the wire protocol, Basic on HTTP
+//! password = "SCRAM-SHA-256$4096:…$…:…"   # a verifier (`denorm auth hash-password`, or pg_authid.rolpassword)
+//! role = "tenant"
+//! claims = { tenant_id = 7 }      # what row filters read as claim.*
+//!
 //! [audit]
 //! path = "audit.jsonl"            # one JSON line per read; "-" for stdout
 //! ```
@@ -27,7 +32,8 @@ use std::ops::Range;
 use std::path::Path;
 
 pub use denorm_serve::audit::AuditTarget;
-use denorm_serve::auth::{Auth, Keys, Mask, Role, RowFilter};
+use denorm_serve::auth::{Auth, Keys, Mask, Role, RowFilter, User};
+use denorm_serve::scram::Verifier;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -42,6 +48,17 @@ pub(super) struct RawAuth {
     audience: Option<String>,
     #[serde(default)]
     roles: BTreeMap<String, Spanned<RawRole>>,
+    #[serde(default)]
+    users: BTreeMap<String, Spanned<RawUser>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawUser {
+    password: Spanned<String>,
+    role: Spanned<String>,
+    #[serde(default)]
+    claims: toml::Table,
 }
 
 #[derive(Deserialize)]
@@ -77,10 +94,10 @@ pub(super) fn auth(raw: RawAuth, base: &Path) -> Result<Auth, Invalid> {
                 Some("keep the one that holds your key".into()),
             ))
         }
-        (Some(secret), None, None) => secret_key(secret.get_ref(), secret.span())?,
+        (Some(secret), None, None) => Some(secret_key(secret.get_ref(), secret.span())?),
         (None, Some(file), None) => {
             let text = read(base, file)?;
-            secret_key(text.trim_end_matches(['\n', '\r']), file.span())?
+            Some(secret_key(text.trim_end_matches(['\n', '\r']), file.span())?)
         }
         (None, None, Some(file)) => {
             let text = read(base, file)?;
@@ -94,13 +111,17 @@ pub(super) fn auth(raw: RawAuth, base: &Path) -> Result<Auth, Invalid> {
                     ),
                 )
             })?;
-            Keys::Jwks(set)
+            Some(Keys::Jwks(set))
         }
+        _ if !raw.users.is_empty() => None,
         _ => {
             return Err((
                 None,
-                "[auth] needs a key to verify tokens".into(),
-                Some("set jwt_secret (HS256), jwt_secret_file, or jwks_file (RS256/ES256)".into()),
+                "[auth] needs a key to verify tokens, or users who log in with a password".into(),
+                Some(
+                    "set jwt_secret (HS256), jwt_secret_file, or jwks_file (RS256/ES256), or add [auth.users.NAME]"
+                        .into(),
+                ),
             ))
         }
     };
@@ -147,6 +168,26 @@ pub(super) fn auth(raw: RawAuth, base: &Path) -> Result<Auth, Invalid> {
             ));
         }
     }
+    let mut users = BTreeMap::new();
+    for (name, raw_user) in raw.users {
+        let raw_user = raw_user.into_inner();
+        let verifier = Verifier::parse(raw_user.password.get_ref()).map_err(|e| {
+            (
+                Some(raw_user.password.span()),
+                format!("[auth.users.{name}] password: {e}"),
+                Some("store a verifier, never the password: `denorm auth hash-password` prints one".into()),
+            )
+        })?;
+        if !roles.contains_key(raw_user.role.get_ref()) {
+            return Err((
+                Some(raw_user.role.span()),
+                format!("[auth.users.{name}] reads as role {:?}, which has no [auth.roles] table", raw_user.role.get_ref()),
+                Some("add the role's table (an empty one grants every view)".into()),
+            ));
+        }
+        let claims = serde_json::to_value(&raw_user.claims).unwrap_or(serde_json::Value::Null);
+        users.insert(name, User { verifier, role: raw_user.role.into_inner(), claims });
+    }
     let role_claim = raw.role_claim.map_or_else(|| "role".to_string(), Spanned::into_inner);
     Ok(Auth {
         keys,
@@ -154,6 +195,8 @@ pub(super) fn auth(raw: RawAuth, base: &Path) -> Result<Auth, Invalid> {
         anonymous_role: raw.anonymous_role.map(Spanned::into_inner),
         audience: raw.audience,
         roles,
+        users,
+        verified: Default::default(),
     })
 }
 
@@ -224,6 +267,24 @@ mod tests {
         assert_eq!(tenant.masks[&("*".to_string(), "phone".to_string())], Mask::Redact);
         assert_eq!(tenant.rows.len(), 1);
         assert_eq!(config.audit, Some(AuditTarget::File(Path::new("conf/audit.jsonl").to_path_buf())));
+    }
+
+    #[test]
+    fn users_need_a_verifier_and_a_role() {
+        let verifier = Verifier::with_salt("pencil", b"salt", 4096).encode();
+        let config = parse_at(&format!(
+            "[auth]\n[auth.roles.tenant]\nwhere = \"tenant_id = claim.tenant_id\"\n\
+             [auth.users.ann]\npassword = \"{verifier}\"\nrole = \"tenant\"\nclaims = {{ tenant_id = 7 }}\n"
+        ))
+        .unwrap();
+        let auth = config.auth.unwrap();
+        assert!(auth.keys.is_none(), "users alone need no JWT key");
+        assert_eq!(auth.users["ann"].claims, serde_json::json!({"tenant_id": 7}));
+        assert!(auth.basic("ann", "pencil").is_ok());
+        let cleartext = "[auth]\n[auth.roles.r]\n[auth.users.ann]\npassword = \"pencil\"\nrole = \"r\"\n";
+        assert!(error_of(cleartext).contains("hash-password"));
+        let no_role = format!("[auth]\n[auth.users.ann]\npassword = \"{verifier}\"\nrole = \"r\"\n");
+        assert!(error_of(&no_role).contains("no [auth.roles] table"));
     }
 
     #[test]
