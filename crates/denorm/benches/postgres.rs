@@ -57,7 +57,10 @@
 //! the time: other work on the machine changes the figures. Nothing here
 //! asserts: benchmarks are not tests.
 
-use std::io::{BufRead, BufReader, Read};
+#[path = "../tests/common/process.rs"]
+mod process;
+
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -745,24 +748,7 @@ struct Denorm {
 
 impl Denorm {
     fn spawn(config: &Path) -> Denorm {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_denorm"))
-            .args(["run", "--config"])
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the denorm binary starts");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, log) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let (child, log) = process::spawn_run(config, false);
         Denorm { child, base: String::new(), log }
     }
 

@@ -22,9 +22,11 @@
 //! view's is). Each figure is printed with the load average (other work on
 //! the machine changes it). Nothing here asserts: benchmarks are not tests.
 
-use std::io::{BufRead, BufReader};
+#[path = "../tests/common/process.rs"]
+mod process;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -41,24 +43,7 @@ struct Running {
 
 impl Running {
     fn spawn(config: &Path) -> Running {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_denorm"))
-            .args(["run", "--config"])
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the denorm binary starts");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, log) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let (child, log) = process::spawn_run(config, false);
         Running { child, log, lines: Vec::new() }
     }
 

@@ -3,9 +3,10 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+pub mod process;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -59,25 +60,7 @@ impl Denorm {
 
     /// Starts `denorm run --config config` without waiting for anything.
     pub fn spawn(config: &Path) -> Denorm {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_denorm"))
-            .args(["run", "--config"])
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the denorm binary starts");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, log) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("[denorm] {line}");
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let (child, log) = process::spawn_run(config, true);
         Denorm { child, base: String::new(), log, lines: Vec::new() }
     }
 
