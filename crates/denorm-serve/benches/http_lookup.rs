@@ -13,74 +13,15 @@
 //! (the connection loop before the slowloris protections) as the baseline
 //! of [`denorm_serve::serve_configured`]'s own loop.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::{env_or, hammer, load, scale, Rng, Until};
+
 use denorm_serve::{channel, ColumnInfo, Reader, ServeOptions, ViewInfo};
 use denorm_types::{Datum, Position, Row, ScalarType, Value};
-
-fn scale(n: usize) -> usize {
-    let s: f64 = std::env::var("DENORM_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
-    ((n as f64) * s).max(1.0) as usize
-}
-
-/// xorshift64: keys to look up.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg").map_or("load unknown".into(), |l| {
-        format!("load {}", l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-    })
-}
-
-/// Runs `clients` threads, each calling `lookup(thread, key)` with random
-/// keys for `seconds`; every call's latency in µs.
-fn hammer<C: Send>(
-    clients: usize,
-    seconds: u64,
-    rows: u64,
-    connect: impl Fn() -> C + Sync,
-    lookup: impl Fn(&mut C, i64) + Sync,
-) -> Vec<f64> {
-    let stop = AtomicBool::new(false);
-    let samples = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..clients)
-            .map(|i| {
-                let (stop, connect, lookup) = (&stop, &connect, &lookup);
-                scope.spawn(move || {
-                    let mut client = connect();
-                    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1));
-                    let mut samples = Vec::new();
-                    while !stop.load(Ordering::Relaxed) {
-                        let key = rng.below(rows) as i64;
-                        let t = Instant::now();
-                        lookup(&mut client, key);
-                        samples.push(t.elapsed().as_secs_f64() * 1e6);
-                    }
-                    samples
-                })
-            })
-            .collect();
-        std::thread::sleep(Duration::from_secs(seconds));
-        stop.store(true, Ordering::Relaxed);
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect::<Vec<f64>>()
-    });
-    samples
-}
 
 fn row(id: i64) -> [Value; 3] {
     [Datum::Int(id), Datum::owned_text(format!("user {id}")), Datum::Float(id as f64 / 7.0)]
@@ -106,17 +47,13 @@ fn serve(reader: Reader, old_loop: bool) -> (String, tokio::runtime::Runtime) {
 }
 
 fn http_phase(url: &str, clients: usize, seconds: u64, rows: u64) -> Vec<f64> {
-    hammer(
-        clients,
-        seconds,
-        rows,
-        || ureq::Agent::config_builder().http_status_as_error(false).build().new_agent(),
-        |agent, key| {
-            let mut response = agent.get(format!("{url}/views/users?id=eq.{key}")).call().unwrap();
-            let body = response.body_mut().read_to_string().unwrap();
-            assert!(body.len() > 10, "{body}");
-        },
-    )
+    let connect = || ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
+    let lookup = |agent: &mut ureq::Agent, key: i64| {
+        let mut response = agent.get(format!("{url}/views/users?id=eq.{key}")).call().unwrap();
+        let body = response.body_mut().read_to_string().unwrap();
+        assert!(body.len() > 10, "{body}");
+    };
+    hammer(clients, rows, 0, Until::Elapsed(Duration::from_secs(seconds)), &connect, &lookup).0
 }
 
 fn main() {
@@ -139,7 +76,7 @@ fn main() {
         ..Default::default()
     };
     let (mut publisher, reader) = channel(vec![info]);
-    let changes: Vec<(Row, i64)> = (0..rows as i64).map(|id| (Row::pack(&row(id)), 1)).collect();
+    let changes: Vec<(Row, i64)> = (1..=rows as i64).map(|id| (Row::pack(&row(id)), 1)).collect();
     publisher.apply(0, &changes);
     publisher.publish(Position(1), &[]);
 
@@ -154,7 +91,7 @@ fn main() {
         let tx = db.transaction().unwrap();
         {
             let mut insert = tx.prepare("INSERT INTO users VALUES (?1, ?2, ?3)").unwrap();
-            for id in 0..rows as i64 {
+            for id in 1..=rows as i64 {
                 insert.execute(rusqlite::params![id, format!("user {id}"), id as f64 / 7.0]).unwrap();
             }
         }
@@ -167,7 +104,7 @@ fn main() {
     let mut rng = Rng(0x2545_F491_4F6C_DD1D);
     let mut samples: Vec<f64> = (0..200_000)
         .map(|_| {
-            let query = format!("id=eq.{}", rng.below(rows));
+            let query = format!("id=eq.{}", 1 + rng.below(rows));
             let t = Instant::now();
             let (body, _) = denorm_serve::read_rows(&snapshot, "users", &query).unwrap();
             let elapsed = t.elapsed().as_secs_f64() * 1e6;
@@ -184,18 +121,13 @@ fn main() {
         runtime.shutdown_timeout(Duration::from_secs(1));
     }
     let path = Arc::new(path);
-    let mut samples = hammer(
-        clients,
-        seconds,
-        rows,
-        || rusqlite::Connection::open(path.as_ref()).unwrap(),
-        |db, key| {
-            let mut statement = db.prepare_cached("SELECT id, name, score FROM users WHERE id = ?1").unwrap();
-            let found: (i64, String, f64) =
-                statement.query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap();
-            std::hint::black_box(found);
-        },
-    );
+    let connect = || rusqlite::Connection::open(path.as_ref()).unwrap();
+    let lookup = |db: &mut rusqlite::Connection, key: i64| {
+        let mut statement = db.prepare_cached("SELECT id, name, score FROM users WHERE id = ?1").unwrap();
+        let found: (i64, String, f64) = statement.query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap();
+        std::hint::black_box(found);
+    };
+    let (mut samples, _) = hammer(clients, rows, 0, Until::Elapsed(Duration::from_secs(seconds)), &connect, &lookup);
     results.push(("SQLite, a connection per client", samples.len(), denorm_serve::percentiles(&mut samples)));
     println!("  {:<36} {:>10} {:>12} {:>12}", "key lookup", "lookups", "p50", "p99");
     for (label, n, (p50, p99)) in &results {

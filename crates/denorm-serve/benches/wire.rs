@@ -18,8 +18,11 @@
 //! Prints p50/p99 of the lookups (the first 20 per client are warm-up) and
 //! lookups/s per target, side by side.
 
-use std::sync::{Arc, Barrier};
-use std::time::{Duration, Instant};
+mod common;
+
+use std::sync::Arc;
+
+use common::{hammer, scale, Until};
 
 use denorm_serve::wire::{serve_pg, AllowAll, Backend};
 use denorm_serve::{channel, percentiles, ColumnInfo, ViewInfo};
@@ -27,22 +30,6 @@ use denorm_types::{Datum, Position, Row, ScalarType, Value};
 
 const CLIENTS: [usize; 2] = [64, 1];
 const WARMUP: usize = 20;
-
-fn scale(n: usize) -> usize {
-    let s: f64 = std::env::var("DENORM_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
-    ((n as f64) * s).max(1.0) as usize
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 fn user(id: i64) -> (i64, String, i64, f64) {
     (id, format!("user {id}"), id % 97, id as f64 * 0.25)
@@ -69,40 +56,7 @@ fn load_with<C>(
     connect: &(impl Fn() -> C + Sync),
     lookup: &(impl Fn(&mut C, i64) + Sync),
 ) -> (String, Vec<f64>, f64) {
-    let barrier = Barrier::new(clients);
-    let (samples, elapsed) = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..clients)
-            .map(|c| {
-                let barrier = &barrier;
-                s.spawn(move || {
-                    let mut client = connect();
-                    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((c as u64 + 1) * 0x2545_f491));
-                    for _ in 0..WARMUP {
-                        lookup(&mut client, 1 + rng.below(rows as u64) as i64);
-                    }
-                    barrier.wait();
-                    let start = Instant::now();
-                    let mut times = Vec::with_capacity(per_client);
-                    for _ in 0..per_client {
-                        let key = 1 + rng.below(rows as u64) as i64;
-                        let t = Instant::now();
-                        lookup(&mut client, key);
-                        times.push(t.elapsed().as_secs_f64() * 1e6);
-                    }
-                    (times, start.elapsed())
-                })
-            })
-            .collect();
-        let mut all = Vec::new();
-        let mut longest = Duration::ZERO;
-        for h in handles {
-            let (times, elapsed) = h.join().unwrap();
-            all.extend(times);
-            longest = longest.max(elapsed);
-        }
-        (all, longest)
-    });
-    let rate = samples.len() as f64 / elapsed.as_secs_f64();
+    let (samples, rate) = hammer(clients, rows as u64, WARMUP, Until::Lookups(per_client), connect, lookup);
     (format!("{name}, {clients} client{}", if clients == 1 { "" } else { "s" }), samples, rate)
 }
 
