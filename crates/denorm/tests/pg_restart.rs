@@ -17,13 +17,11 @@
 mod common;
 mod pg_project;
 
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{get_text, Denorm, SplitMix, PATIENCE};
+use common::{get_text, Denorm, PATIENCE};
+use pg_project::server::{pg_ctl, ServerBack, Writer};
 use pg_project::{assert_views_equal, server_url, PgProject};
 use postgres::{Client, NoTls};
 
@@ -57,138 +55,6 @@ fn views_sql() -> String {
         let with = if i == 0 { " WITH (max_staleness = '1s')" } else { "" };
         sql.push_str(&format!("CREATE MATERIALIZED VIEW {name}{with} AS {select};\n"));
     }
-    sql
-}
-
-// --- the server -------------------------------------------------------------
-
-/// `pg_ctl` of the test server, run as the server's owner.
-fn pg_ctl(args: &[&str]) {
-    assert!(try_pg_ctl(args), "pg_ctl {args:?} failed");
-}
-
-/// Starts the server again if a failed test left it stopped, so that the
-/// tests after it (and other test binaries) find it running.
-struct ServerBack;
-
-impl Drop for ServerBack {
-    fn drop(&mut self) {
-        if !try_pg_ctl(&["status"]) {
-            try_pg_ctl(&["start"]);
-        }
-    }
-}
-
-fn try_pg_ctl(args: &[&str]) -> bool {
-    let port = server_url().rsplit_once(':').unwrap().1.split('/').next().unwrap().to_string();
-    let tmp = std::env::var("TMPDIR").unwrap_or_else(|_| "/tmp".into());
-    let dir = format!("{tmp}/denorm-postgres-{port}");
-    let bin = std::fs::read_dir("/usr/lib/postgresql")
-        .expect("Debian's postgresql under /usr/lib/postgresql (scripts/postgres installs it)")
-        .map(|e| e.unwrap().path().join("bin/pg_ctl"))
-        .filter(|p| p.exists())
-        .max_by_key(|p| {
-            let major = p.parent().unwrap().parent().unwrap().file_name().unwrap().to_string_lossy().to_string();
-            major.parse::<u32>().unwrap_or(0)
-        })
-        .expect("pg_ctl");
-    let mut command = if is_root() {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--"]).arg(&bin);
-        c
-    } else {
-        Command::new(&bin)
-    };
-    command.args(args).args(["-D", &format!("{dir}/data")]);
-    if args[0] != "status" {
-        command.args(["-w", "-t", "60"]);
-    }
-    if matches!(args[0], "start" | "restart") {
-        // The server's output goes to its log, not to this process's pipes.
-        command.args(["-l", &format!("{dir}/server.log")]);
-    }
-    command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
-}
-
-fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-// --- a writer that survives the restarts ------------------------------------
-
-/// Random transactions on accounts and transfers until stopped; connection
-/// errors (the server is down) are waited out. Returns the committed count.
-struct Writer {
-    stop: Arc<AtomicBool>,
-    committed: Arc<AtomicU64>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Writer {
-    fn start(url: String, seed: u64) -> Writer {
-        let stop = Arc::new(AtomicBool::new(false));
-        let committed = Arc::new(AtomicU64::new(0));
-        let (stopped, count) = (stop.clone(), committed.clone());
-        let thread = std::thread::spawn(move || {
-            let mut rng = SplitMix(seed);
-            let mut next_transfer = 1_000_i64;
-            let mut client: Option<Client> = None;
-            while !stopped.load(Ordering::SeqCst) {
-                let Some(c) = client.as_mut() else {
-                    client = Client::connect(&url, NoTls).ok();
-                    if client.is_none() {
-                        std::thread::sleep(Duration::from_millis(50));
-                    }
-                    continue;
-                };
-                let sql = transaction(&mut rng, &mut next_transfer);
-                match c.batch_execute(&sql) {
-                    Ok(()) => {
-                        count.fetch_add(1, Ordering::SeqCst);
-                    }
-                    Err(e) if e.is_closed() || e.code().is_none() || is_shutdown(&e) => client = None,
-                    Err(e) => panic!("{sql}: {e}"),
-                }
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        });
-        Writer { stop, committed, thread: Some(thread) }
-    }
-
-    /// Stops the writer; the transactions it committed.
-    fn finish(mut self) -> u64 {
-        self.stop.store(true, Ordering::SeqCst);
-        self.thread.take().unwrap().join().unwrap();
-        self.committed.load(Ordering::SeqCst)
-    }
-}
-
-/// SQLSTATE class 57 (operator intervention: shutdown, crash) or 08.
-fn is_shutdown(e: &postgres::Error) -> bool {
-    e.code().is_some_and(|c| c.code().starts_with("57") || c.code().starts_with("08"))
-}
-
-fn transaction(rng: &mut SplitMix, next_transfer: &mut i64) -> String {
-    let mut sql = String::from("BEGIN;");
-    for _ in 0..1 + rng.below(3) {
-        let account = 1 + rng.below(60);
-        let statement = match rng.below(6) {
-            0 | 1 => {
-                *next_transfer += 1;
-                format!("INSERT INTO transfers VALUES ({next_transfer}, {account}, {});", rng.below(100))
-            }
-            2 => format!("UPDATE accounts SET balance = balance + {} WHERE id = {account};", rng.below(20)),
-            3 => format!("DELETE FROM transfers WHERE id = {};", 1 + rng.below(*next_transfer as u64)),
-            4 => format!(
-                "INSERT INTO accounts VALUES ({account}, 'owner{}', 0) ON CONFLICT (id) DO UPDATE SET owner = \
-                 excluded.owner;",
-                rng.below(9)
-            ),
-            _ => format!("UPDATE transfers SET amount = amount + 7 WHERE account_id = {account};"),
-        };
-        sql.push_str(&statement);
-    }
-    sql.push_str("COMMIT;");
     sql
 }
 
