@@ -17,6 +17,7 @@
 
 pub mod contract;
 pub mod hub;
+pub mod postgres;
 pub mod sqlite;
 pub mod value;
 
