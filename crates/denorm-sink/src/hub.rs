@@ -48,6 +48,8 @@ const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// How long a runner waits for work before it checks for shutdown.
 const IDLE: Duration = Duration::from_millis(100);
+/// How long a stopping runner keeps applying what is queued.
+const DRAIN: Duration = Duration::from_secs(10);
 /// How long a reconcile waits for the sink to catch up with the engine.
 const RECONCILE_CATCH_UP: Duration = Duration::from_secs(30);
 
@@ -61,6 +63,11 @@ pub struct SinkConfig {
     pub views: Vec<(usize, ViewSpec)>,
     /// Queued changes at most ([`QUEUE_ROWS`] by default).
     pub queue_rows: usize,
+    /// Reconcile the sink with its views this often (`reconcile_every`),
+    /// counting `denorm_sink_drift_rows`; `None`: only on request.
+    pub reconcile_every: Option<Duration>,
+    /// With `reconcile_every`: also write the differences found.
+    pub repair: bool,
 }
 
 /// A sink's state, for `/health` and tests.
@@ -213,6 +220,9 @@ impl SinkHub {
                     backoff: BACKOFF_MIN,
                     synced: false,
                     after_error: false,
+                    reconcile_every: config.reconcile_every,
+                    repair: config.repair,
+                    reconcile_due: config.reconcile_every.map(|every| Instant::now() + every),
                 };
                 let thread =
                     std::thread::Builder::new().name(format!("sink-{}", config.name)).spawn(move || runner.run()).ok();
@@ -337,13 +347,39 @@ struct Runner {
     /// Set by an error: the next apply checks the reopened positions for
     /// whether the failed attempt committed.
     after_error: bool,
+    reconcile_every: Option<Duration>,
+    repair: bool,
+    reconcile_due: Option<Instant>,
 }
 
 impl Runner {
     fn run(mut self) {
         let mut pending: Option<Message> = None;
-        while !self.stopping() {
+        let mut stop_at: Option<Instant> = None;
+        loop {
+            // On shutdown the queue is drained first (at most DRAIN long,
+            // and not past an error), so that a clean restart finds the
+            // sink at the engine's position and rewrites nothing.
+            if self.stopping() {
+                let until = *stop_at.get_or_insert_with(|| Instant::now() + DRAIN);
+                let empty = self.shared.queue.lock().unwrap_or_else(PoisonError::into_inner).items.is_empty();
+                if (empty && pending.is_none()) || self.after_error || Instant::now() >= until {
+                    return;
+                }
+            }
             if self.stored.is_none() && !self.open() {
+                continue;
+            }
+            if pending.is_none()
+                && !self.stopping()
+                && self.synced
+                && self.reconcile_due.is_some_and(|due| Instant::now() >= due)
+            {
+                self.reconcile_due = self.reconcile_every.map(|every| Instant::now() + every);
+                if let Err(e) = self.reconcile(self.repair) {
+                    self.failed(&e);
+                    self.stored = None;
+                }
                 continue;
             }
             let message = match pending.take() {
@@ -380,6 +416,7 @@ impl Runner {
                 true
             }
             Err(e) => {
+                self.after_error = true;
                 self.failed(&e);
                 false
             }
@@ -744,8 +781,14 @@ mod tests {
             ..Default::default()
         };
         let sink = MemorySink::default();
-        let config =
-            SinkConfig { name: "mem".into(), sink: Box::new(sink.clone()), views: vec![(0, spec)], queue_rows };
+        let config = SinkConfig {
+            name: "mem".into(),
+            sink: Box::new(sink.clone()),
+            views: vec![(0, spec)],
+            queue_rows,
+            reconcile_every: None,
+            repair: false,
+        };
         let hub = SinkHub::start(vec![config], reader.clone());
         (publisher, reader, hub, sink)
     }

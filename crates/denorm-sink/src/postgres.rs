@@ -45,7 +45,10 @@ pub struct PostgresSink {
 
 impl std::fmt::Debug for PostgresSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgresSink").field("target", &self.target()).field("schema", &self.schema).finish_non_exhaustive()
+        f.debug_struct("PostgresSink")
+            .field("target", &self.target())
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
     }
 }
 
@@ -83,8 +86,9 @@ impl PostgresSink {
             hint: "write url = \"postgres://user@host/db\"".into(),
             source: Some(Box::new(e)),
         })?;
-        let mut client =
-            config.connect(NoTls).map_err(|e| SinkError::Unreachable { target: target.clone(), source: Box::new(e) })?;
+        let mut client = config
+            .connect(NoTls)
+            .map_err(|e| SinkError::Unreachable { target: target.clone(), source: Box::new(e) })?;
         client.batch_execute(SESSION).map_err(|e| classify(&target, "setting up the session", e))?;
         self.client = Some(client);
         Ok(())
@@ -181,7 +185,12 @@ fn copy_line(out: &mut Vec<u8>, row: &Row, extra: Option<Diff>) {
     out.push(b'\n');
 }
 
-fn copy_in(tx: &mut Transaction<'_>, table: &str, rows: &mut dyn Iterator<Item = (&Row, Diff)>, with_diff: bool) -> Result<u64, postgres::Error> {
+fn copy_in(
+    tx: &mut Transaction<'_>,
+    table: &str,
+    rows: &mut dyn Iterator<Item = (&Row, Diff)>,
+    with_diff: bool,
+) -> Result<u64, postgres::Error> {
     let mut writer = tx.copy_in(&format!("COPY {table} FROM STDIN"))?;
     let mut buffer = Vec::with_capacity(1 << 16);
     for (row, diff) in rows {
@@ -242,7 +251,12 @@ impl PostgresSink {
         Ok(())
     }
 
-    fn store_position(&self, tx: &mut Transaction<'_>, views: &[&str], position: Position) -> Result<(), postgres::Error> {
+    fn store_position(
+        &self,
+        tx: &mut Transaction<'_>,
+        views: &[&str],
+        position: Position,
+    ) -> Result<(), postgres::Error> {
         let names: Vec<String> = views.iter().map(|v| v.to_string()).collect();
         tx.execute(
             &format!(
@@ -261,7 +275,8 @@ impl PostgresSink {
         let mut sql = String::new();
         let key_columns = if spec.is_multiset() { (0..spec.columns.len()).collect() } else { spec.key.clone() };
         if !key_columns.is_empty() {
-            let kind = if spec.is_multiset() || nullable_key(spec) { "UNIQUE NULLS NOT DISTINCT" } else { "PRIMARY KEY" };
+            let kind =
+                if spec.is_multiset() || nullable_key(spec) { "UNIQUE NULLS NOT DISTINCT" } else { "PRIMARY KEY" };
             sql.push_str(&format!(
                 "ALTER TABLE {table} ADD CONSTRAINT {} {kind} ({});",
                 quote(&format!("{name}_key")),
@@ -319,7 +334,9 @@ impl Sink for PostgresSink {
             ));
         }
         let client = self.client.as_mut().expect("connected");
-        client.batch_execute(&setup).map_err(|e| classify(&target, "creating the schema and the positions table", e))?;
+        client
+            .batch_execute(&setup)
+            .map_err(|e| classify(&target, "creating the schema and the positions table", e))?;
         let mut positions = Vec::with_capacity(views.len());
         for spec in views {
             let columns: Vec<(String, String)> = client
@@ -510,14 +527,21 @@ mod tests {
             ],
         };
         sink.apply(&batch).unwrap();
-        let minus = SinkBatch { position: Position(7), committed_at: None, views: vec![None, Some(vec![(row(3, "1", "x"), -1)])] };
+        let minus = SinkBatch {
+            position: Position(7),
+            committed_at: None,
+            views: vec![None, Some(vec![(row(3, "1", "x"), -1)])],
+        };
         sink.apply(&minus).unwrap();
         assert_eq!(sink.read(0).unwrap(), vec![(row(1, "7.000", "tab\there\\n"), 1)]);
         assert_eq!(sorted(sink.read(1).unwrap()), vec![(row(3, "1", "x"), 1)]);
         assert_eq!(sink.open(&views).unwrap(), vec![Some(Position(6)), Some(Position(7))]);
         let mut client = Client::connect(&url, NoTls).unwrap();
         let indexes: Vec<String> = client
-            .query("SELECT indexname::text FROM pg_indexes WHERE schemaname = $1 AND tablename = 'stats' ORDER BY 1", &[&schema])
+            .query(
+                "SELECT indexname::text FROM pg_indexes WHERE schemaname = $1 AND tablename = 'stats' ORDER BY 1",
+                &[&schema],
+            )
             .unwrap()
             .iter()
             .map(|r| r.get(0))

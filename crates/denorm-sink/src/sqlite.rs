@@ -58,10 +58,8 @@ impl SqliteSink {
 
     fn conn(&mut self) -> Result<&mut Connection, SinkError> {
         if self.conn.is_none() {
-            let conn = Connection::open(&self.path).map_err(|e| SinkError::Unreachable {
-                target: self.target(),
-                source: Box::new(e),
-            })?;
+            let conn = Connection::open(&self.path)
+                .map_err(|e| SinkError::Unreachable { target: self.target(), source: Box::new(e) })?;
             conn.busy_timeout(BUSY_TIMEOUT).map_err(self.error("setting the busy timeout"))?;
             self.conn = Some(conn);
         }
@@ -122,8 +120,11 @@ fn create_table(table: &str, spec: &ViewSpec) -> String {
 
 /// `"a" IS ?1 AND "b" IS ?2` over `columns` (NULL-safe: `IS` uses the index).
 fn matches(spec: &ViewSpec, columns: &[usize], first: usize) -> String {
-    let terms: Vec<String> =
-        columns.iter().enumerate().map(|(i, &c)| format!("{} IS ?{}", quote(&spec.columns[c].name), first + i)).collect();
+    let terms: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| format!("{} IS ?{}", quote(&spec.columns[c].name), first + i))
+        .collect();
     if terms.is_empty() {
         "1".to_owned()
     } else {
@@ -154,8 +155,8 @@ fn write_changes(tx: &rusqlite::Transaction<'_>, spec: &ViewSpec, changes: &[(Ro
             matches(spec, &all, 1)
         ))?;
         let mut insert = tx.prepare_cached(&insert_sql(&spec.name, spec))?;
-        let mut delete =
-            tx.prepare_cached(&format!("DELETE FROM {table} WHERE {COUNT_COLUMN} <= 0 AND {}", matches(spec, &all, 1)))?;
+        let mut delete = tx
+            .prepare_cached(&format!("DELETE FROM {table} WHERE {COUNT_COLUMN} <= 0 AND {}", matches(spec, &all, 1)))?;
         for (row, diff) in changes {
             let mut vals = values(row);
             vals.push(rusqlite::types::Value::Integer(*diff));
@@ -243,7 +244,8 @@ impl Sink for SqliteSink {
             let action = action.to_owned();
             move |e| classify(&target, &action, e)
         };
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err("starting a transaction"))?;
+        let tx =
+            conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err("starting a transaction"))?;
         for (spec, changes) in views.iter().zip(&batch.views) {
             let Some(changes) = changes else { continue };
             write_changes(&tx, spec, changes).map_err(err(&format!("writing view \"{}\"", spec.name)))?;
@@ -272,7 +274,8 @@ impl Sink for SqliteSink {
         let insert = insert_sql(&new, &spec);
         let mut rows = rows.peekable();
         while rows.peek().is_some() {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err("filling the new table"))?;
+            let tx =
+                conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err("filling the new table"))?;
             {
                 let mut statement = tx.prepare_cached(&insert).map_err(err("filling the new table"))?;
                 for (row, diff) in rows.by_ref().take(REBUILD_CHUNK) {
@@ -285,7 +288,8 @@ impl Sink for SqliteSink {
             }
             tx.commit().map_err(err("filling the new table"))?;
         }
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err("swapping the new table in"))?;
+        let tx =
+            conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err("swapping the new table in"))?;
         let mut swap = format!(
             "DROP TABLE IF EXISTS {table}; ALTER TABLE {new} RENAME TO {table};",
             table = quote(&spec.name),
@@ -328,7 +332,14 @@ impl Sink for SqliteSink {
 
     fn stored(&self, view: usize, row: &Row) -> Row {
         let spec = &self.views[view];
-        Row::pack(row.iter().zip(&spec.columns).map(|(d, c)| sqlite_stored(c.ty, &d)).collect::<Vec<_>>().iter().map(|d| d.borrowed()))
+        Row::pack(
+            row.iter()
+                .zip(&spec.columns)
+                .map(|(d, c)| sqlite_stored(c.ty, &d))
+                .collect::<Vec<_>>()
+                .iter()
+                .map(|d| d.borrowed()),
+        )
     }
 }
 
