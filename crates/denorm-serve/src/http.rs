@@ -127,7 +127,7 @@ impl ApiError {
             ApiError::UnknownView { views, .. } => Some(format!("views: {}", views.join(", "))),
             ApiError::BadParameter(e) => e.hint.clone(),
             ApiError::ViewFailed { .. } => {
-                Some("the view keeps its last good rows; restart denorm after fixing the cause".to_owned())
+                Some(crate::VIEW_FAILED_HINT.to_owned())
             }
             ApiError::Starting { .. } => Some("retry shortly; GET /health shows snapshot progress".to_owned()),
             ApiError::NotFound { .. } => {
