@@ -129,7 +129,8 @@ impl Heal {
         if healed.is_some() {
             return healed;
         }
-        let schema: Vec<usize> = self.failed.iter().filter(|(_, f)| f.cause == Cause::Schema).map(|(&s, _)| s).collect();
+        let schema: Vec<usize> =
+            self.failed.iter().filter(|(_, f)| f.cause == Cause::Schema).map(|(&s, _)| s).collect();
         if schema.is_empty() || self.schema_due.is_some_and(|due| now < due) {
             return None;
         }
