@@ -126,9 +126,7 @@ impl ApiError {
         match self {
             ApiError::UnknownView { views, .. } => Some(format!("views: {}", views.join(", "))),
             ApiError::BadParameter(e) => e.hint.clone(),
-            ApiError::ViewFailed { .. } => {
-                Some("the view keeps its last good rows; restart denorm after fixing the cause".to_owned())
-            }
+            ApiError::ViewFailed { .. } => Some(crate::VIEW_FAILED_HINT.to_owned()),
             ApiError::Starting { .. } => Some("retry shortly; GET /health shows snapshot progress".to_owned()),
             ApiError::NotFound { .. } => {
                 Some("endpoints: / (OpenAPI), /views, /views/{name}, /health, /metrics".to_owned())

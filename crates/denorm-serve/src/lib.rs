@@ -167,3 +167,9 @@ pub use state::{
     channel, pack_key, percentiles, ColumnInfo, Published, PublishedView, Publisher, Reader, ReplicationStatus,
     SourceState, SourceStatus, ViewInfo, ViewRows, ViewStats, ViewStatus, WaitError,
 };
+
+/// The hint of a read of a failed view (HTTP `view_failed`, the wire
+/// protocol's error): what happens to it, truthfully.
+pub const VIEW_FAILED_HINT: &str = "reads fail while the view is failed; denorm retries it by itself once its \
+     cause can have cleared (a computation error: when its tables change; a schema change: when the schema satisfies \
+     it again); a view over the memory budget comes back at the next re-plan or restart";

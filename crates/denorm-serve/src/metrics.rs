@@ -110,6 +110,9 @@ struct Inner {
     auth_denied: Family<ReasonLabel, Counter>,
     reads: Family<ReadLabels, Counter>,
     state_bytes: Family<StateLabels, Gauge>,
+    view_heals: Family<ViewLabel, Counter>,
+    dlq_entries: Gauge,
+    update_success_ratio: Gauge<f64, AtomicU64>,
     /// The last sample of each view's operator state, for `/views`.
     view_state_bytes: Mutex<Option<HashMap<String, u64>>>,
     sink_position: Family<SinkViewLabels, Gauge>,
@@ -188,6 +191,9 @@ impl Metrics {
             auth_denied: Family::default(),
             reads: Family::default(),
             state_bytes: Family::default(),
+            view_heals: Family::default(),
+            dlq_entries: Gauge::default(),
+            update_success_ratio: Gauge::default(),
             view_state_bytes: Mutex::default(),
             sink_position: Family::default(),
             sink_lag_seconds: Family::default(),
@@ -199,6 +205,17 @@ impl Metrics {
         };
         register_sinks(&mut registry, &inner);
         let r = &mut registry;
+        r.register(
+            "view_heals",
+            "Times a failed view became maintained again without a restart (its cause cleared)",
+            inner.view_heals.clone(),
+        );
+        r.register("dlq_entries", "Source changes in the dead-letter queue (GET /dlq)", inner.dlq_entries.clone());
+        r.register(
+            "update_success_ratio",
+            "Source changes applied / (applied + dead-lettered) since start; 1 before any",
+            inner.update_success_ratio.clone(),
+        );
         r.register(
             "changes_applied",
             "Source row changes applied to the dataflow, by source table",
@@ -365,6 +382,20 @@ impl Metrics {
         self.inner.changes_undecodable.get_or_create(&TableLabel { table: table.to_owned() }).inc_by(n);
     }
 
+    /// Counts a failed view that became maintained again.
+    pub fn view_healed(&self, view: &str) {
+        self.inner.view_heals.get_or_create(&ViewLabel { view: view.to_owned() }).inc();
+    }
+
+    /// Sets the dead-letter queue's size and the share of source changes
+    /// applied (`applied / (applied + dead_lettered)`, 1 when both are 0).
+    pub fn set_dlq(&self, entries: u64, applied: u64, dead_lettered: u64) {
+        self.inner.dlq_entries.set(saturate(entries));
+        let total = applied.saturating_add(dead_lettered);
+        let ratio = if total == 0 { 1.0 } else { applied as f64 / total as f64 };
+        self.inner.update_success_ratio.set(ratio);
+    }
+
     /// Counts a request refused by `[auth]`, by [`crate::auth::Denied::reason`].
     pub fn auth_denied(&self, reason: &str) {
         self.inner.auth_denied.get_or_create(&ReasonLabel { reason: reason.to_owned() }).inc();
@@ -447,6 +478,7 @@ impl Metrics {
         }
         drop(self.inner.view_rows.get_or_create(&label));
         drop(self.inner.view_failed.get_or_create(&label));
+        drop(self.inner.view_heals.get_or_create(&label));
         self.inner.view_within_sla.get_or_create(&label).set(1);
         drop(self.inner.freshness.get_or_create(&label));
         if has_budget {

@@ -513,6 +513,10 @@ impl Publisher {
     /// snapshot is a refresh).
     pub fn clear(&mut self, view: usize) {
         let v = &mut self.working[view];
+        if let ViewStatus::Failed(reason) = &v.status {
+            tracing::info!(view = %v.info.name, was = %reason, "failed view heals: maintained again");
+            self.shared.metrics.view_healed(&v.info.name);
+        }
         v.rows = ViewRows::default();
         v.parts.iter_mut().for_each(|p| *p = ViewRows::default());
         self.feed_rows[view] = SharedRows::default();

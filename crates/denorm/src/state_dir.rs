@@ -297,6 +297,13 @@ impl StateDir {
         Ok(retracted)
     }
 
+    /// The stored rows of `tables` (a read transaction beside the writer):
+    /// the exact input at [`StateDir::position`], for a heal trial.
+    pub fn rows_of<'a>(&self, tables: impl IntoIterator<Item = &'a String>) -> Result<TableChanges, String> {
+        let tx = self.db.begin_read().map_err(|e| format!("cannot read the state directory: {e}"))?;
+        tables.into_iter().map(|table| Ok((table.clone(), read_rows(&tx, table)?))).collect()
+    }
+
     /// Moves the stored position to `position` with no row change (the
     /// source reported nothing captured up to it).
     pub fn advance(&mut self, position: Position) -> Result<(), StateError> {

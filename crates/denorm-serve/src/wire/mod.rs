@@ -487,7 +487,7 @@ impl Backend {
                     format!("view \"{}\" failed and is no longer maintained", select.view),
                 )
                 .detail(reason.clone())
-                .hint("the view keeps its last good rows; restart denorm after fixing the cause"))
+                .hint(crate::VIEW_FAILED_HINT))
             }
         }
         let columns: Vec<(String, ScalarType)> =

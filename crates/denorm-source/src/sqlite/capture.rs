@@ -114,8 +114,10 @@
 //!   never wait for writers. A writer of the application that sets no busy
 //!   timeout (a plain `sqlite3` shell) can still meet `database is locked`
 //!   during those short transactions: it should set `PRAGMA busy_timeout`.
-//! * **Text with NUL** is cut at the NUL by `quote()`; such a value differs
-//!   between snapshot and change stream.
+//! * **Text with NUL** would be cut at the NUL by `quote()`: the triggers
+//!   log text holding a NUL byte as `T` + `quote()` of its bytes
+//!   (`TX'610062'`), so it is the same value in the snapshot and the change
+//!   stream (one `instr` over each logged text value per change).
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};

@@ -297,13 +297,22 @@ fn trigger(table: &str, op: &str, event: &str, when: &str, body: &str) -> Trigge
     Trigger { name, sql }
 }
 
-/// `quote(NEW."a")||','||quote(NEW."b")`, or `''` for no columns.
+/// `quote(NEW."a")||','||quote(NEW."b")` (each value as [`encode_value`]
+/// renders it), or `''` for no columns.
 fn encode_row(alias: &str, columns: &[&str]) -> String {
     if columns.is_empty() {
         return "''".to_string();
     }
-    let parts: Vec<String> = columns.iter().map(|c| format!("quote({alias}.{})", quote_ident(c))).collect();
+    let parts: Vec<String> = columns.iter().map(|c| encode_value(&format!("{alias}.{}", quote_ident(c)))).collect();
     parts.join("||','||")
+}
+
+/// `quote(x)`, except for text holding a NUL byte, which `quote()` would
+/// cut at the NUL (SQLite's C string handling): that is logged as `T`
+/// followed by the quoted bytes (`TX'610062'`), decoded back to the same
+/// text (see [`super::decode`]).
+pub(crate) fn encode_value(x: &str) -> String {
+    format!("CASE WHEN typeof({x})='text' AND instr(CAST({x} AS BLOB),X'00') THEN 'T'||quote(CAST({x} AS BLOB)) ELSE quote({x}) END")
 }
 
 /// ` WHEN OLD."a" IS NOT NEW."a" COLLATE BINARY OR typeof(OLD."a") <>
@@ -496,16 +505,16 @@ mod tests {
             sql,
             vec![
                 "CREATE TRIGGER \"_denorm_insert_users\" AFTER INSERT ON \"users\" BEGIN INSERT INTO _denorm_changes \
-                 (tbl, old, new, committed_at) VALUES ('users', NULL, quote(NEW.\"id\")||','||quote(NEW.\"name\"), \
+                 (tbl, old, new, committed_at) VALUES ('users', NULL, CASE WHEN typeof(NEW.\"id\")='text' AND instr(CAST(NEW.\"id\" AS BLOB),X'00') THEN 'T'||quote(CAST(NEW.\"id\" AS BLOB)) ELSE quote(NEW.\"id\") END||','||CASE WHEN typeof(NEW.\"name\")='text' AND instr(CAST(NEW.\"name\" AS BLOB),X'00') THEN 'T'||quote(CAST(NEW.\"name\" AS BLOB)) ELSE quote(NEW.\"name\") END, \
                  (julianday('now') - 2440587.5) * 86400.0); END",
                 "CREATE TRIGGER \"_denorm_delete_users\" AFTER DELETE ON \"users\" BEGIN INSERT INTO _denorm_changes \
-                 (tbl, old, new, committed_at) VALUES ('users', quote(OLD.\"id\")||','||quote(OLD.\"name\"), NULL, \
+                 (tbl, old, new, committed_at) VALUES ('users', CASE WHEN typeof(OLD.\"id\")='text' AND instr(CAST(OLD.\"id\" AS BLOB),X'00') THEN 'T'||quote(CAST(OLD.\"id\" AS BLOB)) ELSE quote(OLD.\"id\") END||','||CASE WHEN typeof(OLD.\"name\")='text' AND instr(CAST(OLD.\"name\" AS BLOB),X'00') THEN 'T'||quote(CAST(OLD.\"name\" AS BLOB)) ELSE quote(OLD.\"name\") END, NULL, \
                  (julianday('now') - 2440587.5) * 86400.0); END",
                 "CREATE TRIGGER \"_denorm_update_users\" AFTER UPDATE OF \"id\", \"name\" ON \"users\" WHEN \
                  OLD.\"id\" IS NOT NEW.\"id\" COLLATE BINARY OR typeof(OLD.\"id\") <> typeof(NEW.\"id\") OR \
                  OLD.\"name\" IS NOT NEW.\"name\" COLLATE BINARY OR typeof(OLD.\"name\") <> typeof(NEW.\"name\") \
                  BEGIN INSERT INTO _denorm_changes (tbl, old, new, committed_at) VALUES ('users', \
-                 quote(OLD.\"id\")||','||quote(OLD.\"name\"), quote(NEW.\"id\")||','||quote(NEW.\"name\"), \
+                 CASE WHEN typeof(OLD.\"id\")='text' AND instr(CAST(OLD.\"id\" AS BLOB),X'00') THEN 'T'||quote(CAST(OLD.\"id\" AS BLOB)) ELSE quote(OLD.\"id\") END||','||CASE WHEN typeof(OLD.\"name\")='text' AND instr(CAST(OLD.\"name\" AS BLOB),X'00') THEN 'T'||quote(CAST(OLD.\"name\" AS BLOB)) ELSE quote(OLD.\"name\") END, CASE WHEN typeof(NEW.\"id\")='text' AND instr(CAST(NEW.\"id\" AS BLOB),X'00') THEN 'T'||quote(CAST(NEW.\"id\" AS BLOB)) ELSE quote(NEW.\"id\") END||','||CASE WHEN typeof(NEW.\"name\")='text' AND instr(CAST(NEW.\"name\" AS BLOB),X'00') THEN 'T'||quote(CAST(NEW.\"name\" AS BLOB)) ELSE quote(NEW.\"name\") END, \
                  (julianday('now') - 2440587.5) * 86400.0); END",
             ]
         );

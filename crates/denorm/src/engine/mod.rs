@@ -65,12 +65,14 @@ use denorm_types::{Catalog, Diff, Position};
 use tracing::{error, info, warn};
 
 use flow::{Flow, Step};
+use heal::{Cause, Heal, Trial};
 use retry::{Backoff, Outage};
 
 use crate::config::SourceConfig;
 use crate::state_dir::{self, Opened, StateDir, StateError, Stored};
 
 pub(crate) mod flow;
+pub(crate) mod heal;
 pub(crate) mod retry;
 
 /// How long the follow loop waits for a wake-up before it checks for
@@ -154,6 +156,8 @@ pub struct Engine {
     sinks: Option<Arc<denorm_sink::SinkHub>>,
     /// Set by `load`: the next publish is a session's first state.
     first_publish: bool,
+    /// The failed views and when each is retried ([`heal`]).
+    heal: Heal,
 }
 
 impl Engine {
@@ -175,6 +179,7 @@ impl Engine {
             state_dir: None,
             sinks: None,
             first_publish: false,
+            heal: Heal::default(),
         }
     }
 
@@ -298,11 +303,13 @@ impl Engine {
 
     fn session(&mut self) -> Result<End, EngineError> {
         let catalog = denorm_source::read_catalog(&self.source.capture())?;
+        self.heal.begin_session();
         let planned = self.plan(&catalog);
+        self.heal.planned(&planned, &catalog);
         let spec = capture_spec(&planned, &catalog);
         let mut capture = denorm_source::open(&self.source.capture(), &catalog, &spec)?;
         let shape = state_dir::shape(&catalog, &spec);
-        let mut flow = Flow::new(catalog, &planned, self.source.dialect(), Instant::now())?;
+        let mut flow = Flow::new(catalog.clone(), &planned, self.source.dialect(), Instant::now())?;
 
         let mut state = self.start(&mut *capture, &mut flow, &planned, &shape)?;
         self.source_up(flow.position, if state.is_some() { "resumed" } else { "took a new snapshot" });
@@ -372,11 +379,16 @@ impl Engine {
                             batch.tables = retracted.into_iter().chain(batch.tables).collect();
                         }
                     }
+                    self.heal.touched(batch.tables.iter().map(|(t, _)| t));
                     self.follow(&mut flow, batch);
                 }
             }
             if let Some(step) = flow.refresh_due(Instant::now()) {
                 self.publish(step, flow.position, &[], Instant::now());
+            }
+            if self.heals(&catalog, &planned, state.as_ref(), flow.position) {
+                release_durable(&mut *capture, state.as_mut(), flow.position)?;
+                return Ok(End::Resnapshot);
             }
             if released_at.elapsed() >= release_every {
                 release_durable(&mut *capture, state.as_mut(), flow.position)?;
@@ -390,6 +402,30 @@ impl Engine {
                 self.account(&mut flow);
             }
         }
+    }
+
+    /// Whether a failed view can heal now ([`heal`]): then the session
+    /// ends and the next one re-plans and loads every view from the state
+    /// directory (no source read when it is valid).
+    fn heals(
+        &mut self,
+        catalog: &Catalog,
+        planned: &[Option<ViewDef>],
+        state: Option<&StateDir>,
+        position: Position,
+    ) -> bool {
+        let trial = Trial {
+            catalog,
+            planned,
+            dialect: self.source.dialect(),
+            state,
+            position,
+            sources: &self.sources,
+            source: &self.source,
+        };
+        let Some((slot, why)) = self.heal.ready(&trial) else { return false };
+        info!(view = %self.sources.names[slot], why, "a failed view can heal; loading the views again");
+        true
     }
 
     /// Samples the operators' state bytes into the metrics and `/views`;
@@ -513,7 +549,8 @@ impl Engine {
                     .cloned()
                     .unwrap_or_else(|| format!("view {name} no longer plans against the source schema"));
                 error!(view = %name, %reason, "view failed after a source schema change");
-                self.publisher.fail(i, reason);
+                self.publisher.fail(i, format!("{reason}{}", heal::SCHEMA_NOTE));
+                self.heal.failed(i, Cause::Schema);
             }
             planned.push(def);
         }
@@ -713,7 +750,9 @@ impl Engine {
         }
         for (slot, reason) in step.failures {
             error!(view = %self.sources.names[slot], error = %reason, "view failed");
-            self.publisher.fail(slot, reason);
+            let note = if self.state_dir.is_some() { heal::COMPUTE_NOTE } else { "" };
+            self.publisher.fail(slot, format!("{reason}{note}"));
+            self.heal.failed(slot, Cause::Compute);
         }
         self.publish_state(position, commits, &step.views);
         let applied_in = started.elapsed().as_secs_f64();

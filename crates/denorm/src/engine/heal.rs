@@ -1,0 +1,197 @@
+//! Views heal: a failed view is retried when its cause can have cleared,
+//! without a restart of the process.
+//!
+//! ```text
+//!  cause of the failure                 retried when                    how
+//!  ───────────────────────────────────  ──────────────────────────────  ─────────────────────────────────────
+//!  a computation error (SUM past 2^63,  a batch changed one of its      trial: the view alone, built from the
+//!  a division the dialect refuses, …)   tables (at most every 1 s,      stored input rows (state directory);
+//!                                       doubling to 60 s)               clean → the session ends and the next
+//!                                                                       one resumes from the state directory
+//!  the schema no longer satisfies it    every 1 s: the catalog is       plans again → the session ends, the
+//!  (a column renamed, a table dropped)  read and the view planned       next one re-plans and captures it
+//! ```
+//!
+//! A trial never touches the published state: it builds a throw-away
+//! dataflow of the one view and applies the stored rows of its tables (the
+//! exact input at the flow's position). Only when that is free of errors is
+//! the session restarted; the restart replays the stored rows (no source
+//! read) and publishes every view at once, so readers see the healed view
+//! and the others unchanged in one publish. Without a state directory there
+//! are no stored rows to try a computation on: such a view heals at the next
+//! session (a schema change, a TRUNCATE). Views failed by the memory budget
+//! are not retried (freeing memory is the operator's decision).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use denorm_core::SourceBatch;
+use denorm_sql::{plan_each, ViewDef};
+use denorm_types::{Catalog, Dialect, Position};
+
+use super::flow::Flow;
+use super::ViewSources;
+use crate::state_dir::StateDir;
+
+/// The first wait between two trials of a view failed by a computation.
+const TRIAL_FIRST: Duration = Duration::from_secs(1);
+/// The longest wait between two trials (a trial reads the view's input).
+const TRIAL_MAX: Duration = Duration::from_secs(60);
+/// How often the catalog is read while a view fails by the schema.
+const SCHEMA_EVERY: Duration = Duration::from_secs(1);
+
+/// What `/views` and `/health` add to the reason of a view failed by a
+/// computation: it is healing.
+pub(crate) const COMPUTE_NOTE: &str = " (healing: denorm tries the view again when its tables change)";
+/// The same for a view failed by the schema.
+pub(crate) const SCHEMA_NOTE: &str = " (healing: denorm plans the view again when the source schema changes)";
+
+/// Why a view failed, as far as healing it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cause {
+    /// The dataflow could not compute it (overflow, …).
+    Compute,
+    /// It no longer plans against the source's schema.
+    Schema,
+}
+
+#[derive(Debug)]
+struct Failed {
+    cause: Cause,
+    /// The source tables it reads (catalog names), for [`Cause::Compute`].
+    tables: BTreeSet<String>,
+    /// A batch changed one of its tables since the last trial.
+    dirty: bool,
+    next_try: Instant,
+    wait: Duration,
+}
+
+/// The failed views of a session and when each is retried.
+#[derive(Debug, Default)]
+pub(crate) struct Heal {
+    failed: BTreeMap<usize, Failed>,
+    schema_due: Option<Instant>,
+    /// Per publishing slot: the tables the view reads (empty when it did
+    /// not plan).
+    tables: Vec<BTreeSet<String>>,
+}
+
+impl Heal {
+    /// Forgets every failure: a new session plans and fails views anew.
+    pub(crate) fn begin_session(&mut self) {
+        self.failed.clear();
+        self.schema_due = None;
+        self.tables.clear();
+    }
+
+    /// The tables each planned view reads.
+    pub(crate) fn planned(&mut self, planned: &[Option<ViewDef>], catalog: &Catalog) {
+        self.tables = planned.iter().map(|d| d.as_ref().map(|d| view_tables(d, catalog)).unwrap_or_default()).collect();
+    }
+
+    /// Records that the view in `slot` failed.
+    pub(crate) fn failed(&mut self, slot: usize, cause: Cause) {
+        let now = Instant::now();
+        let tables = self.tables.get(slot).cloned().unwrap_or_default();
+        self.failed.entry(slot).or_insert(Failed { cause, tables, dirty: false, next_try: now, wait: TRIAL_FIRST });
+    }
+
+    /// A batch changed `tables`: the views failed by a computation over
+    /// them are tried again when due.
+    pub(crate) fn touched<'a>(&mut self, tables: impl Iterator<Item = &'a String> + Clone) {
+        for f in self.failed.values_mut().filter(|f| f.cause == Cause::Compute) {
+            if tables.clone().any(|t| f.tables.contains(t)) {
+                f.dirty = true;
+            }
+        }
+    }
+
+    /// Whether a failed view can heal now: a view failed by a computation
+    /// computes cleanly from the stored input rows, or a view failed by the
+    /// schema plans again. The caller then ends the session (the next one
+    /// re-plans and loads the views from the state directory). Errors
+    /// reading the state or the catalog only postpone the check.
+    pub(crate) fn ready(&mut self, ctx: &Trial<'_>) -> Option<(usize, &'static str)> {
+        let now = Instant::now();
+        let mut healed = None;
+        for (&slot, f) in self.failed.iter_mut() {
+            if f.cause != Cause::Compute || !f.dirty || now < f.next_try {
+                continue;
+            }
+            f.dirty = false;
+            if ctx.computes(slot) {
+                healed = Some((slot, "its input computes cleanly again"));
+                break;
+            }
+            f.next_try = now + f.wait;
+            f.wait = (f.wait * 2).min(TRIAL_MAX);
+        }
+        if healed.is_some() {
+            return healed;
+        }
+        let schema: Vec<usize> =
+            self.failed.iter().filter(|(_, f)| f.cause == Cause::Schema).map(|(&s, _)| s).collect();
+        if schema.is_empty() || self.schema_due.is_some_and(|due| now < due) {
+            return None;
+        }
+        self.schema_due = Some(now + SCHEMA_EVERY);
+        let slot = ctx.plans_again(&schema)?;
+        Some((slot, "the source schema satisfies it again"))
+    }
+}
+
+/// What a trial needs from the session.
+pub(crate) struct Trial<'a> {
+    pub catalog: &'a Catalog,
+    pub planned: &'a [Option<ViewDef>],
+    pub dialect: Dialect,
+    pub state: Option<&'a StateDir>,
+    pub position: Position,
+    pub sources: &'a ViewSources,
+    pub source: &'a crate::config::SourceConfig,
+}
+
+impl Trial<'_> {
+    /// Whether the view in `slot` computes without error from the stored
+    /// input rows of its tables.
+    fn computes(&self, slot: usize) -> bool {
+        let (Some(state), Some(Some(def))) = (self.state, self.planned.get(slot)) else { return false };
+        let tables = view_tables(def, self.catalog);
+        let rows = match state.rows_of(&tables) {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the stored rows for a heal trial");
+                return false;
+            }
+        };
+        let planned = [Some(def.clone())];
+        let Ok(mut flow) = Flow::new(self.catalog.clone(), &planned, self.dialect, Instant::now()) else {
+            return false;
+        };
+        let step = flow.snapshot(&SourceBatch { position: self.position, tables: rows });
+        step.failures.is_empty()
+    }
+
+    /// The first of `slots` (views failed by the schema) that plans against
+    /// the source's current catalog.
+    fn plans_again(&self, slots: &[usize]) -> Option<usize> {
+        let catalog = match denorm_source::read_catalog(&self.source.capture()) {
+            Ok(catalog) => catalog,
+            Err(e) => {
+                tracing::debug!(error = %super::error_chain(&e), "cannot read the catalog for a heal check");
+                return None;
+            }
+        };
+        let mut planned = BTreeSet::new();
+        for (_, sql) in &self.sources.files {
+            let (views, _) = plan_each(sql, &catalog, self.dialect);
+            planned.extend(views.into_iter().map(|v| v.name.to_lowercase()));
+        }
+        slots.iter().copied().find(|&slot| planned.contains(&self.sources.names[slot].to_lowercase()))
+    }
+}
+
+/// The catalog names of the tables `def` reads.
+pub(crate) fn view_tables(def: &ViewDef, catalog: &Catalog) -> BTreeSet<String> {
+    def.dependencies.iter().map(|d| catalog.get(&d.table).map_or(d.table.clone(), |t| t.name.clone())).collect()
+}

@@ -1,0 +1,150 @@
+//! Views heal without a restart (issue 13 item 3), through the real binary
+//! over a real SQLite file: a SUM past 2^63 that clears, a column renamed
+//! away and back, a table dropped and recreated. While failed, reads answer
+//! 503 with a hint that says the view is retried; once healed, the view is
+//! exact and `denorm_view_heals_total` counts it.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{committed_position, eventually, get_text, Denorm, Project};
+use serde_json::Value as Json;
+
+/// The view's `/views` entry.
+fn view_entry(denorm: &Denorm, name: &str) -> Json {
+    let (_, views) = denorm.get("/views");
+    views.as_array().unwrap().iter().find(|v| v["name"] == name).cloned().unwrap_or(Json::Null)
+}
+
+/// Waits until the view is failed; returns its 503 body.
+fn wait_failed(denorm: &Denorm, name: &str) -> Json {
+    denorm.wait_for(|views| views.as_array().unwrap().iter().any(|v| v["name"] == name && v["status"] == "failed"));
+    let (status, body) = denorm.get(&format!("/views/{name}"));
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["code"], "view_failed", "{body}");
+    let hint = body["hint"].as_str().unwrap();
+    assert!(hint.contains("retries it by itself") && !hint.contains("last good rows"), "a truthful hint: {hint}");
+    body
+}
+
+/// Waits until GET /views/{name} answers 200 with `expected`.
+fn wait_rows(denorm: &Denorm, name: &str, expected: Json) {
+    eventually(Duration::from_millis(50), || {
+        let (status, rows) = denorm.get(&format!("/views/{name}"));
+        if status == 200 && rows == expected {
+            Ok(())
+        } else {
+            Err(format!("/views/{name}: {status} {rows}, want {expected}"))
+        }
+    });
+}
+
+fn heals(denorm: &Denorm, view: &str) -> u64 {
+    let (_, metrics) = get_text(&format!("{}/metrics", denorm.base));
+    let line = format!("denorm_view_heals_total{{view=\"{view}\"}} ");
+    metrics.lines().find_map(|l| l.strip_prefix(&line)).map_or(0, |n| n.trim().parse().unwrap())
+}
+
+#[test]
+fn an_overflow_that_clears_heals_the_view_exactly() {
+    let project = Project::new(
+        "CREATE TABLE big (id INTEGER PRIMARY KEY, v INTEGER NOT NULL);
+         CREATE TABLE other (id INTEGER PRIMARY KEY);
+         INSERT INTO big VALUES (1, 5), (2, 7);",
+        "CREATE MATERIALIZED VIEW big_sum AS SELECT sum(v) AS s, count(*) AS n FROM big;
+         CREATE MATERIALIZED VIEW others AS SELECT count(*) AS n FROM other;",
+    );
+    let denorm = Denorm::start(&project.config);
+    let conn = project.connect();
+    wait_rows(&denorm, "big_sum", serde_json::json!([{"s": 12, "n": 2}]));
+    conn.execute_batch("INSERT INTO big VALUES (3, 9223372036854775807)").unwrap();
+    let failed = wait_failed(&denorm, "big_sum");
+    assert!(failed["message"].as_str().unwrap().contains("overflow"), "{failed}");
+    let error = view_entry(&denorm, "big_sum")["error"].as_str().unwrap().to_string();
+    assert!(error.contains("overflow") && error.contains("healing"), "/views shows it healing: {error}");
+    assert_eq!(heals(&denorm, "big_sum"), 0);
+
+    // Still out of range: the view stays failed, the other views go on.
+    conn.execute_batch("INSERT INTO big VALUES (4, 1); INSERT INTO other VALUES (1)").unwrap();
+    denorm.wait_for_position(committed_position(&conn));
+    wait_rows(&denorm, "others", serde_json::json!([{"n": 1}]));
+    assert_eq!(view_entry(&denorm, "big_sum")["status"], "failed");
+
+    // Back in range: the view heals, exact, without a restart.
+    conn.execute_batch("DELETE FROM big WHERE id = 3").unwrap();
+    wait_rows(&denorm, "big_sum", serde_json::json!([{"s": 13, "n": 3}]));
+    assert_eq!(view_entry(&denorm, "big_sum")["status"], "ok");
+    assert_eq!(heals(&denorm, "big_sum"), 1);
+    // And it is maintained from there on.
+    conn.execute_batch("UPDATE big SET v = 100 WHERE id = 4").unwrap();
+    wait_rows(&denorm, "big_sum", serde_json::json!([{"s": 112, "n": 3}]));
+    wait_rows(&denorm, "others", serde_json::json!([{"n": 1}]));
+    denorm.terminate();
+}
+
+#[test]
+fn a_column_renamed_away_and_back_heals_the_view() {
+    let project = Project::new(
+        "CREATE TABLE tags (id INTEGER PRIMARY KEY, tag TEXT NOT NULL);
+         CREATE TABLE other (id INTEGER PRIMARY KEY);
+         INSERT INTO tags VALUES (1, 'a'), (2, 'a'), (3, 'b');",
+        "CREATE MATERIALIZED VIEW per_tag AS SELECT tag, count(*) AS n FROM tags GROUP BY tag;
+         CREATE MATERIALIZED VIEW others AS SELECT count(*) AS n FROM other;",
+    );
+    let denorm = Denorm::start(&project.config);
+    let conn = project.connect();
+    wait_rows(&denorm, "per_tag", serde_json::json!([{"tag": "a", "n": 2}, {"tag": "b", "n": 1}]));
+    conn.execute_batch("ALTER TABLE tags RENAME COLUMN tag TO label").unwrap();
+    let failed = wait_failed(&denorm, "per_tag");
+    assert!(failed["message"].as_str().unwrap().contains("tag"), "{failed}");
+    let (_, health) = denorm.get("/health");
+    let shown = health["failed_views"][0]["error"].as_str().unwrap_or_default().to_string();
+    assert!(shown.contains("healing"), "/health shows it healing: {health}");
+    // Written while the view cannot read the table (nothing captures it).
+    conn.execute_batch("INSERT INTO tags VALUES (4, 'c')").unwrap();
+    conn.execute_batch("ALTER TABLE tags RENAME COLUMN label TO tag").unwrap();
+    wait_rows(
+        &denorm,
+        "per_tag",
+        serde_json::json!([{"tag": "a", "n": 2}, {"tag": "b", "n": 1}, {"tag": "c", "n": 1}]),
+    );
+    assert_eq!(heals(&denorm, "per_tag"), 1);
+    conn.execute_batch("DELETE FROM tags WHERE id = 1").unwrap();
+    wait_rows(
+        &denorm,
+        "per_tag",
+        serde_json::json!([{"tag": "a", "n": 1}, {"tag": "b", "n": 1}, {"tag": "c", "n": 1}]),
+    );
+    denorm.terminate();
+}
+
+#[test]
+fn a_table_dropped_and_recreated_heals_the_views_reading_it() {
+    let project = Project::new(
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, price INTEGER NOT NULL);
+         CREATE TABLE other (id INTEGER PRIMARY KEY);
+         INSERT INTO items VALUES (1, 10), (2, 20);
+         INSERT INTO other VALUES (1);",
+        "CREATE MATERIALIZED VIEW total AS SELECT sum(price) AS s FROM items;
+         CREATE MATERIALIZED VIEW others AS SELECT count(*) AS n FROM other;",
+    );
+    let denorm = Denorm::start(&project.config);
+    let conn = project.connect();
+    wait_rows(&denorm, "total", serde_json::json!([{"s": 30}]));
+    conn.execute_batch("DROP TABLE items").unwrap();
+    wait_failed(&denorm, "total");
+    // The other view is still maintained meanwhile.
+    conn.execute_batch("INSERT INTO other VALUES (2)").unwrap();
+    wait_rows(&denorm, "others", serde_json::json!([{"n": 2}]));
+    conn.execute_batch(
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, price INTEGER NOT NULL); INSERT INTO items VALUES (7, 70);",
+    )
+    .unwrap();
+    wait_rows(&denorm, "total", serde_json::json!([{"s": 70}]));
+    assert_eq!(heals(&denorm, "total"), 1);
+    conn.execute_batch("INSERT INTO items VALUES (8, 1)").unwrap();
+    wait_rows(&denorm, "total", serde_json::json!([{"s": 71}]));
+    wait_rows(&denorm, "others", serde_json::json!([{"n": 2}]));
+    denorm.terminate();
+}
