@@ -225,6 +225,9 @@ pub struct PublishedView {
     pub changes_total: u64,
     /// Source changes to the view's tables skipped as undecodable.
     pub undecodable_changes: u64,
+    /// Rows in which the view differed from the source at its last check
+    /// (`denorm reconcile` or the drift sampler); 0 when it agreed.
+    pub drift_rows: u64,
     /// When (unix seconds) the rows were last brought up to date: the time
     /// of the last publish for an on-change view, of the last refresh for a
     /// scheduled one; `None` before the first publish.
@@ -383,6 +386,7 @@ pub fn channel(views: Vec<ViewInfo>) -> (Publisher, Reader) {
                 last_freshness_seconds: 0.0,
                 changes_total: 0,
                 undecodable_changes: 0,
+                drift_rows: 0,
                 refreshed_at: None,
             }
         })
@@ -598,6 +602,84 @@ impl Publisher {
         let replication = previous.replication.clone();
         self.store(Published { position: Some(position), views: views.into(), source, replication });
         self.position_tx.send_replace(Some(position));
+    }
+
+    /// What readers see now (the last publish).
+    pub fn published(&self) -> Arc<Published> {
+        self.shared.published.load_full()
+    }
+
+    /// Changes the set of views (a live reload): the views become `views`,
+    /// in that order; `kept[i] = Some(old)` keeps the old view at slot `old`
+    /// as it is (rows, status, position, history: readers see no change),
+    /// `None` starts view `i` empty (`Starting` until its first publish).
+    /// Views not kept are gone. Readers see the new set at once.
+    pub fn reconfigure(&mut self, views: Vec<ViewInfo>, kept: &[Option<usize>]) {
+        let current = self.shared.published.load_full();
+        let mut recent = self.shared.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut working = Vec::with_capacity(views.len());
+        let (mut refresh, mut gathered, mut feed_rows, mut recents, mut published) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (info, old) in views.into_iter().zip(kept.iter().copied().chain(std::iter::repeat(None))) {
+            match old.filter(|&o| o < self.working.len()) {
+                Some(o) => {
+                    working.push(self.working[o].clone());
+                    refresh.push(self.refresh[o]);
+                    gathered.push(self.gathered[o]);
+                    feed_rows.push(std::mem::take(&mut self.feed_rows[o]));
+                    recents.push(recent.get(o).cloned().unwrap_or_default());
+                    published.push(current.views[o].clone());
+                }
+                None => {
+                    let info = Arc::new(info);
+                    self.shared.metrics.declare_view(
+                        &info.name,
+                        info.max_staleness.is_some(),
+                        info.fallback,
+                        info.feed.is_some(),
+                    );
+                    let view = PublishedView {
+                        parts: vec![ViewRows::default(); if info.feed.is_some() { feed::PARTS } else { 0 }],
+                        info,
+                        rows: ViewRows::default(),
+                        status: ViewStatus::Starting,
+                        position: None,
+                        last_freshness_seconds: 0.0,
+                        changes_total: 0,
+                        undecodable_changes: 0,
+                        drift_rows: 0,
+                        refreshed_at: None,
+                    };
+                    working.push(view.clone());
+                    refresh.push(true);
+                    gathered.push(None);
+                    feed_rows.push(SharedRows::default());
+                    recents.push(Recent::default());
+                    published.push(view);
+                }
+            }
+        }
+        *recent = recents;
+        drop(recent);
+        self.working = working;
+        self.refresh = refresh;
+        self.gathered = gathered;
+        self.feed_rows = feed_rows;
+        self.store(Published { views: published.into(), ..(*current).clone() });
+    }
+
+    /// Records the result of checking view `view` against the source:
+    /// `checked` rows compared, `drifted` different (`/health` is degraded
+    /// while any view has drifted). Readers see it at once.
+    pub fn set_drift(&mut self, view: usize, checked: u64, drifted: u64) {
+        self.shared.metrics.reconciled(&self.working[view].info.name, checked, drifted);
+        self.working[view].drift_rows = drifted;
+        let current = self.shared.published.load_full();
+        let mut views: Vec<PublishedView> = current.views.to_vec();
+        if let Some(v) = views.get_mut(view) {
+            v.drift_rows = drifted;
+        }
+        self.store(Published { views: views.into(), ..(*current).clone() });
     }
 
     /// Records the source's status; readers see it at once (it does not

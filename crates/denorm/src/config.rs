@@ -20,6 +20,8 @@
 //! [engine]
 //! max_memory = "8GB"                   # optional: budget for operator state (see `EngineConfig`)
 //! state_dir = "app.state"              # optional: the durable state directory (default: <config stem>.state)
+//! drift_sample = 16                    # optional: keys per view compared with the source each drift_every (0: off)
+//! drift_every = "60s"                  # optional: the drift sampler's period
 //! ```
 //!
 //! Every error names the file and the line:column of the offending key or
@@ -35,6 +37,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 mod auth;
+pub mod drift;
 
 pub use auth::AuditTarget;
 
@@ -72,6 +75,8 @@ pub struct EngineConfig {
     /// source tables (see `state_dir.rs`). Default: `<config stem>.state`
     /// beside the configuration file.
     pub state_dir: PathBuf,
+    /// `drift_sample`, `drift_every`: the continuous drift sampler.
+    pub drift: drift::DriftConfig,
 }
 
 /// A file of `CREATE MATERIALIZED VIEW` statements.
@@ -340,6 +345,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             }
         },
     };
+    let drift = drift::drift(raw_engine.drift_sample.as_ref(), raw_engine.drift_every.as_ref())
+        .map_err(|(span, message, hint)| invalid(Some(span), message, Some(hint)))?;
     let auth = match raw.auth {
         None => None,
         Some(raw) => Some(auth::auth(raw, base).map_err(|(span, message, hint)| invalid(span, message, hint))?),
@@ -350,7 +357,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         views,
         source,
         server: ServerConfig { listen, http, pg_listen: raw_server.pg_listen, pg_tls },
-        engine: EngineConfig { max_memory, state_dir },
+        engine: EngineConfig { max_memory, state_dir, drift },
         auth,
         audit,
     })
@@ -505,6 +512,8 @@ struct RawConfig {
 struct RawEngine {
     max_memory: Option<Spanned<String>>,
     state_dir: Option<Spanned<String>>,
+    drift_sample: Option<Spanned<i64>>,
+    drift_every: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

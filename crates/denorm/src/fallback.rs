@@ -107,7 +107,7 @@ fn query(conn: &Connection, sql: &str, key: &[Value], width: usize) -> rusqlite:
     rows.collect()
 }
 
-fn to_sql(value: &Value) -> SqlValue {
+pub(crate) fn to_sql(value: &Datum<'_>) -> SqlValue {
     match value {
         Datum::Null => SqlValue::Null,
         Datum::Bool(b) => SqlValue::Integer(i64::from(*b)),
@@ -119,7 +119,7 @@ fn to_sql(value: &Value) -> SqlValue {
     }
 }
 
-fn from_sql(value: ValueRef<'_>) -> Value {
+pub(crate) fn from_sql(value: ValueRef<'_>) -> Value {
     match value {
         ValueRef::Null => Datum::Null,
         ValueRef::Integer(i) => Datum::Int(i),

@@ -17,6 +17,7 @@
 //!
 //! [auth.roles.ops]
 //! monitor = true                  # may read /metrics, the full /health and /ui
+//! admin = true                    # may use POST /admin/reload and /admin/reconcile
 //!
 //! [audit]
 //! path = "audit.jsonl"            # one JSON line per read; "-" for stdout
@@ -54,6 +55,8 @@ pub(super) struct RawRole {
     rows: Option<Spanned<String>>,
     #[serde(default)]
     monitor: bool,
+    #[serde(default)]
+    admin: bool,
 }
 
 #[derive(Deserialize)]
@@ -136,7 +139,7 @@ pub(super) fn auth(raw: RawAuth, base: &Path) -> Result<Auth, Invalid> {
         }
         let views =
             raw_role.views.filter(|v| !v.iter().any(|n| n == "*")).map(|v| v.into_iter().collect::<BTreeSet<_>>());
-        roles.insert(name, Role { views, masks, rows, monitor: raw_role.monitor });
+        roles.insert(name, Role { views, masks, rows, monitor: raw_role.monitor, admin: raw_role.admin });
     }
     if let Some(anonymous) = &raw.anonymous_role {
         if !roles.contains_key(anonymous.get_ref()) {

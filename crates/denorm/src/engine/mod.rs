@@ -70,6 +70,7 @@ use retry::{Backoff, Outage};
 use crate::config::SourceConfig;
 use crate::state_dir::{self, Opened, StateDir, StateError, Stored};
 
+pub(crate) mod admin;
 pub(crate) mod flow;
 pub(crate) mod retry;
 
@@ -123,6 +124,8 @@ enum End {
     Shutdown,
     /// A schema change or a TRUNCATE: re-plan and snapshot again at once.
     Resnapshot,
+    /// A reload changed the views: re-plan them (see [`admin`]).
+    Reload,
 }
 
 #[derive(Debug)]
@@ -150,6 +153,8 @@ pub struct Engine {
     outage: Option<Outage>,
     /// `[engine] state_dir`; `None`: nothing is kept across restarts.
     state_dir: Option<PathBuf>,
+    /// The admin channel, reload and reconcile (see [`admin`]).
+    admin: admin::AdminState,
 }
 
 impl Engine {
@@ -169,7 +174,20 @@ impl Engine {
             backoff: Backoff::default(),
             outage: None,
             state_dir: None,
+            admin: admin::AdminState::default(),
         }
+    }
+
+    /// Answers `POST /admin/*` requests from `inbox` between batches; a
+    /// reload reads `config_path` again; `drift` sets the drift sampler.
+    pub fn with_admin(
+        mut self,
+        inbox: Option<denorm_serve::admin::AdminInbox>,
+        config_path: Option<PathBuf>,
+        drift: crate::config::drift::DriftConfig,
+    ) -> Self {
+        self.admin = admin::AdminState::new(inbox, config_path, drift);
+        self
     }
 
     /// Keeps the captured input rows in `state_dir` (`[engine] state_dir`),
@@ -193,7 +211,7 @@ impl Engine {
         loop {
             match self.session() {
                 Ok(End::Shutdown) => return Ok(()),
-                Ok(End::Resnapshot) => self.backoff.reset(),
+                Ok(End::Resnapshot | End::Reload) => self.backoff.reset(),
                 // The schema moved between reading the catalog and opening
                 // the capture: plan again against the new one.
                 Err(EngineError::Source(SourceError::SchemaChanged { tables })) => {
@@ -279,9 +297,10 @@ impl Engine {
         let spec = capture_spec(&planned, &catalog);
         let mut capture = denorm_source::open(&self.source.capture(), &catalog, &spec)?;
         let shape = state_dir::shape(&catalog, &spec);
-        let mut flow = Flow::new(catalog, &planned, self.source.dialect(), Instant::now())?;
+        let mut flow = Flow::new(catalog.clone(), &planned, self.source.dialect(), Instant::now())?;
 
         let mut state = self.start(&mut *capture, &mut flow, &planned, &shape)?;
+        self.reload_done(flow.position);
         self.source_up(flow.position, if state.is_some() { "resumed" } else { "took a new snapshot" });
         let release_every = capture.release_interval().max(if state.is_some() { DURABLE_MIN } else { Duration::ZERO });
         release_durable(&mut *capture, state.as_mut(), flow.position)?;
@@ -351,6 +370,18 @@ impl Engine {
                     }
                     self.follow(&mut flow, batch);
                 }
+            }
+            let mut between = admin::Session {
+                catalog: &catalog,
+                planned: &planned,
+                spec: &spec,
+                shape: &shape,
+                flow: &mut flow,
+                state: state.as_mut(),
+                capture: &mut *capture,
+            };
+            if let Some(end) = self.between_batches(&mut between)? {
+                return Ok(end);
             }
             if let Some(step) = flow.refresh_due(Instant::now()) {
                 self.publish(step, flow.position, &[], Instant::now());
@@ -609,14 +640,16 @@ impl Engine {
         what: &str,
     ) {
         let rows: usize = batch.tables.iter().map(|(_, rows)| rows.len()).sum();
+        // A reload's unchanged views keep their published rows.
+        let kept = self.kept_slots(batch.position, planned.len());
         for (i, def) in planned.iter().enumerate() {
-            if def.is_some() {
+            if def.is_some() && !kept[i] {
                 self.publisher.clear(i);
             }
         }
         self.publisher.metrics().snapshot_rows(rows as u64);
         let applying = Instant::now();
-        let step = flow.snapshot(batch);
+        let step = admin::without_slots(flow.snapshot(batch), &kept);
         self.publish(step, batch.position, &[], applying);
         info!(
             rows,
