@@ -415,6 +415,7 @@ pub fn channel(views: Vec<ViewInfo>) -> (Publisher, Reader) {
         position_tx,
         packer: RowPacker::new(),
         feed_rows: (0..views).map(|_| SharedRows::default()).collect(),
+        engine_wants: None,
     };
     (publisher, Reader { shared, position: position_rx })
 }
@@ -435,6 +436,8 @@ pub struct Publisher {
     /// Per view: a feed's stored rows, each distinct one once (see
     /// [`crate::feed`]).
     feed_rows: Vec<SharedRows>,
+    /// A position the engine itself waits for (see [`Publisher::want`]).
+    engine_wants: Option<Position>,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -604,6 +607,13 @@ impl Publisher {
         self.position_tx.send_replace(Some(position));
     }
 
+    /// Makes [`Publisher::wanted`] ask for `position` too (`None`: no
+    /// more), as a waiting reader does: the engine's own wait for the
+    /// source to report a position (reconcile on PostgreSQL).
+    pub fn want(&mut self, position: Option<Position>) {
+        self.engine_wants = position;
+    }
+
     /// What readers see now (the last publish).
     pub fn published(&self) -> Arc<Published> {
         self.shared.published.load_full()
@@ -725,7 +735,8 @@ impl Publisher {
     /// is complete without new changes (PostgreSQL: a keepalive) should ask
     /// now rather than let the reader wait for the next change.
     pub fn wanted(&self) -> Option<Position> {
-        let furthest = *self.shared.waiting.lock().unwrap_or_else(PoisonError::into_inner).keys().next_back()?;
+        let readers = self.shared.waiting.lock().unwrap_or_else(PoisonError::into_inner).keys().next_back().copied();
+        let furthest = readers.max(self.engine_wants)?;
         let published = *self.position_tx.borrow();
         published.is_none_or(|p| p < furthest).then_some(furthest)
     }

@@ -204,7 +204,7 @@ impl Fallback for PostgresFallback {
 }
 
 /// A key value as a PostgreSQL literal.
-fn pg_literal(value: &Value) -> String {
+pub(crate) fn pg_literal(value: &Value) -> String {
     match value {
         Datum::Null => "NULL".to_string(),
         Datum::Bool(b) => b.to_string(),
@@ -218,7 +218,7 @@ fn pg_literal(value: &Value) -> String {
 }
 
 /// A value of the text format as a datum of the view column's type.
-fn from_pg_text(text: Option<&str>, ty: denorm_types::ScalarType) -> Result<Value, String> {
+pub(crate) fn from_pg_text(text: Option<&str>, ty: denorm_types::ScalarType) -> Result<Value, String> {
     use denorm_types::ScalarType;
     let Some(text) = text else { return Ok(Datum::Null) };
     let bad = || format!("the source returned {text:?} for a {ty:?} column");

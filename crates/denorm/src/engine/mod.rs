@@ -71,6 +71,7 @@ use crate::config::SourceConfig;
 use crate::state_dir::{self, Opened, StateDir, StateError, Stored};
 
 pub(crate) mod admin;
+mod compare;
 pub(crate) mod flow;
 pub(crate) mod retry;
 
@@ -547,6 +548,10 @@ impl Engine {
         let identity = capture.identity()?;
         let started = Instant::now();
         let mut state = match StateDir::open(&dir, &identity, shape)? {
+            Opened::Resume(state, _) if self.must_snapshot() => {
+                info!(dir = %dir.display(), "repair: taking a new snapshot of the source into the state directory");
+                state
+            }
             Opened::Resume(state, stored) => match capture.follow_from(stored.position)? {
                 None => {
                     let read_seconds = started.elapsed().as_secs_f64();
@@ -642,15 +647,21 @@ impl Engine {
         let rows: usize = batch.tables.iter().map(|(_, rows)| rows.len()).sum();
         // A reload's unchanged views keep their published rows.
         let kept = self.kept_slots(batch.position, planned.len());
+        // A repair publishes the difference from the published rows instead.
+        let repairing = self.must_snapshot();
         for (i, def) in planned.iter().enumerate() {
-            if def.is_some() && !kept[i] {
+            if def.is_some() && !kept[i] && !repairing {
                 self.publisher.clear(i);
             }
         }
         self.publisher.metrics().snapshot_rows(rows as u64);
         let applying = Instant::now();
         let step = admin::without_slots(flow.snapshot(batch), &kept);
-        self.publish(step, batch.position, &[], applying);
+        if repairing {
+            self.publish_repaired(planned, step, batch.position);
+        } else {
+            self.publish(step, batch.position, &[], applying);
+        }
         info!(
             rows,
             position = batch.position.0,
