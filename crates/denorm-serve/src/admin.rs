@@ -223,4 +223,52 @@ mod tests {
         let reply = admin.ask(AdminCommand::Reload).await;
         assert_eq!(reply.status, 503, "{reply:?}");
     }
+
+    async fn post(router: &mut Router, path: &str, peer: Option<&str>, body: &str) -> (u16, serde_json::Value) {
+        let mut request =
+            Request::builder().method("POST").uri(path).body(axum::body::Body::from(body.to_owned())).unwrap();
+        if let Some(peer) = peer {
+            request.extensions_mut().insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+        }
+        let response = tower_service::Service::call(router, request).await.unwrap();
+        let status = response.status().as_u16();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Only loopback clients reach the engine; a bad body is refused before
+    /// it; a server without the channel has no admin surface.
+    #[tokio::test]
+    async fn only_loopback_clients_are_admitted() {
+        let (admin, inbox) = admin_channel();
+        let engine = std::thread::spawn(move || {
+            let mut answered = 0;
+            while answered < 2 {
+                if let Some(request) = inbox.try_next() {
+                    let command = format!("{:?}", request.command);
+                    request.answer(AdminReply::ok(serde_json::json!({ "command": command })));
+                    answered += 1;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        });
+        let (_, reader) = crate::channel(vec![]);
+        let options = crate::ServeOptions { admin: Some(admin), ..Default::default() };
+        let mut router = crate::http::router_configured(reader.clone(), None, options);
+        let (status, body) = post(&mut router, "/admin/reload", Some("10.1.2.3:4000"), "").await;
+        assert_eq!(status, 403, "{body}");
+        assert_eq!(post(&mut router, "/admin/reload", None, "").await.0, 403);
+        let (status, body) = post(&mut router, "/admin/reconcile", Some("127.0.0.1:5000"), "{\"viewz\": 1}").await;
+        assert_eq!(status, 400, "{body}");
+        let (status, body) = post(&mut router, "/admin/reload", Some("[::1]:5000"), "").await;
+        assert_eq!((status, body["command"].as_str()), (200, Some("Reload")));
+        let (status, body) =
+            post(&mut router, "/admin/reconcile", Some("127.0.0.1:5000"), "{\"views\": [\"v\"], \"repair\": true}")
+                .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["command"], "Reconcile { views: [\"v\"], repair: true }");
+        engine.join().unwrap();
+        let mut bare = crate::http::router_configured(reader, None, crate::ServeOptions::default());
+        assert_eq!(post(&mut bare, "/admin/reload", Some("127.0.0.1:1"), "").await.0, 404);
+    }
 }

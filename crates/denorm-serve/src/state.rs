@@ -1295,6 +1295,52 @@ mod tests {
         });
     }
 
+    /// A reload's new view set: a kept view keeps its rows, status and
+    /// position (readers see no change), a new one starts empty, a dropped
+    /// one is gone; later applies and publishes address the new slots.
+    #[test]
+    fn reconfigure_keeps_moves_adds_and_drops_views() {
+        let (mut publisher, reader) =
+            channel(vec![info("a", vec![0], &["t"], None), info("b", vec![0], &["t"], None)]);
+        publisher.apply(0, &[(row(1, "a1"), 1)]);
+        publisher.apply(1, &[(row(2, "b2"), 1)]);
+        publisher.publish_at(Position(7), &[], 0.0);
+        publisher.reconfigure(vec![info("c", vec![0], &["t"], None), info("b", vec![0], &["t"], None)], &[None, Some(1)]);
+        let now = reader.snapshot();
+        assert!(now.view("a").is_none());
+        let b = now.view("b").unwrap();
+        assert_eq!((b.rows.len(), b.position, &b.status), (1, Some(Position(7)), &ViewStatus::Ok));
+        let c = now.view("c").unwrap();
+        assert_eq!((c.rows.len(), &c.status), (0, &ViewStatus::Starting));
+        assert_eq!(now.position, Some(Position(7)));
+        publisher.apply(0, &[(row(3, "c3"), 1)]);
+        publisher.apply(1, &[(row(4, "b4"), 1)]);
+        publisher.publish_at(Position(8), &[], 0.0);
+        let now = reader.snapshot();
+        assert_eq!(now.view("c").unwrap().rows.len(), 1);
+        assert_eq!(now.view("b").unwrap().rows.len(), 2);
+        assert_eq!(reader.view_stats().len(), 2);
+    }
+
+    /// Drift found by a check is shown at once (a `/health` problem) and
+    /// cleared by a clean check; the engine's own wanted position is asked
+    /// for like a reader's.
+    #[test]
+    fn drift_is_shown_and_the_engine_may_want_a_position() {
+        let (mut publisher, reader) = channel(vec![info("v", vec![0], &["t"], None)]);
+        publisher.publish_at(Position(5), &[], 0.0);
+        publisher.set_drift(0, 10, 2);
+        assert_eq!(reader.snapshot().views[0].drift_rows, 2);
+        assert!(crate::json::health(&reader.snapshot()).problems.iter().any(|p| p.contains("differs from the source")));
+        publisher.set_drift(0, 10, 0);
+        assert_eq!(reader.snapshot().views[0].drift_rows, 0);
+        publisher.want(Some(Position(9)));
+        assert_eq!(publisher.wanted(), Some(Position(9)));
+        publisher.publish_at(Position(9), &[], 0.0);
+        assert_eq!(publisher.wanted(), None);
+        publisher.want(None);
+    }
+
     /// Polls a future once without a runtime's scheduling.
     fn futures_poll<F: std::future::Future + Unpin>(future: &mut F) -> Option<F::Output> {
         let waker = std::task::Waker::noop();

@@ -804,6 +804,26 @@ mod tests {
         assert!(err.to_string().contains("hint: write a size such as"), "{err}");
     }
 
+    /// The drift sampler: 16 keys a minute by default, 0 turns it off, a
+    /// negative count or a bad period is refused at its line.
+    #[test]
+    fn drift_sampler_settings() {
+        let base = "views = [\"v.sql\"]\n[source]\nurl = \"sqlite://a.db\"\n";
+        assert_eq!(parse_at(base).unwrap().engine.drift, drift::DriftConfig::default());
+        assert_eq!(drift::DriftConfig::default().sample, 16);
+        let config = parse_at(&format!("{base}[engine]\ndrift_sample = 0\ndrift_every = \"5m\"\n")).unwrap();
+        assert_eq!(config.engine.drift, drift::DriftConfig { sample: 0, every: std::time::Duration::from_secs(300) });
+        for (line, message) in [
+            ("drift_sample = -1", "[engine] drift_sample = -1 is not a number of keys"),
+            ("drift_every = \"often\"", "[engine] drift_every: invalid duration \"often\""),
+            ("drift_every = \"0s\"", "[engine] drift_every: invalid duration"),
+        ] {
+            let (at, got) = error_of(&format!("{base}[engine]\n{line}\n"));
+            assert!(at.starts_with("conf/denorm.toml:5:"), "{line}: at {at}");
+            assert!(got.contains(message), "{line}: {got:?}, expected {message:?}");
+        }
+    }
+
     /// `state_dir` defaults to `<config stem>.state` beside the file and is
     /// relative to it; empty is refused.
     #[test]
