@@ -171,6 +171,8 @@ pub struct Role {
     pub rows: Vec<RowFilter>,
     /// May read `/metrics`, the full `/health` and `/ui`.
     pub monitor: bool,
+    /// May use `POST /admin/*` (reload, reconcile).
+    pub admin: bool,
 }
 
 /// The verification keys.
@@ -563,6 +565,7 @@ mod tests {
                 masks: [(("orders".to_string(), "email".to_string()), Mask::Last4)].into(),
                 rows: RowFilter::parse_all("tenant_id = claim.tenant_id").unwrap(),
                 monitor: false,
+                admin: false,
             },
         );
         roles.insert("ops".to_string(), Role { monitor: true, ..Role::default() });

@@ -283,10 +283,10 @@ pub fn parse_wait(text: &str) -> Option<std::time::Duration> {
 /// What the handlers share: the published state and the optional source
 /// reader for `on_stale = 'fallback'` views.
 #[derive(Clone)]
-struct App {
+pub(crate) struct App {
     reader: Reader,
     fallback: Option<Arc<dyn Fallback>>,
-    options: Arc<ServeOptions>,
+    pub(crate) options: Arc<ServeOptions>,
 }
 
 /// The router over `reader`'s published state, without a [`Fallback`]:
@@ -312,6 +312,7 @@ pub fn router_configured(reader: Reader, fallback: Option<Arc<dyn Fallback>>, op
         .route("/health", get(get_health))
         .route("/metrics", get(get_metrics))
         .route("/ui", get(get_ui))
+        .merge(crate::admin::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(app.clone(), count_request))
         .layer(middleware::from_fn_with_state(app.clone(), cors))
@@ -427,7 +428,12 @@ struct RowsReturned(usize);
 impl App {
     /// Who is asking (`None` without `[auth]`), or the refusal, counted and
     /// audited (against `view` when the request reads one).
-    fn caller(&self, headers: &HeaderMap, view: Option<&str>, raw: &str) -> Result<Option<Principal>, ApiError> {
+    pub(crate) fn caller(
+        &self,
+        headers: &HeaderMap,
+        view: Option<&str>,
+        raw: &str,
+    ) -> Result<Option<Principal>, ApiError> {
         let Some(auth) = &self.options.auth else { return Ok(None) };
         let bearer = match headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("")) {
             None => None,

@@ -317,6 +317,13 @@ pub fn health(published: &Published) -> Health {
             v.info.name, v.undecodable_changes
         ));
     }
+    for v in published.views.iter().filter(|v| v.drift_rows > 0) {
+        problems.push(format!(
+            "view \"{}\" differs from the source in {} row(s) (found by reconcile or the drift sampler); run \
+             denorm reconcile --repair",
+            v.info.name, v.drift_rows
+        ));
+    }
     if let SourceState::Retrying { error } = &source.state {
         // How long it has been unreachable: the views may lack every change since.
         let down = source

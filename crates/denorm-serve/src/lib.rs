@@ -135,6 +135,7 @@
 //! `header_timeout` of its first byte, an idle connection is closed after
 //! `idle_timeout`, at most `max_connections` are served at once.
 
+pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod fallback;

@@ -113,6 +113,8 @@ struct Inner {
     view_heals: Family<ViewLabel, Counter>,
     dlq_entries: Gauge,
     update_success_ratio: Gauge<f64, AtomicU64>,
+    drift_rows: Family<ViewLabel, Gauge>,
+    reconcile_checked_rows: Counter,
     /// The last sample of each view's operator state, for `/views`.
     view_state_bytes: Mutex<Option<HashMap<String, u64>>>,
     sink_position: Family<SinkViewLabels, Gauge>,
@@ -167,6 +169,8 @@ impl Metrics {
         let inner = Inner {
             changes_applied: Family::default(),
             changes_undecodable: Family::default(),
+            drift_rows: Family::default(),
+            reconcile_checked_rows: Counter::default(),
             snapshot_rows: Counter::default(),
             batch_apply: batch_histogram(),
             view_rows: Family::default(),
@@ -227,6 +231,16 @@ impl Metrics {
             inner.changes_undecodable.clone(),
         );
         r.register("snapshot_rows", "Rows read by initial snapshots of source tables", inner.snapshot_rows.clone());
+        r.register(
+            "drift_rows",
+            "Rows in which a view differed from the source at its last check (reconcile or the drift sampler)",
+            inner.drift_rows.clone(),
+        );
+        r.register(
+            "reconcile_checked_rows",
+            "View rows compared with the source by reconcile and the drift sampler",
+            inner.reconcile_checked_rows.clone(),
+        );
         r.register(
             "batch_apply_seconds",
             "Time to apply one source batch to the dataflow and publish it, in seconds",
@@ -378,6 +392,13 @@ impl Metrics {
     }
 
     /// Counts `n` changes of `table` that could not be decoded.
+    /// Records a check of `view` against the source: `checked` rows
+    /// compared, `drifted` of them different.
+    pub fn reconciled(&self, view: &str, checked: u64, drifted: u64) {
+        self.inner.reconcile_checked_rows.inc_by(checked);
+        self.inner.drift_rows.get_or_create(&ViewLabel { view: view.to_owned() }).set(drifted as i64);
+    }
+
     pub fn undecodable(&self, table: &str, n: u64) {
         self.inner.changes_undecodable.get_or_create(&TableLabel { table: table.to_owned() }).inc_by(n);
     }

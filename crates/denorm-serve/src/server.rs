@@ -49,6 +49,8 @@ pub struct ServeOptions {
     pub auth: Option<Arc<Auth>>,
     /// `[audit]`: one line per read of a view.
     pub audit: Option<Arc<AuditLog>>,
+    /// The engine's command channel behind `POST /admin/*` (`None`: 404).
+    pub admin: Option<crate::admin::Admin>,
 }
 
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -64,6 +66,7 @@ impl Default for ServeOptions {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             auth: None,
             audit: None,
+            admin: None,
         }
     }
 }
@@ -198,9 +201,9 @@ pub async fn serve_connections(
             },
             () = &mut shutdown => break,
         };
-        let tcp = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((tcp, _)) => tcp,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and the like: back off, go on.
                     tracing::warn!(error = %e, "accepting a connection failed");
@@ -216,7 +219,7 @@ pub async fn serve_connections(
         }
         let (router, options, stopped) = (router.clone(), options.clone(), stopped.clone());
         tokio::spawn(async move {
-            serve_one(tcp, router, &options, stopped).await;
+            serve_one(tcp, peer, router, &options, stopped).await;
             drop(permit);
         });
     }
@@ -226,7 +229,13 @@ pub async fn serve_connections(
     Ok(())
 }
 
-async fn serve_one(tcp: TcpStream, router: Router, options: &ServeOptions, mut stopped: watch::Receiver<bool>) {
+async fn serve_one(
+    tcp: TcpStream,
+    peer: std::net::SocketAddr,
+    router: Router,
+    options: &ServeOptions,
+    mut stopped: watch::Receiver<bool>,
+) {
     let activity: Shared = Arc::new(Mutex::new(Activity::new()));
     let io = TokioIo::new(Tracked { io: tcp, activity: activity.clone() });
     let tracker = activity.clone();
@@ -234,7 +243,10 @@ async fn serve_one(tcp: TcpStream, router: Router, options: &ServeOptions, mut s
         let guard = InFlight::start(&tracker);
         let router = router.clone();
         async move {
-            let response = tower_call(router, request.map(axum::body::Body::new)).await;
+            // The peer address, for the admin surface's loopback check.
+            let mut request = request.map(axum::body::Body::new);
+            request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+            let response = tower_call(router, request).await;
             drop(guard);
             response
         }

@@ -225,6 +225,9 @@ pub struct PublishedView {
     pub changes_total: u64,
     /// Source changes to the view's tables skipped as undecodable.
     pub undecodable_changes: u64,
+    /// Rows in which the view differed from the source at its last check
+    /// (`denorm reconcile` or the drift sampler); 0 when it agreed.
+    pub drift_rows: u64,
     /// When (unix seconds) the rows were last brought up to date: the time
     /// of the last publish for an on-change view, of the last refresh for a
     /// scheduled one; `None` before the first publish.
@@ -383,6 +386,7 @@ pub fn channel(views: Vec<ViewInfo>) -> (Publisher, Reader) {
                 last_freshness_seconds: 0.0,
                 changes_total: 0,
                 undecodable_changes: 0,
+                drift_rows: 0,
                 refreshed_at: None,
             }
         })
@@ -411,6 +415,7 @@ pub fn channel(views: Vec<ViewInfo>) -> (Publisher, Reader) {
         position_tx,
         packer: RowPacker::new(),
         feed_rows: (0..views).map(|_| SharedRows::default()).collect(),
+        engine_wants: None,
     };
     (publisher, Reader { shared, position: position_rx })
 }
@@ -431,6 +436,8 @@ pub struct Publisher {
     /// Per view: a feed's stored rows, each distinct one once (see
     /// [`crate::feed`]).
     feed_rows: Vec<SharedRows>,
+    /// A position the engine itself waits for (see [`Publisher::want`]).
+    engine_wants: Option<Position>,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -604,6 +611,91 @@ impl Publisher {
         self.position_tx.send_replace(Some(position));
     }
 
+    /// Makes [`Publisher::wanted`] ask for `position` too (`None`: no
+    /// more), as a waiting reader does: the engine's own wait for the
+    /// source to report a position (reconcile on PostgreSQL).
+    pub fn want(&mut self, position: Option<Position>) {
+        self.engine_wants = position;
+    }
+
+    /// What readers see now (the last publish).
+    pub fn published(&self) -> Arc<Published> {
+        self.shared.published.load_full()
+    }
+
+    /// Changes the set of views (a live reload): the views become `views`,
+    /// in that order; `kept[i] = Some(old)` keeps the old view at slot `old`
+    /// as it is (rows, status, position, history: readers see no change),
+    /// `None` starts view `i` empty (`Starting` until its first publish).
+    /// Views not kept are gone. Readers see the new set at once.
+    pub fn reconfigure(&mut self, views: Vec<ViewInfo>, kept: &[Option<usize>]) {
+        let current = self.shared.published.load_full();
+        let mut recent = self.shared.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut working = Vec::with_capacity(views.len());
+        let (mut refresh, mut gathered, mut feed_rows, mut recents, mut published) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (info, old) in views.into_iter().zip(kept.iter().copied().chain(std::iter::repeat(None))) {
+            match old.filter(|&o| o < self.working.len()) {
+                Some(o) => {
+                    working.push(self.working[o].clone());
+                    refresh.push(self.refresh[o]);
+                    gathered.push(self.gathered[o]);
+                    feed_rows.push(std::mem::take(&mut self.feed_rows[o]));
+                    recents.push(recent.get(o).cloned().unwrap_or_default());
+                    published.push(current.views[o].clone());
+                }
+                None => {
+                    let info = Arc::new(info);
+                    self.shared.metrics.declare_view(
+                        &info.name,
+                        info.max_staleness.is_some(),
+                        info.fallback,
+                        info.feed.is_some(),
+                    );
+                    let view = PublishedView {
+                        parts: vec![ViewRows::default(); if info.feed.is_some() { feed::PARTS } else { 0 }],
+                        info,
+                        rows: ViewRows::default(),
+                        status: ViewStatus::Starting,
+                        position: None,
+                        last_freshness_seconds: 0.0,
+                        changes_total: 0,
+                        undecodable_changes: 0,
+                        drift_rows: 0,
+                        refreshed_at: None,
+                    };
+                    working.push(view.clone());
+                    refresh.push(true);
+                    gathered.push(None);
+                    feed_rows.push(SharedRows::default());
+                    recents.push(Recent::default());
+                    published.push(view);
+                }
+            }
+        }
+        *recent = recents;
+        drop(recent);
+        self.working = working;
+        self.refresh = refresh;
+        self.gathered = gathered;
+        self.feed_rows = feed_rows;
+        self.store(Published { views: published.into(), ..(*current).clone() });
+    }
+
+    /// Records the result of checking view `view` against the source:
+    /// `checked` rows compared, `drifted` different (`/health` is degraded
+    /// while any view has drifted). Readers see it at once.
+    pub fn set_drift(&mut self, view: usize, checked: u64, drifted: u64) {
+        self.shared.metrics.reconciled(&self.working[view].info.name, checked, drifted);
+        self.working[view].drift_rows = drifted;
+        let current = self.shared.published.load_full();
+        let mut views: Vec<PublishedView> = current.views.to_vec();
+        if let Some(v) = views.get_mut(view) {
+            v.drift_rows = drifted;
+        }
+        self.store(Published { views: views.into(), ..(*current).clone() });
+    }
+
     /// Records the source's status; readers see it at once (it does not
     /// touch view state, so no batch boundary is needed).
     /// While the source is unreachable, each view's `denorm_view_within_sla`
@@ -647,7 +739,8 @@ impl Publisher {
     /// is complete without new changes (PostgreSQL: a keepalive) should ask
     /// now rather than let the reader wait for the next change.
     pub fn wanted(&self) -> Option<Position> {
-        let furthest = *self.shared.waiting.lock().unwrap_or_else(PoisonError::into_inner).keys().next_back()?;
+        let readers = self.shared.waiting.lock().unwrap_or_else(PoisonError::into_inner).keys().next_back().copied();
+        let furthest = readers.max(self.engine_wants)?;
         let published = *self.position_tx.borrow();
         published.is_none_or(|p| p < furthest).then_some(furthest)
     }
@@ -1204,6 +1297,52 @@ mod tests {
             assert!(matches!(timed_out, Err(WaitError::Timeout { .. })));
             assert_eq!(publisher.wanted(), None);
         });
+    }
+
+    /// A reload's new view set: a kept view keeps its rows, status and
+    /// position (readers see no change), a new one starts empty, a dropped
+    /// one is gone; later applies and publishes address the new slots.
+    #[test]
+    fn reconfigure_keeps_moves_adds_and_drops_views() {
+        let (mut publisher, reader) =
+            channel(vec![info("a", vec![0], &["t"], None), info("b", vec![0], &["t"], None)]);
+        publisher.apply(0, &[(row(1, "a1"), 1)]);
+        publisher.apply(1, &[(row(2, "b2"), 1)]);
+        publisher.publish_at(Position(7), &[], 0.0);
+        publisher.reconfigure(vec![info("c", vec![0], &["t"], None), info("b", vec![0], &["t"], None)], &[None, Some(1)]);
+        let now = reader.snapshot();
+        assert!(now.view("a").is_none());
+        let b = now.view("b").unwrap();
+        assert_eq!((b.rows.len(), b.position, &b.status), (1, Some(Position(7)), &ViewStatus::Ok));
+        let c = now.view("c").unwrap();
+        assert_eq!((c.rows.len(), &c.status), (0, &ViewStatus::Starting));
+        assert_eq!(now.position, Some(Position(7)));
+        publisher.apply(0, &[(row(3, "c3"), 1)]);
+        publisher.apply(1, &[(row(4, "b4"), 1)]);
+        publisher.publish_at(Position(8), &[], 0.0);
+        let now = reader.snapshot();
+        assert_eq!(now.view("c").unwrap().rows.len(), 1);
+        assert_eq!(now.view("b").unwrap().rows.len(), 2);
+        assert_eq!(reader.view_stats().len(), 2);
+    }
+
+    /// Drift found by a check is shown at once (a `/health` problem) and
+    /// cleared by a clean check; the engine's own wanted position is asked
+    /// for like a reader's.
+    #[test]
+    fn drift_is_shown_and_the_engine_may_want_a_position() {
+        let (mut publisher, reader) = channel(vec![info("v", vec![0], &["t"], None)]);
+        publisher.publish_at(Position(5), &[], 0.0);
+        publisher.set_drift(0, 10, 2);
+        assert_eq!(reader.snapshot().views[0].drift_rows, 2);
+        assert!(crate::json::health(&reader.snapshot()).problems.iter().any(|p| p.contains("differs from the source")));
+        publisher.set_drift(0, 10, 0);
+        assert_eq!(reader.snapshot().views[0].drift_rows, 0);
+        publisher.want(Some(Position(9)));
+        assert_eq!(publisher.wanted(), Some(Position(9)));
+        publisher.publish_at(Position(9), &[], 0.0);
+        assert_eq!(publisher.wanted(), None);
+        publisher.want(None);
     }
 
     /// Polls a future once without a runtime's scheduling.

@@ -84,6 +84,37 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Compare views of the running instance with the source at the
+    /// position they reached, and print missing / extra / different rows
+    /// (exit 1 when some remain). SQLite sources.
+    Reconcile {
+        /// The views to compare (default: every view).
+        #[arg(value_name = "VIEW")]
+        views: Vec<String>,
+        /// Fix the differences in place: the views keep serving.
+        #[arg(long)]
+        repair: bool,
+        /// Print the JSON reply instead of a summary.
+        #[arg(long)]
+        json: bool,
+        /// A bearer token of a role with admin = true (when [auth] is set).
+        #[arg(long, value_name = "JWT")]
+        token: Option<String>,
+        /// The configuration file of the running instance (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Make the running instance read its configuration and views files
+    /// again (as SIGHUP does): added views are built, dropped ones removed,
+    /// changed ones rebuilt; an invalid file is refused whole.
+    Reload {
+        /// A bearer token of a role with admin = true (when [auth] is set).
+        #[arg(long, value_name = "JWT")]
+        token: Option<String>,
+        /// The configuration file of the running instance (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// Manage what denorm installs in the source database.
     Source {
         #[command(subcommand)]
@@ -162,6 +193,18 @@ pub fn run(cli: Cli) -> ExitCode {
                 json: *json,
             };
             advise::run(&args, &mut stdout.lock())
+        }
+        Command::Reconcile { views, repair, json, token, config } => {
+            let args = crate::admin_cli::ReconcileArgs {
+                views: views.clone(),
+                repair: *repair,
+                json: *json,
+                token: token.clone(),
+            };
+            crate::admin_cli::reconcile(config, &args, &mut Redacting::new(stdout.lock()))
+        }
+        Command::Reload { token, config } => {
+            crate::admin_cli::reload(config, token.as_deref(), &mut Redacting::new(stdout.lock()))
         }
         Command::Source { command: SourceCommand::Uninstall { config } } => {
             uninstall(config, &mut Redacting::new(stdout.lock())).map(|()| check::Outcome::Ok)

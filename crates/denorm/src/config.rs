@@ -20,6 +20,8 @@
 //! [engine]
 //! max_memory = "8GB"                   # optional: budget for operator state (see `EngineConfig`)
 //! state_dir = "app.state"              # optional: the durable state directory (default: <config stem>.state)
+//! drift_sample = 16                    # optional: keys per view compared with the source each drift_every (0: off)
+//! drift_every = "60s"                  # optional: the drift sampler's period
 //! ```
 //!
 //! Every error names the file and the line:column of the offending key or
@@ -36,6 +38,7 @@ use toml::Spanned;
 
 mod auth;
 pub mod sink;
+pub mod drift;
 
 pub use auth::AuditTarget;
 
@@ -75,6 +78,8 @@ pub struct EngineConfig {
     /// source tables (see `state_dir.rs`). Default: `<config stem>.state`
     /// beside the configuration file.
     pub state_dir: PathBuf,
+    /// `drift_sample`, `drift_every`: the continuous drift sampler.
+    pub drift: drift::DriftConfig,
 }
 
 /// A file of `CREATE MATERIALIZED VIEW` statements.
@@ -343,6 +348,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             }
         },
     };
+    let drift = drift::drift(raw_engine.drift_sample.as_ref(), raw_engine.drift_every.as_ref())
+        .map_err(|(span, message, hint)| invalid(Some(span), message, Some(hint)))?;
     let auth = match raw.auth {
         None => None,
         Some(raw) => Some(auth::auth(raw, base).map_err(|(span, message, hint)| invalid(span, message, hint))?),
@@ -354,7 +361,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         views,
         source,
         server: ServerConfig { listen, http, pg_listen: raw_server.pg_listen, pg_tls },
-        engine: EngineConfig { max_memory, state_dir },
+        engine: EngineConfig { max_memory, state_dir, drift },
         auth,
         audit,
         sinks,
@@ -512,6 +519,8 @@ struct RawConfig {
 struct RawEngine {
     max_memory: Option<Spanned<String>>,
     state_dir: Option<Spanned<String>>,
+    drift_sample: Option<Spanned<i64>>,
+    drift_every: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -800,6 +809,26 @@ mod tests {
         }
         let err = parse_at(&format!("{base}[engine]\nmax_memory = \"lots\"\n")).unwrap_err();
         assert!(err.to_string().contains("hint: write a size such as"), "{err}");
+    }
+
+    /// The drift sampler: 16 keys a minute by default, 0 turns it off, a
+    /// negative count or a bad period is refused at its line.
+    #[test]
+    fn drift_sampler_settings() {
+        let base = "views = [\"v.sql\"]\n[source]\nurl = \"sqlite://a.db\"\n";
+        assert_eq!(parse_at(base).unwrap().engine.drift, drift::DriftConfig::default());
+        assert_eq!(drift::DriftConfig::default().sample, 16);
+        let config = parse_at(&format!("{base}[engine]\ndrift_sample = 0\ndrift_every = \"5m\"\n")).unwrap();
+        assert_eq!(config.engine.drift, drift::DriftConfig { sample: 0, every: std::time::Duration::from_secs(300) });
+        for (line, message) in [
+            ("drift_sample = -1", "[engine] drift_sample = -1 is not a number of keys"),
+            ("drift_every = \"often\"", "[engine] drift_every: invalid duration \"often\""),
+            ("drift_every = \"0s\"", "[engine] drift_every: invalid duration"),
+        ] {
+            let (at, got) = error_of(&format!("{base}[engine]\n{line}\n"));
+            assert!(at.starts_with("conf/denorm.toml:5:"), "{line}: at {at}");
+            assert!(got.contains(message), "{line}: {got:?}, expected {message:?}");
+        }
     }
 
     /// `state_dir` defaults to `<config stem>.state` beside the file and is

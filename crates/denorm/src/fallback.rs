@@ -107,7 +107,7 @@ fn query(conn: &Connection, sql: &str, key: &[Value], width: usize) -> rusqlite:
     rows.collect()
 }
 
-fn to_sql(value: &Value) -> SqlValue {
+pub(crate) fn to_sql(value: &Datum<'_>) -> SqlValue {
     match value {
         Datum::Null => SqlValue::Null,
         Datum::Bool(b) => SqlValue::Integer(i64::from(*b)),
@@ -119,7 +119,7 @@ fn to_sql(value: &Value) -> SqlValue {
     }
 }
 
-fn from_sql(value: ValueRef<'_>) -> Value {
+pub(crate) fn from_sql(value: ValueRef<'_>) -> Value {
     match value {
         ValueRef::Null => Datum::Null,
         ValueRef::Integer(i) => Datum::Int(i),
@@ -204,7 +204,7 @@ impl Fallback for PostgresFallback {
 }
 
 /// A key value as a PostgreSQL literal.
-fn pg_literal(value: &Value) -> String {
+pub(crate) fn pg_literal(value: &Value) -> String {
     match value {
         Datum::Null => "NULL".to_string(),
         Datum::Bool(b) => b.to_string(),
@@ -218,7 +218,7 @@ fn pg_literal(value: &Value) -> String {
 }
 
 /// A value of the text format as a datum of the view column's type.
-fn from_pg_text(text: Option<&str>, ty: denorm_types::ScalarType) -> Result<Value, String> {
+pub(crate) fn from_pg_text(text: Option<&str>, ty: denorm_types::ScalarType) -> Result<Value, String> {
     use denorm_types::ScalarType;
     let Some(text) = text else { return Ok(Datum::Null) };
     let bad = || format!("the source returned {text:?} for a {ty:?} column");

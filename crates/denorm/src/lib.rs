@@ -2,6 +2,7 @@
 //! configuration file ([`config`]) and the commands that wire sources, the
 //! planner and the engine together. `main.rs` only calls [`cli::main`].
 
+mod admin_cli;
 pub mod advise;
 mod check;
 pub mod cli;

@@ -43,7 +43,10 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let http = http_options(&config, &prepared.infos)?;
+    let mut http = http_options(&config, &prepared.infos)?;
+    let (admin, inbox) = denorm_serve::admin::admin_channel();
+    http.admin = Some(admin.clone());
+    reload_on_sighup(&runtime, admin)?;
     let listener = runtime.block_on(bind(&config))?;
     let wire = runtime.block_on(bind_wire(&config))?;
     let shutdown = Arc::new(AtomicBool::new(false));
@@ -62,7 +65,8 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
     let engine = Engine::new(config.source.clone(), prepared.sources, publisher, shutdown.clone())
         .with_max_memory(config.engine.max_memory)
         .with_state_dir(Some(config.engine.state_dir.clone()))
-        .with_sinks(sinks);
+        .with_sinks(sinks)
+        .with_admin(Some(inbox), Some(config_path.to_path_buf()), config.engine.drift);
     let served =
         runtime.block_on(serve_until(listener, reader, prepared.fallback, http, engine, shutdown, termination()));
     let _ = stop_wire.send(());
@@ -332,6 +336,35 @@ pub async fn serve_until(
             Err(anyhow::Error::new(e).context(format!("the engine stopped{hint}")))
         }
     }
+}
+
+/// Makes SIGHUP reload the configuration and the views files (as `POST
+/// /admin/reload` does), logging the outcome; the handler is installed
+/// before this returns.
+fn reload_on_sighup(runtime: &tokio::runtime::Runtime, admin: denorm_serve::admin::Admin) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use denorm_serve::admin::AdminCommand;
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hangup = {
+            let _entered = runtime.enter();
+            signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?
+        };
+        runtime.spawn(async move {
+            while hangup.recv().await.is_some() {
+                info!("SIGHUP: reloading the configuration and the views files");
+                let reply = admin.ask(AdminCommand::Reload).await;
+                if reply.status == 200 {
+                    info!(result = %reply.body, "SIGHUP reload done");
+                } else {
+                    error!(result = %reply.body, "SIGHUP reload refused; the running views go on");
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = (runtime, admin);
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM with the signal's name.

@@ -17,6 +17,7 @@
 //!
 //! [auth.roles.ops]
 //! monitor = true                  # may read /metrics, the full /health and /ui
+//! admin = true                    # may use POST /admin/reload and /admin/reconcile
 //!
 //! [auth.users.ann]                # logs in with a password: SCRAM on the wire protocol, Basic on HTTP
 //! password = "SCRAM-SHA-256$4096:…$…:…"   # a verifier (`denorm auth hash-password`, or pg_authid.rolpassword)
@@ -71,6 +72,8 @@ pub(super) struct RawRole {
     rows: Option<Spanned<String>>,
     #[serde(default)]
     monitor: bool,
+    #[serde(default)]
+    admin: bool,
 }
 
 #[derive(Deserialize)]
@@ -157,7 +160,7 @@ pub(super) fn auth(raw: RawAuth, base: &Path) -> Result<Auth, Invalid> {
         }
         let views =
             raw_role.views.filter(|v| !v.iter().any(|n| n == "*")).map(|v| v.into_iter().collect::<BTreeSet<_>>());
-        roles.insert(name, Role { views, masks, rows, monitor: raw_role.monitor });
+        roles.insert(name, Role { views, masks, rows, monitor: raw_role.monitor, admin: raw_role.admin });
     }
     if let Some(anonymous) = &raw.anonymous_role {
         if !roles.contains_key(anonymous.get_ref()) {

@@ -71,6 +71,8 @@ use retry::{Backoff, Outage};
 use crate::config::SourceConfig;
 use crate::state_dir::{self, Opened, StateDir, StateError, Stored};
 
+pub(crate) mod admin;
+mod compare;
 pub(crate) mod flow;
 pub(crate) mod heal;
 pub(crate) mod retry;
@@ -125,6 +127,8 @@ enum End {
     Shutdown,
     /// A schema change or a TRUNCATE: re-plan and snapshot again at once.
     Resnapshot,
+    /// A reload changed the views: re-plan them (see [`admin`]).
+    Reload,
 }
 
 #[derive(Debug)]
@@ -158,6 +162,8 @@ pub struct Engine {
     first_publish: bool,
     /// The failed views and when each is retried ([`heal`]).
     heal: Heal,
+    /// The admin channel, reload and reconcile (see [`admin`]).
+    admin: admin::AdminState,
 }
 
 impl Engine {
@@ -180,6 +186,7 @@ impl Engine {
             sinks: None,
             first_publish: false,
             heal: Heal::default(),
+            admin: admin::AdminState::default(),
         }
     }
 
@@ -198,6 +205,18 @@ impl Engine {
             Some(hub) => hub.publish(&mut self.publisher, position, commits, views, first),
             None => self.publisher.publish(position, commits),
         }
+    }
+
+    /// Answers `POST /admin/*` requests from `inbox` between batches; a
+    /// reload reads `config_path` again; `drift` sets the drift sampler.
+    pub fn with_admin(
+        mut self,
+        inbox: Option<denorm_serve::admin::AdminInbox>,
+        config_path: Option<PathBuf>,
+        drift: crate::config::drift::DriftConfig,
+    ) -> Self {
+        self.admin = admin::AdminState::new(inbox, config_path, drift);
+        self
     }
 
     /// Keeps the captured input rows in `state_dir` (`[engine] state_dir`),
@@ -221,7 +240,7 @@ impl Engine {
         loop {
             match self.session() {
                 Ok(End::Shutdown) => return Ok(()),
-                Ok(End::Resnapshot) => self.backoff.reset(),
+                Ok(End::Resnapshot | End::Reload) => self.backoff.reset(),
                 // The schema moved between reading the catalog and opening
                 // the capture: plan again against the new one.
                 Err(EngineError::Source(SourceError::SchemaChanged { tables })) => {
@@ -312,6 +331,7 @@ impl Engine {
         let mut flow = Flow::new(catalog.clone(), &planned, self.source.dialect(), Instant::now())?;
 
         let mut state = self.start(&mut *capture, &mut flow, &planned, &shape)?;
+        self.reload_done(flow.position);
         self.source_up(flow.position, if state.is_some() { "resumed" } else { "took a new snapshot" });
         let release_every = capture.release_interval().max(if state.is_some() { DURABLE_MIN } else { Duration::ZERO });
         release_durable(&mut *capture, state.as_mut(), flow.position)?;
@@ -382,6 +402,18 @@ impl Engine {
                     self.heal.touched(batch.tables.iter().map(|(t, _)| t));
                     self.follow(&mut flow, batch);
                 }
+            }
+            let mut between = admin::Session {
+                catalog: &catalog,
+                planned: &planned,
+                spec: &spec,
+                shape: &shape,
+                flow: &mut flow,
+                state: state.as_mut(),
+                capture: &mut *capture,
+            };
+            if let Some(end) = self.between_batches(&mut between)? {
+                return Ok(end);
             }
             if let Some(step) = flow.refresh_due(Instant::now()) {
                 self.publish(step, flow.position, &[], Instant::now());
@@ -576,6 +608,10 @@ impl Engine {
         let identity = capture.identity()?;
         let started = Instant::now();
         let mut state = match StateDir::open(&dir, &identity, shape)? {
+            Opened::Resume(state, _) if self.must_snapshot() => {
+                info!(dir = %dir.display(), "repair: taking a new snapshot of the source into the state directory");
+                state
+            }
             Opened::Resume(state, stored) => match capture.follow_from(stored.position)? {
                 None => {
                     let read_seconds = started.elapsed().as_secs_f64();
@@ -669,16 +705,24 @@ impl Engine {
         what: &str,
     ) {
         let rows: usize = batch.tables.iter().map(|(_, rows)| rows.len()).sum();
+        // A reload's unchanged views keep their published rows.
+        let kept = self.kept_slots(batch.position, planned.len());
+        // A repair publishes the difference from the published rows instead.
+        let repairing = self.must_snapshot();
         for (i, def) in planned.iter().enumerate() {
-            if def.is_some() {
+            if def.is_some() && !kept[i] && !repairing {
                 self.publisher.clear(i);
             }
         }
         self.publisher.metrics().snapshot_rows(rows as u64);
         let applying = Instant::now();
-        let step = flow.snapshot(batch);
-        self.first_publish = true;
-        self.publish(step, batch.position, &[], applying);
+        let step = admin::without_slots(flow.snapshot(batch), &kept);
+        if repairing {
+            self.publish_repaired(planned, step, batch.position);
+        } else {
+            self.first_publish = true;
+            self.publish(step, batch.position, &[], applying);
+        }
         info!(
             rows,
             position = batch.position.0,

@@ -1,0 +1,305 @@
+//! Live reload end to end (SQLite): under a writer and a reader loop,
+//! `POST /admin/reload` and SIGHUP add, drop and change views; no read of an
+//! untouched view fails or sees it empty; the new and changed views equal the
+//! source; an invalid views file is refused whole (every error) and nothing
+//! changes.
+
+mod common;
+
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use common::{committed_position, Denorm, Project, SplitMix};
+use rusqlite::types::Value as Sql;
+use rusqlite::Connection;
+use serde_json::Value as Json;
+
+const SCHEMA: &str = "
+CREATE TABLE items (id INTEGER PRIMARY KEY, grp INTEGER NOT NULL, amount INTEGER NOT NULL, note TEXT);
+";
+
+const VIEWS: &str = "
+CREATE MATERIALIZED VIEW keep_totals AS SELECT grp, SUM(amount) AS total, COUNT(*) AS n FROM items GROUP BY grp;
+CREATE MATERIALIZED VIEW to_change AS SELECT id, amount FROM items WHERE amount > 50;
+CREATE MATERIALIZED VIEW to_drop AS SELECT grp, MAX(amount) AS top FROM items GROUP BY grp;
+";
+
+/// keep_totals moved down (same definition), to_change changed, to_drop
+/// gone, added new (same captured columns: no snapshot needed).
+const VIEWS_2: &str = "
+CREATE MATERIALIZED VIEW to_change AS SELECT id, amount, grp FROM items WHERE amount > 20;
+CREATE MATERIALIZED VIEW added AS SELECT grp, MIN(amount) AS low FROM items GROUP BY grp;
+
+CREATE MATERIALIZED VIEW keep_totals AS SELECT grp, SUM(amount) AS total, COUNT(*) AS n FROM items GROUP BY grp;
+";
+
+/// A syntax error and an unknown column: both reported, nothing applied.
+const INVALID: &str = "
+CREATE MATERIALIZED VIEW keep_totals AS SELECT grp, SUM(amount) AS total, COUNT(*) AS n FROM items GROUP BY grp;
+CREATE MATERIALIZED VIEW broken AS SELEKT 1;
+CREATE MATERIALIZED VIEW unknown_column AS SELECT nope FROM items;
+";
+
+/// Adds a view reading a column not captured so far (a new snapshot).
+const VIEWS_3: &str = "
+CREATE MATERIALIZED VIEW keep_totals AS SELECT grp, SUM(amount) AS total, COUNT(*) AS n FROM items GROUP BY grp;
+CREATE MATERIALIZED VIEW added AS SELECT grp, MIN(amount) AS low FROM items GROUP BY grp;
+CREATE MATERIALIZED VIEW notes AS SELECT id, note FROM items WHERE note IS NOT NULL;
+";
+
+fn query_of(view: &str) -> &'static str {
+    match view {
+        "keep_totals" => "SELECT grp, SUM(amount) AS total, COUNT(*) AS n FROM items GROUP BY grp",
+        "to_change" => "SELECT id, amount, grp FROM items WHERE amount > 20",
+        "added" => "SELECT grp, MIN(amount) AS low FROM items GROUP BY grp",
+        "notes" => "SELECT id, note FROM items WHERE note IS NOT NULL",
+        other => panic!("no query for {other}"),
+    }
+}
+
+fn sql_text(value: Sql) -> String {
+    match value {
+        Sql::Null => "NULL".into(),
+        Sql::Integer(i) => i.to_string(),
+        Sql::Real(f) => f.to_string(),
+        Sql::Text(t) => t,
+        Sql::Blob(b) => format!("{b:?}"),
+    }
+}
+
+fn json_text(value: &Json) -> String {
+    match value {
+        Json::Null => "NULL".into(),
+        Json::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Waits until denorm reached everything committed, then compares `views`
+/// with their SELECTs.
+fn assert_exact(denorm: &Denorm, db: &Connection, views: &[&str]) {
+    denorm.wait_for_position(committed_position(db));
+    for view in views {
+        let mut stmt = db.prepare(query_of(view)).unwrap();
+        let width = stmt.column_count();
+        let mut want: Vec<Vec<String>> = stmt
+            .query_map([], |r| (0..width).map(|i| r.get::<_, Sql>(i).map(sql_text)).collect())
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let columns: Vec<String> = stmt.column_names().map(String::from).collect();
+        let (status, rows) = denorm.get(&format!("/views/{view}"));
+        assert_eq!(status, 200, "GET /views/{view}: {rows}");
+        let mut got: Vec<Vec<String>> =
+            rows.as_array().unwrap().iter().map(|row| columns.iter().map(|c| json_text(&row[c])).collect()).collect();
+        want.sort();
+        got.sort();
+        assert_eq!(got, want, "view {view} differs from its SELECT");
+    }
+}
+
+/// Random transactions until stopped; pausable.
+struct Writer {
+    stop: Arc<AtomicBool>,
+    paused: Arc<AtomicBool>,
+    idle: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    fn start(project: &Project) -> Writer {
+        let conn = project.connect();
+        let (stop, paused, idle) =
+            (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        let (s, p, i) = (stop.clone(), paused.clone(), idle.clone());
+        let thread = std::thread::spawn(move || {
+            let mut rng = SplitMix(7);
+            while !s.load(Ordering::SeqCst) {
+                if p.load(Ordering::SeqCst) {
+                    i.store(true, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(2));
+                    continue;
+                }
+                i.store(false, Ordering::SeqCst);
+                let (id, grp, amount) = (rng.below(80) as i64, rng.below(4) as i64, rng.below(100) as i64);
+                match rng.below(4) {
+                    0 => conn.execute("DELETE FROM items WHERE id = ?1", [id]).map(drop),
+                    _ => conn
+                        .execute(
+                            "INSERT INTO items (id, grp, amount, note) VALUES (?1, ?2, ?3, 'n' || ?3) \
+                             ON CONFLICT (id) DO UPDATE SET amount = excluded.amount, grp = excluded.grp",
+                            (id, grp, amount),
+                        )
+                        .map(drop),
+                }
+                .unwrap();
+                std::thread::sleep(Duration::from_millis(1 + rng.below(3)));
+            }
+        });
+        Writer { stop, paused, idle, thread: Some(thread) }
+    }
+
+    fn pause(&self) {
+        self.paused.store(true, Ordering::SeqCst);
+        while !self.idle.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn resume(&self) {
+        self.idle.store(false, Ordering::SeqCst);
+        self.paused.store(false, Ordering::SeqCst);
+    }
+
+    fn stop(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.take().unwrap().join().unwrap();
+    }
+}
+
+/// Reads `view` in a loop until stopped; counts reads and failures (a
+/// status other than 200, or no rows at all).
+struct Reader {
+    stop: Arc<AtomicBool>,
+    reads: Arc<AtomicU64>,
+    failures: Arc<std::sync::Mutex<Vec<String>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Reader {
+    fn start(base: &str, view: &str) -> Reader {
+        let url = format!("{base}/views/{view}");
+        let stop = Arc::new(AtomicBool::new(false));
+        let reads = Arc::new(AtomicU64::new(0));
+        let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (s, r, f) = (stop.clone(), reads.clone(), failures.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                let (status, rows) = common::get(&url);
+                if status != 200 || rows.as_array().is_none_or(Vec::is_empty) {
+                    f.lock().unwrap().push(format!("{status}: {rows}"));
+                }
+                r.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        Reader { stop, reads, failures, thread: Some(thread) }
+    }
+
+    /// Stops it; the reads made. Panics on any failed read.
+    fn stop(mut self) -> u64 {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.take().unwrap().join().unwrap();
+        let failures = self.failures.lock().unwrap();
+        assert!(failures.is_empty(), "reads of an untouched view failed during reloads: {failures:?}");
+        self.reads.load(Ordering::SeqCst)
+    }
+}
+
+fn post(denorm: &Denorm, path: &str) -> (u16, Json) {
+    let agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
+    let mut response = agent.post(format!("{}{path}", denorm.base)).send("").unwrap();
+    let status = response.status().as_u16();
+    let body = response.body_mut().read_to_string().unwrap();
+    (status, serde_json::from_str(&body).unwrap_or(Json::Null))
+}
+
+fn view_names(denorm: &Denorm) -> Vec<String> {
+    let (_, views) = denorm.get("/views");
+    let mut names: Vec<String> =
+        views.as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap().to_string()).collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn reload_adds_drops_and_changes_views_under_load() {
+    let project = Project::new(SCHEMA, VIEWS);
+    let db = project.connect();
+    for id in 0..40 {
+        db.execute(
+            "INSERT INTO items (id, grp, amount, note) VALUES (?1, ?2, ?3, NULL)",
+            (id, id % 4, (id * 37) % 100),
+        )
+        .unwrap();
+    }
+    let mut denorm = Denorm::start(&project.config);
+    let writer = Writer::start(&project);
+    let reader = Reader::start(&denorm.base, "keep_totals");
+    std::thread::sleep(Duration::from_millis(200));
+
+    // Added, changed, dropped; the untouched view moved in the file.
+    let views_file = project.dir.path().join("views.sql");
+    std::fs::write(&views_file, VIEWS_2).unwrap();
+    let (status, reply) = post(&denorm, "/admin/reload");
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["added"], serde_json::json!(["added"]), "{reply}");
+    assert_eq!(reply["changed"], serde_json::json!(["to_change"]), "{reply}");
+    assert_eq!(reply["dropped"], serde_json::json!(["to_drop"]), "{reply}");
+    assert_eq!(reply["unchanged"], serde_json::json!(["keep_totals"]), "{reply}");
+    assert_eq!(reply["rebuilt_all"], false, "the same captured columns: rebuilt from the state directory");
+    assert_eq!(view_names(&denorm), ["added", "keep_totals", "to_change"]);
+    assert_eq!(denorm.get("/views/to_drop").0, 404);
+    std::thread::sleep(Duration::from_millis(200));
+    writer.pause();
+    assert_exact(&denorm, &db, &["keep_totals", "to_change", "added"]);
+    writer.resume();
+
+    // An invalid file: refused whole with every error, nothing changes.
+    std::fs::write(&views_file, INVALID).unwrap();
+    let (status, reply) = post(&denorm, "/admin/reload");
+    assert_eq!(status, 400, "{reply}");
+    let errors = reply["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 2, "{reply}");
+    assert!(reply.to_string().contains("SELEKT") && reply.to_string().contains("nope"), "{reply}");
+    assert_eq!(view_names(&denorm), ["added", "keep_totals", "to_change"]);
+    denorm.wait_for_log("reload refused: nothing changed");
+
+    // SIGHUP: logged, and applied; a view over a column not captured yet
+    // makes the source be snapshotted again (still no failed read).
+    std::fs::write(&views_file, VIEWS_3).unwrap();
+    let status = Command::new("kill").arg("-HUP").arg(denorm.child.id().to_string()).status().unwrap();
+    assert!(status.success());
+    denorm.wait_for_log("SIGHUP: reloading the configuration and the views files");
+    denorm.wait_for_log("SIGHUP reload done");
+    assert_eq!(view_names(&denorm), ["added", "keep_totals", "notes"]);
+    std::thread::sleep(Duration::from_millis(200));
+    writer.pause();
+    assert_exact(&denorm, &db, &["keep_totals", "added", "notes"]);
+    writer.resume();
+
+    std::thread::sleep(Duration::from_millis(100));
+    let reads = reader.stop();
+    writer.stop();
+    assert!(reads > 10, "the reader ran ({reads} reads)");
+    assert_exact(&denorm, &db, &["keep_totals", "added", "notes"]);
+    let snapshots = denorm.lines.iter().filter(|l| l.contains("snapshot read")).count();
+    assert!(snapshots <= 2, "only the initial start and the new column read the source ({snapshots})");
+    assert_eq!(denorm.terminate(), Some(0));
+}
+
+/// At start, a views.sql whose views read the same columns resumes from the
+/// state directory (no snapshot) even though a view changed.
+#[test]
+fn a_changed_views_file_at_start_resumes_without_a_snapshot() {
+    let project = Project::new(SCHEMA, VIEWS);
+    let db = project.connect();
+    for id in 0..20 {
+        db.execute(
+            "INSERT INTO items (id, grp, amount, note) VALUES (?1, ?2, ?3, NULL)",
+            (id, id % 4, (id * 37) % 100),
+        )
+        .unwrap();
+    }
+    let denorm = Denorm::start(&project.config);
+    denorm.wait_for_position(committed_position(&db));
+    assert_eq!(denorm.terminate(), Some(0));
+    std::fs::write(project.dir.path().join("views.sql"), VIEWS_2).unwrap();
+    db.execute("UPDATE items SET amount = amount + 1 WHERE grp = 2", []).unwrap();
+    let mut denorm = Denorm::start(&project.config);
+    denorm.wait_for_log("resumed from the state directory without reading the source tables");
+    assert!(!denorm.lines.iter().any(|l| l.contains("snapshot read")), "{}", denorm.lines.join("\n"));
+    assert_exact(&denorm, &db, &["keep_totals", "to_change", "added"]);
+}
