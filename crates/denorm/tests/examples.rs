@@ -345,4 +345,148 @@ examples! {
     friendfeed => "friendfeed",
     home_feed => "home-feed",
     listing_documents => "listing-documents",
+    billing_reconciliation => "billing-reconciliation",
+}
+
+/// The sink's copy (`billing_totals` in app.db) as sorted text lines
+/// (an error until the sink has created its table).
+fn sink_rows(db: &Connection) -> Result<Vec<String>, String> {
+    let mut statement = db
+        .prepare("SELECT customer_id, name, plan, events, amount_cents FROM billing_totals ORDER BY customer_id")
+        .map_err(|e| e.to_string())?;
+    statement
+        .query_map([], |r| {
+            Ok(format!(
+                "{}|{}|{}|{}|{}",
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?
+            ))
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(|e| e.to_string())
+}
+
+/// The same lines from SQLite's own answer to the view's SELECT.
+fn billing_from_source(db: &Connection) -> Vec<String> {
+    let select = "SELECT c.id, c.name, c.plan, COUNT(e.id), COALESCE(SUM(e.units * e.unit_price_cents), 0) \
+                  FROM customers c LEFT JOIN usage_events e ON e.customer_id = c.id \
+                  GROUP BY c.id, c.name, c.plan ORDER BY c.id";
+    let mut statement = db.prepare(select).unwrap();
+    statement
+        .query_map([], |r| {
+            Ok(format!(
+                "{}|{}|{}|{}|{}",
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?
+            ))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// `denorm reconcile` of the example: exit code and output.
+fn reconcile(example: &Example, args: &[&str]) -> (Option<i32>, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_denorm"))
+        .arg("reconcile")
+        .args(args)
+        .arg("--config")
+        .arg(&example.config)
+        .output()
+        .unwrap();
+    (output.status.code(), format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)))
+}
+
+/// The seeds' incident (Scenario #3, "reconciliation after pipeline
+/// failure") on examples/billing-reconciliation: the pipeline is down while
+/// the application writes, a migration renames a column the billing views
+/// read, and an old fix-up job edits the copy by hand. denorm restarts
+/// without re-reading the source, the views wait failed for the schema,
+/// heal by themselves when the migration is rolled back, the edited copy
+/// is found and repaired, and `denorm reconcile` confirms view = source.
+#[test]
+fn billing_reconciliation_incident() {
+    let example = Example::copy("billing-reconciliation");
+    // The sink is compared with the view every 300 ms instead of 10 s.
+    let text = std::fs::read_to_string(&example.config).unwrap();
+    std::fs::write(&example.config, text.replace("reconcile_every = \"10s\"", "reconcile_every = \"300ms\""))
+        .unwrap();
+    let mut denorm = Denorm::start(&example.config);
+    let db = example.connect();
+    denorm.wait_for_position(committed_position(&db));
+    common::eventually(std::time::Duration::from_millis(50), || {
+        let (sink, source) = (sink_rows(&db)?, billing_from_source(&db));
+        if sink == source {
+            Ok(())
+        } else {
+            Err(format!("sink {sink:?}\nsource {source:?}"))
+        }
+    });
+
+    // The pipeline stops; the application goes on metering usage, and the
+    // old nightly fix-up job "corrects" a total in the copy by hand.
+    assert_eq!(denorm.terminate(), Some(0));
+    example.run_writer();
+    db.execute_batch("UPDATE billing_totals SET amount_cents = 0 WHERE customer_id = 1").unwrap();
+
+    // Back up: it resumes from its state directory (no table re-read) and
+    // catches up with everything written while it was down.
+    denorm = Denorm::start(&example.config);
+    denorm.wait_for_position(committed_position(&db));
+    assert_views_equal_sqlite(&example, &denorm, &db, false);
+
+    // A migration renames a column the views read; usage goes on under
+    // the new name. The two views fail and say why.
+    db.execute_batch("ALTER TABLE usage_events RENAME COLUMN units TO quantity").unwrap();
+    let failed = denorm.wait_for(|views| {
+        views.as_array().is_some_and(|v| v.iter().filter(|v| v["status"] == "failed").count() == 2)
+    });
+    assert!(failed.to_string().contains("units"), "the failure names the column: {failed}");
+    db.execute_batch(
+        "INSERT INTO usage_events (id, customer_id, quantity, unit_price_cents, billed_on)
+         SELECT max(id) + 1, 2, 7, 20, '2026-12-09' FROM usage_events;
+         UPDATE usage_events SET quantity = quantity + 1 WHERE customer_id = 3;",
+    )
+    .unwrap();
+
+    // The migration is rolled back: the views heal without a restart and
+    // include what was written meanwhile, exactly once.
+    let rolled_back = std::time::Instant::now();
+    db.execute_batch("ALTER TABLE usage_events RENAME COLUMN quantity TO units").unwrap();
+    denorm.wait_for(|views| views.as_array().is_some_and(|v| v.iter().all(|v| v["status"] == "ok")));
+    eprintln!("healed {:.2} s after the rollback", rolled_back.elapsed().as_secs_f64());
+    denorm.wait_for_position(committed_position(&db));
+    assert_views_equal_sqlite(&example, &denorm, &db, false);
+
+    // The hand-edited copy is found and repaired: the application's table
+    // equals the source again.
+    common::eventually(std::time::Duration::from_millis(50), || {
+        let (sink, source) = (sink_rows(&db)?, billing_from_source(&db));
+        if sink == source {
+            Ok(())
+        } else {
+            Err(format!("sink {sink:?}\nsource {source:?}"))
+        }
+    });
+    let (status, metrics) = common::get_text(&format!("{}/metrics", denorm.base));
+    assert_eq!(status, 200);
+    assert!(
+        metrics.lines().any(|l| l.starts_with("denorm_sink_drift_rows_total") && !l.ends_with(" 0")),
+        "the repaired row is counted as drift:\n{metrics}"
+    );
+
+    // The fix-up job's successor: reconcile (run against the instance's
+    // port) confirms every view equals the source.
+    let address = denorm.base.trim_start_matches("http://").to_string();
+    let text = std::fs::read_to_string(&example.config).unwrap().replace("127.0.0.1:0", &address);
+    std::fs::write(&example.config, text).unwrap();
+    let (code, out) = reconcile(&example, &[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(denorm.terminate(), Some(0));
 }
