@@ -127,6 +127,9 @@ pub struct ViewSummary {
     /// the order of reads without one. Absent for views without ORDER BY.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub order: Vec<String>,
+    /// Rows found different from the source at the view's last check
+    /// (`denorm reconcile` or the drift sampler); 0 when it agreed.
+    pub drift_rows: u64,
 }
 
 /// `feed` of a [`ViewSummary`].
@@ -185,6 +188,7 @@ pub fn view_summary(view: &PublishedView, source: &SourceStatus, now: f64) -> Vi
         column_types: info.columns.iter().map(|c| (c.name.clone(), c.ty.to_string())).collect(),
         tables: info.tables.clone(),
         undecodable_changes: view.undecodable_changes,
+        drift_rows: view.drift_rows,
         refresh: info.refresh.map_or(RefreshSummary::OnChange, |d| RefreshSummary::Every(d.as_secs_f64())),
         refreshed_at: view.refreshed_at,
         on_stale: if info.fallback { "fallback" } else { "serve" },

@@ -8,8 +8,10 @@
 //! point, at least five minutes back): freshness p50/p99 per 10 s on a log
 //! scale with the budget as a dashed line, and output changes/s. Above the
 //! views: the source (position, state, last error), PostgreSQL's replication
-//! slot (lag, retained WAL against its limit), and the problems `/health`
-//! lists. Figures come from the same functions as `/views` and `/health`.
+//! slot (lag, retained WAL against its limit), the sinks (in sync, behind or
+//! failing), and the problems `/health` lists; per view also the rows the
+//! last reconcile or drift check found different from the source. Figures
+//! come from the same functions as `/views` and `/health`.
 //!
 //! Each chart's points are also `<circle>`s carrying `data-at` and
 //! `data-value`, so a test (or a curious user) can read what was drawn.
@@ -17,7 +19,7 @@
 use std::fmt::Write as _;
 
 use crate::history::{Point, BUCKETS, BUCKET_SECONDS};
-use crate::json::{health, view_summary, ViewSummary};
+use crate::json::{view_summary, Health, ViewSummary};
 use crate::state::{human_bytes, Published};
 
 /// Seconds between the page's reloads.
@@ -33,15 +35,16 @@ const Y_MAX: f64 = 100.0;
 /// The shortest time axis: five minutes.
 const MIN_SPAN: f64 = 300.0;
 
-/// The page for `published` at `now`; `history[i]` is view `i`'s last
-/// hour, `state_bytes` a view's operator state when sampled.
+/// The page for `published` at `now`; `health` is `/health`'s body for it
+/// (sinks included), `history[i]` is view `i`'s last hour, `state_bytes` a
+/// view's operator state when sampled.
 pub fn render(
     published: &Published,
+    health: &Health,
     history: &[Vec<Point>],
     state_bytes: &dyn Fn(&str) -> Option<u64>,
     now: f64,
 ) -> String {
-    let health = health(published);
     let mut out = String::with_capacity(16 * 1024);
     let _ = write!(
         out,
@@ -81,6 +84,23 @@ pub fn render(
         );
     }
     out.push_str("</dl>");
+    if !health.sinks.is_empty() {
+        out.push_str("<h2>Sinks</h2><dl class=\"sinks\">");
+        for sink in &health.sinks {
+            let (class, state) = match &sink.problem {
+                None => ("ok", "in sync".to_string()),
+                Some(problem) => ("failed", problem.clone()),
+            };
+            let _ = write!(
+                out,
+                "<dt>{}</dt><dd class=\"{class}\" id=\"sink-{}\">{}</dd>",
+                escape(&sink.name),
+                css_id(&sink.name),
+                escape(&state)
+            );
+        }
+        out.push_str("</dl>");
+    }
     if !health.problems.is_empty() {
         out.push_str("<ul class=\"problems\">");
         for problem in &health.problems {
@@ -122,11 +142,18 @@ fn view_card(out: &mut String, v: &ViewSummary, state_bytes: Option<u64>, points
     let _ = write!(
         out,
         "<dl><dt>rows</dt><dd>{}</dd><dt>state</dt><dd>{}</dd><dt>changes/s</dt><dd>{latest_rate:.1}</dd>\
-         <dt>freshness</dt><dd>{}{sla}</dd><dt>budget</dt><dd>{budget}</dd><dt>tables</dt><dd>{}</dd></dl>",
+         <dt>freshness</dt><dd>{}{sla}</dd><dt>budget</dt><dd>{budget}</dd><dt>tables</dt><dd>{}</dd>\
+         <dt>drift</dt><dd class=\"{}\" id=\"drift-{id}\">{}</dd></dl>",
         v.rows,
         state_bytes.map_or("–".to_string(), human_bytes),
         seconds(v.freshness_seconds),
-        escape(&v.tables.join(", "))
+        escape(&v.tables.join(", ")),
+        if v.drift_rows > 0 { "failed" } else { "ok" },
+        if v.drift_rows > 0 {
+            format!("{} rows differ from the source (run denorm reconcile --repair)", v.drift_rows)
+        } else {
+            "none found".to_string()
+        }
     );
     freshness_chart(out, &id, points, v.max_staleness_seconds, now);
     rate_chart(out, &id, points, now);
@@ -302,6 +329,34 @@ path.p50,circle.p50{stroke:#2f6fdd}path.rate,circle.rate{stroke:#2a9d5c}circle{f
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drift_and_sinks_are_shown() {
+        use crate::state::{ColumnInfo, ViewInfo};
+        use denorm_types::{Position, ScalarType};
+        let info = ViewInfo {
+            name: "billing".into(),
+            columns: vec![ColumnInfo { name: "id".into(), ty: ScalarType::Int }],
+            key: vec![0],
+            ..Default::default()
+        };
+        let (mut publisher, reader) = crate::channel(vec![info]);
+        publisher.publish(Position(1), &[]);
+        let clean = reader.snapshot();
+        let page = render(&clean, &crate::json::health(&clean), &[], &|_| None, 10.0);
+        assert!(page.contains("id=\"drift-billing\">none found"), "{page}");
+        assert!(!page.contains("<h2>Sinks</h2>"), "no sinks configured, no section");
+
+        publisher.set_drift(0, 10, 3);
+        let published = reader.snapshot();
+        let mut health = crate::json::health(&published);
+        health.sinks.push(crate::json::SinkHealth { name: "app_db".into(), problem: None });
+        health.sinks.push(crate::json::SinkHealth { name: "cache".into(), problem: Some("behind <catching up>".into()) });
+        let page = render(&published, &health, &[], &|_| None, 10.0);
+        assert!(page.contains("<dd class=\"failed\" id=\"drift-billing\">3 rows differ"), "{page}");
+        assert!(page.contains("<dd class=\"ok\" id=\"sink-app_db\">in sync</dd>"), "{page}");
+        assert!(page.contains("<dd class=\"failed\" id=\"sink-cache\">behind &lt;catching up&gt;</dd>"), "{page}");
+    }
 
     #[test]
     fn text_is_escaped_and_ids_are_safe() {
