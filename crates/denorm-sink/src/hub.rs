@@ -68,6 +68,10 @@ pub struct SinkConfig {
     pub reconcile_every: Option<Duration>,
     /// With `reconcile_every`: also write the differences found.
     pub repair: bool,
+    /// With `reconcile_every`: compare this many random keys per view
+    /// instead of every row (`None`: every row; a sample cannot see rows
+    /// the sink has under keys the view lacks).
+    pub reconcile_sample: Option<usize>,
 }
 
 /// A sink's state, for `/health` and tests.
@@ -222,6 +226,7 @@ impl SinkHub {
                     after_error: false,
                     reconcile_every: config.reconcile_every,
                     repair: config.repair,
+                    sample: config.reconcile_sample,
                     reconcile_due: config.reconcile_every.map(|every| Instant::now() + every),
                 };
                 let thread =
@@ -349,6 +354,7 @@ struct Runner {
     after_error: bool,
     reconcile_every: Option<Duration>,
     repair: bool,
+    sample: Option<usize>,
     reconcile_due: Option<Instant>,
 }
 
@@ -376,7 +382,7 @@ impl Runner {
                 && self.reconcile_due.is_some_and(|due| Instant::now() >= due)
             {
                 self.reconcile_due = self.reconcile_every.map(|every| Instant::now() + every);
-                if let Err(e) = self.reconcile(self.repair) {
+                if let Err(e) = self.reconcile(self.repair, self.sample) {
                     self.failed(&e);
                     self.stored = None;
                 }
@@ -462,7 +468,7 @@ impl Runner {
                 self.sync(&published, force).map_err(|e| Box::new((Some(Message::Sync { published, force: false }), e)))
             }
             Message::Reconcile { repair, reply } => {
-                let answer = self.reconcile(repair);
+                let answer = self.reconcile(repair, None);
                 let _ = reply.send(answer.map_err(|e| error_chain(&e)));
                 Ok(())
             }
@@ -550,7 +556,7 @@ impl Runner {
     }
 
     /// Waits until the sink has applied everything queued, then compares.
-    fn reconcile(&mut self, repair: bool) -> Result<Vec<Reconciled>, SinkError> {
+    fn reconcile(&mut self, repair: bool, sample: Option<usize>) -> Result<Vec<Reconciled>, SinkError> {
         let until = Instant::now() + RECONCILE_CATCH_UP;
         loop {
             // Apply what is queued before the comparison point.
@@ -560,7 +566,7 @@ impl Runner {
                 (empty || Instant::now() >= until).then(|| self.reader.snapshot())
             };
             if let Some(published) = published {
-                return self.compare(&published, repair);
+                return self.compare(&published, repair, sample);
             }
             match self.pop() {
                 Some(Message::Reconcile { repair: r, reply }) => {
@@ -578,7 +584,13 @@ impl Runner {
         }
     }
 
-    fn compare(&mut self, published: &Published, repair: bool) -> Result<Vec<Reconciled>, SinkError> {
+    /// Compares every row, or `sample` random keys, of each view.
+    fn compare(
+        &mut self,
+        published: &Published,
+        repair: bool,
+        sample: Option<usize>,
+    ) -> Result<Vec<Reconciled>, SinkError> {
         let mut reports = Vec::new();
         for i in 0..self.specs.len() {
             let Some(view) = published.views.get(self.shared.slots[i]) else { continue };
@@ -590,8 +602,25 @@ impl Runner {
                 // is the repair.
                 continue;
             }
-            let sink_rows = self.sink.read(i)?;
-            let mut expected: Vec<(Row, Diff)> = view.rows.iter().map(|(r, d)| (self.sink.stored(i, r), d)).collect();
+            let key: Vec<usize> = if self.specs[i].is_multiset() {
+                (0..self.specs[i].columns.len()).collect()
+            } else {
+                self.specs[i].key.clone()
+            };
+            let (mut expected, sink_rows) = match sample {
+                None => {
+                    let expected: Vec<(Row, Diff)> =
+                        view.rows.iter().map(|(r, d)| (self.sink.stored(i, r), d)).collect();
+                    (expected, self.sink.read(i)?)
+                }
+                Some(n) => {
+                    let expected: Vec<(Row, Diff)> =
+                        reservoir(view.rows.iter(), n).into_iter().map(|(r, d)| (self.sink.stored(i, r), d)).collect();
+                    let keys: Vec<Row> =
+                        expected.iter().map(|(r, _)| Row::pack(key.iter().map(|&k| r.get(k)))).collect();
+                    (expected, self.sink.read_keys(i, &key, &keys)?)
+                }
+            };
             consolidate(&mut expected);
             let (report, diff) = differences(&self.specs[i], &expected, sink_rows);
             self.metrics.sink_drift(&self.shared.name, &self.specs[i].name, report.drift());
@@ -636,6 +665,26 @@ impl Runner {
             std::thread::sleep(IDLE.min(until.saturating_duration_since(Instant::now())));
         }
     }
+}
+
+/// Up to `n` items of `items` chosen uniformly (reservoir sampling).
+fn reservoir<T>(items: impl Iterator<Item = T>, n: usize) -> Vec<T> {
+    let mut rng = SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64) | 1;
+    let mut chosen = Vec::with_capacity(n);
+    for (seen, item) in items.enumerate() {
+        if chosen.len() < n {
+            chosen.push(item);
+            continue;
+        }
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let j = (rng % (seen as u64 + 1)) as usize;
+        if j < n {
+            chosen[j] = item;
+        }
+    }
+    chosen
 }
 
 /// Appends `next`'s changes to `batch` (which then ends at `next`'s position).
@@ -788,6 +837,7 @@ mod tests {
             queue_rows,
             reconcile_every: None,
             repair: false,
+            reconcile_sample: None,
         };
         let hub = SinkHub::start(vec![config], reader.clone());
         (publisher, reader, hub, sink)
@@ -845,6 +895,15 @@ mod tests {
         let state = wait_for(&hub, 199);
         assert_eq!(state.positions, vec![Some(Position(199))]);
         assert_eq!(sink.tables.lock().unwrap()[0].0.len(), 1 + 198 * 2);
+    }
+
+    #[test]
+    fn reservoir_picks_distinct_items() {
+        let mut picked = reservoir(0..1000, 10);
+        picked.sort_unstable();
+        picked.dedup();
+        assert_eq!(picked.len(), 10);
+        assert_eq!(reservoir(0..3, 10), vec![0, 1, 2]);
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //!   the source) go on between them. A rebuild fills `<view>__new` in
 //!   transactions of [`REBUILD_CHUNK`] rows, then swaps it in (drop, rename,
 //!   indexes, position) in one transaction.
+//! - A file denorm creates is put in WAL mode with `synchronous = NORMAL`;
+//!   an existing file keeps its journal mode.
 //! - When the file is the source database, denorm's capture never sees the
 //!   sink tables: triggers are installed only on the tables the views read,
 //!   and the configuration refuses a sink table a view reads.
@@ -61,6 +63,17 @@ impl SqliteSink {
             let conn = Connection::open(&self.path)
                 .map_err(|e| SinkError::Unreachable { target: self.target(), source: Box::new(e) })?;
             conn.busy_timeout(BUSY_TIMEOUT).map_err(self.error("setting the busy timeout"))?;
+            // A file denorm creates is a read model: WAL (readers never
+            // block the sink's commits) with one sync per checkpoint, not
+            // per commit (a commit lost in an OS crash lowers the stored
+            // position, and the view is rebuilt). An existing file (the
+            // source database) keeps its own settings.
+            let empty: i64 =
+                conn.query_row("PRAGMA page_count", [], |r| r.get(0)).map_err(self.error("reading the file"))?;
+            if empty == 0 {
+                conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+                    .map_err(self.error("setting up a new file"))?;
+            }
             self.conn = Some(conn);
         }
         Ok(self.conn.as_mut().expect("just opened"))
@@ -170,15 +183,21 @@ fn write_changes(tx: &rusqlite::Transaction<'_>, spec: &ViewSpec, changes: &[(Ro
         }
         return Ok(());
     }
+    // A row inserted replaces its key's old row (INSERT OR REPLACE on the
+    // primary key); a key is deleted only when nothing replaces it. A NULL
+    // in the key never conflicts, so such a key is deleted (with IS) first.
+    let key_of = |row: &Row| Row::pack(spec.key.iter().map(|&k| row.get(k)));
+    let replaced: std::collections::HashSet<Row> =
+        changes.iter().filter(|(r, d)| *d > 0 && !key_of(r).has_null()).map(|(r, _)| key_of(r)).collect();
     let mut delete = tx.prepare_cached(&format!("DELETE FROM {table} WHERE {}", matches(spec, &spec.key, 1)))?;
     for (row, _) in changes {
-        delete.execute(params_from_iter(spec.key.iter().map(|&k| to_sqlite(&row.get(k)))))?;
+        let key = key_of(row);
+        if !replaced.contains(&key) {
+            delete.execute(params_from_iter(key.iter().map(|d| to_sqlite(&d))))?;
+        }
     }
-    let mut insert = tx.prepare_cached(&insert_sql(&spec.name, spec))?;
-    for (row, diff) in changes.iter().filter(|(_, d)| *d > 0) {
-        // A keyed view has one row per key: a diff above 1 is a bug upstream,
-        // written once.
-        let _ = diff;
+    let mut insert = tx.prepare_cached(&insert_sql(&spec.name, spec).replacen("INSERT", "INSERT OR REPLACE", 1))?;
+    for (row, _) in changes.iter().filter(|(_, d)| *d > 0) {
         insert.execute(params_from_iter(values(row)))?;
     }
     Ok(())
@@ -330,6 +349,31 @@ impl Sink for SqliteSink {
         Ok(rows)
     }
 
+    fn read_keys(&mut self, view: usize, key: &[usize], keys: &[Row]) -> Result<Vec<(Row, Diff)>, SinkError> {
+        let target = self.target();
+        let spec = self.views[view].clone();
+        let conn = self.conn()?;
+        let names: Vec<String> = table_columns(&spec).iter().map(|c| quote(c)).collect();
+        let sql = format!("SELECT {} FROM {} WHERE {}", names.join(", "), quote(&spec.name), matches(&spec, key, 1));
+        let mut statement = conn.prepare(&sql).map_err(|e| classify(&target, "reading a view's table", e))?;
+        let multiset = spec.is_multiset();
+        let mut out = Vec::new();
+        for k in keys {
+            let rows = statement
+                .query_map(params_from_iter(k.iter().map(|d| to_sqlite(&d))), |r| {
+                    let datums: Vec<_> = (0..spec.columns.len())
+                        .map(|i| r.get_ref(i).map(|v| from_sqlite(spec.columns[i].ty, v)))
+                        .collect::<Result<_, _>>()?;
+                    let diff: Diff = if multiset { r.get(spec.columns.len())? } else { 1 };
+                    Ok((Row::pack(datums.iter().map(|d| d.borrowed())), diff))
+                })
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| classify(&target, "reading a view's table", e))?;
+            out.extend(rows);
+        }
+        Ok(out)
+    }
+
     fn stored(&self, view: usize, row: &Row) -> Row {
         let spec = &self.views[view];
         Row::pack(
@@ -393,6 +437,14 @@ mod tests {
         };
         sink.apply(&batch).unwrap();
         assert_eq!(sorted(sink.read(0).unwrap()), sorted(vec![(row(Some(1), 1.5), 1), (row(None, 9.0), 1)]));
+        // The NULL key's row updated: deleted with IS, not left beside.
+        let update = SinkBatch {
+            position: Position(6),
+            committed_at: None,
+            views: vec![Some(vec![(row(None, 9.0), -1), (row(None, 10.0), 1)])],
+        };
+        sink.apply(&update).unwrap();
+        assert_eq!(sorted(sink.read(0).unwrap()), sorted(vec![(row(Some(1), 1.5), 1), (row(None, 10.0), 1)]));
         assert_eq!(sink.open(&[spec(vec![0])]).unwrap(), vec![Some(Position(6))]);
         let conn = Connection::open(&path).unwrap();
         let index: String =

@@ -54,6 +54,7 @@ pub fn start(
             queue_rows: settings.queue_rows,
             reconcile_every: settings.reconcile_every,
             repair: settings.repair,
+            reconcile_sample: settings.reconcile_sample,
         });
     }
     Ok(Some(Arc::new(SinkHub::start(sinks, reader.clone()))))

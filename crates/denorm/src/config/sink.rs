@@ -11,6 +11,7 @@
 //! views = ["product_stats"]
 //! queue_rows = 1000000                # optional: queued view changes before the sink is "behind"
 //! reconcile_every = "60s"             # optional: compare the sink with the views this often
+//! reconcile_sample = 1000             # optional, with reconcile_every: random keys per view (default: every row)
 //! repair = true                       # with reconcile_every: also write the differences (default false)
 //! ```
 
@@ -35,6 +36,7 @@ pub(super) struct RawSink {
     views: Spanned<Vec<String>>,
     queue_rows: Option<Spanned<usize>>,
     reconcile_every: Option<Spanned<String>>,
+    reconcile_sample: Option<Spanned<usize>>,
     repair: Option<bool>,
 }
 
@@ -49,6 +51,9 @@ pub struct SinkSettings {
     pub views_at: super::Location,
     pub queue_rows: usize,
     pub reconcile_every: Option<Duration>,
+    /// `reconcile_sample`: random keys compared per view at each periodic
+    /// reconcile (`None`: every row).
+    pub reconcile_sample: Option<usize>,
     pub repair: bool,
 }
 
@@ -210,6 +215,23 @@ fn sink(raw: RawSink, base: &Path, text: &str, before: &[SinkSettings]) -> Resul
             )
         })?),
     };
+    let reconcile_sample = match &raw.reconcile_sample {
+        Some(n) if reconcile_every.is_none() => {
+            return Err(err(
+                n.span(),
+                "[[sink]] reconcile_sample is set without reconcile_every".into(),
+                "add reconcile_every = \"60s\", or remove reconcile_sample",
+            ))
+        }
+        Some(n) if *n.get_ref() == 0 => {
+            return Err(err(
+                n.span(),
+                "[[sink]] reconcile_sample is 0".into(),
+                "give a number of keys such as 1000, or remove reconcile_sample to compare every row",
+            ))
+        }
+        other => other.as_ref().map(|n| *n.get_ref()),
+    };
     if raw.repair.is_some() && reconcile_every.is_none() {
         return Err(err(
             kind_span,
@@ -224,6 +246,7 @@ fn sink(raw: RawSink, base: &Path, text: &str, before: &[SinkSettings]) -> Resul
         views_at: super::location(text, raw.views.span().start),
         queue_rows,
         reconcile_every,
+        reconcile_sample,
         repair: raw.repair.unwrap_or(false),
     })
 }
