@@ -1,0 +1,3 @@
+//! The Redis sink.
+
+pub mod layout;
