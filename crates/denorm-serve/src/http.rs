@@ -502,7 +502,6 @@ impl App {
     }
 }
 
-
 async fn read_view(
     State(app): State<App>,
     Path(name): Path<String>,
@@ -924,7 +923,8 @@ async fn get_openapi(State(app): State<App>, headers: HeaderMap) -> Result<Respo
 }
 
 async fn get_health(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let health = health(&app.reader.snapshot());
+    let mut health = health(&app.reader.snapshot());
+    crate::json::add_sinks(&mut health, app.reader.metrics());
     let status = if health.status == "starting" { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
     // Under [auth], the details (source, problems, failed views) are for
     // monitoring roles; anyone may see the status.

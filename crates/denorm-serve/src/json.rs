@@ -231,6 +231,30 @@ pub struct Health {
     pub failed_views: Vec<FailedView>,
     /// Why the status is not "ok", one sentence each.
     pub problems: Vec<String>,
+    /// Each configured sink (see `denorm-sink`): its name and its problem
+    /// (null while in sync).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sinks: Vec<SinkHealth>,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct SinkHealth {
+    pub name: String,
+    pub problem: Option<String>,
+}
+
+/// Adds the sinks' states to `health`: a sink with a problem (behind,
+/// failing) makes an "ok" status "degraded".
+pub fn add_sinks(health: &mut Health, metrics: &crate::Metrics) {
+    for (name, problem) in metrics.sink_problems() {
+        if let Some(p) = &problem {
+            health.problems.push(format!("sink \"{name}\": {p}"));
+            if health.status == "ok" {
+                health.status = "degraded";
+            }
+        }
+        health.sinks.push(SinkHealth { name, problem });
+    }
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -341,6 +365,7 @@ pub fn health(published: &Published) -> Health {
         views: published.views.len(),
         failed_views,
         problems,
+        sinks: Vec::new(),
     }
 }
 

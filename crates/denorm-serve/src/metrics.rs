@@ -44,6 +44,17 @@ struct StateLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkLabel {
+    sink: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkViewLabels {
+    sink: String,
+    view: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
     reason: String,
 }
@@ -101,6 +112,38 @@ struct Inner {
     state_bytes: Family<StateLabels, Gauge>,
     /// The last sample of each view's operator state, for `/views`.
     view_state_bytes: Mutex<Option<HashMap<String, u64>>>,
+    sink_position: Family<SinkViewLabels, Gauge>,
+    sink_lag_seconds: Family<SinkViewLabels, Gauge<f64, AtomicU64>>,
+    sink_errors: Family<SinkLabel, Counter>,
+    sink_behind: Family<SinkLabel, Gauge>,
+    sink_drift_rows: Family<SinkViewLabels, Counter>,
+    /// Each sink's problem for `/health` (`None`: in sync).
+    sink_problems: Mutex<std::collections::BTreeMap<String, Option<String>>>,
+}
+
+/// The sinks' section of the registry (see `denorm-sink`).
+fn register_sinks(r: &mut Registry, inner: &Inner) {
+    r.register(
+        "sink_position",
+        "Source position a sink has stored for a view (written with the rows, in one transaction)",
+        inner.sink_position.clone(),
+    );
+    r.register(
+        "sink_lag_seconds",
+        "Time from the oldest source commit of the last batch a sink applied to its being stored there, in seconds",
+        inner.sink_lag_seconds.clone(),
+    );
+    r.register("sink_errors", "Failed attempts to write to a sink (each retried)", inner.sink_errors.clone());
+    r.register(
+        "sink_behind",
+        "1 while a sink is behind (its queue overflowed, it rebuilds from the published state) or failing, else 0",
+        inner.sink_behind.clone(),
+    );
+    r.register(
+        "sink_drift_rows",
+        "Rows a reconcile found missing, extra or different in a sink compared with its view",
+        inner.sink_drift_rows.clone(),
+    );
 }
 
 /// denorm's Prometheus metrics. Clone it freely: clones share the counters.
@@ -146,8 +189,15 @@ impl Metrics {
             reads: Family::default(),
             state_bytes: Family::default(),
             view_state_bytes: Mutex::default(),
+            sink_position: Family::default(),
+            sink_lag_seconds: Family::default(),
+            sink_errors: Family::default(),
+            sink_behind: Family::default(),
+            sink_drift_rows: Family::default(),
+            sink_problems: Mutex::default(),
             registry: Registry::default(),
         };
+        register_sinks(&mut registry, &inner);
         let r = &mut registry;
         r.register(
             "changes_applied",
@@ -267,6 +317,40 @@ impl Metrics {
     }
 
     /// Counts `n` source changes of `table` applied to the dataflow.
+    /// A sink stored view `view` at `position` (`denorm_sink_position`)
+    /// `lag` seconds after the oldest commit it holds was committed.
+    pub fn sink_applied(&self, sink: &str, view: &str, position: u64, lag: f64) {
+        let labels = SinkViewLabels { sink: sink.to_owned(), view: view.to_owned() };
+        self.inner.sink_position.get_or_create(&labels).set(position as i64);
+        self.inner.sink_lag_seconds.get_or_create(&labels).set(lag);
+    }
+
+    /// A sink failed an attempt (`denorm_sink_errors_total`).
+    pub fn sink_error(&self, sink: &str) {
+        self.inner.sink_errors.get_or_create(&SinkLabel { sink: sink.to_owned() }).inc();
+    }
+
+    /// Whether a sink is behind (its queue overflowed or it is rebuilding)
+    /// or failing: `denorm_sink_behind`, and `problem` on `/health`
+    /// (degraded while any sink has one).
+    pub fn set_sink_state(&self, sink: &str, behind: bool, problem: Option<String>) {
+        self.inner.sink_behind.get_or_create(&SinkLabel { sink: sink.to_owned() }).set(i64::from(behind));
+        self.inner.sink_problems.lock().unwrap_or_else(PoisonError::into_inner).insert(sink.to_owned(), problem);
+    }
+
+    /// Rows a reconcile found different between a sink and its view
+    /// (`denorm_sink_drift_rows`).
+    pub fn sink_drift(&self, sink: &str, view: &str, rows: u64) {
+        let labels = SinkViewLabels { sink: sink.to_owned(), view: view.to_owned() };
+        self.inner.sink_drift_rows.get_or_create(&labels).inc_by(rows);
+    }
+
+    /// Every sink's problem (`None`: in sync), by sink name.
+    pub fn sink_problems(&self) -> Vec<(String, Option<String>)> {
+        let problems = self.inner.sink_problems.lock().unwrap_or_else(PoisonError::into_inner);
+        problems.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
     pub fn changes_applied(&self, table: &str, n: u64) {
         self.inner.changes_applied.get_or_create(&TableLabel { table: table.to_owned() }).inc_by(n);
     }

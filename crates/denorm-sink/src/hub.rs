@@ -1,0 +1,819 @@
+//! The runner: one thread and one bounded queue per sink, fed by the engine
+//! thread without ever blocking it.
+//!
+//! ```text
+//!  engine: SinkHub::publish(publisher, position, commits, changes)
+//!    boundary lock { Publisher::publish; per sink: queue the batch, or — the
+//!                    queue is full — drop the queue and queue one Sync of the
+//!                    state just published (an Arc, O(1)) }
+//!  runner (per sink): open (stored positions) ─► pop ─► Batch: Sink::apply (several queued
+//!                     batches merged and consolidated into one transaction)
+//!                                              └► Sync: rebuild each view whose stored
+//!                                                 position is not the published one
+//! ```
+//!
+//! Invariants:
+//! - The engine never waits for a sink: the only lock it shares with the
+//!   runners is held by a runner for an `Arc` load and a queue swap.
+//! - A queued `Sync` carries the state published exactly at its place in the
+//!   queue (taken under the boundary lock), so the batches behind it are
+//!   precisely those published after it: nothing is applied twice or missed.
+//! - A session's first publish ([`SinkHub::loaded`]) queues a `Sync` that
+//!   rebuilds only the views whose stored position differs from the
+//!   published one (a sink caught up across a restart is not rewritten).
+//! - Errors are retried with capped exponential backoff and jitter; after an
+//!   error the sink is reopened and its stored positions say whether the
+//!   failed batch was committed (then it is done), not (it is retried), or
+//!   neither (the sink re-syncs from the published state).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use denorm_serve::{Metrics, Published, Publisher, Reader, ViewStatus};
+use denorm_types::{consolidate, Diff, Position, Row};
+use tracing::{info, warn};
+
+use crate::contract::{error_chain, Sink, SinkBatch, SinkError, ViewSpec};
+
+/// Queued view changes per sink, at most (by default); past it the queue is
+/// dropped and the sink catches up from the published state.
+pub const QUEUE_ROWS: usize = 1_000_000;
+/// Queued batches merged into one `apply`, at most this many changes.
+const MERGE_ROWS: usize = 200_000;
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// How long a runner waits for work before it checks for shutdown.
+const IDLE: Duration = Duration::from_millis(100);
+/// How long a reconcile waits for the sink to catch up with the engine.
+const RECONCILE_CATCH_UP: Duration = Duration::from_secs(30);
+
+/// One sink as configured: its name, the sink, its views (publishing slots
+/// and specs), its queue bound.
+#[derive(Debug)]
+pub struct SinkConfig {
+    pub name: String,
+    pub sink: Box<dyn Sink>,
+    /// `(publishing slot, spec)` per view the sink writes.
+    pub views: Vec<(usize, ViewSpec)>,
+    /// Queued changes at most ([`QUEUE_ROWS`] by default).
+    pub queue_rows: usize,
+}
+
+/// A sink's state, for `/health` and tests.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SinkState {
+    /// Positions stored for each view (after the last apply or rebuild).
+    pub positions: Vec<Option<Position>>,
+    /// True from an overflow or a forced re-sync until it is done.
+    pub behind: bool,
+    /// The last error, until the next success.
+    pub error: Option<String>,
+    /// Rebuilds done since start, all views together.
+    pub rebuilds: u64,
+    /// Batches applied since start (merged ones count once).
+    pub applies: u64,
+}
+
+/// The differences a reconcile found for one view.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Reconciled {
+    pub view: String,
+    /// Rows of the view the sink lacks (keyed: keys absent from the sink).
+    pub missing: u64,
+    /// Rows the sink holds that the view does not.
+    pub extra: u64,
+    /// Keyed views: keys present in both with different rows.
+    pub different: u64,
+    /// Whether the differences were written to the sink (one transaction).
+    pub repaired: bool,
+}
+
+impl Reconciled {
+    pub fn drift(&self) -> u64 {
+        self.missing + self.extra + self.different
+    }
+}
+
+/// A failed step: what to retry (if anything) and why it failed.
+type Failed = Box<(Option<Message>, SinkError)>;
+
+/// One view part's changes of a batch, as the engine hands them to the
+/// publisher: `(slot, part, changes)`.
+pub type PartChanges = (usize, usize, Vec<(Row, Diff)>);
+
+enum Message {
+    Batch(SinkBatch),
+    /// Bring every view to the published state; `force`: even a view whose
+    /// stored position equals the published one.
+    Sync {
+        published: Arc<Published>,
+        force: bool,
+    },
+    Reconcile {
+        repair: bool,
+        reply: mpsc::Sender<Result<Vec<Reconciled>, String>>,
+    },
+}
+
+#[derive(Default)]
+struct Queue {
+    items: VecDeque<Message>,
+    rows: usize,
+}
+
+struct Shared {
+    name: String,
+    queue: Mutex<Queue>,
+    ready: Condvar,
+    state: Mutex<SinkState>,
+    stop: AtomicBool,
+    capacity: usize,
+    /// Sink view index → publishing slot.
+    slots: Vec<usize>,
+}
+
+impl Shared {
+    fn push(&self, message: Message, rows: usize) {
+        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        queue.items.push_back(message);
+        queue.rows += rows;
+        drop(queue);
+        self.ready.notify_one();
+    }
+
+    /// Drops everything queued and queues a sync of `published`.
+    fn replace_with_sync(&self, published: Arc<Published>, force: bool) {
+        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        // Reconcile requests are kept (answered after the sync).
+        let kept: Vec<Message> = queue.items.drain(..).filter(|m| matches!(m, Message::Reconcile { .. })).collect();
+        queue.rows = 0;
+        queue.items.push_back(Message::Sync { published, force });
+        queue.items.extend(kept);
+        drop(queue);
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).behind = true;
+        self.ready.notify_one();
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, SinkState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+struct Handle {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Every configured sink, fed from the engine thread.
+pub struct SinkHub {
+    sinks: Vec<Handle>,
+    reader: Reader,
+    /// Held while a publish and its queuing happen, and while a runner takes
+    /// a snapshot to sync from: the snapshot and the queue agree.
+    boundary: Arc<Mutex<()>>,
+}
+
+impl std::fmt::Debug for SinkHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.sinks.iter().map(|h| h.shared.name.as_str()).collect();
+        f.debug_struct("SinkHub").field("sinks", &names).finish_non_exhaustive()
+    }
+}
+
+impl SinkHub {
+    /// Starts one runner thread per sink. Nothing is written before the
+    /// engine's first publish ([`SinkHub::loaded`]).
+    pub fn start(sinks: Vec<SinkConfig>, reader: Reader) -> SinkHub {
+        let boundary = Arc::new(Mutex::new(()));
+        let handles = sinks
+            .into_iter()
+            .map(|config| {
+                let shared = Arc::new(Shared {
+                    name: config.name.clone(),
+                    queue: Mutex::default(),
+                    ready: Condvar::new(),
+                    state: Mutex::new(SinkState { positions: vec![None; config.views.len()], ..SinkState::default() }),
+                    stop: AtomicBool::new(false),
+                    capacity: config.queue_rows.max(1),
+                    slots: config.views.iter().map(|(slot, _)| *slot).collect(),
+                });
+                reader.metrics().set_sink_state(&config.name, true, Some("starting".to_owned()));
+                let runner = Runner {
+                    shared: shared.clone(),
+                    sink: config.sink,
+                    specs: config.views.into_iter().map(|(_, spec)| spec).collect(),
+                    stored: None,
+                    metrics: reader.metrics().clone(),
+                    reader: reader.clone(),
+                    boundary: boundary.clone(),
+                    backoff: BACKOFF_MIN,
+                    synced: false,
+                    after_error: false,
+                };
+                let thread =
+                    std::thread::Builder::new().name(format!("sink-{}", config.name)).spawn(move || runner.run()).ok();
+                Handle { shared, thread }
+            })
+            .collect();
+        SinkHub { sinks: handles, reader, boundary }
+    }
+
+    /// Publishes `position` (as [`Publisher::publish`]) and hands the
+    /// batch's view changes — `(slot, part, changes)`, as given to
+    /// [`Publisher::apply_part`]; part 0 is a view's rows — to every sink.
+    /// Never blocks on a sink.
+    ///
+    /// `first`: the session's first publish (a snapshot, or the state
+    /// directory): instead of the changes, every sink drops what it had
+    /// queued and brings each view whose stored position differs from the
+    /// published one to the published state.
+    pub fn publish(
+        &self,
+        publisher: &mut Publisher,
+        position: Position,
+        commits: &[(String, f64)],
+        changes: &[PartChanges],
+        first: bool,
+    ) {
+        let _boundary = self.boundary.lock().unwrap_or_else(PoisonError::into_inner);
+        publisher.publish(position, commits);
+        if self.sinks.is_empty() {
+            return;
+        }
+        let published = self.reader.snapshot();
+        if first {
+            for handle in &self.sinks {
+                handle.shared.replace_with_sync(published.clone(), false);
+            }
+            return;
+        }
+        let committed_at = commits.iter().map(|(_, at)| *at).reduce(f64::min);
+        for handle in &self.sinks {
+            let shared = &handle.shared;
+            let mut rows = 0;
+            let parts: Vec<Option<&[(Row, Diff)]>> = shared
+                .slots
+                .iter()
+                .map(|&slot| {
+                    // A failed view is left as it was (and keeps its position).
+                    let view = published.views.get(slot)?;
+                    if matches!(view.status, ViewStatus::Failed(_)) || view.position != Some(position) {
+                        return None;
+                    }
+                    let found =
+                        changes.iter().find(|(s, part, _)| *s == slot && *part == 0).map(|(_, _, c)| c.as_slice());
+                    rows += found.map_or(0, <[_]>::len);
+                    Some(found.unwrap_or(&[]))
+                })
+                .collect();
+            let queued = shared.queue.lock().unwrap_or_else(PoisonError::into_inner).rows;
+            if queued + rows > shared.capacity {
+                warn!(sink = %shared.name, queued, rows, "sink queue full; the sink is behind and catches up from the published state");
+                shared.replace_with_sync(published.clone(), true);
+                continue;
+            }
+            let views = parts.into_iter().map(|p| p.map(<[_]>::to_vec)).collect();
+            shared.push(Message::Batch(SinkBatch { position, committed_at, views }), rows);
+        }
+    }
+
+    /// Compares sink `name`'s rows with its views at the same position and,
+    /// with `repair`, writes the differences (one transaction). Waits for the
+    /// sink to catch up; `Err` says why it could not compare.
+    pub fn reconcile(&self, name: &str, repair: bool) -> Result<Vec<Reconciled>, String> {
+        let handle = self
+            .sinks
+            .iter()
+            .find(|h| h.shared.name == name)
+            .ok_or_else(|| format!("no sink named \"{name}\" (sinks: {})", self.names().join(", ")))?;
+        let (reply, answer) = mpsc::channel();
+        handle.shared.push(Message::Reconcile { repair, reply }, 0);
+        answer
+            .recv_timeout(RECONCILE_CATCH_UP * 4)
+            .map_err(|_| format!("sink \"{name}\" did not answer the reconcile in time"))?
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.sinks.iter().map(|h| h.shared.name.clone()).collect()
+    }
+
+    /// Sink `name`'s state.
+    pub fn state(&self, name: &str) -> Option<SinkState> {
+        self.sinks.iter().find(|h| h.shared.name == name).map(|h| h.shared.state().clone())
+    }
+}
+
+impl Drop for SinkHub {
+    fn drop(&mut self) {
+        for handle in &self.sinks {
+            handle.shared.stop.store(true, Ordering::SeqCst);
+            handle.shared.ready.notify_all();
+        }
+        for handle in &mut self.sinks {
+            if let Some(thread) = handle.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+struct Runner {
+    shared: Arc<Shared>,
+    sink: Box<dyn Sink>,
+    specs: Vec<ViewSpec>,
+    /// Stored positions as of the last open/apply/rebuild; `None`: not open.
+    stored: Option<Vec<Option<Position>>>,
+    metrics: Metrics,
+    reader: Reader,
+    boundary: Arc<Mutex<()>>,
+    backoff: Duration,
+    /// Whether the sink has been synced with a published state since start
+    /// (batches before that are dropped: the first sync holds them).
+    synced: bool,
+    /// Set by an error: the next apply checks the reopened positions for
+    /// whether the failed attempt committed.
+    after_error: bool,
+}
+
+impl Runner {
+    fn run(mut self) {
+        let mut pending: Option<Message> = None;
+        while !self.stopping() {
+            if self.stored.is_none() && !self.open() {
+                continue;
+            }
+            let message = match pending.take() {
+                Some(m) => m,
+                None => match self.pop() {
+                    Some(m) => m,
+                    None => continue,
+                },
+            };
+            match self.handle(message) {
+                Ok(()) => self.succeeded(),
+                Err(failed) => {
+                    let (message, error) = *failed;
+                    pending = message;
+                    self.after_error = true;
+                    self.failed(&error);
+                    // Reopened before the retry: the stored positions say
+                    // what the failed attempt left.
+                    self.stored = None;
+                }
+            }
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.shared.stop.load(Ordering::SeqCst)
+    }
+
+    fn open(&mut self) -> bool {
+        match self.sink.open(&self.specs) {
+            Ok(positions) => {
+                self.shared.state().positions = positions.clone();
+                self.stored = Some(positions);
+                true
+            }
+            Err(e) => {
+                self.failed(&e);
+                false
+            }
+        }
+    }
+
+    /// The next message; several queued batches are merged into one.
+    fn pop(&self) -> Option<Message> {
+        let mut queue = self.shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        if queue.items.is_empty() {
+            queue = self.shared.ready.wait_timeout(queue, IDLE).unwrap_or_else(PoisonError::into_inner).0;
+        }
+        let first = queue.items.pop_front()?;
+        let Message::Batch(mut batch) = first else {
+            return Some(first);
+        };
+        let mut rows = batch.changes();
+        let mut merged = false;
+        while let Some(Message::Batch(next)) = queue.items.front() {
+            if rows + next.changes() > MERGE_ROWS {
+                break;
+            }
+            let Some(Message::Batch(next)) = queue.items.pop_front() else { break };
+            rows += next.changes();
+            merge(&mut batch, next);
+            merged = true;
+        }
+        queue.rows = queue.rows.saturating_sub(rows);
+        drop(queue);
+        if merged {
+            for changes in batch.views.iter_mut().flatten() {
+                consolidate(changes);
+            }
+        }
+        Some(Message::Batch(batch))
+    }
+
+    /// Handles one message; on failure returns what to retry (if anything).
+    fn handle(&mut self, message: Message) -> Result<(), Failed> {
+        match message {
+            Message::Batch(batch) => self.apply(batch),
+            Message::Sync { published, force } => {
+                self.sync(&published, force).map_err(|e| Box::new((Some(Message::Sync { published, force: false }), e)))
+            }
+            Message::Reconcile { repair, reply } => {
+                let answer = self.reconcile(repair);
+                let _ = reply.send(answer.map_err(|e| error_chain(&e)));
+                Ok(())
+            }
+        }
+    }
+
+    fn apply(&mut self, batch: SinkBatch) -> Result<(), Failed> {
+        if !self.synced {
+            return Ok(());
+        }
+        let stored = self.stored.clone().unwrap_or_default();
+        // A reopened sink whose positions show the failed attempt committed.
+        let done = batch.views.iter().zip(&stored).all(|(v, at)| v.is_none() || *at == Some(batch.position));
+        if std::mem::take(&mut self.after_error) && done && batch.views.iter().any(Option::is_some) {
+            return Ok(());
+        }
+        // A view not at the position before this batch cannot take it: the
+        // sink syncs from the published state (the batch is in it).
+        let behind =
+            batch.views.iter().zip(&stored).any(|(v, at)| v.is_some() && at.is_none_or(|at| at > batch.position));
+        if behind {
+            return self.resync_now(false);
+        }
+        if let Err(e) = self.sink.apply(&batch) {
+            return Err(Box::new((Some(Message::Batch(batch)), e)));
+        }
+        let now = unix_now();
+        let lag = batch.committed_at.map_or(0.0, |at| (now - at).max(0.0));
+        let mut state = self.shared.state();
+        for (i, v) in batch.views.iter().enumerate() {
+            if v.is_some() {
+                if let Some(stored) = self.stored.as_mut() {
+                    stored[i] = Some(batch.position);
+                }
+                state.positions[i] = Some(batch.position);
+                self.metrics.sink_applied(&self.shared.name, &self.specs[i].name, batch.position.0, lag);
+            }
+        }
+        state.applies += 1;
+        Ok(())
+    }
+
+    /// Drops the queue and syncs from the state published right now.
+    fn resync_now(&mut self, force: bool) -> Result<(), Failed> {
+        let published = {
+            let _boundary = self.boundary.lock().unwrap_or_else(PoisonError::into_inner);
+            let published = self.reader.snapshot();
+            let mut queue = self.shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            queue.items.retain(|m| matches!(m, Message::Reconcile { .. }));
+            queue.rows = 0;
+            published
+        };
+        self.shared.state().behind = true;
+        self.sync(&published, force).map_err(|e| Box::new((Some(Message::Sync { published, force: false }), e)))
+    }
+
+    fn sync(&mut self, published: &Published, force: bool) -> Result<(), SinkError> {
+        for i in 0..self.specs.len() {
+            let Some(view) = published.views.get(self.shared.slots[i]) else { continue };
+            let Some(position) = view.position else { continue };
+            if matches!(view.status, ViewStatus::Failed(_)) {
+                continue;
+            }
+            let stored = self.stored.as_ref().and_then(|s| s[i]);
+            if !force && stored == Some(position) {
+                continue;
+            }
+            let started = Instant::now();
+            self.sink.rebuild(i, &mut view.rows.iter(), position)?;
+            info!(sink = %self.shared.name, view = %self.specs[i].name, rows = view.rows.len(), position = position.0,
+                  seconds = started.elapsed().as_secs_f64(), ?stored, "sink view rebuilt from the published state");
+            if let Some(s) = self.stored.as_mut() {
+                s[i] = Some(position);
+            }
+            let mut state = self.shared.state();
+            state.positions[i] = Some(position);
+            state.rebuilds += 1;
+            drop(state);
+            self.metrics.sink_applied(&self.shared.name, &self.specs[i].name, position.0, 0.0);
+        }
+        self.synced = true;
+        self.after_error = false;
+        self.shared.state().behind = false;
+        Ok(())
+    }
+
+    /// Waits until the sink has applied everything queued, then compares.
+    fn reconcile(&mut self, repair: bool) -> Result<Vec<Reconciled>, SinkError> {
+        let until = Instant::now() + RECONCILE_CATCH_UP;
+        loop {
+            // Apply what is queued before the comparison point.
+            let published = {
+                let _boundary = self.boundary.lock().unwrap_or_else(PoisonError::into_inner);
+                let empty = self.shared.queue.lock().unwrap_or_else(PoisonError::into_inner).items.is_empty();
+                (empty || Instant::now() >= until).then(|| self.reader.snapshot())
+            };
+            if let Some(published) = published {
+                return self.compare(&published, repair);
+            }
+            match self.pop() {
+                Some(Message::Reconcile { repair: r, reply }) => {
+                    let _ = reply
+                        .send(Err(format!("another reconcile of sink \"{}\" is under way; retry", self.shared.name)));
+                    let _ = r;
+                }
+                Some(message) => {
+                    if let Err(failed) = self.handle(message) {
+                        return Err(failed.1);
+                    }
+                }
+                None => {}
+            }
+        }
+    }
+
+    fn compare(&mut self, published: &Published, repair: bool) -> Result<Vec<Reconciled>, SinkError> {
+        let mut reports = Vec::new();
+        for i in 0..self.specs.len() {
+            let Some(view) = published.views.get(self.shared.slots[i]) else { continue };
+            let (Some(position), false) = (view.position, matches!(view.status, ViewStatus::Failed(_))) else {
+                continue;
+            };
+            if self.stored.as_ref().and_then(|s| s[i]) != Some(position) {
+                // Not at the same position (it failed meanwhile): a rebuild
+                // is the repair.
+                continue;
+            }
+            let sink_rows = self.sink.read(i)?;
+            let expected: Vec<(Row, Diff)> = view.rows.iter().map(|(r, d)| (r.clone(), d)).collect();
+            let (report, diff) = differences(&self.specs[i], &expected, sink_rows);
+            self.metrics.sink_drift(&self.shared.name, &self.specs[i].name, report.drift());
+            let mut report = Reconciled { view: self.specs[i].name.clone(), ..report };
+            if repair && !diff.is_empty() {
+                let mut views = vec![None; self.specs.len()];
+                views[i] = Some(diff);
+                self.sink.apply(&SinkBatch { position, committed_at: None, views })?;
+                report.repaired = true;
+            }
+            if report.drift() > 0 {
+                warn!(sink = %self.shared.name, view = %report.view, missing = report.missing, extra = report.extra,
+                      different = report.different, repaired = report.repaired, "sink drift found");
+            }
+            reports.push(report);
+        }
+        Ok(reports)
+    }
+
+    fn succeeded(&mut self) {
+        if self.backoff != BACKOFF_MIN {
+            info!(sink = %self.shared.name, "sink writes succeed again");
+        }
+        self.backoff = BACKOFF_MIN;
+        let mut state = self.shared.state();
+        state.error = None;
+        let problem = state.behind.then(|| "behind: catching up from the published state".to_owned());
+        self.metrics.set_sink_state(&self.shared.name, state.behind, problem);
+    }
+
+    fn failed(&mut self, error: &SinkError) {
+        let text = error_chain(error);
+        self.metrics.sink_error(&self.shared.name);
+        let wait = if error.is_transient() { self.backoff } else { BACKOFF_MAX };
+        let wait = wait.mul_f64(0.8 + 0.4 * jitter());
+        warn!(sink = %self.shared.name, error = %text, retry_in = ?wait, "sink write failed; retrying");
+        self.shared.state().error = Some(text.clone());
+        self.metrics.set_sink_state(&self.shared.name, true, Some(format!("failing, retrying: {text}")));
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        let until = Instant::now() + wait;
+        while Instant::now() < until && !self.stopping() {
+            std::thread::sleep(IDLE.min(until.saturating_duration_since(Instant::now())));
+        }
+    }
+}
+
+/// Appends `next`'s changes to `batch` (which then ends at `next`'s position).
+fn merge(batch: &mut SinkBatch, next: SinkBatch) {
+    batch.position = next.position;
+    batch.committed_at = match (batch.committed_at, next.committed_at) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    for (mine, theirs) in batch.views.iter_mut().zip(next.views) {
+        match (mine.as_mut(), theirs) {
+            (Some(m), Some(t)) => m.extend(t),
+            // A view that failed in a later batch stays where it was.
+            (_, None) => *mine = None,
+            (None, Some(_)) => {}
+        }
+    }
+}
+
+/// What differs between a view's rows and a sink's, and the changes that
+/// make the sink equal the view.
+pub fn differences(spec: &ViewSpec, view: &[(Row, Diff)], sink: Vec<(Row, Diff)>) -> (Reconciled, Vec<(Row, Diff)>) {
+    let mut diff: Vec<(Row, Diff)> = view.iter().cloned().chain(sink.into_iter().map(|(r, d)| (r, -d))).collect();
+    consolidate(&mut diff);
+    let mut report = Reconciled::default();
+    if spec.is_multiset() {
+        for (_, d) in &diff {
+            if *d > 0 {
+                report.missing += d.unsigned_abs();
+            } else {
+                report.extra += d.unsigned_abs();
+            }
+        }
+        return (report, diff);
+    }
+    let mut by_key: BTreeMap<Vec<u8>, (bool, bool)> = BTreeMap::new();
+    for (row, d) in &diff {
+        let key = Row::pack(spec.key.iter().map(|&k| row.get(k))).as_bytes().to_vec();
+        let entry = by_key.entry(key).or_default();
+        if *d > 0 {
+            entry.0 = true;
+        } else {
+            entry.1 = true;
+        }
+    }
+    for (in_view, in_sink) in by_key.values() {
+        match (in_view, in_sink) {
+            (true, true) => report.different += 1,
+            (true, false) => report.missing += 1,
+            _ => report.extra += 1,
+        }
+    }
+    (report, diff)
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// A number in [0, 1) from the clock's nanoseconds (jitter only).
+fn jitter() -> f64 {
+    f64::from(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos()) % 1000) / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::ColumnSpec;
+    use denorm_serve::{channel, ColumnInfo, ViewInfo};
+    use denorm_types::{Datum, ScalarType};
+
+    type Table = (BTreeMap<Row, Diff>, Option<Position>);
+
+    /// A sink keeping its rows in memory, shared with the test (a complete
+    /// implementation of the contract: atomic under its lock).
+    #[derive(Debug, Clone, Default)]
+    struct MemorySink {
+        tables: Arc<Mutex<Vec<Table>>>,
+        fail_next: Arc<AtomicBool>,
+    }
+
+    impl Sink for MemorySink {
+        fn kind(&self) -> &'static str {
+            "memory"
+        }
+        fn open(&mut self, views: &[ViewSpec]) -> Result<Vec<Option<Position>>, SinkError> {
+            let mut tables = self.tables.lock().unwrap();
+            tables.resize(views.len(), (BTreeMap::new(), None));
+            Ok(tables.iter().map(|t| t.1).collect())
+        }
+        fn apply(&mut self, batch: &SinkBatch) -> Result<(), SinkError> {
+            if self.fail_next.swap(false, Ordering::SeqCst) {
+                return Err(SinkError::Unreachable { target: "memory".into(), source: "down".into() });
+            }
+            let mut tables = self.tables.lock().unwrap();
+            for (table, changes) in tables.iter_mut().zip(&batch.views) {
+                let Some(changes) = changes else { continue };
+                for (row, d) in changes {
+                    *table.0.entry(row.clone()).or_default() += d;
+                }
+                table.0.retain(|_, d| *d != 0);
+                table.1 = Some(batch.position);
+            }
+            Ok(())
+        }
+        fn rebuild(
+            &mut self,
+            view: usize,
+            rows: &mut dyn Iterator<Item = (&Row, Diff)>,
+            position: Position,
+        ) -> Result<(), SinkError> {
+            let fresh = rows.map(|(r, d)| (r.clone(), d)).collect();
+            self.tables.lock().unwrap()[view] = (fresh, Some(position));
+            Ok(())
+        }
+        fn read(&mut self, view: usize) -> Result<Vec<(Row, Diff)>, SinkError> {
+            Ok(self.tables.lock().unwrap()[view].0.iter().map(|(r, d)| (r.clone(), *d)).collect())
+        }
+    }
+
+    fn row(id: i64, v: &str) -> Row {
+        Row::pack([Datum::Int(id), Datum::text(v)])
+    }
+
+    fn setup(queue_rows: usize) -> (Publisher, Reader, SinkHub, MemorySink) {
+        let info = ViewInfo {
+            name: "v".into(),
+            columns: vec![
+                ColumnInfo { name: "id".into(), ty: ScalarType::Int },
+                ColumnInfo { name: "t".into(), ty: ScalarType::Text },
+            ],
+            key: vec![0],
+            ..Default::default()
+        };
+        let (publisher, reader) = channel(vec![info]);
+        let spec = ViewSpec {
+            name: "v".into(),
+            columns: vec![
+                ColumnSpec { name: "id".into(), ty: ScalarType::Int, nullable: false },
+                ColumnSpec { name: "t".into(), ty: ScalarType::Text, nullable: true },
+            ],
+            key: vec![0],
+            ..Default::default()
+        };
+        let sink = MemorySink::default();
+        let config =
+            SinkConfig { name: "mem".into(), sink: Box::new(sink.clone()), views: vec![(0, spec)], queue_rows };
+        let hub = SinkHub::start(vec![config], reader.clone());
+        (publisher, reader, hub, sink)
+    }
+
+    fn publish(hub: &SinkHub, publisher: &mut Publisher, at: u64, changes: Vec<(Row, Diff)>, first: bool) {
+        publisher.apply(0, &changes);
+        hub.publish(publisher, Position(at), &[], &[(0, 0, changes)], first);
+    }
+
+    fn wait_for(hub: &SinkHub, position: u64) -> SinkState {
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            let state = hub.state("mem").unwrap();
+            if state.positions == vec![Some(Position(position))] || Instant::now() > until {
+                return state;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The first publish syncs (a rebuild), the next ones are applied as
+    /// batches, and the sink ends equal to the view; a reconcile finds a
+    /// row edited behind denorm's back and repairs it.
+    #[test]
+    fn batches_follow_the_first_sync_and_reconcile_repairs() {
+        let (mut publisher, _reader, hub, sink) = setup(1000);
+        publish(&hub, &mut publisher, 1, vec![(row(1, "a"), 1), (row(2, "b"), 1)], true);
+        publish(&hub, &mut publisher, 2, vec![(row(1, "a"), -1), (row(1, "x"), 1)], false);
+        sink.fail_next.store(true, Ordering::SeqCst);
+        publish(&hub, &mut publisher, 3, vec![(row(3, "c"), 1)], false);
+        let state = wait_for(&hub, 3);
+        assert_eq!(state.positions, vec![Some(Position(3))]);
+        assert_eq!(state.rebuilds, 1, "{state:?}");
+        let rows: Vec<Row> = sink.tables.lock().unwrap()[0].0.keys().cloned().collect();
+        assert_eq!(rows, vec![row(1, "x"), row(2, "b"), row(3, "c")]);
+
+        sink.tables.lock().unwrap()[0].0.insert(row(9, "edited"), 1);
+        let report = hub.reconcile("mem", true).unwrap();
+        assert_eq!(report[0].extra, 1);
+        assert!(report[0].repaired);
+        assert_eq!(hub.reconcile("mem", false).unwrap()[0].drift(), 0);
+        assert!(hub.reconcile("other", false).is_err());
+    }
+
+    /// A queue past its bound is dropped and the sink catches up from the
+    /// published state: the engine never waits, nothing is lost.
+    #[test]
+    fn overflow_catches_up_from_the_published_state() {
+        let (mut publisher, _reader, hub, sink) = setup(2);
+        publish(&hub, &mut publisher, 1, vec![(row(1, "a"), 1)], true);
+        for i in 2..200 {
+            publish(&hub, &mut publisher, i, vec![(row(i as i64, "n"), 1), (row(i as i64 + 1000, "m"), 1)], false);
+        }
+        let state = wait_for(&hub, 199);
+        assert_eq!(state.positions, vec![Some(Position(199))]);
+        assert_eq!(sink.tables.lock().unwrap()[0].0.len(), 1 + 198 * 2);
+    }
+
+    #[test]
+    fn differences_count_keys() {
+        let spec = ViewSpec {
+            key: vec![0],
+            columns: vec![ColumnSpec { name: "id".into(), ty: ScalarType::Int, nullable: false }; 2],
+            ..Default::default()
+        };
+        let view = vec![(row(1, "a"), 1), (row(2, "b"), 1)];
+        let sink = vec![(row(1, "z"), 1), (row(3, "c"), 1)];
+        let (report, diff) = differences(&spec, &view, sink);
+        assert_eq!((report.missing, report.extra, report.different), (1, 1, 1));
+        assert_eq!(diff.len(), 4);
+    }
+}
