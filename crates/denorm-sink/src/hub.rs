@@ -494,7 +494,14 @@ impl Runner {
                 continue;
             }
             let started = Instant::now();
-            self.sink.rebuild(i, &mut view.rows.iter(), position)?;
+            match &view.info.feed {
+                // A feed's rows are stored without their partition column.
+                Some(feed) => {
+                    let rows = denorm_serve::feed::rows(view, feed);
+                    self.sink.rebuild(i, &mut rows.iter().map(|(r, d)| (r, *d)), position)?
+                }
+                None => self.sink.rebuild(i, &mut view.rows.iter(), position)?,
+            }
             info!(sink = %self.shared.name, view = %self.specs[i].name, rows = view.rows.len(), position = position.0,
                   seconds = started.elapsed().as_secs_f64(), ?stored, "sink view rebuilt from the published state");
             if let Some(s) = self.stored.as_mut() {
@@ -554,7 +561,10 @@ impl Runner {
                 continue;
             }
             let sink_rows = self.sink.read(i)?;
-            let expected: Vec<(Row, Diff)> = view.rows.iter().map(|(r, d)| (r.clone(), d)).collect();
+            let expected: Vec<(Row, Diff)> = match &view.info.feed {
+                Some(feed) => denorm_serve::feed::rows(view, feed),
+                None => view.rows.iter().map(|(r, d)| (r.clone(), d)).collect(),
+            };
             let (report, diff) = differences(&self.specs[i], &expected, sink_rows);
             self.metrics.sink_drift(&self.shared.name, &self.specs[i].name, report.drift());
             let mut report = Reconciled { view: self.specs[i].name.clone(), ..report };

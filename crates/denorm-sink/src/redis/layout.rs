@@ -19,9 +19,12 @@
 //! `1.5`); text as it is with `\` and `:` escaped as `\\` and `\:`; booleans
 //! `true`/`false`; dates, timestamps and UUIDs in the API's ISO 8601 /
 //! canonical text (escaped: `2024-05-01T10\:00\:00`); NULL `\N`; a BLOB
-//! `\x` and its hex digits. In a column without type affinity (SQLite's
-//! `ScalarType::Any`), where one column may hold `42` and `'42'`, a text
-//! value is written after a `'` (`'42`), so a key never names two rows.
+//! `\x` and its hex digits. In a column that may hold both numbers and
+//! text (SQLite's typeless `ScalarType::Any`, or an INTEGER/REAL column
+//! holding text), a text value that would read as a number, a BLOB or a
+//! tagged text (`42`, `NaN`, `\x00`, `'a`) is written after a `'` (`'42`),
+//! in keys and hash fields alike, so a key never names two rows and a
+//! field reads back as the value it was.
 //!
 //! **Hash fields** hold each non-NULL column's value as the HTTP API
 //! renders it, a string's content unquoted: integers and numerics exact in
@@ -51,7 +54,7 @@
 
 use denorm_serve::feed::FeedInfo;
 use denorm_serve::json::write_cell;
-use denorm_types::{Datum, Row, RowPacker, ScalarType};
+use denorm_types::{numeric, pgtext, Datum, Row, RowPacker, ScalarType, Value};
 
 /// How a keyed view's rows are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -72,6 +75,29 @@ pub struct Layout {
     columns: Vec<(String, ScalarType)>,
     key: Vec<usize>,
     feed: Option<FeedInfo>,
+}
+
+/// A JSON object's members in order, values unparsed.
+struct RawObject<'a>(Vec<(String, &'a serde_json::value::RawValue)>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for RawObject<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawObject<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut members = Vec::new();
+                while let Some(entry) = map.next_entry::<String, &'de serde_json::value::RawValue>()? {
+                    members.push(entry);
+                }
+                Ok(RawObject(members))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
 }
 
 /// The separator between the ordered key and the JSON of a feed member.
@@ -191,6 +217,44 @@ impl Layout {
         Some((self.feed_score(feed, row), member))
     }
 
+    /// A row read back from its hash; `None` when the hash is not one this
+    /// layout writes (a field of no column, a value not of its column's
+    /// type: someone edited it).
+    pub fn decode_hash(&self, fields: &[(Vec<u8>, Vec<u8>)]) -> Option<Row> {
+        let mut values = vec![Datum::Null; self.columns.len()];
+        for (name, value) in fields {
+            if name.is_empty() && value.is_empty() && fields.len() == 1 {
+                continue;
+            }
+            let column = self.columns.iter().position(|(c, _)| c.as_bytes() == name.as_slice())?;
+            values[column] = decode_field(value, self.columns[column].1)?;
+        }
+        Some(Row::pack(values.iter()))
+    }
+
+    /// A row read back from its JSON object (format `json`, or the JSON of
+    /// a feed member); `None` when it is not one this layout writes.
+    pub fn decode_json(&self, json: &[u8]) -> Option<Row> {
+        let object = serde_json::from_slice::<RawObject<'_>>(json).ok()?.0;
+        if object.len() != self.columns.len() {
+            return None;
+        }
+        let mut values = Vec::with_capacity(self.columns.len());
+        for ((name, raw), (column, ty)) in object.iter().zip(&self.columns) {
+            if name != column {
+                return None;
+            }
+            values.push(decode_json_value(raw.get(), *ty)?);
+        }
+        Some(Row::pack(values.iter()))
+    }
+
+    /// A feed row read back from its sorted-set member.
+    pub fn decode_member(&self, member: &[u8]) -> Option<Row> {
+        let at = member.iter().position(|&b| b == MEMBER_SEPARATOR)?;
+        self.decode_json(&member[at + 1..])
+    }
+
     fn feed_score(&self, feed: &FeedInfo, row: &Row) -> f64 {
         let Some(first) = feed.order.first() else { return 0.0 };
         let datum = row.get(first.column);
@@ -249,7 +313,7 @@ pub fn encode_key_value(out: &mut Vec<u8>, datum: &Datum<'_>, ty: ScalarType) {
         }
         Datum::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         Datum::Text(t) => {
-            if ty == ScalarType::Any {
+            if needs_tag(t, ty) {
                 out.push(b'\'');
             }
             escape(out, t.as_bytes());
@@ -289,10 +353,118 @@ fn escape(out: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
+/// Whether text `t` in a column of type `ty` must be tagged with a leading
+/// `'`: the column may hold numbers too, and the untagged text would read
+/// back as something else.
+fn needs_tag(t: &str, ty: ScalarType) -> bool {
+    matches!(ty, ScalarType::Int | ScalarType::Float | ScalarType::Any)
+        && !matches!(guess(t.as_bytes()), Some(Datum::Text(ref r)) if r == t)
+}
+
+/// Reads a hash field of a column that may hold numbers and text: the
+/// inverse of [`field_value`] for those columns.
+fn guess(bytes: &[u8]) -> Option<Value> {
+    let text = std::str::from_utf8(bytes).ok();
+    if let Some(rest) = bytes.strip_prefix(b"'") {
+        return Some(Datum::owned_text(std::str::from_utf8(rest).ok()?));
+    }
+    if let Some(hex) = bytes.strip_prefix(b"\\x") {
+        if let Some(blob) = unhex(hex) {
+            return Some(Datum::Blob(blob.into()));
+        }
+    }
+    let Some(text) = text else { return Some(Datum::Blob(bytes.to_vec().into())) };
+    if let Ok(i) = text.parse::<i64>() {
+        return Some(Datum::Int(i));
+    }
+    match text {
+        "NaN" => return Some(Datum::Float(f64::NAN)),
+        "Infinity" => return Some(Datum::Float(f64::INFINITY)),
+        "-Infinity" => return Some(Datum::Float(f64::NEG_INFINITY)),
+        _ => {}
+    }
+    let numeric = !text.is_empty()
+        && text.bytes().any(|b| b.is_ascii_digit())
+        && text.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'));
+    if numeric {
+        if let Ok(x) = text.parse::<f64>() {
+            return Some(Datum::Float(x));
+        }
+    }
+    Some(Datum::owned_text(text))
+}
+
+fn unhex(hex: &[u8]) -> Option<Vec<u8>> {
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    let digit = |b: u8| match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        _ => None,
+    };
+    hex.chunks(2).map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?)).collect()
+}
+
+/// A hash field's value read back by its column's type; `None` when it is
+/// not a value of the column (someone wrote the field by hand).
+pub fn decode_field(bytes: &[u8], ty: ScalarType) -> Option<Value> {
+    match ty {
+        ScalarType::Int | ScalarType::Float | ScalarType::Any => guess(bytes),
+        ScalarType::Text | ScalarType::Json => Some(Datum::owned_text(std::str::from_utf8(bytes).ok()?)),
+        ScalarType::Bool => match bytes {
+            b"true" => Some(Datum::Bool(true)),
+            b"false" => Some(Datum::Bool(false)),
+            _ => None,
+        },
+        ScalarType::Numeric | ScalarType::Date | ScalarType::Timestamp | ScalarType::TimestampTz | ScalarType::Uuid => {
+            pgtext::parse(ty, std::str::from_utf8(bytes).ok()?)?.ok()
+        }
+        ScalarType::Null | ScalarType::Unsupported => None,
+    }
+}
+
+/// A JSON value of a row object read back by its column's type.
+fn decode_json_value(raw: &str, ty: ScalarType) -> Option<Value> {
+    if raw == "null" {
+        return Some(Datum::Null);
+    }
+    match ty {
+        ScalarType::Json => return Some(Datum::owned_text(raw)),
+        ScalarType::Bool => return serde_json::from_str::<bool>(raw).ok().map(Datum::Bool),
+        _ => {}
+    }
+    if raw.starts_with('"') {
+        let text: String = serde_json::from_str(raw).ok()?;
+        return match ty {
+            ScalarType::Text => Some(Datum::owned_text(text)),
+            ScalarType::Numeric
+            | ScalarType::Date
+            | ScalarType::Timestamp
+            | ScalarType::TimestampTz
+            | ScalarType::Uuid => pgtext::parse(ty, &text)?.ok(),
+            // The API renders a BLOB as bytea hex text.
+            _ => match text.strip_prefix("\\x").and_then(|hex| unhex(hex.as_bytes())) {
+                Some(blob) if ty == ScalarType::Any => Some(Datum::Blob(blob.into())),
+                _ => Some(Datum::owned_text(text)),
+            },
+        };
+    }
+    match ty {
+        ScalarType::Numeric => numeric::parse(raw).ok().map(Datum::Numeric),
+        _ if raw.contains(['.', 'e', 'E']) => raw.parse::<f64>().ok().map(Datum::Float),
+        _ => match raw.parse::<i64>() {
+            Ok(i) => Some(Datum::Int(i)),
+            Err(_) => raw.parse::<f64>().ok().map(Datum::Float),
+        },
+    }
+}
+
 /// A column's value in a hash field; `None` for NULL.
 pub fn field_value(datum: &Datum<'_>, ty: ScalarType) -> Option<Vec<u8>> {
     match datum {
         Datum::Null => None,
+        Datum::Text(t) if needs_tag(t, ty) => Some([b"'", t.as_bytes()].concat()),
         Datum::Text(t) => Some(t.as_bytes().to_vec()),
         Datum::Float(x) if !x.is_finite() => Some(float_key(*x).into_bytes()),
         _ => {
@@ -430,8 +602,13 @@ mod tests {
         let asc = |column| OrderTerm { column, descending: false, nulls_first: false };
         // order_by = c1 DESC (text timestamps: score 0), c2 ASC.
         let layout = feed_layout(vec![desc(1), asc(2)], &[Int, Text, Int]);
-        let rows: Vec<(Option<&str>, i64)> =
-            vec![(Some("2024-01-02"), 5), (Some("2024-01-02"), 3), (Some("2024-01-01"), 9), (None, 1), (Some("2024-01-03"), 100)];
+        let rows: Vec<(Option<&str>, i64)> = vec![
+            (Some("2024-01-02"), 5),
+            (Some("2024-01-02"), 3),
+            (Some("2024-01-01"), 9),
+            (None, 1),
+            (Some("2024-01-03"), 100),
+        ];
         let entries = rows
             .iter()
             .map(|(t, id)| {
@@ -456,26 +633,24 @@ mod tests {
         use ScalarType::*;
         // order_by = c1 ASC (a double: the score carries it), c2 DESC.
         let layout = feed_layout(
-            vec![OrderTerm { column: 1, descending: false, nulls_first: false }, OrderTerm {
-                column: 2,
-                descending: true,
-                nulls_first: true,
-            }],
+            vec![
+                OrderTerm { column: 1, descending: false, nulls_first: false },
+                OrderTerm { column: 2, descending: true, nulls_first: true },
+            ],
             &[Int, Float, Int],
         );
         let rows = [(2.5, 1), (-1.0, 2), (2.5, 3), (f64::NAN, 4), (10.0, 5)];
         let entries: Vec<(f64, Vec<u8>)> = rows
             .iter()
-            .map(|(x, id)| layout.feed_entry(&Row::pack([Datum::Int(1), Datum::Float(*x), Datum::Int(*id)].iter())).unwrap())
+            .map(|(x, id)| {
+                layout.feed_entry(&Row::pack([Datum::Int(1), Datum::Float(*x), Datum::Int(*id)].iter())).unwrap()
+            })
             .collect();
         let sorted = zrevrange(entries.clone());
         // By member bytes alone, descending: the exact feed order.
         let mut by_member = entries;
         by_member.sort_by(|a, b| b.1.cmp(&a.1));
-        assert_eq!(
-            sorted.iter().map(|e| &e.1).collect::<Vec<_>>(),
-            by_member.iter().map(|e| &e.1).collect::<Vec<_>>()
-        );
+        assert_eq!(sorted.iter().map(|e| &e.1).collect::<Vec<_>>(), by_member.iter().map(|e| &e.1).collect::<Vec<_>>());
         // NaN is below every number (first in ASC), then -1.0 (score 1.0).
         assert_eq!(sorted.iter().map(|e| e.0).collect::<Vec<_>>(), [f64::INFINITY, 1.0, -2.5, -2.5, -10.0]);
     }
