@@ -105,6 +105,15 @@ pub trait Sink: Send + std::fmt::Debug {
     /// multiplicity, any order), decoded with the view's column types: for
     /// reconciling the sink with the view.
     fn read(&mut self, view: usize) -> Result<Vec<(Row, Diff)>, SinkError>;
+
+    /// A row of view `view` as [`Sink::read`] gives it back once written
+    /// (a column type may convert values: SQLite's affinity, PostgreSQL's
+    /// text for untyped values). Reconcile compares the view's rows through
+    /// this, so conversions are not drift. The default keeps the row.
+    fn stored(&self, view: usize, row: &Row) -> Row {
+        let _ = view;
+        row.clone()
+    }
 }
 
 /// Whether a sink error may pass by itself.

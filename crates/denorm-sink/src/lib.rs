@@ -17,7 +17,10 @@
 
 pub mod contract;
 pub mod hub;
+pub mod postgres;
 pub mod redis;
+pub mod sqlite;
+pub mod value;
 
 pub use contract::{ColumnSpec, ErrorKind, Sink, SinkBatch, SinkError, ViewSpec};
 pub use hub::{PartChanges, Reconciled, SinkConfig, SinkHub, SinkState, QUEUE_ROWS};

@@ -42,7 +42,7 @@ use std::time::Duration;
 
 use denorm_serve::feed::FeedInfo;
 use denorm_serve::query::OrderTerm;
-use denorm_types::{consolidate, Diff, Position, Row};
+use denorm_types::{consolidate, Datum, Diff, Position, Row};
 use redis::{Connection, Pipeline, RedisError, Value as RedisValue};
 
 use crate::contract::{Sink, SinkBatch, SinkError, ViewSpec};
@@ -427,6 +427,19 @@ impl Sink for RedisSink {
         self.with("rebuilding the view", |c| pipe.query::<()>(c))?;
         self.unreadable[view].clear();
         Ok(())
+    }
+
+    /// JSON (format `json`, feed members) writes NaN and the infinities as
+    /// `null`, as the HTTP API does: they read back as NULL.
+    fn stored(&self, view: usize, row: &Row) -> Row {
+        let layout = &self.layouts[view];
+        let json = layout.format() == Format::Json || layout.feed().is_some();
+        if !json || !row.iter().any(|d| matches!(d, Datum::Float(x) if !x.is_finite())) {
+            return row.clone();
+        }
+        let datums: Vec<Datum<'_>> =
+            row.iter().map(|d| if matches!(d, Datum::Float(x) if !x.is_finite()) { Datum::Null } else { d }).collect();
+        Row::pack(datums.iter())
     }
 
     fn read(&mut self, view: usize) -> Result<Vec<(Row, Diff)>, SinkError> {

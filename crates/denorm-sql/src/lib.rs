@@ -381,6 +381,9 @@ pub struct ViewDef {
     /// The query's top-level `ORDER BY` over output columns: the order reads
     /// return rows in when they ask for none (empty: key order).
     pub order: Vec<SortKey>,
+    /// `WITH (index = 'a, b; c')`: secondary indexes a table sink creates
+    /// (each a list of output column indexes).
+    pub indexes: Vec<Vec<usize>>,
 }
 
 /// Plans every `CREATE MATERIALIZED VIEW` statement in `sql` against the

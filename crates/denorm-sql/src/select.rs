@@ -106,7 +106,9 @@ pub(crate) fn plan_view(
 ) -> Result<ViewDef, PlanError> {
     let cx = Context { view, catalog, dialect, source, start: view.select_start, depth: 0, ctes: &[], operand: false };
     if view.feed.is_none() {
-        return Ok(view_def(view, plan_query(&view.query, &cx)?));
+        let mut def = view_def(view, plan_query(&view.query, &cx)?);
+        def.indexes = resolve_indexes(view, &def.columns)?;
+        return Ok(def);
     }
     let select = query_select(&view.query, &cx)?;
     let (scope, body) = plan_select(select, &cx)?;
@@ -137,7 +139,28 @@ pub(crate) fn plan_view(
         let places = Places { left_join: cx.keyword(&[Keyword::LEFT]) };
         def.feed = Some(plan_feed(&def, options, &rels, places)?);
     }
+    def.indexes = resolve_indexes(view, &def.columns)?;
     Ok(def)
+}
+
+/// `WITH (index = …)`'s column names → output column indexes.
+fn resolve_indexes(view: &ViewStatement, columns: &[crate::OutputColumn]) -> Result<Vec<Vec<usize>>, PlanError> {
+    let (indexes, at) = &view.indexes;
+    indexes
+        .iter()
+        .map(|names| {
+            names
+                .iter()
+                .map(|name| {
+                    columns.iter().position(|c| c.name.eq_ignore_ascii_case(name)).ok_or_else(|| {
+                        let known: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+                        PlanError::new(format!("index column \"{name}\" is not an output column of the view"), *at)
+                            .hint(format!("output columns: {}", known.join(", ")))
+                    })
+                })
+                .collect()
+        })
+        .collect()
 }
 
 fn view_def(view: &ViewStatement, planned: Planned) -> ViewDef {
@@ -154,6 +177,7 @@ fn view_def(view: &ViewStatement, planned: Planned) -> ViewDef {
         location: view.location,
         feed: None,
         order: planned.order,
+        indexes: Vec::new(),
     }
 }
 

@@ -27,7 +27,7 @@ use crate::{Location, OnStale, PlanError, Refresh};
 const MAX_TOKENS: usize = 10_000;
 
 const OPTIONS: &str =
-    "supported options: key, max_staleness, on_stale, refresh, partition_by, order_by, fanout_limit, retain";
+    "supported options: key, max_staleness, on_stale, refresh, partition_by, order_by, fanout_limit, retain, index";
 const DURATION_HINT: &str = "use a duration such as '500ms', '2s', '1m', '1h' or '1d'";
 
 /// A parsed `CREATE MATERIALIZED VIEW`, not yet planned.
@@ -41,6 +41,9 @@ pub(crate) struct ViewStatement {
     pub refresh: Refresh,
     /// `partition_by`, `order_by`, `fanout_limit`, `retain`: a feed view.
     pub feed: Option<FeedOptions>,
+    /// `index = 'a, b; c'`: the indexes a sink creates on the view's table
+    /// (column names as written), and where the value is.
+    pub indexes: (Vec<Vec<String>>, Option<Location>),
     pub query: ast::Query,
     pub select_sql: String,
     /// Where the SELECT starts.
@@ -109,7 +112,7 @@ pub(crate) fn parse(statement: Statement, source: &Source<'_>) -> Result<ViewSta
     let name = view_name(&view.name, start_location)?;
     let named = |e: PlanError| PlanError { view: Some(name.clone()), ..e };
     check_envelope(&view, start_location).map_err(named)?;
-    let ViewOptions { key, max_staleness, on_stale, refresh, feed } =
+    let ViewOptions { key, max_staleness, on_stale, refresh, feed, indexes } =
         options(&view.options, start_location).map_err(named)?;
     let select_start = statement
         .find_keyword(object_name_start(&view.name).unwrap_or(start), &[Keyword::AS])
@@ -126,6 +129,7 @@ pub(crate) fn parse(statement: Statement, source: &Source<'_>) -> Result<ViewSta
         on_stale,
         refresh,
         feed,
+        indexes,
         query: *view.query,
         select_sql,
         select_start,
@@ -207,6 +211,7 @@ struct ViewOptions {
     on_stale: OnStale,
     refresh: Refresh,
     feed: Option<FeedOptions>,
+    indexes: (Vec<Vec<String>>, Option<Location>),
 }
 
 /// The feed options as written, before they are checked together.
@@ -272,6 +277,7 @@ fn options(options: &CreateTableOptions, at: Option<Location>) -> Result<ViewOpt
                 on_stale_at = value_at;
             }
             "refresh" => parsed.refresh = parse_refresh(&text, value_at)?,
+            "index" => parsed.indexes = (parse_indexes(&text, value_at)?, value_at),
             _ => return Err(PlanError::new(format!("unknown view option \"{}\"", name.value), name_at).hint(OPTIONS)),
         }
         seen.push(lower);
@@ -404,6 +410,25 @@ fn parse_key(text: &str, at: Option<Location>) -> Result<DeclaredKey, PlanError>
         }
     }
     Ok(DeclaredKey { names, location: at })
+}
+
+/// `index = 'a, b; c'`: indexes separated by `;`, each a list of output
+/// column names separated by commas.
+fn parse_indexes(text: &str, at: Option<Location>) -> Result<Vec<Vec<String>>, PlanError> {
+    let mut indexes = Vec::new();
+    for index in text.split(';').map(str::trim).filter(|i| !i.is_empty()) {
+        let names: Vec<String> = index.split(',').map(|n| n.trim().to_string()).collect();
+        if names.iter().any(String::is_empty) {
+            return Err(PlanError::new(format!("malformed index '{index}'"), at)
+                .hint("list output column names separated by commas, indexes by semicolons: index = 'a, b; c'"));
+        }
+        indexes.push(names);
+    }
+    if indexes.is_empty() {
+        return Err(PlanError::new("option index names no column", at)
+            .hint("list output column names separated by commas, indexes by semicolons: index = 'a, b; c'"));
+    }
+    Ok(indexes)
 }
 
 /// `'500ms'`, `'2s'`, `'1m'`, `'1h'`, `'1d'` (whitespace before the unit allowed).

@@ -476,3 +476,14 @@ fn function_library_plans() {
         insta::assert_snapshot!(name, describe(&plan_one(sql, dialect)));
     }
 }
+
+/// `WITH (index = …)` names output columns; a sink creates the indexes.
+#[test]
+fn index_option_names_output_columns() {
+    let sql = "CREATE MATERIALIZED VIEW v WITH (index = 'title, id; author_id') AS SELECT id, author_id, title FROM posts";
+    let view = common::plan_one(sql, Dialect::Sqlite);
+    assert_eq!(view.indexes, vec![vec![2, 0], vec![1]]);
+    let bad = "CREATE MATERIALIZED VIEW v WITH (index = 'nope') AS SELECT id FROM posts";
+    let error = common::error(bad, Dialect::Sqlite);
+    assert!(error.contains("index column \"nope\" is not an output column"), "{error}");
+}

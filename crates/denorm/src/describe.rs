@@ -674,6 +674,7 @@ mod tests {
                 SortKey { column: 2, descending: true, nulls_first: false },
                 SortKey { column: 0, descending: false, nulls_first: false },
             ],
+            indexes: Vec::new(),
         };
         let report = render_view(&view, Path::new("examples/marketplace/views.sql"), &catalog());
         let expected = "\
