@@ -106,6 +106,16 @@ pub trait Sink: Send + std::fmt::Debug {
     /// reconciling the sink with the view.
     fn read(&mut self, view: usize) -> Result<Vec<(Row, Diff)>, SinkError>;
 
+    /// The rows the target holds for view `view` under each of `keys` (a
+    /// key: the view's key columns packed in order), as [`Sink::read`]
+    /// gives them: for the reconcile sampler. The default reads everything
+    /// and keeps the rows of those keys.
+    fn read_keys(&mut self, view: usize, key: &[usize], keys: &[Row]) -> Result<Vec<(Row, Diff)>, SinkError> {
+        let wanted: std::collections::HashSet<&Row> = keys.iter().collect();
+        let rows = self.read(view)?;
+        Ok(rows.into_iter().filter(|(row, _)| wanted.contains(&Row::pack(key.iter().map(|&k| row.get(k))))).collect())
+    }
+
     /// A row of view `view` as [`Sink::read`] gives it back once written
     /// (a column type may convert values: SQLite's affinity, PostgreSQL's
     /// text for untyped values). Reconcile compares the view's rows through

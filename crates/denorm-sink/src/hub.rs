@@ -48,6 +48,8 @@ const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// How long a runner waits for work before it checks for shutdown.
 const IDLE: Duration = Duration::from_millis(100);
+/// How long a stopping runner keeps applying what is queued.
+const DRAIN: Duration = Duration::from_secs(10);
 /// How long a reconcile waits for the sink to catch up with the engine.
 const RECONCILE_CATCH_UP: Duration = Duration::from_secs(30);
 
@@ -61,6 +63,15 @@ pub struct SinkConfig {
     pub views: Vec<(usize, ViewSpec)>,
     /// Queued changes at most ([`QUEUE_ROWS`] by default).
     pub queue_rows: usize,
+    /// Reconcile the sink with its views this often (`reconcile_every`),
+    /// counting `denorm_sink_drift_rows`; `None`: only on request.
+    pub reconcile_every: Option<Duration>,
+    /// With `reconcile_every`: also write the differences found.
+    pub repair: bool,
+    /// With `reconcile_every`: compare this many random keys per view
+    /// instead of every row (`None`: every row; a sample cannot see rows
+    /// the sink has under keys the view lacks).
+    pub reconcile_sample: Option<usize>,
 }
 
 /// A sink's state, for `/health` and tests.
@@ -213,6 +224,10 @@ impl SinkHub {
                     backoff: BACKOFF_MIN,
                     synced: false,
                     after_error: false,
+                    reconcile_every: config.reconcile_every,
+                    repair: config.repair,
+                    sample: config.reconcile_sample,
+                    reconcile_due: config.reconcile_every.map(|every| Instant::now() + every),
                 };
                 let thread =
                     std::thread::Builder::new().name(format!("sink-{}", config.name)).spawn(move || runner.run()).ok();
@@ -337,13 +352,40 @@ struct Runner {
     /// Set by an error: the next apply checks the reopened positions for
     /// whether the failed attempt committed.
     after_error: bool,
+    reconcile_every: Option<Duration>,
+    repair: bool,
+    sample: Option<usize>,
+    reconcile_due: Option<Instant>,
 }
 
 impl Runner {
     fn run(mut self) {
         let mut pending: Option<Message> = None;
-        while !self.stopping() {
+        let mut stop_at: Option<Instant> = None;
+        loop {
+            // On shutdown the queue is drained first (at most DRAIN long,
+            // and not past an error), so that a clean restart finds the
+            // sink at the engine's position and rewrites nothing.
+            if self.stopping() {
+                let until = *stop_at.get_or_insert_with(|| Instant::now() + DRAIN);
+                let empty = self.shared.queue.lock().unwrap_or_else(PoisonError::into_inner).items.is_empty();
+                if (empty && pending.is_none()) || self.after_error || Instant::now() >= until {
+                    return;
+                }
+            }
             if self.stored.is_none() && !self.open() {
+                continue;
+            }
+            if pending.is_none()
+                && !self.stopping()
+                && self.synced
+                && self.reconcile_due.is_some_and(|due| Instant::now() >= due)
+            {
+                self.reconcile_due = self.reconcile_every.map(|every| Instant::now() + every);
+                if let Err(e) = self.reconcile(self.repair, self.sample) {
+                    self.failed(&e);
+                    self.stored = None;
+                }
                 continue;
             }
             let message = match pending.take() {
@@ -380,6 +422,7 @@ impl Runner {
                 true
             }
             Err(e) => {
+                self.after_error = true;
                 self.failed(&e);
                 false
             }
@@ -425,7 +468,7 @@ impl Runner {
                 self.sync(&published, force).map_err(|e| Box::new((Some(Message::Sync { published, force: false }), e)))
             }
             Message::Reconcile { repair, reply } => {
-                let answer = self.reconcile(repair);
+                let answer = self.reconcile(repair, None);
                 let _ = reply.send(answer.map_err(|e| error_chain(&e)));
                 Ok(())
             }
@@ -520,7 +563,7 @@ impl Runner {
     }
 
     /// Waits until the sink has applied everything queued, then compares.
-    fn reconcile(&mut self, repair: bool) -> Result<Vec<Reconciled>, SinkError> {
+    fn reconcile(&mut self, repair: bool, sample: Option<usize>) -> Result<Vec<Reconciled>, SinkError> {
         let until = Instant::now() + RECONCILE_CATCH_UP;
         loop {
             // Apply what is queued before the comparison point.
@@ -530,7 +573,7 @@ impl Runner {
                 (empty || Instant::now() >= until).then(|| self.reader.snapshot())
             };
             if let Some(published) = published {
-                return self.compare(&published, repair);
+                return self.compare(&published, repair, sample);
             }
             match self.pop() {
                 Some(Message::Reconcile { repair: r, reply }) => {
@@ -548,7 +591,13 @@ impl Runner {
         }
     }
 
-    fn compare(&mut self, published: &Published, repair: bool) -> Result<Vec<Reconciled>, SinkError> {
+    /// Compares every row, or `sample` random keys, of each view.
+    fn compare(
+        &mut self,
+        published: &Published,
+        repair: bool,
+        sample: Option<usize>,
+    ) -> Result<Vec<Reconciled>, SinkError> {
         let mut reports = Vec::new();
         for i in 0..self.specs.len() {
             let Some(view) = published.views.get(self.shared.slots[i]) else { continue };
@@ -560,13 +609,30 @@ impl Runner {
                 // is the repair.
                 continue;
             }
-            let sink_rows = self.sink.read(i)?;
-            let published: Vec<(Row, Diff)> = match &view.info.feed {
-                // A feed's rows are stored without their partition column.
-                Some(feed) => denorm_serve::feed::rows(view, feed),
-                None => view.rows.iter().map(|(r, d)| (r.clone(), d)).collect(),
+            let key: Vec<usize> = if self.specs[i].is_multiset() {
+                (0..self.specs[i].columns.len()).collect()
+            } else {
+                self.specs[i].key.clone()
             };
-            let mut expected: Vec<(Row, Diff)> = published.iter().map(|(r, d)| (self.sink.stored(i, r), *d)).collect();
+            // A feed's rows are stored without their partition column.
+            let feed_rows = view.info.feed.as_ref().map(|feed| denorm_serve::feed::rows(view, feed));
+            let published: Box<dyn Iterator<Item = (&Row, Diff)>> = match &feed_rows {
+                Some(rows) => Box::new(rows.iter().map(|(r, d)| (r, *d))),
+                None => Box::new(view.rows.iter()),
+            };
+            let (mut expected, sink_rows) = match sample {
+                None => {
+                    let expected: Vec<(Row, Diff)> = published.map(|(r, d)| (self.sink.stored(i, r), d)).collect();
+                    (expected, self.sink.read(i)?)
+                }
+                Some(n) => {
+                    let expected: Vec<(Row, Diff)> =
+                        reservoir(published, n).into_iter().map(|(r, d)| (self.sink.stored(i, r), d)).collect();
+                    let keys: Vec<Row> =
+                        expected.iter().map(|(r, _)| Row::pack(key.iter().map(|&k| r.get(k)))).collect();
+                    (expected, self.sink.read_keys(i, &key, &keys)?)
+                }
+            };
             consolidate(&mut expected);
             let (report, diff) = differences(&self.specs[i], &expected, sink_rows);
             self.metrics.sink_drift(&self.shared.name, &self.specs[i].name, report.drift());
@@ -611,6 +677,26 @@ impl Runner {
             std::thread::sleep(IDLE.min(until.saturating_duration_since(Instant::now())));
         }
     }
+}
+
+/// Up to `n` items of `items` chosen uniformly (reservoir sampling).
+fn reservoir<T>(items: impl Iterator<Item = T>, n: usize) -> Vec<T> {
+    let mut rng = SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64) | 1;
+    let mut chosen = Vec::with_capacity(n);
+    for (seen, item) in items.enumerate() {
+        if chosen.len() < n {
+            chosen.push(item);
+            continue;
+        }
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let j = (rng % (seen as u64 + 1)) as usize;
+        if j < n {
+            chosen[j] = item;
+        }
+    }
+    chosen
 }
 
 /// Appends `next`'s changes to `batch` (which then ends at `next`'s position).
@@ -756,8 +842,15 @@ mod tests {
             ..Default::default()
         };
         let sink = MemorySink::default();
-        let config =
-            SinkConfig { name: "mem".into(), sink: Box::new(sink.clone()), views: vec![(0, spec)], queue_rows };
+        let config = SinkConfig {
+            name: "mem".into(),
+            sink: Box::new(sink.clone()),
+            views: vec![(0, spec)],
+            queue_rows,
+            reconcile_every: None,
+            repair: false,
+            reconcile_sample: None,
+        };
         let hub = SinkHub::start(vec![config], reader.clone());
         (publisher, reader, hub, sink)
     }
@@ -814,6 +907,15 @@ mod tests {
         let state = wait_for(&hub, 199);
         assert_eq!(state.positions, vec![Some(Position(199))]);
         assert_eq!(sink.tables.lock().unwrap()[0].0.len(), 1 + 198 * 2);
+    }
+
+    #[test]
+    fn reservoir_picks_distinct_items() {
+        let mut picked = reservoir(0..1000, 10);
+        picked.sort_unstable();
+        picked.dedup();
+        assert_eq!(picked.len(), 10);
+        assert_eq!(reservoir(0..3, 10), vec![0, 1, 2]);
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //!   the source) go on between them. A rebuild fills `<view>__new` in
 //!   transactions of [`REBUILD_CHUNK`] rows, then swaps it in (drop, rename,
 //!   indexes, position) in one transaction.
+//! - A file denorm creates is put in WAL mode with `synchronous = NORMAL`;
+//!   an existing file keeps its journal mode.
 //! - When the file is the source database, denorm's capture never sees the
 //!   sink tables: triggers are installed only on the tables the views read,
 //!   and the configuration refuses a sink table a view reads.
@@ -61,6 +63,17 @@ impl SqliteSink {
             let conn = Connection::open(&self.path)
                 .map_err(|e| SinkError::Unreachable { target: self.target(), source: Box::new(e) })?;
             conn.busy_timeout(BUSY_TIMEOUT).map_err(self.error("setting the busy timeout"))?;
+            // A file denorm creates is a read model: WAL (readers never
+            // block the sink's commits) with one sync per checkpoint, not
+            // per commit (a commit lost in an OS crash lowers the stored
+            // position, and the view is rebuilt). An existing file (the
+            // source database) keeps its own settings.
+            let empty: i64 =
+                conn.query_row("PRAGMA page_count", [], |r| r.get(0)).map_err(self.error("reading the file"))?;
+            if empty == 0 {
+                conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+                    .map_err(self.error("setting up a new file"))?;
+            }
             self.conn = Some(conn);
         }
         Ok(self.conn.as_mut().expect("just opened"))
@@ -328,6 +341,31 @@ impl Sink for SqliteSink {
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(|e| classify(&target, "reading a view's table", e))?;
         Ok(rows)
+    }
+
+    fn read_keys(&mut self, view: usize, key: &[usize], keys: &[Row]) -> Result<Vec<(Row, Diff)>, SinkError> {
+        let target = self.target();
+        let spec = self.views[view].clone();
+        let conn = self.conn()?;
+        let names: Vec<String> = table_columns(&spec).iter().map(|c| quote(c)).collect();
+        let sql = format!("SELECT {} FROM {} WHERE {}", names.join(", "), quote(&spec.name), matches(&spec, key, 1));
+        let mut statement = conn.prepare(&sql).map_err(|e| classify(&target, "reading a view's table", e))?;
+        let multiset = spec.is_multiset();
+        let mut out = Vec::new();
+        for k in keys {
+            let rows = statement
+                .query_map(params_from_iter(k.iter().map(|d| to_sqlite(&d))), |r| {
+                    let datums: Vec<_> = (0..spec.columns.len())
+                        .map(|i| r.get_ref(i).map(|v| from_sqlite(spec.columns[i].ty, v)))
+                        .collect::<Result<_, _>>()?;
+                    let diff: Diff = if multiset { r.get(spec.columns.len())? } else { 1 };
+                    Ok((Row::pack(datums.iter().map(|d| d.borrowed())), diff))
+                })
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| classify(&target, "reading a view's table", e))?;
+            out.extend(rows);
+        }
+        Ok(out)
     }
 
     fn stored(&self, view: usize, row: &Row) -> Row {

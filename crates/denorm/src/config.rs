@@ -35,6 +35,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 mod auth;
+pub mod sink;
 
 pub use auth::AuditTarget;
 
@@ -56,6 +57,8 @@ pub struct Config {
     pub auth: Option<denorm_serve::auth::Auth>,
     /// `[audit]`: where one JSON line per read goes.
     pub audit: Option<AuditTarget>,
+    /// `[[sink]]`: where the views are also written (see [`sink`]).
+    pub sinks: Vec<sink::SinkSettings>,
 }
 
 /// `[engine]`: how the engine may use the machine.
@@ -345,6 +348,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         Some(raw) => Some(auth::auth(raw, base).map_err(|(span, message, hint)| invalid(span, message, hint))?),
     };
     let audit = raw.audit.map(|raw| auth::audit(raw, base));
+    let sinks = sink::sinks(raw.sink, base, text).map_err(|(span, message, hint)| invalid(span, message, hint))?;
     Ok(Config {
         file: path.to_path_buf(),
         views,
@@ -353,6 +357,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         engine: EngineConfig { max_memory, state_dir },
         auth,
         audit,
+        sinks,
     })
 }
 
@@ -498,6 +503,8 @@ struct RawConfig {
     engine: Option<RawEngine>,
     auth: Option<auth::RawAuth>,
     audit: Option<auth::RawAudit>,
+    #[serde(default)]
+    sink: Vec<sink::RawSink>,
 }
 
 #[derive(Deserialize, Default)]

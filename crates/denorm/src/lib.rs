@@ -14,6 +14,7 @@ mod fallback;
 mod plan;
 mod redacting;
 mod run;
+mod sinks;
 mod source;
 pub mod state_dir;
 

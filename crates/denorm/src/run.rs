@@ -47,7 +47,7 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
     let listener = runtime.block_on(bind(&config))?;
     let wire = runtime.block_on(bind_wire(&config))?;
     let shutdown = Arc::new(AtomicBool::new(false));
-    let (publisher, reader) = denorm_serve::channel(prepared.infos);
+    let (publisher, reader) = denorm_serve::channel(prepared.infos.clone());
     let (stop_wire, wire_stopped) = tokio::sync::oneshot::channel::<()>();
     if let Some((listener, tls)) = wire {
         let mut backend = denorm_serve::wire::Backend::new(reader.clone(), Arc::new(denorm_serve::wire::AllowAll));
@@ -58,9 +58,11 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
             let _ = wire_stopped.await;
         }));
     }
+    let sinks = crate::sinks::start(&config, &prepared.specs, &prepared.infos, &reader)?;
     let engine = Engine::new(config.source.clone(), prepared.sources, publisher, shutdown.clone())
         .with_max_memory(config.engine.max_memory)
-        .with_state_dir(Some(config.engine.state_dir.clone()));
+        .with_state_dir(Some(config.engine.state_dir.clone()))
+        .with_sinks(sinks);
     let served =
         runtime.block_on(serve_until(listener, reader, prepared.fallback, http, engine, shutdown, termination()));
     let _ = stop_wire.send(());
@@ -120,6 +122,8 @@ pub struct Prepared {
     /// Answers key lookups of `on_stale = 'fallback'` views from the source
     /// while they are beyond budget; `None` when no view asks for it.
     pub fallback: Option<Arc<dyn Fallback>>,
+    /// What sinks are told about each view (see [`crate::sinks`]).
+    pub specs: Vec<denorm_sink::ViewSpec>,
 }
 
 /// [`prepare`], retrying with exponential backoff while a SQLite source is
@@ -217,7 +221,8 @@ pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
             Some(Arc::new(fallback) as Arc<dyn Fallback>)
         }
     };
-    Ok(Prepared { sources: ViewSources { files, names }, infos, fallback })
+    let specs = views.iter().map(|(v, _)| crate::sinks::view_spec(v)).collect();
+    Ok(Prepared { sources: ViewSources { files, names }, infos, fallback, specs })
 }
 
 fn view_info((view, _): &Planned) -> ViewInfo {

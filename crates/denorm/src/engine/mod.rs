@@ -150,6 +150,10 @@ pub struct Engine {
     outage: Option<Outage>,
     /// `[engine] state_dir`; `None`: nothing is kept across restarts.
     state_dir: Option<PathBuf>,
+    /// `[[sink]]`: every publish is handed to the sinks too.
+    sinks: Option<Arc<denorm_sink::SinkHub>>,
+    /// Set by `load`: the next publish is a session's first state.
+    first_publish: bool,
 }
 
 impl Engine {
@@ -169,6 +173,25 @@ impl Engine {
             backoff: Backoff::default(),
             outage: None,
             state_dir: None,
+            sinks: None,
+            first_publish: false,
+        }
+    }
+
+    /// Hands every publish to `sinks` too (`[[sink]]`).
+    pub fn with_sinks(mut self, sinks: Option<Arc<denorm_sink::SinkHub>>) -> Self {
+        self.sinks = sinks;
+        self
+    }
+
+    /// Publishes `position` and hands the step's view changes to the sinks
+    /// (which never block the engine); a session's first publish makes them
+    /// sync with the published state instead.
+    fn publish_state(&mut self, position: Position, commits: &[(String, f64)], views: &[flow::PartChanges]) {
+        let first = std::mem::take(&mut self.first_publish);
+        match &self.sinks {
+            Some(hub) => hub.publish(&mut self.publisher, position, commits, views, first),
+            None => self.publisher.publish(position, commits),
         }
     }
 
@@ -384,7 +407,7 @@ impl Engine {
                     error!(view = %self.sources.names[slot], error = %reason, "view failed: over the memory budget");
                     self.publisher.fail(slot, reason);
                 }
-                self.publisher.publish(flow.position, &[]);
+                self.publish_state(flow.position, &[], &[]);
                 entries = flow.state_bytes(&self.sources.names);
             }
         }
@@ -617,6 +640,7 @@ impl Engine {
         self.publisher.metrics().snapshot_rows(rows as u64);
         let applying = Instant::now();
         let step = flow.snapshot(batch);
+        self.first_publish = true;
         self.publish(step, batch.position, &[], applying);
         info!(
             rows,
@@ -666,7 +690,7 @@ impl Engine {
             return;
         }
         flow.position = position;
-        self.publisher.publish(position, &[]);
+        self.publish_state(position, &[], &[]);
         self.publisher.set_source(SourceStatus {
             state: SourceState::Following,
             head: Some(position),
@@ -691,7 +715,7 @@ impl Engine {
             error!(view = %self.sources.names[slot], error = %reason, "view failed");
             self.publisher.fail(slot, reason);
         }
-        self.publisher.publish(position, commits);
+        self.publish_state(position, commits, &step.views);
         let applied_in = started.elapsed().as_secs_f64();
         self.publisher.metrics().batch_applied(applied_in);
         let oldest = commits.iter().map(|(_, at)| *at).fold(f64::INFINITY, f64::min);
