@@ -172,8 +172,15 @@ fn freshness(batches: usize) {
     let (mut publisher, reader) = channel(vec![info]);
     let sink =
         RedisSink::new(RedisOptions { url: url(), prefix: "fresh:".into(), format: Format::Hash, ttl: None }).unwrap();
-    let config =
-        SinkConfig { name: "redis".into(), sink: Box::new(sink), views: vec![(0, spec())], queue_rows: 1_000_000 };
+    let config = SinkConfig {
+        name: "redis".into(),
+        sink: Box::new(sink),
+        views: vec![(0, spec())],
+        queue_rows: 1_000_000,
+        reconcile_every: None,
+        repair: false,
+        reconcile_sample: None,
+    };
     let hub = SinkHub::start(vec![config], reader.clone());
     let wait_for = |position: u64| {
         let until = Instant::now() + Duration::from_secs(30);

@@ -243,14 +243,28 @@ impl RedisSink {
             set.ignore();
             return;
         }
+        if let Some(update) = old.and_then(|old| layout.hash_update(old, new)) {
+            if !update.set.is_empty() {
+                let hset = pipe.cmd("HSET").arg(key);
+                for (name, value) in update.set {
+                    hset.arg(name).arg(value);
+                }
+                hset.ignore();
+            }
+            if !update.delete.is_empty() {
+                pipe.cmd("HDEL").arg(key).arg(update.delete).ignore();
+            }
+            self.expire(pipe, key);
+            return;
+        }
         let fields = layout.hash_fields(new);
         let old_fields = old.map(|old| layout.hash_fields(old)).unwrap_or_default();
-        let gone: Vec<&Vec<u8>> = old_fields
+        let gone: Vec<&[u8]> = old_fields
             .iter()
             .filter(|(name, _)| !fields.iter().any(|(n, _)| n == name))
-            .map(|(name, _)| name)
+            .map(|(name, _)| *name)
             .collect();
-        let changed: Vec<&(Vec<u8>, Vec<u8>)> = fields.iter().filter(|f| !old_fields.contains(f)).collect();
+        let changed: Vec<&(&[u8], Vec<u8>)> = fields.iter().filter(|f| !old_fields.contains(f)).collect();
         if !changed.is_empty() {
             let hset = pipe.cmd("HSET").arg(key);
             for (name, value) in changed {
@@ -312,7 +326,8 @@ impl RedisSink {
             }
             let content = match layout.format() {
                 Format::Hash => {
-                    let mut fields = layout.hash_fields(row);
+                    let mut fields: Vec<(Vec<u8>, Vec<u8>)> =
+                        layout.hash_fields(row).into_iter().map(|(name, value)| (name.to_vec(), value)).collect();
                     fields.sort();
                     Content::Hash(fields)
                 }

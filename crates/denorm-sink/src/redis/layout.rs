@@ -77,6 +77,22 @@ pub struct Layout {
     feed: Option<FeedInfo>,
 }
 
+/// The field writes of an update (see [`Layout::hash_update`]).
+#[derive(Debug, Default, PartialEq)]
+pub struct HashUpdate<'s> {
+    pub set: Vec<(&'s [u8], Vec<u8>)>,
+    pub delete: Vec<&'s [u8]>,
+}
+
+/// Whether two values are the same value of the same type (so write the
+/// same field): doubles by their bits.
+fn same_datum(a: &Datum<'_>, b: &Datum<'_>) -> bool {
+    match (a, b) {
+        (Datum::Float(x), Datum::Float(y)) => x.to_bits() == y.to_bits(),
+        _ => a == b,
+    }
+}
+
 /// A JSON object's members in order, values unparsed.
 struct RawObject<'a>(Vec<(String, &'a serde_json::value::RawValue)>);
 
@@ -168,16 +184,39 @@ impl Layout {
     }
 
     /// The fields of a row's hash (see the module documentation).
-    pub fn hash_fields(&self, row: &Row) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let mut fields: Vec<(Vec<u8>, Vec<u8>)> = row
+    pub fn hash_fields<'s>(&'s self, row: &Row) -> Vec<(&'s [u8], Vec<u8>)> {
+        let mut fields: Vec<(&[u8], Vec<u8>)> = row
             .iter()
             .zip(&self.columns)
-            .filter_map(|(datum, (name, ty))| field_value(&datum, *ty).map(|value| (name.clone().into_bytes(), value)))
+            .filter_map(|(datum, (name, ty))| field_value(&datum, *ty).map(|value| (name.as_bytes(), value)))
             .collect();
         if fields.is_empty() {
-            fields.push((Vec::new(), Vec::new()));
+            fields.push((b"", Vec::new()));
         }
         fields
+    }
+
+    /// The writes that turn row `old`'s hash into row `new`'s: the fields
+    /// to set (columns whose value changed and is not NULL) and the fields
+    /// to delete (columns now NULL). Only the changed columns are encoded:
+    /// an update of one column is one field. `None` when either row is all
+    /// NULL (its hash is the marker field; the caller diffs
+    /// [`Layout::hash_fields`]).
+    pub fn hash_update<'s>(&'s self, old: &Row, new: &Row) -> Option<HashUpdate<'s>> {
+        if old.iter().all(|d| d.is_null()) || new.iter().all(|d| d.is_null()) {
+            return None;
+        }
+        let mut update = HashUpdate::default();
+        for ((before, after), (name, ty)) in old.iter().zip(new.iter()).zip(&self.columns) {
+            if same_datum(&before, &after) {
+                continue;
+            }
+            match field_value(&after, *ty) {
+                Some(value) => update.set.push((name.as_bytes(), value)),
+                None => update.delete.push(name.as_bytes()),
+            }
+        }
+        Some(update)
     }
 
     /// The row as the HTTP API's JSON object.
@@ -556,7 +595,7 @@ mod tests {
         let fields: Vec<(String, String)> = layout
             .hash_fields(&row)
             .into_iter()
-            .map(|(k, v)| (String::from_utf8(k).unwrap(), String::from_utf8(v).unwrap()))
+            .map(|(k, v)| (String::from_utf8(k.to_vec()).unwrap(), String::from_utf8(v).unwrap()))
             .collect();
         let expected = [
             ("c0", "7"),
@@ -571,7 +610,7 @@ mod tests {
         let expected: Vec<(String, String)> = expected.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
         assert_eq!(fields, expected);
         let nulls = Row::pack([Datum::Null, Datum::Null].iter());
-        assert_eq!(layout.hash_fields(&nulls), vec![(Vec::new(), Vec::new())]);
+        assert_eq!(layout.hash_fields(&nulls), vec![(&b""[..], Vec::new())]);
     }
 
     #[test]
@@ -653,5 +692,48 @@ mod tests {
         assert_eq!(sorted.iter().map(|e| &e.1).collect::<Vec<_>>(), by_member.iter().map(|e| &e.1).collect::<Vec<_>>());
         // NaN is below every number (first in ASC), then -1.0 (score 1.0).
         assert_eq!(sorted.iter().map(|e| e.0).collect::<Vec<_>>(), [f64::INFINITY, 1.0, -2.5, -2.5, -10.0]);
+    }
+
+    fn small_datum() -> impl proptest::strategy::Strategy<Value = Datum<'static>> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just(Datum::Null),
+            (0i64..3).prop_map(Datum::Int),
+            prop_oneof![Just(0.0), Just(-0.0), Just(1.5), Just(f64::NAN)].prop_map(Datum::Float),
+            "[a1]{0,2}".prop_map(Datum::owned_text),
+        ]
+    }
+
+    proptest::proptest! {
+        /// `hash_update` writes exactly the difference of the two rows'
+        /// `hash_fields` (the full encoding it replaces on the update path).
+        #[test]
+        fn hash_update_is_the_difference_of_the_hashes(
+            old in proptest::collection::vec(small_datum(), 3),
+            new in proptest::collection::vec(small_datum(), 3),
+        ) {
+            use ScalarType::*;
+            let layout = layout(&[Int, Float, Any], vec![0]);
+            let (old, new) = (Row::pack(old.iter()), Row::pack(new.iter()));
+            let before = layout.hash_fields(&old);
+            let after = layout.hash_fields(&new);
+            match layout.hash_update(&old, &new) {
+                None => proptest::prop_assert!(old.iter().all(|d| d.is_null()) || new.iter().all(|d| d.is_null())),
+                Some(update) => {
+                    // Applying the update to the old hash gives the new hash.
+                    let mut hash: std::collections::BTreeMap<Vec<u8>, Vec<u8>> =
+                        before.into_iter().map(|(k, v)| (k.to_vec(), v)).collect();
+                    for name in &update.delete {
+                        proptest::prop_assert!(hash.remove(*name).is_some());
+                    }
+                    for (name, value) in &update.set {
+                        hash.insert(name.to_vec(), value.clone());
+                    }
+                    let expected: std::collections::BTreeMap<Vec<u8>, Vec<u8>> =
+                        after.into_iter().map(|(k, v)| (k.to_vec(), v)).collect();
+                    proptest::prop_assert_eq!(hash, expected);
+                }
+            }
+        }
     }
 }
