@@ -111,6 +111,32 @@ impl FeedInfo {
     }
 }
 
+impl FeedInfo {
+    /// A stored row with its partition column put back (the inverse of
+    /// [`FeedInfo::strip`]); `partition` is the value of the row's key.
+    fn unstrip(&self, row: &Row, partition: &Datum<'_>) -> Row {
+        if partition.is_null() || !row.get(self.partition).is_null() {
+            return row.clone();
+        }
+        let mut datums = row.unpack();
+        datums[self.partition] = partition.clone();
+        Row::pack(datums.iter())
+    }
+}
+
+/// A feed view's rows (its fanned-out rows, part 0) as the engine produced
+/// them: each stored row with its partition column put back from its key,
+/// for the sinks, which store whole rows.
+pub fn rows(view: &PublishedView, feed: &FeedInfo) -> Vec<(Row, Diff)> {
+    let mut out = Vec::with_capacity(usize::try_from(view.rows.len()).unwrap_or(0));
+    for (key, rows) in view.rows.entries_prefixed(&[]) {
+        // The key starts with the partition value, packed.
+        let partition = RowRef::from_prefix(key, key.len()).iter().next().unwrap_or(Datum::Null);
+        out.extend(rows.iter().map(|(row, diff)| (feed.unstrip(row, &partition), *diff)));
+    }
+    out
+}
+
 /// A partition value packed as for equality (`3` and `3.0` alike): the
 /// prefix of its keys.
 fn key_prefix(datum: &Datum<'_>) -> Vec<u8> {
@@ -381,5 +407,40 @@ mod tests {
             let want = row_order(&[], &terms, &oa, &ob);
             prop_assert_eq!(ka.cmp(&kb), want);
         }
+    }
+
+    /// `rows` gives the sinks the rows the engine published, though the
+    /// publisher stores them without their partition column (whole when
+    /// the partition is NULL, a double or a numeric).
+    #[test]
+    fn rows_put_the_partition_back() {
+        use crate::state::{channel, ColumnInfo};
+        use denorm_types::{Position, ScalarType};
+        let column = |name: &str, ty| ColumnInfo { name: name.into(), ty };
+        let feed = FeedInfo {
+            partition: 0,
+            order: vec![OrderTerm { column: 1, descending: true, nulls_first: true }],
+            ..FeedInfo::default()
+        };
+        let info = ViewInfo {
+            name: "home".into(),
+            columns: vec![column("owner", ScalarType::Any), column("post", ScalarType::Int)],
+            key: vec![0],
+            feed: Some(feed.clone()),
+            ..ViewInfo::default()
+        };
+        let (mut publisher, reader) = channel(vec![info]);
+        let mut rows: Vec<(Row, Diff)> = [Datum::Int(1), Datum::text("a"), Datum::Null, Datum::Float(2.5), Datum::Int(1)]
+            .into_iter()
+            .enumerate()
+            .map(|(i, owner)| (Row::pack([owner, Datum::Int(i as i64)].iter()), 1))
+            .collect();
+        publisher.apply_part(0, 0, &rows);
+        publisher.publish(Position(1), &[]);
+        let published = reader.snapshot();
+        let mut got = super::rows(&published.views[0], &feed);
+        got.sort();
+        rows.sort();
+        assert_eq!(got, rows);
     }
 }

@@ -537,7 +537,14 @@ impl Runner {
                 continue;
             }
             let started = Instant::now();
-            self.sink.rebuild(i, &mut view.rows.iter(), position)?;
+            match &view.info.feed {
+                // A feed's rows are stored without their partition column.
+                Some(feed) => {
+                    let rows = denorm_serve::feed::rows(view, feed);
+                    self.sink.rebuild(i, &mut rows.iter().map(|(r, d)| (r, *d)), position)?
+                }
+                None => self.sink.rebuild(i, &mut view.rows.iter(), position)?,
+            }
             info!(sink = %self.shared.name, view = %self.specs[i].name, rows = view.rows.len(), position = position.0,
                   seconds = started.elapsed().as_secs_f64(), ?stored, "sink view rebuilt from the published state");
             if let Some(s) = self.stored.as_mut() {
@@ -607,15 +614,20 @@ impl Runner {
             } else {
                 self.specs[i].key.clone()
             };
+            // A feed's rows are stored without their partition column.
+            let feed_rows = view.info.feed.as_ref().map(|feed| denorm_serve::feed::rows(view, feed));
+            let published: Box<dyn Iterator<Item = (&Row, Diff)>> = match &feed_rows {
+                Some(rows) => Box::new(rows.iter().map(|(r, d)| (r, *d))),
+                None => Box::new(view.rows.iter()),
+            };
             let (mut expected, sink_rows) = match sample {
                 None => {
-                    let expected: Vec<(Row, Diff)> =
-                        view.rows.iter().map(|(r, d)| (self.sink.stored(i, r), d)).collect();
+                    let expected: Vec<(Row, Diff)> = published.map(|(r, d)| (self.sink.stored(i, r), d)).collect();
                     (expected, self.sink.read(i)?)
                 }
                 Some(n) => {
                     let expected: Vec<(Row, Diff)> =
-                        reservoir(view.rows.iter(), n).into_iter().map(|(r, d)| (self.sink.stored(i, r), d)).collect();
+                        reservoir(published, n).into_iter().map(|(r, d)| (self.sink.stored(i, r), d)).collect();
                     let keys: Vec<Row> =
                         expected.iter().map(|(r, _)| Row::pack(key.iter().map(|&k| r.get(k)))).collect();
                     (expected, self.sink.read_keys(i, &key, &keys)?)

@@ -18,6 +18,7 @@
 pub mod contract;
 pub mod hub;
 pub mod postgres;
+pub mod redis;
 pub mod sqlite;
 pub mod value;
 

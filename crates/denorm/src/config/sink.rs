@@ -38,6 +38,12 @@ pub(super) struct RawSink {
     reconcile_every: Option<Spanned<String>>,
     reconcile_sample: Option<Spanned<usize>>,
     repair: Option<bool>,
+    /// redis: "hash" (default) or "json".
+    format: Option<Spanned<String>>,
+    /// redis: defensive expiry of every key written.
+    ttl: Option<Spanned<String>>,
+    /// redis: prepended to every key.
+    prefix: Option<Spanned<String>>,
 }
 
 /// One `[[sink]]` entry, checked.
@@ -62,7 +68,7 @@ pub struct SinkSettings {
 pub enum SinkKind {
     Postgres { url: String, schema: String },
     Sqlite { path: PathBuf },
-    Redis { url: String },
+    Redis(denorm_sink::redis::RedisOptions),
 }
 
 impl SinkKind {
@@ -82,7 +88,9 @@ pub fn open_sink(kind: &SinkKind) -> anyhow::Result<Box<dyn Sink>> {
             Box::new(denorm_sink::postgres::PostgresSink::new(url.clone(), schema.clone()))
         }
         SinkKind::Sqlite { path } => Box::new(denorm_sink::sqlite::SqliteSink::new(path.clone())),
-        SinkKind::Redis { .. } => anyhow::bail!("the redis sink is not built into this denorm yet"),
+        SinkKind::Redis(options) => Box::new(
+            denorm_sink::redis::RedisSink::new(options.clone()).map_err(|e| anyhow::anyhow!("redis sink: {e}"))?,
+        ),
     })
 }
 
@@ -113,6 +121,11 @@ fn sink(raw: RawSink, base: &Path, text: &str, before: &[SinkSettings]) -> Resul
             err(kind_span.clone(), format!("a {kind} sink needs url"), &format!("add url = \"{example}\""))
         })
     };
+    if raw.kind.get_ref() != "redis" {
+        for (key, value) in [("format", &raw.format), ("ttl", &raw.ttl), ("prefix", &raw.prefix)] {
+            forbid(key, value.as_ref().map(Spanned::span), raw.kind.get_ref())?;
+        }
+    }
     let kind = match raw.kind.get_ref().as_str() {
         "postgres" => {
             forbid("path", raw.path.as_ref().map(Spanned::span), "postgres")?;
@@ -155,7 +168,7 @@ fn sink(raw: RawSink, base: &Path, text: &str, before: &[SinkSettings]) -> Resul
         "redis" => {
             forbid("path", raw.path.as_ref().map(Spanned::span), "redis")?;
             forbid("schema", raw.schema.as_ref().map(Spanned::span), "redis")?;
-            SinkKind::Redis { url: url(&raw.url, "redis", "redis://127.0.0.1:6379")? }
+            SinkKind::Redis(redis_options(&raw, url(&raw.url, "redis", "redis://127.0.0.1:6379")?)?)
         }
         other => {
             return Err(err(
@@ -251,6 +264,44 @@ fn sink(raw: RawSink, base: &Path, text: &str, before: &[SinkSettings]) -> Resul
     })
 }
 
+/// A redis sink's own settings: `format`, `ttl`, `prefix`.
+fn redis_options(raw: &RawSink, url: String) -> Result<denorm_sink::redis::RedisOptions, Invalid> {
+    use denorm_sink::redis::{Format, RedisOptions};
+    let format = match raw.format.as_ref().map(|f| (f.get_ref().as_str(), f.span())) {
+        None | Some(("hash", _)) => Format::Hash,
+        Some(("json", _)) => Format::Json,
+        Some((other, span)) => {
+            return Err(err(
+                span,
+                format!("[[sink]] format: unknown format {other:?}"),
+                "format is \"hash\" or \"json\"",
+            ))
+        }
+    };
+    let ttl = match &raw.ttl {
+        None => None,
+        Some(ttl) => Some(super::parse_duration(ttl.get_ref()).filter(|d| !d.is_zero()).ok_or_else(|| {
+            err(
+                ttl.span(),
+                format!("[[sink]] ttl: invalid duration {:?}", ttl.get_ref()),
+                "write a duration such as \"1h\" or \"10m\", or remove ttl (keys then never expire)",
+            )
+        })?),
+    };
+    let prefix = raw.prefix.as_ref().map_or(String::new(), |p| p.get_ref().clone());
+    let options = RedisOptions { url, prefix, format, ttl };
+    if let Err(e) = denorm_sink::redis::RedisSink::new(options.clone()) {
+        let span = raw.url.as_ref().map_or(raw.kind.span(), Spanned::span);
+        let cause = std::error::Error::source(&e).map(|c| format!(": {c}")).unwrap_or_default();
+        return Err(err(
+            span,
+            format!("[[sink]] url: not a Redis URL{cause}"),
+            "write redis://[user:password@]host:port[/db]",
+        ));
+    }
+    Ok(options)
+}
+
 #[cfg(test)]
 mod tests {
     use crate::config::{parse, ConfigError};
@@ -299,6 +350,45 @@ mod tests {
                 "invalid duration",
             ),
             ("[[sink]]\nkind = \"sqlite\"\npath = \"x.db\"\nviews = [\"a\"]\ncolour = 1\n", "8:1", "unknown field"),
+        ];
+        for (text, at, message) in cases {
+            let error = parse_sinks(text).unwrap_err().to_string();
+            assert!(error.contains(&format!("denorm.toml:{at}")) && error.contains(message), "{text}\n{error}");
+            assert!(error.contains("hint:"), "{error}");
+        }
+    }
+
+    #[test]
+    fn redis_sinks_read_format_ttl_and_prefix() {
+        use denorm_sink::redis::{Format, RedisOptions};
+        let sinks = parse_sinks(
+            "[[sink]]\nkind = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\nviews = [\"a\"]\n\
+             [[sink]]\nkind = \"redis\"\nurl = \"redis://h:1/2\"\nviews = [\"a\"]\nformat = \"json\"\nttl = \"1h\"\nprefix = \"app:\"\n",
+        )
+        .unwrap();
+        let options = |url: &str, format, ttl, prefix: &str| {
+            super::SinkKind::Redis(RedisOptions { url: url.into(), prefix: prefix.into(), format, ttl })
+        };
+        assert_eq!(sinks[0].kind, options("redis://127.0.0.1:6379", Format::Hash, None, ""));
+        assert_eq!(
+            sinks[1].kind,
+            options("redis://h:1/2", Format::Json, Some(std::time::Duration::from_secs(3600)), "app:")
+        );
+        assert_eq!(sinks[1].name, "redis_2");
+        let cases = [
+            ("[[sink]]\nkind = \"redis\"\nviews = [\"a\"]\n", "5:8", "needs url"),
+            ("[[sink]]\nkind = \"redis\"\nurl = \"mongo://x\"\nviews = [\"a\"]\n", "6:7", "not a Redis URL"),
+            (
+                "[[sink]]\nkind = \"redis\"\nurl = \"redis://h\"\nviews = [\"a\"]\nformat = \"xml\"\n",
+                "8:10",
+                "unknown format",
+            ),
+            (
+                "[[sink]]\nkind = \"redis\"\nurl = \"redis://h\"\nviews = [\"a\"]\nttl = \"0s\"\n",
+                "8:7",
+                "invalid duration",
+            ),
+            ("[[sink]]\nkind = \"sqlite\"\npath = \"x.db\"\nviews = [\"a\"]\nttl = \"1h\"\n", "8:7", "not a setting"),
         ];
         for (text, at, message) in cases {
             let error = parse_sinks(text).unwrap_err().to_string();
