@@ -137,6 +137,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod dlq;
 pub mod fallback;
 pub mod feed;
 pub mod history;

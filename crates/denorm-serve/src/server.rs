@@ -177,6 +177,11 @@ impl Drop for InFlight {
     }
 }
 
+/// The address a request came from (a request extension), for endpoints
+/// open to loopback callers only (`POST /dlq/{id}/…` without `[auth]`).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::SocketAddr);
+
 /// Serves `router` on `listener` until `shutdown` resolves, then lets the
 /// open connections finish their requests.
 pub async fn serve_connections(
@@ -228,9 +233,13 @@ pub async fn serve_connections(
 
 async fn serve_one(tcp: TcpStream, router: Router, options: &ServeOptions, mut stopped: watch::Receiver<bool>) {
     let activity: Shared = Arc::new(Mutex::new(Activity::new()));
+    let peer = tcp.peer_addr().ok().map(Peer);
     let io = TokioIo::new(Tracked { io: tcp, activity: activity.clone() });
     let tracker = activity.clone();
-    let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+        if let Some(peer) = peer {
+            request.extensions_mut().insert(peer);
+        }
         let guard = InFlight::start(&tracker);
         let router = router.clone();
         async move {
