@@ -938,8 +938,13 @@ async fn get_ui(State(app): State<App>, headers: HeaderMap) -> Result<Response, 
     app.monitor(&headers)?;
     let now = now();
     let metrics = app.reader.metrics();
-    let page =
-        crate::ui::render(&app.reader.snapshot(), &app.reader.history(now), &|v| metrics.view_state_bytes(v), now);
+    let page = crate::ui::render(
+        &app.reader.snapshot(),
+        &app.reader.history(now),
+        &|v| metrics.view_state_bytes(v),
+        now,
+        app.reader.dead_letters(),
+    );
     Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], page)
         .into_response())
 }

@@ -40,6 +40,7 @@ pub fn render(
     history: &[Vec<Point>],
     state_bytes: &dyn Fn(&str) -> Option<u64>,
     now: f64,
+    dlq: &crate::dlq::DeadLetters,
 ) -> String {
     let health = health(published);
     let mut out = String::with_capacity(16 * 1024);
@@ -80,6 +81,13 @@ pub fn render(
             human_bytes(r.max_retained_wal_bytes)
         );
     }
+    let _ = write!(
+        out,
+        "<dt>dead-letter queue</dt><dd id=\"dlq\" data-count=\"{n}\"><a href=\"/dlq\">{n} entries</a> \
+         (updates applied: {ratio:.4})</dd>",
+        n = dlq.len(),
+        ratio = dlq.success_ratio()
+    );
     out.push_str("</dl>");
     if !health.problems.is_empty() {
         out.push_str("<ul class=\"problems\">");

@@ -53,9 +53,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use denorm_serve::dlq::DeadLetter;
 use denorm_source::CaptureSpec;
 use denorm_types::{Catalog, Diff, Position, Row, RowRef};
-use denorm_serve::dlq::DeadLetter;
 use redb::{Database, DatabaseError, Durability, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle};
 
 /// The layout's version: bump it when the meaning of any key or value
@@ -331,21 +331,7 @@ impl StateDir {
 
     /// The dead-letter entries kept (empty for a format-1 directory).
     pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, String> {
-        let tx = self.db.begin_read().map_err(|e| format!("cannot read the state directory: {e}"))?;
-        let t = match tx.open_table(DLQ) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(format!("cannot read the dead-letter queue: {e}")),
-        };
-        let mut out = Vec::new();
-        for entry in t.iter().map_err(|e| format!("cannot read the dead-letter queue: {e}"))? {
-            let (_, value) = entry.map_err(|e| format!("cannot read the dead-letter queue: {e}"))?;
-            match serde_json::from_slice::<DeadLetter>(value.value()) {
-                Ok(letter) => out.push(letter),
-                Err(e) => tracing::warn!(error = %e, "a dead-letter entry cannot be read; it is skipped"),
-            }
-        }
-        Ok(out)
+        read_dead_letters(&self.db)
     }
 
     /// Keeps `letter` (made durable with the next durable commit).
@@ -419,6 +405,82 @@ impl StateDir {
     pub fn file_bytes(&self) -> u64 {
         std::fs::metadata(self.dir.join(FILE)).map_or(0, |m| m.len())
     }
+}
+
+/// The dead-letter queue of a state directory no process holds, for
+/// `denorm dlq` while `denorm run` is stopped.
+#[derive(Debug)]
+pub struct DeadLetterFile {
+    dir: PathBuf,
+    db: Option<Database>,
+}
+
+impl DeadLetterFile {
+    /// Opens the directory's file ([`StateError::InUse`] while a running
+    /// denorm holds it); a directory without one has an empty queue.
+    pub fn open(dir: &Path) -> Result<DeadLetterFile, StateError> {
+        let file = dir.join(FILE);
+        if !file.exists() {
+            return Ok(DeadLetterFile { dir: dir.into(), db: None });
+        }
+        match Database::open(&file) {
+            Ok(db) => Ok(DeadLetterFile { dir: dir.into(), db: Some(db) }),
+            Err(DatabaseError::DatabaseAlreadyOpen) => Err(StateError::InUse { dir: dir.into() }),
+            Err(e) => Err(StateError::Store {
+                dir: dir.into(),
+                what: "opening the state file".into(),
+                source: Box::new(e.into()),
+            }),
+        }
+    }
+
+    /// The entries, oldest first.
+    pub fn list(&self) -> Result<Vec<DeadLetter>, StateError> {
+        let Some(db) = &self.db else { return Ok(Vec::new()) };
+        read_dead_letters(db).map_err(|what| StateError::Io {
+            dir: self.dir.clone(),
+            what,
+            source: std::io::Error::other("the dead-letter queue is unreadable"),
+        })
+    }
+
+    /// Removes the entries `ids` (one durable commit); the ids that had
+    /// no entry.
+    pub fn remove(&mut self, ids: &[u64]) -> Result<Vec<u64>, StateError> {
+        let Some(db) = &self.db else { return Ok(ids.to_vec()) };
+        let mut tx = db.begin_write().map_err(store_error(&self.dir, "starting a dead-letter write"))?;
+        tx.set_quick_repair(true);
+        let mut missing = Vec::new();
+        {
+            let mut t = tx.open_table(DLQ).map_err(store_error(&self.dir, "writing the dead-letter queue"))?;
+            for &id in ids {
+                if t.remove(id).map_err(store_error(&self.dir, "writing the dead-letter queue"))?.is_none() {
+                    missing.push(id);
+                }
+            }
+        }
+        tx.commit().map_err(store_error(&self.dir, "committing the dead-letter queue"))?;
+        Ok(missing)
+    }
+}
+
+/// The dead-letter entries in `db` (none for a format-1 file).
+fn read_dead_letters(db: &Database) -> Result<Vec<DeadLetter>, String> {
+    let tx = db.begin_read().map_err(|e| format!("cannot read the state directory: {e}"))?;
+    let t = match tx.open_table(DLQ) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(format!("cannot read the dead-letter queue: {e}")),
+    };
+    let mut out = Vec::new();
+    for entry in t.iter().map_err(|e| format!("cannot read the dead-letter queue: {e}"))? {
+        let (_, value) = entry.map_err(|e| format!("cannot read the dead-letter queue: {e}"))?;
+        match serde_json::from_slice::<DeadLetter>(value.value()) {
+            Ok(letter) => out.push(letter),
+            Err(e) => tracing::warn!(error = %e, "a dead-letter entry cannot be read; it is skipped"),
+        }
+    }
+    Ok(out)
 }
 
 enum Loaded {

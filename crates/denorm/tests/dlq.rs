@@ -176,6 +176,8 @@ fn a_forged_retraction_is_dead_lettered_not_applied() {
     let entry = &queue["entries"][0];
     assert!(entry["reason"].as_str().unwrap().contains("retraction of a row the input does not hold"), "{queue}");
     assert!(entry["key"].as_str().unwrap().contains("ghost"), "{queue}");
+    let (_, page) = common::get_text(&format!("{}/ui", denorm.base));
+    assert!(page.contains("id=\"dlq\" data-count=\"1\""), "the dashboard shows the queue: {page}");
 
     // Dropped by an operator (loopback, no [auth]).
     let id = entry["id"].as_u64().unwrap();
@@ -190,5 +192,63 @@ fn a_forged_retraction_is_dead_lettered_not_applied() {
     // The views are exact throughout.
     conn.execute_batch("DELETE FROM people WHERE id = 1").unwrap();
     wait_rows(&denorm, "total", json!([{"n": 2, "s": 25}]));
+    denorm.terminate();
+}
+
+/// `denorm dlq list|drop --config FILE`: over HTTP while `denorm run` holds
+/// the state directory, from the directory itself once it stopped.
+#[test]
+fn the_dlq_command_lists_and_drops_running_or_stopped() {
+    let project = Project::new(PEOPLE, PEOPLE_VIEWS);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = std::fs::read_to_string(&project.config).unwrap().replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    std::fs::write(&project.config, config).unwrap();
+    let dlq_command = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_denorm"))
+            .arg("dlq")
+            .arg(args[0])
+            .arg("--config")
+            .arg(&project.config)
+            .args(&args[1..])
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        (output.status.code(), text)
+    };
+    let denorm = Denorm::start(&project.config);
+    let conn = project.connect();
+    conn.execute_batch(
+        "INSERT INTO _denorm_changes (tbl, old, new, committed_at) VALUES ('people', '98,''ghost'',1', NULL, 0);
+         INSERT INTO _denorm_changes (tbl, old, new, committed_at) VALUES ('people', '99,''ghoul'',2', NULL, 0);
+         INSERT INTO people VALUES (5, 'eve', 5);",
+    )
+    .unwrap();
+    denorm.wait_for_position(committed_position(&conn));
+    eventually(Duration::from_millis(20), || match dlq(&denorm)["count"].as_u64() {
+        Some(2) => Ok(()),
+        other => Err(format!("{other:?} entries")),
+    });
+    let (code, text) = dlq_command(&["list"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("ghost") && text.contains("ghoul") && text.contains("2 entries"), "{text}");
+    let (code, text) = dlq_command(&["drop", "0"]);
+    assert_eq!((code, text.trim()), (Some(0), "dropped 0"));
+    eventually(Duration::from_millis(20), || match dlq(&denorm)["count"].as_u64() {
+        Some(1) => Ok(()),
+        other => Err(format!("{other:?} entries")),
+    });
+    assert_eq!(denorm.terminate(), Some(0));
+
+    let (code, text) = dlq_command(&["list"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("ghoul") && !text.contains("ghost") && text.contains("1 entries"), "{text}");
+    let (code, text) = dlq_command(&["drop", "7"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("no dead-letter entry [7]"), "{text}");
+    let (code, text) = dlq_command(&["drop", "1"]);
+    assert_eq!((code, text.trim()), (Some(0), "dropped 1"));
+    let denorm = Denorm::start(&project.config);
+    assert_eq!(dlq(&denorm)["count"], 0);
+    wait_rows(&denorm, "total", json!([{"n": 3, "s": 35}]));
     denorm.terminate();
 }
