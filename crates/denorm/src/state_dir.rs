@@ -158,6 +158,12 @@ impl StateDir {
         };
         tracing::warn!(dir = %dir.display(), %reason, "state directory unusable; it is emptied and rebuilt from a snapshot of the source");
         let file = dir.join(FILE);
+        // The dead-letter queue outlives a rebuild (a schema change of a
+        // captured table is one) when it can still be read.
+        let kept = std::panic::catch_unwind(|| Database::open(&file).ok().and_then(|db| read_dead_letters(&db).ok()))
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         match std::fs::remove_file(&file) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Err(StateError::Io {
@@ -169,7 +175,11 @@ impl StateDir {
             _ => {}
         }
         let db = create(dir)?;
-        Ok(Opened::Rebuild(StateDir::new(dir, db), reason))
+        let mut state = StateDir::new(dir, db);
+        for letter in &kept {
+            state.put_dead_letter(letter)?;
+        }
+        Ok(Opened::Rebuild(state, reason))
     }
 
     fn new(dir: &Path, db: Database) -> StateDir {
@@ -787,6 +797,11 @@ mod tests {
         assert_eq!(state.dead_letters().unwrap(), vec![letter(1)]);
         state.reset("src", &spec, Position(3), &[]).unwrap();
         assert_eq!(state.dead_letters().unwrap(), vec![letter(1)], "a new snapshot keeps the queue");
+        state.make_durable().unwrap();
+        drop(state);
+        let other = self::spec(&["id"]);
+        let Opened::Rebuild(state, _) = StateDir::open(dir.path(), "src", &other).unwrap() else { panic!() };
+        assert_eq!(state.dead_letters().unwrap(), vec![letter(1)], "a rebuild (the captured shape changed) keeps it");
     }
 
     #[test]
