@@ -313,6 +313,8 @@ pub fn router_configured(reader: Reader, fallback: Option<Arc<dyn Fallback>>, op
         .route("/metrics", get(get_metrics))
         .route("/ui", get(get_ui))
         .merge(crate::admin::routes())
+        .route("/dlq", get(get_dlq))
+        .route("/dlq/{id}/{action}", axum::routing::post(post_dlq))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(app.clone(), count_request))
         .layer(middleware::from_fn_with_state(app.clone(), cors))
@@ -949,9 +951,68 @@ async fn get_ui(State(app): State<App>, headers: HeaderMap) -> Result<Response, 
     let published = app.reader.snapshot();
     let mut health = crate::json::health(&published);
     crate::json::add_sinks(&mut health, metrics);
-    let page = crate::ui::render(&published, &health, &app.reader.history(now), &|v| metrics.view_state_bytes(v), now);
+    let page = crate::ui::render(
+        &published,
+        &health,
+        &app.reader.history(now),
+        &|v| metrics.view_state_bytes(v),
+        now,
+        app.reader.dead_letters(),
+    );
     Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], page)
         .into_response())
+}
+
+async fn get_dlq(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
+    app.monitor(&headers)?;
+    Ok(Json(crate::dlq::document(app.reader.dead_letters())).into_response())
+}
+
+/// `POST /dlq/{id}/drop`: queued for the engine (202). Under `[auth]`
+/// a monitoring role; without it, loopback callers only.
+async fn post_dlq(
+    State(app): State<App>,
+    Path((id, action)): Path<(String, String)>,
+    headers: HeaderMap,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let refuse = |status: StatusCode, code: &str, message: String, hint: &str| {
+        (status, Json(json!({ "code": code, "message": message, "details": null, "hint": hint }))).into_response()
+    };
+    if app.options.auth.is_some() {
+        app.monitor(&headers)?;
+    } else {
+        let peer = request.extensions().get::<crate::server::Peer>().map(|p| p.0.ip());
+        if !peer.is_some_and(|ip| ip.is_loopback()) {
+            return Ok(refuse(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "changing the dead-letter queue is allowed from loopback only".into(),
+                "run `denorm dlq` on the host denorm runs on, or configure [auth] and use a role with monitor = true",
+            ));
+        }
+    }
+    let Ok(id) = id.parse::<u64>() else {
+        return Ok(refuse(
+            StatusCode::BAD_REQUEST,
+            "bad_parameter",
+            format!("bad id {id:?}"),
+            "ids are listed by GET /dlq",
+        ));
+    };
+    let request = match action.as_str() {
+        "drop" => crate::dlq::Request::Drop(id),
+        _ => return Ok(refuse(StatusCode::NOT_FOUND, "not_found", format!("no action {action:?}"), "drop")),
+    };
+    if !app.reader.dead_letters().request(request) {
+        return Ok(refuse(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no dead-letter entry {id}"),
+            "ids are listed by GET /dlq",
+        ));
+    }
+    Ok((StatusCode::ACCEPTED, Json(json!({ "id": id, "action": action, "status": "queued" }))).into_response())
 }
 
 async fn get_metrics(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {

@@ -317,7 +317,8 @@ pub fn health(published: &Published) -> Health {
         failed_views.iter().map(|f| format!("view \"{}\" failed: {}", f.name, f.error)).collect();
     for v in published.views.iter().filter(|v| v.undecodable_changes > 0) {
         problems.push(format!(
-            "view \"{}\" skipped {} undecodable source change(s); restart denorm to re-snapshot",
+            "view \"{}\" skipped {} undecodable source change(s); they are listed by GET /dlq (a later change \
+             that fixes the row repairs the view)",
             v.info.name, v.undecodable_changes
         ));
     }

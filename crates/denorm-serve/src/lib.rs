@@ -138,6 +138,7 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod dlq;
 pub mod fallback;
 pub mod feed;
 pub mod history;

@@ -180,6 +180,11 @@ impl Drop for InFlight {
     }
 }
 
+/// The address a request came from (a request extension), for endpoints
+/// open to loopback callers only (`POST /dlq/{id}/…` without `[auth]`).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::SocketAddr);
+
 /// Serves `router` on `listener` until `shutdown` resolves, then lets the
 /// open connections finish their requests.
 pub async fn serve_connections(
@@ -237,9 +242,13 @@ async fn serve_one(
     mut stopped: watch::Receiver<bool>,
 ) {
     let activity: Shared = Arc::new(Mutex::new(Activity::new()));
+    let peer = tcp.peer_addr().ok().map(Peer);
     let io = TokioIo::new(Tracked { io: tcp, activity: activity.clone() });
     let tracker = activity.clone();
-    let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+        if let Some(peer) = peer {
+            request.extensions_mut().insert(peer);
+        }
         let guard = InFlight::start(&tracker);
         let router = router.clone();
         async move {

@@ -302,6 +302,8 @@ struct Shared {
     /// Positions readers wait for (read-your-writes), with how many wait
     /// for each; see [`Publisher::wanted`].
     waiting: Mutex<BTreeMap<Position, usize>>,
+    /// The dead-letter queue ([`crate::dlq`]).
+    dlq: crate::dlq::DeadLetters,
 }
 
 /// One reader's wait for a position, registered in [`Shared::waiting`]
@@ -400,6 +402,7 @@ pub fn channel(views: Vec<ViewInfo>) -> (Publisher, Reader) {
     let recent = Mutex::new(vec![Recent::default(); published_views.len()]);
     let shared = Arc::new(Shared {
         published: ArcSwap::from_pointee(published),
+        dlq: crate::dlq::DeadLetters::new(metrics.clone()),
         metrics,
         recent,
         waiting: Mutex::new(BTreeMap::new()),
@@ -734,6 +737,11 @@ impl Publisher {
         &self.shared.metrics
     }
 
+    /// The dead-letter queue ([`crate::dlq`]).
+    pub fn dead_letters(&self) -> &crate::dlq::DeadLetters {
+        &self.shared.dlq
+    }
+
     /// The furthest position a reader waits for (read-your-writes), when it
     /// is past the published position: a source that can learn how far it
     /// is complete without new changes (PostgreSQL: a keepalive) should ask
@@ -776,6 +784,11 @@ impl Reader {
 
     pub fn metrics(&self) -> &Metrics {
         &self.shared.metrics
+    }
+
+    /// The dead-letter queue ([`crate::dlq`]).
+    pub fn dead_letters(&self) -> &crate::dlq::DeadLetters {
+        &self.shared.dlq
     }
 
     /// Every view's figures: rows, position, changes applied, and

@@ -44,6 +44,7 @@ pub fn render(
     history: &[Vec<Point>],
     state_bytes: &dyn Fn(&str) -> Option<u64>,
     now: f64,
+    dlq: &crate::dlq::DeadLetters,
 ) -> String {
     let mut out = String::with_capacity(16 * 1024);
     let _ = write!(
@@ -83,6 +84,13 @@ pub fn render(
             human_bytes(r.max_retained_wal_bytes)
         );
     }
+    let _ = write!(
+        out,
+        "<dt>dead-letter queue</dt><dd id=\"dlq\" data-count=\"{n}\"><a href=\"/dlq\">{n} entries</a> \
+         (updates applied: {ratio:.4})</dd>",
+        n = dlq.len(),
+        ratio = dlq.success_ratio()
+    );
     out.push_str("</dl>");
     if !health.sinks.is_empty() {
         out.push_str("<h2>Sinks</h2><dl class=\"sinks\">");
@@ -343,7 +351,7 @@ mod tests {
         let (mut publisher, reader) = crate::channel(vec![info]);
         publisher.publish(Position(1), &[]);
         let clean = reader.snapshot();
-        let page = render(&clean, &crate::json::health(&clean), &[], &|_| None, 10.0);
+        let page = render(&clean, &crate::json::health(&clean), &[], &|_| None, 10.0, reader.dead_letters());
         assert!(page.contains("id=\"drift-billing\">none found"), "{page}");
         assert!(!page.contains("<h2>Sinks</h2>"), "no sinks configured, no section");
 
@@ -352,7 +360,7 @@ mod tests {
         let mut health = crate::json::health(&published);
         health.sinks.push(crate::json::SinkHealth { name: "app_db".into(), problem: None });
         health.sinks.push(crate::json::SinkHealth { name: "cache".into(), problem: Some("behind <catching up>".into()) });
-        let page = render(&published, &health, &[], &|_| None, 10.0);
+        let page = render(&published, &health, &[], &|_| None, 10.0, reader.dead_letters());
         assert!(page.contains("<dd class=\"failed\" id=\"drift-billing\">3 rows differ"), "{page}");
         assert!(page.contains("<dd class=\"ok\" id=\"sink-app_db\">in sync</dd>"), "{page}");
         assert!(page.contains("<dd class=\"failed\" id=\"sink-cache\">behind &lt;catching up&gt;</dd>"), "{page}");

@@ -69,8 +69,26 @@ pub struct Batch {
     /// `(table, commit time in unix seconds)` per changed table and
     /// commit, for freshness.
     pub commits: Vec<(String, f64)>,
-    /// Changes that could not be decoded: `(table, where, why)`.
-    pub undecodable: Vec<(String, String, String)>,
+    /// Changes that could not be decoded (none of them is in `tables`).
+    pub undecodable: Vec<Undecodable>,
+    /// `(table, key)` of rows reported undecodable before whose bad image a
+    /// change in this batch replaced or deleted (SQLite: text that is not
+    /// UTF-8): the key is exact again.
+    pub repaired: Vec<(String, String)>,
+}
+
+/// A change the source could not decode, for the dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Undecodable {
+    pub table: String,
+    /// Where, in the source's words (`change-log seq 5`, `LSN 0/16B3748`).
+    pub at: String,
+    pub position: Position,
+    pub reason: String,
+    /// The row's key as text (`id=4`) when it can be read, else the row.
+    pub key: String,
+    /// The value as the source gave it.
+    pub raw: Vec<u8>,
 }
 
 impl Batch {

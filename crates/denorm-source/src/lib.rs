@@ -69,7 +69,9 @@ pub mod postgres;
 mod redact;
 pub mod sqlite;
 
-pub use contract::{open, read_catalog, Batch, ChangeSource, Polled, PostgresConfig, SourceConfig, SqliteConfig};
+pub use contract::{
+    open, read_catalog, Batch, ChangeSource, Polled, PostgresConfig, SourceConfig, SqliteConfig, Undecodable,
+};
 pub use error::{ErrorKind, SourceError};
 pub use redact::redact;
 pub use sqlite::{CaptureSpec, CapturedTable, Snapshot, SnapshotProgress};

@@ -11,6 +11,7 @@ use crate::advise;
 use crate::check;
 use crate::config;
 use crate::demo;
+use crate::dlq;
 use crate::redacting::Redacting;
 use crate::run;
 
@@ -125,6 +126,13 @@ pub enum Command {
         #[command(subcommand)]
         command: AuthCommand,
     },
+    /// The dead-letter queue: source changes that could not be applied
+    /// (asks the running denorm over HTTP, or reads the state directory
+    /// while it is stopped).
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,6 +145,25 @@ pub enum AuthCommand {
         /// PBKDF2 iterations (PostgreSQL's default is 4096).
         #[arg(long, default_value_t = denorm_serve::scram::DEFAULT_ITERATIONS)]
         iterations: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// List the entries: table, key, position, reason and the raw value.
+    List {
+        /// The configuration file (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Discard entries.
+    Drop {
+        /// The configuration file (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The entries' ids (`denorm dlq list` shows them).
+        #[arg(value_name = "ID", required = true)]
+        ids: Vec<u64>,
     },
 }
 
@@ -211,6 +238,13 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::Auth { command: AuthCommand::HashPassword { iterations } } => {
             hash_password(*iterations, &mut std::io::stdin().lock(), &mut stdout.lock()).map(|()| check::Outcome::Ok)
+    },
+        Command::Dlq { command } => {
+            let (action, config, ids) = match command {
+                DlqCommand::List { config } => (dlq::Action::List, config, &[][..]),
+                DlqCommand::Drop { config, ids } => (dlq::Action::Drop, config, ids.as_slice()),
+            };
+            dlq::run(action, config, ids, &mut Redacting::new(stdout.lock())).map(|()| check::Outcome::Ok)
         }
     };
     match result {

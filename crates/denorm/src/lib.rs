@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 mod demo;
 mod describe;
+mod dlq;
 mod engine;
 mod estimate;
 mod fallback;

@@ -11,6 +11,8 @@
 //!            "position" → u64     every change at or below it is in the rows, none above
 //!            "sum/<t>"  → u64     multiset checksum of table t's rows (see `row_hash`)
 //!   rows/<t>  packed row bytes → count   (a multiset: tables need no primary key)
+//!   dlq       id → JSON of a dead-letter entry (format 2; absent in format 1,
+//!             read as empty: a v1 directory opens as it is)
 //! ```
 //!
 //! **What is kept: the captured input rows, not the operators' state.** Every
@@ -51,13 +53,20 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use denorm_serve::dlq::DeadLetter;
 use denorm_source::CaptureSpec;
 use denorm_types::{Catalog, Diff, Position, Row, RowRef};
 use redb::{Database, DatabaseError, Durability, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle};
 
 /// The layout's version: bump it when the meaning of any key or value
 /// changes, and keep `tests/fixtures/state-v1` opening (see the tests).
-pub const FORMAT: u32 = 1;
+/// Format 2 added the `dlq` table; format 1 directories are read as they
+/// are (no dead letters) and written as format 2 from their next snapshot.
+pub const FORMAT: u32 = 2;
+/// The formats this module reads.
+const READS: [u32; 2] = [1, 2];
+/// The dead-letter queue: id → JSON of a [`DeadLetter`].
+const DLQ: TableDefinition<u64, &[u8]> = TableDefinition::new("dlq");
 /// The state file inside the directory.
 const FILE: &str = "state.redb";
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -110,6 +119,9 @@ impl Stored {
 pub struct StateDir {
     dir: PathBuf,
     db: Database,
+    /// Retractions of rows the input did not hold, found by the last
+    /// [`StateDir::apply`]: `(table, row, how many too many)`.
+    absent: Vec<(String, Row, Diff)>,
     /// Per stored table, its running multiset checksum.
     sums: BTreeMap<String, u64>,
     position: Position,
@@ -146,6 +158,12 @@ impl StateDir {
         };
         tracing::warn!(dir = %dir.display(), %reason, "state directory unusable; it is emptied and rebuilt from a snapshot of the source");
         let file = dir.join(FILE);
+        // The dead-letter queue outlives a rebuild (a schema change of a
+        // captured table is one) when it can still be read.
+        let kept = std::panic::catch_unwind(|| Database::open(&file).ok().and_then(|db| read_dead_letters(&db).ok()))
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         match std::fs::remove_file(&file) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Err(StateError::Io {
@@ -157,13 +175,18 @@ impl StateDir {
             _ => {}
         }
         let db = create(dir)?;
-        Ok(Opened::Rebuild(StateDir::new(dir, db), reason))
+        let mut state = StateDir::new(dir, db);
+        for letter in &kept {
+            state.put_dead_letter(letter)?;
+        }
+        Ok(Opened::Rebuild(state, reason))
     }
 
     fn new(dir: &Path, db: Database) -> StateDir {
         StateDir {
             dir: dir.to_path_buf(),
             db,
+            absent: Vec::new(),
             sums: BTreeMap::new(),
             position: Position(0),
             durable: Position(0),
@@ -185,7 +208,7 @@ impl StateDir {
         tx.set_quick_repair(true);
         let names: Vec<String> =
             tx.list_tables().map_err(store_error(&self.dir, "listing tables"))?.map(|t| t.name().to_string()).collect();
-        for name in names {
+        for name in names.into_iter().filter(|n| n != DLQ.name()) {
             tx.delete_table(TableDefinition::<&[u8], u64>::new(&name))
                 .map_err(store_error(&self.dir, "emptying the state"))?;
         }
@@ -269,9 +292,13 @@ impl StateDir {
                 let bytes = row.as_bytes();
                 let old = t.get(bytes).map_err(store_error(&self.dir, "reading rows"))?.map_or(0, |c| c.value());
                 // A retraction of a row the store does not hold (a forged log
-                // row) keeps the count at 0: the views see it as the source
-                // sent it, the store stays a multiset.
-                let new = (old as i128 + *diff as i128).max(0) as u64;
+                // row) keeps the count at 0 and is reported (`take_absent`):
+                // the engine keeps it out of the views (dead-letter queue).
+                let wanted = old as i128 + *diff as i128;
+                if wanted < 0 {
+                    self.absent.push((table.clone(), row.clone(), (-wanted).min(Diff::MAX as i128) as Diff));
+                }
+                let new = wanted.max(0) as u64;
                 *sum = sum.wrapping_add(row_hash(bytes).wrapping_mul(new.wrapping_sub(old)));
                 if new == 0 {
                     t.remove(bytes).map_err(store_error(&self.dir, "writing rows"))?;
@@ -302,6 +329,45 @@ impl StateDir {
     pub fn rows_of<'a>(&self, tables: impl IntoIterator<Item = &'a String>) -> Result<TableChanges, String> {
         let tx = self.db.begin_read().map_err(|e| format!("cannot read the state directory: {e}"))?;
         tables.into_iter().map(|table| Ok((table.clone(), read_rows(&tx, table)?))).collect()
+    }
+
+    /// The retractions of rows the stored input did not hold, found by the
+    /// batches applied since the last call: `(table, row, excess)`. The
+    /// stored rows never count them (counts stop at 0); the caller must
+    /// keep them out of the views (a forged or replayed delete).
+    pub fn take_absent(&mut self) -> Vec<(String, Row, Diff)> {
+        std::mem::take(&mut self.absent)
+    }
+
+    /// The dead-letter entries kept (empty for a format-1 directory).
+    pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, String> {
+        read_dead_letters(&self.db)
+    }
+
+    /// Keeps `letter` (made durable with the next durable commit).
+    pub fn put_dead_letter(&mut self, letter: &DeadLetter) -> Result<(), StateError> {
+        let json = serde_json::to_vec(letter).unwrap_or_default();
+        self.dlq_write(|t| t.insert(letter.id, json.as_slice()).map(drop))
+    }
+
+    /// Forgets the entry `id`.
+    pub fn remove_dead_letter(&mut self, id: u64) -> Result<(), StateError> {
+        self.dlq_write(|t| t.remove(id).map(drop))
+    }
+
+    fn dlq_write(
+        &mut self,
+        write: impl FnOnce(&mut redb::Table<'_, u64, &'static [u8]>) -> Result<(), redb::StorageError>,
+    ) -> Result<(), StateError> {
+        let mut tx = self.db.begin_write().map_err(store_error(&self.dir, "starting a dead-letter write"))?;
+        tx.set_durability(Durability::None);
+        {
+            let mut t = tx.open_table(DLQ).map_err(store_error(&self.dir, "writing the dead-letter queue"))?;
+            write(&mut t).map_err(store_error(&self.dir, "writing the dead-letter queue"))?;
+        }
+        tx.commit().map_err(store_error(&self.dir, "committing the dead-letter queue"))?;
+        self.pending = true;
+        Ok(())
     }
 
     /// Moves the stored position to `position` with no row change (the
@@ -351,6 +417,82 @@ impl StateDir {
     }
 }
 
+/// The dead-letter queue of a state directory no process holds, for
+/// `denorm dlq` while `denorm run` is stopped.
+#[derive(Debug)]
+pub struct DeadLetterFile {
+    dir: PathBuf,
+    db: Option<Database>,
+}
+
+impl DeadLetterFile {
+    /// Opens the directory's file ([`StateError::InUse`] while a running
+    /// denorm holds it); a directory without one has an empty queue.
+    pub fn open(dir: &Path) -> Result<DeadLetterFile, StateError> {
+        let file = dir.join(FILE);
+        if !file.exists() {
+            return Ok(DeadLetterFile { dir: dir.into(), db: None });
+        }
+        match Database::open(&file) {
+            Ok(db) => Ok(DeadLetterFile { dir: dir.into(), db: Some(db) }),
+            Err(DatabaseError::DatabaseAlreadyOpen) => Err(StateError::InUse { dir: dir.into() }),
+            Err(e) => Err(StateError::Store {
+                dir: dir.into(),
+                what: "opening the state file".into(),
+                source: Box::new(e.into()),
+            }),
+        }
+    }
+
+    /// The entries, oldest first.
+    pub fn list(&self) -> Result<Vec<DeadLetter>, StateError> {
+        let Some(db) = &self.db else { return Ok(Vec::new()) };
+        read_dead_letters(db).map_err(|what| StateError::Io {
+            dir: self.dir.clone(),
+            what,
+            source: std::io::Error::other("the dead-letter queue is unreadable"),
+        })
+    }
+
+    /// Removes the entries `ids` (one durable commit); the ids that had
+    /// no entry.
+    pub fn remove(&mut self, ids: &[u64]) -> Result<Vec<u64>, StateError> {
+        let Some(db) = &self.db else { return Ok(ids.to_vec()) };
+        let mut tx = db.begin_write().map_err(store_error(&self.dir, "starting a dead-letter write"))?;
+        tx.set_quick_repair(true);
+        let mut missing = Vec::new();
+        {
+            let mut t = tx.open_table(DLQ).map_err(store_error(&self.dir, "writing the dead-letter queue"))?;
+            for &id in ids {
+                if t.remove(id).map_err(store_error(&self.dir, "writing the dead-letter queue"))?.is_none() {
+                    missing.push(id);
+                }
+            }
+        }
+        tx.commit().map_err(store_error(&self.dir, "committing the dead-letter queue"))?;
+        Ok(missing)
+    }
+}
+
+/// The dead-letter entries in `db` (none for a format-1 file).
+fn read_dead_letters(db: &Database) -> Result<Vec<DeadLetter>, String> {
+    let tx = db.begin_read().map_err(|e| format!("cannot read the state directory: {e}"))?;
+    let t = match tx.open_table(DLQ) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(format!("cannot read the dead-letter queue: {e}")),
+    };
+    let mut out = Vec::new();
+    for entry in t.iter().map_err(|e| format!("cannot read the dead-letter queue: {e}"))? {
+        let (_, value) = entry.map_err(|e| format!("cannot read the dead-letter queue: {e}"))?;
+        match serde_json::from_slice::<DeadLetter>(value.value()) {
+            Ok(letter) => out.push(letter),
+            Err(e) => tracing::warn!(error = %e, "a dead-letter entry cannot be read; it is skipped"),
+        }
+    }
+    Ok(out)
+}
+
 enum Loaded {
     Valid(StateDir, Stored),
     Empty(StateDir),
@@ -388,8 +530,8 @@ fn load(dir: &Path, identity: &str, shape: &str) -> Result<Loaded, StateError> {
     };
     let check = || -> Result<Position, String> {
         let format = get("format")?.and_then(|b| b.try_into().ok()).map(u32::from_le_bytes);
-        if format != Some(FORMAT) {
-            return Err(format!("its format is {format:?}, this denorm writes {FORMAT}"));
+        if !format.is_some_and(|f| READS.contains(&f)) {
+            return Err(format!("its format is {format:?}, this denorm reads {READS:?}"));
         }
         let stored = get("identity")?.unwrap_or_default();
         if stored != identity.as_bytes() {
@@ -620,6 +762,48 @@ mod tests {
     }
 
     /// Another source, a changed capture spec: rebuilt with the reason.
+    /// A retraction beyond what the store holds is reported once (the
+    /// count stays a multiset); dead letters survive a reopen and a reset
+    /// (a new snapshot keeps the queue) and can be removed.
+    #[test]
+    fn absent_retractions_and_dead_letters() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = spec(&["id", "name"]);
+        let Opened::Rebuild(mut state, _) = StateDir::open(dir.path(), "src", &spec).unwrap() else { panic!() };
+        state.reset("src", &spec, Position(1), &[("t".into(), ones(vec![row(1, "a")]))]).unwrap();
+        let changes = vec![(row(1, "a"), -1), (row(1, "a"), -1), (row(9, "z"), -1), (row(9, "z"), 1)];
+        state.apply(Position(2), &[], &[("t".into(), changes)]).unwrap();
+        // In order: the second delete of (1, a) and the delete of (9, z)
+        // before its insert retract what the store does not hold.
+        let absent = vec![("t".to_string(), row(1, "a"), 1), ("t".to_string(), row(9, "z"), 1)];
+        assert_eq!(state.take_absent(), absent);
+        assert!(state.take_absent().is_empty());
+        let letter = |id: u64| DeadLetter {
+            id,
+            table: "t".into(),
+            key: format!("id={id}"),
+            position: 2,
+            reason: "r".into(),
+            raw: vec![0xff, 0],
+            at: 1.0,
+        };
+        state.put_dead_letter(&letter(0)).unwrap();
+        state.put_dead_letter(&letter(1)).unwrap();
+        state.remove_dead_letter(0).unwrap();
+        state.make_durable().unwrap();
+        drop(state);
+        let (mut state, stored) = resume(dir.path(), "src", &spec);
+        assert_eq!(stored.tables[0].1, vec![(row(9, "z"), 1)], "counts never go below 0");
+        assert_eq!(state.dead_letters().unwrap(), vec![letter(1)]);
+        state.reset("src", &spec, Position(3), &[]).unwrap();
+        assert_eq!(state.dead_letters().unwrap(), vec![letter(1)], "a new snapshot keeps the queue");
+        state.make_durable().unwrap();
+        drop(state);
+        let other = self::spec(&["id"]);
+        let Opened::Rebuild(state, _) = StateDir::open(dir.path(), "src", &other).unwrap() else { panic!() };
+        assert_eq!(state.dead_letters().unwrap(), vec![letter(1)], "a rebuild (the captured shape changed) keeps it");
+    }
+
     #[test]
     fn identity_and_spec_mismatches_rebuild() {
         let dir = tempfile::tempdir().unwrap();
@@ -770,6 +954,8 @@ mod tests {
             stored.tables.into_iter().map(|(table, rows)| (table, sorted(rows))).collect();
         assert_eq!(got, want);
         assert!(want[1].1.iter().any(|(_, n)| *n == 2), "the fixture holds repeated rows");
+        let (state, _) = resume(dir.path(), FIXTURE_IDENTITY, &shape);
+        assert_eq!(state.dead_letters().unwrap(), vec![], "format 1 has no dead-letter queue");
     }
 
     /// The checksum is a multiset hash: order-independent, count-aware.

@@ -98,6 +98,7 @@ fn every_denial_path_masks_row_filters_and_audit() {
     assert_eq!(names, vec!["tenant_stats"], "/views lists only what the caller may read");
     assert_eq!(get(&denorm, "/metrics", None).0, 403);
     assert_eq!(get(&denorm, "/ui", None).0, 403);
+    assert_eq!(get(&denorm, "/dlq", None).0, 403, "the dead-letter queue is for monitoring roles");
     let (status, health) = get(&denorm, "/health", None);
     assert_eq!(status, 200);
     assert!(health.get("status").is_some() && health.get("source").is_none(), "health without details: {health}");
@@ -158,6 +159,8 @@ fn every_denial_path_masks_row_filters_and_audit() {
     }
     assert!(metrics.contains("denorm_reads_total{view=\"order_list\",role=\"tenant\"}"), "{metrics}");
     assert!(get(&denorm, "/health", Some(&ops)).1.get("source").is_some());
+    let (status, dlq) = get(&denorm, "/dlq", Some(&ops));
+    assert_eq!((status, &dlq["count"]), (200, &json!(0)), "{dlq}");
     assert_eq!(get(&denorm, "/ui", Some(&ops)).0, 200);
     denorm.terminate();
 

@@ -115,8 +115,9 @@ impl ChangeSource for PostgresSource {
                     undecodable: batch
                         .undecodable
                         .into_iter()
-                        .map(|u| (u.table, format!("LSN {}", format_lsn(u.position)), u.reason.to_string()))
+                        .map(|u| undecodable(u.table, u.position, u.reason.to_string()))
                         .collect(),
+                    repaired: Vec::new(),
                 })
             }
         })
@@ -156,4 +157,11 @@ impl ChangeSource for PostgresSource {
     fn describe(&self, position: Position) -> String {
         format!("LSN {}", format_lsn(position))
     }
+}
+
+/// A change the stream could not decode, as the contract reports it (the
+/// stream's decoder keeps no raw value or key).
+fn undecodable(table: String, position: Position, reason: String) -> crate::Undecodable {
+    let at = format!("LSN {}", format_lsn(position));
+    crate::Undecodable { at, position, reason, key: String::new(), raw: Vec::new(), table }
 }

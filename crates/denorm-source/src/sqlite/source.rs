@@ -50,8 +50,16 @@ impl ChangeSource for SqliteSource {
                 undecodable: batch
                     .undecodable
                     .into_iter()
-                    .map(|u| (u.table, format!("change-log seq {}", u.seq.0), u.reason.to_string()))
+                    .map(|u| crate::Undecodable {
+                        at: format!("change-log seq {}", u.seq.0),
+                        position: u.seq,
+                        reason: u.reason.to_string(),
+                        table: u.table,
+                        key: u.key,
+                        raw: u.raw,
+                    })
                     .collect(),
+                repaired: batch.repaired,
             }),
         })
     }

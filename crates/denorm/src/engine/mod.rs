@@ -73,6 +73,7 @@ use crate::state_dir::{self, Opened, StateDir, StateError, Stored};
 
 pub(crate) mod admin;
 mod compare;
+mod dead;
 pub(crate) mod flow;
 pub(crate) mod heal;
 pub(crate) mod retry;
@@ -331,6 +332,9 @@ impl Engine {
         let mut flow = Flow::new(catalog.clone(), &planned, self.source.dialect(), Instant::now())?;
 
         let mut state = self.start(&mut *capture, &mut flow, &planned, &shape)?;
+        if let Some(state) = &state {
+            dead::restore(&self.publisher, state);
+        }
         self.reload_done(flow.position);
         self.source_up(flow.position, if state.is_some() { "resumed" } else { "took a new snapshot" });
         let release_every = capture.release_interval().max(if state.is_some() { DURABLE_MIN } else { Duration::ZERO });
@@ -398,7 +402,9 @@ impl Engine {
                             info!(tables = ?batch.truncated, at = %capture.describe(batch.position), "a captured table was truncated; its stored rows are retracted");
                             batch.tables = retracted.into_iter().chain(batch.tables).collect();
                         }
+                        dead::absent(&self.publisher, state, &mut batch)?;
                     }
+                    dead::undecodable(&self.publisher, state.as_mut(), &batch)?;
                     self.heal.touched(batch.tables.iter().map(|(t, _)| t));
                     self.follow(&mut flow, batch);
                 }
@@ -418,6 +424,7 @@ impl Engine {
             if let Some(step) = flow.refresh_due(Instant::now()) {
                 self.publish(step, flow.position, &[], Instant::now());
             }
+            dead::requests(&self.publisher, state.as_mut())?;
             if self.heals(&catalog, &planned, state.as_ref(), flow.position) {
                 release_durable(&mut *capture, state.as_mut(), flow.position)?;
                 return Ok(End::Resnapshot);
@@ -743,9 +750,9 @@ impl Engine {
 
     /// Applies one polled batch of committed transactions.
     fn follow(&mut self, flow: &mut Flow, batch: Batch) {
-        for (table, at, reason) in &batch.undecodable {
-            error!(%at, %table, %reason, "source change cannot be decoded; it is skipped");
-            self.publisher.undecodable(table, 1);
+        for u in &batch.undecodable {
+            error!(at = %u.at, table = %u.table, key = %u.key, reason = %u.reason, "source change cannot be decoded; it is skipped (dead-letter queue: GET /dlq)");
+            self.publisher.undecodable(&u.table, 1);
         }
         let commits = batch.commits;
         let source = SourceBatch { position: batch.position, tables: batch.tables };
