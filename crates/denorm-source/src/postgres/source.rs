@@ -115,7 +115,7 @@ impl ChangeSource for PostgresSource {
                     undecodable: batch
                         .undecodable
                         .into_iter()
-                        .map(|u| undecodable(u.table, u.position, u.reason.to_string()))
+                        .map(|u| undecodable(u.table, u.position, &u.reason))
                         .collect(),
                     repaired: Vec::new(),
                 })
@@ -159,9 +159,11 @@ impl ChangeSource for PostgresSource {
     }
 }
 
-/// A change the stream could not decode, as the contract reports it (the
-/// stream's decoder keeps no raw value or key).
-fn undecodable(table: String, position: Position, reason: String) -> crate::Undecodable {
+/// A change the stream could not decode, as the contract reports it: the
+/// raw value is the failing column's text (the stream's decoder keeps no
+/// row, so no key).
+fn undecodable(table: String, position: Position, reason: &super::ValueError) -> crate::Undecodable {
     let at = format!("LSN {}", format_lsn(position));
-    crate::Undecodable { at, position, reason, key: String::new(), raw: Vec::new(), table }
+    let raw = reason.raw_text().unwrap_or_default().as_bytes().to_vec();
+    crate::Undecodable { at, position, reason: reason.to_string(), key: String::new(), raw, table }
 }

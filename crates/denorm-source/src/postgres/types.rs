@@ -184,6 +184,17 @@ pub enum ValueError {
     },
 }
 
+impl ValueError {
+    /// The value's text as the server sent it, when the error keeps it.
+    pub fn raw_text(&self) -> Option<&str> {
+        match self {
+            ValueError::Invalid { text, .. } | ValueError::Numeric { text } => Some(text),
+            ValueError::Column { source, .. } => source.raw_text(),
+            _ => None,
+        }
+    }
+}
+
 /// Splits one line of `COPY … TO STDOUT` text format (without its newline)
 /// into its fields: `None` for `\N` (NULL), the unescaped bytes otherwise
 /// (borrowed when the field has no escape).
@@ -270,6 +281,16 @@ fn unescape(field: &[u8], out: &mut Vec<u8>) -> Result<(), ValueError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The dead-letter queue's raw value: the failing column's text, through
+    /// the column wrapper; none where the error keeps no text.
+    #[test]
+    fn raw_text_of_a_value_error() {
+        let numeric = ValueError::Numeric { text: "NaN".into() };
+        let wrapped = ValueError::Column { column: "price".into(), source: Box::new(numeric) };
+        assert_eq!(wrapped.raw_text(), Some("NaN"));
+        assert_eq!(ValueError::NotUtf8.raw_text(), None);
+    }
 
     #[test]
     fn decodes_text_output() {

@@ -10,6 +10,8 @@
 //!                                                                       one resumes from the state directory
 //!  the schema no longer satisfies it    every 1 s: the catalog is       plans again → the session ends, the
 //!  (a column renamed, a table dropped)  read and the view planned       next one re-plans and captures it
+//!  (PostgreSQL) a captured table        every 2 s: the catalog is read  the session ends: the views reading
+//!  dropped: the stream says nothing                                     it fail, then heal as above
 //! ```
 //!
 //! A trial never touches the published state: it builds a throw-away
@@ -39,6 +41,10 @@ const TRIAL_FIRST: Duration = Duration::from_secs(1);
 const TRIAL_MAX: Duration = Duration::from_secs(60);
 /// How often the catalog is read while a view fails by the schema.
 const SCHEMA_EVERY: Duration = Duration::from_secs(1);
+/// How often the catalog is read on PostgreSQL to notice a captured table
+/// dropped (logical decoding sends nothing for a DROP TABLE, so the stream
+/// alone would leave the views reading it stale).
+const DROPPED_EVERY: Duration = Duration::from_secs(2);
 
 /// What `/views` and `/health` add to the reason of a view failed by a
 /// computation: it is healing.
@@ -71,6 +77,7 @@ struct Failed {
 pub(crate) struct Heal {
     failed: BTreeMap<usize, Failed>,
     schema_due: Option<Instant>,
+    dropped_due: Option<Instant>,
     /// Per publishing slot: the tables the view reads (empty when it did
     /// not plan).
     tables: Vec<BTreeSet<String>>,
@@ -81,6 +88,7 @@ impl Heal {
     pub(crate) fn begin_session(&mut self) {
         self.failed.clear();
         self.schema_due = None;
+        self.dropped_due = None;
         self.tables.clear();
     }
 
@@ -106,12 +114,13 @@ impl Heal {
         }
     }
 
-    /// Whether a failed view can heal now: a view failed by a computation
-    /// computes cleanly from the stored input rows, or a view failed by the
-    /// schema plans again. The caller then ends the session (the next one
+    /// Whether the views must be loaded again now, with the view that can
+    /// heal and why: a view failed by a computation computes cleanly from
+    /// the stored input rows, or a view failed by the schema plans again;
+    /// or (no view) a captured table was dropped on PostgreSQL. The caller then ends the session (the next one
     /// re-plans and loads the views from the state directory). Errors
     /// reading the state or the catalog only postpone the check.
-    pub(crate) fn ready(&mut self, ctx: &Trial<'_>) -> Option<(usize, &'static str)> {
+    pub(crate) fn ready(&mut self, ctx: &Trial<'_>) -> Option<(Option<usize>, &'static str)> {
         let now = Instant::now();
         let mut healed = None;
         for (&slot, f) in self.failed.iter_mut() {
@@ -120,7 +129,7 @@ impl Heal {
             }
             f.dirty = false;
             if ctx.computes(slot) {
-                healed = Some((slot, "its input computes cleanly again"));
+                healed = Some((Some(slot), "its input computes cleanly again"));
                 break;
             }
             f.next_try = now + f.wait;
@@ -129,6 +138,13 @@ impl Heal {
         if healed.is_some() {
             return healed;
         }
+        if ctx.watches_drops() && self.dropped_due.is_none_or(|due| now >= due) {
+            self.dropped_due = Some(now + DROPPED_EVERY);
+            if let Some(table) = ctx.changed_table(self.tables.iter().flatten()) {
+                tracing::warn!(%table, "a captured table was dropped or changed (seen in the catalog); re-planning the views");
+                return Some((None, "a captured table was dropped or changed"));
+            }
+        }
         let schema: Vec<usize> =
             self.failed.iter().filter(|(_, f)| f.cause == Cause::Schema).map(|(&s, _)| s).collect();
         if schema.is_empty() || self.schema_due.is_some_and(|due| now < due) {
@@ -136,7 +152,7 @@ impl Heal {
         }
         self.schema_due = Some(now + SCHEMA_EVERY);
         let slot = ctx.plans_again(&schema)?;
-        Some((slot, "the source schema satisfies it again"))
+        Some((Some(slot), "the source schema satisfies it again"))
     }
 }
 
@@ -170,6 +186,26 @@ impl Trial<'_> {
         };
         let step = flow.snapshot(&SourceBatch { position: self.position, tables: rows });
         step.failures.is_empty()
+    }
+
+    /// Whether the catalog must be read to notice dropped tables
+    /// (PostgreSQL; SQLite's capture notices its triggers gone).
+    fn watches_drops(&self) -> bool {
+        matches!(self.source, crate::config::SourceConfig::Postgres(_))
+    }
+
+    /// The first of `tables` (captured by the session) that is gone from
+    /// the source's catalog or differs from the session's.
+    fn changed_table<'t>(&self, tables: impl Iterator<Item = &'t String>) -> Option<String> {
+        let now = match denorm_source::read_catalog(&self.source.capture()) {
+            Ok(catalog) => catalog,
+            Err(e) => {
+                tracing::debug!(error = %super::error_chain(&e), "cannot read the catalog to look for dropped tables");
+                return None;
+            }
+        };
+        let mut seen = BTreeSet::new();
+        tables.filter(|t| seen.insert(t.as_str())).find(|t| now.get(t) != self.catalog.get(t)).cloned()
     }
 
     /// The first of `slots` (views failed by the schema) that plans against

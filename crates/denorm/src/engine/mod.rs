@@ -463,7 +463,10 @@ impl Engine {
             source: &self.source,
         };
         let Some((slot, why)) = self.heal.ready(&trial) else { return false };
-        info!(view = %self.sources.names[slot], why, "a failed view can heal; loading the views again");
+        match slot.and_then(|slot| self.sources.names.get(slot)) {
+            Some(view) => info!(%view, why, "a failed view can heal; loading the views again"),
+            None => info!(why, "loading the views again"),
+        }
         true
     }
 
