@@ -495,20 +495,11 @@ impl Engine {
         Ok(out)
     }
 
-    /// Up to `n` random rows of a keyed view (reservoir sampling).
+    /// Up to `n` random rows of a keyed view (without walking it: see
+    /// [`denorm_serve::ViewRows::sample`]).
     fn sample_rows(&mut self, view: &PublishedView, n: usize) -> Vec<Row> {
-        let mut chosen: Vec<Row> = Vec::with_capacity(n);
-        for (i, (row, _)) in view.rows.iter().enumerate() {
-            if chosen.len() < n {
-                chosen.push(row.clone());
-            } else {
-                let j = (self.admin.random() % (i as u64 + 1)) as usize;
-                if j < n {
-                    chosen[j] = row.clone();
-                }
-            }
-        }
-        chosen
+        let admin = &mut self.admin;
+        view.rows.sample(n, || admin.random()).into_iter().flatten().map(|(row, _)| row.clone()).collect()
     }
 
     /// Rebuilds the dataflow from every captured table read at the engine's
