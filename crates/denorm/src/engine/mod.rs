@@ -382,6 +382,8 @@ impl Engine {
                 capture: &mut *capture,
             };
             if let Some(end) = self.between_batches(&mut between)? {
+                // Durable first: the next session resumes at this position.
+                release_durable(&mut *capture, state.as_mut(), flow.position)?;
                 return Ok(end);
             }
             if let Some(step) = flow.refresh_due(Instant::now()) {
