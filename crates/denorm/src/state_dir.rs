@@ -338,6 +338,22 @@ impl StateDir {
         Ok(())
     }
 
+    /// The rows stored for `tables` at the current position (a live
+    /// reload builds added views from them, without reading the source).
+    pub fn rows_of(&self, tables: &[String]) -> Result<Stored, StateError> {
+        let tx = self.db.begin_read().map_err(store_error(&self.dir, "reading rows"))?;
+        let mut stored = Stored { position: self.position, tables: Vec::with_capacity(tables.len()) };
+        for table in tables {
+            let rows = read_rows(&tx, table).map_err(|what| StateError::Io {
+                dir: self.dir.clone(),
+                what: what.clone(),
+                source: std::io::Error::other(what),
+            })?;
+            stored.tables.push((table.clone(), rows));
+        }
+        Ok(stored)
+    }
+
     /// The state file's size in bytes.
     pub fn file_bytes(&self) -> u64 {
         std::fs::metadata(self.dir.join(FILE)).map_or(0, |m| m.len())

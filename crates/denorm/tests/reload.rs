@@ -2,8 +2,9 @@
 //! `POST /admin/reload` and SIGHUP add, drop and change views; no read of an
 //! untouched view fails or sees it empty; the new and changed views equal the
 //! source; an invalid views file is refused whole (every error) and nothing
-//! changes. On PostgreSQL (`denorm reload`): the kept slot is resumed, no
-//! table is read again, and the untouched view keeps serving.
+//! changes. On PostgreSQL (`denorm reload`): the added view is built in
+//! place from the state directory, no table is read again, and the
+//! untouched view keeps serving.
 
 mod common;
 mod pg_project;
@@ -241,7 +242,13 @@ fn reload_adds_drops_and_changes_views_under_load() {
     assert_eq!(reply["changed"], serde_json::json!(["to_change"]), "{reply}");
     assert_eq!(reply["dropped"], serde_json::json!(["to_drop"]), "{reply}");
     assert_eq!(reply["unchanged"], serde_json::json!(["keep_totals"]), "{reply}");
-    assert_eq!(reply["rebuilt_all"], false, "the same captured columns: rebuilt from the state directory");
+    assert_eq!(reply["rebuilt_all"], false, "the same captured columns: built from the state directory");
+    denorm.wait_for_log("reload done: the new views were built beside the running ones");
+    assert!(
+        !denorm.lines.iter().any(|l| l.contains("state loaded and published")),
+        "the running views were not rebuilt:\n{}",
+        denorm.lines.join("\n")
+    );
     assert_eq!(view_names(&denorm), ["added", "keep_totals", "to_change"]);
     assert_eq!(denorm.get("/views/to_drop").0, 404);
     std::thread::sleep(Duration::from_millis(200));
@@ -307,7 +314,7 @@ fn a_changed_views_file_at_start_resumes_without_a_snapshot() {
 }
 
 #[test]
-fn postgres_reload_resumes_the_slot_and_keeps_untouched_views_serving() {
+fn postgres_reload_builds_new_views_in_place_without_reading_the_tables() {
     let schema = "
         CREATE TABLE items (id bigint PRIMARY KEY, grp integer NOT NULL, amount integer NOT NULL);
         ALTER TABLE items REPLICA IDENTITY FULL;
@@ -334,7 +341,7 @@ fn postgres_reload_resumes_the_slot_and_keeps_untouched_views_serving() {
         .unwrap();
     pg_project::assert_views_equal(&denorm, &mut client, &[keep, added], &[]);
     assert!(reader.stop() > 10);
-    denorm.wait_for_log("resumed from the state directory without reading the source tables");
+    denorm.wait_for_log("reload done: the new views were built beside the running ones");
     let snapshots = denorm.lines.iter().filter(|l| l.contains("snapshot read")).count();
     assert_eq!(snapshots, 1, "only the first start read the tables");
 }

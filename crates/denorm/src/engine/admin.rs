@@ -64,7 +64,7 @@ use tracing::{error, info, warn};
 
 use super::compare::{self, Cell, SourceReader, ViewReport};
 use super::flow::{Flow, Step};
-use super::{End, Engine, EngineError, ViewSources};
+use super::{capture_spec, End, Engine, EngineError, ViewSources};
 use crate::config::drift::DriftConfig;
 use crate::config::SourceConfig;
 use crate::state_dir::StateDir;
@@ -139,7 +139,8 @@ impl AdminState {
 /// What a session lends the admin handlers between batches.
 pub(super) struct Session<'a> {
     pub catalog: &'a Catalog,
-    pub planned: &'a [Option<ViewDef>],
+    /// The session's views by publishing slot (a reload replaces them).
+    pub planned: &'a mut Vec<Option<ViewDef>>,
     pub spec: &'a CaptureSpec,
     pub shape: &'a str,
     pub flow: &'a mut Flow,
@@ -150,6 +151,8 @@ pub(super) struct Session<'a> {
 /// The views a reload installs, and how they relate to the running ones.
 struct ReloadPlan {
     sources: ViewSources,
+    /// The new views by publishing slot.
+    planned: Vec<Option<ViewDef>>,
     infos: Vec<denorm_serve::ViewInfo>,
     kept: Vec<Option<usize>>,
     added: Vec<String>,
@@ -212,7 +215,7 @@ impl Engine {
         }
     }
 
-    fn reload(&mut self, s: &Session<'_>, request: AdminRequest) -> Option<End> {
+    fn reload(&mut self, s: &mut Session<'_>, request: AdminRequest) -> Option<End> {
         info!("reload asked: reading the configuration and the views files again");
         let plan = match self.plan_reload(s) {
             Ok(plan) => plan,
@@ -234,10 +237,80 @@ impl Engine {
             return None;
         }
         info!(added = ?plan.added, changed = ?plan.changed, dropped = ?plan.dropped, "reload: applying the new views");
+        // The same captured columns: the new views are built beside the
+        // running ones from the state directory's rows.
+        let tables: Vec<String> = s.spec.tables.iter().map(|t| t.name.clone()).collect();
+        let stored = match s.state.as_deref() {
+            Some(state) if capture_spec(&plan.planned, s.catalog) == *s.spec => match state.rows_of(&tables) {
+                Ok(stored) if stored.position == s.flow.position => Some(stored),
+                Ok(_) => None,
+                Err(e) => {
+                    warn!(error = %super::error_chain(&e), "reload: cannot read the state directory; rebuilding every view");
+                    None
+                }
+            },
+            _ => None,
+        };
+        if let Some(stored) = stored {
+            let count = self.sources.names.len();
+            match self.reload_in_place(s, plan, stored) {
+                Ok(position) => {
+                    let mut body = summary;
+                    body["position"] = json!(position.0);
+                    body["rebuilt_all"] = json!(false);
+                    info!("reload done: the new views were built beside the running ones");
+                    request.answer(AdminReply::ok(body));
+                    return None;
+                }
+                // The views are switched already: the next session rebuilds them all.
+                Err(e) => {
+                    warn!(error = %super::error_chain(&e), "reload: cannot build the new views in place; rebuilding every view");
+                    let kept = vec![None; count.max(self.sources.names.len())];
+                    self.admin.reloaded =
+                        Some(Reloaded { request: Some(request), summary, kept, at: Position(u64::MAX) });
+                    return Some(End::Reload);
+                }
+            }
+        }
         self.publisher.reconfigure(plan.infos, &plan.kept);
         self.sources = plan.sources;
         self.admin.reloaded = Some(Reloaded { request: Some(request), summary, kept: plan.kept, at: s.flow.position });
         Some(End::Reload)
+    }
+
+    /// A reload whose views capture the same columns: the running dataflow
+    /// keeps the unchanged views and drops the others; the added and
+    /// changed views are built beside it from `stored` (the state
+    /// directory's rows at the flow's position: no source read, no replay of
+    /// the unchanged views). Returns the position they are published at.
+    fn reload_in_place(
+        &mut self,
+        s: &mut Session<'_>,
+        plan: ReloadPlan,
+        stored: crate::state_dir::Stored,
+    ) -> Result<Position, EngineError> {
+        let mut map = vec![None; self.sources.names.len()];
+        for (new, old) in plan.kept.iter().enumerate() {
+            if let Some(old) = old {
+                map[*old] = Some(new);
+            }
+        }
+        self.publisher.reconfigure(plan.infos, &plan.kept);
+        self.sources = plan.sources;
+        s.flow.remap(&map);
+        *s.planned = plan.planned;
+        let built: Vec<(usize, ViewDef)> = s
+            .planned
+            .iter()
+            .enumerate()
+            .filter(|(slot, _)| plan.kept[*slot].is_none())
+            .filter_map(|(slot, def)| def.clone().map(|d| (slot, d)))
+            .collect();
+        let batch = denorm_core::SourceBatch { position: s.flow.position, tables: stored.tables };
+        let started = Instant::now();
+        let step = s.flow.add(s.catalog.clone(), &built, self.source.dialect(), &batch, started)?;
+        self.publish(step, s.flow.position, &[], started);
+        Ok(s.flow.position)
     }
 
     /// Reads and plans the configuration again; every error when it cannot
@@ -304,7 +377,17 @@ impl Engine {
         }
         let infos = views.iter().map(|(v, _)| crate::run::serving_info(v)).collect();
         let names = views.iter().map(|(v, _)| v.name.clone()).collect();
-        Ok(ReloadPlan { sources: ViewSources { files, names }, infos, kept, added, changed, dropped, unchanged })
+        let planned = views.into_iter().map(|(v, _)| Some(v)).collect();
+        Ok(ReloadPlan {
+            sources: ViewSources { files, names },
+            planned,
+            infos,
+            kept,
+            added,
+            changed,
+            dropped,
+            unchanged,
+        })
     }
 
     fn reconcile(&mut self, s: &mut Session<'_>, mut waiting: Waiting) -> Result<Option<End>, EngineError> {

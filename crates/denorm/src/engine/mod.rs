@@ -294,7 +294,7 @@ impl Engine {
 
     fn session(&mut self) -> Result<End, EngineError> {
         let catalog = denorm_source::read_catalog(&self.source.capture())?;
-        let planned = self.plan(&catalog);
+        let mut planned = self.plan(&catalog);
         let spec = capture_spec(&planned, &catalog);
         let mut capture = denorm_source::open(&self.source.capture(), &catalog, &spec)?;
         let shape = state_dir::shape(&catalog, &spec);
@@ -374,7 +374,7 @@ impl Engine {
             }
             let mut between = admin::Session {
                 catalog: &catalog,
-                planned: &planned,
+                planned: &mut planned,
                 spec: &spec,
                 shape: &shape,
                 flow: &mut flow,
