@@ -6,18 +6,19 @@
 //! views files are read and planned against the session's catalog; any
 //! error refuses the whole reload (400 with every error; nothing changes).
 //! Otherwise the publisher's view set is replaced at once
-//! ([`Publisher::reconfigure`]): unchanged views (same definition, wherever
+//! ([`denorm_serve::Publisher::reconfigure`]): unchanged views (same definition, wherever
 //! they sit in the files) keep their published state, added and changed
-//! views start empty, dropped views are gone. The session then ends and the
-//! next one re-plans with the new views: with the state directory valid for
-//! the (possibly new) captured columns, the dataflow is rebuilt from the
-//! stored input rows, and no source table is read; a new column or table
-//! makes the next session snapshot the source. While the new session
-//! loads, the kept views are neither cleared nor re-applied (their rows are
-//! already the dataflow's output at that position), so their readers see
-//! no change at all; if the position moved (a new snapshot), every view is
-//! rebuilt and published at once at the next publish (readers keep the old
-//! rows until then). The reply is sent once the new views are published.
+//! views start empty, dropped views are gone. When the new views capture the
+//! same columns, that is all done in place: the running dataflow keeps the
+//! unchanged views and drops the others ([`Flow::remap`]), and the added and
+//! changed views are built beside it from the state directory's rows
+//! ([`Flow::add`]; no source read, the unchanged views never stop). Else the
+//! session ends and the next one re-plans (installing capture for the new
+//! columns and snapshotting the source); while it loads, the kept views are
+//! neither cleared nor re-applied when the load is at the position they were
+//! published at, else every view is rebuilt and published at once (readers
+//! keep the old rows until then). The reply is sent once the new views are
+//! published.
 //!
 //! **Reconcile** (`POST /admin/reconcile`, `denorm reconcile`): each
 //! view's defining SELECT runs on the source in one snapshot and its rows
