@@ -239,6 +239,42 @@ impl ViewRows {
         Merge::new(&self.runs, prefix).map(|e| (e.key.as_bytes(), e.slot.as_slice()))
     }
 
+    /// The rows under up to `n` distinct keys picked at random (`random`
+    /// draws the numbers): entries of the runs picked uniformly, each read
+    /// back as the key's current rows (a superseded or removed key is
+    /// skipped). O(n × runs × log n), whatever the view's size: the drift
+    /// sampler's keys. Keys in the upper runs (at most 1/8 of the bottom
+    /// one's entries) are picked as often as their entries are.
+    pub fn sample(&self, n: usize, mut random: impl FnMut() -> u64) -> Vec<&[(Row, Diff)]> {
+        let total: usize = self.runs.iter().map(|r| r.len()).sum();
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        if total == 0 {
+            return out;
+        }
+        for _ in 0..n.saturating_mul(2) {
+            if out.len() == n {
+                break;
+            }
+            let mut at = (random() % total as u64) as usize;
+            let Some(run) = self.runs.iter().find(|r| {
+                let inside = at < r.len();
+                if !inside {
+                    at -= r.len();
+                }
+                inside
+            }) else {
+                break;
+            };
+            let key = run[at].key.as_bytes();
+            let rows = self.slot(key);
+            if !rows.is_empty() && seen.insert(key) {
+                out.push(rows);
+            }
+        }
+        out
+    }
+
     /// Every row with its multiplicity (in key order).
     pub fn iter(&self) -> impl Iterator<Item = (&Row, Diff)> {
         Merge::new(&self.runs, &[]).flat_map(|e| e.slot.as_slice().iter().map(|(r, d)| (r, *d)))
@@ -873,6 +909,37 @@ mod tests {
         assert_eq!(rows.len(), 1000);
         let (_, entries) = rows.runs();
         assert!(entries <= 3000, "{entries} entries for 1000 rows");
+    }
+
+    /// Sampled keys are distinct live keys holding their current rows,
+    /// however the runs superseded them; at most the keys there are.
+    #[test]
+    fn samples_are_live_distinct_keys() {
+        let mut rows = ViewRows::default();
+        let mut packer = RowPacker::new();
+        let row = |k: i64, v: i64| Row::pack([Datum::Int(k), Datum::Int(v)]);
+        rows.apply(&[0], &(0..100).map(|k| (row(k, 0), 1)).collect::<Vec<_>>(), &mut packer);
+        rows.apply(&[0], &(0..50).map(|k| (row(k, 0), -1)).collect::<Vec<_>>(), &mut packer);
+        rows.apply(&[0], &(50..60).flat_map(|k| [(row(k, 0), -1), (row(k, 1), 1)]).collect::<Vec<_>>(), &mut packer);
+        let mut state = 7u64;
+        let mut random = move || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state >> 11
+        };
+        let sampled = rows.sample(20, &mut random);
+        assert!(!sampled.is_empty() && sampled.len() <= 20);
+        let mut keys = std::collections::BTreeSet::new();
+        for rows_of_key in &sampled {
+            assert_eq!(rows_of_key.len(), 1);
+            let (r, n) = &rows_of_key[0];
+            let values = r.unpack();
+            let Datum::Int(k) = values[0] else { panic!("{values:?}") };
+            assert!((50..100).contains(&k), "key {k} was removed");
+            assert_eq!((values[1].clone(), *n), (Datum::Int(i64::from(k < 60)), 1), "key {k} holds its current row");
+            assert!(keys.insert(k), "key {k} sampled twice");
+        }
+        assert!(rows.sample(1000, &mut random).len() <= 50);
+        assert!(ViewRows::default().sample(5, &mut random).is_empty());
     }
 
     /// A key taken from a row's leading bytes is the packed key, and rows

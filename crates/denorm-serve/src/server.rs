@@ -242,17 +242,14 @@ async fn serve_one(
     mut stopped: watch::Receiver<bool>,
 ) {
     let activity: Shared = Arc::new(Mutex::new(Activity::new()));
-    let peer = tcp.peer_addr().ok().map(Peer);
     let io = TokioIo::new(Tracked { io: tcp, activity: activity.clone() });
     let tracker = activity.clone();
     let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-        if let Some(peer) = peer {
-            request.extensions_mut().insert(peer);
-        }
+        // The peer address, for the loopback checks (/dlq, /admin).
+        request.extensions_mut().insert(Peer(peer));
         let guard = InFlight::start(&tracker);
         let router = router.clone();
         async move {
-            // The peer address, for the admin surface's loopback check.
             let mut request = request.map(axum::body::Body::new);
             request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
             let response = tower_call(router, request).await;

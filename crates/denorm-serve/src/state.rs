@@ -1317,12 +1317,12 @@ mod tests {
     /// one is gone; later applies and publishes address the new slots.
     #[test]
     fn reconfigure_keeps_moves_adds_and_drops_views() {
-        let (mut publisher, reader) =
-            channel(vec![info("a", vec![0], &["t"], None), info("b", vec![0], &["t"], None)]);
+        let (mut publisher, reader) = channel(vec![info("a", vec![0], &["t"], None), info("b", vec![0], &["t"], None)]);
         publisher.apply(0, &[(row(1, "a1"), 1)]);
         publisher.apply(1, &[(row(2, "b2"), 1)]);
         publisher.publish_at(Position(7), &[], 0.0);
-        publisher.reconfigure(vec![info("c", vec![0], &["t"], None), info("b", vec![0], &["t"], None)], &[None, Some(1)]);
+        publisher
+            .reconfigure(vec![info("c", vec![0], &["t"], None), info("b", vec![0], &["t"], None)], &[None, Some(1)]);
         let now = reader.snapshot();
         assert!(now.view("a").is_none());
         let b = now.view("b").unwrap();

@@ -324,13 +324,6 @@ impl StateDir {
         Ok(retracted)
     }
 
-    /// The stored rows of `tables` (a read transaction beside the writer):
-    /// the exact input at [`StateDir::position`], for a heal trial.
-    pub fn rows_of<'a>(&self, tables: impl IntoIterator<Item = &'a String>) -> Result<TableChanges, String> {
-        let tx = self.db.begin_read().map_err(|e| format!("cannot read the state directory: {e}"))?;
-        tables.into_iter().map(|table| Ok((table.clone(), read_rows(&tx, table)?))).collect()
-    }
-
     /// The retractions of rows the stored input did not hold, found by the
     /// batches applied since the last call: `(table, row, excess)`. The
     /// stored rows never count them (counts stop at 0); the caller must
@@ -409,6 +402,24 @@ impl StateDir {
         self.make_durable()?;
         self.db.compact().map_err(store_error(&self.dir, "compacting"))?;
         Ok(())
+    }
+
+    /// The rows stored for `tables` at the current position (a read
+    /// transaction beside the writer): a live reload builds added views from
+    /// them, and a heal trial computes a failed view on them, without
+    /// reading the source.
+    pub fn rows_of(&self, tables: &[String]) -> Result<Stored, StateError> {
+        let tx = self.db.begin_read().map_err(store_error(&self.dir, "reading rows"))?;
+        let mut stored = Stored { position: self.position, tables: Vec::with_capacity(tables.len()) };
+        for table in tables {
+            let rows = read_rows(&tx, table).map_err(|what| StateError::Io {
+                dir: self.dir.clone(),
+                what: what.clone(),
+                source: std::io::Error::other(what),
+            })?;
+            stored.tables.push((table.clone(), rows));
+        }
+        Ok(stored)
     }
 
     /// The state file's size in bytes.

@@ -6,18 +6,19 @@
 //! views files are read and planned against the session's catalog; any
 //! error refuses the whole reload (400 with every error; nothing changes).
 //! Otherwise the publisher's view set is replaced at once
-//! ([`Publisher::reconfigure`]): unchanged views (same definition, wherever
+//! ([`denorm_serve::Publisher::reconfigure`]): unchanged views (same definition, wherever
 //! they sit in the files) keep their published state, added and changed
-//! views start empty, dropped views are gone. The session then ends and the
-//! next one re-plans with the new views: with the state directory valid for
-//! the (possibly new) captured columns, the dataflow is rebuilt from the
-//! stored input rows, and no source table is read; a new column or table
-//! makes the next session snapshot the source. While the new session
-//! loads, the kept views are neither cleared nor re-applied (their rows are
-//! already the dataflow's output at that position), so their readers see
-//! no change at all; if the position moved (a new snapshot), every view is
-//! rebuilt and published at once at the next publish (readers keep the old
-//! rows until then). The reply is sent once the new views are published.
+//! views start empty, dropped views are gone. When the new views capture the
+//! same columns, that is all done in place: the running dataflow keeps the
+//! unchanged views and drops the others ([`Flow::remap`]), and the added and
+//! changed views are built beside it from the state directory's rows
+//! ([`Flow::add`]; no source read, the unchanged views never stop). Else the
+//! session ends and the next one re-plans (installing capture for the new
+//! columns and snapshotting the source); while it loads, the kept views are
+//! neither cleared nor re-applied when the load is at the position they were
+//! published at, else every view is rebuilt and published at once (readers
+//! keep the old rows until then). The reply is sent once the new views are
+//! published.
 //!
 //! **Reconcile** (`POST /admin/reconcile`, `denorm reconcile`): each
 //! view's defining SELECT runs on the source in one snapshot and its rows
@@ -64,7 +65,7 @@ use tracing::{error, info, warn};
 
 use super::compare::{self, Cell, SourceReader, ViewReport};
 use super::flow::{Flow, Step};
-use super::{End, Engine, EngineError, ViewSources};
+use super::{capture_spec, End, Engine, EngineError, ViewSources};
 use crate::config::drift::DriftConfig;
 use crate::config::SourceConfig;
 use crate::state_dir::StateDir;
@@ -139,7 +140,8 @@ impl AdminState {
 /// What a session lends the admin handlers between batches.
 pub(super) struct Session<'a> {
     pub catalog: &'a Catalog,
-    pub planned: &'a [Option<ViewDef>],
+    /// The session's views by publishing slot (a reload replaces them).
+    pub planned: &'a mut Vec<Option<ViewDef>>,
     pub spec: &'a CaptureSpec,
     pub shape: &'a str,
     pub flow: &'a mut Flow,
@@ -150,6 +152,8 @@ pub(super) struct Session<'a> {
 /// The views a reload installs, and how they relate to the running ones.
 struct ReloadPlan {
     sources: ViewSources,
+    /// The new views by publishing slot.
+    planned: Vec<Option<ViewDef>>,
     infos: Vec<denorm_serve::ViewInfo>,
     kept: Vec<Option<usize>>,
     added: Vec<String>,
@@ -212,7 +216,7 @@ impl Engine {
         }
     }
 
-    fn reload(&mut self, s: &Session<'_>, request: AdminRequest) -> Option<End> {
+    fn reload(&mut self, s: &mut Session<'_>, request: AdminRequest) -> Option<End> {
         info!("reload asked: reading the configuration and the views files again");
         let plan = match self.plan_reload(s) {
             Ok(plan) => plan,
@@ -234,10 +238,81 @@ impl Engine {
             return None;
         }
         info!(added = ?plan.added, changed = ?plan.changed, dropped = ?plan.dropped, "reload: applying the new views");
+        // The same captured columns: the new views are built beside the
+        // running ones from the state directory's rows.
+        let tables: Vec<String> = s.spec.tables.iter().map(|t| t.name.clone()).collect();
+        let stored = match s.state.as_deref() {
+            Some(state) if capture_spec(&plan.planned, s.catalog) == *s.spec => match state.rows_of(&tables) {
+                Ok(stored) if stored.position == s.flow.position => Some(stored),
+                Ok(_) => None,
+                Err(e) => {
+                    warn!(error = %super::error_chain(&e), "reload: cannot read the state directory; rebuilding every view");
+                    None
+                }
+            },
+            _ => None,
+        };
+        if let Some(stored) = stored {
+            let count = self.sources.names.len();
+            match self.reload_in_place(s, plan, stored) {
+                Ok(position) => {
+                    let mut body = summary;
+                    body["position"] = json!(position.0);
+                    body["rebuilt_all"] = json!(false);
+                    info!("reload done: the new views were built beside the running ones");
+                    request.answer(AdminReply::ok(body));
+                    return None;
+                }
+                // The views are switched already: the next session rebuilds them all.
+                Err(e) => {
+                    warn!(error = %super::error_chain(&e), "reload: cannot build the new views in place; rebuilding every view");
+                    let kept = vec![None; count.max(self.sources.names.len())];
+                    self.admin.reloaded =
+                        Some(Reloaded { request: Some(request), summary, kept, at: Position(u64::MAX) });
+                    return Some(End::Reload);
+                }
+            }
+        }
         self.publisher.reconfigure(plan.infos, &plan.kept);
         self.sources = plan.sources;
         self.admin.reloaded = Some(Reloaded { request: Some(request), summary, kept: plan.kept, at: s.flow.position });
         Some(End::Reload)
+    }
+
+    /// A reload whose views capture the same columns: the running dataflow
+    /// keeps the unchanged views and drops the others; the added and
+    /// changed views are built beside it from `stored` (the state
+    /// directory's rows at the flow's position: no source read, no replay of
+    /// the unchanged views). Returns the position they are published at.
+    fn reload_in_place(
+        &mut self,
+        s: &mut Session<'_>,
+        plan: ReloadPlan,
+        stored: crate::state_dir::Stored,
+    ) -> Result<Position, EngineError> {
+        let mut map = vec![None; self.sources.names.len()];
+        for (new, old) in plan.kept.iter().enumerate() {
+            if let Some(old) = old {
+                map[*old] = Some(new);
+            }
+        }
+        self.publisher.reconfigure(plan.infos, &plan.kept);
+        self.sources = plan.sources;
+        s.flow.remap(&map);
+        *s.planned = plan.planned;
+        self.heal.remap(&map, s.planned, s.catalog);
+        let built: Vec<(usize, ViewDef)> = s
+            .planned
+            .iter()
+            .enumerate()
+            .filter(|(slot, _)| plan.kept[*slot].is_none())
+            .filter_map(|(slot, def)| def.clone().map(|d| (slot, d)))
+            .collect();
+        let batch = denorm_core::SourceBatch { position: s.flow.position, tables: stored.tables };
+        let started = Instant::now();
+        let step = s.flow.add(s.catalog.clone(), &built, self.source.dialect(), &batch, started)?;
+        self.publish(step, s.flow.position, &[], started);
+        Ok(s.flow.position)
     }
 
     /// Reads and plans the configuration again; every error when it cannot
@@ -304,7 +379,17 @@ impl Engine {
         }
         let infos = views.iter().map(|(v, _)| crate::run::serving_info(v)).collect();
         let names = views.iter().map(|(v, _)| v.name.clone()).collect();
-        Ok(ReloadPlan { sources: ViewSources { files, names }, infos, kept, added, changed, dropped, unchanged })
+        let planned = views.into_iter().map(|(v, _)| Some(v)).collect();
+        Ok(ReloadPlan {
+            sources: ViewSources { files, names },
+            planned,
+            infos,
+            kept,
+            added,
+            changed,
+            dropped,
+            unchanged,
+        })
     }
 
     fn reconcile(&mut self, s: &mut Session<'_>, mut waiting: Waiting) -> Result<Option<End>, EngineError> {
@@ -495,20 +580,11 @@ impl Engine {
         Ok(out)
     }
 
-    /// Up to `n` random rows of a keyed view (reservoir sampling).
+    /// Up to `n` random rows of a keyed view (without walking it: see
+    /// [`denorm_serve::ViewRows::sample`]).
     fn sample_rows(&mut self, view: &PublishedView, n: usize) -> Vec<Row> {
-        let mut chosen: Vec<Row> = Vec::with_capacity(n);
-        for (i, (row, _)) in view.rows.iter().enumerate() {
-            if chosen.len() < n {
-                chosen.push(row.clone());
-            } else {
-                let j = (self.admin.random() % (i as u64 + 1)) as usize;
-                if j < n {
-                    chosen[j] = row.clone();
-                }
-            }
-        }
-        chosen
+        let admin = &mut self.admin;
+        view.rows.sample(n, || admin.random()).into_iter().flatten().map(|(row, _)| row.clone()).collect()
     }
 
     /// Rebuilds the dataflow from every captured table read at the engine's

@@ -16,6 +16,9 @@ use denorm_serve::feed::{CELEBRITY_CONTENT, CELEBRITY_EDGES};
 use denorm_sql::{Refresh, ViewDef};
 use denorm_types::{consolidate, Catalog, Dialect, Diff, Position, Row};
 
+/// The publishing slot of a view a reload dropped: its output is discarded.
+const DROPPED: usize = usize::MAX;
+
 /// Gathered changes are consolidated in place once they pass this many, so
 /// a long period at a high write rate keeps only what differs.
 const CONSOLIDATE_AT: usize = 1 << 16;
@@ -57,6 +60,9 @@ pub struct Flow {
     /// Main dataflow view id → (publishing slot, part).
     slots: Vec<(usize, usize)>,
     scheduled: Vec<Scheduled>,
+    /// Views added by a live reload, each group in a dataflow of its own
+    /// fed every batch: `(dataflow, view id → (slot, part))`.
+    added: Vec<(Dataflow, Vec<(usize, usize)>)>,
     failed: BTreeSet<usize>,
     /// The source position the flow has consumed.
     pub position: Position,
@@ -108,7 +114,63 @@ impl Flow {
                 }
             }
         }
-        Ok(Flow { main, slots, scheduled, failed: BTreeSet::new(), position: Position(0) })
+        Ok(Flow { main, slots, scheduled, added: Vec::new(), failed: BTreeSet::new(), position: Position(0) })
+    }
+
+    /// A live reload: views move to new publishing slots (`map[old] =
+    /// new`), and the views whose slot maps to `None` are dropped: their
+    /// output is discarded from now on and their state freed.
+    pub fn remap(&mut self, map: &[Option<usize>]) {
+        let new = |slot: usize| map.get(slot).copied().flatten();
+        let groups = std::iter::once((&mut self.main, &mut self.slots))
+            .chain(self.added.iter_mut().map(|(dataflow, slots)| (dataflow, slots)));
+        for (dataflow, slots) in groups {
+            for (i, (slot, _)) in slots.iter_mut().enumerate() {
+                match new(*slot) {
+                    Some(to) => *slot = to,
+                    None if *slot != DROPPED => {
+                        *slot = DROPPED;
+                        // Never reported (the slot is gone): frees the state.
+                        let dropped = ViewError::KeyViolation { key: "(view dropped by a reload)".into() };
+                        dataflow.fail_view(ViewId(i), dropped);
+                    }
+                    None => {}
+                }
+            }
+        }
+        self.scheduled.retain(|s| new(s.slot).is_some());
+        for s in &mut self.scheduled {
+            s.slot = new(s.slot).unwrap_or(DROPPED);
+            for (slot, _) in &mut s.parts {
+                *slot = new(*slot).unwrap_or(DROPPED);
+            }
+        }
+        self.failed = self.failed.iter().filter_map(|&slot| new(slot)).collect();
+    }
+
+    /// A live reload: builds the views `views` (`(slot, definition)`) in a
+    /// dataflow of their own, loads them with `batch` (every captured row
+    /// at the flow's position) and feeds them every later batch. Returns
+    /// their first step (their whole contents).
+    pub fn add(
+        &mut self,
+        catalog: Catalog,
+        views: &[(usize, ViewDef)],
+        dialect: Dialect,
+        batch: &SourceBatch,
+        now: Instant,
+    ) -> Result<Step, BuildError> {
+        let slots = views.iter().map(|(slot, _)| slot + 1).max().unwrap_or(0);
+        let mut planned: Vec<Option<ViewDef>> = vec![None; slots];
+        for (slot, def) in views {
+            planned[*slot] = Some(def.clone());
+        }
+        let mut fresh = Flow::new(catalog, &planned, dialect, now)?;
+        let step = fresh.snapshot(batch);
+        self.added.push((fresh.main, fresh.slots));
+        self.scheduled.extend(fresh.scheduled);
+        self.failed.extend(fresh.failed);
+        Ok(step)
     }
 
     /// Applies the initial snapshot to every view, scheduled ones included
@@ -173,16 +235,15 @@ impl Flow {
     /// changes a scheduled view has gathered for its next refresh. `names`
     /// are the publishing slots' view names. Walks the state: O(groups).
     pub fn state_bytes(&self, names: &[String]) -> Vec<(String, String, usize)> {
-        let rename = self.main_names(names);
-        let mut out: Vec<(String, String, usize)> = self
-            .main
-            .state_bytes()
-            .into_iter()
-            .map(|(view, label, bytes)| {
+        let mut out: Vec<(String, String, usize)> = Vec::new();
+        let groups = std::iter::once((&self.main, &self.slots)).chain(self.added.iter().map(|(d, s)| (d, s)));
+        for (dataflow, slots) in groups {
+            let rename = names_of(dataflow, slots, names);
+            out.extend(dataflow.state_bytes().into_iter().map(|(view, label, bytes)| {
                 let (view, label) = rename(view, label);
                 (view, label, bytes)
-            })
-            .collect();
+            }));
+        }
         for s in &self.scheduled {
             let name = &names[s.slot];
             out.extend(s.dataflow.state_bytes().into_iter().map(|(_, label, bytes)| (name.clone(), label, bytes)));
@@ -209,7 +270,7 @@ impl Flow {
         stats: &std::collections::HashMap<String, TableStats>,
         names: &[String],
     ) -> Vec<StateEstimate> {
-        let rename = self.main_names(names);
+        let rename = names_of(&self.main, &self.slots, names);
         let mut out: Vec<StateEstimate> = self
             .main
             .estimate_state_bytes(stats)
@@ -228,21 +289,6 @@ impl Flow {
         out
     }
 
-    /// Maps a main dataflow view's name and a node label to the publishing
-    /// slot's name and the label (prefixed with the part of a feed view).
-    fn main_names<'a>(&'a self, names: &'a [String]) -> impl Fn(String, String) -> (String, String) + 'a {
-        let slot_of: BTreeMap<&str, usize> =
-            self.slots.iter().enumerate().map(|(i, &(slot, _))| (self.main.view_name(ViewId(i)), slot)).collect();
-        move |view: String, label: String| {
-            let part = view.split_once('#').map(|(_, part)| format!("{part}: "));
-            let label = format!("{}{label}", part.unwrap_or_default());
-            match slot_of.get(view.as_str()) {
-                Some(&slot) => (names[slot].clone(), label),
-                None => (view, label),
-            }
-        }
-    }
-
     /// Fails views until the operators' state is at most `budget` bytes:
     /// each time the view whose failure frees the most (the state no other
     /// live view reads), with the reason. Returns the failed slots.
@@ -255,9 +301,13 @@ impl Flow {
             }
             // Bytes each live slot alone holds.
             let mut freed: BTreeMap<usize, usize> = BTreeMap::new();
-            for (view, bytes) in self.main.exclusive_state_bytes() {
-                *freed.entry(self.slots[view.0].0).or_default() += bytes;
+            let groups = std::iter::once((&self.main, &self.slots)).chain(self.added.iter().map(|(d, s)| (d, s)));
+            for (dataflow, slots) in groups {
+                for (view, bytes) in dataflow.exclusive_state_bytes() {
+                    *freed.entry(slots[view.0].0).or_default() += bytes;
+                }
             }
+            freed.remove(&DROPPED);
             for s in &self.scheduled {
                 let bytes: usize = s.dataflow.exclusive_state_bytes().iter().map(|(_, b)| b).sum();
                 *freed.entry(s.slot).or_default() += bytes;
@@ -271,9 +321,13 @@ impl Flow {
                 return failures;
             }
             let error = ViewError::MemoryBudget { state_bytes: total as u64, budget, view_bytes: bytes as u64 };
-            for (i, &(s, _)) in self.slots.iter().enumerate() {
-                if s == slot {
-                    self.main.fail_view(ViewId(i), error.clone());
+            let groups =
+                std::iter::once((&mut self.main, &self.slots)).chain(self.added.iter_mut().map(|(d, s)| (d, &*s)));
+            for (dataflow, slots) in groups {
+                for (i, &(s, _)) in slots.iter().enumerate() {
+                    if s == slot {
+                        dataflow.fail_view(ViewId(i), error.clone());
+                    }
                 }
             }
             for s in self.scheduled.iter_mut().filter(|s| s.slot == slot) {
@@ -292,7 +346,30 @@ impl Flow {
         let mut step = Step::default();
         let output = self.main.apply(batch);
         collect(&mut step, &mut self.failed, &self.slots, output);
+        for (dataflow, slots) in &mut self.added {
+            let output = dataflow.apply(batch);
+            collect(&mut step, &mut self.failed, slots, output);
+        }
         step
+    }
+}
+
+/// Maps a dataflow view's name and a node label to the publishing slot's
+/// name and the label (prefixed with the part of a feed view).
+fn names_of<'a>(
+    dataflow: &'a Dataflow,
+    slots: &'a [(usize, usize)],
+    names: &'a [String],
+) -> impl Fn(String, String) -> (String, String) + 'a {
+    let slot_of: BTreeMap<&str, usize> =
+        slots.iter().enumerate().map(|(i, &(slot, _))| (dataflow.view_name(ViewId(i)), slot)).collect();
+    move |view: String, label: String| {
+        let part = view.split_once('#').map(|(_, part)| format!("{part}: "));
+        let label = format!("{}{label}", part.unwrap_or_default());
+        match slot_of.get(view.as_str()).and_then(|&slot| names.get(slot)) {
+            Some(name) => (name.clone(), label),
+            None => (view, label),
+        }
     }
 }
 
@@ -330,11 +407,13 @@ fn collect(step: &mut Step, failed: &mut BTreeSet<usize>, slots: &[(usize, usize
     step.rejected.extend(output.rejected);
     for view in output.views {
         let (slot, part) = slots[view.view.0];
-        step.views.push((slot, part, view.changes));
+        if slot != DROPPED {
+            step.views.push((slot, part, view.changes));
+        }
     }
     for (view, e) in output.errors {
         let (slot, _) = slots[view.0];
-        if failed.insert(slot) {
+        if slot != DROPPED && failed.insert(slot) {
             step.failures.push((slot, e.to_string()));
         }
     }
@@ -434,6 +513,61 @@ mod tests {
         flow.apply(&batch(4, vec![(sale(902, day, 1), 1)]));
         let gathered = flow.state_bytes(&names).iter().any(|(_, label, _)| label.starts_with("changes gathered"));
         assert!(!gathered, "a failed scheduled view gathers no changes");
+    }
+
+    /// A live reload: a dropped view's output stops and its state is freed,
+    /// a kept view moves to its new slot and goes on incrementally, an added
+    /// view is loaded from the rows given and then follows every batch,
+    /// exactly as a view built from scratch.
+    #[test]
+    fn remapped_and_added_views_follow_the_batches() {
+        let sql = "CREATE MATERIALIZED VIEW dropped AS SELECT id, amount FROM sales;
+                   CREATE MATERIALIZED VIEW kept AS SELECT day, SUM(amount) AS total FROM sales GROUP BY day;";
+        let planned: Vec<Option<ViewDef>> =
+            plan_views(sql, &catalog(), Dialect::Sqlite).unwrap().into_iter().map(Some).collect();
+        let mut flow = Flow::new(catalog(), &planned, Dialect::Sqlite, Instant::now()).unwrap();
+        let rows = vec![(sale(1, "mon", 5), 1), (sale(2, "tue", 7), 1)];
+        flow.snapshot(&batch(1, rows.clone()));
+        flow.remap(&[None, Some(0)]);
+        let added = "CREATE MATERIALIZED VIEW added AS SELECT day, COUNT(*) AS n FROM sales GROUP BY day;";
+        let def = plan_views(added, &catalog(), Dialect::Sqlite).unwrap().remove(0);
+        let step = flow.add(catalog(), &[(1, def.clone())], Dialect::Sqlite, &batch(1, rows), Instant::now()).unwrap();
+        assert_eq!(step.views.iter().map(|(slot, _, c)| (*slot, c.len())).collect::<Vec<_>>(), vec![(1, 2)]);
+        let names: Vec<String> = ["kept", "added"].map(String::from).to_vec();
+        assert!(flow.state_bytes(&names).iter().all(|(v, _, _)| names.contains(v)), "{:?}", flow.state_bytes(&names));
+        let step = flow.apply(&batch(2, vec![(sale(3, "mon", 1), 1), (sale(2, "tue", 7), -1)]));
+        let mut slots: Vec<usize> = step.views.iter().map(|(slot, _, _)| *slot).collect();
+        slots.sort();
+        assert_eq!(slots, vec![0, 1]);
+        let changes = |slot: usize| -> Vec<(Row, Diff)> {
+            let mut c: Vec<(Row, Diff)> =
+                step.views.iter().filter(|(s, _, _)| *s == slot).flat_map(|(_, _, c)| c.clone()).collect();
+            c.sort();
+            c
+        };
+        // The added view changes as one built from scratch over all batches.
+        let mut scratch = Flow::new(catalog(), &[Some(def)], Dialect::Sqlite, Instant::now()).unwrap();
+        scratch.snapshot(&batch(1, vec![(sale(1, "mon", 5), 1), (sale(2, "tue", 7), 1)]));
+        let mut want = scratch
+            .apply(&batch(2, vec![(sale(3, "mon", 1), 1), (sale(2, "tue", 7), -1)]))
+            .views
+            .into_iter()
+            .flat_map(|(_, _, c)| c)
+            .collect::<Vec<_>>();
+        want.sort();
+        assert_eq!(changes(1), want);
+        let kept_changes = changes(0);
+        let kept: Vec<(Datum<'_>, Datum<'_>, Diff)> =
+            kept_changes.iter().map(|(r, d)| (r.get(0), r.get(1), *d)).collect();
+        assert_eq!(
+            kept,
+            vec![
+                (Datum::text("mon"), Datum::Int(5), -1),
+                (Datum::text("mon"), Datum::Int(6), 1),
+                (Datum::text("tue"), Datum::Int(7), -1)
+            ],
+            "the kept view goes on incrementally"
+        );
     }
 
     fn of_after(flow: &Flow, names: &[String], view: &str) -> usize {

@@ -97,6 +97,15 @@ impl Heal {
         self.tables = planned.iter().map(|d| d.as_ref().map(|d| view_tables(d, catalog)).unwrap_or_default()).collect();
     }
 
+    /// A live reload moved the views: `map[old slot]` is the new slot (None:
+    /// dropped). Failures follow their views; the tables are read again.
+    pub(crate) fn remap(&mut self, map: &[Option<usize>], planned: &[Option<ViewDef>], catalog: &Catalog) {
+        let failed = std::mem::take(&mut self.failed);
+        self.failed =
+            failed.into_iter().filter_map(|(old, f)| map.get(old).copied().flatten().map(|new| (new, f))).collect();
+        self.planned(planned, catalog);
+    }
+
     /// Records that the view in `slot` failed.
     pub(crate) fn failed(&mut self, slot: usize, cause: Cause) {
         let now = Instant::now();
@@ -172,9 +181,9 @@ impl Trial<'_> {
     /// input rows of its tables.
     fn computes(&self, slot: usize) -> bool {
         let (Some(state), Some(Some(def))) = (self.state, self.planned.get(slot)) else { return false };
-        let tables = view_tables(def, self.catalog);
+        let tables: Vec<String> = view_tables(def, self.catalog).into_iter().collect();
         let rows = match state.rows_of(&tables) {
-            Ok(rows) => rows,
+            Ok(stored) => stored.tables,
             Err(e) => {
                 tracing::debug!(error = %e, "cannot read the stored rows for a heal trial");
                 return false;

@@ -324,7 +324,7 @@ impl Engine {
     fn session(&mut self) -> Result<End, EngineError> {
         let catalog = denorm_source::read_catalog(&self.source.capture())?;
         self.heal.begin_session();
-        let planned = self.plan(&catalog);
+        let mut planned = self.plan(&catalog);
         self.heal.planned(&planned, &catalog);
         let spec = capture_spec(&planned, &catalog);
         let mut capture = denorm_source::open(&self.source.capture(), &catalog, &spec)?;
@@ -411,7 +411,7 @@ impl Engine {
             }
             let mut between = admin::Session {
                 catalog: &catalog,
-                planned: &planned,
+                planned: &mut planned,
                 spec: &spec,
                 shape: &shape,
                 flow: &mut flow,
@@ -419,6 +419,8 @@ impl Engine {
                 capture: &mut *capture,
             };
             if let Some(end) = self.between_batches(&mut between)? {
+                // Durable first: the next session resumes at this position.
+                release_durable(&mut *capture, state.as_mut(), flow.position)?;
                 return Ok(end);
             }
             if let Some(step) = flow.refresh_due(Instant::now()) {
