@@ -271,4 +271,53 @@ mod tests {
         let mut bare = crate::http::router_configured(reader, None, crate::ServeOptions::default());
         assert_eq!(post(&mut bare, "/admin/reload", Some("127.0.0.1:1"), "").await.0, 404);
     }
+
+    async fn post_with(router: &mut Router, peer: &str, token: Option<&str>) -> u16 {
+        let mut request = Request::builder().method("POST").uri("/admin/reload");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let mut request = request.body(axum::body::Body::empty()).unwrap();
+        request.extensions_mut().insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+        tower_service::Service::call(router, request).await.unwrap().status().as_u16()
+    }
+
+    /// Under `[auth]`, a token whose role has `admin = true` is admitted
+    /// from any address; another role is refused (403), no token is 401.
+    #[tokio::test]
+    async fn under_auth_only_admin_roles_are_admitted() {
+        use crate::auth::{Auth, Keys, Role};
+        use jsonwebtoken::{encode, EncodingKey, Header};
+        let secret = b"a-secret-of-at-least-32-bytes-for-hs256".to_vec();
+        let mut roles = std::collections::BTreeMap::new();
+        roles.insert("ops".to_string(), Role { admin: true, ..Role::default() });
+        roles.insert("watcher".to_string(), Role { monitor: true, ..Role::default() });
+        let auth = Auth {
+            keys: Keys::Secret(secret.clone()),
+            role_claim: vec!["role".into()],
+            anonymous_role: None,
+            audience: None,
+            roles,
+        };
+        let token = |role: &str| {
+            let claims = serde_json::json!({ "role": role, "exp": 4_000_000_000u64 });
+            encode(&Header::default(), &claims, &EncodingKey::from_secret(&secret).unwrap()).unwrap()
+        };
+        let (admin, inbox) = admin_channel();
+        let engine = std::thread::spawn(move || loop {
+            if let Some(request) = inbox.try_next() {
+                request.answer(AdminReply::ok(serde_json::json!({})));
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        });
+        let (_, reader) = crate::channel(vec![]);
+        let options =
+            crate::ServeOptions { admin: Some(admin), auth: Some(std::sync::Arc::new(auth)), ..Default::default() };
+        let mut router = crate::http::router_configured(reader, None, options);
+        assert_eq!(post_with(&mut router, "10.0.0.9:1", None).await, 401);
+        assert_eq!(post_with(&mut router, "127.0.0.1:1", Some(&token("watcher"))).await, 403);
+        assert_eq!(post_with(&mut router, "10.0.0.9:1", Some(&token("ops"))).await, 200);
+        engine.join().unwrap();
+    }
 }

@@ -313,6 +313,38 @@ fn a_changed_views_file_at_start_resumes_without_a_snapshot() {
     assert_exact(&denorm, &db, &["keep_totals", "to_change", "added"]);
 }
 
+/// `kill -9` in the middle of reloads (in place, and one that snapshots for
+/// a new column), with writes meanwhile: the restart resumes and every view
+/// of the file on disk equals the source.
+#[test]
+fn kill_during_a_reload_restarts_exactly() {
+    let project = Project::new(SCHEMA, VIEWS);
+    let db = project.connect();
+    for id in 0..40 {
+        db.execute("INSERT INTO items (id, grp, amount, note) VALUES (?1, ?2, ?3, 'x')", (id, id % 4, (id * 37) % 100))
+            .unwrap();
+    }
+    let views_file = project.dir.path().join("views.sql");
+    for (round, views) in [VIEWS_2, VIEWS_3].into_iter().enumerate() {
+        let mut denorm = Denorm::start(&project.config);
+        let writer = Writer::start(&project);
+        std::thread::sleep(Duration::from_millis(100));
+        std::fs::write(&views_file, views).unwrap();
+        let status = Command::new("kill").arg("-HUP").arg(denorm.child.id().to_string()).status().unwrap();
+        assert!(status.success());
+        denorm.wait_for_log("reload asked");
+        std::thread::sleep(Duration::from_millis(5 + 20 * round as u64));
+        denorm.kill();
+        writer.stop();
+        let mut denorm = Denorm::start(&project.config);
+        denorm.wait_for_log("published");
+        let names: Vec<&str> =
+            if round == 0 { vec!["keep_totals", "to_change", "added"] } else { vec!["keep_totals", "added", "notes"] };
+        assert_exact(&denorm, &db, &names);
+        assert_eq!(denorm.terminate(), Some(0));
+    }
+}
+
 #[test]
 fn postgres_reload_builds_new_views_in_place_without_reading_the_tables() {
     let schema = "

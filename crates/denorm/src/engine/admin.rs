@@ -538,21 +538,34 @@ impl Engine {
             report.skipped = skip_reason(def, view, s.flow.position);
             if report.skipped.is_none() {
                 let key = compare::match_columns(&view.info);
-                let (source, found) = match sample {
-                    None => (reader.rows(&def.select_sql, &view.info, None)?, compare::view_cells(view)),
+                let read = match sample {
+                    None => {
+                        reader.rows(&def.select_sql, &view.info, None).map(|rows| (rows, compare::view_cells(view)))
+                    }
                     Some(n) => {
+                        let rows = self.sample_rows(view, n as usize);
+                        let mut found: Vec<Vec<Cell>> =
+                            rows.iter().map(|row| row.unpack().iter().map(compare::cell).collect()).collect();
+                        compare::normalize(&mut found, &view.info);
                         let mut source = Vec::new();
-                        let mut found = Vec::new();
-                        for row in self.sample_rows(view, n as usize) {
-                            let cells: Vec<Cell> = row.unpack().iter().map(compare::cell).collect();
+                        let mut failed = None;
+                        for cells in &found {
                             let key_cells: Vec<Cell> = key.iter().map(|&k| cells[k].clone()).collect();
-                            source.extend(reader.rows(&def.select_sql, &view.info, Some((&key, &key_cells)))?);
-                            found.push(cells);
+                            match reader.rows(&def.select_sql, &view.info, Some((&key, &key_cells))) {
+                                Ok(rows) => source.extend(rows),
+                                Err(e) => {
+                                    failed = Some(e);
+                                    break;
+                                }
+                            }
                         }
-                        (source, found)
+                        failed.map_or(Ok((source, found)), Err)
                     }
                 };
-                compare::classify(&key, source, found, &mut report);
+                match read {
+                    Ok((source, found)) => compare::classify(&key, source, found, &mut report),
+                    Err(e) => report.skipped = Some(e),
+                }
             }
             reports.push(report);
         }

@@ -2,9 +2,12 @@
 //! source (reconcile and the drift sampler, see [`super::admin`]).
 //!
 //! Rows are matched by the view's key (a multiset view: by whole rows).
-//! Values meet as [`Cell`]s: floats equal to a relative 1e-9 (a sum computed
-//! in another order), integral floats equal integers, booleans are 0/1,
-//! numeric/date/time/uuid compare by their PostgreSQL text.
+//! Values meet as [`Cell`]s: floats equal to 1e-9 relative (absolute below
+//! 1: a sum computed in another order), integral floats equal integers,
+//! booleans are 0/1, numeric/date/time/uuid compare by their PostgreSQL
+//! text, JSON columns as parsed documents (members in any order, numbers
+//! by value). A view whose SELECT the source cannot run is skipped with the
+//! reason.
 //!
 //! A [`SourceReader`] reads in one snapshot: SQLite, one read transaction
 //! whose position is the change log's last `seq`; PostgreSQL, one
@@ -177,7 +180,10 @@ impl SourceReader {
                         (format!("SELECT * FROM ({select}) WHERE {}", conditions.join(" AND ")), params)
                     }
                 };
-                sqlite_rows(conn, &sql, &params, width).map_err(|e| format!("the view's SELECT failed on SQLite: {e}"))
+                let mut rows = sqlite_rows(conn, &sql, &params, width)
+                    .map_err(|e| format!("the view's SELECT failed on SQLite: {e}"))?;
+                normalize(&mut rows, info);
+                Ok(rows)
             }
             SourceReader::Postgres(client) => {
                 let mut sql = format!("SELECT * FROM ({select}) AS denorm_reconcile");
@@ -192,8 +198,16 @@ impl SourceReader {
                         .collect();
                     sql.push_str(&format!(" WHERE {}", conditions.join(" AND ")));
                 }
-                let messages =
-                    client.simple_query(&sql).map_err(|e| format!("the view's SELECT failed on PostgreSQL: {e}"))?;
+                // A failed SELECT must not abort the snapshot's other reads.
+                client.batch_execute("SAVEPOINT denorm_reconcile").map_err(|e| e.to_string())?;
+                let messages = match client.simple_query(&sql) {
+                    Ok(messages) => messages,
+                    Err(e) => {
+                        let _ = client.batch_execute("ROLLBACK TO SAVEPOINT denorm_reconcile");
+                        return Err(format!("the view's SELECT failed on PostgreSQL: {e}"));
+                    }
+                };
+                client.batch_execute("RELEASE SAVEPOINT denorm_reconcile").map_err(|e| e.to_string())?;
                 let mut rows = Vec::new();
                 for message in messages {
                     let postgres::SimpleQueryMessage::Row(row) = message else { continue };
@@ -205,6 +219,7 @@ impl SourceReader {
                         .collect::<Result<Vec<Cell>, String>>()?;
                     rows.push(cells);
                 }
+                normalize(&mut rows, info);
                 Ok(rows)
             }
         }
@@ -272,7 +287,47 @@ pub(super) fn view_cells(view: &PublishedView) -> Vec<Vec<Cell>> {
             out.push(cells.clone());
         }
     }
+    normalize(&mut out, &view.info);
     out
+}
+
+/// Puts the JSON columns of `rows` in canonical form (see [`canonical_json`]).
+pub(super) fn normalize(rows: &mut [Vec<Cell>], info: &ViewInfo) {
+    let json: Vec<usize> = (0..info.columns.len()).filter(|&i| info.columns[i].ty == ScalarType::Json).collect();
+    if json.is_empty() {
+        return;
+    }
+    for row in rows {
+        for &i in &json {
+            if let Some(Cell::Text(text)) = row.get_mut(i) {
+                if let Ok(value) = serde_json::from_str::<Json>(text) {
+                    *text = canonical_json(&value);
+                }
+            }
+        }
+    }
+}
+
+/// A JSON document's text with object members sorted and numbers written by
+/// value (`1.0` as `1`), so that documents equal as JSON have equal text.
+fn canonical_json(value: &Json) -> String {
+    match value {
+        Json::Object(members) => {
+            let mut sorted: Vec<(&String, &Json)> = members.iter().collect();
+            sorted.sort_by(|a, b| a.0.cmp(b.0));
+            let inner: Vec<String> =
+                sorted.iter().map(|(k, v)| format!("{}:{}", Json::String((*k).clone()), canonical_json(v))).collect();
+            format!("{{{}}}", inner.join(","))
+        }
+        Json::Array(items) => format!("[{}]", items.iter().map(canonical_json).collect::<Vec<_>>().join(",")),
+        Json::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => i.to_string(),
+            (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => (f as i64).to_string(),
+            (None, Some(f)) => format!("{f:e}"),
+            (None, None) => n.to_string(),
+        },
+        other => other.to_string(),
+    }
 }
 
 /// Matches both sides' rows by `key` and counts the differences into
@@ -375,7 +430,7 @@ pub(super) fn confirmed(
 }
 
 fn same_cell(a: &Cell, b: &Cell) -> bool {
-    let close = |x: f64, y: f64| x == y || (x - y).abs() <= FLOAT_TOLERANCE * x.abs().max(y.abs());
+    let close = |x: f64, y: f64| x == y || (x - y).abs() <= FLOAT_TOLERANCE * x.abs().max(y.abs()).max(1.0);
     match (a, b) {
         (Cell::Float(x), Cell::Float(y)) => close(*x, *y),
         (Cell::Int(i), Cell::Float(f)) | (Cell::Float(f), Cell::Int(i)) => close(*i as f64, *f),
@@ -457,6 +512,18 @@ mod tests {
         let mut report = ViewReport::default();
         classify(&[0], vec![ints(&[7])], vec![ints(&[7])], &mut report);
         assert_eq!((report.differences(), report.checked), (0, 1));
+    }
+
+    #[test]
+    fn json_documents_compare_as_parsed_and_small_floats_absolutely() {
+        let parse = |t: &str| canonical_json(&serde_json::from_str(t).unwrap());
+        assert_eq!(
+            parse(r#"{"b": [1.0, 2], "a": {"y": null, "x": "s"}}"#),
+            parse(r#"{"a":{"x":"s","y":null},"b":[1,2.0]}"#)
+        );
+        assert_ne!(parse(r#"{"a": 1}"#), parse(r#"{"a": 2}"#));
+        assert!(same_cell(&Cell::Float(1e-17), &Cell::Float(0.0)));
+        assert!(!same_cell(&Cell::Float(1e-3), &Cell::Float(0.0)));
     }
 
     #[test]
