@@ -160,6 +160,15 @@ fn rebuild_replaces_the_keys_and_reconcile_repairs_hand_edits() {
     assert_eq!(hash("t3:products:21").len(), 5, "the extra field is gone");
     let (report, _) = differences(&products(), &view, sink.read(0).unwrap());
     assert_eq!(report.drift(), 0);
+
+    // A sample of keys reads just those keys (a missing one reads nothing).
+    let _: () = c.hset("t3:products:30", "name", "edited again").unwrap();
+    let sample: Vec<Row> = [30, 31, 5].iter().map(|&id| Row::pack([Datum::Int(id)].iter())).collect();
+    let found = sink.read_keys(0, &[0], &sample).unwrap();
+    let mut expected: Vec<(Row, Diff)> =
+        vec![(product(30, "edited again", 3000, Some(7.5)), 1), (view[20].0.clone(), 1)];
+    expected.sort();
+    assert_eq!(found, expected);
 }
 
 fn feed() -> ViewSpec {
