@@ -31,6 +31,10 @@ use crate::value::{from_pg_text, pg_stored, pg_text, quote};
 /// The multiplicity column of a multiset view's table.
 pub const COUNT_COLUMN: &str = "denorm_count";
 const POSITIONS: &str = "denorm_sink_positions";
+/// Batches of at most this many changes are written as one
+/// multi-statement transaction of literals (one round trip); larger ones
+/// are `COPY`ed into a temporary table and merged.
+const SMALL_BATCH: usize = 500;
 /// Session settings that make the text of values unambiguous.
 const SESSION: &str =
     "SET client_encoding = 'UTF8'; SET DateStyle = 'ISO, YMD'; SET TimeZone = 'UTC'; SET extra_float_digits = 3;";
@@ -223,32 +227,65 @@ fn key_match(spec: &ViewSpec, columns: &[usize]) -> String {
         .join(" AND ")
 }
 
+/// `'text'` with quotes doubled (standard_conforming_strings is on since
+/// PostgreSQL 9.1).
+fn text_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// One change as a `VALUES` row: each value as its text cast to the
+/// column's type (what COPY reads), then the diff.
+fn values_row(spec: &ViewSpec, row: &Row, diff: Diff) -> String {
+    let mut out = String::from("(");
+    for (i, datum) in row.iter().enumerate() {
+        let ty = column_type(spec, i);
+        match pg_text(&datum) {
+            None => out.push_str(&format!("NULL::{ty}, ")),
+            Some(text) => out.push_str(&format!("{}::{ty}, ", text_literal(&text))),
+        }
+    }
+    out.push_str(&format!("{diff}::bigint)"));
+    out
+}
+
 fn changes_table(view: usize) -> String {
     format!("denorm_changes_{view}")
 }
 
 impl PostgresSink {
-    fn merge(&self, tx: &mut Transaction<'_>, view: usize, changes: &[(Row, Diff)]) -> Result<(), postgres::Error> {
+    /// The SQL that merges `changes` into view `view`'s table: read from
+    /// the temporary table they were `COPY`ed into (large batches), or from
+    /// a `VALUES` list of typed literals (small ones: one round trip).
+    fn merge_sql(&self, view: usize, changes: Option<&[(Row, Diff)]>) -> String {
         let spec = &self.views[view];
         let table = self.table(&spec.name);
-        let temp = changes_table(view);
-        copy_in(tx, &temp, &mut changes.iter().map(|(r, d)| (r, *d)), true)?;
         let names: Vec<String> = spec.columns.iter().map(|c| quote(&c.name)).collect();
         let names = names.join(", ");
+        let source = match changes {
+            None => changes_table(view),
+            Some(changes) => {
+                let rows: Vec<String> = changes.iter().map(|(row, diff)| values_row(spec, row, *diff)).collect();
+                format!("(VALUES {}) AS v ({names}, denorm_diff)", rows.join(", "))
+            }
+        };
         if spec.is_multiset() {
-            tx.batch_execute(&format!(
-                "INSERT INTO {table} AS t ({names}, {COUNT_COLUMN}) SELECT {names}, denorm_diff FROM {temp} \
+            format!(
+                "INSERT INTO {table} AS t ({names}, {COUNT_COLUMN}) SELECT {names}, denorm_diff FROM {source} \
                  ON CONFLICT ({names}) DO UPDATE SET {COUNT_COLUMN} = t.{COUNT_COLUMN} + excluded.{COUNT_COLUMN}; \
                  DELETE FROM {table} WHERE {COUNT_COLUMN} <= 0;"
-            ))?;
+            )
         } else {
-            tx.batch_execute(&format!(
-                "DELETE FROM {table} AS t USING {temp} AS c WHERE {}; \
-                 INSERT INTO {table} ({names}) SELECT {names} FROM {temp} WHERE denorm_diff > 0;",
+            format!(
+                "DELETE FROM {table} AS t USING (SELECT * FROM {source}) AS c WHERE {}; \
+                 INSERT INTO {table} ({names}) SELECT {names} FROM {source} WHERE denorm_diff > 0;",
                 key_match(spec, &spec.key)
-            ))?;
+            )
         }
-        Ok(())
+    }
+
+    fn merge(&self, tx: &mut Transaction<'_>, view: usize, changes: &[(Row, Diff)]) -> Result<(), postgres::Error> {
+        copy_in(tx, &changes_table(view), &mut changes.iter().map(|(r, d)| (r, *d)), true)?;
+        tx.batch_execute(&self.merge_sql(view, None))
     }
 
     fn store_position(
@@ -267,6 +304,30 @@ impl PostgresSink {
             &[&names, &(position.0 as i64)],
         )?;
         Ok(())
+    }
+
+    /// A small batch as one multi-statement transaction (one round trip).
+    fn small_batch_sql(&self, batch: &SinkBatch) -> String {
+        let mut sql = String::from("BEGIN;");
+        let mut advanced = Vec::new();
+        for (i, changes) in batch.views.iter().enumerate() {
+            let Some(changes) = changes else { continue };
+            if !changes.is_empty() {
+                sql.push_str(&self.merge_sql(i, Some(changes)));
+            }
+            advanced.push(text_literal(&self.views[i].name));
+        }
+        if !advanced.is_empty() {
+            sql.push_str(&format!(
+                "INSERT INTO {} (view, position) SELECT v, {} FROM unnest(ARRAY[{}]::text[]) AS v \
+                 ON CONFLICT (view) DO UPDATE SET position = excluded.position;",
+                self.table(POSITIONS),
+                batch.position.0 as i64,
+                advanced.join(", ")
+            ));
+        }
+        sql.push_str("COMMIT;");
+        sql
     }
 
     /// The key constraint and indexes of `table` (named after `name`).
@@ -379,6 +440,16 @@ impl Sink for PostgresSink {
         }
         let target = self.target();
         let mut client = self.client.take().expect("connected");
+        if batch.changes() <= SMALL_BATCH {
+            let sql = self.small_batch_sql(batch);
+            let result = client.batch_execute(&sql);
+            if result.is_err() {
+                // A failed statement leaves the transaction aborted.
+                let _ = client.batch_execute("ROLLBACK");
+            }
+            self.client = Some(client);
+            return result.map_err(|e| classify(&target, "writing a batch", e));
+        }
         let result = (|| {
             let mut tx = client.transaction()?;
             let mut advanced = Vec::new();
@@ -536,6 +607,15 @@ mod tests {
         assert_eq!(sink.read(0).unwrap(), vec![(row(1, "7.000", "tab\there\\n"), 1)]);
         assert_eq!(sorted(sink.read(1).unwrap()), vec![(row(3, "1", "x"), 1)]);
         assert_eq!(sink.open(&views).unwrap(), vec![Some(Position(6)), Some(Position(7))]);
+        // A batch past SMALL_BATCH goes through COPY and the merge.
+        let many: Vec<(Row, Diff)> = (10..10 + 2 * SMALL_BATCH as i64).map(|id| (row(id, "0.5", "m"), 1)).collect();
+        let mut changes = many.clone();
+        changes.push((row(1, "7.000", "tab\there\\n"), -1));
+        let big = SinkBatch { position: Position(8), committed_at: None, views: vec![Some(changes), Some(many.clone())] };
+        sink.apply(&big).unwrap();
+        assert_eq!(sorted(sink.read(0).unwrap()), sorted(many.clone()));
+        assert_eq!(sink.read(1).unwrap().len(), many.len() + 1);
+        assert_eq!(sink.open(&views).unwrap(), vec![Some(Position(8)), Some(Position(8))]);
         let mut client = Client::connect(&url, NoTls).unwrap();
         let indexes: Vec<String> = client
             .query(

@@ -183,15 +183,21 @@ fn write_changes(tx: &rusqlite::Transaction<'_>, spec: &ViewSpec, changes: &[(Ro
         }
         return Ok(());
     }
+    // A row inserted replaces its key's old row (INSERT OR REPLACE on the
+    // primary key); a key is deleted only when nothing replaces it. A NULL
+    // in the key never conflicts, so such a key is deleted (with IS) first.
+    let key_of = |row: &Row| Row::pack(spec.key.iter().map(|&k| row.get(k)));
+    let replaced: std::collections::HashSet<Row> =
+        changes.iter().filter(|(r, d)| *d > 0 && !key_of(r).has_null()).map(|(r, _)| key_of(r)).collect();
     let mut delete = tx.prepare_cached(&format!("DELETE FROM {table} WHERE {}", matches(spec, &spec.key, 1)))?;
     for (row, _) in changes {
-        delete.execute(params_from_iter(spec.key.iter().map(|&k| to_sqlite(&row.get(k)))))?;
+        let key = key_of(row);
+        if !replaced.contains(&key) {
+            delete.execute(params_from_iter(key.iter().map(|d| to_sqlite(&d))))?;
+        }
     }
-    let mut insert = tx.prepare_cached(&insert_sql(&spec.name, spec))?;
-    for (row, diff) in changes.iter().filter(|(_, d)| *d > 0) {
-        // A keyed view has one row per key: a diff above 1 is a bug upstream,
-        // written once.
-        let _ = diff;
+    let mut insert = tx.prepare_cached(&insert_sql(&spec.name, spec).replacen("INSERT", "INSERT OR REPLACE", 1))?;
+    for (row, _) in changes.iter().filter(|(_, d)| *d > 0) {
         insert.execute(params_from_iter(values(row)))?;
     }
     Ok(())
@@ -431,6 +437,14 @@ mod tests {
         };
         sink.apply(&batch).unwrap();
         assert_eq!(sorted(sink.read(0).unwrap()), sorted(vec![(row(Some(1), 1.5), 1), (row(None, 9.0), 1)]));
+        // The NULL key's row updated: deleted with IS, not left beside.
+        let update = SinkBatch {
+            position: Position(6),
+            committed_at: None,
+            views: vec![Some(vec![(row(None, 9.0), -1), (row(None, 10.0), 1)])],
+        };
+        sink.apply(&update).unwrap();
+        assert_eq!(sorted(sink.read(0).unwrap()), sorted(vec![(row(Some(1), 1.5), 1), (row(None, 10.0), 1)]));
         assert_eq!(sink.open(&[spec(vec![0])]).unwrap(), vec![Some(Position(6))]);
         let conn = Connection::open(&path).unwrap();
         let index: String =
