@@ -180,6 +180,11 @@ impl RedisSink {
                     .into(),
             ));
         }
+        if feed.is_some() {
+            tracing::warn!(view = %spec.name, "a feed is written to Redis with its fanned-out rows only: \
+                the content of authors above fanout_limit (merged at read time by denorm's own reads) is not in Redis; \
+                raise fanout_limit above the largest fan-out for a complete feed in Redis");
+        }
         let columns = spec.columns.iter().map(|c| (c.name.clone(), c.ty)).collect();
         Ok(Layout::new(&self.options.prefix, &spec.name, self.options.format, columns, spec.key.clone(), feed))
     }
