@@ -199,7 +199,9 @@ impl RedisSink {
             contents.extend(chunk.iter().cloned().zip(fetched).filter_map(|(key, content)| Some((key, content?))));
         }
         let layout = &self.layouts[view];
-        contents.retain(|key, _| layout.owns(key));
+        // A view named `denorm` shares its key start with the positions hash.
+        let positions_key = Layout::positions_key(&self.options.prefix);
+        contents.retain(|key, _| layout.owns(key) && key.as_slice() != positions_key.as_bytes());
         Ok(contents)
     }
 

@@ -219,6 +219,23 @@ fn a_feed_page_is_one_zrevrange() {
     assert_eq!(sorted(sink.read(0).unwrap()), expected);
 }
 
+/// Regression: a view named `denorm` (keys `denorm:…`) once found the
+/// positions hash `denorm:sink:positions` among its keys, and a rebuild
+/// deleted it as a stray key.
+#[test]
+fn a_view_named_denorm_keeps_the_positions() {
+    let mut sink = sink("t7:", Format::Hash, None);
+    let views = [ViewSpec { name: "denorm".into(), ..products() }, products()];
+    sink.open(&views).unwrap();
+    let rows = [(product(1, "a", 1, None), 1)];
+    let both =
+        SinkBatch { position: Position(4), committed_at: None, views: vec![Some(rows.to_vec()), Some(rows.to_vec())] };
+    sink.apply(&both).unwrap();
+    sink.rebuild(0, &mut rows.iter().map(|(r, d)| (r, *d)), Position(5)).unwrap();
+    assert_eq!(sink.open(&views).unwrap(), vec![Some(Position(5)), Some(Position(4))]);
+    assert_eq!(sink.read(0).unwrap(), rows.to_vec());
+}
+
 #[test]
 fn a_view_without_a_key_is_refused_with_a_hint() {
     let mut sink = sink("t5:", Format::Hash, None);
