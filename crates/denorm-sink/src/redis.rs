@@ -180,6 +180,11 @@ impl RedisSink {
                     .into(),
             ));
         }
+        if feed.is_some() {
+            tracing::warn!(view = %spec.name, "a feed is written to Redis with its fanned-out rows only: \
+                the content of authors above fanout_limit (merged at read time by denorm's own reads) is not in Redis; \
+                raise fanout_limit above the largest fan-out for a complete feed in Redis");
+        }
         let columns = spec.columns.iter().map(|c| (c.name.clone(), c.ty)).collect();
         Ok(Layout::new(&self.options.prefix, &spec.name, self.options.format, columns, spec.key.clone(), feed))
     }
@@ -191,10 +196,12 @@ impl RedisSink {
         let mut contents = BTreeMap::new();
         for chunk in keys.chunks(SCAN_COUNT) {
             let fetched = self.with("reading the view's keys", |c| fetch_chunk(c, chunk))?;
-            contents.extend(chunk.iter().cloned().zip(fetched));
+            contents.extend(chunk.iter().cloned().zip(fetched).filter_map(|(key, content)| Some((key, content?))));
         }
         let layout = &self.layouts[view];
-        contents.retain(|key, _| layout.owns(key));
+        // A view named `denorm` shares its key start with the positions hash.
+        let positions_key = Layout::positions_key(&self.options.prefix);
+        contents.retain(|key, _| layout.owns(key) && key.as_slice() != positions_key.as_bytes());
         Ok(contents)
     }
 
@@ -457,6 +464,33 @@ impl Sink for RedisSink {
         Row::pack(datums.iter())
     }
 
+    /// A keyed view's sampled keys are read one by one (pipelined), not by
+    /// a scan of the view; a feed is read whole and filtered.
+    fn read_keys(&mut self, view: usize, key: &[usize], keys: &[Row]) -> Result<Vec<(Row, Diff)>, SinkError> {
+        if self.layouts[view].feed().is_some() || key != self.specs[view].key.as_slice() {
+            let wanted: std::collections::HashSet<&Row> = keys.iter().collect();
+            let rows = self.read(view)?;
+            return Ok(rows
+                .into_iter()
+                .filter(|(row, _)| wanted.contains(&Row::pack(key.iter().map(|&k| row.get(k)))))
+                .collect());
+        }
+        let names: Vec<Vec<u8>> = keys.iter().filter_map(|k| self.layouts[view].key_of(k)).collect();
+        let mut rows = Vec::with_capacity(names.len());
+        for chunk in names.chunks(SCAN_COUNT) {
+            let fetched = self.with("reading the view's keys", |c| fetch_chunk(c, chunk))?;
+            for (name, content) in chunk.iter().zip(fetched) {
+                let Some(content) = content else { continue };
+                match self.decode(view, name, &content) {
+                    Some(decoded) => rows.extend(decoded.into_iter().map(|row| (row, 1))),
+                    None => self.unreadable[view].push(name.clone()),
+                }
+            }
+        }
+        consolidate(&mut rows);
+        Ok(rows)
+    }
+
     fn read(&mut self, view: usize) -> Result<Vec<(Row, Diff)>, SinkError> {
         let contents = self.fetch(view)?;
         let mut rows = Vec::with_capacity(contents.len());
@@ -492,10 +526,9 @@ fn scan(connection: &mut Connection, pattern: &str) -> redis::RedisResult<Vec<Ve
     Ok(keys)
 }
 
-/// What each of `keys` holds (a key gone meanwhile reads as an empty hash,
-/// which no layout writes: it is left out by the caller's comparison as
-/// drift and deleted, which it already is).
-fn fetch_chunk(connection: &mut Connection, keys: &[Vec<u8>]) -> redis::RedisResult<Vec<Content>> {
+/// What each of `keys` holds; `None` for a key that does not exist (gone
+/// since the scan, or never written).
+fn fetch_chunk(connection: &mut Connection, keys: &[Vec<u8>]) -> redis::RedisResult<Vec<Option<Content>>> {
     let mut types = redis::pipe();
     for key in keys {
         types.cmd("TYPE").arg(key);
@@ -511,7 +544,8 @@ fn fetch_chunk(connection: &mut Connection, keys: &[Vec<u8>]) -> redis::RedisRes
         };
     }
     let values: Vec<RedisValue> = reads.query(connection)?;
-    Ok(types.iter().zip(values).map(|(ty, value)| content_of(ty, value)).collect())
+    // A key gone since (type "none") holds nothing.
+    Ok(types.iter().zip(values).map(|(ty, value)| (ty != "none").then(|| content_of(ty, value))).collect())
 }
 
 fn content_of(ty: &str, value: RedisValue) -> Content {

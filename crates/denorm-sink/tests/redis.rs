@@ -160,6 +160,15 @@ fn rebuild_replaces_the_keys_and_reconcile_repairs_hand_edits() {
     assert_eq!(hash("t3:products:21").len(), 5, "the extra field is gone");
     let (report, _) = differences(&products(), &view, sink.read(0).unwrap());
     assert_eq!(report.drift(), 0);
+
+    // A sample of keys reads just those keys (a missing one reads nothing).
+    let _: () = c.hset("t3:products:30", "name", "edited again").unwrap();
+    let sample: Vec<Row> = [30, 31, 5].iter().map(|&id| Row::pack([Datum::Int(id)].iter())).collect();
+    let found = sink.read_keys(0, &[0], &sample).unwrap();
+    let mut expected: Vec<(Row, Diff)> =
+        vec![(product(30, "edited again", 3000, Some(7.5)), 1), (view[20].0.clone(), 1)];
+    expected.sort();
+    assert_eq!(found, expected);
 }
 
 fn feed() -> ViewSpec {
@@ -208,6 +217,23 @@ fn a_feed_page_is_one_zrevrange() {
     assert_eq!(client().zcard::<_, i64>("t4:home_feed:1").unwrap(), 3);
     let expected = sorted(posts.iter().enumerate().filter(|(i, _)| *i != 1).map(|(_, r)| (r.clone(), 1)).collect());
     assert_eq!(sorted(sink.read(0).unwrap()), expected);
+}
+
+/// Regression: a view named `denorm` (keys `denorm:…`) once found the
+/// positions hash `denorm:sink:positions` among its keys, and a rebuild
+/// deleted it as a stray key.
+#[test]
+fn a_view_named_denorm_keeps_the_positions() {
+    let mut sink = sink("t7:", Format::Hash, None);
+    let views = [ViewSpec { name: "denorm".into(), ..products() }, products()];
+    sink.open(&views).unwrap();
+    let rows = [(product(1, "a", 1, None), 1)];
+    let both =
+        SinkBatch { position: Position(4), committed_at: None, views: vec![Some(rows.to_vec()), Some(rows.to_vec())] };
+    sink.apply(&both).unwrap();
+    sink.rebuild(0, &mut rows.iter().map(|(r, d)| (r, *d)), Position(5)).unwrap();
+    assert_eq!(sink.open(&views).unwrap(), vec![Some(Position(5)), Some(Position(4))]);
+    assert_eq!(sink.read(0).unwrap(), rows.to_vec());
 }
 
 #[test]

@@ -463,13 +463,19 @@ fn a_redis_restart_is_caught_up() {
 }
 
 /// Keys edited by hand — a changed value, an extra field, a deleted key, a
-/// key replaced by a string, a stray key, a feed member removed — are found
-/// by the periodic reconcile and rewritten.
+/// key replaced by a string, a stray key — are found by the periodic
+/// reconcile, comparing every row or a sample of keys (`reconcile_sample`:
+/// only those keys are read), and rewritten.
 #[test]
 fn keys_edited_by_hand_are_found_and_repaired() {
     let url = redis_url();
-    let hash = prefix("drift");
-    let project = project(&sink(&url, "h", &hash, "hash", "reconcile_every = \"300ms\"\nrepair = true\n"));
+    let (whole, sampled) = (prefix("drift"), prefix("drift_sampled"));
+    let every = "reconcile_every = \"300ms\"\nrepair = true\n";
+    let project = project(&format!(
+        "{}{}",
+        sink(&url, "h", &whole, "hash", every),
+        sink(&url, "s", &sampled, "hash", &format!("{every}reconcile_sample = 1000\n"))
+    ));
     let denorm = Denorm::start(&project.config);
     let mut conn = project.connect();
     let mut rng = SplitMix(33);
@@ -480,24 +486,32 @@ fn keys_edited_by_hand_are_found_and_repaired() {
         "INSERT OR REPLACE INTO products VALUES (1, 'lamp', 'home'), (2, 'desk', NULL), (3, 'pen', 'x');",
     )
     .unwrap();
-    let sinks = [(url.clone(), hash.clone(), false)];
+    let sinks = [(url.clone(), whole.clone(), false), (url.clone(), sampled.clone(), false)];
     assert_converged(&denorm, &conn, &sinks);
-    let key = |k: &str| format!("{hash}{k}");
-    redis_cli(&url, &["HSET", &key("product_stats:1"), "name", "edited"]).unwrap();
-    redis_cli(&url, &["HSET", &key("product_stats:2"), "extra", "x"]).unwrap();
-    redis_cli(&url, &["DEL", &key("categories:home")]).unwrap();
-    redis_cli(&url, &["DEL", &key("product_stats:3")]).unwrap();
-    redis_cli(&url, &["SET", &key("product_stats:3"), "not a hash"]).unwrap();
-    redis_cli(&url, &["HSET", &key("product_stats:999"), "product_id", "999"]).unwrap();
-    for view in ["product_stats", "categories"] {
-        eventually(Duration::from_millis(50), || {
-            match metric(&denorm, &format!("denorm_sink_drift_rows_total{{sink=\"h\",view=\"{view}\"}}")) {
-                Some(n) if n >= 1.0 => Ok(()),
-                other => Err(format!("no drift counted for {view}: {other:?}")),
-            }
-        });
+    for (name, prefix) in [("h", &whole), ("s", &sampled)] {
+        let key = |k: &str| format!("{prefix}{k}");
+        redis_cli(&url, &["HSET", &key("product_stats:1"), "name", "edited"]).unwrap();
+        redis_cli(&url, &["HSET", &key("product_stats:2"), "extra", "x"]).unwrap();
+        redis_cli(&url, &["DEL", &key("categories:home")]).unwrap();
+        redis_cli(&url, &["DEL", &key("product_stats:3")]).unwrap();
+        redis_cli(&url, &["SET", &key("product_stats:3"), "not a hash"]).unwrap();
+        if name == "h" {
+            // A stray key: only a whole comparison sees keys no row has.
+            redis_cli(&url, &["HSET", &key("product_stats:999"), "product_id", "999"]).unwrap();
+        }
+    }
+    for sink in ["h", "s"] {
+        for view in ["product_stats", "categories"] {
+            eventually(Duration::from_millis(50), || {
+                match metric(&denorm, &format!("denorm_sink_drift_rows_total{{sink=\"{sink}\",view=\"{view}\"}}")) {
+                    Some(n) if n >= 1.0 => Ok(()),
+                    other => Err(format!("no drift counted for {sink}/{view}: {other:?}")),
+                }
+            });
+        }
     }
     assert_converged(&denorm, &conn, &sinks);
     drop(denorm);
-    delete_prefix(&url, &hash);
+    delete_prefix(&url, &whole);
+    delete_prefix(&url, &sampled);
 }

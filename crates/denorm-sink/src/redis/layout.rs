@@ -183,6 +183,22 @@ impl Layout {
         out
     }
 
+    /// The key of the row whose key columns hold `key` (the key columns'
+    /// values packed in order); `None` for a feed.
+    pub fn key_of(&self, key: &Row) -> Option<Vec<u8>> {
+        if self.feed.is_some() {
+            return None;
+        }
+        let mut out = self.key_start.clone().into_bytes();
+        for (i, (datum, &column)) in key.iter().zip(&self.key).enumerate() {
+            if i > 0 {
+                out.push(b':');
+            }
+            encode_key_value(&mut out, &datum, self.columns[column].1);
+        }
+        Some(out)
+    }
+
     /// The fields of a row's hash (see the module documentation).
     pub fn hash_fields<'s>(&'s self, row: &Row) -> Vec<(&'s [u8], Vec<u8>)> {
         let mut fields: Vec<(&[u8], Vec<u8>)> = row
