@@ -304,8 +304,13 @@ pub static AGGREGATES: &[(&str, Option<Dialect>)] = &[
     ("json_object_agg", Some(Dialect::Postgres)),
 ];
 
-/// "supported functions: …; aggregates: …" for `dialect`: the planner's hint
-/// and the README's list.
+/// The window functions denorm maintains: `ROW_NUMBER`, `RANK` and
+/// `DENSE_RANK` in the top-k form, `LAG` and `LEAD` in a SELECT list that
+/// does not group (see the planner's `window.rs` and `shift.rs`).
+pub static WINDOWS: &[&str] = &["row_number", "rank", "dense_rank", "lag", "lead"];
+
+/// "supported functions: …; aggregates: …; window functions: …" for
+/// `dialect`: the planner's hint and the README's list.
 pub fn supported(dialect: Dialect) -> String {
     let available = |d: Option<Dialect>| d.is_none_or(|d| d == dialect);
     let scalar: Vec<&str> = FUNCTIONS
@@ -314,7 +319,12 @@ pub fn supported(dialect: Dialect) -> String {
         .map(|f| f.name)
         .collect();
     let aggregates: Vec<&str> = AGGREGATES.iter().filter(|(_, d)| available(*d)).map(|(n, _)| *n).collect();
-    format!("supported functions: {}; aggregates: {}", scalar.join(", "), aggregates.join(", "))
+    format!(
+        "supported functions: {}; aggregates: {}; window functions: {}",
+        scalar.join(", "),
+        aggregates.join(", "),
+        WINDOWS.join(", ")
+    )
 }
 
 #[cfg(test)]

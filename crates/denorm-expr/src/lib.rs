@@ -37,4 +37,4 @@ pub use datetime::reads_the_clock;
 pub use eval::EvalError;
 pub use expr::{BinaryOp, DateField, DateFunc, Expr, Func, JsonAccess, TrimSide};
 pub use optimize::optimize;
-pub use plan::{JoinKind, Numbering, Plan, SortKey};
+pub use plan::{JoinKind, Numbering, Plan, Shift, SortKey};

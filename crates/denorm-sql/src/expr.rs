@@ -163,6 +163,9 @@ pub(crate) struct Lowerer<'a, 'c> {
     /// Set where subqueries in expressions are planned (WHERE, the SELECT
     /// list, HAVING): they join the clause's input (see [`crate::subquery`]).
     pub subqueries: Option<&'a Subqueries<'a, 'c>>,
+    /// Window calls already planned (`LAG`/`LEAD`, see [`crate::shift`]):
+    /// each call's node, found by address, reads its column.
+    pub windows: &'a [crate::shift::Column<'a>],
 }
 
 type Lowered = Result<Typed, PlanError>;
@@ -185,6 +188,13 @@ impl<'a, 'c> Lowerer<'a, 'c> {
                 format!("expression is nested too deeply (more than {MAX_DEPTH} levels)"),
                 self.at(e),
             ));
+        }
+        if let ast::Expr::Function(f) = e {
+            if f.over.is_some() {
+                if let Some((_, t)) = self.windows.iter().find(|(w, _)| std::ptr::eq(*w, e)) {
+                    return Ok(t.clone());
+                }
+            }
         }
         match self.grouping {
             Some(grouping) => self.lower_grouped(e, grouping, depth),

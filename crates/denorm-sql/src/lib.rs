@@ -206,6 +206,7 @@ mod order;
 mod query;
 mod scope;
 mod select;
+mod shift;
 mod source;
 mod statement;
 mod subquery;

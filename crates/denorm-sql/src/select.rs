@@ -26,6 +26,7 @@ use crate::names::{alias_name, bare_column, postgres_name, sqlite_name, strip_se
 use crate::order::{self, Ordering};
 use crate::query::{plan_query, Cte, Planned};
 use crate::scope::Scope;
+use crate::shift;
 use crate::source::{location, Source};
 use crate::statement::{DeclaredKey, ViewStatement};
 use crate::subquery::Subqueries;
@@ -185,6 +186,7 @@ pub(crate) fn plan_select_ordered<'q, 'c>(
         grouping: None,
         fallback,
         subqueries: Some(&subqueries),
+        windows: &[],
     };
     if let Some(predicate) = where_predicate(select.selection.as_ref(), &ranked, &base)? {
         input = subqueries.apply_where(input, predicate);
@@ -204,6 +206,21 @@ pub(crate) fn plan_select_ordered<'q, 'c>(
         }
     }
     let window = window::find(select, cx)?;
+    let shifts = shift::find(select, cx);
+    if let Some(call) = shifts.first() {
+        if let Some(w) = &window {
+            return Err(PlanError::new(
+                format!("{} beside LAG()/LEAD() in one SELECT is not supported", w.name()),
+                w.at,
+            )
+            .hint("rank in a subquery of its own: FROM (SELECT …, ROW_NUMBER() OVER (…) AS rn FROM …) AS ranked"));
+        }
+        if grouped {
+            return Err(PlanError::new("LAG()/LEAD() in a grouped query is not supported", call.at).hint(
+                "group in a subquery of its own and shift its rows: SELECT g.*, LAG(total) OVER (ORDER BY day) FROM (SELECT day, SUM(x) AS total … GROUP BY day) AS g",
+            ));
+        }
+    }
     if let (Some(w), 0) = (&window, cx.depth) {
         return Err(PlanError::new(
             format!("{} is only supported in a subquery in FROM, bounded by the outer WHERE", w.name()),
@@ -234,7 +251,8 @@ pub(crate) fn plan_select_ordered<'q, 'c>(
         }
         None if grouped => plan_grouped(&base, select, input, group_exprs, order_by, &namer)?,
         None => {
-            let lowerer = Lowerer { clause: Clause::Select, ..base };
+            let (input, windows) = shift::plan(input, &shifts, &base.scalar(Clause::Select), cx)?;
+            let lowerer = Lowerer { clause: Clause::Select, windows: &windows, ..base };
             let mut items = lower_items(&lowerer, select, &namer, None)?;
             let mut ordering = order::resolve(order_by, &items, &lowerer, select.distinct.is_some())?;
             let exprs = items.iter_mut().chain(ordering.hidden.iter_mut()).map(|i| &mut i.typed.expr);
@@ -347,7 +365,8 @@ fn check_select(s: &ast::Select, cx: &Context<'_, '_>) -> Result<(), PlanError> 
         return Err(PlanError::new("SELECT INTO is not supported", cx.keyword(&[Keyword::INTO])));
     }
     if !s.named_window.is_empty() {
-        return Err(PlanError::new("window functions are not supported", cx.keyword(&[Keyword::WINDOW])));
+        return Err(PlanError::new("named windows (WINDOW …) are not supported", cx.keyword(&[Keyword::WINDOW]))
+            .hint("write each window inline: OVER (PARTITION BY … ORDER BY …)"));
     }
     if s.qualify.is_some() {
         return Err(PlanError::new("QUALIFY is not supported", cx.keyword(&[Keyword::QUALIFY])));

@@ -42,6 +42,13 @@ const CASES: &[(&str, &str)] = &[
            WHERE rk < 3",
     ),
     (
+        "lag_and_lead",
+        "CREATE MATERIALIZED VIEW score_steps AS
+           SELECT id, author_id, score - LAG(score, 1, 0) OVER (PARTITION BY author_id ORDER BY score, id) AS step,
+                  LEAD(title, 2, 'last') OVER (ORDER BY id) AS later
+           FROM posts",
+    ),
+    (
         "aggregate_over_aggregate",
         "CREATE MATERIALIZED VIEW ratings_per_product AS
            SELECT product_id, COUNT(*) AS ratings
