@@ -442,6 +442,9 @@ fn is_postgres_function(func: Func) -> bool {
             | Func::DateTrunc(_)
             | Func::Extract(_)
             | Func::DatePart(_)
+            | Func::DatePlusDays
+            | Func::DateMinusDate
+            | Func::PlusInterval(_)
     )
 }
 

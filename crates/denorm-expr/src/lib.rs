@@ -22,6 +22,7 @@ mod aggregate;
 mod datetime;
 mod eval;
 mod expr;
+pub mod interval;
 pub mod function;
 mod json_path;
 mod optimize;
@@ -35,6 +36,6 @@ pub use aggregate::{
 };
 pub use datetime::reads_the_clock;
 pub use eval::EvalError;
-pub use expr::{BinaryOp, DateField, DateFunc, Expr, Func, JsonAccess, TrimSide};
+pub use expr::{BinaryOp, DateField, DateFunc, Expr, Func, Interval, JsonAccess, TrimSide};
 pub use optimize::optimize;
 pub use plan::{JoinKind, Numbering, Plan, Shift, SortKey};

@@ -195,6 +195,7 @@
 //! | unaliased expression name | the text as written | `count`, `case`, `int4`, `?column?` … |
 //! | unquoted alias | as written | lower-cased |
 
+mod date_arith;
 mod derived;
 mod expr;
 mod feed;

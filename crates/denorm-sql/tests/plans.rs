@@ -471,6 +471,15 @@ fn function_library_plans() {
                FROM posts",
         ),
         (
+            "date_arithmetic_postgres",
+            Dialect::Postgres,
+            "CREATE MATERIALIZED VIEW d AS
+               SELECT id, CAST(body AS DATE) + 30 AS d, CAST(body AS DATE) - CAST(title AS DATE) AS n,
+                      CAST(body AS TIMESTAMP) - INTERVAL '1 mon 2 days' AS t, INTERVAL '90 days' + CAST(body AS DATE) AS u,
+                      CAST(body AS DATE) + '1 hour'::interval AS h, CAST(body AS DATE) - 7 AS w
+               FROM posts",
+        ),
+        (
             "aggregates_postgres",
             Dialect::Postgres,
             "CREATE MATERIALIZED VIEW g AS
