@@ -19,10 +19,10 @@ use denorm_expr::{AggregateFunc, AggregateOrder, BinaryOp, Expr};
 use denorm_types::{Datum, Dialect, ScalarType};
 use sqlparser::ast::{self, BinaryOperator, UnaryOperator};
 
+use crate::date_arith;
 use crate::scope::Scope;
 use crate::source::{location, Statement};
 use crate::subquery::Subqueries;
-use crate::date_arith;
 use crate::types::{self, bool_as_int, comparison_operands, condition, Typed};
 use crate::{Location, PlanError};
 
@@ -242,9 +242,8 @@ impl<'a, 'c> Lowerer<'a, 'c> {
     /// … GROUP BY p.id`, which PostgreSQL and SQLite accept).
     fn dependent_column(&self, t: &Typed, g: &Grouping) -> Option<usize> {
         let Expr::Column(position) = t.expr else { return None };
-        let relation = self.scope.relations.iter().find(|r| {
-            (r.offset..r.offset + r.table.columns.len()).contains(&position)
-        })?;
+        let relation =
+            self.scope.relations.iter().find(|r| (r.offset..r.offset + r.table.columns.len()).contains(&position))?;
         let key = &relation.table.primary_key;
         let grouped = |c: &usize| g.position(&Expr::Column(relation.offset + c)).is_some();
         (!key.is_empty() && key.iter().all(grouped)).then_some(position)
@@ -452,7 +451,14 @@ impl<'a, 'c> Lowerer<'a, 'c> {
     /// `x ± interval` / `interval + x` (PostgreSQL), kept out of
     /// [`Self::binary`] so that its frame stays small for deep nesting.
     #[inline(never)]
-    fn interval_arithmetic(&self, l: &ast::Expr, op: BinaryOp, r: &ast::Expr, at: Option<Location>, d: usize) -> Lowered {
+    fn interval_arithmetic(
+        &self,
+        l: &ast::Expr,
+        op: BinaryOp,
+        r: &ast::Expr,
+        at: Option<Location>,
+        d: usize,
+    ) -> Lowered {
         if let Some(interval) = date_arith::interval_literal(r, self.at(r).or(at)) {
             return date_arith::plus_interval(self.lower(l, d)?, interval?, op == BinaryOp::Sub, at);
         }
@@ -788,10 +794,7 @@ fn has_interval(l: &ast::Expr, r: &ast::Expr) -> bool {
         while let ast::Expr::Nested(inner) = e {
             e = inner;
         }
-        matches!(
-            e,
-            ast::Expr::Interval(_) | ast::Expr::Cast { data_type: ast::DataType::Interval { .. }, .. }
-        )
+        matches!(e, ast::Expr::Interval(_) | ast::Expr::Cast { data_type: ast::DataType::Interval { .. }, .. })
     };
     interval(l) || interval(r)
 }
