@@ -60,6 +60,8 @@ const CASES: &[(&str, Dialect, &str)] = &[
     ("interval_bad_literal", Dialect::Postgres, "SELECT id, CAST(body AS DATE) + INTERVAL '3 fortnights' AS d FROM posts"),
     ("interval_timestamptz", Dialect::Postgres, "SELECT id, CAST(body AS TIMESTAMPTZ) + INTERVAL '1 day' AS d FROM posts"),
     ("interval_plus_text", Dialect::Postgres, "SELECT id, title + INTERVAL '1 day' AS d FROM posts"),
+    ("join_type_mismatch", Dialect::Postgres, "SELECT p.id FROM posts p JOIN users u ON u.id = p.title"),
+    ("join_type_mismatch_where", Dialect::Postgres, "SELECT p.id FROM posts p, users u WHERE u.name = p.author_id"),
     ("cte_recursive", Dialect::Sqlite, "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 3) SELECT n FROM r"),
     ("cte_twice", Dialect::Postgres, "WITH a AS (SELECT id FROM posts), a AS (SELECT id FROM users) SELECT id FROM a"),
     ("cte_too_many_columns", Dialect::Sqlite, "WITH a(x, y) AS (SELECT id FROM posts) SELECT x FROM a"),
