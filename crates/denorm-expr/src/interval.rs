@@ -25,7 +25,7 @@ enum Unit {
     /// Days per unit (day 1, week 7).
     Days(i64),
     /// Microseconds per unit.
-    Micros(f64),
+    Micros(i64),
 }
 
 fn unit(name: &str) -> Option<Unit> {
@@ -37,11 +37,11 @@ fn unit(name: &str) -> Option<Unit> {
         "mon" | "mons" | "month" | "months" => Unit::Months(1),
         "w" | "week" | "weeks" => Unit::Days(7),
         "d" | "day" | "days" => Unit::Days(1),
-        "h" | "hr" | "hrs" | "hour" | "hours" => Unit::Micros(3_600.0 * MICROS_PER_SECOND),
-        "m" | "min" | "mins" | "minute" | "minutes" => Unit::Micros(60.0 * MICROS_PER_SECOND),
-        "s" | "sec" | "secs" | "second" | "seconds" => Unit::Micros(MICROS_PER_SECOND),
-        "ms" | "msec" | "msecs" | "millisecond" | "milliseconds" => Unit::Micros(1_000.0),
-        "us" | "usec" | "usecs" | "microsecond" | "microseconds" => Unit::Micros(1.0),
+        "h" | "hr" | "hrs" | "hour" | "hours" => Unit::Micros(3_600_000_000),
+        "m" | "min" | "mins" | "minute" | "minutes" => Unit::Micros(60_000_000),
+        "s" | "sec" | "secs" | "second" | "seconds" => Unit::Micros(1_000_000),
+        "ms" | "msec" | "msecs" | "millisecond" | "milliseconds" => Unit::Micros(1_000),
+        "us" | "usec" | "usecs" | "microsecond" | "microseconds" => Unit::Micros(1),
         _ => return None,
     })
 }
@@ -86,7 +86,7 @@ impl Sum {
                 self.spill_days(fraction * per as f64)?;
             }
             Unit::Micros(per) => {
-                let micros = (whole as f64 * per + (fraction * per).round_ties_even()) as i128;
+                let micros = i128::from(whole) * i128::from(per) + (fraction * per as f64).round_ties_even() as i128;
                 self.micros = self.micros.checked_add(micros)?;
             }
         }
@@ -105,9 +105,9 @@ impl Sum {
     fn finish(self, negate: bool) -> Option<Interval> {
         let sign = if negate { -1 } else { 1 };
         Some(Interval {
-            months: i32::try_from(self.months * sign).ok()?,
-            days: i32::try_from(self.days * sign).ok()?,
-            micros: i64::try_from(self.micros * i128::from(sign)).ok()?,
+            months: i32::try_from(self.months.checked_mul(sign)?).ok()?,
+            days: i32::try_from(self.days.checked_mul(sign)?).ok()?,
+            micros: i64::try_from(self.micros.checked_mul(i128::from(sign))?).ok()?,
         })
     }
 }
@@ -258,6 +258,18 @@ pub(crate) fn plus_interval(t: i64, i: Interval) -> Result<i64, EvalError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// No text panics the parser; no timestamp and interval panic the
+        /// addition (out of range is an error).
+        #[test]
+        fn never_panics(text in "[-+@ 0-9.:a-zA-Z]{0,40}", t in any::<i64>(), months in any::<i32>(), days in any::<i32>(), micros in any::<i64>()) {
+            let _ = parse(&text, "second");
+            let _ = parse(&text, "day");
+            let _ = plus_interval(t, Interval { months, days, micros });
+        }
+    }
 
     fn iv(months: i32, days: i32, micros: i64) -> Interval {
         Interval { months, days, micros }
@@ -285,6 +297,8 @@ mod tests {
             assert_eq!(parse(text, "second"), Ok(want), "{text}");
         }
         assert_eq!(parse("90", "day"), Ok(iv(0, 90, 0)));
+        assert_eq!(parse("2562047 hours 1 us", "second"), Ok(iv(0, 0, 2_562_047 * hour + 1)));
+        assert!(parse("3000000000 years", "second").is_err());
         for bad in ["", "days", "1 fortnight", "1 day ago ago", "P1D", "1:2:3:4"] {
             assert!(parse(bad, "second").is_err(), "{bad}");
         }

@@ -293,6 +293,8 @@ fn date_arithmetic_equals_postgres() {
         "1 us",
         "0.000001 sec",
         "1 ms",
+        "2562047 hours 1 us",
+        "-30000 days",
     ];
     let value = |a: &Arg| Expr::Literal(a.value.clone());
     for d in dates.map(date).into_iter().chain([null("date")]) {
