@@ -199,6 +199,8 @@ pub enum Func {
     Extract(DateField),
     /// PostgreSQL `date_part('field', timestamp)`: double precision.
     DatePart(DateField),
+    /// PostgreSQL `to_char(timestamp, format)` (see `to_char.rs`).
+    ToChar,
     /// PostgreSQL `date + integer` (`date - integer` negates the integer
     /// first): a date.
     DatePlusDays,
@@ -392,6 +394,7 @@ impl Func {
             Func::DateTrunc(_) => "date_trunc",
             Func::Extract(_) => "extract",
             Func::DatePart(_) => "date_part",
+            Func::ToChar => "to_char",
             Func::DatePlusDays => "date_pli",
             Func::DateMinusDate => "date_mi",
             Func::PlusInterval(_) => "timestamp_pl_interval",

@@ -223,6 +223,15 @@ pub static FUNCTIONS: &[FunctionDef] = &[
         Strict,
         Kind::Call(Func::DateTrunc(DateField::Day)),
     ),
+    def(
+        "to_char",
+        PG,
+        (2, Some(2)),
+        &[Timestamp, Text],
+        Returns::Type(ScalarType::Text),
+        Always,
+        Kind::Call(Func::ToChar),
+    ),
     def("date_part", PG, (2, Some(2)), &[Text, Timestamp], FLOAT, Strict, Kind::Call(Func::DatePart(DateField::Day))),
     def(
         "extract",

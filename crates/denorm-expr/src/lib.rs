@@ -27,6 +27,7 @@ pub mod function;
 mod json_path;
 mod optimize;
 mod pg;
+mod to_char;
 mod plan;
 pub mod printf;
 mod scalar;

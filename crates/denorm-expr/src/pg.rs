@@ -83,6 +83,13 @@ pub(crate) fn call<'r>(func: Func, args: Vec<Datum<'r>>) -> Result<Datum<'r>> {
                 (true, _) => return Err(EvalError::Numeric(numeric::NumericError::NotFinite)),
             }
         }
+        // PostgreSQL: NULL for an infinite timestamp.
+        (Func::ToChar, [Datum::Timestamp(t), Datum::Text(_)]) if infinite(&Datum::Timestamp(*t)).is_some() => {
+            Datum::Null
+        }
+        (Func::ToChar, [Datum::Timestamp(t), Datum::Text(f)]) => {
+            crate::to_char::to_char(*t, f).map_or(Datum::Null, Datum::owned_text)
+        }
         (Func::DatePlusDays, [Datum::Date(d), n]) => Datum::Date(date_plus_days(*d, int(n))?),
         (Func::DateMinusDate, [Datum::Date(a), Datum::Date(b)]) => Datum::Int(date_minus_date(*a, *b)?),
         (Func::PlusInterval(i), [d @ (Datum::Date(_) | Datum::Timestamp(_))]) => {

@@ -21,7 +21,7 @@ const VALID: &[&str] = &[
 
 /// Seeds valid in PostgreSQL only (mutated in both dialects too).
 const VALID_POSTGRES: &[&str] = &[
-    "CREATE MATERIALIZED VIEW d AS SELECT id, CAST(body AS DATE) + 30 AS a, CAST(body AS DATE) - CAST(title AS DATE) AS b, CAST(body AS TIMESTAMP) - INTERVAL '1 year 2 mons 3 days 04:05:06.5 ago' AS c, '90 days'::interval + CAST(body AS DATE) AS e, CAST(body AS DATE) + INTERVAL '3' DAY AS f FROM posts",
+    "CREATE MATERIALIZED VIEW d AS SELECT id, CAST(body AS DATE) + 30 AS a, CAST(body AS DATE) - CAST(title AS DATE) AS b, CAST(body AS TIMESTAMP) - INTERVAL '1 year 2 mons 3 days 04:05:06.5 ago' AS c, '90 days'::interval + CAST(body AS DATE) AS e, CAST(body AS DATE) + INTERVAL '3' DAY AS f, to_char(CAST(body AS TIMESTAMP), 'FMDay, DDth \"of\" Month YYYY HH12:MI am') AS g FROM posts",
 ];
 
 fn tokens(sql: &str) -> Vec<String> {

@@ -319,3 +319,43 @@ fn date_arithmetic_equals_postgres() {
     }
     c.finish();
 }
+
+/// `to_char(timestamp, format)`: every supported pattern, in its cases,
+/// with FM and TH, quoted text and copied characters, over timestamps
+/// across years, weekdays, ISO weeks, BC and infinity.
+#[test]
+fn to_char_equals_postgres() {
+    let mut c = Checker::new();
+    let timestamps = [
+        "2024-03-05 14:07:09.123456",
+        "2024-12-30 00:00:00",
+        "2021-01-01 12:00:00",
+        "2023-01-01 23:59:59.999999",
+        "1999-11-11 01:02:03.004",
+        "0044-03-15 11:30:00 BC",
+        "0001-01-01 00:00:00",
+        "infinity",
+    ];
+    let formats = [
+        "YYYY-MM-DD HH24:MI:SS.US",
+        "yyyy yyy yy y cc CC",
+        "IYYY-IW-ID IYY IY",
+        "DDD D Q WW W J SSSS SSSSS",
+        "HH HH12 hh12 MI SS MS US",
+        "AM PM am pm A.M. P.M. a.m. p.m.",
+        "AD BC ad bc A.D. B.C.",
+        "Month MONTH month Mon MON mon",
+        "Day DAY day Dy DY dy",
+        "FMMonth FMDay FMDD FMMM FMHH24 FMYYYY",
+        "DDth DDTH FMDDth MMth Dth FMHH12th",
+        "\"Quarter\" Q, \"W\\\"eek\" WW",
+        "YYYY/MM/DD \\D x_!é",
+        "",
+    ];
+    for t in timestamps.map(timestamp).into_iter().chain([null("timestamp")]) {
+        for f in formats {
+            c.check("to_char({})", Func::ToChar, &[t.clone(), text(f)]);
+        }
+    }
+    c.finish();
+}
