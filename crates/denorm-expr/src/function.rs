@@ -147,6 +147,9 @@ const NOT_DETERMINISTIC: &str = "its result changes without a change in the sour
 const NOW: &str = "the current time changes without a change in the source, so a maintained view cannot \
      follow it; compare with a fixed date, or filter by time when reading";
 
+const INTERVAL: &str = "it returns an interval, which denorm has no value for (and age(t) also reads the \
+     current date); subtract epochs instead: extract(epoch from a) - extract(epoch from b)";
+
 use Arg::{Any, DateOrTimestamp, Integer, Number, Text, Timestamp};
 use Nulls::{Always, Never, Strict};
 
@@ -278,6 +281,7 @@ pub static FUNCTIONS: &[FunctionDef] = &[
     refused("last_insert_rowid", SQLITE, NOT_DETERMINISTIC),
     refused("sqlite_version", SQLITE, "it describes the server, not the data; read it when needed"),
     refused("now", Some(Dialect::Postgres), NOW),
+    refused("age", Some(Dialect::Postgres), INTERVAL),
     refused("current_date", BOTH, NOW),
     refused("current_time", BOTH, NOW),
     refused("current_timestamp", BOTH, NOW),
