@@ -334,12 +334,26 @@ fn top_k(
     let mut out = Vec::new();
     for (_, mut rows) in partitions {
         rows.sort_by(|a, b| compare(a, b, order).then_with(|| a.cmp(b)));
+        if let Numbering::Shift(shift) = numbering {
+            // Every row, with the value `offset` rows away (or its default).
+            let refs: Vec<&Row> = rows.iter().collect();
+            for (i, row) in rows.iter().enumerate() {
+                let mut packer = RowPacker::new();
+                packer.extend_from_row(row);
+                if rank {
+                    packer.push(&shift.pick(&refs, i));
+                }
+                out.push((packer.finish(), 1));
+            }
+            continue;
+        }
         // The definitions, written directly: rows strictly before, distinct
         // ORDER BY values strictly before.
         let numbers: Vec<usize> = (0..rows.len())
             .map(|i| match numbering {
                 Numbering::RowNumber => i + 1,
                 Numbering::Rank => 1 + rows.iter().filter(|r| compare(r, &rows[i], order).is_lt()).count(),
+                Numbering::Shift(_) => unreachable!("handled above"),
                 Numbering::DenseRank => {
                     let mut earlier: Vec<&Row> = rows.iter().filter(|r| compare(r, &rows[i], order).is_lt()).collect();
                     earlier.dedup_by(|a, b| compare(a, b, order).is_eq());

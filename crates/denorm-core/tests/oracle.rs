@@ -8,7 +8,7 @@ use denorm_core::reference::{evaluate, Tables};
 use denorm_core::{Dataflow, Runtime, SourceBatch};
 use denorm_expr::{
     Aggregate, AggregateFunc, AggregateOrder, BinaryOp, ConcatSpec, Expr, Func, JoinKind, JsonArraySpec, Numbering,
-    OrderTerm, Plan, SortKey,
+    OrderTerm, Plan, Shift, SortKey,
 };
 use denorm_types::{
     consolidate, Catalog, ColumnSchema, Datum, Dialect, Diff, Position, Row, ScalarType, TableSchema, Value,
@@ -75,6 +75,13 @@ fn top_k(input: Box<Plan>, partition: Vec<usize>, order: Vec<SortKey>, limit: us
 /// `RANK()` / `DENSE_RANK()` top-k.
 fn ranked(input: Box<Plan>, partition: Vec<usize>, order: Vec<SortKey>, limit: usize, numbering: Numbering) -> Plan {
     Plan::TopK { input, partition, order, limit, rank: true, numbering }
+}
+/// `LAG`/`LEAD`: every row with the shifted value appended.
+fn shifted(input: Box<Plan>, partition: Vec<usize>, order: Vec<SortKey>, shift: Shift) -> Plan {
+    Plan::TopK { input, partition, order, limit: usize::MAX, rank: true, numbering: Numbering::Shift(shift) }
+}
+fn shift(value: usize, offset: i64, default: Option<usize>) -> Shift {
+    Shift { value, offset, default }
 }
 /// (k, v) of table `t`: the set operations' operands (duplicates and NULLs).
 fn kv(t: &str) -> Plan {
@@ -246,6 +253,39 @@ fn shapes() -> Vec<(&'static str, Plan)> {
         (
             "rank of everything by two keys",
             ranked(get("b"), vec![], vec![sort(2, true, true), sort(3, false, true)], 3, Numbering::Rank),
+        ),
+        // LAG / LEAD: ties (broken by the row bytes) and duplicates change
+        // neighbours; offsets past the partition, defaults from the row.
+        ("lag 1", shifted(get("a"), vec![1], vec![sort(2, false, true)], shift(3, -1, None))),
+        ("lead 2 with default", shifted(get("a"), vec![1], vec![sort(2, true, false)], shift(2, 2, Some(0)))),
+        ("lag 3 over everything", shifted(get("b"), vec![], vec![sort(1, false, false)], shift(3, -3, Some(2)))),
+        (
+            "lead 1 by two keys",
+            shifted(get("b"), vec![2], vec![sort(1, true, true), sort(0, false, true)], shift(0, 1, None)),
+        ),
+        ("shift 0", shifted(get("a"), vec![], vec![sort(2, false, true)], shift(3, 0, None))),
+        (
+            "lag over a join, then filter on it",
+            Plan::Filter {
+                input: Box::new(shifted(
+                    Box::new(join(JoinKind::Inner, get("a"), get("b"), None)),
+                    vec![1],
+                    vec![sort(6, false, true)],
+                    shift(2, -1, Some(6)),
+                )),
+                predicate: Expr::binary(BinaryOp::Gt, col(8), lit(0)),
+            },
+        ),
+        (
+            "lead without its value",
+            Plan::TopK {
+                input: get("b"),
+                partition: vec![2],
+                order: vec![sort(1, false, true)],
+                limit: usize::MAX,
+                rank: false,
+                numbering: Numbering::Shift(shift(3, 1, None)),
+            },
         ),
         ("rank top-0", ranked(get("a"), vec![1], vec![sort(2, false, true)], 0, Numbering::Rank)),
         (

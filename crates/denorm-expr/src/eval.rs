@@ -442,6 +442,10 @@ fn is_postgres_function(func: Func) -> bool {
             | Func::DateTrunc(_)
             | Func::Extract(_)
             | Func::DatePart(_)
+            | Func::ToChar
+            | Func::DatePlusDays
+            | Func::DateMinusDate
+            | Func::PlusInterval(_)
     )
 }
 

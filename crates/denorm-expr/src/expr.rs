@@ -199,11 +199,38 @@ pub enum Func {
     Extract(DateField),
     /// PostgreSQL `date_part('field', timestamp)`: double precision.
     DatePart(DateField),
+    /// PostgreSQL `to_char(timestamp, format)` (see `to_char.rs`).
+    ToChar,
+    /// PostgreSQL `date + integer` (`date - integer` negates the integer
+    /// first): a date.
+    DatePlusDays,
+    /// PostgreSQL `date - date`: the days between, an integer.
+    DateMinusDate,
+    /// PostgreSQL `date|timestamp + interval` with a constant interval
+    /// (`- interval` negates it first): months first (the day clamped to
+    /// the month's last), then days, then microseconds; a timestamp.
+    PlusInterval(Interval),
     /// The collation key of a text ([`Collation::key`]); other values
     /// unchanged. The planner compares, groups and deduplicates text under a
     /// SQLite collation by comparing these keys bytewise, so the core stays
     /// collation-agnostic.
     CollationKey(Collation),
+}
+
+/// A constant PostgreSQL interval: months, days and microseconds, kept
+/// apart as PostgreSQL keeps them (a month is not a number of days).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Interval {
+    pub months: i32,
+    pub days: i32,
+    pub micros: i64,
+}
+
+impl Interval {
+    /// `-interval`, or `None` when a field has no negation.
+    pub fn negated(self) -> Option<Interval> {
+        Some(Interval { months: self.months.checked_neg()?, days: self.days.checked_neg()?, micros: self.micros.checked_neg()? })
+    }
 }
 
 /// A field of PostgreSQL's `extract`, `date_part` and `date_trunc`.
@@ -367,6 +394,10 @@ impl Func {
             Func::DateTrunc(_) => "date_trunc",
             Func::Extract(_) => "extract",
             Func::DatePart(_) => "date_part",
+            Func::ToChar => "to_char",
+            Func::DatePlusDays => "date_pli",
+            Func::DateMinusDate => "date_mi",
+            Func::PlusInterval(_) => "timestamp_pl_interval",
             Func::CollationKey(Collation::Binary) => "collation_key_binary",
             Func::CollationKey(Collation::NoCase) => "collation_key_nocase",
             Func::CollationKey(Collation::Rtrim) => "collation_key_rtrim",

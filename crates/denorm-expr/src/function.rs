@@ -147,6 +147,9 @@ const NOT_DETERMINISTIC: &str = "its result changes without a change in the sour
 const NOW: &str = "the current time changes without a change in the source, so a maintained view cannot \
      follow it; compare with a fixed date, or filter by time when reading";
 
+const INTERVAL: &str = "it returns an interval, which denorm has no value for (and age(t) also reads the \
+     current date); subtract epochs instead: extract(epoch from a) - extract(epoch from b)";
+
 use Arg::{Any, DateOrTimestamp, Integer, Number, Text, Timestamp};
 use Nulls::{Always, Never, Strict};
 
@@ -223,6 +226,15 @@ pub static FUNCTIONS: &[FunctionDef] = &[
         Strict,
         Kind::Call(Func::DateTrunc(DateField::Day)),
     ),
+    def(
+        "to_char",
+        PG,
+        (2, Some(2)),
+        &[Timestamp, Text],
+        Returns::Type(ScalarType::Text),
+        Always,
+        Kind::Call(Func::ToChar),
+    ),
     def("date_part", PG, (2, Some(2)), &[Text, Timestamp], FLOAT, Strict, Kind::Call(Func::DatePart(DateField::Day))),
     def(
         "extract",
@@ -269,6 +281,7 @@ pub static FUNCTIONS: &[FunctionDef] = &[
     refused("last_insert_rowid", SQLITE, NOT_DETERMINISTIC),
     refused("sqlite_version", SQLITE, "it describes the server, not the data; read it when needed"),
     refused("now", Some(Dialect::Postgres), NOW),
+    refused("age", Some(Dialect::Postgres), INTERVAL),
     refused("current_date", BOTH, NOW),
     refused("current_time", BOTH, NOW),
     refused("current_timestamp", BOTH, NOW),
@@ -304,8 +317,13 @@ pub static AGGREGATES: &[(&str, Option<Dialect>)] = &[
     ("json_object_agg", Some(Dialect::Postgres)),
 ];
 
-/// "supported functions: …; aggregates: …" for `dialect`: the planner's hint
-/// and the README's list.
+/// The window functions denorm maintains: `ROW_NUMBER`, `RANK` and
+/// `DENSE_RANK` in the top-k form, `LAG` and `LEAD` in a SELECT list that
+/// does not group (see the planner's `window.rs` and `shift.rs`).
+pub static WINDOWS: &[&str] = &["row_number", "rank", "dense_rank", "lag", "lead"];
+
+/// "supported functions: …; aggregates: …; window functions: …" for
+/// `dialect`: the planner's hint and the README's list.
 pub fn supported(dialect: Dialect) -> String {
     let available = |d: Option<Dialect>| d.is_none_or(|d| d == dialect);
     let scalar: Vec<&str> = FUNCTIONS
@@ -314,7 +332,12 @@ pub fn supported(dialect: Dialect) -> String {
         .map(|f| f.name)
         .collect();
     let aggregates: Vec<&str> = AGGREGATES.iter().filter(|(_, d)| available(*d)).map(|(n, _)| *n).collect();
-    format!("supported functions: {}; aggregates: {}", scalar.join(", "), aggregates.join(", "))
+    format!(
+        "supported functions: {}; aggregates: {}; window functions: {}",
+        scalar.join(", "),
+        aggregates.join(", "),
+        WINDOWS.join(", ")
+    )
 }
 
 #[cfg(test)]

@@ -302,16 +302,28 @@ fn prune_top_k(
     let mut want: BTreeSet<usize> = needed.iter().copied().filter(|&c| c < input_arity).collect();
     want.extend(partition.iter().copied());
     want.extend(order.iter().map(|k| k.column));
+    if let Numbering::Shift(s) = numbering {
+        want.extend([s.value].into_iter().chain(s.default));
+    }
     let rank = rank && needed.contains(&input_arity);
     let (input, remap) = prune(input, &want);
     let partition = partition.iter().map(|&c| apply(&remap)(c)).collect();
     for k in &mut order {
         k.column = apply(&remap)(k.column);
     }
+    let numbering = match numbering {
+        Numbering::Shift(s) => Numbering::Shift(remap_shift(s, &remap)),
+        n => n,
+    };
     let new_input_arity = input.arity();
     let mut out = remap;
     out.push(rank.then_some(new_input_arity));
     (Plan::TopK { input: Box::new(input), partition, order, limit, rank, numbering }, out)
+}
+
+/// A shift's columns renumbered after pruning its input.
+fn remap_shift(s: crate::plan::Shift, remap: &Remap) -> crate::plan::Shift {
+    crate::plan::Shift { value: apply(remap)(s.value), default: s.default.map(apply(remap)), ..s }
 }
 
 fn prune_join(

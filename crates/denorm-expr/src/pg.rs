@@ -83,6 +83,19 @@ pub(crate) fn call<'r>(func: Func, args: Vec<Datum<'r>>) -> Result<Datum<'r>> {
                 (true, _) => return Err(EvalError::Numeric(numeric::NumericError::NotFinite)),
             }
         }
+        // PostgreSQL: NULL for an infinite timestamp.
+        (Func::ToChar, [Datum::Timestamp(t), Datum::Text(_)]) if infinite(&Datum::Timestamp(*t)).is_some() => {
+            Datum::Null
+        }
+        (Func::ToChar, [Datum::Timestamp(t), Datum::Text(f)]) => {
+            crate::to_char::to_char(*t, f).map_or(Datum::Null, Datum::owned_text)
+        }
+        (Func::DatePlusDays, [Datum::Date(d), n]) => Datum::Date(date_plus_days(*d, int(n))?),
+        (Func::DateMinusDate, [Datum::Date(a), Datum::Date(b)]) => Datum::Int(date_minus_date(*a, *b)?),
+        (Func::PlusInterval(i), [d @ (Datum::Date(_) | Datum::Timestamp(_))]) => {
+            let Datum::Timestamp(t) = as_timestamp(d) else { unreachable!("a date or timestamp") };
+            Datum::Timestamp(crate::interval::plus_interval(t, i)?)
+        }
         (Func::Extract(field), [d]) => Datum::Numeric(extract(field, d)?),
         (Func::DatePart(field), [d]) => Datum::Float(numeric::to_f64(extract(field, &as_timestamp(d))?)),
         // The planner types PostgreSQL's functions; a value of another type
@@ -264,6 +277,25 @@ fn make_date(y: i64, m: i64, d: i64) -> Result<i32> {
         return Err(bad());
     }
     i32::try_from(days).map_err(|_| bad())
+}
+
+/// `date + n`: infinities stay; a result outside PostgreSQL's dates is an
+/// error, as there.
+fn date_plus_days(d: i32, n: i64) -> Result<i32> {
+    if d == temporal::DATE_INFINITY || d == temporal::DATE_NEG_INFINITY {
+        return Ok(d);
+    }
+    let days = i64::from(d).checked_add(n).filter(|&x| crate::interval::date_in_range(x));
+    days.and_then(|x| i32::try_from(x).ok()).ok_or_else(|| invalid("date out of range"))
+}
+
+/// `a - b` in days; PostgreSQL refuses infinite dates.
+fn date_minus_date(a: i32, b: i32) -> Result<i64> {
+    let infinite = |d: i32| d == temporal::DATE_INFINITY || d == temporal::DATE_NEG_INFINITY;
+    if infinite(a) || infinite(b) {
+        return Err(invalid("cannot subtract infinite dates"));
+    }
+    Ok(i64::from(a) - i64::from(b))
 }
 
 fn as_timestamp<'r>(d: &Datum<'_>) -> Datum<'r> {

@@ -36,6 +36,36 @@ pub enum Numbering {
     Rank,
     /// `DENSE_RANK()`: 1 + the number of distinct ORDER BY values before.
     DenseRank,
+    /// `LEAD(value, offset, default)` (`offset` > 0) or `LAG(value, n,
+    /// default)` (`offset` = −n): the `value` column of the row `offset`
+    /// places away in the partition's order (ties broken by the rows'
+    /// encoded bytes, as for `RowNumber`), or this row's `default` column
+    /// (NULL without one) past the partition's ends. Every row is kept:
+    /// the `TopK`'s limit is ignored and `rank` appends the shifted value.
+    Shift(Shift),
+}
+
+/// The columns and distance of a [`Numbering::Shift`] (`LAG`/`LEAD`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Shift {
+    /// The input column read from the neighbouring row.
+    pub value: usize,
+    /// Positions forward (`LEAD`, positive) or backward (`LAG`, negative).
+    pub offset: i64,
+    /// The input column (of the row itself) used past the partition's ends.
+    pub default: Option<usize>,
+}
+
+impl Shift {
+    /// The shifted row's value for the row at `i` of `rows` (one entry per
+    /// copy, in order), or this row's default.
+    pub fn pick<'r>(&self, rows: &[&'r Row], i: usize) -> denorm_types::Datum<'r> {
+        let j = i64::try_from(i).ok().and_then(|i| i.checked_add(self.offset));
+        match j.and_then(|j| usize::try_from(j).ok()).and_then(|j| rows.get(j)) {
+            Some(row) => row.get(self.value),
+            None => self.default.map_or(denorm_types::Datum::Null, |d| rows[i].get(d)),
+        }
+    }
 }
 
 impl fmt::Display for Numbering {
@@ -44,6 +74,8 @@ impl fmt::Display for Numbering {
             Numbering::RowNumber => "row number",
             Numbering::Rank => "rank",
             Numbering::DenseRank => "dense rank",
+            Numbering::Shift(s) if s.offset < 0 => "lag",
+            Numbering::Shift(_) => "lead",
         })
     }
 }
@@ -234,7 +266,14 @@ impl Plan {
                     Numbering::RowNumber => String::new(),
                     n => format!(" by {n}"),
                 };
-                let rank = if *rank { format!(" with {numbering}") } else { String::new() };
+                let (limit, rank) = match numbering {
+                    Numbering::Shift(s) => {
+                        let default = s.default.map_or(String::new(), |d| format!(" else #{d}"));
+                        ("all".to_string(), format!(" with #{} at {:+}{default}", s.value, s.offset))
+                    }
+                    _ if *rank => (limit.to_string(), format!(" with {numbering}")),
+                    _ => (limit.to_string(), String::new()),
+                };
                 writeln!(f, "{pad}TopK {limit}{by} per [{}] order by [{}]{rank}", keys.join(", "), order.join(", "))?;
                 input.fmt_indented(f, depth + 1)
             }

@@ -19,6 +19,7 @@ use denorm_expr::{AggregateFunc, AggregateOrder, BinaryOp, Expr};
 use denorm_types::{Datum, Dialect, ScalarType};
 use sqlparser::ast::{self, BinaryOperator, UnaryOperator};
 
+use crate::date_arith;
 use crate::scope::Scope;
 use crate::source::{location, Statement};
 use crate::subquery::Subqueries;
@@ -163,6 +164,9 @@ pub(crate) struct Lowerer<'a, 'c> {
     /// Set where subqueries in expressions are planned (WHERE, the SELECT
     /// list, HAVING): they join the clause's input (see [`crate::subquery`]).
     pub subqueries: Option<&'a Subqueries<'a, 'c>>,
+    /// Window calls already planned (`LAG`/`LEAD`, see [`crate::shift`]):
+    /// each call's node, found by address, reads its column.
+    pub windows: &'a [crate::shift::Column<'a>],
 }
 
 type Lowered = Result<Typed, PlanError>;
@@ -185,6 +189,13 @@ impl<'a, 'c> Lowerer<'a, 'c> {
                 format!("expression is nested too deeply (more than {MAX_DEPTH} levels)"),
                 self.at(e),
             ));
+        }
+        if let ast::Expr::Function(f) = e {
+            if f.over.is_some() {
+                if let Some((_, t)) = self.windows.iter().find(|(w, _)| std::ptr::eq(*w, e)) {
+                    return Ok(t.clone());
+                }
+            }
         }
         match self.grouping {
             Some(grouping) => self.lower_grouped(e, grouping, depth),
@@ -231,9 +242,8 @@ impl<'a, 'c> Lowerer<'a, 'c> {
     /// … GROUP BY p.id`, which PostgreSQL and SQLite accept).
     fn dependent_column(&self, t: &Typed, g: &Grouping) -> Option<usize> {
         let Expr::Column(position) = t.expr else { return None };
-        let relation = self.scope.relations.iter().find(|r| {
-            (r.offset..r.offset + r.table.columns.len()).contains(&position)
-        })?;
+        let relation =
+            self.scope.relations.iter().find(|r| (r.offset..r.offset + r.table.columns.len()).contains(&position))?;
         let key = &relation.table.primary_key;
         let grouped = |c: &usize| g.position(&Expr::Column(relation.offset + c)).is_some();
         (!key.is_empty() && key.iter().all(grouped)).then_some(position)
@@ -428,10 +438,34 @@ impl<'a, 'c> Lowerer<'a, 'c> {
                 let nullable = left.nullable || right.nullable;
                 Ok(Typed::new(Expr::binary(bop, left.expr, right.expr), ScalarType::Bool, nullable))
             }
+            BinaryOp::Add | BinaryOp::Sub if self.dialect == Dialect::Postgres && has_interval(l, r) => {
+                self.interval_arithmetic(l, bop, r, at, d)
+            }
             _ => {
                 let (left, right) = (self.lower(l, d)?, self.lower(r, d)?);
                 self.apply_binary(bop, left, right, at)
             }
+        }
+    }
+
+    /// `x ± interval` / `interval + x` (PostgreSQL), kept out of
+    /// [`Self::binary`] so that its frame stays small for deep nesting.
+    #[inline(never)]
+    fn interval_arithmetic(
+        &self,
+        l: &ast::Expr,
+        op: BinaryOp,
+        r: &ast::Expr,
+        at: Option<Location>,
+        d: usize,
+    ) -> Lowered {
+        if let Some(interval) = date_arith::interval_literal(r, self.at(r).or(at)) {
+            return date_arith::plus_interval(self.lower(l, d)?, interval?, op == BinaryOp::Sub, at);
+        }
+        match date_arith::interval_literal(l, self.at(l).or(at)) {
+            Some(interval) if op == BinaryOp::Add => date_arith::plus_interval(self.lower(r, d)?, interval?, false, at),
+            _ => Err(PlanError::new("interval - value is not supported", at)
+                .hint("write value + (-interval), e.g. d + INTERVAL '-3 days'")),
         }
     }
 
@@ -459,6 +493,11 @@ impl<'a, 'c> Lowerer<'a, 'c> {
         let (left, right) = (bool_as_int(left, self.dialect), bool_as_int(right, self.dialect));
         let numeric = |t: ScalarType| t.is_numeric() || t == ScalarType::Null;
         let temporal = |t: ScalarType| matches!(t, ScalarType::Date | ScalarType::Timestamp | ScalarType::TimestampTz);
+        if self.dialect == Dialect::Postgres {
+            if let Some(lowered) = date_arith::arithmetic(op, &left, &right, at) {
+                return lowered;
+            }
+        }
         if temporal(left.ty) || temporal(right.ty) {
             return Err(PlanError::new(
                 format!("date/time arithmetic is not supported: {} {} {}", left.ty, op.symbol(), right.ty),
@@ -734,9 +773,10 @@ fn refusal(e: &ast::Expr, at: Option<Location>) -> PlanError {
         }
         E::SimilarTo { .. } | E::RLike { .. } => PlanError::new("regular expression matching is not supported", at),
         E::AnyOp { .. } | E::AllOp { .. } => PlanError::new("ANY and ALL are not supported", at).hint("use IN (…)"),
-        E::Interval(_) | E::AtTimeZone { .. } => {
-            PlanError::new("date and time expressions are not supported", at)
-        }
+        E::Interval(_) => PlanError::new("interval values are not supported", at)
+            .detail("denorm has no interval values")
+            .hint("add or subtract a constant interval to a date or timestamp: d + INTERVAL '90 days'"),
+        E::AtTimeZone { .. } => PlanError::new("AT TIME ZONE is not supported", at),
         E::Overlay { .. } => {
             PlanError::new("function overlay(…) is not supported", at).hint("build the text with substring(…) and ||")
         }
@@ -745,4 +785,16 @@ fn refusal(e: &ast::Expr, at: Option<Location>) -> PlanError {
         E::Tuple(_) => PlanError::new("row constructors are not supported", at),
         _ => PlanError::new("this expression is not supported", at),
     }
+}
+
+/// Whether either operand is written as an interval (`INTERVAL '…'`,
+/// `'…'::interval`).
+fn has_interval(l: &ast::Expr, r: &ast::Expr) -> bool {
+    let interval = |mut e: &ast::Expr| {
+        while let ast::Expr::Nested(inner) = e {
+            e = inner;
+        }
+        matches!(e, ast::Expr::Interval(_) | ast::Expr::Cast { data_type: ast::DataType::Interval { .. }, .. })
+    };
+    interval(l) || interval(r)
 }

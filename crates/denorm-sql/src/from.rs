@@ -260,6 +260,7 @@ impl<'x, 'q, 'c> Planner<'x, 'q, 'c> {
             // A conjunct with a subquery does not lower here: the caller's
             // WHERE plans it (see `where_preds`).
             subqueries: None,
+            windows: &[],
         }
     }
 

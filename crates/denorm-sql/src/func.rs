@@ -34,8 +34,9 @@ enum Args<'e> {
 /// arguments and whether DISTINCT was given.
 fn call_args<'e>(f: &'e ast::Function, name: &str, at: Option<Location>) -> Result<(Args<'e>, bool), PlanError> {
     if f.over.is_some() {
-        return Err(PlanError::new("window functions are not supported", at)
-            .hint("compute the aggregate with GROUP BY in its own view"));
+        return Err(PlanError::new(format!("window function {}() is not supported here", name.to_uppercase()), at)
+            .detail("LAG() and LEAD() are maintained in the SELECT list of a query that does not group; ROW_NUMBER(), RANK() and DENSE_RANK() in the top-k form")
+            .hint("compute the window in a subquery in FROM and use its column in the outer query"));
     }
     if f.filter.is_some() {
         return Err(PlanError::new(format!("FILTER is only allowed on aggregates, not on {name}(…)"), at));

@@ -195,6 +195,12 @@
 //! | unaliased expression name | the text as written | `count`, `case`, `int4`, `?column?` … |
 //! | unquoted alias | as written | lower-cased |
 
+// `PlanError` (128 bytes: message, detail, hint, location, view and the
+// boxed further errors) travels in every planning `Result`; errors are the
+// cold path, so it is not boxed.
+#![allow(clippy::result_large_err)]
+
+mod date_arith;
 mod derived;
 mod expr;
 mod feed;
@@ -206,6 +212,7 @@ mod order;
 mod query;
 mod scope;
 mod select;
+mod shift;
 mod source;
 mod statement;
 mod subquery;
@@ -246,6 +253,11 @@ pub struct PlanError {
     pub location: Option<Location>,
     /// The view being planned, when the error belongs to one.
     pub view: Option<String>,
+    /// Further independent errors found in the same view (other select
+    /// items, the WHERE clause), reported after this one by [`plan_each`].
+    /// Boxed: errors travel in `Result`s and must stay small.
+    #[allow(clippy::box_collection)]
+    more: Option<Box<Vec<PlanError>>>,
 }
 
 impl PlanError {
@@ -274,7 +286,36 @@ impl PlanError {
 impl PlanError {
     /// A user error at `location`, to be completed with the builders below.
     pub(crate) fn new(message: impl Into<String>, location: Option<Location>) -> Self {
-        PlanError { message: message.into(), detail: None, hint: None, location, view: None }
+        PlanError { message: message.into(), detail: None, hint: None, location, view: None, more: None }
+    }
+
+    /// The first of `errors` (in source order) carrying the others, or
+    /// `None` when there are none.
+    pub(crate) fn combine(errors: Vec<PlanError>) -> Option<PlanError> {
+        let mut errors = errors.into_iter();
+        let first = errors.next()?;
+        Some(first.joined(errors.collect()))
+    }
+
+    /// This error and `others`, the first in source order carrying the rest.
+    pub(crate) fn joined(self, others: Vec<PlanError>) -> PlanError {
+        let mut all: Vec<PlanError> = std::iter::once(self).chain(others).flat_map(PlanError::flatten).collect();
+        all.sort_by_key(|e| e.location);
+        all.dedup();
+        let mut all = all.into_iter();
+        match all.next() {
+            Some(first) => {
+                let more: Vec<PlanError> = all.collect();
+                PlanError { more: (!more.is_empty()).then(|| Box::new(more)), ..first }
+            }
+            None => PlanError::new("internal error: no error to report (bug)", None),
+        }
+    }
+
+    /// This error and the ones it carries, each on its own.
+    fn flatten(mut self) -> Vec<PlanError> {
+        let more = self.more.take().map(|m| *m).unwrap_or_default();
+        std::iter::once(self).chain(more.into_iter().flat_map(PlanError::flatten)).collect()
     }
 
     pub(crate) fn detail(mut self, detail: impl Into<String>) -> Self {
@@ -427,7 +468,7 @@ pub fn plan_each(sql: &str, catalog: &Catalog, dialect: Dialect) -> (Vec<ViewDef
         }
         match select::plan_view(&view, catalog, dialect, &source) {
             Ok(def) => views.push(def),
-            Err(e) => errors.push(PlanError { view: Some(view.name.clone()), ..e }),
+            Err(e) => errors.extend(e.flatten().into_iter().map(|e| PlanError { view: Some(view.name.clone()), ..e })),
         }
     }
     (views, errors)

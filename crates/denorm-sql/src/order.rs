@@ -178,7 +178,7 @@ fn output_position(e: &ast::Expr, names: &[&str], at: Option<Location>) -> Resul
     }
 }
 
-fn orderable(ty: ScalarType, at: Option<Location>) -> Result<(), PlanError> {
+pub(crate) fn orderable(ty: ScalarType, at: Option<Location>) -> Result<(), PlanError> {
     match ty {
         ScalarType::Json | ScalarType::Unsupported => {
             Err(PlanError::new(format!("cannot order by a value of type {ty}"), at))

@@ -26,6 +26,7 @@ use crate::names::{alias_name, bare_column, postgres_name, sqlite_name, strip_se
 use crate::order::{self, Ordering};
 use crate::query::{plan_query, Cte, Planned};
 use crate::scope::Scope;
+use crate::shift;
 use crate::source::{location, Source};
 use crate::statement::{DeclaredKey, ViewStatement};
 use crate::subquery::Subqueries;
@@ -209,67 +210,99 @@ pub(crate) fn plan_select_ordered<'q, 'c>(
         grouping: None,
         fallback,
         subqueries: Some(&subqueries),
+        windows: &[],
     };
-    if let Some(predicate) = where_predicate(select.selection.as_ref(), &ranked, &base)? {
-        input = subqueries.apply_where(input, predicate);
+    // An error here does not stop planning: the select list's errors are
+    // reported beside it.
+    let mut found = Vec::new();
+    match where_predicate(select.selection.as_ref(), &ranked, &base) {
+        Ok(Some(predicate)) => input = subqueries.apply_where(input, predicate),
+        Ok(None) => {}
+        Err(e) => found.push(e),
     }
-    let group_exprs = group_by(select, cx)?;
-    let namer = Namer::new(select, &scope, cx);
-    let grouped = !group_exprs.is_empty() || select.having.is_some() || has_aggregate(select);
-    if let (Some(feed), 0) = (&view.feed, cx.depth) {
-        if grouped {
-            let at = if group_exprs.is_empty() { feed.partition_at } else { cx.keyword(&[Keyword::GROUP]) };
-            return Err(PlanError::new("a feed view cannot be grouped (GROUP BY, HAVING or aggregates)", at)
-                .hint("a feed fans rows out to partitions; define the aggregate as its own view"));
-        }
-        if select.distinct.is_some() {
-            return Err(PlanError::new("DISTINCT is not supported in a feed view", cx.keyword(&[Keyword::DISTINCT]))
+    let rest = (|| -> Result<Body<'q>, PlanError> {
+        let group_exprs = group_by(select, cx)?;
+        let namer = Namer::new(select, &scope, cx);
+        let grouped = !group_exprs.is_empty() || select.having.is_some() || has_aggregate(select);
+        if let (Some(feed), 0) = (&view.feed, cx.depth) {
+            if grouped {
+                let at = if group_exprs.is_empty() { feed.partition_at } else { cx.keyword(&[Keyword::GROUP]) };
+                return Err(PlanError::new("a feed view cannot be grouped (GROUP BY, HAVING or aggregates)", at)
+                    .hint("a feed fans rows out to partitions; define the aggregate as its own view"));
+            }
+            if select.distinct.is_some() {
+                return Err(PlanError::new(
+                    "DISTINCT is not supported in a feed view",
+                    cx.keyword(&[Keyword::DISTINCT]),
+                )
                 .hint("a feed keeps one row per edge and content row, as the join does"));
+            }
         }
-    }
-    let window = window::find(select, cx)?;
-    if let (Some(w), 0) = (&window, cx.depth) {
-        return Err(PlanError::new(
-            format!("{} is only supported in a subquery in FROM, bounded by the outer WHERE", w.name()),
-            w.at,
-        )
-        .hint(window::TOP_K_FORM));
-    }
-    let body = match window {
-        Some(w) => {
-            if grouped || select.distinct.is_some() {
-                let at = if grouped {
-                    cx.keyword(&[Keyword::GROUP, Keyword::HAVING])
-                } else {
-                    cx.keyword(&[Keyword::DISTINCT])
-                };
-                let at = if grouped && group_exprs.is_empty() && select.having.is_none() { w.at } else { at };
-                let what = format!("{} in a grouped or DISTINCT query is not supported", w.name());
-                return Err(PlanError::new(what, at).hint(
-                    "group in a subquery of its own and rank its rows: FROM (SELECT …, ROW_NUMBER() OVER (…) AS rn FROM (SELECT … GROUP BY …) AS g) AS ranked",
+        let window = window::find(select, cx)?;
+        let shifts = shift::find(select, cx);
+        if let Some(call) = shifts.first() {
+            if let Some(w) = &window {
+                return Err(PlanError::new(
+                    format!("{} beside LAG()/LEAD() in one SELECT is not supported", w.name()),
+                    w.at,
+                )
+                .hint("rank in a subquery of its own: FROM (SELECT …, ROW_NUMBER() OVER (…) AS rn FROM …) AS ranked"));
+            }
+            if grouped {
+                return Err(PlanError::new("LAG()/LEAD() in a grouped query is not supported", call.at).hint(
+                    "group in a subquery of its own and shift its rows: SELECT g.*, LAG(total) OVER (ORDER BY day) FROM (SELECT day, SUM(x) AS total … GROUP BY day) AS g",
                 ));
             }
-            let lowerer = base.scalar(Clause::Select);
-            let mut items = lower_items(&lowerer, select, &namer, Some(w.index))?;
-            let (input, window) = window::plan(input, &w, &lowerer, cx)?;
-            let rank = input.arity();
-            items[window.item].typed = Typed::new(Expr::Column(rank), ScalarType::Int, false);
-            Body { input, items, groups: None, window: Some(window), ordering: Ordering::default() }
         }
-        None if grouped => plan_grouped(&base, select, input, group_exprs, order_by, &namer)?,
-        None => {
-            let lowerer = Lowerer { clause: Clause::Select, ..base };
-            let mut items = lower_items(&lowerer, select, &namer, None)?;
-            let mut ordering = order::resolve(order_by, &items, &lowerer, select.distinct.is_some())?;
-            let exprs = items.iter_mut().chain(ordering.hidden.iter_mut()).map(|i| &mut i.typed.expr);
-            let input = subqueries.apply(input, exprs);
-            Body { input, items, groups: None, window: None, ordering }
+        if let (Some(w), 0) = (&window, cx.depth) {
+            return Err(PlanError::new(
+                format!("{} is only supported in a subquery in FROM, bounded by the outer WHERE", w.name()),
+                w.at,
+            )
+            .hint(window::TOP_K_FORM));
         }
-    };
-    if !cx.operand {
-        check_duplicate_names(&body.items, cx)?;
+        let body = match window {
+            Some(w) => {
+                if grouped || select.distinct.is_some() {
+                    let at = if grouped {
+                        cx.keyword(&[Keyword::GROUP, Keyword::HAVING])
+                    } else {
+                        cx.keyword(&[Keyword::DISTINCT])
+                    };
+                    let at = if grouped && group_exprs.is_empty() && select.having.is_none() { w.at } else { at };
+                    let what = format!("{} in a grouped or DISTINCT query is not supported", w.name());
+                    return Err(PlanError::new(what, at).hint(
+                        "group in a subquery of its own and rank its rows: FROM (SELECT …, ROW_NUMBER() OVER (…) AS rn FROM (SELECT … GROUP BY …) AS g) AS ranked",
+                    ));
+                }
+                let lowerer = base.scalar(Clause::Select);
+                let mut items = lower_items(&lowerer, select, &namer, Some(w.index))?;
+                let (input, window) = window::plan(input, &w, &lowerer, cx)?;
+                let rank = input.arity();
+                items[window.item].typed = Typed::new(Expr::Column(rank), ScalarType::Int, false);
+                Body { input, items, groups: None, window: Some(window), ordering: Ordering::default() }
+            }
+            None if grouped => plan_grouped(&base, select, input, group_exprs, order_by, &namer)?,
+            None => {
+                let (input, windows) = shift::plan(input, &shifts, &base.scalar(Clause::Select), cx)?;
+                let lowerer = Lowerer { clause: Clause::Select, windows: &windows, ..base };
+                let mut items = lower_items(&lowerer, select, &namer, None)?;
+                let mut ordering = order::resolve(order_by, &items, &lowerer, select.distinct.is_some())?;
+                let exprs = items.iter_mut().chain(ordering.hidden.iter_mut()).map(|i| &mut i.typed.expr);
+                let input = subqueries.apply(input, exprs);
+                Body { input, items, groups: None, window: None, ordering }
+            }
+        };
+        if !cx.operand {
+            check_duplicate_names(&body.items, cx)?;
+        }
+        Ok(body)
+    })();
+    match (rest, PlanError::combine(found)) {
+        (Ok(body), None) => Ok((scope, body)),
+        (Ok(_), Some(e)) => Err(e),
+        (Err(e), earlier) => Err(e.joined(earlier.into_iter().collect())),
     }
-    Ok((scope, body))
 }
 
 /// WHERE without the row-number bounds that became a `TopK` limit.
@@ -371,7 +404,8 @@ fn check_select(s: &ast::Select, cx: &Context<'_, '_>) -> Result<(), PlanError> 
         return Err(PlanError::new("SELECT INTO is not supported", cx.keyword(&[Keyword::INTO])));
     }
     if !s.named_window.is_empty() {
-        return Err(PlanError::new("window functions are not supported", cx.keyword(&[Keyword::WINDOW])));
+        return Err(PlanError::new("named windows (WINDOW …) are not supported", cx.keyword(&[Keyword::WINDOW]))
+            .hint("write each window inline: OVER (PARTITION BY … ORDER BY …)"));
     }
     if s.qualify.is_some() {
         return Err(PlanError::new("QUALIFY is not supported", cx.keyword(&[Keyword::QUALIFY])));
@@ -493,6 +527,7 @@ fn lower_items(
     window: Option<usize>,
 ) -> Result<Vec<Item>, PlanError> {
     let mut items = Vec::new();
+    let mut errors = Vec::new();
     for (index, item) in select.projection.iter().enumerate() {
         if window == Some(index) {
             let (name, at) = match item {
@@ -503,29 +538,47 @@ fn lower_items(
             items.push(Item { typed: Typed::null(), name, at });
             continue;
         }
-        match item {
-            SelectItem::UnnamedExpr(e) => {
-                let typed = lw.lower(e, 0)?;
-                items.push(Item { typed, name: namer.name(e, index), at: lw.at(e) });
-            }
-            SelectItem::ExprWithAlias { expr, alias } => {
-                let typed = lw.lower(expr, 0)?;
-                items.push(Item { typed, name: alias_name(alias, lw.dialect), at: location(alias.span.start) });
-            }
-            SelectItem::ExprWithAliases { expr, .. } => {
-                return Err(PlanError::new("multiple aliases for one expression are not supported", lw.at(expr)))
-            }
-            SelectItem::Wildcard(options) => {
-                let relations: Vec<usize> = (0..lw.scope.relations.len()).collect();
-                items.extend(wildcard(lw, options, &relations, true)?);
-            }
-            SelectItem::QualifiedWildcard(kind, options) => {
-                let relation = qualified_relation(lw, kind, options)?;
-                items.extend(wildcard(lw, options, &[relation], false)?);
-            }
+        // Each item's error is collected: independent items report theirs too.
+        if let Err(e) = lower_item(lw, item, index, namer, &mut items) {
+            errors.push(e);
         }
     }
+    if let Some(e) = PlanError::combine(errors) {
+        return Err(e);
+    }
     Ok(items)
+}
+
+/// One select item's columns appended to `items`.
+fn lower_item(
+    lw: &Lowerer<'_, '_>,
+    item: &SelectItem,
+    index: usize,
+    namer: &Namer<'_, '_>,
+    items: &mut Vec<Item>,
+) -> Result<(), PlanError> {
+    match item {
+        SelectItem::UnnamedExpr(e) => {
+            let typed = lw.lower(e, 0)?;
+            items.push(Item { typed, name: namer.name(e, index), at: lw.at(e) });
+        }
+        SelectItem::ExprWithAlias { expr, alias } => {
+            let typed = lw.lower(expr, 0)?;
+            items.push(Item { typed, name: alias_name(alias, lw.dialect), at: location(alias.span.start) });
+        }
+        SelectItem::ExprWithAliases { expr, .. } => {
+            return Err(PlanError::new("multiple aliases for one expression are not supported", lw.at(expr)))
+        }
+        SelectItem::Wildcard(options) => {
+            let relations: Vec<usize> = (0..lw.scope.relations.len()).collect();
+            items.extend(wildcard(lw, options, &relations, true)?);
+        }
+        SelectItem::QualifiedWildcard(kind, options) => {
+            let relation = qualified_relation(lw, kind, options)?;
+            items.extend(wildcard(lw, options, &[relation], false)?);
+        }
+    }
+    Ok(())
 }
 
 fn qualified_relation(

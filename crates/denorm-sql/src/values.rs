@@ -33,6 +33,7 @@ pub(crate) fn plan_values(values: &ast::Values, cx: &Context<'_, '_>) -> Result<
         grouping: None,
         fallback: first,
         subqueries: None,
+        windows: &[],
     };
     let mut rows: Vec<Vec<Typed>> = Vec::with_capacity(values.rows.len());
     for row in &values.rows {

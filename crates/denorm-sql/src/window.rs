@@ -15,7 +15,7 @@
 //! not say: first ascending in SQLite, last ascending in PostgreSQL.
 
 use denorm_expr::{Expr, Numbering, Plan, SortKey};
-use denorm_types::{Dialect, ScalarType};
+use denorm_types::Dialect;
 use sqlparser::ast::{self, SelectItem};
 
 use crate::expr::Lowerer;
@@ -52,6 +52,8 @@ pub(crate) fn sql_name(numbering: Numbering) -> &'static str {
         Numbering::RowNumber => "ROW_NUMBER()",
         Numbering::Rank => "RANK()",
         Numbering::DenseRank => "DENSE_RANK()",
+        Numbering::Shift(s) if s.offset < 0 => "LAG()",
+        Numbering::Shift(_) => "LEAD()",
     }
 }
 
@@ -71,6 +73,9 @@ pub(crate) fn find<'q>(select: &'q ast::Select, cx: &Context<'_, '_>) -> Result<
         }
         let ast::Expr::Function(f) = e else { continue };
         let Some(over) = &f.over else { continue };
+        if crate::shift::direction(f).is_some() {
+            continue;
+        }
         let at = cx.view.tokens.start_of(expr).and_then(location).or(Some(cx.view.location));
         let (spec, numbering) = ranking(f, over, at)?;
         if found.is_some() {
@@ -153,17 +158,41 @@ pub(crate) fn plan(
             width + extra.len() - 1
         }
     };
+    let (partition, order) = lower_spec(found.spec, lw, cx, &mut column)?;
+    let input = if extra.is_empty() {
+        input
+    } else {
+        let exprs = (0..width).map(Expr::Column).chain(extra).collect();
+        Plan::Map { input: Box::new(input), exprs }
+    };
+    if found.numbering == Numbering::RowNumber {
+        check_total(&input, &partition, &order, found, cx)?;
+    }
+    Ok((input, Window { partition, order, item: found.index, at: found.at, numbering: found.numbering }))
+}
+
+/// The PARTITION BY and ORDER BY of `spec` as input columns: each term
+/// lowered over the row, placed by `column` (a column read in place, other
+/// expressions appended). Text under a collation partitions and sorts by
+/// its collation key; NULLs go where the dialect puts them unless the term
+/// says.
+pub(crate) fn lower_spec(
+    spec: &ast::WindowSpec,
+    lw: &Lowerer<'_, '_>,
+    cx: &Context<'_, '_>,
+    column: &mut dyn FnMut(Expr) -> usize,
+) -> Result<(Vec<usize>, Vec<SortKey>), PlanError> {
     // Text under a collation partitions and sorts by its collation key.
     let keyed = |t: Typed| {
         let c = t.own_collation();
         crate::types::collation_key(t, c)
     };
     let mut partition = Vec::new();
-    for e in &found.spec.partition_by {
+    for e in &spec.partition_by {
         partition.push(column(keyed(lw.lower(e, 0)?).expr));
     }
     let mut order = Vec::new();
-    for term in &found.spec.order_by {
+    for term in &spec.order_by {
         let at = lw.at(&term.expr);
         let descending = match &term.options.sort {
             None | Some(ast::OrderBySort::Asc) => false,
@@ -176,33 +205,14 @@ pub(crate) fn plan(
             return Err(PlanError::new("WITH FILL is not supported", at));
         }
         let t = keyed(lw.lower(&term.expr, 0)?);
-        if !matches!(
-            t.ty,
-            ScalarType::Int
-                | ScalarType::Float
-                | ScalarType::Text
-                | ScalarType::Bool
-                | ScalarType::Null
-                | ScalarType::Any
-        ) {
-            return Err(PlanError::new(format!("cannot order by a value of type {}", t.ty), at));
-        }
+        crate::order::orderable(t.ty, at)?;
         let nulls_first = term.options.nulls_first.unwrap_or(match cx.dialect {
             Dialect::Sqlite => !descending,
             Dialect::Postgres => descending,
         });
         order.push(SortKey { column: column(t.expr), descending, nulls_first });
     }
-    let input = if extra.is_empty() {
-        input
-    } else {
-        let exprs = (0..width).map(Expr::Column).chain(extra).collect();
-        Plan::Map { input: Box::new(input), exprs }
-    };
-    if found.numbering == Numbering::RowNumber {
-        check_total(&input, &partition, &order, found, cx)?;
-    }
-    Ok((input, Window { partition, order, item: found.index, at: found.at, numbering: found.numbering }))
+    Ok((partition, order))
 }
 
 /// Refuses an order under which two rows of a partition may tie.

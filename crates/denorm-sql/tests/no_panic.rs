@@ -16,6 +16,12 @@ const VALID: &[&str] = &[
     "CREATE MATERIALIZED VIEW q AS WITH c (k, n) AS (SELECT author_id, COUNT(*) FROM posts GROUP BY author_id) SELECT k, n FROM c UNION ALL SELECT id, 0 FROM users EXCEPT (SELECT 1, 2 INTERSECT VALUES (1, 2)) ORDER BY n DESC, 1 LIMIT 5 OFFSET 1",
     "CREATE MATERIALIZED VIEW s AS SELECT p.id, (SELECT COUNT(*) FROM reviews r WHERE r.user_id = p.author_id AND r.rating > p.score) AS n, p.author_id NOT IN (SELECT user_id FROM reviews WHERE rating > 3) AS x FROM posts p WHERE EXISTS (SELECT 1 FROM users u WHERE u.id = p.author_id AND u.name <> p.title AND u.id IN (SELECT user_id FROM reviews))",
     "CREATE MATERIALIZED VIEW l AS SELECT u.id, (SELECT p.title FROM posts p WHERE p.author_id = u.id ORDER BY p.score DESC, p.id LIMIT 1) AS best FROM users u GROUP BY u.id HAVING COUNT(*) > (SELECT COUNT(*) FROM follows f WHERE f.followee_id = u.id)",
+    "CREATE MATERIALIZED VIEW w AS SELECT id, score - LAG(score, 2, 0) OVER (PARTITION BY author_id ORDER BY score DESC NULLS LAST, id) AS step, LEAD(title, 1) OVER (ORDER BY id) AS t FROM posts WHERE LENGTH(title) > 1 ORDER BY id LIMIT 9",
+];
+
+/// Seeds valid in PostgreSQL only (mutated in both dialects too).
+const VALID_POSTGRES: &[&str] = &[
+    "CREATE MATERIALIZED VIEW d AS SELECT id, CAST(body AS DATE) + 30 AS a, CAST(body AS DATE) - CAST(title AS DATE) AS b, CAST(body AS TIMESTAMP) - INTERVAL '1 year 2 mons 3 days 04:05:06.5 ago' AS c, '90 days'::interval + CAST(body AS DATE) AS e, CAST(body AS DATE) + INTERVAL '3' DAY AS f, to_char(CAST(body AS TIMESTAMP), 'FMDay, DDth \"of\" Month YYYY HH12:MI am') AS g FROM posts",
 ];
 
 fn tokens(sql: &str) -> Vec<String> {
@@ -87,6 +93,11 @@ const INSERTS: &[&str] = &[
     "LIMIT",
     "WITH",
     "VALUES",
+    "OVER (ORDER BY id)",
+    "LAG(id, -9223372036854775808)",
+    "INTERVAL '1.5 weeks'",
+    "INTERVAL '99999999999 years'",
+    "'-2147483648 mons'::interval",
 ];
 
 fn mutation() -> impl Strategy<Value = Mutation> {
@@ -135,8 +146,12 @@ proptest! {
     }
 
     #[test]
-    fn mutated_views_do_not_panic(which in 0..VALID.len(), mutations in prop::collection::vec(mutation(), 1..6)) {
-        plan_all(&apply(tokens(VALID[which]), &mutations));
+    fn mutated_views_do_not_panic(
+        which in 0..VALID.len() + VALID_POSTGRES.len(),
+        mutations in prop::collection::vec(mutation(), 1..6),
+    ) {
+        let seed = VALID.iter().chain(VALID_POSTGRES).nth(which).copied().unwrap_or_default();
+        plan_all(&apply(tokens(seed), &mutations));
     }
 }
 
@@ -147,6 +162,11 @@ fn valid_seeds_plan() {
             if let Err(e) = plan_views(sql, &common::catalog(), dialect) {
                 panic!("{sql}: {}", e[0].render("views.sql"));
             }
+        }
+    }
+    for sql in VALID_POSTGRES {
+        if let Err(e) = plan_views(sql, &common::catalog(), Dialect::Postgres) {
+            panic!("{sql}: {}", e[0].render("views.sql"));
         }
     }
 }

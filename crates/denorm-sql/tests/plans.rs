@@ -42,6 +42,13 @@ const CASES: &[(&str, &str)] = &[
            WHERE rk < 3",
     ),
     (
+        "lag_and_lead",
+        "CREATE MATERIALIZED VIEW score_steps AS
+           SELECT id, author_id, score - LAG(score, 1, 0) OVER (PARTITION BY author_id ORDER BY score, id) AS step,
+                  LEAD(title, 2, 'last') OVER (ORDER BY id) AS later
+           FROM posts",
+    ),
+    (
         "aggregate_over_aggregate",
         "CREATE MATERIALIZED VIEW ratings_per_product AS
            SELECT product_id, COUNT(*) AS ratings
@@ -263,6 +270,26 @@ fn several_views_and_errors_are_all_reported() {
     assert_eq!((ok[1].location.line, ok[1].location.column), (3, 1));
 }
 
+/// A view with three independent problems (two select items, the WHERE)
+/// reports all three, in source order, each naming the view; a view with
+/// one problem still reports one.
+#[test]
+fn every_independent_error_of_a_view_is_reported() {
+    let sql = "CREATE MATERIALIZED VIEW three AS
+                 SELECT id, nope, soundex(name) AS s FROM users WHERE missing > 1;
+               CREATE MATERIALIZED VIEW one AS SELECT id FROM users WHERE gone = 1;";
+    let errors = plan_views(sql, &common::catalog(), Dialect::Sqlite).unwrap_err();
+    let rendered: Vec<String> = errors.iter().map(|e| e.render("views.sql")).collect();
+    assert_eq!(errors.len(), 4, "{}", rendered.join("\n"));
+    assert!(errors[..3].iter().all(|e| e.view.as_deref() == Some("three")), "{rendered:?}");
+    assert_eq!(errors[3].view.as_deref(), Some("one"));
+    assert!(rendered[0].contains("nope"), "{}", rendered[0]);
+    assert!(rendered[1].contains("soundex"), "{}", rendered[1]);
+    assert!(rendered[2].contains("missing"), "{}", rendered[2]);
+    let lines: Vec<_> = errors[..3].iter().map(|e| e.location).collect();
+    assert!(lines.windows(2).all(|w| w[0] < w[1]), "not in source order: {lines:?}");
+}
+
 /// A catalog of `n` tables `t{i}(id, next)` and the view joining them as a
 /// chain `t{i}.next = t{i+1}.id`: with JOIN … ON in FROM order, or with
 /// commas in reverse order and the conditions in WHERE.
@@ -461,6 +488,15 @@ fn function_library_plans() {
                SELECT id, extract(year from CAST(body AS DATE)) AS y, date_trunc('month', CAST(body AS TIMESTAMP)) AS m,
                       substring(title from 2 for 3) AS s, split_part(title, ',', 2) AS p,
                       round(CAST(score AS NUMERIC), 2) AS r, position('a' in title), TRIM(LEADING 'x' FROM title)
+               FROM posts",
+        ),
+        (
+            "date_arithmetic_postgres",
+            Dialect::Postgres,
+            "CREATE MATERIALIZED VIEW d AS
+               SELECT id, CAST(body AS DATE) + 30 AS d, CAST(body AS DATE) - CAST(title AS DATE) AS n,
+                      CAST(body AS TIMESTAMP) - INTERVAL '1 mon 2 days' AS t, INTERVAL '90 days' + CAST(body AS DATE) AS u,
+                      CAST(body AS DATE) + '1 hour'::interval AS h, CAST(body AS DATE) - 7 AS w
                FROM posts",
         ),
         (

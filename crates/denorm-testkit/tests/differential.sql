@@ -669,6 +669,29 @@ SELECT product_id, id FROM (
   FROM reviews) AS r
 WHERE rk <= 2;
 
+-- LAG / LEAD: every row keeps its neighbour's value; inserts, deletes and
+-- moves of partition and order columns change the neighbours of others.
+CREATE MATERIALIZED VIEW price_steps AS
+SELECT id, category, price,
+       LAG(price) OVER (PARTITION BY category ORDER BY price, id) AS prev_price,
+       price - LAG(price, 1, 0) OVER (PARTITION BY category ORDER BY price, id) AS step,
+       LEAD(name, 2, 'none') OVER (PARTITION BY category ORDER BY price DESC, id) AS second_next
+FROM products;
+
+CREATE MATERIALIZED VIEW post_neighbours AS
+SELECT p.id, u.name,
+       LEAD(p.score) OVER (PARTITION BY p.author_id ORDER BY p.created_at DESC NULLS LAST, p.id) AS next_score,
+       LAG(p.title, 3, u.name) OVER (ORDER BY p.id) AS third_before,
+       LEAD(p.id, 0) OVER (ORDER BY p.score, p.id) AS itself
+FROM posts p JOIN users u ON u.id = p.author_id
+WHERE p.score IS NOT NULL;
+
+CREATE MATERIALIZED VIEW rating_changes AS
+SELECT r.id, r.product_id, r.prev FROM (
+  SELECT id, product_id, LAG(rating, 1, -1) OVER (PARTITION BY product_id ORDER BY user_id, id) AS prev
+  FROM reviews) AS r
+WHERE r.prev > 2;
+
 -- Not unique: two posts with the same author and score are two rows.
 CREATE MATERIALIZED VIEW low_scores_ranked AS
 SELECT author_id, score, rk FROM (

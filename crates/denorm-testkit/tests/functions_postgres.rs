@@ -78,9 +78,14 @@ impl Checker {
     fn check(&mut self, sql: &str, func: Func, args: &[Arg]) {
         let literals: Vec<&str> = args.iter().map(|a| a.sql.as_str()).collect();
         let call = sql.replace("{}", &literals.join(", "));
+        let expr = Expr::Call { func, args: args.iter().map(|a| Expr::Literal(a.value.clone())).collect() };
+        self.check_expr(call, expr);
+    }
+
+    /// `call` (PostgreSQL's SQL) against `expr` (denorm's evaluation).
+    fn check_expr(&mut self, call: String, expr: Expr) {
         let theirs =
             self.client.query_one(&format!("SELECT ({call})::text"), &[]).map(|r| r.get::<_, Option<String>>(0));
-        let expr = Expr::Call { func, args: args.iter().map(|a| Expr::Literal(a.value.clone())).collect() };
         let ours = expr.eval(&[], Dialect::Postgres).map(|d| output(&d.into_owned()));
         self.checked += 1;
         match (ours, theirs) {
@@ -256,6 +261,101 @@ fn date_functions_equal_postgres() {
         (9999, 12, 31),
     ] {
         c.check("make_date({})", Func::MakeDate, &[int(y), int(m), int(d)]);
+    }
+    c.finish();
+}
+
+/// Date and time arithmetic: `date ± integer`, `date - date` and
+/// `date|timestamp ± interval` over constant intervals read by denorm's
+/// interval parser, month ends, leap days, negative and fractional units,
+/// the ends of the ranges and infinities.
+#[test]
+fn date_arithmetic_equals_postgres() {
+    let mut c = Checker::new();
+    let dates = ["2024-01-31", "2024-02-29", "2023-03-31", "1999-12-31", "0001-01-01", "4713-11-25 BC", "infinity"];
+    let timestamps = ["2024-01-31 23:59:59.999999", "2020-02-29 12:00:00", "1970-01-01 00:00:00", "-infinity"];
+    let intervals = [
+        "90 days",
+        "1 mon",
+        "-1 mon",
+        "1 year 2 mons 3 days 04:05:06",
+        "1.5 days",
+        "1.5 weeks",
+        "1.5 months",
+        "2.5 years",
+        "-2 hours 30 minutes",
+        "3 days ago",
+        "12:00",
+        "36:00:00.5",
+        "1 decade",
+        "1 century",
+        "10 millennia",
+        "1 us",
+        "0.000001 sec",
+        "1 ms",
+        "2562047 hours 1 us",
+        "-30000 days",
+    ];
+    let value = |a: &Arg| Expr::Literal(a.value.clone());
+    for d in dates.map(date).into_iter().chain([null("date")]) {
+        for n in [-400_000, -1, 0, 1, 30, 3_000_000].map(int) {
+            let expr = Expr::Call { func: Func::DatePlusDays, args: vec![value(&d), value(&n)] };
+            c.check_expr(format!("{} + {}", d.sql, n.sql), expr);
+        }
+        for other in dates.map(date) {
+            let expr = Expr::Call { func: Func::DateMinusDate, args: vec![value(&d), value(&other)] };
+            c.check_expr(format!("{} - {}", d.sql, other.sql), expr);
+        }
+    }
+    let starts = dates.map(date).into_iter().chain(timestamps.map(timestamp)).chain([null("timestamp")]);
+    for start in starts {
+        for text in intervals {
+            let interval = denorm_expr::interval::parse(text, "second").unwrap();
+            for (op, interval) in [("+", interval), ("-", interval.negated().unwrap())] {
+                let expr = Expr::Call { func: Func::PlusInterval(interval), args: vec![value(&start)] };
+                c.check_expr(format!("{} {op} interval '{text}'", start.sql), expr);
+            }
+        }
+    }
+    c.finish();
+}
+
+/// `to_char(timestamp, format)`: every supported pattern, in its cases,
+/// with FM and TH, quoted text and copied characters, over timestamps
+/// across years, weekdays, ISO weeks, BC and infinity.
+#[test]
+fn to_char_equals_postgres() {
+    let mut c = Checker::new();
+    let timestamps = [
+        "2024-03-05 14:07:09.123456",
+        "2024-12-30 00:00:00",
+        "2021-01-01 12:00:00",
+        "2023-01-01 23:59:59.999999",
+        "1999-11-11 01:02:03.004",
+        "0044-03-15 11:30:00 BC",
+        "0001-01-01 00:00:00",
+        "infinity",
+    ];
+    let formats = [
+        "YYYY-MM-DD HH24:MI:SS.US",
+        "yyyy yyy yy y cc CC",
+        "IYYY-IW-ID IYY IY",
+        "DDD D Q WW W J SSSS SSSSS",
+        "HH HH12 hh12 MI SS MS US",
+        "AM PM am pm A.M. P.M. a.m. p.m.",
+        "AD BC ad bc A.D. B.C.",
+        "Month MONTH month Mon MON mon",
+        "Day DAY day Dy DY dy",
+        "FMMonth FMDay FMDD FMMM FMHH24 FMYYYY",
+        "DDth DDTH FMDDth MMth Dth FMHH12th",
+        "\"Quarter\" Q, \"W\\\"eek\" WW",
+        "YYYY/MM/DD \\D x_!é",
+        "",
+    ];
+    for t in timestamps.map(timestamp).into_iter().chain([null("timestamp")]) {
+        for f in formats {
+            c.check("to_char({})", Func::ToChar, &[t.clone(), text(f)]);
+        }
     }
     c.finish();
 }

@@ -145,6 +145,14 @@ fn collect_clauses(plan: &Plan, catalog: &Catalog, out: &mut Vec<String>) {
             let funcs: Vec<AggregateFunc> = aggregates.iter().map(|a| a.func).collect();
             out.push(describe_reduce(group_key, &origins, &funcs));
         }
+        Plan::TopK { input, numbering: Numbering::Shift(shift), partition, .. } => {
+            collect_clauses(input, catalog, out);
+            let each = if partition.is_empty() { "all rows" } else { "each partition's rows" };
+            let (function, n) = (if shift.offset < 0 { "LAG" } else { "LEAD" }, shift.offset.unsigned_abs());
+            out.push(format!(
+                "keeps {each} in ORDER BY order (O(log n) per change) for {function} by {n}: a change re-emits the rows whose {n} neighbours it touches"
+            ));
+        }
         Plan::TopK { input, limit, numbering, partition, .. } if *numbering != Numbering::RowNumber => {
             collect_clauses(input, catalog, out);
             let each = if partition.is_empty() { "all rows" } else { "each partition's rows" };
@@ -615,6 +623,12 @@ mod tests {
         assert_eq!(
             propagation(&top(vec![1], Numbering::RowNumber), &c),
             "keeps each partition's rows in order (O(log n) per change) and emits changes to its first 3"
+        );
+        let lag = Numbering::Shift(denorm_expr::Shift { value: 2, offset: -2, default: None });
+        assert_eq!(
+            propagation(&top(vec![1], lag), &c),
+            "keeps each partition's rows in ORDER BY order (O(log n) per change) for LAG by 2: a change re-emits the \
+             rows whose 2 neighbours it touches"
         );
     }
 

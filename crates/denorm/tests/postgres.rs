@@ -93,6 +93,19 @@ const VIEWS: &[(&str, &str)] = &[
         "SELECT author_id, id, score, rk FROM (SELECT author_id, id, score, \
          RANK() OVER (PARTITION BY author_id ORDER BY score DESC) AS rk FROM posts) AS r WHERE rk <= 2",
     ),
+    // LAG / LEAD: neighbours within partitions, a default typed with the
+    // value (int4 and numeric meet as numeric), PostgreSQL's negative offset.
+    (
+        "price_neighbours",
+        "SELECT id, category, price, LAG(price) OVER (PARTITION BY category ORDER BY price, id) AS prev, \
+         LEAD(name, 2, 'none') OVER (PARTITION BY category ORDER BY price DESC, id) AS later FROM products",
+    ),
+    (
+        "score_steps",
+        "SELECT id, score - LAG(score, 1, 0) OVER (PARTITION BY author_id ORDER BY id) AS step, \
+         LAG(title, -1) OVER (ORDER BY score NULLS FIRST, id) AS next_title, \
+         LEAD(score, 1, 0.5) OVER (ORDER BY id DESC) AS before_score FROM posts",
+    ),
     (
         "ratings_dense_ranked",
         "SELECT product_id, rating, rk FROM (SELECT product_id, rating, \

@@ -38,10 +38,11 @@
 //! changed.
 
 use std::collections::BTreeMap;
+use std::ops::Bound::{Excluded, Unbounded};
 
 use hashbrown::HashMap;
 
-use denorm_expr::{Numbering, SortKey};
+use denorm_expr::{Numbering, Shift, SortKey};
 use denorm_types::{consolidate_unordered, Datum, Diff, Row, RowPacker};
 
 use crate::{memory, Hasher};
@@ -138,6 +139,9 @@ impl TopK {
 
 impl Emit {
     fn update(&self, partition: &mut Partition, changes: Vec<(Key, Diff)>, out: &mut Vec<(Row, Diff)>) {
+        if let Numbering::Shift(shift) = self.numbering {
+            return self.update_shifted(shift, partition, changes, out);
+        }
         if self.numbering != Numbering::RowNumber {
             return self.update_ranked(partition, changes, out);
         }
@@ -246,6 +250,82 @@ impl Emit {
         None
     }
 
+    /// `update` for `LAG`/`LEAD`: re-emits the rows from `|offset|` copies
+    /// before the first change (LEAD) or the first change (LAG) to the last
+    /// change (LEAD) or `|offset|` copies after it (LAG). The entries before
+    /// the first change and after the last are the same before and after
+    /// the batch, so the rows outside that span keep their neighbours.
+    fn update_shifted(
+        &self,
+        shift: Shift,
+        partition: &mut Partition,
+        changes: Vec<(Key, Diff)>,
+        out: &mut Vec<(Row, Diff)>,
+    ) {
+        let (Some(first), Some(last)) =
+            (changes.iter().map(|(k, _)| k).min().cloned(), changes.iter().map(|(k, _)| k).max().cloned())
+        else {
+            return;
+        };
+        let reach = shift.offset.unsigned_abs();
+        let after = |key: &Key| partition.rows.range((Excluded(key.clone()), Unbounded));
+        let (from, to) = match shift.offset {
+            0 => (first, Some(last)),
+            1.. => {
+                let head = partition.rows.keys().next().filter(|k| **k < first).cloned();
+                let from = nth_copy(partition.rows.range(..first.clone()).rev(), reach).or(head).unwrap_or(first);
+                (from, Some(last))
+            }
+            _ => (first, nth_copy(after(&last), reach)),
+        };
+        self.emit_shifted(shift, partition, &from, to.as_ref(), -1, out);
+        for (key, diff) in changes {
+            let count = partition.rows.entry(key.clone()).or_insert(0);
+            *count += diff;
+            if *count == 0 {
+                partition.rows.remove(&key);
+            }
+        }
+        self.emit_shifted(shift, partition, &from, to.as_ref(), 1, out);
+    }
+
+    /// Each copy of the entries from `from` to `to` (inclusive; `None`: to
+    /// the partition's end) with its shifted value appended (when `rank`).
+    fn emit_shifted(
+        &self,
+        shift: Shift,
+        partition: &Partition,
+        from: &Key,
+        to: Option<&Key>,
+        sign: Diff,
+        out: &mut Vec<(Row, Diff)>,
+    ) {
+        let reach = usize::try_from(shift.offset.unsigned_abs()).unwrap_or(usize::MAX);
+        let mut rows: Vec<&Row> = if shift.offset < 0 {
+            partition.rows.range(..from.clone()).rev().flat_map(copies).take(reach).collect()
+        } else {
+            Vec::new()
+        };
+        rows.reverse();
+        let start = rows.len();
+        let span = partition.rows.range(from.clone()..).take_while(|(k, _)| to.is_none_or(|t| *k <= t));
+        rows.extend(span.flat_map(copies));
+        let end = rows.len();
+        if let (1.., Some(t)) = (shift.offset, to) {
+            rows.extend(partition.rows.range((Excluded(t.clone()), Unbounded)).flat_map(copies).take(reach));
+        }
+        let mut packer = RowPacker::new();
+        for (i, row) in rows.iter().enumerate().take(end).skip(start) {
+            if self.rank {
+                packer.extend_from_row(row);
+                packer.push(&shift.pick(&rows, i));
+                out.push((packer.finish(), sign));
+            } else {
+                out.push(((*row).clone(), sign));
+            }
+        }
+    }
+
     fn boundary(&self, partition: &Partition) -> Option<Key> {
         let mut rank: Diff = 0;
         for (key, &count) in &partition.rows {
@@ -256,6 +336,27 @@ impl Emit {
         }
         None
     }
+}
+
+/// An entry's row once per copy.
+fn copies<'a>((key, &count): (&'a Key, &'a Diff)) -> std::iter::RepeatN<&'a Row> {
+    std::iter::repeat_n(&key.1, usize::try_from(count).unwrap_or(0))
+}
+
+/// The entry holding the `n`-th copy (n ≥ 1) of `entries`, in their order,
+/// or `None` when they hold fewer copies (or `n` is 0).
+fn nth_copy<'a>(entries: impl Iterator<Item = (&'a Key, &'a Diff)>, n: u64) -> Option<Key> {
+    if n == 0 {
+        return None;
+    }
+    let mut seen: u64 = 0;
+    for (key, &count) in entries {
+        seen = seen.saturating_add(u64::try_from(count).unwrap_or(0));
+        if seen >= n {
+            return Some(key.clone());
+        }
+    }
+    None
 }
 
 /// Appends to `out` (after clearing it) bytes whose lexicographic order is

@@ -219,6 +219,7 @@ fn split_where<'q>(
         grouping: None,
         fallback: at,
         subqueries: None,
+        windows: &[],
     };
     // Over a Reduce output, outer values are GROUP BY expressions or
     // aggregates, lowered as in the outer SELECT list.

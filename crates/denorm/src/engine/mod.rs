@@ -581,7 +581,8 @@ impl Engine {
             defs.extend(views.into_iter().map(|v| (v.name.to_lowercase(), v)));
             for e in failed {
                 let name = e.view.clone().unwrap_or_default().to_lowercase();
-                errors.insert(name, e.render(&path.display().to_string()));
+                // A view may have several errors: its first is its reason.
+                errors.entry(name).or_insert_with(|| e.render(&path.display().to_string()));
             }
         }
         let mut planned = Vec::with_capacity(self.sources.names.len());
