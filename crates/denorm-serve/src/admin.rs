@@ -293,11 +293,13 @@ mod tests {
         roles.insert("ops".to_string(), Role { admin: true, ..Role::default() });
         roles.insert("watcher".to_string(), Role { monitor: true, ..Role::default() });
         let auth = Auth {
-            keys: Keys::Secret(secret.clone()),
+            keys: Some(Keys::Secret(secret.clone())),
             role_claim: vec!["role".into()],
             anonymous_role: None,
             audience: None,
             roles,
+            users: Default::default(),
+            verified: Default::default(),
         };
         let token = |role: &str| {
             let claims = serde_json::json!({ "role": role, "exp": 4_000_000_000u64 });
