@@ -48,7 +48,10 @@ fn call_args<'e>(f: &'e ast::Function, name: &str, at: Option<Location>) -> Resu
     let list = match &f.args {
         ast::FunctionArguments::List(list) => list,
         ast::FunctionArguments::None => return Ok((Args::List(vec![]), false)),
-        ast::FunctionArguments::Subquery(_) => return Err(PlanError::new("subqueries are not supported", at)),
+        ast::FunctionArguments::Subquery(_) => {
+            return Err(PlanError::new(format!("a subquery as the argument list of {name}(…) is not supported"), at)
+                .hint(format!("pass a scalar subquery as one argument: {name}((SELECT …))")))
+        }
     };
     if !list.clauses.is_empty() {
         return Err(PlanError::new(
