@@ -569,7 +569,7 @@ fn a_postgres_source_keeps_its_types_in_a_postgres_sink() {
     // The periodic reconcile compares these types without finding drift.
     eventually(Duration::from_millis(50), || {
         match metric(&denorm, "denorm_sink_drift_rows_total{sink=\"postgres\",view=\"customer_totals\"}") {
-            Some(n) if n == 0.0 => Ok(()),
+            Some(0.0) => Ok(()),
             other => Err(format!("drift metric: {other:?}")),
         }
     });
