@@ -156,12 +156,7 @@ pub fn reference(
 
 /// A view's `column_types` as `/views` lists them.
 pub fn column_types(view: &Json) -> BTreeMap<String, String> {
-    view["column_types"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-        .collect()
+    view["column_types"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect()
 }
 
 /// A JSON value from the API as a datum.
