@@ -42,8 +42,9 @@ use crate::contract::{error_chain, Sink, SinkBatch, SinkError, ViewSpec};
 /// Queued view changes per sink, at most (by default); past it the queue is
 /// dropped and the sink catches up from the published state.
 pub const QUEUE_ROWS: usize = 1_000_000;
-/// Queued batches merged into one `apply`, at most this many changes.
-const MERGE_ROWS: usize = 200_000;
+/// Queued batches merged into one `apply`, at most this many changes (by
+/// default: see [`Sink::merge_limit`]).
+pub const MERGE_ROWS: usize = 200_000;
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// How long a runner waits for work before it checks for shutdown.
@@ -445,7 +446,7 @@ impl Runner {
         let mut rows = batch.changes();
         let mut merged = false;
         while let Some(Message::Batch(next)) = queue.items.front() {
-            if rows + next.changes() > MERGE_ROWS {
+            if rows + next.changes() > self.sink.merge_limit() {
                 break;
             }
             let Some(Message::Batch(next)) = queue.items.pop_front() else { break };
