@@ -160,12 +160,45 @@ fn freshness(sink: Box<dyn Sink>, publishes: usize) -> (f64, f64, f64) {
         std::thread::sleep(Duration::from_millis(2));
     }
     let seen = watcher.join().unwrap();
+    let applies = hub.state("bench").map_or(0, |s| s.applies);
+    println!("  ({publishes} publishes applied in {applies} transactions: consecutive queued batches are merged)");
     let mut latencies: Vec<f64> =
         seen.iter().zip(&published_at).map(|(s, p)| s.saturating_duration_since(*p).as_secs_f64() * 1e3).collect();
     latencies.sort_by(f64::total_cmp);
     publish_us.sort_by(f64::total_cmp);
     let pick = |v: &[f64], q: f64| v.get(((v.len() as f64 - 1.0) * q) as usize).copied().unwrap_or(f64::NAN);
     (pick(&latencies, 0.5), pick(&latencies, 0.99), pick(&publish_us, 0.5))
+}
+
+/// Median ms per 100-change batch applied by the one-round-trip path and by
+/// COPY + merge, the two interleaved so that both see the same load.
+fn small_batches(url: &str, schema: &str, batches: usize) -> (f64, f64) {
+    let mut one = denorm_sink::postgres::PostgresSink::new(url.to_owned(), format!("{schema}_one"));
+    let mut copy =
+        denorm_sink::postgres::PostgresSink::new(url.to_owned(), format!("{schema}_copy")).with_small_batch(0);
+    let mut times = [Vec::new(), Vec::new()];
+    for sink in [&mut one, &mut copy] {
+        sink.open(&[spec()]).unwrap();
+        sink.rebuild(0, &mut std::iter::empty(), Position(0)).unwrap();
+    }
+    let mut rng = Rng(11);
+    for b in 0..batches {
+        let changes: Vec<(Row, Diff)> =
+            (0..100).map(|i| (row((b * 100 + i) as i64, rng.below(1000) as i64, 3), 1)).collect();
+        for (t, sink) in [&mut one, &mut copy].into_iter().enumerate() {
+            let batch =
+                SinkBatch { position: Position(b as u64 + 1), committed_at: None, views: vec![Some(changes.clone())] };
+            let started = Instant::now();
+            sink.apply(&batch).unwrap();
+            times[t].push(started.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    for t in &mut times {
+        t.sort_by(f64::total_cmp);
+    }
+    let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    client.batch_execute(&format!("DROP SCHEMA {schema}_one CASCADE; DROP SCHEMA {schema}_copy CASCADE")).unwrap();
+    (times[0][times[0].len() / 2], times[1][times[1].len() / 2])
 }
 
 fn wait_position(hub: &SinkHub, position: u64) {
@@ -242,6 +275,10 @@ fn main() {
     println!(
         "postgres apply {sink_rate:>10.0} rows/s   baseline plain INSERT loop {baseline:>10.0} rows/s   ratio {:.2}",
         sink_rate / baseline
+    );
+    let (one_trip, copied) = small_batches(&url, &schema, publishes);
+    println!(
+        "postgres batches of 100 changes: one round trip (VALUES) {one_trip:.2} ms/batch, COPY + merge {copied:.2} ms/batch (median, interleaved)"
     );
     let fresh_schema = format!("{schema}_fresh");
     let (p50, p99, publish) =

@@ -116,6 +116,14 @@ pub trait Sink: Send + std::fmt::Debug {
         Ok(rows.into_iter().filter(|(row, _)| wanted.contains(&Row::pack(key.iter().map(|&k| row.get(k))))).collect())
     }
 
+    /// Consecutive queued batches are merged into one `apply` up to this
+    /// many changes (a batch larger by itself is applied whole): a target
+    /// shared with other writers keeps its transactions short with a lower
+    /// limit. Default [`crate::hub::MERGE_ROWS`].
+    fn merge_limit(&self) -> usize {
+        crate::hub::MERGE_ROWS
+    }
+
     /// A row of view `view` as [`Sink::read`] gives it back once written
     /// (a column type may convert values: SQLite's affinity, PostgreSQL's
     /// text for untyped values). Reconcile compares the view's rows through

@@ -42,8 +42,9 @@ use crate::contract::{error_chain, Sink, SinkBatch, SinkError, ViewSpec};
 /// Queued view changes per sink, at most (by default); past it the queue is
 /// dropped and the sink catches up from the published state.
 pub const QUEUE_ROWS: usize = 1_000_000;
-/// Queued batches merged into one `apply`, at most this many changes.
-const MERGE_ROWS: usize = 200_000;
+/// Queued batches merged into one `apply`, at most this many changes (by
+/// default: see [`Sink::merge_limit`]).
+pub const MERGE_ROWS: usize = 200_000;
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// How long a runner waits for work before it checks for shutdown.
@@ -224,6 +225,7 @@ impl SinkHub {
                     backoff: BACKOFF_MIN,
                     synced: false,
                     after_error: false,
+                    written: vec![None; shared.slots.len()],
                     reconcile_every: config.reconcile_every,
                     repair: config.repair,
                     sample: config.reconcile_sample,
@@ -352,6 +354,8 @@ struct Runner {
     /// Set by an error: the next apply checks the reopened positions for
     /// whether the failed attempt committed.
     after_error: bool,
+    /// Per view, the position this runner last stored (or found in sync).
+    written: Vec<Option<Position>>,
     reconcile_every: Option<Duration>,
     repair: bool,
     sample: Option<usize>,
@@ -442,7 +446,7 @@ impl Runner {
         let mut rows = batch.changes();
         let mut merged = false;
         while let Some(Message::Batch(next)) = queue.items.front() {
-            if rows + next.changes() > MERGE_ROWS {
+            if rows + next.changes() > self.sink.merge_limit() {
                 break;
             }
             let Some(Message::Batch(next)) = queue.items.pop_front() else { break };
@@ -480,10 +484,20 @@ impl Runner {
             return Ok(());
         }
         let stored = self.stored.clone().unwrap_or_default();
-        // A reopened sink whose positions show the failed attempt committed.
-        let done = batch.views.iter().zip(&stored).all(|(v, at)| v.is_none() || *at == Some(batch.position));
-        if std::mem::take(&mut self.after_error) && done && batch.views.iter().any(Option::is_some) {
-            return Ok(());
+        if std::mem::take(&mut self.after_error) {
+            // Reopened after an error: the positions show the failed
+            // attempt committed (done), or are those this runner wrote last
+            // (retry); anything else (the target was restored, or written by
+            // someone else) is re-synced from the published state.
+            let done = batch.views.iter().zip(&stored).all(|(v, at)| v.is_none() || *at == Some(batch.position));
+            if done && batch.views.iter().any(Option::is_some) {
+                return Ok(());
+            }
+            let unchanged =
+                batch.views.iter().zip(&stored).zip(&self.written).all(|((v, at), w)| v.is_none() || at == w);
+            if !unchanged {
+                return self.resync_now(false);
+            }
         }
         // A view not at the position before this batch cannot take it: the
         // sink syncs from the published state (the batch is in it).
@@ -503,6 +517,7 @@ impl Runner {
                 if let Some(stored) = self.stored.as_mut() {
                     stored[i] = Some(batch.position);
                 }
+                self.written[i] = Some(batch.position);
                 state.positions[i] = Some(batch.position);
                 self.metrics.sink_applied(&self.shared.name, &self.specs[i].name, batch.position.0, lag);
             }
@@ -534,6 +549,7 @@ impl Runner {
             }
             let stored = self.stored.as_ref().and_then(|s| s[i]);
             if !force && stored == Some(position) {
+                self.written[i] = stored;
                 continue;
             }
             let started = Instant::now();
@@ -550,6 +566,7 @@ impl Runner {
             if let Some(s) = self.stored.as_mut() {
                 s[i] = Some(position);
             }
+            self.written[i] = Some(position);
             let mut state = self.shared.state();
             state.positions[i] = Some(position);
             state.rebuilds += 1;
@@ -893,6 +910,24 @@ mod tests {
         assert!(report[0].repaired);
         assert_eq!(hub.reconcile("mem", false).unwrap()[0].drift(), 0);
         assert!(hub.reconcile("other", false).is_err());
+    }
+
+    /// After an error, a target whose positions are neither the runner's
+    /// last write nor the failed batch's (restored from an old backup
+    /// meanwhile) is rebuilt from the published state, not patched.
+    #[test]
+    fn a_target_changed_behind_the_runner_is_rebuilt() {
+        let (mut publisher, _reader, hub, sink) = setup(1000);
+        publish(&hub, &mut publisher, 1, vec![(row(1, "a"), 1)], true);
+        publish(&hub, &mut publisher, 2, vec![(row(2, "b"), 1)], false);
+        wait_for(&hub, 2);
+        sink.tables.lock().unwrap()[0] = (BTreeMap::new(), Some(Position(1)));
+        sink.fail_next.store(true, Ordering::SeqCst);
+        publish(&hub, &mut publisher, 3, vec![(row(3, "c"), 1)], false);
+        let state = wait_for(&hub, 3);
+        assert_eq!(state.rebuilds, 2, "{state:?}");
+        let rows: Vec<Row> = sink.tables.lock().unwrap()[0].0.keys().cloned().collect();
+        assert_eq!(rows, vec![row(1, "a"), row(2, "b"), row(3, "c")]);
     }
 
     /// A queue past its bound is dropped and the sink catches up from the

@@ -8,8 +8,9 @@
 //!   each distinct row's multiplicity. `WITH (index = …)` indexes are
 //!   `<view>_i<N>`. `denorm_sink_positions(view, position)` holds each view's
 //!   position.
-//! - Every batch is one transaction: the changes are `COPY`ed into a
-//!   temporary table (`ON COMMIT DELETE ROWS`) and merged with one `DELETE
+//! - Every batch is one transaction. Up to [`SMALL_BATCH`] changes: one
+//!   round trip of statements over a `VALUES` list of typed literals;
+//!   more: the changes are `COPY`ed into a session's temporary table and merged with one `DELETE
 //!   … USING` and one `INSERT … SELECT` per view (multisets: `INSERT … ON
 //!   CONFLICT DO UPDATE` on the count, then the rows whose count fell to 0
 //!   are deleted through a partial index), then the positions are updated.
@@ -34,7 +35,7 @@ const POSITIONS: &str = "denorm_sink_positions";
 /// Batches of at most this many changes are written as one
 /// multi-statement transaction of literals (one round trip); larger ones
 /// are `COPY`ed into a temporary table and merged.
-const SMALL_BATCH: usize = 500;
+pub const SMALL_BATCH: usize = 200;
 /// Session settings that make the text of values unambiguous.
 const SESSION: &str =
     "SET client_encoding = 'UTF8'; SET DateStyle = 'ISO, YMD'; SET TimeZone = 'UTC'; SET extra_float_digits = 3;";
@@ -45,6 +46,9 @@ pub struct PostgresSink {
     schema: String,
     client: Option<Client>,
     views: Vec<ViewSpec>,
+    /// Batches of at most this many changes take one round trip
+    /// ([`SMALL_BATCH`] by default).
+    small_batch: usize,
 }
 
 impl std::fmt::Debug for PostgresSink {
@@ -58,7 +62,14 @@ impl std::fmt::Debug for PostgresSink {
 
 impl PostgresSink {
     pub fn new(url: String, schema: String) -> PostgresSink {
-        PostgresSink { url, schema, client: None, views: Vec::new() }
+        PostgresSink { url, schema, client: None, views: Vec::new(), small_batch: SMALL_BATCH }
+    }
+
+    /// Sets the largest batch written in one round trip (0: every batch
+    /// is `COPY`ed and merged); for measuring the two paths.
+    pub fn with_small_batch(mut self, changes: usize) -> PostgresSink {
+        self.small_batch = changes;
+        self
     }
 
     /// `host:port/db` (never the password).
@@ -190,7 +201,7 @@ fn copy_line(out: &mut Vec<u8>, row: &Row, extra: Option<Diff>) {
 }
 
 fn copy_in(
-    tx: &mut Transaction<'_>,
+    tx: &mut impl postgres::GenericClient,
     table: &str,
     rows: &mut dyn Iterator<Item = (&Row, Diff)>,
     with_diff: bool,
@@ -283,11 +294,6 @@ impl PostgresSink {
         }
     }
 
-    fn merge(&self, tx: &mut Transaction<'_>, view: usize, changes: &[(Row, Diff)]) -> Result<(), postgres::Error> {
-        copy_in(tx, &changes_table(view), &mut changes.iter().map(|(r, d)| (r, *d)), true)?;
-        tx.batch_execute(&self.merge_sql(view, None))
-    }
-
     fn store_position(
         &self,
         tx: &mut Transaction<'_>,
@@ -306,14 +312,17 @@ impl PostgresSink {
         Ok(())
     }
 
-    /// A small batch as one multi-statement transaction (one round trip).
-    fn small_batch_sql(&self, batch: &SinkBatch) -> String {
-        let mut sql = String::from("BEGIN;");
+    /// A batch's statements up to its COMMIT: the merge of each view's
+    /// changes (from a `VALUES` list, or — `copied` — from the temporary
+    /// table they were `COPY`ed into, after a BEGIN already sent) and the
+    /// positions.
+    fn batch_sql(&self, batch: &SinkBatch, copied: bool) -> String {
+        let mut sql = String::from(if copied { "" } else { "BEGIN;" });
         let mut advanced = Vec::new();
         for (i, changes) in batch.views.iter().enumerate() {
             let Some(changes) = changes else { continue };
             if !changes.is_empty() {
-                sql.push_str(&self.merge_sql(i, Some(changes)));
+                sql.push_str(&self.merge_sql(i, (!copied).then_some(changes.as_slice())));
             }
             advanced.push(text_literal(&self.views[i].name));
         }
@@ -389,7 +398,7 @@ impl Sink for PostgresSink {
         for (i, spec) in views.iter().enumerate() {
             let defs: Vec<String> = table_columns(spec).iter().map(|(n, ty)| format!("{} {ty}", quote(n))).collect();
             setup.push_str(&format!(
-                "CREATE TEMP TABLE IF NOT EXISTS {} ({}, denorm_diff bigint) ON COMMIT DELETE ROWS;",
+                "CREATE TEMP TABLE IF NOT EXISTS {} ({}, denorm_diff bigint);",
                 changes_table(i),
                 defs[..spec.columns.len()].join(", ")
             ));
@@ -440,31 +449,30 @@ impl Sink for PostgresSink {
         }
         let target = self.target();
         let mut client = self.client.take().expect("connected");
-        if batch.changes() <= SMALL_BATCH {
-            let sql = self.small_batch_sql(batch);
-            let result = client.batch_execute(&sql);
-            if result.is_err() {
-                // A failed statement leaves the transaction aborted.
-                let _ = client.batch_execute("ROLLBACK");
-            }
-            self.client = Some(client);
-            return result.map_err(|e| classify(&target, "writing a batch", e));
-        }
-        let result = (|| {
-            let mut tx = client.transaction()?;
-            let mut advanced = Vec::new();
-            for (i, changes) in batch.views.iter().enumerate() {
-                let Some(changes) = changes else { continue };
-                if !changes.is_empty() {
-                    self.merge(&mut tx, i, changes)?;
+        let result = if batch.changes() <= self.small_batch {
+            // One round trip.
+            client.batch_execute(&self.batch_sql(batch, false))
+        } else {
+            // BEGIN + emptying the temporary tables, one COPY per view,
+            // then the merges, the positions and COMMIT in one round trip.
+            (|| {
+                let changed: Vec<usize> = (0..batch.views.len())
+                    .filter(|&i| batch.views[i].as_ref().is_some_and(|c| !c.is_empty()))
+                    .collect();
+                let truncate: Vec<String> =
+                    changed.iter().map(|&i| format!("TRUNCATE {};", changes_table(i))).collect();
+                client.batch_execute(&format!("BEGIN;{}", truncate.concat()))?;
+                for &i in &changed {
+                    let changes = batch.views[i].as_deref().unwrap_or_default();
+                    copy_in(&mut client, &changes_table(i), &mut changes.iter().map(|(r, d)| (r, *d)), true)?;
                 }
-                advanced.push(self.views[i].name.as_str());
-            }
-            if !advanced.is_empty() {
-                self.store_position(&mut tx, &advanced, batch.position)?;
-            }
-            tx.commit()
-        })();
+                client.batch_execute(&self.batch_sql(batch, true))
+            })()
+        };
+        if result.is_err() {
+            // A failed statement leaves the transaction aborted.
+            let _ = client.batch_execute("ROLLBACK");
+        }
         self.client = Some(client);
         result.map_err(|e| classify(&target, "writing a batch", e))
     }
@@ -611,7 +619,8 @@ mod tests {
         let many: Vec<(Row, Diff)> = (10..10 + 2 * SMALL_BATCH as i64).map(|id| (row(id, "0.5", "m"), 1)).collect();
         let mut changes = many.clone();
         changes.push((row(1, "7.000", "tab\there\\n"), -1));
-        let big = SinkBatch { position: Position(8), committed_at: None, views: vec![Some(changes), Some(many.clone())] };
+        let big =
+            SinkBatch { position: Position(8), committed_at: None, views: vec![Some(changes), Some(many.clone())] };
         sink.apply(&big).unwrap();
         assert_eq!(sorted(sink.read(0).unwrap()), sorted(many.clone()));
         assert_eq!(sink.read(1).unwrap().len(), many.len() + 1);

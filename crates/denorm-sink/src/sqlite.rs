@@ -30,6 +30,9 @@ use crate::value::{from_sqlite, quote, sqlite_stored, sqlite_type, to_sqlite};
 
 /// How long a write waits for another writer's lock before it is retried.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Queued batches merged into one transaction, at most this many changes
+/// (tens of milliseconds of the write lock).
+pub const MERGE_LIMIT: usize = 10_000;
 /// Rows written per transaction while a rebuild fills its new table.
 pub const REBUILD_CHUNK: usize = 20_000;
 /// The multiplicity column of a multiset view's table.
@@ -372,6 +375,12 @@ impl Sink for SqliteSink {
             out.extend(rows);
         }
         Ok(out)
+    }
+
+    /// Other writers share the file (maybe the source database): merged
+    /// batches stay small so that the write lock is held briefly.
+    fn merge_limit(&self) -> usize {
+        MERGE_LIMIT
     }
 
     fn stored(&self, view: usize, row: &Row) -> Row {

@@ -14,6 +14,7 @@
 //! `sqlite3` and `psql` shells.
 
 mod common;
+mod pg_project;
 
 use std::path::Path;
 use std::process::Command;
@@ -491,6 +492,87 @@ fn rows_edited_by_hand_are_found_and_repaired() {
         });
     }
     assert_converged(&denorm, &conn, &sinks);
+    drop(denorm);
+    drop_schema(&schema);
+}
+
+/// A PostgreSQL source written to a PostgreSQL sink: numeric stays numeric
+/// (scale kept), timestamps stay timestamps, and the sink's rows, printed
+/// by psql, equal the source query's rows printed by psql.
+#[test]
+fn a_postgres_source_keeps_its_types_in_a_postgres_sink() {
+    let _server = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let schema = unique_schema("types");
+    drop_schema(&schema);
+    let source = pg_project::PgProject::new(
+        "sink_types",
+        "CREATE TABLE orders (id int PRIMARY KEY, customer text NOT NULL, amount numeric(12,2), placed_at timestamp, paid_at timestamptz);
+         ALTER TABLE orders REPLICA IDENTITY FULL;
+         INSERT INTO orders VALUES (1, 'ann', 10.50, '2024-05-01 10:00:00', '2024-05-01 10:05:00+00'), (2, 'bob', NULL, NULL, NULL);",
+        "CREATE MATERIALIZED VIEW customer_totals AS
+           SELECT customer, SUM(amount) AS total, MAX(placed_at) AS last_placed, MAX(paid_at) AS last_paid, COUNT(*) AS orders
+           FROM orders GROUP BY customer;",
+    );
+    let mut config = std::fs::read_to_string(&source.config).unwrap();
+    config.push_str(&format!(
+        "[[sink]]\nkind = \"postgres\"\nurl = \"{}\"\nschema = \"{schema}\"\nviews = [\"customer_totals\"]\nreconcile_every = \"200ms\"\n",
+        pg_url()
+    ));
+    std::fs::write(&source.config, config).unwrap();
+    let denorm = Denorm::start(&source.config);
+    let mut client = source.client();
+    let mut rng = SplitMix(77);
+    for i in 3..60 {
+        let customer = ["ann", "bob", "cy"][rng.below(3) as usize];
+        let cents = rng.below(100_000);
+        let sql = match rng.below(4) {
+            0 | 1 => format!(
+                "INSERT INTO orders VALUES ({i}, '{customer}', {}.{:02}, '2024-06-{:02} 08:30:00.25', '2024-06-{:02} 09:00:00+02')",
+                cents / 100,
+                cents % 100,
+                1 + rng.below(28),
+                1 + rng.below(28)
+            ),
+            2 => format!("UPDATE orders SET amount = amount + 0.01 WHERE id = {}", 1 + rng.below(i)),
+            _ => format!("DELETE FROM orders WHERE id = {}", 1 + rng.below(i)),
+        };
+        client.batch_execute(&sql).unwrap();
+    }
+    let source_sql =
+        "SELECT customer, SUM(amount), MAX(placed_at), MAX(paid_at), COUNT(*) FROM orders GROUP BY customer";
+    let source_rows =
+        || shell(Command::new("psql").args(["-X", "-q", "-At", "-F", "|", "-d", &source.url, "-c", source_sql]));
+    eventually(Duration::from_millis(100), || -> Result<(), String> {
+        let expected = source_rows()?;
+        let sunk =
+            psql(&format!("SELECT customer, total, last_placed, last_paid, orders FROM {schema}.customer_totals"))?;
+        if sunk == expected {
+            Ok(())
+        } else {
+            Err(format!("sink {sunk:?} != source {expected:?}"))
+        }
+    });
+    let types = psql(&format!(
+        "SELECT column_name || ' ' || data_type FROM information_schema.columns WHERE table_schema = '{schema}' AND table_name = 'customer_totals'"
+    ))
+    .unwrap();
+    assert_eq!(
+        types,
+        [
+            "customer text",
+            "last_paid timestamp with time zone",
+            "last_placed timestamp without time zone",
+            "orders bigint",
+            "total numeric"
+        ]
+    );
+    // The periodic reconcile compares these types without finding drift.
+    eventually(Duration::from_millis(50), || {
+        match metric(&denorm, "denorm_sink_drift_rows_total{sink=\"postgres\",view=\"customer_totals\"}") {
+            Some(0.0) => Ok(()),
+            other => Err(format!("drift metric: {other:?}")),
+        }
+    });
     drop(denorm);
     drop_schema(&schema);
 }
