@@ -35,6 +35,9 @@ pub enum AdminCommand {
     /// Compare `views` (empty: every view) with the source at the position
     /// they reached; with `repair`, fix what differs.
     Reconcile { views: Vec<String>, repair: bool },
+    /// Compare sink `sink`'s rows with its views at the same position; with
+    /// `repair`, write what differs.
+    ReconcileSink { sink: String, repair: bool },
 }
 
 /// The engine's answer: an HTTP status and a JSON body.
@@ -121,6 +124,9 @@ struct ReconcileBody {
     views: Vec<String>,
     #[serde(default)]
     repair: bool,
+    /// A `[[sink]]`'s name: compare the sink with the views instead.
+    #[serde(default)]
+    sink: Option<String>,
 }
 
 /// The largest reconcile request body read.
@@ -150,12 +156,27 @@ async fn reconcile(State(app): State<App>, request: Request) -> Response {
                 return respond(AdminReply::refused(
                     400,
                     format!("the body is not a reconcile request: {e}"),
-                    vec!["send {\"views\": [\"name\", …], \"repair\": false} (both optional)".into()],
+                    vec![
+                        "send {\"views\": [\"name\", …], \"repair\": false} or {\"sink\": \"name\", \"repair\": false} \
+                         (all optional)"
+                            .into(),
+                    ],
                 ))
             }
         }
     };
-    respond(admin.ask(AdminCommand::Reconcile { views: body.views, repair: body.repair }).await)
+    let command = match body.sink {
+        Some(_) if !body.views.is_empty() => {
+            return respond(AdminReply::refused(
+                400,
+                "a sink reconcile compares every view of the sink",
+                vec!["send either \"views\" or \"sink\"".into()],
+            ))
+        }
+        Some(sink) => AdminCommand::ReconcileSink { sink, repair: body.repair },
+        None => AdminCommand::Reconcile { views: body.views, repair: body.repair },
+    };
+    respond(admin.ask(command).await)
 }
 
 /// The TCP peer of the connection (set by `server.rs`).

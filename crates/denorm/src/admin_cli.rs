@@ -16,6 +16,8 @@ use crate::config;
 #[derive(Debug, Clone)]
 pub struct ReconcileArgs {
     pub views: Vec<String>,
+    /// A `[[sink]]`'s name: compare its rows with the views instead.
+    pub sink: Option<String>,
     pub repair: bool,
     pub json: bool,
     /// A bearer token (a role with `admin = true`) when `[auth]` is set.
@@ -26,7 +28,10 @@ pub struct ReconcileArgs {
 /// them); prints the differences. `Refused` (exit 1) when differences
 /// remain.
 pub fn reconcile(config_path: &Path, args: &ReconcileArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
-    let body = json!({ "views": args.views, "repair": args.repair });
+    let body = match &args.sink {
+        Some(sink) => json!({ "sink": sink, "repair": args.repair }),
+        None => json!({ "views": args.views, "repair": args.repair }),
+    };
     let reply = post(config_path, "/admin/reconcile", &body, args.token.as_deref())?;
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&reply)?)?;
@@ -55,6 +60,21 @@ pub fn reload(config_path: &Path, token: Option<&str>, out: &mut dyn Write) -> a
 }
 
 fn write_report(reply: &Json, out: &mut dyn Write) -> anyhow::Result<()> {
+    if let Some(sink) = reply["sink"].as_str() {
+        for view in reply["views"].as_array().into_iter().flatten() {
+            writeln!(
+                out,
+                "sink {sink}, view {}: {} missing, {} extra, {} different{}",
+                view["view"].as_str().unwrap_or("?"),
+                view["missing"],
+                view["extra"],
+                view["different"],
+                if view["repaired"] == json!(true) { " (repaired)" } else { "" }
+            )?;
+        }
+        writeln!(out, "{} difference(s){}", reply["differences"], if reply["repaired"] == json!(true) { ", repaired" } else { "" })?;
+        return Ok(());
+    }
     writeln!(out, "compared at position {}", reply["position"])?;
     for view in reply["views"].as_array().into_iter().flatten() {
         let name = view["view"].as_str().unwrap_or("?");

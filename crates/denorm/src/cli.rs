@@ -95,6 +95,10 @@ pub enum Command {
         /// Fix the differences in place: the views keep serving.
         #[arg(long)]
         repair: bool,
+        /// Compare the rows `[[sink]]` NAME wrote with the views instead
+        /// (someone edited the copy); with --repair, rewrite what differs.
+        #[arg(long, value_name = "NAME", conflicts_with = "views")]
+        sink: Option<String>,
         /// Print the JSON reply instead of a summary.
         #[arg(long)]
         json: bool,
@@ -221,8 +225,9 @@ pub fn run(cli: Cli) -> ExitCode {
             };
             advise::run(&args, &mut stdout.lock())
         }
-        Command::Reconcile { views, repair, json, token, config } => {
+        Command::Reconcile { views, repair, sink, json, token, config } => {
             let args = crate::admin_cli::ReconcileArgs {
+                sink: sink.clone(),
                 views: views.clone(),
                 repair: *repair,
                 json: *json,

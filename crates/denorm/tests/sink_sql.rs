@@ -576,3 +576,56 @@ fn a_postgres_source_keeps_its_types_in_a_postgres_sink() {
     drop(denorm);
     drop_schema(&schema);
 }
+
+/// `denorm reconcile --sink NAME` against the running instance: a row
+/// edited by hand in a SQLite sink (no periodic reconcile) is reported
+/// (exit 1), `--repair` rewrites it (exit 0), and the sink equals the views
+/// and the source again.
+#[test]
+fn denorm_reconcile_sink_reports_and_repairs() {
+    let project = project(&sqlite_sink("own_file", "read_models.db", ""));
+    let denorm = Denorm::start(&project.config);
+    let conn = project.connect();
+    let read_models = project.dir.path().join("read_models.db");
+    let sinks = vec![format!("sqlite:{}", read_models.display())];
+    assert_converged(&denorm, &conn, &sinks);
+    // The CLI finds the instance at [server] listen: pin the chosen port.
+    let address = denorm.base.trim_start_matches("http://").to_string();
+    let config = std::fs::read_to_string(&project.config).unwrap().replace("127.0.0.1:0", &address);
+    std::fs::write(&project.config, config).unwrap();
+    let reconcile = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_denorm"))
+            .args(["reconcile", "--sink", "own_file"])
+            .args(args)
+            .arg("--config")
+            .arg(&project.config)
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        (output.status.code(), text)
+    };
+
+    let (code, out) = reconcile(&[]);
+    assert_eq!(code, Some(0), "a clean sink: {out}");
+    assert!(out.contains("0 difference(s)"), "{out}");
+
+    sqlite3(&read_models, "UPDATE product_stats SET review_count = 999 WHERE product_id = 1").unwrap();
+    let (code, out) = reconcile(&[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("sink own_file, view product_stats: 0 missing, 0 extra, 1 different"), "{out}");
+    let (code, out) = reconcile(&["--repair"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("(repaired)"), "{out}");
+    assert_converged(&denorm, &conn, &sinks);
+
+    let (code, out) = reconcile(&["--repair", "--json"]);
+    assert_eq!(code, Some(0), "{out}");
+    let output = Command::new(env!("CARGO_BIN_EXE_denorm"))
+        .args(["reconcile", "--sink", "nope", "--config"])
+        .arg(&project.config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr.contains("no sink named \"nope\""), "{stderr}");
+}

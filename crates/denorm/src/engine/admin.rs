@@ -186,11 +186,49 @@ impl Engine {
                             return Ok(Some(end));
                         }
                     }
+                    AdminCommand::ReconcileSink { sink, repair } => self.reconcile_sink(request, sink, repair),
                 }
             }
         }
         self.sample_drift(s);
         Ok(None)
+    }
+
+    /// `denorm reconcile --sink NAME`: the sink's runner compares (and
+    /// repairs) once it has caught up; a thread of its own waits for it, so
+    /// batches go on meanwhile.
+    fn reconcile_sink(&mut self, request: AdminRequest, sink: String, repair: bool) {
+        let Some(hub) = self.sinks.clone() else {
+            request.answer(AdminReply::refused(
+                404,
+                format!("no sink named \"{sink}\": the configuration has no [[sink]]"),
+                vec![],
+            ));
+            return;
+        };
+        info!(%sink, repair, "reconciling a sink by request");
+        std::thread::spawn(move || {
+            let reply = match hub.reconcile(&sink, repair) {
+                Ok(views) => {
+                    let differences: u64 = views.iter().map(|v| v.drift()).sum();
+                    let repaired = repair && views.iter().all(|v| v.drift() == 0 || v.repaired);
+                    let views: Vec<_> = views
+                        .iter()
+                        .map(|v| {
+                            json!({
+                                "view": v.view, "missing": v.missing, "extra": v.extra,
+                                "different": v.different, "repaired": v.repaired,
+                            })
+                        })
+                        .collect();
+                    AdminReply::ok(json!({
+                        "sink": sink, "views": views, "differences": differences, "repaired": repaired,
+                    }))
+                }
+                Err(reason) => AdminReply::refused(409, reason, vec![]),
+            };
+            request.answer(reply);
+        });
     }
 
     /// Per slot: whether the session now loading keeps the view's
