@@ -391,30 +391,37 @@ fn plan_compound(body: &SetExpr, cx: &Context<'_, '_>) -> Result<Branch, PlanErr
 }
 
 /// The operands and operators of a compound in written order (an
-/// in-order walk; parenthesized queries stay operands).
+/// in-order walk; parenthesized queries stay operands). A long chain is a
+/// left-deep tree: its left spine is walked in a loop (the count is checked
+/// on the way down, so a chain of thousands stops at the limit without
+/// recursing that deep); right operands nest only by precedence.
 fn flatten<'q>(
     e: &'q SetExpr,
     operands: &mut Vec<&'q SetExpr>,
     operators: &mut Vec<(SetOperator, SetQuantifier)>,
 ) -> Result<(), PlanError> {
-    match e {
-        SetExpr::SetOperation { op, set_quantifier, left, right } => {
-            flatten(left, operands, operators)?;
-            operators.push((*op, *set_quantifier));
-            if operators.len() > MAX_SET_OPERATIONS {
-                return Err(PlanError::new(
-                    format!("more than {MAX_SET_OPERATIONS} UNION/EXCEPT/INTERSECT operators in one query"),
-                    None,
-                )
-                .hint("split the query into several views"));
-            }
-            flatten(right, operands, operators)
+    let too_many = || {
+        PlanError::new(format!("more than {MAX_SET_OPERATIONS} UNION/EXCEPT/INTERSECT operators in one query"), None)
+            .hint("split the query into several views")
+    };
+    let mut spine = Vec::new();
+    let mut leftmost = e;
+    while let SetExpr::SetOperation { op, set_quantifier, left, right } = leftmost {
+        spine.push((*op, *set_quantifier, &**right));
+        if operators.len() + spine.len() > MAX_SET_OPERATIONS {
+            return Err(too_many());
         }
-        other => {
-            operands.push(other);
-            Ok(())
-        }
+        leftmost = left;
     }
+    operands.push(leftmost);
+    for (op, quantifier, right) in spine.into_iter().rev() {
+        operators.push((op, quantifier));
+        if operators.len() > MAX_SET_OPERATIONS {
+            return Err(too_many());
+        }
+        flatten(right, operands, operators)?;
+    }
+    Ok(())
 }
 
 /// Where each set operator of this query level is written, in order.
