@@ -10,18 +10,6 @@ use std::time::Duration;
 use common::{committed_position, eventually, Denorm, Project};
 use serde_json::{json, Value as Json};
 
-/// Waits until GET /views/{name} answers 200 with `expected`.
-fn wait_rows(denorm: &Denorm, name: &str, expected: Json) {
-    eventually(Duration::from_millis(50), || {
-        let (status, rows) = denorm.get(&format!("/views/{name}"));
-        if status == 200 && rows == expected {
-            Ok(())
-        } else {
-            Err(format!("/views/{name}: {status} {rows}, want {expected}"))
-        }
-    });
-}
-
 #[test]
 fn text_with_nul_is_served_unchanged_from_the_snapshot_and_the_change_log() {
     let project = Project::new(
@@ -32,16 +20,14 @@ fn text_with_nul_is_served_unchanged_from_the_snapshot_and_the_change_log() {
     );
     let denorm = Denorm::start(&project.config);
     let conn = project.connect();
-    wait_rows(&denorm, "bodies", json!([{"id": 1, "body": "a\u{0}b"}]));
+    denorm.wait_rows("bodies", json!([{"id": 1, "body": "a\u{0}b"}]));
     conn.execute_batch(
         "INSERT INTO notes VALUES (2, 'c' || char(0) || char(0) || 'd'), (3, 'a' || char(0) || 'b');
          INSERT INTO notes VALUES (4, char(0));",
     )
     .unwrap();
     denorm.wait_for_position(committed_position(&conn));
-    wait_rows(
-        &denorm,
-        "bodies",
+    denorm.wait_rows("bodies",
         json!([
             {"id": 1, "body": "a\u{0}b"},
             {"id": 2, "body": "c\u{0}\u{0}d"},
@@ -50,14 +36,12 @@ fn text_with_nul_is_served_unchanged_from_the_snapshot_and_the_change_log() {
         ]),
     );
     // The snapshot's row and the logged one are the same value: one group.
-    wait_rows(
-        &denorm,
-        "per_body",
+    denorm.wait_rows("per_body",
         json!([{"body": "\u{0}", "n": 1}, {"body": "a\u{0}b", "n": 2}, {"body": "c\u{0}\u{0}d", "n": 1}]),
     );
     // An update and a delete retract exactly what was inserted.
     conn.execute_batch("UPDATE notes SET body = 'x' WHERE id = 1; DELETE FROM notes WHERE id IN (2, 4);").unwrap();
-    wait_rows(&denorm, "per_body", json!([{"body": "a\u{0}b", "n": 1}, {"body": "x", "n": 1}]));
+    denorm.wait_rows("per_body", json!([{"body": "a\u{0}b", "n": 1}, {"body": "x", "n": 1}]));
     let (_, health) = denorm.get("/health");
     assert_eq!(health["status"], "ok", "{health}");
     denorm.terminate();
@@ -110,8 +94,8 @@ fn invalid_utf8_is_dead_lettered_and_the_fix_at_the_source_repairs_the_view() {
     .unwrap();
     denorm.wait_for_position(committed_position(&conn));
     // Rows 2 and 3 hold bad text: out of the views, both dead-lettered.
-    wait_rows(&denorm, "names", json!([{"id": 1, "name": "ann", "score": 10}, {"id": 4, "name": "dan", "score": 40}]));
-    wait_rows(&denorm, "total", json!([{"n": 2, "s": 50}]));
+    denorm.wait_rows("names", json!([{"id": 1, "name": "ann", "score": 10}, {"id": 4, "name": "dan", "score": 40}]));
+    denorm.wait_rows("total", json!([{"n": 2, "s": 50}]));
     let queue = dlq(&denorm);
     assert_eq!(queue["count"], 2, "{queue}");
     let entries = queue["entries"].as_array().unwrap();
@@ -137,9 +121,7 @@ fn invalid_utf8_is_dead_lettered_and_the_fix_at_the_source_repairs_the_view() {
     conn.execute_batch("UPDATE people SET name = 'cat' WHERE id = 3; UPDATE people SET name = 'bo' WHERE id = 2;")
         .unwrap();
     denorm.wait_for_position(committed_position(&conn));
-    wait_rows(
-        &denorm,
-        "names",
+    denorm.wait_rows("names",
         json!([
             {"id": 1, "name": "ann", "score": 10},
             {"id": 2, "name": "bo", "score": 20},
@@ -147,7 +129,7 @@ fn invalid_utf8_is_dead_lettered_and_the_fix_at_the_source_repairs_the_view() {
             {"id": 4, "name": "dan", "score": 40},
         ]),
     );
-    wait_rows(&denorm, "total", json!([{"n": 4, "s": 100}]));
+    denorm.wait_rows("total", json!([{"n": 4, "s": 100}]));
     assert_eq!(dlq(&denorm)["count"], 0, "{}", dlq(&denorm));
     assert_eq!(metric(&denorm, "denorm_dlq_entries"), 0.0);
     denorm.terminate();
@@ -170,7 +152,7 @@ fn a_forged_retraction_is_dead_lettered_not_applied() {
     )
     .unwrap();
     denorm.wait_for_position(committed_position(&conn));
-    wait_rows(&denorm, "total", json!([{"n": 3, "s": 35}]));
+    denorm.wait_rows("total", json!([{"n": 3, "s": 35}]));
     let queue = dlq(&denorm);
     assert_eq!(queue["count"], 1, "{queue}");
     let entry = &queue["entries"][0];
@@ -191,7 +173,7 @@ fn a_forged_retraction_is_dead_lettered_not_applied() {
     });
     // The views are exact throughout.
     conn.execute_batch("DELETE FROM people WHERE id = 1").unwrap();
-    wait_rows(&denorm, "total", json!([{"n": 2, "s": 25}]));
+    denorm.wait_rows("total", json!([{"n": 2, "s": 25}]));
     denorm.terminate();
 }
 
@@ -249,6 +231,6 @@ fn the_dlq_command_lists_and_drops_running_or_stopped() {
     assert_eq!((code, text.trim()), (Some(0), "dropped 1"));
     let denorm = Denorm::start(&project.config);
     assert_eq!(dlq(&denorm)["count"], 0);
-    wait_rows(&denorm, "total", json!([{"n": 3, "s": 35}]));
+    denorm.wait_rows("total", json!([{"n": 3, "s": 35}]));
     denorm.terminate();
 }

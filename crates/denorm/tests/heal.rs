@@ -6,9 +6,8 @@
 
 mod common;
 
-use std::time::Duration;
 
-use common::{committed_position, eventually, get_text, Denorm, Project};
+use common::{committed_position, get_text, Denorm, Project};
 use serde_json::Value as Json;
 
 /// The view's `/views` entry.
@@ -28,18 +27,6 @@ fn wait_failed(denorm: &Denorm, name: &str) -> Json {
     body
 }
 
-/// Waits until GET /views/{name} answers 200 with `expected`.
-fn wait_rows(denorm: &Denorm, name: &str, expected: Json) {
-    eventually(Duration::from_millis(50), || {
-        let (status, rows) = denorm.get(&format!("/views/{name}"));
-        if status == 200 && rows == expected {
-            Ok(())
-        } else {
-            Err(format!("/views/{name}: {status} {rows}, want {expected}"))
-        }
-    });
-}
-
 fn heals(denorm: &Denorm, view: &str) -> u64 {
     let (_, metrics) = get_text(&format!("{}/metrics", denorm.base));
     let line = format!("denorm_view_heals_total{{view=\"{view}\"}} ");
@@ -57,7 +44,7 @@ fn an_overflow_that_clears_heals_the_view_exactly() {
     );
     let denorm = Denorm::start(&project.config);
     let conn = project.connect();
-    wait_rows(&denorm, "big_sum", serde_json::json!([{"s": 12, "n": 2}]));
+    denorm.wait_rows("big_sum", serde_json::json!([{"s": 12, "n": 2}]));
     conn.execute_batch("INSERT INTO big VALUES (3, 9223372036854775807)").unwrap();
     let failed = wait_failed(&denorm, "big_sum");
     assert!(failed["message"].as_str().unwrap().contains("overflow"), "{failed}");
@@ -68,18 +55,18 @@ fn an_overflow_that_clears_heals_the_view_exactly() {
     // Still out of range: the view stays failed, the other views go on.
     conn.execute_batch("INSERT INTO big VALUES (4, 1); INSERT INTO other VALUES (1)").unwrap();
     denorm.wait_for_position(committed_position(&conn));
-    wait_rows(&denorm, "others", serde_json::json!([{"n": 1}]));
+    denorm.wait_rows("others", serde_json::json!([{"n": 1}]));
     assert_eq!(view_entry(&denorm, "big_sum")["status"], "failed");
 
     // Back in range: the view heals, exact, without a restart.
     conn.execute_batch("DELETE FROM big WHERE id = 3").unwrap();
-    wait_rows(&denorm, "big_sum", serde_json::json!([{"s": 13, "n": 3}]));
+    denorm.wait_rows("big_sum", serde_json::json!([{"s": 13, "n": 3}]));
     assert_eq!(view_entry(&denorm, "big_sum")["status"], "ok");
     assert_eq!(heals(&denorm, "big_sum"), 1);
     // And it is maintained from there on.
     conn.execute_batch("UPDATE big SET v = 100 WHERE id = 4").unwrap();
-    wait_rows(&denorm, "big_sum", serde_json::json!([{"s": 112, "n": 3}]));
-    wait_rows(&denorm, "others", serde_json::json!([{"n": 1}]));
+    denorm.wait_rows("big_sum", serde_json::json!([{"s": 112, "n": 3}]));
+    denorm.wait_rows("others", serde_json::json!([{"n": 1}]));
     denorm.terminate();
 }
 
@@ -94,7 +81,7 @@ fn a_column_renamed_away_and_back_heals_the_view() {
     );
     let denorm = Denorm::start(&project.config);
     let conn = project.connect();
-    wait_rows(&denorm, "per_tag", serde_json::json!([{"tag": "a", "n": 2}, {"tag": "b", "n": 1}]));
+    denorm.wait_rows("per_tag", serde_json::json!([{"tag": "a", "n": 2}, {"tag": "b", "n": 1}]));
     conn.execute_batch("ALTER TABLE tags RENAME COLUMN tag TO label").unwrap();
     let failed = wait_failed(&denorm, "per_tag");
     assert!(failed["message"].as_str().unwrap().contains("tag"), "{failed}");
@@ -104,16 +91,12 @@ fn a_column_renamed_away_and_back_heals_the_view() {
     // Written while the view cannot read the table (nothing captures it).
     conn.execute_batch("INSERT INTO tags VALUES (4, 'c')").unwrap();
     conn.execute_batch("ALTER TABLE tags RENAME COLUMN label TO tag").unwrap();
-    wait_rows(
-        &denorm,
-        "per_tag",
+    denorm.wait_rows("per_tag",
         serde_json::json!([{"tag": "a", "n": 2}, {"tag": "b", "n": 1}, {"tag": "c", "n": 1}]),
     );
     assert_eq!(heals(&denorm, "per_tag"), 1);
     conn.execute_batch("DELETE FROM tags WHERE id = 1").unwrap();
-    wait_rows(
-        &denorm,
-        "per_tag",
+    denorm.wait_rows("per_tag",
         serde_json::json!([{"tag": "a", "n": 1}, {"tag": "b", "n": 1}, {"tag": "c", "n": 1}]),
     );
     denorm.terminate();
@@ -131,20 +114,20 @@ fn a_table_dropped_and_recreated_heals_the_views_reading_it() {
     );
     let denorm = Denorm::start(&project.config);
     let conn = project.connect();
-    wait_rows(&denorm, "total", serde_json::json!([{"s": 30}]));
+    denorm.wait_rows("total", serde_json::json!([{"s": 30}]));
     conn.execute_batch("DROP TABLE items").unwrap();
     wait_failed(&denorm, "total");
     // The other view is still maintained meanwhile.
     conn.execute_batch("INSERT INTO other VALUES (2)").unwrap();
-    wait_rows(&denorm, "others", serde_json::json!([{"n": 2}]));
+    denorm.wait_rows("others", serde_json::json!([{"n": 2}]));
     conn.execute_batch(
         "CREATE TABLE items (id INTEGER PRIMARY KEY, price INTEGER NOT NULL); INSERT INTO items VALUES (7, 70);",
     )
     .unwrap();
-    wait_rows(&denorm, "total", serde_json::json!([{"s": 70}]));
+    denorm.wait_rows("total", serde_json::json!([{"s": 70}]));
     assert_eq!(heals(&denorm, "total"), 1);
     conn.execute_batch("INSERT INTO items VALUES (8, 1)").unwrap();
-    wait_rows(&denorm, "total", serde_json::json!([{"s": 71}]));
-    wait_rows(&denorm, "others", serde_json::json!([{"n": 2}]));
+    denorm.wait_rows("total", serde_json::json!([{"s": 71}]));
+    denorm.wait_rows("others", serde_json::json!([{"n": 2}]));
     denorm.terminate();
 }

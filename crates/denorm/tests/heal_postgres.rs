@@ -5,22 +5,10 @@
 mod common;
 mod pg_project;
 
-use std::time::Duration;
 
-use common::{eventually, Denorm};
+use common::Denorm;
 use pg_project::PgProject;
-use serde_json::{json, Value as Json};
-
-fn wait_rows(denorm: &Denorm, name: &str, expected: Json) {
-    eventually(Duration::from_millis(50), || {
-        let (status, rows) = denorm.get(&format!("/views/{name}"));
-        if status == 200 && rows == expected {
-            Ok(())
-        } else {
-            Err(format!("/views/{name}: {status} {rows}, want {expected}"))
-        }
-    });
-}
+use serde_json::json;
 
 fn wait_failed(denorm: &Denorm, name: &str) {
     denorm.wait_for(|views| views.as_array().unwrap().iter().any(|v| v["name"] == name && v["status"] == "failed"));
@@ -42,19 +30,19 @@ fn renamed_and_recreated_tables_heal_on_postgres() {
     );
     let mut client = project.client();
     let denorm = Denorm::start(&project.config);
-    wait_rows(&denorm, "per_tag", json!([{"tag": "a", "n": 2}, {"tag": "b", "n": 1}]));
+    denorm.wait_rows("per_tag", json!([{"tag": "a", "n": 2}, {"tag": "b", "n": 1}]));
 
     client.batch_execute("ALTER TABLE tags RENAME COLUMN tag TO label").unwrap();
     // A change of the table makes the stream report its new shape.
     client.batch_execute("INSERT INTO tags VALUES (4, 'c')").unwrap();
     wait_failed(&denorm, "per_tag");
     client.batch_execute("ALTER TABLE tags RENAME COLUMN label TO tag").unwrap();
-    wait_rows(&denorm, "per_tag", json!([{"tag": "a", "n": 2}, {"tag": "b", "n": 1}, {"tag": "c", "n": 1}]));
+    denorm.wait_rows("per_tag", json!([{"tag": "a", "n": 2}, {"tag": "b", "n": 1}, {"tag": "c", "n": 1}]));
 
     client.batch_execute("DROP TABLE tags").unwrap();
     client.batch_execute("INSERT INTO other VALUES (1)").unwrap();
     wait_failed(&denorm, "per_tag");
-    wait_rows(&denorm, "others", json!([{"n": 1}]));
+    denorm.wait_rows("others", json!([{"n": 1}]));
     client
         .batch_execute(
             "CREATE TABLE tags (id bigint PRIMARY KEY, tag text NOT NULL);
@@ -62,8 +50,8 @@ fn renamed_and_recreated_tables_heal_on_postgres() {
              INSERT INTO tags VALUES (7, 'z');",
         )
         .unwrap();
-    wait_rows(&denorm, "per_tag", json!([{"tag": "z", "n": 1}]));
+    denorm.wait_rows("per_tag", json!([{"tag": "z", "n": 1}]));
     client.batch_execute("INSERT INTO tags VALUES (8, 'z')").unwrap();
-    wait_rows(&denorm, "per_tag", json!([{"tag": "z", "n": 2}]));
+    denorm.wait_rows("per_tag", json!([{"tag": "z", "n": 2}]));
     denorm.terminate();
 }

@@ -13,8 +13,7 @@ mod pg_project;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{committed_position, eventually, get_text, Denorm, Project};
-use rusqlite::types::Value as Sql;
+use common::{committed_position, eventually, get_text, view_differs_from_select, Denorm, Project};
 use rusqlite::Connection;
 use serde_json::Value as Json;
 
@@ -30,47 +29,10 @@ const QUERIES: [(&str, &str); 2] = [
     ("big", "SELECT id, amount FROM items WHERE amount > 50"),
 ];
 
-fn sql_text(value: Sql) -> String {
-    match value {
-        Sql::Null => "NULL".into(),
-        Sql::Integer(i) => i.to_string(),
-        Sql::Real(f) => f.to_string(),
-        Sql::Text(t) => t,
-        Sql::Blob(b) => format!("{b:?}"),
-    }
-}
-
-fn json_text(value: &Json) -> String {
-    match value {
-        Json::Null => "NULL".into(),
-        Json::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 /// Every view against its SELECT (sorted rows as text); the first that
 /// differs, if any.
 fn first_difference(denorm: &Denorm, db: &Connection) -> Option<String> {
-    for (view, select) in QUERIES {
-        let mut stmt = db.prepare(select).unwrap();
-        let width = stmt.column_count();
-        let mut want: Vec<Vec<String>> = stmt
-            .query_map([], |r| (0..width).map(|i| r.get::<_, Sql>(i).map(sql_text)).collect())
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        let columns: Vec<String> = stmt.column_names().map(String::from).collect();
-        let (status, rows) = denorm.get(&format!("/views/{view}"));
-        assert_eq!(status, 200, "GET /views/{view}: {rows}");
-        let mut got: Vec<Vec<String>> =
-            rows.as_array().unwrap().iter().map(|row| columns.iter().map(|c| json_text(&row[c])).collect()).collect();
-        want.sort();
-        got.sort();
-        if got != want {
-            return Some(format!("view {view}: denorm {got:?}, source {want:?}"));
-        }
-    }
-    None
+    QUERIES.iter().find_map(|(view, select)| view_differs_from_select(denorm, db, view, select))
 }
 
 fn write(db: &Connection, from: i64, to: i64) {

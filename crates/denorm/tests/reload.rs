@@ -15,8 +15,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use common::{committed_position, Denorm, Project, SplitMix};
-use rusqlite::types::Value as Sql;
+use common::{committed_position, view_differs_from_select, Denorm, Project, SplitMix};
 use rusqlite::Connection;
 use serde_json::Value as Json;
 
@@ -63,44 +62,14 @@ fn query_of(view: &str) -> &'static str {
     }
 }
 
-fn sql_text(value: Sql) -> String {
-    match value {
-        Sql::Null => "NULL".into(),
-        Sql::Integer(i) => i.to_string(),
-        Sql::Real(f) => f.to_string(),
-        Sql::Text(t) => t,
-        Sql::Blob(b) => format!("{b:?}"),
-    }
-}
-
-fn json_text(value: &Json) -> String {
-    match value {
-        Json::Null => "NULL".into(),
-        Json::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 /// Waits until denorm reached everything committed, then compares `views`
 /// with their SELECTs.
 fn assert_exact(denorm: &Denorm, db: &Connection, views: &[&str]) {
     denorm.wait_for_position(committed_position(db));
     for view in views {
-        let mut stmt = db.prepare(query_of(view)).unwrap();
-        let width = stmt.column_count();
-        let mut want: Vec<Vec<String>> = stmt
-            .query_map([], |r| (0..width).map(|i| r.get::<_, Sql>(i).map(sql_text)).collect())
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        let columns: Vec<String> = stmt.column_names().map(String::from).collect();
-        let (status, rows) = denorm.get(&format!("/views/{view}"));
-        assert_eq!(status, 200, "GET /views/{view}: {rows}");
-        let mut got: Vec<Vec<String>> =
-            rows.as_array().unwrap().iter().map(|row| columns.iter().map(|c| json_text(&row[c])).collect()).collect();
-        want.sort();
-        got.sort();
-        assert_eq!(got, want, "view {view} differs from its SELECT");
+        if let Some(difference) = view_differs_from_select(denorm, db, view, query_of(view)) {
+            panic!("{difference}");
+        }
     }
 }
 

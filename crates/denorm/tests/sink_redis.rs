@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{committed_position, eventually, get_text, Denorm, Project, SplitMix};
+use common::{committed_position, eventually, metric, Denorm, Project, SplitMix};
 use rusqlite::Connection;
 use serde_json::Value as Json;
 
@@ -294,11 +294,6 @@ fn random_transaction(conn: &mut Connection, rng: &mut SplitMix) {
 
 fn transactions() -> usize {
     std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(100).clamp(20, 600)
-}
-
-fn metric(denorm: &Denorm, prefix: &str) -> Option<f64> {
-    let (_, text) = get_text(&format!("{}/metrics", denorm.base));
-    text.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
 fn delete_prefix(url: &str, prefix: &str) {

@@ -22,7 +22,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{committed_position, eventually, get_text, Denorm, Project, SplitMix};
+use common::{committed_position, eventually, metric, Denorm, Project, SplitMix};
+use pg_project::server::try_pg_ctl;
 use denorm_types::Datum;
 use rusqlite::Connection;
 
@@ -240,11 +241,6 @@ fn drop_schema(schema: &str) {
     let _ = psql(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
 }
 
-fn metric(denorm: &Denorm, prefix: &str) -> Option<f64> {
-    let (_, text) = get_text(&format!("{}/metrics", denorm.base));
-    text.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
-}
-
 /// Random source transactions in bursts: the SQLite sink in the source
 /// database itself, a SQLite sink in its own file and a PostgreSQL sink all
 /// equal the views and the source's queries after each burst; the source
@@ -380,33 +376,6 @@ fn kill_9_during_sink_writes_loses_and_duplicates_nothing() {
     drop_schema(&schema);
 }
 
-/// `pg_ctl` of the test server (`scripts/postgres`), as its owner.
-fn pg_ctl(args: &[&str]) -> bool {
-    let port = pg_url().rsplit_once(':').unwrap().1.split('/').next().unwrap().to_string();
-    let tmp = std::env::var("TMPDIR").unwrap_or_else(|_| "/tmp".into());
-    let dir = format!("{tmp}/denorm-postgres-{port}");
-    let Some(bin) = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()
-        .and_then(|d| d.filter_map(Result::ok).map(|e| e.path().join("bin/pg_ctl")).filter(|p| p.exists()).max())
-    else {
-        return false;
-    };
-    let root = Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    let mut command = if root {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--"]).arg(&bin);
-        c
-    } else {
-        Command::new(&bin)
-    };
-    command.args(args).args(["-D", &format!("{dir}/data"), "-w", "-t", "60"]);
-    if matches!(args[0], "start" | "restart") {
-        command.args(["-l", &format!("{dir}/server.log")]);
-    }
-    command.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
-    command.status().is_ok_and(|s| s.success())
-}
-
 /// The PostgreSQL server of a PostgreSQL sink restarts (immediate mode)
 /// while the SQLite source is written: the sink's errors are counted and
 /// retried, `/health` shows it, and it catches up with no loss.
@@ -420,7 +389,7 @@ fn a_postgres_restart_under_a_postgres_sink_is_caught_up() {
     let mut conn = project.connect();
     assert_converged(&denorm, &conn, &[format!("pg:{schema}")]);
     let mut rng = SplitMix(21);
-    assert!(pg_ctl(&["stop", "-m", "immediate"]), "pg_ctl stop");
+    assert!(try_pg_ctl(&["stop", "-m", "immediate"]), "pg_ctl stop");
     for _ in 0..30 {
         random_transaction(&mut conn, &mut rng);
     }
@@ -430,7 +399,7 @@ fn a_postgres_restart_under_a_postgres_sink_is_caught_up() {
     });
     let (_, health) = denorm.get("/health");
     assert_eq!(health["status"], "degraded", "{health}");
-    assert!(pg_ctl(&["start"]), "pg_ctl start");
+    assert!(try_pg_ctl(&["start"]), "pg_ctl start");
     for _ in 0..30 {
         random_transaction(&mut conn, &mut rng);
     }

@@ -129,6 +129,18 @@ impl Denorm {
         get(&format!("{}{path}", self.base))
     }
 
+    /// Waits until GET /views/{name} answers 200 with `expected`.
+    pub fn wait_rows(&self, name: &str, expected: Json) {
+        eventually(Duration::from_millis(50), || {
+            let (status, rows) = self.get(&format!("/views/{name}"));
+            if status == 200 && rows == expected {
+                Ok(())
+            } else {
+                Err(format!("/views/{name}: {status} {rows}, want {expected}"))
+            }
+        });
+    }
+
     /// Polls `/views` until `done` holds for it; returns it.
     pub fn wait_for(&self, done: impl Fn(&Json) -> bool) -> Json {
         let deadline = Instant::now() + PATIENCE;
@@ -327,4 +339,51 @@ impl SplitMix {
     pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
+}
+
+/// View `view` over HTTP against `select` run by SQLite, both as sorted
+/// rows of text (NULL as "NULL", JSON strings unquoted): `Some(what
+/// differs)`, or `None` when they are equal.
+pub fn view_differs_from_select(denorm: &Denorm, db: &Connection, view: &str, select: &str) -> Option<String> {
+    let mut stmt = db.prepare(select).unwrap_or_else(|e| panic!("{select}: {e}"));
+    let width = stmt.column_count();
+    let mut want: Vec<Vec<String>> = stmt
+        .query_map([], |r| (0..width).map(|i| r.get::<_, rusqlite::types::Value>(i).map(sql_text)).collect())
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let columns: Vec<String> = stmt.column_names().map(String::from).collect();
+    let (status, rows) = denorm.get(&format!("/views/{view}"));
+    assert_eq!(status, 200, "GET /views/{view}: {rows}");
+    let mut got: Vec<Vec<String>> =
+        rows.as_array().unwrap().iter().map(|row| columns.iter().map(|c| json_text(&row[c])).collect()).collect();
+    want.sort();
+    got.sort();
+    (got != want).then(|| format!("view {view} differs from its SELECT: denorm {got:?}, source {want:?}"))
+}
+
+fn sql_text(value: rusqlite::types::Value) -> String {
+    use rusqlite::types::Value as Sql;
+    match value {
+        Sql::Null => "NULL".into(),
+        Sql::Integer(i) => i.to_string(),
+        Sql::Real(f) => f.to_string(),
+        Sql::Text(t) => t,
+        Sql::Blob(b) => format!("{b:?}"),
+    }
+}
+
+fn json_text(value: &Json) -> String {
+    match value {
+        Json::Null => "NULL".into(),
+        Json::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The value of the first `/metrics` line starting with `prefix` (a metric
+/// name with its labels), as a number.
+pub fn metric(denorm: &Denorm, prefix: &str) -> Option<f64> {
+    let (_, text) = get_text(&format!("{}/metrics", denorm.base));
+    text.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
