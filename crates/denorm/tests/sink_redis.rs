@@ -19,11 +19,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::{committed_position, eventually, metric, Denorm, Project, SplitMix};
+use common::{committed_position, eventually, kill_three_times_under_a_writer, metric, Denorm, Project, SplitMix};
 use rusqlite::Connection;
 use serde_json::Value as Json;
 
@@ -343,29 +341,7 @@ fn kill_9_during_redis_writes_loses_and_duplicates_nothing() {
     let url = redis_url();
     let hash = prefix("kill");
     let project = project(&sink(&url, "h", &hash, "hash", ""));
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let (stop, mut conn) = (stop.clone(), project.connect());
-        std::thread::spawn(move || {
-            let mut rng = SplitMix(9);
-            let mut n = 0;
-            while !stop.load(Ordering::SeqCst) {
-                random_transaction(&mut conn, &mut rng);
-                n += 1;
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            n
-        })
-    };
-    let mut rng = SplitMix(3);
-    for _ in 0..3 {
-        let mut denorm = Denorm::spawn(&project.config);
-        denorm.connect();
-        std::thread::sleep(Duration::from_millis(200 + rng.below(600)));
-        denorm.kill();
-    }
-    stop.store(true, Ordering::SeqCst);
-    let written = writer.join().unwrap();
+    let written = kill_three_times_under_a_writer(&project, random_transaction);
     assert!(written > 10, "the writer committed {written} transactions");
     let denorm = Denorm::start(&project.config);
     let conn = project.connect();

@@ -18,11 +18,10 @@ mod pg_project;
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use common::{committed_position, eventually, metric, Denorm, Project, SplitMix};
+use common::{committed_position, eventually, kill_three_times_under_a_writer, metric, Denorm, Project, SplitMix};
 use pg_project::server::try_pg_ctl;
 use denorm_types::Datum;
 use rusqlite::Connection;
@@ -343,31 +342,7 @@ fn kill_9_during_sink_writes_loses_and_duplicates_nothing() {
     drop_schema(&schema);
     let project = project(&format!("{}{}", sqlite_sink("own_file", "read_models.db", ""), pg_sink(&schema, "")));
     let sinks = vec![format!("sqlite:{}", project.dir.path().join("read_models.db").display()), format!("pg:{schema}")];
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let (stop, mut conn) = (stop.clone(), project.connect());
-        std::thread::spawn(move || {
-            let mut rng = SplitMix(9);
-            let mut n = 0;
-            while !stop.load(Ordering::SeqCst) {
-                random_transaction(&mut conn, &mut rng);
-                n += 1;
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            n
-        })
-    };
-    let mut rng = SplitMix(3);
-    for _ in 0..3 {
-        let mut denorm = Denorm::spawn(&project.config);
-        denorm.connect();
-        std::thread::sleep(Duration::from_millis(200 + rng.below(600)));
-        denorm.kill();
-    }
-    let written = {
-        stop.store(true, Ordering::SeqCst);
-        writer.join().unwrap()
-    };
+    let written = kill_three_times_under_a_writer(&project, random_transaction);
     assert!(written > 10, "the writer committed {written} transactions");
     let denorm = Denorm::start(&project.config);
     let conn = project.connect();

@@ -387,3 +387,33 @@ pub fn metric(denorm: &Denorm, prefix: &str) -> Option<f64> {
     let (_, text) = get_text(&format!("{}/metrics", denorm.base));
     text.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
+
+/// Kills `denorm run` with `project`'s config three times, 200–800 ms after
+/// it serves each time, while another thread commits `transaction` on its
+/// own connection throughout; how many transactions it committed.
+pub fn kill_three_times_under_a_writer(project: &Project, transaction: fn(&mut Connection, &mut SplitMix)) -> usize {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (stop, mut conn) = (stop.clone(), project.connect());
+        std::thread::spawn(move || {
+            let mut rng = SplitMix(9);
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) {
+                transaction(&mut conn, &mut rng);
+                n += 1;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            n
+        })
+    };
+    let mut rng = SplitMix(3);
+    for _ in 0..3 {
+        let mut denorm = Denorm::spawn(&project.config);
+        denorm.connect();
+        std::thread::sleep(Duration::from_millis(200 + rng.below(600)));
+        denorm.kill();
+    }
+    stop.store(true, Ordering::SeqCst);
+    writer.join().expect("the writer thread panicked")
+}
