@@ -41,6 +41,7 @@ pub fn run(config_path: &Path, out: &mut dyn Write, err: &mut dyn Write) -> anyh
             writeln!(out)?;
         }
         write!(out, "{}", describe::render_view(view, file, &catalog))?;
+        write!(out, "{}", sinks_of(view, &config.sinks))?;
         if let Ok(estimates) = &estimates {
             write!(out, "{}", estimate::render(&estimates[i]))?;
         }
@@ -71,6 +72,32 @@ pub fn run(config_path: &Path, out: &mut dyn Write, err: &mut dyn Write) -> anyh
         source.name,
     )?;
     Ok(Outcome::Ok)
+}
+
+/// Where `[[sink]]` entries write `view` (nothing when none does): each
+/// sink's name and target, and the indexes a table sink creates.
+fn sinks_of(view: &denorm_sql::ViewDef, sinks: &[config::sink::SinkSettings]) -> String {
+    use config::sink::SinkKind;
+    let targets: Vec<String> = sinks
+        .iter()
+        .filter(|s| s.views.iter().any(|v| v.eq_ignore_ascii_case(&view.name)))
+        .map(|s| match &s.kind {
+            SinkKind::Postgres { schema, .. } => format!("{} (postgres table {schema}.{})", s.name, view.name),
+            SinkKind::Sqlite { path } => format!("{} (sqlite table {} in {})", s.name, view.name, path.display()),
+            SinkKind::Redis(redis) => format!("{} (redis keys {}{}:…)", s.name, redis.prefix, view.name),
+        })
+        .collect();
+    if targets.is_empty() {
+        return String::new();
+    }
+    let mut out = format!("  sinks: {}\n", targets.join(", "));
+    if !view.indexes.is_empty() {
+        let name = |i: &usize| view.columns.get(*i).map_or("?", |c| c.name.as_str()).to_string();
+        let indexes: Vec<String> =
+            view.indexes.iter().map(|index| format!("({})", index.iter().map(name).collect::<Vec<_>>().join(", "))).collect();
+        out.push_str(&format!("  sink indexes: {}\n", indexes.join(", ")));
+    }
+    out
 }
 
 fn plural(n: usize) -> &'static str {

@@ -97,6 +97,29 @@ fn success_prints_every_view_section() {
 }
 
 #[test]
+fn check_shows_where_sinks_write_each_view() {
+    let views = "CREATE MATERIALIZED VIEW user_names WITH (index = 'name; name, id') AS SELECT id, name FROM users;\n\
+                 CREATE MATERIALIZED VIEW ids AS SELECT id FROM users;\n";
+    let (_dir, config) = project(
+        "views = [\"views.sql\"]\n[source]\nurl = \"sqlite://app.db\"\ninit = \"schema.sql\"\n\
+         [[sink]]\nname = \"models\"\nkind = \"sqlite\"\npath = \"models.db\"\nviews = [\"user_names\"]\n\
+         [[sink]]\nname = \"cache\"\nkind = \"redis\"\nurl = \"redis://127.0.0.1:1\"\nprefix = \"app:\"\nviews = [\"user_names\"]\n",
+        SCHEMA,
+        views,
+    );
+    let run = check(&config);
+    assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
+    let models = config.parent().unwrap().join("models.db");
+    let line = format!(
+        "  sinks: models (sqlite table user_names in {}), cache (redis keys app:user_names:…)\n",
+        models.display()
+    );
+    assert!(run.stdout.contains(&line), "{}", run.stdout);
+    assert!(run.stdout.contains("  sink indexes: (name), (name, id)\n"), "{}", run.stdout);
+    assert_eq!(run.stdout.matches("  sinks: ").count(), 1, "ids is written by no sink: {}", run.stdout);
+}
+
+#[test]
 fn unknown_key_names_file_line_and_key() {
     let (_dir, config) = project(
         "views = [\"views.sql\"]\n[source]\nurl = \"sqlite://app.db\"\ninit = \"schema.sql\"\nlisen = \"x\"\n",
