@@ -30,12 +30,9 @@ mod pg_project;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{view_rows, Denorm, Project, SplitMix};
+use common::{view_rows, Background, Denorm, Project, SplitMix};
 use denorm_types::{Datum, Value};
 use pg_project::server::{pg_ctl, transaction, ServerBack};
 use pg_project::{column_types, reference, PgProject};
@@ -129,7 +126,8 @@ fn compare(denorm: &Denorm, source: &mut dyn Source) -> Option<(usize, usize)> {
     let mut total = (0, 0);
     for (name, select) in VIEWS {
         let view = listed.as_array()?.iter().find(|v| v["name"] == *name)?;
-        let columns: Vec<String> = view["columns"].as_array()?.iter().map(|c| c.as_str().unwrap().to_string()).collect();
+        let columns: Vec<String> =
+            view["columns"].as_array()?.iter().map(|c| c.as_str().unwrap().to_string()).collect();
         let got = view_rows(denorm, name, &columns);
         let want = source.reference(denorm, name, select)?;
         let (lost, duplicated) = differences(&got, &want);
@@ -161,69 +159,26 @@ fn start(config: &Path) -> (Denorm, f64) {
     (denorm, started.elapsed().as_secs_f64())
 }
 
-/// Pause/resume of a writer thread.
-struct Pausable {
-    stop: Arc<AtomicBool>,
-    pause: Arc<AtomicBool>,
-    idle: Arc<AtomicBool>,
-    committed: Arc<AtomicU64>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Pausable {
-    fn pause(&self) {
-        self.pause.store(true, Ordering::SeqCst);
-        while !self.idle.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-
-    fn resume(&self) {
-        self.idle.store(false, Ordering::SeqCst);
-        self.pause.store(false, Ordering::SeqCst);
-    }
-
-    fn finish(mut self) -> u64 {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            thread.join().unwrap();
-        }
-        self.committed.load(Ordering::SeqCst)
-    }
-}
-
 /// Random transactions on the SQLite file from another connection, as an
 /// application writes (busy timeout set, as the README advises).
-fn sqlite_writer(db: &Path, first: i64) -> Pausable {
-    let (stop, pause, idle) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
-    let committed = Arc::new(AtomicU64::new(0));
-    let (stopped, paused, idled, count) = (stop.clone(), pause.clone(), idle.clone(), committed.clone());
-    let db = db.to_path_buf();
-    let thread = std::thread::spawn(move || {
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.busy_timeout(Duration::from_secs(10)).unwrap();
-        let mut rng = SplitMix(11);
-        let mut next_transfer = first;
-        while !stopped.load(Ordering::SeqCst) {
-            if paused.load(Ordering::SeqCst) {
-                idled.store(true, Ordering::SeqCst);
-                std::thread::sleep(Duration::from_millis(5));
-                continue;
+fn sqlite_writer(db: &Path, first: i64) -> Background {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.busy_timeout(Duration::from_secs(10)).unwrap();
+    let mut rng = SplitMix(11);
+    let mut next_transfer = first;
+    Background::spawn(move || {
+        let sql = transaction(&mut rng, &mut next_transfer);
+        let committed = match conn.execute_batch(&sql) {
+            Ok(()) => true,
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                eprintln!("writer: {e}");
+                false
             }
-            let sql = transaction(&mut rng, &mut next_transfer);
-            match conn.execute_batch(&sql) {
-                Ok(()) => {
-                    count.fetch_add(1, Ordering::SeqCst);
-                }
-                Err(e) => {
-                    let _ = conn.execute_batch("ROLLBACK");
-                    eprintln!("writer: {e}");
-                }
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    });
-    Pausable { stop, pause, idle, committed, thread: Some(thread) }
+        };
+        std::thread::sleep(Duration::from_millis(2));
+        committed
+    })
 }
 
 struct Sqlite(rusqlite::Connection);
@@ -239,7 +194,9 @@ impl Source for Sqlite {
                         rusqlite::types::ValueRef::Null => Datum::Null,
                         rusqlite::types::ValueRef::Integer(v) => Datum::Int(v),
                         rusqlite::types::ValueRef::Real(v) => Datum::Float(v),
-                        rusqlite::types::ValueRef::Text(t) => Datum::owned_text(String::from_utf8_lossy(t).into_owned()),
+                        rusqlite::types::ValueRef::Text(t) => {
+                            Datum::owned_text(String::from_utf8_lossy(t).into_owned())
+                        }
                         rusqlite::types::ValueRef::Blob(b) => Datum::owned_text(format!("{b:?}")),
                     })
                     .collect())
@@ -392,8 +349,14 @@ fn sqlite(rows: u64, count: usize) {
     let writer = sqlite_writer(&project.db, rows as i64 + 1_000);
     let mut source = Sqlite(project.connect());
     let pause = |on: bool| if on { writer.pause() } else { writer.resume() };
-    let (tally, restart, snapshot) =
-        cycles(count, &[Fault::Kill, Fault::KillDuringStart, Fault::Terminate], &project.config, &mut source, &pause, 3);
+    let (tally, restart, snapshot) = cycles(
+        count,
+        &[Fault::Kill, Fault::KillDuringStart, Fault::Terminate],
+        &project.config,
+        &mut source,
+        &pause,
+        3,
+    );
     let committed = writer.finish();
     report("SQLite", rows, committed, &tally, restart, snapshot);
 }
@@ -412,7 +375,8 @@ fn postgres(rows: u64, count: usize) {
     let writer = pg_project::server::Writer::starting_at(project.url.clone(), 5, rows as i64 + 1_000);
     let mut source = Postgres(project.url.clone());
     let pause = |on: bool| if on { writer.pause() } else { writer.resume() };
-    let faults = [Fault::Kill, Fault::KillDuringStart, Fault::Terminate, Fault::PgRestartFast, Fault::PgRestartImmediate];
+    let faults =
+        [Fault::Kill, Fault::KillDuringStart, Fault::Terminate, Fault::PgRestartFast, Fault::PgRestartImmediate];
     let (tally, restart, snapshot) = cycles(count, &faults, &project.config, &mut source, &pause, 4);
     let committed = writer.finish();
     report("PostgreSQL", rows, committed, &tally, restart, snapshot);

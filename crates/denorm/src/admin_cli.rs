@@ -72,7 +72,12 @@ fn write_report(reply: &Json, out: &mut dyn Write) -> anyhow::Result<()> {
                 if view["repaired"] == json!(true) { " (repaired)" } else { "" }
             )?;
         }
-        writeln!(out, "{} difference(s){}", reply["differences"], if reply["repaired"] == json!(true) { ", repaired" } else { "" })?;
+        writeln!(
+            out,
+            "{} difference(s){}",
+            reply["differences"],
+            if reply["repaired"] == json!(true) { ", repaired" } else { "" }
+        )?;
         return Ok(());
     }
     writeln!(out, "compared at position {}", reply["position"])?;

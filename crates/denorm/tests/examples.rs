@@ -348,6 +348,18 @@ examples! {
     billing_reconciliation => "billing-reconciliation",
 }
 
+/// One billing row (customer, name, plan, events, amount) as `a|b|c|d|e`.
+fn billing_line(r: &rusqlite::Row<'_>) -> rusqlite::Result<String> {
+    Ok(format!(
+        "{}|{}|{}|{}|{}",
+        r.get::<_, i64>(0)?,
+        r.get::<_, String>(1)?,
+        r.get::<_, String>(2)?,
+        r.get::<_, i64>(3)?,
+        r.get::<_, i64>(4)?
+    ))
+}
+
 /// The sink's copy (`billing_totals` in app.db) as sorted text lines
 /// (an error until the sink has created its table).
 fn sink_rows(db: &Connection) -> Result<Vec<String>, String> {
@@ -355,16 +367,7 @@ fn sink_rows(db: &Connection) -> Result<Vec<String>, String> {
         .prepare("SELECT customer_id, name, plan, events, amount_cents FROM billing_totals ORDER BY customer_id")
         .map_err(|e| e.to_string())?;
     statement
-        .query_map([], |r| {
-            Ok(format!(
-                "{}|{}|{}|{}|{}",
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, i64>(4)?
-            ))
-        })
+        .query_map([], billing_line)
         .and_then(|rows| rows.collect())
         .map_err(|e| e.to_string())
 }
@@ -376,16 +379,7 @@ fn billing_from_source(db: &Connection) -> Vec<String> {
                   GROUP BY c.id, c.name, c.plan ORDER BY c.id";
     let mut statement = db.prepare(select).unwrap();
     statement
-        .query_map([], |r| {
-            Ok(format!(
-                "{}|{}|{}|{}|{}",
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, i64>(4)?
-            ))
-        })
+        .query_map([], billing_line)
         .unwrap()
         .map(Result::unwrap)
         .collect()

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use common::{committed_position, view_differs_from_select, Denorm, Project, SplitMix};
+use common::{committed_position, view_differs_from_select, Background, Denorm, Project, SplitMix};
 use rusqlite::Connection;
 use serde_json::Value as Json;
 
@@ -73,63 +73,26 @@ fn assert_exact(denorm: &Denorm, db: &Connection, views: &[&str]) {
     }
 }
 
-/// Random transactions until stopped; pausable.
-struct Writer {
-    stop: Arc<AtomicBool>,
-    paused: Arc<AtomicBool>,
-    idle: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Writer {
-    fn start(project: &Project) -> Writer {
-        let conn = project.connect();
-        let (stop, paused, idle) =
-            (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
-        let (s, p, i) = (stop.clone(), paused.clone(), idle.clone());
-        let thread = std::thread::spawn(move || {
-            let mut rng = SplitMix(7);
-            while !s.load(Ordering::SeqCst) {
-                if p.load(Ordering::SeqCst) {
-                    i.store(true, Ordering::SeqCst);
-                    std::thread::sleep(Duration::from_millis(2));
-                    continue;
-                }
-                i.store(false, Ordering::SeqCst);
-                let (id, grp, amount) = (rng.below(80) as i64, rng.below(4) as i64, rng.below(100) as i64);
-                match rng.below(4) {
-                    0 => conn.execute("DELETE FROM items WHERE id = ?1", [id]).map(drop),
-                    _ => conn
-                        .execute(
-                            "INSERT INTO items (id, grp, amount, note) VALUES (?1, ?2, ?3, 'n' || ?3) \
-                             ON CONFLICT (id) DO UPDATE SET amount = excluded.amount, grp = excluded.grp",
-                            (id, grp, amount),
-                        )
-                        .map(drop),
-                }
-                .unwrap();
-                std::thread::sleep(Duration::from_millis(1 + rng.below(3)));
-            }
-        });
-        Writer { stop, paused, idle, thread: Some(thread) }
-    }
-
-    fn pause(&self) {
-        self.paused.store(true, Ordering::SeqCst);
-        while !self.idle.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(1));
+/// Upserts and deletes of items on a connection of its own until finished.
+fn writer(project: &Project) -> Background {
+    let conn = project.connect();
+    let mut rng = SplitMix(7);
+    Background::spawn(move || {
+        let (id, grp, amount) = (rng.below(80) as i64, rng.below(4) as i64, rng.below(100) as i64);
+        match rng.below(4) {
+            0 => conn.execute("DELETE FROM items WHERE id = ?1", [id]).map(drop),
+            _ => conn
+                .execute(
+                    "INSERT INTO items (id, grp, amount, note) VALUES (?1, ?2, ?3, 'n' || ?3) \
+                     ON CONFLICT (id) DO UPDATE SET amount = excluded.amount, grp = excluded.grp",
+                    (id, grp, amount),
+                )
+                .map(drop),
         }
-    }
-
-    fn resume(&self) {
-        self.idle.store(false, Ordering::SeqCst);
-        self.paused.store(false, Ordering::SeqCst);
-    }
-
-    fn stop(mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        self.thread.take().unwrap().join().unwrap();
-    }
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(1 + rng.below(3)));
+        true
+    })
 }
 
 /// Reads `view` in a loop until stopped; counts reads and failures (a
@@ -198,7 +161,7 @@ fn reload_adds_drops_and_changes_views_under_load() {
         .unwrap();
     }
     let mut denorm = Denorm::start(&project.config);
-    let writer = Writer::start(&project);
+    let writer = writer(&project);
     let reader = Reader::start(&denorm.base, "keep_totals");
     std::thread::sleep(Duration::from_millis(200));
 
@@ -250,7 +213,7 @@ fn reload_adds_drops_and_changes_views_under_load() {
 
     std::thread::sleep(Duration::from_millis(100));
     let reads = reader.stop();
-    writer.stop();
+    writer.finish();
     assert!(reads > 10, "the reader ran ({reads} reads)");
     assert_exact(&denorm, &db, &["keep_totals", "added", "notes"]);
     let snapshots = denorm.lines.iter().filter(|l| l.contains("snapshot read")).count();
@@ -296,7 +259,7 @@ fn kill_during_a_reload_restarts_exactly() {
     let views_file = project.dir.path().join("views.sql");
     for (round, views) in [VIEWS_2, VIEWS_3].into_iter().enumerate() {
         let mut denorm = Denorm::start(&project.config);
-        let writer = Writer::start(&project);
+        let writer = writer(&project);
         std::thread::sleep(Duration::from_millis(100));
         std::fs::write(&views_file, views).unwrap();
         let status = Command::new("kill").arg("-HUP").arg(denorm.child.id().to_string()).status().unwrap();
@@ -304,7 +267,7 @@ fn kill_during_a_reload_restarts_exactly() {
         denorm.wait_for_log("reload asked");
         std::thread::sleep(Duration::from_millis(5 + 20 * round as u64));
         denorm.kill();
-        writer.stop();
+        writer.finish();
         let mut denorm = Denorm::start(&project.config);
         denorm.wait_for_log("published");
         let names: Vec<&str> =

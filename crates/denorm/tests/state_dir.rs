@@ -8,12 +8,9 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use common::{committed_position, view_differs_from_select, Denorm, Project, SplitMix};
+use common::{committed_position, view_differs_from_select, Background, Denorm, Project, SplitMix};
 use rusqlite::Connection;
 
 const SCHEMA: &str = "
@@ -41,59 +38,15 @@ const SNAPSHOT_READ: &str = "snapshot read";
 /// published: a kill before leaves no usable state).
 const SNAPSHOT_WRITTEN: &str = "snapshot written to the state directory";
 
-/// Random transactions on a connection of its own until stopped; paused
-/// while `paused` is set.
-struct Writer {
-    stop: Arc<AtomicBool>,
-    paused: Arc<AtomicBool>,
-    /// Set by the writer while paused (its last transaction committed).
-    idle: Arc<AtomicBool>,
-    thread: Option<JoinHandle<u64>>,
-}
-
-impl Writer {
-    fn start(project: &Project, seed: u64) -> Writer {
-        let conn = project.connect();
-        let stop = Arc::new(AtomicBool::new(false));
-        let paused = Arc::new(AtomicBool::new(false));
-        let idle = Arc::new(AtomicBool::new(false));
-        let (s, p, i) = (stop.clone(), paused.clone(), idle.clone());
-        let thread = std::thread::spawn(move || {
-            let mut rng = SplitMix(seed);
-            let mut transactions = 0;
-            while !s.load(Ordering::SeqCst) {
-                if p.load(Ordering::SeqCst) {
-                    i.store(true, Ordering::SeqCst);
-                    std::thread::sleep(Duration::from_millis(2));
-                    continue;
-                }
-                i.store(false, Ordering::SeqCst);
-                transaction(&conn, &mut rng);
-                transactions += 1;
-                std::thread::sleep(Duration::from_millis(rng.below(3)));
-            }
-            transactions
-        });
-        Writer { stop, paused, idle, thread: Some(thread) }
-    }
-
-    fn pause(&self) {
-        self.paused.store(true, Ordering::SeqCst);
-        while !self.idle.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-
-    fn resume(&self) {
-        self.idle.store(false, Ordering::SeqCst);
-        self.paused.store(false, Ordering::SeqCst);
-    }
-
-    /// Stops it; the number of transactions it committed.
-    fn stop(mut self) -> u64 {
-        self.stop.store(true, Ordering::SeqCst);
-        self.thread.take().unwrap().join().unwrap()
-    }
+/// Random transactions on a connection of its own until finished.
+fn writer(project: &Project, seed: u64) -> Background {
+    let conn = project.connect();
+    let mut rng = SplitMix(seed);
+    Background::spawn(move || {
+        transaction(&conn, &mut rng);
+        std::thread::sleep(Duration::from_millis(rng.below(3)));
+        true
+    })
 }
 
 /// One transaction of 1..6 random writes.
@@ -168,7 +121,7 @@ fn kill_at_random_points_under_a_writer_resumes_exactly() {
     let mut denorm = Denorm::start(&project.config);
     denorm.wait_for_log(SNAPSHOT_WRITTEN);
     assert_views_equal_sqlite(&denorm, &db);
-    let writer = Writer::start(&project, 42);
+    let writer = writer(&project, 42);
     let mut rng = SplitMix(7);
     for cycle in 0..12 {
         // Up to past two durable commits (every 500 ms on SQLite).
@@ -190,7 +143,7 @@ fn kill_at_random_points_under_a_writer_resumes_exactly() {
             writer.resume();
         }
     }
-    let transactions = writer.stop();
+    let transactions = writer.finish();
     assert!(transactions > 50, "the writer committed only {transactions} transactions");
     assert_views_equal_sqlite(&denorm, &db);
     // A graceful stop and start resumes too.

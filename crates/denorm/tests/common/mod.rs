@@ -417,3 +417,77 @@ pub fn kill_three_times_under_a_writer(project: &Project, transaction: fn(&mut C
     stop.store(true, Ordering::SeqCst);
     writer.join().expect("the writer thread panicked")
 }
+
+/// A writer on a thread of its own: `step` commits one transaction per call
+/// (and says whether it did), called until [`Background::finish`];
+/// [`Background::pause`] returns once the writer is between two calls.
+pub struct Background {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    paused: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    idle: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    committed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Background {
+    pub fn spawn(mut step: impl FnMut() -> bool + Send + 'static) -> Background {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use std::sync::Arc;
+        let (stop, paused, idle) =
+            (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        let committed = Arc::new(AtomicU64::new(0));
+        let (s, p, i, c) = (stop.clone(), paused.clone(), idle.clone(), committed.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                if p.load(Ordering::SeqCst) {
+                    i.store(true, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(2));
+                    continue;
+                }
+                i.store(false, Ordering::SeqCst);
+                if step() {
+                    c.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        });
+        Background { stop, paused, idle, committed, thread: Some(thread) }
+    }
+
+    /// Waits until the writer is between two transactions and keeps it there.
+    pub fn pause(&self) {
+        use std::sync::atomic::Ordering;
+        self.paused.store(true, Ordering::SeqCst);
+        while !self.idle.load(Ordering::SeqCst) && self.thread.as_ref().is_some_and(|t| !t.is_finished()) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    pub fn resume(&self) {
+        use std::sync::atomic::Ordering;
+        self.idle.store(false, Ordering::SeqCst);
+        self.paused.store(false, Ordering::SeqCst);
+    }
+
+    /// Transactions committed so far.
+    pub fn committed(&self) -> u64 {
+        self.committed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Stops the writer; the transactions it committed.
+    pub fn finish(mut self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("the writer thread panicked");
+        }
+        self.committed()
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

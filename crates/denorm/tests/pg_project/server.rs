@@ -4,15 +4,12 @@
 //! and `benches/chaos.rs`.
 
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use postgres::{Client, NoTls};
 
 use super::server_url;
-use crate::common::SplitMix;
+use crate::common::{Background, SplitMix};
 
 /// `pg_ctl` of the test server, run as the server's owner.
 pub fn pg_ctl(args: &[&str]) {
@@ -68,85 +65,40 @@ pub fn is_root() -> bool {
 
 // --- a writer that survives the restarts ------------------------------------
 
-/// Random transactions on accounts and transfers until stopped; connection
-/// errors (the server is down) are waited out. Returns the committed count.
-pub struct Writer {
-    stop: Arc<AtomicBool>,
-    /// While set, the writer commits nothing (and says so in `idle`).
-    pause: Arc<AtomicBool>,
-    idle: Arc<AtomicBool>,
-    committed: Arc<AtomicU64>,
-    thread: Option<JoinHandle<()>>,
-}
+/// Random transactions on accounts and transfers until finished (a
+/// [`Background`]); connection errors (the server is down) are waited out.
+pub struct Writer;
 
 impl Writer {
-    pub fn start(url: String, seed: u64) -> Writer {
+    pub fn start(url: String, seed: u64) -> Background {
         Writer::starting_at(url, seed, 1_000)
     }
 
     /// As [`Writer::start`], inserting transfers from id `first + 1` on.
-    pub fn starting_at(url: String, seed: u64, first: i64) -> Writer {
-        let stop = Arc::new(AtomicBool::new(false));
-        let pause = Arc::new(AtomicBool::new(false));
-        let idle = Arc::new(AtomicBool::new(false));
-        let committed = Arc::new(AtomicU64::new(0));
-        let (stopped, count) = (stop.clone(), committed.clone());
-        let (paused, idled) = (pause.clone(), idle.clone());
-        let thread = std::thread::spawn(move || {
-            let mut rng = SplitMix(seed);
-            let mut next_transfer = first;
-            let mut client: Option<Client> = None;
-            while !stopped.load(Ordering::SeqCst) {
-                if paused.load(Ordering::SeqCst) {
-                    idled.store(true, Ordering::SeqCst);
-                    std::thread::sleep(Duration::from_millis(5));
-                    continue;
+    pub fn starting_at(url: String, seed: u64, first: i64) -> Background {
+        let mut rng = SplitMix(seed);
+        let mut next_transfer = first;
+        let mut client: Option<Client> = None;
+        Background::spawn(move || {
+            let Some(c) = client.as_mut() else {
+                client = Client::connect(&url, NoTls).ok();
+                if client.is_none() {
+                    std::thread::sleep(Duration::from_millis(50));
                 }
-                idled.store(false, Ordering::SeqCst);
-                let Some(c) = client.as_mut() else {
-                    client = Client::connect(&url, NoTls).ok();
-                    if client.is_none() {
-                        std::thread::sleep(Duration::from_millis(50));
-                    }
-                    continue;
-                };
-                let sql = transaction(&mut rng, &mut next_transfer);
-                match c.batch_execute(&sql) {
-                    Ok(()) => {
-                        count.fetch_add(1, Ordering::SeqCst);
-                    }
-                    Err(e) if e.is_closed() || e.code().is_none() || is_shutdown(&e) => client = None,
-                    Err(e) => panic!("{sql}: {e}"),
+                return false;
+            };
+            let sql = transaction(&mut rng, &mut next_transfer);
+            let committed = match c.batch_execute(&sql) {
+                Ok(()) => true,
+                Err(e) if e.is_closed() || e.code().is_none() || is_shutdown(&e) => {
+                    client = None;
+                    false
                 }
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        });
-        Writer { stop, pause, idle, committed, thread: Some(thread) }
-    }
-
-    /// Waits until the writer has stopped between two transactions.
-    pub fn pause(&self) {
-        self.pause.store(true, Ordering::SeqCst);
-        while !self.idle.load(Ordering::SeqCst) && self.thread.as_ref().is_some_and(|t| !t.is_finished()) {
+                Err(e) => panic!("{sql}: {e}"),
+            };
             std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-
-    pub fn resume(&self) {
-        self.idle.store(false, Ordering::SeqCst);
-        self.pause.store(false, Ordering::SeqCst);
-    }
-
-    /// Transactions committed so far.
-    pub fn committed(&self) -> u64 {
-        self.committed.load(Ordering::SeqCst)
-    }
-
-    /// Stops the writer; the transactions it committed.
-    pub fn finish(mut self) -> u64 {
-        self.stop.store(true, Ordering::SeqCst);
-        self.thread.take().unwrap().join().unwrap();
-        self.committed.load(Ordering::SeqCst)
+            committed
+        })
     }
 }
 
