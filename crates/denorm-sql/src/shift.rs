@@ -22,7 +22,6 @@ use denorm_types::Dialect;
 use sqlparser::ast::{self, SelectItem};
 
 use crate::expr::Lowerer;
-use crate::key::properties;
 use crate::select::Context;
 use crate::source::location;
 use crate::types::{unify_all, Typed};
@@ -266,10 +265,7 @@ fn check_total(
     call: &Call<'_>,
     cx: &Context<'_, '_>,
 ) -> Result<(), PlanError> {
-    let terms: Vec<Expr> = partition.iter().copied().chain(order.iter().map(|k| k.column)).map(Expr::Column).collect();
-    let width = terms.len();
-    let projected = Plan::Map { input: Box::new(input.clone()), exprs: terms };
-    if properties(&projected, cx.catalog).is_unique(&(0..width).collect::<Vec<_>>()) {
+    if crate::window::identifies_rows(input, partition, order, cx) {
         return Ok(());
     }
     Err(PlanError::new(format!("{}'s ORDER BY does not identify a row within its partition", call.name()), call.at)

@@ -215,6 +215,15 @@ pub(crate) fn lower_spec(
     Ok((partition, order))
 }
 
+/// Whether `partition` and `order` together identify a row of `input`
+/// (no two rows of a partition can tie), as the key properties prove it.
+pub(crate) fn identifies_rows(input: &Plan, partition: &[usize], order: &[SortKey], cx: &Context<'_, '_>) -> bool {
+    let terms: Vec<Expr> = partition.iter().copied().chain(order.iter().map(|k| k.column)).map(Expr::Column).collect();
+    let width = terms.len();
+    let projected = Plan::Map { input: Box::new(input.clone()), exprs: terms };
+    properties(&projected, cx.catalog).is_unique(&(0..width).collect::<Vec<_>>())
+}
+
 /// Refuses an order under which two rows of a partition may tie.
 fn check_total(
     input: &Plan,
@@ -223,10 +232,7 @@ fn check_total(
     found: &Found<'_>,
     cx: &Context<'_, '_>,
 ) -> Result<(), PlanError> {
-    let terms: Vec<Expr> = partition.iter().copied().chain(order.iter().map(|k| k.column)).map(Expr::Column).collect();
-    let width = terms.len();
-    let projected = Plan::Map { input: Box::new(input.clone()), exprs: terms };
-    if properties(&projected, cx.catalog).is_unique(&(0..width).collect::<Vec<_>>()) {
+    if identifies_rows(input, partition, order, cx) {
         return Ok(());
     }
     let at = found.spec.order_by.first().and_then(|t| cx.view.tokens.start_of(&t.expr)).and_then(location).or(found.at);
