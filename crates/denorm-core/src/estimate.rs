@@ -24,7 +24,7 @@
 use std::collections::HashMap;
 use std::mem::size_of;
 
-use denorm_expr::{BinaryOp, Expr, JoinKind};
+use denorm_expr::{Expr, JoinKind};
 use denorm_types::{Diff, Row};
 
 use crate::graph::Operator;
@@ -126,40 +126,10 @@ impl Shape {
     }
 }
 
-/// The fraction of `shape`'s rows `predicate` keeps, as query planners
-/// guess it: an equality with a constant keeps one distinct value's share,
-/// an equality of two columns the larger domain's, a range a third, a LIKE
-/// a tenth, `IN (list)` the list's share; AND multiplies, OR adds (less
-/// the overlap), NOT complements; anything else keeps a third.
+/// The fraction of `shape`'s rows `predicate` keeps: the planner's guess
+/// ([`denorm_expr::selectivity`]) with the shape's distinct values.
 fn selectivity(predicate: &Expr, shape: &Shape) -> f64 {
-    let column = |e: &Expr| if let Expr::Column(c) = e { Some(*c) } else { None };
-    let constant = |e: &Expr| matches!(e, Expr::Literal(_));
-    let equal = |left: &Expr, right: &Expr| match (column(left), column(right)) {
-        (Some(a), Some(b)) => 1.0 / shape.distinct_at(a).max(shape.distinct_at(b)),
-        (Some(c), None) if constant(right) => 1.0 / shape.distinct_at(c),
-        (None, Some(c)) if constant(left) => 1.0 / shape.distinct_at(c),
-        _ => 1.0 / 3.0,
-    };
-    let fraction = match predicate {
-        Expr::Binary { op: BinaryOp::And, left, right } => selectivity(left, shape) * selectivity(right, shape),
-        Expr::Binary { op: BinaryOp::Or, left, right } => {
-            let (a, b) = (selectivity(left, shape), selectivity(right, shape));
-            a + b - a * b
-        }
-        Expr::Not(inner) => 1.0 - selectivity(inner, shape),
-        Expr::Binary { op: BinaryOp::Eq, left, right } => equal(left, right),
-        Expr::Binary { op: BinaryOp::NotEq, left, right } => 1.0 - equal(left, right),
-        Expr::Binary { op: BinaryOp::Lt | BinaryOp::LtEq | BinaryOp::Gt | BinaryOp::GtEq, .. } => 1.0 / 3.0,
-        Expr::Like { .. } => 0.1,
-        Expr::InList { expr, list } => match column(expr) {
-            Some(c) => list.len() as f64 / shape.distinct_at(c),
-            None => 1.0 / 3.0,
-        },
-        Expr::Literal(denorm_types::Datum::Bool(true)) => 1.0,
-        Expr::Literal(_) => 0.0,
-        _ => 1.0 / 3.0,
-    };
-    fraction.clamp(0.0, 1.0)
+    denorm_expr::selectivity(predicate, &|c| shape.distinct_at(c))
 }
 
 /// The heap bytes of a row `width` bytes wide (0 when inline).
@@ -377,7 +347,7 @@ impl Dataflow {
 mod tests {
     use super::*;
     use crate::{Runtime, SourceBatch};
-    use denorm_expr::{Aggregate, AggregateFunc, JoinKind, Plan};
+    use denorm_expr::{Aggregate, AggregateFunc, BinaryOp, JoinKind, Plan};
     use denorm_types::{Catalog, ColumnSchema, Datum, Dialect, Position, ScalarType, TableSchema};
 
     /// On a foreign-key join and a GROUP BY over a table of unique keys

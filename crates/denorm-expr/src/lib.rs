@@ -31,6 +31,7 @@ mod to_char;
 mod plan;
 pub mod printf;
 mod scalar;
+mod selectivity;
 
 pub use aggregate::{
     split_filter, Aggregate, AggregateFunc, AggregateOrder, ConcatSpec, JsonArraySpec, OrderTerm, SqliteSum,
@@ -39,4 +40,5 @@ pub use datetime::reads_the_clock;
 pub use eval::EvalError;
 pub use expr::{BinaryOp, DateField, DateFunc, Expr, Func, Interval, JsonAccess, TrimSide};
 pub use optimize::optimize;
+pub use selectivity::{error_free, selectivity};
 pub use plan::{JoinKind, Numbering, Plan, Shift, SortKey};

@@ -808,3 +808,26 @@ SELECT p.id,
        p.created_at NOT IN (SELECT r.user_id FROM reviews r WHERE r.product_id = p.score AND r.rating <> p.score)
          AS not_other
 FROM posts p;
+
+-- Join order and restrictions an OR implies (TPC-H Q7's shape): each
+-- branch restricts u and p alone, so both are filtered before the joins,
+-- and the restricted tables are joined first; NULL names, scores and
+-- categories reach every branch.
+CREATE MATERIALIZED VIEW crossed_pairs AS
+SELECT u.name, p.title, r.rating, pr.category
+FROM reviews r, users u, posts p, products pr
+WHERE r.user_id = u.id AND p.author_id = u.id AND pr.id = r.product_id
+  AND ((u.name = 'ann' AND p.score > 2 AND pr.category = 'a') OR (u.name = 'bob' AND p.score IS NULL)
+       OR (u.karma < 0 AND p.title LIKE 'a%' AND pr.category IS NULL));
+
+-- Keys by transitivity (TPC-H Q5's shape): follows joins posts through
+-- users' id, which neither compares with it directly.
+CREATE MATERIALIZED VIEW transitive_keys AS
+SELECT f.id AS follow_id, p.id AS post_id, u.name
+FROM follows f, posts p, users u
+WHERE f.followee_id = u.id AND p.author_id = f.followee_id AND u.karma > 3 AND p.score = 1;
+
+-- Two columns of one table equal to one column of another: the equality
+-- between them follows, but only the two keys apply it.
+CREATE MATERIALIZED VIEW self_reviews AS
+SELECT r.id, u.name FROM users u, reviews r WHERE r.product_id = u.id AND r.user_id = u.id AND u.karma > 1;

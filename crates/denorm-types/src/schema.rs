@@ -166,7 +166,23 @@ pub struct Catalog {
     /// The declared collation of every column whose collation is not
     /// BINARY, by lower-cased (table, column).
     collations: BTreeMap<(String, String), Collation>,
+    /// Each table's estimated number of rows, when the source gave one.
+    rows: RowEstimates,
 }
+
+/// Tables' estimated row counts, by lower-cased name: a planner's hint
+/// (join order), not part of the schema, so two catalogs that differ only
+/// in them are equal (a grown table is not a schema change).
+#[derive(Debug, Clone, Default)]
+struct RowEstimates(BTreeMap<String, u64>);
+
+impl PartialEq for RowEstimates {
+    fn eq(&self, _: &RowEstimates) -> bool {
+        true
+    }
+}
+
+impl Eq for RowEstimates {}
 
 impl Catalog {
     pub fn new() -> Self {
@@ -206,6 +222,17 @@ impl Catalog {
     pub fn collation(&self, table: &str, column: &str) -> Collation {
         let at = (table.to_ascii_lowercase(), column.to_ascii_lowercase());
         self.collations.get(&at).copied().unwrap_or_default()
+    }
+
+    /// Records a table's estimated number of rows (a hint for the planner's
+    /// join order; see [`RowEstimates`]).
+    pub fn set_row_estimate(&mut self, table: &str, rows: u64) {
+        self.rows.0.insert(table.to_ascii_lowercase(), rows);
+    }
+
+    /// A table's estimated number of rows, if the source gave one.
+    pub fn row_estimate(&self, table: &str) -> Option<u64> {
+        self.rows.0.get(&table.to_ascii_lowercase()).copied()
     }
 
     /// The source's name for the type of an unsupported column.

@@ -119,6 +119,15 @@ pub fn read_catalog(conn: &Connection) -> Result<Catalog, SourceError> {
     for (name, without_rowid) in user_tables(conn)? {
         let mut table = read_table(conn, &name, without_rowid)?;
         read_collations(conn, &mut table, &mut catalog)?;
+        if !without_rowid {
+            // The largest rowid: the row count of a table rows are appended
+            // to, found in O(log n) (a hint for the planner's join order).
+            let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+            let largest: Option<i64> = conn
+                .query_row(&format!("SELECT max(rowid) FROM {quoted}"), [], |r| r.get(0))
+                .map_err(introspect(format!("estimating the rows of {name}")))?;
+            catalog.set_row_estimate(&name, largest.unwrap_or(0).max(0) as u64);
+        }
         catalog.add(table);
     }
     Ok(catalog)
