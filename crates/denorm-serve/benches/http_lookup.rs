@@ -109,5 +109,8 @@ fn router_in_process(reader: &denorm_serve::Reader, rows: u64) {
         }
         start.elapsed()
     });
-    println!("  router in process, 1 thread: {:.2} µs per lookup (mean of {n})", elapsed.as_secs_f64() * 1e6 / n as f64);
+    println!(
+        "  router in process, 1 thread: {:.2} µs per lookup (mean of {n})",
+        elapsed.as_secs_f64() * 1e6 / n as f64
+    );
 }

@@ -96,7 +96,8 @@ fn main() {
     wire.warm_up(WARMUP);
     reports.push(measure("denorm, PostgreSQL wire protocol", &mut wire, seconds));
     drop(wire);
-    let mut http = Driver::new(clients, rows as u64, || HttpClient::connect(http_address, "/views/users_v?id=eq.", "[{\"id\":"));
+    let mut http =
+        Driver::new(clients, rows as u64, || HttpClient::connect(http_address, "/views/users_v?id=eq.", "[{\"id\":"));
     http.warm_up(WARMUP);
     reports.push(measure("denorm, HTTP", &mut http, seconds));
     drop(http);
