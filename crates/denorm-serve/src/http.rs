@@ -281,12 +281,24 @@ pub fn parse_wait(text: &str) -> Option<std::time::Duration> {
 }
 
 /// What the handlers share: the published state and the optional source
-/// reader for `on_stale = 'fallback'` views.
+/// reader for `on_stale = 'fallback'` views. Behind one `Arc`: axum clones
+/// the state for the middleware and the handler of every request, and a
+/// clone is then one reference count, not the reader's.
 #[derive(Clone)]
-pub(crate) struct App {
+pub(crate) struct App(Arc<AppState>);
+
+pub(crate) struct AppState {
     reader: Reader,
     fallback: Option<Arc<dyn Fallback>>,
-    pub(crate) options: Arc<ServeOptions>,
+    pub(crate) options: ServeOptions,
+}
+
+impl std::ops::Deref for App {
+    type Target = AppState;
+
+    fn deref(&self) -> &AppState {
+        &self.0
+    }
 }
 
 /// The router over `reader`'s published state, without a [`Fallback`]:
@@ -304,7 +316,7 @@ pub fn router_with(reader: Reader, fallback: Option<Arc<dyn Fallback>>) -> Route
 
 /// [`router_with`] with the server's [`ServeOptions`] (CORS origins).
 pub fn router_configured(reader: Reader, fallback: Option<Arc<dyn Fallback>>, options: ServeOptions) -> Router {
-    let app = App { reader, fallback, options: Arc::new(options) };
+    let app = App(Arc::new(AppState { reader, fallback, options }));
     Router::new()
         .route("/", get(get_openapi))
         .route("/views", get(list_views))
@@ -316,14 +328,16 @@ pub fn router_configured(reader: Reader, fallback: Option<Arc<dyn Fallback>>, op
         .route("/dlq", get(get_dlq))
         .route("/dlq/{id}/{action}", axum::routing::post(post_dlq))
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(app.clone(), count_request))
-        .layer(middleware::from_fn_with_state(app.clone(), cors))
+        .layer(middleware::from_fn_with_state(app.clone(), edge))
         .with_state(app)
 }
 
-/// OPTIONS on any path (PostgREST answers it for its resources) and CORS
-/// headers for allowed origins ([`ServeOptions::cors_origins`]).
-async fn cors(State(app): State<App>, request: Request, next: Next) -> Response {
+/// The one middleware of every request (one layer: each costs a boxed
+/// service clone and a boxed future per request): OPTIONS on any path
+/// (PostgREST answers it for its resources), CORS headers for allowed
+/// origins ([`ServeOptions::cors_origins`]), and the request counted by
+/// route and status (OPTIONS answered here are not counted).
+async fn edge(State(app): State<App>, request: Request, next: Next) -> Response {
     let origin = request.headers().get(header::ORIGIN).cloned();
     let allowed = origin.as_ref().and_then(|o| o.to_str().ok()).is_some_and(|o| app.options.allows_origin(o));
     let mut response = if request.method() == axum::http::Method::OPTIONS {
@@ -341,7 +355,7 @@ async fn cors(State(app): State<App>, request: Request, next: Next) -> Response 
         }
         response
     } else {
-        next.run(request).await
+        count_request(&app, request, next).await
     };
     if let (true, Some(origin)) = (allowed, origin) {
         let headers = response.headers_mut();
@@ -394,10 +408,11 @@ pub async fn serve_configured(
     crate::server::serve_connections(listener, router, options, shutdown).await
 }
 
-async fn count_request(State(app): State<App>, request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+async fn count_request(app: &App, request: Request, next: Next) -> Response {
+    // The route as axum matched it (a shared string: cloned, not copied).
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let response = next.run(request).await;
-    let route = route.as_deref().unwrap_or("unmatched");
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     app.reader.metrics().http_request(route, response.status().as_u16());
     response
 }
@@ -516,13 +531,16 @@ async fn read_view(
     State(app): State<App>,
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
-    headers: HeaderMap,
+    request: Request,
 ) -> Result<Response, ApiError> {
+    // The headers borrowed from the request (the `HeaderMap` extractor
+    // would clone them all on every read).
+    let headers = request.headers();
     let raw = raw.as_deref().unwrap_or("");
-    let caller = app.caller(&headers, Some(&name), raw)?;
+    let caller = app.caller(headers, Some(&name), raw)?;
     let access = app.access(caller.as_ref(), &name, raw)?;
     let restriction = access.as_ref().zip(caller.as_ref()).map(|(a, c)| (a, c.role.as_str()));
-    let result = read_view_as(&app, &name, raw, &headers, restriction).await;
+    let result = read_view_as(&app, &name, raw, headers, restriction).await;
     let role = caller.as_ref().map_or("anonymous", |c| c.role.as_str());
     let (status, rows) = match &result {
         Ok(response) => (response.status().as_u16(), response.extensions().get::<RowsReturned>().map(|r| r.0)),

@@ -217,8 +217,11 @@ impl ViewRows {
     }
 
     fn slot(&self, key: &[u8]) -> &[(Row, Diff)] {
+        // Probed as a `Key`: an inline key compares as four words, not by
+        // a `memcmp` call at each step of the search.
+        let probe = Key::new(key);
         for run in self.runs.iter().rev() {
-            if let Ok(at) = run.binary_search_by(|e| e.key.as_bytes().cmp(key)) {
+            if let Ok(at) = run.binary_search_by(|e| e.key.cmp(&probe)) {
                 return run[at].slot.as_slice();
             }
         }
@@ -966,6 +969,36 @@ mod tests {
         }
         assert_eq!(leading_key(&rows[2], 1), None, "3.0 is folded to 3");
         assert_eq!(taken, 9);
+    }
+
+    /// Lookups probe with a `Key` (inline keys compared as words): text
+    /// keys short enough to sit inline and long ones on the heap, sharing
+    /// prefixes and spread over several runs, are each found, and keys
+    /// that are not held (a held key's prefix or extension) find nothing.
+    #[test]
+    fn inline_and_heap_keys_are_found_across_runs() {
+        let texts: Vec<String> =
+            (0..40).map(|i| format!("{}{i}", "k".repeat(if i % 2 == 0 { 3 } else { 40 }))).collect();
+        let mut rows = ViewRows::default();
+        let mut packer = RowPacker::new();
+        // A large first run, then small ones above it (see `push`).
+        let (first, rest) = texts.split_at(36);
+        for batch in std::iter::once(first).chain(rest.chunks(1)) {
+            let changes: Vec<(Row, Diff)> =
+                batch.iter().map(|t| (Row::pack([Datum::text(t), Datum::Int(t.len() as i64)]), 1)).collect();
+            rows.apply(&[0], &changes, &mut packer);
+        }
+        assert!(rows.runs().0 >= 2, "{:?}", rows.runs());
+        for t in &texts {
+            let found = rows.get(&pack_key(&[Datum::owned_text(t.clone())]));
+            assert_eq!(found.len(), 1, "{t}");
+            assert_eq!(found[0].0.unpack()[1], Datum::Int(t.len() as i64), "{t}");
+            for missing in [format!("{t}x"), t[..t.len() - 1].to_owned()] {
+                if !texts.contains(&missing) {
+                    assert!(rows.get(&pack_key(&[Datum::owned_text(missing.clone())])).is_empty(), "{missing}");
+                }
+            }
+        }
     }
 
     /// Inline keys order like their bytes, a prefix first.

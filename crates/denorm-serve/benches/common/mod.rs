@@ -1,12 +1,10 @@
 //! What the serving benches share: the scale knob, random keys, the
-//! machine's load, and the driver that runs concurrent lookups and times
-//! each one.
+//! machine's load, the server's runtime, and the load generator
+//! ([`load`]: 64 connections on one async thread, closed and open loop).
 
 #![allow(dead_code)]
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Barrier;
-use std::time::{Duration, Instant};
+pub mod load;
 
 /// `n` scaled by `DENORM_BENCH_SCALE` (default 1), at least 1.
 pub fn scale(n: usize) -> usize {
@@ -38,73 +36,9 @@ impl Rng {
     }
 }
 
-/// How long each client looks up.
-#[derive(Debug, Clone, Copy)]
-pub enum Until {
-    /// Every client until this much time has passed.
-    Elapsed(Duration),
-    /// Each client this many lookups.
-    Lookups(usize),
-}
-
-/// Runs `clients` threads, each with its own state from `connect`, doing
-/// `warmup` untimed lookups, then (all together, after a barrier) timed
-/// lookups of random keys in `1..=rows` until `until`: every lookup's
-/// latency in µs, and lookups per second.
-pub fn hammer<C>(
-    clients: usize,
-    rows: u64,
-    warmup: usize,
-    until: Until,
-    connect: &(impl Fn() -> C + Sync),
-    lookup: &(impl Fn(&mut C, i64) + Sync),
-) -> (Vec<f64>, f64) {
-    let barrier = Barrier::new(clients + 1);
-    let stop = AtomicBool::new(false);
-    let (samples, elapsed) = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..clients)
-            .map(|c| {
-                let (barrier, stop) = (&barrier, &stop);
-                scope.spawn(move || {
-                    let mut client = connect();
-                    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((c as u64 + 1) * 0x2545_f491));
-                    for _ in 0..warmup {
-                        lookup(&mut client, 1 + rng.below(rows) as i64);
-                    }
-                    barrier.wait();
-                    let start = Instant::now();
-                    let mut times = Vec::new();
-                    loop {
-                        let done = match until {
-                            Until::Elapsed(_) => stop.load(Ordering::Relaxed),
-                            Until::Lookups(n) => times.len() >= n,
-                        };
-                        if done {
-                            break;
-                        }
-                        let key = 1 + rng.below(rows) as i64;
-                        let t = Instant::now();
-                        lookup(&mut client, key);
-                        times.push(t.elapsed().as_secs_f64() * 1e6);
-                    }
-                    (times, start.elapsed())
-                })
-            })
-            .collect();
-        barrier.wait();
-        if let Until::Elapsed(duration) = until {
-            std::thread::sleep(duration);
-            stop.store(true, Ordering::Relaxed);
-        }
-        let mut all = Vec::new();
-        let mut longest = Duration::ZERO;
-        for handle in handles {
-            let (times, elapsed) = handle.join().expect("a client thread panicked");
-            all.extend(times);
-            longest = longest.max(elapsed);
-        }
-        (all, longest)
-    });
-    let rate = samples.len() as f64 / elapsed.as_secs_f64().max(1e-9);
-    (samples, rate)
+/// The server's runtime: `DENORM_BENCH_SERVER_THREADS` workers (default
+/// 1: the load generator's thread has the other core of a 2-core machine).
+pub fn server_runtime() -> tokio::runtime::Runtime {
+    let workers = env_or("DENORM_BENCH_SERVER_THREADS", 1).max(1) as usize;
+    tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build().unwrap()
 }
