@@ -149,7 +149,12 @@ fn truth(d: &Datum<'_>) -> Option<bool> {
         Datum::Float(f) => Some(*f != 0.0),
         Datum::Text(t) => Some(affinity::real(t) != 0.0),
         Datum::Blob(b) => Some(affinity::real(&String::from_utf8_lossy(b)) != 0.0),
-        Datum::Numeric(_) | Datum::Date(_) | Datum::Timestamp(_) | Datum::TimestampTz(_) | Datum::Uuid(_) => {
+        Datum::Numeric(_)
+        | Datum::Date(_)
+        | Datum::Timestamp(_)
+        | Datum::TimestampTz(_)
+        | Datum::Uuid(_)
+        | Datum::Interval(_) => {
             Some(false)
         }
     }

@@ -217,21 +217,7 @@ pub enum Func {
     CollationKey(Collation),
 }
 
-/// A constant PostgreSQL interval: months, days and microseconds, kept
-/// apart as PostgreSQL keeps them (a month is not a number of days).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct Interval {
-    pub months: i32,
-    pub days: i32,
-    pub micros: i64,
-}
-
-impl Interval {
-    /// `-interval`, or `None` when a field has no negation.
-    pub fn negated(self) -> Option<Interval> {
-        Some(Interval { months: self.months.checked_neg()?, days: self.days.checked_neg()?, micros: self.micros.checked_neg()? })
-    }
-}
+pub use denorm_types::interval::Interval;
 
 /// A field of PostgreSQL's `extract`, `date_part` and `date_trunc`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
