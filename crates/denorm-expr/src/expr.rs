@@ -210,6 +210,33 @@ pub enum Func {
     /// (`- interval` negates it first): months first (the day clamped to
     /// the month's last), then days, then microseconds; a timestamp.
     PlusInterval(Interval),
+    /// PostgreSQL `timestamp - timestamp` (also `timestamptz -
+    /// timestamptz`, a date read as a timestamp): an interval of days and
+    /// time (`timestamp_mi`).
+    TimestampMinus,
+    /// PostgreSQL `age(timestamp, timestamp)`: an interval of years, months,
+    /// days and time (`timestamp_age`).
+    Age,
+    /// PostgreSQL `date|timestamp + interval` with an interval value (a
+    /// constant interval is [`Func::PlusInterval`]); `- interval` negates it
+    /// first.
+    TimestampPlusInterval,
+    /// PostgreSQL `interval + interval`.
+    IntervalPlus,
+    /// PostgreSQL `interval - interval`.
+    IntervalMinus,
+    /// PostgreSQL `- interval`.
+    IntervalNegate,
+    /// PostgreSQL `interval * number` (`interval_mul`; the number as a double).
+    IntervalMul,
+    /// PostgreSQL `interval / number` (`interval_div`).
+    IntervalDiv,
+    /// PostgreSQL `justify_hours(interval)`.
+    JustifyHours,
+    /// PostgreSQL `justify_days(interval)`.
+    JustifyDays,
+    /// PostgreSQL `justify_interval(interval)`.
+    JustifyInterval,
     /// The collation key of a text ([`Collation::key`]); other values
     /// unchanged. The planner compares, groups and deduplicates text under a
     /// SQLite collation by comparing these keys bytewise, so the core stays
@@ -384,6 +411,17 @@ impl Func {
             Func::DatePlusDays => "date_pli",
             Func::DateMinusDate => "date_mi",
             Func::PlusInterval(_) => "timestamp_pl_interval",
+            Func::TimestampMinus => "timestamp_mi",
+            Func::Age => "age",
+            Func::TimestampPlusInterval => "timestamp_pl_interval",
+            Func::IntervalPlus => "interval_pl",
+            Func::IntervalMinus => "interval_mi",
+            Func::IntervalNegate => "interval_um",
+            Func::IntervalMul => "interval_mul",
+            Func::IntervalDiv => "interval_div",
+            Func::JustifyHours => "justify_hours",
+            Func::JustifyDays => "justify_days",
+            Func::JustifyInterval => "justify_interval",
             Func::CollationKey(Collation::Binary) => "collation_key_binary",
             Func::CollationKey(Collation::NoCase) => "collation_key_nocase",
             Func::CollationKey(Collation::Rtrim) => "collation_key_rtrim",
