@@ -93,7 +93,7 @@ fn call_func(def: &FunctionDef) -> Func {
 
 fn is_postgres_only(ty: ScalarType) -> bool {
     use ScalarType::*;
-    matches!(ty, Numeric | Date | Timestamp | TimestampTz | Uuid)
+    matches!(ty, Numeric | Date | Timestamp | TimestampTz | Uuid | Interval)
 }
 
 /// The text of a string literal argument, if it is one.
@@ -167,6 +167,11 @@ impl Lowerer<'_, '_> {
                 PlanError::new(format!("function {name}() is not supported in a maintained view"), at).detail(why)
             );
         }
+        if call_func(def) == Func::Age && args.len() == 1 {
+            return Err(PlanError::new("function age(timestamp) is not supported in a maintained view", at)
+                .detail("age(t) is age(current_date, t): it changes every day without a change in the source")
+                .hint("write age(a, b) over two columns, or compute the age at read time"));
+        }
         if !def.takes(args.len()) {
             return Err(arity_error(name, &def.arity_text(), at));
         }
@@ -198,9 +203,10 @@ impl Lowerer<'_, '_> {
             Kind::Iif => self.iif(lowered, at),
             _ if call_func(def) == Func::PgRound => self.pg_round(lowered, at),
             _ => {
+                let last_type = lowered.last().map(|t| t.ty);
                 let mut typed = self.scalar_call(def, lowered, at)?;
                 match call_func(def) {
-                    Func::DateTrunc(_) | Func::DatePart(_) => self.field_call(typed, args[0], at),
+                    Func::DateTrunc(_) | Func::DatePart(_) => self.field_call(typed, args[0], last_type, at),
                     // unixepoch(…, 'subsec') is a double.
                     Func::Date(DateFunc::UnixEpoch)
                         if args
@@ -259,6 +265,11 @@ impl Lowerer<'_, '_> {
             (Arg::Integer, ty) => ty == ScalarType::Int || (sqlite && ty.is_numeric()),
             (Arg::DateOrTimestamp, ty) => matches!(ty, ScalarType::Date | ScalarType::Timestamp),
             (Arg::Timestamp, ty) => ty == ScalarType::Timestamp,
+            (Arg::Interval, ty) => ty == ScalarType::Interval,
+            (Arg::DateTimestampOrInterval, ty) => {
+                matches!(ty, ScalarType::Date | ScalarType::Timestamp | ScalarType::Interval)
+            }
+            (Arg::TimestampOrInterval, ty) => matches!(ty, ScalarType::Timestamp | ScalarType::Interval),
         };
         if ok {
             return Ok(t);
@@ -273,6 +284,9 @@ impl Lowerer<'_, '_> {
                                session's time zone: CAST it AS timestamp)"
             }
             Arg::Any => "a value",
+            Arg::Interval => "an interval",
+            Arg::DateTimestampOrInterval => "a date, a timestamp or an interval",
+            Arg::TimestampOrInterval => "a timestamp or an interval (CAST a date AS timestamp)",
         };
         Err(PlanError::new(format!("function {}({signature}) does not exist", def.name), at).hint(format!(
             "argument {} of {} takes {wants}; CAST it explicitly",
@@ -553,7 +567,8 @@ impl Lowerer<'_, '_> {
             (Text, _) => true,
             (Int | Float | Numeric, Numeric) | (Numeric, Int | Float) => true,
             (a, b) if temporal(a) && temporal(b) => true,
-            (Numeric | Date | Timestamp | TimestampTz | Uuid | Json, _) => false,
+            (Numeric | Date | Timestamp | TimestampTz | Uuid | Json | Interval, _) => false,
+            (_, Interval) => false,
             (_, Numeric | Date | Timestamp | TimestampTz | Uuid) => false,
             _ => true,
         };

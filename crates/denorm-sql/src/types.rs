@@ -84,7 +84,7 @@ pub(crate) fn unify(a: ScalarType, b: ScalarType) -> Option<ScalarType> {
 /// the other side's type).
 fn takes_string_literal(ty: ScalarType) -> bool {
     use ScalarType::*;
-    matches!(ty, Numeric | Date | Timestamp | TimestampTz | Uuid)
+    matches!(ty, Numeric | Date | Timestamp | TimestampTz | Uuid | Interval)
 }
 
 /// A string literal read as a value of `to`, as PostgreSQL resolves an
@@ -147,7 +147,7 @@ pub(crate) fn comparable(a: ScalarType, b: ScalarType) -> bool {
     use ScalarType::*;
     matches!((a, b), (Null, _) | (_, Null) | (Text, Text) | (Bool, Bool) | (Any, _) | (_, Any))
         || (a.is_numeric() && b.is_numeric())
-        || (a == b && matches!(a, Date | Timestamp | TimestampTz | Uuid))
+        || (a == b && matches!(a, Date | Timestamp | TimestampTz | Uuid | Interval))
 }
 
 /// Checks and coerces both sides of a comparison (SQLite: booleans compare

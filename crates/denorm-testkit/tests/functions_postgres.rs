@@ -443,6 +443,14 @@ fn interval_values_equal_postgres() {
             c.check_expr(format!("{} * {}", i.sql, f.sql), call(Func::IntervalMul, vec![value(&i), value(&f)]));
             c.check_expr(format!("{} / {}", i.sql, f.sql), call(Func::IntervalDiv, vec![value(&i), value(&f)]));
         }
+        // The source sessions read intervals in ISO 8601.
+        if !i.value.is_null() {
+            c.client.batch_execute("SET intervalstyle = iso_8601").unwrap();
+            let iso: String = c.client.query_one(&format!("SELECT ({})::text", i.sql), &[]).unwrap().get(0);
+            c.client.batch_execute("RESET intervalstyle").unwrap();
+            let read = denorm_types::pgtext::parse(denorm_types::ScalarType::Interval, &iso);
+            assert_eq!(read, Some(Ok(i.value.clone())), "{iso}");
+        }
         for field in fields {
             let name = field.name();
             c.check(&format!("extract({name} from {{}})"), Func::Extract(field), std::slice::from_ref(&i));
