@@ -534,6 +534,7 @@ fn pg_cast<'r>(v: Datum<'r>, to: ScalarType) -> Result<Datum<'r>> {
         (ScalarType::TimestampTz, Datum::Date(d)) => Datum::TimestampTz(temporal::date_timestamp(d)),
         (ScalarType::TimestampTz, Datum::Timestamp(t) | Datum::TimestampTz(t)) => Datum::TimestampTz(t),
         (ScalarType::Uuid, Datum::Uuid(u)) => Datum::Uuid(u),
+        (ScalarType::Interval, Datum::Interval(i)) => Datum::Interval(i),
         (to, Datum::Text(t)) => match pgtext::parse(to, &t) {
             Some(Ok(v)) => v,
             Some(Err(pgtext::TextError::Numeric(NumericError::OutOfRange | NumericError::NotFinite))) => {
@@ -547,7 +548,15 @@ fn pg_cast<'r>(v: Datum<'r>, to: ScalarType) -> Result<Datum<'r>> {
 
 fn cast<'r>(v: Datum<'r>, to: ScalarType, dialect: Dialect) -> Result<Datum<'r>> {
     let beyond_sqlite = |d: &Datum<'_>| {
-        matches!(d, Datum::Numeric(_) | Datum::Date(_) | Datum::Timestamp(_) | Datum::TimestampTz(_) | Datum::Uuid(_))
+        matches!(
+            d,
+            Datum::Numeric(_)
+                | Datum::Date(_)
+                | Datum::Timestamp(_)
+                | Datum::TimestampTz(_)
+                | Datum::Uuid(_)
+                | Datum::Interval(_)
+        )
     };
     if !v.is_null()
         && (beyond_sqlite(&v)
@@ -558,6 +567,7 @@ fn cast<'r>(v: Datum<'r>, to: ScalarType, dialect: Dialect) -> Result<Datum<'r>>
                     | ScalarType::Timestamp
                     | ScalarType::TimestampTz
                     | ScalarType::Uuid
+                    | ScalarType::Interval
             ))
     {
         return pg_cast(v, to);

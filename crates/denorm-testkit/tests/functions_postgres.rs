@@ -421,6 +421,8 @@ fn interval_values_equal_postgres() {
     let fields = [Microseconds, Milliseconds, Second, Minute, Hour, Day, Month, Quarter, Year, Decade, Century, Millennium, Epoch];
     for i in intervals.map(interval).into_iter().chain([null("interval")]) {
         c.check_expr(i.sql.clone(), value(&i));
+        let cast = Expr::Cast { expr: Box::new(value(&i)), to: denorm_types::ScalarType::Text };
+        c.check_expr(format!("CAST({} AS text) || ''", i.sql), cast);
         c.check_expr(format!("- {}", i.sql), call(Func::IntervalNegate, vec![value(&i)]));
         for (name, func) in
             [("justify_hours", Func::JustifyHours), ("justify_days", Func::JustifyDays), ("justify_interval", Func::JustifyInterval)]

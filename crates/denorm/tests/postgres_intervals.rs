@@ -1,0 +1,209 @@
+//! PostgreSQL interval values end to end: `denorm run` on a real
+//! PostgreSQL (`DENORM_TEST_POSTGRES_URL`) under random transactions, a
+//! captured `interval` column and intervals computed by views
+//! (`timestamp - timestamp`, `timestamptz - timestamptz`, `age`, `± * /`,
+//! `justify_interval`, `extract`/`date_part`, comparisons, MIN/MAX,
+//! GROUP BY, ORDER BY … LIMIT), every view compared over HTTP with
+//! PostgreSQL's own `row_to_json` of the view's SELECT (intervals as
+//! PostgreSQL's text under its default `IntervalStyle = postgres`).
+
+mod common;
+mod pg_project;
+
+use std::time::Duration;
+
+use common::{eventually, get_text, Denorm, SplitMix};
+use pg_project::PgProject;
+use postgres::Client;
+use serde_json::Value as Json;
+
+const SCHEMA: &str = "
+CREATE TABLE trips (id integer PRIMARY KEY, rider integer, started timestamp, ended timestamp,
+    started_tz timestamptz, ended_tz timestamptz, planned interval);
+ALTER TABLE trips REPLICA IDENTITY FULL;
+";
+
+/// Planned durations: no two of them have the same span in another form
+/// ('1 day' beside '24 hours'), whose MIN/MAX PostgreSQL picks by scan order.
+const PLANNED: [&str; 9] = [
+    "1 day",
+    "36 hours",
+    "1 mon",
+    "2 days 03:00:00",
+    "-05:00:00",
+    "1 year 2 mons",
+    "00:30:00.25",
+    "45 days",
+    "-1 mons +3 days",
+];
+
+const VIEWS: &[(&str, &str)] = &[
+    (
+        "durations",
+        "SELECT id, ended - started AS took, ended_tz - started_tz AS took_tz, age(ended, started) AS a, planned, \
+         planned * 2 AS twice, planned / 3 AS third, -planned AS negated, started + planned AS due, \
+         ended - INTERVAL '1 day 02:00' AS early, planned + (ended - started) AS total, \
+         extract(epoch FROM ended - started) AS secs, extract(day FROM planned) AS days, \
+         date_part('hour', planned) AS hours, justify_interval(planned * 1.5) AS justified, \
+         (ended - started) > planned AS late, CAST(planned AS text) AS planned_text FROM trips",
+    ),
+    (
+        "by_rider",
+        "SELECT rider, MIN(ended - started) AS shortest, MAX(ended - started) AS longest, MIN(planned) AS least_planned, \
+         MAX(planned) AS most_planned, COUNT(*) AS n FROM trips GROUP BY rider",
+    ),
+    ("by_duration", "SELECT ended - started AS took, COUNT(*) AS n FROM trips GROUP BY ended - started"),
+    (
+        "longest",
+        "SELECT id, ended - started AS took FROM trips WHERE ended IS NOT NULL AND started IS NOT NULL \
+         ORDER BY took DESC, id LIMIT 3",
+    ),
+    (
+        "overdue",
+        "SELECT id, rider FROM trips WHERE ended - started >= '2 days' OR planned < INTERVAL '0' OR planned = '30 days'",
+    ),
+];
+
+/// Numbers as doubles: denorm serves a double precision `36` as `36.0`,
+/// row_to_json as `36` (the numerics compared here have no trailing zeros).
+fn numbers_as_doubles(v: Json) -> Json {
+    match v {
+        Json::Number(n) => n.as_f64().and_then(serde_json::Number::from_f64).map_or(Json::Null, Json::Number),
+        Json::Array(items) => Json::Array(items.into_iter().map(numbers_as_doubles).collect()),
+        Json::Object(map) => Json::Object(map.into_iter().map(|(k, v)| (k, numbers_as_doubles(v))).collect()),
+        other => other,
+    }
+}
+
+fn reference(client: &mut Client, select: &str) -> Vec<Json> {
+    let rows = client
+        .query(&format!("SELECT row_to_json(t)::text FROM ({select}) AS t"), &[])
+        .unwrap_or_else(|e| panic!("{select}: {e:?}"));
+    let mut out: Vec<Json> =
+        rows.iter().map(|r| numbers_as_doubles(serde_json::from_str(&r.get::<_, String>(0)).unwrap())).collect();
+    out.sort_by_key(|v| v.to_string());
+    out
+}
+
+fn served(denorm: &Denorm, path: &str) -> (u16, Vec<Json>) {
+    let (status, body) = get_text(&format!("{}{path}", denorm.base));
+    if status != 200 {
+        return (status, vec![Json::String(body)]);
+    }
+    let Json::Array(mut rows) = numbers_as_doubles(serde_json::from_str(&body).unwrap()) else { panic!("{body}") };
+    rows.sort_by_key(|v| v.to_string());
+    (status, rows)
+}
+
+fn compare(denorm: &Denorm, client: &mut Client) -> Result<(), String> {
+    for (name, select) in VIEWS {
+        let (status, got) = served(denorm, &format!("/views/{name}"));
+        if status != 200 {
+            return Err(format!("GET /views/{name}: {status} {got:?}"));
+        }
+        let want = reference(client, select);
+        if got != want {
+            let only_denorm: Vec<&Json> = got.iter().filter(|r| !want.contains(r)).collect();
+            let only_postgres: Vec<&Json> = want.iter().filter(|r| !got.contains(r)).collect();
+            return Err(format!(
+                "view {name} differs from PostgreSQL\nonly in denorm: {only_denorm:?}\nonly in PostgreSQL: {only_postgres:?}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+struct Writer {
+    client: Client,
+    rng: SplitMix,
+    next: i32,
+}
+
+impl Writer {
+    fn below(&mut self, n: u64) -> u64 {
+        self.rng.below(n)
+    }
+
+    fn maybe_null(&mut self, value: String) -> String {
+        if self.below(12) == 0 {
+            "NULL".into()
+        } else {
+            value
+        }
+    }
+
+    /// A start within 2024 and an end from a little before it to 70 days
+    /// after, at second or microsecond precision (crossing month ends).
+    fn times(&mut self, tz: bool) -> (String, String) {
+        let start = self.below(365 * 86_400);
+        let length = self.below(70 * 86_400) as i64 - 3 * 3_600;
+        let micros = self.below(2) * self.below(1_000_000);
+        let ty = if tz { "TIMESTAMPTZ '2024-01-01 00:00:00+00'" } else { "TIMESTAMP '2024-01-01'" };
+        let started = format!("{ty} + {start} * INTERVAL '1 second'");
+        let ended = format!("{ty} + {start} * INTERVAL '1 second' + {length} * INTERVAL '1 second' + {micros} * INTERVAL '1 microsecond'");
+        (self.maybe_null(started), self.maybe_null(ended))
+    }
+
+    fn values(&mut self, id: i32) -> String {
+        let rider = self.below(4);
+        let (started, ended) = self.times(false);
+        let (started_tz, ended_tz) = self.times(true);
+        let planned = PLANNED[self.below(PLANNED.len() as u64) as usize];
+        let planned = self.maybe_null(format!("INTERVAL '{planned}'"));
+        format!("({id}, {rider}, {started}, {ended}, {started_tz}, {ended_tz}, {planned})")
+    }
+
+    fn transaction(&mut self) {
+        let mut sql = String::from("BEGIN;");
+        for _ in 0..1 + self.below(4) {
+            let target = 1 + self.below(self.next as u64) as i32;
+            match self.below(6) {
+                0..=2 => {
+                    let id = self.next;
+                    self.next += 1;
+                    sql += &format!("INSERT INTO trips VALUES {};", self.values(id));
+                }
+                3 => {
+                    let planned = PLANNED[self.below(PLANNED.len() as u64) as usize];
+                    sql += &format!("UPDATE trips SET planned = INTERVAL '{planned}' WHERE id = {target};");
+                }
+                4 => sql += &format!("UPDATE trips SET ended = ended + INTERVAL '1 day 0.5 seconds' WHERE id = {target};"),
+                _ => sql += &format!("DELETE FROM trips WHERE id = {target};"),
+            }
+        }
+        sql += "COMMIT;";
+        self.client.batch_execute(&sql).unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    }
+}
+
+#[test]
+fn interval_views_equal_postgres_under_random_transactions() {
+    let views: String = VIEWS.iter().map(|(n, s)| format!("CREATE MATERIALIZED VIEW {n} AS {s};\n")).collect();
+    let project = PgProject::new("intervals_differential", SCHEMA, &views);
+    let mut writer = Writer { client: project.client(), rng: SplitMix(17), next: 1 };
+    for _ in 0..30 {
+        writer.transaction();
+    }
+    let mut client = project.client();
+    let denorm = Denorm::start(&project.config);
+    eventually(Duration::from_millis(50), || compare(&denorm, &mut client));
+    for _ in 0..8 {
+        for _ in 0..8 {
+            writer.transaction();
+        }
+        eventually(Duration::from_millis(50), || compare(&denorm, &mut client));
+    }
+
+    // A key lookup by an interval column, parsed by the column's type:
+    // '24:00:00' equals '1 day' as PostgreSQL compares intervals.
+    let (status, rows) = served(&denorm, "/views/by_duration?took=eq.24:00:00");
+    assert_eq!(status, 200, "{rows:?}");
+    let want = reference(
+        &mut client,
+        "SELECT * FROM (SELECT ended - started AS took, COUNT(*) AS n FROM trips GROUP BY ended - started) d \
+         WHERE took = '1 day'",
+    );
+    assert_eq!(rows, want);
+    let (status, body) = get_text(&format!("{}/views/by_duration?took=eq.soon", denorm.base));
+    assert_eq!(status, 400, "{body}");
+}
