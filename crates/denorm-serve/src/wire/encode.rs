@@ -263,6 +263,20 @@ fn binary_array_text(bytes: &[u8]) -> Result<String, String> {
 mod tests {
     use super::*;
 
+    /// An interval column: type `interval`, PostgreSQL's text, and
+    /// `interval_send`'s 16 bytes (µs, days, months) read back as a
+    /// binary parameter.
+    #[test]
+    fn intervals_in_text_and_binary() {
+        let i = denorm_types::interval::Interval { months: 14, days: -3, micros: 14_706_500_000 };
+        assert_eq!(pg_type(ScalarType::Interval), Type::INTERVAL);
+        assert_eq!(text(&Datum::Interval(i)), "1 year 2 mons -3 days +04:05:06.5");
+        let mut out = BytesMut::new();
+        write_binary(&mut out, &Datum::Interval(i), ScalarType::Interval).unwrap();
+        assert_eq!(out.len(), 16);
+        assert_eq!(param_text(&out, true, &Type::INTERVAL).unwrap(), "1 year 2 mons -3 days +04:05:06.5");
+    }
+
     #[test]
     fn floats_print_as_postgresql_does() {
         let cases = [
