@@ -344,7 +344,13 @@ impl<'a, 'c> Lowerer<'a, 'c> {
 
     fn column(&self, idents: &[ast::Ident]) -> Lowered {
         let c = self.scope.resolve(idents)?;
-        Ok(Typed::new(Expr::Column(c.position), c.ty, c.nullable).collated(c.collation, false))
+        let t = Typed::new(Expr::Column(c.position), c.ty, c.nullable);
+        // PostgreSQL text has no collation but "C": RTRIM marks character(n)
+        // (see `Typed::bpchar`), a source column's or a subquery's.
+        if self.dialect == Dialect::Postgres && c.collation == Some(denorm_types::Collation::Rtrim) {
+            return Ok(Typed { bpchar: true, ..t });
+        }
+        Ok(t.collated(c.collation, false))
     }
 
     /// `x COLLATE name`: SQLite's built-in collations; the expression keeps
@@ -551,6 +557,9 @@ impl<'a, 'c> Lowerer<'a, 'c> {
 
     fn in_list(&self, x: &ast::Expr, list: &[ast::Expr], negated: bool, at: Option<Location>, d: usize) -> Lowered {
         let mut needle = self.lower(x, d)?;
+        // character(n): compared without trailing blanks, as are the literals.
+        let bpchar = needle.bpchar;
+        needle = types::strip_bpchar(needle);
         let mut items = Vec::with_capacity(list.len());
         let mut nullable = needle.nullable;
         // SQLite (3.54) compares an IN list under the left operand's
@@ -559,6 +568,7 @@ impl<'a, 'c> Lowerer<'a, 'c> {
         for item in list {
             let at_item = self.at(item).or(at);
             let item = self.lower(item, d)?;
+            let item = if bpchar { types::bpchar_literal(item) } else { item };
             let (n, t) = types::uncollated_operands(needle, item, "=", self.dialect, at_item)?;
             needle = n;
             nullable |= t.nullable;
@@ -729,6 +739,7 @@ fn number(text: &str, dialect: Dialect, at: Option<Location>) -> Lowered {
 }
 
 fn concat(left: Typed, right: Typed, dialect: Dialect, at: Option<Location>) -> Lowered {
+    let (left, right) = (types::strip_bpchar(left), types::strip_bpchar(right));
     for t in [&left, &right] {
         match t.ty {
             // SQLite's text of a double is computed exactly (`%!.17g`, as

@@ -252,6 +252,11 @@ impl Lowerer<'_, '_> {
         at: Option<Location>,
     ) -> Result<Typed, PlanError> {
         let t = bool_as_int(t, self.dialect);
+        // character(n) read as text loses its trailing blanks, except where
+        // PostgreSQL reads it by its output function or has a bpchar variant
+        // keeping them (octet_length, concat).
+        let keeps_blanks = matches!(call_func(def), Func::OctetLength | Func::Concat | Func::ConcatWs);
+        let t = if def.arg(i) == Arg::Text && !keeps_blanks { types::strip_bpchar(t) } else { t };
         let sqlite = self.dialect == Dialect::Sqlite;
         let ok = match (def.arg(i), t.ty) {
             (_, ScalarType::Null) => true,
@@ -464,6 +469,8 @@ impl Lowerer<'_, '_> {
             }),
             _ => arg,
         };
+        // MIN/MAX of character(n) is character(n): padded, compared without blanks.
+        let bpchar = arg.as_ref().is_some_and(|a| a.bpchar) && matches!(func, AggregateFunc::Min | AggregateFunc::Max);
         let type_func = match func {
             AggregateFunc::SumDistinct => AggregateFunc::Sum,
             AggregateFunc::AvgDistinct => AggregateFunc::Avg,
@@ -474,7 +481,7 @@ impl Lowerer<'_, '_> {
         if name == "total" {
             return Ok(total(column));
         }
-        Ok(Typed::new(Expr::Column(column), ty, nullable))
+        Ok(Typed { bpchar, ..Typed::new(Expr::Column(column), ty, nullable) })
     }
 
     fn aggregate_type(
@@ -542,6 +549,8 @@ impl Lowerer<'_, '_> {
         }
         let target = cast_target(data_type, self.dialect).map_err(|e| PlanError { location: at, ..e })?;
         let arg = self.lower(x, d)?;
+        // PostgreSQL: character(n) cast to text or varchar loses its trailing blanks.
+        let arg = if target.ty == ScalarType::Text { types::strip_bpchar(arg) } else { arg };
         self.check_cast(&arg, target.ty, data_type, at)?;
         let arg = bool_as_int(arg, self.dialect);
         let (nullable, collation, explicit) = (arg.nullable, arg.collation, arg.explicit);

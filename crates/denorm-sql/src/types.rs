@@ -26,11 +26,15 @@ pub(crate) struct Typed {
     /// The value is already its key under `collation` (a GROUP BY column
     /// grouped under it), so comparing or sorting it needs no other key.
     pub keyed: bool,
+    /// PostgreSQL `character(n)`: the value keeps its blank padding (as the
+    /// server outputs it) and compares ignoring trailing blanks; read as
+    /// text (`||`, text functions, CAST) it loses them ([`strip_bpchar`]).
+    pub bpchar: bool,
 }
 
 impl Typed {
     pub fn new(expr: Expr, ty: ScalarType, nullable: bool) -> Self {
-        Typed { expr, ty, nullable, collation: None, explicit: false, keyed: false }
+        Typed { expr, ty, nullable, collation: None, explicit: false, keyed: false, bpchar: false }
     }
 
     /// The same expression carrying `collation`.
@@ -178,6 +182,7 @@ pub(crate) fn uncollated_operands(
     } else {
         (left, right)
     };
+    let (left, right) = bpchar_operands(left, right);
     let left = coerce_literal(left, right.ty, at)?;
     let right = coerce_literal(right, left.ty, at)?;
     for (untyped, typed) in [(&left, &right), (&right, &left)] {
@@ -189,6 +194,40 @@ pub(crate) fn uncollated_operands(
         return Ok((left, right));
     }
     Err(operator_error(symbol, left.ty, right.ty, at))
+}
+
+/// A `character(n)` value read as text, as PostgreSQL casts it: trailing
+/// blanks dropped (`rtrim(x, ' ')`); other values unchanged.
+pub(crate) fn strip_bpchar(t: Typed) -> Typed {
+    if !t.bpchar {
+        return t;
+    }
+    let args = vec![t.expr, Expr::Literal(Datum::text(" ").into_owned())];
+    Typed::new(Expr::Call { func: denorm_expr::Func::Trim(denorm_expr::TrimSide::Trailing), args }, t.ty, t.nullable)
+}
+
+/// The operands of a comparison with a `character(n)` side, as PostgreSQL
+/// compares them: trailing blanks are insignificant, so a `character(n)`
+/// side and a string literal beside it (read as `character`) are compared
+/// without them; any other text beside it is compared as it is (PostgreSQL
+/// compares `bpchar` with `text` as text, the `bpchar` side cast).
+fn bpchar_operands(left: Typed, right: Typed) -> (Typed, Typed) {
+    if !left.bpchar && !right.bpchar {
+        return (left, right);
+    }
+    let (left, right) = (strip_bpchar(left), strip_bpchar(right));
+    (bpchar_literal(left), bpchar_literal(right))
+}
+
+/// A string literal compared with `character(n)`, which PostgreSQL reads as
+/// `character`: without its trailing blanks. Other expressions unchanged.
+pub(crate) fn bpchar_literal(t: Typed) -> Typed {
+    match &t.expr {
+        Expr::Literal(Datum::Text(s)) if t.ty == ScalarType::Text => {
+            Typed::new(Expr::Literal(Datum::owned_text(s.trim_end_matches(' '))), t.ty, t.nullable)
+        }
+        _ => t,
+    }
 }
 
 /// Whether SQLite gives the operand a type affinity that it then applies to

@@ -5,7 +5,9 @@
 //! `justify_interval`, `extract`/`date_part`, comparisons, MIN/MAX,
 //! GROUP BY, ORDER BY … LIMIT), every view compared over HTTP with
 //! PostgreSQL's own `row_to_json` of the view's SELECT (intervals as
-//! PostgreSQL's text under its default `IntervalStyle = postgres`).
+//! PostgreSQL's text under its default `IntervalStyle = postgres`). Also
+//! `character(n)` columns: compared, grouped, joined and matched ignoring
+//! trailing blanks, read as text without them, output padded.
 
 mod common;
 mod pg_project;
@@ -206,4 +208,85 @@ fn interval_views_equal_postgres_under_random_transactions() {
     assert_eq!(rows, want);
     let (status, body) = get_text(&format!("{}/views/by_duration?took=eq.soon", denorm.base));
     assert_eq!(status, 400, "{body}");
+}
+
+const CHAR_SCHEMA: &str = "
+CREATE TABLE items (id integer PRIMARY KEY, code char(4), label char(6), note text);
+CREATE TABLE codes (code char(3) PRIMARY KEY, name text);
+ALTER TABLE items REPLICA IDENTITY FULL;
+ALTER TABLE codes REPLICA IDENTITY FULL;
+";
+
+const CHAR_VIEWS: &[(&str, &str)] = &[
+    (
+        "item_text",
+        "SELECT id, code, label, length(code) AS len, octet_length(code) AS octets, code || '|' AS piped, \
+         upper(label) AS up, CAST(code AS text) AS as_text, concat(code, '|') AS concatenated, \
+         code = 'ab' AS is_ab, code = label AS same, code = note AS same_note, code LIKE 'ab%' AS like_ab, \
+         code LIKE 'ab' AS like_exact, COALESCE(code, label) AS either FROM items",
+    ),
+    ("by_code", "SELECT code, COUNT(*) AS n, MIN(label) AS least, MAX(note) AS most FROM items GROUP BY code"),
+    ("distinct_labels", "SELECT DISTINCT label FROM items"),
+    ("named", "SELECT i.id, c.code, c.name FROM items i JOIN codes c ON c.code = i.code"),
+    ("picked", "SELECT id FROM items WHERE code IN ('ab', 'c  ', 'xyz') OR label > 'b'"),
+    ("sub", "SELECT code, n FROM (SELECT code, COUNT(*) AS n FROM items GROUP BY code) AS g WHERE code = 'ab  '"),
+];
+
+const CODES: [&str; 6] = ["ab", "ab  ", "c", " c", "xyz", "a"];
+
+fn char_compare(denorm: &Denorm, client: &mut Client) -> Result<(), String> {
+    for (name, select) in CHAR_VIEWS {
+        let (status, got) = served(denorm, &format!("/views/{name}"));
+        if status != 200 {
+            return Err(format!("GET /views/{name}: {status} {got:?}"));
+        }
+        let want = reference(client, select);
+        if got != want {
+            return Err(format!("view {name} differs from PostgreSQL\ndenorm: {got:?}\nPostgreSQL: {want:?}"));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn character_views_equal_postgres_under_random_transactions() {
+    let views: String = CHAR_VIEWS.iter().map(|(n, s)| format!("CREATE MATERIALIZED VIEW {n} AS {s};\n")).collect();
+    let project = PgProject::new("bpchar_differential", CHAR_SCHEMA, &views);
+    let mut writer = project.client();
+    writer
+        .batch_execute("INSERT INTO codes VALUES ('ab', 'first'), ('c', 'third'), ('xyz', 'last'), (' c', 'spaced');")
+        .unwrap();
+    let mut rng = SplitMix(23);
+    let pick = |rng: &mut SplitMix| CODES[rng.below(CODES.len() as u64) as usize];
+    let transaction = |writer: &mut Client, rng: &mut SplitMix, next: &mut i32| {
+        let mut sql = String::from("BEGIN;");
+        for _ in 0..1 + rng.below(3) {
+            let target = 1 + rng.below(*next as u64) as i32;
+            match rng.below(5) {
+                0..=2 => {
+                    let (code, label, note) = (pick(rng), pick(rng), pick(rng));
+                    let code = if rng.below(8) == 0 { "NULL".to_string() } else { format!("'{code}'") };
+                    sql += &format!("INSERT INTO items VALUES ({next}, {code}, '{label}', '{note}');");
+                    *next += 1;
+                }
+                3 => sql += &format!("UPDATE items SET code = '{}' WHERE id = {target};", pick(rng)),
+                _ => sql += &format!("DELETE FROM items WHERE id = {target};"),
+            }
+        }
+        sql += "COMMIT;";
+        writer.batch_execute(&sql).unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    };
+    let mut next = 1;
+    for _ in 0..20 {
+        transaction(&mut writer, &mut rng, &mut next);
+    }
+    let mut client = project.client();
+    let denorm = Denorm::start(&project.config);
+    eventually(Duration::from_millis(50), || char_compare(&denorm, &mut client));
+    for _ in 0..6 {
+        for _ in 0..6 {
+            transaction(&mut writer, &mut rng, &mut next);
+        }
+        eventually(Duration::from_millis(50), || char_compare(&denorm, &mut client));
+    }
 }
