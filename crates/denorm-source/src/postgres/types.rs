@@ -11,7 +11,7 @@
 //! | smallint, integer, bigint | `Int` | `42` |
 //! | real, double precision | `Float` | `0.1`, NaN/±Infinity as strings |
 //! | numeric | `Numeric` (exact decimal, display scale kept: see `denorm_types::numeric`) | `1.50` |
-//! | text, varchar, char(n), name | `Text` | `"…"` |
+//! | text, varchar, char(n), name | `Text` (char(n) keeps its padding; the catalog marks it RTRIM) | `"…"` |
 //! | date | `Date` (days; `infinity` kept) | `"2024-05-01"` |
 //! | timestamp | `Timestamp` (µs) | `"2024-05-01T10:00:00.5"` |
 //! | timestamptz | `TimestampTz` (µs UTC) | `"2024-05-01T10:00:00.5+00:00"` |
