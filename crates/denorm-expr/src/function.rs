@@ -226,7 +226,7 @@ pub static FUNCTIONS: &[FunctionDef] = &[
         "date_trunc",
         PG,
         (2, Some(2)),
-        &[Text, Timestamp],
+        &[Text, TimestampOrInterval],
         Returns::Type(ScalarType::Timestamp),
         Strict,
         Kind::Call(Func::DateTrunc(DateField::Day)),

@@ -313,6 +313,68 @@ pub fn justify_interval(i: Interval) -> Result<Interval, EvalError> {
     Ok(Interval { months, days, micros })
 }
 
+/// `date_trunc(field, interval)` (`interval_trunc`): the fields below
+/// `field` zeroed (years, months, days, hours, minutes, seconds taken apart
+/// as `extract` takes them); `week` is refused as PostgreSQL refuses it.
+pub fn trunc(field: DateField, i: Interval) -> Result<Interval, EvalError> {
+    let (mut year, mut month) = (i64::from(i.months / 12), i64::from(i.months % 12));
+    let mut day = i64::from(i.days);
+    let mut hour = i.micros / 3_600_000_000;
+    let mut minute = i.micros / 60_000_000 % 60;
+    let mut second = i.micros / 1_000_000 % 60;
+    let mut fraction = i.micros % 1_000_000;
+    match field {
+        DateField::Millennium => year = year / 1000 * 1000,
+        DateField::Century => year = year / 100 * 100,
+        DateField::Decade => year = year / 10 * 10,
+        DateField::Quarter => month = 3 * (month / 3),
+        DateField::Milliseconds => fraction = fraction / 1000 * 1000,
+        DateField::Year
+        | DateField::Month
+        | DateField::Day
+        | DateField::Hour
+        | DateField::Minute
+        | DateField::Second
+        | DateField::Microseconds => {}
+        _ => {
+            return Err(EvalError::InvalidArgument(format!(
+                "unit \"{}\" not supported for type interval",
+                field.name()
+            )))
+        }
+    }
+    let rank = |f: DateField| match f {
+        DateField::Millennium | DateField::Century | DateField::Decade | DateField::Year => 0,
+        DateField::Quarter | DateField::Month => 1,
+        DateField::Day => 2,
+        DateField::Hour => 3,
+        DateField::Minute => 4,
+        DateField::Second => 5,
+        _ => 6,
+    };
+    let keep = rank(field);
+    if keep < 1 {
+        month = 0;
+    }
+    if keep < 2 {
+        day = 0;
+    }
+    if keep < 3 {
+        hour = 0;
+    }
+    if keep < 4 {
+        minute = 0;
+    }
+    if keep < 5 {
+        second = 0;
+    }
+    if keep < 6 {
+        fraction = 0;
+    }
+    let months = i32::try_from(year * 12 + month).map_err(|_| out_of_range())?;
+    Ok(Interval { months, days: day as i32, micros: ((hour * 60 + minute) * 60 + second) * 1_000_000 + fraction })
+}
+
 /// Whether `extract`/`date_part` take `field` from an interval.
 pub fn field_of_interval(field: DateField) -> bool {
     !matches!(field, DateField::Week | DateField::Dow | DateField::Isodow | DateField::Doy | DateField::Isoyear)

@@ -48,6 +48,7 @@ pub(crate) fn call<'r>(func: Func, args: Vec<Datum<'r>>) -> Result<Datum<'r>> {
             | Func::JustifyInterval,
             args,
         ) => crate::interval::call(func, args)?,
+        (Func::DateTrunc(field), [Datum::Interval(i)]) => Datum::Interval(crate::interval::trunc(field, *i)?),
         (Func::Extract(field), [Datum::Interval(i)]) => crate::interval::part(field, *i, true)?,
         (Func::DatePart(field), [Datum::Interval(i)]) => crate::interval::part(field, *i, false)?,
         (Func::PgSubstring, [Datum::Text(s), start, rest @ ..]) => {

@@ -291,7 +291,10 @@ impl Lowerer<'_, '_> {
             Arg::Any => "a value",
             Arg::Interval => "an interval",
             Arg::DateTimestampOrInterval => "a date, a timestamp or an interval",
-            Arg::TimestampOrInterval => "a timestamp or an interval (CAST a date AS timestamp)",
+            Arg::TimestampOrInterval => {
+                "a timestamp or an interval (PostgreSQL reads a date here as a timestamptz, which depends on the \
+                 session's time zone: CAST it AS timestamp)"
+            }
         };
         Err(PlanError::new(format!("function {}({signature}) does not exist", def.name), at).hint(format!(
             "argument {} of {} takes {wants}; CAST it explicitly",

@@ -388,6 +388,8 @@ fn interval_values_equal_postgres() {
     let intervals = [
         "0",
         "1 day",
+        "-1234 years -7 mons -17 days -13:14:15.123456",
+        "1999 years 11 mons",
         "24 hours",
         "1 mon",
         "-1 mon",
@@ -457,6 +459,9 @@ fn interval_values_equal_postgres() {
             let name = field.name();
             c.check(&format!("extract({name} from {{}})"), Func::Extract(field), std::slice::from_ref(&i));
             c.check(&format!("date_part('{name}', {{}})"), Func::DatePart(field), std::slice::from_ref(&i));
+            if field.truncates() {
+                c.check(&format!("date_trunc('{name}', {{}})"), Func::DateTrunc(field), std::slice::from_ref(&i));
+            }
         }
     }
     c.finish();
