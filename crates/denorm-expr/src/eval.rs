@@ -154,9 +154,7 @@ fn truth(d: &Datum<'_>) -> Option<bool> {
         | Datum::Timestamp(_)
         | Datum::TimestampTz(_)
         | Datum::Uuid(_)
-        | Datum::Interval(_) => {
-            Some(false)
-        }
+        | Datum::Interval(_) => Some(false),
     }
 }
 

@@ -106,14 +106,22 @@ pub(crate) fn call<'r>(func: Func, args: &[Datum<'_>]) -> Result<Datum<'r>, Eval
                 _ => return Err(wrong()),
             }
         }
-        (Func::IntervalPlus, [a, b]) => Datum::Interval(plus(interval(a).ok_or_else(wrong)?, interval(b).ok_or_else(wrong)?)?),
+        (Func::IntervalPlus, [a, b]) => {
+            Datum::Interval(plus(interval(a).ok_or_else(wrong)?, interval(b).ok_or_else(wrong)?)?)
+        }
         (Func::IntervalMinus, [a, b]) => {
             let b = interval(b).ok_or_else(wrong)?;
             Datum::Interval(minus(interval(a).ok_or_else(wrong)?, b)?)
         }
-        (Func::IntervalNegate, [a]) => Datum::Interval(interval(a).ok_or_else(wrong)?.negated().ok_or_else(out_of_range)?),
-        (Func::IntervalMul, [a, f]) => Datum::Interval(mul(interval(a).ok_or_else(wrong)?, factor(f).ok_or_else(wrong)?, false)?),
-        (Func::IntervalDiv, [a, f]) => Datum::Interval(mul(interval(a).ok_or_else(wrong)?, factor(f).ok_or_else(wrong)?, true)?),
+        (Func::IntervalNegate, [a]) => {
+            Datum::Interval(interval(a).ok_or_else(wrong)?.negated().ok_or_else(out_of_range)?)
+        }
+        (Func::IntervalMul, [a, f]) => {
+            Datum::Interval(mul(interval(a).ok_or_else(wrong)?, factor(f).ok_or_else(wrong)?, false)?)
+        }
+        (Func::IntervalDiv, [a, f]) => {
+            Datum::Interval(mul(interval(a).ok_or_else(wrong)?, factor(f).ok_or_else(wrong)?, true)?)
+        }
         (Func::JustifyHours, [a]) => Datum::Interval(justify_hours(interval(a).ok_or_else(wrong)?)?),
         (Func::JustifyDays, [a]) => Datum::Interval(justify_days(interval(a).ok_or_else(wrong)?)?),
         (Func::JustifyInterval, [a]) => Datum::Interval(justify_interval(interval(a).ok_or_else(wrong)?)?),
@@ -431,7 +439,12 @@ pub fn part<'r>(field: DateField, i: Interval, numeric_result: bool) -> Result<D
             let micros = i128::from(i.micros) + i128::from(epoch_seconds_of_date_part(i)) * 1_000_000;
             return decimal(micros, 6);
         }
-        _ => return Err(EvalError::InvalidArgument(format!("unit \"{}\" not supported for type interval", field.name()))),
+        _ => {
+            return Err(EvalError::InvalidArgument(format!(
+                "unit \"{}\" not supported for type interval",
+                field.name()
+            )))
+        }
     };
     Ok(if numeric_result { Datum::Numeric(Decimal::from(whole)) } else { Datum::Float(whole as f64) })
 }

@@ -115,7 +115,7 @@ impl Grouping {
         let group = &self.groups[i];
         let keyed = self.written.get(i).is_some_and(|w| *w != group.expr);
         let t = Typed::new(Expr::Column(i), group.ty, group.nullable).collated(group.collation, group.explicit);
-        Typed { keyed, ..t }
+        Typed { keyed, bpchar: group.bpchar, ..t }
     }
 
     /// The group column computing `expr` (as keyed or as written).

@@ -264,7 +264,8 @@ pub(crate) fn comparison_collation(left: &Typed, right: &Typed) -> Collation {
 /// another collation and `c` is BINARY).
 pub(crate) fn collation_key(t: Typed, c: Collation) -> Typed {
     if c == Collation::Binary || t.ty != ScalarType::Text || (t.keyed && t.collation == Some(c)) {
-        return Typed::new(t.expr, t.ty, t.nullable);
+        // A character(n) value is its own key (padded alike within a column).
+        return Typed { bpchar: t.bpchar, ..Typed::new(t.expr, t.ty, t.nullable) };
     }
     let expr = match t.expr {
         Expr::Literal(Datum::Text(s)) => Expr::Literal(Datum::Text(c.key(&s).into_owned().into())),

@@ -420,20 +420,42 @@ fn interval_values_equal_postgres() {
             c.check_expr(format!("{} - {}", a.sql, i.sql), minus);
         }
     }
-    let fields = [Microseconds, Milliseconds, Second, Minute, Hour, Day, Month, Quarter, Year, Decade, Century, Millennium, Epoch];
+    let fields = [
+        Microseconds,
+        Milliseconds,
+        Second,
+        Minute,
+        Hour,
+        Day,
+        Month,
+        Quarter,
+        Year,
+        Decade,
+        Century,
+        Millennium,
+        Epoch,
+    ];
     for i in intervals.map(interval).into_iter().chain([null("interval")]) {
         c.check_expr(i.sql.clone(), value(&i));
         let cast = Expr::Cast { expr: Box::new(value(&i)), to: denorm_types::ScalarType::Text };
         c.check_expr(format!("CAST({} AS text) || ''", i.sql), cast);
         c.check_expr(format!("- {}", i.sql), call(Func::IntervalNegate, vec![value(&i)]));
-        for (name, func) in
-            [("justify_hours", Func::JustifyHours), ("justify_days", Func::JustifyDays), ("justify_interval", Func::JustifyInterval)]
-        {
+        for (name, func) in [
+            ("justify_hours", Func::JustifyHours),
+            ("justify_days", Func::JustifyDays),
+            ("justify_interval", Func::JustifyInterval),
+        ] {
             c.check(&format!("{name}({{}})"), func, std::slice::from_ref(&i));
         }
         for other in intervals.map(interval) {
-            c.check_expr(format!("{} + {}", i.sql, other.sql), call(Func::IntervalPlus, vec![value(&i), value(&other)]));
-            c.check_expr(format!("{} - {}", i.sql, other.sql), call(Func::IntervalMinus, vec![value(&i), value(&other)]));
+            c.check_expr(
+                format!("{} + {}", i.sql, other.sql),
+                call(Func::IntervalPlus, vec![value(&i), value(&other)]),
+            );
+            c.check_expr(
+                format!("{} - {}", i.sql, other.sql),
+                call(Func::IntervalMinus, vec![value(&i), value(&other)]),
+            );
             for op in ["=", "<", ">="] {
                 let bin = match op {
                     "=" => denorm_expr::BinaryOp::Eq,

@@ -25,7 +25,11 @@ pub const MICROS_PER_DAY: i64 = 86_400_000_000;
 impl Interval {
     /// `-interval`, or `None` when a field has no negation.
     pub fn negated(self) -> Option<Interval> {
-        Some(Interval { months: self.months.checked_neg()?, days: self.days.checked_neg()?, micros: self.micros.checked_neg()? })
+        Some(Interval {
+            months: self.months.checked_neg()?,
+            days: self.days.checked_neg()?,
+            micros: self.micros.checked_neg()?,
+        })
     }
 
     /// The span PostgreSQL compares (`interval_cmp_value`): months of 30
@@ -252,7 +256,6 @@ fn time(token: &str, sum: &mut Sum) -> Option<()> {
     Some(())
 }
 
-
 /// Parses PostgreSQL's ISO 8601 interval output (`IntervalStyle =
 /// iso_8601`): `P[nY][nM][nD][T[nH][nM][n[.f]S]]`, each number signed
 /// (`P-1Y2M-3DT-4H-5M-6.5S`), `PT0S` for zero.
@@ -345,8 +348,20 @@ pub fn write(out: &mut String, i: Interval) {
     if is_zero || i.micros != 0 {
         let negative = i.micros < 0;
         let space = if is_zero { "" } else { " " };
-        let sign = if negative { "-" } else if is_before { "+" } else { "" };
-        let _ = write!(out, "{space}{sign}{:02}:{:02}:{:02}", hours.unsigned_abs(), minutes.unsigned_abs(), seconds.unsigned_abs());
+        let sign = if negative {
+            "-"
+        } else if is_before {
+            "+"
+        } else {
+            ""
+        };
+        let _ = write!(
+            out,
+            "{space}{sign}{:02}:{:02}:{:02}",
+            hours.unsigned_abs(),
+            minutes.unsigned_abs(),
+            seconds.unsigned_abs()
+        );
         if fraction != 0 {
             let digits = format!("{:06}", fraction.unsigned_abs());
             out.push('.');

@@ -705,8 +705,11 @@ mod tests {
             any::<i64>().prop_map(Datum::TimestampTz),
             any::<[u8; 16]>().prop_map(Datum::Uuid),
             proptest::collection::vec(any::<u8>(), 0..300).prop_map(|b| Datum::Blob(b.into())),
-            (any::<i32>(), any::<i32>(), any::<i64>())
-                .prop_map(|(months, days, micros)| Datum::Interval(Interval { months, days, micros })),
+            (any::<i32>(), any::<i32>(), any::<i64>()).prop_map(|(months, days, micros)| Datum::Interval(Interval {
+                months,
+                days,
+                micros
+            })),
         ]
     }
 

@@ -242,13 +242,11 @@ pub(crate) fn from_pg_text(text: Option<&str>, ty: denorm_types::ScalarType) -> 
         | ScalarType::Timestamp
         | ScalarType::TimestampTz
         | ScalarType::Uuid
-        | ScalarType::Interval => {
-            match denorm_types::pgtext::parse(ty, text) {
-                Some(Ok(v)) => v,
-                Some(Err(e)) => return Err(format!("the source returned {text:?} for a {ty} column: {e}")),
-                None => return Err(bad()),
-            }
-        }
+        | ScalarType::Interval => match denorm_types::pgtext::parse(ty, text) {
+            Some(Ok(v)) => v,
+            Some(Err(e)) => return Err(format!("the source returned {text:?} for a {ty} column: {e}")),
+            None => return Err(bad()),
+        },
     })
 }
 

@@ -479,9 +479,7 @@ pub fn decode_field(bytes: &[u8], ty: ScalarType) -> Option<Value> {
         | ScalarType::Timestamp
         | ScalarType::TimestampTz
         | ScalarType::Uuid
-        | ScalarType::Interval => {
-            pgtext::parse(ty, std::str::from_utf8(bytes).ok()?)?.ok()
-        }
+        | ScalarType::Interval => pgtext::parse(ty, std::str::from_utf8(bytes).ok()?)?.ok(),
         ScalarType::Null | ScalarType::Unsupported => None,
     }
 }

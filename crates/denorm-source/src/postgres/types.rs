@@ -144,15 +144,13 @@ impl PgType {
             | PgType::Timestamp
             | PgType::TimestampTz
             | PgType::Uuid
-            | PgType::Interval => {
-                match pgtext::parse(self.scalar_type(), text) {
-                    Some(Ok(v)) => Ok(v),
-                    Some(Err(TextError::Numeric(NumericError::NotFinite | NumericError::OutOfRange))) => {
-                        Err(ValueError::Numeric { text: text.to_string() })
-                    }
-                    _ => Err(invalid()),
+            | PgType::Interval => match pgtext::parse(self.scalar_type(), text) {
+                Some(Ok(v)) => Ok(v),
+                Some(Err(TextError::Numeric(NumericError::NotFinite | NumericError::OutOfRange))) => {
+                    Err(ValueError::Numeric { text: text.to_string() })
                 }
-            }
+                _ => Err(invalid()),
+            },
             PgType::Unsupported(oid) => Err(ValueError::Unsupported { oid }),
         }
     }
@@ -316,11 +314,11 @@ mod tests {
             (PgType::Text, "ünïcode", Datum::text("ünïcode")),
             (PgType::Bpchar, "ab  ", Datum::text("ab  ")),
             (PgType::Varchar, "", Datum::text("")),
-            (PgType::Interval, "P1Y2M-3DT4H5M6.5S", Datum::Interval(denorm_types::interval::Interval {
-                months: 14,
-                days: -3,
-                micros: 14_706_500_000,
-            })),
+            (
+                PgType::Interval,
+                "P1Y2M-3DT4H5M6.5S",
+                Datum::Interval(denorm_types::interval::Interval { months: 14, days: -3, micros: 14_706_500_000 }),
+            ),
             (PgType::Interval, "PT0S", Datum::Interval(denorm_types::interval::Interval::default())),
         ];
         for (ty, text, want) in cases {

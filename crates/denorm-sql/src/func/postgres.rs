@@ -94,9 +94,14 @@ impl Lowerer<'_, '_> {
         let (func, arg_type) = match func {
             Func::DateTrunc(_) if !field.truncates() => return Err(unknown_field(name, at)),
             Func::DateTrunc(_) if value_type == Some(ScalarType::Interval) && field == DateField::Week => {
-                return Err(PlanError::new("interval units \"week\" not supported because months usually have fractional weeks", at))
+                return Err(PlanError::new(
+                    "interval units \"week\" not supported because months usually have fractional weeks",
+                    at,
+                ))
             }
-            Func::DateTrunc(_) if value_type == Some(ScalarType::Interval) => (Func::DateTrunc(field), ScalarType::Interval),
+            Func::DateTrunc(_) if value_type == Some(ScalarType::Interval) => {
+                (Func::DateTrunc(field), ScalarType::Interval)
+            }
             Func::DateTrunc(_) => (Func::DateTrunc(field), ScalarType::Timestamp),
             _ => (Func::DatePart(field), ScalarType::Float),
         };
