@@ -242,7 +242,11 @@ const CHAR_VIEWS: &[(&str, &str)] = &[
          code = 'ab' AS is_ab, code = label AS same, code = note AS same_note, code LIKE 'ab%' AS like_ab, \
          code LIKE 'ab' AS like_exact, COALESCE(code, label) AS either FROM items",
     ),
-    ("by_code", "SELECT code, COUNT(*) AS n, MIN(label) AS least, MAX(note) AS most FROM items GROUP BY code"),
+    (
+        "by_code",
+        "SELECT code, COUNT(*) AS n, MIN(label) AS least, MAX(note) AS most, \
+         string_agg(label, ',' ORDER BY id) AS labels FROM items GROUP BY code",
+    ),
     ("distinct_labels", "SELECT DISTINCT label FROM items"),
     ("named", "SELECT i.id, c.code, c.name FROM items i JOIN codes c ON c.code = i.code"),
     ("picked", "SELECT id FROM items WHERE code IN ('ab', 'c  ', 'xyz') OR label > 'b'"),
