@@ -149,9 +149,12 @@ fn truth(d: &Datum<'_>) -> Option<bool> {
         Datum::Float(f) => Some(*f != 0.0),
         Datum::Text(t) => Some(affinity::real(t) != 0.0),
         Datum::Blob(b) => Some(affinity::real(&String::from_utf8_lossy(b)) != 0.0),
-        Datum::Numeric(_) | Datum::Date(_) | Datum::Timestamp(_) | Datum::TimestampTz(_) | Datum::Uuid(_) => {
-            Some(false)
-        }
+        Datum::Numeric(_)
+        | Datum::Date(_)
+        | Datum::Timestamp(_)
+        | Datum::TimestampTz(_)
+        | Datum::Uuid(_)
+        | Datum::Interval(_) => Some(false),
     }
 }
 
@@ -446,6 +449,17 @@ fn is_postgres_function(func: Func) -> bool {
             | Func::DatePlusDays
             | Func::DateMinusDate
             | Func::PlusInterval(_)
+            | Func::TimestampMinus
+            | Func::Age
+            | Func::TimestampPlusInterval
+            | Func::IntervalPlus
+            | Func::IntervalMinus
+            | Func::IntervalNegate
+            | Func::IntervalMul
+            | Func::IntervalDiv
+            | Func::JustifyHours
+            | Func::JustifyDays
+            | Func::JustifyInterval
     )
 }
 
@@ -518,6 +532,7 @@ fn pg_cast<'r>(v: Datum<'r>, to: ScalarType) -> Result<Datum<'r>> {
         (ScalarType::TimestampTz, Datum::Date(d)) => Datum::TimestampTz(temporal::date_timestamp(d)),
         (ScalarType::TimestampTz, Datum::Timestamp(t) | Datum::TimestampTz(t)) => Datum::TimestampTz(t),
         (ScalarType::Uuid, Datum::Uuid(u)) => Datum::Uuid(u),
+        (ScalarType::Interval, Datum::Interval(i)) => Datum::Interval(i),
         (to, Datum::Text(t)) => match pgtext::parse(to, &t) {
             Some(Ok(v)) => v,
             Some(Err(pgtext::TextError::Numeric(NumericError::OutOfRange | NumericError::NotFinite))) => {
@@ -531,7 +546,15 @@ fn pg_cast<'r>(v: Datum<'r>, to: ScalarType) -> Result<Datum<'r>> {
 
 fn cast<'r>(v: Datum<'r>, to: ScalarType, dialect: Dialect) -> Result<Datum<'r>> {
     let beyond_sqlite = |d: &Datum<'_>| {
-        matches!(d, Datum::Numeric(_) | Datum::Date(_) | Datum::Timestamp(_) | Datum::TimestampTz(_) | Datum::Uuid(_))
+        matches!(
+            d,
+            Datum::Numeric(_)
+                | Datum::Date(_)
+                | Datum::Timestamp(_)
+                | Datum::TimestampTz(_)
+                | Datum::Uuid(_)
+                | Datum::Interval(_)
+        )
     };
     if !v.is_null()
         && (beyond_sqlite(&v)
@@ -542,6 +565,7 @@ fn cast<'r>(v: Datum<'r>, to: ScalarType, dialect: Dialect) -> Result<Datum<'r>>
                     | ScalarType::Timestamp
                     | ScalarType::TimestampTz
                     | ScalarType::Uuid
+                    | ScalarType::Interval
             ))
     {
         return pg_cast(v, to);

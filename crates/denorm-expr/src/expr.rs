@@ -210,6 +210,33 @@ pub enum Func {
     /// (`- interval` negates it first): months first (the day clamped to
     /// the month's last), then days, then microseconds; a timestamp.
     PlusInterval(Interval),
+    /// PostgreSQL `timestamp - timestamp` (also `timestamptz -
+    /// timestamptz`, a date read as a timestamp): an interval of days and
+    /// time (`timestamp_mi`).
+    TimestampMinus,
+    /// PostgreSQL `age(timestamp, timestamp)`: an interval of years, months,
+    /// days and time (`timestamp_age`).
+    Age,
+    /// PostgreSQL `date|timestamp + interval` with an interval value (a
+    /// constant interval is [`Func::PlusInterval`]); `- interval` negates it
+    /// first.
+    TimestampPlusInterval,
+    /// PostgreSQL `interval + interval`.
+    IntervalPlus,
+    /// PostgreSQL `interval - interval`.
+    IntervalMinus,
+    /// PostgreSQL `- interval`.
+    IntervalNegate,
+    /// PostgreSQL `interval * number` (`interval_mul`; the number as a double).
+    IntervalMul,
+    /// PostgreSQL `interval / number` (`interval_div`).
+    IntervalDiv,
+    /// PostgreSQL `justify_hours(interval)`.
+    JustifyHours,
+    /// PostgreSQL `justify_days(interval)`.
+    JustifyDays,
+    /// PostgreSQL `justify_interval(interval)`.
+    JustifyInterval,
     /// The collation key of a text ([`Collation::key`]); other values
     /// unchanged. The planner compares, groups and deduplicates text under a
     /// SQLite collation by comparing these keys bytewise, so the core stays
@@ -217,21 +244,7 @@ pub enum Func {
     CollationKey(Collation),
 }
 
-/// A constant PostgreSQL interval: months, days and microseconds, kept
-/// apart as PostgreSQL keeps them (a month is not a number of days).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct Interval {
-    pub months: i32,
-    pub days: i32,
-    pub micros: i64,
-}
-
-impl Interval {
-    /// `-interval`, or `None` when a field has no negation.
-    pub fn negated(self) -> Option<Interval> {
-        Some(Interval { months: self.months.checked_neg()?, days: self.days.checked_neg()?, micros: self.micros.checked_neg()? })
-    }
-}
+pub use denorm_types::interval::Interval;
 
 /// A field of PostgreSQL's `extract`, `date_part` and `date_trunc`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -398,6 +411,17 @@ impl Func {
             Func::DatePlusDays => "date_pli",
             Func::DateMinusDate => "date_mi",
             Func::PlusInterval(_) => "timestamp_pl_interval",
+            Func::TimestampMinus => "timestamp_mi",
+            Func::Age => "age",
+            Func::TimestampPlusInterval => "timestamp_pl_interval",
+            Func::IntervalPlus => "interval_pl",
+            Func::IntervalMinus => "interval_mi",
+            Func::IntervalNegate => "interval_um",
+            Func::IntervalMul => "interval_mul",
+            Func::IntervalDiv => "interval_div",
+            Func::JustifyHours => "justify_hours",
+            Func::JustifyDays => "justify_days",
+            Func::JustifyInterval => "justify_interval",
             Func::CollationKey(Collation::Binary) => "collation_key_binary",
             Func::CollationKey(Collation::NoCase) => "collation_key_nocase",
             Func::CollationKey(Collation::Rtrim) => "collation_key_rtrim",

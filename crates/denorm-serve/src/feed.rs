@@ -180,6 +180,11 @@ fn encode(out: &mut Vec<u8>, datum: &Datum<'_>, descending: bool, nulls_first: b
             out.push(0x50);
             out.extend_from_slice(u);
         }
+        // By span, as PostgreSQL orders intervals.
+        Datum::Interval(i) => {
+            out.push(0x60);
+            out.extend_from_slice(&((i.span() as u128) ^ (1 << 127)).to_be_bytes());
+        }
         Datum::Text(_) | Datum::Blob(_) => {
             // A BLOB sorts after all text.
             let (class, bytes) = match datum {

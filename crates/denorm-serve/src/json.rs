@@ -34,6 +34,7 @@ pub fn write_datum(out: &mut Vec<u8>, datum: &Datum<'_>) {
         | Datum::Timestamp(_)
         | Datum::TimestampTz(_)
         | Datum::Uuid(_)
+        | Datum::Interval(_)
         | Datum::Blob(_) => {
             let mut text = String::new();
             denorm_types::json::write_datum(&mut text, datum, false, denorm_types::Dialect::Postgres);

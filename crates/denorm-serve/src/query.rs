@@ -534,24 +534,28 @@ pub fn parse_value(name: &str, ty: ScalarType, raw: &str) -> Result<Value, BadPa
             Ok(i) => Datum::Int(i),
             Err(_) => number().map_or_else(|| Datum::owned_text(raw), Datum::Float),
         }),
-        ScalarType::Numeric | ScalarType::Date | ScalarType::Timestamp | ScalarType::TimestampTz | ScalarType::Uuid => {
-            match denorm_types::pgtext::parse(ty, raw) {
-                Some(Ok(v)) => Some(v),
-                Some(Err(e)) => {
-                    let example = match ty {
-                        ScalarType::Numeric => "an exact number such as 12.50",
-                        ScalarType::Date => "an ISO date such as 2024-05-01",
-                        ScalarType::Uuid => "a UUID such as a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
-                        _ => "an ISO timestamp such as 2024-05-01T10:00:00 (with an offset such as +02:00 for timestamptz)",
-                    };
-                    return Err(BadParameter::new(
-                        name,
-                        format!("expected {example} for {ty} column \"{name}\", got \"{raw}\" ({e})"),
-                    ));
-                }
-                None => None,
+        ScalarType::Numeric
+        | ScalarType::Date
+        | ScalarType::Timestamp
+        | ScalarType::TimestampTz
+        | ScalarType::Uuid
+        | ScalarType::Interval => match denorm_types::pgtext::parse(ty, raw) {
+            Some(Ok(v)) => Some(v),
+            Some(Err(e)) => {
+                let example = match ty {
+                    ScalarType::Numeric => "an exact number such as 12.50",
+                    ScalarType::Date => "an ISO date such as 2024-05-01",
+                    ScalarType::Uuid => "a UUID such as a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+                    ScalarType::Interval => "an interval such as 1 day 02:00:00 or P1DT2H",
+                    _ => "an ISO timestamp such as 2024-05-01T10:00:00 (with an offset such as +02:00 for timestamptz)",
+                };
+                return Err(BadParameter::new(
+                    name,
+                    format!("expected {example} for {ty} column \"{name}\", got \"{raw}\" ({e})"),
+                ));
             }
-        }
+            None => None,
+        },
     };
     value.ok_or_else(|| {
         let expected = match ty {

@@ -10,6 +10,7 @@
 //! | `Numeric` | `numeric` (exact, scale kept) | `TEXT` (exact decimal text) |
 //! | `Date` / `Timestamp` / `TimestampTz` | `date` / `timestamp` / `timestamptz` | `TEXT` (ISO 8601, as SQLite's date functions read it) |
 //! | `Uuid` | `uuid` | `TEXT` |
+//! | `Interval` | `interval` | `TEXT` (PostgreSQL's text, `1 day 02:00:00`) |
 //! | `Any`, `Null` (SQLite's untyped values) | `text` (the value's text) | no type (the value keeps its storage class) |
 
 use denorm_types::{Datum, ScalarType, Value};
@@ -26,6 +27,7 @@ pub fn postgres_type(ty: ScalarType) -> &'static str {
         ScalarType::Timestamp => "timestamp",
         ScalarType::TimestampTz => "timestamptz",
         ScalarType::Uuid => "uuid",
+        ScalarType::Interval => "interval",
         ScalarType::Text | ScalarType::Null | ScalarType::Any | ScalarType::Unsupported => "text",
     }
 }
@@ -41,7 +43,8 @@ pub fn sqlite_type(ty: ScalarType) -> &'static str {
         | ScalarType::Date
         | ScalarType::Timestamp
         | ScalarType::TimestampTz
-        | ScalarType::Uuid => "TEXT",
+        | ScalarType::Uuid
+        | ScalarType::Interval => "TEXT",
         ScalarType::Null | ScalarType::Any | ScalarType::Unsupported => "",
     }
 }
@@ -99,6 +102,7 @@ pub fn pg_stored(ty: ScalarType, value: &Datum<'_>) -> Value {
             | (ScalarType::Timestamp, Datum::Timestamp(_))
             | (ScalarType::TimestampTz, Datum::TimestampTz(_))
             | (ScalarType::Uuid, Datum::Uuid(_))
+            | (ScalarType::Interval, Datum::Interval(_))
     );
     if fits {
         return value.clone().into_owned();

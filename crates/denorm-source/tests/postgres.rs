@@ -87,9 +87,11 @@ fn catalog_maps_types_keys_and_nullability() {
     assert_eq!(catalog.unsupported_type("u", "id"), None);
     let t = catalog.get("t").unwrap();
     let types: Vec<_> = t.columns.iter().map(|c| c.ty).collect();
-    // character(n) compares ignoring trailing spaces: not read (see the planner's refusal).
-    assert_eq!(types, [Int, Int, Int, Float, Float, Text, Text, Unsupported, Text, Bool]);
-    assert_eq!(catalog.unsupported_type("t", "h"), Some("character(3)"));
+    // character(n) is text marked RTRIM: compared ignoring trailing blanks.
+    assert_eq!(types, [Int, Int, Int, Float, Float, Text, Text, Text, Text, Bool]);
+    assert_eq!(catalog.unsupported_type("t", "h"), None);
+    assert_eq!(catalog.collation("t", "h"), denorm_types::Collation::Rtrim);
+    assert_eq!(catalog.collation("t", "g"), denorm_types::Collation::Binary);
     assert_eq!(t.primary_key, vec![2, 0]);
     assert_eq!(t.unique_keys, vec![vec![6]]);
     let nullable: Vec<bool> = t.columns.iter().map(|c| c.nullable).collect();

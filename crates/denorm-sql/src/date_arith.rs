@@ -3,15 +3,18 @@
 //! ```text
 //!  date ± integer            → date       (Func::DatePlusDays)
 //!  date − date               → integer    (Func::DateMinusDate)
-//!  date|timestamp ± interval → timestamp  (Func::PlusInterval, the interval a constant:
-//!  interval + date|timestamp                INTERVAL '90 days', '1 mon'::interval, INTERVAL '3' DAY)
+//!  date|timestamp ± interval → timestamp  (Func::PlusInterval when the interval is a constant:
+//!  interval + date|timestamp                INTERVAL '90 days', '1 mon'::interval, INTERVAL '3' DAY;
+//!                                           else Func::TimestampPlusInterval)
+//!  timestamp − timestamp     → interval   (Func::TimestampMinus; also timestamptz − timestamptz,
+//!                                           a date beside a timestamp read as a timestamp)
+//!  interval ± interval       → interval   (Func::IntervalPlus / IntervalMinus)
+//!  interval * number, number * interval, interval / number → interval (IntervalMul / IntervalDiv)
 //! ```
 //!
-//! denorm has no interval values, so an interval is only accepted as a
-//! constant operand of `+`/`-`; `timestamp − timestamp` and `age(…)`, which
-//! produce intervals, are refused with a rewrite over `extract(epoch …)`.
 //! `timestamptz ± interval` depends on the session's time zone (days and
-//! months cross DST changes) and is refused.
+//! months cross DST changes) and is refused, as is `timestamptz − date`
+//! (the date is read in the session's time zone).
 
 use denorm_expr::{BinaryOp, Expr, Func, Interval};
 use denorm_types::ScalarType;
@@ -20,8 +23,7 @@ use sqlparser::ast;
 use crate::types::Typed;
 use crate::{Location, PlanError};
 
-const INTERVAL_HINT: &str =
-    "denorm has no interval values: subtract epochs instead, extract(epoch from a) - extract(epoch from b) (seconds)";
+const TIME_ZONE_HINT: &str = "CAST both sides to the same type (timestamp or timestamptz)";
 
 /// The constant interval `e` writes, if it is one: `INTERVAL '…' [field]`
 /// or `'…'::interval`.
@@ -61,8 +63,8 @@ pub(crate) fn interval_literal(e: &ast::Expr, at: Option<Location>) -> Option<Re
 }
 
 fn not_constant(at: Option<Location>) -> PlanError {
-    PlanError::new("an interval must be a constant literal", at)
-        .detail("denorm has no interval values; only a constant interval can be added to a date or timestamp")
+    PlanError::new("an interval must be a constant literal or an interval expression", at)
+        .detail("CAST of a text to interval is only read at plan time, from a literal")
 }
 
 fn strip(mut e: &ast::Expr) -> &ast::Expr {
@@ -99,15 +101,15 @@ pub(crate) fn plus_interval(
     }
 }
 
-/// `date ± integer`, `date − date`; `timestamp − timestamp` is refused;
-/// `None` when neither side is a date or timestamp.
+/// `date ± integer`, `date − date`, `timestamp − timestamp`, and the
+/// interval operators; `None` when no side is a date, timestamp or interval.
 pub(crate) fn arithmetic(
     op: BinaryOp,
     left: &Typed,
     right: &Typed,
     at: Option<Location>,
 ) -> Option<Result<Typed, PlanError>> {
-    use ScalarType::{Date, Int, Timestamp, TimestampTz};
+    use ScalarType::{Date, Float, Int, Interval, Null, Numeric, Timestamp, TimestampTz};
     let nullable = left.nullable || right.nullable;
     let call = |func, args: Vec<Expr>, ty| Some(Ok(Typed::new(Expr::Call { func, args }, ty, nullable)));
     let negated = |e: &Expr| Expr::binary(BinaryOp::Sub, Expr::Literal(denorm_types::Datum::Int(0)), e.clone());
@@ -119,12 +121,52 @@ pub(crate) fn arithmetic(
             let expr = Expr::Call { func: Func::DateMinusDate, args: vec![left.expr.clone(), right.expr.clone()] };
             Some(Ok(Typed::new(expr, Int, nullable)))
         }
-        (BinaryOp::Sub, Timestamp | TimestampTz | Date, Timestamp | TimestampTz)
-        | (BinaryOp::Sub, Timestamp | TimestampTz, Date) => Some(Err(PlanError::new(
-            format!("{} - {} gives an interval, which is not supported", left.ty, right.ty),
+        (BinaryOp::Sub, Timestamp | Date, Timestamp) | (BinaryOp::Sub, Timestamp, Date) | (BinaryOp::Sub, TimestampTz, TimestampTz) => {
+            call(Func::TimestampMinus, vec![left.expr.clone(), right.expr.clone()], Interval)
+        }
+        (BinaryOp::Sub, TimestampTz, Date | Timestamp) | (BinaryOp::Sub, Date | Timestamp, TimestampTz) => {
+            Some(Err(PlanError::new(
+                format!("{} - {} is not supported", left.ty, right.ty),
+                at,
+            )
+            .detail("the value without a time zone is read in the session's time zone, which denorm does not know")
+            .hint(TIME_ZONE_HINT)))
+        }
+        (BinaryOp::Add, Interval, Interval | Null) | (BinaryOp::Add, Null, Interval) => {
+            call(Func::IntervalPlus, vec![left.expr.clone(), right.expr.clone()], Interval)
+        }
+        (BinaryOp::Sub, Interval, Interval | Null) | (BinaryOp::Sub, Null, Interval) => {
+            call(Func::IntervalMinus, vec![left.expr.clone(), right.expr.clone()], Interval)
+        }
+        (BinaryOp::Add, Date | Timestamp, Interval) => {
+            call(Func::TimestampPlusInterval, vec![left.expr.clone(), right.expr.clone()], Timestamp)
+        }
+        (BinaryOp::Add, Interval, Date | Timestamp) => {
+            call(Func::TimestampPlusInterval, vec![right.expr.clone(), left.expr.clone()], Timestamp)
+        }
+        (BinaryOp::Sub, Date | Timestamp, Interval) => {
+            let negated = Expr::Call { func: Func::IntervalNegate, args: vec![right.expr.clone()] };
+            call(Func::TimestampPlusInterval, vec![left.expr.clone(), negated], Timestamp)
+        }
+        (BinaryOp::Add | BinaryOp::Sub, TimestampTz, Interval) | (BinaryOp::Add, Interval, TimestampTz) => {
+            Some(Err(PlanError::new("timestamptz ± interval is not supported", at)
+                .detail("days and months are added in the session's time zone, which denorm does not know")
+                .hint("use a timestamp (without time zone) column")))
+        }
+        (BinaryOp::Mul, Interval, Int | Float | Numeric | Null) => {
+            call(Func::IntervalMul, vec![left.expr.clone(), right.expr.clone()], Interval)
+        }
+        (BinaryOp::Mul, Int | Float | Numeric | Null, Interval) => {
+            call(Func::IntervalMul, vec![right.expr.clone(), left.expr.clone()], Interval)
+        }
+        (BinaryOp::Div, Interval, Int | Float | Numeric | Null) => {
+            call(Func::IntervalDiv, vec![left.expr.clone(), right.expr.clone()], Interval)
+        }
+        (op, Interval, other) | (op, other, Interval) => Some(Err(PlanError::new(
+            format!("operator does not exist: {} {} {}", left.ty, op.symbol(), right.ty),
             at,
         )
-        .hint(INTERVAL_HINT))),
+        .hint(format!("an interval is added to a date, a timestamp or an interval, and multiplied or divided by a number, not combined with {other}")))),
         _ => None,
     }
 }

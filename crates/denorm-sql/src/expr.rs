@@ -115,7 +115,7 @@ impl Grouping {
         let group = &self.groups[i];
         let keyed = self.written.get(i).is_some_and(|w| *w != group.expr);
         let t = Typed::new(Expr::Column(i), group.ty, group.nullable).collated(group.collation, group.explicit);
-        Typed { keyed, ..t }
+        Typed { keyed, bpchar: group.bpchar, ..t }
     }
 
     /// The group column computing `expr` (as keyed or as written).
@@ -322,6 +322,16 @@ impl<'a, 'c> Lowerer<'a, 'c> {
                 self.trim(trim_where.as_ref(), trim_what.as_deref(), expr, trim_characters.as_deref(), at, d)
             }
             E::Collate { expr, collation } => self.collate(expr, collation, at, d),
+            E::Interval(_) | E::Cast { data_type: ast::DataType::Interval { .. }, .. }
+                if self.dialect == Dialect::Postgres =>
+            {
+                match date_arith::interval_literal(e, at) {
+                    Some(interval) => {
+                        Ok(Typed::new(Expr::Literal(Datum::Interval(interval?)), ScalarType::Interval, false))
+                    }
+                    None => Err(refusal(e, at)),
+                }
+            }
             E::Cast { kind, expr, data_type, format } => self.cast(kind, expr, data_type, format.is_some(), at, d),
             E::TypedString(literal) => crate::types::typed_literal(literal, self.dialect, at),
             E::Subquery(_) | E::InSubquery { .. } | E::Exists { .. } => match self.subqueries {
@@ -334,7 +344,13 @@ impl<'a, 'c> Lowerer<'a, 'c> {
 
     fn column(&self, idents: &[ast::Ident]) -> Lowered {
         let c = self.scope.resolve(idents)?;
-        Ok(Typed::new(Expr::Column(c.position), c.ty, c.nullable).collated(c.collation, false))
+        let t = Typed::new(Expr::Column(c.position), c.ty, c.nullable);
+        // PostgreSQL text has no collation but "C": RTRIM marks character(n)
+        // (see `Typed::bpchar`), a source column's or a subquery's.
+        if self.dialect == Dialect::Postgres && c.collation == Some(denorm_types::Collation::Rtrim) {
+            return Ok(Typed { bpchar: true, ..t });
+        }
+        Ok(t.collated(c.collation, false))
     }
 
     /// `x COLLATE name`: SQLite's built-in collations; the expression keeps
@@ -389,7 +405,12 @@ impl<'a, 'c> Lowerer<'a, 'c> {
                         return self.literal(&v.value, true, at);
                     }
                 }
-                let t = self.numeric(self.lower(x, d)?, "-", at)?;
+                let t = self.lower(x, d)?;
+                if t.ty == ScalarType::Interval {
+                    let negated = Expr::Call { func: denorm_expr::Func::IntervalNegate, args: vec![t.expr] };
+                    return Ok(Typed::new(negated, ScalarType::Interval, t.nullable));
+                }
+                let t = self.numeric(t, "-", at)?;
                 Ok(Typed::new(Expr::Negate(Box::new(t.expr)), t.ty, t.nullable))
             }
             UnaryOperator::Plus => self.numeric(self.lower(x, d)?, "+", at),
@@ -459,14 +480,22 @@ impl<'a, 'c> Lowerer<'a, 'c> {
         at: Option<Location>,
         d: usize,
     ) -> Lowered {
+        let dated = |t: &Typed| matches!(t.ty, ScalarType::Date | ScalarType::Timestamp | ScalarType::TimestampTz);
         if let Some(interval) = date_arith::interval_literal(r, self.at(r).or(at)) {
-            return date_arith::plus_interval(self.lower(l, d)?, interval?, op == BinaryOp::Sub, at);
+            let left = self.lower(l, d)?;
+            if dated(&left) {
+                return date_arith::plus_interval(left, interval?, op == BinaryOp::Sub, at);
+            }
+        } else if let Some(interval) = date_arith::interval_literal(l, self.at(l).or(at)) {
+            let right = self.lower(r, d)?;
+            if op == BinaryOp::Add && dated(&right) {
+                return date_arith::plus_interval(right, interval?, false, at);
+            }
         }
-        match date_arith::interval_literal(l, self.at(l).or(at)) {
-            Some(interval) if op == BinaryOp::Add => date_arith::plus_interval(self.lower(r, d)?, interval?, false, at),
-            _ => Err(PlanError::new("interval - value is not supported", at)
-                .hint("write value + (-interval), e.g. d + INTERVAL '-3 days'")),
-        }
+        // Interval values: interval ± interval, or a constant interval beside
+        // a value that is not a date or timestamp (typed by date_arith).
+        let (left, right) = (self.lower(l, d)?, self.lower(r, d)?);
+        self.apply_binary(op, left, right, at)
     }
 
     /// Types a non-logical binary operator over lowered operands.
@@ -528,6 +557,9 @@ impl<'a, 'c> Lowerer<'a, 'c> {
 
     fn in_list(&self, x: &ast::Expr, list: &[ast::Expr], negated: bool, at: Option<Location>, d: usize) -> Lowered {
         let mut needle = self.lower(x, d)?;
+        // character(n): compared without trailing blanks, as are the literals.
+        let bpchar = needle.bpchar;
+        needle = types::strip_bpchar(needle);
         let mut items = Vec::with_capacity(list.len());
         let mut nullable = needle.nullable;
         // SQLite (3.54) compares an IN list under the left operand's
@@ -536,6 +568,7 @@ impl<'a, 'c> Lowerer<'a, 'c> {
         for item in list {
             let at_item = self.at(item).or(at);
             let item = self.lower(item, d)?;
+            let item = if bpchar { types::bpchar_literal(item) } else { item };
             let (n, t) = types::uncollated_operands(needle, item, "=", self.dialect, at_item)?;
             needle = n;
             nullable |= t.nullable;
@@ -706,6 +739,7 @@ fn number(text: &str, dialect: Dialect, at: Option<Location>) -> Lowered {
 }
 
 fn concat(left: Typed, right: Typed, dialect: Dialect, at: Option<Location>) -> Lowered {
+    let (left, right) = (types::strip_bpchar(left), types::strip_bpchar(right));
     for t in [&left, &right] {
         match t.ty {
             // SQLite's text of a double is computed exactly (`%!.17g`, as

@@ -619,6 +619,8 @@ impl<'x, 'q, 'c> Planner<'x, 'q, 'c> {
     fn equality(&self, e: &ast::Expr, lw: &Lowerer<'_, '_>) -> Option<(KeySide, KeySide)> {
         let ast::Expr::BinaryOp { left, op: ast::BinaryOperator::Eq, right } = strip(e) else { return None };
         let (a, b) = (lw.lower(left, 0).ok()?, lw.lower(right, 0).ok()?);
+        // PostgreSQL's character(n) matches without its trailing blanks.
+        let (a, b) = (crate::types::strip_bpchar(a), crate::types::strip_bpchar(b));
         // Text under a collation is keyed by its collation key.
         let collation = crate::types::comparison_collation(&a, &b);
         let (a, b) = (crate::types::collation_key(a, collation), crate::types::collation_key(b, collation));

@@ -93,7 +93,7 @@ fn call_func(def: &FunctionDef) -> Func {
 
 fn is_postgres_only(ty: ScalarType) -> bool {
     use ScalarType::*;
-    matches!(ty, Numeric | Date | Timestamp | TimestampTz | Uuid)
+    matches!(ty, Numeric | Date | Timestamp | TimestampTz | Uuid | Interval)
 }
 
 /// The text of a string literal argument, if it is one.
@@ -167,6 +167,11 @@ impl Lowerer<'_, '_> {
                 PlanError::new(format!("function {name}() is not supported in a maintained view"), at).detail(why)
             );
         }
+        if call_func(def) == Func::Age && args.len() == 1 {
+            return Err(PlanError::new("function age(timestamp) is not supported in a maintained view", at)
+                .detail("age(t) is age(current_date, t): it changes every day without a change in the source")
+                .hint("write age(a, b) over two columns, or compute the age at read time"));
+        }
         if !def.takes(args.len()) {
             return Err(arity_error(name, &def.arity_text(), at));
         }
@@ -198,9 +203,10 @@ impl Lowerer<'_, '_> {
             Kind::Iif => self.iif(lowered, at),
             _ if call_func(def) == Func::PgRound => self.pg_round(lowered, at),
             _ => {
+                let last_type = lowered.last().map(|t| t.ty);
                 let mut typed = self.scalar_call(def, lowered, at)?;
                 match call_func(def) {
-                    Func::DateTrunc(_) | Func::DatePart(_) => self.field_call(typed, args[0], at),
+                    Func::DateTrunc(_) | Func::DatePart(_) => self.field_call(typed, args[0], last_type, at),
                     // unixepoch(…, 'subsec') is a double.
                     Func::Date(DateFunc::UnixEpoch)
                         if args
@@ -246,6 +252,11 @@ impl Lowerer<'_, '_> {
         at: Option<Location>,
     ) -> Result<Typed, PlanError> {
         let t = bool_as_int(t, self.dialect);
+        // character(n) read as text loses its trailing blanks, except where
+        // PostgreSQL reads it by its output function or has a bpchar variant
+        // keeping them (octet_length, concat).
+        let keeps_blanks = matches!(call_func(def), Func::OctetLength | Func::Concat | Func::ConcatWs);
+        let t = if def.arg(i) == Arg::Text && !keeps_blanks { types::strip_bpchar(t) } else { t };
         let sqlite = self.dialect == Dialect::Sqlite;
         let ok = match (def.arg(i), t.ty) {
             (_, ScalarType::Null) => true,
@@ -259,6 +270,11 @@ impl Lowerer<'_, '_> {
             (Arg::Integer, ty) => ty == ScalarType::Int || (sqlite && ty.is_numeric()),
             (Arg::DateOrTimestamp, ty) => matches!(ty, ScalarType::Date | ScalarType::Timestamp),
             (Arg::Timestamp, ty) => ty == ScalarType::Timestamp,
+            (Arg::Interval, ty) => ty == ScalarType::Interval,
+            (Arg::DateTimestampOrInterval, ty) => {
+                matches!(ty, ScalarType::Date | ScalarType::Timestamp | ScalarType::Interval)
+            }
+            (Arg::TimestampOrInterval, ty) => matches!(ty, ScalarType::Timestamp | ScalarType::Interval),
         };
         if ok {
             return Ok(t);
@@ -273,6 +289,12 @@ impl Lowerer<'_, '_> {
                                session's time zone: CAST it AS timestamp)"
             }
             Arg::Any => "a value",
+            Arg::Interval => "an interval",
+            Arg::DateTimestampOrInterval => "a date, a timestamp or an interval",
+            Arg::TimestampOrInterval => {
+                "a timestamp or an interval (PostgreSQL reads a date here as a timestamptz, which depends on the \
+                 session's time zone: CAST it AS timestamp)"
+            }
         };
         Err(PlanError::new(format!("function {}({signature}) does not exist", def.name), at).hint(format!(
             "argument {} of {} takes {wants}; CAST it explicitly",
@@ -450,6 +472,8 @@ impl Lowerer<'_, '_> {
             }),
             _ => arg,
         };
+        // MIN/MAX of character(n) is character(n): padded, compared without blanks.
+        let bpchar = arg.as_ref().is_some_and(|a| a.bpchar) && matches!(func, AggregateFunc::Min | AggregateFunc::Max);
         let type_func = match func {
             AggregateFunc::SumDistinct => AggregateFunc::Sum,
             AggregateFunc::AvgDistinct => AggregateFunc::Avg,
@@ -460,7 +484,7 @@ impl Lowerer<'_, '_> {
         if name == "total" {
             return Ok(total(column));
         }
-        Ok(Typed::new(Expr::Column(column), ty, nullable))
+        Ok(Typed { bpchar, ..Typed::new(Expr::Column(column), ty, nullable) })
     }
 
     fn aggregate_type(
@@ -490,6 +514,11 @@ impl Lowerer<'_, '_> {
                     .hint("json values have no order; CAST the argument to text"))
             }
             (AggregateFunc::Min | AggregateFunc::Max, t) if t != ScalarType::Bool => t,
+            (AggregateFunc::Sum | AggregateFunc::Avg, ScalarType::Interval) => {
+                return Err(PlanError::new(format!("{name}(interval) is not supported yet"), at)
+                    .detail("denorm keeps numeric sums only; an interval sum adds months, days and time apart")
+                    .hint(format!("{name} extract(epoch FROM x) (seconds) instead, or MIN/MAX of the interval")))
+            }
             (_, ScalarType::Null) => ScalarType::Null,
             (_, t) => {
                 return Err(PlanError::new(format!("function {name}({t}) does not exist"), at)
@@ -523,6 +552,8 @@ impl Lowerer<'_, '_> {
         }
         let target = cast_target(data_type, self.dialect).map_err(|e| PlanError { location: at, ..e })?;
         let arg = self.lower(x, d)?;
+        // PostgreSQL: character(n) cast to text or varchar loses its trailing blanks.
+        let arg = if target.ty == ScalarType::Text { types::strip_bpchar(arg) } else { arg };
         self.check_cast(&arg, target.ty, data_type, at)?;
         let arg = bool_as_int(arg, self.dialect);
         let (nullable, collation, explicit) = (arg.nullable, arg.collation, arg.explicit);
@@ -553,7 +584,8 @@ impl Lowerer<'_, '_> {
             (Text, _) => true,
             (Int | Float | Numeric, Numeric) | (Numeric, Int | Float) => true,
             (a, b) if temporal(a) && temporal(b) => true,
-            (Numeric | Date | Timestamp | TimestampTz | Uuid | Json, _) => false,
+            (Numeric | Date | Timestamp | TimestampTz | Uuid | Json | Interval, _) => false,
+            (_, Interval) => false,
             (_, Numeric | Date | Timestamp | TimestampTz | Uuid) => false,
             _ => true,
         };

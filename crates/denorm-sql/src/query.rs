@@ -523,7 +523,8 @@ fn combine(
     // BINARY is replaced by its key (a row stands for those equal to it
     // under the collation, as DISTINCT does), which may make a distinct
     // side's rows equal.
-    let keyed = match all && op == SetOperator::Union {
+    // PostgreSQL's only such columns are character(n), equal padded.
+    let keyed = match (all && op == SetOperator::Union) || cx.dialect == Dialect::Postgres {
         true => Vec::new(),
         false => collation_keys(&columns),
     };

@@ -219,29 +219,13 @@ impl<'c> Scope<'c> {
             .catalog
             .and_then(|c| c.unsupported_type(&r.table.name, &schema.name))
             .unwrap_or("a type denorm does not support");
-        if type_name.starts_with("character(") {
-            return Err(PlanError::new(
-                format!("column {}.{} has type {type_name}, which denorm cannot read yet", r.table.name, schema.name),
-                at,
-            )
-            .detail(
-                "PostgreSQL compares and groups character(n) ignoring trailing spaces while its text keeps them; \
-                 denorm compares bytewise and would answer differently",
-            )
-            .hint(format!(
-                "declare the column varchar or text (ALTER TABLE {t} ALTER COLUMN {c} TYPE varchar), or leave it out of \
-                 the view",
-                t = r.table.name,
-                c = schema.name
-            )));
-        }
         Err(PlanError::new(
             format!("column {}.{} has type {type_name}, which denorm cannot read", r.table.name, schema.name),
             at,
         )
         .detail(
             "denorm reads boolean, smallint, integer, bigint, real, double precision, numeric, text, varchar, \
-             name, date, timestamp, timestamptz, uuid, json and jsonb",
+             character(n), name, date, timestamp, timestamptz, interval, uuid, json and jsonb",
         )
         .hint(format!(
             "leave {t}.{c} out of the view (name the columns you need instead of *); a CAST in the view cannot \

@@ -779,7 +779,8 @@ pub(crate) fn finish(
             ty => (expr, ty),
         };
         final_exprs.push(expr);
-        let collation = item.typed.collation;
+        // A character(n) column keeps its mark for an enclosing query.
+        let collation = if item.typed.bpchar { Some(denorm_types::Collation::Rtrim) } else { item.typed.collation };
         columns.push(OutputColumn { name: item.name.clone(), ty, nullable: item.typed.nullable, collation });
     }
     // ORDER BY expressions outside the select list ride along after it.

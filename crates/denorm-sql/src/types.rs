@@ -26,11 +26,15 @@ pub(crate) struct Typed {
     /// The value is already its key under `collation` (a GROUP BY column
     /// grouped under it), so comparing or sorting it needs no other key.
     pub keyed: bool,
+    /// PostgreSQL `character(n)`: the value keeps its blank padding (as the
+    /// server outputs it) and compares ignoring trailing blanks; read as
+    /// text (`||`, text functions, CAST) it loses them ([`strip_bpchar`]).
+    pub bpchar: bool,
 }
 
 impl Typed {
     pub fn new(expr: Expr, ty: ScalarType, nullable: bool) -> Self {
-        Typed { expr, ty, nullable, collation: None, explicit: false, keyed: false }
+        Typed { expr, ty, nullable, collation: None, explicit: false, keyed: false, bpchar: false }
     }
 
     /// The same expression carrying `collation`.
@@ -84,7 +88,7 @@ pub(crate) fn unify(a: ScalarType, b: ScalarType) -> Option<ScalarType> {
 /// the other side's type).
 fn takes_string_literal(ty: ScalarType) -> bool {
     use ScalarType::*;
-    matches!(ty, Numeric | Date | Timestamp | TimestampTz | Uuid)
+    matches!(ty, Numeric | Date | Timestamp | TimestampTz | Uuid | Interval)
 }
 
 /// A string literal read as a value of `to`, as PostgreSQL resolves an
@@ -147,7 +151,7 @@ pub(crate) fn comparable(a: ScalarType, b: ScalarType) -> bool {
     use ScalarType::*;
     matches!((a, b), (Null, _) | (_, Null) | (Text, Text) | (Bool, Bool) | (Any, _) | (_, Any))
         || (a.is_numeric() && b.is_numeric())
-        || (a == b && matches!(a, Date | Timestamp | TimestampTz | Uuid))
+        || (a == b && matches!(a, Date | Timestamp | TimestampTz | Uuid | Interval))
 }
 
 /// Checks and coerces both sides of a comparison (SQLite: booleans compare
@@ -178,6 +182,7 @@ pub(crate) fn uncollated_operands(
     } else {
         (left, right)
     };
+    let (left, right) = bpchar_operands(left, right);
     let left = coerce_literal(left, right.ty, at)?;
     let right = coerce_literal(right, left.ty, at)?;
     for (untyped, typed) in [(&left, &right), (&right, &left)] {
@@ -189,6 +194,40 @@ pub(crate) fn uncollated_operands(
         return Ok((left, right));
     }
     Err(operator_error(symbol, left.ty, right.ty, at))
+}
+
+/// A `character(n)` value read as text, as PostgreSQL casts it: trailing
+/// blanks dropped (`rtrim(x, ' ')`); other values unchanged.
+pub(crate) fn strip_bpchar(t: Typed) -> Typed {
+    if !t.bpchar {
+        return t;
+    }
+    let args = vec![t.expr, Expr::Literal(Datum::text(" ").into_owned())];
+    Typed::new(Expr::Call { func: denorm_expr::Func::Trim(denorm_expr::TrimSide::Trailing), args }, t.ty, t.nullable)
+}
+
+/// The operands of a comparison with a `character(n)` side, as PostgreSQL
+/// compares them: trailing blanks are insignificant, so a `character(n)`
+/// side and a string literal beside it (read as `character`) are compared
+/// without them; any other text beside it is compared as it is (PostgreSQL
+/// compares `bpchar` with `text` as text, the `bpchar` side cast).
+fn bpchar_operands(left: Typed, right: Typed) -> (Typed, Typed) {
+    if !left.bpchar && !right.bpchar {
+        return (left, right);
+    }
+    let (left, right) = (strip_bpchar(left), strip_bpchar(right));
+    (bpchar_literal(left), bpchar_literal(right))
+}
+
+/// A string literal compared with `character(n)`, which PostgreSQL reads as
+/// `character`: without its trailing blanks. Other expressions unchanged.
+pub(crate) fn bpchar_literal(t: Typed) -> Typed {
+    match &t.expr {
+        Expr::Literal(Datum::Text(s)) if t.ty == ScalarType::Text => {
+            Typed::new(Expr::Literal(Datum::owned_text(s.trim_end_matches(' '))), t.ty, t.nullable)
+        }
+        _ => t,
+    }
 }
 
 /// Whether SQLite gives the operand a type affinity that it then applies to
@@ -225,7 +264,8 @@ pub(crate) fn comparison_collation(left: &Typed, right: &Typed) -> Collation {
 /// another collation and `c` is BINARY).
 pub(crate) fn collation_key(t: Typed, c: Collation) -> Typed {
     if c == Collation::Binary || t.ty != ScalarType::Text || (t.keyed && t.collation == Some(c)) {
-        return Typed::new(t.expr, t.ty, t.nullable);
+        // A character(n) value is its own key (padded alike within a column).
+        return Typed { bpchar: t.bpchar, ..Typed::new(t.expr, t.ty, t.nullable) };
     }
     let expr = match t.expr {
         Expr::Literal(Datum::Text(s)) => Expr::Literal(Datum::Text(c.key(&s).into_owned().into())),

@@ -562,6 +562,19 @@ fn function_library_plans() {
                FROM posts",
         ),
         (
+            "interval_values_postgres",
+            Dialect::Postgres,
+            "CREATE MATERIALIZED VIEW iv AS
+               SELECT id, CAST(body AS TIMESTAMP) - CAST(title AS TIMESTAMP) AS took,
+                      age(CAST(body AS TIMESTAMP), CAST(title AS TIMESTAMP)) AS a,
+                      (CAST(body AS TIMESTAMP) - CAST(title AS TIMESTAMP)) * 2 - INTERVAL '1 day' AS twice,
+                      CAST(title AS TIMESTAMP) + (CAST(body AS TIMESTAMP) - CAST(title AS TIMESTAMP)) / 2 AS middle,
+                      extract(epoch FROM CAST(body AS TIMESTAMP) - CAST(title AS TIMESTAMP)) AS seconds,
+                      justify_interval(-INTERVAL '40 days') AS j,
+                      date_trunc('hour', CAST(body AS TIMESTAMP) - CAST(title AS TIMESTAMP)) AS hours
+               FROM posts WHERE CAST(body AS TIMESTAMP) - CAST(title AS TIMESTAMP) > '1 day'",
+        ),
+        (
             "aggregates_postgres",
             Dialect::Postgres,
             "CREATE MATERIALIZED VIEW g AS

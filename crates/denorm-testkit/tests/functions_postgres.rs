@@ -41,6 +41,10 @@ fn date(s: &str) -> Arg {
 fn timestamp(s: &str) -> Arg {
     Arg { value: Datum::Timestamp(temporal::parse_timestamp(s).unwrap()), sql: format!("'{s}'::timestamp") }
 }
+fn interval(s: &str) -> Arg {
+    let value = denorm_types::interval::parse(s, "second").unwrap();
+    Arg { value: Datum::Interval(value), sql: format!("interval '{s}'") }
+}
 fn null(ty: &str) -> Arg {
     Arg { value: Datum::Null, sql: format!("NULL::{ty}") }
 }
@@ -355,6 +359,131 @@ fn to_char_equals_postgres() {
     for t in timestamps.map(timestamp).into_iter().chain([null("timestamp")]) {
         for f in formats {
             c.check("to_char({})", Func::ToChar, &[t.clone(), text(f)]);
+        }
+    }
+    c.finish();
+}
+
+/// Interval values: `timestamp - timestamp`, `age`, `interval ± interval`,
+/// `- interval`, `interval * / number`, `timestamp + interval` with an
+/// interval value, `justify_*`, `extract`/`date_part` of every field an
+/// interval has, and the interval text itself (`IntervalStyle = postgres`,
+/// the server default), over month ends, leap days, BC, negative and mixed
+/// signs.
+#[test]
+fn interval_values_equal_postgres() {
+    use DateField::*;
+    let mut c = Checker::new();
+    let timestamps = [
+        "2024-03-01 00:00:00",
+        "2023-01-31 01:00:00.5",
+        "2024-02-29 23:59:59.999999",
+        "2020-12-31 12:00:00",
+        "1999-03-31 00:00:00",
+        "0044-03-15 12:00:00 BC",
+        "2024-01-31 00:00:00",
+        "infinity",
+        "-infinity",
+    ];
+    let intervals = [
+        "0",
+        "1 day",
+        "-1234 years -7 mons -17 days -13:14:15.123456",
+        "1999 years 11 mons",
+        "24 hours",
+        "1 mon",
+        "-1 mon",
+        "1 year 2 mons -3 days 04:05:06.5",
+        "-1 year -2 mons +3 days -04:05:06.5",
+        "1.5 months",
+        "-2 hours 30 minutes",
+        "59 days 23:00:00",
+        "100 hours",
+        "3 days ago",
+        "1 millennium 3 decades",
+        "0.000001 sec",
+        "-7 mons",
+        "11 mons 29 days 23:59:59.999999",
+    ];
+    let value = |a: &Arg| Expr::Literal(a.value.clone());
+    let call = |func, args: Vec<Expr>| Expr::Call { func, args };
+    for a in timestamps.map(timestamp) {
+        for b in timestamps.map(timestamp).into_iter().chain([null("timestamp")]) {
+            c.check_expr(format!("{} - {}", a.sql, b.sql), call(Func::TimestampMinus, vec![value(&a), value(&b)]));
+            c.check("age({})", Func::Age, &[a.clone(), b.clone()]);
+        }
+        for i in intervals.map(interval) {
+            let plus = call(Func::TimestampPlusInterval, vec![value(&a), value(&i)]);
+            c.check_expr(format!("{} + {}", a.sql, i.sql), plus);
+            let negated = call(Func::IntervalNegate, vec![value(&i)]);
+            let minus = call(Func::TimestampPlusInterval, vec![value(&a), negated]);
+            c.check_expr(format!("{} - {}", a.sql, i.sql), minus);
+        }
+    }
+    let fields = [
+        Microseconds,
+        Milliseconds,
+        Second,
+        Minute,
+        Hour,
+        Day,
+        Month,
+        Quarter,
+        Year,
+        Decade,
+        Century,
+        Millennium,
+        Epoch,
+    ];
+    for i in intervals.map(interval).into_iter().chain([null("interval")]) {
+        c.check_expr(i.sql.clone(), value(&i));
+        let cast = Expr::Cast { expr: Box::new(value(&i)), to: denorm_types::ScalarType::Text };
+        c.check_expr(format!("CAST({} AS text) || ''", i.sql), cast);
+        c.check_expr(format!("- {}", i.sql), call(Func::IntervalNegate, vec![value(&i)]));
+        for (name, func) in [
+            ("justify_hours", Func::JustifyHours),
+            ("justify_days", Func::JustifyDays),
+            ("justify_interval", Func::JustifyInterval),
+        ] {
+            c.check(&format!("{name}({{}})"), func, std::slice::from_ref(&i));
+        }
+        for other in intervals.map(interval) {
+            c.check_expr(
+                format!("{} + {}", i.sql, other.sql),
+                call(Func::IntervalPlus, vec![value(&i), value(&other)]),
+            );
+            c.check_expr(
+                format!("{} - {}", i.sql, other.sql),
+                call(Func::IntervalMinus, vec![value(&i), value(&other)]),
+            );
+            for op in ["=", "<", ">="] {
+                let bin = match op {
+                    "=" => denorm_expr::BinaryOp::Eq,
+                    "<" => denorm_expr::BinaryOp::Lt,
+                    _ => denorm_expr::BinaryOp::GtEq,
+                };
+                c.check_expr(format!("{} {op} {}", i.sql, other.sql), Expr::binary(bin, value(&i), value(&other)));
+            }
+        }
+        for f in [float(2.0), float(0.5), float(-1.5), float(1.0 / 3.0), int(3), int(0), float(1e10)] {
+            c.check_expr(format!("{} * {}", i.sql, f.sql), call(Func::IntervalMul, vec![value(&i), value(&f)]));
+            c.check_expr(format!("{} / {}", i.sql, f.sql), call(Func::IntervalDiv, vec![value(&i), value(&f)]));
+        }
+        // The source sessions read intervals in ISO 8601.
+        if !i.value.is_null() {
+            c.client.batch_execute("SET intervalstyle = iso_8601").unwrap();
+            let iso: String = c.client.query_one(&format!("SELECT ({})::text", i.sql), &[]).unwrap().get(0);
+            c.client.batch_execute("RESET intervalstyle").unwrap();
+            let read = denorm_types::pgtext::parse(denorm_types::ScalarType::Interval, &iso);
+            assert_eq!(read, Some(Ok(i.value.clone())), "{iso}");
+        }
+        for field in fields {
+            let name = field.name();
+            c.check(&format!("extract({name} from {{}})"), Func::Extract(field), std::slice::from_ref(&i));
+            c.check(&format!("date_part('{name}', {{}})"), Func::DatePart(field), std::slice::from_ref(&i));
+            if field.truncates() {
+                c.check(&format!("date_trunc('{name}', {{}})"), Func::DateTrunc(field), std::slice::from_ref(&i));
+            }
         }
     }
     c.finish();

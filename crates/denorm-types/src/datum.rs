@@ -8,7 +8,8 @@
 //! NULL < booleans < numbers < text < BLOBs, as SQLite orders mixed storage
 //! classes (BLOBs compare bytewise),
 //! then PostgreSQL's dates < timestamps < timestamps with time zone < UUIDs
-//! (the planner never compares across these).
+//! < intervals (the planner never compares across these); intervals compare
+//! by their span, a month being 30 days (`'1 day'` equals `'24 hours'`).
 //!
 //! PostgreSQL's types beyond SQLite's carry their type in the datum: exact
 //! [`Datum::Numeric`] (see [`crate::numeric`]), [`Datum::Date`],
@@ -20,6 +21,7 @@ use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt;
 
+use crate::interval::Interval;
 use crate::numeric::{self, Decimal};
 use crate::temporal;
 
@@ -45,6 +47,9 @@ pub enum Datum<'a> {
     Uuid([u8; 16]),
     /// A SQLite BLOB (any column may hold one).
     Blob(Cow<'a, [u8]>),
+    /// PostgreSQL `interval`: months, days, microseconds (see
+    /// [`crate::interval`]); compared by its 30-day-month span.
+    Interval(Interval),
 }
 
 /// A datum that owns its text.
@@ -77,6 +82,7 @@ impl<'a> Datum<'a> {
             Datum::TimestampTz(t) => Datum::TimestampTz(t),
             Datum::Uuid(u) => Datum::Uuid(u),
             Datum::Blob(b) => Datum::Blob(Cow::Owned(b.into_owned())),
+            Datum::Interval(i) => Datum::Interval(i),
         }
     }
 
@@ -94,6 +100,7 @@ impl<'a> Datum<'a> {
             Datum::TimestampTz(t) => Datum::TimestampTz(*t),
             Datum::Uuid(u) => Datum::Uuid(*u),
             Datum::Blob(b) => Datum::Blob(Cow::Borrowed(b.as_ref())),
+            Datum::Interval(i) => Datum::Interval(*i),
         }
     }
 
@@ -126,6 +133,7 @@ impl<'a> Datum<'a> {
             Datum::Timestamp(_) => 6,
             Datum::TimestampTz(_) => 7,
             Datum::Uuid(_) => 8,
+            Datum::Interval(_) => 9,
         }
     }
 
@@ -157,6 +165,7 @@ impl<'a> Datum<'a> {
             (Datum::Date(a), Datum::Date(b)) => a.cmp(b),
             (Datum::Timestamp(a), Datum::Timestamp(b)) | (Datum::TimestampTz(a), Datum::TimestampTz(b)) => a.cmp(b),
             (Datum::Uuid(a), Datum::Uuid(b)) => a.cmp(b),
+            (Datum::Interval(a), Datum::Interval(b)) => a.pg_cmp(*b),
             _ => self.class_rank().cmp(&other.class_rank()),
         }
     }
@@ -171,6 +180,7 @@ impl<'a> Datum<'a> {
             Datum::Timestamp(t) => temporal::write_timestamp(&mut out, *t),
             Datum::TimestampTz(t) => temporal::write_timestamptz(&mut out, *t),
             Datum::Uuid(u) => write_uuid(&mut out, u),
+            Datum::Interval(i) => crate::interval::write(&mut out, *i),
             _ => return None,
         }
         Some(out)
@@ -272,7 +282,7 @@ impl fmt::Display for Datum<'_> {
                 f.write_str("'")
             }
             Datum::Numeric(n) => f.write_str(&numeric::to_string(*n)),
-            Datum::Date(_) | Datum::Timestamp(_) | Datum::TimestampTz(_) | Datum::Uuid(_) => {
+            Datum::Date(_) | Datum::Timestamp(_) | Datum::TimestampTz(_) | Datum::Uuid(_) | Datum::Interval(_) => {
                 write!(f, "'{}'", self.pg_text().unwrap_or_default())
             }
         }

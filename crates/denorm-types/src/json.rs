@@ -78,6 +78,12 @@ pub fn write_datum(out: &mut String, d: &Datum<'_>, raw: bool, dialect: Dialect)
             crate::write_uuid(out, u);
             out.push('"');
         }
+        // PostgreSQL's text (`IntervalStyle = postgres`): `"1 day 02:00:00"`.
+        Datum::Interval(i) => {
+            out.push('"');
+            crate::interval::write(out, *i);
+            out.push('"');
+        }
         // SQLite's JSON functions refuse a BLOB (the evaluator fails the view
         // first); anywhere else it is PostgreSQL's bytea text, `"\\x00ff"`.
         Datum::Blob(b) => {

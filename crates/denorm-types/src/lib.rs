@@ -15,6 +15,7 @@
 
 pub mod affinity;
 mod datum;
+pub mod interval;
 pub mod json;
 pub mod numeric;
 pub mod pgtext;

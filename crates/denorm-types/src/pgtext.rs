@@ -29,6 +29,12 @@ pub fn parse(ty: ScalarType, text: &str) -> Option<Result<Value, TextError>> {
         ScalarType::Timestamp => temporal::parse_timestamp(text).map(Datum::Timestamp).ok_or_else(syntax),
         ScalarType::TimestampTz => temporal::parse_timestamptz(text).map(Datum::TimestampTz).ok_or_else(syntax),
         ScalarType::Uuid => crate::parse_uuid(text).map(Datum::Uuid).ok_or_else(syntax),
+        // ISO 8601 (the source sessions' IntervalStyle) or PostgreSQL's own
+        // input syntax (the `postgres` output style among it).
+        ScalarType::Interval => crate::interval::parse_iso8601(text)
+            .or_else(|| crate::interval::parse(text, "second").ok())
+            .map(Datum::Interval)
+            .ok_or_else(syntax),
         _ => return None,
     })
 }
@@ -48,6 +54,7 @@ pub fn literal(value: &Datum<'_>) -> String {
         Datum::Timestamp(_) => quoted(&value.pg_text().unwrap_or_default(), "timestamp"),
         Datum::TimestampTz(_) => quoted(&value.pg_text().unwrap_or_default(), "timestamptz"),
         Datum::Uuid(_) => quoted(&value.pg_text().unwrap_or_default(), "uuid"),
+        Datum::Interval(_) => quoted(&value.pg_text().unwrap_or_default(), "interval"),
         Datum::Blob(b) => {
             let mut hex = String::from("\\x");
             crate::json::write_hex(&mut hex, b);
@@ -77,6 +84,9 @@ mod tests {
             let v = parse(ty, text).unwrap().unwrap();
             assert_eq!(literal(&v), want);
         }
+        let interval = parse(ScalarType::Interval, "P1DT-2H").unwrap().unwrap();
+        assert_eq!(literal(&interval), "'1 day -02:00:00'::interval");
+        assert_eq!(parse(ScalarType::Interval, "1 day -02:00:00"), Some(Ok(interval)));
         assert_eq!(parse(ScalarType::Date, "x"), Some(Err(TextError::Syntax(ScalarType::Date))));
         assert_eq!(parse(ScalarType::Numeric, "NaN"), Some(Err(TextError::Numeric(NumericError::NotFinite))));
         assert_eq!(parse(ScalarType::Text, "x"), None);

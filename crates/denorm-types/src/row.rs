@@ -16,13 +16,17 @@
 //!  10   16 bytes: rust_decimal's serialization (numeric, display scale kept)
 //!  11   i32 LE days (date)     12  i64 LE µs (timestamp)  13  i64 LE µs UTC (timestamptz)
 //!  14   16 bytes (uuid)
+//!  15/16 u8 / u32 LE len, bytes (BLOB)
+//!  17   i32 LE months, i32 LE days, i64 LE µs (interval)
 //! ```
 //!
 //! Identity is bytewise: `Int(1)` and `Float(1.0)` are different rows. Keys
 //! used for SQL equality (join and group keys) are packed with
 //! [`RowPacker::push_key`], which folds integral doubles to integers and -0.0
-//! to 0, and numerics to their form without trailing zeros (an integral
-//! one to the integer), so that SQL-equal keys get equal bytes.
+//! to 0, numerics to their form without trailing zeros (an integral
+//! one to the integer) and intervals to their key form (whole days and a
+//! time of day: `'1 mon'` as `'30 days'`), so that SQL-equal keys get equal
+//! bytes.
 //!
 //! A row of at most [`Row::INLINE`] encoded bytes (an aggregate's output, a
 //! key, a narrow table's row) is stored inside the 24-byte handle itself;
@@ -37,6 +41,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use crate::datum::Datum;
+use crate::interval::Interval;
 use crate::numeric::{self, Decimal};
 
 const NULL: u8 = 0;
@@ -56,6 +61,7 @@ const TIMESTAMPTZ: u8 = 13;
 const UUID: u8 = 14;
 const BLOB8: u8 = 15;
 const BLOB32: u8 = 16;
+const INTERVAL: u8 = 17;
 
 /// A packed row: see the module documentation for its encoding.
 #[derive(Clone)]
@@ -264,7 +270,7 @@ impl<'a> RowRef<'a> {
     pub fn has_key_variants(self) -> bool {
         let mut at = 0;
         while at < self.data.len() {
-            if matches!(self.data[at], FLOAT | NUMERIC) {
+            if matches!(self.data[at], FLOAT | NUMERIC | INTERVAL) {
                 return true;
             }
             at += encoded_len(&self.data[at..]);
@@ -365,7 +371,7 @@ fn encoded_len(data: &[u8]) -> usize {
         INT32 => 5,
         INT64 | FLOAT | TIMESTAMP | TIMESTAMPTZ => 9,
         DATE => 5,
-        NUMERIC | UUID => 17,
+        NUMERIC | UUID | INTERVAL => 17,
         TEXT8 | BLOB8 => 2 + data[1] as usize,
         TEXT32 | BLOB32 => 5 + u32::from_le_bytes(data[1..5].try_into().unwrap()) as usize,
         tag => unreachable!("corrupt row: tag {tag}"),
@@ -388,6 +394,14 @@ fn decode(data: &[u8]) -> (Datum<'_>, usize) {
         TIMESTAMP => (Datum::Timestamp(i64::from_le_bytes(data[1..9].try_into().unwrap())), 9),
         TIMESTAMPTZ => (Datum::TimestampTz(i64::from_le_bytes(data[1..9].try_into().unwrap())), 9),
         UUID => (Datum::Uuid(data[1..17].try_into().unwrap()), 17),
+        INTERVAL => (
+            Datum::Interval(Interval {
+                months: i32::from_le_bytes(data[1..5].try_into().unwrap()),
+                days: i32::from_le_bytes(data[5..9].try_into().unwrap()),
+                micros: i64::from_le_bytes(data[9..17].try_into().unwrap()),
+            }),
+            17,
+        ),
         TEXT8 => {
             let len = data[1] as usize;
             (Datum::Text(Cow::Borrowed(text(&data[2..2 + len]))), 2 + len)
@@ -465,6 +479,12 @@ impl RowPacker {
                 self.buf.push(UUID);
                 self.buf.extend_from_slice(u);
             }
+            Datum::Interval(i) => {
+                self.buf.push(INTERVAL);
+                self.buf.extend_from_slice(&i.months.to_le_bytes());
+                self.buf.extend_from_slice(&i.days.to_le_bytes());
+                self.buf.extend_from_slice(&i.micros.to_le_bytes());
+            }
         }
     }
 
@@ -483,6 +503,7 @@ impl RowPacker {
                     _ => self.push(&Datum::Numeric(n)),
                 }
             }
+            Datum::Interval(i) => self.push(&Datum::Interval(i.key_form())),
             d => self.push(d),
         }
     }
@@ -508,7 +529,7 @@ impl RowPacker {
         let data = row.as_bytes();
         let at = column_start(data, index);
         match data[at] {
-            FLOAT | NUMERIC => self.push_key(&decode(&data[at..]).0),
+            FLOAT | NUMERIC | INTERVAL => self.push_key(&decode(&data[at..]).0),
             _ => self.buf.extend_from_slice(&data[at..at + encoded_len(&data[at..])]),
         }
         data[at] == NULL
@@ -684,6 +705,11 @@ mod tests {
             any::<i64>().prop_map(Datum::TimestampTz),
             any::<[u8; 16]>().prop_map(Datum::Uuid),
             proptest::collection::vec(any::<u8>(), 0..300).prop_map(|b| Datum::Blob(b.into())),
+            (any::<i32>(), any::<i32>(), any::<i64>()).prop_map(|(months, days, micros)| Datum::Interval(Interval {
+                months,
+                days,
+                micros
+            })),
         ]
     }
 
@@ -783,6 +809,38 @@ mod tests {
             b.push_key_column(&row, i);
         }
         assert_eq!(a.finish(), b.finish());
+    }
+
+    /// Intervals: the row keeps the representation (`'1 day'` and `'24
+    /// hours'` are different rows), keys fold equal spans to one form, and
+    /// every existing tag decodes as before (the new tag is 17, at the end).
+    #[test]
+    fn interval_rows_and_keys() {
+        let iv = |months, days, micros| Datum::Interval(Interval { months, days, micros });
+        let day = iv(0, 1, 0);
+        let hours = iv(0, 0, 86_400_000_000);
+        assert_ne!(Row::pack([day.clone()]), Row::pack([hours.clone()]));
+        assert_eq!(Row::pack([day.clone()]).as_bytes()[0], 17);
+        assert_eq!(Row::pack([day.clone()]).get(0), day);
+        let key = |d: &Value| {
+            let mut p = RowPacker::new();
+            p.push_key(d);
+            p.finish()
+        };
+        assert_eq!(key(&day), key(&hours));
+        assert_eq!(key(&iv(1, 0, 0)), key(&iv(0, 30, 0)));
+        assert_ne!(key(&iv(1, 0, 0)), key(&iv(0, 31, 0)));
+        let row = Row::pack([iv(2, -3, 7), Datum::Int(1), hours.clone()]);
+        assert!(RowRef::from(&row).has_key_variants());
+        let (mut a, mut b) = (RowPacker::new(), RowPacker::new());
+        for (i, d) in row.iter().enumerate() {
+            a.push_key(&d);
+            b.push_key_column(&row, i);
+        }
+        assert_eq!(a.finish(), b.finish());
+        // Existing encodings are unchanged.
+        assert_eq!(Row::pack([Datum::Uuid([1; 16])]).as_bytes()[0], 14);
+        assert_eq!(Row::pack([Datum::Blob(vec![1].into())]).as_bytes(), &[15, 1, 1]);
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub enum ScalarType {
     TimestampTz,
     /// PostgreSQL `uuid` ([`Datum::Uuid`](crate::Datum::Uuid)).
     Uuid,
+    /// PostgreSQL `interval` ([`Datum::Interval`](crate::Datum::Interval)).
+    Interval,
     /// A SQLite column without type affinity (declared with no type, or
     /// `BLOB`): its values keep the storage class they were written with,
     /// so any of NULL, integer, double, text or BLOB. Expressions over it
@@ -64,6 +66,7 @@ impl fmt::Display for ScalarType {
             ScalarType::Timestamp => "timestamp without time zone",
             ScalarType::TimestampTz => "timestamp with time zone",
             ScalarType::Uuid => "uuid",
+            ScalarType::Interval => "interval",
             ScalarType::Any => "any (no type affinity)",
             ScalarType::Unsupported => "unsupported",
         })

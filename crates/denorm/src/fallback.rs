@@ -237,13 +237,16 @@ pub(crate) fn from_pg_text(text: Option<&str>, ty: denorm_types::ScalarType) -> 
         ScalarType::Text | ScalarType::Json => Datum::owned_text(text.to_string()),
         // PostgreSQL has no column without a type.
         ScalarType::Null | ScalarType::Unsupported | ScalarType::Any => Datum::Null,
-        ScalarType::Numeric | ScalarType::Date | ScalarType::Timestamp | ScalarType::TimestampTz | ScalarType::Uuid => {
-            match denorm_types::pgtext::parse(ty, text) {
-                Some(Ok(v)) => v,
-                Some(Err(e)) => return Err(format!("the source returned {text:?} for a {ty} column: {e}")),
-                None => return Err(bad()),
-            }
-        }
+        ScalarType::Numeric
+        | ScalarType::Date
+        | ScalarType::Timestamp
+        | ScalarType::TimestampTz
+        | ScalarType::Uuid
+        | ScalarType::Interval => match denorm_types::pgtext::parse(ty, text) {
+            Some(Ok(v)) => v,
+            Some(Err(e)) => return Err(format!("the source returned {text:?} for a {ty} column: {e}")),
+            None => return Err(bad()),
+        },
     })
 }
 

@@ -323,23 +323,14 @@ fn postgres_types_views_equal_postgres_under_random_transactions() {
 #[test]
 fn a_view_reading_an_unsupported_column_is_refused_by_name() {
     let views = "CREATE MATERIALIZED VIEW amounts AS SELECT id, amount FROM orders;\n\
-                 CREATE MATERIALIZED VIEW places AS SELECT id, location FROM orders;\n\
-                 CREATE MATERIALIZED VIEW codes AS SELECT id FROM accounts WHERE code = 'ab';\n";
+                 CREATE MATERIALIZED VIEW places AS SELECT id, location FROM orders;\n";
     let project = PgProject::new("types_unsupported", SCHEMA, views);
-    // character(n) compares ignoring trailing spaces ('ab ' = 'ab'): refused
-    // with the fix rather than compared bytewise.
-    project.client().batch_execute("ALTER TABLE accounts ADD COLUMN code char(3)").unwrap();
     let output =
         Command::new(env!("CARGO_BIN_EXE_denorm")).args(["check", "--config"]).arg(&project.config).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(
         stderr.contains("column orders.location has type point, which denorm cannot read") && stderr.contains("places"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("column accounts.code has type character(3), which denorm cannot read yet")
-            && stderr.contains("ALTER TABLE accounts ALTER COLUMN code TYPE varchar"),
         "{stderr}"
     );
     assert!(!stderr.contains("amounts"), "only the view reading the column is refused: {stderr}");

@@ -65,6 +65,7 @@ const DATE: u8 = 0x40;
 const TIMESTAMP: u8 = 0x41;
 const TIMESTAMPTZ: u8 = 0x42;
 const UUID: u8 = 0x50;
+const INTERVAL: u8 = 0x60;
 
 /// What the operator compares: `outer op scalar`.
 #[derive(Debug, Clone, PartialEq)]
@@ -390,6 +391,11 @@ pub(crate) fn compare_key(value: &Datum<'_>, out: &mut Vec<u8>) {
         Datum::Uuid(u) => {
             out.push(UUID);
             out.extend_from_slice(u);
+        }
+        // By span: `'1 day'` and `'24 hours'` are equal.
+        Datum::Interval(i) => {
+            out.push(INTERVAL);
+            out.extend_from_slice(&((i.span() as u128) ^ (1 << 127)).to_be_bytes());
         }
     }
 }

@@ -378,7 +378,8 @@ fn nth_copy<'a>(entries: impl Iterator<Item = (&'a Key, &'a Diff)>, n: u64) -> O
 ///   significant digits (1–10 per byte, trailing zeros dropped, so `1.5` and
 ///   `1.50` encode alike) ended by 0, all inverted for negative values;
 /// * dates and timestamps as their integer with the sign bit flipped, UUIDs
-///   as their 16 bytes.
+///   as their 16 bytes, intervals as their span (months of 30 days) with
+///   the sign bit flipped.
 pub(crate) fn encode_sort_key(row: &Row, order: &[SortKey], out: &mut Vec<u8>) {
     out.clear();
     for key in order {
@@ -406,6 +407,10 @@ pub(crate) fn encode_sort_key(row: &Row, order: &[SortKey], out: &mut Vec<u8>) {
             Datum::Uuid(u) => {
                 out.push(0x50);
                 out.extend_from_slice(&u);
+            }
+            Datum::Interval(i) => {
+                out.push(0x60);
+                out.extend_from_slice(&((i.span() as u128) ^ (1 << 127)).to_be_bytes());
             }
             Datum::Text(t) => encode_bytes(0x30, t.as_bytes(), out),
             Datum::Blob(b) => encode_bytes(0x38, &b, out),

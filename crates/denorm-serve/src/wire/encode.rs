@@ -46,6 +46,7 @@ pub fn pg_type(ty: ScalarType) -> Type {
         ScalarType::Timestamp => Type::TIMESTAMP,
         ScalarType::TimestampTz => Type::TIMESTAMPTZ,
         ScalarType::Uuid => Type::UUID,
+        ScalarType::Interval => Type::INTERVAL,
         ScalarType::Text | ScalarType::Null | ScalarType::Any | ScalarType::Unsupported => Type::TEXT,
     }
 }
@@ -63,6 +64,7 @@ pub fn array_type(ty: ScalarType) -> Type {
         (Type::TIMESTAMP, Type::TIMESTAMP_ARRAY),
         (Type::TIMESTAMPTZ, Type::TIMESTAMPTZ_ARRAY),
         (Type::UUID, Type::UUID_ARRAY),
+        (Type::INTERVAL, Type::INTERVAL_ARRAY),
     ]
     .into_iter()
     .find(|(e, _)| *e == element)
@@ -115,7 +117,7 @@ fn write_text(out: &mut BytesMut, datum: &Datum<'_>) {
             write_uuid(&mut s, u);
             out.put_slice(s.as_bytes());
         }
-        Datum::Numeric(_) | Datum::Date(_) | Datum::Timestamp(_) | Datum::TimestampTz(_) => {
+        Datum::Numeric(_) | Datum::Date(_) | Datum::Timestamp(_) | Datum::TimestampTz(_) | Datum::Interval(_) => {
             out.put_slice(datum.pg_text().unwrap_or_default().as_bytes())
         }
     }
@@ -167,6 +169,12 @@ fn write_binary(out: &mut BytesMut, datum: &Datum<'_>, ty: ScalarType) -> Result
             t => t - PG_EPOCH_MICROS,
         }),
         (Type::UUID, Datum::Uuid(u)) => out.put_slice(u),
+        // interval_send: microseconds, days, months.
+        (Type::INTERVAL, Datum::Interval(i)) => {
+            out.put_i64(i.micros);
+            out.put_i32(i.days);
+            out.put_i32(i.months);
+        }
         _ => return Err(mismatch()),
     }
     Ok(())
@@ -202,6 +210,13 @@ pub fn param_text(bytes: &[u8], binary: bool, ty: &Type) -> Result<String, SqlEr
             Ok(datum.pg_text().unwrap_or_default())
         }
         ref t if matches!(t.kind(), postgres_types::Kind::Array(_)) => binary_array_text(bytes).map_err(bad),
+        Type::INTERVAL => {
+            let field = |at: usize, n: usize| bytes.get(at..at + n).ok_or_else(|| bad("not 16 bytes".into()));
+            let micros = i64::from_be_bytes(field(0, 8)?.try_into().unwrap_or_default());
+            let days = i32::from_be_bytes(field(8, 4)?.try_into().unwrap_or_default());
+            let months = i32::from_be_bytes(field(12, 4)?.try_into().unwrap_or_default());
+            Ok(text(&Datum::Interval(denorm_types::interval::Interval { months, days, micros })))
+        }
         Type::UUID => {
             <[u8; 16]>::try_from(bytes).map(|u| text(&Datum::Uuid(u))).map_err(|_| bad("not 16 bytes".into()))
         }
@@ -247,6 +262,20 @@ fn binary_array_text(bytes: &[u8]) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An interval column: type `interval`, PostgreSQL's text, and
+    /// `interval_send`'s 16 bytes (µs, days, months) read back as a
+    /// binary parameter.
+    #[test]
+    fn intervals_in_text_and_binary() {
+        let i = denorm_types::interval::Interval { months: 14, days: -3, micros: 14_706_500_000 };
+        assert_eq!(pg_type(ScalarType::Interval), Type::INTERVAL);
+        assert_eq!(text(&Datum::Interval(i)), "1 year 2 mons -3 days +04:05:06.5");
+        let mut out = BytesMut::new();
+        write_binary(&mut out, &Datum::Interval(i), ScalarType::Interval).unwrap();
+        assert_eq!(out.len(), 16);
+        assert_eq!(param_text(&out, true, &Type::INTERVAL).unwrap(), "1 year 2 mons -3 days +04:05:06.5");
+    }
 
     #[test]
     fn floats_print_as_postgresql_does() {

@@ -383,6 +383,8 @@ pub fn encode_key_value(out: &mut Vec<u8>, datum: &Datum<'_>, ty: ScalarType) {
             let text = field_value(datum, ty).unwrap_or_default();
             escape(out, &text);
         }
+        // Equal intervals ('1 day', '24 hours') name one key.
+        Datum::Interval(i) => escape(out, denorm_types::interval::to_string(i.key_form()).as_bytes()),
     }
 }
 
@@ -472,9 +474,12 @@ pub fn decode_field(bytes: &[u8], ty: ScalarType) -> Option<Value> {
             b"false" => Some(Datum::Bool(false)),
             _ => None,
         },
-        ScalarType::Numeric | ScalarType::Date | ScalarType::Timestamp | ScalarType::TimestampTz | ScalarType::Uuid => {
-            pgtext::parse(ty, std::str::from_utf8(bytes).ok()?)?.ok()
-        }
+        ScalarType::Numeric
+        | ScalarType::Date
+        | ScalarType::Timestamp
+        | ScalarType::TimestampTz
+        | ScalarType::Uuid
+        | ScalarType::Interval => pgtext::parse(ty, std::str::from_utf8(bytes).ok()?)?.ok(),
         ScalarType::Null | ScalarType::Unsupported => None,
     }
 }

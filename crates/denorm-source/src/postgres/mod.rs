@@ -141,6 +141,15 @@ pub fn read_catalog(client: &mut postgres::Client) -> Result<Catalog, SourceErro
         for (column, type_name) in &table.unsupported {
             catalog.set_unsupported_type(&table.schema.name, column, type_name.clone());
         }
+        // character(n): its values keep their blank padding; the planner
+        // compares them as PostgreSQL does, ignoring trailing blanks, which
+        // the catalog marks with the RTRIM collation (PostgreSQL text has
+        // no other use for it).
+        for (column, ty) in table.schema.columns.iter().zip(&table.types) {
+            if *ty == PgType::Bpchar {
+                catalog.set_collation(&table.schema.name, &column.name, denorm_types::Collation::Rtrim);
+            }
+        }
         catalog.add(table.schema);
     }
     // The planner's hint for join order: the statistics' row counts of the
@@ -237,13 +246,6 @@ fn read_table(
         let mut scalar = ty.scalar_type();
         if let PgType::Unsupported(_) = ty {
             unsupported.push((column_name.clone(), column.get::<_, String>(3)));
-        }
-        if ty == PgType::Bpchar {
-            // character(n) compares, groups and matches ignoring trailing
-            // spaces while its text keeps them; denorm compares bytewise, so
-            // a view reading such a column is refused rather than wrong.
-            unsupported.push((column_name.clone(), column.get::<_, String>(3)));
-            scalar = denorm_types::ScalarType::Unsupported;
         }
         if let Some(collation) = column.get::<_, Option<String>>(5).filter(|c| !is_bytewise_collation(c)) {
             // denorm compares text bytewise; a column declared with another

@@ -11,11 +11,12 @@
 //! | smallint, integer, bigint | `Int` | `42` |
 //! | real, double precision | `Float` | `0.1`, NaN/±Infinity as strings |
 //! | numeric | `Numeric` (exact decimal, display scale kept: see `denorm_types::numeric`) | `1.50` |
-//! | text, varchar, char(n), name | `Text` | `"…"` |
+//! | text, varchar, char(n), name | `Text` (char(n) keeps its padding; the catalog marks it RTRIM) | `"…"` |
 //! | date | `Date` (days; `infinity` kept) | `"2024-05-01"` |
 //! | timestamp | `Timestamp` (µs) | `"2024-05-01T10:00:00.5"` |
 //! | timestamptz | `TimestampTz` (µs UTC) | `"2024-05-01T10:00:00.5+00:00"` |
 //! | uuid | `Uuid` (16 bytes) | `"a0eebc99-…"` |
+//! | interval | `Interval` (months, days, µs; read from ISO 8601) | `"1 day 02:00:00"` (PostgreSQL's own text) |
 //! | json, jsonb | `Text` of type JSON, the server's text | embedded as it is |
 //!
 //! A numeric NaN or ±Infinity, or one beyond 28 digits after the point or
@@ -65,6 +66,8 @@ pub enum PgType {
     Timestamp,
     TimestampTz,
     Uuid,
+    /// `interval`, sent as ISO 8601 (`IntervalStyle = iso_8601`).
+    Interval,
     Json,
     Jsonb,
     /// A type denorm has no value for, by OID: readable by no view.
@@ -97,6 +100,7 @@ impl PgType {
             1114 => PgType::Timestamp,
             1184 => PgType::TimestampTz,
             2950 => PgType::Uuid,
+            1186 => PgType::Interval,
             114 => PgType::Json,
             3802 => PgType::Jsonb,
             _ => return None,
@@ -114,6 +118,7 @@ impl PgType {
             PgType::Timestamp => ScalarType::Timestamp,
             PgType::TimestampTz => ScalarType::TimestampTz,
             PgType::Uuid => ScalarType::Uuid,
+            PgType::Interval => ScalarType::Interval,
             PgType::Json | PgType::Jsonb => ScalarType::Json,
             PgType::Unsupported(_) => ScalarType::Unsupported,
         }
@@ -134,15 +139,18 @@ impl PgType {
             PgType::Text | PgType::Varchar | PgType::Bpchar | PgType::Name | PgType::Json | PgType::Jsonb => {
                 Ok(Datum::Text(Cow::Borrowed(text)))
             }
-            PgType::Numeric | PgType::Date | PgType::Timestamp | PgType::TimestampTz | PgType::Uuid => {
-                match pgtext::parse(self.scalar_type(), text) {
-                    Some(Ok(v)) => Ok(v),
-                    Some(Err(TextError::Numeric(NumericError::NotFinite | NumericError::OutOfRange))) => {
-                        Err(ValueError::Numeric { text: text.to_string() })
-                    }
-                    _ => Err(invalid()),
+            PgType::Numeric
+            | PgType::Date
+            | PgType::Timestamp
+            | PgType::TimestampTz
+            | PgType::Uuid
+            | PgType::Interval => match pgtext::parse(self.scalar_type(), text) {
+                Some(Ok(v)) => Ok(v),
+                Some(Err(TextError::Numeric(NumericError::NotFinite | NumericError::OutOfRange))) => {
+                    Err(ValueError::Numeric { text: text.to_string() })
                 }
-            }
+                _ => Err(invalid()),
+            },
             PgType::Unsupported(oid) => Err(ValueError::Unsupported { oid }),
         }
     }
@@ -306,6 +314,12 @@ mod tests {
             (PgType::Text, "ünïcode", Datum::text("ünïcode")),
             (PgType::Bpchar, "ab  ", Datum::text("ab  ")),
             (PgType::Varchar, "", Datum::text("")),
+            (
+                PgType::Interval,
+                "P1Y2M-3DT4H5M6.5S",
+                Datum::Interval(denorm_types::interval::Interval { months: 14, days: -3, micros: 14_706_500_000 }),
+            ),
+            (PgType::Interval, "PT0S", Datum::Interval(denorm_types::interval::Interval::default())),
         ];
         for (ty, text, want) in cases {
             assert_eq!(ty.decode(text.as_bytes()).as_ref(), Ok(want), "{ty:?} {text}");

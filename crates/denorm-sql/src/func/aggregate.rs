@@ -64,7 +64,10 @@ impl Lowerer<'_, '_> {
         let mut args = Vec::with_capacity(list.args.len());
         for arg in &list.args {
             match arg {
-                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => args.push(scalar.lower(e, d + 1)?),
+                // string_agg(text, text): a character(n) value is read as text.
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => {
+                    args.push(crate::types::strip_bpchar(scalar.lower(e, d + 1)?))
+                }
                 _ => return Err(PlanError::new(format!("unsupported argument to {name}(…)"), at)),
             }
         }

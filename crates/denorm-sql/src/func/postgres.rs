@@ -24,6 +24,13 @@ fn unknown_field(name: &str, at: Option<Location>) -> PlanError {
     )
 }
 
+fn interval_field(field: DateField, at: Option<Location>) -> PlanError {
+    PlanError::new(format!("unit \"{}\" not supported for type interval", field.name()), at).hint(
+        "an interval has microseconds, milliseconds, second, minute, hour, day, month, quarter, year, decade, \
+         century, millennium and epoch",
+    )
+}
+
 impl Lowerer<'_, '_> {
     /// `position(sub IN s)` → `strpos(s, sub)`.
     pub(crate) fn position(
@@ -59,21 +66,42 @@ impl Lowerer<'_, '_> {
             if arg_type == ScalarType::Date && !field.of_date() {
                 return Err(PlanError::new(format!("unit \"{}\" not supported for type date", field.name()), at));
             }
+            if arg_type == ScalarType::Interval && !denorm_expr::interval::field_of_interval(field) {
+                return Err(interval_field(field, at));
+            }
         }
         Ok(Typed::new(Expr::Call { func: Func::Extract(field), args }, ScalarType::Numeric, value.nullable))
     }
 
     /// `date_trunc('field', t)` and `date_part('field', t)`: the field is a
     /// literal, so the call carries it and takes one argument.
-    pub(crate) fn field_call(&self, typed: Typed, field: &ast::Expr, at: Option<Location>) -> Result<Typed, PlanError> {
+    pub(crate) fn field_call(
+        &self,
+        typed: Typed,
+        field: &ast::Expr,
+        value_type: Option<ScalarType>,
+        at: Option<Location>,
+    ) -> Result<Typed, PlanError> {
         let Some(name) = string_literal(field) else {
             return Err(PlanError::new("the field of date_trunc and date_part must be a string literal", at));
         };
         let field = DateField::parse(name).ok_or_else(|| unknown_field(name, at))?;
+        if value_type == Some(ScalarType::Interval) && !denorm_expr::interval::field_of_interval(field) {
+            return Err(interval_field(field, at));
+        }
         let Expr::Call { func, mut args } = typed.expr else { unreachable!("a call") };
         args.remove(0);
         let (func, arg_type) = match func {
             Func::DateTrunc(_) if !field.truncates() => return Err(unknown_field(name, at)),
+            Func::DateTrunc(_) if value_type == Some(ScalarType::Interval) && field == DateField::Week => {
+                return Err(PlanError::new(
+                    "interval units \"week\" not supported because months usually have fractional weeks",
+                    at,
+                ))
+            }
+            Func::DateTrunc(_) if value_type == Some(ScalarType::Interval) => {
+                (Func::DateTrunc(field), ScalarType::Interval)
+            }
             Func::DateTrunc(_) => (Func::DateTrunc(field), ScalarType::Timestamp),
             _ => (Func::DatePart(field), ScalarType::Float),
         };
