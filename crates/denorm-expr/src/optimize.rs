@@ -9,6 +9,10 @@
 //! 2. **Column pruning**: every node keeps only the columns something above it
 //!    reads; source tables are projected right at the input.
 //! 3. **Projection fusion**: a projection of a projection becomes one.
+//! 0. First of all, **semi-joins first** (`semi_join.rs`): a LEFT JOIN whose
+//!    padded rows a filter drops is an inner join, and a join with a
+//!    relation unique on its key moves below the joins to the input that
+//!    owns the key.
 //!
 //! Filters move into the inputs of `Union`, `Negate` and `Threshold` (each
 //! row is kept or dropped on its own). A `Union` passes pruning down to each input (a projection of a sum is
@@ -24,8 +28,11 @@ use std::collections::BTreeSet;
 use crate::expr::{BinaryOp, Expr};
 use crate::plan::{JoinKind, Numbering, Plan, SortKey};
 
+mod semi_join;
+
 /// Applies all rewrites; the result has the same output columns as `plan`.
 pub fn optimize(plan: Plan) -> Plan {
+    let plan = semi_join::semi_joins_first(plan);
     let plan = push_down_filters(plan);
     let arity = plan.arity();
     let (pruned, remap) = prune(plan, &(0..arity).collect());
