@@ -927,6 +927,7 @@ fn check_tables(
             types: pg.types.clone(),
             read: read.clone(),
             covered_by_key,
+            key: if pg.identity_columns.is_empty() { pg.schema.primary_key.clone() } else { pg.identity_columns.clone() },
         });
     }
     if !changed.is_empty() {

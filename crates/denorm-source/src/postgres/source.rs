@@ -115,7 +115,7 @@ impl ChangeSource for PostgresSource {
                     undecodable: batch
                         .undecodable
                         .into_iter()
-                        .map(|u| undecodable(u.table, u.position, &u.reason))
+                        .map(|u| undecodable(u.table, u.key, u.position, &u.reason))
                         .collect(),
                     repaired: Vec::new(),
                 })
@@ -160,10 +160,10 @@ impl ChangeSource for PostgresSource {
 }
 
 /// A change the stream could not decode, as the contract reports it: the
-/// raw value is the failing column's text (the stream's decoder keeps no
-/// row, so no key).
-fn undecodable(table: String, position: Position, reason: &super::ValueError) -> crate::Undecodable {
+/// row's key (replica identity or primary key columns, as on SQLite) and,
+/// as the raw value, the failing column's text.
+fn undecodable(table: String, key: String, position: Position, reason: &super::ValueError) -> crate::Undecodable {
     let at = format!("LSN {}", format_lsn(position));
     let raw = reason.raw_text().unwrap_or_default().as_bytes().to_vec();
-    crate::Undecodable { at, position, reason: reason.to_string(), key: String::new(), raw, table }
+    crate::Undecodable { at, position, reason: reason.to_string(), key, raw, table }
 }
