@@ -65,7 +65,7 @@ use denorm_types::{Catalog, Diff, Position};
 use tracing::{error, info, warn};
 
 use flow::{Flow, Step};
-use heal::{Cause, Heal, Trial};
+use heal::{Cause, Heal, Ready, Trial};
 use retry::{Backoff, Outage};
 
 use crate::config::SourceConfig;
@@ -427,7 +427,7 @@ impl Engine {
                 self.publish(step, flow.position, &[], Instant::now());
             }
             dead::requests(&self.publisher, state.as_mut())?;
-            if self.heals(&catalog, &planned, state.as_ref(), flow.position) {
+            if self.heals(&catalog, &planned, state.as_ref(), &mut flow)? {
                 release_durable(&mut *capture, state.as_mut(), flow.position)?;
                 return Ok(End::Resnapshot);
             }
@@ -445,31 +445,39 @@ impl Engine {
         }
     }
 
-    /// Whether a failed view can heal now ([`heal`]): then the session
-    /// ends and the next one re-plans and loads every view from the state
-    /// directory (no source read when it is valid).
+    /// Heals what can heal now ([`heal`]): a view failed by a computation
+    /// is rebuilt alone in place; true when the session must end instead
+    /// (the next one re-plans and loads every view from the state
+    /// directory, no source read when it is valid).
     fn heals(
         &mut self,
         catalog: &Catalog,
         planned: &[Option<ViewDef>],
         state: Option<&StateDir>,
-        position: Position,
-    ) -> bool {
+        flow: &mut Flow,
+    ) -> Result<bool, EngineError> {
         let trial = Trial {
             catalog,
             planned,
             dialect: self.source.dialect(),
             state,
-            position,
+            position: flow.position,
             sources: &self.sources,
             source: &self.source,
         };
-        let Some((slot, why)) = self.heal.ready(&trial) else { return false };
+        let (slot, why) = match self.heal.ready(&trial) {
+            None => return Ok(false),
+            Some(Ready::Rebuild(slot)) => match state {
+                Some(state) if self.rebuild_healed(slot, catalog, planned, state, flow)? => return Ok(false),
+                _ => (Some(slot), "its input computes cleanly again"),
+            },
+            Some(Ready::Replan(slot, why)) => (slot, why),
+        };
         match slot.and_then(|slot| self.sources.names.get(slot)) {
             Some(view) => info!(%view, why, "a failed view can heal; loading the views again"),
             None => info!(why, "loading the views again"),
         }
-        true
+        Ok(true)
     }
 
     /// Samples the operators' state bytes into the metrics and `/views`;
