@@ -17,6 +17,7 @@
 //!      identity()          → names the database, for a state directory kept across restarts
 //!      follow_from(position) → instead of snapshot: continue after a durably kept position
 //!      lag()               → replication slot figures, when the source has a slot
+//!      read_key(table, key) → KeyRead { position, rows } (one row's current images, consistent at position)
 //! ```
 //!
 //! Every error is a [`SourceError`] whose [`kind`](SourceError::kind) says
@@ -26,7 +27,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use denorm_types::{Catalog, Diff, Position, Row};
+use denorm_types::{Catalog, Diff, Position, Row, Value};
 
 use crate::postgres::{self, Lag, Names};
 use crate::sqlite::{self, CaptureSpec, Snapshot, SnapshotProgress};
@@ -145,6 +146,23 @@ pub trait ChangeSource {
     fn lag(&mut self) -> Option<Result<Lag, SourceError>>;
     /// A position in the source's own notation, for logs.
     fn describe(&self, position: Position) -> String;
+    /// Reads, in one consistent snapshot, the rows of captured `table`
+    /// whose `key` columns (`(column, value)`) hold those values, decoded
+    /// exactly as a snapshot decodes them (full width, uncaptured columns
+    /// NULL). Between polls only (SQLite reads on the capture's
+    /// connection). A value that cannot be decoded is an error.
+    fn read_key(&mut self, table: &str, key: &[(String, Value)]) -> Result<KeyRead, SourceError>;
+}
+
+/// The rows [`ChangeSource::read_key`] found and the position they are at:
+/// every change at or below `position` is in them, none above (SQLite: the
+/// change log's last `seq` in the read transaction; PostgreSQL:
+/// `pg_current_wal_insert_lsn()` read inside the REPEATABLE READ snapshot,
+/// at or past the commit of every transaction the snapshot sees).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyRead {
+    pub position: Position,
+    pub rows: Vec<Row>,
 }
 
 /// Reads the catalog of the configured source (which must exist).

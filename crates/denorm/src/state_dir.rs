@@ -797,6 +797,7 @@ mod tests {
             reason: "r".into(),
             raw: vec![0xff, 0],
             at: 1.0,
+            retries: 0,
         };
         state.put_dead_letter(&letter(0)).unwrap();
         state.put_dead_letter(&letter(1)).unwrap();

@@ -6,10 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use denorm_types::{Catalog, Position};
+use denorm_types::{Catalog, Position, Value};
 
 use super::{format_lsn, CaptureSpec, Lag, Names, PgCapture, Poll, Snapshot, SnapshotProgress};
-use crate::{Batch, ChangeSource, Polled, SourceError};
+use crate::{Batch, ChangeSource, KeyRead, Polled, SourceError};
 
 /// A PostgreSQL database captured by logical replication, as a
 /// [`ChangeSource`].
@@ -156,6 +156,10 @@ impl ChangeSource for PostgresSource {
 
     fn describe(&self, position: Position) -> String {
         format!("LSN {}", format_lsn(position))
+    }
+
+    fn read_key(&mut self, table: &str, key: &[(String, Value)]) -> Result<KeyRead, SourceError> {
+        self.capture.read_key(table, key)
     }
 }
 

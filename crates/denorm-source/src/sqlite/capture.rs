@@ -124,7 +124,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use denorm_types::{Catalog, Datum, Position, Row, RowPacker, TableSchema};
+use denorm_types::{Catalog, Datum, Position, Row, RowPacker, TableSchema, Value};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
@@ -316,7 +316,7 @@ impl SqliteCapture {
             let before = rows_read;
             let mut report =
                 |n: u64| progress(SnapshotProgress { table: &table.name, rows_read: before + n, estimated_total });
-            let rows = read_rows(&tx, path, table, &mut report)?;
+            let rows = read_rows(&tx, path, table, &[], &mut report)?;
             report(rows.len() as u64);
             rows_read += rows.len() as u64;
             tables.push((table.name.clone(), rows));
@@ -324,6 +324,24 @@ impl SqliteCapture {
         tx.commit().map_err(sqlite_error(path, "ending the snapshot"))?;
         self.position = position;
         Ok(Snapshot { position, tables })
+    }
+
+    /// The rows of captured `table` whose `key` columns hold the values,
+    /// with the change log's last `seq`, in one read transaction (see
+    /// [`ChangeSource::read_key`](crate::ChangeSource::read_key)); the
+    /// capture's position does not move.
+    pub fn read_key(&mut self, table: &str, key: &[(String, Value)]) -> Result<crate::KeyRead, SourceError> {
+        let path = self.path.as_path();
+        let captured = self
+            .tables
+            .iter()
+            .find(|t| t.name.eq_ignore_ascii_case(table))
+            .ok_or_else(|| SourceError::UnknownTable { table: table.to_string() })?;
+        let tx = self.reader.transaction().map_err(sqlite_error(path, "starting to read a row"))?;
+        let position = Position(last_seq(&tx).map_err(sqlite_error(path, "reading the change-log position"))?);
+        let rows = read_rows(&tx, path, captured, key, &mut |_| {})?;
+        tx.commit().map_err(sqlite_error(path, "ending the read of a row"))?;
+        Ok(crate::KeyRead { position, rows })
     }
 
     /// Reads every logged change above the position in one read transaction
@@ -692,19 +710,27 @@ fn estimate_rows(conn: &Connection, table: &Table) -> rusqlite::Result<u64> {
     })
 }
 
-/// Every row of `table`, full width, the unlogged columns NULL.
+/// Every row of `table` whose `key` columns hold the values (none: every
+/// row), full width, the unlogged columns NULL.
 fn read_rows(
     conn: &Connection,
     path: &Path,
     table: &Table,
+    key: &[(String, Value)],
     progress: &mut dyn FnMut(u64),
 ) -> Result<Vec<Row>, SourceError> {
     let columns: Vec<String> = table.logged_names.iter().map(|c| quote_ident(c)).collect();
     let select = if columns.is_empty() { "0".to_string() } else { columns.join(", ") };
-    let sql = format!("SELECT {select} FROM {}", quote_ident(&table.name));
+    let mut sql = format!("SELECT {select} FROM {}", quote_ident(&table.name));
+    let conditions: Vec<String> =
+        key.iter().enumerate().map(|(i, (column, _))| format!("{} IS ?{}", quote_ident(column), i + 1)).collect();
+    if !conditions.is_empty() {
+        sql = format!("{sql} WHERE {}", conditions.join(" AND "));
+    }
     let what = || format!("reading table {}", table.name);
     let mut stmt = conn.prepare(&sql).map_err(sqlite_error(path, what()))?;
-    let mut rows = stmt.query([]).map_err(sqlite_error(path, what()))?;
+    let params: Vec<rusqlite::types::Value> = key.iter().map(|(_, value)| sqlite_param(value)).collect();
+    let mut rows = stmt.query(rusqlite::params_from_iter(params)).map_err(sqlite_error(path, what()))?;
     let mut packer = RowPacker::new();
     let mut out = Vec::new();
     while let Some(row) = rows.next().map_err(|e| sqlite_error(path, what())(e))? {
@@ -724,6 +750,21 @@ fn read_rows(
         }
     }
     Ok(out)
+}
+
+/// A key value as a statement parameter (numeric, date and other
+/// PostgreSQL-only values as their text).
+fn sqlite_param(value: &Value) -> rusqlite::types::Value {
+    use rusqlite::types::Value as V;
+    match value {
+        Datum::Null => V::Null,
+        Datum::Bool(b) => V::Integer(i64::from(*b)),
+        Datum::Int(i) => V::Integer(*i),
+        Datum::Float(f) => V::Real(*f),
+        Datum::Text(t) => V::Text(t.to_string()),
+        Datum::Blob(b) => V::Blob(b.to_vec()),
+        other => V::Text(other.pg_text().unwrap_or_default()),
+    }
 }
 
 /// A SQLite value as a datum (text and BLOBs borrowed); non-UTF-8 text is

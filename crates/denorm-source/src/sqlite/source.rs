@@ -5,11 +5,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use denorm_types::{Catalog, Position};
+use denorm_types::{Catalog, Position, Value};
 
 use super::{CaptureSpec, Poll, Snapshot, SnapshotProgress, SqliteCapture, Wakeup};
 use crate::postgres::Lag;
-use crate::{Batch, ChangeSource, Polled, SourceError};
+use crate::{Batch, ChangeSource, KeyRead, Polled, SourceError};
 
 /// A SQLite database captured by triggers, as a [`ChangeSource`].
 #[derive(Debug)]
@@ -101,5 +101,9 @@ impl ChangeSource for SqliteSource {
 
     fn describe(&self, position: Position) -> String {
         format!("change-log seq {}", position.0)
+    }
+
+    fn read_key(&mut self, table: &str, key: &[(String, Value)]) -> Result<KeyRead, SourceError> {
+        self.capture.read_key(table, key)
     }
 }

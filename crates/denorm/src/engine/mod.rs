@@ -74,6 +74,7 @@ use crate::state_dir::{self, Opened, StateDir, StateError, Stored};
 pub(crate) mod admin;
 mod compare;
 mod dead;
+mod dlq_retry;
 pub(crate) mod flow;
 pub(crate) mod heal;
 pub(crate) mod retry;
@@ -163,6 +164,8 @@ pub struct Engine {
     first_publish: bool,
     /// The failed views and when each is retried ([`heal`]).
     heal: Heal,
+    /// Dead-letter retries in progress ([`dlq_retry`]).
+    retries: dlq_retry::Retries,
     /// The admin channel, reload and reconcile (see [`admin`]).
     admin: admin::AdminState,
 }
@@ -187,6 +190,7 @@ impl Engine {
             sinks: None,
             first_publish: false,
             heal: Heal::default(),
+            retries: dlq_retry::Retries::default(),
             admin: admin::AdminState::default(),
         }
     }
@@ -406,6 +410,7 @@ impl Engine {
                     }
                     dead::undecodable(&self.publisher, state.as_mut(), &batch)?;
                     self.heal.touched(batch.tables.iter().map(|(t, _)| t));
+                    self.retries.saw(&batch);
                     self.follow(&mut flow, batch);
                 }
             }
@@ -426,7 +431,8 @@ impl Engine {
             if let Some(step) = flow.refresh_due(Instant::now()) {
                 self.publish(step, flow.position, &[], Instant::now());
             }
-            dead::requests(&self.publisher, state.as_mut())?;
+            let asked = dead::requests(&self.publisher, state.as_mut())?;
+            self.dlq_retries(asked, &catalog, &mut *capture, &mut flow, state.as_mut())?;
             if self.heals(&catalog, &planned, state.as_ref(), &mut flow)? {
                 release_durable(&mut *capture, state.as_mut(), flow.position)?;
                 return Ok(End::Resnapshot);
