@@ -18,6 +18,7 @@
 //!      follow_from(position) → instead of snapshot: continue after a durably kept position
 //!      lag()               → replication slot figures, when the source has a slot
 //!      read_key(table, key) → KeyRead { position, rows } (one row's current images, consistent at position)
+//!      follow_reading(position, tables) → Resync (instead of follow_from: some tables read again, the rest followed)
 //! ```
 //!
 //! Every error is a [`SourceError`] whose [`kind`](SourceError::kind) says
@@ -152,6 +153,25 @@ pub trait ChangeSource {
     /// NULL). Between polls only (SQLite reads on the capture's
     /// connection). A value that cannot be decoded is an error.
     fn read_key(&mut self, table: &str, key: &[(String, Value)]) -> Result<KeyRead, SourceError>;
+    /// Instead of [`follow_from`](Self::follow_from), for a caller that
+    /// kept the captured tables as of `at` durably except the `fresh` ones
+    /// (recreated or newly captured): reads those tables (and any whose
+    /// capture had to be reinstalled) at one position L consistently with
+    /// the stream, with the other tables' changes in (`at`, L], so the kept
+    /// rows plus the changes plus the rows read are every captured table at
+    /// L; the stream continues after L. `Ok(Err(reason))` when it cannot
+    /// (then snapshot everything).
+    fn follow_reading(&mut self, at: Position, fresh: &[String]) -> Result<Result<Resync, String>, SourceError>;
+}
+
+/// What [`ChangeSource::follow_reading`] read.
+#[derive(Debug)]
+pub struct Resync {
+    pub position: Position,
+    /// The other tables' changes in (kept position, `position`].
+    pub changes: Batch,
+    /// The tables read, at `position` (they replace whatever was kept).
+    pub tables: Vec<(String, Vec<Row>)>,
 }
 
 /// The rows [`ChangeSource::read_key`] found and the position they are at:

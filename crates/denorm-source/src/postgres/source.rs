@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use denorm_types::{Catalog, Position, Value};
 
 use super::{format_lsn, CaptureSpec, Lag, Names, PgCapture, Poll, Snapshot, SnapshotProgress};
-use crate::{Batch, ChangeSource, KeyRead, Polled, SourceError};
+use crate::{Batch, ChangeSource, KeyRead, Polled, Resync, SourceError};
 
 /// A PostgreSQL database captured by logical replication, as a
 /// [`ChangeSource`].
@@ -160,6 +160,13 @@ impl ChangeSource for PostgresSource {
 
     fn read_key(&mut self, table: &str, key: &[(String, Value)]) -> Result<KeyRead, SourceError> {
         self.capture.read_key(table, key)
+    }
+
+    /// Not built on PostgreSQL: reading some tables exactly at a point of
+    /// the stream needs a snapshot exported at an LSN (a temporary slot)
+    /// and the stream filtered per transaction; the caller snapshots.
+    fn follow_reading(&mut self, _at: Position, _fresh: &[String]) -> Result<Result<Resync, String>, SourceError> {
+        Ok(Err("reading only some tables consistently with the replication stream is not built on PostgreSQL".into()))
     }
 }
 

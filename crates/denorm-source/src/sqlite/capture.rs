@@ -251,6 +251,21 @@ pub struct SqliteCapture {
     /// Whether [`open`](Self::open) had to create or change the log or a
     /// trigger: changes made before may not have been logged.
     reinstalled: bool,
+    /// The captured tables whose triggers [`open`](Self::open) had to
+    /// (re)install, and whether it had to create the change log.
+    installed_tables: Vec<String>,
+    log_created: bool,
+}
+
+/// What [`SqliteCapture::follow_reading`] read.
+#[derive(Debug)]
+pub struct Resync {
+    /// The change log's last `seq` in the read transaction.
+    pub position: Position,
+    /// The other tables' changes from the kept position to `position`.
+    pub changes: ChangeBatch,
+    /// The re-read tables' rows at `position`.
+    pub tables: Vec<(String, Vec<Row>)>,
 }
 
 impl SqliteCapture {
@@ -267,7 +282,7 @@ impl SqliteCapture {
         let mut writer = writable_connection(path)?;
         ensure_wal(&writer, path)?;
         let installed = install(&mut writer, path, catalog, &mut tables)?;
-        let Installed { schema_version, position, capture_id, reinstalled } = installed;
+        let Installed { schema_version, position, capture_id, reinstalled, installed_tables, log_created } = installed;
         writer.busy_timeout(RELEASE_BUSY_TIMEOUT).map_err(sqlite_error(path, "setting the busy timeout"))?;
         // denorm's own commits (deleting applied log rows) need not reach
         // the disk before the lock is given back: a deletion lost to a power
@@ -291,6 +306,8 @@ impl SqliteCapture {
             released: Position(0),
             capture_id,
             reinstalled,
+            installed_tables,
+            log_created,
         })
     }
 
@@ -427,22 +444,51 @@ impl SqliteCapture {
         let head = last_seq(&tx).map_err(sqlite_error(path, "reading the change-log position"))?;
         let first = triggers::first_seq(&tx).map_err(sqlite_error(path, "reading the change-log start"))?;
         tx.commit().map_err(sqlite_error(path, "ending the change-log read"))?;
-        let gap = match first {
-            _ if head < at.0 => {
-                Some(format!("the change log ends at seq {head}, before seq {} (it was re-created)", at.0))
-            }
-            Some(first) if first > at.0 + 1 => {
-                Some(format!("the change log starts at seq {first}: changes after seq {} were deleted", at.0))
-            }
-            None if head > at.0 => {
-                Some(format!("the change log is empty up to seq {head}: changes after seq {} were deleted", at.0))
-            }
-            _ => None,
-        };
+        let gap = log_gap(at, head, first);
         if gap.is_none() {
             self.position = at;
         }
         Ok(gap)
+    }
+
+    /// Instead of [`follow_from`](Self::follow_from), for a caller whose
+    /// kept rows of the `fresh` tables are void (recreated, newly
+    /// captured): in one read transaction at the log's last `seq` L, reads
+    /// those tables and every table whose triggers [`open`](Self::open)
+    /// (re)installed, plus the other tables' logged changes in (`at`, L];
+    /// the position moves to L. `Ok(Err(reason))` when the log may not
+    /// hold every change of the other tables above `at`.
+    pub fn follow_reading(&mut self, at: Position, fresh: &[String]) -> Result<Result<Resync, String>, SourceError> {
+        if self.log_created {
+            return Ok(Err("the change log was created at start: changes made before were not logged".into()));
+        }
+        let reading: Vec<&Table> = self
+            .tables
+            .iter()
+            .filter(|t| fresh.iter().chain(&self.installed_tables).any(|f| f.eq_ignore_ascii_case(&t.name)))
+            .collect();
+        let path = self.path.as_path();
+        let tx = self.reader.transaction().map_err(sqlite_error(path, "starting to read the change log"))?;
+        let head = last_seq(&tx).map_err(sqlite_error(path, "reading the change-log position"))?;
+        let first = triggers::first_seq(&tx).map_err(sqlite_error(path, "reading the change-log start"))?;
+        if let Some(gap) = log_gap(at, head, first) {
+            return Ok(Err(gap));
+        }
+        let mut batch = BatchBuilder::new(&self.tables, &self.by_name);
+        read_log(&tx, at, Position(head), &mut batch).map_err(sqlite_error(path, "reading the change log"))?;
+        let mut changes = batch.finish(Position(head));
+        let read = |name: &str| reading.iter().any(|t| t.name == name);
+        changes.tables.retain(|(t, _)| !read(t));
+        changes.commits.retain(|c| !read(&c.table));
+        changes.undecodable.retain(|u| !read(&u.table));
+        changes.repaired.retain(|(t, _)| !read(t));
+        let mut tables = Vec::with_capacity(reading.len());
+        for table in &reading {
+            tables.push((table.name.clone(), read_rows(&tx, path, table, &[], &mut |_| {})?));
+        }
+        tx.commit().map_err(sqlite_error(path, "ending the read"))?;
+        self.position = Position(head);
+        Ok(Ok(Resync { position: Position(head), changes, tables }))
     }
 
     /// A [`Wakeup`] that blocks until the database may hold new committed
@@ -596,6 +642,8 @@ struct Installed {
     position: Position,
     capture_id: String,
     reinstalled: bool,
+    installed_tables: Vec<String>,
+    log_created: bool,
 }
 
 fn install(
@@ -609,6 +657,13 @@ fn install(
         .map_err(sqlite_error(path, "starting to install the triggers"))?;
     check_catalog(&tx, catalog, tables)?;
     let wanted: Vec<Trigger> = tables.iter().flat_map(|t| t.triggers.iter().cloned()).collect();
+    let present = installed_triggers(&tx).map_err(sqlite_error(path, "reading the triggers"))?;
+    let log_created = !log_tables_exist(&tx).map_err(sqlite_error(path, "reading the change log"))?;
+    let installed_tables: Vec<String> = tables
+        .iter()
+        .filter(|t| t.triggers.iter().any(|tr| present.get(&tr.name.to_ascii_lowercase()) != Some(&tr.sql)))
+        .map(|t| t.name.clone())
+        .collect();
     let changed = triggers::sync(&tx, &wanted).map_err(sqlite_error(path, "installing the triggers"))?;
     let version = schema_version(&tx).map_err(sqlite_error(path, "reading the schema version"))?;
     let position = Position(last_seq(&tx).map_err(sqlite_error(path, "reading the change-log position"))?);
@@ -617,7 +672,22 @@ fn install(
     if changed {
         tracing::info!(path = %path.display(), tables = tables.len(), "installed change-capture triggers");
     }
-    Ok(Installed { schema_version: version, position, capture_id, reinstalled: changed })
+    Ok(Installed { schema_version: version, position, capture_id, reinstalled: changed, installed_tables, log_created })
+}
+
+/// Why the change log may not hold every change above `at` (its last
+/// `seq` is `head`, its first `first`), if it may not.
+fn log_gap(at: Position, head: u64, first: Option<u64>) -> Option<String> {
+    match first {
+        _ if head < at.0 => Some(format!("the change log ends at seq {head}, before seq {} (it was re-created)", at.0)),
+        Some(first) if first > at.0 + 1 => {
+            Some(format!("the change log starts at seq {first}: changes after seq {} were deleted", at.0))
+        }
+        None if head > at.0 => {
+            Some(format!("the change log is empty up to seq {head}: changes after seq {} were deleted", at.0))
+        }
+        _ => None,
+    }
 }
 
 /// Fails with [`SourceError::SchemaChanged`] naming every captured table

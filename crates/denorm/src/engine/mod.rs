@@ -77,6 +77,7 @@ mod dead;
 mod dlq_retry;
 pub(crate) mod flow;
 pub(crate) mod heal;
+pub(crate) mod partial;
 pub(crate) mod retry;
 
 /// How long the follow loop waits for a wake-up before it checks for
@@ -655,15 +656,27 @@ impl Engine {
                     );
                     return Ok(Some(state));
                 }
-                Some(reason) => {
-                    warn!(dir = %dir.display(), %reason, "cannot resume from the state directory; taking a snapshot of the source");
-                    state
-                }
+                // A table's capture reinstalled (dropped and recreated
+                // with the same shape): re-read only it, if the source can.
+                Some(reason) => match self.resume_reshaped(capture, flow, planned, state, stored, shape)? {
+                    Ok(state) => return Ok(Some(state)),
+                    Err(state) => {
+                        warn!(dir = %dir.display(), %reason, "cannot resume from the state directory; taking a snapshot of the source");
+                        state
+                    }
+                },
             },
             Opened::Rebuild(state, reason) => {
                 info!(dir = %dir.display(), %reason, "taking a snapshot of the source into the state directory");
                 state
             }
+            Opened::Reshape(state, stored) if !self.must_snapshot() => {
+                match self.resume_reshaped(capture, flow, planned, state, stored, shape)? {
+                    Ok(state) => return Ok(Some(state)),
+                    Err(state) => state,
+                }
+            }
+            Opened::Reshape(state, _) => state,
         };
         // Published first, written after: readers need not wait for the
         // write, and nothing is released before it is durable.
