@@ -5,7 +5,7 @@
 //!  engine thread                         HTTP handlers             operator
 //!  ─────────────                         ─────────────             ────────
 //!  DeadLetters::add (+ state dir) ──►  entries (shared)  ◄── GET /dlq (monitor)
-//!  DeadLetters::take_requests ◄──────  requests         ◄── POST /dlq/{id}/drop (loopback or monitor)
+//!  DeadLetters::take_requests ◄──────  requests         ◄── POST /dlq/{id}/drop|retry (loopback or monitor)
 //!  DeadLetters::remove (+ state dir)
 //! ```
 //!
@@ -40,6 +40,10 @@ pub struct DeadLetter {
     pub raw: Vec<u8>,
     /// When it was dead-lettered (unix seconds).
     pub at: f64,
+    /// How many retries kept it (`denorm dlq retry`); the reason is the
+    /// last one's.
+    #[serde(default)]
+    pub retries: u32,
 }
 
 /// What an operator asked for an entry.
@@ -47,6 +51,8 @@ pub struct DeadLetter {
 pub enum Request {
     /// Discard the entry.
     Drop(u64),
+    /// Read the row from the source again and apply it if it now decodes.
+    Retry(u64),
 }
 
 #[derive(Debug, Default)]
@@ -110,6 +116,19 @@ impl DeadLetters {
         self.update_metrics(&inner);
     }
 
+    /// Replaces the listed entry with the same id (a retry that kept it);
+    /// false when there is none.
+    pub fn replace(&self, entry: DeadLetter) -> bool {
+        let mut inner = self.lock();
+        match inner.entries.get_mut(&entry.id) {
+            Some(listed) => {
+                *listed = entry;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Removes an entry; `None` when there is none with `id`.
     pub fn remove(&self, id: u64) -> Option<DeadLetter> {
         let mut inner = self.lock();
@@ -150,7 +169,7 @@ impl DeadLetters {
     /// has the id.
     pub fn request(&self, request: Request) -> bool {
         let mut inner = self.lock();
-        let Request::Drop(id) = request;
+        let (Request::Drop(id) | Request::Retry(id)) = request;
         if !inner.entries.contains_key(&id) {
             return false;
         }
@@ -223,6 +242,7 @@ mod tests {
             reason: "r".into(),
             raw: vec![0x61, 0xff, 0],
             at: 1.5,
+            retries: 0,
         }
     }
 
@@ -243,7 +263,13 @@ mod tests {
         assert!(text.contains("denorm_update_success_ratio 0.6"), "{text}");
         assert!(dlq.request(Request::Drop(1)));
         assert!(!dlq.request(Request::Drop(5)), "no such entry");
-        assert_eq!(dlq.take_requests(), vec![Request::Drop(1)]);
+        assert!(dlq.request(Request::Retry(0)));
+        assert!(!dlq.request(Request::Retry(5)));
+        assert_eq!(dlq.take_requests(), vec![Request::Drop(1), Request::Retry(0)]);
+        let kept = DeadLetter { reason: "still bad".into(), retries: 1, ..a.clone() };
+        assert!(dlq.replace(kept.clone()));
+        assert_eq!(dlq.get(0), Some(kept));
+        assert!(!dlq.replace(DeadLetter { id: 7, ..a.clone() }), "no entry 7");
         assert!(dlq.take_requests().is_empty());
         assert_eq!(dlq.remove(1).map(|e| e.table), Some("u".into()));
         let restored = DeadLetters::new(Metrics::new());
@@ -255,5 +281,9 @@ mod tests {
         assert_eq!(doc["entries"][0]["raw_text"], "a\u{fffd}\u{0}");
         let back: DeadLetter = serde_json::from_value(serde_json::to_value(&a).unwrap()).unwrap();
         assert_eq!(back, a, "entries round-trip through JSON (the state directory's encoding)");
+        let mut older = serde_json::to_value(&a).unwrap();
+        older.as_object_mut().unwrap().remove("retries");
+        let back: DeadLetter = serde_json::from_value(older).unwrap();
+        assert_eq!(back, a, "an entry written before retries existed reads with none");
     }
 }

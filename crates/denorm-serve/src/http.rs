@@ -986,7 +986,9 @@ async fn get_dlq(State(app): State<App>, headers: HeaderMap) -> Result<Response,
     Ok(Json(crate::dlq::document(app.reader.dead_letters())).into_response())
 }
 
-/// `POST /dlq/{id}/drop`: queued for the engine (202). Under `[auth]`
+/// `POST /dlq/{id}/drop` and `POST /dlq/{id}/retry`: queued for the
+/// engine (202; a retry's outcome shows in `GET /dlq`: the entry gone, or
+/// its `retries` counted up with the new reason). Under `[auth]`
 /// a monitoring role; without it, loopback callers only.
 async fn post_dlq(
     State(app): State<App>,
@@ -1020,7 +1022,8 @@ async fn post_dlq(
     };
     let request = match action.as_str() {
         "drop" => crate::dlq::Request::Drop(id),
-        _ => return Ok(refuse(StatusCode::NOT_FOUND, "not_found", format!("no action {action:?}"), "drop")),
+        "retry" => crate::dlq::Request::Retry(id),
+        _ => return Ok(refuse(StatusCode::NOT_FOUND, "not_found", format!("no action {action:?}"), "drop or retry")),
     };
     if !app.reader.dead_letters().request(request) {
         return Ok(refuse(

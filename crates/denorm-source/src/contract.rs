@@ -17,6 +17,8 @@
 //!      identity()          → names the database, for a state directory kept across restarts
 //!      follow_from(position) → instead of snapshot: continue after a durably kept position
 //!      lag()               → replication slot figures, when the source has a slot
+//!      read_key(table, key) → KeyRead { position, rows } (one row's current images, consistent at position)
+//!      follow_reading(position, tables) → Resync (instead of follow_from: some tables read again, the rest followed)
 //! ```
 //!
 //! Every error is a [`SourceError`] whose [`kind`](SourceError::kind) says
@@ -26,7 +28,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use denorm_types::{Catalog, Diff, Position, Row};
+use denorm_types::{Catalog, Diff, Position, Row, Value};
 
 use crate::postgres::{self, Lag, Names};
 use crate::sqlite::{self, CaptureSpec, Snapshot, SnapshotProgress};
@@ -145,6 +147,42 @@ pub trait ChangeSource {
     fn lag(&mut self) -> Option<Result<Lag, SourceError>>;
     /// A position in the source's own notation, for logs.
     fn describe(&self, position: Position) -> String;
+    /// Reads, in one consistent snapshot, the rows of captured `table`
+    /// whose `key` columns (`(column, value)`) hold those values, decoded
+    /// exactly as a snapshot decodes them (full width, uncaptured columns
+    /// NULL). Between polls only (SQLite reads on the capture's
+    /// connection). A value that cannot be decoded is an error.
+    fn read_key(&mut self, table: &str, key: &[(String, Value)]) -> Result<KeyRead, SourceError>;
+    /// Instead of [`follow_from`](Self::follow_from), for a caller that
+    /// kept the captured tables as of `at` durably except the `fresh` ones
+    /// (recreated or newly captured): reads those tables (and any whose
+    /// capture had to be reinstalled) at one position L consistently with
+    /// the stream, with the other tables' changes in (`at`, L], so the kept
+    /// rows plus the changes plus the rows read are every captured table at
+    /// L; the stream continues after L. `Ok(Err(reason))` when it cannot
+    /// (then snapshot everything).
+    fn follow_reading(&mut self, at: Position, fresh: &[String]) -> Result<Result<Resync, String>, SourceError>;
+}
+
+/// What [`ChangeSource::follow_reading`] read.
+#[derive(Debug)]
+pub struct Resync {
+    pub position: Position,
+    /// The other tables' changes in (kept position, `position`].
+    pub changes: Batch,
+    /// The tables read, at `position` (they replace whatever was kept).
+    pub tables: Vec<(String, Vec<Row>)>,
+}
+
+/// The rows [`ChangeSource::read_key`] found and the position they are at:
+/// every change at or below `position` is in them, none above (SQLite: the
+/// change log's last `seq` in the read transaction; PostgreSQL:
+/// `pg_current_wal_insert_lsn()` read inside the REPEATABLE READ snapshot,
+/// at or past the commit of every transaction the snapshot sees).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyRead {
+    pub position: Position,
+    pub rows: Vec<Row>,
 }
 
 /// Reads the catalog of the configured source (which must exist).

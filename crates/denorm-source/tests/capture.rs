@@ -438,3 +438,27 @@ fn updates_of_the_columns_a_generated_column_reads_are_logged() {
         assert_eq!(db.log_rows(), before, "reading {read:?}");
     }
 }
+
+/// `read_key` reads one key's rows as a snapshot decodes them, with the
+/// change log's last `seq` (the position they are at), without moving the
+/// capture's position; non-UTF-8 text is an error, as in a snapshot.
+#[test]
+fn read_key_reads_a_key_at_the_change_log_head() {
+    let db = Db::new(USERS);
+    let mut capture = db.open(&spec(&[("users", USERS_READ)]));
+    capture.snapshot(&mut |_| {}).unwrap();
+    let w = db.writer();
+    w.execute_batch("INSERT INTO users VALUES (1, 'Ada', 'a@x', 1.5), (2, 'O''Neil', NULL, NULL)").unwrap();
+    let read = capture.read_key("users", &[("id".into(), Datum::Int(2))]).unwrap();
+    assert_eq!((read.position, read.rows), (Position(2), vec![user(2, Some("O'Neil"), None)]));
+    assert_eq!(capture.position(), Position(0), "the capture's position does not move");
+    let by_name = capture.read_key("USERS", &[("name".into(), Datum::text("O'Neil"))]).unwrap();
+    assert_eq!(by_name.rows, vec![user(2, Some("O'Neil"), None)]);
+    assert!(capture.read_key("users", &[("id".into(), Datum::Int(9))]).unwrap().rows.is_empty());
+    w.execute_batch("UPDATE users SET name = CAST(X'61FF' AS TEXT) WHERE id = 1").unwrap();
+    let bad = capture.read_key("users", &[("id".into(), Datum::Int(1))]);
+    assert!(matches!(bad, Err(SourceError::InvalidText { .. })), "{bad:?}");
+    assert!(matches!(capture.read_key("nope", &[]), Err(SourceError::UnknownTable { .. })));
+    let Poll::Changes(batch) = capture.poll().unwrap() else { panic!("the changes are still polled") };
+    assert_eq!((batch.position, batch.undecodable.len()), (Position(3), 1));
+}

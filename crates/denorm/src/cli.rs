@@ -160,6 +160,21 @@ pub enum DlqCommand {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Read the entries' rows again from the source at the running engine's
+    /// position and apply them if they now decode (the entries are
+    /// removed); otherwise keep them with the new reason. Needs the running
+    /// `denorm run` (it holds the position and the stored input rows).
+    Retry {
+        /// The configuration file (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Every entry.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+        /// The entries' ids (`denorm dlq list` shows them).
+        #[arg(value_name = "ID", required_unless_present = "all")]
+        ids: Vec<u64>,
+    },
     /// Discard entries.
     Drop {
         /// The configuration file (TOML).
@@ -248,6 +263,8 @@ pub fn run(cli: Cli) -> ExitCode {
             let (action, config, ids) = match command {
                 DlqCommand::List { config } => (dlq::Action::List, config, &[][..]),
                 DlqCommand::Drop { config, ids } => (dlq::Action::Drop, config, ids.as_slice()),
+                DlqCommand::Retry { config, all: true, .. } => (dlq::Action::RetryAll, config, &[][..]),
+                DlqCommand::Retry { config, ids, .. } => (dlq::Action::Retry, config, ids.as_slice()),
             };
             dlq::run(action, config, ids, &mut Redacting::new(stdout.lock())).map(|()| check::Outcome::Ok)
         }

@@ -1,15 +1,20 @@
-//! `denorm dlq list|drop --config FILE [ID…]`: the dead-letter queue of a
-//! configuration's state directory.
+//! `denorm dlq list|retry|drop --config FILE [ID…|--all]`: the dead-letter
+//! queue of a configuration's state directory.
 //!
 //! A running `denorm run` holds the state directory (redb allows one
 //! process), so then the command asks it over HTTP on the configured listen
-//! address (`GET /dlq`, `POST /dlq/{id}/drop`, answered for loopback
+//! address (`GET /dlq`, `POST /dlq/{id}/drop|retry`, answered for loopback
 //! callers, or a monitoring role under `[auth]`); while it is stopped the
-//! command reads and writes the directory itself.
+//! command reads and writes the directory itself (list, drop). A retry
+//! needs the running engine (it reads the row at the engine's position and
+//! applies it through the dataflow): the command posts the retries, then
+//! follows `GET /dlq` until each entry is gone (applied) or kept with a new
+//! reason (its `retries` counted up).
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use denorm_serve::dlq::{hex, DeadLetter};
@@ -22,7 +27,15 @@ use crate::state_dir::{DeadLetterFile, StateError};
 pub enum Action {
     List,
     Drop,
+    /// Retry the named entries.
+    Retry,
+    /// Retry every entry.
+    RetryAll,
 }
+
+/// How long `denorm dlq retry` follows the entries (the engine waits at
+/// most 30 s for a moment the row's read is current).
+const RETRY_WAIT: Duration = Duration::from_secs(45);
 
 /// Runs `denorm dlq <action> --config FILE [ID…]`, printing to `out`.
 pub fn run(action: Action, config_path: &Path, ids: &[u64], out: &mut dyn Write) -> anyhow::Result<()> {
@@ -37,14 +50,29 @@ pub fn run(action: Action, config_path: &Path, ids: &[u64], out: &mut dyn Write)
                 let missing = file.remove(ids)?;
                 report_dropped(ids, &missing, out)
             }
+            Action::Retry | Action::RetryAll => bail!(
+                "denorm is not running for {}: a retry reads the row at the running engine's position and applies it \
+                 through its views; start `denorm run --config {}` and retry again",
+                config_path.display(),
+                config_path.display()
+            ),
         },
         Err(StateError::InUse { .. }) => {
             let base = loopback_base(config.server.listen)?;
             match action {
                 Action::List => print(&fetch_list(&base)?, out),
                 Action::Drop => {
-                    let missing = post_drops(&base, ids)?;
+                    let missing = post_requests(&base, ids, "drop")?;
                     report_dropped(ids, &missing, out)
+                }
+                Action::Retry => retry(&base, ids, out),
+                Action::RetryAll => {
+                    let ids: Vec<u64> = fetch_list(&base)?.iter().map(|e| e.id).collect();
+                    if ids.is_empty() {
+                        writeln!(out, "the dead-letter queue is empty")?;
+                        return Ok(());
+                    }
+                    retry(&base, &ids, out)
                 }
             }
         }
@@ -94,11 +122,55 @@ fn fetch_list(base: &str) -> anyhow::Result<Vec<DeadLetter>> {
         .collect()
 }
 
-/// Asks the running instance to drop `ids`; the ids it had no entry for.
-fn post_drops(base: &str, ids: &[u64]) -> anyhow::Result<Vec<u64>> {
+/// Posts `retries` of `ids` to the running instance, then follows `GET
+/// /dlq` and prints what became of each: applied (gone) or kept (with the
+/// new reason). Fails when an id has no entry or an outcome does not come.
+fn retry(base: &str, ids: &[u64], out: &mut dyn Write) -> anyhow::Result<()> {
+    let before: Vec<(u64, u32)> = fetch_list(base)?.iter().map(|e| (e.id, e.retries)).collect();
+    let missing = post_requests(base, ids, "retry")?;
+    let mut open: Vec<(u64, u32)> = ids
+        .iter()
+        .filter(|id| !missing.contains(id))
+        .map(|&id| (id, before.iter().find(|(b, _)| *b == id).map_or(0, |(_, r)| *r)))
+        .collect();
+    let deadline = Instant::now() + RETRY_WAIT;
+    while !open.is_empty() {
+        let now = fetch_list(base)?;
+        open.retain(|&(id, retries)| match now.iter().find(|e| e.id == id) {
+            None => {
+                let _ = writeln!(out, "applied {id}");
+                false
+            }
+            Some(e) if e.retries > retries => {
+                let _ = writeln!(out, "kept {id}: {}", e.reason);
+                false
+            }
+            Some(_) => true,
+        });
+        if open.is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let ids: Vec<u64> = open.iter().map(|(id, _)| *id).collect();
+            bail!(
+                "no outcome for the retries of {ids:?} within {} s (denorm dlq list shows them)",
+                RETRY_WAIT.as_secs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if !missing.is_empty() {
+        bail!("no dead-letter entry {missing:?} (denorm dlq list shows the ids)");
+    }
+    Ok(())
+}
+
+/// Asks the running instance to `action` (drop, retry) `ids`; the ids it
+/// had no entry for.
+fn post_requests(base: &str, ids: &[u64], action: &str) -> anyhow::Result<Vec<u64>> {
     let mut missing = Vec::new();
     for &id in ids {
-        let url = format!("{base}/dlq/{id}/drop");
+        let url = format!("{base}/dlq/{id}/{action}");
         let mut response =
             agent().post(&url).send_empty().with_context(|| format!("cannot reach the running denorm at {url}"))?;
         let status = response.status().as_u16();
@@ -130,7 +202,8 @@ fn print(entries: &[DeadLetter], out: &mut dyn Write) -> anyhow::Result<()> {
         return Ok(());
     }
     for e in entries {
-        writeln!(out, "{}  table {}  key {}  position {}", e.id, e.table, e.key, e.position)?;
+        let retries = if e.retries > 0 { format!("  retried {}×", e.retries) } else { String::new() };
+        writeln!(out, "{}  table {}  key {}  position {}{retries}", e.id, e.table, e.key, e.position)?;
         writeln!(out, "    reason: {}", e.reason)?;
         writeln!(out, "    raw: {} ({:?})", hex(&e.raw), String::from_utf8_lossy(&e.raw))?;
     }

@@ -138,6 +138,12 @@ pub enum Opened {
     /// Empty (new, or emptied for `reason`): [`StateDir::reset`] it with a
     /// snapshot.
     Rebuild(StateDir, String),
+    /// For this source, but the captured tables changed (added, dropped,
+    /// recreated with other columns): the stored rows of the tables whose
+    /// shape is unchanged, at the stored position. The others must be read
+    /// from the source ([`crate::engine::partial`]), then
+    /// [`StateDir::reshape`]d in; or [`StateDir::reset`] with a snapshot.
+    Reshape(StateDir, Stored),
 }
 
 impl StateDir {
@@ -150,6 +156,7 @@ impl StateDir {
         let loaded = std::panic::catch_unwind(|| load(dir, identity, shape));
         let reason = match loaded {
             Ok(Ok(Loaded::Valid(state, stored))) => return Ok(Opened::Resume(state, stored)),
+            Ok(Ok(Loaded::Reshape(state, stored))) => return Ok(Opened::Reshape(state, stored)),
             Ok(Ok(Loaded::Empty(state))) => return Ok(Opened::Rebuild(state, "the state directory is new".into())),
             Ok(Ok(Loaded::Invalid(reason))) => reason,
             Ok(Err(e @ StateError::InUse { .. })) => return Err(e),
@@ -252,6 +259,62 @@ impl StateDir {
         self.position = position;
         self.durable = position;
         self.pending = false;
+        Ok(())
+    }
+
+    /// Takes the shape `shape` at `position`: the stored tables not kept
+    /// (`kept`: those still valid) are emptied, `fresh` tables (read from
+    /// the source at `position`) written; one commit, not yet durable.
+    pub fn reshape(
+        &mut self,
+        shape: &str,
+        kept: &[String],
+        position: Position,
+        fresh: &[(String, Vec<Row>)],
+    ) -> Result<(), StateError> {
+        let mut tx = self.db.begin_write().map_err(store_error(&self.dir, "starting a reshape"))?;
+        tx.set_durability(Durability::None);
+        let keep: Vec<String> = kept.iter().map(|t| rows_table(t)).collect();
+        let names: Vec<String> =
+            tx.list_tables().map_err(store_error(&self.dir, "listing tables"))?.map(|t| t.name().to_string()).collect();
+        for name in names.iter().filter(|n| n.starts_with("rows/") && !keep.contains(n)) {
+            tx.delete_table(TableDefinition::<&[u8], u64>::new(name)).map_err(store_error(&self.dir, "reshaping"))?;
+        }
+        self.sums.retain(|table, _| kept.contains(table));
+        for (table, rows) in fresh {
+            let mut t = tx
+                .open_table(TableDefinition::<&[u8], u64>::new(&rows_table(table)))
+                .map_err(store_error(&self.dir, "writing rows"))?;
+            let mut sum = 0u64;
+            for row in rows {
+                let bytes = row.as_bytes();
+                let old = t.get(bytes).map_err(store_error(&self.dir, "reading rows"))?.map_or(0, |c| c.value());
+                t.insert(bytes, old + 1).map_err(store_error(&self.dir, "writing rows"))?;
+                sum = sum.wrapping_add(row_hash(bytes));
+            }
+            self.sums.insert(table.clone(), sum);
+        }
+        {
+            let mut meta = tx.open_table(META).map_err(store_error(&self.dir, "writing the metadata"))?;
+            let names: Vec<String> = meta
+                .iter()
+                .map_err(store_error(&self.dir, "reading the metadata"))?
+                .filter_map(|e| e.ok().map(|(k, _)| k.value().to_string()))
+                .filter(|k| k.starts_with("sum/"))
+                .collect();
+            for key in names {
+                meta.remove(key.as_str()).map_err(store_error(&self.dir, "writing the metadata"))?;
+            }
+            let mut put = |key: &str, value: &[u8]| meta.insert(key, value).map(drop);
+            put("shape", shape.as_bytes()).map_err(store_error(&self.dir, "writing the metadata"))?;
+            put("position", &position.0.to_le_bytes()).map_err(store_error(&self.dir, "writing the metadata"))?;
+            for (table, sum) in &self.sums {
+                put(&sum_key(table), &sum.to_le_bytes()).map_err(store_error(&self.dir, "writing the metadata"))?;
+            }
+        }
+        tx.commit().map_err(store_error(&self.dir, "committing a reshape"))?;
+        self.position = position;
+        self.pending = true;
         Ok(())
     }
 
@@ -506,6 +569,7 @@ fn read_dead_letters(db: &Database) -> Result<Vec<DeadLetter>, String> {
 
 enum Loaded {
     Valid(StateDir, Stored),
+    Reshape(StateDir, Stored),
     Empty(StateDir),
     Invalid(String),
 }
@@ -539,7 +603,7 @@ fn load(dir: &Path, identity: &str, shape: &str) -> Result<Loaded, StateError> {
     let get = |key: &str| -> Result<Option<Vec<u8>>, String> {
         meta.get(key).map(|v| v.map(|v| v.value().to_vec())).map_err(|e| format!("cannot read {key}: {e}"))
     };
-    let check = || -> Result<Position, String> {
+    let check = || -> Result<(Position, Option<String>), String> {
         let format = get("format")?.and_then(|b| b.try_into().ok()).map(u32::from_le_bytes);
         if !format.is_some_and(|f| READS.contains(&f)) {
             return Err(format!("its format is {format:?}, this denorm reads {READS:?}"));
@@ -548,23 +612,23 @@ fn load(dir: &Path, identity: &str, shape: &str) -> Result<Loaded, StateError> {
         if stored != identity.as_bytes() {
             return Err(format!("it belongs to another source ({}), not {identity}", String::from_utf8_lossy(&stored)));
         }
-        let stored = get("shape")?.unwrap_or_default();
-        if stored != shape.as_bytes() {
-            return Err(format!(
-                "the captured tables or columns changed (stored: {}; now: {})",
-                String::from_utf8_lossy(&stored).replace('\n', "; "),
-                shape.replace('\n', "; ")
-            ));
-        }
+        // Another shape: the tables whose line is unchanged stay usable
+        // (see `Opened::Reshape`).
+        let stored = String::from_utf8_lossy(&get("shape")?.unwrap_or_default()).into_owned();
+        let reshaped = (stored != shape).then_some(stored);
         let position = get("position")?.and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
-        position.map(Position).ok_or_else(|| "it holds no position".to_string())
+        position.map(|p| (Position(p), reshaped)).ok_or_else(|| "it holds no position".to_string())
     };
-    let position = match check() {
-        Ok(position) => position,
+    let (position, reshaped) = match check() {
+        Ok(checked) => checked,
         Err(reason) => return Ok(Loaded::Invalid(reason)),
     };
+    let kept: Vec<&str> = match &reshaped {
+        None => tables_of(shape).collect(),
+        Some(stored) => crate::engine::partial::unchanged_tables(stored, shape),
+    };
     let mut stored = Stored { position, tables: Vec::new() };
-    for name in tables_of(shape) {
+    for name in kept {
         let expected = match get(&sum_key(name)) {
             Ok(sum) => sum.and_then(|b| b.try_into().ok()).map(u64::from_le_bytes).unwrap_or(0),
             Err(reason) => return Ok(Loaded::Invalid(reason)),
@@ -588,7 +652,10 @@ fn load(dir: &Path, identity: &str, shape: &str) -> Result<Loaded, StateError> {
     drop(tx);
     state.position = position;
     state.durable = position;
-    Ok(Loaded::Valid(state, stored))
+    match reshaped {
+        None => Ok(Loaded::Valid(state, stored)),
+        Some(_) => Ok(Loaded::Reshape(state, stored)),
+    }
 }
 
 fn read_rows(tx: &redb::ReadTransaction, table: &str) -> Result<Vec<(Row, Diff)>, String> {
@@ -732,6 +799,7 @@ mod tests {
         match StateDir::open(dir, identity, spec).unwrap() {
             Opened::Resume(state, stored) => (state, stored),
             Opened::Rebuild(_, reason) => panic!("expected to resume, rebuilt: {reason}"),
+            Opened::Reshape(..) => panic!("expected to resume, reshaped"),
         }
     }
 
@@ -739,6 +807,7 @@ mod tests {
         match StateDir::open(dir, identity, spec).unwrap() {
             Opened::Resume(_, stored) => panic!("expected a rebuild, resumed at {:?}", stored.position),
             Opened::Rebuild(_, reason) => reason,
+            Opened::Reshape(..) => panic!("expected a rebuild, reshaped"),
         }
     }
 
@@ -797,6 +866,7 @@ mod tests {
             reason: "r".into(),
             raw: vec![0xff, 0],
             at: 1.0,
+            retries: 0,
         };
         state.put_dead_letter(&letter(0)).unwrap();
         state.put_dead_letter(&letter(1)).unwrap();
@@ -811,8 +881,8 @@ mod tests {
         state.make_durable().unwrap();
         drop(state);
         let other = self::spec(&["id"]);
-        let Opened::Rebuild(state, _) = StateDir::open(dir.path(), "src", &other).unwrap() else { panic!() };
-        assert_eq!(state.dead_letters().unwrap(), vec![letter(1)], "a rebuild (the captured shape changed) keeps it");
+        let Opened::Reshape(state, _) = StateDir::open(dir.path(), "src", &other).unwrap() else { panic!() };
+        assert_eq!(state.dead_letters().unwrap(), vec![letter(1)], "a reshape (the captured shape changed) keeps it");
     }
 
     #[test]
@@ -828,8 +898,53 @@ mod tests {
         let Opened::Rebuild(mut state, _) = StateDir::open(dir.path(), "src", &spec1).unwrap() else { panic!() };
         state.reset("src", &spec1, Position(1), &[("t".into(), ones(vec![row(1, "a")]))]).unwrap();
         drop(state);
-        let reason = rebuild_reason(dir.path(), "src", &spec(&["id", "name", "email"]));
-        assert!(reason.contains("captured tables or columns changed"), "{reason}");
+        let Opened::Reshape(_, stored) = StateDir::open(dir.path(), "src", &spec(&["id", "name", "email"])).unwrap()
+        else {
+            panic!("another shape of the same source reshapes")
+        };
+        assert_eq!((stored.position, stored.tables), (Position(1), vec![]), "its only table changed: nothing kept");
+    }
+
+    /// Another shape of the same source keeps the rows of the tables whose
+    /// shape line is unchanged; `reshape` drops the others, writes the rows
+    /// read again, and the directory then resumes in the new shape.
+    #[test]
+    fn a_reshape_keeps_unchanged_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = spec(&["id", "name"]);
+        let u = t.replace("t\t", "u\t");
+        let both = format!("{t}\n{u}");
+        let Opened::Rebuild(mut state, _) = StateDir::open(dir.path(), "src", &both).unwrap() else { panic!() };
+        let tables = [("t".to_string(), ones(vec![row(1, "a")])), ("u".to_string(), ones(vec![row(2, "b")]))];
+        state.reset("src", &both, Position(4), &tables).unwrap();
+        drop(state);
+        let changed = format!("{t}\n{}", spec(&["id"]).replace("t\t", "u\t"));
+        let Opened::Reshape(mut state, stored) = StateDir::open(dir.path(), "src", &changed).unwrap() else {
+            panic!("expected a reshape")
+        };
+        assert_eq!(stored.tables, vec![("t".to_string(), ones(vec![row(1, "a")]))], "u changed: only t kept");
+        state.reshape(&changed, &["t".to_string()], Position(4), &[("u".to_string(), vec![row(3, "c")])]).unwrap();
+        state.apply(Position(6), &[], &[("t".into(), vec![(row(5, "e"), 1)])]).unwrap();
+        state.make_durable().unwrap();
+        drop(state);
+        let (_, stored) = resume(dir.path(), "src", &changed);
+        assert_eq!(stored.position, Position(6));
+        assert_eq!(
+            stored.tables,
+            vec![
+                ("t".to_string(), sorted(ones(vec![row(1, "a"), row(5, "e")]))),
+                ("u".to_string(), ones(vec![row(3, "c")]))
+            ]
+        );
+        let only_t = resume_or_reshape(dir.path(), &t);
+        assert_eq!(only_t, vec!["t".to_string()], "u no longer captured: t kept");
+    }
+
+    fn resume_or_reshape(dir: &Path, shape: &str) -> Vec<String> {
+        match StateDir::open(dir, "src", shape).unwrap() {
+            Opened::Reshape(_, stored) => stored.tables.into_iter().map(|(t, _)| t).collect(),
+            _ => panic!("expected a reshape"),
+        }
     }
 
     /// Flipped or truncated bytes anywhere in the file: never a panic,
@@ -866,6 +981,11 @@ mod tests {
             match StateDir::open(dir.path(), "src", &spec).unwrap() {
                 Opened::Resume(_, stored) => assert_eq!(sorted(stored.tables[0].1.clone()), expected, "case {case}"),
                 Opened::Rebuild(_, _) => rebuilt += 1,
+                // A corrupted shape: no table's rows are kept.
+                Opened::Reshape(_, stored) => {
+                    assert!(stored.tables.is_empty(), "case {case}");
+                    rebuilt += 1;
+                }
             }
         }
         assert!(rebuilt > 0, "no corruption was detected in 40 cases");

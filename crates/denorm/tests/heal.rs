@@ -131,3 +131,59 @@ fn a_table_dropped_and_recreated_heals_the_views_reading_it() {
     denorm.wait_rows("others", serde_json::json!([{"n": 2}]));
     denorm.terminate();
 }
+
+/// A heal rebuilds the failed view alone (issue 13): the session goes on
+/// (no reload of every view), the other views answer every read meanwhile,
+/// and the healed view is maintained from its own dataflow — twice, so a
+/// view healed before heals again.
+#[test]
+fn a_heal_rebuilds_only_the_failed_view() {
+    let project = Project::new(
+        "CREATE TABLE big (id INTEGER PRIMARY KEY, v INTEGER NOT NULL);
+         CREATE TABLE other (id INTEGER PRIMARY KEY);
+         INSERT INTO big VALUES (1, 5), (2, 7); INSERT INTO other VALUES (1), (2);",
+        "CREATE MATERIALIZED VIEW big_sum AS SELECT sum(v) AS s, count(*) AS n FROM big;
+         CREATE MATERIALIZED VIEW big_rows AS SELECT id, v FROM big;
+         CREATE MATERIALIZED VIEW others AS SELECT count(*) AS n FROM other;",
+    );
+    let mut denorm = Denorm::start(&project.config);
+    let conn = project.connect();
+    denorm.wait_rows("big_sum", serde_json::json!([{"s": 12, "n": 2}]));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (base, stop) = (denorm.base.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut reads = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                for view in ["others", "big_rows"] {
+                    let (status, body) = common::get(&format!("{base}/views/{view}"));
+                    assert_eq!(status, 200, "{view} answered {body} during a heal of another view");
+                    assert!(!body.as_array().unwrap().is_empty(), "{view} served no rows during a heal: {body}");
+                    reads += 1;
+                }
+            }
+            reads
+        })
+    };
+    for round in 1..=2u64 {
+        conn.execute_batch("INSERT INTO big VALUES (3, 9223372036854775807)").unwrap();
+        wait_failed(&denorm, "big_sum");
+        conn.execute_batch(&format!("DELETE FROM big WHERE id = 3; INSERT INTO other VALUES ({})", 100 + round))
+            .unwrap();
+        denorm.wait_rows("big_sum", serde_json::json!([{"s": 12, "n": 2}]));
+        assert_eq!(heals(&denorm, "big_sum"), round);
+        denorm.wait_for_log("rebuilt alone from the stored input rows");
+        denorm.lines.retain(|l| !l.contains("rebuilt alone"));
+    }
+    conn.execute_batch("UPDATE big SET v = 100 WHERE id = 2").unwrap();
+    denorm.wait_rows("big_sum", serde_json::json!([{"s": 105, "n": 2}]));
+    denorm.wait_rows("others", serde_json::json!([{"n": 4}]));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(reader.join().unwrap() > 0);
+    while let Ok(line) = denorm.log.try_recv() {
+        denorm.lines.push(line);
+    }
+    let log = denorm.lines.join("\n");
+    assert!(!log.contains("loading the views again"), "the session was not restarted for the heal:\n{log}");
+    denorm.terminate();
+}

@@ -55,3 +55,39 @@ fn renamed_and_recreated_tables_heal_on_postgres() {
     denorm.wait_rows("per_tag", json!([{"tag": "z", "n": 2}]));
     denorm.terminate();
 }
+
+/// On PostgreSQL too, a view failed by a computation (a division by zero
+/// the dialect refuses) is rebuilt alone once its input computes again:
+/// the other view keeps serving, the session goes on.
+#[test]
+fn a_computation_heal_rebuilds_only_that_view_on_postgres() {
+    let project = PgProject::new(
+        "heal_alone",
+        "CREATE TABLE t (id bigint PRIMARY KEY, v bigint NOT NULL);
+         CREATE TABLE other (id bigint PRIMARY KEY);
+         ALTER TABLE t REPLICA IDENTITY FULL;
+         ALTER TABLE other REPLICA IDENTITY FULL;
+         INSERT INTO t VALUES (1, 2); INSERT INTO other VALUES (1);",
+        "CREATE MATERIALIZED VIEW q AS SELECT id, 10 / v AS r FROM t;
+         CREATE MATERIALIZED VIEW others AS SELECT count(*) AS n FROM other;",
+    );
+    let mut client = project.client();
+    let mut denorm = Denorm::start(&project.config);
+    denorm.wait_rows("q", json!([{"id": 1, "r": 5}]));
+    client.batch_execute("INSERT INTO t VALUES (2, 0)").unwrap();
+    wait_failed(&denorm, "q");
+    client.batch_execute("INSERT INTO other VALUES (2)").unwrap();
+    denorm.wait_rows("others", json!([{"n": 2}]));
+    client.batch_execute("UPDATE t SET v = 5 WHERE id = 2").unwrap();
+    denorm.wait_rows("q", json!([{"id": 1, "r": 5}, {"id": 2, "r": 2}]));
+    denorm.wait_for_log("rebuilt alone from the stored input rows");
+    client.batch_execute("UPDATE t SET v = 1 WHERE id = 1; INSERT INTO other VALUES (3)").unwrap();
+    denorm.wait_rows("q", json!([{"id": 1, "r": 10}, {"id": 2, "r": 2}]));
+    denorm.wait_rows("others", json!([{"n": 3}]));
+    while let Ok(line) = denorm.log.try_recv() {
+        denorm.lines.push(line);
+    }
+    let log = denorm.lines.join("\n");
+    assert!(!log.contains("loading the views again"), "the session went on:\n{log}");
+    denorm.terminate();
+}

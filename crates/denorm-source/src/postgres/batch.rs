@@ -44,6 +44,8 @@ pub struct Undecodable {
     /// The LSN of the change's WAL record.
     pub position: Position,
     pub table: String,
+    /// The row's key as text (`id=4`, see [`Table::key_text`]).
+    pub key: String,
     pub reason: ValueError,
 }
 
@@ -60,6 +62,9 @@ pub(crate) struct Table {
     /// Every read column is part of the replica identity key, so the key
     /// tuple of an update or delete holds everything a retraction needs.
     pub(crate) covered_by_key: bool,
+    /// The columns naming a row in a dead-letter entry: the replica
+    /// identity key's, else the primary key's (empty: the whole row).
+    pub(crate) key: Vec<usize>,
 }
 
 impl Table {
@@ -84,6 +89,30 @@ impl Table {
     /// A value error of column `i`, naming the column.
     fn in_column(&self, i: usize, e: ValueError) -> ValueError {
         ValueError::Column { column: self.columns[i].clone(), source: Box::new(e) }
+    }
+
+    /// The key of the row in `tuple` as text, as SQLite's dead letters
+    /// name rows: `id=4` (`name=value` per key column, joined by `,`,
+    /// values as SQL literals, a value that does not decode as its text),
+    /// or every column's value joined by `,` when the table has no key or
+    /// a key column is missing from the tuple.
+    pub(crate) fn key_text(&self, tuple: &Tuple<'_>) -> String {
+        let value = |i: usize| -> Option<String> {
+            Some(match tuple.0.get(i)? {
+                Column::Null => "NULL".to_string(),
+                Column::Text(text) => match self.types[i].decode(text) {
+                    Ok(datum) => datum.to_string(),
+                    Err(_) => String::from_utf8_lossy(text).into_owned(),
+                },
+                Column::Binary(_) | Column::Unchanged => return None,
+            })
+        };
+        let key: Option<Vec<String>> =
+            self.key.iter().map(|&i| value(i).map(|v| format!("{}={v}", self.columns[i]))).collect();
+        match key {
+            Some(parts) if !parts.is_empty() => parts.join(","),
+            _ => (0..tuple.0.len()).map(|i| value(i).unwrap_or_else(|| "?".into())).collect::<Vec<_>>().join(","),
+        }
     }
 
     /// Decodes `tuple` into a full-width row; a 'u' (unchanged TOAST) column
@@ -186,7 +215,7 @@ impl TransactionBuilder {
 
     pub(crate) fn insert(&mut self, tables: &[Table], table: usize, lsn: u64, new: &Tuple<'_>) {
         let row = tables[table].decode_row(new, None, &mut self.packer);
-        self.push(tables, table, lsn, row.map(|new| vec![(new, 1)]));
+        self.push(tables, table, lsn, new, row.map(|new| vec![(new, 1)]));
     }
 
     /// `old` is absent when the table's replica identity is its key, the
@@ -210,12 +239,14 @@ impl TransactionBuilder {
                 Ok(vec![(old_row, -1), (new_row, 1)])
             }),
         };
-        self.push(tables, table, lsn, changes);
+        // The old key names the row (an update may change the key).
+        let named = old.map_or(new, |old| old.tuple());
+        self.push(tables, table, lsn, named, changes);
     }
 
     pub(crate) fn delete(&mut self, tables: &[Table], table: usize, lsn: u64, old: &OldTuple<'_>) {
         let row = tables[table].decode_row(old.tuple(), None, &mut self.packer);
-        self.push(tables, table, lsn, row.map(|old| vec![(old, -1)]));
+        self.push(tables, table, lsn, old.tuple(), row.map(|old| vec![(old, -1)]));
     }
 
     /// Everything the transaction did to the table before is void: the
@@ -225,12 +256,22 @@ impl TransactionBuilder {
         self.truncated[table] = true;
     }
 
-    fn push(&mut self, tables: &[Table], table: usize, lsn: u64, changes: Result<Vec<(Row, Diff)>, ValueError>) {
+    /// Adds the decoded changes, or reports them undecodable with the key
+    /// of the row `named` holds.
+    fn push(
+        &mut self,
+        tables: &[Table],
+        table: usize,
+        lsn: u64,
+        named: &Tuple<'_>,
+        changes: Result<Vec<(Row, Diff)>, ValueError>,
+    ) {
         match changes {
             Ok(changes) => self.changes[table].extend(changes),
             Err(reason) => self.undecodable.push(Undecodable {
                 position: Position(lsn),
                 table: tables[table].name.clone(),
+                key: tables[table].key_text(named),
                 reason,
             }),
         }
@@ -318,6 +359,7 @@ mod tests {
             types: vec![PgType::Int8, PgType::Text, PgType::Text],
             read: vec![true, false, true],
             covered_by_key: false,
+            key: vec![0],
         }
     }
 
@@ -344,13 +386,13 @@ mod tests {
     fn transaction_changes_table() {
         let tables = [users()];
         let full = |id: &'static [u8], bio: Column<'static>| t(&[Column::Text(id), Column::Text(b"n"), bio]);
-        type Case<'a> = (&'a str, Box<dyn Fn(&mut TransactionBuilder) + 'a>, Vec<(Row, Diff)>, usize);
+        type Case<'a> = (&'a str, Box<dyn Fn(&mut TransactionBuilder) + 'a>, Vec<(Row, Diff)>, Vec<&'a str>);
         let cases: Vec<Case<'_>> = vec![
             (
                 "insert",
                 Box::new(|b| b.insert(&tables, 0, 1, &full(b"1", Column::Text(b"hi")))),
                 vec![(row(&[1.into(), Datum::Null, "hi".into()]), 1)],
-                0,
+                vec![],
             ),
             (
                 "update with full old row, bio TOASTed and unchanged",
@@ -362,19 +404,19 @@ mod tests {
                     (row(&[1.into(), Datum::Null, "long".into()]), -1),
                     (row(&[2.into(), Datum::Null, "long".into()]), 1),
                 ],
-                0,
+                vec![],
             ),
             (
                 "delete with full old row and a NULL",
                 Box::new(|b| b.delete(&tables, 0, 1, &OldTuple::Full(full(b"3", Column::Null)))),
                 vec![(row(&[3.into(), Datum::Null, Datum::Null]), -1)],
-                0,
+                vec![],
             ),
             (
                 "update without an old row is undecodable",
                 Box::new(|b| b.update(&tables, 0, 1, None, &full(b"1", Column::Text(b"x")))),
                 vec![],
-                1,
+                vec!["id=1"],
             ),
             (
                 "unchanged TOAST with only the old key is undecodable",
@@ -383,13 +425,13 @@ mod tests {
                     b.update(&tables, 0, 1, Some(&old), &full(b"2", Column::Unchanged))
                 }),
                 vec![],
-                1,
+                vec!["id=1"],
             ),
             (
                 "a bad integer is undecodable",
                 Box::new(|b| b.insert(&tables, 0, 1, &full(b"x", Column::Null))),
                 vec![],
-                1,
+                vec!["id=x"],
             ),
             (
                 "truncate voids earlier changes",
@@ -399,7 +441,7 @@ mod tests {
                     b.insert(&tables, 0, 2, &full(b"2", Column::Null));
                 }),
                 vec![(row(&[2.into(), Datum::Null, Datum::Null]), 1)],
-                0,
+                vec![],
             ),
         ];
         for (name, apply, want, undecodable) in cases {
@@ -408,10 +450,26 @@ mod tests {
             let batch = builder.finish(&tables, 100, 90);
             let got = batch.tables.first().map(|(_, c)| c.clone()).unwrap_or_default();
             assert_eq!(got, want, "{name}");
-            assert_eq!(batch.undecodable.len(), undecodable, "{name}");
+            let keys: Vec<&str> = batch.undecodable.iter().map(|u| u.key.as_str()).collect();
+            assert_eq!(keys, undecodable, "{name}: the undecodable changes' keys");
             assert_eq!(batch.position, Position(100), "{name}");
             assert_eq!(batch.head, Position(100), "{name}");
         }
+    }
+
+    /// Dead letters name rows as SQLite's do: key columns as SQL literals
+    /// (a value that does not decode as its text), the whole row without a
+    /// key.
+    #[test]
+    fn key_text_names_the_row() {
+        let tuple = t(&[Column::Text(b"7"), Column::Text(b"o'k"), Column::Null]);
+        assert_eq!(users().key_text(&tuple), "id=7");
+        let by_name = Table { key: vec![1, 0], ..users() };
+        assert_eq!(by_name.key_text(&tuple), "name='o''k',id=7");
+        let bad = t(&[Column::Text(b"x1"), Column::Null, Column::Null]);
+        assert_eq!(users().key_text(&bad), "id=x1");
+        let keyless = Table { key: vec![], ..users() };
+        assert_eq!(keyless.key_text(&tuple), "7,'o''k',NULL");
     }
 
     #[test]

@@ -134,7 +134,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use denorm_types::{Catalog, Position, Row, RowPacker, TableSchema};
+use denorm_types::{Catalog, Datum, Position, Row, RowPacker, TableSchema, Value};
 use postgres::error::SqlState;
 use postgres::{Client, IsolationLevel};
 
@@ -303,6 +303,39 @@ impl PgCapture {
             schema_changed: None,
             held: None,
         })
+    }
+
+    /// The rows of captured `table` whose `key` columns hold the values,
+    /// read in one REPEATABLE READ snapshot on the ordinary connection,
+    /// with `pg_current_wal_insert_lsn()` read inside it (see
+    /// [`ChangeSource::read_key`](crate::ChangeSource::read_key)).
+    pub fn read_key(&mut self, table: &str, key: &[(String, Value)]) -> Result<crate::KeyRead, SourceError> {
+        let captured = self
+            .tables
+            .iter()
+            .find(|t| t.name.eq_ignore_ascii_case(table))
+            .cloned()
+            .ok_or_else(|| SourceError::UnknownTable { table: table.to_string() })?;
+        let server = self.server.clone();
+        let mut tx = self
+            .client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .map_err(pg_error(&server, "starting to read a row"))?;
+        let lsn: String = tx
+            .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
+            .map_err(pg_error(&server, "reading the WAL position"))?
+            .get(0);
+        let position = parse_lsn(&lsn).ok_or_else(|| SourceError::PostgresReplication {
+            server: server.clone(),
+            what: format!("reading the WAL position (the server answered {lsn:?})"),
+            source: WireError::Closed,
+        })?;
+        let rows = copy_table(&mut tx, &server, &captured, &key_filter(key), &mut |_| {})?;
+        tx.commit().map_err(pg_error(&server, "ending the read of a row"))?;
+        Ok(crate::KeyRead { position, rows })
     }
 
     /// (Re)creates the slot with an exported snapshot and reads every
@@ -792,7 +825,7 @@ impl PgCapture {
             let before = rows_read;
             let mut report =
                 |n: u64| progress(SnapshotProgress { table: &table.name, rows_read: before + n, estimated_total });
-            let rows = copy_table(&mut tx, &server, table, &mut report)?;
+            let rows = copy_table(&mut tx, &server, table, "", &mut report)?;
             report(rows.len() as u64);
             rows_read += rows.len() as u64;
             out.push((table.name.clone(), rows));
@@ -830,17 +863,20 @@ impl Stream {
     }
 }
 
-/// Reads a table with `COPY (SELECT <read columns>) TO STDOUT` (text format).
+/// Reads a table with `COPY (SELECT <read columns> … <filter>) TO STDOUT`
+/// (text format; `filter`: empty, or a WHERE clause).
 fn copy_table(
     tx: &mut postgres::Transaction<'_>,
     server: &str,
     table: &Table,
+    filter: &str,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Vec<Row>, SourceError> {
     let columns: Vec<String> =
         table.columns.iter().zip(&table.read).filter(|(_, &r)| r).map(|(c, _)| quote_ident(c)).collect();
     let select = if columns.is_empty() { "1".to_string() } else { columns.join(", ") };
-    let sql = format!("COPY (SELECT {select} FROM {}.{}) TO STDOUT", quote_ident(SCHEMA), quote_ident(&table.name));
+    let sql =
+        format!("COPY (SELECT {select} FROM {}.{}{filter}) TO STDOUT", quote_ident(SCHEMA), quote_ident(&table.name));
     let what = || format!("reading table {}", table.name);
     let reader = tx.copy_out(&sql).map_err(pg_error(server, &what()))?;
     let mut reader = BufReader::with_capacity(256 * 1024, reader);
@@ -866,6 +902,32 @@ fn copy_table(
         }
     }
     Ok(rows)
+}
+
+/// ` WHERE "c" = '…' AND …` for `key` (values as quoted literals the
+/// server coerces to the column's type; NULL as `IS NULL`).
+fn key_filter(key: &[(String, Value)]) -> String {
+    let conditions: Vec<String> = key
+        .iter()
+        .map(|(column, value)| {
+            let column = quote_ident(column);
+            let text = match value {
+                Datum::Null => return format!("{column} IS NULL"),
+                Datum::Bool(b) => b.to_string(),
+                Datum::Int(i) => i.to_string(),
+                Datum::Float(f) => format!("{f:?}"),
+                Datum::Text(t) => t.to_string(),
+                Datum::Blob(b) => format!("\\x{}", b.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+                other => other.pg_text().unwrap_or_default(),
+            };
+            format!("{column} = '{}'", text.replace('\'', "''"))
+        })
+        .collect();
+    if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conditions.join(" AND "))
+    }
 }
 
 /// A failed COPY read: the I/O error wraps the client's error.
@@ -921,12 +983,14 @@ fn check_tables(
             continue;
         };
         let covered_by_key = check_replica_identity(pg, read)?;
+        let key = if pg.identity_columns.is_empty() { &pg.schema.primary_key } else { &pg.identity_columns };
         tables.push(Table {
             name: pg.schema.name.clone(),
             columns: pg.schema.columns.iter().map(|c| c.name.clone()).collect(),
             types: pg.types.clone(),
             read: read.clone(),
             covered_by_key,
+            key: key.clone(),
         });
     }
     if !changed.is_empty() {

@@ -6,10 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use denorm_types::{Catalog, Position};
+use denorm_types::{Catalog, Position, Value};
 
 use super::{format_lsn, CaptureSpec, Lag, Names, PgCapture, Poll, Snapshot, SnapshotProgress};
-use crate::{Batch, ChangeSource, Polled, SourceError};
+use crate::{Batch, ChangeSource, KeyRead, Polled, Resync, SourceError};
 
 /// A PostgreSQL database captured by logical replication, as a
 /// [`ChangeSource`].
@@ -115,7 +115,7 @@ impl ChangeSource for PostgresSource {
                     undecodable: batch
                         .undecodable
                         .into_iter()
-                        .map(|u| undecodable(u.table, u.position, &u.reason))
+                        .map(|u| undecodable(u.table, u.key, u.position, &u.reason))
                         .collect(),
                     repaired: Vec::new(),
                 })
@@ -157,13 +157,24 @@ impl ChangeSource for PostgresSource {
     fn describe(&self, position: Position) -> String {
         format!("LSN {}", format_lsn(position))
     }
+
+    fn read_key(&mut self, table: &str, key: &[(String, Value)]) -> Result<KeyRead, SourceError> {
+        self.capture.read_key(table, key)
+    }
+
+    /// Not built on PostgreSQL: reading some tables exactly at a point of
+    /// the stream needs a snapshot exported at an LSN (a temporary slot)
+    /// and the stream filtered per transaction; the caller snapshots.
+    fn follow_reading(&mut self, _at: Position, _fresh: &[String]) -> Result<Result<Resync, String>, SourceError> {
+        Ok(Err("reading only some tables consistently with the replication stream is not built on PostgreSQL".into()))
+    }
 }
 
 /// A change the stream could not decode, as the contract reports it: the
-/// raw value is the failing column's text (the stream's decoder keeps no
-/// row, so no key).
-fn undecodable(table: String, position: Position, reason: &super::ValueError) -> crate::Undecodable {
+/// row's key (replica identity or primary key columns, as on SQLite) and,
+/// as the raw value, the failing column's text.
+fn undecodable(table: String, key: String, position: Position, reason: &super::ValueError) -> crate::Undecodable {
     let at = format!("LSN {}", format_lsn(position));
     let raw = reason.raw_text().unwrap_or_default().as_bytes().to_vec();
-    crate::Undecodable { at, position, reason: reason.to_string(), key: String::new(), raw, table }
+    crate::Undecodable { at, position, reason: reason.to_string(), key, raw, table }
 }

@@ -124,7 +124,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use denorm_types::{Catalog, Datum, Position, Row, RowPacker, TableSchema};
+use denorm_types::{Catalog, Datum, Position, Row, RowPacker, TableSchema, Value};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
@@ -251,6 +251,21 @@ pub struct SqliteCapture {
     /// Whether [`open`](Self::open) had to create or change the log or a
     /// trigger: changes made before may not have been logged.
     reinstalled: bool,
+    /// The captured tables whose triggers [`open`](Self::open) had to
+    /// (re)install, and whether it had to create the change log.
+    installed_tables: Vec<String>,
+    log_created: bool,
+}
+
+/// What [`SqliteCapture::follow_reading`] read.
+#[derive(Debug)]
+pub struct Resync {
+    /// The change log's last `seq` in the read transaction.
+    pub position: Position,
+    /// The other tables' changes from the kept position to `position`.
+    pub changes: ChangeBatch,
+    /// The re-read tables' rows at `position`.
+    pub tables: Vec<(String, Vec<Row>)>,
 }
 
 impl SqliteCapture {
@@ -267,7 +282,7 @@ impl SqliteCapture {
         let mut writer = writable_connection(path)?;
         ensure_wal(&writer, path)?;
         let installed = install(&mut writer, path, catalog, &mut tables)?;
-        let Installed { schema_version, position, capture_id, reinstalled } = installed;
+        let Installed { schema_version, position, capture_id, reinstalled, installed_tables, log_created } = installed;
         writer.busy_timeout(RELEASE_BUSY_TIMEOUT).map_err(sqlite_error(path, "setting the busy timeout"))?;
         // denorm's own commits (deleting applied log rows) need not reach
         // the disk before the lock is given back: a deletion lost to a power
@@ -291,6 +306,8 @@ impl SqliteCapture {
             released: Position(0),
             capture_id,
             reinstalled,
+            installed_tables,
+            log_created,
         })
     }
 
@@ -316,7 +333,7 @@ impl SqliteCapture {
             let before = rows_read;
             let mut report =
                 |n: u64| progress(SnapshotProgress { table: &table.name, rows_read: before + n, estimated_total });
-            let rows = read_rows(&tx, path, table, &mut report)?;
+            let rows = read_rows(&tx, path, table, &[], &mut report)?;
             report(rows.len() as u64);
             rows_read += rows.len() as u64;
             tables.push((table.name.clone(), rows));
@@ -324,6 +341,24 @@ impl SqliteCapture {
         tx.commit().map_err(sqlite_error(path, "ending the snapshot"))?;
         self.position = position;
         Ok(Snapshot { position, tables })
+    }
+
+    /// The rows of captured `table` whose `key` columns hold the values,
+    /// with the change log's last `seq`, in one read transaction (see
+    /// [`ChangeSource::read_key`](crate::ChangeSource::read_key)); the
+    /// capture's position does not move.
+    pub fn read_key(&mut self, table: &str, key: &[(String, Value)]) -> Result<crate::KeyRead, SourceError> {
+        let path = self.path.as_path();
+        let captured = self
+            .tables
+            .iter()
+            .find(|t| t.name.eq_ignore_ascii_case(table))
+            .ok_or_else(|| SourceError::UnknownTable { table: table.to_string() })?;
+        let tx = self.reader.transaction().map_err(sqlite_error(path, "starting to read a row"))?;
+        let position = Position(last_seq(&tx).map_err(sqlite_error(path, "reading the change-log position"))?);
+        let rows = read_rows(&tx, path, captured, key, &mut |_| {})?;
+        tx.commit().map_err(sqlite_error(path, "ending the read of a row"))?;
+        Ok(crate::KeyRead { position, rows })
     }
 
     /// Reads every logged change above the position in one read transaction
@@ -409,22 +444,51 @@ impl SqliteCapture {
         let head = last_seq(&tx).map_err(sqlite_error(path, "reading the change-log position"))?;
         let first = triggers::first_seq(&tx).map_err(sqlite_error(path, "reading the change-log start"))?;
         tx.commit().map_err(sqlite_error(path, "ending the change-log read"))?;
-        let gap = match first {
-            _ if head < at.0 => {
-                Some(format!("the change log ends at seq {head}, before seq {} (it was re-created)", at.0))
-            }
-            Some(first) if first > at.0 + 1 => {
-                Some(format!("the change log starts at seq {first}: changes after seq {} were deleted", at.0))
-            }
-            None if head > at.0 => {
-                Some(format!("the change log is empty up to seq {head}: changes after seq {} were deleted", at.0))
-            }
-            _ => None,
-        };
+        let gap = log_gap(at, head, first);
         if gap.is_none() {
             self.position = at;
         }
         Ok(gap)
+    }
+
+    /// Instead of [`follow_from`](Self::follow_from), for a caller whose
+    /// kept rows of the `fresh` tables are void (recreated, newly
+    /// captured): in one read transaction at the log's last `seq` L, reads
+    /// those tables and every table whose triggers [`open`](Self::open)
+    /// (re)installed, plus the other tables' logged changes in (`at`, L];
+    /// the position moves to L. `Ok(Err(reason))` when the log may not
+    /// hold every change of the other tables above `at`.
+    pub fn follow_reading(&mut self, at: Position, fresh: &[String]) -> Result<Result<Resync, String>, SourceError> {
+        if self.log_created {
+            return Ok(Err("the change log was created at start: changes made before were not logged".into()));
+        }
+        let reading: Vec<&Table> = self
+            .tables
+            .iter()
+            .filter(|t| fresh.iter().chain(&self.installed_tables).any(|f| f.eq_ignore_ascii_case(&t.name)))
+            .collect();
+        let path = self.path.as_path();
+        let tx = self.reader.transaction().map_err(sqlite_error(path, "starting to read the change log"))?;
+        let head = last_seq(&tx).map_err(sqlite_error(path, "reading the change-log position"))?;
+        let first = triggers::first_seq(&tx).map_err(sqlite_error(path, "reading the change-log start"))?;
+        if let Some(gap) = log_gap(at, head, first) {
+            return Ok(Err(gap));
+        }
+        let mut batch = BatchBuilder::new(&self.tables, &self.by_name);
+        read_log(&tx, at, Position(head), &mut batch).map_err(sqlite_error(path, "reading the change log"))?;
+        let mut changes = batch.finish(Position(head));
+        let read = |name: &str| reading.iter().any(|t| t.name == name);
+        changes.tables.retain(|(t, _)| !read(t));
+        changes.commits.retain(|c| !read(&c.table));
+        changes.undecodable.retain(|u| !read(&u.table));
+        changes.repaired.retain(|(t, _)| !read(t));
+        let mut tables = Vec::with_capacity(reading.len());
+        for table in &reading {
+            tables.push((table.name.clone(), read_rows(&tx, path, table, &[], &mut |_| {})?));
+        }
+        tx.commit().map_err(sqlite_error(path, "ending the read"))?;
+        self.position = Position(head);
+        Ok(Ok(Resync { position: Position(head), changes, tables }))
     }
 
     /// A [`Wakeup`] that blocks until the database may hold new committed
@@ -578,6 +642,8 @@ struct Installed {
     position: Position,
     capture_id: String,
     reinstalled: bool,
+    installed_tables: Vec<String>,
+    log_created: bool,
 }
 
 fn install(
@@ -591,6 +657,13 @@ fn install(
         .map_err(sqlite_error(path, "starting to install the triggers"))?;
     check_catalog(&tx, catalog, tables)?;
     let wanted: Vec<Trigger> = tables.iter().flat_map(|t| t.triggers.iter().cloned()).collect();
+    let present = installed_triggers(&tx).map_err(sqlite_error(path, "reading the triggers"))?;
+    let log_created = !log_tables_exist(&tx).map_err(sqlite_error(path, "reading the change log"))?;
+    let installed_tables: Vec<String> = tables
+        .iter()
+        .filter(|t| t.triggers.iter().any(|tr| present.get(&tr.name.to_ascii_lowercase()) != Some(&tr.sql)))
+        .map(|t| t.name.clone())
+        .collect();
     let changed = triggers::sync(&tx, &wanted).map_err(sqlite_error(path, "installing the triggers"))?;
     let version = schema_version(&tx).map_err(sqlite_error(path, "reading the schema version"))?;
     let position = Position(last_seq(&tx).map_err(sqlite_error(path, "reading the change-log position"))?);
@@ -599,7 +672,22 @@ fn install(
     if changed {
         tracing::info!(path = %path.display(), tables = tables.len(), "installed change-capture triggers");
     }
-    Ok(Installed { schema_version: version, position, capture_id, reinstalled: changed })
+    Ok(Installed { schema_version: version, position, capture_id, reinstalled: changed, installed_tables, log_created })
+}
+
+/// Why the change log may not hold every change above `at` (its last
+/// `seq` is `head`, its first `first`), if it may not.
+fn log_gap(at: Position, head: u64, first: Option<u64>) -> Option<String> {
+    match first {
+        _ if head < at.0 => Some(format!("the change log ends at seq {head}, before seq {} (it was re-created)", at.0)),
+        Some(first) if first > at.0 + 1 => {
+            Some(format!("the change log starts at seq {first}: changes after seq {} were deleted", at.0))
+        }
+        None if head > at.0 => {
+            Some(format!("the change log is empty up to seq {head}: changes after seq {} were deleted", at.0))
+        }
+        _ => None,
+    }
 }
 
 /// Fails with [`SourceError::SchemaChanged`] naming every captured table
@@ -692,19 +780,27 @@ fn estimate_rows(conn: &Connection, table: &Table) -> rusqlite::Result<u64> {
     })
 }
 
-/// Every row of `table`, full width, the unlogged columns NULL.
+/// Every row of `table` whose `key` columns hold the values (none: every
+/// row), full width, the unlogged columns NULL.
 fn read_rows(
     conn: &Connection,
     path: &Path,
     table: &Table,
+    key: &[(String, Value)],
     progress: &mut dyn FnMut(u64),
 ) -> Result<Vec<Row>, SourceError> {
     let columns: Vec<String> = table.logged_names.iter().map(|c| quote_ident(c)).collect();
     let select = if columns.is_empty() { "0".to_string() } else { columns.join(", ") };
-    let sql = format!("SELECT {select} FROM {}", quote_ident(&table.name));
+    let mut sql = format!("SELECT {select} FROM {}", quote_ident(&table.name));
+    let conditions: Vec<String> =
+        key.iter().enumerate().map(|(i, (column, _))| format!("{} IS ?{}", quote_ident(column), i + 1)).collect();
+    if !conditions.is_empty() {
+        sql = format!("{sql} WHERE {}", conditions.join(" AND "));
+    }
     let what = || format!("reading table {}", table.name);
     let mut stmt = conn.prepare(&sql).map_err(sqlite_error(path, what()))?;
-    let mut rows = stmt.query([]).map_err(sqlite_error(path, what()))?;
+    let params: Vec<rusqlite::types::Value> = key.iter().map(|(_, value)| sqlite_param(value)).collect();
+    let mut rows = stmt.query(rusqlite::params_from_iter(params)).map_err(sqlite_error(path, what()))?;
     let mut packer = RowPacker::new();
     let mut out = Vec::new();
     while let Some(row) = rows.next().map_err(|e| sqlite_error(path, what())(e))? {
@@ -724,6 +820,21 @@ fn read_rows(
         }
     }
     Ok(out)
+}
+
+/// A key value as a statement parameter (numeric, date and other
+/// PostgreSQL-only values as their text).
+fn sqlite_param(value: &Value) -> rusqlite::types::Value {
+    use rusqlite::types::Value as V;
+    match value {
+        Datum::Null => V::Null,
+        Datum::Bool(b) => V::Integer(i64::from(*b)),
+        Datum::Int(i) => V::Integer(*i),
+        Datum::Float(f) => V::Real(*f),
+        Datum::Text(t) => V::Text(t.to_string()),
+        Datum::Blob(b) => V::Blob(b.to_vec()),
+        other => V::Text(other.pg_text().unwrap_or_default()),
+    }
 }
 
 /// A SQLite value as a datum (text and BLOBs borrowed); non-UTF-8 text is

@@ -5,11 +5,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use denorm_types::{Catalog, Position};
+use denorm_types::{Catalog, Position, Value};
 
-use super::{CaptureSpec, Poll, Snapshot, SnapshotProgress, SqliteCapture, Wakeup};
+use super::{CaptureSpec, ChangeBatch, Poll, Snapshot, SnapshotProgress, SqliteCapture, Wakeup};
 use crate::postgres::Lag;
-use crate::{Batch, ChangeSource, Polled, SourceError};
+use crate::{Batch, ChangeSource, KeyRead, Polled, Resync, SourceError};
 
 /// A SQLite database captured by triggers, as a [`ChangeSource`].
 #[derive(Debug)]
@@ -41,26 +41,7 @@ impl ChangeSource for SqliteSource {
         Ok(match self.capture.poll()? {
             Poll::Idle => Polled::Idle,
             Poll::SchemaChanged { tables } => Polled::SchemaChanged { tables },
-            Poll::Changes(batch) => Polled::Changes(Batch {
-                position: batch.position,
-                head: batch.head,
-                truncated: Vec::new(),
-                tables: batch.tables,
-                commits: batch.commits.into_iter().map(|c| (c.table, c.committed_at)).collect(),
-                undecodable: batch
-                    .undecodable
-                    .into_iter()
-                    .map(|u| crate::Undecodable {
-                        at: format!("change-log seq {}", u.seq.0),
-                        position: u.seq,
-                        reason: u.reason.to_string(),
-                        table: u.table,
-                        key: u.key,
-                        raw: u.raw,
-                    })
-                    .collect(),
-                repaired: batch.repaired,
-            }),
+            Poll::Changes(batch) => Polled::Changes(contract_batch(batch)),
         })
     }
 
@@ -101,5 +82,41 @@ impl ChangeSource for SqliteSource {
 
     fn describe(&self, position: Position) -> String {
         format!("change-log seq {}", position.0)
+    }
+
+    fn read_key(&mut self, table: &str, key: &[(String, Value)]) -> Result<KeyRead, SourceError> {
+        self.capture.read_key(table, key)
+    }
+
+    fn follow_reading(&mut self, at: Position, fresh: &[String]) -> Result<Result<Resync, String>, SourceError> {
+        Ok(self.capture.follow_reading(at, fresh)?.map(|r| Resync {
+            position: r.position,
+            changes: contract_batch(r.changes),
+            tables: r.tables,
+        }))
+    }
+}
+
+/// A capture batch as the contract carries it.
+fn contract_batch(batch: ChangeBatch) -> Batch {
+    Batch {
+        position: batch.position,
+        head: batch.head,
+        truncated: Vec::new(),
+        tables: batch.tables,
+        commits: batch.commits.into_iter().map(|c| (c.table, c.committed_at)).collect(),
+        undecodable: batch
+            .undecodable
+            .into_iter()
+            .map(|u| crate::Undecodable {
+                at: format!("change-log seq {}", u.seq.0),
+                position: u.seq,
+                reason: u.reason.to_string(),
+                table: u.table,
+                key: u.key,
+                raw: u.raw,
+            })
+            .collect(),
+        repaired: batch.repaired,
     }
 }

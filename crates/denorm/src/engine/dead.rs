@@ -8,6 +8,7 @@
 //!    ├── repaired keys          → their entries are removed (a later change fixed the row)
 //!    └── the rest               → the dataflow (counted as applied)
 //!  POST /dlq/{id}/drop          → removed (list and state directory)
+//!  POST /dlq/{id}/retry         → handed to [`super::dlq_retry`] (read again at the engine's position)
 //! ```
 //!
 //! Invariant: an entry is listed and written to the state directory in the
@@ -64,6 +65,7 @@ pub(crate) fn absent(publisher: &Publisher, state: &mut StateDir, batch: &mut Ba
             reason,
             raw: text.into_bytes(),
             at: unix_now(),
+            retries: 0,
         };
         add(publisher, Some(&mut *state), letter)?;
         by_table.entry(table).or_default().push((row, excess));
@@ -93,6 +95,7 @@ pub(crate) fn undecodable(
             reason: format!("cannot be decoded: {}", u.reason),
             raw: u.raw.clone(),
             at: unix_now(),
+            retries: 0,
         };
         add(publisher, state.as_deref_mut(), letter)?;
     }
@@ -108,18 +111,22 @@ pub(crate) fn undecodable(
     Ok(())
 }
 
-/// Carries out the operators' requests (`POST /dlq/{id}/drop`).
-pub(crate) fn requests(publisher: &Publisher, mut state: Option<&mut StateDir>) -> Result<(), StateError> {
+/// Carries out the operators' drops (`POST /dlq/{id}/drop`); returns the
+/// ids asked to be retried (`POST /dlq/{id}/retry`, see
+/// [`super::dlq_retry`]).
+pub(crate) fn requests(publisher: &Publisher, mut state: Option<&mut StateDir>) -> Result<Vec<u64>, StateError> {
     let dlq = publisher.dead_letters();
+    let mut retries = Vec::new();
     for request in dlq.take_requests() {
         match request {
             Request::Drop(id) => {
                 info!(id, "dead-letter entry dropped by request");
                 remove(dlq, state.as_deref_mut(), id)?;
             }
+            Request::Retry(id) => retries.push(id),
         }
     }
-    Ok(())
+    Ok(retries)
 }
 
 fn add(publisher: &Publisher, state: Option<&mut StateDir>, letter: DeadLetter) -> Result<(), StateError> {
@@ -134,7 +141,7 @@ fn add(publisher: &Publisher, state: Option<&mut StateDir>, letter: DeadLetter) 
     Ok(())
 }
 
-fn remove(dlq: &DeadLetters, state: Option<&mut StateDir>, id: u64) -> Result<(), StateError> {
+pub(super) fn remove(dlq: &DeadLetters, state: Option<&mut StateDir>, id: u64) -> Result<(), StateError> {
     if let Some(state) = state {
         state.remove_dead_letter(id)?;
     }

@@ -6,8 +6,8 @@
 //!  ───────────────────────────────────  ──────────────────────────────  ─────────────────────────────────────
 //!  a computation error (SUM past 2^63,  a batch changed one of its      trial: the view alone, built from the
 //!  a division the dialect refuses, …)   tables (at most every 1 s,      stored input rows (state directory);
-//!                                       doubling to 60 s)               clean → the session ends and the next
-//!                                                                       one resumes from the state directory
+//!                                       doubling to 60 s)               clean → that view alone is rebuilt
+//!                                                                       from the stored rows and published
 //!  the schema no longer satisfies it    every 1 s: the catalog is       plans again → the session ends, the
 //!  (a column renamed, a table dropped)  read and the view planned       next one re-plans and captures it
 //!  (PostgreSQL) a captured table        every 2 s: the catalog is read  the session ends: the views reading
@@ -16,13 +16,17 @@
 //!
 //! A trial never touches the published state: it builds a throw-away
 //! dataflow of the one view and applies the stored rows of its tables (the
-//! exact input at the flow's position). Only when that is free of errors is
-//! the session restarted; the restart replays the stored rows (no source
-//! read) and publishes every view at once, so readers see the healed view
-//! and the others unchanged in one publish. Without a state directory there
-//! are no stored rows to try a computation on: such a view heals at the next
-//! session (a schema change, a TRUNCATE). Views failed by the memory budget
-//! are not retried (freeing memory is the operator's decision).
+//! exact input at the flow's position). When that is free of errors the
+//! view is rebuilt in place ([`Engine::rebuild_healed`]): its slot is
+//! dropped from the session's dataflows (`Flow::remap`), a dataflow of its
+//! own is built from the stored rows of its tables and fed every later batch
+//! (`Flow::add`, as a live reload adds a view), and its whole contents are
+//! published at the flow's position. The other views are neither rebuilt
+//! nor republished: their readers see no gap and no change. Without a state
+//! directory there are no stored rows to try a computation on: such a view
+//! heals at the next session (a schema change, a TRUNCATE). Views failed by
+//! the memory budget are not retried (freeing memory is the operator's
+//! decision).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -32,7 +36,7 @@ use denorm_sql::{plan_each, ViewDef};
 use denorm_types::{Catalog, Dialect, Position};
 
 use super::flow::Flow;
-use super::ViewSources;
+use super::{Engine, EngineError, ViewSources};
 use crate::state_dir::StateDir;
 
 /// The first wait between two trials of a view failed by a computation.
@@ -113,6 +117,11 @@ impl Heal {
         self.failed.entry(slot).or_insert(Failed { cause, tables, dirty: false, next_try: now, wait: TRIAL_FIRST });
     }
 
+    /// The view in `slot` was rebuilt and is maintained again.
+    pub(crate) fn healed(&mut self, slot: usize) {
+        self.failed.remove(&slot);
+    }
+
     /// A batch changed `tables`: the views failed by a computation over
     /// them are tried again when due.
     pub(crate) fn touched<'a>(&mut self, tables: impl Iterator<Item = &'a String> + Clone) {
@@ -123,35 +132,29 @@ impl Heal {
         }
     }
 
-    /// Whether the views must be loaded again now, with the view that can
-    /// heal and why: a view failed by a computation computes cleanly from
-    /// the stored input rows, or a view failed by the schema plans again;
-    /// or (no view) a captured table was dropped on PostgreSQL. The caller then ends the session (the next one
-    /// re-plans and loads the views from the state directory). Errors
-    /// reading the state or the catalog only postpone the check.
-    pub(crate) fn ready(&mut self, ctx: &Trial<'_>) -> Option<(Option<usize>, &'static str)> {
+    /// What must happen now, if anything: a view failed by a computation
+    /// computes cleanly from the stored input rows (rebuild it), a view
+    /// failed by the schema plans again, or (no view) a captured table was
+    /// dropped on PostgreSQL (the session ends, the next one re-plans).
+    /// Errors reading the state or the catalog only postpone the check.
+    pub(crate) fn ready(&mut self, ctx: &Trial<'_>) -> Option<Ready> {
         let now = Instant::now();
-        let mut healed = None;
         for (&slot, f) in self.failed.iter_mut() {
             if f.cause != Cause::Compute || !f.dirty || now < f.next_try {
                 continue;
             }
             f.dirty = false;
             if ctx.computes(slot) {
-                healed = Some((Some(slot), "its input computes cleanly again"));
-                break;
+                return Some(Ready::Rebuild(slot));
             }
             f.next_try = now + f.wait;
             f.wait = (f.wait * 2).min(TRIAL_MAX);
-        }
-        if healed.is_some() {
-            return healed;
         }
         if ctx.watches_drops() && self.dropped_due.is_none_or(|due| now >= due) {
             self.dropped_due = Some(now + DROPPED_EVERY);
             if let Some(table) = ctx.changed_table(self.tables.iter().flatten()) {
                 tracing::warn!(%table, "a captured table was dropped or changed (seen in the catalog); re-planning the views");
-                return Some((None, "a captured table was dropped or changed"));
+                return Some(Ready::Replan(None, "a captured table was dropped or changed"));
             }
         }
         let schema: Vec<usize> =
@@ -161,7 +164,55 @@ impl Heal {
         }
         self.schema_due = Some(now + SCHEMA_EVERY);
         let slot = ctx.plans_again(&schema)?;
-        Some((Some(slot), "the source schema satisfies it again"))
+        Some(Ready::Replan(Some(slot), "the source schema satisfies it again"))
+    }
+}
+
+/// What [`Heal::ready`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ready {
+    /// The view in this slot computes cleanly from the stored input rows:
+    /// rebuild it alone.
+    Rebuild(usize),
+    /// The session must end and the next one re-plan (the view that plans
+    /// again, if one, and why).
+    Replan(Option<usize>, &'static str),
+}
+
+impl Engine {
+    /// Rebuilds the view in `slot` alone from the stored input rows of its
+    /// tables, at the flow's position, and publishes its whole contents
+    /// (the other views are untouched). False when the stored rows are not
+    /// at the flow's position (then the caller ends the session instead).
+    pub(super) fn rebuild_healed(
+        &mut self,
+        slot: usize,
+        catalog: &Catalog,
+        planned: &[Option<ViewDef>],
+        state: &StateDir,
+        flow: &mut Flow,
+    ) -> Result<bool, EngineError> {
+        let Some(Some(def)) = planned.get(slot) else { return Ok(false) };
+        let tables: Vec<String> = view_tables(def, catalog).into_iter().collect();
+        let stored = state.rows_of(&tables)?;
+        if stored.position != flow.position {
+            return Ok(false);
+        }
+        let started = Instant::now();
+        let slots = self.sources.names.len();
+        let others: Vec<Option<usize>> = (0..slots).map(|s| (s != slot).then_some(s)).collect();
+        flow.remap(&others);
+        let batch = SourceBatch { position: flow.position, tables: stored.tables };
+        let step = flow.add(catalog.clone(), &[(slot, def.clone())], self.source.dialect(), &batch, started)?;
+        self.heal.healed(slot);
+        self.publisher.clear(slot);
+        self.publish(step, flow.position, &[], started);
+        tracing::info!(
+            view = %self.sources.names[slot],
+            seconds = started.elapsed().as_secs_f64(),
+            "the view healed: rebuilt alone from the stored input rows (the other views kept serving)"
+        );
+        Ok(true)
     }
 }
 

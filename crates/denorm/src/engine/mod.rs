@@ -65,7 +65,7 @@ use denorm_types::{Catalog, Diff, Position};
 use tracing::{error, info, warn};
 
 use flow::{Flow, Step};
-use heal::{Cause, Heal, Trial};
+use heal::{Cause, Heal, Ready, Trial};
 use retry::{Backoff, Outage};
 
 use crate::config::SourceConfig;
@@ -74,8 +74,10 @@ use crate::state_dir::{self, Opened, StateDir, StateError, Stored};
 pub(crate) mod admin;
 mod compare;
 mod dead;
+mod dlq_retry;
 pub(crate) mod flow;
 pub(crate) mod heal;
+pub(crate) mod partial;
 pub(crate) mod retry;
 
 /// How long the follow loop waits for a wake-up before it checks for
@@ -163,6 +165,8 @@ pub struct Engine {
     first_publish: bool,
     /// The failed views and when each is retried ([`heal`]).
     heal: Heal,
+    /// Dead-letter retries in progress ([`dlq_retry`]).
+    retries: dlq_retry::Retries,
     /// The admin channel, reload and reconcile (see [`admin`]).
     admin: admin::AdminState,
 }
@@ -187,6 +191,7 @@ impl Engine {
             sinks: None,
             first_publish: false,
             heal: Heal::default(),
+            retries: dlq_retry::Retries::default(),
             admin: admin::AdminState::default(),
         }
     }
@@ -406,6 +411,7 @@ impl Engine {
                     }
                     dead::undecodable(&self.publisher, state.as_mut(), &batch)?;
                     self.heal.touched(batch.tables.iter().map(|(t, _)| t));
+                    self.retries.saw(&batch);
                     self.follow(&mut flow, batch);
                 }
             }
@@ -426,8 +432,9 @@ impl Engine {
             if let Some(step) = flow.refresh_due(Instant::now()) {
                 self.publish(step, flow.position, &[], Instant::now());
             }
-            dead::requests(&self.publisher, state.as_mut())?;
-            if self.heals(&catalog, &planned, state.as_ref(), flow.position) {
+            let asked = dead::requests(&self.publisher, state.as_mut())?;
+            self.dlq_retries(asked, &catalog, &mut *capture, &mut flow, state.as_mut())?;
+            if self.heals(&catalog, &planned, state.as_ref(), &mut flow)? {
                 release_durable(&mut *capture, state.as_mut(), flow.position)?;
                 return Ok(End::Resnapshot);
             }
@@ -445,31 +452,39 @@ impl Engine {
         }
     }
 
-    /// Whether a failed view can heal now ([`heal`]): then the session
-    /// ends and the next one re-plans and loads every view from the state
-    /// directory (no source read when it is valid).
+    /// Heals what can heal now ([`heal`]): a view failed by a computation
+    /// is rebuilt alone in place; true when the session must end instead
+    /// (the next one re-plans and loads every view from the state
+    /// directory, no source read when it is valid).
     fn heals(
         &mut self,
         catalog: &Catalog,
         planned: &[Option<ViewDef>],
         state: Option<&StateDir>,
-        position: Position,
-    ) -> bool {
+        flow: &mut Flow,
+    ) -> Result<bool, EngineError> {
         let trial = Trial {
             catalog,
             planned,
             dialect: self.source.dialect(),
             state,
-            position,
+            position: flow.position,
             sources: &self.sources,
             source: &self.source,
         };
-        let Some((slot, why)) = self.heal.ready(&trial) else { return false };
+        let (slot, why) = match self.heal.ready(&trial) {
+            None => return Ok(false),
+            Some(Ready::Rebuild(slot)) => match state {
+                Some(state) if self.rebuild_healed(slot, catalog, planned, state, flow)? => return Ok(false),
+                _ => (Some(slot), "its input computes cleanly again"),
+            },
+            Some(Ready::Replan(slot, why)) => (slot, why),
+        };
         match slot.and_then(|slot| self.sources.names.get(slot)) {
             Some(view) => info!(%view, why, "a failed view can heal; loading the views again"),
             None => info!(why, "loading the views again"),
         }
-        true
+        Ok(true)
     }
 
     /// Samples the operators' state bytes into the metrics and `/views`;
@@ -641,15 +656,27 @@ impl Engine {
                     );
                     return Ok(Some(state));
                 }
-                Some(reason) => {
-                    warn!(dir = %dir.display(), %reason, "cannot resume from the state directory; taking a snapshot of the source");
-                    state
-                }
+                // A table's capture reinstalled (dropped and recreated
+                // with the same shape): re-read only it, if the source can.
+                Some(reason) => match self.resume_reshaped(capture, flow, planned, state, stored, shape)? {
+                    Ok(state) => return Ok(Some(state)),
+                    Err(state) => {
+                        warn!(dir = %dir.display(), %reason, "cannot resume from the state directory; taking a snapshot of the source");
+                        state
+                    }
+                },
             },
             Opened::Rebuild(state, reason) => {
                 info!(dir = %dir.display(), %reason, "taking a snapshot of the source into the state directory");
                 state
             }
+            Opened::Reshape(state, stored) if !self.must_snapshot() => {
+                match self.resume_reshaped(capture, flow, planned, state, stored, shape)? {
+                    Ok(state) => return Ok(Some(state)),
+                    Err(state) => state,
+                }
+            }
+            Opened::Reshape(state, _) => state,
         };
         // Published first, written after: readers need not wait for the
         // write, and nothing is released before it is durable.
