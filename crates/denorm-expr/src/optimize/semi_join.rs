@@ -173,21 +173,8 @@ mod tests {
     /// DISTINCT …)` as a left join and a NOT NULL filter.
     #[test]
     fn a_unique_semi_join_moves_to_the_input_owning_its_key() {
-        let orders_lines = Plan::Join {
-            left: Box::new(Plan::Join {
-                left: get("customer", 2),
-                right: get("orders", 3),
-                kind: JoinKind::Inner,
-                left_key: vec![0],
-                right_key: vec![1],
-                residual: None,
-            }),
-            right: get("lineitem", 2),
-            kind: JoinKind::Inner,
-            left_key: vec![2],
-            right_key: vec![0],
-            residual: None,
-        };
+        let customer_orders = join(*get("customer", 2), *get("orders", 3), vec![0], vec![1]);
+        let orders_lines = join(customer_orders, *get("lineitem", 2), vec![2], vec![0]);
         let big = Plan::Distinct { input: Box::new(Plan::Map { input: get("big", 2), exprs: vec![Expr::Column(0)] }) };
         let plan = Plan::Filter {
             input: Box::new(Plan::Join {
@@ -222,14 +209,7 @@ mod tests {
     #[test]
     fn other_left_joins_stay() {
         let left_join = |right: Plan| Plan::Join {
-            left: Box::new(Plan::Join {
-                left: get("a", 2),
-                right: get("b", 2),
-                kind: JoinKind::Inner,
-                left_key: vec![0],
-                right_key: vec![0],
-                residual: None,
-            }),
+            left: Box::new(join(*get("a", 2), *get("b", 2), vec![0], vec![0])),
             right: Box::new(right),
             kind: JoinKind::Left,
             left_key: vec![1],
