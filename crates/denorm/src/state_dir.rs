@@ -182,6 +182,24 @@ impl StateDir {
         Ok(Opened::Rebuild(state, reason))
     }
 
+    /// Opens the directory as [`StateDir::open`] does but reads no rows:
+    /// the stored checksums are taken as they are (the rows are not
+    /// verified against them). `None` when it is not valid for `identity`
+    /// and `shape` (nothing is changed then: [`StateDir::open`] it). For a
+    /// restart from a checkpoint of the same rows (`engine/checkpoint.rs`).
+    pub fn open_without_rows(dir: &Path, identity: &str, shape: &str) -> Result<Option<StateDir>, StateError> {
+        match std::panic::catch_unwind(|| load_checked(dir, identity, shape, false)) {
+            Ok(Ok(Loaded::Valid(state, _))) => Ok(Some(state)),
+            Ok(Err(e @ StateError::InUse { .. })) => Err(e),
+            _ => Ok(None),
+        }
+    }
+
+    /// Per stored table, its multiset checksum (see [`row_hash`]).
+    pub fn sums(&self) -> &BTreeMap<String, u64> {
+        &self.sums
+    }
+
     fn new(dir: &Path, db: Database) -> StateDir {
         StateDir {
             dir: dir.to_path_buf(),
@@ -513,6 +531,12 @@ enum Loaded {
 /// Opens the file and reads everything, checking format, identity, spec
 /// and checksums.
 fn load(dir: &Path, identity: &str, shape: &str) -> Result<Loaded, StateError> {
+    load_checked(dir, identity, shape, true)
+}
+
+/// [`load`], reading and checking the rows only when `rows` is set (else
+/// the stored checksums are kept as they are and no rows are returned).
+fn load_checked(dir: &Path, identity: &str, shape: &str, rows: bool) -> Result<Loaded, StateError> {
     let file = dir.join(FILE);
     let existed = file.exists();
     let db = match Database::create(&file) {
@@ -569,6 +593,10 @@ fn load(dir: &Path, identity: &str, shape: &str) -> Result<Loaded, StateError> {
             Ok(sum) => sum.and_then(|b| b.try_into().ok()).map(u64::from_le_bytes).unwrap_or(0),
             Err(reason) => return Ok(Loaded::Invalid(reason)),
         };
+        if !rows {
+            state.sums.insert(name.to_string(), expected);
+            continue;
+        }
         let rows = match read_rows(&tx, name) {
             Ok(rows) => rows,
             Err(reason) => return Ok(Loaded::Invalid(reason)),
