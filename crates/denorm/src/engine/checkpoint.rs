@@ -305,9 +305,13 @@ impl Engine {
                 self.publisher.clear(i);
             }
         }
-        let step = Step { views: rows.into_iter().map(|(slot, rows)| (slot, 0, rows)).collect(), ..Step::default() };
+        // Moved into the published state in one run each (no sort, no
+        // copy); the first publish makes the sinks sync with it.
+        for (slot, rows) in rows {
+            self.publisher.load(slot, rows);
+        }
         self.first_publish = true;
-        self.publish(step, position, &[], started);
+        self.publish(Step::default(), position, &[], started);
         self.publisher.set_source(SourceStatus {
             state: SourceState::Following,
             head: Some(position),
