@@ -303,8 +303,7 @@ impl ViewRows {
             let ascending = run.last().is_none_or(|last| last.key < key);
             if !ascending || diff < 1 || (unique && diff != 1) {
                 // Given back as they came: the run's rows, this one, the rest.
-                let mut back: Vec<(Row, Diff)> =
-                    run.into_iter().flat_map(|e| e.slot.as_slice().to_vec()).collect();
+                let mut back: Vec<(Row, Diff)> = run.into_iter().flat_map(|e| e.slot.as_slice().to_vec()).collect();
                 back.push((row, diff));
                 back.extend(rows);
                 return Err(back);
