@@ -19,7 +19,10 @@
 //! view is a function of them, so a restart replays them into the dataflow
 //! as its snapshot (no source read), a changed view definition needs only
 //! them, and a TRUNCATE is a retraction of the stored rows. The cost is the
-//! dataflow's build time at each start (measured in BENCHMARKS.md).
+//! dataflow's build time at each start (measured in BENCHMARKS.md), unless
+//! the checkpoint beside this file (the operators' state, written at
+//! SIGTERM: `engine/checkpoint.rs`) was taken of exactly these rows; that
+//! start opens this file with [`StateDir::open_without_rows`].
 //!
 //! **Why redb.** One file, ACID transactions, copy-on-write B-trees with
 //! checksummed commit slots, a stable and versioned file format, pure Rust,
