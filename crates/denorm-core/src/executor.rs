@@ -61,13 +61,13 @@ pub trait Runtime {
 }
 
 #[derive(Debug)]
-struct View {
-    name: String,
+pub(crate) struct View {
+    pub(crate) name: String,
     node: NodeId,
     /// The view's rows, unless its consumer keeps them (see
     /// [`Dataflow::add_view_emitting`]).
-    state: Option<ViewState>,
-    error: Option<ViewError>,
+    pub(crate) state: Option<ViewState>,
+    pub(crate) error: Option<ViewError>,
 }
 
 /// The single-threaded runtime: one operator graph shared by all views.
@@ -76,8 +76,8 @@ pub struct Dataflow {
     pub(crate) catalog: Catalog,
     dialect: Dialect,
     pub(crate) graph: Graph,
-    views: Vec<View>,
-    position: Option<Position>,
+    pub(crate) views: Vec<View>,
+    pub(crate) position: Option<Position>,
     /// Each node's output for the batch in flight.
     outputs: Vec<Vec<(Row, Diff)>>,
     /// For each node, the last view whose root it is.

@@ -77,6 +77,16 @@ pub(crate) struct Graph {
 }
 
 impl Graph {
+    /// Each node's signature (definition and inputs), in node order: what
+    /// identifies it across processes (checkpoints).
+    pub(crate) fn signatures(&self) -> Vec<&str> {
+        let mut out = vec![""; self.nodes.len()];
+        for (signature, &id) in &self.by_signature {
+            out[id] = signature;
+        }
+        out
+    }
+
     fn node(&mut self, signature: String, inputs: Vec<NodeId>, make: impl FnOnce() -> Operator) -> NodeId {
         let signature = format!("{signature} <- {inputs:?}");
         if let Some(&id) = self.by_signature.get(&signature) {

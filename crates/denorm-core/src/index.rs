@@ -16,6 +16,8 @@ use denorm_types::{Diff, Row, RowPacker, RowRef};
 
 use crate::{memory, Hasher};
 
+mod checkpoint;
+
 /// Groups larger than this are hashed instead of scanned.
 const SCAN_LIMIT: usize = 64;
 

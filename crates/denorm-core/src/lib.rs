@@ -42,6 +42,7 @@
 //! assert_eq!(dataflow.view_rows(view).len(), 1);
 //! ```
 
+pub mod checkpoint;
 mod estimate;
 mod executor;
 mod graph;

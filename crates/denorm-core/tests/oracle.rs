@@ -2,8 +2,12 @@
 //! over random batches equals the from-scratch evaluation
 //! ([`denorm_core::reference`]) of its plan over the accumulated tables, after
 //! every batch. Workloads include NULL join keys, duplicates, rows moving
-//! between keys, deletes of matched rows and groups becoming empty.
+//! between keys, deletes of matched rows and groups becoming empty. After
+//! every batch a twin of the dataflow is saved to a checkpoint and loaded
+//! into a new one, whose next outputs must be the same
+//! ([`denorm_core::checkpoint`]).
 
+use denorm_core::checkpoint::{CheckpointError, Reader, Writer};
 use denorm_core::reference::{evaluate, Tables};
 use denorm_core::{Dataflow, Runtime, SourceBatch};
 use denorm_expr::{
@@ -614,6 +618,15 @@ fn check_shape(plan: &Plan, ops: &[Op], batch_sizes: &[usize], chunk: usize) -> 
     // rows): what it emits, accumulated, must be the same rows.
     let emitting = dataflow.add_view_emitting("e", plan).unwrap();
     let mut emitted: Vec<(Row, Diff)> = Vec::new();
+    // A twin saved to a checkpoint and loaded into a new dataflow after
+    // every batch: its next outputs must equal the uninterrupted one's.
+    let twin_of = || {
+        let mut twin = Dataflow::new(catalog(), Dialect::Sqlite);
+        twin.set_chunk_size(chunk);
+        twin.add_view_emitting("e", plan).unwrap();
+        twin
+    };
+    let mut twin = Some(twin_of());
     let mut tables = Tables::new();
     let mut rest = ops;
     let mut position = 0;
@@ -629,7 +642,12 @@ fn check_shape(plan: &Plan, ops: &[Op], batch_sizes: &[usize], chunk: usize) -> 
         prop_assert!(out.errors.is_empty(), "errors: {:?}", out.errors);
         let want = evaluate(plan, &tables, Dialect::Sqlite).unwrap();
         prop_assert_eq!(sorted(dataflow.view_rows(view)), want.clone(), "after batch {}", position);
-        emitted.extend(out.views.iter().filter(|v| v.view == emitting).flat_map(|v| v.changes.iter().cloned()));
+        let changes: Vec<(Row, Diff)> =
+            out.views.iter().filter(|v| v.view == emitting).flat_map(|v| v.changes.iter().cloned()).collect();
+        if let Some(old) = twin.take() {
+            twin = restart(old, &batch, &changes, twin_of())?;
+        }
+        emitted.extend(changes);
         emitted = sorted(emitted).into_iter().filter(|(_, d)| *d != 0).collect();
         prop_assert_eq!(&emitted, &want, "emitted changes after batch {}", position);
         if let Plan::TopK { limit, .. } = plan {
@@ -642,6 +660,34 @@ fn check_shape(plan: &Plan, ops: &[Op], batch_sizes: &[usize], chunk: usize) -> 
         }
     }
     Ok(())
+}
+
+/// Applies `batch` to `twin` (its changes must be `want`), saves it to a
+/// checkpoint and loads that into `fresh`, which must save to as many bytes.
+/// `None` when the shape holds an operator checkpoints do not cover.
+fn restart(
+    mut twin: Dataflow,
+    batch: &SourceBatch,
+    want: &[(Row, Diff)],
+    mut fresh: Dataflow,
+) -> Result<Option<Dataflow>, TestCaseError> {
+    let out = twin.apply(batch);
+    let got: Vec<(Row, Diff)> = out.views.into_iter().flat_map(|v| v.changes).collect();
+    prop_assert_eq!(sorted(got), sorted(want.to_vec()), "changes of the dataflow loaded from a checkpoint");
+    let mut saved = Writer::default();
+    match twin.save_checkpoint(&mut saved) {
+        Err(CheckpointError::Unsupported(_)) => return Ok(None),
+        Err(e) => return Err(TestCaseError::fail(format!("saving: {e}"))),
+        Ok(()) => {}
+    }
+    let mut reader = Reader::new(&saved.buf);
+    let position = fresh.load_checkpoint(&mut reader).map_err(|e| TestCaseError::fail(format!("loading: {e}")))?;
+    prop_assert!(reader.at_end());
+    prop_assert_eq!(position, batch.position);
+    let mut again = Writer::default();
+    fresh.save_checkpoint(&mut again).map_err(|e| TestCaseError::fail(format!("saving again: {e}")))?;
+    prop_assert_eq!(again.buf.len(), saved.buf.len(), "the loaded state saves to as many bytes");
+    Ok(Some(fresh))
 }
 
 proptest! {

@@ -493,6 +493,24 @@ impl Publisher {
         v.changes_total += written;
     }
 
+    /// Loads a view's rows read back from a checkpoint (in
+    /// [`ViewRows::iter`]'s order) into its empty working copy in one run
+    /// (see [`ViewRows::load_sorted`]); rows in another order, or a view
+    /// holding rows, take [`Publisher::apply`]'s path.
+    pub fn load(&mut self, view: usize, rows: Vec<(Row, Diff)>) {
+        let v = &mut self.working[view];
+        if v.info.feed.is_some() || matches!(v.status, ViewStatus::Failed(_)) {
+            self.apply(view, &rows);
+            return;
+        }
+        let unique = !v.info.is_multiset();
+        let written = rows.iter().map(|(_, d)| d.unsigned_abs()).sum::<u64>();
+        match v.rows.load_sorted(&v.info.key, unique, rows, &mut self.packer) {
+            Ok(()) => v.changes_total += written,
+            Err(rows) => self.apply(view, &rows),
+        }
+    }
+
     /// Records `n` source changes to `table` that could not be decoded: every
     /// view reading the table reports them (visible at the next publish) and
     /// the metric counts them.

@@ -19,7 +19,10 @@
 //! view is a function of them, so a restart replays them into the dataflow
 //! as its snapshot (no source read), a changed view definition needs only
 //! them, and a TRUNCATE is a retraction of the stored rows. The cost is the
-//! dataflow's build time at each start (measured in BENCHMARKS.md).
+//! dataflow's build time at each start (measured in BENCHMARKS.md), unless
+//! the checkpoint beside this file (the operators' state, written at
+//! SIGTERM: `engine/checkpoint.rs`) was taken of exactly these rows; that
+//! start opens this file with [`StateDir::open_without_rows`].
 //!
 //! **Why redb.** One file, ACID transactions, copy-on-write B-trees with
 //! checksummed commit slots, a stable and versioned file format, pure Rust,
@@ -187,6 +190,24 @@ impl StateDir {
             state.put_dead_letter(letter)?;
         }
         Ok(Opened::Rebuild(state, reason))
+    }
+
+    /// Opens the directory as [`StateDir::open`] does but reads no rows:
+    /// the stored checksums are taken as they are (the rows are not
+    /// verified against them). `None` when it is not valid for `identity`
+    /// and `shape` (nothing is changed then: [`StateDir::open`] it). For a
+    /// restart from a checkpoint of the same rows (`engine/checkpoint.rs`).
+    pub fn open_without_rows(dir: &Path, identity: &str, shape: &str) -> Result<Option<StateDir>, StateError> {
+        match std::panic::catch_unwind(|| load_checked(dir, identity, shape, false)) {
+            Ok(Ok(Loaded::Valid(state, _))) => Ok(Some(state)),
+            Ok(Err(e @ StateError::InUse { .. })) => Err(e),
+            _ => Ok(None),
+        }
+    }
+
+    /// Per stored table, its multiset checksum (see [`row_hash`]).
+    pub fn sums(&self) -> &BTreeMap<String, u64> {
+        &self.sums
     }
 
     fn new(dir: &Path, db: Database) -> StateDir {
@@ -577,6 +598,12 @@ enum Loaded {
 /// Opens the file and reads everything, checking format, identity, spec
 /// and checksums.
 fn load(dir: &Path, identity: &str, shape: &str) -> Result<Loaded, StateError> {
+    load_checked(dir, identity, shape, true)
+}
+
+/// [`load`], reading and checking the rows only when `rows` is set (else
+/// the stored checksums are kept as they are and no rows are returned).
+fn load_checked(dir: &Path, identity: &str, shape: &str, rows: bool) -> Result<Loaded, StateError> {
     let file = dir.join(FILE);
     let existed = file.exists();
     let db = match Database::create(&file) {
@@ -633,6 +660,10 @@ fn load(dir: &Path, identity: &str, shape: &str) -> Result<Loaded, StateError> {
             Ok(sum) => sum.and_then(|b| b.try_into().ok()).map(u64::from_le_bytes).unwrap_or(0),
             Err(reason) => return Ok(Loaded::Invalid(reason)),
         };
+        if !rows {
+            state.sums.insert(name.to_string(), expected);
+            continue;
+        }
         let rows = match read_rows(&tx, name) {
             Ok(rows) => rows,
             Err(reason) => return Ok(Loaded::Invalid(reason)),

@@ -152,8 +152,14 @@ fn kill_under_a_writer_resumes_from_the_slot_without_reading_the_tables() {
     assert!(!denorm.lines.iter().any(|l| l.contains(SNAPSHOT_READ)), "TRUNCATE took a snapshot");
     assert_eq!(denorm.terminate(), Some(0));
     transaction(&mut client, &mut rng);
+    // After SIGTERM the views' state comes from the checkpoint; the
+    // tables are not read either.
+    let before_checkpoint = settled_reads(&project.url);
     let mut denorm = Denorm::start(&project.config);
     assert_resumed(&mut denorm);
+    let line = denorm.wait_for_log(RESUMED);
+    assert!(line.contains("from_checkpoint=true"), "{line}");
+    assert_eq!(settled_reads(&project.url), before_checkpoint, "a restart from a checkpoint read the source tables");
     assert_views_equal(&denorm, &mut client, VIEWS, &[]);
 }
 

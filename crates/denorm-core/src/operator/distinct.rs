@@ -13,6 +13,7 @@ use hashbrown::HashMap;
 
 use denorm_types::{Diff, Row, RowPacker, RowRef};
 
+use crate::checkpoint::{CheckpointError, Reader, Writer};
 use crate::{memory, Hasher};
 
 #[derive(Debug, Default)]
@@ -65,6 +66,35 @@ impl Distinct {
 }
 
 impl Distinct {
+    /// Checkpoint: each key form with its count and the row shown for it.
+    pub(crate) fn save(&self, w: &mut Writer) {
+        w.count(self.counts.len());
+        for (key, (count, shown)) in &self.counts {
+            w.row(key);
+            w.i64(*count);
+            match shown {
+                Some(row) => {
+                    w.u8(1);
+                    w.row(row);
+                }
+                None => w.u8(0),
+            }
+        }
+    }
+
+    /// Loads what [`Distinct::save`] wrote into an empty operator.
+    pub(crate) fn load(&mut self, r: &mut Reader<'_>) -> Result<(), CheckpointError> {
+        let n = r.count()?;
+        self.counts.reserve(n);
+        for _ in 0..n {
+            let key = r.row()?;
+            let count = r.i64()?;
+            let shown = if r.u8()? != 0 { Some(r.row()?) } else { None };
+            self.counts.insert(key, (count, shown));
+        }
+        Ok(())
+    }
+
     /// Live heap bytes: the table, each key form and each row shown for
     /// it (see [`crate::memory`]).
     pub(crate) fn state_bytes(&self) -> usize {

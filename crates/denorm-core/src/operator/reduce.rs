@@ -19,6 +19,7 @@ use denorm_types::{affinity, Datum, Dialect, Diff, Row, RowPacker, RowRef, Value
 
 use crate::{memory, Hasher};
 
+mod checkpoint;
 mod concat;
 mod distinct;
 mod exact;

@@ -52,6 +52,7 @@ use denorm_expr::{BinaryOp, EvalError, Expr};
 use denorm_types::{consolidate_unordered, Datum, Dialect, Diff, Row, Value};
 
 use super::topk::{encode_bytes, encode_number, encode_numeric};
+use crate::checkpoint::{write_changes, CheckpointError, Reader, Writer};
 use crate::memory;
 
 /// Key tags: the class ranks of `Datum::total_cmp`, numbers split into the
@@ -141,6 +142,28 @@ impl ScalarFilter {
             relation: Vec::new(),
             threshold: None,
         }
+    }
+
+    /// Checkpoint: the kept outer rows, the count of all outer rows and the
+    /// scalar side's rows; [`ScalarFilter::load`] steps them in (the
+    /// threshold and the key counts follow from them).
+    pub(crate) fn save(&self, w: &mut Writer) {
+        write_changes(w, self.rows.len(), self.rows.iter().map(|((_, row), d)| (row, *d)));
+        w.i64(self.outer_rows);
+        write_changes(w, self.relation.len(), self.relation.iter().map(|(r, d)| (r, *d)));
+        w.u8(u8::from(self.threshold.is_some()));
+    }
+
+    /// Loads what [`ScalarFilter::save`] wrote into a fresh operator.
+    pub(crate) fn load(&mut self, r: &mut Reader<'_>) -> Result<(), CheckpointError> {
+        let outer = r.changes()?;
+        let outer_rows = r.i64()?;
+        let relation = r.changes()?;
+        if r.u8()? != 0 {
+            self.step(&outer, &relation).map_err(|e| CheckpointError::Corrupt(format!("a scalar filter: {e}")))?;
+        }
+        self.outer_rows = outer_rows;
+        Ok(())
     }
 
     /// Applies one batch of outer and scalar changes; returns the change of

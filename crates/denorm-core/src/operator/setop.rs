@@ -20,6 +20,7 @@ use hashbrown::HashMap;
 
 use denorm_types::{consolidate_unordered, Diff, Row};
 
+use crate::checkpoint::{write_changes, CheckpointError, Reader, Writer};
 use crate::{memory, Hasher};
 
 /// The sum of the inputs' changes.
@@ -44,6 +45,17 @@ pub(crate) struct Threshold {
 }
 
 impl Threshold {
+    /// Checkpoint: every row's multiplicity.
+    pub(crate) fn save(&self, w: &mut Writer) {
+        write_changes(w, self.counts.len(), self.counts.iter().map(|(r, d)| (r, *d)));
+    }
+
+    /// Loads what [`Threshold::save`] wrote into an empty operator.
+    pub(crate) fn load(&mut self, r: &mut Reader<'_>) -> Result<(), CheckpointError> {
+        self.counts = r.changes()?.into_iter().collect();
+        Ok(())
+    }
+
     /// Live heap bytes: the table and each row (see [`crate::memory`]).
     pub(crate) fn state_bytes(&self) -> usize {
         self.counts.allocation_size() + self.counts.keys().map(memory::row).sum::<usize>()
@@ -91,6 +103,11 @@ impl Values {
 
     pub(crate) fn new(rows: Vec<Row>) -> Self {
         Values { rows, emitted: false }
+    }
+
+    /// Whether the rows went out (checkpoints).
+    pub(crate) fn emitted(&self) -> bool {
+        self.emitted
     }
 
     pub(crate) fn step(&mut self) -> Vec<(Row, Diff)> {

@@ -45,6 +45,7 @@ use hashbrown::HashMap;
 use denorm_expr::{Numbering, Shift, SortKey};
 use denorm_types::{consolidate_unordered, Datum, Diff, Row, RowPacker};
 
+use crate::checkpoint::{write_changes, CheckpointError, Reader, Writer};
 use crate::{memory, Hasher};
 
 /// A partition's entry: the encoded sort key, then the row (ties).
@@ -109,6 +110,20 @@ impl TopK {
             })
             .sum();
         self.partitions.allocation_size() + partitions
+    }
+
+    /// Checkpoint: every kept row with its multiplicity (the state is a
+    /// function of them: [`TopK::load`] steps them in).
+    pub(crate) fn save(&self, w: &mut Writer) {
+        let n = self.partitions.values().map(|p| p.rows.len()).sum();
+        let rows = self.partitions.values().flat_map(|p| p.rows.iter().map(|((_, row), d)| (row, *d)));
+        write_changes(w, n, rows);
+    }
+
+    /// Loads what [`TopK::save`] wrote into an empty operator.
+    pub(crate) fn load(&mut self, r: &mut Reader<'_>) -> Result<(), CheckpointError> {
+        self.step(&r.changes()?);
+        Ok(())
     }
 
     /// `input` must be consolidated (each row once).

@@ -16,6 +16,8 @@ use denorm_serve::feed::{CELEBRITY_CONTENT, CELEBRITY_EDGES};
 use denorm_sql::{Refresh, ViewDef};
 use denorm_types::{consolidate, Catalog, Dialect, Diff, Position, Row};
 
+mod checkpoint;
+
 /// The publishing slot of a view a reload dropped: its output is discarded.
 const DROPPED: usize = usize::MAX;
 

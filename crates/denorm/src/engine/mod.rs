@@ -72,6 +72,7 @@ use crate::config::SourceConfig;
 use crate::state_dir::{self, Opened, StateDir, StateError, Stored};
 
 pub(crate) mod admin;
+pub(crate) mod checkpoint;
 mod compare;
 mod dead;
 mod dlq_retry;
@@ -336,7 +337,10 @@ impl Engine {
         let shape = state_dir::shape(&catalog, &spec);
         let mut flow = Flow::new(catalog.clone(), &planned, self.source.dialect(), Instant::now())?;
 
-        let mut state = self.start(&mut *capture, &mut flow, &planned, &shape)?;
+        let mut state = match self.resume_checkpoint(&catalog, &mut *capture, &mut flow, &planned, &shape)? {
+            Some(state) => Some(state),
+            None => self.start(&mut *capture, &mut flow, &planned, &shape)?,
+        };
         if let Some(state) = &state {
             dead::restore(&self.publisher, state);
         }
@@ -349,6 +353,7 @@ impl Engine {
         loop {
             if self.stopping() {
                 release_durable(&mut *capture, state.as_mut(), flow.position)?;
+                self.write_checkpoint(&flow, state.as_ref());
                 return Ok(End::Shutdown);
             }
             let wait = flow.next_due().map_or(WAIT, |due| due.saturating_duration_since(Instant::now()).min(WAIT));

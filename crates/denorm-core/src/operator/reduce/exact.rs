@@ -64,6 +64,20 @@ impl ExactSum {
 }
 
 impl ExactSum {
+    /// The state as it is kept: words, base, and the counts of +Inf, -Inf
+    /// and NaN (checkpoints).
+    pub(crate) fn parts(&self) -> (&[u64], i32, [Diff; 3]) {
+        (&self.words, self.base, [self.positive_infinities, self.negative_infinities, self.nans])
+    }
+
+    /// The sum from [`ExactSum::parts`]; `None` unless the top word is a
+    /// sign word (all zeros or all ones), as every kept sum's is.
+    pub(crate) fn from_parts(words: Vec<u64>, base: i32, counts: [Diff; 3]) -> Option<ExactSum> {
+        let signed = words.last().is_none_or(|&top| top == 0 || top == u64::MAX);
+        let [positive_infinities, negative_infinities, nans] = counts;
+        signed.then_some(ExactSum { words, base, positive_infinities, negative_infinities, nans })
+    }
+
     /// Adds `value · diff`.
     pub(crate) fn add(&mut self, value: f64, diff: Diff) {
         if diff == 0 {

@@ -1,0 +1,314 @@
+//! Checkpoints of the operators' state: a [`Dataflow`] written as bytes at a
+//! batch boundary and read back into a dataflow built from the same plans,
+//! so that a restart reads its state instead of recomputing it from the
+//! input rows.
+//!
+//! ```text
+//!  VERSION u32 · position u64 · views: count, each name
+//!  nodes: count, each: signature hash u64 · kind u8 · the operator's state
+//! ```
+//!
+//! Every node is identified by a hash of its signature (definition and
+//! inputs, as the graph deduplicates nodes), so a checkpoint loads only into
+//! a dataflow whose nodes are, one for one, the same: a changed view
+//! definition is a [`CheckpointError::Mismatch`] and the caller rebuilds
+//! from the input rows. The state follows the in-memory representation
+//! (packed row bytes, an arrangement's small groups as their exact buffers):
+//!
+//! * `Arrange`: each small group's buffer as it is, each large group's rows
+//!   (`index/checkpoint.rs`);
+//! * `Reduce`: each group's key, row count and accumulators
+//!   (`reduce/checkpoint.rs`); numeric sums holding an out-of-range error
+//!   are not saved (unsupported: the caller keeps the input-row restart);
+//! * `Distinct`, `Threshold`: the count per row; `TopK`, `ScalarFilter`:
+//!   their kept rows, read back through the operator's own `step` (a
+//!   `TopK` keeps every row, so its state is a function of them);
+//! * `Values`: whether it was emitted. `JoinTopK` (a bounded top-k refilled
+//!   from its join's arrangements) is not saved: [`CheckpointError::Unsupported`].
+//!
+//! Invariants: a dataflow loaded from a checkpoint holds exactly the state
+//! of the one saved (`state_bytes` equal, and every later batch gives the
+//! same outputs; tested per operator on random workloads); a failed view or
+//! a released node is never saved; a truncated input is an error, never a
+//! panic. Row bytes are not validated on load (decoding garbled rows
+//! panics): the file holding a checkpoint carries a checksum, checked
+//! before this module reads it (the `denorm` crate's `engine/checkpoint.rs`).
+
+use denorm_types::{Diff, Position, Row, RowRef};
+
+use crate::executor::Dataflow;
+use crate::graph::Operator;
+
+/// The version of the state encoding; bump it when any operator's layout
+/// changes (older checkpoints are then refused and rebuilt).
+pub const VERSION: u32 = 1;
+
+/// Why a checkpoint cannot be written or read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("an operator's state cannot be checkpointed: {0}")]
+    Unsupported(String),
+    #[error("the checkpoint was taken of other views: {0}")]
+    Mismatch(String),
+    #[error("the checkpoint is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Appends the encoding: integers little-endian, byte strings and rows
+/// length-prefixed (u32).
+#[derive(Debug, Default)]
+pub struct Writer {
+    pub buf: Vec<u8>,
+}
+
+impl Writer {
+    pub fn u8(&mut self, v: u8) {
+        self.buf.push(v);
+    }
+    pub fn u32(&mut self, v: u32) {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+    }
+    pub fn u64(&mut self, v: u64) {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+    }
+    pub fn i64(&mut self, v: i64) {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+    }
+    pub fn count(&mut self, n: usize) {
+        self.u64(n as u64);
+    }
+    pub fn bytes(&mut self, b: &[u8]) {
+        self.u32(b.len() as u32);
+        self.buf.extend_from_slice(b);
+    }
+    pub fn row(&mut self, row: &Row) {
+        self.bytes(row.as_bytes());
+    }
+    pub fn str(&mut self, s: &str) {
+        self.bytes(s.as_bytes());
+    }
+}
+
+/// Reads what [`Writer`] wrote; every read is bounds-checked (a truncated
+/// input is [`CheckpointError::Corrupt`], never a panic).
+#[derive(Debug)]
+pub struct Reader<'a> {
+    buf: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(buf: &'a [u8]) -> Self {
+        Reader { buf, at: 0 }
+    }
+    fn take(&mut self, n: usize) -> Result<&'a [u8], CheckpointError> {
+        let end = self.at.checked_add(n).filter(|&end| end <= self.buf.len());
+        let end = end.ok_or_else(|| CheckpointError::Corrupt(format!("truncated at byte {}", self.at)))?;
+        let out = &self.buf[self.at..end];
+        self.at = end;
+        Ok(out)
+    }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], CheckpointError> {
+        let mut out = [0; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+    pub fn u8(&mut self) -> Result<u8, CheckpointError> {
+        Ok(self.take(1)?[0])
+    }
+    pub fn u32(&mut self) -> Result<u32, CheckpointError> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+    pub fn u64(&mut self) -> Result<u64, CheckpointError> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+    pub fn i64(&mut self) -> Result<i64, CheckpointError> {
+        Ok(i64::from_le_bytes(self.array()?))
+    }
+    /// A count of items that follow, each at least one byte: bounded by
+    /// the bytes left, so a garbled count cannot ask for a huge allocation.
+    pub fn count(&mut self) -> Result<usize, CheckpointError> {
+        let n = self.u64()?;
+        if n > (self.buf.len() - self.at) as u64 {
+            return Err(CheckpointError::Corrupt(format!("a count of {n} past the end at byte {}", self.at)));
+        }
+        Ok(n as usize)
+    }
+    pub fn bytes(&mut self) -> Result<&'a [u8], CheckpointError> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+    pub fn row(&mut self) -> Result<Row, CheckpointError> {
+        let bytes = self.bytes()?;
+        Ok(RowRef::from_prefix(bytes, bytes.len()).to_row())
+    }
+    pub fn str(&mut self) -> Result<&'a str, CheckpointError> {
+        std::str::from_utf8(self.bytes()?).map_err(|_| CheckpointError::Corrupt("a name is not UTF-8".into()))
+    }
+    /// Rows with a diff each: `(row, diff)` pairs.
+    pub fn changes(&mut self) -> Result<Vec<(Row, Diff)>, CheckpointError> {
+        let n = self.count()?;
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let row = self.row()?;
+            out.push((row, self.i64()?));
+        }
+        Ok(out)
+    }
+    pub fn at_end(&self) -> bool {
+        self.at == self.buf.len()
+    }
+}
+
+/// Writes `(row, diff)` pairs as [`Reader::changes`] reads them.
+pub(crate) fn write_changes<'r>(w: &mut Writer, n: usize, changes: impl Iterator<Item = (&'r Row, Diff)>) {
+    w.count(n);
+    for (row, diff) in changes {
+        w.row(row);
+        w.i64(diff);
+    }
+}
+
+/// FNV-1a of a node's signature: its identity across processes.
+fn signature_hash(signature: &str) -> u64 {
+    signature.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+const STATELESS: u8 = 0;
+const ARRANGE: u8 = 1;
+const REDUCE: u8 = 2;
+const DISTINCT: u8 = 3;
+const TOPK: u8 = 4;
+const THRESHOLD: u8 = 5;
+const SCALAR_FILTER: u8 = 6;
+const VALUES: u8 = 7;
+
+impl Dataflow {
+    /// Appends the state of every node and the position to `w`. Refused
+    /// before the first batch, with a failed view, a view keeping its own
+    /// rows, or an operator that cannot be saved.
+    pub fn save_checkpoint(&self, w: &mut Writer) -> Result<(), CheckpointError> {
+        let position = self.position.ok_or_else(|| CheckpointError::Unsupported("no batch applied yet".into()))?;
+        if let Some(view) = self.views.iter().find(|v| v.error.is_some() || v.state.is_some()) {
+            return Err(CheckpointError::Unsupported(format!("view {} failed or keeps its rows", view.name)));
+        }
+        w.u32(VERSION);
+        w.u64(position.0);
+        w.count(self.views.len());
+        for view in &self.views {
+            w.str(&view.name);
+        }
+        let signatures = self.graph.signatures();
+        w.count(self.graph.nodes.len());
+        for (node, signature) in self.graph.nodes.iter().zip(&signatures) {
+            if node.failed.is_some() {
+                return Err(CheckpointError::Unsupported("a failed node".into()));
+            }
+            w.u64(signature_hash(signature));
+            match &node.operator {
+                Operator::Input { .. }
+                | Operator::Filter(_)
+                | Operator::Map(_)
+                | Operator::Join(_)
+                | Operator::Union
+                | Operator::Negate => w.u8(STATELESS),
+                Operator::Arrange(index) => {
+                    w.u8(ARRANGE);
+                    index.save(w);
+                }
+                Operator::Reduce(reduce) => {
+                    w.u8(REDUCE);
+                    reduce.save(w)?;
+                }
+                Operator::Distinct(distinct) => {
+                    w.u8(DISTINCT);
+                    distinct.save(w);
+                }
+                Operator::TopK(top) => {
+                    w.u8(TOPK);
+                    top.save(w);
+                }
+                Operator::Threshold(threshold) => {
+                    w.u8(THRESHOLD);
+                    threshold.save(w);
+                }
+                Operator::ScalarFilter(filter) => {
+                    w.u8(SCALAR_FILTER);
+                    filter.save(w);
+                }
+                Operator::Values(values) => {
+                    w.u8(VALUES);
+                    w.u8(u8::from(values.emitted()));
+                }
+                Operator::JoinTopK(_) => return Err(CheckpointError::Unsupported("a top-k over a join".into())),
+                Operator::Released => return Err(CheckpointError::Unsupported("a released node".into())),
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads a checkpoint written by [`Dataflow::save_checkpoint`] into this
+    /// dataflow, freshly built (no batch applied) from the same plans in the
+    /// same order; returns its position. On an error the dataflow may hold
+    /// part of the state: drop it and build another.
+    pub fn load_checkpoint(&mut self, r: &mut Reader<'_>) -> Result<Position, CheckpointError> {
+        if self.position.is_some() {
+            return Err(CheckpointError::Mismatch("the dataflow already applied a batch".into()));
+        }
+        let version = r.u32()?;
+        if version != VERSION {
+            return Err(CheckpointError::Mismatch(format!("state version {version}, this denorm reads {VERSION}")));
+        }
+        let position = Position(r.u64()?);
+        let views = r.count()?;
+        if views != self.views.len() {
+            return Err(CheckpointError::Mismatch(format!("{views} views, now {}", self.views.len())));
+        }
+        for view in &self.views {
+            let name = r.str()?;
+            if name != view.name {
+                return Err(CheckpointError::Mismatch(format!("view {name}, now {}", view.name)));
+            }
+        }
+        let nodes = r.count()?;
+        if nodes != self.graph.nodes.len() {
+            return Err(CheckpointError::Mismatch(format!("{nodes} operators, now {}", self.graph.nodes.len())));
+        }
+        let signatures: Vec<u64> = self.graph.signatures().iter().map(|s| signature_hash(s)).collect();
+        for (id, signature) in signatures.into_iter().enumerate() {
+            if r.u64()? != signature {
+                return Err(CheckpointError::Mismatch(format!("operator {id} has another definition")));
+            }
+            let kind = r.u8()?;
+            let operator = &mut self.graph.nodes[id].operator;
+            match (kind, operator) {
+                (
+                    STATELESS,
+                    Operator::Input { .. }
+                    | Operator::Filter(_)
+                    | Operator::Map(_)
+                    | Operator::Join(_)
+                    | Operator::Union
+                    | Operator::Negate,
+                ) => {}
+                (ARRANGE, Operator::Arrange(index)) => index.load(r)?,
+                (REDUCE, Operator::Reduce(reduce)) => reduce.load(r)?,
+                (DISTINCT, Operator::Distinct(distinct)) => distinct.load(r)?,
+                (TOPK, Operator::TopK(top)) => top.load(r)?,
+                (THRESHOLD, Operator::Threshold(threshold)) => threshold.load(r)?,
+                (SCALAR_FILTER, Operator::ScalarFilter(filter)) => filter.load(r)?,
+                (VALUES, Operator::Values(values)) => {
+                    if r.u8()? != 0 {
+                        values.step();
+                    }
+                }
+                (kind, _) => return Err(CheckpointError::Mismatch(format!("operator {id} is not of kind {kind}"))),
+            }
+        }
+        self.position = Some(position);
+        Ok(position)
+    }
+}
+
+#[cfg(test)]
+mod tests;

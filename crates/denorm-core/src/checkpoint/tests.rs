@@ -1,0 +1,93 @@
+use denorm_expr::{Aggregate, AggregateFunc, Expr, Plan};
+use denorm_types::{Catalog, ColumnSchema, Datum, Dialect, Row, ScalarType, TableSchema};
+
+use super::*;
+use crate::{Runtime, SourceBatch};
+
+fn catalog() -> Catalog {
+    let mut catalog = Catalog::new();
+    let col = |name: &str, ty| ColumnSchema { name: name.into(), ty, nullable: true };
+    catalog.add(TableSchema {
+        name: "t".into(),
+        columns: vec![col("id", ScalarType::Int), col("g", ScalarType::Int), col("x", ScalarType::Float)],
+        primary_key: vec![0],
+        unique_keys: vec![],
+    });
+    catalog
+}
+
+fn grouped(func: AggregateFunc) -> Plan {
+    Plan::Reduce {
+        input: Box::new(Plan::Get { table: "t".into(), arity: 3 }),
+        group_key: vec![1],
+        aggregates: vec![
+            Aggregate { func: AggregateFunc::Count, arg: None },
+            Aggregate { func, arg: Some(Expr::Column(2)) },
+        ],
+    }
+}
+
+fn loaded(plan: &Plan) -> (Dataflow, Vec<u8>) {
+    let mut dataflow = Dataflow::new(catalog(), Dialect::Sqlite);
+    dataflow.add_view_emitting("v", plan).unwrap();
+    let row = |i: i64| Row::pack([Datum::Int(i), Datum::Int(i % 7), Datum::Float(i as f64 * 0.1)]);
+    let batch =
+        SourceBatch { position: Position(9), tables: vec![("t".into(), (0..100).map(|i| (row(i), 1)).collect())] };
+    dataflow.apply(&batch);
+    let mut w = Writer::default();
+    dataflow.save_checkpoint(&mut w).unwrap();
+    (dataflow, w.buf)
+}
+
+fn fresh(plan: &Plan) -> Dataflow {
+    let mut dataflow = Dataflow::new(catalog(), Dialect::Sqlite);
+    dataflow.add_view_emitting("v", plan).unwrap();
+    dataflow
+}
+
+/// Every truncation is an error, never a panic. (Garbled row bytes are
+/// not decoded here; the file holding a checkpoint is checksummed.)
+#[test]
+fn truncated_bytes_are_an_error() {
+    let plan = grouped(AggregateFunc::Sum);
+    let (_, bytes) = loaded(&plan);
+    for end in 0..bytes.len() {
+        assert!(fresh(&plan).load_checkpoint(&mut Reader::new(&bytes[..end])).is_err(), "truncated at {end}");
+    }
+}
+
+/// A checkpoint of other views is refused by kind: another aggregate,
+/// another view name, another version.
+#[test]
+fn other_views_are_a_mismatch() {
+    let (_, bytes) = loaded(&grouped(AggregateFunc::Sum));
+    let err = fresh(&grouped(AggregateFunc::Min)).load_checkpoint(&mut Reader::new(&bytes)).unwrap_err();
+    assert!(matches!(err, CheckpointError::Mismatch(_)), "{err}");
+    let mut renamed = Dataflow::new(catalog(), Dialect::Sqlite);
+    renamed.add_view_emitting("w", &grouped(AggregateFunc::Sum)).unwrap();
+    assert!(matches!(renamed.load_checkpoint(&mut Reader::new(&bytes)), Err(CheckpointError::Mismatch(_))));
+    let mut old = bytes.clone();
+    old[0] = 0;
+    let err = fresh(&grouped(AggregateFunc::Sum)).load_checkpoint(&mut Reader::new(&old)).unwrap_err();
+    assert!(err.to_string().contains("version 0"), "{err}");
+}
+
+/// Loaded state equals the saved state: same bytes saved again, same
+/// state bytes for the groups, same outputs for the next batch.
+#[test]
+fn a_loaded_reduce_continues_as_the_original() {
+    for func in [AggregateFunc::Sum, AggregateFunc::Min, AggregateFunc::CountDistinct, AggregateFunc::Avg] {
+        let plan = grouped(func);
+        let (mut original, bytes) = loaded(&plan);
+        let mut copy = fresh(&plan);
+        assert_eq!(copy.load_checkpoint(&mut Reader::new(&bytes)), Ok(Position(9)));
+        let mut again = Writer::default();
+        copy.save_checkpoint(&mut again).unwrap();
+        assert_eq!(again.buf.len(), bytes.len());
+        let change = Row::pack([Datum::Int(3), Datum::Int(3), Datum::Float(0.3)]);
+        let batch = SourceBatch { position: Position(10), tables: vec![("t".into(), vec![(change, -1)])] };
+        let (a, b) = (original.apply(&batch), copy.apply(&batch));
+        assert_eq!(a.views, b.views);
+        assert_eq!(a.views[0].changes.len(), 2, "{func:?}");
+    }
+}

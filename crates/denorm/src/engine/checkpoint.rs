@@ -1,0 +1,475 @@
+//! Checkpoints: the operators' state and the published rows, written to
+//! the state directory at shutdown, so that the next start reads them
+//! instead of replaying the input rows through the dataflow.
+//!
+//! ```text
+//!  <state_dir>/checkpoint.bin   (beside state.redb; written as checkpoint.tmp, fsynced, renamed)
+//!   "DNRMCKPT" · FORMAT u32
+//!   position u64 · per stored table: name, multiset checksum · view names (publishing slots)
+//!   the flow (denorm_core::checkpoint: each operator's state, by node signature)
+//!   per published view: slot, its rows with multiplicities
+//!   CRC-32 of everything above
+//! ```
+//!
+//! **When it is used.** At a process's first session only (nothing
+//! published yet), not for a repair, and only when the file's checksum,
+//! format, position and per-table input checksums equal the state
+//! directory's and the view names and operator signatures equal the
+//! planned views': the state is a function of the input rows and the
+//! views, so equal input checksums mean the checkpoint holds exactly what
+//! a replay of the stored rows would compute. Anything else (a changed
+//! view, a checkpoint older than the stored rows after a `kill -9`, a
+//! torn or garbled file) is logged and the session starts as before, from
+//! the input rows, which stay in `state.redb` (heal, reload and the
+//! dead-letter queue need them). The file is replaced atomically (rename),
+//! so a crash while writing leaves the previous one, which the input
+//! checksums then reject unless nothing changed since.
+//!
+//! **What is not saved** (the checkpoint is skipped, logged, and a stale
+//! file removed): views refreshed on a schedule, feed views, views added by
+//! a live reload, failed views, and a top-k over a join
+//! ([`denorm_core::checkpoint`]).
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write as _;
+use std::path::Path;
+use std::time::Instant;
+
+use denorm_core::checkpoint::{CheckpointError, Reader, Writer};
+use denorm_serve::{SourceState, SourceStatus, ViewStatus};
+use denorm_source::ChangeSource;
+use denorm_sql::ViewDef;
+use denorm_types::{Catalog, Diff, Position, Row};
+use tracing::{info, warn};
+
+use super::flow::{Flow, Step};
+use super::{Engine, EngineError};
+use crate::state_dir::StateDir;
+
+/// The checkpoint file inside the state directory.
+pub const FILE: &str = "checkpoint.bin";
+const TEMPORARY: &str = "checkpoint.tmp";
+const MAGIC: &[u8; 8] = b"DNRMCKPT";
+/// The file's layout version (the operators' encoding has its own,
+/// `denorm_core::checkpoint::VERSION`).
+pub const FORMAT: u32 = 1;
+
+/// What a checkpoint file holds besides the flow.
+#[derive(Debug, PartialEq)]
+pub struct Header {
+    pub position: Position,
+    pub sums: BTreeMap<String, u64>,
+    pub names: Vec<String>,
+}
+
+/// Encodes a checkpoint: the header, the flow, the published rows of
+/// `published` (slot, rows), then the checksum.
+pub fn encode(
+    header: &Header,
+    flow: &Flow,
+    published: &[(usize, Vec<(&Row, Diff)>)],
+) -> Result<Vec<u8>, CheckpointError> {
+    let mut w = Writer::default();
+    w.buf.extend_from_slice(MAGIC);
+    w.u32(FORMAT);
+    w.u64(header.position.0);
+    w.count(header.sums.len());
+    for (table, sum) in &header.sums {
+        w.str(table);
+        w.u64(*sum);
+    }
+    w.count(header.names.len());
+    for name in &header.names {
+        w.str(name);
+    }
+    flow.save_checkpoint(&mut w)?;
+    w.count(published.len());
+    for (slot, rows) in published {
+        w.u64(*slot as u64);
+        w.count(rows.len());
+        for (row, diff) in rows {
+            w.row(row);
+            w.i64(*diff);
+        }
+    }
+    let crc = crc32fast::hash(&w.buf);
+    w.u32(crc);
+    Ok(w.buf)
+}
+
+/// Checks the file's checksum, magic and format and reads its header; the
+/// reader is left at the flow.
+pub fn open(bytes: &[u8]) -> Result<(Header, Reader<'_>), CheckpointError> {
+    let corrupt = |what: &str| CheckpointError::Corrupt(what.to_string());
+    let Some(body_len) = bytes.len().checked_sub(4) else { return Err(corrupt("the file is empty")) };
+    let (body, crc) = bytes.split_at(body_len);
+    let crc = u32::from_le_bytes(crc.try_into().map_err(|_| corrupt("no checksum"))?);
+    if crc32fast::hash(body) != crc {
+        return Err(corrupt("the checksum does not match (a torn or garbled file)"));
+    }
+    if !body.starts_with(MAGIC) {
+        return Err(corrupt("not a denorm checkpoint"));
+    }
+    let mut r = Reader::new(&body[MAGIC.len()..]);
+    let format = r.u32()?;
+    if format != FORMAT {
+        return Err(CheckpointError::Mismatch(format!("file format {format}, this denorm reads {FORMAT}")));
+    }
+    let position = Position(r.u64()?);
+    let mut sums = BTreeMap::new();
+    for _ in 0..r.count()? {
+        let table = r.str()?.to_string();
+        sums.insert(table, r.u64()?);
+    }
+    let names = (0..r.count()?).map(|_| r.str().map(String::from)).collect::<Result<Vec<_>, _>>()?;
+    Ok((Header { position, sums, names }, r))
+}
+
+/// Published rows by publishing slot: `(slot, rows with multiplicities)`.
+pub type PublishedRows = Vec<(usize, Vec<(Row, Diff)>)>;
+
+/// Reads the published rows that follow the flow.
+pub fn published(r: &mut Reader<'_>) -> Result<PublishedRows, CheckpointError> {
+    let mut out = Vec::new();
+    for _ in 0..r.count()? {
+        let slot = r.u64()? as usize;
+        out.push((slot, r.changes()?));
+    }
+    if !r.at_end() {
+        return Err(CheckpointError::Corrupt("bytes after the published rows".into()));
+    }
+    Ok(out)
+}
+
+/// Writes `bytes` as the directory's checkpoint: a temporary file, fsynced,
+/// renamed over the previous one, the directory fsynced.
+pub fn write_file(dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let temporary = dir.join(TEMPORARY);
+    let mut file = File::create(&temporary)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&temporary, dir.join(FILE))?;
+    File::open(dir)?.sync_all()
+}
+
+/// Removes a checkpoint that no longer applies (and a torn temporary one).
+fn remove(dir: &Path) {
+    for name in [FILE, TEMPORARY] {
+        match std::fs::remove_file(dir.join(name)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                warn!(file = %dir.join(name).display(), error = %e, "cannot remove a stale checkpoint");
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Engine {
+    /// At shutdown: writes the checkpoint of `flow` and the published rows
+    /// when the state directory is at the flow's position; otherwise (or
+    /// for views it does not cover) removes the stale one. Never fails the
+    /// shutdown: a checkpoint not written costs only a slower restart.
+    pub(super) fn write_checkpoint(&self, flow: &Flow, state: Option<&StateDir>) {
+        let (Some(dir), Some(state)) = (&self.state_dir, state) else { return };
+        let started = Instant::now();
+        let header = Header { position: flow.position, sums: state.sums().clone(), names: self.sources.names.clone() };
+        let published = self.publisher.published();
+        let encoded = if state.position() != flow.position {
+            Err(CheckpointError::Unsupported("the state directory is not at the views' position".into()))
+        } else {
+            let slots = flow.published_slots();
+            let failed = slots.iter().find(|&&slot| {
+                published.views.get(slot).is_none_or(|v| !matches!(v.status, ViewStatus::Ok) || v.info.feed.is_some())
+            });
+            match failed {
+                Some(slot) => {
+                    Err(CheckpointError::Unsupported(format!("view {} is failed or a feed", self.sources.names[*slot])))
+                }
+                None => {
+                    let rows: Vec<(usize, Vec<(&Row, Diff)>)> =
+                        slots.iter().map(|&slot| (slot, published.views[slot].rows.iter().collect())).collect();
+                    encode(&header, flow, &rows)
+                }
+            }
+        };
+        let bytes = match encoded {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                info!(reason = %e, "no checkpoint written at shutdown; the next start replays the input rows");
+                remove(dir);
+                return;
+            }
+        };
+        let encode_seconds = started.elapsed().as_secs_f64();
+        match write_file(dir, &bytes) {
+            Ok(()) => info!(
+                bytes = bytes.len(),
+                position = flow.position.0,
+                encode_seconds,
+                total_seconds = started.elapsed().as_secs_f64(),
+                "checkpoint written to the state directory"
+            ),
+            Err(e) => {
+                warn!(error = %e, "cannot write the checkpoint; the next start replays the input rows");
+                remove(dir);
+            }
+        }
+    }
+
+    /// At a process's first session: loads the views and the published
+    /// rows from the state directory's checkpoint when it applies (see the
+    /// module documentation) and returns the open directory; `None` when
+    /// it does not (the reason is logged), with `flow` as it was: start
+    /// from the input rows.
+    pub(super) fn resume_checkpoint(
+        &mut self,
+        catalog: &Catalog,
+        capture: &mut dyn ChangeSource,
+        flow: &mut Flow,
+        planned: &[Option<ViewDef>],
+        shape: &str,
+    ) -> Result<Option<StateDir>, EngineError> {
+        let Some(dir) = self.state_dir.clone() else { return Ok(None) };
+        let path = dir.join(FILE);
+        if self.must_snapshot() || self.publisher.published().position.is_some() || !path.exists() {
+            return Ok(None);
+        }
+        let started = Instant::now();
+        let identity = capture.identity()?;
+        let Some(state) = StateDir::open_without_rows(&dir, &identity, shape)? else { return Ok(None) };
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                warn!(file = %path.display(), error = %e, "cannot read the checkpoint; starting from the input rows");
+                return Ok(None);
+            }
+        };
+        let read_seconds = started.elapsed().as_secs_f64();
+        let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<_, CheckpointError> {
+            let (header, mut r) = open(&bytes)?;
+            let wanted =
+                Header { position: state.position(), sums: state.sums().clone(), names: self.sources.names.clone() };
+            if header != wanted {
+                let why =
+                    if header.names != wanted.names { "other views" } else { "other input rows (an older checkpoint)" };
+                return Err(CheckpointError::Mismatch(format!("it was taken of {why}")));
+            }
+            if let Some(reason) =
+                capture.follow_from(header.position).map_err(|e| CheckpointError::Unsupported(e.to_string()))?
+            {
+                return Err(CheckpointError::Unsupported(format!("the source cannot follow from it: {reason}")));
+            }
+            let position = flow.load_checkpoint(&mut r)?;
+            Ok((position, published(&mut r)?))
+        }));
+        let (position, rows) = match loaded {
+            Ok(Ok(loaded)) => loaded,
+            failed => {
+                let reason = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "reading it panicked (a corrupt file)".to_string(),
+                };
+                warn!(file = %path.display(), %reason, "checkpoint not used; starting from the input rows");
+                // It may hold part of the checkpoint's state.
+                *flow = Flow::new(catalog.clone(), planned, self.source.dialect(), Instant::now())?;
+                return Ok(None);
+            }
+        };
+        self.publish_checkpoint(planned, rows, position, started);
+        info!(
+            dir = %dir.display(),
+            checkpoint_bytes = bytes.len(),
+            read_seconds,
+            total_seconds = started.elapsed().as_secs_f64(),
+            from = %capture.describe(position),
+            from_checkpoint = true,
+            "resumed from the state directory without reading the source tables (the views' state from the \
+             checkpoint: no replay of the input rows)"
+        );
+        self.account(flow);
+        Ok(Some(state))
+    }
+
+    /// Publishes the checkpoint's rows as the views' first state.
+    fn publish_checkpoint(
+        &mut self,
+        planned: &[Option<ViewDef>],
+        rows: PublishedRows,
+        position: Position,
+        started: Instant,
+    ) {
+        for (i, def) in planned.iter().enumerate() {
+            if def.is_some() {
+                self.publisher.clear(i);
+            }
+        }
+        // Moved into the published state in one run each (no sort, no
+        // copy); the first publish makes the sinks sync with it.
+        for (slot, rows) in rows {
+            self.publisher.load(slot, rows);
+        }
+        self.first_publish = true;
+        self.publish(Step::default(), position, &[], started);
+        self.publisher.set_source(SourceStatus {
+            state: SourceState::Following,
+            head: Some(position),
+            ..SourceStatus::default()
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use denorm_core::SourceBatch;
+    use denorm_sql::plan_views;
+    use denorm_types::{ColumnSchema, Datum, Dialect, ScalarType, TableSchema};
+
+    /// Every kind of operator state the file format holds: a Reduce with
+    /// integer and double sums, a MIN and a COUNT(DISTINCT), a join's two
+    /// arrangements, a DISTINCT, a top-k, a set difference.
+    const VIEWS: &str = "
+        CREATE MATERIALIZED VIEW by_day AS SELECT day, SUM(amount) AS total, SUM(price) AS revenue,
+            MIN(note) AS first, COUNT(DISTINCT note) AS notes FROM sales GROUP BY day;
+        CREATE MATERIALIZED VIEW sale_notes AS SELECT s.id, n.text FROM sales s JOIN notes n ON n.sale_id = s.id;
+        CREATE MATERIALIZED VIEW days AS SELECT DISTINCT day FROM sales;
+        CREATE MATERIALIZED VIEW top_sales AS SELECT id, amount FROM sales ORDER BY amount DESC, id LIMIT 3;
+        CREATE MATERIALIZED VIEW quiet_days AS SELECT day FROM sales EXCEPT SELECT day FROM sales WHERE amount > 5;
+    ";
+
+    fn catalog() -> Catalog {
+        let col = |name: &str, ty| ColumnSchema { name: name.into(), ty, nullable: false };
+        let mut catalog = Catalog::new();
+        catalog.add(TableSchema {
+            name: "sales".into(),
+            columns: vec![
+                col("id", ScalarType::Int),
+                col("day", ScalarType::Text),
+                col("amount", ScalarType::Int),
+                col("price", ScalarType::Float),
+                col("note", ScalarType::Text),
+            ],
+            primary_key: vec![0],
+            unique_keys: vec![],
+        });
+        catalog.add(TableSchema {
+            name: "notes".into(),
+            columns: vec![col("sale_id", ScalarType::Int), col("text", ScalarType::Text)],
+            primary_key: vec![],
+            unique_keys: vec![],
+        });
+        catalog
+    }
+
+    fn flow() -> (Flow, Vec<String>) {
+        let planned: Vec<Option<ViewDef>> =
+            plan_views(VIEWS, &catalog(), Dialect::Sqlite).unwrap().into_iter().map(Some).collect();
+        let names = planned.iter().flatten().map(|d| d.name.clone()).collect();
+        (Flow::new(catalog(), &planned, Dialect::Sqlite, Instant::now()).unwrap(), names)
+    }
+
+    fn sale(id: i64) -> Row {
+        let day = ["mon", "tue", "wed"][id as usize % 3];
+        let note = format!("a note long enough for the heap, number {}", id % 4);
+        Row::pack([
+            Datum::Int(id),
+            Datum::text(day),
+            Datum::Int(id % 9),
+            Datum::Float(id as f64 * 0.1),
+            Datum::text(&note),
+        ])
+    }
+
+    fn batches() -> Vec<SourceBatch> {
+        let note = |id: i64| Row::pack([Datum::Int(id), Datum::text("seen")]);
+        vec![
+            SourceBatch {
+                position: Position(7),
+                tables: vec![
+                    ("sales".into(), (0..40).map(|i| (sale(i), 1)).collect()),
+                    ("notes".into(), (0..40).step_by(3).map(|i| (note(i), 1)).collect()),
+                ],
+            },
+            SourceBatch {
+                position: Position(8),
+                tables: vec![
+                    ("sales".into(), vec![(sale(5), -1), (sale(8), -1), (sale(41), 1)]),
+                    ("notes".into(), vec![(note(3), -1), (note(41), 1)]),
+                ],
+            },
+        ]
+    }
+
+    /// The rows published after `steps`, by slot, sorted.
+    fn published_after(steps: &[Step]) -> BTreeMap<usize, Vec<(Row, Diff)>> {
+        let mut out: BTreeMap<usize, Vec<(Row, Diff)>> = BTreeMap::new();
+        for step in steps {
+            for (slot, _, changes) in &step.views {
+                out.entry(*slot).or_default().extend(changes.iter().cloned());
+            }
+        }
+        for rows in out.values_mut() {
+            denorm_types::consolidate(rows);
+        }
+        out
+    }
+
+    fn fixture_path() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/checkpoint-v1.bin")
+    }
+
+    /// Writes the format-1 fixture (run once when the format was made;
+    /// never again: the fixture proves later versions still read it).
+    #[test]
+    #[ignore]
+    fn write_v1_fixture() {
+        let (mut flow, names) = flow();
+        let step = flow.snapshot(&batches()[0]);
+        let published = published_after(&[step]);
+        let rows: Vec<(usize, Vec<(&Row, Diff)>)> =
+            published.iter().map(|(slot, rows)| (*slot, rows.iter().map(|(r, d)| (r, *d)).collect())).collect();
+        let sums = BTreeMap::from([("notes".to_string(), 11u64), ("sales".to_string(), 22u64)]);
+        let header = Header { position: Position(7), sums, names };
+        std::fs::write(fixture_path(), encode(&header, &flow, &rows).unwrap()).unwrap();
+    }
+
+    /// The format-1 fixture opens: its header, its published rows, and a
+    /// flow loaded from it that applies the next batch exactly as a flow
+    /// that applied every batch.
+    #[test]
+    fn opens_the_v1_fixture() {
+        let bytes = std::fs::read(fixture_path()).unwrap();
+        let (header, mut r) = open(&bytes).unwrap();
+        let (mut loaded, names) = flow();
+        assert_eq!(header.position, Position(7));
+        assert_eq!(header.names, names);
+        assert_eq!(header.sums.get("sales"), Some(&22));
+        assert_eq!(loaded.load_checkpoint(&mut r).unwrap(), Position(7));
+        let rows: BTreeMap<usize, Vec<(Row, Diff)>> = published(&mut r).unwrap().into_iter().collect();
+        let (mut twin, _) = flow();
+        let first = twin.snapshot(&batches()[0]);
+        assert_eq!(rows, published_after(&[first]));
+        let next = &batches()[1];
+        assert_eq!(published_after(&[loaded.apply(next)]), published_after(&[twin.apply(next)]));
+        assert_eq!(loaded.position, Position(8));
+    }
+
+    /// A flipped byte anywhere fails the checksum; a file of another format
+    /// is a mismatch.
+    #[test]
+    fn a_garbled_file_fails_its_checksum() {
+        let bytes = std::fs::read(fixture_path()).unwrap();
+        for at in (0..bytes.len()).step_by(97) {
+            let mut garbled = bytes.clone();
+            garbled[at] ^= 1;
+            assert!(matches!(open(&garbled), Err(CheckpointError::Corrupt(_))), "byte {at}");
+        }
+        let mut other = bytes[..bytes.len() - 4].to_vec();
+        other[8] = 9;
+        let crc = crc32fast::hash(&other);
+        other.extend_from_slice(&crc.to_le_bytes());
+        assert!(matches!(open(&other), Err(CheckpointError::Mismatch(_))));
+    }
+}
