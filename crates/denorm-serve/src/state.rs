@@ -459,8 +459,9 @@ impl Publisher {
     }
 
     /// [`Publisher::apply`] for one part of a view: part 0 is the view's
-    /// rows; a feed view also has [`feed::CELEBRITY_CONTENT`] and
-    /// [`feed::CELEBRITY_EDGES`]. Changes to a feed's rows (part 0) are the
+    /// rows; a feed view also has [`feed::CELEBRITY_CONTENT`],
+    /// [`feed::CELEBRITY_EDGES`] and, fanning out references,
+    /// [`feed::CONTENT`]. Changes to a feed's rows (part 0) are the
     /// rows fanned out on write, counted in `denorm_fanout_rows_written_total`.
     pub fn apply_part(&mut self, view: usize, part: usize, changes: &[(Row, Diff)]) {
         let v = &mut self.working[view];
@@ -480,11 +481,19 @@ impl Publisher {
             }
             (Some(feed), 0) => {
                 let shared = &mut self.feed_rows[view];
-                v.rows.apply_shared(changes, |row| feed.row_key(row), |row| feed.strip(row), shared);
+                v.rows.apply_shared(
+                    changes,
+                    |row, key, packer| feed.row_key_into(row, key, packer),
+                    |row, packer| feed.strip(row, packer),
+                    shared,
+                );
                 self.shared.metrics.fanout_rows_written(&v.info.name, written);
             }
             (Some(feed), feed::CELEBRITY_CONTENT) => v.parts[0].apply_keyed(changes, |row| feed.row_key(row)),
             (Some(_), feed::CELEBRITY_EDGES) => v.parts[1].apply(&[0, 1], changes, &mut self.packer),
+            (Some(FeedInfo { reference: Some(key), .. }), feed::CONTENT) => {
+                v.parts[2].apply(key, changes, &mut self.packer)
+            }
             _ => {
                 tracing::error!(view = %v.info.name, part, "changes to a part the view does not have (bug); ignored");
                 return;

@@ -83,7 +83,7 @@ pub struct TopKState {
     /// Held rows (copies) of the largest partition.
     pub largest: usize,
     /// Distinct held rows once their partition columns are set aside
-    /// (each stored once).
+    /// (each stored once), short rows (kept in their handles) not counted.
     pub distinct: usize,
 }
 
@@ -317,6 +317,11 @@ impl Content {
 
     /// The shared copy of `stripped` (one more entry uses it).
     fn intern(&mut self, stripped: Row) -> Row {
+        // A short row (a feed's reference) lives in its handle: nothing to
+        // share, and no table entry.
+        if stripped.heap_size() == 0 {
+            return stripped;
+        }
         match self.rows.get_key_value_mut(&stripped) {
             Some((shared, count)) => {
                 *count += 1;
@@ -331,6 +336,9 @@ impl Content {
 
     /// One entry no longer uses `stripped`.
     fn release(&mut self, stripped: &Row) {
+        if stripped.heap_size() == 0 {
+            return;
+        }
         if let Some(count) = self.rows.get_mut(stripped) {
             *count -= 1;
             if *count == 0 {
