@@ -220,8 +220,10 @@ pub fn whole_changes(
             added.insert(k);
         }
     }
-    let referenced: Vec<usize> =
-        std::iter::once(feed.partition).chain(feed.order.iter().map(|t| t.column)).chain(key.iter().copied()).collect();
+    // The columns a reference keeps besides its partition: content that
+    // keeps them keeps every reader's reference to it (an author changed
+    // to another the reader follows too included).
+    let referenced: Vec<usize> = feed.order.iter().map(|t| t.column).chain(key.iter().copied()).collect();
     let same_reference = |a: &Row, b: &Row| referenced.iter().all(|&c| a.get(c) == b.get(c));
     // Keys edited in place: (old, new) content.
     let mut edited: std::collections::HashMap<&Row, (&Row, &Row)> = std::collections::HashMap::new();
