@@ -28,6 +28,14 @@
 //! across the partition's own rows and any celebrity's content: a read is a
 //! k-way merge that stops after `offset + limit` matching rows.
 //!
+//! A feed whose content has a key among its columns ([`FeedInfo::reference`])
+//! fans out *references*: its rows keep the partition, the order columns
+//! and the key (NULL elsewhere, a row short enough to live in its handle),
+//! and a third part, [`CONTENT`], holds the other authors' content once,
+//! keyed by that key. The merge joins each reference it reaches to its
+//! content (one lookup), so a post's edit is one content row for every
+//! reader's page.
+//!
 //! The served order of a feed is the request's `order` terms, then the
 //! feed's `order_by`; rows tied on both come in an unspecified but stable
 //! order (the defining query's `ORDER BY … LIMIT` leaves ties unspecified

@@ -62,8 +62,9 @@ pub struct ViewInfo {
     /// answered by the source through the server's [`Fallback`](crate::Fallback).
     pub fallback: bool,
     /// `WITH (partition_by = …)`: a feed view. Its rows are the rows fanned
-    /// out on write, it has [`PublishedView::parts`] for the celebrities'
-    /// content and edges, and it is read one partition at a time (see
+    /// out on write (whole, or references to content stored once), it has
+    /// [`PublishedView::parts`] for the celebrities' content and edges and
+    /// the references' content, and it is read one partition at a time (see
     /// [`crate::feed`]).
     pub feed: Option<FeedInfo>,
     /// The view's declared `ORDER BY`: the order of a read that gives no
@@ -213,7 +214,8 @@ pub struct PublishedView {
     pub info: Arc<ViewInfo>,
     pub rows: ViewRows,
     /// A feed view's other parts (empty for other views): the celebrities'
-    /// content and the celebrity edges, see [`crate::feed`].
+    /// content, the celebrity edges and the references' content (empty
+    /// when the feed fans out whole rows), see [`crate::feed`].
     pub parts: Vec<ViewRows>,
     pub status: ViewStatus,
     /// The source position the rows reflect; `None` before the first publish.
