@@ -28,6 +28,14 @@
 //! across the partition's own rows and any celebrity's content: a read is a
 //! k-way merge that stops after `offset + limit` matching rows.
 //!
+//! A feed whose content has a key among its columns ([`FeedInfo::reference`])
+//! fans out *references*: its rows keep the partition, the order columns
+//! and the key (NULL elsewhere, a row short enough to live in its handle),
+//! and a third part, [`CONTENT`], holds the other authors' content once,
+//! keyed by that key. The merge joins each reference it reaches to its
+//! content (one lookup), so a post's edit is one content row for every
+//! reader's page.
+//!
 //! The served order of a feed is the request's `order` terms, then the
 //! feed's `order_by`; rows tied on both come in an unspecified but stable
 //! order (the defining query's `ORDER BY … LIMIT` leaves ties unspecified
@@ -58,8 +66,12 @@ use crate::state::{PublishedView, ViewInfo};
 pub const CELEBRITY_CONTENT: usize = 1;
 /// The celebrity edges `(partition, fan)`, as numbered for `apply_part`.
 pub const CELEBRITY_EDGES: usize = 2;
+/// A feed fanning out references: the other authors' content, stored once
+/// and keyed by its key ([`FeedInfo::reference`]), as numbered for
+/// `apply_part`.
+pub const CONTENT: usize = 3;
 /// How many parts a feed view has besides its rows.
-pub const PARTS: usize = 2;
+pub const PARTS: usize = 3;
 
 /// What the serving layer knows about a feed view ([`ViewInfo::feed`]).
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -74,18 +86,33 @@ pub struct FeedInfo {
     pub fanout_limit: u64,
     /// The edge table's fan-out column (e.g. `followee_id`), for `/views`.
     pub fan_column: String,
+    /// `Some(key)`: the rows fanned out are references (the partition, the
+    /// order columns and the content's unique `key` columns, NULL
+    /// elsewhere) and the content is the [`CONTENT`] part, keyed by `key`;
+    /// a read joins them. `None`: the fanned-out rows are whole.
+    pub reference: Option<Vec<usize>>,
 }
 
 impl FeedInfo {
     /// The ordered key of a row of the materialized rows or of the
     /// celebrities' content (see the module documentation).
     pub fn row_key(&self, row: &Row) -> Vec<u8> {
-        let datums = row.unpack();
-        let mut out = key_prefix(&datums[self.partition]);
-        for term in &self.order {
-            encode(&mut out, &datums[term.column], term.descending, term.nulls_first);
-        }
+        let mut out = Vec::new();
+        self.row_key_into(row, &mut out, &mut RowPacker::new());
         out
+    }
+
+    /// [`FeedInfo::row_key`] written into `out` (cleared first), `packer`
+    /// as scratch: no allocation once both have grown.
+    pub(crate) fn row_key_into(&self, row: &Row, out: &mut Vec<u8>, packer: &mut RowPacker) {
+        out.clear();
+        packer.clear();
+        packer.push_key(&row.get(self.partition));
+        out.extend_from_slice(packer.packed_bytes(0, packer.row_end()));
+        packer.clear();
+        for term in &self.order {
+            encode(out, &row.get(term.column), term.descending, term.nulls_first);
+        }
     }
 }
 
@@ -95,15 +122,15 @@ impl FeedInfo {
     /// one post is one shared buffer. A row whose partition value is a
     /// double or a numeric is stored whole: values equal to the requested
     /// one may display differently (`3.0`, `1.50`).
-    pub(crate) fn strip(&self, row: &Row) -> Row {
+    pub(crate) fn strip(&self, row: &Row, packer: &mut RowPacker) -> Row {
         if matches!(row.get(self.partition), Datum::Null | Datum::Float(_) | Datum::Numeric(_)) {
             return row.clone();
         }
-        let mut spans = Vec::with_capacity(row.len());
-        row.spans(&mut spans);
-        let (start, end) = spans[self.partition];
+        let at = RowRef::from(row).prefix_len(self.partition);
+        let end = RowRef::from(row).prefix_len(self.partition + 1);
+        let (start, end) = (at as u32, end as u32);
         let bytes = row.as_bytes();
-        let mut packer = RowPacker::new();
+        packer.clear();
         packer.extend_from_ref(RowRef::from_prefix(bytes, start as usize));
         packer.push(&Datum::Null);
         packer.extend_from_ref(RowRef::from_prefix(&bytes[end as usize..], bytes.len() - end as usize));
@@ -129,10 +156,130 @@ impl FeedInfo {
 /// for the sinks, which store whole rows.
 pub fn rows(view: &PublishedView, feed: &FeedInfo) -> Vec<(Row, Diff)> {
     let mut out = Vec::with_capacity(usize::try_from(view.rows.len()).unwrap_or(0));
+    let mut packer = RowPacker::new();
     for (key, rows) in view.rows.entries_prefixed(&[]) {
         // The key starts with the partition value, packed.
         let partition = RowRef::from_prefix(key, key.len()).iter().next().unwrap_or(Datum::Null);
-        out.extend(rows.iter().map(|(row, diff)| (feed.unstrip(row, &partition), *diff)));
+        for (row, diff) in rows {
+            if feed.reference.is_none() {
+                out.push((feed.unstrip(row, &partition), *diff));
+                continue;
+            }
+            // The reference's partition (NULL: the key's) into its content.
+            let p = match row.get(feed.partition) {
+                Datum::Null => partition.clone(),
+                stored => stored,
+            };
+            for (content, times) in resolve(view, feed, row, &mut packer) {
+                let mut datums = content.unpack();
+                datums[feed.partition] = p.clone();
+                out.push((Row::pack(datums.iter()), diff * times));
+            }
+        }
+    }
+    out
+}
+
+/// The whole rows a stored row stands for: itself, or for a reference the
+/// content under its key (one row: the key is unique; none only if the
+/// published state is inconsistent), each with its multiplicity. The
+/// partition column is as stored (NULL, or the content's fan-out key).
+fn resolve<'a>(
+    view: &'a PublishedView,
+    feed: &FeedInfo,
+    row: &'a Row,
+    packer: &mut RowPacker,
+) -> impl Iterator<Item = (&'a Row, Diff)> + 'a {
+    let found: &'a [(Row, Diff)] = match (&feed.reference, view.parts.get(2)) {
+        (Some(key), Some(content)) => content.get(&crate::rows::pack_row_key(key, row, packer)),
+        _ => &[],
+    };
+    let whole = feed.reference.is_none();
+    found.iter().map(|(r, d)| (r, *d)).chain(whole.then_some((row, 1)))
+}
+
+/// A feed's changes of one batch as whole rows (what a sink stores), from
+/// the changes to its fanned-out rows (`rows`, part 0) and to its content
+/// (`content`, [`CONTENT`]), with `view` as published after the batch.
+///
+/// A retracted reference stands for the content the batch retracted under
+/// its key, an inserted one for the published content. Content edited
+/// under an unchanged reference (a body, an author's name) changes every
+/// stored copy of it while no reference changed: the published references
+/// are scanned for its key (O(stored rows), only for a batch with such an
+/// edit, only when a sink asks), each holder's copy replaced; the batch's
+/// own references to it then stand for the old content, so that a holder
+/// that came or went in the same batch is counted once.
+pub fn whole_changes(
+    view: &PublishedView,
+    feed: &FeedInfo,
+    rows: &[(Row, Diff)],
+    content: &[(Row, Diff)],
+) -> Vec<(Row, Diff)> {
+    let (Some(key), Some(current)) = (&feed.reference, view.parts.get(2)) else { return rows.to_vec() };
+    let mut packer = RowPacker::new();
+    let mut gone: std::collections::HashMap<Row, &Row> = std::collections::HashMap::new();
+    let mut added = std::collections::HashSet::new();
+    for (row, diff) in content {
+        let k = crate::rows::pack_row_key(key, row, &mut packer);
+        if *diff < 0 {
+            gone.insert(k, row);
+        } else {
+            added.insert(k);
+        }
+    }
+    // The columns a reference keeps besides its partition: content that
+    // keeps them keeps every reader's reference to it (an author changed
+    // to another the reader follows too included).
+    let referenced: Vec<usize> = feed.order.iter().map(|t| t.column).chain(key.iter().copied()).collect();
+    let same_reference = |a: &Row, b: &Row| referenced.iter().all(|&c| a.get(c) == b.get(c));
+    // Keys edited in place: (old, new) content.
+    let mut edited: std::collections::HashMap<&Row, (&Row, &Row)> = std::collections::HashMap::new();
+    for (k, old) in &gone {
+        if !added.contains(k) {
+            continue;
+        }
+        if let Some((new, _)) = current.get(k).first() {
+            if new != *old && same_reference(new, old) {
+                edited.insert(k, (*old, new));
+            }
+        }
+    }
+    let whole = |content: &Row, partition: Datum<'_>| {
+        let mut datums = content.unpack();
+        datums[feed.partition] = partition;
+        Row::pack(datums.iter())
+    };
+    let mut out = Vec::with_capacity(rows.len());
+    for (reference, diff) in rows {
+        let k = crate::rows::pack_row_key(key, reference, &mut packer);
+        let content = match gone.get(&k) {
+            Some(old) if *diff < 0 || edited.contains_key(&k) => *old,
+            _ => match current.get(&k).first() {
+                Some((row, _)) => row,
+                None => {
+                    tracing::error!(view = %view.info.name, ?reference, "a reference without content (bug); not written");
+                    continue;
+                }
+            },
+        };
+        out.push((whole(content, reference.get(feed.partition)), *diff));
+    }
+    if !edited.is_empty() {
+        for (entry, slot) in view.rows.entries_prefixed(&[]) {
+            let partition = RowRef::from_prefix(entry, entry.len()).iter().next().unwrap_or(Datum::Null);
+            for (reference, diff) in slot {
+                let k = crate::rows::pack_row_key(key, reference, &mut packer);
+                if let Some((old, new)) = edited.get(&k) {
+                    let p = match reference.get(feed.partition) {
+                        Datum::Null => partition.clone(),
+                        stored => stored,
+                    };
+                    out.push((whole(old, p.clone()), -diff));
+                    out.push((whole(new, p), *diff));
+                }
+            }
+        }
     }
     out
 }
@@ -298,6 +445,8 @@ pub fn execute<'a>(view: &'a PublishedView, feed: &FeedInfo, query: &Query) -> R
     let mut passing = 0usize;
     let mut matches = Vec::new();
     let mut heads: Vec<Option<Entry<'a>>> = Vec::with_capacity(streams.len());
+    let mut resolved: Vec<(&'a Row, Diff, Option<Datum<'a>>)> = Vec::new();
+    let mut packer = RowPacker::new();
     let mut heap = BinaryHeap::with_capacity(streams.len());
     for (i, s) in streams.iter_mut().enumerate() {
         let head = s.entries.next();
@@ -309,18 +458,32 @@ pub fn execute<'a>(view: &'a PublishedView, feed: &FeedInfo, query: &Query) -> R
     'merge: while let Some(Reverse((_, i))) = heap.pop() {
         let (_, slot) = heads[i].take().expect("a stream in the heap has a head");
         let stream = &mut streams[i];
+        // The rows fanned out (stream 0) may be references: their content.
+        resolved.clear();
         for (row, count) in slot {
+            if i == 0 {
+                // A reference's content holds its author there: the
+                // partition is the stored row's (NULL: the reader's).
+                let stored = feed.reference.is_some().then(|| row.get(feed.partition)).filter(|d| !d.is_null());
+                let partition = stored.or_else(|| stream.partition.clone());
+                resolved.extend(resolve(view, feed, row, &mut packer).map(|(r, d)| (r, d * count, partition.clone())));
+            } else {
+                resolved.push((row, *count, stream.partition.clone()));
+            }
+        }
+        for (row, count, partition) in resolved.drain(..) {
             if window == 0 || (fast && passing >= wanted) {
                 break 'merge;
             }
             let count = usize::try_from(count * stream.times).unwrap_or(0).min(window);
             window -= count;
             let mut datums = row.unpack();
-            // Celebrities' content holds its author there, stored rows
-            // NULL (see `FeedInfo::strip`): the reader's partition.
-            if let Some(p) = &stream.partition {
-                if i > 0 || datums[feed.partition].is_null() {
-                    datums[feed.partition] = p.clone();
+            // Celebrities' content and references' content hold their
+            // author there, stored rows NULL (see `FeedInfo::strip`): the
+            // reader's partition.
+            if let Some(p) = partition {
+                if i > 0 || feed.reference.is_some() || datums[feed.partition].is_null() {
+                    datums[feed.partition] = p;
                 }
             }
             if crate::query::matches(query, &datums) {
@@ -435,11 +598,12 @@ mod tests {
             ..ViewInfo::default()
         };
         let (mut publisher, reader) = channel(vec![info]);
-        let mut rows: Vec<(Row, Diff)> = [Datum::Int(1), Datum::text("a"), Datum::Null, Datum::Float(2.5), Datum::Int(1)]
-            .into_iter()
-            .enumerate()
-            .map(|(i, owner)| (Row::pack([owner, Datum::Int(i as i64)].iter()), 1))
-            .collect();
+        let mut rows: Vec<(Row, Diff)> =
+            [Datum::Int(1), Datum::text("a"), Datum::Null, Datum::Float(2.5), Datum::Int(1)]
+                .into_iter()
+                .enumerate()
+                .map(|(i, owner)| (Row::pack([owner, Datum::Int(i as i64)].iter()), 1))
+                .collect();
         publisher.apply_part(0, 0, &rows);
         publisher.publish(Position(1), &[]);
         let published = reader.snapshot();

@@ -121,7 +121,8 @@ pub struct ViewSummary {
     /// are not included.
     pub state_bytes: Option<u64>,
     /// A feed view's figures (absent for other views). Its `rows` count the
-    /// rows fanned out on write plus the celebrities' content stored once.
+    /// rows fanned out on write plus the celebrities' content stored once
+    /// (rows fanned out as references count once each, their content not).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub feed: Option<FeedSummary>,
     /// The view's declared ORDER BY as an `order=` value (`score.desc.nullslast`):
@@ -149,6 +150,12 @@ pub struct FeedSummary {
     pub celebrity_content_rows: u64,
     /// Edges from partitions to celebrities.
     pub celebrity_edges: u64,
+    /// Whether the rows fanned out are references (partition, order
+    /// columns, content key) to content stored once.
+    pub references: bool,
+    /// The other authors' content rows, stored once and joined to the
+    /// references at read time (0 when the fanned-out rows are whole).
+    pub content_rows: u64,
 }
 
 /// `refresh` of a [`ViewSummary`]: serialized as the string `"on_change"`
@@ -211,6 +218,8 @@ pub fn view_summary(view: &PublishedView, source: &SourceStatus, now: f64) -> Vi
             materialized_rows: view.rows.len(),
             celebrity_content_rows: view.parts.first().map_or(0, ViewRows::len),
             celebrity_edges: view.parts.get(1).map_or(0, ViewRows::len),
+            references: feed.reference.is_some(),
+            content_rows: view.parts.get(2).map_or(0, ViewRows::len),
         }),
         order: info
             .order

@@ -378,11 +378,20 @@ impl ViewRows {
     pub(crate) fn apply_shared(
         &mut self,
         changes: &[(Row, Diff)],
-        mut key: impl FnMut(&Row) -> Vec<u8>,
-        mut strip: impl FnMut(&Row) -> Row,
+        mut key: impl FnMut(&Row, &mut Vec<u8>, &mut RowPacker),
+        mut strip: impl FnMut(&Row, &mut RowPacker) -> Row,
         shared: &mut SharedRows,
     ) {
-        let changes = changes.iter().map(|(row, diff)| (Key::new(&key(row)), strip(row), *diff)).collect();
+        // Scratch for each row's key and stripped form: no allocation per
+        // row (an inline key and a short stripped row live in their handles).
+        let (mut bytes, mut packer) = (Vec::new(), RowPacker::new());
+        let changes = changes
+            .iter()
+            .map(|(row, diff)| {
+                key(row, &mut bytes, &mut packer);
+                (Key::new(&bytes), strip(row, &mut packer), *diff)
+            })
+            .collect();
         let _ = self.apply_changes(changes, false, Some(shared));
     }
 
@@ -396,7 +405,12 @@ impl ViewRows {
     /// most one insertion (an update, a delete) is written without reading
     /// its current rows: the retraction names them. Only keys gaining a row
     /// are looked up (is the key free?).
-    fn apply_changes(&mut self, mut changes: Vec<Change>, unique: bool, mut shared: Option<&mut SharedRows>) -> Result<(), Key> {
+    fn apply_changes(
+        &mut self,
+        mut changes: Vec<Change>,
+        unique: bool,
+        mut shared: Option<&mut SharedRows>,
+    ) -> Result<(), Key> {
         changes.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
         consolidate(&mut changes);
         let mut cursors = vec![0usize; self.runs.len()];
@@ -684,6 +698,10 @@ pub(crate) struct SharedRows {
 impl SharedRows {
     /// The shared copy of `row` (one more entry uses it).
     fn intern(&mut self, row: Row) -> Row {
+        // A short row lives in its handle: nothing to share.
+        if row.heap_size() == 0 {
+            return row;
+        }
         match self.rows.entry(row) {
             std::collections::hash_map::Entry::Occupied(mut o) => {
                 *o.get_mut() += 1;
@@ -699,6 +717,9 @@ impl SharedRows {
 
     /// One entry no longer uses `row`.
     fn release(&mut self, row: &Row) {
+        if row.heap_size() == 0 {
+            return;
+        }
         if let Some(count) = self.rows.get_mut(row.as_bytes()) {
             *count -= 1;
             if *count == 0 {
@@ -719,7 +740,7 @@ fn leading_key(row: &Row, count: usize) -> Option<&[u8]> {
 }
 
 /// Packs the key of `row` for a view keyed by `key_columns`.
-fn pack_row_key(key_columns: &[usize], row: &Row, packer: &mut RowPacker) -> Row {
+pub(crate) fn pack_row_key(key_columns: &[usize], row: &Row, packer: &mut RowPacker) -> Row {
     let mut datums = row.iter();
     let mut at = 0;
     for &k in key_columns {
@@ -794,9 +815,9 @@ mod tests {
             // A key whose changes cancel is not touched.
             let touched: std::collections::BTreeSet<Vec<u8>> =
                 net.into_iter().filter(|(_, d)| *d != 0).map(|((k, _), _)| k).collect();
-            let violation = touched.into_iter().find(|k| {
-                self.keys.get(k).is_some_and(|rows| rows.len() > 1 || rows.values().any(|n| *n > 1))
-            });
+            let violation = touched
+                .into_iter()
+                .find(|k| self.keys.get(k).is_some_and(|rows| rows.len() > 1 || rows.values().any(|n| *n > 1)));
             violation.filter(|_| unique)
         }
 
@@ -864,7 +885,12 @@ mod tests {
         out
     }
 
-    fn check(rows: &mut ViewRows, model: &mut Model, unique: bool, changes: &[(Row, Diff)]) -> Result<bool, TestCaseError> {
+    fn check(
+        rows: &mut ViewRows,
+        model: &mut Model,
+        unique: bool,
+        changes: &[(Row, Diff)],
+    ) -> Result<bool, TestCaseError> {
         let mut packer = RowPacker::new();
         let got = rows.apply_checked(&[0, 1], unique, changes, &mut packer);
         let expected = model.apply(&[0, 1], unique, changes);

@@ -62,8 +62,9 @@ pub struct ViewInfo {
     /// answered by the source through the server's [`Fallback`](crate::Fallback).
     pub fallback: bool,
     /// `WITH (partition_by = …)`: a feed view. Its rows are the rows fanned
-    /// out on write, it has [`PublishedView::parts`] for the celebrities'
-    /// content and edges, and it is read one partition at a time (see
+    /// out on write (whole, or references to content stored once), it has
+    /// [`PublishedView::parts`] for the celebrities' content and edges and
+    /// the references' content, and it is read one partition at a time (see
     /// [`crate::feed`]).
     pub feed: Option<FeedInfo>,
     /// The view's declared `ORDER BY`: the order of a read that gives no
@@ -213,7 +214,8 @@ pub struct PublishedView {
     pub info: Arc<ViewInfo>,
     pub rows: ViewRows,
     /// A feed view's other parts (empty for other views): the celebrities'
-    /// content and the celebrity edges, see [`crate::feed`].
+    /// content, the celebrity edges and the references' content (empty
+    /// when the feed fans out whole rows), see [`crate::feed`].
     pub parts: Vec<ViewRows>,
     pub status: ViewStatus,
     /// The source position the rows reflect; `None` before the first publish.
@@ -459,8 +461,9 @@ impl Publisher {
     }
 
     /// [`Publisher::apply`] for one part of a view: part 0 is the view's
-    /// rows; a feed view also has [`feed::CELEBRITY_CONTENT`] and
-    /// [`feed::CELEBRITY_EDGES`]. Changes to a feed's rows (part 0) are the
+    /// rows; a feed view also has [`feed::CELEBRITY_CONTENT`],
+    /// [`feed::CELEBRITY_EDGES`] and, fanning out references,
+    /// [`feed::CONTENT`]. Changes to a feed's rows (part 0) are the
     /// rows fanned out on write, counted in `denorm_fanout_rows_written_total`.
     pub fn apply_part(&mut self, view: usize, part: usize, changes: &[(Row, Diff)]) {
         let v = &mut self.working[view];
@@ -480,11 +483,19 @@ impl Publisher {
             }
             (Some(feed), 0) => {
                 let shared = &mut self.feed_rows[view];
-                v.rows.apply_shared(changes, |row| feed.row_key(row), |row| feed.strip(row), shared);
+                v.rows.apply_shared(
+                    changes,
+                    |row, key, packer| feed.row_key_into(row, key, packer),
+                    |row, packer| feed.strip(row, packer),
+                    shared,
+                );
                 self.shared.metrics.fanout_rows_written(&v.info.name, written);
             }
             (Some(feed), feed::CELEBRITY_CONTENT) => v.parts[0].apply_keyed(changes, |row| feed.row_key(row)),
             (Some(_), feed::CELEBRITY_EDGES) => v.parts[1].apply(&[0, 1], changes, &mut self.packer),
+            (Some(FeedInfo { reference: Some(key), .. }), feed::CONTENT) => {
+                v.parts[2].apply(key, changes, &mut self.packer)
+            }
             _ => {
                 tracing::error!(view = %v.info.name, part, "changes to a part the view does not have (bug); ignored");
                 return;

@@ -272,7 +272,7 @@ impl SinkHub {
         for handle in &self.sinks {
             let shared = &handle.shared;
             let mut rows = 0;
-            let parts: Vec<Option<&[(Row, Diff)]>> = shared
+            let views: Vec<Option<Vec<(Row, Diff)>>> = shared
                 .slots
                 .iter()
                 .map(|&slot| {
@@ -281,10 +281,18 @@ impl SinkHub {
                     if matches!(view.status, ViewStatus::Failed(_)) || view.position != Some(position) {
                         return None;
                     }
-                    let found =
-                        changes.iter().find(|(s, part, _)| *s == slot && *part == 0).map(|(_, _, c)| c.as_slice());
-                    rows += found.map_or(0, <[_]>::len);
-                    Some(found.unwrap_or(&[]))
+                    let part = |n: usize| {
+                        changes.iter().find(|(s, part, _)| *s == slot && *part == n).map_or(&[][..], |(_, _, c)| c)
+                    };
+                    // A feed fanning out references: its whole rows.
+                    let found = match &view.info.feed {
+                        Some(feed) => {
+                            denorm_serve::feed::whole_changes(view, feed, part(0), part(denorm_serve::feed::CONTENT))
+                        }
+                        None => part(0).to_vec(),
+                    };
+                    rows += found.len();
+                    Some(found)
                 })
                 .collect();
             let queued = shared.queue.lock().unwrap_or_else(PoisonError::into_inner).rows;
@@ -293,7 +301,6 @@ impl SinkHub {
                 shared.replace_with_sync(published.clone(), true);
                 continue;
             }
-            let views = parts.into_iter().map(|p| p.map(<[_]>::to_vec)).collect();
             shared.push(Message::Batch(SinkBatch { position, committed_at, views }), rows);
         }
     }

@@ -41,7 +41,7 @@
 //! (multiplied by the number of X's edges to f, as the join would).
 
 use denorm_expr::{Aggregate, AggregateFunc, BinaryOp, Expr, JoinKind, Plan, SortKey};
-use denorm_types::Datum;
+use denorm_types::{Catalog, Datum};
 
 use crate::{Location, PlanError, ViewDef};
 
@@ -93,6 +93,32 @@ pub struct FeedDef {
     /// `(partition, fan)`: which celebrities each partition follows, one
     /// row per edge.
     pub celebrity_edges: Plan,
+    /// Fan-out by reference, when the content has a unique key among the
+    /// view's columns (other than the partition): `materialized` then
+    /// carries only references, see [`FeedReference`]. `None`: its rows are
+    /// whole.
+    pub reference: Option<FeedReference>,
+}
+
+/// A feed whose fanned-out rows are references to content stored once.
+///
+/// `materialized` keeps, of each row, the partition, the order columns and
+/// the content's key (`columns`); every other column is NULL. The content
+/// of non-celebrities is its own plan, stored once and looked up by `key`
+/// at read time, so a post's body or its author's name changing rewrites
+/// one content row and no fanned-out row (the references do not change,
+/// and the dataflow consolidates the unchanged references away).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedReference {
+    /// Output columns a reference keeps besides the partition: the order
+    /// columns and `key`, ascending.
+    pub columns: Vec<usize>,
+    /// The content's unique key (output columns, ascending).
+    pub key: Vec<usize>,
+    /// Non-celebrities' content with at least one follower, stored once:
+    /// the view's columns, the partition column holding the fan-out key
+    /// (`C.k`), as `celebrity_content` is for celebrities.
+    pub content: Plan,
 }
 
 /// One column of a feed's order.
@@ -180,6 +206,7 @@ pub(crate) fn plan_feed(
     options: &FeedOptions,
     rels: &[Rel],
     places: Places,
+    catalog: &Catalog,
 ) -> Result<FeedDef, PlanError> {
     let at = options.partition_at;
     let names: Vec<&str> = def.columns.iter().map(|c| c.name.as_str()).collect();
@@ -457,10 +484,37 @@ pub(crate) fn plan_feed(
         exprs: content_exprs.clone(),
     };
     let arity = exprs.len();
+    // The content's key among the view's columns: fan out references.
+    let content = content_of_fans(false);
+    let key = content_key(&content, partition, &order, catalog);
+    let reference = key.map(|key| {
+        let mut columns: Vec<usize> = order.iter().map(|o| o.column).chain(key.iter().copied()).collect();
+        columns.sort_unstable();
+        columns.dedup();
+        FeedReference { columns, key, content: content.clone() }
+    });
+    let fanned = match &reference {
+        // The reference: the partition (k here), the order columns and the
+        // key; NULL elsewhere. The Map's output is consolidated, so a
+        // content change that keeps them is no change downstream.
+        Some(r) => Plan::Map {
+            input: Box::new(content),
+            exprs: (0..arity)
+                .map(|i| {
+                    if i == partition || r.columns.contains(&i) {
+                        Expr::Column(i)
+                    } else {
+                        Expr::Literal(Datum::Null)
+                    }
+                })
+                .collect(),
+        },
+        None => content,
+    };
     let materialized = Plan::Map {
         input: Box::new(Plan::Join {
             left: Box::new(edges.clone()),
-            right: Box::new(content_of_fans(false)),
+            right: Box::new(fanned),
             kind: JoinKind::Inner,
             left_key: vec![fan_e],
             right_key: vec![partition],
@@ -512,7 +566,23 @@ pub(crate) fn plan_feed(
         celebrity_content,
         celebrity_edges,
         degree,
+        reference,
     })
+}
+
+/// The smallest unique column set of the content (view columns, the
+/// partition holding `C.k`) that does not use the partition column,
+/// preferring one inside the order columns (a reference then holds nothing
+/// more); `None` when the planner proves none.
+fn content_key(content: &Plan, partition: usize, order: &[FeedOrder], catalog: &Catalog) -> Option<Vec<usize>> {
+    let props = crate::key::properties(content, catalog);
+    let in_order = |c: &usize| order.iter().any(|o| o.column == *c);
+    props
+        .unique
+        .iter()
+        .filter(|set| !set.contains(&partition))
+        .min_by_key(|set| (set.iter().filter(|c| !in_order(c)).count(), set.len()))
+        .cloned()
 }
 
 /// Which content relation a content-local column belongs to.

@@ -227,7 +227,7 @@ use std::time::Duration;
 
 use denorm_expr::{Plan, SortKey};
 use denorm_types::{Catalog, Dialect, ScalarType};
-pub use feed::{FeedDef, FeedOrder};
+pub use feed::{FeedDef, FeedOrder, FeedReference};
 
 /// A line:column position in the views file (1-based), as sqlparser reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]

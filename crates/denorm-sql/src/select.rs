@@ -138,7 +138,7 @@ pub(crate) fn plan_view(
             })
             .collect();
         let places = Places { left_join: cx.keyword(&[Keyword::LEFT]) };
-        def.feed = Some(plan_feed(&def, options, &rels, places)?);
+        def.feed = Some(plan_feed(&def, options, &rels, places, catalog)?);
     }
     def.indexes = resolve_indexes(view, &def.columns)?;
     Ok(def)

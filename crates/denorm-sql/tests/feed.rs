@@ -60,7 +60,10 @@ fn describe(v: &ViewDef) -> String {
         feed.materialized,
         feed.celebrity_content,
         feed.celebrity_edges,
-    )
+    ) + &match &feed.reference {
+        Some(r) => format!("\nreference: columns {:?}, content key {:?}\ncontent:\n{}", r.columns, r.key, r.content),
+        None => "\nreference: none (rows fanned out whole)".to_string(),
+    }
 }
 
 #[test]
@@ -80,6 +83,11 @@ fn the_home_feed_decomposes_into_four_plans() {
         assert_eq!(plan.arity(), v.columns.len());
     }
     assert_eq!(feed.celebrity_edges.arity(), 2);
+    // posts.id is the content's key: fanned-out rows are references
+    // (owner_id, post_id, created_at), the content stored once.
+    let reference = feed.reference.as_ref().expect("posts.id is a key of the content");
+    assert_eq!((reference.columns.as_slice(), reference.key.as_slice()), (&[1, 3][..], &[1][..]));
+    assert_eq!(reference.content.arity(), v.columns.len());
     insta::assert_snapshot!("home_feed", describe(&v));
 }
 

@@ -111,6 +111,9 @@ struct Engine {
     publisher: Publisher,
     reader: Reader,
     position: u64,
+    /// Live bytes added by publishing each part of slot 0 (net, counting
+    /// allocator): part 0 is the feed's fanned-out rows.
+    part_bytes: Vec<isize>,
 }
 
 impl Engine {
@@ -120,16 +123,13 @@ impl Engine {
         let mut dataflow = Dataflow::new(catalog, Dialect::Sqlite);
         let mut parts = Vec::new();
         for (slot, def) in defs.iter().enumerate() {
-            let feed = def.feed.as_ref().unwrap();
-            for (part, plan) in
-                [&feed.materialized, &feed.celebrity_content, &feed.celebrity_edges].into_iter().enumerate()
-            {
-                dataflow.add_view_emitting(&format!("{}#{part}", def.name), plan).unwrap();
+            for (name, plan, part) in denorm::dataflow_views(def) {
+                dataflow.add_view_emitting(&name, plan).unwrap();
                 parts.push((slot, part));
             }
         }
         let (publisher, reader) = denorm_serve::channel(defs.iter().map(view_info).collect());
-        Engine { dataflow, parts, publisher, reader, position: 0 }
+        Engine { dataflow, parts, publisher, reader, position: 0, part_bytes: vec![0; 8] }
     }
 
     /// One transaction: (seconds in the dataflow, seconds publishing).
@@ -142,7 +142,11 @@ impl Engine {
         let t = Instant::now();
         for view in output.views {
             let (slot, part) = self.parts[view.view.0];
+            let before = live_bytes();
             self.publisher.apply_part(slot, part, &view.changes);
+            if slot == 0 {
+                self.part_bytes[part] += live_bytes() - before;
+            }
         }
         self.publisher.publish(Position(self.position), &[]);
         (flow, t.elapsed().as_secs_f64())
@@ -153,6 +157,43 @@ impl Engine {
         let prefix = "denorm_fanout_rows_written_total{view=\"home_feed\"} ";
         text.lines().find_map(|l| l.strip_prefix(prefix)).unwrap().parse().unwrap()
     }
+
+    /// Dataflow state bytes of the nodes whose label contains `what`.
+    fn node_bytes(&self, what: &str) -> usize {
+        self.dataflow.state_bytes().iter().filter(|(_, label, _)| label.contains(what)).map(|(_, _, b)| b).sum()
+    }
+}
+
+/// The same posts through a plain join (`posts ⋈ users`, keyed by the
+/// post): its snapshot and stream rows/s are the baseline the feed's
+/// fan-out is compared with, in the same run.
+fn plain_join(users: &[(Row, Diff)], posts: &[(Row, Diff)], stream: &[Vec<(Row, Diff)>]) -> (f64, f64) {
+    let catalog = SqliteReference::new(SCHEMA).unwrap().catalog();
+    let sql = "CREATE MATERIALIZED VIEW post_cards AS SELECT p.id AS post_id, p.body, p.created_at, \
+               u.name AS author_name, u.avatar_url AS author_avatar FROM posts p JOIN users u ON u.id = p.author_id";
+    let defs = plan_views(sql, &catalog, Dialect::Sqlite).unwrap_or_else(|e| panic!("{e:?}"));
+    let mut dataflow = Dataflow::new(catalog, Dialect::Sqlite);
+    dataflow.add_view_emitting("post_cards", &defs[0].plan).unwrap();
+    let (mut publisher, _reader) = denorm_serve::channel(defs.iter().map(view_info).collect());
+    let mut run = |position: u64, tables: Vec<(String, Vec<(Row, Diff)>)>| {
+        let output = dataflow.apply(&SourceBatch { position: Position(position), tables });
+        let mut rows = 0;
+        for view in output.views {
+            rows += view.changes.len();
+            publisher.apply(0, &view.changes);
+        }
+        publisher.publish(Position(position), &[]);
+        rows
+    };
+    let started = Instant::now();
+    let rows = run(1, vec![("users".into(), users.to_vec()), ("posts".into(), posts.to_vec())]);
+    let snapshot = rows as f64 / started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let mut rows = 0;
+    for (i, batch) in stream.iter().enumerate() {
+        rows += run(2 + i as u64, vec![("posts".into(), batch.clone())]);
+    }
+    (snapshot, rows as f64 / started.elapsed().as_secs_f64())
 }
 
 fn rss() -> String {
@@ -271,6 +312,21 @@ fn main() {
     }
     println!("  SQLite file load (one transaction + 2 indexes): {:.1} s", started.elapsed().as_secs_f64());
 
+    // A stream of new posts in batches of 50 (random authors: the mix a
+    // real stream has), the same for the plain join and the feed.
+    let mut next_id = posts as i64;
+    let stream: Vec<Vec<(Row, Diff)>> = (0..scale(20_000).max(1000) / 50)
+        .map(|_| {
+            (0..50)
+                .map(|_| {
+                    next_id += 1;
+                    post(next_id, rng.below(users), next_id)
+                })
+                .collect()
+        })
+        .collect();
+    let (plain_snapshot, plain_stream) = plain_join(&user_rows, &post_rows, &stream);
+
     // denorm: snapshot load.
     let start = live_bytes();
     let live = |_: &()| live_bytes() - start;
@@ -283,9 +339,9 @@ fn main() {
     let written = e.written();
     let snapshot_live = live(&region);
     let summary = denorm_serve::json::view_summary(&e.reader.snapshot().views[0], &Default::default(), 0.0);
+    let snapshot_rate = written as f64 / seconds;
     println!(
-        "  snapshot load: {seconds:.1} s ({flow:.1} s dataflow + {publish:.1} s publish); {written} fan-out rows written = {:.0} rows/s",
-        written as f64 / seconds
+        "  snapshot load: {seconds:.1} s ({flow:.1} s dataflow + {publish:.1} s publish); {written} fan-out rows written = {snapshot_rate:.0} rows/s"
     );
     println!("  feed state: {:?}", summary.feed);
     println!("  bounded top-k (held rows): {:?}", e.dataflow.bounded_top_k());
@@ -295,35 +351,41 @@ fn main() {
         rss()
     );
     let stored = summary.feed.as_ref().map_or(0, |f| f.materialized_rows);
+    let (top_k, published) = (e.node_bytes("JoinTopK"), e.part_bytes[0]);
+    let fanout_bytes = (top_k as f64 + published as f64) / stored.max(1) as f64;
+    println!(
+        "  fan-out state: bounded top-k {:.1} MB + published fanned-out rows {:.1} MB = {fanout_bytes:.0} B per stored fan-out row; other parts published: {:?} B",
+        top_k as f64 / 1e6,
+        published as f64 / 1e6,
+        &e.part_bytes[1..4]
+    );
+    for (view, label, bytes) in e.dataflow.state_bytes() {
+        println!("    state {view} {label}: {:.1} MB", bytes as f64 / 1e6);
+    }
     println!(
         "  live bytes per fan-out row written: {:.0} B; per fan-out row stored ({stored} stored): {:.0} B",
         snapshot_live as f64 / written as f64,
         snapshot_live as f64 / stored.max(1) as f64
     );
 
-    // A stream of new posts in batches of 50 (random authors: the mix a
-    // real stream has).
-    let stream = scale(20_000).max(1000);
-    let mut next_id = posts as i64;
+    // The stream of new posts (drawn before the snapshot), in batches of 50.
     let before = e.written();
     let started = Instant::now();
-    for _ in 0..stream / 50 {
-        let batch: Vec<(Row, Diff)> = (0..50)
-            .map(|_| {
-                next_id += 1;
-                post(next_id, rng.below(users), next_id)
-            })
-            .collect();
-        e.apply(vec![("posts".into(), batch)]);
+    for batch in &stream {
+        e.apply(vec![("posts".into(), batch.clone())]);
     }
     let seconds = started.elapsed().as_secs_f64();
     let written = e.written() - before;
+    let stream_rate = written as f64 / seconds;
     println!(
-        "  stream: {} new posts in batches of 50: {seconds:.2} s, {written} fan-out rows = {:.0} rows/s, {:.0} posts/s, {:.1} µs/post",
-        stream / 50 * 50,
-        written as f64 / seconds,
-        (stream / 50 * 50) as f64 / seconds,
-        seconds * 1e6 / (stream / 50 * 50) as f64
+        "  stream: {} new posts in batches of 50: {seconds:.2} s, {written} fan-out rows = {stream_rate:.0} rows/s, {:.0} posts/s, {:.1} µs/post",
+        stream.len() * 50,
+        (stream.len() * 50) as f64 / seconds,
+        seconds * 1e6 / (stream.len() * 50) as f64
+    );
+    println!(
+        "  FAN-OUT ON NEW POSTS: {stream_rate:.0} rows/s (snapshot {snapshot_rate:.0} rows/s; plain join posts ⋈ users: snapshot {plain_snapshot:.0} rows/s, new posts {plain_stream:.0} rows/s); \
+         {fanout_bytes:.0} B per stored fan-out row (top-k + published rows)"
     );
     // Per-post cost, one post per batch: celebrities vs a normal author.
     let mut per_post = BTreeMap::new();

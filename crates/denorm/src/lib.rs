@@ -20,4 +20,5 @@ mod sinks;
 mod source;
 pub mod state_dir;
 
+pub use engine::flow::dataflow_views;
 pub use run::serving_info;

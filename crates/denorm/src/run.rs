@@ -248,6 +248,7 @@ pub fn serving_info(view: &ViewDef) -> ViewInfo {
         retain: f.retain,
         fanout_limit: f.fanout_limit,
         fan_column: f.fan_column.clone(),
+        reference: f.reference.as_ref().map(|r| r.key.clone()),
     });
     ViewInfo {
         name: view.name.clone(),

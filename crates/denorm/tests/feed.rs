@@ -179,8 +179,8 @@ fn view_info(def: &ViewDef) -> ViewInfo {
     denorm::serving_info(def)
 }
 
-/// The engine's wiring, in process: each feed's three plans on one
-/// dataflow, published as the parts of the feed's slot.
+/// The engine's wiring, in process: each feed's plans on one dataflow,
+/// published as the parts of the feed's slot.
 struct Engine {
     dataflow: Dataflow,
     /// Dataflow view → (slot, part).
@@ -188,6 +188,8 @@ struct Engine {
     publisher: Publisher,
     reader: Reader,
     position: u64,
+    /// The last batch's changes per (slot, part).
+    last: BTreeMap<(usize, usize), Vec<(Row, Diff)>>,
 }
 
 impl Engine {
@@ -197,16 +199,13 @@ impl Engine {
         let mut dataflow = Dataflow::new(catalog, Dialect::Sqlite);
         let mut parts = Vec::new();
         for (slot, def) in defs.iter().enumerate() {
-            let feed = def.feed.as_ref().unwrap();
-            for (part, plan) in
-                [&feed.materialized, &feed.celebrity_content, &feed.celebrity_edges].into_iter().enumerate()
-            {
-                dataflow.add_view(&format!("{}#{part}", def.name), plan, (0..plan.arity()).collect(), false).unwrap();
+            for (name, plan, part) in denorm::dataflow_views(def) {
+                dataflow.add_view(&name, plan, (0..plan.arity()).collect(), false).unwrap();
                 parts.push((slot, part));
             }
         }
         let (publisher, reader) = denorm_serve::channel(defs.iter().map(view_info).collect());
-        Engine { dataflow, parts, publisher, reader, position: 0 }
+        Engine { dataflow, parts, publisher, reader, position: 0, last: BTreeMap::new() }
     }
 
     /// Applies one transaction's changes; returns the output changes per (slot, part).
@@ -215,10 +214,12 @@ impl Engine {
         let output = self.dataflow.apply(&SourceBatch { position: Position(self.position), tables });
         assert!(output.errors.is_empty(), "{:?}", output.errors);
         let mut counts = BTreeMap::new();
+        self.last.clear();
         for view in output.views {
             let (slot, part) = self.parts[view.view.0];
             self.publisher.apply_part(slot, part, &view.changes);
             *counts.entry((slot, part)).or_default() += view.changes.len();
+            self.last.entry((slot, part)).or_default().extend(view.changes);
         }
         self.publisher.publish(Position(self.position), &[]);
         counts
@@ -321,6 +322,119 @@ proptest! {
     }
 }
 
+/// The schema without `posts`' primary key: the planner proves no key for a
+/// feed's content, so its rows are fanned out whole (the representation
+/// references replace).
+const SCHEMA_WITHOUT_KEY: &str = "
+CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, avatar_url TEXT);
+CREATE TABLE posts (id INTEGER, author_id INTEGER, body TEXT, created_at INTEGER);
+CREATE TABLE follows (id INTEGER PRIMARY KEY, follower_id INTEGER, followee_id INTEGER);
+";
+
+/// Each feed's rows as a sink stores them (whole, partition put back).
+fn whole_rows(engine: &Engine, slot: usize) -> Vec<(Row, Diff)> {
+    let snapshot = engine.reader.snapshot();
+    let view = &snapshot.views[slot];
+    let mut rows = denorm_serve::feed::rows(view, view.info.feed.as_ref().unwrap());
+    denorm_types::consolidate(&mut rows);
+    rows
+}
+
+/// A sink's copy of each feed, kept from the batches' whole changes
+/// (`feed::whole_changes`), as the sink hub keeps a sink's.
+fn follow_sink(engine: &Engine, copies: &mut [Vec<(Row, Diff)>]) {
+    let snapshot = engine.reader.snapshot();
+    for (slot, copy) in copies.iter_mut().enumerate() {
+        let view = &snapshot.views[slot];
+        let feed = view.info.feed.as_ref().unwrap();
+        let part = |n: usize| engine.last.get(&(slot, n)).map_or(&[][..], Vec::as_slice);
+        copy.extend(denorm_serve::feed::whole_changes(view, feed, part(0), part(denorm_serve::feed::CONTENT)));
+        denorm_types::consolidate(copy);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases() / 4, ..ProptestConfig::default() })]
+
+    /// Fanning out references (partition, order columns, post id) with the
+    /// content stored once gives the rows and pages that fanning out whole
+    /// rows gives, through random workloads, deletes inside windows, and
+    /// edits of a fanned-out post's content: those change every follower's
+    /// page without a single fanned-out row written. A sink following the
+    /// batches' whole changes holds the same rows, through those edits and
+    /// a post moved to another author its reader follows too.
+    #[test]
+    fn references_equal_whole_rows(
+        batches in proptest::collection::vec(proptest::collection::vec(Op::strategy(&tables()), 1..10), 1..8),
+        picks in proptest::collection::vec((0usize..5, 0i64..6), 8),
+    ) {
+        let reference = SqliteReference::new(SCHEMA).unwrap();
+        let without_key = SqliteReference::new(SCHEMA_WITHOUT_KEY).unwrap();
+        let mut refs = Engine::new(&reference, &views_sql());
+        let mut whole = Engine::new(&without_key, &views_sql());
+        refs.apply(Vec::new());
+        whole.apply(Vec::new());
+        for (slot, feed) in FEEDS.iter().enumerate() {
+            let summary = |e: &Engine| {
+                let snapshot = e.reader.snapshot();
+                denorm_serve::json::view_summary(&snapshot.views[slot], &Default::default(), 0.0).feed.unwrap().references
+            };
+            prop_assert!(summary(&refs) && !summary(&whole), "{}", feed.name);
+        }
+        let mut copies = vec![Vec::new(); FEEDS.len()];
+        let specs = tables();
+        for (i, ops) in batches.iter().enumerate() {
+            let (n, t) = picks[i % picks.len()];
+            let changes = apply_workload(&reference, &specs, ops).unwrap();
+            let edit = format!(
+                "UPDATE posts SET body = coalesce(body, '') || '!' WHERE id = (SELECT post_id FROM ({SELECT}) \
+                 WHERE owner_id = {t} ORDER BY created_at DESC, post_id DESC LIMIT 1 OFFSET {})",
+                n % 2
+            );
+            let deleted = format!(
+                "DELETE FROM posts WHERE id = (SELECT post_id FROM ({SELECT}) WHERE owner_id = {t} \
+                 ORDER BY created_at DESC, post_id DESC LIMIT 1)"
+            );
+            let rename = format!("UPDATE users SET name = name || '.' WHERE id = (SELECT min(followee_id) FROM follows WHERE follower_id = {t})");
+            // A post moved to another author the reader follows: its
+            // reference stays for readers following both.
+            let moved = format!(
+                "UPDATE posts SET author_id = (SELECT max(followee_id) FROM follows WHERE follower_id = {t}) \
+                 WHERE id = (SELECT post_id FROM ({SELECT}) WHERE owner_id = {t} ORDER BY created_at, post_id LIMIT 1)"
+            );
+            // Each step's SQL runs on SQLite when the engines get it.
+            let mut workload = Some(changes);
+            for (label, sql) in [("workload", ""), ("edit", &edit), ("rename", &rename), ("move", &moved), ("delete", &deleted)] {
+                let changes = workload.take().unwrap_or_else(|| exec(&reference, sql));
+                let counts = refs.apply(changes.clone());
+                whole.apply(changes);
+                follow_sink(&refs, &mut copies);
+                if label == "edit" || label == "rename" {
+                    // Content only: no reference changes, whatever the fan-out.
+                    let written: Vec<_> = counts.keys().filter(|(_, part)| *part == 0).collect();
+                    prop_assert!(written.is_empty(), "batch {i} {label}: fanned-out rows written: {counts:?}");
+                }
+                for slot in 0..FEEDS.len() {
+                    let (got, want) = (whole_rows(&refs, slot), whole_rows(&whole, slot));
+                    prop_assert_eq!(&got, &want, "batch {} {}: {} rows", i, label, FEEDS[slot].name);
+                    let mut copy = copies[slot].clone();
+                    copy.sort();
+                    prop_assert_eq!(&copy, &want, "batch {} {}: {} sink copy", i, label, FEEDS[slot].name);
+                }
+                let checked = check_pages(&reference.connection, |v, q| refs.read(v, q), n, t);
+                prop_assert!(checked.is_ok(), "batch {i} {label}: {}", checked.unwrap_err());
+                for feed in &FEEDS {
+                    for owner in 0..6 {
+                        for r in reads(owner, n, t) {
+                            prop_assert_eq!(refs.read(feed.name, &r.0), whole.read(feed.name, &r.0), "?{}", r.0);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// A feed with `retain` stores at most `retain` fanned-out rows per
 /// partition: in the dataflow's bounded top-k and in the published rows.
 fn check_bounds(engine: &Engine) -> Result<(), String> {
@@ -393,7 +507,9 @@ fn celebrities_cost_one_write_and_only_crossings_move_content() {
     e.apply(exec(&reference, setup));
     let written = |e: &Engine| e.metric("denorm_fanout_rows_written_total", "home_feed");
     assert_eq!(written(&e), 2, "the small author's post reaches its 2 followers; the celebrity's is stored once");
-    let (materialized, content, edges) = ((0, 0), (0, 1), (0, 2));
+    // The rows fanned out are references to the other authors' content,
+    // stored once (`stored`).
+    let (materialized, content, edges, stored) = ((0, 0), (0, 1), (0, 2), (0, 3));
 
     // A celebrity's post: one content row, no fan-out.
     let counts = e.apply(exec(&reference, "INSERT INTO posts VALUES (102, 1, 'c', 7)"));
@@ -401,7 +517,10 @@ fn celebrities_cost_one_write_and_only_crossings_move_content() {
     assert_eq!(counts, BTreeMap::from([(content, 1)]));
     // A small author's post: one row per follower.
     let counts = e.apply(exec(&reference, "INSERT INTO posts VALUES (103, 2, 'd', 8)"));
-    assert_eq!((written(&e), counts), (4, BTreeMap::from([(materialized, 2)])));
+    assert_eq!((written(&e), counts), (4, BTreeMap::from([(materialized, 2), (stored, 1)])));
+    // Its body edited: the one content row, no fanned-out row.
+    let counts = e.apply(exec(&reference, "UPDATE posts SET body = 'D' WHERE id = 103"));
+    assert_eq!((written(&e), counts), (4, BTreeMap::from([(stored, 2)])));
 
     // A follow that crosses nothing: the new edge only.
     let counts = e.apply(exec(&reference, "INSERT INTO follows (follower_id, followee_id) VALUES (15, 1)"));
@@ -411,7 +530,7 @@ fn celebrities_cost_one_write_and_only_crossings_move_content() {
 
     // The small author crosses the limit: its content moves to the read path.
     let counts = e.apply(exec(&reference, "INSERT INTO follows (follower_id, followee_id) VALUES (13, 2)"));
-    assert_eq!(counts, BTreeMap::from([(materialized, 6), (content, 2), (edges, 4)]));
+    assert_eq!(counts, BTreeMap::from([(materialized, 6), (content, 2), (edges, 4), (stored, 2)]));
     // And back: unfollows of the celebrity bring it to 5, 4, then 3 (= the limit).
     for follower in [15, 14] {
         let counts = e.apply(exec(
@@ -422,7 +541,11 @@ fn celebrities_cost_one_write_and_only_crossings_move_content() {
     }
     let before = written(&e);
     let counts = e.apply(exec(&reference, "DELETE FROM follows WHERE follower_id = 13 AND followee_id = 1"));
-    assert_eq!(counts, BTreeMap::from([(materialized, 6), (content, 2), (edges, 4)]), "3 followers × 2 posts fan out");
+    assert_eq!(
+        counts,
+        BTreeMap::from([(materialized, 6), (content, 2), (edges, 4), (stored, 2)]),
+        "3 followers × 2 posts fan out"
+    );
     assert_eq!(written(&e), before + 6);
     check_home_feed(&e, &reference);
 

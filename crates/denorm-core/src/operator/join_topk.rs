@@ -83,7 +83,7 @@ pub struct TopKState {
     /// Held rows (copies) of the largest partition.
     pub largest: usize,
     /// Distinct held rows once their partition columns are set aside
-    /// (each stored once).
+    /// (each stored once), short rows (kept in their handles) not counted.
     pub distinct: usize,
 }
 
@@ -124,6 +124,8 @@ impl JoinTopK {
             .sum();
         let content = self.content.rows.allocation_size()
             + memory::vec(&self.content.spans)
+            + memory::vec(&self.content.key_spans)
+            + self.content.packer.allocated_bytes()
             + self.content.rows.keys().map(memory::row).sum::<usize>();
         self.partitions.allocation_size() + partitions + content
     }
@@ -139,16 +141,31 @@ impl JoinTopK {
         other: &Index,
     ) -> Result<Vec<(Row, Diff)>, EvalError> {
         let mut packer = RowPacker::new();
-        let mut by_key: HashMap<Row, Vec<(&Row, Diff)>, Hasher> = HashMap::default();
-        for (row, diff) in input {
-            for &c in &self.partition {
-                packer.push_key_column(row, c);
-            }
-            by_key.entry(packer.finish()).or_default().push((row, *diff));
-        }
+        // The changes grouped by partition key: sorted, one allocation per
+        // batch (a feed's new post touches a partition per follower).
+        let mut keyed: Vec<(Row, usize)> = input
+            .iter()
+            .enumerate()
+            .map(|(i, (row, _))| {
+                for &c in &self.partition {
+                    packer.push_key_column(row, c);
+                }
+                (packer.finish(), i)
+            })
+            .collect();
+        keyed.sort_unstable();
         let mut out = Vec::new();
         let limit = self.limit as Diff;
-        for (key, changes) in by_key {
+        let mut changes: Vec<(&Row, Diff)> = Vec::new();
+        let mut next = 0;
+        while next < keyed.len() {
+            let key = keyed[next].0.clone();
+            changes.clear();
+            while next < keyed.len() && keyed[next].0 == key {
+                let (row, diff) = &input[keyed[next].1];
+                changes.push((row, *diff));
+                next += 1;
+            }
             let mut part = self.partitions.remove(&key).unwrap_or_default();
             let bulk = part.total == 0 && changes.len() > 1;
             if bulk {
@@ -158,7 +175,7 @@ impl JoinTopK {
                 let rows = changes.iter().map(|&(r, d)| (r.clone(), d)).collect();
                 self.refill(&mut part, &key, rows, &mut out);
             }
-            for (row, diff) in changes.into_iter().filter(|_| !bulk) {
+            for (row, diff) in changes.drain(..).filter(|_| !bulk) {
                 let stripped = self.content.strip(row, &self.partition, &mut packer);
                 let at = locate(&part.top, &self.order, &stripped);
                 // Before this change, is every row of the partition held?
@@ -289,8 +306,12 @@ impl JoinTopK {
 struct Content {
     /// Each shared row with the number of held entries using it.
     rows: HashMap<Row, u32, Hasher>,
-    /// Scratch: the column spans of the row being stripped.
+    /// Scratch: the column spans of the row being stripped or unstripped,
+    /// of its partition key, and the packer of unstripped rows (no
+    /// allocation per row pushed out of a full window).
     spans: Vec<(u32, u32)>,
+    key_spans: Vec<(u32, u32)>,
+    packer: RowPacker,
 }
 
 impl Content {
@@ -317,6 +338,11 @@ impl Content {
 
     /// The shared copy of `stripped` (one more entry uses it).
     fn intern(&mut self, stripped: Row) -> Row {
+        // A short row (a feed's reference) lives in its handle: nothing to
+        // share, and no table entry.
+        if stripped.heap_size() == 0 {
+            return stripped;
+        }
         match self.rows.get_key_value_mut(&stripped) {
             Some((shared, count)) => {
                 *count += 1;
@@ -331,6 +357,9 @@ impl Content {
 
     /// One entry no longer uses `stripped`.
     fn release(&mut self, stripped: &Row) {
+        if stripped.heap_size() == 0 {
+            return;
+        }
         if let Some(count) = self.rows.get_mut(stripped) {
             *count -= 1;
             if *count == 0 {
@@ -342,12 +371,12 @@ impl Content {
     /// The whole row of a held one: NULL partition columns take the
     /// partition's values from its key (`key` holds them, packed in
     /// partition order).
-    fn unstrip(&self, held: &Row, partition: &[usize], key: &Row) -> Row {
-        let mut packer = RowPacker::new();
-        let mut key_spans = Vec::new();
-        key.spans(&mut key_spans);
-        let mut spans = Vec::new();
-        held.spans(&mut spans);
+    fn unstrip(&mut self, held: &Row, partition: &[usize], key: &Row) -> Row {
+        let Content { spans, key_spans, packer, .. } = self;
+        key_spans.clear();
+        key.spans(key_spans);
+        spans.clear();
+        held.spans(spans);
         for (c, &span) in spans.iter().enumerate() {
             match partition.iter().position(|&p| p == c) {
                 Some(i) if held.get(c).is_null() => packer.push_encoded(key, key_spans[i]),

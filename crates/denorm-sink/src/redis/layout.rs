@@ -644,7 +644,8 @@ mod tests {
 
     fn feed_layout(order: Vec<OrderTerm>, types: &[ScalarType]) -> Layout {
         let columns = types.iter().enumerate().map(|(i, ty)| (format!("c{i}"), *ty)).collect();
-        let feed = FeedInfo { partition: 0, order, retain: None, fanout_limit: 1000, fan_column: "f".into() };
+        let feed =
+            FeedInfo { partition: 0, order, retain: None, fanout_limit: 1000, fan_column: "f".into(), reference: None };
         Layout::new("", "feed", Format::Hash, columns, vec![0, 1, 2], Some(feed))
     }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use denorm_core::{BuildError, Dataflow, Runtime, SourceBatch, StateEstimate, TableStats, ViewError, ViewId};
 use denorm_expr::Plan;
-use denorm_serve::feed::{CELEBRITY_CONTENT, CELEBRITY_EDGES};
+use denorm_serve::feed::{CELEBRITY_CONTENT, CELEBRITY_EDGES, CONTENT};
 use denorm_sql::{Refresh, ViewDef};
 use denorm_types::{consolidate, Catalog, Dialect, Diff, Position, Row};
 
@@ -377,20 +377,26 @@ fn names_of<'a>(
 
 /// The dataflow views that maintain `def`: `(name, plan, part)`. A
 /// feed view is maintained by three plans (its rows fanned out on write,
-/// its celebrities' content, its celebrity edges) published as the parts
-/// of one slot; every other view by its plan.
-fn dataflow_views(def: &ViewDef) -> Vec<(String, &Plan, usize)> {
+/// its celebrities' content, its celebrity edges), and a fourth when it
+/// fans out references (the other authors' content, stored once),
+/// published as the parts of one slot; every other view by its plan.
+/// Public so that tests and benchmarks wire a dataflow as the engine does.
+pub fn dataflow_views(def: &ViewDef) -> Vec<(String, &Plan, usize)> {
     // The dataflow keeps no view rows: the published state holds them and
     // enforces keys (a feed's parts are multisets: a reader following an
     // author twice sees each post twice, as the join does).
     let Some(feed) = &def.feed else {
         return vec![(def.name.clone(), &def.plan, 0)];
     };
-    vec![
+    let mut views = vec![
         (def.name.clone(), &feed.materialized, 0),
         (format!("{}#celebrity_content", def.name), &feed.celebrity_content, CELEBRITY_CONTENT),
         (format!("{}#celebrity_edges", def.name), &feed.celebrity_edges, CELEBRITY_EDGES),
-    ]
+    ];
+    if let Some(reference) = &feed.reference {
+        views.push((format!("{}#content", def.name), &reference.content, CONTENT));
+    }
+    views
 }
 
 /// The heap allocation of a row longer than [`Row::INLINE`]: its
