@@ -816,7 +816,10 @@ impl<'x, 'q, 'c> Planner<'x, 'q, 'c> {
     /// Joins a group's units in the order described in the module docs.
     fn order(&self, group: Group) -> Tree {
         let Group { units, mut preds, .. } = group;
-        preds.extend(transitive_equalities(&preds));
+        if !self.in_order {
+            // A feed's shape is read from its joins as written.
+            preds.extend(transitive_equalities(&preds));
+        }
         let n = units.len();
         let mut selectivity: Vec<f64> = units.iter().map(|u| u.selectivity).collect();
         let rows: Vec<f64> = units.iter().map(|u| self.rows_estimate(u)).collect();
