@@ -23,17 +23,7 @@ pub(crate) fn to_value(v: ValueRef<'_>) -> Value {
 
 /// A datum as a SQLite parameter.
 pub(crate) fn to_sql(d: &Datum<'_>) -> rusqlite::types::Value {
-    use rusqlite::types::Value as V;
-    match d {
-        Datum::Null => V::Null,
-        Datum::Bool(b) => V::Integer(i64::from(*b)),
-        Datum::Int(i) => V::Integer(*i),
-        Datum::Float(f) => V::Real(*f),
-        Datum::Text(t) => V::Text(t.to_string()),
-        Datum::Blob(b) => V::Blob(b.to_vec()),
-        // SQLite has no such types; the tests never write them there.
-        other => V::Text(other.pg_text().unwrap_or_default()),
-    }
+    denorm_source::sqlite::to_sql_value(d)
 }
 
 impl SqliteReference {

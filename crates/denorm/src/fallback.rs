@@ -108,15 +108,7 @@ fn query(conn: &Connection, sql: &str, key: &[Value], width: usize) -> rusqlite:
 }
 
 pub(crate) fn to_sql(value: &Datum<'_>) -> SqlValue {
-    match value {
-        Datum::Null => SqlValue::Null,
-        Datum::Bool(b) => SqlValue::Integer(i64::from(*b)),
-        Datum::Int(i) => SqlValue::Integer(*i),
-        Datum::Float(f) => SqlValue::Real(*f),
-        Datum::Text(t) => SqlValue::Text(t.to_string()),
-        // Only PostgreSQL has these types.
-        other => SqlValue::Text(other.pg_text().unwrap_or_default()),
-    }
+    denorm_source::sqlite::to_sql_value(value)
 }
 
 pub(crate) fn from_sql(value: ValueRef<'_>) -> Value {

@@ -15,10 +15,10 @@ use std::time::Duration;
 use common::{committed_position, view_differs_from_select, Background, Denorm, Project, SplitMix};
 use rusqlite::Connection;
 
-const SCHEMA: &str = "
-CREATE TABLE items (id INTEGER PRIMARY KEY, grp INTEGER NOT NULL, amount INTEGER NOT NULL, note TEXT);
-CREATE TABLE tags (item_id INTEGER, tag TEXT);
-";
+use common::items::SCHEMA;
+
+/// The items' notes the writes choose from.
+const NOTES: &[&str] = &["a", "b", "c"];
 
 /// A Reduce with a sum, a count and a MIN, a join (two
 /// arrangements), a DISTINCT and a top-k: every kind of state saved.
@@ -42,41 +42,11 @@ const NOT_USED: &str = "checkpoint not used; starting from the input rows";
 const REPLAYED: &str = "state loaded and published";
 
 fn transaction(conn: &Connection, rng: &mut SplitMix) {
-    conn.execute_batch("BEGIN IMMEDIATE").unwrap();
-    for _ in 0..1 + rng.below(6) {
-        let id = rng.below(60) as i64;
-        let grp = rng.below(5) as i64;
-        let amount = rng.below(100) as i64 - 20;
-        let note = ["a", "b", "c"][rng.below(3) as usize];
-        match rng.below(6) {
-            0 | 1 => conn
-                .execute(
-                    "INSERT INTO items (id, grp, amount, note) VALUES (?1, ?2, ?3, ?4) \
-                     ON CONFLICT (id) DO UPDATE SET amount = excluded.amount",
-                    (id, grp, amount, note),
-                )
-                .map(drop)
-                .unwrap(),
-            2 => conn.execute("UPDATE items SET grp = ?2 WHERE id = ?1", (id, grp)).map(drop).unwrap(),
-            3 => conn.execute("DELETE FROM items WHERE id = ?1", [id]).map(drop).unwrap(),
-            4 => conn
-                .execute("INSERT INTO tags (item_id, tag) VALUES (?1, ?2)", (id, ["x", "y", "z"][grp as usize % 3]))
-                .map(drop)
-                .unwrap(),
-            _ => conn
-                .execute("DELETE FROM tags WHERE rowid = (SELECT min(rowid) FROM tags WHERE item_id >= ?1)", [id])
-                .map(drop)
-                .unwrap(),
-        }
-    }
-    conn.execute_batch("COMMIT").unwrap();
+    common::items::transaction(conn, rng, NOTES);
 }
 
 fn transactions(db: &Connection, seed: u64, n: usize) {
-    let mut rng = SplitMix(seed);
-    for _ in 0..n {
-        transaction(db, &mut rng);
-    }
+    common::items::transactions(db, seed, n, NOTES);
 }
 
 fn assert_views_equal_sqlite(denorm: &Denorm, db: &Connection) {

@@ -77,42 +77,21 @@ fn numbers_as_doubles(v: Json) -> Json {
     }
 }
 
+/// A `row_to_json` document or a served body, numbers as doubles.
+fn read_doubles(text: &str) -> Json {
+    numbers_as_doubles(serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}")))
+}
+
 fn reference(client: &mut Client, select: &str) -> Vec<Json> {
-    let rows = client
-        .query(&format!("SELECT row_to_json(t)::text FROM ({select}) AS t"), &[])
-        .unwrap_or_else(|e| panic!("{select}: {e:?}"));
-    let mut out: Vec<Json> =
-        rows.iter().map(|r| numbers_as_doubles(serde_json::from_str(&r.get::<_, String>(0)).unwrap())).collect();
-    out.sort_by_key(|v| v.to_string());
-    out
+    pg_project::json_reference(client, select, read_doubles)
 }
 
 fn served(denorm: &Denorm, path: &str) -> (u16, Vec<Json>) {
-    let (status, body) = get_text(&format!("{}{path}", denorm.base));
-    if status != 200 {
-        return (status, vec![Json::String(body)]);
-    }
-    let Json::Array(mut rows) = numbers_as_doubles(serde_json::from_str(&body).unwrap()) else { panic!("{body}") };
-    rows.sort_by_key(|v| v.to_string());
-    (status, rows)
+    pg_project::json_served(denorm, path, read_doubles)
 }
 
 fn compare(denorm: &Denorm, client: &mut Client) -> Result<(), String> {
-    for (name, select) in VIEWS {
-        let (status, got) = served(denorm, &format!("/views/{name}"));
-        if status != 200 {
-            return Err(format!("GET /views/{name}: {status} {got:?}"));
-        }
-        let want = reference(client, select);
-        if got != want {
-            let only_denorm: Vec<&Json> = got.iter().filter(|r| !want.contains(r)).collect();
-            let only_postgres: Vec<&Json> = want.iter().filter(|r| !got.contains(r)).collect();
-            return Err(format!(
-                "view {name} differs from PostgreSQL\nonly in denorm: {only_denorm:?}\nonly in PostgreSQL: {only_postgres:?}"
-            ));
-        }
-    }
-    Ok(())
+    pg_project::json_compare(denorm, client, VIEWS, read_doubles)
 }
 
 struct Writer {
@@ -256,17 +235,7 @@ const CHAR_VIEWS: &[(&str, &str)] = &[
 const CODES: [&str; 6] = ["ab", "ab  ", "c", " c", "xyz", "a"];
 
 fn char_compare(denorm: &Denorm, client: &mut Client) -> Result<(), String> {
-    for (name, select) in CHAR_VIEWS {
-        let (status, got) = served(denorm, &format!("/views/{name}"));
-        if status != 200 {
-            return Err(format!("GET /views/{name}: {status} {got:?}"));
-        }
-        let want = reference(client, select);
-        if got != want {
-            return Err(format!("view {name} differs from PostgreSQL\ndenorm: {got:?}\nPostgreSQL: {want:?}"));
-        }
-    }
-    Ok(())
+    pg_project::json_compare(denorm, client, CHAR_VIEWS, read_doubles)
 }
 
 #[test]

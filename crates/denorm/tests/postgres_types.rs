@@ -141,47 +141,17 @@ fn exact_numbers(text: &str) -> Json {
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
-/// PostgreSQL's rows of `select` as `row_to_json`, sorted.
+/// PostgreSQL's rows of `select` as `row_to_json`, numbers exact, sorted.
 fn reference(client: &mut Client, select: &str) -> Vec<Json> {
-    let rows = client
-        .query(&format!("SELECT row_to_json(t)::text FROM ({select}) AS t"), &[])
-        .unwrap_or_else(|e| panic!("{select}: {e:?}"));
-    let mut out: Vec<Json> = rows.iter().map(|r| exact_numbers(&r.get::<_, String>(0))).collect();
-    out.sort_by_key(|v| v.to_string());
-    out
+    pg_project::json_reference(client, select, exact_numbers)
 }
 
 fn served(denorm: &Denorm, path: &str) -> (u16, Vec<Json>) {
-    let (status, body) = get_text(&format!("{}{path}", denorm.base));
-    if status != 200 {
-        return (status, vec![Json::String(body)]);
-    }
-    let Json::Array(rows) = exact_numbers(&body) else { panic!("{body}") };
-    let mut rows = rows;
-    rows.sort_by_key(|v| v.to_string());
-    (status, rows)
-}
-
-fn compare(denorm: &Denorm, client: &mut Client) -> Result<(), String> {
-    for (name, select) in VIEWS {
-        let (status, got) = served(denorm, &format!("/views/{name}"));
-        if status != 200 {
-            return Err(format!("GET /views/{name}: {status} {got:?}"));
-        }
-        let want = reference(client, select);
-        if got != want {
-            let only_denorm: Vec<&Json> = got.iter().filter(|r| !want.contains(r)).collect();
-            let only_postgres: Vec<&Json> = want.iter().filter(|r| !got.contains(r)).collect();
-            return Err(format!(
-                "view {name} differs from PostgreSQL\nonly in denorm: {only_denorm:?}\nonly in PostgreSQL: {only_postgres:?}"
-            ));
-        }
-    }
-    Ok(())
+    pg_project::json_served(denorm, path, exact_numbers)
 }
 
 fn assert_views_equal(denorm: &Denorm, client: &mut Client) {
-    eventually(Duration::from_millis(50), || compare(denorm, client));
+    eventually(Duration::from_millis(50), || pg_project::json_compare(denorm, client, VIEWS, exact_numbers));
 }
 
 /// Random transactions over both tables: numerics with 0–4 digits of scale

@@ -13,10 +13,10 @@ use std::time::Duration;
 use common::{committed_position, view_differs_from_select, Background, Denorm, Project, SplitMix};
 use rusqlite::Connection;
 
-const SCHEMA: &str = "
-CREATE TABLE items (id INTEGER PRIMARY KEY, grp INTEGER NOT NULL, amount INTEGER NOT NULL, note TEXT);
-CREATE TABLE tags (item_id INTEGER, tag TEXT);
-";
+use common::items::SCHEMA;
+
+/// The items' notes the writes choose from.
+const NOTES: &[&str] = &["n"];
 
 /// Views over a keyed table and a table without a key (a multiset).
 const VIEWS: &str = "
@@ -49,35 +49,8 @@ fn writer(project: &Project, seed: u64) -> Background {
     })
 }
 
-/// One transaction of 1..6 random writes.
 fn transaction(conn: &Connection, rng: &mut SplitMix) {
-    conn.execute_batch("BEGIN IMMEDIATE").unwrap();
-    for _ in 0..1 + rng.below(6) {
-        let id = rng.below(60) as i64;
-        let grp = rng.below(5) as i64;
-        let amount = rng.below(100) as i64 - 20;
-        match rng.below(6) {
-            0 | 1 => conn
-                .execute(
-                    "INSERT INTO items (id, grp, amount, note) VALUES (?1, ?2, ?3, 'n') \
-                     ON CONFLICT (id) DO UPDATE SET amount = excluded.amount",
-                    (id, grp, amount),
-                )
-                .map(drop)
-                .unwrap(),
-            2 => conn.execute("UPDATE items SET grp = ?2 WHERE id = ?1", (id, grp)).map(drop).unwrap(),
-            3 => conn.execute("DELETE FROM items WHERE id = ?1", [id]).map(drop).unwrap(),
-            4 => conn
-                .execute("INSERT INTO tags (item_id, tag) VALUES (?1, ?2)", (id, ["x", "y", "z"][grp as usize % 3]))
-                .map(drop)
-                .unwrap(),
-            _ => conn
-                .execute("DELETE FROM tags WHERE rowid = (SELECT min(rowid) FROM tags WHERE item_id >= ?1)", [id])
-                .map(drop)
-                .unwrap(),
-        }
-    }
-    conn.execute_batch("COMMIT").unwrap();
+    common::items::transaction(conn, rng, NOTES);
 }
 
 /// Waits until denorm reached everything committed, then compares every
@@ -92,10 +65,7 @@ fn assert_views_equal_sqlite(denorm: &Denorm, db: &Connection) {
 }
 
 fn seed(db: &Connection) {
-    let mut rng = SplitMix(1);
-    for _ in 0..40 {
-        transaction(db, &mut rng);
-    }
+    common::items::transactions(db, 1, 40, NOTES);
 }
 
 /// The log lines of a process after it served (for a resumed start: no

@@ -799,7 +799,7 @@ fn read_rows(
     }
     let what = || format!("reading table {}", table.name);
     let mut stmt = conn.prepare(&sql).map_err(sqlite_error(path, what()))?;
-    let params: Vec<rusqlite::types::Value> = key.iter().map(|(_, value)| sqlite_param(value)).collect();
+    let params: Vec<rusqlite::types::Value> = key.iter().map(|(_, value)| super::to_sql_value(value)).collect();
     let mut rows = stmt.query(rusqlite::params_from_iter(params)).map_err(sqlite_error(path, what()))?;
     let mut packer = RowPacker::new();
     let mut out = Vec::new();
@@ -820,21 +820,6 @@ fn read_rows(
         }
     }
     Ok(out)
-}
-
-/// A key value as a statement parameter (numeric, date and other
-/// PostgreSQL-only values as their text).
-fn sqlite_param(value: &Value) -> rusqlite::types::Value {
-    use rusqlite::types::Value as V;
-    match value {
-        Datum::Null => V::Null,
-        Datum::Bool(b) => V::Integer(i64::from(*b)),
-        Datum::Int(i) => V::Integer(*i),
-        Datum::Float(f) => V::Real(*f),
-        Datum::Text(t) => V::Text(t.to_string()),
-        Datum::Blob(b) => V::Blob(b.to_vec()),
-        other => V::Text(other.pg_text().unwrap_or_default()),
-    }
 }
 
 /// A SQLite value as a datum (text and BLOBs borrowed); non-UTF-8 text is

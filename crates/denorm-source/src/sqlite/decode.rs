@@ -310,18 +310,7 @@ mod tests {
         let sql: Vec<String> =
             (1..=values.len()).map(|i| super::super::triggers::encode_value(&format!("?{i}"))).collect();
         let sql = sql.join("||','||");
-        let params: Vec<rusqlite::types::Value> = values.iter().map(to_sql).collect();
+        let params: Vec<rusqlite::types::Value> = values.iter().map(crate::sqlite::to_sql_value).collect();
         conn.query_row(&format!("SELECT {sql}"), rusqlite::params_from_iter(params), |r| r.get(0)).unwrap()
-    }
-
-    fn to_sql(v: &Value) -> rusqlite::types::Value {
-        use rusqlite::types::Value as V;
-        match v {
-            Datum::Int(i) => V::Integer(*i),
-            Datum::Float(f) => V::Real(*f),
-            Datum::Text(t) => V::Text(t.to_string()),
-            Datum::Blob(b) => V::Blob(b.to_vec()),
-            _ => V::Null,
-        }
     }
 }

@@ -133,6 +133,22 @@ pub fn read_catalog(conn: &Connection) -> Result<Catalog, SourceError> {
     Ok(catalog)
 }
 
+/// A datum as a SQLite statement parameter; the values only PostgreSQL has
+/// (numeric, dates, intervals…) as their PostgreSQL text.
+pub fn to_sql_value(value: &denorm_types::Datum<'_>) -> rusqlite::types::Value {
+    use denorm_types::Datum;
+    use rusqlite::types::Value as V;
+    match value {
+        Datum::Null => V::Null,
+        Datum::Bool(b) => V::Integer(i64::from(*b)),
+        Datum::Int(i) => V::Integer(*i),
+        Datum::Float(f) => V::Real(*f),
+        Datum::Text(t) => V::Text(t.to_string()),
+        Datum::Blob(b) => V::Blob(b.to_vec()),
+        other => V::Text(other.pg_text().unwrap_or_default()),
+    }
+}
+
 fn introspect(what: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> SourceError {
     let what = what.into();
     move |source| SourceError::Introspect { what, source }

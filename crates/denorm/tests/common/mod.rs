@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod items;
 pub mod process;
 
 use std::path::{Path, PathBuf};

@@ -229,6 +229,54 @@ pub fn compare(denorm: &Denorm, client: &mut Client, views: &[(&str, &str)], exc
     Ok(())
 }
 
+/// PostgreSQL's rows of `select` as `row_to_json` documents, each read by
+/// `read` (how the test compares numbers), sorted.
+pub fn json_reference(client: &mut Client, select: &str, read: fn(&str) -> Json) -> Vec<Json> {
+    let rows = client
+        .query(&format!("SELECT row_to_json(t)::text FROM ({select}) AS t"), &[])
+        .unwrap_or_else(|e| panic!("{select}: {e:?}"));
+    let mut out: Vec<Json> = rows.iter().map(|r| read(&r.get::<_, String>(0))).collect();
+    out.sort_by_key(|v| v.to_string());
+    out
+}
+
+/// denorm's answer to `GET path`: the status and, when 200, the rows read
+/// by `read`, sorted (else the body as one string).
+pub fn json_served(denorm: &Denorm, path: &str, read: fn(&str) -> Json) -> (u16, Vec<Json>) {
+    let (status, body) = crate::common::get_text(&format!("{}{path}", denorm.base));
+    if status != 200 {
+        return (status, vec![Json::String(body)]);
+    }
+    let Json::Array(mut rows) = read(&body) else { panic!("{body}") };
+    rows.sort_by_key(|v| v.to_string());
+    (status, rows)
+}
+
+/// One comparison of every view's JSON rows with PostgreSQL's
+/// `row_to_json` of its SELECT (both read by `read`); the first difference.
+pub fn json_compare(
+    denorm: &Denorm,
+    client: &mut Client,
+    views: &[(&str, &str)],
+    read: fn(&str) -> Json,
+) -> Result<(), String> {
+    for (name, select) in views {
+        let (status, got) = json_served(denorm, &format!("/views/{name}"), read);
+        if status != 200 {
+            return Err(format!("GET /views/{name}: {status} {got:?}"));
+        }
+        let want = json_reference(client, select, read);
+        if got != want {
+            let only_denorm: Vec<&Json> = got.iter().filter(|r| !want.contains(r)).collect();
+            let only_postgres: Vec<&Json> = want.iter().filter(|r| !got.contains(r)).collect();
+            return Err(format!(
+                "view {name} differs from PostgreSQL\nonly in denorm: {only_denorm:?}\nonly in PostgreSQL: {only_postgres:?}"
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub fn debug_rows(rows: &[Vec<Value>]) -> Vec<String> {
     rows.iter().map(|r| format!("{r:?}")).collect()
 }
