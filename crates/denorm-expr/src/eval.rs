@@ -449,18 +449,7 @@ fn is_postgres_function(func: Func) -> bool {
             | Func::DatePlusDays
             | Func::DateMinusDate
             | Func::PlusInterval(_)
-            | Func::TimestampMinus
-            | Func::Age
-            | Func::TimestampPlusInterval
-            | Func::IntervalPlus
-            | Func::IntervalMinus
-            | Func::IntervalNegate
-            | Func::IntervalMul
-            | Func::IntervalDiv
-            | Func::JustifyHours
-            | Func::JustifyDays
-            | Func::JustifyInterval
-    )
+    ) || crate::interval::computes(func)
 }
 
 fn is_raw(raw: u64, i: usize) -> bool {

@@ -78,6 +78,24 @@ fn out_of_range() -> EvalError {
     EvalError::InvalidArgument("interval out of range".to_string())
 }
 
+/// Whether [`call`] computes `func` (the functions of interval values).
+pub(crate) fn computes(func: Func) -> bool {
+    matches!(
+        func,
+        Func::TimestampMinus
+            | Func::Age
+            | Func::TimestampPlusInterval
+            | Func::IntervalPlus
+            | Func::IntervalMinus
+            | Func::IntervalNegate
+            | Func::IntervalMul
+            | Func::IntervalDiv
+            | Func::JustifyHours
+            | Func::JustifyDays
+            | Func::JustifyInterval
+    )
+}
+
 /// Evaluates an interval function over non-NULL arguments of the types the
 /// planner checked.
 pub(crate) fn call<'r>(func: Func, args: &[Datum<'_>]) -> Result<Datum<'r>, EvalError> {

@@ -34,20 +34,7 @@ pub(crate) fn call<'r>(func: Func, args: Vec<Datum<'r>>) -> Result<Datum<'r>> {
         return Ok(Datum::Null);
     }
     Ok(match (func, args.as_slice()) {
-        (
-            Func::TimestampMinus
-            | Func::Age
-            | Func::TimestampPlusInterval
-            | Func::IntervalPlus
-            | Func::IntervalMinus
-            | Func::IntervalNegate
-            | Func::IntervalMul
-            | Func::IntervalDiv
-            | Func::JustifyHours
-            | Func::JustifyDays
-            | Func::JustifyInterval,
-            args,
-        ) => crate::interval::call(func, args)?,
+        (func, args) if crate::interval::computes(func) => crate::interval::call(func, args)?,
         (Func::DateTrunc(field), [Datum::Interval(i)]) => Datum::Interval(crate::interval::trunc(field, *i)?),
         (Func::Extract(field), [Datum::Interval(i)]) => crate::interval::part(field, *i, true)?,
         (Func::DatePart(field), [Datum::Interval(i)]) => crate::interval::part(field, *i, false)?,
