@@ -94,6 +94,16 @@ pub struct Dataflow {
     /// Views failed by [`Dataflow::fail_view`] not yet reported in a
     /// batch's output.
     failed_unreported: Vec<ViewId>,
+    /// Per node, time spent in its step and changes it output, while
+    /// profiling (see [`Dataflow::set_profiling`]).
+    profile: Option<Vec<NodeProfile>>,
+}
+
+/// One node's share of the work since profiling started.
+#[derive(Debug, Clone, Copy, Default)]
+struct NodeProfile {
+    seconds: f64,
+    changes_out: usize,
 }
 
 impl Dataflow {
@@ -110,6 +120,7 @@ impl Dataflow {
             frees: Vec::new(),
             chunk: CHUNK,
             failed_unreported: Vec::new(),
+            profile: None,
         }
     }
 
@@ -154,6 +165,34 @@ impl Dataflow {
     /// once. Tests set it small so that every shape runs chunked.
     pub fn set_chunk_size(&mut self, changes: usize) {
         self.chunk = changes.max(1);
+    }
+
+    /// Starts (or stops and forgets) timing each node's step: where a
+    /// batch's time goes, for benchmarks (see [`Dataflow::node_profile`]).
+    /// Off by default; when off it costs one branch per node and batch.
+    pub fn set_profiling(&mut self, on: bool) {
+        self.profile = on.then(Vec::new);
+    }
+
+    /// Each node that ran since profiling started, busiest first: `(view,
+    /// label, seconds, changes output)`, attributed as in
+    /// [`Dataflow::state_bytes`] (an arrangement's time is its indexing;
+    /// its readers take its input's changes, so it outputs none).
+    pub fn node_profile(&self) -> Vec<(String, String, f64, usize)> {
+        let Some(profile) = &self.profile else { return Vec::new() };
+        let readers = self.readers();
+        let mut out: Vec<_> = profile
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.seconds > 0.0)
+            .filter_map(|(id, p)| {
+                let kind = self.graph.nodes[id].operator.kind();
+                let (view, label) = self.attribute(id, &kind, &readers)?;
+                Some((view, label, p.seconds, p.changes_out))
+            })
+            .collect();
+        out.sort_by(|a, b| b.2.total_cmp(&a.2));
+        out
     }
 
     pub fn view_name(&self, view: ViewId) -> &str {
@@ -547,8 +586,16 @@ impl Dataflow {
         let first = self.position.is_none();
         let mut inputs = self.input_changes(batch, &mut output.rejected);
         self.outputs.resize_with(self.graph.nodes.len(), Vec::new);
+        if let Some(profile) = &mut self.profile {
+            profile.resize(self.graph.nodes.len(), NodeProfile::default());
+        }
         for id in 0..self.graph.nodes.len() {
+            let clock = self.profile.is_some().then(std::time::Instant::now);
             inputs = self.step(id, inputs, first);
+            if let (Some(clock), Some(profile)) = (clock, &mut self.profile) {
+                profile[id].seconds += clock.elapsed().as_secs_f64();
+                profile[id].changes_out += self.outputs[id].len();
+            }
             for &done in &self.frees[id] {
                 self.outputs[done] = Vec::new();
             }

@@ -46,6 +46,25 @@ pub(crate) enum Operator {
 }
 
 impl Operator {
+    /// The node's kind for reports: the stateful kinds as in
+    /// [`Operator::state_bytes`], the others by name.
+    pub(crate) fn kind(&self) -> String {
+        if let Some((kind, _)) = self.state_bytes() {
+            return kind;
+        }
+        match self {
+            Operator::Input { table } => format!("Input {table}"),
+            Operator::Filter(_) => "Filter".to_string(),
+            Operator::Map(_) => "Map".to_string(),
+            Operator::Join(_) => "Join".to_string(),
+            Operator::Union => "Union".to_string(),
+            Operator::Negate => "Negate".to_string(),
+            Operator::Values(_) => "Values".to_string(),
+            Operator::Released => "Released".to_string(),
+            _ => "?".to_string(),
+        }
+    }
+
     /// The kind of a stateful node (with its key) and its live heap bytes;
     /// `None` for stateless nodes.
     pub(crate) fn state_bytes(&self) -> Option<(String, usize)> {
@@ -117,7 +136,7 @@ impl Graph {
                 let input = self.build(input, catalog, dialect)?;
                 let predicate = predicate.clone();
                 self.node(format!("Filter {predicate:?}"), vec![input], || {
-                    Operator::Filter(Filter { predicate, dialect })
+                    Operator::Filter(Filter::new(predicate, dialect))
                 })
             }
             Plan::Map { input, exprs } => {

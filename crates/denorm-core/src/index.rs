@@ -16,7 +16,10 @@ use denorm_types::{Diff, Row, RowPacker, RowRef};
 
 use crate::{memory, Hasher};
 
+mod by_key;
 mod checkpoint;
+
+pub(crate) use by_key::ByKey;
 
 /// Groups larger than this are hashed instead of scanned.
 const SCAN_LIMIT: usize = 64;
@@ -187,14 +190,9 @@ impl Index {
             }
             return;
         }
-        let mut by_key: HashMap<Row, Vec<(RowRef<'_>, Diff)>, Hasher> = HashMap::default();
-        for (row, diff) in changes {
-            let (key, _) = key_of(&self.key_columns, row, &mut self.packer);
-            by_key.entry(key).or_default().push((row.into(), *diff));
-        }
-        for (key, group) in by_key {
-            self.update_group(key, &group);
-        }
+        let mut packer = std::mem::take(&mut self.packer);
+        ByKey::new(&self.key_columns, changes, &mut packer).for_each(|key, rows| self.update_group(key, rows));
+        self.packer = packer;
     }
 
     /// Applies `changes` (each row at most once) to the group of `key`.
@@ -330,7 +328,7 @@ impl Index {
 
 /// Adds `changes` (each row at most once) to `rows` (each row once), in
 /// place; rows whose count reaches zero are dropped.
-fn merge<'a>(rows: &mut Vec<(RowRef<'a>, Diff)>, changes: &[(RowRef<'a>, Diff)]) {
+pub(crate) fn merge<'a>(rows: &mut Vec<(RowRef<'a>, Diff)>, changes: &[(RowRef<'a>, Diff)]) {
     if rows.len() * changes.len() <= 256 {
         for &(row, diff) in changes {
             match rows.iter_mut().find(|(r, _)| *r == row) {

@@ -75,10 +75,11 @@ type Result<T> = std::result::Result<T, EvalError>;
 
 impl Expr {
     /// Evaluates over one row's datums.
-    pub fn eval<'r>(&self, row: &[Datum<'r>], dialect: Dialect) -> Result<Datum<'r>> {
+    pub fn eval<'r>(&'r self, row: &[Datum<'r>], dialect: Dialect) -> Result<Datum<'r>> {
         Ok(match self {
             Expr::Column(c) => row[*c].clone(),
-            Expr::Literal(v) => v.clone(),
+            // Borrowed: a text literal is not copied per row.
+            Expr::Literal(v) => v.borrowed(),
             Expr::Not(e) => match truth(&e.eval(row, dialect)?) {
                 Some(b) => Datum::Bool(!b),
                 None => Datum::Null,
@@ -158,7 +159,7 @@ fn truth(d: &Datum<'_>) -> Option<bool> {
     }
 }
 
-fn and<'r>(left: &Expr, right: &Expr, row: &[Datum<'r>], dialect: Dialect) -> Result<Datum<'r>> {
+fn and<'r>(left: &'r Expr, right: &'r Expr, row: &[Datum<'r>], dialect: Dialect) -> Result<Datum<'r>> {
     let l = truth(&left.eval(row, dialect)?);
     if l == Some(false) {
         return Ok(Datum::Bool(false));
@@ -170,7 +171,7 @@ fn and<'r>(left: &Expr, right: &Expr, row: &[Datum<'r>], dialect: Dialect) -> Re
     })
 }
 
-fn or<'r>(left: &Expr, right: &Expr, row: &[Datum<'r>], dialect: Dialect) -> Result<Datum<'r>> {
+fn or<'r>(left: &'r Expr, right: &'r Expr, row: &[Datum<'r>], dialect: Dialect) -> Result<Datum<'r>> {
     let l = truth(&left.eval(row, dialect)?);
     if l == Some(true) {
         return Ok(Datum::Bool(true));
@@ -182,7 +183,7 @@ fn or<'r>(left: &Expr, right: &Expr, row: &[Datum<'r>], dialect: Dialect) -> Res
     })
 }
 
-fn in_list<'r>(expr: &Expr, list: &[Expr], row: &[Datum<'r>], dialect: Dialect) -> Result<Datum<'r>> {
+fn in_list<'r>(expr: &'r Expr, list: &'r [Expr], row: &[Datum<'r>], dialect: Dialect) -> Result<Datum<'r>> {
     let v = expr.eval(row, dialect)?;
     if v.is_null() {
         return Ok(Datum::Null);
@@ -377,7 +378,7 @@ fn int_arithmetic<'r>(op: BinaryOp, a: i64, b: i64, dialect: Dialect) -> Result<
     }
 }
 
-fn call<'r>(func: Func, args: &[Expr], row: &[Datum<'r>], dialect: Dialect) -> Result<Datum<'r>> {
+fn call<'r>(func: Func, args: &'r [Expr], row: &[Datum<'r>], dialect: Dialect) -> Result<Datum<'r>> {
     match func {
         Func::JsonArray { raw } => return json_array(raw, args, row, dialect),
         Func::JsonObject { raw } => return json_object(raw, args, row, dialect),
@@ -456,7 +457,7 @@ fn is_raw(raw: u64, i: usize) -> bool {
     i < 64 && raw >> i & 1 == 1
 }
 
-fn json_array<'r>(raw: u64, args: &[Expr], row: &[Datum<'r>], dialect: Dialect) -> Result<Datum<'r>> {
+fn json_array<'r>(raw: u64, args: &'r [Expr], row: &[Datum<'r>], dialect: Dialect) -> Result<Datum<'r>> {
     let layout = Construct::Array.layout(dialect);
     let mut out = String::from(layout.open);
     for (i, a) in args.iter().enumerate() {
@@ -469,7 +470,7 @@ fn json_array<'r>(raw: u64, args: &[Expr], row: &[Datum<'r>], dialect: Dialect) 
     Ok(Datum::owned_text(out))
 }
 
-fn json_object<'r>(raw: u64, args: &[Expr], row: &[Datum<'r>], dialect: Dialect) -> Result<Datum<'r>> {
+fn json_object<'r>(raw: u64, args: &'r [Expr], row: &[Datum<'r>], dialect: Dialect) -> Result<Datum<'r>> {
     let layout = Construct::Object.layout(dialect);
     let mut out = String::from(layout.open);
     for (i, pair) in args.chunks(2).enumerate() {

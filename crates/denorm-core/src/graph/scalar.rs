@@ -60,7 +60,7 @@ impl Graph {
         let mut outer = self.build(shape.outer, catalog, dialect)?;
         if let Some(predicate) = shape.outer_filter.into_iter().reduce(|a, b| Expr::binary(BinaryOp::And, a, b)) {
             outer = self
-                .node(format!("Filter {predicate:?}"), vec![outer], || Operator::Filter(Filter { predicate, dialect }));
+                .node(format!("Filter {predicate:?}"), vec![outer], || Operator::Filter(Filter::new(predicate, dialect)));
         }
         let scalar = self.build(shape.scalar, catalog, dialect)?;
         let comparison = shape.comparison;

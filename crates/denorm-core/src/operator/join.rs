@@ -8,21 +8,22 @@
 //! Δ(L ⋈ R) = ΔL ⋈ R' + L' ⋈ ΔR − ΔL ⋈ ΔR        (L' = L + ΔL, R' = R + ΔR)
 //! ```
 //!
-//! so every change costs work proportional to the rows it matches, never to
-//! the size of either input. A left join adds the NULL-padded left rows that
-//! have no match: for each key the batch touched, the padded output before and
-//! after the batch is derived from the new state and the deltas, and only the
-//! difference is emitted (a left row's padded copy is retracted when its first
-//! match arrives and re-inserted when its last match leaves). A full join
-//! does the same for the right rows, with the sides' roles swapped.
-
-use hashbrown::HashMap;
+//! computed as `ΔL ⋈ R' + L ⋈ ΔR` (the same sum, with `L = L' − ΔL`
+//! rebuilt only for the keys both deltas touch): pairs of two changed rows
+//! are made once, not made twice and cancelled — a snapshot, whose `L` is
+//! empty, makes each output row once. So every change costs work
+//! proportional to the rows it matches, never to the size of either input.
+//! A left join adds the NULL-padded left rows that have no match: for each
+//! key the batch touched, the padded output before and after the batch is
+//! derived from the new state and the deltas, and only the difference is
+//! emitted (a left row's padded copy is retracted when its first match
+//! arrives and re-inserted when its last match leaves). A full join does
+//! the same for the right rows, with the sides' roles swapped.
 
 use denorm_expr::{EvalError, Expr, JoinKind};
 use denorm_types::{Datum, Dialect, Diff, Row, RowPacker, RowRef};
 
-use crate::index::{key_of, Group, Index};
-use crate::Hasher;
+use crate::index::{merge, ByKey, Group, Index};
 
 /// The join's parameters; its state lives in the two arrangements.
 #[derive(Debug, Clone)]
@@ -44,19 +45,6 @@ pub(crate) struct Join {
 enum Side {
     Left,
     Right,
-}
-
-/// A batch's delta of one side, grouped by join key.
-type Grouped<'a> = HashMap<Row, (Vec<(RowRef<'a>, Diff)>, bool), Hasher>;
-
-fn group<'a>(key: &[usize], delta: &'a [(Row, Diff)], packer: &mut RowPacker) -> Grouped<'a> {
-    let mut out: Grouped<'a> = HashMap::default();
-    for (row, diff) in delta {
-        let (k, has_null) = key_of(key, row, packer);
-        let slot = out.entry(k).or_insert_with(|| (Vec::new(), has_null));
-        slot.0.push((row.into(), *diff));
-    }
-    out
 }
 
 struct Output<'j> {
@@ -185,6 +173,15 @@ impl Output<'_> {
     }
 }
 
+/// The rows of a group before a batch: its rows `now` less the batch's
+/// `delta` to them (each row once), rows at zero dropped.
+fn before<'r>(now: Option<Group<'r>>, delta: &[(RowRef<'r>, Diff)]) -> Vec<(RowRef<'r>, Diff)> {
+    let mut rows: Vec<(RowRef<'r>, Diff)> = now.iter().flat_map(Group::iter).collect();
+    let undo: Vec<(RowRef<'r>, Diff)> = delta.iter().map(|&(r, d)| (r, -d)).collect();
+    merge(&mut rows, &undo);
+    rows
+}
+
 impl Join {
     /// The join's output delta for one batch. `left` and `right` already
     /// include `left_delta` and `right_delta` (both consolidated).
@@ -196,12 +193,12 @@ impl Join {
         right_delta: &[(Row, Diff)],
     ) -> Result<Vec<(Row, Diff)>, EvalError> {
         let mut packer = RowPacker::new();
-        let dl = group(&self.left_key, left_delta, &mut packer);
-        let dr = group(&self.right_key, right_delta, &mut packer);
+        let dl = ByKey::new(&self.left_key, left_delta, &mut packer);
+        let dr = ByKey::new(&self.right_key, right_delta, &mut packer);
         let mut out =
             Output { join: self, packer, changes: Vec::new(), left_spans: Vec::new(), right_spans: Vec::new() };
-        for (key, (rows, has_null)) in &dl {
-            if *has_null {
+        for (key, rows, has_null) in dl.iter() {
+            if has_null {
                 continue;
             }
             if let Some((group, _)) = right.get(key) {
@@ -211,25 +208,28 @@ impl Join {
                     }
                 }
             }
-            if let Some((rrows, _)) = dr.get(key) {
-                for &(l, d) in rows {
-                    for &(r, c) in rrows {
-                        out.pair(l, r, -d * c)?;
-                    }
-                }
-            }
         }
-        for (key, (rows, has_null)) in &dr {
-            if *has_null {
+        for (key, rows, has_null) in dr.iter() {
+            if has_null {
                 continue;
             }
-            if let Some((group, _)) = left.get(key) {
-                // Left rows outermost: an updated right row's retraction and
-                // insertion come out next to each other for every left row,
-                // which the view applies as one in-place replacement.
-                for (l, c) in group.iter() {
-                    for &(r, d) in rows {
-                        out.pair(l, r, c * d)?;
+            // Left rows outermost: an updated right row's retraction and
+            // insertion come out next to each other for every left row,
+            // which the view applies as one in-place replacement.
+            let now = left.get(key).map(|(group, _)| group);
+            match dl.get(key) {
+                None => {
+                    for (l, c) in now.iter().flat_map(Group::iter) {
+                        for &(r, d) in rows {
+                            out.pair(l, r, c * d)?;
+                        }
+                    }
+                }
+                Some(changed) => {
+                    for (l, c) in before(now, changed) {
+                        for &(r, d) in rows {
+                            out.pair(l, r, c * d)?;
+                        }
                     }
                 }
             }
@@ -295,16 +295,15 @@ impl Join {
         side: Side,
         left: &Index,
         right: &Index,
-        dl: &Grouped<'_>,
-        dr: &Grouped<'_>,
+        dl: &ByKey<'_>,
+        dr: &ByKey<'_>,
         out: &mut Output<'_>,
     ) -> Result<(), EvalError> {
-        let empty: Vec<(RowRef<'_>, Diff)> = Vec::new();
-        for (key, (rows, has_null)) in dl {
-            if *has_null || !dr.contains_key(key) {
+        for (key, rows, has_null) in dl.iter() {
+            if has_null || !dr.contains_key(key) {
                 // The right side did not change under this key: only the
                 // changed left rows change their padded copies.
-                let group = if *has_null { None } else { right.get(key) };
+                let group = if has_null { None } else { right.get(key) };
                 for &(l, d) in rows {
                     let m = match group {
                         Some((g, total)) => self.matches_in(out, side, l, g, total)?,
@@ -316,11 +315,11 @@ impl Join {
                 }
             }
         }
-        for (key, (rrows, has_null)) in dr {
-            if *has_null {
+        for (key, rrows, has_null) in dr.iter() {
+            if has_null {
                 continue;
             }
-            let left_rows = dl.get(key).map_or(&empty, |(rows, _)| rows);
+            let left_rows = dl.get(key).unwrap_or(&[]);
             self.repad_key(side, left.get(key).map(|(g, _)| g), left_rows, right.get(key), rrows, out)?;
         }
         Ok(())

@@ -218,7 +218,9 @@ impl ScalarFilter {
             Expr::Column(c) => Ok(row.get(*c)),
             f => {
                 let datums: Vec<Datum<'r>> = row.iter().collect();
-                f.eval(&datums, self.dialect)
+                // The value outlives neither the row nor the expression
+                // (a literal is borrowed): owned, it outlives both.
+                f.eval(&datums, self.dialect).map(Datum::into_owned)
             }
         }
     }
