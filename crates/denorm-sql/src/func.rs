@@ -514,11 +514,8 @@ impl Lowerer<'_, '_> {
                     .hint("json values have no order; CAST the argument to text"))
             }
             (AggregateFunc::Min | AggregateFunc::Max, t) if t != ScalarType::Bool => t,
-            (AggregateFunc::Sum | AggregateFunc::Avg, ScalarType::Interval) => {
-                return Err(PlanError::new(format!("{name}(interval) is not supported yet"), at)
-                    .detail("denorm keeps numeric sums only; an interval sum adds months, days and time apart")
-                    .hint(format!("{name} extract(epoch FROM x) (seconds) instead, or MIN/MAX of the interval")))
-            }
+            // Months, days and time summed apart, as PostgreSQL's interval_accum.
+            (AggregateFunc::Sum | AggregateFunc::Avg, ScalarType::Interval) => ScalarType::Interval,
             (_, ScalarType::Null) => ScalarType::Null,
             (_, t) => {
                 return Err(PlanError::new(format!("function {name}({t}) does not exist"), at)

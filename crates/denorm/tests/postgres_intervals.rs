@@ -3,7 +3,8 @@
 //! captured `interval` column and intervals computed by views
 //! (`timestamp - timestamp`, `timestamptz - timestamptz`, `age`, `± * /`,
 //! `justify_interval`, `extract`/`date_part`, comparisons, MIN/MAX,
-//! GROUP BY, ORDER BY … LIMIT), every view compared over HTTP with
+//! SUM/AVG (with FILTER, NULLs, empty groups and a global aggregate over
+//! no rows), GROUP BY, ORDER BY … LIMIT), every view compared over HTTP with
 //! PostgreSQL's own `row_to_json` of the view's SELECT (intervals as
 //! PostgreSQL's text under its default `IntervalStyle = postgres`). Also
 //! `character(n)` columns: compared, grouped, joined and matched ignoring
@@ -55,6 +56,13 @@ const VIEWS: &[(&str, &str)] = &[
          MAX(planned) AS most_planned, COUNT(*) AS n FROM trips GROUP BY rider",
     ),
     ("by_duration", "SELECT ended - started AS took, COUNT(*) AS n FROM trips GROUP BY ended - started"),
+    (
+        "totals",
+        "SELECT rider, SUM(planned) AS total_planned, AVG(planned) AS avg_planned, SUM(ended - started) AS total_took, \
+         AVG(ended - started) AS avg_took, AVG(planned) FILTER (WHERE planned < '0') AS avg_negative, \
+         SUM(planned * 7) FILTER (WHERE rider = 0) AS week_sum, COUNT(planned) AS n FROM trips GROUP BY rider",
+    ),
+    ("overall", "SELECT SUM(planned) AS s, AVG(ended - started) AS a FROM trips WHERE rider = 3 AND id % 3 = 0"),
     (
         "longest",
         "SELECT id, ended - started AS took FROM trips WHERE ended IS NOT NULL AND started IS NOT NULL \

@@ -23,10 +23,12 @@ mod checkpoint;
 mod concat;
 mod distinct;
 mod exact;
+mod interval;
 mod json;
 mod table;
 
 use exact::{ExactSum, Rounded};
+use interval::IntervalSum;
 use table::GroupTable;
 
 /// A value ordered by SQL's total order, for MIN/MAX multisets.
@@ -94,6 +96,9 @@ enum Accumulator {
     /// SUM/AVG of PostgreSQL numerics: the accumulator a `Sum` becomes at
     /// its first numeric value (a column's values all have one type).
     Numeric(Box<NumericSum>),
+    /// SUM/AVG of PostgreSQL intervals: the accumulator a `Sum` becomes at
+    /// its first interval (see [`interval`]).
+    Interval(Box<IntervalSum>),
     Extreme(BTreeMap<Ordered, Diff>),
     Distinct(Box<HashMap<Row, Diff, Hasher>>),
     /// `json_group_array` / `json_group_object`: rendered elements in order.
@@ -211,6 +216,7 @@ impl Accumulator {
             Accumulator::SumFloats { floats, .. } => memory::boxed::<ExactSum>() + floats.heap_bytes(),
             Accumulator::SumMixed(sum) => memory::boxed::<MixedSum>() + sum.floats.heap_bytes(),
             Accumulator::Numeric(sum) => memory::boxed::<NumericSum>() + memory::vec(&sum.scales),
+            Accumulator::Interval(_) => memory::boxed::<IntervalSum>(),
             Accumulator::Extreme(values) => {
                 memory::btree_map(values) + values.keys().map(|v| memory::datum(&v.0)).sum::<usize>()
             }
@@ -245,6 +251,7 @@ impl Accumulator {
                 | Accumulator::SumFloats { .. }
                 | Accumulator::SumMixed(_)
                 | Accumulator::Numeric(_)
+                | Accumulator::Interval(_)
         )
     }
 
@@ -277,6 +284,7 @@ impl Accumulator {
         if empty {
             *self = match &*value {
                 Datum::Numeric(_) => Accumulator::Numeric(Box::new(NumericSum::new())),
+                Datum::Interval(_) => Accumulator::Interval(Box::default()),
                 v if sums_as_integer(v) => Accumulator::SumInts { non_null: 0, ints: Wide::default() },
                 _ => Accumulator::SumFloats { non_null: 0, floats: Box::default() },
             };
@@ -303,6 +311,11 @@ impl Accumulator {
                 Datum::Int(i) => sum.add(numeric::from_i64(*i), diff),
                 _ => {}
             },
+            Accumulator::Interval(sum) => {
+                if let Datum::Interval(i) = value {
+                    sum.add(*i, diff);
+                }
+            }
             Accumulator::Count(n) => *n += diff,
             Accumulator::SumInts { non_null, ints } => {
                 *non_null += diff;
@@ -375,6 +388,7 @@ impl Accumulator {
                 }
             }
             Accumulator::Numeric(sum) => sum.value(func)?,
+            Accumulator::Interval(sum) => sum.value(func)?,
             Accumulator::Extreme(values) if matches!(func, AggregateFunc::SumDistinct | AggregateFunc::AvgDistinct) => {
                 distinct::value(func, values.keys().map(|o| &o.0))?
             }
