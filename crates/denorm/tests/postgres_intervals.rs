@@ -237,7 +237,8 @@ const CHAR_VIEWS: &[(&str, &str)] = &[
     (
         "by_code",
         "SELECT code, COUNT(*) AS n, MIN(label) AS least, MAX(note) AS most, \
-         string_agg(label, ',' ORDER BY id) AS labels FROM items GROUP BY code",
+         string_agg(label, ',' ORDER BY id) AS labels, string_agg(note, ',' ORDER BY label, id) AS notes, \
+         string_agg(DISTINCT code, ',' ORDER BY code) AS codes FROM items GROUP BY code",
     ),
     ("distinct_labels", "SELECT DISTINCT label FROM items"),
     ("named", "SELECT i.id, c.code, c.name FROM items i JOIN codes c ON c.code = i.code"),
