@@ -31,9 +31,23 @@ use exact::{ExactSum, Rounded};
 use interval::IntervalSum;
 use table::GroupTable;
 
-/// A value ordered by SQL's total order, for MIN/MAX multisets.
+/// A value ordered by SQL's total order, for MIN/MAX multisets; values
+/// SQL calls equal but PostgreSQL spells apart (`'1 day'` and `'24 hours'`,
+/// `1.5` and `1.50`) are kept apart, after one another, so each spelling is
+/// counted and a retraction never leaves a spelling no row has (MIN/MAX of
+/// such a tie show the least or greatest spelling; PostgreSQL shows the
+/// last it scanned).
 #[derive(Debug, Clone)]
 struct Ordered(Value);
+
+/// The order of two spellings of one PostgreSQL value (see [`Ordered`]).
+fn spelling(a: &Value, b: &Value) -> Ordering {
+    match (a, b) {
+        (Datum::Interval(x), Datum::Interval(y)) => (x.months, x.days, x.micros).cmp(&(y.months, y.days, y.micros)),
+        (Datum::Numeric(x), Datum::Numeric(y)) => x.scale().cmp(&y.scale()),
+        _ => Ordering::Equal,
+    }
+}
 
 impl PartialEq for Ordered {
     fn eq(&self, other: &Self) -> bool {
@@ -48,7 +62,7 @@ impl PartialOrd for Ordered {
 }
 impl Ord for Ordered {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.0.total_cmp(&other.0)
+        self.0.total_cmp(&other.0).then_with(|| spelling(&self.0, &other.0))
     }
 }
 
@@ -1075,6 +1089,33 @@ mod tests {
         // deletion (of a row it inserts later): the first insertion shows it.
         let batch = [(row(Datum::Float(5.0)), -1), (row(Datum::Int(5)), 1), (row(Datum::Float(5.0)), 1)];
         assert_eq!(reduce.step(&batch).unwrap(), vec![(group(Datum::Int(5), 1), 1)]);
+    }
+
+    /// MIN/MAX of PostgreSQL intervals that tie by span but are spelled
+    /// apart: once the spelling that came first leaves, the other shows
+    /// (it used to keep showing the first, which no row had any more).
+    #[test]
+    fn a_tie_shows_a_spelling_still_present() {
+        use denorm_types::interval::Interval;
+        let min = Aggregate { func: AggregateFunc::Min, arg: Some(Expr::Column(1)) };
+        let max = Aggregate { func: AggregateFunc::Max, arg: Some(Expr::Column(1)) };
+        let mut reduce = Reduce::new(vec![0], vec![min, max], Dialect::Postgres);
+        let day = Datum::Interval(Interval { months: 0, days: 1, micros: 0 });
+        let hours = Datum::Interval(Interval { months: 0, days: 0, micros: 86_400_000_000 });
+        let row = |v: &Value| Row::pack([Datum::Int(1), v.clone()]);
+        reduce.step(&[(row(&day), 1), (row(&hours), 1)]).unwrap();
+        let out = reduce.step(&[(row(&day), -1)]).unwrap();
+        assert_eq!(out.last(), Some(&(Row::pack([Datum::Int(1), hours.clone(), hours.clone()]), 1)));
+        let one_and_a_half =
+            |scale| Datum::Numeric(denorm_types::numeric::from_parts(15 * 10i128.pow(scale), scale + 1).unwrap());
+        let mut reduce = Reduce::new(
+            vec![0],
+            vec![Aggregate { func: AggregateFunc::Max, arg: Some(Expr::Column(1)) }],
+            Dialect::Postgres,
+        );
+        reduce.step(&[(row(&one_and_a_half(1)), 1), (row(&one_and_a_half(0)), 1)]).unwrap();
+        let out = reduce.step(&[(row(&one_and_a_half(1)), -1)]).unwrap();
+        assert_eq!(out.last(), Some(&(Row::pack([Datum::Int(1), one_and_a_half(0)]), 1)));
     }
 
     /// Regression: text in a SQLite INTEGER column was summed as 0.0
