@@ -211,6 +211,19 @@ fn aggregate(agg: &Aggregate, rows: &[(Row, Diff)], dialect: Dialect) -> Result<
                 Datum::Numeric(sum)
             }
         }
+        AggregateFunc::Sum | AggregateFunc::Avg if matches!(values[0], Datum::Interval(_)) => {
+            // PostgreSQL's interval_accum (interval_pl, field by field) and interval_avg.
+            let mut sum = denorm_types::interval::Interval::default();
+            for v in &values {
+                if let Datum::Interval(i) = v {
+                    sum = denorm_expr::interval::plus(sum, *i)?;
+                }
+            }
+            if agg.func == AggregateFunc::Avg {
+                sum = denorm_expr::interval::mul(sum, values.len() as f64, true)?;
+            }
+            Datum::Interval(sum)
+        }
         AggregateFunc::Sum | AggregateFunc::Avg => {
             // SQLite's text in a sum, as it adds it.
             for v in &mut values {

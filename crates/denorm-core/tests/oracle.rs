@@ -109,6 +109,25 @@ fn join(kind: JoinKind, left: Box<Plan>, right: Box<Plan>, residual: Option<Expr
     Plan::Join { left, right, kind, left_key: vec![1], right_key: vec![1], residual }
 }
 
+/// `SUM`/`AVG` by `k` of `v * '1 mon 2 days 03:00:00.5' + k * '-5 days 00:00:07'`.
+fn interval_sums() -> Plan {
+    let interval = |months, days, micros| lit(Datum::Interval(denorm_expr::Interval { months, days, micros }));
+    let times = |i, c| Expr::Call { func: Func::IntervalMul, args: vec![i, col(c)] };
+    let arg = Expr::Call {
+        func: Func::IntervalPlus,
+        args: vec![times(interval(1, 2, 10_800_500_000), 2), times(interval(0, -5, 7_000_000), 1)],
+    };
+    Plan::Reduce {
+        input: get("a"),
+        group_key: vec![1],
+        aggregates: vec![
+            agg(AggregateFunc::Sum, Some(arg.clone())),
+            agg(AggregateFunc::Avg, Some(arg)),
+            agg(AggregateFunc::Count, None),
+        ],
+    }
+}
+
 /// One plan per operator shape.
 fn shapes() -> Vec<(&'static str, Plan)> {
     use AggregateFunc::*;
@@ -134,6 +153,9 @@ fn shapes() -> Vec<(&'static str, Plan)> {
     };
     vec![
         ("filter", Plan::Filter { input: get("a"), predicate: Expr::binary(BinaryOp::Gt, col(2), lit(0)) }),
+        // SUM/AVG of intervals (PostgreSQL): months, days and time summed
+        // apart, NULL for a group of NULLs, fractions carried down by AVG.
+        ("interval sums", interval_sums()),
         (
             "map",
             Plan::Map {

@@ -13,7 +13,9 @@ use crate::expr::Expr;
 /// Result types follow the source: COUNT is an integer (0 for an empty group),
 /// SUM of integers is an integer (overflow is an error, as in SQLite) and of
 /// doubles a double, NULL when no non-NULL value exists; AVG is a double or
-/// NULL; MIN/MAX keep their argument's type.
+/// NULL; MIN/MAX keep their argument's type. SUM/AVG of numerics are exact
+/// numerics and of PostgreSQL intervals intervals (months, days and time
+/// summed apart; AVG divides the sum as `interval / count`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AggregateFunc {
     /// `COUNT(*)` when the argument is `None`, else `COUNT(expr)`.

@@ -3,8 +3,8 @@
 use std::cell::RefCell;
 
 use denorm_expr::function::{self, Arg, FunctionDef, Kind, Nulls, Returns};
-use denorm_expr::{AggregateFunc, DateFunc, Expr, Func};
-use denorm_types::{Dialect, ScalarType};
+use denorm_expr::{AggregateFunc, BinaryOp, DateFunc, Expr, Func};
+use denorm_types::{Datum, Dialect, ScalarType};
 use sqlparser::ast::{
     self, CastKind, DataType, DuplicateTreatment, ExactNumberInfo, FunctionArg, FunctionArgExpr, TimezoneInfo,
 };
@@ -474,6 +474,7 @@ impl Lowerer<'_, '_> {
         };
         // MIN/MAX of character(n) is character(n): padded, compared without blanks.
         let bpchar = arg.as_ref().is_some_and(|a| a.bpchar) && matches!(func, AggregateFunc::Min | AggregateFunc::Max);
+        let arg = if bpchar { arg.map(bpchar_extreme_key) } else { arg };
         let type_func = match func {
             AggregateFunc::SumDistinct => AggregateFunc::Sum,
             AggregateFunc::AvgDistinct => AggregateFunc::Avg,
@@ -484,7 +485,15 @@ impl Lowerer<'_, '_> {
         if name == "total" {
             return Ok(total(column));
         }
-        Ok(Typed { bpchar, ..Typed::new(Expr::Column(column), ty, nullable) })
+        let value = match bpchar {
+            // The padded value after the key's NUL (see `bpchar_extreme_key`).
+            true => Expr::Call {
+                func: Func::SplitPart,
+                args: vec![Expr::Column(column), Expr::Literal(Datum::text("\0")), Expr::Literal(Datum::Int(2))],
+            },
+            false => Expr::Column(column),
+        };
+        Ok(Typed { bpchar, ..Typed::new(value, ty, nullable) })
     }
 
     fn aggregate_type(
@@ -514,11 +523,8 @@ impl Lowerer<'_, '_> {
                     .hint("json values have no order; CAST the argument to text"))
             }
             (AggregateFunc::Min | AggregateFunc::Max, t) if t != ScalarType::Bool => t,
-            (AggregateFunc::Sum | AggregateFunc::Avg, ScalarType::Interval) => {
-                return Err(PlanError::new(format!("{name}(interval) is not supported yet"), at)
-                    .detail("denorm keeps numeric sums only; an interval sum adds months, days and time apart")
-                    .hint(format!("{name} extract(epoch FROM x) (seconds) instead, or MIN/MAX of the interval")))
-            }
+            // Months, days and time summed apart, as PostgreSQL's interval_accum.
+            (AggregateFunc::Sum | AggregateFunc::Avg, ScalarType::Interval) => ScalarType::Interval,
             (_, ScalarType::Null) => ScalarType::Null,
             (_, t) => {
                 return Err(PlanError::new(format!("function {name}({t}) does not exist"), at)
@@ -669,4 +675,22 @@ pub(crate) fn cast_target(data_type: &DataType, dialect: Dialect) -> Result<Cast
         }
         _ => refuse(SUPPORTED_TYPES),
     }
+}
+
+/// What MIN/MAX of a `character(n)` value compare: `rtrim(x) || NUL || x`.
+/// PostgreSQL orders character(n) without its trailing blanks
+/// (`bpcharcmp`: 'a' before 'a<tab>', which as padded values sort the other
+/// way), and shows the padded value, which follows the NUL (text holds no
+/// NUL in PostgreSQL, so the stripped value ends there and a shorter one
+/// sorts first).
+fn bpchar_extreme_key(t: Typed) -> Typed {
+    let (ty, nullable) = (t.ty, t.nullable);
+    let padded = Typed::new(t.expr.clone(), ty, nullable);
+    let stripped = types::strip_bpchar(t).expr;
+    let key = Expr::binary(
+        BinaryOp::Concat,
+        Expr::binary(BinaryOp::Concat, stripped, Expr::Literal(Datum::text("\0"))),
+        padded.expr,
+    );
+    Typed::new(key, ty, nullable)
 }

@@ -37,7 +37,9 @@
 //! operand (left first), else the left operand's column, else the right's.
 //! Under NOCASE or RTRIM the planner compares, groups, deduplicates and
 //! sorts the collation key (`Func::CollationKey`), so a column that groups
-//! or deduplicates under a collation holds the key (`paris` for `Paris`).
+//! or deduplicates under a collation holds the key (`paris` for `Paris`),
+//! except in the view's own output, where an unordered one shows the least
+//! of its group's values bytewise (`Paris` for a group of `Paris` rows).
 //! Refused: ORDER BY without LIMIT over such a column, ORDER BY of a compound
 //! over one, COLLATE inside an operand of an operator or a function, other
 //! collations. PostgreSQL compares bytewise: `COLLATE "C"` or `"POSIX"` only.
@@ -338,7 +340,8 @@ pub struct OutputColumn {
     /// SQLite: the collation the column carries (a source column's declared
     /// one, or a `COLLATE`), `None` for other expressions. Where the view
     /// groups or deduplicates under a collation other than BINARY, the column
-    /// holds the collation key (see ARCHITECTURE.md, "Collations").
+    /// holds the collation key or, in a view's own output, the least of the
+    /// group's values (see ARCHITECTURE.md, "Collations").
     pub collation: Option<denorm_types::Collation>,
 }
 

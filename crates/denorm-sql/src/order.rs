@@ -86,6 +86,14 @@ pub(crate) fn resolve(
             .hint(format!("order by the column under its own collation (drop the COLLATE {collation})")));
         }
         let column = match collation {
+            // PostgreSQL sorts character(n) without its trailing blanks
+            // (`bpcharcmp`): by a hidden column of the value stripped (as
+            // padded they differ for characters below the blank: 'a' sorts
+            // before 'a<tab>', 'a   ' after 'a<tab>  ').
+            _ if typed.bpchar => {
+                out.hidden.push(Item { typed: types::strip_bpchar(typed.clone()), name: String::new(), at });
+                items.len() + out.hidden.len() - 1
+            }
             _ if typed.ty != ScalarType::Text => column,
             Collation::Binary => column,
             c if holds_key && own == c => column,

@@ -94,13 +94,22 @@ pub(crate) fn plan_query(q: &ast::Query, cx: &Context<'_, '_>) -> Result<Planned
         None => *cx,
     };
     let (limit, offset) = paging(q, &cx)?;
-    let Planned { mut plan, columns, key, order, reads } = plan_body(&q.body, order_terms(q, &cx)?, &cx)?;
+    let Planned { mut plan, columns, key, mut order, reads } = plan_body(&q.body, order_terms(q, &cx)?, &cx)?;
     let width = columns.len();
     if limit.is_none() && cx.depth == 0 {
         if let Some(c) = order.iter().find_map(|k| collation_sort_key(&plan, k.column)) {
             return Err(PlanError::new(format!("ORDER BY without LIMIT over a {c} column is not supported"), cx.keyword(&[Keyword::ORDER]))
                 .detail(format!("the rows would be ordered by their {c} collation key, which reads cannot order by"))
                 .hint("add a LIMIT, or select a value without the collation and order by it (e.g. lower(city) AS k … ORDER BY k)"));
+        }
+    }
+    if limit.is_none() && cx.depth == 0 {
+        // Reads order rows by their stored values: a character(n) column
+        // by its padded value (see `bpchar_sort_key`).
+        for k in &mut order {
+            if let Some(c) = bpchar_sort_key(&plan, k.column, width) {
+                k.column = c;
+            }
         }
     }
     if let Some(limit) = limit {
@@ -681,6 +690,27 @@ fn collation_sort_key(plan: &Plan, column: usize) -> Option<Collation> {
     let Plan::Map { exprs, .. } = plan else { return None };
     match exprs.get(column)? {
         Expr::Call { func: Func::CollationKey(c), .. } => Some(*c),
+        _ => None,
+    }
+}
+
+/// The output column (below `width`) whose `character(n)` value stripped of
+/// its trailing blanks `plan` (as in [`collation_sort_key`]) computes as the
+/// hidden ORDER BY column `column`.
+fn bpchar_sort_key(plan: &Plan, column: usize, width: usize) -> Option<usize> {
+    let plan = match plan {
+        Plan::Distinct { input } => input,
+        plan => plan,
+    };
+    let Plan::Map { exprs, .. } = plan else { return None };
+    if column < width {
+        return None;
+    }
+    match exprs.get(column)? {
+        Expr::Call { func: Func::Trim(denorm_expr::TrimSide::Trailing), args } => match args.as_slice() {
+            [x, Expr::Literal(blank)] if *blank == Datum::text(" ") => exprs[..width].iter().position(|e| e == x),
+            _ => None,
+        },
         _ => None,
     }
 }

@@ -12,7 +12,7 @@
 
 use std::cell::RefCell;
 
-use denorm_expr::{Aggregate, BinaryOp, Expr, Plan, SortKey};
+use denorm_expr::{Aggregate, AggregateFunc, BinaryOp, Expr, Func, Plan, SortKey};
 use denorm_types::{Catalog, Dialect, ScalarType};
 use sqlparser::ast::{self, GroupByExpr, SelectItem};
 use sqlparser::keywords::Keyword;
@@ -57,6 +57,10 @@ pub(crate) struct Body<'q> {
     pub window: Option<Window>,
     /// The query's ORDER BY over `items` then `hidden` (see [`crate::order`]).
     pub ordering: Ordering,
+    /// (group column, the `Reduce` column an item shows instead): a group
+    /// of text under a collation shows one of its rows' values (see
+    /// [`representatives`]).
+    pub shown: Vec<(usize, usize)>,
 }
 
 /// `ROW_NUMBER() OVER (PARTITION BY … ORDER BY …)` over a [`Body`]'s input;
@@ -280,9 +284,12 @@ pub(crate) fn plan_select_ordered<'q, 'c>(
                 let (input, window) = window::plan(input, &w, &lowerer, cx)?;
                 let rank = input.arity();
                 items[window.item].typed = Typed::new(Expr::Column(rank), ScalarType::Int, false);
-                Body { input, items, groups: None, window: Some(window), ordering: Ordering::default() }
+                Body { input, items, groups: None, window: Some(window), ordering: Ordering::default(), shown: Vec::new() }
             }
-            None if grouped => plan_grouped(&base, select, input, group_exprs, order_by, &namer)?,
+            None if grouped => {
+                let shows_rows = cx.depth == 0 && !cx.operand;
+                plan_grouped(&base, select, input, group_exprs, order_by, &namer, shows_rows)?
+            }
             None => {
                 let (input, windows) = shift::plan(input, &shifts, &base.scalar(Clause::Select), cx)?;
                 let lowerer = Lowerer { clause: Clause::Select, windows: &windows, ..base };
@@ -290,7 +297,7 @@ pub(crate) fn plan_select_ordered<'q, 'c>(
                 let mut ordering = order::resolve(order_by, &items, &lowerer, select.distinct.is_some())?;
                 let exprs = items.iter_mut().chain(ordering.hidden.iter_mut()).map(|i| &mut i.typed.expr);
                 let input = subqueries.apply(input, exprs);
-                Body { input, items, groups: None, window: None, ordering }
+                Body { input, items, groups: None, window: None, ordering, shown: Vec::new() }
             }
         };
         if !cx.operand {
@@ -640,6 +647,7 @@ fn plan_grouped<'q>(
     group_exprs: &'q [ast::Expr],
     order_by: &[ast::OrderByExpr],
     namer: &Namer<'_, '_>,
+    shows_rows: bool,
 ) -> Result<Body<'q>, PlanError> {
     let group_lowerer = base.scalar(Clause::GroupBy);
     let (mut groups, mut asts): (Vec<Typed>, Vec<&ast::Expr>) = (Vec::new(), Vec::new());
@@ -664,6 +672,10 @@ fn plan_grouped<'q>(
     let mut items = lower_items(&lowerer, select, namer, None)?;
     let mut having = select.having.as_ref().map(|h| lowerer.lower_condition(h, "HAVING", 0)).transpose()?;
     let mut ordering = order::resolve(order_by, &items, &lowerer, select.distinct.is_some())?;
+    let shown = match shows_rows {
+        true => representatives(&mut items, &ordering, &grouping),
+        false => Vec::new(),
+    };
     let g = grouping.into_inner();
     let width = g.groups.len();
     let exprs: Vec<Expr> = g.groups.into_iter().map(|t| t.expr).chain(g.args).collect();
@@ -681,7 +693,37 @@ fn plan_grouped<'q>(
     if let Some(predicate) = having {
         plan = Plan::Filter { input: Box::new(plan), predicate: predicate.expr };
     }
-    Ok(Body { input: plan, items, groups: Some(asts), window: None, ordering })
+    Ok(Body { input: plan, items, groups: Some(asts), window: None, ordering, shown })
+}
+
+/// The view's own output shows, for a group of text under a collation
+/// (SQLite's NOCASE/RTRIM: `GROUP BY city`), the least of its rows' values
+/// bytewise (`MIN(city COLLATE BINARY)`, kept exactly as rows come and go)
+/// instead of the collation key: SQLite shows a row's value (the first in
+/// its scan order), so a group whose rows all spell it alike shows that
+/// spelling in both. Items the ORDER BY sorts by keep the key (the read
+/// order and a top-N compare it bytewise), and so does a subquery's output
+/// (an enclosing query compares it as the key it holds).
+fn representatives(items: &mut [Item], ordering: &Ordering, grouping: &RefCell<Grouping>) -> Vec<(usize, usize)> {
+    let mut shown = Vec::new();
+    for (n, item) in items.iter_mut().enumerate() {
+        let Expr::Column(i) = item.typed.expr else { continue };
+        if ordering.order.iter().any(|k| k.column == n) {
+            continue;
+        }
+        let mut g = grouping.borrow_mut();
+        let Some(written) = g.written.get(i).filter(|w| i < g.groups.len() && **w != g.groups[i].expr).cloned() else {
+            continue;
+        };
+        if g.groups[i].ty != ScalarType::Text {
+            continue;
+        }
+        let nullable = g.groups[i].nullable;
+        let column = g.register(AggregateFunc::Min, Some(written), ScalarType::Text, nullable);
+        item.typed.expr = Expr::Column(column);
+        shown.push((i, column));
+    }
+    shown
 }
 
 /// `GROUP BY 2` is the second select item; `GROUP BY total` names an output
@@ -767,8 +809,15 @@ pub(crate) fn finish(
         },
         None => body.input.clone(),
     };
-    let props = properties(&wrap(input.clone(), exprs.clone()), cx.catalog);
-    let key = view_key(&body, &exprs, &props, distinct, scope, cx)?;
+    // A group's representative stands for its group column: the view is
+    // keyed and proven unique as if it showed the key.
+    let unshown = |e: &Expr| match body.shown.iter().find(|(_, r)| *e == Expr::Column(*r)) {
+        Some((g, _)) => Expr::Column(*g),
+        None => e.clone(),
+    };
+    let key_exprs: Vec<Expr> = exprs.iter().map(unshown).collect();
+    let props = properties(&wrap(input.clone(), key_exprs.clone()), cx.catalog);
+    let key = view_key(&body, &key_exprs, &props, distinct, scope, cx)?;
     // SQLite has no boolean values: comparisons come back as 0 and 1.
     let sqlite = cx.dialect == Dialect::Sqlite;
     let mut columns = Vec::with_capacity(body.items.len());
@@ -785,7 +834,45 @@ pub(crate) fn finish(
     }
     // ORDER BY expressions outside the select list ride along after it.
     final_exprs.extend(body.ordering.hidden.iter().map(|i| i.typed.expr.clone()));
-    Ok(Finished { plan: wrap(input, final_exprs), columns, key })
+    let plan = match distinct && cx.depth == 0 && !cx.operand && body.ordering.order.is_empty() {
+        true => distinct_showing_rows(input, final_exprs),
+        false => wrap(input, final_exprs),
+    };
+    Ok(Finished { plan, columns, key })
+}
+
+/// The view's own `SELECT DISTINCT` when some column deduplicates text
+/// under a collation (its expression is the collation key): grouped by the
+/// columns, each such column showing the least of its rows' values bytewise
+/// instead of the key, as [`representatives`] does for GROUP BY (SQLite
+/// shows the first row it scans; a value spelled one way shows that
+/// spelling in both). Otherwise `Distinct` over the columns.
+fn distinct_showing_rows(input: Plan, exprs: Vec<Expr>) -> Plan {
+    let raws: Vec<(usize, Expr)> = exprs
+        .iter()
+        .enumerate()
+        .filter_map(|(j, e)| match e {
+            Expr::Call { func: Func::CollationKey(_), args } if args.len() == 1 => Some((j, args[0].clone())),
+            _ => None,
+        })
+        .collect();
+    if raws.is_empty() {
+        return Plan::Distinct { input: Box::new(Plan::Map { input: Box::new(input), exprs }) };
+    }
+    let width = exprs.len();
+    let aggregates =
+        (0..raws.len()).map(|k| Aggregate { func: AggregateFunc::Min, arg: Some(Expr::Column(width + k)) }).collect();
+    let mut all = exprs;
+    all.extend(raws.iter().map(|(_, raw)| raw.clone()));
+    let map = Plan::Map { input: Box::new(input), exprs: all };
+    let reduce = Plan::Reduce { input: Box::new(map), group_key: (0..width).collect(), aggregates };
+    let shown = (0..width)
+        .map(|j| match raws.iter().position(|(c, _)| *c == j) {
+            Some(k) => Expr::Column(width + k),
+            None => Expr::Column(j),
+        })
+        .collect();
+    Plan::Map { input: Box::new(reduce), exprs: shown }
 }
 
 fn view_key(

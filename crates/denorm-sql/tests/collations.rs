@@ -108,3 +108,19 @@ fn output_columns_carry_collations() {
         [Some(Collation::NoCase), Some(Collation::Rtrim), Some(Collation::Binary), Some(Collation::NoCase), None]
     );
 }
+
+/// PostgreSQL `character(n)` (a column the source marks RTRIM) sorts
+/// without its trailing blanks: ORDER BY … LIMIT by a hidden stripped
+/// column; without LIMIT the read order is the stored (padded) column's.
+/// (MIN/MAX compare `rtrim(x) || NUL || x`: `postgres_intervals.rs`
+/// compares them with PostgreSQL.)
+#[test]
+fn character_n_sorts_without_its_blanks() {
+    let cases = [
+        "SELECT id, code FROM cities ORDER BY code, id LIMIT 3",
+        "SELECT DISTINCT code FROM cities ORDER BY code DESC LIMIT 2",
+        "SELECT id, code FROM cities ORDER BY code",
+    ];
+    let report: Vec<String> = cases.iter().map(|sql| format!("-- {sql}\n{}", plan(sql, Dialect::Postgres))).collect();
+    insta::assert_snapshot!("character_n_sorts_without_its_blanks", report.join("\n"));
+}

@@ -57,7 +57,7 @@ const CASES: &[(&str, Dialect, &str)] = &[
     ("timestamptz_minus_timestamp", Dialect::Postgres, "SELECT id, CAST(body AS TIMESTAMPTZ) - CAST(title AS TIMESTAMP) AS d FROM posts"),
     ("interval_not_constant", Dialect::Postgres, "SELECT id, CAST(body AS DATE) + CAST(title AS INTERVAL) AS d FROM posts"),
     ("interval_field", Dialect::Postgres, "SELECT id, extract(dow FROM INTERVAL '1 day') AS d FROM posts"),
-    ("interval_sum", Dialect::Postgres, "SELECT author_id, SUM(CAST(body AS TIMESTAMP) - CAST(title AS TIMESTAMP)) AS d FROM posts GROUP BY author_id"),
+    ("interval_sum_distinct", Dialect::Postgres, "SELECT author_id, SUM(DISTINCT CAST(body AS TIMESTAMP) - CAST(title AS TIMESTAMP)) AS d FROM posts GROUP BY author_id"),
     ("interval_trunc_week", Dialect::Postgres, "SELECT id, date_trunc('week', INTERVAL '40 days') AS d FROM posts"),
     ("interval_times_interval", Dialect::Postgres, "SELECT id, INTERVAL '1 day' * INTERVAL '1 day' AS d FROM posts"),
     ("interval_bad_literal", Dialect::Postgres, "SELECT id, CAST(body AS DATE) + INTERVAL '3 fortnights' AS d FROM posts"),

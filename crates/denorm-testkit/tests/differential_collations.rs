@@ -95,3 +95,43 @@ fn nocase_groups_and_filters_like_sqlite() {
     assert_eq!(rows("distinct_cities"), 5);
     assert_eq!(rows("city_is_paris"), 3);
 }
+
+/// One spelling per value under each collation: every group SQLite forms
+/// shows that spelling, and so must the view (`Paris`, not its NOCASE key
+/// `paris`), through inserts, updates and deletes.
+const ONE_SPELLING: &[&str] = &["Paris", "lyon", "NICE", "nice ", "A_B", "Zed"];
+const ONE_CODE: &[&str] = &["ab", "AB", " x", "Yz", ""];
+
+fn one_spelling_tables() -> Vec<TableSpec> {
+    let mut specs = tables();
+    specs[0].columns[0] = nullable(text(ONE_SPELLING));
+    specs[0].columns[1] = nullable(text(ONE_CODE));
+    specs[0].columns[2] = nullable(text(ONE_SPELLING));
+    specs[1].columns[0] = nullable(text(ONE_SPELLING));
+    specs
+}
+
+const GROUPED: &[&str] = &["city_groups", "code_groups", "plain_nocase_groups", "visit_totals", "distinct_cities"];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: (cases() / 16).max(1), ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_group_shows_its_rows_spelling(
+        ops in proptest::collection::vec(Op::strategy(&one_spelling_tables()), 1..60),
+        batch_sizes in proptest::collection::vec(1usize..10, 1..6),
+    ) {
+        let specs = one_spelling_tables();
+        let mut harness = Differential::new(SCHEMA, VIEWS, "differential_collations.sql");
+        let mut rest = ops.as_slice();
+        for size in batch_sizes.iter().cycle() {
+            let (now, later) = rest.split_at((*size).min(rest.len()));
+            harness.step(&specs, now).map_err(TestCaseError::fail)?;
+            harness.check_exactly(GROUPED).map_err(TestCaseError::fail)?;
+            rest = later;
+            if rest.is_empty() {
+                break;
+            }
+        }
+    }
+}

@@ -1,7 +1,8 @@
 -- Views over columns declared with COLLATE NOCASE / RTRIM and written
 -- COLLATE clauses (issue 11, wrong result 1). Columns that group or
--- deduplicate under a collation hold the collation key; the harness compares
--- columns that carry a collation under it.
+-- deduplicate under a collation show the least of their group's values
+-- (the key if ORDER BY sorts by them); the harness compares columns that
+-- carry a collation under it, and exactly where each group has one spelling.
 
 CREATE MATERIALIZED VIEW city_groups AS
 SELECT city, COUNT(*) AS n, SUM(pop) AS total FROM cities GROUP BY city;

@@ -3,11 +3,13 @@
 //! captured `interval` column and intervals computed by views
 //! (`timestamp - timestamp`, `timestamptz - timestamptz`, `age`, `± * /`,
 //! `justify_interval`, `extract`/`date_part`, comparisons, MIN/MAX,
-//! GROUP BY, ORDER BY … LIMIT), every view compared over HTTP with
+//! SUM/AVG (with FILTER, NULLs, empty groups and a global aggregate over
+//! no rows), GROUP BY, ORDER BY … LIMIT), every view compared over HTTP with
 //! PostgreSQL's own `row_to_json` of the view's SELECT (intervals as
 //! PostgreSQL's text under its default `IntervalStyle = postgres`). Also
 //! `character(n)` columns: compared, grouped, joined and matched ignoring
-//! trailing blanks, read as text without them, output padded.
+//! trailing blanks, sorted without them (ORDER BY … LIMIT), read as text
+//! without them, output padded.
 
 mod common;
 mod pg_project;
@@ -55,6 +57,17 @@ const VIEWS: &[(&str, &str)] = &[
          MAX(planned) AS most_planned, COUNT(*) AS n FROM trips GROUP BY rider",
     ),
     ("by_duration", "SELECT ended - started AS took, COUNT(*) AS n FROM trips GROUP BY ended - started"),
+    (
+        "totals",
+        "SELECT rider, SUM(planned) AS total_planned, AVG(planned) AS avg_planned, SUM(ended - started) AS total_took, \
+         AVG(ended - started) AS avg_took, AVG(planned) FILTER (WHERE planned < '0') AS avg_negative, \
+         SUM(planned * 7) FILTER (WHERE rider = 0) AS week_sum, COUNT(planned) AS n FROM trips GROUP BY rider",
+    ),
+    // One spelling per span among PLANNED: each group's interval is its
+    // rows' own ('1 mon', not '30 days'), as PostgreSQL shows it.
+    ("by_planned", "SELECT planned, COUNT(*) AS n, SUM(planned) AS s FROM trips GROUP BY planned"),
+    ("distinct_planned", "SELECT DISTINCT planned FROM trips"),
+    ("overall", "SELECT SUM(planned) AS s, AVG(ended - started) AS a FROM trips WHERE rider = 3 AND id % 3 = 0"),
     (
         "longest",
         "SELECT id, ended - started AS took FROM trips WHERE ended IS NOT NULL AND started IS NOT NULL \
@@ -224,15 +237,20 @@ const CHAR_VIEWS: &[(&str, &str)] = &[
     (
         "by_code",
         "SELECT code, COUNT(*) AS n, MIN(label) AS least, MAX(note) AS most, \
-         string_agg(label, ',' ORDER BY id) AS labels FROM items GROUP BY code",
+         string_agg(label, ',' ORDER BY id) AS labels, string_agg(note, ',' ORDER BY label, id) AS notes, \
+         string_agg(DISTINCT code, ',' ORDER BY code) AS codes FROM items GROUP BY code",
     ),
     ("distinct_labels", "SELECT DISTINCT label FROM items"),
     ("named", "SELECT i.id, c.code, c.name FROM items i JOIN codes c ON c.code = i.code"),
     ("picked", "SELECT id FROM items WHERE code IN ('ab', 'c  ', 'xyz') OR label > 'b'"),
+    // character(n) sorts without its trailing blanks: 'a' before 'a<tab>'.
+    ("first_codes", "SELECT id, code FROM items WHERE code IS NOT NULL ORDER BY code, id LIMIT 4"),
+    ("last_labels", "SELECT label, COUNT(*) AS n FROM items GROUP BY label ORDER BY label DESC LIMIT 3"),
+    ("first_distinct", "SELECT DISTINCT code FROM items ORDER BY code LIMIT 2"),
     ("sub", "SELECT code, n FROM (SELECT code, COUNT(*) AS n FROM items GROUP BY code) AS g WHERE code = 'ab' OR code = 'c '"),
 ];
 
-const CODES: [&str; 6] = ["ab", "ab  ", "c", " c", "xyz", "a"];
+const CODES: [&str; 8] = ["ab", "ab  ", "c", " c", "xyz", "a", "a\t", "a\t "];
 
 fn char_compare(denorm: &Denorm, client: &mut Client) -> Result<(), String> {
     pg_project::json_compare(denorm, client, CHAR_VIEWS, read_doubles)

@@ -23,15 +23,31 @@ mod checkpoint;
 mod concat;
 mod distinct;
 mod exact;
+mod interval;
 mod json;
 mod table;
 
 use exact::{ExactSum, Rounded};
+use interval::IntervalSum;
 use table::GroupTable;
 
-/// A value ordered by SQL's total order, for MIN/MAX multisets.
+/// A value ordered by SQL's total order, for MIN/MAX multisets; values
+/// SQL calls equal but PostgreSQL spells apart (`'1 day'` and `'24 hours'`,
+/// `1.5` and `1.50`) are kept apart, after one another, so each spelling is
+/// counted and a retraction never leaves a spelling no row has (MIN/MAX of
+/// such a tie show the least or greatest spelling; PostgreSQL shows the
+/// last it scanned).
 #[derive(Debug, Clone)]
 struct Ordered(Value);
+
+/// The order of two spellings of one PostgreSQL value (see [`Ordered`]).
+fn spelling(a: &Value, b: &Value) -> Ordering {
+    match (a, b) {
+        (Datum::Interval(x), Datum::Interval(y)) => (x.months, x.days, x.micros).cmp(&(y.months, y.days, y.micros)),
+        (Datum::Numeric(x), Datum::Numeric(y)) => x.scale().cmp(&y.scale()),
+        _ => Ordering::Equal,
+    }
+}
 
 impl PartialEq for Ordered {
     fn eq(&self, other: &Self) -> bool {
@@ -46,7 +62,7 @@ impl PartialOrd for Ordered {
 }
 impl Ord for Ordered {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.0.total_cmp(&other.0)
+        self.0.total_cmp(&other.0).then_with(|| spelling(&self.0, &other.0))
     }
 }
 
@@ -94,6 +110,9 @@ enum Accumulator {
     /// SUM/AVG of PostgreSQL numerics: the accumulator a `Sum` becomes at
     /// its first numeric value (a column's values all have one type).
     Numeric(Box<NumericSum>),
+    /// SUM/AVG of PostgreSQL intervals: the accumulator a `Sum` becomes at
+    /// its first interval (see [`interval`]).
+    Interval(Box<IntervalSum>),
     Extreme(BTreeMap<Ordered, Diff>),
     Distinct(Box<HashMap<Row, Diff, Hasher>>),
     /// `json_group_array` / `json_group_object`: rendered elements in order.
@@ -211,6 +230,7 @@ impl Accumulator {
             Accumulator::SumFloats { floats, .. } => memory::boxed::<ExactSum>() + floats.heap_bytes(),
             Accumulator::SumMixed(sum) => memory::boxed::<MixedSum>() + sum.floats.heap_bytes(),
             Accumulator::Numeric(sum) => memory::boxed::<NumericSum>() + memory::vec(&sum.scales),
+            Accumulator::Interval(_) => memory::boxed::<IntervalSum>(),
             Accumulator::Extreme(values) => {
                 memory::btree_map(values) + values.keys().map(|v| memory::datum(&v.0)).sum::<usize>()
             }
@@ -245,6 +265,7 @@ impl Accumulator {
                 | Accumulator::SumFloats { .. }
                 | Accumulator::SumMixed(_)
                 | Accumulator::Numeric(_)
+                | Accumulator::Interval(_)
         )
     }
 
@@ -277,6 +298,7 @@ impl Accumulator {
         if empty {
             *self = match &*value {
                 Datum::Numeric(_) => Accumulator::Numeric(Box::new(NumericSum::new())),
+                Datum::Interval(_) => Accumulator::Interval(Box::default()),
                 v if sums_as_integer(v) => Accumulator::SumInts { non_null: 0, ints: Wide::default() },
                 _ => Accumulator::SumFloats { non_null: 0, floats: Box::default() },
             };
@@ -303,6 +325,11 @@ impl Accumulator {
                 Datum::Int(i) => sum.add(numeric::from_i64(*i), diff),
                 _ => {}
             },
+            Accumulator::Interval(sum) => {
+                if let Datum::Interval(i) = value {
+                    sum.add(*i, diff);
+                }
+            }
             Accumulator::Count(n) => *n += diff,
             Accumulator::SumInts { non_null, ints } => {
                 *non_null += diff;
@@ -375,6 +402,7 @@ impl Accumulator {
                 }
             }
             Accumulator::Numeric(sum) => sum.value(func)?,
+            Accumulator::Interval(sum) => sum.value(func)?,
             Accumulator::Extreme(values) if matches!(func, AggregateFunc::SumDistinct | AggregateFunc::AvgDistinct) => {
                 distinct::value(func, values.keys().map(|o| &o.0))?
             }
@@ -1061,6 +1089,33 @@ mod tests {
         // deletion (of a row it inserts later): the first insertion shows it.
         let batch = [(row(Datum::Float(5.0)), -1), (row(Datum::Int(5)), 1), (row(Datum::Float(5.0)), 1)];
         assert_eq!(reduce.step(&batch).unwrap(), vec![(group(Datum::Int(5), 1), 1)]);
+    }
+
+    /// MIN/MAX of PostgreSQL intervals that tie by span but are spelled
+    /// apart: once the spelling that came first leaves, the other shows
+    /// (it used to keep showing the first, which no row had any more).
+    #[test]
+    fn a_tie_shows_a_spelling_still_present() {
+        use denorm_types::interval::Interval;
+        let min = Aggregate { func: AggregateFunc::Min, arg: Some(Expr::Column(1)) };
+        let max = Aggregate { func: AggregateFunc::Max, arg: Some(Expr::Column(1)) };
+        let mut reduce = Reduce::new(vec![0], vec![min, max], Dialect::Postgres);
+        let day = Datum::Interval(Interval { months: 0, days: 1, micros: 0 });
+        let hours = Datum::Interval(Interval { months: 0, days: 0, micros: 86_400_000_000 });
+        let row = |v: &Value| Row::pack([Datum::Int(1), v.clone()]);
+        reduce.step(&[(row(&day), 1), (row(&hours), 1)]).unwrap();
+        let out = reduce.step(&[(row(&day), -1)]).unwrap();
+        assert_eq!(out.last(), Some(&(Row::pack([Datum::Int(1), hours.clone(), hours.clone()]), 1)));
+        let one_and_a_half =
+            |scale| Datum::Numeric(denorm_types::numeric::from_parts(15 * 10i128.pow(scale), scale + 1).unwrap());
+        let mut reduce = Reduce::new(
+            vec![0],
+            vec![Aggregate { func: AggregateFunc::Max, arg: Some(Expr::Column(1)) }],
+            Dialect::Postgres,
+        );
+        reduce.step(&[(row(&one_and_a_half(1)), 1), (row(&one_and_a_half(0)), 1)]).unwrap();
+        let out = reduce.step(&[(row(&one_and_a_half(1)), -1)]).unwrap();
+        assert_eq!(out.last(), Some(&(Row::pack([Datum::Int(1), one_and_a_half(0)]), 1)));
     }
 
     /// Regression: text in a SQLite INTEGER column was summed as 0.0

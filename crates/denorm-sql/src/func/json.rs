@@ -251,7 +251,8 @@ impl Lowerer<'_, '_> {
                 Some(OrderBySort::Desc) => true,
                 Some(OrderBySort::Using(_)) => return Err(PlanError::new("ORDER BY … USING is not supported", key_at)),
             };
-            let key = bool_as_int(scalar.lower(&term.expr, d + 1)?, self.dialect);
+            // PostgreSQL sorts character(n) without its trailing blanks.
+            let key = bool_as_int(crate::types::strip_bpchar(scalar.lower(&term.expr, d + 1)?), self.dialect);
             if key.ty == ScalarType::Json {
                 return Err(PlanError::new(format!("cannot order {name}(…) by a JSON value"), key_at));
             }

@@ -11,6 +11,7 @@ use denorm_expr::AggregateFunc;
 use denorm_types::{numeric, Datum, Row};
 
 use super::exact::ExactSum;
+use super::interval::IntervalSum;
 use super::{lookup_key, Accumulator, Accumulators, Group, MixedSum, NumericSum, Ordered, Reduce, Wide};
 use crate::checkpoint::{write_changes, CheckpointError, Reader, Writer};
 
@@ -22,6 +23,7 @@ const NUMERIC: u8 = 4;
 const EXTREME: u8 = 5;
 const DISTINCT: u8 = 6;
 const JSON: u8 = 7;
+const INTERVAL: u8 = 8;
 
 impl Reduce {
     pub(crate) fn save(&self, w: &mut Writer) -> Result<(), CheckpointError> {
@@ -94,7 +96,8 @@ fn fits(accumulator: &Accumulator, func: AggregateFunc) -> bool {
         Accumulator::SumInts { .. }
         | Accumulator::SumFloats { .. }
         | Accumulator::SumMixed(_)
-        | Accumulator::Numeric(_) => func == AggregateFunc::Sum,
+        | Accumulator::Numeric(_)
+        | Accumulator::Interval(_) => func == AggregateFunc::Sum,
         Accumulator::Extreme(_) => func == AggregateFunc::Min,
         Accumulator::Distinct(_) => func == AggregateFunc::CountDistinct,
         Accumulator::Json(_) => {
@@ -173,6 +176,13 @@ fn save_accumulator(accumulator: &Accumulator, w: &mut Writer) -> Result<(), Che
                 w.i64(*n);
             }
         }
+        Accumulator::Interval(sum) => {
+            w.u8(INTERVAL);
+            w.i64(sum.non_null);
+            w.i64(sum.months);
+            w.i64(sum.days);
+            save_wide(w, Wide { low: sum.micros as u64, high: (sum.micros >> 64) as i64 });
+        }
         Accumulator::Extreme(values) => {
             w.u8(EXTREME);
             w.count(values.len());
@@ -216,6 +226,12 @@ fn load_accumulator(r: &mut Reader<'_>) -> Result<Accumulator, CheckpointError> 
             let scales = (0..r.count()?).map(|_| Ok((r.u8()?, r.i64()?))).collect::<Result<Vec<_>, _>>()?;
             Accumulator::Numeric(Box::new(NumericSum { non_null, sum: Ok(sum), scales }))
         }
+        INTERVAL => Accumulator::Interval(Box::new(IntervalSum {
+            non_null: r.i64()?,
+            months: r.i64()?,
+            days: r.i64()?,
+            micros: load_wide(r)?.get(),
+        })),
         EXTREME => {
             let mut values = BTreeMap::new();
             for _ in 0..r.count()? {
