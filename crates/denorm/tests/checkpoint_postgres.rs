@@ -77,7 +77,7 @@ fn kill_9_restarts_load_the_checkpoint_and_the_logged_changes_without_a_scan() {
     let project = PgProject::new("checkpoint_kill", SCHEMA, &views_sql());
     let config = std::fs::read_to_string(&project.config).unwrap();
     std::fs::write(&project.config, format!("{config}[engine]\ncheckpoint_interval = \"300ms\"\n")).unwrap();
-    let mut client = project.client();
+    let mut client;
     let mut denorm = Denorm::start(&project.config);
     denorm.wait_for_log("periodic=true");
     let mut with_changes = 0;
