@@ -35,8 +35,8 @@
 //!
 //! **What is not saved** (the checkpoint is skipped, logged, and a stale
 //! file removed): views refreshed on a schedule, feed views, views added by
-//! a live reload, failed views, and a top-k over a join
-//! ([`denorm_core::checkpoint`]).
+//! a live reload and failed views (a top-k over a join is saved:
+//! [`denorm_core::checkpoint`]).
 
 use std::collections::BTreeMap;
 use std::fs::File;
