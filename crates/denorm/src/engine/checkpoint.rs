@@ -34,9 +34,11 @@
 //! whose log entries are deleted only once the newer file is durable.
 //!
 //! **What is not saved** (the checkpoint is skipped, logged, and a stale
-//! file removed): views refreshed on a schedule, feed views, views added by
-//! a live reload and failed views (a top-k over a join is saved:
-//! [`denorm_core::checkpoint`]).
+//! file removed): feed views (the publisher's extra parts per view are not
+//! saved or loaded), views added by a live reload and failed views. Views
+//! refreshed on a schedule are saved with their gathered changes and the
+//! time left to their next refresh (format 2), a top-k over a join with
+//! its held rows ([`denorm_core::checkpoint`]).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -371,7 +373,7 @@ impl Engine {
             {
                 return Err(CheckpointError::Unsupported(format!("the source cannot follow from it: {reason}")));
             }
-            let position = flow.load_checkpoint(&mut r)?;
+            let position = flow.load_checkpoint(&mut r, header.seq.is_some())?;
             Ok((position, published(&mut r)?, changes))
         }));
         let (position, rows, changes) = match loaded {
@@ -572,7 +574,7 @@ mod tests {
         assert_eq!(header.position, Position(7));
         assert_eq!(header.names, names);
         assert_eq!(header.sums.get("sales"), Some(&22));
-        assert_eq!(loaded.load_checkpoint(&mut r).unwrap(), Position(7));
+        assert_eq!(loaded.load_checkpoint(&mut r, false).unwrap(), Position(7));
         let rows: BTreeMap<usize, Vec<(Row, Diff)>> = published(&mut r).unwrap().into_iter().collect();
         let (mut twin, _) = flow();
         let first = twin.snapshot(&batches()[0]);
