@@ -23,7 +23,7 @@
 //!    shutdown; no new writes, so the checkpoint still applies): spawn →
 //!    ready.
 //! 6. **restart after kill -9 following writes** (`checkpoint_interval =
-//!    "5s"`): 1% of the rows updated, a periodic checkpoint, another 1%
+//!    "20s"`): 1% of the rows updated, a periodic checkpoint, another 1%
 //!    updated, `kill -9`: spawn → ready from the periodic checkpoint plus
 //!    the changes logged since it (compare with 4, the replay every such
 //!    restart did before the change log).
@@ -278,7 +278,7 @@ fn update(db: &Path, rows: u64, n: u64, seed: u64) {
 /// a periodic checkpoint and more writes.
 fn kill_after_writes(config: &Path, db: &Path, rows: u64) -> f64 {
     let text = std::fs::read_to_string(config).unwrap();
-    std::fs::write(config, format!("{text}[engine]\ncheckpoint_interval = \"5s\"\n")).unwrap();
+    std::fs::write(config, format!("{text}[engine]\ncheckpoint_interval = \"20s\"\n")).unwrap();
     let changes = (rows / 100).max(100);
     let (_, _, mut denorm) = start(config, "resumed from the state directory");
     update(db, rows, changes, 1);
