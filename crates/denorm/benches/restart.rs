@@ -294,11 +294,7 @@ fn kill_after_writes(config: &Path, db: &Path, rows: u64) -> f64 {
         "{:<34} {:>9.2} {:>30} {:>16}",
         "restart after kill -9 with writes",
         killed,
-        format!(
-            "{how} + {} logged changes, total {} s",
-            field(&line, "logged_changes"),
-            field(&line, "total_seconds")
-        ),
+        format!("{how} + {} logged changes, total {} s", field(&line, "logged_changes"), field(&line, "total_seconds")),
         load()
     );
     println!(
