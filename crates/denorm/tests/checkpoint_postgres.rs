@@ -69,17 +69,32 @@ fn settled(url: &str) -> (i64, i64) {
     }
 }
 
-/// Three rounds: a writer runs while denorm (checkpoints every 300 ms) is
-/// killed; with the writer stopped, the restart loads a checkpoint and the
-/// logged changes, reading no source table; the views are exact.
+/// Waits for a periodic checkpoint written after this call.
+fn wait_for_new_checkpoint(denorm: &mut Denorm) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while std::time::Instant::now() < deadline {
+        if let Ok(line) = denorm.log.recv_timeout(Duration::from_millis(200)) {
+            denorm.lines.push(line.clone());
+            if line.contains("periodic=true") {
+                return;
+            }
+        }
+    }
+    panic!("no periodic checkpoint:\n{}", denorm.lines.join("\n"));
+}
+
+/// Three rounds: a writer runs while denorm (checkpoints every 2 s) takes
+/// a checkpoint, goes on for 700 ms (durable commits every 200 ms), and
+/// denorm is killed before the next checkpoint; with the writer stopped,
+/// the restart loads the checkpoint and the changes logged since, reading
+/// no source table; the views are exact.
 #[test]
 fn kill_9_restarts_load_the_checkpoint_and_the_logged_changes_without_a_scan() {
     let project = PgProject::new("checkpoint_kill", SCHEMA, &views_sql());
     let config = std::fs::read_to_string(&project.config).unwrap();
-    std::fs::write(&project.config, format!("{config}[engine]\ncheckpoint_interval = \"300ms\"\n")).unwrap();
+    std::fs::write(&project.config, format!("{config}[engine]\ncheckpoint_interval = \"2s\"\n")).unwrap();
     let mut client;
     let mut denorm = Denorm::start(&project.config);
-    denorm.wait_for_log("periodic=true");
     let mut with_changes = 0;
     for round in 0..3u64 {
         let mut writer_client = project.client();
@@ -88,7 +103,8 @@ fn kill_9_restarts_load_the_checkpoint_and_the_logged_changes_without_a_scan() {
             transaction(&mut writer_client, &mut rng);
             true
         });
-        std::thread::sleep(Duration::from_millis(1200 + 300 * round));
+        wait_for_new_checkpoint(&mut denorm);
+        std::thread::sleep(Duration::from_millis(700));
         denorm.kill();
         assert!(writer.finish() > 10, "the writer committed too little");
         // This connection's own scans must be counted before the counts
