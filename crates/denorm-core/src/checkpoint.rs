@@ -23,8 +23,11 @@
 //! * `Distinct`, `Threshold`: the count per row; `TopK`, `ScalarFilter`:
 //!   their kept rows, read back through the operator's own `step` (a
 //!   `TopK` keeps every row, so its state is a function of them);
-//! * `Values`: whether it was emitted. `JoinTopK` (a bounded top-k refilled
-//!   from its join's arrangements) is not saved: [`CheckpointError::Unsupported`].
+//! * `Values`: whether it was emitted;
+//! * `JoinTopK` (a bounded top-k refilled from its join's arrangements):
+//!   per partition its key, held and total copies and its held rows in
+//!   order, interned again on load (`join_topk/checkpoint.rs`; kind 8,
+//!   added without a version bump: older files never hold it).
 //!
 //! Invariants: a dataflow loaded from a checkpoint holds exactly the state
 //! of the one saved (`state_bytes` equal, and every later batch gives the
@@ -182,6 +185,7 @@ const TOPK: u8 = 4;
 const THRESHOLD: u8 = 5;
 const SCALAR_FILTER: u8 = 6;
 const VALUES: u8 = 7;
+const JOIN_TOPK: u8 = 8;
 
 impl Dataflow {
     /// Appends the state of every node and the position to `w`. Refused
@@ -240,7 +244,10 @@ impl Dataflow {
                     w.u8(VALUES);
                     w.u8(u8::from(values.emitted()));
                 }
-                Operator::JoinTopK(_) => return Err(CheckpointError::Unsupported("a top-k over a join".into())),
+                Operator::JoinTopK(top) => {
+                    w.u8(JOIN_TOPK);
+                    top.save(w);
+                }
                 Operator::Released => return Err(CheckpointError::Unsupported("a released node".into())),
             }
         }
@@ -297,6 +304,7 @@ impl Dataflow {
                 (TOPK, Operator::TopK(top)) => top.load(r)?,
                 (THRESHOLD, Operator::Threshold(threshold)) => threshold.load(r)?,
                 (SCALAR_FILTER, Operator::ScalarFilter(filter)) => filter.load(r)?,
+                (JOIN_TOPK, Operator::JoinTopK(top)) => top.load(r)?,
                 (VALUES, Operator::Values(values)) => {
                     if r.u8()? != 0 {
                         values.step();

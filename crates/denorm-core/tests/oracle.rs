@@ -681,6 +681,12 @@ fn check_shape(plan: &Plan, ops: &[Op], batch_sizes: &[usize], chunk: usize) -> 
             break;
         }
     }
+    // A bounded top-k over a join (JoinTopK) is checkpointed too: its twin
+    // went through every save and load.
+    prop_assert!(
+        dataflow.bounded_top_k().is_empty() || twin.is_some(),
+        "a bounded top-k over a join was not saved to a checkpoint"
+    );
     Ok(())
 }
 

@@ -22,6 +22,14 @@
 //! 5. **restart after kill -9** (redb checks the file after an unclean
 //!    shutdown; no new writes, so the checkpoint still applies): spawn →
 //!    ready.
+//! 6. **restart after kill -9 following writes** (`checkpoint_interval =
+//!    "20s"`): 1% of the rows updated, a periodic checkpoint, another 1%
+//!    updated, `kill -9`: spawn → ready from the periodic checkpoint plus
+//!    the changes logged since it (compare with 4, the replay every such
+//!    restart did before the change log).
+//! 7. **the change log's cost on the write path**: `StateDir::apply` of
+//!    the same update batches with the log on and off (in process,
+//!    alternating rounds, best of each), per change.
 //!
 //! The views: an aggregate over every row (1,000 groups) and a filter that
 //! keeps half of the rows (so the published state is large, as a per-key
@@ -235,13 +243,121 @@ fn main() {
         format!("{how}, total {} s", field(&line, "total_seconds")),
         load()
     );
+    let after_writes = kill_after_writes(&config, &db, rows);
     println!(
         "state directory {:.1} MB ({:.2}x the SQLite file); from the checkpoint: {:.1}x faster than a snapshot-only \
-         start, {:.1}x faster than the input-row replay; the replay {:.1}x faster than a snapshot-only start",
+         start, {:.1}x faster than the input-row replay; the replay {:.1}x faster than a snapshot-only start; \
+         after kill -9 following writes: {:.1}x faster than the replay",
         mb(state_size),
         state_size as f64 / std::fs::metadata(&db).unwrap().len() as f64,
         snapshot_only / from_checkpoint,
         restart / from_checkpoint,
         snapshot_only / restart,
+        restart / after_writes,
+    );
+    log_cost(rows);
+}
+
+/// Updates `n` random rows' `amount` in transactions of 100.
+fn update(db: &Path, rows: u64, n: u64, seed: u64) {
+    let mut conn = rusqlite::Connection::open(db).unwrap();
+    conn.busy_timeout(Duration::from_secs(30)).unwrap();
+    let mut x = seed;
+    for _ in 0..n / 100 {
+        let tx = conn.transaction().unwrap();
+        for _ in 0..100 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let id = 1 + (x >> 33) % rows;
+            tx.execute("UPDATE items SET amount = (amount + 1) % 100 WHERE id = ?1", [id as i64]).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+}
+
+/// Step 6: the seconds from spawn to ready after a `kill -9` that follows
+/// a periodic checkpoint and more writes.
+fn kill_after_writes(config: &Path, db: &Path, rows: u64) -> f64 {
+    let text = std::fs::read_to_string(config).unwrap();
+    std::fs::write(config, format!("{text}[engine]\ncheckpoint_interval = \"20s\"\n")).unwrap();
+    let changes = (rows / 100).max(100);
+    let (_, _, mut denorm) = start(config, "resumed from the state directory");
+    update(db, rows, changes, 1);
+    let periodic = denorm.wait_for("periodic=true");
+    update(db, rows, changes, 2);
+    // Past the state directory's next durable commit (every 500 ms).
+    std::thread::sleep(Duration::from_millis(1500));
+    denorm.kill();
+    let (killed, line, denorm) = start(config, "resumed from the state directory");
+    denorm.terminate("");
+    let how = if line.contains("from_checkpoint=true") { "checkpoint" } else { "replay" };
+    println!(
+        "{:<34} {:>9.2} {:>30} {:>16}",
+        "restart after kill -9 with writes",
+        killed,
+        format!("{how} + {} logged changes, total {} s", field(&line, "logged_changes"), field(&line, "total_seconds")),
+        load()
+    );
+    println!(
+        "{:<34} {:>9} {:>30} {:>16}",
+        "  periodic checkpoint",
+        "",
+        format!("encode {} s, written in {} s", field(&periodic, "encode_seconds"), field(&periodic, "total_seconds")),
+        load()
+    );
+    killed
+}
+
+/// Step 7: `StateDir::apply` of update batches (a retraction and an
+/// insertion per change) with the change log off and on.
+fn log_cost(rows: u64) {
+    use denorm::state_dir::{Opened, StateDir};
+    use denorm_types::{Datum, Position, Row};
+    let item = |id: u64, amount: u64| {
+        Row::pack([
+            Datum::Int(id as i64),
+            Datum::Int((id % 1000) as i64),
+            Datum::Int(amount as i64),
+            Datum::text(&format!("note {}", id % 977)),
+        ])
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let Ok(Opened::Rebuild(mut state, _)) = StateDir::open(dir.path(), "bench", "items") else { panic!() };
+    let stored = rows.min(200_000);
+    let all: Vec<(Row, i64)> = (1..=stored).map(|id| (item(id, 0), 1)).collect();
+    state.reset("bench", "items", Position(1), &[("items".into(), all)]).unwrap();
+    let (batches, per_batch) = (200u64, 50u64);
+    let mut position = 1;
+    let mut best = [f64::MAX; 2];
+    for round in 0..6u64 {
+        let logging = round % 2 == 1;
+        state.set_logging(logging).unwrap();
+        let started = Instant::now();
+        for b in 0..batches {
+            let changes: Vec<(Row, i64)> = (0..per_batch)
+                .flat_map(|i| {
+                    let id = 1 + (b * per_batch + i) * 7919 % stored;
+                    [(item(id, round), -1), (item(id, round + 1), 1)]
+                })
+                .collect();
+            position += 1;
+            state.apply(Position(position), &[], &[("items".into(), changes)]).unwrap();
+            if b % 20 == 19 {
+                state.make_durable().unwrap();
+            }
+        }
+        state.make_durable().unwrap();
+        state.forget_log(state.log_seq()).unwrap();
+        let seconds = started.elapsed().as_secs_f64();
+        best[usize::from(logging)] = best[usize::from(logging)].min(seconds);
+    }
+    let per_change = |s: f64| s * 1e6 / (batches * per_batch * 2) as f64;
+    println!(
+        "change log cost: StateDir::apply of {batches} batches x {} changes (durable every 20), best of 3: log off \
+         {:.2} us/change, on {:.2} us/change ({:+.0}%) (load {})",
+        per_batch * 2,
+        per_change(best[0]),
+        per_change(best[1]),
+        100.0 * (best[1] / best[0] - 1.0),
+        load()
     );
 }

@@ -20,6 +20,7 @@
 //! [engine]
 //! max_memory = "8GB"                   # optional: budget for operator state (see `EngineConfig`)
 //! state_dir = "app.state"              # optional: the durable state directory (default: <config stem>.state)
+//! checkpoint_interval = "5m"           # optional: periodic checkpoints of the views' state ("off": at shutdown only)
 //! drift_sample = 16                    # optional: keys per view compared with the source each drift_every (0: off)
 //! drift_every = "60s"                  # optional: the drift sampler's period
 //! ```
@@ -39,6 +40,7 @@ use toml::Spanned;
 mod auth;
 pub mod sink;
 pub mod drift;
+pub mod checkpoint;
 
 pub use auth::AuditTarget;
 
@@ -80,6 +82,9 @@ pub struct EngineConfig {
     pub state_dir: PathBuf,
     /// `drift_sample`, `drift_every`: the continuous drift sampler.
     pub drift: drift::DriftConfig,
+    /// `checkpoint_interval`: periodic checkpoints (`None`: off; see
+    /// [`checkpoint`]).
+    pub checkpoint_interval: Option<std::time::Duration>,
 }
 
 /// A file of `CREATE MATERIALIZED VIEW` statements.
@@ -350,6 +355,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     };
     let drift = drift::drift(raw_engine.drift_sample.as_ref(), raw_engine.drift_every.as_ref())
         .map_err(|(span, message, hint)| invalid(Some(span), message, Some(hint)))?;
+    let checkpoint_interval = checkpoint::interval(raw_engine.checkpoint_interval.as_ref())
+        .map_err(|(span, message, hint)| invalid(Some(span), message, Some(hint)))?;
     let auth = match raw.auth {
         None => None,
         Some(raw) => Some(auth::auth(raw, base).map_err(|(span, message, hint)| invalid(span, message, hint))?),
@@ -361,7 +368,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         views,
         source,
         server: ServerConfig { listen, http, pg_listen: raw_server.pg_listen, pg_tls },
-        engine: EngineConfig { max_memory, state_dir, drift },
+        engine: EngineConfig { max_memory, state_dir, drift, checkpoint_interval },
         auth,
         audit,
         sinks,
@@ -521,6 +528,7 @@ struct RawEngine {
     state_dir: Option<Spanned<String>>,
     drift_sample: Option<Spanned<i64>>,
     drift_every: Option<Spanned<String>>,
+    checkpoint_interval: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

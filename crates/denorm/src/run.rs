@@ -65,6 +65,7 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
     let engine = Engine::new(config.source.clone(), prepared.sources, publisher, shutdown.clone())
         .with_max_memory(config.engine.max_memory)
         .with_state_dir(Some(config.engine.state_dir.clone()))
+        .with_checkpoint_interval(config.engine.checkpoint_interval)
         .with_sinks(sinks)
         .with_admin(Some(inbox), Some(config_path.to_path_buf()), config.engine.drift);
     let served =

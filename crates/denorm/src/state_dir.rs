@@ -13,6 +13,8 @@
 //!   rows/<t>  packed row bytes → count   (a multiset: tables need no primary key)
 //!   dlq       id → JSON of a dead-letter entry (format 2; absent in format 1,
 //!             read as empty: a v1 directory opens as it is)
+//!   log       seq → the rows' changes since the last checkpoint (see [`log`];
+//!             with meta "log_seq", "log_start"; absent: an empty log)
 //! ```
 //!
 //! **What is kept: the captured input rows, not the operators' state.** Every
@@ -60,6 +62,9 @@ use denorm_serve::dlq::DeadLetter;
 use denorm_source::CaptureSpec;
 use denorm_types::{Catalog, Diff, Position, Row, RowRef};
 use redb::{Database, DatabaseError, Durability, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle};
+
+mod log;
+pub use log::LoggedChanges;
 
 /// The layout's version: bump it when the meaning of any key or value
 /// changes, and keep `tests/fixtures/state-v1` opening (see the tests).
@@ -131,6 +136,11 @@ pub struct StateDir {
     durable: Position,
     /// Commits since the last durable one.
     pending: bool,
+    /// The change log ([`log`]): the last sequence number given out, the
+    /// one after which every change is logged, and whether batches log.
+    log_seq: u64,
+    log_start: u64,
+    logging: bool,
 }
 
 /// The outcome of [`StateDir::open`].
@@ -219,6 +229,9 @@ impl StateDir {
             position: Position(0),
             durable: Position(0),
             pending: false,
+            log_seq: 0,
+            log_start: 0,
+            logging: true,
         }
     }
 
@@ -274,8 +287,14 @@ impl StateDir {
             for (table, sum) in &sums {
                 put(&sum_key(table), &sum.to_le_bytes()).map_err(store_error(&self.dir, "writing the metadata"))?;
             }
+            // The rows changed without a log entry: no checkpoint before
+            // this applies.
+            log::write_meta(&mut meta, self.log_seq + 1, self.log_seq + 1)
+                .map_err(store_error(&self.dir, "writing the metadata"))?;
         }
         tx.commit().map_err(store_error(&self.dir, "committing the snapshot"))?;
+        self.log_seq += 1;
+        self.log_start = self.log_seq;
         self.sums = sums;
         self.position = position;
         self.durable = position;
@@ -332,8 +351,13 @@ impl StateDir {
             for (table, sum) in &self.sums {
                 put(&sum_key(table), &sum.to_le_bytes()).map_err(store_error(&self.dir, "writing the metadata"))?;
             }
+            log::write_meta(&mut meta, self.log_seq + 1, self.log_seq + 1)
+                .map_err(store_error(&self.dir, "writing the metadata"))?;
         }
+        tx.delete_table(log::LOG).map_err(store_error(&self.dir, "reshaping"))?;
         tx.commit().map_err(store_error(&self.dir, "committing a reshape"))?;
+        self.log_seq += 1;
+        self.log_start = self.log_seq;
         self.position = position;
         self.pending = true;
         Ok(())
@@ -352,14 +376,17 @@ impl StateDir {
         let mut tx = self.db.begin_write().map_err(store_error(&self.dir, "starting a batch write"))?;
         tx.set_durability(Durability::None);
         let mut retracted = Vec::new();
+        let mut entry = log::Entry::new(position);
         for table in truncated {
             let name = rows_table(table);
             let mut t = tx
                 .open_table(TableDefinition::<&[u8], u64>::new(&name))
                 .map_err(store_error(&self.dir, "truncating"))?;
             let mut rows = Vec::new();
-            for entry in t.iter().map_err(store_error(&self.dir, "truncating"))? {
-                let (row, count) = entry.map_err(store_error(&self.dir, "truncating"))?;
+            entry.table(table);
+            for stored in t.iter().map_err(store_error(&self.dir, "truncating"))? {
+                let (row, count) = stored.map_err(store_error(&self.dir, "truncating"))?;
+                entry.change(row.value(), -(count.value() as Diff));
                 rows.push((stored_row(row.value()), -(count.value() as Diff)));
             }
             t.retain(|_, _| false).map_err(store_error(&self.dir, "truncating"))?;
@@ -372,6 +399,7 @@ impl StateDir {
                 .open_table(TableDefinition::<&[u8], u64>::new(&name))
                 .map_err(store_error(&self.dir, "writing rows"))?;
             let sum = self.sums.entry(table.clone()).or_default();
+            entry.table(table);
             for (row, diff) in changes {
                 let bytes = row.as_bytes();
                 let old = t.get(bytes).map_err(store_error(&self.dir, "reading rows"))?.map_or(0, |c| c.value());
@@ -383,6 +411,7 @@ impl StateDir {
                     self.absent.push((table.clone(), row.clone(), (-wanted).min(Diff::MAX as i128) as Diff));
                 }
                 let new = wanted.max(0) as u64;
+                entry.change(bytes, new.wrapping_sub(old) as Diff);
                 *sum = sum.wrapping_add(row_hash(bytes).wrapping_mul(new.wrapping_sub(old)));
                 if new == 0 {
                     t.remove(bytes).map_err(store_error(&self.dir, "writing rows"))?;
@@ -401,6 +430,19 @@ impl StateDir {
             }
             meta.insert("position", position.0.to_le_bytes().as_slice())
                 .map_err(store_error(&self.dir, "writing the metadata"))?;
+            if let Some(bytes) = entry.finish() {
+                let seq = self.log_seq + 1;
+                let start = if self.logging {
+                    let mut log = tx.open_table(log::LOG).map_err(store_error(&self.dir, "writing the change log"))?;
+                    log.insert(seq, bytes.as_slice()).map_err(store_error(&self.dir, "writing the change log"))?;
+                    self.log_start
+                } else {
+                    seq
+                };
+                log::write_meta(&mut meta, seq, start).map_err(store_error(&self.dir, "writing the metadata"))?;
+                self.log_seq = seq;
+                self.log_start = start;
+            }
         }
         tx.commit().map_err(store_error(&self.dir, "committing a batch"))?;
         self.position = position;
@@ -679,6 +721,7 @@ fn load_checked(dir: &Path, identity: &str, shape: &str, rows: bool) -> Result<L
         state.sums.insert(name.to_string(), sum);
         stored.tables.push((name.to_string(), rows));
     }
+    (state.log_seq, state.log_start) = log::read_meta(&meta);
     drop(meta);
     drop(tx);
     state.position = position;
@@ -840,6 +883,67 @@ mod tests {
             Opened::Rebuild(_, reason) => reason,
             Opened::Reshape(..) => panic!("expected a rebuild, reshaped"),
         }
+    }
+
+    /// The change log against the stored multisets it links: for random
+    /// batches (duplicates, retractions of rows not held, truncations) and
+    /// a "checkpoint" (the rows and checksums at a log sequence) taken at
+    /// every sequence, the rows then plus the logged changes after it equal
+    /// the rows stored now, and so do the checksums; after a reopen too.
+    /// Forgetting the log, a snapshot, a reshape or logging off makes older
+    /// sequences unusable (`None`), never wrong.
+    #[test]
+    fn the_change_log_links_every_checkpoint_to_the_stored_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = spec(&["id", "name"]);
+        let Opened::Rebuild(mut state, _) = StateDir::open(dir.path(), "src", &spec).unwrap() else { panic!() };
+        state.reset("src", &spec, Position(1), &[("t".into(), ones(vec![row(1, "a"), row(2, "b")]))]).unwrap();
+        let rows_now = |state: &StateDir| sorted(state.rows_of(&["t".into()]).unwrap().tables.remove(0).1);
+        let mut checkpoints = vec![(state.log_seq(), rows_now(&state), state.sums().clone())];
+        let mut rng = 7u64;
+        let mut next = move |n: u64| {
+            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (rng >> 33) % n
+        };
+        for i in 0..60u64 {
+            let truncated: Vec<String> = if next(15) == 0 { vec!["t".into()] } else { vec![] };
+            let changes: Vec<(Row, Diff)> = (0..next(5))
+                .map(|_| (row(next(6) as i64, ["a", "b"][next(2) as usize]), [1, 1, -1, 2, -2][next(5) as usize]))
+                .collect();
+            state.apply(Position(2 + i), &truncated, &[("t".into(), changes)]).unwrap();
+            state.take_absent();
+            checkpoints.push((state.log_seq(), rows_now(&state), state.sums().clone()));
+        }
+        state.make_durable().unwrap();
+        let check = |state: &StateDir, from: usize| {
+            for (seq, rows, sums) in &checkpoints[from..] {
+                let changes = state.changes_after(*seq).unwrap().expect("the log holds every change since");
+                assert_eq!(&changes.sums_after(sums), state.sums(), "sequence {seq}");
+                let mut all = rows.clone();
+                all.extend(changes.merged().into_iter().flat_map(|(_, c)| c));
+                denorm_types::consolidate(&mut all);
+                assert_eq!(sorted(all), rows_now(state), "sequence {seq}");
+            }
+        };
+        check(&state, 0);
+        drop(state);
+        let (mut state, _) = resume(dir.path(), "src", &spec);
+        check(&state, 0);
+        let (kept_seq, ..) = checkpoints[30];
+        state.forget_log(kept_seq).unwrap();
+        assert_eq!(state.changes_after(kept_seq - 1).unwrap(), None);
+        assert_eq!(state.changes_after(state.log_seq() + 1).unwrap(), None);
+        check(&state, 30);
+        state.set_logging(false).unwrap();
+        state.apply(Position(100), &[], &[("t".into(), vec![(row(9, "z"), 1)])]).unwrap();
+        assert_eq!(state.changes_after(kept_seq).unwrap(), None);
+        state.set_logging(true).unwrap();
+        let seq = state.log_seq();
+        state.apply(Position(101), &[], &[("t".into(), vec![(row(9, "z"), -1)])]).unwrap();
+        assert_eq!(state.changes_after(seq).unwrap().unwrap().rows(), 1);
+        state.reset("src", &spec, Position(102), &[]).unwrap();
+        assert_eq!(state.changes_after(seq).unwrap(), None);
+        assert_eq!(state.changes_after(state.log_seq()).unwrap(), Some(LoggedChanges::default()));
     }
 
     /// Snapshot, batches (duplicates, a retraction to zero), a truncation:

@@ -1,11 +1,12 @@
-//! Checkpoints end to end (SQLite, the real binary): a SIGTERM writes the
-//! operators' state and the published rows beside the input rows, and the
-//! next start loads them instead of replaying the input rows, then follows
-//! the writes made while it was down exactly once. A checkpoint that does
-//! not apply — older than the input rows after a `kill -9`, torn (a crash
-//! while writing it), garbled, or of other views — is logged and the start
-//! replays the input rows as before; every view equals SQLite's answer to
-//! its SELECT throughout.
+//! Checkpoints end to end (SQLite, the real binary): a SIGTERM, and every
+//! `checkpoint_interval`, writes the operators' state and the published
+//! rows beside the input rows, and the next start loads them instead of
+//! replaying the input rows, applies the changes the state directory
+//! logged since (after a `kill -9`), then follows the writes made while it
+//! was down exactly once. A checkpoint that does not apply — the change
+//! log off, torn (a crash while writing it), garbled, or of other views —
+//! is logged and the start replays the input rows as before; every view
+//! equals SQLite's answer to its SELECT throughout.
 
 mod common;
 
@@ -111,10 +112,12 @@ fn a_graceful_restart_loads_the_checkpoint_and_follows_exactly() {
 }
 
 /// After a checkpoint was loaded, a `kill -9` leaves it older than the
-/// input rows: the next start says so and replays them; the one after a
-/// SIGTERM loads a checkpoint again.
+/// input rows: the next start loads it and applies the changes logged
+/// since (not a replay). With the change log off (`checkpoint_interval =
+/// "off"`) the same kill makes the next start say so and replay the input
+/// rows; the one after a SIGTERM loads a checkpoint again.
 #[test]
-fn a_checkpoint_older_than_the_input_rows_is_not_used() {
+fn a_kill_after_writes_loads_the_checkpoint_and_the_changes_since() {
     let project = Project::new(SCHEMA, VIEWS);
     let db = project.connect();
     transactions(&db, 2, 40);
@@ -126,12 +129,81 @@ fn a_checkpoint_older_than_the_input_rows_is_not_used() {
     // Past a durable commit of the state directory (every 500 ms).
     std::thread::sleep(Duration::from_millis(1200));
     denorm.kill();
+    let mut denorm = start(&project, true);
+    let line = denorm.wait_for_log(FROM_CHECKPOINT);
+    assert!(!line.contains("logged_changes=0"), "{line}");
+    assert_views_equal_sqlite(&denorm, &db);
+    stop(denorm);
+    set_interval(&project, "off");
+    let denorm = start(&project, true);
+    transactions(&db, 4, 10);
+    assert_views_equal_sqlite(&denorm, &db);
+    std::thread::sleep(Duration::from_millis(1200));
+    denorm.kill();
     let mut denorm = start(&project, false);
     let line = denorm.wait_for_log(NOT_USED);
-    assert!(line.contains("other input rows"), "{line}");
+    assert!(line.contains("the change log does not hold every change"), "{line}");
     assert_views_equal_sqlite(&denorm, &db);
     stop(denorm);
     let denorm = start(&project, true);
+    assert_views_equal_sqlite(&denorm, &db);
+}
+
+/// Sets `[engine] checkpoint_interval` in the project's config.
+fn set_interval(project: &Project, interval: &str) {
+    let config = std::fs::read_to_string(&project.config).unwrap();
+    let config = match config.find("[engine]") {
+        Some(at) => config[..at].to_string(),
+        None => config,
+    };
+    std::fs::write(&project.config, format!("{config}[engine]\ncheckpoint_interval = \"{interval}\"\n")).unwrap();
+}
+
+/// Periodic checkpoints (every second here) under a writer that never
+/// stops, and `kill -9` at random points (some land while a checkpoint is
+/// being written): every start after the first checkpoint loads one plus
+/// the changes logged since, never replays the input rows, and once the
+/// writer pauses every view equals SQLite (nothing lost, nothing applied
+/// twice). Rounds: `PROPTEST_CASES / 16` (at least 4).
+#[test]
+fn kill_9_under_a_writer_restarts_from_periodic_checkpoints() {
+    let project = Project::new(SCHEMA, VIEWS);
+    set_interval(&project, "1s");
+    let db = project.connect();
+    transactions(&db, 7, 50);
+    let mut denorm = Denorm::start(&project.config);
+    denorm.wait_for_log("periodic=true");
+    let conn = project.connect();
+    let mut writes = SplitMix(31);
+    let writer = Background::spawn(move || {
+        transaction(&conn, &mut writes);
+        std::thread::sleep(Duration::from_millis(1));
+        true
+    });
+    let rounds =
+        std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse::<usize>().ok()).map_or(4, |n| (n / 16).max(4));
+    let mut rng = SplitMix(77);
+    let mut with_changes = 0;
+    for round in 0..rounds {
+        std::thread::sleep(Duration::from_millis(600 + rng.below(1400)));
+        denorm.kill();
+        denorm = Denorm::start(&project.config);
+        let line = denorm.wait_for_log("resumed from the state directory");
+        assert!(line.contains(FROM_CHECKPOINT), "round {round}: {}", denorm.lines.join("\n"));
+        assert!(!denorm.lines.iter().any(|l| l.contains(REPLAYED) || l.contains("snapshot read")), "{line}");
+        with_changes += usize::from(!line.contains("logged_changes=0"));
+        if round % 2 == 1 {
+            writer.pause();
+            assert_views_equal_sqlite(&denorm, &db);
+            writer.resume();
+        }
+    }
+    let committed = writer.finish();
+    assert!(committed > 0);
+    // How many restarts applied logged changes (a kill right after a
+    // checkpoint's durable commit finds none; that a checkpoint plus logged
+    // changes is exact is asserted deterministically above).
+    eprintln!("{with_changes} of {rounds} restarts applied logged changes");
     assert_views_equal_sqlite(&denorm, &db);
 }
 

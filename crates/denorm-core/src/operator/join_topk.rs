@@ -46,6 +46,8 @@ use hashbrown::HashMap;
 use denorm_expr::{EvalError, SortKey};
 use denorm_types::{consolidate_unordered, Datum, Diff, Row, RowPacker};
 
+mod checkpoint;
+
 use crate::index::Index;
 use crate::operator::Join;
 use crate::{memory, Hasher};

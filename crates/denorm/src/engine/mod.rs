@@ -170,6 +170,8 @@ pub struct Engine {
     retries: dlq_retry::Retries,
     /// The admin channel, reload and reconcile (see [`admin`]).
     admin: admin::AdminState,
+    /// Periodic checkpoints (`[engine] checkpoint_interval`).
+    checkpoints: checkpoint::Periodic,
 }
 
 impl Engine {
@@ -194,6 +196,7 @@ impl Engine {
             heal: Heal::default(),
             retries: dlq_retry::Retries::default(),
             admin: admin::AdminState::default(),
+            checkpoints: checkpoint::Periodic::default(),
         }
     }
 
@@ -341,9 +344,11 @@ impl Engine {
             Some(state) => Some(state),
             None => self.start(&mut *capture, &mut flow, &planned, &shape)?,
         };
-        if let Some(state) = &state {
+        if let Some(state) = state.as_mut() {
             dead::restore(&self.publisher, state);
+            state.set_logging(self.checkpoints.logging())?;
         }
+        self.checkpoints.begin();
         self.reload_done(flow.position);
         self.source_up(flow.position, if state.is_some() { "resumed" } else { "took a new snapshot" });
         let release_every = capture.release_interval().max(if state.is_some() { DURABLE_MIN } else { Duration::ZERO });
@@ -353,7 +358,7 @@ impl Engine {
         loop {
             if self.stopping() {
                 release_durable(&mut *capture, state.as_mut(), flow.position)?;
-                self.write_checkpoint(&flow, state.as_ref());
+                self.write_checkpoint(&flow, state.as_mut());
                 return Ok(End::Shutdown);
             }
             let wait = flow.next_due().map_or(WAIT, |due| due.saturating_duration_since(Instant::now()).min(WAIT));
@@ -447,6 +452,7 @@ impl Engine {
                 release_durable(&mut *capture, state.as_mut(), flow.position)?;
                 released_at = Instant::now();
             }
+            self.periodic_checkpoint(&flow, state.as_mut())?;
             if lag_at.is_none_or(|at| at.elapsed() >= LAG_EVERY) {
                 lag_at = Some(Instant::now());
                 self.report_lag(&mut *capture);
