@@ -112,8 +112,9 @@ pub fn part_specs(spec: &ViewSpec, feed: &FeedInfo) -> [ViewSpec; 3] {
         name: format!("{}{EDGES}", spec.name),
         columns: vec![partition_column, ColumnSpec { name: fan_name.clone(), ty, nullable: true }],
         key: vec![0, 1],
-        partition_by: None,
-        order: Vec::new(),
+        // A set per partition in Redis (ordered by the fan-out key).
+        partition_by: Some(0),
+        order: vec![(1, false)],
         indexes: Vec::new(),
         feed: Some(info(FeedPart::Edges)),
     };

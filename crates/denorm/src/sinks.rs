@@ -75,11 +75,10 @@ fn sink_views(
             bail!("{at}: sink \"{}\" names no view \"{name}\"\n  hint: views: {}", settings.name, known.join(", "));
         };
         let spec = &specs[slot];
-        // A feed is written to a table sink as three parts (denorm_sink::feed).
-        let table_sink = matches!(settings.kind, SinkKind::Postgres { .. } | SinkKind::Sqlite { .. });
+        // A feed is written as three parts (denorm_sink::feed).
         let parts: Vec<ViewSpec> = match infos.get(slot).and_then(|i| i.feed.as_ref()) {
-            Some(feed) if table_sink => denorm_sink::feed::part_specs(spec, feed).into(),
-            _ => vec![spec.clone()],
+            Some(feed) => denorm_sink::feed::part_specs(spec, feed).into(),
+            None => vec![spec.clone()],
         };
         if let (SinkKind::Sqlite { path }, SourceConfig::Sqlite(source)) = (&settings.kind, &config.source) {
             if same_file(path, &source.path) {

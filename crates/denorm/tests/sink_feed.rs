@@ -72,6 +72,40 @@ fn shell(command: &mut Command) -> Result<Vec<String>, String> {
     Ok(String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect())
 }
 
+fn redis_url() -> String {
+    std::env::var("DENORM_TEST_REDIS_URL").expect(
+        "DENORM_TEST_REDIS_URL is not set: run `export \"$(scripts/redis start | tail -n1)\"` (scripts/test does this)",
+    )
+}
+
+/// A page read with the sink's function (`FCALL_RO denorm_feed_page`), or
+/// with `EVAL` of the script the sink stores, as `a|b|c` lines.
+fn redis_page(prefix: &str, feed: &str, owner: i64, limit: usize, eval: bool) -> Result<Vec<String>, String> {
+    let (owner, limit) = (owner.to_string(), limit.to_string());
+    let mut command = Command::new("redis-cli");
+    command.arg("-u").arg(redis_url());
+    if eval {
+        let script = shell(Command::new("redis-cli").arg("-u").arg(redis_url()).args([
+            "HGET",
+            &format!("{prefix}denorm:sink:feeds"),
+            ":page_script",
+        ]))?
+        .join("\n");
+        command.args(["EVAL", &script, "0"]);
+    } else {
+        command.args(["FCALL_RO", "denorm_feed_page", "0"]);
+    }
+    let lines = shell(command.args([prefix, feed, &owner, &limit]))?;
+    if lines.first().is_some_and(|l| l.starts_with("ERR")) {
+        return Err(lines.join("\n"));
+    }
+    lines
+        .iter()
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_str::<Json>(l).map(|row| line(&row)).map_err(|e| format!("{l}: {e}")))
+        .collect()
+}
+
 fn sqlite3(db: &Path, sql: &str) -> Result<Vec<String>, String> {
     shell(Command::new("sqlite3").args(["-bail", "-separator", "|", "-cmd", ".timeout 10000"]).arg(db).arg(sql))
 }
@@ -189,14 +223,17 @@ fn run_bursts(denorm: &Denorm, conn: &mut Connection, read: ReadPage<'_>) {
 }
 
 #[test]
-fn sqlite_and_postgres_feed_views_give_the_http_pages() {
+fn sqlite_postgres_and_redis_feed_pages_equal_the_http_pages() {
     let schema = format!("sink_feed_{}", std::process::id());
+    let prefix = format!("{schema}:");
     let _ = psql(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
     let project = project(&format!(
         "[[sink]]\nname = \"file\"\nkind = \"sqlite\"\npath = \"read_models.db\"\nviews = [{names}]\n\
-         [[sink]]\nname = \"pg\"\nkind = \"postgres\"\nurl = \"{url}\"\nschema = \"{schema}\"\nviews = [{names}]\n",
+         [[sink]]\nname = \"pg\"\nkind = \"postgres\"\nurl = \"{url}\"\nschema = \"{schema}\"\nviews = [{names}]\n\
+         [[sink]]\nname = \"redis\"\nkind = \"redis\"\nurl = \"{redis}\"\nprefix = \"{prefix}\"\nttl = \"1h\"\nviews = [{names}]\n",
         names = feed_names(),
-        url = pg_url()
+        url = pg_url(),
+        redis = redis_url(),
     ));
     let db = project.dir.path().join("read_models.db");
     let mut conn = project.connect();
@@ -210,9 +247,11 @@ fn sqlite_and_postgres_feed_views_give_the_http_pages() {
     let read = |feed: &str, owner: i64, limit: usize| -> Result<Vec<String>, String> {
         let lite = sqlite3(&db, &page_sql(feed, owner, limit))?;
         let pg = psql(&page_sql(&format!("{schema}.{feed}"), owner, limit))?;
-        if lite != pg {
+        // Half the reads through EVAL of the stored script.
+        let redis = redis_page(&prefix, feed, owner, limit, owner % 2 == 0)?;
+        if lite != pg || lite != redis {
             let (_, health) = denorm.get("/health");
-            return Err(format!("sqlite {lite:?} != postgres {pg:?} (sinks: {})", health["sinks"]));
+            return Err(format!("sqlite {lite:?} != postgres {pg:?} or redis {redis:?} (sinks: {})", health["sinks"]));
         }
         Ok(lite)
     };
@@ -222,6 +261,24 @@ fn sqlite_and_postgres_feed_views_give_the_http_pages() {
         .unwrap()
         .join("\n");
     assert!(plan.contains("home_feed__fanout_i0"), "{plan}");
+    // Every key the Redis sink wrote has the configured time to live.
+    let keys = shell(Command::new("redis-cli").arg("-u").arg(redis_url()).args([
+        "--scan",
+        "--pattern",
+        &format!("{prefix}*"),
+    ]))
+    .unwrap();
+    assert!(
+        keys.iter().any(|k| k.contains("__celebrities:")) && keys.iter().any(|k| k.contains("__edges:")),
+        "{keys:?}"
+    );
+    for key in keys.iter().filter(|k| !k.contains("denorm:sink:")) {
+        let ttl = shell(Command::new("redis-cli").arg("-u").arg(redis_url()).args(["PTTL", key])).unwrap();
+        assert!(ttl[0].parse::<i64>().unwrap() > 0, "{key}: {ttl:?}");
+    }
     drop(denorm);
     let _ = psql(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+    for key in keys {
+        let _ = shell(Command::new("redis-cli").arg("-u").arg(redis_url()).args(["DEL", &key]));
+    }
 }
