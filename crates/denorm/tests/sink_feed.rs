@@ -261,6 +261,43 @@ fn sqlite_postgres_and_redis_feed_pages_equal_the_http_pages() {
         .unwrap()
         .join("\n");
     assert!(plan.contains("home_feed__fanout_i0"), "{plan}");
+    // Parts edited by hand are found and repaired by `denorm reconcile`.
+    let address = denorm.base.trim_start_matches("http://").to_string();
+    let config = std::fs::read_to_string(&project.config).unwrap().replace("127.0.0.1:0", &address);
+    std::fs::write(&project.config, config).unwrap();
+    let reconcile = |sink: &str, repair: bool| {
+        let output = Command::new(env!("CARGO_BIN_EXE_denorm"))
+            .args(["reconcile", "--sink", sink])
+            .args(repair.then_some("--repair"))
+            .arg("--config")
+            .arg(&project.config)
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        (output.status.code(), text)
+    };
+    // A celebrity with followers, so that every part has rows.
+    conn.execute_batch(
+        "INSERT OR IGNORE INTO follows VALUES (2, 1), (3, 1), (4, 1), (5, 1), (6, 1);
+         INSERT OR REPLACE INTO posts VALUES (99, 1, 'celebrity post', 19);",
+    )
+    .unwrap();
+    assert_pages_equal(&denorm, &conn, &read);
+    sqlite3(&db, "DELETE FROM home_feed__edges; UPDATE home_feed__fanout SET body = 'edited'").unwrap();
+    psql(&format!("UPDATE {schema}.home_feed__celebrities SET body = 'edited'")).unwrap();
+    let redis_cli = |args: &[&str]| shell(Command::new("redis-cli").arg("-u").arg(redis_url()).args(args)).unwrap();
+    redis_cli(&["DEL", &format!("{prefix}home_feed__celebrities:1")]);
+    for (sink, part) in
+        [("file", "home_feed__edges"), ("pg", "home_feed__celebrities"), ("redis", "home_feed__celebrities")]
+    {
+        let (code, out) = reconcile(sink, false);
+        assert_eq!(code, Some(1), "{out}");
+        assert!(out.contains(&format!("sink {sink}, view {part}:")), "{out}");
+        let (code, out) = reconcile(sink, true);
+        assert_eq!(code, Some(0), "{out}");
+        assert!(out.contains("(repaired)"), "{out}");
+    }
+    assert_pages_equal(&denorm, &conn, &read);
     // Every key the Redis sink wrote has the configured time to live.
     let keys = shell(Command::new("redis-cli").arg("-u").arg(redis_url()).args([
         "--scan",
