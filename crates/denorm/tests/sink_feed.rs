@@ -80,8 +80,13 @@ fn redis_url() -> String {
 
 /// A page read with the sink's function (`FCALL_RO denorm_feed_page`), or
 /// with `EVAL` of the script the sink stores, as `a|b|c` lines.
-fn redis_page(prefix: &str, feed: &str, owner: i64, limit: usize, eval: bool) -> Result<Vec<String>, String> {
-    let (owner, limit) = (owner.to_string(), limit.to_string());
+fn redis_page(
+    prefix: &str,
+    feed: &str,
+    (owner, limit, offset): (i64, usize, usize),
+    eval: bool,
+) -> Result<Vec<String>, String> {
+    let (owner, limit, offset) = (owner.to_string(), limit.to_string(), offset.to_string());
     let mut command = Command::new("redis-cli");
     command.arg("-u").arg(redis_url());
     if eval {
@@ -95,7 +100,7 @@ fn redis_page(prefix: &str, feed: &str, owner: i64, limit: usize, eval: bool) ->
     } else {
         command.args(["FCALL_RO", "denorm_feed_page", "0"]);
     }
-    let lines = shell(command.args([prefix, feed, &owner, &limit]))?;
+    let lines = shell(command.args([prefix, feed, &owner, &limit, &offset]))?;
     if lines.first().is_some_and(|l| l.starts_with("ERR")) {
         return Err(lines.join("\n"));
     }
@@ -127,8 +132,8 @@ fn psql(sql: &str) -> Result<Vec<String>, String> {
 }
 
 /// A page over HTTP as `a|b|c` lines, in order.
-fn http_page(denorm: &Denorm, feed: &str, owner: i64, limit: usize) -> Vec<String> {
-    let (status, rows) = denorm.get(&format!("/views/{feed}?owner_id=eq.{owner}&limit={limit}"));
+fn http_page(denorm: &Denorm, feed: &str, owner: i64, limit: usize, offset: usize) -> Vec<String> {
+    let (status, rows) = denorm.get(&format!("/views/{feed}?owner_id=eq.{owner}&limit={limit}&offset={offset}"));
     assert_eq!(status, 200, "{rows}");
     rows.as_array().unwrap().iter().map(line).collect()
 }
@@ -185,7 +190,7 @@ fn assert_pages_equal(denorm: &Denorm, conn: &Connection, read: ReadPage<'_>) {
         for (feed, _, retain) in FEEDS {
             for owner in 1..=6 {
                 for limit in [3, retain.unwrap_or(40)] {
-                    let served = http_page(denorm, feed, owner, limit);
+                    let served = http_page(denorm, feed, owner, limit, 0);
                     let found = read(feed, owner, limit)?;
                     if found != served {
                         let (_, health) = denorm.get("/health");
@@ -248,7 +253,13 @@ fn sqlite_postgres_and_redis_feed_pages_equal_the_http_pages() {
         let lite = sqlite3(&db, &page_sql(feed, owner, limit))?;
         let pg = psql(&page_sql(&format!("{schema}.{feed}"), owner, limit))?;
         // Half the reads through EVAL of the stored script.
-        let redis = redis_page(&prefix, feed, owner, limit, owner % 2 == 0)?;
+        let redis = redis_page(&prefix, feed, (owner, limit, 0), owner % 2 == 0)?;
+        // A page at an offset (through the window's end with `retain`).
+        let deeper = redis_page(&prefix, feed, (owner, limit, 2), owner % 2 == 1)?;
+        let served = http_page(&denorm, feed, owner, limit, 2);
+        if deeper != served {
+            return Err(format!("redis at offset 2 {deeper:?} != HTTP {served:?}"));
+        }
         if lite != pg || lite != redis {
             let (_, health) = denorm.get("/health");
             return Err(format!("sqlite {lite:?} != postgres {pg:?} or redis {redis:?} (sinks: {})", health["sinks"]));
