@@ -43,6 +43,9 @@ pub struct ViewSpec {
     /// Secondary indexes the view asks for (`WITH (index = 'a, b; c')`):
     /// each a list of column indexes.
     pub indexes: Vec<Vec<usize>>,
+    /// Set when the spec is one part of a feed view (a feed is written as
+    /// three: see [`crate::feed`]).
+    pub feed: Option<crate::feed::FeedSpec>,
 }
 
 impl ViewSpec {

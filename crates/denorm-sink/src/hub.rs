@@ -33,11 +33,12 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use denorm_serve::{Metrics, Published, Publisher, Reader, ViewStatus};
+use denorm_serve::{Metrics, Published, PublishedView, Publisher, Reader, ViewStatus};
 use denorm_types::{consolidate, Diff, Position, Row};
 use tracing::{info, warn};
 
 use crate::contract::{error_chain, Sink, SinkBatch, SinkError, ViewSpec};
+use crate::feed::FeedPart;
 
 /// Queued view changes per sink, at most (by default); past it the queue is
 /// dropped and the sink catches up from the published state.
@@ -146,6 +147,8 @@ struct Shared {
     capacity: usize,
     /// Sink view index → publishing slot.
     slots: Vec<usize>,
+    /// Sink view index → the feed part it is (`None`: a view's rows).
+    parts: Vec<Option<FeedPart>>,
 }
 
 impl Shared {
@@ -212,6 +215,7 @@ impl SinkHub {
                     stop: AtomicBool::new(false),
                     capacity: config.queue_rows.max(1),
                     slots: config.views.iter().map(|(slot, _)| *slot).collect(),
+                    parts: config.views.iter().map(|(_, spec)| spec.feed.as_ref().map(|f| f.part)).collect(),
                 });
                 reader.metrics().set_sink_state(&config.name, true, Some("starting".to_owned()));
                 let runner = Runner {
@@ -275,7 +279,8 @@ impl SinkHub {
             let views: Vec<Option<Vec<(Row, Diff)>>> = shared
                 .slots
                 .iter()
-                .map(|&slot| {
+                .enumerate()
+                .map(|(i, &slot)| {
                     // A failed view is left as it was (and keeps its position).
                     let view = published.views.get(slot)?;
                     if matches!(view.status, ViewStatus::Failed(_)) || view.position != Some(position) {
@@ -284,13 +289,7 @@ impl SinkHub {
                     let part = |n: usize| {
                         changes.iter().find(|(s, part, _)| *s == slot && *part == n).map_or(&[][..], |(_, _, c)| c)
                     };
-                    // A feed fanning out references: its whole rows.
-                    let found = match &view.info.feed {
-                        Some(feed) => {
-                            denorm_serve::feed::whole_changes(view, feed, part(0), part(denorm_serve::feed::CONTENT))
-                        }
-                        None => part(0).to_vec(),
-                    };
+                    let found = part_changes(view, shared.parts[i], &part);
                     rows += found.len();
                     Some(found)
                 })
@@ -560,15 +559,10 @@ impl Runner {
                 continue;
             }
             let started = Instant::now();
-            match &view.info.feed {
-                // A feed's rows are stored without their partition column.
-                Some(feed) => {
-                    let rows = denorm_serve::feed::rows(view, feed);
-                    self.sink.rebuild(i, &mut rows.iter().map(|(r, d)| (r, *d)), position)?
-                }
-                None => self.sink.rebuild(i, &mut view.rows.iter(), position)?,
-            }
-            info!(sink = %self.shared.name, view = %self.specs[i].name, rows = view.rows.len(), position = position.0,
+            let rows = part_rows(view, self.shared.parts[i]);
+            let count = rows.len();
+            self.sink.rebuild(i, &mut rows.iter(), position)?;
+            info!(sink = %self.shared.name, view = %self.specs[i].name, rows = count, position = position.0,
                   seconds = started.elapsed().as_secs_f64(), ?stored, "sink view rebuilt from the published state");
             if let Some(s) = self.stored.as_mut() {
                 s[i] = Some(position);
@@ -638,12 +632,8 @@ impl Runner {
             } else {
                 self.specs[i].key.clone()
             };
-            // A feed's rows are stored without their partition column.
-            let feed_rows = view.info.feed.as_ref().map(|feed| denorm_serve::feed::rows(view, feed));
-            let published: Box<dyn Iterator<Item = (&Row, Diff)>> = match &feed_rows {
-                Some(rows) => Box::new(rows.iter().map(|(r, d)| (r, *d))),
-                None => Box::new(view.rows.iter()),
-            };
+            let rows = part_rows(view, self.shared.parts[i]);
+            let published = rows.iter();
             let (mut expected, sink_rows) = match sample {
                 None => {
                     let expected: Vec<(Row, Diff)> = published.map(|(r, d)| (self.sink.stored(i, r), d)).collect();
@@ -700,6 +690,68 @@ impl Runner {
         while Instant::now() < until && !self.stopping() {
             std::thread::sleep(IDLE.min(until.saturating_duration_since(Instant::now())));
         }
+    }
+}
+
+/// The rows a sink view holds: a view's published rows, or one part of a
+/// feed (see [`crate::feed`]).
+enum PartRows<'a> {
+    Published(&'a denorm_serve::ViewRows),
+    Owned(Vec<(Row, Diff)>),
+}
+
+impl PartRows<'_> {
+    fn len(&self) -> u64 {
+        match self {
+            PartRows::Published(rows) => rows.len(),
+            PartRows::Owned(rows) => rows.len() as u64,
+        }
+    }
+
+    fn iter(&self) -> Box<dyn Iterator<Item = (&Row, Diff)> + '_> {
+        match self {
+            PartRows::Published(rows) => Box::new(rows.iter()),
+            PartRows::Owned(rows) => Box::new(rows.iter().map(|(r, d)| (r, *d))),
+        }
+    }
+}
+
+/// The published rows of sink view `part` of `view`. A feed's fanned-out
+/// rows are stored without their partition column (and as references):
+/// they are given back whole; its celebrities' content and edges are its
+/// parts 1 and 2.
+fn part_rows(view: &PublishedView, part: Option<FeedPart>) -> PartRows<'_> {
+    use denorm_serve::feed::{CELEBRITY_CONTENT, CELEBRITY_EDGES};
+    let Some(feed) = &view.info.feed else { return PartRows::Published(&view.rows) };
+    let stored = |n: usize| view.parts.get(n - 1).map_or(PartRows::Owned(Vec::new()), PartRows::Published);
+    match part {
+        None | Some(FeedPart::Fanout) => PartRows::Owned(denorm_serve::feed::rows(view, feed)),
+        Some(FeedPart::Celebrities) => stored(CELEBRITY_CONTENT),
+        Some(FeedPart::Edges) => stored(CELEBRITY_EDGES),
+    }
+}
+
+/// A batch's changes of sink view `part` of `view` (as published after the
+/// batch), `changes(n)` giving the batch's changes of the view's part `n`
+/// as numbered for `Publisher::apply_part`.
+fn part_changes<'c>(
+    view: &PublishedView,
+    part: Option<FeedPart>,
+    changes: &dyn Fn(usize) -> &'c [(Row, Diff)],
+) -> Vec<(Row, Diff)> {
+    use denorm_serve::feed::{whole_changes, CELEBRITY_CONTENT, CELEBRITY_EDGES, CONTENT};
+    let Some(feed) = &view.info.feed else { return changes(0).to_vec() };
+    match part {
+        // A feed fanning out references: its whole rows.
+        // (Consolidated: an edit meeting a new holder in one batch gives
+        // `+old, -old, +new` for its row.)
+        None | Some(FeedPart::Fanout) => {
+            let mut whole = whole_changes(view, feed, changes(0), changes(CONTENT));
+            consolidate(&mut whole);
+            whole
+        }
+        Some(FeedPart::Celebrities) => changes(CELEBRITY_CONTENT).to_vec(),
+        Some(FeedPart::Edges) => changes(CELEBRITY_EDGES).to_vec(),
     }
 }
 

@@ -16,6 +16,7 @@
 //! table sinks.
 
 pub mod contract;
+pub mod feed;
 pub mod hub;
 pub mod postgres;
 pub mod redis;

@@ -27,6 +27,7 @@ use denorm_types::{Diff, Position, Row, ScalarType};
 use postgres::{Client, NoTls, Transaction};
 
 use crate::contract::{Sink, SinkBatch, SinkError, ViewSpec};
+use crate::feed::FeedSpec;
 use crate::value::{from_pg_text, pg_stored, pg_text, quote};
 
 /// The multiplicity column of a multiset view's table.
@@ -365,6 +366,23 @@ impl PostgresSink {
         sql
     }
 
+    /// Creates the SQL view over a feed's part tables once all three exist
+    /// (in the rebuild's transaction, which dropped it before its swap).
+    fn create_feed_view(&self, tx: &mut postgres::Transaction<'_>, feed: &FeedSpec) -> Result<(), postgres::Error> {
+        let tables: Vec<String> = crate::feed::part_tables(&feed.feed).into();
+        let found: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = $1 AND c.relname = ANY($2) AND c.relkind = 'r'",
+                &[&self.schema, &tables],
+            )?
+            .get(0);
+        if found == 3 {
+            tx.batch_execute(&crate::feed::sql_view(feed, &|t| self.table(t)))?;
+        }
+        Ok(())
+    }
+
     /// The names of the key constraint and the indexes of a view's table.
     fn index_names(spec: &ViewSpec, name: &str) -> Vec<String> {
         let mut names = Vec::new();
@@ -385,7 +403,10 @@ impl Sink for PostgresSink {
     }
 
     fn open(&mut self, views: &[ViewSpec]) -> Result<Vec<Option<Position>>, SinkError> {
-        self.views = views.to_vec();
+        // A feed's fanned-out rows are the table `{feed}__fanout`.
+        self.views = views.iter().map(crate::feed::as_table).collect();
+        let views = self.views.clone();
+        let views = views.as_slice();
         self.client = None;
         self.connect()?;
         let target = self.target();
@@ -500,7 +521,13 @@ impl Sink for PostgresSink {
             for (old, fresh) in Self::index_names(&spec, &new_name).iter().zip(Self::index_names(&spec, &spec.name)) {
                 swap.push_str(&format!("ALTER INDEX {} RENAME TO {};", self.table(old), quote(&fresh)));
             }
+            if let Some(feed) = &spec.feed {
+                swap.insert_str(0, &format!("DROP VIEW IF EXISTS {};", self.table(&feed.feed)));
+            }
             tx.batch_execute(&swap)?;
+            if let Some(feed) = &spec.feed {
+                self.create_feed_view(&mut tx, feed)?;
+            }
             self.store_position(&mut tx, &[&spec.name], position)?;
             tx.commit()
         })();

@@ -46,7 +46,8 @@ use denorm_types::{consolidate, Datum, Diff, Position, Row};
 use redis::{Connection, Pipeline, RedisError, Value as RedisValue};
 
 use crate::contract::{Sink, SinkBatch, SinkError, ViewSpec};
-pub use layout::{Format, Layout};
+use crate::feed::{FeedPart, FeedSpec};
+pub use layout::{Format, Layout, Member};
 
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -54,6 +55,26 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const IO_TIMEOUT: Duration = Duration::from_secs(120);
 /// Keys read per `SCAN` step and per pipelined read.
 const SCAN_COUNT: usize = 1000;
+
+/// The feed page function's body (`redis/feed.lua`).
+const FEED_LUA: &str = include_str!("redis/feed.lua");
+/// The field of `{prefix}denorm:sink:feeds` holding the page script for
+/// `EVAL` (no view is named with `:`).
+pub const SCRIPT_FIELD: &str = ":page_script";
+
+/// The function library loaded at open: `denorm_feed_page`, read-only.
+pub fn feed_function_library() -> String {
+    format!(
+        "#!lua name=denorm\n{FEED_LUA}\nredis.register_function{{function_name='denorm_feed_page', callback=page, \
+         flags={{'no-writes'}}}}\n"
+    )
+}
+
+/// The same page as an `EVAL` script (`EVAL script 0 prefix feed partition
+/// [limit [offset]]`), for servers without functions.
+pub fn feed_page_script() -> String {
+    format!("{FEED_LUA}\nreturn page(KEYS, ARGV)\n")
+}
 
 /// A Redis sink's settings (`[[sink]] kind = "redis"`).
 #[derive(Debug, Clone, PartialEq)]
@@ -180,13 +201,49 @@ impl RedisSink {
                     .into(),
             ));
         }
-        if feed.is_some() {
-            tracing::warn!(view = %spec.name, "a feed is written to Redis with its fanned-out rows only: \
-                the content of authors above fanout_limit (merged at read time by denorm's own reads) is not in Redis; \
-                raise fanout_limit above the largest fan-out for a complete feed in Redis");
-        }
+        let member = match spec.feed.as_ref().map(|f| f.part) {
+            None | Some(FeedPart::Fanout) => Member::Row,
+            Some(FeedPart::Celebrities) => Member::Celebrity,
+            Some(FeedPart::Edges) => Member::Edge,
+        };
         let columns = spec.columns.iter().map(|c| (c.name.clone(), c.ty)).collect();
-        Ok(Layout::new(&self.options.prefix, &spec.name, self.options.format, columns, spec.key.clone(), feed))
+        Ok(Layout::new(&self.options.prefix, &spec.name, self.options.format, columns, spec.key.clone(), feed)
+            .with_member(member))
+    }
+
+    /// Records each feed's `retain` and the page script in
+    /// `{prefix}denorm:sink:feeds`, and loads the page function
+    /// (`FUNCTION LOAD REPLACE`; a server without functions — before Redis
+    /// 7 — is told in the log: `EVAL` the stored script instead).
+    fn prepare_feeds(&mut self, views: &[ViewSpec]) -> Result<(), SinkError> {
+        let feeds: Vec<&FeedSpec> =
+            views.iter().filter_map(|v| v.feed.as_ref()).filter(|f| f.part == FeedPart::Fanout).collect();
+        if feeds.is_empty() {
+            return Ok(());
+        }
+        let meta = Layout::feeds_key(&self.options.prefix);
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        pipe.cmd("HSET").arg(&meta).arg(SCRIPT_FIELD).arg(feed_page_script()).ignore();
+        for feed in feeds {
+            pipe.cmd("HSET")
+                .arg(&meta)
+                .arg(&feed.feed)
+                .arg(feed.retain.map_or(String::new(), |r| r.to_string()))
+                .ignore();
+        }
+        self.with("recording the feeds", |c| pipe.query::<()>(c))?;
+        let loaded = self.with("loading the feed page function", |c| {
+            match redis::cmd("FUNCTION").arg("LOAD").arg("REPLACE").arg(feed_function_library()).query::<String>(c) {
+                Err(e) if e.to_string().to_ascii_lowercase().contains("unknown command") => Ok(false),
+                other => other.map(|_| true),
+            }
+        })?;
+        if !loaded {
+            tracing::info!(target = %self.target, "this Redis has no functions (before 7.0): read feed pages with \
+                EVAL of the script in HGET {meta} {SCRIPT_FIELD}");
+        }
+        Ok(())
     }
 
     /// Every key of view `view` and what it holds.
@@ -200,8 +257,11 @@ impl RedisSink {
         }
         let layout = &self.layouts[view];
         // A view named `denorm` shares its key start with the positions hash.
-        let positions_key = Layout::positions_key(&self.options.prefix);
-        contents.retain(|key, _| layout.owns(key) && key.as_slice() != positions_key.as_bytes());
+        let (positions_key, feeds_key) =
+            (Layout::positions_key(&self.options.prefix), Layout::feeds_key(&self.options.prefix));
+        contents.retain(|key, _| {
+            layout.owns(key) && key.as_slice() != positions_key.as_bytes() && key.as_slice() != feeds_key.as_bytes()
+        });
         Ok(contents)
     }
 
@@ -386,6 +446,7 @@ impl Sink for RedisSink {
         self.layouts = views.iter().map(|spec| self.layout_of(spec)).collect::<Result<_, _>>()?;
         self.specs = views.to_vec();
         self.unreadable = vec![Vec::new(); views.len()];
+        self.prepare_feeds(views)?;
         let positions_key = Layout::positions_key(&self.options.prefix);
         let names: Vec<&str> = views.iter().map(|v| v.name.as_str()).collect();
         if names.is_empty() {

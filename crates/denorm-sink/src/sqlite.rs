@@ -101,6 +101,20 @@ fn classify(target: &str, action: &str, e: rusqlite::Error) -> SinkError {
     }
 }
 
+/// Creates the SQL view over a feed's part tables once all three exist.
+fn create_feed_view(tx: &rusqlite::Transaction<'_>, feed: &crate::feed::FeedSpec) -> rusqlite::Result<()> {
+    let tables = crate::feed::part_tables(&feed.feed);
+    let found: i64 = tx.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN (?1, ?2, ?3)",
+        rusqlite::params![tables[0], tables[1], tables[2]],
+        |r| r.get(0),
+    )?;
+    if found == 3 {
+        tx.execute_batch(&crate::feed::sql_view(feed, &|t| quote(t)))?;
+    }
+    Ok(())
+}
+
 /// The columns of a view's table, in order.
 fn table_columns(spec: &ViewSpec) -> Vec<String> {
     let mut columns: Vec<String> = spec.columns.iter().map(|c| c.name.clone()).collect();
@@ -221,7 +235,9 @@ impl Sink for SqliteSink {
     }
 
     fn open(&mut self, views: &[ViewSpec]) -> Result<Vec<Option<Position>>, SinkError> {
-        self.views = views.to_vec();
+        // A feed's fanned-out rows are the table `{feed}__fanout`.
+        self.views = views.iter().map(crate::feed::as_table).collect();
+        let views = self.views.clone();
         let target = self.target();
         let conn = self.conn()?;
         conn.execute_batch(&format!(
@@ -229,7 +245,7 @@ impl Sink for SqliteSink {
         ))
         .map_err(|e| classify(&target, "creating the positions table", e))?;
         let mut positions = Vec::with_capacity(views.len());
-        for spec in views {
+        for spec in &views {
             let columns: Vec<String> = conn
                 .prepare("SELECT name FROM pragma_table_info(?1) ORDER BY cid")
                 .and_then(|mut s| s.query_map([&spec.name], |r| r.get(0))?.collect())
@@ -312,7 +328,10 @@ impl Sink for SqliteSink {
         }
         let tx =
             conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err("swapping the new table in"))?;
-        let mut swap = format!(
+        // A feed's SQL view is dropped before the swap (a rename checks the
+        // views that name the table) and made again once every part exists.
+        let mut swap = spec.feed.as_ref().map_or(String::new(), |f| format!("DROP VIEW IF EXISTS {};", quote(&f.feed)));
+        swap += &format!(
             "DROP TABLE IF EXISTS {table}; ALTER TABLE {new} RENAME TO {table};",
             table = quote(&spec.name),
             new = quote(&new)
@@ -327,6 +346,9 @@ impl Sink for SqliteSink {
             ));
         }
         tx.execute_batch(&swap).map_err(err("swapping the new table in"))?;
+        if let Some(feed) = &spec.feed {
+            create_feed_view(&tx, feed).map_err(err("creating the feed's view"))?;
+        }
         store_position(&tx, &spec.name, position).map_err(err("storing the position"))?;
         tx.commit().map_err(err("swapping the new table in"))
     }

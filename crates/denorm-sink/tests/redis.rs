@@ -185,6 +185,7 @@ fn feed() -> ViewSpec {
         partition_by: Some(0),
         order: vec![(2, true), (1, true)],
         indexes: Vec::new(),
+        feed: None,
     }
 }
 

@@ -29,11 +29,12 @@ pub fn view_spec(view: &ViewDef) -> ViewSpec {
             None => view.order.iter().map(|k| (k.column, k.descending)).collect(),
         },
         indexes: view.indexes.clone(),
+        feed: None,
     }
 }
 
 /// Starts a runner per configured sink (`None` without `[[sink]]`); refuses
-/// a sink that names an unknown view, a feed view for a table sink, or a
+/// a sink that names an unknown view, or a
 /// SQLite sink in the source database whose tables a view reads.
 pub fn start(
     config: &Config,
@@ -74,18 +75,19 @@ fn sink_views(
             bail!("{at}: sink \"{}\" names no view \"{name}\"\n  hint: views: {}", settings.name, known.join(", "));
         };
         let spec = &specs[slot];
-        let table_sink = matches!(settings.kind, SinkKind::Postgres { .. } | SinkKind::Sqlite { .. });
-        if table_sink && spec.partition_by.is_some() {
-            bail!(
-                "{at}: sink \"{}\": view \"{}\" is a feed (partition_by), which a table sink does not write yet\n  \
-                 hint: write feeds to a redis sink, or remove the view from this sink",
-                settings.name,
-                spec.name
-            );
-        }
+        // A feed is written as three parts (denorm_sink::feed).
+        let parts: Vec<ViewSpec> = match infos.get(slot).and_then(|i| i.feed.as_ref()) {
+            Some(feed) => denorm_sink::feed::part_specs(spec, feed).into(),
+            None => vec![spec.clone()],
+        };
         if let (SinkKind::Sqlite { path }, SourceConfig::Sqlite(source)) = (&settings.kind, &config.source) {
             if same_file(path, &source.path) {
-                let tables = [spec.name.clone(), format!("{}__new", spec.name), "denorm_sink_positions".to_owned()];
+                let mut tables: Vec<String> = parts
+                    .iter()
+                    .map(denorm_sink::feed::as_table)
+                    .flat_map(|p| [p.name.clone(), format!("{}__new", p.name)])
+                    .collect();
+                tables.extend([spec.name.clone(), "denorm_sink_positions".to_owned()]);
                 if let Some(reader) =
                     infos.iter().find(|i| i.tables.iter().any(|t| tables.iter().any(|n| n.eq_ignore_ascii_case(t))))
                 {
@@ -100,7 +102,7 @@ fn sink_views(
                 }
             }
         }
-        views.push((slot, spec.clone()));
+        views.extend(parts.into_iter().map(|part| (slot, part)));
     }
     Ok(views)
 }

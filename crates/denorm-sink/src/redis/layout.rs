@@ -8,7 +8,10 @@
 //!  feed view (partition_by)      {prefix}{view}:{partition}   sorted set  one member per row:
 //!                                  score  = the first order_by column as a number (0 if not numeric)
 //!                                  member = hex(order key, inverted) "|" the row's JSON object
+//!  feed: celebrities' content    {prefix}{view}__celebrities:{author}   sorted set (Member::Celebrity)
+//!  feed: celebrities followed     {prefix}{view}__edges:{partition}      sorted set (Member::Edge)
 //!  positions                     {prefix}denorm:sink:positions   hash  view → position
+//!  feeds                         {prefix}denorm:sink:feeds       hash  feed → retain, :page_script
 //! ```
 //!
 //! **Keys.** The key columns' values, each encoded as text and joined with
@@ -75,6 +78,24 @@ pub struct Layout {
     columns: Vec<(String, ScalarType)>,
     key: Vec<usize>,
     feed: Option<FeedInfo>,
+    member: Member,
+}
+
+/// The shape of a feed layout's sorted-set members (see the module
+/// documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Member {
+    /// `{order key hex}|{row JSON}`: a feed's fanned-out rows.
+    #[default]
+    Row,
+    /// `{order key hex}|{start},{len}|{row JSON}`: a celebrity's content,
+    /// `start`/`len` locating the partition column's value in the JSON
+    /// (bytes, from 0) so that a reader can put its own partition there.
+    Celebrity,
+    /// `{len}|{fan key}{start},{len}|{edge JSON}`: a celebrity followed,
+    /// `fan key` (of `len` bytes) naming its content's sorted set,
+    /// `start`/`len` locating the follower's partition value in the JSON.
+    Edge,
 }
 
 /// The field writes of an update (see [`Layout::hash_update`]).
@@ -130,12 +151,25 @@ impl Layout {
         key: Vec<usize>,
         feed: Option<FeedInfo>,
     ) -> Layout {
-        Layout { key_start: format!("{prefix}{name}:"), format, columns, key, feed }
+        Layout { key_start: format!("{prefix}{name}:"), format, columns, key, feed, member: Member::Row }
+    }
+
+    /// The same layout writing members of shape `member` (a feed's parts
+    /// in Redis: `crate::feed`).
+    pub fn with_member(mut self, member: Member) -> Layout {
+        self.member = member;
+        self
     }
 
     /// The positions hash of the sinks writing under `prefix`.
     pub fn positions_key(prefix: &str) -> String {
         format!("{prefix}denorm:sink:positions")
+    }
+
+    /// The hash of the feeds written under `prefix`: feed → `retain`, and
+    /// the page script (`redis.rs`).
+    pub fn feeds_key(prefix: &str) -> String {
+        format!("{prefix}denorm:sink:feeds")
     }
 
     pub fn format(&self) -> Format {
@@ -237,18 +271,7 @@ impl Layout {
 
     /// The row as the HTTP API's JSON object.
     pub fn json(&self, row: &Row) -> Vec<u8> {
-        let mut out = Vec::with_capacity(16 * self.columns.len() + 2);
-        out.push(b'{');
-        for (i, (datum, (name, ty))) in row.iter().zip(&self.columns).enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            serde_json::to_writer(&mut out, name).expect("writing a string into memory cannot fail");
-            out.push(b':');
-            write_cell(&mut out, &datum, *ty);
-        }
-        out.push(b'}');
-        out
+        self.json_locating(row, usize::MAX).0
     }
 
     /// A feed row's sorted-set score and member (see the module
@@ -261,15 +284,55 @@ impl Layout {
         let skip = prefix.finish().as_bytes().len();
         let suffix = ordered.get(skip..).unwrap_or_default();
         let mut member = Vec::with_capacity(2 * suffix.len() + 64);
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        for &b in suffix {
-            let b = !b;
-            member.push(HEX[usize::from(b >> 4)]);
-            member.push(HEX[usize::from(b & 15)]);
+        let (json, at) = self.json_locating(row, feed.partition);
+        match self.member {
+            Member::Row | Member::Celebrity => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                for &b in suffix {
+                    let b = !b;
+                    member.push(HEX[usize::from(b >> 4)]);
+                    member.push(HEX[usize::from(b & 15)]);
+                }
+                member.push(MEMBER_SEPARATOR);
+                if self.member == Member::Celebrity {
+                    member.extend_from_slice(format!("{},{}", at.start, at.len()).as_bytes());
+                    member.push(MEMBER_SEPARATOR);
+                }
+            }
+            Member::Edge => {
+                let fan = feed.order.first().map_or(feed.partition, |t| t.column);
+                let mut key = Vec::new();
+                encode_key_value(&mut key, &row.get(fan), self.columns[fan].1);
+                member.extend_from_slice(key.len().to_string().as_bytes());
+                member.push(MEMBER_SEPARATOR);
+                member.extend_from_slice(&key);
+                member.extend_from_slice(format!("{},{}", at.start, at.len()).as_bytes());
+                member.push(MEMBER_SEPARATOR);
+            }
         }
-        member.push(MEMBER_SEPARATOR);
-        member.extend_from_slice(&self.json(row));
+        member.extend_from_slice(&json);
         Some((self.feed_score(feed, row), member))
+    }
+
+    /// The row's JSON object and where column `column`'s value lies in it.
+    fn json_locating(&self, row: &Row, column: usize) -> (Vec<u8>, std::ops::Range<usize>) {
+        let mut out = Vec::with_capacity(16 * self.columns.len() + 2);
+        let mut at = 0..0;
+        out.push(b'{');
+        for (i, (datum, (name, ty))) in row.iter().zip(&self.columns).enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut out, name).expect("writing a string into memory cannot fail");
+            out.push(b':');
+            let start = out.len();
+            write_cell(&mut out, &datum, *ty);
+            if i == column {
+                at = start..out.len();
+            }
+        }
+        out.push(b'}');
+        (out, at)
     }
 
     /// A row read back from its hash; `None` when the hash is not one this
@@ -307,7 +370,20 @@ impl Layout {
     /// A feed row read back from its sorted-set member.
     pub fn decode_member(&self, member: &[u8]) -> Option<Row> {
         let at = member.iter().position(|&b| b == MEMBER_SEPARATOR)?;
-        self.decode_json(&member[at + 1..])
+        let rest = &member[at + 1..];
+        match self.member {
+            Member::Row => self.decode_json(rest),
+            Member::Celebrity => {
+                let next = rest.iter().position(|&b| b == MEMBER_SEPARATOR)?;
+                self.decode_json(&rest[next + 1..])
+            }
+            Member::Edge => {
+                let len: usize = std::str::from_utf8(&member[..at]).ok()?.parse().ok()?;
+                let rest = rest.get(len..)?;
+                let next = rest.iter().position(|&b| b == MEMBER_SEPARATOR)?;
+                self.decode_json(&rest[next + 1..])
+            }
+        }
     }
 
     fn feed_score(&self, feed: &FeedInfo, row: &Row) -> f64 {
@@ -758,4 +834,29 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn celebrity_and_edge_members_locate_the_partition_and_read_back() {
+        use ScalarType::{Int, Text};
+        let term = |column| OrderTerm { column, descending: true, nulls_first: true };
+        let celebrity = feed_layout(vec![term(1)], &[Text, Int, Text]).with_member(Member::Celebrity);
+        let row = Row::pack([Datum::text("a:b|c"), Datum::Int(7), Datum::text("x|y")].iter());
+        let (_, member) = celebrity.feed_entry(&row).unwrap();
+        let member = String::from_utf8(member).unwrap();
+        let (hex, rest) = member.split_once('|').unwrap();
+        assert!(hex.bytes().all(|b| b.is_ascii_hexdigit()));
+        let (at, json) = rest.split_once('|').unwrap();
+        let (start, len) = at.split_once(',').unwrap();
+        let (start, len): (usize, usize) = (start.parse().unwrap(), len.parse().unwrap());
+        assert_eq!(&json[start..start + len], "\"a:b|c\"");
+        assert_eq!(celebrity.decode_member(member.as_bytes()), Some(row));
+        // An edge: the fan key's length, the key, the partition's place, the JSON.
+        let asc = OrderTerm { column: 1, descending: false, nulls_first: false };
+        let edge = feed_layout(vec![asc], &[Text, Text]).with_member(Member::Edge);
+        let row = Row::pack([Datum::text("r"), Datum::text("f:1|2")].iter());
+        let (_, member) = edge.feed_entry(&row).unwrap();
+        assert_eq!(String::from_utf8(member.clone()).unwrap(), "6|f\\:1|26,3|{\"c0\":\"r\",\"c1\":\"f:1|2\"}");
+        assert_eq!(edge.decode_member(&member), Some(row));
+    }
+
 }
