@@ -97,11 +97,14 @@ impl Ord for Key {
     /// read as big-endian words, then by length (a key that is a prefix of
     /// another sorts first; padding with zeros, the smallest byte, keeps
     /// that order): no call to `memcmp` on the hot paths.
-    #[inline]
+    #[inline(always)]
     fn cmp(&self, other: &Key) -> std::cmp::Ordering {
         match (self, other) {
             (Key::Inline { len: a, bytes: x }, Key::Inline { len: b, bytes: y }) => {
-                Key::words(x).cmp(&Key::words(y)).then(a.cmp(b))
+                // Most keys differ in their first eight bytes (a packed
+                // integer key is at most nine: a tag, then 1-8 bytes).
+                let word = |bytes: &[u8; Key::INLINE]| u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes"));
+                word(x).cmp(&word(y)).then_with(|| Key::words(x).cmp(&Key::words(y)).then(a.cmp(b)))
             }
             _ => self.as_bytes().cmp(other.as_bytes()),
         }
@@ -604,33 +607,35 @@ fn gallop(run: &[Entry], from: usize, key: &Key) -> usize {
 
 /// Merges two runs; `newer`'s entry of a key replaces `older`'s. At the
 /// bottom (no run is older) tombstones are dropped.
+///
+/// Between two keys of the newer run the older one usually holds a stretch
+/// of entries (it is the larger): each stretch is copied whole, written
+/// straight into the merged run rather than entry by entry.
 fn merge(older: &[Entry], newer: &[Entry], bottom: bool) -> Vec<Entry> {
     let mut out = Vec::with_capacity(older.len() + newer.len());
-    let (mut i, mut j) = (0, 0);
-    let keep = |entry: &Entry, out: &mut Vec<Entry>| {
+    let mut i = 0;
+    for entry in newer {
+        let mut end = i;
+        while end < older.len() && older[end].key < entry.key {
+            end += 1;
+        }
+        copy_entries(&older[i..end], bottom, &mut out);
+        i = end + usize::from(older.get(end).is_some_and(|e| e.key == entry.key));
         if !(bottom && matches!(entry.slot, Slot::Gone)) {
             out.push(entry.clone());
         }
-    };
-    while i < older.len() && j < newer.len() {
-        match older[i].key.cmp(&newer[j].key) {
-            std::cmp::Ordering::Less => {
-                keep(&older[i], &mut out);
-                i += 1;
-            }
-            std::cmp::Ordering::Greater => {
-                keep(&newer[j], &mut out);
-                j += 1;
-            }
-            std::cmp::Ordering::Equal => {
-                keep(&newer[j], &mut out);
-                i += 1;
-                j += 1;
-            }
-        }
     }
-    older[i..].iter().chain(&newer[j..]).for_each(|e| keep(e, &mut out));
+    copy_entries(&older[i..], bottom, &mut out);
     out
+}
+
+/// Appends `entries` to `out`, without tombstones at the `bottom`.
+fn copy_entries(entries: &[Entry], bottom: bool, out: &mut Vec<Entry>) {
+    if bottom && entries.iter().any(|e| matches!(e.slot, Slot::Gone)) {
+        out.extend(entries.iter().filter(|e| !matches!(e.slot, Slot::Gone)).cloned());
+    } else {
+        out.extend_from_slice(entries);
+    }
 }
 
 /// The entries of several runs whose keys start with a prefix, merged in
