@@ -112,6 +112,18 @@ impl Ord for Key {
 }
 
 impl Key {
+    /// The key's first eight bytes as a big-endian word, zero-padded: keys
+    /// whose words differ are in the words' order (a shorter key's padding
+    /// is below any byte only where it is a prefix of the other).
+    #[inline]
+    fn first_word(&self) -> u64 {
+        let bytes = self.as_bytes();
+        let mut word = [0; 8];
+        let n = bytes.len().min(8);
+        word[..n].copy_from_slice(&bytes[..n]);
+        u64::from_be_bytes(word)
+    }
+
     /// An inline key's buffer as big-endian words (the last one padded).
     #[inline]
     fn words(bytes: &[u8; Key::INLINE]) -> [u64; 4] {
@@ -414,7 +426,7 @@ impl ViewRows {
         unique: bool,
         mut shared: Option<&mut SharedRows>,
     ) -> Result<(), Key> {
-        changes.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+        sort_changes(&mut changes);
         consolidate(&mut changes);
         let mut cursors = vec![0usize; self.runs.len()];
         let mut run = Vec::new();
@@ -532,6 +544,27 @@ fn replacement(changes: &mut Vec<(Row, Diff)>) -> Option<Option<Row>> {
             Some(inserted)
         }
         _ => None,
+    }
+}
+
+/// Sorts changes by key, then row. A change is 64 bytes, so they are
+/// sorted by each key's first eight bytes as one word (with the change's
+/// index: 16 bytes each, see [`Key::first_word`]) and moved once; only
+/// changes whose words tie (one key's several changes, keys sharing their
+/// first eight bytes) are then compared whole.
+fn sort_changes(changes: &mut [Change]) {
+    changes.sort_by_cached_key(|(key, _, _)| key.first_word());
+    let mut start = 0;
+    while start < changes.len() {
+        let word = changes[start].0.first_word();
+        let end = start + changes[start..].iter().take_while(|c| c.0.first_word() == word).count();
+        // One key's two changes need no order: [`consolidate`] finds equal
+        // rows adjacent either way, and [`replacement`] takes both orders.
+        let one_pair = end - start == 2 && changes[start].0 == changes[start + 1].0;
+        if end - start > 1 && !one_pair {
+            changes[start..end].sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+        }
+        start = end;
     }
 }
 
@@ -1083,6 +1116,40 @@ mod tests {
             for b in keys {
                 assert_eq!(Key::new(a).cmp(&Key::new(b)), a.cmp(b), "{a:?} vs {b:?}");
             }
+        }
+    }
+
+    /// Keys of 0–40 bytes over a two-letter alphabet: short ones, inline
+    /// and heap ones, many sharing their first eight bytes.
+    fn key_bytes() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(prop_oneof![Just(0u8), Just(7u8)], 0..40)
+    }
+
+    proptest! {
+        /// The word-first sort against the simple one it replaces (the
+        /// whole changes compared): the same keys in the same order, and
+        /// the same changes once consolidated.
+        #[test]
+        fn sorting_by_first_words_sorts_like_the_whole_changes(
+            changes in proptest::collection::vec((key_bytes(), 0..3i64, prop_oneof![Just(-1i64), Just(1), Just(2)]), 0..60),
+        ) {
+            let changes: Vec<Change> = changes
+                .into_iter()
+                .map(|(key, row, diff)| (Key::new(&key), Row::pack([Datum::Int(row)]), diff))
+                .collect();
+            let mut fast = changes.clone();
+            sort_changes(&mut fast);
+            let mut simple = changes;
+            simple.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+            let keys = |c: &[Change]| c.iter().map(|c| c.0.as_bytes().to_vec()).collect::<Vec<_>>();
+            prop_assert_eq!(keys(&fast), keys(&simple));
+            consolidate(&mut fast);
+            consolidate(&mut simple);
+            let whole = |c: &[Change]| c.iter().map(|c| (c.0.as_bytes().to_vec(), c.1.clone(), c.2)).collect::<Vec<_>>();
+            let (mut fast, simple) = (whole(&fast), whole(&simple));
+            // One key's two changes may come in either order.
+            fast.sort();
+            prop_assert_eq!(fast, simple);
         }
     }
 }
