@@ -97,11 +97,14 @@ impl Ord for Key {
     /// read as big-endian words, then by length (a key that is a prefix of
     /// another sorts first; padding with zeros, the smallest byte, keeps
     /// that order): no call to `memcmp` on the hot paths.
-    #[inline]
+    #[inline(always)]
     fn cmp(&self, other: &Key) -> std::cmp::Ordering {
         match (self, other) {
             (Key::Inline { len: a, bytes: x }, Key::Inline { len: b, bytes: y }) => {
-                Key::words(x).cmp(&Key::words(y)).then(a.cmp(b))
+                // Most keys differ in their first eight bytes (a packed
+                // integer key is at most nine: a tag, then 1-8 bytes).
+                let word = |bytes: &[u8; Key::INLINE]| u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes"));
+                word(x).cmp(&word(y)).then_with(|| Key::words(x).cmp(&Key::words(y)).then(a.cmp(b)))
             }
             _ => self.as_bytes().cmp(other.as_bytes()),
         }
@@ -109,6 +112,18 @@ impl Ord for Key {
 }
 
 impl Key {
+    /// The key's first eight bytes as a big-endian word, zero-padded: keys
+    /// whose words differ are in the words' order (a shorter key's padding
+    /// is below any byte only where it is a prefix of the other).
+    #[inline]
+    fn first_word(&self) -> u64 {
+        let bytes = self.as_bytes();
+        let mut word = [0; 8];
+        let n = bytes.len().min(8);
+        word[..n].copy_from_slice(&bytes[..n]);
+        u64::from_be_bytes(word)
+    }
+
     /// An inline key's buffer as big-endian words (the last one padded).
     #[inline]
     fn words(bytes: &[u8; Key::INLINE]) -> [u64; 4] {
@@ -411,7 +426,7 @@ impl ViewRows {
         unique: bool,
         mut shared: Option<&mut SharedRows>,
     ) -> Result<(), Key> {
-        changes.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+        sort_changes(&mut changes);
         consolidate(&mut changes);
         let mut cursors = vec![0usize; self.runs.len()];
         let mut run = Vec::new();
@@ -532,6 +547,27 @@ fn replacement(changes: &mut Vec<(Row, Diff)>) -> Option<Option<Row>> {
     }
 }
 
+/// Sorts changes by key, then row. A change is 64 bytes, so they are
+/// sorted by each key's first eight bytes as one word (with the change's
+/// index: 16 bytes each, see [`Key::first_word`]) and moved once; only
+/// changes whose words tie (one key's several changes, keys sharing their
+/// first eight bytes) are then compared whole.
+fn sort_changes(changes: &mut [Change]) {
+    changes.sort_by_cached_key(|(key, _, _)| key.first_word());
+    let mut start = 0;
+    while start < changes.len() {
+        let word = changes[start].0.first_word();
+        let end = start + changes[start..].iter().take_while(|c| c.0.first_word() == word).count();
+        // One key's two changes need no order: [`consolidate`] finds equal
+        // rows adjacent either way, and [`replacement`] takes both orders.
+        let one_pair = end - start == 2 && changes[start].0 == changes[start + 1].0;
+        if end - start > 1 && !one_pair {
+            changes[start..end].sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+        }
+        start = end;
+    }
+}
+
 /// Sums the diffs of equal (key, row) changes (sorted), dropping zeros.
 fn consolidate(changes: &mut Vec<Change>) {
     let mut out = 0;
@@ -604,33 +640,35 @@ fn gallop(run: &[Entry], from: usize, key: &Key) -> usize {
 
 /// Merges two runs; `newer`'s entry of a key replaces `older`'s. At the
 /// bottom (no run is older) tombstones are dropped.
+///
+/// Between two keys of the newer run the older one usually holds a stretch
+/// of entries (it is the larger): each stretch is copied whole, written
+/// straight into the merged run rather than entry by entry.
 fn merge(older: &[Entry], newer: &[Entry], bottom: bool) -> Vec<Entry> {
     let mut out = Vec::with_capacity(older.len() + newer.len());
-    let (mut i, mut j) = (0, 0);
-    let keep = |entry: &Entry, out: &mut Vec<Entry>| {
+    let mut i = 0;
+    for entry in newer {
+        let mut end = i;
+        while end < older.len() && older[end].key < entry.key {
+            end += 1;
+        }
+        copy_entries(&older[i..end], bottom, &mut out);
+        i = end + usize::from(older.get(end).is_some_and(|e| e.key == entry.key));
         if !(bottom && matches!(entry.slot, Slot::Gone)) {
             out.push(entry.clone());
         }
-    };
-    while i < older.len() && j < newer.len() {
-        match older[i].key.cmp(&newer[j].key) {
-            std::cmp::Ordering::Less => {
-                keep(&older[i], &mut out);
-                i += 1;
-            }
-            std::cmp::Ordering::Greater => {
-                keep(&newer[j], &mut out);
-                j += 1;
-            }
-            std::cmp::Ordering::Equal => {
-                keep(&newer[j], &mut out);
-                i += 1;
-                j += 1;
-            }
-        }
     }
-    older[i..].iter().chain(&newer[j..]).for_each(|e| keep(e, &mut out));
+    copy_entries(&older[i..], bottom, &mut out);
     out
+}
+
+/// Appends `entries` to `out`, without tombstones at the `bottom`.
+fn copy_entries(entries: &[Entry], bottom: bool, out: &mut Vec<Entry>) {
+    if bottom && entries.iter().any(|e| matches!(e.slot, Slot::Gone)) {
+        out.extend(entries.iter().filter(|e| !matches!(e.slot, Slot::Gone)).cloned());
+    } else {
+        out.extend_from_slice(entries);
+    }
 }
 
 /// The entries of several runs whose keys start with a prefix, merged in
@@ -1078,6 +1116,40 @@ mod tests {
             for b in keys {
                 assert_eq!(Key::new(a).cmp(&Key::new(b)), a.cmp(b), "{a:?} vs {b:?}");
             }
+        }
+    }
+
+    /// Keys of 0–40 bytes over a two-letter alphabet: short ones, inline
+    /// and heap ones, many sharing their first eight bytes.
+    fn key_bytes() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(prop_oneof![Just(0u8), Just(7u8)], 0..40)
+    }
+
+    proptest! {
+        /// The word-first sort against the simple one it replaces (the
+        /// whole changes compared): the same keys in the same order, and
+        /// the same changes once consolidated.
+        #[test]
+        fn sorting_by_first_words_sorts_like_the_whole_changes(
+            changes in proptest::collection::vec((key_bytes(), 0..3i64, prop_oneof![Just(-1i64), Just(1), Just(2)]), 0..60),
+        ) {
+            let changes: Vec<Change> = changes
+                .into_iter()
+                .map(|(key, row, diff)| (Key::new(&key), Row::pack([Datum::Int(row)]), diff))
+                .collect();
+            let mut fast = changes.clone();
+            sort_changes(&mut fast);
+            let mut simple = changes;
+            simple.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+            let keys = |c: &[Change]| c.iter().map(|c| c.0.as_bytes().to_vec()).collect::<Vec<_>>();
+            prop_assert_eq!(keys(&fast), keys(&simple));
+            consolidate(&mut fast);
+            consolidate(&mut simple);
+            let whole = |c: &[Change]| c.iter().map(|c| (c.0.as_bytes().to_vec(), c.1.clone(), c.2)).collect::<Vec<_>>();
+            let (mut fast, simple) = (whole(&fast), whole(&simple));
+            // One key's two changes may come in either order.
+            fast.sort();
+            prop_assert_eq!(fast, simple);
         }
     }
 }

@@ -51,9 +51,35 @@ struct Output<'j> {
     join: &'j Join,
     packer: RowPacker,
     changes: Vec<(Row, Diff)>,
-    /// Column spans of the pair being emitted (for a projection).
-    left_spans: Vec<(u32, u32)>,
-    right_spans: Vec<(u32, u32)>,
+    /// Column spans of the pair being emitted (for a projection), each
+    /// side's computed once for a run of pairs sharing that side's row.
+    left_spans: Spans,
+    right_spans: Spans,
+}
+
+/// The column spans of the row last asked for, found again only for
+/// another row: a join emits one row paired with each row of a group, and
+/// an updated row's retraction and insertion with each row of the other
+/// side, so consecutive pairs mostly share one side.
+#[derive(Default)]
+struct Spans {
+    spans: Vec<(u32, u32)>,
+    /// The row the spans are of: its bytes' address and length. Every row
+    /// a step reads is borrowed for the whole step (no buffer is freed or
+    /// reused meanwhile), so equal addresses and lengths are the same row.
+    of: Option<(usize, usize)>,
+}
+
+impl Spans {
+    fn of(&mut self, row: RowRef<'_>) -> &[(u32, u32)] {
+        let bytes = row.as_bytes();
+        let id = (bytes.as_ptr() as usize, bytes.len());
+        if self.of != Some(id) {
+            row.spans(&mut self.spans);
+            self.of = Some(id);
+        }
+        &self.spans
+    }
 }
 
 impl Output<'_> {
@@ -68,13 +94,12 @@ impl Output<'_> {
                 self.packer.extend_from_ref(right);
             }
             Some(columns) => {
-                left.spans(&mut self.left_spans);
-                right.spans(&mut self.right_spans);
+                let (left_spans, right_spans) = (self.left_spans.of(left), self.right_spans.of(right));
                 let arity = self.join.left_arity;
                 for &c in columns {
                     let (row, (start, end)) = match c.checked_sub(arity) {
-                        None => (left, self.left_spans[c]),
-                        Some(r) => (right, self.right_spans[r]),
+                        None => (left, left_spans[c]),
+                        Some(r) => (right, right_spans[r]),
                     };
                     self.packer.push_encoded_ref(row, start, end);
                 }
@@ -119,9 +144,9 @@ impl Output<'_> {
                 }
             }
             Some(columns) => {
-                left.spans(&mut self.left_spans);
+                let spans = self.left_spans.of(left);
                 for &c in columns {
-                    match self.left_spans.get(c) {
+                    match spans.get(c) {
                         Some(&(start, end)) => self.packer.push_encoded_ref(left, start, end),
                         None => self.packer.push(&Datum::Null),
                     }
@@ -140,11 +165,11 @@ impl Output<'_> {
                 self.packer.extend_from_ref(right);
             }
             Some(columns) => {
-                right.spans(&mut self.right_spans);
+                let spans = self.right_spans.of(right);
                 for &c in columns {
                     match c.checked_sub(self.join.left_arity) {
                         Some(r) => {
-                            let (start, end) = self.right_spans[r];
+                            let (start, end) = spans[r];
                             self.packer.push_encoded_ref(right, start, end);
                         }
                         None => self.packer.push(&Datum::Null),
@@ -196,7 +221,7 @@ impl Join {
         let dl = ByKey::new(&self.left_key, left_delta, &mut packer);
         let dr = ByKey::new(&self.right_key, right_delta, &mut packer);
         let mut out =
-            Output { join: self, packer, changes: Vec::new(), left_spans: Vec::new(), right_spans: Vec::new() };
+            Output { join: self, packer, changes: Vec::new(), left_spans: Spans::default(), right_spans: Spans::default() };
         for (key, rows, has_null) in dl.iter() {
             if has_null {
                 continue;
@@ -257,8 +282,8 @@ impl Join {
             join: self,
             packer: RowPacker::new(),
             changes: Vec::new(),
-            left_spans: Vec::new(),
-            right_spans: Vec::new(),
+            left_spans: Spans::default(),
+            right_spans: Spans::default(),
         };
         let key_columns = if left { &self.left_key } else { &self.right_key };
         let mut key = RowPacker::new();
