@@ -4,18 +4,25 @@
 //!
 //! ```text
 //!  StateDir::open → Opened::Reshape(kept rows at P)       kept: tables whose shape line is unchanged
-//!  ChangeSource::follow_reading(P, fresh) → Resync        one read transaction at L (SQLite):
+//!  ChangeSource::follow_reading(P, fresh) → Resync        SQLite: one read transaction at L:
 //!      fresh tables (+ any whose capture was reinstalled)   their rows at L
 //!      the other tables' logged changes in (P, L]
+//!                                                         PostgreSQL: fresh tables read in a
+//!                                                         snapshot exported at C by a temporary
+//!                                                         slot; the kept slot followed from P to
+//!                                                         L ≥ C, fresh tables' changes up to C
+//!                                                         dropped (denorm-source capture/partial.rs)
 //!  StateDir::reshape (drop void tables, write the rows read) + apply (P, L] at L
 //!  load every view from the state directory at L           the other tables are not read
 //! ```
 //!
 //! Invariant: the load is every captured table at one position L (the kept
-//! rows with their changes up to L, and the rows read at L), exactly what a
-//! snapshot at L would give, and the stream continues after L. Where the source cannot
-//! do this (PostgreSQL: not built; SQLite: the change log was recreated or
-//! lost rows above P) the start falls back to a full snapshot.
+//! rows with their changes up to L, and the rows read with their later
+//! changes), exactly what a snapshot at L would give, and the stream
+//! continues after L. Where the source cannot do this (SQLite: the change
+//! log was recreated or lost rows above P; PostgreSQL: the slot is gone, no
+//! slot is free for the temporary one, or a kept table was truncated while
+//! denorm was down) the start falls back to a full snapshot.
 
 use std::time::Instant;
 
