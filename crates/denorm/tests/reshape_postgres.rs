@@ -9,7 +9,7 @@
 mod common;
 mod pg_project;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -82,24 +82,33 @@ fn transaction(client: &mut Client, rng: &mut SplitMix, fresh: bool) {
 
 struct Writer {
     stop: Arc<AtomicBool>,
+    committed: Arc<AtomicU64>,
     thread: JoinHandle<u64>,
 }
 
 impl Writer {
     fn start(url: &str, seed: u64, fresh: bool) -> Writer {
         let stop = Arc::new(AtomicBool::new(false));
-        let (url, stopped) = (url.to_string(), stop.clone());
+        let committed = Arc::new(AtomicU64::new(0));
+        let (url, stopped, count) = (url.to_string(), stop.clone(), committed.clone());
         let thread = std::thread::spawn(move || {
             let mut client = Client::connect(&url, NoTls).unwrap();
             let mut rng = SplitMix(seed);
-            let mut n = 0;
             while !stopped.load(Ordering::SeqCst) {
                 transaction(&mut client, &mut rng, fresh);
-                n += 1;
+                count.fetch_add(1, Ordering::SeqCst);
             }
-            n
+            count.load(Ordering::SeqCst)
         });
-        Writer { stop, thread }
+        Writer { stop, committed, thread }
+    }
+
+    /// Waits until `n` more transactions are committed.
+    fn wait_for(&self, n: u64) {
+        let target = self.committed.load(Ordering::SeqCst) + n;
+        while self.committed.load(Ordering::SeqCst) < target {
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     fn stop(self) -> u64 {
@@ -147,8 +156,9 @@ fn a_recreated_and_an_added_table_are_read_alone_under_a_writer() {
     // While denorm is down: a writer on items, tags recreated with another
     // shape, notes created and captured by a new view.
     let writer = Writer::start(&project.url, 3, false);
+    writer.wait_for(20);
     client.batch_execute(RECREATE).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    writer.wait_for(20);
     let mut views = VIEWS.to_vec();
     views.push(ADDED);
     std::fs::write(project.dir.path().join("views.sql"), views_sql(&views)).unwrap();
@@ -161,7 +171,7 @@ fn a_recreated_and_an_added_table_are_read_alone_under_a_writer() {
     let writer = Writer::start(&project.url, 7, true);
     let mut denorm = Denorm::start(&project.config);
     let line = denorm.wait_for_log(RESHAPED);
-    std::thread::sleep(Duration::from_millis(500));
+    writer.wait_for(20);
     let during = writer.stop();
     assert!(line.contains("notes") && line.contains("tags"), "{line}");
     assert!(!denorm.lines.iter().any(|l| l.contains("snapshot read")), "the restart read a snapshot");

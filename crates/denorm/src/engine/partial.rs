@@ -27,6 +27,7 @@
 use std::time::Instant;
 
 use denorm_source::ChangeSource;
+use denorm_types::{Diff, Row};
 use denorm_sql::ViewDef;
 use tracing::{info, warn};
 
@@ -75,9 +76,11 @@ impl Engine {
         state.reshape(shape, &still, stored.position, &resync.tables)?;
         let mut changes = resync.changes;
         state.apply(resync.position, &[], &changes.tables)?;
+        let touched: Vec<String> =
+            changes.tables.iter().filter(|(_, rows)| !rows.is_empty()).map(|(t, _)| t.clone()).collect();
         dead::absent(&self.publisher, &mut state, &mut changes)?;
         dead::undecodable(&self.publisher, Some(&mut state), &changes)?;
-        let loaded = state.rows_of(&all)?;
+        let loaded = loaded_rows(&state, &all, stored.tables, &still, &touched)?;
         let rows = loaded.rows();
         self.load(capture, flow, planned, &stored_batch(loaded), started, "state loaded and published");
         state.make_durable()?;
@@ -94,6 +97,25 @@ impl Engine {
         );
         Ok(Ok(state))
     }
+}
+
+/// Every captured table's rows at the directory's position: the kept
+/// tables no change `touched` are the rows `open` read and checked already
+/// (`stored`: read once, not twice); the others are read from the
+/// directory. In `all`'s order.
+fn loaded_rows(
+    state: &StateDir,
+    all: &[String],
+    stored: Vec<(String, Vec<(Row, Diff)>)>,
+    still: &[String],
+    touched: &[String],
+) -> Result<Stored, EngineError> {
+    let untouched = |t: &String| still.contains(t) && !touched.contains(t);
+    let read: Vec<String> = all.iter().filter(|t| !untouched(t)).cloned().collect();
+    let mut loaded = state.rows_of(&read)?;
+    loaded.tables.extend(stored.into_iter().filter(|(t, _)| untouched(t) && all.contains(t)));
+    loaded.tables.sort_by_key(|(t, _)| all.iter().position(|a| a == t));
+    Ok(loaded)
 }
 
 #[cfg(test)]
