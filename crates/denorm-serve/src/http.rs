@@ -1002,7 +1002,7 @@ async fn post_dlq(
     if app.options.auth.is_some() {
         app.monitor(&headers)?;
     } else {
-        let peer = request.extensions().get::<crate::server::Peer>().map(|p| p.0.ip());
+        let peer = request.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|p| p.0.ip());
         if !peer.is_some_and(|ip| ip.is_loopback()) {
             return Ok(refuse(
                 StatusCode::FORBIDDEN,

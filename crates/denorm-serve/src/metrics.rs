@@ -6,6 +6,8 @@
 //! the Prometheus text format 0.0.4 that `promtool check metrics` and every
 //! Prometheus scraper parse (see [`Metrics::render`]).
 
+mod hot;
+
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -107,6 +109,9 @@ struct Inner {
     source_connected: Gauge,
     published_position: Gauge,
     http_requests: Family<RequestLabels, Counter>,
+    /// `http_requests` and `reads` by borrowed labels (no allocation a read).
+    hot_requests: hot::HotCounters<u16>,
+    hot_reads: hot::HotCounters<String>,
     auth_denied: Family<ReasonLabel, Counter>,
     reads: Family<ReadLabels, Counter>,
     state_bytes: Family<StateLabels, Gauge>,
@@ -192,6 +197,8 @@ impl Metrics {
             source_connected: Gauge::default(),
             published_position: Gauge::default(),
             http_requests: Family::default(),
+            hot_requests: hot::HotCounters::default(),
+            hot_reads: hot::HotCounters::default(),
             auth_denied: Family::default(),
             reads: Family::default(),
             state_bytes: Family::default(),
@@ -424,7 +431,10 @@ impl Metrics {
 
     /// Counts a read of `view` by `role`.
     pub fn read(&self, view: &str, role: &str) {
-        self.inner.reads.get_or_create(&ReadLabels { view: view.to_owned(), role: role.to_owned() }).inc();
+        let reads = &self.inner.reads;
+        self.inner.hot_reads.inc(view, role, || {
+            reads.get_or_create(&ReadLabels { view: view.to_owned(), role: role.to_owned() }).clone()
+        });
     }
 
     /// Counts `n` rows read by a snapshot.
@@ -528,7 +538,10 @@ impl Metrics {
     }
 
     pub(crate) fn http_request(&self, route: &str, status: u16) {
-        self.inner.http_requests.get_or_create(&RequestLabels { route: route.to_owned(), status }).inc();
+        let requests = &self.inner.http_requests;
+        self.inner.hot_requests.inc(route, &status, || {
+            requests.get_or_create(&RequestLabels { route: route.to_owned(), status }).clone()
+        });
     }
 
     /// Replaces the operator state sample: `(view, operator, bytes)` per

@@ -180,11 +180,6 @@ impl Drop for InFlight {
     }
 }
 
-/// The address a request came from (a request extension), for endpoints
-/// open to loopback callers only (`POST /dlq/{id}/…` without `[auth]`).
-#[derive(Debug, Clone, Copy)]
-pub struct Peer(pub std::net::SocketAddr);
-
 /// Serves `router` on `listener` until `shutdown` resolves, then lets the
 /// open connections finish their requests.
 pub async fn serve_connections(
@@ -245,13 +240,13 @@ async fn serve_one(
     let io = TokioIo::new(Tracked { io: tcp, activity: activity.clone() });
     let tracker = activity.clone();
     let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-        // The peer address, for the loopback checks (/dlq, /admin).
-        request.extensions_mut().insert(Peer(peer));
+        // The peer address, for the loopback checks (/dlq, /admin): one
+        // extension (each costs an allocation a request).
+        request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
         let guard = InFlight::start(&tracker);
         let router = router.clone();
         async move {
-            let mut request = request.map(axum::body::Body::new);
-            request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+            let request = request.map(axum::body::Body::new);
             let response = tower_call(router, request).await;
             drop(guard);
             response

@@ -168,9 +168,12 @@ pub trait ChangeSource {
 #[derive(Debug)]
 pub struct Resync {
     pub position: Position,
-    /// The other tables' changes in (kept position, `position`].
+    /// The changes in (kept position, `position`]: the other tables', and
+    /// (PostgreSQL) the read tables' committed after the point they were
+    /// read at. Applied after `tables`.
     pub changes: Batch,
-    /// The tables read, at `position` (they replace whatever was kept).
+    /// The tables read (they replace whatever was kept): at `position`, or
+    /// at an earlier point whose later changes are in `changes`.
     pub tables: Vec<(String, Vec<Row>)>,
 }
 

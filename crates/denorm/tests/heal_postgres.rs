@@ -5,7 +5,6 @@
 mod common;
 mod pg_project;
 
-
 use common::Denorm;
 use pg_project::PgProject;
 use serde_json::json;
@@ -29,7 +28,7 @@ fn renamed_and_recreated_tables_heal_on_postgres() {
          CREATE MATERIALIZED VIEW others AS SELECT count(*) AS n FROM other;",
     );
     let mut client = project.client();
-    let denorm = Denorm::start(&project.config);
+    let mut denorm = Denorm::start(&project.config);
     denorm.wait_rows("per_tag", json!([{"tag": "a", "n": 2}, {"tag": "b", "n": 1}]));
 
     client.batch_execute("ALTER TABLE tags RENAME COLUMN tag TO label").unwrap();
@@ -53,6 +52,13 @@ fn renamed_and_recreated_tables_heal_on_postgres() {
     denorm.wait_rows("per_tag", json!([{"tag": "z", "n": 1}]));
     client.batch_execute("INSERT INTO tags VALUES (8, 'z')").unwrap();
     denorm.wait_rows("per_tag", json!([{"tag": "z", "n": 2}]));
+    // Each heal read only tags (a temporary slot's snapshot), never a
+    // full snapshot after the first start.
+    while let Ok(line) = denorm.log.try_recv() {
+        denorm.lines.push(line);
+    }
+    assert_eq!(denorm.lines.iter().filter(|l| l.contains("snapshot read")).count(), 1, "{:#?}", denorm.lines);
+    assert!(denorm.lines.iter().any(|l| l.contains("read=[\"tags\"]")), "{:#?}", denorm.lines);
     denorm.terminate();
 }
 

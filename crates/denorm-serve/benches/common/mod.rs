@@ -37,8 +37,37 @@ impl Rng {
 }
 
 /// The server's runtime: `DENORM_BENCH_SERVER_THREADS` workers (default
-/// 1: the load generator's thread has the other core of a 2-core machine).
-pub fn server_runtime() -> tokio::runtime::Runtime {
+/// 1: the load generator's thread has the other core of a 2-core machine);
+/// `DENORM_BENCH_SERVER_RUNTIME=current`: a current-thread runtime driven
+/// by a thread of its own instead (one thread, no work-stealing machinery).
+pub fn server_runtime() -> ServerRuntime {
+    if std::env::var("DENORM_BENCH_SERVER_RUNTIME").is_ok_and(|v| v == "current") {
+        let (send, receive) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("bench-server".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                send.send(runtime.handle().clone()).unwrap();
+                runtime.block_on(std::future::pending::<()>());
+            })
+            .unwrap();
+        return ServerRuntime { handle: receive.recv().unwrap(), _runtime: None };
+    }
     let workers = env_or("DENORM_BENCH_SERVER_THREADS", 1).max(1) as usize;
-    tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build().unwrap()
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build().unwrap();
+    ServerRuntime { handle: runtime.handle().clone(), _runtime: Some(runtime) }
+}
+
+/// The server's runtime, used through its handle (`block_on`, `spawn`).
+pub struct ServerRuntime {
+    handle: tokio::runtime::Handle,
+    _runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl std::ops::Deref for ServerRuntime {
+    type Target = tokio::runtime::Handle;
+
+    fn deref(&self) -> &tokio::runtime::Handle {
+        &self.handle
+    }
 }

@@ -123,7 +123,9 @@
 //!   with [`uninstall`].
 //! * **Restart.** [`PgCapture::snapshot`] drops the slot if it exists and
 //!   creates it again: a restart costs a full read of the captured tables,
-//!   and the WAL the old slot retained is freed. [`PgCapture::resume`]
+//!   and the WAL the old slot retained is freed. [`PgCapture::follow_reading`]
+//!   (`capture/partial.rs`) reads only some tables, at a temporary slot's
+//!   point, and keeps the slot. [`PgCapture::resume`]
 //!   continues a stream without a snapshot, for a caller that kept its state
 //!   (a dropped connection).
 //! * **The exported snapshot lives** only while the replication connection
@@ -145,6 +147,9 @@ use super::wire::{self, ReplicationConnection, WireError};
 use super::{connect_config, describe_server, format_lsn, parse_lsn, parse_url, read_tables, PgTable, SCHEMA};
 use super::{CaptureSpec, ChangeBatch, Snapshot, SnapshotProgress};
 use crate::SourceError;
+
+mod partial;
+pub use partial::PartialRead;
 
 /// A standby status update goes out at least this often while polling.
 pub const STATUS_INTERVAL: Duration = Duration::from_secs(10);
@@ -245,6 +250,8 @@ struct Stream {
     /// in flight: acknowledged once everything handed out is released.
     idle_end: u64,
     transaction: Option<TransactionBuilder>,
+    /// The open transaction's commit record start (`Begin.final_lsn`).
+    final_lsn: u64,
     last_status: Instant,
     status_pending: bool,
     /// When a keepalive was last asked for (reply-requested).
@@ -271,6 +278,9 @@ pub struct PgCapture {
     /// A complete batch to hand out at the next poll (a TRUNCATE met while
     /// other transactions were gathered).
     held: Option<ChangeBatch>,
+    /// While [`follow_reading`](Self::follow_reading) follows the stream up
+    /// to the point its tables were read at: what to drop before it.
+    cut: Option<partial::Cut>,
 }
 
 impl PgCapture {
@@ -302,6 +312,7 @@ impl PgCapture {
             released: Position(0),
             schema_changed: None,
             held: None,
+            cut: None,
         })
     }
 
@@ -354,7 +365,8 @@ impl PgCapture {
             .first()
             .and_then(|row| Some((parse_lsn(row.get(1)?.as_deref()?)?, row.get(2)?.clone()?)))
             .ok_or_else(|| self.protocol_error("CREATE_REPLICATION_SLOT returned no consistent point"))?;
-        let tables = self.read_snapshot(&snapshot_name, progress)?;
+        let all: Vec<usize> = (0..self.tables.len()).collect();
+        let tables = self.read_snapshot(&snapshot_name, &all, progress)?;
         self.position = position;
         self.released = Position(0);
         self.stream = Some(Stream::new(conn, position));
@@ -697,7 +709,8 @@ impl PgCapture {
         let stream = self.stream.as_mut().expect("streaming");
         match message {
             Message::Begin(begin) => {
-                stream.transaction = Some(TransactionBuilder::new(self.tables.len(), begin.committed_at))
+                stream.transaction = Some(TransactionBuilder::new(self.tables.len(), begin.committed_at));
+                stream.final_lsn = begin.final_lsn;
             }
             Message::Commit(commit) => {
                 let Some(transaction) = stream.transaction.take() else {
@@ -715,7 +728,10 @@ impl PgCapture {
                     );
                     return Ok(None);
                 }
-                let batch = transaction.finish(&self.tables, commit.end_lsn, stream.received);
+                let mut batch = transaction.finish(&self.tables, commit.end_lsn, stream.received);
+                if let Some(cut) = &self.cut {
+                    cut.drop_read_tables(&mut batch);
+                }
                 if batch.tables.is_empty() && batch.truncated.is_empty() && batch.undecodable.is_empty() {
                     // Nothing captured changed: nothing to apply, and
                     // nothing to wait for before acknowledging it; the
@@ -734,6 +750,14 @@ impl PgCapture {
                     .then(|| self.tables.iter().position(|t| t.name == relation.name))
                     .flatten();
                 if let Some(i) = index {
+                    if !self.tables[i].matches(&relation)
+                        && self.cut.as_ref().is_some_and(|c| c.covers(i, stream.final_lsn))
+                    {
+                        // An earlier shape of a table read at the cut (dropped
+                        // and recreated, altered): its changes are in the rows read.
+                        self.relations.insert(relation.id, None);
+                        return Ok(None);
+                    }
                     if !self.tables[i].matches(&relation) {
                         let tables = vec![self.tables[i].name.clone()];
                         stream.transaction = None;
@@ -782,10 +806,12 @@ impl PgCapture {
         Ok(index)
     }
 
-    /// Reads the captured tables inside the exported snapshot.
+    /// Reads the captured tables `which` (indices into `tables`) inside the
+    /// exported snapshot.
     fn read_snapshot(
         &mut self,
         snapshot_name: &str,
+        which: &[usize],
         progress: &mut dyn FnMut(SnapshotProgress<'_>),
     ) -> Result<Vec<(String, Vec<Row>)>, SourceError> {
         let server = self.server.clone();
@@ -799,14 +825,15 @@ impl PgCapture {
             .map_err(error("starting the snapshot"))?;
         tx.batch_execute(&format!("SET TRANSACTION SNAPSHOT '{snapshot_name}'"))
             .map_err(error("importing the slot's snapshot"))?;
-        let lower: Vec<String> = self.tables.iter().map(|t| t.name.to_ascii_lowercase()).collect();
+        let lower: Vec<String> = which.iter().map(|&i| self.tables[i].name.to_ascii_lowercase()).collect();
         let actual = match read_tables(&mut tx, Some(&lower)) {
             Err(SourceError::PostgresUnsupportedType { table, .. }) => {
                 return Err(SourceError::SchemaChanged { tables: vec![table] })
             }
             other => other?,
         };
-        let changed = changed_tables(&self.tables, &actual);
+        let reading: Vec<Table> = which.iter().map(|&i| self.tables[i].clone()).collect();
+        let changed = changed_tables(&reading, &actual);
         if !changed.is_empty() {
             return Err(SourceError::SchemaChanged { tables: changed });
         }
@@ -820,8 +847,8 @@ impl PgCapture {
             .get(0);
         let estimated_total = estimated_total.max(0) as u64;
         let mut rows_read = 0;
-        let mut out = Vec::with_capacity(self.tables.len());
-        for table in &self.tables {
+        let mut out = Vec::with_capacity(reading.len());
+        for table in &reading {
             let before = rows_read;
             let mut report =
                 |n: u64| progress(SnapshotProgress { table: &table.name, rows_read: before + n, estimated_total });
@@ -856,6 +883,7 @@ impl Stream {
             received: start.0,
             idle_end: 0,
             transaction: None,
+            final_lsn: 0,
             last_status: Instant::now(),
             status_pending: false,
             last_request: None,

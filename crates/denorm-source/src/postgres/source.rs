@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use denorm_types::{Catalog, Position, Value};
 
-use super::{format_lsn, CaptureSpec, Lag, Names, PgCapture, Poll, Snapshot, SnapshotProgress};
+use super::{format_lsn, CaptureSpec, ChangeBatch, Lag, Names, PgCapture, Poll, Snapshot, SnapshotProgress};
 use crate::{Batch, ChangeSource, KeyRead, Polled, Resync, SourceError};
 
 /// A PostgreSQL database captured by logical replication, as a
@@ -101,25 +101,7 @@ impl ChangeSource for PostgresSource {
             Poll::Idle => Polled::Idle,
             Poll::Progress(position) => Polled::Progress(position),
             Poll::SchemaChanged { tables } => Polled::SchemaChanged { tables },
-            Poll::Changes(batch) => {
-                let commits = batch.commits;
-                Polled::Changes(Batch {
-                    position: batch.position,
-                    // The server's WAL end runs ahead of every captured
-                    // commit (other tables, checkpoints): the stream's
-                    // position is the last commit it delivered.
-                    head: batch.position,
-                    truncated: batch.truncated,
-                    tables: batch.tables,
-                    commits,
-                    undecodable: batch
-                        .undecodable
-                        .into_iter()
-                        .map(|u| undecodable(u.table, u.key, u.position, &u.reason))
-                        .collect(),
-                    repaired: Vec::new(),
-                })
-            }
+            Poll::Changes(batch) => Polled::Changes(contract_batch(batch)),
         })
     }
 
@@ -162,11 +144,39 @@ impl ChangeSource for PostgresSource {
         self.capture.read_key(table, key)
     }
 
-    /// Not built on PostgreSQL: reading some tables exactly at a point of
-    /// the stream needs a snapshot exported at an LSN (a temporary slot)
-    /// and the stream filtered per transaction; the caller snapshots.
-    fn follow_reading(&mut self, _at: Position, _fresh: &[String]) -> Result<Result<Resync, String>, SourceError> {
-        Ok(Err("reading only some tables consistently with the replication stream is not built on PostgreSQL".into()))
+    /// The fresh tables read in a snapshot exported by a temporary slot,
+    /// the kept slot's stream followed up to its point (see
+    /// `capture/partial.rs`).
+    fn follow_reading(&mut self, at: Position, fresh: &[String]) -> Result<Result<Resync, String>, SourceError> {
+        Ok(self.capture.follow_reading(at, fresh)?.map(|read| Resync {
+            position: read.position,
+            changes: read.changes.map(contract_batch).unwrap_or_else(|| Batch {
+                position: read.position,
+                head: read.position,
+                ..Batch::default()
+            }),
+            tables: read.tables,
+        }))
+    }
+}
+
+/// A capture batch as the contract carries it.
+fn contract_batch(batch: ChangeBatch) -> Batch {
+    Batch {
+        position: batch.position,
+        // The server's WAL end runs ahead of every captured commit (other
+        // tables, checkpoints): the stream's position is the last commit
+        // it delivered.
+        head: batch.position,
+        truncated: batch.truncated,
+        tables: batch.tables,
+        commits: batch.commits,
+        undecodable: batch
+            .undecodable
+            .into_iter()
+            .map(|u| undecodable(u.table, u.key, u.position, &u.reason))
+            .collect(),
+        repaired: Vec::new(),
     }
 }
 

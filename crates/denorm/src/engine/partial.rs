@@ -4,22 +4,30 @@
 //!
 //! ```text
 //!  StateDir::open → Opened::Reshape(kept rows at P)       kept: tables whose shape line is unchanged
-//!  ChangeSource::follow_reading(P, fresh) → Resync        one read transaction at L (SQLite):
+//!  ChangeSource::follow_reading(P, fresh) → Resync        SQLite: one read transaction at L:
 //!      fresh tables (+ any whose capture was reinstalled)   their rows at L
 //!      the other tables' logged changes in (P, L]
+//!                                                         PostgreSQL: fresh tables read in a
+//!                                                         snapshot exported at C by a temporary
+//!                                                         slot; the kept slot followed from P to
+//!                                                         L ≥ C, fresh tables' changes up to C
+//!                                                         dropped (denorm-source capture/partial.rs)
 //!  StateDir::reshape (drop void tables, write the rows read) + apply (P, L] at L
 //!  load every view from the state directory at L           the other tables are not read
 //! ```
 //!
 //! Invariant: the load is every captured table at one position L (the kept
-//! rows with their changes up to L, and the rows read at L), exactly what a
-//! snapshot at L would give, and the stream continues after L. Where the source cannot
-//! do this (PostgreSQL: not built; SQLite: the change log was recreated or
-//! lost rows above P) the start falls back to a full snapshot.
+//! rows with their changes up to L, and the rows read with their later
+//! changes), exactly what a snapshot at L would give, and the stream
+//! continues after L. Where the source cannot do this (SQLite: the change
+//! log was recreated or lost rows above P; PostgreSQL: the slot is gone, no
+//! slot is free for the temporary one, or a kept table was truncated while
+//! denorm was down) the start falls back to a full snapshot.
 
 use std::time::Instant;
 
 use denorm_source::ChangeSource;
+use denorm_types::{Diff, Row};
 use denorm_sql::ViewDef;
 use tracing::{info, warn};
 
@@ -68,9 +76,11 @@ impl Engine {
         state.reshape(shape, &still, stored.position, &resync.tables)?;
         let mut changes = resync.changes;
         state.apply(resync.position, &[], &changes.tables)?;
+        let touched: Vec<String> =
+            changes.tables.iter().filter(|(_, rows)| !rows.is_empty()).map(|(t, _)| t.clone()).collect();
         dead::absent(&self.publisher, &mut state, &mut changes)?;
         dead::undecodable(&self.publisher, Some(&mut state), &changes)?;
-        let loaded = state.rows_of(&all)?;
+        let loaded = loaded_rows(&state, &all, stored.tables, &still, &touched)?;
         let rows = loaded.rows();
         self.load(capture, flow, planned, &stored_batch(loaded), started, "state loaded and published");
         state.make_durable()?;
@@ -87,6 +97,25 @@ impl Engine {
         );
         Ok(Ok(state))
     }
+}
+
+/// Every captured table's rows at the directory's position: the kept
+/// tables no change `touched` are the rows `open` read and checked already
+/// (`stored`: read once, not twice); the others are read from the
+/// directory. In `all`'s order.
+fn loaded_rows(
+    state: &StateDir,
+    all: &[String],
+    stored: Vec<(String, Vec<(Row, Diff)>)>,
+    still: &[String],
+    touched: &[String],
+) -> Result<Stored, EngineError> {
+    let untouched = |t: &String| still.contains(t) && !touched.contains(t);
+    let read: Vec<String> = all.iter().filter(|t| !untouched(t)).cloned().collect();
+    let mut loaded = state.rows_of(&read)?;
+    loaded.tables.extend(stored.into_iter().filter(|(t, _)| untouched(t) && all.contains(t)));
+    loaded.tables.sort_by_key(|(t, _)| all.iter().position(|a| a == t));
+    Ok(loaded)
 }
 
 #[cfg(test)]
