@@ -204,6 +204,13 @@ impl Row {
         spans(self.as_bytes(), out);
     }
 
+    /// [`Row::spans`] of the first `count` columns only (all of them when
+    /// the row has fewer): a projection of a wide row's leading columns
+    /// does not walk the rest.
+    pub fn spans_of_first(&self, count: usize, out: &mut Vec<(u32, u32)>) {
+        spans_of_first(self.as_bytes(), count, out);
+    }
+
     /// The encoded bytes of columns `first..first + count`, a contiguous run
     /// (packed datums are self-delimiting, so they are a valid row).
     #[inline]
@@ -353,9 +360,14 @@ fn column_start(data: &[u8], index: usize) -> usize {
 }
 
 fn spans(data: &[u8], out: &mut Vec<(u32, u32)>) {
+    spans_of_first(data, usize::MAX, out);
+}
+
+/// The spans of at most the first `count` columns.
+fn spans_of_first(data: &[u8], count: usize, out: &mut Vec<(u32, u32)>) {
     out.clear();
     let mut at = 0usize;
-    while at < data.len() {
+    while at < data.len() && out.len() < count {
         let len = encoded_len(&data[at..]);
         out.push((at as u32, (at + len) as u32));
         at += len;
@@ -740,6 +752,16 @@ mod tests {
                 packer.packed_row_into(start, end, &mut reused);
                 prop_assert!(reused == alone);
             }
+        }
+
+        /// The spans of a row's first columns are the first of all its spans.
+        #[test]
+        fn spans_of_first_columns_are_a_prefix(values in proptest::collection::vec(any_value(), 0..8), count in 0usize..10) {
+            let row = Row::pack(&values);
+            let (mut all, mut first) = (Vec::new(), Vec::new());
+            row.spans(&mut all);
+            row.spans_of_first(count, &mut first);
+            prop_assert_eq!(&first[..], &all[..count.min(all.len())]);
         }
 
         #[test]

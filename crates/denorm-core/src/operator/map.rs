@@ -73,7 +73,7 @@ impl Map {
         for (row, diff) in input {
             match &self.columns {
                 Some(columns) => {
-                    row.spans(&mut spans);
+                    row.spans_of_first(self.width, &mut spans);
                     for &c in columns {
                         packer.push_encoded(row, spans[c]);
                     }
