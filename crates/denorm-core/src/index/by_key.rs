@@ -27,9 +27,10 @@ pub(crate) struct ByKey<'a> {
 impl<'a> ByKey<'a> {
     pub(crate) fn new(key_columns: &[usize], changes: &'a [(Row, Diff)], packer: &mut RowPacker) -> Self {
         let hasher = Hasher::default();
-        let mut slots: HashTable<u32> = HashTable::new();
-        let mut groups: Vec<(u32, u32, bool)> = Vec::new();
-        let mut keys: Vec<Row> = Vec::new();
+        // Sized for a key per change (a snapshot's common case): no rehash.
+        let mut slots: HashTable<u32> = HashTable::with_capacity(changes.len());
+        let mut groups: Vec<(u32, u32, bool)> = Vec::with_capacity(changes.len());
+        let mut keys: Vec<Row> = Vec::with_capacity(changes.len());
         let mut group_of = Vec::with_capacity(changes.len());
         for (row, _) in changes {
             let (key, has_null) = key_of(key_columns, row, packer);
