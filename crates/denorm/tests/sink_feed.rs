@@ -15,10 +15,10 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use common::shells::{pg_url, psql, shell, sqlite3};
 use common::{committed_position, eventually, Denorm, Project, SplitMix};
 use rusqlite::Connection;
 use serde_json::Value as Json;
@@ -50,11 +50,6 @@ fn views() -> String {
         .collect()
 }
 
-fn pg_url() -> String {
-    std::env::var("DENORM_TEST_POSTGRES_URL").expect(
-        "DENORM_TEST_POSTGRES_URL is not set: run `export \"$(scripts/postgres start | tail -n1)\"` (scripts/test does this)",
-    )
-}
 
 fn project(sinks: &str) -> Project {
     let project = Project::new(SCHEMA, &views());
@@ -68,13 +63,6 @@ fn feed_names() -> String {
     FEEDS.iter().map(|(n, _, _)| format!("\"{n}\"")).collect::<Vec<_>>().join(", ")
 }
 
-fn shell(command: &mut Command) -> Result<Vec<String>, String> {
-    let output = command.output().map_err(|e| e.to_string())?;
-    if !output.status.success() {
-        return Err(String::from_utf8_lossy(&output.stderr).into_owned());
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect())
-}
 
 fn redis_url() -> String {
     std::env::var("DENORM_TEST_REDIS_URL").expect(
@@ -115,25 +103,7 @@ fn redis_page(
         .collect()
 }
 
-fn sqlite3(db: &Path, sql: &str) -> Result<Vec<String>, String> {
-    shell(Command::new("sqlite3").args(["-bail", "-separator", "|", "-cmd", ".timeout 10000"]).arg(db).arg(sql))
-}
 
-fn psql(sql: &str) -> Result<Vec<String>, String> {
-    shell(Command::new("psql").args([
-        "-X",
-        "-q",
-        "-At",
-        "-F",
-        "|",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-d",
-        &pg_url(),
-        "-c",
-        sql,
-    ]))
-}
 
 /// A page over HTTP as `a|b|c` lines, in order.
 fn http_page(denorm: &Denorm, feed: &str, owner: i64, limit: usize, offset: usize) -> Vec<String> {

@@ -21,6 +21,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use common::shells::{self, pg_url};
 use common::{committed_position, eventually, kill_three_times_under_a_writer, metric, Denorm, Project, SplitMix};
 use pg_project::server::try_pg_ctl;
 use denorm_types::Datum;
@@ -60,11 +61,6 @@ const CHECKS: &[(&str, &str, &str)] = &[
     ("categories", "SELECT category, products FROM {t}", "SELECT category, COUNT(*) FROM products GROUP BY category"),
 ];
 
-fn pg_url() -> String {
-    std::env::var("DENORM_TEST_POSTGRES_URL").expect(
-        "DENORM_TEST_POSTGRES_URL is not set: run `export \"$(scripts/postgres start | tail -n1)\"` (scripts/test does this)",
-    )
-}
 
 /// A source project whose config has `sinks` appended.
 fn project(sinks: &str) -> Project {
@@ -98,35 +94,23 @@ fn sorted(mut lines: Vec<String>) -> Vec<String> {
     lines
 }
 
+/// A command's lines, sorted.
 fn shell(command: &mut Command) -> Result<Vec<String>, String> {
-    let output = command.output().map_err(|e| e.to_string())?;
-    if !output.status.success() {
-        return Err(String::from_utf8_lossy(&output.stderr).into_owned());
-    }
-    Ok(sorted(String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect()))
+    shells::shell(command).map(sorted)
 }
 
-/// Rows of `sql` on a SQLite file through the `sqlite3` shell.
+/// Rows of `sql` on a SQLite file through the `sqlite3` shell, sorted.
 fn sqlite3(db: &Path, sql: &str) -> Result<Vec<String>, String> {
-    shell(Command::new("sqlite3").args(["-bail", "-separator", "|", "-cmd", ".timeout 10000"]).arg(db).arg(sql))
+    shells::sqlite3(db, sql).map(sorted)
 }
 
-/// Rows of `sql` through `psql`.
+/// Rows of `sql` through `psql`, sorted.
 fn psql(sql: &str) -> Result<Vec<String>, String> {
-    shell(Command::new("psql").args([
-        "-X",
-        "-q",
-        "-At",
-        "-F",
-        "|",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-d",
-        &pg_url(),
-        "-c",
-        sql,
-    ]))
+    shells::psql(sql).map(sorted)
 }
+
+
+
 
 /// The rows of the source's own query, in the shells' text.
 fn source_rows(conn: &Connection, sql: &str) -> Vec<String> {

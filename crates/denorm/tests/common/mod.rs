@@ -5,6 +5,7 @@
 
 pub mod items;
 pub mod process;
+pub mod shells;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
