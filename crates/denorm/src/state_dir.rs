@@ -159,6 +159,15 @@ pub enum Opened {
     Reshape(StateDir, Stored),
 }
 
+impl Opened {
+    /// The directory, whatever it opened as.
+    pub fn state(&self) -> &StateDir {
+        match self {
+            Opened::Resume(state, _) | Opened::Rebuild(state, _) | Opened::Reshape(state, _) => state,
+        }
+    }
+}
+
 impl StateDir {
     /// Opens (creating it when missing) the state directory `dir` for the
     /// source `identity` capturing `spec`, and reads what it holds. A

@@ -354,6 +354,8 @@ impl Engine {
         let started = Instant::now();
         let identity = capture.identity()?;
         let Some(state) = StateDir::open_without_rows(&dir, &identity, shape)? else { return Ok(None) };
+        // Served from the first published state on (see `Engine::start`).
+        super::dead::restore(&self.publisher, &state);
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) => {

@@ -646,7 +646,11 @@ impl Engine {
         };
         let identity = capture.identity()?;
         let started = Instant::now();
-        let mut state = match StateDir::open(&dir, &identity, shape)? {
+        let opened = StateDir::open(&dir, &identity, shape)?;
+        // Before the first state is published: a reader of a started
+        // denorm sees the kept dead letters, never an empty queue.
+        dead::restore(&self.publisher, opened.state());
+        let mut state = match opened {
             Opened::Resume(state, _) if self.must_snapshot() => {
                 info!(dir = %dir.display(), "repair: taking a new snapshot of the source into the state directory");
                 state
