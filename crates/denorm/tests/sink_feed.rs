@@ -149,9 +149,6 @@ fn random_transaction(conn: &mut Connection, rng: &mut SplitMix) {
     tx.commit().unwrap();
 }
 
-fn transactions() -> usize {
-    std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(100).clamp(20, 600)
-}
 
 /// Reads a page `(feed, owner, limit)` from the sinks, as `a|b|c` lines.
 type ReadPage<'a> = &'a dyn Fn(&str, i64, usize) -> Result<Vec<String>, String>;
@@ -191,7 +188,7 @@ fn page_sql(table: &str, owner: i64, limit: usize) -> String {
 fn run_bursts(denorm: &Denorm, conn: &mut Connection, read: ReadPage<'_>) {
     assert_pages_equal(denorm, conn, read);
     let mut rng = SplitMix(18);
-    let total = transactions();
+    let total = common::transactions(600);
     for burst in 0..3 {
         for _ in 0..total / 3 {
             random_transaction(conn, &mut rng);

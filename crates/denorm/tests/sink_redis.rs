@@ -290,9 +290,6 @@ fn random_transaction(conn: &mut Connection, rng: &mut SplitMix) {
     tx.commit().unwrap();
 }
 
-fn transactions() -> usize {
-    std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(100).clamp(20, 600)
-}
 
 fn delete_prefix(url: &str, prefix: &str) {
     for key in keys(url, &format!("{prefix}*")).unwrap_or_default() {
@@ -317,7 +314,7 @@ fn redis_equals_the_views_and_the_source_after_random_transactions() {
     assert_eq!(redis_cli(&url, &["HGET", &format!("{hash}product_stats:1"), "rating_sum"]).unwrap(), ["8"]);
     assert_eq!(redis_cli(&url, &["HGET", &format!("{hash}categories:\\N"), "products"]).unwrap(), ["1"]);
     let mut rng = SplitMix(15);
-    let total = transactions();
+    let total = common::transactions(600);
     for burst in 0..3 {
         for _ in 0..total / 3 {
             random_transaction(&mut conn, &mut rng);

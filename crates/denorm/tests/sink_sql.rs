@@ -216,9 +216,6 @@ fn random_transaction(conn: &mut Connection, rng: &mut SplitMix) {
     tx.commit().unwrap();
 }
 
-fn transactions() -> usize {
-    std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(100).clamp(20, 2000)
-}
 
 fn drop_schema(schema: &str) {
     let _ = psql(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
@@ -249,7 +246,7 @@ fn sinks_equal_the_views_and_the_source_after_random_transactions() {
     ];
     assert_converged(&denorm, &conn, &sinks);
     let mut rng = SplitMix(15);
-    let total = transactions();
+    let total = common::transactions(2000);
     for burst in 0..3 {
         for _ in 0..total / 3 {
             random_transaction(&mut conn, &mut rng);

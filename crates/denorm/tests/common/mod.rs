@@ -493,3 +493,10 @@ impl Drop for Background {
         }
     }
 }
+
+/// How many random source transactions a test runs: `PROPTEST_CASES`
+/// (default 100; the suite sets it) kept within `20..=max`, so a binary
+/// driving real servers stays within the suite's budget.
+pub fn transactions(max: usize) -> usize {
+    std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(100).clamp(20, max)
+}
