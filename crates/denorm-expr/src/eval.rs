@@ -385,7 +385,8 @@ fn call<'r>(func: Func, args: &'r [Expr], row: &[Datum<'r>], dialect: Dialect) -
         _ => {}
     }
     let sqlite_length = func == Func::Length && dialect == Dialect::Sqlite;
-    let local = matches!(func, Func::Abs | Func::Lower { .. } | Func::Upper { .. } | Func::Length | Func::CollationKey(_));
+    let local = matches!(func, Func::Abs | Func::Lower { .. } | Func::Upper { .. } | Func::Length | Func::CollationKey(_))
+        || matches!(func, Func::ExtremeKey { .. } | Func::ExtremeValue { .. });
     if !local || sqlite_length {
         let values = args.iter().map(|a| a.eval(row, dialect)).collect::<Result<Vec<_>>>()?;
         // SQLite: the length of a BLOB is its number of bytes.
@@ -421,6 +422,8 @@ fn call<'r>(func: Func, args: &'r [Expr], row: &[Datum<'r>], dialect: Dialect) -
             Cow::Borrowed(k) if k.len() == t.len() => t,
             k => Cow::Owned(k.into_owned()),
         }),
+        (Func::ExtremeKey { collation, max }, v) => crate::extreme::encode(v, collation, max),
+        (Func::ExtremeValue { max }, v) => crate::extreme::decode(v, max),
         (_, other) => other,
     })
 }

@@ -242,6 +242,17 @@ pub enum Func {
     /// SQLite collation by comparing these keys bytewise, so the core stays
     /// collation-agnostic.
     CollationKey(Collation),
+    /// What MIN (`max` false) or MAX of text under a SQLite collation
+    /// compares: the key, then the value, so the extreme is a row's value
+    /// (the least of those tied under the collation; see `extreme.rs`).
+    ExtremeKey {
+        collation: Collation,
+        max: bool,
+    },
+    /// The value an [`Func::ExtremeKey`] of the same `max` encodes.
+    ExtremeValue {
+        max: bool,
+    },
 }
 
 pub use denorm_types::interval::Interval;
@@ -425,6 +436,10 @@ impl Func {
             Func::CollationKey(Collation::Binary) => "collation_key_binary",
             Func::CollationKey(Collation::NoCase) => "collation_key_nocase",
             Func::CollationKey(Collation::Rtrim) => "collation_key_rtrim",
+            Func::ExtremeKey { max: false, .. } => "min_key",
+            Func::ExtremeKey { max: true, .. } => "max_key",
+            Func::ExtremeValue { max: false } => "min_value",
+            Func::ExtremeValue { max: true } => "max_value",
         }
     }
 }

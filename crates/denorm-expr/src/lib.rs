@@ -22,6 +22,7 @@ mod aggregate;
 mod datetime;
 mod eval;
 mod expr;
+mod extreme;
 pub mod interval;
 pub mod function;
 mod json_path;

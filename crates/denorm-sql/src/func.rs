@@ -4,7 +4,7 @@ use std::cell::RefCell;
 
 use denorm_expr::function::{self, Arg, FunctionDef, Kind, Nulls, Returns};
 use denorm_expr::{AggregateFunc, BinaryOp, DateFunc, Expr, Func};
-use denorm_types::{Datum, Dialect, ScalarType};
+use denorm_types::{Collation, Datum, Dialect, ScalarType};
 use sqlparser::ast::{
     self, CastKind, DataType, DuplicateTreatment, ExactNumberInfo, FunctionArg, FunctionArgExpr, TimezoneInfo,
 };
@@ -463,15 +463,18 @@ impl Lowerer<'_, '_> {
             return self.bool_aggregate(func, &name, arg, grouping, at);
         }
         // MIN/MAX and DISTINCT compare under the argument's collation: over
-        // its collation key (so MIN/MAX return the key, a deterministic
-        // representative of the rows that tie under the collation).
+        // its collation key; MIN/MAX over the key and then the value, so
+        // that they return a row's value (`extreme_key`).
+        let extreme = matches!(func, AggregateFunc::Min | AggregateFunc::Max);
         let arg = match func {
-            AggregateFunc::Min | AggregateFunc::Max | AggregateFunc::CountDistinct => arg.map(|a| {
+            AggregateFunc::Min | AggregateFunc::Max => arg.map(|a| extreme_key(a, func == AggregateFunc::Max)),
+            AggregateFunc::CountDistinct => arg.map(|a| {
                 let c = a.own_collation();
                 types::collation_key(a, c)
             }),
             _ => arg,
         };
+        let decoded = extreme && arg.as_ref().is_some_and(|a| matches!(a.expr, Expr::Call { func: Func::ExtremeKey { .. }, .. }));
         // MIN/MAX of character(n) is character(n): padded, compared without blanks.
         let bpchar = arg.as_ref().is_some_and(|a| a.bpchar) && matches!(func, AggregateFunc::Min | AggregateFunc::Max);
         let arg = if bpchar { arg.map(bpchar_extreme_key) } else { arg };
@@ -491,6 +494,9 @@ impl Lowerer<'_, '_> {
                 func: Func::SplitPart,
                 args: vec![Expr::Column(column), Expr::Literal(Datum::text("\0")), Expr::Literal(Datum::Int(2))],
             },
+            false if decoded => {
+                Expr::Call { func: Func::ExtremeValue { max: func == AggregateFunc::Max }, args: vec![Expr::Column(column)] }
+            }
             false => Expr::Column(column),
         };
         Ok(Typed { bpchar, ..Typed::new(value, ty, nullable) })
@@ -675,6 +681,20 @@ pub(crate) fn cast_target(data_type: &DataType, dialect: Dialect) -> Result<Cast
         }
         _ => refuse(SUPPORTED_TYPES),
     }
+}
+
+/// What MIN (`max` false) or MAX of `t` compare: under a collation other
+/// than BINARY, text's key then its value (`Func::ExtremeKey`: the extreme
+/// is the least of the values tied under the collation, a row's value as
+/// SQLite returns, never the key); a column that already holds its key
+/// (grouped under the collation in a subquery) compares as it is.
+fn extreme_key(t: Typed, max: bool) -> Typed {
+    let collation = t.own_collation();
+    if collation == Collation::Binary || t.ty != ScalarType::Text || (t.keyed && t.collation == Some(collation)) {
+        return types::collation_key(t, collation);
+    }
+    let expr = Expr::Call { func: Func::ExtremeKey { collation, max }, args: vec![t.expr] };
+    Typed::new(expr, t.ty, t.nullable)
 }
 
 /// What MIN/MAX of a `character(n)` value compare: `rtrim(x) || NUL || x`.

@@ -8,7 +8,7 @@ use denorm_sql::{plan_views, ViewDef};
 use denorm_types::{Collation, Datum, Dialect, Position, ScalarType, Value};
 
 use crate::compare::{normalize_json, same_rows};
-use crate::reference::reference_sql;
+use crate::reference::{reference_sql, BY_RULE};
 use crate::sqlite::SqliteReference;
 use crate::workload::{apply_workload, Op, TableSpec};
 
@@ -111,7 +111,8 @@ impl Differential {
             let json: Vec<usize> = (0..def.columns.len()).filter(|&c| def.columns[c].ty == ScalarType::Json).collect();
             normalize_json(&mut got, &json);
             normalize_json(&mut want, &json);
-            let collations: Vec<Option<Collation>> = match exact.contains(&def.name.as_str()) {
+            let by_rule = BY_RULE.contains(&def.name.as_str());
+            let collations: Vec<Option<Collation>> = match by_rule || exact.contains(&def.name.as_str()) {
                 true => vec![None; def.columns.len()],
                 false => def.columns.iter().map(|c| c.collation).collect(),
             };

@@ -17,7 +17,7 @@ pub mod tpch;
 mod workload;
 pub mod writes;
 
-pub use reference::{reference_sql, REFERENCE_SQL};
+pub use reference::{reference_sql, BY_RULE, REFERENCE_SQL};
 pub use harness::Differential;
 pub use compare::{canonical_json, normalize_json, same_rows, Mismatch};
 pub use sqlite::SqliteReference;

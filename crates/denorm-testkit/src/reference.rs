@@ -41,7 +41,32 @@ pub const REFERENCE_SQL: &[(&str, &str)] = &[
                FROM users u LEFT JOIN posts p ON p.author_id = u.id)
          GROUP BY id, name, avatar",
     ),
+    // MIN/MAX of text under a collation: the least value (bytewise) among
+    // those tied with the extreme under the collation (SQLite returns the
+    // first of them its scan meets; denorm's documented rule).
+    (
+        "city_min_max",
+        "SELECT (SELECT min(c.city COLLATE BINARY) FROM cities c WHERE c.city = (SELECT min(city) FROM cities)) AS lo,
+                (SELECT min(c.city COLLATE BINARY) FROM cities c WHERE c.city = (SELECT max(city) FROM cities)) AS hi,
+                (SELECT min(c.code COLLATE BINARY) FROM cities c WHERE c.code = (SELECT min(code) FROM cities)) AS lo_code,
+                (SELECT min(c.code COLLATE BINARY) FROM cities c WHERE c.code = (SELECT max(code) FROM cities)) AS hi_code",
+    ),
+    (
+        "visit_extremes",
+        "SELECT n,
+                (SELECT min(x.city COLLATE BINARY) FROM visits x
+                 WHERE x.n IS v.n AND x.city = (SELECT min(y.city) FROM visits y WHERE y.n IS v.n)) AS lo,
+                (SELECT min(x.city COLLATE BINARY) FROM visits x
+                 WHERE x.n IS v.n AND x.city = (SELECT max(y.city) FROM visits y WHERE y.n IS v.n)) AS hi,
+                COUNT(*) AS k
+         FROM visits v GROUP BY n",
+    ),
 ];
+
+/// Views whose reference query computes the value denorm's documented rule
+/// picks where the source's choice depends on its scan order: compared
+/// exactly, collated columns included.
+pub const BY_RULE: &[&str] = &["city_min_max", "visit_extremes"];
 
 /// The SQL to compare view `name` with: its reference query, else its own SELECT.
 pub fn reference_sql<'a>(name: &str, select: &'a str) -> &'a str {

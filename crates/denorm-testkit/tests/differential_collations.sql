@@ -180,3 +180,11 @@ SELECT v.id,
        NOT EXISTS (SELECT 1 FROM cities c WHERE c.id % 5 = v.n AND c.code <> v.city) AS same_code,
        (SELECT COUNT(c.pop) FROM cities c WHERE c.plain <> v.city COLLATE BINARY) AS binary_others
 FROM visits v;
+
+-- MIN/MAX under a collation return a row's value, the least (bytewise) of
+-- the values tied with the extreme (compared under that rule: BY_RULE).
+CREATE MATERIALIZED VIEW city_min_max AS
+SELECT MIN(city) AS lo, MAX(city) AS hi, MIN(code) AS lo_code, MAX(code) AS hi_code FROM cities;
+
+CREATE MATERIALIZED VIEW visit_extremes AS
+SELECT n, MIN(city) AS lo, MAX(city) AS hi, COUNT(*) AS k FROM visits GROUP BY n;
