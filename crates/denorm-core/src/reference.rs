@@ -6,6 +6,7 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
+use crate::operator::spelling;
 use denorm_expr::{Aggregate, AggregateFunc, EvalError, Expr, JoinKind, Numbering, Plan, SortKey};
 use denorm_types::{consolidate, Datum, Dialect, Diff, Row, RowPacker, Value};
 
@@ -257,8 +258,9 @@ fn aggregate(agg: &Aggregate, rows: &[(Row, Diff)], dialect: Dialect) -> Result<
                 Datum::Float(total)
             }
         }
-        AggregateFunc::Min => values.into_iter().min_by(|a, b| a.total_cmp(b)).unwrap(),
-        AggregateFunc::Max => values.into_iter().max_by(|a, b| a.total_cmp(b)).unwrap(),
+        // Equal values spelled apart in the operator's order (see `reduce.rs` `spelling`).
+        AggregateFunc::Min => values.into_iter().min_by(|a, b| a.total_cmp(b).then_with(|| spelling(a, b))).unwrap(),
+        AggregateFunc::Max => values.into_iter().max_by(|a, b| a.total_cmp(b).then_with(|| spelling(a, b))).unwrap(),
         AggregateFunc::JsonArray(_) | AggregateFunc::JsonObject { .. } | AggregateFunc::GroupConcat(_) => {
             unreachable!("evaluated above")
         }

@@ -474,7 +474,8 @@ impl Lowerer<'_, '_> {
             }),
             _ => arg,
         };
-        let decoded = extreme && arg.as_ref().is_some_and(|a| matches!(a.expr, Expr::Call { func: Func::ExtremeKey { .. }, .. }));
+        let decoded =
+            extreme && arg.as_ref().is_some_and(|a| matches!(a.expr, Expr::Call { func: Func::ExtremeKey { .. }, .. }));
         // MIN/MAX of character(n) is character(n): padded, compared without blanks.
         let bpchar = arg.as_ref().is_some_and(|a| a.bpchar) && matches!(func, AggregateFunc::Min | AggregateFunc::Max);
         let arg = if bpchar { arg.map(bpchar_extreme_key) } else { arg };
@@ -494,9 +495,10 @@ impl Lowerer<'_, '_> {
                 func: Func::SplitPart,
                 args: vec![Expr::Column(column), Expr::Literal(Datum::text("\0")), Expr::Literal(Datum::Int(2))],
             },
-            false if decoded => {
-                Expr::Call { func: Func::ExtremeValue { max: func == AggregateFunc::Max }, args: vec![Expr::Column(column)] }
-            }
+            false if decoded => Expr::Call {
+                func: Func::ExtremeValue { max: func == AggregateFunc::Max },
+                args: vec![Expr::Column(column)],
+            },
             false => Expr::Column(column),
         };
         Ok(Typed { bpchar, ..Typed::new(value, ty, nullable) })

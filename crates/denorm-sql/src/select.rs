@@ -673,7 +673,7 @@ fn plan_grouped<'q>(
     let mut having = select.having.as_ref().map(|h| lowerer.lower_condition(h, "HAVING", 0)).transpose()?;
     let mut ordering = order::resolve(order_by, &items, &lowerer, select.distinct.is_some())?;
     let shown = match shows_rows {
-        true => representatives(&mut items, &ordering, &grouping),
+        true => representatives(&mut items, &ordering, &grouping, base.dialect),
         false => Vec::new(),
     };
     let g = grouping.into_inner();
@@ -704,26 +704,49 @@ fn plan_grouped<'q>(
 /// spelling in both. Items the ORDER BY sorts by keep the key (the read
 /// order and a top-N compare it bytewise), and so does a subquery's output
 /// (an enclosing query compares it as the key it holds).
-fn representatives(items: &mut [Item], ordering: &Ordering, grouping: &RefCell<Grouping>) -> Vec<(usize, usize)> {
+///
+/// A group of values equal but spelled apart ([`has_spellings`]: SQLite's
+/// `1` and `1.0`, `0.0` and `-0.0`; PostgreSQL's `'1 day'` and `'24
+/// hours'`, `1.5` and `1.50`) shows the least spelling among its current
+/// rows the same way (`MIN(x)`: the core's MIN keeps spellings apart,
+/// integer before double, `-0.0` before `0.0`, intervals by months, days,
+/// time, numerics by scale), not the value of the row that created it.
+fn representatives(
+    items: &mut [Item],
+    ordering: &Ordering,
+    grouping: &RefCell<Grouping>,
+    dialect: Dialect,
+) -> Vec<(usize, usize)> {
     let mut shown = Vec::new();
     for (n, item) in items.iter_mut().enumerate() {
         let Expr::Column(i) = item.typed.expr else { continue };
-        if ordering.order.iter().any(|k| k.column == n) {
-            continue;
-        }
         let mut g = grouping.borrow_mut();
-        let Some(written) = g.written.get(i).filter(|w| i < g.groups.len() && **w != g.groups[i].expr).cloned() else {
-            continue;
-        };
-        if g.groups[i].ty != ScalarType::Text {
+        let Some(written) = g.written.get(i).filter(|_| i < g.groups.len()).cloned() else { continue };
+        let group = &g.groups[i];
+        let (ty, nullable) = (group.ty, group.nullable);
+        let collated = written != group.expr && ty == ScalarType::Text;
+        let spelled = written == group.expr && has_spellings(group, dialect);
+        if !(collated || spelled) || (collated && ordering.order.iter().any(|k| k.column == n)) {
             continue;
         }
-        let nullable = g.groups[i].nullable;
-        let column = g.register(AggregateFunc::Min, Some(written), ScalarType::Text, nullable);
+        let column = g.register(AggregateFunc::Min, Some(written), ty, nullable);
         item.typed.expr = Expr::Column(column);
         shown.push((i, column));
     }
     shown
+}
+
+/// Whether values of `t` that group together (equal keys) can show apart:
+/// SQLite's untyped values (`1`, `1.0`) and computed doubles (`-0.0`; a
+/// REAL column stores `-0.0` as `0.0`), PostgreSQL's doubles, numerics and
+/// intervals.
+pub(crate) fn has_spellings(t: &Typed, dialect: Dialect) -> bool {
+    match (dialect, t.ty) {
+        (_, ScalarType::Any) => true,
+        (Dialect::Sqlite, ScalarType::Float) => !matches!(t.expr, Expr::Column(_)),
+        (Dialect::Postgres, ScalarType::Float | ScalarType::Numeric | ScalarType::Interval) => true,
+        _ => false,
+    }
 }
 
 /// `GROUP BY 2` is the second select item; `GROUP BY total` names an output
@@ -835,7 +858,10 @@ pub(crate) fn finish(
     // ORDER BY expressions outside the select list ride along after it.
     final_exprs.extend(body.ordering.hidden.iter().map(|i| i.typed.expr.clone()));
     let plan = match distinct && cx.depth == 0 && !cx.operand && body.ordering.order.is_empty() {
-        true => distinct_showing_rows(input, final_exprs),
+        true => {
+            let spelled = body.items.iter().map(|i| has_spellings(&i.typed, cx.dialect)).collect();
+            distinct_showing_rows(input, final_exprs, spelled)
+        }
         false => wrap(input, final_exprs),
     };
     Ok(Finished { plan, columns, key })
@@ -846,13 +872,17 @@ pub(crate) fn finish(
 /// columns, each such column showing the least of its rows' values bytewise
 /// instead of the key, as [`representatives`] does for GROUP BY (SQLite
 /// shows the first row it scans; a value spelled one way shows that
-/// spelling in both). Otherwise `Distinct` over the columns.
-fn distinct_showing_rows(input: Plan, exprs: Vec<Expr>) -> Plan {
+/// spelling in both), and so does each column whose equal values can be
+/// spelled apart (`spelled`, see [`has_spellings`]: the least spelling
+/// among the current rows, not the first row's). Otherwise `Distinct` over
+/// the columns.
+fn distinct_showing_rows(input: Plan, exprs: Vec<Expr>, spelled: Vec<bool>) -> Plan {
     let raws: Vec<(usize, Expr)> = exprs
         .iter()
         .enumerate()
         .filter_map(|(j, e)| match e {
             Expr::Call { func: Func::CollationKey(_), args } if args.len() == 1 => Some((j, args[0].clone())),
+            e if spelled.get(j) == Some(&true) => Some((j, e.clone())),
             _ => None,
         })
         .collect();

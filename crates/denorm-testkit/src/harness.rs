@@ -118,6 +118,10 @@ impl Differential {
             };
             under_collations(&mut got, &collations);
             under_collations(&mut want, &collations);
+            if by_rule {
+                with_classes(&mut got);
+                with_classes(&mut want);
+            }
             if let Err(m) = same_rows(got, want) {
                 return Err(format!("view {} differs after batch {}: {m}", def.name, self.position));
             }
@@ -134,5 +138,25 @@ fn under_collations(rows: &mut [Vec<Value>], collations: &[Option<Collation>]) {
                 *value = Value::from(c.key(t).into_owned());
             }
         }
+    }
+}
+
+/// Appends each value's storage class to its row, so that rows compare
+/// spelling for spelling (`1` is not `1.0` here, as it is elsewhere).
+fn with_classes(rows: &mut [Vec<Value>]) {
+    for row in rows {
+        let classes: Vec<Value> = row
+            .iter()
+            .map(|v| match v {
+                Datum::Int(_) => "integer",
+                Datum::Float(_) => "real",
+                Datum::Text(_) => "text",
+                Datum::Blob(_) => "blob",
+                Datum::Null => "null",
+                _ => "other",
+            })
+            .map(Value::from)
+            .collect();
+        row.extend(classes);
     }
 }

@@ -61,12 +61,32 @@ pub const REFERENCE_SQL: &[(&str, &str)] = &[
                 COUNT(*) AS k
          FROM visits v GROUP BY n",
     ),
+    // A group of equal values spelled apart shows the least spelling among
+    // its rows: an integer before the double equal to it.
+    (
+        "spelled_groups",
+        "SELECT (SELECT y.x FROM spelled y WHERE y.x = g.x ORDER BY typeof(y.x) = 'real' LIMIT 1) AS x,
+                COUNT(*) AS n
+         FROM spelled g GROUP BY g.x",
+    ),
+    (
+        "spelled_distinct",
+        "SELECT DISTINCT (SELECT y.x FROM spelled y WHERE y.x = g.x ORDER BY typeof(y.x) = 'real' LIMIT 1) AS x
+         FROM spelled g",
+    ),
+    (
+        "spelled_products",
+        "SELECT (SELECT y.r * y.s FROM spelled y WHERE y.r * y.s = g.r * g.s ORDER BY typeof(y.r * y.s) = 'real' LIMIT 1) AS p,
+                COUNT(*) AS n
+         FROM spelled g GROUP BY g.r * g.s",
+    ),
 ];
 
 /// Views whose reference query computes the value denorm's documented rule
 /// picks where the source's choice depends on its scan order: compared
 /// exactly, collated columns included.
-pub const BY_RULE: &[&str] = &["city_min_max", "visit_extremes"];
+pub const BY_RULE: &[&str] =
+    &["city_min_max", "visit_extremes", "spelled_groups", "spelled_distinct", "spelled_products"];
 
 /// The SQL to compare view `name` with: its reference query, else its own SELECT.
 pub fn reference_sql<'a>(name: &str, select: &'a str) -> &'a str {

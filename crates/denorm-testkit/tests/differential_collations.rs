@@ -53,8 +53,6 @@ fn tables() -> Vec<TableSpec> {
     ]
 }
 
-
-
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(500)
 }

@@ -16,7 +16,7 @@ pub(crate) use join::Join;
 pub(crate) use join_topk::JoinTopK;
 pub use join_topk::TopKState;
 pub(crate) use map::{Filter, Map};
-pub(crate) use reduce::{Reduce, KEEP_SCRATCH};
+pub(crate) use reduce::{spelling, Reduce, KEEP_SCRATCH};
 pub(crate) use scalar_filter::{ScalarComparison, ScalarFilter};
 pub(crate) use setop::{negate, union, Threshold, Values};
 pub(crate) use topk::TopK;

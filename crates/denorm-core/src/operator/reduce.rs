@@ -32,19 +32,25 @@ use interval::IntervalSum;
 use table::GroupTable;
 
 /// A value ordered by SQL's total order, for MIN/MAX multisets; values
-/// SQL calls equal but PostgreSQL spells apart (`'1 day'` and `'24 hours'`,
-/// `1.5` and `1.50`) are kept apart, after one another, so each spelling is
-/// counted and a retraction never leaves a spelling no row has (MIN/MAX of
-/// such a tie show the least or greatest spelling; PostgreSQL shows the
-/// last it scanned).
+/// SQL calls equal but the source spells apart (PostgreSQL's `'1 day'` and
+/// `'24 hours'`, `1.5` and `1.50`; SQLite's `1` and `1.0`, `0.0` and
+/// `-0.0`) are kept apart, after one another, so each spelling is counted
+/// and a retraction never leaves a spelling no row has (MIN/MAX of such a
+/// tie show the least or greatest spelling; the sources show the first or
+/// last they scanned). A group's shown value is the MIN of its values
+/// (`denorm-sql` `select.rs` `representatives`).
 #[derive(Debug, Clone)]
 struct Ordered(Value);
 
-/// The order of two spellings of one PostgreSQL value (see [`Ordered`]).
-fn spelling(a: &Value, b: &Value) -> Ordering {
+/// The order of two spellings of one value (see [`Ordered`]).
+pub(crate) fn spelling(a: &Datum<'_>, b: &Datum<'_>) -> Ordering {
     match (a, b) {
         (Datum::Interval(x), Datum::Interval(y)) => (x.months, x.days, x.micros).cmp(&(y.months, y.days, y.micros)),
         (Datum::Numeric(x), Datum::Numeric(y)) => x.scale().cmp(&y.scale()),
+        // An integer before the double equal to it, -0.0 before 0.0.
+        (Datum::Int(_), Datum::Float(_)) => Ordering::Less,
+        (Datum::Float(_), Datum::Int(_)) => Ordering::Greater,
+        (Datum::Float(x), Datum::Float(y)) => y.is_sign_negative().cmp(&x.is_sign_negative()),
         _ => Ordering::Equal,
     }
 }

@@ -1,0 +1,14 @@
+-- Groups of values SQLite calls equal but stores apart (issue 11, wrong
+-- result 3: `1` and `1.0`, `0.0` and `-0.0`). A group shows the least
+-- spelling among its current rows (an integer before the double equal to
+-- it, -0.0 before 0.0), not the value of the row that created it: compared
+-- under that rule (`reference.rs` `BY_RULE`).
+
+CREATE MATERIALIZED VIEW spelled_groups AS
+SELECT x, COUNT(*) AS n FROM spelled GROUP BY x;
+
+CREATE MATERIALIZED VIEW spelled_distinct AS
+SELECT DISTINCT x FROM spelled;
+
+CREATE MATERIALIZED VIEW spelled_products AS
+SELECT r * s AS p, COUNT(*) AS n FROM spelled GROUP BY r * s;
