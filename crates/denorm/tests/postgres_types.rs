@@ -324,3 +324,52 @@ fn a_view_reading_an_unsupported_column_is_refused_by_name() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+const SPANS_SCHEMA: &str = "
+CREATE TABLE spans (id integer PRIMARY KEY, p interval, n numeric);
+ALTER TABLE spans REPLICA IDENTITY FULL;
+";
+
+/// The interval spelling PostgreSQL keeps (months, days, time) in denorm's
+/// order of spellings, for a rule query's ORDER BY.
+const SPELLING: &str =
+    "extract(year FROM y.p) * 12 + extract(month FROM y.p), extract(day FROM y.p), extract(epoch FROM y.p)";
+
+/// Groups of values PostgreSQL calls equal but spells apart (`'1 day'` and
+/// `'24:00:00'`, `1.5` and `1.50`) show the least spelling among their
+/// current rows: (months, days, time) for intervals, the scale for
+/// numerics. PostgreSQL shows the first row it meets, so the views are
+/// compared with queries computing that rule; before, a group showed the
+/// spelling of the row that created it even after that row was gone.
+#[test]
+fn a_group_of_equal_values_shows_a_current_spelling() {
+    let views = "CREATE MATERIALIZED VIEW span_groups AS SELECT p, COUNT(*) AS c FROM spans GROUP BY p;
+                 CREATE MATERIALIZED VIEW span_distinct AS SELECT DISTINCT p FROM spans;
+                 CREATE MATERIALIZED VIEW number_groups AS SELECT n, COUNT(*) AS c FROM spans GROUP BY n;";
+    let least_span = format!("(SELECT y.p FROM spans y WHERE y.p = g.p ORDER BY {SPELLING} LIMIT 1)");
+    let rules = [
+        ("span_groups", format!("SELECT {least_span} AS p, COUNT(*) AS c FROM spans g GROUP BY g.p")),
+        ("span_distinct", format!("SELECT DISTINCT {least_span} AS p FROM spans g")),
+        (
+            "number_groups",
+            "SELECT (SELECT y.n FROM spans y WHERE y.n = g.n ORDER BY scale(y.n) LIMIT 1) AS n, COUNT(*) AS c \
+             FROM spans g GROUP BY g.n"
+                .to_string(),
+        ),
+    ];
+    let rules: Vec<(&str, &str)> = rules.iter().map(|(n, s)| (*n, s.as_str())).collect();
+    let project = PgProject::new("spellings", SPANS_SCHEMA, views);
+    let mut writer = project.client();
+    let mut client = project.client();
+    let denorm = Denorm::start(&project.config);
+    let steps = [
+        "INSERT INTO spans VALUES (1, '24 hours', 1.50), (2, '1 day', 1.5), (3, '1 mon', 2.000), (4, '30 days', 2)",
+        "DELETE FROM spans WHERE id = 1",
+        "INSERT INTO spans VALUES (5, '86400 seconds', 1.500); DELETE FROM spans WHERE id IN (2, 4)",
+        "UPDATE spans SET p = '1 day', n = 1.5 WHERE id = 5; UPDATE spans SET p = '720:00:00' WHERE id = 3",
+    ];
+    for step in steps {
+        writer.batch_execute(step).unwrap();
+        eventually(Duration::from_millis(50), || pg_project::json_compare(&denorm, &mut client, &rules, exact_numbers));
+    }
+}
