@@ -473,6 +473,7 @@ mod tests {
                 fallback: false,
                 feed: None,
                 order: Vec::new(),
+                collations: Vec::new(),
             },
         ]
     }

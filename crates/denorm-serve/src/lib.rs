@@ -138,6 +138,7 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+mod collate;
 pub mod dlq;
 pub mod fallback;
 pub mod feed;

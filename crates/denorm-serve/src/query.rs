@@ -27,7 +27,7 @@
 
 use std::cmp::Ordering;
 
-use denorm_types::{Datum, Diff, Row, ScalarType, Value};
+use denorm_types::{Collation, Datum, Diff, Row, ScalarType, Value};
 
 use serde_json::Value as Json;
 
@@ -572,6 +572,10 @@ pub fn parse_value(name: &str, ty: ScalarType, raw: &str) -> Result<Value, BadPa
 fn key_values<'f>(view: &ViewInfo, filters: &'f [Filter]) -> Vec<&'f Value> {
     let mut values = Vec::with_capacity(view.key.len());
     for &k in &view.key {
+        // A collated column's stored bytes are not its key (`collate.rs`).
+        if crate::collate::of(&view.collations, k).is_some() {
+            break;
+        }
         let eq = filters.iter().find_map(|f| match &f.op {
             Op::Eq(v) if f.column == k && !f.negated => Some(v),
             _ => None,
@@ -641,16 +645,21 @@ pub fn compare(op: &Op, datum: &Datum<'_>) -> Option<bool> {
 
 /// Whether a row passes a filter: only a true comparison passes, so NULL
 /// matches neither `eq` nor `not.eq`.
-pub fn passes(filter: &Filter, datums: &[Datum<'_>]) -> bool {
-    compare(&filter.op, &datums[filter.column]).map(|b| b != filter.negated) == Some(true)
+/// Columns with a `collations` entry compare under it (the filters'
+/// operands keyed by [`crate::collate::keyed_query`]).
+pub fn passes(filter: &Filter, datums: &[Datum<'_>], collations: &[Option<Collation>]) -> bool {
+    filter_result(filter, datums, collations) == Some(true)
+}
+
+fn filter_result(filter: &Filter, datums: &[Datum<'_>], collations: &[Option<Collation>]) -> Option<bool> {
+    let datum = crate::collate::datum_for(&filter.op, &datums[filter.column], filter.column, collations);
+    compare(&filter.op, &datum).map(|b| b != filter.negated)
 }
 
 /// SQL's three-valued result of a condition on a row.
-pub fn evaluate(condition: &Condition, datums: &[Datum<'_>]) -> Option<bool> {
+pub fn evaluate(condition: &Condition, datums: &[Datum<'_>], collations: &[Option<Collation>]) -> Option<bool> {
     match condition {
-        Condition::Filter { filter, path } if path.steps.is_empty() => {
-            compare(&filter.op, &datums[filter.column]).map(|b| b != filter.negated)
-        }
+        Condition::Filter { filter, path } if path.steps.is_empty() => filter_result(filter, datums, collations),
         Condition::Filter { filter, path } => {
             let value = crate::select::extract(&datums[filter.column], path);
             compare(&filter.op, &value).map(|b| b != filter.negated)
@@ -658,7 +667,7 @@ pub fn evaluate(condition: &Condition, datums: &[Datum<'_>]) -> Option<bool> {
         Condition::Group { or, negated, items } => {
             let mut unknown = false;
             for item in items {
-                match evaluate(item, datums) {
+                match evaluate(item, datums, collations) {
                     Some(b) if b == *or => return Some(*or != *negated),
                     None => unknown = true,
                     Some(_) => {}
@@ -671,8 +680,14 @@ pub fn evaluate(condition: &Condition, datums: &[Datum<'_>]) -> Option<bool> {
 
 /// Whether a row passes every filter and condition of `query`.
 pub fn matches(query: &Query, datums: &[Datum<'_>]) -> bool {
-    query.filters.iter().all(|f| passes(f, datums))
-        && query.conditions.iter().all(|c| evaluate(c, datums) == Some(true))
+    matches_under(query, datums, &[])
+}
+
+/// [`matches`] with columns compared under `collations` (the query keyed
+/// by [`crate::collate::keyed_query`]).
+fn matches_under(query: &Query, datums: &[Datum<'_>], collations: &[Option<Collation>]) -> bool {
+    query.filters.iter().all(|f| passes(f, datums, collations))
+        && query.conditions.iter().all(|c| evaluate(c, datums, collations) == Some(true))
 }
 
 /// A matching row, decoded once, with its multiplicity.
@@ -685,9 +700,12 @@ pub struct Match<'a> {
 /// Runs `query` over `view`: the matching rows in order, one entry per
 /// distinct row; [`paginate`] then expands multiplicities and pages.
 pub fn execute<'a>(view: &'a PublishedView, query: &Query) -> Vec<Match<'a>> {
+    let collations = &view.info.collations;
+    let keyed = collations.iter().any(Option::is_some).then(|| crate::collate::keyed_query(query, collations));
+    let filtered = keyed.as_ref().unwrap_or(query);
     let keep = |(row, count): (&'a Row, Diff)| {
         let datums = row.unpack();
-        matches(query, &datums).then_some(Match { datums, count })
+        matches_under(filtered, &datums, collations).then_some(Match { datums, count })
     };
     let plan = plan(&view.info, &query.filters);
     let matches: Vec<Match<'a>> = match &plan {
@@ -695,7 +713,7 @@ pub fn execute<'a>(view: &'a PublishedView, query: &Query) -> Vec<Match<'a>> {
         Plan::Prefix(prefix) => view.rows.prefixed(prefix).filter_map(keep).collect(),
         Plan::Scan => view.rows.iter().filter_map(keep).collect(),
     };
-    order_and_trim(&view.info.key, query, matches)
+    order_and_trim(&view.info.key, query, matches, collations)
 }
 
 /// Runs `query` over rows given as values (one entry per row, e.g. read
@@ -704,15 +722,24 @@ pub fn execute<'a>(view: &'a PublishedView, query: &Query) -> Vec<Match<'a>> {
 /// trimming; [`paginate`] then pages. Every row must have one value per
 /// column of `view`.
 pub fn execute_values(view: &ViewInfo, query: &Query, rows: Vec<Vec<Value>>) -> Vec<Match<'static>> {
-    let matches =
-        rows.into_iter().filter(|datums| matches(query, datums)).map(|datums| Match { datums, count: 1 }).collect();
-    order_and_trim(&view.key, query, matches)
+    let keyed = crate::collate::keyed_query(query, &view.collations);
+    let matches = rows
+        .into_iter()
+        .filter(|datums| matches_under(&keyed, datums, &view.collations))
+        .map(|datums| Match { datums, count: 1 })
+        .collect();
+    order_and_trim(&view.key, query, matches, &view.collations)
 }
 
 /// Sorts matches in the served order, keeping only the first
 /// `offset + limit` entries.
-fn order_and_trim<'a>(key: &[usize], query: &Query, mut matches: Vec<Match<'a>>) -> Vec<Match<'a>> {
-    let order = |a: &Match<'_>, b: &Match<'_>| row_order(key, &query.order, &a.datums, &b.datums);
+fn order_and_trim<'a>(
+    key: &[usize],
+    query: &Query,
+    mut matches: Vec<Match<'a>>,
+    collations: &[Option<Collation>],
+) -> Vec<Match<'a>> {
+    let order = |a: &Match<'_>, b: &Match<'_>| row_order_under(key, &query.order, &a.datums, &b.datums, collations);
     // Each entry is at least one output row, so only the first
     // offset + limit entries in order can be returned.
     if let Some(limit) = query.limit {
@@ -733,8 +760,22 @@ fn order_and_trim<'a>(key: &[usize], query: &Query, mut matches: Vec<Match<'a>>)
 /// The served order: the `order` terms, then the key columns ascending,
 /// then the whole row, so that every order is total and pages are stable.
 pub fn row_order(key: &[usize], order: &[OrderTerm], a: &[Datum<'_>], b: &[Datum<'_>]) -> Ordering {
+    row_order_under(key, order, a, b, &[])
+}
+
+/// [`row_order`] with the `order` terms' columns compared under their
+/// `collations` (the tie-breaks stay bytewise).
+fn row_order_under(
+    key: &[usize],
+    order: &[OrderTerm],
+    a: &[Datum<'_>],
+    b: &[Datum<'_>],
+    collations: &[Option<Collation>],
+) -> Ordering {
     for term in order {
-        let o = order_term(term, &a[term.column], &b[term.column]);
+        let c = crate::collate::of(collations, term.column);
+        let (x, y) = (crate::collate::key(&a[term.column], c), crate::collate::key(&b[term.column], c));
+        let o = order_term(term, &x, &y);
         if o != Ordering::Equal {
             return o;
         }
@@ -939,9 +980,9 @@ mod tests {
         }
         // NULL passes neither a comparison nor its negation.
         let null = [Datum::Null];
-        assert!(!passes(&filter(0, false, Op::Eq(int(1))), &null));
-        assert!(!passes(&filter(0, true, Op::Eq(int(1))), &null));
-        assert!(passes(&filter(0, true, Op::IsNull), &[int(1)]));
+        assert!(!passes(&filter(0, false, Op::Eq(int(1))), &null, &[]));
+        assert!(!passes(&filter(0, true, Op::Eq(int(1))), &null, &[]));
+        assert!(passes(&filter(0, true, Op::IsNull), &[int(1)], &[]));
     }
 
     /// A SQLite column without affinity holds any storage class: a filter

@@ -70,6 +70,9 @@ pub struct ViewInfo {
     /// The view's declared `ORDER BY`: the order of a read that gives no
     /// `order=` (then the key, as always).
     pub order: Vec<crate::query::OrderTerm>,
+    /// Each column's collation (empty or `None`: bytewise): filters and
+    /// `order=` compare such a column as the source does (see `collate.rs`).
+    pub collations: Vec<Option<denorm_types::Collation>>,
 }
 
 /// One output column of a view.

@@ -317,7 +317,8 @@ fn the_authentication_seam_refuses_a_login() {
 /// and by SQLite over the same rows: the same rows every time.
 #[test]
 fn random_selects_match_sqlite() {
-    type Wide = (i64, Option<i64>, Option<String>, Option<f64>);
+    // `c` is declared COLLATE NOCASE: compared and sorted as SQLite does.
+    type Wide = (i64, Option<i64>, Option<String>, Option<f64>, Option<String>);
     let mut rng = 0x2545_f491_4f6c_dd1du64;
     let mut below = move |n: u64| {
         rng ^= rng << 13;
@@ -326,12 +327,14 @@ fn random_selects_match_sqlite() {
         rng % n
     };
     let texts = ["a", "b", "ab", "", "c'd"];
+    let cased = ["a", "A", "ab", "aB", "B"];
     let rows: Vec<Wide> = (1..=120)
         .map(|id| {
             let a = (below(5) > 0).then(|| below(11) as i64 - 5);
             let t = (below(5) > 0).then(|| texts[below(5) as usize].to_owned());
             let x = (below(5) > 0).then(|| (below(17) as f64 - 8.0) * 0.5);
-            (id, a, t, x)
+            let c = (below(5) > 0).then(|| cased[below(5) as usize].to_owned());
+            (id, a, t, x, c)
         })
         .collect();
     let col = |name: &str, ty| ColumnInfo { name: name.into(), ty };
@@ -342,23 +345,28 @@ fn random_selects_match_sqlite() {
             col("a", ScalarType::Int),
             col("t", ScalarType::Text),
             col("x", ScalarType::Float),
+            col("c", ScalarType::Text),
         ],
         key: vec![0],
+        collations: vec![None, None, None, None, Some(denorm_types::Collation::NoCase)],
         ..Default::default()
     }]);
     let changes: Vec<(Row, i64)> = rows
         .iter()
-        .map(|(id, a, t, x)| {
-            let values: [Value; 4] = [Datum::Int(*id), (*a).into(), t.as_deref().into(), (*x).into()];
+        .map(|(id, a, t, x, c)| {
+            let values: [Value; 5] =
+                [Datum::Int(*id), (*a).into(), t.as_deref().into(), (*x).into(), c.as_deref().into()];
             (Row::pack(&values), 1)
         })
         .collect();
     publisher.apply(0, &changes);
     publisher.publish(Position(1), &[]);
     let sqlite = rusqlite::Connection::open_in_memory().unwrap();
-    sqlite.execute_batch("CREATE TABLE wide (id INTEGER PRIMARY KEY, a INTEGER, t TEXT, x REAL)").unwrap();
-    for (id, a, t, x) in &rows {
-        sqlite.execute("INSERT INTO wide VALUES (?1, ?2, ?3, ?4)", rusqlite::params![id, a, t, x]).unwrap();
+    sqlite
+        .execute_batch("CREATE TABLE wide (id INTEGER PRIMARY KEY, a INTEGER, t TEXT, x REAL, c TEXT COLLATE NOCASE)")
+        .unwrap();
+    for (id, a, t, x, c) in &rows {
+        sqlite.execute("INSERT INTO wide VALUES (?1, ?2, ?3, ?4, ?5)", rusqlite::params![id, a, t, x, c]).unwrap();
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
@@ -377,10 +385,11 @@ fn random_selects_match_sqlite() {
         let mut lite = Vec::new();
         let mut params: Vec<Lit> = Vec::new();
         for _ in 0..1 + below(3) {
-            let column = ["a", "t", "x", "id"][below(4) as usize];
+            let column = ["a", "t", "x", "id", "c"][below(5) as usize];
             let mut literal = |below: &mut dyn FnMut(u64) -> u64| -> (String, String) {
                 let lit = match column {
                     "t" => Lit::Text(texts[below(5) as usize].to_owned()),
+                    "c" => Lit::Text(cased[below(5) as usize].to_owned()),
                     "x" => Lit::Float((below(17) as f64 - 8.0) * 0.5),
                     "id" => Lit::Int(below(130) as i64),
                     _ => Lit::Int(below(11) as i64 - 5),
@@ -428,14 +437,20 @@ fn random_selects_match_sqlite() {
             pg.push(p);
             lite.push(l);
         }
-        let order = if below(2) == 0 { " ORDER BY id DESC" } else { " ORDER BY id" };
+        // NULLs placed explicitly: the wire sorts as PostgreSQL (NULLs last ascending), SQLite first.
+        let order = [
+            " ORDER BY id DESC",
+            " ORDER BY id",
+            " ORDER BY c NULLS FIRST, id",
+            " ORDER BY c DESC NULLS LAST, id DESC",
+        ][below(4) as usize];
         let page = match below(3) {
             0 => String::new(),
             1 => format!(" LIMIT {}", below(10)),
             _ => format!(" LIMIT {} OFFSET {}", below(10), below(10)),
         };
-        let pg_sql = format!("SELECT id, a, t, x FROM wide WHERE {}{order}{page}", pg.join(" AND "));
-        let lite_sql = format!("SELECT id, a, t, x FROM wide WHERE {}{order}{page}", lite.join(" AND "));
+        let pg_sql = format!("SELECT id, a, t, x, c FROM wide WHERE {}{order}{page}", pg.join(" AND "));
+        let lite_sql = format!("SELECT id, a, t, x, c FROM wide WHERE {}{order}{page}", lite.join(" AND "));
         let values: Vec<Box<dyn postgres::types::ToSql + Sync>> = params
             .iter()
             .map(|p| -> Box<dyn postgres::types::ToSql + Sync> {
@@ -451,7 +466,7 @@ fn random_selects_match_sqlite() {
             .query(pg_sql.as_str(), &refs)
             .unwrap_or_else(|e| panic!("{pg_sql}: {e}"))
             .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
             .collect();
         let lite_params: Vec<rusqlite::types::Value> = params
             .iter()
@@ -463,7 +478,9 @@ fn random_selects_match_sqlite() {
             .collect();
         let mut statement = sqlite.prepare(&lite_sql).unwrap();
         let want: Vec<Wide> = statement
-            .query_map(rusqlite::params_from_iter(lite_params), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .query_map(rusqlite::params_from_iter(lite_params), |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
             .unwrap()
             .map(Result::unwrap)
             .collect();

@@ -268,6 +268,7 @@ pub fn serving_info(view: &ViewDef) -> ViewInfo {
             .iter()
             .map(|k| OrderTerm { column: k.column, descending: k.descending, nulls_first: k.nulls_first })
             .collect(),
+        collations: view.columns.iter().map(|c| c.collation).collect(),
     }
 }
 
