@@ -202,6 +202,7 @@
 // cold path, so it is not boxed.
 #![allow(clippy::result_large_err)]
 
+mod compound_keyed;
 mod date_arith;
 mod derived;
 mod expr;

@@ -527,20 +527,26 @@ fn combine(
     if cx.dialect == Dialect::Sqlite && !(all && op == SetOperator::Union) {
         mixed_numbers(&left.columns, &right.columns, name, at)?;
     }
-    let (l, r) = (cast(left.plan, &casts.0), cast(right.plan, &casts.1));
-    // Rows compare under each column's collation: text under one other than
-    // BINARY is replaced by its key (a row stands for those equal to it
-    // under the collation, as DISTINCT does), which may make a distinct
-    // side's rows equal.
-    // PostgreSQL's only such columns are character(n), equal padded.
-    let keyed = match (all && op == SetOperator::Union) || cx.dialect == Dialect::Postgres {
+    let (mut l, mut r) = (cast(left.plan, &casts.0), cast(right.plan, &casts.1));
+    if cx.dialect == Dialect::Postgres {
+        (l, r) = bpchar_as_text(l, r, &mut columns, &left.columns, &right.columns);
+    }
+    let mut reads = left.reads;
+    merge_reads(&mut reads, right.reads, cx.catalog);
+    // Rows compare under each column's collation (PostgreSQL's
+    // character(n): without trailing blanks), each such column showing a
+    // row's value (`compound_keyed.rs`).
+    let keyed = match all {
         true => Vec::new(),
         false => collation_keys(&columns),
     };
-    let (l, r) = (key_columns(l, &keyed), key_columns(r, &keyed));
-    let (left_set, right_set) = (left.set && keyed.is_empty(), right.set && keyed.is_empty());
-    let mut reads = left.reads;
-    merge_reads(&mut reads, right.reads, cx.catalog);
+    if !keyed.is_empty() {
+        let plan = crate::compound_keyed::combine(op, l, r, &keyed, columns.len());
+        return Ok(Branch { plan, columns, reads, set: true });
+    }
+    // With ALL (UNION ALL; PostgreSQL's EXCEPT/INTERSECT ALL, whose
+    // character(n) columns still compare padded) rows compare as they are.
+    let (left_set, right_set) = (left.set, right.set);
     let (plan, set) = match (op, all) {
         (SetOperator::Union, true) => (union_all(l, r), false),
         (SetOperator::Union, false) => (Plan::Distinct { input: Box::new(union_all(undistinct(l), r)) }, true),
@@ -725,18 +731,41 @@ fn collation_keys(columns: &[OutputColumn]) -> Vec<(usize, Collation)> {
     columns.iter().enumerate().filter_map(keyed).collect()
 }
 
-/// `plan` with the columns of `keys` replaced by their collation keys.
-fn key_columns(plan: Plan, keys: &[(usize, Collation)]) -> Plan {
-    if keys.is_empty() {
-        return plan;
-    }
-    let exprs = (0..plan.arity())
-        .map(|i| match keys.iter().find(|(k, _)| *k == i) {
-            Some((_, c)) => Expr::Call { func: Func::CollationKey(*c), args: vec![Expr::Column(i)] },
-            None => Expr::Column(i),
-        })
+/// PostgreSQL resolves `text` then `character(n)` to text (the first type,
+/// each converting implicitly to the other), the `character(n)` side read
+/// without its trailing blanks: such columns of `r` are stripped and lose
+/// the mark in `columns`. (`character(n)` then `text` is `character`: the
+/// text compared without trailing blanks, as the mark already says.)
+fn bpchar_as_text(
+    l: Plan,
+    r: Plan,
+    columns: &mut [OutputColumn],
+    left: &[OutputColumn],
+    right: &[OutputColumn],
+) -> (Plan, Plan) {
+    let marked = |c: &OutputColumn| c.collation.is_some_and(|c| c != Collation::Binary);
+    let mixed: Vec<usize> = (0..columns.len())
+        .filter(|&i| columns[i].ty == ScalarType::Text && !marked(&left[i]) && marked(&right[i]))
         .collect();
-    Plan::Map { input: Box::new(plan), exprs }
+    if mixed.is_empty() {
+        return (l, r);
+    }
+    let strip = |plan: Plan, side: &[OutputColumn]| {
+        let exprs = (0..plan.arity())
+            .map(|i| match mixed.contains(&i) && marked(&side[i]) {
+                true => Expr::Call {
+                    func: Func::Trim(denorm_expr::TrimSide::Trailing),
+                    args: vec![Expr::Column(i), Expr::Literal(Datum::text(" ").into_owned())],
+                },
+                false => Expr::Column(i),
+            })
+            .collect();
+        Plan::Map { input: Box::new(plan), exprs }
+    };
+    for &i in &mixed {
+        columns[i].collation = None;
+    }
+    (l, strip(r, right))
 }
 
 /// SQLite compares 1 and 1.0 as equal and keeps either when it removes

@@ -204,7 +204,8 @@ pub(crate) fn lower_spec(
         if term.with_fill.is_some() {
             return Err(PlanError::new("WITH FILL is not supported", at));
         }
-        let t = keyed(lw.lower(&term.expr, 0)?);
+        // PostgreSQL sorts character(n) without its trailing blanks.
+        let t = crate::types::strip_bpchar(keyed(lw.lower(&term.expr, 0)?));
         crate::order::orderable(t.ty, at)?;
         let nulls_first = term.options.nulls_first.unwrap_or(match cx.dialect {
             Dialect::Sqlite => !descending,

@@ -61,6 +61,19 @@ pub const REFERENCE_SQL: &[(&str, &str)] = &[
                 COUNT(*) AS k
          FROM visits v GROUP BY n",
     ),
+    // A compound over collated columns shows per key the least value among
+    // the rows of that key (both operands' for UNION, the left's for EXCEPT).
+    (
+        "union_cities",
+        "SELECT min(city COLLATE BINARY) AS city
+         FROM (SELECT city FROM cities UNION ALL SELECT city FROM visits) GROUP BY city COLLATE NOCASE",
+    ),
+    (
+        "city_except_visits",
+        "SELECT min(c.city COLLATE BINARY) AS city, min(c.code COLLATE BINARY) AS code FROM cities c
+         WHERE NOT EXISTS (SELECT 1 FROM visits v WHERE c.city IS v.city AND c.code IS 'ab')
+         GROUP BY c.city, c.code",
+    ),
     // A group of equal values spelled apart shows the least spelling among
     // its rows: an integer before the double equal to it.
     (
@@ -85,8 +98,15 @@ pub const REFERENCE_SQL: &[(&str, &str)] = &[
 /// Views whose reference query computes the value denorm's documented rule
 /// picks where the source's choice depends on its scan order: compared
 /// exactly, collated columns included.
-pub const BY_RULE: &[&str] =
-    &["city_min_max", "visit_extremes", "spelled_groups", "spelled_distinct", "spelled_products"];
+pub const BY_RULE: &[&str] = &[
+    "city_min_max",
+    "visit_extremes",
+    "spelled_groups",
+    "spelled_distinct",
+    "spelled_products",
+    "union_cities",
+    "city_except_visits",
+];
 
 /// The SQL to compare view `name` with: its reference query, else its own SELECT.
 pub fn reference_sql<'a>(name: &str, select: &'a str) -> &'a str {

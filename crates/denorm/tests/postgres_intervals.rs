@@ -248,17 +248,82 @@ const CHAR_VIEWS: &[(&str, &str)] = &[
     ("last_labels", "SELECT label, COUNT(*) AS n FROM items GROUP BY label ORDER BY label DESC LIMIT 3"),
     ("first_distinct", "SELECT DISTINCT code FROM items ORDER BY code LIMIT 2"),
     ("sub", "SELECT code, n FROM (SELECT code, COUNT(*) AS n FROM items GROUP BY code) AS g WHERE code = 'ab' OR code = 'c '"),
+    // Set operations across widths (char(4) and char(3)) compare without
+    // trailing blanks, EXCEPT showing the left operand's value; after text,
+    // the character(n) side is read as text (stripped).
+    ("code_except", "SELECT code FROM items EXCEPT SELECT code FROM codes"),
+    ("note_or_code", "SELECT note FROM items UNION SELECT code FROM items"),
+    // A window's ORDER BY sorts character(n) without its trailing blanks.
+    (
+        "ranked_codes",
+        "SELECT id, code FROM (SELECT id, code, ROW_NUMBER() OVER (PARTITION BY label ORDER BY code, id) AS rn \
+         FROM items) AS r WHERE rn <= 2",
+    ),
+    ("previous_code", "SELECT id, LAG(id) OVER (ORDER BY code, id) AS before FROM items"),
 ];
+
+/// Views compared with a query computing denorm's rule where PostgreSQL's
+/// choice depends on its scan order: a UNION across widths shows, per
+/// value, the least (shortest-padded) of its spellings, and so does an
+/// INTERSECT (PostgreSQL shows the operand it hashed).
+const CHAR_RULES: &[(&str, &str, &str)] = &[
+    (
+        "code_union",
+        "SELECT code FROM items UNION SELECT code FROM codes",
+        "SELECT DISTINCT ON (code) code FROM (SELECT code FROM items UNION ALL SELECT code FROM codes) AS u \
+         ORDER BY code, octet_length(code)",
+    ),
+    // character(n) then text is character(n): the text compared without
+    // trailing blanks too.
+    (
+        "code_or_note",
+        "SELECT code FROM items UNION SELECT note FROM items",
+        "SELECT DISTINCT ON (code) code FROM (SELECT code FROM items UNION ALL SELECT note FROM items) AS u \
+         ORDER BY code, octet_length(code)",
+    ),
+    (
+        "codes_intersect",
+        "SELECT code FROM codes INTERSECT SELECT code FROM items",
+        "SELECT DISTINCT ON (code) code FROM (SELECT code FROM codes UNION ALL SELECT code FROM items) AS u \
+         WHERE code IN (SELECT code FROM codes) AND code IN (SELECT code FROM items) ORDER BY code, octet_length(code)",
+    ),
+];
+
+/// The view's read order without `order=` (its ORDER BY without LIMIT)
+/// against PostgreSQL's: character(n) sorted without trailing blanks.
+const ORDERED_CODES: &str = "SELECT id, code FROM items ORDER BY code, id";
 
 const CODES: [&str; 8] = ["ab", "ab  ", "c", " c", "xyz", "a", "a\t", "a\t "];
 
 fn char_compare(denorm: &Denorm, client: &mut Client) -> Result<(), String> {
-    pg_project::json_compare(denorm, client, CHAR_VIEWS, read_doubles)
+    pg_project::json_compare(denorm, client, CHAR_VIEWS, read_doubles)?;
+    let rules: Vec<(&str, &str)> = CHAR_RULES.iter().map(|(name, _, rule)| (*name, *rule)).collect();
+    pg_project::json_compare(denorm, client, &rules, read_doubles)?;
+    let (status, body) = get_text(&format!("{}/views/ordered_codes", denorm.base));
+    if status != 200 {
+        return Err(format!("ordered_codes: {status} {body}"));
+    }
+    let served: Vec<Json> =
+        serde_json::from_str::<Vec<Json>>(&body).unwrap().into_iter().map(|r| r["id"].clone()).collect();
+    let want: Vec<Json> = client
+        .query(&format!("SELECT id FROM ({ORDERED_CODES}) AS o"), &[])
+        .unwrap()
+        .iter()
+        .map(|r| Json::from(r.get::<_, i32>(0)))
+        .collect();
+    match served == want {
+        true => Ok(()),
+        false => Err(format!("ordered_codes read order: denorm {served:?}, PostgreSQL {want:?}")),
+    }
 }
 
 #[test]
 fn character_views_equal_postgres_under_random_transactions() {
-    let views: String = CHAR_VIEWS.iter().map(|(n, s)| format!("CREATE MATERIALIZED VIEW {n} AS {s};\n")).collect();
+    let mut views: String = CHAR_VIEWS.iter().map(|(n, s)| format!("CREATE MATERIALIZED VIEW {n} AS {s};\n")).collect();
+    for (name, select, _) in CHAR_RULES {
+        views += &format!("CREATE MATERIALIZED VIEW {name} AS {select};\n");
+    }
+    views += &format!("CREATE MATERIALIZED VIEW ordered_codes AS {ORDERED_CODES};\n");
     let project = PgProject::new("bpchar_differential", CHAR_SCHEMA, &views);
     let mut writer = project.client();
     writer
