@@ -97,9 +97,17 @@ pub(crate) fn plan_query(q: &ast::Query, cx: &Context<'_, '_>) -> Result<Planned
     let Planned { mut plan, columns, key, mut order, reads } = plan_body(&q.body, order_terms(q, &cx)?, &cx)?;
     let width = columns.len();
     if limit.is_none() && cx.depth == 0 {
+        // Reads compare a column under its collation (`denorm-serve`
+        // `collate.rs`): a term sorting an output column by the key of its
+        // own collation is that column.
+        for k in &mut order {
+            if let Some(c) = collated_output(&plan, k.column, &columns) {
+                k.column = c;
+            }
+        }
         if let Some(c) = order.iter().find_map(|k| collation_sort_key(&plan, k.column)) {
             return Err(PlanError::new(format!("ORDER BY without LIMIT over a {c} column is not supported"), cx.keyword(&[Keyword::ORDER]))
-                .detail(format!("the rows would be ordered by their {c} collation key, which reads cannot order by"))
+                .detail(format!("the rows would be ordered under {c}, and reads sort a column only under its own collation"))
                 .hint("add a LIMIT, or select a value without the collation and order by it (e.g. lower(city) AS k … ORDER BY k)"));
         }
     }
@@ -698,6 +706,23 @@ fn collation_sort_key(plan: &Plan, column: usize) -> Option<Collation> {
         Expr::Call { func: Func::CollationKey(c), .. } => Some(*c),
         _ => None,
     }
+}
+
+/// The output column whose value the hidden ORDER BY column `column` of
+/// `plan` (as in [`collation_sort_key`]) computes the key of under that
+/// column's own collation.
+fn collated_output(plan: &Plan, column: usize, columns: &[OutputColumn]) -> Option<usize> {
+    let plan = match plan {
+        Plan::Distinct { input } => input,
+        plan => plan,
+    };
+    let Plan::Map { exprs, .. } = plan else { return None };
+    if column < columns.len() {
+        return None;
+    }
+    let Expr::Call { func: Func::CollationKey(c), args } = exprs.get(column)? else { return None };
+    let [x] = args.as_slice() else { return None };
+    (0..columns.len()).find(|&j| exprs[j] == *x && columns[j].collation == Some(*c))
 }
 
 /// The output column (below `width`) whose `character(n)` value stripped of

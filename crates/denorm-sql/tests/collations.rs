@@ -48,6 +48,8 @@ fn collation_keys_in_plans() {
         "SELECT c.id, u.id AS uid FROM cities c JOIN users u ON u.name = c.city",
         "SELECT id, city FROM cities ORDER BY city, id LIMIT 3",
         "SELECT city, COUNT(*) AS n FROM cities GROUP BY city ORDER BY city",
+        // Without LIMIT: the read order, under the column's collation.
+        "SELECT id, city FROM cities ORDER BY city, id",
         "SELECT city FROM cities UNION SELECT name FROM users",
         "SELECT code FROM cities INTERSECT SELECT plain FROM cities",
         "SELECT MIN(city) AS lo, COUNT(DISTINCT code) AS k, NULLIF(MAX(plain), 'x') AS hi FROM cities",
@@ -72,7 +74,8 @@ fn postgres_c_collation_is_bytewise() {
 #[test]
 fn refused_collations() {
     let cases = [
-        ("order_without_limit", Dialect::Sqlite, "SELECT id, city FROM cities ORDER BY city"),
+        // Reads sort a column under its own collation, not under another.
+        ("order_without_limit", Dialect::Sqlite, "SELECT id, plain FROM cities ORDER BY plain COLLATE NOCASE"),
         (
             "compound_order",
             Dialect::Sqlite,

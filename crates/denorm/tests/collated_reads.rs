@@ -16,6 +16,7 @@ CREATE TABLE cities (id INTEGER PRIMARY KEY, city TEXT COLLATE NOCASE, code TEXT
 const VIEWS: &str = "
 CREATE MATERIALIZED VIEW all_cities AS SELECT id, city, code, pop FROM cities;
 CREATE MATERIALIZED VIEW city_groups AS SELECT city, COUNT(*) AS n FROM cities GROUP BY city;
+CREATE MATERIALIZED VIEW ordered_cities AS SELECT id, city, code, pop FROM cities ORDER BY city DESC, code, id;
 ";
 
 const CITIES: [&str; 9] = ["paris", "Paris", "PARIS", "lyon", "Lyon", "nice", "Nice ", "oslo", "Zed"];
@@ -99,6 +100,12 @@ fn compare(denorm: &Denorm, db: &Connection) -> Result<(), String> {
         if got != want {
             return Err(format!("?{query}: denorm {got:?}\nSQLite ({condition}) {want:?}"));
         }
+    }
+    // ORDER BY without LIMIT: the read order, under the columns' collations.
+    let got = page_rows(denorm, "ordered_cities", "", &columns, &[]);
+    let want = sqlite_rows(db, "SELECT id, city, code, pop FROM cities ORDER BY city DESC, code, id");
+    if got != want {
+        return Err(format!("ordered_cities: denorm {got:?}\nSQLite {want:?}"));
     }
     let group_columns = vec!["city".to_string(), "n".to_string()];
     for asked in ["paris", "PARIS", "nice", "ZED", "rome"] {
