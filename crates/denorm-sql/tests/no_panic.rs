@@ -24,6 +24,27 @@ const VALID_POSTGRES: &[&str] = &[
     "CREATE MATERIALIZED VIEW d AS SELECT id, CAST(body AS DATE) + 30 AS a, CAST(body AS DATE) - CAST(title AS DATE) AS b, CAST(body AS TIMESTAMP) - INTERVAL '1 year 2 mons 3 days 04:05:06.5 ago' AS c, '90 days'::interval + CAST(body AS DATE) AS e, CAST(body AS DATE) + INTERVAL '3' DAY AS f, to_char(CAST(body AS TIMESTAMP), 'FMDay, DDth \"of\" Month YYYY HH12:MI am') AS g FROM posts",
 ];
 
+/// Seeds over collated columns (`users.name` NOCASE, `posts.title` RTRIM
+/// in SQLite; `posts.title` a `character(n)` in PostgreSQL), valid in
+/// SQLite: collated MIN/MAX, compounds, read orders, windows.
+const VALID_COLLATED: &[&str] = &[
+    "CREATE MATERIALIZED VIEW c AS SELECT u.name, MIN(p.title) AS lo, MAX(u.name COLLATE RTRIM) AS hi, COUNT(DISTINCT p.title COLLATE NOCASE) AS k FROM users u JOIN posts p ON p.author_id = u.id GROUP BY u.name ORDER BY u.name LIMIT 3",
+    "CREATE MATERIALIZED VIEW k AS SELECT name FROM users UNION SELECT title FROM posts EXCEPT SELECT body FROM reviews INTERSECT SELECT name COLLATE NOCASE FROM users",
+    "CREATE MATERIALIZED VIEW r AS SELECT author_id, id, title FROM (SELECT author_id, id, title, ROW_NUMBER() OVER (PARTITION BY author_id ORDER BY title COLLATE NOCASE DESC, id) AS rn FROM posts) AS x WHERE rn <= 3",
+    "CREATE MATERIALIZED VIEW g AS SELECT DISTINCT u.name, p.score * 1.0 AS s FROM users u, posts p WHERE u.name = p.title AND p.title IN ('a ', 'B') ORDER BY u.name LIMIT 4",
+    "CREATE MATERIALIZED VIEW o AS SELECT id, name FROM users WHERE name > 'm' ORDER BY name DESC, id",
+];
+
+/// The test catalog with collated columns (see [`VALID_COLLATED`]).
+fn collated_catalog(dialect: Dialect) -> denorm_types::Catalog {
+    let mut catalog = common::catalog();
+    if dialect == Dialect::Sqlite {
+        catalog.set_collation("users", "name", denorm_types::Collation::NoCase);
+    }
+    catalog.set_collation("posts", "title", denorm_types::Collation::Rtrim);
+    catalog
+}
+
 fn tokens(sql: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut current = String::new();
@@ -44,11 +65,12 @@ fn tokens(sql: &str) -> Vec<String> {
 }
 
 fn plan_all(sql: &str) {
-    let catalog = common::catalog();
     for dialect in [Dialect::Sqlite, Dialect::Postgres] {
-        if let Err(errors) = plan_views(sql, &catalog, dialect) {
-            for e in errors {
-                let _ = e.render("views.sql");
+        for catalog in [common::catalog(), collated_catalog(dialect)] {
+            if let Err(errors) = plan_views(sql, &catalog, dialect) {
+                for e in errors {
+                    let _ = e.render("views.sql");
+                }
             }
         }
     }
@@ -98,6 +120,9 @@ const INSERTS: &[&str] = &[
     "INTERVAL '1.5 weeks'",
     "INTERVAL '99999999999 years'",
     "'-2147483648 mons'::interval",
+    "ROW_NUMBER() OVER (PARTITION BY name ORDER BY title)",
+    "EXCEPT SELECT title FROM posts",
+    "MIN(name)",
 ];
 
 fn mutation() -> impl Strategy<Value = Mutation> {
@@ -147,10 +172,10 @@ proptest! {
 
     #[test]
     fn mutated_views_do_not_panic(
-        which in 0..VALID.len() + VALID_POSTGRES.len(),
+        which in 0..VALID.len() + VALID_POSTGRES.len() + VALID_COLLATED.len(),
         mutations in prop::collection::vec(mutation(), 1..6),
     ) {
-        let seed = VALID.iter().chain(VALID_POSTGRES).nth(which).copied().unwrap_or_default();
+        let seed = VALID.iter().chain(VALID_POSTGRES).chain(VALID_COLLATED).nth(which).copied().unwrap_or_default();
         plan_all(&apply(tokens(seed), &mutations));
     }
 }
@@ -166,6 +191,11 @@ fn valid_seeds_plan() {
     }
     for sql in VALID_POSTGRES {
         if let Err(e) = plan_views(sql, &common::catalog(), Dialect::Postgres) {
+            panic!("{sql}: {}", e[0].render("views.sql"));
+        }
+    }
+    for sql in VALID_COLLATED {
+        if let Err(e) = plan_views(sql, &collated_catalog(Dialect::Sqlite), Dialect::Sqlite) {
             panic!("{sql}: {}", e[0].render("views.sql"));
         }
     }
