@@ -40,9 +40,19 @@
 //! or deduplicates under a collation holds the key (`paris` for `Paris`),
 //! except in the view's own output, where an unordered one shows the least
 //! of its group's values bytewise (`Paris` for a group of `Paris` rows).
-//! Refused: ORDER BY without LIMIT over such a column, ORDER BY of a compound
-//! over one, COLLATE inside an operand of an operator or a function, other
-//! collations. PostgreSQL compares bytewise: `COLLATE "C"` or `"POSIX"` only.
+//! MIN/MAX under a collation return a row's value, the least bytewise of
+//! those tied with the extreme (`Func::ExtremeKey`); UNION/EXCEPT/INTERSECT
+//! compare collated columns by key and show the least value of each key
+//! (the left operand's for EXCEPT). A group of values equal but spelled
+//! apart (SQLite's `1`/`1.0`, `-0.0`/`0.0`; PostgreSQL's numerics and
+//! intervals) shows the least spelling among its current rows. Where the
+//! source's choice among such values depends on its scan order, these are
+//! the rules denorm follows. Reads (`?city=eq.paris`, `order=city`, the
+//! view's ORDER BY without LIMIT) compare such columns under their
+//! collation. Refused: ORDER BY without LIMIT under another collation than
+//! the column's, ORDER BY of a compound over a collated column, COLLATE
+//! inside an operand of an operator or a function, other collations.
+//! PostgreSQL compares bytewise: `COLLATE "C"` or `"POSIX"` only.
 //!
 //! # Subqueries in FROM and top-k per group
 //!
