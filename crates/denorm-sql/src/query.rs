@@ -94,6 +94,7 @@ pub(crate) fn plan_query(q: &ast::Query, cx: &Context<'_, '_>) -> Result<Planned
         None => *cx,
     };
     let (limit, offset) = paging(q, &cx)?;
+    let cx = Context { limited: limit.is_some(), ..cx };
     let Planned { mut plan, columns, key, mut order, reads } = plan_body(&q.body, order_terms(q, &cx)?, &cx)?;
     let width = columns.len();
     if limit.is_none() && cx.depth == 0 {

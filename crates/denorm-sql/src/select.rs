@@ -93,6 +93,8 @@ pub(crate) struct Context<'a, 'c> {
     /// An operand of UNION/EXCEPT/INTERSECT: its output names are checked
     /// on the compound's columns instead.
     pub operand: bool,
+    /// The query has a LIMIT (its ORDER BY is a top-N, not the read order).
+    pub limited: bool,
 }
 
 /// A planned query: what a view or a derived table is made of.
@@ -109,7 +111,17 @@ pub(crate) fn plan_view(
     dialect: Dialect,
     source: &Source<'_>,
 ) -> Result<ViewDef, PlanError> {
-    let cx = Context { view, catalog, dialect, source, start: view.select_start, depth: 0, ctes: &[], operand: false };
+    let cx = Context {
+        view,
+        catalog,
+        dialect,
+        source,
+        start: view.select_start,
+        depth: 0,
+        ctes: &[],
+        operand: false,
+        limited: false,
+    };
     if view.feed.is_none() {
         let mut def = view_def(view, plan_query(&view.query, &cx)?);
         def.indexes = resolve_indexes(view, &def.columns)?;
@@ -288,7 +300,8 @@ pub(crate) fn plan_select_ordered<'q, 'c>(
             }
             None if grouped => {
                 let shows_rows = cx.depth == 0 && !cx.operand;
-                plan_grouped(&base, select, input, group_exprs, order_by, &namer, shows_rows)?
+                let shows = Shows { rows: shows_rows, limited: cx.limited };
+                plan_grouped(&base, select, input, group_exprs, order_by, &namer, shows)?
             }
             None => {
                 let (input, windows) = shift::plan(input, &shifts, &base.scalar(Clause::Select), cx)?;
@@ -647,7 +660,7 @@ fn plan_grouped<'q>(
     group_exprs: &'q [ast::Expr],
     order_by: &[ast::OrderByExpr],
     namer: &Namer<'_, '_>,
-    shows_rows: bool,
+    shows: Shows,
 ) -> Result<Body<'q>, PlanError> {
     let group_lowerer = base.scalar(Clause::GroupBy);
     let (mut groups, mut asts): (Vec<Typed>, Vec<&ast::Expr>) = (Vec::new(), Vec::new());
@@ -672,8 +685,8 @@ fn plan_grouped<'q>(
     let mut items = lower_items(&lowerer, select, namer, None)?;
     let mut having = select.having.as_ref().map(|h| lowerer.lower_condition(h, "HAVING", 0)).transpose()?;
     let mut ordering = order::resolve(order_by, &items, &lowerer, select.distinct.is_some())?;
-    let shown = match shows_rows {
-        true => representatives(&mut items, &ordering, &grouping, base.dialect),
+    let shown = match shows.rows {
+        true => representatives(&mut items, &mut ordering, &grouping, base.dialect, shows.limited),
         false => Vec::new(),
     };
     let g = grouping.into_inner();
@@ -701,9 +714,12 @@ fn plan_grouped<'q>(
 /// bytewise (`MIN(city COLLATE BINARY)`, kept exactly as rows come and go)
 /// instead of the collation key: SQLite shows a row's value (the first in
 /// its scan order), so a group whose rows all spell it alike shows that
-/// spelling in both. Items the ORDER BY sorts by keep the key (the read
-/// order and a top-N compare it bytewise), and so does a subquery's output
-/// (an enclosing query compares it as the key it holds).
+/// spelling in both. A subquery's output keeps the key (an enclosing query
+/// compares it as the key it holds).
+///
+/// A column the ORDER BY sorts by shows the representative too: without
+/// LIMIT the read order sorts it under its collation (`denorm-serve`
+/// `collate.rs`); with LIMIT the top-N sorts by the key, a hidden column.
 ///
 /// A group of values equal but spelled apart ([`has_spellings`]: SQLite's
 /// `1` and `1.0`, `0.0` and `-0.0`; PostgreSQL's `'1 day'` and `'24
@@ -713,11 +729,13 @@ fn plan_grouped<'q>(
 /// time, numerics by scale), not the value of the row that created it.
 fn representatives(
     items: &mut [Item],
-    ordering: &Ordering,
+    ordering: &mut Ordering,
     grouping: &RefCell<Grouping>,
     dialect: Dialect,
+    limited: bool,
 ) -> Vec<(usize, usize)> {
     let mut shown = Vec::new();
+    let width = items.len();
     for (n, item) in items.iter_mut().enumerate() {
         let Expr::Column(i) = item.typed.expr else { continue };
         let mut g = grouping.borrow_mut();
@@ -726,8 +744,13 @@ fn representatives(
         let (ty, nullable) = (group.ty, group.nullable);
         let collated = written != group.expr && ty == ScalarType::Text;
         let spelled = written == group.expr && has_spellings(group, dialect);
-        if !(collated || spelled) || (collated && ordering.order.iter().any(|k| k.column == n)) {
+        if !(collated || spelled) {
             continue;
+        }
+        if collated && limited && ordering.order.iter().any(|k| k.column == n) {
+            let hidden = width + ordering.hidden.len();
+            ordering.hidden.push(Item { typed: item.typed.clone(), name: String::new(), at: item.at });
+            ordering.order.iter_mut().filter(|k| k.column == n).for_each(|k| k.column = hidden);
         }
         let column = g.register(AggregateFunc::Min, Some(written), ty, nullable);
         item.typed.expr = Expr::Column(column);
@@ -747,6 +770,14 @@ pub(crate) fn has_spellings(t: &Typed, dialect: Dialect) -> bool {
         (Dialect::Postgres, ScalarType::Float | ScalarType::Numeric | ScalarType::Interval) => true,
         _ => false,
     }
+}
+
+/// Whether a grouped SELECT is the view's own output (`rows`: its group
+/// columns show a row's value) and has a LIMIT.
+#[derive(Debug, Clone, Copy)]
+struct Shows {
+    rows: bool,
+    limited: bool,
 }
 
 /// `GROUP BY 2` is the second select item; `GROUP BY total` names an output
@@ -857,7 +888,10 @@ pub(crate) fn finish(
     }
     // ORDER BY expressions outside the select list ride along after it.
     final_exprs.extend(body.ordering.hidden.iter().map(|i| i.typed.expr.clone()));
-    let plan = match distinct && cx.depth == 0 && !cx.operand && body.ordering.order.is_empty() {
+    // Ordered without LIMIT, the read order sorts the shown values under
+    // their collations (`denorm-serve` `collate.rs`).
+    let read_order = !cx.limited && body.ordering.hidden.is_empty();
+    let plan = match distinct && cx.depth == 0 && !cx.operand && (body.ordering.order.is_empty() || read_order) {
         true => {
             let spelled = body.items.iter().map(|i| has_spellings(&i.typed, cx.dialect)).collect();
             distinct_showing_rows(input, final_exprs, spelled)

@@ -50,6 +50,8 @@ fn collation_keys_in_plans() {
         "SELECT city, COUNT(*) AS n FROM cities GROUP BY city ORDER BY city",
         // Without LIMIT: the read order, under the column's collation.
         "SELECT id, city FROM cities ORDER BY city, id",
+        "SELECT DISTINCT city FROM cities ORDER BY city",
+        "SELECT city, COUNT(*) AS n FROM cities GROUP BY city ORDER BY city LIMIT 2",
         "SELECT city FROM cities UNION SELECT name FROM users",
         "SELECT code FROM cities INTERSECT SELECT plain FROM cities",
         "SELECT MIN(city) AS lo, COUNT(DISTINCT code) AS k, NULLIF(MAX(plain), 'x') AS hi FROM cities",

@@ -109,7 +109,15 @@ fn one_spelling_tables() -> Vec<TableSpec> {
     specs
 }
 
-const GROUPED: &[&str] = &["city_groups", "code_groups", "plain_nocase_groups", "visit_totals", "distinct_cities"];
+const GROUPED: &[&str] = &[
+    "city_groups",
+    "code_groups",
+    "plain_nocase_groups",
+    "visit_totals",
+    "distinct_cities",
+    "top_city_groups",
+    "ordered_distinct_codes",
+];
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: (cases() / 16).max(1), ..ProptestConfig::default() })]

@@ -188,3 +188,10 @@ SELECT MIN(city) AS lo, MAX(city) AS hi, MIN(code) AS lo_code, MAX(code) AS hi_c
 
 CREATE MATERIALIZED VIEW visit_extremes AS
 SELECT n, MIN(city) AS lo, MAX(city) AS hi, COUNT(*) AS k FROM visits GROUP BY n;
+
+-- Ordered groups show a row's value too: the top-N sorts by the key.
+CREATE MATERIALIZED VIEW top_city_groups AS
+SELECT city, COUNT(*) AS n FROM cities GROUP BY city ORDER BY city DESC LIMIT 3;
+
+CREATE MATERIALIZED VIEW ordered_distinct_codes AS
+SELECT DISTINCT code FROM cities ORDER BY code;

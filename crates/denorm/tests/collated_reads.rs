@@ -16,6 +16,7 @@ CREATE TABLE cities (id INTEGER PRIMARY KEY, city TEXT COLLATE NOCASE, code TEXT
 const VIEWS: &str = "
 CREATE MATERIALIZED VIEW all_cities AS SELECT id, city, code, pop FROM cities;
 CREATE MATERIALIZED VIEW city_groups AS SELECT city, COUNT(*) AS n FROM cities GROUP BY city;
+CREATE MATERIALIZED VIEW ordered_distinct AS SELECT DISTINCT city FROM cities ORDER BY city DESC;
 CREATE MATERIALIZED VIEW ordered_cities AS SELECT id, city, code, pop FROM cities ORDER BY city DESC, code, id;
 ";
 
@@ -106,6 +107,27 @@ fn compare(denorm: &Denorm, db: &Connection) -> Result<(), String> {
     let want = sqlite_rows(db, "SELECT id, city, code, pop FROM cities ORDER BY city DESC, code, id");
     if got != want {
         return Err(format!("ordered_cities: denorm {got:?}\nSQLite {want:?}"));
+    }
+    // DISTINCT ordered without LIMIT: a row's spelling per city (SQLite's
+    // is the first it scans: compared by key), in order.
+    let keys = |rows: Vec<Vec<Value>>| -> Vec<String> {
+        rows.iter()
+            .map(|r| match &r[0] {
+                Datum::Text(t) => Collation::NoCase.key(t).into_owned(),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    };
+    let got = page_rows(denorm, "ordered_distinct", "", &["city".to_string()], &[]);
+    let want = sqlite_rows(db, "SELECT DISTINCT city FROM cities ORDER BY city DESC");
+    let spelled = got.iter().all(|r| match &r[0] {
+        Datum::Text(t) => {
+            !sqlite_rows(db, &format!("SELECT 1 FROM cities WHERE city = '{t}' COLLATE BINARY")).is_empty()
+        }
+        _ => true,
+    });
+    if keys(got.clone()) != keys(want.clone()) || !spelled {
+        return Err(format!("ordered_distinct: denorm {got:?}\nSQLite {want:?}"));
     }
     let group_columns = vec!["city".to_string(), "n".to_string()];
     for asked in ["paris", "PARIS", "nice", "ZED", "rome"] {
