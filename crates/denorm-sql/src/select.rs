@@ -756,6 +756,27 @@ fn representatives(
         item.typed.expr = Expr::Column(column);
         shown.push((i, column));
     }
+    // Other expressions over a spelled group column (`typeof(x)`, `x * 2`)
+    // read the same representative (a collated one keeps the key, which its
+    // comparisons are planned against).
+    for item in items.iter_mut().filter(|item| !matches!(item.typed.expr, Expr::Column(_))) {
+        let mut reps: Vec<(usize, usize)> = Vec::new();
+        for i in item.typed.expr.columns() {
+            let mut g = grouping.borrow_mut();
+            let spelled = g.written.get(i).is_some_and(|w| i < g.groups.len() && *w == g.groups[i].expr)
+                && has_spellings(&g.groups[i], dialect);
+            if !spelled || reps.iter().any(|(c, _)| *c == i) {
+                continue;
+            }
+            let (ty, nullable, written) = (g.groups[i].ty, g.groups[i].nullable, g.written[i].clone());
+            let rep = match shown.iter().find(|(c, _)| *c == i) {
+                Some((_, r)) => *r,
+                None => g.register(AggregateFunc::Min, Some(written), ty, nullable),
+            };
+            reps.push((i, rep));
+        }
+        item.typed.expr.remap_columns(&|c| reps.iter().find(|(i, _)| *i == c).map_or(c, |(_, r)| *r));
+    }
     shown
 }
 

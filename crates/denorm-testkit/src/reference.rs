@@ -88,6 +88,13 @@ pub const REFERENCE_SQL: &[(&str, &str)] = &[
          FROM spelled g",
     ),
     (
+        "spelled_expressions",
+        "SELECT typeof(r) AS t, abs(r) AS a, n
+         FROM (SELECT (SELECT y.x FROM spelled y WHERE y.x = g.x ORDER BY typeof(y.x) = 'real' LIMIT 1) AS r,
+                      COUNT(*) AS n
+               FROM spelled g GROUP BY g.x)",
+    ),
+    (
         "spelled_products",
         "SELECT (SELECT y.r * y.s FROM spelled y WHERE y.r * y.s = g.r * g.s ORDER BY typeof(y.r * y.s) = 'real' LIMIT 1) AS p,
                 COUNT(*) AS n
@@ -104,6 +111,7 @@ pub const BY_RULE: &[&str] = &[
     "spelled_groups",
     "spelled_distinct",
     "spelled_products",
+    "spelled_expressions",
     "union_cities",
     "city_except_visits",
 ];

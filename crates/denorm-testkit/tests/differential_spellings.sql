@@ -12,3 +12,6 @@ SELECT DISTINCT x FROM spelled;
 
 CREATE MATERIALIZED VIEW spelled_products AS
 SELECT r * s AS p, COUNT(*) AS n FROM spelled GROUP BY r * s;
+
+CREATE MATERIALIZED VIEW spelled_expressions AS
+SELECT typeof(x) AS t, abs(x) AS a, COUNT(*) AS n FROM spelled GROUP BY x;
