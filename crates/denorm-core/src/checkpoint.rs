@@ -378,7 +378,9 @@ impl Dataflow {
             1 => return self.load_version_1(r),
             VERSION => Saved::read_body(r)?,
             _ => {
-                return Err(CheckpointError::Mismatch(format!("state version {version}, this denorm reads 1 to {VERSION}")))
+                return Err(CheckpointError::Mismatch(format!(
+                    "state version {version}, this denorm reads 1 to {VERSION}"
+                )))
             }
         };
         let names: Vec<&str> = self.views.iter().map(|v| v.name.as_str()).collect();

@@ -55,7 +55,7 @@ use denorm_sql::ViewDef;
 use denorm_types::{Catalog, Diff, Position, Row};
 use tracing::{info, warn};
 
-use super::flow::{Flow, Step};
+use super::flow::{Flow, SavedFlow, Step};
 use super::{Engine, EngineError};
 use crate::state_dir::{LoggedChanges, StateDir};
 
@@ -65,8 +65,10 @@ const TEMPORARY: &str = "checkpoint.tmp";
 const MAGIC: &[u8; 8] = b"DNRMCKPT";
 /// The file's layout version (the operators' encoding has its own,
 /// `denorm_core::checkpoint::VERSION`).
-/// Format 2 added the change log's sequence; format 1 files are read.
-pub const FORMAT: u32 = 2;
+/// Format 2 added the change log's sequence; format 3 the dataflow state
+/// version 2 (nodes by structure, length-prefixed: loadable per view).
+/// Formats 1 and 2 are read (loaded only into the same views).
+pub const FORMAT: u32 = 3;
 
 pub(crate) mod periodic;
 pub use periodic::Periodic;
@@ -74,6 +76,8 @@ pub use periodic::Periodic;
 /// What a checkpoint file holds besides the flow.
 #[derive(Debug, PartialEq)]
 pub struct Header {
+    /// The file's format (`FORMAT` when written).
+    pub format: u32,
     pub position: Position,
     /// The state directory's change-log sequence it holds every change up
     /// to (`None`: a format-1 file).
@@ -164,7 +168,7 @@ pub fn open(bytes: &[u8]) -> Result<(Header, Reader<'_>), CheckpointError> {
         sums.insert(table, r.u64()?);
     }
     let names = (0..r.count()?).map(|_| r.str().map(String::from)).collect::<Result<Vec<_>, _>>()?;
-    Ok((Header { position, seq, sums, names }, r))
+    Ok((Header { format, position, seq, sums, names }, r))
 }
 
 /// Published rows by publishing slot: `(slot, rows with multiplicities)`.
@@ -258,6 +262,123 @@ fn since(header: &Header, state: &StateDir) -> Result<LoggedChanges, CheckpointE
     Ok(changes)
 }
 
+/// Which views a checkpoint load took from the file and which it rebuilt.
+#[derive(Debug, Default)]
+struct ViewsLoaded {
+    loaded: Vec<String>,
+    rebuilt: Vec<String>,
+    /// The checkpoint's views no longer planned (their state skipped).
+    dropped: Vec<String>,
+    rebuild_seconds: f64,
+}
+
+/// What a per-view load needs of the session: the planned views (failed
+/// ones `None`) and the publishing slots' names.
+struct Views<'a> {
+    catalog: &'a Catalog,
+    planned: &'a [Option<ViewDef>],
+    dialect: denorm_types::Dialect,
+    names: &'a [String],
+}
+
+impl Views<'_> {
+    /// Loads `flow` from a format-3 checkpoint: the views it holds whole
+    /// ([`Flow::slots_held`]) from it, the others (changed or added since)
+    /// from a flow of just them that applies the stored input rows of
+    /// their tables as they were at the checkpoint — the directory's rows
+    /// less the logged `changes` — so that every node is at the
+    /// checkpoint's position and the logged changes then apply to all
+    /// alike. Returns the published rows by (new) slot.
+    fn load(
+        &self,
+        flow: &mut Flow,
+        header: &Header,
+        r: &mut Reader<'_>,
+        state: &StateDir,
+        changes: &LoggedChanges,
+    ) -> Result<(PublishedRows, ViewsLoaded), CheckpointError> {
+        let saved = SavedFlow::read(r)?;
+        let old_rows = published(r)?;
+        let held = flow.slots_held(&saved, &header.names, self.names);
+        let mut report = ViewsLoaded {
+            dropped: header.names.iter().filter(|n| !self.names.contains(n)).cloned().collect(),
+            ..ViewsLoaded::default()
+        };
+        let mut rows: PublishedRows = old_rows
+            .into_iter()
+            .filter_map(|(old, rows)| held.iter().find(|(_, &o)| o == old).map(|(&slot, _)| (slot, rows)))
+            .collect();
+        let rebuild: Vec<Option<ViewDef>> = (self.planned.iter().enumerate())
+            .map(|(slot, def)| def.clone().filter(|_| !held.contains_key(&slot)))
+            .collect();
+        for (slot, def) in self.planned.iter().enumerate() {
+            let Some(def) = def else { continue };
+            match held.contains_key(&slot) {
+                true => report.loaded.push(def.name.clone()),
+                false => report.rebuilt.push(def.name.clone()),
+            }
+        }
+        let rebuilt = if report.rebuilt.is_empty() {
+            None
+        } else {
+            let started = Instant::now();
+            let (fresh, rebuilt_rows) = self.rebuild(&rebuild, header.position, state, changes)?;
+            rows.extend(rebuilt_rows);
+            report.rebuild_seconds = started.elapsed().as_secs_f64();
+            Some(fresh)
+        };
+        flow.load_partial(&saved, &held, rebuilt)?;
+        Ok((rows, report))
+    }
+
+    /// A flow of `views` (the others `None`) that applied the stored rows
+    /// of their tables at the checkpoint's `position`, and its rows.
+    fn rebuild(
+        &self,
+        views: &[Option<ViewDef>],
+        position: Position,
+        state: &StateDir,
+        changes: &LoggedChanges,
+    ) -> Result<(Flow, PublishedRows), CheckpointError> {
+        let unsupported = |e: &dyn std::fmt::Display| CheckpointError::Unsupported(e.to_string());
+        if let Some(def) = views.iter().flatten().find(|d| d.feed.is_some()) {
+            return Err(CheckpointError::Unsupported(format!("feed view {} would be rebuilt", def.name)));
+        }
+        let tables: std::collections::BTreeSet<String> =
+            views.iter().flatten().flat_map(|def| super::heal::view_tables(def, self.catalog)).collect();
+        let stored = state.rows_of(&tables.into_iter().collect::<Vec<_>>()).map_err(|e| unsupported(&e))?;
+        let mut tables = stored.tables;
+        for (table, rows) in &mut tables {
+            for (_, logged) in &changes.entries {
+                for (_, changes) in logged.iter().filter(|(t, _)| t == table) {
+                    rows.extend(changes.iter().map(|(row, diff)| (row.clone(), -diff)));
+                }
+            }
+            denorm_types::consolidate(rows);
+            if rows.iter().any(|(_, diff)| *diff < 0) {
+                return Err(CheckpointError::Mismatch(format!(
+                    "the logged changes of {table} retract rows not stored"
+                )));
+            }
+        }
+        let mut fresh =
+            Flow::new(self.catalog.clone(), views, self.dialect, Instant::now()).map_err(|e| unsupported(&e))?;
+        let step = fresh.snapshot(&SourceBatch { position, tables });
+        if let Some((slot, reason)) = step.failures.first() {
+            let name = self.names.get(*slot).map_or("?", String::as_str);
+            return Err(CheckpointError::Unsupported(format!("view {name} fails when rebuilt: {reason}")));
+        }
+        let mut rows: BTreeMap<usize, Vec<(Row, Diff)>> = BTreeMap::new();
+        for (slot, _, changes) in step.views {
+            rows.entry(slot).or_default().extend(changes);
+        }
+        for changes in rows.values_mut() {
+            denorm_types::consolidate(changes);
+        }
+        Ok((fresh, rows.into_iter().collect()))
+    }
+}
+
 impl Engine {
     /// Encodes the flow's part of a checkpoint of `flow` at the state
     /// directory's position and log sequence, or says why none can be
@@ -279,6 +400,7 @@ impl Engine {
             )));
         }
         let header = Header {
+            format: FORMAT,
             position: flow.position,
             seq: Some(state.log_seq()),
             sums: state.sums().clone(),
@@ -364,10 +486,12 @@ impl Engine {
             }
         };
         let read_seconds = started.elapsed().as_secs_f64();
+        let names = self.sources.names.clone();
+        let dialect = self.source.dialect();
         let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<_, CheckpointError> {
             let (header, mut r) = open(&bytes)?;
-            if header.names != self.sources.names {
-                return Err(CheckpointError::Mismatch("it was taken of other views".into()));
+            if header.format < 3 && header.names != names {
+                return Err(CheckpointError::Mismatch("it was taken of other views (an older file)".into()));
             }
             let changes = since(&header, &state)?;
             if let Some(reason) =
@@ -375,10 +499,15 @@ impl Engine {
             {
                 return Err(CheckpointError::Unsupported(format!("the source cannot follow from it: {reason}")));
             }
-            let position = flow.load_checkpoint(&mut r, header.seq.is_some())?;
-            Ok((position, published(&mut r)?, changes))
+            if header.format < 3 {
+                let position = flow.load_checkpoint(&mut r, header.seq.is_some())?;
+                return Ok((position, published(&mut r)?, changes, None));
+            }
+            let views = Views { catalog, planned, dialect, names: &names };
+            let (rows, report) = views.load(flow, &header, &mut r, &state, &changes)?;
+            Ok((header.position, rows, changes, Some(report)))
         }));
-        let (position, rows, changes) = match loaded {
+        let (position, rows, changes, report) = match loaded {
             Ok(Ok(loaded)) => loaded,
             failed => {
                 let reason = match failed {
@@ -391,6 +520,10 @@ impl Engine {
                 return Ok(None);
             }
         };
+        let report = report.unwrap_or_else(|| ViewsLoaded {
+            loaded: planned.iter().flatten().map(|d| d.name.clone()).collect(),
+            ..ViewsLoaded::default()
+        });
         let (entries, changed_rows) = (changes.entries.len(), changes.rows());
         let checkpoint_at = position;
         self.publish_checkpoint(planned, flow, rows, changes, state.position(), started);
@@ -403,9 +536,14 @@ impl Engine {
             logged_batches = entries,
             logged_changes = changed_rows,
             from = %capture.describe(state.position()),
+            loaded_views = %report.loaded.join(","),
+            rebuilt_views = %report.rebuilt.join(","),
+            dropped_views = %report.dropped.join(","),
+            rebuild_seconds = report.rebuild_seconds,
             from_checkpoint = true,
             "resumed from the state directory without reading the source tables (the views' state from the \
-             checkpoint: no replay of the input rows)"
+             checkpoint: no replay of the input rows; views changed or added since are rebuilt from the \
+             input rows of their tables)"
         );
         self.account(flow);
         Ok(Some(state))
@@ -562,21 +700,21 @@ mod tests {
         let rows: Vec<(usize, Vec<(&Row, Diff)>)> =
             published.iter().map(|(slot, rows)| (*slot, rows.iter().map(|(r, d)| (r, *d)).collect())).collect();
         let sums = BTreeMap::from([("notes".to_string(), 11u64), ("sales".to_string(), 22u64)]);
-        let header = Header { position: Position(7), seq: Some(3), sums, names };
+        let header = Header { format: FORMAT, position: Position(7), seq: Some(3), sums, names };
         std::fs::write(fixture_path(FORMAT), encode(&header, &flow, &rows).unwrap()).unwrap();
     }
 
-    /// The format-1 and format-2 fixtures open: their header, their
+    /// The format-1, 2 and 3 fixtures open: their header, their
     /// published rows, and a flow loaded from each that applies the next
     /// batch exactly as a flow that applied every batch.
     #[test]
-    fn opens_the_v1_and_v2_fixtures() {
-        for format in [1, 2] {
+    fn opens_the_v1_v2_and_v3_fixtures() {
+        for format in [1, 2, 3] {
             let bytes = std::fs::read(fixture_path(format)).unwrap();
             let (header, mut r) = open(&bytes).unwrap();
             let (mut loaded, names) = flow();
             assert_eq!(header.position, Position(7));
-            assert_eq!(header.seq, (format == 2).then_some(3));
+            assert_eq!(header.seq, (format >= 2).then_some(3));
             assert_eq!(header.names, names);
             assert_eq!(header.sums.get("sales"), Some(&22));
             assert_eq!(loaded.load_checkpoint(&mut r, header.seq.is_some()).unwrap(), Position(7));
