@@ -9,7 +9,7 @@
 //!   position u64 · log sequence u64 (format 2) · per stored table: name, multiset checksum
 //!   view names (publishing slots)
 //!   the flow (denorm_core::checkpoint: each operator's state, by node signature)
-//!   per published view: slot, its rows with multiplicities
+//!   per published part: slot, part (format 3), its rows with multiplicities
 //!   CRC-32 of everything above
 //! ```
 //!
@@ -34,11 +34,21 @@
 //! whose log entries are deleted only once the newer file is durable.
 //!
 //! **What is not saved** (the checkpoint is skipped, logged, and a stale
-//! file removed): feed views (the publisher's extra parts per view are not
-//! saved or loaded), views added by a live reload and failed views. Views
+//! file removed): views added by a live reload and failed views. Views
 //! refreshed on a schedule are saved with their gathered changes and the
 //! time left to their next refresh (format 2), a top-k over a join with
-//! its held rows ([`denorm_core::checkpoint`]).
+//! its held rows ([`denorm_core::checkpoint`]), a feed view's parts (format
+//! 3: each published part by slot and part number, as the engine produced
+//! it — `denorm_serve::feed::part_rows` — and applied back through
+//! `Publisher::apply_part`).
+//!
+//! **A changed views.sql** (format 3): the views whose name, refresh and
+//! every operator (by structure) are in the file load from it; the views
+//! changed or added since are rebuilt from the stored input rows of their
+//! tables as of the checkpoint (the directory's rows less the logged
+//! changes), dropped views are skipped; the logged changes then apply to
+//! all (see [`Views::load`]). Formats 1 and 2 load only into the same
+//! views.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -86,16 +96,24 @@ pub struct Header {
     pub names: Vec<String>,
 }
 
+/// One published part's rows by reference: `(slot, part, rows)`.
+#[cfg(test)]
+pub type PartRefs<'a> = (usize, usize, Vec<(&'a Row, Diff)>);
+
 /// Encodes a checkpoint: the header, the flow, the published rows of
 /// `published` (slot, rows), then the checksum.
 #[cfg(test)]
 pub fn encode(
     header: &Header,
     flow: &Flow,
-    published: &[(usize, Vec<(&Row, Diff)>)],
+    published: &[PartRefs<'_>],
 ) -> Result<Vec<u8>, CheckpointError> {
     let mut w = encode_flow(header, flow)?;
-    finish(&mut w, published.iter().map(|(slot, rows)| (*slot, rows.iter().copied())));
+    w.count(published.len());
+    for (slot, part, rows) in published {
+        write_part(&mut w, *slot, *part, rows.iter().copied());
+    }
+    finish(&mut w);
     Ok(w.buf)
 }
 
@@ -119,25 +137,25 @@ pub fn encode_flow(header: &Header, flow: &Flow) -> Result<Writer, CheckpointErr
     Ok(w)
 }
 
-/// Appends the published rows (per slot) and the checksum (which can run
-/// on another thread: the published state is immutable).
-pub fn finish<'a, I>(w: &mut Writer, published: impl ExactSizeIterator<Item = (usize, I)>)
-where
-    I: Iterator<Item = (&'a Row, Diff)>,
-{
-    w.count(published.len());
-    for (slot, rows) in published {
-        w.u64(slot as u64);
-        let at = w.buf.len();
-        w.count(0);
-        let mut n = 0u64;
-        for (row, diff) in rows {
-            w.row(row);
-            w.i64(diff);
-            n += 1;
-        }
-        w.buf[at..at + 8].copy_from_slice(&n.to_le_bytes());
+/// Appends one published part's rows (after their count, the parts
+/// follow the flow): slot, part (format 3), the rows with multiplicities.
+/// Runs on any thread: the published state is immutable.
+pub fn write_part<'a>(w: &mut Writer, slot: usize, part: usize, rows: impl Iterator<Item = (&'a Row, Diff)>) {
+    w.u64(slot as u64);
+    w.u64(part as u64);
+    let at = w.buf.len();
+    w.count(0);
+    let mut n = 0u64;
+    for (row, diff) in rows {
+        w.row(row);
+        w.i64(diff);
+        n += 1;
     }
+    w.buf[at..at + 8].copy_from_slice(&n.to_le_bytes());
+}
+
+/// Appends the checksum of everything written.
+pub fn finish(w: &mut Writer) {
     let crc = crc32fast::hash(&w.buf);
     w.u32(crc);
 }
@@ -171,15 +189,18 @@ pub fn open(bytes: &[u8]) -> Result<(Header, Reader<'_>), CheckpointError> {
     Ok((Header { format, position, seq, sums, names }, r))
 }
 
-/// Published rows by publishing slot: `(slot, rows with multiplicities)`.
-pub type PublishedRows = Vec<(usize, Vec<(Row, Diff)>)>;
+/// Published rows by publishing slot and part: `(slot, part, rows with
+/// multiplicities)`; part 0 is the view's rows, a feed has more.
+pub type PublishedRows = Vec<(usize, usize, Vec<(Row, Diff)>)>;
 
-/// Reads the published rows that follow the flow.
-pub fn published(r: &mut Reader<'_>) -> Result<PublishedRows, CheckpointError> {
+/// Reads the published rows that follow the flow in a file of `format`
+/// (before 3: part 0 only, no part number).
+pub fn published(r: &mut Reader<'_>, format: u32) -> Result<PublishedRows, CheckpointError> {
     let mut out = Vec::new();
     for _ in 0..r.count()? {
         let slot = r.u64()? as usize;
-        out.push((slot, r.changes()?));
+        let part = if format >= 3 { r.u64()? as usize } else { 0 };
+        out.push((slot, part, r.changes()?));
     }
     if !r.at_end() {
         return Err(CheckpointError::Corrupt("bytes after the published rows".into()));
@@ -216,7 +237,8 @@ fn remove(dir: &Path) {
 pub struct Pending {
     w: Writer,
     published: Arc<Published>,
-    slots: Vec<usize>,
+    /// The published parts saved: `(slot, part)`.
+    parts: Vec<(usize, usize)>,
     pub seq: u64,
     pub position: Position,
     pub encode_seconds: f64,
@@ -227,7 +249,18 @@ impl Pending {
     /// durably; returns its size.
     pub fn write(mut self, dir: &Path) -> std::io::Result<usize> {
         let views = &self.published.views;
-        finish(&mut self.w, self.slots.iter().map(|&slot| (slot, views[slot].rows.iter())));
+        self.w.count(self.parts.len());
+        for &(slot, part) in &self.parts {
+            let view = &views[slot];
+            match &view.info.feed {
+                None => write_part(&mut self.w, slot, part, view.rows.iter()),
+                Some(feed) => {
+                    let rows = denorm_serve::feed::part_rows(view, feed, part);
+                    write_part(&mut self.w, slot, part, rows.iter().map(|(r, d)| (r, *d)));
+                }
+            }
+        }
+        finish(&mut self.w);
         write_file(dir, &self.w.buf)?;
         Ok(self.w.buf.len())
     }
@@ -298,7 +331,7 @@ impl Views<'_> {
         changes: &LoggedChanges,
     ) -> Result<(PublishedRows, ViewsLoaded), CheckpointError> {
         let saved = SavedFlow::read(r)?;
-        let old_rows = published(r)?;
+        let old_rows = published(r, header.format)?;
         let held = flow.slots_held(&saved, &header.names, self.names);
         let mut report = ViewsLoaded {
             dropped: header.names.iter().filter(|n| !self.names.contains(n)).cloned().collect(),
@@ -306,7 +339,7 @@ impl Views<'_> {
         };
         let mut rows: PublishedRows = old_rows
             .into_iter()
-            .filter_map(|(old, rows)| held.iter().find(|(_, &o)| o == old).map(|(&slot, _)| (slot, rows)))
+            .filter_map(|(old, part, rows)| held.iter().find(|(_, &o)| o == old).map(|(&slot, _)| (slot, part, rows)))
             .collect();
         let rebuild: Vec<Option<ViewDef>> = (self.planned.iter().enumerate())
             .map(|(slot, def)| def.clone().filter(|_| !held.contains_key(&slot)))
@@ -327,7 +360,7 @@ impl Views<'_> {
             report.rebuild_seconds = started.elapsed().as_secs_f64();
             Some(fresh)
         };
-        flow.load_partial(&saved, &held, rebuilt)?;
+        flow.load_partial(&saved, &held, rebuilt, header.position)?;
         Ok((rows, report))
     }
 
@@ -341,9 +374,6 @@ impl Views<'_> {
         changes: &LoggedChanges,
     ) -> Result<(Flow, PublishedRows), CheckpointError> {
         let unsupported = |e: &dyn std::fmt::Display| CheckpointError::Unsupported(e.to_string());
-        if let Some(def) = views.iter().flatten().find(|d| d.feed.is_some()) {
-            return Err(CheckpointError::Unsupported(format!("feed view {} would be rebuilt", def.name)));
-        }
         let tables: std::collections::BTreeSet<String> =
             views.iter().flatten().flat_map(|def| super::heal::view_tables(def, self.catalog)).collect();
         let stored = state.rows_of(&tables.into_iter().collect::<Vec<_>>()).map_err(|e| unsupported(&e))?;
@@ -368,14 +398,14 @@ impl Views<'_> {
             let name = self.names.get(*slot).map_or("?", String::as_str);
             return Err(CheckpointError::Unsupported(format!("view {name} fails when rebuilt: {reason}")));
         }
-        let mut rows: BTreeMap<usize, Vec<(Row, Diff)>> = BTreeMap::new();
-        for (slot, _, changes) in step.views {
-            rows.entry(slot).or_default().extend(changes);
+        let mut rows: BTreeMap<(usize, usize), Vec<(Row, Diff)>> = BTreeMap::new();
+        for (slot, part, changes) in step.views {
+            rows.entry((slot, part)).or_default().extend(changes);
         }
         for changes in rows.values_mut() {
             denorm_types::consolidate(changes);
         }
-        Ok((fresh, rows.into_iter().collect()))
+        Ok((fresh, rows.into_iter().map(|((slot, part), rows)| (slot, part, rows)).collect()))
     }
 }
 
@@ -389,15 +419,12 @@ impl Engine {
             return Err(CheckpointError::Unsupported("the state directory is not at the views' position".into()));
         }
         let published = self.publisher.published();
-        let slots = flow.published_slots();
-        let failed = slots.iter().find(|&&slot| {
-            published.views.get(slot).is_none_or(|v| !matches!(v.status, ViewStatus::Ok) || v.info.feed.is_some())
-        });
-        if let Some(slot) = failed {
-            return Err(CheckpointError::Unsupported(format!(
-                "view {} is failed or a feed",
-                self.sources.names[*slot]
-            )));
+        let parts = flow.published_parts();
+        let failed = parts
+            .iter()
+            .find(|&&(slot, _)| published.views.get(slot).is_none_or(|v| !matches!(v.status, ViewStatus::Ok)));
+        if let Some((slot, _)) = failed {
+            return Err(CheckpointError::Unsupported(format!("view {} is failed", self.sources.names[*slot])));
         }
         let header = Header {
             format: FORMAT,
@@ -410,7 +437,7 @@ impl Engine {
         Ok(Pending {
             w,
             published,
-            slots,
+            parts,
             seq: state.log_seq(),
             position: flow.position,
             encode_seconds: started.elapsed().as_secs_f64(),
@@ -501,7 +528,7 @@ impl Engine {
             }
             if header.format < 3 {
                 let position = flow.load_checkpoint(&mut r, header.seq.is_some())?;
-                return Ok((position, published(&mut r)?, changes, None));
+                return Ok((position, published(&mut r, header.format)?, changes, None));
             }
             let views = Views { catalog, planned, dialect, names: &names };
             let (rows, report) = views.load(flow, &header, &mut r, &state, &changes)?;
@@ -568,8 +595,11 @@ impl Engine {
         }
         // Moved into the published state in one run each (no sort, no
         // copy); the first publish makes the sinks sync with it.
-        for (slot, rows) in rows {
-            self.publisher.load(slot, rows);
+        for (slot, part, rows) in rows {
+            match part {
+                0 => self.publisher.load(slot, rows),
+                _ => self.publisher.apply_part(slot, part, &rows),
+            }
         }
         let tables = changes.merged();
         let step = if tables.is_empty() {
@@ -697,8 +727,8 @@ mod tests {
         let (mut flow, names) = flow();
         let step = flow.snapshot(&batches()[0]);
         let published = published_after(&[step]);
-        let rows: Vec<(usize, Vec<(&Row, Diff)>)> =
-            published.iter().map(|(slot, rows)| (*slot, rows.iter().map(|(r, d)| (r, *d)).collect())).collect();
+        let rows: Vec<PartRefs<'_>> =
+            published.iter().map(|(slot, rows)| (*slot, 0, rows.iter().map(|(r, d)| (r, *d)).collect())).collect();
         let sums = BTreeMap::from([("notes".to_string(), 11u64), ("sales".to_string(), 22u64)]);
         let header = Header { format: FORMAT, position: Position(7), seq: Some(3), sums, names };
         std::fs::write(fixture_path(FORMAT), encode(&header, &flow, &rows).unwrap()).unwrap();
@@ -718,7 +748,8 @@ mod tests {
             assert_eq!(header.names, names);
             assert_eq!(header.sums.get("sales"), Some(&22));
             assert_eq!(loaded.load_checkpoint(&mut r, header.seq.is_some()).unwrap(), Position(7));
-            let rows: BTreeMap<usize, Vec<(Row, Diff)>> = published(&mut r).unwrap().into_iter().collect();
+            let rows: BTreeMap<usize, Vec<(Row, Diff)>> =
+                published(&mut r, format).unwrap().into_iter().map(|(slot, _, rows)| (slot, rows)).collect();
             let (mut twin, _) = flow();
             let first = twin.snapshot(&batches()[0]);
             assert_eq!(rows, published_after(&[first]));

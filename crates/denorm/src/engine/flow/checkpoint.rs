@@ -3,8 +3,9 @@
 //! refreshed on a schedule: its slot, its own dataflow (as of its last
 //! refresh), the changes it gathered since, and the time left until its
 //! next refresh. Flows with views added by a live reload (dataflows of
-//! their own, rebuilt as one at the next session), failed views, or feed
-//! views (the publisher's extra parts are not saved) are not saved.
+//! their own, rebuilt as one at the next session) or failed views are not
+//! saved. A feed view's parts are views of the dataflow like any other
+//! (their published rows are saved by the engine, per part).
 //!
 //! **Views changed since** (file format 3, dataflow state version 2):
 //! [`SavedFlow`] reads the checkpoint node by node; [`Flow::slots_held`]
@@ -25,10 +26,6 @@ use super::Flow;
 impl Flow {
     /// Appends the flow's state to `w`.
     pub fn save_checkpoint(&self, w: &mut Writer) -> Result<(), CheckpointError> {
-        let scheduled_parts = self.scheduled.iter().flat_map(|s| &s.parts);
-        if self.slots.iter().chain(scheduled_parts).any(|&(_, part)| part != 0) {
-            return Err(CheckpointError::Unsupported("feed views".into()));
-        }
         if !self.added.is_empty() || !self.failed.is_empty() {
             return Err(CheckpointError::Unsupported("views added by a reload, or failed".into()));
         }
@@ -138,18 +135,22 @@ impl Flow {
     /// the other views, in the same slots, that applied the input rows at
     /// the checkpoint's position — for the rest: its main dataflow's nodes
     /// (a node held by both loads from `saved`) and its scheduled views
-    /// whole. Returns the checkpoint's position, which becomes the flow's.
+    /// whole. `at`: the checkpoint's (the flow's) position, which the
+    /// rebuilt flow must be at (the main dataflow's own position, its last
+    /// batch's, may be older). Returns the main dataflow's position, which
+    /// becomes the flow's, as [`Flow::load_checkpoint`] does.
     pub fn load_partial(
         &mut self,
         saved: &SavedFlow<'_>,
         held: &BTreeMap<usize, usize>,
         rebuilt: Option<Flow>,
+        at: Position,
     ) -> Result<Position, CheckpointError> {
         let position = saved.main.position;
         let mut donor = Writer::default();
         let mut rebuilt_scheduled = Vec::new();
         if let Some(rebuilt) = rebuilt {
-            if rebuilt.position != position {
+            if rebuilt.position != at {
                 return Err(CheckpointError::Mismatch("the rebuilt views are at another position".into()));
             }
             rebuilt.main.save_checkpoint(&mut donor)?;
@@ -179,11 +180,11 @@ impl Flow {
         Ok(position)
     }
 
-    /// The publishing slots of the flow's views (part 0: the view's rows),
-    /// scheduled ones included.
-    pub fn published_slots(&self) -> Vec<usize> {
+    /// Every published part of the flow's views, `(slot, part)`: part 0
+    /// (the view's rows) and a feed's other parts, scheduled ones included.
+    pub fn published_parts(&self) -> Vec<(usize, usize)> {
         let scheduled = self.scheduled.iter().flat_map(|s| &s.parts);
-        self.slots.iter().chain(scheduled).filter(|(_, part)| *part == 0).map(|(slot, _)| *slot).collect()
+        self.slots.iter().chain(scheduled).copied().collect()
     }
 }
 
@@ -292,7 +293,7 @@ mod tests {
         let mut original = flow(start);
         original.snapshot(&batch(1, vec![(1, "mon", 5, 1), (2, "tue", 7, 1)]));
         original.apply(&batch(2, vec![(3, "mon", 9, 1), (1, "mon", 5, -1)]));
-        assert_eq!(original.published_slots(), vec![0, 1]);
+        assert_eq!(original.published_parts(), vec![(0, 0), (1, 0)]);
         let mut w = Writer::default();
         original.save_checkpoint(&mut w).unwrap();
         let mut loaded = flow(start);
