@@ -35,6 +35,14 @@
 //! 7. **the change log's cost on the write path**: `StateDir::apply` of
 //!    the same update batches with the log on and off (in process,
 //!    alternating rounds, best of each), per change.
+//! 8. **the checkpoint's pause of the engine thread** (in process): the
+//!    encode a periodic checkpoint does between two batches
+//!    (`Dataflow::save_checkpoint`, what `Flow::save_checkpoint` runs for
+//!    the shared dataflow) of a join whose other side is empty, so that
+//!    its state is an arrangement of every row (the restart views' state
+//!    is 1,000 groups: no pause to speak of); the published rows are
+//!    encoded on the writer thread. `DENORM_BENCH_PAUSE_ONLY=1` runs only
+//!    this step (e.g. at `DENORM_BENCH_ROWS=10000000`).
 //!
 //! The views: an aggregate over every row (1,000 groups) and a filter that
 //! keeps half of the rows (so the published state is large, as a per-key
@@ -131,6 +139,10 @@ fn main() {
         return;
     }
     let rows: u64 = std::env::var("DENORM_BENCH_ROWS").ok().and_then(|r| r.parse().ok()).unwrap_or(1_000_000);
+    if std::env::var_os("DENORM_BENCH_PAUSE_ONLY").is_some() {
+        checkpoint_pause(rows);
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("app.db");
     let setup = Instant::now();
@@ -265,6 +277,69 @@ fn main() {
         restart / after_writes,
     );
     log_cost(rows);
+    checkpoint_pause(rows);
+}
+
+/// Step 8: the seconds `Dataflow::save_checkpoint` holds the engine thread
+/// for a join arranging all `rows` items (best of 3), and the bytes.
+fn checkpoint_pause(rows: u64) {
+    use denorm_core::checkpoint::Writer;
+    use denorm_core::{Dataflow, Runtime, SourceBatch};
+    use denorm_types::{Catalog, ColumnSchema, Datum, Dialect, Position, Row, ScalarType, TableSchema};
+    let col = |name: &str, ty| ColumnSchema { name: name.into(), ty, nullable: true };
+    let mut catalog = Catalog::new();
+    catalog.add(TableSchema {
+        name: "items".into(),
+        columns: vec![
+            col("id", ScalarType::Int),
+            col("grp", ScalarType::Int),
+            col("amount", ScalarType::Int),
+            col("note", ScalarType::Text),
+        ],
+        primary_key: vec![0],
+        unique_keys: vec![],
+    });
+    catalog.add(TableSchema {
+        name: "tags".into(),
+        columns: vec![col("item_id", ScalarType::Int), col("tag", ScalarType::Text)],
+        primary_key: vec![],
+        unique_keys: vec![],
+    });
+    let sql = "CREATE MATERIALIZED VIEW item_tags AS SELECT i.id, i.note, t.tag FROM items i \
+               JOIN tags t ON t.item_id = i.id;";
+    let def = denorm_sql::plan_views(sql, &catalog, Dialect::Sqlite).unwrap().remove(0);
+    let mut dataflow = Dataflow::new(catalog, Dialect::Sqlite);
+    for (name, plan, _) in denorm::dataflow_views(&def) {
+        dataflow.add_view_emitting(&name, plan).unwrap();
+    }
+    let built = Instant::now();
+    let item = |id: u64| {
+        let note = format!("note {}", id % 977);
+        Row::pack([Datum::Int(id as i64), Datum::Int((id % 1000) as i64), Datum::Int((id * 7919 % 100) as i64), Datum::text(&note)])
+    };
+    let chunk = 1_000_000;
+    for start in (1..=rows).step_by(chunk as usize) {
+        let changes: Vec<(Row, i64)> = (start..(start + chunk).min(rows + 1)).map(|id| (item(id), 1)).collect();
+        dataflow.apply(&SourceBatch { position: Position(start), tables: vec![("items".into(), changes)] });
+    }
+    let load_seconds = built.elapsed().as_secs_f64();
+    let mut best = f64::MAX;
+    let mut bytes = 0;
+    for _ in 0..3 {
+        let started = Instant::now();
+        let mut w = Writer::default();
+        dataflow.save_checkpoint(&mut w).unwrap();
+        best = best.min(started.elapsed().as_secs_f64());
+        bytes = w.buf.len();
+    }
+    println!(
+        "checkpoint pause: a join arranging {rows} rows ({:.0} MB of state, loaded in {load_seconds:.1} s): the engine \
+         thread encodes {:.1} MB in {:.3} s (best of 3) (load {})",
+        mb(dataflow.total_state_bytes() as u64),
+        mb(bytes as u64),
+        best,
+        load()
+    );
 }
 
 /// Step 3b: the best seconds from spawn to ready of two starts after
