@@ -236,7 +236,7 @@ impl<'a> SavedFlow<'a> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, BTreeSet};
 
     use denorm_core::SourceBatch;
     use denorm_sql::{plan_views, ViewDef};
@@ -264,6 +264,59 @@ mod tests {
         let planned: Vec<Option<ViewDef>> =
             plan_views(sql, &catalog(), Dialect::Sqlite).unwrap().into_iter().map(Some).collect();
         Flow::new(catalog(), &planned, Dialect::Sqlite, now).unwrap()
+    }
+
+    fn flow_of(sql: &str, now: Instant) -> (Flow, Vec<Option<ViewDef>>) {
+        let planned: Vec<Option<ViewDef>> =
+            plan_views(sql, &catalog(), Dialect::Sqlite).unwrap().into_iter().map(Some).collect();
+        (Flow::new(catalog(), &planned, Dialect::Sqlite, now).unwrap(), planned)
+    }
+
+    /// A changed on-change view beside an unchanged scheduled one (moved to
+    /// another slot): the scheduled view loads from the checkpoint with its
+    /// gathered changes, the changed one from a flow built from the rows at
+    /// the checkpoint; the loaded flow then applies and refreshes exactly
+    /// as one built from scratch over every batch.
+    #[test]
+    fn a_changed_view_is_rebuilt_beside_a_loaded_scheduled_one() {
+        let start = Instant::now();
+        let hourly = "CREATE MATERIALIZED VIEW hourly WITH (refresh = '1h') AS
+                      SELECT day, COUNT(*) AS n, MAX(amount) AS top FROM sales GROUP BY day;";
+        let old_sql = format!(
+            "CREATE MATERIALIZED VIEW live AS SELECT day, SUM(amount) AS total FROM sales GROUP BY day;{hourly}"
+        );
+        let new_sql = format!("CREATE MATERIALIZED VIEW added AS SELECT id FROM sales WHERE amount > 6;{hourly}
+                               CREATE MATERIALIZED VIEW live AS SELECT day, MIN(amount) AS low FROM sales GROUP BY day;");
+        let (first, second) =
+            (batch(1, vec![(1, "mon", 5, 1), (2, "tue", 7, 1)]), batch(2, vec![(3, "mon", 9, 1), (1, "mon", 5, -1)]));
+        let (mut original, _) = flow_of(&old_sql, start);
+        original.snapshot(&first);
+        original.apply(&second);
+        let mut w = Writer::default();
+        original.save_checkpoint(&mut w).unwrap();
+        let saved = SavedFlow::read(&mut Reader::new(&w.buf)).unwrap();
+        let (old_names, names) = (["live", "hourly"].map(String::from), ["added", "hourly", "live"].map(String::from));
+
+        let (mut loaded, planned) = flow_of(&new_sql, start);
+        let held = loaded.slots_held(&saved, &old_names, &names);
+        assert_eq!(held, BTreeMap::from([(1, 1)]));
+        let rebuild: Vec<Option<ViewDef>> =
+            planned.iter().enumerate().map(|(slot, d)| d.clone().filter(|_| !held.contains_key(&slot))).collect();
+        let mut rebuilt = Flow::new(catalog(), &rebuild, Dialect::Sqlite, start).unwrap();
+        let rows = batch(2, vec![(2, "tue", 7, 1), (3, "mon", 9, 1)]);
+        let step = rebuilt.snapshot(&rows);
+        assert_eq!(step.views.iter().map(|(slot, _, _)| *slot).collect::<BTreeSet<_>>(), BTreeSet::from([0, 2]));
+        assert_eq!(loaded.load_partial(&saved, &held, Some(rebuilt), Position(2)), Ok(Position(2)));
+
+        let (mut scratch, _) = flow_of(&new_sql, start);
+        scratch.snapshot(&first);
+        scratch.apply(&second);
+        let next = batch(3, vec![(4, "tue", 1, 1), (2, "tue", 7, -1)]);
+        assert_eq!(by_slot(Some(loaded.apply(&next))), by_slot(Some(scratch.apply(&next))));
+        let later = start + Duration::from_secs(7200);
+        let refreshed = by_slot(loaded.refresh_due(later));
+        assert_eq!(refreshed, by_slot(scratch.refresh_due(later)));
+        assert!(refreshed.contains_key(&1), "{refreshed:?}");
     }
 
     fn batch(position: u64, changes: Vec<(i64, &str, i64, Diff)>) -> SourceBatch {
