@@ -315,7 +315,12 @@ fn checkpoint_pause(rows: u64) {
     let built = Instant::now();
     let item = |id: u64| {
         let note = format!("note {}", id % 977);
-        Row::pack([Datum::Int(id as i64), Datum::Int((id % 1000) as i64), Datum::Int((id * 7919 % 100) as i64), Datum::text(&note)])
+        Row::pack([
+            Datum::Int(id as i64),
+            Datum::Int((id % 1000) as i64),
+            Datum::Int((id * 7919 % 100) as i64),
+            Datum::text(&note),
+        ])
     };
     let chunk = 1_000_000;
     for start in (1..=rows).step_by(chunk as usize) {
@@ -363,16 +368,11 @@ fn one_view_changed(config: &Path, n: usize) -> f64 {
         denorm.terminate("checkpoint written");
         if seconds < best {
             best = seconds;
-            detail = format!("rebuild {} s, total {} s", field(&line, "rebuild_seconds"), field(&line, "total_seconds"));
+            detail =
+                format!("rebuild {} s, total {} s", field(&line, "rebuild_seconds"), field(&line, "total_seconds"));
         }
     }
-    println!(
-        "{:<34} {:>9.2} {:>30} {:>16}",
-        format!("restart with one of {n} views changed"),
-        best,
-        detail,
-        load()
-    );
+    println!("{:<34} {:>9.2} {:>30} {:>16}", format!("restart with one of {n} views changed"), best, detail, load());
     best
 }
 

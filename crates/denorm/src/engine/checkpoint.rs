@@ -101,13 +101,9 @@ pub struct Header {
 pub type PartRefs<'a> = (usize, usize, Vec<(&'a Row, Diff)>);
 
 /// Encodes a checkpoint: the header, the flow, the published rows of
-/// `published` (slot, rows), then the checksum.
+/// `published` (slot, part, rows), then the checksum.
 #[cfg(test)]
-pub fn encode(
-    header: &Header,
-    flow: &Flow,
-    published: &[PartRefs<'_>],
-) -> Result<Vec<u8>, CheckpointError> {
+pub fn encode(header: &Header, flow: &Flow, published: &[PartRefs<'_>]) -> Result<Vec<u8>, CheckpointError> {
     let mut w = encode_flow(header, flow)?;
     w.count(published.len());
     for (slot, part, rows) in published {
