@@ -5,13 +5,20 @@
 //!
 //! ```text
 //!  VERSION u32 · position u64 · views: count, each name
-//!  nodes: count, each: signature hash u64 · kind u8 · the operator's state
+//!  nodes: count, each: structural hash u64 · length u64 · kind u8 · the operator's state
 //! ```
 //!
-//! Every node is identified by a hash of its signature (definition and
-//! inputs, as the graph deduplicates nodes), so a checkpoint loads only into
-//! a dataflow whose nodes are, one for one, the same: a changed view
-//! definition is a [`CheckpointError::Mismatch`] and the caller rebuilds
+//! Every node is identified by its structural hash: its own definition and
+//! its inputs' structural hashes (the graph deduplicates nodes by the
+//! same), whatever its id. [`Dataflow::load_checkpoint`] loads a dataflow of
+//! the same views; [`Saved`] reads a checkpoint node by node (each state is
+//! length-prefixed) so that a dataflow of *other* views takes the state of
+//! every node it shares with it ([`Dataflow::views_held`] says which views
+//! are wholly held, [`Dataflow::load_nodes`] loads from several sources:
+//! the checkpoint and a dataflow built from the input rows for the views
+//! that changed). Version 1 (nodes in order, each identified by a hash of
+//! its signature naming its inputs by id) loads only into the same views;
+//! anything else is a [`CheckpointError::Mismatch`] and the caller rebuilds
 //! from the input rows. The state follows the in-memory representation
 //! (packed row bytes, an arrangement's small groups as their exact buffers):
 //!
@@ -44,7 +51,7 @@ use crate::graph::Operator;
 
 /// The version of the state encoding; bump it when any operator's layout
 /// changes (older checkpoints are then refused and rebuilt).
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// Why a checkpoint cannot be written or read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -104,7 +111,7 @@ impl<'a> Reader<'a> {
     pub fn new(buf: &'a [u8]) -> Self {
         Reader { buf, at: 0 }
     }
-    fn take(&mut self, n: usize) -> Result<&'a [u8], CheckpointError> {
+    pub fn take(&mut self, n: usize) -> Result<&'a [u8], CheckpointError> {
         let end = self.at.checked_add(n).filter(|&end| end <= self.buf.len());
         let end = end.ok_or_else(|| CheckpointError::Corrupt(format!("truncated at byte {}", self.at)))?;
         let out = &self.buf[self.at..end];
@@ -172,9 +179,32 @@ pub(crate) fn write_changes<'r>(w: &mut Writer, n: usize, changes: impl Iterator
     }
 }
 
-/// FNV-1a of a node's signature: its identity across processes.
+/// FNV-1a of a node's signature (version 1: the signature names its
+/// inputs by node id, so it identifies a node only within the same views).
 fn signature_hash(signature: &str) -> u64 {
-    signature.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+    fnv(0xcbf2_9ce4_8422_2325u64, signature.as_bytes())
+}
+
+fn fnv(h: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(h, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+/// Each node's structural hash (version 2): its own definition and its
+/// inputs' structural hashes, so that a node is recognised in a dataflow
+/// of other views, whatever the order its nodes were built in.
+fn structural_hashes(signatures: &[&str], nodes: &[crate::graph::Node]) -> Vec<u64> {
+    let mut out: Vec<u64> = Vec::with_capacity(nodes.len());
+    for (node, signature) in nodes.iter().zip(signatures) {
+        // The graph's signature ends with " <- [input ids]".
+        let own = signature.rsplit_once(" <- ").map_or(*signature, |(own, _)| own);
+        let mut h = fnv(0xcbf2_9ce4_8422_2325u64, own.as_bytes());
+        for &input in &node.inputs {
+            h = fnv(h, b"<-");
+            h = fnv(h, &out[input].to_le_bytes());
+        }
+        out.push(h);
+    }
+    out
 }
 
 const STATELESS: u8 = 0;
@@ -186,6 +216,125 @@ const THRESHOLD: u8 = 5;
 const SCALAR_FILTER: u8 = 6;
 const VALUES: u8 = 7;
 const JOIN_TOPK: u8 = 8;
+
+/// Appends one operator's kind and state.
+fn save_operator(operator: &Operator, w: &mut Writer) -> Result<(), CheckpointError> {
+    match operator {
+        Operator::Input { .. }
+        | Operator::Filter(_)
+        | Operator::Map(_)
+        | Operator::Join(_)
+        | Operator::Union
+        | Operator::Negate => w.u8(STATELESS),
+        Operator::Arrange(index) => {
+            w.u8(ARRANGE);
+            index.save(w);
+        }
+        Operator::Reduce(reduce) => {
+            w.u8(REDUCE);
+            reduce.save(w)?;
+        }
+        Operator::Distinct(distinct) => {
+            w.u8(DISTINCT);
+            distinct.save(w);
+        }
+        Operator::TopK(top) => {
+            w.u8(TOPK);
+            top.save(w);
+        }
+        Operator::Threshold(threshold) => {
+            w.u8(THRESHOLD);
+            threshold.save(w);
+        }
+        Operator::ScalarFilter(filter) => {
+            w.u8(SCALAR_FILTER);
+            filter.save(w);
+        }
+        Operator::Values(values) => {
+            w.u8(VALUES);
+            w.u8(u8::from(values.emitted()));
+        }
+        Operator::JoinTopK(top) => {
+            w.u8(JOIN_TOPK);
+            top.save(w);
+        }
+        Operator::Released => return Err(CheckpointError::Unsupported("a released node".into())),
+    }
+    Ok(())
+}
+
+/// Reads the state of a `kind` node into `operator` (freshly built).
+fn load_operator(id: usize, kind: u8, operator: &mut Operator, r: &mut Reader<'_>) -> Result<(), CheckpointError> {
+    match (kind, operator) {
+        (
+            STATELESS,
+            Operator::Input { .. }
+            | Operator::Filter(_)
+            | Operator::Map(_)
+            | Operator::Join(_)
+            | Operator::Union
+            | Operator::Negate,
+        ) => {}
+        (ARRANGE, Operator::Arrange(index)) => index.load(r)?,
+        (REDUCE, Operator::Reduce(reduce)) => reduce.load(r)?,
+        (DISTINCT, Operator::Distinct(distinct)) => distinct.load(r)?,
+        (TOPK, Operator::TopK(top)) => top.load(r)?,
+        (THRESHOLD, Operator::Threshold(threshold)) => threshold.load(r)?,
+        (SCALAR_FILTER, Operator::ScalarFilter(filter)) => filter.load(r)?,
+        (JOIN_TOPK, Operator::JoinTopK(top)) => top.load(r)?,
+        (VALUES, Operator::Values(values)) => {
+            if r.u8()? != 0 {
+                values.step();
+            }
+        }
+        (kind, _) => return Err(CheckpointError::Mismatch(format!("operator {id} is not of kind {kind}"))),
+    }
+    Ok(())
+}
+
+/// A dataflow's checkpoint (version 2), read: its position, its views'
+/// names and each node's kind and encoded state by structural hash. Nodes
+/// are loaded from it one by one ([`Dataflow::load_nodes`]), so a dataflow
+/// of other views takes the state of the nodes it shares with it.
+#[derive(Debug)]
+pub struct Saved<'a> {
+    pub position: Position,
+    pub views: Vec<String>,
+    nodes: std::collections::HashMap<u64, (u8, &'a [u8])>,
+}
+
+impl<'a> Saved<'a> {
+    /// Reads a dataflow's checkpoint; one of version 1 (whose nodes cannot
+    /// be told apart across views) is a [`CheckpointError::Mismatch`].
+    pub fn read(r: &mut Reader<'a>) -> Result<Saved<'a>, CheckpointError> {
+        let version = r.u32()?;
+        if version != VERSION {
+            return Err(CheckpointError::Mismatch(format!(
+                "state version {version} (its operators load only into the same views), this denorm writes {VERSION}"
+            )));
+        }
+        Self::read_body(r)
+    }
+
+    fn read_body(r: &mut Reader<'a>) -> Result<Saved<'a>, CheckpointError> {
+        let position = Position(r.u64()?);
+        let views = (0..r.count()?).map(|_| r.str().map(String::from)).collect::<Result<Vec<_>, _>>()?;
+        let mut nodes = std::collections::HashMap::new();
+        for _ in 0..r.count()? {
+            let hash = r.u64()?;
+            let len = r.count()?;
+            let mut node = Reader::new(r.take(len)?);
+            let kind = node.u8()?;
+            nodes.insert(hash, (kind, &node.buf[node.at..]));
+        }
+        Ok(Saved { position, views, nodes })
+    }
+
+    /// Whether it holds the state of a node of this structural hash.
+    fn holds(&self, hash: u64) -> bool {
+        self.nodes.contains_key(&hash)
+    }
+}
 
 impl Dataflow {
     /// Appends the state of every node and the position to `w`. Refused
@@ -203,53 +352,18 @@ impl Dataflow {
             w.str(&view.name);
         }
         let signatures = self.graph.signatures();
+        let hashes = structural_hashes(&signatures, &self.graph.nodes);
         w.count(self.graph.nodes.len());
-        for (node, signature) in self.graph.nodes.iter().zip(&signatures) {
+        for (node, hash) in self.graph.nodes.iter().zip(hashes) {
             if node.failed.is_some() {
                 return Err(CheckpointError::Unsupported("a failed node".into()));
             }
-            w.u64(signature_hash(signature));
-            match &node.operator {
-                Operator::Input { .. }
-                | Operator::Filter(_)
-                | Operator::Map(_)
-                | Operator::Join(_)
-                | Operator::Union
-                | Operator::Negate => w.u8(STATELESS),
-                Operator::Arrange(index) => {
-                    w.u8(ARRANGE);
-                    index.save(w);
-                }
-                Operator::Reduce(reduce) => {
-                    w.u8(REDUCE);
-                    reduce.save(w)?;
-                }
-                Operator::Distinct(distinct) => {
-                    w.u8(DISTINCT);
-                    distinct.save(w);
-                }
-                Operator::TopK(top) => {
-                    w.u8(TOPK);
-                    top.save(w);
-                }
-                Operator::Threshold(threshold) => {
-                    w.u8(THRESHOLD);
-                    threshold.save(w);
-                }
-                Operator::ScalarFilter(filter) => {
-                    w.u8(SCALAR_FILTER);
-                    filter.save(w);
-                }
-                Operator::Values(values) => {
-                    w.u8(VALUES);
-                    w.u8(u8::from(values.emitted()));
-                }
-                Operator::JoinTopK(top) => {
-                    w.u8(JOIN_TOPK);
-                    top.save(w);
-                }
-                Operator::Released => return Err(CheckpointError::Unsupported("a released node".into())),
-            }
+            w.u64(hash);
+            let at = w.buf.len();
+            w.u64(0);
+            save_operator(&node.operator, w)?;
+            let len = (w.buf.len() - at - 8) as u64;
+            w.buf[at..at + 8].copy_from_slice(&len.to_le_bytes());
         }
         Ok(())
     }
@@ -259,12 +373,75 @@ impl Dataflow {
     /// same order; returns its position. On an error the dataflow may hold
     /// part of the state: drop it and build another.
     pub fn load_checkpoint(&mut self, r: &mut Reader<'_>) -> Result<Position, CheckpointError> {
+        let version = r.u32()?;
+        let saved = match version {
+            1 => return self.load_version_1(r),
+            VERSION => Saved::read_body(r)?,
+            _ => {
+                return Err(CheckpointError::Mismatch(format!(
+                    "state version {version}, this denorm reads 1 to {VERSION}"
+                )))
+            }
+        };
+        let names: Vec<&str> = self.views.iter().map(|v| v.name.as_str()).collect();
+        if saved.views != names {
+            return Err(CheckpointError::Mismatch(format!("views {:?}, now {names:?}", saved.views)));
+        }
+        self.load_nodes(&[&saved], saved.position)
+    }
+
+    /// Per view, whether every node it reads is held by one of `sources`:
+    /// such a view's state can be loaded ([`Dataflow::load_nodes`]).
+    pub fn views_held(&self, sources: &[&Saved<'_>]) -> Vec<bool> {
+        let hashes = structural_hashes(&self.graph.signatures(), &self.graph.nodes);
+        let held: Vec<bool> = hashes.iter().map(|&h| sources.iter().any(|s| s.holds(h))).collect();
+        self.view_nodes()
+            .map(|(_, node)| {
+                let mut stack = vec![node];
+                let mut seen = vec![false; held.len()];
+                while let Some(id) = stack.pop() {
+                    if std::mem::replace(&mut seen[id], true) {
+                        continue;
+                    }
+                    if !held[id] {
+                        return false;
+                    }
+                    stack.extend(&self.graph.nodes[id].inputs);
+                }
+                true
+            })
+            .collect()
+    }
+
+    /// Loads every node of this dataflow, freshly built (no batch applied),
+    /// from the first of `sources` holding a node of its structure, and
+    /// sets its position to `position`. The caller makes sure every source
+    /// is at `position` (the same input rows). A node held by none is a
+    /// [`CheckpointError::Mismatch`]; on any error the dataflow may hold
+    /// part of the state: drop it.
+    pub fn load_nodes(&mut self, sources: &[&Saved<'_>], position: Position) -> Result<Position, CheckpointError> {
         if self.position.is_some() {
             return Err(CheckpointError::Mismatch("the dataflow already applied a batch".into()));
         }
-        let version = r.u32()?;
-        if version != VERSION {
-            return Err(CheckpointError::Mismatch(format!("state version {version}, this denorm reads {VERSION}")));
+        let hashes = structural_hashes(&self.graph.signatures(), &self.graph.nodes);
+        for (id, hash) in hashes.into_iter().enumerate() {
+            let Some(&(kind, bytes)) = sources.iter().find_map(|s| s.nodes.get(&hash)) else {
+                return Err(CheckpointError::Mismatch(format!("operator {id} has another definition")));
+            };
+            let mut r = Reader::new(bytes);
+            load_operator(id, kind, &mut self.graph.nodes[id].operator, &mut r)?;
+            if !r.at_end() {
+                return Err(CheckpointError::Corrupt(format!("operator {id}'s state is longer than it reads")));
+            }
+        }
+        self.position = Some(position);
+        Ok(position)
+    }
+
+    /// Version 1: every node, in order, identified by its signature.
+    fn load_version_1(&mut self, r: &mut Reader<'_>) -> Result<Position, CheckpointError> {
+        if self.position.is_some() {
+            return Err(CheckpointError::Mismatch("the dataflow already applied a batch".into()));
         }
         let position = Position(r.u64()?);
         let views = r.count()?;
@@ -287,31 +464,7 @@ impl Dataflow {
                 return Err(CheckpointError::Mismatch(format!("operator {id} has another definition")));
             }
             let kind = r.u8()?;
-            let operator = &mut self.graph.nodes[id].operator;
-            match (kind, operator) {
-                (
-                    STATELESS,
-                    Operator::Input { .. }
-                    | Operator::Filter(_)
-                    | Operator::Map(_)
-                    | Operator::Join(_)
-                    | Operator::Union
-                    | Operator::Negate,
-                ) => {}
-                (ARRANGE, Operator::Arrange(index)) => index.load(r)?,
-                (REDUCE, Operator::Reduce(reduce)) => reduce.load(r)?,
-                (DISTINCT, Operator::Distinct(distinct)) => distinct.load(r)?,
-                (TOPK, Operator::TopK(top)) => top.load(r)?,
-                (THRESHOLD, Operator::Threshold(threshold)) => threshold.load(r)?,
-                (SCALAR_FILTER, Operator::ScalarFilter(filter)) => filter.load(r)?,
-                (JOIN_TOPK, Operator::JoinTopK(top)) => top.load(r)?,
-                (VALUES, Operator::Values(values)) => {
-                    if r.u8()? != 0 {
-                        values.step();
-                    }
-                }
-                (kind, _) => return Err(CheckpointError::Mismatch(format!("operator {id} is not of kind {kind}"))),
-            }
+            load_operator(id, kind, &mut self.graph.nodes[id].operator, r)?;
         }
         self.position = Some(position);
         Ok(position)

@@ -180,6 +180,24 @@ pub fn rows(view: &PublishedView, feed: &FeedInfo) -> Vec<(Row, Diff)> {
     out
 }
 
+/// One part of a feed view as the engine produced it — what
+/// [`Publisher::apply_part`](crate::Publisher::apply_part) takes back (a
+/// checkpoint saves it, a restart applies it): part 0 its fanned-out rows
+/// with the partition put back (references stay references), the others
+/// ([`CELEBRITY_CONTENT`], [`CELEBRITY_EDGES`], [`CONTENT`]) as stored.
+pub fn part_rows(view: &PublishedView, feed: &FeedInfo, part: usize) -> Vec<(Row, Diff)> {
+    if part > 0 {
+        return view.parts.get(part - 1).map_or_else(Vec::new, |p| p.iter().map(|(r, d)| (r.clone(), d)).collect());
+    }
+    let mut out = Vec::with_capacity(usize::try_from(view.rows.len()).unwrap_or(0));
+    for (key, rows) in view.rows.entries_prefixed(&[]) {
+        // The key starts with the partition value, packed.
+        let partition = RowRef::from_prefix(key, key.len()).iter().next().unwrap_or(Datum::Null);
+        out.extend(rows.iter().map(|(row, diff)| (feed.unstrip(row, &partition), *diff)));
+    }
+    out
+}
+
 /// The whole rows a stored row stands for: itself, or for a reference the
 /// content under its key (one row: the key is unique; none only if the
 /// published state is inconsistent), each with its multiplicity. The

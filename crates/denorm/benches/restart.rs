@@ -16,6 +16,11 @@
 //!    operators' state and the published rows read from the checkpoint the
 //!    SIGTERM wrote (no replay of the input rows), with the checkpoint's
 //!    write time at that SIGTERM and its size;
+//!
+//!    **restart with one of N views changed** (`by_grp` given another
+//!    aggregate in views.sql, then changed back: best of the two starts):
+//!    spawn → ready, the unchanged views from the checkpoint, the changed
+//!    one rebuilt from the stored input rows of its table;
 //! 4. **restart after SIGTERM replaying the input rows** (the checkpoint
 //!    removed before the start): spawn → ready, the stored rows loaded
 //!    into the dataflow, no source read — every restart before checkpoints;
@@ -30,6 +35,14 @@
 //! 7. **the change log's cost on the write path**: `StateDir::apply` of
 //!    the same update batches with the log on and off (in process,
 //!    alternating rounds, best of each), per change.
+//! 8. **the checkpoint's pause of the engine thread** (in process): the
+//!    encode a periodic checkpoint does between two batches
+//!    (`Dataflow::save_checkpoint`, what `Flow::save_checkpoint` runs for
+//!    the shared dataflow) of a join whose other side is empty, so that
+//!    its state is an arrangement of every row (the restart views' state
+//!    is 1,000 groups: no pause to speak of); the published rows are
+//!    encoded on the writer thread. `DENORM_BENCH_PAUSE_ONLY=1` runs only
+//!    this step (e.g. at `DENORM_BENCH_ROWS=10000000`).
 //!
 //! The views: an aggregate over every row (1,000 groups) and a filter that
 //! keeps half of the rows (so the published state is large, as a per-key
@@ -126,6 +139,10 @@ fn main() {
         return;
     }
     let rows: u64 = std::env::var("DENORM_BENCH_ROWS").ok().and_then(|r| r.parse().ok()).unwrap_or(1_000_000);
+    if std::env::var_os("DENORM_BENCH_PAUSE_ONLY").is_some() {
+        checkpoint_pause(rows);
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("app.db");
     let setup = Instant::now();
@@ -211,6 +228,8 @@ fn main() {
         load()
     );
 
+    let one_changed = one_view_changed(&config, VIEWS.matches("CREATE").count());
+
     let mut restart = f64::MAX;
     let mut loaded = String::new();
     for _ in 0..2 {
@@ -247,15 +266,114 @@ fn main() {
     println!(
         "state directory {:.1} MB ({:.2}x the SQLite file); from the checkpoint: {:.1}x faster than a snapshot-only \
          start, {:.1}x faster than the input-row replay; the replay {:.1}x faster than a snapshot-only start; \
-         after kill -9 following writes: {:.1}x faster than the replay",
+         with one view changed: {:.1}x faster than the replay; after kill -9 following writes: {:.1}x faster than \
+         the replay",
         mb(state_size),
         state_size as f64 / std::fs::metadata(&db).unwrap().len() as f64,
         snapshot_only / from_checkpoint,
         restart / from_checkpoint,
         snapshot_only / restart,
+        restart / one_changed,
         restart / after_writes,
     );
     log_cost(rows);
+    checkpoint_pause(rows);
+}
+
+/// Step 8: the seconds `Dataflow::save_checkpoint` holds the engine thread
+/// for a join arranging all `rows` items (best of 3), and the bytes.
+fn checkpoint_pause(rows: u64) {
+    use denorm_core::checkpoint::Writer;
+    use denorm_core::{Dataflow, Runtime, SourceBatch};
+    use denorm_types::{Catalog, ColumnSchema, Datum, Dialect, Position, Row, ScalarType, TableSchema};
+    let col = |name: &str, ty| ColumnSchema { name: name.into(), ty, nullable: true };
+    let mut catalog = Catalog::new();
+    catalog.add(TableSchema {
+        name: "items".into(),
+        columns: vec![
+            col("id", ScalarType::Int),
+            col("grp", ScalarType::Int),
+            col("amount", ScalarType::Int),
+            col("note", ScalarType::Text),
+        ],
+        primary_key: vec![0],
+        unique_keys: vec![],
+    });
+    catalog.add(TableSchema {
+        name: "tags".into(),
+        columns: vec![col("item_id", ScalarType::Int), col("tag", ScalarType::Text)],
+        primary_key: vec![],
+        unique_keys: vec![],
+    });
+    let sql = "CREATE MATERIALIZED VIEW item_tags AS SELECT i.id, i.note, t.tag FROM items i \
+               JOIN tags t ON t.item_id = i.id;";
+    let def = denorm_sql::plan_views(sql, &catalog, Dialect::Sqlite).unwrap().remove(0);
+    let mut dataflow = Dataflow::new(catalog, Dialect::Sqlite);
+    for (name, plan, _) in denorm::dataflow_views(&def) {
+        dataflow.add_view_emitting(&name, plan).unwrap();
+    }
+    let built = Instant::now();
+    let item = |id: u64| {
+        let note = format!("note {}", id % 977);
+        Row::pack([
+            Datum::Int(id as i64),
+            Datum::Int((id % 1000) as i64),
+            Datum::Int((id * 7919 % 100) as i64),
+            Datum::text(&note),
+        ])
+    };
+    let chunk = 1_000_000;
+    for start in (1..=rows).step_by(chunk as usize) {
+        let changes: Vec<(Row, i64)> = (start..(start + chunk).min(rows + 1)).map(|id| (item(id), 1)).collect();
+        dataflow.apply(&SourceBatch { position: Position(start), tables: vec![("items".into(), changes)] });
+    }
+    let load_seconds = built.elapsed().as_secs_f64();
+    // Best of 3, into a growing buffer (as the engine does) and into one
+    // sized beforehand (what pre-sizing alone would save).
+    let mut best = [f64::MAX; 2];
+    let mut bytes = 0;
+    for round in 0..6 {
+        let mut w = Writer::default();
+        if round % 2 == 1 {
+            w.buf.reserve_exact(bytes + 4096);
+        }
+        let started = Instant::now();
+        dataflow.save_checkpoint(&mut w).unwrap();
+        best[round % 2] = best[round % 2].min(started.elapsed().as_secs_f64());
+        bytes = w.buf.len();
+    }
+    println!(
+        "checkpoint pause: a join arranging {rows} rows ({:.0} MB of state, loaded in {load_seconds:.1} s): the engine \
+         thread encodes {:.1} MB in {:.3} s (best of 3; into a buffer sized beforehand {:.3} s) (load {})",
+        mb(dataflow.total_state_bytes() as u64),
+        mb(bytes as u64),
+        best[0],
+        best[1],
+        load()
+    );
+}
+
+/// Step 3b: the best seconds from spawn to ready of two starts after
+/// views.sql changed one of its `n` views (and then changed it back), each
+/// following a SIGTERM that wrote a checkpoint of the views before.
+fn one_view_changed(config: &Path, n: usize) -> f64 {
+    let views = config.with_file_name("views.sql");
+    let changed = VIEWS.replace("COUNT(*) AS n FROM items", "COUNT(*) AS n, MAX(amount) AS top FROM items");
+    let mut best = f64::MAX;
+    let mut detail = String::new();
+    for text in [changed.as_str(), VIEWS] {
+        std::fs::write(&views, text).unwrap();
+        let (seconds, line, denorm) = start(config, "resumed from the state directory");
+        assert!(line.contains("rebuilt_views=by_grp "), "not rebuilt from the checkpoint: {line}");
+        denorm.terminate("checkpoint written");
+        if seconds < best {
+            best = seconds;
+            detail =
+                format!("rebuild {} s, total {} s", field(&line, "rebuild_seconds"), field(&line, "total_seconds"));
+        }
+    }
+    println!("{:<34} {:>9.2} {:>30} {:>16}", format!("restart with one of {n} views changed"), best, detail, load());
+    best
 }
 
 /// Updates `n` random rows' `amount` in transactions of 100.

@@ -9,7 +9,7 @@
 //!   position u64 · log sequence u64 (format 2) · per stored table: name, multiset checksum
 //!   view names (publishing slots)
 //!   the flow (denorm_core::checkpoint: each operator's state, by node signature)
-//!   per published view: slot, its rows with multiplicities
+//!   per published part: slot, part (format 3), its rows with multiplicities
 //!   CRC-32 of everything above
 //! ```
 //!
@@ -34,11 +34,21 @@
 //! whose log entries are deleted only once the newer file is durable.
 //!
 //! **What is not saved** (the checkpoint is skipped, logged, and a stale
-//! file removed): feed views (the publisher's extra parts per view are not
-//! saved or loaded), views added by a live reload and failed views. Views
+//! file removed): views added by a live reload and failed views. Views
 //! refreshed on a schedule are saved with their gathered changes and the
 //! time left to their next refresh (format 2), a top-k over a join with
-//! its held rows ([`denorm_core::checkpoint`]).
+//! its held rows ([`denorm_core::checkpoint`]), a feed view's parts (format
+//! 3: each published part by slot and part number, as the engine produced
+//! it — `denorm_serve::feed::part_rows` — and applied back through
+//! `Publisher::apply_part`).
+//!
+//! **A changed views.sql** (format 3): the views whose name, refresh and
+//! every operator (by structure) are in the file load from it; the views
+//! changed or added since are rebuilt from the stored input rows of their
+//! tables as of the checkpoint (the directory's rows less the logged
+//! changes), dropped views are skipped; the logged changes then apply to
+//! all (see [`Views::load`]). Formats 1 and 2 load only into the same
+//! views.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -55,7 +65,7 @@ use denorm_sql::ViewDef;
 use denorm_types::{Catalog, Diff, Position, Row};
 use tracing::{info, warn};
 
-use super::flow::{Flow, Step};
+use super::flow::{Flow, SavedFlow, Step};
 use super::{Engine, EngineError};
 use crate::state_dir::{LoggedChanges, StateDir};
 
@@ -65,8 +75,10 @@ const TEMPORARY: &str = "checkpoint.tmp";
 const MAGIC: &[u8; 8] = b"DNRMCKPT";
 /// The file's layout version (the operators' encoding has its own,
 /// `denorm_core::checkpoint::VERSION`).
-/// Format 2 added the change log's sequence; format 1 files are read.
-pub const FORMAT: u32 = 2;
+/// Format 2 added the change log's sequence; format 3 the dataflow state
+/// version 2 (nodes by structure, length-prefixed: loadable per view).
+/// Formats 1 and 2 are read (loaded only into the same views).
+pub const FORMAT: u32 = 3;
 
 pub(crate) mod periodic;
 pub use periodic::Periodic;
@@ -74,6 +86,8 @@ pub use periodic::Periodic;
 /// What a checkpoint file holds besides the flow.
 #[derive(Debug, PartialEq)]
 pub struct Header {
+    /// The file's format (`FORMAT` when written).
+    pub format: u32,
     pub position: Position,
     /// The state directory's change-log sequence it holds every change up
     /// to (`None`: a format-1 file).
@@ -82,16 +96,20 @@ pub struct Header {
     pub names: Vec<String>,
 }
 
-/// Encodes a checkpoint: the header, the flow, the published rows of
-/// `published` (slot, rows), then the checksum.
+/// One published part's rows by reference: `(slot, part, rows)`.
 #[cfg(test)]
-pub fn encode(
-    header: &Header,
-    flow: &Flow,
-    published: &[(usize, Vec<(&Row, Diff)>)],
-) -> Result<Vec<u8>, CheckpointError> {
+pub type PartRefs<'a> = (usize, usize, Vec<(&'a Row, Diff)>);
+
+/// Encodes a checkpoint: the header, the flow, the published rows of
+/// `published` (slot, part, rows), then the checksum.
+#[cfg(test)]
+pub fn encode(header: &Header, flow: &Flow, published: &[PartRefs<'_>]) -> Result<Vec<u8>, CheckpointError> {
     let mut w = encode_flow(header, flow)?;
-    finish(&mut w, published.iter().map(|(slot, rows)| (*slot, rows.iter().copied())));
+    w.count(published.len());
+    for (slot, part, rows) in published {
+        write_part(&mut w, *slot, *part, rows.iter().copied());
+    }
+    finish(&mut w);
     Ok(w.buf)
 }
 
@@ -115,25 +133,25 @@ pub fn encode_flow(header: &Header, flow: &Flow) -> Result<Writer, CheckpointErr
     Ok(w)
 }
 
-/// Appends the published rows (per slot) and the checksum (which can run
-/// on another thread: the published state is immutable).
-pub fn finish<'a, I>(w: &mut Writer, published: impl ExactSizeIterator<Item = (usize, I)>)
-where
-    I: Iterator<Item = (&'a Row, Diff)>,
-{
-    w.count(published.len());
-    for (slot, rows) in published {
-        w.u64(slot as u64);
-        let at = w.buf.len();
-        w.count(0);
-        let mut n = 0u64;
-        for (row, diff) in rows {
-            w.row(row);
-            w.i64(diff);
-            n += 1;
-        }
-        w.buf[at..at + 8].copy_from_slice(&n.to_le_bytes());
+/// Appends one published part's rows (after their count, the parts
+/// follow the flow): slot, part (format 3), the rows with multiplicities.
+/// Runs on any thread: the published state is immutable.
+pub fn write_part<'a>(w: &mut Writer, slot: usize, part: usize, rows: impl Iterator<Item = (&'a Row, Diff)>) {
+    w.u64(slot as u64);
+    w.u64(part as u64);
+    let at = w.buf.len();
+    w.count(0);
+    let mut n = 0u64;
+    for (row, diff) in rows {
+        w.row(row);
+        w.i64(diff);
+        n += 1;
     }
+    w.buf[at..at + 8].copy_from_slice(&n.to_le_bytes());
+}
+
+/// Appends the checksum of everything written.
+pub fn finish(w: &mut Writer) {
     let crc = crc32fast::hash(&w.buf);
     w.u32(crc);
 }
@@ -164,18 +182,21 @@ pub fn open(bytes: &[u8]) -> Result<(Header, Reader<'_>), CheckpointError> {
         sums.insert(table, r.u64()?);
     }
     let names = (0..r.count()?).map(|_| r.str().map(String::from)).collect::<Result<Vec<_>, _>>()?;
-    Ok((Header { position, seq, sums, names }, r))
+    Ok((Header { format, position, seq, sums, names }, r))
 }
 
-/// Published rows by publishing slot: `(slot, rows with multiplicities)`.
-pub type PublishedRows = Vec<(usize, Vec<(Row, Diff)>)>;
+/// Published rows by publishing slot and part: `(slot, part, rows with
+/// multiplicities)`; part 0 is the view's rows, a feed has more.
+pub type PublishedRows = Vec<(usize, usize, Vec<(Row, Diff)>)>;
 
-/// Reads the published rows that follow the flow.
-pub fn published(r: &mut Reader<'_>) -> Result<PublishedRows, CheckpointError> {
+/// Reads the published rows that follow the flow in a file of `format`
+/// (before 3: part 0 only, no part number).
+pub fn published(r: &mut Reader<'_>, format: u32) -> Result<PublishedRows, CheckpointError> {
     let mut out = Vec::new();
     for _ in 0..r.count()? {
         let slot = r.u64()? as usize;
-        out.push((slot, r.changes()?));
+        let part = if format >= 3 { r.u64()? as usize } else { 0 };
+        out.push((slot, part, r.changes()?));
     }
     if !r.at_end() {
         return Err(CheckpointError::Corrupt("bytes after the published rows".into()));
@@ -212,7 +233,8 @@ fn remove(dir: &Path) {
 pub struct Pending {
     w: Writer,
     published: Arc<Published>,
-    slots: Vec<usize>,
+    /// The published parts saved: `(slot, part)`.
+    parts: Vec<(usize, usize)>,
     pub seq: u64,
     pub position: Position,
     pub encode_seconds: f64,
@@ -223,7 +245,18 @@ impl Pending {
     /// durably; returns its size.
     pub fn write(mut self, dir: &Path) -> std::io::Result<usize> {
         let views = &self.published.views;
-        finish(&mut self.w, self.slots.iter().map(|&slot| (slot, views[slot].rows.iter())));
+        self.w.count(self.parts.len());
+        for &(slot, part) in &self.parts {
+            let view = &views[slot];
+            match &view.info.feed {
+                None => write_part(&mut self.w, slot, part, view.rows.iter()),
+                Some(feed) => {
+                    let rows = denorm_serve::feed::part_rows(view, feed, part);
+                    write_part(&mut self.w, slot, part, rows.iter().map(|(r, d)| (r, *d)));
+                }
+            }
+        }
+        finish(&mut self.w);
         write_file(dir, &self.w.buf)?;
         Ok(self.w.buf.len())
     }
@@ -258,6 +291,120 @@ fn since(header: &Header, state: &StateDir) -> Result<LoggedChanges, CheckpointE
     Ok(changes)
 }
 
+/// Which views a checkpoint load took from the file and which it rebuilt.
+#[derive(Debug, Default)]
+struct ViewsLoaded {
+    loaded: Vec<String>,
+    rebuilt: Vec<String>,
+    /// The checkpoint's views no longer planned (their state skipped).
+    dropped: Vec<String>,
+    rebuild_seconds: f64,
+}
+
+/// What a per-view load needs of the session: the planned views (failed
+/// ones `None`) and the publishing slots' names.
+struct Views<'a> {
+    catalog: &'a Catalog,
+    planned: &'a [Option<ViewDef>],
+    dialect: denorm_types::Dialect,
+    names: &'a [String],
+}
+
+impl Views<'_> {
+    /// Loads `flow` from a format-3 checkpoint: the views it holds whole
+    /// ([`Flow::slots_held`]) from it, the others (changed or added since)
+    /// from a flow of just them that applies the stored input rows of
+    /// their tables as they were at the checkpoint — the directory's rows
+    /// less the logged `changes` — so that every node is at the
+    /// checkpoint's position and the logged changes then apply to all
+    /// alike. Returns the published rows by (new) slot.
+    fn load(
+        &self,
+        flow: &mut Flow,
+        header: &Header,
+        r: &mut Reader<'_>,
+        state: &StateDir,
+        changes: &LoggedChanges,
+    ) -> Result<(PublishedRows, ViewsLoaded), CheckpointError> {
+        let saved = SavedFlow::read(r)?;
+        let old_rows = published(r, header.format)?;
+        let held = flow.slots_held(&saved, &header.names, self.names);
+        let mut report = ViewsLoaded {
+            dropped: header.names.iter().filter(|n| !self.names.contains(n)).cloned().collect(),
+            ..ViewsLoaded::default()
+        };
+        let mut rows: PublishedRows = old_rows
+            .into_iter()
+            .filter_map(|(old, part, rows)| held.iter().find(|(_, &o)| o == old).map(|(&slot, _)| (slot, part, rows)))
+            .collect();
+        let rebuild: Vec<Option<ViewDef>> = (self.planned.iter().enumerate())
+            .map(|(slot, def)| def.clone().filter(|_| !held.contains_key(&slot)))
+            .collect();
+        for (slot, def) in self.planned.iter().enumerate() {
+            let Some(def) = def else { continue };
+            match held.contains_key(&slot) {
+                true => report.loaded.push(def.name.clone()),
+                false => report.rebuilt.push(def.name.clone()),
+            }
+        }
+        let rebuilt = if report.rebuilt.is_empty() {
+            None
+        } else {
+            let started = Instant::now();
+            let (fresh, rebuilt_rows) = self.rebuild(&rebuild, header.position, state, changes)?;
+            rows.extend(rebuilt_rows);
+            report.rebuild_seconds = started.elapsed().as_secs_f64();
+            Some(fresh)
+        };
+        flow.load_partial(&saved, &held, rebuilt, header.position)?;
+        Ok((rows, report))
+    }
+
+    /// A flow of `views` (the others `None`) that applied the stored rows
+    /// of their tables at the checkpoint's `position`, and its rows.
+    fn rebuild(
+        &self,
+        views: &[Option<ViewDef>],
+        position: Position,
+        state: &StateDir,
+        changes: &LoggedChanges,
+    ) -> Result<(Flow, PublishedRows), CheckpointError> {
+        let unsupported = |e: &dyn std::fmt::Display| CheckpointError::Unsupported(e.to_string());
+        let tables: std::collections::BTreeSet<String> =
+            views.iter().flatten().flat_map(|def| super::heal::view_tables(def, self.catalog)).collect();
+        let stored = state.rows_of(&tables.into_iter().collect::<Vec<_>>()).map_err(|e| unsupported(&e))?;
+        let mut tables = stored.tables;
+        for (table, rows) in &mut tables {
+            for (_, logged) in &changes.entries {
+                for (_, changes) in logged.iter().filter(|(t, _)| t == table) {
+                    rows.extend(changes.iter().map(|(row, diff)| (row.clone(), -diff)));
+                }
+            }
+            denorm_types::consolidate(rows);
+            if rows.iter().any(|(_, diff)| *diff < 0) {
+                return Err(CheckpointError::Mismatch(format!(
+                    "the logged changes of {table} retract rows not stored"
+                )));
+            }
+        }
+        let mut fresh =
+            Flow::new(self.catalog.clone(), views, self.dialect, Instant::now()).map_err(|e| unsupported(&e))?;
+        let step = fresh.snapshot(&SourceBatch { position, tables });
+        if let Some((slot, reason)) = step.failures.first() {
+            let name = self.names.get(*slot).map_or("?", String::as_str);
+            return Err(CheckpointError::Unsupported(format!("view {name} fails when rebuilt: {reason}")));
+        }
+        let mut rows: BTreeMap<(usize, usize), Vec<(Row, Diff)>> = BTreeMap::new();
+        for (slot, part, changes) in step.views {
+            rows.entry((slot, part)).or_default().extend(changes);
+        }
+        for changes in rows.values_mut() {
+            denorm_types::consolidate(changes);
+        }
+        Ok((fresh, rows.into_iter().map(|((slot, part), rows)| (slot, part, rows)).collect()))
+    }
+}
+
 impl Engine {
     /// Encodes the flow's part of a checkpoint of `flow` at the state
     /// directory's position and log sequence, or says why none can be
@@ -268,17 +415,15 @@ impl Engine {
             return Err(CheckpointError::Unsupported("the state directory is not at the views' position".into()));
         }
         let published = self.publisher.published();
-        let slots = flow.published_slots();
-        let failed = slots.iter().find(|&&slot| {
-            published.views.get(slot).is_none_or(|v| !matches!(v.status, ViewStatus::Ok) || v.info.feed.is_some())
-        });
-        if let Some(slot) = failed {
-            return Err(CheckpointError::Unsupported(format!(
-                "view {} is failed or a feed",
-                self.sources.names[*slot]
-            )));
+        let parts = flow.published_parts();
+        let failed = parts
+            .iter()
+            .find(|&&(slot, _)| published.views.get(slot).is_none_or(|v| !matches!(v.status, ViewStatus::Ok)));
+        if let Some((slot, _)) = failed {
+            return Err(CheckpointError::Unsupported(format!("view {} is failed", self.sources.names[*slot])));
         }
         let header = Header {
+            format: FORMAT,
             position: flow.position,
             seq: Some(state.log_seq()),
             sums: state.sums().clone(),
@@ -288,7 +433,7 @@ impl Engine {
         Ok(Pending {
             w,
             published,
-            slots,
+            parts,
             seq: state.log_seq(),
             position: flow.position,
             encode_seconds: started.elapsed().as_secs_f64(),
@@ -364,10 +509,12 @@ impl Engine {
             }
         };
         let read_seconds = started.elapsed().as_secs_f64();
+        let names = self.sources.names.clone();
+        let dialect = self.source.dialect();
         let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<_, CheckpointError> {
             let (header, mut r) = open(&bytes)?;
-            if header.names != self.sources.names {
-                return Err(CheckpointError::Mismatch("it was taken of other views".into()));
+            if header.format < 3 && header.names != names {
+                return Err(CheckpointError::Mismatch("it was taken of other views (an older file)".into()));
             }
             let changes = since(&header, &state)?;
             if let Some(reason) =
@@ -375,10 +522,15 @@ impl Engine {
             {
                 return Err(CheckpointError::Unsupported(format!("the source cannot follow from it: {reason}")));
             }
-            let position = flow.load_checkpoint(&mut r, header.seq.is_some())?;
-            Ok((position, published(&mut r)?, changes))
+            if header.format < 3 {
+                let position = flow.load_checkpoint(&mut r, header.seq.is_some())?;
+                return Ok((position, published(&mut r, header.format)?, changes, None));
+            }
+            let views = Views { catalog, planned, dialect, names: &names };
+            let (rows, report) = views.load(flow, &header, &mut r, &state, &changes)?;
+            Ok((header.position, rows, changes, Some(report)))
         }));
-        let (position, rows, changes) = match loaded {
+        let (position, rows, changes, report) = match loaded {
             Ok(Ok(loaded)) => loaded,
             failed => {
                 let reason = match failed {
@@ -391,6 +543,10 @@ impl Engine {
                 return Ok(None);
             }
         };
+        let report = report.unwrap_or_else(|| ViewsLoaded {
+            loaded: planned.iter().flatten().map(|d| d.name.clone()).collect(),
+            ..ViewsLoaded::default()
+        });
         let (entries, changed_rows) = (changes.entries.len(), changes.rows());
         let checkpoint_at = position;
         self.publish_checkpoint(planned, flow, rows, changes, state.position(), started);
@@ -403,9 +559,14 @@ impl Engine {
             logged_batches = entries,
             logged_changes = changed_rows,
             from = %capture.describe(state.position()),
+            loaded_views = %report.loaded.join(","),
+            rebuilt_views = %report.rebuilt.join(","),
+            dropped_views = %report.dropped.join(","),
+            rebuild_seconds = report.rebuild_seconds,
             from_checkpoint = true,
             "resumed from the state directory without reading the source tables (the views' state from the \
-             checkpoint: no replay of the input rows)"
+             checkpoint: no replay of the input rows; views changed or added since are rebuilt from the \
+             input rows of their tables)"
         );
         self.account(flow);
         Ok(Some(state))
@@ -430,8 +591,11 @@ impl Engine {
         }
         // Moved into the published state in one run each (no sort, no
         // copy); the first publish makes the sinks sync with it.
-        for (slot, rows) in rows {
-            self.publisher.load(slot, rows);
+        for (slot, part, rows) in rows {
+            match part {
+                0 => self.publisher.load(slot, rows),
+                _ => self.publisher.apply_part(slot, part, &rows),
+            }
         }
         let tables = changes.merged();
         let step = if tables.is_empty() {
@@ -559,28 +723,29 @@ mod tests {
         let (mut flow, names) = flow();
         let step = flow.snapshot(&batches()[0]);
         let published = published_after(&[step]);
-        let rows: Vec<(usize, Vec<(&Row, Diff)>)> =
-            published.iter().map(|(slot, rows)| (*slot, rows.iter().map(|(r, d)| (r, *d)).collect())).collect();
+        let rows: Vec<PartRefs<'_>> =
+            published.iter().map(|(slot, rows)| (*slot, 0, rows.iter().map(|(r, d)| (r, *d)).collect())).collect();
         let sums = BTreeMap::from([("notes".to_string(), 11u64), ("sales".to_string(), 22u64)]);
-        let header = Header { position: Position(7), seq: Some(3), sums, names };
+        let header = Header { format: FORMAT, position: Position(7), seq: Some(3), sums, names };
         std::fs::write(fixture_path(FORMAT), encode(&header, &flow, &rows).unwrap()).unwrap();
     }
 
-    /// The format-1 and format-2 fixtures open: their header, their
+    /// The format-1, 2 and 3 fixtures open: their header, their
     /// published rows, and a flow loaded from each that applies the next
     /// batch exactly as a flow that applied every batch.
     #[test]
-    fn opens_the_v1_and_v2_fixtures() {
-        for format in [1, 2] {
+    fn opens_the_v1_v2_and_v3_fixtures() {
+        for format in [1, 2, 3] {
             let bytes = std::fs::read(fixture_path(format)).unwrap();
             let (header, mut r) = open(&bytes).unwrap();
             let (mut loaded, names) = flow();
             assert_eq!(header.position, Position(7));
-            assert_eq!(header.seq, (format == 2).then_some(3));
+            assert_eq!(header.seq, (format >= 2).then_some(3));
             assert_eq!(header.names, names);
             assert_eq!(header.sums.get("sales"), Some(&22));
             assert_eq!(loaded.load_checkpoint(&mut r, header.seq.is_some()).unwrap(), Position(7));
-            let rows: BTreeMap<usize, Vec<(Row, Diff)>> = published(&mut r).unwrap().into_iter().collect();
+            let rows: BTreeMap<usize, Vec<(Row, Diff)>> =
+                published(&mut r, format).unwrap().into_iter().map(|(slot, _, rows)| (slot, rows)).collect();
             let (mut twin, _) = flow();
             let first = twin.snapshot(&batches()[0]);
             assert_eq!(rows, published_after(&[first]));

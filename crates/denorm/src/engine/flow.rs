@@ -17,6 +17,7 @@ use denorm_sql::{Refresh, ViewDef};
 use denorm_types::{consolidate, Catalog, Dialect, Diff, Position, Row};
 
 mod checkpoint;
+pub use checkpoint::SavedFlow;
 
 /// The publishing slot of a view a reload dropped: its output is discarded.
 const DROPPED: usize = usize::MAX;

@@ -3,23 +3,29 @@
 //! refreshed on a schedule: its slot, its own dataflow (as of its last
 //! refresh), the changes it gathered since, and the time left until its
 //! next refresh. Flows with views added by a live reload (dataflows of
-//! their own, rebuilt as one at the next session), failed views, or feed
-//! views (the publisher's extra parts are not saved) are not saved.
+//! their own, rebuilt as one at the next session) or failed views are not
+//! saved. A feed view's parts are views of the dataflow like any other
+//! (their published rows are saved by the engine, per part).
+//!
+//! **Views changed since** (file format 3, dataflow state version 2):
+//! [`SavedFlow`] reads the checkpoint node by node; [`Flow::slots_held`]
+//! says which of this flow's views it holds wholly (same name, same kind
+//! — on change or scheduled — and every node's structure found), and
+//! [`Flow::load_partial`] loads those from it and the others from a flow of
+//! just them built from the input rows at the checkpoint (a node shared by
+//! a held and a rebuilt view loads once, from the checkpoint).
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use denorm_core::checkpoint::{CheckpointError, Reader, Writer};
-use denorm_types::Position;
+use denorm_core::checkpoint::{CheckpointError, Reader, Saved, Writer};
+use denorm_types::{Diff, Position, Row};
 
 use super::Flow;
 
 impl Flow {
     /// Appends the flow's state to `w`.
     pub fn save_checkpoint(&self, w: &mut Writer) -> Result<(), CheckpointError> {
-        let scheduled_parts = self.scheduled.iter().flat_map(|s| &s.parts);
-        if self.slots.iter().chain(scheduled_parts).any(|&(_, part)| part != 0) {
-            return Err(CheckpointError::Unsupported("feed views".into()));
-        }
         if !self.added.is_empty() || !self.failed.is_empty() {
             return Err(CheckpointError::Unsupported("views added by a reload, or failed".into()));
         }
@@ -93,17 +99,144 @@ impl Flow {
         Ok(())
     }
 
-    /// The publishing slots of the flow's views (part 0: the view's rows),
-    /// scheduled ones included.
-    pub fn published_slots(&self) -> Vec<usize> {
+    /// Per publishing slot of this flow, the checkpoint's slot of the same
+    /// view when `saved` holds its whole state: the same name (`old_names`
+    /// are the checkpoint's slot names, `names` this flow's), refreshed the
+    /// same way, with the same parts, every node found. The slots not in
+    /// it are to be rebuilt from the input rows.
+    pub fn slots_held(&self, saved: &SavedFlow<'_>, old_names: &[String], names: &[String]) -> BTreeMap<usize, usize> {
+        let old_slot = |slot: usize| names.get(slot).and_then(|name| old_names.iter().position(|n| n == name));
+        let mut held = BTreeMap::new();
+        let main_held = self.main.views_held(&[&saved.main]);
+        let mut main: BTreeMap<usize, bool> = BTreeMap::new();
+        for (&(slot, part), ok) in self.slots.iter().zip(main_held) {
+            let was = old_slot(slot).is_some_and(|old| saved.slots.contains(&(old, part)));
+            *main.entry(slot).or_insert(true) &= ok && was;
+        }
+        for (slot, ok) in main {
+            let parts = |slots: &[(usize, usize)], s: usize| slots.iter().filter(|(x, _)| *x == s).count();
+            let old = old_slot(slot).filter(|&old| parts(&saved.slots, old) == parts(&self.slots, slot));
+            if let (true, Some(old)) = (ok, old) {
+                held.insert(slot, old);
+            }
+        }
+        for s in &self.scheduled {
+            let Some(old) = old_slot(s.slot) else { continue };
+            let Some(was) = saved.scheduled.iter().find(|w| w.slot == old) else { continue };
+            if s.dataflow.views_held(&[&was.dataflow]).iter().all(|&ok| ok) && was.views == s.parts.len() {
+                held.insert(s.slot, old);
+            }
+        }
+        held
+    }
+
+    /// Loads a new flow (no batch applied) from `saved`, for the slots of
+    /// `held` (see [`Flow::slots_held`]), and from `rebuilt` — a flow of
+    /// the other views, in the same slots, that applied the input rows at
+    /// the checkpoint's position — for the rest: its main dataflow's nodes
+    /// (a node held by both loads from `saved`) and its scheduled views
+    /// whole. `at`: the checkpoint's (the flow's) position, which the
+    /// rebuilt flow must be at (the main dataflow's own position, its last
+    /// batch's, may be older). Returns the main dataflow's position, which
+    /// becomes the flow's, as [`Flow::load_checkpoint`] does.
+    pub fn load_partial(
+        &mut self,
+        saved: &SavedFlow<'_>,
+        held: &BTreeMap<usize, usize>,
+        rebuilt: Option<Flow>,
+        at: Position,
+    ) -> Result<Position, CheckpointError> {
+        let position = saved.main.position;
+        let mut donor = Writer::default();
+        let mut rebuilt_scheduled = Vec::new();
+        if let Some(rebuilt) = rebuilt {
+            if rebuilt.position != at {
+                return Err(CheckpointError::Mismatch("the rebuilt views are at another position".into()));
+            }
+            rebuilt.main.save_checkpoint(&mut donor)?;
+            rebuilt_scheduled = rebuilt.scheduled;
+        }
+        let donor = if donor.buf.is_empty() { None } else { Some(Saved::read(&mut Reader::new(&donor.buf))?) };
+        let sources: Vec<&Saved<'_>> = std::iter::once(&saved.main).chain(donor.as_ref()).collect();
+        self.main.load_nodes(&sources, position)?;
+        let now = Instant::now();
+        for s in &mut self.scheduled {
+            if let Some(was) = held.get(&s.slot).and_then(|old| saved.scheduled.iter().find(|w| w.slot == *old)) {
+                s.dataflow.load_nodes(&[&was.dataflow], was.dataflow.position)?;
+                s.pending = was.pending.clone();
+                s.pending_changes = s.pending.values().map(Vec::len).sum();
+                s.due = now + Duration::from_millis(was.due_ms).min(s.every);
+                continue;
+            }
+            let Some(at) = rebuilt_scheduled.iter().position(|r| r.slot == s.slot) else {
+                return Err(CheckpointError::Mismatch(format!(
+                    "the view in slot {} was neither saved nor rebuilt",
+                    s.slot
+                )));
+            };
+            *s = rebuilt_scheduled.swap_remove(at);
+        }
+        self.position = position;
+        Ok(position)
+    }
+
+    /// Every published part of the flow's views, `(slot, part)`: part 0
+    /// (the view's rows) and a feed's other parts, scheduled ones included.
+    pub fn published_parts(&self) -> Vec<(usize, usize)> {
         let scheduled = self.scheduled.iter().flat_map(|s| &s.parts);
-        self.slots.iter().chain(scheduled).filter(|(_, part)| *part == 0).map(|(slot, _)| *slot).collect()
+        self.slots.iter().chain(scheduled).copied().collect()
+    }
+}
+
+/// A flow's checkpoint read node by node (see [`Flow::slots_held`]).
+#[derive(Debug)]
+pub struct SavedFlow<'a> {
+    /// The main dataflow's views → (publishing slot, part), as saved.
+    slots: Vec<(usize, usize)>,
+    main: Saved<'a>,
+    scheduled: Vec<SavedScheduled<'a>>,
+}
+
+#[derive(Debug)]
+struct SavedScheduled<'a> {
+    slot: usize,
+    /// How many dataflow views (parts) it had.
+    views: usize,
+    dataflow: Saved<'a>,
+    pending: BTreeMap<String, Vec<(Row, Diff)>>,
+    due_ms: u64,
+}
+
+impl<'a> SavedFlow<'a> {
+    /// Reads what [`Flow::save_checkpoint`] wrote, with dataflow states of
+    /// version 2 (an older one is a [`CheckpointError::Mismatch`]: load it
+    /// whole with [`Flow::load_checkpoint`]).
+    pub fn read(r: &mut Reader<'a>) -> Result<SavedFlow<'a>, CheckpointError> {
+        let n = r.count()?;
+        let mut slots = Vec::with_capacity(n);
+        for _ in 0..n {
+            slots.push((r.u64()? as usize, r.u64()? as usize));
+        }
+        let main = Saved::read(r)?;
+        let mut scheduled = Vec::new();
+        for _ in 0..r.count()? {
+            let slot = r.u64()? as usize;
+            let dataflow = Saved::read(r)?;
+            let mut pending = BTreeMap::new();
+            for _ in 0..r.count()? {
+                let table = r.str()?.to_string();
+                pending.insert(table, r.changes()?);
+            }
+            let due_ms = r.u64()?;
+            scheduled.push(SavedScheduled { slot, views: dataflow.views.len(), dataflow, pending, due_ms });
+        }
+        Ok(SavedFlow { slots, main, scheduled })
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, BTreeSet};
 
     use denorm_core::SourceBatch;
     use denorm_sql::{plan_views, ViewDef};
@@ -133,6 +266,59 @@ mod tests {
         Flow::new(catalog(), &planned, Dialect::Sqlite, now).unwrap()
     }
 
+    fn flow_of(sql: &str, now: Instant) -> (Flow, Vec<Option<ViewDef>>) {
+        let planned: Vec<Option<ViewDef>> =
+            plan_views(sql, &catalog(), Dialect::Sqlite).unwrap().into_iter().map(Some).collect();
+        (Flow::new(catalog(), &planned, Dialect::Sqlite, now).unwrap(), planned)
+    }
+
+    /// A changed on-change view beside an unchanged scheduled one (moved to
+    /// another slot): the scheduled view loads from the checkpoint with its
+    /// gathered changes, the changed one from a flow built from the rows at
+    /// the checkpoint; the loaded flow then applies and refreshes exactly
+    /// as one built from scratch over every batch.
+    #[test]
+    fn a_changed_view_is_rebuilt_beside_a_loaded_scheduled_one() {
+        let start = Instant::now();
+        let hourly = "CREATE MATERIALIZED VIEW hourly WITH (refresh = '1h') AS
+                      SELECT day, COUNT(*) AS n, MAX(amount) AS top FROM sales GROUP BY day;";
+        let old_sql = format!(
+            "CREATE MATERIALIZED VIEW live AS SELECT day, SUM(amount) AS total FROM sales GROUP BY day;{hourly}"
+        );
+        let new_sql = format!("CREATE MATERIALIZED VIEW added AS SELECT id FROM sales WHERE amount > 6;{hourly}
+                               CREATE MATERIALIZED VIEW live AS SELECT day, MIN(amount) AS low FROM sales GROUP BY day;");
+        let (first, second) =
+            (batch(1, vec![(1, "mon", 5, 1), (2, "tue", 7, 1)]), batch(2, vec![(3, "mon", 9, 1), (1, "mon", 5, -1)]));
+        let (mut original, _) = flow_of(&old_sql, start);
+        original.snapshot(&first);
+        original.apply(&second);
+        let mut w = Writer::default();
+        original.save_checkpoint(&mut w).unwrap();
+        let saved = SavedFlow::read(&mut Reader::new(&w.buf)).unwrap();
+        let (old_names, names) = (["live", "hourly"].map(String::from), ["added", "hourly", "live"].map(String::from));
+
+        let (mut loaded, planned) = flow_of(&new_sql, start);
+        let held = loaded.slots_held(&saved, &old_names, &names);
+        assert_eq!(held, BTreeMap::from([(1, 1)]));
+        let rebuild: Vec<Option<ViewDef>> =
+            planned.iter().enumerate().map(|(slot, d)| d.clone().filter(|_| !held.contains_key(&slot))).collect();
+        let mut rebuilt = Flow::new(catalog(), &rebuild, Dialect::Sqlite, start).unwrap();
+        let rows = batch(2, vec![(2, "tue", 7, 1), (3, "mon", 9, 1)]);
+        let step = rebuilt.snapshot(&rows);
+        assert_eq!(step.views.iter().map(|(slot, _, _)| *slot).collect::<BTreeSet<_>>(), BTreeSet::from([0, 2]));
+        assert_eq!(loaded.load_partial(&saved, &held, Some(rebuilt), Position(2)), Ok(Position(2)));
+
+        let (mut scratch, _) = flow_of(&new_sql, start);
+        scratch.snapshot(&first);
+        scratch.apply(&second);
+        let next = batch(3, vec![(4, "tue", 1, 1), (2, "tue", 7, -1)]);
+        assert_eq!(by_slot(Some(loaded.apply(&next))), by_slot(Some(scratch.apply(&next))));
+        let later = start + Duration::from_secs(7200);
+        let refreshed = by_slot(loaded.refresh_due(later));
+        assert_eq!(refreshed, by_slot(scratch.refresh_due(later)));
+        assert!(refreshed.contains_key(&1), "{refreshed:?}");
+    }
+
     fn batch(position: u64, changes: Vec<(i64, &str, i64, Diff)>) -> SourceBatch {
         let rows = changes
             .into_iter()
@@ -160,7 +346,7 @@ mod tests {
         let mut original = flow(start);
         original.snapshot(&batch(1, vec![(1, "mon", 5, 1), (2, "tue", 7, 1)]));
         original.apply(&batch(2, vec![(3, "mon", 9, 1), (1, "mon", 5, -1)]));
-        assert_eq!(original.published_slots(), vec![0, 1]);
+        assert_eq!(original.published_parts(), vec![(0, 0), (1, 0)]);
         let mut w = Writer::default();
         original.save_checkpoint(&mut w).unwrap();
         let mut loaded = flow(start);
