@@ -174,7 +174,7 @@ pub fn rows(view: &PublishedView, feed: &FeedInfo) -> Vec<(Row, Diff)> {
     for (key, rows) in stored(view) {
         // The partition's packed value.
         let partition = RowRef::from_prefix(key, key.len()).iter().next().unwrap_or(Datum::Null);
-        for (row, diff) in crate::rows::counted(rows) {
+        for (row, diff) in crate::rows::counted(rows.iter()) {
             if feed.reference.is_none() {
                 out.push((feed.unstrip(row, &partition), diff));
                 continue;
@@ -196,7 +196,7 @@ pub fn rows(view: &PublishedView, feed: &FeedInfo) -> Vec<(Row, Diff)> {
 
 /// A feed's stored (fanned-out) rows: each partition's packed value with
 /// its rows in the feed's order (see [`crate::rows`]'s feed layout).
-fn stored(view: &PublishedView) -> impl Iterator<Item = (&[u8], &[Row])> {
+fn stored(view: &PublishedView) -> impl Iterator<Item = (&[u8], crate::rows::PartitionRows<'_>)> {
     view.rows.feed().into_iter().flat_map(|f| f.partitions())
 }
 
@@ -288,7 +288,7 @@ pub fn whole_changes(
     if !edited.is_empty() {
         for (entry, slot) in stored(view) {
             let partition = RowRef::from_prefix(entry, entry.len()).iter().next().unwrap_or(Datum::Null);
-            for (reference, diff) in crate::rows::counted(slot) {
+            for (reference, diff) in crate::rows::counted(slot.iter()) {
                 let k = crate::rows::pack_row_key(key, reference, &mut packer);
                 if let Some((old, new)) = edited.get(&k) {
                     let p = match reference.get(feed.partition) {
@@ -452,9 +452,9 @@ fn index_stream<'a>(index: &'a crate::ViewRows, prefix: Vec<u8>) -> Box<dyn Iter
 pub fn execute<'a>(view: &'a PublishedView, feed: &FeedInfo, query: &Query) -> Result<FeedRead<'a>, BadParameter> {
     let x = partition_value(&view.info, feed, query)?;
     let prefix = key_prefix(x);
-    let own = view.rows.feed().map_or(&[][..], |f| f.partition(&prefix));
+    let own = view.rows.feed().map(|f| f.partition(&prefix)).unwrap_or_default();
     let order = feed.clone();
-    let own = crate::rows::counted(own).map(move |(row, n)| {
+    let own = crate::rows::counted(own.iter()).map(move |(row, n)| {
         let mut suffix = Vec::new();
         order.suffix_into(row, &mut suffix);
         (Cow::Owned(suffix), row, n)

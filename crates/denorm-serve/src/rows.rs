@@ -48,7 +48,7 @@ use denorm_types::{Diff, Row, RowPacker};
 
 mod feed_rows;
 
-pub(crate) use feed_rows::counted;
+pub(crate) use feed_rows::{counted, PartitionRows};
 use feed_rows::FeedRows;
 
 /// A packed key: up to [`Key::INLINE`] bytes inside the handle (a feed's
@@ -262,9 +262,9 @@ impl ViewRows {
     pub fn prefixed<'a>(&'a self, prefix: &Row) -> Box<dyn Iterator<Item = (&'a Row, Diff)> + 'a> {
         if let Some(feed) = &self.feed {
             if prefix.as_bytes().is_empty() {
-                return Box::new(feed.partitions().flat_map(|(_, rows)| feed_rows::counted(rows)));
+                return Box::new(feed.partitions().flat_map(|(_, rows)| feed_rows::counted(rows.iter())));
             }
-            return Box::new(feed_rows::counted(feed.partition(prefix.as_bytes())));
+            return Box::new(feed_rows::counted(feed.partition(prefix.as_bytes()).iter()));
         }
         Box::new(self.entries_prefixed(prefix.as_bytes()).flat_map(|(_, rows)| rows.iter().map(|(r, d)| (r, *d))))
     }
@@ -365,7 +365,7 @@ impl ViewRows {
     /// Every row with its multiplicity (in key order).
     pub fn iter(&self) -> Box<dyn Iterator<Item = (&Row, Diff)> + '_> {
         if let Some(feed) = &self.feed {
-            return Box::new(feed.partitions().flat_map(|(_, rows)| feed_rows::counted(rows)));
+            return Box::new(feed.partitions().flat_map(|(_, rows)| feed_rows::counted(rows.iter())));
         }
         Box::new(Merge::new(&self.runs, &[]).flat_map(|e| e.slot.as_slice().iter().map(|(r, d)| (r, *d))))
     }
