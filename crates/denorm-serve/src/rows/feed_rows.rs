@@ -101,7 +101,7 @@ impl FeedRows {
     /// The stored rows of the partition whose packed value is `prefix`, in
     /// the feed's order (a row held n times n times).
     pub(crate) fn partition(&self, prefix: &[u8]) -> PartitionRows<'_> {
-        match self.locate(prefix) {
+        match self.locate(0, prefix) {
             (c, Ok(p)) => self.chunks[c][p].rows(),
             _ => PartitionRows::default(),
         }
@@ -113,13 +113,19 @@ impl FeedRows {
     }
 
     /// The chunk that holds (or would hold) partition `prefix`, and its
-    /// position there (`Err`: where it would go).
-    fn locate(&self, prefix: &[u8]) -> (usize, Result<usize, usize>) {
+    /// position there (`Err`: where it would go). Every chunk before
+    /// `from` must end below `prefix` (a batch's partitions come in key
+    /// order: the next one is usually in the same chunk, checked first).
+    fn locate(&self, from: usize, prefix: &[u8]) -> (usize, Result<usize, usize>) {
         if self.chunks.is_empty() {
             return (0, Err(0));
         }
-        let c = self.chunks.partition_point(|c| c.last().is_some_and(|p| p.key.as_bytes() < prefix));
-        let c = c.min(self.chunks.len() - 1);
+        let below = |c: &Arc<Vec<Partition>>| c.last().is_some_and(|p| p.key.as_bytes() < prefix);
+        let mut c = from.min(self.chunks.len() - 1);
+        if below(&self.chunks[c]) {
+            c += 1 + self.chunks[c + 1..].partition_point(below);
+            c = c.min(self.chunks.len() - 1);
+        }
         (c, self.chunks[c].binary_search_by(|p| p.key.as_bytes().cmp(prefix)))
     }
 
@@ -139,28 +145,31 @@ impl FeedRows {
         sort_changes(&mut changes);
         consolidate(&mut changes);
         let mut scratch = Vec::new();
-        let mut start = 0;
+        let (mut start, mut chunk) = (0, 0);
         while start < changes.len() {
             let key = changes[start].0.as_bytes();
             let len = RowRef::from_prefix(key, key.len()).prefix_len(1);
             let prefix = RowRef::from_prefix(key, len).to_row();
             let end = start + changes[start..].iter().take_while(|c| c.0.as_bytes().starts_with(&key[..len])).count();
-            self.apply_partition(feed, prefix, &changes[start..end], shared, &mut scratch);
+            chunk = self.apply_partition(feed, chunk, prefix, &changes[start..end], shared, &mut scratch);
             start = end;
         }
     }
 
-    /// Applies one partition's changes (sorted, consolidated).
+    /// Applies one partition's changes (sorted, consolidated), located
+    /// from chunk `from` on (see [`FeedRows::locate`]); returns the chunk
+    /// to locate the batch's next partition from.
     fn apply_partition(
         &mut self,
         feed: &FeedInfo,
+        from: usize,
         prefix: Row,
         changes: &[Change],
         shared: &mut SharedRows,
         scratch: &mut Vec<u8>,
-    ) {
+    ) -> usize {
         let plen = prefix.as_bytes().len();
-        let (c, found) = self.locate(prefix.as_bytes());
+        let (c, found) = self.locate(from, prefix.as_bytes());
         let old = match found {
             Ok(p) => Some(&self.chunks[c][p]),
             Err(_) => None,
@@ -177,7 +186,7 @@ impl FeedRows {
         let after = new.rows().len();
         self.len = self.len + after as u64 - before as u64;
         if after == 0 && found.is_err() {
-            return;
+            return c;
         }
         if self.chunks.is_empty() {
             self.chunks.push(Arc::default());
@@ -199,6 +208,7 @@ impl FeedRows {
                 }
             }
         }
+        c
     }
 }
 
