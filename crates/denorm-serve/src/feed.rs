@@ -52,6 +52,7 @@
 //! are exact; a read past it (a large `offset`, a keyset page beyond the
 //! N-th row, `limit` > N) is truncated at the window, never an error.
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
@@ -110,6 +111,19 @@ impl FeedInfo {
         packer.push_key(&row.get(self.partition));
         out.extend_from_slice(packer.packed_bytes(0, packer.row_end()));
         packer.clear();
+        self.encode_order(row, out);
+    }
+
+    /// The ordered key's suffix after the partition (the `order_by`
+    /// columns encoded), written into `out` (cleared first): comparable
+    /// across partitions. A stored row (partition column NULL) has its
+    /// whole row's suffix: `order_by` never names the partition.
+    pub(crate) fn suffix_into(&self, row: &Row, out: &mut Vec<u8>) {
+        out.clear();
+        self.encode_order(row, out);
+    }
+
+    fn encode_order(&self, row: &Row, out: &mut Vec<u8>) {
         for term in &self.order {
             encode(out, &row.get(term.column), term.descending, term.nulls_first);
         }
@@ -157,12 +171,12 @@ impl FeedInfo {
 pub fn rows(view: &PublishedView, feed: &FeedInfo) -> Vec<(Row, Diff)> {
     let mut out = Vec::with_capacity(usize::try_from(view.rows.len()).unwrap_or(0));
     let mut packer = RowPacker::new();
-    for (key, rows) in view.rows.entries_prefixed(&[]) {
-        // The key starts with the partition value, packed.
+    for (key, rows) in stored(view) {
+        // The partition's packed value.
         let partition = RowRef::from_prefix(key, key.len()).iter().next().unwrap_or(Datum::Null);
-        for (row, diff) in rows {
+        for (row, diff) in crate::rows::counted(rows.iter()) {
             if feed.reference.is_none() {
-                out.push((feed.unstrip(row, &partition), *diff));
+                out.push((feed.unstrip(row, &partition), diff));
                 continue;
             }
             // The reference's partition (NULL: the key's) into its content.
@@ -190,12 +204,18 @@ pub fn part_rows(view: &PublishedView, feed: &FeedInfo, part: usize) -> Vec<(Row
         return view.parts.get(part - 1).map_or_else(Vec::new, |p| p.iter().map(|(r, d)| (r.clone(), d)).collect());
     }
     let mut out = Vec::with_capacity(usize::try_from(view.rows.len()).unwrap_or(0));
-    for (key, rows) in view.rows.entries_prefixed(&[]) {
-        // The key starts with the partition value, packed.
+    for (key, rows) in stored(view) {
+        // The partition's packed value.
         let partition = RowRef::from_prefix(key, key.len()).iter().next().unwrap_or(Datum::Null);
-        out.extend(rows.iter().map(|(row, diff)| (feed.unstrip(row, &partition), *diff)));
+        out.extend(crate::rows::counted(rows.iter()).map(|(row, diff)| (feed.unstrip(row, &partition), diff)));
     }
     out
+}
+
+/// A feed's stored (fanned-out) rows: each partition's packed value with
+/// its rows in the feed's order (see [`crate::rows`]'s feed layout).
+fn stored(view: &PublishedView) -> impl Iterator<Item = (&[u8], crate::rows::PartitionRows<'_>)> {
+    view.rows.feed().into_iter().flat_map(|f| f.partitions())
 }
 
 /// The whole rows a stored row stands for: itself, or for a reference the
@@ -284,9 +304,9 @@ pub fn whole_changes(
         out.push((whole(content, reference.get(feed.partition)), *diff));
     }
     if !edited.is_empty() {
-        for (entry, slot) in view.rows.entries_prefixed(&[]) {
+        for (entry, slot) in stored(view) {
             let partition = RowRef::from_prefix(entry, entry.len()).iter().next().unwrap_or(Datum::Null);
-            for (reference, diff) in slot {
+            for (reference, diff) in crate::rows::counted(slot.iter()) {
                 let k = crate::rows::pack_row_key(key, reference, &mut packer);
                 if let Some((old, new)) = edited.get(&k) {
                     let p = match reference.get(feed.partition) {
@@ -294,7 +314,7 @@ pub fn whole_changes(
                         stored => stored,
                     };
                     out.push((whole(old, p.clone()), -diff));
-                    out.push((whole(new, p), *diff));
+                    out.push((whole(new, p), diff));
                 }
             }
         }
@@ -422,14 +442,14 @@ fn partition_value<'q>(info: &ViewInfo, feed: &FeedInfo, query: &'q Query) -> Re
         })
 }
 
-/// One key of an ordered index with the rows under it.
-type Entry<'a> = (&'a [u8], &'a [(Row, Diff)]);
+/// One row of an ordered stream: its ordered key's suffix after the
+/// partition, the row, its multiplicity.
+type Entry<'a> = (Cow<'a, [u8]>, &'a Row, Diff);
 
-/// One ordered stream of the merge: a range of an ordered index.
+/// One ordered stream of the merge: a partition's stored rows, or a range
+/// of an ordered index (a celebrity's content).
 struct Stream<'a> {
     entries: Box<dyn Iterator<Item = Entry<'a>> + 'a>,
-    /// Bytes of the partition prefix to skip in each key.
-    prefix: usize,
     /// The partition datum to put in the rows: the reader's (celebrity
     /// content holds its author there, stored rows NULL).
     partition: Option<Datum<'a>>,
@@ -437,22 +457,31 @@ struct Stream<'a> {
     times: Diff,
 }
 
+/// The entries of an ordered index under `prefix`, each row with its key's
+/// suffix after the prefix.
+fn index_stream<'a>(index: &'a crate::ViewRows, prefix: Vec<u8>) -> Box<dyn Iterator<Item = Entry<'a>> + 'a> {
+    let skip = prefix.len();
+    Box::new(index.entries_prefixed(&prefix).flat_map(move |(key, slot)| {
+        slot.iter().map(move |(row, n)| (Cow::Borrowed(&key[skip..]), row, *n))
+    }))
+}
+
 /// Runs `query` over feed `view`: see the module documentation.
 pub fn execute<'a>(view: &'a PublishedView, feed: &FeedInfo, query: &Query) -> Result<FeedRead<'a>, BadParameter> {
     let x = partition_value(&view.info, feed, query)?;
     let prefix = key_prefix(x);
-    let prefix = prefix.as_slice();
-    let mut streams = vec![Stream {
-        entries: Box::new(view.rows.entries_prefixed(prefix)),
-        prefix: prefix.len(),
-        partition: Some(x.clone()),
-        times: 1,
-    }];
+    let own = view.rows.feed().map(|f| f.partition(&prefix)).unwrap_or_default();
+    let order = feed.clone();
+    let own = crate::rows::counted(own.iter()).map(move |(row, n)| {
+        let mut suffix = Vec::new();
+        order.suffix_into(row, &mut suffix);
+        (Cow::Owned(suffix), row, n)
+    });
+    let mut streams = vec![Stream { entries: Box::new(own), partition: Some(x.clone()), times: 1 }];
     if let (Some(content), Some(edges)) = (view.parts.first(), view.parts.get(1)) {
-        for (edge, times) in edges.entries_prefixed(prefix).flat_map(|(_, slot)| slot.iter()) {
-            let fan = key_prefix(&edge.get(1));
-            let entries = Box::new(content.entries_prefixed(&fan));
-            streams.push(Stream { entries, prefix: fan.len(), partition: Some(edge.get(0)), times: *times });
+        for (edge, times) in edges.entries_prefixed(&prefix).flat_map(|(_, slot)| slot.iter()) {
+            let entries = index_stream(content, key_prefix(&edge.get(1)));
+            streams.push(Stream { entries, partition: Some(edge.get(0)), times: *times });
         }
     }
     let merges = (streams.len() - 1) as u64;
@@ -462,32 +491,32 @@ pub fn execute<'a>(view: &'a PublishedView, feed: &FeedInfo, query: &Query) -> R
     let mut window = feed.retain.unwrap_or(usize::MAX);
     let mut passing = 0usize;
     let mut matches = Vec::new();
-    let mut heads: Vec<Option<Entry<'a>>> = Vec::with_capacity(streams.len());
+    let mut heads: Vec<Option<(&'a Row, Diff)>> = Vec::with_capacity(streams.len());
     let mut resolved: Vec<(&'a Row, Diff, Option<Datum<'a>>)> = Vec::new();
     let mut packer = RowPacker::new();
     let mut heap = BinaryHeap::with_capacity(streams.len());
     for (i, s) in streams.iter_mut().enumerate() {
-        let head = s.entries.next();
-        if let Some((key, _)) = head {
-            heap.push(Reverse((&key[s.prefix..], i)));
-        }
+        let head = s.entries.next().map(|(key, row, n)| {
+            heap.push(Reverse((key, i)));
+            (row, n)
+        });
         heads.push(head);
     }
+    // Rows tied on their key come stream by stream (the stored rows
+    // first), each stream's in its order.
     'merge: while let Some(Reverse((_, i))) = heap.pop() {
-        let (_, slot) = heads[i].take().expect("a stream in the heap has a head");
+        let (row, count) = heads[i].take().expect("a stream in the heap has a head");
         let stream = &mut streams[i];
         // The rows fanned out (stream 0) may be references: their content.
         resolved.clear();
-        for (row, count) in slot {
-            if i == 0 {
-                // A reference's content holds its author there: the
-                // partition is the stored row's (NULL: the reader's).
-                let stored = feed.reference.is_some().then(|| row.get(feed.partition)).filter(|d| !d.is_null());
-                let partition = stored.or_else(|| stream.partition.clone());
-                resolved.extend(resolve(view, feed, row, &mut packer).map(|(r, d)| (r, d * count, partition.clone())));
-            } else {
-                resolved.push((row, *count, stream.partition.clone()));
-            }
+        if i == 0 {
+            // A reference's content holds its author there: the
+            // partition is the stored row's (NULL: the reader's).
+            let stored = feed.reference.is_some().then(|| row.get(feed.partition)).filter(|d| !d.is_null());
+            let partition = stored.or_else(|| stream.partition.clone());
+            resolved.extend(resolve(view, feed, row, &mut packer).map(|(r, d)| (r, d * count, partition.clone())));
+        } else {
+            resolved.push((row, count, stream.partition.clone()));
         }
         for (row, count, partition) in resolved.drain(..) {
             if window == 0 || (fast && passing >= wanted) {
@@ -509,9 +538,9 @@ pub fn execute<'a>(view: &'a PublishedView, feed: &FeedInfo, query: &Query) -> R
                 matches.push(Match { datums, count: count as Diff });
             }
         }
-        if let Some((key, slot)) = stream.entries.next() {
-            heap.push(Reverse((&key[stream.prefix..], i)));
-            heads[i] = Some((key, slot));
+        if let Some((key, row, n)) = stream.entries.next() {
+            heap.push(Reverse((key, i)));
+            heads[i] = Some((row, n));
         }
     }
     if !fast {

@@ -46,6 +46,11 @@ use std::sync::Arc;
 
 use denorm_types::{Diff, Row, RowPacker};
 
+mod feed_rows;
+
+pub(crate) use feed_rows::{counted, PartitionRows};
+use feed_rows::FeedRows;
+
 /// A packed key: up to [`Key::INLINE`] bytes inside the handle (a feed's
 /// partition and order columns, most views' keys), longer ones shared. An
 /// inline key costs no allocation, and copying an entry into a merged run
@@ -210,6 +215,9 @@ pub struct ViewRows {
     runs: Vec<Run>,
     /// Rows counted with multiplicity.
     len: u64,
+    /// A feed's fanned-out rows (no runs then): per partition one sorted
+    /// array, see [`FeedRows`]. Set by [`ViewRows::apply_feed`].
+    feed: Option<FeedRows>,
 }
 
 /// One change as applied: the packed key, the row as stored, the diff.
@@ -218,15 +226,17 @@ type Change = (Key, Row, Diff);
 impl ViewRows {
     /// Rows counted with their multiplicity.
     pub fn len(&self) -> u64 {
-        self.len
+        self.feed.as_ref().map_or(self.len, FeedRows::len)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
     /// Rows under a packed key (see [`pack_key`]), with multiplicities: one
-    /// binary search per run, newest first.
+    /// binary search per run, newest first. A feed's rows are read by
+    /// partition ([`ViewRows::prefixed`], [`crate::feed`]), not by key:
+    /// none here.
     pub fn get(&self, key: &Row) -> &[(Row, Diff)] {
         self.slot(key.as_bytes())
     }
@@ -246,13 +256,29 @@ impl ViewRows {
     /// Rows whose key starts with the packed `prefix` (the leading key
     /// columns, see [`pack_key`]), with multiplicities: a range of each
     /// run, merged; O(runs × (log n + matches)).
-    pub fn prefixed<'a>(&'a self, prefix: &Row) -> impl Iterator<Item = (&'a Row, Diff)> + 'a {
-        self.entries_prefixed(prefix.as_bytes()).flat_map(|(_, rows)| rows.iter().map(|(r, d)| (r, *d)))
+    ///
+    /// A feed's rows: `prefix` is a partition value (a feed view's key), or
+    /// empty for every partition.
+    pub fn prefixed<'a>(&'a self, prefix: &Row) -> Box<dyn Iterator<Item = (&'a Row, Diff)> + 'a> {
+        if let Some(feed) = &self.feed {
+            if prefix.as_bytes().is_empty() {
+                return Box::new(feed.partitions().flat_map(|(_, rows)| feed_rows::counted(rows.iter())));
+            }
+            return Box::new(feed_rows::counted(feed.partition(prefix.as_bytes()).iter()));
+        }
+        Box::new(self.entries_prefixed(prefix.as_bytes()).flat_map(|(_, rows)| rows.iter().map(|(r, d)| (r, *d))))
+    }
+
+    /// A feed's fanned-out rows (see [`ViewRows::apply_feed`]): `None` for
+    /// other views and a feed that never had a row.
+    pub(crate) fn feed(&self) -> Option<&FeedRows> {
+        self.feed.as_ref()
     }
 
     /// The entries whose packed key starts with `prefix`, in key byte
     /// order: each key with the rows under it (a feed's ordered index reads
-    /// them with their keys to merge partitions, see [`crate::feed`]).
+    /// them with their keys to merge partitions, see [`crate::feed`]). A
+    /// feed's fanned-out rows keep no keys: read through [`ViewRows::feed`].
     pub fn entries_prefixed<'a>(&'a self, prefix: &[u8]) -> impl Iterator<Item = (&'a [u8], &'a [(Row, Diff)])> + 'a {
         Merge::new(&self.runs, prefix).map(|e| (e.key.as_bytes(), e.slot.as_slice()))
     }
@@ -337,8 +363,11 @@ impl ViewRows {
     }
 
     /// Every row with its multiplicity (in key order).
-    pub fn iter(&self) -> impl Iterator<Item = (&Row, Diff)> {
-        Merge::new(&self.runs, &[]).flat_map(|e| e.slot.as_slice().iter().map(|(r, d)| (r, *d)))
+    pub fn iter(&self) -> Box<dyn Iterator<Item = (&Row, Diff)> + '_> {
+        if let Some(feed) = &self.feed {
+            return Box::new(feed.partitions().flat_map(|(_, rows)| feed_rows::counted(rows.iter())));
+        }
+        Box::new(Merge::new(&self.runs, &[]).flat_map(|e| e.slot.as_slice().iter().map(|(r, d)| (r, *d))))
     }
 
     /// Applies changes: each row's net diff over `changes` (changes that
@@ -386,28 +415,15 @@ impl ViewRows {
         let _ = self.apply_changes(changes, false, None);
     }
 
-    /// [`ViewRows::apply_keyed`] storing each row as `strip` makes it, one
-    /// buffer per distinct stripped row through `shared` (a feed's rows
-    /// with the partition column set aside: a post fanned out to a thousand
-    /// readers is stored once, see [`crate::feed`]).
-    pub(crate) fn apply_shared(
-        &mut self,
-        changes: &[(Row, Diff)],
-        mut key: impl FnMut(&Row, &mut Vec<u8>, &mut RowPacker),
-        mut strip: impl FnMut(&Row, &mut RowPacker) -> Row,
-        shared: &mut SharedRows,
-    ) {
-        // Scratch for each row's key and stripped form: no allocation per
-        // row (an inline key and a short stripped row live in their handles).
-        let (mut bytes, mut packer) = (Vec::new(), RowPacker::new());
-        let changes = changes
-            .iter()
-            .map(|(row, diff)| {
-                key(row, &mut bytes, &mut packer);
-                (Key::new(&bytes), strip(row, &mut packer), *diff)
-            })
-            .collect();
-        let _ = self.apply_changes(changes, false, Some(shared));
+    /// Applies a batch of a feed's fanned-out rows (whole rows, as the
+    /// dataflow emits them) to its per-partition layout ([`FeedRows`]):
+    /// stored with the partition column set aside, one buffer per distinct
+    /// stored row through `shared` (a post fanned out to a thousand readers
+    /// is stored once, see [`crate::feed`]). The rows must hold no runs
+    /// (a feed's part 0 is only ever applied here).
+    pub(crate) fn apply_feed(&mut self, feed: &crate::feed::FeedInfo, changes: &[(Row, Diff)], shared: &mut SharedRows) {
+        debug_assert!(self.runs.is_empty(), "a feed's rows hold no runs");
+        self.feed.get_or_insert_with(FeedRows::default).apply(feed, changes, shared);
     }
 
     /// Applies `changes` as one new run (then merges runs): each touched

@@ -486,12 +486,7 @@ impl Publisher {
             }
             (Some(feed), 0) => {
                 let shared = &mut self.feed_rows[view];
-                v.rows.apply_shared(
-                    changes,
-                    |row, key, packer| feed.row_key_into(row, key, packer),
-                    |row, packer| feed.strip(row, packer),
-                    shared,
-                );
+                v.rows.apply_feed(feed, changes, shared);
                 self.shared.metrics.fanout_rows_written(&v.info.name, written);
             }
             (Some(feed), feed::CELEBRITY_CONTENT) => v.parts[0].apply_keyed(changes, |row| feed.row_key(row)),

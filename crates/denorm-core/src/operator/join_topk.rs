@@ -28,9 +28,10 @@
 //!
 //! The order is the `order` terms (NULLs placed as each says, values by
 //! `Datum::total_cmp`), then the rows' bytes: a total order. Rows are
-//! compared by reading their order columns, so the state is one
-//! `(Row, Diff)` per held row (a `Row` clone shares its buffer with the row
-//! emitted downstream), plus one key and two counters per partition.
+//! compared by reading their order columns, so the state is one `Row`
+//! handle per held copy (24 bytes: a feed's reference lives in it; a longer
+//! row shares its buffer with the row emitted downstream; a row held n
+//! times is n adjacent copies), plus one key and a counter per partition.
 //!
 //! Cost: an insertion or deletion O(log k) comparisons plus a move of the
 //! partition's held rows (at most k handles); a refill O(n log n) for the
@@ -54,13 +55,18 @@ use crate::{memory, Hasher};
 
 #[derive(Debug, Default)]
 struct Part {
-    /// A prefix of the partition's rows in order, with multiplicities; at
-    /// most `limit` copies in all.
-    top: VecDeque<(Row, Diff)>,
-    /// Copies in `top`.
-    held: Diff,
+    /// A prefix of the partition's rows in order, a row held n times as n
+    /// adjacent copies; at most `limit` copies in all.
+    top: VecDeque<Row>,
     /// Copies in the partition.
     total: Diff,
+}
+
+impl Part {
+    /// Copies in `top`.
+    fn held(&self) -> Diff {
+        self.top.len() as Diff
+    }
 }
 
 /// See the module documentation.
@@ -104,8 +110,8 @@ impl JoinTopK {
         let mut state =
             TopKState { partitions: self.partitions.len(), distinct: self.content.rows.len(), ..TopKState::default() };
         for p in self.partitions.values() {
-            state.rows += p.held as usize;
-            state.largest = state.largest.max(p.held as usize);
+            state.rows += p.top.len();
+            state.largest = state.largest.max(p.top.len());
         }
         state
     }
@@ -122,7 +128,7 @@ impl JoinTopK {
         let partitions: usize = self
             .partitions
             .iter()
-            .map(|(key, part)| memory::row(key) + part.top.capacity() * std::mem::size_of::<(Row, Diff)>())
+            .map(|(key, part)| memory::row(key) + part.top.capacity() * std::mem::size_of::<Row>())
             .sum();
         let content = self.content.rows.allocation_size()
             + memory::vec(&self.content.spans)
@@ -179,50 +185,46 @@ impl JoinTopK {
             }
             for (row, diff) in changes.drain(..).filter(|_| !bulk) {
                 let stripped = self.content.strip(row, &self.partition, &mut packer);
-                let at = locate(&part.top, &self.order, &stripped);
+                // The copies of the row held, or where it would go.
+                let (start, end) = match locate(&part.top, &self.order, &stripped) {
+                    Ok(i) => copies(&part.top, i),
+                    Err(i) => (i, i),
+                };
                 // Before this change, is every row of the partition held?
-                let whole = part.held == part.total;
+                let whole = part.held() == part.total;
                 part.total += diff;
                 if diff > 0 {
                     // Every copy of a held row before the last one is held;
                     // the last may be held partially, so more copies of it
                     // (or rows after it) go in only when the partition is
                     // held whole.
-                    let inside = match at {
-                        Ok(i) => i + 1 < part.top.len() || whole,
-                        Err(i) => i < part.top.len() || whole,
-                    };
-                    if !inside {
+                    if end == part.top.len() && !whole {
                         continue;
                     }
-                    match at {
-                        Ok(i) => part.top[i].1 += diff,
-                        Err(i) => {
-                            if part.top.len() == part.top.capacity() {
-                                // Grow by a quarter, never past k + 1: held
-                                // rows are most of this operator's memory.
-                                let room =
-                                    (part.top.len() / 4 + 1).min(self.limit + 1 - part.top.len().min(self.limit));
-                                part.top.reserve_exact(room.max(1));
-                            }
-                            part.top.insert(i, (self.content.intern(stripped), diff));
-                        }
+                    // More than k copies would be trimmed to k at most.
+                    let n = diff.min(limit);
+                    if part.top.len() + n as usize > part.top.capacity() {
+                        // Grow by a quarter, never past k + 1: held rows
+                        // are most of this operator's memory.
+                        let room = (part.top.len() / 4 + 1).min(self.limit + 1 - part.top.len().min(self.limit));
+                        part.top.reserve_exact(room.max(n as usize));
                     }
-                    part.held += diff;
-                    out.push((row.clone(), diff));
+                    let held = self.content.intern(stripped);
+                    for _ in 1..n {
+                        part.top.insert(start, self.content.intern(held.clone()));
+                    }
+                    part.top.insert(start, held);
+                    out.push((row.clone(), n));
                     self.trim(&mut part, &key, &mut out);
-                } else if let Ok(i) = at {
-                    let removed = part.top[i].1.min(-diff);
-                    part.top[i].1 -= removed;
-                    part.held -= removed;
-                    out.push((row.clone(), -removed));
-                    if part.top[i].1 == 0 {
-                        let (held, _) = part.top.remove(i).expect("a held row");
+                } else if end > start {
+                    let removed = (end - start).min(usize::try_from(-diff).unwrap_or(usize::MAX));
+                    out.push((row.clone(), -(removed as Diff)));
+                    for held in part.top.drain(start..start + removed) {
                         self.content.release(&held);
                     }
                 }
             }
-            if part.held < part.total.min(limit) {
+            if part.held() < part.total.min(limit) {
                 let rows = self.enumerate(&key, join, by_partition, other)?;
                 self.refill(&mut part, &key, rows, &mut out);
             }
@@ -236,17 +238,10 @@ impl JoinTopK {
 
     /// Drops copies from the end of `top` until it holds at most `limit`.
     fn trim(&mut self, part: &mut Part, key: &Row, out: &mut Vec<(Row, Diff)>) {
-        let limit = self.limit as Diff;
-        while part.held > limit {
-            let last = part.top.back_mut().expect("held copies are in top");
-            let take = last.1.min(part.held - limit);
-            last.1 -= take;
-            part.held -= take;
-            out.push((self.content.unstrip(&last.0, &self.partition, key), -take));
-            if last.1 == 0 {
-                let (held, _) = part.top.pop_back().expect("the last row");
-                self.content.release(&held);
-            }
+        while part.top.len() > self.limit {
+            let last = part.top.pop_back().expect("held copies are in top");
+            out.push((self.content.unstrip(&last, &self.partition, key), -1));
+            self.content.release(&last);
         }
     }
 
@@ -269,19 +264,22 @@ impl JoinTopK {
             keep += 1;
         }
         rows.truncate(keep);
-        for (row, d) in part.top.drain(..) {
-            out.push((self.content.unstrip(&row, &self.partition, key), -d));
+        for row in std::mem::take(&mut part.top) {
+            out.push((self.content.unstrip(&row, &self.partition, key), -1));
             self.content.release(&row);
         }
         let mut packer = RowPacker::new();
-        let mut top = Vec::with_capacity(rows.len());
+        let mut top = VecDeque::with_capacity(held as usize);
         for (row, d) in rows {
             let stripped = self.content.strip(&row, &self.partition, &mut packer);
-            top.push((self.content.intern(stripped), d));
+            let stripped = self.content.intern(stripped);
+            for _ in 1..d {
+                top.push_back(self.content.intern(stripped.clone()));
+            }
+            top.push_back(stripped);
             out.push((row, d));
         }
-        part.top = VecDeque::from(top);
-        part.held = held;
+        part.top = top;
     }
 
     /// Every row of one partition: the partition side's rows under `key`,
@@ -389,22 +387,32 @@ impl Content {
     }
 }
 
-/// Where `row` is in `top` (`Ok`) or would go (`Err`): the ends first (a
-/// feed's new post goes first, an old one past the end), then a binary
-/// search. `top` is a ring buffer, so a row placed first moves nothing.
-fn locate(top: &VecDeque<(Row, Diff)>, order: &[SortKey], row: &Row) -> Result<usize, usize> {
-    let Some((first, _)) = top.front() else { return Err(0) };
+/// Where `row` is in `top` (`Ok`: one of its copies) or would go
+/// (`Err`): the ends first (a feed's new post goes first, an old one past
+/// the end), then a binary search. `top` is a ring buffer, so a row placed
+/// first moves nothing.
+fn locate(top: &VecDeque<Row>, order: &[SortKey], row: &Row) -> Result<usize, usize> {
+    let Some(first) = top.front() else { return Err(0) };
     match compare(order, row, first) {
         Ordering::Less => return Err(0),
         Ordering::Equal => return Ok(0),
         Ordering::Greater => {}
     }
-    let (last, _) = top.back().expect("not empty");
+    let last = top.back().expect("not empty");
     match compare(order, row, last) {
         Ordering::Greater => Err(top.len()),
         Ordering::Equal => Ok(top.len() - 1),
-        Ordering::Less => top.binary_search_by(|(r, _)| compare(order, r, row)),
+        Ordering::Less => top.binary_search_by(|r| compare(order, r, row)),
     }
+}
+
+/// The copies of the row at `at` in `top`: the range `start..end` of the
+/// equal rows around it (usually `at..at + 1`).
+fn copies(top: &VecDeque<Row>, at: usize) -> (usize, usize) {
+    let row = &top[at];
+    let start = at - top.range(..at).rev().take_while(|r| *r == row).count();
+    let end = at + 1 + top.range(at + 1..).take_while(|r| *r == row).count();
+    (start, end)
 }
 
 /// Sorts rows in the operator's order, reading each row's order columns once.
@@ -451,4 +459,36 @@ fn compare(order: &[SortKey], a: &Row, b: &Row) -> Ordering {
         }
     }
     a.cmp(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(v: i64) -> Row {
+        Row::pack([Datum::Int(v)])
+    }
+
+    /// Held copies are adjacent rows: `locate` finds one of a row's copies
+    /// (or where it would go) and `copies` the whole run around it, at the
+    /// ends and inside, with the ring buffer wrapped (rows placed first).
+    #[test]
+    fn copies_are_found_as_one_run() {
+        let order = [SortKey { column: 0, descending: false, nulls_first: false }];
+        let mut top = VecDeque::with_capacity(8);
+        for v in [1, 1, 2, 3, 3, 3, 5] {
+            top.push_back(row(v));
+        }
+        // Wrap the ring: take the first row off and put it back first.
+        let first = top.pop_front().expect("a row");
+        top.push_front(first);
+        let run = |v: i64| locate(&top, &order, &row(v)).map(|at| copies(&top, at));
+        assert_eq!(run(1), Ok((0, 2)));
+        assert_eq!(run(2), Ok((2, 3)));
+        assert_eq!(run(3), Ok((3, 6)));
+        assert_eq!(run(5), Ok((6, 7)));
+        assert_eq!(run(0), Err(0));
+        assert_eq!(run(4), Err(6));
+        assert_eq!(run(9), Err(7));
+    }
 }

@@ -1,6 +1,6 @@
 //! A bounded top-k over a join's checkpoint: per partition its key, held
 //! and total copies, and its held rows in order (as held: partition
-//! columns NULL when shared), with their copies. The rows not held are in
+//! columns NULL when shared), each distinct row once with its copies. The rows not held are in
 //! the join's arrangements, which are saved with their own nodes. A load
 //! checks that each partition is one the operator could have built (held
 //! copies add up, at most k of them and no more than the partition has,
@@ -10,6 +10,8 @@
 use std::cmp::Ordering;
 use std::collections::VecDeque;
 
+use denorm_types::Row;
+
 use super::{compare, JoinTopK, Part};
 use crate::checkpoint::{write_changes, CheckpointError, Reader, Writer};
 
@@ -18,9 +20,10 @@ impl JoinTopK {
         w.count(self.partitions.len());
         for (key, part) in &self.partitions {
             w.row(key);
-            w.i64(part.held);
+            w.i64(part.held());
             w.i64(part.total);
-            write_changes(w, part.top.len(), part.top.iter().map(|(row, d)| (row, *d)));
+            let counted = counted(&part.top);
+            write_changes(w, counted.len(), counted.into_iter());
         }
     }
 
@@ -40,11 +43,26 @@ impl JoinTopK {
             if rows.windows(2).any(|w| compare(&self.order, &w[0].0, &w[1].0) != Ordering::Less) {
                 return Err(corrupt("whose rows are out of order"));
             }
-            let top: VecDeque<_> = rows.into_iter().map(|(row, d)| (self.content.intern(row), d)).collect();
-            if self.partitions.insert(key, Part { top, held, total }).is_some() {
+            let mut top = VecDeque::with_capacity(held as usize);
+            for (row, d) in rows {
+                top.extend((0..d).map(|_| self.content.intern(row.clone())));
+            }
+            if self.partitions.insert(key, Part { top, total }).is_some() {
                 return Err(corrupt("saved twice"));
             }
         }
         Ok(())
     }
+}
+
+/// Held rows with their copies: each run of equal adjacent rows once.
+fn counted(top: &VecDeque<Row>) -> Vec<(&Row, i64)> {
+    let mut out: Vec<(&Row, i64)> = Vec::new();
+    for row in top {
+        match out.last_mut() {
+            Some((last, n)) if *last == row => *n += 1,
+            _ => out.push((row, 1)),
+        }
+    }
+    out
 }
