@@ -69,6 +69,14 @@ const VIEWS: &[(&str, &str)] = &[
         "SELECT category, SUM(price) AS total, MAX(price) AS top, SUM(DISTINCT price) AS distinct_total, \
          AVG(DISTINCT price) AS distinct_mean FROM products GROUP BY category",
     ),
+    // FULL JOIN … USING / NATURAL FULL JOIN: the merged column is
+    // COALESCE(left.c, right.c) (integer and bigint merge as bigint).
+    ("users_full_posts", "SELECT id, u.name, p.title FROM users u FULL JOIN posts p USING (id)"),
+    ("users_natural_full_products", "SELECT id, name, karma, category FROM users NATURAL FULL JOIN products"),
+    (
+        "full_using_groups",
+        "SELECT id, COUNT(*) AS n, MAX(r.rating) AS best FROM products p FULL OUTER JOIN reviews r USING (id) GROUP BY id",
+    ),
     // Whole queries: top-N (OFFSET), the ALL set operations SQLite lacks,
     // PostgreSQL's INTERSECT-first precedence, a CTE read twice, a constant row.
     ("top_scores", "SELECT id, title, score FROM posts ORDER BY score DESC NULLS LAST, id LIMIT 4"),
