@@ -848,3 +848,7 @@ FROM products p FULL OUTER JOIN reviews r USING (id) WHERE id < 8 GROUP BY id;
 CREATE MATERIALIZED VIEW full_using_then_join AS
 SELECT id, f.follower_id, u.name, p.title
 FROM users u FULL JOIN follows f USING (id) JOIN (SELECT author_id, title FROM posts) p ON p.author_id = id;
+
+CREATE MATERIALIZED VIEW full_using_exists AS
+SELECT id, u.karma, f.followee_id FROM users u FULL JOIN follows f USING (id)
+WHERE EXISTS (SELECT 1 FROM reviews r WHERE r.user_id = id);
