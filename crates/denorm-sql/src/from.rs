@@ -638,7 +638,8 @@ impl<'x, 'q, 'c> Planner<'x, 'q, 'c> {
         if lc.ty == rc.ty && lc.ty != ScalarType::Null && collations {
             return Ok(());
         }
-        Err(PlanError::new(format!("FULL JOIN … USING ({name}) over columns of different types or collations is not supported"), at)
+        let what = format!("FULL JOIN … USING ({name}) over columns of different types or collations is not supported");
+        Err(PlanError::new(what, at)
             .detail(format!("left: {}, right: {}", lc.ty, rc.ty))
             .hint("write FULL JOIN … ON a.c = b.c and select COALESCE(a.c, b.c)"))
     }
