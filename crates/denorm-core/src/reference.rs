@@ -170,7 +170,18 @@ fn aggregate(agg: &Aggregate, rows: &[(Row, Diff)], dialect: Dialect) -> Result<
             values.extend(std::iter::repeat_n(v, usize::try_from(*diff).unwrap_or(0)));
         }
     }
-    Ok(match agg.func {
+    // A value spelled apart counts once, as its least spelling (as the
+    // operator's `distinct.rs`); PostgreSQL then sums the distinct values
+    // as its plain SUM/AVG does.
+    let mut func = agg.func;
+    if matches!(func, AggregateFunc::SumDistinct | AggregateFunc::AvgDistinct) {
+        values.sort_by(|a, b| a.total_cmp(b).then_with(|| spelling(a, b)));
+        values.dedup_by(|later, first| later.total_cmp(first) == Ordering::Equal);
+        if dialect == Dialect::Postgres {
+            func = if func == AggregateFunc::AvgDistinct { AggregateFunc::Avg } else { AggregateFunc::Sum };
+        }
+    }
+    Ok(match func {
         AggregateFunc::Count => Datum::Int(values.len() as i64),
         AggregateFunc::CountDistinct => {
             let mut packed: Vec<Row> = values
@@ -187,11 +198,17 @@ fn aggregate(agg: &Aggregate, rows: &[(Row, Diff)], dialect: Dialect) -> Result<
         }
         _ if values.is_empty() => Datum::Null,
         AggregateFunc::SumDistinct | AggregateFunc::AvgDistinct => {
-            values.sort_by(|a, b| a.total_cmp(b));
-            values.dedup_by(|a, b| a.total_cmp(b) == Ordering::Equal);
             let mut sum = denorm_expr::SqliteSum::default();
-            values.iter().for_each(|v| sum.add(v));
-            if agg.func == AggregateFunc::AvgDistinct {
+            for v in &values {
+                match v {
+                    Datum::Text(t) => sum.add(&denorm_types::affinity::summand(t)),
+                    Datum::Blob(b) => {
+                        sum.add(&Datum::Float(denorm_types::affinity::real(&String::from_utf8_lossy(b))));
+                    }
+                    v => sum.add(v),
+                }
+            }
+            if func == AggregateFunc::AvgDistinct {
                 sum.avg()
             } else {
                 sum.sum()?
@@ -205,7 +222,7 @@ fn aggregate(agg: &Aggregate, rows: &[(Row, Diff)], dialect: Dialect) -> Result<
                     sum = denorm_types::numeric::add(sum, *n, false)?;
                 }
             }
-            if agg.func == AggregateFunc::Avg {
+            if func == AggregateFunc::Avg {
                 let count = denorm_types::numeric::from_i64(values.len() as i64);
                 Datum::Numeric(denorm_types::numeric::div(sum, count)?)
             } else {
@@ -220,7 +237,7 @@ fn aggregate(agg: &Aggregate, rows: &[(Row, Diff)], dialect: Dialect) -> Result<
                     sum = denorm_expr::interval::plus(sum, *i)?;
                 }
             }
-            if agg.func == AggregateFunc::Avg {
+            if func == AggregateFunc::Avg {
                 sum = denorm_expr::interval::mul(sum, values.len() as f64, true)?;
             }
             Datum::Interval(sum)
@@ -235,7 +252,7 @@ fn aggregate(agg: &Aggregate, rows: &[(Row, Diff)], dialect: Dialect) -> Result<
                 }
             }
             let ints: i128 = values.iter().map(|v| if let Datum::Int(i) = v { i128::from(*i) } else { 0 }).sum();
-            if agg.func == AggregateFunc::Sum && values.iter().all(|v| matches!(v, Datum::Int(_))) {
+            if func == AggregateFunc::Sum && values.iter().all(|v| matches!(v, Datum::Int(_))) {
                 let overflow = match dialect {
                     Dialect::Sqlite => EvalError::SumOverflow,
                     Dialect::Postgres => EvalError::IntegerOverflow,
@@ -252,7 +269,7 @@ fn aggregate(agg: &Aggregate, rows: &[(Row, Diff)], dialect: Dialect) -> Result<
             let total = fsum(&floats);
             if total.is_nan() && dialect == Dialect::Sqlite {
                 Datum::Null
-            } else if agg.func == AggregateFunc::Avg {
+            } else if func == AggregateFunc::Avg {
                 Datum::Float(total / values.len() as f64)
             } else {
                 Datum::Float(total)

@@ -257,11 +257,15 @@ impl<'a, 'c> Lowerer<'a, 'c> {
         Typed::new(Expr::Column(column), t.ty, t.nullable).collated(t.collation, false)
     }
 
-    /// A column of the joined row (wildcard expansion) in the current mode.
-    pub fn lower_position(&self, relation: usize, column: usize) -> Lowered {
+    /// A column of the joined row (wildcard expansion) in the current mode;
+    /// with `merged` (`*`), a FULL JOIN … USING pair's `COALESCE`.
+    pub fn lower_position(&self, relation: usize, column: usize, merged: bool) -> Lowered {
         self.scope.check_supported(relation, column, self.fallback)?;
-        let c = self.scope.column(relation, column);
-        let t = Typed::new(Expr::Column(c.position), c.ty, c.nullable);
+        let mut c = self.scope.column(relation, column);
+        if merged {
+            c.coalesce = self.scope.full_partner(relation, column);
+        }
+        let t = column_value(&c);
         let Some(grouping) = self.grouping else { return Ok(t) };
         let g = grouping.borrow();
         match g.position(&t.expr) {
@@ -344,7 +348,7 @@ impl<'a, 'c> Lowerer<'a, 'c> {
 
     fn column(&self, idents: &[ast::Ident]) -> Lowered {
         let c = self.scope.resolve(idents)?;
-        let t = Typed::new(Expr::Column(c.position), c.ty, c.nullable);
+        let t = column_value(&c);
         // PostgreSQL text has no collation but "C": RTRIM marks character(n)
         // (see `Typed::bpchar`), a source column's or a subquery's.
         if self.dialect == Dialect::Postgres && c.collation == Some(denorm_types::Collation::Rtrim) {
@@ -831,4 +835,14 @@ fn has_interval(l: &ast::Expr, r: &ast::Expr) -> bool {
         matches!(e, ast::Expr::Interval(_) | ast::Expr::Cast { data_type: ast::DataType::Interval { .. }, .. })
     };
     interval(l) || interval(r)
+}
+
+/// A resolved column's value: the column, or a FULL JOIN … USING pair's
+/// `COALESCE(left, right)`.
+fn column_value(c: &crate::scope::ColumnRef) -> Typed {
+    let expr = match c.coalesce {
+        Some(right) => Expr::Coalesce(vec![Expr::Column(c.position), Expr::Column(right)]),
+        None => Expr::Column(c.position),
+    };
+    Typed::new(expr, c.ty, c.nullable)
 }

@@ -31,7 +31,8 @@
 //! are planned as groups of their own, and WHERE conditions never move into
 //! its ON. RIGHT JOIN is a LEFT JOIN with its operands swapped; FULL JOIN is
 //! [`JoinKind::Full`]. USING and NATURAL joins equate the named columns and
-//! merge each pair into one (see [`crate::scope::Merged`]).
+//! merge each pair into one (see [`crate::scope::Merged`]); a FULL JOIN's
+//! pair reads as `COALESCE(left, right)`.
 //!
 //! Relations keep their FROM-order positions in the [`Scope`]; the join tree
 //! lays columns out in join order, and a column projection on top restores
@@ -529,7 +530,7 @@ impl<'x, 'q, 'c> Planner<'x, 'q, 'c> {
                     };
                     columns.push((ident.value.clone(), at));
                 }
-                self.using(&columns, left, right, kind, join_at)
+                self.using(&columns, left, right, kind)
             }
             JoinConstraint::Natural => {
                 let right_names: Vec<String> = self.visible(right).into_iter().map(|(_, _, n)| n).collect();
@@ -541,7 +542,7 @@ impl<'x, 'q, 'c> Planner<'x, 'q, 'c> {
                         common.push((n, join_at));
                     }
                 }
-                self.using(&common, left, right, kind, join_at)
+                self.using(&common, left, right, kind)
             }
             JoinConstraint::None => Ok(Vec::new()),
         }
@@ -567,13 +568,8 @@ impl<'x, 'q, 'c> Planner<'x, 'q, 'c> {
         left: &Range<usize>,
         right: &Range<usize>,
         kind: Option<OuterKind>,
-        join_at: Option<Location>,
     ) -> Result<Vec<Pred>, PlanError> {
-        if kind == Some(OuterKind::Full) && !names.is_empty() {
-            return Err(PlanError::new("FULL JOIN with USING or NATURAL is not supported", join_at)
-                .detail("the merged column would be COALESCE(left.c, right.c), which is not a column of either table")
-                .hint("write FULL JOIN … ON a.c = b.c and select COALESCE(a.c, b.c)"));
-        }
+        let full = kind == Some(OuterKind::Full);
         let mut preds = Vec::new();
         for (name, at) in names {
             let find = |rels: &Range<usize>, side: &str| {
@@ -595,7 +591,18 @@ impl<'x, 'q, 'c> Planner<'x, 'q, 'c> {
             let (l, r) = (find(left, "left")?, find(right, "right")?);
             self.scope.check_supported(l.0, l.1, *at)?;
             self.scope.check_supported(r.0, r.1, *at)?;
+            if self.scope.full_merged(l.0, l.1) || self.scope.full_merged(r.0, r.1) {
+                return Err(PlanError::new(
+                    format!("USING ({name}) over a column merged by a FULL JOIN … USING is not supported"),
+                    *at,
+                )
+                .detail("the merged column is COALESCE of two columns, not a column of one table")
+                .hint("write JOIN … ON with COALESCE(a.c, b.c) = t.c"));
+            }
             let (lc, rc) = (self.scope.column(l.0, l.1), self.scope.column(r.0, r.1));
+            if full {
+                self.full_using_supported(name, &lc, &rc, *at)?;
+            }
             let typed = |c: &crate::scope::ColumnRef| {
                 Typed::new(Expr::Column(c.position), c.ty, c.nullable).collated(c.collation, false)
             };
@@ -608,9 +615,33 @@ impl<'x, 'q, 'c> Planner<'x, 'q, 'c> {
                 columns: vec![lc.position, rc.position],
                 eq,
             });
-            self.scope.merged.push(Merged { left: l, right: r, value_right: kind == Some(OuterKind::Right) });
+            self.scope.merged.push(Merged { left: l, right: r, value_right: kind == Some(OuterKind::Right), full });
         }
         Ok(preds)
+    }
+
+    /// A FULL JOIN … USING pair shows `COALESCE(left, right)`: denorm
+    /// computes it over two columns of one type and, in SQLite, without a
+    /// collation (SQLite's COALESCE does not carry one).
+    fn full_using_supported(
+        &self,
+        name: &str,
+        lc: &crate::scope::ColumnRef,
+        rc: &crate::scope::ColumnRef,
+        at: Option<Location>,
+    ) -> Result<(), PlanError> {
+        let binary = |c: &crate::scope::ColumnRef| c.collation.unwrap_or_default() == denorm_types::Collation::Binary;
+        let collations = match self.cx.dialect {
+            Dialect::Sqlite => binary(lc) && binary(rc),
+            Dialect::Postgres => lc.collation.unwrap_or_default() == rc.collation.unwrap_or_default(),
+        };
+        if lc.ty == rc.ty && lc.ty != ScalarType::Null && collations {
+            return Ok(());
+        }
+        let what = format!("FULL JOIN … USING ({name}) over columns of different types or collations is not supported");
+        Err(PlanError::new(what, at)
+            .detail(format!("left: {}, right: {}", lc.ty, rc.ty))
+            .hint("write FULL JOIN … ON a.c = b.c and select COALESCE(a.c, b.c)"))
     }
 
     /// The sides of `a = b` when both read columns and have one type (a
@@ -1456,6 +1487,10 @@ fn equi_pair(e: &ast::Expr, scope: &Scope<'_>) -> Result<Option<(usize, usize)>,
     let ast::Expr::BinaryOp { left, op: ast::BinaryOperator::Eq, right } = strip(e) else { return Ok(None) };
     let (Some(l), Some(r)) = (column_idents(left), column_idents(right)) else { return Ok(None) };
     let (l, r) = (scope.resolve(l)?, scope.resolve(r)?);
+    // A FULL JOIN … USING column is a COALESCE, not a column.
+    if l.coalesce.is_some() || r.coalesce.is_some() {
+        return Ok(None);
+    }
     if l.ty != r.ty || l.ty == ScalarType::Null || l.position == r.position {
         return Ok(None);
     }

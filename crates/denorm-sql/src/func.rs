@@ -451,12 +451,19 @@ impl Lowerer<'_, '_> {
                 f => f,
             };
         }
-        let pg_distinct_sum = matches!(func, AggregateFunc::SumDistinct | AggregateFunc::AvgDistinct)
-            && self.dialect == Dialect::Postgres
-            && !(func == AggregateFunc::SumDistinct && arg.as_ref().is_some_and(|a| a.ty == ScalarType::Int));
+        // PostgreSQL sums the distinct values as its plain SUM/AVG does
+        // (`denorm-core` `reduce/distinct.rs`); AVG of integers is numeric
+        // there, which the plain AVG computes as a double.
+        let pg_distinct_sum = self.dialect == Dialect::Postgres
+            && match (func, arg.as_ref().map(|a| a.ty)) {
+                (AggregateFunc::SumDistinct, Some(ScalarType::Int | ScalarType::Float | ScalarType::Numeric)) => false,
+                (AggregateFunc::AvgDistinct, Some(ScalarType::Float | ScalarType::Numeric)) => false,
+                (AggregateFunc::SumDistinct | AggregateFunc::AvgDistinct, _) => true,
+                _ => false,
+            };
         if pg_distinct_sum {
             return Err(PlanError::new(format!("{name}(DISTINCT …) of this type is not supported on PostgreSQL"), at)
-                .detail("only SUM(DISTINCT x) of an integer is computed as PostgreSQL computes it")
+                .detail("denorm computes SUM(DISTINCT x) of integers, doubles and numerics, AVG(DISTINCT x) of doubles and numerics")
                 .hint("aggregate a subquery that selects DISTINCT"));
         }
         if matches!(name.as_str(), "bool_and" | "bool_or" | "every") {

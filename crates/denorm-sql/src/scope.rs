@@ -49,6 +49,9 @@ pub(crate) struct ColumnRef {
     /// The column's name as declared in the source schema.
     pub name: String,
     pub collation: Option<Collation>,
+    /// An unqualified name of a FULL JOIN … USING pair: the right column's
+    /// position; the name's value is `COALESCE(left, right)`.
+    pub coalesce: Option<usize>,
 }
 
 /// Two columns merged into one by `JOIN … USING (c)` or `NATURAL JOIN`:
@@ -56,11 +59,15 @@ pub(crate) struct ColumnRef {
 /// and `*` see one column: the left one, or the right one when
 /// `value_right` (a RIGHT JOIN keeps every right row: there the left
 /// column is NULL where the right one is not); qualified names see both.
+/// A FULL JOIN's pair (`full`) is seen as the left column, whose value is
+/// `COALESCE(left, right)` (see [`ColumnRef::coalesce`]), as PostgreSQL and
+/// SQLite define it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Merged {
     pub left: (usize, usize),
     pub right: (usize, usize),
     pub value_right: bool,
+    pub full: bool,
 }
 
 /// The relations visible to an expression and the columns read so far.
@@ -143,7 +150,21 @@ impl<'c> Scope<'c> {
             nullable: schema.nullable || r.outer,
             name: schema.name.clone(),
             collation: r.collations.get(column).copied().flatten(),
+            coalesce: None,
         }
+    }
+
+    /// Whether column `column` of `relation` is the left column of a FULL
+    /// JOIN … USING pair.
+    pub fn full_merged(&self, relation: usize, column: usize) -> bool {
+        self.merged.iter().any(|m| m.full && m.left == (relation, column))
+    }
+
+    /// The right column's position (marked as read) when `(relation,
+    /// column)` is the left column of a FULL JOIN … USING pair.
+    pub fn full_partner(&self, relation: usize, column: usize) -> Option<usize> {
+        let m = self.merged.iter().find(|m| m.full && m.left == (relation, column))?;
+        Some(self.column(m.right.0, m.right.1).position)
     }
 
     /// Resolves `col` or `rel.col`.
@@ -177,7 +198,7 @@ impl<'c> Scope<'c> {
         match matches.as_slice() {
             [(r, c)] => {
                 self.check_supported(*r, *c, at)?;
-                Ok(self.column(*r, *c))
+                Ok(ColumnRef { coalesce: self.full_partner(*r, *c), ..self.column(*r, *c) })
             }
             [] => Err(PlanError::new(format!("column \"{}\" does not exist", column.value), at)),
             _ => {

@@ -647,7 +647,7 @@ fn wildcard(
         relations.iter().flat_map(|&r| all(r)).collect()
     };
     for (r, c, name) in columns {
-        let typed = lw.lower_position(r, c)?;
+        let typed = lw.lower_position(r, c, merge)?;
         items.push(Item { typed, name, at });
     }
     Ok(items)

@@ -16,6 +16,7 @@ const VALID: &[&str] = &[
     "CREATE MATERIALIZED VIEW q AS WITH c (k, n) AS (SELECT author_id, COUNT(*) FROM posts GROUP BY author_id) SELECT k, n FROM c UNION ALL SELECT id, 0 FROM users EXCEPT (SELECT 1, 2 INTERSECT VALUES (1, 2)) ORDER BY n DESC, 1 LIMIT 5 OFFSET 1",
     "CREATE MATERIALIZED VIEW s AS SELECT p.id, (SELECT COUNT(*) FROM reviews r WHERE r.user_id = p.author_id AND r.rating > p.score) AS n, p.author_id NOT IN (SELECT user_id FROM reviews WHERE rating > 3) AS x FROM posts p WHERE EXISTS (SELECT 1 FROM users u WHERE u.id = p.author_id AND u.name <> p.title AND u.id IN (SELECT user_id FROM reviews))",
     "CREATE MATERIALIZED VIEW l AS SELECT u.id, (SELECT p.title FROM posts p WHERE p.author_id = u.id ORDER BY p.score DESC, p.id LIMIT 1) AS best FROM users u GROUP BY u.id HAVING COUNT(*) > (SELECT COUNT(*) FROM follows f WHERE f.followee_id = u.id)",
+    "CREATE MATERIALIZED VIEW fu AS SELECT id, u.name, COUNT(*) AS n, SUM(DISTINCT p.score) AS s FROM users u FULL OUTER JOIN posts p USING (id) FULL JOIN follows f ON f.follower_id = id WHERE id > 1 AND EXISTS (SELECT 1 FROM reviews r WHERE r.user_id = id) GROUP BY id, u.name ORDER BY id LIMIT 3",
     "CREATE MATERIALIZED VIEW w AS SELECT id, score - LAG(score, 2, 0) OVER (PARTITION BY author_id ORDER BY score DESC NULLS LAST, id) AS step, LEAD(title, 1) OVER (ORDER BY id) AS t FROM posts WHERE LENGTH(title) > 1 ORDER BY id LIMIT 9",
 ];
 

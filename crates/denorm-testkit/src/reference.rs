@@ -100,6 +100,14 @@ pub const REFERENCE_SQL: &[(&str, &str)] = &[
                 COUNT(*) AS n
          FROM spelled g GROUP BY g.r * g.s",
     ),
+    (
+        "spelled_sums",
+        "SELECT s, SUM(v) AS sd, AVG(v) AS ad, total(v) AS td
+         FROM (SELECT DISTINCT g.s,
+                      (SELECT y.x FROM spelled y WHERE y.x = g.x AND y.s = g.s ORDER BY typeof(y.x) = 'real' LIMIT 1) AS v
+               FROM spelled g)
+         GROUP BY s",
+    ),
 ];
 
 /// Views whose reference query computes the value denorm's documented rule
@@ -112,6 +120,7 @@ pub const BY_RULE: &[&str] = &[
     "spelled_distinct",
     "spelled_products",
     "spelled_expressions",
+    "spelled_sums",
     "union_cities",
     "city_except_visits",
 ];

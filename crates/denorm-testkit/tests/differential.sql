@@ -831,3 +831,24 @@ WHERE f.followee_id = u.id AND p.author_id = f.followee_id AND u.karma > 3 AND p
 -- between them follows, but only the two keys apply it.
 CREATE MATERIALIZED VIEW self_reviews AS
 SELECT r.id, u.name FROM users u, reviews r WHERE r.product_id = u.id AND r.user_id = u.id AND u.karma > 1;
+
+-- FULL [OUTER] JOIN … USING and NATURAL FULL JOIN: the merged column is
+-- COALESCE(left.c, right.c) (SQLite 3.39+, as PostgreSQL), also through
+-- `*`, WHERE, GROUP BY and a later join's ON.
+CREATE MATERIALIZED VIEW users_full_posts AS
+SELECT id, u.name, p.title, u.id AS uid, p.id AS pid FROM users u FULL JOIN posts p USING (id);
+
+CREATE MATERIALIZED VIEW users_natural_full_products AS
+SELECT * FROM users NATURAL FULL JOIN products;
+
+CREATE MATERIALIZED VIEW full_using_groups AS
+SELECT id, COUNT(*) AS n, MAX(r.rating) AS best, SUM(p.price) AS price
+FROM products p FULL OUTER JOIN reviews r USING (id) WHERE id < 8 GROUP BY id;
+
+CREATE MATERIALIZED VIEW full_using_then_join AS
+SELECT id, f.follower_id, u.name, p.title
+FROM users u FULL JOIN follows f USING (id) JOIN (SELECT author_id, title FROM posts) p ON p.author_id = id;
+
+CREATE MATERIALIZED VIEW full_using_exists AS
+SELECT id, u.karma, f.followee_id FROM users u FULL JOIN follows f USING (id)
+WHERE EXISTS (SELECT 1 FROM reviews r WHERE r.user_id = id);

@@ -15,3 +15,9 @@ SELECT r * s AS p, COUNT(*) AS n FROM spelled GROUP BY r * s;
 
 CREATE MATERIALIZED VIEW spelled_expressions AS
 SELECT typeof(x) AS t, abs(x) AS a, COUNT(*) AS n FROM spelled GROUP BY x;
+
+-- SUM/AVG/total(DISTINCT x): a value spelled apart counts once, as its least
+-- spelling (so SUM of 1 and 1.0 is the integer 1); the text '1' is another
+-- value, added as the number it reads as.
+CREATE MATERIALIZED VIEW spelled_sums AS
+SELECT s, SUM(DISTINCT x) AS sd, AVG(DISTINCT x) AS ad, total(DISTINCT x) AS td FROM spelled GROUP BY s;

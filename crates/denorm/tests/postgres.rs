@@ -63,7 +63,20 @@ const VIEWS: &[(&str, &str)] = &[
         "SELECT followee_id, COUNT(DISTINCT follower_id) AS followers, COUNT(*) AS edges FROM follows GROUP BY followee_id",
     ),
     ("active_products", "SELECT id, name, price, active FROM products WHERE active AND price > 1.0"),
-    ("category_totals", "SELECT category, SUM(price) AS total, MAX(price) AS top FROM products GROUP BY category"),
+    // SUM/AVG(DISTINCT) of a double: each value once, summed as SUM is.
+    (
+        "category_totals",
+        "SELECT category, SUM(price) AS total, MAX(price) AS top, SUM(DISTINCT price) AS distinct_total, \
+         AVG(DISTINCT price) AS distinct_mean FROM products GROUP BY category",
+    ),
+    // FULL JOIN … USING / NATURAL FULL JOIN: the merged column is
+    // COALESCE(left.c, right.c) (integer and bigint merge as bigint).
+    ("users_full_posts", "SELECT id, u.name, p.title FROM users u FULL JOIN posts p USING (id)"),
+    ("users_natural_full_products", "SELECT id, name, karma, category FROM users NATURAL FULL JOIN products"),
+    (
+        "full_using_groups",
+        "SELECT id, COUNT(*) AS n, MAX(r.rating) AS best FROM products p FULL OUTER JOIN reviews r USING (id) GROUP BY id",
+    ),
     // Whole queries: top-N (OFFSET), the ALL set operations SQLite lacks,
     // PostgreSQL's INTERSECT-first precedence, a CTE read twice, a constant row.
     ("top_scores", "SELECT id, title, score FROM posts ORDER BY score DESC NULLS LAST, id LIMIT 4"),

@@ -37,7 +37,8 @@ const VIEWS: &[(&str, &str)] = &[
     (
         "daily",
         "SELECT placed_on, COUNT(*) AS n, SUM(amount) AS total, AVG(amount) AS mean, MIN(amount) AS low, \
-         MAX(amount) AS high, MIN(created_at) AS first_at, MAX(paid_at) AS last_paid FROM orders GROUP BY placed_on",
+         MAX(amount) AS high, MIN(created_at) AS first_at, MAX(paid_at) AS last_paid, \
+         SUM(DISTINCT amount) AS distinct_total, AVG(DISTINCT amount) AS distinct_mean FROM orders GROUP BY placed_on",
     ),
     (
         "by_account",

@@ -410,7 +410,7 @@ impl Accumulator {
             Accumulator::Numeric(sum) => sum.value(func)?,
             Accumulator::Interval(sum) => sum.value(func)?,
             Accumulator::Extreme(values) if matches!(func, AggregateFunc::SumDistinct | AggregateFunc::AvgDistinct) => {
-                distinct::value(func, values.keys().map(|o| &o.0))?
+                distinct::value(func, values.keys().map(|o| &o.0), dialect)?
             }
             Accumulator::Extreme(values) => {
                 let v = if func == AggregateFunc::Min { values.keys().next() } else { values.keys().next_back() };
