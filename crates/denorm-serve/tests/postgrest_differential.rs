@@ -278,7 +278,7 @@ fn check(rows: &[Source], seed: u64) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    // PROPTEST_CASES cases (default 256), each 25 queries over its rows.
+    // DENORM_PROPTEST_CASES cases (default 256), each 25 queries over its rows.
     #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]

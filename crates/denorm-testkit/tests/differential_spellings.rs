@@ -39,7 +39,7 @@ fn tables() -> Vec<TableSpec> {
 }
 
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256)
+    std::env::var("DENORM_PROPTEST_CASES").ok().and_then(|c| c.parse::<u32>().ok()).map_or(256, |c| (c / 8).max(50))
 }
 
 proptest! {

@@ -5,8 +5,8 @@
 //! every view must equal SQLite's own answer to the view's SELECT, and carry
 //! the column names SQLite gives.
 //!
-//! Cases: `PROPTEST_CASES` (default 2000; `scripts/test` passes
-//! `DENORM_PROPTEST_CASES` through as `PROPTEST_CASES`).
+//! Cases: `DENORM_PROPTEST_CASES` (default 2000; `scripts/test` passes
+//! `DENORM_PROPTEST_CASES` through as `DENORM_PROPTEST_CASES`).
 
 use denorm_testkit::{Differential, Op, TableSpec};
 use denorm_types::{Datum, Value};
@@ -129,7 +129,7 @@ fn note() -> BoxedStrategy<Value> {
 
 
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(2000)
+    std::env::var("DENORM_PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(2000)
 }
 
 proptest! {

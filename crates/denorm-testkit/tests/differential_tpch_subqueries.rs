@@ -7,7 +7,7 @@
 //! columns are nullable, so NULL correlation values and NULL `IN` operands
 //! occur.
 //!
-//! Cases: `PROPTEST_CASES` (default 300).
+//! Cases: a quarter of `DENORM_PROPTEST_CASES` (500 in CI; default 300).
 
 use denorm_testkit::{Differential, Op, TableSpec};
 use denorm_types::{Datum, Value};
@@ -147,7 +147,7 @@ fn tables() -> Vec<TableSpec> {
 
 
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(300)
+    std::env::var("DENORM_PROPTEST_CASES").ok().and_then(|c| c.parse::<u32>().ok()).map_or(300, |c| (c / 4).max(50))
 }
 
 proptest! {

@@ -623,7 +623,7 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(
-            std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256)
+            std::env::var("DENORM_PROPTEST_CASES").ok().and_then(|c| c.parse::<u32>().ok()).map_or(256, |c| (c / 8).max(50))
         ))]
 
         /// Random batches of outer rows (ties, NULLs, 1 beside 1.0, -0.0)

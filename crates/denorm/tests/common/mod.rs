@@ -494,9 +494,9 @@ impl Drop for Background {
     }
 }
 
-/// How many random source transactions a test runs: `PROPTEST_CASES`
+/// How many random source transactions a test runs: `DENORM_PROPTEST_CASES`
 /// (default 100; the suite sets it) kept within `20..=max`, so a binary
 /// driving real servers stays within the suite's budget.
 pub fn transactions(max: usize) -> usize {
-    std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(100).clamp(20, max)
+    std::env::var("DENORM_PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(100).clamp(20, max)
 }
