@@ -452,18 +452,17 @@ impl Lowerer<'_, '_> {
             };
         }
         // PostgreSQL sums the distinct values as its plain SUM/AVG does
-        // (`denorm-core` `reduce/distinct.rs`); AVG of integers is numeric
-        // there, which the plain AVG computes as a double.
+        // (`denorm-core` `reduce/distinct.rs`).
         let pg_distinct_sum = self.dialect == Dialect::Postgres
             && match (func, arg.as_ref().map(|a| a.ty)) {
                 (AggregateFunc::SumDistinct, Some(ScalarType::Int | ScalarType::Float | ScalarType::Numeric)) => false,
-                (AggregateFunc::AvgDistinct, Some(ScalarType::Float | ScalarType::Numeric)) => false,
+                (AggregateFunc::AvgDistinct, Some(ScalarType::Int | ScalarType::Float | ScalarType::Numeric)) => false,
                 (AggregateFunc::SumDistinct | AggregateFunc::AvgDistinct, _) => true,
                 _ => false,
             };
         if pg_distinct_sum {
             return Err(PlanError::new(format!("{name}(DISTINCT …) of this type is not supported on PostgreSQL"), at)
-                .detail("denorm computes SUM(DISTINCT x) of integers, doubles and numerics, AVG(DISTINCT x) of doubles and numerics")
+                .detail("denorm computes SUM(DISTINCT x) and AVG(DISTINCT x) of integers, doubles and numerics")
                 .hint("aggregate a subquery that selects DISTINCT"));
         }
         if matches!(name.as_str(), "bool_and" | "bool_or" | "every") {
@@ -523,6 +522,12 @@ impl Lowerer<'_, '_> {
             return Ok((Some(arg.expr), ScalarType::Int, false));
         }
         let arg = bool_as_int(arg, self.dialect);
+        // PostgreSQL's AVG of integers is numeric: the integer sum over the
+        // count at numeric's division scale, which is exactly AVG of the same
+        // values as numerics (`1, 2` → 1.5000000000000000).
+        if self.dialect == Dialect::Postgres && func == AggregateFunc::Avg && arg.ty == ScalarType::Int {
+            return Ok((Some(Expr::Cast { expr: Box::new(arg.expr), to: ScalarType::Numeric }), ScalarType::Numeric, true));
+        }
         let ty = match (func, arg.ty) {
             (AggregateFunc::Avg, ScalarType::Numeric) => ScalarType::Numeric,
             (AggregateFunc::Avg, t) if t.is_numeric() || t == ScalarType::Any => ScalarType::Float,
