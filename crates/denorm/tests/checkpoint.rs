@@ -10,7 +10,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::{committed_position, view_differs_from_select, Background, Denorm, Project, SplitMix};
@@ -59,13 +58,17 @@ fn assert_views_equal_sqlite(denorm: &Denorm, db: &Connection) {
     }
 }
 
-/// SIGTERM, then the stderr lines until the process exited.
-fn stop(denorm: Denorm) -> String {
-    let status = Command::new("kill").arg("-TERM").arg(denorm.child.id().to_string()).status().unwrap();
-    assert!(status.success());
-    let (code, log) = denorm.exit();
-    assert_eq!(code, Some(0), "{log}");
-    log
+/// A concurrent writer for 300 ms (a transaction every 2 ms or so).
+fn write_for_a_while(project: &Project, seed: u64) {
+    let conn = project.connect();
+    let mut rng = SplitMix(seed);
+    let writer = Background::spawn(move || {
+        transaction(&conn, &mut rng);
+        std::thread::sleep(Duration::from_millis(2));
+        true
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    writer.finish();
 }
 
 /// Starts and checks how the views were loaded: from the checkpoint, or
@@ -93,20 +96,12 @@ fn a_graceful_restart_loads_the_checkpoint_and_follows_exactly() {
     denorm.wait_for_log("snapshot written to the state directory");
     assert_views_equal_sqlite(&denorm, &db);
     for round in 0..4u64 {
-        let log = stop(denorm);
+        let log = denorm.stop_cleanly();
         assert!(log.contains(WRITTEN), "{log}");
         transactions(&db, 10 + round, 5);
         denorm = start(&project, true);
         assert_views_equal_sqlite(&denorm, &db);
-        let conn = project.connect();
-        let mut rng = SplitMix(20 + round);
-        let writer = Background::spawn(move || {
-            transaction(&conn, &mut rng);
-            std::thread::sleep(Duration::from_millis(2));
-            true
-        });
-        std::thread::sleep(Duration::from_millis(300));
-        writer.finish();
+        write_for_a_while(&project, 20 + round);
         assert_views_equal_sqlite(&denorm, &db);
     }
 }
@@ -122,7 +117,7 @@ fn a_kill_after_writes_loads_the_checkpoint_and_the_changes_since() {
     let db = project.connect();
     transactions(&db, 2, 40);
     let denorm = Denorm::start(&project.config);
-    stop(denorm);
+    denorm.stop_cleanly();
     let denorm = start(&project, true);
     transactions(&db, 3, 10);
     assert_views_equal_sqlite(&denorm, &db);
@@ -133,7 +128,7 @@ fn a_kill_after_writes_loads_the_checkpoint_and_the_changes_since() {
     let line = denorm.wait_for_log(FROM_CHECKPOINT);
     assert!(!line.contains("logged_changes=0"), "{line}");
     assert_views_equal_sqlite(&denorm, &db);
-    stop(denorm);
+    denorm.stop_cleanly();
     set_interval(&project, "off");
     let denorm = start(&project, true);
     transactions(&db, 4, 10);
@@ -144,7 +139,7 @@ fn a_kill_after_writes_loads_the_checkpoint_and_the_changes_since() {
     let line = denorm.wait_for_log(NOT_USED);
     assert!(line.contains("the change log does not hold every change"), "{line}");
     assert_views_equal_sqlite(&denorm, &db);
-    stop(denorm);
+    denorm.stop_cleanly();
     let denorm = start(&project, true);
     assert_views_equal_sqlite(&denorm, &db);
 }
@@ -218,7 +213,7 @@ fn torn_or_garbled_checkpoints_fall_back_to_the_input_rows() {
     let db = project.connect();
     transactions(&db, 4, 40);
     let denorm = Denorm::start(&project.config);
-    stop(denorm);
+    denorm.stop_cleanly();
     let state = project.dir.path().join("denorm.state");
     let checkpoint = state.join("checkpoint.bin");
     let good = std::fs::read(&checkpoint).unwrap();
@@ -227,7 +222,7 @@ fn torn_or_garbled_checkpoints_fall_back_to_the_input_rows() {
     std::fs::write(state.join("checkpoint.tmp"), &good[..good.len() / 2]).unwrap();
     let denorm = start(&project, true);
     assert_views_equal_sqlite(&denorm, &db);
-    stop(denorm);
+    denorm.stop_cleanly();
     for corruption in ["truncate", "flip", "empty"] {
         let mut bytes = std::fs::read(&checkpoint).unwrap();
         match corruption {
@@ -244,7 +239,7 @@ fn torn_or_garbled_checkpoints_fall_back_to_the_input_rows() {
         let line = denorm.wait_for_log(NOT_USED);
         assert!(line.contains("corrupt"), "{corruption}: {line}");
         assert_views_equal_sqlite(&denorm, &db);
-        stop(denorm);
+        denorm.stop_cleanly();
     }
 }
 
@@ -278,7 +273,7 @@ fn a_views_change_rebuilds_only_the_changed_views() {
     let project = Project::new(SCHEMA, &old_views);
     let db = project.connect();
     transactions(&db, 6, 40);
-    stop(Denorm::start(&project.config));
+    Denorm::start(&project.config).stop_cleanly();
     let denorm = start(&project, true);
     transactions(&db, 8, 10);
     assert_views_equal_sqlite(&denorm, &db);
@@ -303,22 +298,14 @@ fn a_views_change_rebuilds_only_the_changed_views() {
         }
     };
     changed_equal(&denorm);
-    let conn = project.connect();
-    let mut rng = SplitMix(41);
-    let writer = Background::spawn(move || {
-        transaction(&conn, &mut rng);
-        std::thread::sleep(Duration::from_millis(2));
-        true
-    });
-    std::thread::sleep(Duration::from_millis(300));
-    writer.finish();
+    write_for_a_while(&project, 41);
     changed_equal(&denorm);
-    stop(denorm);
+    denorm.stop_cleanly();
     let mut denorm = start(&project, true);
     let line = denorm.wait_for_log(FROM_CHECKPOINT);
     assert!(line.contains("rebuilt_views= "), "{line}");
     changed_equal(&denorm);
-    stop(denorm);
+    denorm.stop_cleanly();
 
     // A format-2 checkpoint of other views: logged, replayed.
     let checkpoint = project.dir.path().join("denorm.state").join("checkpoint.bin");

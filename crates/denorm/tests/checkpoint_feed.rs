@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::{committed_position, Denorm, Project, SplitMix};
@@ -109,14 +108,6 @@ fn assert_equal_sqlite(denorm: &Denorm, db: &Connection) {
     assert_eq!(common::view_differs_from_select(denorm, db, "posts_per_author", select), None);
 }
 
-fn stop(denorm: Denorm) -> String {
-    let status = Command::new("kill").arg("-TERM").arg(denorm.child.id().to_string()).status().unwrap();
-    assert!(status.success());
-    let (code, log) = denorm.exit();
-    assert_eq!(code, Some(0), "{log}");
-    log
-}
-
 /// Starts and checks that the views came from the checkpoint.
 fn start_from_checkpoint(project: &Project) -> (Denorm, String) {
     let mut denorm = Denorm::start(&project.config);
@@ -144,7 +135,7 @@ fn a_feed_restarts_from_its_checkpoint() {
     let (_, feed) = denorm.get("/views");
     let home = feed.as_array().unwrap().iter().find(|v| v["name"] == "home_feed").unwrap().clone();
     assert!(home["feed"]["celebrity_content_rows"].as_u64().unwrap() > 0, "no celebrity: {home}");
-    let log = stop(denorm);
+    let log = denorm.stop_cleanly();
     assert!(log.contains(WRITTEN), "{log}");
     transactions(&db, &mut rng, 10);
     let (denorm, _) = start_from_checkpoint(&project);
@@ -160,5 +151,5 @@ fn a_feed_restarts_from_its_checkpoint() {
     assert_equal_sqlite(&denorm, &db);
     transactions(&db, &mut rng, 10);
     assert_equal_sqlite(&denorm, &db);
-    stop(denorm);
+    denorm.stop_cleanly();
 }

@@ -192,6 +192,15 @@ impl Denorm {
         }
     }
 
+    /// SIGTERM; the process must exit cleanly (code 0). Its stderr lines
+    /// until it exited.
+    pub fn stop_cleanly(self) -> String {
+        signal(&self.child, "TERM");
+        let (code, log) = self.exit();
+        assert_eq!(code, Some(0), "{log}");
+        log
+    }
+
     /// kill -9.
     pub fn kill(mut self) {
         self.child.kill().unwrap();
