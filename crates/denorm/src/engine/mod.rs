@@ -334,6 +334,7 @@ impl Engine {
         let catalog = denorm_source::read_catalog(&self.source.capture())?;
         self.heal.begin_session();
         let mut planned = self.plan(&catalog);
+        self.describe_replanned(&planned);
         self.heal.planned(&planned, &catalog);
         let spec = capture_spec(&planned, &catalog);
         let mut capture = denorm_source::open(&self.source.capture(), &catalog, &spec)?;
@@ -626,6 +627,36 @@ impl Engine {
             planned.push(def);
         }
         planned
+    }
+
+    /// After a re-plan (a source schema change), a view whose description
+    /// changed — its columns' names or types (`SELECT *` over a renamed
+    /// column), its key, its tables — is served with the new one: the
+    /// publisher restarts that view (empty, `Starting`, until this session
+    /// publishes it); every other view is kept as it is.
+    fn describe_replanned(&mut self, planned: &[Option<ViewDef>]) {
+        let published = self.publisher.published();
+        if published.views.len() != planned.len() {
+            return;
+        }
+        let (mut infos, mut kept, mut changed) = (Vec::new(), Vec::new(), false);
+        for (slot, (view, def)) in published.views.iter().zip(planned).enumerate() {
+            match def.as_ref().map(crate::run::serving_info) {
+                Some(info) if info != *view.info => {
+                    info!(view = %info.name, "the view's columns changed with the source schema; serving the new ones");
+                    changed = true;
+                    infos.push(info);
+                    kept.push(None);
+                }
+                _ => {
+                    infos.push((*view.info).clone());
+                    kept.push(Some(slot));
+                }
+            }
+        }
+        if changed {
+            self.publisher.reconfigure(infos, &kept);
+        }
     }
 
     /// Brings the views to their first state: from the state directory
