@@ -93,6 +93,17 @@ fn print_state(dataflow: &Dataflow, file_mb: f64, dataflow_live_mb: f64) {
     for (view, bytes) in per_view {
         println!("    {view:<5} {:>9.1} MB", mb(bytes));
     }
+    let mut by_kind: Vec<(&str, usize)> = Vec::new();
+    for (_, label, bytes) in &state {
+        let kind = label.split_whitespace().find(|w| w.starts_with(char::is_uppercase)).unwrap_or(label);
+        match by_kind.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, b)) => *b += bytes,
+            None => by_kind.push((kind, *bytes)),
+        }
+    }
+    by_kind.sort_by_key(|&(_, bytes)| std::cmp::Reverse(bytes));
+    let kinds: Vec<String> = by_kind.iter().map(|(k, b)| format!("{k} {:.1} MB", mb(*b))).collect();
+    println!("  by kind: {}", kinds.join(", "));
     let mut nodes: Vec<&(String, String, usize)> = state.iter().collect();
     nodes.sort_by_key(|(_, _, bytes)| std::cmp::Reverse(*bytes));
     println!("  largest nodes:");
