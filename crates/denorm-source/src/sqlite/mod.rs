@@ -115,6 +115,20 @@ fn build_database(path: &Path, sql: &str) -> Result<(), rusqlite::Error> {
 /// (`_denorm_%`), views, virtual tables and their shadow tables (none of them
 /// can carry the triggers change capture needs).
 pub fn read_catalog(conn: &Connection) -> Result<Catalog, SourceError> {
+    // One read transaction (a savepoint: it nests in a caller's): every
+    // statement below sees one schema, so a table another connection drops
+    // or renames meanwhile (an application's DDL, a sink swapping in a
+    // rebuilt table) is wholly there or wholly gone, never listed and then
+    // missing. Nothing is written: releasing commits nothing.
+    conn.execute_batch("SAVEPOINT denorm_read_catalog").map_err(introspect("opening a read transaction"))?;
+    let read = read_catalog_in_transaction(conn);
+    let released = conn.execute_batch("RELEASE denorm_read_catalog");
+    let catalog = read?;
+    released.map_err(introspect("ending the read transaction"))?;
+    Ok(catalog)
+}
+
+fn read_catalog_in_transaction(conn: &Connection) -> Result<Catalog, SourceError> {
     let mut catalog = Catalog::new();
     for (name, without_rowid) in user_tables(conn)? {
         let mut table = read_table(conn, &name, without_rowid)?;
