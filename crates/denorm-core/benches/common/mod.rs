@@ -2,6 +2,9 @@
 
 use denorm_types::{ColumnSchema, ScalarType, TableSchema};
 
+#[allow(dead_code)] // not every bench runs the maintenance workloads
+pub mod workloads;
+
 /// `n` scaled by `DENORM_BENCH_SCALE` (default 1.0), at least 1.
 pub fn scale(n: usize) -> usize {
     let s: f64 = std::env::var("DENORM_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
