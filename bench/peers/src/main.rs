@@ -84,16 +84,20 @@ fn dd_aggregates(w: &Arc<Aggregates>, keep_rows: bool) -> Seconds {
             }
             input.advance_to(round as u64 + 1);
             input.flush();
-            if let Some(mut trace) = trace.clone() {
-                // Readers only ever need the current state: let the trace compact.
-                use differential_dataflow::trace::TraceReader;
-                trace.set_logical_compaction(timely::progress::frontier::AntichainRef::new(&[round as u64 + 1]));
-                trace.set_physical_compaction(timely::progress::frontier::AntichainRef::new(&[round as u64 + 1]));
-            }
+            compact(&trace, round as u64 + 1);
             worker.step_while(|| probe.less_than(input.time()));
         }
         clock.elapsed()
     })
+}
+
+/// Readers of a kept view only ever need its current state: let the trace
+/// compact up to `time`.
+fn compact<Tr: differential_dataflow::trace::TraceReader<Time = u64> + Clone>(trace: &Option<Tr>, time: u64) {
+    if let Some(mut trace) = trace.clone() {
+        trace.set_logical_compaction(timely::progress::frontier::AntichainRef::new(&[time]));
+        trace.set_physical_compaction(timely::progress::frontier::AntichainRef::new(&[time]));
+    }
 }
 
 /// Workload (b) as typed tuples for differential-dataflow.
@@ -131,9 +135,13 @@ fn typed_field_copy(w: &FieldCopy) -> TypedFieldCopy {
 }
 
 /// (load seconds, renames seconds, view changes emitted by the renames).
-fn denorm_field_copy(w: &FieldCopy) -> (Seconds, Seconds, usize) {
+fn denorm_field_copy(w: &FieldCopy, keep_rows: bool) -> (Seconds, Seconds, usize) {
     let mut dataflow = Dataflow::new(catalog(), Dialect::Sqlite);
-    dataflow.add_view("post_cards", &w.plan, vec![0], false).unwrap();
+    if keep_rows {
+        dataflow.add_view("post_cards", &w.plan, vec![0], false).unwrap();
+    } else {
+        dataflow.add_view_emitting("post_cards", &w.plan).unwrap();
+    }
     let clock = Clock::start();
     dataflow.apply(&w.snapshot);
     let load = clock.elapsed();
@@ -146,19 +154,25 @@ fn denorm_field_copy(w: &FieldCopy) -> (Seconds, Seconds, usize) {
 }
 
 /// (load seconds, renames seconds, updates the join emitted unconsolidated).
-fn dd_field_copy(t: &Arc<TypedFieldCopy>) -> (Seconds, Seconds, usize) {
+fn dd_field_copy(t: &Arc<TypedFieldCopy>, keep_rows: bool) -> (Seconds, Seconds, usize) {
     let t = t.clone();
     timely::execute_directly(move |worker| {
         let emitted = Rc::new(Cell::new(0usize));
         let counter = emitted.clone();
-        let (mut users, mut posts, probe) = worker.dataflow::<u64, _, _>(|scope| {
+        let (mut users, mut posts, probe, trace) = worker.dataflow::<u64, _, _>(|scope| {
             let (users_in, users) = scope.new_collection::<(i64, String), isize>();
             let (posts_in, posts) = scope.new_collection::<(i64, (i64, String)), isize>();
-            let (probe, _) = posts
-                .join_map(users, |_author, (id, title), name| (*id, title.clone(), name.clone()))
-                .inspect_batch(move |_, updates| counter.set(counter.get() + updates.len()))
-                .probe();
-            (users_in, posts_in, probe)
+            let cards = posts
+                .join_map(users, |_author, (id, title), name| (*id, (title.clone(), name.clone())))
+                .inspect_batch(move |_, updates| counter.set(counter.get() + updates.len()));
+            if keep_rows {
+                let arranged = cards.arrange_by_key();
+                let (probe, _) = arranged.clone().as_collection(|k, v| (*k, v.clone())).probe();
+                (users_in, posts_in, probe, Some(arranged.trace))
+            } else {
+                let (probe, _) = cards.probe();
+                (users_in, posts_in, probe, None)
+            }
         });
         let clock = Clock::start();
         for (id, name) in &t.users {
@@ -183,6 +197,7 @@ fn dd_field_copy(t: &Arc<TypedFieldCopy>) -> (Seconds, Seconds, usize) {
             posts.advance_to(round as u64 + 2);
             users.flush();
             posts.flush();
+            compact(&trace, round as u64 + 2);
             worker.step_while(|| probe.less_than(users.time()));
         }
         (load, clock.elapsed(), emitted.get())
@@ -218,30 +233,46 @@ fn compare_field_copy() {
         "(b) field-copy join: {} posts × {} users loaded, then {} renames in batches of {}",
         w.posts, w.users, w.renames, w.batch_size
     );
-    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-    for _ in 0..2 {
-        ours.push(denorm_field_copy(&w));
-        theirs.push(dd_field_copy(&t));
-    }
-    let best = |runs: &[(Seconds, Seconds, usize)], pick: fn(&(Seconds, Seconds, usize)) -> Seconds| {
-        runs.iter().map(pick).min_by(|a, b| cpu_or_wall(*a).total_cmp(&cpu_or_wall(*b))).unwrap()
-    };
-    let view_changes = ours[0].2;
     let loaded = (w.posts + w.users) as usize;
-    let (ol, tl) = (best(&ours, |r| r.0), best(&theirs, |r| r.0));
-    let (or, tr) = (best(&ours, |r| r.1), best(&theirs, |r| r.1));
-    println!("  initial load ({loaded} source rows):");
-    println!("    denorm                 {}", rate(loaded, ol));
-    println!("    differential-dataflow  {}", rate(loaded, tl));
-    println!("    denorm ÷ dd            {:.2}×", cpu_or_wall(tl) / cpu_or_wall(ol));
-    println!("  renames ({view_changes} view changes; dd emitted {} updates unconsolidated):", theirs[0].2);
-    println!("    denorm                 {}", rate(view_changes, or));
-    println!("    differential-dataflow  {}", rate(view_changes, tr));
-    println!("    denorm ÷ dd            {:.2}×", cpu_or_wall(tr) / cpu_or_wall(or));
+    let engines = std::env::var("DENORM_BENCH_ENGINES").unwrap_or_default();
+    for keep in [false, true] {
+        let label = if keep { "view kept for readers" } else { "changes emitted" };
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for _ in 0..2 {
+            if engines != "dd" {
+                ours.push(denorm_field_copy(&w, keep));
+            }
+            if engines != "denorm" {
+                theirs.push(dd_field_copy(&t, keep));
+            }
+        }
+        let best = |runs: &[(Seconds, Seconds, usize)], pick: fn(&(Seconds, Seconds, usize)) -> Seconds| {
+            runs.iter().map(pick).min_by(|a, b| cpu_or_wall(*a).total_cmp(&cpu_or_wall(*b)))
+        };
+        let view_changes = ours.first().or(theirs.first()).map_or(0, |r| r.2);
+        println!("  {label}:");
+        for (phase, n, pick) in [
+            ("initial load, source rows", loaded, (|r: &(Seconds, Seconds, usize)| r.0) as fn(&_) -> Seconds),
+            ("renames, view changes", view_changes, |r| r.1),
+        ] {
+            let (o, t) = (best(&ours, pick), best(&theirs, pick));
+            println!("    {phase} ({n}):");
+            if let Some(o) = o {
+                println!("      denorm                 {}", rate(n, o));
+            }
+            if let Some(t) = t {
+                println!("      differential-dataflow  {}", rate(n, t));
+            }
+            if let (Some(o), Some(t)) = (o, t) {
+                println!("      denorm ÷ dd            {:.2}×", cpu_or_wall(t) / cpu_or_wall(o));
+            }
+        }
+    }
 }
 
 fn main() {
-    // DENORM_BENCH_ONLY=a or =b runs one of the two.
+    // DENORM_BENCH_ONLY=a or =b runs one of the two; DENORM_BENCH_ENGINES=denorm
+    // or =dd runs one engine of (b) (e.g. under a profiler).
     let only = std::env::var("DENORM_BENCH_ONLY").unwrap_or_default();
     if only.is_empty() || only == "a" {
         compare_aggregates();
