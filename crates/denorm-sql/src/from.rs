@@ -1307,6 +1307,7 @@ fn push<'c>(
             }
             scope.push_derived(name, d.schema, d.reads, outer);
             scope.set_collations(d.collations);
+            scope.set_narrow(d.narrow);
             d.plan
         }
     }

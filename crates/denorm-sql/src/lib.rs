@@ -354,6 +354,10 @@ pub struct OutputColumn {
     /// holds the collation key or, in a view's own output, the least of the
     /// group's values (see ARCHITECTURE.md, "Collations").
     pub collation: Option<denorm_types::Collation>,
+    /// PostgreSQL: the column is a `smallint`/`integer` rather than a
+    /// `bigint` (denorm holds all three as [`ScalarType::Int`]); a query
+    /// over the view as a subquery sums it as `bigint`, not `numeric`.
+    pub narrow: bool,
 }
 
 /// `WITH (on_stale = …)`: what a read gets while the view is beyond its

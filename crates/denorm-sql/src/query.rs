@@ -690,7 +690,12 @@ fn unify_columns(
         }
         // SQLite: a compound's column takes the leftmost operand's collation.
         let collation = l.collation.or(r.collation);
-        columns.push(OutputColumn { name: l.name.clone(), ty, nullable: l.nullable || r.nullable, collation });
+        // PostgreSQL: integer meets bigint as bigint (a NULL column takes
+        // the other side's type).
+        let narrow_side = |c: &OutputColumn| c.narrow || c.ty == ScalarType::Null;
+        let narrow = ty == ScalarType::Int && narrow_side(l) && narrow_side(r);
+        let nullable = l.nullable || r.nullable;
+        columns.push(OutputColumn { name: l.name.clone(), ty, nullable, collation, narrow });
     }
     Ok((columns, casts))
 }

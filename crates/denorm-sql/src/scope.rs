@@ -38,6 +38,9 @@ pub(crate) struct Relation<'c> {
     /// Each column's collation (SQLite: the declared one of a source
     /// column, the output collation of a derived table's column).
     pub collations: Vec<Option<Collation>>,
+    /// Which columns are PostgreSQL `smallint`/`integer` (see
+    /// [`crate::types::Typed::narrow`]).
+    pub narrow: Vec<bool>,
 }
 
 /// A column resolved to its position in the joined row.
@@ -52,6 +55,8 @@ pub(crate) struct ColumnRef {
     /// An unqualified name of a FULL JOIN … USING pair: the right column's
     /// position; the name's value is `COALESCE(left, right)`.
     pub coalesce: Option<usize>,
+    /// A PostgreSQL `smallint`/`integer` (see [`crate::types::Typed::narrow`]).
+    pub narrow: bool,
 }
 
 /// Two columns merged into one by `JOIN … USING (c)` or `NATURAL JOIN`:
@@ -120,7 +125,11 @@ impl<'c> Scope<'c> {
             }
             _ => vec![None; table.columns.len()],
         };
-        self.relations.push(Relation { name, table, derived, offset, outer, collations });
+        let narrow = match (&derived, self.catalog) {
+            (None, Some(catalog)) => table.columns.iter().map(|c| catalog.narrow_int(&table.name, &c.name)).collect(),
+            _ => vec![false; table.columns.len()],
+        };
+        self.relations.push(Relation { name, table, derived, offset, outer, collations, narrow });
     }
 
     /// Sets the collations of the last relation's columns (a derived table's
@@ -129,6 +138,17 @@ impl<'c> Scope<'c> {
         if let Some(r) = self.relations.last_mut() {
             if collations.len() == r.collations.len() {
                 r.collations = collations;
+            }
+        }
+    }
+
+    /// Marks which of the last relation's columns are PostgreSQL
+    /// `smallint`/`integer` (a derived table's outputs, or a copy of another
+    /// scope's relation).
+    pub fn set_narrow(&mut self, narrow: Vec<bool>) {
+        if let Some(r) = self.relations.last_mut() {
+            if narrow.len() == r.narrow.len() {
+                r.narrow = narrow;
             }
         }
     }
@@ -151,6 +171,7 @@ impl<'c> Scope<'c> {
             name: schema.name.clone(),
             collation: r.collations.get(column).copied().flatten(),
             coalesce: None,
+            narrow: r.narrow.get(column).copied().unwrap_or(false),
         }
     }
 

@@ -905,7 +905,8 @@ pub(crate) fn finish(
         final_exprs.push(expr);
         // A character(n) column keeps its mark for an enclosing query.
         let collation = if item.typed.bpchar { Some(denorm_types::Collation::Rtrim) } else { item.typed.collation };
-        columns.push(OutputColumn { name: item.name.clone(), ty, nullable: item.typed.nullable, collation });
+        let narrow = item.typed.narrow && ty == ScalarType::Int;
+        columns.push(OutputColumn { name: item.name.clone(), ty, nullable: item.typed.nullable, collation, narrow });
     }
     // ORDER BY expressions outside the select list ride along after it.
     final_exprs.extend(body.ordering.hidden.iter().map(|i| i.typed.expr.clone()));

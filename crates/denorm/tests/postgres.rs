@@ -69,6 +69,12 @@ const VIEWS: &[(&str, &str)] = &[
         "SELECT category, SUM(price) AS total, MAX(price) AS top, SUM(DISTINCT price) AS distinct_total, \
          AVG(DISTINCT price) AS distinct_mean FROM products GROUP BY category",
     ),
+    // SUM of a bigint is numeric, of an integer bigint (PostgreSQL's types).
+    (
+        "post_id_sums",
+        "SELECT author_id, SUM(id) AS id_sum, SUM(DISTINCT id) AS distinct_ids, SUM(score) AS total, \
+         SUM(id + score) AS mixed FROM posts GROUP BY author_id",
+    ),
     // FULL JOIN … USING / NATURAL FULL JOIN: the merged column is
     // COALESCE(left.c, right.c) (integer and bigint merge as bigint).
     ("users_full_posts", "SELECT id, u.name, p.title FROM users u FULL JOIN posts p USING (id)"),
