@@ -119,7 +119,7 @@ pub(crate) fn bound<'q>(
             ast::Expr::CompoundIdentifier(v) => v.as_slice(),
             _ => return false,
         };
-        scope.resolve(idents).is_ok_and(|c| c.position == position && c.coalesce.is_none())
+        scope.resolve(idents).is_ok_and(|c| c.position == position && c.merged.is_none())
     };
     let mut limit: Option<usize> = None;
     let mut consumed = Vec::new();

@@ -261,10 +261,10 @@ impl<'a, 'c> Lowerer<'a, 'c> {
     /// with `merged` (`*`), a FULL JOIN … USING pair's `COALESCE`.
     pub fn lower_position(&self, relation: usize, column: usize, merged: bool) -> Lowered {
         self.scope.check_supported(relation, column, self.fallback)?;
-        let mut c = self.scope.column(relation, column);
-        if merged {
-            c.coalesce = self.scope.full_partner(relation, column);
-        }
+        let c = match merged {
+            true => self.scope.merged_column(relation, column),
+            false => self.scope.column(relation, column),
+        };
         let t = column_value(&c);
         let Some(grouping) = self.grouping else { return Ok(t) };
         let g = grouping.borrow();
@@ -847,9 +847,8 @@ fn has_interval(l: &ast::Expr, r: &ast::Expr) -> bool {
 /// A resolved column's value: the column, or a FULL JOIN … USING pair's
 /// `COALESCE(left, right)`.
 fn column_value(c: &crate::scope::ColumnRef) -> Typed {
-    let expr = match c.coalesce {
-        Some(right) => Expr::Coalesce(vec![Expr::Column(c.position), Expr::Column(right)]),
-        None => Expr::Column(c.position),
-    };
-    Typed::new(expr, c.ty, c.nullable).narrowed(c.narrow)
+    if let Some(t) = &c.merged {
+        return t.clone();
+    }
+    Typed::new(Expr::Column(c.position), c.ty, c.nullable).narrowed(c.narrow)
 }

@@ -9,8 +9,7 @@
 //! Everything the core cannot maintain exactly is refused here, never at
 //! runtime: window functions (but the top-k form below), subqueries in
 //! expressions that cannot be decorrelated into joins (see `subquery.rs`),
-//! `WITH RECURSIVE`, a USING over a column a FULL JOIN … USING merged,
-//! and anything whose meaning differs between
+//! `WITH RECURSIVE`, and anything whose meaning differs between
 //! SQLite and PostgreSQL in a way a plan cannot pin down.
 //!
 //! # Whole queries

@@ -152,6 +152,14 @@ const CASES: &[(&str, &str)] = &[
            SELECT p.id AS post_id, u.id AS user_id, r.id AS review_id
            FROM posts p RIGHT JOIN users u ON u.id = p.author_id FULL JOIN reviews r ON r.user_id = u.id",
     ),
+    (
+        // A USING over a column a FULL JOIN merged: COALESCE(p.id, u.id) = r.id
+        // (a computed join key), and COALESCE of all three after a second FULL.
+        "using_over_full_merged",
+        "CREATE MATERIALIZED VIEW v AS
+           SELECT id, p.title, u.name, r.rating, f.on FROM posts p FULL JOIN users u USING (id)
+           JOIN reviews r USING (id) FULL JOIN flags f USING (id)",
+    ),
 ];
 
 #[test]

@@ -83,6 +83,18 @@ const VIEWS: &[(&str, &str)] = &[
         "full_using_groups",
         "SELECT id, COUNT(*) AS n, MAX(r.rating) AS best FROM products p FULL OUTER JOIN reviews r USING (id) GROUP BY id",
     ),
+    // A USING over a column a FULL JOIN merged joins on the COALESCE; a
+    // FULL pair of two types merges as their common type (integer and
+    // numeric as numeric, bigint and double precision as double precision).
+    (
+        "full_using_chained",
+        "SELECT id, u.name, p.title, r.rating FROM users u FULL JOIN posts p USING (id) JOIN reviews r USING (id)",
+    ),
+    (
+        "full_using_numeric",
+        "SELECT id, u.name, p.name AS product FROM users u FULL JOIN (SELECT id::numeric AS id, name FROM products) p USING (id)",
+    ),
+    ("full_using_double", "SELECT id, p.title FROM (SELECT price AS id FROM products) pr FULL JOIN posts p USING (id)"),
     // Whole queries: top-N (OFFSET), the ALL set operations SQLite lacks,
     // PostgreSQL's INTERSECT-first precedence, a CTE read twice, a constant row.
     ("top_scores", "SELECT id, title, score FROM posts ORDER BY score DESC NULLS LAST, id LIMIT 4"),
