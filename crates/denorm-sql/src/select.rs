@@ -95,6 +95,12 @@ pub(crate) struct Context<'a, 'c> {
     pub operand: bool,
     /// The query has a LIMIT (its ORDER BY is a top-N, not the read order).
     pub limited: bool,
+    /// A subquery in an expression (IN, EXISTS, scalar) or inside one: its
+    /// rows are compared with the outer query's, so a column grouped or
+    /// deduplicated under a collation holds the key. Any other query (the
+    /// view's own, a subquery in FROM or WITH) shows a row's value there,
+    /// which an enclosing query compares under the column's collation.
+    pub compared: bool,
 }
 
 /// A planned query: what a view or a derived table is made of.
@@ -125,6 +131,7 @@ pub(crate) fn plan_view(
         ctes: &[],
         operand: false,
         limited: false,
+        compared: false,
     };
     if view.feed.is_none() {
         let mut def = view_def(view, plan_query(&view.query, &cx)?);
@@ -304,7 +311,7 @@ pub(crate) fn plan_select_ordered<'q, 'c>(
                 Body { input, items, groups: None, window: Some(window), ordering: Ordering::default(), shown: Vec::new() }
             }
             None if grouped => {
-                let shows_rows = cx.depth == 0 && !cx.operand;
+                let shows_rows = !cx.compared && !cx.operand;
                 let shows = Shows { rows: shows_rows, limited: cx.limited };
                 plan_grouped(&base, select, input, group_exprs, order_by, &namer, shows)?
             }
@@ -714,13 +721,14 @@ fn plan_grouped<'q>(
     Ok(Body { input: plan, items, groups: Some(asts), window: None, ordering, shown })
 }
 
-/// The view's own output shows, for a group of text under a collation
+/// A query's output (the view's own, a subquery's in FROM or WITH) shows, for a group of text under a collation
 /// (SQLite's NOCASE/RTRIM: `GROUP BY city`), the least of its rows' values
 /// bytewise (`MIN(city COLLATE BINARY)`, kept exactly as rows come and go)
 /// instead of the collation key: SQLite shows a row's value (the first in
 /// its scan order), so a group whose rows all spell it alike shows that
-/// spelling in both. A subquery's output keeps the key (an enclosing query
-/// compares it as the key it holds).
+/// spelling in both; an enclosing query compares it under the column's
+/// collation, which it carries. A subquery in an expression keeps the key
+/// (its rows are compared as keys: [`Context::compared`]).
 ///
 /// A column the ORDER BY sorts by shows the representative too: without
 /// LIMIT the read order sorts it under its collation (`denorm-serve`
@@ -860,8 +868,9 @@ pub(crate) fn has_spellings(t: &Typed, dialect: Dialect) -> bool {
     }
 }
 
-/// Whether a grouped SELECT is the view's own output (`rows`: its group
-/// columns show a row's value) and has a LIMIT.
+/// Whether a grouped SELECT's group columns show a row's value (`rows`:
+/// not a subquery in an expression, nor a set operation's operand) and
+/// whether it has a LIMIT.
 #[derive(Debug, Clone, Copy)]
 struct Shows {
     rows: bool,
@@ -981,7 +990,7 @@ pub(crate) fn finish(
     // their collations (`denorm-serve` `collate.rs`).
     // With LIMIT, a shown column sorts by its key, kept in a hidden column.
     let read_order = !cx.limited && body.ordering.hidden.is_empty();
-    let (plan, sort_keys) = match distinct && cx.depth == 0 && !cx.operand {
+    let (plan, sort_keys) = match distinct && !cx.compared && !cx.operand {
         true if body.ordering.order.is_empty() || read_order || cx.limited => {
             let spelled = body.items.iter().map(|i| has_spellings(&i.typed, cx.dialect)).collect();
             let sorted: Vec<usize> = match cx.limited {

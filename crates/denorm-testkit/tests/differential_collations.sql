@@ -217,3 +217,15 @@ CREATE MATERIALIZED VIEW city_group_expressions AS
 SELECT (city || '!') COLLATE NOCASE AS shout, ('<' || code) COLLATE RTRIM AS tagged, city = 'PARIS' AS is_paris,
        COUNT(*) AS n
 FROM cities GROUP BY city, code;
+
+-- Subqueries in FROM and WITH over a collated group column show a row's
+-- value too (`Paris`, not the key `paris`); the enclosing query compares it
+-- under the column's collation (its WHERE, its joins, its own GROUP BY).
+CREATE MATERIALIZED VIEW city_groups_in_from AS
+SELECT g.city, g.n, g.city = 'PARIS' AS is_paris FROM (SELECT city, COUNT(*) AS n FROM cities GROUP BY city) AS g;
+
+CREATE MATERIALIZED VIEW distinct_cities_in_with AS
+WITH d AS (SELECT DISTINCT city FROM cities) SELECT city, (city || '?') COLLATE NOCASE AS asked FROM d;
+
+CREATE MATERIALIZED VIEW city_group_joins AS
+SELECT v.id, g.city, g.n FROM visits v JOIN (SELECT city, COUNT(*) AS n FROM cities GROUP BY city) AS g ON g.city = v.city;
