@@ -289,6 +289,9 @@ fn postgres_sum_of_integers_is_typed_by_width() {
         ("SUM(r)", "(SELECT rating AS r FROM reviews UNION ALL SELECT 1) AS d", Int),
         ("SUM(r)", "(SELECT rating AS r FROM reviews UNION ALL SELECT id FROM reviews) AS d", Numeric),
         ("SUM(r)", "(SELECT (SELECT MAX(rating) FROM reviews) AS r FROM users) AS d", Int),
+        ("SUM(r)", "(SELECT LAG(rating) OVER (ORDER BY id) AS r FROM reviews) AS d", Int),
+        ("SUM(r)", "(SELECT LAG(rating, 1, 5000000000) OVER (ORDER BY id) AS r FROM reviews) AS d", Numeric),
+        ("SUM(r)", "(SELECT LAG(id) OVER (ORDER BY id) AS r FROM reviews) AS d", Numeric),
         ("SUM(r)", "(SELECT (SELECT MAX(r.rating) FROM reviews r WHERE r.user_id = u.id) AS r FROM users u) AS d", Int),
     ];
     for (select, from, want) in cases {
