@@ -36,9 +36,12 @@
 //! operand (left first), else the left operand's column, else the right's.
 //! Under NOCASE or RTRIM the planner compares, groups, deduplicates and
 //! sorts the collation key (`Func::CollationKey`), so a column that groups
-//! or deduplicates under a collation holds the key (`paris` for `Paris`),
-//! except in the view's own output, where an unordered one shows the least
-//! of its group's values bytewise (`Paris` for a group of `Paris` rows).
+//! or deduplicates under a collation holds the key (`paris` for `Paris`)
+//! where it is compared (a subquery in an expression); in the rows a query
+//! shows (the view's own, a subquery's in FROM or WITH) it, and expressions
+//! over it, show the least of its group's values bytewise (`Paris` for a
+//! group of `Paris` rows), which an enclosing query compares under the
+//! collation the column carries.
 //! MIN/MAX under a collation return a row's value, the least bytewise of
 //! those tied with the extreme (`Func::ExtremeKey`); UNION/EXCEPT/INTERSECT
 //! compare collated columns by key and show the least value of each key
