@@ -564,8 +564,19 @@ fn combine(
         let plan = crate::compound_keyed::combine(op, l, r, &keyed, columns.len());
         return Ok(Branch { plan, columns, reads, set: true });
     }
-    // With ALL (UNION ALL; PostgreSQL's EXCEPT/INTERSECT ALL, whose
-    // character(n) columns still compare padded) rows compare as they are.
+    // PostgreSQL's EXCEPT/INTERSECT ALL compare character(n) columns
+    // without trailing blanks too, and show the left operand's padding.
+    let padded = collation_keys(&columns);
+    if all && op != SetOperator::Union && !padded.is_empty() {
+        let keyed: Vec<usize> = padded.iter().map(|(j, _)| *j).collect();
+        let counted = |l: Plan, r: Plan| match op {
+            SetOperator::Except => except(l, r),
+            _ => intersect(l, r),
+        };
+        let plan = crate::compound_keyed::combine_all(l, r, &keyed, columns.len(), counted);
+        return Ok(Branch { plan, columns, reads, set: false });
+    }
+    // With ALL (UNION ALL) rows compare as they are.
     let (left_set, right_set) = (left.set, right.set);
     let (plan, set) = match (op, all) {
         (SetOperator::Union, true) => (union_all(l, r), false),
