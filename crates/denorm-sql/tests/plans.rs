@@ -279,6 +279,7 @@ fn postgres_sum_of_integers_is_typed_by_width() {
         ("SUM(length(body))", reviews, Int),
         ("SUM(abs(rating))", reviews, Int),
         ("SUM(1)", reviews, Int),
+        ("SUM(CAST(body AS DATE) - CAST(body AS DATE))", reviews, Int),
         ("AVG(rating)", reviews, Numeric),
         ("AVG(id)", reviews, Numeric),
         ("COUNT(*)", reviews, Int),

@@ -43,7 +43,8 @@ const VIEWS: &[(&str, &str)] = &[
     (
         "by_account",
         "SELECT a.id AS account_id, a.name, a.opened, COUNT(o.id) AS orders, SUM(o.amount * o.qty) AS value, \
-         SUM(o.qty) AS items, SUM(o.qty::bigint) AS wide_items, AVG(o.qty::numeric) AS mean_qty, AVG(o.qty) AS int_mean_qty, \
+         SUM(o.qty) AS items, SUM(o.qty::bigint) AS wide_items, SUM(o.placed_on - a.opened) AS days, \
+         AVG(o.qty::numeric) AS mean_qty, AVG(o.qty) AS int_mean_qty, \
          AVG(DISTINCT o.qty) AS distinct_mean_qty, MIN(o.paid_at) AS first_paid \
          FROM accounts a LEFT JOIN orders o ON o.account_id = a.id GROUP BY a.id, a.name, a.opened",
     ),
