@@ -1,4 +1,5 @@
-//! UNION, EXCEPT and INTERSECT (without ALL) over columns that compare
+//! UNION, EXCEPT and INTERSECT (without ALL; PostgreSQL's EXCEPT ALL and
+//! INTERSECT ALL over `character(n)`: [`combine_all`]) over columns that compare
 //! under a collation: SQLite's NOCASE/RTRIM text, PostgreSQL's
 //! `character(n)` (equal without trailing blanks, whatever the widths:
 //! `'ab  '::char(4)` is `'ab '::char(3)`). Rows are compared by the
@@ -18,7 +19,7 @@
 //!    → Map [keyed row with the collated columns' MINs in place]
 //! ```
 
-use denorm_expr::{Aggregate, AggregateFunc, BinaryOp, Expr, Func, Plan};
+use denorm_expr::{Aggregate, AggregateFunc, BinaryOp, Expr, Func, JoinKind, Plan, TrimSide};
 use denorm_types::{Collation, Datum};
 use sqlparser::ast::SetOperator;
 
@@ -71,4 +72,62 @@ pub(crate) fn combine(op: SetOperator, left: Plan, right: Plan, keyed: &[(usize,
         })
         .collect();
     Plan::Map { input: Box::new(plan), exprs: shown }
+}
+
+/// PostgreSQL's EXCEPT ALL / INTERSECT ALL over `character(n)` columns
+/// (`keyed`): rows compare without trailing blanks whatever the widths
+/// (`'ab  '::char(4)` is `'ab '::char(3)`), counted as `counted` counts
+/// them (`max(0, l − r)`, `min(l, r)` copies), and show the left operand's
+/// value, as PostgreSQL does: the stripped value padded again to the left
+/// operand's width, the longest of its values (a `character(n)` column
+/// holds each value padded to n).
+///
+/// ```text
+///  counted(Map [stripped row] left, Map [stripped row] right) ─┐
+///  Reduce (no groups) MAX(length(left.c))…  ──────────────────┴ product
+///    → Map [rpad(c, width)… in place]
+/// ```
+pub(crate) fn combine_all(
+    left: Plan,
+    right: Plan,
+    keyed: &[usize],
+    width: usize,
+    counted: impl FnOnce(Plan, Plan) -> Plan,
+) -> Plan {
+    let stripped = |plan: Plan| {
+        let exprs = (0..width)
+            .map(|j| match keyed.contains(&j) {
+                true => Expr::Call {
+                    func: Func::Trim(TrimSide::Trailing),
+                    args: vec![Expr::Column(j), Expr::Literal(Datum::text(" ").into_owned())],
+                },
+                false => Expr::Column(j),
+            })
+            .collect();
+        Plan::Map { input: Box::new(plan), exprs }
+    };
+    let lengths = keyed.iter().map(|&j| Expr::Call { func: Func::Length, args: vec![Expr::Column(j)] }).collect();
+    let widths = Plan::Reduce {
+        input: Box::new(Plan::Map { input: Box::new(left.clone()), exprs: lengths }),
+        group_key: Vec::new(),
+        aggregates: (0..keyed.len())
+            .map(|k| Aggregate { func: AggregateFunc::Max, arg: Some(Expr::Column(k)) })
+            .collect(),
+    };
+    let rows = counted(stripped(left), stripped(right));
+    let joined = Plan::Join {
+        left: Box::new(rows),
+        right: Box::new(widths),
+        kind: JoinKind::Inner,
+        left_key: Vec::new(),
+        right_key: Vec::new(),
+        residual: None,
+    };
+    let shown = (0..width)
+        .map(|j| match keyed.iter().position(|&k| k == j) {
+            Some(k) => Expr::Call { func: Func::Rpad, args: vec![Expr::Column(j), Expr::Column(width + k)] },
+            None => Expr::Column(j),
+        })
+        .collect();
+    Plan::Map { input: Box::new(joined), exprs: shown }
 }

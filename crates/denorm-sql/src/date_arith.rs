@@ -119,7 +119,8 @@ pub(crate) fn arithmetic(
         (BinaryOp::Sub, Date, Int) => call(Func::DatePlusDays, vec![left.expr.clone(), negated(&right.expr)], Date),
         (BinaryOp::Sub, Date, Date) => {
             let expr = Expr::Call { func: Func::DateMinusDate, args: vec![left.expr.clone(), right.expr.clone()] };
-            Some(Ok(Typed::new(expr, Int, nullable)))
+            // PostgreSQL's date - date is an integer (SUM of it a bigint).
+            Some(Ok(Typed::new(expr, Int, nullable).narrowed(true)))
         }
         (BinaryOp::Sub, Timestamp | Date, Timestamp) | (BinaryOp::Sub, Timestamp, Date) | (BinaryOp::Sub, TimestampTz, TimestampTz) => {
             call(Func::TimestampMinus, vec![left.expr.clone(), right.expr.clone()], Interval)

@@ -49,6 +49,8 @@ pub(crate) struct Derived {
     /// Each output column's collation (SQLite keeps a column's collation
     /// through a subquery in FROM).
     pub collations: Vec<Option<denorm_types::Collation>>,
+    /// Which output columns are PostgreSQL `smallint`/`integer`.
+    pub narrow: Vec<bool>,
 }
 
 pub(crate) fn plan_derived(
@@ -74,7 +76,8 @@ pub(crate) fn plan_derived(
         let planned = plan_query(subquery, &inner)?;
         let schema = relation_schema(alias, &planned.columns, &planned.key, cx.dialect);
         let collations = planned.columns.iter().map(|c| c.collation).collect();
-        return Ok(Derived { schema, plan: planned.plan, reads: planned.reads, rank: None, collations });
+        let narrow = planned.columns.iter().map(|c| c.narrow).collect();
+        return Ok(Derived { schema, plan: planned.plan, reads: planned.reads, rank: None, collations, narrow });
     }
     let select = query_select(subquery, &inner)?;
     let (scope, body) = plan_select(select, &inner)?;
@@ -82,7 +85,8 @@ pub(crate) fn plan_derived(
     let finished = finish(body, select, &scope, &inner)?;
     let schema = relation_schema(alias, &finished.columns, &finished.key, cx.dialect);
     let collations = finished.columns.iter().map(|c| c.collation).collect();
-    Ok(Derived { schema, plan: finished.plan, reads: scope.dependencies(cx.catalog), rank, collations })
+    let narrow = finished.columns.iter().map(|c| c.narrow).collect();
+    Ok(Derived { schema, plan: finished.plan, reads: scope.dependencies(cx.catalog), rank, collations, narrow })
 }
 
 /// How the outer query sees a subquery's output: typed columns, keyed by
@@ -115,7 +119,7 @@ pub(crate) fn bound<'q>(
             ast::Expr::CompoundIdentifier(v) => v.as_slice(),
             _ => return false,
         };
-        scope.resolve(idents).is_ok_and(|c| c.position == position && c.coalesce.is_none())
+        scope.resolve(idents).is_ok_and(|c| c.position == position && c.merged.is_none())
     };
     let mut limit: Option<usize> = None;
     let mut consumed = Vec::new();

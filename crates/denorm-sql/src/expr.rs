@@ -115,7 +115,7 @@ impl Grouping {
         let group = &self.groups[i];
         let keyed = self.written.get(i).is_some_and(|w| *w != group.expr);
         let t = Typed::new(Expr::Column(i), group.ty, group.nullable).collated(group.collation, group.explicit);
-        Typed { keyed, bpchar: group.bpchar, ..t }
+        Typed { keyed, bpchar: group.bpchar, narrow: group.narrow, ..t }
     }
 
     /// The group column computing `expr` (as keyed or as written).
@@ -254,17 +254,17 @@ impl<'a, 'c> Lowerer<'a, 'c> {
     /// written.
     fn dependent_value(&self, position: usize, t: Typed, grouping: &RefCell<Grouping>) -> Typed {
         let column = grouping.borrow_mut().register(AggregateFunc::Min, Some(Expr::Column(position)), t.ty, t.nullable);
-        Typed::new(Expr::Column(column), t.ty, t.nullable).collated(t.collation, false)
+        Typed::new(Expr::Column(column), t.ty, t.nullable).collated(t.collation, false).narrowed(t.narrow)
     }
 
     /// A column of the joined row (wildcard expansion) in the current mode;
     /// with `merged` (`*`), a FULL JOIN … USING pair's `COALESCE`.
     pub fn lower_position(&self, relation: usize, column: usize, merged: bool) -> Lowered {
         self.scope.check_supported(relation, column, self.fallback)?;
-        let mut c = self.scope.column(relation, column);
-        if merged {
-            c.coalesce = self.scope.full_partner(relation, column);
-        }
+        let c = match merged {
+            true => self.scope.merged_column(relation, column),
+            false => self.scope.column(relation, column),
+        };
         let t = column_value(&c);
         let Some(grouping) = self.grouping else { return Ok(t) };
         let g = grouping.borrow();
@@ -415,7 +415,7 @@ impl<'a, 'c> Lowerer<'a, 'c> {
                     return Ok(Typed::new(negated, ScalarType::Interval, t.nullable));
                 }
                 let t = self.numeric(t, "-", at)?;
-                Ok(Typed::new(Expr::Negate(Box::new(t.expr)), t.ty, t.nullable))
+                Ok(Typed::new(Expr::Negate(Box::new(t.expr)), t.ty, t.nullable).narrowed(t.narrow))
             }
             UnaryOperator::Plus => self.numeric(self.lower(x, d)?, "+", at),
             UnaryOperator::Not => Ok(not(self.lower_condition(x, "NOT", d)?)),
@@ -556,7 +556,8 @@ impl<'a, 'c> Lowerer<'a, 'c> {
         // SQLite yields NULL for a division by zero (PostgreSQL raises an error).
         let by_zero = self.dialect == Dialect::Sqlite && matches!(op, BinaryOp::Div | BinaryOp::Mod);
         let nullable = left.nullable || right.nullable || by_zero;
-        Ok(Typed::new(Expr::binary(op, left.expr, right.expr), ty, nullable))
+        let narrow = Typed::all_narrow([&left, &right]);
+        Ok(Typed::new(Expr::binary(op, left.expr, right.expr), ty, nullable).narrowed(narrow))
     }
 
     fn in_list(&self, x: &ast::Expr, list: &[ast::Expr], negated: bool, at: Option<Location>, d: usize) -> Lowered {
@@ -668,9 +669,10 @@ impl<'a, 'c> Lowerer<'a, 'c> {
         });
         let (mut results, ty) = types::unify_all(results, "CASE", self.dialect, at)?;
         let nullable = results.iter().any(|r| r.nullable);
+        let narrow = Typed::all_narrow(&results);
         let otherwise = results.pop().map(|r| r.expr).unwrap_or(Expr::Literal(Datum::Null));
         let branches = conditions.into_iter().zip(results.into_iter().map(|r| r.expr)).collect();
-        Ok(Typed::new(Expr::Case { branches, otherwise: Box::new(otherwise) }, ty, nullable))
+        Ok(Typed::new(Expr::Case { branches, otherwise: Box::new(otherwise) }, ty, nullable).narrowed(narrow))
     }
 }
 
@@ -736,7 +738,12 @@ fn number(text: &str, dialect: Dialect, at: Option<Location>) -> Lowered {
         };
     }
     match text.parse::<i64>() {
-        Ok(i) => Ok(Typed::new(Expr::Literal(Datum::Int(i)), ScalarType::Int, false)),
+        Ok(i) => {
+            // PostgreSQL: an integer literal is an `integer` when its digits
+            // fit in 32 bits (`-2147483648` is a minus before a bigint).
+            let narrow = text.trim_start_matches('-').parse::<i32>().is_ok();
+            Ok(Typed::new(Expr::Literal(Datum::Int(i)), ScalarType::Int, false).narrowed(narrow))
+        }
         Err(_) => Err(PlanError::new(format!("integer literal {text} is out of range"), at)
             .hint("integers are 64-bit; write a floating-point literal (with a decimal point) if that is meant")),
     }
@@ -840,9 +847,8 @@ fn has_interval(l: &ast::Expr, r: &ast::Expr) -> bool {
 /// A resolved column's value: the column, or a FULL JOIN … USING pair's
 /// `COALESCE(left, right)`.
 fn column_value(c: &crate::scope::ColumnRef) -> Typed {
-    let expr = match c.coalesce {
-        Some(right) => Expr::Coalesce(vec![Expr::Column(c.position), Expr::Column(right)]),
-        None => Expr::Column(c.position),
-    };
-    Typed::new(expr, c.ty, c.nullable)
+    if let Some(t) = &c.merged {
+        return t.clone();
+    }
+    Typed::new(Expr::Column(c.position), c.ty, c.nullable).narrowed(c.narrow)
 }

@@ -591,57 +591,62 @@ impl<'x, 'q, 'c> Planner<'x, 'q, 'c> {
             let (l, r) = (find(left, "left")?, find(right, "right")?);
             self.scope.check_supported(l.0, l.1, *at)?;
             self.scope.check_supported(r.0, r.1, *at)?;
-            if self.scope.full_merged(l.0, l.1) || self.scope.full_merged(r.0, r.1) {
-                return Err(PlanError::new(
-                    format!("USING ({name}) over a column merged by a FULL JOIN … USING is not supported"),
-                    *at,
-                )
-                .detail("the merged column is COALESCE of two columns, not a column of one table")
-                .hint("write JOIN … ON with COALESCE(a.c, b.c) = t.c"));
-            }
-            let (lc, rc) = (self.scope.column(l.0, l.1), self.scope.column(r.0, r.1));
-            if full {
-                self.full_using_supported(name, &lc, &rc, *at)?;
-            }
+            // A column merged by an earlier FULL JOIN … USING is its
+            // COALESCE (see `Scope::full_value`).
+            let (lc, rc) = (self.scope.merged_column(l.0, l.1), self.scope.merged_column(r.0, r.1));
+            let common = self.using_type(name, &lc, &rc, full, *at)?;
             let typed = |c: &crate::scope::ColumnRef| {
-                Typed::new(Expr::Column(c.position), c.ty, c.nullable).collated(c.collation, false)
+                let t = match &c.merged {
+                    Some(t) => t.clone(),
+                    None => Typed::new(Expr::Column(c.position), c.ty, c.nullable).collated(c.collation, false),
+                };
+                // PostgreSQL compares the two as their common type.
+                match self.cx.dialect == Dialect::Postgres && t.ty != common && t.ty != ScalarType::Null {
+                    true => Typed::new(Expr::Cast { expr: Box::new(t.expr), to: common }, common, t.nullable),
+                    false => t,
+                }
             };
             let (a, b) = comparison_operands(typed(&lc), typed(&rc), "=", self.cx.dialect, *at)?;
-            let same = lc.ty == rc.ty && lc.ty != ScalarType::Null;
+            let same = a.ty == b.ty && a.ty != ScalarType::Null;
             let side = |t: &Typed| KeySide { columns: t.expr.columns(), expr: t.expr.clone() };
             let eq = same.then(|| (side(&a), side(&b)));
-            preds.push(Pred {
-                expr: Some(Expr::binary(BinaryOp::Eq, a.expr, b.expr)),
-                columns: vec![lc.position, rc.position],
-                eq,
-            });
-            self.scope.merged.push(Merged { left: l, right: r, value_right: kind == Some(OuterKind::Right), full });
+            let expr = Expr::binary(BinaryOp::Eq, a.expr, b.expr);
+            preds.push(Pred { columns: expr.columns(), expr: Some(expr), eq });
+            let value_right = kind == Some(OuterKind::Right);
+            let cast = self.cx.dialect == Dialect::Postgres;
+            self.scope.merged.push(Merged { left: l, right: r, value_right, full, cast });
         }
         Ok(preds)
     }
 
-    /// A FULL JOIN … USING pair shows `COALESCE(left, right)`: denorm
-    /// computes it over two columns of one type and, in SQLite, without a
-    /// collation (SQLite's COALESCE does not carry one).
-    fn full_using_supported(
+    /// The common type of a USING pair (PostgreSQL compares the two as it).
+    /// A FULL JOIN's pair shows `COALESCE(left, right)` of that type
+    /// (see [`Scope::full_value`]): SQLite's carries the left column's
+    /// collation (and the join compares under it, as any `=` of two
+    /// columns); PostgreSQL's is refused over `character(n)` beside
+    /// `text`, which PostgreSQL merges as text.
+    fn using_type(
         &self,
         name: &str,
         lc: &crate::scope::ColumnRef,
         rc: &crate::scope::ColumnRef,
+        full: bool,
         at: Option<Location>,
-    ) -> Result<(), PlanError> {
-        let binary = |c: &crate::scope::ColumnRef| c.collation.unwrap_or_default() == denorm_types::Collation::Binary;
-        let collations = match self.cx.dialect {
-            Dialect::Sqlite => binary(lc) && binary(rc),
-            Dialect::Postgres => lc.collation.unwrap_or_default() == rc.collation.unwrap_or_default(),
-        };
-        if lc.ty == rc.ty && lc.ty != ScalarType::Null && collations {
-            return Ok(());
+    ) -> Result<ScalarType, PlanError> {
+        let common = crate::types::unify(lc.ty, rc.ty).filter(|&t| t != ScalarType::Null);
+        let collations = self.cx.dialect == Dialect::Sqlite || lc.collation == rc.collation;
+        match common {
+            Some(ty) if collations || !full => Ok(ty),
+            // Not comparable: the equality reports it.
+            None if !full => Ok(lc.ty),
+            _ => {
+                let what =
+                    format!("FULL JOIN … USING ({name}) over columns of different types or collations is not supported");
+                Err(PlanError::new(what, at)
+                    .detail(format!("left: {}, right: {}", lc.ty, rc.ty))
+                    .hint("write FULL JOIN … ON a.c = b.c and select COALESCE(a.c, b.c)"))
+            }
         }
-        let what = format!("FULL JOIN … USING ({name}) over columns of different types or collations is not supported");
-        Err(PlanError::new(what, at)
-            .detail(format!("left: {}, right: {}", lc.ty, rc.ty))
-            .hint("write FULL JOIN … ON a.c = b.c and select COALESCE(a.c, b.c)"))
     }
 
     /// The sides of `a = b` when both read columns and have one type (a
@@ -1307,6 +1312,7 @@ fn push<'c>(
             }
             scope.push_derived(name, d.schema, d.reads, outer);
             scope.set_collations(d.collations);
+            scope.set_narrow(d.narrow);
             d.plan
         }
     }
@@ -1488,7 +1494,7 @@ fn equi_pair(e: &ast::Expr, scope: &Scope<'_>) -> Result<Option<(usize, usize)>,
     let (Some(l), Some(r)) = (column_idents(left), column_idents(right)) else { return Ok(None) };
     let (l, r) = (scope.resolve(l)?, scope.resolve(r)?);
     // A FULL JOIN … USING column is a COALESCE, not a column.
-    if l.coalesce.is_some() || r.coalesce.is_some() {
+    if l.merged.is_some() || r.merged.is_some() {
         return Ok(None);
     }
     if l.ty != r.ty || l.ty == ScalarType::Null || l.position == r.position {

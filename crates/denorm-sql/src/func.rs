@@ -197,7 +197,9 @@ impl Lowerer<'_, '_> {
             Kind::Coalesce => {
                 let (items, ty) = types::unify_all(lowered, &name.to_uppercase(), self.dialect, at)?;
                 let nullable = items.iter().all(|t| t.nullable);
-                Ok(Typed::new(Expr::Coalesce(items.into_iter().map(|t| t.expr).collect()), ty, nullable))
+                let narrow = Typed::all_narrow(&items);
+                let coalesce = Expr::Coalesce(items.into_iter().map(|t| t.expr).collect());
+                Ok(Typed::new(coalesce, ty, nullable).narrowed(narrow))
             }
             Kind::NullIf => self.nullif(lowered, at),
             Kind::Iif => self.iif(lowered, at),
@@ -306,6 +308,7 @@ impl Lowerer<'_, '_> {
     fn nullif(&self, args: Vec<Typed>, at: Option<Location>) -> Result<Typed, PlanError> {
         let [a, b]: [Typed; 2] = args.try_into().map_err(|_| arity_error("nullif", "two arguments", at))?;
         let collation = types::comparison_collation(&a, &b);
+        let narrow = Typed::all_narrow([&a, &b]);
         let (a, b) = types::uncollated_operands(a, b, "=", self.dialect, at)?;
         let ty = if a.ty == ScalarType::Null { b.ty } else { a.ty };
         if collation != denorm_types::Collation::Binary && a.ty == ScalarType::Text {
@@ -316,9 +319,9 @@ impl Lowerer<'_, '_> {
                 branches: vec![(equal, Expr::Literal(denorm_types::Datum::Null))],
                 otherwise: Box::new(a.expr),
             };
-            return Ok(Typed::new(case, ty, true));
+            return Ok(Typed::new(case, ty, true).narrowed(narrow));
         }
-        Ok(Typed::new(Expr::NullIf(Box::new(a.expr), Box::new(b.expr)), ty, true))
+        Ok(Typed::new(Expr::NullIf(Box::new(a.expr), Box::new(b.expr)), ty, true).narrowed(narrow))
     }
 
     /// `iif(c₁, a₁[, c₂, a₂ …][, b])` (also `if`) → `CASE WHEN c₁ THEN a₁ … ELSE b END`.
@@ -355,6 +358,13 @@ impl Lowerer<'_, '_> {
             func => func,
         };
         let any_nullable = args.iter().any(|t| t.nullable);
+        // PostgreSQL: the table's integer-valued functions (length, strpos,
+        // octet_length, …) return `integer`; abs keeps its argument's type.
+        let narrow = match def.returns {
+            Returns::Type(_) => true,
+            Returns::FirstArgument => args.first().is_some_and(|t| t.narrow),
+            Returns::Unified => Typed::all_narrow(&args),
+        };
         let ty = match def.returns {
             Returns::Type(ty) => ty,
             Returns::FirstArgument => args.first().map_or(ScalarType::Null, |t| t.ty),
@@ -369,7 +379,8 @@ impl Lowerer<'_, '_> {
             Nulls::Always => true,
             Nulls::Never => false,
         };
-        Ok(Typed::new(Expr::Call { func, args: args.into_iter().map(|t| t.expr).collect() }, ty, nullable))
+        let call = Expr::Call { func, args: args.into_iter().map(|t| t.expr).collect() };
+        Ok(Typed::new(call, ty, nullable).narrowed(narrow))
     }
 
     /// `TRIM(x)`, SQLite's `trim(x, characters)`; the standard's `TRIM(LEADING
@@ -472,6 +483,8 @@ impl Lowerer<'_, '_> {
         // its collation key; MIN/MAX over the key and then the value, so
         // that they return a row's value (`extreme_key`).
         let extreme = matches!(func, AggregateFunc::Min | AggregateFunc::Max);
+        // MIN/MAX of a smallint/integer is one (SUM's type is below).
+        let narrow = extreme && arg.as_ref().is_some_and(|a| a.narrow);
         let arg = match func {
             AggregateFunc::Min | AggregateFunc::Max => arg.map(|a| extreme_key(a, func == AggregateFunc::Max)),
             AggregateFunc::CountDistinct => arg.map(|a| {
@@ -507,7 +520,7 @@ impl Lowerer<'_, '_> {
             },
             false => Expr::Column(column),
         };
-        Ok(Typed { bpchar, ..Typed::new(value, ty, nullable) })
+        Ok(Typed { bpchar, ..Typed::new(value, ty, nullable) }.narrowed(narrow))
     }
 
     fn aggregate_type(
@@ -525,8 +538,16 @@ impl Lowerer<'_, '_> {
         // PostgreSQL's AVG of integers is numeric: the integer sum over the
         // count at numeric's division scale, which is exactly AVG of the same
         // values as numerics (`1, 2` → 1.5000000000000000).
-        if self.dialect == Dialect::Postgres && func == AggregateFunc::Avg && arg.ty == ScalarType::Int {
-            return Ok((Some(Expr::Cast { expr: Box::new(arg.expr), to: ScalarType::Numeric }), ScalarType::Numeric, true));
+        // Its SUM of a bigint is numeric too (so exact past 2^63), of a
+        // smallint or an integer bigint (see `Typed::narrow`).
+        let pg_numeric = match func {
+            AggregateFunc::Avg => true,
+            AggregateFunc::Sum => !arg.narrow,
+            _ => false,
+        };
+        if self.dialect == Dialect::Postgres && pg_numeric && arg.ty == ScalarType::Int {
+            let numeric = Expr::Cast { expr: Box::new(arg.expr), to: ScalarType::Numeric };
+            return Ok((Some(numeric), ScalarType::Numeric, true));
         }
         let ty = match (func, arg.ty) {
             (AggregateFunc::Avg, ScalarType::Numeric) => ScalarType::Numeric,
@@ -585,7 +606,7 @@ impl Lowerer<'_, '_> {
         let (nullable, collation, explicit) = (arg.nullable, arg.collation, arg.explicit);
         // SQLite: a CAST keeps its operand's collation.
         let cast = Typed::new(Expr::Cast { expr: Box::new(arg.expr), to: target.ty }, target.ty, nullable);
-        Ok(cast.collated(collation, explicit))
+        Ok(cast.collated(collation, explicit).narrowed(target.narrow()))
     }
 
     fn check_cast(
@@ -643,6 +664,14 @@ impl Lowerer<'_, '_> {
 pub(crate) struct CastTarget {
     pub ty: ScalarType,
     pub pg_name: &'static str,
+}
+
+impl CastTarget {
+    /// Whether the target is PostgreSQL's `smallint` or `integer` (see
+    /// [`Typed::narrow`](crate::types::Typed::narrow)).
+    pub fn narrow(&self) -> bool {
+        matches!(self.pg_name, "int2" | "int4")
+    }
 }
 
 pub(crate) fn cast_target(data_type: &DataType, dialect: Dialect) -> Result<CastTarget, PlanError> {

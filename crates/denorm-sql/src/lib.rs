@@ -9,8 +9,7 @@
 //! Everything the core cannot maintain exactly is refused here, never at
 //! runtime: window functions (but the top-k form below), subqueries in
 //! expressions that cannot be decorrelated into joins (see `subquery.rs`),
-//! `WITH RECURSIVE`, a USING over a column a FULL JOIN … USING merged,
-//! and anything whose meaning differs between
+//! `WITH RECURSIVE`, and anything whose meaning differs between
 //! SQLite and PostgreSQL in a way a plan cannot pin down.
 //!
 //! # Whole queries
@@ -37,9 +36,12 @@
 //! operand (left first), else the left operand's column, else the right's.
 //! Under NOCASE or RTRIM the planner compares, groups, deduplicates and
 //! sorts the collation key (`Func::CollationKey`), so a column that groups
-//! or deduplicates under a collation holds the key (`paris` for `Paris`),
-//! except in the view's own output, where an unordered one shows the least
-//! of its group's values bytewise (`Paris` for a group of `Paris` rows).
+//! or deduplicates under a collation holds the key (`paris` for `Paris`)
+//! where it is compared (a subquery in an expression); in the rows a query
+//! shows (the view's own, a subquery's in FROM or WITH) it, and expressions
+//! over it, show the least of its group's values bytewise (`Paris` for a
+//! group of `Paris` rows), which an enclosing query compares under the
+//! collation the column carries.
 //! MIN/MAX under a collation return a row's value, the least bytewise of
 //! those tied with the extreme (`Func::ExtremeKey`); UNION/EXCEPT/INTERSECT
 //! compare collated columns by key and show the least value of each key
@@ -354,6 +356,10 @@ pub struct OutputColumn {
     /// holds the collation key or, in a view's own output, the least of the
     /// group's values (see ARCHITECTURE.md, "Collations").
     pub collation: Option<denorm_types::Collation>,
+    /// PostgreSQL: the column is a `smallint`/`integer` rather than a
+    /// `bigint` (denorm holds all three as [`ScalarType::Int`]); a query
+    /// over the view as a subquery sums it as `bigint`, not `numeric`.
+    pub narrow: bool,
 }
 
 /// `WITH (on_stale = …)`: what a read gets while the view is beyond its

@@ -71,6 +71,9 @@ pub(crate) struct Planned {
     /// The top-level ORDER BY over output columns (see `ViewDef::order`).
     pub order: Vec<SortKey>,
     pub reads: Vec<TableDependency>,
+    /// Where a LIMIT sorts by a hidden column instead (see
+    /// [`crate::select::Finished::sort_keys`]).
+    pub sort_keys: Vec<(usize, usize)>,
 }
 
 /// The operand of a set operation, or a whole compound.
@@ -95,7 +98,8 @@ pub(crate) fn plan_query(q: &ast::Query, cx: &Context<'_, '_>) -> Result<Planned
     };
     let (limit, offset) = paging(q, &cx)?;
     let cx = Context { limited: limit.is_some(), ..cx };
-    let Planned { mut plan, columns, key, mut order, reads } = plan_body(&q.body, order_terms(q, &cx)?, &cx)?;
+    let Planned { mut plan, columns, key, mut order, reads, sort_keys } =
+        plan_body(&q.body, order_terms(q, &cx)?, &cx)?;
     let width = columns.len();
     if limit.is_none() && cx.depth == 0 {
         // Reads compare a column under its collation (`denorm-serve`
@@ -122,7 +126,13 @@ pub(crate) fn plan_query(q: &ast::Query, cx: &Context<'_, '_>) -> Result<Planned
         }
     }
     if let Some(limit) = limit {
-        plan = top_n(plan, order.clone(), limit, offset);
+        let mut top_order = order.clone();
+        for k in &mut top_order {
+            if let Some((_, hidden)) = sort_keys.iter().find(|(c, _)| *c == k.column) {
+                k.column = *hidden;
+            }
+        }
+        plan = top_n(plan, top_order, limit, offset);
     }
     if plan.arity() > width {
         plan = Plan::Map { input: Box::new(plan), exprs: (0..width).map(Expr::Column).collect() };
@@ -135,7 +145,7 @@ pub(crate) fn plan_query(q: &ast::Query, cx: &Context<'_, '_>) -> Result<Planned
             .hint("add the expression to the select list, or add a LIMIT"));
     }
     let order = order.into_iter().take(visible).collect();
-    Ok(Planned { plan, columns, key, order, reads })
+    Ok(Planned { plan, columns, key, order, reads, sort_keys: Vec::new() })
 }
 
 fn order_terms<'q>(q: &'q ast::Query, cx: &Context<'_, '_>) -> Result<&'q [ast::OrderByExpr], PlanError> {
@@ -167,7 +177,8 @@ fn plan_body(body: &SetExpr, terms: &[ast::OrderByExpr], cx: &Context<'_, '_>) -
         let order = body.ordering.order.clone();
         let finished = finish(body, s, &scope, cx)?;
         let reads = scope.dependencies(cx.catalog);
-        return Ok(Planned { plan: finished.plan, columns: finished.columns, key: finished.key, order, reads });
+        let (plan, columns, key, sort_keys) = (finished.plan, finished.columns, finished.key, finished.sort_keys);
+        return Ok(Planned { plan, columns, key, order, reads, sort_keys });
     }
     let branch = plan_compound(body, cx)?;
     if !cx.operand {
@@ -179,7 +190,7 @@ fn plan_body(body: &SetExpr, terms: &[ast::OrderByExpr], cx: &Context<'_, '_>) -
     let at_of = |e: &ast::Expr| cx.view.tokens.start_of(e).and_then(location);
     let order = order::resolve_output(terms, &branch.columns, cx.dialect, at_of)?;
     let key = compound_key(&branch, cx)?;
-    Ok(Planned { plan: branch.plan, columns: branch.columns, key, order, reads: branch.reads })
+    Ok(Planned { plan: branch.plan, columns: branch.columns, key, order, reads: branch.reads, sort_keys: Vec::new() })
 }
 
 /// The first `limit` rows by `order` after skipping `offset`, with the
@@ -553,8 +564,19 @@ fn combine(
         let plan = crate::compound_keyed::combine(op, l, r, &keyed, columns.len());
         return Ok(Branch { plan, columns, reads, set: true });
     }
-    // With ALL (UNION ALL; PostgreSQL's EXCEPT/INTERSECT ALL, whose
-    // character(n) columns still compare padded) rows compare as they are.
+    // PostgreSQL's EXCEPT/INTERSECT ALL compare character(n) columns
+    // without trailing blanks too, and show the left operand's padding.
+    let padded = collation_keys(&columns);
+    if all && op != SetOperator::Union && !padded.is_empty() {
+        let keyed: Vec<usize> = padded.iter().map(|(j, _)| *j).collect();
+        let counted = |l: Plan, r: Plan| match op {
+            SetOperator::Except => except(l, r),
+            _ => intersect(l, r),
+        };
+        let plan = crate::compound_keyed::combine_all(l, r, &keyed, columns.len(), counted);
+        return Ok(Branch { plan, columns, reads, set: false });
+    }
+    // With ALL (UNION ALL) rows compare as they are.
     let (left_set, right_set) = (left.set, right.set);
     let (plan, set) = match (op, all) {
         (SetOperator::Union, true) => (union_all(l, r), false),
@@ -690,7 +712,12 @@ fn unify_columns(
         }
         // SQLite: a compound's column takes the leftmost operand's collation.
         let collation = l.collation.or(r.collation);
-        columns.push(OutputColumn { name: l.name.clone(), ty, nullable: l.nullable || r.nullable, collation });
+        // PostgreSQL: integer meets bigint as bigint (a NULL column takes
+        // the other side's type).
+        let narrow_side = |c: &OutputColumn| c.narrow || c.ty == ScalarType::Null;
+        let narrow = ty == ScalarType::Int && narrow_side(l) && narrow_side(r);
+        let nullable = l.nullable || r.nullable;
+        columns.push(OutputColumn { name: l.name.clone(), ty, nullable, collation, narrow });
     }
     Ok((columns, casts))
 }

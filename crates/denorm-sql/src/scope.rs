@@ -15,7 +15,9 @@ use std::cell::RefCell;
 
 use denorm_types::{Catalog, Collation, ScalarType, TableSchema};
 
+use crate::types::{unify, Typed};
 use crate::Location;
+use denorm_expr::Expr;
 use sqlparser::ast::Ident;
 
 use crate::source::location;
@@ -38,6 +40,9 @@ pub(crate) struct Relation<'c> {
     /// Each column's collation (SQLite: the declared one of a source
     /// column, the output collation of a derived table's column).
     pub collations: Vec<Option<Collation>>,
+    /// Which columns are PostgreSQL `smallint`/`integer` (see
+    /// [`crate::types::Typed::narrow`]).
+    pub narrow: Vec<bool>,
 }
 
 /// A column resolved to its position in the joined row.
@@ -49,9 +54,11 @@ pub(crate) struct ColumnRef {
     /// The column's name as declared in the source schema.
     pub name: String,
     pub collation: Option<Collation>,
-    /// An unqualified name of a FULL JOIN … USING pair: the right column's
-    /// position; the name's value is `COALESCE(left, right)`.
-    pub coalesce: Option<usize>,
+    /// An unqualified name of a FULL JOIN … USING pair: its value,
+    /// `COALESCE(left, right, …)` (see [`Scope::full_value`]).
+    pub merged: Option<Typed>,
+    /// A PostgreSQL `smallint`/`integer` (see [`crate::types::Typed::narrow`]).
+    pub narrow: bool,
 }
 
 /// Two columns merged into one by `JOIN … USING (c)` or `NATURAL JOIN`:
@@ -60,14 +67,17 @@ pub(crate) struct ColumnRef {
 /// `value_right` (a RIGHT JOIN keeps every right row: there the left
 /// column is NULL where the right one is not); qualified names see both.
 /// A FULL JOIN's pair (`full`) is seen as the left column, whose value is
-/// `COALESCE(left, right)` (see [`ColumnRef::coalesce`]), as PostgreSQL and
-/// SQLite define it.
+/// `COALESCE(left, right)` (see [`Scope::full_value`]), as PostgreSQL and
+/// SQLite define it; a later USING over it reads that value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Merged {
     pub left: (usize, usize),
     pub right: (usize, usize),
     pub value_right: bool,
     pub full: bool,
+    /// PostgreSQL: a FULL pair of different types merges as their common
+    /// type, each side cast to it (SQLite keeps each value as it is).
+    pub cast: bool,
 }
 
 /// The relations visible to an expression and the columns read so far.
@@ -120,7 +130,11 @@ impl<'c> Scope<'c> {
             }
             _ => vec![None; table.columns.len()],
         };
-        self.relations.push(Relation { name, table, derived, offset, outer, collations });
+        let narrow = match (&derived, self.catalog) {
+            (None, Some(catalog)) => table.columns.iter().map(|c| catalog.narrow_int(&table.name, &c.name)).collect(),
+            _ => vec![false; table.columns.len()],
+        };
+        self.relations.push(Relation { name, table, derived, offset, outer, collations, narrow });
     }
 
     /// Sets the collations of the last relation's columns (a derived table's
@@ -129,6 +143,17 @@ impl<'c> Scope<'c> {
         if let Some(r) = self.relations.last_mut() {
             if collations.len() == r.collations.len() {
                 r.collations = collations;
+            }
+        }
+    }
+
+    /// Marks which of the last relation's columns are PostgreSQL
+    /// `smallint`/`integer` (a derived table's outputs, or a copy of another
+    /// scope's relation).
+    pub fn set_narrow(&mut self, narrow: Vec<bool>) {
+        if let Some(r) = self.relations.last_mut() {
+            if narrow.len() == r.narrow.len() {
+                r.narrow = narrow;
             }
         }
     }
@@ -150,21 +175,65 @@ impl<'c> Scope<'c> {
             nullable: schema.nullable || r.outer,
             name: schema.name.clone(),
             collation: r.collations.get(column).copied().flatten(),
-            coalesce: None,
+            merged: None,
+            narrow: r.narrow.get(column).copied().unwrap_or(false),
         }
     }
 
-    /// Whether column `column` of `relation` is the left column of a FULL
-    /// JOIN … USING pair.
-    pub fn full_merged(&self, relation: usize, column: usize) -> bool {
-        self.merged.iter().any(|m| m.full && m.left == (relation, column))
+    /// The value an unqualified name sees when `(relation, column)` is the
+    /// left column of FULL JOIN … USING pairs: `COALESCE` of it and its
+    /// partners (marked as read) — several when the merged column was
+    /// merged again (`a FULL JOIN b USING (k) FULL JOIN c USING (k)`), a
+    /// partner's own partners after it. Its type is the columns' common
+    /// type (PostgreSQL casts each to it); it carries the leftmost column's
+    /// collation in SQLite (3.54 builds the COALESCE with a deferred
+    /// affinity, whose collation is its first argument's) and, in
+    /// PostgreSQL, the one all its columns share. `None` for any other
+    /// column.
+    pub fn full_value(&self, relation: usize, column: usize) -> Option<Typed> {
+        let mut chain = vec![(relation, column)];
+        self.full_chain((relation, column), &mut chain);
+        if chain.len() == 1 {
+            return None;
+        }
+        let cast = self.merged.iter().any(|m| m.full && m.cast);
+        let parts: Vec<ColumnRef> = chain.iter().map(|&(r, c)| self.column(r, c)).collect();
+        let ty = parts.iter().try_fold(ScalarType::Null, |t, p| unify(t, p.ty)).unwrap_or(parts[0].ty);
+        let value = |p: &ColumnRef| match cast && p.ty != ty && p.ty != ScalarType::Null {
+            true => Expr::Cast { expr: Box::new(Expr::Column(p.position)), to: ty },
+            false => Expr::Column(p.position),
+        };
+        let nullable = parts.iter().all(|p| p.nullable);
+        let narrow = parts.iter().all(|p| p.narrow);
+        let shared = parts.iter().all(|p| p.collation == parts[0].collation);
+        let collation = if cast && !shared { None } else { parts[0].collation };
+        let coalesce = Expr::Coalesce(parts.iter().map(value).collect());
+        Some(Typed::new(coalesce, ty, nullable).collated(collation, false).narrowed(narrow))
     }
 
-    /// The right column's position (marked as read) when `(relation,
-    /// column)` is the left column of a FULL JOIN … USING pair.
-    pub fn full_partner(&self, relation: usize, column: usize) -> Option<usize> {
-        let m = self.merged.iter().find(|m| m.full && m.left == (relation, column))?;
-        Some(self.column(m.right.0, m.right.1).position)
+    /// The FULL JOIN … USING partners of `at`, each followed by its own.
+    fn full_chain(&self, at: (usize, usize), out: &mut Vec<(usize, usize)>) {
+        for m in self.merged.iter().filter(|m| m.full && m.left == at) {
+            out.push(m.right);
+            self.full_chain(m.right, out);
+        }
+    }
+
+    /// Column `column` of `relation` as an unqualified name sees it: a
+    /// FULL JOIN … USING pair's merged value (see [`Scope::full_value`]).
+    pub fn merged_column(&self, relation: usize, column: usize) -> ColumnRef {
+        let c = self.column(relation, column);
+        match self.full_value(relation, column) {
+            Some(t) => ColumnRef {
+                ty: t.ty,
+                nullable: t.nullable,
+                collation: t.collation,
+                narrow: t.narrow,
+                merged: Some(t),
+                ..c
+            },
+            None => c,
+        }
     }
 
     /// Resolves `col` or `rel.col`.
@@ -198,7 +267,7 @@ impl<'c> Scope<'c> {
         match matches.as_slice() {
             [(r, c)] => {
                 self.check_supported(*r, *c, at)?;
-                Ok(ColumnRef { coalesce: self.full_partner(*r, *c), ..self.column(*r, *c) })
+                Ok(self.merged_column(*r, *c))
             }
             [] => Err(PlanError::new(format!("column \"{}\" does not exist", column.value), at)),
             _ => {

@@ -95,6 +95,12 @@ pub(crate) struct Context<'a, 'c> {
     pub operand: bool,
     /// The query has a LIMIT (its ORDER BY is a top-N, not the read order).
     pub limited: bool,
+    /// A subquery in an expression (IN, EXISTS, scalar) or inside one: its
+    /// rows are compared with the outer query's, so a column grouped or
+    /// deduplicated under a collation holds the key. Any other query (the
+    /// view's own, a subquery in FROM or WITH) shows a row's value there,
+    /// which an enclosing query compares under the column's collation.
+    pub compared: bool,
 }
 
 /// A planned query: what a view or a derived table is made of.
@@ -103,6 +109,10 @@ pub(crate) struct Finished {
     pub plan: Plan,
     pub columns: Vec<OutputColumn>,
     pub key: ViewKey,
+    /// (output column, hidden column after the others): where the ORDER BY
+    /// must sort by the hidden one instead (a `SELECT DISTINCT … ORDER BY
+    /// … LIMIT` column that shows a row's value sorts by its collation key).
+    pub sort_keys: Vec<(usize, usize)>,
 }
 
 pub(crate) fn plan_view(
@@ -121,6 +131,7 @@ pub(crate) fn plan_view(
         ctes: &[],
         operand: false,
         limited: false,
+        compared: false,
     };
     if view.feed.is_none() {
         let mut def = view_def(view, plan_query(&view.query, &cx)?);
@@ -140,7 +151,8 @@ pub(crate) fn plan_view(
     }
     let finished = finish(body, select, &scope, &cx)?;
     let reads = scope.dependencies(catalog);
-    let planned = Planned { plan: finished.plan, columns: finished.columns, key: finished.key, order: vec![], reads };
+    let (plan, columns, key) = (finished.plan, finished.columns, finished.key);
+    let planned = Planned { plan, columns, key, order: vec![], reads, sort_keys: Vec::new() };
     let mut def = view_def(view, planned);
     if let Some(options) = &view.feed {
         let rels: Vec<Rel> = scope
@@ -299,7 +311,7 @@ pub(crate) fn plan_select_ordered<'q, 'c>(
                 Body { input, items, groups: None, window: Some(window), ordering: Ordering::default(), shown: Vec::new() }
             }
             None if grouped => {
-                let shows_rows = cx.depth == 0 && !cx.operand;
+                let shows_rows = !cx.compared && !cx.operand;
                 let shows = Shows { rows: shows_rows, limited: cx.limited };
                 plan_grouped(&base, select, input, group_exprs, order_by, &namer, shows)?
             }
@@ -709,13 +721,14 @@ fn plan_grouped<'q>(
     Ok(Body { input: plan, items, groups: Some(asts), window: None, ordering, shown })
 }
 
-/// The view's own output shows, for a group of text under a collation
+/// A query's output (the view's own, a subquery's in FROM or WITH) shows, for a group of text under a collation
 /// (SQLite's NOCASE/RTRIM: `GROUP BY city`), the least of its rows' values
 /// bytewise (`MIN(city COLLATE BINARY)`, kept exactly as rows come and go)
 /// instead of the collation key: SQLite shows a row's value (the first in
 /// its scan order), so a group whose rows all spell it alike shows that
-/// spelling in both. A subquery's output keeps the key (an enclosing query
-/// compares it as the key it holds).
+/// spelling in both; an enclosing query compares it under the column's
+/// collation, which it carries. A subquery in an expression keeps the key
+/// (its rows are compared as keys: [`Context::compared`]).
 ///
 /// A column the ORDER BY sorts by shows the representative too: without
 /// LIMIT the read order sorts it under its collation (`denorm-serve`
@@ -757,27 +770,89 @@ fn representatives(
         shown.push((i, column));
     }
     // Other expressions over a spelled group column (`typeof(x)`, `x * 2`)
-    // read the same representative (a collated one keeps the key, which its
-    // comparisons are planned against).
+    // read the same representative; over a collated one (`city || '!'`)
+    // too, but where they compare it (`city = 'x'`), which is planned
+    // against the key, they keep the key (see `show_representatives`).
     for item in items.iter_mut().filter(|item| !matches!(item.typed.expr, Expr::Column(_))) {
-        let mut reps: Vec<(usize, usize)> = Vec::new();
+        let mut spelled_reps: Vec<(usize, usize)> = Vec::new();
+        let mut collated_reps: Vec<(usize, usize)> = Vec::new();
         for i in item.typed.expr.columns() {
             let mut g = grouping.borrow_mut();
-            let spelled = g.written.get(i).is_some_and(|w| i < g.groups.len() && *w == g.groups[i].expr)
-                && has_spellings(&g.groups[i], dialect);
-            if !spelled || reps.iter().any(|(c, _)| *c == i) {
+            let Some(written) = g.written.get(i).filter(|_| i < g.groups.len()).cloned() else { continue };
+            let group = &g.groups[i];
+            let spelled = written == group.expr && has_spellings(group, dialect);
+            let collated = written != group.expr && group.ty == ScalarType::Text;
+            let known = |reps: &[(usize, usize)]| reps.iter().any(|(c, _)| *c == i);
+            if !(spelled || collated) || known(&spelled_reps) || known(&collated_reps) {
                 continue;
             }
-            let (ty, nullable, written) = (g.groups[i].ty, g.groups[i].nullable, g.written[i].clone());
+            let (ty, nullable) = (group.ty, group.nullable);
             let rep = match shown.iter().find(|(c, _)| *c == i) {
                 Some((_, r)) => *r,
                 None => g.register(AggregateFunc::Min, Some(written), ty, nullable),
             };
-            reps.push((i, rep));
+            if spelled { &mut spelled_reps } else { &mut collated_reps }.push((i, rep));
         }
-        item.typed.expr.remap_columns(&|c| reps.iter().find(|(i, _)| *i == c).map_or(c, |(_, r)| *r));
+        item.typed.expr.remap_columns(&|c| spelled_reps.iter().find(|(i, _)| *i == c).map_or(c, |(_, r)| *r));
+        show_representatives(&mut item.typed.expr, &collated_reps);
     }
     shown
+}
+
+fn is_comparison(op: BinaryOp) -> bool {
+    use BinaryOp::*;
+    matches!(op, Eq | NotEq | Lt | LtEq | Gt | GtEq)
+}
+
+/// `e` with each collated group column (`reps`: group column,
+/// representative column) read as its representative where `e` shows or
+/// transforms its value (`city || '!'`, `upper(city)`), and kept as the
+/// collation key where `e` compares it (an operand of `=`/`<`/…, IN,
+/// NULLIF, SQLite's scalar min/max, a collation key): those comparisons
+/// were planned against the key, under the column's collation.
+fn show_representatives(e: &mut Expr, reps: &[(usize, usize)]) {
+    if reps.is_empty() {
+        return;
+    }
+    let compared = |e: &Expr| matches!(e, Expr::Column(_));
+    match e {
+        Expr::Column(c) => {
+            if let Some((_, r)) = reps.iter().find(|(i, _)| i == c) {
+                *c = *r;
+            }
+        }
+        Expr::Literal(_) => {}
+        Expr::Binary { op, left, right } if is_comparison(*op) => {
+            for side in [left, right] {
+                if !compared(side) {
+                    show_representatives(side, reps);
+                }
+            }
+        }
+        Expr::InList { expr, list } => {
+            for side in std::iter::once(&mut **expr).chain(list.iter_mut()) {
+                if !compared(side) {
+                    show_representatives(side, reps);
+                }
+            }
+        }
+        Expr::NullIf(..) | Expr::Call { func: Func::CollationKey(_) | Func::Min | Func::Max, .. } => {}
+        Expr::Not(x) | Expr::Negate(x) | Expr::IsNull(x) | Expr::Cast { expr: x, .. } => show_representatives(x, reps),
+        Expr::Binary { left, right, .. } | Expr::Like { expr: left, pattern: right, .. } => {
+            show_representatives(left, reps);
+            show_representatives(right, reps);
+        }
+        Expr::Case { branches, otherwise } => {
+            for (condition, value) in branches {
+                show_representatives(condition, reps);
+                show_representatives(value, reps);
+            }
+            show_representatives(otherwise, reps);
+        }
+        Expr::Coalesce(args) | Expr::Call { args, .. } | Expr::List(args) => {
+            args.iter_mut().for_each(|a| show_representatives(a, reps));
+        }
+    }
 }
 
 /// Whether values of `t` that group together (equal keys) can show apart:
@@ -793,8 +868,9 @@ pub(crate) fn has_spellings(t: &Typed, dialect: Dialect) -> bool {
     }
 }
 
-/// Whether a grouped SELECT is the view's own output (`rows`: its group
-/// columns show a row's value) and has a LIMIT.
+/// Whether a grouped SELECT's group columns show a row's value (`rows`:
+/// not a subquery in an expression, nor a set operation's operand) and
+/// whether it has a LIMIT.
 #[derive(Debug, Clone, Copy)]
 struct Shows {
     rows: bool,
@@ -905,21 +981,27 @@ pub(crate) fn finish(
         final_exprs.push(expr);
         // A character(n) column keeps its mark for an enclosing query.
         let collation = if item.typed.bpchar { Some(denorm_types::Collation::Rtrim) } else { item.typed.collation };
-        columns.push(OutputColumn { name: item.name.clone(), ty, nullable: item.typed.nullable, collation });
+        let narrow = item.typed.narrow && ty == ScalarType::Int;
+        columns.push(OutputColumn { name: item.name.clone(), ty, nullable: item.typed.nullable, collation, narrow });
     }
     // ORDER BY expressions outside the select list ride along after it.
     final_exprs.extend(body.ordering.hidden.iter().map(|i| i.typed.expr.clone()));
     // Ordered without LIMIT, the read order sorts the shown values under
     // their collations (`denorm-serve` `collate.rs`).
+    // With LIMIT, a shown column sorts by its key, kept in a hidden column.
     let read_order = !cx.limited && body.ordering.hidden.is_empty();
-    let plan = match distinct && cx.depth == 0 && !cx.operand && (body.ordering.order.is_empty() || read_order) {
-        true => {
+    let (plan, sort_keys) = match distinct && !cx.compared && !cx.operand {
+        true if body.ordering.order.is_empty() || read_order || cx.limited => {
             let spelled = body.items.iter().map(|i| has_spellings(&i.typed, cx.dialect)).collect();
-            distinct_showing_rows(input, final_exprs, spelled)
+            let sorted: Vec<usize> = match cx.limited {
+                true => body.ordering.order.iter().map(|k| k.column).collect(),
+                false => Vec::new(),
+            };
+            distinct_showing_rows(input, final_exprs, spelled, &sorted)
         }
-        false => wrap(input, final_exprs),
+        _ => (wrap(input, final_exprs), Vec::new()),
     };
-    Ok(Finished { plan, columns, key })
+    Ok(Finished { plan, columns, key, sort_keys })
 }
 
 /// The view's own `SELECT DISTINCT` when some column deduplicates text
@@ -930,11 +1012,22 @@ pub(crate) fn finish(
 /// spelling in both), and so does each column whose equal values can be
 /// spelled apart (`spelled`, see [`has_spellings`]: the least spelling
 /// among the current rows, not the first row's). Otherwise `Distinct` over
-/// the columns.
-fn distinct_showing_rows(input: Plan, exprs: Vec<Expr>, spelled: Vec<bool>) -> Plan {
+/// the columns. `spelled` has one entry per selected column; `exprs` may
+/// go on with hidden ORDER BY terms, which stay as they are. Each column of
+/// `sorted` that shows a row's value also keeps its key, in a hidden
+/// column after all the others, for a LIMIT to sort by (returned as
+/// (column, hidden column)).
+fn distinct_showing_rows(
+    input: Plan,
+    exprs: Vec<Expr>,
+    spelled: Vec<bool>,
+    sorted: &[usize],
+) -> (Plan, Vec<(usize, usize)>) {
+    let selected = spelled.len();
     let raws: Vec<(usize, Expr)> = exprs
         .iter()
         .enumerate()
+        .take(selected)
         .filter_map(|(j, e)| match e {
             Expr::Call { func: Func::CollationKey(_), args } if args.len() == 1 => Some((j, args[0].clone())),
             e if spelled.get(j) == Some(&true) => Some((j, e.clone())),
@@ -942,7 +1035,7 @@ fn distinct_showing_rows(input: Plan, exprs: Vec<Expr>, spelled: Vec<bool>) -> P
         })
         .collect();
     if raws.is_empty() {
-        return Plan::Distinct { input: Box::new(Plan::Map { input: Box::new(input), exprs }) };
+        return (Plan::Distinct { input: Box::new(Plan::Map { input: Box::new(input), exprs }) }, Vec::new());
     }
     let width = exprs.len();
     let aggregates =
@@ -951,13 +1044,20 @@ fn distinct_showing_rows(input: Plan, exprs: Vec<Expr>, spelled: Vec<bool>) -> P
     all.extend(raws.iter().map(|(_, raw)| raw.clone()));
     let map = Plan::Map { input: Box::new(input), exprs: all };
     let reduce = Plan::Reduce { input: Box::new(map), group_key: (0..width).collect(), aggregates };
-    let shown = (0..width)
+    let mut shown: Vec<Expr> = (0..width)
         .map(|j| match raws.iter().position(|(c, _)| *c == j) {
             Some(k) => Expr::Column(width + k),
             None => Expr::Column(j),
         })
         .collect();
-    Plan::Map { input: Box::new(reduce), exprs: shown }
+    let mut sort_keys = Vec::new();
+    for &j in sorted {
+        if raws.iter().any(|(c, _)| *c == j) && !sort_keys.iter().any(|(c, _)| *c == j) {
+            sort_keys.push((j, shown.len()));
+            shown.push(Expr::Column(j));
+        }
+    }
+    (Plan::Map { input: Box::new(reduce), exprs: shown }, sort_keys)
 }
 
 fn view_key(

@@ -170,7 +170,7 @@ pub(crate) fn plan<'q>(
             rank: true,
             numbering: Numbering::Shift(p.shift),
         };
-        columns.push((call.expr, Typed::new(Expr::Column(at), p.typed.ty, true)));
+        columns.push((call.expr, Typed::new(Expr::Column(at), p.typed.ty, true).narrowed(p.typed.narrow)));
     }
     Ok((plan, columns))
 }
@@ -238,8 +238,10 @@ fn arguments(
     let Some(default) = default else { return Ok((value_t, signed, None)) };
     let default_t = lw.lower(default, 0)?;
     let (mut items, ty) = unify_all(vec![value_t, default_t], name, cx.dialect, call.at)?;
-    let default_t = items.pop().map(|t| Typed { ty, ..t });
-    let value_t = items.pop().map(|t| Typed { ty, ..t }).unwrap_or_else(Typed::null);
+    // PostgreSQL: an integer and a bigint default meet as a bigint.
+    let narrow = Typed::all_narrow(&items);
+    let default_t = items.pop().map(|t| Typed { ty, ..t }.narrowed(narrow));
+    let value_t = items.pop().map(|t| Typed { ty, ..t }.narrowed(narrow)).unwrap_or_else(Typed::null);
     Ok((value_t, signed, default_t))
 }
 

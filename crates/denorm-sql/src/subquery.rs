@@ -547,7 +547,7 @@ fn scalar(lw: &Lowerer<'_, '_>, subqueries: &Subqueries<'_, '_>, q: &ast::Query,
     let ty = crate::func::outside_subquery(column.ty, lw.dialect);
     let keys = subqueries.key_columns(inner.outer_keys());
     let first = subqueries.join(right, keys, correlation);
-    Ok(Typed::new(Expr::Column(first), ty, true))
+    Ok(Typed::new(Expr::Column(first), ty, true).narrowed(column.narrow))
 }
 
 /// ORDER BY … LIMIT 1 of a scalar subquery over `plan` ([value,
@@ -753,5 +753,5 @@ fn aggregate_value(
         expr = Expr::Case { branches: vec![(predicate, expr)], otherwise: Box::new(Expr::Literal(Datum::Null)) };
     }
     let ty = crate::func::outside_subquery(value.ty, inner.cx.dialect);
-    Typed::new(expr, ty, nullable)
+    Typed::new(expr, ty, nullable).narrowed(value.narrow)
 }

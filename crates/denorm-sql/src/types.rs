@@ -30,11 +30,16 @@ pub(crate) struct Typed {
     /// server outputs it) and compares ignoring trailing blanks; read as
     /// text (`||`, text functions, CAST) it loses them ([`strip_bpchar`]).
     pub bpchar: bool,
+    /// PostgreSQL: an integer of type `smallint` or `integer` rather than
+    /// `bigint` (a source column's, a literal within 32 bits, a CAST, or
+    /// arithmetic over such). `SUM` of it is `bigint`; `SUM` of any other
+    /// integer is `numeric`, as PostgreSQL types them.
+    pub narrow: bool,
 }
 
 impl Typed {
     pub fn new(expr: Expr, ty: ScalarType, nullable: bool) -> Self {
-        Typed { expr, ty, nullable, collation: None, explicit: false, keyed: false, bpchar: false }
+        Typed { expr, ty, nullable, collation: None, explicit: false, keyed: false, bpchar: false, narrow: false }
     }
 
     /// The same expression carrying `collation`.
@@ -46,6 +51,20 @@ impl Typed {
     /// use for this expression (BINARY when it carries none).
     pub fn own_collation(&self) -> Collation {
         self.collation.unwrap_or_default()
+    }
+
+    /// The same expression marked as a PostgreSQL `smallint`/`integer`
+    /// (see [`Typed::narrow`]) when `narrow` and it is an integer.
+    pub fn narrowed(self, narrow: bool) -> Self {
+        let narrow = narrow && self.ty == ScalarType::Int;
+        Typed { narrow, ..self }
+    }
+
+    /// Whether every one of `items` that is an integer is narrow (see
+    /// [`Typed::narrow`]): PostgreSQL's type for arithmetic, CASE and
+    /// COALESCE over them (a NULL takes the other operands' type).
+    pub fn all_narrow<'t>(items: impl IntoIterator<Item = &'t Typed>) -> bool {
+        items.into_iter().all(|t| t.narrow || t.ty == ScalarType::Null)
     }
 
     pub fn null() -> Self {
@@ -129,7 +148,7 @@ pub(crate) fn typed_literal(
     match target.ty {
         ScalarType::Text => Ok(text),
         ty if takes_string_literal(ty) => coerce_literal(text, ty, at),
-        ty => Ok(Typed::new(Expr::Cast { expr: Box::new(text.expr), to: ty }, ty, false)),
+        ty => Ok(Typed::new(Expr::Cast { expr: Box::new(text.expr), to: ty }, ty, false).narrowed(target.narrow())),
     }
 }
 

@@ -77,7 +77,7 @@ fn columns(rows: &[Vec<Typed>], at: Option<Location>) -> Result<Vec<OutputColumn
             })?;
             nullable |= row[i].nullable || row[i].ty == ScalarType::Null;
         }
-        columns.push(OutputColumn { name: format!("column{}", i + 1), ty, nullable, collation: None });
+        columns.push(OutputColumn { name: format!("column{}", i + 1), ty, nullable, collation: None, narrow: false });
     }
     Ok(columns)
 }

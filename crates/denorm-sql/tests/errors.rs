@@ -97,7 +97,6 @@ const CASES: &[(&str, Dialect, &str)] = &[
     ("join_type_mismatch", Dialect::Sqlite, "SELECT p.id FROM posts p JOIN users u ON p.id = u.name"),
     ("comma_join_type_mismatch", Dialect::Postgres, "SELECT p.id FROM posts p, users u WHERE u.name = p.author_id"),
     ("cross_join_with_on", Dialect::Sqlite, "SELECT p.id FROM posts p CROSS JOIN users u ON u.id = p.author_id"),
-    ("full_join_using_chained", Dialect::Postgres, "SELECT id FROM posts FULL JOIN users USING (id) JOIN reviews USING (id)"),
     ("full_join_using_types", Dialect::Sqlite, "SELECT id FROM posts FULL JOIN (SELECT CAST(id AS TEXT) AS id FROM users) u USING (id)"),
     ("using_unknown_column", Dialect::Sqlite, "SELECT p.id FROM posts p JOIN users u USING (author_id)"),
     ("using_ambiguous_left", Dialect::Sqlite, "SELECT r.id FROM posts p JOIN users u ON u.id = p.author_id JOIN reviews r USING (id)"),

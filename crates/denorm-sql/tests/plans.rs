@@ -152,6 +152,14 @@ const CASES: &[(&str, &str)] = &[
            SELECT p.id AS post_id, u.id AS user_id, r.id AS review_id
            FROM posts p RIGHT JOIN users u ON u.id = p.author_id FULL JOIN reviews r ON r.user_id = u.id",
     ),
+    (
+        // A USING over a column a FULL JOIN merged: COALESCE(p.id, u.id) = r.id
+        // (a computed join key), and COALESCE of all three after a second FULL.
+        "using_over_full_merged",
+        "CREATE MATERIALIZED VIEW v AS
+           SELECT id, p.title, u.name, r.rating, f.on FROM posts p FULL JOIN users u USING (id)
+           JOIN reviews r USING (id) FULL JOIN flags f USING (id)",
+    ),
 ];
 
 #[test]
@@ -237,6 +245,62 @@ fn typing_rules() {
     assert_eq!(col("LENGTH(name)", s), (Int, false));
     assert_eq!(col("name || id", s), (Text, false));
     assert_eq!(col("(id > 1) + 1", s), (Int, false));
+}
+
+/// Regression: PostgreSQL types SUM(bigint) as numeric and SUM(integer) as
+/// bigint; denorm typed every integer SUM as bigint, so SUM(bigint) showed
+/// the wrong type and failed the view on a sum past 2^63 that PostgreSQL
+/// returns. reviews.rating is an `integer`, every other integer a `bigint`.
+#[test]
+fn postgres_sum_of_integers_is_typed_by_width() {
+    let col = |select: &str, from: &str| {
+        let sql = format!("CREATE MATERIALIZED VIEW v AS SELECT {select} AS x FROM {from}");
+        plan_one(&sql, Dialect::Postgres).columns[0].ty
+    };
+    use ScalarType::*;
+    let reviews = "reviews";
+    let cases = [
+        ("SUM(id)", reviews, Numeric),
+        ("SUM(rating)", reviews, Int),
+        ("SUM(DISTINCT id)", reviews, Numeric),
+        ("SUM(DISTINCT rating)", reviews, Int),
+        ("SUM(rating) FILTER (WHERE id > 1)", reviews, Int),
+        ("SUM(rating + 1)", reviews, Int),
+        ("SUM(-rating)", reviews, Int),
+        ("SUM(rating + id)", reviews, Numeric),
+        ("SUM(rating + 3000000000)", reviews, Numeric),
+        ("SUM(CASE WHEN id > 1 THEN 1 ELSE 0 END)", reviews, Int),
+        ("SUM(CASE WHEN id > 1 THEN id ELSE 0 END)", reviews, Numeric),
+        ("SUM(COALESCE(rating, 0))", reviews, Int),
+        ("SUM(NULLIF(rating, 0))", reviews, Int),
+        ("SUM(CAST(id AS INTEGER))", reviews, Int),
+        ("SUM(rating::bigint)", reviews, Numeric),
+        ("SUM(INTEGER '3')", reviews, Int),
+        ("SUM(length(body))", reviews, Int),
+        ("SUM(abs(rating))", reviews, Int),
+        ("SUM(1)", reviews, Int),
+        ("SUM(CAST(body AS DATE) - CAST(body AS DATE))", reviews, Int),
+        ("AVG(rating)", reviews, Numeric),
+        ("AVG(id)", reviews, Numeric),
+        ("COUNT(*)", reviews, Int),
+        ("SUM(r)", "(SELECT rating AS r FROM reviews) AS d", Int),
+        ("SUM(r)", "(SELECT MAX(rating) AS r FROM reviews GROUP BY product_id) AS d", Int),
+        ("SUM(r)", "(SELECT SUM(rating) AS r FROM reviews GROUP BY product_id) AS d", Numeric),
+        ("SUM(r)", "(SELECT COUNT(*) AS r FROM reviews GROUP BY product_id) AS d", Numeric),
+        ("SUM(r)", "(SELECT rating AS r FROM reviews UNION ALL SELECT 1) AS d", Int),
+        ("SUM(r)", "(SELECT rating AS r FROM reviews UNION ALL SELECT id FROM reviews) AS d", Numeric),
+        ("SUM(r)", "(SELECT (SELECT MAX(rating) FROM reviews) AS r FROM users) AS d", Int),
+        ("SUM(r)", "(SELECT LAG(rating) OVER (ORDER BY id) AS r FROM reviews) AS d", Int),
+        ("SUM(r)", "(SELECT LAG(rating, 1, 5000000000) OVER (ORDER BY id) AS r FROM reviews) AS d", Numeric),
+        ("SUM(r)", "(SELECT LAG(id) OVER (ORDER BY id) AS r FROM reviews) AS d", Numeric),
+        ("SUM(r)", "(SELECT (SELECT MAX(r.rating) FROM reviews r WHERE r.user_id = u.id) AS r FROM users u) AS d", Int),
+    ];
+    for (select, from, want) in cases {
+        assert_eq!(col(select, from), want, "SELECT {select} FROM {from}");
+    }
+    // SQLite has one integer type: every integer SUM is an integer.
+    let v = plan_one("CREATE MATERIALIZED VIEW v AS SELECT SUM(id) AS x FROM reviews", Dialect::Sqlite);
+    assert_eq!(v.columns[0].ty, Int);
 }
 
 #[test]

@@ -852,3 +852,16 @@ FROM users u FULL JOIN follows f USING (id) JOIN (SELECT author_id, title FROM p
 CREATE MATERIALIZED VIEW full_using_exists AS
 SELECT id, u.karma, f.followee_id FROM users u FULL JOIN follows f USING (id)
 WHERE EXISTS (SELECT 1 FROM reviews r WHERE r.user_id = id);
+
+-- A USING over a column a FULL JOIN merged joins on COALESCE(left, right);
+-- a FULL JOIN after it merges all three; a FULL pair of an integer and a
+-- real column keeps each value as it is (SQLite's COALESCE).
+CREATE MATERIALIZED VIEW full_using_chained AS
+SELECT id, u.name, p.title, r.rating FROM users u FULL JOIN posts p USING (id) JOIN reviews r USING (id);
+
+CREATE MATERIALIZED VIEW full_using_full_chain AS
+SELECT id, u.karma, p.score, f.followee_id
+FROM users u FULL JOIN posts p USING (id) FULL JOIN follows f USING (id);
+
+CREATE MATERIALIZED VIEW full_using_int_real AS
+SELECT id, u.name, p.title FROM users u FULL JOIN (SELECT id * 1.0 AS id, title FROM posts) p USING (id);

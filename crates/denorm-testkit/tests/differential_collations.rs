@@ -119,6 +119,11 @@ const GROUPED: &[&str] = &[
     "distinct_cities",
     "top_city_groups",
     "ordered_distinct_codes",
+    "city_group_expressions",
+    "first_distinct_cities",
+    "city_groups_in_from",
+    "distinct_cities_in_with",
+    "city_group_joins",
 ];
 
 proptest! {
@@ -175,4 +180,52 @@ fn nocase_min_max_show_a_row_value() {
     assert_eq!(shown(&harness)[..2], [Value::from("Lyon"), Value::from("paris")]);
     let (_, sqlite) = harness.reference.query("SELECT min(city), max(city), min(code) FROM cities").unwrap();
     assert_eq!(shown(&harness), sqlite[0]);
+}
+
+/// Regression: expressions over a collated group column (`city || '!'`),
+/// a `SELECT DISTINCT city … ORDER BY city LIMIT n` and subqueries in FROM
+/// and WITH grouping or deduplicating `city` showed the NOCASE key
+/// (`paris!`, `paris`) where SQLite shows a row's value (`Paris!`,
+/// `Paris`); and a USING over a FULL-merged column, and FULL JOIN … USING
+/// over pairs of different collations, were refused. One spelling per
+/// city, so SQLite's answer is exact.
+#[test]
+fn collated_expressions_and_full_using_show_a_row_value() {
+    let mut harness = Differential::new(SCHEMA, VIEWS, "differential_collations.sql");
+    let city = |id: i64, city: &str, code: &str, plain: &str| Op::Insert {
+        table: 0,
+        values: vec![Datum::Int(id), Value::from(city), Value::from(code), Value::from(plain), Datum::Int(id)],
+    };
+    let visit =
+        |id: i64, city: &str| Op::Insert { table: 1, values: vec![Datum::Int(id), Value::from(city), Datum::Int(1)] };
+    let views = [
+        "city_group_expressions",
+        "first_distinct_cities",
+        "plain_full_visits",
+        "visits_full_plain",
+        "city_full_visits",
+        "city_groups_in_from",
+        "distinct_cities_in_with",
+        "city_group_joins",
+    ];
+    let ops = [
+        city(1, "Paris", "ab ", "paris"),
+        city(2, "lyon", "AB", "Lyon"),
+        city(3, "NICE", " x", "Nice"),
+        visit(10, "PARIS"),
+        visit(11, "Lyon"),
+        visit(12, "oslo"),
+    ];
+    harness.step(&tables(), &ops).unwrap();
+    harness.check_exactly(&views).unwrap();
+    let (_, id) = harness.views.iter().find(|(d, _)| d.name == "first_distinct_cities").unwrap();
+    let shown: Vec<Value> = harness
+        .dataflow
+        .view_rows(*id)
+        .iter()
+        .map(|(row, _)| row.iter().next().map(Datum::into_owned).unwrap_or(Datum::Null))
+        .collect();
+    assert!(shown.contains(&Value::from("Paris")) && !shown.contains(&Value::from("paris")), "{shown:?}");
+    harness.step(&tables(), &[Op::Delete { table: 0, target: 0 }, Op::Delete { table: 1, target: 1 }]).unwrap();
+    harness.check_exactly(&views).unwrap();
 }

@@ -195,3 +195,37 @@ SELECT city, COUNT(*) AS n FROM cities GROUP BY city ORDER BY city DESC LIMIT 3;
 
 CREATE MATERIALIZED VIEW ordered_distinct_codes AS
 SELECT DISTINCT code FROM cities ORDER BY code;
+
+-- FULL JOIN … USING over collated pairs: the join compares under the left
+-- column's collation, and the merged column is COALESCE(left, right)
+-- under the left column's collation too (SQLite 3.54: the COALESCE's
+-- collation is its first argument's).
+CREATE MATERIALIZED VIEW plain_full_visits AS
+SELECT plain, c.id, v.vid FROM cities c FULL JOIN (SELECT id AS vid, city AS plain FROM visits) v USING (plain);
+
+CREATE MATERIALIZED VIEW visits_full_plain AS
+SELECT plain, COUNT(*) AS n
+FROM (SELECT id AS vid, city AS plain FROM visits) v FULL JOIN cities c USING (plain) GROUP BY plain;
+
+CREATE MATERIALIZED VIEW city_full_visits AS
+SELECT city, c.id, v.id AS vid, city = 'PARIS' AS is_paris FROM cities c FULL JOIN visits v USING (city);
+
+-- Expressions over collated group columns show a row's value (`Paris!`,
+-- not the key's `paris!`) and compare under the collation (`city =
+-- 'PARIS'` is true for every spelling of Paris).
+CREATE MATERIALIZED VIEW city_group_expressions AS
+SELECT (city || '!') COLLATE NOCASE AS shout, ('<' || code) COLLATE RTRIM AS tagged, city = 'PARIS' AS is_paris,
+       COUNT(*) AS n
+FROM cities GROUP BY city, code;
+
+-- Subqueries in FROM and WITH over a collated group column show a row's
+-- value too (`Paris`, not the key `paris`); the enclosing query compares it
+-- under the column's collation (its WHERE, its joins, its own GROUP BY).
+CREATE MATERIALIZED VIEW city_groups_in_from AS
+SELECT g.city, g.n, g.city = 'PARIS' AS is_paris FROM (SELECT city, COUNT(*) AS n FROM cities GROUP BY city) AS g;
+
+CREATE MATERIALIZED VIEW distinct_cities_in_with AS
+WITH d AS (SELECT DISTINCT city FROM cities) SELECT city, (city || '?') COLLATE NOCASE AS asked FROM d;
+
+CREATE MATERIALIZED VIEW city_group_joins AS
+SELECT v.id, g.city, g.n FROM visits v JOIN (SELECT city, COUNT(*) AS n FROM cities GROUP BY city) AS g ON g.city = v.city;

@@ -1,6 +1,6 @@
 //! Source table schemas: the planner's input about the normalized database.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// The static type of a column or expression.
@@ -169,6 +169,11 @@ pub struct Catalog {
     /// The declared collation of every column whose collation is not
     /// BINARY, by lower-cased (table, column).
     collations: BTreeMap<(String, String), Collation>,
+    /// PostgreSQL's `smallint` and `integer` columns, by lower-cased (table,
+    /// column): [`ScalarType::Int`] holds them and `bigint` alike, but
+    /// PostgreSQL types `SUM` of the first two as `bigint` and of a
+    /// `bigint` as `numeric`.
+    narrow_ints: BTreeSet<(String, String)>,
     /// Each table's estimated number of rows, when the source gave one.
     rows: RowEstimates,
 }
@@ -225,6 +230,18 @@ impl Catalog {
     pub fn collation(&self, table: &str, column: &str) -> Collation {
         let at = (table.to_ascii_lowercase(), column.to_ascii_lowercase());
         self.collations.get(&at).copied().unwrap_or_default()
+    }
+
+    /// Records that a PostgreSQL column is a `smallint` or an `integer`
+    /// (not a `bigint`; see [`Catalog::narrow_int`]).
+    pub fn set_narrow_int(&mut self, table: &str, column: &str) {
+        self.narrow_ints.insert((table.to_ascii_lowercase(), column.to_ascii_lowercase()));
+    }
+
+    /// Whether a PostgreSQL integer column is a `smallint` or an `integer`
+    /// (false for a `bigint` and every other column).
+    pub fn narrow_int(&self, table: &str, column: &str) -> bool {
+        self.narrow_ints.contains(&(table.to_ascii_lowercase(), column.to_ascii_lowercase()))
     }
 
     /// Records a table's estimated number of rows (a hint for the planner's

@@ -657,7 +657,7 @@ mod tests {
 
     #[test]
     fn full_report() {
-        let column = |name: &str, ty, nullable| OutputColumn { name: name.into(), ty, nullable, collation: None };
+        let column = |name: &str, ty, nullable| OutputColumn { name: name.into(), ty, nullable, collation: None, narrow: false };
         let view = ViewDef {
             name: "product_stats".into(),
             columns: vec![

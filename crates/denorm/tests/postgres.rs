@@ -69,6 +69,12 @@ const VIEWS: &[(&str, &str)] = &[
         "SELECT category, SUM(price) AS total, MAX(price) AS top, SUM(DISTINCT price) AS distinct_total, \
          AVG(DISTINCT price) AS distinct_mean FROM products GROUP BY category",
     ),
+    // SUM of a bigint is numeric, of an integer bigint (PostgreSQL's types).
+    (
+        "post_id_sums",
+        "SELECT author_id, SUM(id) AS id_sum, SUM(DISTINCT id) AS distinct_ids, SUM(score) AS total, \
+         SUM(id + score) AS mixed FROM posts GROUP BY author_id",
+    ),
     // FULL JOIN … USING / NATURAL FULL JOIN: the merged column is
     // COALESCE(left.c, right.c) (integer and bigint merge as bigint).
     ("users_full_posts", "SELECT id, u.name, p.title FROM users u FULL JOIN posts p USING (id)"),
@@ -77,6 +83,18 @@ const VIEWS: &[(&str, &str)] = &[
         "full_using_groups",
         "SELECT id, COUNT(*) AS n, MAX(r.rating) AS best FROM products p FULL OUTER JOIN reviews r USING (id) GROUP BY id",
     ),
+    // A USING over a column a FULL JOIN merged joins on the COALESCE; a
+    // FULL pair of two types merges as their common type (integer and
+    // numeric as numeric, bigint and double precision as double precision).
+    (
+        "full_using_chained",
+        "SELECT id, u.name, p.title, r.rating FROM users u FULL JOIN posts p USING (id) JOIN reviews r USING (id)",
+    ),
+    (
+        "full_using_numeric",
+        "SELECT id, u.name, p.name AS product FROM users u FULL JOIN (SELECT id::numeric AS id, name FROM products) p USING (id)",
+    ),
+    ("full_using_double", "SELECT id, p.title FROM (SELECT price AS id FROM products) pr FULL JOIN posts p USING (id)"),
     // Whole queries: top-N (OFFSET), the ALL set operations SQLite lacks,
     // PostgreSQL's INTERSECT-first precedence, a CTE read twice, a constant row.
     ("top_scores", "SELECT id, title, score FROM posts ORDER BY score DESC NULLS LAST, id LIMIT 4"),
@@ -454,7 +472,7 @@ fn alter_table_fails_only_the_views_it_breaks() {
     writer.no_price = true;
     client.batch_execute("UPDATE products SET name = 'renamed' WHERE id = (SELECT min(id) FROM products)").unwrap();
     client.batch_execute("INSERT INTO products VALUES (99, 'new', 'a', true)").unwrap();
-    let broken = ["active_products", "category_totals", "price_neighbours"];
+    let broken = ["active_products", "category_totals", "full_using_double", "price_neighbours"];
     let views = denorm.wait_for(|views| {
         views.as_array().unwrap().iter().filter(|v| v["status"] == "failed").count() == broken.len()
     });

@@ -252,6 +252,10 @@ const CHAR_VIEWS: &[(&str, &str)] = &[
     // trailing blanks, EXCEPT showing the left operand's value; after text,
     // the character(n) side is read as text (stripped).
     ("code_except", "SELECT code FROM items EXCEPT SELECT code FROM codes"),
+    // Regression: EXCEPT ALL compared character(4) with character(3)
+    // padded ('ab  ' kept beside 'ab '); PostgreSQL compares them without
+    // trailing blanks and shows the left operand's value.
+    ("code_except_all", "SELECT code FROM items EXCEPT ALL SELECT code FROM codes"),
     ("note_or_code", "SELECT note FROM items UNION SELECT code FROM items"),
     // A window's ORDER BY sorts character(n) without its trailing blanks.
     (
@@ -280,6 +284,13 @@ const CHAR_RULES: &[(&str, &str, &str)] = &[
         "SELECT code FROM items UNION SELECT note FROM items",
         "SELECT DISTINCT ON (code) code FROM (SELECT code FROM items UNION ALL SELECT note FROM items) AS u \
          ORDER BY code, octet_length(code)",
+    ),
+    // INTERSECT ALL shows the left operand's padding (PostgreSQL: the
+    // operand it hashed).
+    (
+        "code_intersect_all",
+        "SELECT code FROM items INTERSECT ALL SELECT code FROM codes",
+        "SELECT code FROM items INTERSECT ALL SELECT CAST(code AS char(4)) FROM codes",
     ),
     (
         "codes_intersect",

@@ -43,7 +43,8 @@ const VIEWS: &[(&str, &str)] = &[
     (
         "by_account",
         "SELECT a.id AS account_id, a.name, a.opened, COUNT(o.id) AS orders, SUM(o.amount * o.qty) AS value, \
-         SUM(o.qty) AS items, AVG(o.qty::numeric) AS mean_qty, AVG(o.qty) AS int_mean_qty, \
+         SUM(o.qty) AS items, SUM(o.qty::bigint) AS wide_items, SUM(o.placed_on - a.opened) AS days, \
+         AVG(o.qty::numeric) AS mean_qty, AVG(o.qty) AS int_mean_qty, \
          AVG(DISTINCT o.qty) AS distinct_mean_qty, MIN(o.paid_at) AS first_paid \
          FROM accounts a LEFT JOIN orders o ON o.account_id = a.id GROUP BY a.id, a.name, a.opened",
     ),
@@ -373,5 +374,70 @@ fn a_group_of_equal_values_shows_a_current_spelling() {
     for step in steps {
         writer.batch_execute(step).unwrap();
         eventually(Duration::from_millis(50), || pg_project::json_compare(&denorm, &mut client, &rules, exact_numbers));
+    }
+}
+
+const SUMS_SCHEMA: &str = "
+CREATE TABLE big (id integer PRIMARY KEY, g integer NOT NULL, b bigint, i integer, s smallint);
+ALTER TABLE big REPLICA IDENTITY FULL;
+";
+
+const SUM_VIEWS: &[(&str, &str)] = &[
+    (
+        "sums",
+        "SELECT g, SUM(b) AS sb, SUM(i) AS si, SUM(s) AS ss, SUM(DISTINCT b) AS sdb, SUM(DISTINCT i) AS sdi, \
+         AVG(b) AS ab, SUM(b + i) AS sbi, SUM(i + 1) AS si1, SUM(CASE WHEN b > 0 THEN 1 ELSE 0 END) AS positive \
+         FROM big GROUP BY g",
+    ),
+    ("total", "SELECT SUM(b) AS total, SUM(i::bigint) AS wide, COUNT(*) AS n FROM big"),
+    (
+        "nested",
+        "SELECT SUM(sb) AS ssb, SUM(si) AS ssi, SUM(top) AS stop \
+         FROM (SELECT g, SUM(b) AS sb, SUM(i) AS si, MAX(i) AS top FROM big GROUP BY g) AS t",
+    ),
+];
+
+/// Regression: PostgreSQL sums a bigint as numeric and an integer or a
+/// smallint as bigint. denorm summed every integer as a bigint, so a group
+/// whose bigints summed past 2^63 failed the view where PostgreSQL answers,
+/// and SUM(bigint) was served typed as an integer. Each step's values and
+/// every column's type are compared with PostgreSQL's, on the way past
+/// 2^63 and back below it.
+#[test]
+fn a_sum_of_bigints_is_numeric_past_2_63_and_back() {
+    let views: String = SUM_VIEWS.iter().map(|(n, s)| format!("CREATE MATERIALIZED VIEW {n} AS {s};\n")).collect();
+    let project = PgProject::new("types_sums", SUMS_SCHEMA, &views);
+    let mut writer = project.client();
+    let mut client = project.client();
+    let denorm = Denorm::start(&project.config);
+    let steps = [
+        "INSERT INTO big VALUES (1, 1, 9000000000000000000, 2000000000, 30000), (2, 1, 9000000000000000000, 2000000000, 1), \
+         (3, 2, -9223372036854775808, 5, NULL), (4, 2, 7, NULL, -32768)",
+        "INSERT INTO big VALUES (5, 1, 9223372036854775000, 7, 7), (6, 2, -9223372036854775808, 1, 1)",
+        "DELETE FROM big WHERE id = 1",
+        "DELETE FROM big WHERE id IN (5, 6)",
+        "UPDATE big SET b = -9000000000000000000 WHERE id = 2; UPDATE big SET g = 1 WHERE id = 3",
+    ];
+    for step in steps {
+        writer.batch_execute(step).unwrap();
+        eventually(Duration::from_millis(50), || {
+            pg_project::json_compare(&denorm, &mut client, SUM_VIEWS, exact_numbers)
+        });
+    }
+    let (_, listed) = denorm.get("/views");
+    for (name, select) in SUM_VIEWS {
+        let view = listed.as_array().unwrap().iter().find(|v| v["name"] == *name).unwrap();
+        let served = pg_project::column_types(view);
+        let row = client.query_one(&format!("SELECT row_to_json(t)::text FROM ({select}) AS t LIMIT 1"), &[]).unwrap();
+        let columns: Json = serde_json::from_str(&row.get::<_, String>(0)).unwrap();
+        for column in columns.as_object().unwrap().keys() {
+            let typed = format!("SELECT pg_typeof({column})::text FROM ({select}) AS t LIMIT 1");
+            let postgres: String = client.query_one(&typed, &[]).unwrap().get(0);
+            let want = match postgres.as_str() {
+                "bigint" | "integer" | "smallint" => "integer",
+                other => other,
+            };
+            assert_eq!(served[column], want, "{name}.{column}: PostgreSQL's type is {postgres}");
+        }
     }
 }

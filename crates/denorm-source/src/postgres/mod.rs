@@ -149,6 +149,10 @@ pub fn read_catalog(client: &mut postgres::Client) -> Result<Catalog, SourceErro
             if *ty == PgType::Bpchar {
                 catalog.set_collation(&table.schema.name, &column.name, denorm_types::Collation::Rtrim);
             }
+            // SUM of a smallint or integer is bigint, of a bigint numeric.
+            if matches!(ty, PgType::Int2 | PgType::Int4) {
+                catalog.set_narrow_int(&table.schema.name, &column.name);
+            }
         }
         catalog.add(table.schema);
     }

@@ -35,7 +35,7 @@ impl Lowerer<'_, '_> {
         let arg = arg.unwrap_or_else(|| Typed::new(Expr::Literal(Datum::Int(1)), ScalarType::Int, false));
         let expr =
             Expr::Case { branches: vec![(condition.expr, arg.expr)], otherwise: Box::new(Expr::Literal(Datum::Null)) };
-        Ok(Typed::new(expr, arg.ty, true))
+        Ok(Typed::new(expr, arg.ty, true).narrowed(arg.narrow))
     }
 
     /// `group_concat(x [, sep] [ORDER BY …])` / `string_agg(x, sep [ORDER BY …])`.

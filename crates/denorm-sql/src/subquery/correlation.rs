@@ -157,7 +157,7 @@ pub(super) fn decorrelate<'q, 'a, 'c>(
         ast::SetExpr::Select(s) => s.select_token.0.span.start,
         _ => outer_cx.start,
     };
-    let cx = Context { start, depth: outer_cx.depth + 1, ..outer_cx };
+    let cx = Context { start, depth: outer_cx.depth + 1, compared: true, ..outer_cx };
     let select = query_select(query, &cx)?;
     // Only its names matter here (the WHERE, read with the outer query's
     // names, is planned once split).

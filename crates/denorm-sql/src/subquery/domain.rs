@@ -182,7 +182,7 @@ pub(super) fn first_row_residual(
     };
     let (first, key_count) = domain_right(lw, subqueries, inner, terms, computed)?;
     let ty = crate::func::outside_subquery(value.ty, lw.dialect);
-    Ok(Typed::new(Expr::Column(first + key_count), ty, true))
+    Ok(Typed::new(Expr::Column(first + key_count), ty, true).narrowed(value.narrow))
 }
 
 /// What the right side computes per domain tuple (see [`domain_right`]).
@@ -333,6 +333,7 @@ fn residual_condition(
     for r in scope.relations.iter().chain(subqueries.scope.relations.iter()) {
         combined.push_derived(r.name.clone(), r.table.clone().into_owned(), Vec::new(), r.outer);
         combined.set_collations(r.collations.clone());
+        combined.set_narrow(r.narrow.clone());
     }
     let residual_lw = Lowerer { scope: &combined, clause: Clause::Where, grouping: None, subqueries: None, ..*lw };
     let mut out: Option<Expr> = None;

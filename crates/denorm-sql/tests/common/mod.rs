@@ -50,6 +50,9 @@ pub fn catalog() -> Catalog {
         vec![0],
         vec![],
     ));
+    // PostgreSQL: reviews.rating is an `integer` (SUM is bigint), every
+    // other integer column a `bigint` (SUM is numeric).
+    c.set_narrow_int("reviews", "rating");
     c.add(table("follows", &[("follower_id", Int, false), ("followee_id", Int, false)], vec![0, 1], vec![]));
     c.add(table("flags", &[("id", Int, false), ("on", Bool, false)], vec![0], vec![]));
     c
