@@ -469,7 +469,10 @@ fn short_decimal(x: f64) -> Option<(u8, u64)> {
 #[inline]
 fn decimal_value(scale: u8, zigzag: u64) -> f64 {
     let m = (zigzag >> 1) as i64 ^ -((zigzag & 1) as i64);
-    m as f64 / POW10[scale as usize]
+    match scale {
+        0 => m as f64,
+        s => m as f64 / POW10[s as usize],
+    }
 }
 
 /// The bytes of the varint at the start of `data`.

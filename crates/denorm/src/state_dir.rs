@@ -1242,16 +1242,47 @@ mod tests {
         assert_eq!(state.dead_letters().unwrap(), vec![], "format 1 has no dead-letter queue");
     }
 
-    /// A format-1 directory (doubles in tag 7) is re-packed when opened: it
-    /// is format 3 after, its change log starts after the migration (no
+    /// A format-1 or format-2 directory (doubles in tag 7; the v1 fixture,
+    /// and the same marked format 2) is re-packed when opened: it is
+    /// format 3 after, its change log starts after the migration (no
     /// earlier checkpoint completes), a row arriving today retracts the
     /// migrated row it equals, and it reopens with its checksums. An open
     /// without rows leaves an old directory as it is and declines it.
     #[test]
-    fn a_v1_directory_is_repacked_to_todays_rows() {
+    fn v1_and_v2_directories_are_repacked_to_todays_rows() {
+        for format in migrate::OLD {
+            repacks_a_directory_of_format(format);
+        }
+    }
+
+    /// An old directory whose rows fail their checksum is not re-packed:
+    /// it is rebuilt, with the reason.
+    #[test]
+    fn an_old_directory_failing_its_checksum_rebuilds() {
         let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/state-v1").join(FILE);
         let dir = tempfile::tempdir().unwrap();
         std::fs::copy(&file, dir.path().join(FILE)).unwrap();
+        {
+            let db = Database::open(dir.path().join(FILE)).unwrap();
+            let tx = db.begin_write().unwrap();
+            tx.open_table(META).unwrap().insert(sum_key("items").as_str(), 7u64.to_le_bytes().as_slice()).unwrap();
+            tx.commit().unwrap();
+        }
+        let (shape, _, _) = fixture();
+        let reason = rebuild_reason(dir.path(), FIXTURE_IDENTITY, &shape);
+        assert!(reason.contains("items fail their checksum"), "{reason}");
+    }
+
+    fn repacks_a_directory_of_format(old: u32) {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/state-v1").join(FILE);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(&file, dir.path().join(FILE)).unwrap();
+        {
+            let db = Database::open(dir.path().join(FILE)).unwrap();
+            let tx = db.begin_write().unwrap();
+            tx.open_table(META).unwrap().insert("format", old.to_le_bytes().as_slice()).unwrap();
+            tx.commit().unwrap();
+        }
         let (shape, _, tables) = fixture();
         assert!(StateDir::open_without_rows(dir.path(), FIXTURE_IDENTITY, &shape).unwrap().is_none());
         let (mut state, stored) = resume(dir.path(), FIXTURE_IDENTITY, &shape);
