@@ -443,11 +443,10 @@ fn short_decimal(x: f64) -> Option<(u8, u64)> {
     if magnitude.is_nan() || magnitude >= EXACT_LIMIT {
         return None;
     }
-    let mut scale = MAX_SCALE as usize;
-    // Scale 0 always passes: magnitude < 2^53.
-    while scale > 0 && magnitude * POW10[scale] >= EXACT_LIMIT {
-        scale -= 1;
-    }
+    // The scales whose mantissa fits are 0..=scale (the product grows with
+    // the scale; scale 0 always fits: magnitude < 2^53). Counted without
+    // branches.
+    let mut scale = POW10.iter().filter(|&&p| magnitude * p < EXACT_LIMIT).count() - 1;
     let m = (x * POW10[scale]).round();
     if m.abs() >= EXACT_LIMIT {
         return None;
@@ -457,9 +456,12 @@ fn short_decimal(x: f64) -> Option<(u8, u64)> {
     if (m as f64 / POW10[scale]).to_bits() != x.to_bits() {
         return None;
     }
-    while scale > 0 && m % 10 == 0 {
-        m /= 10;
-        scale -= 1;
+    // At most 15 trailing zeros, dropped 8, 4, 2 and 1 at a time.
+    for (k, p) in [(8, 100_000_000), (4, 10_000), (2, 100), (1, 10)] {
+        if scale >= k && m % p == 0 {
+            m /= p;
+            scale -= k;
+        }
     }
     let zigzag = ((m << 1) ^ (m >> 63)) as u64;
     (zigzag < SHORT_LIMIT).then_some((scale as u8, zigzag))
