@@ -920,6 +920,9 @@ mod tests {
     }
 
     proptest! {
+        // Cheap cases, many of them: every kind of double is drawn.
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
         /// Every double packs and unpacks to the same bits; its encoding is a
         /// function of those bits (a fixed point of unpack-then-pack, so equal
         /// doubles get equal bytes whichever way they were made), never
