@@ -23,13 +23,17 @@
 //!
 //! **Doubles that are short decimals** (prices, rates, quantities: `12.5`,
 //! `0.07`, `3.0`) take tag `18 + s` and the LEB128 varint of the zigzag of
-//! `m`, where `m as f64 / 10^s` gives back the double's exact bits: two to
-//! five bytes instead of nine. The packer finds `s` and `m` by one rule (the
-//! largest scale whose mantissa stays below 2^53, then trailing zeros of `m`
-//! dropped: the smallest such scale) and takes the short form only when it is
-//! shorter than tag 7's nine bytes, so every double still has exactly one
-//! encoding. Tag 7 keeps the rest: -0.0, NaN, infinities, subnormals, doubles
-//! with more significant digits (`1.0 / 3.0`).
+//! `m`, where `m as f64 / 10^s` (a correctly rounded division of two exact
+//! doubles) gives back the double's exact bits: two to eight bytes instead
+//! of nine (a TPC-H price five, a discount two). The packer finds `s` and
+//! `m` by one rule, a function of the double's bits alone: the largest
+//! scale whose mantissa `round(x · 10^s)` stays below 2^53, kept if it
+//! gives back `x`, then `m`'s trailing zeros dropped while `s` > 0 (each
+//! leaves the same fraction, so the same quotient); and the short form only
+//! when its varint takes at most 7 bytes. So every double still has exactly
+//! one encoding (a decoder accepts others, which no packer writes). Tag 7
+//! keeps the rest: -0.0, NaN, infinities, subnormals, doubles with more
+//! significant digits (`1.0 / 3.0`, `0.1 + 0.2`).
 //!
 //! Identity is bytewise: `Int(1)` and `Float(1.0)` are different rows. Keys
 //! used for SQL equality (join and group keys) are packed with
@@ -978,7 +982,7 @@ mod tests {
         assert_eq!(bytes(12345.67).len(), 5);
         assert_eq!(bytes(104_949.5).len(), 5);
         assert_eq!(bytes(1e-15), [33, 2]);
-        for x in [-0.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 5e-324, 1.0 / 3.0, 1e300, 2f64.powi(60)] {
+        for x in [-0.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 5e-324, 1.0 / 3.0, 0.1 + 0.2, 1e300, 2f64.powi(60)] {
             assert_eq!(bytes(x)[0], FLOAT, "{x}");
             assert_eq!(bytes(x)[1..], x.to_le_bytes());
         }
