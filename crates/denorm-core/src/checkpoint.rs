@@ -50,8 +50,13 @@ use crate::executor::Dataflow;
 use crate::graph::Operator;
 
 /// The version of the state encoding; bump it when any operator's layout
-/// changes (older checkpoints are then refused and rebuilt).
-pub const VERSION: u32 = 2;
+/// changes (older checkpoints are then refused and rebuilt, or migrated).
+/// Version 3: rows in the short decimal encoding of doubles
+/// (`denorm_types::row`); rows read from versions 1 and 2 (every double in
+/// tag 7) are re-packed as they are read ([`Reader::repacks_rows`]).
+pub const VERSION: u32 = 3;
+/// The first version whose rows are in today's row encoding.
+const ROWS_REPACKED_BEFORE: u32 = 3;
 
 /// Why a checkpoint cannot be written or read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -105,12 +110,26 @@ impl Writer {
 pub struct Reader<'a> {
     buf: &'a [u8],
     at: usize,
+    /// The rows were written before doubles had the short decimal form:
+    /// each is re-packed as it is read.
+    repack: bool,
 }
 
 impl<'a> Reader<'a> {
     pub fn new(buf: &'a [u8]) -> Self {
-        Reader { buf, at: 0 }
+        Reader { buf, at: 0, repack: false }
     }
+    /// From now on every row read is re-packed in today's encoding (the
+    /// input was written in an older one: `denorm_types::RowRef::repacked`).
+    pub fn repack_rows(&mut self) {
+        self.repack = true;
+    }
+    /// Whether rows read are re-packed (operators reading packed rows as
+    /// raw bytes re-pack them alike).
+    pub fn repacks_rows(&self) -> bool {
+        self.repack
+    }
+
     pub fn take(&mut self, n: usize) -> Result<&'a [u8], CheckpointError> {
         let end = self.at.checked_add(n).filter(|&end| end <= self.buf.len());
         let end = end.ok_or_else(|| CheckpointError::Corrupt(format!("truncated at byte {}", self.at)))?;
@@ -150,7 +169,8 @@ impl<'a> Reader<'a> {
     }
     pub fn row(&mut self) -> Result<Row, CheckpointError> {
         let bytes = self.bytes()?;
-        Ok(RowRef::from_prefix(bytes, bytes.len()).to_row())
+        let row = RowRef::from_prefix(bytes, bytes.len());
+        Ok(if self.repack { row.repacked() } else { row.to_row() })
     }
     pub fn str(&mut self) -> Result<&'a str, CheckpointError> {
         std::str::from_utf8(self.bytes()?).map_err(|_| CheckpointError::Corrupt("a name is not UTF-8".into()))
@@ -301,6 +321,8 @@ pub struct Saved<'a> {
     pub position: Position,
     pub views: Vec<String>,
     nodes: std::collections::HashMap<u64, (u8, &'a [u8])>,
+    /// Its rows are in an older encoding (version 2): re-packed on load.
+    repack: bool,
 }
 
 impl<'a> Saved<'a> {
@@ -308,10 +330,13 @@ impl<'a> Saved<'a> {
     /// be told apart across views) is a [`CheckpointError::Mismatch`].
     pub fn read(r: &mut Reader<'a>) -> Result<Saved<'a>, CheckpointError> {
         let version = r.u32()?;
-        if version != VERSION {
+        if !(2..=VERSION).contains(&version) {
             return Err(CheckpointError::Mismatch(format!(
                 "state version {version} (its operators load only into the same views), this denorm writes {VERSION}"
             )));
+        }
+        if version < ROWS_REPACKED_BEFORE {
+            r.repack_rows();
         }
         Self::read_body(r)
     }
@@ -327,7 +352,7 @@ impl<'a> Saved<'a> {
             let kind = node.u8()?;
             nodes.insert(hash, (kind, &node.buf[node.at..]));
         }
-        Ok(Saved { position, views, nodes })
+        Ok(Saved { position, views, nodes, repack: r.repack })
     }
 
     /// Whether it holds the state of a node of this structural hash.
@@ -374,9 +399,12 @@ impl Dataflow {
     /// part of the state: drop it and build another.
     pub fn load_checkpoint(&mut self, r: &mut Reader<'_>) -> Result<Position, CheckpointError> {
         let version = r.u32()?;
+        if version < ROWS_REPACKED_BEFORE {
+            r.repack_rows();
+        }
         let saved = match version {
             1 => return self.load_version_1(r),
-            VERSION => Saved::read_body(r)?,
+            2..=VERSION => Saved::read_body(r)?,
             _ => {
                 return Err(CheckpointError::Mismatch(format!(
                     "state version {version}, this denorm reads 1 to {VERSION}"
@@ -425,10 +453,12 @@ impl Dataflow {
         }
         let hashes = structural_hashes(&self.graph.signatures(), &self.graph.nodes);
         for (id, hash) in hashes.into_iter().enumerate() {
-            let Some(&(kind, bytes)) = sources.iter().find_map(|s| s.nodes.get(&hash)) else {
+            let Some((kind, bytes, repack)) =
+                sources.iter().find_map(|s| s.nodes.get(&hash).map(|&(kind, bytes)| (kind, bytes, s.repack)))
+            else {
                 return Err(CheckpointError::Mismatch(format!("operator {id} has another definition")));
             };
-            let mut r = Reader::new(bytes);
+            let mut r = Reader { buf: bytes, at: 0, repack };
             load_operator(id, kind, &mut self.graph.nodes[id].operator, &mut r)?;
             if !r.at_end() {
                 return Err(CheckpointError::Corrupt(format!("operator {id}'s state is longer than it reads")));

@@ -6,7 +6,8 @@
 //!
 //! - SQLite: `SELECT count(*)`, and from a sample (the first
 //!   [`SAMPLE_ROWS`] rows) each column's average width in denorm's row
-//!   encoding (a tag byte; integers 1/2/4/8 bytes by magnitude; doubles 8;
+//!   encoding (a tag byte; integers 1/2/4/8 bytes by magnitude; doubles 8,
+//!   or 1 to 7 for a short decimal, bounded by its printed digits;
 //!   text and blobs their bytes and a 1- or 4-byte length) and its distinct
 //!   values (the sample's count when values repeat within it, else scaled
 //!   to the table).
@@ -155,13 +156,33 @@ fn quote(name: &str) -> String {
 }
 
 /// A column's width in denorm's row encoding, as SQL over SQLite's values.
+/// A double is a short decimal (tag and a varint mantissa, see
+/// `denorm_types::row`) unless SQLite prints it in exponent form or with
+/// more than 14 significant digits: its width is bounded by its digits'.
 fn sqlite_width(column: &str) -> String {
     format!(
-        "CASE typeof({c}) WHEN 'null' THEN 1 WHEN 'real' THEN 9 \
+        "CASE typeof({c}) WHEN 'null' THEN 1 WHEN 'real' THEN {real} \
          WHEN 'integer' THEN CASE WHEN {c} BETWEEN -128 AND 127 THEN 2 WHEN {c} BETWEEN -32768 AND 32767 THEN 3 \
          WHEN {c} BETWEEN -2147483648 AND 2147483647 THEN 5 ELSE 9 END \
          ELSE length(CAST({c} AS BLOB)) + CASE WHEN length(CAST({c} AS BLOB)) < 256 THEN 2 ELSE 5 END END",
-        c = quote(column)
+        c = quote(column),
+        real = sqlite_real_width(&quote(column)),
+    )
+}
+
+/// The width of a double `c` (quoted) by its significant digits: an
+/// integral one's integer digits, another's printed digits without the
+/// point and leading zeros (SQLite prints the shortest form); exponent
+/// forms and more than 14 digits take tag 7's nine bytes.
+fn sqlite_real_width(c: &str) -> String {
+    let digits = format!(
+        "CASE WHEN {c} = CAST({c} AS INTEGER) AND abs({c}) < 1e15 THEN length(CAST(abs(CAST({c} AS INTEGER)) AS TEXT)) \
+         WHEN instr(CAST({c} AS TEXT), 'e') > 0 THEN 99 \
+         ELSE length(ltrim(replace(CAST(abs({c}) AS TEXT), '.', ''), '0')) END"
+    );
+    format!(
+        "(SELECT CASE WHEN d <= 1 THEN 2 WHEN d <= 3 THEN 3 WHEN d <= 6 THEN 4 WHEN d <= 8 THEN 5 \
+         WHEN d <= 10 THEN 6 WHEN d <= 12 THEN 7 WHEN d <= 14 THEN 8 ELSE 9 END FROM (SELECT {digits} AS d))"
     )
 }
 
@@ -282,7 +303,15 @@ mod tests {
         // id: 1..1000 in the sample (2 bytes up to 127, then 3).
         let id_width = (127.0 * 2.0 + 873.0 * 3.0) / 1000.0;
         assert!((stats.widths[0] - id_width).abs() < 1e-9, "{:?}", stats.widths);
-        assert_eq!(stats.widths[1..], [2.0, 9.0, 12.0, 9.0, 1.0]);
+        assert_eq!(stats.widths[1..4], [2.0, 9.0, 12.0]);
+        assert_eq!(stats.widths[5], 1.0);
+        // x = i * 0.5, short decimals of 1 to 4 digits: the estimate bounds
+        // the encoding's bytes from above, within a byte.
+        let packed = (1..=1000)
+            .map(|i| denorm_types::Row::pack([denorm_types::Datum::Float(f64::from(i) * 0.5)]).as_bytes().len())
+            .sum::<usize>() as f64
+            / 1000.0;
+        assert!((packed..packed + 1.0).contains(&stats.widths[4]), "{} for {packed}", stats.widths[4]);
         // Unique columns scale to the table; repeating ones stay.
         assert_eq!(stats.distinct[0], Some(3000.0));
         assert_eq!(stats.distinct[1], Some(7.0));

@@ -12,7 +12,11 @@
 //!            "sum/<t>"  → u64     multiset checksum of table t's rows (see `row_hash`)
 //!   rows/<t>  packed row bytes → count   (a multiset: tables need no primary key)
 //!   dlq       id → JSON of a dead-letter entry (format 2; absent in format 1,
-//!             read as empty: a v1 directory opens as it is)
+//!             read as empty)
+//!
+//!  Formats 1 and 2 (every double in the row encoding's tag 7) are migrated
+//!  when opened: their rows re-packed in place, the change log dropped
+//!  (`migrate.rs`).
 //!   log       seq → the rows' changes since the last checkpoint (see [`log`];
 //!             with meta "log_seq", "log_start"; absent: an empty log)
 //! ```
@@ -64,15 +68,17 @@ use denorm_types::{Catalog, Diff, Position, Row, RowRef};
 use redb::{Database, DatabaseError, Durability, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle};
 
 mod log;
+mod migrate;
 pub use log::LoggedChanges;
 
 /// The layout's version: bump it when the meaning of any key or value
 /// changes, and keep `tests/fixtures/state-v1` opening (see the tests).
-/// Format 2 added the `dlq` table; format 1 directories are read as they
-/// are (no dead letters) and written as format 2 from their next snapshot.
-pub const FORMAT: u32 = 2;
-/// The formats this module reads.
-const READS: [u32; 2] = [1, 2];
+/// Format 2 added the `dlq` table (absent in format 1: no dead letters);
+/// format 3 the rows' short decimal doubles: directories of formats 1 and
+/// 2 have their rows re-packed in place when opened ([`migrate`]).
+pub const FORMAT: u32 = 3;
+/// The formats this module reads (older ones once migrated to it).
+const READS: [u32; 1] = [FORMAT];
 /// The dead-letter queue: id → JSON of a [`DeadLetter`].
 const DLQ: TableDefinition<u64, &[u8]> = TableDefinition::new("dlq");
 /// The state file inside the directory.
@@ -663,6 +669,9 @@ fn load_checked(dir: &Path, identity: &str, shape: &str, rows: bool) -> Result<L
         Err(e) => return Ok(Loaded::Invalid(format!("cannot open {}: {e}", file.display()))),
     };
     let mut state = StateDir::new(dir, db);
+    if let Err(reason) = migrate::repack_old_rows(&state.db, identity, rows) {
+        return Ok(Loaded::Invalid(reason));
+    }
     let tx = match state.db.begin_read() {
         Ok(tx) => tx,
         Err(e) => return Ok(Loaded::Invalid(format!("cannot read it: {e}"))),
@@ -1231,6 +1240,75 @@ mod tests {
         assert!(want[1].1.iter().any(|(_, n)| *n == 2), "the fixture holds repeated rows");
         let (state, _) = resume(dir.path(), FIXTURE_IDENTITY, &shape);
         assert_eq!(state.dead_letters().unwrap(), vec![], "format 1 has no dead-letter queue");
+    }
+
+    /// A format-1 or format-2 directory (doubles in tag 7; the v1 fixture,
+    /// and the same marked format 2) is re-packed when opened: it is
+    /// format 3 after, its change log starts after the migration (no
+    /// earlier checkpoint completes), a row arriving today retracts the
+    /// migrated row it equals, and it reopens with its checksums. An open
+    /// without rows leaves an old directory as it is and declines it.
+    #[test]
+    fn v1_and_v2_directories_are_repacked_to_todays_rows() {
+        for format in migrate::OLD {
+            repacks_a_directory_of_format(format);
+        }
+    }
+
+    /// An old directory whose rows fail their checksum is not re-packed:
+    /// it is rebuilt, with the reason.
+    #[test]
+    fn an_old_directory_failing_its_checksum_rebuilds() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/state-v1").join(FILE);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(&file, dir.path().join(FILE)).unwrap();
+        {
+            let db = Database::open(dir.path().join(FILE)).unwrap();
+            let tx = db.begin_write().unwrap();
+            tx.open_table(META).unwrap().insert(sum_key("items").as_str(), 7u64.to_le_bytes().as_slice()).unwrap();
+            tx.commit().unwrap();
+        }
+        let (shape, _, _) = fixture();
+        let reason = rebuild_reason(dir.path(), FIXTURE_IDENTITY, &shape);
+        assert!(reason.contains("items fail their checksum"), "{reason}");
+    }
+
+    fn repacks_a_directory_of_format(old: u32) {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/state-v1").join(FILE);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(&file, dir.path().join(FILE)).unwrap();
+        {
+            let db = Database::open(dir.path().join(FILE)).unwrap();
+            let tx = db.begin_write().unwrap();
+            tx.open_table(META).unwrap().insert("format", old.to_le_bytes().as_slice()).unwrap();
+            tx.commit().unwrap();
+        }
+        let (shape, _, tables) = fixture();
+        assert!(StateDir::open_without_rows(dir.path(), FIXTURE_IDENTITY, &shape).unwrap().is_none());
+        let (mut state, stored) = resume(dir.path(), FIXTURE_IDENTITY, &shape);
+        let format = {
+            let tx = state.db.begin_read().unwrap();
+            let meta = tx.open_table(META).unwrap();
+            let bytes = meta.get("format").unwrap().unwrap().value().to_vec();
+            u32::from_le_bytes(bytes.try_into().unwrap())
+        };
+        assert_eq!(format, FORMAT);
+        assert_eq!(state.changes_after(0).unwrap(), None);
+        assert_eq!(state.changes_after(state.log_seq()).unwrap(), Some(LoggedChanges::default()));
+        let (_, items) = &stored.tables[0];
+        let priced = tables[0].1[3].clone();
+        assert_eq!(priced.get(2), Datum::Float(1.5));
+        assert!(items.contains(&(priced.clone(), 1)));
+        state.apply(Position(43), &[], &[("items".into(), vec![(priced.clone(), -1)])]).unwrap();
+        assert_eq!(state.take_absent(), vec![]);
+        state.make_durable().unwrap();
+        let sums = state.sums().clone();
+        drop(state);
+        let (state, stored) = resume(dir.path(), FIXTURE_IDENTITY, &shape);
+        assert_eq!(state.sums(), &sums);
+        assert_eq!(stored.position, Position(43));
+        assert!(!stored.tables[0].1.iter().any(|(row, _)| *row == priced));
+        assert_eq!(stored.tables[0].1.len(), 49);
     }
 
     /// The checksum is a multiset hash: order-independent, count-aware.

@@ -1,11 +1,13 @@
 //! An arrangement's checkpoint: each small group's buffer exactly as it is
 //! in memory (key, then rows with diffs), then each large group's rows. A
 //! load allocates one buffer per small group, as the running arrangement
-//! does, and checks every buffer's structure before keeping it.
+//! does, and checks every buffer's structure before keeping it. A buffer
+//! of an older row encoding (the reader re-packs rows) is rebuilt from its
+//! key and rows re-packed.
 
-use denorm_types::Diff;
+use denorm_types::{Diff, RowRef};
 
-use super::{split, Index, Large, Small};
+use super::{push_entry, push_varint, split, Index, Large, Packed, Small};
 use crate::checkpoint::{write_changes, CheckpointError, Reader, Writer};
 use crate::memory;
 
@@ -29,8 +31,8 @@ impl Index {
         for _ in 0..small {
             let buf = r.bytes()?;
             check_small(buf)?;
-            let hash = self.hasher.hash_one(split(buf).0);
-            let buf: Small = buf.into();
+            let buf: Small = if r.repacks_rows() { repacked(buf) } else { buf.into() };
+            let hash = self.hasher.hash_one(split(&buf).0);
             self.heap += memory::slice(&buf);
             let hasher = &self.hasher;
             self.small.insert_unique(hash, buf, |b| hasher.hash_one(split(b).0));
@@ -47,6 +49,20 @@ impl Index {
         }
         Ok(())
     }
+}
+
+/// A small group's buffer (checked) with its key and rows re-packed in
+/// today's row encoding.
+fn repacked(buf: &[u8]) -> Small {
+    let (key, rows) = split(buf);
+    let key = RowRef::from_prefix(key, key.len()).repacked();
+    let mut out = Vec::with_capacity(buf.len());
+    push_varint(&mut out, key.as_bytes().len() as u64);
+    out.extend_from_slice(key.as_bytes());
+    for (row, diff) in (Packed { buf, at: rows }) {
+        push_entry(&mut out, RowRef::from(&row.repacked()), diff);
+    }
+    out.into()
 }
 
 /// Walks a small group's buffer with bounds checks: a key, then entries
@@ -87,7 +103,7 @@ fn check_small(buf: &[u8]) -> Result<(), CheckpointError> {
 mod tests {
     use std::collections::BTreeMap;
 
-    use denorm_types::{Datum, Row};
+    use denorm_types::{Datum, Row, RowRef};
     use proptest::prelude::*;
 
     use super::*;
@@ -141,6 +157,45 @@ mod tests {
             prop_assert_eq!(groups(&copy, &keys), groups(&index, &keys));
             prop_assert_eq!(copy.heap, index.heap);
         }
+    }
+
+    /// A row as a checkpoint before the short decimal form held it: the
+    /// double in tag 7 (its 8 bytes), then an integer.
+    fn old_row(x: f64, v: i64) -> Row {
+        let bytes = [&[7][..], &x.to_le_bytes(), &[3, v as u8]].concat();
+        RowRef::from_prefix(&bytes, bytes.len()).to_row()
+    }
+
+    /// An arrangement saved with rows of the old encoding (doubles in tag
+    /// 7), read by a reader that re-packs, loads as the arrangement of the
+    /// same rows packed today, in small groups and in groups past the scan
+    /// limit, and retracts today's rows.
+    #[test]
+    fn rows_of_an_old_encoding_load_repacked() {
+        let new_row = |x: f64, v: i64| Row::pack([Datum::Float(x), Datum::Int(v)]);
+        let sizes = [(0.5, 3), (2.25, 1), (7.0, 100)];
+        let batch = |row: &dyn Fn(f64, i64) -> Row| -> Vec<(Row, Diff)> {
+            sizes.iter().flat_map(|&(x, n)| (0..n).map(move |v| (row(x, v), 1 + v % 2))).collect()
+        };
+        let mut old = Index::new(vec![0]);
+        old.apply(&batch(&old_row));
+        assert_ne!(old_row(0.5, 1), new_row(0.5, 1));
+        let mut w = Writer::default();
+        old.save(&mut w);
+        let mut loaded = Index::new(vec![0]);
+        let mut r = Reader::new(&w.buf);
+        r.repack_rows();
+        loaded.load(&mut r).unwrap();
+        assert!(r.at_end());
+        let mut today = Index::new(vec![0]);
+        today.apply(&batch(&new_row));
+        let keys: Vec<Row> = sizes.iter().map(|&(x, _)| today.key_of(&new_row(x, 0)).0).collect();
+        assert_eq!(groups(&loaded, &keys), groups(&today, &keys));
+        assert_eq!(loaded.heap, today.heap);
+        let retract = [(new_row(0.5, 0), -1), (new_row(7.0, 0), -1)];
+        loaded.apply(&retract);
+        today.apply(&retract);
+        assert_eq!(groups(&loaded, &keys), groups(&today, &keys));
     }
 
     #[test]
