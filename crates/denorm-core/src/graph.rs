@@ -15,6 +15,7 @@ use crate::executor::BuildError;
 use crate::index::Index;
 use crate::operator::{Distinct, Filter, Join, JoinTopK, Map, Reduce, ScalarFilter, Threshold, TopK, Values};
 
+mod projection;
 mod scalar;
 
 pub(crate) type NodeId = usize;
@@ -133,6 +134,9 @@ impl Graph {
                 self.node(format!("Input {table}"), vec![], || Operator::Input { table })
             }
             Plan::Filter { input, predicate } => {
+                if let Some(id) = self.filter_below_projection(input, predicate, catalog, dialect)? {
+                    return Ok(id);
+                }
                 let input = self.build(input, catalog, dialect)?;
                 let predicate = predicate.clone();
                 self.node(format!("Filter {predicate:?}"), vec![input], || {

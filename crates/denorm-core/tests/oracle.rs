@@ -153,6 +153,15 @@ fn shapes() -> Vec<(&'static str, Plan)> {
     };
     vec![
         ("filter", Plan::Filter { input: get("a"), predicate: Expr::binary(BinaryOp::Gt, col(2), lit(0)) }),
+        // Pruning projects `a` below the filter; the dataflow fuses the
+        // two (the filter reads a's columns, emits the projection).
+        (
+            "filter over a projection",
+            Plan::Filter {
+                input: Box::new(Plan::Map { input: get("a"), exprs: vec![col(3), col(2), col(0)] }),
+                predicate: Expr::binary(BinaryOp::Gt, col(1), lit(0)),
+            },
+        ),
         // SUM/AVG of intervals (PostgreSQL): months, days and time summed
         // apart, NULL for a group of NULLs, fractions carried down by AVG.
         ("interval sums", interval_sums()),

@@ -1,7 +1,7 @@
 //! Stateless row-at-a-time operators: Filter and Map.
 
 use denorm_expr::{EvalError, Expr};
-use denorm_types::{Datum, Dialect, Diff, Row, RowPacker};
+use denorm_types::{Datum, Dialect, Diff, Row, RowPacker, RowRef};
 
 /// How many leading columns of a row `exprs` read: a row is decoded only
 /// that far (a filter on a wide table's fifth column decodes five).
@@ -13,29 +13,124 @@ fn width<'e>(exprs: impl IntoIterator<Item = &'e Expr>) -> usize {
     width
 }
 
-/// Keeps the rows whose predicate is TRUE.
+/// Decodes the columns some expressions read, and only those: a filter
+/// over a source table's row (see `graph/projection.rs`) reads a few of
+/// its leading columns, and the others are skipped by their encoded length
+/// rather than decoded (a text column is not validated, a number not
+/// parsed). The columns not read hold NULL.
+#[derive(Debug, Clone)]
+struct Columns {
+    /// The leading columns the expressions read (see [`width`]).
+    width: usize,
+    /// The columns read, ascending, when some column below `width` is not
+    /// read; `None` when all are (then the row is decoded in one walk).
+    sparse: Option<Vec<usize>>,
+}
+
+impl Columns {
+    fn new<'e>(exprs: impl IntoIterator<Item = &'e Expr> + Clone) -> Self {
+        let width = width(exprs.clone());
+        let mut read: Vec<usize> = exprs.into_iter().flat_map(Expr::columns).collect();
+        read.sort_unstable();
+        read.dedup();
+        let sparse = (read.len() < width).then_some(read);
+        Columns { width, sparse }
+    }
+
+    /// Sets, in `datums`, the columns of `row` the expressions read, using
+    /// `spans` as scratch. `datums` is the caller's, kept from row to row:
+    /// once sized, only the columns read are overwritten (the others stay
+    /// NULL), so a row costs no clearing or refilling.
+    fn decode<'r>(&self, row: &'r Row, datums: &mut Vec<Datum<'r>>, spans: &mut Vec<(u32, u32)>) {
+        let Some(read) = &self.sparse else {
+            datums.clear();
+            datums.extend(row.iter().take(self.width));
+            return;
+        };
+        row.spans_of_first(self.width, spans);
+        self.decode_spans(row, spans, read, datums);
+    }
+
+    /// Sets, in `datums`, the columns in `read` of `row`, whose column
+    /// spans (at least `width` of them, when the row has that many) are
+    /// `spans`.
+    fn decode_spans<'r>(&self, row: &'r Row, spans: &[(u32, u32)], read: &[usize], datums: &mut Vec<Datum<'r>>) {
+        if datums.len() != self.width {
+            datums.clear();
+            datums.resize(self.width, Datum::Null);
+        }
+        let bytes = row.as_bytes();
+        for &c in read {
+            // A row shorter than `width` (the planner's bug, not input):
+            // its missing columns read as NULL.
+            let datum = spans.get(c).and_then(|&(start, end)| {
+                let encoded = &bytes[start as usize..end as usize];
+                // Packed datums are self-delimiting: one datum's bytes are a row.
+                RowRef::from_prefix(encoded, encoded.len()).iter().next()
+            });
+            datums[c] = datum.unwrap_or(Datum::Null);
+        }
+    }
+}
+
+/// Keeps the rows whose predicate is TRUE; with a projection (a column
+/// projection below it fused in, see `graph/projection.rs`), emits only
+/// those columns of the rows it keeps.
 #[derive(Debug, Clone)]
 pub(crate) struct Filter {
     pub(crate) predicate: Expr,
     pub(crate) dialect: Dialect,
-    /// The leading columns the predicate reads (see [`width`]).
-    width: usize,
+    /// The columns the predicate reads (see [`Columns`]).
+    columns: Columns,
+    /// The input columns a kept row is emitted as; `None`: as it is.
+    pub(crate) project: Option<Vec<usize>>,
 }
 
 impl Filter {
     pub(crate) fn new(predicate: Expr, dialect: Dialect) -> Self {
-        let width = width([&predicate]);
-        Filter { predicate, dialect, width }
+        let columns = Columns::new([&predicate]);
+        Filter { predicate, dialect, columns, project: None }
+    }
+
+    /// A filter that emits the columns `project` of the rows it keeps.
+    pub(crate) fn projecting(predicate: Expr, project: Vec<usize>, dialect: Dialect) -> Self {
+        Filter { project: Some(project), ..Filter::new(predicate, dialect) }
     }
 
     pub(crate) fn step(&self, input: &[(Row, Diff)]) -> Result<Vec<(Row, Diff)>, EvalError> {
+        if let Some(project) = &self.project {
+            return self.step_projecting(input, project);
+        }
         let mut out = Vec::with_capacity(input.len());
         let mut datums: Vec<Datum<'_>> = Vec::new();
+        let mut spans = Vec::new();
         for (row, diff) in input {
-            datums.clear();
-            datums.extend(row.iter().take(self.width));
+            self.columns.decode(row, &mut datums, &mut spans);
             if self.predicate.holds(&datums, self.dialect)? {
                 out.push((row.clone(), *diff));
+            }
+        }
+        Ok(out)
+    }
+
+    /// One walk over each row's leading columns finds both what the
+    /// predicate reads and what a kept row is re-packed from; a dropped
+    /// row costs no allocation.
+    fn step_projecting(&self, input: &[(Row, Diff)], project: &[usize]) -> Result<Vec<(Row, Diff)>, EvalError> {
+        let width = project.iter().map(|&c| c + 1).max().unwrap_or(0).max(self.columns.width);
+        let read = self.predicate.columns();
+        let mut out = Vec::new();
+        let mut packer = RowPacker::new();
+        let mut datums: Vec<Datum<'_>> = Vec::new();
+        let mut spans = Vec::new();
+        for (row, diff) in input {
+            row.spans_of_first(width, &mut spans);
+            self.columns.decode_spans(row, &spans, &read, &mut datums);
+            if self.predicate.holds(&datums, self.dialect)? {
+                for &c in project {
+                    packer.push_encoded(row, spans[c]);
+                }
+                out.push((packer.finish(), *diff));
             }
         }
         Ok(out)
@@ -50,8 +145,8 @@ pub(crate) struct Map {
     exprs: Vec<Expr>,
     columns: Option<Vec<usize>>,
     dialect: Dialect,
-    /// The leading columns the expressions read (see [`width`]).
-    width: usize,
+    /// The columns the expressions read (see [`Columns`]).
+    reads: Columns,
 }
 
 impl Map {
@@ -61,8 +156,8 @@ impl Map {
 
     pub(crate) fn new(exprs: Vec<Expr>, dialect: Dialect) -> Self {
         let columns = exprs.iter().map(|e| if let Expr::Column(c) = e { Some(*c) } else { None }).collect();
-        let width = width(&exprs);
-        Map { exprs, columns, dialect, width }
+        let reads = Columns::new(&exprs);
+        Map { exprs, columns, dialect, reads }
     }
 
     pub(crate) fn step(&self, input: &[(Row, Diff)]) -> Result<Vec<(Row, Diff)>, EvalError> {
@@ -73,14 +168,13 @@ impl Map {
         for (row, diff) in input {
             match &self.columns {
                 Some(columns) => {
-                    row.spans_of_first(self.width, &mut spans);
+                    row.spans_of_first(self.reads.width, &mut spans);
                     for &c in columns {
                         packer.push_encoded(row, spans[c]);
                     }
                 }
                 None => {
-                    datums.clear();
-                    datums.extend(row.iter().take(self.width));
+                    self.reads.decode(row, &mut datums, &mut spans);
                     for e in &self.exprs {
                         packer.push(&e.eval(&datums, self.dialect)?);
                     }
@@ -89,5 +183,63 @@ impl Map {
             out.push((packer.finish(), *diff));
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use denorm_expr::BinaryOp;
+    use proptest::prelude::*;
+
+    fn datum(kind: u8, n: i64) -> Datum<'static> {
+        match kind % 5 {
+            0 => Datum::Null,
+            1 => Datum::Int(n),
+            2 => Datum::Float(n as f64 / 8.0),
+            3 => Datum::owned_text(format!("text {n} é")),
+            _ => Datum::Bool(n % 2 == 0),
+        }
+    }
+
+    proptest! {
+        /// Decoding only the columns read gives, in those columns, what
+        /// decoding the whole row gives, and the filter keeps the same rows
+        /// as a predicate evaluated over the fully decoded row.
+        #[test]
+        fn sparse_decoding_equals_full_decoding(
+            cells in proptest::collection::vec((0u8..5, -50i64..50), 1..12),
+            read in proptest::collection::vec(0usize..12, 1..4),
+            threshold in -50i64..50,
+        ) {
+            let row = Row::pack(cells.iter().map(|&(k, n)| datum(k, n)));
+            let full: Vec<Datum<'_>> = row.iter().collect();
+            let read: Vec<usize> = read.into_iter().map(|c| c % cells.len()).collect();
+            let exprs: Vec<Expr> = read.iter().map(|&c| Expr::Column(c)).collect();
+            let columns = Columns::new(&exprs);
+            let (mut datums, mut spans) = (Vec::new(), Vec::new());
+            columns.decode(&row, &mut datums, &mut spans);
+            // Twice: the second row's columns overwrite the first's.
+            let other = Row::pack(cells.iter().map(|&(k, n)| datum(k + 1, n + 1)));
+            columns.decode(&other, &mut datums, &mut spans);
+            columns.decode(&row, &mut datums, &mut spans);
+            prop_assert_eq!(datums.len(), columns.width);
+            for &c in &read {
+                prop_assert_eq!(&datums[c], &full[c]);
+            }
+            let predicate = read.iter().fold(Expr::Literal(Datum::Bool(true).into_owned()), |acc, &c| {
+                let term = Expr::binary(BinaryOp::Gt, Expr::Column(c), Expr::Literal(Datum::Int(threshold).into_owned()));
+                Expr::binary(BinaryOp::Or, acc, term)
+            });
+            let kept = Filter::new(predicate.clone(), Dialect::Sqlite).step(&[(row.clone(), 1)]);
+            let want = predicate.holds(&full, Dialect::Sqlite);
+            prop_assert_eq!(kept.map(|k| !k.is_empty()), want.clone());
+            // Fused with a column projection: the kept rows' columns.
+            let project: Vec<usize> = read.iter().rev().map(|&c| (c + 1) % cells.len()).collect();
+            let projected = Filter::projecting(predicate, project.clone(), Dialect::Sqlite).step(&[(row.clone(), 1)]);
+            let want_row = Row::pack(project.iter().map(|&c| full[c].clone()));
+            let want = want.map(|kept| if kept { vec![(want_row, 1)] } else { Vec::new() });
+            prop_assert_eq!(projected, want);
+        }
     }
 }
