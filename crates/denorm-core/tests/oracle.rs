@@ -173,6 +173,22 @@ fn shapes() -> Vec<(&'static str, Plan)> {
             },
         ),
         ("inner join", join(JoinKind::Inner, get("a"), get("b"), None)),
+        // Computed over a join reading some of its columns, padded rows
+        // included.
+        (
+            "computed over a left join",
+            Plan::Map {
+                input: Box::new(join(JoinKind::Left, get("a"), get("b"), None)),
+                exprs: vec![Expr::IsNull(Box::new(col(6))), Expr::binary(BinaryOp::Mul, col(2), lit(2)), col(0)],
+            },
+        ),
+        (
+            "computed over a full join",
+            Plan::Map {
+                input: Box::new(join(JoinKind::Full, get("a"), get("b"), None)),
+                exprs: vec![Expr::binary(BinaryOp::Mul, col(7), lit(3)), Expr::IsNull(Box::new(col(3)))],
+            },
+        ),
         ("left join", join(JoinKind::Left, get("a"), get("b"), None)),
         (
             "left join with residual",
