@@ -216,11 +216,7 @@ impl Dataflow {
             Operator::Filter(filter) => {
                 let from = input(0);
                 let rows = from.rows * selectivity(&filter.predicate, &from);
-                let kept = from.restrict(rows);
-                match &filter.project {
-                    Some(columns) => (kept.project(columns.iter().map(|&c| Some(c)), kept.rows), None),
-                    None => (kept, None),
-                }
+                (from.restrict(rows), None)
             }
             Operator::Negate | Operator::Released => (input(0), None),
             Operator::Threshold(_) | Operator::Distinct(_) => {

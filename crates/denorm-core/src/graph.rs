@@ -133,14 +133,11 @@ impl Graph {
                 let table = schema.name.clone();
                 self.node(format!("Input {table}"), vec![], || Operator::Input { table })
             }
-            Plan::Filter { input, predicate } => {
-                if let Some(id) = self.filter_below_projection(input, predicate, catalog, dialect)? {
-                    return Ok(id);
-                }
-                let input = self.build(input, catalog, dialect)?;
+            Plan::Filter { input: below, predicate } => {
+                let input = self.build(below, catalog, dialect)?;
                 let predicate = predicate.clone();
                 self.node(format!("Filter {predicate:?}"), vec![input], || {
-                    Operator::Filter(Filter::new(predicate, dialect))
+                    Operator::Filter(projection::filter_over(below, predicate, dialect))
                 })
             }
             Plan::Map { input, exprs } => {

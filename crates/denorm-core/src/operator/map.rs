@@ -73,33 +73,58 @@ impl Columns {
     }
 }
 
-/// Keeps the rows whose predicate is TRUE; with a projection (a column
-/// projection below it fused in, see `graph/projection.rs`), emits only
-/// those columns of the rows it keeps.
+/// Keeps the rows whose predicate is TRUE. A filter over a column
+/// projection of a source table may run fused with it (see
+/// [`Filter::projecting`]).
 #[derive(Debug, Clone)]
 pub(crate) struct Filter {
+    /// Over the filter's input node's columns (what the planner wrote).
     pub(crate) predicate: Expr,
     pub(crate) dialect: Dialect,
     /// The columns the predicate reads (see [`Columns`]).
     columns: Columns,
-    /// The input columns a kept row is emitted as; `None`: as it is.
-    pub(crate) project: Option<Vec<usize>>,
+    /// When fused: the projection's columns and the predicate over the
+    /// table's columns.
+    pub(crate) fused: Option<Fused>,
+}
+
+/// A filter fused with the column projection of a source table below it:
+/// it reads the table's rows and emits the projection of those it keeps.
+#[derive(Debug, Clone)]
+pub(crate) struct Fused {
+    /// The table's columns the projection keeps, in its order.
+    pub(crate) project: Vec<usize>,
+    /// The filter's predicate read over the table's columns.
+    predicate: Expr,
+    /// The columns of the table `predicate` reads.
+    columns: Columns,
 }
 
 impl Filter {
     pub(crate) fn new(predicate: Expr, dialect: Dialect) -> Self {
         let columns = Columns::new([&predicate]);
-        Filter { predicate, dialect, columns, project: None }
+        Filter { predicate, dialect, columns, fused: None }
     }
 
-    /// A filter that emits the columns `project` of the rows it keeps.
-    pub(crate) fn projecting(predicate: Expr, project: Vec<usize>, dialect: Dialect) -> Self {
-        Filter { project: Some(project), ..Filter::new(predicate, dialect) }
+    /// The filter `predicate` over the projection `project` of a source
+    /// table, run fused: its [`Filter::step`] takes the table's rows, not
+    /// the projection's. `None` when `predicate` reads past the projection.
+    pub(crate) fn projecting(predicate: Expr, project: Vec<usize>, dialect: Dialect) -> Option<Self> {
+        if predicate.columns().iter().any(|&c| c >= project.len()) {
+            return None;
+        }
+        let mut over_table = predicate.clone();
+        over_table.remap_columns(&|c| project[c]);
+        let columns = Columns::new([&over_table]);
+        let fused = Fused { project, predicate: over_table, columns };
+        Some(Filter { fused: Some(fused), ..Filter::new(predicate, dialect) })
     }
 
+    /// The rows of `input` the predicate keeps; fused, `input` is the
+    /// table's rows and the kept rows come out projected.
     pub(crate) fn step(&self, input: &[(Row, Diff)]) -> Result<Vec<(Row, Diff)>, EvalError> {
-        if let Some(project) = &self.project {
-            return self.step_projecting(input, project);
+        if let Some(fused) = &self.fused {
+            return self.step_projecting(input, fused);
         }
         let mut out = Vec::with_capacity(input.len());
         let mut datums: Vec<Datum<'_>> = Vec::new();
@@ -116,17 +141,18 @@ impl Filter {
     /// One walk over each row's leading columns finds both what the
     /// predicate reads and what a kept row is re-packed from; a dropped
     /// row costs no allocation.
-    fn step_projecting(&self, input: &[(Row, Diff)], project: &[usize]) -> Result<Vec<(Row, Diff)>, EvalError> {
-        let width = project.iter().map(|&c| c + 1).max().unwrap_or(0).max(self.columns.width);
-        let read = self.predicate.columns();
+    fn step_projecting(&self, input: &[(Row, Diff)], fused: &Fused) -> Result<Vec<(Row, Diff)>, EvalError> {
+        let project = &fused.project;
+        let width = project.iter().map(|&c| c + 1).max().unwrap_or(0).max(fused.columns.width);
+        let read = fused.predicate.columns();
         let mut out = Vec::new();
         let mut packer = RowPacker::new();
         let mut datums: Vec<Datum<'_>> = Vec::new();
         let mut spans = Vec::new();
         for (row, diff) in input {
             row.spans_of_first(width, &mut spans);
-            self.columns.decode_spans(row, &spans, &read, &mut datums);
-            if self.predicate.holds(&datums, self.dialect)? {
+            fused.columns.decode_spans(row, &spans, &read, &mut datums);
+            if fused.predicate.holds(&datums, self.dialect)? {
                 for &c in project {
                     packer.push_encoded(row, spans[c]);
                 }
@@ -210,7 +236,7 @@ mod tests {
     fn an_update_of_a_column_the_projection_drops_cancels() {
         let row = |x: i64, dropped: &str| Row::pack([Datum::Int(x), Datum::owned_text(dropped)]);
         let predicate = Expr::binary(BinaryOp::Gt, Expr::Column(0), Expr::Literal(Datum::Int(0).into_owned()));
-        let filter = Filter::projecting(predicate, vec![0], Dialect::Sqlite);
+        let filter = Filter::projecting(predicate, vec![0], Dialect::Sqlite).expect("reads the projection");
         let update = [(row(5, "old comment"), -1), (row(5, "new comment"), 1), (row(7, "kept"), 1)];
         let out = filter.step(&update).unwrap();
         assert_eq!(out, vec![(Row::pack([Datum::Int(7)]), 1)]);
@@ -225,6 +251,7 @@ mod tests {
             cells in proptest::collection::vec((0u8..5, -50i64..50), 1..12),
             read in proptest::collection::vec(0usize..12, 1..4),
             threshold in -50i64..50,
+            shift in 0usize..12,
         ) {
             let row = Row::pack(cells.iter().map(|&(k, n)| datum(k, n)));
             let full: Vec<Datum<'_>> = row.iter().collect();
@@ -248,9 +275,14 @@ mod tests {
             let kept = Filter::new(predicate.clone(), Dialect::Sqlite).step(&[(row.clone(), 1)]);
             let want = predicate.holds(&full, Dialect::Sqlite);
             prop_assert_eq!(kept.map(|k| !k.is_empty()), want.clone());
-            // Fused with a column projection: the kept rows' columns.
-            let project: Vec<usize> = read.iter().rev().map(|&c| (c + 1) % cells.len()).collect();
-            let projected = Filter::projecting(predicate, project.clone(), Dialect::Sqlite).step(&[(row.clone(), 1)]);
+            // Fused with a column projection `project` of the row: the
+            // predicate read over the projection keeps the projected row.
+            let mut project: Vec<usize> = (0..cells.len()).rev().collect();
+            project.rotate_left(shift % cells.len());
+            let mut over_projection = predicate.clone();
+            over_projection.remap_columns(&|c| project.iter().position(|&p| p == c).expect("projected"));
+            let fused = Filter::projecting(over_projection, project.clone(), Dialect::Sqlite).expect("reads the projection");
+            let projected = fused.step(&[(row.clone(), 1)]);
             let want_row = Row::pack(project.iter().map(|&c| full[c].clone()));
             let want = want.map(|kept| if kept { vec![(want_row, 1)] } else { Vec::new() });
             prop_assert_eq!(projected, want);
