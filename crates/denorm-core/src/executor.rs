@@ -88,6 +88,9 @@ pub struct Dataflow {
     /// For each node, the nodes whose step frees the outputs it no longer
     /// needs (see [`Dataflow::last_readers`]), as of the last view added.
     frees: Vec<Vec<NodeId>>,
+    /// Column projections of a source table that only fused filters read
+    /// (see `graph/projection.rs`): they do not run.
+    pub(crate) skipped: Vec<bool>,
     /// Insertion-only batches larger than this run in chunks (see
     /// [`Runtime::apply`] for `Dataflow`).
     chunk: usize,
@@ -118,6 +121,7 @@ impl Dataflow {
             views_reading: Vec::new(),
             reduce_only: HashSet::new(),
             frees: Vec::new(),
+            skipped: Vec::new(),
             chunk: CHUNK,
             failed_unreported: Vec::new(),
             profile: None,
@@ -146,6 +150,7 @@ impl Dataflow {
         self.views_reading[node] = self.views.len() - 1;
         self.reduce_only = self.tables_read_only_by_reduce();
         self.frees = self.last_readers();
+        self.skipped = self.skipped_projections();
         Ok(ViewId(self.views.len() - 1))
     }
 
@@ -391,6 +396,38 @@ impl Dataflow {
         tables.into_iter().filter(|&(_, only)| only).map(|(t, _)| t.to_string()).collect()
     }
 
+    /// Whether node `id` is a filter fused with the projection below it:
+    /// it reads the projection's input (see `graph/projection.rs`).
+    fn fused(&self, id: NodeId) -> bool {
+        matches!(&self.graph.nodes[id].operator, Operator::Filter(f) if f.fused.is_some())
+    }
+
+    /// For each node, whether it is a projection that runs for no one: a
+    /// `Map` that no view ends at and that only fused filters read.
+    fn skipped_projections(&self) -> Vec<bool> {
+        let nodes = &self.graph.nodes;
+        let mut read_by_others = vec![false; nodes.len()];
+        let mut read_by_fused = vec![false; nodes.len()];
+        for (id, node) in nodes.iter().enumerate() {
+            let fused = self.fused(id);
+            for &input in &node.inputs {
+                if fused {
+                    read_by_fused[input] = true;
+                } else {
+                    read_by_others[input] = true;
+                }
+            }
+        }
+        (0..nodes.len())
+            .map(|id| {
+                matches!(nodes[id].operator, Operator::Map(_))
+                    && read_by_fused[id]
+                    && !read_by_others[id]
+                    && !self.views.iter().any(|v| v.node == id)
+            })
+            .collect()
+    }
+
     /// For each node id, the nodes whose outputs nothing after `id` reads:
     /// freed right after `id` runs, so a snapshot-sized batch holds only the
     /// outputs still to be read, not every intermediate result at once. A
@@ -404,6 +441,9 @@ impl Dataflow {
             for &input in &node.inputs {
                 last[input] = Some(id);
                 if let Operator::Arrange(_) = nodes[input].operator {
+                    last[nodes[input].inputs[0]] = Some(id);
+                }
+                if self.fused(id) {
                     last[nodes[input].inputs[0]] = Some(id);
                 }
             }
@@ -424,6 +464,8 @@ impl Dataflow {
     fn delta_of(&self, id: NodeId) -> &[(Row, Diff)] {
         match self.graph.nodes[id].operator {
             Operator::Arrange(_) => &self.outputs[self.graph.nodes[id].inputs[0]],
+            // Only fused filters read it: they take its input's changes.
+            _ if self.skipped.get(id) == Some(&true) => &self.outputs[self.graph.nodes[id].inputs[0]],
             _ => &self.outputs[id],
         }
     }
@@ -444,9 +486,11 @@ impl Dataflow {
             return inputs;
         }
         let quiet = node_inputs.iter().all(|&i| self.delta_of(i).is_empty());
-        if quiet && !first && !node_inputs.is_empty() {
+        if quiet && !first && !node_inputs.is_empty() || self.skipped.get(id) == Some(&true) {
             return inputs;
         }
+        // What a fused filter reads: its projection's input.
+        let below = node_inputs.first().and_then(|&i| self.graph.nodes[i].inputs.first().copied());
         let (nodes, outputs) = (&mut self.graph.nodes, &self.outputs);
         let input = |k: usize| &outputs[node_inputs[k]];
         if let Operator::Join(join) = &nodes[id].operator {
@@ -483,6 +527,8 @@ impl Dataflow {
         }
         let result = match &mut nodes[id].operator {
             Operator::Input { table } => Ok(inputs.remove(table.as_str()).unwrap_or_default()),
+            // Fused with the projection it reads: the projection's input.
+            Operator::Filter(f) if f.fused.is_some() => f.step(below.map_or(&[][..], |b| &outputs[b][..])),
             Operator::Filter(f) => f.step(input(0)),
             Operator::Map(m) => m.step(input(0)).map(|mut out| {
                 consolidate_unordered(&mut out);

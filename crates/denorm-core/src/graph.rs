@@ -15,6 +15,7 @@ use crate::executor::BuildError;
 use crate::index::Index;
 use crate::operator::{Distinct, Filter, Join, JoinTopK, Map, Reduce, ScalarFilter, Threshold, TopK, Values};
 
+mod projection;
 mod scalar;
 
 pub(crate) type NodeId = usize;
@@ -132,11 +133,11 @@ impl Graph {
                 let table = schema.name.clone();
                 self.node(format!("Input {table}"), vec![], || Operator::Input { table })
             }
-            Plan::Filter { input, predicate } => {
-                let input = self.build(input, catalog, dialect)?;
+            Plan::Filter { input: below, predicate } => {
+                let input = self.build(below, catalog, dialect)?;
                 let predicate = predicate.clone();
                 self.node(format!("Filter {predicate:?}"), vec![input], || {
-                    Operator::Filter(Filter::new(predicate, dialect))
+                    Operator::Filter(projection::filter_over(below, predicate, dialect))
                 })
             }
             Plan::Map { input, exprs } => {

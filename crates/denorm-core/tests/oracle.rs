@@ -153,6 +153,15 @@ fn shapes() -> Vec<(&'static str, Plan)> {
     };
     vec![
         ("filter", Plan::Filter { input: get("a"), predicate: Expr::binary(BinaryOp::Gt, col(2), lit(0)) }),
+        // Pruning projects `a` below the filter; the dataflow fuses the
+        // two (the filter reads a's columns, emits the projection).
+        (
+            "filter over a projection",
+            Plan::Filter {
+                input: Box::new(Plan::Map { input: get("a"), exprs: vec![col(3), col(2), col(0)] }),
+                predicate: Expr::binary(BinaryOp::Gt, col(1), lit(0)),
+            },
+        ),
         // SUM/AVG of intervals (PostgreSQL): months, days and time summed
         // apart, NULL for a group of NULLs, fractions carried down by AVG.
         ("interval sums", interval_sums()),
@@ -164,6 +173,22 @@ fn shapes() -> Vec<(&'static str, Plan)> {
             },
         ),
         ("inner join", join(JoinKind::Inner, get("a"), get("b"), None)),
+        // Computed over a join reading some of its columns, padded rows
+        // included.
+        (
+            "computed over a left join",
+            Plan::Map {
+                input: Box::new(join(JoinKind::Left, get("a"), get("b"), None)),
+                exprs: vec![Expr::IsNull(Box::new(col(6))), Expr::binary(BinaryOp::Mul, col(2), lit(2)), col(0)],
+            },
+        ),
+        (
+            "computed over a full join",
+            Plan::Map {
+                input: Box::new(join(JoinKind::Full, get("a"), get("b"), None)),
+                exprs: vec![Expr::binary(BinaryOp::Mul, col(7), lit(3)), Expr::IsNull(Box::new(col(3)))],
+            },
+        ),
         ("left join", join(JoinKind::Left, get("a"), get("b"), None)),
         (
             "left join with residual",
