@@ -67,7 +67,8 @@ fn dd_aggregates(w: &Arc<Aggregates>, keep_rows: bool) -> Seconds {
     timely::execute_directly(move |worker| {
         let (mut input, probe, trace) = worker.dataflow::<u64, _, _>(|scope| {
             let (input, reviews) = scope.new_collection::<(i64, i64, i64), isize>();
-            let stats = reviews.explode(|(_, product, rating)| Some((product, (1isize, rating as isize)))).count_total();
+            let stats =
+                reviews.explode(|(_, product, rating)| Some((product, (1isize, rating as isize)))).count_total();
             if keep_rows {
                 let arranged = stats.arrange_by_key();
                 let (probe, _) = arranged.clone().as_collection(|k, v| (*k, *v)).probe();
@@ -217,7 +218,8 @@ fn compare_aggregates() {
             ours.push(denorm_aggregates(&w, keep));
             theirs.push(dd_aggregates(&w, keep));
         }
-        let best = |runs: &[Seconds]| runs.iter().copied().min_by(|a, b| cpu_or_wall(*a).total_cmp(&cpu_or_wall(*b))).unwrap();
+        let best =
+            |runs: &[Seconds]| runs.iter().copied().min_by(|a, b| cpu_or_wall(*a).total_cmp(&cpu_or_wall(*b))).unwrap();
         let (o, t) = (best(&ours), best(&theirs));
         println!("  {label}:");
         println!("    denorm                 {}", rate(w.changes, o));

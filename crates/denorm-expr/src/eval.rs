@@ -385,8 +385,9 @@ fn call<'r>(func: Func, args: &'r [Expr], row: &[Datum<'r>], dialect: Dialect) -
         _ => {}
     }
     let sqlite_length = func == Func::Length && dialect == Dialect::Sqlite;
-    let local = matches!(func, Func::Abs | Func::Lower { .. } | Func::Upper { .. } | Func::Length | Func::CollationKey(_))
-        || matches!(func, Func::ExtremeKey { .. } | Func::ExtremeValue { .. });
+    let local =
+        matches!(func, Func::Abs | Func::Lower { .. } | Func::Upper { .. } | Func::Length | Func::CollationKey(_))
+            || matches!(func, Func::ExtremeKey { .. } | Func::ExtremeValue { .. });
     if !local || sqlite_length {
         let values = args.iter().map(|a| a.eval(row, dialect)).collect::<Result<Vec<_>>>()?;
         // SQLite: the length of a BLOB is its number of bytes.

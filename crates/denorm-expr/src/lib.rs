@@ -23,16 +23,16 @@ mod datetime;
 mod eval;
 mod expr;
 mod extreme;
-pub mod interval;
 pub mod function;
+pub mod interval;
 mod json_path;
 mod optimize;
 mod pg;
-mod to_char;
 mod plan;
 pub mod printf;
 mod scalar;
 mod selectivity;
+mod to_char;
 
 pub use aggregate::{
     split_filter, Aggregate, AggregateFunc, AggregateOrder, ConcatSpec, JsonArraySpec, OrderTerm, SqliteSum,
@@ -41,5 +41,5 @@ pub use datetime::reads_the_clock;
 pub use eval::EvalError;
 pub use expr::{BinaryOp, DateField, DateFunc, Expr, Func, Interval, JsonAccess, TrimSide};
 pub use optimize::optimize;
-pub use selectivity::{error_free, selectivity};
 pub use plan::{JoinKind, Numbering, Plan, Shift, SortKey};
+pub use selectivity::{error_free, selectivity};

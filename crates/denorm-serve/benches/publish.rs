@@ -14,7 +14,6 @@
 //!   publisher's whole state (working and published copies) counted, after
 //!   each batch of the second half of the replay: mean and largest.
 
-
 #[path = "../../denorm-core/benches/common/mod.rs"]
 mod common;
 
@@ -167,7 +166,10 @@ fn main() {
     let lookup_us = 1e6 * cpu.unwrap_or(wall) / lookups as f64;
 
     println!("    operators alone          {operators} source changes");
-    println!("    operators + publisher    {both} source changes   ({:.0}% of the operators alone, on-CPU)", 100.0 * both_cpu / operators_cpu);
+    println!(
+        "    operators + publisher    {both} source changes   ({:.0}% of the operators alone, on-CPU)",
+        100.0 * both_cpu / operators_cpu
+    );
     println!("    publisher alone          {alone} view changes   ({view_changes} view changes replayed)");
     println!("    published rows           {rows:>12}   live bytes per row {mean:.1} (mean), {largest:.1} (largest), working + published state");
     println!("    runs                     {runs:>12}   holding {entries} entries");

@@ -535,8 +535,9 @@ pub fn restrict(view: &ViewInfo, query: &mut Query, access: &ViewAccess, role: &
             other => other.to_string(),
         };
         let column_info = &view.columns[*column];
-        let value = parse_value(&column_info.name, column_info.ty, &text).map_err(|_| {
-            Denied::MissingClaim { role: role.to_owned(), claim: format!("{} (of the column's type)", column_info.name) }
+        let value = parse_value(&column_info.name, column_info.ty, &text).map_err(|_| Denied::MissingClaim {
+            role: role.to_owned(),
+            claim: format!("{} (of the column's type)", column_info.name),
         })?;
         query.filters.insert(i, Filter { column: *column, negated: false, op: Op::Eq(value) });
     }
@@ -615,7 +616,9 @@ mod tests {
         assert_eq!(access.rows, vec![(0, json!(7))], "the user's claims drive the row filter");
         let no_keys = Auth { keys: None, ..auth };
         let token = token(json!({"role": "ops"}), b"sekrit");
-        assert!(matches!(no_keys.authenticate(Some(&token)), Err(Denied::InvalidToken(m)) if m.contains("[auth.users]")));
+        assert!(
+            matches!(no_keys.authenticate(Some(&token)), Err(Denied::InvalidToken(m)) if m.contains("[auth.users]"))
+        );
     }
 
     #[test]

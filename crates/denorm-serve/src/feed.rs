@@ -461,9 +461,11 @@ struct Stream<'a> {
 /// suffix after the prefix.
 fn index_stream<'a>(index: &'a crate::ViewRows, prefix: Vec<u8>) -> Box<dyn Iterator<Item = Entry<'a>> + 'a> {
     let skip = prefix.len();
-    Box::new(index.entries_prefixed(&prefix).flat_map(move |(key, slot)| {
-        slot.iter().map(move |(row, n)| (Cow::Borrowed(&key[skip..]), row, *n))
-    }))
+    Box::new(
+        index
+            .entries_prefixed(&prefix)
+            .flat_map(move |(key, slot)| slot.iter().map(move |(row, n)| (Cow::Borrowed(&key[skip..]), row, *n))),
+    )
 }
 
 /// Runs `query` over feed `view`: see the module documentation.

@@ -539,9 +539,9 @@ impl Metrics {
 
     pub(crate) fn http_request(&self, route: &str, status: u16) {
         let requests = &self.inner.http_requests;
-        self.inner.hot_requests.inc(route, &status, || {
-            requests.get_or_create(&RequestLabels { route: route.to_owned(), status }).clone()
-        });
+        self.inner
+            .hot_requests
+            .inc(route, &status, || requests.get_or_create(&RequestLabels { route: route.to_owned(), status }).clone());
     }
 
     /// Replaces the operator state sample: `(view, operator, bytes)` per

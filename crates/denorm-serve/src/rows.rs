@@ -48,8 +48,8 @@ use denorm_types::{Diff, Row, RowPacker};
 
 mod feed_rows;
 
-pub(crate) use feed_rows::{counted, PartitionRows};
 use feed_rows::FeedRows;
+pub(crate) use feed_rows::{counted, PartitionRows};
 
 /// A packed key: up to [`Key::INLINE`] bytes inside the handle (a feed's
 /// partition and order columns, most views' keys), longer ones shared. An
@@ -421,7 +421,12 @@ impl ViewRows {
     /// stored row through `shared` (a post fanned out to a thousand readers
     /// is stored once, see [`crate::feed`]). The rows must hold no runs
     /// (a feed's part 0 is only ever applied here).
-    pub(crate) fn apply_feed(&mut self, feed: &crate::feed::FeedInfo, changes: &[(Row, Diff)], shared: &mut SharedRows) {
+    pub(crate) fn apply_feed(
+        &mut self,
+        feed: &crate::feed::FeedInfo,
+        changes: &[(Row, Diff)],
+        shared: &mut SharedRows,
+    ) {
         debug_assert!(self.runs.is_empty(), "a feed's rows hold no runs");
         self.feed.get_or_insert_with(FeedRows::default).apply(feed, changes, shared);
     }

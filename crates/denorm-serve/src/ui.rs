@@ -359,7 +359,9 @@ mod tests {
         let published = reader.snapshot();
         let mut health = crate::json::health(&published);
         health.sinks.push(crate::json::SinkHealth { name: "app_db".into(), problem: None });
-        health.sinks.push(crate::json::SinkHealth { name: "cache".into(), problem: Some("behind <catching up>".into()) });
+        health
+            .sinks
+            .push(crate::json::SinkHealth { name: "cache".into(), problem: Some("behind <catching up>".into()) });
         let page = render(&published, &health, &[], &|_| None, 10.0, reader.dead_letters());
         assert!(page.contains("<dd class=\"failed\" id=\"drift-billing\">3 rows differ"), "{page}");
         assert!(page.contains("<dd class=\"ok\" id=\"sink-app_db\">in sync</dd>"), "{page}");

@@ -362,7 +362,10 @@ fn run_case(
 
 #[test]
 fn served_rows_equal_the_model() {
-    let cases = std::env::var("DENORM_PROPTEST_CASES").ok().and_then(|c| c.parse::<u32>().ok()).map_or(256, |c| (c / 4).max(50));
+    let cases = std::env::var("DENORM_PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse::<u32>().ok())
+        .map_or(256, |c| (c / 4).max(50));
     let (publisher, reader) = channel(views());
     let publisher = RefCell::new(publisher);
     let server = Server::start(reader);

@@ -140,7 +140,8 @@ fn rates(sink: &mut dyn Sink, batches: &[Batch], name: &str) -> (f64, f64) {
         sink.apply(&SinkBatch { position: Position(i as u64 + 1), committed_at: None, views }).unwrap();
     }
     let feed = rows as f64 / started.elapsed().as_secs_f64();
-    let plain = ViewSpec { name: format!("{name}_plain"), key: vec![0, 1], partition_by: None, order: Vec::new(), ..spec };
+    let plain =
+        ViewSpec { name: format!("{name}_plain"), key: vec![0, 1], partition_by: None, order: Vec::new(), ..spec };
     sink.open(&[plain]).unwrap();
     sink.rebuild(0, &mut std::iter::empty(), Position(0)).unwrap();
     let started = Instant::now();

@@ -70,7 +70,8 @@ mod redact;
 pub mod sqlite;
 
 pub use contract::{
-    open, read_catalog, Batch, ChangeSource, KeyRead, Polled, Resync, PostgresConfig, SourceConfig, SqliteConfig, Undecodable,
+    open, read_catalog, Batch, ChangeSource, KeyRead, Polled, PostgresConfig, Resync, SourceConfig, SqliteConfig,
+    Undecodable,
 };
 pub use error::{ErrorKind, SourceError};
 pub use redact::redact;

@@ -640,8 +640,9 @@ impl<'x, 'q, 'c> Planner<'x, 'q, 'c> {
             // Not comparable: the equality reports it.
             None if !full => Ok(lc.ty),
             _ => {
-                let what =
-                    format!("FULL JOIN … USING ({name}) over columns of different types or collations is not supported");
+                let what = format!(
+                    "FULL JOIN … USING ({name}) over columns of different types or collations is not supported"
+                );
                 Err(PlanError::new(what, at)
                     .detail(format!("left: {}, right: {}", lc.ty, rc.ty))
                     .hint("write FULL JOIN … ON a.c = b.c and select COALESCE(a.c, b.c)"))
@@ -885,7 +886,8 @@ impl<'x, 'q, 'c> Planner<'x, 'q, 'c> {
                 selectivity[*u] *= guess(expr);
             }
         }
-        let order = Order { rank: (0..n).map(|u| rank(rows[u] * selectivity[u], selectivity[u] <= RESTRICTS)).collect() };
+        let order =
+            Order { rank: (0..n).map(|u| rank(rows[u] * selectivity[u], selectivity[u] <= RESTRICTS)).collect() };
         let keyed: Vec<Vec<usize>> = units.iter().map(|u| self.unique_key_columns(u)).collect();
         let mut trees: Vec<Option<Tree>> = units.into_iter().map(|u| Some(u.tree)).collect();
         let mut joined = vec![false; n];
@@ -919,7 +921,8 @@ impl<'x, 'q, 'c> Planner<'x, 'q, 'c> {
                         // key's (by the joins so far) against the same right
                         // column adds nothing but width to the arrangements.
                         let redundant = keys.iter().any(|k: &(Expr, Expr)| {
-                            k.1 == key.1 && matches!((&k.0, &key.0), (Expr::Column(x), Expr::Column(y)) if equal.same(*x, *y))
+                            k.1 == key.1
+                                && matches!((&k.0, &key.0), (Expr::Column(x), Expr::Column(y)) if equal.same(*x, *y))
                         });
                         if !redundant && !keys.contains(&key) {
                             keys.push(key);
@@ -1007,7 +1010,8 @@ impl<'x, 'q, 'c> Planner<'x, 'q, 'c> {
                 }
             }
         }
-        let on_unique = |u: usize, columns: &[usize]| !keyed[u].is_empty() && keyed[u].iter().all(|c| columns.contains(c));
+        let on_unique =
+            |u: usize, columns: &[usize]| !keyed[u].is_empty() && keyed[u].iter().all(|c| columns.contains(c));
         let best = by_key.iter().map(|(u, columns)| (*u, on_unique(*u, columns))).reduce(|a, b| {
             if order.better(b, a) {
                 b
@@ -1124,7 +1128,8 @@ struct Equalities {
 
 impl Equalities {
     fn union(&mut self, a: usize, b: usize) {
-        let (x, y) = (self.classes.iter().position(|c| c.contains(&a)), self.classes.iter().position(|c| c.contains(&b)));
+        let (x, y) =
+            (self.classes.iter().position(|c| c.contains(&a)), self.classes.iter().position(|c| c.contains(&b)));
         match (x, y) {
             (None, None) => self.classes.push(vec![a, b]),
             (Some(x), None) => self.classes[x].push(b),

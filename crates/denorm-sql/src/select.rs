@@ -308,7 +308,14 @@ pub(crate) fn plan_select_ordered<'q, 'c>(
                 let (input, window) = window::plan(input, &w, &lowerer, cx)?;
                 let rank = input.arity();
                 items[window.item].typed = Typed::new(Expr::Column(rank), ScalarType::Int, false);
-                Body { input, items, groups: None, window: Some(window), ordering: Ordering::default(), shown: Vec::new() }
+                Body {
+                    input,
+                    items,
+                    groups: None,
+                    window: Some(window),
+                    ordering: Ordering::default(),
+                    shown: Vec::new(),
+                }
             }
             None if grouped => {
                 let shows_rows = !cx.compared && !cx.operand;

@@ -514,8 +514,9 @@ fn restricted_tables_join_first() {
            AND r_name = 'ASIA' AND o_orderdate >= '1994-01-01' AND o_orderdate < '1995-01-01'
          GROUP BY n_name";
     let plan = |q: &str, estimates: bool| {
-        let views = plan_views(&format!("CREATE MATERIALIZED VIEW v AS {q}"), &tpch_catalog(estimates), Dialect::Sqlite)
-            .unwrap_or_else(|e| panic!("{}", e[0].render("q.sql")));
+        let views =
+            plan_views(&format!("CREATE MATERIALIZED VIEW v AS {q}"), &tpch_catalog(estimates), Dialect::Sqlite)
+                .unwrap_or_else(|e| panic!("{}", e[0].render("q.sql")));
         denorm_expr::optimize(views[0].plan.clone()).to_string()
     };
     let order = |q: &str, estimates: bool| join_order(&plan(q, estimates));
@@ -655,7 +656,8 @@ fn function_library_plans() {
 /// `WITH (index = …)` names output columns; a sink creates the indexes.
 #[test]
 fn index_option_names_output_columns() {
-    let sql = "CREATE MATERIALIZED VIEW v WITH (index = 'title, id; author_id') AS SELECT id, author_id, title FROM posts";
+    let sql =
+        "CREATE MATERIALIZED VIEW v WITH (index = 'title, id; author_id') AS SELECT id, author_id, title FROM posts";
     let view = common::plan_one(sql, Dialect::Sqlite);
     assert_eq!(view.indexes, vec![vec![2, 0], vec![1]]);
     let bad = "CREATE MATERIALIZED VIEW v WITH (index = 'nope') AS SELECT id FROM posts";

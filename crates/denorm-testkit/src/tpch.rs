@@ -374,7 +374,10 @@ pub fn postgres_query(query: &str) -> String {
         out.push_str(before);
         let date = from.len() >= 12
             && from.as_bytes()[11] == b'\''
-            && from[1..11].bytes().enumerate().all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+            && from[1..11]
+                .bytes()
+                .enumerate()
+                .all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
         let end = 1 + from[1..].find('\'').map_or(from.len() - 1, |e| e + 1);
         if date {
             out.push_str("date ");
@@ -435,8 +438,13 @@ const INSTRUCTIONS: &[&str] = &["DELIVER IN PERSON", "COLLECT COD", "NONE", "TAK
 const SEGMENTS: &[&str] = &["AUTOMOBILE", "BUILDING", "FURNITURE", "MACHINERY", "HOUSEHOLD"];
 const CONTAINERS: &[&str] = &["SM CASE", "SM BOX", "MED BOX", "MED BAG", "LG CASE", "LG BOX", "JUMBO PKG", "WRAP CAN"];
 const BRANDS: &[&str] = &["Brand#12", "Brand#23", "Brand#34", "Brand#45", "Brand#11"];
-const TYPES: &[&str] =
-    &["PROMO BRUSHED BRASS", "ECONOMY ANODIZED STEEL", "MEDIUM POLISHED TIN", "STANDARD PLATED BRASS", "SMALL BURNISHED COPPER"];
+const TYPES: &[&str] = &[
+    "PROMO BRUSHED BRASS",
+    "ECONOMY ANODIZED STEEL",
+    "MEDIUM POLISHED TIN",
+    "STANDARD PLATED BRASS",
+    "SMALL BURNISHED COPPER",
+];
 const COMMENTS: &[&str] = &["quick deposits", "special requests sleep", "Customer slyly Complaints", "furiously final"];
 
 /// Writes refresh rounds against a loaded database: RF1 inserts new orders
@@ -542,7 +550,8 @@ impl Refresh {
         let part = format!("p_partkey = {}", random.range(1, self.parts));
         let supplier = format!("s_suppkey = {}", random.range(1, self.suppliers));
         let customer = format!("c_custkey = {}", random.range(1, self.customers));
-        let partsupp = format!("ps_partkey = {} AND ps_suppkey % 4 = {}", random.range(1, self.parts), random.range(0, 3));
+        let partsupp =
+            format!("ps_partkey = {} AND ps_suppkey % 4 = {}", random.range(1, self.parts), random.range(0, 3));
         match random.range(0, 21) {
             0 => Statement::update("lineitem", format!("l_quantity = {}", random.range(1, 50)), line),
             1 => Statement::update("lineitem", format!("l_discount = 0.0{}", random.range(0, 9)), line),
@@ -552,7 +561,11 @@ impl Refresh {
             5 => Statement::update("lineitem", format!("l_returnflag = '{}'", random.pick(&["R", "A", "N"])), line),
             6 => Statement::update("lineitem", format!("l_suppkey = {}", random.range(1, self.suppliers)), line),
             7 => Statement::update("lineitem", format!("l_shipmode = '{}'", random.pick(SHIP_MODES)), line),
-            8 => Statement::update("orders", format!("o_orderdate = {}", Self::date(random)), format!("o_orderkey = {order}")),
+            8 => Statement::update(
+                "orders",
+                format!("o_orderdate = {}", Self::date(random)),
+                format!("o_orderkey = {order}"),
+            ),
             9 => Statement::update(
                 "orders",
                 format!("o_custkey = {}", random.range(1, self.customers)),
@@ -572,7 +585,12 @@ impl Refresh {
             13 => Statement::update("customer", format!("c_nationkey = {}", random.range(0, 24)), customer),
             14 => Statement::update(
                 "customer",
-                format!("c_acctbal = {}.{:02}, c_phone = '{}-555'", random.range(-999, 9999), random.range(0, 99), random.range(10, 34)),
+                format!(
+                    "c_acctbal = {}.{:02}, c_phone = '{}-555'",
+                    random.range(-999, 9999),
+                    random.range(0, 99),
+                    random.range(10, 34)
+                ),
                 customer,
             ),
             15 => Statement::update(
@@ -585,10 +603,16 @@ impl Refresh {
                 format!("p_container = '{}', p_size = {}", random.pick(CONTAINERS), random.range(1, 50)),
                 part,
             ),
-            17 => Statement::update("part", format!("p_name = '{} green forest'", random.pick(&["forest", "dark"])), part),
+            17 => {
+                Statement::update("part", format!("p_name = '{} green forest'", random.pick(&["forest", "dark"])), part)
+            }
             18 => Statement::update("supplier", format!("s_nationkey = {}", random.range(0, 24)), supplier),
             19 => Statement::update("supplier", format!("s_comment = '{}'", random.pick(COMMENTS)), supplier),
-            20 => Statement::update("partsupp", format!("ps_supplycost = {}.{:02}", random.range(1, 1000), random.range(0, 99)), partsupp),
+            20 => Statement::update(
+                "partsupp",
+                format!("ps_supplycost = {}.{:02}", random.range(1, 1000), random.range(0, 99)),
+                partsupp,
+            ),
             _ => Statement::update("partsupp", format!("ps_availqty = {}", random.range(1, 9999)), partsupp),
         }
     }

@@ -20,7 +20,11 @@ pub struct Statement {
 
 impl Statement {
     pub fn insert(table: &str, values: &[String]) -> Self {
-        Statement { table: table.to_string(), sql: format!("INSERT INTO {table} VALUES ({})", values.join(", ")), rows: None }
+        Statement {
+            table: table.to_string(),
+            sql: format!("INSERT INTO {table} VALUES ({})", values.join(", ")),
+            rows: None,
+        }
     }
 
     pub fn update(table: &str, set: String, rows: String) -> Self {

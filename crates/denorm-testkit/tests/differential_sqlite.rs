@@ -23,7 +23,6 @@ CREATE TABLE ledger (id INTEGER PRIMARY KEY, acct INTEGER, amount REAL, qty INTE
 
 const VIEWS: &str = concat!(include_str!("differential.sql"), "\n", include_str!("differential_json.sql"));
 
-
 fn nullable(s: BoxedStrategy<Value>) -> BoxedStrategy<Value> {
     prop_oneof![1 => Just(Datum::Null), 5 => s].boxed()
 }
@@ -126,7 +125,6 @@ fn note() -> BoxedStrategy<Value> {
     ]
     .boxed()
 }
-
 
 fn cases() -> u32 {
     std::env::var("DENORM_PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(2000)

@@ -145,7 +145,6 @@ fn tables() -> Vec<TableSpec> {
     ]
 }
 
-
 fn cases() -> u32 {
     std::env::var("DENORM_PROPTEST_CASES").ok().and_then(|c| c.parse::<u32>().ok()).map_or(300, |c| (c / 4).max(50))
 }

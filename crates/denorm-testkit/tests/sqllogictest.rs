@@ -134,7 +134,8 @@ struct Column {
 fn round(reference: &SqliteReference, tables: &[(String, Vec<Column>)], random: &mut Random) -> Vec<Statement> {
     let mut out = Vec::new();
     for (table, columns) in tables {
-        let count: i64 = reference.connection.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).unwrap();
+        let count: i64 =
+            reference.connection.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).unwrap();
         let value = |random: &mut Random, c: &Column| match (random.range(0, 9), c.ty) {
             _ if c.primary_key => "NULL".to_string(),
             (0, _) => "NULL".to_string(),
@@ -146,7 +147,9 @@ fn round(reference: &SqliteReference, tables: &[(String, Vec<Column>)], random: 
         };
         let writable: Vec<&Column> = columns.iter().filter(|c| !c.primary_key).collect();
         for _ in 0..3 {
-            let Some(c) = writable.get(usize::try_from(random.range(0, writable.len() as i64 - 1)).unwrap()) else { break };
+            let Some(c) = writable.get(usize::try_from(random.range(0, writable.len() as i64 - 1)).unwrap()) else {
+                break;
+            };
             out.push(Statement::update(table, format!("{} = {}", c.name, value(random, c)), some_row(random)));
         }
         let values: Vec<String> = columns.iter().map(|c| value(random, c)).collect();
@@ -165,7 +168,8 @@ fn columns(reference: &SqliteReference, table: &denorm_types::TableSchema) -> Ve
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let sql = format!("SELECT coalesce(min({0}), 0) - 2, coalesce(max({0}), 0) + 2 FROM {1}", c.name, table.name);
+            let sql =
+                format!("SELECT coalesce(min({0}), 0) - 2, coalesce(max({0}), 0) + 2 FROM {1}", c.name, table.name);
             let range = reference.connection.query_row(&sql, [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap_or((0, 9));
             Column { name: c.name.clone(), ty: c.ty, range, primary_key: single_key && table.primary_key[0] == i }
         })
@@ -180,7 +184,8 @@ struct Outcome {
 
 fn run_file(name: &str, text: &str, rounds: usize) -> Outcome {
     let (statements, queries) = parse(text);
-    let threshold = text.lines().find_map(|l| l.strip_prefix("hash-threshold ")).map_or(8, |t| t.trim().parse().unwrap());
+    let threshold =
+        text.lines().find_map(|l| l.strip_prefix("hash-threshold ")).map_or(8, |t| t.trim().parse().unwrap());
     let reference = SqliteReference::new("").unwrap();
     for statement in &statements {
         reference.connection.execute_batch(statement).unwrap();
@@ -206,7 +211,9 @@ fn run_file(name: &str, text: &str, rounds: usize) -> Outcome {
     let mut dataflow = Dataflow::new(catalog, Dialect::Sqlite);
     let ids: Vec<ViewId> = views
         .iter()
-        .map(|(def, _)| dataflow.add_view(&def.name, &def.plan, def.key.columns.clone(), !def.key.proven_unique).unwrap())
+        .map(|(def, _)| {
+            dataflow.add_view(&def.name, &def.plan, def.key.columns.clone(), !def.key.proven_unique).unwrap()
+        })
         .collect();
     let snapshot = tables
         .iter()

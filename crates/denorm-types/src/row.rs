@@ -982,7 +982,8 @@ mod tests {
         assert_eq!(bytes(12345.67).len(), 5);
         assert_eq!(bytes(104_949.5).len(), 5);
         assert_eq!(bytes(1e-15), [33, 2]);
-        for x in [-0.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 5e-324, 1.0 / 3.0, 0.1 + 0.2, 1e300, 2f64.powi(60)] {
+        for x in [-0.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 5e-324, 1.0 / 3.0, 0.1 + 0.2, 1e300, 2f64.powi(60)]
+        {
             assert_eq!(bytes(x)[0], FLOAT, "{x}");
             assert_eq!(bytes(x)[1..], x.to_le_bytes());
         }

@@ -433,9 +433,8 @@ impl Bench {
     fn walsender_of(&self, slot: &str) -> u32 {
         let mut client = self.client();
         for _ in 0..300 {
-            let row = client
-                .query_one("SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1", &[&slot])
-                .unwrap();
+            let row =
+                client.query_one("SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1", &[&slot]).unwrap();
             if let Some(pid) = row.get::<_, Option<i32>>(0) {
                 return pid as u32;
             }
@@ -507,10 +506,8 @@ impl Bench {
             self.drop_slot(CEILING_SLOT);
             // Who was the bottleneck: a side near 100% of a core.
             let busy = |now: f64, then: f64| 100.0 * (now - then) / seconds;
-            let (engine, sender) = (
-                busy(cpu_seconds(denorm.child.id()), cpu_before.0),
-                busy(cpu_seconds(walsender), cpu_before.1),
-            );
+            let (engine, sender) =
+                (busy(cpu_seconds(denorm.child.id()), cpu_before.0), busy(cpu_seconds(walsender), cpu_before.1));
             self.report(format!(
                 "decode + apply from one slot over {transport}, transactions of {} changes: {changes} changes in \
                  {seconds:.2} s = \
@@ -585,7 +582,10 @@ impl Bench {
         let config = self.config("pgbench", VIEWS);
         let tables: Vec<&str> = PGBENCH_TABLES.iter().copied().chain(["bench_probe"]).collect();
         self.client()
-            .batch_execute(&format!("DROP PUBLICATION IF EXISTS {RAW}; CREATE PUBLICATION {RAW} FOR TABLE {}", tables.join(", ")))
+            .batch_execute(&format!(
+                "DROP PUBLICATION IF EXISTS {RAW}; CREATE PUBLICATION {RAW} FOR TABLE {}",
+                tables.join(", ")
+            ))
             .unwrap();
         let names = ["detached", "identity FULL only", "pg_recvlogical attached", "denorm attached"];
         let mut tps_by_mode: [Vec<f64>; 4] = Default::default();

@@ -93,8 +93,11 @@ fn sinks_of(view: &denorm_sql::ViewDef, sinks: &[config::sink::SinkSettings]) ->
     let mut out = format!("  sinks: {}\n", targets.join(", "));
     if !view.indexes.is_empty() {
         let name = |i: &usize| view.columns.get(*i).map_or("?", |c| c.name.as_str()).to_string();
-        let indexes: Vec<String> =
-            view.indexes.iter().map(|index| format!("({})", index.iter().map(name).collect::<Vec<_>>().join(", "))).collect();
+        let indexes: Vec<String> = view
+            .indexes
+            .iter()
+            .map(|index| format!("({})", index.iter().map(name).collect::<Vec<_>>().join(", ")))
+            .collect();
         out.push_str(&format!("  sink indexes: {}\n", indexes.join(", ")));
     }
     out

@@ -258,7 +258,7 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::Auth { command: AuthCommand::HashPassword { iterations } } => {
             hash_password(*iterations, &mut std::io::stdin().lock(), &mut stdout.lock()).map(|()| check::Outcome::Ok)
-    },
+        }
         Command::Dlq { command } => {
             let (action, config, ids) = match command {
                 DlqCommand::List { config } => (dlq::Action::List, config, &[][..]),

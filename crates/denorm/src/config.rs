@@ -38,9 +38,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 mod auth;
-pub mod sink;
-pub mod drift;
 pub mod checkpoint;
+pub mod drift;
+pub mod sink;
 
 pub use auth::AuditTarget;
 

@@ -526,10 +526,7 @@ mod tests {
         let average = Plan::Reduce {
             input: get("products", 3),
             group_key: vec![],
-            aggregates: vec![denorm_expr::Aggregate {
-                func: AggregateFunc::Avg,
-                arg: Some(Expr::Column(2)),
-            }],
+            aggregates: vec![denorm_expr::Aggregate { func: AggregateFunc::Avg, arg: Some(Expr::Column(2)) }],
         };
         let plan = Plan::Filter {
             input: Box::new(Plan::Join {
@@ -657,7 +654,8 @@ mod tests {
 
     #[test]
     fn full_report() {
-        let column = |name: &str, ty, nullable| OutputColumn { name: name.into(), ty, nullable, collation: None, narrow: false };
+        let column =
+            |name: &str, ty, nullable| OutputColumn { name: name.into(), ty, nullable, collation: None, narrow: false };
         let view = ViewDef {
             name: "product_stats".into(),
             columns: vec![

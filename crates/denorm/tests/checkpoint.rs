@@ -176,8 +176,10 @@ fn kill_9_under_a_writer_restarts_from_periodic_checkpoints() {
         std::thread::sleep(Duration::from_millis(1));
         true
     });
-    let rounds =
-        std::env::var("DENORM_PROPTEST_CASES").ok().and_then(|n| n.parse::<usize>().ok()).map_or(4, |n| (n / 100).max(4));
+    let rounds = std::env::var("DENORM_PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+        .map_or(4, |n| (n / 100).max(4));
     let mut rng = SplitMix(77);
     let mut with_changes = 0;
     for round in 0..rounds {

@@ -27,7 +27,8 @@ fn text_with_nul_is_served_unchanged_from_the_snapshot_and_the_change_log() {
     )
     .unwrap();
     denorm.wait_for_position(committed_position(&conn));
-    denorm.wait_rows("bodies",
+    denorm.wait_rows(
+        "bodies",
         json!([
             {"id": 1, "body": "a\u{0}b"},
             {"id": 2, "body": "c\u{0}\u{0}d"},
@@ -36,7 +37,8 @@ fn text_with_nul_is_served_unchanged_from_the_snapshot_and_the_change_log() {
         ]),
     );
     // The snapshot's row and the logged one are the same value: one group.
-    denorm.wait_rows("per_body",
+    denorm.wait_rows(
+        "per_body",
         json!([{"body": "\u{0}", "n": 1}, {"body": "a\u{0}b", "n": 2}, {"body": "c\u{0}\u{0}d", "n": 1}]),
     );
     // An update and a delete retract exactly what was inserted.
@@ -121,7 +123,8 @@ fn invalid_utf8_is_dead_lettered_and_the_fix_at_the_source_repairs_the_view() {
     conn.execute_batch("UPDATE people SET name = 'cat' WHERE id = 3; UPDATE people SET name = 'bo' WHERE id = 2;")
         .unwrap();
     denorm.wait_for_position(committed_position(&conn));
-    denorm.wait_rows("names",
+    denorm.wait_rows(
+        "names",
         json!([
             {"id": 1, "name": "ann", "score": 10},
             {"id": 2, "name": "bo", "score": 20},

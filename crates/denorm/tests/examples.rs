@@ -366,10 +366,7 @@ fn sink_rows(db: &Connection) -> Result<Vec<String>, String> {
     let mut statement = db
         .prepare("SELECT customer_id, name, plan, events, amount_cents FROM billing_totals ORDER BY customer_id")
         .map_err(|e| e.to_string())?;
-    statement
-        .query_map([], billing_line)
-        .and_then(|rows| rows.collect())
-        .map_err(|e| e.to_string())
+    statement.query_map([], billing_line).and_then(|rows| rows.collect()).map_err(|e| e.to_string())
 }
 
 /// The same lines from SQLite's own answer to the view's SELECT.
@@ -378,11 +375,7 @@ fn billing_from_source(db: &Connection) -> Vec<String> {
                   FROM customers c LEFT JOIN usage_events e ON e.customer_id = c.id \
                   GROUP BY c.id, c.name, c.plan ORDER BY c.id";
     let mut statement = db.prepare(select).unwrap();
-    statement
-        .query_map([], billing_line)
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
+    statement.query_map([], billing_line).unwrap().map(Result::unwrap).collect()
 }
 
 /// `denorm reconcile` of the example: exit code and output.
@@ -394,7 +387,10 @@ fn reconcile(example: &Example, args: &[&str]) -> (Option<i32>, String) {
         .arg(&example.config)
         .output()
         .unwrap();
-    (output.status.code(), format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)))
+    (
+        output.status.code(),
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)),
+    )
 }
 
 /// The seeds' incident (Scenario #3, "reconciliation after pipeline
@@ -409,8 +405,7 @@ fn billing_reconciliation_incident() {
     let example = Example::copy("billing-reconciliation");
     // The sink is compared with the view every 300 ms instead of 10 s.
     let text = std::fs::read_to_string(&example.config).unwrap();
-    std::fs::write(&example.config, text.replace("reconcile_every = \"10s\"", "reconcile_every = \"300ms\""))
-        .unwrap();
+    std::fs::write(&example.config, text.replace("reconcile_every = \"10s\"", "reconcile_every = \"300ms\"")).unwrap();
     let mut denorm = Denorm::start(&example.config);
     let db = example.connect();
     denorm.wait_for_position(committed_position(&db));
@@ -438,9 +433,8 @@ fn billing_reconciliation_incident() {
     // A migration renames a column the views read; usage goes on under
     // the new name. The two views fail and say why.
     db.execute_batch("ALTER TABLE usage_events RENAME COLUMN units TO quantity").unwrap();
-    let failed = denorm.wait_for(|views| {
-        views.as_array().is_some_and(|v| v.iter().filter(|v| v["status"] == "failed").count() == 2)
-    });
+    let failed = denorm
+        .wait_for(|views| views.as_array().is_some_and(|v| v.iter().filter(|v| v["status"] == "failed").count() == 2));
     assert!(failed.to_string().contains("units"), "the failure names the column: {failed}");
     db.execute_batch(
         "INSERT INTO usage_events (id, customer_id, quantity, unit_price_cents, billed_on)

@@ -6,7 +6,6 @@
 
 mod common;
 
-
 use common::{committed_position, get_text, Denorm, Project};
 use serde_json::Value as Json;
 
@@ -91,14 +90,10 @@ fn a_column_renamed_away_and_back_heals_the_view() {
     // Written while the view cannot read the table (nothing captures it).
     conn.execute_batch("INSERT INTO tags VALUES (4, 'c')").unwrap();
     conn.execute_batch("ALTER TABLE tags RENAME COLUMN label TO tag").unwrap();
-    denorm.wait_rows("per_tag",
-        serde_json::json!([{"tag": "a", "n": 2}, {"tag": "b", "n": 1}, {"tag": "c", "n": 1}]),
-    );
+    denorm.wait_rows("per_tag", serde_json::json!([{"tag": "a", "n": 2}, {"tag": "b", "n": 1}, {"tag": "c", "n": 1}]));
     assert_eq!(heals(&denorm, "per_tag"), 1);
     conn.execute_batch("DELETE FROM tags WHERE id = 1").unwrap();
-    denorm.wait_rows("per_tag",
-        serde_json::json!([{"tag": "a", "n": 1}, {"tag": "b", "n": 1}, {"tag": "c", "n": 1}]),
-    );
+    denorm.wait_rows("per_tag", serde_json::json!([{"tag": "a", "n": 1}, {"tag": "b", "n": 1}, {"tag": "c", "n": 1}]));
     denorm.terminate();
 }
 

@@ -473,9 +473,8 @@ fn alter_table_fails_only_the_views_it_breaks() {
     client.batch_execute("UPDATE products SET name = 'renamed' WHERE id = (SELECT min(id) FROM products)").unwrap();
     client.batch_execute("INSERT INTO products VALUES (99, 'new', 'a', true)").unwrap();
     let broken = ["active_products", "category_totals", "full_using_double", "price_neighbours"];
-    let views = denorm.wait_for(|views| {
-        views.as_array().unwrap().iter().filter(|v| v["status"] == "failed").count() == broken.len()
-    });
+    let views = denorm
+        .wait_for(|views| views.as_array().unwrap().iter().filter(|v| v["status"] == "failed").count() == broken.len());
     for name in broken {
         let view = views.as_array().unwrap().iter().find(|v| v["name"] == name).unwrap();
         assert_eq!(view["status"], "failed", "{view}");

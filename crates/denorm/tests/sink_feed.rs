@@ -50,7 +50,6 @@ fn views() -> String {
         .collect()
 }
 
-
 fn project(sinks: &str) -> Project {
     let project = Project::new(SCHEMA, &views());
     let mut config = std::fs::read_to_string(&project.config).unwrap();
@@ -62,7 +61,6 @@ fn project(sinks: &str) -> Project {
 fn feed_names() -> String {
     FEEDS.iter().map(|(n, _, _)| format!("\"{n}\"")).collect::<Vec<_>>().join(", ")
 }
-
 
 fn redis_url() -> String {
     std::env::var("DENORM_TEST_REDIS_URL").expect(
@@ -102,8 +100,6 @@ fn redis_page(
         .map(|l| serde_json::from_str::<Json>(l).map(|row| line(&row)).map_err(|e| format!("{l}: {e}")))
         .collect()
 }
-
-
 
 /// A page over HTTP as `a|b|c` lines, in order.
 fn http_page(denorm: &Denorm, feed: &str, owner: i64, limit: usize, offset: usize) -> Vec<String> {
@@ -148,7 +144,6 @@ fn random_transaction(conn: &mut Connection, rng: &mut SplitMix) {
     }
     tx.commit().unwrap();
 }
-
 
 /// Reads a page `(feed, owner, limit)` from the sinks, as `a|b|c` lines.
 type ReadPage<'a> = &'a dyn Fn(&str, i64, usize) -> Result<Vec<String>, String>;

@@ -290,7 +290,6 @@ fn random_transaction(conn: &mut Connection, rng: &mut SplitMix) {
     tx.commit().unwrap();
 }
 
-
 fn delete_prefix(url: &str, prefix: &str) {
     for key in keys(url, &format!("{prefix}*")).unwrap_or_default() {
         let _ = redis_cli(url, &["DEL", &key]);

@@ -23,8 +23,8 @@ use std::time::Duration;
 
 use common::shells::{self, pg_url};
 use common::{committed_position, eventually, kill_three_times_under_a_writer, metric, Denorm, Project, SplitMix};
-use pg_project::server::try_pg_ctl;
 use denorm_types::Datum;
+use pg_project::server::try_pg_ctl;
 use rusqlite::Connection;
 
 /// One test at a time touches the PostgreSQL server (one restarts it).
@@ -60,7 +60,6 @@ const CHECKS: &[(&str, &str, &str)] = &[
     ),
     ("categories", "SELECT category, products FROM {t}", "SELECT category, COUNT(*) FROM products GROUP BY category"),
 ];
-
 
 /// A source project whose config has `sinks` appended.
 fn project(sinks: &str) -> Project {
@@ -108,9 +107,6 @@ fn sqlite3(db: &Path, sql: &str) -> Result<Vec<String>, String> {
 fn psql(sql: &str) -> Result<Vec<String>, String> {
     shells::psql(sql).map(sorted)
 }
-
-
-
 
 /// The rows of the source's own query, in the shells' text.
 fn source_rows(conn: &Connection, sql: &str) -> Vec<String> {
@@ -215,7 +211,6 @@ fn random_transaction(conn: &mut Connection, rng: &mut SplitMix) {
     }
     tx.commit().unwrap();
 }
-
 
 fn drop_schema(schema: &str) {
     let _ = psql(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));

@@ -25,8 +25,7 @@ fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
 /// The specification's schema as it is, CHAR(n) columns included (compared
 /// ignoring trailing blanks, output padded: see `postgres_intervals.rs`).
 fn schema() -> String {
-    let identity: String =
-        tpch::TABLES.iter().map(|t| format!("ALTER TABLE {t} REPLICA IDENTITY FULL;\n")).collect();
+    let identity: String = tpch::TABLES.iter().map(|t| format!("ALTER TABLE {t} REPLICA IDENTITY FULL;\n")).collect();
     format!("{}\n{identity}", tpch::SCHEMA)
 }
 

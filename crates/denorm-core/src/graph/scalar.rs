@@ -59,8 +59,9 @@ impl Graph {
         let Some(shape) = shape(exprs, input) else { return Ok(None) };
         let mut outer = self.build(shape.outer, catalog, dialect)?;
         if let Some(predicate) = shape.outer_filter.into_iter().reduce(|a, b| Expr::binary(BinaryOp::And, a, b)) {
-            outer = self
-                .node(format!("Filter {predicate:?}"), vec![outer], || Operator::Filter(Filter::new(predicate, dialect)));
+            outer = self.node(format!("Filter {predicate:?}"), vec![outer], || {
+                Operator::Filter(Filter::new(predicate, dialect))
+            });
         }
         let scalar = self.build(shape.scalar, catalog, dialect)?;
         let comparison = shape.comparison;

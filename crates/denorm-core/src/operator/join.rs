@@ -220,8 +220,13 @@ impl Join {
         let mut packer = RowPacker::new();
         let dl = ByKey::new(&self.left_key, left_delta, &mut packer);
         let dr = ByKey::new(&self.right_key, right_delta, &mut packer);
-        let mut out =
-            Output { join: self, packer, changes: Vec::new(), left_spans: Spans::default(), right_spans: Spans::default() };
+        let mut out = Output {
+            join: self,
+            packer,
+            changes: Vec::new(),
+            left_spans: Spans::default(),
+            right_spans: Spans::default(),
+        };
         for (key, rows, has_null) in dl.iter() {
             if has_null {
                 continue;

@@ -98,17 +98,31 @@ fn join_unique(left: Plan, right: Plan, left_key: Vec<usize>, right_key: Vec<usi
                     e.remap_columns(&|c| if c < a_arity { c } else { c + r });
                     e
                 });
-                let joined =
-                    Plan::Join { left: Box::new(inner), right: b, kind: JoinKind::Inner, left_key: ka, right_key: kb, residual };
+                let joined = Plan::Join {
+                    left: Box::new(inner),
+                    right: b,
+                    kind: JoinKind::Inner,
+                    left_key: ka,
+                    right_key: kb,
+                    residual,
+                };
                 let order = (0..a_arity).chain(a_arity + r..a_arity + r + b_arity).chain(a_arity..a_arity + r);
                 Plan::Map { input: Box::new(joined), exprs: order.map(Expr::Column).collect() }
             } else if left_key.iter().all(|&c| c >= a_arity) {
                 // A ⋈ (B ⋈ R): the same column order.
                 let key = left_key.iter().map(|c| c - a_arity).collect();
                 let inner = join_unique(*b, right, key, right_key);
-                Plan::Join { left: a, right: Box::new(inner), kind: JoinKind::Inner, left_key: ka, right_key: kb, residual }
+                Plan::Join {
+                    left: a,
+                    right: Box::new(inner),
+                    kind: JoinKind::Inner,
+                    left_key: ka,
+                    right_key: kb,
+                    residual,
+                }
             } else {
-                let left = Plan::Join { left: a, right: b, kind: JoinKind::Inner, left_key: ka, right_key: kb, residual };
+                let left =
+                    Plan::Join { left: a, right: b, kind: JoinKind::Inner, left_key: ka, right_key: kb, residual };
                 join(left, right, left_key, right_key)
             }
         }
@@ -134,7 +148,14 @@ fn join_unique(left: Plan, right: Plan, left_key: Vec<usize>, right_key: Vec<usi
 }
 
 fn join(left: Plan, right: Plan, left_key: Vec<usize>, right_key: Vec<usize>) -> Plan {
-    Plan::Join { left: Box::new(left), right: Box::new(right), kind: JoinKind::Inner, left_key, right_key, residual: None }
+    Plan::Join {
+        left: Box::new(left),
+        right: Box::new(right),
+        kind: JoinKind::Inner,
+        left_key,
+        right_key,
+        residual: None,
+    }
 }
 
 /// `plan` with `f` applied to each of its inputs.

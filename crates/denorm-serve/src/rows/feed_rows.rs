@@ -433,14 +433,12 @@ mod tests {
     }
 
     fn change(owners: i64) -> impl Strategy<Value = (Row, Diff)> {
-        (0..owners, 0..6i64, prop_oneof![Just(None), (0..4i64).prop_map(Some)], prop_oneof![
-            Just(-2),
-            Just(-1),
-            Just(-1),
-            Just(1),
-            Just(1),
-            Just(2)
-        ])
+        (
+            0..owners,
+            0..6i64,
+            prop_oneof![Just(None), (0..4i64).prop_map(Some)],
+            prop_oneof![Just(-2), Just(-1), Just(-1), Just(1), Just(1), Just(2)],
+        )
             .prop_map(|(owner, id, at, diff)| (row(owner, id, at), diff))
     }
 

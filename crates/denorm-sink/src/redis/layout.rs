@@ -858,5 +858,4 @@ mod tests {
         assert_eq!(String::from_utf8(member.clone()).unwrap(), "6|f\\:1|26,3|{\"c0\":\"r\",\"c1\":\"f:1|2\"}");
         assert_eq!(edge.decode_member(&member), Some(row));
     }
-
 }

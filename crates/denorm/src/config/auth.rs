@@ -184,7 +184,10 @@ pub(super) fn auth(raw: RawAuth, base: &Path) -> Result<Auth, Invalid> {
         if !roles.contains_key(raw_user.role.get_ref()) {
             return Err((
                 Some(raw_user.role.span()),
-                format!("[auth.users.{name}] reads as role {:?}, which has no [auth.roles] table", raw_user.role.get_ref()),
+                format!(
+                    "[auth.users.{name}] reads as role {:?}, which has no [auth.roles] table",
+                    raw_user.role.get_ref()
+                ),
                 Some("add the role's table (an empty one grants every view)".into()),
             ));
         }

@@ -27,8 +27,8 @@
 use std::time::Instant;
 
 use denorm_source::ChangeSource;
-use denorm_types::{Diff, Row};
 use denorm_sql::ViewDef;
+use denorm_types::{Diff, Row};
 use tracing::{info, warn};
 
 use super::flow::Flow;

@@ -28,5 +28,17 @@ pub fn sqlite3(db: &Path, sql: &str) -> Result<Vec<String>, String> {
 
 /// Rows of `sql` through `psql`.
 pub fn psql(sql: &str) -> Result<Vec<String>, String> {
-    shell(Command::new("psql").args(["-X", "-q", "-At", "-F", "|", "-v", "ON_ERROR_STOP=1", "-d", &pg_url(), "-c", sql]))
+    shell(Command::new("psql").args([
+        "-X",
+        "-q",
+        "-At",
+        "-F",
+        "|",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-d",
+        &pg_url(),
+        "-c",
+        sql,
+    ]))
 }
