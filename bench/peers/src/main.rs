@@ -23,10 +23,10 @@ use std::sync::Arc;
 #[path = "../../../crates/denorm-core/benches/common/mod.rs"]
 mod common;
 
-use common::workloads::{aggregates, catalog, field_copy, Aggregates, FieldCopy};
+use common::workloads::{aggregates, dataflow, field_copy, Aggregates, FieldCopy};
 use common::Clock;
-use denorm_core::{Dataflow, Runtime};
-use denorm_types::{Datum, Dialect, Row};
+use denorm_core::Runtime;
+use denorm_types::{Datum, Row};
 use differential_dataflow::input::Input;
 use differential_dataflow::operators::CountTotal;
 
@@ -36,24 +36,25 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Seconds of a run: (wall, on-CPU when known).
 type Seconds = (f64, Option<f64>);
 
+/// The on-CPU seconds when Linux reported them and they are measurable
+/// (schedstat counts in scheduler ticks: a short run may read 0).
+fn cpu(s: Seconds) -> Option<f64> {
+    s.1.filter(|c| *c > 0.0)
+}
+
 fn cpu_or_wall(s: Seconds) -> f64 {
-    s.1.unwrap_or(s.0)
+    cpu(s).unwrap_or(s.0)
 }
 
 fn rate(n: usize, s: Seconds) -> String {
-    match s.1 {
+    match cpu(s) {
         Some(cpu) => format!("{:>6.2}M/s on-CPU ({:.2}M/s wall)", n as f64 / cpu / 1e6, n as f64 / s.0 / 1e6),
         None => format!("{:>6.2}M/s wall", n as f64 / s.0 / 1e6),
     }
 }
 
 fn denorm_aggregates(w: &Aggregates, keep_rows: bool) -> Seconds {
-    let mut dataflow = Dataflow::new(catalog(), Dialect::Sqlite);
-    if keep_rows {
-        dataflow.add_view("product_stats", &w.plan, vec![0], false).unwrap();
-    } else {
-        dataflow.add_view_emitting("product_stats", &w.plan).unwrap();
-    }
+    let mut dataflow = dataflow("product_stats", &w.plan, keep_rows.then(|| vec![0]));
     let clock = Clock::start();
     for b in &w.batches {
         dataflow.apply(b);
@@ -137,12 +138,7 @@ fn typed_field_copy(w: &FieldCopy) -> TypedFieldCopy {
 
 /// (load seconds, renames seconds, view changes emitted by the renames).
 fn denorm_field_copy(w: &FieldCopy, keep_rows: bool) -> (Seconds, Seconds, usize) {
-    let mut dataflow = Dataflow::new(catalog(), Dialect::Sqlite);
-    if keep_rows {
-        dataflow.add_view("post_cards", &w.plan, vec![0], false).unwrap();
-    } else {
-        dataflow.add_view_emitting("post_cards", &w.plan).unwrap();
-    }
+    let mut dataflow = dataflow("post_cards", &w.plan, keep_rows.then(|| vec![0]));
     let clock = Clock::start();
     dataflow.apply(&w.snapshot);
     let load = clock.elapsed();

@@ -17,10 +17,9 @@ use std::time::Instant;
 
 mod common;
 
-use common::workloads::{aggregates, catalog, field_copy};
+use common::workloads::{aggregates, dataflow, field_copy};
 use common::Clock;
-use denorm_core::{Dataflow, Runtime};
-use denorm_types::Dialect;
+use denorm_core::Runtime;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -32,12 +31,7 @@ fn aggregate_view() {
     // published state (measured end to end by scripts/bench-e2e) keeps the
     // rows. Then with the dataflow keeping the view's rows itself.
     let run = |keep_rows: bool| {
-        let mut dataflow = Dataflow::new(catalog(), Dialect::Sqlite);
-        if keep_rows {
-            dataflow.add_view("product_stats", &w.plan, vec![0], false).unwrap();
-        } else {
-            dataflow.add_view_emitting("product_stats", &w.plan).unwrap();
-        }
+        let mut dataflow = dataflow("product_stats", &w.plan, keep_rows.then(|| vec![0]));
         let clock = Clock::start();
         for b in &w.batches {
             dataflow.apply(b);
@@ -75,8 +69,7 @@ fn aggregate_view() {
 
 fn field_copy_join() {
     let w = field_copy();
-    let mut dataflow = Dataflow::new(catalog(), Dialect::Sqlite);
-    dataflow.add_view("post_cards", &w.plan, vec![0], false).unwrap();
+    let mut dataflow = dataflow("post_cards", &w.plan, Some(vec![0]));
     let clock = Clock::start();
     dataflow.apply(&w.snapshot);
     let load = clock.rate((w.posts + w.users) as usize);

@@ -2,7 +2,7 @@
 //! (`cargo bench -p denorm-serve --bench publish`). Scale with
 //! `DENORM_BENCH_SCALE` (default 1.0 = the sizes named below).
 //!
-//! The workload is `denorm-core`'s maintenance bench (a): an aggregate view
+//! The workload is `denorm-core`'s maintenance bench (a) (`common/workloads.rs`): an aggregate view
 //! (COUNT/SUM/AVG by product) over 10M review changes on 1M products (90%
 //! inserts, 10% deletes), in batches of 10k. Prints, from one run:
 //! - the operators alone (`Dataflow::add_view_emitting`, changes dropped);
@@ -17,61 +17,16 @@
 #[path = "../../denorm-core/benches/common/mod.rs"]
 mod common;
 
-use common::{scale, Clock, Rng};
-use denorm_core::{Dataflow, Runtime, SourceBatch};
-use denorm_expr::{Aggregate, AggregateFunc, Expr, Plan};
+use common::{workloads, Clock, Rng};
+use denorm_core::Runtime;
 use denorm_serve::{channel, pack_key, ColumnInfo, ViewInfo};
-use denorm_types::{Catalog, Datum, Dialect, Diff, Position, Row, ScalarType};
+use denorm_types::{Datum, Diff, Position, Row, ScalarType};
 
 #[global_allocator]
 static GLOBAL: denorm_testkit::alloc::Counting = denorm_testkit::alloc::Counting;
 
 fn live() -> isize {
     denorm_testkit::alloc::live_bytes()
-}
-
-fn catalog() -> Catalog {
-    use ScalarType::*;
-    let mut c = Catalog::new();
-    c.add(common::table("reviews", &[("id", Int), ("product_id", Int), ("rating", Int)]));
-    c
-}
-
-/// The review batches (as maintenance (a) generates them).
-fn batches(changes: usize, keys: u64, batch_size: usize) -> Vec<SourceBatch> {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let mut live: Vec<Row> = Vec::new();
-    let mut batches = Vec::new();
-    let mut id = 0;
-    for b in 0..changes.div_ceil(batch_size) {
-        let mut rows = Vec::with_capacity(batch_size);
-        for _ in 0..batch_size {
-            if rng.below(10) == 0 && !live.is_empty() {
-                let row = live.swap_remove(rng.below(live.len() as u64) as usize);
-                rows.push((row, -1));
-            } else {
-                id += 1;
-                let (k, r) = (rng.below(keys) as i64, 1 + rng.below(5) as i64);
-                let row = Row::pack([Datum::Int(id), Datum::Int(k), Datum::Int(r)]);
-                live.push(row.clone());
-                rows.push((row, 1));
-            }
-        }
-        batches.push(SourceBatch { position: Position(b as u64 + 1), tables: vec![("reviews".into(), rows)] });
-    }
-    batches
-}
-
-fn plan() -> Plan {
-    Plan::Reduce {
-        input: Box::new(Plan::Get { table: "reviews".into(), arity: 3 }),
-        group_key: vec![1],
-        aggregates: vec![
-            Aggregate { func: AggregateFunc::Count, arg: None },
-            Aggregate { func: AggregateFunc::Sum, arg: Some(Expr::Column(2)) },
-            Aggregate { func: AggregateFunc::Avg, arg: Some(Expr::Column(2)) },
-        ],
-    }
 }
 
 fn view_info() -> ViewInfo {
@@ -90,24 +45,17 @@ fn view_info() -> ViewInfo {
     }
 }
 
-fn dataflow() -> Dataflow {
-    let mut dataflow = Dataflow::new(catalog(), Dialect::Sqlite);
-    dataflow.add_view_emitting("product_stats", &plan()).expect("the view plans");
-    dataflow
-}
-
 fn main() {
     // `cargo test --benches` runs this with --bench absent; only run on `cargo bench`.
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let (changes, keys, batch_size) = (scale(10_000_000), scale(1_000_000) as u64, 10_000);
-    let batches = batches(changes, keys, batch_size);
+    let workloads::Aggregates { changes, keys, batch_size, batches, plan, .. } = workloads::aggregates();
     println!("aggregate view, {changes} changes over {keys} keys, batches of {batch_size}");
 
     // The operators alone; the view's changes are recorded (outside the
     // clock's interest: a move) for the publisher-alone replay.
-    let mut flow = dataflow();
+    let mut flow = workloads::dataflow("product_stats", &plan, None);
     let mut recorded: Vec<Vec<(Row, Diff)>> = Vec::with_capacity(batches.len());
     let clock = Clock::start();
     for b in &batches {
@@ -120,7 +68,7 @@ fn main() {
     let view_changes: usize = recorded.iter().map(Vec::len).sum();
 
     // The operators and the publisher, as `denorm run` drives them.
-    let mut flow = dataflow();
+    let mut flow = workloads::dataflow("product_stats", &plan, None);
     let (mut publisher, reader) = channel(vec![view_info()]);
     let clock = Clock::start();
     for b in &batches {

@@ -11,9 +11,9 @@
 //!     (each rename re-emits the author's ~10 posts twice: 2M view changes).
 
 use super::{scale, table, Rng};
-use denorm_core::SourceBatch;
+use denorm_core::{Dataflow, SourceBatch};
 use denorm_expr::{Aggregate, AggregateFunc, Expr, JoinKind, Plan};
-use denorm_types::{Catalog, Datum, Diff, Position, Row, ScalarType};
+use denorm_types::{Catalog, Datum, Dialect, Diff, Position, Row, ScalarType};
 
 /// The three tables both workloads read.
 pub fn catalog() -> Catalog {
@@ -23,6 +23,20 @@ pub fn catalog() -> Catalog {
     c.add(table("posts", &[("id", Int), ("author_id", Int), ("title", Text)]));
     c.add(table("users", &[("id", Int), ("name", Text)]));
     c
+}
+
+/// A dataflow over [`catalog`] holding the one view `plan`: its rows kept
+/// by the columns `key` (the dataflow keeps them for readers) or, with
+/// `None`, only its changes emitted (as `denorm run` drives it, the
+/// publisher keeping the rows).
+pub fn dataflow(name: &str, plan: &Plan, key: Option<Vec<usize>>) -> Dataflow {
+    let mut dataflow = Dataflow::new(catalog(), Dialect::Sqlite);
+    match key {
+        Some(key) => dataflow.add_view(name, plan, key, false),
+        None => dataflow.add_view_emitting(name, plan),
+    }
+    .expect("the workload's view plans");
+    dataflow
 }
 
 fn get(t: &str, arity: usize) -> Box<Plan> {
