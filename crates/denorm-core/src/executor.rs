@@ -154,6 +154,19 @@ impl Dataflow {
         Ok(ViewId(self.views.len() - 1))
     }
 
+    /// Tells the dataflow the plans of the views about to be added, so that
+    /// joins of different views reading one table by one key share one
+    /// arrangement of it, holding the columns they all read, instead of
+    /// one arrangement each (see `graph/share.rs`). Call it once with every
+    /// view's plan, before [`Dataflow::add_view`]; the views then added
+    /// compute the same rows as without it. A group of joins the hint
+    /// widened keeps its columns: views added later whose columns are
+    /// within them share it too, the others get arrangements of their own.
+    pub fn share_arrangements<'p>(&mut self, plans: impl IntoIterator<Item = &'p Plan>) {
+        let plans: Vec<Plan> = plans.into_iter().map(|p| optimize(p.clone())).collect();
+        self.graph.share_arrangements(&plans, &self.catalog);
+    }
+
     /// Adds a view whose rows the dataflow does not keep: each batch's
     /// changes are emitted and the consumer holds the view's state (the
     /// published state does, and enforces the key there), so a served view

@@ -17,6 +17,7 @@ use crate::operator::{Distinct, Filter, Join, JoinTopK, Map, Reduce, ScalarFilte
 
 mod projection;
 mod scalar;
+mod share;
 
 pub(crate) type NodeId = usize;
 
@@ -94,6 +95,10 @@ pub(crate) struct Node {
 pub(crate) struct Graph {
     pub(crate) nodes: Vec<Node>,
     by_signature: HashMap<String, NodeId>,
+    /// Join sides arranged wide (see `graph/share.rs`): for a source table
+    /// and a join key (as the table's columns), the table columns the one
+    /// shared arrangement holds.
+    widened: HashMap<(String, Vec<usize>), Vec<usize>>,
 }
 
 impl Graph {
@@ -149,13 +154,13 @@ impl Graph {
                 if let (Plan::Join { .. }, Some(columns)) = (input.as_ref(), columns) {
                     // A column projection of a join is fused into it: the
                     // join emits only the columns the projection keeps.
-                    return self.join(input, Some(columns), catalog, dialect);
+                    return self.join(input, Some(columns), true, catalog, dialect);
                 }
                 let input = self.build(input, catalog, dialect)?;
                 let exprs = exprs.clone();
                 self.node(format!("Map {exprs:?}"), vec![input], || Operator::Map(Map::new(exprs, dialect)))
             }
-            Plan::Join { .. } => self.join(plan, None, catalog, dialect)?,
+            Plan::Join { .. } => self.join(plan, None, true, catalog, dialect)?,
             Plan::Reduce { input, group_key, aggregates } => {
                 let input = self.build(input, catalog, dialect)?;
                 let (group_key, aggregates) = (group_key.clone(), aggregates.clone());
@@ -214,30 +219,10 @@ impl Graph {
         catalog: &Catalog,
         dialect: Dialect,
     ) -> Result<Option<NodeId>, BuildError> {
-        let (join, project) = match input {
-            Plan::Map { input: join, exprs } if matches!(**join, Plan::Join { .. }) => {
-                let columns: Option<Vec<usize>> =
-                    exprs.iter().map(|e| if let Expr::Column(c) = e { Some(*c) } else { None }).collect();
-                match columns {
-                    Some(columns) => (&**join, Some(columns)),
-                    None => return Ok(None),
-                }
-            }
-            join @ Plan::Join { .. } => (join, None),
-            _ => return Ok(None),
+        let Some(TopKJoin { join, project, on_left, side_columns }) = top_k_join(input, partition) else {
+            return Ok(None);
         };
-        let Plan::Join { left, kind: denorm_expr::JoinKind::Inner, .. } = join else { return Ok(None) };
-        if partition.is_empty() {
-            return Ok(None);
-        }
-        let left_arity = left.arity();
-        let columns: Vec<usize> = partition.iter().map(|&c| project.as_ref().map_or(c, |p| p[c])).collect();
-        let on_left = columns.iter().all(|&c| c < left_arity);
-        if !on_left && !columns.iter().all(|&c| c >= left_arity) {
-            return Ok(None);
-        }
-        let side_columns: Vec<usize> = columns.iter().map(|&c| if on_left { c } else { c - left_arity }).collect();
-        let join_id = self.join(join, project, catalog, dialect)?;
+        let join_id = self.join(join, project, false, catalog, dialect)?;
         let side_arrangement = self.nodes[join_id].inputs[usize::from(!on_left)];
         let side_input = self.nodes[side_arrangement].inputs[0];
         let by_partition = self.arrange(side_input, &side_columns);
@@ -248,21 +233,24 @@ impl Graph {
     }
 
     /// Builds a join node, emitting `project`'s columns of `left ++ right`
-    /// when given.
+    /// when given. With `widen`, a side that is a column projection of a
+    /// table sharing its arrangement with other joins (see
+    /// `graph/share.rs`) reads the shared, wider arrangement, and the
+    /// join's keys, residual and projection are renumbered over it: it
+    /// emits the same rows.
     fn join(
         &mut self,
         plan: &Plan,
         project: Option<Vec<usize>>,
+        widen: bool,
         catalog: &Catalog,
         dialect: Dialect,
     ) -> Result<NodeId, BuildError> {
         let Plan::Join { left, right, kind, left_key, right_key, residual } = plan else { unreachable!("join plan") };
+        let wide_left = if widen { self.wide_side(left, left_key, catalog, dialect)? } else { None };
+        let wide_right = if widen { self.wide_side(right, right_key, catalog, dialect)? } else { None };
         let (left_arity, right_arity) = (left.arity(), right.arity());
-        let left = self.build(left, catalog, dialect)?;
-        let right = self.build(right, catalog, dialect)?;
-        let arrange_left = self.arrange(left, left_key);
-        let arrange_right = self.arrange(right, right_key);
-        let join = Join {
+        let mut join = Join {
             kind: *kind,
             left_key: left_key.clone(),
             right_key: right_key.clone(),
@@ -272,6 +260,20 @@ impl Graph {
             project,
             dialect,
         };
+        let left = match &wide_left {
+            Some(wide) => wide.node,
+            None => self.build(left, catalog, dialect)?,
+        };
+        let right = match &wide_right {
+            Some(wide) => wide.node,
+            None => self.build(right, catalog, dialect)?,
+        };
+        if wide_left.iter().chain(&wide_right).any(|w| !w.is_identity()) {
+            share::renumber(&mut join, wide_left.as_ref(), wide_right.as_ref());
+        }
+        let arrange_left = self.arrange(left, &join.left_key);
+        let arrange_right = self.arrange(right, &join.right_key);
+        let Join { left_key, right_key, residual, .. } = &join;
         Ok(self.node(
             format!("Join {kind:?} {left_key:?} {right_key:?} {residual:?} {:?}", join.project),
             vec![arrange_left, arrange_right],
@@ -282,4 +284,41 @@ impl Graph {
     fn arrange(&mut self, input: NodeId, key: &[usize]) -> NodeId {
         self.node(format!("Arrange {key:?}"), vec![input], || Operator::Arrange(Index::new(key.to_vec())))
     }
+}
+
+/// A top-k built as a [`JoinTopK`]: its inner join, the join's fused
+/// projection, and the side holding the partition columns (numbered over
+/// that side).
+struct TopKJoin<'p> {
+    join: &'p Plan,
+    project: Option<Vec<usize>>,
+    on_left: bool,
+    side_columns: Vec<usize>,
+}
+
+/// The shape [`Graph::join_top_k`] builds as a [`JoinTopK`]: a top-k over
+/// an inner join (under a column projection or not) whose partition
+/// columns all come from one side.
+fn top_k_join<'p>(input: &'p Plan, partition: &[usize]) -> Option<TopKJoin<'p>> {
+    let (join, project) = match input {
+        Plan::Map { input: join, exprs } if matches!(**join, Plan::Join { .. }) => {
+            let columns: Option<Vec<usize>> =
+                exprs.iter().map(|e| if let Expr::Column(c) = e { Some(*c) } else { None }).collect();
+            (&**join, Some(columns?))
+        }
+        join @ Plan::Join { .. } => (join, None),
+        _ => return None,
+    };
+    let Plan::Join { left, kind: denorm_expr::JoinKind::Inner, .. } = join else { return None };
+    if partition.is_empty() {
+        return None;
+    }
+    let left_arity = left.arity();
+    let columns: Vec<usize> = partition.iter().map(|&c| project.as_ref().map_or(c, |p| p[c])).collect();
+    let on_left = columns.iter().all(|&c| c < left_arity);
+    if !on_left && !columns.iter().all(|&c| c >= left_arity) {
+        return None;
+    }
+    let side_columns: Vec<usize> = columns.iter().map(|&c| if on_left { c } else { c - left_arity }).collect();
+    Some(TopKJoin { join, project, on_left, side_columns })
 }

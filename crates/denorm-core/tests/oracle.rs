@@ -884,3 +884,182 @@ fn malformed_rows_are_rejected_and_change_nothing() {
     assert_eq!(out.rejected.len(), 1);
     assert!(dataflow.view_rows(v).is_empty());
 }
+
+/// `Map columns (Get t)`: a join side as column pruning leaves it.
+fn pick(t: &str, columns: &[usize]) -> Box<Plan> {
+    Box::new(Plan::Map { input: get(t), exprs: columns.iter().map(|&c| col(c)).collect() })
+}
+
+fn keyed(kind: JoinKind, left: (Box<Plan>, usize), right: (Box<Plan>, usize), residual: Option<Expr>) -> Plan {
+    Plan::Join { left: left.0, right: right.0, kind, left_key: vec![left.1], right_key: vec![right.1], residual }
+}
+
+fn project(input: Plan, columns: &[usize]) -> Plan {
+    Plan::Map { input: Box::new(input), exprs: columns.iter().map(|&c| col(c)).collect() }
+}
+
+/// Sets of views whose joins read `a` and `b` by `k` (column 1), each view
+/// its own columns: with the hint, each set arranges each table by `k`
+/// once (the second figure), holding the union of the columns.
+fn sharing_sets() -> Vec<(&'static str, Vec<Plan>, usize)> {
+    let count_by = |input: Plan, key: Vec<usize>| Plan::Reduce {
+        input: Box::new(input),
+        group_key: key,
+        aggregates: vec![agg(AggregateFunc::Count, None), agg(AggregateFunc::Sum, Some(col(2)))],
+    };
+    // a: [k, id] and [v, k] (union id, k, v); b: [k, v] and [x, k] (union k, v, x).
+    let inner = project(keyed(JoinKind::Inner, (pick("a", &[1, 0]), 0), (pick("b", &[1, 2]), 0), None), &[1, 3]);
+    let left = keyed(
+        JoinKind::Left,
+        (pick("a", &[2, 1]), 1),
+        (pick("b", &[3, 1]), 1),
+        Some(Expr::binary(BinaryOp::Lt, col(0), lit(Datum::Int(2)))),
+    );
+    let full = project(
+        keyed(
+            JoinKind::Full,
+            (pick("b", &[1, 2]), 0),
+            (pick("a", &[1, 0]), 0),
+            Some(Expr::binary(BinaryOp::NotEq, col(1), col(3))),
+        ),
+        &[3, 1, 0],
+    );
+    // The whole of `a` in one view: the union is the table itself.
+    let whole = keyed(JoinKind::Left, (get("a"), 1), (pick("b", &[2, 1]), 1), None);
+    let grouped = count_by(keyed(JoinKind::Inner, (pick("a", &[1, 2]), 0), (pick("b", &[3, 1]), 1), None), vec![3]);
+    vec![
+        ("inner and left", vec![inner.clone(), left.clone()], 2),
+        ("inner, left and full", vec![inner.clone(), left.clone(), full.clone()], 2),
+        ("with the whole table", vec![inner, whole, grouped.clone()], 2),
+        ("full and grouped", vec![full, grouped, left], 2),
+    ]
+}
+
+/// The views of `plans` in one dataflow told to share arrangements: after
+/// every batch each equals its plan evaluated from scratch; a twin is saved
+/// to a checkpoint and loaded after every batch. Returns the dataflow.
+fn check_shared(plans: &[Plan], ops: &[Op], batch_sizes: &[usize], chunk: usize) -> Result<Dataflow, TestCaseError> {
+    let build = |keep: bool| {
+        let mut dataflow = Dataflow::new(catalog(), Dialect::Sqlite);
+        dataflow.set_chunk_size(chunk);
+        dataflow.share_arrangements(plans);
+        for (i, plan) in plans.iter().enumerate() {
+            if keep {
+                dataflow.add_view(&format!("v{i}"), plan, (0..plan.arity()).collect(), false).unwrap();
+            } else {
+                dataflow.add_view_emitting(&format!("v{i}"), plan).unwrap();
+            }
+        }
+        dataflow
+    };
+    let mut dataflow = build(true);
+    let mut twin = Some(build(false));
+    let mut tables = Tables::new();
+    let mut rest = ops;
+    let mut position = 0;
+    for size in batch_sizes.iter().cycle() {
+        let (now, later) = rest.split_at((*size).min(rest.len()));
+        rest = later;
+        position += 1;
+        let mut batch = SourceBatch { position: Position(position), tables: Vec::new() };
+        for op in now {
+            batch.tables.push(apply_op(op, &mut tables));
+        }
+        let out = dataflow.apply(&batch);
+        prop_assert!(out.errors.is_empty(), "errors: {:?}", out.errors);
+        for (i, plan) in plans.iter().enumerate() {
+            let want = evaluate(plan, &tables, Dialect::Sqlite).unwrap();
+            let view = denorm_core::ViewId(i);
+            prop_assert_eq!(sorted(dataflow.view_rows(view)), want, "view {} after batch {}", i, position);
+        }
+        let changes: Vec<(Row, Diff)> = out.views.iter().flat_map(|v| v.changes.iter().cloned()).collect();
+        if let Some(old) = twin.take() {
+            twin = restart(old, &batch, &changes, build(false))?;
+            prop_assert!(twin.is_some(), "every node of these views is checkpointed");
+        }
+        if rest.is_empty() {
+            break;
+        }
+    }
+    Ok(dataflow)
+}
+
+/// The arrangements of a dataflow: `(label, bytes)`.
+fn arrangements(dataflow: &Dataflow) -> Vec<String> {
+    dataflow.state_bytes().into_iter().filter(|(_, label, _)| label.contains("Arrange")).map(|(_, l, _)| l).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("DENORM_PROPTEST_CASES").ok().and_then(|c| c.parse::<u32>().ok()).map_or(100, |c| (c / 4).max(50))
+    ))]
+
+    /// Views sharing a widened arrangement under random inserts, updates
+    /// (of join keys and of columns only other views read) and deletes,
+    /// NULL keys, inner, left and full joins: each equals the reference.
+    #[test]
+    fn views_sharing_a_widened_arrangement_equal_the_reference(
+        ops in proptest::collection::vec(op(), 1..60),
+        batch_sizes in proptest::collection::vec(1usize..8, 1..5),
+        chunk in 1usize..6,
+    ) {
+        for (name, plans, _) in sharing_sets() {
+            check_shared(&plans, &ops, &batch_sizes, chunk).map_err(|e| TestCaseError::fail(format!("{name}: {e}")))?;
+        }
+    }
+}
+
+#[test]
+fn joins_reading_one_table_by_one_key_share_one_arrangement() {
+    for (name, plans, want) in sharing_sets() {
+        let mut apart = Dataflow::new(catalog(), Dialect::Sqlite);
+        for (i, plan) in plans.iter().enumerate() {
+            apart.add_view(&format!("v{i}"), plan, vec![], false).unwrap();
+        }
+        let ops: Vec<Op> = (0..6)
+            .map(|i| Op::Insert(i % 2 == 0, vec![Datum::Int(i), Datum::Int(i % 3), Datum::Int(i), Datum::Null]))
+            .collect();
+        let shared = check_shared(&plans, &ops, &[6], 64).unwrap();
+        let labels = arrangements(&shared);
+        assert_eq!(labels.len(), want, "{name}: {labels:?}");
+        assert!(arrangements(&apart).len() > want, "{name}: without the hint, one arrangement per column list");
+        // Each shared arrangement is reported once, under the first view.
+        assert!(labels.iter().all(|l| l.contains("shared by")), "{name}: {labels:?}");
+    }
+}
+
+/// A view added after the hint whose columns are outside the union gets an
+/// arrangement of its own and the right rows; the hint changes no view that
+/// shares nothing.
+#[test]
+fn a_view_outside_the_hint_keeps_its_own_arrangement() {
+    let (_, plans, _) = sharing_sets().remove(0);
+    let mut dataflow = Dataflow::new(catalog(), Dialect::Sqlite);
+    dataflow.share_arrangements(&plans);
+    for (i, plan) in plans.iter().enumerate() {
+        dataflow.add_view(&format!("v{i}"), plan, vec![], false).unwrap();
+    }
+    let shared = arrangements(&dataflow).len();
+    // a by k with x: outside a's union (id, k, v).
+    let late = keyed(JoinKind::Inner, (pick("a", &[1, 3]), 0), (pick("b", &[1]), 0), None);
+    let view = dataflow.add_view("late", &late, vec![], false).unwrap();
+    // Its own `a` arrangement; its `b` side ([k]) is within b's union.
+    assert_eq!(arrangements(&dataflow).len(), shared + 1);
+    let row = |id: i64, k: i64| Row::pack([Datum::Int(id), Datum::Int(k), Datum::Int(id), Datum::text("t")]);
+    let batch = SourceBatch {
+        position: Position(1),
+        tables: vec![("a".into(), vec![(row(1, 1), 1), (row(2, 2), 1)]), ("b".into(), vec![(row(3, 1), 1)])],
+    };
+    dataflow.apply(&batch);
+    let want = vec![(Row::pack([Datum::Int(1), Datum::text("t"), Datum::Int(1)]), 1)];
+    assert_eq!(sorted(dataflow.view_rows(view)), want);
+
+    let alone = keyed(JoinKind::Inner, (pick("a", &[1, 3]), 0), (pick("b", &[1]), 0), None);
+    let mut hinted = Dataflow::new(catalog(), Dialect::Sqlite);
+    hinted.share_arrangements([&alone]);
+    hinted.add_view("alone", &alone, vec![], false).unwrap();
+    let mut plain = Dataflow::new(catalog(), Dialect::Sqlite);
+    plain.add_view("alone", &alone, vec![], false).unwrap();
+    assert_eq!(hinted.node_count(), plain.node_count());
+    assert_eq!(arrangements(&hinted), arrangements(&plain));
+}
