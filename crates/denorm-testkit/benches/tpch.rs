@@ -231,6 +231,12 @@ fn main() {
     // plans), to compare the dataflow's share with its state.
     let live_before = live_mb();
     let mut dataflow = Dataflow::new(catalog, Dialect::Sqlite);
+    // DENORM_BENCH_SHARE=0 builds each view's arrangements apart (the
+    // figures before `Dataflow::share_arrangements`), for a before/after
+    // from one build.
+    if env("DENORM_BENCH_SHARE", 1) == 1 {
+        dataflow.share_arrangements(defs.iter().map(|def| &def.plan));
+    }
     for def in &defs {
         dataflow.add_view(&def.name, &def.plan, def.key.columns.clone(), !def.key.proven_unique).unwrap();
     }

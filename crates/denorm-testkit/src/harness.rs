@@ -36,6 +36,9 @@ impl Differential {
         // Batches of insertions run in pieces of two changes, as a
         // snapshot runs in pieces (the result must not depend on it).
         dataflow.set_chunk_size(2);
+        // Joins of different views reading one table by one key share one
+        // arrangement, as the engine builds them.
+        dataflow.share_arrangements(defs.iter().map(|def| &def.plan));
         let views = defs
             .into_iter()
             .map(|def| {

@@ -394,8 +394,10 @@ impl Views<'_> {
                 )));
             }
         }
-        let mut fresh =
-            Flow::new(self.catalog.clone(), views, self.dialect, Instant::now()).map_err(|e| unsupported(&e))?;
+        // Built as the flow of all the views builds them (shared
+        // arrangements), so that it holds the nodes that flow lacks.
+        let mut fresh = Flow::sharing_with(self.catalog.clone(), views, self.planned, self.dialect, Instant::now())
+            .map_err(|e| unsupported(&e))?;
         let step = fresh.snapshot(&SourceBatch { position, tables });
         if let Some((slot, reason)) = step.failures.first() {
             let name = self.names.get(*slot).map_or("?", String::as_str);

@@ -80,7 +80,26 @@ impl Flow {
         dialect: Dialect,
         now: Instant,
     ) -> Result<Flow, BuildError> {
+        Flow::sharing_with(catalog, planned, planned, dialect, now)
+    }
+
+    /// [`Flow::new`] of `planned`, its on-change views' joins sharing
+    /// arrangements as in a flow of all of `all` (`planned` among them):
+    /// the flow rebuilding some of a restart's views builds their nodes as
+    /// the flow of all the views does, so that it can give them to it
+    /// (see `Flow::load_partial`).
+    pub fn sharing_with(
+        catalog: Catalog,
+        planned: &[Option<ViewDef>],
+        all: &[Option<ViewDef>],
+        dialect: Dialect,
+        now: Instant,
+    ) -> Result<Flow, BuildError> {
         let mut main = Dataflow::new(catalog.clone(), dialect);
+        // The on-change views' joins reading one table by one key share
+        // one arrangement of it (denorm-core's `graph/share.rs`).
+        let on_change = all.iter().flatten().filter(|def| matches!(def.refresh, Refresh::OnChange));
+        main.share_arrangements(on_change.flat_map(dataflow_views).map(|(_, plan, _)| plan));
         let mut slots = Vec::new();
         let mut scheduled = Vec::new();
         for (slot, def) in planned.iter().enumerate() {
@@ -94,6 +113,7 @@ impl Flow {
                 }
                 Refresh::Every(every) => {
                     let mut dataflow = Dataflow::new(catalog.clone(), dialect);
+                    dataflow.share_arrangements(dataflow_views(def).into_iter().map(|(_, plan, _)| plan));
                     let mut parts = Vec::new();
                     for (name, plan, part) in dataflow_views(def) {
                         dataflow.add_view_emitting(&name, plan)?;

@@ -319,6 +319,94 @@ mod tests {
         assert!(refreshed.contains_key(&1), "{refreshed:?}");
     }
 
+    /// `sales` and `notes` (sale_id, text): joins of several views read
+    /// `sales` by `id` with different columns, so they share one
+    /// arrangement of it (denorm-core's `graph/share.rs`).
+    fn joined_catalog() -> Catalog {
+        let mut catalog = catalog();
+        let col = |name: &str, ty| ColumnSchema { name: name.into(), ty, nullable: false };
+        catalog.add(TableSchema {
+            name: "notes".into(),
+            columns: vec![col("sale_id", ScalarType::Int), col("text", ScalarType::Text)],
+            primary_key: vec![],
+            unique_keys: vec![],
+        });
+        catalog
+    }
+
+    /// A restart whose views changed, where views share a widened
+    /// arrangement: a view whose join now reads another arrangement (the
+    /// union of the columns changed) is rebuilt, never loaded wrong; the
+    /// views rebuilt are built as the flow of all the views builds them, so
+    /// the flow loads; it then applies exactly as one built from scratch.
+    #[test]
+    fn views_sharing_an_arrangement_load_or_rebuild_when_the_views_change() {
+        let start = Instant::now();
+        let view = |name: &str, columns: &str| {
+            format!("CREATE MATERIALIZED VIEW {name} AS SELECT {columns} FROM sales s JOIN notes n ON n.sale_id = s.id;")
+        };
+        // `sales` by id with (id, day) and with (id, amount): one arrangement
+        // of the whole table.
+        let (by_day, by_amount) = (view("by_day", "s.day, n.text"), view("by_amount", "s.amount, n.text"));
+        let old_sql = format!("{by_day}{by_amount}");
+        let totals = "CREATE MATERIALIZED VIEW totals AS SELECT day, SUM(amount) AS total FROM sales GROUP BY day;";
+        let cases = [
+            // An unrelated view added: both join views load.
+            (format!("{by_day}{by_amount}{totals}"), vec![(0, 0), (1, 1)]),
+            // by_day's columns reordered, its table columns (hence the
+            // union) the same: by_amount loads, by_day is rebuilt, over
+            // the shared arrangement (apart, it would arrange its own
+            // columns, a node the flow of all the views does not have).
+            (format!("{}{by_amount}", view("by_day", "n.text, s.day")), vec![(1, 1)]),
+            // by_amount dropped, a view of the ids added: the union shrinks
+            // to (id, day), both rebuilt.
+            (format!("{by_day}{}", view("by_id", "s.id, n.text")), vec![]),
+        ];
+        let notes = |changes: Vec<(i64, &str, Diff)>| {
+            let rows = changes.into_iter().map(|(id, text, d)| (Row::pack([Datum::Int(id), Datum::text(text)]), d));
+            ("notes".to_string(), rows.collect::<Vec<_>>())
+        };
+        let with_notes = |mut batch: SourceBatch, changes| {
+            batch.tables.push(notes(changes));
+            batch
+        };
+        let first = with_notes(batch(1, vec![(1, "mon", 5, 1), (2, "tue", 7, 1)]), vec![(1, "a", 1), (2, "b", 1)]);
+        let second = with_notes(batch(2, vec![(3, "mon", 9, 1), (1, "mon", 5, -1), (1, "wed", 4, 1)]), vec![(3, "c", 1)]);
+        let plan = |sql: &str| -> Vec<Option<ViewDef>> {
+            plan_views(sql, &joined_catalog(), Dialect::Sqlite).unwrap().into_iter().map(Some).collect()
+        };
+        let mut original = Flow::new(joined_catalog(), &plan(&old_sql), Dialect::Sqlite, start).unwrap();
+        original.snapshot(&first);
+        original.apply(&second);
+        let mut w = Writer::default();
+        original.save_checkpoint(&mut w).unwrap();
+        let saved = SavedFlow::read(&mut Reader::new(&w.buf)).unwrap();
+        let old_names = ["by_day", "by_amount"].map(String::from);
+        for (new_sql, want_held) in cases {
+            let planned = plan(&new_sql);
+            let names: Vec<String> = planned.iter().flatten().map(|d| d.name.clone()).collect();
+            let mut loaded = Flow::new(joined_catalog(), &planned, Dialect::Sqlite, start).unwrap();
+            let held = loaded.slots_held(&saved, &old_names, &names);
+            assert_eq!(held, want_held.into_iter().collect::<BTreeMap<_, _>>(), "{new_sql}");
+            let rebuild: Vec<Option<ViewDef>> =
+                planned.iter().enumerate().map(|(slot, d)| d.clone().filter(|_| !held.contains_key(&slot))).collect();
+            let mut rebuilt = Flow::sharing_with(joined_catalog(), &rebuild, &planned, Dialect::Sqlite, start).unwrap();
+            let rows = with_notes(
+                batch(2, vec![(2, "tue", 7, 1), (3, "mon", 9, 1), (1, "wed", 4, 1)]),
+                vec![(1, "a", 1), (2, "b", 1), (3, "c", 1)],
+            );
+            rebuilt.snapshot(&rows);
+            assert_eq!(loaded.load_partial(&saved, &held, Some(rebuilt), Position(2)), Ok(Position(2)), "{new_sql}");
+            let mut scratch = Flow::new(joined_catalog(), &planned, Dialect::Sqlite, start).unwrap();
+            scratch.snapshot(&first);
+            scratch.apply(&second);
+            let next = with_notes(batch(3, vec![(1, "wed", 4, -1), (1, "thu", 4, 1)]), vec![(2, "b", -1), (4, "d", 1)]);
+            let (got, want) = (by_slot(Some(loaded.apply(&next))), by_slot(Some(scratch.apply(&next))));
+            assert_eq!(got, want, "{new_sql}");
+            assert!(got.contains_key(&0), "{got:?}");
+        }
+    }
+
     fn batch(position: u64, changes: Vec<(i64, &str, i64, Diff)>) -> SourceBatch {
         let rows = changes
             .into_iter()
