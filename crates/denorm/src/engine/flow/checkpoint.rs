@@ -343,7 +343,9 @@ mod tests {
     fn views_sharing_an_arrangement_load_or_rebuild_when_the_views_change() {
         let start = Instant::now();
         let view = |name: &str, columns: &str| {
-            format!("CREATE MATERIALIZED VIEW {name} AS SELECT {columns} FROM sales s JOIN notes n ON n.sale_id = s.id;")
+            format!(
+                "CREATE MATERIALIZED VIEW {name} AS SELECT {columns} FROM sales s JOIN notes n ON n.sale_id = s.id;"
+            )
         };
         // `sales` by id with (id, day) and with (id, amount): one arrangement
         // of the whole table.
@@ -371,7 +373,8 @@ mod tests {
             batch
         };
         let first = with_notes(batch(1, vec![(1, "mon", 5, 1), (2, "tue", 7, 1)]), vec![(1, "a", 1), (2, "b", 1)]);
-        let second = with_notes(batch(2, vec![(3, "mon", 9, 1), (1, "mon", 5, -1), (1, "wed", 4, 1)]), vec![(3, "c", 1)]);
+        let second =
+            with_notes(batch(2, vec![(3, "mon", 9, 1), (1, "mon", 5, -1), (1, "wed", 4, 1)]), vec![(3, "c", 1)]);
         let plan = |sql: &str| -> Vec<Option<ViewDef>> {
             plan_views(sql, &joined_catalog(), Dialect::Sqlite).unwrap().into_iter().map(Some).collect()
         };
