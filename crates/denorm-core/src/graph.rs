@@ -98,7 +98,7 @@ pub(crate) struct Graph {
     /// Join sides arranged wide (see `graph/share.rs`): for a source table
     /// and a join key (as the table's columns), the table columns the one
     /// shared arrangement holds.
-    widened: HashMap<(String, Vec<usize>), Vec<usize>>,
+    widened: HashMap<share::Group, Vec<usize>>,
 }
 
 impl Graph {

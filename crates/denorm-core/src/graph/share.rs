@@ -46,6 +46,10 @@ use super::{top_k_join, Graph, NodeId};
 use crate::executor::BuildError;
 use crate::operator::Join;
 
+/// A group of join sides: a source table (as the catalog names it) and a
+/// join key as that table's columns.
+pub(super) type Group = (String, Vec<usize>);
+
 /// A join side read through its group's shared arrangement: the wide
 /// node, and where each of the side's own columns sits in it.
 #[derive(Debug)]
@@ -65,7 +69,7 @@ impl WideSide {
 
 /// The source table a join side projects and the table columns it keeps,
 /// when it is a column projection of a table (or the table itself).
-fn table_columns<'p>(side: &'p Plan) -> Option<(&'p str, Vec<usize>)> {
+fn table_columns(side: &Plan) -> Option<(&str, Vec<usize>)> {
     match side {
         Plan::Get { table, arity } => Some((table, (0..*arity).collect())),
         Plan::Map { input, exprs } => {
@@ -79,7 +83,7 @@ fn table_columns<'p>(side: &'p Plan) -> Option<(&'p str, Vec<usize>)> {
 
 /// The group a join side belongs to: its table (as the catalog names it),
 /// its key as the table's columns, and the table columns it keeps.
-fn group_of(side: &Plan, key: &[usize], catalog: &Catalog) -> Option<((String, Vec<usize>), Vec<usize>)> {
+fn group_of(side: &Plan, key: &[usize], catalog: &Catalog) -> Option<(Group, Vec<usize>)> {
     if key.is_empty() {
         return None;
     }
@@ -97,7 +101,7 @@ impl Graph {
     /// with every view's plan before building them; a group already
     /// widened keeps its union (nodes built over it stay valid).
     pub(crate) fn share_arrangements<'p>(&mut self, plans: impl IntoIterator<Item = &'p Plan>, catalog: &Catalog) {
-        let mut groups: HashMap<(String, Vec<usize>), BTreeSet<Vec<usize>>> = HashMap::new();
+        let mut groups: HashMap<Group, BTreeSet<Vec<usize>>> = HashMap::new();
         for plan in plans {
             collect(plan, catalog, &mut groups);
         }
@@ -165,7 +169,7 @@ pub(super) fn renumber(join: &mut Join, left: Option<&WideSide>, right: Option<&
 
 /// Adds to `groups` the column list of every join side of `plan` that
 /// [`Graph::wide_side`] may widen.
-fn collect(plan: &Plan, catalog: &Catalog, groups: &mut HashMap<(String, Vec<usize>), BTreeSet<Vec<usize>>>) {
+fn collect(plan: &Plan, catalog: &Catalog, groups: &mut HashMap<Group, BTreeSet<Vec<usize>>>) {
     match plan {
         Plan::Join { left, right, left_key, right_key, .. } => {
             for (side, key) in [(left, left_key), (right, right_key)] {
