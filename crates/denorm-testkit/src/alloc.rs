@@ -45,3 +45,12 @@ unsafe impl GlobalAlloc for Counting {
 pub fn live_bytes() -> isize {
     LIVE.load(Ordering::Relaxed)
 }
+
+/// Hands the pages mimalloc holds free back to the OS, as the engine does
+/// after a snapshot-sized batch (`denorm::alloc::release_free_memory`), so a
+/// bench's RSS stands for what `denorm run` holds.
+#[allow(unsafe_code)]
+pub fn release_free_memory() {
+    // SAFETY: `mi_collect` takes no pointers; it only purges free pages.
+    unsafe { libmimalloc_sys::mi_collect(true) }
+}

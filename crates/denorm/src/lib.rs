@@ -4,6 +4,7 @@
 
 mod admin_cli;
 pub mod advise;
+mod alloc;
 mod check;
 pub mod cli;
 pub mod config;

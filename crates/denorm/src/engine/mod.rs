@@ -345,6 +345,9 @@ impl Engine {
             Some(state) => Some(state),
             None => self.start(&mut *capture, &mut flow, &planned, &shape)?,
         };
+        // The first batch (a snapshot, the stored rows or a checkpoint's
+        // replay) and its rows are dropped by now.
+        crate::alloc::release_free_memory();
         if let Some(state) = state.as_mut() {
             dead::restore(&self.publisher, state);
             state.set_logging(self.checkpoints.logging())?;
@@ -487,7 +490,10 @@ impl Engine {
         let (slot, why) = match self.heal.ready(&trial) {
             None => return Ok(false),
             Some(Ready::Rebuild(slot)) => match state {
-                Some(state) if self.rebuild_healed(slot, catalog, planned, state, flow)? => return Ok(false),
+                Some(state) if self.rebuild_healed(slot, catalog, planned, state, flow)? => {
+                    crate::alloc::release_free_memory();
+                    return Ok(false);
+                }
                 _ => (Some(slot), "its input computes cleanly again"),
             },
             Some(Ready::Replan(slot, why)) => (slot, why),
@@ -841,6 +847,11 @@ impl Engine {
         let applying = Instant::now();
         let step = flow.apply(&source);
         self.publish(step, source.position, &commits, applying);
+        let changes: usize = source.tables.iter().map(|(_, changes)| changes.len()).sum();
+        drop(source);
+        if changes > crate::alloc::LARGE_BATCH {
+            crate::alloc::release_free_memory();
+        }
         self.publisher.set_source(SourceStatus {
             state: SourceState::Following,
             head: Some(batch.head),
