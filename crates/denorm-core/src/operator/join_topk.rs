@@ -45,7 +45,7 @@ use std::collections::VecDeque;
 use hashbrown::HashMap;
 
 use denorm_expr::{EvalError, SortKey};
-use denorm_types::{consolidate_unordered, Datum, Diff, Row, RowPacker};
+use denorm_types::{consolidate_unordered, Datum, Diff, Row, RowPacker, RowRef};
 
 mod checkpoint;
 
@@ -149,28 +149,28 @@ impl JoinTopK {
         other: &Index,
     ) -> Result<Vec<(Row, Diff)>, EvalError> {
         let mut packer = RowPacker::new();
-        // The changes grouped by partition key: sorted, one allocation per
-        // batch (a feed's new post touches a partition per follower).
-        let mut keyed: Vec<(Row, usize)> = input
+        // The changes grouped by partition key: one sort per batch (a
+        // feed's new post touches a partition per follower), see
+        // [`group_by_key`].
+        let keys: Vec<Row> = input
             .iter()
-            .enumerate()
-            .map(|(i, (row, _))| {
+            .map(|(row, _)| {
                 for &c in &self.partition {
                     packer.push_key_column(row, c);
                 }
-                (packer.finish(), i)
+                packer.finish()
             })
             .collect();
-        keyed.sort_unstable();
+        let keyed = group_by_key(&keys);
         let mut out = Vec::new();
         let limit = self.limit as Diff;
         let mut changes: Vec<(&Row, Diff)> = Vec::new();
         let mut next = 0;
         while next < keyed.len() {
-            let key = keyed[next].0.clone();
+            let key = keys[keyed[next] as usize].clone();
             changes.clear();
-            while next < keyed.len() && keyed[next].0 == key {
-                let (row, diff) = &input[keyed[next].1];
+            while next < keyed.len() && keys[keyed[next] as usize] == key {
+                let (row, diff) = &input[keyed[next] as usize];
                 changes.push((row, *diff));
                 next += 1;
             }
@@ -318,6 +318,22 @@ impl Content {
     /// `row` with its partition columns NULL, or `row` itself when one is a
     /// double.
     fn strip(&mut self, row: &Row, partition: &[usize], packer: &mut RowPacker) -> Row {
+        if let [c] = *partition {
+            // One partition column (a feed's owner): the bytes around it
+            // copied whole, NULL between.
+            let bytes = row.as_bytes();
+            let at = RowRef::from(row).prefix_len(c);
+            let column = RowRef::from_prefix(&bytes[at..], bytes.len() - at);
+            if matches!(column.iter().next(), Some(Datum::Float(_) | Datum::Numeric(_))) {
+                return row.clone();
+            }
+            let end = at + column.prefix_len(1);
+            packer.clear();
+            packer.extend_from_ref(RowRef::from_prefix(bytes, at));
+            packer.push(&Datum::Null);
+            packer.extend_from_ref(RowRef::from_prefix(&bytes[end..], bytes.len() - end));
+            return packer.finish();
+        }
         let spans = &mut self.spans;
         spans.clear();
         row.spans(spans);
@@ -385,6 +401,37 @@ impl Content {
         }
         packer.finish()
     }
+}
+
+/// The indexes of `keys` ordered by key bytes, then index: each key's
+/// indexes adjacent, in input order. Sorted as 16-byte words (each key's
+/// first 16 bytes, zero-padded, big-endian: a feed's packed partition
+/// fits) with the index, so the sort moves and compares integers; only
+/// runs whose words tie while their keys differ (keys longer than 16
+/// bytes, or one a zero-padded prefix of another) are compared whole.
+fn group_by_key(keys: &[Row]) -> Vec<u32> {
+    let word = |key: &Row| {
+        let bytes = key.as_bytes();
+        let mut padded = [0; 16];
+        let n = bytes.len().min(16);
+        padded[..n].copy_from_slice(&bytes[..n]);
+        u128::from_be_bytes(padded)
+    };
+    let mut keyed: Vec<(u128, u32)> = keys.iter().enumerate().map(|(i, k)| (word(k), i as u32)).collect();
+    keyed.sort_unstable();
+    let mut start = 0;
+    while start < keyed.len() {
+        let w = keyed[start].0;
+        let end = start + keyed[start..].iter().take_while(|(x, _)| *x == w).count();
+        let first = &keys[keyed[start].1 as usize];
+        if keyed[start + 1..end].iter().any(|&(_, i)| keys[i as usize] != *first) {
+            keyed[start..end].sort_unstable_by(|a, b| {
+                keys[a.1 as usize].as_bytes().cmp(keys[b.1 as usize].as_bytes()).then(a.1.cmp(&b.1))
+            });
+        }
+        start = end;
+    }
+    keyed.into_iter().map(|(_, i)| i).collect()
 }
 
 /// Where `row` is in `top` (`Ok`: one of its copies) or would go
@@ -467,6 +514,46 @@ mod tests {
 
     fn row(v: i64) -> Row {
         Row::pack([Datum::Int(v)])
+    }
+
+    /// The batch's changes are grouped by their packed partition key: each
+    /// key's indexes adjacent and in input order, keys in byte order, also
+    /// for keys longer than the 16 bytes sorted as a word and keys that
+    /// differ only in trailing zero bytes.
+    #[test]
+    fn changes_group_by_key() {
+        // Keys as bytes (only their bytes are compared).
+        let raw = |bytes: &[u8]| RowRef::from_prefix(bytes, bytes.len()).to_row();
+        let long = |tail: u8| raw(&[[7u8; 20].as_slice(), &[tail]].concat());
+        let keys =
+            vec![long(2), row(5), long(1), raw(&[1, 2]), row(5), raw(&[1, 2, 0]), long(2), raw(&[1, 2]), row(-3)];
+        let got = group_by_key(&keys);
+        let mut want: Vec<u32> = (0..keys.len() as u32).collect();
+        want.sort_by(|&a, &b| keys[a as usize].as_bytes().cmp(keys[b as usize].as_bytes()).then(a.cmp(&b)));
+        assert_eq!(got, want);
+    }
+
+    /// Stripping a row's one partition column copies the bytes around it
+    /// and puts NULL there (the whole row kept when the value is a double
+    /// or a numeric).
+    #[test]
+    fn strip_one_column_nulls_it() {
+        let mut content = Content::default();
+        let mut packer = RowPacker::new();
+        let text = Datum::owned_text("a body long enough to live on the heap, not in the handle");
+        for c in 0..4 {
+            let datums = [Datum::Int(42), text.clone(), Datum::Null, Datum::Int(-7)];
+            let mut stripped = datums.clone();
+            stripped[c] = Datum::Null;
+            let row = Row::pack(datums.iter());
+            assert_eq!(content.strip(&row, &[c], &mut packer), Row::pack(stripped.iter()), "column {c}");
+            // Two columns take the general path: the same bytes.
+            let both = content.strip(&row, &[c, (c + 1) % 4], &mut packer);
+            stripped[(c + 1) % 4] = Datum::Null;
+            assert_eq!(both, Row::pack(stripped.iter()));
+        }
+        let double = Row::pack([Datum::Int(1), Datum::Float(3.0)].iter());
+        assert_eq!(content.strip(&double, &[1], &mut packer), double);
     }
 
     /// Held copies are adjacent rows: `locate` finds one of a row's copies
