@@ -612,9 +612,22 @@ impl<'x, 'q, 'c> Planner<'x, 'q, 'c> {
             let eq = same.then(|| (side(&a), side(&b)));
             let expr = Expr::binary(BinaryOp::Eq, a.expr, b.expr);
             preds.push(Pred { columns: expr.columns(), expr: Some(expr), eq });
-            let value_right = kind == Some(OuterKind::Right);
+            // PostgreSQL shows the pair as their common type: an INNER JOIN
+            // the column already of it (the right one when only the left
+            // differs), a LEFT (RIGHT) JOIN the left (right) one cast to it.
             let cast = self.cx.dialect == Dialect::Postgres;
-            self.scope.merged.push(Merged { left: l, right: r, value_right, full, cast });
+            let narrow = lc.narrow && rc.narrow;
+            let differs = |c: &crate::scope::ColumnRef| {
+                c.ty != ScalarType::Null && (c.ty != common || (c.ty == ScalarType::Int && c.narrow != narrow))
+            };
+            let value_right = match kind {
+                Some(OuterKind::Right) => true,
+                None => cast && differs(&lc) && !differs(&rc),
+                _ => false,
+            };
+            let kept = if value_right { &rc } else { &lc };
+            let to = (cast && !full && differs(kept)).then_some((common, narrow));
+            self.scope.merged.push(Merged { left: l, right: r, value_right, full, cast, to });
         }
         Ok(preds)
     }
