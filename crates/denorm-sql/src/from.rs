@@ -38,7 +38,8 @@
 //! lays columns out in join order, and a column projection on top restores
 //! FROM order (the optimizer folds it away). A feed view keeps FROM order.
 //!
-//! A FROM item is a source table or a subquery with an alias (see
+//! A FROM item is a source table or a subquery with an alias (SQLite's may
+//! have none: it is named `(subquery-N)`, its columns read unqualified; see
 //! [`crate::derived`]); a subquery's plan stands where a `Get` would.
 
 use std::ops::Range;
@@ -1431,10 +1432,21 @@ fn derived_relation<'c>(
     if sampled {
         return Err(PlanError::new("TABLESAMPLE is not supported", at));
     }
-    let Some(alias) = alias else {
-        return Err(PlanError::new("a subquery in FROM must have an alias", at).hint("write (SELECT …) AS name"));
+    // SQLite names a subquery written without an alias itself (its columns
+    // are read unqualified); PostgreSQL (before 16) requires the alias.
+    let unnamed;
+    let alias = match alias {
+        Some(alias) => alias,
+        None if cx.dialect == Dialect::Sqlite => {
+            let name = format!("(subquery-{})", scope.relations.len() + 1);
+            unnamed = ast::TableAlias { name: ast::Ident::new(name), columns: Vec::new(), explicit: false, at: None };
+            &unnamed
+        }
+        None => {
+            return Err(PlanError::new("a subquery in FROM must have an alias", at).hint("write (SELECT …) AS name"))
+        }
     };
-    let alias_at = location(alias.name.span.start);
+    let alias_at = location(alias.name.span.start).or(at);
     check_unique_name(&alias.name.value, alias_at, scope)?;
     let mut derived = plan_derived(subquery, &alias.name.value, cx, at)?;
     crate::query::rename_columns(&mut derived.schema, &alias.columns, alias_at, "table", cx.dialect)?;

@@ -51,7 +51,7 @@ const SQLITE_VIEWS: &[(&str, &str)] = &[
     ("o_union_all", "SELECT author_id AS k FROM posts UNION ALL SELECT id FROM users"),
     ("o_except", "SELECT id AS k FROM users EXCEPT SELECT author_id FROM posts"),
     ("o_intersect", "SELECT id AS k FROM users INTERSECT SELECT author_id FROM posts"),
-    ("o_nested", "SELECT id AS k FROM users EXCEPT SELECT * FROM (SELECT author_id FROM posts UNION SELECT post_id FROM tags) AS x"),
+    ("o_nested", "SELECT id AS k FROM users EXCEPT SELECT * FROM (SELECT author_id FROM posts UNION SELECT post_id FROM tags)"),
     ("o_chain", "SELECT id AS k FROM users UNION SELECT author_id FROM posts EXCEPT SELECT post_id FROM tags INTERSECT SELECT id FROM users"),
     ("w_shared", "WITH s AS (SELECT author_id, COUNT(*) AS n FROM posts GROUP BY author_id) SELECT a.author_id, a.n, b.n AS m FROM s a JOIN s b ON a.author_id = b.author_id"),
     ("l_top", "SELECT id, score FROM posts ORDER BY score DESC, id LIMIT 3"),
