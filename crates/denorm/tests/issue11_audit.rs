@@ -128,7 +128,7 @@ const POSTGRES_VIEWS: &[(&str, &str)] = &[
     ("a_lag", "SELECT id, LAG(score) OVER (PARTITION BY author_id ORDER BY id) AS prev FROM posts"),
     ("n_nofrom", "SELECT 1 AS one, 'x' AS two, 2.5 * 2 AS five"),
     ("f_text", "SELECT id, substring(title, 2, 3) AS a, substring(title FROM 2) AS b, position('b' IN title) AS c, btrim(title) AS d, btrim(title, 'a') AS e, split_part(title, ' ', 2) AS f, concat(title, score, NULL) AS g, concat_ws('-', title, score) AS h, left(title, 2) AS i, right(title, -1) AS j, replace(title, 'a', 'xy') AS k, length(title) AS m FROM posts"),
-    ("f_num", "SELECT id, round(price) AS a, round(price, 1) AS b, round(ratio) AS c, abs(score) AS d, coalesce(price, score, 0) AS e, nullif(score, 3) AS f FROM posts"),
+    ("f_num", "SELECT id, round(price) AS a, round(price, 1) AS b, round(ratio) AS c, abs(score) AS d, coalesce(price, score, 0) AS e, nullif(score, 3) AS f, greatest(score, 2, NULL) AS g, least(price, 1) AS h, greatest(ratio, score) AS i FROM posts"),
     ("f_dates", "SELECT posts.id, date_trunc('month', created) AS a, extract(year FROM created) AS b, date_part('dow', created) AS c, to_char(created, 'YYYY-MM-DD HH24:MI') AS d, created + interval '90 days' AS e, created - timestamp '2024-01-01' AS f, age(created, timestamp '2020-02-29') AS g, make_date(2024, 2, abs(score) + 1) AS h, born + 30 AS i FROM posts, users WHERE users.id = posts.author_id"),
 ];
 
