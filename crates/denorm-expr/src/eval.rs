@@ -432,7 +432,9 @@ fn call<'r>(func: Func, args: &'r [Expr], row: &[Datum<'r>], dialect: Dialect) -
 fn is_postgres_function(func: Func) -> bool {
     matches!(
         func,
-        Func::PgSubstring
+        Func::Greatest
+            | Func::Least
+            | Func::PgSubstring
             | Func::Strpos
             | Func::SplitPart
             | Func::Concat

@@ -253,6 +253,11 @@ pub enum Func {
     ExtremeValue {
         max: bool,
     },
+    /// PostgreSQL `greatest(…)` / `least(…)` over arguments of one type
+    /// (the planner casts them): NULLs ignored, NULL when all are; the
+    /// first of equal values.
+    Greatest,
+    Least,
 }
 
 pub use denorm_types::interval::Interval;
@@ -384,6 +389,8 @@ impl Func {
             Func::Sign => "sign",
             Func::Min => "min",
             Func::Max => "max",
+            Func::Greatest => "greatest",
+            Func::Least => "least",
             Func::Typeof => "typeof",
             Func::Hex => "hex",
             Func::Quote => "quote",

@@ -181,6 +181,8 @@ pub static FUNCTIONS: &[FunctionDef] = &[
     def("sign", SQLITE, (1, Some(1)), &[Any], INT, Always, Kind::Call(Func::Sign)),
     def("min", SQLITE, (2, None), &[Any], Returns::Unified, Strict, Kind::Call(Func::Min)),
     def("max", SQLITE, (2, None), &[Any], Returns::Unified, Strict, Kind::Call(Func::Max)),
+    def("greatest", PG, (1, None), &[Any], Returns::Unified, Always, Kind::Call(Func::Greatest)),
+    def("least", PG, (1, None), &[Any], Returns::Unified, Always, Kind::Call(Func::Least)),
     def("typeof", SQLITE, (1, Some(1)), &[Any], TEXT, Never, Kind::Call(Func::Typeof)),
     def("hex", SQLITE, (1, Some(1)), &[Any], TEXT, Never, Kind::Call(Func::Hex)),
     def("quote", SQLITE, (1, Some(1)), &[Any], TEXT, Never, Kind::Call(Func::Quote)),

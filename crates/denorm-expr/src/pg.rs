@@ -24,10 +24,29 @@ fn invalid(message: impl Into<String>) -> EvalError {
 }
 
 /// Evaluates one of PostgreSQL's functions over its evaluated arguments.
+/// `greatest`/`least` (`ExecEvalMinMax`): NULLs skipped, the first of
+/// equal values kept; NULL when every argument is.
+fn greatest<'r>(max: bool, args: Vec<Datum<'r>>) -> Datum<'r> {
+    let mut best = Datum::Null;
+    for a in args.into_iter().filter(|a| !a.is_null()) {
+        let better = best.is_null()
+            || match a.total_cmp(&best) {
+                std::cmp::Ordering::Greater => max,
+                std::cmp::Ordering::Less => !max,
+                std::cmp::Ordering::Equal => false,
+            };
+        if better {
+            best = a;
+        }
+    }
+    best
+}
+
 pub(crate) fn call<'r>(func: Func, args: Vec<Datum<'r>>) -> Result<Datum<'r>> {
     match func {
         Func::Concat => return Ok(Datum::owned_text(args.iter().filter_map(text).collect::<String>())),
         Func::ConcatWs => return Ok(concat_ws(&args)),
+        Func::Greatest | Func::Least => return Ok(greatest(func == Func::Greatest, args)),
         _ => {}
     }
     if args.iter().any(Datum::is_null) {

@@ -608,7 +608,7 @@ mod tests {
     }
 
     fn term(descending: bool, nulls_first: bool) -> OrderTerm {
-        OrderTerm { column: 0, descending, nulls_first }
+        OrderTerm { column: 0, descending, nulls_first, collation: None }
     }
 
     proptest! {
@@ -633,7 +633,7 @@ mod tests {
         ) {
             let feed = FeedInfo {
                 partition: 0,
-                order: vec![OrderTerm { column: 2, descending: d1, nulls_first: n1 }, OrderTerm { column: 1, descending: d2, nulls_first: n2 }],
+                order: vec![OrderTerm { column: 2, descending: d1, nulls_first: n1, collation: None }, OrderTerm { column: 1, descending: d2, nulls_first: n2, collation: None }],
                 ..FeedInfo::default()
             };
             let mut b = b;
@@ -659,7 +659,7 @@ mod tests {
         let column = |name: &str, ty| ColumnInfo { name: name.into(), ty };
         let feed = FeedInfo {
             partition: 0,
-            order: vec![OrderTerm { column: 1, descending: true, nulls_first: true }],
+            order: vec![OrderTerm { column: 1, descending: true, nulls_first: true, collation: None }],
             ..FeedInfo::default()
         };
         let info = ViewInfo {

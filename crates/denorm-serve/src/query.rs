@@ -115,6 +115,11 @@ pub struct OrderTerm {
     pub column: usize,
     pub descending: bool,
     pub nulls_first: bool,
+    /// The collation the column's text sorts under: `None` for the
+    /// column's own ([`ViewInfo::collations`]), as `order=` asks; a view's
+    /// `ORDER BY city COLLATE NOCASE` (or `COLLATE BINARY` over a NOCASE
+    /// column) read order names its own.
+    pub collation: Option<Collation>,
 }
 
 /// How the candidate rows are found.
@@ -319,7 +324,7 @@ fn parse_order_term(view: &ViewInfo, term: &str) -> Result<OrderTerm, BadParamet
     }
     // PostgreSQL's default: NULLs sort as if larger than every value.
     let nulls_first = nulls.unwrap_or(descending);
-    Ok(OrderTerm { column, descending, nulls_first })
+    Ok(OrderTerm { column, descending, nulls_first, collation: None })
 }
 
 const OPERATORS_HINT: &str = "write column=op.value with op one of eq, neq, lt, lte, gt, gte, like, ilike, match, imatch, \
@@ -764,7 +769,8 @@ pub fn row_order(key: &[usize], order: &[OrderTerm], a: &[Datum<'_>], b: &[Datum
 }
 
 /// [`row_order`] with the `order` terms' columns compared under their
-/// `collations` (the tie-breaks stay bytewise).
+/// `collations`, or the term's own when it names one (the tie-breaks stay
+/// bytewise).
 fn row_order_under(
     key: &[usize],
     order: &[OrderTerm],
@@ -773,7 +779,10 @@ fn row_order_under(
     collations: &[Option<Collation>],
 ) -> Ordering {
     for term in order {
-        let c = crate::collate::of(collations, term.column);
+        let c = match term.collation {
+            Some(c) => Some(c).filter(|c| *c != Collation::Binary),
+            None => crate::collate::of(collations, term.column),
+        };
         let (x, y) = (crate::collate::key(&a[term.column], c), crate::collate::key(&b[term.column], c));
         let o = order_term(term, &x, &y);
         if o != Ordering::Equal {
@@ -916,7 +925,7 @@ mod tests {
 
     #[test]
     fn order_select_limit_offset_parsing() {
-        let term = |column, descending, nulls_first| OrderTerm { column, descending, nulls_first };
+        let term = |column, descending, nulls_first| OrderTerm { column, descending, nulls_first, collation: None };
         let cases = [
             ("order=id", vec![term(0, false, false)]),
             ("order=id.asc", vec![term(0, false, false)]),
@@ -1087,12 +1096,33 @@ mod tests {
 
     #[test]
     fn order_puts_nulls_like_postgresql() {
-        let asc = OrderTerm { column: 0, descending: false, nulls_first: false };
-        let desc = OrderTerm { column: 0, descending: true, nulls_first: true };
+        let asc = OrderTerm { column: 0, descending: false, nulls_first: false, collation: None };
+        let desc = OrderTerm { column: 0, descending: true, nulls_first: true, collation: None };
         let mut rows = vec![vec![Datum::Int(2)], vec![Datum::Null], vec![Datum::Float(1.5)]];
         rows.sort_by(|a, b| row_order(&[], &[asc], a, b));
         assert_eq!(rows, vec![vec![Datum::Float(1.5)], vec![Datum::Int(2)], vec![Datum::Null]]);
         rows.sort_by(|a, b| row_order(&[], &[desc], a, b));
         assert_eq!(rows, vec![vec![Datum::Null], vec![Datum::Int(2)], vec![Datum::Float(1.5)]]);
+    }
+
+    /// A term naming a collation sorts under it whatever the column's own
+    /// (`None` keeps the column's); ties still break bytewise.
+    #[test]
+    fn a_term_sorts_under_the_collation_it_names() {
+        let text = |t: &'static str| vec![Datum::text(t)];
+        let sorted = |term: OrderTerm, own: Option<Collation>| {
+            let mut rows = [text("b"), text("B"), text("a "), text("A")];
+            rows.sort_by(|a, b| row_order_under(&[], &[term], a, b, &[own]));
+            rows.iter().map(|r| format!("{:?}", r[0])).collect::<Vec<_>>().join(",")
+        };
+        let term = |collation| OrderTerm { column: 0, descending: false, nulls_first: true, collation };
+        let binary = sorted(term(None), None);
+        assert_eq!(binary, r#"Text("A"),Text("B"),Text("a "),Text("b")"#);
+        assert_eq!(sorted(term(Some(Collation::Binary)), Some(Collation::NoCase)), binary);
+        let nocase = r#"Text("A"),Text("a "),Text("B"),Text("b")"#;
+        assert_eq!(sorted(term(Some(Collation::NoCase)), None), nocase);
+        assert_eq!(sorted(term(None), Some(Collation::NoCase)), nocase);
+        let rtrim = r#"Text("A"),Text("B"),Text("a "),Text("b")"#;
+        assert_eq!(sorted(term(Some(Collation::Rtrim)), Some(Collation::NoCase)), rtrim);
     }
 }

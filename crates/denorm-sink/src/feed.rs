@@ -181,7 +181,7 @@ mod tests {
             order: vec![(2, true), (1, true)],
             ..Default::default()
         };
-        let desc = |column| OrderTerm { column, descending: true, nulls_first: true };
+        let desc = |column| OrderTerm { column, descending: true, nulls_first: true, collation: None };
         let info = FeedInfo {
             partition: 0,
             order: vec![desc(2), desc(1)],

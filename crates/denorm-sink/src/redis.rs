@@ -190,7 +190,7 @@ impl RedisSink {
             order: spec
                 .order
                 .iter()
-                .map(|&(column, descending)| OrderTerm { column, descending, nulls_first: descending })
+                .map(|&(column, descending)| OrderTerm { column, descending, nulls_first: descending, collation: None })
                 .collect(),
             ..FeedInfo::default()
         });

@@ -16,7 +16,7 @@
 use std::cell::RefCell;
 
 use denorm_expr::{AggregateFunc, AggregateOrder, BinaryOp, Expr};
-use denorm_types::{Datum, Dialect, ScalarType};
+use denorm_types::{Collation, Datum, Dialect, ScalarType};
 use sqlparser::ast::{self, BinaryOperator, UnaryOperator};
 
 use crate::date_arith;
@@ -148,6 +148,16 @@ pub(crate) fn collation_key_ast(e: ast::Expr, c: denorm_types::Collation) -> ast
         expr: Box::new(ast::Expr::Nested(Box::new(e))),
         collation: ast::ObjectName::from(vec![ast::Ident::new(format!("{KEY_COLLATION}{}", c.name()))]),
     }
+}
+
+/// The SQLite collation `COLLATE name` names.
+pub(crate) fn sqlite_collation(name: &ast::ObjectName, at: Option<Location>) -> Result<Collation, PlanError> {
+    let text = name.to_string();
+    let unquoted = text.trim_matches(|c| c == '"' || c == '`' || c == '[' || c == ']');
+    denorm_types::Collation::from_name(unquoted).ok_or_else(|| {
+        PlanError::new(format!("collation \"{unquoted}\" is not supported"), at)
+            .hint("use one of SQLite's built-in collations: BINARY, NOCASE or RTRIM")
+    })
 }
 
 /// Lowers expressions in one clause of one query.
@@ -374,11 +384,7 @@ impl<'a, 'c> Lowerer<'a, 'c> {
             let t = self.lower(x, d)?;
             return Ok(types::collation_key(t, c));
         }
-        let unquoted = text.trim_matches(|c| c == '"' || c == '`' || c == '[' || c == ']');
-        let Some(collation) = denorm_types::Collation::from_name(unquoted) else {
-            return Err(PlanError::new(format!("collation \"{unquoted}\" is not supported"), at)
-                .hint("use one of SQLite's built-in collations: BINARY, NOCASE or RTRIM"));
-        };
+        let collation = sqlite_collation(name, at)?;
         Ok(self.lower(x, d)?.collated(Some(collation), true))
     }
 

@@ -38,7 +38,8 @@
 //! lays columns out in join order, and a column projection on top restores
 //! FROM order (the optimizer folds it away). A feed view keeps FROM order.
 //!
-//! A FROM item is a source table or a subquery with an alias (see
+//! A FROM item is a source table or a subquery with an alias (SQLite's may
+//! have none: it is named `(subquery-N)`, its columns read unqualified; see
 //! [`crate::derived`]); a subquery's plan stands where a `Get` would.
 
 use std::ops::Range;
@@ -612,9 +613,22 @@ impl<'x, 'q, 'c> Planner<'x, 'q, 'c> {
             let eq = same.then(|| (side(&a), side(&b)));
             let expr = Expr::binary(BinaryOp::Eq, a.expr, b.expr);
             preds.push(Pred { columns: expr.columns(), expr: Some(expr), eq });
-            let value_right = kind == Some(OuterKind::Right);
+            // PostgreSQL shows the pair as their common type: an INNER JOIN
+            // the column already of it (the right one when only the left
+            // differs), a LEFT (RIGHT) JOIN the left (right) one cast to it.
             let cast = self.cx.dialect == Dialect::Postgres;
-            self.scope.merged.push(Merged { left: l, right: r, value_right, full, cast });
+            let narrow = lc.narrow && rc.narrow;
+            let differs = |c: &crate::scope::ColumnRef| {
+                c.ty != ScalarType::Null && (c.ty != common || (c.ty == ScalarType::Int && c.narrow != narrow))
+            };
+            let value_right = match kind {
+                Some(OuterKind::Right) => true,
+                None => cast && differs(&lc) && !differs(&rc),
+                _ => false,
+            };
+            let kept = if value_right { &rc } else { &lc };
+            let to = (cast && !full && differs(kept)).then_some((common, narrow));
+            self.scope.merged.push(Merged { left: l, right: r, value_right, full, cast, to });
         }
         Ok(preds)
     }
@@ -1418,10 +1432,21 @@ fn derived_relation<'c>(
     if sampled {
         return Err(PlanError::new("TABLESAMPLE is not supported", at));
     }
-    let Some(alias) = alias else {
-        return Err(PlanError::new("a subquery in FROM must have an alias", at).hint("write (SELECT …) AS name"));
+    // SQLite names a subquery written without an alias itself (its columns
+    // are read unqualified); PostgreSQL (before 16) requires the alias.
+    let unnamed;
+    let alias = match alias {
+        Some(alias) => alias,
+        None if cx.dialect == Dialect::Sqlite => {
+            let name = format!("(subquery-{})", scope.relations.len() + 1);
+            unnamed = ast::TableAlias { name: ast::Ident::new(name), columns: Vec::new(), explicit: false, at: None };
+            &unnamed
+        }
+        None => {
+            return Err(PlanError::new("a subquery in FROM must have an alias", at).hint("write (SELECT …) AS name"))
+        }
     };
-    let alias_at = location(alias.name.span.start);
+    let alias_at = location(alias.name.span.start).or(at);
     check_unique_name(&alias.name.value, alias_at, scope)?;
     let mut derived = plan_derived(subquery, &alias.name.value, cx, at)?;
     crate::query::rename_columns(&mut derived.schema, &alias.columns, alias_at, "table", cx.dialect)?;

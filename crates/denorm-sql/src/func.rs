@@ -357,6 +357,11 @@ impl Lowerer<'_, '_> {
             Func::Upper { .. } => Func::Upper { ascii_only },
             func => func,
         };
+        // PostgreSQL casts the arguments of greatest/least to their common type.
+        let args = match (self.dialect, def.returns) {
+            (Dialect::Postgres, Returns::Unified) => types::unify_all(args, def.name, self.dialect, at)?.0,
+            _ => args,
+        };
         let any_nullable = args.iter().any(|t| t.nullable);
         // PostgreSQL: the table's integer-valued functions (length, strpos,
         // octet_length, …) return `integer`; abs keeps its argument's type.

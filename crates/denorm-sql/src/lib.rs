@@ -241,7 +241,7 @@ use std::fmt;
 use std::time::Duration;
 
 use denorm_expr::{Plan, SortKey};
-use denorm_types::{Catalog, Dialect, ScalarType};
+use denorm_types::{Catalog, Collation, Dialect, ScalarType};
 pub use feed::{FeedDef, FeedOrder, FeedReference};
 
 /// A line:column position in the views file (1-based), as sqlparser reports.
@@ -418,6 +418,35 @@ pub struct TableDependency {
     pub columns: Vec<String>,
 }
 
+/// One term of a view's read order ([`ViewDef::order`]): an output column,
+/// its direction, where NULLs go, and the collation its text sorts under
+/// when the ORDER BY names one other than the column's own
+/// (`ORDER BY title COLLATE NOCASE` over a BINARY column, `COLLATE BINARY`
+/// over a NOCASE one); `None`: the column's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ReadOrder {
+    pub column: usize,
+    pub descending: bool,
+    pub nulls_first: bool,
+    pub collation: Option<Collation>,
+}
+
+impl From<SortKey> for ReadOrder {
+    fn from(k: SortKey) -> Self {
+        ReadOrder { column: k.column, descending: k.descending, nulls_first: k.nulls_first, collation: None }
+    }
+}
+
+impl fmt::Display for ReadOrder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let key = SortKey { column: self.column, descending: self.descending, nulls_first: self.nulls_first };
+        match self.collation {
+            Some(c) => write!(f, "{key} COLLATE {c}"),
+            None => write!(f, "{key}"),
+        }
+    }
+}
+
 /// A planned view.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ViewDef {
@@ -441,7 +470,7 @@ pub struct ViewDef {
     pub feed: Option<FeedDef>,
     /// The query's top-level `ORDER BY` over output columns: the order reads
     /// return rows in when they ask for none (empty: key order).
-    pub order: Vec<SortKey>,
+    pub order: Vec<ReadOrder>,
     /// `WITH (index = 'a, b; c')`: secondary indexes a table sink creates
     /// (each a list of output column indexes).
     pub indexes: Vec<Vec<usize>>,

@@ -18,7 +18,7 @@ use denorm_expr::SortKey;
 use denorm_types::{Collation, Dialect, ScalarType};
 use sqlparser::ast;
 
-use crate::expr::Lowerer;
+use crate::expr::{sqlite_collation, Lowerer};
 use crate::select::Item;
 use crate::types;
 use crate::{Location, OutputColumn, PlanError};
@@ -27,6 +27,9 @@ use crate::{Location, OutputColumn, PlanError};
 #[derive(Debug, Default)]
 pub(crate) struct Ordering {
     pub order: Vec<SortKey>,
+    /// Per term of `order`, the collation its text sorts under (`None`:
+    /// not text, or a `character(n)` sorted by its stripped value).
+    pub collations: Vec<Option<Collation>>,
     pub hidden: Vec<Item>,
 }
 
@@ -43,8 +46,19 @@ pub(crate) fn resolve(
         let at = lw.at(&term.expr);
         let (descending, nulls_first) = direction(term, lw.dialect, at)?;
         let mut collation = None;
-        let column = match output_position(&term.expr, &names, at)? {
-            Some(c) => c,
+        // SQLite reads `ORDER BY total COLLATE NOCASE` (an output name or
+        // position under a COLLATE) as that output column under it.
+        let (bare, named) = match &term.expr {
+            ast::Expr::Collate { expr, collation } if lw.dialect == Dialect::Sqlite => (expr.as_ref(), Some(collation)),
+            e => (e, None),
+        };
+        let column = match output_position(bare, &names, at)? {
+            Some(c) => {
+                if let Some(name) = named {
+                    collation = Some(sqlite_collation(name, at)?);
+                }
+                c
+            }
             None => {
                 let t = lw.lower(&term.expr, 0)?;
                 collation = t.collation;
@@ -85,6 +99,7 @@ pub(crate) fn resolve(
             .detail("SQLite shows any one of the values equal under the column's collation, and their order differs")
             .hint(format!("order by the column under its own collation (drop the COLLATE {collation})")));
         }
+        let sorts_under = (typed.ty == ScalarType::Text && !typed.bpchar).then_some(collation);
         let column = match collation {
             // PostgreSQL sorts character(n) without its trailing blanks
             // (`bpcharcmp`): by a hidden column of the value stripped (as
@@ -110,6 +125,7 @@ pub(crate) fn resolve(
             }
         };
         out.order.push(SortKey { column, descending, nulls_first });
+        out.collations.push(sorts_under);
     }
     Ok(out)
 }

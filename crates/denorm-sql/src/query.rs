@@ -70,6 +70,10 @@ pub(crate) struct Planned {
     pub key: ViewKey,
     /// The top-level ORDER BY over output columns (see `ViewDef::order`).
     pub order: Vec<SortKey>,
+    /// Per term of `order` (or empty: none), the collation it sorts text
+    /// under: [`plan_body`] gives every text term's, [`plan_query`] keeps
+    /// only those that are not the column's own (`ReadOrder::collation`).
+    pub order_collations: Vec<Option<Collation>>,
     pub reads: Vec<TableDependency>,
     /// Where a LIMIT sorts by a hidden column instead (see
     /// [`crate::select::Finished::sort_keys`]).
@@ -98,22 +102,27 @@ pub(crate) fn plan_query(q: &ast::Query, cx: &Context<'_, '_>) -> Result<Planned
     };
     let (limit, offset) = paging(q, &cx)?;
     let cx = Context { limited: limit.is_some(), ..cx };
-    let Planned { mut plan, columns, key, mut order, reads, sort_keys } =
+    let Planned { mut plan, columns, key, mut order, order_collations, reads, sort_keys } =
         plan_body(&q.body, order_terms(q, &cx)?, &cx)?;
     let width = columns.len();
+    let mut read_collations = vec![None; order.len()];
     if limit.is_none() && cx.depth == 0 {
-        // Reads compare a column under its collation (`denorm-serve`
-        // `collate.rs`): a term sorting an output column by the key of its
-        // own collation is that column.
-        for k in &mut order {
-            if let Some(c) = collated_output(&plan, k.column, &columns) {
-                k.column = c;
-            }
-        }
-        if let Some(c) = order.iter().find_map(|k| collation_sort_key(&plan, k.column)) {
-            return Err(PlanError::new(format!("ORDER BY without LIMIT over a {c} column is not supported"), cx.keyword(&[Keyword::ORDER]))
-                .detail(format!("the rows would be ordered under {c}, and reads sort a column only under its own collation"))
-                .hint("add a LIMIT, or select a value without the collation and order by it (e.g. lower(city) AS k … ORDER BY k)"));
+        // Reads sort a term's column under the collation it names
+        // (`denorm-serve` `collate.rs`, `OrderTerm::collation`): a term
+        // sorting by the key of an output column under a collation is that
+        // column under it; one naming BINARY over a collated column reads
+        // the column bytewise.
+        for (i, k) in order.iter_mut().enumerate() {
+            let read = match collated_output(&plan, k.column, &columns) {
+                Some((j, c)) => {
+                    k.column = j;
+                    Some(c)
+                }
+                None if k.column < width => order_collations.get(i).copied().flatten(),
+                None => None,
+            };
+            let own = |c: Collation| columns.get(k.column).is_some_and(|o| o.collation.unwrap_or_default() == c);
+            read_collations[i] = read.filter(|c| !own(*c));
         }
     }
     if limit.is_none() && cx.depth == 0 {
@@ -135,7 +144,12 @@ pub(crate) fn plan_query(q: &ast::Query, cx: &Context<'_, '_>) -> Result<Planned
         plan = top_n(plan, top_order, limit, offset);
     }
     if plan.arity() > width {
-        plan = Plan::Map { input: Box::new(plan), exprs: (0..width).map(Expr::Column).collect() };
+        match &mut plan {
+            // Read-order terms all name output columns by now (else refused
+            // below): a hidden column computed beside them is dropped.
+            Plan::Map { exprs, .. } if limit.is_none() && cx.depth == 0 => exprs.truncate(width),
+            _ => plan = Plan::Map { input: Box::new(plan), exprs: (0..width).map(Expr::Column).collect() },
+        }
     }
     let visible = order.iter().take_while(|k| k.column < width).count();
     if visible < order.len() && limit.is_none() && cx.depth == 0 {
@@ -145,7 +159,8 @@ pub(crate) fn plan_query(q: &ast::Query, cx: &Context<'_, '_>) -> Result<Planned
             .hint("add the expression to the select list, or add a LIMIT"));
     }
     let order = order.into_iter().take(visible).collect();
-    Ok(Planned { plan, columns, key, order, reads, sort_keys: Vec::new() })
+    read_collations.truncate(visible);
+    Ok(Planned { plan, columns, key, order, order_collations: read_collations, reads, sort_keys: Vec::new() })
 }
 
 fn order_terms<'q>(q: &'q ast::Query, cx: &Context<'_, '_>) -> Result<&'q [ast::OrderByExpr], PlanError> {
@@ -175,10 +190,11 @@ fn plan_body(body: &SetExpr, terms: &[ast::OrderByExpr], cx: &Context<'_, '_>) -
             .hint(crate::window::TOP_K_FORM));
         }
         let order = body.ordering.order.clone();
+        let order_collations = body.ordering.collations.clone();
         let finished = finish(body, s, &scope, cx)?;
         let reads = scope.dependencies(cx.catalog);
         let (plan, columns, key, sort_keys) = (finished.plan, finished.columns, finished.key, finished.sort_keys);
-        return Ok(Planned { plan, columns, key, order, reads, sort_keys });
+        return Ok(Planned { plan, columns, key, order, order_collations, reads, sort_keys });
     }
     let branch = plan_compound(body, cx)?;
     if !cx.operand {
@@ -190,7 +206,8 @@ fn plan_body(body: &SetExpr, terms: &[ast::OrderByExpr], cx: &Context<'_, '_>) -
     let at_of = |e: &ast::Expr| cx.view.tokens.start_of(e).and_then(location);
     let order = order::resolve_output(terms, &branch.columns, cx.dialect, at_of)?;
     let key = compound_key(&branch, cx)?;
-    Ok(Planned { plan: branch.plan, columns: branch.columns, key, order, reads: branch.reads, sort_keys: Vec::new() })
+    let (plan, columns, reads) = (branch.plan, branch.columns, branch.reads);
+    Ok(Planned { plan, columns, key, order, order_collations: Vec::new(), reads, sort_keys: Vec::new() })
 }
 
 /// The first `limit` rows by `order` after skipping `offset`, with the
@@ -722,24 +739,10 @@ fn unify_columns(
     Ok((columns, casts))
 }
 
-/// The collation whose key `plan` (a SELECT's final Map, possibly under
-/// its DISTINCT) computes as column `column`: a hidden ORDER BY term.
-fn collation_sort_key(plan: &Plan, column: usize) -> Option<Collation> {
-    let plan = match plan {
-        Plan::Distinct { input } => input,
-        plan => plan,
-    };
-    let Plan::Map { exprs, .. } = plan else { return None };
-    match exprs.get(column)? {
-        Expr::Call { func: Func::CollationKey(c), .. } => Some(*c),
-        _ => None,
-    }
-}
-
 /// The output column whose value the hidden ORDER BY column `column` of
-/// `plan` (as in [`collation_sort_key`]) computes the key of under that
-/// column's own collation.
-fn collated_output(plan: &Plan, column: usize, columns: &[OutputColumn]) -> Option<usize> {
+/// `plan` (a `Map`, under a `Distinct` for SELECT DISTINCT) computes the
+/// key of under a collation, with that collation.
+fn collated_output(plan: &Plan, column: usize, columns: &[OutputColumn]) -> Option<(usize, Collation)> {
     let plan = match plan {
         Plan::Distinct { input } => input,
         plan => plan,
@@ -750,11 +753,11 @@ fn collated_output(plan: &Plan, column: usize, columns: &[OutputColumn]) -> Opti
     }
     let Expr::Call { func: Func::CollationKey(c), args } = exprs.get(column)? else { return None };
     let [x] = args.as_slice() else { return None };
-    (0..columns.len()).find(|&j| exprs[j] == *x && columns[j].collation == Some(*c))
+    (0..columns.len()).find(|&j| exprs[j] == *x).map(|j| (j, *c))
 }
 
 /// The output column (below `width`) whose `character(n)` value stripped of
-/// its trailing blanks `plan` (as in [`collation_sort_key`]) computes as the
+/// its trailing blanks `plan` (as in [`collated_output`]) computes as the
 /// hidden ORDER BY column `column`.
 fn bpchar_sort_key(plan: &Plan, column: usize, width: usize) -> Option<usize> {
     let plan = match plan {

@@ -78,6 +78,11 @@ pub(crate) struct Merged {
     /// PostgreSQL: a FULL pair of different types merges as their common
     /// type, each side cast to it (SQLite keeps each value as it is).
     pub cast: bool,
+    /// PostgreSQL, not FULL: the pair's common type (and whether it is a
+    /// `smallint`/`integer`) when the surviving column's differs; an
+    /// unqualified name reads that column cast to it (`l.c` integer USING
+    /// `r.c` numeric in a LEFT JOIN reads `l.c::numeric`).
+    pub to: Option<(ScalarType, bool)>,
 }
 
 /// The relations visible to an expression and the columns read so far.
@@ -223,6 +228,8 @@ impl<'c> Scope<'c> {
     /// FULL JOIN … USING pair's merged value (see [`Scope::full_value`]).
     pub fn merged_column(&self, relation: usize, column: usize) -> ColumnRef {
         let c = self.column(relation, column);
+        let kept = |m: &Merged| if m.value_right { m.right } else { m.left };
+        let to = || self.merged.iter().rev().find(|m| kept(m) == (relation, column)).and_then(|m| m.to);
         match self.full_value(relation, column) {
             Some(t) => ColumnRef {
                 ty: t.ty,
@@ -232,7 +239,17 @@ impl<'c> Scope<'c> {
                 merged: Some(t),
                 ..c
             },
-            None => c,
+            None => match to() {
+                Some((ty, narrow)) => {
+                    let expr = match c.ty == ty {
+                        true => Expr::Column(c.position),
+                        false => Expr::Cast { expr: Box::new(Expr::Column(c.position)), to: ty },
+                    };
+                    let t = Typed::new(expr, ty, c.nullable).narrowed(narrow);
+                    ColumnRef { ty, narrow: t.narrow, merged: Some(t), ..c }
+                }
+                None => c,
+            },
         }
     }
 

@@ -32,7 +32,7 @@ use crate::statement::{DeclaredKey, ViewStatement};
 use crate::subquery::Subqueries;
 use crate::types::{self, Typed};
 use crate::window;
-use crate::{KeyOrigin, Location, OutputColumn, PlanError, ViewDef, ViewKey};
+use crate::{KeyOrigin, Location, OutputColumn, PlanError, ReadOrder, ViewDef, ViewKey};
 
 const PAGING_HINT: &str = "order and page at read time with ?order=…&limit=…";
 const FEED_HINT: &str =
@@ -152,7 +152,7 @@ pub(crate) fn plan_view(
     let finished = finish(body, select, &scope, &cx)?;
     let reads = scope.dependencies(catalog);
     let (plan, columns, key) = (finished.plan, finished.columns, finished.key);
-    let planned = Planned { plan, columns, key, order: vec![], reads, sort_keys: Vec::new() };
+    let planned = Planned { plan, columns, key, order: vec![], order_collations: vec![], reads, sort_keys: Vec::new() };
     let mut def = view_def(view, planned);
     if let Some(options) = &view.feed {
         let rels: Vec<Rel> = scope
@@ -205,7 +205,12 @@ fn view_def(view: &ViewStatement, planned: Planned) -> ViewDef {
         select_sql: view.select_sql.clone(),
         location: view.location,
         feed: None,
-        order: planned.order,
+        order: planned
+            .order
+            .iter()
+            .enumerate()
+            .map(|(i, &k)| ReadOrder { collation: planned.order_collations.get(i).copied().flatten(), ..k.into() })
+            .collect(),
         indexes: Vec::new(),
     }
 }

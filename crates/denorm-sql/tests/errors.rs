@@ -10,7 +10,7 @@ const V: &str = "CREATE MATERIALIZED VIEW v AS ";
 const CASES: &[(&str, Dialect, &str)] = &[
     ("window_function", Dialect::Sqlite, "SELECT id, ROW_NUMBER() OVER (ORDER BY id) FROM posts"),
     ("window_clause", Dialect::Sqlite, "SELECT id FROM posts WINDOW w AS (ORDER BY id)"),
-    ("from_subquery_without_alias", Dialect::Sqlite, "SELECT id FROM (SELECT id FROM posts)"),
+    ("from_subquery_without_alias", Dialect::Postgres, "SELECT id FROM (SELECT id FROM posts)"),
     ("from_subquery_too_many_column_aliases", Dialect::Postgres, "SELECT x.a FROM (SELECT id FROM posts) AS x(a, b)"),
     ("typed_literal_sqlite", Dialect::Sqlite, "SELECT id FROM posts WHERE title > DATE '2024-01-01'"),
     ("typed_literal_bad_date", Dialect::Postgres, "SELECT id FROM posts WHERE id > 0 AND DATE '2024-13-01' IS NULL"),

@@ -488,3 +488,32 @@ fn interval_values_equal_postgres() {
     }
     c.finish();
 }
+
+/// `greatest`/`least` over arguments of one type (the planner casts them to
+/// their common type): NULLs skipped, the first of equal numerics kept with
+/// its scale (`1.5` before `1.50`), text bytewise as in the "C" collation.
+#[test]
+fn greatest_and_least_equal_postgres() {
+    let mut c = Checker::new();
+    let groups: Vec<Vec<Arg>> = vec![
+        [-7, 0, 3, 3].into_iter().map(int).chain([null("int4")]).collect(),
+        ["1.5", "1.50", "-2", "0.000", "10"].into_iter().map(num).chain([null("numeric")]).collect(),
+        [-0.0, 0.0, 2.5, -1e300].into_iter().map(float).chain([null("float8")]).collect(),
+        ["", "b", "B", "é", "ab"].into_iter().map(text).chain([null("text")]).collect(),
+        ["2024-02-29", "2023-12-31"].into_iter().map(date).chain([null("date")]).collect(),
+    ];
+    for values in &groups {
+        for a in values {
+            for (name, func) in [("greatest({})", Func::Greatest), ("least({})", Func::Least)] {
+                c.check(name, func, std::slice::from_ref(a));
+                for b in values {
+                    c.check(name, func, &[a.clone(), b.clone()]);
+                    for d in values.iter().take(3) {
+                        c.check(name, func, &[a.clone(), b.clone(), d.clone()]);
+                    }
+                }
+            }
+        }
+    }
+    c.finish();
+}

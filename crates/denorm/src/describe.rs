@@ -89,7 +89,8 @@ fn describe_order(view: &ViewDef) -> String {
                 (false, true) => " NULLS LAST",
                 _ => "",
             };
-            format!("{name}{direction}{nulls}")
+            let collation = k.collation.map_or_else(String::new, |c| format!(" COLLATE {c}"));
+            format!("{name}{collation}{direction}{nulls}")
         })
         .collect();
     terms.join(", ")
@@ -683,8 +684,8 @@ mod tests {
             feed: None,
             location: Location { line: 12, column: 1 },
             order: vec![
-                SortKey { column: 2, descending: true, nulls_first: false },
-                SortKey { column: 0, descending: false, nulls_first: false },
+                SortKey { column: 2, descending: true, nulls_first: false }.into(),
+                SortKey { column: 0, descending: false, nulls_first: false }.into(),
             ],
             indexes: Vec::new(),
         };

@@ -244,7 +244,12 @@ pub fn serving_info(view: &ViewDef) -> ViewInfo {
         order: f
             .order
             .iter()
-            .map(|o| OrderTerm { column: o.column, descending: o.descending, nulls_first: o.nulls_first })
+            .map(|o| OrderTerm {
+                column: o.column,
+                descending: o.descending,
+                nulls_first: o.nulls_first,
+                collation: None,
+            })
             .collect(),
         retain: f.retain,
         fanout_limit: f.fanout_limit,
@@ -266,7 +271,12 @@ pub fn serving_info(view: &ViewDef) -> ViewInfo {
         order: view
             .order
             .iter()
-            .map(|k| OrderTerm { column: k.column, descending: k.descending, nulls_first: k.nulls_first })
+            .map(|k| OrderTerm {
+                column: k.column,
+                descending: k.descending,
+                nulls_first: k.nulls_first,
+                collation: k.collation,
+            })
             .collect(),
         collations: view.columns.iter().map(|c| c.collation).collect(),
     }

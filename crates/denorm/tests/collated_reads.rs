@@ -18,7 +18,29 @@ CREATE MATERIALIZED VIEW all_cities AS SELECT id, city, code, pop FROM cities;
 CREATE MATERIALIZED VIEW city_groups AS SELECT city, COUNT(*) AS n FROM cities GROUP BY city;
 CREATE MATERIALIZED VIEW ordered_distinct AS SELECT DISTINCT city FROM cities ORDER BY city DESC;
 CREATE MATERIALIZED VIEW ordered_cities AS SELECT id, city, code, pop FROM cities ORDER BY city DESC, code, id;
+CREATE MATERIALIZED VIEW named_collations AS
+  SELECT id, city, code, city COLLATE BINARY AS raw FROM cities
+  ORDER BY raw COLLATE NOCASE DESC, code COLLATE NOCASE, city COLLATE BINARY, id;
+CREATE MATERIALIZED VIEW named_rtrim AS SELECT id, city COLLATE BINARY AS raw FROM cities ORDER BY raw COLLATE RTRIM, id DESC;
+CREATE MATERIALIZED VIEW named_binary AS SELECT id, city FROM cities ORDER BY city COLLATE BINARY, id;
 ";
+
+/// Views ordered without LIMIT under a collation the ORDER BY names (not
+/// the column's own), with SQLite's ORDER BY for their rows.
+const NAMED: &[(&str, &[&str], &str)] = &[
+    (
+        "named_collations",
+        &["id", "city", "code", "raw"],
+        "SELECT id, city, code, city COLLATE BINARY AS raw FROM cities \
+         ORDER BY raw COLLATE NOCASE DESC, code COLLATE NOCASE, city COLLATE BINARY, id",
+    ),
+    (
+        "named_rtrim",
+        &["id", "raw"],
+        "SELECT id, city COLLATE BINARY AS raw FROM cities ORDER BY raw COLLATE RTRIM, id DESC",
+    ),
+    ("named_binary", &["id", "city"], "SELECT id, city FROM cities ORDER BY city COLLATE BINARY, id"),
+];
 
 const CITIES: [&str; 9] = ["paris", "Paris", "PARIS", "lyon", "Lyon", "nice", "Nice ", "oslo", "Zed"];
 const CODES: [&str; 5] = ["ab", "ab ", "ab  ", "x", " x"];
@@ -107,6 +129,17 @@ fn compare(denorm: &Denorm, db: &Connection) -> Result<(), String> {
     let want = sqlite_rows(db, "SELECT id, city, code, pop FROM cities ORDER BY city DESC, code, id");
     if got != want {
         return Err(format!("ordered_cities: denorm {got:?}\nSQLite {want:?}"));
+    }
+    // ORDER BY naming a collation (NOCASE over a BINARY column, BINARY
+    // over a NOCASE one, NOCASE over an RTRIM one): the read order sorts
+    // under it.
+    for (view, columns, sql) in NAMED {
+        let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+        let got = page_rows(denorm, view, "", &columns, &[]);
+        let want = sqlite_rows(db, sql);
+        if got != want {
+            return Err(format!("{view}: denorm {got:?}\nSQLite {want:?}"));
+        }
     }
     // DISTINCT ordered without LIMIT: a row's spelling per city (SQLite's
     // is the first it scans: compared by key), in order.

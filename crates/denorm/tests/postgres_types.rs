@@ -107,54 +107,19 @@ const VIEWS: &[(&str, &str)] = &[
     ),
 ];
 
-/// JSON text with every number turned into the string `"#<its text>"`, so
-/// that parsed documents compare numbers by their exact digits and scale
-/// (`1.50` ≠ `1.5`), everything else structurally.
-fn exact_numbers(text: &str) -> Json {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    let mut in_string = false;
-    while let Some(c) = chars.next() {
-        if in_string {
-            out.push(c);
-            match c {
-                '\\' => out.extend(chars.next()),
-                '"' => in_string = false,
-                _ => {}
-            }
-        } else if c == '"' {
-            in_string = true;
-            out.push(c);
-        } else if c == '-' || c.is_ascii_digit() {
-            out.push_str("\"#");
-            out.push(c);
-            while let Some(&d) = chars.peek() {
-                if d.is_ascii_digit() || matches!(d, '.' | 'e' | 'E' | '+' | '-') {
-                    out.push(d);
-                    chars.next();
-                } else {
-                    break;
-                }
-            }
-            out.push('"');
-        } else {
-            out.push(c);
-        }
-    }
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
-}
-
 /// PostgreSQL's rows of `select` as `row_to_json`, numbers exact, sorted.
 fn reference(client: &mut Client, select: &str) -> Vec<Json> {
-    pg_project::json_reference(client, select, exact_numbers)
+    pg_project::json_reference(client, select, pg_project::exact_numbers)
 }
 
 fn served(denorm: &Denorm, path: &str) -> (u16, Vec<Json>) {
-    pg_project::json_served(denorm, path, exact_numbers)
+    pg_project::json_served(denorm, path, pg_project::exact_numbers)
 }
 
 fn assert_views_equal(denorm: &Denorm, client: &mut Client) {
-    eventually(Duration::from_millis(50), || pg_project::json_compare(denorm, client, VIEWS, exact_numbers));
+    eventually(Duration::from_millis(50), || {
+        pg_project::json_compare(denorm, client, VIEWS, pg_project::exact_numbers)
+    });
 }
 
 /// Random transactions over both tables: numerics with 0–4 digits of scale
@@ -373,7 +338,9 @@ fn a_group_of_equal_values_shows_a_current_spelling() {
     ];
     for step in steps {
         writer.batch_execute(step).unwrap();
-        eventually(Duration::from_millis(50), || pg_project::json_compare(&denorm, &mut client, &rules, exact_numbers));
+        eventually(Duration::from_millis(50), || {
+            pg_project::json_compare(&denorm, &mut client, &rules, pg_project::exact_numbers)
+        });
     }
 }
 
@@ -421,7 +388,7 @@ fn a_sum_of_bigints_is_numeric_past_2_63_and_back() {
     for step in steps {
         writer.batch_execute(step).unwrap();
         eventually(Duration::from_millis(50), || {
-            pg_project::json_compare(&denorm, &mut client, SUM_VIEWS, exact_numbers)
+            pg_project::json_compare(&denorm, &mut client, SUM_VIEWS, pg_project::exact_numbers)
         });
     }
     let (_, listed) = denorm.get("/views");

@@ -363,7 +363,7 @@ mod tests {
 
     /// `created_at DESC NULLS LAST, id DESC` over rows `(owner, id, created_at)`.
     fn feed() -> FeedInfo {
-        let term = |column| OrderTerm { column, descending: true, nulls_first: false };
+        let term = |column| OrderTerm { column, descending: true, nulls_first: false, collation: None };
         FeedInfo { partition: 0, order: vec![term(2), term(1)], ..FeedInfo::default() }
     }
 

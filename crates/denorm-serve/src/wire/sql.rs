@@ -632,7 +632,7 @@ fn order_term(from: &Source<'_>, columns: &[(usize, String)], term: &ast::OrderB
         Some(ast::OrderBySort::Desc) => true,
         Some(ast::OrderBySort::Using(_)) => return Err(SqlError::unsupported("ORDER BY … USING")),
     };
-    Ok(OrderTerm { column, descending, nulls_first: term.options.nulls_first.unwrap_or(descending) })
+    Ok(OrderTerm { column, descending, nulls_first: term.options.nulls_first.unwrap_or(descending), collation: None })
 }
 
 fn count_operand(expr: &Expr, parameters: &mut Vec<Option<ParamUse>>) -> Result<Operand, SqlError> {
@@ -1085,7 +1085,7 @@ mod tests {
         assert_eq!(s.columns, vec![(2, "score".into()), (0, "ident".into())]);
         assert_eq!(s.parameters, vec![Some(ParamUse::Count), Some(ParamUse::Column(ScalarType::Text))]);
         let q = s.bind(&published().views[0].info, &[Some("10".into()), Some("eu".into())]).unwrap().unwrap();
-        let term = |column, descending, nulls_first| OrderTerm { column, descending, nulls_first };
+        let term = |column, descending, nulls_first| OrderTerm { column, descending, nulls_first, collation: None };
         assert_eq!(q.order, vec![term(0, true, true), term(2, false, true)]);
         assert_eq!((q.limit, q.offset, q.select), (Some(10), 3, Some(vec![2, 0])));
         let q = bound("SELECT * FROM cards ORDER BY ident LIMIT ALL", &[]);

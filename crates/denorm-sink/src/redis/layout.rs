@@ -735,8 +735,8 @@ mod tests {
     #[test]
     fn zrevrange_of_feed_members_is_the_feed_order() {
         use ScalarType::*;
-        let desc = |column| OrderTerm { column, descending: true, nulls_first: true };
-        let asc = |column| OrderTerm { column, descending: false, nulls_first: false };
+        let desc = |column| OrderTerm { column, descending: true, nulls_first: true, collation: None };
+        let asc = |column| OrderTerm { column, descending: false, nulls_first: false, collation: None };
         // order_by = c1 DESC (text timestamps: score 0), c2 ASC.
         let layout = feed_layout(vec![desc(1), asc(2)], &[Int, Text, Int]);
         let rows: Vec<(Option<&str>, i64)> = vec![
@@ -771,8 +771,8 @@ mod tests {
         // order_by = c1 ASC (a double: the score carries it), c2 DESC.
         let layout = feed_layout(
             vec![
-                OrderTerm { column: 1, descending: false, nulls_first: false },
-                OrderTerm { column: 2, descending: true, nulls_first: true },
+                OrderTerm { column: 1, descending: false, nulls_first: false, collation: None },
+                OrderTerm { column: 2, descending: true, nulls_first: true, collation: None },
             ],
             &[Int, Float, Int],
         );
@@ -838,7 +838,7 @@ mod tests {
     #[test]
     fn celebrity_and_edge_members_locate_the_partition_and_read_back() {
         use ScalarType::{Int, Text};
-        let term = |column| OrderTerm { column, descending: true, nulls_first: true };
+        let term = |column| OrderTerm { column, descending: true, nulls_first: true, collation: None };
         let celebrity = feed_layout(vec![term(1)], &[Text, Int, Text]).with_member(Member::Celebrity);
         let row = Row::pack([Datum::text("a:b|c"), Datum::Int(7), Datum::text("x|y")].iter());
         let (_, member) = celebrity.feed_entry(&row).unwrap();
@@ -851,7 +851,7 @@ mod tests {
         assert_eq!(&json[start..start + len], "\"a:b|c\"");
         assert_eq!(celebrity.decode_member(member.as_bytes()), Some(row));
         // An edge: the fan key's length, the key, the partition's place, the JSON.
-        let asc = OrderTerm { column: 1, descending: false, nulls_first: false };
+        let asc = OrderTerm { column: 1, descending: false, nulls_first: false, collation: None };
         let edge = feed_layout(vec![asc], &[Text, Text]).with_member(Member::Edge);
         let row = Row::pack([Datum::text("r"), Datum::text("f:1|2")].iter());
         let (_, member) = edge.feed_entry(&row).unwrap();

@@ -287,3 +287,40 @@ pub fn debug_rows(rows: &[Vec<Value>]) -> Vec<String> {
 pub fn assert_views_equal(denorm: &Denorm, client: &mut Client, views: &[(&str, &str)], except: &[&str]) {
     eventually(Duration::from_millis(20), || compare(denorm, client, views, except));
 }
+
+/// JSON text with every number turned into the string `"#<its text>"`, so
+/// that parsed documents compare numbers by their exact digits and scale
+/// (`1.50` ≠ `1.5`), everything else structurally.
+pub fn exact_numbers(text: &str) -> Json {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    let mut in_string = false;
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            match c {
+                '\\' => out.extend(chars.next()),
+                '"' => in_string = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if c == '-' || c.is_ascii_digit() {
+            out.push_str("\"#");
+            out.push(c);
+            while let Some(&d) = chars.peek() {
+                if d.is_ascii_digit() || matches!(d, '.' | 'e' | 'E' | '+' | '-') {
+                    out.push(d);
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            out.push('"');
+        } else {
+            out.push(c);
+        }
+    }
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
