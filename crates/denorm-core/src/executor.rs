@@ -580,24 +580,29 @@ impl Dataflow {
 /// this many changes (see [`Dataflow::set_chunk_size`]).
 const CHUNK: usize = 1 << 16;
 
-/// `batch` cut into consecutive pieces of at most `size` changes.
-fn chunks(batch: &SourceBatch, size: usize) -> Vec<SourceBatch> {
-    let mut out = vec![SourceBatch { position: batch.position, tables: Vec::new() }];
-    let mut room = size;
-    for (table, changes) in &batch.tables {
-        let mut rest = &changes[..];
-        while !rest.is_empty() {
-            if room == 0 {
-                out.push(SourceBatch { position: batch.position, tables: Vec::new() });
-                room = size;
+/// `batch` cut into consecutive pieces of at most `size` changes, each
+/// copied only when it is taken: one piece's copies are alive at a time,
+/// not a second copy of the whole batch.
+fn chunks(batch: &SourceBatch, size: usize) -> impl Iterator<Item = SourceBatch> + '_ {
+    let (mut table, mut offset) = (0, 0);
+    std::iter::from_fn(move || {
+        let mut chunk = SourceBatch { position: batch.position, tables: Vec::new() };
+        let mut room = size;
+        while room > 0 && table < batch.tables.len() {
+            let (name, changes) = &batch.tables[table];
+            let piece = &changes[offset..changes.len().min(offset + room)];
+            if !piece.is_empty() {
+                chunk.tables.push((name.clone(), piece.to_vec()));
             }
-            let (piece, tail) = rest.split_at(room.min(rest.len()));
-            out.last_mut().expect("one chunk at least").tables.push((table.clone(), piece.to_vec()));
             room -= piece.len();
-            rest = tail;
+            offset += piece.len();
+            if offset == changes.len() {
+                table += 1;
+                offset = 0;
+            }
         }
-    }
-    out
+        (!chunk.tables.is_empty()).then_some(chunk)
+    })
 }
 
 impl Runtime for Dataflow {
@@ -696,5 +701,40 @@ impl Dataflow {
         }
         self.position = Some(batch.position);
         output
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use denorm_types::{Datum, Diff, Position, Row};
+
+    use super::{chunks, SourceBatch};
+
+    fn rows(table: &str, n: i64) -> (String, Vec<(Row, Diff)>) {
+        (table.to_string(), (0..n).map(|i| (Row::pack([Datum::Int(i)]), 1)).collect())
+    }
+
+    /// The pieces cover the batch in order, each at most `size` changes,
+    /// cut across tables, skipping empty ones; each is copied when taken.
+    #[test]
+    fn chunks_cut_the_batch_in_order() {
+        let batch = SourceBatch {
+            position: Position(7),
+            tables: vec![rows("a", 5), rows("empty", 0), rows("b", 4), rows("c", 1)],
+        };
+        let pieces: Vec<SourceBatch> = chunks(&batch, 3).collect();
+        let shape: Vec<Vec<(&str, usize)>> =
+            pieces.iter().map(|p| p.tables.iter().map(|(t, c)| (t.as_str(), c.len())).collect()).collect();
+        assert_eq!(shape, vec![vec![("a", 3)], vec![("a", 2), ("b", 1)], vec![("b", 3)], vec![("c", 1)]]);
+        assert!(pieces.iter().all(|p| p.position == Position(7)));
+        let rejoined: Vec<(String, Row)> = pieces
+            .iter()
+            .flat_map(|p| p.tables.iter().flat_map(|(t, c)| c.iter().map(|(r, _)| (t.clone(), r.clone()))))
+            .collect();
+        let whole: Vec<(String, Row)> =
+            batch.tables.iter().flat_map(|(t, c)| c.iter().map(|(r, _)| (t.clone(), r.clone()))).collect();
+        assert_eq!(rejoined, whole);
+        assert_eq!(chunks(&batch, 10).count(), 1);
+        assert_eq!(chunks(&SourceBatch { position: Position(0), tables: vec![rows("a", 0)] }, 3).count(), 0);
     }
 }

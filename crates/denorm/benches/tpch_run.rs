@@ -57,6 +57,47 @@ fn memory(pid: u32) -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// Where process `pid`'s resident memory is, from `/proc/<pid>/smaps`, in
+/// MB: anonymous memory in mappings of at least 32 MiB (mimalloc's
+/// segments and arenas), in smaller ones (thread stacks, glibc's heap and
+/// small mappings: SQLite's and redb's caches allocate there), the `[heap]`
+/// and file-backed pages (the binary and libraries), and the thread count.
+fn breakdown(pid: u32) -> String {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let (mut large, mut small, mut heap, mut file, mut large_maps) = (0.0, 0.0, 0.0, 0.0, 0);
+    let mut size = 0.0;
+    let mut name = String::new();
+    let kb = |line: &str| line.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 1e3;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first.contains('-') && !first.ends_with(':') {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            name = fields.get(5).map_or(String::new(), |n| (*n).to_string());
+            let (start, end) = first.split_once('-').unwrap_or(("0", "0"));
+            let parse = |h: &str| u64::from_str_radix(h, 16).unwrap_or(0);
+            size = (parse(end) - parse(start)) as f64 / 1e6;
+        } else if line.starts_with("Anonymous:") {
+            let anon = kb(line);
+            if name == "[heap]" {
+                heap += anon;
+            } else if size >= 33.5 {
+                large += anon;
+                large_maps += usize::from(anon > 0.0);
+            } else {
+                small += anon;
+            }
+        } else if line.starts_with("Rss:") && name.starts_with('/') {
+            file += kb(line);
+        }
+    }
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let threads = status.lines().find(|l| l.starts_with("Threads:")).map_or("?", |l| l[8..].trim());
+    format!(
+        "anonymous in ≥ 32 MiB mappings {large:.0} MB ({large_maps} mappings), in smaller ones {small:.0} MB, [heap] \
+         {heap:.0} MB, file-backed {file:.0} MB; {threads} threads"
+    )
+}
+
 /// CPU seconds (user + system) process `pid` has used so far.
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -124,21 +165,33 @@ fn main() {
     denorm.connect();
     let ready = started.elapsed().as_secs_f64();
     let pid = denorm.child.id();
-    let (rss, _) = memory(pid);
-    let state = state_mb(&denorm);
+    let (rss, peak) = memory(pid);
     println!("denorm: spawn → ready (snapshot read, built, published) {ready:>8.2} s = {:.2}× SQLite", ready / sqlite);
-    println!("denorm: operator state {state:.1} MB = {:.2}× file", state / file_mb);
-    println!("denorm: RSS when ready {rss:.0} MB = {:.2}× file", rss / file_mb);
+    println!("denorm: RSS when ready {rss:.0} MB = {:.2}× file, peak so far {peak:.0} MB", rss / file_mb);
+    println!("        {}", breakdown(pid));
     // The snapshot is written to the state directory after the publish:
     // the refresh starts once that is done, so it does not count twice.
-    denorm.wait_for_log("snapshot written");
+    let written = denorm.wait_for_log("snapshot written");
+    let field =
+        |line: &str, name: &str| line.split_whitespace().find_map(|f| f.strip_prefix(name)).unwrap_or("?").to_string();
+    let read = denorm.wait_for_log("snapshot read");
+    println!(
+        "denorm: snapshot read in {} s, written to the state directory in {} s",
+        field(&read, "read_seconds="),
+        field(&written, "write_seconds=")
+    );
     // The engine hands the snapshot's freed pages back right after.
     std::thread::sleep(Duration::from_millis(500));
-    let (rss, _) = memory(pid);
+    let (rss, peak) = memory(pid);
     println!(
-        "denorm: RSS once the snapshot is written to the state directory {rss:.0} MB = {:.2}× file",
+        "denorm: RSS once the snapshot is written to the state directory {rss:.0} MB = {:.2}× file, peak so far \
+         {peak:.0} MB",
         rss / file_mb
     );
+    println!("        {}", breakdown(pid));
+    // Sampled right after the first publish: read once the write is done.
+    let state = state_mb(&denorm);
+    println!("denorm: operator state {state:.1} MB = {:.2}× file", state / file_mb);
 
     let reference = SqliteReference { connection };
     let mut refresh =
@@ -170,5 +223,11 @@ fn main() {
         peak / file_mb,
         load()
     );
+    println!("        {}; operator state {:.1} MB", breakdown(pid), state_mb(&denorm));
+    // `DENORM_BENCH_SMAPS=<file>`: the child's whole smaps after the refresh.
+    if let Some(path) = std::env::var_os("DENORM_BENCH_SMAPS") {
+        let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+        std::fs::write(path, smaps).unwrap();
+    }
     denorm.terminate();
 }

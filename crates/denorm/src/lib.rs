@@ -1,10 +1,11 @@
 //! The denorm binary's library half: the command line ([`cli`]), the
 //! configuration file ([`config`]) and the commands that wire sources, the
-//! planner and the engine together. `main.rs` only calls [`cli::main`].
+//! planner and the engine together. `main.rs` only tunes the allocator
+//! ([`alloc::purge_promptly`]) and calls [`cli::main`].
 
 mod admin_cli;
 pub mod advise;
-mod alloc;
+pub mod alloc;
 mod check;
 pub mod cli;
 pub mod config;

@@ -252,13 +252,14 @@ impl StateDir {
 
     /// Replaces everything with `tables` (a snapshot of the source at
     /// `position`: rows with their multiplicities, repeats allowed) for
-    /// `identity` and `shape`, durably.
+    /// `identity` and `shape`, durably. Each table's rows are dropped once
+    /// written: the snapshot shrinks while redb's write grows.
     pub fn reset(
         &mut self,
         identity: &str,
         shape: &str,
         position: Position,
-        tables: &[(String, Vec<(Row, Diff)>)],
+        tables: Vec<(String, Vec<(Row, Diff)>)>,
     ) -> Result<(), StateError> {
         let mut tx = self.db.begin_write().map_err(store_error(&self.dir, "starting the snapshot write"))?;
         tx.set_quick_repair(true);
@@ -281,7 +282,7 @@ impl StateDir {
                 }
             }
             counts.retain(|(_, count)| (1..=Diff::MAX as u64).contains(count));
-            let name = rows_table(table);
+            let name = rows_table(&table);
             let mut t = tx
                 .open_table(TableDefinition::<&[u8], u64>::new(&name))
                 .map_err(store_error(&self.dir, "writing rows"))?;
@@ -290,7 +291,8 @@ impl StateDir {
                 sum = sum.wrapping_add(row_hash(bytes).wrapping_mul(count));
                 t.insert(bytes, count).map_err(store_error(&self.dir, "writing rows"))?;
             }
-            sums.insert(table.clone(), sum);
+            drop(t);
+            sums.insert(table, sum);
         }
         {
             let mut meta = tx.open_table(META).map_err(store_error(&self.dir, "writing the metadata"))?;
@@ -930,7 +932,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spec = spec(&["id", "name"]);
         let Opened::Rebuild(mut state, _) = StateDir::open(dir.path(), "src", &spec).unwrap() else { panic!() };
-        state.reset("src", &spec, Position(1), &[("t".into(), ones(vec![row(1, "a"), row(2, "b")]))]).unwrap();
+        state.reset("src", &spec, Position(1), vec![("t".into(), ones(vec![row(1, "a"), row(2, "b")]))]).unwrap();
         let rows_now = |state: &StateDir| sorted(state.rows_of(&["t".into()]).unwrap().tables.remove(0).1);
         let mut checkpoints = vec![(state.log_seq(), rows_now(&state), state.sums().clone())];
         let mut rng = 7u64;
@@ -974,7 +976,7 @@ mod tests {
         let seq = state.log_seq();
         state.apply(Position(101), &[], &[("t".into(), vec![(row(9, "z"), -1)])]).unwrap();
         assert_eq!(state.changes_after(seq).unwrap().unwrap().rows(), 1);
-        state.reset("src", &spec, Position(102), &[]).unwrap();
+        state.reset("src", &spec, Position(102), Vec::new()).unwrap();
         assert_eq!(state.changes_after(seq).unwrap(), None);
         assert_eq!(state.changes_after(state.log_seq()).unwrap(), Some(LoggedChanges::default()));
     }
@@ -990,7 +992,7 @@ mod tests {
         };
         assert!(reason.contains("new"), "{reason}");
         state
-            .reset("src", &spec, Position(5), &[("t".into(), ones(vec![row(1, "a"), row(1, "a"), row(2, "b")]))])
+            .reset("src", &spec, Position(5), vec![("t".into(), ones(vec![row(1, "a"), row(1, "a"), row(2, "b")]))])
             .unwrap();
         let none = state.apply(Position(7), &[], &[("t".into(), vec![(row(2, "b"), -1), (row(3, "c"), 1)])]).unwrap();
         assert!(none.is_empty());
@@ -1018,7 +1020,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spec = spec(&["id", "name"]);
         let Opened::Rebuild(mut state, _) = StateDir::open(dir.path(), "src", &spec).unwrap() else { panic!() };
-        state.reset("src", &spec, Position(1), &[("t".into(), ones(vec![row(1, "a")]))]).unwrap();
+        state.reset("src", &spec, Position(1), vec![("t".into(), ones(vec![row(1, "a")]))]).unwrap();
         let changes = vec![(row(1, "a"), -1), (row(1, "a"), -1), (row(9, "z"), -1), (row(9, "z"), 1)];
         state.apply(Position(2), &[], &[("t".into(), changes)]).unwrap();
         // In order: the second delete of (1, a) and the delete of (9, z)
@@ -1044,7 +1046,7 @@ mod tests {
         let (mut state, stored) = resume(dir.path(), "src", &spec);
         assert_eq!(stored.tables[0].1, vec![(row(9, "z"), 1)], "counts never go below 0");
         assert_eq!(state.dead_letters().unwrap(), vec![letter(1)]);
-        state.reset("src", &spec, Position(3), &[]).unwrap();
+        state.reset("src", &spec, Position(3), Vec::new()).unwrap();
         assert_eq!(state.dead_letters().unwrap(), vec![letter(1)], "a new snapshot keeps the queue");
         state.make_durable().unwrap();
         drop(state);
@@ -1058,13 +1060,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spec1 = spec(&["id", "name"]);
         let Opened::Rebuild(mut state, _) = StateDir::open(dir.path(), "src", &spec1).unwrap() else { panic!() };
-        state.reset("src", &spec1, Position(1), &[("t".into(), ones(vec![row(1, "a")]))]).unwrap();
+        state.reset("src", &spec1, Position(1), vec![("t".into(), ones(vec![row(1, "a")]))]).unwrap();
         drop(state);
         assert!(rebuild_reason(dir.path(), "other", &spec1).contains("another source"));
         // The mismatch emptied it: even the right identity now rebuilds.
         assert!(rebuild_reason(dir.path(), "src", &spec1).contains("no metadata"));
         let Opened::Rebuild(mut state, _) = StateDir::open(dir.path(), "src", &spec1).unwrap() else { panic!() };
-        state.reset("src", &spec1, Position(1), &[("t".into(), ones(vec![row(1, "a")]))]).unwrap();
+        state.reset("src", &spec1, Position(1), vec![("t".into(), ones(vec![row(1, "a")]))]).unwrap();
         drop(state);
         let Opened::Reshape(_, stored) = StateDir::open(dir.path(), "src", &spec(&["id", "name", "email"])).unwrap()
         else {
@@ -1083,8 +1085,8 @@ mod tests {
         let u = t.replace("t\t", "u\t");
         let both = format!("{t}\n{u}");
         let Opened::Rebuild(mut state, _) = StateDir::open(dir.path(), "src", &both).unwrap() else { panic!() };
-        let tables = [("t".to_string(), ones(vec![row(1, "a")])), ("u".to_string(), ones(vec![row(2, "b")]))];
-        state.reset("src", &both, Position(4), &tables).unwrap();
+        let tables = vec![("t".to_string(), ones(vec![row(1, "a")])), ("u".to_string(), ones(vec![row(2, "b")]))];
+        state.reset("src", &both, Position(4), tables).unwrap();
         drop(state);
         let changed = format!("{t}\n{}", spec(&["id"]).replace("t\t", "u\t"));
         let Opened::Reshape(mut state, stored) = StateDir::open(dir.path(), "src", &changed).unwrap() else {
@@ -1125,7 +1127,7 @@ mod tests {
         let pristine = {
             let dir = tempfile::tempdir().unwrap();
             let Opened::Rebuild(mut state, _) = StateDir::open(dir.path(), "src", &spec).unwrap() else { panic!() };
-            state.reset("src", &spec, Position(3), &[("t".into(), ones(rows.clone()))]).unwrap();
+            state.reset("src", &spec, Position(3), vec![("t".into(), ones(rows.clone()))]).unwrap();
             drop(state);
             std::fs::read(dir.path().join(FILE)).unwrap()
         };
@@ -1224,7 +1226,7 @@ mod tests {
         let (shape, position, tables) = fixture();
         let Opened::Rebuild(mut state, _) = StateDir::open(&dir, FIXTURE_IDENTITY, &shape).unwrap() else { panic!() };
         let tables: Vec<(String, Vec<(Row, Diff)>)> = tables.into_iter().map(|(t, rows)| (t, ones(rows))).collect();
-        state.reset(FIXTURE_IDENTITY, &shape, position, &tables).unwrap();
+        state.reset(FIXTURE_IDENTITY, &shape, position, tables).unwrap();
         state.compact().unwrap();
     }
 

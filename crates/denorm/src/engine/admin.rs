@@ -649,18 +649,19 @@ impl Engine {
             return Ok(false);
         }
         let batch = super::snapshot_batch(snapshot);
+        let position = batch.position;
         let mut fresh = Flow::new(s.catalog.clone(), s.planned, self.source.dialect(), Instant::now())?;
         let step = fresh.snapshot(&batch);
         let changed = self.publish_rebuilt(s.planned, step);
         *s.flow = fresh;
         if let Some(state) = s.state.as_deref_mut() {
             let identity = s.capture.identity()?;
-            state.reset(&identity, s.shape, batch.position, &batch.tables)?;
+            state.reset(&identity, s.shape, batch.position, batch.tables)?;
         }
         // The sinks sync with the repaired published state (their rows were the view's).
         self.first_publish = true;
-        self.publish_state(batch.position, &[], &[]);
-        info!(view_rows_changed = changed, at = %s.capture.describe(batch.position), "repaired: the dataflow was rebuilt from the source's rows and the differences published");
+        self.publish_state(position, &[], &[]);
+        info!(view_rows_changed = changed, at = %s.capture.describe(position), "repaired: the dataflow was rebuilt from the source's rows and the differences published");
         Ok(true)
     }
 

@@ -359,6 +359,8 @@ impl Engine {
         release_durable(&mut *capture, state.as_mut(), flow.position)?;
         let mut released_at = Instant::now();
         let mut lag_at: Option<Instant> = None;
+        // Changes applied since freed pages were last handed back.
+        let mut freed_since_collect = false;
         loop {
             if self.stopping() {
                 release_durable(&mut *capture, state.as_mut(), flow.position)?;
@@ -391,7 +393,15 @@ impl Engine {
                 Err(e) => return Err(e.into()),
             };
             match polled {
-                Polled::Idle => self.caught_up = true,
+                Polled::Idle => {
+                    self.caught_up = true;
+                    // A burst of changes is over: hand the pages its
+                    // batches freed back to the OS (mimalloc would keep
+                    // them resident until later allocations purge them).
+                    if std::mem::take(&mut freed_since_collect) {
+                        crate::alloc::release_free_memory();
+                    }
+                }
                 Polled::Progress(position) => {
                     self.caught_up = true;
                     if let Some(state) = state.as_mut() {
@@ -427,6 +437,7 @@ impl Engine {
                     self.heal.touched(batch.tables.iter().map(|(t, _)| t));
                     self.retries.saw(&batch);
                     self.follow(&mut flow, batch);
+                    freed_since_collect = true;
                 }
             }
             let mut between = admin::Session {
@@ -735,7 +746,7 @@ impl Engine {
         let batch = snapshot_batch(self.snapshot(capture)?);
         self.load(capture, flow, planned, &batch, started, "snapshot published");
         let writing = Instant::now();
-        state.reset(&identity, shape, batch.position, &batch.tables)?;
+        state.reset(&identity, shape, batch.position, batch.tables)?;
         info!(
             dir = %dir.display(),
             state_bytes = state.file_bytes(),
