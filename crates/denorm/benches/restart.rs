@@ -442,7 +442,7 @@ fn log_cost(rows: u64) {
     let Ok(Opened::Rebuild(mut state, _)) = StateDir::open(dir.path(), "bench", "items") else { panic!() };
     let stored = rows.min(200_000);
     let all: Vec<(Row, i64)> = (1..=stored).map(|id| (item(id, 0), 1)).collect();
-    state.reset("bench", "items", Position(1), &[("items".into(), all)]).unwrap();
+    state.reset("bench", "items", Position(1), vec![("items".into(), all)]).unwrap();
     let (batches, per_batch) = (200u64, 50u64);
     let mut position = 1;
     let mut best = [f64::MAX; 2];
