@@ -270,26 +270,25 @@ impl StateDir {
                 .map_err(store_error(&self.dir, "emptying the state"))?;
         }
         let mut sums = BTreeMap::new();
-        for (table, rows) in tables {
+        for (table, mut rows) in tables {
             // Sorted runs insert fastest into the B-tree; equal rows merge.
-            let mut sorted: Vec<(&[u8], Diff)> = rows.iter().map(|(row, n)| (row.as_bytes(), *n)).collect();
-            sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            let mut counts: Vec<(&[u8], u64)> = Vec::with_capacity(sorted.len());
-            for (bytes, n) in sorted {
-                match counts.last_mut() {
-                    Some((last, count)) if *last == bytes => *count = count.wrapping_add(n as u64),
-                    _ => counts.push((bytes, n as u64)),
-                }
-            }
-            counts.retain(|(_, count)| (1..=Diff::MAX as u64).contains(count));
+            // Sorted in place: no second vector of the table's rows.
+            rows.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
             let name = rows_table(&table);
             let mut t = tx
                 .open_table(TableDefinition::<&[u8], u64>::new(&name))
                 .map_err(store_error(&self.dir, "writing rows"))?;
             let mut sum = 0u64;
-            for (bytes, count) in counts {
-                sum = sum.wrapping_add(row_hash(bytes).wrapping_mul(count));
-                t.insert(bytes, count).map_err(store_error(&self.dir, "writing rows"))?;
+            let mut rest = &rows[..];
+            while let Some((first, _)) = rest.first() {
+                let bytes = first.as_bytes();
+                let equal = rest.iter().take_while(|(row, _)| row.as_bytes() == bytes).count();
+                let count = rest[..equal].iter().fold(0u64, |count, (_, n)| count.wrapping_add(*n as u64));
+                rest = &rest[equal..];
+                if (1..=Diff::MAX as u64).contains(&count) {
+                    sum = sum.wrapping_add(row_hash(bytes).wrapping_mul(count));
+                    t.insert(bytes, count).map_err(store_error(&self.dir, "writing rows"))?;
+                }
             }
             drop(t);
             sums.insert(table, sum);
