@@ -210,7 +210,7 @@ pub static FUNCTIONS: &[FunctionDef] = &[
     def("repeat", PG, (2, Some(2)), &[Text, Integer], TEXT, Strict, Kind::Call(Func::Repeat)),
     def("lpad", PG, (2, Some(3)), &[Text, Integer, Text], TEXT, Strict, Kind::Call(Func::Lpad)),
     def("rpad", PG, (2, Some(3)), &[Text, Integer, Text], TEXT, Strict, Kind::Call(Func::Rpad)),
-    def("initcap", PG, (1, Some(1)), &[Text], TEXT, Strict, Kind::Call(Func::Initcap)),
+    def("initcap", PG, (1, Some(1)), &[Text], TEXT, Strict, Kind::Call(Func::Initcap { ascii_only: false })),
     def(
         "starts_with",
         PG,

@@ -351,10 +351,11 @@ impl Lowerer<'_, '_> {
     }
 
     fn scalar_call(&self, def: &FunctionDef, args: Vec<Typed>, at: Option<Location>) -> Result<Typed, PlanError> {
-        let ascii_only = self.dialect == Dialect::Sqlite;
+        let ascii_only = self.ascii_case_mapping();
         let func = match call_func(def) {
             Func::Lower { .. } => Func::Lower { ascii_only },
             Func::Upper { .. } => Func::Upper { ascii_only },
+            Func::Initcap { .. } => Func::Initcap { ascii_only },
             func => func,
         };
         // PostgreSQL casts the arguments of greatest/least to their common type.

@@ -94,7 +94,9 @@ const CASES: &[(&str, Dialect, &str)] = &[
     ("fetch_with_ties", Dialect::Postgres, "SELECT id FROM posts ORDER BY id FETCH FIRST 10 ROWS WITH TIES"),
     ("join_without_on", Dialect::Postgres, "SELECT p.id FROM posts p JOIN users u"),
     ("left_join_without_on", Dialect::Postgres, "SELECT p.id FROM posts p LEFT JOIN users u"),
-    ("join_type_mismatch", Dialect::Sqlite, "SELECT p.id FROM posts p JOIN users u ON p.id = u.name"),
+    ("join_type_mismatch", Dialect::Postgres, "SELECT p.id FROM posts p JOIN users u ON p.id = u.name"),
+    // SQLite converts nothing when neither side has an affinity: never equal.
+    ("join_type_mismatch_sqlite_expressions", Dialect::Sqlite, "SELECT p.id FROM posts p JOIN users u ON p.id + 0 = u.name || ''"),
     ("comma_join_type_mismatch", Dialect::Postgres, "SELECT p.id FROM posts p, users u WHERE u.name = p.author_id"),
     ("cross_join_with_on", Dialect::Sqlite, "SELECT p.id FROM posts p CROSS JOIN users u ON u.id = p.author_id"),
     ("full_join_using_types", Dialect::Sqlite, "SELECT id FROM posts FULL JOIN (SELECT CAST(id AS TEXT) AS id FROM users) u USING (id)"),

@@ -176,6 +176,10 @@ pub struct Catalog {
     narrow_ints: BTreeSet<(String, String)>,
     /// Each table's estimated number of rows, when the source gave one.
     rows: RowEstimates,
+    /// PostgreSQL: the database's `LC_CTYPE` is `C` or `POSIX`, under which
+    /// `upper`, `lower`, `initcap` and `ILIKE` map only ASCII letters (see
+    /// [`Catalog::ascii_case_mapping`]).
+    ascii_case_mapping: bool,
 }
 
 /// Tables' estimated row counts, by lower-cased name: a planner's hint
@@ -242,6 +246,20 @@ impl Catalog {
     /// (false for a `bigint` and every other column).
     pub fn narrow_int(&self, table: &str, column: &str) -> bool {
         self.narrow_ints.contains(&(table.to_ascii_lowercase(), column.to_ascii_lowercase()))
+    }
+
+    /// Records whether the source maps only ASCII letters between cases
+    /// (PostgreSQL under `LC_CTYPE` `C`/`POSIX`).
+    pub fn set_ascii_case_mapping(&mut self, ascii_only: bool) {
+        self.ascii_case_mapping = ascii_only;
+    }
+
+    /// Whether PostgreSQL's `upper`, `lower`, `initcap` and `ILIKE` map only
+    /// ASCII letters (the database's `LC_CTYPE` is `C` or `POSIX`); false
+    /// under any other locale, where they map every letter (libc's
+    /// `towupper`/`towlower`: one character to one, `ß` stays `ß`).
+    pub fn ascii_case_mapping(&self) -> bool {
+        self.ascii_case_mapping
     }
 
     /// Records a table's estimated number of rows (a hint for the planner's
