@@ -401,6 +401,11 @@ pub enum JsonAccess {
     /// PostgreSQL's `j ->> key` / `j ->> index`: the element as text (a
     /// string unescaped, `null` SQL NULL, anything else its JSON text).
     PgText,
+    /// [`JsonAccess::PgJson`] on a `jsonb` value, which reads a bare scalar
+    /// as a one-element array (`'42'::jsonb -> 0` and `-> -1` are `42`).
+    PgJsonbJson,
+    /// [`JsonAccess::PgText`] on a `jsonb` value.
+    PgJsonbText,
     /// PostgreSQL's `j #> '{a,0}'`: the element at a path, as JSON.
     PgPathJson,
     /// PostgreSQL's `j #>> '{a,0}'`: the element at a path, as text.
@@ -536,12 +541,20 @@ fn pg_access<'r>(kind: JsonAccess, node: &Node<'_>, path: &Datum<'_>) -> Result<
             at
         }
         (_, Datum::Text(key)) => pg_step(node, &PgStep::Key(key)),
+        // jsonb's raw scalar: a bare scalar is stored as a one-element array.
+        (JsonAccess::PgJsonbJson | JsonAccess::PgJsonbText, Datum::Int(0 | -1))
+            if !matches!(node, Node::Array(..) | Node::Object(..)) =>
+        {
+            Some(node)
+        }
         (_, Datum::Int(i)) => pg_step(node, &PgStep::Index(*i)),
         (_, other) => return Err(bad_path(&crate::scalar::text(other).unwrap_or_default())),
     };
     match found {
         None => Ok(Datum::Null),
-        Some(found) if matches!(kind, JsonAccess::PgJson | JsonAccess::PgPathJson) => Ok(pg_json(found)),
+        Some(found) if matches!(kind, JsonAccess::PgJson | JsonAccess::PgJsonbJson | JsonAccess::PgPathJson) => {
+            Ok(pg_json(found))
+        }
         Some(found) => pg_text(found),
     }
 }
@@ -555,7 +568,7 @@ pub(crate) fn access<'r>(kind: JsonAccess, document: &Datum<'_>, path: &Datum<'_
     };
     // The document is read (and a malformed one refused) before the path.
     let node = parse(&text)?;
-    if matches!(kind, JsonAccess::PgJson | JsonAccess::PgText | JsonAccess::PgPathJson | JsonAccess::PgPathText) {
+    if !matches!(kind, JsonAccess::Extract | JsonAccess::Json | JsonAccess::Value) {
         return pg_access(kind, &node, path);
     }
     if path.is_null() {
@@ -633,5 +646,16 @@ mod tests {
         assert_eq!(pg(PgPathText, r#"{"0":7}"#, key("{0}")), s("7"));
         assert_eq!(pg(PgPathText, r#"{"0":7}"#, key("{0}")), s("7"));
         assert!(access(PgPathText, &Datum::text("{}"), &key("a,b")).is_err());
+        // jsonb's raw scalars: index 0 and -1 of a bare scalar are the scalar.
+        use JsonAccess::{PgJsonbJson, PgJsonbText};
+        assert_eq!(pg(PgJsonbText, "42", Datum::Int(0)), s("42"));
+        assert_eq!(pg(PgJsonbText, "42", Datum::Int(-1)), s("42"));
+        assert_eq!(pg(PgJsonbJson, r#""s""#, Datum::Int(0)), s(r#""s""#));
+        assert_eq!(pg(PgJsonbJson, "null", Datum::Int(0)), s("null"));
+        assert_eq!(pg(PgJsonbText, "null", Datum::Int(0)), None);
+        assert_eq!(pg(PgJsonbJson, "42", Datum::Int(1)), None);
+        assert_eq!(pg(PgJsonbJson, "42", key("a")), None);
+        assert_eq!(pg(PgJson, "42", Datum::Int(0)), None);
+        assert_eq!(pg(PgPathJson, "42", key("{0}")), None);
     }
 }

@@ -33,7 +33,9 @@ pub(crate) struct Typed {
     /// PostgreSQL: an integer of type `smallint` or `integer` rather than
     /// `bigint` (a source column's, a literal within 32 bits, a CAST, or
     /// arithmetic over such). `SUM` of it is `bigint`; `SUM` of any other
-    /// integer is `numeric`, as PostgreSQL types them.
+    /// integer is `numeric`, as PostgreSQL types them. For a JSON value: a
+    /// `jsonb` one (a source column's, or what `->`/`#>` take from one),
+    /// whose bare scalars `->` reads as one-element arrays.
     pub narrow: bool,
 }
 
@@ -56,7 +58,7 @@ impl Typed {
     /// The same expression marked as a PostgreSQL `smallint`/`integer`
     /// (see [`Typed::narrow`]) when `narrow` and it is an integer.
     pub fn narrowed(self, narrow: bool) -> Self {
-        let narrow = narrow && self.ty == ScalarType::Int;
+        let narrow = narrow && matches!(self.ty, ScalarType::Int | ScalarType::Json);
         Typed { narrow, ..self }
     }
 

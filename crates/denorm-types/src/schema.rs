@@ -174,6 +174,10 @@ pub struct Catalog {
     /// PostgreSQL types `SUM` of the first two as `bigint` and of a
     /// `bigint` as `numeric`.
     narrow_ints: BTreeSet<(String, String)>,
+    /// PostgreSQL's `jsonb` columns (not `json`), by lower-cased (table,
+    /// column): both are [`ScalarType::Json`] text, but `jsonb -> 0` reads
+    /// a bare scalar as a one-element array.
+    jsonb: BTreeSet<(String, String)>,
     /// Each table's estimated number of rows, when the source gave one.
     rows: RowEstimates,
     /// PostgreSQL: the database's `LC_CTYPE` is `C` or `POSIX`, under which
@@ -260,6 +264,16 @@ impl Catalog {
     /// `towupper`/`towlower`: one character to one, `ß` stays `ß`).
     pub fn ascii_case_mapping(&self) -> bool {
         self.ascii_case_mapping
+    }
+
+    /// Records that a PostgreSQL column is `jsonb` (see [`Catalog::jsonb`]).
+    pub fn set_jsonb(&mut self, table: &str, column: &str) {
+        self.jsonb.insert((table.to_ascii_lowercase(), column.to_ascii_lowercase()));
+    }
+
+    /// Whether a PostgreSQL JSON column is `jsonb` rather than `json`.
+    pub fn jsonb(&self, table: &str, column: &str) -> bool {
+        self.jsonb.contains(&(table.to_ascii_lowercase(), column.to_ascii_lowercase()))
     }
 
     /// Records a table's estimated number of rows (a hint for the planner's

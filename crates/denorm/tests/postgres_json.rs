@@ -46,7 +46,8 @@ const VIEWS: &[(&str, &str)] = &[
          (j -> 'arr' -> -1)::text AS j_last, (b -> 'arr' -> 0)::text AS b_first, j -> 'arr' ->> 1 AS j_second, \
          b -> 'arr' ->> -2 AS b_before_last, (j -> 'o')::text AS jo, (b -> 'o')::text AS bo, \
          j ->> 'n' AS jn, b ->> 'n' AS bn, (j -> 2)::text AS j_item, b ->> 1 AS b_item, \
-         j -> k AS by_key, j ->> i AS by_index, b -> 'o' AS bo_json \
+         j -> k AS by_key, j ->> i AS by_index, b ->> i AS b_by_index, (b -> 's') -> 0 AS b_scalar_first, \
+         (b #> '{n}') ->> -1 AS b_path_scalar, b -> 'o' AS bo_json \
          FROM docs",
     ),
     (

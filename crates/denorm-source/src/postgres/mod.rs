@@ -153,6 +153,9 @@ pub fn read_catalog(client: &mut postgres::Client) -> Result<Catalog, SourceErro
             if matches!(ty, PgType::Int2 | PgType::Int4) {
                 catalog.set_narrow_int(&table.schema.name, &column.name);
             }
+            if *ty == PgType::Jsonb {
+                catalog.set_jsonb(&table.schema.name, &column.name);
+            }
         }
         catalog.add(table.schema);
     }

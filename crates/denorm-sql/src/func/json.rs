@@ -167,9 +167,18 @@ impl Lowerer<'_, '_> {
                 "PostgreSQL's {symbol} takes a json or jsonb value and a text key or an integer index"
             )));
         }
-        let (kind, ty) =
-            if value { (JsonAccess::PgText, ScalarType::Text) } else { (JsonAccess::PgJson, ScalarType::Json) };
-        Ok(Typed::new(Expr::Call { func: Func::JsonAccess(kind), args: vec![document.expr, key.expr] }, ty, true))
+        // jsonb reads a bare scalar as a one-element array (`'42'::jsonb -> 0`
+        // is 42); what `->` takes from a jsonb value is jsonb again.
+        let jsonb = document.narrow;
+        let kind = match (value, jsonb) {
+            (false, false) => JsonAccess::PgJson,
+            (true, false) => JsonAccess::PgText,
+            (false, true) => JsonAccess::PgJsonbJson,
+            (true, true) => JsonAccess::PgJsonbText,
+        };
+        let ty = if value { ScalarType::Text } else { ScalarType::Json };
+        let call = Expr::Call { func: Func::JsonAccess(kind), args: vec![document.expr, key.expr] };
+        Ok(Typed::new(call, ty, true).narrowed(jsonb))
     }
 
     /// PostgreSQL's `j #> '{a,0}'` (JSON) and `j #>> '{a,0}'` (text): the
@@ -206,7 +215,9 @@ impl Lowerer<'_, '_> {
         let path = Expr::Literal(denorm_types::Datum::owned_text(literal));
         let (kind, ty) =
             if value { (JsonAccess::PgPathText, ScalarType::Text) } else { (JsonAccess::PgPathJson, ScalarType::Json) };
-        Ok(Typed::new(Expr::Call { func: Func::JsonAccess(kind), args: vec![document.expr, path] }, ty, true))
+        let jsonb = document.narrow;
+        let call = Expr::Call { func: Func::JsonAccess(kind), args: vec![document.expr, path] };
+        Ok(Typed::new(call, ty, true).narrowed(jsonb))
     }
 
     /// A JSON aggregate in the SELECT list or HAVING of a grouped query.
