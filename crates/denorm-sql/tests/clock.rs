@@ -117,3 +117,21 @@ fn others_do_not_read_it() {
         assert!(!def.plan.reads_clock(), "{}", def.name);
     }
 }
+
+/// PostgreSQL: `now() - INTERVAL '1 hour'` is a timestamptz (a constant
+/// interval of hours, minutes and seconds is the same span in every time
+/// zone); days and months are refused, the hint says to write hours.
+#[test]
+fn timestamptz_minus_hours() {
+    let def = common::plan_one(
+        &scheduled("SELECT id FROM posts WHERE CAST(body AS TIMESTAMPTZ) > now() - INTERVAL '90 minutes'"),
+        Dialect::Postgres,
+    );
+    assert!(def.plan.reads_clock());
+    let error = common::error(
+        &scheduled("SELECT id FROM posts WHERE CAST(body AS TIMESTAMPTZ) > now() - INTERVAL '1 day'"),
+        Dialect::Postgres,
+    );
+    assert!(error.contains("timestamptz ± interval is not supported"), "{error}");
+    assert!(error.contains("hint: write the interval in hours (INTERVAL '24 hours')"), "{error}");
+}
