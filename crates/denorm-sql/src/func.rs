@@ -216,11 +216,27 @@ impl Lowerer<'_, '_> {
             _ => None,
         };
         let arity = args.len() + usize::from(now.as_ref().is_some_and(|(i, _)| *i == args.len()));
-        if call_func(def) == Func::Age && args.len() == 1 {
-            return Err(PlanError::new("function age(timestamp) is not supported in a maintained view", at)
-                .detail("age(t) is age(current_date, t): it changes every day without a change in the source")
-                .hint("write age(a, b) over two columns, or compute the age at read time"));
-        }
+        // age(t) is age(current_date, t): the clock's date as a timestamp.
+        let today = match call_func(def) == Func::Age && args.len() == 1 {
+            true if !self.clock => {
+                return Err(PlanError::new(
+                    "age(timestamp) reads the current date, which changes without a change in the source",
+                    at,
+                )
+                .detail("age(t) is age(current_date, t): it changes every day")
+                .hint(format!("write age(a, b) over two columns, or {}", function::CLOCK_HINT)))
+            }
+            true => {
+                let date = self.clock_call("age(timestamp)", Clock::Date, at)?.expr;
+                Some(Typed::new(
+                    Expr::Cast { expr: Box::new(date), to: ScalarType::Timestamp },
+                    ScalarType::Timestamp,
+                    false,
+                ))
+            }
+            false => None,
+        };
+        let arity = arity + usize::from(today.is_some());
         if !def.takes(arity) {
             return Err(arity_error(name, &def.arity_text(), at));
         }
@@ -239,6 +255,9 @@ impl Lowerer<'_, '_> {
         }
         if let Some((at_now, jd)) = now.filter(|(i, _)| *i == args.len()) {
             lowered.insert(at_now, jd);
+        }
+        if let Some(today) = today {
+            lowered.insert(0, today);
         }
         if lowered.iter().any(|t| t.explicit) {
             return Err(crate::expr::nested_collate(at));

@@ -135,3 +135,16 @@ fn timestamptz_minus_hours() {
     assert!(error.contains("timestamptz ± interval is not supported"), "{error}");
     assert!(error.contains("hint: write the interval in hours (INTERVAL '24 hours')"), "{error}");
 }
+
+/// PostgreSQL's `age(t)` is `age(current_date, t)`: refused without a
+/// schedule (both fixes in the hint), the clock's date with one.
+#[test]
+fn age_of_one_timestamp() {
+    let select = "SELECT id, age(CAST(body AS TIMESTAMP)) AS a FROM posts";
+    let error = common::error(&on_change(select), Dialect::Postgres);
+    assert!(error.contains("age(timestamp) reads the current date"), "{error}");
+    assert!(error.contains("hint: write age(a, b) over two columns, or add WITH (refresh = '1m')"), "{error}");
+    let def = common::plan_one(&scheduled(select), Dialect::Postgres);
+    assert!(def.plan.reads_clock());
+    assert_eq!(def.columns[1].ty, ScalarType::Interval);
+}
