@@ -744,6 +744,12 @@ mod tests {
         // The on-change view does not read the clock, and only moves with
         // the source.
         assert_eq!(ids(&step, 0), vec![(1, 1), (2, 1)]);
+        // The comparison with the clock is maintained in order (a refresh
+        // touches the rows crossing the bound), not as a product.
+        let names = ["live", "recent"].map(String::from);
+        let operators: Vec<String> =
+            flow.state_bytes(&names).into_iter().filter(|(v, _, _)| v == "recent").map(|(_, o, _)| o).collect();
+        assert!(operators.iter().any(|o| o.contains("ScalarFilter")), "{operators:?}");
 
         at(TEN + 60_000);
         let step = flow.refresh_due(start + minute).unwrap();
