@@ -154,6 +154,17 @@ fn julian_day(first: usize) -> Typed {
     Typed::new(jd, ScalarType::Float, false)
 }
 
+/// SQLite's `'now'` at the clock (whose first column is at `first`): its
+/// text to the millisecond, `YYYY-MM-DD HH:MM:SS.SSS`, which the date
+/// functions read as they read `'now'` (a number would not do: the
+/// modifiers `unixepoch`, `julianday` and `auto` reinterpret a numeric time
+/// value, and make `'now'` NULL).
+fn now_text(first: usize) -> Typed {
+    let format = Expr::Literal(Datum::owned_text("%Y-%m-%d %H:%M:%f"));
+    let text = Expr::Call { func: Func::Date(DateFunc::Strftime), args: vec![format, julian_day(first).expr] };
+    Typed::new(text, ScalarType::Text, false)
+}
+
 /// The format of printf must be a literal using the supported conversions.
 fn check_printf_format(format: &ast::Expr, at: Option<Location>) -> Result<(), PlanError> {
     let Some(text) = string_literal(format) else {
@@ -211,7 +222,7 @@ impl Lowerer<'_, '_> {
         let now = match call_func(def) {
             Func::Date(kind) if reads_now(kind, args) => {
                 let first = self.read_clock(&format!("{name}(…) with 'now'"), at)?;
-                Some((time_value_at(kind), julian_day(first)))
+                Some((time_value_at(kind), now_text(first)))
             }
             _ => None,
         };

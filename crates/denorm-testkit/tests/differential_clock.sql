@@ -25,4 +25,6 @@ CREATE MATERIALIZED VIEW latest WITH (refresh = '1m') AS
 SELECT kind, MAX(created_at) AS last FROM events GROUP BY kind HAVING MAX(created_at) > datetime('now', '-20 minutes');
 
 CREATE MATERIALIZED VIEW clock_only WITH (refresh = '1m') AS
-SELECT date('now', 'start of month') AS month, time() AS t;
+SELECT date('now', 'start of month') AS month, time() AS t, datetime('now', 'subsec') AS s,
+       datetime('now', 'unixepoch') AS u, datetime('now', 'auto') AS a, julianday('now', 'julianday') AS j,
+       date('now', 'start of month', '+1 month', '-1 day') AS month_end, strftime('%j %W %w', 'now') AS f;
