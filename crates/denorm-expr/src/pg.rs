@@ -119,6 +119,10 @@ pub(crate) fn call<'r>(func: Func, args: Vec<Datum<'r>>) -> Result<Datum<'r>> {
             let Datum::Timestamp(t) = as_timestamp(d) else { unreachable!("a date or timestamp") };
             Datum::Timestamp(crate::interval::plus_interval(t, i)?)
         }
+        // A time of day only (the planner's check): no time zone involved.
+        (Func::PlusInterval(i), [Datum::TimestampTz(t)]) if i.months == 0 && i.days == 0 => {
+            Datum::TimestampTz(crate::interval::plus_interval(*t, i)?)
+        }
         (Func::Extract(field), [d]) => Datum::Numeric(extract(field, d)?),
         (Func::DatePart(field), [d]) => Datum::Float(numeric::to_f64(extract(field, &as_timestamp(d))?)),
         // The planner types PostgreSQL's functions; a value of another type

@@ -49,6 +49,17 @@ impl Clause {
             Clause::AggregateArgument => "aggregate function calls cannot be nested",
         }
     }
+
+    /// Where the clause is, for "… is not supported {place}".
+    pub(crate) fn place(self) -> &'static str {
+        match self {
+            Clause::Where => "in WHERE",
+            Clause::JoinOn => "in JOIN conditions",
+            Clause::GroupBy => "in GROUP BY",
+            Clause::Select => "here",
+            Clause::AggregateArgument => "in aggregate arguments",
+        }
+    }
 }
 
 /// The GROUP BY expressions and aggregates of a grouped query, filled while
@@ -177,6 +188,9 @@ pub(crate) struct Lowerer<'a, 'c> {
     /// Window calls already planned (`LAG`/`LEAD`, see [`crate::shift`]):
     /// each call's node, found by address, reads its column.
     pub windows: &'a [crate::shift::Column<'a>],
+    /// The view is refreshed on a schedule: the current-time functions read
+    /// the engine's clock (see [`crate::subquery::Subqueries::clock`]).
+    pub clock: bool,
 }
 
 type Lowered = Result<Typed, PlanError>;

@@ -273,6 +273,7 @@ impl<'x, 'q, 'c> Planner<'x, 'q, 'c> {
             // WHERE plans it (see `where_preds`).
             subqueries: None,
             windows: &[],
+            clock: self.cx.reads_clock(),
         }
     }
 

@@ -217,6 +217,14 @@ const CASES: &[(&str, Dialect, &str)] = &[
     ("json_extract_several_paths", Dialect::Sqlite, "SELECT json_extract(body, '$.a', '$.b') AS a FROM posts"),
     ("bool_and_on_sqlite", Dialect::Sqlite, "SELECT author_id, bool_and(score > 0) AS b FROM posts GROUP BY author_id"),
     ("current_timestamp_postgres", Dialect::Postgres, "SELECT id, current_timestamp AS t FROM posts"),
+    // The current time, in a view refreshed on a schedule, where it cannot be read.
+    ("now_in_join_on", Dialect::Sqlite, "!CREATE MATERIALIZED VIEW v WITH (refresh = '1m') AS SELECT p.id FROM posts p JOIN users u ON u.id = p.author_id AND p.title > date('now')"),
+    ("now_in_group_by", Dialect::Postgres, "!CREATE MATERIALIZED VIEW v WITH (refresh = '1m') AS SELECT count(*) AS n FROM posts GROUP BY current_date"),
+    ("now_with_arguments", Dialect::Postgres, "!CREATE MATERIALIZED VIEW v WITH (refresh = '1m') AS SELECT id, now(3) AS t FROM posts"),
+    ("current_time_postgres", Dialect::Postgres, "!CREATE MATERIALIZED VIEW v WITH (refresh = '1m') AS SELECT id, current_time AS t FROM posts"),
+    ("subsec_time_value", Dialect::Sqlite, "!CREATE MATERIALIZED VIEW v WITH (refresh = '1m') AS SELECT id FROM posts WHERE datetime('subsec') > title"),
+    ("localtime_with_now", Dialect::Sqlite, "!CREATE MATERIALIZED VIEW v WITH (refresh = '1m') AS SELECT id FROM posts WHERE datetime('now', 'localtime') > title"),
+    ("now_in_feed", Dialect::Sqlite, "!CREATE MATERIALIZED VIEW f WITH (partition_by = 'author_id', order_by = 'id DESC', fanout_limit = 100, refresh = '1m') AS SELECT author_id, id FROM posts WHERE title > date('now')"),
 ];
 
 #[test]

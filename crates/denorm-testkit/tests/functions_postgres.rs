@@ -324,6 +324,35 @@ fn date_arithmetic_equals_postgres() {
     c.finish();
 }
 
+/// `timestamptz ± interval` of a constant interval of hours, minutes and
+/// seconds (`now() - INTERVAL '1 hour'`, the one form denorm accepts: no
+/// days or months, so no time zone), the ends of the range and infinities.
+#[test]
+fn timestamptz_plus_a_time_interval_equals_postgres() {
+    let mut c = Checker::new();
+    c.client.batch_execute("SET TimeZone = 'UTC'").unwrap();
+    let value = |a: &Arg| Expr::Literal(a.value.clone());
+    let tz = |s: &str| Arg {
+        value: Datum::TimestampTz(temporal::parse_timestamptz(s).unwrap()),
+        sql: format!("'{s}'::timestamptz"),
+    };
+    let starts =
+        ["2024-05-01 10:00:00.25+00", "2024-03-31 01:30:00+00", "1970-01-01 00:00:00+00", "infinity", "-infinity"];
+    let intervals =
+        ["1 hour", "90 minutes", "-2 hours 30 minutes", "36:00:00.5", "1 us", "1 ms", "3600 seconds", "2562047 hours"];
+    for start in starts.map(tz).into_iter().chain([null("timestamptz")]) {
+        for text in intervals {
+            let interval = denorm_expr::interval::parse(text, "second").unwrap();
+            assert_eq!((interval.months, interval.days), (0, 0), "{text}");
+            for (op, interval) in [("+", interval), ("-", interval.negated().unwrap())] {
+                let expr = Expr::Call { func: Func::PlusInterval(interval), args: vec![value(&start)] };
+                c.check_expr(format!("{} {op} interval '{text}'", start.sql), expr);
+            }
+        }
+    }
+    c.finish();
+}
+
 /// `to_char(timestamp, format)`: every supported pattern, in its cases,
 /// with FM and TH, quoted text and copied characters, over timestamps
 /// across years, weekdays, ISO weeks, BC and infinity.

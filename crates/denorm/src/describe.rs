@@ -45,6 +45,9 @@ pub fn render_view(view: &ViewDef, file: &Path, catalog: &Catalog) -> String {
         }
     };
     let _ = writeln!(out, "  refresh: {refresh}");
+    if view.plan.reads_clock() {
+        out.push_str("  clock: reads the current time, taken once per refresh (the same instant for the whole view)\n");
+    }
     if view.dependencies.is_empty() {
         out.push_str("  triggers: none\n");
     } else {
