@@ -387,6 +387,7 @@ fn call<'r>(func: Func, args: &'r [Expr], row: &[Datum<'r>], dialect: Dialect) -
     let sqlite_length = func == Func::Length && dialect == Dialect::Sqlite;
     let local =
         matches!(func, Func::Abs | Func::Lower { .. } | Func::Upper { .. } | Func::Length | Func::CollationKey(_))
+            || matches!(func, Func::NumericAffinity { .. })
             || matches!(func, Func::ExtremeKey { .. } | Func::ExtremeValue { .. });
     if !local || sqlite_length {
         let values = args.iter().map(|a| a.eval(row, dialect)).collect::<Result<Vec<_>>>()?;
@@ -413,20 +414,37 @@ fn call<'r>(func: Func, args: &'r [Expr], row: &[Datum<'r>], dialect: Dialect) -
         (Func::Abs, Datum::Text(t)) if dialect == Dialect::Sqlite => Datum::Float(affinity::real(&t).abs()),
         (Func::Abs, Datum::Blob(b)) => Datum::Float(affinity::real(&String::from_utf8_lossy(&b)).abs()),
         (Func::Lower { ascii_only }, Datum::Text(t)) => {
-            Datum::Text(Cow::Owned(if ascii_only { t.to_ascii_lowercase() } else { t.to_lowercase() }))
+            Datum::Text(Cow::Owned(if ascii_only { t.to_ascii_lowercase() } else { crate::pg::map_case(&t, false) }))
         }
         (Func::Upper { ascii_only }, Datum::Text(t)) => {
-            Datum::Text(Cow::Owned(if ascii_only { t.to_ascii_uppercase() } else { t.to_uppercase() }))
+            Datum::Text(Cow::Owned(if ascii_only { t.to_ascii_uppercase() } else { crate::pg::map_case(&t, true) }))
         }
         (Func::Length, Datum::Text(t)) => Datum::Int(t.chars().count() as i64),
         (Func::CollationKey(c), Datum::Text(t)) => Datum::Text(match c.key(&t) {
             Cow::Borrowed(k) if k.len() == t.len() => t,
             k => Cow::Owned(k.into_owned()),
         }),
+        (Func::NumericAffinity { key }, Datum::Text(t)) => match affinity::numeric_affinity(&t) {
+            Some(Datum::Float(f)) if key => integral_key(f),
+            Some(number) => number,
+            None => Datum::Text(t),
+        },
+        (Func::NumericAffinity { key: true }, Datum::Float(f)) => integral_key(f),
         (Func::ExtremeKey { collation, max }, v) => crate::extreme::encode(v, collation, max),
         (Func::ExtremeValue { max }, v) => crate::extreme::decode(v, max),
         (_, other) => other,
     })
+}
+
+/// A double as a join key beside integers: the integer when it is one
+/// exactly (SQLite compares an integer with a double exactly).
+fn integral_key<'r>(f: f64) -> Datum<'r> {
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    if f.fract() == 0.0 && (-TWO_63..TWO_63).contains(&f) {
+        Datum::Int(f as i64)
+    } else {
+        Datum::Float(f)
+    }
 }
 
 fn is_postgres_function(func: Func) -> bool {
@@ -447,7 +465,7 @@ fn is_postgres_function(func: Func) -> bool {
             | Func::Repeat
             | Func::Lpad
             | Func::Rpad
-            | Func::Initcap
+            | Func::Initcap { .. }
             | Func::StartsWith
             | Func::DateTrunc(_)
             | Func::Extract(_)

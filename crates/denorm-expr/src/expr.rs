@@ -108,8 +108,10 @@ impl BinaryOp {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Func {
     Abs,
-    /// `ascii_only` is SQLite's LOWER/UPPER without ICU; PostgreSQL folds
-    /// all of Unicode.
+    /// `ascii_only` is SQLite's LOWER/UPPER without ICU, and PostgreSQL's
+    /// under `LC_CTYPE` C; otherwise PostgreSQL's under a UTF-8 locale,
+    /// every letter mapped to one letter (`towupper`/`towlower`, see
+    /// [`crate::pg::upper_char`]).
     Lower {
         ascii_only: bool,
     },
@@ -187,7 +189,10 @@ pub enum Func {
     Repeat,
     Lpad,
     Rpad,
-    Initcap,
+    /// PostgreSQL's `initcap`; `ascii_only` under `LC_CTYPE` C.
+    Initcap {
+        ascii_only: bool,
+    },
     StartsWith,
     /// `octet_length(x)`: bytes of the value's text (both dialects).
     OctetLength,
@@ -242,6 +247,15 @@ pub enum Func {
     /// SQLite collation by comparing these keys bytewise, so the core stays
     /// collation-agnostic.
     CollationKey(Collation),
+    /// SQLite's NUMERIC affinity applied to a comparison operand
+    /// (`applyNumericAffinity`, datatype3.html §4.2): text that reads
+    /// wholly as a number (spaces around allowed) becomes that integer or
+    /// double; other values unchanged. With `key`, a double that is an
+    /// integer in range becomes that integer too, so that values SQLite
+    /// finds equal (`1 = 1.0`) are one join key, compared bytewise.
+    NumericAffinity {
+        key: bool,
+    },
     /// What MIN (`max` false) or MAX of text under a SQLite collation
     /// compares: the key, then the value, so the extreme is a row's value
     /// (the least of those tied under the collation; see `extreme.rs`).
@@ -416,12 +430,14 @@ impl Func {
             Func::Repeat => "repeat",
             Func::Lpad => "lpad",
             Func::Rpad => "rpad",
-            Func::Initcap => "initcap",
+            Func::Initcap { .. } => "initcap",
             Func::StartsWith => "starts_with",
             Func::OctetLength => "octet_length",
             Func::JsonAccess(JsonAccess::Extract) => "json_extract",
-            Func::JsonAccess(JsonAccess::Json) => "->",
-            Func::JsonAccess(JsonAccess::Value) => "->>",
+            Func::JsonAccess(JsonAccess::Json | JsonAccess::PgJson | JsonAccess::PgJsonbJson) => "->",
+            Func::JsonAccess(JsonAccess::Value | JsonAccess::PgText | JsonAccess::PgJsonbText) => "->>",
+            Func::JsonAccess(JsonAccess::PgPathJson) => "#>",
+            Func::JsonAccess(JsonAccess::PgPathText) => "#>>",
             Func::DateTrunc(_) => "date_trunc",
             Func::Extract(_) => "extract",
             Func::DatePart(_) => "date_part",
@@ -440,6 +456,8 @@ impl Func {
             Func::JustifyHours => "justify_hours",
             Func::JustifyDays => "justify_days",
             Func::JustifyInterval => "justify_interval",
+            Func::NumericAffinity { key: false } => "numeric_affinity",
+            Func::NumericAffinity { key: true } => "numeric_key",
             Func::CollationKey(Collation::Binary) => "collation_key_binary",
             Func::CollationKey(Collation::NoCase) => "collation_key_nocase",
             Func::CollationKey(Collation::Rtrim) => "collation_key_rtrim",
@@ -608,8 +626,8 @@ impl fmt::Display for Expr {
             Expr::Call { func: func @ (Func::DateTrunc(field) | Func::DatePart(field)), args } if args.len() == 1 => {
                 write!(f, "{}('{}', {})", func.name(), field.name(), args[0])
             }
-            Expr::Call { func: func @ Func::JsonAccess(JsonAccess::Json | JsonAccess::Value), args }
-                if args.len() == 2 =>
+            Expr::Call { func: func @ Func::JsonAccess(kind), args }
+                if *kind != JsonAccess::Extract && args.len() == 2 =>
             {
                 write!(f, "({} {} {})", args[0], func.name(), args[1])
             }

@@ -10,8 +10,11 @@
 //! functions in `datetime.rs`).
 //!
 //! Every function here is deterministic: its result depends only on its
-//! arguments. Functions that are not (`random()`, `changes()`, `now()`) are
-//! listed as [`Kind::Refused`] so that the planner names them and says why.
+//! arguments, except the current-time functions ([`Kind::Clock`]: `now()`,
+//! `current_date`, …), which a view refreshed on a schedule reads from the
+//! engine's clock (`denorm_types::clock`) and any other view refuses. Other
+//! functions that are not (`random()`, `changes()`) are listed as
+//! [`Kind::Refused`] so that the planner names them and says why.
 
 use denorm_types::{Dialect, ScalarType};
 
@@ -76,8 +79,29 @@ pub enum Kind {
     Iif,
     /// A JSON constructor (planned by `denorm-sql`'s JSON module).
     Json,
+    /// A current-time function: read from the engine's clock in a view
+    /// refreshed on a schedule (`WITH (refresh = '1m')`), refused in others.
+    Clock(Clock),
     /// A function denorm cannot maintain: the text says why and what to do.
     Refused(&'static str),
+}
+
+/// What a current-time function ([`Kind::Clock`]) computes from the clock's
+/// one value per refresh (one instant for the whole view, as PostgreSQL's
+/// transaction timestamp is one for the whole statement).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// PostgreSQL `now()`, `current_timestamp`, `transaction_timestamp()`,
+    /// `statement_timestamp()`, `clock_timestamp()`: the `timestamptz`.
+    TimestampTz,
+    /// PostgreSQL `current_date`: the date in UTC, the `TimeZone` of
+    /// denorm's sessions.
+    Date,
+    /// PostgreSQL `localtimestamp`: the `timestamp` in UTC.
+    Timestamp,
+    /// SQLite's `CURRENT_DATE`, `CURRENT_TIME`, `CURRENT_TIMESTAMP`: this
+    /// date function of `'now'` (UTC).
+    Sqlite(DateFunc),
 }
 
 /// One entry of the table.
@@ -141,6 +165,10 @@ const fn refused(name: &'static str, dialect: Option<Dialect>, why: &'static str
     def(name, dialect, (0, None), &[Arg::Any], Returns::Type(ScalarType::Null), Nulls::Always, Kind::Refused(why))
 }
 
+const fn clock(name: &'static str, dialect: Option<Dialect>, ty: ScalarType, clock: Clock) -> FunctionDef {
+    def(name, dialect, (0, Some(0)), &[Arg::Any], Returns::Type(ty), Nulls::Never, Kind::Clock(clock))
+}
+
 const SQLITE: Option<Dialect> = Some(Dialect::Sqlite);
 const PG: Option<Dialect> = Some(Dialect::Postgres);
 const BOTH: Option<Dialect> = None;
@@ -150,8 +178,11 @@ const FLOAT: Returns = Returns::Type(ScalarType::Float);
 const DATE: &[Arg] = &[Arg::Any, Arg::Text];
 const NOT_DETERMINISTIC: &str = "its result changes without a change in the source, so a maintained view \
      cannot follow it; compute it when reading, or store the value in a column";
-const NOW: &str = "the current time changes without a change in the source, so a maintained view cannot \
-     follow it; compare with a fixed date, or filter by time when reading";
+/// The hint of a current-time function in a view without a refresh
+/// schedule.
+pub const CLOCK_HINT: &str = "add WITH (refresh = '1m') to the view to recompute it with the current time every \
+     minute, or compare with a fixed date";
+const TIME_TYPE: &str = "it returns a time with time zone, a type denorm does not hold; use current_timestamp";
 
 const INTERVAL_TYPE: Returns = Returns::Type(ScalarType::Interval);
 
@@ -210,7 +241,7 @@ pub static FUNCTIONS: &[FunctionDef] = &[
     def("repeat", PG, (2, Some(2)), &[Text, Integer], TEXT, Strict, Kind::Call(Func::Repeat)),
     def("lpad", PG, (2, Some(3)), &[Text, Integer, Text], TEXT, Strict, Kind::Call(Func::Lpad)),
     def("rpad", PG, (2, Some(3)), &[Text, Integer, Text], TEXT, Strict, Kind::Call(Func::Rpad)),
-    def("initcap", PG, (1, Some(1)), &[Text], TEXT, Strict, Kind::Call(Func::Initcap)),
+    def("initcap", PG, (1, Some(1)), &[Text], TEXT, Strict, Kind::Call(Func::Initcap { ascii_only: false })),
     def(
         "starts_with",
         PG,
@@ -299,14 +330,17 @@ pub static FUNCTIONS: &[FunctionDef] = &[
     refused("total_changes", SQLITE, NOT_DETERMINISTIC),
     refused("last_insert_rowid", SQLITE, NOT_DETERMINISTIC),
     refused("sqlite_version", SQLITE, "it describes the server, not the data; read it when needed"),
-    refused("now", Some(Dialect::Postgres), NOW),
-    refused("current_date", BOTH, NOW),
-    refused("current_time", BOTH, NOW),
-    refused("current_timestamp", BOTH, NOW),
-    refused("localtimestamp", Some(Dialect::Postgres), NOW),
-    refused("clock_timestamp", Some(Dialect::Postgres), NOW),
-    refused("statement_timestamp", Some(Dialect::Postgres), NOW),
-    refused("transaction_timestamp", Some(Dialect::Postgres), NOW),
+    clock("now", PG, ScalarType::TimestampTz, Clock::TimestampTz),
+    clock("current_timestamp", PG, ScalarType::TimestampTz, Clock::TimestampTz),
+    clock("transaction_timestamp", PG, ScalarType::TimestampTz, Clock::TimestampTz),
+    clock("statement_timestamp", PG, ScalarType::TimestampTz, Clock::TimestampTz),
+    clock("clock_timestamp", PG, ScalarType::TimestampTz, Clock::TimestampTz),
+    clock("current_date", PG, ScalarType::Date, Clock::Date),
+    clock("localtimestamp", PG, ScalarType::Timestamp, Clock::Timestamp),
+    refused("current_time", PG, TIME_TYPE),
+    clock("current_date", SQLITE, ScalarType::Text, Clock::Sqlite(DateFunc::Date)),
+    clock("current_time", SQLITE, ScalarType::Text, Clock::Sqlite(DateFunc::Time)),
+    clock("current_timestamp", SQLITE, ScalarType::Text, Clock::Sqlite(DateFunc::DateTime)),
     refused("gen_random_uuid", Some(Dialect::Postgres), NOT_DETERMINISTIC),
 ];
 

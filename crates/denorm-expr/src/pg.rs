@@ -78,7 +78,7 @@ pub(crate) fn call<'r>(func: Func, args: Vec<Datum<'r>>) -> Result<Datum<'r>> {
             };
             Datum::owned_text(pad(s, int(n), &fill, func == Func::Lpad))
         }
-        (Func::Initcap, [Datum::Text(s)]) => Datum::owned_text(initcap(s)),
+        (Func::Initcap { ascii_only }, [Datum::Text(s)]) => Datum::owned_text(initcap(s, ascii_only)),
         (Func::StartsWith, [Datum::Text(s), Datum::Text(prefix)]) => Datum::Bool(s.starts_with(&**prefix)),
         (Func::PgRound, [Datum::Float(x)]) => Datum::Float(x.round_ties_even()),
         (Func::PgRound, [Datum::Int(i)]) => Datum::Float((*i as f64).round_ties_even()),
@@ -118,6 +118,10 @@ pub(crate) fn call<'r>(func: Func, args: Vec<Datum<'r>>) -> Result<Datum<'r>> {
         (Func::PlusInterval(i), [d @ (Datum::Date(_) | Datum::Timestamp(_))]) => {
             let Datum::Timestamp(t) = as_timestamp(d) else { unreachable!("a date or timestamp") };
             Datum::Timestamp(crate::interval::plus_interval(t, i)?)
+        }
+        // A time of day only (the planner's check): no time zone involved.
+        (Func::PlusInterval(i), [Datum::TimestampTz(t)]) if i.months == 0 && i.days == 0 => {
+            Datum::TimestampTz(crate::interval::plus_interval(*t, i)?)
         }
         (Func::Extract(field), [d]) => Datum::Numeric(extract(field, d)?),
         (Func::DatePart(field), [d]) => Datum::Float(numeric::to_f64(extract(field, &as_timestamp(d))?)),
@@ -202,18 +206,67 @@ fn pad(s: &str, n: i64, fill: &str, left: bool) -> String {
 
 /// `initcap`: the first letter of each run of letters and digits upper
 /// case, the others lower case.
-fn initcap(s: &str) -> String {
+/// `initcap` (`str_initcap`): the first letter or digit of every run of
+/// them upper-cased, the rest lower-cased. Under `LC_CTYPE` C
+/// (`ascii_only`) only ASCII letters and digits are alphanumeric (`éLan`
+/// from `élan`), and only they change case.
+fn initcap(s: &str, ascii_only: bool) -> String {
     let mut out = String::with_capacity(s.len());
     let mut in_word = false;
     for c in s.chars() {
-        if in_word {
-            out.extend(c.to_lowercase());
-        } else {
-            out.extend(c.to_uppercase());
-        }
-        in_word = c.is_alphanumeric();
+        let mapped = match (in_word, ascii_only) {
+            (true, true) => c.to_ascii_lowercase(),
+            (false, true) => c.to_ascii_uppercase(),
+            (true, false) => lower_char(c),
+            (false, false) => upper_char(c),
+        };
+        out.push(mapped);
+        in_word = if ascii_only { mapped.is_ascii_alphanumeric() } else { libc_alnum(mapped) };
     }
     out
+}
+
+/// glibc's `iswalnum` under a UTF-8 locale: letters (Unicode's Alphabetic
+/// property, combining letters included) and digits, but not the other
+/// numbers (`²`, `½`, `⅓` are not alphanumeric; `٣` and `０` are).
+fn libc_alnum(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    c.is_alphabetic() || c.is_ascii_digit() || c.general_category() == GeneralCategory::DecimalNumber
+}
+
+/// A character's upper case as PostgreSQL gives it under a UTF-8 libc
+/// locale (`towupper`): Unicode's simple mapping, one character to one —
+/// `ß` and `ﬁ` stay as they are (their upper case is two letters).
+pub(crate) fn upper_char(c: char) -> char {
+    match c as u32 {
+        // Greek letters with ypogegrammeni: the simple mapping is the
+        // prosgegrammeni form (the full one is two letters).
+        0x1F80..=0x1F87 | 0x1F90..=0x1F97 | 0x1FA0..=0x1FA7 => char::from_u32(c as u32 + 8).unwrap_or(c),
+        0x1FB3 => '\u{1FBC}',
+        0x1FC3 => '\u{1FCC}',
+        0x1FF3 => '\u{1FFC}',
+        _ => single(c.to_uppercase()).unwrap_or(c),
+    }
+}
+
+/// A character's lower case as PostgreSQL gives it under a UTF-8 libc
+/// locale (`towlower`): Unicode's simple mapping, one character to one (a
+/// final sigma is `σ`, not `ς`: there is no context).
+pub(crate) fn lower_char(c: char) -> char {
+    match c {
+        '\u{130}' => 'i',
+        _ => single(c.to_lowercase()).unwrap_or(c),
+    }
+}
+
+fn single(mut mapped: impl Iterator<Item = char>) -> Option<char> {
+    let first = mapped.next()?;
+    mapped.next().is_none().then_some(first)
+}
+
+/// `upper(s)`/`lower(s)` under a UTF-8 libc locale: character by character.
+pub(crate) fn map_case(s: &str, upper: bool) -> String {
+    s.chars().map(if upper { upper_char } else { lower_char }).collect()
 }
 
 fn concat_ws<'r>(args: &[Datum<'_>]) -> Datum<'r> {

@@ -169,10 +169,11 @@ impl Plan {
     /// Whether this plan never has more than one row: a GROUP BY of no
     /// columns (exactly one row), or what keeps or joins such relations
     /// only (Map, Filter, Distinct, an inner or left join, a top-1 by row
-    /// number without partition, a one-row Values). An uncorrelated scalar
-    /// subquery's result is such a plan.
+    /// number without partition, a one-row Values, the engine's clock). An
+    /// uncorrelated scalar subquery's result is such a plan.
     pub fn at_most_one_row(&self) -> bool {
         match self {
+            Plan::Get { table, .. } => table == denorm_types::clock::TABLE,
             Plan::Reduce { group_key, .. } => group_key.is_empty(),
             Plan::Map { input, .. } | Plan::Filter { input, .. } | Plan::Distinct { input } => input.at_most_one_row(),
             Plan::TopK { partition, limit, numbering: Numbering::RowNumber, .. } => partition.is_empty() && *limit <= 1,
@@ -184,7 +185,14 @@ impl Plan {
         }
     }
 
-    /// The source tables this plan reads, in first-use order, without repeats.
+    /// Whether this plan reads the engine's clock (`denorm_types::clock`):
+    /// a view refreshed on a schedule calling `now()` and friends.
+    pub fn reads_clock(&self) -> bool {
+        self.tables().contains(&denorm_types::clock::TABLE)
+    }
+
+    /// The source tables this plan reads, in first-use order, without
+    /// repeats (the engine's clock among them when it reads it).
     pub fn tables(&self) -> Vec<&str> {
         let mut out = Vec::new();
         self.collect_tables(&mut out);

@@ -13,8 +13,10 @@
 //! ```
 //!
 //! `timestamptz ± interval` depends on the session's time zone (days and
-//! months cross DST changes) and is refused, as is `timestamptz − date`
-//! (the date is read in the session's time zone).
+//! months cross DST changes) and is refused, but for a constant interval of
+//! hours, minutes and seconds alone (`now() - INTERVAL '1 hour'`: a
+//! timestamptz, by Func::PlusInterval); as is `timestamptz − date` (the
+//! date is read in the session's time zone).
 
 use denorm_expr::{BinaryOp, Expr, Func, Interval};
 use denorm_types::ScalarType;
@@ -91,9 +93,18 @@ pub(crate) fn plus_interval(
             let expr = Expr::Call { func: Func::PlusInterval(interval), args: vec![value.expr] };
             Ok(Typed::new(expr, ScalarType::Timestamp, value.nullable))
         }
+        // Hours, minutes, seconds: the same span in every time zone
+        // (`now() - INTERVAL '1 hour'`).
+        ScalarType::TimestampTz if interval.months == 0 && interval.days == 0 => {
+            let expr = Expr::Call { func: Func::PlusInterval(interval), args: vec![value.expr] };
+            Ok(Typed::new(expr, ScalarType::TimestampTz, value.nullable))
+        }
         ScalarType::TimestampTz => Err(PlanError::new("timestamptz ± interval is not supported", at)
             .detail("days and months are added in the session's time zone, which denorm does not know")
-            .hint("use a timestamp (without time zone) column, or compare against a timestamptz constant")),
+            .hint(
+                "write the interval in hours (INTERVAL '24 hours'), use a timestamp (without time zone) column, \
+                   or compare against a timestamptz constant",
+            )),
         ty => Err(PlanError::new(
             format!("operator does not exist: {ty} {} interval", if subtract { "-" } else { "+" }),
             at,

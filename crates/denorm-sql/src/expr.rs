@@ -15,8 +15,8 @@
 
 use std::cell::RefCell;
 
-use denorm_expr::{AggregateFunc, AggregateOrder, BinaryOp, Expr};
-use denorm_types::{Collation, Datum, Dialect, ScalarType};
+use denorm_expr::{AggregateFunc, AggregateOrder, BinaryOp, Expr, Func};
+use denorm_types::{Catalog, Collation, Datum, Dialect, ScalarType};
 use sqlparser::ast::{self, BinaryOperator, UnaryOperator};
 
 use crate::date_arith;
@@ -47,6 +47,17 @@ impl Clause {
             Clause::GroupBy => "aggregate functions are not allowed in GROUP BY",
             Clause::Select => "aggregate functions are not allowed here",
             Clause::AggregateArgument => "aggregate function calls cannot be nested",
+        }
+    }
+
+    /// Where the clause is, for "… is not supported {place}".
+    pub(crate) fn place(self) -> &'static str {
+        match self {
+            Clause::Where => "in WHERE",
+            Clause::JoinOn => "in JOIN conditions",
+            Clause::GroupBy => "in GROUP BY",
+            Clause::Select => "here",
+            Clause::AggregateArgument => "in aggregate arguments",
         }
     }
 }
@@ -177,6 +188,9 @@ pub(crate) struct Lowerer<'a, 'c> {
     /// Window calls already planned (`LAG`/`LEAD`, see [`crate::shift`]):
     /// each call's node, found by address, reads its column.
     pub windows: &'a [crate::shift::Column<'a>],
+    /// The view is refreshed on a schedule: the current-time functions read
+    /// the engine's clock (see [`crate::subquery::Subqueries::clock`]).
+    pub clock: bool,
 }
 
 type Lowered = Result<Typed, PlanError>;
@@ -446,6 +460,9 @@ impl<'a, 'c> Lowerer<'a, 'c> {
         use BinaryOperator as B;
         let bop = match op {
             B::Arrow | B::LongArrow => return self.json_arrow(l, r, matches!(op, B::LongArrow), at, d),
+            B::HashArrow | B::HashLongArrow => {
+                return self.json_path_operator(l, r, matches!(op, B::HashLongArrow), at, d)
+            }
             B::Plus => BinaryOp::Add,
             B::Minus => BinaryOp::Sub,
             B::Multiply => BinaryOp::Mul,
@@ -629,10 +646,23 @@ impl<'a, 'c> Lowerer<'a, 'c> {
             Some(e) => Some(self.escape_char(e, at)?),
         };
         let nullable = x.nullable || pattern.nullable;
-        let case_insensitive = p.ilike || self.dialect == Dialect::Sqlite;
-        let like = Expr::Like { expr: Box::new(x.expr), pattern: Box::new(pattern.expr), case_insensitive, escape };
+        let (mut x, mut pattern) = (x.expr, pattern.expr);
+        let mut case_insensitive = p.ilike || self.dialect == Dialect::Sqlite;
+        // PostgreSQL's ILIKE under a UTF-8 locale is LIKE of lower() of both
+        // sides (`Generic_Text_IC_like`); under LC_CTYPE C it folds ASCII.
+        if p.ilike && !self.ascii_case_mapping() {
+            let lower = |e: Expr| Expr::Call { func: Func::Lower { ascii_only: false }, args: vec![e] };
+            (x, pattern, case_insensitive) = (lower(x), lower(pattern), false);
+        }
+        let like = Expr::Like { expr: Box::new(x), pattern: Box::new(pattern), case_insensitive, escape };
         let e = Typed::new(like, ScalarType::Bool, nullable);
         Ok(if p.negated { not(e) } else { e })
+    }
+
+    /// Whether `upper`/`lower`/`initcap`/`ILIKE` map only ASCII letters:
+    /// always in SQLite (without ICU), in PostgreSQL under `LC_CTYPE` C.
+    pub(crate) fn ascii_case_mapping(&self) -> bool {
+        self.dialect == Dialect::Sqlite || self.scope.catalog.is_some_and(Catalog::ascii_case_mapping)
     }
 
     fn escape_char(&self, e: &ast::Expr, at: Option<Location>) -> Result<char, PlanError> {

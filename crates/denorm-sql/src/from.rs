@@ -273,6 +273,7 @@ impl<'x, 'q, 'c> Planner<'x, 'q, 'c> {
             // WHERE plans it (see `where_preds`).
             subqueries: None,
             windows: &[],
+            clock: self.cx.reads_clock(),
         }
     }
 
@@ -684,6 +685,13 @@ impl<'x, 'q, 'c> Planner<'x, 'q, 'c> {
         };
         let (a_ty, b_ty) = (a.ty, b.ty);
         let (a, b) = (to_float(a, b_ty), to_float(b, a_ty));
+        // SQLite converts a text beside a number column by NUMERIC affinity
+        // (or the number beside a text column by TEXT affinity): the key
+        // sides are the converted values (see `number_text_operands`).
+        let (a, b) = match crate::types::number_text_operands(&a, &b, true) {
+            Some(pair) if self.cx.dialect == Dialect::Sqlite && collation == denorm_types::Collation::Binary => pair,
+            _ => (a, b),
+        };
         if a.ty != b.ty || a.ty == ScalarType::Null {
             return None;
         }

@@ -2,7 +2,7 @@
 
 use std::cell::RefCell;
 
-use denorm_expr::function::{self, Arg, FunctionDef, Kind, Nulls, Returns};
+use denorm_expr::function::{self, Arg, Clock, FunctionDef, Kind, Nulls, Returns};
 use denorm_expr::{AggregateFunc, BinaryOp, DateFunc, Expr, Func};
 use denorm_types::{Collation, Datum, Dialect, ScalarType};
 use sqlparser::ast::{
@@ -108,17 +108,61 @@ pub(crate) fn string_literal(e: &ast::Expr) -> Option<&str> {
     }
 }
 
-/// Refuses `'now'`, `'localtime'` and `'utc'` written in a date function.
+/// Where a date function's time value is: after `strftime`'s format.
+fn time_value_at(kind: DateFunc) -> usize {
+    usize::from(kind == DateFunc::Strftime)
+}
+
+/// Whether the date function's time value is `'now'`, or left out (SQLite
+/// reads `date()` as `date('now')`).
+fn reads_now(kind: DateFunc, args: &[&ast::Expr]) -> bool {
+    match args.get(time_value_at(kind)) {
+        None => true,
+        Some(a) => string_literal(a).is_some_and(|t| t.eq_ignore_ascii_case("now")),
+    }
+}
+
+/// Refuses `'subsec'` as a time value, `'localtime'` and `'utc'` written in
+/// a date function (`'now'` reads the engine's clock: see [`reads_now`]).
 fn check_date_literals(name: &str, kind: DateFunc, args: &[&ast::Expr], at: Option<Location>) -> Result<(), PlanError> {
-    let values = if kind == DateFunc::Strftime { &args[1..] } else { args };
+    let values = args.get(time_value_at(kind)..).unwrap_or_default();
     for (i, a) in values.iter().enumerate() {
-        if let Some(text) = string_literal(a).filter(|t| denorm_expr::reads_the_clock(i, t)) {
+        let now = i == 0 && string_literal(a).is_some_and(|t| t.eq_ignore_ascii_case("now"));
+        if let Some(text) = string_literal(a).filter(|t| !now && denorm_expr::reads_the_clock(i, t)) {
+            let hint = match i {
+                0 => {
+                    "write the time value 'now' and the modifier 'subsec', in a view refreshed on a schedule \
+                      (WITH (refresh = '1m'))"
+                }
+                _ => "denorm computes dates in UTC: compare with a fixed date, or convert to local time when reading",
+            };
             return Err(PlanError::new(format!("{name}(…) with '{text}' is not supported in a maintained view"), at)
                 .detail("it reads the clock or the machine's time zone, which change without a change in the source")
-                .hint("compare with a fixed date, or filter by time when reading"));
+                .hint(hint));
         }
     }
     Ok(())
+}
+
+/// SQLite's time value of the clock (whose first column is at `first`): its
+/// julian day number, which SQLite's date functions read to the
+/// millisecond as they read `'now'`.
+fn julian_day(first: usize) -> Typed {
+    let ms = Expr::Column(first + denorm_types::clock::EPOCH_MS);
+    let days = Expr::binary(BinaryOp::Div, ms, Expr::Literal(Datum::Float(86_400_000.0)));
+    let jd = Expr::binary(BinaryOp::Add, days, Expr::Literal(Datum::Float(2_440_587.5)));
+    Typed::new(jd, ScalarType::Float, false)
+}
+
+/// SQLite's `'now'` at the clock (whose first column is at `first`): its
+/// text to the millisecond, `YYYY-MM-DD HH:MM:SS.SSS`, which the date
+/// functions read as they read `'now'` (a number would not do: the
+/// modifiers `unixepoch`, `julianday` and `auto` reinterpret a numeric time
+/// value, and make `'now'` NULL).
+fn now_text(first: usize) -> Typed {
+    let format = Expr::Literal(Datum::owned_text("%Y-%m-%d %H:%M:%f"));
+    let text = Expr::Call { func: Func::Date(DateFunc::Strftime), args: vec![format, julian_day(first).expr] };
+    Typed::new(text, ScalarType::Text, false)
 }
 
 /// The format of printf must be a literal using the supported conversions.
@@ -167,12 +211,44 @@ impl Lowerer<'_, '_> {
                 PlanError::new(format!("function {name}() is not supported in a maintained view"), at).detail(why)
             );
         }
-        if call_func(def) == Func::Age && args.len() == 1 {
-            return Err(PlanError::new("function age(timestamp) is not supported in a maintained view", at)
-                .detail("age(t) is age(current_date, t): it changes every day without a change in the source")
-                .hint("write age(a, b) over two columns, or compute the age at read time"));
+        if let Kind::Clock(clock) = def.kind {
+            if !def.takes(args.len()) {
+                return Err(arity_error(name, &def.arity_text(), at));
+            }
+            return self.clock_call(&format!("{name}()"), clock, at);
         }
-        if !def.takes(args.len()) {
+        // SQLite's date functions of 'now' (or of no time value) read the
+        // clock in place of the time value.
+        let now = match call_func(def) {
+            Func::Date(kind) if reads_now(kind, args) => {
+                let first = self.read_clock(&format!("{name}(…) with 'now'"), at)?;
+                Some((time_value_at(kind), now_text(first)))
+            }
+            _ => None,
+        };
+        let arity = args.len() + usize::from(now.as_ref().is_some_and(|(i, _)| *i == args.len()));
+        // age(t) is age(current_date, t): the clock's date as a timestamp.
+        let today = match call_func(def) == Func::Age && args.len() == 1 {
+            true if !self.clock => {
+                return Err(PlanError::new(
+                    "age(timestamp) reads the current date, which changes without a change in the source",
+                    at,
+                )
+                .detail("age(t) is age(current_date, t): it changes every day")
+                .hint(format!("write age(a, b) over two columns, or {}", function::CLOCK_HINT)))
+            }
+            true => {
+                let date = self.clock_call("age(timestamp)", Clock::Date, at)?.expr;
+                Some(Typed::new(
+                    Expr::Cast { expr: Box::new(date), to: ScalarType::Timestamp },
+                    ScalarType::Timestamp,
+                    false,
+                ))
+            }
+            false => None,
+        };
+        let arity = arity + usize::from(today.is_some());
+        if !def.takes(arity) {
             return Err(arity_error(name, &def.arity_text(), at));
         }
         if let Func::Date(kind) = call_func(def) {
@@ -181,7 +257,19 @@ impl Lowerer<'_, '_> {
         if call_func(def) == Func::Printf {
             check_printf_format(args[0], at)?;
         }
-        let lowered = args.iter().map(|a| self.lower(a, d)).collect::<Result<Vec<_>, _>>()?;
+        let mut lowered = Vec::with_capacity(arity);
+        for (i, a) in args.iter().enumerate() {
+            match &now {
+                Some((at_now, jd)) if *at_now == i => lowered.push(jd.clone()),
+                _ => lowered.push(self.lower(a, d)?),
+            }
+        }
+        if let Some((at_now, jd)) = now.filter(|(i, _)| *i == args.len()) {
+            lowered.insert(at_now, jd);
+        }
+        if let Some(today) = today {
+            lowered.insert(0, today);
+        }
         if lowered.iter().any(|t| t.explicit) {
             return Err(crate::expr::nested_collate(at));
         }
@@ -223,6 +311,46 @@ impl Lowerer<'_, '_> {
                 }
             }
         }
+    }
+
+    /// The placeholder column of the engine's clock for `what` (a
+    /// current-time call), or the error: the view is refreshed on every
+    /// change, or the clause has no input to join the clock to.
+    fn read_clock(&self, what: &str, at: Option<Location>) -> Result<usize, PlanError> {
+        if !self.clock {
+            return Err(PlanError::new(
+                format!("{what} reads the current time, which changes without a change in the source"),
+                at,
+            )
+            .detail("a view refreshed on every change cannot follow it")
+            .hint(function::CLOCK_HINT));
+        }
+        let Some(subqueries) = self.subqueries else {
+            // JOIN … ON, GROUP BY, aggregate arguments, a subquery's
+            // correlation: no input to join the clock to.
+            return Err(PlanError::new(format!("{what} is not supported {}", self.clause.place()), at).hint(
+                "read the current time in WHERE, the SELECT list or HAVING, in a condition that does not \
+                 correlate a subquery",
+            ));
+        };
+        Ok(subqueries.clock())
+    }
+
+    /// A current-time function (`now()`, `current_date`, …) over the clock.
+    fn clock_call(&self, what: &str, clock: Clock, at: Option<Location>) -> Result<Typed, PlanError> {
+        let first = self.read_clock(what, at)?;
+        let at_column = Expr::Column(first + denorm_types::clock::AT);
+        let (expr, ty) = match clock {
+            Clock::TimestampTz => (at_column, ScalarType::TimestampTz),
+            Clock::Date => (Expr::Cast { expr: Box::new(at_column), to: ScalarType::Date }, ScalarType::Date),
+            Clock::Timestamp => {
+                (Expr::Cast { expr: Box::new(at_column), to: ScalarType::Timestamp }, ScalarType::Timestamp)
+            }
+            Clock::Sqlite(kind) => {
+                (Expr::Call { func: Func::Date(kind), args: vec![julian_day(first).expr] }, ScalarType::Text)
+            }
+        };
+        Ok(Typed::new(expr, ty, false))
     }
 
     /// The table entry for `name`, or the error naming it.
@@ -351,10 +479,11 @@ impl Lowerer<'_, '_> {
     }
 
     fn scalar_call(&self, def: &FunctionDef, args: Vec<Typed>, at: Option<Location>) -> Result<Typed, PlanError> {
-        let ascii_only = self.dialect == Dialect::Sqlite;
+        let ascii_only = self.ascii_case_mapping();
         let func = match call_func(def) {
             Func::Lower { .. } => Func::Lower { ascii_only },
             Func::Upper { .. } => Func::Upper { ascii_only },
+            Func::Initcap { .. } => Func::Initcap { ascii_only },
             func => func,
         };
         // PostgreSQL casts the arguments of greatest/least to their common type.

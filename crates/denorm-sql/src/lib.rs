@@ -28,6 +28,17 @@
 //! empty row (`SELECT 1 AS one` is a constant view); `VALUES (…), (…)` is
 //! a query or an operand of its own, columns named `column1`, ….
 //!
+//! # The current time
+//!
+//! `now()`, `current_date`, SQLite's `'now'` and the others change without
+//! a change in the source: a view refreshed on every change refuses them
+//! (the hint names `WITH (refresh = …)`). A view refreshed on a schedule
+//! reads them from the engine's clock ([`denorm_types::clock`]), a one-row
+//! input joined once per clause like an uncorrelated scalar subquery (see
+//! `func.rs` `clock_call`, `subquery.rs` `Subqueries::clock`): at each
+//! refresh the view is its query at that refresh's instant, one for every
+//! call, to the millisecond, in UTC.
+//!
 //! # Collations (SQLite)
 //!
 //! A column's declared collation (`TEXT COLLATE NOCASE`, from

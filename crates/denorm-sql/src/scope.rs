@@ -136,7 +136,12 @@ impl<'c> Scope<'c> {
             _ => vec![None; table.columns.len()],
         };
         let narrow = match (&derived, self.catalog) {
-            (None, Some(catalog)) => table.columns.iter().map(|c| catalog.narrow_int(&table.name, &c.name)).collect(),
+            // A jsonb column is a "narrow" JSON value (see `Typed::narrow`).
+            (None, Some(catalog)) => table
+                .columns
+                .iter()
+                .map(|c| catalog.narrow_int(&table.name, &c.name) || catalog.jsonb(&table.name, &c.name))
+                .collect(),
             _ => vec![false; table.columns.len()],
         };
         self.relations.push(Relation { name, table, derived, offset, outer, collations, narrow });

@@ -103,6 +103,15 @@ pub(crate) struct Context<'a, 'c> {
     pub compared: bool,
 }
 
+impl Context<'_, '_> {
+    /// Whether the view may read the current time: it is refreshed on a
+    /// schedule, so its state changes only at refreshes, each computed at
+    /// one instant (see [`denorm_types::clock`]).
+    pub fn reads_clock(&self) -> bool {
+        matches!(self.view.refresh, crate::Refresh::Every(_))
+    }
+}
+
 /// A planned query: what a view or a derived table is made of.
 #[derive(Debug)]
 pub(crate) struct Finished {
@@ -150,6 +159,10 @@ pub(crate) fn plan_view(
             .hint("a feed joins source tables; define the subquery's rows as their own view"));
     }
     let finished = finish(body, select, &scope, &cx)?;
+    if finished.plan.reads_clock() {
+        return Err(PlanError::new("a feed view cannot read the current time", Some(view.location))
+            .hint("filter the feed's rows by time when reading, or define a view refreshed on a schedule"));
+    }
     let reads = scope.dependencies(catalog);
     let (plan, columns, key) = (finished.plan, finished.columns, finished.key);
     let planned = Planned { plan, columns, key, order: vec![], order_collations: vec![], reads, sort_keys: Vec::new() };
@@ -244,6 +257,7 @@ pub(crate) fn plan_select_ordered<'q, 'c>(
         fallback,
         subqueries: Some(&subqueries),
         windows: &[],
+        clock: cx.reads_clock(),
     };
     // An error here does not stop planning: the select list's errors are
     // reported beside it.

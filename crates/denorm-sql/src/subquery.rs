@@ -53,7 +53,7 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 
 use denorm_expr::{Aggregate, AggregateFunc, BinaryOp, Expr, JoinKind, Plan, SortKey};
-use denorm_types::{Collation, Datum, Dialect, ScalarType};
+use denorm_types::{clock, Collation, Datum, Dialect, ScalarType};
 use sqlparser::ast::{self, SelectItem};
 
 use crate::expr::{not, Clause, Lowerer};
@@ -120,6 +120,9 @@ pub(crate) struct Subqueries<'a, 'c> {
     steps: RefCell<Vec<Step>>,
     /// Columns the pending steps add.
     width: Cell<usize>,
+    /// The placeholder of the engine's clock once a call read it: every
+    /// current-time call of the clause reads the one joined row.
+    clock: Cell<Option<usize>>,
 }
 
 impl fmt::Debug for Subqueries<'_, '_> {
@@ -130,7 +133,14 @@ impl fmt::Debug for Subqueries<'_, '_> {
 
 impl<'a, 'c> Subqueries<'a, 'c> {
     pub fn new(cx: Context<'a, 'c>, scope: &'a Scope<'c>) -> Self {
-        Subqueries { cx, scope, over_groups: false, steps: RefCell::new(Vec::new()), width: Cell::new(0) }
+        Subqueries {
+            cx,
+            scope,
+            over_groups: false,
+            steps: RefCell::new(Vec::new()),
+            width: Cell::new(0),
+            clock: Cell::new(None),
+        }
     }
 
     /// For the clauses over a Reduce output (grouped SELECT list, HAVING).
@@ -144,6 +154,20 @@ impl<'a, 'c> Subqueries<'a, 'c> {
         let first = PLACEHOLDER + self.width.get();
         self.width.set(self.width.get() + width);
         self.steps.borrow_mut().push(step);
+        first
+    }
+
+    /// The placeholder of the first column of the engine's clock (see
+    /// [`denorm_types::clock`]), joined on no key like an uncorrelated
+    /// scalar subquery: one row, so each input row is kept once, and the
+    /// core maintains a comparison with it as an ordered `ScalarFilter`.
+    pub fn clock(&self) -> usize {
+        if let Some(first) = self.clock.get() {
+            return first;
+        }
+        let get = Plan::Get { table: clock::TABLE.to_string(), arity: clock::ARITY };
+        let first = self.join(get, Vec::new(), Vec::new());
+        self.clock.set(Some(first));
         first
     }
 
@@ -193,6 +217,7 @@ impl<'a, 'c> Subqueries<'a, 'c> {
     pub fn apply<'e>(&self, input: Plan, exprs: impl IntoIterator<Item = &'e mut Expr>) -> Plan {
         let steps = std::mem::take(&mut *self.steps.borrow_mut());
         self.width.set(0);
+        self.clock.set(None);
         let base = input.arity();
         let place = |c: usize| if c >= PLACEHOLDER { base + (c - PLACEHOLDER) } else { c };
         // Domains are taken from the input, not from the joins of earlier

@@ -33,7 +33,9 @@ pub(crate) struct Typed {
     /// PostgreSQL: an integer of type `smallint` or `integer` rather than
     /// `bigint` (a source column's, a literal within 32 bits, a CAST, or
     /// arithmetic over such). `SUM` of it is `bigint`; `SUM` of any other
-    /// integer is `numeric`, as PostgreSQL types them.
+    /// integer is `numeric`, as PostgreSQL types them. For a JSON value: a
+    /// `jsonb` one (a source column's, or what `->`/`#>` take from one),
+    /// whose bare scalars `->` reads as one-element arrays.
     pub narrow: bool,
 }
 
@@ -56,7 +58,7 @@ impl Typed {
     /// The same expression marked as a PostgreSQL `smallint`/`integer`
     /// (see [`Typed::narrow`]) when `narrow` and it is an integer.
     pub fn narrowed(self, narrow: bool) -> Self {
-        let narrow = narrow && self.ty == ScalarType::Int;
+        let narrow = narrow && matches!(self.ty, ScalarType::Int | ScalarType::Json);
         Typed { narrow, ..self }
     }
 
@@ -212,7 +214,51 @@ pub(crate) fn uncollated_operands(
     if comparable(left.ty, right.ty) {
         return Ok((left, right));
     }
+    if dialect == Dialect::Sqlite {
+        if let Some((left, right)) = number_text_operands(&left, &right, false) {
+            return Ok((left, right));
+        }
+    }
     Err(operator_error(symbol, left.ty, right.ty, at))
+}
+
+/// SQLite's conversions before comparing a number with text
+/// (datatype3.html §4.2): when the numeric operand is a column (or a CAST)
+/// of INTEGER/REAL affinity, NUMERIC affinity is applied to the text
+/// operand (`'1'`, `' 1'`, `'1.0'` become numbers, `'1x'` stays text); when
+/// instead the text operand is a column of TEXT affinity, TEXT affinity is
+/// applied to the number (`CAST(n AS TEXT)`). `None` when neither operand
+/// has an affinity: SQLite then converts nothing, so a number never equals
+/// a text — denorm refuses that comparison as a type mismatch. With `key`
+/// (a join key, compared bytewise), both sides of the first case are read
+/// as [`Func::NumericAffinity`](denorm_expr::Func::NumericAffinity) keys,
+/// so `1`, `1.0` and `'1'` are one key.
+pub(crate) fn number_text_operands(left: &Typed, right: &Typed, key: bool) -> Option<(Typed, Typed)> {
+    use ScalarType::{Float, Int, Text};
+    let numeric = |t: &Typed| matches!(t.ty, Int | Float);
+    let numeric_affinity = |t: &Typed, key: bool| {
+        let func = denorm_expr::Func::NumericAffinity { key };
+        Typed::new(Expr::Call { func, args: vec![t.expr.clone()] }, ScalarType::Any, t.nullable)
+    };
+    let text_affinity =
+        |t: &Typed| Typed::new(Expr::Cast { expr: Box::new(t.expr.clone()), to: Text }, Text, t.nullable);
+    let convert = |number: &Typed, text: &Typed| -> Option<(Typed, Typed)> {
+        if has_affinity(number) {
+            let number = if key { numeric_affinity(number, true) } else { number.clone() };
+            Some((number, numeric_affinity(text, key)))
+        } else if has_affinity(text) {
+            Some((text_affinity(number), text.clone()))
+        } else {
+            None
+        }
+    };
+    if numeric(left) && right.ty == Text {
+        convert(left, right)
+    } else if left.ty == Text && numeric(right) {
+        convert(right, left).map(|(number, text)| (text, number))
+    } else {
+        None
+    }
 }
 
 /// A `character(n)` value read as text, as PostgreSQL casts it: trailing
@@ -294,9 +340,12 @@ pub(crate) fn collation_key(t: Typed, c: Collation) -> Typed {
 }
 
 pub(crate) fn operator_error(symbol: &str, left: ScalarType, right: ScalarType, at: Option<Location>) -> PlanError {
-    PlanError::new(format!("operator does not exist: {left} {symbol} {right}"), at).hint(
-        "CAST one side explicitly, e.g. CAST(x AS INTEGER); denorm does not reproduce SQLite's implicit conversions",
-    )
+    let error = PlanError::new(format!("operator does not exist: {left} {symbol} {right}"), at)
+        .hint("CAST one side explicitly, e.g. CAST(x AS INTEGER)");
+    if left == right {
+        return error;
+    }
+    error.detail(format!("a type mismatch: the left operand is {left}, the right one {right}"))
 }
 
 /// A condition (WHERE, HAVING, ON, CASE WHEN, AND/OR/NOT operands). In

@@ -34,6 +34,7 @@ pub(crate) fn plan_values(values: &ast::Values, cx: &Context<'_, '_>) -> Result<
         fallback: first,
         subqueries: None,
         windows: &[],
+        clock: cx.reads_clock(),
     };
     let mut rows: Vec<Vec<Typed>> = Vec::with_capacity(values.rows.len());
     for row in &values.rows {

@@ -94,7 +94,9 @@ const CASES: &[(&str, Dialect, &str)] = &[
     ("fetch_with_ties", Dialect::Postgres, "SELECT id FROM posts ORDER BY id FETCH FIRST 10 ROWS WITH TIES"),
     ("join_without_on", Dialect::Postgres, "SELECT p.id FROM posts p JOIN users u"),
     ("left_join_without_on", Dialect::Postgres, "SELECT p.id FROM posts p LEFT JOIN users u"),
-    ("join_type_mismatch", Dialect::Sqlite, "SELECT p.id FROM posts p JOIN users u ON p.id = u.name"),
+    ("join_type_mismatch", Dialect::Postgres, "SELECT p.id FROM posts p JOIN users u ON p.id = u.name"),
+    // SQLite converts nothing when neither side has an affinity: never equal.
+    ("join_type_mismatch_sqlite_expressions", Dialect::Sqlite, "SELECT p.id FROM posts p JOIN users u ON p.id + 0 = u.name || ''"),
     ("comma_join_type_mismatch", Dialect::Postgres, "SELECT p.id FROM posts p, users u WHERE u.name = p.author_id"),
     ("cross_join_with_on", Dialect::Sqlite, "SELECT p.id FROM posts p CROSS JOIN users u ON u.id = p.author_id"),
     ("full_join_using_types", Dialect::Sqlite, "SELECT id FROM posts FULL JOIN (SELECT CAST(id AS TEXT) AS id FROM users) u USING (id)"),
@@ -215,6 +217,14 @@ const CASES: &[(&str, Dialect, &str)] = &[
     ("json_extract_several_paths", Dialect::Sqlite, "SELECT json_extract(body, '$.a', '$.b') AS a FROM posts"),
     ("bool_and_on_sqlite", Dialect::Sqlite, "SELECT author_id, bool_and(score > 0) AS b FROM posts GROUP BY author_id"),
     ("current_timestamp_postgres", Dialect::Postgres, "SELECT id, current_timestamp AS t FROM posts"),
+    // The current time, in a view refreshed on a schedule, where it cannot be read.
+    ("now_in_join_on", Dialect::Sqlite, "!CREATE MATERIALIZED VIEW v WITH (refresh = '1m') AS SELECT p.id FROM posts p JOIN users u ON u.id = p.author_id AND p.title > date('now')"),
+    ("now_in_group_by", Dialect::Postgres, "!CREATE MATERIALIZED VIEW v WITH (refresh = '1m') AS SELECT count(*) AS n FROM posts GROUP BY current_date"),
+    ("now_with_arguments", Dialect::Postgres, "!CREATE MATERIALIZED VIEW v WITH (refresh = '1m') AS SELECT id, now(3) AS t FROM posts"),
+    ("current_time_postgres", Dialect::Postgres, "!CREATE MATERIALIZED VIEW v WITH (refresh = '1m') AS SELECT id, current_time AS t FROM posts"),
+    ("subsec_time_value", Dialect::Sqlite, "!CREATE MATERIALIZED VIEW v WITH (refresh = '1m') AS SELECT id FROM posts WHERE datetime('subsec') > title"),
+    ("localtime_with_now", Dialect::Sqlite, "!CREATE MATERIALIZED VIEW v WITH (refresh = '1m') AS SELECT id FROM posts WHERE datetime('now', 'localtime') > title"),
+    ("now_in_feed", Dialect::Sqlite, "!CREATE MATERIALIZED VIEW f WITH (partition_by = 'author_id', order_by = 'id DESC', fanout_limit = 100, refresh = '1m') AS SELECT author_id, id FROM posts WHERE title > date('now')"),
 ];
 
 #[test]

@@ -5,7 +5,7 @@
 
 use denorm_core::{Dataflow, Runtime, SourceBatch, ViewId};
 use denorm_sql::{plan_views, ViewDef};
-use denorm_types::{Collation, Datum, Dialect, Position, ScalarType, Value};
+use denorm_types::{clock, temporal, Collation, Datum, Dialect, Position, ScalarType, Value};
 
 use crate::compare::{normalize_json, same_rows};
 use crate::reference::{reference_sql, BY_RULE};
@@ -19,6 +19,9 @@ pub struct Differential {
     pub dataflow: Dataflow,
     pub views: Vec<(ViewDef, ViewId)>,
     position: u64,
+    /// The engine's clock (milliseconds since the Unix epoch) when a view
+    /// reads it: frozen, and moved only by [`Differential::set_clock`].
+    clock: Option<i64>,
 }
 
 impl Differential {
@@ -27,11 +30,14 @@ impl Differential {
     /// not plan.
     pub fn new(schema: &str, views: &str, file: &str) -> Self {
         let reference = SqliteReference::new(schema).unwrap();
-        let catalog = reference.catalog();
+        let mut catalog = reference.catalog();
         let defs = plan_views(views, &catalog, Dialect::Sqlite).unwrap_or_else(|errors| {
             let text: Vec<String> = errors.iter().map(|e| e.render(file)).collect();
             panic!("views must plan:\n{}", text.join("\n"))
         });
+        if defs.iter().any(|def| def.plan.reads_clock()) {
+            catalog.add(clock::schema());
+        }
         let mut dataflow = Dataflow::new(catalog, Dialect::Sqlite);
         // Batches of insertions run in pieces of two changes, as a
         // snapshot runs in pieces (the result must not depend on it).
@@ -47,7 +53,7 @@ impl Differential {
                 (def, id)
             })
             .collect();
-        let mut harness = Differential { reference, dataflow, views, position: 0 };
+        let mut harness = Differential { reference, dataflow, views, position: 0, clock: None };
         harness.dataflow.apply(&SourceBatch::default());
         harness
     }
@@ -63,6 +69,23 @@ impl Differential {
         }
         if !out.rejected.is_empty() {
             return Err(format!("rejected: {:?}", out.rejected));
+        }
+        self.check()
+    }
+
+    /// Moves the engine's clock to `epoch_ms` (the old time retracted, the
+    /// new one inserted, one batch, as the engine does before a scheduled
+    /// refresh) and compares every view with SQLite's answer at that time.
+    pub fn set_clock(&mut self, epoch_ms: i64) -> Result<(), String> {
+        let mut changes = vec![(clock::row(epoch_ms), 1)];
+        if let Some(old) = self.clock.replace(epoch_ms) {
+            changes.push((clock::row(old), -1));
+        }
+        self.position += 1;
+        let batch = SourceBatch { position: Position(self.position), tables: vec![(clock::TABLE.into(), changes)] };
+        let out = self.dataflow.apply(&batch);
+        if !out.errors.is_empty() {
+            return Err(format!("view errors: {:?}", out.errors));
         }
         self.check()
     }
@@ -101,7 +124,12 @@ impl Differential {
 
     fn compare(&self, exact: &[&str]) -> Result<(), String> {
         for (def, id) in &self.views {
-            let (names, mut want) = self.reference.query(reference_sql(&def.name, &def.select_sql)).unwrap();
+            let sql = reference_sql(&def.name, &def.select_sql);
+            let sql = match self.clock {
+                Some(ms) => at_time(sql, ms),
+                None => sql.to_string(),
+            };
+            let (names, mut want) = self.reference.query(&sql).unwrap();
             let ours: Vec<&str> = def.columns.iter().map(|c| c.name.as_str()).collect();
             if ours != names {
                 return Err(format!("column names of {}: {ours:?} vs SQLite's {names:?}", def.name));
@@ -162,4 +190,27 @@ fn with_classes(rows: &mut [Vec<Value>]) {
             .collect();
         row.extend(classes);
     }
+}
+
+/// `sql` with the current time frozen at `epoch_ms`, as SQLite has no way
+/// to fix `'now'`: `'now'` becomes the time's text to the millisecond (which
+/// SQLite reads as it reads `'now'`), `CURRENT_TIMESTAMP`, `CURRENT_DATE`
+/// and `CURRENT_TIME` their text, a date function without a time value
+/// (`unixepoch()`) that text as its argument. The clock views of the
+/// differential tests write these spellings.
+pub fn at_time(sql: &str, epoch_ms: i64) -> String {
+    let days = epoch_ms.div_euclid(86_400_000);
+    let ms = epoch_ms.rem_euclid(86_400_000);
+    let (year, month, day) = temporal::civil_from_days(days);
+    let date = format!("{year:04}-{month:02}-{day:02}");
+    let time = format!("{:02}:{:02}:{:02}", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60);
+    let now = format!("'{date} {time}.{:03}'", ms % 1000);
+    let mut sql = sql.replace("'now'", &now);
+    sql = sql.replace("CURRENT_TIMESTAMP", &format!("'{date} {time}'"));
+    sql = sql.replace("CURRENT_DATE", &format!("'{date}'"));
+    sql = sql.replace("CURRENT_TIME", &format!("'{time}'"));
+    for f in ["date", "time", "datetime", "julianday", "unixepoch"] {
+        sql = sql.replace(&format!("{f}()"), &format!("{f}({now})"));
+    }
+    sql
 }

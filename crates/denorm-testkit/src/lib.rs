@@ -18,7 +18,7 @@ mod workload;
 pub mod writes;
 
 pub use compare::{canonical_json, normalize_json, same_rows, Mismatch};
-pub use harness::Differential;
+pub use harness::{at_time, Differential};
 pub use reference::{reference_sql, BY_RULE, REFERENCE_SQL};
 pub use sqlite::SqliteReference;
 pub use workload::{apply_workload, Op, TableChanges, TableSpec, WorkloadError};

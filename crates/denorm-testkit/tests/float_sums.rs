@@ -188,3 +188,79 @@ fn where_sqlite_rounds_its_compensation_denorm_is_correctly_rounded() {
     assert_eq!(f64::from_bits(ours[0].1), exact_sum(&values));
     assert_eq!(f64::from_bits(theirs[0].1).to_bits(), ours[0].1 + 1, "SQLite is one ulp above");
 }
+
+/// SUM, AVG and TOTAL of an ungrouped view, bit patterns: maintained
+/// through inserts and deletes, planned afresh on the final rows (a new
+/// start's snapshot), and SQLite's own.
+fn whole_table_sums(history: &[(i64, f64, bool)]) -> [[u64; 3]; 3] {
+    const WHOLE: &str = "CREATE MATERIALIZED VIEW whole AS SELECT SUM(x) AS s, AVG(x) AS a, TOTAL(x) AS t FROM t;";
+    let sqlite = Connection::open_in_memory().unwrap();
+    sqlite.execute_batch(SCHEMA).unwrap();
+    let catalog = denorm_source::sqlite::read_catalog(&sqlite).unwrap();
+    let def = plan_views(WHOLE, &catalog, Dialect::Sqlite).unwrap().remove(0);
+    let start = |catalog| {
+        let mut dataflow = Dataflow::new(catalog, Dialect::Sqlite);
+        let view = dataflow.add_view(&def.name, &def.plan, def.key.columns.clone(), false).unwrap();
+        dataflow.apply(&SourceBatch::default());
+        (dataflow, view)
+    };
+    let bits = |dataflow: &Dataflow, view| -> [u64; 3] {
+        let rows = dataflow.view_rows(view);
+        let r = rows[0].0.unpack();
+        [0, 1, 2].map(|i| match r[i].clone().into_owned() {
+            Datum::Float(f) => f.to_bits(),
+            other => panic!("not a double: {other:?}"),
+        })
+    };
+    let (mut maintained, view) = start(catalog.clone());
+    let mut present = std::collections::BTreeMap::new();
+    for (position, (id, x, insert)) in history.iter().enumerate() {
+        let row = Pair::row(*id, 1, *x);
+        let diff = if *insert {
+            sqlite.execute("INSERT INTO t VALUES (?1, 1, ?2)", rusqlite::params![id, x]).unwrap();
+            present.insert(*id, *x);
+            1
+        } else {
+            sqlite.execute("DELETE FROM t WHERE id = ?1", [id]).unwrap();
+            present.remove(id);
+            -1
+        };
+        let batch =
+            SourceBatch { position: Position(position as u64 + 1), tables: vec![("t".into(), vec![(row, diff)])] };
+        assert!(maintained.apply(&batch).errors.is_empty());
+    }
+    let (mut fresh, fresh_view) = start(catalog);
+    let rows = present.iter().map(|(id, x)| (Pair::row(*id, 1, *x), 1)).collect();
+    assert!(fresh.apply(&SourceBatch { position: Position(1), tables: vec![("t".into(), rows)] }).errors.is_empty());
+    let theirs = sqlite
+        .query_row("SELECT SUM(x), AVG(x), TOTAL(x) FROM t", [], |r| {
+            Ok([r.get::<_, f64>(0)?.to_bits(), r.get::<_, f64>(1)?.to_bits(), r.get::<_, f64>(2)?.to_bits()])
+        })
+        .unwrap();
+    [bits(&maintained, view), bits(&fresh, fresh_view), theirs]
+}
+
+/// Issue 11: 1.1-ish values, then a huge one that comes and goes. The
+/// maintained SUM, AVG and TOTAL equal a fresh start's and SQLite's, bit
+/// for bit (checked, not assumed: the exact sum forgets the 1e16 entirely).
+#[test]
+fn avg_over_real_after_a_huge_value_comes_and_goes_equals_sqlite_and_a_fresh_start() {
+    let mut history: Vec<(i64, f64, bool)> =
+        [1.1, 2.2, 3.3, 1.1, 0.7, 5.55, 1.15].iter().enumerate().map(|(id, x)| (id as i64, *x, true)).collect();
+    history.push((100, 1e16, true));
+    history.push((8, 4.4, true));
+    history.push((100, 1e16, false));
+    history.push((101, -1e16, true));
+    history.push((102, 1e16, true));
+    history.push((101, -1e16, false));
+    history.push((102, 1e16, false));
+    let [maintained, fresh, sqlite] = whole_table_sums(&history);
+    assert_eq!(maintained, fresh, "maintained vs a fresh start");
+    assert_eq!(
+        maintained,
+        sqlite,
+        "denorm vs SQLite: {:?} vs {:?}",
+        maintained.map(f64::from_bits),
+        sqlite.map(f64::from_bits)
+    );
+}

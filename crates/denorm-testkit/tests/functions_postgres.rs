@@ -143,7 +143,7 @@ fn string_functions_equal_postgres() {
         c.check("btrim({})", Func::Trim(TrimSide::Both), std::slice::from_ref(&s));
         for one in [
             ("reverse({})", Func::Reverse),
-            ("initcap({})", Func::Initcap),
+            ("initcap({})", Func::Initcap { ascii_only: false }),
             ("octet_length({})", Func::OctetLength),
             ("char_length({})", Func::Length),
         ] {
@@ -315,6 +315,35 @@ fn date_arithmetic_equals_postgres() {
     for start in starts {
         for text in intervals {
             let interval = denorm_expr::interval::parse(text, "second").unwrap();
+            for (op, interval) in [("+", interval), ("-", interval.negated().unwrap())] {
+                let expr = Expr::Call { func: Func::PlusInterval(interval), args: vec![value(&start)] };
+                c.check_expr(format!("{} {op} interval '{text}'", start.sql), expr);
+            }
+        }
+    }
+    c.finish();
+}
+
+/// `timestamptz ± interval` of a constant interval of hours, minutes and
+/// seconds (`now() - INTERVAL '1 hour'`, the one form denorm accepts: no
+/// days or months, so no time zone), the ends of the range and infinities.
+#[test]
+fn timestamptz_plus_a_time_interval_equals_postgres() {
+    let mut c = Checker::new();
+    c.client.batch_execute("SET TimeZone = 'UTC'").unwrap();
+    let value = |a: &Arg| Expr::Literal(a.value.clone());
+    let tz = |s: &str| Arg {
+        value: Datum::TimestampTz(temporal::parse_timestamptz(s).unwrap()),
+        sql: format!("'{s}'::timestamptz"),
+    };
+    let starts =
+        ["2024-05-01 10:00:00.25+00", "2024-03-31 01:30:00+00", "1970-01-01 00:00:00+00", "infinity", "-infinity"];
+    let intervals =
+        ["1 hour", "90 minutes", "-2 hours 30 minutes", "36:00:00.5", "1 us", "1 ms", "3600 seconds", "2562047 hours"];
+    for start in starts.map(tz).into_iter().chain([null("timestamptz")]) {
+        for text in intervals {
+            let interval = denorm_expr::interval::parse(text, "second").unwrap();
+            assert_eq!((interval.months, interval.days), (0, 0), "{text}");
             for (op, interval) in [("+", interval), ("-", interval.negated().unwrap())] {
                 let expr = Expr::Call { func: Func::PlusInterval(interval), args: vec![value(&start)] };
                 c.check_expr(format!("{} {op} interval '{text}'", start.sql), expr);
@@ -516,4 +545,55 @@ fn greatest_and_least_equal_postgres() {
         }
     }
     c.finish();
+}
+
+/// A connection to a database of its own created with `LC_CTYPE ctype`.
+fn database_with_ctype(name: &str, ctype: &str) -> Client {
+    let url = server_url();
+    let mut admin = Client::connect(&url, NoTls).unwrap();
+    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE '{ctype}'"))
+        .unwrap();
+    let (prefix, _) = url.rsplit_once('/').unwrap();
+    Client::connect(&format!("{prefix}/{name}"), NoTls).unwrap()
+}
+
+/// `upper`, `lower` and `initcap` of every letter of Latin-1, Latin
+/// Extended, IPA, Greek (with its extended block), Cyrillic, Armenian,
+/// Georgian, Latin Extended Additional and the letterlike and fullwidth
+/// forms, in runs of 48 characters: under a UTF-8 `LC_CTYPE` as PostgreSQL
+/// maps them (libc's one-to-one `towupper`/`towlower`), under `C` ASCII only.
+#[test]
+fn case_mapping_of_every_letter_equals_postgres_under_each_lc_ctype() {
+    let ranges = [
+        0x20..0x250,
+        0x250..0x2b0,
+        0x370..0x530,
+        0x530..0x590,
+        0x10a0..0x1100,
+        0x1e00..0x2000,
+        0x2100..0x2190,
+        0x2c00..0x2d30,
+        // Latin Extended-D up to the letters whose case pairs Unicode 14
+        // on added (U+A7C0 on), which the server's libc may predate.
+        0xa640..0xa7c0,
+        0xff00..0xff60,
+    ];
+    // U+0264 ɤ and U+019B ƛ have an upper case (U+A7CB, U+A7DC) only since
+    // Unicode 16, which the server's libc may predate.
+    let chars: Vec<char> =
+        ranges.into_iter().flatten().filter_map(char::from_u32).filter(|c| !matches!(c, '\'' | 'ɤ' | 'ƛ')).collect();
+    for (ctype, ascii_only) in [("C.UTF-8", false), ("C", true)] {
+        let database = if ascii_only { "denorm_case_c" } else { "denorm_case_utf8" };
+        let mut c = Checker::new();
+        c.client = database_with_ctype(database, ctype);
+        for run in chars.chunks(48) {
+            let s: String = run.iter().flat_map(|ch| [*ch, ' ', *ch, 'x', 'A']).collect();
+            c.check("upper({})", Func::Upper { ascii_only }, &[text(&s)]);
+            c.check("lower({})", Func::Lower { ascii_only }, &[text(&s)]);
+            c.check("initcap({})", Func::Initcap { ascii_only }, &[text(&s)]);
+        }
+        c.finish();
+    }
 }

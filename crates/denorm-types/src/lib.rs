@@ -14,6 +14,7 @@
 //! ```
 
 pub mod affinity;
+pub mod clock;
 mod datum;
 pub mod interval;
 pub mod json;

@@ -174,8 +174,16 @@ pub struct Catalog {
     /// PostgreSQL types `SUM` of the first two as `bigint` and of a
     /// `bigint` as `numeric`.
     narrow_ints: BTreeSet<(String, String)>,
+    /// PostgreSQL's `jsonb` columns (not `json`), by lower-cased (table,
+    /// column): both are [`ScalarType::Json`] text, but `jsonb -> 0` reads
+    /// a bare scalar as a one-element array.
+    jsonb: BTreeSet<(String, String)>,
     /// Each table's estimated number of rows, when the source gave one.
     rows: RowEstimates,
+    /// PostgreSQL: the database's `LC_CTYPE` is `C` or `POSIX`, under which
+    /// `upper`, `lower`, `initcap` and `ILIKE` map only ASCII letters (see
+    /// [`Catalog::ascii_case_mapping`]).
+    ascii_case_mapping: bool,
 }
 
 /// Tables' estimated row counts, by lower-cased name: a planner's hint
@@ -242,6 +250,30 @@ impl Catalog {
     /// (false for a `bigint` and every other column).
     pub fn narrow_int(&self, table: &str, column: &str) -> bool {
         self.narrow_ints.contains(&(table.to_ascii_lowercase(), column.to_ascii_lowercase()))
+    }
+
+    /// Records whether the source maps only ASCII letters between cases
+    /// (PostgreSQL under `LC_CTYPE` `C`/`POSIX`).
+    pub fn set_ascii_case_mapping(&mut self, ascii_only: bool) {
+        self.ascii_case_mapping = ascii_only;
+    }
+
+    /// Whether PostgreSQL's `upper`, `lower`, `initcap` and `ILIKE` map only
+    /// ASCII letters (the database's `LC_CTYPE` is `C` or `POSIX`); false
+    /// under any other locale, where they map every letter (libc's
+    /// `towupper`/`towlower`: one character to one, `ß` stays `ß`).
+    pub fn ascii_case_mapping(&self) -> bool {
+        self.ascii_case_mapping
+    }
+
+    /// Records that a PostgreSQL column is `jsonb` (see [`Catalog::jsonb`]).
+    pub fn set_jsonb(&mut self, table: &str, column: &str) {
+        self.jsonb.insert((table.to_ascii_lowercase(), column.to_ascii_lowercase()));
+    }
+
+    /// Whether a PostgreSQL JSON column is `jsonb` rather than `json`.
+    pub fn jsonb(&self, table: &str, column: &str) -> bool {
+        self.jsonb.contains(&(table.to_ascii_lowercase(), column.to_ascii_lowercase()))
     }
 
     /// Records a table's estimated number of rows (a hint for the planner's

@@ -45,6 +45,9 @@ pub fn render_view(view: &ViewDef, file: &Path, catalog: &Catalog) -> String {
         }
     };
     let _ = writeln!(out, "  refresh: {refresh}");
+    if view.plan.reads_clock() {
+        out.push_str("  clock: reads the current time, taken once per refresh (the same instant for the whole view)\n");
+    }
     if view.dependencies.is_empty() {
         out.push_str("  triggers: none\n");
     } else {
@@ -54,11 +57,37 @@ pub fn render_view(view: &ViewDef, file: &Path, catalog: &Catalog) -> String {
         }
     }
     let _ = writeln!(out, "  propagates: {}", propagation(&view.plan, catalog));
+    if has_unordered_concat(&view.plan) {
+        out.push_str(
+            "  note: group_concat/string_agg without ORDER BY joins the values in the order of their text; \
+             the source's order follows its query plan (indexes, statistics), so it may differ: \
+             write the order inside the call, e.g. group_concat(x, ',' ORDER BY id)\n",
+        );
+    }
     out.push_str("  plan:\n");
     for line in view.plan.to_string().lines() {
         let _ = writeln!(out, "    {line}");
     }
     out
+}
+
+/// Whether the plan concatenates text without an ORDER BY inside the call.
+fn has_unordered_concat(plan: &Plan) -> bool {
+    match plan {
+        Plan::Reduce { input, aggregates, .. } => {
+            aggregates.iter().any(|a| matches!(a.func, AggregateFunc::GroupConcat(spec) if spec.order.is_empty()))
+                || has_unordered_concat(input)
+        }
+        Plan::Filter { input, .. }
+        | Plan::Map { input, .. }
+        | Plan::Distinct { input }
+        | Plan::TopK { input, .. }
+        | Plan::Negate { input }
+        | Plan::Threshold { input } => has_unordered_concat(input),
+        Plan::Join { left, right, .. } => has_unordered_concat(left) || has_unordered_concat(right),
+        Plan::Union { inputs } => inputs.iter().any(has_unordered_concat),
+        _ => false,
+    }
 }
 
 fn describe_key(view: &ViewDef) -> String {
@@ -479,6 +508,20 @@ mod tests {
             group_key: vec![0, 1],
             aggregates: vec![agg(AggregateFunc::Count, 2), agg(AggregateFunc::Avg, 4)],
         }
+    }
+
+    /// SQLite's element order follows its plan (a covering index on the
+    /// value reorders it), so `denorm check` says so for an unordered
+    /// `group_concat`, and not when the call has its ORDER BY.
+    #[test]
+    fn an_unordered_group_concat_is_noted() {
+        let views = "CREATE MATERIALIZED VIEW u AS SELECT author_id, group_concat(body) AS b FROM posts GROUP BY author_id;
+                     CREATE MATERIALIZED VIEW o AS SELECT author_id, group_concat(body, ',' ORDER BY id) AS b FROM posts GROUP BY author_id;";
+        let defs = denorm_sql::plan_views(views, &catalog(), denorm_types::Dialect::Sqlite).unwrap();
+        let notes: Vec<bool> = defs.iter().map(|d| has_unordered_concat(&d.plan)).collect();
+        assert_eq!(notes, [true, false]);
+        let text = render_view(&defs[0], Path::new("views.sql"), &catalog());
+        assert!(text.contains("note: group_concat/string_agg without ORDER BY"), "{text}");
     }
 
     #[test]

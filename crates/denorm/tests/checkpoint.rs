@@ -121,8 +121,8 @@ fn a_kill_after_writes_loads_the_checkpoint_and_the_changes_since() {
     let denorm = start(&project, true);
     transactions(&db, 3, 10);
     assert_views_equal_sqlite(&denorm, &db);
-    // Past a durable commit of the state directory (every 500 ms).
-    std::thread::sleep(Duration::from_millis(1200));
+    // Past a durable commit of the state directory.
+    common::wait_until_released(&db);
     denorm.kill();
     let mut denorm = start(&project, true);
     let line = denorm.wait_for_log(FROM_CHECKPOINT);
@@ -133,7 +133,7 @@ fn a_kill_after_writes_loads_the_checkpoint_and_the_changes_since() {
     let denorm = start(&project, true);
     transactions(&db, 4, 10);
     assert_views_equal_sqlite(&denorm, &db);
-    std::thread::sleep(Duration::from_millis(1200));
+    common::wait_until_released(&db);
     denorm.kill();
     let mut denorm = start(&project, false);
     let line = denorm.wait_for_log(NOT_USED);
@@ -280,7 +280,7 @@ fn a_views_change_rebuilds_only_the_changed_views() {
     let denorm = start(&project, true);
     transactions(&db, 8, 10);
     assert_views_equal_sqlite(&denorm, &db);
-    std::thread::sleep(Duration::from_millis(1200));
+    common::wait_until_released(&db);
     denorm.kill();
     let views: String =
         CHANGED.iter().map(|(name, select)| format!("CREATE MATERIALIZED VIEW {name} AS {select};\n")).collect();

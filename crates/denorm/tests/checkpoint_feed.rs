@@ -8,8 +8,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::{committed_position, Denorm, Project, SplitMix};
 use rusqlite::Connection;
 use serde_json::{json, Value as Json};
@@ -142,8 +140,8 @@ fn a_feed_restarts_from_its_checkpoint() {
     assert_equal_sqlite(&denorm, &db);
     transactions(&db, &mut rng, 20);
     assert_equal_sqlite(&denorm, &db);
-    // Past a durable commit of the state directory (every 500 ms).
-    std::thread::sleep(Duration::from_millis(1200));
+    // Past a durable commit of the state directory.
+    common::wait_until_released(&db);
     denorm.kill();
     transactions(&db, &mut rng, 10);
     let (denorm, line) = start_from_checkpoint(&project);

@@ -153,9 +153,17 @@ pub fn read_catalog(client: &mut postgres::Client) -> Result<Catalog, SourceErro
             if matches!(ty, PgType::Int2 | PgType::Int4) {
                 catalog.set_narrow_int(&table.schema.name, &column.name);
             }
+            if *ty == PgType::Jsonb {
+                catalog.set_jsonb(&table.schema.name, &column.name);
+            }
         }
         catalog.add(table.schema);
     }
+    // upper/lower/initcap/ILIKE map only ASCII letters under the C locale.
+    let ctype = client
+        .query_one("SELECT datctype FROM pg_database WHERE datname = current_database()", &[])
+        .map_err(|source| SourceError::PostgresIntrospect { what: "reading the database's LC_CTYPE".into(), source })?;
+    catalog.set_ascii_case_mapping(ascii_ctype(ctype.get(0)));
     // The planner's hint for join order: the statistics' row counts of the
     // tables analyzed at least once (`reltuples` is -1 before).
     let estimates = client
@@ -170,6 +178,13 @@ pub fn read_catalog(client: &mut postgres::Client) -> Result<Catalog, SourceErro
         catalog.set_row_estimate(&name, rows as u64);
     }
     Ok(catalog)
+}
+
+/// Whether a database's `LC_CTYPE` is one under which PostgreSQL maps only
+/// ASCII letters between cases (`C`, `POSIX`; PostgreSQL's
+/// `lc_ctype_is_c`).
+pub(crate) fn ascii_ctype(ctype: &str) -> bool {
+    matches!(ctype, "C" | "POSIX")
 }
 
 /// A table as read from PostgreSQL's catalog.

@@ -130,8 +130,7 @@ impl Lowerer<'_, '_> {
     ) -> Result<Typed, PlanError> {
         let symbol = if value { "->>" } else { "->" };
         if self.dialect == Dialect::Postgres {
-            return Err(PlanError::new(format!("operator {symbol} is not supported on PostgreSQL"), at)
-                .hint("denorm reads SQLite's JSON operators only"));
+            return self.pg_json_arrow(l, r, value, at, d);
         }
         let document = bool_as_int(self.lower(l, d)?, self.dialect);
         let path = bool_as_int(self.lower(r, d)?, self.dialect);
@@ -147,6 +146,78 @@ impl Lowerer<'_, '_> {
             (Func::JsonAccess(JsonAccess::Json), ScalarType::Json)
         };
         Ok(Typed::new(Expr::Call { func, args: vec![document.expr, path.expr] }, ty, true))
+    }
+
+    /// PostgreSQL's `j -> key`, `j -> index` (JSON) and `j ->> key`, `j ->>
+    /// index` (text) on a `json`/`jsonb` value: the key is text, the index
+    /// an integer (negative counts from the end of an array).
+    fn pg_json_arrow(
+        &self,
+        l: &ast::Expr,
+        r: &ast::Expr,
+        value: bool,
+        at: Option<Location>,
+        d: usize,
+    ) -> Result<Typed, PlanError> {
+        let symbol = if value { "->>" } else { "->" };
+        let document = self.lower(l, d)?;
+        let key = self.lower(r, d)?;
+        if document.ty != ScalarType::Json || !matches!(key.ty, ScalarType::Text | ScalarType::Int) {
+            return Err(crate::types::operator_error(symbol, document.ty, key.ty, at).hint(format!(
+                "PostgreSQL's {symbol} takes a json or jsonb value and a text key or an integer index"
+            )));
+        }
+        // jsonb reads a bare scalar as a one-element array (`'42'::jsonb -> 0`
+        // is 42); what `->` takes from a jsonb value is jsonb again.
+        let jsonb = document.narrow;
+        let kind = match (value, jsonb) {
+            (false, false) => JsonAccess::PgJson,
+            (true, false) => JsonAccess::PgText,
+            (false, true) => JsonAccess::PgJsonbJson,
+            (true, true) => JsonAccess::PgJsonbText,
+        };
+        let ty = if value { ScalarType::Text } else { ScalarType::Json };
+        let call = Expr::Call { func: Func::JsonAccess(kind), args: vec![document.expr, key.expr] };
+        Ok(Typed::new(call, ty, true).narrowed(jsonb))
+    }
+
+    /// PostgreSQL's `j #> '{a,0}'` (JSON) and `j #>> '{a,0}'` (text): the
+    /// path is a `text[]` literal.
+    pub(crate) fn json_path_operator(
+        &self,
+        l: &ast::Expr,
+        r: &ast::Expr,
+        value: bool,
+        at: Option<Location>,
+        d: usize,
+    ) -> Result<Typed, PlanError> {
+        let symbol = if value { "#>>" } else { "#>" };
+        if self.dialect != Dialect::Postgres {
+            return Err(PlanError::new(format!("operator {symbol} is not supported by SQLite"), at)
+                .hint("write json_extract(j, '$.a[0]') or j -> '$.a[0]'"));
+        }
+        let document = self.lower(l, d)?;
+        if document.ty != ScalarType::Json {
+            return Err(crate::types::operator_error(symbol, document.ty, ScalarType::Text, at)
+                .hint(format!("PostgreSQL's {symbol} takes a json or jsonb value and a text[] path")));
+        }
+        let literal = match r {
+            ast::Expr::Value(v) => match &v.value {
+                ast::Value::SingleQuotedString(s) => Some(s.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
+        let Some(literal) = literal else {
+            return Err(PlanError::new(format!("the path of {symbol} must be a text[] literal such as '{{a,0}}'"), at)
+                .hint("write the path as a constant, e.g. doc #>> '{address,city}'"));
+        };
+        let path = Expr::Literal(denorm_types::Datum::owned_text(literal));
+        let (kind, ty) =
+            if value { (JsonAccess::PgPathText, ScalarType::Text) } else { (JsonAccess::PgPathJson, ScalarType::Json) };
+        let jsonb = document.narrow;
+        let call = Expr::Call { func: Func::JsonAccess(kind), args: vec![document.expr, path] };
+        Ok(Typed::new(call, ty, true).narrowed(jsonb))
     }
 
     /// A JSON aggregate in the SELECT list or HAVING of a grouped query.

@@ -220,6 +220,7 @@ fn split_where<'q>(
         fallback: at,
         subqueries: None,
         windows: &[],
+        clock: lw.clock,
     };
     // Over a Reduce output, outer values are GROUP BY expressions or
     // aggregates, lowered as in the outer SELECT list.

@@ -4,6 +4,14 @@
 //! and applies them together when its period is due — consolidated, so a row
 //! updated a thousand times in the period costs one change.
 //!
+//! A scheduled view calling `now()` and friends reads the engine's clock
+//! (`denorm_types::clock`), an input of its dataflow alone: the flow feeds
+//! it the wall-clock time with the snapshot, and just before each refresh
+//! the new time with the old one's retraction (kept among the gathered
+//! changes, so a checkpoint carries it and the refresh after a restart
+//! moves the clock from the saved time to the new one). Views that do not
+//! read it pay nothing.
+//!
 //! Pure bookkeeping: no I/O and no publishing; the engine hands what a step
 //! produced to the publisher.
 
@@ -14,7 +22,7 @@ use denorm_core::{BuildError, Dataflow, Runtime, SourceBatch, StateEstimate, Tab
 use denorm_expr::Plan;
 use denorm_serve::feed::{CELEBRITY_CONTENT, CELEBRITY_EDGES, CONTENT};
 use denorm_sql::{Refresh, ViewDef};
-use denorm_types::{consolidate, Catalog, Dialect, Diff, Position, Row};
+use denorm_types::{clock, consolidate, Catalog, Dialect, Diff, Position, Row};
 
 mod checkpoint;
 pub use checkpoint::SavedFlow;
@@ -55,6 +63,8 @@ struct Scheduled {
     pending: BTreeMap<String, Vec<(Row, Diff)>>,
     pending_changes: usize,
     due: Instant,
+    /// The view reads the engine's clock.
+    clock: bool,
 }
 
 #[derive(Debug)]
@@ -69,6 +79,9 @@ pub struct Flow {
     failed: BTreeSet<usize>,
     /// The source position the flow has consumed.
     pub position: Position,
+    /// The wall-clock time (milliseconds since the Unix epoch) the clock
+    /// of a scheduled view takes at its snapshot and refreshes.
+    wall_ms: fn() -> i64,
 }
 
 impl Flow {
@@ -112,6 +125,11 @@ impl Flow {
                     }
                 }
                 Refresh::Every(every) => {
+                    let reads_clock = dataflow_views(def).iter().any(|(_, plan, _)| plan.reads_clock());
+                    let mut catalog = catalog.clone();
+                    if reads_clock {
+                        catalog.add(clock::schema());
+                    }
                     let mut dataflow = Dataflow::new(catalog.clone(), dialect);
                     dataflow.share_arrangements(dataflow_views(def).into_iter().map(|(_, plan, _)| plan));
                     let mut parts = Vec::new();
@@ -133,11 +151,26 @@ impl Flow {
                         pending: BTreeMap::new(),
                         pending_changes: 0,
                         due: now + every,
+                        clock: reads_clock,
                     });
                 }
             }
         }
-        Ok(Flow { main, slots, scheduled, added: Vec::new(), failed: BTreeSet::new(), position: Position(0) })
+        Ok(Flow {
+            main,
+            slots,
+            scheduled,
+            added: Vec::new(),
+            failed: BTreeSet::new(),
+            position: Position(0),
+            wall_ms: clock::wall_ms,
+        })
+    }
+
+    /// Reads the wall-clock time from `wall_ms` (tests freeze it).
+    pub fn with_wall_clock(mut self, wall_ms: fn() -> i64) -> Self {
+        self.wall_ms = wall_ms;
+        self
     }
 
     /// A live reload: views move to new publishing slots (`map[old] =
@@ -188,7 +221,7 @@ impl Flow {
         for (slot, def) in views {
             planned[*slot] = Some(def.clone());
         }
-        let mut fresh = Flow::new(catalog, &planned, dialect, now)?;
+        let mut fresh = Flow::new(catalog, &planned, dialect, now)?.with_wall_clock(self.wall_ms);
         let step = fresh.snapshot(batch);
         self.added.push((fresh.main, fresh.slots));
         self.scheduled.extend(fresh.scheduled);
@@ -200,8 +233,18 @@ impl Flow {
     /// (they are refreshed by it).
     pub fn snapshot(&mut self, batch: &SourceBatch) -> Step {
         let mut step = self.apply_main(batch);
+        let now_ms = (self.wall_ms)();
         for s in &mut self.scheduled {
-            let output = s.dataflow.apply(batch);
+            let output = match s.clock {
+                true => {
+                    // The clock first (a small batch: the snapshot is not
+                    // copied), then the rows; one output of both.
+                    let clock = s.clock_batch(batch.position, now_ms);
+                    let first = s.dataflow.apply(&clock);
+                    merge(first, s.dataflow.apply(batch))
+                }
+                false => s.dataflow.apply(batch),
+            };
             collect(&mut step, &mut self.failed, &s.parts, output);
             step.refreshed.push(s.slot);
         }
@@ -234,9 +277,16 @@ impl Flow {
     /// flow's position; `None` when none is due.
     pub fn refresh_due(&mut self, now: Instant) -> Option<Step> {
         let mut step = Step::default();
+        let now_ms = (self.wall_ms)();
         for s in self.scheduled.iter_mut().filter(|s| s.due <= now) {
-            let tables = std::mem::take(&mut s.pending).into_iter().collect();
+            let mut pending = std::mem::take(&mut s.pending);
             s.pending_changes = 0;
+            if s.clock {
+                // The retraction of the time of the last refresh is there.
+                let (_, row) = s.clock_batch(self.position, now_ms).tables.remove(0);
+                pending.entry(clock::TABLE.to_string()).or_default().extend(row);
+            }
+            let tables = pending.into_iter().collect();
             let output = s.dataflow.apply(&SourceBatch { position: self.position, tables });
             collect(&mut step, &mut self.failed, &s.parts, output);
             step.refreshed.push(s.slot);
@@ -430,6 +480,43 @@ fn heap_row_bytes(row: &Row) -> usize {
     }
 }
 
+impl Scheduled {
+    /// The clock's insertion at `now_ms`, whose retraction it keeps among
+    /// the gathered changes for the next refresh.
+    fn clock_batch(&mut self, position: Position, now_ms: i64) -> SourceBatch {
+        let row = clock::row(now_ms);
+        self.pending.insert(clock::TABLE.to_string(), vec![(row.clone(), -1)]);
+        self.pending_changes += 1;
+        SourceBatch { position, tables: vec![(clock::TABLE.to_string(), vec![(row, 1)])] }
+    }
+}
+
+/// One output of two batches applied in turn: each view's changes
+/// together, consolidated.
+fn merge(first: denorm_core::BatchOutput, then: denorm_core::BatchOutput) -> denorm_core::BatchOutput {
+    let mut by_view: BTreeMap<ViewId, Vec<(Row, Diff)>> = BTreeMap::new();
+    for view in first.views.into_iter().chain(then.views) {
+        by_view.entry(view.view).or_default().extend(view.changes);
+    }
+    let mut errors = first.errors;
+    for (view, e) in then.errors {
+        if !errors.iter().any(|(v, _)| *v == view) {
+            errors.push((view, e));
+        }
+    }
+    let views = by_view
+        .into_iter()
+        .filter_map(|(view, mut changes)| {
+            consolidate(&mut changes);
+            (!changes.is_empty() && !errors.iter().any(|(v, _)| *v == view))
+                .then_some(denorm_core::ViewOutput { view, changes })
+        })
+        .collect();
+    let mut rejected = first.rejected;
+    rejected.extend(then.rejected);
+    denorm_core::BatchOutput { position: then.position, views, errors, rejected }
+}
+
 /// Moves a dataflow's output into `step`, mapping its view ids to (slot,
 /// part); each slot's failure is reported once.
 fn collect(step: &mut Step, failed: &mut BTreeSet<usize>, slots: &[(usize, usize)], output: denorm_core::BatchOutput) {
@@ -601,5 +688,89 @@ mod tests {
 
     fn of_after(flow: &Flow, names: &[String], view: &str) -> usize {
         flow.state_bytes(names).iter().filter(|(v, _, _)| v == view).map(|(_, _, b)| b).sum()
+    }
+
+    /// The wall clock of the clock tests: set by the test, read by the flow.
+    static WALL_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+    fn wall() -> i64 {
+        WALL_MS.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn at(ms: i64) {
+        WALL_MS.store(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// 2024-05-01 10:00:00 UTC.
+    const TEN: i64 = 1_714_557_600_000;
+
+    fn ids(step: &Step, slot: usize) -> Vec<(i64, Diff)> {
+        let mut out: Vec<(i64, Diff)> = step
+            .views
+            .iter()
+            .filter(|(s, _, _)| *s == slot)
+            .flat_map(|(_, _, changes)| changes.iter())
+            .map(|(r, d)| match r.get(0) {
+                Datum::Int(id) => (id, *d),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    fn clock_flow(start: Instant) -> Flow {
+        let sql = "CREATE MATERIALIZED VIEW live AS SELECT id FROM sales;
+                   CREATE MATERIALIZED VIEW recent WITH (refresh = '1m') AS
+                   SELECT id FROM sales WHERE day > datetime('now', '-1 hour');";
+        let planned: Vec<Option<ViewDef>> =
+            plan_views(sql, &catalog(), Dialect::Sqlite).unwrap().into_iter().map(Some).collect();
+        Flow::new(catalog(), &planned, Dialect::Sqlite, start).unwrap().with_wall_clock(wall)
+    }
+
+    /// A scheduled view reading the clock: the snapshot computes it at the
+    /// wall-clock time; a refresh moves the clock, so a row ages out
+    /// without a source change; after a checkpoint and a load, the next
+    /// refresh moves the clock from the saved time to the new one.
+    #[test]
+    fn the_clock_moves_at_each_refresh_and_across_a_checkpoint() {
+        let start = Instant::now();
+        let minute = Duration::from_secs(60);
+        let mut flow = clock_flow(start);
+        at(TEN);
+        let rows = vec![(sale(1, "2024-05-01 09:00:30", 1), 1), (sale(2, "2024-05-01 09:30:00", 1), 1)];
+        let step = flow.snapshot(&batch(1, rows));
+        assert_eq!(ids(&step, 1), vec![(1, 1), (2, 1)]);
+        // The on-change view does not read the clock, and only moves with
+        // the source.
+        assert_eq!(ids(&step, 0), vec![(1, 1), (2, 1)]);
+        // The comparison with the clock is maintained in order (a refresh
+        // touches the rows crossing the bound), not as a product.
+        let names = ["live", "recent"].map(String::from);
+        let operators: Vec<String> =
+            flow.state_bytes(&names).into_iter().filter(|(v, _, _)| v == "recent").map(|(_, o, _)| o).collect();
+        assert!(operators.iter().any(|o| o.contains("ScalarFilter")), "{operators:?}");
+
+        at(TEN + 60_000);
+        let step = flow.refresh_due(start + minute).unwrap();
+        assert_eq!(ids(&step, 1), vec![(1, -1)], "row 1 aged out without a source change");
+        assert_eq!(ids(&step, 0), vec![]);
+
+        let mut w = denorm_core::checkpoint::Writer::default();
+        flow.save_checkpoint(&mut w).unwrap();
+        let mut loaded = clock_flow(start);
+        loaded.load_checkpoint(&mut denorm_core::checkpoint::Reader::new(&w.buf), true).unwrap();
+        // Restarted 40 minutes later: the saved time is retracted, the new
+        // one inserted, at the next refresh.
+        at(TEN + 40 * 60_000);
+        let step = loaded.refresh_due(start + 2 * minute).unwrap();
+        assert_eq!(ids(&step, 1), vec![(2, -1)]);
+        assert_eq!(ids(&step, 0), vec![]);
+        // A source change gathered, then the clock moved back within the
+        // hour of both rows: they return with the new one.
+        loaded.apply(&batch(2, vec![(sale(3, "2024-05-01 10:10:00", 1), 1)]));
+        at(TEN);
+        let step = loaded.refresh_due(start + 3 * minute).unwrap();
+        assert_eq!(ids(&step, 1), vec![(1, 1), (2, 1), (3, 1)]);
     }
 }

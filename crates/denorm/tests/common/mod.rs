@@ -274,6 +274,23 @@ pub fn committed_position(conn: &Connection) -> i64 {
     .unwrap()
 }
 
+/// Waits until denorm has released every logged change of the source
+/// (`_denorm_changes` empty): it releases only what its state directory
+/// made durable, so after this a `kill -9` loses nothing it logged. (A
+/// fixed sleep past the durable interval was not enough on a loaded
+/// machine.)
+pub fn wait_until_released(conn: &Connection) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let left: i64 = conn.query_row("SELECT count(*) FROM _denorm_changes", [], |r| r.get(0)).unwrap();
+        if left == 0 {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{left} logged changes not released after 120 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A JSON value from the API as a datum.
 pub fn datum(json: &Json) -> Value {
     match json {

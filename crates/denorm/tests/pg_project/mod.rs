@@ -51,6 +51,12 @@ impl PgProject {
     /// As [`PgProject::new`], with `options` added to the config's
     /// `[source]` table.
     pub fn with_options(name: &str, schema: &str, views: &str, options: &str) -> PgProject {
+        PgProject::with_ctype(name, schema, views, options, "C")
+    }
+
+    /// As [`PgProject::with_options`], the database created with
+    /// `LC_CTYPE ctype` (the collation stays "C").
+    pub fn with_ctype(name: &str, schema: &str, views: &str, options: &str, ctype: &str) -> PgProject {
         let database = format!("denorm_{name}");
         let slot = database.clone();
         let mut admin = Client::connect(&server_url(), NoTls).expect("the test server accepts connections");
@@ -58,7 +64,7 @@ impl PgProject {
         admin.batch_execute(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)")).unwrap();
         // The "C" collation: text compares bytewise, as in denorm.
         admin
-            .batch_execute(&format!("CREATE DATABASE {database} TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'"))
+            .batch_execute(&format!("CREATE DATABASE {database} TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE '{ctype}'"))
             .unwrap();
         let url = url_for(&server_url(), &database);
         Client::connect(&url, NoTls).unwrap().batch_execute(schema).unwrap();
