@@ -51,6 +51,9 @@ pub(crate) struct Derived {
     pub collations: Vec<Option<denorm_types::Collation>>,
     /// Which output columns are PostgreSQL `smallint`/`integer`.
     pub narrow: Vec<bool>,
+    /// Which output columns have no SQLite affinity (see
+    /// [`crate::types::Typed::no_affinity`]).
+    pub no_affinity: Vec<bool>,
 }
 
 pub(crate) fn plan_derived(
@@ -77,7 +80,9 @@ pub(crate) fn plan_derived(
         let schema = relation_schema(alias, &planned.columns, &planned.key, cx.dialect);
         let collations = planned.columns.iter().map(|c| c.collation).collect();
         let narrow = planned.columns.iter().map(|c| c.narrow).collect();
-        return Ok(Derived { schema, plan: planned.plan, reads: planned.reads, rank: None, collations, narrow });
+        let no_affinity = planned.columns.iter().map(|c| c.no_affinity).collect();
+        let reads = planned.reads;
+        return Ok(Derived { schema, plan: planned.plan, reads, rank: None, collations, narrow, no_affinity });
     }
     let select = query_select(subquery, &inner)?;
     let (scope, body) = plan_select(select, &inner)?;
@@ -86,7 +91,9 @@ pub(crate) fn plan_derived(
     let schema = relation_schema(alias, &finished.columns, &finished.key, cx.dialect);
     let collations = finished.columns.iter().map(|c| c.collation).collect();
     let narrow = finished.columns.iter().map(|c| c.narrow).collect();
-    Ok(Derived { schema, plan: finished.plan, reads: scope.dependencies(cx.catalog), rank, collations, narrow })
+    let no_affinity = finished.columns.iter().map(|c| c.no_affinity).collect();
+    let reads = scope.dependencies(cx.catalog);
+    Ok(Derived { schema, plan: finished.plan, reads, rank, collations, narrow, no_affinity })
 }
 
 /// How the outer query sees a subquery's output: typed columns, keyed by

@@ -126,7 +126,8 @@ impl Grouping {
         let group = &self.groups[i];
         let keyed = self.written.get(i).is_some_and(|w| *w != group.expr);
         let t = Typed::new(Expr::Column(i), group.ty, group.nullable).collated(group.collation, group.explicit);
-        Typed { keyed, bpchar: group.bpchar, narrow: group.narrow, ..t }
+        let no_affinity = !crate::types::has_affinity(group);
+        Typed { keyed, bpchar: group.bpchar, narrow: group.narrow, no_affinity, ..t }
     }
 
     /// The group column computing `expr` (as keyed or as written).
@@ -278,7 +279,10 @@ impl<'a, 'c> Lowerer<'a, 'c> {
     /// written.
     fn dependent_value(&self, position: usize, t: Typed, grouping: &RefCell<Grouping>) -> Typed {
         let column = grouping.borrow_mut().register(AggregateFunc::Min, Some(Expr::Column(position)), t.ty, t.nullable);
-        Typed::new(Expr::Column(column), t.ty, t.nullable).collated(t.collation, false).narrowed(t.narrow)
+        Typed::new(Expr::Column(column), t.ty, t.nullable)
+            .collated(t.collation, false)
+            .narrowed(t.narrow)
+            .without_affinity(t.no_affinity)
     }
 
     /// A column of the joined row (wildcard expansion) in the current mode;
@@ -886,5 +890,5 @@ fn column_value(c: &crate::scope::ColumnRef) -> Typed {
     if let Some(t) = &c.merged {
         return t.clone();
     }
-    Typed::new(Expr::Column(c.position), c.ty, c.nullable).narrowed(c.narrow)
+    Typed::new(Expr::Column(c.position), c.ty, c.nullable).narrowed(c.narrow).without_affinity(c.no_affinity)
 }

@@ -600,7 +600,9 @@ impl<'x, 'q, 'c> Planner<'x, 'q, 'c> {
             let typed = |c: &crate::scope::ColumnRef| {
                 let t = match &c.merged {
                     Some(t) => t.clone(),
-                    None => Typed::new(Expr::Column(c.position), c.ty, c.nullable).collated(c.collation, false),
+                    None => Typed::new(Expr::Column(c.position), c.ty, c.nullable)
+                        .collated(c.collation, false)
+                        .without_affinity(c.no_affinity),
                 };
                 // PostgreSQL compares the two as their common type.
                 match self.cx.dialect == Dialect::Postgres && t.ty != common && t.ty != ScalarType::Null {
@@ -1340,6 +1342,7 @@ fn push<'c>(
             scope.push_derived(name, d.schema, d.reads, outer);
             scope.set_collations(d.collations);
             scope.set_narrow(d.narrow);
+            scope.set_no_affinity(d.no_affinity);
             d.plan
         }
     }

@@ -654,7 +654,8 @@ impl Lowerer<'_, '_> {
             },
             false => Expr::Column(column),
         };
-        Ok(Typed { bpchar, ..Typed::new(value, ty, nullable) }.narrowed(narrow))
+        // An aggregate's result has no affinity in SQLite.
+        Ok(Typed { bpchar, ..Typed::new(value, ty, nullable) }.narrowed(narrow).without_affinity(true))
     }
 
     fn aggregate_type(

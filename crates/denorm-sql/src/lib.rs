@@ -371,6 +371,10 @@ pub struct OutputColumn {
     /// `bigint` (denorm holds all three as [`ScalarType::Int`]); a query
     /// over the view as a subquery sums it as `bigint`, not `numeric`.
     pub narrow: bool,
+    /// SQLite: the column has no type affinity (its expression is neither
+    /// a column with one nor a CAST): a query over it as a subquery
+    /// converts nothing when comparing it (see `types::has_affinity`).
+    pub no_affinity: bool,
 }
 
 /// `WITH (on_stale = …)`: what a read gets while the view is beyond its

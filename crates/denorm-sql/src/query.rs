@@ -734,7 +734,9 @@ fn unify_columns(
         let narrow_side = |c: &OutputColumn| c.narrow || c.ty == ScalarType::Null;
         let narrow = ty == ScalarType::Int && narrow_side(l) && narrow_side(r);
         let nullable = l.nullable || r.nullable;
-        columns.push(OutputColumn { name: l.name.clone(), ty, nullable, collation, narrow });
+        // SQLite: the leftmost operand's affinity, as its collation.
+        let no_affinity = l.no_affinity;
+        columns.push(OutputColumn { name: l.name.clone(), ty, nullable, collation, narrow, no_affinity });
     }
     Ok((columns, casts))
 }

@@ -43,6 +43,9 @@ pub(crate) struct Relation<'c> {
     /// Which columns are PostgreSQL `smallint`/`integer` (see
     /// [`crate::types::Typed::narrow`]).
     pub narrow: Vec<bool>,
+    /// Which columns have no SQLite affinity (a derived table's computed
+    /// columns; see [`crate::types::Typed::no_affinity`]).
+    pub no_affinity: Vec<bool>,
 }
 
 /// A column resolved to its position in the joined row.
@@ -59,6 +62,8 @@ pub(crate) struct ColumnRef {
     pub merged: Option<Typed>,
     /// A PostgreSQL `smallint`/`integer` (see [`crate::types::Typed::narrow`]).
     pub narrow: bool,
+    /// No SQLite affinity (see [`crate::types::Typed::no_affinity`]).
+    pub no_affinity: bool,
 }
 
 /// Two columns merged into one by `JOIN … USING (c)` or `NATURAL JOIN`:
@@ -144,7 +149,8 @@ impl<'c> Scope<'c> {
                 .collect(),
             _ => vec![false; table.columns.len()],
         };
-        self.relations.push(Relation { name, table, derived, offset, outer, collations, narrow });
+        let no_affinity = vec![false; table.columns.len()];
+        self.relations.push(Relation { name, table, derived, offset, outer, collations, narrow, no_affinity });
     }
 
     /// Sets the collations of the last relation's columns (a derived table's
@@ -168,6 +174,16 @@ impl<'c> Scope<'c> {
         }
     }
 
+    /// Marks which of the last relation's columns have no SQLite affinity
+    /// (a derived table's computed columns).
+    pub fn set_no_affinity(&mut self, no_affinity: Vec<bool>) {
+        if let Some(r) = self.relations.last_mut() {
+            if no_affinity.len() == r.no_affinity.len() {
+                r.no_affinity = no_affinity;
+            }
+        }
+    }
+
     pub fn relation(&self, name: &str) -> Option<usize> {
         self.relations.iter().position(|r| r.name.eq_ignore_ascii_case(name))
     }
@@ -187,6 +203,7 @@ impl<'c> Scope<'c> {
             collation: r.collations.get(column).copied().flatten(),
             merged: None,
             narrow: r.narrow.get(column).copied().unwrap_or(false),
+            no_affinity: r.no_affinity.get(column).copied().unwrap_or(false),
         }
     }
 

@@ -326,7 +326,8 @@ pub(crate) fn plan_select_ordered<'q, 'c>(
                 let mut items = lower_items(&lowerer, select, &namer, Some(w.index))?;
                 let (input, window) = window::plan(input, &w, &lowerer, cx)?;
                 let rank = input.arity();
-                items[window.item].typed = Typed::new(Expr::Column(rank), ScalarType::Int, false);
+                items[window.item].typed =
+                    Typed::new(Expr::Column(rank), ScalarType::Int, false).without_affinity(true);
                 Body {
                     input,
                     items,
@@ -1008,7 +1009,9 @@ pub(crate) fn finish(
         // A character(n) column keeps its mark for an enclosing query.
         let collation = if item.typed.bpchar { Some(denorm_types::Collation::Rtrim) } else { item.typed.collation };
         let narrow = item.typed.narrow && ty == ScalarType::Int;
-        columns.push(OutputColumn { name: item.name.clone(), ty, nullable: item.typed.nullable, collation, narrow });
+        let no_affinity = !crate::types::has_affinity(&item.typed);
+        let nullable = item.typed.nullable;
+        columns.push(OutputColumn { name: item.name.clone(), ty, nullable, collation, narrow, no_affinity });
     }
     // ORDER BY expressions outside the select list ride along after it.
     final_exprs.extend(body.ordering.hidden.iter().map(|i| i.typed.expr.clone()));

@@ -170,7 +170,8 @@ pub(crate) fn plan<'q>(
             rank: true,
             numbering: Numbering::Shift(p.shift),
         };
-        columns.push((call.expr, Typed::new(Expr::Column(at), p.typed.ty, true).narrowed(p.typed.narrow)));
+        let value = Typed::new(Expr::Column(at), p.typed.ty, true).narrowed(p.typed.narrow).without_affinity(true);
+        columns.push((call.expr, value));
     }
     Ok((plan, columns))
 }

@@ -448,7 +448,8 @@ fn in_matches(
     let mut finished = finish(body, &select, &scope, &inner.cx)?;
     let y = &finished.columns[0];
     let y = Typed::new(Expr::Column(0), crate::func::outside_subquery(y.ty, lw.dialect), y.nullable)
-        .collated(y.collation, false);
+        .collated(y.collation, false)
+        .without_affinity(y.no_affinity);
     let collation = types::comparison_collation(&needle, &y);
     if collation != y.own_collation() && y.ty == ScalarType::Text {
         // Matched under a collation: the subquery's values deduplicated by
@@ -572,7 +573,7 @@ fn scalar(lw: &Lowerer<'_, '_>, subqueries: &Subqueries<'_, '_>, q: &ast::Query,
     let ty = crate::func::outside_subquery(column.ty, lw.dialect);
     let keys = subqueries.key_columns(inner.outer_keys());
     let first = subqueries.join(right, keys, correlation);
-    Ok(Typed::new(Expr::Column(first), ty, true).narrowed(column.narrow))
+    Ok(Typed::new(Expr::Column(first), ty, true).narrowed(column.narrow).without_affinity(column.no_affinity))
 }
 
 /// ORDER BY … LIMIT 1 of a scalar subquery over `plan` ([value,
@@ -778,5 +779,8 @@ fn aggregate_value(
         expr = Expr::Case { branches: vec![(predicate, expr)], otherwise: Box::new(Expr::Literal(Datum::Null)) };
     }
     let ty = crate::func::outside_subquery(value.ty, inner.cx.dialect);
-    Typed::new(expr, ty, nullable).narrowed(value.narrow)
+    // SQLite: the subquery's value keeps its expression's affinity (none
+    // for an aggregate's).
+    let no_affinity = !crate::types::has_affinity(value);
+    Typed::new(expr, ty, nullable).narrowed(value.narrow).without_affinity(no_affinity)
 }

@@ -37,11 +37,28 @@ pub(crate) struct Typed {
     /// `jsonb` one (a source column's, or what `->`/`#>` take from one),
     /// whose bare scalars `->` reads as one-element arrays.
     pub narrow: bool,
+    /// SQLite: a column that has no type affinity although it is read as
+    /// a column — a subquery's computed column, an aggregate's or a window
+    /// function's result — so [`has_affinity`] does not convert the other
+    /// operand of a comparison by it (datatype3.html §3.2: only a column
+    /// reference or a CAST has an affinity, and a subquery's column takes
+    /// its expression's).
+    pub no_affinity: bool,
 }
 
 impl Typed {
     pub fn new(expr: Expr, ty: ScalarType, nullable: bool) -> Self {
-        Typed { expr, ty, nullable, collation: None, explicit: false, keyed: false, bpchar: false, narrow: false }
+        Typed {
+            expr,
+            ty,
+            nullable,
+            collation: None,
+            explicit: false,
+            keyed: false,
+            bpchar: false,
+            narrow: false,
+            no_affinity: false,
+        }
     }
 
     /// The same expression carrying `collation`.
@@ -67,6 +84,12 @@ impl Typed {
     /// COALESCE over them (a NULL takes the other operands' type).
     pub fn all_narrow<'t>(items: impl IntoIterator<Item = &'t Typed>) -> bool {
         items.into_iter().all(|t| t.narrow || t.ty == ScalarType::Null)
+    }
+
+    /// The same value marked as having no SQLite affinity (see
+    /// [`Typed::no_affinity`]).
+    pub fn without_affinity(self, no_affinity: bool) -> Self {
+        Typed { no_affinity, ..self }
     }
 
     pub fn null() -> Self {
@@ -296,11 +319,13 @@ pub(crate) fn bpchar_literal(t: Typed) -> Typed {
 }
 
 /// Whether SQLite gives the operand a type affinity that it then applies to
-/// an operand without one: a column (of a table, a subquery or an
-/// aggregate: denorm does not tell them apart here) or a CAST.
-fn has_affinity(t: &Typed) -> bool {
+/// an operand without one: a column of a table, or of a subquery whose
+/// expression is one, or a CAST — not an aggregate's, a window function's
+/// or a subquery's computed column ([`Typed::no_affinity`]).
+pub(crate) fn has_affinity(t: &Typed) -> bool {
     matches!(t.ty, ScalarType::Int | ScalarType::Float | ScalarType::Text)
         && matches!(t.expr, Expr::Column(_) | Expr::Cast { .. })
+        && !t.no_affinity
 }
 
 /// SQLite compares a value without affinity with a typed column after
@@ -330,7 +355,7 @@ pub(crate) fn comparison_collation(left: &Typed, right: &Typed) -> Collation {
 pub(crate) fn collation_key(t: Typed, c: Collation) -> Typed {
     if c == Collation::Binary || t.ty != ScalarType::Text || (t.keyed && t.collation == Some(c)) {
         // A character(n) value is its own key (padded alike within a column).
-        return Typed { bpchar: t.bpchar, ..Typed::new(t.expr, t.ty, t.nullable) };
+        return Typed { bpchar: t.bpchar, no_affinity: t.no_affinity, ..Typed::new(t.expr, t.ty, t.nullable) };
     }
     let expr = match t.expr {
         Expr::Literal(Datum::Text(s)) => Expr::Literal(Datum::Text(c.key(&s).into_owned().into())),

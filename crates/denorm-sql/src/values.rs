@@ -78,7 +78,9 @@ fn columns(rows: &[Vec<Typed>], at: Option<Location>) -> Result<Vec<OutputColumn
             })?;
             nullable |= row[i].nullable || row[i].ty == ScalarType::Null;
         }
-        columns.push(OutputColumn { name: format!("column{}", i + 1), ty, nullable, collation: None, narrow: false });
+        // VALUES columns have no affinity in SQLite.
+        let name = format!("column{}", i + 1);
+        columns.push(OutputColumn { name, ty, nullable, collation: None, narrow: false, no_affinity: true });
     }
     Ok(columns)
 }

@@ -4,7 +4,11 @@
 //! before comparing (datatype3.html §4.2): NUMERIC affinity to the text when
 //! the number is a column (`'1'`, `' 1'`, `'1.0'`, `'1e0'` equal 1, `'1x'`
 //! and `'01x'` do not), TEXT affinity to the number when only the text is a
-//! column (`a.i + 0 = b.t` compares `'1'` with the text). Random workloads
+//! column (`a.i + 0 = b.t` compares `'1'` with the text). A subquery's
+//! column has its expression's affinity: a bare column's or a CAST's, none
+//! for a computed one, an aggregate's or a scalar subquery's `max(…)` (so
+//! TEXT affinity converts the number there: `' 1'` no longer equals 1).
+//! Random workloads
 //! over such spellings run on a real SQLite and the engine; after every
 //! batch every view must equal SQLite's answer, row for row.
 
@@ -30,6 +34,16 @@ CREATE MATERIALIZED VIEW cast_text AS SELECT a.id AS a_id, b.id AS b_id FROM a J
 CREATE MATERIALIZED VIEW compared AS
 SELECT a.id AS a_id, b.id AS b_id, a.i = b.t AS eq, a.i < b.t AS lt, b.t >= a.r AS ge FROM a JOIN b ON a.id = b.id;
 CREATE MATERIALIZED VIEW filtered AS SELECT id, t FROM b WHERE n = t OR t = n + 0;
+CREATE MATERIALIZED VIEW sub_column AS SELECT s.id AS a_id, b.id AS b_id FROM (SELECT id, i AS x FROM a) AS s JOIN b ON s.x = b.t;
+CREATE MATERIALIZED VIEW sub_computed AS
+SELECT s.id AS a_id, b.id AS b_id FROM (SELECT id, i + 0 AS x FROM a) AS s JOIN b ON s.x = b.t;
+CREATE MATERIALIZED VIEW sub_cast AS
+SELECT s.id AS a_id, b.id AS b_id FROM (SELECT id, CAST(i AS INTEGER) AS x FROM a) AS s JOIN b ON s.x = b.t;
+CREATE MATERIALIZED VIEW sub_count AS
+SELECT g.i, b.id AS b_id, g.n FROM (SELECT i, COUNT(*) AS n FROM a GROUP BY i) AS g JOIN b ON g.n = b.t;
+CREATE MATERIALIZED VIEW sub_group_expr AS
+SELECT g.x, b.id AS b_id FROM (SELECT i + 0 AS x FROM a GROUP BY i + 0) AS g JOIN b ON g.x = b.t;
+CREATE MATERIALIZED VIEW scalar_max AS SELECT b.id, b.t FROM b WHERE b.t = (SELECT max(i) FROM a);
 ";
 
 const INTS: &[&str] = &["1", "1x", "01x", "abc", "2"];

@@ -698,8 +698,14 @@ mod tests {
 
     #[test]
     fn full_report() {
-        let column =
-            |name: &str, ty, nullable| OutputColumn { name: name.into(), ty, nullable, collation: None, narrow: false };
+        let column = |name: &str, ty, nullable| OutputColumn {
+            name: name.into(),
+            ty,
+            nullable,
+            collation: None,
+            narrow: false,
+            no_affinity: false,
+        };
         let view = ViewDef {
             name: "product_stats".into(),
             columns: vec![

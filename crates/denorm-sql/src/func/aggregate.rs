@@ -25,6 +25,7 @@ use crate::{Location, PlanError};
 pub(super) fn total(column: usize) -> Typed {
     let sum = Expr::Coalesce(vec![Expr::Column(column), Expr::Literal(Datum::Float(0.0))]);
     Typed::new(Expr::Cast { expr: Box::new(sum), to: ScalarType::Float }, ScalarType::Float, false)
+        .without_affinity(true)
 }
 
 impl Lowerer<'_, '_> {
