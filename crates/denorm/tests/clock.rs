@@ -10,9 +10,7 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{eventually, view_differs_from_select, Denorm, Project};
+use common::{view_differs_from_select, wait_for_ids, Denorm, Project};
 use rusqlite::Connection;
 use serde_json::json;
 
@@ -36,19 +34,6 @@ fn insert(db: &Connection, id: i64, kind: &str, offset: &str) {
         rusqlite::params![id, kind, offset],
     )
     .unwrap();
-}
-
-fn ids(denorm: &Denorm) -> Vec<i64> {
-    let (status, rows) = denorm.get("/views/recent?order=id");
-    assert_eq!(status, 200, "{rows}");
-    rows.as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()).collect()
-}
-
-fn wait_ids(denorm: &Denorm, want: &[i64]) {
-    eventually(Duration::from_millis(50), || match ids(denorm) {
-        got if got == want => Ok(()),
-        got => Err(format!("/views/recent: {got:?}, want {want:?}")),
-    });
 }
 
 fn same_as_sqlite(denorm: &Denorm, db: &Connection) {
@@ -88,28 +73,28 @@ fn a_row_ages_out_without_a_source_change_and_across_a_restart() {
 
     let mut denorm = Denorm::start(&project.config);
     denorm.wait_for_log("snapshot written to the state directory");
-    wait_ids(&denorm, &[1, 3]);
+    wait_for_ids(&denorm, "recent", &[1, 3]);
     same_as_sqlite(&denorm, &db);
 
     // An event that turns an hour old 15 s from now: in the view, then out
     // of it with no write in between.
     insert(&db, 4, "b", "-3585 seconds");
-    wait_ids(&denorm, &[1, 3, 4]);
+    wait_for_ids(&denorm, "recent", &[1, 3, 4]);
     denorm.wait_rows("everything", json!([{"id": 1}, {"id": 2}, {"id": 3}, {"id": 4}]));
-    wait_ids(&denorm, &[1, 3]);
+    wait_for_ids(&denorm, "recent", &[1, 3]);
     same_as_sqlite(&denorm, &db);
 
     // Another one, then a graceful restart (the checkpoint holds the clock
     // of the last refresh): after it the clock moves on and the row ages
     // out, still without a write.
     insert(&db, 5, "a", "-3585 seconds");
-    wait_ids(&denorm, &[1, 3, 5]);
+    wait_for_ids(&denorm, "recent", &[1, 3, 5]);
     let log = denorm.stop_cleanly();
     assert!(log.contains("checkpoint written to the state directory"), "{log}");
     let mut denorm = Denorm::start(&project.config);
     let line = denorm.wait_for_log("resumed from the state directory");
     assert!(line.contains("from_checkpoint=true"), "{}", denorm.lines.join("\n"));
-    wait_ids(&denorm, &[1, 3]);
+    wait_for_ids(&denorm, "recent", &[1, 3]);
     same_as_sqlite(&denorm, &db);
     denorm.stop_cleanly();
 }

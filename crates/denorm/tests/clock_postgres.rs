@@ -9,9 +9,7 @@
 mod common;
 mod pg_project;
 
-use std::time::Duration;
-
-use common::{eventually, Denorm};
+use common::{wait_for_ids, Denorm};
 use pg_project::{assert_views_equal, PgProject};
 
 const SCHEMA: &str = "
@@ -28,19 +26,6 @@ const VIEWS: &[(&str, &str)] = &[
          WHERE created_at BETWEEN current_timestamp - INTERVAL '90 minutes' AND transaction_timestamp() GROUP BY kind",
     ),
 ];
-
-fn ids(denorm: &Denorm) -> Vec<i64> {
-    let (status, rows) = denorm.get("/views/recent?order=id");
-    assert_eq!(status, 200, "{rows}");
-    rows.as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()).collect()
-}
-
-fn wait_ids(denorm: &Denorm, want: &[i64]) {
-    eventually(Duration::from_millis(50), || match ids(denorm) {
-        got if got == want => Ok(()),
-        got => Err(format!("/views/recent: {got:?}, want {want:?}")),
-    });
-}
 
 #[test]
 fn now_and_current_date_follow_the_clock() {
@@ -70,13 +55,13 @@ fn now_and_current_date_follow_the_clock() {
     assert_eq!(stdout.matches("  clock: reads the current time").count(), VIEWS.len(), "{stdout}");
 
     let denorm = Denorm::start(&project.config);
-    wait_ids(&denorm, &[1, 3]);
+    wait_for_ids(&denorm, "recent", &[1, 3]);
     assert_views_equal(&denorm, &mut client, VIEWS, &[]);
 
     // An hour old 15 s from now: in the view, then out with no write.
     insert(&mut client, 4, "b", "3585 seconds", 1);
-    wait_ids(&denorm, &[1, 3, 4]);
-    wait_ids(&denorm, &[1, 3]);
+    wait_for_ids(&denorm, "recent", &[1, 3, 4]);
+    wait_for_ids(&denorm, "recent", &[1, 3]);
     assert_views_equal(&denorm, &mut client, VIEWS, &[]);
     denorm.stop_cleanly();
 }

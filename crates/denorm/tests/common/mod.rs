@@ -291,6 +291,21 @@ pub fn wait_until_released(conn: &Connection) {
     }
 }
 
+/// The `id`s of view `view`'s rows, in order.
+pub fn view_ids(denorm: &Denorm, view: &str) -> Vec<i64> {
+    let (status, rows) = denorm.get(&format!("/views/{view}?order=id"));
+    assert_eq!(status, 200, "{rows}");
+    rows.as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()).collect()
+}
+
+/// Waits until view `view` holds exactly the rows `want` (by `id`).
+pub fn wait_for_ids(denorm: &Denorm, view: &str, want: &[i64]) {
+    eventually(Duration::from_millis(50), || match view_ids(denorm, view) {
+        got if got == want => Ok(()),
+        got => Err(format!("/views/{view}: {got:?}, want {want:?}")),
+    });
+}
+
 /// A JSON value from the API as a datum.
 pub fn datum(json: &Json) -> Value {
     match json {
